@@ -1,0 +1,1 @@
+//! orcd-conformance (being written)

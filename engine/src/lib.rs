@@ -1,0 +1,15 @@
+//! orcd-engine: the worker-orcd inference engine.
+//!
+//! Module map (see docs/ARCHITECTURE.md):
+//! - [`gguf`]: GGUF reader (mmap, bounds-checked) and writer; ggml type table.
+//! - [`quant`]: block formats, dequantize / quantize, scalar reference path.
+//! - [`npy`]: `.npy` interchange for goldens and the `tensor` command.
+//! - [`cli`]: the `worker-orcd` command line (DESIGN §6).
+
+pub mod cli;
+pub mod error;
+pub mod gguf;
+pub mod npy;
+pub mod quant;
+
+pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(orcd_engine::cli::main_with_args(std::env::args().collect()));
+}
