@@ -1,1 +1,34 @@
-//! orcd-conformance (being written)
+//! orcd-conformance: the data-driven conformance harness.
+//!
+//! - [`case`]: what a case is, its outcome (pass / fail / not-run-with-reason), backends.
+//! - [`discover`]: finds cases — YAML case files under `goldens/**`, the generated malformed-GGUF
+//!   corpus, external fixtures from the fetch cache.
+//! - [`suites`]: one runner per suite (`gguf`, `quant`, ...). A runner compares the engine with a
+//!   golden recorded from an independent reference; nothing compares the engine with itself.
+//! - [`report`]: report.md, report.json, junit.xml from a set of results.
+//!
+//! Invariant: a case that cannot run here (file not fetched, no CUDA device) is `NotRun` with a
+//! reason — never a pass.
+
+pub mod case;
+pub mod discover;
+pub mod paths;
+pub mod report;
+pub mod suites;
+
+pub use case::{Backend, Case, CaseResult, Outcome};
+
+/// The harness's error type.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{path}: invalid case file: {message}")]
+    CaseFile { path: std::path::PathBuf, message: String },
+    #[error("{0}")]
+    Engine(#[from] orcd_engine::Error),
+    #[error("{0}")]
+    Report(String),
+}
+
+pub type Result<T, E = HarnessError> = std::result::Result<T, E>;

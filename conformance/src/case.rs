@@ -1,0 +1,140 @@
+//! Cases, backends and outcomes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// A backend a case runs on. Backend-independent suites (gguf, quant reference) run on `cpu`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cpu,
+    Cuda,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+}
+
+/// What a case runs; each variant is handled by one suite runner.
+#[derive(Debug, Clone)]
+pub enum CaseKind {
+    /// A quant golden (YAML + .npy) recorded with gguf-py.
+    Quant(crate::suites::quant::QuantCase),
+    /// A malformed GGUF file that must be rejected with a given error kind.
+    GgufMalformed { bytes: Arc<Vec<u8>>, expected_kind: String, description: String },
+    /// Reader output vs gguf-py's reading of the same file.
+    GgufInspect(Box<crate::suites::gguf::InspectCase>),
+    /// Every tensor of a file dequantized vs gguf-py's dequantization (sha256 per tensor).
+    GgufTensors(Box<crate::suites::gguf::TensorsCase>),
+}
+
+/// One case (the backend is chosen when it runs).
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub suite: String,
+    pub name: String,
+    /// The case file (or a description of the generator) — printed on failure.
+    pub source: PathBuf,
+    pub backends: Vec<Backend>,
+    pub kind: CaseKind,
+}
+
+impl Case {
+    /// The trial id: `suite::name::backend` (what nextest filters on).
+    pub fn id(&self, backend: Backend) -> String {
+        format!("{}::{}::{}", self.suite, self.name, backend.name())
+    }
+
+    /// The exact command that reruns this case alone.
+    pub fn rerun_command(&self, backend: Backend) -> String {
+        format!("cargo nextest run -p orcd-conformance --test conformance -E 'test(={})'", self.id(backend))
+    }
+
+    /// Why this case cannot run here, if it cannot.
+    pub fn not_run_reason(&self, backend: Backend) -> Option<String> {
+        if backend == Backend::Cuda {
+            return Some("no CUDA backend in this build yet".into());
+        }
+        crate::suites::not_run_reason(self)
+    }
+}
+
+/// The outcome of one case on one backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Pass { detail: String },
+    Fail { message: String },
+    NotRun { reason: String },
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Pass { .. } => "pass",
+            Outcome::Fail { .. } => "fail",
+            Outcome::NotRun { .. } => "not_run",
+        }
+    }
+}
+
+/// A case's result as reports carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub suite: String,
+    pub name: String,
+    pub backend: Backend,
+    pub source: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub duration_ms: f64,
+    pub rerun: String,
+}
+
+/// Run one case on one backend, timing it, turning a panic into a failure.
+pub fn run_case(case: &Case, backend: Backend) -> CaseResult {
+    let start = std::time::Instant::now();
+    let outcome = match case.not_run_reason(backend) {
+        Some(reason) => Outcome::NotRun { reason },
+        None => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::suites::run(case, backend))) {
+            Ok(o) => o,
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Outcome::Fail { message: format!("panicked: {msg}") }
+            }
+        },
+    };
+    let outcome = match outcome {
+        Outcome::Fail { message } => Outcome::Fail {
+            message: format!(
+                "{message}\n  case: {}\n  backend: {}\n  rerun: {}",
+                case.source.display(),
+                backend.name(),
+                case.rerun_command(backend)
+            ),
+        },
+        o => o,
+    };
+    CaseResult {
+        id: case.id(backend),
+        suite: case.suite.clone(),
+        name: case.name.clone(),
+        backend,
+        source: case.source.display().to_string(),
+        outcome,
+        duration_ms: start.elapsed().as_secs_f64() * 1e3,
+        rerun: case.rerun_command(backend),
+    }
+}

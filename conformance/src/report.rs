@@ -1,0 +1,200 @@
+//! Reports from results: `report.md`, `report.json` (schema `orcd-gate-report/1`, documented in
+//! docs/REPORT_SCHEMA.md) and `junit.xml`. Not-run cases are listed with their reason and are
+//! never counted as passed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::case::{Backend, CaseResult, Outcome};
+use crate::{HarnessError, Result};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub pass: usize,
+    pub fail: usize,
+    pub not_run: usize,
+    pub total: usize,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Outcome) {
+        self.total += 1;
+        match o {
+            Outcome::Pass { .. } => self.pass += 1,
+            Outcome::Fail { .. } => self.fail += 1,
+            Outcome::NotRun { .. } => self.not_run += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteCounts {
+    pub suite: String,
+    pub backend: Backend,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// The whole report (what `report.json` holds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub generated_unix: u64,
+    pub git_commit: Option<String>,
+    pub totals: Counts,
+    pub suites: Vec<SuiteCounts>,
+    pub cases: Vec<CaseResult>,
+}
+
+impl Report {
+    pub fn new(mut cases: Vec<CaseResult>, git_commit: Option<String>, generated_unix: u64) -> Self {
+        cases.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut totals = Counts::default();
+        let mut per: BTreeMap<(String, Backend), Counts> = BTreeMap::new();
+        for c in &cases {
+            totals.add(&c.outcome);
+            per.entry((c.suite.clone(), c.backend)).or_default().add(&c.outcome);
+        }
+        let suites = per.into_iter().map(|((suite, backend), counts)| SuiteCounts { suite, backend, counts }).collect();
+        Report { schema: "orcd-gate-report/1".into(), generated_unix, git_commit, totals, suites, cases }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let t = &self.totals;
+        let _ = writeln!(s, "# orcd-gate report\n");
+        if let Some(c) = &self.git_commit {
+            let _ = writeln!(s, "commit `{c}`\n");
+        }
+        let verdict = if t.fail > 0 {
+            "**FAIL**"
+        } else if t.not_run > 0 {
+            "**INCOMPLETE** (no failures, but some cases did not run)"
+        } else {
+            "**PASS**"
+        };
+        let _ = writeln!(
+            s,
+            "{verdict}: {} passed, {} failed, {} not run, of {} cases.\n",
+            t.pass, t.fail, t.not_run, t.total
+        );
+        let _ = writeln!(s, "| suite | backend | pass | fail | not run | total |\n|---|---|---:|---:|---:|---:|");
+        for x in &self.suites {
+            let c = &x.counts;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                x.suite,
+                x.backend.name(),
+                c.pass,
+                c.fail,
+                c.not_run,
+                c.total
+            );
+        }
+        let fails: Vec<_> = self.cases.iter().filter(|c| matches!(c.outcome, Outcome::Fail { .. })).collect();
+        if !fails.is_empty() {
+            let _ = writeln!(s, "\n## Failures\n");
+            for c in fails {
+                if let Outcome::Fail { message } = &c.outcome {
+                    let _ = writeln!(s, "### `{}`\n\n```\n{}\n```\n", c.id, message.trim_end());
+                }
+            }
+        }
+        let not_run: Vec<_> = self.cases.iter().filter(|c| matches!(c.outcome, Outcome::NotRun { .. })).collect();
+        if !not_run.is_empty() {
+            let _ = writeln!(s, "\n## Not run\n\n| case | reason |\n|---|---|");
+            for c in not_run {
+                if let Outcome::NotRun { reason } = &c.outcome {
+                    let _ = writeln!(s, "| `{}` | {} |", c.id, reason.replace('|', "\\|"));
+                }
+            }
+        }
+        let _ = writeln!(s, "\n## Cases\n\n| case | outcome | ms |\n|---|---|---:|");
+        for c in &self.cases {
+            let _ = writeln!(s, "| `{}` | {} | {:.1} |", c.id, c.outcome.label(), c.duration_ms);
+        }
+        s
+    }
+
+    pub fn junit(&self) -> String {
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let t = &self.totals;
+        let _ = writeln!(
+            s,
+            "<testsuites name=\"orcd-gate\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
+            t.total, t.fail, t.not_run
+        );
+        for x in &self.suites {
+            let c = &x.counts;
+            let _ = writeln!(
+                s,
+                "  <testsuite name=\"{}.{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
+                xml(&x.suite),
+                x.backend.name(),
+                c.total,
+                c.fail,
+                c.not_run
+            );
+            for r in self.cases.iter().filter(|r| r.suite == x.suite && r.backend == x.backend) {
+                let _ = write!(
+                    s,
+                    "    <testcase classname=\"{}.{}\" name=\"{}\" time=\"{:.3}\"",
+                    xml(&r.suite),
+                    r.backend.name(),
+                    xml(&r.name),
+                    r.duration_ms / 1e3
+                );
+                match &r.outcome {
+                    Outcome::Pass { .. } => s.push_str("/>\n"),
+                    Outcome::Fail { message } => {
+                        let first = message.lines().next().unwrap_or("");
+                        let _ = writeln!(
+                            s,
+                            ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                            xml(first),
+                            xml(message)
+                        );
+                    }
+                    Outcome::NotRun { reason } => {
+                        let _ =
+                            writeln!(s, ">\n      <skipped message=\"not run: {}\"/>\n    </testcase>", xml(reason));
+                    }
+                }
+            }
+            s.push_str("  </testsuite>\n");
+        }
+        s.push_str("</testsuites>\n");
+        s
+    }
+
+    /// Write report.md, report.json and junit.xml into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| HarnessError::Io { path: dir.into(), source: e })?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| HarnessError::Report(e.to_string()))?;
+        for (name, body) in [("report.md", self.markdown()), ("report.json", json), ("junit.xml", self.junit())] {
+            let p = dir.join(name);
+            std::fs::write(&p, body).map_err(|e| HarnessError::Io { path: p, source: e })?;
+        }
+        Ok(())
+    }
+}
+
+fn xml(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push_str(&format!("&#x{:x};", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
+}

@@ -1,0 +1,46 @@
+//! Suite runners. Each suite turns a [`Case`] into an [`Outcome`] by comparing the engine with a
+//! golden recorded from an independent reference (see the suite's module doc for the reference
+//! and the source of its tolerance).
+
+pub mod gguf;
+pub mod quant;
+
+use crate::case::{Backend, Case, CaseKind, Outcome};
+
+/// The suites that exist, in report order.
+pub const SUITES: &[&str] = &["gguf", "quant"];
+
+pub fn run(case: &Case, backend: Backend) -> Outcome {
+    match &case.kind {
+        CaseKind::Quant(q) => quant::run(q, backend),
+        CaseKind::GgufMalformed { bytes, expected_kind, .. } => gguf::run_malformed(bytes, expected_kind),
+        CaseKind::GgufInspect(c) => gguf::run_inspect(c),
+        CaseKind::GgufTensors(c) => gguf::run_tensors(c),
+    }
+}
+
+/// Why a case cannot run on this machine (an external file that was not fetched).
+pub fn not_run_reason(case: &Case) -> Option<String> {
+    match &case.kind {
+        CaseKind::GgufInspect(c) => c.file.missing_reason(),
+        CaseKind::GgufTensors(c) => c.file.missing_reason(),
+        _ => None,
+    }
+}
+
+/// First index where two f32 slices differ bitwise, with a readable description.
+pub fn first_bit_mismatch(got: &[f32], want: &[f32]) -> Option<String> {
+    if got.len() != want.len() {
+        return Some(format!("length {} != expected {}", got.len(), want.len()));
+    }
+    let bad = got.iter().zip(want).position(|(a, b)| a.to_bits() != b.to_bits())?;
+    let n_bad = got.iter().zip(want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    Some(format!(
+        "{n_bad} of {} values differ; first at index {bad}: got {:?} (0x{:08x}), expected {:?} (0x{:08x})",
+        got.len(),
+        got[bad],
+        got[bad].to_bits(),
+        want[bad],
+        want[bad].to_bits()
+    ))
+}
