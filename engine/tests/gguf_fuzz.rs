@@ -250,7 +250,7 @@ fn resolve(p: &Pos, b: &Base, len: usize) -> usize {
     }
 }
 
-fn put(bytes: &mut Vec<u8>, at: usize, v: &[u8]) {
+fn put(bytes: &mut [u8], at: usize, v: &[u8]) {
     for (k, x) in v.iter().enumerate() {
         if let Some(slot) = bytes.get_mut(at + k) {
             *slot = *x;
