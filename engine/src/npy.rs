@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(buf.len() % 64, 24 % 64, "header is 64-aligned; payload 24 bytes");
         let a = parse(&buf)?;
         assert_eq!(a.shape, vec![2, 3]);
-        assert_eq!(a.to_f32()?.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), data.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            a.to_f32()?.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         Ok(())
     }
 

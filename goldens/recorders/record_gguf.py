@@ -60,21 +60,14 @@ def sha256_file(p: Path) -> str:
     return h.hexdigest()
 
 
-def encode_elements(field, types, data_idx):
-    """The GGUF encoding of an array's elements (what follows its type and count), rebuilt from the
-    parts gguf-py parsed. Nested arrays are encoded recursively by walking the parts."""
-    out = bytearray()
-    etype = types[1]
-    if etype == GGUFValueType.STRING:
-        for i in data_idx:
-            b = bytes(field.parts[i])
-            out += len(b).to_bytes(8, "little") + b
-    elif etype == GGUFValueType.ARRAY:
-        raise ValueError("nested arrays: recorded by length only")
-    else:
-        for i in data_idx:
-            out += field.parts[i].tobytes()
-    return bytes(out)
+def array_elements(field):
+    """(element type, count, encoding of the elements) of an array field, from the raw parts gguf-py
+    parsed: [key length, key, type, element type, count, elements...]. The elements' encoding is
+    the concatenation of their parts (string lengths, bytes, nested headers), exactly as in the file."""
+    etype = GGUFValueType(int(field.parts[3][0]))
+    count = int(field.parts[4][0])
+    body = b"".join(bytes(p.tobytes()) for p in field.parts[5:])
+    return etype, count, body
 
 
 def record_inspect(path: Path, name: str, source: dict):
@@ -86,11 +79,9 @@ def record_inspect(path: Path, name: str, source: dict):
         t = field.types[0]
         entry = {"key": key}
         if t == GGUFValueType.ARRAY:
-            n = len(field.data)
-            etype = field.types[1] if len(field.types) > 1 else None
-            entry["type"] = f"array[{SCALAR_NAMES[etype]}; {n}]" if etype is not None else f"array[?; {n}]"
-            if etype is not None and etype != GGUFValueType.ARRAY:
-                entry["sha256"] = hashlib.sha256(encode_elements(field, field.types, field.data)).hexdigest()
+            etype, n, body = array_elements(field)
+            entry["type"] = f"array[{SCALAR_NAMES[etype]}; {n}]"
+            entry["sha256"] = hashlib.sha256(body).hexdigest()
         elif t == GGUFValueType.STRING:
             entry["type"] = "string"
             entry["value"] = bytes(field.parts[field.data[0]]).decode("utf-8")
@@ -166,6 +157,48 @@ def record_tensors(r, path: Path, name: str, source: dict):
     dst.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000))
 
 
+# Byte offsets of the f16 scale fields per K-quant block (ggml-common.h layouts); random block bytes
+# get finite scales there so the dequantization is finite.
+F16_FIELDS = {"Q2_K": [80, 82], "Q3_K": [108], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208]}
+
+
+def write_all_types(path: Path):
+    """A GGUF written by gguf-py's own GGUFWriter holding one [256, 4] tensor of every type the
+    engine dequantizes: quantizable types from seeded normal data via gguf.quants.quantize, K-quants
+    as seeded random blocks with finite f16 scales. Checks our reader on an independent writer's file
+    and `worker-orcd tensor` on every type."""
+    import gguf
+    from gguf import GGMLQuantizationType as T
+    from gguf.constants import GGML_QUANT_SIZES
+    from gguf.quants import quantize
+
+    rng = np.random.default_rng(20261126)
+    w = gguf.GGUFWriter(str(path), arch="llama")
+    w.add_name("orcd all-types fixture (written by gguf-py)")
+    for name in ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "MXFP4",
+                 "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]:
+        t = T[name]
+        x = rng.standard_normal((4, 256)).astype(np.float32)
+        if name == "F32":
+            w.add_tensor(f"t.{name.lower()}", x)
+            continue
+        if name in F16_FIELDS:
+            bs, ts = GGML_QUANT_SIZES[t]
+            raw = rng.integers(0, 256, size=(4, 256 // bs * ts), dtype=np.uint8)
+            blocks = raw.reshape(-1, ts)
+            for off in F16_FIELDS[name]:
+                scale = (rng.uniform(0.001, 0.1, size=blocks.shape[0])).astype(np.float16)
+                blocks[:, off:off + 2] = scale.view(np.uint8).reshape(-1, 2)
+            w.add_tensor(f"t.{name.lower()}", raw, raw_dtype=t)
+        else:
+            q = quantize(x, t)
+            w.add_tensor(f"t.{name.lower()}", q, raw_dtype=t)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def slug(s: str) -> str:
     return s.lower().replace(".gguf", "").replace("_", "-").replace(".", "-")
 
@@ -180,6 +213,11 @@ def main():
     for v in sorted(vocab_dir.glob("ggml-vocab-*.gguf")):
         rel = v.relative_to(CACHE).as_posix()
         jobs.append((v, slug(v.name), {"file": rel}, False))
+    files = OUT / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    all_types = files / "all-types.gguf"
+    write_all_types(all_types)
+    jobs.append((all_types, "all-types", {"repo_file": "gguf/files/all-types.gguf"}, True))
     tmp = Path(tempfile.mkdtemp(prefix="orcd-valid-"))
     try:
         subprocess.run(["cargo", "run", "-q", "-p", "orcd-fixtures", "--", "valid", "--out", str(tmp), "--seed", "1"],

@@ -18,6 +18,9 @@ pub struct FileRef {
     pub file: Option<String>,
     #[serde(default)]
     pub fixture: Option<String>,
+    /// A small file committed under `goldens/` (path relative to it).
+    #[serde(default)]
+    pub repo_file: Option<String>,
     pub file_sha256: String,
 }
 
@@ -29,8 +32,12 @@ impl FileRef {
     }
 
     fn load(&self) -> Result<(GgufFile, String), String> {
-        let (bytes_sha, file) = if let Some(rel) = &self.file {
-            let p = paths::external(rel);
+        let path = match (&self.file, &self.repo_file) {
+            (Some(rel), _) => Some(paths::external(rel)),
+            (None, Some(rel)) => Some(paths::goldens_dir().join(rel)),
+            _ => None,
+        };
+        let (bytes_sha, file) = if let Some(p) = path {
             let f = GgufFile::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
             (sha256_path(&p)?, f)
         } else if let Some(name) = &self.fixture {

@@ -50,6 +50,8 @@ pub enum GgufError {
     InvalidBool { offset: u64, field: String, value: u8 },
     #[error("{field} at byte {offset}: arrays nested deeper than {limit}")]
     NestingTooDeep { offset: u64, field: String, limit: u32 },
+    #[error("metadata key at byte {offset} is empty")]
+    EmptyKey { offset: u64 },
     #[error("duplicate metadata key {key:?} at byte {offset}")]
     DuplicateKey { offset: u64, key: String },
     #[error("duplicate tensor name {name:?} at byte {offset}")]
@@ -89,6 +91,7 @@ impl GgufError {
             GgufError::InvalidUtf8 { .. } => "invalid_utf8",
             GgufError::InvalidBool { .. } => "invalid_bool",
             GgufError::NestingTooDeep { .. } => "nesting_too_deep",
+            GgufError::EmptyKey { .. } => "empty_key",
             GgufError::DuplicateKey { .. } => "duplicate_key",
             GgufError::DuplicateTensor { .. } => "duplicate_tensor",
             GgufError::BadAlignment { .. } => "bad_alignment",

@@ -138,7 +138,12 @@ impl<'a> Cursor<'a> {
         let at = self.pos;
         let len = self.u64(&|| format!("{} (length)", field()))?;
         if len > limit {
-            return Err(GgufError::LimitExceeded { offset: at, field: format!("{} (length)", field()), value: len, limit });
+            return Err(GgufError::LimitExceeded {
+                offset: at,
+                field: format!("{} (length)", field()),
+                value: len,
+                limit,
+            });
         }
         let bytes = self.take(len, field)?;
         match std::str::from_utf8(bytes) {
@@ -296,6 +301,9 @@ impl GgufFile {
         for i in 0..n_kv {
             let kv_at = c.pos;
             let key = c.string(limits.max_string.min(65535), &|| format!("kv[{i}].key"))?;
+            if key.is_empty() {
+                return Err(GgufError::EmptyKey { offset: kv_at });
+            }
             let type_at = c.pos;
             let type_id = c.u32(&|| format!("kv[{i}] {key:?} type"))?;
             let ty = ValueType::from_id(type_id).ok_or_else(|| GgufError::UnknownValueType {
@@ -316,7 +324,9 @@ impl GgufFile {
             Some(GgufValue::U32(a)) => {
                 return Err(GgufError::BadAlignment { reason: format!("{a} is not a non-zero power of two") })
             }
-            Some(v) => return Err(GgufError::BadAlignment { reason: format!("type is {}, expected u32", v.type_name()) }),
+            Some(v) => {
+                return Err(GgufError::BadAlignment { reason: format!("type is {}, expected u32", v.type_name()) })
+            }
         };
 
         let mut tensors: Vec<TensorInfo> = Vec::with_capacity(n_tensors as usize);

@@ -113,7 +113,13 @@ impl GgufWriter {
     }
 
     /// Add a tensor. `dims` in GGUF order (ne0 first); `data` must hold exactly the type's bytes.
-    pub fn add_tensor(&mut self, name: &str, ty: GgmlType, dims: &[u64], data: Vec<u8>) -> Result<&mut Self, GgufError> {
+    pub fn add_tensor(
+        &mut self,
+        name: &str,
+        ty: GgmlType,
+        dims: &[u64],
+        data: Vec<u8>,
+    ) -> Result<&mut Self, GgufError> {
         let n: u64 = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX);
         let need = ty.bytes_for(n);
         if need != Some(data.len() as u64) {
