@@ -84,7 +84,11 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn open(path: &std::path::Path) -> Result<GgufFile> {
-    GgufFile::open(path).map_err(|e| Error::from(e).context(path.display().to_string()))
+    GgufFile::open(path).map_err(|e| match e {
+        // I/O errors already name the path.
+        e @ crate::gguf::GgufError::Io { .. } => Error::from(e),
+        e => Error::from(e).context(path.display().to_string()),
+    })
 }
 
 fn stdout_err(e: std::io::Error) -> Error {

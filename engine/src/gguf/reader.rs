@@ -229,10 +229,19 @@ impl GgufFile {
     pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Self> {
         let io = |source| GgufError::Io { path: path.to_path_buf(), source };
         let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            // Devices and pipes report no size and may never end: refuse them outright.
+            return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+        }
+        let len = meta.len();
         let storage = if len < 4096 {
-            // Tiny files (and empty ones, which cannot be mapped) are read.
-            Storage::Owned(std::fs::read(path).map_err(io)?)
+            // Tiny files (and empty ones, which cannot be mapped) are read — at most `len` bytes
+            // from the handle already open, so a file that grows meanwhile is not read further.
+            use std::io::Read;
+            let mut buf = Vec::with_capacity(len as usize);
+            file.take(len).read_to_end(&mut buf).map_err(io)?;
+            Storage::Owned(buf)
         } else {
             // SAFETY: the map is read-only; a file truncated by another process while mapped would
             // fault, as with every mmap-based reader (llama.cpp, gguf-py). We never write through it.

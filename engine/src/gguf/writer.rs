@@ -95,9 +95,10 @@ impl GgufWriter {
         self
     }
 
-    /// Use a non-default alignment; records `general.alignment` (u32) in the metadata.
+    /// Use a non-default alignment; records `general.alignment` (u32) in the metadata. An
+    /// alignment of 0 (invalid, for malformed fixtures) is recorded as given and laid out as 1.
     pub fn alignment(mut self, alignment: u32) -> Self {
-        self.alignment = alignment as u64;
+        self.alignment = alignment.max(1) as u64;
         self.set("general.alignment", GgufValue::U32(alignment));
         self
     }
