@@ -33,6 +33,8 @@ pub enum CaseKind {
     GgufInspect(Box<crate::suites::gguf::InspectCase>),
     /// Every tensor of a file dequantized vs gguf-py's dequantization (sha256 per tensor).
     GgufTensors(Box<crate::suites::gguf::TensorsCase>),
+    /// A sampler golden (exact probability vectors from llama.cpp's test-sampling.cpp).
+    Sampler(Box<crate::suites::sampler::SamplerCase>),
 }
 
 /// One case (the backend is chosen when it runs).

@@ -4,11 +4,12 @@
 
 pub mod gguf;
 pub mod quant;
+pub mod sampler;
 
 use crate::case::{Backend, Case, CaseKind, Outcome};
 
 /// The suites that exist, in report order.
-pub const SUITES: &[&str] = &["gguf", "quant"];
+pub const SUITES: &[&str] = &["gguf", "quant", "sampler"];
 
 pub fn run(case: &Case, backend: Backend) -> Outcome {
     match &case.kind {
@@ -16,6 +17,7 @@ pub fn run(case: &Case, backend: Backend) -> Outcome {
         CaseKind::GgufMalformed { bytes, expected_kind, .. } => gguf::run_malformed(bytes, expected_kind),
         CaseKind::GgufInspect(c) => gguf::run_inspect(c),
         CaseKind::GgufTensors(c) => gguf::run_tensors(c),
+        CaseKind::Sampler(c) => sampler::run(c, backend),
     }
 }
 
