@@ -154,7 +154,7 @@ mod tests {
         let mut buf = Vec::new();
         let data = [1.0f32, -2.5, 3.25, f32::MIN_POSITIVE, 0.0, -0.0];
         write_f32(&mut buf, &[2, 3], &data).map_err(|e| Error::Npy(e.to_string()))?;
-        assert_eq!(buf.len() % 64, 24 % 64, "header is 64-aligned; payload 24 bytes");
+        assert_eq!(buf.len() % 64, 24, "header is 64-aligned; payload 24 bytes");
         let a = parse(&buf)?;
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(
