@@ -55,8 +55,7 @@ pub fn load_case_file(path: &Path) -> Result<Option<Case>> {
             other => return Err(bad(path, format!("gguf case with unknown check {other:?}"))),
         },
         "sampler" => {
-            let c: crate::suites::sampler::SamplerCase =
-                serde_norway::from_value(value).map_err(|e| bad(path, e))?;
+            let c: crate::suites::sampler::SamplerCase = serde_norway::from_value(value).map_err(|e| bad(path, e))?;
             (c.name.clone(), CaseKind::Sampler(Box::new(c)))
         }
         other => return Err(bad(path, format!("unknown suite {other:?}"))),
