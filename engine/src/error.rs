@@ -16,6 +16,8 @@ pub enum Error {
     Gguf(#[from] GgufError),
     #[error("{0}")]
     Quant(#[from] QuantError),
+    #[error("{0}")]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
     #[error("npy: {0}")]
     Npy(String),
     #[error("{context}: {source}")]

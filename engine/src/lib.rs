@@ -4,6 +4,7 @@
 //! - [`gguf`]: GGUF reader (mmap, bounds-checked) and writer; ggml type table.
 //! - [`quant`]: block formats, dequantize / quantize, scalar reference path.
 //! - [`npy`]: `.npy` interchange for goldens and the `tensor` command.
+//! - [`tokenizer`]: tokenizer from GGUF metadata (SentencePiece, byte-level BPE, WordPiece), llama.cpp ids.
 //! - [`cli`]: the `worker-orcd` command line (DESIGN §6).
 
 pub mod cli;
@@ -11,5 +12,6 @@ pub mod error;
 pub mod gguf;
 pub mod npy;
 pub mod quant;
+pub mod tokenizer;
 
 pub use error::{Error, Result};

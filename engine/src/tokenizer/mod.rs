@@ -1,0 +1,1394 @@
+//! Tokenizer built from GGUF metadata (`tokenizer.ggml.*`), giving exactly llama.cpp's token ids.
+//!
+//! Supported vocabularies (`tokenizer.ggml.model`):
+//! - `llama`: SentencePiece as llama.cpp runs it — merges by score, byte fallback (`<0xXX>`),
+//!   spaces escaped as U+2581, optional space prefix (llama-spm, phi-3, gemma, gemma3...).
+//! - `gpt2`: byte-level BPE by merge rank, with the pre-tokenizer named by `tokenizer.ggml.pre`
+//!   (see [`supported_pre_tokenizers`]); `gemma4`: BPE on raw UTF-8 with escaped spaces.
+//! - `bert`: WordPiece.
+//!
+//! Encoding follows llama.cpp's pipeline: special tokens are cut out first (user-defined tokens
+//! always, control tokens with `parse_special`), then every raw-text fragment goes through the
+//! model's tokenizer; BOS/EOS are added with `add_special` only where the vocabulary asks for them
+//! (`tokenizer.ggml.add_bos_token` / `add_eos_token`, else the vocabulary type's default).
+//!
+//! Decoding returns bytes: one token can hold part of a UTF-8 sequence. [`StreamDecoder`] turns
+//! a stream of ids into text without ever splitting a character.
+//!
+//! Invariant: nothing here panics on input. Token ids out of range and texts the vocabulary
+//! cannot express are typed errors.
+
+mod bpe;
+mod bytes;
+mod hash;
+mod pretokenize;
+mod special;
+mod spm;
+mod stream;
+mod unicode;
+mod unicode_table;
+mod vocab;
+mod wpm;
+
+use std::borrow::Cow;
+
+use crate::gguf::{GgufError, GgufFile, GgufValue};
+use hash::FastMap;
+use pretokenize::{ranges, Atom, Class, Step};
+use special::{Fragment, SpecialMatcher, SpecialToken};
+use vocab::Vocab;
+
+pub use stream::StreamDecoder;
+pub use vocab::attr;
+
+/// Why a tokenizer could not be built, or a text or id sequence could not be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error("tokenizer metadata: {0}")]
+    Gguf(#[from] GgufError),
+    #[error("tokenizer metadata {key}: {reason}")]
+    Metadata { key: String, reason: String },
+    #[error("tokenizer model {0:?} is not supported (supported: llama, gpt2, gemma4, bert)")]
+    UnsupportedModel(String),
+    #[error("unknown pre-tokenizer {0:?} (tokenizer.ggml.pre); supported: {list}", list = supported_pre_tokenizers().join(", "))]
+    UnknownPreTokenizer(String),
+    #[error("pre-tokenizer {0:?} (tokenizer.ggml.pre) is known to llama.cpp but not implemented here")]
+    UnsupportedPreTokenizer(String),
+    #[error("token id {id} is out of range (vocabulary size {vocab_size})")]
+    TokenOutOfRange { id: u32, vocab_size: usize },
+    #[error("byte 0x{0:02X} has no token in this vocabulary (no byte fallback possible)")]
+    NoByteToken(u8),
+    #[error("the vocabulary has no {0} token, but this operation needs one")]
+    MissingSpecialToken(&'static str),
+}
+
+type Result<T, E = TokenizerError> = std::result::Result<T, E>;
+
+/// The tokenizer algorithm family (llama.cpp's `llama_vocab_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VocabType {
+    /// SentencePiece (`tokenizer.ggml.model = llama`).
+    Spm,
+    /// Byte-pair encoding (`gpt2`, `gemma4`).
+    Bpe,
+    /// WordPiece (`bert`).
+    Wpm,
+}
+
+#[derive(Debug)]
+struct BpeModel {
+    merges: bpe::Merges,
+    steps: Vec<Step>,
+    /// Words are mapped to the GPT-2 byte alphabet before merging (false: raw UTF-8).
+    byte_encode: bool,
+    /// A word that is itself a token is taken whole, without merging.
+    ignore_merges: bool,
+    /// gemma4: a word of newlines that is a token is taken whole.
+    whole_newline_words: bool,
+}
+
+#[derive(Debug)]
+enum Model {
+    Spm,
+    Bpe(Box<BpeModel>),
+    Wpm { lowercase: bool, strip_accents: bool },
+}
+
+/// Options for [`Tokenizer::decode_with`], after llama.cpp's `llama_detokenize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Render control and unknown tokens as their text (llama.cpp's `unparse_special`).
+    pub special: bool,
+    /// Drop a leading BOS / trailing EOS where the vocabulary adds them (`remove_special`).
+    pub remove_special: bool,
+    /// Apply the vocabulary's clean-up of spaces before punctuation and contractions, where the
+    /// vocabulary asks for it (HF `clean_up_tokenization_spaces`).
+    pub clean_spaces: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { special: true, remove_special: false, clean_spaces: true }
+    }
+}
+
+/// Special token ids (None where the vocabulary has none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpecialIds {
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub eot: Option<u32>,
+    pub eom: Option<u32>,
+    pub unk: Option<u32>,
+    pub sep: Option<u32>,
+    pub pad: Option<u32>,
+    pub mask: Option<u32>,
+    pub fim_pre: Option<u32>,
+    pub fim_suf: Option<u32>,
+    pub fim_mid: Option<u32>,
+    pub fim_pad: Option<u32>,
+    pub fim_rep: Option<u32>,
+    pub fim_sep: Option<u32>,
+}
+
+/// A tokenizer for one GGUF vocabulary. Cheap to share (`&Tokenizer` is `Sync`).
+#[derive(Debug)]
+pub struct Tokenizer {
+    vocab: Vocab,
+    model: Model,
+    model_name: String,
+    pre_name: String,
+    special: SpecialMatcher,
+    ids: SpecialIds,
+    eog: Vec<u32>,
+    add_bos: bool,
+    add_eos: bool,
+    add_space_prefix: bool,
+    escape_whitespaces: bool,
+    clean_spaces: bool,
+    /// `<0xXX>` token of each byte, else the single-character token of the byte.
+    byte_tokens: Vec<Option<u32>>,
+    /// Rendered text of every token (special tokens rendered), concatenated.
+    pieces: Vec<u8>,
+    piece_start: Vec<u32>,
+}
+
+/// The `tokenizer.ggml.pre` values this tokenizer implements (for the `gpt2` model).
+pub fn supported_pre_tokenizers() -> Vec<&'static str> {
+    PRE_TOKENIZERS.iter().flat_map(|(names, _)| names.iter().copied()).collect()
+}
+
+/// Regex family of a pre-tokenizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PreKind {
+    Default,
+    Gpt2,
+    Llama3,
+    Qwen2,
+    Qwen35,
+    DeepseekLlm,
+    DeepseekCoder,
+    Falcon,
+    Starcoder,
+    Poro,
+    Viking,
+    Gemma4,
+    NewlinesOnly,
+    Laguna,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PreSettings {
+    kind: PreKind,
+    clean_spaces: bool,
+    ignore_merges: bool,
+    add_bos: bool,
+    no_bos: bool,
+}
+
+const fn pre(kind: PreKind) -> PreSettings {
+    PreSettings { kind, clean_spaces: true, ignore_merges: false, add_bos: false, no_bos: false }
+}
+const fn pre_noclean(kind: PreKind) -> PreSettings {
+    PreSettings { kind, clean_spaces: false, ignore_merges: false, add_bos: false, no_bos: false }
+}
+
+/// `tokenizer.ggml.pre` names and their settings, as llama.cpp's vocabulary loader assigns them.
+const PRE_TOKENIZERS: &[(&[&str], PreSettings)] = &[
+    (&["default"], pre(PreKind::Default)),
+    (
+        &["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"],
+        PreSettings { kind: PreKind::Llama3, clean_spaces: true, ignore_merges: true, add_bos: true, no_bos: false },
+    ),
+    (&["deepseek-llm"], pre_noclean(PreKind::DeepseekLlm)),
+    (&["deepseek-coder"], pre_noclean(PreKind::DeepseekCoder)),
+    (&["falcon"], pre(PreKind::Falcon)),
+    (&["mpt"], pre(PreKind::Gpt2)),
+    (&["starcoder"], pre(PreKind::Starcoder)),
+    (
+        &[
+            "gpt-2",
+            "phi-2",
+            "jina-es",
+            "jina-de",
+            "gigachat",
+            "jina-v2-es",
+            "jina-v2-de",
+            "a.x-4.0",
+            "mellum",
+            "modern-bert",
+            "jina-v1-en",
+            "jina-v2-code",
+            "roberta-bpe",
+            "olmo",
+            "jais",
+            "exaone4",
+        ],
+        pre(PreKind::Gpt2),
+    ),
+    (&["trillion", "granite-docling"], pre_noclean(PreKind::Gpt2)),
+    (&["gemma4", "granite-embed-multi-311m"], pre(PreKind::Gemma4)),
+    (&["sarvam-moe"], pre_noclean(PreKind::NewlinesOnly)),
+    (&["refact", "codeshell", "exaone", "minerva-7b", "mellum2"], pre(PreKind::Starcoder)),
+    (&["command-r", "smollm"], pre_noclean(PreKind::Starcoder)),
+    (
+        &["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "hunyuan", "solar-open", "grok-2"],
+        pre_noclean(PreKind::Qwen2),
+    ),
+    (&["megrez", "stablelm2"], pre(PreKind::Qwen2)),
+    (&["qwen35"], pre_noclean(PreKind::Qwen35)),
+    (&["dbrx", "smaug-bpe"], pre(PreKind::Llama3)),
+    (&["poro-chat"], pre_noclean(PreKind::Poro)),
+    (&["bloom", "gpt3-finnish"], pre(PreKind::Poro)),
+    (
+        &["chatglm-bpe"],
+        PreSettings { kind: PreKind::Llama3, clean_spaces: true, ignore_merges: false, add_bos: false, no_bos: true },
+    ),
+    (
+        &["glm4", "glm5"],
+        PreSettings { kind: PreKind::Llama3, clean_spaces: true, ignore_merges: true, add_bos: false, no_bos: true },
+    ),
+    (&["viking"], pre_noclean(PreKind::Viking)),
+    (&["laguna"], pre_noclean(PreKind::Laguna)),
+];
+
+/// Pre-tokenizer names llama.cpp knows that need regex features not implemented here.
+const KNOWN_UNSUPPORTED_PRE: &[&str] = &[
+    "minicpm5",
+    "deepseek-v3",
+    "spark2_5",
+    "youtu",
+    "jais-2",
+    "whitespace",
+    "tekken",
+    "chameleon",
+    "gpt-4o",
+    "llama4",
+    "kanana2",
+    "talkie",
+    "granite-embed-multi-97m",
+    "tiny_aya",
+    "cohere2moe",
+    "superbpe",
+    "bailingmoe",
+    "bailingmoe2",
+    "llada-moe",
+    "seed-coder",
+    "hunyuan-dense",
+    "hy_v4",
+    "joyai-llm",
+    "kimi-k2",
+    "ufakzeka",
+    "afmoe",
+    "minimax-m2",
+    "exaone-moe",
+];
+
+fn lookup_pre(name: &str) -> Result<PreSettings> {
+    if name.is_empty() {
+        return Ok(pre(PreKind::Default));
+    }
+    for (names, settings) in PRE_TOKENIZERS {
+        if names.contains(&name) {
+            return Ok(*settings);
+        }
+    }
+    if KNOWN_UNSUPPORTED_PRE.contains(&name) {
+        return Err(TokenizerError::UnsupportedPreTokenizer(name.to_string()));
+    }
+    Err(TokenizerError::UnknownPreTokenizer(name.to_string()))
+}
+
+/// deepseek-llm's letter class.
+const DEEPSEEK_LETTERS: &[(u32, u32)] = &[
+    (0x41, 0x5A),
+    (0x61, 0x7A),
+    (0xB5, 0xB5),
+    (0xC0, 0xD6),
+    (0xD8, 0xF6),
+    (0xF8, 0x1BA),
+    (0x1BC, 0x1BF),
+    (0x1C4, 0x293),
+    (0x295, 0x2AF),
+    (0x370, 0x373),
+    (0x376, 0x377),
+    (0x37B, 0x37D),
+    (0x37F, 0x37F),
+    (0x386, 0x386),
+    (0x388, 0x38A),
+    (0x38C, 0x38C),
+    (0x38E, 0x3A1),
+    (0x3A3, 0x3F5),
+    (0x3F7, 0x481),
+    (0x48A, 0x52F),
+    (0x531, 0x556),
+    (0x10A0, 0x10C5),
+    (0x13A0, 0x13F5),
+    (0x13F8, 0x13FD),
+    (0x1C90, 0x1CBA),
+    (0x1CBD, 0x1CBF),
+    (0x1D00, 0x1D2B),
+    (0x1D6B, 0x1D77),
+    (0x1D79, 0x1D9A),
+    (0x1E00, 0x1F15),
+    (0x1F18, 0x1F1D),
+    (0x1F20, 0x1F45),
+    (0x1F48, 0x1F4D),
+    (0x1F50, 0x1F57),
+    (0x1F59, 0x1F59),
+    (0x1F5B, 0x1F5B),
+    (0x1F5D, 0x1F5D),
+    (0x1F5F, 0x1F7D),
+    (0x1F80, 0x1FB4),
+    (0x1FB6, 0x1FBC),
+    (0x1FBE, 0x1FBE),
+    (0x1FC2, 0x1FC4),
+    (0x1FC6, 0x1FCC),
+    (0x1FD0, 0x1FD3),
+    (0x1FD6, 0x1FDB),
+    (0x1FE0, 0x1FEC),
+    (0x1FF2, 0x1FF4),
+    (0x1FF6, 0x1FFC),
+    (0x2102, 0x2102),
+    (0x2107, 0x2107),
+    (0x210A, 0x2113),
+    (0x2115, 0x2115),
+    (0x2119, 0x211D),
+    (0x2124, 0x2124),
+    (0x2126, 0x2126),
+    (0x2128, 0x2128),
+    (0x212A, 0x212D),
+    (0x212F, 0x2134),
+    (0x2139, 0x2139),
+    (0x213C, 0x213F),
+    (0x2145, 0x2149),
+    (0x214E, 0x214E),
+    (0x2183, 0x2184),
+    (0x2C00, 0x2C7B),
+    (0x2C7E, 0x2CE4),
+    (0x2CEB, 0x2CEE),
+    (0x2CF2, 0x2CF3),
+    (0xA640, 0xA66D),
+    (0xA680, 0xA69B),
+    (0xA722, 0xA76F),
+    (0xA771, 0xA787),
+    (0xA78B, 0xA78E),
+    (0xAB70, 0xABBF),
+    (0xFB00, 0xFB06),
+    (0xFB13, 0xFB17),
+    (0xFF21, 0xFF3A),
+    (0xFF41, 0xFF5A),
+    (0x10400, 0x1044F),
+    (0x104B0, 0x104D3),
+    (0x104D8, 0x104FB),
+    (0x10C80, 0x10CB2),
+    (0x10CC0, 0x10CF2),
+    (0x118A0, 0x118DF),
+    (0x1E900, 0x1E943),
+];
+
+fn pairs(list: &[(u32, u32)]) -> Vec<Atom> {
+    list.iter().map(|&(a, b)| Atom::Range(a, b)).collect()
+}
+
+fn steps_for(kind: PreKind) -> Vec<Step> {
+    use Atom::*;
+    let number = || Class::collapsed(vec![Number]);
+    let digit3 = || Step::Repeat(Class::wide(ranges("0-9")), 3);
+    let cr_lf = || Step::Single(Class::wide(ranges("\r\n")));
+    let cjk = || Step::Run(Class::wide(pairs(&[(0x4E00, 0x9FA5), (0x800, 0x4E00), (0xAC00, 0xD7FF)])));
+    let punct_run = |extra: &str| {
+        let mut atoms = vec![Punct];
+        atoms.extend(ranges(extra));
+        Step::Run(Class::collapsed(atoms))
+    };
+    let poro = || {
+        let mut atoms = ranges("(|.,!?\u{2026}\u{3002}\u{FF0C}\u{3001}\u{0964}\u{06D4}\u{060C})");
+        atoms.push(Space);
+        Step::OptPrefixRun(Class::wide(ranges(" ")), Class::wide(atoms).negate())
+    };
+    match kind {
+        PreKind::Default => vec![punct_run("$+<=>^~|"), Step::Gpt2, Step::Run(number()), digit3()],
+        PreKind::Gpt2 => vec![Step::Gpt2],
+        PreKind::Llama3 => vec![Step::Llama3],
+        PreKind::Qwen2 => vec![Step::Qwen2],
+        PreKind::Qwen35 => vec![Step::Qwen35],
+        PreKind::Falcon => vec![punct_run("$+<=>^~|`"), Step::Gpt2, digit3()],
+        PreKind::Starcoder => vec![Step::Single(number()), Step::Gpt2],
+        PreKind::DeepseekLlm => vec![
+            cr_lf(),
+            Step::OptPrefixRun(Class::wide(vec![Space]), Class::wide(pairs(DEEPSEEK_LETTERS))),
+            Step::OptPrefixRun(
+                Class::wide(vec![Space]),
+                Class::wide(pairs(&[
+                    (0x21, 0x2F),
+                    (0x3A, 0x7E),
+                    (0xFF01, 0xFF0F),
+                    (0xFF1A, 0xFF5E),
+                    (0x2018, 0x201F),
+                    (0x3000, 0x3002),
+                ])),
+            ),
+            Step::RunAtEnd(Class::wide(vec![Space])),
+            cjk(),
+            Step::Run(number()),
+        ],
+        PreKind::DeepseekCoder => vec![
+            cr_lf(),
+            Step::OptPrefixRun(Class::collapsed(vec![Space]), Class::collapsed(vec![Letter])),
+            Step::OptPrefixRun(Class::collapsed(vec![Space]), Class::collapsed(vec![Punct])),
+            cjk(),
+            Step::Single(number()),
+        ],
+        PreKind::Poro => vec![poro()],
+        PreKind::Viking => vec![poro(), Step::Single(number())],
+        PreKind::Gemma4 | PreKind::NewlinesOnly => vec![Step::Newlines],
+        PreKind::Laguna => vec![Step::Newlines, Step::Qwen2],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+fn meta_err(key: &str, reason: impl Into<String>) -> TokenizerError {
+    TokenizerError::Metadata { key: key.to_string(), reason: reason.into() }
+}
+
+fn opt_str<'a>(file: &'a GgufFile, key: &str) -> Result<Option<&'a str>> {
+    match file.get(key) {
+        None => Ok(None),
+        Some(v) => {
+            v.as_str().map(Some).ok_or_else(|| meta_err(key, format!("expected a string, found {}", v.type_name())))
+        }
+    }
+}
+
+fn opt_bool(file: &GgufFile, key: &str) -> Result<Option<bool>> {
+    match file.get(key) {
+        None => Ok(None),
+        Some(v) => {
+            v.as_bool().map(Some).ok_or_else(|| meta_err(key, format!("expected a bool, found {}", v.type_name())))
+        }
+    }
+}
+
+fn opt_id(file: &GgufFile, key: &str) -> Result<Option<u64>> {
+    match file.get(key) {
+        None => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(x) if x < 0 => Ok(None),
+            Some(x) => Ok(Some(x as u64)),
+            None => Err(meta_err(key, format!("expected an integer, found {}", v.type_name()))),
+        },
+    }
+}
+
+fn opt_array<'a>(file: &'a GgufFile, key: &str, n_tokens: usize) -> Result<Option<&'a [GgufValue]>> {
+    match file.get(key) {
+        None => Ok(None),
+        Some(v) => {
+            let items =
+                v.as_array().ok_or_else(|| meta_err(key, format!("expected an array, found {}", v.type_name())))?;
+            if items.len() < n_tokens {
+                return Err(meta_err(key, format!("{} entries for {} tokens", items.len(), n_tokens)));
+            }
+            Ok(Some(items))
+        }
+    }
+}
+
+fn ascii_lower(s: &str) -> String {
+    s.to_ascii_lowercase()
+}
+
+/// `strtol(text.substr(3, 2), 16)`: the byte value of a `<0xXX>` token text.
+fn byte_of_token_text(text: &str) -> u8 {
+    let digits = text.as_bytes().get(3..).unwrap_or(&[]);
+    let mut v: u32 = 0;
+    for &c in digits.iter().take(2) {
+        match (c as char).to_digit(16) {
+            Some(d) => v = v * 16 + d,
+            None => break,
+        }
+    }
+    v as u8
+}
+
+impl Tokenizer {
+    /// Build the tokenizer of a GGUF file from its `tokenizer.ggml.*` metadata.
+    pub fn from_gguf(file: &GgufFile) -> Result<Tokenizer> {
+        let model_name = file.get_str("tokenizer.ggml.model")?.to_string();
+        let mut pre_name = opt_str(file, "tokenizer.ggml.pre")?.unwrap_or("").to_string();
+
+        let vocab_type = match model_name.as_str() {
+            "llama" => VocabType::Spm,
+            "gpt2" => VocabType::Bpe,
+            "gemma4" => {
+                pre_name = "gemma4".into();
+                VocabType::Bpe
+            }
+            "bert" => VocabType::Wpm,
+            _ => return Err(TokenizerError::UnsupportedModel(model_name)),
+        };
+
+        // Token texts, scores, types.
+        let tokens_key = "tokenizer.ggml.tokens";
+        let raw_tokens = file.get_array(tokens_key)?;
+        let n = raw_tokens.len();
+        if n == 0 || n > (u32::MAX as usize) / 2 {
+            return Err(meta_err(tokens_key, format!("{n} tokens")));
+        }
+        let mut texts: Vec<Box<str>> = Vec::with_capacity(n);
+        for (i, v) in raw_tokens.iter().enumerate() {
+            let s = v.as_str().ok_or_else(|| meta_err(tokens_key, format!("entry {i} is {}", v.type_name())))?;
+            texts.push(if s.is_empty() { format!("[EMPTY_{i}]").into() } else { s.into() });
+        }
+        let scores: Vec<f32> = match opt_array(file, "tokenizer.ggml.scores", n)? {
+            None => vec![0.0; n],
+            Some(items) => items[..n]
+                .iter()
+                .map(|v| v.as_f64().map(|x| x as f32).or_else(|| v.as_i64().map(|x| x as f32)))
+                .collect::<Option<Vec<f32>>>()
+                .ok_or_else(|| meta_err("tokenizer.ggml.scores", "expected numbers"))?,
+        };
+        let mut attrs: Vec<u16> = match opt_array(file, "tokenizer.ggml.token_type", n)? {
+            None => vec![attr::NORMAL; n],
+            Some(items) => items[..n]
+                .iter()
+                .map(|v| v.as_i64().map(attr::from_token_type))
+                .collect::<Option<Vec<u16>>>()
+                .ok_or_else(|| meta_err("tokenizer.ggml.token_type", "expected integers"))?,
+        };
+
+        // Per-type defaults (llama.cpp's vocabulary loader).
+        let mut ids = SpecialIds::default();
+        let mut add_eos = false;
+        let mut pre_settings = None;
+        let (mut add_bos, mut add_space_prefix, escape_whitespaces, clean_spaces) = match vocab_type {
+            VocabType::Spm => {
+                ids.bos = Some(1);
+                ids.eos = Some(2);
+                ids.unk = Some(0);
+                (true, true, true, false)
+            }
+            VocabType::Wpm => {
+                ids.bos = Some(101);
+                ids.unk = Some(100);
+                ids.sep = Some(102);
+                ids.pad = Some(0);
+                ids.mask = Some(103);
+                (true, false, true, true)
+            }
+            VocabType::Bpe => {
+                if model_name == "gpt2" {
+                    ids.bos = Some(11);
+                    ids.eos = Some(11);
+                }
+                let s = lookup_pre(&pre_name)?;
+                if s.no_bos {
+                    ids.bos = None;
+                }
+                pre_settings = Some(s);
+                let escape = matches!(s.kind, PreKind::Gemma4 | PreKind::NewlinesOnly);
+                (s.add_bos, false, escape, s.clean_spaces)
+            }
+        };
+        if let Some(v) = opt_bool(file, "tokenizer.ggml.add_space_prefix")? {
+            add_space_prefix = v;
+        }
+
+        let vocab = Vocab::new(texts, scores, std::mem::take(&mut attrs));
+        if vocab.distinct_texts() != n {
+            // llama.cpp refuses such a vocabulary too (its text → id map must be one-to-one).
+            return Err(meta_err(tokens_key, "two tokens have the same text"));
+        }
+        let mut attrs = vocab.attrs.clone();
+
+        // Special ids: defaults outside the vocabulary are dropped; file values inside it win.
+        type Slot = fn(&mut SpecialIds) -> &mut Option<u32>;
+        let id_keys: [(&str, Slot); 17] = [
+            ("tokenizer.ggml.bos_token_id", |s| &mut s.bos),
+            ("tokenizer.ggml.eos_token_id", |s| &mut s.eos),
+            ("tokenizer.ggml.eot_token_id", |s| &mut s.eot),
+            ("tokenizer.ggml.eom_token_id", |s| &mut s.eom),
+            ("tokenizer.ggml.unknown_token_id", |s| &mut s.unk),
+            ("tokenizer.ggml.seperator_token_id", |s| &mut s.sep),
+            ("tokenizer.ggml.padding_token_id", |s| &mut s.pad),
+            ("tokenizer.ggml.mask_token_id", |s| &mut s.mask),
+            ("tokenizer.ggml.fim_pre_token_id", |s| &mut s.fim_pre),
+            ("tokenizer.ggml.fim_suf_token_id", |s| &mut s.fim_suf),
+            ("tokenizer.ggml.fim_mid_token_id", |s| &mut s.fim_mid),
+            ("tokenizer.ggml.fim_pad_token_id", |s| &mut s.fim_pad),
+            ("tokenizer.ggml.fim_rep_token_id", |s| &mut s.fim_rep),
+            ("tokenizer.ggml.fim_sep_token_id", |s| &mut s.fim_sep),
+            ("tokenizer.ggml.prefix_token_id", |s| &mut s.fim_pre),
+            ("tokenizer.ggml.suffix_token_id", |s| &mut s.fim_suf),
+            ("tokenizer.ggml.middle_token_id", |s| &mut s.fim_mid),
+        ];
+        for (key, field) in id_keys {
+            let slot = field(&mut ids);
+            if slot.is_some_and(|id| id as usize >= n) {
+                *slot = None;
+            }
+            if let Some(v) = opt_id(file, key)? {
+                if (v as usize) < n {
+                    *slot = Some(v as u32);
+                }
+            }
+        }
+
+        if let Some(v) = opt_bool(file, "tokenizer.ggml.add_bos_token")? {
+            add_bos = v;
+        }
+        if let Some(v) = opt_bool(file, "tokenizer.ggml.add_eos_token")? {
+            add_eos = v;
+        }
+        if pre_settings.is_some_and(|s| s.kind == PreKind::Gemma4) {
+            add_bos = true;
+        }
+
+        let mut lowercase = true;
+        if let Some(v) = opt_bool(file, "tokenizer.ggml.normalizer.lowercase")? {
+            lowercase = v;
+        }
+        let mut strip_accents = lowercase;
+        if let Some(v) = opt_bool(file, "tokenizer.ggml.normalizer.strip_accents")? {
+            strip_accents = v;
+        }
+
+        // Special tokens found by their text (the lowest id wins where several texts qualify).
+        let by_text = |names: &[&str]| -> Option<u32> { names.iter().filter_map(|t| vocab.get(t)).min() };
+        let detect = |slot: &mut Option<u32>, names: &[&str], attrs: &mut Vec<u16>| {
+            if slot.is_none() {
+                if let Some(id) = by_text(names) {
+                    *slot = Some(id);
+                    attrs[id as usize] |= attr::CONTROL;
+                }
+            }
+        };
+        detect(
+            &mut ids.eot,
+            &[
+                "<|eot_id|>",
+                "<|im_end|>",
+                "<|end|>",
+                "<end_of_turn>",
+                "<|endoftext|>",
+                "<|end_of_text|>",
+                "<EOT>",
+                "_<EOT>",
+                "[EOT]",
+                "<\u{FF5C}end\u{2581}of\u{2581}sentence\u{FF5C}>",
+                "<end_of_utterance>",
+            ],
+            &mut attrs,
+        );
+        detect(&mut ids.eom, &["<|eom_id|>"], &mut attrs);
+        detect(
+            &mut ids.fim_pre,
+            &[
+                "<|fim_prefix|>",
+                "<fim-prefix>",
+                "<fim_prefix>",
+                "<\u{FF5C}fim\u{2581}begin\u{FF5C}>",
+                "<PRE>",
+                "\u{2581}<PRE>",
+                "<|code_prefix|>",
+                "<|prefix|>",
+            ],
+            &mut attrs,
+        );
+        detect(
+            &mut ids.fim_suf,
+            &[
+                "<|fim_suffix|>",
+                "<fim-suffix>",
+                "<fim_suffix>",
+                "<\u{FF5C}fim\u{2581}hole\u{FF5C}>",
+                "<SUF>",
+                "\u{2581}<SUF>",
+                "<|code_suffix|>",
+                "<|suffix|>",
+            ],
+            &mut attrs,
+        );
+        detect(
+            &mut ids.fim_mid,
+            &[
+                "<|fim_middle|>",
+                "<fim-middle>",
+                "<fim_middle>",
+                "<\u{FF5C}fim\u{2581}end\u{FF5C}>",
+                "<MID>",
+                "\u{2581}<MID>",
+                "<|code_middle|>",
+                "<|middle|>",
+            ],
+            &mut attrs,
+        );
+        detect(&mut ids.fim_pad, &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"], &mut attrs);
+        detect(&mut ids.fim_rep, &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"], &mut attrs);
+        detect(&mut ids.fim_sep, &["<|file_sep|>"], &mut attrs);
+
+        // Control tokens named "unused..." are unused.
+        for (id, a) in attrs.iter_mut().enumerate() {
+            if *a & attr::CONTROL != 0 && vocab.texts[id].contains("unused") {
+                *a |= attr::UNUSED;
+            }
+        }
+
+        // End-of-generation tokens.
+        let mut eog: Vec<u32> = Vec::new();
+        eog.extend(ids.fim_pad);
+        eog.extend(ids.fim_rep);
+        eog.extend(ids.fim_sep);
+        const EOG_TEXTS: &[&str] = &[
+            "<|eot_id|>",
+            "<|im_end|>",
+            "<|end|>",
+            "<|return|>",
+            "<|call|>",
+            "<|flush|>",
+            "<|calls|>",
+            "<end_of_turn>",
+            "<|endoftext|>",
+            "</s>",
+            "<|eom_id|>",
+            "<EOT>",
+            "_<EOT>",
+            "[EOT]",
+            "[EOS]",
+            "<|end_of_text|>",
+            "<end_of_utterance>",
+            "<eos>",
+            "<turn|>",
+            "<|tool_response>",
+            "<\u{FF5C}end\u{2581}of\u{2581}sentence\u{FF5C}>",
+            "[e~[",
+        ];
+        for text in EOG_TEXTS {
+            if let Some(id) = vocab.get(text) {
+                eog.push(id);
+                attrs[id as usize] |= attr::CONTROL;
+            }
+        }
+        for name in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
+            if let Some(id) = vocab.get(name) {
+                attrs[id as usize] = attr::USER_DEFINED;
+            }
+        }
+        eog.extend(ids.eos);
+        eog.extend(ids.eot);
+        eog.extend(ids.eom);
+        eog.sort_unstable();
+        eog.dedup();
+        let eog_has = |eog: &[u32], t: &str| eog.iter().copied().find(|&id| vocab.text(id) == Some(t));
+        if let Some(end) = eog_has(&eog, "<|end|>") {
+            let has_return = eog_has(&eog, "<|return|>").is_some();
+            let has_call = eog_has(&eog, "<|call|>").is_some() || eog_has(&eog, "<|calls|>").is_some();
+            let has_flush = eog_has(&eog, "<|flush|>").is_some();
+            if has_call && (has_return || has_flush) {
+                eog.retain(|&id| id != end);
+                attrs[end as usize] = attr::USER_DEFINED;
+            }
+        }
+        if let Some(s) = eog_has(&eog, "</s>") {
+            if eog_has(&eog, "<|tool_response>").is_some() || eog_has(&eog, "<|plamo:eos|>").is_some() {
+                eog.retain(|&id| id != s);
+                attrs[s as usize] = attr::NORMAL;
+            }
+        }
+
+        // Which tokens are cut out of the text before tokenizing.
+        let special_mask = attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN;
+        let special_ids: Vec<u32> = (0..n as u32).filter(|&id| attrs[id as usize] & special_mask != 0).collect();
+
+        // Per-model strip attributes (llama.cpp sets them by model / pre-tokenizer name).
+        let general_name = ascii_lower(opt_str(file, "general.name")?.unwrap_or(""));
+        let general_arch = opt_str(file, "general.architecture")?.unwrap_or("").to_string();
+        let raw_pre = opt_str(file, "tokenizer.ggml.pre")?.unwrap_or("").to_string();
+        let set = |attrs: &mut Vec<u16>, text: &str, bit: u16, on: bool| {
+            if let Some(id) = vocab.get(text) {
+                let a = &mut attrs[id as usize];
+                *a = if on { *a | bit } else { *a & !bit };
+            }
+        };
+        if ["jina-v2-de", "jina-v2-es", "jina-v2-code"].iter().any(|p| raw_pre.contains(p))
+            || ["nomic-bert-moe", "jina-bert-v3"].iter().any(|a| general_arch.contains(a))
+        {
+            set(&mut attrs, "<mask>", attr::LSTRIP, true);
+        } else if general_name.contains("phi-3") || general_name.contains("phi3") {
+            for &id in &special_ids {
+                attrs[id as usize] |= attr::RSTRIP;
+            }
+            set(&mut attrs, "</s>", attr::RSTRIP, true);
+            for t in ["<unk>", "<s>", "<|endoftext|>"] {
+                set(&mut attrs, t, attr::RSTRIP, false);
+            }
+        } else if general_name.contains("modern-bert") {
+            set(&mut attrs, "[MASK]", attr::LSTRIP, true);
+        }
+
+        let special = SpecialMatcher::new(
+            special_ids
+                .iter()
+                .map(|&id| {
+                    let a = attrs[id as usize];
+                    SpecialToken {
+                        id,
+                        text: vocab.texts[id as usize].as_bytes(),
+                        needs_parse_special: a & (attr::CONTROL | attr::UNKNOWN) != 0,
+                        lstrip: a & attr::LSTRIP != 0,
+                        rstrip: a & attr::RSTRIP != 0,
+                    }
+                })
+                .collect(),
+        );
+
+        let model = match vocab_type {
+            VocabType::Spm => Model::Spm,
+            VocabType::Wpm => Model::Wpm { lowercase, strip_accents },
+            VocabType::Bpe => {
+                let s = pre_settings.unwrap_or(pre(PreKind::Default));
+                let merges_key = "tokenizer.ggml.merges";
+                let raw = file.get_array(merges_key)?;
+                let mut lines = Vec::with_capacity(raw.len());
+                for (i, v) in raw.iter().enumerate() {
+                    lines.push(
+                        v.as_str().ok_or_else(|| meta_err(merges_key, format!("entry {i} is {}", v.type_name())))?,
+                    );
+                }
+                let merges = bpe::Merges::new(&vocab, lines);
+                let byte_encode = !matches!(s.kind, PreKind::Gemma4 | PreKind::NewlinesOnly);
+                Model::Bpe(Box::new(BpeModel {
+                    merges,
+                    steps: steps_for(s.kind),
+                    byte_encode,
+                    ignore_merges: s.ignore_merges,
+                    whole_newline_words: s.kind == PreKind::Gemma4,
+                }))
+            }
+        };
+
+        let mut vocab = vocab;
+        vocab.attrs = attrs;
+
+        let mut byte_tokens = Vec::with_capacity(256);
+        for b in 0..=255u8 {
+            let single = if b < 0x80 { vocab.get(std::str::from_utf8(&[b]).unwrap_or("")) } else { None };
+            byte_tokens.push(vocab.hex_byte_token(b).or(single));
+        }
+
+        let mut t = Tokenizer {
+            vocab,
+            model,
+            model_name,
+            pre_name,
+            special,
+            ids,
+            eog,
+            add_bos,
+            add_eos,
+            add_space_prefix,
+            escape_whitespaces,
+            clean_spaces,
+            byte_tokens,
+            pieces: Vec::new(),
+            piece_start: Vec::new(),
+        };
+        t.build_pieces();
+        Ok(t)
+    }
+
+    fn build_pieces(&mut self) {
+        let mut pieces = Vec::with_capacity(self.vocab.len() * 6);
+        let mut starts = Vec::with_capacity(self.vocab.len() + 1);
+        for id in 0..self.vocab.len() as u32 {
+            starts.push(pieces.len() as u32);
+            self.render(id, &mut pieces);
+        }
+        starts.push(pieces.len() as u32);
+        self.pieces = pieces;
+        self.piece_start = starts;
+    }
+
+    /// The text of a token as llama.cpp renders it with `special = true`.
+    fn render(&self, id: u32, out: &mut Vec<u8>) {
+        let a = self.vocab.attr(id);
+        let text = self.vocab.text(id).unwrap_or("");
+        if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
+            out.extend_from_slice(text.as_bytes());
+        } else if a & attr::NORMAL != 0 {
+            match &self.model {
+                Model::Bpe(_) if !self.escape_whitespaces => {
+                    for c in text.chars() {
+                        match bytes::char_to_byte(c) {
+                            Some(b) => out.push(b),
+                            None => {
+                                out.extend_from_slice(b"[UNK_BYTE_0x");
+                                let mut buf = [0u8; 4];
+                                for b in c.encode_utf8(&mut buf).bytes() {
+                                    out.extend_from_slice(format!("{b:02x}").as_bytes());
+                                }
+                                out.extend_from_slice(text.as_bytes());
+                                out.push(b']');
+                            }
+                        }
+                    }
+                }
+                _ => out.extend_from_slice(text.replace('\u{2581}', " ").as_bytes()),
+            }
+        } else if a & attr::BYTE != 0 {
+            out.push(byte_of_token_text(text));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/// Per-call caches and buffers.
+#[derive(Default)]
+struct EncodeState {
+    bpe: bpe::Scratch,
+    spm: spm::Scratch,
+    word_cache: FastMap<Box<str>, (u32, u32)>,
+    cached_ids: Vec<u32>,
+    buf: String,
+}
+
+impl Tokenizer {
+    /// Tokenize `text`. `add_special`: add BOS/EOS where the vocabulary asks for them.
+    /// `parse_special`: cut control tokens (e.g. `<|im_start|>`) out of the text as tokens.
+    pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        let mut st = EncodeState::default();
+        let fragments = self.special.split(text.as_bytes(), parse_special);
+        let frag_text = |r: &std::ops::Range<usize>| text.get(r.clone()).unwrap_or("");
+
+        match &self.model {
+            Model::Spm => {
+                if add_special && self.add_bos {
+                    out.push(self.ids.bos.ok_or(TokenizerError::MissingSpecialToken("BOS"))?);
+                }
+                let mut prev_special = true;
+                for f in &fragments {
+                    match f {
+                        Fragment::Text(r) => {
+                            st.buf.clear();
+                            if self.add_space_prefix && prev_special {
+                                st.buf.push('\u{2581}');
+                            }
+                            escape_spaces(frag_text(r), &mut st.buf);
+                            let text = std::mem::take(&mut st.buf);
+                            self.encode_spm(&text, &mut st, &mut out)?;
+                            st.buf = text;
+                            prev_special = false;
+                        }
+                        Fragment::Token(id) => {
+                            out.push(*id);
+                            prev_special = true;
+                        }
+                    }
+                }
+                if add_special && self.add_eos {
+                    out.push(self.ids.eos.ok_or(TokenizerError::MissingSpecialToken("EOS"))?);
+                }
+            }
+            Model::Bpe(m) => {
+                if add_special && self.add_bos {
+                    out.push(self.ids.bos.ok_or(TokenizerError::MissingSpecialToken("BOS"))?);
+                }
+                for f in &fragments {
+                    match f {
+                        Fragment::Text(r) => {
+                            let raw = frag_text(r);
+                            let text: Cow<'_, str> = if self.escape_whitespaces {
+                                let mut s = String::with_capacity(raw.len() + 8);
+                                escape_spaces(raw, &mut s);
+                                Cow::Owned(s)
+                            } else {
+                                Cow::Borrowed(raw)
+                            };
+                            for w in pretokenize::split(&text, &m.steps) {
+                                let word = text.get(w).unwrap_or("");
+                                self.encode_bpe_word(m, word, &mut st, &mut out);
+                            }
+                        }
+                        Fragment::Token(id) => out.push(*id),
+                    }
+                }
+                if add_special && self.add_eos {
+                    out.push(self.ids.eos.ok_or(TokenizerError::MissingSpecialToken("EOS"))?);
+                }
+            }
+            Model::Wpm { lowercase, strip_accents } => {
+                if add_special {
+                    out.push(self.ids.bos.ok_or(TokenizerError::MissingSpecialToken("BOS"))?);
+                }
+                for f in &fragments {
+                    match f {
+                        Fragment::Text(r) => {
+                            for word in wpm::words(frag_text(r), *lowercase, *strip_accents) {
+                                if !wpm::encode_word(&self.vocab, &word, &mut out) {
+                                    out.push(self.ids.unk.ok_or(TokenizerError::MissingSpecialToken("unknown"))?);
+                                }
+                            }
+                        }
+                        Fragment::Token(id) => out.push(*id),
+                    }
+                }
+                if add_special {
+                    out.push(self.ids.sep.ok_or(TokenizerError::MissingSpecialToken("SEP"))?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn encode_spm(&self, text: &str, st: &mut EncodeState, out: &mut Vec<u32>) -> Result<()> {
+        let mut missing = None;
+        spm::encode(&self.vocab, text, &mut st.spm, |token, piece| match token {
+            Some(id) => out.push(id),
+            None => {
+                for &b in piece.as_bytes() {
+                    match self.byte_tokens[b as usize] {
+                        Some(id) => out.push(id),
+                        None => missing = missing.or(Some(b)),
+                    }
+                }
+            }
+        });
+        match missing {
+            Some(b) => Err(TokenizerError::NoByteToken(b)),
+            None => Ok(()),
+        }
+    }
+
+    fn encode_bpe_word(&self, m: &BpeModel, word: &str, st: &mut EncodeState, out: &mut Vec<u32>) {
+        if word.is_empty() {
+            return;
+        }
+        if let Some(&(s, e)) = st.word_cache.get(word) {
+            out.extend_from_slice(&st.cached_ids[s as usize..e as usize]);
+            return;
+        }
+        let start = st.cached_ids.len();
+        let encoded: &str = if m.byte_encode {
+            st.buf.clear();
+            bytes::encode_into(word.as_bytes(), &mut st.buf);
+            &st.buf
+        } else {
+            word
+        };
+        let whole = (m.ignore_merges || (m.whole_newline_words && word.bytes().all(|b| b == b'\n')))
+            .then(|| self.vocab.get(encoded))
+            .flatten();
+        match whole {
+            Some(id) => st.cached_ids.push(id),
+            None => {
+                let ids = &mut st.cached_ids;
+                let vocab = &self.vocab;
+                let byte_tokens = &self.byte_tokens;
+                bpe::encode_word(&m.merges, vocab, encoded, &mut st.bpe, |token, text| match token {
+                    Some(id) => ids.push(id),
+                    None => {
+                        for &b in text.as_bytes() {
+                            let id = if m.byte_encode {
+                                if b < 0x80 {
+                                    std::str::from_utf8(&[b]).ok().and_then(|s| vocab.get(s))
+                                } else {
+                                    None
+                                }
+                            } else {
+                                byte_tokens[b as usize]
+                            };
+                            // llama.cpp silently skips bytes without a token.
+                            ids.extend(id);
+                        }
+                    }
+                });
+            }
+        }
+        let end = st.cached_ids.len();
+        out.extend_from_slice(&st.cached_ids[start..end]);
+        // Bound the cache: it only pays off for repeated words.
+        if st.word_cache.len() < 1 << 16 {
+            st.word_cache.insert(word.into(), (start as u32, end as u32));
+        } else {
+            st.cached_ids.truncate(start);
+        }
+    }
+}
+
+fn escape_spaces(text: &str, out: &mut String) {
+    for c in text.chars() {
+        out.push(if c == ' ' { '\u{2581}' } else { c });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding and queries
+
+impl Tokenizer {
+    /// Number of tokens in the vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab.len()
+    }
+
+    pub fn vocab_type(&self) -> VocabType {
+        match self.model {
+            Model::Spm => VocabType::Spm,
+            Model::Bpe(_) => VocabType::Bpe,
+            Model::Wpm { .. } => VocabType::Wpm,
+        }
+    }
+
+    /// `tokenizer.ggml.model`.
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
+    /// The pre-tokenizer in effect (`tokenizer.ggml.pre`; empty for SentencePiece/WordPiece).
+    pub fn pre_tokenizer(&self) -> &str {
+        &self.pre_name
+    }
+
+    pub fn bos(&self) -> Option<u32> {
+        self.ids.bos
+    }
+
+    pub fn eos(&self) -> Option<u32> {
+        self.ids.eos
+    }
+
+    pub fn eot(&self) -> Option<u32> {
+        self.ids.eot
+    }
+
+    pub fn special_ids(&self) -> &SpecialIds {
+        &self.ids
+    }
+
+    /// Whether `encode(.., add_special = true, ..)` prepends BOS / appends EOS.
+    pub fn add_bos(&self) -> bool {
+        self.add_bos
+    }
+
+    pub fn add_eos(&self) -> bool {
+        self.add_eos
+    }
+
+    /// Whether the vocabulary's decoding cleans up spaces (HF `clean_up_tokenization_spaces`).
+    pub fn clean_spaces(&self) -> bool {
+        self.clean_spaces
+    }
+
+    /// All end-of-generation tokens, ascending.
+    pub fn eog_ids(&self) -> &[u32] {
+        &self.eog
+    }
+
+    /// Whether `id` ends generation (EOS, EOT, `<|im_end|>`, ...).
+    pub fn is_eog(&self, id: u32) -> bool {
+        self.eog.binary_search(&id).is_ok()
+    }
+
+    fn check(&self, id: u32) -> Result<()> {
+        if (id as usize) < self.vocab.len() {
+            Ok(())
+        } else {
+            Err(TokenizerError::TokenOutOfRange { id, vocab_size: self.vocab.len() })
+        }
+    }
+
+    /// The token's text as stored in the vocabulary.
+    pub fn token_text(&self, id: u32) -> Result<&str> {
+        self.check(id)?;
+        Ok(self.vocab.text(id).unwrap_or(""))
+    }
+
+    /// The token's attribute bits (see [`attr`]).
+    pub fn token_attr(&self, id: u32) -> Result<u16> {
+        self.check(id)?;
+        Ok(self.vocab.attr(id))
+    }
+
+    pub fn token_score(&self, id: u32) -> Result<f32> {
+        self.check(id)?;
+        Ok(self.vocab.scores.get(id as usize).copied().unwrap_or(0.0))
+    }
+
+    /// Control (or unknown) token: not rendered by default when streaming generated text.
+    pub fn is_control(&self, id: u32) -> bool {
+        self.vocab.attr(id) & (attr::CONTROL | attr::UNKNOWN) != 0
+    }
+
+    /// The id of the token whose text is exactly `text`.
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.vocab.get(text)
+    }
+
+    /// The bytes a token stands for, control tokens rendered as their text (llama.cpp's
+    /// `token_to_piece` with `special = true`). May be a partial UTF-8 sequence.
+    pub fn token_to_piece(&self, id: u32) -> Result<&[u8]> {
+        self.check(id)?;
+        let s = self.piece_start.get(id as usize).copied().unwrap_or(0) as usize;
+        let e = self.piece_start.get(id as usize + 1).copied().unwrap_or(0) as usize;
+        Ok(self.pieces.get(s..e).unwrap_or(&[]))
+    }
+
+    /// As [`Tokenizer::token_to_piece`]; with `special = false`, control and unknown tokens give
+    /// nothing.
+    pub fn token_to_piece_with(&self, id: u32, special: bool) -> Result<&[u8]> {
+        let piece = self.token_to_piece(id)?;
+        if !special && self.is_control(id) {
+            return Ok(&[]);
+        }
+        Ok(piece)
+    }
+
+    /// Detokenize as llama.cpp's `common_detokenize(.., special = true)`: pieces concatenated,
+    /// the space prefix of the first token removed where the vocabulary adds one, and the
+    /// vocabulary's space clean-up applied.
+    pub fn decode(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        self.decode_with(ids, DecodeOptions::default())
+    }
+
+    /// [`Tokenizer::decode`] as (lossy) text.
+    pub fn decode_to_string(&self, ids: &[u32]) -> Result<String> {
+        let bytes = self.decode(ids)?;
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// Detokenize with explicit options (llama.cpp's `llama_detokenize`).
+    pub fn decode_with(&self, ids: &[u32], opts: DecodeOptions) -> Result<Vec<u8>> {
+        for &id in ids {
+            self.check(id)?;
+        }
+        let mut ids = ids;
+        let mut strip_space = self.add_space_prefix;
+        if opts.remove_special && self.add_bos {
+            if let (Some(&first), Some(bos)) = (ids.first(), self.ids.bos) {
+                if first == bos {
+                    strip_space = false;
+                    ids = &ids[1..];
+                }
+            }
+        }
+        if opts.remove_special && self.add_eos {
+            if let (Some(&last), Some(eos)) = (ids.last(), self.ids.eos) {
+                if last == eos {
+                    ids = &ids[..ids.len() - 1];
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len() * 4);
+        for &id in ids {
+            let mut piece = self.token_to_piece_with(id, opts.special)?;
+            if strip_space {
+                piece = piece.strip_prefix(b" ").unwrap_or(piece);
+            }
+            strip_space = false;
+            out.extend_from_slice(piece);
+        }
+        if opts.clean_spaces && self.clean_spaces {
+            out = clean_up_spaces(&out);
+        }
+        Ok(out)
+    }
+
+    /// A streaming detokenizer for this vocabulary.
+    pub fn stream_decoder(&self, special: bool) -> StreamDecoder {
+        StreamDecoder::new(special)
+    }
+}
+
+/// llama.cpp's three clean-up passes over detokenized text (HF `clean_up_tokenization`):
+/// drop a space before `? ! . ,`; turn ` ' ` into `'`; drop the space before `'s 'm 're 've`.
+fn clean_up_spaces(text: &[u8]) -> Vec<u8> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    // Pass 1.
+    let mut a = Vec::with_capacity(text.len());
+    a.push(text[0]);
+    for i in 1..text.len() {
+        let x = text[i];
+        if text[i - 1] == b' ' && matches!(x, b'?' | b'!' | b'.' | b',') {
+            a.pop();
+        }
+        a.push(x);
+    }
+    // Pass 2: the space after a lone apostrophe is consumed (and no longer counts as a space for
+    // the next character).
+    let mut src = a;
+    let mut b = Vec::with_capacity(src.len());
+    if let Some(&first) = src.first() {
+        b.push(first);
+    }
+    let mut i = 1;
+    while i < src.len() {
+        let x = src[i];
+        if x == b'\'' && i + 1 < src.len() && src[i - 1] == b' ' && src[i + 1] == b' ' {
+            b.pop();
+            i += 1;
+            src[i] = 0;
+        }
+        b.push(x);
+        i += 1;
+    }
+    // Pass 3.
+    let mut c = Vec::with_capacity(b.len());
+    if let Some(&first) = b.first() {
+        c.push(first);
+    }
+    for i in 1..b.len() {
+        let x = b[i];
+        if b[i - 1] == b' ' && x == b'\'' && i + 1 < b.len() {
+            let x1 = b[i + 1];
+            let x2 = b.get(i + 2).copied();
+            let two = i + 2 < b.len() && matches!((x1, x2), (b'r', Some(b'e')) | (b'v', Some(b'e')));
+            if matches!(x1, b's' | b'm') || two {
+                c.pop();
+            }
+        }
+        c.push(x);
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_up_passes() {
+        assert_eq!(clean_up_spaces(b"Hello , world !"), b"Hello, world!");
+        assert_eq!(clean_up_spaces(b"a ' b"), b"a'b");
+        assert_eq!(
+            clean_up_spaces(b"it 's I 'm we 're they 've I 'll he 'd don 't"),
+            b"it's I'm we're they've I 'll he 'd don 't"
+        );
+        assert_eq!(clean_up_spaces(b"a ' ' b"), b"a'' b");
+        assert_eq!(clean_up_spaces(b""), b"");
+    }
+
+    #[test]
+    fn token_byte_values() {
+        assert_eq!(byte_of_token_text("<0x0A>"), 0x0A);
+        assert_eq!(byte_of_token_text("<0xFF>"), 0xFF);
+        assert_eq!(byte_of_token_text("<0x"), 0);
+    }
+
+    #[test]
+    fn pre_tokenizer_names() {
+        assert!(lookup_pre("qwen2").is_ok());
+        assert!(lookup_pre("").is_ok());
+        assert!(matches!(lookup_pre("tekken"), Err(TokenizerError::UnsupportedPreTokenizer(_))));
+        assert!(matches!(lookup_pre("no-such"), Err(TokenizerError::UnknownPreTokenizer(_))));
+    }
+}
