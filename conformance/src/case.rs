@@ -99,6 +99,23 @@ pub struct CaseResult {
     pub outcome: Outcome,
     pub duration_ms: f64,
     pub rerun: String,
+    /// Named measurements (e.g. `mean_kl`, `decode_tok_s`, `peer_decode_tok_s`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// Curves for plots (e.g. error per layer, with the threshold).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<Series>,
+}
+
+/// A curve a case measured, plotted in the HTML report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub name: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub points: Vec<[f64; 2]>,
+    #[serde(default)]
+    pub threshold: Option<f64>,
 }
 
 /// Run one case on one backend, timing it, turning a panic into a failure.
@@ -138,5 +155,7 @@ pub fn run_case(case: &Case, backend: Backend) -> CaseResult {
         outcome,
         duration_ms: start.elapsed().as_secs_f64() * 1e3,
         rerun: case.rerun_command(backend),
+        metrics: Default::default(),
+        series: Vec::new(),
     }
 }

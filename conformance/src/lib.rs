@@ -5,13 +5,19 @@
 //!   corpus, external fixtures from the fetch cache.
 //! - [`suites`]: one runner per suite (`gguf`, `quant`, ...). A runner compares the engine with a
 //!   golden recorded from an independent reference; nothing compares the engine with itself.
-//! - [`report`]: report.md, report.json, junit.xml from a set of results.
+//! - [`report`]: report.md, report.json, junit.xml from a set of results; [`html`]: report.html.
+//! - [`gates`]: gates and integration checklists defined in `goldens/gates.yaml`.
+//! - [`merge`]: results of several shards (nextest `--partition`, `orcd-gate run --partition`)
+//!   into one report.
 //!
 //! Invariant: a case that cannot run here (file not fetched, no CUDA device) is `NotRun` with a
 //! reason — never a pass.
 
 pub mod case;
 pub mod discover;
+pub mod gates;
+pub mod html;
+pub mod merge;
 pub mod paths;
 pub mod report;
 pub mod suites;

@@ -4,9 +4,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use orcd_conformance::case::run_case;
+use orcd_conformance::case::{run_case, CaseResult};
+use orcd_conformance::gates::GatesFile;
+use orcd_conformance::html::Peers;
 use orcd_conformance::report::Report;
-use orcd_conformance::{discover, paths, Backend, Outcome};
+use orcd_conformance::{discover, merge, paths, Backend, Outcome};
 
 #[derive(Debug, Parser)]
 #[command(name = "orcd-gate", version, about = "worker-orcd conformance gate: run suites, write reports")]
@@ -31,6 +33,22 @@ enum Command {
         /// Folder of goldens (default: the repository's goldens/).
         #[arg(long)]
         goldens: Option<PathBuf>,
+        /// Run only shard K of N (1-based, e.g. 2/3): cases are dealt round-robin in id order.
+        #[arg(long, value_parser = parse_partition)]
+        partition: Option<(usize, usize)>,
+    },
+    /// Merge shard results (report.json files or folders of per-trial results written with
+    /// ORCD_RESULTS_DIR) into one report. Cases that no shard ran are listed as not run.
+    Merge {
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Don't add discovered cases that no shard ran (by default they are reported not run).
+        #[arg(long)]
+        no_discover: bool,
+        #[arg(long)]
+        goldens: Option<PathBuf>,
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
     },
     /// List the cases that `run` would run, with not-run reasons.
     List {
@@ -54,10 +72,80 @@ fn main() {
         }
     };
     let code = match cli.command {
-        Command::Run { out, suite, filter, goldens } => run(out, suite, filter, goldens),
+        Command::Run { out, suite, filter, goldens, partition } => run(out, suite, filter, goldens, partition),
+        Command::Merge { out, no_discover, goldens, inputs } => merge_cmd(out, no_discover, goldens, inputs),
         Command::List { goldens } => list(goldens),
     };
     std::process::exit(code);
+}
+
+fn parse_partition(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 1/2")?;
+    let k: usize = k.parse().map_err(|_| "K is not a number")?;
+    let n: usize = n.parse().map_err(|_| "N is not a number")?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("partition {k}/{n}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+/// Write the reports for a set of results (gates and checklists from goldens/gates.yaml).
+fn write_report(results: Vec<CaseResult>, goldens: &std::path::Path, out: &std::path::Path) -> Result<Report, i32> {
+    let fail = |e: orcd_conformance::HarnessError| {
+        eprintln!("error: {e}");
+        2
+    };
+    let defs_path = goldens.join("gates.yaml");
+    let defs = if defs_path.exists() { GatesFile::load(&defs_path).map_err(fail)? } else { GatesFile::default() };
+    let peers = Peers::load(&goldens.join("perf").join("peers.yaml")).map_err(fail)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let report = Report::new(results, git_commit(), now, &defs);
+    report.write(out, &peers).map_err(fail)?;
+    Ok(report)
+}
+
+fn merge_cmd(out: PathBuf, no_discover: bool, goldens: Option<PathBuf>, inputs: Vec<PathBuf>) -> i32 {
+    let gdir = goldens.clone().unwrap_or_else(paths::goldens_dir);
+    let mut shards = Vec::new();
+    for i in &inputs {
+        match merge::read_input(i) {
+            Ok(r) => {
+                eprintln!("orcd-gate merge: {} results from {}", r.len(), i.display());
+                shards.push(r)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
+    let expected = if no_discover {
+        None
+    } else {
+        match cases(goldens) {
+            Ok(c) => Some(c),
+            Err(code) => return code,
+        }
+    };
+    let merged = match merge::merge(shards, expected.as_deref()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let report = match write_report(merged, &gdir, &out) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let t = &report.totals;
+    println!("{} passed, {} failed, {} not run", t.pass, t.fail, t.not_run);
+    eprintln!("orcd-gate merge: reports in {}", out.display());
+    if t.fail > 0 {
+        1
+    } else {
+        0
+    }
 }
 
 fn cases(goldens: Option<PathBuf>) -> Result<Vec<orcd_conformance::Case>, i32> {
@@ -90,7 +178,14 @@ fn git_commit() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn run(out: PathBuf, suites: Vec<String>, filter: Option<String>, goldens: Option<PathBuf>) -> i32 {
+fn run(
+    out: PathBuf,
+    suites: Vec<String>,
+    filter: Option<String>,
+    goldens: Option<PathBuf>,
+    partition: Option<(usize, usize)>,
+) -> i32 {
+    let gdir = goldens.clone().unwrap_or_else(paths::goldens_dir);
     let all = match cases(goldens) {
         Ok(c) => c,
         Err(code) => return code,
@@ -101,6 +196,9 @@ fn run(out: PathBuf, suites: Vec<String>, filter: Option<String>, goldens: Optio
         .flat_map(|(i, c)| c.backends.iter().map(move |&b| (i, b)))
         .filter(|&(i, _)| suites.is_empty() || suites.contains(&all[i].suite))
         .filter(|&(i, b)| filter.as_ref().is_none_or(|f| all[i].id(b).contains(f.as_str())))
+        .enumerate()
+        .filter(|(k, _)| partition.is_none_or(|(p, n)| k % n == p - 1))
+        .map(|(_, x)| x)
         .collect();
     eprintln!("orcd-gate: {} cases selected", selected.len());
     let started = std::time::Instant::now();
@@ -118,12 +216,10 @@ fn run(out: PathBuf, suites: Vec<String>, filter: Option<String>, goldens: Optio
         }
         results.push(r);
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let report = Report::new(results, git_commit(), now);
-    if let Err(e) = report.write(&out) {
-        eprintln!("error: {e}");
-        return 2;
-    }
+    let report = match write_report(results, &gdir, &out) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let t = &report.totals;
     eprintln!(
         "orcd-gate: {} passed, {} failed, {} not run of {} in {:.1} s; reports in {}",

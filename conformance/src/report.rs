@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::case::{Backend, CaseResult, Outcome};
+use crate::gates::{evaluate_checklist, evaluate_gate, ChecklistResult, GateResult, GatesFile, Status};
 use crate::{HarnessError, Result};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,11 +47,13 @@ pub struct Report {
     pub git_commit: Option<String>,
     pub totals: Counts,
     pub suites: Vec<SuiteCounts>,
+    pub gates: Vec<GateResult>,
+    pub checklists: Vec<ChecklistResult>,
     pub cases: Vec<CaseResult>,
 }
 
 impl Report {
-    pub fn new(mut cases: Vec<CaseResult>, git_commit: Option<String>, generated_unix: u64) -> Self {
+    pub fn new(mut cases: Vec<CaseResult>, git_commit: Option<String>, generated_unix: u64, defs: &GatesFile) -> Self {
         cases.sort_by(|a, b| a.id.cmp(&b.id));
         let mut totals = Counts::default();
         let mut per: BTreeMap<(String, Backend), Counts> = BTreeMap::new();
@@ -59,7 +62,18 @@ impl Report {
             per.entry((c.suite.clone(), c.backend)).or_default().add(&c.outcome);
         }
         let suites = per.into_iter().map(|((suite, backend), counts)| SuiteCounts { suite, backend, counts }).collect();
-        Report { schema: "orcd-gate-report/1".into(), generated_unix, git_commit, totals, suites, cases }
+        let gates = defs.gates.iter().map(|g| evaluate_gate(g, &cases)).collect();
+        let checklists = defs.checklists.iter().map(|c| evaluate_checklist(c, &cases)).collect();
+        Report {
+            schema: "orcd-gate-report/1".into(),
+            generated_unix,
+            git_commit,
+            totals,
+            suites,
+            gates,
+            checklists,
+            cases,
+        }
     }
 
     pub fn markdown(&self) -> String {
@@ -94,6 +108,38 @@ impl Report {
                 c.not_run,
                 c.total
             );
+        }
+        if !self.gates.is_empty() {
+            let _ = writeln!(s, "\n## Gates\n\n| gate | status | pass | fail | not run |\n|---|---|---:|---:|---:|");
+            for g in &self.gates {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} {} | {} | {} | {} |",
+                    g.title,
+                    g.status.icon(),
+                    g.status.label(),
+                    g.pass,
+                    g.fail,
+                    g.not_run
+                );
+            }
+            for g in self.gates.iter().filter(|g| g.status != Status::Green) {
+                let _ = writeln!(s, "\n**{}** is {}:\n", g.title, g.status.label());
+                for r in g.reasons.iter().take(12) {
+                    let _ = writeln!(s, "- {r}");
+                }
+                if g.reasons.len() > 12 {
+                    let _ = writeln!(s, "- … and {} more", g.reasons.len() - 12);
+                }
+            }
+        }
+        if !self.checklists.is_empty() {
+            let _ = writeln!(s, "\n## Integration checklists\n");
+            for c in &self.checklists {
+                let done = c.items.iter().filter(|i| i.status == Status::Green).count();
+                let _ =
+                    writeln!(s, "- [{}](checklists/{}.md): {done} of {} items ticked", c.title, c.model, c.items.len());
+            }
         }
         let fails: Vec<_> = self.cases.iter().filter(|c| matches!(c.outcome, Outcome::Fail { .. })).collect();
         if !fails.is_empty() {
@@ -171,15 +217,28 @@ impl Report {
         s
     }
 
-    /// Write report.md, report.json and junit.xml into `dir`.
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| HarnessError::Io { path: dir.into(), source: e })?;
+    /// Write report.md, report.html, report.json, junit.xml and checklists/<model>.md into `dir`.
+    pub fn write(&self, dir: &Path, peers: &crate::html::Peers) -> Result<()> {
+        let io = |p: &Path, e| HarnessError::Io { path: p.into(), source: e };
+        std::fs::create_dir_all(dir.join("checklists")).map_err(|e| io(dir, e))?;
         let json = serde_json::to_string_pretty(self).map_err(|e| HarnessError::Report(e.to_string()))?;
-        for (name, body) in [("report.md", self.markdown()), ("report.json", json), ("junit.xml", self.junit())] {
+        let html = crate::html::render(self, peers);
+        for (name, body) in
+            [("report.md", self.markdown()), ("report.html", html), ("report.json", json), ("junit.xml", self.junit())]
+        {
             let p = dir.join(name);
-            std::fs::write(&p, body).map_err(|e| HarnessError::Io { path: p, source: e })?;
+            std::fs::write(&p, body).map_err(|e| io(&p, e))?;
+        }
+        for c in &self.checklists {
+            let p = dir.join("checklists").join(format!("{}.md", c.model));
+            std::fs::write(&p, c.markdown()).map_err(|e| io(&p, e))?;
         }
         Ok(())
+    }
+
+    /// Parse a `report.json`.
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| HarnessError::Report(format!("report.json: {e}")))
     }
 }
 
