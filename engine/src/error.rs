@@ -17,6 +17,8 @@ pub enum Error {
     #[error("{0}")]
     Quant(#[from] QuantError),
     #[error("{0}")]
+    Sampler(#[from] crate::sampler::SamplerError),
+    #[error("{0}")]
     Tokenizer(#[from] crate::tokenizer::TokenizerError),
     #[error("npy: {0}")]
     Npy(String),

@@ -12,6 +12,7 @@ pub mod error;
 pub mod gguf;
 pub mod npy;
 pub mod quant;
+pub mod sampler;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
