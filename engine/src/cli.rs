@@ -32,6 +32,80 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the token ids of a text as one JSON array.
+    Tokenize {
+        #[arg(long)]
+        model: PathBuf,
+        #[command(flatten)]
+        text: TextArgs,
+        /// Add BOS/EOS where the vocabulary asks for them (llama.cpp's add_special).
+        #[arg(long)]
+        add_special: bool,
+        /// Recognise special tokens written in the text.
+        #[arg(long)]
+        parse_special: bool,
+    },
+    /// Print the text of comma-separated token ids.
+    Detokenize {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, value_delimiter = ',', required = true)]
+        ids: Vec<u32>,
+    },
+    /// Logits at every position of a prompt, as f32 .npy [n_tokens, n_vocab].
+    Logits {
+        #[arg(long)]
+        model: PathBuf,
+        #[command(flatten)]
+        prompt: PromptArgs,
+        /// Don't add BOS/EOS to a text prompt.
+        #[arg(long)]
+        no_add_special: bool,
+        #[arg(long)]
+        parse_special: bool,
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+        #[arg(long, value_enum)]
+        numerics: Option<Numerics>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct TextArgs {
+    #[arg(long)]
+    text: Option<String>,
+    /// Read the text from a file, byte for byte (no newline stripped).
+    #[arg(long)]
+    text_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct PromptArgs {
+    #[arg(long)]
+    prompt: Option<String>,
+    #[arg(long)]
+    prompt_file: Option<PathBuf>,
+    /// Token ids fed exactly as given (no BOS added).
+    #[arg(long, value_delimiter = ',')]
+    tokens: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    Cpu,
+    Cuda,
+}
+
+/// `exact`: dequantized weights, f32 activations and KV cache. `fast`: 8-bit activations for
+/// quantized matmuls and an F16 KV cache, as llama.cpp computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Numerics {
+    Exact,
+    Fast,
 }
 
 /// Run the CLI; returns the process exit code.
@@ -80,7 +154,96 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect { file, json } => inspect(&file, json),
         Command::Tensor { file, name, out } => tensor(&file, &name, &out),
+        Command::Tokenize { model, text, add_special, parse_special } => {
+            tokenize(&model, &text, add_special, parse_special)
+        }
+        Command::Detokenize { model, ids } => detokenize(&model, &ids),
+        Command::Logits { model, prompt, no_add_special, parse_special, backend, numerics, out } => {
+            logits(&model, &prompt, !no_add_special, parse_special, backend, numerics, &out)
+        }
     }
+}
+
+fn read_text(path: &std::path::Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{}: not valid UTF-8", path.display())))
+}
+
+fn load_tokenizer(f: &GgufFile) -> Result<crate::tokenizer::Tokenizer> {
+    crate::tokenizer::Tokenizer::from_gguf(f).map_err(Error::from)
+}
+
+fn tokenize(model: &std::path::Path, text: &TextArgs, add_special: bool, parse_special: bool) -> Result<()> {
+    let f = open(model)?;
+    let tok = load_tokenizer(&f)?;
+    let text = match (&text.text, &text.text_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(p)) => read_text(p)?,
+        (None, None) => return Err(Error::Invalid("give --text or --text-file".into())),
+    };
+    let ids = tok.encode(&text, add_special, parse_special)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::Value::from(ids)).map_err(stdout_err)
+}
+
+fn detokenize(model: &std::path::Path, ids: &[u32]) -> Result<()> {
+    let f = open(model)?;
+    let tok = load_tokenizer(&f)?;
+    let bytes = tok.decode(ids)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes).and_then(|_| writeln!(out)).map_err(stdout_err)
+}
+
+/// Token ids of a prompt as `logits`/`generate` take it (DESIGN §6).
+fn prompt_tokens(f: &GgufFile, p: &PromptArgs, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+    if let Some(ids) = &p.tokens {
+        return Ok(ids.clone());
+    }
+    let text = match (&p.prompt, &p.prompt_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(path)) => read_text(path)?,
+        _ => return Err(Error::Invalid("give --prompt, --prompt-file or --tokens".into())),
+    };
+    let tok = load_tokenizer(f)?;
+    Ok(tok.encode(&text, add_special, parse_special)?)
+}
+
+fn check_backend(backend: Option<BackendArg>, numerics: Option<Numerics>) -> Result<()> {
+    if backend == Some(BackendArg::Cuda) {
+        return Err(Error::Invalid("the CUDA backend is not built yet: use --backend cpu".into()));
+    }
+    if numerics == Some(Numerics::Fast) {
+        return Err(Error::Invalid(
+            "--numerics fast (8-bit activations, F16 KV cache) is not implemented yet: use --numerics exact".into(),
+        ));
+    }
+    if numerics.is_none() {
+        eprintln!("note: numerics exact (the fast path is not implemented yet)");
+    }
+    Ok(())
+}
+
+fn logits(
+    model: &std::path::Path,
+    prompt: &PromptArgs,
+    add_special: bool,
+    parse_special: bool,
+    backend: Option<BackendArg>,
+    numerics: Option<Numerics>,
+    out: &std::path::Path,
+) -> Result<()> {
+    check_backend(backend, numerics)?;
+    let f = open(model)?;
+    let tokens = prompt_tokens(&f, prompt, add_special, parse_special)?;
+    if tokens.is_empty() {
+        return Err(Error::Invalid("the prompt has no tokens".into()));
+    }
+    let mut m = crate::model::Model::load(&f, crate::backend::cpu::Cpu, Some(tokens.len().max(1)))?;
+    let logits = m.forward(&tokens, &mut crate::ops::NoTaps)?;
+    let file = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
+    let mut w = std::io::BufWriter::new(file);
+    npy::write_f32(&mut w, &[tokens.len(), m.hp.n_vocab], &logits).map_err(|e| Error::io(out, e))?;
+    w.flush().map_err(|e| Error::io(out, e))
 }
 
 fn open(path: &std::path::Path) -> Result<GgufFile> {

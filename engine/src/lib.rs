@@ -7,10 +7,13 @@
 //! - [`tokenizer`]: tokenizer from GGUF metadata (SentencePiece, byte-level BPE, WordPiece), llama.cpp ids.
 //! - [`cli`]: the `worker-orcd` command line (DESIGN §6).
 
+pub mod backend;
 pub mod cli;
 pub mod error;
 pub mod gguf;
+pub mod model;
 pub mod npy;
+pub mod ops;
 pub mod quant;
 pub mod sampler;
 pub mod tokenizer;

@@ -1,0 +1,459 @@
+//! The CPU backend: the readable reference implementation of every op.
+//!
+//! Numerics `exact`: weights are dequantized to f32 at load, activations and the KV cache are f32.
+//! Each op is a plain loop over rows; the only parallelism is rayon over output columns of
+//! `matmul` and over heads in `attention`, which does not change any result (each output element
+//! is computed by exactly the same sequence of operations whatever the thread count).
+
+use rayon::prelude::*;
+
+use crate::gguf::{GgufFile, TensorInfo};
+use crate::ops::{Act, AttnParams, Ops, RopeParams, RopeStyle};
+use crate::{Error, Result};
+
+/// A row-major `[rows, cols]` activation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuTensor {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+/// A weight, dequantized to f32 (GGUF order: `dims[0]` contiguous).
+#[derive(Debug, Clone)]
+pub struct CpuWeight {
+    pub name: String,
+    pub dims: Vec<u64>,
+    pub data: Vec<f32>,
+}
+
+impl CpuWeight {
+    fn ne0(&self) -> usize {
+        self.dims.first().copied().unwrap_or(0) as usize
+    }
+    fn rows(&self) -> usize {
+        if self.ne0() == 0 {
+            0
+        } else {
+            self.data.len() / self.ne0()
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Cpu;
+
+fn shape_err(op: &str, msg: String) -> Error {
+    Error::Invalid(format!("{op}: {msg}"))
+}
+
+/// Dot product with 8 independent accumulators (vectorises; order fixed for a given length).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let chunks = n / 8;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = 0f32;
+    for i in chunks * 8..n {
+        s += a[i] * b[i];
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
+}
+
+fn gelu_tanh(x: f32) -> f32 {
+    // ggml's GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))), evaluated in f64 here.
+    let x = x as f64;
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    (0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())) as f32
+}
+
+fn silu(x: f32) -> f32 {
+    let x = x as f64;
+    (x / (1.0 + (-x).exp())) as f32
+}
+
+impl Ops for Cpu {
+    type Tensor = CpuTensor;
+    type Weight = CpuWeight;
+
+    fn load_weight(&self, f: &GgufFile, t: &TensorInfo) -> Result<CpuWeight> {
+        let data = f.tensor_f32(&t.name)?;
+        Ok(CpuWeight { name: t.name.clone(), dims: t.dims.clone(), data })
+    }
+
+    fn tensor_from_host(&self, rows: usize, cols: usize, data: Vec<f32>) -> Result<CpuTensor> {
+        if rows * cols != data.len() {
+            return Err(Error::Invalid(format!("tensor [{rows}, {cols}] given {} values", data.len())));
+        }
+        Ok(CpuTensor { rows, cols, data })
+    }
+
+    fn shape(&self, t: &CpuTensor) -> (usize, usize) {
+        (t.rows, t.cols)
+    }
+
+    fn to_host(&self, t: &CpuTensor) -> Vec<f32> {
+        t.data.clone()
+    }
+
+    fn reshape(&self, t: CpuTensor, rows: usize, cols: usize) -> Result<CpuTensor> {
+        if rows * cols != t.data.len() {
+            return Err(shape_err("reshape", format!("[{}, {}] to [{rows}, {cols}]", t.rows, t.cols)));
+        }
+        Ok(CpuTensor { rows, cols, data: t.data })
+    }
+
+    fn weight_dims(&self, w: &CpuWeight) -> Vec<u64> {
+        w.dims.clone()
+    }
+
+    fn get_rows(&self, w: &CpuWeight, ids: &[u32]) -> Result<CpuTensor> {
+        let (cols, n_rows) = (w.ne0(), w.rows());
+        let mut data = Vec::with_capacity(ids.len() * cols);
+        for &id in ids {
+            let id = id as usize;
+            if id >= n_rows {
+                return Err(shape_err(
+                    "get_rows",
+                    format!("token id {id} out of range (vocab {n_rows}) in {}", w.name),
+                ));
+            }
+            data.extend_from_slice(&w.data[id * cols..(id + 1) * cols]);
+        }
+        Ok(CpuTensor { rows: ids.len(), cols, data })
+    }
+
+    fn rms_norm(&self, x: &CpuTensor, eps: f32) -> CpuTensor {
+        let mut out = x.clone();
+        for row in out.data.chunks_mut(x.cols.max(1)) {
+            let ms = row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / row.len() as f64;
+            let s = 1.0 / (ms + eps as f64).sqrt();
+            for v in row {
+                *v = ((*v as f64) * s) as f32;
+            }
+        }
+        out
+    }
+
+    fn layer_norm(&self, x: &CpuTensor, eps: f32) -> CpuTensor {
+        let mut out = x.clone();
+        for row in out.data.chunks_mut(x.cols.max(1)) {
+            let n = row.len() as f64;
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+            let s = 1.0 / (var + eps as f64).sqrt();
+            for v in row {
+                *v = ((*v as f64 - mean) * s) as f32;
+            }
+        }
+        out
+    }
+
+    fn mul_row(&self, x: &CpuTensor, w: &CpuWeight) -> Result<CpuTensor> {
+        if w.data.len() != x.cols {
+            return Err(shape_err("mul_row", format!("{} has {} values, rows have {}", w.name, w.data.len(), x.cols)));
+        }
+        let mut out = x.clone();
+        for row in out.data.chunks_mut(x.cols.max(1)) {
+            for (v, g) in row.iter_mut().zip(&w.data) {
+                *v *= g;
+            }
+        }
+        Ok(out)
+    }
+
+    fn add_row(&self, x: &CpuTensor, b: &CpuWeight) -> Result<CpuTensor> {
+        if b.data.len() != x.cols {
+            return Err(shape_err("add_row", format!("{} has {} values, rows have {}", b.name, b.data.len(), x.cols)));
+        }
+        let mut out = x.clone();
+        for row in out.data.chunks_mut(x.cols.max(1)) {
+            for (v, g) in row.iter_mut().zip(&b.data) {
+                *v += g;
+            }
+        }
+        Ok(out)
+    }
+
+    fn add(&self, a: &CpuTensor, b: &CpuTensor) -> Result<CpuTensor> {
+        if (a.rows, a.cols) != (b.rows, b.cols) {
+            return Err(shape_err("add", format!("[{}, {}] + [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
+        }
+        let data = a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect();
+        Ok(CpuTensor { rows: a.rows, cols: a.cols, data })
+    }
+
+    fn scale(&self, x: &CpuTensor, s: f32) -> CpuTensor {
+        CpuTensor { rows: x.rows, cols: x.cols, data: x.data.iter().map(|v| v * s).collect() }
+    }
+
+    fn matmul(&self, x: &CpuTensor, w: &CpuWeight) -> Result<CpuTensor> {
+        let k = w.ne0();
+        if k != x.cols {
+            return Err(shape_err("matmul", format!("x has {} columns, {} has ne0 = {k}", x.cols, w.name)));
+        }
+        let m = w.rows();
+        let n = x.rows;
+        // Column-parallel: each task owns a block of output columns for all rows.
+        const BLOCK: usize = 64;
+        let mut cols: Vec<(usize, Vec<f32>)> = (0..m.div_ceil(BLOCK))
+            .into_par_iter()
+            .map(|b| {
+                let j0 = b * BLOCK;
+                let j1 = (j0 + BLOCK).min(m);
+                let mut out = vec![0f32; n * (j1 - j0)];
+                for j in j0..j1 {
+                    let wr = &w.data[j * k..(j + 1) * k];
+                    for i in 0..n {
+                        out[i * (j1 - j0) + (j - j0)] = dot(&x.data[i * k..(i + 1) * k], wr);
+                    }
+                }
+                (j0, out)
+            })
+            .collect();
+        cols.sort_by_key(|c| c.0);
+        let mut data = vec![0f32; n * m];
+        for (j0, block) in cols {
+            let bw = block.len() / n.max(1);
+            for i in 0..n {
+                data[i * m + j0..i * m + j0 + bw].copy_from_slice(&block[i * bw..(i + 1) * bw]);
+            }
+        }
+        Ok(CpuTensor { rows: n, cols: m, data })
+    }
+
+    fn rope(&self, x: &CpuTensor, n_head: usize, head_dim: usize, pos: &[u32], p: &RopeParams) -> Result<CpuTensor> {
+        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || p.n_rot % 2 != 0 {
+            return Err(shape_err(
+                "rope",
+                format!(
+                    "[{}, {}] with {n_head} heads of {head_dim}, n_rot {}, {} positions",
+                    x.rows,
+                    x.cols,
+                    p.n_rot,
+                    pos.len()
+                ),
+            ));
+        }
+        let mut out = x.clone();
+        let half = p.n_rot / 2;
+        for (r, &ps) in pos.iter().enumerate() {
+            let t = ps as f64 * p.freq_scale as f64;
+            for h in 0..n_head {
+                let base = r * x.cols + h * head_dim;
+                for i in 0..half {
+                    let theta = t * (p.freq_base as f64).powf(-2.0 * i as f64 / p.n_rot as f64);
+                    let (s, c) = theta.sin_cos();
+                    let (a, b) = match p.style {
+                        RopeStyle::Normal => (base + 2 * i, base + 2 * i + 1),
+                        RopeStyle::Neox => (base + i, base + i + half),
+                    };
+                    let (x0, x1) = (x.data[a] as f64, x.data[b] as f64);
+                    out.data[a] = (x0 * c - x1 * s) as f32;
+                    out.data[b] = (x0 * s + x1 * c) as f32;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn attention(
+        &self,
+        q: &CpuTensor,
+        k: &CpuTensor,
+        v: &CpuTensor,
+        q_pos: &[u32],
+        kv_pos: &[u32],
+        p: &AttnParams,
+    ) -> Result<CpuTensor> {
+        let (hd, vd) = (p.head_dim, p.v_head_dim);
+        if q.cols != p.n_head * hd
+            || k.cols != p.n_head_kv * hd
+            || v.cols != p.n_head_kv * vd
+            || k.rows != v.rows
+            || q_pos.len() != q.rows
+            || kv_pos.len() != k.rows
+            || p.n_head_kv == 0
+            || p.n_head % p.n_head_kv != 0
+        {
+            return Err(shape_err(
+                "attention",
+                format!("q [{}, {}], k [{}, {}], v [{}, {}], {p:?}", q.rows, q.cols, k.rows, k.cols, v.rows, v.cols),
+            ));
+        }
+        let group = p.n_head / p.n_head_kv;
+        let n_kv = k.rows;
+        let heads: Vec<Vec<f32>> = (0..p.n_head)
+            .into_par_iter()
+            .map(|h| {
+                let kh = h / group;
+                let mut out = vec![0f32; q.rows * vd];
+                let mut scores = vec![0f64; n_kv];
+                for i in 0..q.rows {
+                    let qi = &q.data[i * q.cols + h * hd..i * q.cols + (h + 1) * hd];
+                    let mut max = f64::NEG_INFINITY;
+                    for j in 0..n_kv {
+                        let visible =
+                            kv_pos[j] <= q_pos[i] && p.window.is_none_or(|w| ((q_pos[i] - kv_pos[j]) as usize) < w);
+                        scores[j] = if visible {
+                            let kj = &k.data[j * k.cols + kh * hd..j * k.cols + (kh + 1) * hd];
+                            let mut s = dot(qi, kj) as f64 * p.scale as f64;
+                            if let Some(c) = p.softcap {
+                                s = c as f64 * (s / c as f64).tanh();
+                            }
+                            s
+                        } else {
+                            f64::NEG_INFINITY
+                        };
+                        max = max.max(scores[j]);
+                    }
+                    let mut sum = 0f64;
+                    for s in scores.iter_mut() {
+                        *s = if s.is_finite() { (*s - max).exp() } else { 0.0 };
+                        sum += *s;
+                    }
+                    let o = &mut out[i * vd..(i + 1) * vd];
+                    let mut acc = vec![0f64; vd];
+                    for (j, &sc) in scores.iter().enumerate() {
+                        if sc == 0.0 {
+                            continue;
+                        }
+                        let wgt = sc / sum;
+                        let vj = &v.data[j * v.cols + kh * vd..j * v.cols + (kh + 1) * vd];
+                        for (a, &x) in acc.iter_mut().zip(vj) {
+                            *a += wgt * x as f64;
+                        }
+                    }
+                    for (o, a) in o.iter_mut().zip(acc) {
+                        *o = a as f32;
+                    }
+                }
+                out
+            })
+            .collect();
+        let cols = p.n_head * vd;
+        let mut data = vec![0f32; q.rows * cols];
+        for (h, hv) in heads.iter().enumerate() {
+            for i in 0..q.rows {
+                data[i * cols + h * vd..i * cols + (h + 1) * vd].copy_from_slice(&hv[i * vd..(i + 1) * vd]);
+            }
+        }
+        Ok(CpuTensor { rows: q.rows, cols, data })
+    }
+
+    fn glu(&self, gate: &CpuTensor, up: &CpuTensor, act: Act) -> Result<CpuTensor> {
+        if (gate.rows, gate.cols) != (up.rows, up.cols) {
+            return Err(shape_err(
+                "glu",
+                format!("gate [{}, {}], up [{}, {}]", gate.rows, gate.cols, up.rows, up.cols),
+            ));
+        }
+        let f = match act {
+            Act::Silu => silu,
+            Act::Gelu => gelu_tanh,
+        };
+        let data = gate.data.iter().zip(&up.data).map(|(&g, &u)| f(g) * u).collect();
+        Ok(CpuTensor { rows: gate.rows, cols: gate.cols, data })
+    }
+
+    fn softcap(&self, x: &CpuTensor, cap: f32) -> CpuTensor {
+        let c = cap as f64;
+        CpuTensor {
+            rows: x.rows,
+            cols: x.cols,
+            data: x.data.iter().map(|&v| (c * (v as f64 / c).tanh()) as f32).collect(),
+        }
+    }
+
+    fn concat_rows(&self, a: Option<CpuTensor>, b: &CpuTensor) -> Result<CpuTensor> {
+        match a {
+            None => Ok(b.clone()),
+            Some(mut a) => {
+                if a.cols != b.cols {
+                    return Err(shape_err("concat_rows", format!("{} columns and {}", a.cols, b.cols)));
+                }
+                a.data.extend_from_slice(&b.data);
+                a.rows += b.rows;
+                Ok(a)
+            }
+        }
+    }
+
+    fn slice_cols(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
+        if start + len > x.cols {
+            return Err(shape_err("slice_cols", format!("[{start}, {}) of {} columns", start + len, x.cols)));
+        }
+        let mut data = Vec::with_capacity(x.rows * len);
+        for r in 0..x.rows {
+            data.extend_from_slice(&x.data[r * x.cols + start..r * x.cols + start + len]);
+        }
+        Ok(CpuTensor { rows: x.rows, cols: len, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(rows: usize, cols: usize, data: Vec<f32>) -> CpuTensor {
+        CpuTensor { rows, cols, data }
+    }
+    fn w(dims: Vec<u64>, data: Vec<f32>) -> CpuWeight {
+        CpuWeight { name: "w".into(), dims, data }
+    }
+
+    #[test]
+    fn matmul_matches_naive() {
+        let (n, k, m) = (3, 37, 70);
+        let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+        let wd: Vec<f32> = (0..m * k).map(|i| ((i * 11 % 17) as f32 - 8.0) / 9.0).collect();
+        let y = Cpu.matmul(&t(n, k, x.clone()), &w(vec![k as u64, m as u64], wd.clone())).unwrap();
+        for i in 0..n {
+            for j in 0..m {
+                let e: f64 = (0..k).map(|l| x[i * k + l] as f64 * wd[j * k + l] as f64).sum();
+                assert!((y.data[i * m + j] as f64 - e).abs() < 1e-4, "{i} {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn rope_pairing_normal_vs_neox() {
+        // One head of 4 dims at position 1, base 1: theta_0 = 1 rad, theta_1 = 1 rad^(1/2)... check pairs.
+        let x = t(1, 4, vec![1.0, 0.0, 0.0, 0.0]);
+        let p = RopeParams { style: RopeStyle::Normal, n_rot: 4, freq_base: 10000.0, freq_scale: 1.0 };
+        let n = Cpu.rope(&x, 1, 4, &[1], &p).unwrap();
+        // normal: dims (0,1) rotate together → x1 = sin(1)
+        assert!((n.data[1] - 1f32.sin()).abs() < 1e-6 && n.data[2] == 0.0);
+        let p = RopeParams { style: RopeStyle::Neox, ..p };
+        let n = Cpu.rope(&x, 1, 4, &[1], &p).unwrap();
+        // neox: dims (0,2) rotate together → x2 = sin(1)
+        assert!((n.data[2] - 1f32.sin()).abs() < 1e-6 && n.data[1] == 0.0);
+    }
+
+    #[test]
+    fn attention_is_causal_and_windowed() {
+        // 1 head, dim 1; values = position; query sees only itself and the past.
+        let q = t(3, 1, vec![0.0; 3]);
+        let k = t(3, 1, vec![0.0; 3]);
+        let v = t(3, 1, vec![0.0, 1.0, 2.0]);
+        let p =
+            AttnParams { n_head: 1, n_head_kv: 1, head_dim: 1, v_head_dim: 1, scale: 1.0, window: None, softcap: None };
+        let o = Cpu.attention(&q, &k, &v, &[0, 1, 2], &[0, 1, 2], &p).unwrap();
+        assert_eq!(o.data, vec![0.0, 0.5, 1.0]);
+        let p = AttnParams { window: Some(1), ..p };
+        let o = Cpu.attention(&q, &k, &v, &[0, 1, 2], &[0, 1, 2], &p).unwrap();
+        assert_eq!(o.data, vec![0.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn get_rows_rejects_out_of_range_ids() {
+        assert!(Cpu.get_rows(&w(vec![2, 3], vec![0.0; 6]), &[3]).is_err());
+    }
+}

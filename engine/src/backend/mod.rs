@@ -1,0 +1,2 @@
+//! Backends implement the ops of [`crate::ops::Ops`]. `cpu` is the readable reference.
+pub mod cpu;

@@ -1,0 +1,151 @@
+//! Hyper-parameters from GGUF metadata (`<arch>.*` keys, llama.cpp's names and defaults).
+
+use crate::gguf::GgufFile;
+use crate::ops::RopeStyle;
+use crate::{Error, Result};
+
+use super::Layer;
+
+/// Supported architectures (`general.architecture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Llama,
+    Qwen2,
+    Gemma3,
+}
+
+impl Arch {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "llama" => Arch::Llama,
+            "qwen2" => Arch::Qwen2,
+            "gemma3" => Arch::Gemma3,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+            Arch::Gemma3 => "gemma3",
+        }
+    }
+
+    /// RoPE pairing as llama.cpp's `llama_model_rope_type`.
+    pub fn rope_style(self) -> RopeStyle {
+        match self {
+            Arch::Llama => RopeStyle::Normal,
+            Arch::Qwen2 | Arch::Gemma3 => RopeStyle::Neox,
+        }
+    }
+
+    /// Tensors an architecture requires beyond the common ones.
+    pub(crate) fn check_layers<W>(self, layers: &[Layer<W>]) -> Result<()> {
+        for (i, l) in layers.iter().enumerate() {
+            let missing = match self {
+                Arch::Gemma3 if l.q_norm.is_none() => Some("attn_q_norm"),
+                Arch::Gemma3 if l.k_norm.is_none() => Some("attn_k_norm"),
+                Arch::Gemma3 if l.post_attn_norm.is_none() => Some("post_attention_norm"),
+                Arch::Gemma3 if l.post_ffn_norm.is_none() => Some("post_ffw_norm"),
+                Arch::Qwen2 if l.bq.is_none() || l.bk.is_none() || l.bv.is_none() => Some("attn_q/k/v bias"),
+                _ => None,
+            };
+            if let Some(m) = missing {
+                return Err(Error::Invalid(format!("{}: blk.{i}.{m} is missing", self.name())));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HParams {
+    pub arch: Arch,
+    pub n_vocab: usize,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub v_head_dim: usize,
+    pub n_rot: usize,
+    pub rope_base: f32,
+    /// RoPE base of sliding-window layers (gemma3: 10,000 unless the file says otherwise).
+    pub rope_base_swa: f32,
+    pub rms_eps: f32,
+    pub n_ctx_train: usize,
+    /// Sliding window and the layers it applies to.
+    pub sliding_window: Option<usize>,
+    pub swa_layers: Vec<bool>,
+    pub final_softcap: Option<f32>,
+    pub attn_softcap: Option<f32>,
+}
+
+impl HParams {
+    pub fn from_gguf(f: &GgufFile) -> Result<Self> {
+        let arch_name = f.get_str("general.architecture")?;
+        let arch = Arch::from_name(arch_name).ok_or_else(|| {
+            Error::Invalid(format!("architecture {arch_name:?} is not supported (llama, qwen2, gemma3)"))
+        })?;
+        let k = |s: &str| format!("{arch_name}.{s}");
+        let u = |s: &str| -> Result<usize> { Ok(f.get_u64(&k(s))? as usize) };
+        let u_or = |s: &str, d: usize| -> Result<usize> {
+            match f.get(&k(s)) {
+                None => Ok(d),
+                Some(_) => u(s),
+            }
+        };
+        let f32_or = |s: &str, d: f32| -> Result<f32> {
+            match f.get(&k(s)) {
+                None => Ok(d),
+                Some(_) => Ok(f.get_f32(&k(s))?),
+            }
+        };
+        let n_layer = u("block_count")?;
+        let n_embd = u("embedding_length")?;
+        let n_head = u("attention.head_count")?;
+        let n_head_kv = u_or("attention.head_count_kv", n_head)?;
+        if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 || n_layer == 0 || n_layer > 4096 {
+            return Err(Error::Invalid(format!(
+                "{n_layer} layers, {n_head} heads, {n_head_kv} kv heads: not a valid shape"
+            )));
+        }
+        let head_dim = u_or("attention.key_length", n_embd / n_head)?;
+        let v_head_dim = u_or("attention.value_length", head_dim)?;
+        let n_vocab = match f.get(&k("vocab_size")) {
+            Some(_) => u("vocab_size")?,
+            None => f.tensor("token_embd.weight")?.dims.get(1).copied().unwrap_or(0) as usize,
+        };
+        let sliding_window = match f.get(&k("attention.sliding_window")) {
+            Some(_) => Some(u("attention.sliding_window")?).filter(|&w| w > 0),
+            None => None,
+        };
+        // gemma3: every 6th layer is global, the others use the window (llama.cpp's swa pattern).
+        let swa_layers =
+            (0..n_layer).map(|il| sliding_window.is_some() && arch == Arch::Gemma3 && il % 6 < 5).collect();
+        let rms_eps = f32_or("attention.layer_norm_rms_epsilon", 1e-5)?;
+        let softcap = |s: &str| -> Result<Option<f32>> { Ok(Some(f32_or(s, 0.0)?).filter(|&c| c != 0.0)) };
+        Ok(HParams {
+            arch,
+            n_vocab,
+            n_layer,
+            n_embd,
+            n_ff: u("feed_forward_length")?,
+            n_head,
+            n_head_kv,
+            head_dim,
+            v_head_dim,
+            n_rot: u_or("rope.dimension_count", head_dim)?,
+            rope_base: f32_or("rope.freq_base", 10000.0)?,
+            rope_base_swa: f32_or("rope.freq_base_swa", 10000.0)?,
+            rms_eps,
+            n_ctx_train: u_or("context_length", 2048)?,
+            sliding_window,
+            swa_layers,
+            final_softcap: softcap("final_logit_softcapping")?,
+            attn_softcap: softcap("attn_logit_softcapping")?,
+        })
+    }
+}

@@ -1,0 +1,210 @@
+//! Model adapters: hyper-parameters and weights read from GGUF metadata and tensors with
+//! llama.cpp's names, and one forward pass per architecture written against [`crate::ops::Ops`].
+//!
+//! Invariants:
+//! - An architecture is written once (`llama.rs`, `qwen2.rs`, `gemma3.rs`, …) and runs on any
+//!   backend; it only reads metadata keys and tensor names llama.cpp uses.
+//! - Every named op output goes through the tap sink: `token_embd`, `blk.N.attn_norm`,
+//!   `blk.N.attn_out`, `blk.N.ffn_norm`, `blk.N.ffn_out`, `blk.N.l_out`, `result_norm`, `logits`.
+//! - The KV cache holds post-RoPE keys and values of every position fed so far, up to `n_ctx`;
+//!   feeding past it is an error, never a silent wrap.
+
+mod gemma3;
+mod hparams;
+mod llama;
+mod qwen2;
+
+pub use hparams::{Arch, HParams};
+
+use crate::gguf::GgufFile;
+use crate::ops::{Ops, TapSink};
+use crate::{Error, Result};
+
+/// One decoder layer's weights (absent tensors are `None`; which are required depends on the arch).
+#[derive(Debug)]
+pub struct Layer<W> {
+    pub attn_norm: W,
+    pub wq: W,
+    pub wk: W,
+    pub wv: W,
+    pub wo: W,
+    pub bq: Option<W>,
+    pub bk: Option<W>,
+    pub bv: Option<W>,
+    pub q_norm: Option<W>,
+    pub k_norm: Option<W>,
+    pub post_attn_norm: Option<W>,
+    pub ffn_norm: W,
+    pub ffn_gate: W,
+    pub ffn_up: W,
+    pub ffn_down: W,
+    pub post_ffn_norm: Option<W>,
+}
+
+#[derive(Debug)]
+pub struct Weights<W> {
+    pub tok_embd: W,
+    pub output_norm: W,
+    /// `None`: tied to `tok_embd`.
+    pub output: Option<W>,
+    pub layers: Vec<Layer<W>>,
+}
+
+/// Per layer: cached keys and values (row per position).
+type KvCache<T> = Vec<(Option<T>, Option<T>)>;
+
+/// A loaded model with its KV cache.
+pub struct Model<B: Ops> {
+    pub backend: B,
+    pub hp: HParams,
+    pub w: Weights<B::Weight>,
+    kv: KvCache<B::Tensor>,
+    kv_pos: Vec<u32>,
+    pub n_ctx: usize,
+}
+
+impl<B: Ops> std::fmt::Debug for Model<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("hp", &self.hp).field("n_past", &self.kv_pos.len()).finish()
+    }
+}
+
+pub(crate) fn tap<B: Ops>(b: &B, sink: &mut dyn TapSink, name: &str, t: &B::Tensor) {
+    if sink.wants(name) {
+        let (r, c) = b.shape(t);
+        sink.tap(name, r, c, &b.to_host(t));
+    }
+}
+
+fn load<B: Ops>(b: &B, f: &GgufFile, name: &str, dims: &[u64]) -> Result<B::Weight> {
+    let t = f.tensor(name).map_err(|e| Error::from(e).context("loading model weights"))?;
+    if t.dims != dims {
+        return Err(Error::Invalid(format!(
+            "tensor {name:?} has dims {:?}, the hyper-parameters need {dims:?}",
+            t.dims
+        )));
+    }
+    b.load_weight(f, t)
+}
+
+fn load_opt<B: Ops>(b: &B, f: &GgufFile, name: &str, dims: &[u64]) -> Result<Option<B::Weight>> {
+    if f.tensor(name).is_err() {
+        return Ok(None);
+    }
+    load(b, f, name, dims).map(Some)
+}
+
+impl<B: Ops> Model<B> {
+    /// Load hyper-parameters and every tensor the architecture needs, checking each shape.
+    pub fn load(f: &GgufFile, backend: B, n_ctx: Option<usize>) -> Result<Self> {
+        let hp = HParams::from_gguf(f)?;
+        let (e, ff, hd, vd) = (hp.n_embd as u64, hp.n_ff as u64, hp.head_dim as u64, hp.v_head_dim as u64);
+        let (nh, nkv, nv) = (hp.n_head as u64, hp.n_head_kv as u64, hp.n_vocab as u64);
+        let b = &backend;
+        let mut layers = Vec::with_capacity(hp.n_layer);
+        for i in 0..hp.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            let bias = |s: &str| format!("blk.{i}.{s}.bias");
+            layers.push(Layer {
+                attn_norm: load(b, f, &n("attn_norm"), &[e])?,
+                wq: load(b, f, &n("attn_q"), &[e, nh * hd])?,
+                wk: load(b, f, &n("attn_k"), &[e, nkv * hd])?,
+                wv: load(b, f, &n("attn_v"), &[e, nkv * vd])?,
+                wo: load(b, f, &n("attn_output"), &[nh * vd, e])?,
+                bq: load_opt(b, f, &bias("attn_q"), &[nh * hd])?,
+                bk: load_opt(b, f, &bias("attn_k"), &[nkv * hd])?,
+                bv: load_opt(b, f, &bias("attn_v"), &[nkv * vd])?,
+                q_norm: load_opt(b, f, &n("attn_q_norm"), &[hd])?,
+                k_norm: load_opt(b, f, &n("attn_k_norm"), &[hd])?,
+                post_attn_norm: load_opt(b, f, &n("post_attention_norm"), &[e])?,
+                ffn_norm: load(b, f, &n("ffn_norm"), &[e])?,
+                ffn_gate: load(b, f, &n("ffn_gate"), &[e, ff])?,
+                ffn_up: load(b, f, &n("ffn_up"), &[e, ff])?,
+                ffn_down: load(b, f, &n("ffn_down"), &[ff, e])?,
+                post_ffn_norm: load_opt(b, f, &n("post_ffw_norm"), &[e])?,
+            });
+        }
+        hp.arch.check_layers(&layers)?;
+        let w = Weights {
+            tok_embd: load(b, f, "token_embd.weight", &[e, nv])?,
+            output_norm: load(b, f, "output_norm.weight", &[e])?,
+            output: load_opt(b, f, "output.weight", &[e, nv])?,
+            layers,
+        };
+        let n_ctx = n_ctx.unwrap_or(hp.n_ctx_train.min(4096)).max(1);
+        let kv = (0..hp.n_layer).map(|_| (None, None)).collect();
+        Ok(Model { backend, hp, w, kv, kv_pos: Vec::new(), n_ctx })
+    }
+
+    /// Positions already in the KV cache.
+    pub fn n_past(&self) -> usize {
+        self.kv_pos.len()
+    }
+
+    /// Forget the KV cache.
+    pub fn reset(&mut self) {
+        for l in &mut self.kv {
+            *l = (None, None);
+        }
+        self.kv_pos.clear();
+    }
+
+    /// Feed `tokens` after the cached ones; returns the logits of every fed position, row-major
+    /// `[tokens.len(), n_vocab]`.
+    pub fn forward(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(Error::Invalid("no tokens to feed".into()));
+        }
+        let start = self.kv_pos.len();
+        if start + tokens.len() > self.n_ctx {
+            return Err(Error::Invalid(format!(
+                "context full: {start} cached + {} new tokens > n_ctx {}",
+                tokens.len(),
+                self.n_ctx
+            )));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
+            return Err(Error::Invalid(format!("token id {bad} out of range (vocab size {})", self.hp.n_vocab)));
+        }
+        let pos: Vec<u32> = (start..start + tokens.len()).map(|p| p as u32).collect();
+        let mut kv_pos = self.kv_pos.clone();
+        kv_pos.extend_from_slice(&pos);
+        let logits = match self.hp.arch {
+            Arch::Llama | Arch::Qwen2 => llama::forward(self, tokens, &pos, &kv_pos, taps),
+            Arch::Gemma3 => gemma3::forward(self, tokens, &pos, &kv_pos, taps),
+        };
+        match logits {
+            Ok(l) => {
+                self.kv_pos = kv_pos;
+                Ok(l)
+            }
+            Err(e) => {
+                // Some layers may have appended to their cache: start clean rather than desync.
+                self.reset();
+                Err(e)
+            }
+        }
+    }
+
+    /// Append this step's K and V to layer `il`'s cache.
+    pub(crate) fn kv_append(&mut self, il: usize, k: &B::Tensor, v: &B::Tensor) -> Result<()> {
+        let (ko, vo) = std::mem::take(&mut self.kv[il]);
+        let k = self.backend.concat_rows(ko, k)?;
+        let v = self.backend.concat_rows(vo, v)?;
+        self.kv[il] = (Some(k), Some(v));
+        Ok(())
+    }
+
+    /// Layer `il`'s whole cache (after [`Self::kv_append`]).
+    pub(crate) fn kv_get(&self, il: usize) -> Result<(&B::Tensor, &B::Tensor)> {
+        match &self.kv[il] {
+            (Some(k), Some(v)) => Ok((k, v)),
+            _ => Err(Error::Invalid(format!("kv cache of layer {il} is empty"))),
+        }
+    }
+
+    /// The output projection (tied to the embeddings when `output.weight` is absent).
+    pub(crate) fn output_weight(&self) -> &B::Weight {
+        self.w.output.as_ref().unwrap_or(&self.w.tok_embd)
+    }
+}
