@@ -199,8 +199,7 @@ pub(crate) fn validate_logits(logits: &[f32]) -> Result<(), SamplerError> {
         let mut b = false;
         let mut f = false;
         for &x in chunk {
-            // NaN fails both comparisons; +inf fails `< INF` and is not -inf.
-            b |= !(x < f32::INFINITY) & (x != f32::NEG_INFINITY);
+            b |= x.is_nan() | (x == f32::INFINITY);
             f |= x > f32::NEG_INFINITY;
         }
         bad |= b;

@@ -34,10 +34,11 @@ pub(crate) fn dry_edits(history: &[u32], d: &DryParams) -> Vec<(u32, Adjust)> {
         let mut longest: Option<usize> = None;
         for br in d.sequence_breakers.iter().filter(|b| b.first() == Some(&w[i])) {
             let tail = &br[1..];
-            if longest.is_none_or(|l| tail.len() > l) && tail.len() <= i {
-                if tail.iter().enumerate().all(|(off, &t)| t == w[i - off - 1]) {
-                    longest = Some(tail.len());
-                }
+            if longest.is_none_or(|l| tail.len() > l)
+                && tail.len() <= i
+                && tail.iter().enumerate().all(|(off, &t)| t == w[i - off - 1])
+            {
+                longest = Some(tail.len());
             }
         }
         if let Some(l) = longest {
@@ -81,7 +82,10 @@ pub(crate) fn dry_edits(history: &[u32], d: &DryParams) -> Vec<(u32, Adjust)> {
     });
 
     // Step 4: penalties.
-    let max_exponent: i64 = if d.base > 1.000_001 { (88.722_839_1f32 / d.base.ln()) as i64 } else { 0 };
+    // llama.cpp's literal `88.7228391f` (≈ ln f32::MAX), kept as written.
+    #[allow(clippy::excessive_precision)]
+    const FLOAT_MAX_LOG: f32 = 88.722_839_1;
+    let max_exponent: i64 = if d.base > 1.000_001 { (FLOAT_MAX_LOG / d.base.ln()) as i64 } else { 0 };
     let is_single_breaker = |t: u32| d.sequence_breakers.iter().any(|b| b.len() == 1 && b[0] == t);
     longest
         .into_iter()
