@@ -35,6 +35,8 @@ pub enum CaseKind {
     GgufTensors(Box<crate::suites::gguf::TensorsCase>),
     /// A sampler golden (exact probability vectors from llama.cpp's test-sampling.cpp).
     Sampler(Box<crate::suites::sampler::SamplerCase>),
+    /// Whole-model logits against a recorded reference.
+    Model(Box<crate::suites::models::ModelCase>),
 }
 
 /// One case (the backend is chosen when it runs).
@@ -121,10 +123,14 @@ pub struct Series {
 /// Run one case on one backend, timing it, turning a panic into a failure.
 pub fn run_case(case: &Case, backend: Backend) -> CaseResult {
     let start = std::time::Instant::now();
+    let mut measured = crate::suites::Measured::default();
     let outcome = match case.not_run_reason(backend) {
         Some(reason) => Outcome::NotRun { reason },
         None => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::suites::run(case, backend))) {
-            Ok(o) => o,
+            Ok((o, m)) => {
+                measured = m;
+                o
+            }
             Err(p) => {
                 let msg = p
                     .downcast_ref::<String>()
@@ -155,7 +161,7 @@ pub fn run_case(case: &Case, backend: Backend) -> CaseResult {
         outcome,
         duration_ms: start.elapsed().as_secs_f64() * 1e3,
         rerun: case.rerun_command(backend),
-        metrics: Default::default(),
-        series: Vec::new(),
+        metrics: measured.metrics,
+        series: measured.series,
     }
 }

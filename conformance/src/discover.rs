@@ -58,6 +58,11 @@ pub fn load_case_file(path: &Path) -> Result<Option<Case>> {
             let c: crate::suites::sampler::SamplerCase = serde_norway::from_value(value).map_err(|e| bad(path, e))?;
             (c.name.clone(), CaseKind::Sampler(Box::new(c)))
         }
+        "models" => {
+            let file: crate::suites::models::ModelCaseFile =
+                serde_norway::from_value(value).map_err(|e| bad(path, e))?;
+            (file.name.clone(), CaseKind::Model(Box::new(crate::suites::models::ModelCase { file, dir })))
+        }
         other => return Err(bad(path, format!("unknown suite {other:?}"))),
     };
     Ok(Some(Case { suite, name, source: path.into(), backends: vec![Backend::Cpu], kind }))

@@ -52,6 +52,8 @@ enum Command {
         #[arg(long, value_delimiter = ',', required = true)]
         ids: Vec<u32>,
     },
+    /// Generate text from a prompt.
+    Generate(GenerateArgs),
     /// Logits at every position of a prompt, as f32 .npy [n_tokens, n_vocab].
     Logits {
         #[arg(long)]
@@ -70,6 +72,49 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct GenerateArgs {
+    /// The GGUF model (default: the fetched SmolLM2-135M-Instruct).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long)]
+    prompt: String,
+    /// Wrap the prompt as one user message with the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// 0 = greedy (default 0.8, llama.cpp's).
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0.05)]
+    min_p: f32,
+    /// 1.0 = off; applied over the last 64 tokens.
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    /// Default: chosen at random and reported.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop when the generated text contains this string (repeatable; the string is not printed).
+    #[arg(long)]
+    stop: Vec<String>,
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
+    #[arg(long, value_enum)]
+    numerics: Option<Numerics>,
+    /// One JSON object per token, then a summary object.
+    #[arg(long)]
+    json: bool,
+    /// With --json: include this many top alternatives with each token's logprob.
+    #[arg(long, default_value_t = 0)]
+    top_logprobs: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,6 +203,7 @@ fn run(cli: Cli) -> Result<()> {
             tokenize(&model, &text, add_special, parse_special)
         }
         Command::Detokenize { model, ids } => detokenize(&model, &ids),
+        Command::Generate(args) => generate(&args),
         Command::Logits { model, prompt, no_add_special, parse_special, backend, numerics, out } => {
             logits(&model, &prompt, !no_add_special, parse_special, backend, numerics, &out)
         }
@@ -374,4 +420,120 @@ fn tensor(path: &std::path::Path, name: &str, out: &std::path::Path) -> Result<(
     let mut w = std::io::BufWriter::new(file);
     npy::write_f32(&mut w, &shape, &data).map_err(|e| Error::io(out, e))?;
     w.flush().map_err(|e| Error::io(out, e))
+}
+
+/// The model `generate`/`serve` use when `--model` is not given.
+pub fn default_model() -> Result<PathBuf> {
+    let cache = std::env::var_os("ORCD_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache").join("orcd"));
+    let p = cache.join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(Error::Invalid(format!(
+            "no --model given and the default model {} is not fetched: run `python3 fixtures/fetch.py`",
+            p.display()
+        )))
+    }
+}
+
+fn generate(a: &GenerateArgs) -> Result<()> {
+    use crate::generate::{generate as run_generate, GenerateParams};
+    use crate::sampler::{PenaltyParams, SamplerParams};
+    check_backend(a.backend, a.numerics)?;
+    let path = match &a.model {
+        Some(p) => p.clone(),
+        None => default_model()?,
+    };
+    let f = open(&path)?;
+    let tok = load_tokenizer(&f)?;
+    let prompt_text = if a.chat {
+        let template = f
+            .get_str("tokenizer.chat_template")
+            .map_err(|_| Error::Invalid(format!("{} has no tokenizer.chat_template: drop --chat", path.display())))?;
+        let piece = |id: Option<u32>| -> String {
+            id.and_then(|i| tok.token_to_piece_with(i, true).ok())
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        let (bos, eos) = (piece(tok.bos()), piece(tok.eos()));
+        let text = crate::chat::render(template, &[crate::chat::Message::new("user", &a.prompt)], true, &bos, &eos)?;
+        // The vocabulary adds BOS itself when it asks for one: don't let the template double it.
+        match text.strip_prefix(bos.as_str()) {
+            Some(rest) if tok.add_bos() && !bos.is_empty() => rest.to_string(),
+            _ => text,
+        }
+    } else {
+        a.prompt.clone()
+    };
+    let prompt = tok.encode(&prompt_text, true, a.chat)?;
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    });
+    let sampler = SamplerParams {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+        penalties: PenaltyParams { repeat: a.repeat_penalty, ..PenaltyParams::default() },
+        seed,
+        ..SamplerParams::default()
+    };
+    let params =
+        GenerateParams { max_tokens: a.max_tokens, stop: a.stop.clone(), sampler, top_logprobs: a.top_logprobs };
+    let n_ctx = (prompt.len() + a.max_tokens + 1).max(1);
+    let mut m = crate::model::Model::load(&f, crate::backend::cpu::Cpu, Some(n_ctx))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut io_err = None;
+    let json = a.json;
+    let summary = run_generate(&mut m, &tok, &prompt, &params, |ev| {
+        let r = if json {
+            let mut o = serde_json::json!({"i": ev.i, "id": ev.id, "text": ev.text, "logprob": ev.logprob});
+            if a.top_logprobs > 0 {
+                o["top_logprobs"] = ev
+                    .top_logprobs
+                    .iter()
+                    .map(|t| serde_json::json!({"id": t.token, "logprob": t.logprob}))
+                    .collect::<Vec<_>>()
+                    .into();
+            }
+            writeln!(out, "{o}")
+        } else {
+            write!(out, "{}", ev.text).and_then(|_| out.flush())
+        };
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                io_err = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = io_err {
+        return Err(stdout_err(e));
+    }
+    let tok_s = if summary.decode_seconds > 0.0 { summary.tokens_out as f64 / summary.decode_seconds } else { 0.0 };
+    if json {
+        let mut o = serde_json::json!({
+            "stop_reason": summary.stop_reason.as_str(), "tokens_out": summary.tokens_out,
+            "prompt_tokens": summary.prompt_tokens, "seed": summary.seed, "decode_tok_s": tok_s,
+        });
+        if !summary.tail_text.is_empty() {
+            o["text"] = summary.tail_text.clone().into();
+        }
+        writeln!(out, "{o}").map_err(stdout_err)?;
+    } else {
+        writeln!(out, "{}", summary.tail_text).map_err(stdout_err)?;
+        eprintln!(
+            "[{}: {} tokens, prompt {}, seed {}, {:.1} tok/s]",
+            summary.stop_reason.as_str(),
+            summary.tokens_out,
+            summary.prompt_tokens,
+            summary.seed,
+            tok_s
+        );
+    }
+    out.flush().map_err(stdout_err)
 }

@@ -8,8 +8,10 @@
 //! - [`cli`]: the `worker-orcd` command line (DESIGN §6).
 
 pub mod backend;
+pub mod chat;
 pub mod cli;
 pub mod error;
+pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod npy;

@@ -31,7 +31,7 @@ impl FileRef {
         (!p.exists()).then(|| format!("external fixture {} not fetched (run `{}`)", p.display(), paths::FETCH_COMMAND))
     }
 
-    fn load(&self) -> Result<(GgufFile, String), String> {
+    pub fn load(&self) -> Result<(GgufFile, String), String> {
         let path = match (&self.file, &self.repo_file) {
             (Some(rel), _) => Some(paths::external(rel)),
             (None, Some(rel)) => Some(paths::goldens_dir().join(rel)),

@@ -3,21 +3,31 @@
 //! and the source of its tolerance).
 
 pub mod gguf;
+pub mod models;
 pub mod quant;
 pub mod sampler;
 
 use crate::case::{Backend, Case, CaseKind, Outcome};
 
 /// The suites that exist, in report order.
-pub const SUITES: &[&str] = &["gguf", "quant", "sampler"];
+pub const SUITES: &[&str] = &["gguf", "quant", "sampler", "models"];
 
-pub fn run(case: &Case, backend: Backend) -> Outcome {
+/// What a case measured besides its verdict (shown in reports and plots).
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    pub series: Vec<crate::case::Series>,
+}
+
+pub fn run(case: &Case, backend: Backend) -> (Outcome, Measured) {
+    let plain = |o: Outcome| (o, Measured::default());
     match &case.kind {
-        CaseKind::Quant(q) => quant::run(q, backend),
-        CaseKind::GgufMalformed { bytes, expected_kind, .. } => gguf::run_malformed(bytes, expected_kind),
-        CaseKind::GgufInspect(c) => gguf::run_inspect(c),
-        CaseKind::GgufTensors(c) => gguf::run_tensors(c),
-        CaseKind::Sampler(c) => sampler::run(c, backend),
+        CaseKind::Quant(q) => plain(quant::run(q, backend)),
+        CaseKind::GgufMalformed { bytes, expected_kind, .. } => plain(gguf::run_malformed(bytes, expected_kind)),
+        CaseKind::GgufInspect(c) => plain(gguf::run_inspect(c)),
+        CaseKind::GgufTensors(c) => plain(gguf::run_tensors(c)),
+        CaseKind::Sampler(c) => plain(sampler::run(c, backend)),
+        CaseKind::Model(c) => models::run(c, backend),
     }
 }
 
@@ -26,6 +36,7 @@ pub fn not_run_reason(case: &Case) -> Option<String> {
     match &case.kind {
         CaseKind::GgufInspect(c) => c.file.missing_reason(),
         CaseKind::GgufTensors(c) => c.file.missing_reason(),
+        CaseKind::Model(c) => c.file.file.missing_reason(),
         _ => None,
     }
 }
