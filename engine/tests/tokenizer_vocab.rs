@@ -308,10 +308,43 @@ fn mixed_text() -> Option<String> {
     Some(out)
 }
 
+/// About 1 MB of random words over several scripts (nearly every word unique: no cache help).
+fn random_text() -> String {
+    const POOL: &[&str] = &[
+        "abcdefghijklmnopqrstuvwxyz",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "0123456789",
+        "éèàùçäöüßñ",
+        "абвгдежзийклмнопрстуфхцчшщыэюя",
+        "我想在工作天的一是不了人我在有他这为之大来以个中上们",
+        "कखगघचछजझटठडढणतथदधनपफबभमयरलवशषसह",
+        ".,;:!?'\"()[]{}<>-_=+*/\\|@#$%^&~`",
+        "🦙🚀😁✅🌫",
+    ];
+    let pools: Vec<Vec<char>> = POOL.iter().map(|p| p.chars().collect()).collect();
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let mut out = String::new();
+    while out.len() < 1 << 20 {
+        let pool = &pools[[0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8][next(12)]];
+        for _ in 0..1 + next(10) {
+            out.push(pool[next(pool.len())]);
+        }
+        out.push_str([" ", " ", " ", " ", "  ", "\n", "\t", ""][next(8)]);
+    }
+    out
+}
+
 #[test]
 #[ignore = "timing: run in release with --ignored"]
 fn speed_1mb() {
-    let Some(text) = mixed_text() else { return };
+    let Some(mixed) = mixed_text() else { return };
+    let random = random_text();
     let mut tokenizers = Vec::new();
     if let Some(dir) = fixture(&suites_dir()) {
         tokenizers.push(("qwen2", load(&dir.join("ggml-vocab-qwen2.gguf"))));
@@ -319,12 +352,14 @@ fn speed_1mb() {
     if let Some(g) = model("gemma-3-270m-q4_k_m.gguf") {
         tokenizers.push(("gemma3", g));
     }
-    for (name, t) in &tokenizers {
+    for ((name, t), (kind, text)) in
+        tokenizers.iter().flat_map(|t| [(t, ("suite text", &mixed)), (t, ("random words", &random))])
+    {
         let start = Instant::now();
-        let ids = t.encode(&text, false, false).unwrap();
+        let ids = t.encode(text, false, false).unwrap();
         let secs = start.elapsed().as_secs_f64();
         eprintln!(
-            "speed {name}: {} bytes -> {} tokens in {:.3} s ({:.1} MB/s)",
+            "speed {name} ({kind}): {} bytes -> {} tokens in {:.3} s ({:.1} MB/s)",
             text.len(),
             ids.len(),
             secs,

@@ -60,7 +60,12 @@ pub enum TokenizerError {
     NoByteToken(u8),
     #[error("the vocabulary has no {0} token, but this operation needs one")]
     MissingSpecialToken(&'static str),
+    #[error("text of {len} bytes is too long to tokenize (limit {max})")]
+    TextTooLong { len: usize, max: usize },
 }
+
+/// Longest text [`Tokenizer::encode`] accepts (positions are kept in 32 bits).
+pub const MAX_TEXT_BYTES: usize = 1 << 31;
 
 type Result<T, E = TokenizerError> = std::result::Result<T, E>;
 
@@ -656,8 +661,9 @@ impl Tokenizer {
             strip_accents = v;
         }
 
-        // Special tokens found by their text (the lowest id wins where several texts qualify).
-        let by_text = |names: &[&str]| -> Option<u32> { names.iter().filter_map(|t| vocab.get(t)).min() };
+        // Special tokens found by their text (llama.cpp takes whichever its hash map yields first;
+        // we take the first name of the list that the vocabulary has).
+        let by_text = |names: &[&str]| -> Option<u32> { names.iter().find_map(|t| vocab.get(t)) };
         let detect = |slot: &mut Option<u32>, names: &[&str], attrs: &mut Vec<u16>| {
             if slot.is_none() {
                 if let Some(id) = by_text(names) {
@@ -961,6 +967,9 @@ impl Tokenizer {
     /// Tokenize `text`. `add_special`: add BOS/EOS where the vocabulary asks for them.
     /// `parse_special`: cut control tokens (e.g. `<|im_start|>`) out of the text as tokens.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(TokenizerError::TextTooLong { len: text.len(), max: MAX_TEXT_BYTES });
+        }
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         let mut st = EncodeState::default();
         let fragments = self.special.split(text.as_bytes(), parse_special);
