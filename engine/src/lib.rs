@@ -11,6 +11,7 @@ pub mod backend;
 pub mod chat;
 pub mod cli;
 pub mod error;
+pub mod faults;
 pub mod generate;
 pub mod gguf;
 pub mod model;

@@ -84,7 +84,11 @@ impl Ops for Cpu {
     type Weight = CpuWeight;
 
     fn load_weight(&self, f: &GgufFile, t: &TensorInfo) -> Result<CpuWeight> {
-        let data = f.tensor_f32(&t.name)?;
+        let mut data = f.tensor_f32(&t.name)?;
+        if crate::faults::active(crate::faults::Fault::TransposeWq) && t.name == "blk.0.attn_q.weight" {
+            let (c, r) = (t.dims[0] as usize, data.len() / (t.dims[0] as usize).max(1));
+            data = (0..r * c).map(|i| data[(i % r) * c + i / r]).collect();
+        }
         Ok(CpuWeight { name: t.name.clone(), dims: t.dims.clone(), data })
     }
 

@@ -34,9 +34,14 @@ impl Arch {
 
     /// RoPE pairing as llama.cpp's `llama_model_rope_type`.
     pub fn rope_style(self) -> RopeStyle {
-        match self {
+        let style = match self {
             Arch::Llama => RopeStyle::Normal,
             Arch::Qwen2 | Arch::Gemma3 => RopeStyle::Neox,
+        };
+        match (style, crate::faults::active(crate::faults::Fault::RopePairing)) {
+            (RopeStyle::Normal, true) => RopeStyle::Neox,
+            (RopeStyle::Neox, true) => RopeStyle::Normal,
+            (s, false) => s,
         }
     }
 
@@ -125,7 +130,10 @@ impl HParams {
         // gemma3: every 6th layer is global, the others use the window (llama.cpp's swa pattern).
         let swa_layers =
             (0..n_layer).map(|il| sliding_window.is_some() && arch == Arch::Gemma3 && il % 6 < 5).collect();
-        let rms_eps = f32_or("attention.layer_norm_rms_epsilon", 1e-5)?;
+        let mut rms_eps = f32_or("attention.layer_norm_rms_epsilon", 1e-5)?;
+        if crate::faults::active(crate::faults::Fault::NormEps) {
+            rms_eps = 1e-2;
+        }
         let softcap = |s: &str| -> Result<Option<f32>> { Ok(Some(f32_or(s, 0.0)?).filter(|&c| c != 0.0)) };
         Ok(HParams {
             arch,

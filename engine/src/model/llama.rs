@@ -34,6 +34,7 @@ pub(crate) fn forward<B: Ops>(
             let proj = |w: &B::Weight, bias: &Option<B::Weight>| -> Result<B::Tensor> {
                 let y = b.matmul(&cur, w)?;
                 match bias {
+                    Some(_) if crate::faults::active(crate::faults::Fault::DropQkvBias) => Ok(y),
                     Some(bb) => b.add_row(&y, bb),
                     None => Ok(y),
                 }

@@ -166,7 +166,8 @@ impl<B: Ops> Model<B> {
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
             return Err(Error::Invalid(format!("token id {bad} out of range (vocab size {})", self.hp.n_vocab)));
         }
-        let pos: Vec<u32> = (start..start + tokens.len()).map(|p| p as u32).collect();
+        let shift = usize::from(start > 0 && crate::faults::active(crate::faults::Fault::KvPosShift));
+        let pos: Vec<u32> = (start - shift..start - shift + tokens.len()).map(|p| p as u32).collect();
         let mut kv_pos = self.kv_pos.clone();
         kv_pos.extend_from_slice(&pos);
         let logits = match self.hp.arch {

@@ -1,0 +1,63 @@
+//! Planted bugs (issue 4): each fault of `orcd_engine::faults`, planted in turn, must make the
+//! `models` suite fail and name the op where it first appears. Needs the fetched real models;
+//! without them these tests fail with the fetch command (a missing model is never a pass).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use orcd_conformance::case::{run_case, Backend, Outcome};
+use orcd_conformance::discover::load_case_file;
+use orcd_conformance::paths;
+use orcd_engine::faults::{set, Fault};
+
+/// Faults are process-wide: run the cases one after another.
+static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn run_with(fault: Fault, case_file: &str) -> String {
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let case = load_case_file(&paths::goldens_dir().join("models").join(case_file)).expect("parses").expect("a case");
+    if let Some(reason) = case.not_run_reason(Backend::Cpu) {
+        panic!("cannot run the planted-bug check: {reason}");
+    }
+    set(Fault::None);
+    assert!(
+        matches!(run_case(&case, Backend::Cpu).outcome, Outcome::Pass { .. }),
+        "{case_file} must pass before a fault is planted"
+    );
+    set(fault);
+    let r = run_case(&case, Backend::Cpu);
+    set(Fault::None);
+    match r.outcome {
+        Outcome::Fail { message } => message,
+        o => panic!("{fault:?} was not caught: {o:?}"),
+    }
+}
+
+fn assert_first_op(msg: &str, op: &str) {
+    let line =
+        msg.lines().find(|l| l.contains("first divergent op")).unwrap_or_else(|| panic!("no localisation in: {msg}"));
+    let at = line.find("first divergent op: ").map(|i| &line[i + 20..]).unwrap_or("");
+    assert!(at.starts_with(op), "expected the first divergent op to be {op}, got: {line}\n{msg}");
+}
+
+const LLAMA_SHORT: &str = "llama-smollm2-135m-q4_1-exact-short.yaml";
+const GEMMA3_SHORT: &str = "gemma3-270m-q4_k_m-exact-short.yaml";
+
+#[test]
+fn rope_pairing_swapped_is_caught_at_the_first_attention() {
+    assert_first_op(&run_with(Fault::RopePairing, LLAMA_SHORT), "blk.0.attn_out in the batch pass");
+    assert_first_op(&run_with(Fault::RopePairing, GEMMA3_SHORT), "blk.0.attn_out in the batch pass");
+}
+
+#[test]
+fn wrong_norm_epsilon_is_caught_at_the_first_norm() {
+    assert_first_op(&run_with(Fault::NormEps, LLAMA_SHORT), "blk.0.attn_norm in the batch pass");
+}
+
+#[test]
+fn transposed_weight_is_caught_where_it_is_used() {
+    assert_first_op(&run_with(Fault::TransposeWq, LLAMA_SHORT), "blk.0.attn_out in the batch pass");
+}
+
+#[test]
+fn kv_position_shift_is_caught_in_the_decode_pass() {
+    assert_first_op(&run_with(Fault::KvPosShift, LLAMA_SHORT), "blk.0.attn_out in the kv-cache decode pass");
+}
