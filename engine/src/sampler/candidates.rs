@@ -42,6 +42,18 @@ impl Candidates {
         Candidates { items, sorted: false, identity: true }
     }
 
+    /// [`Candidates::from_logits`] reusing an allocation (see [`Candidates::into_items`]).
+    pub fn from_logits_in(mut buf: Vec<Candidate>, logits: &[f32]) -> Self {
+        buf.clear();
+        buf.extend(logits.iter().enumerate().map(|(i, &logit)| Candidate { id: i as u32, logit, p: 0.0 }));
+        Candidates { items: buf, sorted: false, identity: true }
+    }
+
+    /// The list, giving back its allocation.
+    pub fn into_items(self) -> Vec<Candidate> {
+        self.items
+    }
+
     /// Candidates as given, in this order, marked unsorted (as llama.cpp's test harness builds them).
     pub fn from_items(items: Vec<Candidate>) -> Self {
         let identity = items.iter().enumerate().all(|(i, c)| c.id as usize == i);
@@ -118,16 +130,47 @@ impl Candidates {
         }
     }
 
-    /// Sort the tail after an already sorted prefix of `n` items that outrank it, making the whole
-    /// list sorted.
-    pub(crate) fn sort_tail(&mut self, n: usize) {
+    /// Grow a sorted prefix: `items[..from]` is sorted and outranks the rest; afterwards
+    /// `items[..to]` is (a partial selection on the tail, then a sort of the new part).
+    pub(crate) fn extend_sorted_prefix(&mut self, from: usize, to: usize) {
         if self.sorted {
             return;
         }
-        let n = n.min(self.items.len());
-        self.items[n..].sort_unstable_by(rank);
-        self.sorted = true;
+        let len = self.items.len();
+        let (from, to) = (from.min(len), to.min(len));
+        if to <= from {
+            return;
+        }
+        let tail = &mut self.items[from..];
+        if to < len {
+            tail.select_nth_unstable_by(to - from - 1, rank);
+        }
+        tail[..to - from].sort_unstable_by(rank);
         self.identity = false;
+        if to + 1 >= len {
+            self.sorted = true;
+        }
+    }
+
+    /// Move the items for which `in_prefix` holds to the front and sort them, when the caller knows
+    /// that each of them outranks every other item. Returns their count, the sorted prefix length.
+    pub(crate) fn partition_sorted_prefix(&mut self, in_prefix: impl Fn(&Candidate) -> bool) -> usize {
+        if self.sorted {
+            return self.items.len();
+        }
+        let mut j = 0;
+        for i in 0..self.items.len() {
+            if in_prefix(&self.items[i]) {
+                self.items.swap(i, j);
+                j += 1;
+            }
+        }
+        self.items[..j].sort_unstable_by(rank);
+        self.identity = false;
+        if j + 1 >= self.items.len() {
+            self.sorted = true;
+        }
+        j
     }
 
     /// Keep the top `k` items in rank order (`k` clamped to the length): a partial selection, not a
@@ -189,50 +232,92 @@ pub(crate) fn is_bad_logit(x: f32) -> bool {
     x.is_nan() || x == f32::INFINITY
 }
 
+/// Over a block of logits: how many are usable (finite or -inf: `x < +inf` is false for NaN and
+/// +inf) and how many lie above `thr`. Integer sums of comparisons, so that the loop vectorises.
+#[inline(always)]
+fn block_counts(block: &[f32], thr: f32) -> (u32, u32) {
+    let (mut ok, mut above) = (0u32, 0u32);
+    for &x in block {
+        ok += (x < f32::INFINITY) as u32;
+        above += (x > thr) as u32;
+    }
+    (ok, above)
+}
+
+const BLOCK: usize = 64;
+
+fn first_bad_logit(logits: &[f32]) -> SamplerError {
+    match logits.iter().enumerate().find(|(_, &x)| is_bad_logit(x)) {
+        Some((index, &value)) => SamplerError::NonFiniteLogit { index, value },
+        None => SamplerError::NonFiniteLogit { index: usize::MAX, value: f32::NAN },
+    }
+}
+
+/// Run `$imp(args)` compiled for AVX2 when the CPU has it (x86-64), else the baseline build. The
+/// two builds perform the same IEEE operations in the same order (Rust never contracts to FMA),
+/// so results are bitwise identical; only the vector width differs.
+macro_rules! dispatch_avx2 {
+    ($avx2:ident, $imp:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2")]
+            unsafe fn $avx2($($arg: $ty),*) -> $ret {
+                $imp($($arg),*)
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of the
+                // target-feature function; its body is safe code.
+                return unsafe { $avx2($($arg),*) };
+            }
+        }
+        $imp($($arg),*)
+    }};
+}
+pub(crate) use dispatch_avx2;
+
 /// Check a logit vector: every entry finite or -inf (a masked token), at least one finite.
-/// Written as boolean reductions over fixed-size chunks so that it vectorises.
 pub(crate) fn validate_logits(logits: &[f32]) -> Result<(), SamplerError> {
-    const CHUNK: usize = 64;
-    let mut bad = false;
-    let mut any_finite = false;
-    for chunk in logits.chunks(CHUNK) {
-        let mut b = false;
-        let mut f = false;
-        for &x in chunk {
-            b |= x.is_nan() | (x == f32::INFINITY);
-            f |= x > f32::NEG_INFINITY;
-        }
-        bad |= b;
-        any_finite |= f;
-        if bad {
-            break;
-        }
-    }
-    if bad {
-        if let Some((index, &value)) = logits.iter().enumerate().find(|(_, &x)| is_bad_logit(x)) {
-            return Err(SamplerError::NonFiniteLogit { index, value });
-        }
-    }
+    dispatch_avx2!(validate_avx2, validate_impl, (logits: &[f32]) -> Result<(), SamplerError>)
+}
+
+#[inline(always)]
+fn validate_impl(logits: &[f32]) -> Result<(), SamplerError> {
     if logits.is_empty() {
         return Err(SamplerError::EmptyCandidates);
     }
-    if !any_finite {
+    let (mut ok, mut finite) = (0usize, 0usize);
+    for block in logits.chunks(BLOCK) {
+        let (o, f) = block_counts(block, f32::NEG_INFINITY);
+        ok += o as usize;
+        finite += f as usize;
+    }
+    if ok != logits.len() {
+        return Err(first_bad_logit(logits));
+    }
+    if finite == 0 {
         return Err(SamplerError::NoFiniteLogit { n: logits.len() });
     }
     Ok(())
 }
 
-/// The top `m` of `logits` (whole vocabulary, id = index) in [`rank`] order, without building the
-/// whole candidate list: a buffer of at most `2m` entries and a threshold (the m-th best logit
-/// kept so far). Scanning in id order makes `logit > threshold` the exact admission test: a later
-/// token with a logit equal to the threshold has a larger id, so it ranks below all of them.
-/// Chunks whose entries are all `<= threshold` are skipped by a vectorisable comparison.
-pub(crate) fn top_m_of_logits(logits: &[f32], m: usize) -> Vec<Candidate> {
+/// The top `m` of `logits` (whole vocabulary, id = index) in [`rank`] order, validating the vector
+/// in the same pass (as [`validate_logits`]), without building the whole candidate list: a buffer
+/// of at most `2m` entries and a threshold (the m-th best logit kept so far). Scanning in id order
+/// makes `logit > threshold` the exact admission test: a later token with a logit equal to the
+/// threshold has a larger id, so it ranks below all of them. A block with no entry above the
+/// threshold costs one vectorised count.
+pub(crate) fn top_m_checked(logits: &[f32], m: usize) -> Result<Vec<Candidate>, SamplerError> {
+    dispatch_avx2!(top_m_avx2, top_m_impl, (logits: &[f32], m: usize) -> Result<Vec<Candidate>, SamplerError>)
+}
+
+#[inline(always)]
+fn top_m_impl(logits: &[f32], m: usize) -> Result<Vec<Candidate>, SamplerError> {
     let n = logits.len();
-    let m = m.min(n);
-    if m == 0 {
-        return Vec::new();
+    if n == 0 {
+        return Err(SamplerError::EmptyCandidates);
     }
+    let want = m.min(n);
+    let m = want.max(1); // the best entry tells whether any is finite
     let cap = (2 * m).min(n);
     let mut buf: Vec<Candidate> = Vec::with_capacity(cap + 1);
     buf.extend(logits[..cap].iter().enumerate().map(|(i, &logit)| Candidate { id: i as u32, logit, p: 0.0 }));
@@ -241,19 +326,21 @@ pub(crate) fn top_m_of_logits(logits: &[f32], m: usize) -> Vec<Candidate> {
             buf.select_nth_unstable_by(m - 1, rank);
             buf.truncate(m);
         }
-        // The m-th best kept so far (the minimum in rank order of the buffer).
+        // The m-th best kept so far (the minimum of the buffer in rank order). NaN never passes
+        // `x > thr`; a NaN kept in the buffer fails the validation below.
         buf.iter().map(|c| c.logit + 0.0).fold(f32::INFINITY, |a, b| if b < a { b } else { a })
     };
     let mut thr = compact(&mut buf);
-    const CHUNK: usize = 32;
+    let mut ok = 0usize;
+    for block in logits[..cap].chunks(BLOCK) {
+        ok += block_counts(block, f32::INFINITY).0 as usize;
+    }
     let mut base = cap;
-    for chunk in logits[cap..].chunks(CHUNK) {
-        let mut any = false;
-        for &x in chunk {
-            any |= x > thr;
-        }
-        if any {
-            for (j, &x) in chunk.iter().enumerate() {
+    for block in logits[cap..].chunks(BLOCK) {
+        let (o, above) = block_counts(block, thr);
+        ok += o as usize;
+        if above > 0 {
+            for (j, &x) in block.iter().enumerate() {
                 if x > thr {
                     buf.push(Candidate { id: (base + j) as u32, logit: x, p: 0.0 });
                     if buf.len() >= 2 * m {
@@ -262,21 +349,29 @@ pub(crate) fn top_m_of_logits(logits: &[f32], m: usize) -> Vec<Candidate> {
                 }
             }
         }
-        base += chunk.len();
+        base += block.len();
+    }
+    if ok != n {
+        return Err(first_bad_logit(logits));
     }
     if buf.len() > m {
         buf.select_nth_unstable_by(m - 1, rank);
         buf.truncate(m);
     }
     buf.sort_unstable_by(rank);
-    buf
+    // No NaN/+inf anywhere, so the best entry is the maximum: -inf means every entry is.
+    if buf.first().is_none_or(|c| c.logit == f32::NEG_INFINITY) {
+        return Err(SamplerError::NoFiniteLogit { n });
+    }
+    buf.truncate(want);
+    Ok(buf)
 }
 
 /// llama.cpp's softmax over the candidates (`llama_sampler_softmax_impl`): optionally sort, then
-/// `p = expf(logit - max) / Σ` with the sum accumulated in f32 in list order. Errors, naming
+/// `p = expf(logit - max) / Σ` with the sum accumulated in f32 in list order; returns `max`. Errors, naming
 /// `stage`, when the largest logit is NaN or +inf, when every logit is -inf, or when the list is
 /// empty.
-pub(crate) fn softmax(c: &mut Candidates, sort: bool, stage: &'static str) -> Result<(), SamplerError> {
+pub(crate) fn softmax(c: &mut Candidates, sort: bool, stage: &'static str) -> Result<f32, SamplerError> {
     if c.is_empty() {
         return Err(SamplerError::EmptyCandidates);
     }
@@ -296,7 +391,7 @@ pub(crate) fn softmax(c: &mut Candidates, sort: bool, stage: &'static str) -> Re
     for it in c.items_mut() {
         it.p /= sum;
     }
-    Ok(())
+    Ok(max)
 }
 
 /// The largest logit (the first one if sorted), checked: NaN/+inf anywhere → error; all -inf →
@@ -344,12 +439,13 @@ mod tests {
         logits[4000] = -0.0;
         logits[4001] = 0.0;
         for m in [1, 2, 3, 40, 613, 1000, 4999, 5000, 6000] {
-            let got: Vec<(u32, f32)> = top_m_of_logits(&logits, m).iter().map(|c| (c.id, c.logit)).collect();
+            let got: Vec<(u32, f32)> = top_m_checked(&logits, m).unwrap().iter().map(|c| (c.id, c.logit)).collect();
             assert_eq!(got, naive_top(&logits, m), "m = {m}");
         }
-        let masked = vec![f32::NEG_INFINITY; 100];
-        let got: Vec<u32> = top_m_of_logits(&masked, 10).iter().map(|c| c.id).collect();
-        assert_eq!(got, (0..10).collect::<Vec<u32>>());
+        let mut masked = vec![f32::NEG_INFINITY; 100];
+        masked[50] = 0.0;
+        let got: Vec<u32> = top_m_checked(&masked, 10).unwrap().iter().map(|c| c.id).collect();
+        assert_eq!(got, [50, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
     }
 
     #[test]
@@ -362,6 +458,17 @@ mod tests {
         assert!(matches!(validate_logits(&v), Err(SamplerError::NonFiniteLogit { index: 200, .. })));
         assert!(matches!(validate_logits(&[f32::NEG_INFINITY; 3]), Err(SamplerError::NoFiniteLogit { n: 3 })));
         assert!(matches!(validate_logits(&[]), Err(SamplerError::EmptyCandidates)));
+        // The selecting scan validates too, wherever the bad value sits (head or scanned part).
+        for at in [0, 5, 150, 299] {
+            let mut v: Vec<f32> = (0..300).map(|i| i as f32).collect();
+            v[at] = f32::NAN;
+            assert!(matches!(top_m_checked(&v, 40), Err(SamplerError::NonFiniteLogit { index, .. }) if index == at));
+            v[at] = f32::INFINITY;
+            assert!(matches!(top_m_checked(&v, 40), Err(SamplerError::NonFiniteLogit { index, .. }) if index == at));
+        }
+        assert!(matches!(top_m_checked(&[f32::NEG_INFINITY; 300], 4), Err(SamplerError::NoFiniteLogit { n: 300 })));
+        assert!(matches!(top_m_checked(&[], 4), Err(SamplerError::EmptyCandidates)));
+        assert_eq!(top_m_checked(&[1.0, 2.0], 0).unwrap(), vec![]);
     }
 
     #[test]

@@ -64,7 +64,7 @@ use std::fmt;
 pub use candidates::{Candidate, Candidates};
 pub use rng::Rng;
 
-use candidates::{top_m_of_logits, validate_logits};
+use candidates::{top_m_checked, validate_logits};
 use ops::{apply_edits, bias_edits, check_finite, check_nonneg, check_unit, invalid, penalty_edits, Adjust};
 
 /// Errors of the sampler. Every variant says which value was wrong.
@@ -396,6 +396,8 @@ pub struct Sampler {
     rng: Rng,
     xtc_rng: Rng,
     bias_edits: Vec<(u32, Adjust)>,
+    /// The candidate allocation, reused from call to call (a whole vocabulary when top-k is off).
+    scratch: Vec<Candidate>,
 }
 
 impl Sampler {
@@ -411,6 +413,7 @@ impl Sampler {
             rng: Rng::new(params.seed),
             xtc_rng: Rng::new(params.seed ^ XTC_STREAM),
             bias_edits: bias_edits(&params.logit_bias),
+            scratch: Vec::new(),
             n_vocab,
             stages,
             history: VecDeque::with_capacity(history_cap.min(1 << 16)),
@@ -462,7 +465,6 @@ impl Sampler {
         if logits.len() != self.n_vocab {
             return Err(SamplerError::VocabMismatch { expected: self.n_vocab, got: logits.len() });
         }
-        validate_logits(logits)?;
         let history: Vec<u32> = self.history.iter().copied().collect();
 
         // Leading sparse stages (bias, penalties, DRY) as overrides of the logit vector.
@@ -481,10 +483,11 @@ impl Sampler {
         let mut c = match self.stages.get(next) {
             Some(Stage::TopK) if self.params.top_k < self.n_vocab => {
                 next += 1;
-                top_k_dense(logits, &overrides, self.params.top_k)
+                top_k_dense(logits, &overrides, self.params.top_k)?
             }
             _ => {
-                let mut c = Candidates::from_logits(logits);
+                validate_logits(logits)?;
+                let mut c = Candidates::from_logits_in(std::mem::take(&mut self.scratch), logits);
                 let edits: Vec<(u32, Adjust)> = overrides.iter().map(|&(t, l)| (t, Adjust::Set(l))).collect();
                 apply_edits(&mut c, &edits);
                 c
@@ -516,8 +519,10 @@ impl Sampler {
         let mut c = self.candidates(logits)?;
         let i = ops::dist(&mut c, &mut self.rng)?;
         let chosen = c.items()[i];
+        let n_candidates = c.len();
+        self.scratch = c.into_items();
         self.accept(chosen.id)?;
-        Ok(Sampled { token: chosen.id, prob: chosen.p, n_candidates: c.len() })
+        Ok(Sampled { token: chosen.id, prob: chosen.p, n_candidates })
     }
 }
 
@@ -533,16 +538,16 @@ fn apply_dense(logits: &[f32], overrides: &mut Vec<(u32, f32)>, edits: &[(u32, A
 }
 
 /// The top `k` of the logit vector with overrides applied, sorted: the top `k + |overrides|` raw
-/// logits contain the top `k` of the tokens without override.
-fn top_k_dense(logits: &[f32], overrides: &[(u32, f32)], k: usize) -> Candidates {
-    let mut top = top_m_of_logits(logits, k + overrides.len());
+/// logits contain the top `k` of the tokens without override. Validates the logits on the way.
+fn top_k_dense(logits: &[f32], overrides: &[(u32, f32)], k: usize) -> Result<Candidates> {
+    let mut top = top_m_checked(logits, k + overrides.len())?;
     if !overrides.is_empty() {
         top.retain(|c| overrides.binary_search_by_key(&c.id, |o| o.0).is_err());
         top.extend(overrides.iter().map(|&(id, logit)| Candidate { id, logit, p: 0.0 }));
         top.sort_unstable_by(candidates::rank);
     }
     top.truncate(k);
-    Candidates::from_sorted_items(top)
+    Ok(Candidates::from_sorted_items(top))
 }
 
 /// Log-probability of one token.
@@ -562,28 +567,42 @@ pub struct Logprobs {
 }
 
 /// `log_softmax(logits)[token]` and the top `top_n` entries. The log-sum-exp uses a vectorisable
-/// exp ([`fast_exp`], relative error below 2e-7) summed in f64 per block; max abs error of a
+/// exp ([`fast_exp`], relative error below 3e-7) summed in f64 per block; max abs error of a
 /// logprob is about 1e-6 for vocabularies up to 2^18.
 pub fn logprobs(logits: &[f32], token: u32, top_n: usize) -> Result<Logprobs> {
-    validate_logits(logits)?;
+    let top = top_m_checked(logits, top_n)?;
     check_token("logprob token", token, logits.len())?;
     let lse = log_sum_exp(logits);
     let lp = |l: f32| (l as f64 - lse) as f32;
-    let top =
-        top_m_of_logits(logits, top_n).iter().map(|c| TokenLogprob { token: c.id, logprob: lp(c.logit) }).collect();
+    let top = top.iter().map(|c| TokenLogprob { token: c.id, logprob: lp(c.logit) }).collect();
     Ok(Logprobs { token: TokenLogprob { token, logprob: lp(logits[token as usize]) }, top })
 }
 
 /// `ln Σ exp(l)` of a validated logit vector (at least one finite entry), in f64.
 pub(crate) fn log_sum_exp(logits: &[f32]) -> f64 {
-    const CHUNK: usize = 256;
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    candidates::dispatch_avx2!(lse_avx2, log_sum_exp_impl, (logits: &[f32]) -> f64)
+}
+
+#[inline(always)]
+fn log_sum_exp_impl(logits: &[f32]) -> f64 {
+    const LANES: usize = 16;
+    const BLOCK: usize = 1024;
+    // Lane-wise maxima (vertical, so it vectorises; a fold over one accumulator would not).
+    let mut lane_max = [f32::NEG_INFINITY; LANES];
+    let mut it = logits.chunks_exact(LANES);
+    for v in &mut it {
+        for j in 0..LANES {
+            lane_max[j] = if v[j] > lane_max[j] { v[j] } else { lane_max[j] };
+        }
+    }
+    let max = it.remainder().iter().chain(lane_max.iter()).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
     let mut total = 0.0f64;
-    for chunk in logits.chunks(CHUNK) {
-        let mut lanes = [0.0f32; 8];
-        let mut it = chunk.chunks_exact(8);
+    for block in logits.chunks(BLOCK) {
+        // f32 partial sums per lane (at most 64 terms each), then f64 across lanes and blocks.
+        let mut lanes = [0.0f32; LANES];
+        let mut it = block.chunks_exact(LANES);
         for v in &mut it {
-            for j in 0..8 {
+            for j in 0..LANES {
                 lanes[j] += fast_exp(v[j] - max);
             }
         }
@@ -596,22 +615,26 @@ pub(crate) fn log_sum_exp(logits: &[f32]) -> f64 {
     max as f64 + total.ln()
 }
 
-/// `e^x` for `x <= 0` (inputs below -87.3 give about 1e-38), branch-free so that it vectorises:
-/// `x = n·ln 2 + r` with `|r| <= ln2/2` (`n` rounded to nearest with the 1.5·2²³ trick, no libm
-/// call), a degree-7 Taylor polynomial for `e^r`, then `2^n` through the exponent bits. Relative
-/// error below 3e-7 (checked against f64 in the tests).
-#[inline]
+/// `e^x` for `x <= 0` (inputs below -87.3 give about 1e-38), branch-free and without float→int
+/// conversion so that it vectorises: `x = n·ln 2 + r` with `|r| <= ln2/2`, `n` rounded to nearest
+/// by adding 1.5·2²³ (whose low mantissa bits then hold `n`), a degree-7 Taylor polynomial for
+/// `e^r`, and `2^n` built in the exponent bits. Relative error below 3e-7 (checked against f64
+/// in the tests).
+#[inline(always)]
 pub(crate) fn fast_exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23
     let x = if x > -87.3 { x } else { -87.3 };
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    // n ∈ [-126, 0]: the integer sits in the low bits of `shifted`'s representation.
+    let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits((n_int.wrapping_add(127) as u32) << 23);
     p * scale
 }

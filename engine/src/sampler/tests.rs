@@ -170,6 +170,32 @@ fn top_k_fast_path_with_overrides_matches_full_chain() {
 }
 
 #[test]
+fn top_p_on_large_lists_matches_a_full_sort() {
+    // Lists over 1024 entries take the growing-prefix path; compare with sort-everything-first.
+    let mut rng = Rng::new(5);
+    for (n, scale) in [(1025usize, 0.1f32), (5000, 1.0), (20_000, 0.01), (20_000, 5.0)] {
+        let logits: Vec<f32> = (0..n).map(|_| (rng.next_f32() - 0.5) * 20.0 * scale).collect();
+        for p in [0.0f32, 0.1, 0.5, 0.9, 0.95, 0.999] {
+            let mut fast = Candidates::from_logits(&logits);
+            ops::top_p(&mut fast, p, 0).unwrap();
+            // Reference: the same softmax (summed in id order), then a full sort and a scan.
+            let mut full = Candidates::from_logits(&logits);
+            ops::softmax(&mut full, false).unwrap();
+            let mut items = full.items().to_vec();
+            items.sort_by(candidates::rank);
+            let mut cum = 0.0f32;
+            let keep = items.iter().position(|x| {
+                cum += x.p;
+                cum >= p
+            });
+            let want: Vec<u32> = items[..keep.map_or(items.len(), |i| i + 1)].iter().map(|x| x.id).collect();
+            assert_eq!(fast.ids(), want, "n {n} scale {scale} p {p}");
+            assert!(fast.is_sorted());
+        }
+    }
+}
+
+#[test]
 fn draw_frequencies_follow_probabilities() {
     let logits = [0.0f32, (2.0f32).ln(), (3.0f32).ln(), f32::NEG_INFINITY];
     let params = SamplerParams { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, seed: 7, ..Default::default() };
