@@ -37,6 +37,8 @@ pub enum CaseKind {
     Sampler(Box<crate::suites::sampler::SamplerCase>),
     /// Whole-model logits against a recorded reference.
     Model(Box<crate::suites::models::ModelCase>),
+    /// One input of llama.cpp's vocab suites.
+    Tokenizer(Box<crate::suites::tokenizer::TokenizerCase>),
 }
 
 /// One case (the backend is chosen when it runs).

@@ -88,6 +88,7 @@ pub fn discover(goldens: &Path) -> Result<Vec<Case>> {
             kind: CaseKind::GgufMalformed { bytes: Arc::new(bytes), expected_kind, description },
         });
     }
+    cases.extend(crate::suites::tokenizer::cases());
     cases.sort_by(|a, b| (&a.suite, &a.name).cmp(&(&b.suite, &b.name)));
     for w in cases.windows(2) {
         if w[0].suite == w[1].suite && w[0].name == w[1].name {

@@ -6,11 +6,12 @@ pub mod gguf;
 pub mod models;
 pub mod quant;
 pub mod sampler;
+pub mod tokenizer;
 
 use crate::case::{Backend, Case, CaseKind, Outcome};
 
 /// The suites that exist, in report order.
-pub const SUITES: &[&str] = &["gguf", "quant", "sampler", "models"];
+pub const SUITES: &[&str] = &["gguf", "quant", "tokenizer", "sampler", "models"];
 
 /// What a case measured besides its verdict (shown in reports and plots).
 #[derive(Debug, Clone, Default)]
@@ -28,6 +29,7 @@ pub fn run(case: &Case, backend: Backend) -> (Outcome, Measured) {
         CaseKind::GgufTensors(c) => plain(gguf::run_tensors(c)),
         CaseKind::Sampler(c) => plain(sampler::run(c, backend)),
         CaseKind::Model(c) => models::run(c, backend),
+        CaseKind::Tokenizer(c) => plain(tokenizer::run(c)),
     }
 }
 
@@ -37,6 +39,7 @@ pub fn not_run_reason(case: &Case) -> Option<String> {
         CaseKind::GgufInspect(c) => c.file.missing_reason(),
         CaseKind::GgufTensors(c) => c.file.missing_reason(),
         CaseKind::Model(c) => c.file.file.missing_reason(),
+        CaseKind::Tokenizer(c) => tokenizer::not_run_reason(c),
         _ => None,
     }
 }

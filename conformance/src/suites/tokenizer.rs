@@ -1,0 +1,174 @@
+//! Suite `tokenizer`: llama.cpp's own vocabulary suites (`ggml-vocab-*.gguf` with `.inp`/`.out`
+//! pairs, from the llama-cpp-python 0.3.36 source distribution): one case per (vocab, input).
+//! Ids must be exactly llama.cpp's (add_special = false, parse_special = false, as its
+//! test-tokenizer-0). Reference: the published `.out` files; tolerance: exact.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use orcd_engine::gguf::GgufFile;
+use orcd_engine::tokenizer::Tokenizer;
+
+use crate::case::{Backend, Case, CaseKind, Outcome};
+use crate::paths;
+
+/// Vocab suites of llama.cpp 0.3.36's models/ folder (listed so that a missing cache still
+/// produces one not-run case per vocab instead of nothing).
+pub const VOCABS: &[&str] = &[
+    "bert-bge",
+    "command-r",
+    "deepseek-coder",
+    "deepseek-llm",
+    "falcon",
+    "gemma-4",
+    "gpt-2",
+    "llama-bpe",
+    "llama-spm",
+    "mpt",
+    "phi-3",
+    "qwen2",
+    "qwen35",
+    "refact",
+    "starcoder",
+];
+
+const SEPARATOR: &str = "\n__ggml_vocab_test__\n";
+
+#[derive(Debug, Clone)]
+pub struct TokenizerCase {
+    pub vocab: String,
+    pub gguf: PathBuf,
+    pub text: String,
+    pub expected: Vec<u32>,
+    /// Set on the stand-in case of a suite whose files exist but could not be read.
+    pub unreadable: Option<String>,
+}
+
+fn vocab_dir() -> PathBuf {
+    paths::cache_dir().join("llama_cpp_python-0.3.36").join("vendor").join("llama.cpp").join("models")
+}
+
+fn read_suite(gguf: &std::path::Path) -> Result<Vec<(String, Vec<u32>)>, String> {
+    let read = |ext: &str| {
+        let p = format!("{}.{ext}", gguf.display());
+        std::fs::read_to_string(&p).map_err(|e| format!("{p}: {e}"))
+    };
+    let (inp, out) = (read("inp")?, read("out")?);
+    // As llama.cpp's test-tokenizer-0 reads them: a trailing separator ends the list.
+    let mut texts = Vec::new();
+    let mut rest = inp.as_str();
+    while !rest.is_empty() {
+        match rest.find(SEPARATOR) {
+            Some(i) => {
+                texts.push(rest[..i].to_string());
+                rest = &rest[i + SEPARATOR.len()..];
+            }
+            None => {
+                texts.push(rest.to_string());
+                rest = "";
+            }
+        }
+    }
+    let mut ids = Vec::new();
+    for l in out.lines() {
+        let row: Result<Vec<u32>, _> = l.split_whitespace().map(str::parse).collect();
+        ids.push(row.map_err(|e| format!("{}.out: {e}", gguf.display()))?);
+    }
+    if texts.len() != ids.len() {
+        return Err(format!("{}: {} inputs, {} outputs", gguf.display(), texts.len(), ids.len()));
+    }
+    Ok(texts.into_iter().zip(ids).collect())
+}
+
+/// One case per (vocab, input) when the suites are fetched; one not-run case per vocab otherwise
+/// (and one failing case when a fetched suite cannot be read).
+pub fn cases() -> Vec<Case> {
+    let dir = vocab_dir();
+    let mut out = Vec::new();
+    for v in VOCABS {
+        let gguf = dir.join(format!("ggml-vocab-{v}.gguf"));
+        let suite = if gguf.exists() { read_suite(&gguf) } else { Err(String::new()) };
+        let unreadable = suite.as_ref().err().filter(|e| !e.is_empty()).cloned();
+        match suite {
+            Ok(items) => {
+                for (i, (text, expected)) in items.into_iter().enumerate() {
+                    out.push(Case {
+                        suite: "tokenizer".into(),
+                        name: format!("{v}-{i:02}"),
+                        source: PathBuf::from(format!("{}.inp case {i}", gguf.display())),
+                        backends: vec![Backend::Cpu],
+                        kind: CaseKind::Tokenizer(Box::new(TokenizerCase {
+                            vocab: v.to_string(),
+                            gguf: gguf.clone(),
+                            text,
+                            expected,
+                            unreadable: None,
+                        })),
+                    });
+                }
+            }
+            Err(_) => out.push(Case {
+                suite: "tokenizer".into(),
+                name: format!("{v}-suite"),
+                source: gguf.clone(),
+                backends: vec![Backend::Cpu],
+                kind: CaseKind::Tokenizer(Box::new(TokenizerCase {
+                    vocab: v.to_string(),
+                    gguf,
+                    text: String::new(),
+                    expected: Vec::new(),
+                    unreadable,
+                })),
+            }),
+        }
+    }
+    out
+}
+
+pub fn not_run_reason(c: &TokenizerCase) -> Option<String> {
+    (!c.gguf.exists()).then(|| format!("vocab suite {} not fetched (run `{}`)", c.gguf.display(), paths::FETCH_COMMAND))
+}
+
+type Loaded = Arc<Result<Tokenizer, String>>;
+
+fn tokenizer(path: &std::path::Path) -> Loaded {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Loaded>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut g = cache.lock().unwrap_or_else(|p| p.into_inner());
+    g.entry(path.to_path_buf())
+        .or_insert_with(|| {
+            Arc::new(
+                GgufFile::open(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| Tokenizer::from_gguf(&f).map_err(|e| e.to_string())),
+            )
+        })
+        .clone()
+}
+
+pub fn run(c: &TokenizerCase) -> Outcome {
+    if let Some(e) = &c.unreadable {
+        return Outcome::Fail { message: format!("vocab suite unreadable: {e}") };
+    }
+    let t = tokenizer(&c.gguf);
+    let t = match t.as_ref() {
+        Ok(t) => t,
+        Err(e) => return Outcome::Fail { message: format!("tokenizer of {}: {e}", c.vocab) },
+    };
+    match t.encode(&c.text, false, false) {
+        Ok(ids) if ids == c.expected => Outcome::Pass { detail: format!("{} ids equal llama.cpp's", ids.len()) },
+        Ok(ids) => {
+            let at = ids.iter().zip(&c.expected).position(|(a, b)| a != b).unwrap_or(ids.len().min(c.expected.len()));
+            Outcome::Fail {
+                message: format!(
+                    "ids differ from llama.cpp's (metric: exact) at index {at}: got {:?}, expected {:?}\n  text: {:?}",
+                    &ids[at..(at + 6).min(ids.len())],
+                    &c.expected[at..(at + 6).min(c.expected.len())],
+                    c.text.chars().take(120).collect::<String>()
+                ),
+            }
+        }
+        Err(e) => Outcome::Fail { message: format!("encode failed: {e}") },
+    }
+}
