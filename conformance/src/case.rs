@@ -39,6 +39,8 @@ pub enum CaseKind {
     Model(Box<crate::suites::models::ModelCase>),
     /// One input of llama.cpp's vocab suites.
     Tokenizer(Box<crate::suites::tokenizer::TokenizerCase>),
+    /// A chat template rendered by jinja2.
+    ChatTemplate(Box<crate::suites::chat_template::ChatCase>),
 }
 
 /// One case (the backend is chosen when it runs).

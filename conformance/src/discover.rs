@@ -58,6 +58,11 @@ pub fn load_case_file(path: &Path) -> Result<Option<Case>> {
             let c: crate::suites::sampler::SamplerCase = serde_norway::from_value(value).map_err(|e| bad(path, e))?;
             (c.name.clone(), CaseKind::Sampler(Box::new(c)))
         }
+        "chat_template" => {
+            let file: crate::suites::chat_template::ChatCaseFile =
+                serde_norway::from_value(value).map_err(|e| bad(path, e))?;
+            (file.name.clone(), CaseKind::ChatTemplate(Box::new(crate::suites::chat_template::ChatCase { file, dir })))
+        }
         "models" => {
             let file: crate::suites::models::ModelCaseFile =
                 serde_norway::from_value(value).map_err(|e| bad(path, e))?;

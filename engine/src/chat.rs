@@ -36,13 +36,97 @@ fn messages_value(messages: &[Message]) -> minijinja::Value {
     minijinja::Value::from(list)
 }
 
-/// Render `template` for `messages`.
+/// A calendar date for `strftime_now` (templates print today's date; tests fix it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Date {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+}
+
+impl Date {
+    /// Today (UTC) from the system clock.
+    pub fn today() -> Self {
+        let days = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64 / 86_400)
+            .unwrap_or(0);
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Date { year, month, day }
+    }
+
+    /// The subset of strftime templates use: %Y %m %d %B %b %e %y %%.
+    fn format(self, fmt: &str) -> String {
+        const MONTHS: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        let name = MONTHS[(self.month.clamp(1, 12) - 1) as usize];
+        let mut out = String::new();
+        let mut it = fmt.chars();
+        while let Some(c) = it.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match it.next() {
+                Some('Y') => out += &self.year.to_string(),
+                Some('y') => out += &format!("{:02}", self.year.rem_euclid(100)),
+                Some('m') => out += &format!("{:02}", self.month),
+                Some('d') => out += &format!("{:02}", self.day),
+                Some('e') => out += &format!("{:2}", self.day),
+                Some('B') => out += name,
+                Some('b') => out += &name[..3],
+                Some('%') => out.push('%'),
+                Some(o) => {
+                    out.push('%');
+                    out.push(o);
+                }
+                None => out.push('%'),
+            }
+        }
+        out
+    }
+}
+
+/// Render `template` for `messages` (today's date for `strftime_now`).
 pub fn render(
     template: &str,
     messages: &[Message],
     add_generation_prompt: bool,
     bos_token: &str,
     eos_token: &str,
+) -> Result<String> {
+    render_on(template, messages, add_generation_prompt, bos_token, eos_token, Date::today())
+}
+
+/// [`render`] with a fixed date.
+pub fn render_on(
+    template: &str,
+    messages: &[Message],
+    add_generation_prompt: bool,
+    bos_token: &str,
+    eos_token: &str,
+    date: Date,
 ) -> Result<String> {
     let mut env = minijinja::Environment::new();
     // transformers renders with trim_blocks and lstrip_blocks.
@@ -54,6 +138,7 @@ pub fn render(
     env.set_syntax(syntax);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", raise_exception);
+    env.add_function("strftime_now", move |fmt: String| date.format(&fmt));
     env.add_template("chat", template).map_err(|e| Error::Invalid(format!("chat template does not parse: {e}")))?;
     let t = env.get_template("chat").map_err(|e| Error::Invalid(format!("chat template: {e}")))?;
     t.render(minijinja::context! {
@@ -81,6 +166,14 @@ mod tests {
         let t = "{% if messages[0]['role'] != 'user' %}{{ raise_exception('first must be user') }}{% endif %}";
         let e = render(t, &[Message::new("system", "x")], false, "", "").unwrap_err();
         assert!(e.to_string().contains("first must be user"), "{e}");
+    }
+
+    #[test]
+    fn dates() {
+        let d = Date { year: 2026, month: 1, day: 5 };
+        assert_eq!(d.format("%Y-%m-%d %B %b %%"), "2026-01-05 January Jan %");
+        let t = Date::today();
+        assert!(t.year >= 2024 && (1..=12).contains(&t.month) && (1..=31).contains(&t.day));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! golden recorded from an independent reference (see the suite's module doc for the reference
 //! and the source of its tolerance).
 
+pub mod chat_template;
 pub mod gguf;
 pub mod models;
 pub mod quant;
@@ -11,7 +12,7 @@ pub mod tokenizer;
 use crate::case::{Backend, Case, CaseKind, Outcome};
 
 /// The suites that exist, in report order.
-pub const SUITES: &[&str] = &["gguf", "quant", "tokenizer", "sampler", "models"];
+pub const SUITES: &[&str] = &["gguf", "quant", "tokenizer", "chat_template", "sampler", "models"];
 
 /// What a case measured besides its verdict (shown in reports and plots).
 #[derive(Debug, Clone, Default)]
@@ -30,6 +31,7 @@ pub fn run(case: &Case, backend: Backend) -> (Outcome, Measured) {
         CaseKind::Sampler(c) => plain(sampler::run(c, backend)),
         CaseKind::Model(c) => models::run(c, backend),
         CaseKind::Tokenizer(c) => plain(tokenizer::run(c)),
+        CaseKind::ChatTemplate(c) => plain(chat_template::run(c)),
     }
 }
 
