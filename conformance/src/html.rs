@@ -238,7 +238,18 @@ code{font-size:12px}pre{background:#f8f8f8;padding:8px;overflow-x:auto;font-size
             let _ = write!(s, "<h3>{}</h3><ul>", esc(&c.title));
             for it in &c.items {
                 let ids: Vec<String> = it.cases.iter().take(4).map(|x| format!("<code>{}</code>", esc(x))).collect();
-                let _ = write!(s, "<li>{} {} <small>{}</small></li>", it.status.icon(), esc(&it.text), ids.join(" "));
+                let _ = write!(
+                    s,
+                    "<li><span class=\"pill\" style=\"background:{}\">{}</span> {} <small>{}</small></li>",
+                    status_color(it.status),
+                    match it.status {
+                        Status::Green => "done",
+                        Status::Red => "failed",
+                        Status::Incomplete => "open",
+                    },
+                    esc(&it.text),
+                    ids.join(" ")
+                );
             }
             s.push_str("</ul>");
         }
