@@ -319,16 +319,18 @@ fn top_m_impl(logits: &[f32], m: usize) -> Result<Vec<Candidate>, SamplerError> 
     let want = m.min(n);
     let m = want.max(1); // the best entry tells whether any is finite
     let cap = (2 * m).min(n);
-    let mut buf: Vec<Candidate> = Vec::with_capacity(cap + 1);
-    buf.extend(logits[..cap].iter().enumerate().map(|(i, &logit)| Candidate { id: i as u32, logit, p: 0.0 }));
-    let compact = |buf: &mut Vec<Candidate>| -> f32 {
+    // The buffer holds rank keys (one u64 compare instead of the float-then-id comparator).
+    let mut buf: Vec<u64> = Vec::with_capacity(cap + 1);
+    buf.extend(logits[..cap].iter().enumerate().map(|(i, &x)| rank_key(i as u32, x)));
+    let compact = |buf: &mut Vec<u64>| -> f32 {
         if buf.len() > m {
-            buf.select_nth_unstable_by(m - 1, rank);
+            buf.select_nth_unstable_by(m - 1, |a, b| b.cmp(a));
             buf.truncate(m);
         }
-        // The m-th best kept so far (the minimum of the buffer in rank order). NaN never passes
-        // `x > thr`; a NaN kept in the buffer fails the validation below.
-        buf.iter().map(|c| c.logit + 0.0).fold(f32::INFINITY, |a, b| if b < a { b } else { a })
+        // The m-th best logit kept so far (from the smallest key). NaN never passes `x > thr`; a
+        // NaN kept in the buffer fails the validation below.
+        let worst = buf.iter().copied().min().unwrap_or(u64::MAX);
+        logits[key_id(worst) as usize % n] + 0.0
     };
     let mut thr = compact(&mut buf);
     let mut ok = 0usize;
@@ -342,7 +344,7 @@ fn top_m_impl(logits: &[f32], m: usize) -> Result<Vec<Candidate>, SamplerError> 
         if above > 0 {
             for (j, &x) in block.iter().enumerate() {
                 if x > thr {
-                    buf.push(Candidate { id: (base + j) as u32, logit: x, p: 0.0 });
+                    buf.push(rank_key((base + j) as u32, x));
                     if buf.len() >= 2 * m {
                         thr = compact(&mut buf);
                     }
@@ -355,16 +357,37 @@ fn top_m_impl(logits: &[f32], m: usize) -> Result<Vec<Candidate>, SamplerError> 
         return Err(first_bad_logit(logits));
     }
     if buf.len() > m {
-        buf.select_nth_unstable_by(m - 1, rank);
+        buf.select_nth_unstable_by(m - 1, |a, b| b.cmp(a));
         buf.truncate(m);
     }
-    buf.sort_unstable_by(rank);
+    buf.sort_unstable_by(|a, b| b.cmp(a));
+    let top: Vec<Candidate> = buf
+        .iter()
+        .take(want)
+        .map(|&k| {
+            let id = key_id(k);
+            Candidate { id, logit: logits[id as usize], p: 0.0 }
+        })
+        .collect();
     // No NaN/+inf anywhere, so the best entry is the maximum: -inf means every entry is.
-    if buf.first().is_none_or(|c| c.logit == f32::NEG_INFINITY) {
+    if buf.first().is_none_or(|&k| logits[key_id(k) as usize] == f32::NEG_INFINITY) {
         return Err(SamplerError::NoFiniteLogit { n });
     }
-    buf.truncate(want);
-    Ok(buf)
+    Ok(top)
+}
+
+/// A u64 whose order is [`rank`]'s, reversed (a larger key ranks first): the logit's bits made
+/// monotone (after `-0.0 → 0.0`) in the high half, the complemented id in the low half.
+#[inline(always)]
+fn rank_key(id: u32, logit: f32) -> u64 {
+    let b = (logit + 0.0).to_bits();
+    let ord = if b & 0x8000_0000 != 0 { !b } else { b | 0x8000_0000 };
+    ((ord as u64) << 32) | (!id) as u64
+}
+
+#[inline(always)]
+fn key_id(key: u64) -> u32 {
+    !(key as u32)
 }
 
 /// llama.cpp's softmax over the candidates (`llama_sampler_softmax_impl`): optionally sort, then
@@ -469,6 +492,22 @@ mod tests {
         assert!(matches!(top_m_checked(&[f32::NEG_INFINITY; 300], 4), Err(SamplerError::NoFiniteLogit { n: 300 })));
         assert!(matches!(top_m_checked(&[], 4), Err(SamplerError::EmptyCandidates)));
         assert_eq!(top_m_checked(&[1.0, 2.0], 0).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn rank_key_orders_as_rank() {
+        let vals = [f32::NEG_INFINITY, -3.5, -1e-30, -0.0, 0.0, 1e-30, 2.0, 7.25, f32::MAX];
+        let mut all = Vec::new();
+        for (i, &x) in vals.iter().enumerate() {
+            for id in [0u32, 1, 7, u32::MAX - 1] {
+                all.push(Candidate { id: id.wrapping_add(i as u32), logit: x, p: 0.0 });
+            }
+        }
+        for a in &all {
+            for b in &all {
+                assert_eq!(rank_key(b.id, b.logit).cmp(&rank_key(a.id, a.logit)), rank(a, b), "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]

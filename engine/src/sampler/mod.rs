@@ -480,6 +480,17 @@ impl Sampler {
             apply_dense(logits, &mut overrides, &edits);
             next += 1;
         }
+        // Greedy with only filters that always keep the best candidate left: the outcome is the
+        // best candidate of the edited logits (what the full chain's masking and draw pick, lowest
+        // id on ties), so select just that one.
+        let greedy = self.params.temperature == 0.0
+            && self.params.dynatemp_range <= 0.0
+            && self.stages[next..]
+                .iter()
+                .all(|s| matches!(s, Stage::TopK | Stage::TopP | Stage::MinP | Stage::TopNSigma | Stage::Temperature));
+        if greedy {
+            return top_k_dense(logits, &overrides, 1);
+        }
         let mut c = match self.stages.get(next) {
             Some(Stage::TopK) if self.params.top_k < self.n_vocab => {
                 next += 1;

@@ -75,6 +75,39 @@ fn params_strategy() -> impl Strategy<Value = SamplerParams> {
         )
 }
 
+/// The chain applied by hand, stage by stage on the whole vocabulary (no fast path, no shortcut).
+fn manual_chain(params: &SamplerParams, history: &[u32], logits: &[f32]) -> Result<u32> {
+    let mut c = Candidates::from_logits(logits);
+    let mut xtc_rng = Rng::new(params.seed ^ XTC_STREAM);
+    ops::logit_bias(&mut c, &params.logit_bias)?;
+    for stage in &params.order {
+        match stage {
+            Stage::Penalties => ops::penalties(&mut c, history, &params.penalties)?,
+            Stage::Dry => ops::dry(&mut c, history, &params.dry)?,
+            Stage::TopNSigma => ops::top_n_sigma(&mut c, params.top_n_sigma)?,
+            Stage::TopK => ops::top_k(&mut c, params.top_k)?,
+            Stage::Typical => ops::typical(&mut c, params.typical_p, params.min_keep)?,
+            Stage::TopP => ops::top_p(&mut c, params.top_p, params.min_keep)?,
+            Stage::MinP => ops::min_p(&mut c, params.min_p, params.min_keep)?,
+            Stage::Xtc => {
+                ops::xtc(&mut c, params.xtc_probability, params.xtc_threshold, params.min_keep, &mut xtc_rng)?
+            }
+            Stage::Temperature => {
+                ops::temperature_ext(&mut c, params.temperature, params.dynatemp_range, params.dynatemp_exponent)?
+            }
+        }
+    }
+    let i = ops::dist(&mut c, &mut Rng::new(params.seed))?;
+    Ok(c.items()[i].id)
+}
+
+fn order_strategy() -> impl Strategy<Value = Vec<Stage>> {
+    prop_oneof![
+        3 => Just(Stage::DEFAULT_ORDER.to_vec()),
+        1 => Just(Stage::DEFAULT_ORDER.to_vec()).prop_shuffle(),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hand-checked semantics.
 
@@ -408,6 +441,36 @@ proptest! {
             prop_assert_eq!(g.token, w.id);
             prop_assert!(close(g.logprob, want[w.id as usize]));
         }
+    }
+
+    /// The sampler (top-k fast path, greedy shortcut, reused buffers) draws what the stages
+    /// applied one by one draw, in any order, with the same seed.
+    #[test]
+    fn chain_matches_stage_by_stage(
+        logits in logits_strategy(300), params in params_strategy(), order in order_strategy(),
+        xtc in prop_oneof![Just(0.0f32), 0.0f32..=1.0], hist in prop::collection::vec(0u32..300, 0..12),
+        bias in prop::collection::vec((0u32..300, -5.0f32..5.0), 0..3), dry in prop_oneof![Just(0.0f32), 0.5f32..2.0],
+    ) {
+        let n = logits.len() as u32;
+        let mut bias: Vec<(u32, f32)> = bias.into_iter().map(|(t, b)| (t % n, b)).collect();
+        bias.sort_by_key(|b| b.0);
+        bias.dedup_by_key(|b| b.0);
+        let hist: Vec<u32> = hist.into_iter().map(|t| t % n).collect();
+        let params = SamplerParams {
+            order,
+            xtc_probability: xtc,
+            xtc_threshold: 0.2,
+            logit_bias: bias,
+            dry: DryParams { multiplier: dry, base: 1.5, allowed_length: 1, last_n: 16, sequence_breakers: vec![vec![0]] },
+            ..params
+        };
+        let mut s = Sampler::new(params.clone(), logits.len()).unwrap();
+        for &t in &hist {
+            s.accept(t).unwrap();
+        }
+        let got = s.sample(&logits).map(|x| x.token);
+        let want = manual_chain(&params, &hist, &logits);
+        prop_assert_eq!(got, want);
     }
 
     /// Arbitrary input never panics.
