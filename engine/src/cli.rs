@@ -54,6 +54,23 @@ enum Command {
     },
     /// Generate text from a prompt.
     Generate(GenerateArgs),
+    /// Measure prefill and decode throughput (medians over repeats).
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+        #[arg(long, value_enum)]
+        numerics: Option<Numerics>,
+        #[arg(long, default_value_t = 512)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Logits at every position of a prompt, as f32 .npy [n_tokens, n_vocab].
     Logits {
         #[arg(long)]
@@ -204,6 +221,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Detokenize { model, ids } => detokenize(&model, &ids),
         Command::Generate(args) => generate(&args),
+        Command::Bench { model, backend, numerics, prompt_tokens, gen_tokens, repeats, json } => {
+            bench(&model, backend, numerics, prompt_tokens, gen_tokens, repeats, json)
+        }
         Command::Logits { model, prompt, no_add_special, parse_special, backend, numerics, out } => {
             logits(&model, &prompt, !no_add_special, parse_special, backend, numerics, &out)
         }
@@ -536,4 +556,77 @@ fn generate(a: &GenerateArgs) -> Result<()> {
         );
     }
     out.flush().map_err(stdout_err)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn bench(
+    path: &std::path::Path,
+    backend: Option<BackendArg>,
+    numerics: Option<Numerics>,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    repeats: usize,
+    json: bool,
+) -> Result<()> {
+    check_backend(backend, numerics)?;
+    if prompt_tokens == 0 || repeats == 0 {
+        return Err(Error::Invalid("--prompt-tokens and --repeats must be at least 1".into()));
+    }
+    let f = open(path)?;
+    let mut m = crate::model::Model::load(&f, crate::backend::cpu::Cpu, Some(prompt_tokens + gen_tokens + 1))?;
+    // Deterministic token ids spread over the vocabulary (content does not change the cost).
+    let n_vocab = m.hp.n_vocab as u64;
+    let prompt: Vec<u32> = (0..prompt_tokens as u64).map(|i| ((i * 7919 + 13) % n_vocab) as u32).collect();
+    let (mut pp, mut tg) = (Vec::new(), Vec::new());
+    for r in 0..repeats {
+        m.reset();
+        let t = std::time::Instant::now();
+        let logits = m.forward(&prompt, &mut crate::ops::NoTaps)?;
+        pp.push(prompt_tokens as f64 / t.elapsed().as_secs_f64());
+        let mut next = logits.len().checked_sub(m.hp.n_vocab).map(|o| argmax(&logits[o..])).unwrap_or(0);
+        let t = std::time::Instant::now();
+        for _ in 0..gen_tokens {
+            let l = m.forward(&[next], &mut crate::ops::NoTaps)?;
+            next = argmax(&l);
+        }
+        if gen_tokens > 0 {
+            tg.push(gen_tokens as f64 / t.elapsed().as_secs_f64());
+        }
+        if !json {
+            eprintln!(
+                "repeat {}/{repeats}: prefill {:.1} tok/s, decode {:.1} tok/s",
+                r + 1,
+                pp[r],
+                tg.last().copied().unwrap_or(0.0)
+            );
+        }
+    }
+    let (pp, tg) = (median(pp), median(tg));
+    let model = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let o = serde_json::json!({
+            "backend": "cpu", "numerics": "exact", "model": model, "prompt_tokens": prompt_tokens,
+            "gen_tokens": gen_tokens, "prefill_tok_s": pp, "decode_tok_s": tg,
+        });
+        writeln!(out, "{o}").map_err(stdout_err)
+    } else {
+        writeln!(
+            out,
+            "{model}: cpu exact, pp{prompt_tokens} {pp:.1} tok/s, tg{gen_tokens} {tg:.1} tok/s (median of {repeats})"
+        )
+        .map_err(stdout_err)
+    }
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0 as u32
 }
