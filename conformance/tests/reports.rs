@@ -149,3 +149,23 @@ fn merge_rejects_conflicting_outcomes() {
     let b = vec![r("quant::x::cpu", Outcome::Fail { message: "differs".into() })];
     assert!(merge(vec![a, b], None).is_err());
 }
+
+#[test]
+fn report_json_validates_against_the_documented_schema() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(orcd_conformance::paths::repo_root().join("docs/report.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let rep = Report::new(fixed_results(), Some("abc".into()), 7, &defs());
+    let mut v = serde_json::to_value(&rep).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // The schema is not vacuous: a wrong outcome and a missing reason are rejected.
+    v["cases"][0]["outcome"] = "maybe".into();
+    assert!(!validator.is_valid(&v));
+    let mut v = serde_json::to_value(&rep).unwrap();
+    let nr = v["cases"].as_array_mut().unwrap().iter_mut().find(|c| c["outcome"] == "not_run").unwrap();
+    nr.as_object_mut().unwrap().remove("reason");
+    assert!(!validator.is_valid(&v));
+}
