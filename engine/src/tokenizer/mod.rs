@@ -21,7 +21,9 @@
 mod bpe;
 mod bytes;
 mod hash;
+mod pre_exprs;
 mod pretokenize;
+mod regex;
 mod special;
 mod spm;
 mod stream;
@@ -34,7 +36,7 @@ use std::borrow::Cow;
 
 use crate::gguf::{GgufError, GgufFile, GgufValue};
 use hash::FastMap;
-use pretokenize::{ranges, Atom, Class, Step};
+use pretokenize::Step;
 use special::{Fragment, SpecialMatcher, SpecialToken};
 use vocab::Vocab;
 
@@ -163,53 +165,67 @@ pub fn supported_pre_tokenizers() -> Vec<&'static str> {
     PRE_TOKENIZERS.iter().flat_map(|(names, _)| names.iter().copied()).collect()
 }
 
-/// Regex family of a pre-tokenizer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PreKind {
-    Default,
-    Gpt2,
-    Llama3,
-    Qwen2,
-    Qwen35,
-    DeepseekLlm,
-    DeepseekCoder,
-    Falcon,
-    Starcoder,
-    Poro,
-    Viking,
-    Gemma4,
-    NewlinesOnly,
-    Laguna,
-}
-
+/// How llama.cpp's loader sets up one `tokenizer.ggml.pre` value.
 #[derive(Debug, Clone, Copy)]
 struct PreSettings {
-    kind: PreKind,
+    /// The expressions, applied in order.
+    exprs: &'static [&'static str],
     clean_spaces: bool,
     ignore_merges: bool,
     add_bos: bool,
     no_bos: bool,
+    /// Raw UTF-8 with spaces escaped as U+2581 instead of the GPT-2 byte alphabet.
+    spm_style: bool,
+    /// gemma4: a word of newlines that is a token is taken whole; BOS always added.
+    gemma4: bool,
 }
 
-const fn pre(kind: PreKind) -> PreSettings {
-    PreSettings { kind, clean_spaces: true, ignore_merges: false, add_bos: false, no_bos: false }
+const fn pre(exprs: &'static [&'static str]) -> PreSettings {
+    PreSettings {
+        exprs,
+        clean_spaces: true,
+        ignore_merges: false,
+        add_bos: false,
+        no_bos: false,
+        spm_style: false,
+        gemma4: false,
+    }
 }
-const fn pre_noclean(kind: PreKind) -> PreSettings {
-    PreSettings { kind, clean_spaces: false, ignore_merges: false, add_bos: false, no_bos: false }
+
+const fn noclean(s: PreSettings) -> PreSettings {
+    PreSettings { clean_spaces: false, ..s }
 }
+
+const fn whole_words(s: PreSettings) -> PreSettings {
+    PreSettings { ignore_merges: true, ..s }
+}
+
+const fn with_bos(s: PreSettings) -> PreSettings {
+    PreSettings { add_bos: true, ..s }
+}
+
+const fn no_bos(s: PreSettings) -> PreSettings {
+    PreSettings { no_bos: true, ..s }
+}
+
+use pre_exprs as x;
 
 /// `tokenizer.ggml.pre` names and their settings, as llama.cpp's vocabulary loader assigns them.
 const PRE_TOKENIZERS: &[(&[&str], PreSettings)] = &[
-    (&["default"], pre(PreKind::Default)),
+    (&["default"], pre(x::DEFAULT)),
     (
         &["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"],
-        PreSettings { kind: PreKind::Llama3, clean_spaces: true, ignore_merges: true, add_bos: true, no_bos: false },
+        with_bos(whole_words(pre(x::LLAMA3))),
     ),
-    (&["deepseek-llm"], pre_noclean(PreKind::DeepseekLlm)),
-    (&["deepseek-coder"], pre_noclean(PreKind::DeepseekCoder)),
-    (&["falcon"], pre(PreKind::Falcon)),
-    (&["mpt"], pre(PreKind::Gpt2)),
-    (&["starcoder"], pre(PreKind::Starcoder)),
+    (&["minicpm5"], whole_words(pre(x::MINICPM5))),
+    (&["deepseek-llm"], noclean(pre(x::DEEPSEEK_LLM))),
+    (&["deepseek-coder"], noclean(pre(x::DEEPSEEK_CODER))),
+    (&["deepseek-v3", "hunyuan-dense", "hy_v4", "joyai-llm"], noclean(pre(x::DEEPSEEK3_LLM))),
+    (&["spark2_5"], noclean(pre(x::SPARK2_5))),
+    (&["youtu"], whole_words(noclean(pre(x::YOUTU)))),
+    (&["falcon"], pre(x::FALCON)),
+    (&["mpt"], pre(x::GPT2)),
+    (&["starcoder", "refact", "codeshell", "exaone", "minerva-7b", "mellum2"], pre(x::STARCODER)),
     (
         &[
             "gpt-2",
@@ -229,69 +245,43 @@ const PRE_TOKENIZERS: &[(&[&str], PreSettings)] = &[
             "jais",
             "exaone4",
         ],
-        pre(PreKind::Gpt2),
+        pre(x::GPT2),
     ),
-    (&["trillion", "granite-docling"], pre_noclean(PreKind::Gpt2)),
-    (&["gemma4", "granite-embed-multi-311m"], pre(PreKind::Gemma4)),
-    (&["sarvam-moe"], pre_noclean(PreKind::NewlinesOnly)),
-    (&["refact", "codeshell", "exaone", "minerva-7b", "mellum2"], pre(PreKind::Starcoder)),
-    (&["command-r", "smollm"], pre_noclean(PreKind::Starcoder)),
+    (&["trillion", "granite-docling"], noclean(pre(x::GPT2))),
+    (&["jais-2"], pre(x::JAIS2)),
     (
-        &["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "hunyuan", "solar-open", "grok-2"],
-        pre_noclean(PreKind::Qwen2),
+        &["gemma4", "granite-embed-multi-311m"],
+        PreSettings { spm_style: true, gemma4: true, add_bos: true, ..pre(x::GEMMA4) },
     ),
-    (&["megrez", "stablelm2"], pre(PreKind::Qwen2)),
-    (&["qwen35"], pre_noclean(PreKind::Qwen35)),
-    (&["dbrx", "smaug-bpe"], pre(PreKind::Llama3)),
-    (&["poro-chat"], pre_noclean(PreKind::Poro)),
-    (&["bloom", "gpt3-finnish"], pre(PreKind::Poro)),
-    (
-        &["chatglm-bpe"],
-        PreSettings { kind: PreKind::Llama3, clean_spaces: true, ignore_merges: false, add_bos: false, no_bos: true },
-    ),
-    (
-        &["glm4", "glm5"],
-        PreSettings { kind: PreKind::Llama3, clean_spaces: true, ignore_merges: true, add_bos: false, no_bos: true },
-    ),
-    (&["viking"], pre_noclean(PreKind::Viking)),
-    (&["laguna"], pre_noclean(PreKind::Laguna)),
+    (&["sarvam-moe"], PreSettings { spm_style: true, ..noclean(pre(x::SARVAM_MOE)) }),
+    (&["command-r", "smollm"], noclean(pre(x::STARCODER))),
+    (&["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "hunyuan", "solar-open"], noclean(pre(x::STABLELM2))),
+    (&["megrez", "stablelm2"], pre(x::STABLELM2)),
+    (&["qwen35"], noclean(pre(x::QWEN35))),
+    (&["dbrx", "smaug-bpe"], pre(x::DBRX)),
+    (&["poro-chat"], noclean(pre(x::PORO))),
+    (&["bloom", "gpt3-finnish"], pre(x::PORO)),
+    (&["chatglm-bpe"], no_bos(pre(x::CHATGLM4))),
+    (&["glm4", "glm5"], whole_words(no_bos(pre(x::CHATGLM4)))),
+    (&["viking"], noclean(pre(x::VIKING))),
+    (&["tekken"], with_bos(whole_words(noclean(pre(x::TEKKEN))))),
+    (&["chameleon"], with_bos(noclean(pre(x::CHAMELEON)))),
+    (&["gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"], noclean(pre(x::GPT4O))),
+    (&["granite-embed-multi-97m"], whole_words(noclean(pre(x::GRANITE_EMB_MULTI)))),
+    (&["bailingmoe", "bailingmoe2", "llada-moe"], noclean(pre(x::BAILINGMOE))),
+    (&["seed-coder"], noclean(pre(x::SEED_CODER))),
+    (&["ufakzeka"], noclean(pre(x::UFAKZEKA))),
+    (&["grok-2"], noclean(pre(x::GROK_2))),
+    (&["laguna"], noclean(pre(x::LAGUNA))),
 ];
 
-/// Pre-tokenizer names llama.cpp knows that need regex features not implemented here.
-const KNOWN_UNSUPPORTED_PRE: &[&str] = &[
-    "minicpm5",
-    "deepseek-v3",
-    "spark2_5",
-    "youtu",
-    "jais-2",
-    "whitespace",
-    "tekken",
-    "chameleon",
-    "gpt-4o",
-    "llama4",
-    "kanana2",
-    "talkie",
-    "granite-embed-multi-97m",
-    "tiny_aya",
-    "cohere2moe",
-    "superbpe",
-    "bailingmoe",
-    "bailingmoe2",
-    "llada-moe",
-    "seed-coder",
-    "hunyuan-dense",
-    "hy_v4",
-    "joyai-llm",
-    "kimi-k2",
-    "ufakzeka",
-    "afmoe",
-    "minimax-m2",
-    "exaone-moe",
-];
+/// Pre-tokenizer names llama.cpp knows that need splitting code not implemented here.
+const KNOWN_UNSUPPORTED_PRE: &[&str] =
+    &["whitespace", "tiny_aya", "cohere2moe", "superbpe", "kimi-k2", "afmoe", "exaone-moe"];
 
 fn lookup_pre(name: &str) -> Result<PreSettings> {
     if name.is_empty() {
-        return Ok(pre(PreKind::Default));
+        return Ok(pre(x::DEFAULT));
     }
     for (names, settings) in PRE_TOKENIZERS {
         if names.contains(&name) {
@@ -304,152 +294,16 @@ fn lookup_pre(name: &str) -> Result<PreSettings> {
     Err(TokenizerError::UnknownPreTokenizer(name.to_string()))
 }
 
-/// deepseek-llm's letter class.
-const DEEPSEEK_LETTERS: &[(u32, u32)] = &[
-    (0x41, 0x5A),
-    (0x61, 0x7A),
-    (0xB5, 0xB5),
-    (0xC0, 0xD6),
-    (0xD8, 0xF6),
-    (0xF8, 0x1BA),
-    (0x1BC, 0x1BF),
-    (0x1C4, 0x293),
-    (0x295, 0x2AF),
-    (0x370, 0x373),
-    (0x376, 0x377),
-    (0x37B, 0x37D),
-    (0x37F, 0x37F),
-    (0x386, 0x386),
-    (0x388, 0x38A),
-    (0x38C, 0x38C),
-    (0x38E, 0x3A1),
-    (0x3A3, 0x3F5),
-    (0x3F7, 0x481),
-    (0x48A, 0x52F),
-    (0x531, 0x556),
-    (0x10A0, 0x10C5),
-    (0x13A0, 0x13F5),
-    (0x13F8, 0x13FD),
-    (0x1C90, 0x1CBA),
-    (0x1CBD, 0x1CBF),
-    (0x1D00, 0x1D2B),
-    (0x1D6B, 0x1D77),
-    (0x1D79, 0x1D9A),
-    (0x1E00, 0x1F15),
-    (0x1F18, 0x1F1D),
-    (0x1F20, 0x1F45),
-    (0x1F48, 0x1F4D),
-    (0x1F50, 0x1F57),
-    (0x1F59, 0x1F59),
-    (0x1F5B, 0x1F5B),
-    (0x1F5D, 0x1F5D),
-    (0x1F5F, 0x1F7D),
-    (0x1F80, 0x1FB4),
-    (0x1FB6, 0x1FBC),
-    (0x1FBE, 0x1FBE),
-    (0x1FC2, 0x1FC4),
-    (0x1FC6, 0x1FCC),
-    (0x1FD0, 0x1FD3),
-    (0x1FD6, 0x1FDB),
-    (0x1FE0, 0x1FEC),
-    (0x1FF2, 0x1FF4),
-    (0x1FF6, 0x1FFC),
-    (0x2102, 0x2102),
-    (0x2107, 0x2107),
-    (0x210A, 0x2113),
-    (0x2115, 0x2115),
-    (0x2119, 0x211D),
-    (0x2124, 0x2124),
-    (0x2126, 0x2126),
-    (0x2128, 0x2128),
-    (0x212A, 0x212D),
-    (0x212F, 0x2134),
-    (0x2139, 0x2139),
-    (0x213C, 0x213F),
-    (0x2145, 0x2149),
-    (0x214E, 0x214E),
-    (0x2183, 0x2184),
-    (0x2C00, 0x2C7B),
-    (0x2C7E, 0x2CE4),
-    (0x2CEB, 0x2CEE),
-    (0x2CF2, 0x2CF3),
-    (0xA640, 0xA66D),
-    (0xA680, 0xA69B),
-    (0xA722, 0xA76F),
-    (0xA771, 0xA787),
-    (0xA78B, 0xA78E),
-    (0xAB70, 0xABBF),
-    (0xFB00, 0xFB06),
-    (0xFB13, 0xFB17),
-    (0xFF21, 0xFF3A),
-    (0xFF41, 0xFF5A),
-    (0x10400, 0x1044F),
-    (0x104B0, 0x104D3),
-    (0x104D8, 0x104FB),
-    (0x10C80, 0x10CB2),
-    (0x10CC0, 0x10CF2),
-    (0x118A0, 0x118DF),
-    (0x1E900, 0x1E943),
-];
-
-fn pairs(list: &[(u32, u32)]) -> Vec<Atom> {
-    list.iter().map(|&(a, b)| Atom::Range(a, b)).collect()
-}
-
-fn steps_for(kind: PreKind) -> Vec<Step> {
-    use Atom::*;
-    let number = || Class::collapsed(vec![Number]);
-    let digit3 = || Step::Repeat(Class::wide(ranges("0-9")), 3);
-    let cr_lf = || Step::Single(Class::wide(ranges("\r\n")));
-    let cjk = || Step::Run(Class::wide(pairs(&[(0x4E00, 0x9FA5), (0x800, 0x4E00), (0xAC00, 0xD7FF)])));
-    let punct_run = |extra: &str| {
-        let mut atoms = vec![Punct];
-        atoms.extend(ranges(extra));
-        Step::Run(Class::collapsed(atoms))
-    };
-    let poro = || {
-        let mut atoms = ranges("(|.,!?\u{2026}\u{3002}\u{FF0C}\u{3001}\u{0964}\u{06D4}\u{060C})");
-        atoms.push(Space);
-        Step::OptPrefixRun(Class::wide(ranges(" ")), Class::wide(atoms).negate())
-    };
-    match kind {
-        PreKind::Default => vec![punct_run("$+<=>^~|"), Step::Gpt2, Step::Run(number()), digit3()],
-        PreKind::Gpt2 => vec![Step::Gpt2],
-        PreKind::Llama3 => vec![Step::Llama3],
-        PreKind::Qwen2 => vec![Step::Qwen2],
-        PreKind::Qwen35 => vec![Step::Qwen35],
-        PreKind::Falcon => vec![punct_run("$+<=>^~|`"), Step::Gpt2, digit3()],
-        PreKind::Starcoder => vec![Step::Single(number()), Step::Gpt2],
-        PreKind::DeepseekLlm => vec![
-            cr_lf(),
-            Step::OptPrefixRun(Class::wide(vec![Space]), Class::wide(pairs(DEEPSEEK_LETTERS))),
-            Step::OptPrefixRun(
-                Class::wide(vec![Space]),
-                Class::wide(pairs(&[
-                    (0x21, 0x2F),
-                    (0x3A, 0x7E),
-                    (0xFF01, 0xFF0F),
-                    (0xFF1A, 0xFF5E),
-                    (0x2018, 0x201F),
-                    (0x3000, 0x3002),
-                ])),
-            ),
-            Step::RunAtEnd(Class::wide(vec![Space])),
-            cjk(),
-            Step::Run(number()),
-        ],
-        PreKind::DeepseekCoder => vec![
-            cr_lf(),
-            Step::OptPrefixRun(Class::collapsed(vec![Space]), Class::collapsed(vec![Letter])),
-            Step::OptPrefixRun(Class::collapsed(vec![Space]), Class::collapsed(vec![Punct])),
-            cjk(),
-            Step::Single(number()),
-        ],
-        PreKind::Poro => vec![poro()],
-        PreKind::Viking => vec![poro(), Step::Single(number())],
-        PreKind::Gemma4 | PreKind::NewlinesOnly => vec![Step::Newlines],
-        PreKind::Laguna => vec![Step::Newlines, Step::Qwen2],
-    }
+fn compile_steps(name: &str, exprs: &[&str]) -> Result<Vec<Step>> {
+    exprs
+        .iter()
+        .map(|e| {
+            Step::from_expression(e).map_err(|reason| TokenizerError::Metadata {
+                key: "tokenizer.ggml.pre".into(),
+                reason: format!("{name:?}: {reason}"),
+            })
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -594,8 +448,7 @@ impl Tokenizer {
                     ids.bos = None;
                 }
                 pre_settings = Some(s);
-                let escape = matches!(s.kind, PreKind::Gemma4 | PreKind::NewlinesOnly);
-                (s.add_bos, false, escape, s.clean_spaces)
+                (s.add_bos, false, s.spm_style, s.clean_spaces)
             }
         };
         if let Some(v) = opt_bool(file, "tokenizer.ggml.add_space_prefix")? {
@@ -648,7 +501,7 @@ impl Tokenizer {
         if let Some(v) = opt_bool(file, "tokenizer.ggml.add_eos_token")? {
             add_eos = v;
         }
-        if pre_settings.is_some_and(|s| s.kind == PreKind::Gemma4) {
+        if pre_settings.is_some_and(|s| s.gemma4) {
             add_bos = true;
         }
 
@@ -855,7 +708,8 @@ impl Tokenizer {
             VocabType::Spm => Model::Spm,
             VocabType::Wpm => Model::Wpm { lowercase, strip_accents },
             VocabType::Bpe => {
-                let s = pre_settings.unwrap_or(pre(PreKind::Default));
+                let s = pre_settings.unwrap_or(pre(x::DEFAULT));
+                let steps = compile_steps(&pre_name, s.exprs)?;
                 let merges_key = "tokenizer.ggml.merges";
                 let raw = file.get_array(merges_key)?;
                 let mut lines = Vec::with_capacity(raw.len());
@@ -865,13 +719,12 @@ impl Tokenizer {
                     );
                 }
                 let merges = bpe::Merges::new(&vocab, lines);
-                let byte_encode = !matches!(s.kind, PreKind::Gemma4 | PreKind::NewlinesOnly);
                 Model::Bpe(Box::new(BpeModel {
                     merges,
-                    steps: steps_for(s.kind),
-                    byte_encode,
+                    steps,
+                    byte_encode: !s.spm_style,
                     ignore_merges: s.ignore_merges,
-                    whole_newline_words: s.kind == PreKind::Gemma4,
+                    whole_newline_words: s.gemma4,
                 }))
             }
         };
@@ -1397,7 +1250,10 @@ mod tests {
     fn pre_tokenizer_names() {
         assert!(lookup_pre("qwen2").is_ok());
         assert!(lookup_pre("").is_ok());
-        assert!(matches!(lookup_pre("tekken"), Err(TokenizerError::UnsupportedPreTokenizer(_))));
+        assert!(matches!(lookup_pre("superbpe"), Err(TokenizerError::UnsupportedPreTokenizer(_))));
+        for (names, s) in PRE_TOKENIZERS {
+            assert!(compile_steps(names[0], s.exprs).is_ok(), "{names:?}");
+        }
         assert!(matches!(lookup_pre("no-such"), Err(TokenizerError::UnknownPreTokenizer(_))));
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! llama.cpp applies a list of regexes in turn; each one splits every current piece into its
 //! matches and the gaps between them. The common GPT-2, Llama-3, Qwen2 and Qwen3.5 expressions
-//! are implemented in llama.cpp by hand-written scanners whose behaviour we reproduce here
-//! exactly ([`Step::Gpt2`], [`Step::Llama3`], ...). The remaining expressions run in llama.cpp
-//! through `std::regex` on a transformed text:
+//! and the newline splitter are implemented in llama.cpp by hand-written scanners, chosen by the
+//! exact text of the expression; we reproduce those scanners exactly ([`Step::Gpt2`]...). Every
+//! other expression runs in llama.cpp through `std::regex` on a transformed text, which
+//! [`Step::Regex`] reproduces with our own ECMAScript engine:
 //!
 //! - if the expression uses a Unicode category (`\p{L}`...), every non-ASCII code point is first
 //!   replaced by a stand-in for its category (white space by U+000B; number, letter,
@@ -13,13 +14,12 @@
 //! - otherwise the code points are matched as they are, except that non-ASCII white space is
 //!   replaced by U+000B ([`Mode::Wide`]).
 //!
-//! In both modes `\s` is the C locale's set (tab, LF, VT, FF, CR, space). All the expressions we
-//! need are simple shapes over one or two character classes (see [`Step`]), matched leftmost
-//! first and greedily, like ECMAScript does.
+//! In both modes `\s` is the C locale's set (tab, LF, VT, FF, CR, space).
 
+use super::regex::{self, Regex};
 use super::unicode::{self, Flags};
 
-/// How a code point is presented to a regex-based step (see the module docs).
+/// How a code point is presented to a regex step (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     Collapsed,
@@ -28,11 +28,6 @@ pub(crate) enum Mode {
 
 const VT: u32 = 0x0B;
 const STAND_IN_OTHER: u32 = 0xD0;
-const STAND_IN_NUMBER: u32 = 0xD1;
-const STAND_IN_LETTER: u32 = 0xD2;
-const STAND_IN_PUNCT: u32 = 0xD3;
-const STAND_IN_MARK: u32 = 0xD4;
-const STAND_IN_SYMBOL: u32 = 0xD5;
 
 fn present(mode: Mode, cp: u32, flags: Flags) -> u32 {
     if cp < 128 {
@@ -44,90 +39,14 @@ fn present(mode: Mode, cp: u32, flags: Flags) -> u32 {
     match mode {
         Mode::Wide => cp,
         Mode::Collapsed => match flags.category() {
-            unicode::cat::NUMBER => STAND_IN_NUMBER,
-            unicode::cat::LETTER => STAND_IN_LETTER,
-            unicode::cat::PUNCTUATION => STAND_IN_PUNCT,
-            unicode::cat::MARK => STAND_IN_MARK,
-            unicode::cat::SYMBOL => STAND_IN_SYMBOL,
+            unicode::cat::NUMBER => regex::STAND_IN_NUMBER,
+            unicode::cat::LETTER => regex::STAND_IN_LETTER,
+            unicode::cat::PUNCTUATION => regex::STAND_IN_PUNCT,
+            unicode::cat::MARK => regex::STAND_IN_MARK,
+            unicode::cat::SYMBOL => regex::STAND_IN_SYMBOL,
             _ => STAND_IN_OTHER,
         },
     }
-}
-
-/// One member of a bracket expression, tested against the presented code point.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Atom {
-    Range(u32, u32),
-    /// `\s`
-    Space,
-    /// `\p{N}` (collapsed mode only)
-    Number,
-    /// `\p{L}`
-    Letter,
-    /// `\p{P}`
-    Punct,
-}
-
-impl Atom {
-    fn matches(&self, c: u32) -> bool {
-        match *self {
-            Atom::Range(lo, hi) => lo <= c && c <= hi,
-            Atom::Space => matches!(c, 0x09..=0x0D | 0x20),
-            Atom::Number => c == STAND_IN_NUMBER || (0x30..=0x39).contains(&c),
-            Atom::Letter => c == STAND_IN_LETTER || (0x41..=0x5A).contains(&c) || (0x61..=0x7A).contains(&c),
-            // ASCII punctuation: ! " # % & ' ( ) * , - . / : ; ? @ [ \ ] _ { }
-            Atom::Punct => {
-                c == STAND_IN_PUNCT
-                    || matches!(c, 0x21..=0x23 | 0x25..=0x2A | 0x2C..=0x2F | 0x3A..=0x3B | 0x3F..=0x40 | 0x5B..=0x5D)
-                    || matches!(c, 0x5F | 0x7B | 0x7D)
-            }
-        }
-    }
-}
-
-/// A bracket expression (or a single escape) and the presentation it is matched in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Class {
-    mode: Mode,
-    negated: bool,
-    atoms: Vec<Atom>,
-}
-
-impl Class {
-    pub fn collapsed(atoms: Vec<Atom>) -> Self {
-        Class { mode: Mode::Collapsed, negated: false, atoms }
-    }
-    pub fn wide(atoms: Vec<Atom>) -> Self {
-        Class { mode: Mode::Wide, negated: false, atoms }
-    }
-    pub fn negate(mut self) -> Self {
-        self.negated = !self.negated;
-        self
-    }
-
-    #[inline]
-    fn matches(&self, cp: u32, flags: Flags) -> bool {
-        let c = present(self.mode, cp, flags);
-        self.atoms.iter().any(|a| a.matches(c)) != self.negated
-    }
-}
-
-/// Literal characters and `a-b` ranges, written as in a bracket expression without escapes.
-pub(crate) fn ranges(spec: &str) -> Vec<Atom> {
-    let chars: Vec<char> = spec.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let lo = chars[i] as u32;
-        if i + 2 < chars.len() && chars[i + 1] == '-' {
-            out.push(Atom::Range(lo, chars[i + 2] as u32));
-            i += 3;
-        } else {
-            out.push(Atom::Range(lo, lo));
-            i += 1;
-        }
-    }
-    out
 }
 
 /// One splitting step.
@@ -143,22 +62,61 @@ pub(crate) enum Step {
     Qwen35,
     /// `[^\n]+|[\n]+`
     Newlines,
-    /// `C+`
-    Run(Class),
-    /// `C`
-    Single(Class),
-    /// `C{n}`
-    Repeat(Class, usize),
-    /// `P?C+`
-    OptPrefixRun(Class, Class),
-    /// `C+$`
-    RunAtEnd(Class),
+    /// Any other expression.
+    Regex(Box<Regex>),
 }
 
-/// The text being split: code points, their flags and the byte offset of each.
+const GPT2_RE: &str = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+const LLAMA3_RES: [&str; 2] = [
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+];
+const QWEN2_RE: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN35_RE: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const NEWLINES_RE: &str = "[^\\n]+|[\\n]+";
+
+impl Step {
+    /// The step llama.cpp runs for one of its expressions: a dedicated scanner where llama.cpp
+    /// has one for exactly this text, else the regex engine.
+    pub fn from_expression(expr: &str) -> Result<Step, String> {
+        Ok(match expr {
+            GPT2_RE => Step::Gpt2,
+            e if LLAMA3_RES.contains(&e) => Step::Llama3,
+            QWEN2_RE => Step::Qwen2,
+            QWEN35_RE => Step::Qwen35,
+            NEWLINES_RE => Step::Newlines,
+            e => Step::Regex(Box::new(Regex::new(e)?)),
+        })
+    }
+}
+
+/// The text being split: code points, their flags, and the presentations regex steps see.
 struct Text {
     cps: Vec<u32>,
     flags: Vec<Flags>,
+    collapsed: Option<Vec<u32>>,
+    wide: Option<Vec<u32>>,
+}
+
+impl Text {
+    /// Compute the presentation for `mode` (once).
+    fn prepare(&mut self, mode: Mode) {
+        let slot = match mode {
+            Mode::Collapsed => &mut self.collapsed,
+            Mode::Wide => &mut self.wide,
+        };
+        if slot.is_none() {
+            *slot = Some(self.cps.iter().zip(&self.flags).map(|(&c, &f)| present(mode, c, f)).collect());
+        }
+    }
+
+    /// The presentation for `mode` ([`Text::prepare`] first; empty otherwise).
+    fn presented(&self, mode: Mode) -> &[u32] {
+        match mode {
+            Mode::Collapsed => self.collapsed.as_deref().unwrap_or(&[]),
+            Mode::Wide => self.wide.as_deref().unwrap_or(&[]),
+        }
+    }
 }
 
 /// One piece `[start, end)` in code point positions; reads outside it see nothing.
@@ -186,10 +144,6 @@ impl Piece<'_> {
         } else {
             Flags::NONE
         }
-    }
-    #[inline]
-    fn is(&self, class: &Class, pos: usize) -> bool {
-        pos >= self.start && pos < self.end && class.matches(self.t.cps[pos], self.t.flags[pos])
     }
 }
 
@@ -384,68 +338,15 @@ fn split_newlines(p: &Piece<'_>, ends: &mut Ends<'_>) {
     }
 }
 
-/// Regex-shaped steps: every match becomes a word, and so does every gap between matches.
-fn split_regex(p: &Piece<'_>, step: &Step, ends: &mut Ends<'_>) {
-    let mut pos = p.start;
-    while pos < p.end {
-        // Find the leftmost match at or after `pos`: (match start, match end).
-        let found = match step {
-            Step::Run(c) => find_run(p, c, pos),
-            Step::Single(c) => (pos..p.end).find(|&i| p.is(c, i)).map(|i| (i, i + 1)),
-            Step::Repeat(c, n) => {
-                let n = *n;
-                (pos..p.end).find(|&i| (i..i + n).all(|j| p.is(c, j))).map(|i| (i, i + n))
-            }
-            Step::OptPrefixRun(pre, c) => {
-                let mut m = None;
-                for i in pos..p.end {
-                    if p.is(pre, i) && p.is(c, i + 1) {
-                        m = Some((i, run_end(p, c, i + 1)));
-                        break;
-                    }
-                    if p.is(c, i) {
-                        m = Some((i, run_end(p, c, i)));
-                        break;
-                    }
-                }
-                m
-            }
-            Step::RunAtEnd(c) => {
-                let mut from = pos;
-                let mut m = None;
-                while let Some((s, e)) = find_run(p, c, from) {
-                    if e == p.end {
-                        m = Some((s, e));
-                        break;
-                    }
-                    // No start inside this run can reach the end either.
-                    from = e;
-                }
-                m
-            }
-            Step::Gpt2 | Step::Llama3 | Step::Qwen2 | Step::Qwen35 | Step::Newlines => None,
-        };
-        match found {
-            Some((s, e)) => {
-                ends.push(s);
-                ends.push(e);
-                pos = e;
-            }
-            None => break,
-        }
+/// Regex steps: every match becomes a word, and so does every gap between matches.
+fn split_regex(re: &Regex, presented: &[u32], start: usize, end: usize, ends: &mut Ends<'_>) {
+    let mut pos = start;
+    while let Some((s, e)) = re.find(presented, start, pos, end) {
+        ends.push(s);
+        ends.push(e);
+        pos = e;
     }
-    ends.push(p.end);
-}
-
-fn run_end(p: &Piece<'_>, c: &Class, mut i: usize) -> usize {
-    while p.is(c, i) {
-        i += 1;
-    }
-    i
-}
-
-fn find_run(p: &Piece<'_>, c: &Class, from: usize) -> Option<(usize, usize)> {
-    (from..p.end).find(|&i| p.is(c, i)).map(|s| (s, run_end(p, c, s)))
+    ends.push(end);
 }
 
 /// Split `text` with `steps`, applied in order. Returns the byte ranges of the words.
@@ -462,13 +363,20 @@ pub(crate) fn split(text: &str, steps: &[Step]) -> Vec<std::ops::Range<usize>> {
         flags.push(unicode::flags(c as u32));
     }
     byte_at.push(text.len());
-    let t = Text { cps, flags };
+    let mut t = Text { cps, flags, collapsed: None, wide: None };
 
     // Word ends in code point positions; one word covering everything to start with.
     let mut bounds = vec![t.cps.len()];
     let mut next = Vec::with_capacity(t.cps.len() / 2);
     for step in steps {
         next.clear();
+        if let Step::Regex(re) = step {
+            t.prepare(re.mode());
+        }
+        let presented: &[u32] = match step {
+            Step::Regex(re) => t.presented(re.mode()),
+            _ => &[],
+        };
         let mut start = 0;
         for &end in &bounds {
             let p = Piece { t: &t, start, end };
@@ -479,7 +387,7 @@ pub(crate) fn split(text: &str, steps: &[Step]) -> Vec<std::ops::Range<usize>> {
                 Step::Qwen2 => split_llama3_like(&p, &mut ends, Digits::One, false),
                 Step::Qwen35 => split_llama3_like(&p, &mut ends, Digits::One, true),
                 Step::Newlines => split_newlines(&p, &mut ends),
-                _ => split_regex(&p, step, &mut ends),
+                Step::Regex(re) => split_regex(re, presented, start, end, &mut ends),
             }
             start = end;
         }
@@ -526,14 +434,14 @@ mod tests {
     }
 
     #[test]
-    fn regex_shapes() {
-        let digits = Step::Run(Class::collapsed(vec![Atom::Number]));
-        assert_eq!(words("ab12c٣4", &[digits]), vec!["ab", "12", "c", "٣4"]);
-        let three = Step::Repeat(Class::wide(ranges("0-9")), 3);
-        assert_eq!(words("12345678", &[three]), vec!["123", "456", "78"]);
-        let end = Step::RunAtEnd(Class::wide(vec![Atom::Space]));
-        assert_eq!(words("a  b  ", &[end]), vec!["a  b", "  "]);
-        let word = Step::OptPrefixRun(Class::wide(vec![Atom::Space]), Class::collapsed(vec![Atom::Letter]));
-        assert_eq!(words("  hi! x", &[word]), vec![" ", " hi", "!", " x"]);
+    fn regex_steps() {
+        let re = |e: &str| Step::from_expression(e).unwrap();
+        assert_eq!(words("ab12c٣4", &[re("\\p{N}+")]), vec!["ab", "12", "c", "٣4"]);
+        assert_eq!(words("12345678", &[re("[0-9][0-9][0-9]")]), vec!["123", "456", "78"]);
+        assert_eq!(words("a  b  ", &[re("\\s+$")]), vec!["a  b", "  "]);
+        assert_eq!(words("  hi! x", &[re("\\s?\\p{L}+")]), vec![" ", " hi", "!", " x"]);
+        assert_eq!(re(GPT2_RE), Step::Gpt2);
+        assert_eq!(re(QWEN2_RE), Step::Qwen2);
+        assert_eq!(re(NEWLINES_RE), Step::Newlines);
     }
 }
