@@ -13,6 +13,12 @@
 //! - `no_top_k`: top-k off (top-p 0.95, min-p 0.05): the whole vocabulary reaches top-p, which
 //!   takes a softmax over 262,144 entries (llama.cpp does the same);
 //! - `logprobs5`: the log-probabilities alone.
+//!
+//! Measured (criterion medians, commit after c46f4f0): on an idle 16-core Xeon (the device host)
+//! default 96–143 µs, default+logprobs5 322–430 µs, greedy 44–59 µs, no_top_k 4.7–7.5 ms,
+//! logprobs5 245–370 µs (spread over four runs on fresh hosts); on the 2-core development machine
+//! with load average ~6 (other builds running) default 290 µs, default+logprobs5 0.99 ms, greedy
+//! 96 µs, no_top_k 12.6 ms, logprobs5 517 µs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
 
