@@ -39,6 +39,8 @@ pub enum CaseKind {
     Model(Box<crate::suites::models::ModelCase>),
     /// One input of llama.cpp's vocab suites.
     Tokenizer(Box<crate::suites::tokenizer::TokenizerCase>),
+    /// Strings tokenized by llama.cpp on one vocabulary.
+    TokenizerStrings(Box<crate::suites::tokenizer::StringsCaseFile>),
     /// A chat template rendered by jinja2.
     ChatTemplate(Box<crate::suites::chat_template::ChatCase>),
 }

@@ -58,6 +58,11 @@ pub fn load_case_file(path: &Path) -> Result<Option<Case>> {
             let c: crate::suites::sampler::SamplerCase = serde_norway::from_value(value).map_err(|e| bad(path, e))?;
             (c.name.clone(), CaseKind::Sampler(Box::new(c)))
         }
+        "tokenizer" => {
+            let file: crate::suites::tokenizer::StringsCaseFile =
+                serde_norway::from_value(value).map_err(|e| bad(path, e))?;
+            (file.name.clone(), CaseKind::TokenizerStrings(Box::new(file)))
+        }
         "chat_template" => {
             let file: crate::suites::chat_template::ChatCaseFile =
                 serde_norway::from_value(value).map_err(|e| bad(path, e))?;

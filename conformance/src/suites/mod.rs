@@ -31,6 +31,7 @@ pub fn run(case: &Case, backend: Backend) -> (Outcome, Measured) {
         CaseKind::Sampler(c) => plain(sampler::run(c, backend)),
         CaseKind::Model(c) => models::run(c, backend),
         CaseKind::Tokenizer(c) => plain(tokenizer::run(c)),
+        CaseKind::TokenizerStrings(c) => plain(tokenizer::run_strings(c)),
         CaseKind::ChatTemplate(c) => plain(chat_template::run(c)),
     }
 }
@@ -42,6 +43,7 @@ pub fn not_run_reason(case: &Case) -> Option<String> {
         CaseKind::GgufTensors(c) => c.file.missing_reason(),
         CaseKind::Model(c) => c.file.file.missing_reason(),
         CaseKind::Tokenizer(c) => tokenizer::not_run_reason(c),
+        CaseKind::TokenizerStrings(c) => tokenizer::strings_not_run_reason(c),
         _ => None,
     }
 }

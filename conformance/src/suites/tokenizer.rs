@@ -172,3 +172,62 @@ pub fn run(c: &TokenizerCase) -> Outcome {
         Err(e) => Outcome::Fail { message: format!("encode failed: {e}") },
     }
 }
+
+/// Strings of our own tokenized by llama.cpp (llama-cpp-python) on one vocabulary
+/// (goldens/recorders/record_tokenizer_strings.py), every add_special × parse_special combination.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct StringsCaseFile {
+    pub name: String,
+    /// Vocabulary file, relative to the fetch cache.
+    pub file: String,
+    pub cases: Vec<StringItem>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct StringItem {
+    pub text: String,
+    pub add_special: bool,
+    pub parse_special: bool,
+    pub ids: Vec<u32>,
+}
+
+pub fn strings_not_run_reason(c: &StringsCaseFile) -> Option<String> {
+    let p = paths::external(&c.file);
+    (!p.exists()).then(|| format!("vocabulary {} not fetched (run `{}`)", p.display(), paths::FETCH_COMMAND))
+}
+
+pub fn run_strings(c: &StringsCaseFile) -> Outcome {
+    let t = tokenizer(&paths::external(&c.file));
+    let t = match t.as_ref() {
+        Ok(t) => t,
+        Err(e) => return Outcome::Fail { message: format!("tokenizer of {}: {e}", c.file) },
+    };
+    let mut bad = Vec::new();
+    for item in &c.cases {
+        match t.encode(&item.text, item.add_special, item.parse_special) {
+            Ok(ids) if ids == item.ids => {}
+            Ok(ids) => bad.push(format!(
+                "{:?} (add_special {}, parse_special {}): got {:?}, llama.cpp {:?}",
+                item.text.chars().take(60).collect::<String>(),
+                item.add_special,
+                item.parse_special,
+                &ids[..ids.len().min(12)],
+                &item.ids[..item.ids.len().min(12)]
+            )),
+            Err(e) => bad.push(format!("{:?}: encode failed: {e}", item.text.chars().take(60).collect::<String>())),
+        }
+    }
+    if bad.is_empty() {
+        Outcome::Pass { detail: format!("{} strings × flags equal llama.cpp's ids", c.cases.len()) }
+    } else {
+        let n = bad.len();
+        bad.truncate(6);
+        Outcome::Fail {
+            message: format!(
+                "{n} of {} differ from llama.cpp (metric: exact ids):\n    {}",
+                c.cases.len(),
+                bad.join("\n    ")
+            ),
+        }
+    }
+}
