@@ -136,6 +136,13 @@ pub trait Ops {
     ) -> Result<Self::Tensor>;
     /// `act(gate) * up`.
     fn glu(&self, gate: &Self::Tensor, up: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
+    /// `act(x)` elementwise. The default goes through [`Ops::glu`] with an all-ones `up` (exact:
+    /// multiplying by 1.0 changes nothing); backends may override it.
+    fn act(&self, x: &Self::Tensor, act: Act) -> Result<Self::Tensor> {
+        let (r, c) = self.shape(x);
+        let ones = self.tensor_from_host(r, c, vec![1.0; r * c])?;
+        self.glu(x, &ones, act)
+    }
     /// `cap * tanh(x / cap)`.
     fn softcap(&self, x: &Self::Tensor, cap: f32) -> Self::Tensor;
     /// Append rows of `b` below `a` (KV cache growth).

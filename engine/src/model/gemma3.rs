@@ -41,11 +41,11 @@ pub(crate) fn forward<B: Ops>(
                 };
                 b.reshape(t, n, heads * hp.head_dim)
             };
-            let q = head_norm(b.matmul(&cur, &l.wq)?, hp.n_head, &l.q_norm)?;
-            let k = head_norm(b.matmul(&cur, &l.wk)?, hp.n_head_kv, &l.k_norm)?;
+            let q = head_norm(b.matmul(&cur, Model::<B>::req(&l.wq, "attn_q")?)?, hp.n_head, &l.q_norm)?;
+            let k = head_norm(b.matmul(&cur, Model::<B>::req(&l.wk, "attn_k")?)?, hp.n_head_kv, &l.k_norm)?;
             let q = b.rope(&q, hp.n_head, hp.head_dim, pos, &rope)?;
             let k = b.rope(&k, hp.n_head_kv, hp.head_dim, pos, &rope)?;
-            let v = b.matmul(&cur, &l.wv)?;
+            let v = b.matmul(&cur, Model::<B>::req(&l.wv, "attn_v")?)?;
             (q, k, v)
         };
         m.kv_append(il, &k, &v)?;
@@ -69,7 +69,8 @@ pub(crate) fn forward<B: Ops>(
         let sa_out = b.add(&x, &a)?;
         let cur = b.mul_row(&b.rms_norm(&sa_out, hp.rms_eps), &l.ffn_norm)?;
         tap(b, taps, &format!("blk.{il}.ffn_norm"), &cur);
-        let h = b.glu(&b.matmul(&cur, &l.ffn_gate)?, &b.matmul(&cur, &l.ffn_up)?, Act::Gelu)?;
+        let gate = Model::<B>::req(&l.ffn_gate, "ffn_gate")?;
+        let h = b.glu(&b.matmul(&cur, gate)?, &b.matmul(&cur, &l.ffn_up)?, Act::Gelu)?;
         let f = b.matmul(&h, &l.ffn_down)?;
         let f = match &l.post_ffn_norm {
             Some(w) => b.mul_row(&b.rms_norm(&f, hp.rms_eps), w)?,

@@ -12,6 +12,8 @@ pub enum Arch {
     Llama,
     Qwen2,
     Gemma3,
+    Phi3,
+    Gpt2,
 }
 
 impl Arch {
@@ -20,6 +22,8 @@ impl Arch {
             "llama" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
             "gemma3" => Arch::Gemma3,
+            "phi3" => Arch::Phi3,
+            "gpt2" => Arch::Gpt2,
             _ => return None,
         })
     }
@@ -29,14 +33,16 @@ impl Arch {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
             Arch::Gemma3 => "gemma3",
+            Arch::Phi3 => "phi3",
+            Arch::Gpt2 => "gpt2",
         }
     }
 
     /// RoPE pairing as llama.cpp's `llama_model_rope_type`.
     pub fn rope_style(self) -> RopeStyle {
         let style = match self {
-            Arch::Llama => RopeStyle::Normal,
-            Arch::Qwen2 | Arch::Gemma3 => RopeStyle::Neox,
+            Arch::Llama | Arch::Gpt2 => RopeStyle::Normal,
+            Arch::Qwen2 | Arch::Gemma3 | Arch::Phi3 => RopeStyle::Neox,
         };
         match (style, crate::faults::active(crate::faults::Fault::RopePairing)) {
             (RopeStyle::Normal, true) => RopeStyle::Neox,
@@ -54,6 +60,9 @@ impl Arch {
                 Arch::Gemma3 if l.post_attn_norm.is_none() => Some("post_attention_norm"),
                 Arch::Gemma3 if l.post_ffn_norm.is_none() => Some("post_ffw_norm"),
                 Arch::Qwen2 if l.bq.is_none() || l.bk.is_none() || l.bv.is_none() => Some("attn_q/k/v bias"),
+                Arch::Gpt2 if l.bqkv.is_none() || l.attn_norm_b.is_none() || l.ffn_norm_b.is_none() => {
+                    Some("attn_qkv / attn_norm / ffn_norm bias")
+                }
                 _ => None,
             };
             if let Some(m) = missing {
@@ -85,6 +94,8 @@ pub struct HParams {
     pub sliding_window: Option<usize>,
     pub swa_layers: Vec<bool>,
     pub final_softcap: Option<f32>,
+    /// LayerNorm epsilon (gpt2).
+    pub ln_eps: f32,
     pub attn_softcap: Option<f32>,
 }
 
@@ -92,7 +103,7 @@ impl HParams {
     pub fn from_gguf(f: &GgufFile) -> Result<Self> {
         let arch_name = f.get_str("general.architecture")?;
         let arch = Arch::from_name(arch_name).ok_or_else(|| {
-            Error::Invalid(format!("architecture {arch_name:?} is not supported (llama, qwen2, gemma3)"))
+            Error::Invalid(format!("architecture {arch_name:?} is not supported (llama, qwen2, phi3, gemma3, gpt2)"))
         })?;
         let k = |s: &str| format!("{arch_name}.{s}");
         let u = |s: &str| -> Result<usize> { Ok(f.get_u64(&k(s))? as usize) };
@@ -153,6 +164,7 @@ impl HParams {
             sliding_window,
             swa_layers,
             final_softcap: softcap("final_logit_softcapping")?,
+            ln_eps: f32_or("attention.layer_norm_epsilon", 1e-5)?,
             attn_softcap: softcap("attn_logit_softcapping")?,
         })
     }

@@ -39,9 +39,9 @@ pub(crate) fn forward<B: Ops>(
                     None => Ok(y),
                 }
             };
-            let q = b.rope(&proj(&l.wq, &l.bq)?, hp.n_head, hp.head_dim, pos, &rope)?;
-            let k = b.rope(&proj(&l.wk, &l.bk)?, hp.n_head_kv, hp.head_dim, pos, &rope)?;
-            let v = proj(&l.wv, &l.bv)?;
+            let q = b.rope(&proj(Model::<B>::req(&l.wq, "attn_q")?, &l.bq)?, hp.n_head, hp.head_dim, pos, &rope)?;
+            let k = b.rope(&proj(Model::<B>::req(&l.wk, "attn_k")?, &l.bk)?, hp.n_head_kv, hp.head_dim, pos, &rope)?;
+            let v = proj(Model::<B>::req(&l.wv, "attn_v")?, &l.bv)?;
             (q, k, v)
         };
         m.kv_append(il, &k, &v)?;
@@ -53,7 +53,8 @@ pub(crate) fn forward<B: Ops>(
         let ffn_inp = b.add(&x, &a)?;
         let cur = b.mul_row(&b.rms_norm(&ffn_inp, hp.rms_eps), &l.ffn_norm)?;
         tap(b, taps, &format!("blk.{il}.ffn_norm"), &cur);
-        let h = b.glu(&b.matmul(&cur, &l.ffn_gate)?, &b.matmul(&cur, &l.ffn_up)?, Act::Silu)?;
+        let gate = Model::<B>::req(&l.ffn_gate, "ffn_gate")?;
+        let h = b.glu(&b.matmul(&cur, gate)?, &b.matmul(&cur, &l.ffn_up)?, Act::Silu)?;
         let f = b.matmul(&h, &l.ffn_down)?;
         tap(b, taps, &format!("blk.{il}.ffn_out"), &f);
         x = b.add(&ffn_inp, &f)?;

@@ -10,8 +10,10 @@
 //!   feeding past it is an error, never a silent wrap.
 
 mod gemma3;
+mod gpt2;
 mod hparams;
 mod llama;
+mod phi3;
 mod qwen2;
 
 pub use hparams::{Arch, HParams};
@@ -24,10 +26,15 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct Layer<W> {
     pub attn_norm: W,
-    pub wq: W,
-    pub wk: W,
-    pub wv: W,
+    pub attn_norm_b: Option<W>,
+    /// Separate projections (llama, qwen2, gemma3) or one fused `attn_qkv` (phi3, gpt2).
+    pub wq: Option<W>,
+    pub wk: Option<W>,
+    pub wv: Option<W>,
+    pub wqkv: Option<W>,
+    pub bqkv: Option<W>,
     pub wo: W,
+    pub bo: Option<W>,
     pub bq: Option<W>,
     pub bk: Option<W>,
     pub bv: Option<W>,
@@ -35,16 +42,23 @@ pub struct Layer<W> {
     pub k_norm: Option<W>,
     pub post_attn_norm: Option<W>,
     pub ffn_norm: W,
-    pub ffn_gate: W,
+    pub ffn_norm_b: Option<W>,
+    /// Absent where `ffn_up` is fused (phi3: width 2·n_ff, gate first) or there is no gate (gpt2).
+    pub ffn_gate: Option<W>,
     pub ffn_up: W,
+    pub b_up: Option<W>,
     pub ffn_down: W,
+    pub b_down: Option<W>,
     pub post_ffn_norm: Option<W>,
 }
 
 #[derive(Debug)]
 pub struct Weights<W> {
     pub tok_embd: W,
+    /// Learned absolute positions (gpt2).
+    pub pos_embd: Option<W>,
     pub output_norm: W,
+    pub output_norm_b: Option<W>,
     /// `None`: tied to `tok_embd`.
     pub output: Option<W>,
     pub layers: Vec<Layer<W>>,
@@ -101,16 +115,28 @@ impl<B: Ops> Model<B> {
         let (e, ff, hd, vd) = (hp.n_embd as u64, hp.n_ff as u64, hp.head_dim as u64, hp.v_head_dim as u64);
         let (nh, nkv, nv) = (hp.n_head as u64, hp.n_head_kv as u64, hp.n_vocab as u64);
         let b = &backend;
+        let fused_qkv = matches!(hp.arch, Arch::Phi3 | Arch::Gpt2);
+        let qkv_w = nh * hd + 2 * nkv * vd;
+        let (gate, up_w) = match hp.arch {
+            Arch::Phi3 => (false, 2 * ff),
+            Arch::Gpt2 => (false, ff),
+            _ => (true, ff),
+        };
         let mut layers = Vec::with_capacity(hp.n_layer);
         for i in 0..hp.n_layer {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             let bias = |s: &str| format!("blk.{i}.{s}.bias");
+            let sep = |s: &str, d: &[u64]| if fused_qkv { Ok(None) } else { load(b, f, &n(s), d).map(Some) };
             layers.push(Layer {
                 attn_norm: load(b, f, &n("attn_norm"), &[e])?,
-                wq: load(b, f, &n("attn_q"), &[e, nh * hd])?,
-                wk: load(b, f, &n("attn_k"), &[e, nkv * hd])?,
-                wv: load(b, f, &n("attn_v"), &[e, nkv * vd])?,
+                attn_norm_b: load_opt(b, f, &bias("attn_norm"), &[e])?,
+                wq: sep("attn_q", &[e, nh * hd])?,
+                wk: sep("attn_k", &[e, nkv * hd])?,
+                wv: sep("attn_v", &[e, nkv * vd])?,
+                wqkv: if fused_qkv { Some(load(b, f, &n("attn_qkv"), &[e, qkv_w])?) } else { None },
+                bqkv: load_opt(b, f, &bias("attn_qkv"), &[qkv_w])?,
                 wo: load(b, f, &n("attn_output"), &[nh * vd, e])?,
+                bo: load_opt(b, f, &bias("attn_output"), &[e])?,
                 bq: load_opt(b, f, &bias("attn_q"), &[nh * hd])?,
                 bk: load_opt(b, f, &bias("attn_k"), &[nkv * hd])?,
                 bv: load_opt(b, f, &bias("attn_v"), &[nkv * vd])?,
@@ -118,16 +144,28 @@ impl<B: Ops> Model<B> {
                 k_norm: load_opt(b, f, &n("attn_k_norm"), &[hd])?,
                 post_attn_norm: load_opt(b, f, &n("post_attention_norm"), &[e])?,
                 ffn_norm: load(b, f, &n("ffn_norm"), &[e])?,
-                ffn_gate: load(b, f, &n("ffn_gate"), &[e, ff])?,
-                ffn_up: load(b, f, &n("ffn_up"), &[e, ff])?,
+                ffn_norm_b: load_opt(b, f, &bias("ffn_norm"), &[e])?,
+                ffn_gate: if gate { Some(load(b, f, &n("ffn_gate"), &[e, ff])?) } else { None },
+                ffn_up: load(b, f, &n("ffn_up"), &[e, up_w])?,
+                b_up: load_opt(b, f, &bias("ffn_up"), &[up_w])?,
                 ffn_down: load(b, f, &n("ffn_down"), &[ff, e])?,
+                b_down: load_opt(b, f, &bias("ffn_down"), &[e])?,
                 post_ffn_norm: load_opt(b, f, &n("post_ffw_norm"), &[e])?,
             });
+        }
+        if f.tensor("rope_factors_short.weight").is_ok() || f.tensor("rope_factors_long.weight").is_ok() {
+            return Err(Error::Invalid("longrope factors (rope_factors_*) are not supported yet".into()));
         }
         hp.arch.check_layers(&layers)?;
         let w = Weights {
             tok_embd: load(b, f, "token_embd.weight", &[e, nv])?,
+            pos_embd: if hp.arch == Arch::Gpt2 {
+                Some(load(b, f, "position_embd.weight", &[e, hp.n_ctx_train as u64])?)
+            } else {
+                None
+            },
             output_norm: load(b, f, "output_norm.weight", &[e])?,
+            output_norm_b: load_opt(b, f, "output_norm.bias", &[e])?,
             output: load_opt(b, f, "output.weight", &[e, nv])?,
             layers,
         };
@@ -173,6 +211,8 @@ impl<B: Ops> Model<B> {
         let logits = match self.hp.arch {
             Arch::Llama | Arch::Qwen2 => llama::forward(self, tokens, &pos, &kv_pos, taps),
             Arch::Gemma3 => gemma3::forward(self, tokens, &pos, &kv_pos, taps),
+            Arch::Phi3 => phi3::forward(self, tokens, &pos, &kv_pos, taps),
+            Arch::Gpt2 => gpt2::forward(self, tokens, &pos, &kv_pos, taps),
         };
         match logits {
             Ok(l) => {
@@ -202,6 +242,11 @@ impl<B: Ops> Model<B> {
             (Some(k), Some(v)) => Ok((k, v)),
             _ => Err(Error::Invalid(format!("kv cache of layer {il} is empty"))),
         }
+    }
+
+    /// A required weight that this architecture keeps optional in [`Layer`].
+    pub(crate) fn req<'a>(w: &'a Option<B::Weight>, what: &str) -> Result<&'a B::Weight> {
+        w.as_ref().ok_or_else(|| Error::Invalid(format!("weight {what} is missing")))
     }
 
     /// The output projection (tied to the embeddings when `output.weight` is absent).

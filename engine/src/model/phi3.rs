@@ -1,0 +1,63 @@
+//! Architecture `phi3`: the llama-style decoder with a fused `attn_qkv` (q, k, v side by side in
+//! its output), NeoX RoPE, and a fused `ffn_up` of width 2·n_ff whose first half is the gate and
+//! second half the up projection (SwiGLU), as llama.cpp's phi3 graph. LongRoPE factors
+//! (`rope_factors_*`) are refused at load until implemented.
+
+use super::{tap, Model};
+use crate::ops::{Act, AttnParams, Ops, RopeParams, TapSink};
+use crate::Result;
+
+pub(crate) fn forward<B: Ops>(
+    m: &mut Model<B>,
+    tokens: &[u32],
+    pos: &[u32],
+    kv_pos: &[u32],
+    taps: &mut dyn TapSink,
+) -> Result<Vec<f32>> {
+    let hp = m.hp.clone();
+    let rope = RopeParams { style: hp.arch.rope_style(), n_rot: hp.n_rot, freq_base: hp.rope_base, freq_scale: 1.0 };
+    let attn = AttnParams {
+        n_head: hp.n_head,
+        n_head_kv: hp.n_head_kv,
+        head_dim: hp.head_dim,
+        v_head_dim: hp.v_head_dim,
+        scale: 1.0 / (hp.head_dim as f32).sqrt(),
+        window: None,
+        softcap: None,
+    };
+    let (qw, kw, vw) = (hp.n_head * hp.head_dim, hp.n_head_kv * hp.head_dim, hp.n_head_kv * hp.v_head_dim);
+    let mut x = m.backend.get_rows(&m.w.tok_embd, tokens)?;
+    tap(&m.backend, taps, "token_embd", &x);
+    for il in 0..hp.n_layer {
+        let (q, k, v) = {
+            let (b, l) = (&m.backend, &m.w.layers[il]);
+            let cur = b.mul_row(&b.rms_norm(&x, hp.rms_eps), &l.attn_norm)?;
+            tap(b, taps, &format!("blk.{il}.attn_norm"), &cur);
+            let qkv = b.matmul(&cur, Model::<B>::req(&l.wqkv, "attn_qkv")?)?;
+            let q = b.rope(&b.slice_cols(&qkv, 0, qw)?, hp.n_head, hp.head_dim, pos, &rope)?;
+            let k = b.rope(&b.slice_cols(&qkv, qw, kw)?, hp.n_head_kv, hp.head_dim, pos, &rope)?;
+            let v = b.slice_cols(&qkv, qw + kw, vw)?;
+            (q, k, v)
+        };
+        m.kv_append(il, &k, &v)?;
+        let (kc, vc) = m.kv_get(il)?;
+        let (b, l) = (&m.backend, &m.w.layers[il]);
+        let a = b.matmul(&b.attention(&q, kc, vc, pos, kv_pos, &attn)?, &l.wo)?;
+        tap(b, taps, &format!("blk.{il}.attn_out"), &a);
+        let ffn_inp = b.add(&x, &a)?;
+        let cur = b.mul_row(&b.rms_norm(&ffn_inp, hp.rms_eps), &l.ffn_norm)?;
+        tap(b, taps, &format!("blk.{il}.ffn_norm"), &cur);
+        let up = b.matmul(&cur, &l.ffn_up)?;
+        let h = b.glu(&b.slice_cols(&up, 0, hp.n_ff)?, &b.slice_cols(&up, hp.n_ff, hp.n_ff)?, Act::Silu)?;
+        let f = b.matmul(&h, &l.ffn_down)?;
+        tap(b, taps, &format!("blk.{il}.ffn_out"), &f);
+        x = b.add(&ffn_inp, &f)?;
+        tap(b, taps, &format!("blk.{il}.l_out"), &x);
+    }
+    let b = &m.backend;
+    let x = b.mul_row(&b.rms_norm(&x, hp.rms_eps), &m.w.output_norm)?;
+    tap(b, taps, "result_norm", &x);
+    let logits = b.matmul(&x, m.output_weight())?;
+    tap(b, taps, "logits", &logits);
+    Ok(b.to_host(&logits))
+}
