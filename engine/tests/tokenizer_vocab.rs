@@ -6,6 +6,11 @@
 //! decode(encode(s)) must give s back, except where the vocabulary's decoding is lossy by design
 //! (WordPiece normalises; the HF space clean-up of some BPE vocabularies is reported separately).
 //!
+//! Beyond the suites, `tests/data/tokenizer_llamacpp/*.tsv` hold llama.cpp's own output for a few
+//! hundred more texts per model (random and adversarial texts, special tokens, all four
+//! add_special/parse_special combinations, detokenized text), recorded by `record.sh` there from
+//! the same pinned llama.cpp; the `golden_*` tests replay them.
+//!
 //! Missing fixtures fail the tests, unless ORCD_ALLOW_MISSING_FIXTURES=1, where each test prints
 //! NOT RUN instead.
 //!
@@ -160,6 +165,91 @@ suites! {
     qwen35 => "qwen35",
     refact => "refact",
     starcoder => "starcoder",
+}
+
+fn from_hex(h: &str) -> Vec<u8> {
+    (0..h.len() / 2).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex")).collect()
+}
+
+/// Replay a llama.cpp golden (see the module docs) against the model it was recorded from.
+fn run_golden(name: &str, model_path: PathBuf) {
+    let Some(path) = fixture(&model_path) else { return };
+    let t = load(&path);
+    let golden =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tokenizer_llamacpp").join(format!("{name}.tsv"));
+    let text = std::fs::read_to_string(&golden).expect("read golden");
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for line in text.lines() {
+        if let Some(meta) = line.strip_prefix("# meta ") {
+            let field = |k: &str| meta.split(' ').find_map(|kv| kv.strip_prefix(&format!("{k}="))).expect(k);
+            let id = |v: Option<u32>| v.map_or(-1, |x| x as i64).to_string();
+            assert_eq!(field("n_vocab"), t.vocab_size().to_string(), "{name}: n_vocab");
+            assert_eq!(field("bos"), id(t.bos()), "{name}: bos");
+            assert_eq!(field("eos"), id(t.eos()), "{name}: eos");
+            assert_eq!(field("add_bos"), (t.add_bos() as u8).to_string(), "{name}: add_bos");
+            assert_eq!(field("add_eos"), (t.add_eos() as u8).to_string(), "{name}: add_eos");
+            let eog: Vec<u32> = field("eog").split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+            assert_eq!(eog, t.eog_ids(), "{name}: end-of-generation tokens");
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cols.len(), 4, "{name}: bad line {line:?}");
+        let (add, parse) = (cols[0].as_bytes()[0] == b'1', cols[0].as_bytes()[1] == b'1');
+        let input = String::from_utf8(from_hex(cols[1])).expect("utf-8 text");
+        let expected: Vec<u32> = cols[2].split(' ').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+        let detok = from_hex(cols[3]);
+        cases += 1;
+        let got = t.encode(&input, add, parse).unwrap();
+        if got != expected {
+            failures.push(format!(
+                "{input:?} add_special={add} parse_special={parse}\n    expected {}\n    got      {}",
+                show(&t, &expected),
+                show(&t, &got)
+            ));
+            continue;
+        }
+        let back = t.decode(&got).unwrap();
+        if back != detok {
+            failures.push(format!(
+                "{input:?}: decode gives {:?}, llama.cpp {:?}",
+                String::from_utf8_lossy(&back),
+                String::from_utf8_lossy(&detok)
+            ));
+        }
+    }
+    eprintln!(
+        "golden {name:<20} {}/{cases} cases identical to llama.cpp (ids and detokenized text)",
+        cases - failures.len()
+    );
+    assert!(cases > 0, "{name}: empty golden");
+    assert!(failures.is_empty(), "{name}: {} failure(s):\n{}", failures.len(), failures.join("\n"));
+}
+
+macro_rules! goldens {
+    ($($test:ident => $name:literal : $path:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                run_golden($name, $path);
+            }
+        )*
+    };
+}
+
+goldens! {
+    golden_gemma3 => "gemma-3-270m": cache_dir().join("models/gemma-3-270m-q4_k_m.gguf"),
+    golden_smollm2 => "smollm2-135m": cache_dir().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    golden_qwen2 => "vocab-qwen2": suites_dir().join("ggml-vocab-qwen2.gguf"),
+    golden_llama_spm => "vocab-llama-spm": suites_dir().join("ggml-vocab-llama-spm.gguf"),
+    golden_phi_3 => "vocab-phi-3": suites_dir().join("ggml-vocab-phi-3.gguf"),
+    golden_llama_bpe => "vocab-llama-bpe": suites_dir().join("ggml-vocab-llama-bpe.gguf"),
+    golden_gemma_4 => "vocab-gemma-4": suites_dir().join("ggml-vocab-gemma-4.gguf"),
+    golden_deepseek_llm => "vocab-deepseek-llm": suites_dir().join("ggml-vocab-deepseek-llm.gguf"),
+    golden_bert_bge => "vocab-bert-bge": suites_dir().join("ggml-vocab-bert-bge.gguf"),
 }
 
 /// Every suite llama.cpp ships is one of the tests above (none is skipped silently).
