@@ -1246,6 +1246,78 @@ mod tests {
         assert_eq!(byte_of_token_text("<0x"), 0);
     }
 
+    use crate::gguf::{string_array, GgufWriter, ValueType};
+
+    /// A toy SentencePiece vocabulary: specials, byte tokens, a few pieces.
+    fn toy(extra: &[(&str, GgufValue)]) -> std::result::Result<Tokenizer, TokenizerError> {
+        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+        let mut types = vec![2, 3, 3];
+        for b in 0..=255u8 {
+            tokens.push(format!("<0x{b:02X}>"));
+            types.push(6);
+        }
+        for p in ["\u{2581}", "a", "b", "\u{2581}a", "\u{2581}ab", "ab", "<|x|>"] {
+            tokens.push(p.into());
+            types.push(if p == "<|x|>" { 4 } else { 1 });
+        }
+        let n = tokens.len();
+        let mut w = GgufWriter::new();
+        w.set("tokenizer.ggml.model", GgufValue::String("llama".into()));
+        w.set("tokenizer.ggml.tokens", string_array(&tokens));
+        w.set(
+            "tokenizer.ggml.scores",
+            GgufValue::Array(ValueType::F32, (0..n).map(|i| GgufValue::F32(i as f32)).collect()),
+        );
+        w.set(
+            "tokenizer.ggml.token_type",
+            GgufValue::Array(ValueType::I32, types.into_iter().map(GgufValue::I32).collect()),
+        );
+        for (k, v) in extra {
+            w.set(k, v.clone());
+        }
+        let file = GgufFile::from_bytes(w.to_bytes().0).map_err(TokenizerError::from)?;
+        Tokenizer::from_gguf(&file)
+    }
+
+    #[test]
+    fn toy_vocabulary() {
+        let t = toy(&[]).unwrap();
+        let id = |s: &str| t.token_id(s).unwrap();
+        assert_eq!(t.encode("ab", false, false).unwrap(), vec![id("\u{2581}ab")]);
+        assert_eq!(t.encode("ab", true, false).unwrap(), vec![1, id("\u{2581}ab")]);
+        // Byte fallback for characters without a piece.
+        assert_eq!(t.encode("é", false, false).unwrap(), vec![id("\u{2581}"), id("<0xC3>"), id("<0xA9>")]);
+        // User-defined tokens are cut out even without parse_special; a space prefix follows them.
+        assert_eq!(t.encode("a<|x|>a", false, false).unwrap(), vec![id("\u{2581}a"), id("<|x|>"), id("\u{2581}a")]);
+        assert_eq!(t.decode(&t.encode("é ab", false, false).unwrap()).unwrap(), "é ab".as_bytes());
+        assert!(t.is_eog(2) && !t.is_eog(1));
+        assert!(t.encode(&"a".repeat(10_000), false, false).is_ok());
+    }
+
+    #[test]
+    fn bad_metadata_is_an_error() {
+        let unknown_model = toy(&[("tokenizer.ggml.model", GgufValue::String("rwkv".into()))]);
+        assert!(matches!(unknown_model, Err(TokenizerError::UnsupportedModel(_))));
+        let bad_type = toy(&[("tokenizer.ggml.add_bos_token", GgufValue::U32(1))]);
+        assert!(matches!(bad_type, Err(TokenizerError::Metadata { .. })));
+        let short_scores =
+            toy(&[("tokenizer.ggml.scores", GgufValue::Array(ValueType::F32, vec![GgufValue::F32(0.0)]))]);
+        assert!(matches!(short_scores, Err(TokenizerError::Metadata { .. })));
+        let dup = toy(&[("tokenizer.ggml.tokens", string_array(&["a", "a"]))]);
+        assert!(dup.is_err());
+        let gpt2_unknown_pre = toy(&[
+            ("tokenizer.ggml.model", GgufValue::String("gpt2".into())),
+            ("tokenizer.ggml.pre", GgufValue::String("no-such-pre".into())),
+        ]);
+        assert!(matches!(gpt2_unknown_pre, Err(TokenizerError::UnknownPreTokenizer(_))));
+    }
+
+    #[test]
+    fn tokenizer_is_shareable() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Tokenizer>();
+    }
+
     #[test]
     fn pre_tokenizer_names() {
         assert!(lookup_pre("qwen2").is_ok());
