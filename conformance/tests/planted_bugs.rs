@@ -61,3 +61,11 @@ fn transposed_weight_is_caught_where_it_is_used() {
 fn kv_position_shift_is_caught_in_the_decode_pass() {
     assert_first_op(&run_with(Fault::KvPosShift, LLAMA_SHORT), "blk.0.attn_out in the kv-cache decode pass");
 }
+
+#[test]
+fn dropped_qkv_bias_is_caught_at_the_first_attention() {
+    assert_first_op(
+        &run_with(Fault::DropQkvBias, "qwen2-synth-tiny-f32-short.yaml"),
+        "blk.0.attn_out in the batch pass",
+    );
+}
