@@ -1,2 +1,3 @@
 //! Backends implement the ops of [`crate::ops::Ops`]. `cpu` is the readable reference.
 pub mod cpu;
+pub mod cpu_fast;

@@ -1,0 +1,465 @@
+//! The CPU backend with `fast` numerics (DESIGN §6): what llama.cpp computes on the CPU.
+//!
+//! - Weights stay in their GGUF type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, F16, BF16, F32);
+//!   1-D weights (norms, biases) and types without a dot kernel here (IQ4_NL, MXFP4, ...) are
+//!   dequantized to f32 at load and multiplied in f32.
+//! - `matmul` quantizes the activation rows exactly as ggml's x86 `quantize_row_q8_0` / `q8_1` /
+//!   `q8_K` and computes integer block dot products with the per-block scales, as
+//!   `ggml_vec_dot_*` ([`dot`] is the scalar reference, [`simd`] the AVX2 / AVX-VNNI kernels
+//!   chosen at run time, tested against it).
+//! - The KV cache is F16: `concat_rows` rounds the rows it appends to F16 and keeps them as F16;
+//!   `attention` reads F16 K and V ([`attn`]).
+//! - The other ops follow ggml's f32 formulas: RMSNorm with an f64 sum of f32 squares and
+//!   `1/sqrtf(mean + eps)`; RoPE with `theta_i = p · base^(-2i/n)` built by repeated f32
+//!   multiplication, `cosf`/`sinf`, and the rotation with the FMAs GCC forms; GELU through ggml's F16 table (`x` rounded to F16, the
+//!   table value F16); SiLU `x / (1 + e^-x)` in f32 with ggml's vector `exp` ([`attn::ggml_expf`])
+//!   where ggml uses it (whole chunks of 16), libm `expf` elsewhere.
+//!
+//! Invariant: no result depends on the number of threads (each output element is computed by one
+//! task with a fixed order of operations).
+
+pub mod act;
+pub mod attn;
+pub mod dot;
+pub mod matmul;
+pub mod simd;
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use crate::gguf::{GgmlType, GgufFile, TensorInfo};
+use crate::ops::{Act, AttnParams, Ops, RopeParams, RopeStyle};
+use crate::quant::{f16_to_f32, f32_to_f16};
+use crate::{Error, Result};
+use matmul::{act_kind, quantize_acts, ActKind, Isa, QMatrix};
+
+/// Storage of an activation: f32, or F16 bits (the KV cache).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Store {
+    F32(Vec<f32>),
+    F16(Vec<u16>),
+}
+
+/// A row-major `[rows, cols]` activation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FastTensor {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Store,
+}
+
+impl FastTensor {
+    fn new(rows: usize, cols: usize, data: Vec<f32>) -> Self {
+        FastTensor { rows, cols, data: Store::F32(data) }
+    }
+
+    /// The values as f32 (converted when stored as F16).
+    pub fn f32s(&self) -> Cow<'_, [f32]> {
+        match &self.data {
+            Store::F32(v) => Cow::Borrowed(v),
+            Store::F16(v) => Cow::Owned(v.iter().map(|&h| f16_to_f32(h)).collect()),
+        }
+    }
+
+    /// The values as F16 bits (rounded when stored as f32).
+    pub fn f16s(&self) -> Cow<'_, [u16]> {
+        match &self.data {
+            Store::F16(v) => Cow::Borrowed(v),
+            Store::F32(v) => Cow::Owned(v.iter().map(|&x| f32_to_f16(x)).collect()),
+        }
+    }
+}
+
+/// A weight: quantized rows as in the GGUF file, or f32.
+#[derive(Debug, Clone)]
+pub struct FastWeight {
+    pub name: String,
+    pub dims: Vec<u64>,
+    /// The type `raw` holds; `F32` when the values are in `f32`.
+    pub ty: GgmlType,
+    ne0: usize,
+    rows: usize,
+    raw: Vec<u8>,
+    f32: Vec<f32>,
+}
+
+impl FastWeight {
+    fn row_bytes(&self) -> usize {
+        self.raw.len().checked_div(self.rows).unwrap_or(0)
+    }
+
+    /// Bytes this weight occupies in memory.
+    pub fn bytes(&self) -> usize {
+        self.raw.len() + 4 * self.f32.len()
+    }
+}
+
+/// The `fast` CPU backend. Stateless: construct with `CpuFast::default()`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuFast;
+
+fn isa() -> Isa {
+    static I: OnceLock<Isa> = OnceLock::new();
+    *I.get_or_init(Isa::detect)
+}
+
+fn shape_err(op: &str, msg: String) -> Error {
+    Error::Invalid(format!("{op}: {msg}"))
+}
+
+/// ggml's `ggml_gelu_f32`, in f32, with `1 + A·x·x` contracted to an FMA as GCC compiles it.
+fn gelu_f32(x: f32) -> f32 {
+    const GELU_COEF_A: f32 = 0.044715;
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (GELU_COEF_A * x).mul_add(x, 1.0)).tanh())
+}
+
+/// ggml's GELU table: `gelu(f16 value)` rounded to F16, for every F16 bit pattern.
+fn gelu_table() -> &'static [u16] {
+    static T: OnceLock<Vec<u16>> = OnceLock::new();
+    T.get_or_init(|| (0..=u16::MAX).map(|h| f32_to_f16(gelu_f32(f16_to_f32(h)))).collect())
+}
+
+/// ggml's `ggml_vec_gelu_f32` (GGML_GELU_FP16): 0 below -10, identity above 10, else the table.
+fn gelu(x: f32, table: &[u16]) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        f16_to_f32(table[usize::from(f32_to_f16(x))])
+    }
+}
+
+/// ggml's `ggml_vec_swiglu_f32` on one row (AVX-512 build): `ggml_v_silu` (with `ggml_v_expf`)
+/// on whole chunks of 16, the libm `expf` on the rest.
+fn swiglu_row(g: &[f32], u: &[f32], out: &mut [f32]) {
+    let whole = g.len() / 16 * 16;
+    for (i, ((o, &x), &y)) in out.iter_mut().zip(g).zip(u).enumerate() {
+        let e = if i < whole { attn::ggml_expf(0.0 - x) } else { (-x).exp() };
+        *o = x / (1.0 + e) * y;
+    }
+}
+
+impl CpuFast {
+    /// Whether SIMD kernels are in use (AVX2 + FMA + F16C; `ORCD_NO_SIMD` turns them off).
+    pub fn simd(&self) -> bool {
+        isa() != Isa::Scalar
+    }
+
+    fn one_d(&self, op: &str, w: &FastWeight, cols: usize) -> Result<()> {
+        if w.ty != GgmlType::F32 || w.f32.len() != cols {
+            return Err(shape_err(op, format!("{} ({:?}) has {} values, rows have {cols}", w.name, w.ty, w.f32.len())));
+        }
+        Ok(())
+    }
+}
+
+impl Ops for CpuFast {
+    type Tensor = FastTensor;
+    type Weight = FastWeight;
+
+    fn load_weight(&self, f: &GgufFile, t: &TensorInfo) -> Result<FastWeight> {
+        let ne0 = t.dims.first().copied().unwrap_or(0) as usize;
+        let n = usize::try_from(t.n_elements)
+            .map_err(|_| Error::Invalid(format!("tensor {:?} is too large for this machine", t.name)))?;
+        let rows = n.checked_div(ne0).unwrap_or(0);
+        let transpose_fault =
+            crate::faults::active(crate::faults::Fault::TransposeWq) && t.name == "blk.0.attn_q.weight";
+        let keep_raw = t.dims.len() >= 2
+            && !transpose_fault
+            && !matches!(t.ty, GgmlType::F32)
+            && act_kind(t.ty).is_some()
+            && ne0 % t.ty.block_size() == 0;
+        if keep_raw {
+            let raw = f.tensor_data(t).to_vec();
+            return Ok(FastWeight {
+                name: t.name.clone(),
+                dims: t.dims.clone(),
+                ty: t.ty,
+                ne0,
+                rows,
+                raw,
+                f32: vec![],
+            });
+        }
+        let mut data = f.tensor_f32(&t.name)?;
+        if transpose_fault {
+            let (c, r) = (ne0, rows);
+            data = (0..r * c).map(|i| data[(i % r) * c + i / r]).collect();
+        }
+        Ok(FastWeight {
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            ty: GgmlType::F32,
+            ne0,
+            rows,
+            raw: vec![],
+            f32: data,
+        })
+    }
+
+    fn tensor_from_host(&self, rows: usize, cols: usize, data: Vec<f32>) -> Result<FastTensor> {
+        if rows * cols != data.len() {
+            return Err(Error::Invalid(format!("tensor [{rows}, {cols}] given {} values", data.len())));
+        }
+        Ok(FastTensor::new(rows, cols, data))
+    }
+
+    fn shape(&self, t: &FastTensor) -> (usize, usize) {
+        (t.rows, t.cols)
+    }
+
+    fn to_host(&self, t: &FastTensor) -> Vec<f32> {
+        t.f32s().into_owned()
+    }
+
+    fn reshape(&self, t: FastTensor, rows: usize, cols: usize) -> Result<FastTensor> {
+        if rows * cols != t.rows * t.cols {
+            return Err(shape_err("reshape", format!("[{}, {}] to [{rows}, {cols}]", t.rows, t.cols)));
+        }
+        Ok(FastTensor { rows, cols, data: t.data })
+    }
+
+    fn weight_dims(&self, w: &FastWeight) -> Vec<u64> {
+        w.dims.clone()
+    }
+
+    fn get_rows(&self, w: &FastWeight, ids: &[u32]) -> Result<FastTensor> {
+        let cols = w.ne0;
+        let mut data = vec![0f32; ids.len() * cols];
+        for (i, &id) in ids.iter().enumerate() {
+            let id = id as usize;
+            if id >= w.rows {
+                return Err(shape_err(
+                    "get_rows",
+                    format!("token id {id} out of range (vocab {}) in {}", w.rows, w.name),
+                ));
+            }
+            let out = &mut data[i * cols..(i + 1) * cols];
+            if w.ty == GgmlType::F32 {
+                out.copy_from_slice(&w.f32[id * cols..(id + 1) * cols]);
+            } else {
+                let rb = w.row_bytes();
+                crate::quant::dequantize(w.ty, &w.raw[id * rb..(id + 1) * rb], out)?;
+            }
+        }
+        Ok(FastTensor::new(ids.len(), cols, data))
+    }
+
+    fn rms_norm(&self, x: &FastTensor, eps: f32) -> FastTensor {
+        let mut data = x.f32s().into_owned();
+        for row in data.chunks_mut(x.cols.max(1)) {
+            let sum: f64 = row.iter().map(|&v| f64::from(v * v)).sum();
+            let mean = (sum / row.len() as f64) as f32;
+            let scale = 1.0 / (mean + eps).sqrt();
+            for v in row {
+                *v *= scale;
+            }
+        }
+        FastTensor::new(x.rows, x.cols, data)
+    }
+
+    fn layer_norm(&self, x: &FastTensor, eps: f32) -> FastTensor {
+        let mut data = x.f32s().into_owned();
+        for row in data.chunks_mut(x.cols.max(1)) {
+            let n = row.len() as f64;
+            let mean = (row.iter().map(|&v| f64::from(v)).sum::<f64>() / n) as f32;
+            let mut sum2 = 0f64;
+            for v in row.iter_mut() {
+                *v -= mean;
+                sum2 += f64::from(*v * *v);
+            }
+            let scale = 1.0 / ((sum2 / n) as f32 + eps).sqrt();
+            for v in row {
+                *v *= scale;
+            }
+        }
+        FastTensor::new(x.rows, x.cols, data)
+    }
+
+    fn mul_row(&self, x: &FastTensor, w: &FastWeight) -> Result<FastTensor> {
+        self.one_d("mul_row", w, x.cols)?;
+        let mut data = x.f32s().into_owned();
+        for row in data.chunks_mut(x.cols.max(1)) {
+            for (v, g) in row.iter_mut().zip(&w.f32) {
+                *v *= g;
+            }
+        }
+        Ok(FastTensor::new(x.rows, x.cols, data))
+    }
+
+    fn add_row(&self, x: &FastTensor, b: &FastWeight) -> Result<FastTensor> {
+        self.one_d("add_row", b, x.cols)?;
+        let mut data = x.f32s().into_owned();
+        for row in data.chunks_mut(x.cols.max(1)) {
+            for (v, g) in row.iter_mut().zip(&b.f32) {
+                *v += g;
+            }
+        }
+        Ok(FastTensor::new(x.rows, x.cols, data))
+    }
+
+    fn add(&self, a: &FastTensor, b: &FastTensor) -> Result<FastTensor> {
+        if (a.rows, a.cols) != (b.rows, b.cols) {
+            return Err(shape_err("add", format!("[{}, {}] + [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
+        }
+        let data = a.f32s().iter().zip(b.f32s().iter()).map(|(x, y)| x + y).collect();
+        Ok(FastTensor::new(a.rows, a.cols, data))
+    }
+
+    fn scale(&self, x: &FastTensor, s: f32) -> FastTensor {
+        FastTensor::new(x.rows, x.cols, x.f32s().iter().map(|v| v * s).collect())
+    }
+
+    fn matmul(&self, x: &FastTensor, w: &FastWeight) -> Result<FastTensor> {
+        let (k, m, n) = (w.ne0, w.rows, x.rows);
+        if k != x.cols {
+            return Err(shape_err("matmul", format!("x has {} columns, {} has ne0 = {k}", x.cols, w.name)));
+        }
+        let xs = x.f32s();
+        let data = if w.ty == GgmlType::F32 {
+            matmul::matmul_f32(&w.f32, k, m, &xs, n)
+        } else {
+            let kind = act_kind(w.ty).unwrap_or(ActKind::F32);
+            let acts = quantize_acts(kind, &xs, k);
+            let qm = QMatrix { ty: w.ty, k, m, row_bytes: w.row_bytes(), data: &w.raw };
+            matmul::matmul_q(isa(), &qm, &acts, n)
+        };
+        Ok(FastTensor::new(n, m, data))
+    }
+
+    fn rope(&self, x: &FastTensor, n_head: usize, head_dim: usize, pos: &[u32], p: &RopeParams) -> Result<FastTensor> {
+        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || p.n_rot % 2 != 0 {
+            return Err(shape_err(
+                "rope",
+                format!(
+                    "[{}, {}] with {n_head} heads of {head_dim}, n_rot {}, {} positions",
+                    x.rows,
+                    x.cols,
+                    p.n_rot,
+                    pos.len()
+                ),
+            ));
+        }
+        let mut data = x.f32s().into_owned();
+        let half = p.n_rot / 2;
+        let theta_scale = p.freq_base.powf(-2.0 / p.n_rot as f32);
+        let mut cache = vec![(0f32, 0f32); half];
+        for (r, &ps) in pos.iter().enumerate() {
+            let mut theta = ps as f32;
+            for c in cache.iter_mut() {
+                let t = p.freq_scale * theta;
+                *c = (t.cos(), t.sin());
+                theta *= theta_scale;
+            }
+            for h in 0..n_head {
+                let base = r * x.cols + h * head_dim;
+                for (i, &(cos, sin)) in cache.iter().enumerate() {
+                    let (a, b) = match p.style {
+                        RopeStyle::Normal => (base + 2 * i, base + 2 * i + 1),
+                        RopeStyle::Neox => (base + i, base + i + half),
+                    };
+                    let (x0, x1) = (data[a], data[b]);
+                    // ggml's `x0*cos - x1*sin`, `x0*sin + x1*cos` as GCC contracts them (checked
+                    // bit for bit against llama.cpp's rope output).
+                    data[a] = x0.mul_add(cos, -(x1 * sin));
+                    data[b] = x0.mul_add(sin, x1 * cos);
+                }
+            }
+        }
+        Ok(FastTensor::new(x.rows, x.cols, data))
+    }
+
+    fn attention(
+        &self,
+        q: &FastTensor,
+        k: &FastTensor,
+        v: &FastTensor,
+        q_pos: &[u32],
+        kv_pos: &[u32],
+        p: &AttnParams,
+    ) -> Result<FastTensor> {
+        let (hd, vd) = (p.head_dim, p.v_head_dim);
+        if q.cols != p.n_head * hd
+            || k.cols != p.n_head_kv * hd
+            || v.cols != p.n_head_kv * vd
+            || k.rows != v.rows
+            || q_pos.len() != q.rows
+            || kv_pos.len() != k.rows
+            || p.n_head_kv == 0
+            || p.n_head % p.n_head_kv != 0
+        {
+            return Err(shape_err(
+                "attention",
+                format!("q [{}, {}], k [{}, {}], v [{}, {}], {p:?}", q.rows, q.cols, k.rows, k.cols, v.rows, v.cols),
+            ));
+        }
+        let data = attn::attention(self.simd(), &q.f32s(), q.rows, &k.f16s(), &v.f16s(), k.rows, q_pos, kv_pos, p);
+        Ok(FastTensor::new(q.rows, p.n_head * vd, data))
+    }
+
+    fn glu(&self, gate: &FastTensor, up: &FastTensor, act: Act) -> Result<FastTensor> {
+        if (gate.rows, gate.cols) != (up.rows, up.cols) {
+            return Err(shape_err(
+                "glu",
+                format!("gate [{}, {}], up [{}, {}]", gate.rows, gate.cols, up.rows, up.cols),
+            ));
+        }
+        let (g, u) = (gate.f32s(), up.f32s());
+        let data = match act {
+            Act::Silu => {
+                let mut out = vec![0f32; g.len()];
+                let cols = gate.cols.max(1);
+                for ((o, g), u) in out.chunks_mut(cols).zip(g.chunks(cols)).zip(u.chunks(cols)) {
+                    swiglu_row(g, u, o);
+                }
+                out
+            }
+            Act::Gelu => {
+                let t = gelu_table();
+                g.iter().zip(u.iter()).map(|(&g, &u)| gelu(g, t) * u).collect()
+            }
+        };
+        Ok(FastTensor::new(gate.rows, gate.cols, data))
+    }
+
+    fn softcap(&self, x: &FastTensor, cap: f32) -> FastTensor {
+        let inv = 1.0 / cap;
+        FastTensor::new(x.rows, x.cols, x.f32s().iter().map(|&v| (v * inv).tanh() * cap).collect())
+    }
+
+    /// The KV cache grows here: rows are rounded to F16 and kept as F16.
+    fn concat_rows(&self, a: Option<FastTensor>, b: &FastTensor) -> Result<FastTensor> {
+        let bh = b.f16s();
+        match a {
+            None => Ok(FastTensor { rows: b.rows, cols: b.cols, data: Store::F16(bh.into_owned()) }),
+            Some(a) => {
+                if a.cols != b.cols {
+                    return Err(shape_err("concat_rows", format!("{} columns and {}", a.cols, b.cols)));
+                }
+                let mut h = match a.data {
+                    Store::F16(h) => h,
+                    Store::F32(v) => v.iter().map(|&x| f32_to_f16(x)).collect(),
+                };
+                h.extend_from_slice(&bh);
+                Ok(FastTensor { rows: a.rows + b.rows, cols: a.cols, data: Store::F16(h) })
+            }
+        }
+    }
+
+    fn slice_cols(&self, x: &FastTensor, start: usize, len: usize) -> Result<FastTensor> {
+        if start + len > x.cols {
+            return Err(shape_err("slice_cols", format!("[{start}, {}) of {} columns", start + len, x.cols)));
+        }
+        let xs = x.f32s();
+        let mut data = Vec::with_capacity(x.rows * len);
+        for r in 0..x.rows {
+            data.extend_from_slice(&xs[r * x.cols + start..r * x.cols + start + len]);
+        }
+        Ok(FastTensor::new(x.rows, len, data))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! Activation quantization for the `fast` numerics: ggml's `Q8_0` / `Q8_1` (32-element blocks, for
+//! the legacy weight types) and `Q8_K` (256-element blocks, for the k-quants).
+//!
+//! The rounding is the one llama.cpp's CPU backend applies on x86 (`ggml-cpu/arch/x86/quants.c`):
+//! - `quantize_row_q8_0` / `quantize_row_q8_1` (AVX2 build): `amax = max |x|`, `d = amax / 127`,
+//!   `id = 127 / amax` (0 when `amax` is 0), `q = round_half_even(x * id)` saturated to i8; the
+//!   block keeps `d` as f16, and Q8_1 also `s = f16(d * Σq)` (with the unrounded `d`).
+//! - `quantize_row_q8_K` (the reference on every arch): `max` = the element of largest magnitude
+//!   (first one on ties), `iscale = -127 / max`, `q = min(127, round_half_even(iscale * x))`,
+//!   `d = 1 / iscale` kept as f32, plus the sums of each 16 quants (`bsums`).
+//!
+//! In memory the blocks keep their scales as f32 (the f16 values converted exactly), so the dot
+//! kernels do not convert per block. [`quantize_q8`] and [`quantize_q8k`] are the scalar
+//! reference; the `_fast` variants compile the same code with AVX2 enabled (bit-identical: Rust
+//! never contracts `a * b + c` into an FMA, and the rounding instructions are exact).
+
+use half::f16;
+
+/// Elements of a Q8_0 / Q8_1 block.
+pub const QK8: usize = 32;
+/// Elements of a Q8_K block.
+pub const QK_K: usize = 256;
+
+/// A Q8_0 / Q8_1 activation block: `x ≈ d * qs`; `s = f16(d * Σ qs)` (used with Q4_1 / Q5_1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C, align(8))]
+pub struct Q8Block {
+    /// The f16 scale, as f32.
+    pub d: f32,
+    /// The f16 `d * Σ qs`, as f32.
+    pub s: f32,
+    pub qs: [i8; QK8],
+}
+
+impl Default for Q8Block {
+    fn default() -> Self {
+        Q8Block { d: 0.0, s: 0.0, qs: [0; QK8] }
+    }
+}
+
+/// A Q8_K activation block: `x ≈ d * qs`, `bsums[i] = Σ qs[16 i..16 i + 16]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C, align(8))]
+pub struct Q8KBlock {
+    pub d: f32,
+    pub qs: [i8; QK_K],
+    pub bsums: [i16; QK_K / 16],
+}
+
+impl Default for Q8KBlock {
+    fn default() -> Self {
+        Q8KBlock { d: 0.0, qs: [0; QK_K], bsums: [0; QK_K / 16] }
+    }
+}
+
+#[inline]
+fn f16_round(x: f32) -> f32 {
+    f16::from_f32(x).to_f32()
+}
+
+#[inline(always)]
+fn q8_block(x: &[f32], y: &mut Q8Block) {
+    let mut amax = 0f32;
+    for &v in x {
+        amax = amax.max(v.abs());
+    }
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &v) in y.qs.iter_mut().zip(x) {
+        let r = (v * id).round_ties_even().clamp(-128.0, 127.0) as i32;
+        sum += r;
+        *q = r as i8;
+    }
+    y.d = f16_round(d);
+    y.s = f16_round(d * sum as f32);
+}
+
+#[inline(always)]
+fn q8k_block(x: &[f32], y: &mut Q8KBlock) {
+    let (mut max, mut amax) = (0f32, 0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        *y = Q8KBlock::default();
+        return;
+    }
+    let iscale = -127.0 / max;
+    for (q, &v) in y.qs.iter_mut().zip(x) {
+        *q = (iscale * v).round_ties_even().min(127.0) as i8;
+    }
+    for (s, qs) in y.bsums.iter_mut().zip(y.qs.chunks_exact(16)) {
+        *s = qs.iter().map(|&q| i16::from(q)).sum();
+    }
+    y.d = 1.0 / iscale;
+}
+
+/// Quantize `x` (a whole number of 32-element blocks) to Q8_0/Q8_1 blocks — scalar reference.
+pub fn quantize_q8(x: &[f32], out: &mut [Q8Block]) {
+    for (xb, y) in x.chunks_exact(QK8).zip(out.iter_mut()) {
+        q8_block(xb, y);
+    }
+}
+
+/// Quantize `x` (a whole number of 256-element blocks) to Q8_K blocks — scalar reference.
+pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
+    for (xb, y) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
+        q8k_block(xb, y);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn quantize_q8_avx2(x: &[f32], out: &mut [Q8Block]) {
+    for (xb, y) in x.chunks_exact(QK8).zip(out.iter_mut()) {
+        q8_block(xb, y);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn quantize_q8k_avx2(x: &[f32], out: &mut [Q8KBlock]) {
+    for (xb, y) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
+        q8k_block(xb, y);
+    }
+}
+
+/// [`quantize_q8`] compiled for AVX2 when the CPU has it (same results).
+pub fn quantize_q8_fast(x: &[f32], out: &mut [Q8Block]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::has_avx2() {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        return unsafe { quantize_q8_avx2(x, out) };
+    }
+    quantize_q8(x, out)
+}
+
+/// [`quantize_q8k`] compiled for AVX2 when the CPU has it (same results).
+pub fn quantize_q8k_fast(x: &[f32], out: &mut [Q8KBlock]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::has_avx2() {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        return unsafe { quantize_q8k_avx2(x, out) };
+    }
+    quantize_q8k(x, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                let u = (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                u * (1.0 + (i % 7) as f32) * if i % 97 == 0 { 40.0 } else { 1.0 }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn q8_matches_ggml_rounding() {
+        // Ties round to even (x * id = 2.5 -> 2), as _mm256_round_ps(_MM_ROUND_NEAREST).
+        let mut x = [0f32; 32];
+        x[0] = 127.0;
+        x[1] = 2.5;
+        x[2] = -3.5;
+        x[3] = 0.5;
+        let mut y = [Q8Block::default()];
+        quantize_q8(&x, &mut y);
+        assert_eq!(&y[0].qs[..4], &[127, 2, -4, 0]);
+        assert_eq!(y[0].d, 1.0);
+        assert_eq!(y[0].s, 125.0);
+        // All-zero block: zero scale, zero codes.
+        quantize_q8(&[0.0; 32], &mut y);
+        assert_eq!(y[0], Q8Block::default());
+    }
+
+    #[test]
+    fn q8k_matches_ggml_reference() {
+        let mut x = [0f32; 256];
+        x[5] = -2.0; // largest magnitude, negative: iscale = -127 / -2 = 63.5
+        x[6] = 1.0; // 63.5 rounds to even: 64
+        x[7] = 2.0; // same magnitude later: the first one wins
+        let mut y = [Q8KBlock::default()];
+        quantize_q8k(&x, &mut y);
+        assert_eq!(&y[0].qs[5..8], &[-127, 64, 127]);
+        assert_eq!(y[0].bsums[0], 64);
+        assert_eq!(y[0].d, 1.0 / 63.5);
+    }
+
+    #[test]
+    fn fast_variants_are_bit_identical() {
+        for seed in 0..8 {
+            let x = signal(1024, seed);
+            let (mut a, mut b) = (vec![Q8Block::default(); 32], vec![Q8Block::default(); 32]);
+            quantize_q8(&x, &mut a);
+            quantize_q8_fast(&x, &mut b);
+            assert_eq!(a, b);
+            let (mut a, mut b) = (vec![Q8KBlock::default(); 4], vec![Q8KBlock::default(); 4]);
+            quantize_q8k(&x, &mut a);
+            quantize_q8k_fast(&x, &mut b);
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn q8_error_within_half_step() {
+        let x = signal(256, 3);
+        let mut y = vec![Q8Block::default(); 8];
+        quantize_q8(&x, &mut y);
+        for (xb, b) in x.chunks(32).zip(&y) {
+            for (v, q) in xb.iter().zip(b.qs) {
+                assert!((v - b.d * f32::from(q)).abs() <= 0.51 * b.d + 1e-3 * v.abs(), "{v} {q} {}", b.d);
+            }
+        }
+    }
+}

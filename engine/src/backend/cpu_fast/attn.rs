@@ -1,0 +1,262 @@
+//! Attention over an F16 KV cache, as llama.cpp's CPU graph computes it without flash attention
+//! (llama-cpp-python's default), operation for operation:
+//! - `kq = K·q`: q rounded to F16 (ggml converts it to K's F16 `vec_dot_type`), products summed
+//!   in f32 lanes — for a batch (≥ 2 query rows) as llamafile's `tinyBLAS<16>` (16 lanes stepping
+//!   through the head dimension), for one row as `ggml_vec_dot_f16` (4 × 16 lanes stepping by 64,
+//!   reduced 0+2, 1+3, then the 16 lanes), ggml's 16-lane reduction tree in both;
+//! - scaled, soft-capped, masked (causal, sliding window), softmax as `ggml_vec_soft_max_f32`:
+//!   `ggml_v_expf` (ggml's AVX-512 exp, ported exactly: [`ggml_expf`]), sums of 16 in f32 then
+//!   an f64 total, `(float)(1 / total)` times each;
+//! - `V·p`: the probabilities rounded to F16 (the F16 `vec_dot_type` of the transposed V cache)
+//!   and summed in the same lane structures over the cache positions.
+//!
+//! The SIMD helpers in `simd::half` are bit-identical to the scalar code here (tested).
+
+use rayon::prelude::*;
+
+use crate::ops::AttnParams;
+use crate::quant::{f16_to_f32, f32_to_f16};
+
+#[inline]
+fn c(bits: u32) -> f32 {
+    f32::from_bits(bits)
+}
+
+/// ggml's `ggml_v_expf` (the AVX-512 variant llama.cpp's build uses) for one value: `2^n · p(b)`
+/// with `n = round(x·log2 e)`, `b = x - n·ln 2` (two FMAs), a degree-5 polynomial, then
+/// `scalef`; 0 / ∞ when `|n| > 192`.
+#[inline(always)]
+pub fn ggml_expf(x: f32) -> f32 {
+    let r = c(0x4b40_0000); // 0x1.8p23
+    let z = x.mul_add(c(0x3fb8_aa3b), r); // 0x1.715476p+0
+    let n = z - r;
+    let b = (-n).mul_add(c(0x35bf_be8e), (-n).mul_add(c(0x3f31_7200), x)); // 0x1.7f7d1cp-20, 0x1.62e4p-1
+    let u = b * b;
+    let j = c(0x3c07_2010).mul_add(b, c(0x3d2b_9f17)).mul_add(u, c(0x3e2a_af33).mul_add(b, c(0x3eff_fedb)));
+    let j = j.mul_add(u, c(0x3f7f_fff6).mul_add(b, 1.0));
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    // scalef: j · 2^n rounded once (exact in f64, then one rounding to f32).
+    (f64::from(j) * 2f64.powi(n as i32)) as f32
+}
+
+/// ggml's 16-lane reduction (`_mm512_reduce_add_ps` as GCC writes it).
+#[inline]
+pub fn reduce16(v: &[f32; 16]) -> f32 {
+    let t: [f32; 8] = std::array::from_fn(|i| v[i + 8] + v[i]);
+    super::dot::hsum8(&t)
+}
+
+/// `Σ k·q` as llamafile's `tinyBLAS<16>` (n % 16 == 0): lane l sums elements l, l+16, ...
+pub fn dot_tiny_ref(k: &[u16], q: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    for (kc, qc) in k.chunks_exact(16).zip(q.chunks_exact(16)) {
+        for ((a, &kv), &qv) in acc.iter_mut().zip(kc).zip(qc) {
+            *a = f16_to_f32(kv).mul_add(qv, *a);
+        }
+    }
+    reduce16(&acc)
+}
+
+/// `Σ k·q` as `ggml_vec_dot_f16` (AVX-512 build): 4 accumulators of 16 lanes over steps of 64,
+/// reduced (0+2, 1+3, then 0+1, then the 16 lanes) to an f64, leftovers added in f64.
+pub fn dot_vec_ref(k: &[u16], q: &[f32]) -> f32 {
+    let n = k.len().min(q.len());
+    let np = n - n % 64;
+    let mut s = [[0f32; 16]; 4];
+    for i in (0..np).step_by(64) {
+        for (j, sj) in s.iter_mut().enumerate() {
+            for (l, a) in sj.iter_mut().enumerate() {
+                let e = i + 16 * j + l;
+                *a = f16_to_f32(k[e]).mul_add(q[e], *a);
+            }
+        }
+    }
+    let x: [f32; 16] = std::array::from_fn(|l| (s[0][l] + s[2][l]) + (s[1][l] + s[3][l]));
+    let mut sum = f64::from(reduce16(&x));
+    for e in np..n {
+        sum += f64::from(f16_to_f32(k[e]) * q[e]);
+    }
+    sum as f32
+}
+
+#[inline]
+fn dot_tiny(simd: bool, k: &[u16], q: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: `simd` is only true when the CPU has AVX2, FMA and F16C.
+        return unsafe { super::simd::half::dot_tiny(k, q) };
+    }
+    let _ = simd;
+    dot_tiny_ref(k, q)
+}
+
+#[inline]
+fn dot_vec(simd: bool, k: &[u16], q: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd && k.len() % 64 == 0 {
+        // SAFETY: as in `dot_tiny`.
+        return unsafe { super::simd::half::dot_vec(k, q) };
+    }
+    let _ = simd;
+    dot_vec_ref(k, q)
+}
+
+/// `y[i] = fma(a, f16(v[i]), y[i])` — the scalar reference.
+pub fn axpy_f16_ref(y: &mut [f32], a: f32, v: &[u16]) {
+    for (y, &x) in y.iter_mut().zip(v) {
+        *y = a.mul_add(f16_to_f32(x), *y);
+    }
+}
+
+#[inline]
+fn axpy_f16(simd: bool, y: &mut [f32], a: f32, v: &[u16]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: as in `dot_tiny`.
+        return unsafe { super::simd::half::axpy_f16(y, a, v) };
+    }
+    let _ = simd;
+    axpy_f16_ref(y, a, v)
+}
+
+/// ggml's `ggml_vec_soft_max_f32` on `w` (masked entries `-inf`) in place; returns nothing, `w`
+/// becomes the probabilities. Chunks of 16 from index 0 (the cache cell index, as in llama.cpp's
+/// padded rows; a last partial chunk sums as if padded with zeros).
+fn softmax(w: &mut [f32]) {
+    let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0f64;
+    for ch in w.chunks_mut(16) {
+        let mut e = [0f32; 16];
+        for (x, o) in ch.iter_mut().zip(e.iter_mut()) {
+            *x = if *x == f32::NEG_INFINITY { 0.0 } else { ggml_expf(*x - max) };
+            *o = *x;
+        }
+        sum += f64::from(reduce16(&e));
+    }
+    let inv = (1.0 / sum) as f32;
+    for x in w.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// Total multiply-adds above which heads run in parallel.
+const PAR_MACS: usize = 1 << 16;
+
+/// Shapes are checked by the caller: `q` is `[n_q, n_head * hd]`, `k` `[n_kv, n_head_kv * hd]`,
+/// `v` `[n_kv, n_head_kv * vd]`, both F16 bits. Returns `[n_q, n_head * vd]`.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    simd: bool,
+    q: &[f32],
+    n_q: usize,
+    k: &[u16],
+    v: &[u16],
+    n_kv: usize,
+    q_pos: &[u32],
+    kv_pos: &[u32],
+    p: &AttnParams,
+) -> Vec<f32> {
+    let (hd, vd) = (p.head_dim, p.v_head_dim);
+    let (q_cols, k_cols, v_cols) = (p.n_head * hd, p.n_head_kv * hd, p.n_head_kv * vd);
+    let group = p.n_head / p.n_head_kv;
+    // llama.cpp multiplies a batch through llamafile (tinyBLAS), a single row through vec_dot.
+    let batch = n_q >= 2;
+    let kq_tiny = batch && hd % 16 == 0;
+    // V·p lanes: 16 (tinyBLAS) or 64 (vec_dot: 4 accumulators of 16).
+    let n_lanes = if batch { 16 } else { 64 };
+    let head = |h: usize| -> Vec<f32> {
+        let kh = h / group;
+        let mut out = vec![0f32; n_q * vd];
+        let mut w = vec![0f32; n_kv];
+        let mut qh = vec![0f32; hd];
+        let mut lanes = vec![0f32; n_lanes.min(n_kv.next_multiple_of(16)) * vd];
+        for i in 0..n_q {
+            for (d, x) in qh.iter_mut().enumerate() {
+                *x = f16_to_f32(f32_to_f16(q[i * q_cols + h * hd + d]));
+            }
+            for (j, s) in w.iter_mut().enumerate() {
+                let visible =
+                    kv_pos[j] <= q_pos[i] && p.window.is_none_or(|win| ((q_pos[i] - kv_pos[j]) as usize) < win);
+                *s = if visible {
+                    let kr = &k[j * k_cols + kh * hd..j * k_cols + (kh + 1) * hd];
+                    let mut x = if kq_tiny { dot_tiny(simd, kr, &qh) } else { dot_vec(simd, kr, &qh) };
+                    x *= p.scale;
+                    if let Some(cap) = p.softcap {
+                        x = (x * (1.0 / cap)).tanh() * cap;
+                    }
+                    x
+                } else {
+                    f32::NEG_INFINITY
+                };
+            }
+            softmax(&mut w);
+            lanes.iter_mut().for_each(|x| *x = 0.0);
+            for (j, &e) in w.iter().enumerate() {
+                if e == 0.0 {
+                    continue;
+                }
+                let pj = f16_to_f32(f32_to_f16(e));
+                let lane = j % n_lanes;
+                axpy_f16(
+                    simd,
+                    &mut lanes[lane * vd..(lane + 1) * vd],
+                    pj,
+                    &v[j * v_cols + kh * vd..j * v_cols + (kh + 1) * vd],
+                );
+            }
+            let o = &mut out[i * vd..(i + 1) * vd];
+            let used = lanes.len() / vd.max(1);
+            let lane = |l: usize, d: usize| if l < used { lanes[l * vd + d] } else { 0.0 };
+            for (d, od) in o.iter_mut().enumerate() {
+                let x: [f32; 16] = if batch {
+                    std::array::from_fn(|l| lane(l, d))
+                } else {
+                    std::array::from_fn(|l| (lane(l, d) + lane(32 + l, d)) + (lane(16 + l, d) + lane(48 + l, d)))
+                };
+                *od = reduce16(&x);
+            }
+        }
+        out
+    };
+    let heads: Vec<Vec<f32>> = if n_q * n_kv * p.n_head * (hd + vd) >= PAR_MACS {
+        (0..p.n_head).into_par_iter().map(head).collect()
+    } else {
+        (0..p.n_head).map(head).collect()
+    };
+    let cols = p.n_head * vd;
+    let mut data = vec![0f32; n_q * cols];
+    for (h, hv) in heads.iter().enumerate() {
+        for i in 0..n_q {
+            data[i * cols + h * vd..i * cols + (h + 1) * vd].copy_from_slice(&hv[i * vd..(i + 1) * vd]);
+        }
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ggml_expf_is_close_to_exp() {
+        let mut worst = 0f64;
+        let mut x = -104.0f32;
+        while x < 89.0 {
+            let got = f64::from(ggml_expf(x));
+            let want = f64::from(x).exp();
+            if want > 1e-37 && want < 1e38 {
+                worst = worst.max(((got - want) / want).abs());
+            }
+            x += 0.0137;
+        }
+        // ggml documents ~1.5 ulp; f32 ulp ≈ 1.2e-7 relative.
+        assert!(worst < 3e-7, "worst relative error {worst:e}");
+        assert_eq!(ggml_expf(0.0), 1.0);
+        assert_eq!(ggml_expf(f32::NEG_INFINITY), 0.0);
+        assert_eq!(ggml_expf(-200.0), 0.0);
+        assert_eq!(ggml_expf(200.0), f32::INFINITY);
+        assert!(ggml_expf(-100.0) > 0.0 && ggml_expf(-100.0) < 1e-43);
+    }
+}

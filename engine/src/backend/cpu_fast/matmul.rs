@@ -1,0 +1,325 @@
+//! `x · wᵀ` with the weight kept in its GGUF type: the activation rows are quantized once
+//! (Q8_0/Q8_1 for the 32-element types, Q8_K for the k-quants, F16/BF16 for half weights), then
+//! every output is a block dot product ([`super::dot`] scalar reference, [`super::simd`] AVX2).
+//!
+//! Threading: rayon over blocks of weight rows. A task owns `rows_per_task` consecutive weight
+//! rows and computes them for every input row (a group of 4 weight rows stays in L1 while the
+//! input rows stream past), so the result does not depend on the thread count. For batch-1
+//! decode the matmul is memory-bound: tasks are large (a few per thread) to keep the scheduling
+//! overhead small.
+
+use rayon::prelude::*;
+
+use super::act::{quantize_q8_fast, quantize_q8k_fast, Q8Block, Q8KBlock, QK8, QK_K};
+use super::dot;
+use crate::gguf::GgmlType;
+use crate::quant::{f32_to_bf16, f32_to_f16};
+
+/// What the activations of a weight type are converted to before the dot products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActKind {
+    /// Q8_0 (or Q8_1: the same blocks carry `s`).
+    Q8,
+    Q8K,
+    F16,
+    BF16,
+    F32,
+}
+
+/// The activation kind for a weight type, or `None` if this backend has no dot kernel for it.
+pub fn act_kind(ty: GgmlType) -> Option<ActKind> {
+    use GgmlType as T;
+    match ty {
+        T::Q4_0 | T::Q4_1 | T::Q5_0 | T::Q5_1 | T::Q8_0 => Some(ActKind::Q8),
+        T::Q2_K | T::Q3_K | T::Q4_K | T::Q5_K | T::Q6_K => Some(ActKind::Q8K),
+        T::F16 => Some(ActKind::F16),
+        T::BF16 => Some(ActKind::BF16),
+        T::F32 => Some(ActKind::F32),
+        _ => None,
+    }
+}
+
+/// Quantized activation rows.
+#[derive(Debug)]
+pub enum Acts {
+    Q8(Vec<Q8Block>),
+    Q8K(Vec<Q8KBlock>),
+    Half(Vec<u16>),
+    F32(Vec<f32>),
+}
+
+/// Rows of this many elements or more are converted in parallel.
+const PAR_QUANT_ELEMS: usize = 1 << 15;
+
+/// Convert `n` rows of `k` values (`k` a multiple of the block size, checked by the caller).
+pub fn quantize_acts(kind: ActKind, x: &[f32], k: usize) -> Acts {
+    let n = x.len().checked_div(k).unwrap_or(0);
+    let par = x.len() >= PAR_QUANT_ELEMS && n > 1;
+    match kind {
+        ActKind::Q8 => {
+            let nb = k / QK8;
+            let mut out = vec![Q8Block::default(); n * nb];
+            if par {
+                out.par_chunks_mut(nb).zip(x.par_chunks(k)).for_each(|(o, x)| quantize_q8_fast(x, o));
+            } else {
+                quantize_q8_fast(x, &mut out);
+            }
+            Acts::Q8(out)
+        }
+        ActKind::Q8K => {
+            let nb = k / QK_K;
+            let mut out = vec![Q8KBlock::default(); n * nb];
+            if par {
+                out.par_chunks_mut(nb).zip(x.par_chunks(k)).for_each(|(o, x)| quantize_q8k_fast(x, o));
+            } else {
+                quantize_q8k_fast(x, &mut out);
+            }
+            Acts::Q8K(out)
+        }
+        ActKind::F16 => Acts::Half(x.iter().map(|&v| f32_to_f16(v)).collect()),
+        ActKind::BF16 => Acts::Half(x.iter().map(|&v| f32_to_bf16(v)).collect()),
+        ActKind::F32 => Acts::F32(x.to_vec()),
+    }
+}
+
+/// Which implementation the dot products use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Scalar,
+    Avx2,
+    Vnni,
+}
+
+impl Isa {
+    /// The best this CPU supports.
+    pub fn detect() -> Isa {
+        if super::simd::has_avxvnni() {
+            Isa::Vnni
+        } else if super::simd::has_avx2() {
+            Isa::Avx2
+        } else {
+            Isa::Scalar
+        }
+    }
+}
+
+/// `out[i] = dot(rows[i], a)` for every row (rows of the weight type `ty`, blocks matching `a`).
+pub fn dot_rows_q8(isa: Isa, ty: GgmlType, rows: &[&[u8]], a: &[Q8Block], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::simd::{avx2, vnni};
+        macro_rules! run {
+            ($m:ident, $f:ident) => {{
+                let mut i = 0;
+                while i + 4 <= rows.len() {
+                    let r = [rows[i], rows[i + 1], rows[i + 2], rows[i + 3]];
+                    // SAFETY: the CPU has the module's features (Isa::detect), every row holds
+                    // a.len() blocks of `ty` (checked by the caller).
+                    let v = unsafe { $m::$f::<4>(&r, a) };
+                    out[i..i + 4].copy_from_slice(&v);
+                    i += 4;
+                }
+                while i < rows.len() {
+                    // SAFETY: as above.
+                    out[i] = unsafe { $m::$f::<1>(&[rows[i]], a) }[0];
+                    i += 1;
+                }
+                return;
+            }};
+        }
+        use GgmlType as T;
+        match (isa, ty) {
+            (Isa::Vnni, T::Q4_0) => run!(vnni, q4_0),
+            (Isa::Vnni, T::Q4_1) => run!(vnni, q4_1),
+            (Isa::Vnni, T::Q5_0) => run!(vnni, q5_0),
+            (Isa::Vnni, T::Q5_1) => run!(vnni, q5_1),
+            (Isa::Vnni, T::Q8_0) => run!(vnni, q8_0),
+            (Isa::Avx2, T::Q4_0) => run!(avx2, q4_0),
+            (Isa::Avx2, T::Q4_1) => run!(avx2, q4_1),
+            (Isa::Avx2, T::Q5_0) => run!(avx2, q5_0),
+            (Isa::Avx2, T::Q5_1) => run!(avx2, q5_1),
+            (Isa::Avx2, T::Q8_0) => run!(avx2, q8_0),
+            _ => {}
+        }
+    }
+    let f = match ty {
+        GgmlType::Q4_0 => dot::dot_q4_0,
+        GgmlType::Q4_1 => dot::dot_q4_1,
+        GgmlType::Q5_0 => dot::dot_q5_0,
+        GgmlType::Q5_1 => dot::dot_q5_1,
+        _ => dot::dot_q8_0,
+    };
+    for (o, r) in out.iter_mut().zip(rows) {
+        *o = f(r, a);
+    }
+}
+
+/// llama.cpp multiplies k-quant weights with its tiled kernel (a different f32 formula) when the
+/// activation has at least this many rows (`ggml_tiled_min_batch`).
+pub const TILED_MIN_ROWS: usize = 8;
+
+/// As [`dot_rows_q8`] for the k-quants (Q8_K activations); `tiled`: llama.cpp's tiled formula
+/// (batches of [`TILED_MIN_ROWS`] or more) instead of its vec_dot one.
+pub fn dot_rows_q8k(isa: Isa, ty: GgmlType, rows: &[&[u8]], a: &[Q8KBlock], out: &mut [f32], tiled: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::simd::avx2;
+        macro_rules! run {
+            ($f:ident) => {{
+                let mut i = 0;
+                while i + 4 <= rows.len() {
+                    let r = [rows[i], rows[i + 1], rows[i + 2], rows[i + 3]];
+                    // SAFETY: the CPU has AVX2 (Isa::detect), every row holds a.len() blocks.
+                    let v = unsafe {
+                        if tiled {
+                            avx2::$f::<4, true>(&r, a)
+                        } else {
+                            avx2::$f::<4, false>(&r, a)
+                        }
+                    };
+                    out[i..i + 4].copy_from_slice(&v);
+                    i += 4;
+                }
+                while i < rows.len() {
+                    // SAFETY: as above.
+                    let r = [rows[i]];
+                    out[i] = unsafe {
+                        if tiled {
+                            avx2::$f::<1, true>(&r, a)
+                        } else {
+                            avx2::$f::<1, false>(&r, a)
+                        }
+                    }[0];
+                    i += 1;
+                }
+                return;
+            }};
+        }
+        if isa != Isa::Scalar {
+            match ty {
+                GgmlType::Q4_K => run!(q4_k),
+                GgmlType::Q5_K => run!(q5_k),
+                GgmlType::Q6_K => run!(q6_k),
+                _ => {}
+            }
+        }
+    }
+    if tiled {
+        for (o, r) in out.iter_mut().zip(rows) {
+            *o = dot::dot_k_tiled(ty, r, a);
+        }
+        return;
+    }
+    let f = match ty {
+        GgmlType::Q2_K => dot::dot_q2_k,
+        GgmlType::Q3_K => dot::dot_q3_k,
+        GgmlType::Q4_K => dot::dot_q4_k,
+        GgmlType::Q5_K => dot::dot_q5_k,
+        _ => dot::dot_q6_k,
+    };
+    for (o, r) in out.iter_mut().zip(rows) {
+        *o = f(r, a);
+    }
+}
+
+/// A weight matrix in its GGUF type: `m` rows of `k` elements, `row_bytes` bytes each.
+#[derive(Debug, Clone, Copy)]
+pub struct QMatrix<'a> {
+    pub ty: GgmlType,
+    pub k: usize,
+    pub m: usize,
+    pub row_bytes: usize,
+    pub data: &'a [u8],
+}
+
+/// Weight rows per task: at least `MIN_TASK_MACS` multiply-adds, about 4 tasks per thread.
+const MIN_TASK_MACS: usize = 1 << 17;
+
+fn rows_per_task(m: usize, k: usize, n: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let by_threads = m.div_ceil(4 * threads);
+    let by_work = MIN_TASK_MACS.div_ceil((k * n).max(1));
+    by_threads.max(by_work).next_multiple_of(4).max(4)
+}
+
+/// `y[t][j] = Σ_i x[t][i] w[j][i]` for `n` input rows (`acts`, converted for `w.ty`), row-major
+/// `[n, m]`. `isa` picks the kernels (results of the SIMD kernels are tested against the scalar
+/// ones; the thread count never changes a result).
+pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, n: usize) -> Vec<f32> {
+    let (m, k) = (w.m, w.k);
+    let mut out_t = vec![0f32; m * n]; // [weight row][input row]
+    if m == 0 || n == 0 {
+        return out_t;
+    }
+    let rpt = rows_per_task(m, k, n);
+    out_t.par_chunks_mut(rpt * n).enumerate().for_each(|(ci, o)| {
+        let r0 = ci * rpt;
+        let nr = o.len() / n;
+        let mut tmp = [0f32; 4];
+        let mut g = 0;
+        while g < nr {
+            let cnt = (nr - g).min(4);
+            let rows: [&[u8]; 4] = std::array::from_fn(|i| {
+                let r = r0 + g + i.min(cnt - 1);
+                &w.data[r * w.row_bytes..(r + 1) * w.row_bytes]
+            });
+            for t in 0..n {
+                match acts {
+                    Acts::Q8(a) => {
+                        let nb = k / QK8;
+                        dot_rows_q8(isa, w.ty, &rows[..cnt], &a[t * nb..(t + 1) * nb], &mut tmp[..cnt]);
+                    }
+                    Acts::Q8K(a) => {
+                        let nb = k / QK_K;
+                        let tiled = n >= TILED_MIN_ROWS;
+                        dot_rows_q8k(isa, w.ty, &rows[..cnt], &a[t * nb..(t + 1) * nb], &mut tmp[..cnt], tiled);
+                    }
+                    Acts::Half(a) => {
+                        let f = if w.ty == GgmlType::BF16 { dot::dot_bf16 } else { dot::dot_f16 };
+                        for i in 0..cnt {
+                            tmp[i] = f(rows[i], &a[t * k..(t + 1) * k]);
+                        }
+                    }
+                    Acts::F32(_) => {}
+                }
+                for i in 0..cnt {
+                    o[(g + i) * n + t] = tmp[i];
+                }
+            }
+            g += cnt;
+        }
+    });
+    transpose(out_t, m, n)
+}
+
+/// f32 weights (`m` rows of `k`): plain f32 dot products.
+pub fn matmul_f32(wd: &[f32], k: usize, m: usize, x: &[f32], n: usize) -> Vec<f32> {
+    let mut out_t = vec![0f32; m * n];
+    if m == 0 || n == 0 {
+        return out_t;
+    }
+    let rpt = rows_per_task(m, k, n);
+    out_t.par_chunks_mut(rpt * n).enumerate().for_each(|(ci, o)| {
+        let r0 = ci * rpt;
+        for (i, orow) in o.chunks_mut(n).enumerate() {
+            let wr = &wd[(r0 + i) * k..(r0 + i + 1) * k];
+            for (t, v) in orow.iter_mut().enumerate() {
+                *v = crate::backend::cpu::dot(&x[t * k..(t + 1) * k], wr);
+            }
+        }
+    });
+    transpose(out_t, m, n)
+}
+
+fn transpose(a: Vec<f32>, m: usize, n: usize) -> Vec<f32> {
+    if n == 1 {
+        return a;
+    }
+    let mut out = vec![0f32; m * n];
+    for j in 0..m {
+        for t in 0..n {
+            out[t * m + j] = a[j * n + t];
+        }
+    }
+    out
+}

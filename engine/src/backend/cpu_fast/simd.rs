@@ -1,0 +1,507 @@
+//! x86-64 SIMD dot-product kernels (AVX2 + FMA + F16C; a variant with AVX-VNNI), chosen at run
+//! time. Each kernel computes `R` weight rows (1 to 4) against one activation row, sharing the
+//! activation loads, and is tested against its scalar twin in `dot.rs`:
+//! Every kernel is ggml's x86 AVX2 kernel (`ggml-cpu/arch/x86/quants.c`) in structure: the same
+//! 8 integer lanes per block (4 adjacent products each), one 8-lane f32 FMA per block with the
+//! combined scale, ggml's horizontal sum. The scalar twins in `dot.rs` are written lane by lane,
+//! so the SIMD kernels are bit-identical to them (and to llama.cpp's CPU backend).
+//!
+//! Safety: every kernel is `unsafe` because it reads through raw pointers; the callers in
+//! `matmul.rs` pass rows of exactly `a.len()` blocks (checked with `debug_assert!`) and call the
+//! module matching [`has_avx2`] / [`has_avxvnni`].
+
+use std::sync::OnceLock;
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> (bool, bool) {
+    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+    let vnni = avx2 && is_x86_feature_detected!("avxvnni");
+    (avx2, vnni)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> (bool, bool) {
+    (false, false)
+}
+
+fn features() -> (bool, bool) {
+    static F: OnceLock<(bool, bool)> = OnceLock::new();
+    *F.get_or_init(|| if std::env::var_os("ORCD_NO_SIMD").is_some() { (false, false) } else { detect() })
+}
+
+/// AVX2, FMA and F16C are present (and `ORCD_NO_SIMD` is not set).
+pub fn has_avx2() -> bool {
+    features().0
+}
+
+/// AVX-VNNI (256-bit `vpdpbusd`) is present as well.
+pub fn has_avxvnni() -> bool {
+    features().1
+}
+
+/// The kernels, generated once per instruction set: `$feat` is the target-feature list and
+/// `$us8` defines `us8(ax, sy)`: Σ of 4 adjacent u8 × i8 products into each i32 lane.
+#[cfg(target_arch = "x86_64")]
+macro_rules! kernels {
+    ($name:ident, $feat:literal, $us8:item) => {
+        pub mod $name {
+            #![allow(clippy::missing_safety_doc, clippy::needless_range_loop)]
+            use std::arch::x86_64::*;
+
+            use crate::backend::cpu_fast::act::{Q8Block, Q8KBlock};
+
+            $us8
+
+            /// Σ of 4 adjacent i8 × i8 products per i32 lane (ggml's sign trick).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn i8s(x: __m256i, y: __m256i) -> __m256i {
+                us8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn load(p: *const u8) -> __m256i {
+                // SAFETY: the caller guarantees 32 readable bytes at `p`.
+                unsafe { _mm256_loadu_si256(p as *const __m256i) }
+            }
+
+            /// 32 nibbles of 16 bytes: element j < 16 is the low nibble of byte j, j ≥ 16 the high.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn nibbles(p: *const u8) -> __m256i {
+                // SAFETY: the caller guarantees 16 readable bytes at `p`.
+                let t = unsafe { _mm_loadu_si128(p as *const __m128i) };
+                _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f))
+            }
+
+            /// Spread the 32 bits of the LE u32 at `p` to 32 bytes of 0x00 / 0xff.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn bits(p: *const u8) -> __m256i {
+                // SAFETY: the caller guarantees 4 readable bytes at `p`.
+                let x = unsafe { (p as *const i32).read_unaligned() };
+                let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+                let b = _mm256_shuffle_epi8(_mm256_set1_epi32(x), shuf);
+                let b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+                _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1))
+            }
+
+            /// The f16 at `p`, as f32.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn f16(p: *const u8) -> f32 {
+                // SAFETY: the caller guarantees 2 readable bytes at `p`.
+                let h = unsafe { (p as *const u16).read_unaligned() };
+                _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h))))
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn hsum_ps(x: __m256) -> f32 {
+                let r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+                let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+                _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+            }
+
+            /// Shared loop of the symmetric 32-element types: `qx(block_ptr)` gives 32 i8 codes.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn legacy_sym<const R: usize, const TS: usize>(
+                w: &[&[u8]; R],
+                a: &[Q8Block],
+                qx: impl Fn(*const u8) -> __m256i,
+                mul: impl Fn(__m256i, __m256i) -> __m256i,
+            ) -> [f32; R] {
+                let mut acc = [_mm256_setzero_ps(); R];
+                for (ib, y) in a.iter().enumerate() {
+                    // SAFETY: `y.qs` has 32 bytes.
+                    let qy = unsafe { load(y.qs.as_ptr() as *const u8) };
+                    for r in 0..R {
+                        // SAFETY: row r holds a.len() blocks of TS bytes.
+                        let b = unsafe { w[r].as_ptr().add(ib * TS) };
+                        let d = _mm256_set1_ps(unsafe { f16(b) } * y.d);
+                        let q = _mm256_cvtepi32_ps(mul(qx(b), qy));
+                        acc[r] = _mm256_fmadd_ps(d, q, acc[r]);
+                    }
+                }
+                acc.map(|v| hsum_ps(v))
+            }
+
+            /// Shared loop of the 32-element types with a min (`w = d q + m`, Q8_1 activations).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn legacy_min<const R: usize, const TS: usize>(
+                w: &[&[u8]; R],
+                a: &[Q8Block],
+                qx: impl Fn(*const u8) -> __m256i,
+            ) -> [f32; R] {
+                let mut acc = [_mm256_setzero_ps(); R];
+                let mut summs = [0f32; R];
+                for (ib, y) in a.iter().enumerate() {
+                    // SAFETY: `y.qs` has 32 bytes.
+                    let qy = unsafe { load(y.qs.as_ptr() as *const u8) };
+                    for r in 0..R {
+                        // SAFETY: row r holds a.len() blocks of TS bytes.
+                        let b = unsafe { w[r].as_ptr().add(ib * TS) };
+                        summs[r] += unsafe { f16(b.add(2)) } * y.s;
+                        let d = _mm256_set1_ps(unsafe { f16(b) } * y.d);
+                        let q = _mm256_cvtepi32_ps(us8(qx(b), qy));
+                        acc[r] = _mm256_fmadd_ps(d, q, acc[r]);
+                    }
+                }
+                std::array::from_fn(|r| hsum_ps(acc[r]) + summs[r])
+            }
+
+            #[target_feature(enable = $feat)]
+            pub unsafe fn q4_0<const R: usize>(w: &[&[u8]; R], a: &[Q8Block]) -> [f32; R] {
+                let qx = |b: *const u8| _mm256_sub_epi8(unsafe { nibbles(b.add(2)) }, _mm256_set1_epi8(8));
+                unsafe { legacy_sym::<R, 18>(w, a, qx, |x, y| i8s(x, y)) }
+            }
+
+            #[target_feature(enable = $feat)]
+            pub unsafe fn q5_0<const R: usize>(w: &[&[u8]; R], a: &[Q8Block]) -> [f32; R] {
+                // Where the fifth bit is clear the code is nibble - 16: set the top nibble.
+                let qx = |b: *const u8| unsafe {
+                    let hi = _mm256_andnot_si256(bits(b.add(2)), _mm256_set1_epi8(0xf0u8 as i8));
+                    _mm256_or_si256(nibbles(b.add(6)), hi)
+                };
+                unsafe { legacy_sym::<R, 22>(w, a, qx, |x, y| i8s(x, y)) }
+            }
+
+            #[target_feature(enable = $feat)]
+            pub unsafe fn q8_0<const R: usize>(w: &[&[u8]; R], a: &[Q8Block]) -> [f32; R] {
+                let qx = |b: *const u8| unsafe { load(b.add(2)) };
+                unsafe { legacy_sym::<R, 34>(w, a, qx, |x, y| i8s(x, y)) }
+            }
+
+            #[target_feature(enable = $feat)]
+            pub unsafe fn q4_1<const R: usize>(w: &[&[u8]; R], a: &[Q8Block]) -> [f32; R] {
+                let qx = |b: *const u8| unsafe { nibbles(b.add(4)) };
+                unsafe { legacy_min::<R, 20>(w, a, qx) }
+            }
+
+            #[target_feature(enable = $feat)]
+            pub unsafe fn q5_1<const R: usize>(w: &[&[u8]; R], a: &[Q8Block]) -> [f32; R] {
+                let qx = |b: *const u8| unsafe {
+                    let hi = _mm256_and_si256(bits(b.add(4)), _mm256_set1_epi8(0x10));
+                    _mm256_or_si256(nibbles(b.add(8)), hi)
+                };
+                unsafe { legacy_min::<R, 24>(w, a, qx) }
+            }
+
+            /// Σ_{32 elements} (codes × q8) · scale, into i32 lanes (codes u8 ≤ 63: no saturation).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn scaled(q: __m256i, y: __m256i, sc: __m256i) -> __m256i {
+                _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), sc)
+            }
+
+            /// The 6-bit scales and mins of Q4_K / Q5_K (12 bytes at `p`), as in `scale_min_k4`.
+            #[inline(always)]
+            unsafe fn k4_scales(p: *const u8) -> ([i16; 8], [i16; 8]) {
+                // SAFETY: the caller guarantees 12 readable bytes at `p`.
+                let s: [u8; 12] = unsafe { (p as *const [u8; 12]).read_unaligned() };
+                let sc = std::array::from_fn(|i| {
+                    i16::from(if i < 4 { s[i] & 0x3f } else { (s[i + 4] & 0x0f) | ((s[i - 4] >> 2) & 0x30) })
+                });
+                let m = std::array::from_fn(|i| {
+                    i16::from(if i < 4 { s[i + 4] & 0x3f } else { (s[i + 4] >> 4) | ((s[i] >> 2) & 0x30) })
+                });
+                (sc, m)
+            }
+
+            /// The mins term of Q4_K / Q5_K in 4 lanes: `m_{2u} q8s_{2u} + m_{2u+1} q8s_{2u+1}`
+            /// with `q8s_v = bsum_{2v} + bsum_{2v+1}` (ggml's `hadd` + `madd`).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn k4_mins(m: &[i16; 8], y: &Q8KBlock) -> __m128 {
+                // SAFETY: 16 i16 bsums and 8 i16 mins are readable.
+                unsafe {
+                    let bs = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+                    let q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+                    let mv = _mm_loadu_si128(m.as_ptr() as *const __m128i);
+                    _mm_cvtepi32_ps(_mm_madd_epi16(mv, q8s))
+                }
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn hsum4(x: __m128) -> f32 {
+                let r = _mm_add_ps(x, _mm_movehl_ps(x, x));
+                _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+            }
+
+            /// Q4_K / Q5_K: `hi(b)` gives the fifth bits of chunk j's low / high halves (zero for Q4_K).
+            /// `MODE`: 0 = Q4_K vec_dot (mins in 4 lanes), 1 = Q5_K vec_dot (mins as one scalar
+            /// FMA per super-block), 2 = llama.cpp's tiled formula (integer totals, see
+            /// `dot::dot_k_tiled`).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn k4_like<const R: usize, const TS: usize, const QS: usize, const MODE: u8>(
+                w: &[&[u8]; R],
+                a: &[Q8KBlock],
+                hi: impl Fn(*const u8, usize) -> (__m256i, __m256i),
+            ) -> [f32; R] {
+                let (mut acc, mut accm) = ([_mm256_setzero_ps(); R], [_mm_setzero_ps(); R]);
+                let mut sacc = [0f32; R];
+                let m4 = _mm256_set1_epi8(0x0f);
+                for (ib, y) in a.iter().enumerate() {
+                    let yq = y.qs.as_ptr() as *const u8;
+                    for r in 0..R {
+                        // SAFETY: row r holds a.len() blocks of TS bytes; y.qs has 256 bytes.
+                        unsafe {
+                            let b = w[r].as_ptr().add(ib * TS);
+                            let (sc, m) = k4_scales(b.add(4));
+                            let mut sumi = _mm256_setzero_si256();
+                            for j in 0..4 {
+                                let q = load(b.add(QS + 32 * j));
+                                let (hl, hh) = hi(b, j);
+                                let lo = _mm256_or_si256(_mm256_and_si256(q, m4), hl);
+                                let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), hh);
+                                let pl = scaled(lo, load(yq.add(64 * j)), _mm256_set1_epi16(sc[2 * j]));
+                                let ph = scaled(hi, load(yq.add(64 * j + 32)), _mm256_set1_epi16(sc[2 * j + 1]));
+                                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+                            }
+                            if MODE == 2 {
+                                let s2: i32 = (0..8)
+                                    .map(|s| i32::from(m[s]) * (i32::from(y.bsums[2 * s]) + i32::from(y.bsums[2 * s + 1])))
+                                    .sum();
+                                let rr = (-f16(b.add(2))).mul_add(s2 as f32, hsum_i32(sumi) as f32 * f16(b));
+                                sacc[r] = rr.mul_add(y.d, sacc[r]);
+                                continue;
+                            }
+                            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y.d * f16(b)), _mm256_cvtepi32_ps(sumi), acc[r]);
+                            if MODE == 1 {
+                                let total: i32 = (0..8)
+                                    .map(|s| i32::from(m[s]) * (i32::from(y.bsums[2 * s]) + i32::from(y.bsums[2 * s + 1])))
+                                    .sum();
+                                sacc[r] = (-y.d * f16(b.add(2))).mul_add(total as f32, sacc[r]);
+                            } else {
+                                let dmin = _mm_set1_ps(-y.d * f16(b.add(2)));
+                                accm[r] = _mm_fmadd_ps(dmin, k4_mins(&m, y), accm[r]);
+                            }
+                        }
+                    }
+                }
+                std::array::from_fn(|r| match MODE {
+                    2 => sacc[r],
+                    1 => hsum_ps(acc[r]) + sacc[r],
+                    _ => hsum_ps(acc[r]) + hsum4(accm[r]),
+                })
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn hsum_i32(x: __m256i) -> i32 {
+                let s = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+                let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+                _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01)))
+            }
+
+            /// `TILED`: llama.cpp's tiled formula (batches ≥ 8) instead of vec_dot's.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn q4_k<const R: usize, const TILED: bool>(w: &[&[u8]; R], a: &[Q8KBlock]) -> [f32; R] {
+                let zero = |_: *const u8, _: usize| (_mm256_setzero_si256(), _mm256_setzero_si256());
+                if TILED {
+                    unsafe { k4_like::<R, 144, 16, 2>(w, a, zero) }
+                } else {
+                    unsafe { k4_like::<R, 144, 16, 0>(w, a, zero) }
+                }
+            }
+
+            #[target_feature(enable = $feat)]
+            pub unsafe fn q5_k<const R: usize, const TILED: bool>(w: &[&[u8]; R], a: &[Q8KBlock]) -> [f32; R] {
+                let one = _mm256_set1_epi8(1);
+                let hi = |b: *const u8, j: usize| {
+                    // SAFETY: qh is the 32 bytes at offset 16 of the block.
+                    let qh = unsafe { load(b.add(16)) };
+                    let bit = |k: i32| {
+                        let v = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(k)), one);
+                        _mm256_slli_epi16(v, 4)
+                    };
+                    (bit(2 * j as i32), bit(2 * j as i32 + 1))
+                };
+                if TILED {
+                    unsafe { k4_like::<R, 176, 48, 2>(w, a, hi) }
+                } else {
+                    unsafe { k4_like::<R, 176, 48, 1>(w, a, hi) }
+                }
+            }
+
+            #[target_feature(enable = $feat)]
+            pub unsafe fn q6_k<const R: usize, const TILED: bool>(w: &[&[u8]; R], a: &[Q8KBlock]) -> [f32; R] {
+                let mut acc = [_mm256_setzero_ps(); R];
+                let mut sacc = [0f32; R];
+                let (m3, m15) = (_mm256_set1_epi8(3), _mm256_set1_epi8(15));
+                for (ib, y) in a.iter().enumerate() {
+                    let yq = y.qs.as_ptr() as *const u8;
+                    // SAFETY: y.bsums has 16 i16.
+                    let q8sums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i) };
+                    for r in 0..R {
+                        // SAFETY: row r holds a.len() blocks of 210 bytes; y.qs has 256 bytes.
+                        unsafe {
+                            let b = w[r].as_ptr().add(ib * 210);
+                            let sc: [i8; 16] = (b.add(192) as *const [i8; 16]).read_unaligned();
+                            let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(192) as *const __m128i));
+                            let sub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, sc16), 5);
+                            let mut sumi = _mm256_setzero_si256();
+                            for j in 0..2 {
+                                let b1 = load(b.add(64 * j));
+                                let b2 = load(b.add(64 * j + 32));
+                                let h = load(b.add(128 + 32 * j));
+                                let h0 = _mm256_slli_epi16(_mm256_and_si256(h, m3), 4);
+                                let h1 = _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(12)), 2);
+                                let h2 = _mm256_and_si256(h, _mm256_set1_epi8(48));
+                                let h3 = _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(-64)), 2);
+                                let q = [
+                                    _mm256_or_si256(_mm256_and_si256(b1, m15), h0),
+                                    _mm256_or_si256(_mm256_and_si256(b2, m15), h1),
+                                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15), h2),
+                                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15), h3),
+                                ];
+                                for k in 0..4 {
+                                    let s = 8 * j + 2 * k;
+                                    let scv = _mm256_set_m128i(
+                                        _mm_set1_epi16(i16::from(sc[s + 1])),
+                                        _mm_set1_epi16(i16::from(sc[s])),
+                                    );
+                                    let p = scaled(q[k], load(yq.add(128 * j + 32 * k)), scv);
+                                    sumi = _mm256_add_epi32(sumi, p);
+                                }
+                            }
+                            let sumi = _mm256_sub_epi32(sumi, sub);
+                            if TILED {
+                                sacc[r] = (hsum_i32(sumi) as f32 * f16(b.add(208))).mul_add(y.d, sacc[r]);
+                                continue;
+                            }
+                            let d = _mm256_set1_ps(y.d * f16(b.add(208)));
+                            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+                        }
+                    }
+                }
+                if TILED {
+                    return sacc;
+                }
+                acc.map(|v| hsum_ps(v))
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+kernels!(
+    avx2,
+    "avx2,fma,f16c",
+    /// maddubs + madd(1): pairs of u8 × i8 in i16 (codes ≤ 128, activations ≤ 127: no saturation).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn us8(ax: __m256i, sy: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
+    }
+);
+
+#[cfg(target_arch = "x86_64")]
+kernels!(
+    vnni,
+    "avx2,fma,f16c,avxvnni",
+    /// One `vpdpbusd` (the intrinsic is stable since Rust 1.89; the workspace declares 1.85 but
+    /// is built with the current stable, and this module is only compiled for x86-64).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    #[allow(clippy::incompatible_msrv)]
+    fn us8(ax: __m256i, sy: __m256i) -> __m256i {
+        _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), ax, sy)
+    }
+);
+
+/// F16 helpers of the attention (AVX2 + F16C), bit-identical twins of
+/// [`super::attn::dot_tiny_ref`], [`super::attn::dot_vec_ref`] and [`super::attn::axpy_f16_ref`].
+#[cfg(target_arch = "x86_64")]
+pub mod half {
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn cvt8(p: *const u16) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable u16 at `p`.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
+    }
+
+    /// 16 lanes held as (lanes 0..8, lanes 8..16) → ggml's 16-lane reduction.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn reduce16(lo: __m256, hi: __m256) -> f32 {
+        let a = _mm256_add_ps(hi, lo);
+        let r = _mm_add_ps(_mm256_extractf128_ps(a, 1), _mm256_castps256_ps128(a));
+        let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+        _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+    }
+
+    /// tinyBLAS<16> order (`k.len()` a multiple of 16).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn dot_tiny(k: &[u16], q: &[f32]) -> f32 {
+        let n = k.len().min(q.len()) / 16 * 16;
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i < n {
+            // SAFETY: i + 16 <= n elements of both slices.
+            unsafe {
+                a0 = _mm256_fmadd_ps(cvt8(k.as_ptr().add(i)), _mm256_loadu_ps(q.as_ptr().add(i)), a0);
+                a1 = _mm256_fmadd_ps(cvt8(k.as_ptr().add(i + 8)), _mm256_loadu_ps(q.as_ptr().add(i + 8)), a1);
+            }
+            i += 16;
+        }
+        reduce16(a0, a1)
+    }
+
+    /// `ggml_vec_dot_f16` order (`k.len()` a multiple of 64).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn dot_vec(k: &[u16], q: &[f32]) -> f32 {
+        let n = k.len().min(q.len()) / 64 * 64;
+        let mut s = [_mm256_setzero_ps(); 8]; // accumulator j = (s[2j], s[2j + 1])
+        let mut i = 0;
+        while i < n {
+            for (h, sh) in s.iter_mut().enumerate() {
+                // SAFETY: i + 64 <= n elements of both slices.
+                unsafe {
+                    let e = i + 8 * h;
+                    *sh = _mm256_fmadd_ps(cvt8(k.as_ptr().add(e)), _mm256_loadu_ps(q.as_ptr().add(e)), *sh);
+                }
+            }
+            i += 64;
+        }
+        let lo = _mm256_add_ps(_mm256_add_ps(s[0], s[4]), _mm256_add_ps(s[2], s[6]));
+        let hi = _mm256_add_ps(_mm256_add_ps(s[1], s[5]), _mm256_add_ps(s[3], s[7]));
+        reduce16(lo, hi) as f64 as f32
+    }
+
+    /// `y[i] = fma(a, f16(v[i]), y[i])` — element-wise.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn axpy_f16(y: &mut [f32], a: f32, v: &[u16]) {
+        let n = y.len().min(v.len());
+        let av = _mm256_set1_ps(a);
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n elements of both slices.
+            unsafe {
+                let p = y.as_mut_ptr().add(i);
+                _mm256_storeu_ps(p, _mm256_fmadd_ps(av, cvt8(v.as_ptr().add(i)), _mm256_loadu_ps(p)));
+            }
+            i += 8;
+        }
+        while i < n {
+            y[i] = a.mul_add(crate::quant::f16_to_f32(v[i]), y[i]);
+            i += 1;
+        }
+    }
+}

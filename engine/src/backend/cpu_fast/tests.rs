@@ -1,0 +1,341 @@
+//! Kernel tests: every SIMD kernel against its scalar twin, activation quantization, matmul
+//! against the dequantized f32 product, attention helpers, F16 KV cache.
+
+use super::act::{quantize_q8, quantize_q8k, Q8Block, Q8KBlock};
+use super::matmul::{self, dot_rows_q8, dot_rows_q8k, Isa};
+use super::*;
+use crate::gguf::GgmlType;
+use crate::ops::Ops;
+
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
+fn signal(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = rng(seed);
+    (0..n).map(|i| ((r() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * (1.0 + (i % 5) as f32)).collect()
+}
+
+/// Offsets of the f16 scale fields of each block type.
+fn scale_fields(ty: GgmlType) -> &'static [usize] {
+    use GgmlType as T;
+    match ty {
+        T::Q4_0 | T::Q5_0 | T::Q8_0 => &[0],
+        T::Q4_1 | T::Q5_1 | T::Q4_K | T::Q5_K => &[0, 2],
+        T::Q2_K => &[80, 82],
+        T::Q3_K => &[108],
+        T::Q6_K => &[208],
+        _ => &[],
+    }
+}
+
+/// `rows` rows of `nb` random blocks with sane f16 scales (or exactly `unit` when given).
+fn weight_rows(ty: GgmlType, rows: usize, nb: usize, seed: u64, unit: Option<(u16, u16)>) -> Vec<u8> {
+    let ts = ty.type_size();
+    let mut r = rng(seed);
+    let mut b: Vec<u8> = (0..rows * nb * ts).map(|_| (r() >> 32) as u8).collect();
+    for blk in b.chunks_exact_mut(ts) {
+        for (i, &at) in scale_fields(ty).iter().enumerate() {
+            let bits = match unit {
+                Some((d, m)) => {
+                    if i == 0 {
+                        d
+                    } else {
+                        m
+                    }
+                }
+                None => half::f16::from_f32((0.002 + f32::from(blk[at]) / 4000.0) * if i == 1 { -1.0 } else { 1.0 })
+                    .to_bits(),
+            };
+            blk[at..at + 2].copy_from_slice(&bits.to_le_bytes());
+        }
+    }
+    b
+}
+
+fn isas() -> Vec<Isa> {
+    let mut v = vec![];
+    if super::simd::has_avx2() {
+        v.push(Isa::Avx2);
+    }
+    if super::simd::has_avxvnni() {
+        v.push(Isa::Vnni);
+    }
+    if v.is_empty() {
+        eprintln!("NOT RUN: no AVX2 on this CPU, the SIMD kernels have nothing to be compared on");
+    }
+    v
+}
+
+const LEGACY: [GgmlType; 5] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0];
+const KQ: [GgmlType; 5] = [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
+
+/// The 32-element kernels: bit-identical to the lane-by-lane reference, with unit scales (every
+/// term an exact integer) and with random scales.
+#[test]
+fn legacy_simd_matches_scalar() {
+    for isa in isas() {
+        for ty in LEGACY {
+            for nb in [1usize, 2, 7, 18] {
+                let k = nb * 32;
+                for seed in 0..3u64 {
+                    let rows_n = 9;
+                    // Exact: unit scales, activations with d = 1 and s = Σq.
+                    let w = weight_rows(ty, rows_n, nb, seed, Some((0x3c00, 0x3c00)));
+                    let mut r = rng(seed + 100);
+                    let a: Vec<Q8Block> = (0..nb)
+                        .map(|_| {
+                            let qs: [i8; 32] = std::array::from_fn(|_| (((r() >> 40) % 255) as i32 - 127) as i8);
+                            let qs = qs.map(|q| q.max(-127));
+                            let s = qs.iter().map(|&q| i32::from(q)).sum::<i32>() as f32;
+                            Q8Block { d: 1.0, s, qs }
+                        })
+                        .collect();
+                    let rb = ty.type_size() * nb;
+                    let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
+                    let (mut got, mut want) = (vec![0f32; rows_n], vec![0f32; rows_n]);
+                    dot_rows_q8(isa, ty, &rows, &a, &mut got);
+                    dot_rows_q8(Isa::Scalar, ty, &rows, &a, &mut want);
+                    assert_eq!(got, want, "{isa:?} {ty} nb {nb} seed {seed} (unit scales)");
+                    // Random scales and real activations.
+                    let w = weight_rows(ty, rows_n, nb, seed + 7, None);
+                    let mut a = vec![Q8Block::default(); nb];
+                    quantize_q8(&signal(k, seed), &mut a);
+                    let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
+                    dot_rows_q8(isa, ty, &rows, &a, &mut got);
+                    dot_rows_q8(Isa::Scalar, ty, &rows, &a, &mut want);
+                    assert_eq!(got, want, "{isa:?} {ty} nb {nb} seed {seed}");
+                }
+            }
+        }
+    }
+}
+
+/// The k-quant kernels: bit-identical to the lane-by-lane reference.
+#[test]
+fn kquant_simd_matches_scalar_exactly() {
+    for isa in isas() {
+        for ty in KQ {
+            for nb in [1usize, 3, 8] {
+                for seed in 0..4u64 {
+                    let rows_n = 6;
+                    let w = weight_rows(ty, rows_n, nb, seed, None);
+                    let mut a = vec![Q8KBlock::default(); nb];
+                    quantize_q8k(&signal(nb * 256, seed + 50), &mut a);
+                    let rb = ty.type_size() * nb;
+                    let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
+                    let (mut got, mut want) = (vec![0f32; rows_n], vec![0f32; rows_n]);
+                    for tiled in [false, true] {
+                        dot_rows_q8k(isa, ty, &rows, &a, &mut got, tiled);
+                        dot_rows_q8k(Isa::Scalar, ty, &rows, &a, &mut want, tiled);
+                        assert_eq!(got, want, "{isa:?} {ty} nb {nb} seed {seed} tiled {tiled}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The reference kernels compute Σ w·x of the dequantized weights and the dequantized
+/// activations (checked in f64 within the f32 rounding of the block sums).
+#[test]
+fn scalar_dot_is_the_dequantized_dot() {
+    for ty in LEGACY.into_iter().chain(KQ) {
+        let nb = if KQ.contains(&ty) { 2 } else { 16 };
+        let k = nb * ty.block_size();
+        let w = weight_rows(ty, 1, nb, 3, None);
+        let mut wf = vec![0f32; k];
+        assert!(crate::quant::dequantize(ty, &w, &mut wf).is_ok());
+        let x = signal(k, 9);
+        let acts = matmul::quantize_acts(matmul::act_kind(ty).unwrap_or(matmul::ActKind::F32), &x, k);
+        let (got, xq): (f32, Vec<f32>) = match &acts {
+            matmul::Acts::Q8(a) => {
+                let mut o = [0f32];
+                dot_rows_q8(Isa::Scalar, ty, &[&w], a, &mut o);
+                (o[0], a.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect())
+            }
+            matmul::Acts::Q8K(a) => {
+                let mut o = [0f32];
+                dot_rows_q8k(Isa::Scalar, ty, &[&w], a, &mut o, false);
+                let mut t = [0f32];
+                dot_rows_q8k(Isa::Scalar, ty, &[&w], a, &mut t, true);
+                let rel = ((t[0] - o[0]) / o[0].abs().max(1e-3)).abs();
+                assert!(rel < 1e-4, "{ty}: tiled {} vs vec_dot {}", t[0], o[0]);
+                (o[0], a.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect())
+            }
+            _ => (0.0, vec![]),
+        };
+        let want: f64 = wf.iter().zip(&xq).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+        let scale: f64 = wf.iter().zip(&xq).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
+        // Q4_1/Q5_1 use s = f16(d Σq) (rounded), K-quants dmin·Σ m·bsum: allow 1e-3 relative.
+        assert!((f64::from(got) - want).abs() <= 1e-3 * scale + 1e-6, "{ty}: {got} vs {want} (scale {scale})");
+    }
+}
+
+#[test]
+fn attention_helpers_match_reference() {
+    if !super::simd::has_avx2() {
+        eprintln!("NOT RUN: no AVX2");
+        return;
+    }
+    for n in [16usize, 64, 128, 256, 512] {
+        let q = signal(n, 1);
+        let k: Vec<u16> = signal(n, 2).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: AVX2/FMA/F16C checked above.
+            let got = unsafe { super::simd::half::dot_tiny(&k, &q) };
+            assert_eq!(got, attn::dot_tiny_ref(&k, &q), "tiny {n}");
+            if n % 64 == 0 {
+                // SAFETY: as above.
+                let got = unsafe { super::simd::half::dot_vec(&k, &q) };
+                assert_eq!(got, attn::dot_vec_ref(&k, &q), "vec {n}");
+            }
+            let (mut y1, mut y2) = (signal(n + 3, 3), signal(n + 3, 3));
+            let k3: Vec<u16> = signal(n + 3, 4).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
+            // SAFETY: as above.
+            unsafe { super::simd::half::axpy_f16(&mut y1, 0.37, &k3) };
+            attn::axpy_f16_ref(&mut y2, 0.37, &k3);
+            assert_eq!(y1, y2, "axpy {n}");
+        }
+    }
+}
+
+/// Attention with SIMD on and off gives the same bits (batch and single-row orders).
+#[test]
+fn attention_simd_is_bit_identical() {
+    let (n_head, n_kv_h, hd) = (4, 2, 64);
+    let n = 37;
+    let q = signal(n * n_head * hd, 7);
+    let k: Vec<u16> = signal(n * n_kv_h * hd, 8).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
+    let v: Vec<u16> = signal(n * n_kv_h * hd, 9).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
+    let pos: Vec<u32> = (0..n as u32).collect();
+    let p = AttnParams {
+        n_head,
+        n_head_kv: n_kv_h,
+        head_dim: hd,
+        v_head_dim: hd,
+        scale: 0.125,
+        window: Some(20),
+        softcap: None,
+    };
+    for rows in [1usize, n] {
+        let qs = &q[(n - rows) * n_head * hd..];
+        let a = attn::attention(true, qs, rows, &k, &v, n, &pos[n - rows..], &pos, &p);
+        let b = attn::attention(false, qs, rows, &k, &v, n, &pos[n - rows..], &pos, &p);
+        assert_eq!(a, b, "{rows} rows");
+    }
+}
+
+fn weight(ty: GgmlType, k: usize, m: usize, raw: Vec<u8>) -> FastWeight {
+    FastWeight { name: "w".into(), dims: vec![k as u64, m as u64], ty, ne0: k, rows: m, raw, f32: vec![] }
+}
+
+/// matmul of several rows: every output equals the single-row kernel's (no dependence on the
+/// batch or the task split) and is close to the f32 product of the dequantized weight.
+#[test]
+fn matmul_batches_and_matches_dequantized_product() {
+    for ty in LEGACY.into_iter().chain(KQ).chain([GgmlType::F16, GgmlType::BF16]) {
+        let k = if KQ.contains(&ty) { 512 } else { 96 };
+        let m = 37;
+        let raw = if matches!(ty, GgmlType::F16 | GgmlType::BF16) {
+            let v = signal(k * m, 5);
+            match crate::quant::quantize(ty, &v) {
+                Ok(b) => b,
+                Err(e) => panic!("{e}"),
+            }
+        } else {
+            weight_rows(ty, m, k / ty.block_size(), 11, None)
+        };
+        let mut wf = vec![0f32; k * m];
+        assert!(crate::quant::dequantize(ty, &raw, &mut wf).is_ok());
+        let w = weight(ty, k, m, raw);
+        let n = 5;
+        let x = signal(n * k, 21);
+        let be = CpuFast;
+        let y = match be.matmul(&FastTensor::new(n, k, x.clone()), &w) {
+            Ok(y) => be.to_host(&y),
+            Err(e) => panic!("{e}"),
+        };
+        for t in 0..n {
+            let one = match be.matmul(&FastTensor::new(1, k, x[t * k..(t + 1) * k].to_vec()), &w) {
+                Ok(y) => be.to_host(&y),
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(&y[t * m..(t + 1) * m], &one[..], "{ty} row {t}: batch vs single");
+            for j in 0..m {
+                let xr = &x[t * k..(t + 1) * k];
+                let wr = &wf[j * k..(j + 1) * k];
+                let exact: f32 = xr.iter().zip(wr).map(|(a, b)| a * b).sum();
+                let scale: f32 = xr.iter().zip(wr).map(|(a, b)| (a * b).abs()).sum();
+                // 8-bit activations: relative error ~1/127 of the terms.
+                assert!(
+                    (y[t * m + j] - exact).abs() <= 0.02 * scale + 1e-5,
+                    "{ty} [{t},{j}]: {} vs {exact}",
+                    y[t * m + j]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn kv_cache_is_f16() {
+    let be = CpuFast;
+    let a = FastTensor::new(1, 2, vec![1.0 / 3.0, 65536.0]);
+    let b = FastTensor::new(1, 2, vec![0.1, -2.0]);
+    let c = match be.concat_rows(None, &a).and_then(|c| be.concat_rows(Some(c), &b)) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(matches!(c.data, Store::F16(_)));
+    let h = be.to_host(&c);
+    assert_eq!(h, vec![0.333_251_95, f32::INFINITY, 0.099_975_586, -2.0]);
+    assert!(be.concat_rows(Some(c), &FastTensor::new(1, 3, vec![0.0; 3])).is_err());
+}
+
+#[test]
+fn gelu_uses_the_f16_table() {
+    let t = gelu_table();
+    // ggml: x rounded to f16, table value rounded to f16; identity above 10, 0 below -10.
+    assert_eq!(gelu(12.0, t), 12.0);
+    assert_eq!(gelu(-12.0, t), 0.0);
+    let x = 0.7f32;
+    let want = f16_to_f32(f32_to_f16(gelu_f32(f16_to_f32(f32_to_f16(x)))));
+    assert_eq!(gelu(x, t), want);
+    assert!((gelu(1.0, t) - 0.841_192).abs() < 1e-3);
+}
+
+#[test]
+fn attention_is_causal_and_windowed() {
+    let be = CpuFast;
+    let q = FastTensor::new(3, 1, vec![0.0; 3]);
+    let k = FastTensor::new(3, 1, vec![0.0; 3]);
+    let v = FastTensor::new(3, 1, vec![0.0, 1.0, 2.0]);
+    let p = AttnParams { n_head: 1, n_head_kv: 1, head_dim: 1, v_head_dim: 1, scale: 1.0, window: None, softcap: None };
+    let o = be.attention(&q, &k, &v, &[0, 1, 2], &[0, 1, 2], &p).map(|t| be.to_host(&t));
+    // The probabilities are rounded to F16 (as ggml's V·p): 1/3 -> 0.33325195.
+    let third = f16_to_f32(f32_to_f16(1.0 / 3.0));
+    assert_eq!(o.ok(), Some(vec![0.0, 0.5, 3.0 * third]));
+    let p = AttnParams { window: Some(1), ..p };
+    let o = be.attention(&q, &k, &v, &[0, 1, 2], &[0, 1, 2], &p).map(|t| be.to_host(&t));
+    assert_eq!(o.ok(), Some(vec![0.0, 1.0, 2.0]));
+}
+
+#[test]
+fn rope_pairing_normal_vs_neox() {
+    let be = CpuFast;
+    let x = FastTensor::new(1, 4, vec![1.0, 0.0, 0.0, 0.0]);
+    let p = RopeParams { style: RopeStyle::Normal, n_rot: 4, freq_base: 10000.0, freq_scale: 1.0 };
+    let n = be.rope(&x, 1, 4, &[1], &p).map(|t| be.to_host(&t)).unwrap_or_default();
+    assert!((n[1] - 1f32.sin()).abs() < 1e-6 && n[2] == 0.0);
+    let p = RopeParams { style: RopeStyle::Neox, ..p };
+    let n = be.rope(&x, 1, 4, &[1], &p).map(|t| be.to_host(&t)).unwrap_or_default();
+    assert!((n[2] - 1f32.sin()).abs() < 1e-6 && n[1] == 0.0);
+}
