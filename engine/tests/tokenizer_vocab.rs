@@ -435,6 +435,9 @@ fn random_text() -> String {
 fn speed_1mb() {
     let Some(mixed) = mixed_text() else { return };
     let random = random_text();
+    // Worst case for special-token splitting: gemma3 has user-defined tokens for runs of 1..31
+    // newlines, so every position starts many overlapping candidates.
+    let newlines = "\n".repeat(1 << 20);
     let mut tokenizers = Vec::new();
     if let Some(dir) = fixture(&suites_dir()) {
         tokenizers.push(("qwen2", load(&dir.join("ggml-vocab-qwen2.gguf"))));
@@ -442,8 +445,9 @@ fn speed_1mb() {
     if let Some(g) = model("gemma-3-270m-q4_k_m.gguf") {
         tokenizers.push(("gemma3", g));
     }
-    for ((name, t), (kind, text)) in
-        tokenizers.iter().flat_map(|t| [(t, ("suite text", &mixed)), (t, ("random words", &random))])
+    for ((name, t), (kind, text)) in tokenizers
+        .iter()
+        .flat_map(|t| [(t, ("suite text", &mixed)), (t, ("random words", &random)), (t, ("newlines", &newlines))])
     {
         let start = Instant::now();
         let ids = t.encode(text, false, false).unwrap();
@@ -455,7 +459,8 @@ fn speed_1mb() {
             secs,
             text.len() as f64 / secs / 1e6
         );
-        if !cfg!(debug_assertions) {
+        // The requirement is for mixed text; the newline run is reported, not held to it.
+        if !cfg!(debug_assertions) && kind != "newlines" {
             assert!(secs < 1.0, "{name}: 1 MB took {secs:.3} s");
         }
     }

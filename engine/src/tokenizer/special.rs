@@ -187,7 +187,8 @@ impl SpecialMatcher {
                 continue;
             };
             let end = pos + len as usize;
-            if state[pos..end].iter().all(|&s| s == FREE) {
+            let blocked = state[pos..end].iter().position(|&s| s != FREE);
+            if blocked.is_none() {
                 state[pos..end].fill(TAKEN);
                 found.push((pos, t.id));
                 if t.lstrip {
@@ -204,8 +205,12 @@ impl SpecialMatcher {
                         i += 1;
                     }
                 }
-            } else if let Some(shorter) = self.longest_at(text, pos, len as usize, parse_special) {
-                heap.push(Reverse((shorter.rank, pos)));
+            } else if let Some(free) = blocked.filter(|&k| k > 0) {
+                // Taken bytes never become free again: only a token that ends before the first
+                // one can still fit here.
+                if let Some(shorter) = self.longest_at(text, pos, free + 1, parse_special) {
+                    heap.push(Reverse((shorter.rank, pos)));
+                }
             }
         }
 
@@ -269,6 +274,18 @@ mod tests {
         // "\n\n\n" with tokens "\n\n" (rank 0) and "\n" (rank 1): greedy pairs, then singles.
         let m = SpecialMatcher::new(vec![tok(1, "\n", false), tok(2, "\n\n", false)]);
         assert_eq!(m.split(b"\n\n\n", false), vec![Fragment::Token(2), Fragment::Token(1)]);
+    }
+
+    #[test]
+    fn long_runs_stay_linear() {
+        // Tokens for runs of 1..=31 newlines over a long run: each position is settled or
+        // discarded once, not retried at every shorter length.
+        let runs: Vec<String> = (1..=31).map(|n| "\n".repeat(n)).collect();
+        let m = SpecialMatcher::new(runs.iter().enumerate().map(|(i, r)| tok(i as u32, r, false)).collect());
+        let text = vec![b'\n'; 200_000 + 5];
+        let frags = m.split(&text, false);
+        assert_eq!(frags.len(), 200_000 / 31 + 1);
+        assert_eq!(frags.last(), Some(&Fragment::Token(((200_005 % 31) - 1) as u32)));
     }
 
     #[test]
