@@ -274,19 +274,38 @@ fn prompt_tokens(f: &GgufFile, p: &PromptArgs, add_special: bool, parse_special:
     Ok(tok.encode(&text, add_special, parse_special)?)
 }
 
-fn check_backend(backend: Option<BackendArg>, numerics: Option<Numerics>) -> Result<()> {
+/// The numerics to run with (default `fast`, as llama.cpp computes); the CUDA backend is refused.
+fn check_backend(backend: Option<BackendArg>, numerics: Option<Numerics>) -> Result<Numerics> {
     if backend == Some(BackendArg::Cuda) {
         return Err(Error::Invalid("the CUDA backend is not built yet: use --backend cpu".into()));
     }
-    if numerics == Some(Numerics::Fast) {
-        return Err(Error::Invalid(
-            "--numerics fast (8-bit activations, F16 KV cache) is not implemented yet: use --numerics exact".into(),
-        ));
+    Ok(numerics.unwrap_or(Numerics::Fast))
+}
+
+impl Numerics {
+    fn name(self) -> &'static str {
+        match self {
+            Numerics::Exact => "exact",
+            Numerics::Fast => "fast",
+        }
     }
-    if numerics.is_none() {
-        eprintln!("note: numerics exact (the fast path is not implemented yet)");
-    }
-    Ok(())
+}
+
+/// Load the model on the backend of `numerics` and run `body` with it bound to `m` (the body is
+/// generic code, expanded once per backend type).
+macro_rules! with_model {
+    ($numerics:expr, $f:expr, $n_ctx:expr, |$m:ident| $body:block) => {
+        match $numerics {
+            Numerics::Exact => {
+                let mut $m = crate::model::Model::load($f, crate::backend::cpu::Cpu, $n_ctx)?;
+                $body
+            }
+            Numerics::Fast => {
+                let mut $m = crate::model::Model::load($f, crate::backend::cpu_fast::CpuFast::default(), $n_ctx)?;
+                $body
+            }
+        }
+    };
 }
 
 fn logits(
@@ -298,17 +317,18 @@ fn logits(
     numerics: Option<Numerics>,
     out: &std::path::Path,
 ) -> Result<()> {
-    check_backend(backend, numerics)?;
+    let numerics = check_backend(backend, numerics)?;
     let f = open(model)?;
     let tokens = prompt_tokens(&f, prompt, add_special, parse_special)?;
     if tokens.is_empty() {
         return Err(Error::Invalid("the prompt has no tokens".into()));
     }
-    let mut m = crate::model::Model::load(&f, crate::backend::cpu::Cpu, Some(tokens.len().max(1)))?;
-    let logits = m.forward(&tokens, &mut crate::ops::NoTaps)?;
+    let (logits, n_vocab) = with_model!(numerics, &f, Some(tokens.len().max(1)), |m| {
+        (m.forward(&tokens, &mut crate::ops::NoTaps)?, m.hp.n_vocab)
+    });
     let file = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
     let mut w = std::io::BufWriter::new(file);
-    npy::write_f32(&mut w, &[tokens.len(), m.hp.n_vocab], &logits).map_err(|e| Error::io(out, e))?;
+    npy::write_f32(&mut w, &[tokens.len(), n_vocab], &logits).map_err(|e| Error::io(out, e))?;
     w.flush().map_err(|e| Error::io(out, e))
 }
 
@@ -459,9 +479,9 @@ pub fn default_model() -> Result<PathBuf> {
 }
 
 fn generate(a: &GenerateArgs) -> Result<()> {
-    use crate::generate::{generate as run_generate, GenerateParams};
+    use crate::generate::GenerateParams;
     use crate::sampler::{PenaltyParams, SamplerParams};
-    check_backend(a.backend, a.numerics)?;
+    let numerics = check_backend(a.backend, a.numerics)?;
     let path = match &a.model {
         Some(p) => p.clone(),
         None => default_model()?,
@@ -503,12 +523,22 @@ fn generate(a: &GenerateArgs) -> Result<()> {
     let params =
         GenerateParams { max_tokens: a.max_tokens, stop: a.stop.clone(), sampler, top_logprobs: a.top_logprobs };
     let n_ctx = (prompt.len() + a.max_tokens + 1).max(1);
-    let mut m = crate::model::Model::load(&f, crate::backend::cpu::Cpu, Some(n_ctx))?;
+    with_model!(numerics, &f, Some(n_ctx), |m| { generate_on(&mut m, &tok, &prompt, &params, a) })
+}
+
+fn generate_on<B: crate::ops::Ops>(
+    m: &mut crate::model::Model<B>,
+    tok: &crate::tokenizer::Tokenizer,
+    prompt: &[u32],
+    params: &crate::generate::GenerateParams,
+    a: &GenerateArgs,
+) -> Result<()> {
+    use crate::generate::generate as run_generate;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut io_err = None;
     let json = a.json;
-    let summary = run_generate(&mut m, &tok, &prompt, &params, |ev| {
+    let summary = run_generate(m, tok, prompt, params, |ev| {
         let r = if json {
             let mut o = serde_json::json!({"i": ev.i, "id": ev.id, "text": ev.text, "logprob": ev.logprob});
             if a.top_logprobs > 0 {
@@ -576,12 +606,40 @@ fn bench(
     repeats: usize,
     json: bool,
 ) -> Result<()> {
-    check_backend(backend, numerics)?;
+    let numerics = check_backend(backend, numerics)?;
     if prompt_tokens == 0 || repeats == 0 {
         return Err(Error::Invalid("--prompt-tokens and --repeats must be at least 1".into()));
     }
     let f = open(path)?;
-    let mut m = crate::model::Model::load(&f, crate::backend::cpu::Cpu, Some(prompt_tokens + gen_tokens + 1))?;
+    let (pp, tg) = with_model!(numerics, &f, Some(prompt_tokens + gen_tokens + 1), |m| {
+        bench_on(&mut m, prompt_tokens, gen_tokens, repeats, json)?
+    });
+    let model = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let o = serde_json::json!({
+            "backend": "cpu", "numerics": numerics.name(), "model": model, "prompt_tokens": prompt_tokens,
+            "gen_tokens": gen_tokens, "prefill_tok_s": pp, "decode_tok_s": tg,
+        });
+        writeln!(out, "{o}").map_err(stdout_err)
+    } else {
+        writeln!(
+            out,
+            "{model}: cpu {}, pp{prompt_tokens} {pp:.1} tok/s, tg{gen_tokens} {tg:.1} tok/s (median of {repeats})",
+            numerics.name()
+        )
+        .map_err(stdout_err)
+    }
+}
+
+/// Prefill and decode tok/s, medians over `repeats`.
+fn bench_on<B: crate::ops::Ops>(
+    m: &mut crate::model::Model<B>,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    repeats: usize,
+    json: bool,
+) -> Result<(f64, f64)> {
     // Deterministic token ids spread over the vocabulary (content does not change the cost).
     let n_vocab = m.hp.n_vocab as u64;
     let prompt: Vec<u32> = (0..prompt_tokens as u64).map(|i| ((i * 7919 + 13) % n_vocab) as u32).collect();
@@ -609,22 +667,7 @@ fn bench(
             );
         }
     }
-    let (pp, tg) = (median(pp), median(tg));
-    let model = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut out = std::io::stdout().lock();
-    if json {
-        let o = serde_json::json!({
-            "backend": "cpu", "numerics": "exact", "model": model, "prompt_tokens": prompt_tokens,
-            "gen_tokens": gen_tokens, "prefill_tok_s": pp, "decode_tok_s": tg,
-        });
-        writeln!(out, "{o}").map_err(stdout_err)
-    } else {
-        writeln!(
-            out,
-            "{model}: cpu exact, pp{prompt_tokens} {pp:.1} tok/s, tg{gen_tokens} {tg:.1} tok/s (median of {repeats})"
-        )
-        .map_err(stdout_err)
-    }
+    Ok((median(pp), median(tg)))
 }
 
 fn argmax(v: &[f32]) -> u32 {
