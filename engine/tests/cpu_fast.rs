@@ -182,3 +182,46 @@ fn dump_fast_logits() {
         orcd_engine::npy::write_f32(&mut f, &[*rows, *cols], data).unwrap();
     }
 }
+
+/// Decode speed: a 128-token prompt in one batch, then 128 tokens one at a time through the KV
+/// cache (`Model::forward`), as the llama.cpp comparison in docs/perf/ times it. Model from
+/// `ORCD_BENCH_MODEL` (default SmolLM2); prints one JSON line.
+/// `cargo test --release -p orcd-engine --test cpu_fast -- --ignored --nocapture decode_speed`
+#[test]
+#[ignore = "a timing: run in release on an idle machine"]
+fn decode_speed() {
+    let path = match std::env::var("ORCD_BENCH_MODEL") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => match model_path("SmolLM2-135M-Instruct.Q4_1.gguf") {
+            Some(p) => p,
+            None => return,
+        },
+    };
+    let n: usize = std::env::var("ORCD_BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
+    let np: usize = std::env::var("ORCD_BENCH_PROMPT").ok().and_then(|v| v.parse().ok()).unwrap_or(n);
+    let f = GgufFile::open(&path).unwrap();
+    let mut m = Model::load(&f, CpuFast, Some(np + n + 1)).unwrap();
+    let prompt: Vec<u32> = (0..np).map(|i| ((i * 7919) % 5000 + 100) as u32).collect();
+    let gen: Vec<u32> = (0..n).map(|i| ((i * 104_729) % 5000 + 100) as u32).collect();
+    let mut best_pp = f64::INFINITY;
+    let mut best_tg = f64::INFINITY;
+    for _ in 0..2 {
+        m.reset();
+        let t0 = std::time::Instant::now();
+        m.forward(&prompt, &mut NoTaps).unwrap();
+        let t1 = std::time::Instant::now();
+        for &t in &gen {
+            m.forward(&[t], &mut NoTaps).unwrap();
+        }
+        let t2 = std::time::Instant::now();
+        best_pp = best_pp.min((t1 - t0).as_secs_f64());
+        best_tg = best_tg.min((t2 - t1).as_secs_f64());
+    }
+    println!(
+        "{{\"model\": {:?}, \"threads\": {}, \"prefill_tok_s\": {:.1}, \"decode_tok_s\": {:.1}}}",
+        path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
+        rayon::current_num_threads(),
+        np as f64 / best_pp,
+        n as f64 / best_tg
+    );
+}

@@ -22,6 +22,7 @@ pub mod act;
 pub mod attn;
 pub mod dot;
 pub mod matmul;
+pub mod pool;
 pub mod simd;
 
 use std::borrow::Cow;
@@ -91,6 +92,15 @@ impl FastWeight {
     /// Bytes this weight occupies in memory.
     pub fn bytes(&self) -> usize {
         self.raw.len() + 4 * self.f32.len()
+    }
+
+    /// A weight of `m` rows of `k` elements from raw GGUF block bytes (benches, tests).
+    pub fn from_raw(name: &str, ty: GgmlType, k: usize, m: usize, raw: Vec<u8>) -> Result<Self> {
+        let need = ty.row_bytes(k as u64).map(|b| b as usize * m);
+        if need != Some(raw.len()) || matmul::act_kind(ty).is_none() || ty == GgmlType::F32 {
+            return Err(Error::Invalid(format!("{name}: {} bytes for {m} rows of {k} {ty}", raw.len())));
+        }
+        Ok(FastWeight { name: name.into(), dims: vec![k as u64, m as u64], ty, ne0: k, rows: m, raw, f32: vec![] })
     }
 }
 
@@ -353,20 +363,22 @@ impl Ops for CpuFast {
                 *c = (t.cos(), t.sin());
                 theta *= theta_scale;
             }
-            for h in 0..n_head {
-                let base = r * x.cols + h * head_dim;
-                for (i, &(cos, sin)) in cache.iter().enumerate() {
-                    let (a, b) = match p.style {
-                        RopeStyle::Normal => (base + 2 * i, base + 2 * i + 1),
-                        RopeStyle::Neox => (base + i, base + i + half),
-                    };
-                    let (x0, x1) = (data[a], data[b]);
-                    // ggml's `x0*cos - x1*sin`, `x0*sin + x1*cos` as GCC contracts them (checked
-                    // bit for bit against llama.cpp's rope output).
-                    data[a] = x0.mul_add(cos, -(x1 * sin));
-                    data[b] = x0.mul_add(sin, x1 * cos);
+            attn::with_fma(|| {
+                for h in 0..n_head {
+                    let base = r * x.cols + h * head_dim;
+                    for (i, &(cos, sin)) in cache.iter().enumerate() {
+                        let (a, b) = match p.style {
+                            RopeStyle::Normal => (base + 2 * i, base + 2 * i + 1),
+                            RopeStyle::Neox => (base + i, base + i + half),
+                        };
+                        let (x0, x1) = (data[a], data[b]);
+                        // ggml's `x0*cos - x1*sin`, `x0*sin + x1*cos` as GCC contracts them
+                        // (checked bit for bit against llama.cpp's rope output).
+                        data[a] = x0.mul_add(cos, -(x1 * sin));
+                        data[b] = x0.mul_add(sin, x1 * cos);
+                    }
                 }
-            }
+            });
         }
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
@@ -411,9 +423,11 @@ impl Ops for CpuFast {
             Act::Silu => {
                 let mut out = vec![0f32; g.len()];
                 let cols = gate.cols.max(1);
-                for ((o, g), u) in out.chunks_mut(cols).zip(g.chunks(cols)).zip(u.chunks(cols)) {
-                    swiglu_row(g, u, o);
-                }
+                attn::with_fma(|| {
+                    for ((o, g), u) in out.chunks_mut(cols).zip(g.chunks(cols)).zip(u.chunks(cols)) {
+                        swiglu_row(g, u, o);
+                    }
+                });
                 out
             }
             Act::Gelu => {

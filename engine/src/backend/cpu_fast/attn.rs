@@ -12,7 +12,7 @@
 //!
 //! The SIMD helpers in `simd::half` are bit-identical to the scalar code here (tested).
 
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use crate::ops::AttnParams;
 use crate::quant::{f16_to_f32, f32_to_f16};
@@ -37,8 +37,9 @@ pub fn ggml_expf(x: f32) -> f32 {
     if n.abs() > 192.0 {
         return if n <= 0.0 { 0.0 } else { f32::INFINITY };
     }
-    // scalef: j · 2^n rounded once (exact in f64, then one rounding to f32).
-    (f64::from(j) * 2f64.powi(n as i32)) as f32
+    // scalef: j · 2^n rounded once (exact in f64, then one rounding to f32); |n| <= 192.
+    let p2 = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    (f64::from(j) * p2) as f32
 }
 
 /// ggml's 16-lane reduction (`_mm512_reduce_add_ps` as GCC writes it).
@@ -121,9 +122,28 @@ fn axpy_f16(simd: bool, y: &mut [f32], a: f32, v: &[u16]) {
     axpy_f16_ref(y, a, v)
 }
 
+/// Run `f` compiled with FMA (and AVX2) when the CPU has them, so that `mul_add` is one
+/// instruction rather than a libm call; the results are the same either way.
+#[inline(always)]
+pub fn with_fma<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        fn run<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if super::simd::has_avx2() {
+            // SAFETY: the CPU has the features `run` is compiled for.
+            return unsafe { run(f) };
+        }
+    }
+    f()
+}
+
 /// ggml's `ggml_vec_soft_max_f32` on `w` (masked entries `-inf`) in place; returns nothing, `w`
 /// becomes the probabilities. Chunks of 16 from index 0 (the cache cell index, as in llama.cpp's
 /// padded rows; a last partial chunk sums as if padded with zeros).
+#[inline(always)]
 fn softmax(w: &mut [f32]) {
     let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let mut sum = 0f64;
@@ -191,7 +211,7 @@ pub fn attention(
                     f32::NEG_INFINITY
                 };
             }
-            softmax(&mut w);
+            with_fma(|| softmax(&mut w));
             lanes.iter_mut().for_each(|x| *x = 0.0);
             for (j, &e) in w.iter().enumerate() {
                 if e == 0.0 {
@@ -221,7 +241,14 @@ pub fn attention(
         out
     };
     let heads: Vec<Vec<f32>> = if n_q * n_kv * p.n_head * (hd + vd) >= PAR_MACS {
-        (0..p.n_head).into_par_iter().map(head).collect()
+        let slots: Vec<Mutex<Vec<f32>>> = (0..p.n_head).map(|_| Mutex::new(Vec::new())).collect();
+        super::pool::par_for(p.n_head, &|h| {
+            let r = head(h);
+            if let Ok(mut s) = slots[h].lock() {
+                *s = r;
+            }
+        });
+        slots.into_iter().map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner())).collect()
     } else {
         (0..p.n_head).map(head).collect()
     };

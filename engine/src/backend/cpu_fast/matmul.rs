@@ -2,13 +2,15 @@
 //! (Q8_0/Q8_1 for the 32-element types, Q8_K for the k-quants, F16/BF16 for half weights), then
 //! every output is a block dot product ([`super::dot`] scalar reference, [`super::simd`] AVX2).
 //!
-//! Threading: rayon over blocks of weight rows. A task owns `rows_per_task` consecutive weight
+//! Threading: the team of `pool.rs` over blocks of weight rows. A task owns `rows_per_task` consecutive weight
 //! rows and computes them for every input row (a group of 4 weight rows stays in L1 while the
 //! input rows stream past), so the result does not depend on the thread count. For batch-1
 //! decode the matmul is memory-bound: tasks are large (a few per thread) to keep the scheduling
 //! overhead small.
 
-use rayon::prelude::*;
+use std::sync::Mutex;
+
+use super::pool::{par_for, threads};
 
 use super::act::{quantize_q8_fast, quantize_q8k_fast, Q8Block, Q8KBlock, QK8, QK_K};
 use super::dot;
@@ -60,7 +62,12 @@ pub fn quantize_acts(kind: ActKind, x: &[f32], k: usize) -> Acts {
             let nb = k / QK8;
             let mut out = vec![Q8Block::default(); n * nb];
             if par {
-                out.par_chunks_mut(nb).zip(x.par_chunks(k)).for_each(|(o, x)| quantize_q8_fast(x, o));
+                let rows: Vec<Mutex<&mut [Q8Block]>> = out.chunks_mut(nb).map(Mutex::new).collect();
+                par_for(n, &|i| {
+                    if let Ok(mut o) = rows[i].lock() {
+                        quantize_q8_fast(&x[i * k..(i + 1) * k], &mut o);
+                    }
+                });
             } else {
                 quantize_q8_fast(x, &mut out);
             }
@@ -70,7 +77,12 @@ pub fn quantize_acts(kind: ActKind, x: &[f32], k: usize) -> Acts {
             let nb = k / QK_K;
             let mut out = vec![Q8KBlock::default(); n * nb];
             if par {
-                out.par_chunks_mut(nb).zip(x.par_chunks(k)).for_each(|(o, x)| quantize_q8k_fast(x, o));
+                let rows: Vec<Mutex<&mut [Q8KBlock]>> = out.chunks_mut(nb).map(Mutex::new).collect();
+                par_for(n, &|i| {
+                    if let Ok(mut o) = rows[i].lock() {
+                        quantize_q8k_fast(&x[i * k..(i + 1) * k], &mut o);
+                    }
+                });
             } else {
                 quantize_q8k_fast(x, &mut out);
             }
@@ -232,12 +244,13 @@ pub struct QMatrix<'a> {
     pub data: &'a [u8],
 }
 
-/// Weight rows per task: at least `MIN_TASK_MACS` multiply-adds, about 4 tasks per thread.
+/// Weight rows per task: at least `MIN_TASK_MACS` multiply-adds, one task per thread.
 const MIN_TASK_MACS: usize = 1 << 17;
 
 fn rows_per_task(m: usize, k: usize, n: usize) -> usize {
-    let threads = rayon::current_num_threads().max(1);
-    let by_threads = m.div_ceil(4 * threads);
+    // One contiguous block of rows per thread streams best (hardware prefetch); the atomic
+    // hand-out still balances when a thread starts late.
+    let by_threads = m.div_ceil(threads());
     let by_work = MIN_TASK_MACS.div_ceil((k * n).max(1));
     by_threads.max(by_work).next_multiple_of(4).max(4)
 }
@@ -252,7 +265,10 @@ pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, n: usize) -> Vec<f32> {
         return out_t;
     }
     let rpt = rows_per_task(m, k, n);
-    out_t.par_chunks_mut(rpt * n).enumerate().for_each(|(ci, o)| {
+    let chunks: Vec<Mutex<&mut [f32]>> = out_t.chunks_mut(rpt * n).map(Mutex::new).collect();
+    par_for(chunks.len(), &|ci| {
+        let Ok(mut o) = chunks[ci].lock() else { return };
+        let o: &mut [f32] = &mut o;
         let r0 = ci * rpt;
         let nr = o.len() / n;
         let mut tmp = [0f32; 4];
@@ -289,6 +305,7 @@ pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, n: usize) -> Vec<f32> {
             g += cnt;
         }
     });
+    drop(chunks);
     transpose(out_t, m, n)
 }
 
@@ -299,7 +316,9 @@ pub fn matmul_f32(wd: &[f32], k: usize, m: usize, x: &[f32], n: usize) -> Vec<f3
         return out_t;
     }
     let rpt = rows_per_task(m, k, n);
-    out_t.par_chunks_mut(rpt * n).enumerate().for_each(|(ci, o)| {
+    let chunks: Vec<Mutex<&mut [f32]>> = out_t.chunks_mut(rpt * n).map(Mutex::new).collect();
+    par_for(chunks.len(), &|ci| {
+        let Ok(mut o) = chunks[ci].lock() else { return };
         let r0 = ci * rpt;
         for (i, orow) in o.chunks_mut(n).enumerate() {
             let wr = &wd[(r0 + i) * k..(r0 + i + 1) * k];
@@ -308,6 +327,7 @@ pub fn matmul_f32(wd: &[f32], k: usize, m: usize, x: &[f32], n: usize) -> Vec<f3
             }
         }
     });
+    drop(chunks);
     transpose(out_t, m, n)
 }
 

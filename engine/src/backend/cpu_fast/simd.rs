@@ -39,6 +39,14 @@ pub fn has_avxvnni() -> bool {
     features().1
 }
 
+/// Software prefetch distance of the row kernels, bytes ahead of each row (`ORCD_PREFETCH`,
+/// default 512; 0 = off). Measured on SmolLM2 decode, one thread: ~20% less time in the
+/// Q4_1 / Q8_0 matmuls with 256–512 than without.
+pub fn prefetch_distance() -> usize {
+    static P: OnceLock<usize> = OnceLock::new();
+    *P.get_or_init(|| std::env::var("ORCD_PREFETCH").ok().and_then(|v| v.parse().ok()).unwrap_or(512))
+}
+
 /// The kernels, generated once per instruction set: `$feat` is the target-feature list and
 /// `$us8` defines `us8(ax, sy)`: Σ of 4 adjacent u8 × i8 products into each i32 lane.
 #[cfg(target_arch = "x86_64")]
@@ -49,6 +57,7 @@ macro_rules! kernels {
             use std::arch::x86_64::*;
 
             use crate::backend::cpu_fast::act::{Q8Block, Q8KBlock};
+
 
             $us8
 
@@ -114,12 +123,17 @@ macro_rules! kernels {
                 mul: impl Fn(__m256i, __m256i) -> __m256i,
             ) -> [f32; R] {
                 let mut acc = [_mm256_setzero_ps(); R];
+                let pf = super::prefetch_distance();
                 for (ib, y) in a.iter().enumerate() {
                     // SAFETY: `y.qs` has 32 bytes.
                     let qy = unsafe { load(y.qs.as_ptr() as *const u8) };
                     for r in 0..R {
                         // SAFETY: row r holds a.len() blocks of TS bytes.
                         let b = unsafe { w[r].as_ptr().add(ib * TS) };
+                        if pf > 0 {
+                            // A hint only: prefetching past the end of the row is harmless.
+                            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf) as *const i8);
+                        }
                         let d = _mm256_set1_ps(unsafe { f16(b) } * y.d);
                         let q = _mm256_cvtepi32_ps(mul(qx(b), qy));
                         acc[r] = _mm256_fmadd_ps(d, q, acc[r]);
@@ -138,12 +152,17 @@ macro_rules! kernels {
             ) -> [f32; R] {
                 let mut acc = [_mm256_setzero_ps(); R];
                 let mut summs = [0f32; R];
+                let pf = super::prefetch_distance();
                 for (ib, y) in a.iter().enumerate() {
                     // SAFETY: `y.qs` has 32 bytes.
                     let qy = unsafe { load(y.qs.as_ptr() as *const u8) };
                     for r in 0..R {
                         // SAFETY: row r holds a.len() blocks of TS bytes.
                         let b = unsafe { w[r].as_ptr().add(ib * TS) };
+                        if pf > 0 {
+                            // A hint only: prefetching past the end of the row is harmless.
+                            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf) as *const i8);
+                        }
                         summs[r] += unsafe { f16(b.add(2)) } * y.s;
                         let d = _mm256_set1_ps(unsafe { f16(b) } * y.d);
                         let q = _mm256_cvtepi32_ps(us8(qx(b), qy));

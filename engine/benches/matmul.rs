@@ -1,0 +1,108 @@
+//! The fast backend's matmul kernels (`engine/src/backend/cpu_fast`), one weight type at a time.
+//!
+//! - `dot/<type>`: one thread, the SIMD kernel over a 1536 × 576 weight (SmolLM2's ffn_up shape,
+//!   k-quants 1536 × 512... see `K_KQ`), one activation row — decode's inner loop; reported per
+//!   weight byte streamed (criterion throughput).
+//! - `matvec/<type>`: `CpuFast::matmul` of one row through the thread team (all threads), 4096 ×
+//!   1024 weights — a decode matmul, including activation quantization and scheduling.
+//! - `matmul128/<type>`: the same with 128 rows (prefill).
+//!
+//! Run: `cargo bench -p orcd-engine --bench matmul` (add `-- --quick`, or a filter like `q4_1`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use orcd_engine::backend::cpu_fast::act::{quantize_q8, quantize_q8k, Q8Block, Q8KBlock};
+use orcd_engine::backend::cpu_fast::matmul::{dot_rows_q8, dot_rows_q8k, Isa};
+use orcd_engine::backend::cpu_fast::{CpuFast, FastWeight};
+use orcd_engine::gguf::GgmlType;
+use orcd_engine::ops::Ops;
+
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+/// Random blocks with small positive f16 scales.
+fn weights(ty: GgmlType, rows: usize, k: usize) -> Vec<u8> {
+    let ts = ty.type_size();
+    let mut b = bytes(rows * k / ty.block_size() * ts, 1);
+    let scales: &[usize] = match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q6_K => &[208],
+        _ => &[],
+    };
+    for blk in b.chunks_exact_mut(ts) {
+        for &at in scales {
+            blk[at..at + 2].copy_from_slice(&half::f16::from_f32(0.01).to_bits().to_le_bytes());
+        }
+    }
+    b
+}
+
+fn signal(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 3) as f32)).collect()
+}
+
+const LEGACY: [GgmlType; 5] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0];
+const KQ: [GgmlType; 3] = [GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
+
+fn dot(c: &mut Criterion) {
+    let isa = Isa::detect();
+    let mut g = c.benchmark_group("dot");
+    let (m, k) = (1536, 512);
+    for ty in LEGACY.into_iter().chain(KQ) {
+        let w = weights(ty, m, k);
+        let rb = w.len() / m;
+        let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
+        let mut out = vec![0f32; m];
+        g.throughput(Throughput::Bytes(w.len() as u64));
+        if KQ.contains(&ty) {
+            let mut a = vec![Q8KBlock::default(); k / 256];
+            quantize_q8k(&signal(k), &mut a);
+            g.bench_function(format!("{ty}"), |b| {
+                b.iter(|| dot_rows_q8k(isa, ty, black_box(&rows), &a, &mut out, false))
+            });
+        } else {
+            let mut a = vec![Q8Block::default(); k / 32];
+            quantize_q8(&signal(k), &mut a);
+            g.bench_function(format!("{ty}"), |b| b.iter(|| dot_rows_q8(isa, ty, black_box(&rows), &a, &mut out)));
+        }
+    }
+    g.finish();
+}
+
+fn fast_weight(ty: GgmlType, m: usize, k: usize) -> FastWeight {
+    FastWeight::from_raw("w", ty, k, m, weights(ty, m, k)).unwrap()
+}
+
+fn matmul(c: &mut Criterion) {
+    let be = CpuFast;
+    let (m, k) = (4096, 1024);
+    for n in [1usize, 128] {
+        let mut g = c.benchmark_group(if n == 1 { "matvec" } else { "matmul128" });
+        if n > 1 {
+            g.sample_size(10);
+        }
+        let x = be.tensor_from_host(n, k, signal(n * k)).unwrap();
+        for ty in LEGACY.into_iter().chain(KQ) {
+            let w = fast_weight(ty, m, k);
+            g.throughput(Throughput::Bytes(w.bytes() as u64));
+            g.bench_function(format!("{ty}"), |b| b.iter(|| be.matmul(black_box(&x), &w).unwrap()));
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, dot, matmul);
+criterion_main!(benches);
