@@ -5,7 +5,7 @@
 //! layers with `rope.freq_base`; optional final logit soft-capping.
 
 use super::{tap, Model};
-use crate::ops::{Act, AttnParams, Ops, RopeParams, TapSink};
+use crate::ops::{Act, Ops, TapSink};
 use crate::Result;
 
 pub(crate) fn forward<B: Ops>(
@@ -22,12 +22,7 @@ pub(crate) fn forward<B: Ops>(
     tap(&m.backend, taps, "token_embd", &x);
     for il in 0..hp.n_layer {
         let swa = hp.swa_layers.get(il).copied().unwrap_or(false);
-        let rope = RopeParams {
-            style: hp.arch.rope_style(),
-            n_rot: hp.n_rot,
-            freq_base: if swa { hp.rope_base_swa } else { hp.rope_base },
-            freq_scale: 1.0,
-        };
+        let rope = hp.rope_params(if swa { hp.rope_base_swa } else { hp.rope_base });
         let (q, k, v) = {
             let (b, l) = (&m.backend, &m.w.layers[il]);
             let cur = b.mul_row(&b.rms_norm(&x, hp.rms_eps), &l.attn_norm)?;
@@ -51,15 +46,7 @@ pub(crate) fn forward<B: Ops>(
         m.kv_append(il, &k, &v)?;
         let (kc, vc) = m.kv_get(il)?;
         let (b, l) = (&m.backend, &m.w.layers[il]);
-        let attn = AttnParams {
-            n_head: hp.n_head,
-            n_head_kv: hp.n_head_kv,
-            head_dim: hp.head_dim,
-            v_head_dim: hp.v_head_dim,
-            scale: 1.0 / (hp.head_dim as f32).sqrt(),
-            window: if swa { hp.sliding_window } else { None },
-            softcap: hp.attn_softcap,
-        };
+        let attn = hp.attn_params(if swa { hp.sliding_window } else { None });
         let a = b.matmul(&b.attention(&q, kc, vc, pos, kv_pos, &attn)?, &l.wo)?;
         let a = match &l.post_attn_norm {
             Some(w) => b.mul_row(&b.rms_norm(&a, hp.rms_eps), w)?,

@@ -3,7 +3,7 @@
 //! (tanh) MLP without a gate, final LayerNorm with bias.
 
 use super::{tap, Model};
-use crate::ops::{Act, AttnParams, Ops, TapSink};
+use crate::ops::{Act, Ops, TapSink};
 use crate::Result;
 
 fn layer_norm<B: Ops>(b: &B, x: &B::Tensor, w: &B::Weight, bias: &Option<B::Weight>, eps: f32) -> Result<B::Tensor> {
@@ -29,15 +29,7 @@ pub(crate) fn forward<B: Ops>(
     taps: &mut dyn TapSink,
 ) -> Result<Vec<f32>> {
     let hp = m.hp.clone();
-    let attn = AttnParams {
-        n_head: hp.n_head,
-        n_head_kv: hp.n_head_kv,
-        head_dim: hp.head_dim,
-        v_head_dim: hp.v_head_dim,
-        scale: 1.0 / (hp.head_dim as f32).sqrt(),
-        window: None,
-        softcap: None,
-    };
+    let attn = hp.attn_params(None);
     let (qw, kw, vw) = (hp.n_head * hp.head_dim, hp.n_head_kv * hp.head_dim, hp.n_head_kv * hp.v_head_dim);
     let mut x = {
         let b = &m.backend;

@@ -1,7 +1,7 @@
 //! Hyper-parameters from GGUF metadata (`<arch>.*` keys, llama.cpp's names and defaults).
 
 use crate::gguf::GgufFile;
-use crate::ops::RopeStyle;
+use crate::ops::{AttnParams, RopeParams, RopeStyle};
 use crate::{Error, Result};
 
 use super::Layer;
@@ -100,6 +100,26 @@ pub struct HParams {
 }
 
 impl HParams {
+    /// Attention parameters shared by every architecture: scale 1/√head_dim (gemma3's
+    /// `query_pre_attn_scalar` equals head_dim in the supported sizes), the attention soft-cap if
+    /// the file has one, and the given sliding window.
+    pub fn attn_params(&self, window: Option<usize>) -> AttnParams {
+        AttnParams {
+            n_head: self.n_head,
+            n_head_kv: self.n_head_kv,
+            head_dim: self.head_dim,
+            v_head_dim: self.v_head_dim,
+            scale: 1.0 / (self.head_dim as f32).sqrt(),
+            window,
+            softcap: self.attn_softcap,
+        }
+    }
+
+    /// RoPE with this architecture's pairing and rotated dims, at `freq_base`.
+    pub fn rope_params(&self, freq_base: f32) -> RopeParams {
+        RopeParams { style: self.arch.rope_style(), n_rot: self.n_rot, freq_base, freq_scale: 1.0 }
+    }
+
     pub fn from_gguf(f: &GgufFile) -> Result<Self> {
         let arch_name = f.get_str("general.architecture")?;
         let arch = Arch::from_name(arch_name).ok_or_else(|| {

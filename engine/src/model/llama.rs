@@ -3,7 +3,7 @@
 //! optional q/k/v biases, output tied to the embeddings when `output.weight` is absent.
 
 use super::{tap, Model};
-use crate::ops::{Act, AttnParams, Ops, RopeParams, TapSink};
+use crate::ops::{Act, Ops, TapSink};
 use crate::Result;
 
 pub(crate) fn forward<B: Ops>(
@@ -14,16 +14,8 @@ pub(crate) fn forward<B: Ops>(
     taps: &mut dyn TapSink,
 ) -> Result<Vec<f32>> {
     let hp = m.hp.clone();
-    let rope = RopeParams { style: hp.arch.rope_style(), n_rot: hp.n_rot, freq_base: hp.rope_base, freq_scale: 1.0 };
-    let attn = AttnParams {
-        n_head: hp.n_head,
-        n_head_kv: hp.n_head_kv,
-        head_dim: hp.head_dim,
-        v_head_dim: hp.v_head_dim,
-        scale: 1.0 / (hp.head_dim as f32).sqrt(),
-        window: None,
-        softcap: None,
-    };
+    let rope = hp.rope_params(hp.rope_base);
+    let attn = hp.attn_params(None);
     let mut x = m.backend.get_rows(&m.w.tok_embd, tokens)?;
     tap(&m.backend, taps, "token_embd", &x);
     for il in 0..hp.n_layer {
