@@ -22,6 +22,7 @@ pub mod act;
 pub mod attn;
 pub mod dot;
 pub mod matmul;
+pub mod panel;
 pub mod pool;
 pub mod simd;
 
@@ -82,16 +83,43 @@ pub struct FastWeight {
     rows: usize,
     raw: Vec<u8>,
     f32: Vec<f32>,
+    /// The quantized rows repacked for the SIMD kernels (then `raw` is empty).
+    panels: Option<panel::Panels>,
 }
 
 impl FastWeight {
     fn row_bytes(&self) -> usize {
-        self.raw.len().checked_div(self.rows).unwrap_or(0)
+        self.ty.row_bytes(self.ne0 as u64).map_or(0, |b| b as usize)
+    }
+
+    /// Repack for the SIMD kernels where that applies (AVX2 present, a 32-element type).
+    fn with_panels(mut self) -> Self {
+        if self.ty != GgmlType::F32 && panel::supported(self.ty) && simd::has_avx2() {
+            let nb = self.ne0 / self.ty.block_size();
+            if let Some(p) = panel::Panels::new(self.ty, &self.raw, nb, self.rows, simd::has_avxvnni()) {
+                self.panels = Some(p);
+                self.raw = Vec::new();
+            }
+        }
+        self
+    }
+
+    /// Row `r`'s bytes in the GGUF layout.
+    fn row(&self, r: usize) -> std::borrow::Cow<'_, [u8]> {
+        let rb = self.row_bytes();
+        match &self.panels {
+            Some(p) => {
+                let mut v = vec![0u8; rb];
+                p.row(r, &mut v);
+                std::borrow::Cow::Owned(v)
+            }
+            None => std::borrow::Cow::Borrowed(&self.raw[r * rb..(r + 1) * rb]),
+        }
     }
 
     /// Bytes this weight occupies in memory.
     pub fn bytes(&self) -> usize {
-        self.raw.len() + 4 * self.f32.len()
+        self.raw.len() + 4 * self.f32.len() + self.panels.as_ref().map_or(0, |p| p.data.len() + p.tail.len())
     }
 
     /// A weight of `m` rows of `k` elements from raw GGUF block bytes (benches, tests).
@@ -100,7 +128,17 @@ impl FastWeight {
         if need != Some(raw.len()) || matmul::act_kind(ty).is_none() || ty == GgmlType::F32 {
             return Err(Error::Invalid(format!("{name}: {} bytes for {m} rows of {k} {ty}", raw.len())));
         }
-        Ok(FastWeight { name: name.into(), dims: vec![k as u64, m as u64], ty, ne0: k, rows: m, raw, f32: vec![] })
+        let w = FastWeight {
+            name: name.into(),
+            dims: vec![k as u64, m as u64],
+            ty,
+            ne0: k,
+            rows: m,
+            raw,
+            f32: vec![],
+            panels: None,
+        };
+        Ok(w.with_panels())
     }
 }
 
@@ -183,7 +221,7 @@ impl Ops for CpuFast {
             && ne0 % t.ty.block_size() == 0;
         if keep_raw {
             let raw = f.tensor_data(t).to_vec();
-            return Ok(FastWeight {
+            let w = FastWeight {
                 name: t.name.clone(),
                 dims: t.dims.clone(),
                 ty: t.ty,
@@ -191,7 +229,9 @@ impl Ops for CpuFast {
                 rows,
                 raw,
                 f32: vec![],
-            });
+                panels: None,
+            };
+            return Ok(w.with_panels());
         }
         let mut data = f.tensor_f32(&t.name)?;
         if transpose_fault {
@@ -206,6 +246,7 @@ impl Ops for CpuFast {
             rows,
             raw: vec![],
             f32: data,
+            panels: None,
         })
     }
 
@@ -250,8 +291,7 @@ impl Ops for CpuFast {
             if w.ty == GgmlType::F32 {
                 out.copy_from_slice(&w.f32[id * cols..(id + 1) * cols]);
             } else {
-                let rb = w.row_bytes();
-                crate::quant::dequantize(w.ty, &w.raw[id * rb..(id + 1) * rb], out)?;
+                crate::quant::dequantize(w.ty, &w.row(id), out)?;
             }
         }
         Ok(FastTensor::new(ids.len(), cols, data))
@@ -333,7 +373,7 @@ impl Ops for CpuFast {
         } else {
             let kind = act_kind(w.ty).unwrap_or(ActKind::F32);
             let acts = quantize_acts(kind, &xs, k);
-            let qm = QMatrix { ty: w.ty, k, m, row_bytes: w.row_bytes(), data: &w.raw };
+            let qm = QMatrix { ty: w.ty, k, m, row_bytes: w.row_bytes(), data: &w.raw, panels: w.panels.as_ref() };
             matmul::matmul_q(isa(), &qm, &acts, n)
         };
         Ok(FastTensor::new(n, m, data))

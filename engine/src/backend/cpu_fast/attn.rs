@@ -161,6 +161,38 @@ fn softmax(w: &mut [f32]) {
     }
 }
 
+/// `out[d]` = the lane tree of `lanes` (`[lane][d]`, all `n_lanes` lanes; unused ones zero):
+/// for a batch the 16 lanes reduced as `reduce16`; for one row the 64 lanes first folded as
+/// `ggml_vec_dot_f16`'s 4 accumulators (`(0+2) + (1+3)`). Element-wise over `d` (vectorizes).
+fn reduce_lanes(lanes: &[f32], vd: usize, batch: bool, red: &mut [f32], out: &mut [f32]) {
+    let l = |i: usize| &lanes[i * vd..(i + 1) * vd];
+    for (i, x) in red.chunks_exact_mut(vd).enumerate().take(16) {
+        if batch {
+            x.copy_from_slice(l(i));
+        } else {
+            let (s0, s1, s2, s3) = (l(i), l(16 + i), l(32 + i), l(48 + i));
+            for d in 0..vd {
+                x[d] = (s0[d] + s2[d]) + (s1[d] + s3[d]);
+            }
+        }
+    }
+    // 16 -> 8 -> 4 lanes, then (0 + 2) + (1 + 3).
+    for step in [8usize, 4] {
+        for i in 0..step {
+            let (lo, hi) = red.split_at_mut((i + step) * vd);
+            let (a, b) = (&mut lo[i * vd..(i + 1) * vd], &hi[..vd]);
+            for (x, &y) in a.iter_mut().zip(b) {
+                *x += y; // y + x: addition commutes exactly
+            }
+        }
+    }
+    let r = |i: usize| &red[i * vd..(i + 1) * vd];
+    let (h0, h1, h2, h3) = (r(0), r(1), r(2), r(3));
+    for (d, o) in out.iter_mut().enumerate() {
+        *o = (h0[d] + h2[d]) + (h1[d] + h3[d]);
+    }
+}
+
 /// Total multiply-adds above which heads run in parallel.
 const PAR_MACS: usize = 1 << 16;
 
@@ -191,7 +223,10 @@ pub fn attention(
         let mut out = vec![0f32; n_q * vd];
         let mut w = vec![0f32; n_kv];
         let mut qh = vec![0f32; hd];
-        let mut lanes = vec![0f32; n_lanes.min(n_kv.next_multiple_of(16)) * vd];
+        // Lanes at or past n_kv are never written: they stay zero.
+        let mut lanes = vec![0f32; n_lanes * vd];
+        let used = n_lanes.min(n_kv);
+        let mut red = vec![0f32; 16 * vd];
         for i in 0..n_q {
             for (d, x) in qh.iter_mut().enumerate() {
                 *x = f16_to_f32(f32_to_f16(q[i * q_cols + h * hd + d]));
@@ -212,7 +247,7 @@ pub fn attention(
                 };
             }
             with_fma(|| softmax(&mut w));
-            lanes.iter_mut().for_each(|x| *x = 0.0);
+            lanes[..used * vd].iter_mut().for_each(|x| *x = 0.0);
             for (j, &e) in w.iter().enumerate() {
                 if e == 0.0 {
                     continue;
@@ -227,16 +262,7 @@ pub fn attention(
                 );
             }
             let o = &mut out[i * vd..(i + 1) * vd];
-            let used = lanes.len() / vd.max(1);
-            let lane = |l: usize, d: usize| if l < used { lanes[l * vd + d] } else { 0.0 };
-            for (d, od) in o.iter_mut().enumerate() {
-                let x: [f32; 16] = if batch {
-                    std::array::from_fn(|l| lane(l, d))
-                } else {
-                    std::array::from_fn(|l| (lane(l, d) + lane(32 + l, d)) + (lane(16 + l, d) + lane(48 + l, d)))
-                };
-                *od = reduce16(&x);
-            }
+            reduce_lanes(&lanes, vd, batch, &mut red, o);
         }
         out
     };

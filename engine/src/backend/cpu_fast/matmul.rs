@@ -14,6 +14,7 @@ use super::pool::{par_for, threads};
 
 use super::act::{quantize_q8_fast, quantize_q8k_fast, Q8Block, Q8KBlock, QK8, QK_K};
 use super::dot;
+use super::panel::{Panels, PR};
 use crate::gguf::GgmlType;
 use crate::quant::{f32_to_bf16, f32_to_f16};
 
@@ -234,7 +235,8 @@ pub fn dot_rows_q8k(isa: Isa, ty: GgmlType, rows: &[&[u8]], a: &[Q8KBlock], out:
     }
 }
 
-/// A weight matrix in its GGUF type: `m` rows of `k` elements, `row_bytes` bytes each.
+/// A weight matrix in its GGUF type: `m` rows of `k` elements, `row_bytes` bytes each, in the
+/// GGUF layout (`data`) or repacked (`panels`).
 #[derive(Debug, Clone, Copy)]
 pub struct QMatrix<'a> {
     pub ty: GgmlType,
@@ -242,6 +244,33 @@ pub struct QMatrix<'a> {
     pub m: usize,
     pub row_bytes: usize,
     pub data: &'a [u8],
+    pub panels: Option<&'a Panels>,
+}
+
+/// The 4 outputs of panel `p` for one activation row.
+fn panel_dot(isa: Isa, pn: &Panels, p: usize, a: &[Q8Block], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bytes = pn.panel(p);
+        // SAFETY: the CPU has the module's features (Isa::detect); the panel holds a.len()
+        // blocks of its type (checked when the weight was loaded).
+        let v = match isa {
+            Isa::Vnni => Some(unsafe { super::simd::vnni::panel4(pn.ty, pn.biased, bytes.as_ptr(), a) }),
+            Isa::Avx2 if !pn.biased => Some(unsafe { super::simd::avx2::panel4(pn.ty, false, bytes.as_ptr(), a) }),
+            _ => None,
+        };
+        if let Some(v) = v {
+            out[..PR].copy_from_slice(&v);
+            return;
+        }
+    }
+    // Other ISAs: back to the GGUF layout, row by row.
+    let rb = pn.nb * pn.ty.type_size();
+    let mut row = vec![0u8; rb];
+    for (i, o) in out.iter_mut().enumerate().take(PR) {
+        pn.row(p * PR + i, &mut row);
+        dot_rows_q8(isa, pn.ty, &[&row], a, std::slice::from_mut(o));
+    }
 }
 
 /// Weight rows per task: at least `MIN_TASK_MACS` multiply-adds, one task per thread.
@@ -273,6 +302,30 @@ pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, n: usize) -> Vec<f32> {
         let nr = o.len() / n;
         let mut tmp = [0f32; 4];
         let mut g = 0;
+        if let (Some(pn), Acts::Q8(a)) = (w.panels, acts) {
+            let nb = k / QK8;
+            while g < nr {
+                let r = r0 + g;
+                let p = r / PR;
+                if p < pn.n_panels {
+                    for t in 0..n {
+                        panel_dot(isa, pn, p, &a[t * nb..(t + 1) * nb], &mut tmp);
+                        for i in 0..PR {
+                            o[(g + i) * n + t] = tmp[i];
+                        }
+                    }
+                    g += PR;
+                } else {
+                    let row = pn.tail_row(r - pn.n_panels * PR);
+                    for t in 0..n {
+                        dot_rows_q8(isa, w.ty, &[row], &a[t * nb..(t + 1) * nb], &mut tmp[..1]);
+                        o[g * n + t] = tmp[0];
+                    }
+                    g += 1;
+                }
+            }
+            return;
+        }
         while g < nr {
             let cnt = (nr - g).min(4);
             let rows: [&[u8]; 4] = std::array::from_fn(|i| {

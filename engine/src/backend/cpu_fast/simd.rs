@@ -209,6 +209,116 @@ macro_rules! kernels {
                 unsafe { legacy_min::<R, 24>(w, a, qx) }
             }
 
+            /// One panel (4 rows of `a.len()` blocks, layout of `panel.rs`) against one
+            /// activation row. `KIND`: 0 Q4_0, 1 Q4_1, 2 Q5_0, 3 Q5_1, 4 Q8_0 stored + 128
+            /// (needs `vpdpbusd`: u8 up to 255), 5 Q8_0 as is (sign trick). The integer lanes are
+            /// the row kernels' (unsigned codes minus `off · Σy` per lane = ggml's signed sums).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn panel<const PBS: usize, const KIND: u8>(p: *const u8, a: &[Q8Block]) -> [f32; 4] {
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let mut summs = _mm_setzero_ps();
+                let m4 = _mm256_set1_epi8(0x0f);
+                let ones = _mm256_set1_epi8(1);
+                let off: i32 = match KIND {
+                    0 => 8,
+                    2 => 16,
+                    4 => 128,
+                    _ => 0,
+                };
+                let (m_at, h_at, q_at) = match KIND {
+                    0 => (0, 0, 8),
+                    1 => (8, 0, 16),
+                    2 => (0, 8, 24),
+                    3 => (8, 16, 32),
+                    _ => (0, 0, 8),
+                };
+                let idx: [__m256i; 4] = std::array::from_fn(|r| _mm256_set1_epi32(r as i32));
+                let pf = super::prefetch_distance();
+                for (ib, y) in a.iter().enumerate() {
+                    // SAFETY: the panel holds a.len() blocks of PBS bytes; y.qs has 32 bytes.
+                    unsafe {
+                        let b = p.add(ib * PBS);
+                        if pf > 0 {
+                            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf) as *const i8);
+                            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf + 64) as *const i8);
+                        }
+                        let qy = load(y.qs.as_ptr() as *const u8);
+                        let corr = if off != 0 {
+                            _mm256_sll_epi32(us8(ones, qy), _mm_cvtsi32_si128(off.trailing_zeros() as i32))
+                        } else {
+                            _mm256_setzero_si256()
+                        };
+                        let ds = _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64(b as *const __m128i)), _mm_set1_ps(y.d));
+                        if KIND == 1 || KIND == 3 {
+                            let mv = _mm_cvtph_ps(_mm_loadl_epi64(b.add(m_at) as *const __m128i));
+                            summs = _mm_add_ps(summs, _mm_mul_ps(mv, _mm_set1_ps(y.s)));
+                        }
+                        let codes: [__m256i; 4] = if KIND >= 4 {
+                            std::array::from_fn(|r| load(b.add(q_at + 32 * r)))
+                        } else {
+                            let v01 = load(b.add(q_at));
+                            let v23 = load(b.add(q_at + 32));
+                            let mut c = [
+                                _mm256_and_si256(v01, m4),
+                                _mm256_and_si256(_mm256_srli_epi16(v01, 4), m4),
+                                _mm256_and_si256(v23, m4),
+                                _mm256_and_si256(_mm256_srli_epi16(v23, 4), m4),
+                            ];
+                            if KIND == 2 || KIND == 3 {
+                                for (r, cr) in c.iter_mut().enumerate() {
+                                    let h = _mm256_and_si256(bits(b.add(h_at + 4 * r)), _mm256_set1_epi8(0x10));
+                                    *cr = _mm256_or_si256(*cr, h);
+                                }
+                            }
+                            c
+                        };
+                        let dsv = _mm256_castps128_ps256(ds);
+                        for r in 0..4 {
+                            let lanes = if KIND == 5 {
+                                i8s(codes[r], qy)
+                            } else {
+                                _mm256_sub_epi32(us8(codes[r], qy), corr)
+                            };
+                            let scale = _mm256_permutevar8x32_ps(dsv, idx[r]);
+                            acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc[r]);
+                        }
+                    }
+                }
+                let mut sm = [0f32; 4];
+                // SAFETY: 4 floats.
+                unsafe { _mm_storeu_ps(sm.as_mut_ptr(), summs) };
+                std::array::from_fn(|r| {
+                    let h = hsum_ps(acc[r]);
+                    if KIND == 1 || KIND == 3 {
+                        h + sm[r]
+                    } else {
+                        h
+                    }
+                })
+            }
+
+            /// The panel kernel for `ty` (see `panel.rs`); `biased`: Q8_0 stored + 128.
+            ///
+            /// # Safety
+            /// The CPU has this module's features; `p` points at a whole panel of `a.len()`
+            /// blocks of `ty`.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn panel4(ty: crate::gguf::GgmlType, biased: bool, p: *const u8, a: &[Q8Block]) -> [f32; 4] {
+                use crate::gguf::GgmlType as T;
+                // SAFETY: forwarded.
+                unsafe {
+                    match ty {
+                        T::Q4_0 => panel::<72, 0>(p, a),
+                        T::Q4_1 => panel::<80, 1>(p, a),
+                        T::Q5_0 => panel::<88, 2>(p, a),
+                        T::Q5_1 => panel::<96, 3>(p, a),
+                        _ if biased => panel::<136, 4>(p, a),
+                        _ => panel::<136, 5>(p, a),
+                    }
+                }
+            }
+
             /// Σ_{32 elements} (codes × q8) · scale, into i32 lanes (codes u8 ≤ 63: no saturation).
             #[inline]
             #[target_feature(enable = $feat)]

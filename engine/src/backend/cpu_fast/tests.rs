@@ -234,7 +234,7 @@ fn attention_simd_is_bit_identical() {
 }
 
 fn weight(ty: GgmlType, k: usize, m: usize, raw: Vec<u8>) -> FastWeight {
-    FastWeight { name: "w".into(), dims: vec![k as u64, m as u64], ty, ne0: k, rows: m, raw, f32: vec![] }
+    FastWeight { name: "w".into(), dims: vec![k as u64, m as u64], ty, ne0: k, rows: m, raw, f32: vec![], panels: None }
 }
 
 /// matmul of several rows: every output equals the single-row kernel's (no dependence on the
@@ -338,4 +338,38 @@ fn rope_pairing_normal_vs_neox() {
     let p = RopeParams { style: RopeStyle::Neox, ..p };
     let n = be.rope(&x, 1, 4, &[1], &p).map(|t| be.to_host(&t)).unwrap_or_default();
     assert!((n[2] - 1f32.sin()).abs() < 1e-6 && n[1] == 0.0);
+}
+
+/// Repacked panels: the rows come back unchanged, and the panel kernels give the row kernels'
+/// bits (both ISAs, signed and + 128 Q8_0 codes, tail rows, batches).
+#[test]
+fn panels_match_row_kernels() {
+    use super::panel::Panels;
+    for ty in LEGACY {
+        for (m, nb) in [(4usize, 1usize), (9, 3), (18, 18)] {
+            let raw = weight_rows(ty, m, nb, 5, None);
+            let rb = nb * ty.type_size();
+            for biased in [false, true] {
+                let Some(pn) = Panels::new(ty, &raw, nb, m, biased) else { panic!("{ty}") };
+                let mut row = vec![0u8; rb];
+                for r in 0..m {
+                    pn.row(r, &mut row);
+                    assert_eq!(row, &raw[r * rb..(r + 1) * rb], "{ty} row {r}");
+                }
+                for isa in isas() {
+                    if biased && isa != Isa::Vnni {
+                        continue;
+                    }
+                    let n = 3;
+                    let x = signal(n * nb * 32, 77);
+                    let acts = matmul::quantize_acts(matmul::ActKind::Q8, &x, nb * 32);
+                    let qm = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &[], panels: Some(&pn) };
+                    let got = matmul::matmul_q(isa, &qm, &acts, n);
+                    let qr = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &raw, panels: None };
+                    let want = matmul::matmul_q(isa, &qr, &acts, n);
+                    assert_eq!(got, want, "{isa:?} {ty} m {m} nb {nb} biased {biased}");
+                }
+            }
+        }
+    }
 }
