@@ -181,7 +181,7 @@ fn gelu(x: f32, table: &[u16]) -> f32 {
 
 /// ggml's `ggml_vec_swiglu_f32` on one row (AVX-512 build): `ggml_v_silu` (with `ggml_v_expf`)
 /// on whole chunks of 16, the libm `expf` on the rest.
-fn swiglu_row(g: &[f32], u: &[f32], out: &mut [f32]) {
+pub fn swiglu_row_ref(g: &[f32], u: &[f32], out: &mut [f32]) {
     let whole = g.len() / 16 * 16;
     for (i, ((o, &x), &y)) in out.iter_mut().zip(g).zip(u).enumerate() {
         let e = if i < whole { attn::ggml_expf(0.0 - x) } else { (-x).exp() };
@@ -201,6 +201,70 @@ impl CpuFast {
         }
         Ok(())
     }
+}
+
+/// RoPE's rotation of one row (all heads) with the cached (cos, sin) pairs: ggml's
+/// `x0*cos - x1*sin`, `x0*sin + x1*cos` as GCC contracts them (checked bit for bit against
+/// llama.cpp's rope output).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rotate_body(
+    data: &mut [f32],
+    cache: &[(f32, f32)],
+    base: usize,
+    n_head: usize,
+    hd: usize,
+    half: usize,
+    style: RopeStyle,
+) {
+    for h in 0..n_head {
+        let base = base + h * hd;
+        for (i, &(cos, sin)) in cache.iter().enumerate() {
+            let (a, b) = match style {
+                RopeStyle::Normal => (base + 2 * i, base + 2 * i + 1),
+                RopeStyle::Neox => (base + i, base + i + half),
+            };
+            let (x0, x1) = (data[a], data[b]);
+            data[a] = x0.mul_add(cos, -(x1 * sin));
+            data[b] = x0.mul_add(sin, x1 * cos);
+        }
+    }
+}
+
+/// [`rotate_body`] compiled with FMA (one instruction per `mul_add`, same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+fn rotate_fma(
+    data: &mut [f32],
+    cache: &[(f32, f32)],
+    base: usize,
+    n_head: usize,
+    hd: usize,
+    half: usize,
+    style: RopeStyle,
+) {
+    rotate_body(data, cache, base, n_head, hd, half, style)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rotate(
+    simd: bool,
+    data: &mut [f32],
+    cache: &[(f32, f32)],
+    base: usize,
+    n_head: usize,
+    hd: usize,
+    half: usize,
+    style: RopeStyle,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: `simd` is only true when the CPU has AVX2, FMA and F16C.
+        return unsafe { rotate_fma(data, cache, base, n_head, hd, half, style) };
+    }
+    let _ = simd;
+    rotate_body(data, cache, base, n_head, hd, half, style)
 }
 
 impl Ops for CpuFast {
@@ -403,22 +467,7 @@ impl Ops for CpuFast {
                 *c = (t.cos(), t.sin());
                 theta *= theta_scale;
             }
-            attn::with_fma(|| {
-                for h in 0..n_head {
-                    let base = r * x.cols + h * head_dim;
-                    for (i, &(cos, sin)) in cache.iter().enumerate() {
-                        let (a, b) = match p.style {
-                            RopeStyle::Normal => (base + 2 * i, base + 2 * i + 1),
-                            RopeStyle::Neox => (base + i, base + i + half),
-                        };
-                        let (x0, x1) = (data[a], data[b]);
-                        // ggml's `x0*cos - x1*sin`, `x0*sin + x1*cos` as GCC contracts them
-                        // (checked bit for bit against llama.cpp's rope output).
-                        data[a] = x0.mul_add(cos, -(x1 * sin));
-                        data[b] = x0.mul_add(sin, x1 * cos);
-                    }
-                }
-            });
+            rotate(self.simd(), &mut data, &cache, r * x.cols, n_head, head_dim, half, p.style);
         }
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
@@ -463,11 +512,15 @@ impl Ops for CpuFast {
             Act::Silu => {
                 let mut out = vec![0f32; g.len()];
                 let cols = gate.cols.max(1);
-                attn::with_fma(|| {
-                    for ((o, g), u) in out.chunks_mut(cols).zip(g.chunks(cols)).zip(u.chunks(cols)) {
-                        swiglu_row(g, u, o);
+                for ((o, g), u) in out.chunks_mut(cols).zip(g.chunks(cols)).zip(u.chunks(cols)) {
+                    #[cfg(target_arch = "x86_64")]
+                    if self.simd() {
+                        // SAFETY: the CPU has AVX2, FMA and F16C (`simd`).
+                        unsafe { simd::half::swiglu_row(g, u, o) };
+                        continue;
                     }
-                });
+                    swiglu_row_ref(g, u, o);
+                }
                 out
             }
             Act::Gelu => {

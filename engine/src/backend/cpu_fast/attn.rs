@@ -122,29 +122,10 @@ fn axpy_f16(simd: bool, y: &mut [f32], a: f32, v: &[u16]) {
     axpy_f16_ref(y, a, v)
 }
 
-/// Run `f` compiled with FMA (and AVX2) when the CPU has them, so that `mul_add` is one
-/// instruction rather than a libm call; the results are the same either way.
-#[inline(always)]
-pub fn with_fma<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma,f16c")]
-        fn run<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if super::simd::has_avx2() {
-            // SAFETY: the CPU has the features `run` is compiled for.
-            return unsafe { run(f) };
-        }
-    }
-    f()
-}
-
 /// ggml's `ggml_vec_soft_max_f32` on `w` (masked entries `-inf`) in place; returns nothing, `w`
 /// becomes the probabilities. Chunks of 16 from index 0 (the cache cell index, as in llama.cpp's
 /// padded rows; a last partial chunk sums as if padded with zeros).
-#[inline(always)]
-fn softmax(w: &mut [f32]) {
+pub fn softmax_ref(w: &mut [f32]) {
     let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let mut sum = 0f64;
     for ch in w.chunks_mut(16) {
@@ -159,6 +140,16 @@ fn softmax(w: &mut [f32]) {
     for x in w.iter_mut() {
         *x *= inv;
     }
+}
+
+fn softmax(simd: bool, w: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: `simd` is only true when the CPU has AVX2, FMA and F16C.
+        return unsafe { super::simd::half::softmax(w) };
+    }
+    let _ = simd;
+    softmax_ref(w)
 }
 
 /// `out[d]` = the lane tree of `lanes` (`[lane][d]`, all `n_lanes` lanes; unused ones zero):
@@ -246,7 +237,7 @@ pub fn attention(
                     f32::NEG_INFINITY
                 };
             }
-            with_fma(|| softmax(&mut w));
+            softmax(simd, &mut w);
             lanes[..used * vd].iter_mut().for_each(|x| *x = 0.0);
             for (j, &e) in w.iter().enumerate() {
                 if e == 0.0 {

@@ -381,6 +381,13 @@ macro_rules! kernels {
                         // SAFETY: row r holds a.len() blocks of TS bytes; y.qs has 256 bytes.
                         unsafe {
                             let b = w[r].as_ptr().add(ib * TS);
+                            let pf = super::prefetch_distance();
+                            if pf > 0 {
+                                // A hint only: prefetching past the end of the row is harmless.
+                                for off in (0..TS).step_by(64) {
+                                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf + off) as *const i8);
+                                }
+                            }
                             let (sc, m) = k4_scales(b.add(4));
                             let mut sumi = _mm256_setzero_si256();
                             for j in 0..4 {
@@ -471,6 +478,13 @@ macro_rules! kernels {
                         // SAFETY: row r holds a.len() blocks of 210 bytes; y.qs has 256 bytes.
                         unsafe {
                             let b = w[r].as_ptr().add(ib * 210);
+                            let pf = super::prefetch_distance();
+                            if pf > 0 {
+                                // A hint only: prefetching past the end of the row is harmless.
+                                for off in (0..210).step_by(64) {
+                                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf + off) as *const i8);
+                                }
+                            }
                             let sc: [i8; 16] = (b.add(192) as *const [i8; 16]).read_unaligned();
                             let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(192) as *const __m128i));
                             let sub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, sc16), 5);
@@ -609,6 +623,130 @@ pub mod half {
         let lo = _mm256_add_ps(_mm256_add_ps(s[0], s[4]), _mm256_add_ps(s[2], s[6]));
         let hi = _mm256_add_ps(_mm256_add_ps(s[1], s[5]), _mm256_add_ps(s[3], s[7]));
         reduce16(lo, hi) as f64 as f32
+    }
+
+    /// `ggml_v_expf` on 8 values, bit-identical to [`super::super::attn::ggml_expf`]: the
+    /// polynomial in FMAs, `scalef` as a multiply by `2^n` where `2^n` is a normal float
+    /// (`-126 <= n <= 127`, one rounding as `scalef`); other lanes (|x| beyond ~87) through the
+    /// scalar function.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn expf8(x: __m256) -> __m256 {
+        let c = |b: u32| _mm256_set1_ps(f32::from_bits(b));
+        let r = c(0x4b40_0000);
+        let z = _mm256_fmadd_ps(x, c(0x3fb8_aa3b), r);
+        let n = _mm256_sub_ps(z, r);
+        let b = _mm256_fnmadd_ps(n, c(0x35bf_be8e), _mm256_fnmadd_ps(n, c(0x3f31_7200), x));
+        let u = _mm256_mul_ps(b, b);
+        let j = _mm256_fmadd_ps(
+            _mm256_fmadd_ps(
+                _mm256_fmadd_ps(c(0x3c07_2010), b, c(0x3d2b_9f17)),
+                u,
+                _mm256_fmadd_ps(c(0x3e2a_af33), b, c(0x3eff_fedb)),
+            ),
+            u,
+            _mm256_fmadd_ps(c(0x3f7f_fff6), b, _mm256_set1_ps(1.0)),
+        );
+        let ok = _mm256_and_ps(
+            _mm256_cmp_ps::<_CMP_GE_OQ>(n, _mm256_set1_ps(-126.0)),
+            _mm256_cmp_ps::<_CMP_LE_OQ>(n, _mm256_set1_ps(127.0)),
+        );
+        let ni = _mm256_cvtps_epi32(n);
+        let p2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(ni, _mm256_set1_epi32(127))));
+        let res = _mm256_mul_ps(j, p2);
+        if _mm256_movemask_ps(ok) == 0xff {
+            return res;
+        }
+        let (mut xs, mut rs) = ([0f32; 8], [0f32; 8]);
+        // SAFETY: 8 floats each.
+        unsafe {
+            _mm256_storeu_ps(xs.as_mut_ptr(), x);
+            _mm256_storeu_ps(rs.as_mut_ptr(), res);
+        }
+        let m = _mm256_movemask_ps(ok);
+        for l in 0..8 {
+            if m & (1 << l) == 0 {
+                rs[l] = super::super::attn::ggml_expf(xs[l]);
+            }
+        }
+        // SAFETY: 8 floats.
+        unsafe { _mm256_loadu_ps(rs.as_ptr()) }
+    }
+
+    /// `super::super::attn::softmax_ref` (bit-identical).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn softmax(w: &mut [f32]) {
+        let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let (maxv, ninf, zero) = (_mm256_set1_ps(max), _mm256_set1_ps(f32::NEG_INFINITY), _mm256_setzero_ps());
+        let mut sum = 0f64;
+        let mut tmp = [f32::NEG_INFINITY; 16];
+        for ch in w.chunks_mut(16) {
+            let full = ch.len() == 16;
+            let src: &mut [f32] = if full {
+                ch
+            } else {
+                tmp = [f32::NEG_INFINITY; 16];
+                tmp[..ch.len()].copy_from_slice(ch);
+                &mut tmp
+            };
+            let mut e = [zero; 2];
+            for (h, eh) in e.iter_mut().enumerate() {
+                // SAFETY: 16 floats in `src`.
+                let x = unsafe { _mm256_loadu_ps(src.as_ptr().add(8 * h)) };
+                let masked = _mm256_cmp_ps::<_CMP_EQ_OQ>(x, ninf);
+                let d = _mm256_blendv_ps(_mm256_sub_ps(x, maxv), zero, masked);
+                *eh = _mm256_blendv_ps(expf8(d), zero, masked);
+                // SAFETY: as above.
+                unsafe { _mm256_storeu_ps(src.as_mut_ptr().add(8 * h), *eh) };
+            }
+            sum += f64::from(reduce16(e[0], e[1]));
+            if !full {
+                let n = ch.len();
+                ch.copy_from_slice(&tmp[..n]);
+            }
+        }
+        let inv = _mm256_set1_ps((1.0 / sum) as f32);
+        let mut chunks = w.chunks_exact_mut(8);
+        for c8 in &mut chunks {
+            // SAFETY: 8 floats.
+            unsafe { _mm256_storeu_ps(c8.as_mut_ptr(), _mm256_mul_ps(_mm256_loadu_ps(c8.as_ptr()), inv)) };
+        }
+        let invs = (1.0 / sum) as f32;
+        for x in chunks.into_remainder() {
+            *x *= invs;
+        }
+    }
+
+    /// `super::super::swiglu_row_ref` (bit-identical): ggml's vector SiLU on whole chunks of 16.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn swiglu_row(g: &[f32], u: &[f32], out: &mut [f32]) {
+        let n = g.len().min(u.len()).min(out.len());
+        let whole = n / 16 * 16;
+        let (zero, one) = (_mm256_setzero_ps(), _mm256_set1_ps(1.0));
+        let mut i = 0;
+        while i < whole {
+            // SAFETY: i + 8 <= whole <= n elements of each slice.
+            unsafe {
+                let x = _mm256_loadu_ps(g.as_ptr().add(i));
+                let e = expf8(_mm256_sub_ps(zero, x));
+                let v = _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u.as_ptr().add(i)));
+                _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
+            }
+            i += 8;
+        }
+        for j in whole..n {
+            let x = g[j];
+            out[j] = x / (1.0 + (-x).exp()) * u[j];
+        }
     }
 
     /// `y[i] = fma(a, f16(v[i]), y[i])` — element-wise.

@@ -373,3 +373,53 @@ fn panels_match_row_kernels() {
         }
     }
 }
+
+/// The SIMD softmax and SwiGLU (ggml's vector exp) are bit-identical to the scalar references,
+/// extremes and masked entries included.
+#[test]
+fn simd_softmax_and_swiglu_match_reference() {
+    if !super::simd::has_avx2() {
+        eprintln!("NOT RUN: no AVX2");
+        return;
+    }
+    for n in [1usize, 7, 16, 33, 200, 256] {
+        let mut w: Vec<f32> = signal(n, 3).iter().map(|v| v * 30.0).collect();
+        for i in (0..n).step_by(5) {
+            w[i] = f32::NEG_INFINITY;
+        }
+        w[0] = 1.0;
+        if n > 3 {
+            w[3] = -150.0;
+        }
+        let mut a = w.clone();
+        attn::softmax_ref(&mut a);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut b = w.clone();
+            // SAFETY: AVX2/FMA/F16C checked above.
+            unsafe { super::simd::half::softmax(&mut b) };
+            assert_eq!(a, b, "softmax {n}");
+            let g: Vec<f32> = signal(n, 4).iter().map(|v| v * 40.0).collect();
+            let u = signal(n, 5);
+            let (mut o1, mut o2) = (vec![0f32; n], vec![0f32; n]);
+            swiglu_row_ref(&g, &u, &mut o1);
+            // SAFETY: as above.
+            unsafe { super::simd::half::swiglu_row(&g, &u, &mut o2) };
+            assert_eq!(o1, o2, "swiglu {n}");
+        }
+    }
+    // exp itself over a range, with the slow lanes.
+    #[cfg(target_arch = "x86_64")]
+    for base in [-120.0f32, -90.0, -10.0, 0.0, 10.0, 85.0, 120.0] {
+        let xs: [f32; 8] = std::array::from_fn(|l| base + l as f32 * 0.731);
+        // SAFETY: as above.
+        let got = unsafe {
+            use std::arch::x86_64::*;
+            let mut o = [0f32; 8];
+            _mm256_storeu_ps(o.as_mut_ptr(), super::simd::half::expf8(_mm256_loadu_ps(xs.as_ptr())));
+            o
+        };
+        let want = xs.map(attn::ggml_expf);
+        assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "{base}");
+    }
+}
