@@ -8,8 +8,9 @@ ignored test `decode_speed` of engine/tests/cpu_fast.rs, release build, 2 rayon 
 side runs in its own process; rounds alternate the two. Reported: best and median tok/s over the
 rounds, and the ratio of the medians.
 
-The machine is shared: before each measurement the script waits (up to --wait seconds) until no
-compiler runs and the 1-minute load average is below --max-load, and prints the load it ran at.
+The machine is shared: before each measurement the script waits (up to --wait seconds) until the
+CPUs have been idle for 3 s (busy fraction below --max-busy), and records that fraction and the
+load average after the run (a run that overlapped someone's build shows a high one).
 
 Usage: python3 docs/perf/bench_vs_llamacpp.py [--rounds 3] [--models smollm2,gemma3]
 """
@@ -54,19 +55,25 @@ print(json.dumps({"prefill_tok_s": n / best_pp, "decode_tok_s": n / best_tg}))
 '''
 
 
-def busy():
-    out = subprocess.run(["ps", "-eo", "comm"], capture_output=True, text=True).stdout.split()
-    return any(c in ("rustc", "cc1", "cc1plus", "ld", "cargo-clippy", "clippy-driver") for c in out)
+def cpu_busy(seconds=3.0):
+    """Fraction of all CPUs busy over the next `seconds` (from /proc/stat)."""
+    def snap():
+        v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(v), v[3] + v[4]
+    t0, i0 = snap()
+    time.sleep(seconds)
+    t1, i1 = snap()
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
 
 
-def wait_quiet(max_load, wait):
+def wait_quiet(max_busy, wait):
+    """Wait (up to `wait` s) until the machine has been idle (< max_busy of all CPUs) for 3 s."""
     t0 = time.time()
     while time.time() - t0 < wait:
-        load = os.getloadavg()[0]
-        if load < max_load and not busy():
-            return load
-        time.sleep(5)
-    return os.getloadavg()[0]
+        b = cpu_busy()
+        if b < max_busy:
+            return b
+    return cpu_busy(1.0)
 
 
 def ours(path, n):
@@ -92,7 +99,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default="smollm2,gemma3")
     ap.add_argument("--tokens", type=int, default=128)
-    ap.add_argument("--max-load", type=float, default=0.6)
+    ap.add_argument("--max-busy", type=float, default=0.1, help="CPU fraction busy allowed before a run")
     ap.add_argument("--wait", type=float, default=600)
     a = ap.parse_args()
     summary = {}
@@ -104,9 +111,10 @@ def main():
         res = {"ours": [], "llama.cpp": []}
         for rnd in range(a.rounds):
             for side, fn in (("llama.cpp", llama), ("ours", ours)) if rnd % 2 == 0 else (("ours", ours), ("llama.cpp", llama)):
-                load = wait_quiet(a.max_load, a.wait)
+                busy = wait_quiet(a.max_busy, a.wait)
                 r = fn(path, a.tokens)
-                r["load"] = round(load, 2)
+                r["busy_before"] = round(busy, 3)
+                r["loadavg_after"] = round(os.getloadavg()[0], 2)
                 res[side].append(r)
                 print(json.dumps({"model": name, "side": side, "round": rnd, **r}), flush=True)
         s = {}

@@ -39,12 +39,13 @@ pub fn has_avxvnni() -> bool {
     features().1
 }
 
-/// Software prefetch distance of the row kernels, bytes ahead of each row (`ORCD_PREFETCH`,
-/// default 512; 0 = off). Measured on SmolLM2 decode, one thread: ~20% less time in the
-/// Q4_1 / Q8_0 matmuls with 256–512 than without.
+/// Software prefetch distance of the kernels, bytes ahead in the weight stream
+/// (`ORCD_PREFETCH`, default 4096; 0 = off). Decode on the 2-core development VM, 2 threads
+/// (docs/perf/NOTES.md): SmolLM2 ~110 tok/s at 512, 150–190 at 4096; gemma-3-270m 56 → 72–77;
+/// the Qwen2.5-0.5B-shape Q8_0 file 28 → 32–41 (its DRAM latency wants ~4 KB in flight).
 pub fn prefetch_distance() -> usize {
     static P: OnceLock<usize> = OnceLock::new();
-    *P.get_or_init(|| std::env::var("ORCD_PREFETCH").ok().and_then(|v| v.parse().ok()).unwrap_or(512))
+    *P.get_or_init(|| std::env::var("ORCD_PREFETCH").ok().and_then(|v| v.parse().ok()).unwrap_or(4096))
 }
 
 /// The kernels, generated once per instruction set: `$feat` is the target-feature list and
@@ -240,8 +241,11 @@ macro_rules! kernels {
                     unsafe {
                         let b = p.add(ib * PBS);
                         if pf > 0 {
-                            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf) as *const i8);
-                            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf + 64) as *const i8);
+                            let mut off = 0;
+                            while off < PBS {
+                                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf + off) as *const i8);
+                                off += 64;
+                            }
                         }
                         let qy = load(y.qs.as_ptr() as *const u8);
                         let corr = if off != 0 {
