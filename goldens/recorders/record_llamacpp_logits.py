@@ -13,9 +13,10 @@ One deviation from llama-cpp-python's defaults, forced by this machine: `use_ext
 repack path dies with SIGILL in prompt processing; the plain CPU path computes the same graph
 with ggml's vec_dot kernels (what the engine's fast path mirrors).
 
-With --write, also writes llama.cpp goldens beside the exact ones:
+With --write, also writes llama.cpp goldens beside the exact ones (or in --out):
 goldens/models/<model>-fast-<case>.yaml (+ .topk_ids.npy, .topk_logits.npy, .lse.npy: top-40 and
-log-sum-exp per position), `numerics: fast`, reference llama.cpp.
+log-sum-exp per position; greedy: 24 tokens of llama.cpp's default run — the prompt in one batch,
+then one token at a time — with their top-1/top-2 margins), `numerics: fast`, reference llama.cpp.
 
 The engine's logits come from `worker-orcd logits --numerics fast` when the binary supports it,
 else from the ignored test `dump_fast_logits` of engine/tests/cpu_fast.rs (release build).
@@ -71,18 +72,30 @@ def no_extra_bufts():
     C._orcd_patched = True
 
 
-def llama_logits(path, tokens):
+GREEDY_STEPS = 24
+
+
+def llama_logits(path, tokens, greedy_steps=0):
     """llama.cpp defaults (F16 KV, flash attention off as llama-cpp-python sets it, n_batch 512),
-    2 threads, every position's logits."""
+    2 threads: every prompt position's logits, then `greedy_steps` greedy tokens decoded one at a
+    time (llama.cpp's default run), with each step's top-1/top-2 margin."""
     import llama_cpp
     no_extra_bufts()
     llm = llama_cpp.Llama(model_path=str(path), n_threads=2, n_threads_batch=2, logits_all=True,
-                          n_ctx=max(512, len(tokens) + 8), verbose=False)
+                          n_ctx=max(512, len(tokens) + greedy_steps + 8), verbose=False)
     llm.reset()
     llm.eval(list(tokens))
     out = np.array(llm.scores[:len(tokens)], dtype=np.float32)
+    greedy, margins = [], []
+    last = out[-1]
+    for _ in range(greedy_steps):
+        top2 = np.argsort(-last, kind="stable")[:2]
+        greedy.append(int(top2[0]))
+        margins.append(float(last[top2[0]] - last[top2[1]]))
+        llm.eval([int(top2[0])])
+        last = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
     del llm
-    return out
+    return (out, greedy, margins) if greedy_steps else out
 
 
 def engine_logits(path, tokens):
@@ -121,15 +134,16 @@ def compare(ref, got, margin=0.5):
                 confident=int(conf.sum()), rows=int(len(kl)), max_dlogit_top40=float(dl))
 
 
-def write_golden(case, name, ref):
+def write_golden(case, name, ref, greedy, margins, out_dir):
     import llama_cpp
     top_ids = np.argsort(-ref, axis=-1, kind="stable")[:, :TOP_K].astype(np.int32)
     top_logits = np.take_along_axis(ref, top_ids, -1).astype(np.float32)
     m = ref.max(-1, keepdims=True).astype(np.float64)
     lse = (m[:, 0] + np.log(np.exp(ref.astype(np.float64) - m).sum(-1))).astype(np.float32)
-    np.save(OUT / f"{name}.topk_ids.npy", top_ids)
-    np.save(OUT / f"{name}.topk_logits.npy", top_logits)
-    np.save(OUT / f"{name}.lse.npy", lse)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.save(out_dir / f"{name}.topk_ids.npy", top_ids)
+    np.save(out_dir / f"{name}.topk_logits.npy", top_logits)
+    np.save(out_dir / f"{name}.lse.npy", lse)
     q = lambda s: json.dumps(s, ensure_ascii=False)
     lines = [
         "# Recorded by goldens/recorders/record_llamacpp_logits.py (llama.cpp); do not edit by hand.",
@@ -149,19 +163,22 @@ def write_golden(case, name, ref):
         f"logits_topk_ids: {name}.topk_ids.npy",
         f"logits_topk: {name}.topk_logits.npy",
         f"logits_lse: {name}.lse.npy",
+        f"greedy: [{', '.join(str(t) for t in greedy)}]",
+        f"greedy_margins: [{', '.join(f'{m:.6g}' for m in margins)}]",
         "thresholds:",
         "  top1_margin: 0.5        # issue 4 acceptance, --numerics fast: confident rows have margin >= 0.5",
         "  top1_min: 0.99          # issue 4 acceptance: top-1 on confident rows >= 99%",
         "  mean_kl: 5.0e-3         # issue 4 acceptance: mean KL <= 5e-3 against llama.cpp's default run",
     ]
-    (OUT / f"{name}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    log(f"    wrote goldens/models/{name}.yaml")
+    (out_dir / f"{name}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log(f"    wrote {out_dir / name}.yaml")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true", help="write llama.cpp goldens <model>-fast-<case>.yaml")
     ap.add_argument("--only", default="", help="only cases whose name contains this")
+    ap.add_argument("--out", default=str(OUT), help="where --write puts the goldens (default goldens/models)")
     a = ap.parse_args()
     results = {}
     for path in sorted(glob.glob(str(OUT / "*-exact-*.yaml"))):
@@ -173,7 +190,7 @@ def main():
             log(f"NOT RUN {case['name']}: {mp} missing (python3 fixtures/fetch.py)")
             continue
         toks = case["tokens"]
-        ref = llama_logits(mp, toks)
+        ref, greedy, margins = llama_logits(mp, toks, GREEDY_STEPS)
         got = engine_logits(mp, toks)
         r = compare(ref, got)
         name = case["name"].replace("-exact-", "-fast-")
@@ -183,7 +200,7 @@ def main():
               f"top-1 {r['top1']:.4f} on {r['confident']} confident rows (m >= 0.5), "
               f"max |dlogit| top-40 {r['max_dlogit_top40']:.3f}  {'PASS' if ok else 'FAIL'}", flush=True)
         if a.write:
-            write_golden(case, name, ref)
+            write_golden(case, name, ref, greedy, margins, Path(a.out))
     return 0 if all(r["mean_kl"] <= 5e-3 and r["top1"] >= 0.99 for r in results.values()) else 1
 
 
