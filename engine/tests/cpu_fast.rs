@@ -220,7 +220,7 @@ fn decode_speed() {
     println!(
         "{{\"model\": {:?}, \"threads\": {}, \"prefill_tok_s\": {:.1}, \"decode_tok_s\": {:.1}}}",
         path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
-        rayon::current_num_threads(),
+        orcd_engine::backend::cpu_fast::pool::threads(),
         np as f64 / best_pp,
         n as f64 / best_tg
     );

@@ -4,15 +4,19 @@
 //!   1-D weights (norms, biases) and types without a dot kernel here (IQ4_NL, MXFP4, ...) are
 //!   dequantized to f32 at load and multiplied in f32.
 //! - `matmul` quantizes the activation rows exactly as ggml's x86 `quantize_row_q8_0` / `q8_1` /
-//!   `q8_K` and computes integer block dot products with the per-block scales, as
-//!   `ggml_vec_dot_*` ([`dot`] is the scalar reference, [`simd`] the AVX2 / AVX-VNNI kernels
-//!   chosen at run time, tested against it).
+//!   `q8_K` and computes integer block dot products with the per-block scales, as llama.cpp's
+//!   CPU backend does — `ggml_vec_dot_*` in its AVX2 lane structure, its tiled k-quant formula
+//!   for batches of 8+ rows ([`dot`] is the scalar reference, [`simd`] the AVX2 / AVX-VNNI
+//!   kernels chosen at run time, bit-identical to it; [`panel`] repacks the 32-element types into
+//!   4-row panels at load). Parallel loops run on a small thread team ([`pool`]).
+//! - Result: logits bit-identical to llama.cpp's default CPU run (llama-cpp-python 0.3.36) on the
+//!   prompt and decode rows of both real models (goldens/recorders/record_llamacpp_logits.py).
 //! - The KV cache is F16: `concat_rows` rounds the rows it appends to F16 and keeps them as F16;
 //!   `attention` reads F16 K and V ([`attn`]).
 //! - The other ops follow ggml's f32 formulas: RMSNorm with an f64 sum of f32 squares and
 //!   `1/sqrtf(mean + eps)`; RoPE with `theta_i = p · base^(-2i/n)` built by repeated f32
-//!   multiplication, `cosf`/`sinf`, and the rotation with the FMAs GCC forms; GELU through ggml's F16 table (`x` rounded to F16, the
-//!   table value F16); SiLU `x / (1 + e^-x)` in f32 with ggml's vector `exp` ([`attn::ggml_expf`])
+//!   multiplication, `cosf`/`sinf`, and the rotation with the FMAs GCC forms; GELU through
+//!   ggml's F16 table (`x` rounded to F16, the table value F16); SiLU `x / (1 + e^-x)` in f32 with ggml's vector `exp` ([`attn::ggml_expf`])
 //!   where ggml uses it (whole chunks of 16), libm `expf` elsewhere.
 //!
 //! Invariant: no result depends on the number of threads (each output element is computed by one
