@@ -4,7 +4,7 @@
 Per model and round: llama.cpp (llama-cpp-python 0.3.36, n_threads 2, default settings except
 use_extra_bufts=False: the AMX repack SIGILLs on this VM) evaluates a 128-token prompt in one
 batch, then 128 tokens one at a time; the engine does the same through `Model::forward` (the
-ignored test `decode_speed` of engine/tests/cpu_fast.rs, release build, 2 rayon threads). Each
+`worker-orcd bench --numerics fast`, release build, 2 threads). Each
 side runs in its own process; rounds alternate the two. Reported: best and median tok/s over the
 rounds, and the ratio of the medians.
 
@@ -77,14 +77,12 @@ def wait_quiet(max_busy, wait):
 
 
 def ours(path, n):
-    exe = os.environ.get("ORCD_CPU_FAST_TEST_BIN")
-    env = dict(os.environ, ORCD_BENCH_MODEL=str(path), ORCD_BENCH_TOKENS=str(n), RAYON_NUM_THREADS="2")
-    if exe:
-        cmd = [exe, "--ignored", "--nocapture", "--exact", "decode_speed"]
-    else:
-        cmd = ["cargo", "test", "--release", "-q", "-p", "orcd-engine", "--test", "cpu_fast", "--",
-               "--ignored", "--nocapture", "--exact", "decode_speed"]
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    """`worker-orcd bench --numerics fast` (release build): an n-token prompt in one batch, then n
+    tokens one at a time through the KV cache; one JSON object."""
+    exe = ROOT / "target" / "release" / "worker-orcd"
+    cmd = [str(exe), "bench", "--model", str(path), "--numerics", "fast", "--prompt-tokens", str(n),
+           "--gen-tokens", str(n), "--repeats", "2", "--json"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
     line = [l for l in r.stdout.splitlines() if l.startswith("{")][-1]
     return json.loads(line)
 

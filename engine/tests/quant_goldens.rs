@@ -7,9 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use orcd_engine::gguf::{GgmlType, GgufFile};
+use orcd_engine::gguf::GgmlType;
 use orcd_engine::{npy, quant};
 
 fn goldens_dir() -> PathBuf {
@@ -151,24 +150,4 @@ fn quant_goldens_are_bit_exact() {
         paths.len(),
         failures.join("\n")
     );
-}
-
-/// Speed check on the largest real tensor (gemma-3-270m's 168M-element Q8_0 token_embd):
-/// `cargo test --release -p orcd-engine --test quant_goldens -- --ignored --nocapture`.
-#[test]
-#[ignore = "needs the fetched gemma model; a timing, run in release"]
-fn dequantize_gemma_token_embd_speed() -> Result<(), String> {
-    let cache = std::env::var_os("ORCD_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/orcd")))
-        .ok_or("no HOME")?;
-    let path = cache.join("models/gemma-3-270m-q4_k_m.gguf");
-    let file = GgufFile::open(&path).map_err(|e| e.to_string())?;
-    let t = file.tensor("token_embd.weight").map_err(|e| e.to_string())?;
-    let mut out = vec![0f32; t.n_elements as usize];
-    let start = Instant::now();
-    quant::dequantize(t.ty, file.tensor_data(t), &mut out).map_err(|e| e.to_string())?;
-    let secs = start.elapsed().as_secs_f64();
-    eprintln!("{} {}: {} elements in {secs:.3} s ({:.0} M/s)", t.name, t.ty, out.len(), out.len() as f64 / secs / 1e6);
-    Ok(())
 }

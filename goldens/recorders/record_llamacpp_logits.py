@@ -19,7 +19,7 @@ log-sum-exp per position; greedy: 24 tokens of llama.cpp's default run — the p
 then one token at a time — with their top-1/top-2 margins), `numerics: fast`, reference llama.cpp.
 
 The engine's logits come from `worker-orcd logits --numerics fast` when the binary supports it,
-else from the ignored test `dump_fast_logits` of engine/tests/cpu_fast.rs (release build).
+(`worker-orcd logits --numerics fast`, release build).
 
 Usage: python3 goldens/recorders/record_llamacpp_logits.py [--write] [--only SUBSTRING]
 """
@@ -99,19 +99,14 @@ def llama_logits(path, tokens, greedy_steps=0):
 
 
 def engine_logits(path, tokens):
+    """The engine's fast-numerics logits through its public CLI (build it first:
+    cargo build --release -p orcd-engine --bin worker-orcd)."""
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "x.npy"
         ids = ",".join(str(t) for t in tokens)
         exe = ROOT / "target" / "release" / "worker-orcd"
-        r = None
-        if exe.exists():
-            r = subprocess.run([str(exe), "logits", "--model", str(path), "--tokens", ids, "--numerics", "fast",
-                                "--out", str(out)], capture_output=True, text=True)
-        if r is None or r.returncode != 0:
-            env = dict(os.environ, ORCD_DUMP_MODEL=str(path), ORCD_DUMP_TOKENS=ids, ORCD_DUMP_OUT=str(out))
-            subprocess.run(["cargo", "test", "--release", "-q", "-p", "orcd-engine", "--test", "cpu_fast", "--",
-                            "--ignored", "--exact", "dump_fast_logits"], cwd=ROOT, env=env, check=True,
-                           capture_output=True)
+        subprocess.run([str(exe), "logits", "--model", str(path), "--tokens", ids, "--numerics", "fast",
+                        "--out", str(out)], check=True, capture_output=True, text=True)
         return np.load(out).astype(np.float64)
 
 
