@@ -25,7 +25,7 @@ mod numpy_ops;
 pub use float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use kquants::{scale_min_k4, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, K_SCALE_SIZE, QK_K};
 pub use legacy::{BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, IQ4NL_VALUES};
-pub use mxfp4::{e8m0_half, BlockMxfp4, KVALUES as MXFP4_KVALUES};
+pub use mxfp4::{e8m0_half, kvalues as mxfp4_kvalues, BlockMxfp4, KVALUES as MXFP4_KVALUES};
 
 use crate::gguf::GgmlType;
 use blocks::{dequantize_blocks, quantize_blocks};
