@@ -315,7 +315,10 @@ impl Ops for Cpu {
         sinks: &CpuWeight,
     ) -> Result<CpuTensor> {
         if sinks.data.len() != p.n_head {
-            return Err(shape_err("attention", format!("{} has {} sinks for {} heads", sinks.name, sinks.data.len(), p.n_head)));
+            return Err(shape_err(
+                "attention",
+                format!("{} has {} sinks for {} heads", sinks.name, sinks.data.len(), p.n_head),
+            ));
         }
         attention_impl(q, k, v, q_pos, kv_pos, p, Some(&sinks.data))
     }
@@ -379,7 +382,10 @@ impl Ops for Cpu {
         if k == 0 || weights.cols != k || experts.rows != weights.rows * k {
             return Err(shape_err(
                 "moe_combine",
-                format!("experts [{}, {}], weights [{}, {}], k {k}", experts.rows, experts.cols, weights.rows, weights.cols),
+                format!(
+                    "experts [{}, {}], weights [{}, {}], k {k}",
+                    experts.rows, experts.cols, weights.rows, weights.cols
+                ),
             ));
         }
         let e = experts.cols;
@@ -444,7 +450,6 @@ impl Ops for Cpu {
         Ok(CpuTensor { rows: x.rows, cols: len, data })
     }
 }
-
 
 /// Attention (with optional per-head sinks in the softmax denominator), in f64 per score.
 #[allow(clippy::too_many_arguments)]

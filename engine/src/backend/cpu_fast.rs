@@ -666,7 +666,10 @@ impl Ops for CpuFast {
         if k == 0 || weights.cols != k || experts.rows != weights.rows * k {
             return Err(shape_err(
                 "moe_combine",
-                format!("experts [{}, {}], weights [{}, {}], k {k}", experts.rows, experts.cols, weights.rows, weights.cols),
+                format!(
+                    "experts [{}, {}], weights [{}, {}], k {k}",
+                    experts.rows, experts.cols, weights.rows, weights.cols
+                ),
             ));
         }
         let (ex, wt) = (experts.f32s(), weights.f32s());

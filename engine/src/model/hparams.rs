@@ -147,7 +147,9 @@ impl HParams {
     pub fn from_gguf(f: &GgufFile) -> Result<Self> {
         let arch_name = f.get_str("general.architecture")?;
         let arch = Arch::from_name(arch_name).ok_or_else(|| {
-            Error::Invalid(format!("architecture {arch_name:?} is not supported (llama, qwen2, phi3, gemma3, gpt2, gpt-oss)"))
+            Error::Invalid(format!(
+                "architecture {arch_name:?} is not supported (llama, qwen2, phi3, gemma3, gpt2, gpt-oss)"
+            ))
         })?;
         let k = |s: &str| format!("{arch_name}.{s}");
         let u = |s: &str| -> Result<usize> { Ok(f.get_u64(&k(s))? as usize) };

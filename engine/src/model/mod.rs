@@ -173,40 +173,40 @@ impl<B: Ops> Model<B> {
                 });
             }
         } else {
-        for i in 0..hp.n_layer {
-            let n = |s: &str| format!("blk.{i}.{s}.weight");
-            let bias = |s: &str| format!("blk.{i}.{s}.bias");
-            let sep = |s: &str, d: &[u64]| if fused_qkv { Ok(None) } else { load(b, f, &n(s), d).map(Some) };
-            layers.push(Layer {
-                attn_norm: load(b, f, &n("attn_norm"), &[e])?,
-                attn_norm_b: load_opt(b, f, &bias("attn_norm"), &[e])?,
-                wq: sep("attn_q", &[e, nh * hd])?,
-                wk: sep("attn_k", &[e, nkv * hd])?,
-                wv: sep("attn_v", &[e, nkv * vd])?,
-                wqkv: if fused_qkv { Some(load(b, f, &n("attn_qkv"), &[e, qkv_w])?) } else { None },
-                bqkv: load_opt(b, f, &bias("attn_qkv"), &[qkv_w])?,
-                wo: load(b, f, &n("attn_output"), &[nh * vd, e])?,
-                bo: load_opt(b, f, &bias("attn_output"), &[e])?,
-                bq: load_opt(b, f, &bias("attn_q"), &[nh * hd])?,
-                bk: load_opt(b, f, &bias("attn_k"), &[nkv * hd])?,
-                bv: load_opt(b, f, &bias("attn_v"), &[nkv * vd])?,
-                q_norm: load_opt(b, f, &n("attn_q_norm"), &[hd])?,
-                k_norm: load_opt(b, f, &n("attn_k_norm"), &[hd])?,
-                post_attn_norm: load_opt(b, f, &n("post_attention_norm"), &[e])?,
-                ffn_norm: load(b, f, &n("ffn_norm"), &[e])?,
-                ffn_norm_b: load_opt(b, f, &bias("ffn_norm"), &[e])?,
-                ffn_gate: if gate { Some(load(b, f, &n("ffn_gate"), &[e, ff])?) } else { None },
-                ffn_up: load(b, f, &n("ffn_up"), &[e, up_w])?,
-                b_up: load_opt(b, f, &bias("ffn_up"), &[up_w])?,
-                ffn_down: load(b, f, &n("ffn_down"), &[ff, e])?,
-                b_down: load_opt(b, f, &bias("ffn_down"), &[e])?,
-                post_ffn_norm: load_opt(b, f, &n("post_ffw_norm"), &[e])?,
-                b_gate: None,
-                ffn_gate_inp: None,
-                ffn_gate_inp_b: None,
-                attn_sinks: None,
-            });
-        }
+            for i in 0..hp.n_layer {
+                let n = |s: &str| format!("blk.{i}.{s}.weight");
+                let bias = |s: &str| format!("blk.{i}.{s}.bias");
+                let sep = |s: &str, d: &[u64]| if fused_qkv { Ok(None) } else { load(b, f, &n(s), d).map(Some) };
+                layers.push(Layer {
+                    attn_norm: load(b, f, &n("attn_norm"), &[e])?,
+                    attn_norm_b: load_opt(b, f, &bias("attn_norm"), &[e])?,
+                    wq: sep("attn_q", &[e, nh * hd])?,
+                    wk: sep("attn_k", &[e, nkv * hd])?,
+                    wv: sep("attn_v", &[e, nkv * vd])?,
+                    wqkv: if fused_qkv { Some(load(b, f, &n("attn_qkv"), &[e, qkv_w])?) } else { None },
+                    bqkv: load_opt(b, f, &bias("attn_qkv"), &[qkv_w])?,
+                    wo: load(b, f, &n("attn_output"), &[nh * vd, e])?,
+                    bo: load_opt(b, f, &bias("attn_output"), &[e])?,
+                    bq: load_opt(b, f, &bias("attn_q"), &[nh * hd])?,
+                    bk: load_opt(b, f, &bias("attn_k"), &[nkv * hd])?,
+                    bv: load_opt(b, f, &bias("attn_v"), &[nkv * vd])?,
+                    q_norm: load_opt(b, f, &n("attn_q_norm"), &[hd])?,
+                    k_norm: load_opt(b, f, &n("attn_k_norm"), &[hd])?,
+                    post_attn_norm: load_opt(b, f, &n("post_attention_norm"), &[e])?,
+                    ffn_norm: load(b, f, &n("ffn_norm"), &[e])?,
+                    ffn_norm_b: load_opt(b, f, &bias("ffn_norm"), &[e])?,
+                    ffn_gate: if gate { Some(load(b, f, &n("ffn_gate"), &[e, ff])?) } else { None },
+                    ffn_up: load(b, f, &n("ffn_up"), &[e, up_w])?,
+                    b_up: load_opt(b, f, &bias("ffn_up"), &[up_w])?,
+                    ffn_down: load(b, f, &n("ffn_down"), &[ff, e])?,
+                    b_down: load_opt(b, f, &bias("ffn_down"), &[e])?,
+                    post_ffn_norm: load_opt(b, f, &n("post_ffw_norm"), &[e])?,
+                    b_gate: None,
+                    ffn_gate_inp: None,
+                    ffn_gate_inp_b: None,
+                    attn_sinks: None,
+                });
+            }
         }
         if f.tensor("rope_factors_short.weight").is_ok() || f.tensor("rope_factors_long.weight").is_ok() {
             return Err(Error::Invalid("longrope factors (rope_factors_*) are not supported yet".into()));
