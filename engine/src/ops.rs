@@ -208,6 +208,7 @@ pub trait Ops {
     /// [`Ops::attention`] with one learned sink logit per query head (`sinks`, width `n_head`)
     /// joining each softmax denominator: `p_j = e^(s_j - m) / (Σ e^(s_i - m) + e^(sink_h - m))`,
     /// `m` the max over the scores and the sink. The sink is not scaled and carries no value.
+    #[allow(clippy::too_many_arguments)]
     fn attention_sinks(
         &self,
         q: &Self::Tensor,

@@ -204,9 +204,9 @@ pub fn dot_mxfp4(w: &[u8], a: &[Q8Block]) -> f32 {
     }
     let sum: [f32; 8] = std::array::from_fn(|t| acc1[t] + acc2[t]);
     let mut sumf = hsum8(&sum);
-    for ib in ib..nb {
-        let (d, q) = block(ib);
-        sumf = fma(d, idot(&q, &a[ib].qs) as f32, sumf);
+    for (i, y) in a.iter().enumerate().take(nb).skip(ib) {
+        let (d, q) = block(i);
+        sumf = fma(d, idot(&q, &y.qs) as f32, sumf);
     }
     sumf
 }
