@@ -647,9 +647,10 @@ fn bench_on<B: crate::ops::Ops>(
     for r in 0..repeats {
         m.reset();
         let t = std::time::Instant::now();
-        let logits = m.forward(&prompt, &mut crate::ops::NoTaps)?;
+        // Prompt logits of the last position only, as llama-bench and llama.cpp's generation do.
+        let logits = m.forward_last(&prompt, &mut crate::ops::NoTaps)?;
         pp.push(prompt_tokens as f64 / t.elapsed().as_secs_f64());
-        let mut next = logits.len().checked_sub(m.hp.n_vocab).map(|o| argmax(&logits[o..])).unwrap_or(0);
+        let mut next = argmax(&logits);
         let t = std::time::Instant::now();
         for _ in 0..gen_tokens {
             let l = m.forward(&[next], &mut crate::ops::NoTaps)?;

@@ -120,8 +120,7 @@ pub fn generate<B: Ops>(
         sampler.accept(t)?;
     }
     model.reset();
-    let mut logits = model.forward(prompt, &mut NoTaps)?;
-    let mut last = logits.split_off((prompt.len() - 1) * n_vocab);
+    let mut last = model.forward_last(prompt, &mut NoTaps)?;
     let mut decoder = StreamDecoder::new(false);
     let mut stops = StopMatcher { stops: params.stop.clone(), held: String::new() };
     let start = std::time::Instant::now();

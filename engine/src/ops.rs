@@ -201,6 +201,16 @@ pub trait Ops {
     fn concat_rows(&self, a: Option<Self::Tensor>, b: &Self::Tensor) -> Result<Self::Tensor>;
     /// Columns `[start, start + len)` of every row (splitting a fused QKV).
     fn slice_cols(&self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor>;
+    /// Rows `[start, start + len)` (the output head of a prefill only needs the last row). The
+    /// default copies through the host; backends may override it.
+    fn slice_rows(&self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor> {
+        let (r, c) = self.shape(x);
+        if start + len > r {
+            return Err(crate::Error::Invalid(format!("slice_rows: [{start}, {}) of {r} rows", start + len)));
+        }
+        let host = self.to_host(x);
+        self.tensor_from_host(len, c, host[start * c..(start + len) * c].to_vec())
+    }
 
     // ----- gpt-oss (attention sinks, MoE). Defaults refuse, so a backend that lacks them
     // fails with a typed error rather than computing something else. -----

@@ -1,7 +1,9 @@
 //! Suite `models`: whole-model logits against a reference recorded on the same tokens.
 //!
 //! References (DESIGN §4): a float64 numpy forward pass on gguf-py-dequantized weights for
-//! `numerics: exact` (goldens/recorders/record_models.py), llama.cpp for `numerics: fast`.
+//! `numerics: exact` (goldens/recorders/record_models.py), llama.cpp's default run for
+//! `numerics: fast` (goldens/recorders/record_llamacpp_logits.py). A case runs the engine with the
+//! numerics of its reference: exact on the `Cpu` backend, fast on `CpuFast`.
 //! Metrics per case, over every position (thresholds live in the case file with their source):
 //! - top-1 agreement on confident rows (reference top-1/top-2 margin ≥ `top1_margin`);
 //! - KL(P_ref ‖ P_eng) per row, mean and max. The reference stores its top-k logits and the
@@ -17,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use orcd_engine::backend::cpu::Cpu;
+use orcd_engine::backend::cpu_fast::CpuFast;
 use orcd_engine::model::Model;
 use orcd_engine::npy;
 use orcd_engine::ops::{CollectTaps, NoTaps, Ops};
@@ -121,7 +124,8 @@ pub fn run(case: &ModelCase, backend: Backend) -> (Outcome, Measured) {
 fn check(case: &ModelCase, _backend: Backend, measured: &mut Measured) -> Result<String, String> {
     match case.file.numerics.as_str() {
         "exact" => check_with(Cpu, case, measured),
-        other => Err(format!("numerics {other:?}: only the exact path is wired into this suite")),
+        "fast" => check_with(CpuFast, case, measured),
+        other => Err(format!("numerics {other:?}: unknown (exact or fast)")),
     }
 }
 

@@ -1,11 +1,11 @@
 //! Architecture `gemma3`: embeddings scaled by √n_embd; RMSNorm everywhere (the GGUF norm weights
 //! already include gemma's +1); per-head RMSNorm of q and k before NeoX RoPE; query scaled by
-//! 1/√head_dim; post-attention and post-FFN norms before each residual add; GeGLU (tanh GELU);
+//! 1/√head_dim before attention, as llama.cpp does; post-attention and post-FFN norms before each residual add; GeGLU (tanh GELU);
 //! sliding-window attention on 5 of every 6 layers with RoPE base `rope_base_swa` (10,000), global
 //! layers with `rope.freq_base`; optional final logit soft-capping.
 
 use super::{tap, Model};
-use crate::ops::{Act, Ops, TapSink};
+use crate::ops::{Act, AttnParams, Ops, TapSink};
 use crate::Result;
 
 pub(crate) fn forward<B: Ops>(
@@ -20,6 +20,7 @@ pub(crate) fn forward<B: Ops>(
     let emb = m.backend.get_rows(&m.w.tok_embd, tokens)?;
     let mut x = m.backend.scale(&emb, (hp.n_embd as f32).sqrt());
     tap(&m.backend, taps, "token_embd", &x);
+    let q_scale = hp.attn_params(None).scale;
     for il in 0..hp.n_layer {
         let swa = hp.swa_layers.get(il).copied().unwrap_or(false);
         let rope = hp.rope_params(if swa { hp.rope_base_swa } else { hp.rope_base });
@@ -38,16 +39,17 @@ pub(crate) fn forward<B: Ops>(
             };
             let q = head_norm(b.matmul(&cur, Model::<B>::req(&l.wq, "attn_q")?)?, hp.n_head, &l.q_norm)?;
             let k = head_norm(b.matmul(&cur, Model::<B>::req(&l.wk, "attn_k")?)?, hp.n_head_kv, &l.k_norm)?;
-            let q = b.rope(&q, hp.n_head, hp.head_dim, pos, &rope)?;
+            // q is scaled before attention (which then scales by 1), as llama.cpp's gemma3 graph
+            // does: the same product in another f32 rounding order, which the fast path mirrors.
+            let q = b.scale(&b.rope(&q, hp.n_head, hp.head_dim, pos, &rope)?, q_scale);
             let k = b.rope(&k, hp.n_head_kv, hp.head_dim, pos, &rope)?;
             let v = b.matmul(&cur, Model::<B>::req(&l.wv, "attn_v")?)?;
             (q, k, v)
         };
-        m.kv_append(il, &k, &v)?;
-        let (kc, vc) = m.kv_get(il)?;
+        let attn = AttnParams { scale: 1.0, ..hp.attn_params(if swa { hp.sliding_window } else { None }) };
+        let a = m.attend(il, (q, k, v), pos, kv_pos, &attn)?;
         let (b, l) = (&m.backend, &m.w.layers[il]);
-        let attn = hp.attn_params(if swa { hp.sliding_window } else { None });
-        let a = b.matmul(&b.attention(&q, kc, vc, pos, kv_pos, &attn)?, &l.wo)?;
+        let a = b.matmul(&a, &l.wo)?;
         let a = match &l.post_attn_norm {
             Some(w) => b.mul_row(&b.rms_norm(&a, hp.rms_eps), w)?,
             None => a,
@@ -67,13 +69,5 @@ pub(crate) fn forward<B: Ops>(
         x = b.add(&sa_out, &f)?;
         tap(b, taps, &format!("blk.{il}.l_out"), &x);
     }
-    let b = &m.backend;
-    let x = b.mul_row(&b.rms_norm(&x, hp.rms_eps), &m.w.output_norm)?;
-    tap(b, taps, "result_norm", &x);
-    let mut logits = b.matmul(&x, m.output_weight())?;
-    if let Some(c) = hp.final_softcap {
-        logits = b.softcap(&logits, c);
-    }
-    tap(b, taps, "logits", &logits);
-    Ok(b.to_host(&logits))
+    m.output_head(x, taps)
 }

@@ -46,10 +46,9 @@ pub(crate) fn forward<B: Ops>(
             let qkv = with_bias(b, b.matmul(&cur, Model::<B>::req(&l.wqkv, "attn_qkv")?)?, &l.bqkv)?;
             (b.slice_cols(&qkv, 0, qw)?, b.slice_cols(&qkv, qw, kw)?, b.slice_cols(&qkv, qw + kw, vw)?)
         };
-        m.kv_append(il, &k, &v)?;
-        let (kc, vc) = m.kv_get(il)?;
+        let a = m.attend(il, (q, k, v), pos, kv_pos, &attn)?;
         let (b, l) = (&m.backend, &m.w.layers[il]);
-        let a = with_bias(b, b.matmul(&b.attention(&q, kc, vc, pos, kv_pos, &attn)?, &l.wo)?, &l.bo)?;
+        let a = with_bias(b, b.matmul(&a, &l.wo)?, &l.bo)?;
         tap(b, taps, &format!("blk.{il}.attn_out"), &a);
         let ffn_inp = b.add(&x, &a)?;
         let cur = layer_norm(b, &ffn_inp, &l.ffn_norm, &l.ffn_norm_b, hp.ln_eps)?;
@@ -60,10 +59,5 @@ pub(crate) fn forward<B: Ops>(
         x = b.add(&ffn_inp, &f)?;
         tap(b, taps, &format!("blk.{il}.l_out"), &x);
     }
-    let b = &m.backend;
-    let x = layer_norm(b, &x, &m.w.output_norm, &m.w.output_norm_b, hp.ln_eps)?;
-    tap(b, taps, "result_norm", &x);
-    let logits = b.matmul(&x, m.output_weight())?;
-    tap(b, taps, "logits", &logits);
-    Ok(b.to_host(&logits))
+    m.output_head(x, taps)
 }

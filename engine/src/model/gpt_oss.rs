@@ -84,10 +84,5 @@ pub(crate) fn forward<B: Ops>(
         x = b.add(&ffn_inp, &f)?;
         tap(b, taps, &format!("blk.{il}.l_out"), &x);
     }
-    let b = &m.backend;
-    let x = b.mul_row(&b.rms_norm(&x, hp.rms_eps), &m.w.output_norm)?;
-    tap(b, taps, "result_norm", &x);
-    let logits = b.matmul(&x, m.output_weight())?;
-    tap(b, taps, "logits", &logits);
-    Ok(b.to_host(&logits))
+    m.output_head(x, taps)
 }

@@ -36,10 +36,8 @@ pub(crate) fn forward<B: Ops>(
             let v = proj(Model::<B>::req(&l.wv, "attn_v")?, &l.bv)?;
             (q, k, v)
         };
-        m.kv_append(il, &k, &v)?;
-        let (kc, vc) = m.kv_get(il)?;
+        let a = m.attend(il, (q, k, v), pos, kv_pos, &attn)?;
         let (b, l) = (&m.backend, &m.w.layers[il]);
-        let a = b.attention(&q, kc, vc, pos, kv_pos, &attn)?;
         let a = b.matmul(&a, &l.wo)?;
         tap(b, taps, &format!("blk.{il}.attn_out"), &a);
         let ffn_inp = b.add(&x, &a)?;
@@ -52,10 +50,5 @@ pub(crate) fn forward<B: Ops>(
         x = b.add(&ffn_inp, &f)?;
         tap(b, taps, &format!("blk.{il}.l_out"), &x);
     }
-    let b = &m.backend;
-    let x = b.mul_row(&b.rms_norm(&x, hp.rms_eps), &m.w.output_norm)?;
-    tap(b, taps, "result_norm", &x);
-    let logits = b.matmul(&x, m.output_weight())?;
-    tap(b, taps, "logits", &logits);
-    Ok(b.to_host(&logits))
+    m.output_head(x, taps)
 }

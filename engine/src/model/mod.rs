@@ -89,6 +89,8 @@ pub struct Model<B: Ops> {
     kv: KvCache<B::Tensor>,
     kv_pos: Vec<u32>,
     pub n_ctx: usize,
+    /// Set by [`Model::forward_last`]: the output head computes the last position only.
+    last_only: bool,
 }
 
 impl<B: Ops> std::fmt::Debug for Model<B> {
@@ -231,7 +233,7 @@ impl<B: Ops> Model<B> {
         };
         let n_ctx = n_ctx.unwrap_or(hp.n_ctx_train.min(4096)).max(1);
         let kv = (0..hp.n_layer).map(|_| (None, None)).collect();
-        Ok(Model { backend, hp, w, kv, kv_pos: Vec::new(), n_ctx })
+        Ok(Model { backend, hp, w, kv, kv_pos: Vec::new(), n_ctx, last_only: false })
     }
 
     /// Positions already in the KV cache.
@@ -250,6 +252,22 @@ impl<B: Ops> Model<B> {
     /// Feed `tokens` after the cached ones; returns the logits of every fed position, row-major
     /// `[tokens.len(), n_vocab]`.
     pub fn forward(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>> {
+        self.last_only = false;
+        self.feed(tokens, taps)
+    }
+
+    /// As [`Self::forward`], but returns only the last position's logits `[n_vocab]` and skips the
+    /// output head (final norm, output projection) for the other positions — what generation
+    /// needs after a prompt, as llama.cpp computes only the rows it is asked for. Every row-wise
+    /// op is unchanged, so the last row equals `forward`'s last row exactly.
+    pub fn forward_last(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>> {
+        self.last_only = true;
+        let r = self.feed(tokens, taps);
+        self.last_only = false;
+        r
+    }
+
+    fn feed(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>> {
         if tokens.is_empty() {
             return Err(Error::Invalid("no tokens to feed".into()));
         }
@@ -303,6 +321,48 @@ impl<B: Ops> Model<B> {
             (Some(k), Some(v)) => Ok((k, v)),
             _ => Err(Error::Invalid(format!("kv cache of layer {il} is empty"))),
         }
+    }
+
+    /// Append this step's post-RoPE `k` and `v` to layer `il`'s cache, then attend `q` (at `pos`)
+    /// over the whole cache (at `kv_pos`).
+    pub(crate) fn attend(
+        &mut self,
+        il: usize,
+        (q, k, v): (B::Tensor, B::Tensor, B::Tensor),
+        pos: &[u32],
+        kv_pos: &[u32],
+        p: &crate::ops::AttnParams,
+    ) -> Result<B::Tensor> {
+        self.kv_append(il, &k, &v)?;
+        let (kc, vc) = self.kv_get(il)?;
+        self.backend.attention(&q, kc, vc, pos, kv_pos, p)
+    }
+
+    /// The output head shared by every architecture: final norm (LayerNorm, with its bias, for
+    /// gpt2; RMSNorm otherwise), output projection, optional soft-capping;
+    /// taps `result_norm` and `logits`. With [`Self::forward_last`] only the last row goes in.
+    pub(crate) fn output_head(&self, x: B::Tensor, taps: &mut dyn TapSink) -> Result<Vec<f32>> {
+        let (b, hp) = (&self.backend, &self.hp);
+        let x = match b.shape(&x).0 {
+            n if self.last_only && n > 1 => b.slice_rows(&x, n - 1, 1)?,
+            _ => x,
+        };
+        let x = if hp.arch == Arch::Gpt2 {
+            let y = b.mul_row(&b.layer_norm(&x, hp.ln_eps), &self.w.output_norm)?;
+            match &self.w.output_norm_b {
+                Some(bias) => b.add_row(&y, bias)?,
+                None => y,
+            }
+        } else {
+            b.mul_row(&b.rms_norm(&x, hp.rms_eps), &self.w.output_norm)?
+        };
+        tap(b, taps, "result_norm", &x);
+        let mut logits = b.matmul(&x, self.output_weight())?;
+        if let Some(c) = hp.final_softcap {
+            logits = b.softcap(&logits, c);
+        }
+        tap(b, taps, "logits", &logits);
+        Ok(b.to_host(&logits))
     }
 
     /// A required weight that this architecture keeps optional in [`Layer`].

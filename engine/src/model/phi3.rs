@@ -31,10 +31,9 @@ pub(crate) fn forward<B: Ops>(
             let v = b.slice_cols(&qkv, qw + kw, vw)?;
             (q, k, v)
         };
-        m.kv_append(il, &k, &v)?;
-        let (kc, vc) = m.kv_get(il)?;
+        let a = m.attend(il, (q, k, v), pos, kv_pos, &attn)?;
         let (b, l) = (&m.backend, &m.w.layers[il]);
-        let a = b.matmul(&b.attention(&q, kc, vc, pos, kv_pos, &attn)?, &l.wo)?;
+        let a = b.matmul(&a, &l.wo)?;
         tap(b, taps, &format!("blk.{il}.attn_out"), &a);
         let ffn_inp = b.add(&x, &a)?;
         let cur = b.mul_row(&b.rms_norm(&ffn_inp, hp.rms_eps), &l.ffn_norm)?;
@@ -46,10 +45,5 @@ pub(crate) fn forward<B: Ops>(
         x = b.add(&ffn_inp, &f)?;
         tap(b, taps, &format!("blk.{il}.l_out"), &x);
     }
-    let b = &m.backend;
-    let x = b.mul_row(&b.rms_norm(&x, hp.rms_eps), &m.w.output_norm)?;
-    tap(b, taps, "result_norm", &x);
-    let logits = b.matmul(&x, m.output_weight())?;
-    tap(b, taps, "logits", &logits);
-    Ok(b.to_host(&logits))
+    m.output_head(x, taps)
 }
