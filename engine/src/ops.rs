@@ -286,7 +286,7 @@ pub fn check_matmul_id(
         [a, b, c] => [*a as usize, *b as usize, *c as usize],
         _ => return Err(err(format!("weight dims {dims:?} are not 3-D"))),
     };
-    if k == 0 || ids.len() % k != 0 {
+    if k == 0 || !ids.len().is_multiple_of(k) {
         return Err(err(format!("{} ids for {k} experts per row", ids.len())));
     }
     let n = ids.len() / k;

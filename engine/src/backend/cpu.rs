@@ -241,7 +241,7 @@ impl Ops for Cpu {
     }
 
     fn rope(&self, x: &CpuTensor, n_head: usize, head_dim: usize, pos: &[u32], p: &RopeParams) -> Result<CpuTensor> {
-        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || p.n_rot % 2 != 0 {
+        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || !p.n_rot.is_multiple_of(2) {
             return Err(shape_err(
                 "rope",
                 format!(
@@ -470,7 +470,7 @@ fn attention_impl(
         || q_pos.len() != q.rows
         || kv_pos.len() != k.rows
         || p.n_head_kv == 0
-        || p.n_head % p.n_head_kv != 0
+        || !p.n_head.is_multiple_of(p.n_head_kv)
     {
         return Err(shape_err(
             "attention",

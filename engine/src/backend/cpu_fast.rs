@@ -286,7 +286,7 @@ impl Ops for CpuFast {
             && !transpose_fault
             && !matches!(t.ty, GgmlType::F32)
             && act_kind(t.ty).is_some()
-            && ne0 % t.ty.block_size() == 0;
+            && ne0.is_multiple_of(t.ty.block_size());
         if keep_raw {
             let raw = f.tensor_data(t).to_vec();
             let w = FastWeight {
@@ -449,7 +449,7 @@ impl Ops for CpuFast {
     }
 
     fn rope(&self, x: &FastTensor, n_head: usize, head_dim: usize, pos: &[u32], p: &RopeParams) -> Result<FastTensor> {
-        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || p.n_rot % 2 != 0 {
+        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || !p.n_rot.is_multiple_of(2) {
             return Err(shape_err(
                 "rope",
                 format!(
@@ -511,7 +511,7 @@ impl Ops for CpuFast {
             || q_pos.len() != q.rows
             || kv_pos.len() != k.rows
             || p.n_head_kv == 0
-            || p.n_head % p.n_head_kv != 0
+            || !p.n_head.is_multiple_of(p.n_head_kv)
         {
             return Err(shape_err(
                 "attention",
@@ -541,7 +541,7 @@ impl Ops for CpuFast {
             || q_pos.len() != q.rows
             || kv_pos.len() != k.rows
             || p.n_head_kv == 0
-            || p.n_head % p.n_head_kv != 0
+            || !p.n_head.is_multiple_of(p.n_head_kv)
         {
             return Err(shape_err(
                 "attention",

@@ -96,7 +96,7 @@ fn dot_tiny(simd: bool, k: &[u16], q: &[f32]) -> f32 {
 #[inline]
 fn dot_vec(simd: bool, k: &[u16], q: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if simd && k.len() % 64 == 0 {
+    if simd && k.len().is_multiple_of(64) {
         // SAFETY: as in `dot_tiny`.
         return unsafe { super::simd::half::dot_vec(k, q) };
     }
