@@ -4,6 +4,11 @@
 //! leftmost among equal ranks) is merged until no listed pair remains. Each final symbol becomes
 //! the token with that text; a symbol that is not a token falls back to byte tokens.
 //!
+//! tiktoken encodings have no merge list: a pair may merge when its concatenation is a token of
+//! rank below `by_concat`, and its rank is that token's id ([`Merges::by_concatenation`]); the
+//! procedure is otherwise the same (lowest rank first, leftmost among equals), which is exactly
+//! tiktoken's `byte_pair_merge`.
+//!
 //! Strings are interned: every token text keeps its id, and merge halves or results that are not
 //! tokens get ids above the vocabulary, so the merge table is keyed by integer pairs.
 
@@ -23,19 +28,28 @@ pub(crate) struct Merges {
     /// Interned strings that are not token texts, numbered from the vocabulary size.
     extra: FastMap<Box<str>, u32>,
     n_vocab: u32,
+    /// tiktoken: merge by the rank of the concatenation, for token ids below this (0: off).
+    by_concat: u32,
 }
 
 impl Merges {
     /// Build from the `tokenizer.ggml.merges` strings ("left right"; the first space after the
     /// first byte separates the halves). The first occurrence of a pair keeps its rank.
     pub fn new<'a>(vocab: &Vocab, merges: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut m = Merges { pairs: new_map(0), extra: new_map(0), n_vocab: vocab.len() as u32 };
+        Self::from_pairs(
+            vocab,
+            merges.into_iter().filter_map(|line| {
+                let split = line.bytes().skip(1).position(|b| b == b' ').map(|i| i + 1)?;
+                Some((&line[..split], &line[split + 1..]))
+            }),
+        )
+    }
+
+    /// Build from (left, right) pairs in rank order (tokenizer.json's merges, either form).
+    pub fn from_pairs<'a>(vocab: &Vocab, merges: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut m = Merges { pairs: new_map(0), extra: new_map(0), n_vocab: vocab.len() as u32, by_concat: 0 };
         let mut joined = String::new();
-        for (rank, line) in merges.into_iter().enumerate() {
-            let Some(split) = line.bytes().skip(1).position(|b| b == b' ').map(|i| i + 1) else {
-                continue;
-            };
-            let (left, right) = (&line[..split], &line[split + 1..]);
+        for (rank, (left, right)) in merges.into_iter().enumerate() {
             if left.is_empty() || right.is_empty() {
                 continue;
             }
@@ -48,6 +62,12 @@ impl Merges {
             m.pairs.entry((l, r)).or_insert((rank as u32, merged));
         }
         m
+    }
+
+    /// tiktoken: a pair merges when its concatenation is a token with id below `n_ranked`, and
+    /// that id is its rank.
+    pub fn by_concatenation(vocab: &Vocab, n_ranked: u32) -> Self {
+        Merges { pairs: new_map(0), extra: new_map(0), n_vocab: vocab.len() as u32, by_concat: n_ranked }
     }
 
     fn intern(&mut self, vocab: &Vocab, s: &str) -> u32 {
@@ -116,6 +136,13 @@ pub(crate) fn encode_word(
         if ls.sid == NONE || rs.sid == NONE {
             return;
         }
+        if merges.by_concat > 0 {
+            if let Some(id) = vocab.get(&word[ls.start as usize..rs.end as usize]).filter(|&id| id < merges.by_concat) {
+                let size = (ls.end - ls.start) + (rs.end - rs.start);
+                heap.push(Reverse((id, l, r, size)));
+            }
+            return;
+        }
         if let Some(&(rank, _)) = merges.pairs.get(&(ls.sid, rs.sid)) {
             let size = (ls.end - ls.start) + (rs.end - rs.start);
             heap.push(Reverse((rank, l, r, size)));
@@ -133,8 +160,16 @@ pub(crate) fn encode_word(
         {
             continue;
         }
-        let Some(&(_, merged)) = merges.pairs.get(&(ls.sid, rs.sid)) else {
-            continue;
+        let merged = if merges.by_concat > 0 {
+            match vocab.get(&word[ls.start as usize..rs.end as usize]) {
+                Some(id) => id,
+                None => continue,
+            }
+        } else {
+            match merges.pairs.get(&(ls.sid, rs.sid)) {
+                Some(&(_, merged)) => merged,
+                None => continue,
+            }
         };
         {
             let left = &mut symbols[l as usize];

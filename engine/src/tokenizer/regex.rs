@@ -7,11 +7,19 @@
 //! Alternation is ordered and quantifiers are greedy with backtracking, so the first match found
 //! is the one ECMAScript (and libstdc++) reports.
 //!
+//! A third mode, [`Mode::Unicode`], matches real code points with real Unicode properties (see
+//! `ucd.rs`): `\p{L}`, `\p{Lu}`... are the Unicode general categories, `\s` is White_Space and
+//! `(?i: )` groups fold literal characters with Unicode simple case folding. This is how tiktoken
+//! (Rust `fancy-regex`) and HF `tokenizers` (Oniguruma) run their expressions. Constructs whose
+//! meaning differs between those engines or that are not implemented (`\d`, `\w`, `^`, `$`,
+//! classes inside `(?i: )`) are refused in that mode rather than guessed.
+//!
 //! Robustness: a quantified single character is matched iteratively, so long runs cost no stack;
 //! expressions that would need deep recursion (an unbounded repeat of a multi-character group) or
 //! can match the empty string are refused when compiled.
 
 use super::pretokenize::Mode;
+use super::ucd;
 
 /// Presented code points standing for non-ASCII categories (collapsed mode).
 pub(crate) const STAND_IN_NUMBER: u32 = 0xD1;
@@ -31,12 +39,18 @@ enum Atom {
     Punct,
     Mark,
     Symbol,
+    /// Unicode mode: any of these property bits (see `ucd::bit`).
+    Prop(u32),
 }
 
 impl Atom {
     fn matches(&self, c: u32) -> bool {
         match *self {
-            Atom::Range(lo, hi) => lo <= c && c <= hi,
+            Atom::Range(lo, hi) => {
+                let c = c & ucd::CP_MASK;
+                lo <= c && c <= hi
+            }
+            Atom::Prop(bits) => (c >> ucd::SHIFT) & bits != 0,
             Atom::Space => matches!(c, 0x09..=0x0D | 0x20),
             Atom::Digit => (0x30..=0x39).contains(&c),
             Atom::Word => matches!(c, 0x30..=0x39 | 0x41..=0x5A | 0x61..=0x7A | 0x5F),
@@ -104,6 +118,10 @@ struct Parser<'a> {
     chars: Vec<char>,
     pos: usize,
     src: &'a str,
+    /// Full-Unicode semantics (see the module docs).
+    unicode: bool,
+    /// Inside a `(?i: )` group (Unicode mode only).
+    fold: bool,
 }
 
 type PResult<T> = std::result::Result<T, String>;
@@ -192,6 +210,14 @@ impl Parser<'_> {
                 let node = if self.eat('?') {
                     match self.bump()? {
                         ':' => self.alt()?,
+                        'i' if self.unicode && self.peek() == Some(':') => {
+                            self.pos += 1;
+                            let outer = self.fold;
+                            self.fold = true;
+                            let node = self.alt();
+                            self.fold = outer;
+                            node?
+                        }
                         '=' => Node::Look { node: Box::new(self.alt()?), negate: false },
                         '!' => Node::Look { node: Box::new(self.alt()?), negate: true },
                         c => return Err(format!("unsupported group (?{c} in {:?}", self.src)),
@@ -204,13 +230,23 @@ impl Parser<'_> {
                 }
                 Ok(node)
             }
+            '[' if self.fold => Err(format!("class inside (?i: ) in {:?}", self.src)),
             '[' => self.class(),
             '\\' => {
                 let (atom, negated) = self.escape()?;
+                if let (true, Atom::Range(lo, hi), false) = (self.fold, &atom, negated) {
+                    if lo == hi {
+                        return Ok(self.folded(*lo));
+                    }
+                }
                 Ok(Node::Char(Pred::Set { atoms: vec![(atom, negated)], negated: false }))
             }
+            '^' | '$' if self.unicode => Err(format!("anchors ^ $ (line or text?) in {:?}", self.src)),
             '^' => Ok(Node::Begin),
             '$' => Ok(Node::End),
+            '.' if self.unicode => {
+                Ok(Node::Char(Pred::Set { atoms: vec![(Atom::Range(0x0A, 0x0A), false)], negated: true }))
+            }
             '.' => Ok(Node::Char(Pred::Set {
                 atoms: vec![
                     (Atom::Range(0x0A, 0x0A), false),
@@ -219,14 +255,32 @@ impl Parser<'_> {
                 ],
                 negated: true,
             })),
+            c if self.fold => Ok(self.folded(c as u32)),
             c => Ok(Node::Char(Pred::Set { atoms: vec![(Atom::Range(c as u32, c as u32), false)], negated: false })),
         }
+    }
+
+    /// A literal under `(?i: )`: the code points equal to it under simple case folding.
+    fn folded(&self, cp: u32) -> Node {
+        let ranges = char::from_u32(cp).map(ucd::fold_class).unwrap_or_else(|| vec![(cp, cp)]);
+        Node::Char(Pred::Set {
+            atoms: ranges.into_iter().map(|(lo, hi)| (Atom::Range(lo, hi), false)).collect(),
+            negated: false,
+        })
     }
 
     /// After a backslash: the atom and whether it is negated (\S \D \W).
     fn escape(&mut self) -> PResult<(Atom, bool)> {
         let c = self.bump()?;
         let lit = |c: char| Atom::Range(c as u32, c as u32);
+        if self.unicode {
+            match c {
+                's' => return Ok((Atom::Prop(ucd::bit::WS), false)),
+                'S' => return Ok((Atom::Prop(ucd::bit::WS), true)),
+                'd' | 'D' | 'w' | 'W' => return Err(format!("\\{c} (ASCII or Unicode?) in {:?}", self.src)),
+                _ => {}
+            }
+        }
         Ok(match c {
             's' => (Atom::Space, false),
             'S' => (Atom::Space, true),
@@ -249,6 +303,23 @@ impl Parser<'_> {
                         '}' => break,
                         c => name.push(c),
                     }
+                }
+                if self.unicode {
+                    use ucd::bit;
+                    let bits = match name.as_str() {
+                        "L" => bit::L,
+                        "Lu" => bit::LU,
+                        "Ll" => bit::LL,
+                        "Lt" => bit::LT,
+                        "Lm" => bit::LM,
+                        "Lo" => bit::LO,
+                        "M" => bit::M,
+                        "N" => bit::N,
+                        "P" => bit::P,
+                        "S" => bit::S,
+                        _ => return Err(format!("unsupported \\p{{{name}}} in {:?}", self.src)),
+                    };
+                    return Ok((Atom::Prop(bits), false));
                 }
                 let atom = match name.as_str() {
                     "N" => Atom::Number,
@@ -378,7 +449,18 @@ impl Regex {
         if collapsed && !src.is_ascii() {
             return Err(format!("categories and non-ASCII characters together in {src:?}"));
         }
-        let mut p = Parser { chars: src.chars().collect(), pos: 0, src };
+        Self::compile(src, if collapsed { Mode::Collapsed } else { Mode::Wide })
+    }
+
+    /// Compile an expression with full-Unicode semantics ([`Mode::Unicode`]): tiktoken's and HF
+    /// `tokenizers`' expressions.
+    pub fn unicode(src: &str) -> PResult<Regex> {
+        Self::compile(src, Mode::Unicode)
+    }
+
+    fn compile(src: &str, mode: Mode) -> PResult<Regex> {
+        let unicode = mode == Mode::Unicode;
+        let mut p = Parser { chars: src.chars().collect(), pos: 0, src, unicode, fold: false };
         let root = p.alt()?;
         if p.pos != p.chars.len() {
             return Err(format!("unbalanced ) in {src:?}"));
@@ -388,7 +470,7 @@ impl Regex {
         if nullable(&root) {
             return Err(format!("{src:?} can match the empty string"));
         }
-        Ok(Regex { root, mode: if collapsed { Mode::Collapsed } else { Mode::Wide } })
+        Ok(Regex { root, mode })
     }
 
     pub fn mode(&self) -> Mode {
