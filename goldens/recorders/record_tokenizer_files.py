@@ -54,6 +54,16 @@ HARMONY = [
     "<|channel|", "<|message>", "|end|>", "<||>",
 ]
 
+# Where o200k's case-sensitive expression and full-Unicode classes matter: upper/lower runs,
+# titlecase (Lt) and modifier (Lm) letters, contractions after capitals and under case folding
+# (U+017F folds to s), letters outside the BMP, numbers of other scripts, white space runs.
+UNICODE_EDGES = [
+    "HTTPServer parseJSON getURLForID", "DON'T STOP, I'M HERE'S IT'LL", "ÉCOLE élève ÀÉÎÕÜ àéîõü",
+    "ǅemal ǈuba ǋ", "ʰʲʷ ˢᵗ", "x'ſ X'ſ K'S", "𝐀𝐁𝐂 𝒜𝒷 𝔄𝔟", "١٢٣٤٥ ४५६७ ๑๒๓", "Ⅻ ⅻ ½ ²³",
+    "a  \n\n  b\r\n\r\n c \u2028 d\u00a0\u00a0e", "/path/to/file\n/b//c\r\n", "ΑΒΓ αβγ ΣΊΣΥΦΟΣ",
+    "İstanbul ıi ĲĳŉǰΐΰՇ", "ＡＢＣ ａｂｃ １２３", "\u0301\u0302abc", "मैंने", "ไม่ได้", "12345678901234",
+]
+
 
 def base_strings():
     """STRINGS of record_tokenizer_strings.py, evaluated from its source (it imports llama_cpp)."""
@@ -95,7 +105,7 @@ def record_o200k():
     op.load_tiktoken_bpe = lambda _url, expected_hash=None: tiktoken.load.load_tiktoken_bpe(str(path), expected_hash)
     spec = op.o200k_harmony()
     enc = tiktoken.Encoding(**spec)
-    strings = uniq(base_strings() + HARMONY)
+    strings = uniq(base_strings() + UNICODE_EDGES + HARMONY)
     cases = []
     for s in strings:
         for parse_special in (False, True):
@@ -123,7 +133,7 @@ def record_json(name, rel):
     added = sorted(tok.get_added_tokens_decoder().items())
     specials = [t.content for _, t in added if t.special][:3]
     users = [t.content for _, t in added if not t.special][:2]
-    strings = uniq(base_strings() + special_strings(specials + users) + HARMONY[:2])
+    strings = uniq(base_strings() + UNICODE_EDGES + special_strings(specials + users) + HARMONY[:2])
     cases = []
     for s in strings:
         for add_special in (False, True):
