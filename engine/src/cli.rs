@@ -526,26 +526,14 @@ fn generate(a: &GenerateArgs) -> Result<()> {
     };
     let f = open(&path)?;
     let tok = load_tokenizer(&f)?;
-    let prompt_text = if a.chat {
-        let template = f
-            .get_str("tokenizer.chat_template")
-            .map_err(|_| Error::Invalid(format!("{} has no tokenizer.chat_template: drop --chat", path.display())))?;
-        let piece = |id: Option<u32>| -> String {
-            id.and_then(|i| tok.token_to_piece_with(i, true).ok())
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default()
-        };
-        let (bos, eos) = (piece(tok.bos()), piece(tok.eos()));
-        let text = crate::chat::render(template, &[crate::chat::Message::new("user", &a.prompt)], true, &bos, &eos)?;
-        // The vocabulary adds BOS itself when it asks for one: don't let the template double it.
-        match text.strip_prefix(bos.as_str()) {
-            Some(rest) if tok.add_bos() && !bos.is_empty() => rest.to_string(),
-            _ => text,
-        }
+    let prompt = if a.chat {
+        let msgs = [crate::chat::Message::new("user", &a.prompt)];
+        crate::chat::chat_prompt(&f, &tok, &msgs, crate::chat::Date::today())
+            .map_err(|e| e.context(&format!("--chat with {}", path.display())))?
+            .1
     } else {
-        a.prompt.clone()
+        tok.encode(&a.prompt, true, false)?
     };
-    let prompt = tok.encode(&prompt_text, true, a.chat)?;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
     });
