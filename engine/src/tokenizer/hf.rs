@@ -199,9 +199,7 @@ fn pre_tokenizer(v: &Value, first: bool, out: &mut PreTok) -> Result<()> {
             } else {
                 return Err(bad("Split pattern is neither Regex nor String"));
             };
-            out.steps.push(
-                Step::unicode_regex(&expr).map_err(|e| unsupported("pre_tokenizer Split pattern", e))?,
-            );
+            out.steps.push(Step::unicode_regex(&expr).map_err(|e| unsupported("pre_tokenizer Split pattern", e))?);
         }
         Some(other) => {
             return Err(unsupported(
@@ -477,6 +475,39 @@ mod tests {
         assert_eq!(t.encode("ab</s>", false, false).unwrap(), vec![4]);
         assert_eq!(t.encode("ab</s>", false, true).unwrap(), vec![4, 7]);
         assert_eq!(t.decode(&[6, 4, 5, 7]).unwrap(), b"<s>ab ab</s>");
+    }
+
+    #[test]
+    fn malformed_files_are_errors_not_panics() {
+        // Every truncation and a sweep of byte substitutions of a valid file: Ok or Err, never a
+        // panic; whatever loads must encode and decode.
+        let good = toy("");
+        let bytes = good.as_bytes();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut variants: Vec<Vec<u8>> = (0..bytes.len()).step_by(7).map(|n| bytes[..n].to_vec()).collect();
+        for _ in 0..400 {
+            let mut v = bytes.to_vec();
+            let i = next() as usize % v.len();
+            let alphabet = b"{}[]\",:0123456789-eE\\ntrue";
+            v[i] = alphabet[next() as usize % alphabet.len()];
+            variants.push(v);
+        }
+        for v in variants {
+            if let Ok(t) = Tokenizer::from_tokenizer_json(&v) {
+                let ids = t.encode("ab ab</s>", true, true).unwrap_or_default();
+                let _ = t.decode(&ids);
+            }
+        }
+        let ranks = b"YQ== 0\nYg== 1\n";
+        for n in 0..ranks.len() {
+            assert!(Tokenizer::from_tiktoken(&ranks[..n], crate::tokenizer::TiktokenEncoding::O200kHarmony).is_err());
+        }
     }
 
     #[test]

@@ -15,8 +15,10 @@
 //! classes inside `(?i: )`) are refused in that mode rather than guessed.
 //!
 //! Robustness: a quantified single character is matched iteratively, so long runs cost no stack;
-//! expressions that would need deep recursion (an unbounded repeat of a multi-character group) or
-//! can match the empty string are refused when compiled.
+//! expressions that would need deep recursion (an unbounded repeat of a multi-character group, a
+//! group repeated more than [`MAX_GROUP_REPEAT`] times, nesting deeper than [`MAX_DEPTH`], more
+//! than [`MAX_PATTERN_CHARS`] characters — tokenizer.json patterns are untrusted) or can match the
+//! empty string are refused when compiled.
 
 use super::pretokenize::Mode;
 use super::ucd;
@@ -106,6 +108,12 @@ enum Node {
 }
 
 const INF: u32 = u32::MAX;
+/// Longest expression accepted (the matcher recurses once per sequence item).
+pub(crate) const MAX_PATTERN_CHARS: usize = 2048;
+/// Deepest group nesting accepted.
+pub(crate) const MAX_DEPTH: u32 = 32;
+/// Most repetitions of a multi-character group (each costs a level of recursion).
+pub(crate) const MAX_GROUP_REPEAT: u32 = 64;
 
 /// A compiled expression and the presentation it matches against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +130,8 @@ struct Parser<'a> {
     unicode: bool,
     /// Inside a `(?i: )` group (Unicode mode only).
     fold: bool,
+    /// Groups open at this point.
+    depth: u32,
 }
 
 type PResult<T> = std::result::Result<T, String>;
@@ -207,6 +217,10 @@ impl Parser<'_> {
     fn atom(&mut self) -> PResult<Node> {
         match self.bump()? {
             '(' => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(format!("groups nested deeper than {MAX_DEPTH} in {:?}", self.src));
+                }
+                self.depth += 1;
                 let node = if self.eat('?') {
                     match self.bump()? {
                         ':' => self.alt()?,
@@ -228,6 +242,7 @@ impl Parser<'_> {
                 if !self.eat(')') {
                     return Err(format!("missing ) in {:?}", self.src));
                 }
+                self.depth -= 1;
                 Ok(node)
             }
             '[' if self.fold => Err(format!("class inside (?i: ) in {:?}", self.src)),
@@ -430,6 +445,9 @@ fn check_repeats(node: &Node) -> PResult<()> {
             if !matches!(**inner, Node::Char(_)) && *max == INF {
                 return Err("unbounded repeat of a multi-character group".into());
             }
+            if !matches!(**inner, Node::Char(_)) && *max > MAX_GROUP_REPEAT {
+                return Err(format!("a group repeated up to {max} times (limit {MAX_GROUP_REPEAT})"));
+            }
             check_repeats(inner)
         }
         Node::Seq(items) | Node::Alt(items) => items.iter().try_for_each(check_repeats),
@@ -460,7 +478,10 @@ impl Regex {
 
     fn compile(src: &str, mode: Mode) -> PResult<Regex> {
         let unicode = mode == Mode::Unicode;
-        let mut p = Parser { chars: src.chars().collect(), pos: 0, src, unicode, fold: false };
+        if src.chars().count() > MAX_PATTERN_CHARS {
+            return Err(format!("expression of {} characters (limit {MAX_PATTERN_CHARS})", src.chars().count()));
+        }
+        let mut p = Parser { chars: src.chars().collect(), pos: 0, src, unicode, fold: false, depth: 0 };
         let root = p.alt()?;
         if p.pos != p.chars.len() {
             return Err(format!("unbalanced ) in {src:?}"));
@@ -614,5 +635,32 @@ mod tests {
         assert!(Regex::new("(?=x)").is_err());
         assert!(Regex::new("(?:ab)+").is_err());
         assert!(Regex::new("\\p{Han}+").is_err());
+        assert!(Regex::new(&"(".repeat(10_000)).is_err());
+        assert!(Regex::new(&format!("{}a{}", "(".repeat(40), ")".repeat(40))).is_err());
+        assert!(Regex::new(&"a".repeat(5000)).is_err());
+        assert!(Regex::new("(ab){1,100000}").is_err());
+        assert!(Regex::new("(ab){1,4}").is_ok());
+    }
+
+    #[test]
+    fn unicode_mode() {
+        let find_all = |re: &str, text: &str| -> Vec<String> {
+            let r = Regex::unicode(re).unwrap();
+            let cps: Vec<u32> = text.chars().map(|c| ucd::pack(c as u32)).collect();
+            let mut out = Vec::new();
+            let mut pos = 0;
+            while let Some((s, e)) = r.find(&cps, 0, pos, cps.len()) {
+                out.push(text.chars().skip(s).take(e - s).collect());
+                pos = e;
+            }
+            out
+        };
+        let o200k = super::super::tiktoken::O200K_PATTERN;
+        assert_eq!(find_all(o200k, "HTTPServer's ÉCOLE élève"), vec!["HTTPServer's", " ÉCOLE", " élève"]);
+        assert_eq!(find_all(o200k, "x'ſ 12345  \n"), vec!["x'ſ", " ", "123", "45", "  \n"]);
+        assert_eq!(find_all("\\p{Lu}+", "aÀBcǅ"), vec!["ÀB"]);
+        assert!(Regex::unicode("\\d+").is_err());
+        assert!(Regex::unicode("^a").is_err());
+        assert!(Regex::unicode("(?i:[a-z])").is_err());
     }
 }
