@@ -35,7 +35,12 @@ O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d
 JSON_FILES = {
     "anthropic": "tokenizers/anthropic-0.30.0-tokenizer.json",
     "deepseek-v4": "tokenizers/deepseek-v4-tokenizer.json",
+    # Derived by fetch.py: add_prefix_space, TemplateProcessing, lstrip/rstrip, normalized tokens.
+    "anthropic-variant": "tokenizers/anthropic-0.30.0-variant-tokenizer.json",
 }
+# Added-token edge strings (whitespace around strip tokens, NFKC-changed content).
+ADDED_EDGES = ["\ufb01le file \ufb01", " <META>  x", "x<META_END>   y", "a <META_START> b", "<META>\n\n<META>",
+               "\u3000<META>\u3000", "<SOS>", "<EOT><EOT>"]
 
 HARMONY = [
     "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
@@ -132,8 +137,8 @@ def record_json(name, rel):
     tok = tokenizers.Tokenizer.from_file(str(path))
     added = sorted(tok.get_added_tokens_decoder().items())
     specials = [t.content for _, t in added if t.special][:3]
-    users = [t.content for _, t in added if not t.special][:2]
-    strings = uniq(base_strings() + UNICODE_EDGES + special_strings(specials + users) + HARMONY[:2])
+    users = [t.content for _, t in added if not t.special][:3]
+    strings = uniq(base_strings() + UNICODE_EDGES + special_strings(specials + users) + ADDED_EDGES + HARMONY[:2])
     cases = []
     for s in strings:
         for add_special in (False, True):

@@ -334,6 +334,7 @@ pub(crate) fn parts(data: &[u8]) -> Result<Parts> {
         Some(Value::Array(a)) => a.as_slice(),
         Some(_) => return Err(bad("added_tokens is not a list")),
     };
+    let norm = normalizer(root.get("normalizer").unwrap_or(&Value::Null))?;
     let mut max_id = 0u64;
     for (k, v) in vocab {
         max_id = max_id.max(id_of(v, k)? as u64);
@@ -346,12 +347,15 @@ pub(crate) fn parts(data: &[u8]) -> Result<Parts> {
             return Err(unsupported("added_tokens[].single_word", format!("true for {text:?}")));
         }
         let special = flag(a, "special", false)?;
+        // `tokenizers` matches special tokens on the raw text whatever `normalized` says.
+        let normalized = flag(a, "normalized", !special)? && !special;
         added.push(Added {
             id,
             text: text.to_string(),
+            // A normalized token is looked for in normalized text, so its content is normalized.
+            pattern: normalized.then(|| norm.apply(text).into_owned()).filter(|p| p != text),
             special,
-            // `tokenizers` matches special tokens on the raw text whatever `normalized` says.
-            normalized: flag(a, "normalized", !special)? && !special,
+            normalized,
             lstrip: flag(a, "lstrip", false)?,
             rstrip: flag(a, "rstrip", false)?,
         });
@@ -408,7 +412,6 @@ pub(crate) fn parts(data: &[u8]) -> Result<Parts> {
         pairs.push((l.to_string(), r.to_string()));
     }
 
-    let normalizer = normalizer(root.get("normalizer").unwrap_or(&Value::Null))?;
     let mut pt = PreTok { steps: Vec::new(), byte_level: false, prefix_space: false };
     pre_tokenizer(root.get("pre_tokenizer").unwrap_or(&Value::Null), true, &mut pt)?;
     if !pt.byte_level {
@@ -433,7 +436,7 @@ pub(crate) fn parts(data: &[u8]) -> Result<Parts> {
         ignore_merges,
         whole_below: u32::MAX,
         added,
-        normalizer,
+        normalizer: norm,
         prefix_space: pt.prefix_space,
         bos: prefix_ids.first().copied(),
         eos: suffix_ids.last().copied(),

@@ -873,6 +873,9 @@ pub(crate) enum MergeSpec {
 pub(crate) struct Added {
     pub id: u32,
     pub text: String,
+    /// What is matched in the text when it differs from `text` (HF: the normalized content of a
+    /// `normalized` token).
+    pub pattern: Option<String>,
     /// Matched only with `parse_special`; a control token.
     pub special: bool,
     /// Matched on the normalized text rather than the raw text.
@@ -1004,7 +1007,7 @@ impl Tokenizer {
                     .filter(|a| a.normalized == normalized)
                     .map(|a| SpecialToken {
                         id: a.id,
-                        text: a.text.as_bytes(),
+                        text: a.pattern.as_deref().unwrap_or(&a.text).as_bytes(),
                         needs_parse_special: a.special,
                         lstrip: a.lstrip,
                         rstrip: a.rstrip,

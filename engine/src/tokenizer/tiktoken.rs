@@ -203,6 +203,7 @@ pub(crate) fn parts(data: &[u8], enc: Encoding) -> Result<Parts> {
         added.push(Added {
             id: *id,
             text: text.clone(),
+            pattern: None,
             special: true,
             normalized: false,
             lstrip: false,
