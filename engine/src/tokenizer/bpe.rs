@@ -4,10 +4,10 @@
 //! leftmost among equal ranks) is merged until no listed pair remains. Each final symbol becomes
 //! the token with that text; a symbol that is not a token falls back to byte tokens.
 //!
-//! tiktoken encodings have no merge list: a pair may merge when its concatenation is a token of
-//! rank below `by_concat`, and its rank is that token's id ([`Merges::by_concatenation`]); the
-//! procedure is otherwise the same (lowest rank first, leftmost among equals), which is exactly
-//! tiktoken's `byte_pair_merge`.
+//! tiktoken encodings have no merge list: a pair may merge when its concatenation is a ranked
+//! token, and its rank is that token's id. [`Merges::by_concatenation`] tabulates that relation
+//! (every split of a ranked token into two ranked tokens); the procedure is otherwise the same
+//! (lowest rank first, leftmost among equals), which is exactly tiktoken's `byte_pair_merge`.
 //!
 //! Strings are interned: every token text keeps its id, and merge halves or results that are not
 //! tokens get ids above the vocabulary, so the merge table is keyed by integer pairs.
@@ -28,8 +28,6 @@ pub(crate) struct Merges {
     /// Interned strings that are not token texts, numbered from the vocabulary size.
     extra: FastMap<Box<str>, u32>,
     n_vocab: u32,
-    /// tiktoken: merge by the rank of the concatenation, for token ids below this (0: off).
-    by_concat: u32,
 }
 
 impl Merges {
@@ -47,7 +45,7 @@ impl Merges {
 
     /// Build from (left, right) pairs in rank order (tokenizer.json's merges, either form).
     pub fn from_pairs<'a>(vocab: &Vocab, merges: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut m = Merges { pairs: new_map(0), extra: new_map(0), n_vocab: vocab.len() as u32, by_concat: 0 };
+        let mut m = Merges { pairs: new_map(0), extra: new_map(0), n_vocab: vocab.len() as u32 };
         let mut joined = String::new();
         for (rank, (left, right)) in merges.into_iter().enumerate() {
             if left.is_empty() || right.is_empty() {
@@ -64,10 +62,21 @@ impl Merges {
         m
     }
 
-    /// tiktoken: a pair merges when its concatenation is a token with id below `n_ranked`, and
-    /// that id is its rank.
+    /// tiktoken: a pair merges when its concatenation is a ranked token (id below `n_ranked`),
+    /// with that id as its rank. Tabulated once: every split of a ranked token into two ranked
+    /// tokens is a pair (so encoding looks up integer pairs instead of hashing text).
     pub fn by_concatenation(vocab: &Vocab, n_ranked: u32) -> Self {
-        Merges { pairs: new_map(0), extra: new_map(0), n_vocab: vocab.len() as u32, by_concat: n_ranked }
+        let mut m = Merges { pairs: new_map(n_ranked as usize * 2), extra: new_map(0), n_vocab: vocab.len() as u32 };
+        let ranked = |s: &str| vocab.get(s).filter(|&id| id < n_ranked);
+        for id in 0..n_ranked {
+            let Some(text) = vocab.text(id) else { continue };
+            for (i, _) in text.char_indices().skip(1) {
+                if let (Some(l), Some(r)) = (ranked(&text[..i]), ranked(&text[i..])) {
+                    m.pairs.entry((l, r)).or_insert((id, id));
+                }
+            }
+        }
+        m
     }
 
     fn intern(&mut self, vocab: &Vocab, s: &str) -> u32 {
@@ -136,13 +145,6 @@ pub(crate) fn encode_word(
         if ls.sid == NONE || rs.sid == NONE {
             return;
         }
-        if merges.by_concat > 0 {
-            if let Some(id) = vocab.get(&word[ls.start as usize..rs.end as usize]).filter(|&id| id < merges.by_concat) {
-                let size = (ls.end - ls.start) + (rs.end - rs.start);
-                heap.push(Reverse((id, l, r, size)));
-            }
-            return;
-        }
         if let Some(&(rank, _)) = merges.pairs.get(&(ls.sid, rs.sid)) {
             let size = (ls.end - ls.start) + (rs.end - rs.start);
             heap.push(Reverse((rank, l, r, size)));
@@ -160,16 +162,8 @@ pub(crate) fn encode_word(
         {
             continue;
         }
-        let merged = if merges.by_concat > 0 {
-            match vocab.get(&word[ls.start as usize..rs.end as usize]) {
-                Some(id) => id,
-                None => continue,
-            }
-        } else {
-            match merges.pairs.get(&(ls.sid, rs.sid)) {
-                Some(&(_, merged)) => merged,
-                None => continue,
-            }
+        let Some(&(_, merged)) = merges.pairs.get(&(ls.sid, rs.sid)) else {
+            continue;
         };
         {
             let left = &mut symbols[l as usize];
