@@ -43,6 +43,8 @@ pub enum CaseKind {
     TokenizerStrings(Box<crate::suites::tokenizer::StringsCaseFile>),
     /// A chat template rendered by jinja2.
     ChatTemplate(Box<crate::suites::chat_template::ChatCase>),
+    /// Greedy generation end to end against llama.cpp's.
+    Generate(Box<crate::suites::generate::GenerateCase>),
 }
 
 /// One case (the backend is chosen when it runs).

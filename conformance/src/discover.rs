@@ -73,6 +73,10 @@ pub fn load_case_file(path: &Path) -> Result<Option<Case>> {
                 serde_norway::from_value(value).map_err(|e| bad(path, e))?;
             (file.name.clone(), CaseKind::Model(Box::new(crate::suites::models::ModelCase { file, dir })))
         }
+        "generate" => {
+            let c: crate::suites::generate::GenerateCase = serde_norway::from_value(value).map_err(|e| bad(path, e))?;
+            (c.name.clone(), CaseKind::Generate(Box::new(c)))
+        }
         other => return Err(bad(path, format!("unknown suite {other:?}"))),
     };
     Ok(Some(Case { suite, name, source: path.into(), backends: vec![Backend::Cpu], kind }))

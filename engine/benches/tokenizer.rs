@@ -1,5 +1,7 @@
 //! Encode throughput on 1 MB of mixed text (issue 3): the qwen2 vocabulary (byte-level BPE,
-//! ggml-vocab-qwen2.gguf) and gemma3's (SentencePiece, 262,144 tokens, from the real model).
+//! ggml-vocab-qwen2.gguf), gemma3's (SentencePiece, 262,144 tokens, from the real model),
+//! gpt-oss's o200k_harmony (tiktoken rank file, full-Unicode o200k expression) and the DeepSeek-V4
+//! tokenizer.json (Split expressions + byte-level BPE, 128k merges).
 //! Text: llama.cpp's own vocab-suite inputs repeated to 1 MB (code, whitespace runs, CJK, emoji,
 //! accents), and 1 MB of random words over several scripts (nearly every word unique, so no cache
 //! helps). Target: under one second per MB on one core.
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use orcd_engine::gguf::GgufFile;
-use orcd_engine::tokenizer::Tokenizer;
+use orcd_engine::tokenizer::{TiktokenEncoding, Tokenizer};
 
 fn cache() -> PathBuf {
     std::env::var_os("ORCD_CACHE")
@@ -91,6 +93,8 @@ fn bench(c: &mut Criterion) {
     let vocabs = [
         ("qwen2", models_dir().join("ggml-vocab-qwen2.gguf")),
         ("gemma3", cache().join("models/gemma-3-270m-q4_k_m.gguf")),
+        ("o200k_harmony", cache().join("tokenizers/o200k_base.tiktoken")),
+        ("deepseek-v4", cache().join("tokenizers/deepseek-v4-tokenizer.json")),
     ];
     let mut g = c.benchmark_group("encode_1mb");
     g.sample_size(10);
@@ -100,7 +104,13 @@ fn bench(c: &mut Criterion) {
             eprintln!("not run: {name}: {} missing (run python3 fixtures/fetch.py)", path.display());
             continue;
         }
-        let t = Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
+        let t = match name {
+            "o200k_harmony" => {
+                Tokenizer::from_tiktoken(&std::fs::read(&path).unwrap(), TiktokenEncoding::O200kHarmony).unwrap()
+            }
+            "deepseek-v4" => Tokenizer::from_tokenizer_json(&std::fs::read(&path).unwrap()).unwrap(),
+            _ => Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap(),
+        };
         g.bench_function(format!("{name}/suite-text"), |b| {
             b.iter(|| t.encode(black_box(&text), false, false).unwrap())
         });

@@ -150,6 +150,34 @@ pub fn render_on(
     .map_err(|e| Error::Invalid(format!("chat template failed: {e}")))
 }
 
+/// The prompt ids of a chat with the model's own `tokenizer.chat_template`, as llama.cpp's chat
+/// path builds them: render with the vocabulary's BOS/EOS pieces and the generation prompt, drop a
+/// leading BOS text when the vocabulary adds BOS itself (so it is not doubled), then tokenize with
+/// special tokens added and parsed. Returns the rendered text and its ids.
+pub fn chat_prompt(
+    f: &crate::gguf::GgufFile,
+    tok: &crate::tokenizer::Tokenizer,
+    messages: &[Message],
+    date: Date,
+) -> Result<(String, Vec<u32>)> {
+    let template = f
+        .get_str("tokenizer.chat_template")
+        .map_err(|_| Error::Invalid("the model has no tokenizer.chat_template".into()))?;
+    let piece = |id: Option<u32>| -> String {
+        id.and_then(|i| tok.token_to_piece_with(i, true).ok())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    let (bos, eos) = (piece(tok.bos()), piece(tok.eos()));
+    let text = render_on(template, messages, true, &bos, &eos, date)?;
+    let text = match text.strip_prefix(bos.as_str()) {
+        Some(rest) if tok.add_bos() && !bos.is_empty() => rest.to_string(),
+        _ => text,
+    };
+    let ids = tok.encode(&text, true, true)?;
+    Ok((text, ids))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

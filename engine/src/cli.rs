@@ -239,9 +239,48 @@ fn load_tokenizer(f: &GgufFile) -> Result<crate::tokenizer::Tokenizer> {
     crate::tokenizer::Tokenizer::from_gguf(f).map_err(Error::from)
 }
 
+/// The fetch cache (`fixtures/fetch.py`): `$ORCD_CACHE`, else `~/.cache/orcd`.
+fn fetch_cache() -> PathBuf {
+    std::env::var_os("ORCD_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache").join("orcd"))
+}
+
+/// The tokenizer of `tokenize`/`detokenize --model X`: a GGUF file, a tokenizer.json or a
+/// `.tiktoken` rank file (recognised by content), or the name `o200k_harmony` / `o200k_base` for
+/// the fetched o200k rank file.
+fn open_tokenizer(model: &std::path::Path) -> Result<crate::tokenizer::Tokenizer> {
+    use crate::tokenizer::{FileKind, TiktokenEncoding, Tokenizer};
+    if !model.exists() {
+        if let Some(enc) = model.to_str().and_then(TiktokenEncoding::from_name) {
+            let p = fetch_cache().join("tokenizers").join("o200k_base.tiktoken");
+            if !p.is_file() {
+                return Err(Error::Invalid(format!(
+                    "--model {}: the o200k rank file {} is not fetched: run `python3 fixtures/fetch.py`",
+                    enc.name(),
+                    p.display()
+                )));
+            }
+            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            return Ok(Tokenizer::from_tiktoken(&bytes, enc)?);
+        }
+    }
+    let mut head = [0u8; 256];
+    let n = {
+        use std::io::Read;
+        std::fs::File::open(model).and_then(|mut f| f.read(&mut head)).unwrap_or(0)
+    };
+    match FileKind::sniff(&head[..n]) {
+        Some(FileKind::TokenizerJson) | Some(FileKind::Tiktoken) => {
+            Tokenizer::open(model).map_err(|e| Error::from(e).context(model.display().to_string()))
+        }
+        // GGUF, unreadable or unknown: the GGUF reader says what is wrong.
+        _ => load_tokenizer(&open(model)?),
+    }
+}
+
 fn tokenize(model: &std::path::Path, text: &TextArgs, add_special: bool, parse_special: bool) -> Result<()> {
-    let f = open(model)?;
-    let tok = load_tokenizer(&f)?;
+    let tok = open_tokenizer(model)?;
     let text = match (&text.text, &text.text_file) {
         (Some(t), _) => t.clone(),
         (None, Some(p)) => read_text(p)?,
@@ -253,8 +292,7 @@ fn tokenize(model: &std::path::Path, text: &TextArgs, add_special: bool, parse_s
 }
 
 fn detokenize(model: &std::path::Path, ids: &[u32]) -> Result<()> {
-    let f = open(model)?;
-    let tok = load_tokenizer(&f)?;
+    let tok = open_tokenizer(model)?;
     let bytes = tok.decode(ids)?;
     let mut out = std::io::stdout().lock();
     out.write_all(&bytes).and_then(|_| writeln!(out)).map_err(stdout_err)
@@ -488,26 +526,14 @@ fn generate(a: &GenerateArgs) -> Result<()> {
     };
     let f = open(&path)?;
     let tok = load_tokenizer(&f)?;
-    let prompt_text = if a.chat {
-        let template = f
-            .get_str("tokenizer.chat_template")
-            .map_err(|_| Error::Invalid(format!("{} has no tokenizer.chat_template: drop --chat", path.display())))?;
-        let piece = |id: Option<u32>| -> String {
-            id.and_then(|i| tok.token_to_piece_with(i, true).ok())
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default()
-        };
-        let (bos, eos) = (piece(tok.bos()), piece(tok.eos()));
-        let text = crate::chat::render(template, &[crate::chat::Message::new("user", &a.prompt)], true, &bos, &eos)?;
-        // The vocabulary adds BOS itself when it asks for one: don't let the template double it.
-        match text.strip_prefix(bos.as_str()) {
-            Some(rest) if tok.add_bos() && !bos.is_empty() => rest.to_string(),
-            _ => text,
-        }
+    let prompt = if a.chat {
+        let msgs = [crate::chat::Message::new("user", &a.prompt)];
+        crate::chat::chat_prompt(&f, &tok, &msgs, crate::chat::Date::today())
+            .map_err(|e| e.context(&format!("--chat with {}", path.display())))?
+            .1
     } else {
-        a.prompt.clone()
+        tok.encode(&a.prompt, true, false)?
     };
-    let prompt = tok.encode(&prompt_text, true, a.chat)?;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
     });

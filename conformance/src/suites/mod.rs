@@ -3,6 +3,7 @@
 //! and the source of its tolerance).
 
 pub mod chat_template;
+pub mod generate;
 pub mod gguf;
 pub mod models;
 pub mod quant;
@@ -12,7 +13,7 @@ pub mod tokenizer;
 use crate::case::{Backend, Case, CaseKind, Outcome};
 
 /// The suites that exist, in report order.
-pub const SUITES: &[&str] = &["gguf", "quant", "tokenizer", "chat_template", "sampler", "models"];
+pub const SUITES: &[&str] = &["gguf", "quant", "tokenizer", "chat_template", "sampler", "models", "generate"];
 
 /// What a case measured besides its verdict (shown in reports and plots).
 #[derive(Debug, Clone, Default)]
@@ -33,6 +34,7 @@ pub fn run(case: &Case, backend: Backend) -> (Outcome, Measured) {
         CaseKind::Tokenizer(c) => plain(tokenizer::run(c)),
         CaseKind::TokenizerStrings(c) => plain(tokenizer::run_strings(c)),
         CaseKind::ChatTemplate(c) => plain(chat_template::run(c)),
+        CaseKind::Generate(c) => generate::run(c, backend),
     }
 }
 
@@ -42,6 +44,7 @@ pub fn not_run_reason(case: &Case) -> Option<String> {
         CaseKind::GgufInspect(c) => c.file.missing_reason(),
         CaseKind::GgufTensors(c) => c.file.missing_reason(),
         CaseKind::Model(c) => c.file.file.missing_reason(),
+        CaseKind::Generate(c) => c.file.missing_reason(),
         CaseKind::Tokenizer(c) => tokenizer::not_run_reason(c),
         CaseKind::TokenizerStrings(c) => tokenizer::strings_not_run_reason(c),
         _ => None,

@@ -2,13 +2,21 @@
 //! pairs, from the llama-cpp-python 0.3.36 source distribution): one case per (vocab, input).
 //! Ids must be exactly llama.cpp's (add_special = false, parse_special = false, as its
 //! test-tokenizer-0). Reference: the published `.out` files; tolerance: exact.
+//!
+//! Also the strings cases (`goldens/tokenizer/*.yaml`): strings of our own tokenized by a
+//! reference on one tokenizer file — llama.cpp on GGUF vocabularies (`strings-*`), tiktoken on
+//! o200k_harmony and HF `tokenizers` on tokenizer.json files (`files-*`, which also carry the
+//! reference's decoding). For `files-*` cases three things must hold per string: ids exact,
+//! decode(ids) equal to the reference's decoding, and — where the reference round-trips the
+//! string — decode(encode(s)) == s; and streaming detokenization equals the whole decode.
+//! A case whose file is not fetched is not-run, never passed.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use orcd_engine::gguf::GgufFile;
-use orcd_engine::tokenizer::Tokenizer;
+use orcd_engine::tokenizer::{TiktokenEncoding, Tokenizer};
 
 use crate::case::{Backend, Case, CaseKind, Outcome};
 use crate::paths;
@@ -133,18 +141,71 @@ pub fn not_run_reason(c: &TokenizerCase) -> Option<String> {
 type Loaded = Arc<Result<Tokenizer, String>>;
 
 fn tokenizer(path: &std::path::Path) -> Loaded {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Loaded>>> = OnceLock::new();
+    load(path, None, None)
+}
+
+/// A tokenizer per (file, format, encoding), loaded once per process.
+fn load(path: &std::path::Path, format: Option<&str>, encoding: Option<&str>) -> Loaded {
+    type Key = (PathBuf, Option<String>, Option<String>);
+    static CACHE: OnceLock<Mutex<HashMap<Key, Loaded>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
+    let key = (path.to_path_buf(), format.map(str::to_string), encoding.map(str::to_string));
     let mut g = cache.lock().unwrap_or_else(|p| p.into_inner());
-    g.entry(path.to_path_buf())
+    g.entry(key)
         .or_insert_with(|| {
-            Arc::new(
-                GgufFile::open(path)
+            let read = || std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+            Arc::new(match format.unwrap_or("gguf") {
+                "gguf" => GgufFile::open(path)
                     .map_err(|e| e.to_string())
                     .and_then(|f| Tokenizer::from_gguf(&f).map_err(|e| e.to_string())),
-            )
+                "tokenizer.json" => read().and_then(|b| Tokenizer::from_tokenizer_json(&b).map_err(|e| e.to_string())),
+                "tiktoken" => match encoding.and_then(TiktokenEncoding::from_name) {
+                    Some(enc) => read().and_then(|b| Tokenizer::from_tiktoken(&b, enc).map_err(|e| e.to_string())),
+                    None => Err(format!("unknown tiktoken encoding {encoding:?}")),
+                },
+                other => Err(format!("unknown tokenizer file format {other:?}")),
+            })
         })
         .clone()
+}
+
+/// The checks of a `files-*` string beyond its ids: decoding as the reference decodes, round trip,
+/// streaming. Returns the first problem.
+fn check_decoding(t: &Tokenizer, item: &StringItem) -> Option<String> {
+    let show = |s: &str| format!("{:?}", s.chars().take(60).collect::<String>());
+    let whole = match t.decode_to_string(&item.ids) {
+        Ok(s) => s,
+        Err(e) => return Some(format!("{}: decode failed: {e}", show(&item.text))),
+    };
+    if let Some(reference) = &item.decoded {
+        if &whole != reference {
+            return Some(format!(
+                "{}: decode(ids) = {}, reference {}",
+                show(&item.text),
+                show(&whole),
+                show(reference)
+            ));
+        }
+        // Round trip where the reference itself gives the string back.
+        if reference == &item.text {
+            match t.encode(&item.text, item.add_special, item.parse_special).and_then(|ids| t.decode_to_string(&ids)) {
+                Ok(back) if back == item.text => {}
+                Ok(back) => return Some(format!("{}: decode(encode(s)) = {}", show(&item.text), show(&back))),
+                Err(e) => return Some(format!("{}: round trip failed: {e}", show(&item.text))),
+            }
+        }
+    }
+    let mut stream = t.stream_decoder(true);
+    let mut streamed = String::new();
+    for &id in &item.ids {
+        match stream.push(t, id) {
+            Ok(s) => streamed.push_str(&s),
+            Err(e) => return Some(format!("{}: streaming failed: {e}", show(&item.text))),
+        }
+    }
+    streamed.push_str(&stream.finish());
+    (streamed != whole)
+        .then(|| format!("{}: streamed {} != whole decode {}", show(&item.text), show(&streamed), show(&whole)))
 }
 
 pub fn run(c: &TokenizerCase) -> Outcome {
@@ -180,6 +241,12 @@ pub struct StringsCaseFile {
     pub name: String,
     /// Vocabulary file, relative to the fetch cache.
     pub file: String,
+    /// `gguf` (default), `tokenizer.json` or `tiktoken`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// tiktoken: the encoding built on the rank file (`o200k_harmony`, `o200k_base`).
+    #[serde(default)]
+    pub encoding: Option<String>,
     pub cases: Vec<StringItem>,
 }
 
@@ -189,6 +256,9 @@ pub struct StringItem {
     pub add_special: bool,
     pub parse_special: bool,
     pub ids: Vec<u32>,
+    /// The reference's decoding of `ids` (special tokens kept), where recorded.
+    #[serde(default)]
+    pub decoded: Option<String>,
 }
 
 pub fn strings_not_run_reason(c: &StringsCaseFile) -> Option<String> {
@@ -197,7 +267,13 @@ pub fn strings_not_run_reason(c: &StringsCaseFile) -> Option<String> {
 }
 
 pub fn run_strings(c: &StringsCaseFile) -> Outcome {
-    let t = tokenizer(&paths::external(&c.file));
+    let t = load(&paths::external(&c.file), c.format.as_deref(), c.encoding.as_deref());
+    let reference = match c.format.as_deref() {
+        Some("tiktoken") => "tiktoken",
+        Some("tokenizer.json") => "HF tokenizers",
+        _ => "llama.cpp",
+    };
+    let full_checks = c.format.is_some();
     let t = match t.as_ref() {
         Ok(t) => t,
         Err(e) => return Outcome::Fail { message: format!("tokenizer of {}: {e}", c.file) },
@@ -205,26 +281,34 @@ pub fn run_strings(c: &StringsCaseFile) -> Outcome {
     let mut bad = Vec::new();
     for item in &c.cases {
         match t.encode(&item.text, item.add_special, item.parse_special) {
-            Ok(ids) if ids == item.ids => {}
-            Ok(ids) => bad.push(format!(
-                "{:?} (add_special {}, parse_special {}): got {:?}, llama.cpp {:?}",
-                item.text.chars().take(60).collect::<String>(),
-                item.add_special,
-                item.parse_special,
-                &ids[..ids.len().min(12)],
-                &item.ids[..item.ids.len().min(12)]
-            )),
+            Ok(ids) if ids == item.ids => {
+                if full_checks {
+                    bad.extend(check_decoding(t, item));
+                }
+            }
+            Ok(ids) => {
+                let at = ids.iter().zip(&item.ids).position(|(a, b)| a != b).unwrap_or(ids.len().min(item.ids.len()));
+                bad.push(format!(
+                    "{:?} (add_special {}, parse_special {}): first difference at index {at}: got {:?}, {reference} {:?}",
+                    item.text.chars().take(60).collect::<String>(),
+                    item.add_special,
+                    item.parse_special,
+                    &ids[at..(at + 8).min(ids.len())],
+                    &item.ids[at..(at + 8).min(item.ids.len())]
+                ))
+            }
             Err(e) => bad.push(format!("{:?}: encode failed: {e}", item.text.chars().take(60).collect::<String>())),
         }
     }
     if bad.is_empty() {
-        Outcome::Pass { detail: format!("{} strings × flags equal llama.cpp's ids", c.cases.len()) }
+        let extra = if full_checks { ", decodings, round trips and streaming" } else { "" };
+        Outcome::Pass { detail: format!("{} strings × flags equal {reference}'s ids{extra}", c.cases.len()) }
     } else {
         let n = bad.len();
         bad.truncate(6);
         Outcome::Fail {
             message: format!(
-                "{n} of {} differ from llama.cpp (metric: exact ids):\n    {}",
+                "{n} of {} differ from {reference} (metric: exact ids, exact decoding):\n    {}",
                 c.cases.len(),
                 bad.join("\n    ")
             ),

@@ -4,6 +4,11 @@
 //! leftmost among equal ranks) is merged until no listed pair remains. Each final symbol becomes
 //! the token with that text; a symbol that is not a token falls back to byte tokens.
 //!
+//! tiktoken encodings have no merge list: a pair may merge when its concatenation is a ranked
+//! token, and its rank is that token's id. [`Merges::by_concatenation`] tabulates that relation
+//! (every split of a ranked token into two ranked tokens); the procedure is otherwise the same
+//! (lowest rank first, leftmost among equals), which is exactly tiktoken's `byte_pair_merge`.
+//!
 //! Strings are interned: every token text keeps its id, and merge halves or results that are not
 //! tokens get ids above the vocabulary, so the merge table is keyed by integer pairs.
 
@@ -29,13 +34,20 @@ impl Merges {
     /// Build from the `tokenizer.ggml.merges` strings ("left right"; the first space after the
     /// first byte separates the halves). The first occurrence of a pair keeps its rank.
     pub fn new<'a>(vocab: &Vocab, merges: impl IntoIterator<Item = &'a str>) -> Self {
+        Self::from_pairs(
+            vocab,
+            merges.into_iter().filter_map(|line| {
+                let split = line.bytes().skip(1).position(|b| b == b' ').map(|i| i + 1)?;
+                Some((&line[..split], &line[split + 1..]))
+            }),
+        )
+    }
+
+    /// Build from (left, right) pairs in rank order (tokenizer.json's merges, either form).
+    pub fn from_pairs<'a>(vocab: &Vocab, merges: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut m = Merges { pairs: new_map(0), extra: new_map(0), n_vocab: vocab.len() as u32 };
         let mut joined = String::new();
-        for (rank, line) in merges.into_iter().enumerate() {
-            let Some(split) = line.bytes().skip(1).position(|b| b == b' ').map(|i| i + 1) else {
-                continue;
-            };
-            let (left, right) = (&line[..split], &line[split + 1..]);
+        for (rank, (left, right)) in merges.into_iter().enumerate() {
             if left.is_empty() || right.is_empty() {
                 continue;
             }
@@ -46,6 +58,23 @@ impl Merges {
             joined.push_str(right);
             let merged = m.intern(vocab, &joined);
             m.pairs.entry((l, r)).or_insert((rank as u32, merged));
+        }
+        m
+    }
+
+    /// tiktoken: a pair merges when its concatenation is a ranked token (id below `n_ranked`),
+    /// with that id as its rank. Tabulated once: every split of a ranked token into two ranked
+    /// tokens is a pair (so encoding looks up integer pairs instead of hashing text).
+    pub fn by_concatenation(vocab: &Vocab, n_ranked: u32) -> Self {
+        let mut m = Merges { pairs: new_map(n_ranked as usize * 2), extra: new_map(0), n_vocab: vocab.len() as u32 };
+        let ranked = |s: &str| vocab.get(s).filter(|&id| id < n_ranked);
+        for id in 0..n_ranked {
+            let Some(text) = vocab.text(id) else { continue };
+            for (i, _) in text.char_indices().skip(1) {
+                if let (Some(l), Some(r)) = (ranked(&text[..i]), ranked(&text[i..])) {
+                    m.pairs.entry((l, r)).or_insert((id, id));
+                }
+            }
         }
         m
     }

@@ -1,6 +1,15 @@
 //! Tokenizer built from GGUF metadata (`tokenizer.ggml.*`), giving exactly llama.cpp's token ids.
 //!
-//! Supported vocabularies (`tokenizer.ggml.model`):
+//! Three sources build the same [`Tokenizer`]:
+//! - GGUF metadata ([`Tokenizer::from_gguf`]), with llama.cpp's semantics (below);
+//! - HF `tokenizers` files, `tokenizer.json` ([`Tokenizer::from_tokenizer_json`], `hf.rs`), with
+//!   the `tokenizers` library's semantics (byte-level BPE models);
+//! - tiktoken rank files ([`Tokenizer::from_tiktoken`], `tiktoken.rs`): o200k_base and gpt-oss's
+//!   o200k_harmony, with tiktoken's semantics.
+//!
+//! [`Tokenizer::open`] picks the source from the file's content.
+//!
+//! Supported GGUF vocabularies (`tokenizer.ggml.model`):
 //! - `llama`: SentencePiece as llama.cpp runs it — merges by score, byte fallback (`<0xXX>`),
 //!   spaces escaped as U+2581, optional space prefix (llama-spm, phi-3, gemma, gemma3...).
 //! - `gpt2`: byte-level BPE by merge rank, with the pre-tokenizer named by `tokenizer.ggml.pre`
@@ -21,12 +30,15 @@
 mod bpe;
 mod bytes;
 mod hash;
+mod hf;
 mod pre_exprs;
 mod pretokenize;
 mod regex;
 mod special;
 mod spm;
 mod stream;
+mod tiktoken;
+mod ucd;
 mod unicode;
 mod unicode_table;
 mod vocab;
@@ -64,6 +76,14 @@ pub enum TokenizerError {
     MissingSpecialToken(&'static str),
     #[error("text of {len} bytes is too long to tokenize (limit {max})")]
     TextTooLong { len: usize, max: usize },
+    /// A tokenizer.json or tiktoken file that is malformed.
+    #[error("{file}: {reason}")]
+    BadFile { file: String, reason: String },
+    /// A tokenizer.json component this engine does not implement (named, never guessed).
+    #[error("tokenizer.json: {component} is not supported ({detail})")]
+    UnsupportedComponent { component: String, detail: String },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
 }
 
 /// Longest text [`Tokenizer::encode`] accepts (positions are kept in 32 bits).
@@ -92,6 +112,23 @@ struct BpeModel {
     ignore_merges: bool,
     /// gemma4: a word of newlines that is a token is taken whole.
     whole_newline_words: bool,
+    /// Only tokens with ids below this are taken whole (tiktoken: the ranked tokens).
+    whole_below: u32,
+}
+
+/// What HF `tokenizers` and tiktoken do around the model, where it differs from llama.cpp:
+/// added tokens matched leftmost-longest, a normalizer, tokens matched after normalization,
+/// a prefix space, and the post-processor's special tokens.
+#[derive(Debug)]
+struct Pipeline {
+    /// Added tokens matched on the normalized text (HF `normalized: true`).
+    normalized_special: SpecialMatcher,
+    normalizer: hf::Normalizer,
+    /// HF ByteLevel `add_prefix_space`: a space before each fragment that lacks one.
+    prefix_space: bool,
+    /// Post-processor ids around the sequence with `add_special`.
+    prefix_ids: Vec<u32>,
+    suffix_ids: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -158,6 +195,11 @@ pub struct Tokenizer {
     /// Rendered text of every token (special tokens rendered), concatenated.
     pieces: Vec<u8>,
     piece_start: Vec<u32>,
+    /// tokenizer.json / tiktoken files: their pipeline (None for GGUF).
+    pipeline: Option<Box<Pipeline>>,
+    /// HF ByteLevel decoder: a special token made only of byte-alphabet characters decodes to
+    /// those bytes (as every token does in `tokenizers`).
+    bytelevel_specials: bool,
 }
 
 /// The `tokenizer.ggml.pre` values this tokenizer implements (for the `gpt2` model).
@@ -725,6 +767,7 @@ impl Tokenizer {
                     byte_encode: !s.spm_style,
                     ignore_merges: s.ignore_merges,
                     whole_newline_words: s.gemma4,
+                    whole_below: u32::MAX,
                 }))
             }
         };
@@ -754,6 +797,8 @@ impl Tokenizer {
             byte_tokens,
             pieces: Vec::new(),
             piece_start: Vec::new(),
+            pipeline: None,
+            bytelevel_specials: false,
         };
         t.build_pieces();
         Ok(t)
@@ -775,7 +820,16 @@ impl Tokenizer {
     fn render(&self, id: u32, out: &mut Vec<u8>) {
         let a = self.vocab.attr(id);
         let text = self.vocab.text(id).unwrap_or("");
-        if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
+        if self.bytelevel_specials {
+            // HF's ByteLevel decoder: a token whose characters all belong to the byte alphabet
+            // gives those bytes, any other token its own text (unused ids: nothing).
+            if a != attr::UNDEFINED {
+                match text.chars().map(bytes::char_to_byte).collect::<Option<Vec<u8>>>() {
+                    Some(b) => out.extend_from_slice(&b),
+                    None => out.extend_from_slice(text.as_bytes()),
+                }
+            }
+        } else if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
             out.extend_from_slice(text.as_bytes());
         } else if a & attr::NORMAL != 0 {
             match &self.model {
@@ -804,6 +858,220 @@ impl Tokenizer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// tokenizer.json and tiktoken files
+
+/// How a file's BPE merges are given.
+pub(crate) enum MergeSpec {
+    /// (left, right) in rank order (tokenizer.json).
+    Pairs(Vec<(String, String)>),
+    /// tiktoken: by the rank of the concatenation, for ids below this.
+    ByConcat(u32),
+}
+
+/// An added (special or user) token of a tokenizer.json or tiktoken file.
+#[derive(Debug, Clone)]
+pub(crate) struct Added {
+    pub id: u32,
+    pub text: String,
+    /// What is matched in the text when it differs from `text` (HF: the normalized content of a
+    /// `normalized` token).
+    pub pattern: Option<String>,
+    /// Matched only with `parse_special`; a control token.
+    pub special: bool,
+    /// Matched on the normalized text rather than the raw text.
+    pub normalized: bool,
+    pub lstrip: bool,
+    pub rstrip: bool,
+}
+
+/// Everything a tokenizer.json or tiktoken file defines, in this module's terms.
+pub(crate) struct Parts {
+    pub model_name: String,
+    pub pre_name: String,
+    /// Token texts by id (model tokens in the GPT-2 byte alphabet; "" for unused ids).
+    pub texts: Vec<Box<str>>,
+    pub attrs: Vec<u16>,
+    pub merges: MergeSpec,
+    pub steps: Vec<Step>,
+    pub ignore_merges: bool,
+    pub whole_below: u32,
+    pub added: Vec<Added>,
+    pub normalizer: hf::Normalizer,
+    pub prefix_space: bool,
+    pub prefix_ids: Vec<u32>,
+    pub suffix_ids: Vec<u32>,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+}
+
+/// What kind of tokenizer file a path holds (by content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Gguf,
+    TokenizerJson,
+    Tiktoken,
+}
+
+impl FileKind {
+    /// Recognise a file by its first bytes: GGUF magic, a JSON object, or base64-and-rank lines.
+    pub fn sniff(head: &[u8]) -> Option<FileKind> {
+        if head.starts_with(b"GGUF") {
+            return Some(FileKind::Gguf);
+        }
+        let trimmed = head.iter().position(|b| !b.is_ascii_whitespace()).map_or(&[][..], |i| &head[i..]);
+        if trimmed.first() == Some(&b'{') {
+            return Some(FileKind::TokenizerJson);
+        }
+        let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let mut parts = line.split(|&b| b == b' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(t), Some(r), None)
+                if !t.is_empty()
+                    && t.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+                    && !r.is_empty()
+                    && r.iter().all(u8::is_ascii_digit) =>
+            {
+                Some(FileKind::Tiktoken)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub use tiktoken::{Encoding as TiktokenEncoding, O200K_PATTERN};
+
+impl Tokenizer {
+    /// Build a tokenizer from a tokenizer.json (HF `tokenizers`) file's bytes.
+    pub fn from_tokenizer_json(data: &[u8]) -> Result<Tokenizer> {
+        Self::from_parts(hf::parts(data)?)
+    }
+
+    /// Build a tiktoken encoding from a `.tiktoken` rank file's bytes.
+    pub fn from_tiktoken(data: &[u8], encoding: TiktokenEncoding) -> Result<Tokenizer> {
+        Self::from_parts(tiktoken::parts(data, encoding)?)
+    }
+
+    /// Open any supported tokenizer file, recognised by content: a GGUF file (its
+    /// `tokenizer.ggml.*` metadata), a tokenizer.json, or a `.tiktoken` rank file, whose encoding
+    /// is named by the file name (`o200k_harmony` when the name says so, else `o200k_base`).
+    pub fn open(path: &std::path::Path) -> Result<Tokenizer> {
+        let io = |e| TokenizerError::Io { path: path.display().to_string(), source: e };
+        let mut head = [0u8; 256];
+        let n = {
+            use std::io::Read;
+            let mut f = std::fs::File::open(path).map_err(io)?;
+            let mut n = 0;
+            while n < head.len() {
+                match f.read(&mut head[n..]).map_err(io)? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            n
+        };
+        let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        match FileKind::sniff(&head[..n]) {
+            Some(FileKind::Gguf) => {
+                let f = GgufFile::open(path)?;
+                Tokenizer::from_gguf(&f)
+            }
+            Some(FileKind::TokenizerJson) => Tokenizer::from_tokenizer_json(&std::fs::read(path).map_err(io)?),
+            Some(FileKind::Tiktoken) => {
+                let enc =
+                    if name.contains("harmony") { TiktokenEncoding::O200kHarmony } else { TiktokenEncoding::O200kBase };
+                Tokenizer::from_tiktoken(&std::fs::read(path).map_err(io)?, enc)
+            }
+            None => Err(TokenizerError::BadFile {
+                file: path.display().to_string(),
+                reason: "not a GGUF file, a tokenizer.json or a .tiktoken rank file".into(),
+            }),
+        }
+    }
+
+    fn from_parts(p: Parts) -> Result<Tokenizer> {
+        let n = p.texts.len();
+        if n == 0 || n > (u32::MAX as usize) / 2 || p.attrs.len() != n {
+            return Err(TokenizerError::BadFile { file: p.pre_name, reason: format!("{n} tokens") });
+        }
+        let vocab = Vocab::new(p.texts, vec![0.0; n], p.attrs);
+        let merges = match p.merges {
+            MergeSpec::Pairs(pairs) => {
+                bpe::Merges::from_pairs(&vocab, pairs.iter().map(|(l, r)| (l.as_str(), r.as_str())))
+            }
+            MergeSpec::ByConcat(k) => bpe::Merges::by_concatenation(&vocab, k),
+        };
+        let matcher = |normalized: bool| {
+            SpecialMatcher::new(
+                p.added
+                    .iter()
+                    .filter(|a| a.normalized == normalized)
+                    .map(|a| SpecialToken {
+                        id: a.id,
+                        text: a.pattern.as_deref().unwrap_or(&a.text).as_bytes(),
+                        needs_parse_special: a.special,
+                        lstrip: a.lstrip,
+                        rstrip: a.rstrip,
+                    })
+                    .collect(),
+            )
+        };
+        let special = matcher(false);
+        let normalized_special = matcher(true);
+        let mut eog: Vec<u32> = Vec::new();
+        for t in ["<|endoftext|>", "<|return|>", "<|call|>", "<|end|>", "<|eot_id|>", "<|im_end|>"] {
+            eog.extend(vocab.get(t));
+        }
+        eog.extend(p.eos);
+        if vocab.get("<|return|>").is_some() && vocab.get("<|call|>").is_some() {
+            // gpt-oss: <|end|> closes a message, not the generation (as llama.cpp decides).
+            if let Some(end) = vocab.get("<|end|>") {
+                eog.retain(|&id| id != end);
+            }
+        }
+        eog.sort_unstable();
+        eog.dedup();
+        let mut byte_tokens = Vec::with_capacity(256);
+        for b in 0..=255u8 {
+            byte_tokens.push(if b < 0x80 { vocab.get(std::str::from_utf8(&[b]).unwrap_or("")) } else { None });
+        }
+        let mut t = Tokenizer {
+            vocab,
+            model: Model::Bpe(Box::new(BpeModel {
+                merges,
+                steps: p.steps,
+                byte_encode: true,
+                ignore_merges: p.ignore_merges,
+                whole_newline_words: false,
+                whole_below: p.whole_below,
+            })),
+            model_name: p.model_name,
+            pre_name: p.pre_name,
+            special,
+            ids: SpecialIds { bos: p.bos, eos: p.eos, ..SpecialIds::default() },
+            eog,
+            add_bos: false,
+            add_eos: false,
+            add_space_prefix: false,
+            escape_whitespaces: false,
+            clean_spaces: false,
+            byte_tokens,
+            pieces: Vec::new(),
+            piece_start: Vec::new(),
+            pipeline: Some(Box::new(Pipeline {
+                normalized_special,
+                normalizer: p.normalizer,
+                prefix_space: p.prefix_space,
+                prefix_ids: p.prefix_ids,
+                suffix_ids: p.suffix_ids,
+            })),
+            bytelevel_specials: true,
+        };
+        t.build_pieces();
+        Ok(t)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Encoding
 
 /// Per-call caches and buffers.
@@ -822,6 +1090,9 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
         if text.len() > MAX_TEXT_BYTES {
             return Err(TokenizerError::TextTooLong { len: text.len(), max: MAX_TEXT_BYTES });
+        }
+        if let (Some(p), Model::Bpe(m)) = (&self.pipeline, &self.model) {
+            return self.encode_pipeline(p, m, text, add_special, parse_special);
         }
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         let mut st = EncodeState::default();
@@ -908,6 +1179,57 @@ impl Tokenizer {
         Ok(out)
     }
 
+    /// Encoding of tokenizer.json and tiktoken files: added tokens (leftmost-longest) on the raw
+    /// text, then per fragment the normalizer, added tokens on the normalized text, the prefix
+    /// space, the pre-tokenizer and BPE; the post-processor's tokens with `add_special`.
+    fn encode_pipeline(
+        &self,
+        p: &Pipeline,
+        m: &BpeModel,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        let mut st = EncodeState::default();
+        if add_special {
+            out.extend_from_slice(&p.prefix_ids);
+        }
+        for f in self.special.split_leftmost(text.as_bytes(), parse_special) {
+            let r = match f {
+                Fragment::Token(id) => {
+                    out.push(id);
+                    continue;
+                }
+                Fragment::Text(r) => r,
+            };
+            let normalized = p.normalizer.apply(text.get(r).unwrap_or(""));
+            for g in p.normalized_special.split_leftmost(normalized.as_bytes(), parse_special) {
+                let r = match g {
+                    Fragment::Token(id) => {
+                        out.push(id);
+                        continue;
+                    }
+                    Fragment::Text(r) => r,
+                };
+                let piece = normalized.get(r).unwrap_or("");
+                let piece: Cow<'_, str> = if p.prefix_space && !piece.starts_with(' ') {
+                    Cow::Owned(format!(" {piece}"))
+                } else {
+                    Cow::Borrowed(piece)
+                };
+                for w in pretokenize::split(&piece, &m.steps) {
+                    let word = piece.get(w).unwrap_or("");
+                    self.encode_bpe_word(m, word, &mut st, &mut out);
+                }
+            }
+        }
+        if add_special {
+            out.extend_from_slice(&p.suffix_ids);
+        }
+        Ok(out)
+    }
+
     fn encode_spm(&self, text: &str, st: &mut EncodeState, out: &mut Vec<u32>) -> Result<()> {
         let mut missing = None;
         spm::encode(&self.vocab, text, &mut st.spm, |token, piece| match token {
@@ -945,7 +1267,8 @@ impl Tokenizer {
         };
         let whole = (m.ignore_merges || (m.whole_newline_words && word.bytes().all(|b| b == b'\n')))
             .then(|| self.vocab.get(encoded))
-            .flatten();
+            .flatten()
+            .filter(|&id| id < m.whole_below);
         match whole {
             Some(id) => st.cached_ids.push(id),
             None => {

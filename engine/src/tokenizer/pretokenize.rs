@@ -15,8 +15,14 @@
 //!   replaced by U+000B ([`Mode::Wide`]).
 //!
 //! In both modes `\s` is the C locale's set (tab, LF, VT, FF, CR, space).
+//!
+//! tiktoken's and HF `tokenizers`' expressions (tokenizer.json `Split`, `ByteLevel`'s own
+//! expression, o200k's) run on real code points with real Unicode properties instead
+//! ([`Mode::Unicode`], built by [`Step::unicode_regex`]): each code point is presented packed with
+//! its property bits (`ucd.rs`).
 
 use super::regex::{self, Regex};
+use super::ucd;
 use super::unicode::{self, Flags};
 
 /// How a code point is presented to a regex step (see the module docs).
@@ -24,12 +30,17 @@ use super::unicode::{self, Flags};
 pub(crate) enum Mode {
     Collapsed,
     Wide,
+    /// Real code points packed with their Unicode property bits (`ucd::pack`).
+    Unicode,
 }
 
 const VT: u32 = 0x0B;
 const STAND_IN_OTHER: u32 = 0xD0;
 
 fn present(mode: Mode, cp: u32, flags: Flags) -> u32 {
+    if mode == Mode::Unicode {
+        return ucd::pack(cp);
+    }
     if cp < 128 {
         return cp;
     }
@@ -37,7 +48,7 @@ fn present(mode: Mode, cp: u32, flags: Flags) -> u32 {
         return VT;
     }
     match mode {
-        Mode::Wide => cp,
+        Mode::Wide | Mode::Unicode => cp,
         Mode::Collapsed => match flags.category() {
             unicode::cat::NUMBER => regex::STAND_IN_NUMBER,
             unicode::cat::LETTER => regex::STAND_IN_LETTER,
@@ -88,6 +99,11 @@ impl Step {
             e => Step::Regex(Box::new(Regex::new(e)?)),
         })
     }
+
+    /// A step for a tiktoken or HF `tokenizers` expression: full-Unicode regex semantics.
+    pub fn unicode_regex(expr: &str) -> Result<Step, String> {
+        Ok(Step::Regex(Box::new(Regex::unicode(expr)?)))
+    }
 }
 
 /// The text being split: code points, their flags, and the presentations regex steps see.
@@ -96,6 +112,7 @@ struct Text {
     flags: Vec<Flags>,
     collapsed: Option<Vec<u32>>,
     wide: Option<Vec<u32>>,
+    unicode: Option<Vec<u32>>,
 }
 
 impl Text {
@@ -104,6 +121,7 @@ impl Text {
         let slot = match mode {
             Mode::Collapsed => &mut self.collapsed,
             Mode::Wide => &mut self.wide,
+            Mode::Unicode => &mut self.unicode,
         };
         if slot.is_none() {
             *slot = Some(self.cps.iter().zip(&self.flags).map(|(&c, &f)| present(mode, c, f)).collect());
@@ -115,6 +133,7 @@ impl Text {
         match mode {
             Mode::Collapsed => self.collapsed.as_deref().unwrap_or(&[]),
             Mode::Wide => self.wide.as_deref().unwrap_or(&[]),
+            Mode::Unicode => self.unicode.as_deref().unwrap_or(&[]),
         }
     }
 }
@@ -363,7 +382,7 @@ pub(crate) fn split(text: &str, steps: &[Step]) -> Vec<std::ops::Range<usize>> {
         flags.push(unicode::flags(c as u32));
     }
     byte_at.push(text.len());
-    let mut t = Text { cps, flags, collapsed: None, wide: None };
+    let mut t = Text { cps, flags, collapsed: None, wide: None, unicode: None };
 
     // Word ends in code point positions; one word covering everything to start with.
     let mut bounds = vec![t.cps.len()];

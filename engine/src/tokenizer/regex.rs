@@ -7,11 +7,21 @@
 //! Alternation is ordered and quantifiers are greedy with backtracking, so the first match found
 //! is the one ECMAScript (and libstdc++) reports.
 //!
+//! A third mode, [`Mode::Unicode`], matches real code points with real Unicode properties (see
+//! `ucd.rs`): `\p{L}`, `\p{Lu}`... are the Unicode general categories, `\s` is White_Space and
+//! `(?i: )` groups fold literal characters with Unicode simple case folding. This is how tiktoken
+//! (Rust `fancy-regex`) and HF `tokenizers` (Oniguruma) run their expressions. Constructs whose
+//! meaning differs between those engines or that are not implemented (`\d`, `\w`, `^`, `$`,
+//! classes inside `(?i: )`) are refused in that mode rather than guessed.
+//!
 //! Robustness: a quantified single character is matched iteratively, so long runs cost no stack;
-//! expressions that would need deep recursion (an unbounded repeat of a multi-character group) or
-//! can match the empty string are refused when compiled.
+//! expressions that would need deep recursion (an unbounded repeat of a multi-character group, a
+//! group repeated more than [`MAX_GROUP_REPEAT`] times, nesting deeper than [`MAX_DEPTH`], more
+//! than [`MAX_PATTERN_CHARS`] characters — tokenizer.json patterns are untrusted) or can match the
+//! empty string are refused when compiled.
 
 use super::pretokenize::Mode;
+use super::ucd;
 
 /// Presented code points standing for non-ASCII categories (collapsed mode).
 pub(crate) const STAND_IN_NUMBER: u32 = 0xD1;
@@ -31,12 +41,18 @@ enum Atom {
     Punct,
     Mark,
     Symbol,
+    /// Unicode mode: any of these property bits (see `ucd::bit`).
+    Prop(u32),
 }
 
 impl Atom {
     fn matches(&self, c: u32) -> bool {
         match *self {
-            Atom::Range(lo, hi) => lo <= c && c <= hi,
+            Atom::Range(lo, hi) => {
+                let c = c & ucd::CP_MASK;
+                lo <= c && c <= hi
+            }
+            Atom::Prop(bits) => (c >> ucd::SHIFT) & bits != 0,
             Atom::Space => matches!(c, 0x09..=0x0D | 0x20),
             Atom::Digit => (0x30..=0x39).contains(&c),
             Atom::Word => matches!(c, 0x30..=0x39 | 0x41..=0x5A | 0x61..=0x7A | 0x5F),
@@ -92,6 +108,12 @@ enum Node {
 }
 
 const INF: u32 = u32::MAX;
+/// Longest expression accepted (the matcher recurses once per sequence item).
+pub(crate) const MAX_PATTERN_CHARS: usize = 2048;
+/// Deepest group nesting accepted.
+pub(crate) const MAX_DEPTH: u32 = 32;
+/// Most repetitions of a multi-character group (each costs a level of recursion).
+pub(crate) const MAX_GROUP_REPEAT: u32 = 64;
 
 /// A compiled expression and the presentation it matches against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +126,12 @@ struct Parser<'a> {
     chars: Vec<char>,
     pos: usize,
     src: &'a str,
+    /// Full-Unicode semantics (see the module docs).
+    unicode: bool,
+    /// Inside a `(?i: )` group (Unicode mode only).
+    fold: bool,
+    /// Groups open at this point.
+    depth: u32,
 }
 
 type PResult<T> = std::result::Result<T, String>;
@@ -189,9 +217,21 @@ impl Parser<'_> {
     fn atom(&mut self) -> PResult<Node> {
         match self.bump()? {
             '(' => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(format!("groups nested deeper than {MAX_DEPTH} in {:?}", self.src));
+                }
+                self.depth += 1;
                 let node = if self.eat('?') {
                     match self.bump()? {
                         ':' => self.alt()?,
+                        'i' if self.unicode && self.peek() == Some(':') => {
+                            self.pos += 1;
+                            let outer = self.fold;
+                            self.fold = true;
+                            let node = self.alt();
+                            self.fold = outer;
+                            node?
+                        }
                         '=' => Node::Look { node: Box::new(self.alt()?), negate: false },
                         '!' => Node::Look { node: Box::new(self.alt()?), negate: true },
                         c => return Err(format!("unsupported group (?{c} in {:?}", self.src)),
@@ -202,15 +242,26 @@ impl Parser<'_> {
                 if !self.eat(')') {
                     return Err(format!("missing ) in {:?}", self.src));
                 }
+                self.depth -= 1;
                 Ok(node)
             }
+            '[' if self.fold => Err(format!("class inside (?i: ) in {:?}", self.src)),
             '[' => self.class(),
             '\\' => {
                 let (atom, negated) = self.escape()?;
+                if let (true, Atom::Range(lo, hi), false) = (self.fold, &atom, negated) {
+                    if lo == hi {
+                        return Ok(self.folded(*lo));
+                    }
+                }
                 Ok(Node::Char(Pred::Set { atoms: vec![(atom, negated)], negated: false }))
             }
+            '^' | '$' if self.unicode => Err(format!("anchors ^ $ (line or text?) in {:?}", self.src)),
             '^' => Ok(Node::Begin),
             '$' => Ok(Node::End),
+            '.' if self.unicode => {
+                Ok(Node::Char(Pred::Set { atoms: vec![(Atom::Range(0x0A, 0x0A), false)], negated: true }))
+            }
             '.' => Ok(Node::Char(Pred::Set {
                 atoms: vec![
                     (Atom::Range(0x0A, 0x0A), false),
@@ -219,14 +270,32 @@ impl Parser<'_> {
                 ],
                 negated: true,
             })),
+            c if self.fold => Ok(self.folded(c as u32)),
             c => Ok(Node::Char(Pred::Set { atoms: vec![(Atom::Range(c as u32, c as u32), false)], negated: false })),
         }
+    }
+
+    /// A literal under `(?i: )`: the code points equal to it under simple case folding.
+    fn folded(&self, cp: u32) -> Node {
+        let ranges = char::from_u32(cp).map(ucd::fold_class).unwrap_or_else(|| vec![(cp, cp)]);
+        Node::Char(Pred::Set {
+            atoms: ranges.into_iter().map(|(lo, hi)| (Atom::Range(lo, hi), false)).collect(),
+            negated: false,
+        })
     }
 
     /// After a backslash: the atom and whether it is negated (\S \D \W).
     fn escape(&mut self) -> PResult<(Atom, bool)> {
         let c = self.bump()?;
         let lit = |c: char| Atom::Range(c as u32, c as u32);
+        if self.unicode {
+            match c {
+                's' => return Ok((Atom::Prop(ucd::bit::WS), false)),
+                'S' => return Ok((Atom::Prop(ucd::bit::WS), true)),
+                'd' | 'D' | 'w' | 'W' => return Err(format!("\\{c} (ASCII or Unicode?) in {:?}", self.src)),
+                _ => {}
+            }
+        }
         Ok(match c {
             's' => (Atom::Space, false),
             'S' => (Atom::Space, true),
@@ -249,6 +318,23 @@ impl Parser<'_> {
                         '}' => break,
                         c => name.push(c),
                     }
+                }
+                if self.unicode {
+                    use ucd::bit;
+                    let bits = match name.as_str() {
+                        "L" => bit::L,
+                        "Lu" => bit::LU,
+                        "Ll" => bit::LL,
+                        "Lt" => bit::LT,
+                        "Lm" => bit::LM,
+                        "Lo" => bit::LO,
+                        "M" => bit::M,
+                        "N" => bit::N,
+                        "P" => bit::P,
+                        "S" => bit::S,
+                        _ => return Err(format!("unsupported \\p{{{name}}} in {:?}", self.src)),
+                    };
+                    return Ok((Atom::Prop(bits), false));
                 }
                 let atom = match name.as_str() {
                     "N" => Atom::Number,
@@ -359,6 +445,9 @@ fn check_repeats(node: &Node) -> PResult<()> {
             if !matches!(**inner, Node::Char(_)) && *max == INF {
                 return Err("unbounded repeat of a multi-character group".into());
             }
+            if !matches!(**inner, Node::Char(_)) && *max > MAX_GROUP_REPEAT {
+                return Err(format!("a group repeated up to {max} times (limit {MAX_GROUP_REPEAT})"));
+            }
             check_repeats(inner)
         }
         Node::Seq(items) | Node::Alt(items) => items.iter().try_for_each(check_repeats),
@@ -378,7 +467,21 @@ impl Regex {
         if collapsed && !src.is_ascii() {
             return Err(format!("categories and non-ASCII characters together in {src:?}"));
         }
-        let mut p = Parser { chars: src.chars().collect(), pos: 0, src };
+        Self::compile(src, if collapsed { Mode::Collapsed } else { Mode::Wide })
+    }
+
+    /// Compile an expression with full-Unicode semantics ([`Mode::Unicode`]): tiktoken's and HF
+    /// `tokenizers`' expressions.
+    pub fn unicode(src: &str) -> PResult<Regex> {
+        Self::compile(src, Mode::Unicode)
+    }
+
+    fn compile(src: &str, mode: Mode) -> PResult<Regex> {
+        let unicode = mode == Mode::Unicode;
+        if src.chars().count() > MAX_PATTERN_CHARS {
+            return Err(format!("expression of {} characters (limit {MAX_PATTERN_CHARS})", src.chars().count()));
+        }
+        let mut p = Parser { chars: src.chars().collect(), pos: 0, src, unicode, fold: false, depth: 0 };
         let root = p.alt()?;
         if p.pos != p.chars.len() {
             return Err(format!("unbalanced ) in {src:?}"));
@@ -388,7 +491,7 @@ impl Regex {
         if nullable(&root) {
             return Err(format!("{src:?} can match the empty string"));
         }
-        Ok(Regex { root, mode: if collapsed { Mode::Collapsed } else { Mode::Wide } })
+        Ok(Regex { root, mode })
     }
 
     pub fn mode(&self) -> Mode {
@@ -532,5 +635,32 @@ mod tests {
         assert!(Regex::new("(?=x)").is_err());
         assert!(Regex::new("(?:ab)+").is_err());
         assert!(Regex::new("\\p{Han}+").is_err());
+        assert!(Regex::new(&"(".repeat(10_000)).is_err());
+        assert!(Regex::new(&format!("{}a{}", "(".repeat(40), ")".repeat(40))).is_err());
+        assert!(Regex::new(&"a".repeat(5000)).is_err());
+        assert!(Regex::new("(ab){1,100000}").is_err());
+        assert!(Regex::new("(ab){1,4}").is_ok());
+    }
+
+    #[test]
+    fn unicode_mode() {
+        let find_all = |re: &str, text: &str| -> Vec<String> {
+            let r = Regex::unicode(re).unwrap();
+            let cps: Vec<u32> = text.chars().map(|c| ucd::pack(c as u32)).collect();
+            let mut out = Vec::new();
+            let mut pos = 0;
+            while let Some((s, e)) = r.find(&cps, 0, pos, cps.len()) {
+                out.push(text.chars().skip(s).take(e - s).collect());
+                pos = e;
+            }
+            out
+        };
+        let o200k = super::super::tiktoken::O200K_PATTERN;
+        assert_eq!(find_all(o200k, "HTTPServer's ÉCOLE élève"), vec!["HTTPServer's", " ÉCOLE", " élève"]);
+        assert_eq!(find_all(o200k, "x'ſ 12345  \n"), vec!["x'ſ", " ", "123", "45", "  \n"]);
+        assert_eq!(find_all("\\p{Lu}+", "aÀBcǅ"), vec!["ÀB"]);
+        assert!(Regex::unicode("\\d+").is_err());
+        assert!(Regex::unicode("^a").is_err());
+        assert!(Regex::unicode("(?i:[a-z])").is_err());
     }
 }

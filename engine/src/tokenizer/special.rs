@@ -245,6 +245,62 @@ impl SpecialMatcher {
     }
 }
 
+impl SpecialMatcher {
+    /// Split as HF `tokenizers` and tiktoken do: scanning left to right, the longest active token
+    /// starting at the leftmost position where one starts (aho-corasick leftmost-longest). A
+    /// token with LSTRIP (RSTRIP) also swallows the Unicode white space to its left (right).
+    pub fn split_leftmost(&self, text: &[u8], parse_special: bool) -> Vec<Fragment> {
+        if text.is_empty() {
+            return Vec::new();
+        }
+        if self.rank_len.is_empty() || (!parse_special && !self.any_always) {
+            return vec![Fragment::Text(0..text.len())];
+        }
+        let s = std::str::from_utf8(text).unwrap_or("");
+        let mut out = Vec::new();
+        let mut text_start = 0;
+        let mut pos = 0;
+        while pos < text.len() {
+            if self.root[text[pos] as usize] == 0 {
+                pos += 1;
+                continue;
+            }
+            let Some(t) = self.longest_at(text, pos, usize::MAX, parse_special) else {
+                pos += 1;
+                continue;
+            };
+            let len = self.rank_len.get(t.rank as usize).copied().unwrap_or(0) as usize;
+            let mut before = pos;
+            if t.lstrip {
+                while let Some(c) = s.get(text_start..before).and_then(|p| p.chars().next_back()) {
+                    if !c.is_whitespace() {
+                        break;
+                    }
+                    before -= c.len_utf8();
+                }
+            }
+            if before > text_start {
+                out.push(Fragment::Text(text_start..before));
+            }
+            out.push(Fragment::Token(t.id));
+            pos += len.max(1);
+            if t.rstrip {
+                while let Some(c) = s.get(pos..).and_then(|p| p.chars().next()) {
+                    if !c.is_whitespace() {
+                        break;
+                    }
+                    pos += c.len_utf8();
+                }
+            }
+            text_start = pos;
+        }
+        if text_start < text.len() {
+            out.push(Fragment::Text(text_start..text.len()));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +342,21 @@ mod tests {
         let frags = m.split(&text, false);
         assert_eq!(frags.len(), 200_000 / 31 + 1);
         assert_eq!(frags.last(), Some(&Fragment::Token(((200_005 % 31) - 1) as u32)));
+    }
+
+    #[test]
+    fn leftmost_longest() {
+        // Unlike llama.cpp's longest-first settling, "ab" wins at the leftmost position.
+        let m = SpecialMatcher::new(vec![tok(1, "ab", false), tok(2, "bcd", false), tok(3, "abc", true)]);
+        assert_eq!(m.split_leftmost(b"abcd", false), vec![Fragment::Token(1), Fragment::Text(2..4)]);
+        assert_eq!(m.split_leftmost(b"abcd", true), vec![Fragment::Token(3), Fragment::Text(3..4)]);
+        assert_eq!(m.split_leftmost(b"xbcd", true), vec![Fragment::Text(0..1), Fragment::Token(2)]);
+        let t = SpecialToken { id: 5, text: b"<e>", needs_parse_special: false, lstrip: true, rstrip: true };
+        let m = SpecialMatcher::new(vec![t]);
+        assert_eq!(
+            m.split_leftmost("a \u{3000}<e>\n b".as_bytes(), false),
+            vec![Fragment::Text(0..1), Fragment::Token(5), Fragment::Text(10..11)]
+        );
     }
 
     #[test]
