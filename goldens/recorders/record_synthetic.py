@@ -32,9 +32,8 @@ VOCAB = {
     "phi3": f"{VOCABS}/ggml-vocab-phi-3.gguf",
     "gpt2": f"{VOCABS}/ggml-vocab-gpt-2.gguf",
     "gemma3": "~/.cache/orcd/models/gemma-3-270m-q4_k_m.gguf",
-    # gpt-oss's o200k_harmony has no GGUF vocab file in the sdist; the gpt-2 vocabulary stands in
-    # (the graph does not depend on it). Its experts are MXFP4 whatever the type.
-    "gpt-oss": f"{VOCABS}/ggml-vocab-gpt-2.gguf",
+    # gpt-oss: o200k_harmony as fetch.py derives it (pre gpt-4o). Its experts are MXFP4 whatever the type.
+    "gpt-oss": "~/.cache/orcd/tokenizers/o200k_harmony-gpt-4o-vocab.gguf",
 }
 TYPES = ["f32", "f16", "q8_0", "q4_k"]
 # Token ids valid in every vocabulary above; content does not matter for random weights.

@@ -67,9 +67,9 @@ fn synthetic_vocab(arch: &str) -> Option<&'static str> {
         "llama" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf",
         "qwen2" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-qwen2.gguf",
         "phi3" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-phi-3.gguf",
-        // gpt-oss's own vocabulary (o200k_harmony) has no GGUF vocab file in the sdist: the
-        // gpt-2 one (byte-level BPE too) stands in; the model graph does not depend on it.
-        "gpt2" | "gpt-oss" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-gpt-2.gguf",
+        "gpt2" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-gpt-2.gguf",
+        // gpt-oss's o200k_harmony, as fetch.py derives it from the o200k rank file.
+        "gpt-oss" => "tokenizers/o200k_harmony-gpt-4o-vocab.gguf",
         "gemma3" => "models/gemma-3-270m-q4_k_m.gguf",
         _ => return None,
     })
