@@ -529,7 +529,7 @@ fn generate(a: &GenerateArgs) -> Result<()> {
     let prompt = if a.chat {
         let msgs = [crate::chat::Message::new("user", &a.prompt)];
         crate::chat::chat_prompt(&f, &tok, &msgs, crate::chat::Date::today())
-            .map_err(|e| e.context(&format!("--chat with {}", path.display())))?
+            .map_err(|e| e.context(format!("--chat with {}", path.display())))?
             .1
     } else {
         tok.encode(&a.prompt, true, false)?
