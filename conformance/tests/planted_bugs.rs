@@ -69,3 +69,12 @@ fn dropped_qkv_bias_is_caught_at_the_first_attention() {
         "blk.0.attn_out in the batch pass",
     );
 }
+
+#[test]
+fn wrong_mxfp4_value_table_is_caught_at_the_first_expert_ffn() {
+    // The router (F32) still matches; the experts (MXFP4) are the first op to read the table.
+    assert_first_op(
+        &run_with(Fault::Mxfp4Table, "gpt-oss-synth-tiny-f32-short.yaml"),
+        "blk.0.ffn_out in the batch pass",
+    );
+}

@@ -20,6 +20,9 @@ pub enum Fault {
     NormEps = 4,
     /// Positions of decode steps shifted back by one (KV position bookkeeping off by one).
     KvPosShift = 5,
+    /// MXFP4 codes mapped through a wrong value table (plain integers 0..7 instead of E2M1's
+    /// doubled 0, 1, 2, 3, 4, 6, 8, 12), in dequantization and in the fast dot product.
+    Mxfp4Table = 6,
 }
 
 #[cfg(feature = "faults")]

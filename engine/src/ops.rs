@@ -27,6 +27,54 @@ pub struct RopeParams {
     pub freq_base: f32,
     /// Linear position scaling (1.0 = none).
     pub freq_scale: f32,
+    /// YaRN context extension (gpt-oss), `None` for plain RoPE.
+    pub yarn: Option<Yarn>,
+}
+
+/// YaRN parameters as ggml's `rope_yarn` takes them (llama.cpp derives them in
+/// `llama_context`'s constructor from `rope.scaling.*`).
+///
+/// For pair `i` with `theta_extrap = p · base^(-2i/n_rot)` and `theta_interp = freq_scale ·
+/// theta_extrap`: `ramp = (1 - clamp((i - lo) / max(0.001, hi - lo), 0, 1)) · ext_factor`,
+/// `theta = theta_interp · (1 - ramp) + theta_extrap · ramp`, and cos/sin are multiplied by
+/// `attn_factor · (1 + 0.1 · ln(1 / freq_scale))` when `ext_factor != 0` (else by `attn_factor`).
+/// `lo`/`hi` are ggml's correction dims: `floor`/`ceil` of `n_rot · ln(n_ctx_orig / (beta · 2π))
+/// / (2 ln base)` for `beta_fast`/`beta_slow`, clamped to `[0, n_rot - 1]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Yarn {
+    pub ext_factor: f32,
+    pub attn_factor: f32,
+    pub beta_fast: f32,
+    pub beta_slow: f32,
+    /// The training context the YaRN ramp is computed for (`rope.scaling.original_context_length`).
+    pub n_ctx_orig: usize,
+}
+
+impl Yarn {
+    /// ggml's `ggml_rope_yarn_corr_dims`, in f32 as ggml computes them.
+    pub fn corr_dims(&self, n_rot: usize, freq_base: f32) -> [f32; 2] {
+        let dim = |beta: f32| {
+            n_rot as f32 * (self.n_ctx_orig as f32 / (beta * 2.0 * std::f32::consts::PI)).ln() / (2.0 * freq_base.ln())
+        };
+        let start = dim(self.beta_fast).floor();
+        let end = dim(self.beta_slow).ceil();
+        [start.max(0.0), end.min(n_rot as f32 - 1.0)]
+    }
+
+    /// The extrapolation weight of pair `i` (ggml's `rope_yarn_ramp` times `ext_factor`).
+    pub fn ramp(&self, corr: [f32; 2], i: usize) -> f32 {
+        let y = (i as f32 - corr[0]) / (corr[1] - corr[0]).max(0.001);
+        (1.0 - y.clamp(0.0, 1.0)) * self.ext_factor
+    }
+
+    /// The factor on cos and sin.
+    pub fn mscale(&self, freq_scale: f32) -> f32 {
+        if self.ext_factor != 0.0 {
+            self.attn_factor * (1.0 + 0.1 * (1.0 / freq_scale).ln())
+        } else {
+            self.attn_factor
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +97,10 @@ pub enum Act {
     Silu,
     Gelu,
 }
+
+/// gpt-oss's clamped SwiGLU constants (llama.cpp's `LLM_FFN_SWIGLU_OAI_MOE`).
+pub const SWIGLU_OAI_ALPHA: f32 = 1.702;
+pub const SWIGLU_OAI_LIMIT: f32 = 7.0;
 
 /// Receives named op outputs (`blk.3.attn_out`) as row-major `[rows, cols]` f32.
 pub trait TapSink {
@@ -159,4 +211,101 @@ pub trait Ops {
         let host = self.to_host(x);
         self.tensor_from_host(len, c, host[start * c..(start + len) * c].to_vec())
     }
+
+    // ----- gpt-oss (attention sinks, MoE). Defaults refuse, so a backend that lacks them
+    // fails with a typed error rather than computing something else. -----
+
+    /// [`Ops::attention`] with one learned sink logit per query head (`sinks`, width `n_head`)
+    /// joining each softmax denominator: `p_j = e^(s_j - m) / (Σ e^(s_i - m) + e^(sink_h - m))`,
+    /// `m` the max over the scores and the sink. The sink is not scaled and carries no value.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_sinks(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        q_pos: &[u32],
+        kv_pos: &[u32],
+        p: &AttnParams,
+        sinks: &Self::Weight,
+    ) -> Result<Self::Tensor> {
+        let _ = (q, k, v, q_pos, kv_pos, p, sinks);
+        Err(crate::Error::Invalid("attention with sinks is not implemented by this backend".into()))
+    }
+
+    /// MoE routing (llama.cpp's `SOFTMAX_WEIGHT` gating): per row of `logits` (`[n, n_expert]`),
+    /// the `k` largest (ties: lower expert id first), then the softmax over those `k` values.
+    /// Returns the expert ids (row-major `[n, k]`, largest first) and the weights `[n, k]`.
+    fn moe_route(&self, logits: &Self::Tensor, k: usize) -> Result<(Vec<u32>, Self::Tensor)> {
+        let _ = (logits, k);
+        Err(crate::Error::Invalid("MoE routing is not implemented by this backend".into()))
+    }
+
+    /// ggml's `mul_mat_id` (+ `add_id`): `w` is 3-D `[k_in, m, n_expert]`, `ids` is `[n, k]`;
+    /// output row `t·k + j` is `x_r · W[ids[t·k + j]]ᵀ + b[ids[t·k + j]]`, where `x_r` is row `t`
+    /// of `x` when `x` has `n` rows (the input is shared by the experts) or row `t·k + j` when it
+    /// has `n·k` rows. `b` (if any) is `[m, n_expert]`. Result `[n·k, m]`.
+    fn matmul_id(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Weight,
+        b: Option<&Self::Weight>,
+        ids: &[u32],
+        k: usize,
+    ) -> Result<Self::Tensor> {
+        let _ = (x, w, b, ids, k);
+        Err(crate::Error::Invalid("matmul_id is not implemented by this backend".into()))
+    }
+
+    /// gpt-oss's clamped SwiGLU (ggml's `swiglu_oai`): `g = min(gate, limit)`,
+    /// `u = clamp(up, -limit, limit)`, `g / (1 + e^(-alpha·g)) · (u + 1)`.
+    fn swiglu_oai(&self, gate: &Self::Tensor, up: &Self::Tensor, alpha: f32, limit: f32) -> Result<Self::Tensor> {
+        let _ = (gate, up, alpha, limit);
+        Err(crate::Error::Invalid("swiglu_oai is not implemented by this backend".into()))
+    }
+
+    /// Weighted sum of each row's `k` expert outputs: `experts` `[n·k, e]`, `weights` `[n, k]`;
+    /// `out[t] = ((w₀·e₀ + w₁·e₁) + w₂·e₂) + …` in slot order, as llama.cpp's chain of adds.
+    fn moe_combine(&self, experts: &Self::Tensor, weights: &Self::Tensor, k: usize) -> Result<Self::Tensor> {
+        let _ = (experts, weights, k);
+        Err(crate::Error::Invalid("moe_combine is not implemented by this backend".into()))
+    }
+}
+
+/// Check the shapes of a [`Ops::matmul_id`] call; returns `(n, m, n_expert, shared_input)`.
+pub fn check_matmul_id(
+    x_rows: usize,
+    x_cols: usize,
+    dims: &[u64],
+    bias_len: Option<usize>,
+    ids: &[u32],
+    k: usize,
+) -> Result<(usize, usize, usize, bool)> {
+    let err = |m: String| crate::Error::Invalid(format!("matmul_id: {m}"));
+    let [k_in, m, n_exp] = match dims {
+        [a, b, c] => [*a as usize, *b as usize, *c as usize],
+        _ => return Err(err(format!("weight dims {dims:?} are not 3-D"))),
+    };
+    if k == 0 || !ids.len().is_multiple_of(k) {
+        return Err(err(format!("{} ids for {k} experts per row", ids.len())));
+    }
+    let n = ids.len() / k;
+    if x_cols != k_in || (x_rows != n && x_rows != n * k) {
+        return Err(err(format!("x [{x_rows}, {x_cols}] for {n} rows × {k} experts of [{k_in}, {m}]")));
+    }
+    if let Some(&bad) = ids.iter().find(|&&e| e as usize >= n_exp) {
+        return Err(err(format!("expert id {bad} out of range ({n_exp} experts)")));
+    }
+    if bias_len.is_some_and(|l| l != m * n_exp) {
+        return Err(err(format!("bias of {:?} values, need {m} × {n_exp}", bias_len)));
+    }
+    Ok((n, m, n_exp, x_rows == n && k > 1))
+}
+
+/// The top-`k` of one router row: indices sorted by value descending, ties by lower index.
+pub fn top_k_desc(row: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
 }

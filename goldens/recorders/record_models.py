@@ -198,6 +198,8 @@ def read_hparams(arch, m):
         final_softcap=g("final_logit_softcapping"),
         attn_softcap=g("attn_logit_softcapping"),
         query_pre_attn_scalar=g("attention.query_pre_attn_scalar"),  # not read by llama.cpp's gemma3
+        n_expert=g("expert_count"),
+        n_expert_used=g("expert_used_count"),
         n_vocab=None,
     )
     for k in ("rms_eps", "ln_eps"):
@@ -337,6 +339,49 @@ def rope(x, pos, n_rot, base, neox, freq_scale=1.0, freq_factors=None, attn_fact
         x1 = x[..., 1:n_rot:2]
         out[..., 0:n_rot:2] = x0 * cos - x1 * sin
         out[..., 1:n_rot:2] = x0 * sin + x1 * cos
+    return out
+
+
+def yarn_params(hp):
+    """YaRN as llama.cpp derives it for rope.scaling.type == "yarn" (llama-context.cpp): ext_factor 1,
+    beta_fast 32, beta_slow 1, attn_factor = mscale(s) / (1 + 0.1 ln s) * rope.scaling.attn_factor with
+    mscale(s) = 0.1 ln s + 1 (s = rope.scaling.factor > 1) -- i.e. exactly 1 here, in exact arithmetic;
+    n_ctx_orig = rope.scaling.original_context_length (else the training context). None otherwise."""
+    if (hp.get("rope_scaling_type") or "linear") != "yarn":
+        return None
+    s = float(hp["rope_scaling_factor"] or 1.0)
+    mscale = 1.0 if s <= 1.0 else 0.1 * math.log(s) + 1.0
+    af = mscale / (1.0 + 0.1 * math.log(s)) * float(hp.get("rope_attn_factor") or 1.0)
+    return dict(ext_factor=1.0, attn_factor=af, beta_fast=32.0, beta_slow=1.0,
+                n_ctx_orig=int(hp.get("rope_orig_ctx") or hp["n_ctx_train"]))
+
+
+def rope_yarn(x, pos, n_rot, base, freq_scale, yarn):
+    """NeoX RoPE with ggml's rope_yarn (ggml-cpu/ops.cpp): for pair i, theta_extrap = p * base^(-2i/n_rot),
+    theta_interp = freq_scale * theta_extrap, ramp_i = (1 - clip((i - lo) / max(0.001, hi - lo), 0, 1)) *
+    ext_factor, theta = theta_interp (1 - ramp) + theta_extrap ramp; cos and sin are multiplied by
+    attn_factor * (1 + 0.1 ln(1 / freq_scale)). lo, hi: ggml_rope_yarn_corr_dims, floor/ceil of
+    n_rot ln(n_ctx_orig / (beta 2 pi)) / (2 ln base) for beta_fast / beta_slow, clamped to [0, n_rot - 1]."""
+    dt = x.dtype
+    half = n_rot // 2
+
+    def corr(beta):
+        return n_rot * math.log(yarn["n_ctx_orig"] / (beta * 2 * math.pi)) / (2 * math.log(base))
+    lo = max(0.0, math.floor(corr(yarn["beta_fast"])))
+    hi = min(n_rot - 1.0, math.ceil(corr(yarn["beta_slow"])))
+    i = np.arange(half, dtype=np.float64)
+    ramp = (1.0 - np.clip((i - lo) / max(0.001, hi - lo), 0.0, 1.0)) * yarn["ext_factor"]
+    extrap = np.asarray(pos, dtype=np.float64)[:, None] * (base ** (-2.0 * i / n_rot))[None, :]
+    theta = extrap * freq_scale * (1.0 - ramp) + extrap * ramp
+    ms = yarn["attn_factor"] * (1.0 + 0.1 * math.log(1.0 / freq_scale)) if yarn["ext_factor"] != 0 \
+        else yarn["attn_factor"]
+    cos = (np.cos(theta) * ms).astype(dt)[:, None, :]
+    sin = (np.sin(theta) * ms).astype(dt)[:, None, :]
+    out = x.copy()
+    x0 = x[..., :half]
+    x1 = x[..., half:n_rot]
+    out[..., :half] = x0 * cos - x1 * sin
+    out[..., half:n_rot] = x0 * sin + x1 * cos
     return out
 
 
@@ -609,14 +654,109 @@ def arch_gemma3(W, hp, tokens, cache, tap=no_tap):
     return logits
 
 
+def gpt_oss_is_swa(hp, il):
+    """gpt-oss (openai-moe.cpp): load_swa_pattern(ml, 2) -> as gemma3_is_swa with period 2: even
+    layers use the sliding window, odd layers are dense."""
+    if not hp["sliding_window"]:
+        return False
+    pat = hp["sliding_window_pattern"]
+    if isinstance(pat, (list, tuple)):
+        return bool(pat[il])
+    n_pattern = int(pat) if pat is not None else 2
+    return n_pattern == 0 or (il % n_pattern) < (n_pattern - 1)
+
+
+def swiglu_oai(g, u, alpha=1.702, limit=7.0):
+    """ggml_swiglu_oai: x = min(g, limit), y = clamp(u, -limit, limit), x * sigmoid(alpha x) * (y + 1)."""
+    dt = g.dtype
+    x = np.minimum(g, dt.type(limit))
+    y = np.clip(u, dt.type(-limit), dt.type(limit))
+    return x / (dt.type(1.0) + np.exp(-dt.type(alpha) * x)) * (y + dt.type(1.0))
+
+
+def moe_ffn(W, p, h, n_used, tap):
+    """llm_graph_context::build_moe_ffn as gpt-oss calls it (LLM_FFN_SWIGLU_OAI_MOE,
+    LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT, no weight normalisation, no scale): router logits
+    = ffn_gate_inp h + bias; the n_used largest per token (ties: lower id); weights = softmax over
+    those n_used logits; per chosen expert e: gate = W_gate[e] h + b_gate[e], up = W_up[e] h + b_up[e],
+    down = W_down[e] swiglu_oai(gate, up) + b_down[e]; output = sum_j w_j down_j."""
+    logits = matmul(h, W[p + "ffn_gate_inp"], W.get(p + "ffn_gate_inp.bias"))
+    tap(p + "ffn_moe_logits", logits)
+    Wg, Wu, Wd = W[p + "ffn_gate_exps"], W[p + "ffn_up_exps"], W[p + "ffn_down_exps"]
+    bg, bu, bd = W.get(p + "ffn_gate_exps.bias"), W.get(p + "ffn_up_exps.bias"), W.get(p + "ffn_down_exps.bias")
+    out = np.zeros((h.shape[0], Wd.shape[1]), dtype=h.dtype)
+    for t in range(h.shape[0]):
+        row = np.asarray(logits[t], dtype=np.float64)
+        sel = np.argsort(-row, kind="stable")[:n_used]
+        e = np.exp(logits[t][sel] - logits[t][sel[0]])
+        w = e / np.sum(e)
+        for j, x in enumerate(sel):
+            g = h[t] @ Wg[x].T + (bg[x] if bg is not None else 0)
+            u = h[t] @ Wu[x].T + (bu[x] if bu is not None else 0)
+            d = swiglu_oai(g, u) @ Wd[x].T + (bd[x] if bd is not None else 0)
+            out[t] += w[j] * d
+    return out
+
+
+def arch_gpt_oss(W, hp, tokens, cache, tap=no_tap):
+    """gpt-oss (src/models/openai-moe.cpp, llama_model_openai_moe):
+    * RMSNorm (attn_norm) -> q/k/v with optional biases -> NeoX RoPE with YaRN (rope.scaling.*,
+      see rope_yarn); sliding-window layers (even ones, pattern 2) use rope.freq_base_swa (default:
+      rope.freq_base) and the same scaling;
+    * attention scale 1/sqrt(head_dim) (1/sqrt(n_rot) in llama.cpp; equal here), one sink logit per
+      head (attn_sinks) in each softmax denominator, sliding window on SWA layers;
+    * attn_output + bias -> residual; post_attention_norm (tap: ffn_norm) -> MoE (moe_ffn) ->
+      residual; final RMSNorm; untied output."""
+    n = len(tokens)
+    pos = np.arange(cache.n, cache.n + n)
+    x = W["token_embd"][np.asarray(tokens)]
+    tap("token_embd", x)
+    eps = hp["rms_eps"]
+    dk, dv = hp["head_dim_k"], hp["head_dim_v"]
+    fs = rope_freq_scale(hp)
+    yarn = yarn_params(hp)
+    base_swa = float(hp["rope_base_swa"]) if hp["rope_base_swa"] is not None else hp["rope_base"]
+    n_used = int(hp["n_expert_used"])
+    for il in range(hp["n_layer"]):
+        H, Hkv = hp["n_head"][il], hp["n_head_kv"][il]
+        p = f"blk.{il}."
+        swa = gpt_oss_is_swa(hp, il)
+        base = base_swa if swa else hp["rope_base"]
+        h = rms_norm(x, W[p + "attn_norm"], eps)
+        tap(p + "attn_norm", h)
+        q, k, v = project_qkv(W, p, h, H, Hkv, dk, dv)
+        if yarn is not None:
+            q = rope_yarn(q, pos, hp["n_rot"], base, fs, yarn)
+            k = rope_yarn(k, pos, hp["n_rot"], base, fs, yarn)
+        else:
+            q = rope(q, pos, hp["n_rot"], base, neox=True, freq_scale=fs)
+            k = rope(k, pos, hp["n_rot"], base, neox=True, freq_scale=fs)
+        K, V = cache.append(il, k, v)
+        a = attention(q, K, V, pos, np.arange(K.shape[0]), 1.0 / math.sqrt(dk),
+                      window=int(hp["sliding_window"]) if swa else None, sinks=W[p + "attn_sinks"])
+        a = matmul(a, W[p + "attn_output"], W.get(p + "attn_output.bias"))
+        tap(p + "attn_out", a)
+        x = x + a
+        h = rms_norm(x, W[p + "post_attention_norm"], eps)
+        tap(p + "ffn_norm", h)
+        f = moe_ffn(W, p, h, n_used, tap)
+        tap(p + "ffn_out", f)
+        x = x + f
+        tap(p + "l_out", x)
+    cache.n += n
+    x = rms_norm(x, W["output_norm"], eps)
+    tap("result_norm", x)
+    return matmul(x, W["output"])
+
+
 def rope_freq_scale(hp):
     """llama.cpp (llama-model.cpp, llama-context.cpp): rope.scaling.type defaults to linear, and
     freq_scale = 1/rope.scaling.factor when a factor is stored, else 1; type none -> 1. YaRN (which
-    also changes the angles per dimension) is not implemented here."""
+    also changes the angles per dimension) is `rope_yarn`, used by gpt-oss."""
     t = hp.get("rope_scaling_type") or "linear"
     if t == "none":
         return 1.0
-    if t not in ("linear", "longrope"):
+    if t not in ("linear", "longrope", "yarn"):
         raise NotImplementedError(f"rope scaling type {t!r} is not implemented in this recorder")
     f = hp.get("rope_scaling_factor")
     return 1.0 / float(f) if f else 1.0
@@ -628,6 +768,7 @@ ARCHS = {
     "phi3": arch_phi3,
     "gemma3": arch_gemma3,
     "gpt2": arch_gpt2,
+    "gpt-oss": arch_gpt_oss,
 }
 
 
@@ -1029,9 +1170,12 @@ def write_case(c):
         f"greedy_margins: {flow_list(c['greedy_margins'], lambda x: f'{x:.6g}')}",
         "thresholds:",
         "  top1_margin: 0.1        # issue 4 acceptance, --numerics exact: confident rows have margin >= 0.1",
-        "  top1_min: 1.0           # issue 4 acceptance: top-1 on confident rows 100%",
-        "  max_kl: 1.0e-3          # issue 4 acceptance: max KL <= 1e-3",
-        "  max_abs_dlogit: 0.1     # issue 4 acceptance: max |dlogit| over the reference top-40 <= 0.1",
+        *(["  top1_min: 0.97          # issue 4 acceptance, gpt-oss: top-1 >= 97% (near-tied expert routing may flip a row)",
+           "  mean_kl: 1.0e-3         # issue 4 acceptance, gpt-oss: mean KL <= 1e-3 (instead of max KL and max |dlogit|)"]
+          if c["arch"] == "gpt-oss" else
+          ["  top1_min: 1.0           # issue 4 acceptance: top-1 on confident rows 100%",
+           "  max_kl: 1.0e-3          # issue 4 acceptance: max KL <= 1e-3",
+           "  max_abs_dlogit: 0.1     # issue 4 acceptance: max |dlogit| over the reference top-40 <= 0.1"]),
         f"  tap_nmse: {c['tap_nmse']:.1e}        # max(100 x measured_f32_nmse_max, 1e-9), 1 significant digit: "
         f"an f32 pass of the same graph (this recorder's numpy float32 run) stays ~100x below it",
         f"measured_f32_nmse_max: {c['measured_f32_nmse_max']:.3e}   # max over taps of NMSE(numpy float32 pass, "

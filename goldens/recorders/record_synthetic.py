@@ -32,6 +32,9 @@ VOCAB = {
     "phi3": f"{VOCABS}/ggml-vocab-phi-3.gguf",
     "gpt2": f"{VOCABS}/ggml-vocab-gpt-2.gguf",
     "gemma3": "~/.cache/orcd/models/gemma-3-270m-q4_k_m.gguf",
+    # gpt-oss's o200k_harmony has no GGUF vocab file in the sdist; the gpt-2 vocabulary stands in
+    # (the graph does not depend on it). Its experts are MXFP4 whatever the type.
+    "gpt-oss": f"{VOCABS}/ggml-vocab-gpt-2.gguf",
 }
 TYPES = ["f32", "f16", "q8_0", "q4_k"]
 # Token ids valid in every vocabulary above; content does not matter for random weights.

@@ -67,7 +67,9 @@ fn synthetic_vocab(arch: &str) -> Option<&'static str> {
         "llama" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf",
         "qwen2" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-qwen2.gguf",
         "phi3" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-phi-3.gguf",
-        "gpt2" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-gpt-2.gguf",
+        // gpt-oss's own vocabulary (o200k_harmony) has no GGUF vocab file in the sdist: the
+        // gpt-2 one (byte-level BPE too) stands in; the model graph does not depend on it.
+        "gpt2" | "gpt-oss" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-gpt-2.gguf",
         "gemma3" => "models/gemma-3-270m-q4_k_m.gguf",
         _ => return None,
     })
@@ -77,8 +79,9 @@ fn synthetic_vocab(arch: &str) -> Option<&'static str> {
 fn parse_model_fixture(name: &str) -> Option<(String, String, String, u64)> {
     let rest = name.strip_prefix("model-")?;
     let (body, seed) = rest.rsplit_once("-seed")?;
-    let mut parts = body.splitn(3, '-');
-    let (arch, size, ty) = (parts.next()?, parts.next()?, parts.next()?);
+    // From the right: the arch name may hold a dash (`gpt-oss`).
+    let mut parts = body.rsplitn(3, '-');
+    let (ty, size, arch) = (parts.next()?, parts.next()?, parts.next()?);
     Some((arch.to_string(), size.to_string(), ty.to_string(), seed.parse().ok()?))
 }
 

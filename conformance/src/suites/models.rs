@@ -76,7 +76,7 @@ fn load(dir: &Path, rel: &str) -> Result<npy::NpyArray, String> {
 
 /// Sort key of a tap name in forward order.
 fn tap_order(name: &str) -> (usize, usize, usize) {
-    const IN_LAYER: [&str; 5] = ["attn_norm", "attn_out", "ffn_norm", "ffn_out", "l_out"];
+    const IN_LAYER: [&str; 6] = ["attn_norm", "attn_out", "ffn_norm", "ffn_moe_logits", "ffn_out", "l_out"];
     if name == "token_embd" {
         return (0, 0, 0);
     }

@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use crate::gguf::{GgufFile, TensorInfo};
-use crate::ops::{Act, AttnParams, Ops, RopeParams, RopeStyle};
+use crate::ops::{check_matmul_id, top_k_desc, Act, AttnParams, Ops, RopeParams, RopeStyle};
 use crate::{Error, Result};
 
 /// A row-major `[rows, cols]` activation.
@@ -72,6 +72,13 @@ fn gelu_tanh(x: f32) -> f32 {
     let x = x as f64;
     let c = (2.0 / std::f64::consts::PI).sqrt();
     (0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())) as f32
+}
+
+/// ggml's `swiglu_oai` for one element, in f64.
+fn swiglu_oai(g: f32, u: f32, alpha: f32, limit: f32) -> f32 {
+    let x = g.min(limit) as f64;
+    let y = u.clamp(-limit, limit) as f64;
+    (x / (1.0 + (-(alpha as f64) * x).exp()) * (y + 1.0)) as f32
 }
 
 fn silu(x: f32) -> f32 {
@@ -234,7 +241,7 @@ impl Ops for Cpu {
     }
 
     fn rope(&self, x: &CpuTensor, n_head: usize, head_dim: usize, pos: &[u32], p: &RopeParams) -> Result<CpuTensor> {
-        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || p.n_rot % 2 != 0 {
+        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || !p.n_rot.is_multiple_of(2) {
             return Err(shape_err(
                 "rope",
                 format!(
@@ -248,13 +255,30 @@ impl Ops for Cpu {
         }
         let mut out = x.clone();
         let half = p.n_rot / 2;
+        // YaRN: per-pair blend of interpolated and extrapolated angles, and a magnitude factor.
+        let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base));
+        let fs = p.freq_scale as f64;
+        let mscale = match p.yarn {
+            Some(y) if y.ext_factor != 0.0 => y.attn_factor as f64 * (1.0 + 0.1 * (1.0 / fs).ln()),
+            Some(y) => y.attn_factor as f64,
+            None => 1.0,
+        };
         for (r, &ps) in pos.iter().enumerate() {
-            let t = ps as f64 * p.freq_scale as f64;
             for h in 0..n_head {
                 let base = r * x.cols + h * head_dim;
                 for i in 0..half {
-                    let theta = t * (p.freq_base as f64).powf(-2.0 * i as f64 / p.n_rot as f64);
+                    let extrap = ps as f64 * (p.freq_base as f64).powf(-2.0 * i as f64 / p.n_rot as f64);
+                    let theta = match (p.yarn, corr) {
+                        (Some(y), Some(c)) if y.ext_factor != 0.0 => {
+                            let lo = c[0] as f64;
+                            let yv = (i as f64 - lo) / (c[1] as f64 - lo).max(0.001);
+                            let ramp = (1.0 - yv.clamp(0.0, 1.0)) * y.ext_factor as f64;
+                            fs * extrap * (1.0 - ramp) + extrap * ramp
+                        }
+                        _ => fs * extrap,
+                    };
                     let (s, c) = theta.sin_cos();
+                    let (s, c) = (s * mscale, c * mscale);
                     let (a, b) = match p.style {
                         RopeStyle::Normal => (base + 2 * i, base + 2 * i + 1),
                         RopeStyle::Neox => (base + i, base + i + half),
@@ -277,81 +301,106 @@ impl Ops for Cpu {
         kv_pos: &[u32],
         p: &AttnParams,
     ) -> Result<CpuTensor> {
-        let (hd, vd) = (p.head_dim, p.v_head_dim);
-        if q.cols != p.n_head * hd
-            || k.cols != p.n_head_kv * hd
-            || v.cols != p.n_head_kv * vd
-            || k.rows != v.rows
-            || q_pos.len() != q.rows
-            || kv_pos.len() != k.rows
-            || p.n_head_kv == 0
-            || p.n_head % p.n_head_kv != 0
-        {
-            return Err(shape_err(
-                "attention",
-                format!("q [{}, {}], k [{}, {}], v [{}, {}], {p:?}", q.rows, q.cols, k.rows, k.cols, v.rows, v.cols),
-            ));
-        }
-        let group = p.n_head / p.n_head_kv;
-        let n_kv = k.rows;
-        let heads: Vec<Vec<f32>> = (0..p.n_head)
-            .into_par_iter()
-            .map(|h| {
-                let kh = h / group;
-                let mut out = vec![0f32; q.rows * vd];
-                let mut scores = vec![0f64; n_kv];
-                for i in 0..q.rows {
-                    let qi = &q.data[i * q.cols + h * hd..i * q.cols + (h + 1) * hd];
-                    let mut max = f64::NEG_INFINITY;
-                    for j in 0..n_kv {
-                        let visible =
-                            kv_pos[j] <= q_pos[i] && p.window.is_none_or(|w| ((q_pos[i] - kv_pos[j]) as usize) < w);
-                        scores[j] = if visible {
-                            let kj = &k.data[j * k.cols + kh * hd..j * k.cols + (kh + 1) * hd];
-                            let mut s = dot(qi, kj) as f64 * p.scale as f64;
-                            if let Some(c) = p.softcap {
-                                s = c as f64 * (s / c as f64).tanh();
-                            }
-                            s
-                        } else {
-                            f64::NEG_INFINITY
-                        };
-                        max = max.max(scores[j]);
-                    }
-                    let mut sum = 0f64;
-                    for s in scores.iter_mut() {
-                        *s = if s.is_finite() { (*s - max).exp() } else { 0.0 };
-                        sum += *s;
-                    }
-                    let o = &mut out[i * vd..(i + 1) * vd];
-                    let mut acc = vec![0f64; vd];
-                    for (j, &sc) in scores.iter().enumerate() {
-                        if sc == 0.0 {
-                            continue;
-                        }
-                        let wgt = sc / sum;
-                        let vj = &v.data[j * v.cols + kh * vd..j * v.cols + (kh + 1) * vd];
-                        for (a, &x) in acc.iter_mut().zip(vj) {
-                            *a += wgt * x as f64;
-                        }
-                    }
-                    for (o, a) in o.iter_mut().zip(acc) {
-                        *o = a as f32;
-                    }
-                }
-                out
-            })
-            .collect();
-        let cols = p.n_head * vd;
-        let mut data = vec![0f32; q.rows * cols];
-        for (h, hv) in heads.iter().enumerate() {
-            for i in 0..q.rows {
-                data[i * cols + h * vd..i * cols + (h + 1) * vd].copy_from_slice(&hv[i * vd..(i + 1) * vd]);
-            }
-        }
-        Ok(CpuTensor { rows: q.rows, cols, data })
+        attention_impl(q, k, v, q_pos, kv_pos, p, None)
     }
 
+    fn attention_sinks(
+        &self,
+        q: &CpuTensor,
+        k: &CpuTensor,
+        v: &CpuTensor,
+        q_pos: &[u32],
+        kv_pos: &[u32],
+        p: &AttnParams,
+        sinks: &CpuWeight,
+    ) -> Result<CpuTensor> {
+        if sinks.data.len() != p.n_head {
+            return Err(shape_err(
+                "attention",
+                format!("{} has {} sinks for {} heads", sinks.name, sinks.data.len(), p.n_head),
+            ));
+        }
+        attention_impl(q, k, v, q_pos, kv_pos, p, Some(&sinks.data))
+    }
+
+    fn moe_route(&self, logits: &CpuTensor, k: usize) -> Result<(Vec<u32>, CpuTensor)> {
+        if k == 0 || k > logits.cols {
+            return Err(shape_err("moe_route", format!("{k} of {} experts", logits.cols)));
+        }
+        let mut ids = Vec::with_capacity(logits.rows * k);
+        let mut w = Vec::with_capacity(logits.rows * k);
+        for row in logits.data.chunks(logits.cols.max(1)) {
+            let top = top_k_desc(row, k);
+            // softmax over the chosen logits (f64), the largest first so max = row[top[0]].
+            let max = row[top[0]] as f64;
+            let e: Vec<f64> = top.iter().map(|&i| (row[i] as f64 - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            ids.extend(top.iter().map(|&i| i as u32));
+            w.extend(e.iter().map(|x| (x / sum) as f32));
+        }
+        Ok((ids, CpuTensor { rows: logits.rows, cols: k, data: w }))
+    }
+
+    fn matmul_id(
+        &self,
+        x: &CpuTensor,
+        w: &CpuWeight,
+        b: Option<&CpuWeight>,
+        ids: &[u32],
+        k: usize,
+    ) -> Result<CpuTensor> {
+        let (_, m, _, shared) = check_matmul_id(x.rows, x.cols, &w.dims, b.map(|b| b.data.len()), ids, k)?;
+        let kin = x.cols;
+        let mut data = vec![0f32; ids.len() * m];
+        data.par_chunks_mut(m.max(1)).enumerate().for_each(|(r, out)| {
+            let e = ids[r] as usize;
+            let xr = if shared { r / k } else { r };
+            let xr = &x.data[xr * kin..(xr + 1) * kin];
+            for (j, o) in out.iter_mut().enumerate() {
+                let row = (e * m + j) * kin;
+                *o = dot(xr, &w.data[row..row + kin]);
+                if let Some(b) = b {
+                    *o += b.data[e * m + j];
+                }
+            }
+        });
+        Ok(CpuTensor { rows: ids.len(), cols: m, data })
+    }
+
+    fn swiglu_oai(&self, gate: &CpuTensor, up: &CpuTensor, alpha: f32, limit: f32) -> Result<CpuTensor> {
+        if (gate.rows, gate.cols) != (up.rows, up.cols) {
+            return Err(shape_err(
+                "swiglu_oai",
+                format!("gate [{}, {}], up [{}, {}]", gate.rows, gate.cols, up.rows, up.cols),
+            ));
+        }
+        let data = gate.data.iter().zip(&up.data).map(|(&g, &u)| swiglu_oai(g, u, alpha, limit)).collect();
+        Ok(CpuTensor { rows: gate.rows, cols: gate.cols, data })
+    }
+
+    fn moe_combine(&self, experts: &CpuTensor, weights: &CpuTensor, k: usize) -> Result<CpuTensor> {
+        if k == 0 || weights.cols != k || experts.rows != weights.rows * k {
+            return Err(shape_err(
+                "moe_combine",
+                format!(
+                    "experts [{}, {}], weights [{}, {}], k {k}",
+                    experts.rows, experts.cols, weights.rows, weights.cols
+                ),
+            ));
+        }
+        let e = experts.cols;
+        let mut data = vec![0f32; weights.rows * e];
+        for (t, out) in data.chunks_mut(e.max(1)).enumerate() {
+            for (d, o) in out.iter_mut().enumerate() {
+                let mut acc = 0f64;
+                for j in 0..k {
+                    acc += experts.data[(t * k + j) * e + d] as f64 * weights.data[t * k + j] as f64;
+                }
+                *o = acc as f32;
+            }
+        }
+        Ok(CpuTensor { rows: weights.rows, cols: e, data })
+    }
     fn glu(&self, gate: &CpuTensor, up: &CpuTensor, act: Act) -> Result<CpuTensor> {
         if (gate.rows, gate.cols) != (up.rows, up.cols) {
             return Err(shape_err(
@@ -402,6 +451,97 @@ impl Ops for Cpu {
     }
 }
 
+/// Attention (with optional per-head sinks in the softmax denominator), in f64 per score.
+#[allow(clippy::too_many_arguments)]
+fn attention_impl(
+    q: &CpuTensor,
+    k: &CpuTensor,
+    v: &CpuTensor,
+    q_pos: &[u32],
+    kv_pos: &[u32],
+    p: &AttnParams,
+    sinks: Option<&[f32]>,
+) -> Result<CpuTensor> {
+    let (hd, vd) = (p.head_dim, p.v_head_dim);
+    if q.cols != p.n_head * hd
+        || k.cols != p.n_head_kv * hd
+        || v.cols != p.n_head_kv * vd
+        || k.rows != v.rows
+        || q_pos.len() != q.rows
+        || kv_pos.len() != k.rows
+        || p.n_head_kv == 0
+        || !p.n_head.is_multiple_of(p.n_head_kv)
+    {
+        return Err(shape_err(
+            "attention",
+            format!("q [{}, {}], k [{}, {}], v [{}, {}], {p:?}", q.rows, q.cols, k.rows, k.cols, v.rows, v.cols),
+        ));
+    }
+    let group = p.n_head / p.n_head_kv;
+    let n_kv = k.rows;
+    let heads: Vec<Vec<f32>> = (0..p.n_head)
+        .into_par_iter()
+        .map(|h| {
+            let kh = h / group;
+            let mut out = vec![0f32; q.rows * vd];
+            let mut scores = vec![0f64; n_kv];
+            for i in 0..q.rows {
+                let qi = &q.data[i * q.cols + h * hd..i * q.cols + (h + 1) * hd];
+                let mut max = f64::NEG_INFINITY;
+                for j in 0..n_kv {
+                    let visible =
+                        kv_pos[j] <= q_pos[i] && p.window.is_none_or(|w| ((q_pos[i] - kv_pos[j]) as usize) < w);
+                    scores[j] = if visible {
+                        let kj = &k.data[j * k.cols + kh * hd..j * k.cols + (kh + 1) * hd];
+                        let mut s = dot(qi, kj) as f64 * p.scale as f64;
+                        if let Some(c) = p.softcap {
+                            s = c as f64 * (s / c as f64).tanh();
+                        }
+                        s
+                    } else {
+                        f64::NEG_INFINITY
+                    };
+                    max = max.max(scores[j]);
+                }
+                // A sink joins the max and the denominator, not the weighted sum of values.
+                let sink = sinks.map(|s| s[h] as f64);
+                if let Some(sk) = sink {
+                    max = max.max(sk);
+                }
+                let mut sum = sink.map_or(0.0, |sk| (sk - max).exp());
+                for s in scores.iter_mut() {
+                    *s = if s.is_finite() { (*s - max).exp() } else { 0.0 };
+                    sum += *s;
+                }
+                let o = &mut out[i * vd..(i + 1) * vd];
+                let mut acc = vec![0f64; vd];
+                for (j, &sc) in scores.iter().enumerate() {
+                    if sc == 0.0 {
+                        continue;
+                    }
+                    let wgt = sc / sum;
+                    let vj = &v.data[j * v.cols + kh * vd..j * v.cols + (kh + 1) * vd];
+                    for (a, &x) in acc.iter_mut().zip(vj) {
+                        *a += wgt * x as f64;
+                    }
+                }
+                for (o, a) in o.iter_mut().zip(acc) {
+                    *o = a as f32;
+                }
+            }
+            out
+        })
+        .collect();
+    let cols = p.n_head * vd;
+    let mut data = vec![0f32; q.rows * cols];
+    for (h, hv) in heads.iter().enumerate() {
+        for i in 0..q.rows {
+            data[i * cols + h * vd..i * cols + (h + 1) * vd].copy_from_slice(&hv[i * vd..(i + 1) * vd]);
+        }
+    }
+    Ok(CpuTensor { rows: q.rows, cols, data })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,7 +571,7 @@ mod tests {
     fn rope_pairing_normal_vs_neox() {
         // One head of 4 dims at position 1, base 1: theta_0 = 1 rad, theta_1 = 1 rad^(1/2)... check pairs.
         let x = t(1, 4, vec![1.0, 0.0, 0.0, 0.0]);
-        let p = RopeParams { style: RopeStyle::Normal, n_rot: 4, freq_base: 10000.0, freq_scale: 1.0 };
+        let p = RopeParams { style: RopeStyle::Normal, n_rot: 4, freq_base: 10000.0, freq_scale: 1.0, yarn: None };
         let n = Cpu.rope(&x, 1, 4, &[1], &p).unwrap();
         // normal: dims (0,1) rotate together → x1 = sin(1)
         assert!((n.data[1] - 1f32.sin()).abs() < 1e-6 && n.data[2] == 0.0);

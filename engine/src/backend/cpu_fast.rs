@@ -34,7 +34,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use crate::gguf::{GgmlType, GgufFile, TensorInfo};
-use crate::ops::{Act, AttnParams, Ops, RopeParams, RopeStyle};
+use crate::ops::{check_matmul_id, top_k_desc, Act, AttnParams, Ops, RopeParams, RopeStyle};
 use crate::quant::{f16_to_f32, f32_to_f16};
 use crate::{Error, Result};
 use matmul::{act_kind, quantize_acts, ActKind, Isa, QMatrix};
@@ -286,7 +286,7 @@ impl Ops for CpuFast {
             && !transpose_fault
             && !matches!(t.ty, GgmlType::F32)
             && act_kind(t.ty).is_some()
-            && ne0 % t.ty.block_size() == 0;
+            && ne0.is_multiple_of(t.ty.block_size());
         if keep_raw {
             let raw = f.tensor_data(t).to_vec();
             let w = FastWeight {
@@ -299,7 +299,8 @@ impl Ops for CpuFast {
                 f32: vec![],
                 panels: None,
             };
-            return Ok(w.with_panels());
+            // Expert stacks (3-D, `matmul_id`) stay in the GGUF row layout: it slices them by expert.
+            return Ok(if t.dims.len() == 2 { w.with_panels() } else { w });
         }
         let mut data = f.tensor_f32(&t.name)?;
         if transpose_fault {
@@ -448,7 +449,7 @@ impl Ops for CpuFast {
     }
 
     fn rope(&self, x: &FastTensor, n_head: usize, head_dim: usize, pos: &[u32], p: &RopeParams) -> Result<FastTensor> {
-        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || p.n_rot % 2 != 0 {
+        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || !p.n_rot.is_multiple_of(2) {
             return Err(shape_err(
                 "rope",
                 format!(
@@ -464,11 +465,28 @@ impl Ops for CpuFast {
         let half = p.n_rot / 2;
         let theta_scale = p.freq_base.powf(-2.0 / p.n_rot as f32);
         let mut cache = vec![(0f32, 0f32); half];
+        let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base));
         for (r, &ps) in pos.iter().enumerate() {
             let mut theta = ps as f32;
-            for c in cache.iter_mut() {
-                let t = p.freq_scale * theta;
-                *c = (t.cos(), t.sin());
+            for (i, c) in cache.iter_mut().enumerate() {
+                *c = match (p.yarn, corr) {
+                    // ggml's rope_yarn: blend interpolated and extrapolated angles, scale by mscale.
+                    (Some(y), Some(cd)) => {
+                        let interp = p.freq_scale * theta;
+                        let t = if y.ext_factor != 0.0 {
+                            let mix = y.ramp(cd, i);
+                            interp * (1.0 - mix) + theta * mix
+                        } else {
+                            interp
+                        };
+                        let ms = y.mscale(p.freq_scale);
+                        (t.cos() * ms, t.sin() * ms)
+                    }
+                    _ => {
+                        let t = p.freq_scale * theta;
+                        (t.cos(), t.sin())
+                    }
+                };
                 theta *= theta_scale;
             }
             rotate(self.simd(), &mut data, &cache, r * x.cols, n_head, head_dim, half, p.style);
@@ -493,7 +511,7 @@ impl Ops for CpuFast {
             || q_pos.len() != q.rows
             || kv_pos.len() != k.rows
             || p.n_head_kv == 0
-            || p.n_head % p.n_head_kv != 0
+            || !p.n_head.is_multiple_of(p.n_head_kv)
         {
             return Err(shape_err(
                 "attention",
@@ -502,6 +520,171 @@ impl Ops for CpuFast {
         }
         let data = attn::attention(self.simd(), &q.f32s(), q.rows, &k.f16s(), &v.f16s(), k.rows, q_pos, kv_pos, p);
         Ok(FastTensor::new(q.rows, p.n_head * vd, data))
+    }
+
+    fn attention_sinks(
+        &self,
+        q: &FastTensor,
+        k: &FastTensor,
+        v: &FastTensor,
+        q_pos: &[u32],
+        kv_pos: &[u32],
+        p: &AttnParams,
+        sinks: &FastWeight,
+    ) -> Result<FastTensor> {
+        self.one_d("attention sinks", sinks, p.n_head)?;
+        let (hd, vd) = (p.head_dim, p.v_head_dim);
+        if q.cols != p.n_head * hd
+            || k.cols != p.n_head_kv * hd
+            || v.cols != p.n_head_kv * vd
+            || k.rows != v.rows
+            || q_pos.len() != q.rows
+            || kv_pos.len() != k.rows
+            || p.n_head_kv == 0
+            || !p.n_head.is_multiple_of(p.n_head_kv)
+        {
+            return Err(shape_err(
+                "attention",
+                format!("q [{}, {}], k [{}, {}], v [{}, {}], {p:?}", q.rows, q.cols, k.rows, k.cols, v.rows, v.cols),
+            ));
+        }
+        let data = attn::attention_sinks(
+            self.simd(),
+            &q.f32s(),
+            q.rows,
+            &k.f16s(),
+            &v.f16s(),
+            k.rows,
+            q_pos,
+            kv_pos,
+            p,
+            Some(&sinks.f32),
+        );
+        Ok(FastTensor::new(q.rows, p.n_head * vd, data))
+    }
+
+    /// As ggml: `argsort_top_k` of the f32 logits, `get_rows`, then `soft_max` over the k chosen
+    /// (libm `expf`, f64 sum as `ggml_vec_soft_max_f32`'s tail).
+    fn moe_route(&self, logits: &FastTensor, k: usize) -> Result<(Vec<u32>, FastTensor)> {
+        if k == 0 || k > logits.cols {
+            return Err(shape_err("moe_route", format!("{k} of {} experts", logits.cols)));
+        }
+        let l = logits.f32s();
+        let mut ids = Vec::with_capacity(logits.rows * k);
+        let mut w = Vec::with_capacity(logits.rows * k);
+        for row in l.chunks(logits.cols.max(1)) {
+            let top = top_k_desc(row, k);
+            let max = row[top[0]];
+            let e: Vec<f32> = top.iter().map(|&i| (row[i] - max).exp()).collect();
+            let sum: f64 = e.iter().map(|&x| f64::from(x)).sum();
+            let inv = (1.0 / sum) as f32;
+            ids.extend(top.iter().map(|&i| i as u32));
+            w.extend(e.iter().map(|&x| x * inv));
+        }
+        Ok((ids, FastTensor::new(logits.rows, k, w)))
+    }
+
+    /// ggml's `mul_mat_id` on the CPU: rows grouped by expert, each group's activations quantized
+    /// to the weight's `vec_dot_type` (Q8_0 for MXFP4 and the 32-element types) and multiplied
+    /// with the same block dot products as [`Ops::matmul`]; then `add_id` adds the expert's bias.
+    fn matmul_id(
+        &self,
+        x: &FastTensor,
+        w: &FastWeight,
+        b: Option<&FastWeight>,
+        ids: &[u32],
+        k: usize,
+    ) -> Result<FastTensor> {
+        let (_, m, n_exp, shared) = check_matmul_id(x.rows, x.cols, &w.dims, b.map(|b| b.f32.len()), ids, k)?;
+        if let Some(b) = b {
+            self.one_d("matmul_id bias", b, m * n_exp)?;
+        }
+        let kin = x.cols;
+        let kind = match w.ty {
+            GgmlType::F32 => ActKind::F32,
+            t => act_kind(t).filter(|a| *a == ActKind::Q8).ok_or_else(|| {
+                shape_err("matmul_id", format!("{}: expert weights of type {t} are not supported", w.name))
+            })?,
+        };
+        let rb = w.row_bytes();
+        let xs = x.f32s();
+        let mut out = vec![0f32; ids.len() * m];
+        for e in 0..n_exp {
+            let rows: Vec<usize> = (0..ids.len()).filter(|&r| ids[r] as usize == e).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let mut xe = Vec::with_capacity(rows.len() * kin);
+            for &r in &rows {
+                let xr = if shared { r / k } else { r };
+                xe.extend_from_slice(&xs[xr * kin..(xr + 1) * kin]);
+            }
+            let y = if kind == ActKind::F32 {
+                matmul::matmul_f32(&w.f32[e * m * kin..(e + 1) * m * kin], kin, m, &xe, rows.len())
+            } else {
+                let acts = quantize_acts(kind, &xe, kin);
+                let data = &w.raw[e * m * rb..(e + 1) * m * rb];
+                let qm = QMatrix { ty: w.ty, k: kin, m, row_bytes: rb, data, panels: None };
+                matmul::matmul_q(isa(), &qm, &acts, rows.len())
+            };
+            for (i, &r) in rows.iter().enumerate() {
+                let o = &mut out[r * m..(r + 1) * m];
+                o.copy_from_slice(&y[i * m..(i + 1) * m]);
+                if let Some(b) = b {
+                    for (v, bb) in o.iter_mut().zip(&b.f32[e * m..(e + 1) * m]) {
+                        *v += bb;
+                    }
+                }
+            }
+        }
+        Ok(FastTensor::new(ids.len(), m, out))
+    }
+
+    /// ggml's `swiglu_oai_f32`: f32 with libm `expf`.
+    fn swiglu_oai(&self, gate: &FastTensor, up: &FastTensor, alpha: f32, limit: f32) -> Result<FastTensor> {
+        if (gate.rows, gate.cols) != (up.rows, up.cols) {
+            return Err(shape_err(
+                "swiglu_oai",
+                format!("gate [{}, {}], up [{}, {}]", gate.rows, gate.cols, up.rows, up.cols),
+            ));
+        }
+        let data = gate
+            .f32s()
+            .iter()
+            .zip(up.f32s().iter())
+            .map(|(&g, &u)| {
+                let x = g.min(limit);
+                let y = u.clamp(-limit, limit);
+                x / (1.0 + (alpha * -x).exp()) * (y + 1.0)
+            })
+            .collect();
+        Ok(FastTensor::new(gate.rows, gate.cols, data))
+    }
+
+    /// `experts · weights` then the adds in slot order, in f32 as ggml's `mul` and `add`s.
+    fn moe_combine(&self, experts: &FastTensor, weights: &FastTensor, k: usize) -> Result<FastTensor> {
+        if k == 0 || weights.cols != k || experts.rows != weights.rows * k {
+            return Err(shape_err(
+                "moe_combine",
+                format!(
+                    "experts [{}, {}], weights [{}, {}], k {k}",
+                    experts.rows, experts.cols, weights.rows, weights.cols
+                ),
+            ));
+        }
+        let (ex, wt) = (experts.f32s(), weights.f32s());
+        let e = experts.cols;
+        let mut data = vec![0f32; weights.rows * e];
+        for (t, out) in data.chunks_mut(e.max(1)).enumerate() {
+            for j in 0..k {
+                let wj = wt[t * k + j];
+                let row = &ex[(t * k + j) * e..(t * k + j + 1) * e];
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o = if j == 0 { v * wj } else { *o + v * wj };
+                }
+            }
+        }
+        Ok(FastTensor::new(weights.rows, e, data))
     }
 
     fn glu(&self, gate: &FastTensor, up: &FastTensor, act: Act) -> Result<FastTensor> {

@@ -1,3 +1,6 @@
 //! Backends implement the ops of [`crate::ops::Ops`]. `cpu` is the readable reference.
 pub mod cpu;
 pub mod cpu_fast;
+
+#[cfg(test)]
+mod gpt_oss_tests;

@@ -1,7 +1,7 @@
 //! Hyper-parameters from GGUF metadata (`<arch>.*` keys, llama.cpp's names and defaults).
 
-use crate::gguf::GgufFile;
-use crate::ops::{AttnParams, RopeParams, RopeStyle};
+use crate::gguf::{GgufFile, GgufValue};
+use crate::ops::{AttnParams, RopeParams, RopeStyle, Yarn};
 use crate::{Error, Result};
 
 use super::Layer;
@@ -14,6 +14,8 @@ pub enum Arch {
     Gemma3,
     Phi3,
     Gpt2,
+    /// `gpt-oss` (llama.cpp's LLM_ARCH_OPENAI_MOE).
+    GptOss,
 }
 
 impl Arch {
@@ -24,6 +26,7 @@ impl Arch {
             "gemma3" => Arch::Gemma3,
             "phi3" => Arch::Phi3,
             "gpt2" => Arch::Gpt2,
+            "gpt-oss" => Arch::GptOss,
             _ => return None,
         })
     }
@@ -35,6 +38,7 @@ impl Arch {
             Arch::Gemma3 => "gemma3",
             Arch::Phi3 => "phi3",
             Arch::Gpt2 => "gpt2",
+            Arch::GptOss => "gpt-oss",
         }
     }
 
@@ -42,7 +46,7 @@ impl Arch {
     pub fn rope_style(self) -> RopeStyle {
         let style = match self {
             Arch::Llama | Arch::Gpt2 => RopeStyle::Normal,
-            Arch::Qwen2 | Arch::Gemma3 | Arch::Phi3 => RopeStyle::Neox,
+            Arch::Qwen2 | Arch::Gemma3 | Arch::Phi3 | Arch::GptOss => RopeStyle::Neox,
         };
         match (style, crate::faults::active(crate::faults::Fault::RopePairing)) {
             (RopeStyle::Normal, true) => RopeStyle::Neox,
@@ -62,6 +66,14 @@ impl Arch {
                 Arch::Qwen2 if l.bq.is_none() || l.bk.is_none() || l.bv.is_none() => Some("attn_q/k/v bias"),
                 Arch::Gpt2 if l.bqkv.is_none() || l.attn_norm_b.is_none() || l.ffn_norm_b.is_none() => {
                     Some("attn_qkv / attn_norm / ffn_norm bias")
+                }
+                Arch::GptOss if l.attn_sinks.is_none() => Some("attn_sinks"),
+                Arch::GptOss if l.bo.is_none() => Some("attn_output.bias"),
+                Arch::GptOss if l.ffn_gate_inp.is_none() || l.ffn_gate_inp_b.is_none() => {
+                    Some("ffn_gate_inp weight / bias")
+                }
+                Arch::GptOss if l.b_gate.is_none() || l.b_up.is_none() || l.b_down.is_none() => {
+                    Some("ffn_{gate,up,down}_exps bias")
                 }
                 _ => None,
             };
@@ -97,6 +109,13 @@ pub struct HParams {
     /// LayerNorm epsilon (gpt2).
     pub ln_eps: f32,
     pub attn_softcap: Option<f32>,
+    /// MoE (gpt-oss): experts per layer, experts used per token (0 and 0 for dense models).
+    pub n_expert: usize,
+    pub n_expert_used: usize,
+    /// RoPE position scaling (`1 / rope.scaling.factor`; 1 when absent or type `none`).
+    pub rope_freq_scale: f32,
+    /// YaRN (rope.scaling.type `yarn`), as llama.cpp's context derives it.
+    pub yarn: Option<Yarn>,
 }
 
 impl HParams {
@@ -117,13 +136,20 @@ impl HParams {
 
     /// RoPE with this architecture's pairing and rotated dims, at `freq_base`.
     pub fn rope_params(&self, freq_base: f32) -> RopeParams {
-        RopeParams { style: self.arch.rope_style(), n_rot: self.n_rot, freq_base, freq_scale: 1.0 }
+        RopeParams { style: self.arch.rope_style(), n_rot: self.n_rot, freq_base, freq_scale: 1.0, yarn: None }
+    }
+
+    /// RoPE with this file's scaling (linear factor and YaRN), at `freq_base` (gpt-oss).
+    pub fn rope_params_scaled(&self, freq_base: f32) -> RopeParams {
+        RopeParams { freq_scale: self.rope_freq_scale, yarn: self.yarn, ..self.rope_params(freq_base) }
     }
 
     pub fn from_gguf(f: &GgufFile) -> Result<Self> {
         let arch_name = f.get_str("general.architecture")?;
         let arch = Arch::from_name(arch_name).ok_or_else(|| {
-            Error::Invalid(format!("architecture {arch_name:?} is not supported (llama, qwen2, phi3, gemma3, gpt2)"))
+            Error::Invalid(format!(
+                "architecture {arch_name:?} is not supported (llama, qwen2, phi3, gemma3, gpt2, gpt-oss)"
+            ))
         })?;
         let k = |s: &str| format!("{arch_name}.{s}");
         let u = |s: &str| -> Result<usize> { Ok(f.get_u64(&k(s))? as usize) };
@@ -158,9 +184,80 @@ impl HParams {
             Some(_) => Some(u("attention.sliding_window")?).filter(|&w| w > 0),
             None => None,
         };
-        // gemma3: every 6th layer is global, the others use the window (llama.cpp's swa pattern).
-        let swa_layers =
-            (0..n_layer).map(|il| sliding_window.is_some() && arch == Arch::Gemma3 && il % 6 < 5).collect();
+        // gemma3: every 6th layer is global, the others use the window (llama.cpp's swa pattern);
+        // gpt-oss: pattern 2, i.e. even layers use the window, odd ones are dense
+        // (`set_swa_pattern(n, dense_first = false)`: swa when il % n < n - 1), unless the file
+        // stores `attention.sliding_window_pattern` (a per-layer bool array or the period).
+        let pattern = match (arch, f.get(&k("attention.sliding_window_pattern"))) {
+            (Arch::Gemma3 | Arch::GptOss, Some(GgufValue::Array(_, items))) => {
+                if items.len() != n_layer {
+                    return Err(Error::Invalid(format!(
+                        "attention.sliding_window_pattern has {} entries for {n_layer} layers",
+                        items.len()
+                    )));
+                }
+                Some(items.iter().map(|v| matches!(v, GgufValue::Bool(true))).collect::<Vec<bool>>())
+            }
+            (Arch::Gemma3 | Arch::GptOss, Some(_)) => {
+                let n = u("attention.sliding_window_pattern")?;
+                Some((0..n_layer).map(|il| n == 0 || il % n < n - 1).collect())
+            }
+            _ => None,
+        };
+        let period = match arch {
+            Arch::Gemma3 => 6,
+            Arch::GptOss => 2,
+            _ => 0,
+        };
+        let swa_layers = match pattern {
+            Some(p) => p.into_iter().map(|s| s && sliding_window.is_some()).collect(),
+            None => (0..n_layer).map(|il| sliding_window.is_some() && period > 0 && il % period < period - 1).collect(),
+        };
+        let n_ctx_train = u_or("context_length", 2048)?;
+        // RoPE scaling (llama_model::load_hparams + llama_context's constructor): the type defaults
+        // to linear; freq_scale = 1/factor; YaRN sets ext_factor 1, beta_fast 32, beta_slow 1,
+        // and attn_factor = mscale(factor) / (1 + 0.1 ln factor) · rope.scaling.attn_factor, with
+        // mscale(s) = 0.1 ln s + 1 for s > 1 (ggml multiplies by 1 + 0.1 ln factor again).
+        let scaling = match f.get(&k("rope.scaling.type")) {
+            Some(_) => f.get_str(&k("rope.scaling.type"))?.to_string(),
+            None => "linear".to_string(),
+        };
+        let factor = f32_or("rope.scaling.factor", 0.0)?;
+        let rope_freq_scale = if factor == 0.0 || scaling == "none" { 1.0 } else { 1.0 / factor };
+        if !rope_freq_scale.is_finite() || rope_freq_scale <= 0.0 {
+            return Err(Error::Invalid(format!("rope.scaling.factor {factor} is not a valid scale")));
+        }
+        let yarn = match scaling.as_str() {
+            "yarn" => {
+                let fct = 1.0 / rope_freq_scale;
+                let mscale = if fct <= 1.0 { 1.0 } else { 0.1 * fct.ln() + 1.0 };
+                let attn_factor = mscale * (1.0 / (1.0 + 0.1 * fct.ln())) * f32_or("rope.scaling.attn_factor", 1.0)?;
+                Some(Yarn {
+                    ext_factor: 1.0,
+                    attn_factor,
+                    beta_fast: 32.0,
+                    beta_slow: 1.0,
+                    n_ctx_orig: u_or("rope.scaling.original_context_length", n_ctx_train)?,
+                })
+            }
+            "none" | "linear" => None,
+            other => {
+                if arch == Arch::GptOss {
+                    return Err(Error::Invalid(format!("rope.scaling.type {other:?} is not supported for gpt-oss")));
+                }
+                None
+            }
+        };
+        let (n_expert, n_expert_used) = (u_or("expert_count", 0)?, u_or("expert_used_count", 0)?);
+        if arch == Arch::GptOss && (n_expert == 0 || n_expert_used == 0 || n_expert_used > n_expert || n_expert > 4096)
+        {
+            return Err(Error::Invalid(format!("{n_expert_used} of {n_expert} experts: not a valid MoE shape")));
+        }
+        let rope_base = f32_or("rope.freq_base", 10000.0)?;
+        // The SWA layers' base: gemma3 defaults to 10,000; gpt-oss to the global base
+        // (llama.cpp's load_arch_hparams for each).
+        let rope_base_swa = f32_or("rope.freq_base_swa", if arch == Arch::GptOss { rope_base } else { 10000.0 })?;
+        let n_ff = if arch == Arch::GptOss { u("expert_feed_forward_length")? } else { u("feed_forward_length")? };
         let mut rms_eps = f32_or("attention.layer_norm_rms_epsilon", 1e-5)?;
         if crate::faults::active(crate::faults::Fault::NormEps) {
             rms_eps = 1e-2;
@@ -171,21 +268,25 @@ impl HParams {
             n_vocab,
             n_layer,
             n_embd,
-            n_ff: u("feed_forward_length")?,
+            n_ff,
             n_head,
             n_head_kv,
             head_dim,
             v_head_dim,
             n_rot: u_or("rope.dimension_count", head_dim)?,
-            rope_base: f32_or("rope.freq_base", 10000.0)?,
-            rope_base_swa: f32_or("rope.freq_base_swa", 10000.0)?,
+            rope_base,
+            rope_base_swa,
             rms_eps,
-            n_ctx_train: u_or("context_length", 2048)?,
+            n_ctx_train,
             sliding_window,
             swa_layers,
             final_softcap: softcap("final_logit_softcapping")?,
             ln_eps: f32_or("attention.layer_norm_epsilon", 1e-5)?,
             attn_softcap: softcap("attn_logit_softcapping")?,
+            n_expert,
+            n_expert_used,
+            rope_freq_scale,
+            yarn,
         })
     }
 }

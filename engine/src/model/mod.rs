@@ -5,12 +5,14 @@
 //! - An architecture is written once (`llama.rs`, `qwen2.rs`, `gemma3.rs`, …) and runs on any
 //!   backend; it only reads metadata keys and tensor names llama.cpp uses.
 //! - Every named op output goes through the tap sink: `token_embd`, `blk.N.attn_norm`,
-//!   `blk.N.attn_out`, `blk.N.ffn_norm`, `blk.N.ffn_out`, `blk.N.l_out`, `result_norm`, `logits`.
+//!   `blk.N.attn_out`, `blk.N.ffn_norm`, `blk.N.ffn_out`, `blk.N.l_out`, `result_norm`, `logits`
+//!   (MoE models also `blk.N.ffn_moe_logits`, the router's biased logits).
 //! - The KV cache holds post-RoPE keys and values of every position fed so far, up to `n_ctx`;
 //!   feeding past it is an error, never a silent wrap.
 
 mod gemma3;
 mod gpt2;
+mod gpt_oss;
 mod hparams;
 mod llama;
 mod phi3;
@@ -23,6 +25,11 @@ use crate::ops::{Ops, TapSink};
 use crate::{Error, Result};
 
 /// One decoder layer's weights (absent tensors are `None`; which are required depends on the arch).
+///
+/// MoE layers (gpt-oss) keep their expert stacks in `ffn_gate` / `ffn_up` / `ffn_down` (3-D,
+/// `[in, out, n_expert]`) with per-expert biases `b_gate` / `b_up` / `b_down` (`[out, n_expert]`),
+/// the router in `ffn_gate_inp` (+ bias), and `ffn_norm` holds the FFN's pre-norm, which
+/// llama.cpp's gpt-oss names `post_attention_norm`.
 #[derive(Debug)]
 pub struct Layer<W> {
     pub attn_norm: W,
@@ -50,6 +57,13 @@ pub struct Layer<W> {
     pub ffn_down: W,
     pub b_down: Option<W>,
     pub post_ffn_norm: Option<W>,
+    /// Per-expert gate bias (gpt-oss).
+    pub b_gate: Option<W>,
+    /// MoE router `[n_embd, n_expert]` and its bias (gpt-oss).
+    pub ffn_gate_inp: Option<W>,
+    pub ffn_gate_inp_b: Option<W>,
+    /// One attention-sink logit per query head (gpt-oss).
+    pub attn_sinks: Option<W>,
 }
 
 #[derive(Debug)]
@@ -125,35 +139,76 @@ impl<B: Ops> Model<B> {
             _ => (true, ff),
         };
         let mut layers = Vec::with_capacity(hp.n_layer);
-        for i in 0..hp.n_layer {
-            let n = |s: &str| format!("blk.{i}.{s}.weight");
-            let bias = |s: &str| format!("blk.{i}.{s}.bias");
-            let sep = |s: &str, d: &[u64]| if fused_qkv { Ok(None) } else { load(b, f, &n(s), d).map(Some) };
-            layers.push(Layer {
-                attn_norm: load(b, f, &n("attn_norm"), &[e])?,
-                attn_norm_b: load_opt(b, f, &bias("attn_norm"), &[e])?,
-                wq: sep("attn_q", &[e, nh * hd])?,
-                wk: sep("attn_k", &[e, nkv * hd])?,
-                wv: sep("attn_v", &[e, nkv * vd])?,
-                wqkv: if fused_qkv { Some(load(b, f, &n("attn_qkv"), &[e, qkv_w])?) } else { None },
-                bqkv: load_opt(b, f, &bias("attn_qkv"), &[qkv_w])?,
-                wo: load(b, f, &n("attn_output"), &[nh * vd, e])?,
-                bo: load_opt(b, f, &bias("attn_output"), &[e])?,
-                bq: load_opt(b, f, &bias("attn_q"), &[nh * hd])?,
-                bk: load_opt(b, f, &bias("attn_k"), &[nkv * hd])?,
-                bv: load_opt(b, f, &bias("attn_v"), &[nkv * vd])?,
-                q_norm: load_opt(b, f, &n("attn_q_norm"), &[hd])?,
-                k_norm: load_opt(b, f, &n("attn_k_norm"), &[hd])?,
-                post_attn_norm: load_opt(b, f, &n("post_attention_norm"), &[e])?,
-                ffn_norm: load(b, f, &n("ffn_norm"), &[e])?,
-                ffn_norm_b: load_opt(b, f, &bias("ffn_norm"), &[e])?,
-                ffn_gate: if gate { Some(load(b, f, &n("ffn_gate"), &[e, ff])?) } else { None },
-                ffn_up: load(b, f, &n("ffn_up"), &[e, up_w])?,
-                b_up: load_opt(b, f, &bias("ffn_up"), &[up_w])?,
-                ffn_down: load(b, f, &n("ffn_down"), &[ff, e])?,
-                b_down: load_opt(b, f, &bias("ffn_down"), &[e])?,
-                post_ffn_norm: load_opt(b, f, &n("post_ffw_norm"), &[e])?,
-            });
+        if hp.arch == Arch::GptOss {
+            let x = hp.n_expert as u64;
+            for i in 0..hp.n_layer {
+                let n = |s: &str| format!("blk.{i}.{s}.weight");
+                let bias = |s: &str| format!("blk.{i}.{s}.bias");
+                layers.push(Layer {
+                    attn_norm: load(b, f, &n("attn_norm"), &[e])?,
+                    attn_norm_b: None,
+                    wq: Some(load(b, f, &n("attn_q"), &[e, nh * hd])?),
+                    wk: Some(load(b, f, &n("attn_k"), &[e, nkv * hd])?),
+                    wv: Some(load(b, f, &n("attn_v"), &[e, nkv * vd])?),
+                    wqkv: None,
+                    bqkv: None,
+                    wo: load(b, f, &n("attn_output"), &[nh * vd, e])?,
+                    bo: load_opt(b, f, &bias("attn_output"), &[e])?,
+                    bq: load_opt(b, f, &bias("attn_q"), &[nh * hd])?,
+                    bk: load_opt(b, f, &bias("attn_k"), &[nkv * hd])?,
+                    bv: load_opt(b, f, &bias("attn_v"), &[nkv * vd])?,
+                    q_norm: None,
+                    k_norm: None,
+                    post_attn_norm: None,
+                    ffn_norm: load(b, f, &n("post_attention_norm"), &[e])?,
+                    ffn_norm_b: None,
+                    ffn_gate: Some(load(b, f, &n("ffn_gate_exps"), &[e, ff, x])?),
+                    ffn_up: load(b, f, &n("ffn_up_exps"), &[e, ff, x])?,
+                    b_up: load_opt(b, f, &bias("ffn_up_exps"), &[ff, x])?,
+                    ffn_down: load(b, f, &n("ffn_down_exps"), &[ff, e, x])?,
+                    b_down: load_opt(b, f, &bias("ffn_down_exps"), &[e, x])?,
+                    post_ffn_norm: None,
+                    b_gate: load_opt(b, f, &bias("ffn_gate_exps"), &[ff, x])?,
+                    ffn_gate_inp: Some(load(b, f, &n("ffn_gate_inp"), &[e, x])?),
+                    ffn_gate_inp_b: load_opt(b, f, &bias("ffn_gate_inp"), &[x])?,
+                    attn_sinks: load_opt(b, f, &n("attn_sinks"), &[nh])?,
+                });
+            }
+        } else {
+            for i in 0..hp.n_layer {
+                let n = |s: &str| format!("blk.{i}.{s}.weight");
+                let bias = |s: &str| format!("blk.{i}.{s}.bias");
+                let sep = |s: &str, d: &[u64]| if fused_qkv { Ok(None) } else { load(b, f, &n(s), d).map(Some) };
+                layers.push(Layer {
+                    attn_norm: load(b, f, &n("attn_norm"), &[e])?,
+                    attn_norm_b: load_opt(b, f, &bias("attn_norm"), &[e])?,
+                    wq: sep("attn_q", &[e, nh * hd])?,
+                    wk: sep("attn_k", &[e, nkv * hd])?,
+                    wv: sep("attn_v", &[e, nkv * vd])?,
+                    wqkv: if fused_qkv { Some(load(b, f, &n("attn_qkv"), &[e, qkv_w])?) } else { None },
+                    bqkv: load_opt(b, f, &bias("attn_qkv"), &[qkv_w])?,
+                    wo: load(b, f, &n("attn_output"), &[nh * vd, e])?,
+                    bo: load_opt(b, f, &bias("attn_output"), &[e])?,
+                    bq: load_opt(b, f, &bias("attn_q"), &[nh * hd])?,
+                    bk: load_opt(b, f, &bias("attn_k"), &[nkv * hd])?,
+                    bv: load_opt(b, f, &bias("attn_v"), &[nkv * vd])?,
+                    q_norm: load_opt(b, f, &n("attn_q_norm"), &[hd])?,
+                    k_norm: load_opt(b, f, &n("attn_k_norm"), &[hd])?,
+                    post_attn_norm: load_opt(b, f, &n("post_attention_norm"), &[e])?,
+                    ffn_norm: load(b, f, &n("ffn_norm"), &[e])?,
+                    ffn_norm_b: load_opt(b, f, &bias("ffn_norm"), &[e])?,
+                    ffn_gate: if gate { Some(load(b, f, &n("ffn_gate"), &[e, ff])?) } else { None },
+                    ffn_up: load(b, f, &n("ffn_up"), &[e, up_w])?,
+                    b_up: load_opt(b, f, &bias("ffn_up"), &[up_w])?,
+                    ffn_down: load(b, f, &n("ffn_down"), &[ff, e])?,
+                    b_down: load_opt(b, f, &bias("ffn_down"), &[e])?,
+                    post_ffn_norm: load_opt(b, f, &n("post_ffw_norm"), &[e])?,
+                    b_gate: None,
+                    ffn_gate_inp: None,
+                    ffn_gate_inp_b: None,
+                    attn_sinks: None,
+                });
+            }
         }
         if f.tensor("rope_factors_short.weight").is_ok() || f.tensor("rope_factors_long.weight").is_ok() {
             return Err(Error::Invalid("longrope factors (rope_factors_*) are not supported yet".into()));
@@ -168,7 +223,12 @@ impl<B: Ops> Model<B> {
             },
             output_norm: load(b, f, "output_norm.weight", &[e])?,
             output_norm_b: load_opt(b, f, "output_norm.bias", &[e])?,
-            output: load_opt(b, f, "output.weight", &[e, nv])?,
+            output: if hp.arch == Arch::GptOss {
+                // llama.cpp's gpt-oss requires `output.weight` (never tied).
+                Some(load(b, f, "output.weight", &[e, nv])?)
+            } else {
+                load_opt(b, f, "output.weight", &[e, nv])?
+            },
             layers,
         };
         let n_ctx = n_ctx.unwrap_or(hp.n_ctx_train.min(4096)).max(1);
@@ -231,6 +291,7 @@ impl<B: Ops> Model<B> {
             Arch::Gemma3 => gemma3::forward(self, tokens, &pos, &kv_pos, taps),
             Arch::Phi3 => phi3::forward(self, tokens, &pos, &kv_pos, taps),
             Arch::Gpt2 => gpt2::forward(self, tokens, &pos, &kv_pos, taps),
+            Arch::GptOss => gpt_oss::forward(self, tokens, &pos, &kv_pos, taps),
         };
         match logits {
             Ok(l) => {

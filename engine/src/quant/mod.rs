@@ -25,7 +25,7 @@ mod numpy_ops;
 pub use float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use kquants::{scale_min_k4, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, K_SCALE_SIZE, QK_K};
 pub use legacy::{BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, IQ4NL_VALUES};
-pub use mxfp4::{e8m0_half, BlockMxfp4, KVALUES as MXFP4_KVALUES};
+pub use mxfp4::{e8m0_half, kvalues as mxfp4_kvalues, BlockMxfp4, KVALUES as MXFP4_KVALUES};
 
 use crate::gguf::GgmlType;
 use blocks::{dequantize_blocks, quantize_blocks};
@@ -99,7 +99,7 @@ pub fn quantize(ty: GgmlType, src: &[f32]) -> Result<Vec<u8>, QuantError> {
         return Err(QuantError::Unsupported { ty, op: "quantize" });
     }
     let bs = ty.block_size();
-    if src.len() % bs != 0 {
+    if !src.len().is_multiple_of(bs) {
         return Err(QuantError::Length {
             ty,
             what: format!("{} elements is not a whole number of {bs}-element blocks", src.len()),

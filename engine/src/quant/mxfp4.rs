@@ -28,6 +28,19 @@ const _: () = assert!(size_of::<BlockMxfp4>() == 17);
 
 pub(super) const MXFP4_BYTES: usize = size_of::<BlockMxfp4>();
 
+/// The value table in use: [`KVALUES`], or — only with the `faults` feature and the
+/// `Mxfp4Table` fault planted — the codes read as plain sign-magnitude integers (0..7), a wrong
+/// table that the model goldens must catch.
+#[inline]
+pub fn kvalues() -> &'static [i8; 16] {
+    const WRONG: [i8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 0, -1, -2, -3, -4, -5, -6, -7];
+    if crate::faults::active(crate::faults::Fault::Mxfp4Table) {
+        &WRONG
+    } else {
+        &KVALUES
+    }
+}
+
 /// Half the value of the E8M0 scale `e`: 2^(e - 128), exact.
 #[inline]
 pub fn e8m0_half(e: u8) -> f32 {
@@ -57,9 +70,10 @@ impl BlockMxfp4 {
 
     pub fn dequantize(&self, y: &mut [f32; QK_MXFP4]) {
         let d = e8m0_half(self.e);
+        let kv = kvalues();
         for (j, y) in y.iter_mut().enumerate() {
             let q = (self.qs[j % 16] >> (4 * (j / 16))) & 0x0f;
-            *y = d * f32::from(KVALUES[usize::from(q)]);
+            *y = d * f32::from(kv[usize::from(q)]);
         }
     }
 

@@ -96,7 +96,7 @@ fn dot_tiny(simd: bool, k: &[u16], q: &[f32]) -> f32 {
 #[inline]
 fn dot_vec(simd: bool, k: &[u16], q: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if simd && k.len() % 64 == 0 {
+    if simd && k.len().is_multiple_of(64) {
         // SAFETY: as in `dot_tiny`.
         return unsafe { super::simd::half::dot_vec(k, q) };
     }
@@ -136,6 +136,27 @@ pub fn softmax_ref(w: &mut [f32]) {
         }
         sum += f64::from(reduce16(&e));
     }
+    let inv = (1.0 / sum) as f32;
+    for x in w.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// ggml's `soft_max` with a sink (`ggml_compute_forward_soft_max_f32`): the max includes the
+/// sink, the row's exponentials are summed as [`softmax_ref`], then `expf(sink - max)` (libm) is
+/// added to the f64 total; the sink itself takes no output slot.
+pub fn softmax_sink_ref(w: &mut [f32], sink: f32) {
+    let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)).max(sink);
+    let mut sum = 0f64;
+    for ch in w.chunks_mut(16) {
+        let mut e = [0f32; 16];
+        for (x, o) in ch.iter_mut().zip(e.iter_mut()) {
+            *x = if *x == f32::NEG_INFINITY { 0.0 } else { ggml_expf(*x - max) };
+            *o = *x;
+        }
+        sum += f64::from(reduce16(&e));
+    }
+    sum += f64::from((sink - max).exp());
     let inv = (1.0 / sum) as f32;
     for x in w.iter_mut() {
         *x *= inv;
@@ -201,6 +222,23 @@ pub fn attention(
     kv_pos: &[u32],
     p: &AttnParams,
 ) -> Vec<f32> {
+    attention_sinks(simd, q, n_q, k, v, n_kv, q_pos, kv_pos, p, None)
+}
+
+/// [`attention`] with optional per-head sink logits in the softmax ([`softmax_sink_ref`]).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_sinks(
+    simd: bool,
+    q: &[f32],
+    n_q: usize,
+    k: &[u16],
+    v: &[u16],
+    n_kv: usize,
+    q_pos: &[u32],
+    kv_pos: &[u32],
+    p: &AttnParams,
+    sinks: Option<&[f32]>,
+) -> Vec<f32> {
     let (hd, vd) = (p.head_dim, p.v_head_dim);
     let (q_cols, k_cols, v_cols) = (p.n_head * hd, p.n_head_kv * hd, p.n_head_kv * vd);
     let group = p.n_head / p.n_head_kv;
@@ -237,7 +275,10 @@ pub fn attention(
                     f32::NEG_INFINITY
                 };
             }
-            softmax(simd, &mut w);
+            match sinks {
+                Some(sk) => softmax_sink_ref(&mut w, sk[h]),
+                None => softmax(simd, &mut w),
+            }
             lanes[..used * vd].iter_mut().for_each(|x| *x = 0.0);
             for (j, &e) in w.iter().enumerate() {
                 if e == 0.0 {

@@ -179,6 +179,38 @@ pub fn dot_q8_0(w: &[u8], a: &[Q8Block]) -> f32 {
     hsum8(&acc)
 }
 
+/// MXFP4 · Q8_0 as ggml's AVX2 `ggml_vec_dot_mxfp4_q8_0`: blocks in pairs, the even block of a
+/// pair into one 8-lane accumulator and the odd one into another (`fma(f16(dy) · e8m0_half(e),
+/// lane, acc)`), the two added lane-wise and `hsum_float_8`-ed; an odd last block is added as
+/// `sumf += d · Σ` (an FMA, as GCC contracts it). Element codes map through
+/// [`crate::quant::mxfp4_kvalues`] (E2M1 values times two, hence the *half* scale).
+pub fn dot_mxfp4(w: &[u8], a: &[Q8Block]) -> f32 {
+    let kv = crate::quant::mxfp4_kvalues();
+    let nb = a.len().min(w.len() / 17);
+    let block = |ib: usize| -> (f32, [i32; QK8]) {
+        let b = &w[ib * 17..(ib + 1) * 17];
+        let q = nibbles(&b[1..17]).map(|c| i32::from(kv[c as usize]));
+        (crate::quant::e8m0_half(b[0]) * a[ib].d, q)
+    };
+    let (mut acc1, mut acc2) = ([0f32; 8], [0f32; 8]);
+    let mut ib = 0;
+    while ib + 1 < nb {
+        let (d0, q0) = block(ib);
+        let (d1, q1) = block(ib + 1);
+        // ggml multiplies f16(dy) · e8m0_half(e) in that order; f32 multiplication commutes.
+        fma8(&mut acc1, d0, &lanes8(&q0, &a[ib].qs));
+        fma8(&mut acc2, d1, &lanes8(&q1, &a[ib + 1].qs));
+        ib += 2;
+    }
+    let sum: [f32; 8] = std::array::from_fn(|t| acc1[t] + acc2[t]);
+    let mut sumf = hsum8(&sum);
+    for (i, y) in a.iter().enumerate().take(nb).skip(ib) {
+        let (d, q) = block(i);
+        sumf = fma(d, idot(&q, &y.qs) as f32, sumf);
+    }
+    sumf
+}
+
 pub fn dot_q2_k(w: &[u8], a: &[Q8KBlock]) -> f32 {
     let (mut acc, mut accm) = (0f32, 0f32);
     for (b, y) in w.chunks_exact(84).zip(a) {

@@ -33,7 +33,7 @@ pub enum ActKind {
 pub fn act_kind(ty: GgmlType) -> Option<ActKind> {
     use GgmlType as T;
     match ty {
-        T::Q4_0 | T::Q4_1 | T::Q5_0 | T::Q5_1 | T::Q8_0 => Some(ActKind::Q8),
+        T::Q4_0 | T::Q4_1 | T::Q5_0 | T::Q5_1 | T::Q8_0 | T::MXFP4 => Some(ActKind::Q8),
         T::Q2_K | T::Q3_K | T::Q4_K | T::Q5_K | T::Q6_K => Some(ActKind::Q8K),
         T::F16 => Some(ActKind::F16),
         T::BF16 => Some(ActKind::BF16),
@@ -160,6 +160,7 @@ pub fn dot_rows_q8(isa: Isa, ty: GgmlType, rows: &[&[u8]], a: &[Q8Block], out: &
         GgmlType::Q4_1 => dot::dot_q4_1,
         GgmlType::Q5_0 => dot::dot_q5_0,
         GgmlType::Q5_1 => dot::dot_q5_1,
+        GgmlType::MXFP4 => dot::dot_mxfp4,
         _ => dot::dot_q8_0,
     };
     for (o, r) in out.iter_mut().zip(rows) {

@@ -1,0 +1,331 @@
+//! The gpt-oss ops (YaRN RoPE, attention sinks, MoE routing, `matmul_id`, clamped SwiGLU,
+//! `moe_combine`, the MXFP4 × Q8_0 dot) on both CPU backends against plain scalar formulas
+//! written here in f64. Tolerances (DESIGN §5, from llama.cpp's test-backend-ops): NMSE ≤ 1e-7
+//! by default, ≤ 5e-4 for matmul and attention on the fast backend (8-bit activations, F16 KV).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::cpu::Cpu;
+use super::cpu_fast::act::{quantize_q8, Q8Block};
+use super::cpu_fast::{dot, CpuFast};
+use crate::gguf::{GgmlType, GgufFile, GgufWriter};
+use crate::ops::{AttnParams, Ops, RopeParams, RopeStyle, Yarn};
+
+fn signal(n: usize, seed: u64, amp: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * amp
+        })
+        .collect()
+}
+
+fn nmse(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num: f64 = a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - y).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| y * y).sum();
+    num / den
+}
+
+/// A GGUF file holding the given tensors (name, type, dims, f32 values quantized to the type).
+fn file(tensors: &[(&str, GgmlType, Vec<u64>, Vec<f32>)]) -> GgufFile {
+    let mut w = GgufWriter::new();
+    for (name, ty, dims, v) in tensors {
+        let data = crate::quant::quantize(*ty, v).unwrap();
+        w.add_tensor(name, *ty, dims, data).unwrap();
+    }
+    GgufFile::from_bytes(w.to_bytes().0).unwrap()
+}
+
+/// Run `f` on both backends with the weights of `gf` loaded by each.
+macro_rules! both {
+    ($gf:expr, |$b:ident, $w:ident| $body:expr) => {{
+        let exact = {
+            let $b = Cpu;
+            let $w = |n: &str| $b.load_weight(&$gf, $gf.tensor(n).unwrap()).unwrap();
+            $body
+        };
+        let fast = {
+            let $b = CpuFast;
+            let $w = |n: &str| $b.load_weight(&$gf, $gf.tensor(n).unwrap()).unwrap();
+            $body
+        };
+        (exact, fast)
+    }};
+}
+
+fn yarn() -> Yarn {
+    Yarn { ext_factor: 1.0, attn_factor: 1.0, beta_fast: 32.0, beta_slow: 1.0, n_ctx_orig: 4096 }
+}
+
+/// ggml's rope_yarn, NeoX pairing, written out in f64.
+fn rope_formula(x: &[f32], n_head: usize, hd: usize, pos: &[u32], base: f64, fs: f64, y: Option<Yarn>) -> Vec<f64> {
+    let half = hd / 2;
+    let corr =
+        |beta: f64, n_ctx: f64| hd as f64 * (n_ctx / (beta * 2.0 * std::f64::consts::PI)).ln() / (2.0 * base.ln());
+    let mut out: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    for (r, &p) in pos.iter().enumerate() {
+        for h in 0..n_head {
+            for i in 0..half {
+                let extrap = f64::from(p) * base.powf(-2.0 * i as f64 / hd as f64);
+                let (theta, ms) = match y {
+                    Some(y) => {
+                        let n = y.n_ctx_orig as f64;
+                        let lo = corr(f64::from(y.beta_fast), n).floor().max(0.0);
+                        let hi = corr(f64::from(y.beta_slow), n).ceil().min(hd as f64 - 1.0);
+                        let ramp =
+                            (1.0 - ((i as f64 - lo) / (hi - lo).max(0.001)).clamp(0.0, 1.0)) * f64::from(y.ext_factor);
+                        let ms = f64::from(y.attn_factor) * (1.0 + 0.1 * (1.0 / fs).ln());
+                        (fs * extrap * (1.0 - ramp) + extrap * ramp, ms)
+                    }
+                    None => (fs * extrap, 1.0),
+                };
+                let (a, b) = (r * n_head * hd + h * hd + i, r * n_head * hd + h * hd + i + half);
+                let (x0, x1) = (f64::from(x[a]), f64::from(x[b]));
+                out[a] = (x0 * theta.cos() - x1 * theta.sin()) * ms;
+                out[b] = (x0 * theta.sin() + x1 * theta.cos()) * ms;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn yarn_rope_matches_ggml_formula() {
+    let (n_head, hd) = (2, 16);
+    let pos = [0u32, 7, 100, 3000];
+    let x = signal(pos.len() * n_head * hd, 1, 1.0);
+    let p = RopeParams {
+        style: RopeStyle::Neox,
+        n_rot: hd,
+        freq_base: 150_000.0,
+        freq_scale: 1.0 / 32.0,
+        yarn: Some(yarn()),
+    };
+    // The ramp must be partial somewhere, or the test would not exercise the blend.
+    let c = yarn().corr_dims(hd, 150_000.0);
+    assert!(c[0] > 0.0 && c[1] < (hd / 2) as f32, "corr dims {c:?}");
+    let want = rope_formula(&x, n_head, hd, &pos, 150_000.0, 1.0 / 32.0, Some(yarn()));
+    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, x.clone()).unwrap(), n_head, hd, &pos, &p).unwrap();
+    let f = CpuFast
+        .rope(&CpuFast.tensor_from_host(pos.len(), n_head * hd, x.clone()).unwrap(), n_head, hd, &pos, &p)
+        .unwrap();
+    let (ne, nf) = (nmse(&Cpu.to_host(&e), &want), nmse(&CpuFast.to_host(&f), &want));
+    assert!(ne <= 1e-7 && nf <= 1e-7, "NMSE exact {ne:.2e}, fast {nf:.2e}");
+    // Without YaRN the same op is linear scaling.
+    let p = RopeParams { yarn: None, ..p };
+    let want = rope_formula(&x, n_head, hd, &pos, 150_000.0, 1.0 / 32.0, None);
+    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, x).unwrap(), n_head, hd, &pos, &p).unwrap();
+    assert!(nmse(&Cpu.to_host(&e), &want) <= 1e-7);
+}
+
+/// Attention with per-head sinks, f64.
+#[allow(clippy::too_many_arguments)]
+fn attn_formula(q: &[f32], k: &[f32], v: &[f32], pos: &[u32], p: &AttnParams, sinks: &[f32]) -> Vec<f64> {
+    let (hd, n) = (p.head_dim, pos.len());
+    let g = p.n_head / p.n_head_kv;
+    let mut out = vec![0f64; n * p.n_head * hd];
+    for i in 0..n {
+        for h in 0..p.n_head {
+            let kh = h / g;
+            let mut s = vec![f64::NEG_INFINITY; n];
+            for j in 0..n {
+                let vis = pos[j] <= pos[i] && p.window.is_none_or(|w| ((pos[i] - pos[j]) as usize) < w);
+                if vis {
+                    s[j] = (0..hd)
+                        .map(|d| {
+                            f64::from(q[i * p.n_head * hd + h * hd + d])
+                                * f64::from(k[j * p.n_head_kv * hd + kh * hd + d])
+                        })
+                        .sum::<f64>()
+                        * f64::from(p.scale);
+                }
+            }
+            let sink = f64::from(sinks[h]);
+            let m = s.iter().copied().fold(sink, f64::max);
+            let den: f64 = s.iter().map(|&x| (x - m).exp()).sum::<f64>() + (sink - m).exp();
+            for d in 0..hd {
+                out[i * p.n_head * hd + h * hd + d] =
+                    (0..n).map(|j| (s[j] - m).exp() / den * f64::from(v[j * p.n_head_kv * hd + kh * hd + d])).sum();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_sinks_match_formula() {
+    let (n, nh, nkv, hd) = (6, 4, 2, 16);
+    let pos: Vec<u32> = (0..n as u32).collect();
+    let q = signal(n * nh * hd, 2, 1.0);
+    let k = signal(n * nkv * hd, 3, 1.0);
+    let v = signal(n * nkv * hd, 4, 1.0);
+    let sinks = vec![0.5f32, -1.0, 2.0, 0.0];
+    let gf = file(&[
+        ("s", GgmlType::F32, vec![nh as u64], sinks.clone()),
+        ("none", GgmlType::F32, vec![nh as u64], vec![-1e30; nh]),
+    ]);
+    for window in [None, Some(3)] {
+        let p =
+            AttnParams { n_head: nh, n_head_kv: nkv, head_dim: hd, v_head_dim: hd, scale: 0.25, window, softcap: None };
+        let want = attn_formula(&q, &k, &v, &pos, &p, &sinks);
+        let (e, f) = both!(gf, |b, w| {
+            let t = |x: &[f32], c: usize| b.tensor_from_host(n, c, x.to_vec()).unwrap();
+            let kc = b.concat_rows(None, &t(&k, nkv * hd)).unwrap();
+            let vc = b.concat_rows(None, &t(&v, nkv * hd)).unwrap();
+            let qt = t(&q, nh * hd);
+            let with = b.attention_sinks(&qt, &kc, &vc, &pos, &pos, &p, &w("s")).unwrap();
+            // A sink at -1e30 takes no mass: plain attention.
+            let off = b.attention_sinks(&qt, &kc, &vc, &pos, &pos, &p, &w("none")).unwrap();
+            let plain = b.attention(&qt, &kc, &vc, &pos, &pos, &p).unwrap();
+            (b.to_host(&with), b.to_host(&off), b.to_host(&plain))
+        });
+        let (ne, nf) = (nmse(&e.0, &want), nmse(&f.0, &want));
+        assert!(ne <= 1e-7 && nf <= 5e-4, "window {window:?}: NMSE exact {ne:.2e}, fast {nf:.2e}");
+        assert_eq!(e.1, e.2, "exact: a -inf sink changes nothing");
+        assert_eq!(f.1, f.2, "fast: a -inf sink changes nothing");
+    }
+}
+
+#[test]
+fn moe_route_is_top_k_then_softmax() {
+    let logits = vec![1.0f32, 3.0, 2.0, 0.0, /* tie: lower id first */ 0.5, 0.5, 5.0, -1.0];
+    let want_ids = [1u32, 2, 2, 0];
+    let sm = |a: f64, b: f64| [1.0 / (1.0 + (b - a).exp()), 1.0 / (1.0 + (a - b).exp())];
+    let want_w: Vec<f64> = [sm(3.0, 2.0), sm(5.0, 0.5)].concat();
+    let e = Cpu.moe_route(&Cpu.tensor_from_host(2, 4, logits.clone()).unwrap(), 2).unwrap();
+    let f = CpuFast.moe_route(&CpuFast.tensor_from_host(2, 4, logits.clone()).unwrap(), 2).unwrap();
+    assert_eq!(e.0, want_ids);
+    assert_eq!(f.0, want_ids);
+    assert!(nmse(&Cpu.to_host(&e.1), &want_w) <= 1e-7);
+    assert!(nmse(&CpuFast.to_host(&f.1), &want_w) <= 1e-7);
+    assert!(Cpu.moe_route(&Cpu.tensor_from_host(2, 4, logits).unwrap(), 5).is_err());
+}
+
+#[test]
+fn matmul_id_matches_per_expert_products() {
+    let (kin, m, nx) = (96usize, 8usize, 4usize);
+    let wv = signal(kin * m * nx, 5, 0.5);
+    let bv = signal(m * nx, 6, 0.3);
+    // What the MXFP4 tensor holds, for the formula.
+    let wq = {
+        let q = crate::quant::quantize(GgmlType::MXFP4, &wv).unwrap();
+        let mut d = vec![0f32; wv.len()];
+        crate::quant::dequantize(GgmlType::MXFP4, &q, &mut d).unwrap();
+        d
+    };
+    let gf = file(&[
+        ("w", GgmlType::MXFP4, vec![kin as u64, m as u64, nx as u64], wv.clone()),
+        ("wf", GgmlType::F32, vec![kin as u64, m as u64, nx as u64], wv.clone()),
+        ("b", GgmlType::F32, vec![m as u64, nx as u64], bv.clone()),
+    ]);
+    let ids = [2u32, 0, 1, 3, 3, 1];
+    let k = 2;
+    for shared in [true, false] {
+        let rows = if shared { 3 } else { 6 };
+        let x = signal(rows * kin, 7, 1.0);
+        let formula = |w: &[f32]| -> Vec<f64> {
+            let mut out = vec![0f64; ids.len() * m];
+            for (r, &e) in ids.iter().enumerate() {
+                let xr = if shared { r / k } else { r };
+                for j in 0..m {
+                    let wr = &w[(e as usize * m + j) * kin..][..kin];
+                    out[r * m + j] = (0..kin).map(|c| f64::from(x[xr * kin + c]) * f64::from(wr[c])).sum::<f64>()
+                        + f64::from(bv[e as usize * m + j]);
+                }
+            }
+            out
+        };
+        let want = formula(&wq);
+        let (e, f) = both!(gf, |b, w| {
+            let xt = b.tensor_from_host(rows, kin, x.clone()).unwrap();
+            let q = b.to_host(&b.matmul_id(&xt, &w("w"), Some(&w("b")), &ids, k).unwrap());
+            let f = b.to_host(&b.matmul_id(&xt, &w("wf"), Some(&w("b")), &ids, k).unwrap());
+            (q, f)
+        });
+        let (ne, nf) = (nmse(&e.0, &want), nmse(&f.0, &want));
+        assert!(ne <= 1e-7 && nf <= 5e-4, "shared {shared}: MXFP4 NMSE exact {ne:.2e}, fast {nf:.2e}");
+        let want = formula(&wv);
+        let (ne, nf) = (nmse(&e.1, &want), nmse(&f.1, &want));
+        assert!(ne <= 1e-7 && nf <= 1e-7, "shared {shared}: F32 NMSE exact {ne:.2e}, fast {nf:.2e}");
+    }
+    // Untrusted ids: out of range is an error, never a panic.
+    let b = Cpu;
+    let xt = b.tensor_from_host(3, kin, vec![0.0; 3 * kin]).unwrap();
+    let w = b.load_weight(&gf, gf.tensor("w").unwrap()).unwrap();
+    assert!(b.matmul_id(&xt, &w, None, &[0, 4, 1, 1, 2, 2], 2).is_err());
+    let fw = CpuFast.load_weight(&gf, gf.tensor("w").unwrap()).unwrap();
+    let xf = CpuFast.tensor_from_host(3, kin, vec![0.0; 3 * kin]).unwrap();
+    assert!(CpuFast.matmul_id(&xf, &fw, None, &[0, 9, 1, 1, 2, 2], 2).is_err());
+}
+
+#[test]
+fn mxfp4_dot_is_the_dequantized_dot() {
+    for nb in [1usize, 2, 3, 5, 8] {
+        let w = crate::quant::quantize(GgmlType::MXFP4, &signal(32 * nb, nb as u64, 3.0)).unwrap();
+        let mut wd = vec![0f32; 32 * nb];
+        crate::quant::dequantize(GgmlType::MXFP4, &w, &mut wd).unwrap();
+        let x = signal(32 * nb, 100 + nb as u64, 1.0);
+        let mut a = vec![Q8Block::default(); nb];
+        quantize_q8(&x, &mut a);
+        let want: f64 =
+            (0..32 * nb).map(|i| f64::from(wd[i]) * f64::from(a[i / 32].d) * f64::from(a[i / 32].qs[i % 32])).sum();
+        let got = f64::from(dot::dot_mxfp4(&w, &a));
+        let scale: f64 = (0..32 * nb).map(|i| (f64::from(wd[i]) * f64::from(x[i])).abs()).sum();
+        assert!((got - want).abs() <= 1e-6 * scale, "{nb} blocks: {got} vs {want}");
+    }
+}
+
+#[test]
+fn swiglu_oai_matches_formula() {
+    let g = vec![-9.0f32, -1.0, 0.0, 0.5, 3.0, 6.9, 7.0, 12.0];
+    let u = vec![-12.0f32, -7.5, -1.0, 0.0, 2.0, 7.0, 9.0, 0.3];
+    let want: Vec<f64> = g
+        .iter()
+        .zip(&u)
+        .map(|(&g, &u)| {
+            let x = f64::from(g.min(7.0));
+            let y = f64::from(u.clamp(-7.0, 7.0));
+            x / (1.0 + (-1.702 * x).exp()) * (y + 1.0)
+        })
+        .collect();
+    let e = Cpu.swiglu_oai(
+        &Cpu.tensor_from_host(2, 4, g.clone()).unwrap(),
+        &Cpu.tensor_from_host(2, 4, u.clone()).unwrap(),
+        1.702,
+        7.0,
+    );
+    let f = CpuFast.swiglu_oai(
+        &CpuFast.tensor_from_host(2, 4, g).unwrap(),
+        &CpuFast.tensor_from_host(2, 4, u).unwrap(),
+        1.702,
+        7.0,
+    );
+    assert!(nmse(&Cpu.to_host(&e.unwrap()), &want) <= 1e-7);
+    assert!(nmse(&CpuFast.to_host(&f.unwrap()), &want) <= 1e-7);
+}
+
+#[test]
+fn moe_combine_is_the_weighted_sum() {
+    let (n, k, e) = (3, 4, 5);
+    let ex = signal(n * k * e, 8, 2.0);
+    let wt = signal(n * k, 9, 1.0);
+    let want: Vec<f64> = (0..n * e)
+        .map(|i| (0..k).map(|j| f64::from(ex[((i / e) * k + j) * e + i % e]) * f64::from(wt[(i / e) * k + j])).sum())
+        .collect();
+    let r = Cpu.moe_combine(
+        &Cpu.tensor_from_host(n * k, e, ex.clone()).unwrap(),
+        &Cpu.tensor_from_host(n, k, wt.clone()).unwrap(),
+        k,
+    );
+    assert!(nmse(&Cpu.to_host(&r.unwrap()), &want) <= 1e-7);
+    let r = CpuFast.moe_combine(
+        &CpuFast.tensor_from_host(n * k, e, ex).unwrap(),
+        &CpuFast.tensor_from_host(n, k, wt).unwrap(),
+        k,
+    );
+    assert!(nmse(&CpuFast.to_host(&r.unwrap()), &want) <= 1e-7);
+}
