@@ -89,7 +89,8 @@ fn check(c: &GenerateCase, measured: &mut Measured) -> Result<String, String> {
         return Err(format!("rendered prompt differs\n  engine:    {text:?}\n  reference: {:?}", c.prompt_text));
     }
     if ids != c.prompt_tokens {
-        let at = ids.iter().zip(&c.prompt_tokens).position(|(a, b)| a != b).unwrap_or(ids.len().min(c.prompt_tokens.len()));
+        let at =
+            ids.iter().zip(&c.prompt_tokens).position(|(a, b)| a != b).unwrap_or(ids.len().min(c.prompt_tokens.len()));
         return Err(format!(
             "prompt ids differ at {at}: engine {:?}, reference {:?}",
             ids.get(at..(at + 4).min(ids.len())),
@@ -132,7 +133,8 @@ fn check(c: &GenerateCase, measured: &mut Measured) -> Result<String, String> {
         ));
     }
     // The engine does not stream the end-of-generation token; the reference lists it.
-    let want_ids: &[u32] = if c.stop_reason == "EOS" { &c.greedy[..c.greedy.len().saturating_sub(1)] } else { &c.greedy };
+    let want_ids: &[u32] =
+        if c.stop_reason == "EOS" { &c.greedy[..c.greedy.len().saturating_sub(1)] } else { &c.greedy };
     let want_reason = match c.stop_reason.as_str() {
         "EOS" => StopReason::Eos,
         "MAX_TOKENS" => StopReason::MaxTokens,
