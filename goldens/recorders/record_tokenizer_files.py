@@ -97,31 +97,32 @@ def special_strings(tokens):
     return out
 
 
-def record_o200k():
+def record_o200k(encoding="o200k_harmony"):
     import tiktoken
     import tiktoken.load
     import tiktoken_ext.openai_public as op
 
     path = CACHE / O200K
     if not path.exists():
-        print(f"[record_tokenizer_files] skip o200k_harmony: {path} missing (run python3 fixtures/fetch.py)")
+        print(f"[record_tokenizer_files] skip {encoding}: {path} missing (run python3 fixtures/fetch.py)")
         return
     # tiktoken's own constructor, with the rank file read locally (same sha256 it pins).
     op.load_tiktoken_bpe = lambda _url, expected_hash=None: tiktoken.load.load_tiktoken_bpe(str(path), expected_hash)
-    spec = op.o200k_harmony()
+    spec = getattr(op, encoding)()
     enc = tiktoken.Encoding(**spec)
-    strings = uniq(base_strings() + UNICODE_EDGES + HARMONY)
+    extra = HARMONY if encoding == "o200k_harmony" else special_strings(["<|endoftext|>", "<|endofprompt|>"])
+    strings = uniq(base_strings() + UNICODE_EDGES + extra)
     cases = []
     for s in strings:
         for parse_special in (False, True):
             ids = enc.encode(s, allowed_special="all") if parse_special else enc.encode_ordinary(s)
             cases.append({"text": s, "add_special": False, "parse_special": parse_special,
                           "ids": [int(i) for i in ids], "decoded": enc.decode(ids)})
-    write("o200k_harmony", {
+    write(encoding, {
         "file": O200K,
         "format": "tiktoken",
-        "encoding": "o200k_harmony",
-        "reference": "tiktoken: Encoding(**tiktoken_ext.openai_public.o200k_harmony()) with the cached rank file; "
+        "encoding": encoding,
+        "reference": f"tiktoken: Encoding(**tiktoken_ext.openai_public.{encoding}()) with the cached rank file; "
                      "parse_special: encode(s, allowed_special='all') else encode_ordinary(s); decoded: decode(ids)",
         "reference_version": importlib.metadata.version("tiktoken"),
     }, cases)
@@ -166,7 +167,8 @@ def write(name, meta, cases):
 
 
 def main():
-    record_o200k()
+    record_o200k("o200k_harmony")
+    record_o200k("o200k_base")
     for name, rel in JSON_FILES.items():
         record_json(name, rel)
 

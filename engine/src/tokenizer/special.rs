@@ -11,6 +11,10 @@
 //! and settle candidates in the order llama.cpp would: by token priority, then by position. A
 //! candidate that overlaps text already taken falls back to the next shorter token at the same
 //! position, which has a lower priority and so is settled later. The result is the same.
+//!
+//! HF `tokenizers` and tiktoken split differently ([`SpecialMatcher::split_leftmost`]): scanning
+//! left to right, the longest token at the leftmost position where one starts (aho-corasick's
+//! leftmost-longest), and LSTRIP/RSTRIP swallow Unicode white space rather than C-locale spaces.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
