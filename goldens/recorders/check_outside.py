@@ -673,7 +673,8 @@ def write_report(out_dir, argv, files_info, elapsed):
     hdr, rows = table()
     md = ["# worker-orcd: issue 4 checks outside the repository", "",
           f"Command: `python3 goldens/recorders/check_outside.py {' '.join(shlex.quote(a) for a in argv)}`  ",
-          f"Engine: `{EXE}` (git {git_rev()}); references: gguf {importlib.metadata.version('gguf')}, "
+          f"Engine: `{EXE}` (built {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(EXE.stat().st_mtime))}; "
+          f"tree at report time: git {git_rev()}); references: gguf {importlib.metadata.version('gguf')}, "
           f"numpy {np.__version__}, llama-cpp-python {importlib.metadata.version('llama_cpp_python')}; "
           f"{elapsed:.0f} s.", "",
           "Thresholds (issue 4): exact vs float64 — top-1 on rows with margin >= 0.1 = 100%, max KL <= 1e-3, "
@@ -691,6 +692,8 @@ def write_report(out_dir, argv, files_info, elapsed):
     md += ["", "## Files", ""] + [f"- `{k}`: {json.dumps(v, default=str)}" for k, v in files_info.items()]
     (out_dir / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     (out_dir / "report.json").write_text(json.dumps(dict(command=argv, engine=str(EXE), git=git_rev(),
+                                                         engine_built_utc=time.strftime(
+                                                             "%Y-%m-%dT%H:%M:%SZ", time.gmtime(EXE.stat().st_mtime)),
                                                          results=RESULTS, files=files_info), indent=1,
                                                     default=str), encoding="utf-8")
     # console table
