@@ -4,7 +4,7 @@
 //! (`rope_factors_*`) are refused at load until implemented.
 
 use super::{tap, Model};
-use crate::ops::{Act, Ops, TapSink};
+use crate::ops::{Act, AttnParams, Ops, TapSink};
 use crate::Result;
 
 pub(crate) fn forward<B: Ops>(
@@ -16,7 +16,10 @@ pub(crate) fn forward<B: Ops>(
 ) -> Result<Vec<f32>> {
     let hp = m.hp.clone();
     let rope = hp.rope_params(hp.rope_base);
-    let attn = hp.attn_params(None);
+    // q is scaled by 1/√head_dim before attention (which then scales by 1), as llama.cpp's phi3
+    // graph does: the fast path rounds the scaled q to F16 for the KV product, as llama.cpp.
+    let q_scale = hp.attn_params(None).scale;
+    let attn = AttnParams { scale: 1.0, ..hp.attn_params(None) };
     let (qw, kw, vw) = (hp.n_head * hp.head_dim, hp.n_head_kv * hp.head_dim, hp.n_head_kv * hp.v_head_dim);
     let mut x = m.backend.get_rows(&m.w.tok_embd, tokens)?;
     tap(&m.backend, taps, "token_embd", &x);
@@ -26,7 +29,7 @@ pub(crate) fn forward<B: Ops>(
             let cur = b.mul_row(&b.rms_norm(&x, hp.rms_eps), &l.attn_norm)?;
             tap(b, taps, &format!("blk.{il}.attn_norm"), &cur);
             let qkv = b.matmul(&cur, Model::<B>::req(&l.wqkv, "attn_qkv")?)?;
-            let q = b.rope(&b.slice_cols(&qkv, 0, qw)?, hp.n_head, hp.head_dim, pos, &rope)?;
+            let q = b.scale(&b.rope(&b.slice_cols(&qkv, 0, qw)?, hp.n_head, hp.head_dim, pos, &rope)?, q_scale);
             let k = b.rope(&b.slice_cols(&qkv, qw, kw)?, hp.n_head_kv, hp.head_dim, pos, &rope)?;
             let v = b.slice_cols(&qkv, qw + kw, vw)?;
             (q, k, v)
