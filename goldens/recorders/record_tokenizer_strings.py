@@ -6,8 +6,13 @@ Each string is tokenized with every combination of add_special (llama.cpp adds B
 the vocabulary asks) and parse_special. Writes goldens/tokenizer/strings-<vocab>.yaml.
 
 Usage: python3 goldens/recorders/record_tokenizer_strings.py
+       python3 goldens/recorders/record_tokenizer_strings.py --strings-file S.json --out DIR
+           (strings held outside the repository, goldens written outside it: see
+           check_outside_tokenizer.py)
 """
+import argparse
 import importlib.metadata
+import json
 import os
 from pathlib import Path
 
@@ -47,7 +52,15 @@ STRINGS = [
 
 
 def main():
-    OUT.mkdir(parents=True, exist_ok=True)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--strings-file", help="a JSON list of strings to use instead of STRINGS")
+    ap.add_argument("--out", default=str(OUT), help="output folder (default goldens/tokenizer)")
+    a = ap.parse_args()
+    out = Path(a.out)
+    strings = json.loads(Path(a.strings_file).read_text(encoding="utf-8")) if a.strings_file else STRINGS
+    command = "python3 goldens/recorders/record_tokenizer_strings.py" + (
+        f" --strings-file {a.strings_file} --out {a.out}" if a.strings_file else "")
+    out.mkdir(parents=True, exist_ok=True)
     version = importlib.metadata.version("llama_cpp_python")
     for name, rel in FILES.items():
         path = CACHE / rel
@@ -56,7 +69,7 @@ def main():
             continue
         llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
         cases = []
-        for s in STRINGS:
+        for s in strings:
             for add_special in (False, True):
                 for parse_special in (False, True):
                     ids = llm.tokenize(s.encode("utf-8"), add_bos=add_special, special=parse_special)
@@ -69,10 +82,10 @@ def main():
             "tolerance": "exact ids",
             "reference": "llama.cpp via llama-cpp-python (Llama(vocab_only=True).tokenize(text, add_bos, special))",
             "reference_version": version,
-            "command": "python3 goldens/recorders/record_tokenizer_strings.py",
+            "command": command,
             "cases": cases,
         }
-        (OUT / f"strings-{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000))
+        (out / f"strings-{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000))
         print(f"[record_tokenizer_strings] {name}: {len(cases)} cases", flush=True)
 
 
