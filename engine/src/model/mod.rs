@@ -124,10 +124,43 @@ fn load_opt<B: Ops>(b: &B, f: &GgufFile, name: &str, dims: &[u64]) -> Result<Opt
     load(b, f, name, dims).map(Some)
 }
 
+/// phi3's LongRoPE factors for a context of `n_ctx`, as llama.cpp's `get_rope_factors`:
+/// `rope_factors_long` when `n_ctx` exceeds `rope.scaling.original_context_length`, else
+/// `rope_factors_short`; F32 `[n_rot / 2]`, one per rotated pair. A chosen tensor that the file
+/// lacks means plain RoPE (llama.cpp creates both as optional). Other architectures refuse them.
+fn rope_factors(f: &GgufFile, hp: &HParams, n_ctx: usize) -> Result<Option<std::sync::Arc<[f32]>>> {
+    let (long, short) = ("rope_factors_long.weight", "rope_factors_short.weight");
+    if f.tensor(long).is_err() && f.tensor(short).is_err() {
+        return Ok(None);
+    }
+    if hp.arch != Arch::Phi3 {
+        return Err(Error::Invalid(format!(
+            "longrope factors (rope_factors_*) are only supported for phi3, not {:?}",
+            hp.arch
+        )));
+    }
+    let name = if n_ctx > hp.n_ctx_orig { long } else { short };
+    let Ok(t) = f.tensor(name) else { return Ok(None) };
+    let half = (hp.n_rot / 2) as u64;
+    if t.ty != crate::gguf::GgmlType::F32 || t.dims != [half] {
+        return Err(Error::Invalid(format!(
+            "tensor {name:?} is {:?} {:?}; LongRoPE factors must be F32 [{half}] (n_rot / 2)",
+            t.ty, t.dims
+        )));
+    }
+    let v: Vec<f32> = f.tensor_data(t).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if let Some(bad) = v.iter().find(|x| !x.is_finite() || **x <= 0.0) {
+        return Err(Error::Invalid(format!(
+            "tensor {name:?} holds the frequency factor {bad}: not finite and positive"
+        )));
+    }
+    Ok(Some(v.into()))
+}
+
 impl<B: Ops> Model<B> {
     /// Load hyper-parameters and every tensor the architecture needs, checking each shape.
     pub fn load(f: &GgufFile, backend: B, n_ctx: Option<usize>) -> Result<Self> {
-        let hp = HParams::from_gguf(f)?;
+        let mut hp = HParams::from_gguf(f)?;
         let (e, ff, hd, vd) = (hp.n_embd as u64, hp.n_ff as u64, hp.head_dim as u64, hp.v_head_dim as u64);
         let (nh, nkv, nv) = (hp.n_head as u64, hp.n_head_kv as u64, hp.n_vocab as u64);
         let b = &backend;
@@ -210,9 +243,8 @@ impl<B: Ops> Model<B> {
                 });
             }
         }
-        if f.tensor("rope_factors_short.weight").is_ok() || f.tensor("rope_factors_long.weight").is_ok() {
-            return Err(Error::Invalid("longrope factors (rope_factors_*) are not supported yet".into()));
-        }
+        let n_ctx = n_ctx.unwrap_or(hp.n_ctx_train.min(4096)).max(1);
+        hp.rope_factors = rope_factors(f, &hp, n_ctx)?;
         hp.arch.check_layers(&layers)?;
         let w = Weights {
             tok_embd: load(b, f, "token_embd.weight", &[e, nv])?,
@@ -231,7 +263,6 @@ impl<B: Ops> Model<B> {
             },
             layers,
         };
-        let n_ctx = n_ctx.unwrap_or(hp.n_ctx_train.min(4096)).max(1);
         let kv = (0..hp.n_layer).map(|_| (None, None)).collect();
         Ok(Model { backend, hp, w, kv, kv_pos: Vec::new(), n_ctx, last_only: false })
     }
