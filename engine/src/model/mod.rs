@@ -406,3 +406,62 @@ impl<B: Ops> Model<B> {
         self.w.output.as_ref().unwrap_or(&self.w.tok_embd)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::gguf::{GgufValue, GgufWriter};
+
+    /// Metadata of a small `arch` file with LongRoPE factors of `n_long` / `n_short` entries.
+    fn file(arch: &str, n_long: usize, n_short: usize) -> GgufFile {
+        let mut w = GgufWriter::new();
+        w.set("general.architecture", GgufValue::String(arch.into()));
+        for (k, v) in [
+            ("block_count", 1),
+            ("embedding_length", 64),
+            ("feed_forward_length", 128),
+            ("attention.head_count", 4),
+            ("vocab_size", 32),
+            ("context_length", 131_072),
+            ("rope.dimension_count", 16),
+            ("rope.scaling.original_context_length", 4096),
+        ] {
+            w.set(&format!("{arch}.{k}"), GgufValue::U32(v));
+        }
+        w.set(&format!("{arch}.rope.scaling.attn_factor"), GgufValue::F32(1.19));
+        let long: Vec<f32> = (0..n_long).map(|i| 10.0 + i as f32).collect();
+        let short: Vec<f32> = (0..n_short).map(|i| 1.0 + i as f32 / 8.0).collect();
+        w.add_f32("rope_factors_long.weight", &[n_long as u64], &long).unwrap();
+        w.add_f32("rope_factors_short.weight", &[n_short as u64], &short).unwrap();
+        GgufFile::from_bytes(w.to_bytes().0).unwrap()
+    }
+
+    #[test]
+    fn longrope_factors_follow_the_context_as_llama_cpp() {
+        let f = file("phi3", 8, 8);
+        let hp = HParams::from_gguf(&f).unwrap();
+        assert_eq!((hp.n_ctx_orig, hp.rope_attn_factor), (4096, 1.19));
+        // Up to the original context: short; past it: long (llama.cpp's get_rope_factors).
+        assert_eq!(rope_factors(&f, &hp, 4096).unwrap().unwrap()[1], 1.125);
+        assert_eq!(rope_factors(&f, &hp, 4097).unwrap().unwrap()[1], 11.0);
+        let p = HParams { rope_factors: rope_factors(&f, &hp, 16).unwrap(), ..hp }.rope_params(10_000.0);
+        assert_eq!(p.freq_factors.as_deref().map(<[f32]>::len), Some(8));
+        assert_eq!(p.yarn.map(|y| (y.ext_factor, y.attn_factor)), Some((0.0, 1.19)));
+    }
+
+    #[test]
+    fn longrope_factors_are_checked() {
+        // Not n_rot / 2 entries: a typed error, whichever set the context picks.
+        let f = file("phi3", 8, 7);
+        let hp = HParams::from_gguf(&f).unwrap();
+        assert!(rope_factors(&f, &hp, 4097).is_ok());
+        let e = rope_factors(&f, &hp, 64).unwrap_err().to_string();
+        assert!(e.contains("rope_factors_short") && e.contains("[8]"), "{e}");
+        // Another architecture does not use them: refused rather than ignored.
+        let f = file("llama", 8, 8);
+        let hp = HParams::from_gguf(&f).unwrap();
+        assert!(rope_factors(&f, &hp, 64).unwrap_err().to_string().contains("only supported for phi3"));
+    }
+}
