@@ -9,6 +9,8 @@
 //! - Every op output the architecture names goes through a [`TapSink`], so the harness can compare
 //!   `blk.3.attn_out` with a reference and name the first op that diverges.
 
+use std::sync::Arc;
+
 use crate::Result;
 
 /// RoPE pairing (llama.cpp's `llama_rope_type`): normal rotates adjacent pairs (2i, 2i+1); NeoX
@@ -19,7 +21,7 @@ pub enum RopeStyle {
     Neox,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RopeParams {
     pub style: RopeStyle,
     /// Dimensions rotated per head (the first `n_rot` of each head).
@@ -27,8 +29,13 @@ pub struct RopeParams {
     pub freq_base: f32,
     /// Linear position scaling (1.0 = none).
     pub freq_scale: f32,
-    /// YaRN context extension (gpt-oss), `None` for plain RoPE.
+    /// YaRN context extension (gpt-oss), `None` for plain RoPE. phi3 uses it with `ext_factor`
+    /// 0 for its `rope.scaling.attn_factor` (ggml's mscale on cos and sin).
     pub yarn: Option<Yarn>,
+    /// Frequency factors (phi3's LongRoPE `rope_factors_*`, one per rotated pair, ggml's
+    /// `freq_factors`): pair `i`'s angle `p · base^(-2i/n_rot)` is divided by `factors[i]` before
+    /// YaRN and the position scaling apply. `None` for plain RoPE.
+    pub freq_factors: Option<Arc<[f32]>>,
 }
 
 /// YaRN parameters as ggml's `rope_yarn` takes them (llama.cpp derives them in

@@ -16,6 +16,7 @@ Then `python3 goldens/recorders/record_llamacpp_logits.py --write` adds the `num
 twins of these cases from llama.cpp's default run.
 
 Usage: python3 goldens/recorders/record_synthetic.py [--arch A,B] [--type f32,f16,q8_0,q4_k] [--no-llama-cpp]
+(`phi3lr`: the phi3 fixture with LongRoPE factors, F32 and Q8_0 unless --type is given.)
 """
 
 import argparse
@@ -30,12 +31,17 @@ VOCAB = {
     "llama": f"{VOCABS}/ggml-vocab-llama-spm.gguf",
     "qwen2": f"{VOCABS}/ggml-vocab-qwen2.gguf",
     "phi3": f"{VOCABS}/ggml-vocab-phi-3.gguf",
+    # phi3 with LongRoPE factors and rope.scaling.attn_factor (general.architecture phi3).
+    "phi3lr": f"{VOCABS}/ggml-vocab-phi-3.gguf",
     "gpt2": f"{VOCABS}/ggml-vocab-gpt-2.gguf",
     "gemma3": "~/.cache/orcd/models/gemma-3-270m-q4_k_m.gguf",
     # gpt-oss: o200k_harmony as fetch.py derives it (pre gpt-4o). Its experts are MXFP4 whatever the type.
     "gpt-oss": "~/.cache/orcd/tokenizers/o200k_harmony-gpt-4o-vocab.gguf",
 }
 TYPES = ["f32", "f16", "q8_0", "q4_k"]
+# Architectures recorded at fewer types unless --type says otherwise: phi3lr only adds the RoPE
+# factors to phi3, so its F32 (with taps) and one quantised type suffice.
+TYPES_FOR = {"phi3lr": ["f32", "q8_0"]}
 # Token ids valid in every vocabulary above; content does not matter for random weights.
 TOKENS = "1,5,9,200,77,3000,42,1000"
 SEED = 1
@@ -46,14 +52,16 @@ FX = "/tmp/fx"
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default=",".join(VOCAB), help="comma-separated architectures")
-    ap.add_argument("--type", default=",".join(TYPES), help="comma-separated weight types")
+    ap.add_argument("--type", default=None,
+                    help=f"comma-separated weight types (default {','.join(TYPES)}; {TYPES_FOR})")
     ap.add_argument("--no-llama-cpp", action="store_true", help="skip llama.cpp's load and cross-checks")
     a = ap.parse_args()
     exe = ROOT / "target" / "release" / "orcd-fixtures"
     if not exe.exists():
         raise SystemExit(f"error: {exe} missing: cargo build --release -p orcd-fixtures")
-    archs, types = a.arch.split(","), a.type.split(",")
-    jobs = [(arch, ty) for arch in archs for ty in types]
+    archs = a.arch.split(",")
+    types = a.type.split(",") if a.type else None
+    jobs = [(arch, ty) for arch in archs for ty in (types or TYPES_FOR.get(arch, TYPES))]
     Path(FX).mkdir(parents=True, exist_ok=True)
     for i, (arch, ty) in enumerate(jobs, 1):
         name = f"{arch}-synth-tiny-{ty}-short"

@@ -66,7 +66,7 @@ fn synthetic_vocab(arch: &str) -> Option<&'static str> {
     Some(match arch {
         "llama" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf",
         "qwen2" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-qwen2.gguf",
-        "phi3" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-phi-3.gguf",
+        "phi3" | "phi3lr" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-phi-3.gguf",
         "gpt2" => "llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-gpt-2.gguf",
         // gpt-oss's o200k_harmony, as fetch.py derives it from the o200k rank file.
         "gpt-oss" => "tokenizers/o200k_harmony-gpt-4o-vocab.gguf",

@@ -253,8 +253,13 @@ impl Ops for Cpu {
                 ),
             ));
         }
-        let mut out = x.clone();
         let half = p.n_rot / 2;
+        if let Some(ff) = &p.freq_factors {
+            if ff.len() != half {
+                return Err(shape_err("rope", format!("{} frequency factors for {half} rotated pairs", ff.len())));
+            }
+        }
+        let mut out = x.clone();
         // YaRN: per-pair blend of interpolated and extrapolated angles, and a magnitude factor.
         let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base));
         let fs = p.freq_scale as f64;
@@ -267,7 +272,11 @@ impl Ops for Cpu {
             for h in 0..n_head {
                 let base = r * x.cols + h * head_dim;
                 for i in 0..half {
-                    let extrap = ps as f64 * (p.freq_base as f64).powf(-2.0 * i as f64 / p.n_rot as f64);
+                    let mut extrap = ps as f64 * (p.freq_base as f64).powf(-2.0 * i as f64 / p.n_rot as f64);
+                    // LongRoPE: the pair's angle divided by its frequency factor (ggml's freq_factors).
+                    if let Some(ff) = &p.freq_factors {
+                        extrap /= ff[i] as f64;
+                    }
                     let theta = match (p.yarn, corr) {
                         (Some(y), Some(c)) if y.ext_factor != 0.0 => {
                             let lo = c[0] as f64;
@@ -571,7 +580,14 @@ mod tests {
     fn rope_pairing_normal_vs_neox() {
         // One head of 4 dims at position 1, base 1: theta_0 = 1 rad, theta_1 = 1 rad^(1/2)... check pairs.
         let x = t(1, 4, vec![1.0, 0.0, 0.0, 0.0]);
-        let p = RopeParams { style: RopeStyle::Normal, n_rot: 4, freq_base: 10000.0, freq_scale: 1.0, yarn: None };
+        let p = RopeParams {
+            style: RopeStyle::Normal,
+            n_rot: 4,
+            freq_base: 10000.0,
+            freq_scale: 1.0,
+            yarn: None,
+            freq_factors: None,
+        };
         let n = Cpu.rope(&x, 1, 4, &[1], &p).unwrap();
         // normal: dims (0,1) rotate together → x1 = sin(1)
         assert!((n.data[1] - 1f32.sin()).abs() < 1e-6 && n.data[2] == 0.0);

@@ -461,21 +461,31 @@ impl Ops for CpuFast {
                 ),
             ));
         }
-        let mut data = x.f32s().into_owned();
         let half = p.n_rot / 2;
+        if let Some(ff) = &p.freq_factors {
+            if ff.len() != half {
+                return Err(shape_err("rope", format!("{} frequency factors for {half} rotated pairs", ff.len())));
+            }
+        }
+        let mut data = x.f32s().into_owned();
         let theta_scale = p.freq_base.powf(-2.0 / p.n_rot as f32);
         let mut cache = vec![(0f32, 0f32); half];
         let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base));
         for (r, &ps) in pos.iter().enumerate() {
             let mut theta = ps as f32;
             for (i, c) in cache.iter_mut().enumerate() {
+                // ggml_rope_cache_init: rope_yarn gets theta / freq_factors[i] as its theta_extrap.
+                let te = match &p.freq_factors {
+                    Some(ff) => theta / ff[i],
+                    None => theta,
+                };
                 *c = match (p.yarn, corr) {
                     // ggml's rope_yarn: blend interpolated and extrapolated angles, scale by mscale.
                     (Some(y), Some(cd)) => {
-                        let interp = p.freq_scale * theta;
+                        let interp = p.freq_scale * te;
                         let t = if y.ext_factor != 0.0 {
                             let mix = y.ramp(cd, i);
-                            interp * (1.0 - mix) + theta * mix
+                            interp * (1.0 - mix) + te * mix
                         } else {
                             interp
                         };
@@ -483,7 +493,7 @@ impl Ops for CpuFast {
                         (t.cos() * ms, t.sin() * ms)
                     }
                     _ => {
-                        let t = p.freq_scale * theta;
+                        let t = p.freq_scale * te;
                         (t.cos(), t.sin())
                     }
                 };

@@ -104,6 +104,7 @@ fn yarn_rope_matches_ggml_formula() {
         freq_base: 150_000.0,
         freq_scale: 1.0 / 32.0,
         yarn: Some(yarn()),
+        freq_factors: None,
     };
     // The ramp must be partial somewhere, or the test would not exercise the blend.
     let c = yarn().corr_dims(hd, 150_000.0);

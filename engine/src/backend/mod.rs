@@ -4,3 +4,5 @@ pub mod cpu_fast;
 
 #[cfg(test)]
 mod gpt_oss_tests;
+#[cfg(test)]
+mod longrope_tests;

@@ -1,6 +1,8 @@
 //! Hyper-parameters from GGUF metadata (`<arch>.*` keys, llama.cpp's names and defaults).
 
 use crate::gguf::{GgufFile, GgufValue};
+use std::sync::Arc;
+
 use crate::ops::{AttnParams, RopeParams, RopeStyle, Yarn};
 use crate::{Error, Result};
 
@@ -116,6 +118,15 @@ pub struct HParams {
     pub rope_freq_scale: f32,
     /// YaRN (rope.scaling.type `yarn`), as llama.cpp's context derives it.
     pub yarn: Option<Yarn>,
+    /// `rope.scaling.attn_factor` (1 when absent): llama.cpp multiplies cos and sin by it (through
+    /// `yarn_attn_factor`) whatever the scaling type; YaRN's `attn_factor` already includes it.
+    pub rope_attn_factor: f32,
+    /// `rope.scaling.original_context_length` (the training context when absent): llama.cpp's
+    /// `n_ctx_orig_yarn`, which picks phi3's long or short LongRoPE factors.
+    pub n_ctx_orig: usize,
+    /// The LongRoPE frequency factors this context uses (phi3's `rope_factors_long` or
+    /// `rope_factors_short`, `[n_rot / 2]`), chosen and loaded by `Model::load`; `None` otherwise.
+    pub rope_factors: Option<Arc<[f32]>>,
 }
 
 impl HParams {
@@ -135,13 +146,30 @@ impl HParams {
     }
 
     /// RoPE with this architecture's pairing and rotated dims, at `freq_base`.
+    /// With the LongRoPE factors if loaded, and `rope.scaling.attn_factor` on cos and sin when it is
+    /// not 1 (as ggml's rope_yarn with `ext_factor` 0: no blend, magnitude `attn_factor`).
     pub fn rope_params(&self, freq_base: f32) -> RopeParams {
-        RopeParams { style: self.arch.rope_style(), n_rot: self.n_rot, freq_base, freq_scale: 1.0, yarn: None }
+        let yarn = (self.rope_attn_factor != 1.0).then_some(Yarn {
+            ext_factor: 0.0,
+            attn_factor: self.rope_attn_factor,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            n_ctx_orig: self.n_ctx_orig,
+        });
+        RopeParams {
+            style: self.arch.rope_style(),
+            n_rot: self.n_rot,
+            freq_base,
+            freq_scale: 1.0,
+            yarn,
+            freq_factors: self.rope_factors.clone(),
+        }
     }
 
     /// RoPE with this file's scaling (linear factor and YaRN), at `freq_base` (gpt-oss).
     pub fn rope_params_scaled(&self, freq_base: f32) -> RopeParams {
-        RopeParams { freq_scale: self.rope_freq_scale, yarn: self.yarn, ..self.rope_params(freq_base) }
+        let p = self.rope_params(freq_base);
+        RopeParams { freq_scale: self.rope_freq_scale, yarn: self.yarn.or(p.yarn), ..p }
     }
 
     pub fn from_gguf(f: &GgufFile) -> Result<Self> {
@@ -248,6 +276,11 @@ impl HParams {
                 None
             }
         };
+        let rope_attn_factor = f32_or("rope.scaling.attn_factor", 1.0)?;
+        if !rope_attn_factor.is_finite() {
+            return Err(Error::Invalid(format!("rope.scaling.attn_factor {rope_attn_factor} is not finite")));
+        }
+        let n_ctx_orig = u_or("rope.scaling.original_context_length", n_ctx_train)?;
         let (n_expert, n_expert_used) = (u_or("expert_count", 0)?, u_or("expert_used_count", 0)?);
         if arch == Arch::GptOss && (n_expert == 0 || n_expert_used == 0 || n_expert_used > n_expert || n_expert > 4096)
         {
@@ -287,6 +320,9 @@ impl HParams {
             n_expert_used,
             rope_freq_scale,
             yarn,
+            rope_attn_factor,
+            n_ctx_orig,
+            rope_factors: None,
         })
     }
 }

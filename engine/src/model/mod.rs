@@ -124,10 +124,43 @@ fn load_opt<B: Ops>(b: &B, f: &GgufFile, name: &str, dims: &[u64]) -> Result<Opt
     load(b, f, name, dims).map(Some)
 }
 
+/// phi3's LongRoPE factors for a context of `n_ctx`, as llama.cpp's `get_rope_factors`:
+/// `rope_factors_long` when `n_ctx` exceeds `rope.scaling.original_context_length`, else
+/// `rope_factors_short`; F32 `[n_rot / 2]`, one per rotated pair. A chosen tensor that the file
+/// lacks means plain RoPE (llama.cpp creates both as optional). Other architectures refuse them.
+fn rope_factors(f: &GgufFile, hp: &HParams, n_ctx: usize) -> Result<Option<std::sync::Arc<[f32]>>> {
+    let (long, short) = ("rope_factors_long.weight", "rope_factors_short.weight");
+    if f.tensor(long).is_err() && f.tensor(short).is_err() {
+        return Ok(None);
+    }
+    if hp.arch != Arch::Phi3 {
+        return Err(Error::Invalid(format!(
+            "longrope factors (rope_factors_*) are only supported for phi3, not {:?}",
+            hp.arch
+        )));
+    }
+    let name = if n_ctx > hp.n_ctx_orig { long } else { short };
+    let Ok(t) = f.tensor(name) else { return Ok(None) };
+    let half = (hp.n_rot / 2) as u64;
+    if t.ty != crate::gguf::GgmlType::F32 || t.dims != [half] {
+        return Err(Error::Invalid(format!(
+            "tensor {name:?} is {:?} {:?}; LongRoPE factors must be F32 [{half}] (n_rot / 2)",
+            t.ty, t.dims
+        )));
+    }
+    let v: Vec<f32> = f.tensor_data(t).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if let Some(bad) = v.iter().find(|x| !x.is_finite() || **x <= 0.0) {
+        return Err(Error::Invalid(format!(
+            "tensor {name:?} holds the frequency factor {bad}: not finite and positive"
+        )));
+    }
+    Ok(Some(v.into()))
+}
+
 impl<B: Ops> Model<B> {
     /// Load hyper-parameters and every tensor the architecture needs, checking each shape.
     pub fn load(f: &GgufFile, backend: B, n_ctx: Option<usize>) -> Result<Self> {
-        let hp = HParams::from_gguf(f)?;
+        let mut hp = HParams::from_gguf(f)?;
         let (e, ff, hd, vd) = (hp.n_embd as u64, hp.n_ff as u64, hp.head_dim as u64, hp.v_head_dim as u64);
         let (nh, nkv, nv) = (hp.n_head as u64, hp.n_head_kv as u64, hp.n_vocab as u64);
         let b = &backend;
@@ -210,9 +243,8 @@ impl<B: Ops> Model<B> {
                 });
             }
         }
-        if f.tensor("rope_factors_short.weight").is_ok() || f.tensor("rope_factors_long.weight").is_ok() {
-            return Err(Error::Invalid("longrope factors (rope_factors_*) are not supported yet".into()));
-        }
+        let n_ctx = n_ctx.unwrap_or(hp.n_ctx_train.min(4096)).max(1);
+        hp.rope_factors = rope_factors(f, &hp, n_ctx)?;
         hp.arch.check_layers(&layers)?;
         let w = Weights {
             tok_embd: load(b, f, "token_embd.weight", &[e, nv])?,
@@ -231,7 +263,6 @@ impl<B: Ops> Model<B> {
             },
             layers,
         };
-        let n_ctx = n_ctx.unwrap_or(hp.n_ctx_train.min(4096)).max(1);
         let kv = (0..hp.n_layer).map(|_| (None, None)).collect();
         Ok(Model { backend, hp, w, kv, kv_pos: Vec::new(), n_ctx, last_only: false })
     }
@@ -373,5 +404,64 @@ impl<B: Ops> Model<B> {
     /// The output projection (tied to the embeddings when `output.weight` is absent).
     pub(crate) fn output_weight(&self) -> &B::Weight {
         self.w.output.as_ref().unwrap_or(&self.w.tok_embd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::gguf::{GgufValue, GgufWriter};
+
+    /// Metadata of a small `arch` file with LongRoPE factors of `n_long` / `n_short` entries.
+    fn file(arch: &str, n_long: usize, n_short: usize) -> GgufFile {
+        let mut w = GgufWriter::new();
+        w.set("general.architecture", GgufValue::String(arch.into()));
+        for (k, v) in [
+            ("block_count", 1),
+            ("embedding_length", 64),
+            ("feed_forward_length", 128),
+            ("attention.head_count", 4),
+            ("vocab_size", 32),
+            ("context_length", 131_072),
+            ("rope.dimension_count", 16),
+            ("rope.scaling.original_context_length", 4096),
+        ] {
+            w.set(&format!("{arch}.{k}"), GgufValue::U32(v));
+        }
+        w.set(&format!("{arch}.rope.scaling.attn_factor"), GgufValue::F32(1.19));
+        let long: Vec<f32> = (0..n_long).map(|i| 10.0 + i as f32).collect();
+        let short: Vec<f32> = (0..n_short).map(|i| 1.0 + i as f32 / 8.0).collect();
+        w.add_f32("rope_factors_long.weight", &[n_long as u64], &long).unwrap();
+        w.add_f32("rope_factors_short.weight", &[n_short as u64], &short).unwrap();
+        GgufFile::from_bytes(w.to_bytes().0).unwrap()
+    }
+
+    #[test]
+    fn longrope_factors_follow_the_context_as_llama_cpp() {
+        let f = file("phi3", 8, 8);
+        let hp = HParams::from_gguf(&f).unwrap();
+        assert_eq!((hp.n_ctx_orig, hp.rope_attn_factor), (4096, 1.19));
+        // Up to the original context: short; past it: long (llama.cpp's get_rope_factors).
+        assert_eq!(rope_factors(&f, &hp, 4096).unwrap().unwrap()[1], 1.125);
+        assert_eq!(rope_factors(&f, &hp, 4097).unwrap().unwrap()[1], 11.0);
+        let p = HParams { rope_factors: rope_factors(&f, &hp, 16).unwrap(), ..hp }.rope_params(10_000.0);
+        assert_eq!(p.freq_factors.as_deref().map(<[f32]>::len), Some(8));
+        assert_eq!(p.yarn.map(|y| (y.ext_factor, y.attn_factor)), Some((0.0, 1.19)));
+    }
+
+    #[test]
+    fn longrope_factors_are_checked() {
+        // Not n_rot / 2 entries: a typed error, whichever set the context picks.
+        let f = file("phi3", 8, 7);
+        let hp = HParams::from_gguf(&f).unwrap();
+        assert!(rope_factors(&f, &hp, 4097).is_ok());
+        let e = rope_factors(&f, &hp, 64).unwrap_err().to_string();
+        assert!(e.contains("rope_factors_short") && e.contains("[8]"), "{e}");
+        // Another architecture does not use them: refused rather than ignored.
+        let f = file("llama", 8, 8);
+        let hp = HParams::from_gguf(&f).unwrap();
+        assert!(rope_factors(&f, &hp, 64).unwrap_err().to_string().contains("only supported for phi3"));
     }
 }

@@ -1,7 +1,11 @@
 //! Architecture `phi3`: the llama-style decoder with a fused `attn_qkv` (q, k, v side by side in
 //! its output), NeoX RoPE, and a fused `ffn_up` of width 2·n_ff whose first half is the gate and
-//! second half the up projection (SwiGLU), as llama.cpp's phi3 graph. LongRoPE factors
-//! (`rope_factors_*`) are refused at load until implemented.
+//! second half the up projection (SwiGLU), as llama.cpp's phi3 graph. LongRoPE: the frequency
+//! factors `rope_factors_long` / `rope_factors_short` (long when the context exceeds
+//! `rope.scaling.original_context_length`, as llama.cpp's `get_rope_factors`) divide each rotated
+//! pair's angle, and `rope.scaling.attn_factor` multiplies cos and sin ([`HParams::rope_params`]).
+//!
+//! [`HParams::rope_params`]: super::HParams::rope_params
 
 use super::{tap, Model};
 use crate::ops::{Act, AttnParams, Ops, TapSink};

@@ -332,7 +332,14 @@ fn attention_is_causal_and_windowed() {
 fn rope_pairing_normal_vs_neox() {
     let be = CpuFast;
     let x = FastTensor::new(1, 4, vec![1.0, 0.0, 0.0, 0.0]);
-    let p = RopeParams { style: RopeStyle::Normal, n_rot: 4, freq_base: 10000.0, freq_scale: 1.0, yarn: None };
+    let p = RopeParams {
+        style: RopeStyle::Normal,
+        n_rot: 4,
+        freq_base: 10000.0,
+        freq_scale: 1.0,
+        yarn: None,
+        freq_factors: None,
+    };
     let n = be.rope(&x, 1, 4, &[1], &p).map(|t| be.to_host(&t)).unwrap_or_default();
     assert!((n[1] - 1f32.sin()).abs() < 1e-6 && n[2] == 0.0);
     let p = RopeParams { style: RopeStyle::Neox, ..p };
