@@ -98,6 +98,35 @@ pub struct AttnParams {
     pub softcap: Option<f32>,
 }
 
+impl AttnParams {
+    /// Check the shapes an attention call gets (`(rows, cols)` of q, k, v and the position
+    /// counts) against these parameters: the one check every backend runs before attending.
+    pub fn check_shapes(
+        &self,
+        q: (usize, usize),
+        k: (usize, usize),
+        v: (usize, usize),
+        n_q_pos: usize,
+        n_kv_pos: usize,
+    ) -> Result<()> {
+        let ok = q.1 == self.n_head * self.head_dim
+            && k.1 == self.n_head_kv * self.head_dim
+            && v.1 == self.n_head_kv * self.v_head_dim
+            && k.0 == v.0
+            && n_q_pos == q.0
+            && n_kv_pos == k.0
+            && self.n_head_kv != 0
+            && self.n_head.is_multiple_of(self.n_head_kv);
+        if ok {
+            return Ok(());
+        }
+        Err(crate::Error::Invalid(format!(
+            "attention: q [{}, {}], k [{}, {}], v [{}, {}], {n_q_pos} query and {n_kv_pos} key positions, {self:?}",
+            q.0, q.1, k.0, k.1, v.0, v.1
+        )))
+    }
+}
+
 /// Activation functions (GELU is the tanh approximation, as ggml_gelu).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {

@@ -471,21 +471,8 @@ fn attention_impl(
     p: &AttnParams,
     sinks: Option<&[f32]>,
 ) -> Result<CpuTensor> {
+    p.check_shapes((q.rows, q.cols), (k.rows, k.cols), (v.rows, v.cols), q_pos.len(), kv_pos.len())?;
     let (hd, vd) = (p.head_dim, p.v_head_dim);
-    if q.cols != p.n_head * hd
-        || k.cols != p.n_head_kv * hd
-        || v.cols != p.n_head_kv * vd
-        || k.rows != v.rows
-        || q_pos.len() != q.rows
-        || kv_pos.len() != k.rows
-        || p.n_head_kv == 0
-        || !p.n_head.is_multiple_of(p.n_head_kv)
-    {
-        return Err(shape_err(
-            "attention",
-            format!("q [{}, {}], k [{}, {}], v [{}, {}], {p:?}", q.rows, q.cols, k.rows, k.cols, v.rows, v.cols),
-        ));
-    }
     let group = p.n_head / p.n_head_kv;
     let n_kv = k.rows;
     let heads: Vec<Vec<f32>> = (0..p.n_head)

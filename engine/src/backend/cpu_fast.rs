@@ -513,21 +513,8 @@ impl Ops for CpuFast {
         kv_pos: &[u32],
         p: &AttnParams,
     ) -> Result<FastTensor> {
-        let (hd, vd) = (p.head_dim, p.v_head_dim);
-        if q.cols != p.n_head * hd
-            || k.cols != p.n_head_kv * hd
-            || v.cols != p.n_head_kv * vd
-            || k.rows != v.rows
-            || q_pos.len() != q.rows
-            || kv_pos.len() != k.rows
-            || p.n_head_kv == 0
-            || !p.n_head.is_multiple_of(p.n_head_kv)
-        {
-            return Err(shape_err(
-                "attention",
-                format!("q [{}, {}], k [{}, {}], v [{}, {}], {p:?}", q.rows, q.cols, k.rows, k.cols, v.rows, v.cols),
-            ));
-        }
+        p.check_shapes((q.rows, q.cols), (k.rows, k.cols), (v.rows, v.cols), q_pos.len(), kv_pos.len())?;
+        let vd = p.v_head_dim;
         let data = attn::attention(self.simd(), &q.f32s(), q.rows, &k.f16s(), &v.f16s(), k.rows, q_pos, kv_pos, p);
         Ok(FastTensor::new(q.rows, p.n_head * vd, data))
     }
@@ -543,21 +530,8 @@ impl Ops for CpuFast {
         sinks: &FastWeight,
     ) -> Result<FastTensor> {
         self.one_d("attention sinks", sinks, p.n_head)?;
-        let (hd, vd) = (p.head_dim, p.v_head_dim);
-        if q.cols != p.n_head * hd
-            || k.cols != p.n_head_kv * hd
-            || v.cols != p.n_head_kv * vd
-            || k.rows != v.rows
-            || q_pos.len() != q.rows
-            || kv_pos.len() != k.rows
-            || p.n_head_kv == 0
-            || !p.n_head.is_multiple_of(p.n_head_kv)
-        {
-            return Err(shape_err(
-                "attention",
-                format!("q [{}, {}], k [{}, {}], v [{}, {}], {p:?}", q.rows, q.cols, k.rows, k.cols, v.rows, v.cols),
-            ));
-        }
+        p.check_shapes((q.rows, q.cols), (k.rows, k.cols), (v.rows, v.cols), q_pos.len(), kv_pos.len())?;
+        let vd = p.v_head_dim;
         let data = attn::attention_sinks(
             self.simd(),
             &q.f32s(),
