@@ -38,6 +38,36 @@ pub struct RopeParams {
     pub freq_factors: Option<Arc<[f32]>>,
 }
 
+impl RopeParams {
+    /// Check a rope call (`x` `[rows, cols]` of `n_head` heads of `head_dim`, `n_pos` positions)
+    /// against these parameters: the one check every backend runs before rotating.
+    pub fn check_shapes(&self, x: (usize, usize), n_head: usize, head_dim: usize, n_pos: usize) -> Result<()> {
+        if x.1 != n_head * head_dim || n_pos != x.0 || self.n_rot > head_dim || !self.n_rot.is_multiple_of(2) {
+            return Err(crate::Error::Invalid(format!(
+                "rope: [{}, {}] with {n_head} heads of {head_dim}, n_rot {}, {n_pos} positions",
+                x.0, x.1, self.n_rot
+            )));
+        }
+        let half = self.n_rot / 2;
+        match &self.freq_factors {
+            Some(ff) if ff.len() != half => {
+                Err(crate::Error::Invalid(format!("rope: {} frequency factors for {half} rotated pairs", ff.len())))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `f(x[r][c], w[c])` for every row `r` of `data` (`cols` wide): the row-broadcast of a 1-D
+/// weight (norm scales, biases) both CPU backends use; the caller has checked `w.len() == cols`.
+pub fn broadcast_row(data: &mut [f32], cols: usize, w: &[f32], f: impl Fn(&mut f32, f32)) {
+    for row in data.chunks_mut(cols.max(1)) {
+        for (v, &g) in row.iter_mut().zip(w) {
+            f(v, g);
+        }
+    }
+}
+
 /// YaRN parameters as ggml's `rope_yarn` takes them (llama.cpp derives them in
 /// `llama_context`'s constructor from `rope.scaling.*`).
 ///

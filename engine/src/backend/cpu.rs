@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use crate::gguf::{GgufFile, TensorInfo};
-use crate::ops::{check_matmul_id, top_k_desc, Act, AttnParams, Ops, RopeParams, RopeStyle};
+use crate::ops::{broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, Ops, RopeParams, RopeStyle};
 use crate::{Error, Result};
 
 /// A row-major `[rows, cols]` activation.
@@ -172,11 +172,7 @@ impl Ops for Cpu {
             return Err(shape_err("mul_row", format!("{} has {} values, rows have {}", w.name, w.data.len(), x.cols)));
         }
         let mut out = x.clone();
-        for row in out.data.chunks_mut(x.cols.max(1)) {
-            for (v, g) in row.iter_mut().zip(&w.data) {
-                *v *= g;
-            }
-        }
+        broadcast_row(&mut out.data, x.cols, &w.data, |v, g| *v *= g);
         Ok(out)
     }
 
@@ -185,11 +181,7 @@ impl Ops for Cpu {
             return Err(shape_err("add_row", format!("{} has {} values, rows have {}", b.name, b.data.len(), x.cols)));
         }
         let mut out = x.clone();
-        for row in out.data.chunks_mut(x.cols.max(1)) {
-            for (v, g) in row.iter_mut().zip(&b.data) {
-                *v += g;
-            }
-        }
+        broadcast_row(&mut out.data, x.cols, &b.data, |v, g| *v += g);
         Ok(out)
     }
 
@@ -241,24 +233,8 @@ impl Ops for Cpu {
     }
 
     fn rope(&self, x: &CpuTensor, n_head: usize, head_dim: usize, pos: &[u32], p: &RopeParams) -> Result<CpuTensor> {
-        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || !p.n_rot.is_multiple_of(2) {
-            return Err(shape_err(
-                "rope",
-                format!(
-                    "[{}, {}] with {n_head} heads of {head_dim}, n_rot {}, {} positions",
-                    x.rows,
-                    x.cols,
-                    p.n_rot,
-                    pos.len()
-                ),
-            ));
-        }
+        p.check_shapes((x.rows, x.cols), n_head, head_dim, pos.len())?;
         let half = p.n_rot / 2;
-        if let Some(ff) = &p.freq_factors {
-            if ff.len() != half {
-                return Err(shape_err("rope", format!("{} frequency factors for {half} rotated pairs", ff.len())));
-            }
-        }
         let mut out = x.clone();
         // YaRN: per-pair blend of interpolated and extrapolated angles, and a magnitude factor.
         let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base));

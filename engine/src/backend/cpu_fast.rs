@@ -34,7 +34,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use crate::gguf::{GgmlType, GgufFile, TensorInfo};
-use crate::ops::{check_matmul_id, top_k_desc, Act, AttnParams, Ops, RopeParams, RopeStyle};
+use crate::ops::{broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, Ops, RopeParams, RopeStyle};
 use crate::quant::{f16_to_f32, f32_to_f16};
 use crate::{Error, Result};
 use matmul::{act_kind, quantize_acts, ActKind, Isa, QMatrix};
@@ -400,22 +400,14 @@ impl Ops for CpuFast {
     fn mul_row(&self, x: &FastTensor, w: &FastWeight) -> Result<FastTensor> {
         self.one_d("mul_row", w, x.cols)?;
         let mut data = x.f32s().into_owned();
-        for row in data.chunks_mut(x.cols.max(1)) {
-            for (v, g) in row.iter_mut().zip(&w.f32) {
-                *v *= g;
-            }
-        }
+        broadcast_row(&mut data, x.cols, &w.f32, |v, g| *v *= g);
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
 
     fn add_row(&self, x: &FastTensor, b: &FastWeight) -> Result<FastTensor> {
         self.one_d("add_row", b, x.cols)?;
         let mut data = x.f32s().into_owned();
-        for row in data.chunks_mut(x.cols.max(1)) {
-            for (v, g) in row.iter_mut().zip(&b.f32) {
-                *v += g;
-            }
-        }
+        broadcast_row(&mut data, x.cols, &b.f32, |v, g| *v += g);
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
 
@@ -449,24 +441,8 @@ impl Ops for CpuFast {
     }
 
     fn rope(&self, x: &FastTensor, n_head: usize, head_dim: usize, pos: &[u32], p: &RopeParams) -> Result<FastTensor> {
-        if x.cols != n_head * head_dim || pos.len() != x.rows || p.n_rot > head_dim || !p.n_rot.is_multiple_of(2) {
-            return Err(shape_err(
-                "rope",
-                format!(
-                    "[{}, {}] with {n_head} heads of {head_dim}, n_rot {}, {} positions",
-                    x.rows,
-                    x.cols,
-                    p.n_rot,
-                    pos.len()
-                ),
-            ));
-        }
+        p.check_shapes((x.rows, x.cols), n_head, head_dim, pos.len())?;
         let half = p.n_rot / 2;
-        if let Some(ff) = &p.freq_factors {
-            if ff.len() != half {
-                return Err(shape_err("rope", format!("{} frequency factors for {half} rotated pairs", ff.len())));
-            }
-        }
         let mut data = x.f32s().into_owned();
         let theta_scale = p.freq_base.powf(-2.0 / p.n_rot as f32);
         let mut cache = vec![(0f32, 0f32); half];
