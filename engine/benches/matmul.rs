@@ -94,11 +94,12 @@ fn matmul(c: &mut Criterion) {
         if n > 1 {
             g.sample_size(10);
         }
-        let x = be.tensor_from_host(n, k, signal(n * k)).unwrap();
+        let x = be.tensor_from_host(n, k, &signal(n * k)).unwrap();
+        let groups = orcd_engine::ops::RowGroups::single(n);
         for ty in LEGACY.into_iter().chain(KQ) {
             let w = fast_weight(ty, m, k);
             g.throughput(Throughput::Bytes(w.bytes() as u64));
-            g.bench_function(format!("{ty}"), |b| b.iter(|| be.matmul(black_box(&x), &w).unwrap()));
+            g.bench_function(format!("{ty}"), |b| b.iter(|| be.matmul(black_box(&x), &w, &groups).unwrap()));
         }
         g.finish();
     }

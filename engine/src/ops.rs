@@ -170,6 +170,10 @@ pub const SWIGLU_OAI_LIMIT: f32 = 7.0;
 
 /// Receives named op outputs (`blk.3.attn_out`) as row-major `[rows, cols]` f32.
 pub trait TapSink {
+    /// Whether any tap may be wanted (when not, the forward pass formats no names).
+    fn active(&self) -> bool {
+        true
+    }
     /// Whether this name is wanted (lets the forward pass skip copies nobody reads).
     fn wants(&self, name: &str) -> bool;
     fn tap(&mut self, name: &str, rows: usize, cols: usize, data: &[f32]);
@@ -180,6 +184,9 @@ pub trait TapSink {
 pub struct NoTaps;
 
 impl TapSink for NoTaps {
+    fn active(&self) -> bool {
+        false
+    }
     fn wants(&self, _: &str) -> bool {
         false
     }
@@ -202,111 +209,229 @@ impl TapSink for CollectTaps {
     }
 }
 
-/// The ops a backend provides.
+/// Rows of a batch grouped by sequence: how many rows of the current activation belong to each
+/// sequence, row by row. A backend that picks a kernel by row count (llama.cpp's CPU k-quant
+/// matmul switches formula at 8 rows) decides by the rows of the row's own sequence, so a
+/// sequence's numbers never depend on its neighbours in the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowGroups {
+    /// For every row, the number of rows of its sequence in this activation.
+    pub seq_rows: Vec<u32>,
+}
+
+impl RowGroups {
+    /// `n` rows of one sequence.
+    pub fn single(n: usize) -> Self {
+        RowGroups { seq_rows: vec![n as u32; n] }
+    }
+
+    pub fn len(&self) -> usize {
+        self.seq_rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seq_rows.is_empty()
+    }
+}
+
+/// Element type of the KV cache: F32 for numerics `exact`, F16 for `fast` (llama.cpp's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvType {
+    F32,
+    F16,
+}
+
+impl KvType {
+    pub fn bytes(self) -> usize {
+        match self {
+            KvType::F32 => 4,
+            KvType::F16 => 2,
+        }
+    }
+}
+
+/// The shape of a KV cache, allocated once: `n_layer` × `n_seq` × `n_ctx` slots; slot `p` of
+/// sequence `s` holds the key row (`k_cols` wide) and value row (`v_cols`) at position `p`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvSpec {
+    pub n_layer: usize,
+    pub n_seq: usize,
+    pub n_ctx: usize,
+    pub k_cols: usize,
+    pub v_cols: usize,
+    pub ty: KvType,
+}
+
+impl KvSpec {
+    /// Bytes the cache occupies (K and V of every slot); `None` on overflow.
+    pub fn bytes(&self) -> Option<usize> {
+        self.n_layer
+            .checked_mul(self.n_seq)?
+            .checked_mul(self.n_ctx)?
+            .checked_mul(self.k_cols.checked_add(self.v_cols)?)?
+            .checked_mul(self.ty.bytes())
+    }
+}
+
+/// One forward's rows as the host describes them: for row `r`, token `tokens[r]` of sequence
+/// `seq[r]` at position `pos[r]`; `logits[r]` says whether its logits are wanted. Rows of one
+/// sequence need not be adjacent. Validated by the engine before a backend sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchRows {
+    pub tokens: Vec<u32>,
+    pub pos: Vec<u32>,
+    pub seq: Vec<u32>,
+    pub logits: Vec<bool>,
+}
+
+impl BatchRows {
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Per row, the number of rows of its sequence in the batch.
+    pub fn groups(&self) -> RowGroups {
+        let mut count = std::collections::HashMap::<u32, u32>::new();
+        for &s in &self.seq {
+            *count.entry(s).or_default() += 1;
+        }
+        RowGroups { seq_rows: self.seq.iter().map(|s| count[s]).collect() }
+    }
+
+    /// The rows whose logits are wanted, in batch order.
+    pub fn output_rows(&self) -> Vec<u32> {
+        (0..self.len() as u32).filter(|&r| self.logits[r as usize]).collect()
+    }
+
+    /// The row groups of the output rows.
+    pub fn output_groups(&self) -> RowGroups {
+        let out = BatchRows {
+            tokens: self.output_rows(),
+            pos: Vec::new(),
+            seq: self.output_rows().iter().map(|&r| self.seq[r as usize]).collect(),
+            logits: Vec::new(),
+        };
+        out.groups()
+    }
+}
+
+/// Which index of the batch a row lookup reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    /// The token ids (embeddings).
+    Tokens,
+    /// The positions (gpt2's learned position embeddings).
+    Positions,
+}
+
+/// The ops a backend provides. Every op returns a `Result` (a device error is an error, never a
+/// panic); activations, the KV cache, the batch and MoE routing ids are backend values, so a
+/// device backend runs a whole forward without a host round trip until the logits (or their
+/// argmax) are read.
 pub trait Ops {
+    /// A row-major `[rows, cols]` f32 activation.
     type Tensor;
+    /// A weight as the backend keeps it.
     type Weight;
+    /// The KV cache ([`KvSpec`]), written in place.
+    type Kv;
+    /// One forward's batch ([`BatchRows`]) as the backend keeps it (uploaded once per forward).
+    type Batch;
+    /// MoE routing ids (`[n, k]` expert ids), kept where the backend computes them.
+    type Ids;
+
+    /// The backend's name (`cpu`, `cpu-fast`, `cuda`): error messages and reports.
+    fn name(&self) -> &'static str;
+    /// The KV element type of this backend's numerics (F32 exact, F16 fast).
+    fn kv_type(&self) -> KvType;
 
     /// Load a tensor of a GGUF file as this backend keeps weights.
     fn load_weight(&self, f: &crate::gguf::GgufFile, t: &crate::gguf::TensorInfo) -> Result<Self::Weight>;
     /// An activation from host data.
-    fn tensor_from_host(&self, rows: usize, cols: usize, data: Vec<f32>) -> Result<Self::Tensor>;
+    fn tensor_from_host(&self, rows: usize, cols: usize, data: &[f32]) -> Result<Self::Tensor>;
     fn shape(&self, t: &Self::Tensor) -> (usize, usize);
-    fn to_host(&self, t: &Self::Tensor) -> Vec<f32>;
+    fn to_host(&self, t: &Self::Tensor) -> Result<Vec<f32>>;
     /// Reinterpret `[r, c]` as `[rows, cols]` (same element count).
     fn reshape(&self, t: Self::Tensor, rows: usize, cols: usize) -> Result<Self::Tensor>;
     /// GGUF dims of a weight.
     fn weight_dims(&self, w: &Self::Weight) -> Vec<u64>;
 
-    /// Embedding lookup: rows `ids` of `w` (dims `[n_embd, n_vocab]`). Ids out of range are an error.
-    fn get_rows(&self, w: &Self::Weight, ids: &[u32]) -> Result<Self::Tensor>;
+    /// Hand one forward's rows to the backend (validated by the caller).
+    fn upload_batch(&self, rows: &BatchRows) -> Result<Self::Batch>;
+    /// The row groups of a batch (for [`Ops::matmul`]).
+    fn batch_groups(&self, b: &Self::Batch) -> RowGroups;
+    /// The KV cache of `spec`, allocated once; a type the backend does not keep is an error.
+    fn kv_alloc(&self, spec: &KvSpec) -> Result<Self::Kv>;
+    /// Bytes the cache holds.
+    fn kv_bytes(&self, kv: &Self::Kv) -> usize;
+    /// Write row `r` of `k` and `v` (post-RoPE) into layer `il`'s slot `pos[r]` of sequence
+    /// `seq[r]`, rounded to the cache's type.
+    fn kv_write(&self, kv: &mut Self::Kv, il: usize, k: &Self::Tensor, v: &Self::Tensor, b: &Self::Batch) -> Result<()>;
+    /// Causal multi-head attention of `q` (`[n, n_head*head_dim]`, row `r` at position `pos[r]`
+    /// of sequence `seq[r]`) over layer `il`'s cache of the row's own sequence, slots `0..=pos[r]`
+    /// (minus those outside the window). With `sinks` (width `n_head`), one learned logit per
+    /// query head joins each softmax denominator: `p_j = e^(s_j - m) / (Σ e^(s_i - m) +
+    /// e^(sink_h - m))`, `m` the max over the scores and the sink (no value, not scaled).
+    fn attention(
+        &self,
+        q: &Self::Tensor,
+        kv: &Self::Kv,
+        il: usize,
+        b: &Self::Batch,
+        p: &AttnParams,
+        sinks: Option<&Self::Weight>,
+    ) -> Result<Self::Tensor>;
+
+    /// Rows `index` of `w` (dims `[n_embd, n]`): embedding lookup of the batch's token ids or
+    /// positions. Ids out of range are an error.
+    fn get_rows(&self, w: &Self::Weight, b: &Self::Batch, index: Index) -> Result<Self::Tensor>;
+    /// The rows of `x` (one per batch row) whose logits the batch wants; `x` itself when all are.
+    fn output_rows(&self, x: Self::Tensor, b: &Self::Batch) -> Result<Self::Tensor>;
     /// `x / sqrt(mean(x²) + eps)` per row.
-    fn rms_norm(&self, x: &Self::Tensor, eps: f32) -> Self::Tensor;
+    fn rms_norm(&self, x: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
     /// `(x - mean) / sqrt(var + eps)` per row.
-    fn layer_norm(&self, x: &Self::Tensor, eps: f32) -> Self::Tensor;
+    fn layer_norm(&self, x: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
     /// Multiply every row by a 1-D weight of width `cols` (norm weights).
     fn mul_row(&self, x: &Self::Tensor, w: &Self::Weight) -> Result<Self::Tensor>;
     /// Add a 1-D weight of width `cols` to every row (biases).
     fn add_row(&self, x: &Self::Tensor, b: &Self::Weight) -> Result<Self::Tensor>;
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
-    fn scale(&self, x: &Self::Tensor, s: f32) -> Self::Tensor;
-    /// `x · wᵀ`: x `[n, k]`, w dims `[k, m]` → `[n, m]`.
-    fn matmul(&self, x: &Self::Tensor, w: &Self::Weight) -> Result<Self::Tensor>;
-    /// Rotary embedding on `[n, n_head * head_dim]` at the given positions.
+    fn scale(&self, x: &Self::Tensor, s: f32) -> Result<Self::Tensor>;
+    /// `x · wᵀ`: x `[n, k]`, w dims `[k, m]` → `[n, m]`; `g` groups x's rows by sequence.
+    fn matmul(&self, x: &Self::Tensor, w: &Self::Weight, g: &RowGroups) -> Result<Self::Tensor>;
+    /// Rotary embedding on `[n, n_head * head_dim]`, row `r` at the batch's position `pos[r]`.
     fn rope(
         &self,
         x: &Self::Tensor,
         n_head: usize,
         head_dim: usize,
-        pos: &[u32],
+        b: &Self::Batch,
         p: &RopeParams,
-    ) -> Result<Self::Tensor>;
-    /// Causal multi-head attention of `q` (`[n, n_head*head_dim]`, at positions `q_pos`) over
-    /// `k`, `v` (`[n_kv, n_head_kv*dim]`, at positions `kv_pos`).
-    fn attention(
-        &self,
-        q: &Self::Tensor,
-        k: &Self::Tensor,
-        v: &Self::Tensor,
-        q_pos: &[u32],
-        kv_pos: &[u32],
-        p: &AttnParams,
     ) -> Result<Self::Tensor>;
     /// `act(gate) * up`.
     fn glu(&self, gate: &Self::Tensor, up: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
-    /// `act(x)` elementwise. The default goes through [`Ops::glu`] with an all-ones `up` (exact:
-    /// multiplying by 1.0 changes nothing); backends may override it.
-    fn act(&self, x: &Self::Tensor, act: Act) -> Result<Self::Tensor> {
-        let (r, c) = self.shape(x);
-        let ones = self.tensor_from_host(r, c, vec![1.0; r * c])?;
-        self.glu(x, &ones, act)
-    }
+    /// `act(x)` elementwise.
+    fn act(&self, x: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
     /// `cap * tanh(x / cap)`.
-    fn softcap(&self, x: &Self::Tensor, cap: f32) -> Self::Tensor;
-    /// Append rows of `b` below `a` (KV cache growth).
-    fn concat_rows(&self, a: Option<Self::Tensor>, b: &Self::Tensor) -> Result<Self::Tensor>;
+    fn softcap(&self, x: &Self::Tensor, cap: f32) -> Result<Self::Tensor>;
     /// Columns `[start, start + len)` of every row (splitting a fused QKV).
     fn slice_cols(&self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor>;
-    /// Rows `[start, start + len)` (the output head of a prefill only needs the last row). The
-    /// default copies through the host; backends may override it.
-    fn slice_rows(&self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor> {
-        let (r, c) = self.shape(x);
-        if start + len > r {
-            return Err(crate::Error::Invalid(format!("slice_rows: [{start}, {}) of {r} rows", start + len)));
-        }
-        let host = self.to_host(x);
-        self.tensor_from_host(len, c, host[start * c..(start + len) * c].to_vec())
-    }
+    /// Per row, the index of the largest value (the first on ties): greedy decoding reads these
+    /// few ids instead of the whole logits.
+    fn argmax(&self, x: &Self::Tensor) -> Result<Vec<u32>>;
+    /// Per row, the `k` largest values with their indices, largest first (ties: lower index).
+    fn top_k(&self, x: &Self::Tensor, k: usize) -> Result<Vec<Vec<(u32, f32)>>>;
 
-    // ----- gpt-oss (attention sinks, MoE). Defaults refuse, so a backend that lacks them
-    // fails with a typed error rather than computing something else. -----
-
-    /// [`Ops::attention`] with one learned sink logit per query head (`sinks`, width `n_head`)
-    /// joining each softmax denominator: `p_j = e^(s_j - m) / (Σ e^(s_i - m) + e^(sink_h - m))`,
-    /// `m` the max over the scores and the sink. The sink is not scaled and carries no value.
-    #[allow(clippy::too_many_arguments)]
-    fn attention_sinks(
-        &self,
-        q: &Self::Tensor,
-        k: &Self::Tensor,
-        v: &Self::Tensor,
-        q_pos: &[u32],
-        kv_pos: &[u32],
-        p: &AttnParams,
-        sinks: &Self::Weight,
-    ) -> Result<Self::Tensor> {
-        let _ = (q, k, v, q_pos, kv_pos, p, sinks);
-        Err(crate::Error::Invalid("attention with sinks is not implemented by this backend".into()))
-    }
+    // ----- gpt-oss (MoE). -----
 
     /// MoE routing (llama.cpp's `SOFTMAX_WEIGHT` gating): per row of `logits` (`[n, n_expert]`),
     /// the `k` largest (ties: lower expert id first), then the softmax over those `k` values.
-    /// Returns the expert ids (row-major `[n, k]`, largest first) and the weights `[n, k]`.
-    fn moe_route(&self, logits: &Self::Tensor, k: usize) -> Result<(Vec<u32>, Self::Tensor)> {
-        let _ = (logits, k);
-        Err(crate::Error::Invalid("MoE routing is not implemented by this backend".into()))
-    }
-
+    /// Returns the expert ids (`[n, k]`, largest first) and the weights `[n, k]`.
+    fn moe_route(&self, logits: &Self::Tensor, k: usize) -> Result<(Self::Ids, Self::Tensor)>;
     /// ggml's `mul_mat_id` (+ `add_id`): `w` is 3-D `[k_in, m, n_expert]`, `ids` is `[n, k]`;
     /// output row `t·k + j` is `x_r · W[ids[t·k + j]]ᵀ + b[ids[t·k + j]]`, where `x_r` is row `t`
     /// of `x` when `x` has `n` rows (the input is shared by the experts) or row `t·k + j` when it
@@ -316,26 +441,15 @@ pub trait Ops {
         x: &Self::Tensor,
         w: &Self::Weight,
         b: Option<&Self::Weight>,
-        ids: &[u32],
+        ids: &Self::Ids,
         k: usize,
-    ) -> Result<Self::Tensor> {
-        let _ = (x, w, b, ids, k);
-        Err(crate::Error::Invalid("matmul_id is not implemented by this backend".into()))
-    }
-
+    ) -> Result<Self::Tensor>;
     /// gpt-oss's clamped SwiGLU (ggml's `swiglu_oai`): `g = min(gate, limit)`,
     /// `u = clamp(up, -limit, limit)`, `g / (1 + e^(-alpha·g)) · (u + 1)`.
-    fn swiglu_oai(&self, gate: &Self::Tensor, up: &Self::Tensor, alpha: f32, limit: f32) -> Result<Self::Tensor> {
-        let _ = (gate, up, alpha, limit);
-        Err(crate::Error::Invalid("swiglu_oai is not implemented by this backend".into()))
-    }
-
+    fn swiglu_oai(&self, gate: &Self::Tensor, up: &Self::Tensor, alpha: f32, limit: f32) -> Result<Self::Tensor>;
     /// Weighted sum of each row's `k` expert outputs: `experts` `[n·k, e]`, `weights` `[n, k]`;
     /// `out[t] = ((w₀·e₀ + w₁·e₁) + w₂·e₂) + …` in slot order, as llama.cpp's chain of adds.
-    fn moe_combine(&self, experts: &Self::Tensor, weights: &Self::Tensor, k: usize) -> Result<Self::Tensor> {
-        let _ = (experts, weights, k);
-        Err(crate::Error::Invalid("moe_combine is not implemented by this backend".into()))
-    }
+    fn moe_combine(&self, experts: &Self::Tensor, weights: &Self::Tensor, k: usize) -> Result<Self::Tensor>;
 }
 
 /// Check the shapes of a [`Ops::matmul_id`] call; returns `(n, m, n_expert, shared_input)`.
@@ -374,4 +488,39 @@ pub fn top_k_desc(row: &[f32], k: usize) -> Vec<usize> {
     idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
     idx.truncate(k);
     idx
+}
+
+/// Attention of `q` (rows at `q_pos` of one sequence) over explicit keys and values `k`, `v`
+/// (`[n_kv, ...]`, at positions `0..n_kv`): writes them to a fresh one-layer cache of the
+/// backend's KV type, then attends. Op tests and the `ops` suite use it to drive
+/// [`Ops::attention`] with chosen inputs.
+pub fn attend_explicit<B: Ops>(
+    b: &B,
+    q: &B::Tensor,
+    k: &B::Tensor,
+    v: &B::Tensor,
+    q_pos: &[u32],
+    p: &AttnParams,
+    sinks: Option<&B::Weight>,
+) -> Result<B::Tensor> {
+    let (n_kv, k_cols) = b.shape(k);
+    let v_cols = b.shape(v).1;
+    let n_ctx = q_pos.iter().map(|&x| x as usize + 1).max().unwrap_or(0).max(n_kv).max(1);
+    let spec = KvSpec { n_layer: 1, n_seq: 1, n_ctx, k_cols, v_cols, ty: b.kv_type() };
+    let mut kv = b.kv_alloc(&spec)?;
+    let rows = |pos: Vec<u32>| BatchRows {
+        tokens: vec![0; pos.len()],
+        seq: vec![0; pos.len()],
+        logits: vec![true; pos.len()],
+        pos,
+    };
+    let kb = b.upload_batch(&rows((0..n_kv as u32).collect()))?;
+    b.kv_write(&mut kv, 0, k, v, &kb)?;
+    let qb = b.upload_batch(&rows(q_pos.to_vec()))?;
+    b.attention(q, &kv, 0, &qb, p, sinks)
+}
+
+/// A batch of sequence 0 at `pos` (token ids 0, every row's logits wanted): op tests.
+pub fn rows_at(pos: &[u32]) -> BatchRows {
+    BatchRows { tokens: vec![0; pos.len()], pos: pos.to_vec(), seq: vec![0; pos.len()], logits: vec![true; pos.len()] }
 }

@@ -8,7 +8,11 @@
 use rayon::prelude::*;
 
 use crate::gguf::{GgufFile, TensorInfo};
-use crate::ops::{broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, Ops, RopeParams, RopeStyle};
+use super::kv::{argmax_rows, top_k_rows, CpuBatch, CpuKv};
+use crate::ops::{
+    broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, BatchRows, Index, KvSpec, KvType, Ops, RopeParams, RopeStyle,
+    RowGroups,
+};
 use crate::{Error, Result};
 
 /// A row-major `[rows, cols]` activation.
@@ -89,6 +93,17 @@ fn silu(x: f32) -> f32 {
 impl Ops for Cpu {
     type Tensor = CpuTensor;
     type Weight = CpuWeight;
+    type Kv = CpuKv;
+    type Batch = CpuBatch;
+    type Ids = Vec<u32>;
+
+    fn kv_type(&self) -> KvType {
+        KvType::F32
+    }
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
 
     fn load_weight(&self, f: &GgufFile, t: &TensorInfo) -> Result<CpuWeight> {
         let mut data = f.tensor_f32(&t.name)?;
@@ -99,19 +114,19 @@ impl Ops for Cpu {
         Ok(CpuWeight { name: t.name.clone(), dims: t.dims.clone(), data })
     }
 
-    fn tensor_from_host(&self, rows: usize, cols: usize, data: Vec<f32>) -> Result<CpuTensor> {
+    fn tensor_from_host(&self, rows: usize, cols: usize, data: &[f32]) -> Result<CpuTensor> {
         if rows * cols != data.len() {
             return Err(Error::Invalid(format!("tensor [{rows}, {cols}] given {} values", data.len())));
         }
-        Ok(CpuTensor { rows, cols, data })
+        Ok(CpuTensor { rows, cols, data: data.to_vec() })
     }
 
     fn shape(&self, t: &CpuTensor) -> (usize, usize) {
         (t.rows, t.cols)
     }
 
-    fn to_host(&self, t: &CpuTensor) -> Vec<f32> {
-        t.data.clone()
+    fn to_host(&self, t: &CpuTensor) -> Result<Vec<f32>> {
+        Ok(t.data.clone())
     }
 
     fn reshape(&self, t: CpuTensor, rows: usize, cols: usize) -> Result<CpuTensor> {
@@ -125,7 +140,84 @@ impl Ops for Cpu {
         w.dims.clone()
     }
 
-    fn get_rows(&self, w: &CpuWeight, ids: &[u32]) -> Result<CpuTensor> {
+    fn upload_batch(&self, rows: &BatchRows) -> Result<CpuBatch> {
+        CpuBatch::new(rows)
+    }
+
+    fn batch_groups(&self, b: &CpuBatch) -> RowGroups {
+        b.groups.clone()
+    }
+
+    fn kv_alloc(&self, spec: &KvSpec) -> Result<CpuKv> {
+        CpuKv::alloc(spec)
+    }
+
+    fn kv_bytes(&self, kv: &CpuKv) -> usize {
+        kv.bytes()
+    }
+
+    fn kv_write(&self, kv: &mut CpuKv, il: usize, k: &CpuTensor, v: &CpuTensor, b: &CpuBatch) -> Result<()> {
+        b.check_kv(&kv.spec)?;
+        kv.write(il, &k.data, &v.data, b)
+    }
+
+    fn attention(
+        &self,
+        q: &CpuTensor,
+        kv: &CpuKv,
+        il: usize,
+        b: &CpuBatch,
+        p: &AttnParams,
+        sinks: Option<&CpuWeight>,
+    ) -> Result<CpuTensor> {
+        if let Some(s) = sinks {
+            if s.data.len() != p.n_head {
+                return Err(shape_err(
+                    "attention",
+                    format!("{} has {} sinks for {} heads", s.name, s.data.len(), p.n_head),
+                ));
+            }
+        }
+        b.check_kv(&kv.spec)?;
+        let (kc, vc) = (kv.spec.k_cols, kv.spec.v_cols);
+        let cols = p.n_head * p.v_head_dim;
+        let data = b.per_seq(&q.data, q.cols, cols, |s, qs, q_pos| {
+            let (k, v) = kv.f32s(il, s.seq, s.n_kv);
+            let kv_pos: Vec<u32> = (0..s.n_kv as u32).collect();
+            let n_q = q_pos.len();
+            p.check_shapes((n_q, q.cols), (s.n_kv, kc), (s.n_kv, vc), n_q, s.n_kv)?;
+            Ok(attention_impl(qs, n_q, &k, &v, s.n_kv, q_pos, &kv_pos, p, sinks.map(|s| s.data.as_slice())))
+        })?;
+        Ok(CpuTensor { rows: q.rows, cols, data })
+    }
+
+    fn output_rows(&self, x: CpuTensor, b: &CpuBatch) -> Result<CpuTensor> {
+        if x.rows != b.rows.len() {
+            return Err(shape_err("output_rows", format!("{} rows for a batch of {}", x.rows, b.rows.len())));
+        }
+        if b.all_outputs() {
+            return Ok(x);
+        }
+        let data = b.output_rows(&x.data, x.cols);
+        Ok(CpuTensor { rows: data.len() / x.cols.max(1), cols: x.cols, data })
+    }
+
+    fn argmax(&self, x: &CpuTensor) -> Result<Vec<u32>> {
+        Ok(argmax_rows(&x.data, x.cols))
+    }
+
+    fn top_k(&self, x: &CpuTensor, k: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+        Ok(top_k_rows(&x.data, x.cols, k))
+    }
+
+    fn act(&self, x: &CpuTensor, act: Act) -> Result<CpuTensor> {
+        // act(x) · 1 (exact: multiplying by 1.0 changes nothing).
+        let ones = CpuTensor { rows: x.rows, cols: x.cols, data: vec![1.0; x.data.len()] };
+        self.glu(x, &ones, act)
+    }
+
+    fn get_rows(&self, w: &CpuWeight, b: &CpuBatch, index: Index) -> Result<CpuTensor> {
+        let ids = b.index(index);
         let (cols, n_rows) = (w.ne0(), w.rows());
         let mut data = Vec::with_capacity(ids.len() * cols);
         for &id in ids {
@@ -141,7 +233,7 @@ impl Ops for Cpu {
         Ok(CpuTensor { rows: ids.len(), cols, data })
     }
 
-    fn rms_norm(&self, x: &CpuTensor, eps: f32) -> CpuTensor {
+    fn rms_norm(&self, x: &CpuTensor, eps: f32) -> Result<CpuTensor> {
         let mut out = x.clone();
         for row in out.data.chunks_mut(x.cols.max(1)) {
             let ms = row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / row.len() as f64;
@@ -150,10 +242,10 @@ impl Ops for Cpu {
                 *v = ((*v as f64) * s) as f32;
             }
         }
-        out
+        Ok(out)
     }
 
-    fn layer_norm(&self, x: &CpuTensor, eps: f32) -> CpuTensor {
+    fn layer_norm(&self, x: &CpuTensor, eps: f32) -> Result<CpuTensor> {
         let mut out = x.clone();
         for row in out.data.chunks_mut(x.cols.max(1)) {
             let n = row.len() as f64;
@@ -164,7 +256,7 @@ impl Ops for Cpu {
                 *v = ((*v as f64 - mean) * s) as f32;
             }
         }
-        out
+        Ok(out)
     }
 
     fn mul_row(&self, x: &CpuTensor, w: &CpuWeight) -> Result<CpuTensor> {
@@ -193,11 +285,12 @@ impl Ops for Cpu {
         Ok(CpuTensor { rows: a.rows, cols: a.cols, data })
     }
 
-    fn scale(&self, x: &CpuTensor, s: f32) -> CpuTensor {
-        CpuTensor { rows: x.rows, cols: x.cols, data: x.data.iter().map(|v| v * s).collect() }
+    fn scale(&self, x: &CpuTensor, s: f32) -> Result<CpuTensor> {
+        Ok(CpuTensor { rows: x.rows, cols: x.cols, data: x.data.iter().map(|v| v * s).collect() })
     }
 
-    fn matmul(&self, x: &CpuTensor, w: &CpuWeight) -> Result<CpuTensor> {
+    /// Every output element is one dot product whatever the rows: the groups change nothing.
+    fn matmul(&self, x: &CpuTensor, w: &CpuWeight, _g: &RowGroups) -> Result<CpuTensor> {
         let k = w.ne0();
         if k != x.cols {
             return Err(shape_err("matmul", format!("x has {} columns, {} has ne0 = {k}", x.cols, w.name)));
@@ -232,7 +325,8 @@ impl Ops for Cpu {
         Ok(CpuTensor { rows: n, cols: m, data })
     }
 
-    fn rope(&self, x: &CpuTensor, n_head: usize, head_dim: usize, pos: &[u32], p: &RopeParams) -> Result<CpuTensor> {
+    fn rope(&self, x: &CpuTensor, n_head: usize, head_dim: usize, b: &CpuBatch, p: &RopeParams) -> Result<CpuTensor> {
+        let pos = &b.rows.pos[..];
         p.check_shapes((x.rows, x.cols), n_head, head_dim, pos.len())?;
         let half = p.n_rot / 2;
         let mut out = x.clone();
@@ -277,37 +371,6 @@ impl Ops for Cpu {
         Ok(out)
     }
 
-    fn attention(
-        &self,
-        q: &CpuTensor,
-        k: &CpuTensor,
-        v: &CpuTensor,
-        q_pos: &[u32],
-        kv_pos: &[u32],
-        p: &AttnParams,
-    ) -> Result<CpuTensor> {
-        attention_impl(q, k, v, q_pos, kv_pos, p, None)
-    }
-
-    fn attention_sinks(
-        &self,
-        q: &CpuTensor,
-        k: &CpuTensor,
-        v: &CpuTensor,
-        q_pos: &[u32],
-        kv_pos: &[u32],
-        p: &AttnParams,
-        sinks: &CpuWeight,
-    ) -> Result<CpuTensor> {
-        if sinks.data.len() != p.n_head {
-            return Err(shape_err(
-                "attention",
-                format!("{} has {} sinks for {} heads", sinks.name, sinks.data.len(), p.n_head),
-            ));
-        }
-        attention_impl(q, k, v, q_pos, kv_pos, p, Some(&sinks.data))
-    }
-
     fn moe_route(&self, logits: &CpuTensor, k: usize) -> Result<(Vec<u32>, CpuTensor)> {
         if k == 0 || k > logits.cols {
             return Err(shape_err("moe_route", format!("{k} of {} experts", logits.cols)));
@@ -331,7 +394,7 @@ impl Ops for Cpu {
         x: &CpuTensor,
         w: &CpuWeight,
         b: Option<&CpuWeight>,
-        ids: &[u32],
+        ids: &Vec<u32>,
         k: usize,
     ) -> Result<CpuTensor> {
         let (_, m, _, shared) = check_matmul_id(x.rows, x.cols, &w.dims, b.map(|b| b.data.len()), ids, k)?;
@@ -401,27 +464,13 @@ impl Ops for Cpu {
         Ok(CpuTensor { rows: gate.rows, cols: gate.cols, data })
     }
 
-    fn softcap(&self, x: &CpuTensor, cap: f32) -> CpuTensor {
+    fn softcap(&self, x: &CpuTensor, cap: f32) -> Result<CpuTensor> {
         let c = cap as f64;
-        CpuTensor {
+        Ok(CpuTensor {
             rows: x.rows,
             cols: x.cols,
             data: x.data.iter().map(|&v| (c * (v as f64 / c).tanh()) as f32).collect(),
-        }
-    }
-
-    fn concat_rows(&self, a: Option<CpuTensor>, b: &CpuTensor) -> Result<CpuTensor> {
-        match a {
-            None => Ok(b.clone()),
-            Some(mut a) => {
-                if a.cols != b.cols {
-                    return Err(shape_err("concat_rows", format!("{} columns and {}", a.cols, b.cols)));
-                }
-                a.data.extend_from_slice(&b.data);
-                a.rows += b.rows;
-                Ok(a)
-            }
-        }
+        })
     }
 
     fn slice_cols(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
@@ -437,34 +486,36 @@ impl Ops for Cpu {
 }
 
 /// Attention (with optional per-head sinks in the softmax denominator), in f64 per score.
+/// `q` is `[n_q, n_head·hd]`, `k` / `v` `[n_kv, n_head_kv·hd / vd]` (shapes checked by the caller).
 #[allow(clippy::too_many_arguments)]
-fn attention_impl(
-    q: &CpuTensor,
-    k: &CpuTensor,
-    v: &CpuTensor,
+pub(crate) fn attention_impl(
+    q: &[f32],
+    n_q: usize,
+    k: &[f32],
+    v: &[f32],
+    n_kv: usize,
     q_pos: &[u32],
     kv_pos: &[u32],
     p: &AttnParams,
     sinks: Option<&[f32]>,
-) -> Result<CpuTensor> {
-    p.check_shapes((q.rows, q.cols), (k.rows, k.cols), (v.rows, v.cols), q_pos.len(), kv_pos.len())?;
+) -> Vec<f32> {
     let (hd, vd) = (p.head_dim, p.v_head_dim);
     let group = p.n_head / p.n_head_kv;
-    let n_kv = k.rows;
+    let (q_cols, k_cols, v_cols) = (p.n_head * hd, p.n_head_kv * hd, p.n_head_kv * vd);
     let heads: Vec<Vec<f32>> = (0..p.n_head)
         .into_par_iter()
         .map(|h| {
             let kh = h / group;
-            let mut out = vec![0f32; q.rows * vd];
+            let mut out = vec![0f32; n_q * vd];
             let mut scores = vec![0f64; n_kv];
-            for i in 0..q.rows {
-                let qi = &q.data[i * q.cols + h * hd..i * q.cols + (h + 1) * hd];
+            for i in 0..n_q {
+                let qi = &q[i * q_cols + h * hd..i * q_cols + (h + 1) * hd];
                 let mut max = f64::NEG_INFINITY;
                 for j in 0..n_kv {
                     let visible =
                         kv_pos[j] <= q_pos[i] && p.window.is_none_or(|w| ((q_pos[i] - kv_pos[j]) as usize) < w);
                     scores[j] = if visible {
-                        let kj = &k.data[j * k.cols + kh * hd..j * k.cols + (kh + 1) * hd];
+                        let kj = &k[j * k_cols + kh * hd..j * k_cols + (kh + 1) * hd];
                         let mut s = dot(qi, kj) as f64 * p.scale as f64;
                         if let Some(c) = p.softcap {
                             s = c as f64 * (s / c as f64).tanh();
@@ -492,7 +543,7 @@ fn attention_impl(
                         continue;
                     }
                     let wgt = sc / sum;
-                    let vj = &v.data[j * v.cols + kh * vd..j * v.cols + (kh + 1) * vd];
+                    let vj = &v[j * v_cols + kh * vd..j * v_cols + (kh + 1) * vd];
                     for (a, &x) in acc.iter_mut().zip(vj) {
                         *a += wgt * x as f64;
                     }
@@ -505,13 +556,13 @@ fn attention_impl(
         })
         .collect();
     let cols = p.n_head * vd;
-    let mut data = vec![0f32; q.rows * cols];
+    let mut data = vec![0f32; n_q * cols];
     for (h, hv) in heads.iter().enumerate() {
-        for i in 0..q.rows {
+        for i in 0..n_q {
             data[i * cols + h * vd..i * cols + (h + 1) * vd].copy_from_slice(&hv[i * vd..(i + 1) * vd]);
         }
     }
-    Ok(CpuTensor { rows: q.rows, cols, data })
+    data
 }
 
 #[cfg(test)]
@@ -524,13 +575,16 @@ mod tests {
     fn w(dims: Vec<u64>, data: Vec<f32>) -> CpuWeight {
         CpuWeight { name: "w".into(), dims, data }
     }
+    fn at(pos: &[u32]) -> CpuBatch {
+        CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
+    }
 
     #[test]
     fn matmul_matches_naive() {
         let (n, k, m) = (3, 37, 70);
         let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
         let wd: Vec<f32> = (0..m * k).map(|i| ((i * 11 % 17) as f32 - 8.0) / 9.0).collect();
-        let y = Cpu.matmul(&t(n, k, x.clone()), &w(vec![k as u64, m as u64], wd.clone())).unwrap();
+        let y = Cpu.matmul(&t(n, k, x.clone()), &w(vec![k as u64, m as u64], wd.clone()), &RowGroups::single(n)).unwrap();
         for i in 0..n {
             for j in 0..m {
                 let e: f64 = (0..k).map(|l| x[i * k + l] as f64 * wd[j * k + l] as f64).sum();
@@ -551,11 +605,11 @@ mod tests {
             yarn: None,
             freq_factors: None,
         };
-        let n = Cpu.rope(&x, 1, 4, &[1], &p).unwrap();
+        let n = Cpu.rope(&x, 1, 4, &at(&[1]), &p).unwrap();
         // normal: dims (0,1) rotate together → x1 = sin(1)
         assert!((n.data[1] - 1f32.sin()).abs() < 1e-6 && n.data[2] == 0.0);
         let p = RopeParams { style: RopeStyle::Neox, ..p };
-        let n = Cpu.rope(&x, 1, 4, &[1], &p).unwrap();
+        let n = Cpu.rope(&x, 1, 4, &at(&[1]), &p).unwrap();
         // neox: dims (0,2) rotate together → x2 = sin(1)
         assert!((n.data[2] - 1f32.sin()).abs() < 1e-6 && n.data[1] == 0.0);
     }
@@ -568,15 +622,18 @@ mod tests {
         let v = t(3, 1, vec![0.0, 1.0, 2.0]);
         let p =
             AttnParams { n_head: 1, n_head_kv: 1, head_dim: 1, v_head_dim: 1, scale: 1.0, window: None, softcap: None };
-        let o = Cpu.attention(&q, &k, &v, &[0, 1, 2], &[0, 1, 2], &p).unwrap();
+        let o = crate::ops::attend_explicit(&Cpu, &q, &k, &v, &[0, 1, 2], &p, None).unwrap();
         assert_eq!(o.data, vec![0.0, 0.5, 1.0]);
         let p = AttnParams { window: Some(1), ..p };
-        let o = Cpu.attention(&q, &k, &v, &[0, 1, 2], &[0, 1, 2], &p).unwrap();
+        let o = crate::ops::attend_explicit(&Cpu, &q, &k, &v, &[0, 1, 2], &p, None).unwrap();
         assert_eq!(o.data, vec![0.0, 1.0, 2.0]);
     }
 
     #[test]
     fn get_rows_rejects_out_of_range_ids() {
-        assert!(Cpu.get_rows(&w(vec![2, 3], vec![0.0; 6]), &[3]).is_err());
+        let mut rows = crate::ops::rows_at(&[0]);
+        rows.tokens = vec![3];
+        let b = CpuBatch::new(&rows).unwrap();
+        assert!(Cpu.get_rows(&w(vec![2, 3], vec![0.0; 6]), &b, Index::Tokens).is_err());
     }
 }

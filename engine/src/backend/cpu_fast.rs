@@ -34,8 +34,13 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use crate::gguf::{GgmlType, GgufFile, TensorInfo};
-use crate::ops::{broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, Ops, RopeParams, RopeStyle};
+use super::kv::{argmax_rows, top_k_rows, CpuBatch, CpuKv};
+use crate::ops::{
+    broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, BatchRows, Index, KvSpec, KvType, Ops, RopeParams,
+    RopeStyle, RowGroups,
+};
 use crate::quant::{f16_to_f32, f32_to_f16};
+
 use crate::{Error, Result};
 use matmul::{act_kind, quantize_acts, ActKind, Isa, QMatrix};
 
@@ -274,6 +279,17 @@ fn rotate(
 impl Ops for CpuFast {
     type Tensor = FastTensor;
     type Weight = FastWeight;
+    type Kv = CpuKv;
+    type Batch = CpuBatch;
+    type Ids = Vec<u32>;
+
+    fn kv_type(&self) -> KvType {
+        KvType::F16
+    }
+
+    fn name(&self) -> &'static str {
+        "cpu-fast"
+    }
 
     fn load_weight(&self, f: &GgufFile, t: &TensorInfo) -> Result<FastWeight> {
         let ne0 = t.dims.first().copied().unwrap_or(0) as usize;
@@ -319,19 +335,19 @@ impl Ops for CpuFast {
         })
     }
 
-    fn tensor_from_host(&self, rows: usize, cols: usize, data: Vec<f32>) -> Result<FastTensor> {
+    fn tensor_from_host(&self, rows: usize, cols: usize, data: &[f32]) -> Result<FastTensor> {
         if rows * cols != data.len() {
             return Err(Error::Invalid(format!("tensor [{rows}, {cols}] given {} values", data.len())));
         }
-        Ok(FastTensor::new(rows, cols, data))
+        Ok(FastTensor::new(rows, cols, data.to_vec()))
     }
 
     fn shape(&self, t: &FastTensor) -> (usize, usize) {
         (t.rows, t.cols)
     }
 
-    fn to_host(&self, t: &FastTensor) -> Vec<f32> {
-        t.f32s().into_owned()
+    fn to_host(&self, t: &FastTensor) -> Result<Vec<f32>> {
+        Ok(t.f32s().into_owned())
     }
 
     fn reshape(&self, t: FastTensor, rows: usize, cols: usize) -> Result<FastTensor> {
@@ -345,7 +361,87 @@ impl Ops for CpuFast {
         w.dims.clone()
     }
 
-    fn get_rows(&self, w: &FastWeight, ids: &[u32]) -> Result<FastTensor> {
+    fn upload_batch(&self, rows: &BatchRows) -> Result<CpuBatch> {
+        CpuBatch::new(rows)
+    }
+
+    fn batch_groups(&self, b: &CpuBatch) -> RowGroups {
+        b.groups.clone()
+    }
+
+    /// An F16 cache, as llama.cpp's default: an F32 one is refused (this backend mirrors
+    /// llama.cpp's F16 KV products).
+    fn kv_alloc(&self, spec: &KvSpec) -> Result<CpuKv> {
+        if spec.ty != KvType::F16 {
+            return Err(Error::Invalid(format!("{}: the KV cache is F16 (asked for {:?})", self.name(), spec.ty)));
+        }
+        CpuKv::alloc(spec)
+    }
+
+    fn kv_bytes(&self, kv: &CpuKv) -> usize {
+        kv.bytes()
+    }
+
+    /// Rows are rounded to F16 as they are written.
+    fn kv_write(&self, kv: &mut CpuKv, il: usize, k: &FastTensor, v: &FastTensor, b: &CpuBatch) -> Result<()> {
+        b.check_kv(&kv.spec)?;
+        kv.write(il, &k.f32s(), &v.f32s(), b)
+    }
+
+    fn attention(
+        &self,
+        q: &FastTensor,
+        kv: &CpuKv,
+        il: usize,
+        b: &CpuBatch,
+        p: &AttnParams,
+        sinks: Option<&FastWeight>,
+    ) -> Result<FastTensor> {
+        if let Some(s) = sinks {
+            self.one_d("attention sinks", s, p.n_head)?;
+        }
+        b.check_kv(&kv.spec)?;
+        let (kc, vc) = (kv.spec.k_cols, kv.spec.v_cols);
+        let cols = p.n_head * p.v_head_dim;
+        let simd = self.simd();
+        let data = b.per_seq(&q.f32s(), q.cols, cols, |s, qs, q_pos| {
+            let (k, v) = kv.f16s(il, s.seq, s.n_kv);
+            let kv_pos: Vec<u32> = (0..s.n_kv as u32).collect();
+            let n_q = q_pos.len();
+            p.check_shapes((n_q, q.cols), (s.n_kv, kc), (s.n_kv, vc), n_q, s.n_kv)?;
+            let sk = sinks.map(|s| s.f32.as_slice());
+            Ok(attn::attention_sinks(simd, qs, n_q, &k, &v, s.n_kv, q_pos, &kv_pos, p, sk))
+        })?;
+        Ok(FastTensor::new(q.rows, cols, data))
+    }
+
+    fn output_rows(&self, x: FastTensor, b: &CpuBatch) -> Result<FastTensor> {
+        if x.rows != b.rows.len() {
+            return Err(shape_err("output_rows", format!("{} rows for a batch of {}", x.rows, b.rows.len())));
+        }
+        if b.all_outputs() {
+            return Ok(x);
+        }
+        let data = b.output_rows(&x.f32s(), x.cols);
+        Ok(FastTensor::new(data.len() / x.cols.max(1), x.cols, data))
+    }
+
+    fn argmax(&self, x: &FastTensor) -> Result<Vec<u32>> {
+        Ok(argmax_rows(&x.f32s(), x.cols))
+    }
+
+    fn top_k(&self, x: &FastTensor, k: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+        Ok(top_k_rows(&x.f32s(), x.cols, k))
+    }
+
+    fn act(&self, x: &FastTensor, act: Act) -> Result<FastTensor> {
+        // act(x) · 1 (exact: multiplying by 1.0 changes nothing).
+        let ones = FastTensor::new(x.rows, x.cols, vec![1.0; x.rows * x.cols]);
+        self.glu(x, &ones, act)
+    }
+
+    fn get_rows(&self, w: &FastWeight, b: &CpuBatch, index: Index) -> Result<FastTensor> {
+        let ids = b.index(index);
         let cols = w.ne0;
         let mut data = vec![0f32; ids.len() * cols];
         for (i, &id) in ids.iter().enumerate() {
@@ -366,7 +462,7 @@ impl Ops for CpuFast {
         Ok(FastTensor::new(ids.len(), cols, data))
     }
 
-    fn rms_norm(&self, x: &FastTensor, eps: f32) -> FastTensor {
+    fn rms_norm(&self, x: &FastTensor, eps: f32) -> Result<FastTensor> {
         let mut data = x.f32s().into_owned();
         for row in data.chunks_mut(x.cols.max(1)) {
             let sum: f64 = row.iter().map(|&v| f64::from(v * v)).sum();
@@ -376,10 +472,10 @@ impl Ops for CpuFast {
                 *v *= scale;
             }
         }
-        FastTensor::new(x.rows, x.cols, data)
+        Ok(FastTensor::new(x.rows, x.cols, data))
     }
 
-    fn layer_norm(&self, x: &FastTensor, eps: f32) -> FastTensor {
+    fn layer_norm(&self, x: &FastTensor, eps: f32) -> Result<FastTensor> {
         let mut data = x.f32s().into_owned();
         for row in data.chunks_mut(x.cols.max(1)) {
             let n = row.len() as f64;
@@ -394,7 +490,7 @@ impl Ops for CpuFast {
                 *v *= scale;
             }
         }
-        FastTensor::new(x.rows, x.cols, data)
+        Ok(FastTensor::new(x.rows, x.cols, data))
     }
 
     fn mul_row(&self, x: &FastTensor, w: &FastWeight) -> Result<FastTensor> {
@@ -419,14 +515,19 @@ impl Ops for CpuFast {
         Ok(FastTensor::new(a.rows, a.cols, data))
     }
 
-    fn scale(&self, x: &FastTensor, s: f32) -> FastTensor {
-        FastTensor::new(x.rows, x.cols, x.f32s().iter().map(|v| v * s).collect())
+    fn scale(&self, x: &FastTensor, s: f32) -> Result<FastTensor> {
+        Ok(FastTensor::new(x.rows, x.cols, x.f32s().iter().map(|v| v * s).collect()))
     }
 
-    fn matmul(&self, x: &FastTensor, w: &FastWeight) -> Result<FastTensor> {
+    /// The k-quant kernel's formula is picked per row by the row count of the row's own
+    /// sequence (`g`), as llama.cpp would for that sequence alone.
+    fn matmul(&self, x: &FastTensor, w: &FastWeight, g: &RowGroups) -> Result<FastTensor> {
         let (k, m, n) = (w.ne0, w.rows, x.rows);
         if k != x.cols {
             return Err(shape_err("matmul", format!("x has {} columns, {} has ne0 = {k}", x.cols, w.name)));
+        }
+        if g.len() != n {
+            return Err(shape_err("matmul", format!("{} row groups for {n} rows", g.len())));
         }
         let xs = x.f32s();
         let data = if w.ty == GgmlType::F32 {
@@ -435,12 +536,13 @@ impl Ops for CpuFast {
             let kind = act_kind(w.ty).unwrap_or(ActKind::F32);
             let acts = quantize_acts(kind, &xs, k);
             let qm = QMatrix { ty: w.ty, k, m, row_bytes: w.row_bytes(), data: &w.raw, panels: w.panels.as_ref() };
-            matmul::matmul_q(isa(), &qm, &acts, n)
+            matmul::matmul_q(isa(), &qm, &acts, &g.seq_rows)
         };
         Ok(FastTensor::new(n, m, data))
     }
 
-    fn rope(&self, x: &FastTensor, n_head: usize, head_dim: usize, pos: &[u32], p: &RopeParams) -> Result<FastTensor> {
+    fn rope(&self, x: &FastTensor, n_head: usize, head_dim: usize, b: &CpuBatch, p: &RopeParams) -> Result<FastTensor> {
+        let pos = &b.rows.pos[..];
         p.check_shapes((x.rows, x.cols), n_head, head_dim, pos.len())?;
         let half = p.n_rot / 2;
         let mut data = x.f32s().into_owned();
@@ -480,49 +582,6 @@ impl Ops for CpuFast {
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
 
-    fn attention(
-        &self,
-        q: &FastTensor,
-        k: &FastTensor,
-        v: &FastTensor,
-        q_pos: &[u32],
-        kv_pos: &[u32],
-        p: &AttnParams,
-    ) -> Result<FastTensor> {
-        p.check_shapes((q.rows, q.cols), (k.rows, k.cols), (v.rows, v.cols), q_pos.len(), kv_pos.len())?;
-        let vd = p.v_head_dim;
-        let data = attn::attention(self.simd(), &q.f32s(), q.rows, &k.f16s(), &v.f16s(), k.rows, q_pos, kv_pos, p);
-        Ok(FastTensor::new(q.rows, p.n_head * vd, data))
-    }
-
-    fn attention_sinks(
-        &self,
-        q: &FastTensor,
-        k: &FastTensor,
-        v: &FastTensor,
-        q_pos: &[u32],
-        kv_pos: &[u32],
-        p: &AttnParams,
-        sinks: &FastWeight,
-    ) -> Result<FastTensor> {
-        self.one_d("attention sinks", sinks, p.n_head)?;
-        p.check_shapes((q.rows, q.cols), (k.rows, k.cols), (v.rows, v.cols), q_pos.len(), kv_pos.len())?;
-        let vd = p.v_head_dim;
-        let data = attn::attention_sinks(
-            self.simd(),
-            &q.f32s(),
-            q.rows,
-            &k.f16s(),
-            &v.f16s(),
-            k.rows,
-            q_pos,
-            kv_pos,
-            p,
-            Some(&sinks.f32),
-        );
-        Ok(FastTensor::new(q.rows, p.n_head * vd, data))
-    }
-
     /// As ggml: `argsort_top_k` of the f32 logits, `get_rows`, then `soft_max` over the k chosen
     /// (libm `expf`, f64 sum as `ggml_vec_soft_max_f32`'s tail).
     fn moe_route(&self, logits: &FastTensor, k: usize) -> Result<(Vec<u32>, FastTensor)> {
@@ -552,7 +611,7 @@ impl Ops for CpuFast {
         x: &FastTensor,
         w: &FastWeight,
         b: Option<&FastWeight>,
-        ids: &[u32],
+        ids: &Vec<u32>,
         k: usize,
     ) -> Result<FastTensor> {
         let (_, m, n_exp, shared) = check_matmul_id(x.rows, x.cols, &w.dims, b.map(|b| b.f32.len()), ids, k)?;
@@ -585,7 +644,7 @@ impl Ops for CpuFast {
                 let acts = quantize_acts(kind, &xe, kin);
                 let data = &w.raw[e * m * rb..(e + 1) * m * rb];
                 let qm = QMatrix { ty: w.ty, k: kin, m, row_bytes: rb, data, panels: None };
-                matmul::matmul_q(isa(), &qm, &acts, rows.len())
+                matmul::matmul_q(isa(), &qm, &acts, &vec![rows.len() as u32; rows.len()])
             };
             for (i, &r) in rows.iter().enumerate() {
                 let o = &mut out[r * m..(r + 1) * m];
@@ -678,28 +737,9 @@ impl Ops for CpuFast {
         Ok(FastTensor::new(gate.rows, gate.cols, data))
     }
 
-    fn softcap(&self, x: &FastTensor, cap: f32) -> FastTensor {
+    fn softcap(&self, x: &FastTensor, cap: f32) -> Result<FastTensor> {
         let inv = 1.0 / cap;
-        FastTensor::new(x.rows, x.cols, x.f32s().iter().map(|&v| (v * inv).tanh() * cap).collect())
-    }
-
-    /// The KV cache grows here: rows are rounded to F16 and kept as F16.
-    fn concat_rows(&self, a: Option<FastTensor>, b: &FastTensor) -> Result<FastTensor> {
-        let bh = b.f16s();
-        match a {
-            None => Ok(FastTensor { rows: b.rows, cols: b.cols, data: Store::F16(bh.into_owned()) }),
-            Some(a) => {
-                if a.cols != b.cols {
-                    return Err(shape_err("concat_rows", format!("{} columns and {}", a.cols, b.cols)));
-                }
-                let mut h = match a.data {
-                    Store::F16(h) => h,
-                    Store::F32(v) => v.iter().map(|&x| f32_to_f16(x)).collect(),
-                };
-                h.extend_from_slice(&bh);
-                Ok(FastTensor { rows: a.rows + b.rows, cols: a.cols, data: Store::F16(h) })
-            }
-        }
+        Ok(FastTensor::new(x.rows, x.cols, x.f32s().iter().map(|&v| (v * inv).tanh() * cap).collect()))
     }
 
     fn slice_cols(&self, x: &FastTensor, start: usize, len: usize) -> Result<FastTensor> {

@@ -9,7 +9,15 @@ use super::cpu::Cpu;
 use super::cpu_fast::act::{quantize_q8, Q8Block};
 use super::cpu_fast::{dot, CpuFast};
 use crate::gguf::{GgmlType, GgufFile, GgufWriter};
+use crate::ops::attend_explicit;
 use crate::ops::{AttnParams, Ops, RopeParams, RopeStyle, Yarn};
+
+/// A CPU batch of sequence 0 at `pos` (op tests).
+#[allow(dead_code)]
+fn b_at(pos: &[u32]) -> crate::backend::kv::CpuBatch {
+    crate::backend::kv::CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
+}
+
 
 fn signal(n: usize, seed: u64, amp: f32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -110,17 +118,17 @@ fn yarn_rope_matches_ggml_formula() {
     let c = yarn().corr_dims(hd, 150_000.0);
     assert!(c[0] > 0.0 && c[1] < (hd / 2) as f32, "corr dims {c:?}");
     let want = rope_formula(&x, n_head, hd, &pos, 150_000.0, 1.0 / 32.0, Some(yarn()));
-    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, x.clone()).unwrap(), n_head, hd, &pos, &p).unwrap();
+    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), &p).unwrap();
     let f = CpuFast
-        .rope(&CpuFast.tensor_from_host(pos.len(), n_head * hd, x.clone()).unwrap(), n_head, hd, &pos, &p)
+        .rope(&CpuFast.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), &p)
         .unwrap();
-    let (ne, nf) = (nmse(&Cpu.to_host(&e), &want), nmse(&CpuFast.to_host(&f), &want));
+    let (ne, nf) = (nmse(&Cpu.to_host(&e).unwrap(), &want), nmse(&CpuFast.to_host(&f).unwrap(), &want));
     assert!(ne <= 1e-7 && nf <= 1e-7, "NMSE exact {ne:.2e}, fast {nf:.2e}");
     // Without YaRN the same op is linear scaling.
     let p = RopeParams { yarn: None, ..p };
     let want = rope_formula(&x, n_head, hd, &pos, 150_000.0, 1.0 / 32.0, None);
-    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, x).unwrap(), n_head, hd, &pos, &p).unwrap();
-    assert!(nmse(&Cpu.to_host(&e), &want) <= 1e-7);
+    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), &p).unwrap();
+    assert!(nmse(&Cpu.to_host(&e).unwrap(), &want) <= 1e-7);
 }
 
 /// Attention with per-head sinks, f64.
@@ -174,15 +182,14 @@ fn attention_sinks_match_formula() {
             AttnParams { n_head: nh, n_head_kv: nkv, head_dim: hd, v_head_dim: hd, scale: 0.25, window, softcap: None };
         let want = attn_formula(&q, &k, &v, &pos, &p, &sinks);
         let (e, f) = both!(gf, |b, w| {
-            let t = |x: &[f32], c: usize| b.tensor_from_host(n, c, x.to_vec()).unwrap();
-            let kc = b.concat_rows(None, &t(&k, nkv * hd)).unwrap();
-            let vc = b.concat_rows(None, &t(&v, nkv * hd)).unwrap();
+            let t = |x: &[f32], c: usize| b.tensor_from_host(n, c, &x).unwrap();
+            let (kc, vc) = (t(&k, nkv * hd), t(&v, nkv * hd));
             let qt = t(&q, nh * hd);
-            let with = b.attention_sinks(&qt, &kc, &vc, &pos, &pos, &p, &w("s")).unwrap();
+            let with = attend_explicit(&b, &qt, &kc, &vc, &pos, &p, Some(&w("s"))).unwrap();
             // A sink at -1e30 takes no mass: plain attention.
-            let off = b.attention_sinks(&qt, &kc, &vc, &pos, &pos, &p, &w("none")).unwrap();
-            let plain = b.attention(&qt, &kc, &vc, &pos, &pos, &p).unwrap();
-            (b.to_host(&with), b.to_host(&off), b.to_host(&plain))
+            let off = attend_explicit(&b, &qt, &kc, &vc, &pos, &p, Some(&w("none"))).unwrap();
+            let plain = attend_explicit(&b, &qt, &kc, &vc, &pos, &p, None).unwrap();
+            (b.to_host(&with).unwrap(), b.to_host(&off).unwrap(), b.to_host(&plain).unwrap())
         });
         let (ne, nf) = (nmse(&e.0, &want), nmse(&f.0, &want));
         assert!(ne <= 1e-7 && nf <= 5e-4, "window {window:?}: NMSE exact {ne:.2e}, fast {nf:.2e}");
@@ -197,13 +204,13 @@ fn moe_route_is_top_k_then_softmax() {
     let want_ids = [1u32, 2, 2, 0];
     let sm = |a: f64, b: f64| [1.0 / (1.0 + (b - a).exp()), 1.0 / (1.0 + (a - b).exp())];
     let want_w: Vec<f64> = [sm(3.0, 2.0), sm(5.0, 0.5)].concat();
-    let e = Cpu.moe_route(&Cpu.tensor_from_host(2, 4, logits.clone()).unwrap(), 2).unwrap();
-    let f = CpuFast.moe_route(&CpuFast.tensor_from_host(2, 4, logits.clone()).unwrap(), 2).unwrap();
+    let e = Cpu.moe_route(&Cpu.tensor_from_host(2, 4, &logits).unwrap(), 2).unwrap();
+    let f = CpuFast.moe_route(&CpuFast.tensor_from_host(2, 4, &logits).unwrap(), 2).unwrap();
     assert_eq!(e.0, want_ids);
     assert_eq!(f.0, want_ids);
-    assert!(nmse(&Cpu.to_host(&e.1), &want_w) <= 1e-7);
-    assert!(nmse(&CpuFast.to_host(&f.1), &want_w) <= 1e-7);
-    assert!(Cpu.moe_route(&Cpu.tensor_from_host(2, 4, logits).unwrap(), 5).is_err());
+    assert!(nmse(&Cpu.to_host(&e.1).unwrap(), &want_w) <= 1e-7);
+    assert!(nmse(&CpuFast.to_host(&f.1).unwrap(), &want_w) <= 1e-7);
+    assert!(Cpu.moe_route(&Cpu.tensor_from_host(2, 4, &logits).unwrap(), 5).is_err());
 }
 
 #[test]
@@ -242,9 +249,9 @@ fn matmul_id_matches_per_expert_products() {
         };
         let want = formula(&wq);
         let (e, f) = both!(gf, |b, w| {
-            let xt = b.tensor_from_host(rows, kin, x.clone()).unwrap();
-            let q = b.to_host(&b.matmul_id(&xt, &w("w"), Some(&w("b")), &ids, k).unwrap());
-            let f = b.to_host(&b.matmul_id(&xt, &w("wf"), Some(&w("b")), &ids, k).unwrap());
+            let xt = b.tensor_from_host(rows, kin, &x).unwrap();
+            let q = b.to_host(&b.matmul_id(&xt, &w("w"), Some(&w("b")), &ids.to_vec(), k).unwrap()).unwrap();
+            let f = b.to_host(&b.matmul_id(&xt, &w("wf"), Some(&w("b")), &ids.to_vec(), k).unwrap()).unwrap();
             (q, f)
         });
         let (ne, nf) = (nmse(&e.0, &want), nmse(&f.0, &want));
@@ -255,12 +262,12 @@ fn matmul_id_matches_per_expert_products() {
     }
     // Untrusted ids: out of range is an error, never a panic.
     let b = Cpu;
-    let xt = b.tensor_from_host(3, kin, vec![0.0; 3 * kin]).unwrap();
+    let xt = b.tensor_from_host(3, kin, &vec![0.0; 3 * kin]).unwrap();
     let w = b.load_weight(&gf, gf.tensor("w").unwrap()).unwrap();
-    assert!(b.matmul_id(&xt, &w, None, &[0, 4, 1, 1, 2, 2], 2).is_err());
+    assert!(b.matmul_id(&xt, &w, None, &vec![0, 4, 1, 1, 2, 2], 2).is_err());
     let fw = CpuFast.load_weight(&gf, gf.tensor("w").unwrap()).unwrap();
-    let xf = CpuFast.tensor_from_host(3, kin, vec![0.0; 3 * kin]).unwrap();
-    assert!(CpuFast.matmul_id(&xf, &fw, None, &[0, 9, 1, 1, 2, 2], 2).is_err());
+    let xf = CpuFast.tensor_from_host(3, kin, &vec![0.0; 3 * kin]).unwrap();
+    assert!(CpuFast.matmul_id(&xf, &fw, None, &vec![0, 9, 1, 1, 2, 2], 2).is_err());
 }
 
 #[test]
@@ -294,19 +301,19 @@ fn swiglu_oai_matches_formula() {
         })
         .collect();
     let e = Cpu.swiglu_oai(
-        &Cpu.tensor_from_host(2, 4, g.clone()).unwrap(),
-        &Cpu.tensor_from_host(2, 4, u.clone()).unwrap(),
+        &Cpu.tensor_from_host(2, 4, &g).unwrap(),
+        &Cpu.tensor_from_host(2, 4, &u).unwrap(),
         1.702,
         7.0,
     );
     let f = CpuFast.swiglu_oai(
-        &CpuFast.tensor_from_host(2, 4, g).unwrap(),
-        &CpuFast.tensor_from_host(2, 4, u).unwrap(),
+        &CpuFast.tensor_from_host(2, 4, &g).unwrap(),
+        &CpuFast.tensor_from_host(2, 4, &u).unwrap(),
         1.702,
         7.0,
     );
-    assert!(nmse(&Cpu.to_host(&e.unwrap()), &want) <= 1e-7);
-    assert!(nmse(&CpuFast.to_host(&f.unwrap()), &want) <= 1e-7);
+    assert!(nmse(&Cpu.to_host(&e.unwrap()).unwrap(), &want) <= 1e-7);
+    assert!(nmse(&CpuFast.to_host(&f.unwrap()).unwrap(), &want) <= 1e-7);
 }
 
 #[test]
@@ -318,15 +325,15 @@ fn moe_combine_is_the_weighted_sum() {
         .map(|i| (0..k).map(|j| f64::from(ex[((i / e) * k + j) * e + i % e]) * f64::from(wt[(i / e) * k + j])).sum())
         .collect();
     let r = Cpu.moe_combine(
-        &Cpu.tensor_from_host(n * k, e, ex.clone()).unwrap(),
-        &Cpu.tensor_from_host(n, k, wt.clone()).unwrap(),
+        &Cpu.tensor_from_host(n * k, e, &ex).unwrap(),
+        &Cpu.tensor_from_host(n, k, &wt).unwrap(),
         k,
     );
-    assert!(nmse(&Cpu.to_host(&r.unwrap()), &want) <= 1e-7);
+    assert!(nmse(&Cpu.to_host(&r.unwrap()).unwrap(), &want) <= 1e-7);
     let r = CpuFast.moe_combine(
-        &CpuFast.tensor_from_host(n * k, e, ex).unwrap(),
-        &CpuFast.tensor_from_host(n, k, wt).unwrap(),
+        &CpuFast.tensor_from_host(n * k, e, &ex).unwrap(),
+        &CpuFast.tensor_from_host(n, k, &wt).unwrap(),
         k,
     );
-    assert!(nmse(&CpuFast.to_host(&r.unwrap()), &want) <= 1e-7);
+    assert!(nmse(&CpuFast.to_host(&r.unwrap()).unwrap(), &want) <= 1e-7);
 }

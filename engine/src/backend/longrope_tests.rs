@@ -10,6 +10,13 @@ use super::cpu::Cpu;
 use super::cpu_fast::CpuFast;
 use crate::ops::{Ops, RopeParams, RopeStyle, Yarn};
 
+/// A CPU batch of sequence 0 at `pos` (op tests).
+#[allow(dead_code)]
+fn b_at(pos: &[u32]) -> crate::backend::kv::CpuBatch {
+    crate::backend::kv::CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
+}
+
+
 fn signal(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
@@ -65,9 +72,9 @@ fn check(p: &RopeParams) {
     let pos = [0u32, 1, 7, 300, 4000, 70_000];
     let x = signal(pos.len() * n_head * hd, 5);
     let want = formula(&x, n_head, hd, &pos, p);
-    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, x.clone()).unwrap(), n_head, hd, &pos, p).unwrap();
-    let f = CpuFast.rope(&CpuFast.tensor_from_host(pos.len(), n_head * hd, x).unwrap(), n_head, hd, &pos, p).unwrap();
-    let (ne, nf) = (nmse(&Cpu.to_host(&e), &want), nmse(&CpuFast.to_host(&f), &want));
+    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), &p).unwrap();
+    let f = CpuFast.rope(&CpuFast.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), p).unwrap();
+    let (ne, nf) = (nmse(&Cpu.to_host(&e).unwrap(), &want), nmse(&CpuFast.to_host(&f).unwrap(), &want));
     assert!(ne <= 1e-12, "exact NMSE {ne:.2e} for {p:?}");
     assert!(nf <= 1e-7, "fast NMSE {nf:.2e} for {p:?}");
 }
@@ -100,8 +107,8 @@ fn longrope_factors_and_attn_factor_match_ggml_formula() {
     let ones = RopeParams { freq_factors: Some(vec![1.0; 16].into()), ..plain.clone() };
     let none = RopeParams { freq_factors: None, ..plain.clone() };
     let run = |p: &RopeParams| {
-        let t = CpuFast.tensor_from_host(4, 32, x.clone()).unwrap();
-        CpuFast.to_host(&CpuFast.rope(&t, 1, 32, &pos, p).unwrap())
+        let t = CpuFast.tensor_from_host(4, 32, &x).unwrap();
+        CpuFast.to_host(&CpuFast.rope(&t, 1, 32, &b_at(&pos), p).unwrap()).unwrap()
     };
     assert_eq!(run(&ones), run(&none));
 }
@@ -117,6 +124,6 @@ fn longrope_factor_count_is_checked() {
         freq_factors: Some(vec![1.0; 15].into()),
     };
     let x = signal(32, 1);
-    assert!(Cpu.rope(&Cpu.tensor_from_host(1, 32, x.clone()).unwrap(), 1, 32, &[0], &p).is_err());
-    assert!(CpuFast.rope(&CpuFast.tensor_from_host(1, 32, x).unwrap(), 1, 32, &[0], &p).is_err());
+    assert!(Cpu.rope(&Cpu.tensor_from_host(1, 32, &x).unwrap(), 1, 32, &b_at(&[0]), &p).is_err());
+    assert!(CpuFast.rope(&CpuFast.tensor_from_host(1, 32, &x).unwrap(), 1, 32, &b_at(&[0]), &p).is_err());
 }

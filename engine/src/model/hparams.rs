@@ -6,7 +6,6 @@ use std::sync::Arc;
 use crate::ops::{AttnParams, RopeParams, RopeStyle, Yarn};
 use crate::{Error, Result};
 
-use super::Layer;
 
 /// Supported architectures (`general.architecture`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,35 +55,16 @@ impl Arch {
             (s, false) => s,
         }
     }
+}
 
-    /// Tensors an architecture requires beyond the common ones.
-    pub(crate) fn check_layers<W>(self, layers: &[Layer<W>]) -> Result<()> {
-        for (i, l) in layers.iter().enumerate() {
-            let missing = match self {
-                Arch::Gemma3 if l.q_norm.is_none() => Some("attn_q_norm"),
-                Arch::Gemma3 if l.k_norm.is_none() => Some("attn_k_norm"),
-                Arch::Gemma3 if l.post_attn_norm.is_none() => Some("post_attention_norm"),
-                Arch::Gemma3 if l.post_ffn_norm.is_none() => Some("post_ffw_norm"),
-                Arch::Qwen2 if l.bq.is_none() || l.bk.is_none() || l.bv.is_none() => Some("attn_q/k/v bias"),
-                Arch::Gpt2 if l.bqkv.is_none() || l.attn_norm_b.is_none() || l.ffn_norm_b.is_none() => {
-                    Some("attn_qkv / attn_norm / ffn_norm bias")
-                }
-                Arch::GptOss if l.attn_sinks.is_none() => Some("attn_sinks"),
-                Arch::GptOss if l.bo.is_none() => Some("attn_output.bias"),
-                Arch::GptOss if l.ffn_gate_inp.is_none() || l.ffn_gate_inp_b.is_none() => {
-                    Some("ffn_gate_inp weight / bias")
-                }
-                Arch::GptOss if l.b_gate.is_none() || l.b_up.is_none() || l.b_down.is_none() => {
-                    Some("ffn_{gate,up,down}_exps bias")
-                }
-                _ => None,
-            };
-            if let Some(m) = missing {
-                return Err(Error::Invalid(format!("{}: blk.{i}.{m} is missing", self.name())));
-            }
-        }
-        Ok(())
-    }
+/// One layer's attention configuration ([`HParams::attn_cfg`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttnCfg {
+    /// RoPE on q and k; `None`: no rotary embedding (gpt2).
+    pub rope: Option<RopeParams>,
+    /// q multiplied by this after RoPE (the attention's own scale is then 1).
+    pub q_scale: Option<f32>,
+    pub params: AttnParams,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +143,39 @@ impl HParams {
             freq_scale: 1.0,
             yarn,
             freq_factors: self.rope_factors.clone(),
+        }
+    }
+
+    /// What layer `il`'s attention does in this architecture: RoPE (none for gpt2; gemma3's and
+    /// gpt-oss's sliding-window layers at `rope_base_swa`; gpt-oss with the file's scaling), the
+    /// window, and whether q is pre-scaled by 1/√head_dim before attention (gemma3, phi3, as
+    /// llama.cpp's graphs: the same product in another f32 rounding order, which the fast path
+    /// mirrors) with the attention then scaling by 1.
+    pub fn attn_cfg(&self, il: usize) -> AttnCfg {
+        let swa = self.swa_layers.get(il).copied().unwrap_or(false);
+        let (window, base) = if swa { (self.sliding_window, self.rope_base_swa) } else { (None, self.rope_base) };
+        let plain = self.attn_params(None);
+        let pre_scaled = AttnParams { scale: 1.0, ..plain };
+        match self.arch {
+            Arch::Llama | Arch::Qwen2 => {
+                AttnCfg { rope: Some(self.rope_params(self.rope_base)), q_scale: None, params: plain }
+            }
+            Arch::Gemma3 => AttnCfg {
+                rope: Some(self.rope_params(base)),
+                q_scale: Some(plain.scale),
+                params: AttnParams { window, ..pre_scaled },
+            },
+            Arch::Phi3 => {
+                AttnCfg { rope: Some(self.rope_params(self.rope_base)), q_scale: Some(plain.scale), params: pre_scaled }
+            }
+            Arch::Gpt2 => AttnCfg { rope: None, q_scale: None, params: plain },
+            // llama.cpp: SWA layers use rope_freq_base_train_swa (= freq_base unless the file
+            // says otherwise) and the same scaling.
+            Arch::GptOss => AttnCfg {
+                rope: Some(self.rope_params_scaled(base)),
+                q_scale: None,
+                params: self.attn_params(window),
+            },
         }
     }
 

@@ -1,127 +1,80 @@
 //! Model adapters: hyper-parameters and weights read from GGUF metadata and tensors with
-//! llama.cpp's names, and one forward pass per architecture written against [`crate::ops::Ops`].
+//! llama.cpp's names, one decoder graph for every architecture ([`graph`]) written against
+//! [`crate::ops::Ops`], and the KV cache of several sequences.
 //!
 //! Invariants:
-//! - An architecture is written once (`llama.rs`, `qwen2.rs`, `gemma3.rs`, …) and runs on any
-//!   backend; it only reads metadata keys and tensor names llama.cpp uses.
-//! - Every named op output goes through the tap sink: `token_embd`, `blk.N.attn_norm`,
-//!   `blk.N.attn_out`, `blk.N.ffn_norm`, `blk.N.ffn_out`, `blk.N.l_out`, `result_norm`, `logits`
-//!   (MoE models also `blk.N.ffn_moe_logits`, the router's biased logits).
-//! - The KV cache holds post-RoPE keys and values of every position fed so far, up to `n_ctx`;
-//!   feeding past it is an error, never a silent wrap.
+//! - An architecture is written once: `<arch>.rs` says which tensors it has (typed variants in
+//!   [`weights`]), [`HParams::attn_cfg`] what its attention does per layer; the graph is shared.
+//!   It only reads metadata keys and tensor names llama.cpp uses.
+//! - The KV cache is allocated once at load (`n_seq` sequences × `n_ctx` positions, element type
+//!   from the backend's numerics) and written in place; slot `p` of a sequence holds position
+//!   `p`. Feeding past `n_ctx` is an error, never a silent wrap.
+//! - A batch may mix sequences; each row attends only to its own sequence, and a sequence's
+//!   numbers never depend on its neighbours (the backends pick kernels by the sequence's rows).
+//! - A failed forward leaves every sequence's length unchanged (slots past a sequence's length
+//!   are never read before they are written again).
 
 mod gemma3;
 mod gpt2;
 mod gpt_oss;
+pub mod graph;
 mod hparams;
 mod llama;
 mod phi3;
 mod qwen2;
+pub mod weights;
 
-pub use hparams::{Arch, HParams};
+pub use hparams::{Arch, AttnCfg, HParams};
+pub use weights::{Layer, Weights};
 
 use crate::gguf::GgufFile;
-use crate::ops::{Ops, TapSink};
+use crate::ops::{BatchRows, KvSpec, KvType, Ops, TapSink};
 use crate::{Error, Result};
+use weights::{Embd, Loader};
 
-/// One decoder layer's weights (absent tensors are `None`; which are required depends on the arch).
-///
-/// MoE layers (gpt-oss) keep their expert stacks in `ffn_gate` / `ffn_up` / `ffn_down` (3-D,
-/// `[in, out, n_expert]`) with per-expert biases `b_gate` / `b_up` / `b_down` (`[out, n_expert]`),
-/// the router in `ffn_gate_inp` (+ bias), and `ffn_norm` holds the FFN's pre-norm, which
-/// llama.cpp's gpt-oss names `post_attention_norm`.
-#[derive(Debug)]
-pub struct Layer<W> {
-    pub attn_norm: W,
-    pub attn_norm_b: Option<W>,
-    /// Separate projections (llama, qwen2, gemma3) or one fused `attn_qkv` (phi3, gpt2).
-    pub wq: Option<W>,
-    pub wk: Option<W>,
-    pub wv: Option<W>,
-    pub wqkv: Option<W>,
-    pub bqkv: Option<W>,
-    pub wo: W,
-    pub bo: Option<W>,
-    pub bq: Option<W>,
-    pub bk: Option<W>,
-    pub bv: Option<W>,
-    pub q_norm: Option<W>,
-    pub k_norm: Option<W>,
-    pub post_attn_norm: Option<W>,
-    pub ffn_norm: W,
-    pub ffn_norm_b: Option<W>,
-    /// Absent where `ffn_up` is fused (phi3: width 2·n_ff, gate first) or there is no gate (gpt2).
-    pub ffn_gate: Option<W>,
-    pub ffn_up: W,
-    pub b_up: Option<W>,
-    pub ffn_down: W,
-    pub b_down: Option<W>,
-    pub post_ffn_norm: Option<W>,
-    /// Per-expert gate bias (gpt-oss).
-    pub b_gate: Option<W>,
-    /// MoE router `[n_embd, n_expert]` and its bias (gpt-oss).
-    pub ffn_gate_inp: Option<W>,
-    pub ffn_gate_inp_b: Option<W>,
-    /// One attention-sink logit per query head (gpt-oss).
-    pub attn_sinks: Option<W>,
+/// How a model is loaded: context per sequence, number of sequences, KV element type.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOpts {
+    /// Positions per sequence (default: the training context, at most 4096).
+    pub n_ctx: Option<usize>,
+    /// Sequences decoded together (default 1).
+    pub n_seq: Option<usize>,
+    /// KV element type (default: the backend's own, [`Ops::kv_type`]).
+    pub kv_type: Option<KvType>,
 }
 
-#[derive(Debug)]
-pub struct Weights<W> {
-    pub tok_embd: W,
-    /// Learned absolute positions (gpt2).
-    pub pos_embd: Option<W>,
-    pub output_norm: W,
-    pub output_norm_b: Option<W>,
-    /// `None`: tied to `tok_embd`.
-    pub output: Option<W>,
-    pub layers: Vec<Layer<W>>,
+/// Logits of the rows a batch asked for, row-major `[rows.len(), n_vocab]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logits {
+    /// The batch rows these logits belong to, in batch order.
+    pub rows: Vec<u32>,
+    pub n_vocab: usize,
+    pub data: Vec<f32>,
 }
 
-/// Per layer: cached keys and values (row per position).
-type KvCache<T> = Vec<(Option<T>, Option<T>)>;
+impl Logits {
+    /// The logits of output row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.n_vocab..(i + 1) * self.n_vocab]
+    }
+}
 
 /// A loaded model with its KV cache.
 pub struct Model<B: Ops> {
     pub backend: B,
     pub hp: HParams,
     pub w: Weights<B::Weight>,
-    kv: KvCache<B::Tensor>,
-    kv_pos: Vec<u32>,
+    kv: B::Kv,
+    /// Positions cached per sequence.
+    n_past: Vec<usize>,
     pub n_ctx: usize,
-    /// Set by [`Model::forward_last`]: the output head computes the last position only.
-    last_only: bool,
+    pub kv_type: KvType,
 }
 
 impl<B: Ops> std::fmt::Debug for Model<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("hp", &self.hp).field("n_past", &self.kv_pos.len()).finish()
+        f.debug_struct("Model").field("hp", &self.hp).field("n_past", &self.n_past).finish()
     }
-}
-
-pub(crate) fn tap<B: Ops>(b: &B, sink: &mut dyn TapSink, name: &str, t: &B::Tensor) {
-    if sink.wants(name) {
-        let (r, c) = b.shape(t);
-        sink.tap(name, r, c, &b.to_host(t));
-    }
-}
-
-fn load<B: Ops>(b: &B, f: &GgufFile, name: &str, dims: &[u64]) -> Result<B::Weight> {
-    let t = f.tensor(name).map_err(|e| Error::from(e).context("loading model weights"))?;
-    if t.dims != dims {
-        return Err(Error::Invalid(format!(
-            "tensor {name:?} has dims {:?}, the hyper-parameters need {dims:?}",
-            t.dims
-        )));
-    }
-    b.load_weight(f, t)
-}
-
-fn load_opt<B: Ops>(b: &B, f: &GgufFile, name: &str, dims: &[u64]) -> Result<Option<B::Weight>> {
-    if f.tensor(name).is_err() {
-        return Ok(None);
-    }
-    load(b, f, name, dims).map(Some)
 }
 
 /// phi3's LongRoPE factors for a context of `n_ctx`, as llama.cpp's `get_rope_factors`:
@@ -158,252 +111,215 @@ fn rope_factors(f: &GgufFile, hp: &HParams, n_ctx: usize) -> Result<Option<std::
 }
 
 impl<B: Ops> Model<B> {
-    /// Load hyper-parameters and every tensor the architecture needs, checking each shape.
+    /// Load hyper-parameters and every tensor the architecture needs (checking each shape), and
+    /// allocate the KV cache of one sequence of `n_ctx` positions.
     pub fn load(f: &GgufFile, backend: B, n_ctx: Option<usize>) -> Result<Self> {
+        Self::load_opts(f, backend, &LoadOpts { n_ctx, ..LoadOpts::default() })
+    }
+
+    /// [`Self::load`] with every option.
+    pub fn load_opts(f: &GgufFile, backend: B, o: &LoadOpts) -> Result<Self> {
         let mut hp = HParams::from_gguf(f)?;
-        let (e, ff, hd, vd) = (hp.n_embd as u64, hp.n_ff as u64, hp.head_dim as u64, hp.v_head_dim as u64);
-        let (nh, nkv, nv) = (hp.n_head as u64, hp.n_head_kv as u64, hp.n_vocab as u64);
-        let b = &backend;
-        let fused_qkv = matches!(hp.arch, Arch::Phi3 | Arch::Gpt2);
-        let qkv_w = nh * hd + 2 * nkv * vd;
-        let (gate, up_w) = match hp.arch {
-            Arch::Phi3 => (false, 2 * ff),
-            Arch::Gpt2 => (false, ff),
-            _ => (true, ff),
-        };
-        let mut layers = Vec::with_capacity(hp.n_layer);
-        if hp.arch == Arch::GptOss {
-            let x = hp.n_expert as u64;
-            for i in 0..hp.n_layer {
-                let n = |s: &str| format!("blk.{i}.{s}.weight");
-                let bias = |s: &str| format!("blk.{i}.{s}.bias");
-                layers.push(Layer {
-                    attn_norm: load(b, f, &n("attn_norm"), &[e])?,
-                    attn_norm_b: None,
-                    wq: Some(load(b, f, &n("attn_q"), &[e, nh * hd])?),
-                    wk: Some(load(b, f, &n("attn_k"), &[e, nkv * hd])?),
-                    wv: Some(load(b, f, &n("attn_v"), &[e, nkv * vd])?),
-                    wqkv: None,
-                    bqkv: None,
-                    wo: load(b, f, &n("attn_output"), &[nh * vd, e])?,
-                    bo: load_opt(b, f, &bias("attn_output"), &[e])?,
-                    bq: load_opt(b, f, &bias("attn_q"), &[nh * hd])?,
-                    bk: load_opt(b, f, &bias("attn_k"), &[nkv * hd])?,
-                    bv: load_opt(b, f, &bias("attn_v"), &[nkv * vd])?,
-                    q_norm: None,
-                    k_norm: None,
-                    post_attn_norm: None,
-                    ffn_norm: load(b, f, &n("post_attention_norm"), &[e])?,
-                    ffn_norm_b: None,
-                    ffn_gate: Some(load(b, f, &n("ffn_gate_exps"), &[e, ff, x])?),
-                    ffn_up: load(b, f, &n("ffn_up_exps"), &[e, ff, x])?,
-                    b_up: load_opt(b, f, &bias("ffn_up_exps"), &[ff, x])?,
-                    ffn_down: load(b, f, &n("ffn_down_exps"), &[ff, e, x])?,
-                    b_down: load_opt(b, f, &bias("ffn_down_exps"), &[e, x])?,
-                    post_ffn_norm: None,
-                    b_gate: load_opt(b, f, &bias("ffn_gate_exps"), &[ff, x])?,
-                    ffn_gate_inp: Some(load(b, f, &n("ffn_gate_inp"), &[e, x])?),
-                    ffn_gate_inp_b: load_opt(b, f, &bias("ffn_gate_inp"), &[x])?,
-                    attn_sinks: load_opt(b, f, &n("attn_sinks"), &[nh])?,
-                });
-            }
-        } else {
-            for i in 0..hp.n_layer {
-                let n = |s: &str| format!("blk.{i}.{s}.weight");
-                let bias = |s: &str| format!("blk.{i}.{s}.bias");
-                let sep = |s: &str, d: &[u64]| if fused_qkv { Ok(None) } else { load(b, f, &n(s), d).map(Some) };
-                layers.push(Layer {
-                    attn_norm: load(b, f, &n("attn_norm"), &[e])?,
-                    attn_norm_b: load_opt(b, f, &bias("attn_norm"), &[e])?,
-                    wq: sep("attn_q", &[e, nh * hd])?,
-                    wk: sep("attn_k", &[e, nkv * hd])?,
-                    wv: sep("attn_v", &[e, nkv * vd])?,
-                    wqkv: if fused_qkv { Some(load(b, f, &n("attn_qkv"), &[e, qkv_w])?) } else { None },
-                    bqkv: load_opt(b, f, &bias("attn_qkv"), &[qkv_w])?,
-                    wo: load(b, f, &n("attn_output"), &[nh * vd, e])?,
-                    bo: load_opt(b, f, &bias("attn_output"), &[e])?,
-                    bq: load_opt(b, f, &bias("attn_q"), &[nh * hd])?,
-                    bk: load_opt(b, f, &bias("attn_k"), &[nkv * hd])?,
-                    bv: load_opt(b, f, &bias("attn_v"), &[nkv * vd])?,
-                    q_norm: load_opt(b, f, &n("attn_q_norm"), &[hd])?,
-                    k_norm: load_opt(b, f, &n("attn_k_norm"), &[hd])?,
-                    post_attn_norm: load_opt(b, f, &n("post_attention_norm"), &[e])?,
-                    ffn_norm: load(b, f, &n("ffn_norm"), &[e])?,
-                    ffn_norm_b: load_opt(b, f, &bias("ffn_norm"), &[e])?,
-                    ffn_gate: if gate { Some(load(b, f, &n("ffn_gate"), &[e, ff])?) } else { None },
-                    ffn_up: load(b, f, &n("ffn_up"), &[e, up_w])?,
-                    b_up: load_opt(b, f, &bias("ffn_up"), &[up_w])?,
-                    ffn_down: load(b, f, &n("ffn_down"), &[ff, e])?,
-                    b_down: load_opt(b, f, &bias("ffn_down"), &[e])?,
-                    post_ffn_norm: load_opt(b, f, &n("post_ffw_norm"), &[e])?,
-                    b_gate: None,
-                    ffn_gate_inp: None,
-                    ffn_gate_inp_b: None,
-                    attn_sinks: None,
-                });
-            }
-        }
-        let n_ctx = n_ctx.unwrap_or(hp.n_ctx_train.min(4096)).max(1);
+        let n_ctx = o.n_ctx.unwrap_or(hp.n_ctx_train.min(4096)).max(1);
+        let n_seq = o.n_seq.unwrap_or(1).max(1);
         hp.rope_factors = rope_factors(f, &hp, n_ctx)?;
-        hp.arch.check_layers(&layers)?;
+        let b = &backend;
+        let mut layers = Vec::with_capacity(hp.n_layer);
+        for i in 0..hp.n_layer {
+            let ld = Loader { b, f, hp: &hp, i: Some(i) };
+            layers.push(match hp.arch {
+                Arch::Llama => llama::layer(&ld, weights::Bias::Opt)?,
+                Arch::Qwen2 => qwen2::layer(&ld)?,
+                Arch::Gemma3 => gemma3::layer(&ld)?,
+                Arch::Phi3 => phi3::layer(&ld)?,
+                Arch::Gpt2 => gpt2::layer(&ld)?,
+                Arch::GptOss => gpt_oss::layer(&ld)?,
+            });
+        }
+        let ld = Loader { b, f, hp: &hp, i: None };
+        let (e, nv) = (hp.n_embd as u64, hp.n_vocab as u64);
         let w = Weights {
-            tok_embd: load(b, f, "token_embd.weight", &[e, nv])?,
-            pos_embd: if hp.arch == Arch::Gpt2 {
-                Some(load(b, f, "position_embd.weight", &[e, hp.n_ctx_train as u64])?)
-            } else {
-                None
+            embd: Embd {
+                tok: ld.w("token_embd", &[e, nv])?,
+                pos: match hp.arch {
+                    Arch::Gpt2 => Some(ld.w("position_embd", &[e, hp.n_ctx_train as u64])?),
+                    _ => None,
+                },
+                scale: (hp.arch == Arch::Gemma3).then(|| (hp.n_embd as f32).sqrt()),
             },
-            output_norm: load(b, f, "output_norm.weight", &[e])?,
-            output_norm_b: load_opt(b, f, "output_norm.bias", &[e])?,
-            output: if hp.arch == Arch::GptOss {
+            output_norm: match hp.arch {
+                Arch::Gpt2 => ld.layer_norm("output_norm")?,
+                _ => ld.rms("output_norm")?,
+            },
+            output: match hp.arch {
                 // llama.cpp's gpt-oss requires `output.weight` (never tied).
-                Some(load(b, f, "output.weight", &[e, nv])?)
-            } else {
-                load_opt(b, f, "output.weight", &[e, nv])?
+                Arch::GptOss => Some(ld.w("output", &[e, nv])?),
+                _ if f.tensor("output.weight").is_ok() => Some(ld.w("output", &[e, nv])?),
+                _ => None,
             },
             layers,
         };
-        let kv = (0..hp.n_layer).map(|_| (None, None)).collect();
-        Ok(Model { backend, hp, w, kv, kv_pos: Vec::new(), n_ctx, last_only: false })
+        let kv_type = o.kv_type.unwrap_or_else(|| backend.kv_type());
+        let spec = KvSpec {
+            n_layer: hp.n_layer,
+            n_seq,
+            n_ctx,
+            k_cols: hp.n_head_kv * hp.head_dim,
+            v_cols: hp.n_head_kv * hp.v_head_dim,
+            ty: kv_type,
+        };
+        let kv = backend.kv_alloc(&spec).map_err(|e| e.context("allocating the KV cache"))?;
+        Ok(Model { backend, hp, w, kv, n_past: vec![0; n_seq], n_ctx, kv_type })
     }
 
-    /// Positions already in the KV cache.
+    /// Sequences the cache holds.
+    pub fn n_seq(&self) -> usize {
+        self.n_past.len()
+    }
+
+    /// Positions already cached for sequence 0.
     pub fn n_past(&self) -> usize {
-        self.kv_pos.len()
+        self.n_past[0]
     }
 
-    /// Forget the KV cache.
+    /// Positions already cached for sequence `seq` (0 for an unknown sequence).
+    pub fn n_past_of(&self, seq: usize) -> usize {
+        self.n_past.get(seq).copied().unwrap_or(0)
+    }
+
+    /// Bytes of the KV cache.
+    pub fn kv_bytes(&self) -> usize {
+        self.backend.kv_bytes(&self.kv)
+    }
+
+    /// Forget every sequence.
     pub fn reset(&mut self) {
-        for l in &mut self.kv {
-            *l = (None, None);
+        self.n_past.iter_mut().for_each(|n| *n = 0);
+    }
+
+    /// Forget sequence `seq` (its slots are rewritten before they are read again).
+    pub fn reset_seq(&mut self, seq: usize) {
+        if let Some(n) = self.n_past.get_mut(seq) {
+            *n = 0;
         }
-        self.kv_pos.clear();
     }
 
-    /// Feed `tokens` after the cached ones; returns the logits of every fed position, row-major
-    /// `[tokens.len(), n_vocab]`.
+    /// Feed `tokens` to sequence 0 after its cached ones; returns the logits of every fed
+    /// position, row-major `[tokens.len(), n_vocab]`.
     pub fn forward(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>> {
-        self.last_only = false;
-        self.feed(tokens, taps)
+        let batch = self.seq_batch(0, tokens, true);
+        Ok(self.decode(&batch, taps)?.data)
     }
 
-    /// As [`Self::forward`], but returns only the last position's logits `[n_vocab]` and skips the
-    /// output head (final norm, output projection) for the other positions — what generation
-    /// needs after a prompt, as llama.cpp computes only the rows it is asked for. Every row-wise
-    /// op is unchanged, so the last row equals `forward`'s last row exactly.
+    /// As [`Self::forward`], but returns only the last position's logits `[n_vocab]` and skips
+    /// the output head for the other positions (as llama.cpp computes only the rows asked for).
+    /// Every row-wise op is unchanged, so the last row equals `forward`'s last row exactly.
     pub fn forward_last(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>> {
-        self.last_only = true;
-        let r = self.feed(tokens, taps);
-        self.last_only = false;
-        r
+        let batch = self.seq_batch(0, tokens, false);
+        Ok(self.decode(&batch, taps)?.data)
     }
 
-    fn feed(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>> {
-        if tokens.is_empty() {
+    /// A batch feeding `tokens` to `seq` after its cached positions; logits for every row
+    /// (`all`) or the last.
+    pub fn seq_batch(&self, seq: usize, tokens: &[u32], all: bool) -> BatchRows {
+        let start = self.n_past_of(seq) as u32;
+        let n = tokens.len();
+        BatchRows {
+            tokens: tokens.to_vec(),
+            pos: (start..start + n as u32).collect(),
+            seq: vec![seq as u32; n],
+            logits: (0..n).map(|i| all || i + 1 == n).collect(),
+        }
+    }
+
+    /// Run one forward over `batch` (rows of any sequences, each continuing its sequence from
+    /// its cached length in order) and return the logits of the rows it asks for.
+    pub fn decode(&mut self, batch: &BatchRows, taps: &mut dyn TapSink) -> Result<Logits> {
+        let logits = self.run(batch, taps)?;
+        let data = self.backend.to_host(&logits)?;
+        Ok(Logits { rows: batch.output_rows(), n_vocab: self.hp.n_vocab, data })
+    }
+
+    /// As [`Self::decode`], but returns only each output row's argmax (greedy decoding reads
+    /// these ids, not the logits).
+    pub fn decode_argmax(&mut self, batch: &BatchRows) -> Result<Vec<u32>> {
+        let logits = self.run(batch, &mut crate::ops::NoTaps)?;
+        self.backend.argmax(&logits)
+    }
+
+    /// Check `batch` against the cache and the vocabulary; returns per sequence the rows it
+    /// adds.
+    fn check(&self, batch: &BatchRows) -> Result<Vec<usize>> {
+        let n = batch.len();
+        if n == 0 {
             return Err(Error::Invalid("no tokens to feed".into()));
         }
-        let start = self.kv_pos.len();
-        if start + tokens.len() > self.n_ctx {
+        if batch.pos.len() != n || batch.seq.len() != n || batch.logits.len() != n {
             return Err(Error::Invalid(format!(
-                "context full: {start} cached + {} new tokens > n_ctx {}",
-                tokens.len(),
-                self.n_ctx
+                "batch: {n} tokens, {} positions, {} sequence ids, {} logit flags",
+                batch.pos.len(),
+                batch.seq.len(),
+                batch.logits.len()
             )));
         }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
-            return Err(Error::Invalid(format!("token id {bad} out of range (vocab size {})", self.hp.n_vocab)));
-        }
-        let shift = usize::from(start > 0 && crate::faults::active(crate::faults::Fault::KvPosShift));
-        let pos: Vec<u32> = (start - shift..start - shift + tokens.len()).map(|p| p as u32).collect();
-        let mut kv_pos = self.kv_pos.clone();
-        kv_pos.extend_from_slice(&pos);
-        let logits = match self.hp.arch {
-            Arch::Llama | Arch::Qwen2 => llama::forward(self, tokens, &pos, &kv_pos, taps),
-            Arch::Gemma3 => gemma3::forward(self, tokens, &pos, &kv_pos, taps),
-            Arch::Phi3 => phi3::forward(self, tokens, &pos, &kv_pos, taps),
-            Arch::Gpt2 => gpt2::forward(self, tokens, &pos, &kv_pos, taps),
-            Arch::GptOss => gpt_oss::forward(self, tokens, &pos, &kv_pos, taps),
-        };
-        match logits {
-            Ok(l) => {
-                self.kv_pos = kv_pos;
-                Ok(l)
+        let mut added = vec![0usize; self.n_seq()];
+        for r in 0..n {
+            let (t, s, p) = (batch.tokens[r], batch.seq[r] as usize, batch.pos[r] as usize);
+            if t as usize >= self.hp.n_vocab {
+                return Err(Error::Invalid(format!("token id {t} out of range (vocab size {})", self.hp.n_vocab)));
             }
-            Err(e) => {
-                // Some layers may have appended to their cache: start clean rather than desync.
-                self.reset();
-                Err(e)
+            let Some(a) = added.get_mut(s) else {
+                return Err(Error::Invalid(format!("sequence {s} out of range ({} sequences)", self.n_seq())));
+            };
+            let want = self.n_past[s] + *a;
+            if p != want {
+                return Err(Error::Invalid(format!(
+                    "batch row {r}: sequence {s} continues at position {want}, not {p}"
+                )));
+            }
+            if p >= self.n_ctx {
+                return Err(Error::Invalid(format!(
+                    "context full: sequence {s} has {} cached + {} new tokens > n_ctx {}",
+                    self.n_past[s],
+                    *a + 1,
+                    self.n_ctx
+                )));
+            }
+            *a += 1;
+        }
+        Ok(added)
+    }
+
+    fn run(&mut self, batch: &BatchRows, taps: &mut dyn TapSink) -> Result<B::Tensor> {
+        let added = self.check(batch)?;
+        let mut rows = batch.clone();
+        if crate::faults::active(crate::faults::Fault::KvPosShift) {
+            // Planted bug: positions of continued sequences shifted back by one.
+            for (r, p) in rows.pos.iter_mut().enumerate() {
+                if self.n_past[rows.seq[r] as usize] > 0 {
+                    *p -= 1;
+                }
             }
         }
-    }
-
-    /// Append this step's K and V to layer `il`'s cache.
-    pub(crate) fn kv_append(&mut self, il: usize, k: &B::Tensor, v: &B::Tensor) -> Result<()> {
-        let (ko, vo) = std::mem::take(&mut self.kv[il]);
-        let k = self.backend.concat_rows(ko, k)?;
-        let v = self.backend.concat_rows(vo, v)?;
-        self.kv[il] = (Some(k), Some(v));
-        Ok(())
-    }
-
-    /// Layer `il`'s whole cache (after [`Self::kv_append`]).
-    pub(crate) fn kv_get(&self, il: usize) -> Result<(&B::Tensor, &B::Tensor)> {
-        match &self.kv[il] {
-            (Some(k), Some(v)) => Ok((k, v)),
-            _ => Err(Error::Invalid(format!("kv cache of layer {il} is empty"))),
-        }
-    }
-
-    /// Append this step's post-RoPE `k` and `v` to layer `il`'s cache, then attend `q` (at `pos`)
-    /// over the whole cache (at `kv_pos`).
-    pub(crate) fn attend(
-        &mut self,
-        il: usize,
-        (q, k, v): (B::Tensor, B::Tensor, B::Tensor),
-        pos: &[u32],
-        kv_pos: &[u32],
-        p: &crate::ops::AttnParams,
-    ) -> Result<B::Tensor> {
-        self.kv_append(il, &k, &v)?;
-        let (kc, vc) = self.kv_get(il)?;
-        self.backend.attention(&q, kc, vc, pos, kv_pos, p)
-    }
-
-    /// The output head shared by every architecture: final norm (LayerNorm, with its bias, for
-    /// gpt2; RMSNorm otherwise), output projection, optional soft-capping;
-    /// taps `result_norm` and `logits`. With [`Self::forward_last`] only the last row goes in.
-    pub(crate) fn output_head(&self, x: B::Tensor, taps: &mut dyn TapSink) -> Result<Vec<f32>> {
-        let (b, hp) = (&self.backend, &self.hp);
-        let x = match b.shape(&x).0 {
-            n if self.last_only && n > 1 => b.slice_rows(&x, n - 1, 1)?,
-            _ => x,
+        let b = &self.backend;
+        let up = b.upload_batch(&rows)?;
+        let mut f = graph::Fwd {
+            b,
+            hp: &self.hp,
+            batch: &up,
+            groups: b.batch_groups(&up),
+            out_groups: rows.output_groups(),
+            taps,
         };
-        let x = if hp.arch == Arch::Gpt2 {
-            let y = b.mul_row(&b.layer_norm(&x, hp.ln_eps), &self.w.output_norm)?;
-            match &self.w.output_norm_b {
-                Some(bias) => b.add_row(&y, bias)?,
-                None => y,
-            }
-        } else {
-            b.mul_row(&b.rms_norm(&x, hp.rms_eps), &self.w.output_norm)?
-        };
-        tap(b, taps, "result_norm", &x);
-        let mut logits = b.matmul(&x, self.output_weight())?;
-        if let Some(c) = hp.final_softcap {
-            logits = b.softcap(&logits, c);
+        let mut x = f.embed(&self.w.embd)?;
+        for (il, l) in self.w.layers.iter().enumerate() {
+            x = f.layer(il, l, &mut self.kv, x)?;
         }
-        tap(b, taps, "logits", &logits);
-        Ok(b.to_host(&logits))
-    }
-
-    /// A required weight that this architecture keeps optional in [`Layer`].
-    pub(crate) fn req<'a>(w: &'a Option<B::Weight>, what: &str) -> Result<&'a B::Weight> {
-        w.as_ref().ok_or_else(|| Error::Invalid(format!("weight {what} is missing")))
-    }
-
-    /// The output projection (tied to the embeddings when `output.weight` is absent).
-    pub(crate) fn output_weight(&self) -> &B::Weight {
-        self.w.output.as_ref().unwrap_or(&self.w.tok_embd)
+        let logits = f.output(x, &self.w)?;
+        for (n, a) in self.n_past.iter_mut().zip(added) {
+            *n += a;
+        }
+        Ok(logits)
     }
 }
 

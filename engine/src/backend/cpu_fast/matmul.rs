@@ -285,10 +285,13 @@ fn rows_per_task(m: usize, k: usize, n: usize) -> usize {
     by_threads.max(by_work).next_multiple_of(4).max(4)
 }
 
-/// `y[t][j] = Σ_i x[t][i] w[j][i]` for `n` input rows (`acts`, converted for `w.ty`), row-major
-/// `[n, m]`. `isa` picks the kernels (results of the SIMD kernels are tested against the scalar
-/// ones; the thread count never changes a result).
-pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, n: usize) -> Vec<f32> {
+/// `y[t][j] = Σ_i x[t][i] w[j][i]` for `n = seq_rows.len()` input rows (`acts`, converted for
+/// `w.ty`), row-major `[n, m]`. `seq_rows[t]` is the number of rows of row `t`'s sequence: the
+/// k-quants use llama.cpp's tiled formula for rows of sequences of [`TILED_MIN_ROWS`]+ rows, as
+/// llama.cpp does for that sequence alone. `isa` picks the kernels (results of the SIMD kernels
+/// are tested against the scalar ones; the thread count never changes a result).
+pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec<f32> {
+    let n = seq_rows.len();
     let (m, k) = (w.m, w.k);
     let mut out_t = vec![0f32; m * n]; // [weight row][input row]
     if m == 0 || n == 0 {
@@ -341,7 +344,7 @@ pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, n: usize) -> Vec<f32> {
                     }
                     Acts::Q8K(a) => {
                         let nb = k / QK_K;
-                        let tiled = n >= TILED_MIN_ROWS;
+                        let tiled = seq_rows[t] as usize >= TILED_MIN_ROWS;
                         dot_rows_q8k(isa, w.ty, &rows[..cnt], &a[t * nb..(t + 1) * nb], &mut tmp[..cnt], tiled);
                     }
                     Acts::Half(a) => {

@@ -7,6 +7,13 @@ use super::*;
 use crate::gguf::GgmlType;
 use crate::ops::Ops;
 
+/// A CPU batch of sequence 0 at `pos` (op tests).
+#[allow(dead_code)]
+fn b_at(pos: &[u32]) -> crate::backend::kv::CpuBatch {
+    crate::backend::kv::CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
+}
+
+
 fn rng(seed: u64) -> impl FnMut() -> u64 {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     move || {
@@ -259,13 +266,13 @@ fn matmul_batches_and_matches_dequantized_product() {
         let n = 5;
         let x = signal(n * k, 21);
         let be = CpuFast;
-        let y = match be.matmul(&FastTensor::new(n, k, x.clone()), &w) {
-            Ok(y) => be.to_host(&y),
+        let y = match be.matmul(&FastTensor::new(n, k, x.clone()), &w, &RowGroups::single(n)) {
+            Ok(y) => be.to_host(&y).unwrap(),
             Err(e) => panic!("{e}"),
         };
         for t in 0..n {
-            let one = match be.matmul(&FastTensor::new(1, k, x[t * k..(t + 1) * k].to_vec()), &w) {
-                Ok(y) => be.to_host(&y),
+            let one = match be.matmul(&FastTensor::new(1, k, x[t * k..(t + 1) * k].to_vec()), &w, &RowGroups::single(1)) {
+                Ok(y) => be.to_host(&y).unwrap(),
                 Err(e) => panic!("{e}"),
             };
             assert_eq!(&y[t * m..(t + 1) * m], &one[..], "{ty} row {t}: batch vs single");
@@ -290,14 +297,18 @@ fn kv_cache_is_f16() {
     let be = CpuFast;
     let a = FastTensor::new(1, 2, vec![1.0 / 3.0, 65536.0]);
     let b = FastTensor::new(1, 2, vec![0.1, -2.0]);
-    let c = match be.concat_rows(None, &a).and_then(|c| be.concat_rows(Some(c), &b)) {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    };
-    assert!(matches!(c.data, Store::F16(_)));
-    let h = be.to_host(&c);
+    // Written in place at positions 0 and 1, read back through attention's F16 view.
+    let spec = KvSpec { n_layer: 1, n_seq: 1, n_ctx: 2, k_cols: 2, v_cols: 2, ty: KvType::F16 };
+    let mut kv = be.kv_alloc(&spec).unwrap();
+    be.kv_write(&mut kv, 0, &a, &a, &b_at(&[0])).unwrap();
+    be.kv_write(&mut kv, 0, &b, &b, &b_at(&[1])).unwrap();
+    let (k, _) = kv.f16s(0, 0, 2);
+    let h: Vec<f32> = k.iter().map(|&x| f16_to_f32(x)).collect();
     assert_eq!(h, vec![0.333_251_95, f32::INFINITY, 0.099_975_586, -2.0]);
-    assert!(be.concat_rows(Some(c), &FastTensor::new(1, 3, vec![0.0; 3])).is_err());
+    // A row of the wrong width, a position past the context, an F32 cache: typed errors.
+    assert!(be.kv_write(&mut kv, 0, &FastTensor::new(1, 3, vec![0.0; 3]), &b, &b_at(&[0])).is_err());
+    assert!(be.kv_write(&mut kv, 0, &a, &a, &b_at(&[2])).is_err());
+    assert!(be.kv_alloc(&KvSpec { ty: KvType::F32, ..spec }).is_err());
 }
 
 #[test]
@@ -319,12 +330,12 @@ fn attention_is_causal_and_windowed() {
     let k = FastTensor::new(3, 1, vec![0.0; 3]);
     let v = FastTensor::new(3, 1, vec![0.0, 1.0, 2.0]);
     let p = AttnParams { n_head: 1, n_head_kv: 1, head_dim: 1, v_head_dim: 1, scale: 1.0, window: None, softcap: None };
-    let o = be.attention(&q, &k, &v, &[0, 1, 2], &[0, 1, 2], &p).map(|t| be.to_host(&t));
+    let o = crate::ops::attend_explicit(&be, &q, &k, &v, &[0, 1, 2], &p, None).map(|t| be.to_host(&t).unwrap());
     // The probabilities are rounded to F16 (as ggml's V·p): 1/3 -> 0.33325195.
     let third = f16_to_f32(f32_to_f16(1.0 / 3.0));
     assert_eq!(o.ok(), Some(vec![0.0, 0.5, 3.0 * third]));
     let p = AttnParams { window: Some(1), ..p };
-    let o = be.attention(&q, &k, &v, &[0, 1, 2], &[0, 1, 2], &p).map(|t| be.to_host(&t));
+    let o = crate::ops::attend_explicit(&be, &q, &k, &v, &[0, 1, 2], &p, None).map(|t| be.to_host(&t).unwrap());
     assert_eq!(o.ok(), Some(vec![0.0, 1.0, 2.0]));
 }
 
@@ -340,10 +351,10 @@ fn rope_pairing_normal_vs_neox() {
         yarn: None,
         freq_factors: None,
     };
-    let n = be.rope(&x, 1, 4, &[1], &p).map(|t| be.to_host(&t)).unwrap_or_default();
+    let n = be.rope(&x, 1, 4, &b_at(&[1]), &p).map(|t| be.to_host(&t).unwrap()).unwrap_or_default();
     assert!((n[1] - 1f32.sin()).abs() < 1e-6 && n[2] == 0.0);
     let p = RopeParams { style: RopeStyle::Neox, ..p };
-    let n = be.rope(&x, 1, 4, &[1], &p).map(|t| be.to_host(&t)).unwrap_or_default();
+    let n = be.rope(&x, 1, 4, &b_at(&[1]), &p).map(|t| be.to_host(&t).unwrap()).unwrap_or_default();
     assert!((n[2] - 1f32.sin()).abs() < 1e-6 && n[1] == 0.0);
 }
 
@@ -371,9 +382,9 @@ fn panels_match_row_kernels() {
                     let x = signal(n * nb * 32, 77);
                     let acts = matmul::quantize_acts(matmul::ActKind::Q8, &x, nb * 32);
                     let qm = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &[], panels: Some(&pn) };
-                    let got = matmul::matmul_q(isa, &qm, &acts, n);
+                    let got = matmul::matmul_q(isa, &qm, &acts, &vec![n as u32; n]);
                     let qr = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &raw, panels: None };
-                    let want = matmul::matmul_q(isa, &qr, &acts, n);
+                    let want = matmul::matmul_q(isa, &qr, &acts, &vec![n as u32; n]);
                     assert_eq!(got, want, "{isa:?} {ty} m {m} nb {nb} biased {biased}");
                 }
             }

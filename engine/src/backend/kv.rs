@@ -1,0 +1,290 @@
+//! What both CPU backends share below the ops: the in-place KV cache and the batch as the CPU
+//! keeps it, and the per-sequence split of attention.
+//!
+//! Invariants:
+//! - The cache is allocated once ([`CpuKv::alloc`]); writes go to slot `pos` of the row's
+//!   sequence; nothing is reallocated or moved while sequences grow.
+//! - Attention of one sequence sees only that sequence's slots `0..=max pos of its rows`, and the
+//!   kernel gets exactly the query rows of that sequence (so a kernel that changes formula with
+//!   the row count decides by the sequence's own rows, never by its neighbours').
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::ops::{BatchRows, KvSpec, KvType, RowGroups};
+use crate::quant::{f16_to_f32, f32_to_f16};
+use crate::{Error, Result};
+
+/// How many KV caches the CPU backends allocated in this process (the test that a model
+/// allocates its cache once, and never again while it decodes, reads it).
+pub static KV_ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Debug)]
+enum Store {
+    F32(Vec<f32>),
+    F16(Vec<u16>),
+}
+
+impl Store {
+    fn zeroed(ty: KvType, n: usize) -> Result<Self> {
+        let oom = |_| Error::Invalid(format!("KV cache: cannot allocate {n} values"));
+        Ok(match ty {
+            KvType::F32 => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(n).map_err(oom)?;
+                v.resize(n, 0.0);
+                Store::F32(v)
+            }
+            KvType::F16 => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(n).map_err(oom)?;
+                v.resize(n, 0);
+                Store::F16(v)
+            }
+        })
+    }
+
+    fn write(&mut self, at: usize, row: &[f32]) {
+        match self {
+            Store::F32(v) => v[at..at + row.len()].copy_from_slice(row),
+            Store::F16(v) => {
+                for (o, &x) in v[at..at + row.len()].iter_mut().zip(row) {
+                    *o = f32_to_f16(x);
+                }
+            }
+        }
+    }
+
+    fn f32s(&self, r: std::ops::Range<usize>) -> Cow<'_, [f32]> {
+        match self {
+            Store::F32(v) => Cow::Borrowed(&v[r]),
+            Store::F16(v) => Cow::Owned(v[r].iter().map(|&h| f16_to_f32(h)).collect()),
+        }
+    }
+
+    fn f16s(&self, r: std::ops::Range<usize>) -> Cow<'_, [u16]> {
+        match self {
+            Store::F16(v) => Cow::Borrowed(&v[r]),
+            Store::F32(v) => Cow::Owned(v[r].iter().map(|&x| f32_to_f16(x)).collect()),
+        }
+    }
+}
+
+/// The KV cache of a CPU backend: per layer one K and one V buffer `[n_seq][n_ctx][cols]`.
+#[derive(Debug)]
+pub struct CpuKv {
+    pub spec: KvSpec,
+    k: Vec<Store>,
+    v: Vec<Store>,
+}
+
+impl CpuKv {
+    /// Allocate the whole cache (zeroed; the pages are touched as positions are written).
+    pub fn alloc(spec: &KvSpec) -> Result<Self> {
+        let total = spec.bytes().ok_or_else(|| Error::Invalid(format!("KV cache {spec:?} overflows")))?;
+        let per_seq = |cols: usize| spec.n_seq.checked_mul(spec.n_ctx).and_then(|n| n.checked_mul(cols));
+        let (Some(nk), Some(nv)) = (per_seq(spec.k_cols), per_seq(spec.v_cols)) else {
+            return Err(Error::Invalid(format!("KV cache {spec:?} overflows")));
+        };
+        let _ = total;
+        let mut k = Vec::with_capacity(spec.n_layer);
+        let mut v = Vec::with_capacity(spec.n_layer);
+        for _ in 0..spec.n_layer {
+            k.push(Store::zeroed(spec.ty, nk)?);
+            v.push(Store::zeroed(spec.ty, nv)?);
+        }
+        KV_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        Ok(CpuKv { spec: spec.clone(), k, v })
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.spec.bytes().unwrap_or(usize::MAX)
+    }
+
+    /// Write row `r` of `k` / `v` (row-major, `k_cols` / `v_cols` wide) to slot `pos[r]` of
+    /// sequence `seq[r]` in layer `il`.
+    pub fn write(&mut self, il: usize, k: &[f32], v: &[f32], b: &CpuBatch) -> Result<()> {
+        let s = &self.spec;
+        let n = b.rows.len();
+        if il >= s.n_layer || k.len() != n * s.k_cols || v.len() != n * s.v_cols {
+            return Err(Error::Invalid(format!(
+                "kv_write: layer {il} of {}, k {} and v {} values for {n} rows of {} / {}",
+                s.n_layer,
+                k.len(),
+                v.len(),
+                s.k_cols,
+                s.v_cols
+            )));
+        }
+        let (kc, vc, n_ctx) = (s.k_cols, s.v_cols, s.n_ctx);
+        for r in 0..n {
+            let (seq, pos) = (b.rows.seq[r] as usize, b.rows.pos[r] as usize);
+            let slot = seq * n_ctx + pos;
+            self.k[il].write(slot * kc, &k[r * kc..(r + 1) * kc]);
+            self.v[il].write(slot * vc, &v[r * vc..(r + 1) * vc]);
+        }
+        Ok(())
+    }
+
+    fn range(&self, seq: usize, n_kv: usize, cols: usize) -> std::ops::Range<usize> {
+        let start = seq * self.spec.n_ctx * cols;
+        start..start + n_kv * cols
+    }
+
+    /// Layer `il`'s keys and values of `seq`, slots `0..n_kv`, as f32.
+    pub fn f32s(&self, il: usize, seq: usize, n_kv: usize) -> (Cow<'_, [f32]>, Cow<'_, [f32]>) {
+        let (kr, vr) = (self.range(seq, n_kv, self.spec.k_cols), self.range(seq, n_kv, self.spec.v_cols));
+        (self.k[il].f32s(kr), self.v[il].f32s(vr))
+    }
+
+    /// As [`Self::f32s`], as F16 bits.
+    pub fn f16s(&self, il: usize, seq: usize, n_kv: usize) -> (Cow<'_, [u16]>, Cow<'_, [u16]>) {
+        let (kr, vr) = (self.range(seq, n_kv, self.spec.k_cols), self.range(seq, n_kv, self.spec.v_cols));
+        (self.k[il].f16s(kr), self.v[il].f16s(vr))
+    }
+}
+
+/// One sequence's rows in a batch.
+#[derive(Debug, Clone)]
+pub struct SeqRows {
+    pub seq: usize,
+    /// Batch rows of this sequence, in batch order.
+    pub rows: Vec<usize>,
+    /// Their positions.
+    pub pos: Vec<u32>,
+    /// Slots attention reads: `0..n_kv` (the largest position + 1).
+    pub n_kv: usize,
+}
+
+/// The batch as the CPU backends keep it: the rows, their groups, and the rows of each sequence.
+#[derive(Debug, Clone)]
+pub struct CpuBatch {
+    pub rows: BatchRows,
+    pub groups: RowGroups,
+    pub seqs: Vec<SeqRows>,
+}
+
+impl CpuBatch {
+    pub fn new(rows: &BatchRows) -> Result<Self> {
+        let n = rows.len();
+        if rows.pos.len() != n || rows.seq.len() != n || rows.logits.len() != n {
+            return Err(Error::Invalid(format!(
+                "batch: {n} tokens, {} positions, {} sequence ids, {} logit flags",
+                rows.pos.len(),
+                rows.seq.len(),
+                rows.logits.len()
+            )));
+        }
+        let mut seqs: Vec<SeqRows> = Vec::new();
+        for r in 0..n {
+            let (s, p) = (rows.seq[r] as usize, rows.pos[r]);
+            let i = match seqs.iter().position(|x| x.seq == s) {
+                Some(i) => i,
+                None => {
+                    seqs.push(SeqRows { seq: s, rows: Vec::new(), pos: Vec::new(), n_kv: 0 });
+                    seqs.len() - 1
+                }
+            };
+            let e = &mut seqs[i];
+            e.rows.push(r);
+            e.pos.push(p);
+            e.n_kv = e.n_kv.max(p as usize + 1);
+        }
+        Ok(CpuBatch { rows: rows.clone(), groups: rows.groups(), seqs })
+    }
+
+    /// Check the batch against a cache (sequence ids and positions inside it).
+    pub fn check_kv(&self, spec: &KvSpec) -> Result<()> {
+        for s in &self.seqs {
+            if s.seq >= spec.n_seq || s.n_kv > spec.n_ctx {
+                return Err(Error::Invalid(format!(
+                    "batch: sequence {} up to position {} does not fit a cache of {} sequences × {} positions",
+                    s.seq,
+                    s.n_kv.saturating_sub(1),
+                    spec.n_seq,
+                    spec.n_ctx
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Attention split by sequence: for each sequence, `f(seq rows, q rows of that sequence
+    /// (row-major, `q_cols` wide), their positions)` returns its output rows (`out_cols` wide),
+    /// which are scattered back to the batch rows.
+    pub fn per_seq(
+        &self,
+        q: &[f32],
+        q_cols: usize,
+        out_cols: usize,
+        mut f: impl FnMut(&SeqRows, &[f32], &[u32]) -> Result<Vec<f32>>,
+    ) -> Result<Vec<f32>> {
+        let n = self.rows.len();
+        if q.len() != n * q_cols {
+            return Err(Error::Invalid(format!("attention: q has {} values for {n} rows of {q_cols}", q.len())));
+        }
+        // One sequence whose rows are the whole batch in order: no gather, no scatter.
+        if let [s] = self.seqs.as_slice() {
+            if s.rows.iter().enumerate().all(|(i, &r)| i == r) {
+                return f(s, q, &s.pos);
+            }
+        }
+        let mut out = vec![0f32; n * out_cols];
+        for s in &self.seqs {
+            let mut qs = Vec::with_capacity(s.rows.len() * q_cols);
+            for &r in &s.rows {
+                qs.extend_from_slice(&q[r * q_cols..(r + 1) * q_cols]);
+            }
+            let o = f(s, &qs, &s.pos)?;
+            for (i, &r) in s.rows.iter().enumerate() {
+                out[r * out_cols..(r + 1) * out_cols].copy_from_slice(&o[i * out_cols..(i + 1) * out_cols]);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rows of `x` (`cols` wide, one per batch row) whose logits are wanted.
+    pub fn output_rows(&self, x: &[f32], cols: usize) -> Vec<f32> {
+        let mut out = Vec::new();
+        for (r, &want) in self.rows.logits.iter().enumerate() {
+            if want {
+                out.extend_from_slice(&x[r * cols..(r + 1) * cols]);
+            }
+        }
+        out
+    }
+
+    pub fn all_outputs(&self) -> bool {
+        self.rows.logits.iter().all(|&w| w)
+    }
+
+    /// The batch's token ids or positions.
+    pub fn index(&self, i: crate::ops::Index) -> &[u32] {
+        match i {
+            crate::ops::Index::Tokens => &self.rows.tokens,
+            crate::ops::Index::Positions => &self.rows.pos,
+        }
+    }
+}
+
+/// Per row, the index of the largest value (first on ties); `NaN` never wins.
+pub fn argmax_rows(x: &[f32], cols: usize) -> Vec<u32> {
+    x.chunks(cols.max(1))
+        .map(|row| {
+            let mut best = 0usize;
+            for (i, &v) in row.iter().enumerate() {
+                if v > row[best] || row[best].is_nan() && !v.is_nan() {
+                    best = i;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+/// Per row, the `k` largest values with their indices, largest first, ties by lower index.
+pub fn top_k_rows(x: &[f32], cols: usize, k: usize) -> Vec<Vec<(u32, f32)>> {
+    x.chunks(cols.max(1))
+        .map(|row| crate::ops::top_k_desc(row, k).into_iter().map(|i| (i as u32, row[i])).collect())
+        .collect()
+}

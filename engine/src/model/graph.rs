@@ -1,0 +1,208 @@
+//! The decoder graph, written once for every architecture against [`Ops`], after llama.cpp's
+//! `build_norm` / `build_attn` / `build_ffn`: embeddings → layers (norm, attention block,
+//! residual, norm, FFN block, residual) → output head. What differs between architectures is
+//! data: the weights' variants ([`super::weights`]) and each layer's [`super::hparams::AttnCfg`].
+//!
+//! Taps (named op outputs, formatted only when a sink is active): `token_embd`,
+//! `blk.N.attn_norm`, `blk.N.attn_out`, `blk.N.ffn_norm`, `blk.N.ffn_moe_logits` (MoE),
+//! `blk.N.ffn_out`, `blk.N.l_out`, `result_norm`, `logits`.
+
+use super::weights::{Attn, Embd, Ffn, Layer, Norm, NormKind, Proj, Qkv, Weights};
+use super::HParams;
+use crate::ops::{Act, Index, Ops, RowGroups, TapSink, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT};
+use crate::Result;
+
+/// One forward: the backend, the uploaded batch and its row groups, the tap sink.
+pub(crate) struct Fwd<'a, B: Ops> {
+    pub b: &'a B,
+    pub hp: &'a HParams,
+    pub batch: &'a B::Batch,
+    /// Row groups of the activations (every batch row), then of the output rows.
+    pub groups: RowGroups,
+    pub out_groups: RowGroups,
+    pub taps: &'a mut dyn TapSink,
+}
+
+impl<B: Ops> Fwd<'_, B> {
+    /// Hand `t` to the sink as `blk.{il}.{what}` (or `what` outside the layers) if it wants it.
+    fn tap(&mut self, il: Option<usize>, what: &str, t: &B::Tensor) -> Result<()> {
+        if !self.taps.active() {
+            return Ok(());
+        }
+        let name = match il {
+            Some(i) => format!("blk.{i}.{what}"),
+            None => what.to_string(),
+        };
+        if self.taps.wants(&name) {
+            let (r, c) = self.b.shape(t);
+            let host = self.b.to_host(t)?;
+            self.taps.tap(&name, r, c, &host);
+        }
+        Ok(())
+    }
+
+    fn mm(&self, x: &B::Tensor, w: &B::Weight) -> Result<B::Tensor> {
+        self.b.matmul(x, w, &self.groups)
+    }
+
+    fn proj(&self, x: &B::Tensor, p: &Proj<B::Weight>) -> Result<B::Tensor> {
+        let y = self.mm(x, &p.w)?;
+        match &p.b {
+            Some(bias) => self.b.add_row(&y, bias),
+            None => Ok(y),
+        }
+    }
+
+    fn norm(&self, x: &B::Tensor, n: &Norm<B::Weight>) -> Result<B::Tensor> {
+        let b = self.b;
+        match n.kind {
+            NormKind::Rms => b.mul_row(&b.rms_norm(x, n.eps)?, &n.w),
+            NormKind::Layer => {
+                let y = b.mul_row(&b.layer_norm(x, n.eps)?, &n.w)?;
+                match &n.b {
+                    Some(bias) => b.add_row(&y, bias),
+                    None => Ok(y),
+                }
+            }
+        }
+    }
+
+    /// RMSNorm with weight `w` (gemma3's post-norms).
+    fn rms(&self, x: &B::Tensor, w: &B::Weight) -> Result<B::Tensor> {
+        self.b.mul_row(&self.b.rms_norm(x, self.hp.rms_eps)?, w)
+    }
+
+    /// RMSNorm of every head of `t` (`[n, heads·head_dim]`) with weight `w` (`[head_dim]`).
+    fn head_norm(&self, t: B::Tensor, heads: usize, w: &B::Weight) -> Result<B::Tensor> {
+        let (b, hd) = (self.b, self.hp.head_dim);
+        let n = b.shape(&t).0;
+        let t = b.reshape(t, n * heads, hd)?;
+        let t = self.rms(&t, w)?;
+        b.reshape(t, n, heads * hd)
+    }
+
+    pub fn embed(&mut self, e: &Embd<B::Weight>) -> Result<B::Tensor> {
+        let b = self.b;
+        let mut x = b.get_rows(&e.tok, self.batch, Index::Tokens)?;
+        if let Some(s) = e.scale {
+            x = b.scale(&x, s)?;
+        }
+        if let Some(p) = &e.pos {
+            x = b.add(&x, &b.get_rows(p, self.batch, Index::Positions)?)?;
+        }
+        self.tap(None, "token_embd", &x)?;
+        Ok(x)
+    }
+
+    /// One decoder layer.
+    pub fn layer(&mut self, il: usize, l: &Layer<B::Weight>, kv: &mut B::Kv, x: B::Tensor) -> Result<B::Tensor> {
+        let cur = self.norm(&x, &l.attn_norm)?;
+        self.tap(Some(il), "attn_norm", &cur)?;
+        let a = self.attention(il, &cur, &l.attn, kv)?;
+        self.tap(Some(il), "attn_out", &a)?;
+        let ffn_inp = self.b.add(&x, &a)?;
+        let cur = self.norm(&ffn_inp, &l.ffn_norm)?;
+        self.tap(Some(il), "ffn_norm", &cur)?;
+        let f = self.ffn(il, &cur, &l.ffn)?;
+        let f = match &l.post_ffn_norm {
+            Some(w) => self.rms(&f, w)?,
+            None => f,
+        };
+        self.tap(Some(il), "ffn_out", &f)?;
+        let x = self.b.add(&ffn_inp, &f)?;
+        self.tap(Some(il), "l_out", &x)?;
+        Ok(x)
+    }
+
+    /// Projections, head norms, RoPE, q pre-scale, KV write, attention over the cache, output
+    /// projection, post-norm.
+    fn attention(&mut self, il: usize, x: &B::Tensor, a: &Attn<B::Weight>, kv: &mut B::Kv) -> Result<B::Tensor> {
+        let (b, hp) = (self.b, self.hp);
+        let cfg = hp.attn_cfg(il);
+        let (q, k, v) = match &a.qkv {
+            Qkv::Separate { q, k, v } => {
+                let p = |w: &Proj<B::Weight>| -> Result<B::Tensor> {
+                    if w.b.is_some() && crate::faults::active(crate::faults::Fault::DropQkvBias) {
+                        return self.mm(x, &w.w);
+                    }
+                    self.proj(x, w)
+                };
+                (p(q)?, p(k)?, p(v)?)
+            }
+            Qkv::Fused(w) => {
+                let qkv = self.proj(x, w)?;
+                let (qw, kw) = (hp.n_head * hp.head_dim, hp.n_head_kv * hp.head_dim);
+                let vw = hp.n_head_kv * hp.v_head_dim;
+                (b.slice_cols(&qkv, 0, qw)?, b.slice_cols(&qkv, qw, kw)?, b.slice_cols(&qkv, qw + kw, vw)?)
+            }
+        };
+        let (q, k) = match &a.head_norm {
+            Some(n) => (self.head_norm(q, hp.n_head, &n.q)?, self.head_norm(k, hp.n_head_kv, &n.k)?),
+            None => (q, k),
+        };
+        let (q, k) = match &cfg.rope {
+            Some(r) => (
+                b.rope(&q, hp.n_head, hp.head_dim, self.batch, r)?,
+                b.rope(&k, hp.n_head_kv, hp.head_dim, self.batch, r)?,
+            ),
+            None => (q, k),
+        };
+        let q = match cfg.q_scale {
+            Some(s) => b.scale(&q, s)?,
+            None => q,
+        };
+        b.kv_write(kv, il, &k, &v, self.batch)?;
+        let o = b.attention(&q, kv, il, self.batch, &cfg.params, a.sinks.as_ref())?;
+        let o = self.proj(&o, &a.out)?;
+        match &a.post_norm {
+            Some(w) => self.rms(&o, w),
+            None => Ok(o),
+        }
+    }
+
+    fn ffn(&mut self, il: usize, x: &B::Tensor, f: &Ffn<B::Weight>) -> Result<B::Tensor> {
+        let b = self.b;
+        match f {
+            Ffn::Gated { gate, up, down, act } => {
+                let h = b.glu(&self.mm(x, gate)?, &self.mm(x, up)?, *act)?;
+                self.mm(&h, down)
+            }
+            Ffn::FusedGateUp { up, down } => {
+                let u = self.mm(x, up)?;
+                let ff = self.hp.n_ff;
+                let h = b.glu(&b.slice_cols(&u, 0, ff)?, &b.slice_cols(&u, ff, ff)?, Act::Silu)?;
+                self.mm(&h, down)
+            }
+            Ffn::Plain { up, down, act } => {
+                let h = b.act(&self.proj(x, up)?, *act)?;
+                self.proj(&h, down)
+            }
+            Ffn::Moe { router, gate, up, down, k } => {
+                let logits = self.proj(x, router)?;
+                self.tap(Some(il), "ffn_moe_logits", &logits)?;
+                let (ids, weights) = b.moe_route(&logits, *k)?;
+                // gate and up share the normed input; down reads one row per (token, expert).
+                let u = b.matmul_id(x, &up.w, up.b.as_ref(), &ids, *k)?;
+                let g = b.matmul_id(x, &gate.w, gate.b.as_ref(), &ids, *k)?;
+                let h = b.swiglu_oai(&g, &u, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT)?;
+                let d = b.matmul_id(&h, &down.w, down.b.as_ref(), &ids, *k)?;
+                b.moe_combine(&d, &weights, *k)
+            }
+        }
+    }
+
+    /// The output head on the rows whose logits are wanted: final norm, output projection,
+    /// optional soft-capping.
+    pub fn output(&mut self, x: B::Tensor, w: &Weights<B::Weight>) -> Result<B::Tensor> {
+        let b = self.b;
+        let x = b.output_rows(x, self.batch)?;
+        let x = self.norm(&x, &w.output_norm)?;
+        self.tap(None, "result_norm", &x)?;
+        let mut logits = b.matmul(&x, w.output(), &self.out_groups)?;
+        if let Some(c) = self.hp.final_softcap {
+            logits = b.softcap(&logits, c)?;
+        }
+        self.tap(None, "logits", &logits)?;
+        Ok(logits)
+    }
+}
