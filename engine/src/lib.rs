@@ -5,6 +5,7 @@
 //! - [`quant`]: block formats, dequantize / quantize, scalar reference path.
 //! - [`npy`]: `.npy` interchange for goldens and the `tensor` command.
 //! - [`tokenizer`]: tokenizer from GGUF metadata (SentencePiece, byte-level BPE, WordPiece), llama.cpp ids.
+//! - [`sampler`]: crate orcd-sampler, re-exported (llama.cpp's sampler chain).
 //! - [`cli`]: the `worker-orcd` command line (DESIGN §6).
 
 pub mod backend;
@@ -18,7 +19,8 @@ pub mod model;
 pub mod npy;
 pub mod ops;
 pub mod quant;
-pub mod sampler;
 pub mod tokenizer;
+
+pub use orcd_sampler as sampler;
 
 pub use error::{Error, Result};

@@ -1,4 +1,6 @@
-//! Token sampling on logit vectors, with llama.cpp's semantics.
+//! orcd-sampler: token sampling on logit vectors, with llama.cpp's semantics. It depends on nothing
+//! of ours (orcd-engine re-exports it as `orcd_engine::sampler`); its invariants are under
+//! *Determinism* and *Validation* below.
 //!
 //! # The chain
 //!
@@ -64,8 +66,8 @@
 //! the rest of the chain sees k candidates. Greedy decoding (temperature 0, only top-k/top-p/min-p/
 //! top-nσ after the penalties) selects just the best candidate the same way. Without top-k the
 //! whole vocabulary is materialised (into a reused buffer), top-p takes a softmax over all of it
-//! and sorts only as far as the nucleus reaches. `engine/benches/sampler.rs` measures the chain on
-//! a 262,144-entry vocabulary.
+//! and sorts only as far as the nucleus reaches. `engine/sampler/benches/sampler.rs` measures the
+//! chain on a 262,144-entry vocabulary.
 //!
 //! # Log-probabilities
 //!

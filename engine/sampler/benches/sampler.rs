@@ -2,7 +2,7 @@
 //! Budget (issue 5): under 5% of a CPU decode step; SmolLM2-135M decodes at ~95 tok/s with
 //! llama.cpp on the development machine (~10 ms a step), so the chain must stay well under 0.5 ms.
 //!
-//! Run: `cargo bench -p orcd-engine --bench sampler` (add `-- --quick` for a short run).
+//! Run: `cargo bench -p orcd-sampler --bench sampler` (add `-- --quick` for a short run).
 //!
 //! Cases:
 //! - `default`: llama.cpp's defaults (top-k 40, top-p 0.95, min-p 0.05, temperature 0.8) plus a
@@ -25,7 +25,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use orcd_engine::sampler::{logprobs, PenaltyParams, Rng, Sampler, SamplerParams};
+use orcd_sampler::{logprobs, PenaltyParams, Rng, Sampler, SamplerParams};
 
 const N_VOCAB: usize = 262_144;
 

@@ -317,9 +317,8 @@ fn validation_errors_are_typed() {
     assert!(matches!(ops::softmax(&mut empty, true), Err(SamplerError::EmptyCandidates)));
     assert!(ops::top_k(&mut empty, 3).is_ok() && ops::min_p(&mut empty, 0.5, 0).is_ok());
     assert!(matches!(logprobs(&[0.0, 1.0], 2, 1), Err(SamplerError::TokenOutOfVocab { .. })));
-    // The crate error wraps it.
-    let err: crate::Error = SamplerError::EmptyCandidates.into();
-    assert_eq!(err.to_string(), "sampler: empty candidate set");
+    // The message names the sampler (orcd-engine's error shows it unchanged; tested there).
+    assert_eq!(SamplerError::EmptyCandidates.to_string(), "sampler: empty candidate set");
 }
 
 #[test]
