@@ -5,8 +5,20 @@
 //! length before anything is allocated.
 
 use std::io::Write;
+use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+/// Why an `.npy` file could not be read or interpreted.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The bytes are not an array this module reads (header, dtype, shape, payload length), or
+    /// the array is not of the dtype asked for. The message names what is wrong (and the file).
+    #[error("npy: {0}")]
+    Format(String),
+}
+
+type Result<T, E = NpyError> = std::result::Result<T, E>;
 
 /// Element types we exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +62,13 @@ impl NpyArray {
     /// The payload as f32 values; error if the dtype is not `<f4`.
     pub fn to_f32(&self) -> Result<Vec<f32>> {
         if self.dtype != NpyDtype::F32 {
-            return Err(Error::Npy(format!("expected <f4, found {}", self.dtype.descr())));
+            return Err(NpyError::Format(format!("expected <f4, found {}", self.dtype.descr())));
         }
         Ok(self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
     pub fn to_i32(&self) -> Result<Vec<i32>> {
         if self.dtype != NpyDtype::I32 {
-            return Err(Error::Npy(format!("expected <i4, found {}", self.dtype.descr())));
+            return Err(NpyError::Format(format!("expected <i4, found {}", self.dtype.descr())));
         }
         Ok(self.data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
@@ -102,14 +114,14 @@ pub fn write_u8(w: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
 
 /// Parse an `.npy` file's bytes (format 1.0 or 2.0, little-endian, C order).
 pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
-    let bad = |m: &str| Error::Npy(m.to_string());
+    let bad = |m: &str| NpyError::Format(m.to_string());
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("not an .npy file (bad magic)"));
     }
     let (hlen, hstart): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
-        v => return Err(Error::Npy(format!("unsupported .npy version {v}"))),
+        v => return Err(NpyError::Format(format!("unsupported .npy version {v}"))),
     };
     let hend = hstart.checked_add(hlen).filter(|&e| e <= bytes.len()).ok_or_else(|| bad("header past end"))?;
     let h = std::str::from_utf8(&bytes[hstart..hend]).map_err(|_| bad("header not UTF-8"))?;
@@ -120,7 +132,7 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
     } else if h.contains("'<i4'") {
         NpyDtype::I32
     } else {
-        return Err(Error::Npy(format!("unsupported dtype in header {h:?}")));
+        return Err(NpyError::Format(format!("unsupported dtype in header {h:?}")));
     };
     if h.contains("'fortran_order': True") {
         return Err(bad("fortran order not supported"));
@@ -129,20 +141,23 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
     let s1 = s0 + h[s0..].find(')').ok_or_else(|| bad("unterminated shape"))?;
     let mut shape = Vec::new();
     for part in h[s0..s1].split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        shape.push(part.parse::<usize>().map_err(|_| Error::Npy(format!("bad dim {part:?}")))?);
+        shape.push(part.parse::<usize>().map_err(|_| NpyError::Format(format!("bad dim {part:?}")))?);
     }
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("shape overflows"))?;
     let nbytes = n.checked_mul(dtype.size()).ok_or_else(|| bad("shape overflows"))?;
     if bytes.len() - hend != nbytes {
-        return Err(Error::Npy(format!("payload is {} bytes, shape needs {nbytes}", bytes.len() - hend)));
+        return Err(NpyError::Format(format!("payload is {} bytes, shape needs {nbytes}", bytes.len() - hend)));
     }
     Ok(NpyArray { dtype, shape, data: bytes[hend..].to_vec() })
 }
 
 /// Read and parse an `.npy` file.
 pub fn read(path: &std::path::Path) -> Result<NpyArray> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(&bytes).map_err(|e| Error::Npy(format!("{}: {e}", path.display())))
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: path.to_path_buf(), source })?;
+    parse(&bytes).map_err(|e| match e {
+        NpyError::Format(m) => NpyError::Format(format!("{}: {m}", path.display())),
+        e => e,
+    })
 }
 
 #[cfg(test)]
@@ -153,7 +168,7 @@ mod tests {
     fn roundtrip_f32_2d() -> Result<()> {
         let mut buf = Vec::new();
         let data = [1.0f32, -2.5, 3.25, f32::MIN_POSITIVE, 0.0, -0.0];
-        write_f32(&mut buf, &[2, 3], &data).map_err(|e| Error::Npy(e.to_string()))?;
+        write_f32(&mut buf, &[2, 3], &data).map_err(|e| NpyError::Format(e.to_string()))?;
         assert_eq!(buf.len() % 64, 24, "header is 64-aligned; payload 24 bytes");
         let a = parse(&buf)?;
         assert_eq!(a.shape, vec![2, 3]);

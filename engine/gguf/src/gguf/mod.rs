@@ -24,8 +24,9 @@ pub const MAGIC: [u8; 4] = *b"GGUF";
 /// ggml's limit on tensor dimensions.
 pub const MAX_DIMS: u32 = 4;
 
-/// Why a GGUF file was rejected. `kind()` gives a stable identifier for each variant (used by the
-/// malformed-file corpus to state the expected failure).
+/// Why a GGUF file was rejected, or a lookup in an accepted one (key, tensor, its f32 values)
+/// failed. `kind()` gives a stable identifier for each variant (used by the malformed-file corpus
+/// to state the expected failure).
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
     #[error("{path}: {source}")]
@@ -74,6 +75,10 @@ pub enum GgufError {
     WrongType { key: String, expected: String, found: String },
     #[error("tensor {name:?} not found")]
     TensorNotFound { name: String },
+    #[error("tensor {name:?}: its {n_elements} f32 values do not fit in this machine's memory")]
+    TensorTooLarge { name: String, n_elements: u64 },
+    #[error("tensor {name:?}: {source}")]
+    Dequantize { name: String, source: crate::quant::QuantError },
 }
 
 impl GgufError {
@@ -103,6 +108,8 @@ impl GgufError {
             GgufError::MissingKey { .. } => "missing_key",
             GgufError::WrongType { .. } => "wrong_type",
             GgufError::TensorNotFound { .. } => "tensor_not_found",
+            GgufError::TensorTooLarge { .. } => "tensor_too_large",
+            GgufError::Dequantize { .. } => "dequantize",
         }
     }
 }

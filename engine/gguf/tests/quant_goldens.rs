@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use orcd_engine::gguf::GgmlType;
-use orcd_engine::{npy, quant};
+use orcd_gguf::gguf::GgmlType;
+use orcd_gguf::{npy, quant};
 
 fn goldens_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../goldens/quant")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../goldens/quant")
 }
 
 /// `key: value` lines; comments and blank lines skipped, double quotes removed.

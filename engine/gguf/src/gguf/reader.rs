@@ -505,16 +505,15 @@ impl GgufFile {
     }
 
     /// The tensor dequantized to f32 (row-major in GGUF order: ne0 fastest).
-    pub fn tensor_f32(&self, name: &str) -> crate::Result<Vec<f32>> {
+    pub fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
         let t = self.tensor(name)?;
-        let n = usize::try_from(t.n_elements)
-            .map_err(|_| crate::Error::Invalid(format!("tensor {name:?} is too large for this machine")))?;
+        let too_large = || GgufError::TensorTooLarge { name: name.into(), n_elements: t.n_elements };
+        let n = usize::try_from(t.n_elements).map_err(|_| too_large())?;
         let mut out = Vec::new();
-        out.try_reserve_exact(n)
-            .map_err(|_| crate::Error::Invalid(format!("tensor {name:?}: cannot allocate {n} f32 values")))?;
+        out.try_reserve_exact(n).map_err(|_| too_large())?;
         out.resize(n, 0.0);
         crate::quant::dequantize(t.ty, self.tensor_data(t), &mut out)
-            .map_err(|e| crate::Error::from(e).context(format!("tensor {name:?}")))?;
+            .map_err(|source| GgufError::Dequantize { name: name.into(), source })?;
         Ok(out)
     }
 }
