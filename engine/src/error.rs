@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::chat::ChatError;
 use crate::gguf::GgufError;
 use crate::npy::NpyError;
 use crate::quant::QuantError;
@@ -25,6 +26,8 @@ pub enum Error {
     Sampler(#[from] SamplerError),
     #[error("{0}")]
     Tokenizer(#[from] TokenizerError),
+    #[error("{0}")]
+    Chat(#[from] ChatError),
     #[error("{0}")]
     Npy(#[from] NpyError),
     #[error("{context}: {source}")]
@@ -60,11 +63,14 @@ mod tests {
             through(QuantError::Unsupported { ty: crate::gguf::GgmlType::Q4_K, op: "quantize" }),
             through(SamplerError::EmptyCandidates),
             through(TokenizerError::TokenOutOfRange { id: 9, vocab_size: 3 }),
+            through(ChatError::NoTemplate),
             through(NpyError::Format("bad magic".into())),
         ];
         for (lower, engine) in &cases {
             assert_eq!(lower, engine);
         }
         assert_eq!(cases[2].1, "sampler: empty candidate set");
+        let e: Error = crate::chat::ChatError::NoTemplate.context("--chat with m.gguf").into();
+        assert_eq!(e.to_string(), "--chat with m.gguf: the model has no tokenizer.chat_template");
     }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-record the llama.cpp tokenizer goldens in this folder (engine/tests/tokenizer_vocab.rs reads
+# Re-record the llama.cpp tokenizer goldens in this folder (engine/tokenizer/tests/tokenizer_vocab.rs reads
 # them). The reference is llama.cpp as vendored in llama-cpp-python 0.3.36 (fetched into the cache
 # by `python3 fixtures/fetch.py`), built vocab-only with cmake; tok.cpp drives it.
 # Needs: cmake, a C++17 compiler, python3 with gguf==0.19.0. Usage: record.sh [build dir]
@@ -22,7 +22,7 @@ record() { # name model-path
   "$build/tok" "$2" "$build/$1.cases" "$build/$1.out"
   {
     echo "# llama.cpp tokenizer golden: llama-cpp-python 0.3.36 vendored llama.cpp, vocab-only; model $(basename "$2")"
-    echo "# recorded by engine/tests/data/tokenizer_llamacpp/record.sh; columns: flags (add_special parse_special), text hex, ids, detokenized hex"
+    echo "# recorded by engine/tokenizer/tests/data/tokenizer_llamacpp/record.sh; columns: flags (add_special parse_special), text hex, ids, detokenized hex"
     cat "$build/$1.out"
   } > "$here/$1.tsv"
   echo "wrote $here/$1.tsv ($(wc -l < "$here/$1.tsv") lines)"

@@ -14,14 +14,14 @@
 //! Missing fixtures fail the tests, unless ORCD_ALLOW_MISSING_FIXTURES=1, where each test prints
 //! NOT RUN instead.
 //!
-//! Speed is a criterion benchmark: `cargo bench -p orcd-engine --bench tokenizer`.
+//! Speed is a criterion benchmark: `cargo bench -p orcd-tokenizer --bench tokenizer`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
-use orcd_engine::gguf::GgufFile;
-use orcd_engine::tokenizer::{DecodeOptions, StreamDecoder, Tokenizer, TokenizerError, VocabType};
+use orcd_gguf::gguf::GgufFile;
+use orcd_tokenizer::tokenizer::{DecodeOptions, StreamDecoder, Tokenizer, TokenizerError, VocabType};
 
 const SEPARATOR: &str = "\n__ggml_vocab_test__\n";
 

@@ -5,7 +5,37 @@
 //! Invariant: a template that fails to parse or raises is a typed error naming the cause; untrusted
 //! templates get a bounded amount of work (minijinja has no I/O; recursion is limited by it).
 
-use crate::{Error, Result};
+use orcd_gguf::gguf::GgufFile;
+
+use crate::tokenizer::{Tokenizer, TokenizerError};
+
+/// Why a chat prompt could not be rendered or tokenized. The message names the cause
+/// (minijinja's error says where in the template).
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("chat template syntax: {0}")]
+    Syntax(#[source] minijinja::Error),
+    #[error("chat template does not parse: {0}")]
+    Parse(#[source] minijinja::Error),
+    /// Rendering failed, including a template's own `raise_exception(...)`.
+    #[error("chat template failed: {0}")]
+    Render(#[source] minijinja::Error),
+    #[error("the model has no tokenizer.chat_template")]
+    NoTemplate,
+    #[error("{0}")]
+    Tokenizer(#[from] TokenizerError),
+    #[error("{context}: {source}")]
+    Context { context: String, source: Box<ChatError> },
+}
+
+impl ChatError {
+    /// Wrap with a description of what was being done.
+    pub fn context(self, context: impl Into<String>) -> Self {
+        ChatError::Context { context: context.into(), source: Box::new(self) }
+    }
+}
+
+type Result<T, E = ChatError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -134,35 +164,28 @@ pub fn render_on(
         .trim_blocks(true)
         .lstrip_blocks(true)
         .build()
-        .map_err(|e| Error::Invalid(format!("chat template syntax: {e}")))?;
+        .map_err(ChatError::Syntax)?;
     env.set_syntax(syntax);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", move |fmt: String| date.format(&fmt));
-    env.add_template("chat", template).map_err(|e| Error::Invalid(format!("chat template does not parse: {e}")))?;
-    let t = env.get_template("chat").map_err(|e| Error::Invalid(format!("chat template: {e}")))?;
+    env.add_template("chat", template).map_err(ChatError::Parse)?;
+    let t = env.get_template("chat").map_err(ChatError::Parse)?;
     t.render(minijinja::context! {
         messages => messages_value(messages),
         add_generation_prompt => add_generation_prompt,
         bos_token => bos_token,
         eos_token => eos_token,
     })
-    .map_err(|e| Error::Invalid(format!("chat template failed: {e}")))
+    .map_err(ChatError::Render)
 }
 
 /// The prompt ids of a chat with the model's own `tokenizer.chat_template`, as llama.cpp's chat
 /// path builds them: render with the vocabulary's BOS/EOS pieces and the generation prompt, drop a
 /// leading BOS text when the vocabulary adds BOS itself (so it is not doubled), then tokenize with
 /// special tokens added and parsed. Returns the rendered text and its ids.
-pub fn chat_prompt(
-    f: &crate::gguf::GgufFile,
-    tok: &crate::tokenizer::Tokenizer,
-    messages: &[Message],
-    date: Date,
-) -> Result<(String, Vec<u32>)> {
-    let template = f
-        .get_str("tokenizer.chat_template")
-        .map_err(|_| Error::Invalid("the model has no tokenizer.chat_template".into()))?;
+pub fn chat_prompt(f: &GgufFile, tok: &Tokenizer, messages: &[Message], date: Date) -> Result<(String, Vec<u32>)> {
+    let template = f.get_str("tokenizer.chat_template").map_err(|_| ChatError::NoTemplate)?;
     let piece = |id: Option<u32>| -> String {
         id.and_then(|i| tok.token_to_piece_with(i, true).ok())
             .map(|b| String::from_utf8_lossy(b).into_owned())

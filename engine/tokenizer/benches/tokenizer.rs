@@ -6,7 +6,7 @@
 //! accents), and 1 MB of random words over several scripts (nearly every word unique, so no cache
 //! helps). Target: under one second per MB on one core.
 //!
-//! Run: `cargo bench -p orcd-engine --bench tokenizer` (needs `python3 fixtures/fetch.py`; a
+//! Run: `cargo bench -p orcd-tokenizer --bench tokenizer` (needs `python3 fixtures/fetch.py`; a
 //! vocabulary that is not fetched is reported "not run" and benchmarked by nobody).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
@@ -15,8 +15,8 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use orcd_engine::gguf::GgufFile;
-use orcd_engine::tokenizer::{TiktokenEncoding, Tokenizer};
+use orcd_gguf::gguf::GgufFile;
+use orcd_tokenizer::tokenizer::{TiktokenEncoding, Tokenizer};
 
 fn cache() -> PathBuf {
     std::env::var_os("ORCD_CACHE")

@@ -46,8 +46,8 @@ mod wpm;
 
 use std::borrow::Cow;
 
-use crate::gguf::{GgufError, GgufFile, GgufValue};
 use hash::FastMap;
+use orcd_gguf::gguf::{GgufError, GgufFile, GgufValue};
 use pretokenize::Step;
 use special::{Fragment, SpecialMatcher, SpecialToken};
 use vocab::Vocab;
@@ -1569,7 +1569,7 @@ mod tests {
         assert_eq!(byte_of_token_text("<0x"), 0);
     }
 
-    use crate::gguf::{string_array, GgufWriter, ValueType};
+    use orcd_gguf::gguf::{string_array, GgufWriter, ValueType};
 
     /// A toy SentencePiece vocabulary: specials, byte tokens, a few pieces.
     fn toy(extra: &[(&str, GgufValue)]) -> std::result::Result<Tokenizer, TokenizerError> {

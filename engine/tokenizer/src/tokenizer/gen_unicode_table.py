@@ -11,7 +11,7 @@ the same facts: this script reads the data file shipped in the pinned llama.cpp 
   LOWERCASE        (code point, simple lowercase) pairs, ascending
   NFD_FIRST        (first, last, first code point of the NFD decomposition) runs, ascending
 
-Usage: python3 engine/src/tokenizer/gen_unicode_table.py [path/to/unicode-data.cpp]
+Usage: python3 engine/tokenizer/src/tokenizer/gen_unicode_table.py [path/to/unicode-data.cpp]
 """
 import os
 import re
