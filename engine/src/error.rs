@@ -1,10 +1,16 @@
 //! The crate's one error type. Every fallible public function returns [`Result`].
 //! Variants carry enough context (path, byte offset, field, tensor name) to act on the message.
+//! Each lower crate's error converts into it (`#[from]`), unchanged in its message, so `?` works
+//! on their results.
 
 use std::path::{Path, PathBuf};
 
+use crate::chat::ChatError;
 use crate::gguf::GgufError;
+use crate::npy::NpyError;
 use crate::quant::QuantError;
+use crate::sampler::SamplerError;
+use crate::tokenizer::TokenizerError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -17,11 +23,13 @@ pub enum Error {
     #[error("{0}")]
     Quant(#[from] QuantError),
     #[error("{0}")]
-    Sampler(#[from] crate::sampler::SamplerError),
+    Sampler(#[from] SamplerError),
     #[error("{0}")]
-    Tokenizer(#[from] crate::tokenizer::TokenizerError),
-    #[error("npy: {0}")]
-    Npy(String),
+    Tokenizer(#[from] TokenizerError),
+    #[error("{0}")]
+    Chat(#[from] ChatError),
+    #[error("{0}")]
+    Npy(#[from] NpyError),
     #[error("{context}: {source}")]
     Context { context: String, source: Box<Error> },
     #[error("{0}")]
@@ -36,5 +44,33 @@ impl Error {
     /// Wrap with a description of what was being done.
     pub fn context(self, context: impl Into<String>) -> Self {
         Error::Context { context: context.into(), source: Box::new(self) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each lower crate's error converts with `?` and keeps its message.
+    #[test]
+    fn lower_errors_convert_unchanged() {
+        fn through<E: Into<Error> + std::fmt::Display>(e: E) -> (String, String) {
+            let msg = e.to_string();
+            (msg, e.into().to_string())
+        }
+        let cases = [
+            through(GgufError::TensorNotFound { name: "w".into() }),
+            through(QuantError::Unsupported { ty: crate::gguf::GgmlType::Q4_K, op: "quantize" }),
+            through(SamplerError::EmptyCandidates),
+            through(TokenizerError::TokenOutOfRange { id: 9, vocab_size: 3 }),
+            through(ChatError::NoTemplate),
+            through(NpyError::Format("bad magic".into())),
+        ];
+        for (lower, engine) in &cases {
+            assert_eq!(lower, engine);
+        }
+        assert_eq!(cases[2].1, "sampler: empty candidate set");
+        let e: Error = crate::chat::ChatError::NoTemplate.context("--chat with m.gguf").into();
+        assert_eq!(e.to_string(), "--chat with m.gguf: the model has no tokenizer.chat_template");
     }
 }
