@@ -5,20 +5,63 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// A backend a case runs on. Backend-independent suites (gguf, quant reference) run on `cpu`.
+/// A column a case runs on: a (backend, numerics) pair of the backend registry
+/// (`orcd_backends::Column`). `cpu` and `cuda` are the exact numerics, `cpu-fast` and `cuda-fast`
+/// the fast ones. Backend-independent suites (gguf, quant, tokenizer, ...) run on `cpu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
 pub enum Backend {
+    #[serde(rename = "cpu")]
     Cpu,
+    #[serde(rename = "cpu-fast")]
+    CpuFast,
+    #[serde(rename = "cuda")]
     Cuda,
+    #[serde(rename = "cuda-fast")]
+    CudaFast,
 }
 
 impl Backend {
+    pub const ALL: [Backend; 4] = [Backend::Cpu, Backend::CpuFast, Backend::Cuda, Backend::CudaFast];
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Cpu => "cpu",
+            Backend::CpuFast => "cpu-fast",
             Backend::Cuda => "cuda",
+            Backend::CudaFast => "cuda-fast",
         }
+    }
+
+    /// The registry column this trial runs on.
+    pub fn column(self) -> orcd_backends::Column {
+        use orcd_backends::Column;
+        match self {
+            Backend::Cpu => Column::CPU_EXACT,
+            Backend::CpuFast => Column::CPU_FAST,
+            Backend::Cuda => Column::CUDA_EXACT,
+            Backend::CudaFast => Column::CUDA_FAST,
+        }
+    }
+
+    pub fn from_column(c: orcd_backends::Column) -> Self {
+        match (c.backend, c.numerics) {
+            (orcd_backends::BackendKind::Cpu, orcd_backends::Numerics::Exact) => Backend::Cpu,
+            (orcd_backends::BackendKind::Cpu, orcd_backends::Numerics::Fast) => Backend::CpuFast,
+            (orcd_backends::BackendKind::Cuda, orcd_backends::Numerics::Exact) => Backend::Cuda,
+            (orcd_backends::BackendKind::Cuda, orcd_backends::Numerics::Fast) => Backend::CudaFast,
+        }
+    }
+
+    /// The columns of a numerics (`exact` / `fast`), CPU first.
+    pub fn of_numerics(numerics: orcd_backends::Numerics) -> Vec<Backend> {
+        orcd_backends::BackendKind::ALL
+            .into_iter()
+            .map(|backend| Backend::from_column(orcd_backends::Column { backend, numerics }))
+            .collect()
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Backend::ALL.into_iter().find(|b| b.name() == s)
     }
 }
 
@@ -71,8 +114,8 @@ impl Case {
 
     /// Why this case cannot run here, if it cannot.
     pub fn not_run_reason(&self, backend: Backend) -> Option<String> {
-        if backend == Backend::Cuda {
-            return Some("no CUDA backend in this build yet".into());
+        if let Some(reason) = backend.column().unavailable() {
+            return Some(reason);
         }
         crate::suites::not_run_reason(self)
     }

@@ -79,7 +79,17 @@ pub fn load_case_file(path: &Path) -> Result<Option<Case>> {
         }
         other => return Err(bad(path, format!("unknown suite {other:?}"))),
     };
-    Ok(Some(Case { suite, name, source: path.into(), backends: vec![Backend::Cpu], kind }))
+    // Model cases run on every column of their numerics; generation on the fast ones (its
+    // reference is llama.cpp's default run); the rest is backend-independent host code.
+    let backends = match &kind {
+        CaseKind::Model(m) => match orcd_backends::Numerics::parse(&m.file.numerics) {
+            Some(n) => Backend::of_numerics(n),
+            None => return Err(bad(path, format!("numerics {:?}: unknown (exact or fast)", m.file.numerics))),
+        },
+        CaseKind::Generate(_) => Backend::of_numerics(orcd_backends::Numerics::Fast),
+        _ => vec![Backend::Cpu],
+    };
+    Ok(Some(Case { suite, name, source: path.into(), backends, kind }))
 }
 
 /// All cases: case files under `goldens` plus generated ones, sorted by id.

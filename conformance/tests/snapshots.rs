@@ -10,14 +10,14 @@ use orcd_engine::gguf::GgufFile;
 fn inspect_text_valid_seed1() {
     let (bytes, _) = orcd_fixtures::valid_fixture(1).to_bytes();
     let f = GgufFile::from_bytes(bytes).expect("the valid fixture opens");
-    insta::assert_snapshot!("inspect_valid_seed1", orcd_engine::cli::inspect_text(&f, Path::new("valid-seed1.gguf")));
+    insta::assert_snapshot!("inspect_valid_seed1", worker_orcd::cli::inspect_text(&f, Path::new("valid-seed1.gguf")));
 }
 
 #[test]
 fn inspect_json_valid_align64_seed1() {
     let (bytes, _) = orcd_fixtures::valid_fixture_aligned(1, 64).to_bytes();
     let f = GgufFile::from_bytes(bytes).expect("the valid fixture opens");
-    let v = orcd_engine::cli::inspect_json(&f, Path::new("valid-align64-seed1.gguf"));
+    let v = worker_orcd::cli::inspect_json(&f, Path::new("valid-align64-seed1.gguf"));
     insta::assert_snapshot!("inspect_json_valid_align64_seed1", serde_json::to_string_pretty(&v).expect("json"));
 }
 

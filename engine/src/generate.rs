@@ -8,8 +8,8 @@
 //! - The stop reason is exactly one of EOS (any end-of-generation token of the vocab, not
 //!   emitted), STOP_SEQUENCE, MAX_TOKENS, CANCELLED; the seed used is returned.
 
-use crate::model::Model;
-use crate::ops::{NoTaps, Ops};
+use crate::model::AnyModel;
+use crate::ops::NoTaps;
 use crate::sampler::{logprobs, Sampler, SamplerParams, TokenLogprob};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::{Error, Result};
@@ -104,8 +104,8 @@ impl StopMatcher {
 
 /// Generate from `prompt` (token ids, BOS included if wanted). `on_token` receives every token
 /// and returns false to cancel.
-pub fn generate<B: Ops>(
-    model: &mut Model<B>,
+pub fn generate(
+    model: &mut dyn AnyModel,
     tok: &Tokenizer,
     prompt: &[u32],
     params: &GenerateParams,
@@ -114,7 +114,7 @@ pub fn generate<B: Ops>(
     if prompt.is_empty() {
         return Err(Error::Invalid("the prompt has no tokens".into()));
     }
-    let n_vocab = model.hp.n_vocab;
+    let n_vocab = model.hp().n_vocab;
     let mut sampler = Sampler::new(params.sampler.clone(), n_vocab)?;
     for &t in prompt {
         sampler.accept(t)?;
@@ -150,8 +150,8 @@ pub fn generate<B: Ops>(
         if n_out == params.max_tokens {
             break;
         }
-        if model.n_past() + 1 > model.n_ctx {
-            return Err(Error::Invalid(format!("context length {} reached", model.n_ctx)));
+        if model.n_past() + 1 > model.n_ctx() {
+            return Err(Error::Invalid(format!("context length {} reached", model.n_ctx())));
         }
         last = model.forward(&[s.token], &mut NoTaps)?;
     }

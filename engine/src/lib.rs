@@ -1,21 +1,22 @@
-//! orcd-engine: the worker-orcd inference engine — the op interface, backends, model adapters,
-//! generation and the `worker-orcd` command line, above the leaf crates it re-exports.
+//! orcd-engine: the worker-orcd engine core — the op interface, the KV cache and batch types,
+//! model adapters (one decoder graph) and generation, above the leaf crates it re-exports.
+//! Backends (orcd-cpu, later CUDA) implement [`ops::Ops`]; orcd-backends is the registry that
+//! picks one; the `worker-orcd` crate is the command line.
 //!
 //! Module map (see docs/ARCHITECTURE.md):
 //! - [`gguf`], [`quant`], [`npy`], [`faults`]: re-exported from orcd-gguf (GGUF reader/writer,
 //!   block formats, `.npy` interchange, test-only planted bugs).
 //! - [`tokenizer`], [`chat`]: re-exported from orcd-tokenizer (tokenizers, chat templates).
 //! - [`sampler`]: orcd-sampler, re-exported (llama.cpp's sampler chain).
-//! - [`ops`]: the op interface; [`backend`]: its CPU implementations; [`model`]: architectures
-//!   written once against it; [`generate`]: the generation loop.
-//! - [`cli`]: the `worker-orcd` command line (DESIGN §6).
+//! - [`ops`]: the op interface (and the KV, batch and row-group types it speaks);
+//!   [`model`]: architectures written once against it, [`model::AnyModel`] the object-safe facade;
+//!   [`generate`]: the generation loop.
 //!
-//! Invariant: dependencies point one way — orcd-gguf ← orcd-tokenizer, orcd-sampler ← this crate.
+//! Invariant: dependencies point one way — orcd-gguf ← orcd-tokenizer, orcd-sampler ← this crate
+//! ← backends (orcd-cpu) ← orcd-backends ← worker-orcd, orcd-conformance.
 //! The re-exports keep `crate::gguf::…`, `orcd_engine::tokenizer::…` etc. the paths they were
 //! before the split, and [`Error`] converts every lower crate's error (`?` works across them).
 
-pub mod backend;
-pub mod cli;
 pub mod error;
 pub mod generate;
 pub mod model;

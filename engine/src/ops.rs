@@ -370,7 +370,8 @@ pub trait Ops {
     fn kv_bytes(&self, kv: &Self::Kv) -> usize;
     /// Write row `r` of `k` and `v` (post-RoPE) into layer `il`'s slot `pos[r]` of sequence
     /// `seq[r]`, rounded to the cache's type.
-    fn kv_write(&self, kv: &mut Self::Kv, il: usize, k: &Self::Tensor, v: &Self::Tensor, b: &Self::Batch) -> Result<()>;
+    fn kv_write(&self, kv: &mut Self::Kv, il: usize, k: &Self::Tensor, v: &Self::Tensor, b: &Self::Batch)
+        -> Result<()>;
     /// Causal multi-head attention of `q` (`[n, n_head*head_dim]`, row `r` at position `pos[r]`
     /// of sequence `seq[r]`) over layer `il`'s cache of the row's own sequence, slots `0..=pos[r]`
     /// (minus those outside the window). With `sinks` (width `n_head`), one learned logit per

@@ -10,10 +10,9 @@
 //! whose top-1/top-2 margin is below `near_tie` may flip; the threshold's source is in the case
 //! file), the stop reason and the streamed text — all exact.
 
-use orcd_engine::backend::cpu_fast::CpuFast;
 use orcd_engine::chat::{chat_prompt, Date, Message};
 use orcd_engine::generate::{generate, GenerateParams, StopReason};
-use orcd_engine::model::Model;
+use orcd_engine::model::LoadOpts;
 use orcd_engine::sampler::SamplerParams;
 use orcd_engine::tokenizer::Tokenizer;
 use serde::Deserialize;
@@ -62,15 +61,15 @@ fn parse_date(s: &str) -> Result<Date, String> {
     Ok(Date { year: n(0)?, month: n(1)? as u32, day: n(2)? as u32 })
 }
 
-pub fn run(case: &GenerateCase, _backend: Backend) -> (Outcome, Measured) {
+pub fn run(case: &GenerateCase, backend: Backend) -> (Outcome, Measured) {
     let mut measured = Measured::default();
-    match check(case, &mut measured) {
+    match check(case, backend, &mut measured) {
         Ok(detail) => (Outcome::Pass { detail }, measured),
         Err(message) => (Outcome::Fail { message }, measured),
     }
 }
 
-fn check(c: &GenerateCase, measured: &mut Measured) -> Result<String, String> {
+fn check(c: &GenerateCase, backend: Backend, measured: &mut Measured) -> Result<String, String> {
     if c.numerics != "fast" {
         return Err(format!("numerics {:?}: generate cases mirror llama.cpp's default run (fast)", c.numerics));
     }
@@ -98,7 +97,10 @@ fn check(c: &GenerateCase, measured: &mut Measured) -> Result<String, String> {
         ));
     }
     let n_ctx = ids.len() + c.max_tokens + 1;
-    let mut model = Model::load(&f, CpuFast, Some(n_ctx)).map_err(|e| format!("loading the model: {e}"))?;
+    let mut model = backend
+        .column()
+        .load(&f, &LoadOpts { n_ctx: Some(n_ctx), ..LoadOpts::default() })
+        .map_err(|e| format!("loading the model: {e}"))?;
     let params = GenerateParams {
         max_tokens: c.max_tokens,
         stop: Vec::new(),
@@ -106,7 +108,7 @@ fn check(c: &GenerateCase, measured: &mut Measured) -> Result<String, String> {
         top_logprobs: 0,
     };
     let (mut got, mut streamed) = (Vec::new(), String::new());
-    let summary = generate(&mut model, &tok, &ids, &params, |ev| {
+    let summary = generate(model.as_mut(), &tok, &ids, &params, |ev| {
         got.push(ev.id);
         streamed.push_str(&ev.text);
         true

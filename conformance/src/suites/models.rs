@@ -3,7 +3,8 @@
 //! References (DESIGN §4): a float64 numpy forward pass on gguf-py-dequantized weights for
 //! `numerics: exact` (goldens/recorders/record_models.py), llama.cpp's default run for
 //! `numerics: fast` (goldens/recorders/record_llamacpp_logits.py). A case runs the engine with the
-//! numerics of its reference: exact on the `Cpu` backend, fast on `CpuFast`.
+//! numerics of its reference: exact on the `cpu` / `cuda` columns, fast on `cpu-fast` / `cuda-fast`
+//! (the backend registry's columns, `orcd_backends::Column`).
 //! Metrics per case, over every position (thresholds live in the case file with their source):
 //! - top-1 agreement on confident rows (reference top-1/top-2 margin ≥ `top1_margin`);
 //! - KL(P_ref ‖ P_eng) per row, mean and max. The reference stores its top-k logits and the
@@ -18,11 +19,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use orcd_engine::backend::cpu::Cpu;
-use orcd_engine::backend::cpu_fast::CpuFast;
-use orcd_engine::model::Model;
+use orcd_engine::model::{AnyModel, LoadOpts};
 use orcd_engine::npy;
-use orcd_engine::ops::{CollectTaps, NoTaps, Ops};
+use orcd_engine::ops::{CollectTaps, NoTaps};
 use serde::Deserialize;
 
 use super::gguf::FileRef;
@@ -121,17 +120,19 @@ pub fn run(case: &ModelCase, backend: Backend) -> (Outcome, Measured) {
     }
 }
 
-fn check(case: &ModelCase, _backend: Backend, measured: &mut Measured) -> Result<String, String> {
-    match case.file.numerics.as_str() {
-        "exact" => check_with(Cpu, case, measured),
-        "fast" => check_with(CpuFast, case, measured),
-        other => Err(format!("numerics {other:?}: unknown (exact or fast)")),
-    }
-}
-
-/// The metrics of the module doc, with the engine on backend `backend`.
-fn check_with<B: Ops + Clone>(backend: B, case: &ModelCase, measured: &mut Measured) -> Result<String, String> {
+/// The metrics of the module doc, with the engine on the trial's column (whose numerics must be
+/// the case's: a case's reference fixes the numerics it is held to).
+fn check(case: &ModelCase, backend: Backend, measured: &mut Measured) -> Result<String, String> {
     let c = &case.file;
+    let column = backend.column();
+    if column.numerics.name() != c.numerics {
+        return Err(format!("case of numerics {:?} run on column {column}", c.numerics));
+    }
+    let load_on = |f: &orcd_engine::gguf::GgufFile, n_ctx: usize| -> Result<Box<dyn AnyModel>, String> {
+        column
+            .load(f, &LoadOpts { n_ctx: Some(n_ctx), ..LoadOpts::default() })
+            .map_err(|e| format!("loading the model: {e}"))
+    };
     let (f, _) = c.file.load()?;
     let ids = load(&case.dir, &c.logits_topk_ids)?.to_i32().map_err(|e| e.to_string())?;
     let top = load(&case.dir, &c.logits_topk)?.to_f32().map_err(|e| e.to_string())?;
@@ -147,8 +148,8 @@ fn check_with<B: Ops + Clone>(backend: B, case: &ModelCase, measured: &mut Measu
     }
     let k = ids.len() / n;
     let n_ctx = n + c.greedy.len() + 1;
-    let mut model = Model::load(&f, backend.clone(), Some(n_ctx)).map_err(|e| format!("loading the model: {e}"))?;
-    let vocab = model.hp.n_vocab;
+    let mut model = load_on(&f, n_ctx)?;
+    let vocab = model.hp().n_vocab;
     let mut taps = CollectTaps::default();
     let want_taps = !c.taps.is_empty();
     let logits = if want_taps { model.forward(&c.tokens, &mut taps) } else { model.forward(&c.tokens, &mut NoTaps) }
@@ -224,8 +225,7 @@ fn check_with<B: Ops + Clone>(backend: B, case: &ModelCase, measured: &mut Measu
         }
         // Incremental pass: one token at a time, taps of each step appended in order.
         let mut inc = CollectTaps::default();
-        let mut step_model =
-            Model::load(&f, backend.clone(), Some(n)).map_err(|e| format!("loading the model: {e}"))?;
+        let mut step_model = load_on(&f, n)?;
         for &t in &c.tokens {
             step_model.forward(&[t], &mut inc).map_err(|e| format!("incremental forward: {e}"))?;
         }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use crate::ops::{AttnParams, RopeParams, RopeStyle, Yarn};
 use crate::{Error, Result};
 
-
 /// Supported architectures (`general.architecture`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
@@ -171,11 +170,9 @@ impl HParams {
             Arch::Gpt2 => AttnCfg { rope: None, q_scale: None, params: plain },
             // llama.cpp: SWA layers use rope_freq_base_train_swa (= freq_base unless the file
             // says otherwise) and the same scaling.
-            Arch::GptOss => AttnCfg {
-                rope: Some(self.rope_params_scaled(base)),
-                q_scale: None,
-                params: self.attn_params(window),
-            },
+            Arch::GptOss => {
+                AttnCfg { rope: Some(self.rope_params_scaled(base)), q_scale: None, params: self.attn_params(window) }
+            }
         }
     }
 

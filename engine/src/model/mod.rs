@@ -323,6 +323,81 @@ impl<B: Ops> Model<B> {
     }
 }
 
+/// A loaded model behind dynamic dispatch: what the registry hands the CLI, the harness and the
+/// server, whatever backend it runs on. Every method forwards to [`Model`].
+pub trait AnyModel: Send {
+    fn hp(&self) -> &HParams;
+    /// The backend's name (`cpu`, `cpu-fast`, `cuda`).
+    fn backend_name(&self) -> &'static str;
+    /// Positions per sequence.
+    fn n_ctx(&self) -> usize;
+    fn n_seq(&self) -> usize;
+    /// Positions cached for sequence 0.
+    fn n_past(&self) -> usize;
+    fn n_past_of(&self, seq: usize) -> usize;
+    fn kv_bytes(&self) -> usize;
+    fn kv_type(&self) -> KvType;
+    fn reset(&mut self);
+    fn reset_seq(&mut self, seq: usize);
+    fn seq_batch(&self, seq: usize, tokens: &[u32], all: bool) -> BatchRows;
+    fn forward(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>>;
+    fn forward_last(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>>;
+    fn decode(&mut self, batch: &BatchRows, taps: &mut dyn TapSink) -> Result<Logits>;
+    fn decode_argmax(&mut self, batch: &BatchRows) -> Result<Vec<u32>>;
+}
+
+impl<B: Ops + Send> AnyModel for Model<B>
+where
+    B::Weight: Send,
+    B::Kv: Send,
+{
+    fn hp(&self) -> &HParams {
+        &self.hp
+    }
+    fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+    fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+    fn n_seq(&self) -> usize {
+        Model::n_seq(self)
+    }
+    fn n_past(&self) -> usize {
+        Model::n_past(self)
+    }
+    fn n_past_of(&self, seq: usize) -> usize {
+        Model::n_past_of(self, seq)
+    }
+    fn kv_bytes(&self) -> usize {
+        Model::kv_bytes(self)
+    }
+    fn kv_type(&self) -> KvType {
+        self.kv_type
+    }
+    fn reset(&mut self) {
+        Model::reset(self)
+    }
+    fn reset_seq(&mut self, seq: usize) {
+        Model::reset_seq(self, seq)
+    }
+    fn seq_batch(&self, seq: usize, tokens: &[u32], all: bool) -> BatchRows {
+        Model::seq_batch(self, seq, tokens, all)
+    }
+    fn forward(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>> {
+        Model::forward(self, tokens, taps)
+    }
+    fn forward_last(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>> {
+        Model::forward_last(self, tokens, taps)
+    }
+    fn decode(&mut self, batch: &BatchRows, taps: &mut dyn TapSink) -> Result<Logits> {
+        Model::decode(self, batch, taps)
+    }
+    fn decode_argmax(&mut self, batch: &BatchRows) -> Result<Vec<u32>> {
+        Model::decode_argmax(self, batch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

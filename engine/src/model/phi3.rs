@@ -16,7 +16,13 @@ pub(super) fn layer<B: Ops>(ld: &Loader<'_, B>) -> Result<Layer<B::Weight>> {
     let d = Dims::of(ld.hp);
     Ok(Layer {
         attn_norm: ld.rms("attn_norm")?,
-        attn: Attn { qkv: ld.qkv_fused(Bias::No)?, head_norm: None, out: ld.attn_out(Bias::No)?, post_norm: None, sinks: None },
+        attn: Attn {
+            qkv: ld.qkv_fused(Bias::No)?,
+            head_norm: None,
+            out: ld.attn_out(Bias::No)?,
+            post_norm: None,
+            sinks: None,
+        },
         ffn_norm: ld.rms("ffn_norm")?,
         ffn: Ffn::FusedGateUp { up: ld.w("ffn_up", &[d.e, 2 * d.ff])?, down: ld.w("ffn_down", &[d.ff, d.e])? },
         post_ffn_norm: None,

@@ -145,9 +145,10 @@ impl<B: Ops> Loader<'_, B> {
     }
 
     fn load(&self, name: &str, dims: &[u64]) -> Result<B::Weight> {
-        let t = self.f.tensor(name).map_err(|e| {
-            Error::from(e).context(format!("{}: loading model weights", self.hp.arch.name()))
-        })?;
+        let t = self
+            .f
+            .tensor(name)
+            .map_err(|e| Error::from(e).context(format!("{}: loading model weights", self.hp.arch.name())))?;
         if t.dims != dims {
             return Err(Error::Invalid(format!(
                 "tensor {name:?} has dims {:?}, the hyper-parameters need {dims:?}",
@@ -240,14 +241,6 @@ impl Dims {
     pub fn of(hp: &HParams) -> Self {
         let (nh, nkv) = (hp.n_head as u64, hp.n_head_kv as u64);
         let (hd, vd) = (hp.head_dim as u64, hp.v_head_dim as u64);
-        Dims {
-            e: hp.n_embd as u64,
-            ff: hp.n_ff as u64,
-            hd,
-            q: nh * hd,
-            k: nkv * hd,
-            v: nkv * vd,
-            q_out: nh * vd,
-        }
+        Dims { e: hp.n_embd as u64, ff: hp.n_ff as u64, hd, q: nh * hd, k: nkv * hd, v: nkv * vd, q_out: nh * vd }
     }
 }

@@ -380,7 +380,7 @@ pub fn matmul_f32(wd: &[f32], k: usize, m: usize, x: &[f32], n: usize) -> Vec<f3
         for (i, orow) in o.chunks_mut(n).enumerate() {
             let wr = &wd[(r0 + i) * k..(r0 + i + 1) * k];
             for (t, v) in orow.iter_mut().enumerate() {
-                *v = crate::backend::cpu::dot(&x[t * k..(t + 1) * k], wr);
+                *v = crate::cpu::dot(&x[t * k..(t + 1) * k], wr);
             }
         }
     });

@@ -12,10 +12,9 @@ use crate::ops::{Ops, RopeParams, RopeStyle, Yarn};
 
 /// A CPU batch of sequence 0 at `pos` (op tests).
 #[allow(dead_code)]
-fn b_at(pos: &[u32]) -> crate::backend::kv::CpuBatch {
-    crate::backend::kv::CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
+fn b_at(pos: &[u32]) -> crate::kv::CpuBatch {
+    crate::kv::CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
 }
-
 
 fn signal(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -73,7 +72,9 @@ fn check(p: &RopeParams) {
     let x = signal(pos.len() * n_head * hd, 5);
     let want = formula(&x, n_head, hd, &pos, p);
     let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), &p).unwrap();
-    let f = CpuFast.rope(&CpuFast.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), p).unwrap();
+    let f = CpuFast
+        .rope(&CpuFast.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), p)
+        .unwrap();
     let (ne, nf) = (nmse(&Cpu.to_host(&e).unwrap(), &want), nmse(&CpuFast.to_host(&f).unwrap(), &want));
     assert!(ne <= 1e-12, "exact NMSE {ne:.2e} for {p:?}");
     assert!(nf <= 1e-7, "fast NMSE {nf:.2e} for {p:?}");

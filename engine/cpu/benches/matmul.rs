@@ -14,9 +14,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use orcd_engine::backend::cpu_fast::act::{quantize_q8, quantize_q8k, Q8Block, Q8KBlock};
-use orcd_engine::backend::cpu_fast::matmul::{dot_rows_q8, dot_rows_q8k, Isa};
-use orcd_engine::backend::cpu_fast::{CpuFast, FastWeight};
+use orcd_cpu::cpu_fast::act::{quantize_q8, quantize_q8k, Q8Block, Q8KBlock};
+use orcd_cpu::cpu_fast::matmul::{dot_rows_q8, dot_rows_q8k, Isa};
+use orcd_cpu::cpu_fast::{CpuFast, FastWeight};
 use orcd_engine::gguf::GgmlType;
 use orcd_engine::ops::Ops;
 

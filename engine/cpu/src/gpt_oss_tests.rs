@@ -14,10 +14,9 @@ use crate::ops::{AttnParams, Ops, RopeParams, RopeStyle, Yarn};
 
 /// A CPU batch of sequence 0 at `pos` (op tests).
 #[allow(dead_code)]
-fn b_at(pos: &[u32]) -> crate::backend::kv::CpuBatch {
-    crate::backend::kv::CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
+fn b_at(pos: &[u32]) -> crate::kv::CpuBatch {
+    crate::kv::CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
 }
-
 
 fn signal(n: usize, seed: u64, amp: f32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -300,12 +299,8 @@ fn swiglu_oai_matches_formula() {
             x / (1.0 + (-1.702 * x).exp()) * (y + 1.0)
         })
         .collect();
-    let e = Cpu.swiglu_oai(
-        &Cpu.tensor_from_host(2, 4, &g).unwrap(),
-        &Cpu.tensor_from_host(2, 4, &u).unwrap(),
-        1.702,
-        7.0,
-    );
+    let e =
+        Cpu.swiglu_oai(&Cpu.tensor_from_host(2, 4, &g).unwrap(), &Cpu.tensor_from_host(2, 4, &u).unwrap(), 1.702, 7.0);
     let f = CpuFast.swiglu_oai(
         &CpuFast.tensor_from_host(2, 4, &g).unwrap(),
         &CpuFast.tensor_from_host(2, 4, &u).unwrap(),
@@ -324,11 +319,8 @@ fn moe_combine_is_the_weighted_sum() {
     let want: Vec<f64> = (0..n * e)
         .map(|i| (0..k).map(|j| f64::from(ex[((i / e) * k + j) * e + i % e]) * f64::from(wt[(i / e) * k + j])).sum())
         .collect();
-    let r = Cpu.moe_combine(
-        &Cpu.tensor_from_host(n * k, e, &ex).unwrap(),
-        &Cpu.tensor_from_host(n, k, &wt).unwrap(),
-        k,
-    );
+    let r =
+        Cpu.moe_combine(&Cpu.tensor_from_host(n * k, e, &ex).unwrap(), &Cpu.tensor_from_host(n, k, &wt).unwrap(), k);
     assert!(nmse(&Cpu.to_host(&r.unwrap()).unwrap(), &want) <= 1e-7);
     let r = CpuFast.moe_combine(
         &CpuFast.tensor_from_host(n * k, e, &ex).unwrap(),

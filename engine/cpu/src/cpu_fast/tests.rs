@@ -9,10 +9,9 @@ use crate::ops::Ops;
 
 /// A CPU batch of sequence 0 at `pos` (op tests).
 #[allow(dead_code)]
-fn b_at(pos: &[u32]) -> crate::backend::kv::CpuBatch {
-    crate::backend::kv::CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
+fn b_at(pos: &[u32]) -> crate::kv::CpuBatch {
+    crate::kv::CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
 }
-
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -271,7 +270,8 @@ fn matmul_batches_and_matches_dequantized_product() {
             Err(e) => panic!("{e}"),
         };
         for t in 0..n {
-            let one = match be.matmul(&FastTensor::new(1, k, x[t * k..(t + 1) * k].to_vec()), &w, &RowGroups::single(1)) {
+            let one = match be.matmul(&FastTensor::new(1, k, x[t * k..(t + 1) * k].to_vec()), &w, &RowGroups::single(1))
+            {
                 Ok(y) => be.to_host(&y).unwrap(),
                 Err(e) => panic!("{e}"),
             };

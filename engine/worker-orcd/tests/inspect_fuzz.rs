@@ -10,11 +10,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use orcd_engine::cli::{inspect_json, inspect_text};
 use orcd_engine::gguf::GgufFile;
 use proptest::prelude::*;
+use worker_orcd::cli::{inspect_json, inspect_text};
 
-#[path = "../gguf/tests/fuzz_input/mod.rs"]
+#[path = "../../gguf/tests/fuzz_input/mod.rs"]
 mod fuzz_input;
 use fuzz_input::{apply, base, body_token, mutation, Base};
 

@@ -8,10 +8,10 @@
 use rayon::prelude::*;
 
 use crate::gguf::{GgufFile, TensorInfo};
-use super::kv::{argmax_rows, top_k_rows, CpuBatch, CpuKv};
+use crate::kv::{argmax_rows, top_k_rows, CpuBatch, CpuKv};
 use crate::ops::{
-    broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, BatchRows, Index, KvSpec, KvType, Ops, RopeParams, RopeStyle,
-    RowGroups,
+    broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, BatchRows, Index, KvSpec, KvType, Ops, RopeParams,
+    RopeStyle, RowGroups,
 };
 use crate::{Error, Result};
 
@@ -584,7 +584,8 @@ mod tests {
         let (n, k, m) = (3, 37, 70);
         let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
         let wd: Vec<f32> = (0..m * k).map(|i| ((i * 11 % 17) as f32 - 8.0) / 9.0).collect();
-        let y = Cpu.matmul(&t(n, k, x.clone()), &w(vec![k as u64, m as u64], wd.clone()), &RowGroups::single(n)).unwrap();
+        let y =
+            Cpu.matmul(&t(n, k, x.clone()), &w(vec![k as u64, m as u64], wd.clone()), &RowGroups::single(n)).unwrap();
         for i in 0..n {
             for j in 0..m {
                 let e: f64 = (0..k).map(|l| x[i * k + l] as f64 * wd[j * k + l] as f64).sum();

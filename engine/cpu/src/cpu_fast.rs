@@ -34,7 +34,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use crate::gguf::{GgmlType, GgufFile, TensorInfo};
-use super::kv::{argmax_rows, top_k_rows, CpuBatch, CpuKv};
+use crate::kv::{argmax_rows, top_k_rows, CpuBatch, CpuKv};
 use crate::ops::{
     broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, BatchRows, Index, KvSpec, KvType, Ops, RopeParams,
     RopeStyle, RowGroups,

@@ -57,7 +57,7 @@ macro_rules! kernels {
             #![allow(clippy::missing_safety_doc, clippy::needless_range_loop)]
             use std::arch::x86_64::*;
 
-            use crate::backend::cpu_fast::act::{Q8Block, Q8KBlock};
+            use crate::cpu_fast::act::{Q8Block, Q8KBlock};
 
 
             $us8

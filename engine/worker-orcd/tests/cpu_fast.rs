@@ -19,8 +19,8 @@
 
 use std::path::PathBuf;
 
-use orcd_engine::backend::cpu::Cpu;
-use orcd_engine::backend::cpu_fast::CpuFast;
+use orcd_cpu::cpu::Cpu;
+use orcd_cpu::cpu_fast::CpuFast;
 use orcd_engine::gguf::GgufFile;
 use orcd_engine::model::Model;
 use orcd_engine::ops::NoTaps;

@@ -1,0 +1,116 @@
+//! `worker-orcd bench`: prefill and decode throughput (medians over repeats), with the KV
+//! cache's bytes and the process's peak resident memory.
+
+use std::io::Write;
+
+use super::{load_model, open, stdout_err, BackendArg, NumericsArg};
+use crate::model::AnyModel;
+use crate::{Error, Result};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The process's peak resident set (Linux `VmHWM`), if the platform reports it.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn bench(
+    path: &std::path::Path,
+    backend: Option<BackendArg>,
+    numerics: Option<NumericsArg>,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    repeats: usize,
+    ctx: Option<usize>,
+    json: bool,
+) -> Result<()> {
+    let col = super::column(backend, numerics);
+    if prompt_tokens == 0 || repeats == 0 {
+        return Err(Error::Invalid("--prompt-tokens and --repeats must be at least 1".into()));
+    }
+    let need = prompt_tokens + gen_tokens + 1;
+    let n_ctx = ctx.unwrap_or(need);
+    if n_ctx < need {
+        return Err(Error::Invalid(format!(
+            "--ctx {n_ctx} is smaller than --prompt-tokens + --gen-tokens + 1 = {need}"
+        )));
+    }
+    let f = open(path)?;
+    let mut m = load_model(col, &f, n_ctx)?;
+    let (pp, tg) = bench_on(m.as_mut(), prompt_tokens, gen_tokens, repeats, json)?;
+    let kv_bytes = m.kv_bytes();
+    let peak = peak_rss_bytes();
+    let model = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let o = serde_json::json!({
+            "backend": col.backend.name(), "numerics": col.numerics.name(), "model": model,
+            "prompt_tokens": prompt_tokens, "gen_tokens": gen_tokens, "prefill_tok_s": pp, "decode_tok_s": tg,
+            "peak_rss_bytes": peak, "kv_bytes": kv_bytes, "n_ctx": n_ctx,
+        });
+        writeln!(out, "{o}").map_err(stdout_err)
+    } else {
+        writeln!(
+            out,
+            "{model}: {col}, pp{prompt_tokens} {pp:.1} tok/s, tg{gen_tokens} {tg:.1} tok/s (median of {repeats}); \
+             KV cache {kv_bytes} bytes at n_ctx {n_ctx}, peak RSS {} bytes",
+            peak.map_or("?".to_string(), |p| p.to_string())
+        )
+        .map_err(stdout_err)
+    }
+}
+
+/// Prefill and decode tok/s, medians over `repeats`. Decode is greedy through the argmax op (no
+/// full logits copy), as a server's greedy path.
+fn bench_on(
+    m: &mut dyn AnyModel,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    repeats: usize,
+    json: bool,
+) -> Result<(f64, f64)> {
+    // Deterministic token ids spread over the vocabulary (content does not change the cost).
+    let n_vocab = m.hp().n_vocab as u64;
+    let prompt: Vec<u32> = (0..prompt_tokens as u64).map(|i| ((i * 7919 + 13) % n_vocab) as u32).collect();
+    let (mut pp, mut tg) = (Vec::new(), Vec::new());
+    for r in 0..repeats {
+        m.reset();
+        let t = std::time::Instant::now();
+        // Prompt logits of the last position only, as llama-bench and llama.cpp's generation do.
+        let batch = m.seq_batch(0, &prompt, false);
+        let mut next = first(m.decode_argmax(&batch)?)?;
+        pp.push(prompt_tokens as f64 / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for _ in 0..gen_tokens {
+            let batch = m.seq_batch(0, &[next], false);
+            next = first(m.decode_argmax(&batch)?)?;
+        }
+        if gen_tokens > 0 {
+            tg.push(gen_tokens as f64 / t.elapsed().as_secs_f64());
+        }
+        if !json {
+            eprintln!(
+                "repeat {}/{repeats}: prefill {:.1} tok/s, decode {:.1} tok/s",
+                r + 1,
+                pp[r],
+                tg.last().copied().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok((median(pp), median(tg)))
+}
+
+fn first(ids: Vec<u32>) -> Result<u32> {
+    ids.first().copied().ok_or_else(|| Error::Invalid("the forward returned no logits row".into()))
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(worker_orcd::cli::main_with_args(std::env::args().collect()));
+}
