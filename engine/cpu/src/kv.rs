@@ -101,6 +101,16 @@ impl CpuKv {
         self.spec.bytes().unwrap_or(usize::MAX)
     }
 
+    /// Addresses of every layer's K and V buffers: they never change after [`Self::alloc`]
+    /// (what a device backend's graph replay needs; tested).
+    pub fn addresses(&self) -> Vec<usize> {
+        let addr = |s: &Store| match s {
+            Store::F32(v) => v.as_ptr() as usize,
+            Store::F16(v) => v.as_ptr() as usize,
+        };
+        self.k.iter().chain(&self.v).map(addr).collect()
+    }
+
     /// Write row `r` of `k` / `v` (row-major, `k_cols` / `v_cols` wide) to slot `pos[r]` of
     /// sequence `seq[r]` in layer `il`.
     pub fn write(&mut self, il: usize, k: &[f32], v: &[f32], b: &CpuBatch) -> Result<()> {

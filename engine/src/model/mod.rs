@@ -187,6 +187,11 @@ impl<B: Ops> Model<B> {
         self.n_past.get(seq).copied().unwrap_or(0)
     }
 
+    /// The KV cache (allocated once at load).
+    pub fn kv(&self) -> &B::Kv {
+        &self.kv
+    }
+
     /// Bytes of the KV cache.
     pub fn kv_bytes(&self) -> usize {
         self.backend.kv_bytes(&self.kv)

@@ -1,0 +1,161 @@
+//! Many sequences in one forward (issue 10): 2 and 4 sequences of different lengths, prefilled
+//! together in one batch (their rows interleaved) and then decoded together, give bit for bit
+//! the logits each gives alone — on every `models` case file (every architecture, weight type
+//! and real model), on both CPU columns. The server's seeded reproducibility rests on this.
+//!
+//! This is an invariance check of the batch path, not a correctness check: the single-sequence
+//! rows it compares with are the ones suite `models` holds to the independent references.
+//! A case whose model is not fetched fails with the fetch command (never a silent pass).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use orcd_conformance::case::CaseKind;
+use orcd_conformance::discover::load_case_file;
+use orcd_conformance::paths;
+use orcd_engine::model::{AnyModel, LoadOpts};
+use orcd_engine::ops::{BatchRows, NoTaps};
+
+/// Decode steps after the prompts.
+const STEPS: usize = 3;
+
+/// The prompts: lengths from `lens`, tokens taken cyclically from the case's own tokens at
+/// different offsets (so every sequence is a plausible token stream of its vocabulary).
+fn prompts(tokens: &[u32], lens: &[usize]) -> Vec<Vec<u32>> {
+    lens.iter().enumerate().map(|(s, &n)| (0..n).map(|i| tokens[(s * 5 + i) % tokens.len()]).collect()).collect()
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    row.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Per sequence: the logits of every prompt position, then of each decode step (greedy).
+type Rows = Vec<Vec<Vec<u32>>>;
+
+fn alone(load: &dyn Fn(usize) -> Box<dyn AnyModel>, prompts: &[Vec<u32>]) -> Rows {
+    prompts
+        .iter()
+        .map(|p| {
+            let mut m = load(1);
+            let n_vocab = m.hp().n_vocab;
+            let l = m.forward(p, &mut NoTaps).unwrap();
+            let mut rows: Vec<Vec<u32>> = l.chunks(n_vocab).map(bits).collect();
+            let mut next = argmax(&l[l.len() - n_vocab..]);
+            for _ in 0..STEPS {
+                let l = m.forward(&[next], &mut NoTaps).unwrap();
+                next = argmax(&l);
+                rows.push(bits(&l));
+            }
+            rows
+        })
+        .collect()
+}
+
+fn together(load: &dyn Fn(usize) -> Box<dyn AnyModel>, prompts: &[Vec<u32>]) -> Rows {
+    let n_seq = prompts.len();
+    let mut m = load(n_seq);
+    let n_vocab = m.hp().n_vocab;
+    // Rows interleaved round-robin: s0 t0, s1 t0, ..., s0 t1, ... (a sequence's rows are not adjacent).
+    let mut batch = BatchRows::default();
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..longest {
+        for (s, p) in prompts.iter().enumerate() {
+            if let Some(&t) = p.get(i) {
+                batch.tokens.push(t);
+                batch.pos.push(i as u32);
+                batch.seq.push(s as u32);
+                batch.logits.push(true);
+            }
+        }
+    }
+    let l = m.decode(&batch, &mut NoTaps).unwrap();
+    let mut rows: Rows = vec![Vec::new(); n_seq];
+    let mut last = vec![0u32; n_seq];
+    for (i, &r) in l.rows.iter().enumerate() {
+        let s = batch.seq[r as usize] as usize;
+        rows[s].push(bits(l.row(i)));
+        last[s] = argmax(l.row(i));
+    }
+    for _ in 0..STEPS {
+        let step = BatchRows {
+            tokens: last.clone(),
+            pos: (0..n_seq).map(|s| m.n_past_of(s) as u32).collect(),
+            seq: (0..n_seq as u32).collect(),
+            logits: vec![true; n_seq],
+        };
+        let l = m.decode(&step, &mut NoTaps).unwrap();
+        assert_eq!(l.rows.len(), n_seq);
+        for s in 0..n_seq {
+            rows[s].push(bits(l.row(s)));
+            last[s] = argmax(l.row(s));
+        }
+        let _ = n_vocab;
+    }
+    rows
+}
+
+/// Every `models` case whose name contains `filter`, on its numerics' CPU column.
+fn check(filter: &str, lens: &[usize]) {
+    let dir = paths::goldens_dir().join("models");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let (mut checked, mut failures) = (0, Vec::new());
+    for path in files {
+        let case = load_case_file(&path).unwrap().expect("a case");
+        let CaseKind::Model(mc) = &case.kind else { continue };
+        if !case.name.contains(filter) {
+            continue;
+        }
+        let backend = case.backends[0];
+        if let Some(reason) = case.not_run_reason(backend) {
+            panic!("{}: cannot run: {reason}", case.name);
+        }
+        let (f, _) = mc.file.file.load().unwrap();
+        let column = backend.column();
+        let n_ctx = lens.iter().max().unwrap() + STEPS + 1;
+        let load = |n_seq: usize| -> Box<dyn AnyModel> {
+            column.load(&f, &LoadOpts { n_ctx: Some(n_ctx), n_seq: Some(n_seq), kv_type: None }).unwrap()
+        };
+        let ps = prompts(&mc.file.tokens, lens);
+        let (a, t) = (alone(&load, &ps), together(&load, &ps));
+        for s in 0..ps.len() {
+            if let Some(i) = (0..a[s].len()).find(|&i| a[s][i] != t[s][i]) {
+                failures.push(format!(
+                    "{} on {column}: sequence {s} (length {}) row {i} differs batched vs alone",
+                    case.name, lens[s]
+                ));
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no models case matches {filter:?}");
+    assert!(failures.is_empty(), "{} of {checked} cases differ:\n{}", failures.len(), failures.join("\n"));
+    eprintln!("{checked} cases: every row bit-identical batched ({} sequences) and alone", lens.len());
+}
+
+#[test]
+fn four_sequences_synthetic_models() {
+    // 12 rows: the k-quant matmul's 8-row switch applies to that sequence alone.
+    check("-synth-", &[3, 12, 1, 6]);
+}
+
+#[test]
+fn two_sequences_synthetic_models() {
+    check("-synth-", &[9, 2]);
+}
+
+#[test]
+fn four_sequences_smollm2() {
+    check("smollm2-135m-q4_1-", &[5, 1, 10, 3]);
+}
+
+#[test]
+fn two_sequences_gemma3() {
+    check("gemma3-270m-q4_k_m-", &[2, 9]);
+}
