@@ -178,28 +178,19 @@ impl Ops for Cpu {
                 ));
             }
         }
-        b.check_kv(&kv.spec)?;
-        let (kc, vc) = (kv.spec.k_cols, kv.spec.v_cols);
-        let cols = p.n_head * p.v_head_dim;
-        let data = b.per_seq(&q.data, q.cols, cols, |s, qs, q_pos| {
-            let (k, v) = kv.f32s(il, s.seq, s.n_kv);
-            let kv_pos: Vec<u32> = (0..s.n_kv as u32).collect();
-            let n_q = q_pos.len();
-            p.check_shapes((n_q, q.cols), (s.n_kv, kc), (s.n_kv, vc), n_q, s.n_kv)?;
-            Ok(attention_impl(qs, n_q, &k, &v, s.n_kv, q_pos, &kv_pos, p, sinks.map(|s| s.data.as_slice())))
+        let sk = sinks.map(|s| s.data.as_slice());
+        let data = b.attend(kv, il, &q.data, q.cols, p, |view, qs, q_pos, kv_pos| {
+            let (k, v) = view.f32s();
+            attention_impl(qs, q_pos.len(), &k, &v, view.n_kv, q_pos, kv_pos, p, sk)
         })?;
-        Ok(CpuTensor { rows: q.rows, cols, data })
+        Ok(CpuTensor { rows: q.rows, cols: p.n_head * p.v_head_dim, data })
     }
 
     fn output_rows(&self, x: CpuTensor, b: &CpuBatch) -> Result<CpuTensor> {
-        if x.rows != b.rows.len() {
-            return Err(shape_err("output_rows", format!("{} rows for a batch of {}", x.rows, b.rows.len())));
-        }
-        if b.all_outputs() {
-            return Ok(x);
-        }
-        let data = b.output_rows(&x.data, x.cols);
-        Ok(CpuTensor { rows: data.len() / x.cols.max(1), cols: x.cols, data })
+        Ok(match b.select_outputs(&x.data, x.rows, x.cols)? {
+            Some(data) => CpuTensor { rows: data.len() / x.cols.max(1), cols: x.cols, data },
+            None => x,
+        })
     }
 
     fn argmax(&self, x: &CpuTensor) -> Result<Vec<u32>> {

@@ -400,30 +400,22 @@ impl Ops for CpuFast {
         if let Some(s) = sinks {
             self.one_d("attention sinks", s, p.n_head)?;
         }
-        b.check_kv(&kv.spec)?;
-        let (kc, vc) = (kv.spec.k_cols, kv.spec.v_cols);
-        let cols = p.n_head * p.v_head_dim;
-        let simd = self.simd();
-        let data = b.per_seq(&q.f32s(), q.cols, cols, |s, qs, q_pos| {
-            let (k, v) = kv.f16s(il, s.seq, s.n_kv);
-            let kv_pos: Vec<u32> = (0..s.n_kv as u32).collect();
-            let n_q = q_pos.len();
-            p.check_shapes((n_q, q.cols), (s.n_kv, kc), (s.n_kv, vc), n_q, s.n_kv)?;
-            let sk = sinks.map(|s| s.f32.as_slice());
-            Ok(attn::attention_sinks(simd, qs, n_q, &k, &v, s.n_kv, q_pos, &kv_pos, p, sk))
+        let (simd, sk) = (self.simd(), sinks.map(|s| s.f32.as_slice()));
+        // Per sequence, so the kernel's one-row / batch switch (as llama.cpp's) sees that
+        // sequence's rows only.
+        let data = b.attend(kv, il, &q.f32s(), q.cols, p, |view, qs, q_pos, kv_pos| {
+            let (k, v) = view.f16s();
+            attn::attention_sinks(simd, qs, q_pos.len(), &k, &v, view.n_kv, q_pos, kv_pos, p, sk)
         })?;
-        Ok(FastTensor::new(q.rows, cols, data))
+        Ok(FastTensor::new(q.rows, p.n_head * p.v_head_dim, data))
     }
 
     fn output_rows(&self, x: FastTensor, b: &CpuBatch) -> Result<FastTensor> {
-        if x.rows != b.rows.len() {
-            return Err(shape_err("output_rows", format!("{} rows for a batch of {}", x.rows, b.rows.len())));
-        }
-        if b.all_outputs() {
-            return Ok(x);
-        }
-        let data = b.output_rows(&x.f32s(), x.cols);
-        Ok(FastTensor::new(data.len() / x.cols.max(1), x.cols, data))
+        let sel = b.select_outputs(&x.f32s(), x.rows, x.cols)?;
+        Ok(match sel {
+            Some(data) => FastTensor::new(data.len() / x.cols.max(1), x.cols, data),
+            None => x,
+        })
     }
 
     fn argmax(&self, x: &FastTensor) -> Result<Vec<u32>> {

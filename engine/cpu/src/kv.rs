@@ -154,6 +154,25 @@ impl CpuKv {
     }
 }
 
+/// One sequence's slots `0..n_kv` of one layer of a cache.
+#[derive(Debug, Clone, Copy)]
+pub struct KvView<'k> {
+    kv: &'k CpuKv,
+    il: usize,
+    seq: usize,
+    pub n_kv: usize,
+}
+
+impl<'k> KvView<'k> {
+    pub fn f32s(&self) -> (Cow<'k, [f32]>, Cow<'k, [f32]>) {
+        self.kv.f32s(self.il, self.seq, self.n_kv)
+    }
+
+    pub fn f16s(&self) -> (Cow<'k, [u16]>, Cow<'k, [u16]>) {
+        self.kv.f16s(self.il, self.seq, self.n_kv)
+    }
+}
+
 /// One sequence's rows in a batch.
 #[derive(Debug, Clone)]
 pub struct SeqRows {
@@ -251,6 +270,37 @@ impl CpuBatch {
             }
         }
         Ok(out)
+    }
+
+    /// Attention of `q` (`[rows, q_cols]`) over layer `il` of `kv`, split by sequence: checks
+    /// the batch against the cache and every sequence's shapes, then `f(view, q rows of the
+    /// sequence, their positions, slot positions 0..n_kv)` computes one sequence's output rows.
+    pub fn attend<'k>(
+        &self,
+        kv: &'k CpuKv,
+        il: usize,
+        q: &[f32],
+        q_cols: usize,
+        p: &crate::ops::AttnParams,
+        mut f: impl FnMut(KvView<'k>, &[f32], &[u32], &[u32]) -> Vec<f32>,
+    ) -> Result<Vec<f32>> {
+        self.check_kv(&kv.spec)?;
+        let (kc, vc) = (kv.spec.k_cols, kv.spec.v_cols);
+        self.per_seq(q, q_cols, p.n_head * p.v_head_dim, |s, qs, q_pos| {
+            let n_q = q_pos.len();
+            p.check_shapes((n_q, q_cols), (s.n_kv, kc), (s.n_kv, vc), n_q, s.n_kv)?;
+            let kv_pos: Vec<u32> = (0..s.n_kv as u32).collect();
+            Ok(f(KvView { kv, il, seq: s.seq, n_kv: s.n_kv }, qs, q_pos, &kv_pos))
+        })
+    }
+
+    /// The rows of `x` (`[rows, cols]`, one per batch row) whose logits are wanted: `None` when
+    /// all are (the caller keeps `x`).
+    pub fn select_outputs(&self, x: &[f32], rows: usize, cols: usize) -> Result<Option<Vec<f32>>> {
+        if rows != self.rows.len() {
+            return Err(Error::Invalid(format!("output_rows: {rows} rows for a batch of {}", self.rows.len())));
+        }
+        Ok((!self.all_outputs()).then(|| self.output_rows(x, cols)))
     }
 
     /// Rows of `x` (`cols` wide, one per batch row) whose logits are wanted.
