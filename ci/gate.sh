@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 fixtures/fetch.py
-cargo build --release --locked -p orcd-conformance --bin orcd-gate -p orcd-engine --bin worker-orcd
+cargo build --release --locked -p orcd-conformance --bin orcd-gate -p worker-orcd --bin worker-orcd
 ./target/release/orcd-gate run --out "${1:-reports}"
