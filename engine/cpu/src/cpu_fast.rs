@@ -34,6 +34,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use crate::gguf::{GgmlType, GgufFile, TensorInfo};
+use crate::arena;
 use crate::kv::{argmax_rows, top_k_rows, CpuBatch, CpuKv};
 use crate::ops::{
     broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, BatchRows, Index, KvSpec, KvType, Ops, RopeParams,
@@ -57,6 +58,15 @@ pub struct FastTensor {
     pub rows: usize,
     pub cols: usize,
     pub data: Store,
+}
+
+/// Activations come from the arena and go back to it ([`crate::arena`]).
+impl Drop for FastTensor {
+    fn drop(&mut self) {
+        if let Store::F32(v) = &mut self.data {
+            arena::give(std::mem::take(v));
+        }
+    }
 }
 
 impl FastTensor {
@@ -339,7 +349,7 @@ impl Ops for CpuFast {
         if rows * cols != data.len() {
             return Err(Error::Invalid(format!("tensor [{rows}, {cols}] given {} values", data.len())));
         }
-        Ok(FastTensor::new(rows, cols, data.to_vec()))
+        Ok(FastTensor::new(rows, cols, arena::copy_of(data)))
     }
 
     fn shape(&self, t: &FastTensor) -> (usize, usize) {
@@ -350,11 +360,12 @@ impl Ops for CpuFast {
         Ok(t.f32s().into_owned())
     }
 
-    fn reshape(&self, t: FastTensor, rows: usize, cols: usize) -> Result<FastTensor> {
+    fn reshape(&self, mut t: FastTensor, rows: usize, cols: usize) -> Result<FastTensor> {
         if rows * cols != t.rows * t.cols {
             return Err(shape_err("reshape", format!("[{}, {}] to [{rows}, {cols}]", t.rows, t.cols)));
         }
-        Ok(FastTensor { rows, cols, data: t.data })
+        let data = std::mem::replace(&mut t.data, Store::F32(Vec::new()));
+        Ok(FastTensor { rows, cols, data })
     }
 
     fn weight_dims(&self, w: &FastWeight) -> Vec<u64> {
@@ -428,14 +439,16 @@ impl Ops for CpuFast {
 
     fn act(&self, x: &FastTensor, act: Act) -> Result<FastTensor> {
         // act(x) · 1 (exact: multiplying by 1.0 changes nothing).
-        let ones = FastTensor::new(x.rows, x.cols, vec![1.0; x.rows * x.cols]);
+        let mut ones = arena::take(x.rows * x.cols);
+        ones.iter_mut().for_each(|v| *v = 1.0);
+        let ones = FastTensor::new(x.rows, x.cols, ones);
         self.glu(x, &ones, act)
     }
 
     fn get_rows(&self, w: &FastWeight, b: &CpuBatch, index: Index) -> Result<FastTensor> {
         let ids = b.ids(index);
         let cols = w.ne0;
-        let mut data = vec![0f32; ids.len() * cols];
+        let mut data = arena::take(ids.len() * cols);
         for (i, &id) in ids.iter().enumerate() {
             let id = id as usize;
             if id >= w.rows {
@@ -455,7 +468,7 @@ impl Ops for CpuFast {
     }
 
     fn rms_norm(&self, x: &FastTensor, eps: f32) -> Result<FastTensor> {
-        let mut data = x.f32s().into_owned();
+        let mut data = arena::copy_of(&x.f32s());
         for row in data.chunks_mut(x.cols.max(1)) {
             let sum: f64 = row.iter().map(|&v| f64::from(v * v)).sum();
             let mean = (sum / row.len() as f64) as f32;
@@ -468,7 +481,7 @@ impl Ops for CpuFast {
     }
 
     fn layer_norm(&self, x: &FastTensor, eps: f32) -> Result<FastTensor> {
-        let mut data = x.f32s().into_owned();
+        let mut data = arena::copy_of(&x.f32s());
         for row in data.chunks_mut(x.cols.max(1)) {
             let n = row.len() as f64;
             let mean = (row.iter().map(|&v| f64::from(v)).sum::<f64>() / n) as f32;
@@ -487,14 +500,14 @@ impl Ops for CpuFast {
 
     fn mul_row(&self, x: &FastTensor, w: &FastWeight) -> Result<FastTensor> {
         self.one_d("mul_row", w, x.cols)?;
-        let mut data = x.f32s().into_owned();
+        let mut data = arena::copy_of(&x.f32s());
         broadcast_row(&mut data, x.cols, &w.f32, |v, g| *v *= g);
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
 
     fn add_row(&self, x: &FastTensor, b: &FastWeight) -> Result<FastTensor> {
         self.one_d("add_row", b, x.cols)?;
-        let mut data = x.f32s().into_owned();
+        let mut data = arena::copy_of(&x.f32s());
         broadcast_row(&mut data, x.cols, &b.f32, |v, g| *v += g);
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
@@ -503,12 +516,12 @@ impl Ops for CpuFast {
         if (a.rows, a.cols) != (b.rows, b.cols) {
             return Err(shape_err("add", format!("[{}, {}] + [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
         }
-        let data = a.f32s().iter().zip(b.f32s().iter()).map(|(x, y)| x + y).collect();
+        let data = arena::zip(&a.f32s(), &b.f32s(), |x, y| x + y);
         Ok(FastTensor::new(a.rows, a.cols, data))
     }
 
     fn scale(&self, x: &FastTensor, s: f32) -> Result<FastTensor> {
-        Ok(FastTensor::new(x.rows, x.cols, x.f32s().iter().map(|v| v * s).collect()))
+        Ok(FastTensor::new(x.rows, x.cols, arena::map(&x.f32s(), |v| v * s)))
     }
 
     /// The k-quant kernel's formula is picked per row by the row count of the row's own
@@ -537,7 +550,7 @@ impl Ops for CpuFast {
         let pos = &b.rows.pos[..];
         p.check_shapes((x.rows, x.cols), n_head, head_dim, pos.len())?;
         let half = p.n_rot / 2;
-        let mut data = x.f32s().into_owned();
+        let mut data = arena::copy_of(&x.f32s());
         let theta_scale = p.freq_base.powf(-2.0 / p.n_rot as f32);
         let mut cache = vec![(0f32, 0f32); half];
         let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base));
@@ -582,7 +595,8 @@ impl Ops for CpuFast {
         }
         let l = logits.f32s();
         let mut ids = Vec::with_capacity(logits.rows * k);
-        let mut w = Vec::with_capacity(logits.rows * k);
+        let mut w = arena::take(logits.rows * k);
+        w.clear();
         for row in l.chunks(logits.cols.max(1)) {
             let top = top_k_desc(row, k);
             let max = row[top[0]];
@@ -619,16 +633,16 @@ impl Ops for CpuFast {
         };
         let rb = w.row_bytes();
         let xs = x.f32s();
-        let mut out = vec![0f32; ids.len() * m];
+        let mut out = arena::take(ids.len() * m);
         for e in 0..n_exp {
             let rows: Vec<usize> = (0..ids.len()).filter(|&r| ids[r] as usize == e).collect();
             if rows.is_empty() {
                 continue;
             }
-            let mut xe = Vec::with_capacity(rows.len() * kin);
-            for &r in &rows {
+            let mut xe = arena::take(rows.len() * kin);
+            for (i, &r) in rows.iter().enumerate() {
                 let xr = if shared { r / k } else { r };
-                xe.extend_from_slice(&xs[xr * kin..(xr + 1) * kin]);
+                xe[i * kin..(i + 1) * kin].copy_from_slice(&xs[xr * kin..(xr + 1) * kin]);
             }
             let y = if kind == ActKind::F32 {
                 matmul::matmul_f32(&w.f32[e * m * kin..(e + 1) * m * kin], kin, m, &xe, rows.len())
@@ -647,6 +661,8 @@ impl Ops for CpuFast {
                     }
                 }
             }
+            arena::give(y);
+            arena::give(xe);
         }
         Ok(FastTensor::new(ids.len(), m, out))
     }
@@ -659,16 +675,11 @@ impl Ops for CpuFast {
                 format!("gate [{}, {}], up [{}, {}]", gate.rows, gate.cols, up.rows, up.cols),
             ));
         }
-        let data = gate
-            .f32s()
-            .iter()
-            .zip(up.f32s().iter())
-            .map(|(&g, &u)| {
-                let x = g.min(limit);
-                let y = u.clamp(-limit, limit);
-                x / (1.0 + (alpha * -x).exp()) * (y + 1.0)
-            })
-            .collect();
+        let data = arena::zip(&gate.f32s(), &up.f32s(), |g, u| {
+            let x = g.min(limit);
+            let y = u.clamp(-limit, limit);
+            x / (1.0 + (alpha * -x).exp()) * (y + 1.0)
+        });
         Ok(FastTensor::new(gate.rows, gate.cols, data))
     }
 
@@ -685,7 +696,7 @@ impl Ops for CpuFast {
         }
         let (ex, wt) = (experts.f32s(), weights.f32s());
         let e = experts.cols;
-        let mut data = vec![0f32; weights.rows * e];
+        let mut data = arena::take(weights.rows * e);
         for (t, out) in data.chunks_mut(e.max(1)).enumerate() {
             for j in 0..k {
                 let wj = wt[t * k + j];
@@ -708,7 +719,7 @@ impl Ops for CpuFast {
         let (g, u) = (gate.f32s(), up.f32s());
         let data = match act {
             Act::Silu => {
-                let mut out = vec![0f32; g.len()];
+                let mut out = arena::take(g.len());
                 let cols = gate.cols.max(1);
                 for ((o, g), u) in out.chunks_mut(cols).zip(g.chunks(cols)).zip(u.chunks(cols)) {
                     #[cfg(target_arch = "x86_64")]
@@ -723,7 +734,7 @@ impl Ops for CpuFast {
             }
             Act::Gelu => {
                 let t = gelu_table();
-                g.iter().zip(u.iter()).map(|(&g, &u)| gelu(g, t) * u).collect()
+                arena::zip(&g, &u, |g, u| gelu(g, t) * u)
             }
         };
         Ok(FastTensor::new(gate.rows, gate.cols, data))
@@ -731,7 +742,7 @@ impl Ops for CpuFast {
 
     fn softcap(&self, x: &FastTensor, cap: f32) -> Result<FastTensor> {
         let inv = 1.0 / cap;
-        Ok(FastTensor::new(x.rows, x.cols, x.f32s().iter().map(|&v| (v * inv).tanh() * cap).collect()))
+        Ok(FastTensor::new(x.rows, x.cols, arena::map(&x.f32s(), |v| (v * inv).tanh() * cap)))
     }
 
     fn slice_cols(&self, x: &FastTensor, start: usize, len: usize) -> Result<FastTensor> {
@@ -739,9 +750,9 @@ impl Ops for CpuFast {
             return Err(shape_err("slice_cols", format!("[{start}, {}) of {} columns", start + len, x.cols)));
         }
         let xs = x.f32s();
-        let mut data = Vec::with_capacity(x.rows * len);
-        for r in 0..x.rows {
-            data.extend_from_slice(&xs[r * x.cols + start..r * x.cols + start + len]);
+        let mut data = arena::take(x.rows * len);
+        for (r, o) in data.chunks_exact_mut(len.max(1)).enumerate() {
+            o.copy_from_slice(&xs[r * x.cols + start..r * x.cols + start + len]);
         }
         Ok(FastTensor::new(x.rows, len, data))
     }

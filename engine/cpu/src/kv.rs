@@ -258,16 +258,18 @@ impl CpuBatch {
                 return f(s, q, &s.pos);
             }
         }
-        let mut out = vec![0f32; n * out_cols];
+        let mut out = crate::arena::take(n * out_cols);
         for s in &self.seqs {
-            let mut qs = Vec::with_capacity(s.rows.len() * q_cols);
-            for &r in &s.rows {
-                qs.extend_from_slice(&q[r * q_cols..(r + 1) * q_cols]);
+            let mut qs = crate::arena::take(s.rows.len() * q_cols);
+            for (i, &r) in s.rows.iter().enumerate() {
+                qs[i * q_cols..(i + 1) * q_cols].copy_from_slice(&q[r * q_cols..(r + 1) * q_cols]);
             }
             let o = f(s, &qs, &s.pos)?;
             for (i, &r) in s.rows.iter().enumerate() {
                 out[r * out_cols..(r + 1) * out_cols].copy_from_slice(&o[i * out_cols..(i + 1) * out_cols]);
             }
+            crate::arena::give(o);
+            crate::arena::give(qs);
         }
         Ok(out)
     }

@@ -8,6 +8,7 @@
 // The engine's modules under the paths this code has always used (`crate::ops`, …).
 pub(crate) use orcd_engine::{faults, gguf, ops, quant, Error, Result};
 
+pub mod arena;
 pub mod cpu;
 pub mod cpu_fast;
 pub mod kv;

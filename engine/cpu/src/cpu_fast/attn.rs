@@ -311,7 +311,7 @@ pub fn attention_sinks(
         (0..p.n_head).map(head).collect()
     };
     let cols = p.n_head * vd;
-    let mut data = vec![0f32; n_q * cols];
+    let mut data = crate::arena::take(n_q * cols);
     for (h, hv) in heads.iter().enumerate() {
         for i in 0..n_q {
             data[i * cols + h * vd..i * cols + (h + 1) * vd].copy_from_slice(&hv[i * vd..(i + 1) * vd]);

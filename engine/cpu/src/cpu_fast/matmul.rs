@@ -293,7 +293,7 @@ fn rows_per_task(m: usize, k: usize, n: usize) -> usize {
 pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec<f32> {
     let n = seq_rows.len();
     let (m, k) = (w.m, w.k);
-    let mut out_t = vec![0f32; m * n]; // [weight row][input row]
+    let mut out_t = crate::arena::take(m * n); // [weight row][input row]
     if m == 0 || n == 0 {
         return out_t;
     }
@@ -368,7 +368,7 @@ pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec
 
 /// f32 weights (`m` rows of `k`): plain f32 dot products.
 pub fn matmul_f32(wd: &[f32], k: usize, m: usize, x: &[f32], n: usize) -> Vec<f32> {
-    let mut out_t = vec![0f32; m * n];
+    let mut out_t = crate::arena::take(m * n);
     if m == 0 || n == 0 {
         return out_t;
     }
@@ -392,11 +392,12 @@ fn transpose(a: Vec<f32>, m: usize, n: usize) -> Vec<f32> {
     if n == 1 {
         return a;
     }
-    let mut out = vec![0f32; m * n];
+    let mut out = crate::arena::take(m * n);
     for j in 0..m {
         for t in 0..n {
             out[t * m + j] = a[j * n + t];
         }
     }
+    crate::arena::give(a);
     out
 }
