@@ -559,6 +559,7 @@ pub(crate) fn attention_impl(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     fn t(rows: usize, cols: usize, data: Vec<f32>) -> CpuTensor {
         CpuTensor { rows, cols, data }
@@ -585,40 +586,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rope_pairing_normal_vs_neox() {
+    /// `rotated` is the dim that dim 0 rotates into, `still` one that stays 0.
+    #[rstest]
+    // normal: dims (0,1) rotate together → x1 = sin(1)
+    #[case::normal(RopeStyle::Normal, 1, 2)]
+    // neox: dims (0,2) rotate together → x2 = sin(1)
+    #[case::neox(RopeStyle::Neox, 2, 1)]
+    fn rope_pairing_normal_vs_neox(#[case] style: RopeStyle, #[case] rotated: usize, #[case] still: usize) {
         // One head of 4 dims at position 1, base 1: theta_0 = 1 rad, theta_1 = 1 rad^(1/2)... check pairs.
         let x = t(1, 4, vec![1.0, 0.0, 0.0, 0.0]);
-        let p = RopeParams {
-            style: RopeStyle::Normal,
-            n_rot: 4,
-            freq_base: 10000.0,
-            freq_scale: 1.0,
-            yarn: None,
-            freq_factors: None,
-        };
+        let p = RopeParams { style, n_rot: 4, freq_base: 10000.0, freq_scale: 1.0, yarn: None, freq_factors: None };
         let n = Cpu.rope(&x, 1, 4, &at(&[1]), &p).unwrap();
-        // normal: dims (0,1) rotate together → x1 = sin(1)
-        assert!((n.data[1] - 1f32.sin()).abs() < 1e-6 && n.data[2] == 0.0);
-        let p = RopeParams { style: RopeStyle::Neox, ..p };
-        let n = Cpu.rope(&x, 1, 4, &at(&[1]), &p).unwrap();
-        // neox: dims (0,2) rotate together → x2 = sin(1)
-        assert!((n.data[2] - 1f32.sin()).abs() < 1e-6 && n.data[1] == 0.0);
+        assert!((n.data[rotated] - 1f32.sin()).abs() < 1e-6 && n.data[still] == 0.0);
     }
 
-    #[test]
-    fn attention_is_causal_and_windowed() {
+    #[rstest]
+    #[case::causal(None, vec![0.0, 0.5, 1.0])]
+    #[case::window_1(Some(1), vec![0.0, 1.0, 2.0])]
+    fn attention_is_causal_and_windowed(#[case] window: Option<usize>, #[case] want: Vec<f32>) {
         // 1 head, dim 1; values = position; query sees only itself and the past.
         let q = t(3, 1, vec![0.0; 3]);
         let k = t(3, 1, vec![0.0; 3]);
         let v = t(3, 1, vec![0.0, 1.0, 2.0]);
-        let p =
-            AttnParams { n_head: 1, n_head_kv: 1, head_dim: 1, v_head_dim: 1, scale: 1.0, window: None, softcap: None };
+        let p = AttnParams { n_head: 1, n_head_kv: 1, head_dim: 1, v_head_dim: 1, scale: 1.0, window, softcap: None };
         let o = crate::ops::attend_explicit(&Cpu, &q, &k, &v, &[0, 1, 2], &p, None).unwrap();
-        assert_eq!(o.data, vec![0.0, 0.5, 1.0]);
-        let p = AttnParams { window: Some(1), ..p };
-        let o = crate::ops::attend_explicit(&Cpu, &q, &k, &v, &[0, 1, 2], &p, None).unwrap();
-        assert_eq!(o.data, vec![0.0, 1.0, 2.0]);
+        assert_eq!(o.data, want);
     }
 
     #[test]

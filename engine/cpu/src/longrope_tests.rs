@@ -1,6 +1,7 @@
 //! LongRoPE (phi3's `rope_factors_*`): both CPU backends against ggml's rope with frequency
 //! factors written out in f64 — pair `i`'s angle `p · base^(-2i/n_rot) / ff[i]`, then ggml's
-//! rope_yarn (the YaRN blend when `ext_factor` ≠ 0) and cos/sin times mscale.
+//! rope_yarn (the YaRN blend when `ext_factor` ≠ 0) and cos/sin times mscale. Each test takes
+//! the backend as an `rstest` case (`exact`: `Cpu`, `fast`: `CpuFast`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,7 +9,9 @@ use std::sync::Arc;
 
 use super::cpu::Cpu;
 use super::cpu_fast::CpuFast;
+use crate::kv::CpuBatch;
 use crate::ops::{Ops, RopeParams, RopeStyle, Yarn};
+use rstest::rstest;
 
 /// A CPU batch of sequence 0 at `pos` (op tests).
 #[allow(dead_code)]
@@ -66,56 +69,74 @@ fn formula(x: &[f32], n_head: usize, hd: usize, pos: &[u32], p: &RopeParams) -> 
     out
 }
 
-fn check(p: &RopeParams) {
-    let (n_head, hd) = (3, 32);
-    let pos = [0u32, 1, 7, 300, 4000, 70_000];
-    let x = signal(pos.len() * n_head * hd, 5);
-    let want = formula(&x, n_head, hd, &pos, p);
-    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), p).unwrap();
-    let f = CpuFast
-        .rope(&CpuFast.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), p)
-        .unwrap();
-    let (ne, nf) = (nmse(&Cpu.to_host(&e).unwrap(), &want), nmse(&CpuFast.to_host(&f).unwrap(), &want));
-    assert!(ne <= 1e-12, "exact NMSE {ne:.2e} for {p:?}");
-    assert!(nf <= 1e-7, "fast NMSE {nf:.2e} for {p:?}");
-}
-
 fn factors(n: usize, lo: f32, hi: f32) -> Arc<[f32]> {
     signal(n, 11).iter().map(|v| lo + (v + 1.0) * 0.5 * (hi - lo)).collect()
 }
 
-#[test]
-fn longrope_factors_and_attn_factor_match_ggml_formula() {
-    let plain = RopeParams {
+fn plain() -> RopeParams {
+    RopeParams {
         style: RopeStyle::Neox,
         n_rot: 32,
         freq_base: 10_000.0,
         freq_scale: 1.0,
         yarn: None,
         freq_factors: Some(factors(16, 1.0, 4.0)),
-    };
-    check(&plain);
-    // phi3: rope.scaling.attn_factor as ggml's mscale with ext_factor 0.
+    }
+}
+
+/// phi3: rope.scaling.attn_factor as ggml's mscale with ext_factor 0.
+fn attn_factor() -> RopeParams {
     let af = Yarn { ext_factor: 0.0, attn_factor: 1.19, beta_fast: 32.0, beta_slow: 1.0, n_ctx_orig: 4096 };
-    check(&RopeParams { yarn: Some(af), ..plain.clone() });
-    check(&RopeParams { yarn: Some(af), freq_factors: Some(factors(16, 1.0, 40.0)), ..plain.clone() });
-    // Factors under YaRN's blend and a linear scale (ggml divides before rope_yarn).
-    let y = Yarn { ext_factor: 1.0, ..af };
-    check(&RopeParams { yarn: Some(y), freq_scale: 0.25, ..plain.clone() });
-    // Factors of 1 change nothing, bit for bit.
+    RopeParams { yarn: Some(af), ..plain() }
+}
+
+fn attn_factor_large_factors() -> RopeParams {
+    RopeParams { freq_factors: Some(factors(16, 1.0, 40.0)), ..attn_factor() }
+}
+
+/// Factors under YaRN's blend and a linear scale (ggml divides before rope_yarn).
+fn yarn_linear() -> RopeParams {
+    let af = attn_factor().yarn.unwrap();
+    RopeParams { yarn: Some(Yarn { ext_factor: 1.0, ..af }), freq_scale: 0.25, ..plain() }
+}
+
+#[rstest]
+#[case::exact(Cpu, 1e-12)]
+#[case::fast(CpuFast, 1e-7)]
+fn longrope_factors_and_attn_factor_match_ggml_formula<B: Ops<Batch = CpuBatch>>(
+    #[case] b: B,
+    #[case] tol: f64,
+    #[values(plain(), attn_factor(), attn_factor_large_factors(), yarn_linear())] p: RopeParams,
+) {
+    let (n_head, hd) = (3, 32);
+    let pos = [0u32, 1, 7, 300, 4000, 70_000];
+    let x = signal(pos.len() * n_head * hd, 5);
+    let want = formula(&x, n_head, hd, &pos, &p);
+    let e = b.rope(&b.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), &p).unwrap();
+    let n = nmse(&b.to_host(&e).unwrap(), &want);
+    assert!(n <= tol, "{} NMSE {n:.2e} for {p:?}", b.name());
+}
+
+/// Factors of 1 change nothing, bit for bit.
+#[rstest]
+#[case::exact(Cpu)]
+#[case::fast(CpuFast)]
+fn longrope_unit_factors_change_nothing<B: Ops<Batch = CpuBatch>>(#[case] b: B) {
     let x = signal(4 * 32, 3);
     let pos = [0u32, 3, 90, 2000];
-    let ones = RopeParams { freq_factors: Some(vec![1.0; 16].into()), ..plain.clone() };
-    let none = RopeParams { freq_factors: None, ..plain.clone() };
+    let ones = RopeParams { freq_factors: Some(vec![1.0; 16].into()), ..plain() };
+    let none = RopeParams { freq_factors: None, ..plain() };
     let run = |p: &RopeParams| {
-        let t = CpuFast.tensor_from_host(4, 32, &x).unwrap();
-        CpuFast.to_host(&CpuFast.rope(&t, 1, 32, &b_at(&pos), p).unwrap()).unwrap()
+        let t = b.tensor_from_host(4, 32, &x).unwrap();
+        b.to_host(&b.rope(&t, 1, 32, &b_at(&pos), p).unwrap()).unwrap()
     };
     assert_eq!(run(&ones), run(&none));
 }
 
-#[test]
-fn longrope_factor_count_is_checked() {
+#[rstest]
+#[case::exact(Cpu)]
+#[case::fast(CpuFast)]
+fn longrope_factor_count_is_checked<B: Ops<Batch = CpuBatch>>(#[case] b: B) {
     let p = RopeParams {
         style: RopeStyle::Neox,
         n_rot: 32,
@@ -125,6 +146,5 @@ fn longrope_factor_count_is_checked() {
         freq_factors: Some(vec![1.0; 15].into()),
     };
     let x = signal(32, 1);
-    assert!(Cpu.rope(&Cpu.tensor_from_host(1, 32, &x).unwrap(), 1, 32, &b_at(&[0]), &p).is_err());
-    assert!(CpuFast.rope(&CpuFast.tensor_from_host(1, 32, &x).unwrap(), 1, 32, &b_at(&[0]), &p).is_err());
+    assert!(b.rope(&b.tensor_from_host(1, 32, &x).unwrap(), 1, 32, &b_at(&[0]), &p).is_err());
 }

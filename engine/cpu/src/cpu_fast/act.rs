@@ -152,6 +152,7 @@ pub fn quantize_q8k_fast(x: &[f32], out: &mut [Q8KBlock]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     fn signal(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
@@ -197,19 +198,17 @@ mod tests {
         assert_eq!(y[0].d, 1.0 / 63.5);
     }
 
-    #[test]
-    fn fast_variants_are_bit_identical() {
-        for seed in 0..8 {
-            let x = signal(1024, seed);
-            let (mut a, mut b) = (vec![Q8Block::default(); 32], vec![Q8Block::default(); 32]);
-            quantize_q8(&x, &mut a);
-            quantize_q8_fast(&x, &mut b);
-            assert_eq!(a, b);
-            let (mut a, mut b) = (vec![Q8KBlock::default(); 4], vec![Q8KBlock::default(); 4]);
-            quantize_q8k(&x, &mut a);
-            quantize_q8k_fast(&x, &mut b);
-            assert_eq!(a, b);
-        }
+    #[rstest]
+    fn fast_variants_are_bit_identical(#[values(0, 1, 2, 3, 4, 5, 6, 7)] seed: u32) {
+        let x = signal(1024, seed);
+        let (mut a, mut b) = (vec![Q8Block::default(); 32], vec![Q8Block::default(); 32]);
+        quantize_q8(&x, &mut a);
+        quantize_q8_fast(&x, &mut b);
+        assert_eq!(a, b);
+        let (mut a, mut b) = (vec![Q8KBlock::default(); 4], vec![Q8KBlock::default(); 4]);
+        quantize_q8k(&x, &mut a);
+        quantize_q8k_fast(&x, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -385,6 +385,7 @@ mod tests {
     use super::*;
     use crate::gguf::GgmlType;
     use crate::quant::dequantize;
+    use rstest::rstest;
 
     fn bytes(n: usize, seed: u64) -> Vec<u8> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -419,48 +420,63 @@ mod tests {
 
     /// Rebuilding the weights from the codes here with ggml's formulas gives the dequantizer's
     /// values (the dequantizer is bit-exact with gguf-py): the code decoders read the right bits.
-    #[test]
-    fn codes_match_dequantize() {
+    #[rstest]
+    #[case::q4_0(GgmlType::Q4_0)]
+    #[case::q5_1(GgmlType::Q5_1)]
+    #[case::q5_0(GgmlType::Q5_0)]
+    #[case::q2_k(GgmlType::Q2_K)]
+    #[case::q3_k(GgmlType::Q3_K)]
+    #[case::q4_k(GgmlType::Q4_K)]
+    #[case::q5_k(GgmlType::Q5_K)]
+    #[case::q6_k(GgmlType::Q6_K)]
+    fn codes_match_dequantize(#[case] ty: GgmlType, #[values(0, 1, 2, 3)] seed: u64) {
         let f = |b: &[u8], at| f16_at(b, at);
-        for seed in 0..4 {
-            let b = blocks(GgmlType::Q4_0, 1, seed, &[0]);
-            let q = nibbles(&b[2..18]);
-            let want = deq(GgmlType::Q4_0, &b, 32);
-            for j in 0..32 {
-                assert_eq!(want[j], (q[j] - 8) as f32 * f(&b, 0));
+        match ty {
+            GgmlType::Q4_0 => {
+                let b = blocks(GgmlType::Q4_0, 1, seed, &[0]);
+                let q = nibbles(&b[2..18]);
+                let want = deq(GgmlType::Q4_0, &b, 32);
+                for j in 0..32 {
+                    assert_eq!(want[j], (q[j] - 8) as f32 * f(&b, 0));
+                }
             }
-            let b = blocks(GgmlType::Q5_1, 1, seed, &[0, 2]);
-            let q = five_bits(&b[4..8], &b[8..24]);
-            let want = deq(GgmlType::Q5_1, &b, 32);
-            for j in 0..32 {
-                assert_eq!(want[j], q[j] as f32 * f(&b, 0) + f(&b, 2));
+            GgmlType::Q5_1 => {
+                let b = blocks(GgmlType::Q5_1, 1, seed, &[0, 2]);
+                let q = five_bits(&b[4..8], &b[8..24]);
+                let want = deq(GgmlType::Q5_1, &b, 32);
+                for j in 0..32 {
+                    assert_eq!(want[j], q[j] as f32 * f(&b, 0) + f(&b, 2));
+                }
             }
-            let b = blocks(GgmlType::Q5_0, 1, seed, &[0]);
-            let q = five_bits(&b[2..6], &b[6..22]);
-            let want = deq(GgmlType::Q5_0, &b, 32);
-            for j in 0..32 {
-                assert_eq!(want[j], (q[j] - 16) as f32 * f(&b, 0));
+            GgmlType::Q5_0 => {
+                let b = blocks(GgmlType::Q5_0, 1, seed, &[0]);
+                let q = five_bits(&b[2..6], &b[6..22]);
+                let want = deq(GgmlType::Q5_0, &b, 32);
+                for j in 0..32 {
+                    assert_eq!(want[j], (q[j] - 16) as f32 * f(&b, 0));
+                }
             }
-            let b = blocks(GgmlType::Q2_K, 1, seed, &[80, 82]);
-            let q = q2k_codes(&b);
-            let want = deq(GgmlType::Q2_K, &b, 256);
-            for j in 0..256 {
-                let s = b[j / 16];
-                let v = f(&b, 80) * f32::from(s & 15) * q[j] as f32 - f(&b, 82) * f32::from(s >> 4);
-                assert_eq!(want[j], v, "q2_k {j}");
+            GgmlType::Q2_K => {
+                let b = blocks(GgmlType::Q2_K, 1, seed, &[80, 82]);
+                let q = q2k_codes(&b);
+                let want = deq(GgmlType::Q2_K, &b, 256);
+                for j in 0..256 {
+                    let s = b[j / 16];
+                    let v = f(&b, 80) * f32::from(s & 15) * q[j] as f32 - f(&b, 82) * f32::from(s >> 4);
+                    assert_eq!(want[j], v, "q2_k {j}");
+                }
             }
-            let b = blocks(GgmlType::Q3_K, 1, seed, &[108]);
-            let (q, sc) = q3k_codes(&b);
-            let want = deq(GgmlType::Q3_K, &b, 256);
-            for j in 0..256 {
-                assert_eq!(want[j], f(&b, 108) * sc[j / 16] as f32 * q[j] as f32, "q3_k {j}");
+            GgmlType::Q3_K => {
+                let b = blocks(GgmlType::Q3_K, 1, seed, &[108]);
+                let (q, sc) = q3k_codes(&b);
+                let want = deq(GgmlType::Q3_K, &b, 256);
+                for j in 0..256 {
+                    assert_eq!(want[j], f(&b, 108) * sc[j / 16] as f32 * q[j] as f32, "q3_k {j}");
+                }
             }
-            for (ty, codes) in [
-                (GgmlType::Q4_K, q4k_codes as fn(&[u8]) -> ([i32; 256], [u8; 8], [u8; 8])),
-                (GgmlType::Q5_K, q5k_codes),
-            ] {
+            GgmlType::Q4_K | GgmlType::Q5_K => {
                 let b = blocks(ty, 1, seed, &[0, 2]);
-                let (q, sc, m) = codes(&b);
+                let (q, sc, m) = if ty == GgmlType::Q4_K { q4k_codes(&b) } else { q5k_codes(&b) };
                 let want = deq(ty, &b, 256);
                 for j in 0..256 {
                     let s = j / 32;
@@ -468,12 +484,15 @@ mod tests {
                     assert_eq!(want[j], v, "{ty} {j}");
                 }
             }
-            let b = blocks(GgmlType::Q6_K, 1, seed, &[208]);
-            let (q, sc) = q6k_codes(&b);
-            let want = deq(GgmlType::Q6_K, &b, 256);
-            for j in 0..256 {
-                assert_eq!(want[j], f(&b, 208) * sc[j / 16] as f32 * q[j] as f32, "q6_k {j}");
+            GgmlType::Q6_K => {
+                let b = blocks(GgmlType::Q6_K, 1, seed, &[208]);
+                let (q, sc) = q6k_codes(&b);
+                let want = deq(GgmlType::Q6_K, &b, 256);
+                for j in 0..256 {
+                    assert_eq!(want[j], f(&b, 208) * sc[j / 16] as f32 * q[j] as f32, "q6_k {j}");
+                }
             }
+            _ => panic!("no code decoder for {ty}"),
         }
     }
 }

@@ -181,17 +181,16 @@ pub fn par_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
-    #[test]
-    fn every_index_once_and_nested_calls_run() {
-        for n in [0usize, 1, 2, 7, 100] {
-            let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
-            par_for(n, &|i| {
-                hits[i].fetch_add(1, Ordering::Relaxed);
-                par_for(3, &|_| {});
-            });
-            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "{n}");
-        }
+    #[rstest]
+    fn every_index_once_and_nested_calls_run(#[values(0, 1, 2, 7, 100)] n: usize) {
+        let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+        par_for(n, &|i| {
+            hits[i].fetch_add(1, Ordering::Relaxed);
+            par_for(3, &|_| {});
+        });
+        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "{n}");
     }
 
     #[test]

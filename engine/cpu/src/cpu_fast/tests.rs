@@ -1,11 +1,14 @@
 //! Kernel tests: every SIMD kernel against its scalar twin, activation quantization, matmul
-//! against the dequantized f32 product, attention helpers, F16 KV cache.
+//! against the dequantized f32 product, attention helpers, F16 KV cache. The case tables are
+//! `rstest` cases (block types) and values (shapes, seeds); the ISAs stay a loop over those this
+//! CPU has.
 
 use super::act::{quantize_q8, quantize_q8k, Q8Block, Q8KBlock};
 use super::matmul::{self, dot_rows_q8, dot_rows_q8k, Isa};
 use super::*;
 use crate::gguf::GgmlType;
 use crate::ops::Ops;
+use rstest::rstest;
 
 /// A CPU batch of sequence 0 at `pos` (op tests).
 #[allow(dead_code)]
@@ -79,145 +82,153 @@ fn isas() -> Vec<Isa> {
     v
 }
 
-const LEGACY: [GgmlType; 5] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0];
-const KQ: [GgmlType; 5] = [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
-
 /// The 32-element kernels: bit-identical to the lane-by-lane reference, with unit scales (every
 /// term an exact integer) and with random scales.
-#[test]
-fn legacy_simd_matches_scalar() {
+#[rstest]
+#[case::q4_0(GgmlType::Q4_0)]
+#[case::q4_1(GgmlType::Q4_1)]
+#[case::q5_0(GgmlType::Q5_0)]
+#[case::q5_1(GgmlType::Q5_1)]
+#[case::q8_0(GgmlType::Q8_0)]
+fn legacy_simd_matches_scalar(#[case] ty: GgmlType, #[values(1, 2, 7, 18)] nb: usize, #[values(0, 1, 2)] seed: u64) {
     for isa in isas() {
-        for ty in LEGACY {
-            for nb in [1usize, 2, 7, 18] {
-                let k = nb * 32;
-                for seed in 0..3u64 {
-                    let rows_n = 9;
-                    // Exact: unit scales, activations with d = 1 and s = Σq.
-                    let w = weight_rows(ty, rows_n, nb, seed, Some((0x3c00, 0x3c00)));
-                    let mut r = rng(seed + 100);
-                    let a: Vec<Q8Block> = (0..nb)
-                        .map(|_| {
-                            let qs: [i8; 32] = std::array::from_fn(|_| (((r() >> 40) % 255) as i32 - 127) as i8);
-                            let qs = qs.map(|q| q.max(-127));
-                            let s = qs.iter().map(|&q| i32::from(q)).sum::<i32>() as f32;
-                            Q8Block { d: 1.0, s, qs }
-                        })
-                        .collect();
-                    let rb = ty.type_size() * nb;
-                    let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
-                    let (mut got, mut want) = (vec![0f32; rows_n], vec![0f32; rows_n]);
-                    dot_rows_q8(isa, ty, &rows, &a, &mut got);
-                    dot_rows_q8(Isa::Scalar, ty, &rows, &a, &mut want);
-                    assert_eq!(got, want, "{isa:?} {ty} nb {nb} seed {seed} (unit scales)");
-                    // Random scales and real activations.
-                    let w = weight_rows(ty, rows_n, nb, seed + 7, None);
-                    let mut a = vec![Q8Block::default(); nb];
-                    quantize_q8(&signal(k, seed), &mut a);
-                    let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
-                    dot_rows_q8(isa, ty, &rows, &a, &mut got);
-                    dot_rows_q8(Isa::Scalar, ty, &rows, &a, &mut want);
-                    assert_eq!(got, want, "{isa:?} {ty} nb {nb} seed {seed}");
-                }
-            }
-        }
+        let k = nb * 32;
+        let rows_n = 9;
+        // Exact: unit scales, activations with d = 1 and s = Σq.
+        let w = weight_rows(ty, rows_n, nb, seed, Some((0x3c00, 0x3c00)));
+        let mut r = rng(seed + 100);
+        let a: Vec<Q8Block> = (0..nb)
+            .map(|_| {
+                let qs: [i8; 32] = std::array::from_fn(|_| (((r() >> 40) % 255) as i32 - 127) as i8);
+                let qs = qs.map(|q| q.max(-127));
+                let s = qs.iter().map(|&q| i32::from(q)).sum::<i32>() as f32;
+                Q8Block { d: 1.0, s, qs }
+            })
+            .collect();
+        let rb = ty.type_size() * nb;
+        let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
+        let (mut got, mut want) = (vec![0f32; rows_n], vec![0f32; rows_n]);
+        dot_rows_q8(isa, ty, &rows, &a, &mut got);
+        dot_rows_q8(Isa::Scalar, ty, &rows, &a, &mut want);
+        assert_eq!(got, want, "{isa:?} {ty} nb {nb} seed {seed} (unit scales)");
+        // Random scales and real activations.
+        let w = weight_rows(ty, rows_n, nb, seed + 7, None);
+        let mut a = vec![Q8Block::default(); nb];
+        quantize_q8(&signal(k, seed), &mut a);
+        let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
+        dot_rows_q8(isa, ty, &rows, &a, &mut got);
+        dot_rows_q8(Isa::Scalar, ty, &rows, &a, &mut want);
+        assert_eq!(got, want, "{isa:?} {ty} nb {nb} seed {seed}");
     }
 }
 
 /// The k-quant kernels: bit-identical to the lane-by-lane reference.
-#[test]
-fn kquant_simd_matches_scalar_exactly() {
+#[rstest]
+#[case::q2_k(GgmlType::Q2_K)]
+#[case::q3_k(GgmlType::Q3_K)]
+#[case::q4_k(GgmlType::Q4_K)]
+#[case::q5_k(GgmlType::Q5_K)]
+#[case::q6_k(GgmlType::Q6_K)]
+fn kquant_simd_matches_scalar_exactly(
+    #[case] ty: GgmlType,
+    #[values(1, 3, 8)] nb: usize,
+    #[values(0, 1, 2, 3)] seed: u64,
+    #[values(false, true)] tiled: bool,
+) {
     for isa in isas() {
-        for ty in KQ {
-            for nb in [1usize, 3, 8] {
-                for seed in 0..4u64 {
-                    let rows_n = 6;
-                    let w = weight_rows(ty, rows_n, nb, seed, None);
-                    let mut a = vec![Q8KBlock::default(); nb];
-                    quantize_q8k(&signal(nb * 256, seed + 50), &mut a);
-                    let rb = ty.type_size() * nb;
-                    let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
-                    let (mut got, mut want) = (vec![0f32; rows_n], vec![0f32; rows_n]);
-                    for tiled in [false, true] {
-                        dot_rows_q8k(isa, ty, &rows, &a, &mut got, tiled);
-                        dot_rows_q8k(Isa::Scalar, ty, &rows, &a, &mut want, tiled);
-                        assert_eq!(got, want, "{isa:?} {ty} nb {nb} seed {seed} tiled {tiled}");
-                    }
-                }
-            }
-        }
+        let rows_n = 6;
+        let w = weight_rows(ty, rows_n, nb, seed, None);
+        let mut a = vec![Q8KBlock::default(); nb];
+        quantize_q8k(&signal(nb * 256, seed + 50), &mut a);
+        let rb = ty.type_size() * nb;
+        let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
+        let (mut got, mut want) = (vec![0f32; rows_n], vec![0f32; rows_n]);
+        dot_rows_q8k(isa, ty, &rows, &a, &mut got, tiled);
+        dot_rows_q8k(Isa::Scalar, ty, &rows, &a, &mut want, tiled);
+        assert_eq!(got, want, "{isa:?} {ty} nb {nb} seed {seed} tiled {tiled}");
     }
 }
 
 /// The reference kernels compute Σ w·x of the dequantized weights and the dequantized
 /// activations (checked in f64 within the f32 rounding of the block sums).
-#[test]
-fn scalar_dot_is_the_dequantized_dot() {
-    for ty in LEGACY.into_iter().chain(KQ) {
-        let nb = if KQ.contains(&ty) { 2 } else { 16 };
-        let k = nb * ty.block_size();
-        let w = weight_rows(ty, 1, nb, 3, None);
-        let mut wf = vec![0f32; k];
-        assert!(crate::quant::dequantize(ty, &w, &mut wf).is_ok());
-        let x = signal(k, 9);
-        let acts = matmul::quantize_acts(matmul::act_kind(ty).unwrap_or(matmul::ActKind::F32), &x, k);
-        let (got, xq): (f32, Vec<f32>) = match &acts {
-            matmul::Acts::Q8(a) => {
-                let mut o = [0f32];
-                dot_rows_q8(Isa::Scalar, ty, &[&w], a, &mut o);
-                (o[0], a.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect())
-            }
-            matmul::Acts::Q8K(a) => {
-                let mut o = [0f32];
-                dot_rows_q8k(Isa::Scalar, ty, &[&w], a, &mut o, false);
-                let mut t = [0f32];
-                dot_rows_q8k(Isa::Scalar, ty, &[&w], a, &mut t, true);
-                let rel = ((t[0] - o[0]) / o[0].abs().max(1e-3)).abs();
-                assert!(rel < 1e-4, "{ty}: tiled {} vs vec_dot {}", t[0], o[0]);
-                (o[0], a.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect())
-            }
-            _ => (0.0, vec![]),
-        };
-        let want: f64 = wf.iter().zip(&xq).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
-        let scale: f64 = wf.iter().zip(&xq).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
-        // Q4_1/Q5_1 use s = f16(d Σq) (rounded), K-quants dmin·Σ m·bsum: allow 1e-3 relative.
-        assert!((f64::from(got) - want).abs() <= 1e-3 * scale + 1e-6, "{ty}: {got} vs {want} (scale {scale})");
-    }
+#[rstest]
+#[case::q4_0(GgmlType::Q4_0, 16)]
+#[case::q4_1(GgmlType::Q4_1, 16)]
+#[case::q5_0(GgmlType::Q5_0, 16)]
+#[case::q5_1(GgmlType::Q5_1, 16)]
+#[case::q8_0(GgmlType::Q8_0, 16)]
+#[case::q2_k(GgmlType::Q2_K, 2)]
+#[case::q3_k(GgmlType::Q3_K, 2)]
+#[case::q4_k(GgmlType::Q4_K, 2)]
+#[case::q5_k(GgmlType::Q5_K, 2)]
+#[case::q6_k(GgmlType::Q6_K, 2)]
+fn scalar_dot_is_the_dequantized_dot(#[case] ty: GgmlType, #[case] nb: usize) {
+    let k = nb * ty.block_size();
+    let w = weight_rows(ty, 1, nb, 3, None);
+    let mut wf = vec![0f32; k];
+    assert!(crate::quant::dequantize(ty, &w, &mut wf).is_ok());
+    let x = signal(k, 9);
+    let acts = matmul::quantize_acts(matmul::act_kind(ty).unwrap_or(matmul::ActKind::F32), &x, k);
+    let (got, xq): (f32, Vec<f32>) = match &acts {
+        matmul::Acts::Q8(a) => {
+            let mut o = [0f32];
+            dot_rows_q8(Isa::Scalar, ty, &[&w], a, &mut o);
+            (o[0], a.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect())
+        }
+        matmul::Acts::Q8K(a) => {
+            let mut o = [0f32];
+            dot_rows_q8k(Isa::Scalar, ty, &[&w], a, &mut o, false);
+            let mut t = [0f32];
+            dot_rows_q8k(Isa::Scalar, ty, &[&w], a, &mut t, true);
+            let rel = ((t[0] - o[0]) / o[0].abs().max(1e-3)).abs();
+            assert!(rel < 1e-4, "{ty}: tiled {} vs vec_dot {}", t[0], o[0]);
+            (o[0], a.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect())
+        }
+        _ => (0.0, vec![]),
+    };
+    let want: f64 = wf.iter().zip(&xq).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+    let scale: f64 = wf.iter().zip(&xq).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
+    // Q4_1/Q5_1 use s = f16(d Σq) (rounded), K-quants dmin·Σ m·bsum: allow 1e-3 relative.
+    assert!((f64::from(got) - want).abs() <= 1e-3 * scale + 1e-6, "{ty}: {got} vs {want} (scale {scale})");
 }
 
-#[test]
-fn attention_helpers_match_reference() {
+#[rstest]
+fn attention_helpers_match_reference(#[values(16, 64, 128, 256, 512)] n: usize) {
     if !super::simd::has_avx2() {
         eprintln!("NOT RUN: no AVX2");
         return;
     }
-    for n in [16usize, 64, 128, 256, 512] {
-        let q = signal(n, 1);
-        let k: Vec<u16> = signal(n, 2).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
-        #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: AVX2/FMA/F16C checked above.
-            let got = unsafe { super::simd::half::dot_tiny(&k, &q) };
-            assert_eq!(got, attn::dot_tiny_ref(&k, &q), "tiny {n}");
-            if n % 64 == 0 {
-                // SAFETY: as above.
-                let got = unsafe { super::simd::half::dot_vec(&k, &q) };
-                assert_eq!(got, attn::dot_vec_ref(&k, &q), "vec {n}");
-            }
-            let (mut y1, mut y2) = (signal(n + 3, 3), signal(n + 3, 3));
-            let k3: Vec<u16> = signal(n + 3, 4).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
+    let q = signal(n, 1);
+    let k: Vec<u16> = signal(n, 2).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: AVX2/FMA/F16C checked above.
+        let got = unsafe { super::simd::half::dot_tiny(&k, &q) };
+        assert_eq!(got, attn::dot_tiny_ref(&k, &q), "tiny {n}");
+        if n.is_multiple_of(64) {
             // SAFETY: as above.
-            unsafe { super::simd::half::axpy_f16(&mut y1, 0.37, &k3) };
-            attn::axpy_f16_ref(&mut y2, 0.37, &k3);
-            assert_eq!(y1, y2, "axpy {n}");
+            let got = unsafe { super::simd::half::dot_vec(&k, &q) };
+            assert_eq!(got, attn::dot_vec_ref(&k, &q), "vec {n}");
         }
+        let (mut y1, mut y2) = (signal(n + 3, 3), signal(n + 3, 3));
+        let k3: Vec<u16> = signal(n + 3, 4).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
+        // SAFETY: as above.
+        unsafe { super::simd::half::axpy_f16(&mut y1, 0.37, &k3) };
+        attn::axpy_f16_ref(&mut y2, 0.37, &k3);
+        assert_eq!(y1, y2, "axpy {n}");
     }
 }
 
+/// The rows of [`attention_simd_is_bit_identical`]'s keys and values.
+const ATTN_N: usize = 37;
+
 /// Attention with SIMD on and off gives the same bits (batch and single-row orders).
-#[test]
-fn attention_simd_is_bit_identical() {
+#[rstest]
+#[case::single_row(1)]
+#[case::batch(ATTN_N)]
+fn attention_simd_is_bit_identical(#[case] rows: usize) {
     let (n_head, n_kv_h, hd) = (4, 2, 64);
-    let n = 37;
+    let n = ATTN_N;
     let q = signal(n * n_head * hd, 7);
     let k: Vec<u16> = signal(n * n_kv_h * hd, 8).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
     let v: Vec<u16> = signal(n * n_kv_h * hd, 9).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
@@ -231,12 +242,10 @@ fn attention_simd_is_bit_identical() {
         window: Some(20),
         softcap: None,
     };
-    for rows in [1usize, n] {
-        let qs = &q[(n - rows) * n_head * hd..];
-        let a = attn::attention(true, qs, rows, &k, &v, n, &pos[n - rows..], &pos, &p);
-        let b = attn::attention(false, qs, rows, &k, &v, n, &pos[n - rows..], &pos, &p);
-        assert_eq!(a, b, "{rows} rows");
-    }
+    let qs = &q[(n - rows) * n_head * hd..];
+    let a = attn::attention(true, qs, rows, &k, &v, n, &pos[n - rows..], &pos, &p);
+    let b = attn::attention(false, qs, rows, &k, &v, n, &pos[n - rows..], &pos, &p);
+    assert_eq!(a, b, "{rows} rows");
 }
 
 fn weight(ty: GgmlType, k: usize, m: usize, raw: Vec<u8>) -> FastWeight {
@@ -245,49 +254,53 @@ fn weight(ty: GgmlType, k: usize, m: usize, raw: Vec<u8>) -> FastWeight {
 
 /// matmul of several rows: every output equals the single-row kernel's (no dependence on the
 /// batch or the task split) and is close to the f32 product of the dequantized weight.
-#[test]
-fn matmul_batches_and_matches_dequantized_product() {
-    for ty in LEGACY.into_iter().chain(KQ).chain([GgmlType::F16, GgmlType::BF16]) {
-        let k = if KQ.contains(&ty) { 512 } else { 96 };
-        let m = 37;
-        let raw = if matches!(ty, GgmlType::F16 | GgmlType::BF16) {
-            let v = signal(k * m, 5);
-            match crate::quant::quantize(ty, &v) {
-                Ok(b) => b,
-                Err(e) => panic!("{e}"),
-            }
-        } else {
-            weight_rows(ty, m, k / ty.block_size(), 11, None)
-        };
-        let mut wf = vec![0f32; k * m];
-        assert!(crate::quant::dequantize(ty, &raw, &mut wf).is_ok());
-        let w = weight(ty, k, m, raw);
-        let n = 5;
-        let x = signal(n * k, 21);
-        let be = CpuFast;
-        let y = match be.matmul(&FastTensor::new(n, k, x.clone()), &w, &RowGroups::single(n)) {
+#[rstest]
+#[case::q4_0(GgmlType::Q4_0, 96)]
+#[case::q4_1(GgmlType::Q4_1, 96)]
+#[case::q5_0(GgmlType::Q5_0, 96)]
+#[case::q5_1(GgmlType::Q5_1, 96)]
+#[case::q8_0(GgmlType::Q8_0, 96)]
+#[case::q2_k(GgmlType::Q2_K, 512)]
+#[case::q3_k(GgmlType::Q3_K, 512)]
+#[case::q4_k(GgmlType::Q4_K, 512)]
+#[case::q5_k(GgmlType::Q5_K, 512)]
+#[case::q6_k(GgmlType::Q6_K, 512)]
+#[case::f16(GgmlType::F16, 96)]
+#[case::bf16(GgmlType::BF16, 96)]
+fn matmul_batches_and_matches_dequantized_product(#[case] ty: GgmlType, #[case] k: usize) {
+    let m = 37;
+    let raw = if matches!(ty, GgmlType::F16 | GgmlType::BF16) {
+        let v = signal(k * m, 5);
+        match crate::quant::quantize(ty, &v) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        }
+    } else {
+        weight_rows(ty, m, k / ty.block_size(), 11, None)
+    };
+    let mut wf = vec![0f32; k * m];
+    assert!(crate::quant::dequantize(ty, &raw, &mut wf).is_ok());
+    let w = weight(ty, k, m, raw);
+    let n = 5;
+    let x = signal(n * k, 21);
+    let be = CpuFast;
+    let y = match be.matmul(&FastTensor::new(n, k, x.clone()), &w, &RowGroups::single(n)) {
+        Ok(y) => be.to_host(&y).unwrap(),
+        Err(e) => panic!("{e}"),
+    };
+    for t in 0..n {
+        let one = match be.matmul(&FastTensor::new(1, k, x[t * k..(t + 1) * k].to_vec()), &w, &RowGroups::single(1)) {
             Ok(y) => be.to_host(&y).unwrap(),
             Err(e) => panic!("{e}"),
         };
-        for t in 0..n {
-            let one = match be.matmul(&FastTensor::new(1, k, x[t * k..(t + 1) * k].to_vec()), &w, &RowGroups::single(1))
-            {
-                Ok(y) => be.to_host(&y).unwrap(),
-                Err(e) => panic!("{e}"),
-            };
-            assert_eq!(&y[t * m..(t + 1) * m], &one[..], "{ty} row {t}: batch vs single");
-            for j in 0..m {
-                let xr = &x[t * k..(t + 1) * k];
-                let wr = &wf[j * k..(j + 1) * k];
-                let exact: f32 = xr.iter().zip(wr).map(|(a, b)| a * b).sum();
-                let scale: f32 = xr.iter().zip(wr).map(|(a, b)| (a * b).abs()).sum();
-                // 8-bit activations: relative error ~1/127 of the terms.
-                assert!(
-                    (y[t * m + j] - exact).abs() <= 0.02 * scale + 1e-5,
-                    "{ty} [{t},{j}]: {} vs {exact}",
-                    y[t * m + j]
-                );
-            }
+        assert_eq!(&y[t * m..(t + 1) * m], &one[..], "{ty} row {t}: batch vs single");
+        for j in 0..m {
+            let xr = &x[t * k..(t + 1) * k];
+            let wr = &wf[j * k..(j + 1) * k];
+            let exact: f32 = xr.iter().zip(wr).map(|(a, b)| a * b).sum();
+            let scale: f32 = xr.iter().zip(wr).map(|(a, b)| (a * b).abs()).sum();
+            // 8-bit activations: relative error ~1/127 of the terms.
+            assert!((y[t * m + j] - exact).abs() <= 0.02 * scale + 1e-5, "{ty} [{t},{j}]: {} vs {exact}", y[t * m + j]);
         }
     }
 }
@@ -323,121 +336,121 @@ fn gelu_uses_the_f16_table() {
     assert!((gelu(1.0, t) - 0.841_192).abs() < 1e-3);
 }
 
-#[test]
-fn attention_is_causal_and_windowed() {
+#[rstest]
+// The probabilities are rounded to F16 (as ggml's V·p): 1/3 -> 0.33325195.
+#[case::causal(None, vec![0.0, 0.5, 3.0 * f16_to_f32(f32_to_f16(1.0 / 3.0))])]
+#[case::window_1(Some(1), vec![0.0, 1.0, 2.0])]
+fn attention_is_causal_and_windowed(#[case] window: Option<usize>, #[case] want: Vec<f32>) {
     let be = CpuFast;
     let q = FastTensor::new(3, 1, vec![0.0; 3]);
     let k = FastTensor::new(3, 1, vec![0.0; 3]);
     let v = FastTensor::new(3, 1, vec![0.0, 1.0, 2.0]);
-    let p = AttnParams { n_head: 1, n_head_kv: 1, head_dim: 1, v_head_dim: 1, scale: 1.0, window: None, softcap: None };
+    let p = AttnParams { n_head: 1, n_head_kv: 1, head_dim: 1, v_head_dim: 1, scale: 1.0, window, softcap: None };
     let o = crate::ops::attend_explicit(&be, &q, &k, &v, &[0, 1, 2], &p, None).map(|t| be.to_host(&t).unwrap());
-    // The probabilities are rounded to F16 (as ggml's V·p): 1/3 -> 0.33325195.
-    let third = f16_to_f32(f32_to_f16(1.0 / 3.0));
-    assert_eq!(o.ok(), Some(vec![0.0, 0.5, 3.0 * third]));
-    let p = AttnParams { window: Some(1), ..p };
-    let o = crate::ops::attend_explicit(&be, &q, &k, &v, &[0, 1, 2], &p, None).map(|t| be.to_host(&t).unwrap());
-    assert_eq!(o.ok(), Some(vec![0.0, 1.0, 2.0]));
+    assert_eq!(o.ok(), Some(want));
 }
 
-#[test]
-fn rope_pairing_normal_vs_neox() {
+/// `rotated` is the dim that dim 0 rotates into, `still` one that stays 0.
+#[rstest]
+#[case::normal(RopeStyle::Normal, 1, 2)]
+#[case::neox(RopeStyle::Neox, 2, 1)]
+fn rope_pairing_normal_vs_neox(#[case] style: RopeStyle, #[case] rotated: usize, #[case] still: usize) {
     let be = CpuFast;
     let x = FastTensor::new(1, 4, vec![1.0, 0.0, 0.0, 0.0]);
-    let p = RopeParams {
-        style: RopeStyle::Normal,
-        n_rot: 4,
-        freq_base: 10000.0,
-        freq_scale: 1.0,
-        yarn: None,
-        freq_factors: None,
-    };
+    let p = RopeParams { style, n_rot: 4, freq_base: 10000.0, freq_scale: 1.0, yarn: None, freq_factors: None };
     let n = be.rope(&x, 1, 4, &b_at(&[1]), &p).map(|t| be.to_host(&t).unwrap()).unwrap_or_default();
-    assert!((n[1] - 1f32.sin()).abs() < 1e-6 && n[2] == 0.0);
-    let p = RopeParams { style: RopeStyle::Neox, ..p };
-    let n = be.rope(&x, 1, 4, &b_at(&[1]), &p).map(|t| be.to_host(&t).unwrap()).unwrap_or_default();
-    assert!((n[2] - 1f32.sin()).abs() < 1e-6 && n[1] == 0.0);
+    assert!((n[rotated] - 1f32.sin()).abs() < 1e-6 && n[still] == 0.0);
 }
 
 /// Repacked panels: the rows come back unchanged, and the panel kernels give the row kernels'
 /// bits (both ISAs, signed and + 128 Q8_0 codes, tail rows, batches).
-#[test]
-fn panels_match_row_kernels() {
+#[rstest]
+#[case::q4_0(GgmlType::Q4_0)]
+#[case::q4_1(GgmlType::Q4_1)]
+#[case::q5_0(GgmlType::Q5_0)]
+#[case::q5_1(GgmlType::Q5_1)]
+#[case::q8_0(GgmlType::Q8_0)]
+fn panels_match_row_kernels(
+    #[case] ty: GgmlType,
+    #[values((4, 1), (9, 3), (18, 18))] shape: (usize, usize),
+    #[values(false, true)] biased: bool,
+) {
     use super::panel::Panels;
-    for ty in LEGACY {
-        for (m, nb) in [(4usize, 1usize), (9, 3), (18, 18)] {
-            let raw = weight_rows(ty, m, nb, 5, None);
-            let rb = nb * ty.type_size();
-            for biased in [false, true] {
-                let Some(pn) = Panels::new(ty, &raw, nb, m, biased) else { panic!("{ty}") };
-                let mut row = vec![0u8; rb];
-                for r in 0..m {
-                    pn.row(r, &mut row);
-                    assert_eq!(row, &raw[r * rb..(r + 1) * rb], "{ty} row {r}");
-                }
-                for isa in isas() {
-                    if biased && isa != Isa::Vnni {
-                        continue;
-                    }
-                    let n = 3;
-                    let x = signal(n * nb * 32, 77);
-                    let acts = matmul::quantize_acts(matmul::ActKind::Q8, &x, nb * 32);
-                    let qm = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &[], panels: Some(&pn) };
-                    let got = matmul::matmul_q(isa, &qm, &acts, &vec![n as u32; n]);
-                    let qr = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &raw, panels: None };
-                    let want = matmul::matmul_q(isa, &qr, &acts, &vec![n as u32; n]);
-                    assert_eq!(got, want, "{isa:?} {ty} m {m} nb {nb} biased {biased}");
-                }
-            }
+    let (m, nb) = shape;
+    let raw = weight_rows(ty, m, nb, 5, None);
+    let rb = nb * ty.type_size();
+    let Some(pn) = Panels::new(ty, &raw, nb, m, biased) else { panic!("{ty}") };
+    let mut row = vec![0u8; rb];
+    for r in 0..m {
+        pn.row(r, &mut row);
+        assert_eq!(row, &raw[r * rb..(r + 1) * rb], "{ty} row {r}");
+    }
+    for isa in isas() {
+        if biased && isa != Isa::Vnni {
+            continue;
         }
+        let n = 3;
+        let x = signal(n * nb * 32, 77);
+        let acts = matmul::quantize_acts(matmul::ActKind::Q8, &x, nb * 32);
+        let qm = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &[], panels: Some(&pn) };
+        let got = matmul::matmul_q(isa, &qm, &acts, &vec![n as u32; n]);
+        let qr = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &raw, panels: None };
+        let want = matmul::matmul_q(isa, &qr, &acts, &vec![n as u32; n]);
+        assert_eq!(got, want, "{isa:?} {ty} m {m} nb {nb} biased {biased}");
     }
 }
 
 /// The SIMD softmax and SwiGLU (ggml's vector exp) are bit-identical to the scalar references,
 /// extremes and masked entries included.
-#[test]
-fn simd_softmax_and_swiglu_match_reference() {
+#[rstest]
+fn simd_softmax_and_swiglu_match_reference(#[values(1, 7, 16, 33, 200, 256)] n: usize) {
     if !super::simd::has_avx2() {
         eprintln!("NOT RUN: no AVX2");
         return;
     }
-    for n in [1usize, 7, 16, 33, 200, 256] {
-        let mut w: Vec<f32> = signal(n, 3).iter().map(|v| v * 30.0).collect();
-        for i in (0..n).step_by(5) {
-            w[i] = f32::NEG_INFINITY;
-        }
-        w[0] = 1.0;
-        if n > 3 {
-            w[3] = -150.0;
-        }
-        let mut a = w.clone();
-        attn::softmax_ref(&mut a);
-        #[cfg(target_arch = "x86_64")]
-        {
-            let mut b = w.clone();
-            // SAFETY: AVX2/FMA/F16C checked above.
-            unsafe { super::simd::half::softmax(&mut b) };
-            assert_eq!(a, b, "softmax {n}");
-            let g: Vec<f32> = signal(n, 4).iter().map(|v| v * 40.0).collect();
-            let u = signal(n, 5);
-            let (mut o1, mut o2) = (vec![0f32; n], vec![0f32; n]);
-            swiglu_row_ref(&g, &u, &mut o1);
-            // SAFETY: as above.
-            unsafe { super::simd::half::swiglu_row(&g, &u, &mut o2) };
-            assert_eq!(o1, o2, "swiglu {n}");
-        }
+    let mut w: Vec<f32> = signal(n, 3).iter().map(|v| v * 30.0).collect();
+    for i in (0..n).step_by(5) {
+        w[i] = f32::NEG_INFINITY;
     }
-    // exp itself over a range, with the slow lanes.
+    w[0] = 1.0;
+    if n > 3 {
+        w[3] = -150.0;
+    }
+    let mut a = w.clone();
+    attn::softmax_ref(&mut a);
     #[cfg(target_arch = "x86_64")]
-    for base in [-120.0f32, -90.0, -10.0, 0.0, 10.0, 85.0, 120.0] {
-        let xs: [f32; 8] = std::array::from_fn(|l| base + l as f32 * 0.731);
+    {
+        let mut b = w.clone();
+        // SAFETY: AVX2/FMA/F16C checked above.
+        unsafe { super::simd::half::softmax(&mut b) };
+        assert_eq!(a, b, "softmax {n}");
+        let g: Vec<f32> = signal(n, 4).iter().map(|v| v * 40.0).collect();
+        let u = signal(n, 5);
+        let (mut o1, mut o2) = (vec![0f32; n], vec![0f32; n]);
+        swiglu_row_ref(&g, &u, &mut o1);
         // SAFETY: as above.
-        let got = unsafe {
-            use std::arch::x86_64::*;
-            let mut o = [0f32; 8];
-            _mm256_storeu_ps(o.as_mut_ptr(), super::simd::half::expf8(_mm256_loadu_ps(xs.as_ptr())));
-            o
-        };
-        let want = xs.map(attn::ggml_expf);
-        assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "{base}");
+        unsafe { super::simd::half::swiglu_row(&g, &u, &mut o2) };
+        assert_eq!(o1, o2, "swiglu {n}");
     }
+}
+
+/// The SIMD exp itself (the vector exp of the softmax and SwiGLU above) over a range, with the
+/// slow lanes: bit-identical to the scalar `ggml_expf`.
+#[cfg(target_arch = "x86_64")]
+#[rstest]
+fn simd_expf_matches_reference(#[values(-120.0, -90.0, -10.0, 0.0, 10.0, 85.0, 120.0)] base: f32) {
+    if !super::simd::has_avx2() {
+        eprintln!("NOT RUN: no AVX2");
+        return;
+    }
+    let xs: [f32; 8] = std::array::from_fn(|l| base + l as f32 * 0.731);
+    // SAFETY: AVX2/FMA/F16C checked above.
+    let got = unsafe {
+        use std::arch::x86_64::*;
+        let mut o = [0f32; 8];
+        _mm256_storeu_ps(o.as_mut_ptr(), super::simd::half::expf8(_mm256_loadu_ps(xs.as_ptr())));
+        o
+    };
+    let want = xs.map(attn::ggml_expf);
+    assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "{base}");
 }
