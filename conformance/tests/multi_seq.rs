@@ -159,3 +159,39 @@ fn four_sequences_smollm2() {
 fn two_sequences_gemma3() {
     check("gemma3-270m-q4_k_m-", &[2, 9]);
 }
+
+/// A batch is untrusted input (a server builds it from requests): every malformed one is a typed
+/// error naming what is wrong, and leaves every sequence as it was.
+#[test]
+fn malformed_batches_are_typed_errors_and_change_nothing() {
+    use orcd_conformance::suites::gguf::{synthetic_fixture, synthetic_missing_reason};
+    let fixture = "model-llama-tiny-q8_0-seed1";
+    if let Some(reason) = synthetic_missing_reason(fixture) {
+        panic!("{fixture}: {reason}");
+    }
+    let f = orcd_engine::gguf::GgufFile::from_bytes(synthetic_fixture(fixture).unwrap()).unwrap();
+    for column in [orcd_backends::Column::CPU_EXACT, orcd_backends::Column::CPU_FAST] {
+        let mut m = column.load(&f, &LoadOpts { n_ctx: Some(8), n_seq: Some(2), kv_type: None }).unwrap();
+        let n_vocab = m.hp().n_vocab as u32;
+        m.forward(&[1, 2, 3], &mut NoTaps).unwrap();
+        let row = |t: u32, p: u32, s: u32| BatchRows { tokens: vec![t], pos: vec![p], seq: vec![s], logits: vec![true] };
+        let cases: Vec<(BatchRows, &str)> = vec![
+            (BatchRows::default(), "no tokens"),
+            (BatchRows { logits: vec![], ..row(1, 3, 0) }, "logit flags"),
+            (row(1, 0, 2), "sequence 2 out of range"),
+            (row(n_vocab, 3, 0), "out of range (vocab size"),
+            (row(1, 5, 0), "continues at position 3, not 5"),
+            (row(1, 0, 0), "continues at position 3, not 0"),
+            (BatchRows { tokens: vec![1; 6], pos: (3..9).collect(), seq: vec![0; 6], logits: vec![true; 6] }, "context full"),
+        ];
+        for (b, want) in cases {
+            let e = m.decode(&b, &mut NoTaps).unwrap_err().to_string();
+            assert!(e.contains(want), "{column}: expected {want:?} in {e:?}");
+            assert_eq!((m.n_past_of(0), m.n_past_of(1)), (3, 0), "{column}: a rejected batch changed a sequence");
+        }
+        // Still usable: both sequences continue where they were.
+        let ok = BatchRows { tokens: vec![4, 7], pos: vec![3, 0], seq: vec![0, 1], logits: vec![true, true] };
+        assert_eq!(m.decode(&ok, &mut NoTaps).unwrap().rows, vec![0, 1]);
+        assert_eq!((m.n_past_of(0), m.n_past_of(1)), (4, 1));
+    }
+}

@@ -293,6 +293,20 @@ impl BatchRows {
         self.tokens.is_empty()
     }
 
+    /// Every per-row list has one entry per token.
+    pub fn check_lengths(&self) -> Result<()> {
+        let n = self.len();
+        if self.pos.len() != n || self.seq.len() != n || self.logits.len() != n {
+            return Err(crate::Error::Invalid(format!(
+                "batch: {n} tokens, {} positions, {} sequence ids, {} logit flags",
+                self.pos.len(),
+                self.seq.len(),
+                self.logits.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Per row, the number of rows of its sequence in the batch.
     pub fn groups(&self) -> RowGroups {
         let mut count = std::collections::HashMap::<u32, u32>::new();

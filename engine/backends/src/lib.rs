@@ -174,7 +174,9 @@ mod tests {
             assert_eq!(Column::parse(&c.to_string()), Some(c));
         }
         assert_eq!(Column::CPU_FAST.to_string(), "cpu-fast");
-        assert_eq!(Column::parse("cpu"), None);
+        // The exact numerics carry no suffix: `cpu` is (cpu, exact).
+        assert_eq!(Column::parse("cpu"), Some(Column::CPU_EXACT));
+        assert_eq!(Column::parse("cpu-exact"), None);
     }
 
     #[test]

@@ -195,15 +195,8 @@ pub struct CpuBatch {
 
 impl CpuBatch {
     pub fn new(rows: &BatchRows) -> Result<Self> {
+        rows.check_lengths()?;
         let n = rows.len();
-        if rows.pos.len() != n || rows.seq.len() != n || rows.logits.len() != n {
-            return Err(Error::Invalid(format!(
-                "batch: {n} tokens, {} positions, {} sequence ids, {} logit flags",
-                rows.pos.len(),
-                rows.seq.len(),
-                rows.logits.len()
-            )));
-        }
         let mut seqs: Vec<SeqRows> = Vec::new();
         for r in 0..n {
             let (s, p) = (rows.seq[r] as usize, rows.pos[r]);

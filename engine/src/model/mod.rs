@@ -259,14 +259,7 @@ impl<B: Ops> Model<B> {
         if n == 0 {
             return Err(Error::Invalid("no tokens to feed".into()));
         }
-        if batch.pos.len() != n || batch.seq.len() != n || batch.logits.len() != n {
-            return Err(Error::Invalid(format!(
-                "batch: {n} tokens, {} positions, {} sequence ids, {} logit flags",
-                batch.pos.len(),
-                batch.seq.len(),
-                batch.logits.len()
-            )));
-        }
+        batch.check_lengths()?;
         let mut added = vec![0usize; self.n_seq()];
         for r in 0..n {
             let (t, s, p) = (batch.tokens[r], batch.seq[r] as usize, batch.pos[r] as usize);
