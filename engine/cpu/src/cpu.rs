@@ -217,7 +217,7 @@ impl Ops for Cpu {
     }
 
     fn get_rows(&self, w: &CpuWeight, b: &CpuBatch, index: Index) -> Result<CpuTensor> {
-        let ids = b.index(index);
+        let ids = b.ids(index);
         let (cols, n_rows) = (w.ne0(), w.rows());
         let mut data = Vec::with_capacity(ids.len() * cols);
         for &id in ids {

@@ -441,7 +441,7 @@ impl Ops for CpuFast {
     }
 
     fn get_rows(&self, w: &FastWeight, b: &CpuBatch, index: Index) -> Result<FastTensor> {
-        let ids = b.index(index);
+        let ids = b.ids(index);
         let cols = w.ne0;
         let mut data = vec![0f32; ids.len() * cols];
         for (i, &id) in ids.iter().enumerate() {

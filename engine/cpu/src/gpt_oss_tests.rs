@@ -181,7 +181,7 @@ fn attention_sinks_match_formula() {
             AttnParams { n_head: nh, n_head_kv: nkv, head_dim: hd, v_head_dim: hd, scale: 0.25, window, softcap: None };
         let want = attn_formula(&q, &k, &v, &pos, &p, &sinks);
         let (e, f) = both!(gf, |b, w| {
-            let t = |x: &[f32], c: usize| b.tensor_from_host(n, c, &x).unwrap();
+            let t = |x: &[f32], c: usize| b.tensor_from_host(n, c, x).unwrap();
             let (kc, vc) = (t(&k, nkv * hd), t(&v, nkv * hd));
             let qt = t(&q, nh * hd);
             let with = attend_explicit(&b, &qt, &kc, &vc, &pos, &p, Some(&w("s"))).unwrap();

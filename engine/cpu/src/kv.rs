@@ -259,7 +259,7 @@ impl CpuBatch {
     }
 
     /// The batch's token ids or positions.
-    pub fn index(&self, i: crate::ops::Index) -> &[u32] {
+    pub fn ids(&self, i: crate::ops::Index) -> &[u32] {
         match i {
             crate::ops::Index::Tokens => &self.rows.tokens,
             crate::ops::Index::Positions => &self.rows.pos,

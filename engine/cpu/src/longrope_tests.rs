@@ -71,7 +71,7 @@ fn check(p: &RopeParams) {
     let pos = [0u32, 1, 7, 300, 4000, 70_000];
     let x = signal(pos.len() * n_head * hd, 5);
     let want = formula(&x, n_head, hd, &pos, p);
-    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), &p).unwrap();
+    let e = Cpu.rope(&Cpu.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), p).unwrap();
     let f = CpuFast
         .rope(&CpuFast.tensor_from_host(pos.len(), n_head * hd, &x).unwrap(), n_head, hd, &b_at(&pos), p)
         .unwrap();
