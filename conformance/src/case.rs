@@ -88,6 +88,8 @@ pub enum CaseKind {
     ChatTemplate(Box<crate::suites::chat_template::ChatCase>),
     /// Greedy generation end to end against llama.cpp's.
     Generate(Box<crate::suites::generate::GenerateCase>),
+    /// One op on one shape, type and parameters against the exact CPU backend (generated).
+    Op(Box<crate::suites::ops::OpCase>),
 }
 
 /// One case (the backend is chosen when it runs).

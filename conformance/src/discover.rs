@@ -1,5 +1,5 @@
 //! Case discovery: every `*.yaml` under `goldens/` that names a `suite` is a case file (one file,
-//! one case); generated cases (the malformed-GGUF corpus) are added by their suite.
+//! one case); generated cases (the malformed-GGUF corpus, the `ops` suite) are added by their suite.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -113,6 +113,7 @@ pub fn discover(goldens: &Path) -> Result<Vec<Case>> {
         });
     }
     cases.extend(crate::suites::tokenizer::cases());
+    cases.extend(crate::suites::ops::cases());
     cases.sort_by(|a, b| (&a.suite, &a.name).cmp(&(&b.suite, &b.name)));
     for w in cases.windows(2) {
         if w[0].suite == w[1].suite && w[0].name == w[1].name {

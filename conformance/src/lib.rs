@@ -4,7 +4,8 @@
 //! - [`discover`]: finds cases — YAML case files under `goldens/**`, the generated malformed-GGUF
 //!   corpus, external fixtures from the fetch cache.
 //! - [`suites`]: one runner per suite (`gguf`, `quant`, ...). A runner compares the engine with a
-//!   golden recorded from an independent reference; nothing compares the engine with itself.
+//!   golden recorded from an independent reference; nothing compares the engine with itself
+//!   (suite `ops` holds the other backends to the exact CPU backend, which the goldens hold).
 //! - [`report`]: report.md, report.json, junit.xml from a set of results; [`html`]: report.html.
 //! - [`gates`]: gates and integration checklists defined in `goldens/gates.yaml`.
 //! - [`merge`]: results of several shards (nextest `--partition`, `orcd-gate run --partition`)

@@ -1,6 +1,7 @@
 //! Planted bugs (issue 4): each fault of `orcd_engine::faults`, planted in turn, must make the
 //! `models` suite fail and name the op where it first appears. Needs the fetched real models;
-//! without them these tests fail with the fetch command (a missing model is never a pass).
+//! without them these tests fail with the fetch command (a missing model is never a pass). The
+//! `ops` suite's planted bug (`FastRopeNeox`) needs nothing fetched.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use orcd_conformance::case::{run_case, Backend, Outcome};
@@ -77,4 +78,60 @@ fn wrong_mxfp4_value_table_is_caught_at_the_first_expert_ffn() {
         &run_with(Fault::Mxfp4Table, "gpt-oss-synth-tiny-f32-short.yaml"),
         "blk.0.ffn_out in the batch pass",
     );
+}
+
+/// Runs every case of suite `ops` on `cpu-fast` with `fault` planted (`Fault::None`: untampered).
+fn ops_suite_on_cpu_fast(fault: Fault) -> Vec<(orcd_conformance::Case, Outcome)> {
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    set(fault);
+    let cases = orcd_conformance::suites::ops::cases();
+    let out: Vec<_> = cases
+        .into_iter()
+        .map(|c| {
+            let o = run_case(&c, Backend::CpuFast).outcome;
+            (c, o)
+        })
+        .collect();
+    set(Fault::None);
+    assert!(out.len() > 100, "the ops suite has {} cases", out.len());
+    out
+}
+
+fn is_neox_rope(name: &str) -> bool {
+    name.starts_with("rope-neox-")
+}
+
+#[test]
+fn ops_suite_passes_untampered_on_cpu_fast() {
+    let bad: Vec<String> = ops_suite_on_cpu_fast(Fault::None)
+        .into_iter()
+        .filter(|(_, o)| !matches!(o, Outcome::Pass { .. }))
+        .map(|(c, o)| format!("{}: {o:?}", c.name))
+        .collect();
+    assert!(bad.is_empty(), "{} ops cases did not pass untampered:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn fast_rope_neox_fault_is_caught_by_the_neox_rope_cases_only() {
+    let results = ops_suite_on_cpu_fast(Fault::FastRopeNeox);
+    let (mut neox, mut normal) = (0, 0);
+    for (c, o) in &results {
+        if is_neox_rope(&c.name) {
+            neox += 1;
+            let Outcome::Fail { message } = o else {
+                panic!("{}: the planted NeoX RoPE bug was not caught: {o:?}", c.name)
+            };
+            // The message names the op and its shape (the case name), the column and the metric.
+            assert!(message.contains(&format!("{} on cpu-fast", c.name)), "{message}");
+            assert!(message.contains("rope") && message.contains("NMSE"), "{message}");
+            assert!(message.contains("rerun: cargo nextest run"), "{message}");
+            if neox == 1 {
+                eprintln!("first NeoX rope failure:\n{message}");
+            }
+        } else {
+            normal += usize::from(c.name.starts_with("rope-norm-"));
+            assert!(matches!(o, Outcome::Pass { .. }), "{}: affected by a NeoX-only RoPE bug: {o:?}", c.name);
+        }
+    }
+    assert!(neox >= 10 && normal == neox, "{neox} NeoX and {normal} normal rope cases");
 }

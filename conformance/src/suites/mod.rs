@@ -1,11 +1,13 @@
 //! Suite runners. Each suite turns a [`Case`] into an [`Outcome`] by comparing the engine with a
 //! golden recorded from an independent reference (see the suite's module doc for the reference
-//! and the source of its tolerance).
+//! and the source of its tolerance) — except suite `ops`, whose reference is the exact CPU
+//! backend run in the same process (see its module doc).
 
 pub mod chat_template;
 pub mod generate;
 pub mod gguf;
 pub mod models;
+pub mod ops;
 pub mod quant;
 pub mod sampler;
 pub mod tokenizer;
@@ -13,7 +15,7 @@ pub mod tokenizer;
 use crate::case::{Backend, Case, CaseKind, Outcome};
 
 /// The suites that exist, in report order.
-pub const SUITES: &[&str] = &["gguf", "quant", "tokenizer", "chat_template", "sampler", "models", "generate"];
+pub const SUITES: &[&str] = &["gguf", "quant", "tokenizer", "chat_template", "sampler", "ops", "models", "generate"];
 
 /// What a case measured besides its verdict (shown in reports and plots).
 #[derive(Debug, Clone, Default)]
@@ -35,6 +37,7 @@ pub fn run(case: &Case, backend: Backend) -> (Outcome, Measured) {
         CaseKind::TokenizerStrings(c) => plain(tokenizer::run_strings(c)),
         CaseKind::ChatTemplate(c) => plain(chat_template::run(c)),
         CaseKind::Generate(c) => generate::run(c, backend),
+        CaseKind::Op(c) => ops::run(c, &case.name, backend),
     }
 }
 

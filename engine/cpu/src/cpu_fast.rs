@@ -554,6 +554,7 @@ impl Ops for CpuFast {
         let theta_scale = p.freq_base.powf(-2.0 / p.n_rot as f32);
         let mut cache = vec![(0f32, 0f32); half];
         let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base));
+        let neox_fault = p.style == RopeStyle::Neox && crate::faults::active(crate::faults::Fault::FastRopeNeox);
         for (r, &ps) in pos.iter().enumerate() {
             let mut theta = ps as f32;
             for (i, c) in cache.iter_mut().enumerate() {
@@ -581,6 +582,10 @@ impl Ops for CpuFast {
                     }
                 };
                 theta *= theta_scale;
+            }
+            if neox_fault {
+                // Planted bug (tests only): rotate NeoX pairs the wrong way.
+                cache.iter_mut().for_each(|c| c.1 = -c.1);
             }
             rotate(self.simd(), &mut data, &cache, r * x.cols, n_head, head_dim, half, p.style);
         }

@@ -23,6 +23,10 @@ pub enum Fault {
     /// MXFP4 codes mapped through a wrong value table (plain integers 0..7 instead of E2M1's
     /// doubled 0, 1, 2, 3, 4, 6, 8, 12), in dequantization and in the fast dot product.
     Mxfp4Table = 6,
+    /// The fast CPU backend's NeoX RoPE turned the wrong way (sin negated), only for
+    /// `RopeStyle::Neox` and only in `CpuFast::rope`: the `ops` suite must catch it in its NeoX
+    /// rope cases and nowhere else.
+    FastRopeNeox = 7,
 }
 
 #[cfg(feature = "faults")]
