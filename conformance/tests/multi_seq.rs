@@ -174,7 +174,8 @@ fn malformed_batches_are_typed_errors_and_change_nothing() {
         let mut m = column.load(&f, &LoadOpts { n_ctx: Some(8), n_seq: Some(2), kv_type: None }).unwrap();
         let n_vocab = m.hp().n_vocab as u32;
         m.forward(&[1, 2, 3], &mut NoTaps).unwrap();
-        let row = |t: u32, p: u32, s: u32| BatchRows { tokens: vec![t], pos: vec![p], seq: vec![s], logits: vec![true] };
+        let row =
+            |t: u32, p: u32, s: u32| BatchRows { tokens: vec![t], pos: vec![p], seq: vec![s], logits: vec![true] };
         let cases: Vec<(BatchRows, &str)> = vec![
             (BatchRows::default(), "no tokens"),
             (BatchRows { logits: vec![], ..row(1, 3, 0) }, "logit flags"),
@@ -182,7 +183,10 @@ fn malformed_batches_are_typed_errors_and_change_nothing() {
             (row(n_vocab, 3, 0), "out of range (vocab size"),
             (row(1, 5, 0), "continues at position 3, not 5"),
             (row(1, 0, 0), "continues at position 3, not 0"),
-            (BatchRows { tokens: vec![1; 6], pos: (3..9).collect(), seq: vec![0; 6], logits: vec![true; 6] }, "context full"),
+            (
+                BatchRows { tokens: vec![1; 6], pos: (3..9).collect(), seq: vec![0; 6], logits: vec![true; 6] },
+                "context full",
+            ),
         ];
         for (b, want) in cases {
             let e = m.decode(&b, &mut NoTaps).unwrap_err().to_string();

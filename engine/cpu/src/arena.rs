@@ -22,7 +22,8 @@ thread_local! {
 fn grab(n: usize) -> Vec<f32> {
     let hit = FREE.with(|f| {
         let mut f = f.borrow_mut();
-        let best = f.iter().enumerate().filter(|(_, v)| v.capacity() >= n).min_by_key(|(_, v)| v.capacity()).map(|(i, _)| i);
+        let best =
+            f.iter().enumerate().filter(|(_, v)| v.capacity() >= n).min_by_key(|(_, v)| v.capacity()).map(|(i, _)| i);
         best.map(|i| f.swap_remove(i))
     });
     match hit {

@@ -33,8 +33,8 @@ pub mod simd;
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use crate::gguf::{GgmlType, GgufFile, TensorInfo};
 use crate::arena;
+use crate::gguf::{GgmlType, GgufFile, TensorInfo};
 use crate::kv::{argmax_rows, top_k_rows, CpuBatch, CpuKv};
 use crate::ops::{
     broadcast_row, check_matmul_id, top_k_desc, Act, AttnParams, BatchRows, Index, KvSpec, KvType, Ops, RopeParams,
