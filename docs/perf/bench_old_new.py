@@ -3,7 +3,7 @@
 a refactor must not slow decode: ratio new/old >= 0.97).
 
 Per file and round: `worker-orcd bench --json --numerics fast --prompt-tokens P --gen-tokens G
---repeats 1` of each binary in its own process, the order alternating between rounds; before
+--repeats 3` (its median) of each binary in its own process, the order alternating between rounds; before
 each measurement the script waits until the CPUs have been idle (as bench_vs_llamacpp.py).
 Reported per file: median prefill and decode tok/s of each binary, the ratios, and the new
 binary's kv_bytes and peak_rss_bytes.
@@ -22,9 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vs_llamacpp import MODELS, wait_quiet  # noqa: E402
 
 
+REPEATS = 3
+
+
 def bench(binary, model, p, g):
     r = subprocess.run([binary, "bench", "--model", str(model), "--backend", "cpu", "--numerics", "fast",
-                        "--prompt-tokens", str(p), "--gen-tokens", str(g), "--repeats", "1", "--json"],
+                        "--prompt-tokens", str(p), "--gen-tokens", str(g), "--repeats", str(REPEATS), "--json"],
                        capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
