@@ -39,7 +39,7 @@ gpt-oss) and is listed in the report; the exit code is 0 only when every check t
 and nothing required was not run.
 
 Usage:
-  cargo build --release -p orcd-engine --bin worker-orcd
+  cargo build --release -p worker-orcd --bin worker-orcd
   python3 goldens/recorders/check_outside.py [--out DIR] [--only SUBSTR] [--seed N]
                                               [--no-real] [--no-generate] [--types f32,q8_0]
 Writes DIR/report.json and DIR/report.md (default ~/.cache/orcd/outside/report).
@@ -724,7 +724,7 @@ def main():
     ap.add_argument("--no-generate", action="store_true", help="skip the generate --chat check")
     a = ap.parse_args()
     if not EXE.exists():
-        raise SystemExit(f"error: {EXE} missing (cargo build --release -p orcd-engine --bin worker-orcd)")
+        raise SystemExit(f"error: {EXE} missing (cargo build --release -p worker-orcd --bin worker-orcd)")
     if str(Path(a.out).resolve()).startswith(str(ROOT)) or str(Path(a.models_out).resolve()).startswith(str(ROOT)):
         raise SystemExit("error: --out and --models-out must be outside the repository")
     t0 = time.time()

@@ -124,7 +124,7 @@ def llama_logits(path, tokens, greedy_steps=0):
 
 def engine_logits(path, tokens):
     """The engine's fast-numerics logits through its public CLI (build it first:
-    cargo build --release -p orcd-engine --bin worker-orcd)."""
+    cargo build --release -p worker-orcd --bin worker-orcd)."""
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "x.npy"
         ids = ",".join(str(t) for t in tokens)
