@@ -36,9 +36,15 @@ enum Command {
         /// Run only shard K of N (1-based, e.g. 2/3): cases are dealt round-robin in id order.
         #[arg(long, value_parser = parse_partition)]
         partition: Option<(usize, usize)>,
+        /// Only these backend columns (repeatable): cpu, cpu-fast, cuda, cuda-fast. A GPU runner
+        /// runs `--backend cuda --backend cuda-fast`; its report merges with the CPU machine's.
+        #[arg(long = "backend", value_parser = parse_backend)]
+        backends: Vec<Backend>,
     },
     /// Merge shard results (report.json files or folders of per-trial results written with
-    /// ORCD_RESULTS_DIR) into one report. Cases that no shard ran are listed as not run.
+    /// ORCD_RESULTS_DIR) into one report. Cases that no shard ran are listed as not run. A not-run
+    /// result yields to a pass or fail from another input (a CPU machine's report merged with a
+    /// GPU runner's); two inputs with different real outcomes for one case are an error.
     Merge {
         #[arg(long, default_value = "reports")]
         out: PathBuf,
@@ -72,7 +78,9 @@ fn main() {
         }
     };
     let code = match cli.command {
-        Command::Run { out, suite, filter, goldens, partition } => run(out, suite, filter, goldens, partition),
+        Command::Run { out, suite, filter, goldens, partition, backends } => {
+            run(out, suite, filter, goldens, partition, backends)
+        }
         Command::Merge { out, no_discover, goldens, inputs } => merge_cmd(out, no_discover, goldens, inputs),
         Command::List { goldens } => list(goldens),
     };
@@ -87,6 +95,13 @@ fn parse_partition(s: &str) -> Result<(usize, usize), String> {
         return Err(format!("partition {k}/{n}: need 1 <= K <= N"));
     }
     Ok((k, n))
+}
+
+fn parse_backend(s: &str) -> Result<Backend, String> {
+    Backend::parse(s).ok_or_else(|| {
+        let names: Vec<_> = Backend::ALL.iter().map(|b| b.name()).collect();
+        format!("unknown backend column {s:?} (expected one of {})", names.join(", "))
+    })
 }
 
 /// Write the reports for a set of results (gates and checklists from goldens/gates.yaml).
@@ -184,6 +199,7 @@ fn run(
     filter: Option<String>,
     goldens: Option<PathBuf>,
     partition: Option<(usize, usize)>,
+    backends: Vec<Backend>,
 ) -> i32 {
     let gdir = goldens.clone().unwrap_or_else(paths::goldens_dir);
     let all = match cases(goldens) {
@@ -195,6 +211,7 @@ fn run(
         .enumerate()
         .flat_map(|(i, c)| c.backends.iter().map(move |&b| (i, b)))
         .filter(|&(i, _)| suites.is_empty() || suites.contains(&all[i].suite))
+        .filter(|&(_, b)| backends.is_empty() || backends.contains(&b))
         .filter(|&(i, b)| filter.as_ref().is_none_or(|f| all[i].id(b).contains(f.as_str())))
         .enumerate()
         .filter(|(k, _)| partition.is_none_or(|(p, n)| k % n == p - 1))

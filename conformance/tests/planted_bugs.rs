@@ -82,13 +82,18 @@ fn wrong_mxfp4_value_table_is_caught_at_the_first_expert_ffn() {
 
 /// Runs every case of suite `ops` on `cpu-fast` with `fault` planted (`Fault::None`: untampered).
 fn ops_suite_on_cpu_fast(fault: Fault) -> Vec<(orcd_conformance::Case, Outcome)> {
+    ops_suite_on(Backend::CpuFast, fault)
+}
+
+/// Runs every case of suite `ops` on `backend` with `fault` planted.
+fn ops_suite_on(backend: Backend, fault: Fault) -> Vec<(orcd_conformance::Case, Outcome)> {
     let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     set(fault);
     let cases = orcd_conformance::suites::ops::cases();
     let out: Vec<_> = cases
         .into_iter()
         .map(|c| {
-            let o = run_case(&c, Backend::CpuFast).outcome;
+            let o = run_case(&c, backend).outcome;
             (c, o)
         })
         .collect();
@@ -134,4 +139,38 @@ fn fast_rope_neox_fault_is_caught_by_the_neox_rope_cases_only() {
         }
     }
     assert!(neox >= 10 && normal == neox, "{neox} NeoX and {normal} normal rope cases");
+}
+
+/// The CUDA twin of the test above: a NeoX-only RoPE bug planted in the CUDA backend fails the
+/// NeoX rope cases of both cuda columns, naming op, shape and column, and nothing else. Needs a
+/// CUDA device: without one it says so and checks that every cuda case is reported not run.
+#[test]
+fn cuda_rope_neox_fault_is_caught_by_the_neox_rope_cases_only() {
+    for backend in [Backend::Cuda, Backend::CudaFast] {
+        let col = backend.column();
+        if let Some(reason) = col.unavailable() {
+            eprintln!("not run on {col}: {reason}");
+            let results = ops_suite_on(backend, Fault::None);
+            assert!(results.iter().all(|(_, o)| matches!(o, Outcome::NotRun { .. })));
+            continue;
+        }
+        let results = ops_suite_on(backend, Fault::CudaRopeNeox);
+        let mut neox = 0;
+        for (c, o) in &results {
+            if is_neox_rope(&c.name) {
+                neox += 1;
+                let Outcome::Fail { message } = o else {
+                    panic!("{}: the planted CUDA NeoX RoPE bug was not caught on {col}: {o:?}", c.name)
+                };
+                assert!(message.contains(&format!("{} on {col}", c.name)) && message.contains("NMSE"), "{message}");
+            } else {
+                assert!(
+                    matches!(o, Outcome::Pass { .. }),
+                    "{} on {col}: affected by a NeoX-only RoPE bug: {o:?}",
+                    c.name
+                );
+            }
+        }
+        assert!(neox >= 10, "{neox} NeoX rope cases on {col}");
+    }
 }

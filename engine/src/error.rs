@@ -34,6 +34,12 @@ pub enum Error {
     Context { context: String, source: Box<Error> },
     #[error("{0}")]
     Invalid(String),
+    /// A device backend cannot hold what a model needs (checked before any large allocation).
+    #[error("INSUFFICIENT_VRAM: {what} needs {needed} bytes, {free} bytes free on {device}")]
+    InsufficientVram { what: String, needed: u64, free: u64, device: String },
+    /// A device call failed (launch, copy, allocation): the process stays usable.
+    #[error("{backend}: {op}: {message}")]
+    Device { backend: &'static str, op: String, message: String },
 }
 
 impl Error {

@@ -273,6 +273,47 @@ impl KvSpec {
     }
 }
 
+/// What a model needs in a backend's memory, computed before any large allocation so a device
+/// backend can refuse a model that does not fit ([`Ops::reserve`]) instead of failing halfway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryNeed {
+    /// Every tensor as the backend keeps it ([`Ops::weight_bytes`]).
+    pub weights: u64,
+    /// The KV cache ([`KvSpec::bytes`]).
+    pub kv: u64,
+    /// Activations and scratch of one forward of up to [`MemoryNeed::BATCH_ROWS`] rows (an
+    /// estimate from the hyper-parameters: a few row-major activations of the widest layer).
+    pub workspace: u64,
+}
+
+impl MemoryNeed {
+    /// Rows of the largest forward the workspace estimate covers (a prefill micro-batch).
+    pub const BATCH_ROWS: u64 = 512;
+
+    pub fn total(&self) -> u64 {
+        self.weights.saturating_add(self.kv).saturating_add(self.workspace)
+    }
+}
+
+/// Device memory a backend holds, by category (what `bench --json` reports as `vram_bytes`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceMemory {
+    pub device: String,
+    pub weights: u64,
+    pub kv: u64,
+    /// Activations and scratch (pooled buffers included).
+    pub workspace: u64,
+    /// Free device memory when asked.
+    pub free: u64,
+    pub total: u64,
+}
+
+impl DeviceMemory {
+    pub fn used(&self) -> u64 {
+        self.weights + self.kv + self.workspace
+    }
+}
+
 /// One forward's rows as the host describes them: for row `r`, token `tokens[r]` of sequence
 /// `seq[r]` at position `pos[r]`; `logits[r]` says whether its logits are wanted. Rows of one
 /// sequence need not be adjacent. Validated by the engine before a backend sees it.
@@ -365,6 +406,20 @@ pub trait Ops {
 
     /// Load a tensor of a GGUF file as this backend keeps weights.
     fn load_weight(&self, f: &crate::gguf::GgufFile, t: &crate::gguf::TensorInfo) -> Result<Self::Weight>;
+    /// Bytes a tensor of the file occupies once loaded (default: its bytes in the file).
+    fn weight_bytes(&self, t: &crate::gguf::TensorInfo) -> u64 {
+        t.n_bytes
+    }
+    /// Check, before the weights and the KV cache are allocated, that `need` fits; a device
+    /// backend answers [`crate::Error::InsufficientVram`] when it does not. Host backends accept.
+    fn reserve(&self, need: &MemoryNeed) -> Result<()> {
+        let _ = need;
+        Ok(())
+    }
+    /// Device memory in use by category (`None`: a host backend).
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        None
+    }
     /// An activation from host data.
     fn tensor_from_host(&self, rows: usize, cols: usize, data: &[f32]) -> Result<Self::Tensor>;
     fn shape(&self, t: &Self::Tensor) -> (usize, usize);

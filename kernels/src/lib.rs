@@ -1,1 +1,91 @@
-//! orcd-kernels: CUDA C sources compiled at run time by NVRTC, and the table of entry points.
+//! orcd-kernels: the CUDA C source of worker-orcd's GPU kernels and the table of their entry
+//! points.
+//!
+//! [`OPS_CU`] is compiled at run time by NVRTC (`--gpu-architecture=sm_90a --std=c++17
+//! -default-device`; it includes no headers). The contract with the host — every kernel's name,
+//! parameters, launch shape and semantics — is `kernels/ABI.md`; the numerics are those of the
+//! exact CPU backend and of the GGUF dequantizers. [`KERNELS`] lists every `extern "C"` entry
+//! point of [`OPS_CU`], so a host can resolve them all right after loading the module.
+
+/// The CUDA C source of every kernel.
+pub const OPS_CU: &str = include_str!("ops.cu");
+
+/// The `extern "C"` kernel names defined in [`OPS_CU`].
+pub const KERNELS: &[&str] = &[
+    "rms_norm",
+    "layer_norm",
+    "mul_row",
+    "add_row",
+    "add",
+    "scale",
+    "softcap",
+    "glu",
+    "swiglu_oai",
+    "slice_cols",
+    "gather_rows",
+    "rope",
+    "kv_write",
+    "attention",
+    "argmax_rows",
+    "topk_rows",
+    "moe_route",
+    "moe_combine",
+    "quant_q8_rows",
+    "round_f16",
+    "matvec_f32",
+    "matvec_f16",
+    "matvec_bf16",
+    "matvec_q4_0",
+    "matvec_q4_1",
+    "matvec_q5_0",
+    "matvec_q5_1",
+    "matvec_q8_0",
+    "matvec_q2_k",
+    "matvec_q3_k",
+    "matvec_q4_k",
+    "matvec_q5_k",
+    "matvec_q6_k",
+    "matvec_iq4_nl",
+    "matvec_mxfp4",
+    "dequant_rows_f32",
+    "dequant_rows_f16",
+    "dequant_rows_bf16",
+    "dequant_rows_q4_0",
+    "dequant_rows_q4_1",
+    "dequant_rows_q5_0",
+    "dequant_rows_q5_1",
+    "dequant_rows_q8_0",
+    "dequant_rows_q2_k",
+    "dequant_rows_q3_k",
+    "dequant_rows_q4_k",
+    "dequant_rows_q5_k",
+    "dequant_rows_q6_k",
+    "dequant_rows_iq4_nl",
+    "dequant_rows_mxfp4",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kernel_is_defined() {
+        for name in KERNELS {
+            assert!(OPS_CU.contains(&format!("void {name}(")), "{name} is not defined in ops.cu");
+        }
+    }
+
+    #[test]
+    fn every_entry_point_is_listed_once() {
+        let defined: Vec<&str> =
+            OPS_CU.split("extern \"C\" __global__ void ").skip(1).filter_map(|s| s.split('(').next()).collect();
+        let mut listed = KERNELS.to_vec();
+        listed.sort_unstable();
+        let before = listed.len();
+        listed.dedup();
+        assert_eq!(listed.len(), before, "a name is listed twice");
+        let mut defined_sorted = defined.clone();
+        defined_sorted.sort_unstable();
+        assert_eq!(defined_sorted, listed);
+    }
+}

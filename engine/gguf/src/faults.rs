@@ -27,6 +27,10 @@ pub enum Fault {
     /// `RopeStyle::Neox` and only in `CpuFast::rope`: the `ops` suite must catch it in its NeoX
     /// rope cases and nowhere else.
     FastRopeNeox = 7,
+    /// The CUDA backend's RoPE launched with normal pairing for `RopeStyle::Neox` (the kernel's
+    /// style flag dropped), both numerics: the `ops` suite must catch it in the NeoX rope cases of
+    /// the `cuda` columns and nowhere else.
+    CudaRopeNeox = 8,
 }
 
 #[cfg(feature = "faults")]

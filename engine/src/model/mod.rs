@@ -28,7 +28,7 @@ pub use hparams::{Arch, AttnCfg, HParams};
 pub use weights::{Layer, Weights};
 
 use crate::gguf::GgufFile;
-use crate::ops::{BatchRows, KvSpec, KvType, Ops, TapSink};
+use crate::ops::{BatchRows, KvSpec, KvType, MemoryNeed, Ops, TapSink};
 use crate::{Error, Result};
 use weights::{Embd, Loader};
 
@@ -110,6 +110,24 @@ fn rope_factors(f: &GgufFile, hp: &HParams, n_ctx: usize) -> Result<Option<std::
     Ok(Some(v.into()))
 }
 
+/// The memory a model of `f` needs on `b` with the cache `spec` ([`MemoryNeed`]); an overflowing
+/// cache size is an error here, before anything is allocated.
+pub fn memory_need<B: Ops>(f: &GgufFile, b: &B, hp: &HParams, spec: &KvSpec) -> Result<MemoryNeed> {
+    let weights = f.tensors().iter().map(|t| b.weight_bytes(t)).fold(0u64, u64::saturating_add);
+    let kv =
+        spec.bytes().ok_or_else(|| Error::Invalid(format!("KV cache of {spec:?} overflows the address space")))? as u64;
+    // A forward keeps a handful of activations of its widest layer alive at once (residual, norm,
+    // q/k/v, gate/up, attention scores per head); 16 row-widths per row covers the graph, plus one
+    // logits row per output and a fixed 32 MiB for scratch (top-k, quantized activations).
+    let widest = [hp.n_embd, hp.n_ff, hp.n_head * hp.head_dim, spec.k_cols + spec.v_cols, hp.n_expert_used * hp.n_ff]
+        .into_iter()
+        .max()
+        .unwrap_or(0) as u64;
+    let rows = MemoryNeed::BATCH_ROWS;
+    let workspace = (16 * widest * rows + 2 * hp.n_vocab as u64 + rows * spec.n_ctx as u64) * 4 + (32 << 20);
+    Ok(MemoryNeed { weights, kv, workspace })
+}
+
 impl<B: Ops> Model<B> {
     /// Load hyper-parameters and every tensor the architecture needs (checking each shape), and
     /// allocate the KV cache of one sequence of `n_ctx` positions.
@@ -123,6 +141,16 @@ impl<B: Ops> Model<B> {
         let n_ctx = o.n_ctx.unwrap_or(hp.n_ctx_train.min(4096)).max(1);
         let n_seq = o.n_seq.unwrap_or(1).max(1);
         hp.rope_factors = rope_factors(f, &hp, n_ctx)?;
+        let kv_type = o.kv_type.unwrap_or_else(|| backend.kv_type());
+        let spec = KvSpec {
+            n_layer: hp.n_layer,
+            n_seq,
+            n_ctx,
+            k_cols: hp.n_head_kv * hp.head_dim,
+            v_cols: hp.n_head_kv * hp.v_head_dim,
+            ty: kv_type,
+        };
+        backend.reserve(&memory_need(f, &backend, &hp, &spec)?)?;
         let b = &backend;
         let mut layers = Vec::with_capacity(hp.n_layer);
         for i in 0..hp.n_layer {
@@ -158,15 +186,6 @@ impl<B: Ops> Model<B> {
                 _ => None,
             },
             layers,
-        };
-        let kv_type = o.kv_type.unwrap_or_else(|| backend.kv_type());
-        let spec = KvSpec {
-            n_layer: hp.n_layer,
-            n_seq,
-            n_ctx,
-            k_cols: hp.n_head_kv * hp.head_dim,
-            v_cols: hp.n_head_kv * hp.v_head_dim,
-            ty: kv_type,
         };
         let kv = backend.kv_alloc(&spec).map_err(|e| e.context("allocating the KV cache"))?;
         Ok(Model { backend, hp, w, kv, n_past: vec![0; n_seq], n_ctx, kv_type })
@@ -342,6 +361,8 @@ pub trait AnyModel: Send {
     fn forward_last(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>>;
     fn decode(&mut self, batch: &BatchRows, taps: &mut dyn TapSink) -> Result<Logits>;
     fn decode_argmax(&mut self, batch: &BatchRows) -> Result<Vec<u32>>;
+    /// Device memory in use by category (`None` on host backends).
+    fn device_memory(&self) -> Option<crate::ops::DeviceMemory>;
 }
 
 impl<B: Ops + Send> AnyModel for Model<B>
@@ -354,6 +375,9 @@ where
     }
     fn backend_name(&self) -> &'static str {
         self.backend.name()
+    }
+    fn device_memory(&self) -> Option<crate::ops::DeviceMemory> {
+        self.backend.device_memory()
     }
     fn n_ctx(&self) -> usize {
         self.n_ctx

@@ -51,6 +51,8 @@ pub(super) fn bench(
     let (pp, tg) = bench_on(m.as_mut(), prompt_tokens, gen_tokens, repeats, json)?;
     let kv_bytes = m.kv_bytes();
     let peak = peak_rss_bytes();
+    // Device backends: VRAM in use by category (weights, KV cache, workspace) after the run.
+    let vram = m.device_memory();
     let model = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut out = std::io::stdout().lock();
     if json {
@@ -58,14 +60,27 @@ pub(super) fn bench(
             "backend": col.backend.name(), "numerics": col.numerics.name(), "model": model,
             "prompt_tokens": prompt_tokens, "gen_tokens": gen_tokens, "prefill_tok_s": pp, "decode_tok_s": tg,
             "peak_rss_bytes": peak, "kv_bytes": kv_bytes, "n_ctx": n_ctx,
+            "vram_bytes": vram.as_ref().map(|v| v.used()),
+            "vram": vram.as_ref().map(|v| serde_json::json!({
+                "device": v.device, "weights": v.weights, "kv": v.kv, "workspace": v.workspace,
+                "free": v.free, "total": v.total,
+            })),
         });
         writeln!(out, "{o}").map_err(stdout_err)
     } else {
         writeln!(
             out,
             "{model}: {col}, pp{prompt_tokens} {pp:.1} tok/s, tg{gen_tokens} {tg:.1} tok/s (median of {repeats}); \
-             KV cache {kv_bytes} bytes at n_ctx {n_ctx}, peak RSS {} bytes",
-            peak.map_or("?".to_string(), |p| p.to_string())
+             KV cache {kv_bytes} bytes at n_ctx {n_ctx}, peak RSS {} bytes{}",
+            peak.map_or("?".to_string(), |p| p.to_string()),
+            vram.map_or(String::new(), |v| format!(
+                "; VRAM on {}: {} bytes (weights {}, KV {}, workspace {})",
+                v.device,
+                v.used(),
+                v.weights,
+                v.kv,
+                v.workspace
+            ))
         )
         .map_err(stdout_err)
     }

@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Compile kernels/src/*.cu with NVRTC for sm_90a on a machine without a GPU (a compile check).
+
+Needs libnvrtc (the pip wheel nvidia-cuda-nvrtc-cu12 carries it): set ORCD_NVRTC_LIB to its path
+or put it on LD_LIBRARY_PATH. Prints NVRTC's log and exits 1 on a compile error. The engine
+compiles the same source with the same options at run time (engine/cuda/src/nvrtc.rs).
+"""
+import ctypes, os, sys, pathlib
+
+lib = ctypes.CDLL(os.environ.get("ORCD_NVRTC_LIB", "libnvrtc.so.12"))
+root = pathlib.Path(__file__).resolve().parent.parent
+arch = os.environ.get("ORCD_ARCH", "sm_90a")
+ok = True
+for cu in sorted((root / "kernels" / "src").glob("*.cu")):
+    src = cu.read_bytes()
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), src, cu.name.encode(), 0, None, None) == 0
+    opts = [f"--gpu-architecture={arch}".encode(), b"--std=c++17", b"-default-device"]
+    arr = (ctypes.c_char_p * len(opts))(*opts)
+    rc = lib.nvrtcCompileProgram(prog, len(opts), arr)
+    n = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
+    log = ctypes.create_string_buffer(n.value)
+    lib.nvrtcGetProgramLog(prog, log)
+    text = log.value.decode(errors="replace").strip()
+    if text:
+        print(f"--- {cu.name}\n{text}")
+    if rc != 0:
+        ok = False
+        print(f"FAIL {cu.name}: nvrtc error {rc}")
+    else:
+        size = ctypes.c_size_t()
+        lib.nvrtcGetCUBINSize(prog, ctypes.byref(size))
+        print(f"ok   {cu.name}: cubin {size.value} bytes for {arch}")
+sys.exit(0 if ok else 1)

@@ -1,0 +1,873 @@
+//! `Cuda`: every op of the interface on the GPU, for both numerics.
+//!
+//! - `exact`: f32 activations and KV cache; weights stay in VRAM in their GGUF encoding and are
+//!   dequantized in registers to exactly the f32 values the CPU's `tensor_f32` gives; products
+//!   accumulate in f32; norms, activations, RoPE and the softmax in f64 like the exact `Cpu`.
+//! - `fast`: llama.cpp's fast numerics: activations of quantized matmuls rounded to 8 bits exactly
+//!   as llama.cpp rounds them for the weight type's `vec_dot_type` (Q8_0 blocks of 32 with an F16
+//!   scale; Q8_K blocks of 256 for the k-quants), of F16 matmuls to F16; an F16 KV cache; queries
+//!   and attention probabilities rounded to F16. Products then accumulate in f32 (the integer
+//!   block sums of the CPU become f32 sums of the same rounded values).
+//!
+//! Invariants: a row's result never depends on the other rows of the batch (every kernel computes
+//! a row with the same sequence of operations whatever the batch), so a sequence's numbers do not
+//! depend on its neighbours; ids and positions from the host are checked here, on the host copy of
+//! the batch, before any kernel reads them; a weight type without a kernel is dequantized on the
+//! host at load (exactly, by orcd-gguf) and kept as f32.
+
+use std::sync::Arc;
+
+use orcd_engine::gguf::{GgmlType, GgufFile, TensorInfo};
+use orcd_engine::ops::{
+    Act, AttnParams, BatchRows, DeviceMemory, Index, KvSpec, KvType, MemoryNeed, Ops, RopeParams, RopeStyle, RowGroups,
+};
+use orcd_engine::{Error, Result};
+
+use crate::device::{Arg, Category, Dev, DevBuf, VramUse};
+use crate::CudaError;
+
+/// The CUDA backend (one per numerics; all share the process's device).
+#[derive(Debug, Clone)]
+pub struct Cuda {
+    dev: Arc<Dev>,
+    fast: bool,
+}
+
+/// A row-major `[rows, cols]` f32 activation in device memory.
+#[derive(Debug)]
+pub struct CudaTensor {
+    pub rows: usize,
+    pub cols: usize,
+    buf: DevBuf,
+}
+
+/// A weight in device memory: its GGUF bytes (`ty`), or f32 values (`ty == F32`).
+#[derive(Debug)]
+pub struct CudaWeight {
+    pub name: String,
+    pub dims: Vec<u64>,
+    pub ty: GgmlType,
+    /// Elements per row (`dims[0]`).
+    k: usize,
+    /// Rows (all experts together for a 3-D weight).
+    rows: usize,
+    row_bytes: usize,
+    buf: DevBuf,
+}
+
+/// The KV cache: `[layer][seq][slot][cols]`, f32 or F16.
+#[derive(Debug)]
+pub struct CudaKv {
+    spec: KvSpec,
+    k: DevBuf,
+    v: DevBuf,
+}
+
+/// One forward's batch: the host copy (checked) and its columns in device memory.
+#[derive(Debug)]
+pub struct CudaBatch {
+    rows: BatchRows,
+    groups: RowGroups,
+    tokens: DevBuf,
+    pos: DevBuf,
+    seq: DevBuf,
+    /// Batch rows whose logits are wanted (`None`: all of them).
+    out: Option<(usize, DevBuf)>,
+    max_pos: u32,
+}
+
+/// MoE routing ids `[n, k]`, in device memory.
+#[derive(Debug)]
+pub struct CudaIds {
+    n: usize,
+    k: usize,
+    buf: DevBuf,
+}
+
+fn err(e: CudaError) -> Error {
+    e.into()
+}
+
+fn shape_err(op: &str, msg: String) -> Error {
+    Error::Invalid(format!("{op}: {msg}"))
+}
+
+/// The kernel suffix of a weight type with device kernels.
+fn kernel_ty(ty: GgmlType) -> Option<&'static str> {
+    use GgmlType::*;
+    Some(match ty {
+        F32 => "f32",
+        F16 => "f16",
+        BF16 => "bf16",
+        Q4_0 => "q4_0",
+        Q4_1 => "q4_1",
+        Q5_0 => "q5_0",
+        Q5_1 => "q5_1",
+        Q8_0 => "q8_0",
+        Q2_K => "q2_k",
+        Q3_K => "q3_k",
+        Q4_K => "q4_k",
+        Q5_K => "q5_k",
+        Q6_K => "q6_k",
+        IQ4_NL => "iq4_nl",
+        MXFP4 => "mxfp4",
+        _ => return None,
+    })
+}
+
+fn blocks(n: usize, per: usize) -> u32 {
+    n.div_ceil(per).max(1) as u32
+}
+
+const BLOCK: u32 = 256;
+
+impl Cuda {
+    /// The backend on the process's device (`fast` picks the numerics).
+    pub fn new(fast: bool) -> std::result::Result<Self, CudaError> {
+        let dev = crate::device::device().map_err(CudaError::Unavailable)?;
+        Ok(Cuda { dev, fast })
+    }
+
+    pub fn device(&self) -> &Arc<Dev> {
+        &self.dev
+    }
+
+    /// Device memory in use, by category.
+    pub fn vram_use(&self) -> VramUse {
+        self.dev.vram_use()
+    }
+
+    fn alloc_f32(&self, n: usize) -> Result<DevBuf> {
+        self.dev.alloc(n * 4, Category::Workspace).map_err(err)
+    }
+
+    fn tensor(&self, rows: usize, cols: usize) -> Result<CudaTensor> {
+        Ok(CudaTensor { rows, cols, buf: self.alloc_f32(rows * cols)? })
+    }
+
+    fn launch(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &[Arg]) -> Result<()> {
+        self.dev.launch(name, grid, block, smem, args).map_err(err)
+    }
+
+    /// A 1-D elementwise launch over `n` values.
+    fn launch_1d(&self, name: &str, n: usize, args: &[Arg]) -> Result<()> {
+        self.launch(name, (blocks(n, BLOCK as usize), 1, 1), BLOCK, 0, args)
+    }
+
+    fn unary(&self, name: &str, x: &CudaTensor, extra: &[Arg]) -> Result<CudaTensor> {
+        let y = self.tensor(x.rows, x.cols)?;
+        let n = x.rows * x.cols;
+        let mut args = vec![x.buf.arg(), y.buf.arg(), Arg::I64(n as i64)];
+        args.extend_from_slice(extra);
+        self.launch_1d(name, n, &args)?;
+        Ok(y)
+    }
+
+    fn same_shape(op: &str, a: &CudaTensor, b: &CudaTensor) -> Result<()> {
+        if (a.rows, a.cols) != (b.rows, b.cols) {
+            return Err(shape_err(op, format!("[{}, {}] and [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
+        }
+        Ok(())
+    }
+
+    fn one_d(op: &str, w: &CudaWeight, cols: usize) -> Result<()> {
+        if w.ty != GgmlType::F32 || w.k * w.rows != cols {
+            return Err(shape_err(op, format!("{} has {} values, rows have {cols}", w.name, w.k * w.rows)));
+        }
+        Ok(())
+    }
+
+    /// The activation a matmul with a weight of type `ty` reads: as is (exact, float weights),
+    /// or rounded as llama.cpp's CUDA backend rounds it (fast).
+    fn matmul_input(&self, x: &CudaTensor, ty: GgmlType) -> Result<Option<CudaTensor>> {
+        if !self.fast || ty == GgmlType::F32 || ty == GgmlType::BF16 {
+            return Ok(None);
+        }
+        if ty == GgmlType::F16 {
+            return self.unary("round_f16", x, &[]).map(Some);
+        }
+        // The weight type's vec_dot_type (ggml): Q8_K for the k-quants, Q8_0/Q8_1 for the rest.
+        let (mode, bs) = match ty {
+            GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => (1, 256),
+            _ => (0, 32),
+        };
+        if !x.cols.is_multiple_of(bs) {
+            return Err(shape_err("matmul", format!("{} columns are not whole blocks of {bs}", x.cols)));
+        }
+        let n = x.rows * x.cols;
+        let y = self.tensor(x.rows, x.cols)?;
+        self.launch_1d("quant_q8_rows", n / bs, &[x.buf.arg(), y.buf.arg(), Arg::I64(n as i64), Arg::I32(mode)])?;
+        Ok(Some(y))
+    }
+
+    /// `y[r, j] = x[xr] · W[e·m + j] (+ bias)`: the one mat-vec kernel behind matmul and
+    /// matmul_id (see kernels/ABI.md).
+    #[allow(clippy::too_many_arguments)]
+    fn matvec(
+        &self,
+        x: &CudaTensor,
+        w: &CudaWeight,
+        m: usize,
+        n_out: usize,
+        ids: Option<(&DevBuf, usize, bool)>,
+        bias: Option<&CudaWeight>,
+    ) -> Result<CudaTensor> {
+        let kty =
+            kernel_ty(w.ty).ok_or_else(|| shape_err("matmul", format!("{}: no kernel for {:?}", w.name, w.ty)))?;
+        let xin = self.matmul_input(x, w.ty)?;
+        let xs = xin.as_ref().unwrap_or(x);
+        let y = self.tensor(n_out, m)?;
+        // Up to 8 rows share one read of each weight row; with ids each row has its own expert.
+        let rpb = if ids.is_some() { 1 } else { n_out.clamp(1, 8) };
+        let (ids_arg, ids_k, shared) = match ids {
+            Some((b, k, s)) => (b.arg(), k as i32, s as i32),
+            None => (Arg::Ptr(0), 0, 0),
+        };
+        self.launch(
+            &format!("matvec_{kty}"),
+            (blocks(m, 4), blocks(n_out, rpb), 1),
+            128,
+            0,
+            &[
+                w.buf.arg(),
+                xs.buf.arg(),
+                y.buf.arg(),
+                Arg::I32(n_out as i32),
+                Arg::I32(w.k as i32),
+                Arg::I32(m as i32),
+                Arg::I64(w.row_bytes as i64),
+                ids_arg,
+                Arg::I32(ids_k),
+                Arg::I32(shared),
+                bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                Arg::I32(rpb as i32),
+            ],
+        )?;
+        Ok(y)
+    }
+
+    /// Upload `v` (u32) into a fresh workspace buffer.
+    fn upload_u32(&self, v: &[u32]) -> Result<DevBuf> {
+        let b = self.dev.alloc(v.len().max(1) * 4, Category::Workspace).map_err(err)?;
+        self.dev.upload(&b, v).map_err(err)?;
+        Ok(b)
+    }
+
+    fn check_kv(b: &CudaBatch, spec: &KvSpec) -> Result<()> {
+        for r in 0..b.rows.len() {
+            let (s, p) = (b.rows.seq[r] as usize, b.rows.pos[r] as usize);
+            if s >= spec.n_seq || p >= spec.n_ctx {
+                return Err(Error::Invalid(format!(
+                    "batch: sequence {s} at position {p} does not fit a cache of {} sequences × {} positions",
+                    spec.n_seq, spec.n_ctx
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ops for Cuda {
+    type Tensor = CudaTensor;
+    type Weight = CudaWeight;
+    type Kv = CudaKv;
+    type Batch = CudaBatch;
+    type Ids = CudaIds;
+
+    fn name(&self) -> &'static str {
+        if self.fast {
+            "cuda-fast"
+        } else {
+            "cuda"
+        }
+    }
+
+    fn kv_type(&self) -> KvType {
+        if self.fast {
+            KvType::F16
+        } else {
+            KvType::F32
+        }
+    }
+
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        let u = self.dev.vram_use();
+        let (free, total) = self.dev.mem_info().unwrap_or((0, 0));
+        Some(DeviceMemory {
+            device: self.dev.name.clone(),
+            weights: u.weights,
+            kv: u.kv,
+            workspace: u.workspace,
+            free,
+            total,
+        })
+    }
+
+    fn weight_bytes(&self, t: &TensorInfo) -> u64 {
+        if t.dims.len() <= 1 || kernel_ty(t.ty).is_none() {
+            t.n_elements.saturating_mul(4)
+        } else {
+            t.n_bytes
+        }
+    }
+
+    /// Refuse a model whose weights, KV cache and workspace do not fit the device's free memory.
+    fn reserve(&self, need: &MemoryNeed) -> Result<()> {
+        let (free, _) = self.dev.mem_info().map_err(err)?;
+        if need.total() > free {
+            return Err(Error::InsufficientVram {
+                what: format!(
+                    "the model (weights {} + KV cache {} + workspace {} bytes)",
+                    need.weights, need.kv, need.workspace
+                ),
+                needed: need.total(),
+                free,
+                device: self.dev.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn load_weight(&self, f: &GgufFile, t: &TensorInfo) -> Result<CudaWeight> {
+        let k = t.dims.first().copied().unwrap_or(1).max(1) as usize;
+        let rows = (t.n_elements as usize) / k;
+        // 1-D weights (norms, biases, sinks) and types without a kernel are kept as f32.
+        let (ty, host): (GgmlType, Vec<u8>) = if t.dims.len() <= 1 || kernel_ty(t.ty).is_none() {
+            let v = f.tensor_f32(&t.name)?;
+            (GgmlType::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        } else {
+            (t.ty, f.tensor_data(t).to_vec())
+        };
+        let row_bytes = ty
+            .row_bytes(k as u64)
+            .ok_or_else(|| shape_err("load", format!("{}: row of {k} {:?} values", t.name, ty)))?
+            as usize;
+        if row_bytes * rows != host.len() {
+            return Err(shape_err("load", format!("{}: {} bytes for {rows} rows of {row_bytes}", t.name, host.len())));
+        }
+        let buf = self.dev.alloc(host.len(), Category::Weights).map_err(err)?;
+        self.dev.upload(&buf, &host).map_err(err)?;
+        Ok(CudaWeight { name: t.name.clone(), dims: t.dims.clone(), ty, k, rows, row_bytes, buf })
+    }
+
+    fn tensor_from_host(&self, rows: usize, cols: usize, data: &[f32]) -> Result<CudaTensor> {
+        if rows * cols != data.len() {
+            return Err(Error::Invalid(format!("tensor [{rows}, {cols}] given {} values", data.len())));
+        }
+        let t = self.tensor(rows, cols)?;
+        self.dev.upload(&t.buf, data).map_err(err)?;
+        Ok(t)
+    }
+
+    fn shape(&self, t: &CudaTensor) -> (usize, usize) {
+        (t.rows, t.cols)
+    }
+
+    fn to_host(&self, t: &CudaTensor) -> Result<Vec<f32>> {
+        self.dev.download(&t.buf, t.rows * t.cols).map_err(err)
+    }
+
+    fn reshape(&self, t: CudaTensor, rows: usize, cols: usize) -> Result<CudaTensor> {
+        if rows * cols != t.rows * t.cols {
+            return Err(shape_err("reshape", format!("[{}, {}] to [{rows}, {cols}]", t.rows, t.cols)));
+        }
+        Ok(CudaTensor { rows, cols, buf: t.buf })
+    }
+
+    fn weight_dims(&self, w: &CudaWeight) -> Vec<u64> {
+        w.dims.clone()
+    }
+
+    fn upload_batch(&self, rows: &BatchRows) -> Result<CudaBatch> {
+        rows.check_lengths()?;
+        let out_rows = rows.output_rows();
+        let out = if out_rows.len() == rows.len() { None } else { Some((out_rows.len(), self.upload_u32(&out_rows)?)) };
+        Ok(CudaBatch {
+            groups: rows.groups(),
+            tokens: self.upload_u32(&rows.tokens)?,
+            pos: self.upload_u32(&rows.pos)?,
+            seq: self.upload_u32(&rows.seq)?,
+            out,
+            max_pos: rows.pos.iter().copied().max().unwrap_or(0),
+            rows: rows.clone(),
+        })
+    }
+
+    fn batch_groups(&self, b: &CudaBatch) -> RowGroups {
+        b.groups.clone()
+    }
+
+    fn kv_alloc(&self, spec: &KvSpec) -> Result<CudaKv> {
+        let per = spec
+            .n_layer
+            .checked_mul(spec.n_seq)
+            .and_then(|x| x.checked_mul(spec.n_ctx))
+            .ok_or_else(|| Error::Invalid(format!("KV cache {spec:?} overflows")))?;
+        let kb = per.checked_mul(spec.k_cols * spec.ty.bytes());
+        let vb = per.checked_mul(spec.v_cols * spec.ty.bytes());
+        let (Some(kb), Some(vb)) = (kb, vb) else {
+            return Err(Error::Invalid(format!("KV cache {spec:?} overflows")));
+        };
+        let (free, _) = self.dev.mem_info().map_err(err)?;
+        if (kb + vb) as u64 > free {
+            return Err(Error::InsufficientVram {
+                what: "the KV cache".into(),
+                needed: (kb + vb) as u64,
+                free,
+                device: self.dev.name.clone(),
+            });
+        }
+        let k = self.dev.alloc(kb, Category::Kv).map_err(err)?;
+        let v = self.dev.alloc(vb, Category::Kv).map_err(err)?;
+        // Slots never written read as zero (as the CPU caches; the ops suite's guard checks it).
+        self.dev.zero(&k).map_err(err)?;
+        self.dev.zero(&v).map_err(err)?;
+        Ok(CudaKv { spec: spec.clone(), k, v })
+    }
+
+    fn kv_bytes(&self, kv: &CudaKv) -> usize {
+        kv.k.bytes + kv.v.bytes
+    }
+
+    fn kv_write(&self, kv: &mut CudaKv, il: usize, k: &CudaTensor, v: &CudaTensor, b: &CudaBatch) -> Result<()> {
+        let s = &kv.spec;
+        Self::check_kv(b, s)?;
+        if il >= s.n_layer || k.rows != b.rows.len() || v.rows != k.rows || k.cols != s.k_cols || v.cols != s.v_cols {
+            return Err(shape_err(
+                "kv_write",
+                format!("layer {il}: k [{}, {}], v [{}, {}] into {s:?}", k.rows, k.cols, v.rows, v.cols),
+            ));
+        }
+        self.launch(
+            "kv_write",
+            (k.rows.max(1) as u32, 1, 1),
+            BLOCK,
+            0,
+            &[
+                k.buf.arg(),
+                v.buf.arg(),
+                kv.k.arg(),
+                kv.v.arg(),
+                b.pos.arg(),
+                b.seq.arg(),
+                Arg::I32(k.rows as i32),
+                Arg::I32(il as i32),
+                Arg::I32(s.n_seq as i32),
+                Arg::I32(s.n_ctx as i32),
+                Arg::I32(s.k_cols as i32),
+                Arg::I32(s.v_cols as i32),
+                Arg::I32((s.ty == KvType::F16) as i32),
+            ],
+        )
+    }
+
+    fn attention(
+        &self,
+        q: &CudaTensor,
+        kv: &CudaKv,
+        il: usize,
+        b: &CudaBatch,
+        p: &AttnParams,
+        sinks: Option<&CudaWeight>,
+    ) -> Result<CudaTensor> {
+        let s = &kv.spec;
+        Self::check_kv(b, s)?;
+        p.check_shapes((q.rows, q.cols), (1, s.k_cols), (1, s.v_cols), b.rows.len(), 1)?;
+        if il >= s.n_layer {
+            return Err(shape_err("attention", format!("layer {il} of {}", s.n_layer)));
+        }
+        if let Some(sk) = sinks {
+            if sk.ty != GgmlType::F32 || sk.k * sk.rows != p.n_head {
+                return Err(shape_err(
+                    "attention",
+                    format!("{} has {} sinks for {} heads", sk.name, sk.k * sk.rows, p.n_head),
+                ));
+            }
+        }
+        let smem = (b.max_pos as usize + 1) * 4;
+        if smem > self.dev.max_smem {
+            return Err(shape_err(
+                "attention",
+                format!(
+                    "position {} needs {smem} bytes of shared memory, the device allows {}",
+                    b.max_pos, self.dev.max_smem
+                ),
+            ));
+        }
+        let qr = if self.fast { Some(self.unary("round_f16", q, &[])?) } else { None };
+        let qs = qr.as_ref().unwrap_or(q);
+        let y = self.tensor(q.rows, p.n_head * p.v_head_dim)?;
+        self.launch(
+            "attention",
+            (q.rows.max(1) as u32, p.n_head as u32, 1),
+            128,
+            smem as u32,
+            &[
+                qs.buf.arg(),
+                kv.k.arg(),
+                kv.v.arg(),
+                b.pos.arg(),
+                b.seq.arg(),
+                sinks.map_or(Arg::Ptr(0), |w| w.buf.arg()),
+                y.buf.arg(),
+                Arg::I32(q.rows as i32),
+                Arg::I32(il as i32),
+                Arg::I32(s.n_seq as i32),
+                Arg::I32(s.n_ctx as i32),
+                Arg::I32(p.n_head as i32),
+                Arg::I32(p.n_head_kv as i32),
+                Arg::I32(p.head_dim as i32),
+                Arg::I32(p.v_head_dim as i32),
+                Arg::F32(p.scale),
+                Arg::I32(p.window.map_or(0, |w| w.min(i32::MAX as usize) as i32)),
+                Arg::F32(p.softcap.unwrap_or(0.0)),
+                Arg::I32((s.ty == KvType::F16) as i32),
+            ],
+        )?;
+        Ok(y)
+    }
+
+    fn get_rows(&self, w: &CudaWeight, b: &CudaBatch, index: Index) -> Result<CudaTensor> {
+        let (ids, dev_ids) = match index {
+            Index::Tokens => (&b.rows.tokens, &b.tokens),
+            Index::Positions => (&b.rows.pos, &b.pos),
+        };
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= w.rows) {
+            return Err(shape_err("get_rows", format!("token id {bad} out of range (vocab {}) in {}", w.rows, w.name)));
+        }
+        let kty =
+            kernel_ty(w.ty).ok_or_else(|| shape_err("get_rows", format!("{}: no kernel for {:?}", w.name, w.ty)))?;
+        let y = self.tensor(ids.len(), w.k)?;
+        self.launch(
+            &format!("dequant_rows_{kty}"),
+            (ids.len().max(1) as u32, 1, 1),
+            128,
+            0,
+            &[
+                w.buf.arg(),
+                dev_ids.arg(),
+                y.buf.arg(),
+                Arg::I32(ids.len() as i32),
+                Arg::I32(w.k as i32),
+                Arg::I64(w.row_bytes as i64),
+            ],
+        )?;
+        Ok(y)
+    }
+
+    fn output_rows(&self, x: CudaTensor, b: &CudaBatch) -> Result<CudaTensor> {
+        if x.rows != b.rows.len() {
+            return Err(shape_err("output_rows", format!("{} rows for a batch of {}", x.rows, b.rows.len())));
+        }
+        let Some((n, idx)) = &b.out else { return Ok(x) };
+        let y = self.tensor(*n, x.cols)?;
+        self.launch_1d(
+            "gather_rows",
+            n * x.cols,
+            &[x.buf.arg(), idx.arg(), y.buf.arg(), Arg::I32(*n as i32), Arg::I32(x.cols as i32)],
+        )?;
+        Ok(y)
+    }
+
+    fn rms_norm(&self, x: &CudaTensor, eps: f32) -> Result<CudaTensor> {
+        let y = self.tensor(x.rows, x.cols)?;
+        self.launch(
+            "rms_norm",
+            (x.rows.max(1) as u32, 1, 1),
+            BLOCK,
+            0,
+            &[x.buf.arg(), y.buf.arg(), Arg::I32(x.rows as i32), Arg::I32(x.cols as i32), Arg::F32(eps)],
+        )?;
+        Ok(y)
+    }
+
+    fn layer_norm(&self, x: &CudaTensor, eps: f32) -> Result<CudaTensor> {
+        let y = self.tensor(x.rows, x.cols)?;
+        self.launch(
+            "layer_norm",
+            (x.rows.max(1) as u32, 1, 1),
+            BLOCK,
+            0,
+            &[x.buf.arg(), y.buf.arg(), Arg::I32(x.rows as i32), Arg::I32(x.cols as i32), Arg::F32(eps)],
+        )?;
+        Ok(y)
+    }
+
+    fn mul_row(&self, x: &CudaTensor, w: &CudaWeight) -> Result<CudaTensor> {
+        Self::one_d("mul_row", w, x.cols)?;
+        let y = self.tensor(x.rows, x.cols)?;
+        let n = x.rows * x.cols;
+        self.launch_1d(
+            "mul_row",
+            n,
+            &[x.buf.arg(), w.buf.arg(), y.buf.arg(), Arg::I64(n as i64), Arg::I32(x.cols as i32)],
+        )?;
+        Ok(y)
+    }
+
+    fn add_row(&self, x: &CudaTensor, b: &CudaWeight) -> Result<CudaTensor> {
+        Self::one_d("add_row", b, x.cols)?;
+        let y = self.tensor(x.rows, x.cols)?;
+        let n = x.rows * x.cols;
+        self.launch_1d(
+            "add_row",
+            n,
+            &[x.buf.arg(), b.buf.arg(), y.buf.arg(), Arg::I64(n as i64), Arg::I32(x.cols as i32)],
+        )?;
+        Ok(y)
+    }
+
+    fn add(&self, a: &CudaTensor, b: &CudaTensor) -> Result<CudaTensor> {
+        Self::same_shape("add", a, b)?;
+        let y = self.tensor(a.rows, a.cols)?;
+        let n = a.rows * a.cols;
+        self.launch_1d("add", n, &[a.buf.arg(), b.buf.arg(), y.buf.arg(), Arg::I64(n as i64)])?;
+        Ok(y)
+    }
+
+    fn scale(&self, x: &CudaTensor, s: f32) -> Result<CudaTensor> {
+        self.unary("scale", x, &[Arg::F32(s)])
+    }
+
+    fn matmul(&self, x: &CudaTensor, w: &CudaWeight, _g: &RowGroups) -> Result<CudaTensor> {
+        if w.k != x.cols || w.dims.len() > 2 {
+            return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, w.name, w.dims)));
+        }
+        self.matvec(x, w, w.rows, x.rows, None, None)
+    }
+
+    fn rope(
+        &self,
+        x: &CudaTensor,
+        n_head: usize,
+        head_dim: usize,
+        b: &CudaBatch,
+        p: &RopeParams,
+    ) -> Result<CudaTensor> {
+        p.check_shapes((x.rows, x.cols), n_head, head_dim, b.rows.len())?;
+        let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base)).unwrap_or([0.0, 0.0]);
+        let fs = p.freq_scale as f64;
+        let mscale = match p.yarn {
+            Some(y) if y.ext_factor != 0.0 => y.attn_factor as f64 * (1.0 + 0.1 * (1.0 / fs).ln()),
+            Some(y) => y.attn_factor as f64,
+            None => 1.0,
+        };
+        let ext = p.yarn.map_or(0.0, |y| y.ext_factor);
+        let ff = match &p.freq_factors {
+            Some(f) => Some(self.tensor_from_host(1, f.len(), f)?),
+            None => None,
+        };
+        let y = self.tensor(x.rows, x.cols)?;
+        self.launch(
+            "rope",
+            (x.rows.max(1) as u32, 1, 1),
+            128,
+            0,
+            &[
+                x.buf.arg(),
+                y.buf.arg(),
+                b.pos.arg(),
+                Arg::I32(x.rows as i32),
+                Arg::I32(n_head as i32),
+                Arg::I32(head_dim as i32),
+                Arg::I32(p.n_rot as i32),
+                Arg::I32(
+                    (p.style == RopeStyle::Neox
+                        && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox))
+                        as i32,
+                ),
+                Arg::F32(p.freq_base),
+                Arg::F32(p.freq_scale),
+                Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
+                Arg::F32(ext),
+                Arg::F32(corr[0]),
+                Arg::F32(corr[1]),
+                Arg::F64(mscale),
+                ff.as_ref().map_or(Arg::Ptr(0), |t| t.buf.arg()),
+            ],
+        )?;
+        Ok(y)
+    }
+
+    fn glu(&self, gate: &CudaTensor, up: &CudaTensor, act: Act) -> Result<CudaTensor> {
+        Self::same_shape("glu", gate, up)?;
+        let y = self.tensor(gate.rows, gate.cols)?;
+        let n = gate.rows * gate.cols;
+        let a = match act {
+            Act::Silu => 0,
+            Act::Gelu => 1,
+        };
+        self.launch_1d("glu", n, &[gate.buf.arg(), up.buf.arg(), y.buf.arg(), Arg::I64(n as i64), Arg::I32(a)])?;
+        Ok(y)
+    }
+
+    fn act(&self, x: &CudaTensor, act: Act) -> Result<CudaTensor> {
+        let y = self.tensor(x.rows, x.cols)?;
+        let n = x.rows * x.cols;
+        let a = match act {
+            Act::Silu => 0,
+            Act::Gelu => 1,
+        };
+        self.launch_1d("glu", n, &[x.buf.arg(), Arg::Ptr(0), y.buf.arg(), Arg::I64(n as i64), Arg::I32(a)])?;
+        Ok(y)
+    }
+
+    fn softcap(&self, x: &CudaTensor, cap: f32) -> Result<CudaTensor> {
+        self.unary("softcap", x, &[Arg::F32(cap)])
+    }
+
+    fn slice_cols(&self, x: &CudaTensor, start: usize, len: usize) -> Result<CudaTensor> {
+        if start + len > x.cols {
+            return Err(shape_err("slice_cols", format!("[{start}, {}) of {} columns", start + len, x.cols)));
+        }
+        let y = self.tensor(x.rows, len)?;
+        self.launch_1d(
+            "slice_cols",
+            x.rows * len,
+            &[
+                x.buf.arg(),
+                y.buf.arg(),
+                Arg::I32(x.rows as i32),
+                Arg::I32(x.cols as i32),
+                Arg::I32(start as i32),
+                Arg::I32(len as i32),
+            ],
+        )?;
+        Ok(y)
+    }
+
+    fn argmax(&self, x: &CudaTensor) -> Result<Vec<u32>> {
+        if x.cols == 0 {
+            return Ok(vec![0; x.rows]);
+        }
+        let out = self.dev.alloc(x.rows.max(1) * 4, Category::Workspace).map_err(err)?;
+        self.launch(
+            "argmax_rows",
+            (x.rows.max(1) as u32, 1, 1),
+            BLOCK,
+            0,
+            &[x.buf.arg(), out.arg(), Arg::I32(x.rows as i32), Arg::I32(x.cols as i32)],
+        )?;
+        self.dev.download(&out, x.rows).map_err(err)
+    }
+
+    fn top_k(&self, x: &CudaTensor, k: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+        let k = k.min(x.cols);
+        if k == 0 || x.rows == 0 {
+            return Ok(vec![Vec::new(); x.rows]);
+        }
+        let scratch = self.alloc_f32(x.rows * x.cols)?;
+        let idx = self.dev.alloc(x.rows * k * 4, Category::Workspace).map_err(err)?;
+        let val = self.alloc_f32(x.rows * k)?;
+        self.launch(
+            "topk_rows",
+            (x.rows as u32, 1, 1),
+            BLOCK,
+            0,
+            &[
+                x.buf.arg(),
+                scratch.arg(),
+                idx.arg(),
+                val.arg(),
+                Arg::I32(x.rows as i32),
+                Arg::I32(x.cols as i32),
+                Arg::I32(k as i32),
+            ],
+        )?;
+        let ids: Vec<u32> = self.dev.download(&idx, x.rows * k).map_err(err)?;
+        let vals: Vec<f32> = self.dev.download(&val, x.rows * k).map_err(err)?;
+        Ok((0..x.rows).map(|r| (0..k).map(|j| (ids[r * k + j], vals[r * k + j])).collect()).collect())
+    }
+
+    fn moe_route(&self, logits: &CudaTensor, k: usize) -> Result<(CudaIds, CudaTensor)> {
+        if k == 0 || k > logits.cols {
+            return Err(shape_err("moe_route", format!("{k} of {} experts", logits.cols)));
+        }
+        let ids = self.dev.alloc(logits.rows.max(1) * k * 4, Category::Workspace).map_err(err)?;
+        let w = self.tensor(logits.rows, k)?;
+        self.launch_1d(
+            "moe_route",
+            logits.rows,
+            &[
+                logits.buf.arg(),
+                ids.arg(),
+                w.buf.arg(),
+                Arg::I32(logits.rows as i32),
+                Arg::I32(logits.cols as i32),
+                Arg::I32(k as i32),
+            ],
+        )?;
+        Ok((CudaIds { n: logits.rows, k, buf: ids }, w))
+    }
+
+    fn matmul_id(
+        &self,
+        x: &CudaTensor,
+        w: &CudaWeight,
+        b: Option<&CudaWeight>,
+        ids: &CudaIds,
+        k: usize,
+    ) -> Result<CudaTensor> {
+        // The ids were made on the device by moe_route (always in range); the shapes are checked
+        // here as `check_matmul_id` checks them on the host backends.
+        let [k_in, m, n_exp] = match w.dims[..] {
+            [a, b, c] => [a as usize, b as usize, c as usize],
+            _ => return Err(shape_err("matmul_id", format!("weight dims {:?} are not 3-D", w.dims))),
+        };
+        if k == 0 || ids.k != k {
+            return Err(shape_err("matmul_id", format!("ids of {} per row for {k} experts per row", ids.k)));
+        }
+        let n = ids.n;
+        if x.cols != k_in || (x.rows != n && x.rows != n * k) {
+            return Err(shape_err(
+                "matmul_id",
+                format!("x [{}, {}] for {n} rows × {k} experts of [{k_in}, {m}]", x.rows, x.cols),
+            ));
+        }
+        if let Some(b) = b {
+            if b.ty != GgmlType::F32 || b.k * b.rows != m * n_exp {
+                return Err(shape_err("matmul_id", format!("bias of {} values, need {m} × {n_exp}", b.k * b.rows)));
+            }
+        }
+        let shared = x.rows == n && k > 1;
+        self.matvec(x, w, m, n * k, Some((&ids.buf, k, shared)), b)
+    }
+
+    fn swiglu_oai(&self, gate: &CudaTensor, up: &CudaTensor, alpha: f32, limit: f32) -> Result<CudaTensor> {
+        Self::same_shape("swiglu_oai", gate, up)?;
+        let y = self.tensor(gate.rows, gate.cols)?;
+        let n = gate.rows * gate.cols;
+        self.launch_1d(
+            "swiglu_oai",
+            n,
+            &[gate.buf.arg(), up.buf.arg(), y.buf.arg(), Arg::I64(n as i64), Arg::F32(alpha), Arg::F32(limit)],
+        )?;
+        Ok(y)
+    }
+
+    fn moe_combine(&self, experts: &CudaTensor, weights: &CudaTensor, k: usize) -> Result<CudaTensor> {
+        if k == 0 || weights.cols != k || experts.rows != weights.rows * k {
+            return Err(shape_err(
+                "moe_combine",
+                format!(
+                    "experts [{}, {}], weights [{}, {}], k {k}",
+                    experts.rows, experts.cols, weights.rows, weights.cols
+                ),
+            ));
+        }
+        let y = self.tensor(weights.rows, experts.cols)?;
+        self.launch_1d(
+            "moe_combine",
+            weights.rows * experts.cols,
+            &[
+                experts.buf.arg(),
+                weights.buf.arg(),
+                y.buf.arg(),
+                Arg::I32(weights.rows as i32),
+                Arg::I32(k as i32),
+                Arg::I32(experts.cols as i32),
+            ],
+        )?;
+        Ok(y)
+    }
+}

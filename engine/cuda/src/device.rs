@@ -1,0 +1,447 @@
+//! The one CUDA device of the process: probing, the context and its created stream, the kernels
+//! (NVRTC cubins, cached on disk), device memory with a byte ledger per category, and launches.
+//!
+//! Invariants:
+//! - Nothing here calls into a CUDA library before [`probe`] found it: with dynamic loading,
+//!   cudarc panics on the first call into a library that is absent.
+//! - Every buffer is a plain `cuMemAlloc` (device memory: never managed, never host-mapped);
+//!   [`Dev::check_resident`] proves it per buffer.
+//! - All work goes on one created stream (the legacy default stream cannot be captured in a
+//!   graph); activations freed on the host go back to a size-class pool and are reused by later
+//!   work on that same stream, so stream order makes the reuse safe. With
+//!   `ORCD_CUDA_EXACT_ALLOC=1` every buffer is allocated at its exact size and freed on drop (no
+//!   pool), so compute-sanitizer sees every out-of-bounds access.
+//! - Kernel parameters are passed by value (shapes, strides, device pointers).
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::driver::safe::{CudaContext, CudaStream};
+use cudarc::driver::{result as dr, sys};
+use sha2::{Digest, Sha256};
+
+use crate::{CudaError, Result};
+
+/// Why CUDA cannot run in this process, if it cannot (libraries missing, no device, kernels
+/// not compiling). Computed once.
+pub fn probe() -> Option<String> {
+    device().err()
+}
+
+/// The process's device, created on first use.
+pub fn device() -> std::result::Result<Arc<Dev>, String> {
+    static DEV: OnceLock<std::result::Result<Arc<Dev>, String>> = OnceLock::new();
+    DEV.get_or_init(|| Dev::open().map(Arc::new).map_err(|e| e.to_string())).clone()
+}
+
+/// What device memory holds, by category (bytes currently allocated).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VramUse {
+    pub weights: u64,
+    pub kv: u64,
+    /// Activations and scratch, pooled buffers included (the pool's high-water mark stays here).
+    pub workspace: u64,
+}
+
+impl VramUse {
+    pub fn total(&self) -> u64 {
+        self.weights + self.kv + self.workspace
+    }
+}
+
+/// What a buffer holds (the ledger's categories).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Weights,
+    Kv,
+    Workspace,
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    /// Free workspace buffers by size class (bytes, a power of two).
+    free: HashMap<usize, Vec<sys::CUdeviceptr>>,
+}
+
+/// The device: context, stream, kernels, memory.
+#[derive(Debug)]
+pub struct Dev {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    funcs: HashMap<&'static str, sys::CUfunction>,
+    pub name: String,
+    pub cc: (i32, i32),
+    /// Largest dynamic shared memory a block may use (bytes, after opting in).
+    pub max_smem: usize,
+    exact_alloc: bool,
+    ledger: Mutex<VramUse>,
+    pool: Mutex<Pool>,
+    /// Every live allocation (pointer → bytes), for the residency check.
+    live: Mutex<HashMap<sys::CUdeviceptr, usize>>,
+}
+
+// SAFETY: the raw handles (functions, device pointers) are plain values owned by the context,
+// which cudarc makes Send + Sync; every use binds the context to the calling thread first.
+unsafe impl Send for Dev {}
+unsafe impl Sync for Dev {}
+
+fn drv(op: &str, e: dr::DriverError) -> CudaError {
+    CudaError::Driver { op: op.to_string(), message: format!("{e:?}") }
+}
+
+impl Dev {
+    fn open() -> Result<Dev> {
+        // SAFETY: these only try to dlopen the libraries.
+        let (cu, rtc) = unsafe { (sys::is_culib_present(), cudarc::nvrtc::sys::is_culib_present()) };
+        if !cu {
+            return Err(CudaError::Unavailable("libcuda (the NVIDIA driver) is not installed here".into()));
+        }
+        if !rtc {
+            return Err(CudaError::Unavailable("libnvrtc (the CUDA run-time compiler) is not installed here".into()));
+        }
+        let n = CudaContext::device_count().map_err(|e| drv("cuDeviceGetCount", e))?;
+        if n < 1 {
+            return Err(CudaError::Unavailable("no CUDA device".into()));
+        }
+        let ctx = CudaContext::new(0).map_err(|e| drv("cuCtxCreate", e))?;
+        // SAFETY: every buffer here is a raw allocation used on one stream; cudarc's per-argument
+        // events are not needed (and are illegal during graph capture).
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().map_err(|e| drv("cuStreamCreate", e))?;
+        let name = ctx.name().map_err(|e| drv("cuDeviceGetName", e))?;
+        let cc = ctx.compute_capability().map_err(|e| drv("compute capability", e))?;
+        let optin = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .map_err(|e| drv("shared memory limit", e))? as usize;
+        let cubin = crate::nvrtc::cubin(orcd_kernels::OPS_CU, cc)?;
+        // SAFETY: `cubin` is a complete cubin image for this device's architecture.
+        let module = unsafe { dr::module::load_data(cubin.as_ptr() as *const c_void) }
+            .map_err(|e| drv("cuModuleLoadData", e))?;
+        let mut funcs = HashMap::new();
+        for &k in orcd_kernels::KERNELS {
+            let cname = CString::new(k).map_err(|_| CudaError::Invalid(format!("kernel name {k}")))?;
+            // SAFETY: the module is loaded and stays loaded for the process's life.
+            let f = unsafe { dr::module::get_function(module, cname) }.map_err(|e| drv(k, e))?;
+            funcs.insert(k, f);
+        }
+        // Attention keeps one key row of scores in dynamic shared memory: allow the opt-in limit
+        // (less the kernel's small static reduction arrays).
+        let max_smem = optin.saturating_sub(4096);
+        if let Some(&f) = funcs.get("attention") {
+            // SAFETY: a valid function handle and a documented attribute.
+            unsafe {
+                sys::cuFuncSetAttribute(
+                    f,
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    max_smem as i32,
+                )
+            }
+            .result()
+            .map_err(|e| drv("cuFuncSetAttribute(attention)", e))?;
+        }
+        Ok(Dev {
+            ctx,
+            stream,
+            funcs,
+            name,
+            cc,
+            max_smem,
+            exact_alloc: std::env::var_os("ORCD_CUDA_EXACT_ALLOC").is_some_and(|v| v == "1"),
+            ledger: Mutex::new(VramUse::default()),
+            pool: Mutex::new(Pool::default()),
+            live: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Make the context current on this thread (a model may move between threads).
+    pub fn bind(&self) -> Result<()> {
+        self.ctx.bind_to_thread().map_err(|e| drv("cuCtxSetCurrent", e))
+    }
+
+    /// (free, total) device memory in bytes.
+    pub fn mem_info(&self) -> Result<(u64, u64)> {
+        self.bind()?;
+        let (f, t) = dr::mem_get_info().map_err(|e| drv("cuMemGetInfo", e))?;
+        Ok((f as u64, t as u64))
+    }
+
+    /// Bytes in use by category.
+    pub fn vram_use(&self) -> VramUse {
+        self.ledger.lock().map(|l| *l).unwrap_or_default()
+    }
+
+    fn account(&self, cat: Category, bytes: usize, add: bool) {
+        if let Ok(mut l) = self.ledger.lock() {
+            let slot = match cat {
+                Category::Weights => &mut l.weights,
+                Category::Kv => &mut l.kv,
+                Category::Workspace => &mut l.workspace,
+            };
+            if add {
+                *slot += bytes as u64;
+            } else {
+                *slot = slot.saturating_sub(bytes as u64);
+            }
+        }
+    }
+
+    /// A device buffer of `bytes` (uninitialised). Workspace buffers come from the pool unless
+    /// exact allocation is on; weights and the KV cache are always exact.
+    pub fn alloc(self: &Arc<Self>, bytes: usize, cat: Category) -> Result<DevBuf> {
+        self.bind()?;
+        let pooled = cat == Category::Workspace && !self.exact_alloc;
+        let size = if pooled { bytes.max(256).next_power_of_two() } else { bytes.max(1) };
+        if pooled {
+            let hit = self.pool.lock().ok().and_then(|mut p| p.free.get_mut(&size).and_then(Vec::pop));
+            if let Some(ptr) = hit {
+                return Ok(DevBuf { ptr, bytes, size, cat, pooled, dev: self.clone() });
+            }
+        }
+        // SAFETY: a plain device allocation; the memory is not read before a kernel or copy
+        // writes it.
+        let ptr = match unsafe { dr::malloc_sync(size) } {
+            Ok(p) => p,
+            Err(_) if pooled => {
+                // Give the pool's free buffers back and try once more.
+                self.trim()?;
+                unsafe { dr::malloc_sync(size) }.map_err(|e| self.oom(size, e))?
+            }
+            Err(e) => return Err(self.oom(size, e)),
+        };
+        self.account(cat, size, true);
+        if let Ok(mut l) = self.live.lock() {
+            l.insert(ptr, size);
+        }
+        Ok(DevBuf { ptr, bytes, size, cat, pooled, dev: self.clone() })
+    }
+
+    fn oom(&self, size: usize, e: dr::DriverError) -> CudaError {
+        let free = self.mem_info().map(|m| m.0).unwrap_or(0);
+        CudaError::OutOfMemory { needed: size as u64, free, device: self.name.clone(), message: format!("{e:?}") }
+    }
+
+    /// Free every pooled buffer that is not in use.
+    pub fn trim(&self) -> Result<()> {
+        self.synchronize()?;
+        let bufs: Vec<(usize, Vec<sys::CUdeviceptr>)> =
+            self.pool.lock().map(|mut p| p.free.drain().collect()).unwrap_or_default();
+        for (size, ptrs) in bufs {
+            for p in ptrs {
+                self.release(p, size, Category::Workspace);
+            }
+        }
+        Ok(())
+    }
+
+    fn release(&self, ptr: sys::CUdeviceptr, size: usize, cat: Category) {
+        if self.bind().is_ok() {
+            // SAFETY: `ptr` came from cuMemAlloc and no queued work uses it (callers synchronise
+            // or free buffers whose last use is ordered before any later allocation's use).
+            let _ = unsafe { dr::free_sync(ptr) };
+        }
+        self.account(cat, size, false);
+        if let Ok(mut l) = self.live.lock() {
+            l.remove(&ptr);
+        }
+    }
+
+    /// Every live buffer is device memory (not managed, not host-mapped): the residency check.
+    pub fn check_resident(&self) -> Result<usize> {
+        self.bind()?;
+        let ptrs: Vec<sys::CUdeviceptr> = self.live.lock().map(|l| l.keys().copied().collect()).unwrap_or_default();
+        for &p in &ptrs {
+            let mut ty: u32 = 0;
+            let mut managed: u32 = 0;
+            // SAFETY: queries on a live allocation into properly sized out-parameters.
+            unsafe {
+                sys::cuPointerGetAttribute(
+                    &mut ty as *mut u32 as *mut c_void,
+                    sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                    p,
+                )
+                .result()
+                .map_err(|e| drv("cuPointerGetAttribute", e))?;
+                sys::cuPointerGetAttribute(
+                    &mut managed as *mut u32 as *mut c_void,
+                    sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_IS_MANAGED,
+                    p,
+                )
+                .result()
+                .map_err(|e| drv("cuPointerGetAttribute", e))?;
+            }
+            if ty != sys::CUmemorytype::CU_MEMORYTYPE_DEVICE as u32 || managed != 0 {
+                return Err(CudaError::Invalid(format!(
+                    "buffer {p:#x} is not plain device memory (type {ty}, managed {managed})"
+                )));
+            }
+        }
+        Ok(ptrs.len())
+    }
+
+    pub fn synchronize(&self) -> Result<()> {
+        self.bind()?;
+        self.stream.synchronize().map_err(|e| drv("cuStreamSynchronize", e))
+    }
+
+    pub fn cu_stream(&self) -> sys::CUstream {
+        self.stream.cu_stream()
+    }
+
+    /// Copy host data into `dst` (asynchronous on the stream; `src` must outlive the copy, so
+    /// this synchronises before returning when `src` is a temporary the caller drops).
+    pub fn upload<T: Copy>(&self, dst: &DevBuf, src: &[T]) -> Result<()> {
+        let bytes = std::mem::size_of_val(src);
+        if bytes > dst.bytes {
+            return Err(CudaError::Invalid(format!("upload of {bytes} bytes into a buffer of {}", dst.bytes)));
+        }
+        if bytes == 0 {
+            return Ok(());
+        }
+        self.bind()?;
+        // SAFETY: `dst` holds at least `bytes`; the copy is synchronous with respect to `src`
+        // (pageable host memory is staged before cuMemcpyHtoDAsync returns).
+        unsafe { dr::memcpy_htod_async(dst.ptr, src, self.cu_stream()) }.map_err(|e| drv("cuMemcpyHtoDAsync", e))
+    }
+
+    /// Set every byte of `b` to zero (on the stream).
+    pub fn zero(&self, b: &DevBuf) -> Result<()> {
+        self.bind()?;
+        // SAFETY: the range is the buffer's own.
+        unsafe { dr::memset_d8_async(b.ptr, 0, b.bytes, self.cu_stream()) }.map_err(|e| drv("cuMemsetD8Async", e))
+    }
+
+    /// Copy `n` values of `src` to the host (synchronises the stream).
+    pub fn download<T: Copy + Default>(&self, src: &DevBuf, n: usize) -> Result<Vec<T>> {
+        let bytes = n * std::mem::size_of::<T>();
+        if bytes > src.bytes {
+            return Err(CudaError::Invalid(format!("download of {bytes} bytes from a buffer of {}", src.bytes)));
+        }
+        let mut out = vec![T::default(); n];
+        if n == 0 {
+            return Ok(out);
+        }
+        self.bind()?;
+        // SAFETY: `out` holds `bytes`; the stream is synchronised before `out` is read.
+        unsafe { dr::memcpy_dtoh_async(&mut out, src.ptr, self.cu_stream()) }
+            .map_err(|e| drv("cuMemcpyDtoHAsync", e))?;
+        self.synchronize()?;
+        Ok(out)
+    }
+
+    /// Copy `bytes` from `src` at `src_off` to `dst` at `dst_off` on the stream.
+    pub fn copy(&self, dst: &DevBuf, dst_off: usize, src: &DevBuf, src_off: usize, bytes: usize) -> Result<()> {
+        if dst_off + bytes > dst.bytes || src_off + bytes > src.bytes {
+            return Err(CudaError::Invalid("device copy out of range".into()));
+        }
+        if bytes == 0 {
+            return Ok(());
+        }
+        self.bind()?;
+        // SAFETY: both ranges are inside their buffers.
+        unsafe { dr::memcpy_dtod_async(dst.ptr + dst_off as u64, src.ptr + src_off as u64, bytes, self.cu_stream()) }
+            .map_err(|e| drv("cuMemcpyDtoDAsync", e))
+    }
+
+    /// Launch kernel `name` with `grid` × `block` threads, `smem` bytes of dynamic shared memory
+    /// and `args` by value.
+    pub fn launch(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &[Arg]) -> Result<()> {
+        if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
+            return Ok(());
+        }
+        let f = *self.funcs.get(name).ok_or_else(|| CudaError::Invalid(format!("no kernel named {name}")))?;
+        self.bind()?;
+        // Each argument lives in its own 8-byte slot; the driver reads the parameter's size from
+        // the slot's start (little-endian, so a 4-byte value sits in the low half).
+        let mut slots: Vec<u64> = args.iter().map(Arg::bits).collect();
+        let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
+        // SAFETY: `f` is a kernel of the loaded module whose parameter list matches `args`
+        // (kernels/ABI.md); the slots outlive the call, which copies the parameters.
+        unsafe { dr::launch_kernel(f, grid, (block, 1, 1), smem, self.cu_stream(), &mut ptrs) }
+            .map_err(|e| drv(name, e))
+    }
+}
+
+/// One kernel argument, passed by value.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg {
+    /// A device pointer (0 for a null pointer).
+    Ptr(u64),
+    I32(i32),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+}
+
+impl Arg {
+    fn bits(&self) -> u64 {
+        match *self {
+            Arg::Ptr(p) => p,
+            Arg::I32(v) => v as u32 as u64,
+            Arg::I64(v) => v as u64,
+            Arg::F32(v) => v.to_bits() as u64,
+            Arg::F64(v) => v.to_bits(),
+        }
+    }
+}
+
+/// A device buffer; freed (or returned to the pool) on drop.
+#[derive(Debug)]
+pub struct DevBuf {
+    pub ptr: sys::CUdeviceptr,
+    /// Bytes asked for.
+    pub bytes: usize,
+    /// Bytes allocated (the size class of a pooled buffer).
+    size: usize,
+    cat: Category,
+    pooled: bool,
+    dev: Arc<Dev>,
+}
+
+impl DevBuf {
+    pub fn arg(&self) -> Arg {
+        Arg::Ptr(self.ptr)
+    }
+}
+
+impl Drop for DevBuf {
+    fn drop(&mut self) {
+        if self.pooled {
+            // Later work on the same stream may reuse it: stream order keeps that safe.
+            if let Ok(mut p) = self.dev.pool.lock() {
+                p.free.entry(self.size).or_default().push(self.ptr);
+                return;
+            }
+        }
+        if !self.pooled {
+            // Work queued on the buffer must finish before cuMemFree returns it to the driver.
+            let _ = self.dev.synchronize();
+        }
+        self.dev.release(self.ptr, self.size, self.cat);
+    }
+}
+
+/// Where compiled kernels are cached: `$ORCD_CUBIN_CACHE`, else `$ORCD_CACHE/cubin`, else
+/// `~/.cache/orcd/cubin`.
+pub fn cubin_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("ORCD_CUBIN_CACHE") {
+        return d.into();
+    }
+    if let Some(d) = std::env::var_os("ORCD_CACHE") {
+        return PathBuf::from(d).join("cubin");
+    }
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache/orcd/cubin")
+}
+
+/// The cache key of a compilation: source, options, NVRTC version and compute capability.
+pub fn cubin_key(src: &str, opts: &[String], nvrtc: (i32, i32), cc: (i32, i32)) -> String {
+    let mut h = Sha256::new();
+    h.update(src.as_bytes());
+    for o in opts {
+        h.update([0u8]);
+        h.update(o.as_bytes());
+    }
+    h.update(format!("nvrtc {}.{} cc {}.{}", nvrtc.0, nvrtc.1, cc.0, cc.1).as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,89 @@
+//! Kernels compiled by NVRTC for the device's own architecture, as a cubin (`sm_90a` on Hopper):
+//! no PTX is left for the driver to JIT (which fails when NVRTC is newer than the driver).
+//! Cubins are cached on disk, keyed by source hash, options, NVRTC version and compute capability
+//! ([`crate::device::cubin_key`]); a corrupt or partial cache file is recompiled, never trusted
+//! blindly (the file is written to a temporary name and renamed).
+
+use std::ffi::{c_char, c_int, CStr};
+
+use cudarc::nvrtc::{result as nr, sys as ns};
+
+use crate::device::{cubin_cache_dir, cubin_key};
+use crate::{CudaError, Result};
+
+/// `sm_90a` for compute capability 9.0 (Hopper's arch-specific features), `sm_XY` otherwise.
+pub fn arch(cc: (i32, i32)) -> String {
+    if cc == (9, 0) {
+        "sm_90a".into()
+    } else {
+        format!("sm_{}{}", cc.0, cc.1)
+    }
+}
+
+/// The NVRTC options for compute capability `cc` (ci/nvrtc_check.py uses the same).
+pub fn options(cc: (i32, i32)) -> Vec<String> {
+    vec![format!("--gpu-architecture={}", arch(cc)), "--std=c++17".into(), "-default-device".into()]
+}
+
+/// NVRTC's version (major, minor).
+pub fn version() -> Result<(i32, i32)> {
+    let (mut major, mut minor): (c_int, c_int) = (0, 0);
+    // SAFETY: two valid out-parameters; the library was probed before.
+    unsafe { ns::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_err(|e| CudaError::Nvrtc(format!("nvrtcVersion: {e:?}")))?;
+    Ok((major, minor))
+}
+
+/// The cubin of `src` for compute capability `cc`, from the cache or freshly compiled.
+pub fn cubin(src: &str, cc: (i32, i32)) -> Result<Vec<u8>> {
+    let opts = options(cc);
+    let key = cubin_key(src, &opts, version()?, cc);
+    let dir = cubin_cache_dir();
+    let path = dir.join(format!("{key}.cubin"));
+    if let Ok(bytes) = std::fs::read(&path) {
+        // An ELF image starts with 0x7f 'E' 'L' 'F'; anything else is recompiled.
+        if bytes.starts_with(b"\x7fELF") {
+            return Ok(bytes);
+        }
+    }
+    let bin = compile(src, &opts)?;
+    // The cache is an optimisation: a read-only home must not stop the engine.
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
+        if std::fs::write(&tmp, &bin).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+    Ok(bin)
+}
+
+fn compile(src: &str, opts: &[String]) -> Result<Vec<u8>> {
+    let csrc = std::ffi::CString::new(src).map_err(|_| CudaError::Nvrtc("kernel source holds a NUL byte".into()))?;
+    let prog = nr::create_program(&csrc, None).map_err(|e| CudaError::Nvrtc(format!("nvrtcCreateProgram: {e:?}")))?;
+    let out = (|| {
+        // SAFETY: `prog` is a live program; options are NUL-free ASCII.
+        if let Err(e) = unsafe { nr::compile_program(prog, opts) } {
+            let log = unsafe { nr::get_program_log(prog) }
+                .map(|l| {
+                    // SAFETY: NVRTC's log is NUL-terminated.
+                    unsafe { CStr::from_ptr(l.as_ptr()) }.to_string_lossy().into_owned()
+                })
+                .unwrap_or_default();
+            return Err(CudaError::Nvrtc(format!("compiling kernels/src/ops.cu with {opts:?}: {e:?}\n{log}")));
+        }
+        let mut size = 0usize;
+        // SAFETY: compiled program; `size` then a buffer of that size.
+        unsafe { ns::nvrtcGetCUBINSize(prog, &mut size) }
+            .result()
+            .map_err(|e| CudaError::Nvrtc(format!("nvrtcGetCUBINSize: {e:?}")))?;
+        let mut bin = vec![0u8; size];
+        unsafe { ns::nvrtcGetCUBIN(prog, bin.as_mut_ptr() as *mut c_char) }
+            .result()
+            .map_err(|e| CudaError::Nvrtc(format!("nvrtcGetCUBIN: {e:?}")))?;
+        Ok(bin)
+    })();
+    // SAFETY: destroyed once, after its last use.
+    let _ = unsafe { nr::destroy_program(prog) };
+    out
+}

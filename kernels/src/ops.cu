@@ -1,0 +1,1051 @@
+// ops.cu — the CUDA kernels of worker-orcd, compiled at run time by NVRTC
+// (`--gpu-architecture=sm_90a --std=c++17 -default-device`, no headers at all).
+//
+// The contract with the host (kernel names, parameters, launch shapes, semantics) is
+// kernels/ABI.md; the numerics are those of the exact CPU backend (engine/cpu/src/cpu.rs) and of
+// the GGUF dequantizers (engine/gguf/src/quant/*.rs).
+//
+// Invariants:
+// - Bounds: every kernel guards its index ranges (grid-stride loops for 1-D kernels, blockIdx
+//   checks for per-row kernels) and indexes with 64-bit offsets where a product can pass 2^31.
+//   Nothing reads or writes outside the ranges the ABI gives (the one exception the ABI cannot
+//   express: expert / row ids in `ids` and `idx` are trusted to be in range).
+// - Block sizes are multiples of 32 (full-warp shuffles); per-row kernels accept any such size.
+// - Determinism: every reduction has a fixed order (per-thread strided sums, then a fixed
+//   xor-shuffle tree, then the warps' partials in warp order), so a result depends only on the
+//   inputs and the launch shape, never on timing.
+// - Exactness: dequantization reproduces the Rust f32 values bit for bit. NVRTC contracts
+//   `a*b + c` into an FMA by default, so wherever the reference rounds twice the code spells the
+//   operations out with __fmul_rn / __fadd_rn (f32) or __dmul_rn / __dadd_rn (f64). Math the CPU
+//   backend does in f64 is done in f64 here.
+
+typedef unsigned char u8;
+typedef signed char i8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef long long i64;
+typedef unsigned long long u64;
+
+#define FULL_MASK 0xffffffffu
+#define F32_NEG_INF __int_as_float(0xff800000)
+#define F32_NAN __int_as_float(0x7fc00000)
+#define F64_NEG_INF __longlong_as_double(0xfff0000000000000LL)
+
+// 1-D kernels: a grid-stride loop, so any 1-D launch covers `n` exactly once.
+#define GRID_LOOP(i, n) \
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (i64)(n); i += (i64)gridDim.x * blockDim.x)
+
+// ---------------------------------------------------------------------------------------------
+// Scalar conversions (engine/gguf/src/quant/float.rs)
+// ---------------------------------------------------------------------------------------------
+
+// IEEE half -> f32. NaNs keep their payload (signalling bit included), as numpy / float.rs do;
+// everything else is the exact hardware conversion.
+__device__ __forceinline__ float f16_to_f32(u16 h) {
+    if ((h & 0x7c00u) == 0x7c00u && (h & 0x03ffu) != 0u) {
+        return __uint_as_float(((u32)(h & 0x8000u) << 16) | 0x7f800000u | ((u32)(h & 0x03ffu) << 13));
+    }
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+// f32 -> IEEE half, round to nearest even; a NaN keeps the top 10 bits of its payload and stays
+// a NaN if those are all zero (float.rs `f32_to_f16`).
+__device__ __forceinline__ u16 f32_to_f16(float x) {
+    if (x != x) {
+        const u32 b = __float_as_uint(x);
+        u16 h = (u16)(0x7c00u | ((b & 0x007fffffu) >> 13));
+        if (h == 0x7c00u) h += 1;
+        return (u16)(((b >> 16) & 0x8000u) | h);
+    }
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
+    return h;
+}
+
+__device__ __forceinline__ float bf16_to_f32(u16 b) { return __uint_as_float((u32)b << 16); }
+
+// Little-endian loads from byte pointers: quantized blocks sit at any byte offset.
+__device__ __forceinline__ u16 rd16(const u8* p) { return (u16)(p[0] | (p[1] << 8)); }
+__device__ __forceinline__ u32 rd32(const u8* p) {
+    return (u32)p[0] | ((u32)p[1] << 8) | ((u32)p[2] << 16) | ((u32)p[3] << 24);
+}
+__device__ __forceinline__ float rdf16(const u8* p) { return f16_to_f32(rd16(p)); }
+
+// A KV-cache element: f32, or IEEE half when `f16`.
+__device__ __forceinline__ float kv_load(const void* base, i64 i, int f16) {
+    return f16 ? f16_to_f32(((const u16*)base)[i]) : ((const float*)base)[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dequantization: one function per type, chunk `c` (32 elements) of a row into out[32]
+// (legacy.rs, kquants.rs, mxfp4.rs; same block layouts, same f32 operations in the same order).
+// ---------------------------------------------------------------------------------------------
+
+// IQ4_NL's non-linear grid and MXFP4's E2M1 values times two (legacy.rs / mxfp4.rs KVALUES).
+__device__ const i8 kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+__device__ const i8 kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// Legacy blocks: the low nibbles of qs[0..16] are elements 0..16, the high nibbles 16..32.
+
+// Q4_0 (18 B: d f16, qs[16]): w = d * (q - 8).
+__device__ __forceinline__ void dq_q4_0(const u8* row, int c, float* out) {
+    const u8* b = row + (i64)c * 18;
+    const float d = rdf16(b);
+#pragma unroll
+    for (int l = 0; l < 16; ++l) {
+        const u32 q = b[2 + l];
+        out[l] = __fmul_rn(d, (float)((int)(q & 15u) - 8));
+        out[l + 16] = __fmul_rn(d, (float)((int)(q >> 4) - 8));
+    }
+}
+
+// Q4_1 (20 B: d, m f16, qs[16]): w = d * q + m (two roundings).
+__device__ __forceinline__ void dq_q4_1(const u8* row, int c, float* out) {
+    const u8* b = row + (i64)c * 20;
+    const float d = rdf16(b), m = rdf16(b + 2);
+#pragma unroll
+    for (int l = 0; l < 16; ++l) {
+        const u32 q = b[4 + l];
+        out[l] = __fadd_rn(__fmul_rn(d, (float)(q & 15u)), m);
+        out[l + 16] = __fadd_rn(__fmul_rn(d, (float)(q >> 4)), m);
+    }
+}
+
+// Q5_0 (22 B: d, qh u32 LE, qs[16]): bit 4 of element j is bit j of qh; w = d * (q - 16).
+__device__ __forceinline__ void dq_q5_0(const u8* row, int c, float* out) {
+    const u8* b = row + (i64)c * 22;
+    const float d = rdf16(b);
+    const u32 qh = rd32(b + 2);
+#pragma unroll
+    for (int l = 0; l < 16; ++l) {
+        const u32 q = b[6 + l];
+        const u32 lo = (q & 15u) | (((qh >> l) & 1u) << 4);
+        const u32 hi = (q >> 4) | (((qh >> (l + 16)) & 1u) << 4);
+        out[l] = __fmul_rn(d, (float)((int)lo - 16));
+        out[l + 16] = __fmul_rn(d, (float)((int)hi - 16));
+    }
+}
+
+// Q5_1 (24 B: d, m, qh, qs[16]): w = d * q + m.
+__device__ __forceinline__ void dq_q5_1(const u8* row, int c, float* out) {
+    const u8* b = row + (i64)c * 24;
+    const float d = rdf16(b), m = rdf16(b + 2);
+    const u32 qh = rd32(b + 4);
+#pragma unroll
+    for (int l = 0; l < 16; ++l) {
+        const u32 q = b[8 + l];
+        const u32 lo = (q & 15u) | (((qh >> l) & 1u) << 4);
+        const u32 hi = (q >> 4) | (((qh >> (l + 16)) & 1u) << 4);
+        out[l] = __fadd_rn(__fmul_rn(d, (float)lo), m);
+        out[l + 16] = __fadd_rn(__fmul_rn(d, (float)hi), m);
+    }
+}
+
+// Q8_0 (34 B: d, qs[32] i8): w = q * d.
+__device__ __forceinline__ void dq_q8_0(const u8* row, int c, float* out) {
+    const u8* b = row + (i64)c * 34;
+    const float d = rdf16(b);
+#pragma unroll
+    for (int l = 0; l < 32; ++l) out[l] = __fmul_rn((float)(i8)b[2 + l], d);
+}
+
+// IQ4_NL (18 B: d, qs[16]): w = d * grid[q].
+__device__ __forceinline__ void dq_iq4_nl(const u8* row, int c, float* out) {
+    const u8* b = row + (i64)c * 18;
+    const float d = rdf16(b);
+#pragma unroll
+    for (int l = 0; l < 16; ++l) {
+        const u32 q = b[2 + l];
+        out[l] = __fmul_rn(d, (float)kIq4nlValues[q & 15u]);
+        out[l + 16] = __fmul_rn(d, (float)kIq4nlValues[q >> 4]);
+    }
+}
+
+// E8M0 scale halved: 2^(e - 128), exact (e = 0, 1 are f32 subnormals).
+__device__ __forceinline__ float e8m0_half(u32 e) {
+    return __uint_as_float(e < 2u ? (0x00200000u << e) : ((e - 1u) << 23));
+}
+
+// MXFP4 (17 B: e u8, qs[16]): w = e8m0_half(e) * kvalues[q].
+__device__ __forceinline__ void dq_mxfp4(const u8* row, int c, float* out) {
+    const u8* b = row + (i64)c * 17;
+    const float d = e8m0_half(b[0]);
+#pragma unroll
+    for (int l = 0; l < 16; ++l) {
+        const u32 q = b[1 + l];
+        out[l] = __fmul_rn(d, (float)kMxfp4Values[q & 15u]);
+        out[l + 16] = __fmul_rn(d, (float)kMxfp4Values[q >> 4]);
+    }
+}
+
+// K-quants: 256-element super-blocks; chunk c is sub-chunk cc = c % 8 of super-block c / 8.
+// For element j = 32 cc + t, the 2-bit "crumb" arrays (Q2_K/Q3_K qs, Q6_K qh) hold it at byte
+// 32 (j / 128) + t, shift 2 ((j % 128) / 32) = 2 (cc % 4).
+
+// Q2_K (84 B: scales[16] @0, qs[64] @16, d @80, dmin @82): w = (d*sc) * q - dmin*m.
+__device__ __forceinline__ void dq_q2_k(const u8* row, int c, float* out) {
+    const int cc = c & 7;
+    const u8* b = row + (i64)(c >> 3) * 84;
+    const float d = rdf16(b + 80), dmin = rdf16(b + 82);
+    const u8* qs = b + 16 + 32 * (cc >> 2);
+    const int sh = 2 * (cc & 3);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const u32 s = b[2 * cc + half];
+        const float dl = __fmul_rn(d, (float)(s & 15u));
+        const float ml = __fmul_rn(dmin, (float)(s >> 4));
+#pragma unroll
+        for (int t = 16 * half; t < 16 * half + 16; ++t) {
+            out[t] = __fsub_rn(__fmul_rn(dl, (float)((qs[t] >> sh) & 3u)), ml);
+        }
+    }
+}
+
+// Q3_K (110 B: hmask[32] @0, qs[64] @32, scales[12] @96, d @108): signed 6-bit scales (sc - 32);
+// q = crumb - 4 where the hmask bit (bit j/32 = cc of hmask[t]) is clear; w = (d*sc) * q.
+__device__ __forceinline__ void dq_q3_k(const u8* row, int c, float* out) {
+    const int cc = c & 7;
+    const u8* b = row + (i64)(c >> 3) * 110;
+    const float d = rdf16(b + 108);
+    const u8* qs = b + 32 + 32 * (cc >> 2);
+    const u8* sc = b + 96;
+    const int sh = 2 * (cc & 3);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const int i = 2 * cc + half;  // sub-block of 16
+        const u32 lo = (sc[i % 8] >> (4 * (i / 8))) & 15u;
+        const u32 hi = (sc[8 + i % 4] >> (2 * (i / 4))) & 3u;
+        const float dl = __fmul_rn(d, (float)((int)(lo | (hi << 4)) - 32));
+#pragma unroll
+        for (int t = 16 * half; t < 16 * half + 16; ++t) {
+            const int high_clear = (int)(((b[t] >> cc) & 1u) ^ 1u);
+            const int q = (int)((qs[t] >> sh) & 3u) - (high_clear << 2);
+            out[t] = __fmul_rn(dl, (float)q);
+        }
+    }
+}
+
+// The 6-bit scale and min of sub-block i of Q4_K / Q5_K (kquants.rs `scale_min_k4`).
+__device__ __forceinline__ void scale_min_k4(const u8* s, int i, u32* sc, u32* m) {
+    if (i < 4) {
+        *sc = s[i] & 63u;
+        *m = s[i + 4] & 63u;
+    } else {
+        *sc = (s[i + 4] & 15u) | ((s[i - 4] >> 2) & 0x30u);
+        *m = (s[i + 4] >> 4) | ((s[i] >> 2) & 0x30u);
+    }
+}
+
+// Q4_K (144 B: d @0, dmin @2, scales[12] @4, qs[128] @16): sub-block cc (32 elements) uses
+// nibble 4 (cc % 2) of qs[32 (cc / 2) + t]; w = (d*sc) * q - (dmin*m).
+__device__ __forceinline__ void dq_q4_k(const u8* row, int c, float* out) {
+    const int cc = c & 7;
+    const u8* b = row + (i64)(c >> 3) * 144;
+    u32 sc, m;
+    scale_min_k4(b + 4, cc, &sc, &m);
+    const float dl = __fmul_rn(rdf16(b), (float)sc);
+    const float ml = __fmul_rn(rdf16(b + 2), (float)m);
+    const u8* qs = b + 16 + 32 * (cc >> 1);
+    const int sh = 4 * (cc & 1);
+#pragma unroll
+    for (int t = 0; t < 32; ++t) out[t] = __fsub_rn(__fmul_rn(dl, (float)((qs[t] >> sh) & 15u)), ml);
+}
+
+// Q5_K (176 B: d, dmin, scales[12] @4, qh[32] @16, qs[128] @48): Q4_K plus bit cc of qh[t].
+__device__ __forceinline__ void dq_q5_k(const u8* row, int c, float* out) {
+    const int cc = c & 7;
+    const u8* b = row + (i64)(c >> 3) * 176;
+    u32 sc, m;
+    scale_min_k4(b + 4, cc, &sc, &m);
+    const float dl = __fmul_rn(rdf16(b), (float)sc);
+    const float ml = __fmul_rn(rdf16(b + 2), (float)m);
+    const u8* qh = b + 16;
+    const u8* qs = b + 48 + 32 * (cc >> 1);
+    const int sh = 4 * (cc & 1);
+#pragma unroll
+    for (int t = 0; t < 32; ++t) {
+        const u32 q = ((qs[t] >> sh) & 15u) | (((qh[t] >> cc) & 1u) << 4);
+        out[t] = __fsub_rn(__fmul_rn(dl, (float)q), ml);
+    }
+}
+
+// Q6_K (210 B: ql[128] @0, qh[64] @128, scales[16] i8 @192, d @208): element j = 32 cc + t has
+// its low nibble 4 ((cc % 4) / 2) in ql[64 (cc / 4) + 32 (cc % 2) + t], its high 2 bits in the
+// qh crumb; w = (d*sc) * (q - 32).
+__device__ __forceinline__ void dq_q6_k(const u8* row, int c, float* out) {
+    const int cc = c & 7;
+    const u8* b = row + (i64)(c >> 3) * 210;
+    const float d = rdf16(b + 208);
+    const u8* ql = b + 64 * (cc >> 2) + 32 * (cc & 1);
+    const int lsh = 4 * ((cc & 3) >> 1);
+    const u8* qh = b + 128 + 32 * (cc >> 2);
+    const int hsh = 2 * (cc & 3);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const float dl = __fmul_rn(d, (float)(i8)b[192 + 2 * cc + half]);
+#pragma unroll
+        for (int t = 16 * half; t < 16 * half + 16; ++t) {
+            const u32 q = ((ql[t] >> lsh) & 15u) | (((qh[t] >> hsh) & 3u) << 4);
+            out[t] = __fmul_rn(dl, (float)((int)q - 32));
+        }
+    }
+}
+
+// Type traits for the templates: quantized types dequantize whole chunks, float types single
+// elements (their rows may have any length).
+#define QUANT_TYPE(NAME)                                                                  \
+    struct T_##NAME {                                                                     \
+        static constexpr bool FLOAT = false;                                              \
+        static __device__ __forceinline__ void chunk(const u8* row, int c, float* out) { \
+            dq_##NAME(row, c, out);                                                       \
+        }                                                                                 \
+        static __device__ __forceinline__ float elem(const u8*, i64) { return 0.0f; }     \
+    };
+QUANT_TYPE(q4_0)
+QUANT_TYPE(q4_1)
+QUANT_TYPE(q5_0)
+QUANT_TYPE(q5_1)
+QUANT_TYPE(q8_0)
+QUANT_TYPE(q2_k)
+QUANT_TYPE(q3_k)
+QUANT_TYPE(q4_k)
+QUANT_TYPE(q5_k)
+QUANT_TYPE(q6_k)
+QUANT_TYPE(iq4_nl)
+QUANT_TYPE(mxfp4)
+
+#define FLOAT_TYPE(NAME, EXPR)                                                       \
+    struct T_##NAME {                                                                \
+        static constexpr bool FLOAT = true;                                          \
+        static __device__ __forceinline__ void chunk(const u8*, int, float*) {}      \
+        static __device__ __forceinline__ float elem(const u8* row, i64 i) { return EXPR; } \
+    };
+FLOAT_TYPE(f32, ((const float*)row)[i])
+FLOAT_TYPE(f16, f16_to_f32(((const u16*)row)[i]))
+FLOAT_TYPE(bf16, bf16_to_f32(((const u16*)row)[i]))
+
+// ---------------------------------------------------------------------------------------------
+// Reductions (fixed order: strided per-thread partials, xor tree 16..1, warps in order)
+// ---------------------------------------------------------------------------------------------
+
+__device__ __forceinline__ double warp_sum_d(double v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = __dadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
+    return v;
+}
+
+__device__ __forceinline__ double warp_max_d(double v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(FULL_MASK, v, o));
+    return v;
+}
+
+// Block-wide sum / max of a double; every thread of the block must call it. `red` holds 32
+// entries of static shared memory; the trailing barrier lets the caller reuse `red` at once.
+__device__ double block_sum_d(double v, double* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_sum_d(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        double t = lane < nw ? red[lane] : 0.0;
+        t = warp_sum_d(t);
+        if (lane == 0) red[0] = t;
+    }
+    __syncthreads();
+    const double r = red[0];
+    __syncthreads();
+    return r;
+}
+
+__device__ double block_max_d(double v, double* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_max_d(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        double t = lane < nw ? red[lane] : F64_NEG_INF;
+        t = warp_max_d(t);
+        if (lane == 0) red[0] = t;
+    }
+    __syncthreads();
+    const double r = red[0];
+    __syncthreads();
+    return r;
+}
+
+// Ranking keys for argmax / top-k: (key, idx) pairs, larger key first, ties to the lower index;
+// idx < 0 is "no candidate". Candidates are totally ordered, so the reduction is exact.
+__device__ __forceinline__ bool pair_better(int k1, int i1, int k2, int i2) {
+    if (i2 < 0) return i1 >= 0;
+    if (i1 < 0) return false;
+    return k1 > k2 || (k1 == k2 && i1 < i2);
+}
+
+// Rust's f32::total_cmp as a signed integer key (-NaN < -inf < ... < -0 < +0 < ... < +inf < NaN).
+__device__ __forceinline__ int total_key(float v) {
+    const int k = __float_as_int(v);
+    return k ^ (int)((u32)(k >> 31) >> 1);
+}
+
+// argmax_rows' order (kv.rs `argmax_rows`): NaN loses to every number, -0 equals +0.
+__device__ __forceinline__ int argmax_key(float v) {
+    if (v != v) return (int)0x80000000;
+    return total_key(v == 0.0f ? 0.0f : v);
+}
+
+// Block-wide best pair; every thread must call it; `rk`, `ri` hold 32 entries of shared memory.
+__device__ void block_best(int* key, int* idx, int* rk, int* ri) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    int k = *key, i = *idx;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const int k2 = __shfl_xor_sync(FULL_MASK, k, o), i2 = __shfl_xor_sync(FULL_MASK, i, o);
+        if (pair_better(k2, i2, k, i)) { k = k2; i = i2; }
+    }
+    if (lane == 0) { rk[warp] = k; ri[warp] = i; }
+    __syncthreads();
+    if (warp == 0) {
+        k = lane < nw ? rk[lane] : 0;
+        i = lane < nw ? ri[lane] : -1;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            const int k2 = __shfl_xor_sync(FULL_MASK, k, o), i2 = __shfl_xor_sync(FULL_MASK, i, o);
+            if (pair_better(k2, i2, k, i)) { k = k2; i = i2; }
+        }
+        if (lane == 0) { rk[0] = k; ri[0] = i; }
+    }
+    __syncthreads();
+    *key = rk[0];
+    *idx = ri[0];
+    __syncthreads();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row normalizations (grid rows, one block per row; f64 as cpu.rs)
+// ---------------------------------------------------------------------------------------------
+
+extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols, float eps) {
+    __shared__ double red[32];
+    const int r = blockIdx.x;
+    if (r >= rows) return;
+    const float* xr = x + (i64)r * cols;
+    float* yr = y + (i64)r * cols;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        const double v = xr[i];
+        s = __dadd_rn(s, __dmul_rn(v, v));
+    }
+    s = block_sum_d(s, red);  // its barriers also order the reads above before any write below
+    const double sc = 1.0 / sqrt(s / (double)cols + (double)eps);
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = (float)__dmul_rn((double)xr[i], sc);
+}
+
+extern "C" __global__ void layer_norm(const float* x, float* y, int rows, int cols, float eps) {
+    __shared__ double red[32];
+    const int r = blockIdx.x;
+    if (r >= rows) return;
+    const float* xr = x + (i64)r * cols;
+    float* yr = y + (i64)r * cols;
+    const double n = (double)cols;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) s = __dadd_rn(s, (double)xr[i]);
+    const double mean = block_sum_d(s, red) / n;
+    double v = 0.0;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        const double dv = (double)xr[i] - mean;
+        v = __dadd_rn(v, __dmul_rn(dv, dv));
+    }
+    const double sc = 1.0 / sqrt(block_sum_d(v, red) / n + (double)eps);
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        yr[i] = (float)__dmul_rn((double)xr[i] - mean, sc);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise (1-D, grid-stride). add / scale / mul_row / add_row are single f32 operations.
+// ---------------------------------------------------------------------------------------------
+
+extern "C" __global__ void mul_row(const float* x, const float* w, float* y, long long n, int cols) {
+    if (cols <= 0) return;
+    GRID_LOOP(i, n) y[i] = __fmul_rn(x[i], w[i % cols]);
+}
+
+extern "C" __global__ void add_row(const float* x, const float* w, float* y, long long n, int cols) {
+    if (cols <= 0) return;
+    GRID_LOOP(i, n) y[i] = __fadd_rn(x[i], w[i % cols]);
+}
+
+extern "C" __global__ void add(const float* a, const float* b, float* y, long long n) {
+    GRID_LOOP(i, n) y[i] = __fadd_rn(a[i], b[i]);
+}
+
+extern "C" __global__ void scale(const float* x, float* y, long long n, float s) {
+    GRID_LOOP(i, n) y[i] = __fmul_rn(x[i], s);
+}
+
+// cap * tanh(x / cap) in f64.
+extern "C" __global__ void softcap(const float* x, float* y, long long n, float cap) {
+    const double c = cap;
+    GRID_LOOP(i, n) y[i] = (float)__dmul_rn(c, tanh(__ddiv_rn((double)x[i], c)));
+}
+
+// x / (1 + exp(-x)) in f64.
+__device__ __forceinline__ float silu_f(float xf) {
+    const double x = xf;
+    return (float)__ddiv_rn(x, __dadd_rn(1.0, exp(-x)));
+}
+
+// ggml's GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in f64, each product rounded.
+__device__ __forceinline__ float gelu_tanh_f(float xf) {
+    const double x = xf;
+    const double c = sqrt(2.0 / 3.141592653589793);
+    const double x3 = __dmul_rn(__dmul_rn(__dmul_rn(0.044715, x), x), x);
+    const double t = tanh(__dmul_rn(c, __dadd_rn(x, x3)));
+    return (float)__dmul_rn(__dmul_rn(0.5, x), __dadd_rn(1.0, t));
+}
+
+// y = f(g) * u in f32 after f in f64; u == nullptr means ones (the CPU's `act` is glu(x, 1)).
+extern "C" __global__ void glu(const float* g, const float* u, float* y, long long n, int act) {
+    GRID_LOOP(i, n) {
+        const float f = act == 1 ? gelu_tanh_f(g[i]) : silu_f(g[i]);
+        y[i] = __fmul_rn(f, u ? u[i] : 1.0f);
+    }
+}
+
+// ggml's swiglu_oai: x = min(g, limit), y = clamp(u, -limit, limit),
+// x / (1 + exp(-alpha x)) * (y + 1) in f64.
+extern "C" __global__ void swiglu_oai(const float* g, const float* u, float* y, long long n, float alpha,
+                                      float limit) {
+    const double na = -(double)alpha;
+    GRID_LOOP(i, n) {
+        const double x = (double)fminf(g[i], limit);  // f32::min: a NaN g gives `limit`
+        float uf = u[i];
+        if (uf < -limit) uf = -limit;  // f32::clamp keeps NaN
+        if (uf > limit) uf = limit;
+        const double yy = uf;
+        const double s = __ddiv_rn(x, __dadd_rn(1.0, exp(__dmul_rn(na, x))));
+        y[i] = (float)__dmul_rn(s, __dadd_rn(yy, 1.0));
+    }
+}
+
+extern "C" __global__ void slice_cols(const float* x, float* y, int rows, int cols, int start, int len) {
+    if (len <= 0) return;
+    GRID_LOOP(i, (i64)rows * len) {
+        const i64 r = i / len, c = i % len;
+        y[i] = x[r * cols + start + c];
+    }
+}
+
+extern "C" __global__ void gather_rows(const float* x, const unsigned* idx, float* y, int n_out, int cols) {
+    if (cols <= 0) return;
+    GRID_LOOP(i, (i64)n_out * cols) {
+        const i64 r = i / cols, c = i % cols;
+        y[i] = x[(i64)idx[r] * cols + c];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RoPE (grid rows, block 128): copy the row, rotate pairs i < n_rot/2 of every head; the angle
+// is cpu.rs `rope`'s, in f64 (freq_factors divides; YaRN ramp blend when yarn_ramp).
+// ---------------------------------------------------------------------------------------------
+
+extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, int rows, int n_head, int head_dim,
+                                int n_rot, int neox, float freq_base, float freq_scale, int yarn_ramp,
+                                float ext_factor, float corr0, float corr1, double mscale,
+                                const float* freq_factors) {
+    const int r = blockIdx.x;
+    if (r >= rows || head_dim <= 0) return;
+    const i64 cols = (i64)n_head * head_dim;
+    const float* xr = x + (i64)r * cols;
+    float* yr = y + (i64)r * cols;
+    int half = n_rot / 2;
+    if (2 * half > head_dim) half = head_dim / 2;  // guard: never rotate past the head
+    // Elements outside the rotated pairs are copied; the pairs are written below (disjoint).
+    for (i64 e = threadIdx.x; e < cols; e += blockDim.x) {
+        if (e % head_dim >= 2 * half) yr[e] = xr[e];
+    }
+    const double ps = (double)pos[r], fs = freq_scale, ms = mscale;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        double extrap = __dmul_rn(ps, pow((double)freq_base, __ddiv_rn(-2.0 * (double)i, (double)n_rot)));
+        if (freq_factors) extrap = __ddiv_rn(extrap, (double)freq_factors[i]);
+        double theta;
+        if (yarn_ramp) {
+            const double lo = corr0;
+            double yv = __ddiv_rn((double)i - lo, fmax((double)corr1 - lo, 0.001));
+            yv = yv < 0.0 ? 0.0 : (yv > 1.0 ? 1.0 : yv);
+            const double ramp = __dmul_rn(1.0 - yv, (double)ext_factor);
+            theta = __dadd_rn(__dmul_rn(__dmul_rn(fs, extrap), 1.0 - ramp), __dmul_rn(extrap, ramp));
+        } else {
+            theta = __dmul_rn(fs, extrap);
+        }
+        double s, c;
+        sincos(theta, &s, &c);
+        s = __dmul_rn(s, ms);
+        c = __dmul_rn(c, ms);
+        for (int h = 0; h < n_head; ++h) {
+            const i64 base = (i64)h * head_dim;
+            const i64 a = neox ? base + i : base + 2 * i;
+            const i64 b = neox ? a + half : a + 1;
+            const double x0 = xr[a], x1 = xr[b];
+            yr[a] = (float)__dsub_rn(__dmul_rn(x0, c), __dmul_rn(x1, s));
+            yr[b] = (float)__dadd_rn(__dmul_rn(x0, s), __dmul_rn(x1, c));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// KV cache: layout [layer][seq][slot][cols], f32 or IEEE half (round to nearest even).
+// ---------------------------------------------------------------------------------------------
+
+extern "C" __global__ void kv_write(const float* k, const float* v, void* kc, void* vc, const unsigned* pos,
+                                    const unsigned* seq, int rows, int il, int n_seq, int n_ctx, int k_cols,
+                                    int v_cols, int f16) {
+    const int r = blockIdx.x;
+    if (r >= rows) return;
+    const u32 s = seq[r], p = pos[r];
+    if (s >= (u32)n_seq || p >= (u32)n_ctx) return;  // out-of-range rows are not stored
+    const i64 slot = ((i64)il * n_seq + s) * n_ctx + p;
+    const float* kr = k + (i64)r * k_cols;
+    const float* vr = v + (i64)r * v_cols;
+    const i64 kb = slot * k_cols, vb = slot * v_cols;
+    for (int i = threadIdx.x; i < k_cols; i += blockDim.x) {
+        if (f16) ((u16*)kc)[kb + i] = f32_to_f16(kr[i]);
+        else ((float*)kc)[kb + i] = kr[i];
+    }
+    for (int i = threadIdx.x; i < v_cols; i += blockDim.x) {
+        if (f16) ((u16*)vc)[vb + i] = f32_to_f16(vr[i]);
+        else ((float*)vc)[vb + i] = vr[i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention (grid (rows, n_head), block 128, dynamic shared (max pos + 1) floats).
+// Scores: q·k in f32 in cpu.rs `dot`'s exact order (8 accumulators, then the tail, then a fixed
+// tree), kept raw in shared memory; score = dot·scale (then softcap) in f64 is recomputed from it
+// wherever needed, so every use sees the same f64 value. Softmax and Σ w·v are in f64.
+// ---------------------------------------------------------------------------------------------
+
+#define ATT_TILE 128  // keys whose weights are staged (as f64) per step of the value sum
+#define ATT_DIMS 4    // output dims per thread per pass (d = d0 + tid + u·blockDim)
+
+__device__ __forceinline__ unsigned dynamic_smem_bytes() {
+    unsigned s;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(s));
+    return s;
+}
+
+// cpu.rs `dot`: acc[l] += a[8c + l] * b[8c + l] (two roundings), tail sum, fixed combination.
+__device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, int f16) {
+    float acc[8];
+#pragma unroll
+    for (int l = 0; l < 8; ++l) acc[l] = 0.0f;
+    const int chunks = n / 8;
+    for (int c = 0; c < chunks; ++c) {
+#pragma unroll
+        for (int l = 0; l < 8; ++l) {
+            acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], kv_load(kc, kofs + 8 * c + l, f16)));
+        }
+    }
+    float s = 0.0f;
+    for (int i = chunks * 8; i < n; ++i) s = __fadd_rn(s, __fmul_rn(a[i], kv_load(kc, kofs + i, f16)));
+    const float t = __fadd_rn(__fadd_rn(__fadd_rn(acc[0], acc[4]), __fadd_rn(acc[1], acc[5])),
+                              __fadd_rn(__fadd_rn(acc[2], acc[6]), __fadd_rn(acc[3], acc[7])));
+    return __fadd_rn(t, s);
+}
+
+__device__ __forceinline__ double att_score(float dot, double scale, double cap) {
+    double s = __dmul_rn((double)dot, scale);
+    if (cap > 0.0) s = __dmul_rn(cap, tanh(__ddiv_rn(s, cap)));
+    return s;
+}
+
+extern "C" __global__ void attention(const float* q, const void* kc, const void* vc, const unsigned* pos,
+                                     const unsigned* seq, const float* sinks, float* out, int rows, int il,
+                                     int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                                     int v_head_dim, float scale, int window, float softcap, int f16) {
+    extern __shared__ float dots[];        // raw q·k of key j (0 for masked keys)
+    __shared__ double red[32];             // block reductions
+    __shared__ double wt[ATT_TILE];        // softmax weights of one tile of keys; < 0: skip
+    const int r = blockIdx.x, h = blockIdx.y;
+    if (r >= rows || h >= n_head || v_head_dim <= 0) return;
+    const int tid = threadIdx.x, bd = blockDim.x;
+    float* o = out + ((i64)r * n_head + h) * v_head_dim;
+    const u32 p = pos[r], sq = seq[r];
+    const int group = n_head_kv > 0 ? n_head / n_head_kv : 0;
+    // A row the cache or the shared allocation cannot hold gives NaN (visible, never a stray
+    // read); the condition is uniform over the block, so the early return is safe.
+    if (group <= 0 || h / group >= n_head_kv || sq >= (u32)n_seq || p >= (u32)n_ctx ||
+        ((u64)p + 1) * 4 > (u64)dynamic_smem_bytes()) {
+        for (int d = tid; d < v_head_dim; d += bd) o[d] = F32_NAN;
+        return;
+    }
+    const int kh = h / group;
+    const int nk = (int)p + 1;
+    const i64 slot0 = ((i64)il * n_seq + sq) * n_ctx;  // slot 0 of this layer and sequence
+    const i64 k_cols = (i64)n_head_kv * head_dim, v_cols = (i64)n_head_kv * v_head_dim;
+    const float* qh = q + ((i64)r * n_head + h) * head_dim;
+    const double sc = scale, cap = softcap;
+    // Key j is masked when window > 0 and pos - j >= window.
+#define VISIBLE(j) (window <= 0 || (int)p - (j) < window)
+
+    // Pass 1: dots and the max score.
+    double mx = F64_NEG_INF;
+    for (int j = tid; j < nk; j += bd) {
+        float dt = 0.0f;
+        if (VISIBLE(j)) {
+            dt = dot_cpu_order(qh, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
+            mx = fmax(mx, att_score(dt, sc, cap));  // fmax, like f64::max, ignores NaN
+        }
+        dots[j] = dt;
+    }
+    mx = block_max_d(mx, red);  // also the barrier after the writes to dots[]
+    const double sink = sinks ? (double)sinks[h] : 0.0;
+    if (sinks) mx = fmax(mx, sink);
+
+    // Pass 2: the denominator (the sink joins it, not the value sum). Non-finite scores weigh 0.
+    double sum = 0.0;
+    for (int j = tid; j < nk; j += bd) {
+        if (!VISIBLE(j)) continue;
+        const double s = att_score(dots[j], sc, cap);
+        if (isfinite(s)) sum = __dadd_rn(sum, exp(s - mx));
+    }
+    sum = block_sum_d(sum, red);
+    if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
+
+    // Pass 3: out[d] = Σ_j (e_j / sum) · v[j][d] in key order, in f64, ATT_DIMS dims per thread
+    // per pass over the keys; the weights of each tile of keys are staged once in shared memory.
+    for (int d0 = 0; d0 < v_head_dim; d0 += ATT_DIMS * bd) {
+        double acc[ATT_DIMS];
+#pragma unroll
+        for (int u = 0; u < ATT_DIMS; ++u) acc[u] = 0.0;
+        for (int t0 = 0; t0 < nk; t0 += ATT_TILE) {
+            for (int jj = tid; jj < ATT_TILE; jj += bd) {
+                const int j = t0 + jj;
+                double w = -1.0;  // skipped, like the CPU's `sc == 0.0` (masked or underflowed)
+                if (j < nk && VISIBLE(j)) {
+                    const double s = att_score(dots[j], sc, cap);
+                    if (isfinite(s)) {
+                        const double e = exp(s - mx);
+                        if (e != 0.0) w = __ddiv_rn(e, sum);
+                        // An F16 cache is the fast numerics: llama.cpp rounds the probabilities
+                        // to F16 (the V cache's vec_dot_type) before V·p.
+                        if (f16 && w >= 0.0) w = (double)f16_to_f32(f32_to_f16((float)w));
+                    }
+                }
+                wt[jj] = w;
+            }
+            __syncthreads();
+            const int tn = nk - t0 < ATT_TILE ? nk - t0 : ATT_TILE;
+            for (int jj = 0; jj < tn; ++jj) {
+                const double w = wt[jj];
+                if (w < 0.0) continue;
+                const i64 vrow = (slot0 + t0 + jj) * v_cols + (i64)kh * v_head_dim;
+#pragma unroll
+                for (int u = 0; u < ATT_DIMS; ++u) {
+                    const int d = d0 + tid + u * bd;
+                    if (d < v_head_dim) acc[u] = __dadd_rn(acc[u], __dmul_rn(w, (double)kv_load(vc, vrow + d, f16)));
+                }
+            }
+            __syncthreads();  // wt[] is rewritten by the next tile
+        }
+#pragma unroll
+        for (int u = 0; u < ATT_DIMS; ++u) {
+            const int d = d0 + tid + u * bd;
+            if (d < v_head_dim) o[d] = (float)acc[u];
+        }
+    }
+#undef VISIBLE
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selection: argmax, top-k, MoE routing and combination
+// ---------------------------------------------------------------------------------------------
+
+// First index of the maximum (NaN loses to numbers; an all-NaN row gives 0).
+extern "C" __global__ void argmax_rows(const float* x, unsigned* out, int rows, int cols) {
+    __shared__ int rk[32], ri[32];
+    const int r = blockIdx.x;
+    if (r >= rows) return;
+    const float* xr = x + (i64)r * cols;
+    int key = 0, idx = -1;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        const int k = argmax_key(xr[i]);
+        if (pair_better(k, i, key, idx)) { key = k; idx = i; }
+    }
+    block_best(&key, &idx, rk, ri);
+    if (threadIdx.x == 0) out[r] = idx < 0 ? 0u : (u32)idx;
+}
+
+// The k largest (f32::total_cmp order), largest first, ties to the lower index. Pass p takes the
+// best entry ranked after pass p-1's pick, so no entry is chosen twice and the scratch copy of
+// the row is never modified (marking picks with -inf would collide with -inf logits).
+extern "C" __global__ void topk_rows(const float* x, float* scratch, unsigned* idx, float* val, int rows, int cols,
+                                     int k) {
+    __shared__ int rk[32], ri[32];
+    const int r = blockIdx.x;
+    if (r >= rows || k <= 0) return;
+    const float* xr = x + (i64)r * cols;
+    float* sr = scratch + (i64)r * cols;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) sr[i] = xr[i];
+    __syncthreads();
+    int pk = 0, pi = -1;  // the previous pick (none yet)
+    for (int pass = 0; pass < k; ++pass) {
+        int key = 0, id = -1;
+        for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+            const int kk = total_key(sr[i]);
+            const bool after = pi < 0 || kk < pk || (kk == pk && i > pi);
+            if (after && pair_better(kk, i, key, id)) { key = kk; id = i; }
+        }
+        block_best(&key, &id, rk, ri);
+        if (threadIdx.x == 0) {
+            const i64 o = (i64)r * k + pass;
+            idx[o] = id < 0 ? 0xffffffffu : (u32)id;  // k > cols: the rest are marked invalid
+            val[o] = id < 0 ? F32_NEG_INF : sr[id];
+        }
+        if (id >= 0) { pk = key; pi = id; }  // nothing found: every entry is taken already
+    }
+}
+
+// Per row (one thread): the k largest logits (total_cmp, ties to the lower id), then a softmax
+// over them in f64 with max = the first.
+extern "C" __global__ void moe_route(const float* logits, unsigned* ids, float* w, int rows, int n_exp, int k) {
+    if (k <= 0 || k > n_exp) return;
+    GRID_LOOP(r, rows) {
+        const float* lr = logits + r * n_exp;
+        unsigned* ir = ids + r * k;
+        float* wr = w + r * k;
+        int pk = 0, pi = -1;
+        for (int p = 0; p < k; ++p) {
+            int key = 0, id = -1;
+            for (int i = 0; i < n_exp; ++i) {
+                const int kk = total_key(lr[i]);
+                const bool after = pi < 0 || kk < pk || (kk == pk && i > pi);
+                if (after && pair_better(kk, i, key, id)) { key = kk; id = i; }
+            }
+            ir[p] = (u32)id;
+            pk = key;
+            pi = id;
+        }
+        const double mx = lr[ir[0]];
+        double sum = 0.0;
+        for (int p = 0; p < k; ++p) sum = __dadd_rn(sum, exp((double)lr[ir[p]] - mx));
+        for (int p = 0; p < k; ++p) wr[p] = (float)__ddiv_rn(exp((double)lr[ir[p]] - mx), sum);
+    }
+}
+
+// y[t, d] = Σ_j e[t·k + j, d] · w[t·k + j] in f64, slot order.
+extern "C" __global__ void moe_combine(const float* e, const float* w, float* y, int n, int k, int cols) {
+    if (cols <= 0) return;
+    GRID_LOOP(i, (i64)n * cols) {
+        const i64 t = i / cols, d = i % cols;
+        double acc = 0.0;
+        for (int j = 0; j < k; ++j) {
+            const i64 s = t * k + j;
+            acc = __dadd_rn(acc, __dmul_rn((double)e[s * cols + d], (double)w[s]));
+        }
+        y[i] = (float)acc;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activation rounding
+// ---------------------------------------------------------------------------------------------
+
+// The activation rounding of llama.cpp's fast path, stored dequantized (y = q * d), as
+// engine/cpu/src/cpu_fast/act.rs rounds it for the weight type's vec_dot_type:
+// - mode 0, Q8_0/Q8_1 (blocks of 32): amax = max |x|, d = amax / 127, id = 127 / amax (0 when
+//   amax is 0), q = round_half_even(x * id) clamped to [-128, 127], d kept as f16;
+// - mode 1, Q8_K (blocks of 256): max = the element of largest magnitude (first on ties),
+//   iscale = -127 / max, q = min(127, round_half_even(iscale * x)), d = 1 / iscale (f32).
+extern "C" __global__ void quant_q8_rows(const float* x, float* y, long long n, int mode) {
+    const int bs = mode == 1 ? 256 : 32;
+    GRID_LOOP(b, n / bs) {
+        const float* xb = x + b * bs;
+        float* yb = y + b * bs;
+        if (mode == 1) {
+            float max = 0.0f, amax = 0.0f;
+            for (int l = 0; l < 256; ++l) {
+                const float a = fabsf(xb[l]);
+                if (a > amax) {
+                    amax = a;
+                    max = xb[l];
+                }
+            }
+            if (amax == 0.0f) {
+                for (int l = 0; l < 256; ++l) yb[l] = 0.0f;
+                continue;
+            }
+            const float iscale = __fdiv_rn(-127.0f, max);
+            const float d = __fdiv_rn(1.0f, iscale);
+            for (int l = 0; l < 256; ++l) {
+                const float q = fminf(rintf(__fmul_rn(iscale, xb[l])), 127.0f);
+                yb[l] = __fmul_rn(q, d);
+            }
+        } else {
+            float amax = 0.0f;
+#pragma unroll
+            for (int l = 0; l < 32; ++l) amax = fmaxf(amax, fabsf(xb[l]));
+            const float d = f16_to_f32(f32_to_f16(__fdiv_rn(amax, 127.0f)));
+            const float id = amax != 0.0f ? __fdiv_rn(127.0f, amax) : 0.0f;
+#pragma unroll
+            for (int l = 0; l < 32; ++l) {
+                const float q = fminf(fmaxf(rintf(__fmul_rn(xb[l], id)), -128.0f), 127.0f);
+                yb[l] = __fmul_rn(q, d);
+            }
+        }
+    }
+}
+
+// Round through IEEE half (as the f16 KV cache stores values).
+extern "C" __global__ void round_f16(const float* x, float* y, long long n) {
+    GRID_LOOP(i, n) y[i] = f16_to_f32(f32_to_f16(x[i]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// matvec and dequant_rows, instantiated per weight type
+// ---------------------------------------------------------------------------------------------
+
+#define MV_MAX_ROWS 8  // accumulators per warp: rows of one weight read
+
+// Warp w of the block computes column j = blockIdx.x * 4 + w for rows blockIdx.y * rpb ..
+// + rpb, 8 at a time. Lane `lane` accumulates chunks c = lane + 32 t (quantized) or elements
+// lane + 32 t (float) in that order; each weight chunk is read and dequantized once per group of
+// rows sharing its weight row. A row's sum depends on its own inputs only: never on rpb or on
+// the other rows of the block.
+template <class T>
+__device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
+                                         i64 row_bytes, const unsigned* ids, int ids_k, int shared,
+                                         const float* bias, int rpb) {
+    const int lane = threadIdx.x & 31;
+    const i64 j = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (j >= m || rpb <= 0) return;  // whole warps leave together
+    const i64 rb = (i64)blockIdx.y * rpb;
+    for (int g = 0; g < rpb; g += MV_MAX_ROWS) {
+        const i64 r0 = rb + g;
+        if (r0 >= n_out) break;
+        int nr = rpb - g < MV_MAX_ROWS ? rpb - g : MV_MAX_ROWS;
+        if (r0 + nr > n_out) nr = (int)(n_out - r0);
+        i64 wrow[MV_MAX_ROWS];
+        const float* xr[MV_MAX_ROWS];
+        float acc[MV_MAX_ROWS];
+#pragma unroll
+        for (int i = 0; i < MV_MAX_ROWS; ++i) {
+            acc[i] = 0.0f;
+            wrow[i] = -1;
+            xr[i] = x;
+            if (i < nr) {
+                const i64 r = r0 + i;
+                const i64 e = ids ? (i64)ids[r] : 0;
+                const i64 xi = ids ? ((shared && ids_k > 0) ? r / ids_k : r) : r;
+                wrow[i] = e * m + j;
+                xr[i] = x + xi * k;
+            }
+        }
+        if constexpr (T::FLOAT) {
+            for (i64 e = lane; e < k; e += 32) {
+                i64 cur = -1;
+                float wv = 0.0f;
+#pragma unroll
+                for (int i = 0; i < MV_MAX_ROWS; ++i) {
+                    if (i < nr) {
+                        if (wrow[i] != cur) { cur = wrow[i]; wv = T::elem(w + cur * row_bytes, e); }
+                        acc[i] = fmaf(wv, xr[i][e], acc[i]);
+                    }
+                }
+            }
+        } else {
+            const int nc = k / 32;
+            for (int c = lane; c < nc; c += 32) {
+                float wq[32];
+                i64 cur = -1;
+#pragma unroll
+                for (int i = 0; i < MV_MAX_ROWS; ++i) {
+                    if (i < nr) {
+                        if (wrow[i] != cur) { cur = wrow[i]; T::chunk(w + cur * row_bytes, c, wq); }
+                        const float* xs = xr[i] + (i64)c * 32;
+                        float a = acc[i];
+#pragma unroll
+                        for (int l = 0; l < 32; ++l) a = fmaf(wq[l], xs[l], a);
+                        acc[i] = a;
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < MV_MAX_ROWS; ++i) {
+            if (i < nr) {  // nr is uniform over the warp: the shuffles see all 32 lanes
+                float v = acc[i];
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
+                if (lane == 0) {
+                    if (bias) v = __fadd_rn(v, bias[wrow[i]]);  // bias[e·m + j]
+                    y[(r0 + i) * m + j] = v;
+                }
+            }
+        }
+    }
+}
+
+// y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.
+template <class T>
+__device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids, float* y, int n, int cols,
+                                               i64 row_bytes) {
+    const int i = blockIdx.x;
+    if (i >= n) return;
+    const u8* src = w + (ids ? (i64)ids[i] : (i64)i) * row_bytes;
+    float* dst = y + (i64)i * cols;
+    if constexpr (T::FLOAT) {
+        for (int e = threadIdx.x; e < cols; e += blockDim.x) dst[e] = T::elem(src, e);
+    } else {
+        const int nc = cols / 32;
+        for (int c = threadIdx.x; c < nc; c += blockDim.x) {
+            float v[32];
+            T::chunk(src, c, v);
+#pragma unroll
+            for (int l = 0; l < 32; ++l) dst[(i64)c * 32 + l] = v[l];
+        }
+    }
+}
+
+// The entry points, spelled out (one line each) so every kernel name appears in the source.
+#define MATVEC_PARAMS                                                                                 \
+    const unsigned char *w, const float *x, float *y, int n_out, int k, int m, long long row_bytes,   \
+        const unsigned *ids, int ids_k, int shared, const float *bias, int rpb
+#define MATVEC_ARGS w, x, y, n_out, k, m, row_bytes, ids, ids_k, shared, bias, rpb
+#define DEQUANT_PARAMS const unsigned char *w, const unsigned *ids, float *y, int n, int cols, long long row_bytes
+#define DEQUANT_ARGS w, ids, y, n, cols, row_bytes
+
+extern "C" __global__ void matvec_f32(MATVEC_PARAMS) { matvec_t<T_f32>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_f16(MATVEC_PARAMS) { matvec_t<T_f16>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_bf16(MATVEC_PARAMS) { matvec_t<T_bf16>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_q5_1(MATVEC_PARAMS) { matvec_t<T_q5_1>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_q2_k(MATVEC_PARAMS) { matvec_t<T_q2_k>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_q3_k(MATVEC_PARAMS) { matvec_t<T_q3_k>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_q5_k(MATVEC_PARAMS) { matvec_t<T_q5_k>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_iq4_nl(MATVEC_PARAMS) { matvec_t<T_iq4_nl>(MATVEC_ARGS); }
+extern "C" __global__ void matvec_mxfp4(MATVEC_PARAMS) { matvec_t<T_mxfp4>(MATVEC_ARGS); }
+
+extern "C" __global__ void dequant_rows_f32(DEQUANT_PARAMS) { dequant_rows_t<T_f32>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_f16(DEQUANT_PARAMS) { dequant_rows_t<T_f16>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_bf16(DEQUANT_PARAMS) { dequant_rows_t<T_bf16>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_q4_0(DEQUANT_PARAMS) { dequant_rows_t<T_q4_0>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_q4_1(DEQUANT_PARAMS) { dequant_rows_t<T_q4_1>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_q5_0(DEQUANT_PARAMS) { dequant_rows_t<T_q5_0>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_q5_1(DEQUANT_PARAMS) { dequant_rows_t<T_q5_1>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_q8_0(DEQUANT_PARAMS) { dequant_rows_t<T_q8_0>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_q2_k(DEQUANT_PARAMS) { dequant_rows_t<T_q2_k>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_q3_k(DEQUANT_PARAMS) { dequant_rows_t<T_q3_k>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_q4_k(DEQUANT_PARAMS) { dequant_rows_t<T_q4_k>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_q5_k(DEQUANT_PARAMS) { dequant_rows_t<T_q5_k>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_q6_k(DEQUANT_PARAMS) { dequant_rows_t<T_q6_k>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_iq4_nl(DEQUANT_PARAMS) { dequant_rows_t<T_iq4_nl>(DEQUANT_ARGS); }
+extern "C" __global__ void dequant_rows_mxfp4(DEQUANT_PARAMS) { dequant_rows_t<T_mxfp4>(DEQUANT_ARGS); }
