@@ -42,6 +42,23 @@ for b in "${BINS[@]}"; do
     mv "$OUT/$b.tmp" "$OUT/$b"
     chmod +x "$OUT/$b"
 done
+# The test binaries that need the GPU and are small enough to travel with every bundle: the CUDA
+# crate's unit tests and the planted-bug tests (the CUDA NeoX RoPE plant). Run there as
+# `target/gpu/tests/<name> --test-threads 1`.
+echo "== cargo test --release --no-run (orcd-cuda unit tests, planted_bugs)"
+rm -rf "$OUT/tests"
+mkdir -p "$OUT/tests"
+cargo test --release --locked --no-run -p orcd-cuda --lib -p orcd-conformance --test planted_bugs \
+    --message-format=json 2>/dev/null |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["target"]["name"], m["executable"])' |
+    while read -r name exe; do
+        objcopy --strip-debug "$exe" "$OUT/tests/$name"
+        chmod +x "$OUT/tests/$name"
+    done
 cp ci/gpu-run.sh "$OUT/gpu-run.sh"
 git rev-parse HEAD >"$OUT/COMMIT" 2>/dev/null || echo unknown >"$OUT/COMMIT"
 if ! git diff --quiet HEAD 2>/dev/null; then
