@@ -43,17 +43,18 @@ for b in "${BINS[@]}"; do
     chmod +x "$OUT/$b"
 done
 # The test binaries that need the GPU and are small enough to travel with every bundle: the CUDA
-# crate's unit tests and the planted-bug tests (the CUDA NeoX RoPE plant). Run there as
+# crate's unit tests, the planted-bug tests (the CUDA NeoX RoPE plant) and multi_seq (batched =
+# alone, graph replay = op by op, on the cuda columns). Run there as
 # `target/gpu/tests/<name> --test-threads 1`.
 echo "== cargo test --release --no-run (orcd-cuda unit tests, planted_bugs)"
 rm -rf "$OUT/tests"
 mkdir -p "$OUT/tests"
-cargo test --release --locked --no-run -p orcd-cuda --lib -p orcd-conformance --test planted_bugs \
+cargo test --release --locked --no-run -p orcd-cuda --lib -p orcd-conformance --test planted_bugs --test multi_seq \
     --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"] and m["target"]["name"] != "orcd_conformance":
         print(m["target"]["name"], m["executable"])' |
     while read -r name exe; do
         objcopy --strip-debug "$exe" "$OUT/tests/$name"

@@ -98,6 +98,11 @@ fn together(load: &dyn Fn(usize) -> Box<dyn AnyModel>, prompts: &[Vec<u32>]) -> 
 
 /// Every `models` case whose name contains `filter`, on its numerics' CPU column.
 fn check(filter: &str, lens: &[usize]) {
+    check_on(filter, lens, orcd_backends::BackendKind::Cpu)
+}
+
+/// As [`check`], on the column of the case's numerics of `kind`.
+fn check_on(filter: &str, lens: &[usize], kind: orcd_backends::BackendKind) {
     let dir = paths::goldens_dir().join("models");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -112,12 +117,12 @@ fn check(filter: &str, lens: &[usize]) {
         if !case.name.contains(filter) {
             continue;
         }
-        let backend = case.backends[0];
+        let column = orcd_backends::Column { backend: kind, numerics: case.backends[0].column().numerics };
+        let backend = orcd_conformance::Backend::from_column(column);
         if let Some(reason) = case.not_run_reason(backend) {
             panic!("{}: cannot run: {reason}", case.name);
         }
         let (f, _) = mc.file.file.load().unwrap();
-        let column = backend.column();
         let n_ctx = lens.iter().max().unwrap() + STEPS + 1;
         let load = |n_seq: usize| -> Box<dyn AnyModel> {
             column.load(&f, &LoadOpts { n_ctx: Some(n_ctx), n_seq: Some(n_seq), kv_type: None }).unwrap()
@@ -158,6 +163,89 @@ fn four_sequences_smollm2() {
 #[test]
 fn two_sequences_gemma3() {
     check("gemma3-270m-q4_k_m-", &[2, 9]);
+}
+
+/// The CUDA columns: rows of a sequence never depend on its neighbours there either (every
+/// kernel computes a row by itself). Needs a CUDA device; without one it says so.
+#[test]
+fn cuda_four_sequences_synthetic_models() {
+    if let Some(reason) = orcd_backends::BackendKind::Cuda.unavailable() {
+        eprintln!("not run: {reason}");
+        return;
+    }
+    check_on("-synth-", &[3, 12, 1, 6], orcd_backends::BackendKind::Cuda);
+}
+
+#[test]
+fn cuda_four_sequences_smollm2() {
+    if let Some(reason) = orcd_backends::BackendKind::Cuda.unavailable() {
+        eprintln!("not run: {reason}");
+        return;
+    }
+    check_on("smollm2-135m-q4_1-", &[5, 1, 10, 3], orcd_backends::BackendKind::Cuda);
+}
+
+/// A decode step replayed from a recorded forward (a CUDA graph) gives the logits the same step
+/// gives run op by op (`ORCD_CUDA_GRAPHS=0`), bit for bit, step after step, on both cuda columns
+/// and every synthetic architecture. Needs a CUDA device; without one it says so.
+#[test]
+fn cuda_graph_replay_equals_the_forward_it_recorded() {
+    use orcd_conformance::suites::gguf::{synthetic_fixture, synthetic_missing_reason};
+    if let Some(reason) = orcd_backends::BackendKind::Cuda.unavailable() {
+        eprintln!("not run: {reason}");
+        return;
+    }
+    let run = |column: orcd_backends::Column, f: &orcd_engine::gguf::GgufFile, graphs: bool| -> Vec<Vec<u32>> {
+        // The variable is read when a shape is about to be recorded; this test alone sets it.
+        if graphs {
+            std::env::remove_var("ORCD_CUDA_GRAPHS");
+        } else {
+            std::env::set_var("ORCD_CUDA_GRAPHS", "0");
+        }
+        let mut m = column.load(f, &LoadOpts { n_ctx: Some(32), n_seq: Some(2), kv_type: None }).unwrap();
+        let n_vocab = m.hp().n_vocab;
+        let mut out = vec![bits(&m.forward(&[1, 5, 9, 200], &mut NoTaps).unwrap()[3 * n_vocab..])];
+        let mut next = argmax(out[0].iter().map(|b| f32::from_bits(*b)).collect::<Vec<_>>().as_slice());
+        for step in 0..8u32 {
+            // Alternate one-row steps of sequence 0 with two-row steps of both sequences: two
+            // recorded shapes, each replayed several times.
+            let batch = if step % 2 == 0 {
+                m.seq_batch(0, &[next], true)
+            } else {
+                BatchRows {
+                    tokens: vec![next, (step * 7) % 50],
+                    pos: vec![m.n_past_of(0) as u32, m.n_past_of(1) as u32],
+                    seq: vec![0, 1],
+                    logits: vec![true, true],
+                }
+            };
+            let l = m.decode(&batch, &mut NoTaps).unwrap();
+            next = argmax(l.row(0));
+            out.push(bits(&l.data));
+        }
+        out
+    };
+    let mut checked = 0;
+    for arch in ["llama", "qwen2", "gemma3", "phi3", "gpt2", "gpt-oss"] {
+        for ty in ["q8_0", "q4_k", "f16"] {
+            let fixture = format!("model-{arch}-tiny-{ty}-seed1");
+            if let Some(reason) = synthetic_missing_reason(&fixture) {
+                eprintln!("{fixture}: not run: {reason}");
+                continue;
+            }
+            let f = orcd_engine::gguf::GgufFile::from_bytes(synthetic_fixture(&fixture).unwrap()).unwrap();
+            for column in [orcd_backends::Column::CUDA_EXACT, orcd_backends::Column::CUDA_FAST] {
+                let (eager, replayed) = (run(column, &f, false), run(column, &f, true));
+                for (i, (a, b)) in eager.iter().zip(&replayed).enumerate() {
+                    assert!(a == b, "{fixture} on {column}: step {i} differs replayed vs op by op");
+                }
+                checked += 1;
+            }
+        }
+    }
+    std::env::remove_var("ORCD_CUDA_GRAPHS");
+    assert!(checked >= 20, "only {checked} model × column runs");
+    eprintln!("{checked} model × column runs: every replayed step bit-identical with op by op");
 }
 
 /// A batch is untrusted input (a server builds it from requests): every malformed one is a typed

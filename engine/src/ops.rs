@@ -295,6 +295,24 @@ impl MemoryNeed {
     }
 }
 
+/// The shape of a forward that a device backend may record once and replay (a CUDA graph): the
+/// row count and which rows want logits. Token ids, positions and sequence ids are the replay's
+/// inputs, so they are not part of the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GraphKey {
+    pub logits: Vec<bool>,
+}
+
+impl GraphKey {
+    /// Forwards of at most this many rows are recorded (decode steps of a few sequences; a
+    /// prefill's shape rarely repeats).
+    pub const MAX_ROWS: usize = 8;
+
+    pub fn of(rows: &BatchRows) -> Option<GraphKey> {
+        (rows.len() <= Self::MAX_ROWS).then(|| GraphKey { logits: rows.logits.clone() })
+    }
+}
+
 /// Device memory a backend holds, by category (what `bench --json` reports as `vram_bytes`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeviceMemory {
@@ -416,6 +434,31 @@ pub trait Ops {
         let _ = need;
         Ok(())
     }
+    // ----- recorded forwards (CUDA graphs). Host backends keep the defaults: nothing recorded. -----
+
+    /// Replay the forward recorded for `key` with `rows` as its inputs; `None` when none is
+    /// recorded. The returned tensor is the recorded forward's output (valid until the next
+    /// replay of `key`).
+    fn graph_replay(&self, key: &GraphKey, rows: &BatchRows) -> Result<Option<Self::Tensor>> {
+        let _ = (key, rows);
+        Ok(None)
+    }
+    /// Whether to record the forward about to run on batch `b` under `key` (the backend decides:
+    /// a shape seen before, no recording failed for it). When it answers true, the ops until
+    /// [`Ops::graph_end`] are recorded, not executed.
+    fn graph_begin(&self, key: &GraphKey, b: &Self::Batch) -> Result<bool> {
+        let _ = (key, b);
+        Ok(false)
+    }
+    /// End the recording begun for `key`: with the forward's output, keep the recording and run
+    /// it once (the output is then computed) and answer true; with `None` (the forward failed),
+    /// or when the recording cannot be kept, discard it, never record `key` again and answer
+    /// false: nothing ran, the caller runs the forward as usual.
+    fn graph_end(&self, key: &GraphKey, out: Option<&Self::Tensor>) -> Result<bool> {
+        let _ = (key, out);
+        Ok(false)
+    }
+
     /// Device memory in use by category (`None`: a host backend).
     fn device_memory(&self) -> Option<DeviceMemory> {
         None

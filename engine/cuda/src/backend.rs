@@ -15,22 +15,52 @@
 //! the batch, before any kernel reads them; a weight type without a kernel is dequantized on the
 //! host at load (exactly, by orcd-gguf) and kept as f32.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use orcd_engine::gguf::{GgmlType, GgufFile, TensorInfo};
 use orcd_engine::ops::{
-    Act, AttnParams, BatchRows, DeviceMemory, Index, KvSpec, KvType, MemoryNeed, Ops, RopeParams, RopeStyle, RowGroups,
+    Act, AttnParams, BatchRows, DeviceMemory, GraphKey, Index, KvSpec, KvType, MemoryNeed, Ops, RopeParams, RopeStyle,
+    RowGroups,
 };
 use orcd_engine::{Error, Result};
 
-use crate::device::{Arg, Category, Dev, DevBuf, VramUse};
+use crate::device::{Arg, Category, Dev, DevBuf, Graph, VramUse};
 use crate::CudaError;
 
-/// The CUDA backend (one per numerics; all share the process's device).
+/// The CUDA backend (one per numerics and model; all share the process's device).
 #[derive(Debug, Clone)]
 pub struct Cuda {
     dev: Arc<Dev>,
     fast: bool,
+    /// Recorded forwards (CUDA graphs) and what they need; per model, since the graphs hold
+    /// the addresses of its weights and KV cache.
+    graphs: Arc<Mutex<Graphs>>,
+    /// RoPE frequency factors in device memory, by their bits (uploaded once, outside any
+    /// recording: a recorded forward cannot copy from host memory).
+    factors: Arc<Mutex<HashMap<Vec<u32>, DevBuf>>>,
+}
+
+/// The recorded forwards of one model.
+#[derive(Debug, Default)]
+struct Graphs {
+    /// Forwards run per shape: a shape is recorded the second time it runs (the first run
+    /// creates what the forward uploads once, such as RoPE factors).
+    seen: HashMap<GraphKey, u32>,
+    /// Shapes whose recording failed: run as they are from then on.
+    failed: HashSet<GraphKey>,
+    recorded: HashMap<GraphKey, Recorded>,
+    /// The batch buffers of the recording under way.
+    pending: Option<(GraphKey, [DevBuf; 3])>,
+}
+
+/// A recorded forward: its graph, its input buffers (token ids, positions, sequence ids) and its
+/// output.
+#[derive(Debug)]
+struct Recorded {
+    graph: Graph,
+    inputs: [DevBuf; 3],
+    out: (usize, usize, DevBuf),
 }
 
 /// A row-major `[rows, cols]` f32 activation in device memory.
@@ -125,7 +155,7 @@ impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
     pub fn new(fast: bool) -> std::result::Result<Self, CudaError> {
         let dev = crate::device::device().map_err(CudaError::Unavailable)?;
-        Ok(Cuda { dev, fast })
+        Ok(Cuda { dev, fast, graphs: Arc::default(), factors: Arc::default() })
     }
 
     pub fn device(&self) -> &Arc<Dev> {
@@ -246,6 +276,26 @@ impl Cuda {
         Ok(y)
     }
 
+    /// The device copy of RoPE frequency factors `f` (uploaded the first time they are seen).
+    fn factors_on_device(&self, f: &[f32]) -> Result<DevBuf> {
+        let key: Vec<u32> = f.iter().map(|x| x.to_bits()).collect();
+        let mut map = self.factors.lock().map_err(|_| Error::Invalid("rope factors: poisoned lock".into()))?;
+        if let Some(b) = map.get(&key) {
+            return Ok(b.clone());
+        }
+        if self.dev.capturing() {
+            return Err(Error::Invalid("rope factors first seen while recording a forward".into()));
+        }
+        let b = self.dev.alloc(f.len().max(1) * 4, Category::Weights).map_err(err)?;
+        self.dev.upload(&b, f).map_err(err)?;
+        map.insert(key, b.clone());
+        Ok(b)
+    }
+
+    fn graphs(&self) -> Result<std::sync::MutexGuard<'_, Graphs>> {
+        self.graphs.lock().map_err(|_| Error::Invalid("cuda graphs: poisoned lock".into()))
+    }
+
     /// Upload `v` (u32) into a fresh workspace buffer.
     fn upload_u32(&self, v: &[u32]) -> Result<DevBuf> {
         let b = self.dev.alloc(v.len().max(1) * 4, Category::Workspace).map_err(err)?;
@@ -288,6 +338,48 @@ impl Ops for Cuda {
         } else {
             KvType::F32
         }
+    }
+
+    fn graph_replay(&self, key: &GraphKey, rows: &BatchRows) -> Result<Option<CudaTensor>> {
+        let g = self.graphs()?;
+        let Some(r) = g.recorded.get(key) else { return Ok(None) };
+        for (buf, v) in r.inputs.iter().zip([&rows.tokens, &rows.pos, &rows.seq]) {
+            self.dev.upload(buf, v).map_err(err)?;
+        }
+        r.graph.launch(&self.dev).map_err(err)?;
+        Ok(Some(CudaTensor { rows: r.out.0, cols: r.out.1, buf: r.out.2.clone() }))
+    }
+
+    fn graph_begin(&self, key: &GraphKey, b: &CudaBatch) -> Result<bool> {
+        if std::env::var_os("ORCD_CUDA_GRAPHS").is_some_and(|v| v == "0") {
+            return Ok(false);
+        }
+        let mut g = self.graphs()?;
+        let n = g.seen.entry(key.clone()).or_insert(0);
+        *n += 1;
+        if *n < 2 || g.failed.contains(key) || g.recorded.contains_key(key) {
+            return Ok(false);
+        }
+        g.pending = Some((key.clone(), [b.tokens.clone(), b.pos.clone(), b.seq.clone()]));
+        drop(g);
+        self.dev.begin_capture().map_err(err)?;
+        Ok(true)
+    }
+
+    fn graph_end(&self, key: &GraphKey, out: Option<&CudaTensor>) -> Result<bool> {
+        let mut g = self.graphs()?;
+        let pending = g.pending.take();
+        let graph = self.dev.end_capture(out.is_some()).unwrap_or(None);
+        let (Some(graph), Some(out), Some((k, inputs))) = (graph, out, pending) else {
+            g.failed.insert(key.clone());
+            return Ok(false);
+        };
+        if let Err(e) = graph.launch(&self.dev) {
+            g.failed.insert(key.clone());
+            return Err(err(e));
+        }
+        g.recorded.insert(k, Recorded { graph, inputs, out: (out.rows, out.cols, out.buf.clone()) });
+        Ok(true)
     }
 
     fn device_memory(&self) -> Option<DeviceMemory> {
@@ -426,7 +518,7 @@ impl Ops for Cuda {
     }
 
     fn kv_bytes(&self, kv: &CudaKv) -> usize {
-        kv.k.bytes + kv.v.bytes
+        kv.k.bytes() + kv.v.bytes()
     }
 
     fn kv_write(&self, kv: &mut CudaKv, il: usize, k: &CudaTensor, v: &CudaTensor, b: &CudaBatch) -> Result<()> {
@@ -484,7 +576,8 @@ impl Ops for Cuda {
                 ));
             }
         }
-        let smem = (b.max_pos as usize + 1) * 4;
+        // A recorded forward is replayed at later positions: size for the whole context then.
+        let smem = if self.dev.capturing() { s.n_ctx * 4 } else { (b.max_pos as usize + 1) * 4 };
         if smem > self.dev.max_smem {
             return Err(shape_err(
                 "attention",
@@ -534,6 +627,11 @@ impl Ops for Cuda {
         };
         if let Some(&bad) = ids.iter().find(|&&i| i as usize >= w.rows) {
             return Err(shape_err("get_rows", format!("token id {bad} out of range (vocab {}) in {}", w.rows, w.name)));
+        }
+        if index == Index::Positions && self.dev.capturing() {
+            // Replays are not checked here: a position table shorter than the context must not
+            // be read by a replayed forward.
+            return Err(shape_err("get_rows", "position embeddings are not recorded".into()));
         }
         let kty =
             kernel_ty(w.ty).ok_or_else(|| shape_err("get_rows", format!("{}: no kernel for {:?}", w.name, w.ty)))?;
@@ -654,7 +752,7 @@ impl Ops for Cuda {
         };
         let ext = p.yarn.map_or(0.0, |y| y.ext_factor);
         let ff = match &p.freq_factors {
-            Some(f) => Some(self.tensor_from_host(1, f.len(), f)?),
+            Some(f) => Some(self.factors_on_device(f)?),
             None => None,
         };
         let y = self.tensor(x.rows, x.cols)?;
@@ -683,7 +781,7 @@ impl Ops for Cuda {
                 Arg::F32(corr[0]),
                 Arg::F32(corr[1]),
                 Arg::F64(mscale),
-                ff.as_ref().map_or(Arg::Ptr(0), |t| t.buf.arg()),
+                ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
             ],
         )?;
         Ok(y)

@@ -80,6 +80,38 @@ pub struct Dev {
     pool: Mutex<Pool>,
     /// Every live allocation (pointer → bytes), for the residency check.
     live: Mutex<HashMap<sys::CUdeviceptr, usize>>,
+    /// The buffers of the forward being recorded, if one is.
+    capture: Mutex<Option<Vec<DevBuf>>>,
+}
+
+/// A recorded forward: the instantiated CUDA graph and every buffer its kernels use.
+#[derive(Debug)]
+pub struct Graph {
+    graph: sys::CUgraph,
+    exec: sys::CUgraphExec,
+    pub bufs: Vec<DevBuf>,
+}
+
+// SAFETY: graph handles are plain values of the context; launches bind the context first.
+unsafe impl Send for Graph {}
+
+impl Graph {
+    /// Run the recording on `dev`'s stream.
+    pub fn launch(&self, dev: &Dev) -> Result<()> {
+        dev.bind()?;
+        // SAFETY: an instantiated graph of this context.
+        unsafe { sys::cuGraphLaunch(self.exec, dev.cu_stream()) }.result().map_err(|e| drv("cuGraphLaunch", e))
+    }
+}
+
+impl Drop for Graph {
+    fn drop(&mut self) {
+        // SAFETY: handles created by end_capture, destroyed once.
+        unsafe {
+            let _ = sys::cuGraphExecDestroy(self.exec);
+            let _ = sys::cuGraphDestroy(self.graph);
+        }
+    }
 }
 
 // SAFETY: the raw handles (functions, device pointers) are plain values owned by the context,
@@ -152,6 +184,7 @@ impl Dev {
             ledger: Mutex::new(VramUse::default()),
             pool: Mutex::new(Pool::default()),
             live: Mutex::new(HashMap::new()),
+            capture: Mutex::new(None),
         })
     }
 
@@ -196,7 +229,7 @@ impl Dev {
         if pooled {
             let hit = self.pool.lock().ok().and_then(|mut p| p.free.get_mut(&size).and_then(Vec::pop));
             if let Some(ptr) = hit {
-                return Ok(DevBuf { ptr, bytes, size, cat, pooled, dev: self.clone() });
+                return Ok(self.keep(DevBuf(Arc::new(BufInner { ptr, bytes, size, cat, pooled, dev: self.clone() }))));
             }
         }
         // SAFETY: a plain device allocation; the memory is not read before a kernel or copy
@@ -214,7 +247,68 @@ impl Dev {
         if let Ok(mut l) = self.live.lock() {
             l.insert(ptr, size);
         }
-        Ok(DevBuf { ptr, bytes, size, cat, pooled, dev: self.clone() })
+        Ok(self.keep(DevBuf(Arc::new(BufInner { ptr, bytes, size, cat, pooled, dev: self.clone() }))))
+    }
+
+    /// While a forward is being recorded, every buffer it allocates is kept by the recording
+    /// (its kernels hold the addresses), so none is handed out again while the graph lives.
+    fn keep(&self, b: DevBuf) -> DevBuf {
+        if let Ok(mut c) = self.capture.lock() {
+            if let Some(list) = c.as_mut() {
+                list.push(b.clone());
+            }
+        }
+        b
+    }
+
+    /// Start recording the stream's work (a CUDA graph); buffers allocated until
+    /// [`Dev::end_capture`] are kept by the recording.
+    pub fn begin_capture(&self) -> Result<()> {
+        self.bind()?;
+        if let Ok(mut c) = self.capture.lock() {
+            *c = Some(Vec::new());
+        }
+        // Relaxed: allocations (cuMemAlloc) stay legal while recording.
+        // SAFETY: a live stream of this context.
+        unsafe {
+            sys::cuStreamBeginCapture_v2(self.cu_stream(), sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+        }
+        .result()
+        .map_err(|e| drv("cuStreamBeginCapture", e))
+    }
+
+    /// Whether the stream is being recorded.
+    pub fn capturing(&self) -> bool {
+        self.capture.lock().map(|c| c.is_some()).unwrap_or(false)
+    }
+
+    /// End the recording: the graph (instantiated, ready to launch) and the buffers it uses, or
+    /// `None` when `keep` is false (the recording is discarded).
+    pub fn end_capture(&self, keep: bool) -> Result<Option<Graph>> {
+        self.bind()?;
+        let bufs = self.capture.lock().ok().and_then(|mut c| c.take()).unwrap_or_default();
+        let mut graph: sys::CUgraph = std::ptr::null_mut();
+        // SAFETY: the stream is capturing (begin_capture); `graph` receives the recording.
+        let r = unsafe { sys::cuStreamEndCapture(self.cu_stream(), &mut graph) }.result();
+        if let Err(e) = r {
+            return Err(drv("cuStreamEndCapture", e));
+        }
+        if !keep {
+            if !graph.is_null() {
+                // SAFETY: a graph this call created and nothing else uses.
+                let _ = unsafe { sys::cuGraphDestroy(graph) };
+            }
+            return Ok(None);
+        }
+        let mut exec: sys::CUgraphExec = std::ptr::null_mut();
+        // SAFETY: a complete graph; exec receives its instantiation.
+        let r = unsafe { sys::cuGraphInstantiateWithFlags(&mut exec, graph, 0) }.result();
+        if let Err(e) = r {
+            // SAFETY: as above.
+            let _ = unsafe { sys::cuGraphDestroy(graph) };
+            return Err(drv("cuGraphInstantiate", e));
+        }
+        Ok(Some(Graph { graph, exec, bufs }))
     }
 
     fn oom(&self, size: usize, e: dr::DriverError) -> CudaError {
@@ -293,8 +387,8 @@ impl Dev {
     /// this synchronises before returning when `src` is a temporary the caller drops).
     pub fn upload<T: Copy>(&self, dst: &DevBuf, src: &[T]) -> Result<()> {
         let bytes = std::mem::size_of_val(src);
-        if bytes > dst.bytes {
-            return Err(CudaError::Invalid(format!("upload of {bytes} bytes into a buffer of {}", dst.bytes)));
+        if bytes > dst.bytes() {
+            return Err(CudaError::Invalid(format!("upload of {bytes} bytes into a buffer of {}", dst.bytes())));
         }
         if bytes == 0 {
             return Ok(());
@@ -302,21 +396,21 @@ impl Dev {
         self.bind()?;
         // SAFETY: `dst` holds at least `bytes`; the copy is synchronous with respect to `src`
         // (pageable host memory is staged before cuMemcpyHtoDAsync returns).
-        unsafe { dr::memcpy_htod_async(dst.ptr, src, self.cu_stream()) }.map_err(|e| drv("cuMemcpyHtoDAsync", e))
+        unsafe { dr::memcpy_htod_async(dst.ptr(), src, self.cu_stream()) }.map_err(|e| drv("cuMemcpyHtoDAsync", e))
     }
 
     /// Set every byte of `b` to zero (on the stream).
     pub fn zero(&self, b: &DevBuf) -> Result<()> {
         self.bind()?;
         // SAFETY: the range is the buffer's own.
-        unsafe { dr::memset_d8_async(b.ptr, 0, b.bytes, self.cu_stream()) }.map_err(|e| drv("cuMemsetD8Async", e))
+        unsafe { dr::memset_d8_async(b.ptr(), 0, b.bytes(), self.cu_stream()) }.map_err(|e| drv("cuMemsetD8Async", e))
     }
 
     /// Copy `n` values of `src` to the host (synchronises the stream).
     pub fn download<T: Copy + Default>(&self, src: &DevBuf, n: usize) -> Result<Vec<T>> {
         let bytes = n * std::mem::size_of::<T>();
-        if bytes > src.bytes {
-            return Err(CudaError::Invalid(format!("download of {bytes} bytes from a buffer of {}", src.bytes)));
+        if bytes > src.bytes() {
+            return Err(CudaError::Invalid(format!("download of {bytes} bytes from a buffer of {}", src.bytes())));
         }
         let mut out = vec![T::default(); n];
         if n == 0 {
@@ -324,7 +418,7 @@ impl Dev {
         }
         self.bind()?;
         // SAFETY: `out` holds `bytes`; the stream is synchronised before `out` is read.
-        unsafe { dr::memcpy_dtoh_async(&mut out, src.ptr, self.cu_stream()) }
+        unsafe { dr::memcpy_dtoh_async(&mut out, src.ptr(), self.cu_stream()) }
             .map_err(|e| drv("cuMemcpyDtoHAsync", e))?;
         self.synchronize()?;
         Ok(out)
@@ -332,7 +426,7 @@ impl Dev {
 
     /// Copy `bytes` from `src` at `src_off` to `dst` at `dst_off` on the stream.
     pub fn copy(&self, dst: &DevBuf, dst_off: usize, src: &DevBuf, src_off: usize, bytes: usize) -> Result<()> {
-        if dst_off + bytes > dst.bytes || src_off + bytes > src.bytes {
+        if dst_off + bytes > dst.bytes() || src_off + bytes > src.bytes() {
             return Err(CudaError::Invalid("device copy out of range".into()));
         }
         if bytes == 0 {
@@ -340,8 +434,10 @@ impl Dev {
         }
         self.bind()?;
         // SAFETY: both ranges are inside their buffers.
-        unsafe { dr::memcpy_dtod_async(dst.ptr + dst_off as u64, src.ptr + src_off as u64, bytes, self.cu_stream()) }
-            .map_err(|e| drv("cuMemcpyDtoDAsync", e))
+        unsafe {
+            dr::memcpy_dtod_async(dst.ptr() + dst_off as u64, src.ptr() + src_off as u64, bytes, self.cu_stream())
+        }
+        .map_err(|e| drv("cuMemcpyDtoDAsync", e))
     }
 
     /// Launch kernel `name` with `grid` × `block` threads, `smem` bytes of dynamic shared memory
@@ -386,12 +482,16 @@ impl Arg {
     }
 }
 
-/// A device buffer; freed (or returned to the pool) on drop.
+/// A device buffer, shared: freed (or returned to the pool) when the last handle drops. A
+/// recorded forward (CUDA graph) keeps a handle on every buffer its kernels use.
+#[derive(Debug, Clone)]
+pub struct DevBuf(Arc<BufInner>);
+
 #[derive(Debug)]
-pub struct DevBuf {
-    pub ptr: sys::CUdeviceptr,
+struct BufInner {
+    ptr: sys::CUdeviceptr,
     /// Bytes asked for.
-    pub bytes: usize,
+    bytes: usize,
     /// Bytes allocated (the size class of a pooled buffer).
     size: usize,
     cat: Category,
@@ -400,12 +500,19 @@ pub struct DevBuf {
 }
 
 impl DevBuf {
+    pub fn ptr(&self) -> sys::CUdeviceptr {
+        self.0.ptr
+    }
+    /// Bytes asked for (a pooled buffer may hold more).
+    pub fn bytes(&self) -> usize {
+        self.0.bytes
+    }
     pub fn arg(&self) -> Arg {
-        Arg::Ptr(self.ptr)
+        Arg::Ptr(self.0.ptr)
     }
 }
 
-impl Drop for DevBuf {
+impl Drop for BufInner {
     fn drop(&mut self) {
         if self.pooled {
             // Later work on the same stream may reuse it: stream order keeps that safe.

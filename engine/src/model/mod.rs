@@ -28,7 +28,7 @@ pub use hparams::{Arch, AttnCfg, HParams};
 pub use weights::{Layer, Weights};
 
 use crate::gguf::GgufFile;
-use crate::ops::{BatchRows, KvSpec, KvType, MemoryNeed, Ops, TapSink};
+use crate::ops::{BatchRows, GraphKey, KvSpec, KvType, MemoryNeed, Ops, TapSink};
 use crate::{Error, Result};
 use weights::{Embd, Loader};
 
@@ -318,13 +318,53 @@ impl<B: Ops> Model<B> {
                 }
             }
         }
+        // A device backend replays a recorded forward of this shape (taps read activations on
+        // the host mid-forward, so a tapped forward is never recorded or replayed).
+        let key = if taps.active() { None } else { GraphKey::of(&rows) };
+        if let Some(k) = &key {
+            if let Some(logits) = self.backend.graph_replay(k, &rows)? {
+                self.advance(&added);
+                return Ok(logits);
+            }
+        }
+        let up = self.backend.upload_batch(&rows)?;
+        let recording = match &key {
+            Some(k) => self.backend.graph_begin(k, &up)?,
+            None => false,
+        };
+        let out = self.forward_batch(&up, &rows, taps);
+        let logits = match (recording, key) {
+            (true, Some(k)) => {
+                let ran = self.backend.graph_end(&k, out.as_ref().ok())?;
+                match out {
+                    Ok(t) if ran => t,
+                    // Nothing ran while recording: run the forward as it is.
+                    _ => {
+                        let up = self.backend.upload_batch(&rows)?;
+                        self.forward_batch(&up, &rows, taps)?
+                    }
+                }
+            }
+            _ => out?,
+        };
+        self.advance(&added);
+        Ok(logits)
+    }
+
+    fn advance(&mut self, added: &[usize]) {
+        for (n, a) in self.n_past.iter_mut().zip(added) {
+            *n += a;
+        }
+    }
+
+    /// The forward itself: embeddings, every layer (writing the KV cache), the output head.
+    fn forward_batch(&mut self, up: &B::Batch, rows: &BatchRows, taps: &mut dyn TapSink) -> Result<B::Tensor> {
         let b = &self.backend;
-        let up = b.upload_batch(&rows)?;
         let mut f = graph::Fwd {
             b,
             hp: &self.hp,
-            batch: &up,
-            groups: b.batch_groups(&up),
+            batch: up,
+            groups: b.batch_groups(up),
             out_groups: rows.output_groups(),
             taps,
         };
@@ -332,11 +372,7 @@ impl<B: Ops> Model<B> {
         for (il, l) in self.w.layers.iter().enumerate() {
             x = f.layer(il, l, &mut self.kv, x)?;
         }
-        let logits = f.output(x, &self.w)?;
-        for (n, a) in self.n_past.iter_mut().zip(added) {
-            *n += a;
-        }
-        Ok(logits)
+        f.output(x, &self.w)
     }
 }
 
