@@ -508,9 +508,22 @@ __device__ __forceinline__ float gelu_tanh_f(float xf) {
 }
 
 // y = f(g) * u in f32 after f in f64; u == nullptr means ones (the CPU's `act` is glu(x, 1)).
+// ggml's GELU of the fast numerics (GGML_GELU_FP16, engine/cpu/src/cpu_fast.rs `gelu`): 0 at or
+// below -10, the identity at or above 10, else gelu_f32 of the input rounded to f16, rounded to
+// f16 (ggml's table), with gelu_f32's `1 + A·x·x` as one FMA as GCC compiles it.
+__device__ __forceinline__ float gelu_ggml_f16(float x) {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    const float h = f16_to_f32(f32_to_f16(x));
+    const float inner = __fmul_rn(__fmul_rn(0.7978846f, h), fmaf(__fmul_rn(0.044715f, h), h, 1.0f));
+    const float g = __fmul_rn(__fmul_rn(0.5f, h), __fadd_rn(1.0f, tanhf(inner)));
+    return f16_to_f32(f32_to_f16(g));
+}
+
+// act: 0 silu, 1 gelu-tanh (exact, f64), 2 ggml's f16-table GELU (fast numerics).
 extern "C" __global__ void glu(const float* g, const float* u, float* y, long long n, int act) {
     GRID_LOOP(i, n) {
-        const float f = act == 1 ? gelu_tanh_f(g[i]) : silu_f(g[i]);
+        const float f = act == 2 ? gelu_ggml_f16(g[i]) : act == 1 ? gelu_tanh_f(g[i]) : silu_f(g[i]);
         y[i] = __fmul_rn(f, u ? u[i] : 1.0f);
     }
 }
@@ -628,8 +641,8 @@ extern "C" __global__ void kv_write(const float* k, const float* v, void* kc, vo
 // wherever needed, so every use sees the same f64 value. Softmax and Σ w·v are in f64.
 // ---------------------------------------------------------------------------------------------
 
-#define ATT_TILE 128  // keys whose weights are staged (as f64) per step of the value sum
-#define ATT_DIMS 4    // output dims per thread per pass (d = d0 + tid + u·blockDim)
+#define ATT_WARPS 8   // the most warps per block (the launch uses blockDim ≤ 32 · ATT_WARPS)
+#define ATT_DIMS 4    // output dims per lane per pass (d = d0 + lane + 32u)
 
 __device__ __forceinline__ unsigned dynamic_smem_bytes() {
     unsigned s;
@@ -668,7 +681,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
                                      int v_head_dim, float scale, int window, float softcap, int f16) {
     extern __shared__ float dots[];        // raw q·k of key j (0 for masked keys)
     __shared__ double red[32];             // block reductions
-    __shared__ double wt[ATT_TILE];        // softmax weights of one tile of keys; < 0: skip
+    __shared__ double part[ATT_WARPS][32 * ATT_DIMS];  // per-warp partial value sums
     const int r = blockIdx.x, h = blockIdx.y;
     if (r >= rows || h >= n_head || v_head_dim <= 0) return;
     const int tid = threadIdx.x, bd = blockDim.x;
@@ -677,7 +690,8 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     const int group = n_head_kv > 0 ? n_head / n_head_kv : 0;
     // A row the cache or the shared allocation cannot hold gives NaN (visible, never a stray
     // read); the condition is uniform over the block, so the early return is safe.
-    if (group <= 0 || h / group >= n_head_kv || sq >= (u32)n_seq || p >= (u32)n_ctx ||
+    if (group <= 0 || h / group >= n_head_kv || sq >= (u32)n_seq || p >= (u32)n_ctx || bd > 32 * ATT_WARPS ||
+        (bd & 31) != 0 ||
         ((u64)p + 1) * 4 > (u64)dynamic_smem_bytes()) {
         for (int d = tid; d < v_head_dim; d += bd) o[d] = F32_NAN;
         return;
@@ -712,50 +726,58 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         const double s = att_score(dots[j], sc, cap);
         if (isfinite(s)) sum = __dadd_rn(sum, exp(s - mx));
     }
-    sum = block_sum_d(sum, red);
+    sum = block_sum_d(sum, red);  // also the barrier before dots[] is rewritten below
     if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
 
-    // Pass 3: out[d] = Σ_j (e_j / sum) · v[j][d] in key order, in f64, ATT_DIMS dims per thread
-    // per pass over the keys; the weights of each tile of keys are staged once in shared memory.
-    for (int d0 = 0; d0 < v_head_dim; d0 += ATT_DIMS * bd) {
+    // The weights e_j / sum replace the dots (each thread rewrites only the entries it read);
+    // masked or underflowed keys weigh 0 and are skipped, like the CPU's `sc == 0.0`. An F16
+    // cache is the fast numerics: llama.cpp rounds the probabilities to F16 (the V cache's
+    // vec_dot_type) before V·p.
+    for (int j = tid; j < nk; j += bd) {
+        float w = 0.0f;
+        if (VISIBLE(j)) {
+            const double s = att_score(dots[j], sc, cap);
+            if (isfinite(s)) {
+                const double e = exp(s - mx);
+                if (e != 0.0) w = (float)__ddiv_rn(e, sum);
+                if (f16) w = f16_to_f32(f32_to_f16(w));
+            }
+        }
+        dots[j] = w;
+    }
+    __syncthreads();
+
+    // Pass 3: out[d] = Σ_j w_j · v[j][d] in f64. Warp `wp` takes keys j = wp, wp + nw, ... (so
+    // the chain of dependent loads per thread is nk / nw long, not nk), lane takes dims
+    // d = d0 + lane + 32u; the warps' partial sums are then added in warp order (fixed: the
+    // result does not depend on timing).
+    const int lane = tid & 31, wp = tid >> 5, nw = bd >> 5;
+    for (int d0 = 0; d0 < v_head_dim; d0 += 32 * ATT_DIMS) {
         double acc[ATT_DIMS];
 #pragma unroll
         for (int u = 0; u < ATT_DIMS; ++u) acc[u] = 0.0;
-        for (int t0 = 0; t0 < nk; t0 += ATT_TILE) {
-            for (int jj = tid; jj < ATT_TILE; jj += bd) {
-                const int j = t0 + jj;
-                double w = -1.0;  // skipped, like the CPU's `sc == 0.0` (masked or underflowed)
-                if (j < nk && VISIBLE(j)) {
-                    const double s = att_score(dots[j], sc, cap);
-                    if (isfinite(s)) {
-                        const double e = exp(s - mx);
-                        if (e != 0.0) w = __ddiv_rn(e, sum);
-                        // An F16 cache is the fast numerics: llama.cpp rounds the probabilities
-                        // to F16 (the V cache's vec_dot_type) before V·p.
-                        if (f16 && w >= 0.0) w = (double)f16_to_f32(f32_to_f16((float)w));
-                    }
-                }
-                wt[jj] = w;
-            }
-            __syncthreads();
-            const int tn = nk - t0 < ATT_TILE ? nk - t0 : ATT_TILE;
-            for (int jj = 0; jj < tn; ++jj) {
-                const double w = wt[jj];
-                if (w < 0.0) continue;
-                const i64 vrow = (slot0 + t0 + jj) * v_cols + (i64)kh * v_head_dim;
+        for (int j = wp; j < nk; j += nw) {
+            const float w = dots[j];
+            if (w == 0.0f) continue;  // uniform over the warp
+            const i64 vrow = (slot0 + j) * v_cols + (i64)kh * v_head_dim;
 #pragma unroll
-                for (int u = 0; u < ATT_DIMS; ++u) {
-                    const int d = d0 + tid + u * bd;
-                    if (d < v_head_dim) acc[u] = __dadd_rn(acc[u], __dmul_rn(w, (double)kv_load(vc, vrow + d, f16)));
-                }
+            for (int u = 0; u < ATT_DIMS; ++u) {
+                const int d = d0 + lane + 32 * u;
+                if (d < v_head_dim) acc[u] = __dadd_rn(acc[u], __dmul_rn((double)w, (double)kv_load(vc, vrow + d, f16)));
             }
-            __syncthreads();  // wt[] is rewritten by the next tile
         }
 #pragma unroll
-        for (int u = 0; u < ATT_DIMS; ++u) {
-            const int d = d0 + tid + u * bd;
-            if (d < v_head_dim) o[d] = (float)acc[u];
+        for (int u = 0; u < ATT_DIMS; ++u) part[wp][lane + 32 * u] = acc[u];
+        __syncthreads();
+        for (int i = tid; i < 32 * ATT_DIMS; i += bd) {
+            const int d = d0 + i;
+            if (d < v_head_dim) {
+                double t = 0.0;
+                for (int w2 = 0; w2 < nw; ++w2) t = __dadd_rn(t, part[w2][i]);
+                o[d] = (float)t;
+            }
         }
+        __syncthreads();  // part[] is rewritten by the next pass over the dims
     }
 #undef VISIBLE
 }

@@ -593,7 +593,7 @@ impl Ops for Cuda {
         self.launch(
             "attention",
             (q.rows.max(1) as u32, p.n_head as u32, 1),
-            128,
+            256,
             smem as u32,
             &[
                 qs.buf.arg(),
@@ -793,7 +793,8 @@ impl Ops for Cuda {
         let n = gate.rows * gate.cols;
         let a = match act {
             Act::Silu => 0,
-            Act::Gelu => 1,
+            // The fast numerics use ggml's f16-table GELU, as llama.cpp.
+            Act::Gelu => 1 + self.fast as i32,
         };
         self.launch_1d("glu", n, &[gate.buf.arg(), up.buf.arg(), y.buf.arg(), Arg::I64(n as i64), Arg::I32(a)])?;
         Ok(y)
@@ -804,7 +805,8 @@ impl Ops for Cuda {
         let n = x.rows * x.cols;
         let a = match act {
             Act::Silu => 0,
-            Act::Gelu => 1,
+            // The fast numerics use ggml's f16-table GELU, as llama.cpp.
+            Act::Gelu => 1 + self.fast as i32,
         };
         self.launch_1d("glu", n, &[x.buf.arg(), Arg::Ptr(0), y.buf.arg(), Arg::I64(n as i64), Arg::I32(a)])?;
         Ok(y)

@@ -159,8 +159,8 @@ impl Dev {
             funcs.insert(k, f);
         }
         // Attention keeps one key row of scores in dynamic shared memory: allow the opt-in limit
-        // (less the kernel's small static reduction arrays).
-        let max_smem = optin.saturating_sub(4096);
+        // less the kernel's static arrays (reductions and the per-warp value sums, ~8.5 KiB).
+        let max_smem = optin.saturating_sub(16 << 10);
         if let Some(&f) = funcs.get("attention") {
             // SAFETY: a valid function handle and a documented attribute.
             unsafe {
