@@ -595,6 +595,17 @@ pub fn check_matmul_id(
     Ok((n, m, n_exp, x_rows == n && k > 1))
 }
 
+/// Check the shapes of a [`Ops::moe_combine`] call: `experts` `[n·k, e]`, `weights` `[n, k]`.
+pub fn check_moe_combine(experts: (usize, usize), weights: (usize, usize), k: usize) -> Result<()> {
+    if k == 0 || weights.1 != k || experts.0 != weights.0 * k {
+        return Err(crate::Error::Invalid(format!(
+            "moe_combine: experts [{}, {}], weights [{}, {}], k {k}",
+            experts.0, experts.1, weights.0, weights.1
+        )));
+    }
+    Ok(())
+}
+
 /// The top-`k` of one router row: indices sorted by value descending, ties by lower index.
 pub fn top_k_desc(row: &[f32], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..row.len()).collect();

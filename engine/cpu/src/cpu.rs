@@ -418,15 +418,7 @@ impl Ops for Cpu {
     }
 
     fn moe_combine(&self, experts: &CpuTensor, weights: &CpuTensor, k: usize) -> Result<CpuTensor> {
-        if k == 0 || weights.cols != k || experts.rows != weights.rows * k {
-            return Err(shape_err(
-                "moe_combine",
-                format!(
-                    "experts [{}, {}], weights [{}, {}], k {k}",
-                    experts.rows, experts.cols, weights.rows, weights.cols
-                ),
-            ));
-        }
+        crate::ops::check_moe_combine((experts.rows, experts.cols), (weights.rows, weights.cols), k)?;
         let e = experts.cols;
         let mut data = vec![0f32; weights.rows * e];
         for (t, out) in data.chunks_mut(e.max(1)).enumerate() {

@@ -690,15 +690,7 @@ impl Ops for CpuFast {
 
     /// `experts · weights` then the adds in slot order, in f32 as ggml's `mul` and `add`s.
     fn moe_combine(&self, experts: &FastTensor, weights: &FastTensor, k: usize) -> Result<FastTensor> {
-        if k == 0 || weights.cols != k || experts.rows != weights.rows * k {
-            return Err(shape_err(
-                "moe_combine",
-                format!(
-                    "experts [{}, {}], weights [{}, {}], k {k}",
-                    experts.rows, experts.cols, weights.rows, weights.cols
-                ),
-            ));
-        }
+        crate::ops::check_moe_combine((experts.rows, experts.cols), (weights.rows, weights.cols), k)?;
         let (ex, wt) = (experts.f32s(), weights.f32s());
         let e = experts.cols;
         let mut data = arena::take(weights.rows * e);

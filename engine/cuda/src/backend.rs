@@ -946,15 +946,7 @@ impl Ops for Cuda {
     }
 
     fn moe_combine(&self, experts: &CudaTensor, weights: &CudaTensor, k: usize) -> Result<CudaTensor> {
-        if k == 0 || weights.cols != k || experts.rows != weights.rows * k {
-            return Err(shape_err(
-                "moe_combine",
-                format!(
-                    "experts [{}, {}], weights [{}, {}], k {k}",
-                    experts.rows, experts.cols, weights.rows, weights.cols
-                ),
-            ));
-        }
+        orcd_engine::ops::check_moe_combine((experts.rows, experts.cols), (weights.rows, weights.cols), k)?;
         let y = self.tensor(weights.rows, experts.cols)?;
         self.launch_1d(
             "moe_combine",
