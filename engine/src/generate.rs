@@ -102,6 +102,106 @@ impl StopMatcher {
     }
 }
 
+/// One sequence's generation state: sampler (with its own seed and penalties), streaming text
+/// decoder, stop matcher and counters. [`generate`] drives one; the continuous batcher
+/// ([`crate::batcher`]) drives many, one per sequence, each from its own rows' logits, so a
+/// sequence's tokens never depend on its neighbours.
+#[derive(Debug)]
+pub struct SeqGen {
+    sampler: Sampler,
+    decoder: StreamDecoder,
+    stops: StopMatcher,
+    max_tokens: usize,
+    top_logprobs: usize,
+    n_out: usize,
+    prompt_tokens: usize,
+    seed: u64,
+}
+
+/// What one step of a [`SeqGen`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeqStep {
+    /// A token to stream; `next` is the token to feed back (`None` when generation ended with it:
+    /// `stopped` then holds why).
+    Token { event: TokenEvent, next: Option<u32>, stopped: Option<StopReason> },
+    /// Generation ended without a token (end-of-generation token, or max_tokens already reached).
+    Done(StopReason),
+}
+
+impl SeqGen {
+    /// A generation of `prompt` (its tokens are accepted by the sampler: penalties see them).
+    pub fn new(prompt: &[u32], params: &GenerateParams, n_vocab: usize) -> Result<Self> {
+        if prompt.is_empty() {
+            return Err(Error::Invalid("the prompt has no tokens".into()));
+        }
+        let mut sampler = Sampler::new(params.sampler.clone(), n_vocab)?;
+        for &t in prompt {
+            sampler.accept(t)?;
+        }
+        Ok(SeqGen {
+            sampler,
+            decoder: StreamDecoder::new(false),
+            stops: StopMatcher { stops: params.stop.clone(), held: String::new() },
+            max_tokens: params.max_tokens,
+            top_logprobs: params.top_logprobs,
+            n_out: 0,
+            prompt_tokens: prompt.len(),
+            seed: params.sampler.seed,
+        })
+    }
+
+    /// Sample from `logits` (this sequence's last row) and advance. `cancel` asks to stop after
+    /// this token (the caller's client went away).
+    pub fn step(&mut self, tok: &Tokenizer, logits: &[f32]) -> Result<SeqStep> {
+        if self.n_out >= self.max_tokens {
+            return Ok(SeqStep::Done(StopReason::MaxTokens));
+        }
+        let s = self.sampler.sample(logits)?;
+        if tok.is_eog(s.token) {
+            return Ok(SeqStep::Done(StopReason::Eos));
+        }
+        self.sampler.accept(s.token)?;
+        let lp = logprobs(logits, s.token, self.top_logprobs)?;
+        let piece = self.decoder.push(tok, s.token)?;
+        let (text, stopped) = self.stops.push(&piece);
+        let event = TokenEvent { i: self.n_out, id: s.token, text, logprob: lp.token.logprob, top_logprobs: lp.top };
+        self.n_out += 1;
+        let stopped = if stopped {
+            Some(StopReason::StopSequence)
+        } else if self.n_out == self.max_tokens {
+            Some(StopReason::MaxTokens)
+        } else {
+            None
+        };
+        Ok(SeqStep::Token { event, next: stopped.is_none().then_some(s.token), stopped })
+    }
+
+    /// Tokens generated so far.
+    pub fn tokens_out(&self) -> usize {
+        self.n_out
+    }
+
+    /// The summary once generation stopped for `reason` (held-back text flushed unless a stop
+    /// string ended it).
+    pub fn finish(&mut self, reason: StopReason, decode_seconds: f64) -> Summary {
+        let tail_text = if reason == StopReason::StopSequence {
+            String::new()
+        } else {
+            let rest = self.decoder.finish();
+            let (t, _) = self.stops.push(&rest);
+            t + &self.stops.flush()
+        };
+        Summary {
+            stop_reason: reason,
+            tokens_out: self.n_out,
+            prompt_tokens: self.prompt_tokens,
+            seed: self.seed,
+            tail_text,
+            decode_seconds,
+        }
+    }
+}
+
 /// Generate from `prompt` (token ids, BOS included if wanted). `on_token` receives every token
 /// and returns false to cancel.
 pub fn generate(
@@ -111,65 +211,35 @@ pub fn generate(
     params: &GenerateParams,
     mut on_token: impl FnMut(&TokenEvent) -> bool,
 ) -> Result<Summary> {
-    if prompt.is_empty() {
-        return Err(Error::Invalid("the prompt has no tokens".into()));
-    }
-    let n_vocab = model.hp().n_vocab;
-    let mut sampler = Sampler::new(params.sampler.clone(), n_vocab)?;
-    for &t in prompt {
-        sampler.accept(t)?;
-    }
+    let mut g = SeqGen::new(prompt, params, model.hp().n_vocab)?;
     model.reset();
     let mut last = model.forward_last(prompt, &mut NoTaps)?;
-    let mut decoder = StreamDecoder::new(false);
-    let mut stops = StopMatcher { stops: params.stop.clone(), held: String::new() };
     let start = std::time::Instant::now();
-    let mut reason = StopReason::MaxTokens;
-    let mut n_out = 0;
-    while n_out < params.max_tokens {
-        let s = sampler.sample(&last)?;
-        if tok.is_eog(s.token) {
-            reason = StopReason::Eos;
-            break;
+    let reason = loop {
+        match g.step(tok, &last)? {
+            SeqStep::Done(r) => break r,
+            SeqStep::Token { event, next, stopped } => {
+                let go_on = on_token(&event);
+                // A stop string ends generation even if the client also cancelled; a cancel wins
+                // over running out of tokens (the order this function always had).
+                if stopped == Some(StopReason::StopSequence) {
+                    break StopReason::StopSequence;
+                }
+                if !go_on {
+                    break StopReason::Cancelled;
+                }
+                if let Some(r) = stopped {
+                    break r;
+                }
+                let Some(t) = next else { break StopReason::MaxTokens };
+                if model.n_past() + 1 > model.n_ctx() {
+                    return Err(Error::Invalid(format!("context length {} reached", model.n_ctx())));
+                }
+                last = model.forward(&[t], &mut NoTaps)?;
+            }
         }
-        sampler.accept(s.token)?;
-        let lp = logprobs(&last, s.token, params.top_logprobs)?;
-        let piece = decoder.push(tok, s.token)?;
-        let (text, stopped) = stops.push(&piece);
-        let ev = TokenEvent { i: n_out, id: s.token, text, logprob: lp.token.logprob, top_logprobs: lp.top };
-        n_out += 1;
-        let go_on = on_token(&ev);
-        if stopped {
-            reason = StopReason::StopSequence;
-            break;
-        }
-        if !go_on {
-            reason = StopReason::Cancelled;
-            break;
-        }
-        if n_out == params.max_tokens {
-            break;
-        }
-        if model.n_past() + 1 > model.n_ctx() {
-            return Err(Error::Invalid(format!("context length {} reached", model.n_ctx())));
-        }
-        last = model.forward(&[s.token], &mut NoTaps)?;
-    }
-    let tail_text = if reason == StopReason::StopSequence {
-        String::new()
-    } else {
-        let rest = decoder.finish();
-        let (t, _) = stops.push(&rest);
-        t + &stops.flush()
     };
-    Ok(Summary {
-        stop_reason: reason,
-        tokens_out: n_out,
-        prompt_tokens: prompt.len(),
-        seed: params.sampler.seed,
-        tail_text,
-        decode_seconds: start.elapsed().as_secs_f64(),
-    })
+    Ok(g.finish(reason, start.elapsed().as_secs_f64()))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! The re-exports keep `crate::gguf::…`, `orcd_engine::tokenizer::…` etc. the paths they were
 //! before the split, and [`Error`] converts every lower crate's error (`?` works across them).
 
+pub mod batcher;
 pub mod error;
 pub mod generate;
 pub mod model;

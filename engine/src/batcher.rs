@@ -1,0 +1,238 @@
+//! Continuous batching: several generations share one model — one sequence of its KV cache each
+//! ([`crate::model::LoadOpts::n_seq`] slots) — and every forward. Requests join between steps
+//! when a slot is free (else they wait, first come first served) and leave as soon as they stop;
+//! a step feeds every running sequence its pending rows (a new one's whole prompt, the others
+//! their last token) in one batch.
+//!
+//! Invariants:
+//! - A request's tokens never depend on its neighbours: each has its own [`SeqGen`] (sampler,
+//!   seed, penalties, stop matcher), fed only its own rows' logits, and the model gives every
+//!   sequence's rows the logits it would give alone (conformance/tests/multi_seq.rs). So the
+//!   same request with the same seed gives the same tokens alone or beside others
+//!   (conformance/tests/batcher.rs checks it).
+//! - Every request ends with exactly one [`Event::Done`] or [`Event::Error`]; a slot is freed (and
+//!   its cache positions forgotten) when its request ends.
+//! - A prompt that cannot fit the context is refused at [`Batcher::submit`] with both counts.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::generate::{GenerateParams, SeqGen, SeqStep, StopReason, Summary, TokenEvent};
+use crate::model::AnyModel;
+use crate::ops::{BatchRows, NoTaps};
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+
+/// A request's id (unique per batcher).
+pub type RequestId = u64;
+
+/// What a step reports, per request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The request got a slot and its prompt is being processed.
+    Started(RequestId),
+    Token(RequestId, TokenEvent),
+    Done(RequestId, Summary),
+    Error(RequestId, String),
+}
+
+#[derive(Debug)]
+struct Waiting {
+    id: RequestId,
+    prompt: Vec<u32>,
+    params: GenerateParams,
+    cancel: bool,
+}
+
+#[derive(Debug)]
+struct Slot {
+    id: RequestId,
+    gen: SeqGen,
+    /// Tokens to feed at the next step: the prompt first, then each sampled token.
+    pending: Vec<u32>,
+    started: Instant,
+    cancel: bool,
+}
+
+/// The scheduler of one model's sequences.
+pub struct Batcher {
+    model: Box<dyn AnyModel>,
+    slots: Vec<Option<Slot>>,
+    queue: VecDeque<Waiting>,
+    next_id: RequestId,
+    max_queue: usize,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher").field("running", &self.running()).field("waiting", &self.waiting()).finish()
+    }
+}
+
+impl Batcher {
+    /// A scheduler over `model`'s sequences (one request per sequence at a time); at most
+    /// `max_queue` requests wait for a slot.
+    pub fn new(model: Box<dyn AnyModel>, max_queue: usize) -> Self {
+        let n = model.n_seq();
+        Batcher { model, slots: (0..n).map(|_| None).collect(), queue: VecDeque::new(), next_id: 1, max_queue }
+    }
+
+    pub fn model(&self) -> &dyn AnyModel {
+        self.model.as_ref()
+    }
+
+    /// Requests holding a sequence.
+    pub fn running(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Requests waiting for a sequence.
+    pub fn waiting(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Queue a request. Refused (typed error) when the prompt is empty, when prompt + max_tokens
+    /// cannot fit one sequence's context (both counts given), or when the queue is full.
+    pub fn submit(&mut self, prompt: Vec<u32>, params: GenerateParams) -> Result<RequestId> {
+        let n_ctx = self.model.n_ctx();
+        if prompt.is_empty() {
+            return Err(Error::Invalid("the prompt has no tokens".into()));
+        }
+        if prompt.len() >= n_ctx {
+            return Err(Error::Invalid(format!(
+                "the prompt has {} tokens, the context holds {n_ctx} (prompt and at least one generated token)",
+                prompt.len()
+            )));
+        }
+        if self.queue.len() >= self.max_queue {
+            return Err(Error::Invalid(format!("the queue is full ({} waiting)", self.queue.len())));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.queue.push_back(Waiting { id, prompt, params, cancel: false });
+        Ok(id)
+    }
+
+    /// Ask request `id` to stop: a waiting request ends at the next step without running, a
+    /// running one after its next token (with [`StopReason::Cancelled`]). Unknown ids are ignored
+    /// (cancelling twice is harmless).
+    pub fn cancel(&mut self, id: RequestId) {
+        for s in self.slots.iter_mut().flatten() {
+            if s.id == id {
+                s.cancel = true;
+            }
+        }
+        for q in self.queue.iter_mut() {
+            if q.id == id {
+                q.cancel = true;
+            }
+        }
+    }
+
+    /// Run one step: admit waiting requests to free sequences, feed every running sequence its
+    /// pending rows in one forward, sample each, report through `out`. Returns false when there
+    /// was nothing to do. An engine error ends every running request with [`Event::Error`].
+    pub fn step(&mut self, tok: &Tokenizer, out: &mut dyn FnMut(Event)) -> Result<bool> {
+        self.admit(out);
+        let mut batch = BatchRows::default();
+        let mut owner = Vec::new();
+        for (s, slot) in self.slots.iter().enumerate() {
+            let Some(slot) = slot else { continue };
+            let start = self.model.n_past_of(s) as u32;
+            let n = slot.pending.len();
+            for (i, &t) in slot.pending.iter().enumerate() {
+                batch.tokens.push(t);
+                batch.pos.push(start + i as u32);
+                batch.seq.push(s as u32);
+                batch.logits.push(i + 1 == n);
+            }
+            owner.push(s);
+        }
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        let logits = match self.model.decode(&batch, &mut NoTaps) {
+            Ok(l) => l,
+            Err(e) => {
+                for s in 0..self.slots.len() {
+                    if let Some(slot) = self.slots[s].take() {
+                        out(Event::Error(slot.id, e.to_string()));
+                        self.model.reset_seq(s);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        // Output rows come in batch order: one per running sequence, in slot order.
+        for (i, &s) in owner.iter().enumerate() {
+            let row = logits.row(i);
+            let Some(slot) = self.slots[s].as_mut() else { continue };
+            let ended = match slot.gen.step(tok, row) {
+                Err(e) => Some(Err(e.to_string())),
+                Ok(SeqStep::Done(r)) => Some(Ok(r)),
+                Ok(SeqStep::Token { event, next, stopped }) => {
+                    out(Event::Token(slot.id, event));
+                    match (stopped, next) {
+                        (Some(StopReason::StopSequence), _) => Some(Ok(StopReason::StopSequence)),
+                        _ if slot.cancel => Some(Ok(StopReason::Cancelled)),
+                        (Some(r), _) => Some(Ok(r)),
+                        (None, Some(t)) if self.model.n_past_of(s) < self.model.n_ctx() => {
+                            slot.pending = vec![t];
+                            None
+                        }
+                        // The context is full: the request ends as if it had run out of tokens.
+                        (None, _) => Some(Ok(StopReason::MaxTokens)),
+                    }
+                }
+            };
+            if let Some(end) = ended {
+                self.end(s, end, out);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Run steps until every request has ended.
+    pub fn run_all(&mut self, tok: &Tokenizer, out: &mut dyn FnMut(Event)) -> Result<()> {
+        while self.step(tok, out)? {}
+        Ok(())
+    }
+
+    fn admit(&mut self, out: &mut dyn FnMut(Event)) {
+        // Requests cancelled while waiting end now, without running.
+        let n_vocab = self.model.hp().n_vocab;
+        for w in std::mem::take(&mut self.queue) {
+            if !w.cancel {
+                self.queue.push_back(w);
+                continue;
+            }
+            match SeqGen::new(&w.prompt, &w.params, n_vocab) {
+                Ok(mut g) => out(Event::Done(w.id, g.finish(StopReason::Cancelled, 0.0))),
+                Err(e) => out(Event::Error(w.id, e.to_string())),
+            }
+        }
+        for s in 0..self.slots.len() {
+            if self.slots[s].is_some() {
+                continue;
+            }
+            let Some(Waiting { id, prompt, params, .. }) = self.queue.pop_front() else { return };
+            match SeqGen::new(&prompt, &params, n_vocab) {
+                Ok(gen) => {
+                    self.model.reset_seq(s);
+                    out(Event::Started(id));
+                    self.slots[s] = Some(Slot { id, gen, pending: prompt, started: Instant::now(), cancel: false });
+                }
+                Err(e) => out(Event::Error(id, e.to_string())),
+            }
+        }
+    }
+
+    fn end(&mut self, s: usize, end: std::result::Result<StopReason, String>, out: &mut dyn FnMut(Event)) {
+        let Some(mut slot) = self.slots[s].take() else { return };
+        self.model.reset_seq(s);
+        match end {
+            Ok(r) => out(Event::Done(slot.id, slot.gen.finish(r, slot.started.elapsed().as_secs_f64()))),
+            Err(e) => out(Event::Error(slot.id, e)),
+        }
+    }
+}
