@@ -347,7 +347,10 @@ cmd_sanitize() {
             tail -n 3 "$run_log"
         } >>"$log"
         local errs cases
-        errs=$(grep -o 'ERROR SUMMARY: [0-9]* error' "$log" | tail -1 | grep -o '[0-9]*' || true)
+        # memcheck/initcheck print "ERROR SUMMARY: N errors", racecheck "RACECHECK SUMMARY: N
+        # hazards displayed (E errors, W warnings)".
+        errs=$(grep -oE 'ERROR SUMMARY: [0-9]+ error|RACECHECK SUMMARY: [0-9]+ hazard' "$log" | tail -1 |
+            grep -oE '[0-9]+' || true)
         cases=$(tail -n 1 "$run_log")
         local status=ok
         if ((rc == 124 || rc == 130 || rc == 137)); then
