@@ -314,7 +314,7 @@ impl GraphKey {
 }
 
 /// Device memory a backend holds, by category (what `bench --json` reports as `vram_bytes`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeviceMemory {
     pub device: String,
     pub weights: u64,
@@ -324,6 +324,9 @@ pub struct DeviceMemory {
     /// Free device memory when asked.
     pub free: u64,
     pub total: u64,
+    /// With the backend's profiling on (`ORCD_CUDA_PROFILE=1`): per kernel, launches and seconds
+    /// (launch + run + a synchronisation), most time first; empty otherwise.
+    pub kernel_profile: Vec<(String, u64, f64)>,
 }
 
 impl DeviceMemory {

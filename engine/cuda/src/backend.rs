@@ -351,7 +351,8 @@ impl Ops for Cuda {
     }
 
     fn graph_begin(&self, key: &GraphKey, b: &CudaBatch) -> Result<bool> {
-        if std::env::var_os("ORCD_CUDA_GRAPHS").is_some_and(|v| v == "0") {
+        // Profiling synchronises after every launch, which a recording cannot hold.
+        if std::env::var_os("ORCD_CUDA_GRAPHS").is_some_and(|v| v == "0") || self.dev.profiling() {
             return Ok(false);
         }
         let mut g = self.graphs()?;
@@ -392,6 +393,7 @@ impl Ops for Cuda {
             workspace: u.workspace,
             free,
             total,
+            kernel_profile: self.dev.profile(),
         })
     }
 

@@ -82,6 +82,9 @@ pub struct Dev {
     live: Mutex<HashMap<sys::CUdeviceptr, usize>>,
     /// The buffers of the forward being recorded, if one is.
     capture: Mutex<Option<Vec<DevBuf>>>,
+    /// `ORCD_CUDA_PROFILE=1`: every launch is followed by a synchronisation and its wall time is
+    /// added to its kernel's row (launches, seconds); graphs are then not recorded.
+    profile: Option<Mutex<HashMap<String, (u64, f64)>>>,
 }
 
 /// A recorded forward: the instantiated CUDA graph and every buffer its kernels use.
@@ -185,6 +188,9 @@ impl Dev {
             pool: Mutex::new(Pool::default()),
             live: Mutex::new(HashMap::new()),
             capture: Mutex::new(None),
+            profile: std::env::var_os("ORCD_CUDA_PROFILE")
+                .is_some_and(|v| v == "1")
+                .then(|| Mutex::new(HashMap::new())),
         })
     }
 
@@ -452,10 +458,37 @@ impl Dev {
         // the slot's start (little-endian, so a 4-byte value sits in the low half).
         let mut slots: Vec<u64> = args.iter().map(Arg::bits).collect();
         let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
+        let t0 = self.profile.as_ref().map(|_| std::time::Instant::now());
         // SAFETY: `f` is a kernel of the loaded module whose parameter list matches `args`
         // (kernels/ABI.md); the slots outlive the call, which copies the parameters.
         unsafe { dr::launch_kernel(f, grid, (block, 1, 1), smem, self.cu_stream(), &mut ptrs) }
-            .map_err(|e| drv(name, e))
+            .map_err(|e| drv(name, e))?;
+        if let (Some(p), Some(t0)) = (&self.profile, t0) {
+            self.synchronize()?;
+            if let Ok(mut m) = p.lock() {
+                let e = m.entry(name.to_string()).or_insert((0, 0.0));
+                e.0 += 1;
+                e.1 += t0.elapsed().as_secs_f64();
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `ORCD_CUDA_PROFILE=1` times every launch.
+    pub fn profiling(&self) -> bool {
+        self.profile.is_some()
+    }
+
+    /// Per kernel: launches and seconds (launch + run + synchronisation), most time first; empty
+    /// unless profiling.
+    pub fn profile(&self) -> Vec<(String, u64, f64)> {
+        let mut v: Vec<(String, u64, f64)> = self
+            .profile
+            .as_ref()
+            .and_then(|p| p.lock().ok().map(|m| m.iter().map(|(k, &(n, t))| (k.clone(), n, t)).collect()))
+            .unwrap_or_default();
+        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+        v
     }
 }
 

@@ -65,6 +65,9 @@ pub(super) fn bench(
                 "device": v.device, "weights": v.weights, "kv": v.kv, "workspace": v.workspace,
                 "free": v.free, "total": v.total,
             })),
+            "kernel_profile": vram.as_ref().filter(|v| !v.kernel_profile.is_empty()).map(|v| v.kernel_profile.iter()
+                .map(|(name, n, secs)| serde_json::json!({"kernel": name, "launches": n, "seconds": secs}))
+                .collect::<Vec<_>>()),
         });
         writeln!(out, "{o}").map_err(stdout_err)
     } else {
