@@ -39,6 +39,16 @@ pub struct RopeParams {
 }
 
 impl RopeParams {
+    /// The magnitude factor on cos and sin (YaRN's mscale, phi3's attn_factor), in f64 as the
+    /// exact backends apply it.
+    pub fn mscale_f64(&self) -> f64 {
+        match self.yarn {
+            Some(y) if y.ext_factor != 0.0 => y.attn_factor as f64 * (1.0 + 0.1 * (1.0 / self.freq_scale as f64).ln()),
+            Some(y) => y.attn_factor as f64,
+            None => 1.0,
+        }
+    }
+
     /// Check a rope call (`x` `[rows, cols]` of `n_head` heads of `head_dim`, `n_pos` positions)
     /// against these parameters: the one check every backend runs before rotating.
     pub fn check_shapes(&self, x: (usize, usize), n_head: usize, head_dim: usize, n_pos: usize) -> Result<()> {
@@ -365,6 +375,25 @@ impl BatchRows {
                 self.seq.len(),
                 self.logits.len()
             )));
+        }
+        Ok(())
+    }
+
+    /// Check the rows against a cache: every sequence id inside it and every position below its
+    /// context (the one check every backend runs before writing or reading the cache).
+    pub fn check_kv(&self, spec: &KvSpec) -> Result<()> {
+        let mut last = std::collections::BTreeMap::<u32, u32>::new();
+        for (&s, &p) in self.seq.iter().zip(&self.pos) {
+            let e = last.entry(s).or_insert(p);
+            *e = (*e).max(p);
+        }
+        for (&s, &p) in &last {
+            if s as usize >= spec.n_seq || p as usize >= spec.n_ctx {
+                return Err(crate::Error::Invalid(format!(
+                    "batch: sequence {s} up to position {p} does not fit a cache of {} sequences × {} positions",
+                    spec.n_seq, spec.n_ctx
+                )));
+            }
         }
         Ok(())
     }

@@ -324,11 +324,7 @@ impl Ops for Cpu {
         // YaRN: per-pair blend of interpolated and extrapolated angles, and a magnitude factor.
         let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base));
         let fs = p.freq_scale as f64;
-        let mscale = match p.yarn {
-            Some(y) if y.ext_factor != 0.0 => y.attn_factor as f64 * (1.0 + 0.1 * (1.0 / fs).ln()),
-            Some(y) => y.attn_factor as f64,
-            None => 1.0,
-        };
+        let mscale = p.mscale_f64();
         for (r, &ps) in pos.iter().enumerate() {
             for h in 0..n_head {
                 let base = r * x.cols + h * head_dim;

@@ -217,18 +217,7 @@ impl CpuBatch {
 
     /// Check the batch against a cache (sequence ids and positions inside it).
     pub fn check_kv(&self, spec: &KvSpec) -> Result<()> {
-        for s in &self.seqs {
-            if s.seq >= spec.n_seq || s.n_kv > spec.n_ctx {
-                return Err(Error::Invalid(format!(
-                    "batch: sequence {} up to position {} does not fit a cache of {} sequences × {} positions",
-                    s.seq,
-                    s.n_kv.saturating_sub(1),
-                    spec.n_seq,
-                    spec.n_ctx
-                )));
-            }
-        }
-        Ok(())
+        self.rows.check_kv(spec)
     }
 
     /// Attention split by sequence: for each sequence, `f(seq rows, q rows of that sequence

@@ -276,6 +276,15 @@ impl Cuda {
         Ok(y)
     }
 
+    /// The `glu` kernel's activation code: silu, or GELU (f64 tanh for exact, ggml's f16 table for
+    /// fast, as llama.cpp).
+    fn act_code(&self, act: Act) -> i32 {
+        match act {
+            Act::Silu => 0,
+            Act::Gelu => 1 + self.fast as i32,
+        }
+    }
+
     /// The device copy of RoPE frequency factors `f` (uploaded the first time they are seen).
     fn factors_on_device(&self, f: &[f32]) -> Result<DevBuf> {
         let key: Vec<u32> = f.iter().map(|x| x.to_bits()).collect();
@@ -301,19 +310,6 @@ impl Cuda {
         let b = self.dev.alloc(v.len().max(1) * 4, Category::Workspace).map_err(err)?;
         self.dev.upload(&b, v).map_err(err)?;
         Ok(b)
-    }
-
-    fn check_kv(b: &CudaBatch, spec: &KvSpec) -> Result<()> {
-        for r in 0..b.rows.len() {
-            let (s, p) = (b.rows.seq[r] as usize, b.rows.pos[r] as usize);
-            if s >= spec.n_seq || p >= spec.n_ctx {
-                return Err(Error::Invalid(format!(
-                    "batch: sequence {s} at position {p} does not fit a cache of {} sequences × {} positions",
-                    spec.n_seq, spec.n_ctx
-                )));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -525,7 +521,7 @@ impl Ops for Cuda {
 
     fn kv_write(&self, kv: &mut CudaKv, il: usize, k: &CudaTensor, v: &CudaTensor, b: &CudaBatch) -> Result<()> {
         let s = &kv.spec;
-        Self::check_kv(b, s)?;
+        b.rows.check_kv(s)?;
         if il >= s.n_layer || k.rows != b.rows.len() || v.rows != k.rows || k.cols != s.k_cols || v.cols != s.v_cols {
             return Err(shape_err(
                 "kv_write",
@@ -565,7 +561,7 @@ impl Ops for Cuda {
         sinks: Option<&CudaWeight>,
     ) -> Result<CudaTensor> {
         let s = &kv.spec;
-        Self::check_kv(b, s)?;
+        b.rows.check_kv(s)?;
         p.check_shapes((q.rows, q.cols), (1, s.k_cols), (1, s.v_cols), b.rows.len(), 1)?;
         if il >= s.n_layer {
             return Err(shape_err("attention", format!("layer {il} of {}", s.n_layer)));
@@ -746,12 +742,7 @@ impl Ops for Cuda {
     ) -> Result<CudaTensor> {
         p.check_shapes((x.rows, x.cols), n_head, head_dim, b.rows.len())?;
         let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base)).unwrap_or([0.0, 0.0]);
-        let fs = p.freq_scale as f64;
-        let mscale = match p.yarn {
-            Some(y) if y.ext_factor != 0.0 => y.attn_factor as f64 * (1.0 + 0.1 * (1.0 / fs).ln()),
-            Some(y) => y.attn_factor as f64,
-            None => 1.0,
-        };
+        let mscale = p.mscale_f64();
         let ext = p.yarn.map_or(0.0, |y| y.ext_factor);
         let ff = match &p.freq_factors {
             Some(f) => Some(self.factors_on_device(f)?),
@@ -793,11 +784,7 @@ impl Ops for Cuda {
         Self::same_shape("glu", gate, up)?;
         let y = self.tensor(gate.rows, gate.cols)?;
         let n = gate.rows * gate.cols;
-        let a = match act {
-            Act::Silu => 0,
-            // The fast numerics use ggml's f16-table GELU, as llama.cpp.
-            Act::Gelu => 1 + self.fast as i32,
-        };
+        let a = self.act_code(act);
         self.launch_1d("glu", n, &[gate.buf.arg(), up.buf.arg(), y.buf.arg(), Arg::I64(n as i64), Arg::I32(a)])?;
         Ok(y)
     }
@@ -805,11 +792,7 @@ impl Ops for Cuda {
     fn act(&self, x: &CudaTensor, act: Act) -> Result<CudaTensor> {
         let y = self.tensor(x.rows, x.cols)?;
         let n = x.rows * x.cols;
-        let a = match act {
-            Act::Silu => 0,
-            // The fast numerics use ggml's f16-table GELU, as llama.cpp.
-            Act::Gelu => 1 + self.fast as i32,
-        };
+        let a = self.act_code(act);
         self.launch_1d("glu", n, &[x.buf.arg(), Arg::Ptr(0), y.buf.arg(), Arg::I64(n as i64), Arg::I32(a)])?;
         Ok(y)
     }

@@ -389,8 +389,8 @@ impl Dev {
         self.stream.cu_stream()
     }
 
-    /// Copy host data into `dst` (asynchronous on the stream; `src` must outlive the copy, so
-    /// this synchronises before returning when `src` is a temporary the caller drops).
+    /// Copy host data into `dst`, in stream order. `src` is pageable memory, which the driver
+    /// stages before the call returns, so the caller may drop it at once.
     pub fn upload<T: Copy>(&self, dst: &DevBuf, src: &[T]) -> Result<()> {
         let bytes = std::mem::size_of_val(src);
         if bytes > dst.bytes() {
@@ -553,8 +553,7 @@ impl Drop for BufInner {
                 p.free.entry(self.size).or_default().push(self.ptr);
                 return;
             }
-        }
-        if !self.pooled {
+        } else {
             // Work queued on the buffer must finish before cuMemFree returns it to the driver.
             let _ = self.dev.synchronize();
         }

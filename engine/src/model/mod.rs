@@ -117,14 +117,15 @@ pub fn memory_need<B: Ops>(f: &GgufFile, b: &B, hp: &HParams, spec: &KvSpec) -> 
     let kv =
         spec.bytes().ok_or_else(|| Error::Invalid(format!("KV cache of {spec:?} overflows the address space")))? as u64;
     // A forward keeps a handful of activations of its widest layer alive at once (residual, norm,
-    // q/k/v, gate/up, attention scores per head); 16 row-widths per row covers the graph, plus one
-    // logits row per output and a fixed 32 MiB for scratch (top-k, quantized activations).
+    // q/k/v, gate/up); 16 row-widths per row covers the graph, plus two logits rows and a fixed
+    // 32 MiB for scratch (top-k, quantized activations). Attention scores live in the backend's
+    // own scratch (shared memory on CUDA), not here.
     let widest = [hp.n_embd, hp.n_ff, hp.n_head * hp.head_dim, spec.k_cols + spec.v_cols, hp.n_expert_used * hp.n_ff]
         .into_iter()
         .max()
         .unwrap_or(0) as u64;
     let rows = MemoryNeed::BATCH_ROWS;
-    let workspace = (16 * widest * rows + 2 * hp.n_vocab as u64 + rows * spec.n_ctx as u64) * 4 + (32 << 20);
+    let workspace = (16 * widest * rows + 2 * hp.n_vocab as u64) * 4 + (32 << 20);
     Ok(MemoryNeed { weights, kv, workspace })
 }
 
