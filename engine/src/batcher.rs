@@ -113,8 +113,8 @@ impl Batcher {
         Ok(id)
     }
 
-    /// Ask request `id` to stop: a waiting request ends at the next step without running, a
-    /// running one after its next token (with [`StopReason::Cancelled`]). Unknown ids are ignored
+    /// Ask request `id` to stop: it ends at the next step, before that step's forward (with
+    /// [`StopReason::Cancelled`]; a waiting one without having run). Unknown ids are ignored
     /// (cancelling twice is harmless).
     pub fn cancel(&mut self, id: RequestId) {
         for s in self.slots.iter_mut().flatten() {
@@ -133,6 +133,14 @@ impl Batcher {
     /// pending rows in one forward, sample each, report through `out`. Returns false when there
     /// was nothing to do. An engine error ends every running request with [`Event::Error`].
     pub fn step(&mut self, tok: &Tokenizer, out: &mut dyn FnMut(Event)) -> Result<bool> {
+        // A running request asked to stop ends before the forward: its slot is not fed again (a
+        // cancel costs at most the step already under way: the server's 100 ms promise) and is
+        // free for a waiting request at once.
+        for s in 0..self.slots.len() {
+            if self.slots[s].as_ref().is_some_and(|slot| slot.cancel) {
+                self.end(s, Ok(StopReason::Cancelled), out);
+            }
+        }
         self.admit(out);
         let mut batch = BatchRows::default();
         let mut owner = Vec::new();

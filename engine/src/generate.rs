@@ -52,6 +52,11 @@ pub struct TokenEvent {
     /// Log-probability of the token under the unfiltered distribution.
     pub logprob: f32,
     pub top_logprobs: Vec<TokenLogprob>,
+    /// Text is held back after this token (an incomplete character, or text that may begin a
+    /// stop string): if generation ends now, [`Summary::tail_text`] is released text of this
+    /// token. A streaming server holds such an event until the next one so the tail joins it
+    /// and the tokens' texts always concatenate to the whole text.
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +169,9 @@ impl SeqGen {
         let lp = logprobs(logits, s.token, self.top_logprobs)?;
         let piece = self.decoder.push(tok, s.token)?;
         let (text, stopped) = self.stops.push(&piece);
-        let event = TokenEvent { i: self.n_out, id: s.token, text, logprob: lp.token.logprob, top_logprobs: lp.top };
+        let held = !self.decoder.pending().is_empty() || !self.stops.held.is_empty();
+        let event =
+            TokenEvent { i: self.n_out, id: s.token, text, logprob: lp.token.logprob, top_logprobs: lp.top, held };
         self.n_out += 1;
         let stopped = if stopped {
             Some(StopReason::StopSequence)

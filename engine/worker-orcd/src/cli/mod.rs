@@ -16,6 +16,7 @@ mod bench;
 mod generate;
 mod inspect;
 mod logits;
+mod serve;
 mod tensor;
 mod tokenize;
 
@@ -66,6 +67,8 @@ enum Command {
     },
     /// Generate text from a prompt.
     Generate(GenerateArgs),
+    /// Serve the worker API and an OpenAI-compatible API over HTTP (continuous batching).
+    Serve(ServeArgs),
     /// Measure prefill and decode throughput (medians over repeats).
     Bench {
         #[arg(long)]
@@ -147,6 +150,35 @@ pub(crate) struct GenerateArgs {
     /// With --json: include this many top alternatives with each token's logprob.
     #[arg(long, default_value_t = 0)]
     pub(crate) top_logprobs: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The GGUF model (default: the fetched SmolLM2-135M-Instruct).
+    #[arg(long)]
+    pub(crate) model: Option<std::path::PathBuf>,
+    /// Address to listen on (port 0: any free port; the address is printed on stderr).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) addr: std::net::SocketAddr,
+    #[arg(long, value_enum)]
+    pub(crate) backend: Option<BackendArg>,
+    #[arg(long, value_enum)]
+    pub(crate) numerics: Option<NumericsArg>,
+    /// Sequences decoded together (continuous batching).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) parallel: usize,
+    /// Requests that may wait for a sequence; beyond that, 429 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) queue: usize,
+    /// Context per sequence (default: the model's training context, at most 4096).
+    #[arg(long)]
+    pub(crate) ctx: Option<usize>,
+    /// Require `Authorization: Bearer KEY` on every route but /health (or set ORCD_API_KEY).
+    #[arg(long)]
+    pub(crate) api_key: Option<String>,
+    /// Seconds a request may run before it ends with INFERENCE_TIMEOUT.
+    #[arg(long, default_value_t = 600.0)]
+    pub(crate) timeout: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -256,6 +288,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Detokenize { model, ids } => tokenize::detokenize(&model, &ids),
         Command::Generate(args) => generate::generate(&args),
+        Command::Serve(args) => serve::serve(&args),
         Command::Bench { model, backend, numerics, prompt_tokens, gen_tokens, repeats, ctx, json } => {
             bench::bench(&model, backend, numerics, prompt_tokens, gen_tokens, repeats, ctx, json)
         }
