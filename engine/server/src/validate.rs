@@ -133,7 +133,7 @@ impl Fields {
             return None;
         };
         // Count at most max + 1 characters: a huge string is not walked twice.
-        let n = s.chars().take(max + 1).count();
+        let n = s.chars().take(max.saturating_add(1)).count();
         if n < min || n > max {
             self.err(k, "length", format!("{k} must have {min} to {max} characters"));
             return None;
