@@ -15,6 +15,14 @@ fi
 echo "== fetch external fixtures (cached)"
 python3 fixtures/fetch.py
 
+# The official OpenAI Python client, pinned: engine/worker-orcd/tests/openai_python.rs drives
+# `worker-orcd serve` with it (an ignored trial, never a pass, where it is missing).
+OPENAI_VERSION=1.109.1
+if ! python3 -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_VERSION')" 2>/dev/null; then
+    echo "== install openai==$OPENAI_VERSION (Python client for the server tests)"
+    python3 -m pip install --quiet "openai==$OPENAI_VERSION" || echo "warning: openai not installed: its test will be reported not run"
+fi
+
 echo "== rustfmt"
 cargo fmt --all --check
 
