@@ -38,7 +38,7 @@ use crate::state::{Loaded, ModelInfo, Shared};
 /// What a handler asks of the engine.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Submit(Submit),
+    Submit(Box<Submit>),
     /// Cancel the request submitted with this job id (unknown ids are ignored: idempotent).
     CancelJob(String),
     /// Finish: the thread returns (running requests end with an error first).
@@ -242,6 +242,7 @@ fn handle(
             }
         }
         Command::Submit(s) => {
+            let s = *s;
             if s.job_id.as_ref().is_some_and(|j| jobs.contains_key(j)) {
                 let _ = s.events.send(Out::Rejected(Reject::DuplicateJob));
                 return false;

@@ -140,7 +140,7 @@ pub(crate) enum SubmitError {
 pub(crate) async fn submit(s: &Shared, sub: Submit) -> Result<Events, SubmitError> {
     let (tx, mut rx) = unbounded_channel();
     let sub = Submit { events: tx, ..sub };
-    if !s.send(Command::Submit(sub)) {
+    if !s.send(Command::Submit(Box::new(sub))) {
         return Err(SubmitError::Gone);
     }
     match rx.recv().await {
