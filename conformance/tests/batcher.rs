@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use orcd_backends::Column;
 use orcd_conformance::suites::gguf::{synthetic_fixture, synthetic_missing_reason};
-use orcd_engine::batcher::{Batcher, Event, RequestId};
+use orcd_engine::batcher::{Batcher, Event, RequestId, MIN_PREFILL_ROWS};
 use orcd_engine::generate::{generate, GenerateParams, StopReason};
 use orcd_engine::gguf::GgufFile;
 use orcd_engine::model::LoadOpts;
@@ -131,4 +131,90 @@ fn a_prompt_longer_than_the_context_is_refused_with_both_counts() {
     b.submit(vec![1, 2], params(1, 4)).unwrap();
     let full = b.submit(vec![1, 2], params(1, 4)).unwrap_err().to_string();
     assert!(full.contains("queue is full"), "{full}");
+}
+
+/// Per request: (token id, logprob bits) of every token — a changed bit anywhere in the last
+/// logits row shows.
+type Exact = BTreeMap<RequestId, Vec<(u32, u32)>>;
+
+fn collect_exact(out: &mut Exact) -> impl FnMut(Event) + '_ {
+    move |e| match e {
+        Event::Token(id, t) => out.entry(id).or_default().push((t.id, t.logprob.to_bits())),
+        Event::Error(id, m) => panic!("request {id} failed: {m}"),
+        _ => {}
+    }
+}
+
+#[test]
+fn prefix_reuse_gives_the_tokens_of_a_fresh_prefill_bit_for_bit() {
+    let mut checked = 0;
+    let cases = [
+        ("llama", "q8_0"),
+        ("llama", "q4_k"),
+        ("qwen2", "q8_0"),
+        ("phi3", "q8_0"),
+        ("gpt2", "q8_0"),
+        ("gpt-oss", "q8_0"),
+    ];
+    for (arch, ty) in cases {
+        let Some((f, tok)) = fixture(&format!("model-{arch}-tiny-{ty}-seed1")) else { continue };
+        for column in [Column::CPU_EXACT, Column::CPU_FAST] {
+            let load =
+                |n_seq| column.load(&f, &LoadOpts { n_ctx: Some(96), n_seq: Some(n_seq), kv_type: None }).unwrap();
+            let turn1: Vec<u32> = (0..20).map(|i| 1 + (i * 37 % 900)).collect();
+            // One sequence with reuse on: turn 1, then turn 2 (turn 1 + its answer + more).
+            let mut b = Batcher::new(load(1), 4);
+            b.set_prefix_reuse(true);
+            let mut out = Exact::new();
+            let id1 = b.submit(turn1.clone(), params(7, 12)).unwrap();
+            b.run_all(&tok, &mut collect_exact(&mut out)).unwrap();
+            let answer: Vec<u32> = out[&id1].iter().map(|t| t.0).collect();
+            let mut turn2 = turn1.clone();
+            turn2.extend(&answer);
+            turn2.extend((0..10).map(|i| 3 + i * 11));
+            let id2 = b.submit(turn2.clone(), params(8, 12)).unwrap();
+            b.run_all(&tok, &mut collect_exact(&mut out)).unwrap();
+            assert_eq!(b.reused_tokens(), turn1.len() as u64, "{arch}-{ty} on {column}: turn 1's prompt reused");
+            // The same turn 2 again: its own prompt is cached now (all but the last rows reused).
+            let id3 = b.submit(turn2.clone(), params(8, 12)).unwrap();
+            b.run_all(&tok, &mut collect_exact(&mut out)).unwrap();
+            assert_eq!(b.reused_tokens(), (turn1.len() + turn2.len() - MIN_PREFILL_ROWS) as u64);
+            // Fresh: no reuse.
+            let mut fresh = Batcher::new(load(1), 4);
+            let mut fout = Exact::new();
+            let f1 = fresh.submit(turn1.clone(), params(7, 12)).unwrap();
+            let f2 = fresh.submit(turn2.clone(), params(8, 12)).unwrap();
+            fresh.run_all(&tok, &mut collect_exact(&mut fout)).unwrap();
+            assert_eq!(fresh.reused_tokens(), 0);
+            assert_eq!(out[&id1], fout[&f1]);
+            assert_eq!(out[&id2], fout[&f2], "{arch}-{ty} on {column}: turn 2 reusing turn 1 differs from fresh");
+            assert_eq!(out[&id3], fout[&f2], "{arch}-{ty} on {column}: turn 2 reusing itself differs from fresh");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "{checked} runs");
+}
+
+#[test]
+fn prefix_reuse_picks_the_sequence_holding_the_prefix() {
+    let (f, tok) = fixture("model-llama-tiny-q8_0-seed1").unwrap();
+    let m = Column::CPU_FAST.load(&f, &LoadOpts { n_ctx: Some(96), n_seq: Some(2), kv_type: None }).unwrap();
+    let mut b = Batcher::new(m, 4);
+    b.set_prefix_reuse(true);
+    let a: Vec<u32> = (0..16).map(|i| 2 + i * 13).collect();
+    let c: Vec<u32> = (0..16).map(|i| 5 + i * 17).collect();
+    let mut out = Exact::new();
+    b.submit(a.clone(), params(1, 2)).unwrap();
+    b.submit(c.clone(), params(2, 2)).unwrap();
+    b.run_all(&tok, &mut collect_exact(&mut out)).unwrap();
+    // c's continuation goes to the sequence that holds c (the second), not the first free one.
+    let mut c2 = c.clone();
+    c2.extend([9, 10, 11, 12, 13, 14, 15, 16]);
+    b.submit(c2, params(3, 2)).unwrap();
+    b.run_all(&tok, &mut collect_exact(&mut out)).unwrap();
+    assert_eq!(b.reused_tokens(), c.len() as u64);
+    // A short prompt (fewer rows than MIN_PREFILL_ROWS to prefill) is never reused from.
+    b.submit(vec![1, 2, 3], params(4, 2)).unwrap();
+    b.run_all(&tok, &mut collect_exact(&mut out)).unwrap();
+    assert_eq!(b.reused_tokens(), c.len() as u64);
 }

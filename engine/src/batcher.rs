@@ -13,6 +13,13 @@
 //! - Every request ends with exactly one [`Event::Done`] or [`Event::Error`]; a slot is freed (and
 //!   its cache positions forgotten) when its request ends.
 //! - A prompt that cannot fit the context is refused at [`Batcher::submit`] with both counts.
+//! - Prefix reuse ([`Batcher::set_prefix_reuse`], multi-turn chat): a free sequence keeps the KV of
+//!   its last prompt, and a new request whose prompt starts with those tokens continues from them
+//!   instead of recomputing them. It never changes a token: only positions computed by a prefill
+//!   of at least [`MIN_PREFILL_ROWS`] rows are kept, and a reusing request still prefills at least
+//!   that many rows, so every position is computed with the formulas a fresh prefill uses (the
+//!   backends change formula only below that row count: llama.cpp's k-quant matmul at 8 rows, its
+//!   attention at 2); generated tokens' positions (one row each) are never reused.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -22,6 +29,10 @@ use crate::model::AnyModel;
 use crate::ops::{BatchRows, NoTaps};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
+
+/// Rows a prefill needs for its positions to be kept for prefix reuse (and a reusing request
+/// prefills at least this many): at and above it no backend changes formula with the row count.
+pub const MIN_PREFILL_ROWS: usize = 8;
 
 /// A request's id (unique per batcher).
 pub type RequestId = u64;
@@ -52,6 +63,9 @@ struct Slot {
     pending: Vec<u32>,
     started: Instant,
     cancel: bool,
+    /// The prompt, when all its positions will have been computed by prefills of at least
+    /// [`MIN_PREFILL_ROWS`] rows (kept for prefix reuse when the request ends); else empty.
+    reusable: Vec<u32>,
 }
 
 /// The scheduler of one model's sequences.
@@ -61,6 +75,10 @@ pub struct Batcher {
     queue: VecDeque<Waiting>,
     next_id: RequestId,
     max_queue: usize,
+    /// Per sequence, while free: the prompt tokens whose KV it still holds (prefix reuse).
+    cached: Vec<Vec<u32>>,
+    prefix_reuse: bool,
+    reused_tokens: u64,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -74,7 +92,35 @@ impl Batcher {
     /// `max_queue` requests wait for a slot.
     pub fn new(model: Box<dyn AnyModel>, max_queue: usize) -> Self {
         let n = model.n_seq();
-        Batcher { model, slots: (0..n).map(|_| None).collect(), queue: VecDeque::new(), next_id: 1, max_queue }
+        Batcher {
+            model,
+            slots: (0..n).map(|_| None).collect(),
+            queue: VecDeque::new(),
+            next_id: 1,
+            max_queue,
+            cached: vec![Vec::new(); n],
+            prefix_reuse: false,
+            reused_tokens: 0,
+        }
+    }
+
+    /// Let new requests continue from a free sequence's cached prompt (off by default; see the
+    /// module's invariants for why it never changes a token).
+    pub fn set_prefix_reuse(&mut self, on: bool) {
+        self.prefix_reuse = on;
+        if !on {
+            self.cached.iter_mut().for_each(Vec::clear);
+        }
+    }
+
+    /// Prompt tokens taken from cached KV instead of being recomputed, since the start.
+    pub fn reused_tokens(&self) -> u64 {
+        self.reused_tokens
+    }
+
+    /// Cached positions of the sequences running requests.
+    pub fn kv_positions_in_use(&self) -> usize {
+        self.slots.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| self.model.n_past_of(i)).sum()
     }
 
     pub fn model(&self) -> &dyn AnyModel {
@@ -166,6 +212,7 @@ impl Batcher {
                     if let Some(slot) = self.slots[s].take() {
                         out(Event::Error(slot.id, e.to_string()));
                         self.model.reset_seq(s);
+                        self.cached[s].clear();
                     }
                 }
                 return Err(e);
@@ -219,25 +266,64 @@ impl Batcher {
                 Err(e) => out(Event::Error(w.id, e.to_string())),
             }
         }
-        for s in 0..self.slots.len() {
-            if self.slots[s].is_some() {
-                continue;
-            }
+        let mut free: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].is_none()).collect();
+        while !free.is_empty() {
             let Some(Waiting { id, prompt, params, .. }) = self.queue.pop_front() else { return };
+            // The free sequence whose cached prompt covers most of this one (the first on a tie).
+            let (k, reuse) = free
+                .iter()
+                .enumerate()
+                .map(|(k, &s)| (k, self.usable_prefix(s, &prompt)))
+                .fold((0, 0), |best, cur| if cur.1 > best.1 { cur } else { best });
+            let s = free.remove(k);
             match SeqGen::new(&prompt, &params, n_vocab) {
                 Ok(gen) => {
-                    self.model.reset_seq(s);
+                    self.cached[s].clear();
+                    if reuse > 0 {
+                        self.model.truncate_seq(s, reuse);
+                        self.reused_tokens += reuse as u64;
+                    } else {
+                        self.model.reset_seq(s);
+                    }
+                    let reusable = if prompt.len() - reuse >= MIN_PREFILL_ROWS { prompt.clone() } else { Vec::new() };
                     out(Event::Started(id));
-                    self.slots[s] = Some(Slot { id, gen, pending: prompt, started: Instant::now(), cancel: false });
+                    let pending = prompt[reuse..].to_vec();
+                    self.slots[s] = Some(Slot { id, gen, pending, started: Instant::now(), cancel: false, reusable });
                 }
-                Err(e) => out(Event::Error(id, e.to_string())),
+                Err(e) => {
+                    free.insert(k, s);
+                    out(Event::Error(id, e.to_string()))
+                }
             }
+        }
+    }
+
+    /// Positions of `prompt` sequence `s` can keep from its cache: the common prefix, leaving at
+    /// least [`MIN_PREFILL_ROWS`] rows to prefill (0 when reuse is off or nothing matches).
+    fn usable_prefix(&self, s: usize, prompt: &[u32]) -> usize {
+        if !self.prefix_reuse {
+            return 0;
+        }
+        let common = self.cached[s].iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let n = common.min(prompt.len().saturating_sub(MIN_PREFILL_ROWS)).min(self.model.n_past_of(s));
+        // Below a few positions the saving is nothing and a fresh prefill is simpler.
+        if n < MIN_PREFILL_ROWS {
+            0
+        } else {
+            n
         }
     }
 
     fn end(&mut self, s: usize, end: std::result::Result<StopReason, String>, out: &mut dyn FnMut(Event)) {
         let Some(mut slot) = self.slots[s].take() else { return };
-        self.model.reset_seq(s);
+        // Keep the prompt's positions for prefix reuse when the prompt went through whole (a
+        // request cancelled before its prefill ran has nothing cached).
+        if self.prefix_reuse && end.is_ok() && self.model.n_past_of(s) >= slot.reusable.len() {
+            self.model.truncate_seq(s, slot.reusable.len());
+            self.cached[s] = std::mem::take(&mut slot.reusable);
+        } else {
+            self.model.reset_seq(s);
+        }
         match end {
             Ok(r) => out(Event::Done(slot.id, slot.gen.finish(r, slot.started.elapsed().as_secs_f64()))),
             Err(e) => out(Event::Error(slot.id, e)),

@@ -104,6 +104,7 @@ pub(crate) struct EngineConfig {
     pub queue: usize,
     pub ctx: Option<usize>,
     pub timeout: Duration,
+    pub prefix_cache: bool,
 }
 
 struct Live {
@@ -207,13 +208,16 @@ fn load(cfg: &EngineConfig, shared: &Shared) -> Result<(Batcher, Arc<Tokenizer>)
         queue: cfg.queue,
         kv_bytes: model.kv_bytes() as u64,
         has_chat_template: file.get_str("tokenizer.chat_template").is_ok(),
+        prefix_cache: cfg.prefix_cache,
     };
     shared.vram_bytes.store(vram_bytes, Ordering::Relaxed);
     shared.kv_capacity.store((model.n_ctx() * model.n_seq()) as u64, Ordering::Relaxed);
     let tok = Arc::new(tok);
     shared.set_loaded(Loaded { info, tok: tok.clone(), file: Arc::new(file) });
     let max_queue = cfg.queue + model.n_seq();
-    Ok((Batcher::new(model, max_queue), tok))
+    let mut b = Batcher::new(model, max_queue);
+    b.set_prefix_reuse(cfg.prefix_cache);
+    Ok((b, tok))
 }
 
 /// The weight type holding most of the file's tensor bytes (`Q4_1`, `Q8_0`, `F16`, …).
@@ -382,7 +386,9 @@ fn dispatch(e: Event, reqs: &mut HashMap<RequestId, Live>, jobs: &mut HashMap<St
 
 fn publish_gauges(b: &Batcher, shared: &Shared) {
     let m = b.model();
-    let used: usize = (0..m.n_seq()).map(|s| m.n_past_of(s)).sum();
+    // Positions held by running requests (a free sequence's cached prompt is reusable, not load).
+    let used = b.kv_positions_in_use();
+    shared.prefix_reused.store(b.reused_tokens(), Ordering::Relaxed);
     shared.running.store(b.running() as u64, Ordering::Relaxed);
     shared.waiting.store(b.waiting() as u64, Ordering::Relaxed);
     shared.kv_used.store(used as u64, Ordering::Relaxed);

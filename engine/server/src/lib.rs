@@ -57,6 +57,9 @@ pub struct ServeConfig {
     pub api_key: Option<String>,
     /// A request running longer ends with INFERENCE_TIMEOUT.
     pub timeout: Duration,
+    /// Continue a new request from a free sequence's cached prompt (multi-turn chat); never
+    /// changes a token (orcd_engine::batcher's invariants).
+    pub prefix_cache: bool,
 }
 
 impl ServeConfig {
@@ -70,6 +73,7 @@ impl ServeConfig {
             ctx: None,
             api_key: None,
             timeout: Duration::from_secs(600),
+            prefix_cache: true,
         }
     }
 }
@@ -105,6 +109,7 @@ impl Server {
             queue: cfg.queue,
             ctx: cfg.ctx,
             timeout: cfg.timeout,
+            prefix_cache: cfg.prefix_cache,
         };
         let es = shared.clone();
         let engine = std::thread::Builder::new()

@@ -92,6 +92,7 @@ pub(crate) struct Gauges {
     pub waiting: u64,
     pub kv_used: u64,
     pub kv_capacity: u64,
+    pub prefix_reused: u64,
     /// Device bytes in use (`None` on host backends).
     pub vram_bytes: Option<u64>,
 }
@@ -122,10 +123,16 @@ pub(crate) fn render(m: &Metrics, g: Gauges, model: &str) -> String {
     counter(&mut out, "orcd_prompt_tokens_total", "Prompt tokens of accepted requests.", m.prompt_tokens);
     counter(&mut out, "orcd_generation_tokens_total", "Tokens generated.", m.generation_tokens);
     counter(&mut out, "orcd_engine_errors_total", "Engine steps that failed.", m.engine_errors);
+    counter(
+        &mut out,
+        "orcd_prefix_cache_reused_tokens_total",
+        "Prompt tokens continued from a sequence's cached KV instead of recomputed.",
+        g.prefix_reused,
+    );
     gauge(&mut out, "orcd_requests_running", "Requests holding a sequence.", g.running);
     gauge(&mut out, "orcd_requests_waiting", "Requests waiting for a sequence.", g.waiting);
-    gauge(&mut out, "orcd_kv_cache_usage_ratio", "Cached positions over all sequences' capacity (0..1).", kv);
-    gauge(&mut out, "orcd_kv_cache_tokens", "Cached positions over all sequences.", g.kv_used);
+    gauge(&mut out, "orcd_kv_cache_usage_ratio", "Positions held by running requests over the KV capacity (0..1).", kv);
+    gauge(&mut out, "orcd_kv_cache_tokens", "Positions held by running requests.", g.kv_used);
     if let Some(v) = g.vram_bytes {
         gauge(&mut out, "orcd_vram_bytes", "Device memory in use (weights, KV cache, workspace).", v);
     }

@@ -39,6 +39,7 @@ pub(crate) struct ModelInfo {
     pub queue: usize,
     pub kv_bytes: u64,
     pub has_chat_template: bool,
+    pub prefix_cache: bool,
 }
 
 /// What handlers need of the model, once it is loaded.
@@ -65,6 +66,8 @@ pub(crate) struct Shared {
     pub kv_used: AtomicU64,
     pub kv_capacity: AtomicU64,
     pub vram_bytes: AtomicU64,
+    /// Prompt tokens taken from cached KV (prefix reuse) since the start.
+    pub prefix_reused: AtomicU64,
     pub metrics: Mutex<Metrics>,
     pub api_key: Option<String>,
     pub timeout: Duration,
@@ -84,6 +87,7 @@ impl Shared {
             kv_used: AtomicU64::new(0),
             kv_capacity: AtomicU64::new(0),
             vram_bytes: AtomicU64::new(0),
+            prefix_reused: AtomicU64::new(0),
             metrics: Mutex::new(Metrics::default()),
             api_key,
             timeout,

@@ -71,6 +71,7 @@ pub(crate) async fn health(State(s): State<AppState>) -> Response {
         "context_length": i.n_ctx,
         "context_length_train": i.n_ctx_train,
         "chat_template": i.has_chat_template,
+        "prefix_cache": i.prefix_cache,
         "parallel": i.parallel,
         "queue_limit": i.queue,
         "running": s.running.load(Ordering::Relaxed),
@@ -91,6 +92,7 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
         waiting: s.waiting.load(Ordering::Relaxed),
         kv_used: s.kv_used.load(Ordering::Relaxed),
         kv_capacity: s.kv_capacity.load(Ordering::Relaxed),
+        prefix_reused: s.prefix_reused.load(Ordering::Relaxed),
         vram_bytes: on_device.then(|| s.vram_bytes.load(Ordering::Relaxed)),
     };
     let text = match s.metrics.lock() {

@@ -325,3 +325,39 @@ fn models_tokenize_and_detokenize() {
     assert_eq!((bad.status, bad.json()["error"]["param"].as_str()), (400, Some("tokens")));
     assert_eq!(post(s.addr(), "/detokenize", &json!({})).status, 400);
 }
+
+#[test]
+fn multi_turn_chat_reuses_the_cached_prefix_without_changing_a_token() {
+    let turn = |s: &orcd_server::Server, history: &[(String, String)]| -> Value {
+        let msgs: Vec<Value> = history.iter().map(|(r, c)| json!({"role": r, "content": c})).collect();
+        post(
+            s.addr(),
+            "/v1/chat/completions",
+            &json!({"messages": msgs, "max_tokens": 10, "seed": 5,
+            "temperature": 0.9, "logprobs": true}),
+        )
+        .json()
+    };
+    let run = |cache: bool| {
+        let mut cfg = config("qwen2");
+        cfg.parallel = 1;
+        cfg.prefix_cache = cache;
+        let s = start(cfg);
+        let mut history =
+            vec![("system".to_string(), "You are terse.".to_string()), ("user".into(), "Name a colour.".into())];
+        let mut out = Vec::new();
+        for q in ["And a fruit?", "And a city?"] {
+            let r = turn(&s, &history);
+            history.push(("assistant".into(), r["choices"][0]["message"]["content"].as_str().unwrap().to_string()));
+            history.push(("user".into(), q.to_string()));
+            out.push(r["choices"][0]["logprobs"].clone());
+        }
+        out.push(turn(&s, &history)["choices"][0]["logprobs"].clone());
+        (out, metric(s.addr(), "orcd_prefix_cache_reused_tokens_total"))
+    };
+    let (cached, reused) = run(true);
+    let (fresh, none) = run(false);
+    assert_eq!(none, 0.0);
+    assert!(reused > 20.0, "later turns continue from the cached history ({reused} tokens reused)");
+    assert_eq!(cached, fresh, "tokens and logprobs with the prefix cache == without");
+}

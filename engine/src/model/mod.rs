@@ -229,6 +229,14 @@ impl<B: Ops> Model<B> {
         }
     }
 
+    /// Keep only the first `n` cached positions of sequence `seq` (prefix reuse: the positions
+    /// after them are rewritten before they are read again). Never lengthens a sequence.
+    pub fn truncate_seq(&mut self, seq: usize, n: usize) {
+        if let Some(p) = self.n_past.get_mut(seq) {
+            *p = (*p).min(n);
+        }
+    }
+
     /// Feed `tokens` to sequence 0 after its cached ones; returns the logits of every fed
     /// position, row-major `[tokens.len(), n_vocab]`.
     pub fn forward(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>> {
@@ -393,6 +401,8 @@ pub trait AnyModel: Send {
     fn kv_type(&self) -> KvType;
     fn reset(&mut self);
     fn reset_seq(&mut self, seq: usize);
+    /// Keep the first `n` cached positions of `seq` (never lengthens it).
+    fn truncate_seq(&mut self, seq: usize, n: usize);
     fn seq_batch(&self, seq: usize, tokens: &[u32], all: bool) -> BatchRows;
     fn forward(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>>;
     fn forward_last(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>>;
@@ -439,6 +449,9 @@ where
     }
     fn reset_seq(&mut self, seq: usize) {
         Model::reset_seq(self, seq)
+    }
+    fn truncate_seq(&mut self, seq: usize, n: usize) {
+        Model::truncate_seq(self, seq, n)
     }
     fn seq_batch(&self, seq: usize, tokens: &[u32], all: bool) -> BatchRows {
         Model::seq_batch(self, seq, tokens, all)

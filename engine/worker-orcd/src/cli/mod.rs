@@ -179,6 +179,10 @@ pub(crate) struct ServeArgs {
     /// Seconds a request may run before it ends with INFERENCE_TIMEOUT.
     #[arg(long, default_value_t = 600.0)]
     pub(crate) timeout: f64,
+    /// Recompute every prompt (by default a request continues from a free sequence's cached
+    /// prompt when it starts with it: multi-turn chat).
+    #[arg(long)]
+    pub(crate) no_prefix_cache: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -19,7 +19,11 @@ pub(super) fn serve(a: &ServeArgs) -> Result<()> {
     cfg.queue = a.queue;
     cfg.ctx = a.ctx;
     cfg.api_key = a.api_key.clone().or_else(|| std::env::var("ORCD_API_KEY").ok()).filter(|k| !k.is_empty());
-    cfg.timeout = Duration::from_secs_f64(a.timeout.max(0.001));
+    cfg.timeout = Duration::try_from_secs_f64(a.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| Error::Invalid(format!("--timeout must be a positive number of seconds, not {}", a.timeout)))?;
+    cfg.prefix_cache = !a.no_prefix_cache;
     orcd_server::serve(cfg, |addr| eprintln!("worker-orcd serve: listening on http://{addr}"))
         .map_err(|e| Error::Invalid(e.to_string()))
 }
