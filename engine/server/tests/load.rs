@@ -88,7 +88,7 @@ fn sixty_four_concurrent_streams_end_cleanly_within_the_queue_limit() {
     assert_eq!(ok + refused, 3 * CLIENTS);
     assert!(ok1 >= 4 + 16, "at least the sequences and the queue are served: {ok1}");
     assert!(max_waiting <= 16.0, "the waiting gauge reached {max_waiting}");
-    assert!(max_running <= 4.0 && max_running >= 2.0, "running peaked at {max_running}");
+    assert!((2.0..=4.0).contains(&max_running), "running peaked at {max_running}");
     assert_eq!(metric(addr, "orcd_requests_rejected_total"), refused as f64);
     let finished: f64 =
         ["EOS", "MAX_TOKENS"].iter().map(|r| metric(addr, &format!("orcd_requests_total{{reason=\"{r}\"}}"))).sum();
