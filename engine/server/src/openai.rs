@@ -679,3 +679,46 @@ pub(crate) async fn detokenize(State(s): State<AppState>, req: Request) -> Respo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any values in the OpenAI fields: typed errors or a validated request, never a panic;
+        /// accepted values are within their ranges.
+        #[test]
+        fn openai_fields_never_panic(
+            vals in proptest::collection::vec(proptest::prelude::any::<(u8, i64, f64, bool)>(), 0..12),
+        ) {
+            let keys = ["max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p",
+                "repetition_penalty", "frequency_penalty", "presence_penalty", "seed", "stream", "n", "logprobs",
+                "top_logprobs", "stop", "stream_options", "messages"];
+            let mut o = serde_json::Map::new();
+            for (k, i, f, b) in vals {
+                let key = keys[k as usize % keys.len()];
+                let v = match k % 5 {
+                    0 => json!(i),
+                    1 => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+                    2 => json!(b),
+                    3 => json!([i, "x", {"role": "user", "content": [{"type": "text", "text": "t"}]}]),
+                    _ => json!({"include_usage": b, "role": "r", "content": i}),
+                };
+                o.insert(key.to_string(), v);
+            }
+            let bytes = Value::Object(o).to_string();
+            let mut f = Fields::parse(bytes.as_bytes()).map_err(|e| proptest::test_runner::TestCaseError::fail(e.message))?;
+            for chat in [false, true] {
+                let sm = sampling(&mut f, chat);
+                let _ = messages(&mut f);
+                if f.errors.is_empty() {
+                    let p = &sm.params.sampler;
+                    proptest::prop_assert!((0.0..=2.0).contains(&p.temperature) && (0.0..=1.0).contains(&p.top_p));
+                    proptest::prop_assert!(sm.logprobs.unwrap_or(0) <= 20 && sm.params.stop.len() <= MAX_STOPS);
+                }
+            }
+        }
+    }
+}

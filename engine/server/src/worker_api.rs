@@ -311,4 +311,59 @@ mod tests {
         let limit = format!("{{\"prompt\": \"{}\"}}", "é".repeat(MAX_PROMPT_CHARS));
         assert!(parse_execute(limit.as_bytes()).is_ok(), "the limit counts characters, not bytes");
     }
+
+    /// A JSON value of any shape (bounded depth and size).
+    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into)),
+            "\\PC{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("\\PC{0,6}", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any body: a typed answer, never a panic; an error never quotes the prompt.
+        #[test]
+        fn execute_bodies_never_panic_nor_echo_the_prompt(
+            fields in proptest::collection::btree_map(
+                proptest::sample::select(vec!["job_id", "max_tokens", "temperature", "top_k", "top_p", "min_p",
+                    "repetition_penalty", "stop", "seed", "other"]),
+                any_json(), 0..10),
+            prompt_kind in 0u8..4,
+        ) {
+            let mut o: serde_json::Map<String, serde_json::Value> =
+                fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            match prompt_kind {
+                0 => {}
+                1 => { o.insert("prompt".into(), serde_json::json!("MARKER-Zq9 secret")); }
+                2 => { o.insert("prompt".into(), serde_json::json!(["MARKER-Zq9"])); }
+                _ => { o.insert("prompt".into(), serde_json::json!("MARKER-Zq9".repeat(4000))); }
+            }
+            let body = serde_json::Value::Object(o).to_string();
+            if let Err(errs) = parse_execute(body.as_bytes()) {
+                proptest::prop_assert!(!errs.is_empty());
+                for e in errs {
+                    proptest::prop_assert!(!e.message.contains("MARKER"), "{:?}", e);
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_typed_errors(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = parse_execute(&bytes);
+        }
+    }
 }

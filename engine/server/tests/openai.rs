@@ -361,3 +361,21 @@ fn multi_turn_chat_reuses_the_cached_prefix_without_changing_a_token() {
     assert!(reused > 20.0, "later turns continue from the cached history ({reused} tokens reused)");
     assert_eq!(cached, fresh, "tokens and logprobs with the prefix cache == without");
 }
+
+#[test]
+fn a_client_that_leaves_a_non_streamed_request_cancels_it() {
+    let s = start(config("llama"));
+    let body = json!({"prompt": "Once upon a time", "max_tokens": 1000, "temperature": 1.0, "top_k": 0, "min_p": 0,
+        "seed": 1});
+    let mut tcp = std::net::TcpStream::connect(s.addr()).unwrap();
+    let b = body.to_string();
+    use std::io::Write;
+    write!(tcp, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{b}", b.len()).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || metric(s.addr(), "orcd_requests_running") == 1.0));
+    drop(tcp);
+    assert!(
+        wait_until(Duration::from_secs(2), || metric(s.addr(), "orcd_requests_total{reason=\"CANCELLED\"}") == 1.0),
+        "the request kept running without its client"
+    );
+    assert_eq!(metric(s.addr(), "orcd_requests_running"), 0.0);
+}

@@ -372,3 +372,46 @@ fn shutdown_drains_running_requests_and_refuses_new_ones() {
     s.join().unwrap();
     assert!(std::net::TcpStream::connect(addr).is_err(), "still listening after the drain");
 }
+
+#[test]
+fn tokens_stream_as_they_are_produced_to_curl() {
+    let s = start(config("llama"));
+    // curl -N: no client-side buffering; each line is read the moment curl writes it.
+    let body = json!({"prompt": "Once upon a time", "max_tokens": 600, "temperature": 1.0, "top_k": 0, "min_p": 0,
+        "seed": 2})
+    .to_string();
+    let child = std::process::Command::new("curl")
+        .args(["-sN", "--max-time", "60", "-H", "content-type: application/json", "-d", &body])
+        .arg(format!("http://{}/execute", s.addr()))
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => panic!("curl cannot run here ({e}): install curl"),
+    };
+    let t0 = Instant::now();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first_token = None;
+    let mut names = Vec::new();
+    use std::io::BufRead;
+    for line in out.lines() {
+        let line = line.unwrap();
+        if let Some(n) = line.strip_prefix("event: ") {
+            if n == "token" && first_token.is_none() {
+                first_token = Some(t0.elapsed());
+            }
+            names.push(n.to_string());
+        }
+    }
+    let total = t0.elapsed();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(names.first().map(String::as_str), Some("started"));
+    assert_eq!(&names[names.len() - 2..], ["metrics", "end"]);
+    let n_tokens = names.iter().filter(|n| *n == "token").count();
+    let first = first_token.unwrap();
+    // Streamed, not collected: the first token came well before the last event.
+    assert!(
+        first * 4 < total,
+        "first token after {first:?} of {total:?} for {n_tokens} tokens: the stream was buffered"
+    );
+}
