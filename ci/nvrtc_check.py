@@ -2,7 +2,7 @@
 """Compile kernels/src/*.cu with NVRTC for sm_90a on a machine without a GPU (a compile check).
 
 Needs libnvrtc (the pip wheel nvidia-cuda-nvrtc-cu12 carries it): set ORCD_NVRTC_LIB to its path
-or put it on LD_LIBRARY_PATH. Prints NVRTC's log and exits 1 on a compile error. The engine
+or put it on LD_LIBRARY_PATH; ORCD_NVRTC_EXTRA adds options. Prints NVRTC's log and exits 1 on a compile error. The engine
 compiles the same source with the same options at run time (engine/cuda/src/nvrtc.rs).
 """
 import ctypes, os, sys, pathlib
@@ -16,6 +16,8 @@ for cu in sorted((root / "kernels" / "src").glob("*.cu")):
     prog = ctypes.c_void_p()
     assert lib.nvrtcCreateProgram(ctypes.byref(prog), src, cu.name.encode(), 0, None, None) == 0
     opts = [f"--gpu-architecture={arch}".encode(), b"--std=c++17", b"-default-device"]
+    # e.g. ORCD_NVRTC_EXTRA=--ptxas-options=--verbose: registers, spills, shared memory per kernel
+    opts += [o.encode() for o in os.environ.get("ORCD_NVRTC_EXTRA", "").split()]
     arr = (ctypes.c_char_p * len(opts))(*opts)
     rc = lib.nvrtcCompileProgram(prog, len(opts), arr)
     n = ctypes.c_size_t()

@@ -202,21 +202,23 @@ fn cuda_graph_replay_equals_the_forward_it_recorded() {
         } else {
             std::env::set_var("ORCD_CUDA_GRAPHS", "0");
         }
-        let mut m = column.load(f, &LoadOpts { n_ctx: Some(32), n_seq: Some(2), kv_type: None }).unwrap();
+        let mut m = column.load(f, &LoadOpts { n_ctx: Some(40), n_seq: Some(2), kv_type: None }).unwrap();
         let n_vocab = m.hp().n_vocab;
         let mut out = vec![bits(&m.forward(&[1, 5, 9, 200], &mut NoTaps).unwrap()[3 * n_vocab..])];
         let mut next = argmax(out[0].iter().map(|b| f32::from_bits(*b)).collect::<Vec<_>>().as_slice());
-        for step in 0..8u32 {
-            // Alternate one-row steps of sequence 0 with two-row steps of both sequences: two
-            // recorded shapes, each replayed several times.
-            let batch = if step % 2 == 0 {
+        for step in 0..12u32 {
+            // Rotate one-row steps of sequence 0, two-row steps of both sequences and two-row
+            // steps that want sequence 0's logits only (the recorded forward gathers its output
+            // row through an index buffer that must outlive the recording, as the pool reuses
+            // freed buffers): three recorded shapes, each replayed several times.
+            let batch = if step % 3 == 0 {
                 m.seq_batch(0, &[next], true)
             } else {
                 BatchRows {
                     tokens: vec![next, (step * 7) % 50],
                     pos: vec![m.n_past_of(0) as u32, m.n_past_of(1) as u32],
                     seq: vec![0, 1],
-                    logits: vec![true, true],
+                    logits: vec![true, step % 3 == 1],
                 }
             };
             let l = m.decode(&batch, &mut NoTaps).unwrap();

@@ -538,6 +538,10 @@ pub trait Ops {
     fn output_rows(&self, x: Self::Tensor, b: &Self::Batch) -> Result<Self::Tensor>;
     /// `x / sqrt(mean(x²) + eps)` per row.
     fn rms_norm(&self, x: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
+    /// `mul_row(rms_norm(x, eps), w)`; a backend may fuse the two (the same values).
+    fn rms_norm_mul(&self, x: &Self::Tensor, eps: f32, w: &Self::Weight) -> Result<Self::Tensor> {
+        self.mul_row(&self.rms_norm(x, eps)?, w)
+    }
     /// `(x - mean) / sqrt(var + eps)` per row.
     fn layer_norm(&self, x: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
     /// Multiply every row by a 1-D weight of width `cols` (norm weights).
@@ -548,6 +552,27 @@ pub trait Ops {
     fn scale(&self, x: &Self::Tensor, s: f32) -> Result<Self::Tensor>;
     /// `x · wᵀ`: x `[n, k]`, w dims `[k, m]` → `[n, m]`; `g` groups x's rows by sequence.
     fn matmul(&self, x: &Self::Tensor, w: &Self::Weight, g: &RowGroups) -> Result<Self::Tensor>;
+    /// `res + (x · wᵀ + bias)`: a projection with its bias and the residual add after it, each
+    /// optional. The default composes [`Ops::matmul`], [`Ops::add_row`] and [`Ops::add`]; a backend
+    /// may fuse them, giving the same values (f32 addition is commutative, so `res + y` is
+    /// `add(res, y)` whichever operand comes first).
+    fn matmul_fused(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        res: Option<&Self::Tensor>,
+        g: &RowGroups,
+    ) -> Result<Self::Tensor> {
+        let mut y = self.matmul(x, w, g)?;
+        if let Some(b) = bias {
+            y = self.add_row(&y, b)?;
+        }
+        if let Some(r) = res {
+            y = self.add(r, &y)?;
+        }
+        Ok(y)
+    }
     /// Rotary embedding on `[n, n_head * head_dim]`, row `r` at the batch's position `pos[r]`.
     fn rope(
         &self,
@@ -557,8 +582,34 @@ pub trait Ops {
         b: &Self::Batch,
         p: &RopeParams,
     ) -> Result<Self::Tensor>;
+    /// RoPE of a layer's queries (`n_head` heads) and keys (`n_head_kv` heads) at the batch's
+    /// positions: two [`Ops::rope`]s, which a backend may do in one pass (the same values).
+    fn rope_qk(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        b: &Self::Batch,
+        p: &RopeParams,
+    ) -> Result<(Self::Tensor, Self::Tensor)> {
+        Ok((self.rope(q, n_head, head_dim, b, p)?, self.rope(k, n_head_kv, head_dim, b, p)?))
+    }
     /// `act(gate) * up`.
     fn glu(&self, gate: &Self::Tensor, up: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
+    /// `glu(x · gateᵀ, x · upᵀ, act)`: a gated FFN's first half; a backend may fuse the two
+    /// projections and the GLU (the same values).
+    fn matmul_glu(
+        &self,
+        x: &Self::Tensor,
+        gate: &Self::Weight,
+        up: &Self::Weight,
+        act: Act,
+        g: &RowGroups,
+    ) -> Result<Self::Tensor> {
+        self.glu(&self.matmul(x, gate, g)?, &self.matmul(x, up, g)?, act)
+    }
     /// `act(x)` elementwise.
     fn act(&self, x: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
     /// `cap * tanh(x / cap)`.

@@ -295,30 +295,32 @@ __device__ __forceinline__ void dq_q6_k(const u8* row, int c, float* out) {
 
 // Type traits for the templates: quantized types dequantize whole chunks, float types single
 // elements (their rows may have any length).
-#define QUANT_TYPE(NAME)                                                                  \
+#define QUANT_TYPE(NAME, TILE)                                                            \
     struct T_##NAME {                                                                     \
         static constexpr bool FLOAT = false;                                              \
+        static constexpr int TILE_BYTES = TILE; /* bytes of 32 chunks (1,024 elements) */ \
         static __device__ __forceinline__ void chunk(const u8* row, int c, float* out) { \
             dq_##NAME(row, c, out);                                                       \
         }                                                                                 \
         static __device__ __forceinline__ float elem(const u8*, i64) { return 0.0f; }     \
     };
-QUANT_TYPE(q4_0)
-QUANT_TYPE(q4_1)
-QUANT_TYPE(q5_0)
-QUANT_TYPE(q5_1)
-QUANT_TYPE(q8_0)
-QUANT_TYPE(q2_k)
-QUANT_TYPE(q3_k)
-QUANT_TYPE(q4_k)
-QUANT_TYPE(q5_k)
-QUANT_TYPE(q6_k)
-QUANT_TYPE(iq4_nl)
-QUANT_TYPE(mxfp4)
+QUANT_TYPE(q4_0, 576)
+QUANT_TYPE(q4_1, 640)
+QUANT_TYPE(q5_0, 704)
+QUANT_TYPE(q5_1, 768)
+QUANT_TYPE(q8_0, 1088)
+QUANT_TYPE(q2_k, 336)
+QUANT_TYPE(q3_k, 440)
+QUANT_TYPE(q4_k, 576)
+QUANT_TYPE(q5_k, 704)
+QUANT_TYPE(q6_k, 840)
+QUANT_TYPE(iq4_nl, 576)
+QUANT_TYPE(mxfp4, 544)
 
 #define FLOAT_TYPE(NAME, EXPR)                                                       \
     struct T_##NAME {                                                                \
         static constexpr bool FLOAT = true;                                          \
+        static constexpr int TILE_BYTES = 0;                                         \
         static __device__ __forceinline__ void chunk(const u8*, int, float*) {}      \
         static __device__ __forceinline__ float elem(const u8* row, i64 i) { return EXPR; } \
     };
@@ -427,7 +429,8 @@ __device__ void block_best(int* key, int* idx, int* rk, int* ri) {
 // Row normalizations (grid rows, one block per row; f64 as cpu.rs)
 // ---------------------------------------------------------------------------------------------
 
-extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols, float eps) {
+// With `w` (may be null), each value is then multiplied by w[col] in f32: mul_row fused, same bits.
+extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols, float eps, const float* w) {
     __shared__ double red[32];
     const int r = blockIdx.x;
     if (r >= rows) return;
@@ -440,7 +443,10 @@ extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols
     }
     s = block_sum_d(s, red);  // its barriers also order the reads above before any write below
     const double sc = 1.0 / sqrt(s / (double)cols + (double)eps);
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = (float)__dmul_rn((double)xr[i], sc);
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        const float v = (float)__dmul_rn((double)xr[i], sc);
+        yr[i] = w ? __fmul_rn(v, w[i]) : v;
+    }
 }
 
 extern "C" __global__ void layer_norm(const float* x, float* y, int rows, int cols, float eps) {
@@ -521,11 +527,13 @@ __device__ __forceinline__ float gelu_ggml_f16(float x) {
 }
 
 // act: 0 silu, 1 gelu-tanh (exact, f64), 2 ggml's f16-table GELU (fast numerics).
+__device__ __forceinline__ float glu_value(float g, float u, int act) {
+    const float f = act == 2 ? gelu_ggml_f16(g) : act == 1 ? gelu_tanh_f(g) : silu_f(g);
+    return __fmul_rn(f, u);
+}
+
 extern "C" __global__ void glu(const float* g, const float* u, float* y, long long n, int act) {
-    GRID_LOOP(i, n) {
-        const float f = act == 2 ? gelu_ggml_f16(g[i]) : act == 1 ? gelu_tanh_f(g[i]) : silu_f(g[i]);
-        y[i] = __fmul_rn(f, u ? u[i] : 1.0f);
-    }
+    GRID_LOOP(i, n) y[i] = glu_value(g[i], u ? u[i] : 1.0f, act);
 }
 
 // ggml's swiglu_oai: x = min(g, limit), y = clamp(u, -limit, limit),
@@ -565,12 +573,22 @@ extern "C" __global__ void gather_rows(const float* x, const unsigned* idx, floa
 // is cpu.rs `rope`'s, in f64 (freq_factors divides; YaRN ramp blend when yarn_ramp).
 // ---------------------------------------------------------------------------------------------
 
+#define ROPE_MAX_HALF 256  // rotated pairs per head (head_dim ≤ 512)
+
+// With x2 (grid (rows, 2)), blocks with blockIdx.y = 1 rotate x2 (n_head2 heads) into y2 with the
+// same angles: q and k in one launch.
 extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, int rows, int n_head, int head_dim,
                                 int n_rot, int neox, float freq_base, float freq_scale, int yarn_ramp,
                                 float ext_factor, float corr0, float corr1, double mscale,
-                                const float* freq_factors) {
+                                const float* freq_factors, const float* x2, float* y2, int n_head2) {
     const int r = blockIdx.x;
     if (r >= rows || head_dim <= 0) return;
+    if (blockIdx.y == 1) {
+        if (!x2) return;
+        x = x2;
+        y = y2;
+        n_head = n_head2;
+    }
     const i64 cols = (i64)n_head * head_dim;
     const float* xr = x + (i64)r * cols;
     float* yr = y + (i64)r * cols;
@@ -580,6 +598,10 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
     for (i64 e = threadIdx.x; e < cols; e += blockDim.x) {
         if (e % head_dim >= 2 * half) yr[e] = xr[e];
     }
+    if (half > ROPE_MAX_HALF) return;  // the host refuses such heads
+    // The angles once per row (in shared memory), then every (head, pair) in parallel: the
+    // loads of a row's pairs are all in flight together.
+    __shared__ double rs_s[ROPE_MAX_HALF], rs_c[ROPE_MAX_HALF];
     const double ps = (double)pos[r], fs = freq_scale, ms = mscale;
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         double extrap = __dmul_rn(ps, pow((double)freq_base, __ddiv_rn(-2.0 * (double)i, (double)n_rot)));
@@ -594,17 +616,37 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
         } else {
             theta = __dmul_rn(fs, extrap);
         }
-        double s, c;
-        sincos(theta, &s, &c);
-        s = __dmul_rn(s, ms);
-        c = __dmul_rn(c, ms);
-        for (int h = 0; h < n_head; ++h) {
-            const i64 base = (i64)h * head_dim;
-            const i64 a = neox ? base + i : base + 2 * i;
-            const i64 b = neox ? a + half : a + 1;
-            const double x0 = xr[a], x1 = xr[b];
-            yr[a] = (float)__dsub_rn(__dmul_rn(x0, c), __dmul_rn(x1, s));
-            yr[b] = (float)__dadd_rn(__dmul_rn(x0, s), __dmul_rn(x1, c));
+        double sn, cn;
+        sincos(theta, &sn, &cn);
+        rs_s[i] = __dmul_rn(sn, ms);
+        rs_c[i] = __dmul_rn(cn, ms);
+    }
+    __syncthreads();
+    const int np = n_head * half, bd = blockDim.x;
+    for (int q0 = threadIdx.x; q0 < np; q0 += 4 * bd) {
+        float x0[4], x1[4];
+        i64 ia[4], ib[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int q = q0 + u * bd;
+            if (q < np) {
+                const int h = q / half, i = q % half;
+                const i64 base = (i64)h * head_dim;
+                ia[u] = neox ? base + i : base + 2 * i;
+                ib[u] = neox ? ia[u] + half : ia[u] + 1;
+                x0[u] = xr[ia[u]];
+                x1[u] = xr[ib[u]];
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int q = q0 + u * bd;
+            if (q < np) {
+                const int i = q % half;
+                const double a = x0[u], b = x1[u], c = rs_c[i], sn = rs_s[i];
+                yr[ia[u]] = (float)__dsub_rn(__dmul_rn(a, c), __dmul_rn(b, sn));
+                yr[ib[u]] = (float)__dadd_rn(__dmul_rn(a, sn), __dmul_rn(b, c));
+            }
         }
     }
 }
@@ -643,6 +685,7 @@ extern "C" __global__ void kv_write(const float* k, const float* v, void* kc, vo
 
 #define ATT_WARPS 8   // the most warps per block (the launch uses blockDim ≤ 32 · ATT_WARPS)
 #define ATT_DIMS 4    // output dims per lane per pass (d = d0 + lane + 32u)
+#define ATT_QMAX 512  // the widest query head
 
 __device__ __forceinline__ unsigned dynamic_smem_bytes() {
     unsigned s;
@@ -656,6 +699,8 @@ __device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, 
 #pragma unroll
     for (int l = 0; l < 8; ++l) acc[l] = 0.0f;
     const int chunks = n / 8;
+    // Unrolled so several chunks' loads are in flight (a decode row's keys are latency-bound).
+#pragma unroll 4
     for (int c = 0; c < chunks; ++c) {
 #pragma unroll
         for (int l = 0; l < 8; ++l) {
@@ -682,6 +727,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     extern __shared__ float dots[];        // raw q·k of key j (0 for masked keys)
     __shared__ double red[32];             // block reductions
     __shared__ double part[ATT_WARPS][32 * ATT_DIMS];  // per-warp partial value sums
+    __shared__ float qsh[ATT_QMAX];        // the row's query head (F16-rounded for an F16 cache)
     const int r = blockIdx.x, h = blockIdx.y;
     if (r >= rows || h >= n_head || v_head_dim <= 0) return;
     const int tid = threadIdx.x, bd = blockDim.x;
@@ -692,7 +738,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     // read); the condition is uniform over the block, so the early return is safe.
     if (group <= 0 || h / group >= n_head_kv || sq >= (u32)n_seq || p >= (u32)n_ctx || bd > 32 * ATT_WARPS ||
         (bd & 31) != 0 ||
-        ((u64)p + 1) * 4 > (u64)dynamic_smem_bytes()) {
+        head_dim > ATT_QMAX || ((u64)p + 1) * 4 > (u64)dynamic_smem_bytes()) {
         for (int d = tid; d < v_head_dim; d += bd) o[d] = F32_NAN;
         return;
     }
@@ -700,7 +746,11 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     const int nk = (int)p + 1;
     const i64 slot0 = ((i64)il * n_seq + sq) * n_ctx;  // slot 0 of this layer and sequence
     const i64 k_cols = (i64)n_head_kv * head_dim, v_cols = (i64)n_head_kv * v_head_dim;
-    const float* qh = q + ((i64)r * n_head + h) * head_dim;
+    // An F16 cache is the fast numerics: llama.cpp rounds q to F16 (the K cache's vec_dot_type).
+    const float* qg = q + ((i64)r * n_head + h) * head_dim;
+    for (int d = tid; d < head_dim; d += bd) qsh[d] = f16 ? f16_to_f32(f32_to_f16(qg[d])) : qg[d];
+    __syncthreads();
+    const float* qh = qsh;
     const double sc = scale, cap = softcap;
     // Key j is masked when window > 0 and pos - j >= window.
 #define VISIBLE(j) (window <= 0 || (int)p - (j) < window)
@@ -756,6 +806,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         double acc[ATT_DIMS];
 #pragma unroll
         for (int u = 0; u < ATT_DIMS; ++u) acc[u] = 0.0;
+#pragma unroll 4
         for (int j = wp; j < nk; j += nw) {
             const float w = dots[j];
             if (w == 0.0f) continue;  // uniform over the warp
@@ -786,15 +837,35 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
 // Selection: argmax, top-k, MoE routing and combination
 // ---------------------------------------------------------------------------------------------
 
-// First index of the maximum (NaN loses to numbers; an all-NaN row gives 0).
-extern "C" __global__ void argmax_rows(const float* x, unsigned* out, int rows, int cols) {
+// First index of the maximum (NaN loses to numbers; an all-NaN row gives 0), in two stages so a
+// 150k-wide logits row is spread over many blocks: argmax_part (grid (nb, rows)) leaves each
+// block's best pair of its strided share in part_k / part_i [rows, nb]; argmax_final (grid rows)
+// takes the best of a row's nb pairs. The best pair (largest key, then lowest index) is unique,
+// so the result does not depend on nb.
+extern "C" __global__ void argmax_part(const float* x, int* part_k, int* part_i, int rows, int cols) {
     __shared__ int rk[32], ri[32];
-    const int r = blockIdx.x;
+    const int r = blockIdx.y;
     if (r >= rows) return;
     const float* xr = x + (i64)r * cols;
     int key = 0, idx = -1;
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < cols; i += (i64)gridDim.x * blockDim.x) {
         const int k = argmax_key(xr[i]);
+        if (pair_better(k, (int)i, key, idx)) { key = k; idx = (int)i; }
+    }
+    block_best(&key, &idx, rk, ri);
+    if (threadIdx.x == 0) {
+        part_k[(i64)r * gridDim.x + blockIdx.x] = key;
+        part_i[(i64)r * gridDim.x + blockIdx.x] = idx;
+    }
+}
+
+extern "C" __global__ void argmax_final(const int* part_k, const int* part_i, unsigned* out, int rows, int nb) {
+    __shared__ int rk[32], ri[32];
+    const int r = blockIdx.x;
+    if (r >= rows) return;
+    int key = 0, idx = -1;
+    for (int b = threadIdx.x; b < nb; b += blockDim.x) {
+        const int k = part_k[(i64)r * nb + b], i = part_i[(i64)r * nb + b];
         if (pair_better(k, i, key, idx)) { key = k; idx = i; }
     }
     block_best(&key, &idx, rk, ri);
@@ -876,136 +947,317 @@ extern "C" __global__ void moe_combine(const float* e, const float* w, float* y,
 // Activation rounding
 // ---------------------------------------------------------------------------------------------
 
-// The activation rounding of llama.cpp's fast path, stored dequantized (y = q * d), as
-// engine/cpu/src/cpu_fast/act.rs rounds it for the weight type's vec_dot_type:
-// - mode 0, Q8_0/Q8_1 (blocks of 32): amax = max |x|, d = amax / 127, id = 127 / amax (0 when
-//   amax is 0), q = round_half_even(x * id) clamped to [-128, 127], d kept as f16;
-// - mode 1, Q8_K (blocks of 256): max = the element of largest magnitude (first on ties),
+// The activation rounding of llama.cpp's fast path, kept dequantized (y = q * d), as
+// engine/cpu/src/cpu_fast/act.rs rounds it for the weight type's vec_dot_type (the mat-vec
+// applies it while staging its input, mv_stage_x):
+// - Q8_0/Q8_1 (blocks of 32): amax = max |x|, d = amax / 127, id = 127 / amax (0 when amax is
+//   0), q = round_half_even(x * id) clamped to [-128, 127], d kept as f16;
+// - Q8_K (blocks of 256): max = the element of largest magnitude (first on ties),
 //   iscale = -127 / max, q = min(127, round_half_even(iscale * x)), d = 1 / iscale (f32).
-extern "C" __global__ void quant_q8_rows(const float* x, float* y, long long n, int mode) {
-    const int bs = mode == 1 ? 256 : 32;
-    GRID_LOOP(b, n / bs) {
-        const float* xb = x + b * bs;
-        float* yb = y + b * bs;
-        if (mode == 1) {
-            float max = 0.0f, amax = 0.0f;
-            for (int l = 0; l < 256; ++l) {
-                const float a = fabsf(xb[l]);
-                if (a > amax) {
-                    amax = a;
-                    max = xb[l];
-                }
-            }
-            if (amax == 0.0f) {
-                for (int l = 0; l < 256; ++l) yb[l] = 0.0f;
-                continue;
-            }
-            const float iscale = __fdiv_rn(-127.0f, max);
-            const float d = __fdiv_rn(1.0f, iscale);
-            for (int l = 0; l < 256; ++l) {
-                const float q = fminf(rintf(__fmul_rn(iscale, xb[l])), 127.0f);
-                yb[l] = __fmul_rn(q, d);
-            }
-        } else {
-            float amax = 0.0f;
-#pragma unroll
-            for (int l = 0; l < 32; ++l) amax = fmaxf(amax, fabsf(xb[l]));
-            const float d = f16_to_f32(f32_to_f16(__fdiv_rn(amax, 127.0f)));
-            const float id = amax != 0.0f ? __fdiv_rn(127.0f, amax) : 0.0f;
-#pragma unroll
-            for (int l = 0; l < 32; ++l) {
-                const float q = fminf(fmaxf(rintf(__fmul_rn(xb[l], id)), -128.0f), 127.0f);
-                yb[l] = __fmul_rn(q, d);
-            }
-        }
-    }
+// One value of a Q8_0 block with inverse scale `id` and scale `d` (f16-rounded), dequantized.
+__device__ __forceinline__ float q8_0_value(float v, float id, float d) {
+    return __fmul_rn(fminf(fmaxf(rintf(__fmul_rn(v, id)), -128.0f), 127.0f), d);
 }
-
-// Round through IEEE half (as the f16 KV cache stores values).
-extern "C" __global__ void round_f16(const float* x, float* y, long long n) {
-    GRID_LOOP(i, n) y[i] = f16_to_f32(f32_to_f16(x[i]));
+// The scale and inverse scale of a Q8_0 block whose largest magnitude is `amax`.
+__device__ __forceinline__ void q8_0_scales(float amax, float* d, float* id) {
+    *d = f16_to_f32(f32_to_f16(__fdiv_rn(amax, 127.0f)));
+    *id = amax != 0.0f ? __fdiv_rn(127.0f, amax) : 0.0f;
+}
+// One value of a Q8_K block whose element of largest magnitude is `max` (nonzero), dequantized.
+__device__ __forceinline__ float q8_k_value(float v, float max) {
+    const float iscale = __fdiv_rn(-127.0f, max);
+    const float d = __fdiv_rn(1.0f, iscale);
+    return __fmul_rn(fminf(rintf(__fmul_rn(iscale, v)), 127.0f), d);
 }
 
 // ---------------------------------------------------------------------------------------------
 // matvec and dequant_rows, instantiated per weight type
 // ---------------------------------------------------------------------------------------------
 
-#define MV_MAX_ROWS 8  // accumulators per warp: rows of one weight read
+#define MV_MAX_ROWS 8     // rows per block (rpb ≤ 8): each staged weight tile serves all of them
+#define MV_WARPS 4        // warps per block = output columns per block
+#define MV_XSTRIDE 33     // staged activation chunk stride in floats (33: lanes hit distinct banks)
+#define MV_TILE_WORDS 276 // ≥ (largest TILE_BYTES 1,088 + 3 alignment bytes) / 4
+#define MV_WORDS_PER_LANE 9  // whole words of a tile per lane: ceil(272 / 32)
 
-// Warp w of the block computes column j = blockIdx.x * 4 + w for rows blockIdx.y * rpb ..
-// + rpb, 8 at a time. Lane `lane` accumulates chunks c = lane + 32 t (quantized) or elements
-// lane + 32 t (float) in that order; each weight chunk is read and dequantized once per group of
-// rows sharing its weight row. A row's sum depends on its own inputs only: never on rpb or on
-// the other rows of the block.
+// The activation rounding a matvec applies while staging x (`xq`): -1 none; 0 Q8_0 blocks of 32;
+// 1 Q8_K blocks of 256 (the values quant_q8_rows gives in its mode 0 / 1); 2 IEEE half.
+//
+// Stage rows [0, nr) of x, chunks [c0, c0 + tc) (32 elements each), into xs[i · rs + cc · 33 + l],
+// rounded per xq. Every thread of the block calls it.
+__device__ __forceinline__ void mv_stage_x(const float* const* xr, int nr, int c0, int tc, int xq, float* xs,
+                                           int rs) {
+    const int tid = threadIdx.x, lane = tid & 31, wp = tid >> 5;
+    const int np = nr * tc;
+    if (xq == 0) {
+        // A warp per block of 32: lane l holds element l; the largest magnitude by shuffles.
+        // Eight blocks' loads are issued before any is used (latency, not bytes, bounds this).
+        for (int p0 = wp; p0 < np; p0 += 8 * MV_WARPS) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; ++u) {
+                const int p = p0 + u * MV_WARPS;
+                v[u] = p < np ? xr[p / tc][(i64)(c0 + p % tc) * 32 + lane] : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < 8; ++u) {
+                const int p = p0 + u * MV_WARPS;
+                if (p >= np) break;  // uniform over the warp
+                float a = fabsf(v[u]);
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, o));
+                float d, id;
+                q8_0_scales(a, &d, &id);
+                xs[(p / tc) * rs + (p % tc) * MV_XSTRIDE + lane] = q8_0_value(v[u], id, d);
+            }
+        }
+    } else if (xq == 1) {
+        // A warp per block of 256 (8 chunks): lane l holds elements l + 32u; the first element of
+        // largest magnitude (lowest index on ties, NaN never wins) by shuffles.
+        const int nsb = tc / 8;
+        for (int p = wp; p < nr * nsb; p += MV_WARPS) {
+            const int i = p / nsb, sb = p % nsb;
+            const float* src = xr[i] + (i64)(c0 + 8 * sb) * 32;
+            float v[8];
+            float a = 0.0f;
+            int at = 0x7fffffff;
+#pragma unroll
+            for (int u = 0; u < 8; ++u) {
+                v[u] = src[lane + 32 * u];
+                const float m = fabsf(v[u]);
+                if (m > a) { a = m; at = lane + 32 * u; }
+            }
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) {
+                const float a2 = __shfl_xor_sync(FULL_MASK, a, o);
+                const int at2 = __shfl_xor_sync(FULL_MASK, at, o);
+                if (a2 > a || (a2 == a && at2 < at)) { a = a2; at = at2; }
+            }
+            // The signed value at `at` (lane at % 32 holds it as v[at / 32]).
+            float mine = 0.0f;
+#pragma unroll
+            for (int u = 0; u < 8; ++u) if (a != 0.0f && at == lane + 32 * u) mine = v[u];
+            const float max = __shfl_sync(FULL_MASK, mine, a != 0.0f ? (at & 31) : 0);
+#pragma unroll
+            for (int u = 0; u < 8; ++u) {
+                const int e = lane + 32 * u;  // element of the block: chunk 8 sb + e / 32
+                xs[i * rs + (8 * sb + e / 32) * MV_XSTRIDE + (e & 31)] =
+                    a == 0.0f ? 0.0f : q8_k_value(v[u], max);
+            }
+        }
+    } else {
+        const int tot = np * 32, bd = blockDim.x;
+        for (int p0 = tid; p0 < tot; p0 += 8 * bd) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; ++u) {
+                const int p = p0 + u * bd;
+                v[u] = p < tot ? xr[p / (tc * 32)][(i64)(c0 + (p % (tc * 32)) / 32) * 32 + p % 32] : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < 8; ++u) {
+                const int p = p0 + u * bd;
+                if (p < tot) {
+                    const int i = p / (tc * 32), rem = p % (tc * 32);
+                    xs[i * rs + (rem / 32) * MV_XSTRIDE + rem % 32] = xq == 2 ? f16_to_f32(f32_to_f16(v[u])) : v[u];
+                }
+            }
+        }
+    }
+}
+
+// Copy bytes [src, src + n) into the word buffer `dst` of one warp: dst holds the bytes from
+// src rounded down to 4, so the copy is 4-byte loads of whole words inside the range's words plus
+// byte loads for a partial last word (never a byte past src + n). Returns src's offset in dst.
+__device__ __forceinline__ int mv_stage_w(const u8* src, int n, u32* dst) {
+    const int lane = threadIdx.x & 31;
+    const int head = (int)((unsigned long long)src & 3ull);
+    const u32* a0 = (const u32*)(src - head);
+    const int total = head + n, nw = total / 4, tail = total % 4;
+    // All of a lane's words are loaded before any is stored: one memory round trip, not nine.
+    u32 tmp[MV_WORDS_PER_LANE];
+#pragma unroll
+    for (int u = 0; u < MV_WORDS_PER_LANE; ++u) {
+        const int t = lane + 32 * u;
+        if (t < nw) tmp[u] = a0[t];
+    }
+#pragma unroll
+    for (int u = 0; u < MV_WORDS_PER_LANE; ++u) {
+        const int t = lane + 32 * u;
+        if (t < nw) dst[t] = tmp[u];
+    }
+    if (lane < tail) ((u8*)dst)[nw * 4 + lane] = ((const u8*)a0)[nw * 4 + lane];
+    return head;
+}
+
+// y[r, j] = x[xr] · W[e·m + j] (+ bias[e·m + j]) (+ res[r, j]) for rows r of the block's group
+// (blockIdx.y · rpb, rpb ≤ 8; with ids, rpb is 1) and columns j = (blockIdx.x + t · gridDim.x) · 4
+// + warp (with w2, a second weight of the same type and shape: y = glu(x · W[j], x · W2[j]) with
+// the glu kernel's `act`, the gate and up projections and their GLU in one pass over x).
+//
+// Quantized weights go through shared memory, 32 chunks (1,024 elements) at a time: each warp
+// copies its weight row's tile with coalesced word loads and lane `lane` dequantizes chunk
+// c0 + lane from there. The activation, rounded per xq, is staged once per block and shared by
+// its warps: all of it at once when the dynamic shared memory holds it (a decode step: then the
+// warps run through their columns with no block barrier, two weight tiles in flight each), else
+// one tile at a time between block barriers. A column's sum is, for every row, lane l's chunks
+// l, l + 32, ... in order (32 products each, in order), then the xor tree 16..1: it depends on the
+// row's own inputs only, never on rpb, the grid or the other rows. Float weights are read per
+// element (lane l: elements l, l + 32, ...), coalesced as they are.
+template <class T>
+__device__ __forceinline__ void mv_dot_tile(const u32* wt, int head, const float* xs, int rs, int nr, int lane,
+                                            float* acc) {
+    float wq[32];
+    T::chunk((const u8*)wt + head, lane, wq);
+#pragma unroll
+    for (int i = 0; i < MV_MAX_ROWS; ++i) {
+        if (i < nr) {
+            const float* xp = xs + i * rs + lane * MV_XSTRIDE;
+            float a = acc[i];
+#pragma unroll
+            for (int l = 0; l < 32; ++l) a = fmaf(wq[l], xp[l], a);
+            acc[i] = a;
+        }
+    }
+}
+
+// Reduce a warp's partial sums and write row i's value of column j (lane 0).
+__device__ __forceinline__ void mv_store(float* acc, float* acc2, int nr, bool pair, i64 r0, i64 m, i64 j,
+                                         i64 wrow, const float* bias, const float* res, int act, float* y) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int i = 0; i < MV_MAX_ROWS; ++i) {
+        if (i < nr) {  // nr is uniform over the warp: the shuffles see all 32 lanes
+            float v = acc[i], v2 = acc2[i];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) {
+                v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
+                if (pair) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
+            }
+            if (lane == 0) {
+                const i64 o = (r0 + i) * m + j;
+                if (bias) v = __fadd_rn(v, bias[wrow]);  // bias[e·m + j]
+                if (pair) v = glu_value(v, v2, act);     // the glu kernel's value of (g, u)
+                if (res) v = __fadd_rn(res[o], v);
+                y[o] = v;
+            }
+        }
+    }
+}
+
 template <class T>
 __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
                                          i64 row_bytes, const unsigned* ids, int ids_k, int shared,
-                                         const float* bias, int rpb) {
-    const int lane = threadIdx.x & 31;
-    const i64 j = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (j >= m || rpb <= 0) return;  // whole warps leave together
-    const i64 rb = (i64)blockIdx.y * rpb;
-    for (int g = 0; g < rpb; g += MV_MAX_ROWS) {
-        const i64 r0 = rb + g;
-        if (r0 >= n_out) break;
-        int nr = rpb - g < MV_MAX_ROWS ? rpb - g : MV_MAX_ROWS;
-        if (r0 + nr > n_out) nr = (int)(n_out - r0);
-        i64 wrow[MV_MAX_ROWS];
-        const float* xr[MV_MAX_ROWS];
-        float acc[MV_MAX_ROWS];
+                                         const float* bias, int rpb, const float* res, int xq, const u8* w2,
+                                         int act) {
+    extern __shared__ float mv_xs[];                    // staged activation
+    __shared__ u32 mv_wt[MV_WARPS][2][MV_TILE_WORDS];   // per warp: two weight tiles
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    if (rpb <= 0 || rpb > MV_MAX_ROWS || blockDim.x != 32 * MV_WARPS) return;  // uniform: the ABI's launch
+    const i64 r0 = (i64)blockIdx.y * rpb;
+    if (r0 >= n_out) return;                           // uniform over the block
+    const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
+    const float* xr[MV_MAX_ROWS];
+    float acc[MV_MAX_ROWS], acc2[MV_MAX_ROWS];
 #pragma unroll
-        for (int i = 0; i < MV_MAX_ROWS; ++i) {
-            acc[i] = 0.0f;
-            wrow[i] = -1;
-            xr[i] = x;
-            if (i < nr) {
-                const i64 r = r0 + i;
-                const i64 e = ids ? (i64)ids[r] : 0;
-                const i64 xi = ids ? ((shared && ids_k > 0) ? r / ids_k : r) : r;
-                wrow[i] = e * m + j;
-                xr[i] = x + xi * k;
-            }
+    for (int i = 0; i < MV_MAX_ROWS; ++i) {
+        xr[i] = x;
+        if (i < nr) {
+            const i64 r = r0 + i;
+            const i64 xi = ids ? ((shared && ids_k > 0) ? r / ids_k : r) : r;
+            xr[i] = x + xi * k;
         }
-        if constexpr (T::FLOAT) {
+    }
+    const i64 e0 = ids ? (i64)ids[r0] * m : 0;        // the expert's first row (rpb is 1 with ids)
+    const i64 cstride = (i64)gridDim.x * MV_WARPS;
+    if constexpr (T::FLOAT) {
+        for (i64 j = (i64)blockIdx.x * MV_WARPS + wp; j < m; j += cstride) {
+            const i64 wrow = e0 + j;
+            const u8* wr = w + wrow * row_bytes;
+            const u8* wr2 = w2 ? w2 + wrow * row_bytes : nullptr;
+#pragma unroll
+            for (int i = 0; i < MV_MAX_ROWS; ++i) { acc[i] = 0.0f; acc2[i] = 0.0f; }
             for (i64 e = lane; e < k; e += 32) {
-                i64 cur = -1;
-                float wv = 0.0f;
+                const float wv = T::elem(wr, e);
+                const float wv2 = wr2 ? T::elem(wr2, e) : 0.0f;
 #pragma unroll
                 for (int i = 0; i < MV_MAX_ROWS; ++i) {
                     if (i < nr) {
-                        if (wrow[i] != cur) { cur = wrow[i]; wv = T::elem(w + cur * row_bytes, e); }
-                        acc[i] = fmaf(wv, xr[i][e], acc[i]);
+                        float xv = xr[i][e];
+                        if (xq == 2) xv = f16_to_f32(f32_to_f16(xv));
+                        acc[i] = fmaf(wv, xv, acc[i]);
+                        if (wr2) acc2[i] = fmaf(wv2, xv, acc2[i]);
                     }
+                }
+            }
+            mv_store(acc, acc2, nr, w2 != nullptr, r0, m, j, wrow, bias, res, act, y);
+        }
+        return;
+    } else {
+        const int nc = k / 32;
+        const int tb = T::TILE_BYTES;
+        if ((u64)nr * nc * MV_XSTRIDE * 4 <= (u64)dynamic_smem_bytes()) {
+            // The whole activation fits: stage it once, then no block barrier.
+            const int rs = nc * MV_XSTRIDE;
+            for (int c0 = 0; c0 < nc; c0 += 32) {
+                mv_stage_x(xr, nr, c0, nc - c0 < 32 ? nc - c0 : 32, xq, mv_xs + c0 * MV_XSTRIDE, rs);
+            }
+            __syncthreads();
+            // Two weight tiles in flight per warp: (W[j], W2[j]) with w2, else W[j] and W[j + cstride].
+            const i64 step = w2 ? cstride : 2 * cstride;
+            for (i64 j = (i64)blockIdx.x * MV_WARPS + wp; j < m; j += step) {
+                const i64 j2 = w2 ? j : j + cstride;
+                const bool two = w2 != nullptr || j2 < m;
+                const u8* rowa = w + (e0 + j) * row_bytes;
+                const u8* rowb = w2 ? w2 + (e0 + j) * row_bytes : (two ? w + (e0 + j2) * row_bytes : nullptr);
+#pragma unroll
+                for (int i = 0; i < MV_MAX_ROWS; ++i) { acc[i] = 0.0f; acc2[i] = 0.0f; }
+                for (int c0 = 0; c0 < nc; c0 += 32) {
+                    const int tc = nc - c0 < 32 ? nc - c0 : 32;
+                    const i64 ofs = (i64)(c0 / 32) * tb;  // tiles start on whole blocks
+                    __syncwarp();                           // the previous tile is consumed
+                    const int ha = mv_stage_w(rowa + ofs, tc * tb / 32, mv_wt[wp][0]);
+                    const int hb = two ? mv_stage_w(rowb + ofs, tc * tb / 32, mv_wt[wp][1]) : 0;
+                    __syncwarp();
+                    if (lane < tc) {
+                        const float* xs = mv_xs + c0 * MV_XSTRIDE;
+                        mv_dot_tile<T>(mv_wt[wp][0], ha, xs, rs, nr, lane, acc);
+                        if (two) mv_dot_tile<T>(mv_wt[wp][1], hb, xs, rs, nr, lane, acc2);
+                    }
+                }
+                if (w2) {
+                    mv_store(acc, acc2, nr, true, r0, m, j, e0 + j, bias, res, act, y);
+                } else {
+                    mv_store(acc, acc2, nr, false, r0, m, j, e0 + j, bias, res, act, y);
+                    if (two) mv_store(acc2, acc, nr, false, r0, m, j2, e0 + j2, bias, res, act, y);
                 }
             }
         } else {
-            const int nc = k / 32;
-            for (int c = lane; c < nc; c += 32) {
-                float wq[32];
-                i64 cur = -1;
+            // One tile of the activation at a time: every warp of the block runs the same
+            // iterations (block barriers inside); warps past m only help stage.
+            const int rs = 32 * MV_XSTRIDE;
+            for (i64 jb = (i64)blockIdx.x * MV_WARPS; jb < m; jb += cstride) {
+                const i64 j = jb + wp;
+                const bool active = j < m;
 #pragma unroll
-                for (int i = 0; i < MV_MAX_ROWS; ++i) {
-                    if (i < nr) {
-                        if (wrow[i] != cur) { cur = wrow[i]; T::chunk(w + cur * row_bytes, c, wq); }
-                        const float* xs = xr[i] + (i64)c * 32;
-                        float a = acc[i];
-#pragma unroll
-                        for (int l = 0; l < 32; ++l) a = fmaf(wq[l], xs[l], a);
-                        acc[i] = a;
+                for (int i = 0; i < MV_MAX_ROWS; ++i) { acc[i] = 0.0f; acc2[i] = 0.0f; }
+                for (int c0 = 0; c0 < nc; c0 += 32) {
+                    const int tc = nc - c0 < 32 ? nc - c0 : 32;
+                    int ha = 0, hb = 0;
+                    if (active) {
+                        const i64 ofs = (e0 + j) * row_bytes + (i64)(c0 / 32) * tb;
+                        ha = mv_stage_w(w + ofs, tc * tb / 32, mv_wt[wp][0]);
+                        if (w2) hb = mv_stage_w(w2 + ofs, tc * tb / 32, mv_wt[wp][1]);
                     }
+                    mv_stage_x(xr, nr, c0, tc, xq, mv_xs, rs);
+                    __syncthreads();
+                    if (active && lane < tc) {
+                        mv_dot_tile<T>(mv_wt[wp][0], ha, mv_xs, rs, nr, lane, acc);
+                        if (w2) mv_dot_tile<T>(mv_wt[wp][1], hb, mv_xs, rs, nr, lane, acc2);
+                    }
+                    __syncthreads();  // the next tile overwrites the staged data
                 }
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < MV_MAX_ROWS; ++i) {
-            if (i < nr) {  // nr is uniform over the warp: the shuffles see all 32 lanes
-                float v = acc[i];
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
-                if (lane == 0) {
-                    if (bias) v = __fadd_rn(v, bias[wrow[i]]);  // bias[e·m + j]
-                    y[(r0 + i) * m + j] = v;
-                }
+                if (active) mv_store(acc, acc2, nr, w2 != nullptr, r0, m, j, e0 + j, bias, res, act, y);
             }
         }
     }
@@ -1033,28 +1285,32 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
 }
 
 // The entry points, spelled out (one line each) so every kernel name appears in the source.
+// At most 96 registers a thread (5 blocks of 128 an SM, no spills): the decode mat-vec is
+// latency-bound, so warps in flight matter; at 80 the unrolled staging spills.
+#define MV_BOUNDS __launch_bounds__(128, 5)
 #define MATVEC_PARAMS                                                                                 \
     const unsigned char *w, const float *x, float *y, int n_out, int k, int m, long long row_bytes,   \
-        const unsigned *ids, int ids_k, int shared, const float *bias, int rpb
-#define MATVEC_ARGS w, x, y, n_out, k, m, row_bytes, ids, ids_k, shared, bias, rpb
+        const unsigned *ids, int ids_k, int shared, const float *bias, int rpb, const float *res, int xq,   \
+        const unsigned char *w2, int act
+#define MATVEC_ARGS w, x, y, n_out, k, m, row_bytes, ids, ids_k, shared, bias, rpb, res, xq, w2, act
 #define DEQUANT_PARAMS const unsigned char *w, const unsigned *ids, float *y, int n, int cols, long long row_bytes
 #define DEQUANT_ARGS w, ids, y, n, cols, row_bytes
 
-extern "C" __global__ void matvec_f32(MATVEC_PARAMS) { matvec_t<T_f32>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_f16(MATVEC_PARAMS) { matvec_t<T_f16>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_bf16(MATVEC_PARAMS) { matvec_t<T_bf16>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_q5_1(MATVEC_PARAMS) { matvec_t<T_q5_1>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_q2_k(MATVEC_PARAMS) { matvec_t<T_q2_k>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_q3_k(MATVEC_PARAMS) { matvec_t<T_q3_k>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_q5_k(MATVEC_PARAMS) { matvec_t<T_q5_k>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_iq4_nl(MATVEC_PARAMS) { matvec_t<T_iq4_nl>(MATVEC_ARGS); }
-extern "C" __global__ void matvec_mxfp4(MATVEC_PARAMS) { matvec_t<T_mxfp4>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_f32(MATVEC_PARAMS) { matvec_t<T_f32>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_f16(MATVEC_PARAMS) { matvec_t<T_f16>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_bf16(MATVEC_PARAMS) { matvec_t<T_bf16>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_q5_1(MATVEC_PARAMS) { matvec_t<T_q5_1>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_q2_k(MATVEC_PARAMS) { matvec_t<T_q2_k>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_q3_k(MATVEC_PARAMS) { matvec_t<T_q3_k>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_q5_k(MATVEC_PARAMS) { matvec_t<T_q5_k>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_iq4_nl(MATVEC_PARAMS) { matvec_t<T_iq4_nl>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec_mxfp4(MATVEC_PARAMS) { matvec_t<T_mxfp4>(MATVEC_ARGS); }
 
 extern "C" __global__ void dequant_rows_f32(DEQUANT_PARAMS) { dequant_rows_t<T_f32>(DEQUANT_ARGS); }
 extern "C" __global__ void dequant_rows_f16(DEQUANT_PARAMS) { dequant_rows_t<T_f16>(DEQUANT_ARGS); }

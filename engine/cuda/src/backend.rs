@@ -50,8 +50,9 @@ struct Graphs {
     /// Shapes whose recording failed: run as they are from then on.
     failed: HashSet<GraphKey>,
     recorded: HashMap<GraphKey, Recorded>,
-    /// The batch buffers of the recording under way.
-    pending: Option<(GraphKey, [DevBuf; 3])>,
+    /// The batch buffers of the recording under way: its inputs, and the output-row indices
+    /// (fixed by the key's logits mask) that its gather reads.
+    pending: Option<(GraphKey, [DevBuf; 3], Option<DevBuf>)>,
 }
 
 /// A recorded forward: its graph, its input buffers (token ids, positions, sequence ids) and its
@@ -60,6 +61,9 @@ struct Graphs {
 struct Recorded {
     graph: Graph,
     inputs: [DevBuf; 3],
+    /// The output-row indices the recorded gather reads: held as long as the graph, so the pool
+    /// never hands their memory to another buffer (a replay would read it).
+    _out_rows: Option<DevBuf>,
     out: (usize, usize, DevBuf),
 }
 
@@ -150,6 +154,12 @@ fn blocks(n: usize, per: usize) -> u32 {
 }
 
 const BLOCK: u32 = 256;
+/// The most dynamic shared memory a mat-vec stages its whole activation in: with the kernel's
+/// 8,832 static bytes, under the 48 KiB a launch gets without opting in.
+const MV_FULL_X_BYTES: usize = 38 * 1024;
+/// The grid of a mat-vec over a staged activation: one wave on an H200 (132 SMs × the 5 blocks of
+/// 128 its 96 registers a thread allow); each warp then loops over its columns.
+const MV_MAX_BLOCKS: u32 = 660;
 
 impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
@@ -207,31 +217,30 @@ impl Cuda {
         Ok(())
     }
 
-    /// The activation a matmul with a weight of type `ty` reads: as is (exact, float weights),
-    /// or rounded as llama.cpp's CUDA backend rounds it (fast).
-    fn matmul_input(&self, x: &CudaTensor, ty: GgmlType) -> Result<Option<CudaTensor>> {
-        if !self.fast || ty == GgmlType::F32 || ty == GgmlType::BF16 {
-            return Ok(None);
+    /// How the mat-vec rounds the activation of a matmul with a weight of type `ty` as it stages
+    /// it (kernels/ABI.md `xq`): as is (exact; F32 and BF16 weights), or as llama.cpp's fast path
+    /// rounds it for the weight type's vec_dot_type: IEEE half for F16, Q8_K blocks of 256 for the
+    /// k-quants, Q8_0 blocks of 32 for the rest.
+    fn matmul_rounding(&self, cols: usize, ty: GgmlType) -> Result<i32> {
+        use GgmlType::*;
+        if !self.fast || ty == F32 || ty == BF16 {
+            return Ok(-1);
         }
-        if ty == GgmlType::F16 {
-            return self.unary("round_f16", x, &[]).map(Some);
+        if ty == F16 {
+            return Ok(2);
         }
-        // The weight type's vec_dot_type (ggml): Q8_K for the k-quants, Q8_0/Q8_1 for the rest.
-        let (mode, bs) = match ty {
-            GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => (1, 256),
+        let (xq, bs) = match ty {
+            Q2_K | Q3_K | Q4_K | Q5_K | Q6_K => (1, 256),
             _ => (0, 32),
         };
-        if !x.cols.is_multiple_of(bs) {
-            return Err(shape_err("matmul", format!("{} columns are not whole blocks of {bs}", x.cols)));
+        if !cols.is_multiple_of(bs) {
+            return Err(shape_err("matmul", format!("{cols} columns are not whole blocks of {bs}")));
         }
-        let n = x.rows * x.cols;
-        let y = self.tensor(x.rows, x.cols)?;
-        self.launch_1d("quant_q8_rows", n / bs, &[x.buf.arg(), y.buf.arg(), Arg::I64(n as i64), Arg::I32(mode)])?;
-        Ok(Some(y))
+        Ok(xq)
     }
 
-    /// `y[r, j] = x[xr] · W[e·m + j] (+ bias)`: the one mat-vec kernel behind matmul and
-    /// matmul_id (see kernels/ABI.md).
+    /// `y[r, j] = x[xr] · W[e·m + j] (+ bias) (+ res[r, j])`: the one mat-vec kernel behind matmul,
+    /// matmul_fused and matmul_id (see kernels/ABI.md).
     #[allow(clippy::too_many_arguments)]
     fn matvec(
         &self,
@@ -241,26 +250,50 @@ impl Cuda {
         n_out: usize,
         ids: Option<(&DevBuf, usize, bool)>,
         bias: Option<&CudaWeight>,
+        res: Option<&CudaTensor>,
+        glu: Option<(&CudaWeight, Act)>,
     ) -> Result<CudaTensor> {
+        if let Some((w2, _)) = glu {
+            if w2.ty != w.ty || w2.dims != w.dims || w2.row_bytes != w.row_bytes || ids.is_some() {
+                return Err(shape_err("matmul_glu", format!("{} and {} differ in type or shape", w.name, w2.name)));
+            }
+        }
         let kty =
             kernel_ty(w.ty).ok_or_else(|| shape_err("matmul", format!("{}: no kernel for {:?}", w.name, w.ty)))?;
-        let xin = self.matmul_input(x, w.ty)?;
-        let xs = xin.as_ref().unwrap_or(x);
+        let xq = self.matmul_rounding(x.cols, w.ty)?;
+        if let Some(r) = res {
+            if (r.rows, r.cols) != (n_out, m) {
+                return Err(shape_err("matmul", format!("residual [{}, {}] for [{n_out}, {m}]", r.rows, r.cols)));
+            }
+        }
         let y = self.tensor(n_out, m)?;
-        // Up to 8 rows share one read of each weight row; with ids each row has its own expert.
+        // Up to 8 rows share one read of each weight tile; with ids each row has its own expert.
         let rpb = if ids.is_some() { 1 } else { n_out.clamp(1, 8) };
+        // Quantized weights stage the activation (33 floats per 32-element chunk): all of it when
+        // it fits MV_FULL_X_BYTES (a decode step; the warps then loop over their columns with no
+        // block barrier, two columns in flight each, on a grid of at most MV_MAX_BLOCKS blocks),
+        // else one tile of 32 chunks at a time.
+        let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
+        let full_x = rpb * (w.k / 32) * 33 * 4;
+        let (smem, grid_x) = if float_w {
+            (0, blocks(m, 4))
+        } else if full_x <= MV_FULL_X_BYTES {
+            (full_x.max(4), blocks(m, if glu.is_some() { 4 } else { 8 }).min(MV_MAX_BLOCKS))
+        } else {
+            (rpb * 32 * 33 * 4, blocks(m, 4))
+        };
         let (ids_arg, ids_k, shared) = match ids {
             Some((b, k, s)) => (b.arg(), k as i32, s as i32),
             None => (Arg::Ptr(0), 0, 0),
         };
         self.launch(
             &format!("matvec_{kty}"),
-            (blocks(m, 4), blocks(n_out, rpb), 1),
+            (grid_x, blocks(n_out, rpb), 1),
             128,
-            0,
+            smem as u32,
             &[
                 w.buf.arg(),
-                xs.buf.arg(),
+                x.buf.arg(),
                 y.buf.arg(),
                 Arg::I32(n_out as i32),
                 Arg::I32(w.k as i32),
@@ -271,9 +304,95 @@ impl Cuda {
                 Arg::I32(shared),
                 bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
                 Arg::I32(rpb as i32),
+                res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
+                Arg::I32(xq),
+                glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
+                Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
             ],
         )?;
         Ok(y)
+    }
+
+    /// `rms_norm`, then (with `w`) `mul_row` by `w` in the same kernel (the same values).
+    fn rms_norm_w(&self, x: &CudaTensor, eps: f32, w: Option<&CudaWeight>) -> Result<CudaTensor> {
+        let y = self.tensor(x.rows, x.cols)?;
+        self.launch(
+            "rms_norm",
+            (x.rows.max(1) as u32, 1, 1),
+            BLOCK,
+            0,
+            &[
+                x.buf.arg(),
+                y.buf.arg(),
+                Arg::I32(x.rows as i32),
+                Arg::I32(x.cols as i32),
+                Arg::F32(eps),
+                w.map_or(Arg::Ptr(0), |w| w.buf.arg()),
+            ],
+        )?;
+        Ok(y)
+    }
+
+    /// The `rope` kernel on `x` (and, in the same launch, on `x2` with `n_head2` heads); shapes
+    /// checked by the caller.
+    #[allow(clippy::too_many_arguments)]
+    fn rope_launch(
+        &self,
+        x: &CudaTensor,
+        x2: Option<&CudaTensor>,
+        n_head: usize,
+        n_head2: usize,
+        head_dim: usize,
+        b: &CudaBatch,
+        p: &RopeParams,
+    ) -> Result<(CudaTensor, Option<CudaTensor>)> {
+        if p.n_rot.min(head_dim) > 512 {
+            return Err(shape_err("rope", format!("{} rotated dims: the kernel rotates at most 512", p.n_rot)));
+        }
+        let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base)).unwrap_or([0.0, 0.0]);
+        let mscale = p.mscale_f64();
+        let ext = p.yarn.map_or(0.0, |y| y.ext_factor);
+        let ff = match &p.freq_factors {
+            Some(f) => Some(self.factors_on_device(f)?),
+            None => None,
+        };
+        let y = self.tensor(x.rows, x.cols)?;
+        let y2 = match x2 {
+            Some(t) => Some(self.tensor(t.rows, t.cols)?),
+            None => None,
+        };
+        self.launch(
+            "rope",
+            (x.rows.max(1) as u32, if x2.is_some() { 2 } else { 1 }, 1),
+            128,
+            0,
+            &[
+                x.buf.arg(),
+                y.buf.arg(),
+                b.pos.arg(),
+                Arg::I32(x.rows as i32),
+                Arg::I32(n_head as i32),
+                Arg::I32(head_dim as i32),
+                Arg::I32(p.n_rot as i32),
+                Arg::I32(
+                    (p.style == RopeStyle::Neox
+                        && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox))
+                        as i32,
+                ),
+                Arg::F32(p.freq_base),
+                Arg::F32(p.freq_scale),
+                Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
+                Arg::F32(ext),
+                Arg::F32(corr[0]),
+                Arg::F32(corr[1]),
+                Arg::F64(mscale),
+                ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
+                x2.map_or(Arg::Ptr(0), |t| t.buf.arg()),
+                y2.as_ref().map_or(Arg::Ptr(0), |t| t.buf.arg()),
+                Arg::I32(n_head2 as i32),
+            ],
+        )?;
+        Ok((y, y2))
     }
 
     /// The `glu` kernel's activation code: silu, or GELU (f64 tanh for exact, ggml's f16 table for
@@ -357,7 +476,8 @@ impl Ops for Cuda {
         if *n < 2 || g.failed.contains(key) || g.recorded.contains_key(key) {
             return Ok(false);
         }
-        g.pending = Some((key.clone(), [b.tokens.clone(), b.pos.clone(), b.seq.clone()]));
+        let out_rows = b.out.as_ref().map(|(_, buf)| buf.clone());
+        g.pending = Some((key.clone(), [b.tokens.clone(), b.pos.clone(), b.seq.clone()], out_rows));
         drop(g);
         self.dev.begin_capture().map_err(err)?;
         Ok(true)
@@ -367,7 +487,7 @@ impl Ops for Cuda {
         let mut g = self.graphs()?;
         let pending = g.pending.take();
         let graph = self.dev.end_capture(out.is_some()).unwrap_or(None);
-        let (Some(graph), Some(out), Some((k, inputs))) = (graph, out, pending) else {
+        let (Some(graph), Some(out), Some((k, inputs, out_rows))) = (graph, out, pending) else {
             g.failed.insert(key.clone());
             return Ok(false);
         };
@@ -375,7 +495,7 @@ impl Ops for Cuda {
             g.failed.insert(key.clone());
             return Err(err(e));
         }
-        g.recorded.insert(k, Recorded { graph, inputs, out: (out.rows, out.cols, out.buf.clone()) });
+        g.recorded.insert(k, Recorded { graph, inputs, _out_rows: out_rows, out: (out.rows, out.cols, out.buf.clone()) });
         Ok(true)
     }
 
@@ -566,6 +686,9 @@ impl Ops for Cuda {
         if il >= s.n_layer {
             return Err(shape_err("attention", format!("layer {il} of {}", s.n_layer)));
         }
+        if p.head_dim > 512 {
+            return Err(shape_err("attention", format!("head_dim {} is wider than the kernel's 512", p.head_dim)));
+        }
         if let Some(sk) = sinks {
             if sk.ty != GgmlType::F32 || sk.k * sk.rows != p.n_head {
                 return Err(shape_err(
@@ -585,8 +708,6 @@ impl Ops for Cuda {
                 ),
             ));
         }
-        let qr = if self.fast { Some(self.unary("round_f16", q, &[])?) } else { None };
-        let qs = qr.as_ref().unwrap_or(q);
         let y = self.tensor(q.rows, p.n_head * p.v_head_dim)?;
         self.launch(
             "attention",
@@ -594,7 +715,7 @@ impl Ops for Cuda {
             256,
             smem as u32,
             &[
-                qs.buf.arg(),
+                q.buf.arg(),
                 kv.k.arg(),
                 kv.v.arg(),
                 b.pos.arg(),
@@ -666,15 +787,12 @@ impl Ops for Cuda {
     }
 
     fn rms_norm(&self, x: &CudaTensor, eps: f32) -> Result<CudaTensor> {
-        let y = self.tensor(x.rows, x.cols)?;
-        self.launch(
-            "rms_norm",
-            (x.rows.max(1) as u32, 1, 1),
-            BLOCK,
-            0,
-            &[x.buf.arg(), y.buf.arg(), Arg::I32(x.rows as i32), Arg::I32(x.cols as i32), Arg::F32(eps)],
-        )?;
-        Ok(y)
+        self.rms_norm_w(x, eps, None)
+    }
+
+    fn rms_norm_mul(&self, x: &CudaTensor, eps: f32, w: &CudaWeight) -> Result<CudaTensor> {
+        Self::one_d("rms_norm_mul", w, x.cols)?;
+        self.rms_norm_w(x, eps, Some(w))
     }
 
     fn layer_norm(&self, x: &CudaTensor, eps: f32) -> Result<CudaTensor> {
@@ -729,7 +847,35 @@ impl Ops for Cuda {
         if w.k != x.cols || w.dims.len() > 2 {
             return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, w.name, w.dims)));
         }
-        self.matvec(x, w, w.rows, x.rows, None, None)
+        self.matvec(x, w, w.rows, x.rows, None, None, None, None)
+    }
+
+    fn matmul_glu(&self, x: &CudaTensor, gate: &CudaWeight, up: &CudaWeight, act: Act, g: &RowGroups) -> Result<CudaTensor> {
+        // One kernel when the two weights share a type and shape (they read the same staged x).
+        if gate.ty != up.ty || gate.dims != up.dims || gate.row_bytes != up.row_bytes {
+            return self.glu(&self.matmul(x, gate, g)?, &self.matmul(x, up, g)?, act);
+        }
+        if gate.k != x.cols || gate.dims.len() > 2 {
+            return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, gate.name, gate.dims)));
+        }
+        self.matvec(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)))
+    }
+
+    fn matmul_fused(
+        &self,
+        x: &CudaTensor,
+        w: &CudaWeight,
+        bias: Option<&CudaWeight>,
+        res: Option<&CudaTensor>,
+        _g: &RowGroups,
+    ) -> Result<CudaTensor> {
+        if w.k != x.cols || w.dims.len() > 2 {
+            return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, w.name, w.dims)));
+        }
+        if let Some(b) = bias {
+            Self::one_d("matmul bias", b, w.rows)?;
+        }
+        self.matvec(x, w, w.rows, x.rows, None, bias, res, None)
     }
 
     fn rope(
@@ -741,43 +887,24 @@ impl Ops for Cuda {
         p: &RopeParams,
     ) -> Result<CudaTensor> {
         p.check_shapes((x.rows, x.cols), n_head, head_dim, b.rows.len())?;
-        let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base)).unwrap_or([0.0, 0.0]);
-        let mscale = p.mscale_f64();
-        let ext = p.yarn.map_or(0.0, |y| y.ext_factor);
-        let ff = match &p.freq_factors {
-            Some(f) => Some(self.factors_on_device(f)?),
-            None => None,
-        };
-        let y = self.tensor(x.rows, x.cols)?;
-        self.launch(
-            "rope",
-            (x.rows.max(1) as u32, 1, 1),
-            128,
-            0,
-            &[
-                x.buf.arg(),
-                y.buf.arg(),
-                b.pos.arg(),
-                Arg::I32(x.rows as i32),
-                Arg::I32(n_head as i32),
-                Arg::I32(head_dim as i32),
-                Arg::I32(p.n_rot as i32),
-                Arg::I32(
-                    (p.style == RopeStyle::Neox
-                        && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox))
-                        as i32,
-                ),
-                Arg::F32(p.freq_base),
-                Arg::F32(p.freq_scale),
-                Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
-                Arg::F32(ext),
-                Arg::F32(corr[0]),
-                Arg::F32(corr[1]),
-                Arg::F64(mscale),
-                ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
-            ],
-        )?;
-        Ok(y)
+        Ok(self.rope_launch(x, None, n_head, 0, head_dim, b, p)?.0)
+    }
+
+    fn rope_qk(
+        &self,
+        q: &CudaTensor,
+        k: &CudaTensor,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        b: &CudaBatch,
+        p: &RopeParams,
+    ) -> Result<(CudaTensor, CudaTensor)> {
+        p.check_shapes((q.rows, q.cols), n_head, head_dim, b.rows.len())?;
+        p.check_shapes((k.rows, k.cols), n_head_kv, head_dim, b.rows.len())?;
+        let (yq, yk) = self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p)?;
+        let yk = yk.ok_or_else(|| Error::Invalid("rope_qk: no key output".into()))?;
+        Ok((yq, yk))
     }
 
     fn glu(&self, gate: &CudaTensor, up: &CudaTensor, act: Act) -> Result<CudaTensor> {
@@ -825,13 +952,25 @@ impl Ops for Cuda {
         if x.cols == 0 {
             return Ok(vec![0; x.rows]);
         }
+        // Stage 1 spreads a row over up to 128 blocks of 256 (a 150k vocabulary: ~5 values per
+        // thread), stage 2 picks the best of their pairs.
+        let nb = x.cols.div_ceil(BLOCK as usize * 4).clamp(1, 128);
+        let part_k = self.dev.alloc(x.rows.max(1) * nb * 4, Category::Workspace).map_err(err)?;
+        let part_i = self.dev.alloc(x.rows.max(1) * nb * 4, Category::Workspace).map_err(err)?;
         let out = self.dev.alloc(x.rows.max(1) * 4, Category::Workspace).map_err(err)?;
         self.launch(
-            "argmax_rows",
-            (x.rows.max(1) as u32, 1, 1),
+            "argmax_part",
+            (nb as u32, x.rows.max(1) as u32, 1),
             BLOCK,
             0,
-            &[x.buf.arg(), out.arg(), Arg::I32(x.rows as i32), Arg::I32(x.cols as i32)],
+            &[x.buf.arg(), part_k.arg(), part_i.arg(), Arg::I32(x.rows as i32), Arg::I32(x.cols as i32)],
+        )?;
+        self.launch(
+            "argmax_final",
+            (x.rows.max(1) as u32, 1, 1),
+            128,
+            0,
+            &[part_k.arg(), part_i.arg(), out.arg(), Arg::I32(x.rows as i32), Arg::I32(nb as i32)],
         )?;
         self.dev.download(&out, x.rows).map_err(err)
     }
@@ -915,7 +1054,7 @@ impl Ops for Cuda {
             }
         }
         let shared = x.rows == n && k > 1;
-        self.matvec(x, w, m, n * k, Some((&ids.buf, k, shared)), b)
+        self.matvec(x, w, m, n * k, Some((&ids.buf, k, shared)), b, None, None)
     }
 
     fn swiglu_oai(&self, gate: &CudaTensor, up: &CudaTensor, alpha: f32, limit: f32) -> Result<CudaTensor> {

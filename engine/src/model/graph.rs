@@ -12,6 +12,12 @@ use super::HParams;
 use crate::ops::{Act, Index, Ops, RowGroups, TapSink, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT};
 use crate::Result;
 
+/// A block's output: the residual already added (fused), or not.
+enum Residual<T> {
+    Added(T),
+    Not(T),
+}
+
 /// One forward: the backend, the uploaded batch and its row groups, the tap sink.
 pub(crate) struct Fwd<'a, B: Ops> {
     pub b: &'a B,
@@ -46,17 +52,18 @@ impl<B: Ops> Fwd<'_, B> {
     }
 
     fn proj(&self, x: &B::Tensor, p: &Proj<B::Weight>) -> Result<B::Tensor> {
-        let y = self.mm(x, &p.w)?;
-        match &p.b {
-            Some(bias) => self.b.add_row(&y, bias),
-            None => Ok(y),
-        }
+        self.b.matmul_fused(x, &p.w, p.b.as_ref(), None, &self.groups)
+    }
+
+    /// `res + proj(x)` in one op (a backend may fuse the residual add into the projection).
+    fn proj_res(&self, x: &B::Tensor, p: &Proj<B::Weight>, res: &B::Tensor) -> Result<B::Tensor> {
+        self.b.matmul_fused(x, &p.w, p.b.as_ref(), Some(res), &self.groups)
     }
 
     fn norm(&self, x: &B::Tensor, n: &Norm<B::Weight>) -> Result<B::Tensor> {
         let b = self.b;
         match n.kind {
-            NormKind::Rms => b.mul_row(&b.rms_norm(x, n.eps)?, &n.w),
+            NormKind::Rms => b.rms_norm_mul(x, n.eps, &n.w),
             NormKind::Layer => {
                 let y = b.mul_row(&b.layer_norm(x, n.eps)?, &n.w)?;
                 match &n.b {
@@ -69,7 +76,7 @@ impl<B: Ops> Fwd<'_, B> {
 
     /// RMSNorm with weight `w` (gemma3's post-norms).
     fn rms(&self, x: &B::Tensor, w: &B::Weight) -> Result<B::Tensor> {
-        self.b.mul_row(&self.b.rms_norm(x, self.hp.rms_eps)?, w)
+        self.b.rms_norm_mul(x, self.hp.rms_eps, w)
     }
 
     /// RMSNorm of every head of `t` (`[n, heads·head_dim]`) with weight `w` (`[head_dim]`).
@@ -94,29 +101,50 @@ impl<B: Ops> Fwd<'_, B> {
         Ok(x)
     }
 
-    /// One decoder layer.
+    /// One decoder layer. Without taps, the residual adds ride in the output and down
+    /// projections ([`Ops::matmul_fused`]) where no post-norm comes between: the same values,
+    /// fewer ops; with taps, `attn_out` and `ffn_out` exist on their own to be tapped.
     pub fn layer(&mut self, il: usize, l: &Layer<B::Weight>, kv: &mut B::Kv, x: B::Tensor) -> Result<B::Tensor> {
+        let fuse = !self.taps.active();
         let cur = self.norm(&x, &l.attn_norm)?;
         self.tap(Some(il), "attn_norm", &cur)?;
-        let a = self.attention(il, &cur, &l.attn, kv)?;
-        self.tap(Some(il), "attn_out", &a)?;
-        let ffn_inp = self.b.add(&x, &a)?;
+        let res = (fuse && l.attn.post_norm.is_none()).then_some(&x);
+        let ffn_inp = match self.attention(il, &cur, &l.attn, kv, res)? {
+            Residual::Added(t) => t,
+            Residual::Not(a) => {
+                self.tap(Some(il), "attn_out", &a)?;
+                self.b.add(&x, &a)?
+            }
+        };
         let cur = self.norm(&ffn_inp, &l.ffn_norm)?;
         self.tap(Some(il), "ffn_norm", &cur)?;
-        let f = self.ffn(il, &cur, &l.ffn)?;
-        let f = match &l.post_ffn_norm {
-            Some(w) => self.rms(&f, w)?,
-            None => f,
+        let res = (fuse && l.post_ffn_norm.is_none()).then_some(&ffn_inp);
+        let x = match self.ffn(il, &cur, &l.ffn, res)? {
+            Residual::Added(t) => t,
+            Residual::Not(f) => {
+                let f = match &l.post_ffn_norm {
+                    Some(w) => self.rms(&f, w)?,
+                    None => f,
+                };
+                self.tap(Some(il), "ffn_out", &f)?;
+                self.b.add(&ffn_inp, &f)?
+            }
         };
-        self.tap(Some(il), "ffn_out", &f)?;
-        let x = self.b.add(&ffn_inp, &f)?;
         self.tap(Some(il), "l_out", &x)?;
         Ok(x)
     }
 
     /// Projections, head norms, RoPE, q pre-scale, KV write, attention over the cache, output
     /// projection, post-norm.
-    fn attention(&mut self, il: usize, x: &B::Tensor, a: &Attn<B::Weight>, kv: &mut B::Kv) -> Result<B::Tensor> {
+    /// With `res` (no post-norm then), the output projection adds it.
+    fn attention(
+        &mut self,
+        il: usize,
+        x: &B::Tensor,
+        a: &Attn<B::Weight>,
+        kv: &mut B::Kv,
+        res: Option<&B::Tensor>,
+    ) -> Result<Residual<B::Tensor>> {
         let (b, hp) = (self.b, self.hp);
         let cfg = hp.attn_cfg(il);
         let (q, k, v) = match &a.qkv {
@@ -141,10 +169,7 @@ impl<B: Ops> Fwd<'_, B> {
             None => (q, k),
         };
         let (q, k) = match &cfg.rope {
-            Some(r) => (
-                b.rope(&q, hp.n_head, hp.head_dim, self.batch, r)?,
-                b.rope(&k, hp.n_head_kv, hp.head_dim, self.batch, r)?,
-            ),
+            Some(r) => b.rope_qk(&q, &k, hp.n_head, hp.n_head_kv, hp.head_dim, self.batch, r)?,
             None => (q, k),
         };
         let q = match cfg.q_scale {
@@ -153,29 +178,48 @@ impl<B: Ops> Fwd<'_, B> {
         };
         b.kv_write(kv, il, &k, &v, self.batch)?;
         let o = b.attention(&q, kv, il, self.batch, &cfg.params, a.sinks.as_ref())?;
-        let o = self.proj(&o, &a.out)?;
-        match &a.post_norm {
-            Some(w) => self.rms(&o, w),
-            None => Ok(o),
+        if let Some(r) = res {
+            return Ok(Residual::Added(self.proj_res(&o, &a.out, r)?));
         }
+        let o = self.proj(&o, &a.out)?;
+        Ok(Residual::Not(match &a.post_norm {
+            Some(w) => self.rms(&o, w)?,
+            None => o,
+        }))
     }
 
-    fn ffn(&mut self, il: usize, x: &B::Tensor, f: &Ffn<B::Weight>) -> Result<B::Tensor> {
+    /// With `res`, the down projection adds it (MoE adds it afterwards).
+    fn ffn(
+        &mut self,
+        il: usize,
+        x: &B::Tensor,
+        f: &Ffn<B::Weight>,
+        res: Option<&B::Tensor>,
+    ) -> Result<Residual<B::Tensor>> {
         let b = self.b;
+        let down_res = |h: &B::Tensor, down: &B::Weight| -> Result<Residual<B::Tensor>> {
+            Ok(match res {
+                Some(r) => Residual::Added(b.matmul_fused(h, down, None, Some(r), &self.groups)?),
+                None => Residual::Not(self.mm(h, down)?),
+            })
+        };
         match f {
             Ffn::Gated { gate, up, down, act } => {
-                let h = b.glu(&self.mm(x, gate)?, &self.mm(x, up)?, *act)?;
-                self.mm(&h, down)
+                let h = b.matmul_glu(x, gate, up, *act, &self.groups)?;
+                down_res(&h, down)
             }
             Ffn::FusedGateUp { up, down } => {
                 let u = self.mm(x, up)?;
                 let ff = self.hp.n_ff;
                 let h = b.glu(&b.slice_cols(&u, 0, ff)?, &b.slice_cols(&u, ff, ff)?, Act::Silu)?;
-                self.mm(&h, down)
+                down_res(&h, down)
             }
             Ffn::Plain { up, down, act } => {
                 let h = b.act(&self.proj(x, up)?, *act)?;
-                self.proj(&h, down)
+                Ok(match res {
+                    Some(r) => Residual::Added(self.proj_res(&h, down, r)?),
+                    None => Residual::Not(self.proj(&h, down)?),
+                })
             }
             Ffn::Moe { router, gate, up, down, k } => {
                 let logits = self.proj(x, router)?;
@@ -186,7 +230,11 @@ impl<B: Ops> Fwd<'_, B> {
                 let g = b.matmul_id(x, &gate.w, gate.b.as_ref(), &ids, *k)?;
                 let h = b.swiglu_oai(&g, &u, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT)?;
                 let d = b.matmul_id(&h, &down.w, down.b.as_ref(), &ids, *k)?;
-                b.moe_combine(&d, &weights, *k)
+                let y = b.moe_combine(&d, &weights, *k)?;
+                Ok(match res {
+                    Some(r) => Residual::Added(b.add(r, &y)?),
+                    None => Residual::Not(y),
+                })
             }
         }
     }

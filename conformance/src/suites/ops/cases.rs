@@ -382,5 +382,43 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
     for (n, k, cols) in [(5, 4, 2880), (17, 2, 896), (3, 1, 64), (2, 8, 33)] {
         push(format!("moe_combine-top{k}-c{cols}-n{n}"), OpSpec::MoeCombine { n, k, cols });
     }
+
+    // ----- fused ops (what a backend may do in one kernel), each against the CPU's unfused
+    // composition; shapes of a decode step (1 row), a few sequences (3) and a prefill past the
+    // mat-vec's 8 rows per weight read (9), with k past one staged tile (4864); every k a whole number of 256-blocks. -----
+    for (rows, cols) in [(1, 896), (5, 576), (17, 640)] {
+        push(format!("rms_norm_mul-c{cols}-n{rows}"), OpSpec::RmsNormMul { rows, cols, eps: 1e-6 });
+    }
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+        for (k, m, rows, bias, res) in
+            [(1024, 896, 1, true, true), (4864, 896, 1, false, true), (768, 128, 3, true, false), (512, 1536, 9, false, true)]
+        {
+            let extra = format!("{}{}", if bias { "-bias" } else { "" }, if res { "-res" } else { "" });
+            push(
+                format!("matmul_fused-{}-m{m}-k{k}-n{rows}{extra}", ty_name(ty)),
+                OpSpec::MatmulFused { ty, k, m, rows, bias, res },
+            );
+        }
+    }
+    for ty in [GgmlType::F16, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K] {
+        for (k, m, rows, act, a) in
+            [(1024, 4864, 1, Act::Silu, "silu"), (512, 2048, 3, Act::Gelu, "gelu"), (512, 1536, 9, Act::Silu, "silu")]
+        {
+            push(
+                format!("matmul_glu-{a}-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
+                OpSpec::MatmulGlu { ty, k, m, rows, act },
+            );
+        }
+    }
+    for (style, s) in [(RopeStyle::Normal, "norm"), (RopeStyle::Neox, "neox")] {
+        for (n_head, n_head_kv, head_dim, pos) in
+            [(14, 2, 64, vec![7, 8, 9, 10, 11]), (4, 1, 256, vec![40]), (8, 8, 128, vec![0, 1, 2])]
+        {
+            push(
+                format!("rope_qk-{s}-hd{head_dim}-nh{n_head}-kv{n_head_kv}-n{}-p{}", pos.len(), pos[0]),
+                OpSpec::RopeQk { style, n_head, n_head_kv, head_dim, pos },
+            );
+        }
+    }
     v
 }

@@ -233,6 +233,38 @@ pub enum OpSpec {
         k: usize,
         cols: usize,
     },
+    // ----- fused ops: each against the CPU's composition of the unfused ones. -----
+    /// `mul_row(rms_norm(x), w)` in one op.
+    RmsNormMul {
+        rows: usize,
+        cols: usize,
+        eps: f32,
+    },
+    /// `res + (x · wᵀ + bias)` in one op (bias and residual each optional).
+    MatmulFused {
+        ty: GgmlType,
+        k: usize,
+        m: usize,
+        rows: usize,
+        bias: bool,
+        res: bool,
+    },
+    /// `glu(x · gateᵀ, x · upᵀ, act)` in one op.
+    MatmulGlu {
+        ty: GgmlType,
+        k: usize,
+        m: usize,
+        rows: usize,
+        act: Act,
+    },
+    /// RoPE of q (`n_head` heads) and k (`n_head_kv` heads) in one op.
+    RopeQk {
+        style: RopeStyle,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        pos: Vec<u32>,
+    },
 }
 
 impl OpSpec {
@@ -261,6 +293,10 @@ impl OpSpec {
             OpSpec::MatmulId { .. } => "matmul_id",
             OpSpec::SwigluOai { .. } => "swiglu_oai",
             OpSpec::MoeCombine { .. } => "moe_combine",
+            OpSpec::RmsNormMul { .. } => "rms_norm_mul",
+            OpSpec::MatmulFused { .. } => "matmul_fused",
+            OpSpec::MatmulGlu { .. } => "matmul_glu",
+            OpSpec::RopeQk { .. } => "rope_qk",
         }
     }
 
@@ -311,6 +347,14 @@ impl OpSpec {
             OpSpec::MoeRoute { n, k, .. } => vec![expect("ids", (*n, *k), Exact), expect("weights", (*n, *k), d)],
             OpSpec::MatmulId { m, k, n, .. } => vec![expect("out", (n * k, *m), Nmse(NMSE_MATMUL))],
             OpSpec::MoeCombine { n, cols, .. } => vec![expect("out", (*n, *cols), d)],
+            OpSpec::RmsNormMul { rows, cols, .. } => vec![expect("out", (*rows, *cols), d)],
+            OpSpec::MatmulFused { m, rows, .. } | OpSpec::MatmulGlu { m, rows, .. } => {
+                vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL))]
+            }
+            OpSpec::RopeQk { n_head, n_head_kv, head_dim, pos, .. } => vec![
+                expect("q", (pos.len(), n_head * head_dim), d),
+                expect("k", (pos.len(), n_head_kv * head_dim), d),
+            ],
         }
     }
 
@@ -446,6 +490,37 @@ impl OpSpec {
                     wts.extend(row.iter().map(|v| v / s));
                 }
                 p.x.push(Host { rows: *n, cols: *k, data: wts });
+            }
+            OpSpec::RmsNormMul { rows, cols, .. } => {
+                p.x.push(u(rng, *rows, *cols, -10.0, 10.0));
+                w.add(rng, "w", GgmlType::F32, &[*cols as u64])?;
+                has_weights = true;
+            }
+            OpSpec::MatmulFused { ty, k, m, rows, bias, res } => {
+                p.x.push(u(rng, *rows, *k, -1.0, 1.0));
+                w.add(rng, "w", *ty, &[*k as u64, *m as u64])?;
+                if *bias {
+                    w.add(rng, "bias", GgmlType::F32, &[*m as u64])?;
+                }
+                if *res {
+                    p.x.push(u(rng, *rows, *m, -1.0, 1.0));
+                }
+                has_weights = true;
+                p.batches.push(one_seq(*rows));
+            }
+            OpSpec::MatmulGlu { ty, k, m, rows, .. } => {
+                p.x.push(u(rng, *rows, *k, -1.0, 1.0));
+                w.add(rng, "gate", *ty, &[*k as u64, *m as u64])?;
+                w.add(rng, "up", *ty, &[*k as u64, *m as u64])?;
+                has_weights = true;
+                p.batches.push(one_seq(*rows));
+            }
+            OpSpec::RopeQk { n_head, n_head_kv, head_dim, pos, .. } => {
+                p.x.push(u(rng, pos.len(), n_head * head_dim, -1.0, 1.0));
+                p.x.push(u(rng, pos.len(), n_head_kv * head_dim, -1.0, 1.0));
+                let mut b = one_seq(pos.len());
+                b.pos = pos.clone();
+                p.batches.push(b);
             }
         }
         if has_weights {
@@ -652,6 +727,31 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             b.swiglu_oai(&x0()?, &x1()?, orcd_engine::ops::SWIGLU_OAI_ALPHA, orcd_engine::ops::SWIGLU_OAI_LIMIT),
         ),
         OpSpec::MoeCombine { k, .. } => one("out", b.moe_combine(&x0()?, &x1()?, *k)),
+        OpSpec::RmsNormMul { eps, .. } => one("out", b.rms_norm_mul(&x0()?, *eps, &weight(b, p, "w")?)),
+        OpSpec::MatmulFused { bias, res, .. } => {
+            let g = b.batch_groups(&batch(b, p, 0)?);
+            let bw = if *bias { Some(weight(b, p, "bias")?) } else { None };
+            let r = if *res { Some(x1()?) } else { None };
+            one("out", b.matmul_fused(&x0()?, &weight(b, p, "w")?, bw.as_ref(), r.as_ref(), &g))
+        }
+        OpSpec::MatmulGlu { act, .. } => {
+            let g = b.batch_groups(&batch(b, p, 0)?);
+            one("out", b.matmul_glu(&x0()?, &weight(b, p, "gate")?, &weight(b, p, "up")?, *act, &g))
+        }
+        OpSpec::RopeQk { style, n_head, n_head_kv, head_dim, .. } => {
+            let rp = RopeParams {
+                style: *style,
+                n_rot: *head_dim,
+                freq_base: 1_000_000.0,
+                freq_scale: 1.0,
+                yarn: None,
+                freq_factors: None,
+            };
+            let (q, k) = b
+                .rope_qk(&x0()?, &x1()?, *n_head, *n_head_kv, *head_dim, &batch(b, p, 0)?, &rp)
+                .map_err(e2s("rope_qk"))?;
+            Ok(vec![host(b, "q", &q)?, host(b, "k", &k)?])
+        }
     }
 }
 
