@@ -174,7 +174,11 @@ pub(crate) fn run(cfg: EngineConfig, shared: Arc<Shared>, rx: Receiver<Command>)
 
 fn load(cfg: &EngineConfig, shared: &Shared) -> Result<(Batcher, Arc<Tokenizer>), String> {
     let path = cfg.model.display().to_string();
-    let file = GgufFile::open(&cfg.model).map_err(|e| format!("{path}: {e}"))?;
+    // The reader's I/O errors name the path already; its format errors do not.
+    let file = GgufFile::open(&cfg.model).map_err(|e| match e {
+        e @ orcd_engine::gguf::GgufError::Io { .. } => e.to_string(),
+        e => format!("{path}: {e}"),
+    })?;
     let tok = Tokenizer::from_gguf(&file).map_err(|e| format!("{path}: tokenizer: {e}"))?;
     let opts = LoadOpts { n_ctx: cfg.ctx, n_seq: Some(cfg.parallel), kv_type: None };
     let model = cfg.column.load(&file, &opts).map_err(|e| format!("{path}: {e}"))?;

@@ -118,9 +118,13 @@ impl Server {
             .map_err(ServerError::Runtime)?;
         let stop = Arc::new(tokio::sync::Notify::new());
         let (hs, hstop) = (shared.clone(), stop.clone());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ServerError::Runtime)?;
+        // Signal handlers are installed before this returns: a SIGTERM right after start drains
+        // instead of killing the process.
+        let signals = if signals { Signals::install(&rt) } else { Signals::default() };
         let http = std::thread::Builder::new()
             .name("orcd-http".into())
-            .spawn(move || run_http(listener, hs, hstop, signals))
+            .spawn(move || run_http(rt, listener, hs, hstop, signals))
             .map_err(ServerError::Runtime)?;
         Ok(Server { addr, shared, stop, http: Some(http), engine: Some(engine) })
     }
@@ -185,21 +189,29 @@ impl Drop for Server {
 pub fn serve(cfg: ServeConfig, listening: impl FnOnce(SocketAddr)) -> Result<()> {
     let server = Server::start(cfg, true)?;
     listening(server.addr());
-    if let Err(e) = server.wait_ready(Duration::from_secs(24 * 3600)) {
-        server.shutdown();
-        let _ = server.join();
-        return Err(e);
+    // Wait for the load, unless a signal ended the server first (then exit as a drain would).
+    while server.shared.loaded().is_none() {
+        if server.http.as_ref().is_none_or(|h| h.is_finished()) {
+            return server.join();
+        }
+        if let Some(m) = server.shared.failed() {
+            let e = ServerError::ModelLoad(m.to_string());
+            server.shutdown();
+            let _ = server.join();
+            return Err(e);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     server.join()
 }
 
 fn run_http(
+    rt: tokio::runtime::Runtime,
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
     stop: Arc<tokio::sync::Notify>,
-    signals: bool,
+    signals: Signals,
 ) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ServerError::Runtime)?;
     rt.block_on(async move {
         use axum::serve::ListenerExt;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(ServerError::Runtime)?;
@@ -217,8 +229,8 @@ fn run_http(
 
 /// Resolves when the server may close: after the stop signal, once no request is active (bounded
 /// by the request timeout). Meanwhile new requests get 503.
-async fn drain(shared: Arc<Shared>, stop: Arc<tokio::sync::Notify>, signals: bool) {
-    wait_for_stop(&stop, signals).await;
+async fn drain(shared: Arc<Shared>, stop: Arc<tokio::sync::Notify>, signals: Signals) {
+    signals.wait(&stop).await;
     shared.draining.store(true, Ordering::SeqCst);
     let end = Instant::now() + shared.timeout + Duration::from_secs(5);
     while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < end {
@@ -226,30 +238,48 @@ async fn drain(shared: Arc<Shared>, stop: Arc<tokio::sync::Notify>, signals: boo
     }
 }
 
-#[cfg(unix)]
-async fn wait_for_stop(stop: &tokio::sync::Notify, signals: bool) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (term, int) = if signals {
-        (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok())
-    } else {
-        (None, None)
-    };
-    let sig = |s: Option<tokio::signal::unix::Signal>| async move {
-        match s {
-            Some(mut s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = stop.notified() => {}
-        _ = sig(term) => {}
-        _ = sig(int) => {}
-    }
+/// SIGTERM and SIGINT streams (none when the embedder handles signals itself).
+#[derive(Debug, Default)]
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
 }
 
-#[cfg(not(unix))]
-async fn wait_for_stop(stop: &tokio::sync::Notify, _signals: bool) {
-    stop.notified().await;
+impl Signals {
+    #[cfg(unix)]
+    fn install(rt: &tokio::runtime::Runtime) -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _in_runtime = rt.enter();
+        Signals { term: signal(SignalKind::terminate()).ok(), int: signal(SignalKind::interrupt()).ok() }
+    }
+
+    #[cfg(not(unix))]
+    fn install(_rt: &tokio::runtime::Runtime) -> Self {
+        Signals::default()
+    }
+
+    /// Until [`Server::shutdown`] or a signal.
+    #[cfg(unix)]
+    async fn wait(self, stop: &tokio::sync::Notify) {
+        let sig = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.notified() => {}
+            _ = sig(self.term) => {}
+            _ = sig(self.int) => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn wait(self, stop: &tokio::sync::Notify) {
+        stop.notified().await;
+    }
 }
