@@ -34,7 +34,7 @@ fn collect(out: &mut Outcomes) -> impl FnMut(Event) + '_ {
         Event::Token(id, t) => out.entry(id).or_default().0.push(t.id),
         Event::Done(id, s) => out.entry(id).or_default().1 = Some(s.stop_reason),
         Event::Error(id, m) => panic!("request {id} failed: {m}"),
-        Event::Started(_) => {}
+        Event::Started(..) => {}
     }
 }
 

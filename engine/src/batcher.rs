@@ -40,8 +40,9 @@ pub type RequestId = u64;
 /// What a step reports, per request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The request got a slot and its prompt is being processed.
-    Started(RequestId),
+    /// The request got a slot and its prompt is being processed; the count is the prompt tokens
+    /// continued from the slot's cached KV (prefix reuse) instead of recomputed.
+    Started(RequestId, usize),
     Token(RequestId, TokenEvent),
     Done(RequestId, Summary),
     Error(RequestId, String),
@@ -286,7 +287,7 @@ impl Batcher {
                         self.model.reset_seq(s);
                     }
                     let reusable = if prompt.len() - reuse >= MIN_PREFILL_ROWS { prompt.clone() } else { Vec::new() };
-                    out(Event::Started(id));
+                    out(Event::Started(id, reuse));
                     let pending = prompt[reuse..].to_vec();
                     self.slots[s] = Some(Slot { id, gen, pending, started: Instant::now(), cancel: false, reusable });
                 }

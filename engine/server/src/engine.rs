@@ -93,6 +93,8 @@ pub(crate) struct Done {
     pub summary: Summary,
     pub tokens_per_sec: f64,
     pub vram_bytes: u64,
+    /// Prompt tokens continued from cached KV (prefix reuse).
+    pub cached_tokens: usize,
 }
 
 /// What the engine thread needs to start.
@@ -116,6 +118,10 @@ struct Live {
     deadline: Instant,
     timed_out: bool,
     held: Option<TokenEvent>,
+    /// Prompt tokens continued from cached KV (reported as OpenAI's `cached_tokens`).
+    cached_tokens: usize,
+    /// Holds a sequence (counted as running, else as waiting).
+    started: bool,
 }
 
 /// Load the model, publish it in `shared`, then serve commands until [`Command::Shutdown`] or
@@ -281,6 +287,9 @@ fn handle(
                     if let Some(j) = &s.job_id {
                         jobs.insert(j.clone(), id);
                     }
+                    // The running/waiting gauges move with the events (before each is sent),
+                    // so a client that saw its end never reads itself as still running.
+                    shared.waiting.fetch_add(1, Ordering::SeqCst);
                     let _ = s.events.send(Out::Accepted);
                     reqs.insert(
                         id,
@@ -293,6 +302,8 @@ fn handle(
                             deadline: now + cfg.timeout,
                             timed_out: false,
                             held: None,
+                            cached_tokens: 0,
+                            started: false,
                         },
                     );
                 }
@@ -308,8 +319,12 @@ fn handle(
 fn dispatch(e: Event, reqs: &mut HashMap<RequestId, Live>, jobs: &mut HashMap<String, RequestId>, shared: &Shared) {
     let now = Instant::now();
     match e {
-        Event::Started(id) => {
+        Event::Started(id, reused) => {
             let Some(r) = reqs.get_mut(&id) else { return };
+            r.cached_tokens = reused;
+            r.started = true;
+            shared.waiting.fetch_sub(1, Ordering::SeqCst);
+            shared.running.fetch_add(1, Ordering::SeqCst);
             if let Ok(mut m) = shared.metrics.lock() {
                 m.queue_time.observe((now - r.submitted).as_secs_f64());
             }
@@ -340,6 +355,7 @@ fn dispatch(e: Event, reqs: &mut HashMap<RequestId, Live>, jobs: &mut HashMap<St
         }
         Event::Done(id, mut summary) => {
             let Some(mut r) = reqs.remove(&id) else { return };
+            leave(&r, shared);
             if let Some(j) = &r.job {
                 jobs.remove(j);
             }
@@ -366,10 +382,12 @@ fn dispatch(e: Event, reqs: &mut HashMap<RequestId, Live>, jobs: &mut HashMap<St
             let tokens_per_sec =
                 if summary.decode_seconds > 0.0 { summary.tokens_out as f64 / summary.decode_seconds } else { 0.0 };
             let vram_bytes = shared.vram_bytes.load(Ordering::Relaxed);
-            let _ = r.tx.send(Out::Done(Done { summary, tokens_per_sec, vram_bytes }));
+            let cached_tokens = r.cached_tokens;
+            let _ = r.tx.send(Out::Done(Done { summary, tokens_per_sec, vram_bytes, cached_tokens }));
         }
         Event::Error(id, message) => {
             let Some(r) = reqs.remove(&id) else { return };
+            leave(&r, shared);
             if let Some(j) = &r.job {
                 jobs.remove(j);
             }
@@ -388,13 +406,17 @@ fn dispatch(e: Event, reqs: &mut HashMap<RequestId, Live>, jobs: &mut HashMap<St
     }
 }
 
+/// A request ends: it no longer counts as running or waiting.
+fn leave(r: &Live, shared: &Shared) {
+    let g = if r.started { &shared.running } else { &shared.waiting };
+    g.fetch_sub(1, Ordering::SeqCst);
+}
+
 fn publish_gauges(b: &Batcher, shared: &Shared) {
     let m = b.model();
     // Positions held by running requests (a free sequence's cached prompt is reusable, not load).
     let used = b.kv_positions_in_use();
     shared.prefix_reused.store(b.reused_tokens(), Ordering::Relaxed);
-    shared.running.store(b.running() as u64, Ordering::Relaxed);
-    shared.waiting.store(b.waiting() as u64, Ordering::Relaxed);
     shared.kv_used.store(used as u64, Ordering::Relaxed);
     if b.running() == 0 {
         // Device memory is read when idle (a driver call per step would cost decode time).

@@ -396,7 +396,8 @@ async fn complete(s: AppState, req: Request, chat: bool) -> Response {
 
 fn usage(d: &Done) -> Value {
     let (p, c) = (d.summary.prompt_tokens, d.summary.tokens_out);
-    json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c})
+    json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
+        "prompt_tokens_details": {"cached_tokens": d.cached_tokens}})
 }
 
 fn finish_reason(d: &Done) -> &'static str {

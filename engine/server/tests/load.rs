@@ -1,7 +1,8 @@
 //! Load on loopback, bounded in count and time: 64 concurrent streams on a tiny synthetic model
 //! (4 sequences, a queue of 16) end without an error — each either streams to `end` or is refused
-//! at once with 429 — the waiting gauge never exceeds the queue limit, the gauges are back to 0
-//! afterwards, and the process's resident memory does not grow from one round to the next.
+//! at once with 429 — the waiting gauge stays within the queue limit (plus the free sequences),
+//! the gauges are back to 0 afterwards, and the process's resident memory does not grow from one
+//! round to the next.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -87,7 +88,9 @@ fn sixty_four_concurrent_streams_end_cleanly_within_the_queue_limit() {
     let (max_waiting, max_running) = watcher.join().unwrap();
     assert_eq!(ok + refused, 3 * CLIENTS);
     assert!(ok1 >= 4 + 16, "at least the sequences and the queue are served: {ok1}");
-    assert!(max_waiting <= 16.0, "the waiting gauge reached {max_waiting}");
+    // Waiting = accepted, not yet holding a sequence: at most the queue, plus the requests taken
+    // while sequences were free (they start at the next step).
+    assert!(max_waiting <= 16.0 + 4.0, "the waiting gauge reached {max_waiting}");
     assert!((2.0..=4.0).contains(&max_running), "running peaked at {max_running}");
     assert_eq!(metric(addr, "orcd_requests_rejected_total"), refused as f64);
     let finished: f64 =

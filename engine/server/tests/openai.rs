@@ -93,7 +93,12 @@ fn chat_stream_shape_and_include_usage() {
         if include == Some(true) {
             let last = c.last().unwrap();
             assert_eq!(last["choices"], json!([]), "the usage chunk has no choices");
-            assert_eq!(last["usage"], usage);
+            // The same counts; cached_tokens may differ (the first run filled the prefix cache).
+            for k in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+                assert_eq!(last["usage"][k], usage[k], "{k}");
+            }
+            let cached = last["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+            assert!(cached < usage["prompt_tokens"].as_u64().unwrap());
             assert!(c[..c.len() - 1].iter().all(|c| c.get("usage") == Some(&Value::Null)), "other chunks: usage null");
         } else {
             assert!(c.iter().all(|c| c.get("usage").is_none()), "no usage unless asked");
@@ -346,14 +351,20 @@ fn multi_turn_chat_reuses_the_cached_prefix_without_changing_a_token() {
         let mut history =
             vec![("system".to_string(), "You are terse.".to_string()), ("user".into(), "Name a colour.".into())];
         let mut out = Vec::new();
+        let mut cached = 0;
         for q in ["And a fruit?", "And a city?"] {
             let r = turn(&s, &history);
+            cached += r["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
             history.push(("assistant".into(), r["choices"][0]["message"]["content"].as_str().unwrap().to_string()));
             history.push(("user".into(), q.to_string()));
             out.push(r["choices"][0]["logprobs"].clone());
         }
-        out.push(turn(&s, &history)["choices"][0]["logprobs"].clone());
-        (out, metric(s.addr(), "orcd_prefix_cache_reused_tokens_total"))
+        let last = turn(&s, &history);
+        cached += last["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+        out.push(last["choices"][0]["logprobs"].clone());
+        let total = metric(s.addr(), "orcd_prefix_cache_reused_tokens_total");
+        assert_eq!(cached as f64, total, "per-request cached_tokens add up to the counter");
+        (out, total)
     };
     let (cached, reused) = run(true);
     let (fresh, none) = run(false);

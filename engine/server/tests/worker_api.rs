@@ -328,12 +328,14 @@ fn metrics_count_exactly_after_n_requests() {
     assert_eq!(metric(s.addr(), "orcd_inter_token_latency_seconds_count"), (tokens - 4) as f64);
     assert_eq!(metric(s.addr(), "orcd_requests_running"), 0.0);
     assert_eq!(metric(s.addr(), "orcd_requests_waiting"), 0.0);
-    let model = s.addr();
-    let text = get(model, "/metrics").text();
-    for name in ["vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc"] {
-        let line = text.lines().find(|l| l.starts_with(&format!("{name}{{model_name="))).unwrap();
-        assert!(line.ends_with(" 0"), "{line}");
-    }
+    // The KV gauge is read after each engine step: back to 0 once the last step is over.
+    let gauges_zero = || {
+        let text = get(s.addr(), "/metrics").text();
+        ["vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc"].iter().all(|name| {
+            text.lines().find(|l| l.starts_with(&format!("{name}{{model_name="))).is_some_and(|l| l.ends_with(" 0"))
+        })
+    };
+    assert!(wait_until(Duration::from_secs(2), gauges_zero), "{}", get(s.addr(), "/metrics").text());
 }
 
 #[test]
