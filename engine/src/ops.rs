@@ -584,6 +584,7 @@ pub trait Ops {
     ) -> Result<Self::Tensor>;
     /// RoPE of a layer's queries (`n_head` heads) and keys (`n_head_kv` heads) at the batch's
     /// positions: two [`Ops::rope`]s, which a backend may do in one pass (the same values).
+    #[allow(clippy::too_many_arguments)]
     fn rope_qk(
         &self,
         q: &Self::Tensor,

@@ -1090,25 +1090,48 @@ __device__ __forceinline__ int mv_stage_w(const u8* src, int n, u32* dst) {
     return head;
 }
 
+// The shared-memory address of a generic pointer into shared memory (for cp.async).
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    unsigned long long a;
+    asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
+    return (unsigned)a;
+}
+
+// mv_stage_w's copy, asynchronous: the whole words go by cp.async (all of them in flight at
+// once, however long the row), the partial last word by plain loads. The caller waits with
+// cp.async.wait_all and __syncwarp before reading dst.
+__device__ __forceinline__ int mv_async_w(const u8* src, int n, u32* dst) {
+    const int lane = threadIdx.x & 31;
+    const int head = (int)((unsigned long long)src & 3ull);
+    const u32* a0 = (const u32*)(src - head);
+    const int total = head + n, nw = total / 4, tail = total % 4;
+    for (int t = lane; t < nw; t += 32) {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst + t)), "l"(a0 + t));
+    }
+    if (lane < tail) ((u8*)dst)[nw * 4 + lane] = ((const u8*)a0)[nw * 4 + lane];
+    return head;
+}
+
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
+
 // y[r, j] = x[xr] · W[e·m + j] (+ bias[e·m + j]) (+ res[r, j]) for rows r of the block's group
 // (blockIdx.y · rpb, rpb ≤ 8; with ids, rpb is 1) and columns j = (blockIdx.x + t · gridDim.x) · 4
 // + warp (with w2, a second weight of the same type and shape: y = glu(x · W[j], x · W2[j]) with
 // the glu kernel's `act`, the gate and up projections and their GLU in one pass over x).
 //
-// Quantized weights go through shared memory, 32 chunks (1,024 elements) at a time: each warp
-// copies its weight row's tile with coalesced word loads and lane `lane` dequantizes chunk
-// c0 + lane from there. The activation, rounded per xq, is staged once per block and shared by
-// its warps: all of it at once when the dynamic shared memory holds it (a decode step: then the
-// warps run through their columns with no block barrier, two weight tiles in flight each), else
-// one tile at a time between block barriers. A column's sum is, for every row, lane l's chunks
+// Quantized weights go through shared memory and lane `lane` dequantizes chunk c0 + lane of each
+// 32-chunk (1,024-element) tile from there. When the launch's dynamic shared memory holds the
+// whole activation (rounded per xq, staged once per block) and two whole weight rows per warp (a
+// decode step), each warp copies its two columns' rows with cp.async, all words in flight at once,
+// and runs through its columns with no block barrier. Otherwise the block stages one tile of the
+// activation at a time between block barriers and each warp its column's tile by word loads. A column's sum is, for every row, lane l's chunks
 // l, l + 32, ... in order (32 products each, in order), then the xor tree 16..1: it depends on the
 // row's own inputs only, never on rpb, the grid or the other rows. Float weights are read per
 // element (lane l: elements l, l + 32, ...), coalesced as they are.
 template <class T>
-__device__ __forceinline__ void mv_dot_tile(const u32* wt, int head, const float* xs, int rs, int nr, int lane,
-                                            float* acc) {
+__device__ __forceinline__ void mv_dot_tile(const u8* tile, const float* xs, int rs, int nr, int lane, float* acc) {
     float wq[32];
-    T::chunk((const u8*)wt + head, lane, wq);
+    T::chunk(tile, lane, wq);
 #pragma unroll
     for (int i = 0; i < MV_MAX_ROWS; ++i) {
         if (i < nr) {
@@ -1196,33 +1219,40 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     } else {
         const int nc = k / 32;
         const int tb = T::TILE_BYTES;
-        if ((u64)nr * nc * MV_XSTRIDE * 4 <= (u64)dynamic_smem_bytes()) {
-            // The whole activation fits: stage it once, then no block barrier.
+        // Whole-row staging: the activation, then per warp two weight rows (words, + 1 for the
+        // alignment head), all in the dynamic shared memory when the launch gave enough.
+        const int rw = (int)((row_bytes + 3) / 4) + 1;
+        const u64 x_bytes = (u64)nr * nc * MV_XSTRIDE * 4;
+        if (x_bytes + (u64)MV_WARPS * 2 * rw * 4 <= (u64)dynamic_smem_bytes()) {
             const int rs = nc * MV_XSTRIDE;
             for (int c0 = 0; c0 < nc; c0 += 32) {
                 mv_stage_x(xr, nr, c0, nc - c0 < 32 ? nc - c0 : 32, xq, mv_xs + c0 * MV_XSTRIDE, rs);
             }
             __syncthreads();
-            // Two weight tiles in flight per warp: (W[j], W2[j]) with w2, else W[j] and W[j + cstride].
+            u32* wa = (u32*)(mv_xs + (x_bytes / 4)) + (i64)wp * 2 * rw;
+            u32* wb = wa + rw;
+            // Two weight rows in flight per warp, each copied whole by cp.async (one memory
+            // round trip per pair of columns): (W[j], W2[j]) with w2, else W[j] and W[j + cstride].
             const i64 step = w2 ? cstride : 2 * cstride;
             for (i64 j = (i64)blockIdx.x * MV_WARPS + wp; j < m; j += step) {
                 const i64 j2 = w2 ? j : j + cstride;
                 const bool two = w2 != nullptr || j2 < m;
                 const u8* rowa = w + (e0 + j) * row_bytes;
                 const u8* rowb = w2 ? w2 + (e0 + j) * row_bytes : (two ? w + (e0 + j2) * row_bytes : nullptr);
+                __syncwarp();  // the previous rows are consumed
+                const int ha = mv_async_w(rowa, (int)row_bytes, wa);
+                const int hb = two ? mv_async_w(rowb, (int)row_bytes, wb) : 0;
 #pragma unroll
                 for (int i = 0; i < MV_MAX_ROWS; ++i) { acc[i] = 0.0f; acc2[i] = 0.0f; }
+                cp_async_wait_all();
+                __syncwarp();
                 for (int c0 = 0; c0 < nc; c0 += 32) {
                     const int tc = nc - c0 < 32 ? nc - c0 : 32;
                     const i64 ofs = (i64)(c0 / 32) * tb;  // tiles start on whole blocks
-                    __syncwarp();                           // the previous tile is consumed
-                    const int ha = mv_stage_w(rowa + ofs, tc * tb / 32, mv_wt[wp][0]);
-                    const int hb = two ? mv_stage_w(rowb + ofs, tc * tb / 32, mv_wt[wp][1]) : 0;
-                    __syncwarp();
                     if (lane < tc) {
                         const float* xs = mv_xs + c0 * MV_XSTRIDE;
-                        mv_dot_tile<T>(mv_wt[wp][0], ha, xs, rs, nr, lane, acc);
-                        if (two) mv_dot_tile<T>(mv_wt[wp][1], hb, xs, rs, nr, lane, acc2);
+                        mv_dot_tile<T>((const u8*)wa + ha + ofs, xs, rs, nr, lane, acc);
+                        if (two) mv_dot_tile<T>((const u8*)wb + hb + ofs, xs, rs, nr, lane, acc2);
                     }
                 }
                 if (w2) {
@@ -1252,8 +1282,8 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
                     mv_stage_x(xr, nr, c0, tc, xq, mv_xs, rs);
                     __syncthreads();
                     if (active && lane < tc) {
-                        mv_dot_tile<T>(mv_wt[wp][0], ha, mv_xs, rs, nr, lane, acc);
-                        if (w2) mv_dot_tile<T>(mv_wt[wp][1], hb, mv_xs, rs, nr, lane, acc2);
+                        mv_dot_tile<T>((const u8*)mv_wt[wp][0] + ha, mv_xs, rs, nr, lane, acc);
+                        if (w2) mv_dot_tile<T>((const u8*)mv_wt[wp][1] + hb, mv_xs, rs, nr, lane, acc2);
                     }
                     __syncthreads();  // the next tile overwrites the staged data
                 }

@@ -154,9 +154,10 @@ fn blocks(n: usize, per: usize) -> u32 {
 }
 
 const BLOCK: u32 = 256;
-/// The most dynamic shared memory a mat-vec stages its whole activation in: with the kernel's
-/// 8,832 static bytes, under the 48 KiB a launch gets without opting in.
-const MV_FULL_X_BYTES: usize = 38 * 1024;
+/// The most dynamic shared memory a mat-vec stages its whole activation and weight rows in (the
+/// kernels are opted in to the device's limit; a down projection of k = 4,864 in Q8_0 at one row
+/// needs 61 KiB, three blocks an SM).
+const MV_FULL_BYTES: usize = 96 * 1024;
 /// The grid of a mat-vec over a staged activation: one wave on an H200 (132 SMs × the 5 blocks of
 /// 128 its 96 registers a thread allow); each warp then loops over its columns.
 const MV_MAX_BLOCKS: u32 = 660;
@@ -269,16 +270,18 @@ impl Cuda {
         let y = self.tensor(n_out, m)?;
         // Up to 8 rows share one read of each weight tile; with ids each row has its own expert.
         let rpb = if ids.is_some() { 1 } else { n_out.clamp(1, 8) };
-        // Quantized weights stage the activation (33 floats per 32-element chunk): all of it when
-        // it fits MV_FULL_X_BYTES (a decode step; the warps then loop over their columns with no
-        // block barrier, two columns in flight each, on a grid of at most MV_MAX_BLOCKS blocks),
-        // else one tile of 32 chunks at a time.
+        // Quantized weights stage the activation (33 floats per 32-element chunk) and the weight
+        // rows in shared memory: all of it when it fits MV_FULL_BYTES (a decode step; the warps
+        // then loop over their columns with no block barrier, two whole rows in flight each, on
+        // a grid of at most MV_MAX_BLOCKS blocks), else one tile of 32 chunks at a time.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-        let full_x = rpb * (w.k / 32) * 33 * 4;
+        // Whole staging: the activation plus two whole weight rows per warp (words, + 1 for the
+        // alignment head), as the kernel computes it.
+        let full = rpb * (w.k / 32) * 33 * 4 + 4 * 2 * (w.row_bytes.div_ceil(4) + 1) * 4;
         let (smem, grid_x) = if float_w {
             (0, blocks(m, 4))
-        } else if full_x <= MV_FULL_X_BYTES {
-            (full_x.max(4), blocks(m, if glu.is_some() { 4 } else { 8 }).min(MV_MAX_BLOCKS))
+        } else if full <= MV_FULL_BYTES.min(self.dev.max_smem) {
+            (full, blocks(m, if glu.is_some() { 4 } else { 8 }).min(MV_MAX_BLOCKS))
         } else {
             (rpb * 32 * 33 * 4, blocks(m, 4))
         };
@@ -495,7 +498,8 @@ impl Ops for Cuda {
             g.failed.insert(key.clone());
             return Err(err(e));
         }
-        g.recorded.insert(k, Recorded { graph, inputs, _out_rows: out_rows, out: (out.rows, out.cols, out.buf.clone()) });
+        g.recorded
+            .insert(k, Recorded { graph, inputs, _out_rows: out_rows, out: (out.rows, out.cols, out.buf.clone()) });
         Ok(true)
     }
 
@@ -850,13 +854,23 @@ impl Ops for Cuda {
         self.matvec(x, w, w.rows, x.rows, None, None, None, None)
     }
 
-    fn matmul_glu(&self, x: &CudaTensor, gate: &CudaWeight, up: &CudaWeight, act: Act, g: &RowGroups) -> Result<CudaTensor> {
+    fn matmul_glu(
+        &self,
+        x: &CudaTensor,
+        gate: &CudaWeight,
+        up: &CudaWeight,
+        act: Act,
+        g: &RowGroups,
+    ) -> Result<CudaTensor> {
         // One kernel when the two weights share a type and shape (they read the same staged x).
         if gate.ty != up.ty || gate.dims != up.dims || gate.row_bytes != up.row_bytes {
             return self.glu(&self.matmul(x, gate, g)?, &self.matmul(x, up, g)?, act);
         }
         if gate.k != x.cols || gate.dims.len() > 2 {
-            return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, gate.name, gate.dims)));
+            return Err(shape_err(
+                "matmul",
+                format!("x has {} columns, {} has dims {:?}", x.cols, gate.name, gate.dims),
+            ));
         }
         self.matvec(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)))
     }
@@ -890,6 +904,7 @@ impl Ops for Cuda {
         Ok(self.rope_launch(x, None, n_head, 0, head_dim, b, p)?.0)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn rope_qk(
         &self,
         q: &CudaTensor,

@@ -164,7 +164,8 @@ impl Dev {
         // Attention keeps one key row of scores in dynamic shared memory: allow the opt-in limit
         // less the kernel's static arrays (reductions and the per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
-        if let Some(&f) = funcs.get("attention") {
+        // The mat-vecs stage a decode step's activation and weight rows there too (static ~8.6 KiB).
+        for (&k, &f) in funcs.iter().filter(|(k, _)| **k == "attention" || k.starts_with("matvec_")) {
             // SAFETY: a valid function handle and a documented attribute.
             unsafe {
                 sys::cuFuncSetAttribute(
@@ -174,7 +175,7 @@ impl Dev {
                 )
             }
             .result()
-            .map_err(|e| drv("cuFuncSetAttribute(attention)", e))?;
+            .map_err(|e| drv(&format!("cuFuncSetAttribute({k})"), e))?;
         }
         Ok(Dev {
             ctx,

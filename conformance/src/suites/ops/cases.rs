@@ -390,9 +390,12 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         push(format!("rms_norm_mul-c{cols}-n{rows}"), OpSpec::RmsNormMul { rows, cols, eps: 1e-6 });
     }
     for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
-        for (k, m, rows, bias, res) in
-            [(1024, 896, 1, true, true), (4864, 896, 1, false, true), (768, 128, 3, true, false), (512, 1536, 9, false, true)]
-        {
+        for (k, m, rows, bias, res) in [
+            (1024, 896, 1, true, true),
+            (4864, 896, 1, false, true),
+            (768, 128, 3, true, false),
+            (512, 1536, 9, false, true),
+        ] {
             let extra = format!("{}{}", if bias { "-bias" } else { "" }, if res { "-res" } else { "" });
             push(
                 format!("matmul_fused-{}-m{m}-k{k}-n{rows}{extra}", ty_name(ty)),

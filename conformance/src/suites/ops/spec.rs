@@ -351,10 +351,9 @@ impl OpSpec {
             OpSpec::MatmulFused { m, rows, .. } | OpSpec::MatmulGlu { m, rows, .. } => {
                 vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL))]
             }
-            OpSpec::RopeQk { n_head, n_head_kv, head_dim, pos, .. } => vec![
-                expect("q", (pos.len(), n_head * head_dim), d),
-                expect("k", (pos.len(), n_head_kv * head_dim), d),
-            ],
+            OpSpec::RopeQk { n_head, n_head_kv, head_dim, pos, .. } => {
+                vec![expect("q", (pos.len(), n_head * head_dim), d), expect("k", (pos.len(), n_head_kv * head_dim), d)]
+            }
         }
     }
 
