@@ -127,6 +127,15 @@ struct Live {
 /// Load the model, publish it in `shared`, then serve commands until [`Command::Shutdown`] or
 /// until every sender is gone. A load failure is published (health says why) and ends the thread.
 pub(crate) fn run(cfg: EngineConfig, shared: Arc<Shared>, rx: Receiver<Command>) {
+    // However the thread ends (a panic in a forward is a bug, but must not leave a server that
+    // looks healthy and answers nothing), /health says so from then on.
+    struct Alive<'a>(&'a Shared);
+    impl Drop for Alive<'_> {
+        fn drop(&mut self) {
+            self.0.engine_stopped.store(true, Ordering::SeqCst);
+        }
+    }
+    let _alive = Alive(&shared);
     let (mut batcher, tok) = match load(&cfg, &shared) {
         Ok(x) => x,
         Err(msg) => {

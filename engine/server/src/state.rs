@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     pub commands: Mutex<Sender<Command>>,
     pub started: Instant,
     pub draining: AtomicBool,
+    /// The engine thread has ended (shutdown, failed load, or a bug).
+    pub engine_stopped: AtomicBool,
     /// Requests whose events a handler still holds (SIGTERM waits for them).
     pub active: Arc<AtomicU64>,
     pub running: AtomicU64,
@@ -81,6 +83,7 @@ impl Shared {
             commands: Mutex::new(commands),
             started: Instant::now(),
             draining: AtomicBool::new(false),
+            engine_stopped: AtomicBool::new(false),
             active: Arc::new(AtomicU64::new(0)),
             running: AtomicU64::new(0),
             waiting: AtomicU64::new(0),

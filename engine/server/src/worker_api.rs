@@ -52,6 +52,11 @@ pub(crate) async fn health(State(s): State<AppState>) -> Response {
         }
         return json_response(StatusCode::SERVICE_UNAVAILABLE, &v);
     };
+    if s.engine_stopped.load(Ordering::SeqCst) && !s.draining() {
+        let v = json!({"status": "failed", "resident": false, "uptime_s": uptime,
+            "error": {"code": "INTERNAL", "message": "the engine thread stopped"}});
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, &v);
+    }
     let i = &l.info;
     let draining = s.draining();
     let vram = s.vram_bytes.load(Ordering::Relaxed);
