@@ -417,3 +417,31 @@ fn tokens_stream_as_they_are_produced_to_curl() {
         "first token after {first:?} of {total:?} for {n_tokens} tokens: the stream was buffered"
     );
 }
+
+#[test]
+fn cancel_and_disconnect_during_prefill_end_the_request() {
+    let s = start(config("llama"));
+    // A long prompt: `started` is sent when the request gets its sequence, just before the step
+    // that prefills it, so a cancel sent on `started` arrives during (or right after) prefill.
+    let prompt = vec!["word"; 800].join(" ");
+    let body = |job: &str| {
+        json!({"job_id": job, "prompt": prompt, "max_tokens": 500, "temperature": 1.0,
+        "top_k": 0, "min_p": 0, "seed": 4})
+    };
+    let mut c = post_stream(s.addr(), "/execute", &body("p1"));
+    assert_eq!(c.event().unwrap().0.as_deref(), Some("started"));
+    assert_eq!(post(s.addr(), "/cancel", &json!({"job_id": "p1"})).status, 202);
+    let ev = c.events();
+    let (_, end) = execute_text(&ev);
+    assert_eq!(end["stop_reason"], "CANCELLED", "{ev:?}");
+    assert!(end["tokens_out"].as_u64().unwrap() <= 1, "cancelled in prefill, {} tokens", end["tokens_out"]);
+    // The same with the client gone instead of a /cancel.
+    let mut c = post_stream(s.addr(), "/execute", &body("p2"));
+    assert_eq!(c.event().unwrap().0.as_deref(), Some("started"));
+    drop(c);
+    assert!(
+        wait_until(Duration::from_secs(2), || metric(s.addr(), "orcd_requests_total{reason=\"CANCELLED\"}") == 2.0),
+        "the request whose client left during prefill kept running"
+    );
+    assert!(metric(s.addr(), "orcd_generation_tokens_total") <= 2.0);
+}
