@@ -1,9 +1,10 @@
 //! The worker API against the real server on loopback (synthetic tiny models, ephemeral ports):
 //! SSE event names and order with increasing `i`; field-level 400s that never echo the prompt;
 //! a prompt longer than the context refused with both counts; /cancel within 100 ms while
-//! running and while waiting; a disconnected client frees its sequence in both states; 429 with
-//! Retry-After when the queue is full; the API key; /health's fields; /metrics counts exact after
-//! N requests; the inference timeout; draining on shutdown.
+//! running and while waiting, and during prefill; a disconnected client frees its sequence in
+//! every state; 429 with Retry-After when the queue is full; the API key; /health's fields;
+//! /metrics counts exact after N requests; the inference timeout; draining on shutdown; tokens
+//! streamed as produced (curl -N).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
