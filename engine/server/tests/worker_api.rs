@@ -421,7 +421,9 @@ fn tokens_stream_as_they_are_produced_to_curl() {
 
 #[test]
 fn cancel_and_disconnect_during_prefill_end_the_request() {
-    let s = start(config("llama"));
+    let mut cfg = config("llama");
+    cfg.ctx = Some(4096);
+    let s = start(cfg);
     // A long prompt: `started` is sent when the request gets its sequence, just before the step
     // that prefills it, so a cancel sent on `started` arrives during (or right after) prefill.
     let prompt = vec!["word"; 800].join(" ");
@@ -444,5 +446,8 @@ fn cancel_and_disconnect_during_prefill_end_the_request() {
         wait_until(Duration::from_secs(2), || metric(s.addr(), "orcd_requests_total{reason=\"CANCELLED\"}") == 2.0),
         "the request whose client left during prefill kept running"
     );
-    assert!(metric(s.addr(), "orcd_generation_tokens_total") <= 2.0);
+    // The server learns of the disconnect when the connection is next read or written, a few
+    // engine steps (about a millisecond each here) later: far fewer than the 2048 tokens asked.
+    let generated = metric(s.addr(), "orcd_generation_tokens_total");
+    assert!(generated < 500.0, "{generated} tokens generated");
 }
