@@ -81,7 +81,11 @@ impl Date {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64 / 86_400)
             .unwrap_or(0);
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        Date::from_days(days)
+    }
+
+    /// The civil (proleptic Gregorian) date `days` after 1970-01-01 (Howard Hinnant's algorithm).
+    pub fn from_days(days: i64) -> Self {
         let z = days + 719_468;
         let era = z.div_euclid(146_097);
         let doe = z - era * 146_097;
@@ -203,6 +207,20 @@ pub fn chat_prompt(f: &GgufFile, tok: &Tokenizer, messages: &[Message], date: Da
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn civil_dates_from_days() {
+        // Expected values from Python's datetime.date (an independent calendar implementation).
+        for (days, (year, month, day)) in [
+            (0, (1970, 1, 1)),
+            (-1, (1969, 12, 31)),
+            (11_016, (2000, 2, 29)),
+            (19_723, (2024, 1, 1)),
+            (20_790, (2026, 12, 3)),
+        ] {
+            assert_eq!(Date::from_days(days), Date { year, month, day }, "day {days}");
+        }
+    }
     use super::*;
 
     #[test]
