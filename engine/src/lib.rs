@@ -10,7 +10,7 @@
 //! - [`sampler`]: orcd-sampler, re-exported (llama.cpp's sampler chain).
 //! - [`ops`]: the op interface (and the KV, batch and row-group types it speaks);
 //!   [`model`]: architectures written once against it, [`model::AnyModel`] the object-safe facade;
-//!   [`generate`]: the generation loop.
+//!   [`generate`]: the generation loop; [`testing`]: deterministic inputs for tests and benches.
 //!
 //! Invariant: dependencies point one way — orcd-gguf ← orcd-tokenizer, orcd-sampler ← this crate
 //! ← backends (orcd-cpu) ← orcd-backends ← worker-orcd, orcd-conformance.
@@ -22,6 +22,7 @@ pub mod error;
 pub mod generate;
 pub mod model;
 pub mod ops;
+pub mod testing;
 
 pub use orcd_gguf::{faults, gguf, npy, quant};
 pub use orcd_sampler as sampler;

@@ -19,18 +19,7 @@ use orcd_cpu::cpu_fast::matmul::{dot_rows_q8, dot_rows_q8k, Isa};
 use orcd_cpu::cpu_fast::{CpuFast, FastWeight};
 use orcd_engine::gguf::GgmlType;
 use orcd_engine::ops::Ops;
-
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 24) as u8
-        })
-        .collect()
-}
+use orcd_engine::testing::bytes;
 
 /// Random blocks with small positive f16 scales.
 fn weights(ty: GgmlType, rows: usize, k: usize) -> Vec<u8> {

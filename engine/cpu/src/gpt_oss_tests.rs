@@ -22,15 +22,8 @@ fn b_at(pos: &[u32]) -> crate::kv::CpuBatch {
 }
 
 fn signal(n: usize, seed: u64, amp: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * amp
-        })
-        .collect()
+    let mut r = orcd_engine::testing::XorShift::new(seed);
+    (0..n).map(|_| (r.unit() - 0.5) * 2.0 * amp).collect()
 }
 
 fn nmse(a: &[f32], b: &[f64]) -> f64 {

@@ -11,24 +11,13 @@ use super::cpu::Cpu;
 use super::cpu_fast::CpuFast;
 use crate::kv::CpuBatch;
 use crate::ops::{Ops, RopeParams, RopeStyle, Yarn};
+use orcd_engine::testing::signal;
 use rstest::rstest;
 
 /// A CPU batch of sequence 0 at `pos` (op tests).
 #[allow(dead_code)]
 fn b_at(pos: &[u32]) -> crate::kv::CpuBatch {
     crate::kv::CpuBatch::new(&crate::ops::rows_at(pos)).unwrap()
-}
-
-fn signal(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
 }
 
 fn nmse(a: &[f32], b: &[f64]) -> f64 {

@@ -19,23 +19,12 @@ use criterion::{criterion_group, Criterion, Throughput};
 use orcd_cuda::Cuda;
 use orcd_engine::gguf::{GgmlType, GgufFile, GgufWriter};
 use orcd_engine::ops::{rows_at, Act, AttnParams, KvSpec, KvType, Ops, RowGroups};
-
-fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+use orcd_engine::testing::signal;
 
 /// A GGUF in memory holding `[k, m]` weights of each type (quantized by orcd-gguf).
 fn weights(k: usize, m: usize, types: &[GgmlType]) -> GgufFile {
     let mut w = GgufWriter::new();
-    let vals = rand_f32(k * m, 7);
+    let vals = signal(k * m, 7);
     for &ty in types {
         let data = orcd_engine::quant::quantize(ty, &vals).unwrap();
         w.add_tensor(&format!("w_{ty}"), ty, &[k as u64, m as u64], data).unwrap();
@@ -58,7 +47,7 @@ fn bench(c: &mut Criterion) {
                 let w = b.load_weight(&f, t).unwrap();
                 g.throughput(Throughput::Bytes(t.n_bytes));
                 for n in [1usize, 8] {
-                    let x = b.tensor_from_host(n, 896, &rand_f32(n * 896, 3)).unwrap();
+                    let x = b.tensor_from_host(n, 896, &signal(n * 896, 3)).unwrap();
                     g.bench_function(format!("{}/n{n}", t.ty), |bch| {
                         bch.iter(|| {
                             let y = b.matmul(&x, &w, &RowGroups::single(n)).unwrap();
@@ -87,11 +76,11 @@ fn bench(c: &mut Criterion) {
             let ty = if fast { KvType::F16 } else { KvType::F32 };
             let spec = KvSpec { n_layer: 1, n_seq: 1, n_ctx: n_kv, k_cols: 128, v_cols: 128, ty };
             let mut kv = b.kv_alloc(&spec).unwrap();
-            let k = b.tensor_from_host(n_kv, 128, &rand_f32(n_kv * 128, 1)).unwrap();
-            let v = b.tensor_from_host(n_kv, 128, &rand_f32(n_kv * 128, 2)).unwrap();
+            let k = b.tensor_from_host(n_kv, 128, &signal(n_kv * 128, 1)).unwrap();
+            let v = b.tensor_from_host(n_kv, 128, &signal(n_kv * 128, 2)).unwrap();
             let all = b.upload_batch(&rows_at(&(0..n_kv as u32).collect::<Vec<_>>())).unwrap();
             b.kv_write(&mut kv, 0, &k, &v, &all).unwrap();
-            let q = b.tensor_from_host(1, 14 * 64, &rand_f32(14 * 64, 4)).unwrap();
+            let q = b.tensor_from_host(1, 14 * 64, &signal(14 * 64, 4)).unwrap();
             let last = b.upload_batch(&rows_at(&[n_kv as u32 - 1])).unwrap();
             g.bench_function(format!("n_kv{n_kv}"), |bch| {
                 bch.iter(|| {
@@ -105,7 +94,7 @@ fn bench(c: &mut Criterion) {
     }
     let b = Cuda::new(true).unwrap();
     let mut g = c.benchmark_group("rows-cuda-fast");
-    let x = b.tensor_from_host(1, 896, &rand_f32(896, 5)).unwrap();
+    let x = b.tensor_from_host(1, 896, &signal(896, 5)).unwrap();
     g.bench_function("rms_norm/896", |bch| {
         bch.iter(|| {
             let y = b.rms_norm(&x, 1e-6).unwrap();
@@ -113,7 +102,7 @@ fn bench(c: &mut Criterion) {
             y
         })
     });
-    let h = b.tensor_from_host(1, 4864, &rand_f32(4864, 6)).unwrap();
+    let h = b.tensor_from_host(1, 4864, &signal(4864, 6)).unwrap();
     g.bench_function("glu-silu/4864", |bch| {
         bch.iter(|| {
             let y = b.glu(&h, &h, Act::Silu).unwrap();
@@ -121,7 +110,7 @@ fn bench(c: &mut Criterion) {
             y
         })
     });
-    let logits = b.tensor_from_host(1, 151_936, &rand_f32(151_936, 8)).unwrap();
+    let logits = b.tensor_from_host(1, 151_936, &signal(151_936, 8)).unwrap();
     g.bench_function("argmax/151936", |bch| bch.iter(|| b.argmax(&logits).unwrap()));
     g.finish();
 }

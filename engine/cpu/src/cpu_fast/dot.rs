@@ -387,17 +387,7 @@ mod tests {
     use crate::quant::dequantize;
     use rstest::rstest;
 
-    fn bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 24) as u8
-            })
-            .collect()
-    }
+    use orcd_engine::testing::bytes;
 
     /// Random blocks with sane f16 scales (small positive normals) at the given offsets.
     fn blocks(ty: GgmlType, nb: usize, seed: u64, scales: &[usize]) -> Vec<u8> {

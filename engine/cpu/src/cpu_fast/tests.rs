@@ -17,13 +17,8 @@ fn b_at(pos: &[u32]) -> crate::kv::CpuBatch {
 }
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    }
+    let mut r = orcd_engine::testing::XorShift::new(seed);
+    move || r.next_u64()
 }
 
 fn signal(n: usize, seed: u64) -> Vec<f32> {
