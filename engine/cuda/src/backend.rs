@@ -158,9 +158,9 @@ const BLOCK: u32 = 256;
 /// kernels are opted in to the device's limit; a down projection of k = 4,864 in Q8_0 at one row
 /// needs 61 KiB, three blocks an SM).
 const MV_FULL_BYTES: usize = 96 * 1024;
-/// The grid of a mat-vec over a staged activation: one wave on an H200 (132 SMs × the 5 blocks of
-/// 128 its 96 registers a thread allow); each warp then loops over its columns.
-const MV_MAX_BLOCKS: u32 = 660;
+/// Blocks per SM of a mat-vec over a staged activation: the 5 blocks of 128 threads its 96
+/// registers a thread allow, so its grid is one wave; each warp then loops over its columns.
+const MV_BLOCKS_PER_SM: usize = 5;
 
 impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
@@ -273,7 +273,7 @@ impl Cuda {
         // Quantized weights stage the activation (33 floats per 32-element chunk) and the weight
         // rows in shared memory: all of it when it fits MV_FULL_BYTES (a decode step; the warps
         // then loop over their columns with no block barrier, two whole rows in flight each, on
-        // a grid of at most MV_MAX_BLOCKS blocks), else one tile of 32 chunks at a time.
+        // a grid of at most one wave), else one tile of 32 chunks at a time.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
         // Whole staging: the activation plus two whole weight rows per warp (words, + 1 for the
         // alignment head), as the kernel computes it.
@@ -281,7 +281,7 @@ impl Cuda {
         let (smem, grid_x) = if float_w {
             (0, blocks(m, 4))
         } else if full <= MV_FULL_BYTES.min(self.dev.max_smem) {
-            (full, blocks(m, if glu.is_some() { 4 } else { 8 }).min(MV_MAX_BLOCKS))
+            (full, blocks(m, if glu.is_some() { 4 } else { 8 }).min((self.dev.sm_count * MV_BLOCKS_PER_SM) as u32))
         } else {
             (rpb * 32 * 33 * 4, blocks(m, 4))
         };

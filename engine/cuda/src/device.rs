@@ -75,6 +75,8 @@ pub struct Dev {
     pub cc: (i32, i32),
     /// Largest dynamic shared memory a block may use (bytes, after opting in).
     pub max_smem: usize,
+    /// Streaming multiprocessors (sizes the grids of kernels that loop over their work).
+    pub sm_count: usize,
     exact_alloc: bool,
     ledger: Mutex<VramUse>,
     pool: Mutex<Pool>,
@@ -150,6 +152,10 @@ impl Dev {
         let optin = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(|e| drv("shared memory limit", e))? as usize;
+        let sm_count = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| drv("multiprocessor count", e))?
+            .max(1) as usize;
         let cubin = crate::nvrtc::cubin(orcd_kernels::OPS_CU, cc)?;
         // SAFETY: `cubin` is a complete cubin image for this device's architecture.
         let module = unsafe { dr::module::load_data(cubin.as_ptr() as *const c_void) }
@@ -184,6 +190,7 @@ impl Dev {
             name,
             cc,
             max_smem,
+            sm_count,
             exact_alloc: std::env::var_os("ORCD_CUDA_EXACT_ALLOC").is_some_and(|v| v == "1"),
             ledger: Mutex::new(VramUse::default()),
             pool: Mutex::new(Pool::default()),
