@@ -985,8 +985,22 @@ __device__ __forceinline__ float q8_k_value(float v, float max) {
 //
 // Stage rows [0, nr) of x, chunks [c0, c0 + tc) (32 elements each), into xs[i · rs + cc · 33 + l],
 // rounded per xq. Every thread of the block calls it.
-__device__ __forceinline__ void mv_stage_x(const float* const* xr, int nr, int c0, int tc, int xq, float* xs,
-                                           int rs) {
+// The activation rows of a mat-vec block: row i is x row xi(r0 + i) (computed, not kept in a
+// per-thread array: a dynamically indexed array lives in local memory, one more round trip on the
+// staging's critical path).
+struct MvRows {
+    const float* x;
+    i64 r0, k;
+    const unsigned* ids;
+    int ids_k, shared;
+    __device__ __forceinline__ const float* operator[](int i) const {
+        const i64 r = r0 + i;
+        const i64 xi = ids ? ((shared && ids_k > 0) ? r / ids_k : r) : r;
+        return x + xi * k;
+    }
+};
+
+__device__ __forceinline__ void mv_stage_x(const MvRows& xr, int nr, int c0, int tc, int xq, float* xs, int rs) {
     const int tid = threadIdx.x, lane = tid & 31, wp = tid >> 5;
     const int np = nr * tc;
     if (xq == 0) {
@@ -1180,17 +1194,8 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     const i64 r0 = (i64)blockIdx.y * rpb;
     if (r0 >= n_out) return;                           // uniform over the block
     const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
-    const float* xr[MV_MAX_ROWS];
+    const MvRows xr{x, r0, (i64)k, ids, ids_k, shared};
     float acc[MV_MAX_ROWS], acc2[MV_MAX_ROWS];
-#pragma unroll
-    for (int i = 0; i < MV_MAX_ROWS; ++i) {
-        xr[i] = x;
-        if (i < nr) {
-            const i64 r = r0 + i;
-            const i64 xi = ids ? ((shared && ids_k > 0) ? r / ids_k : r) : r;
-            xr[i] = x + xi * k;
-        }
-    }
     const i64 e0 = ids ? (i64)ids[r0] * m : 0;        // the expert's first row (rpb is 1 with ids)
     const i64 cstride = (i64)gridDim.x * MV_WARPS;
     if constexpr (T::FLOAT) {
