@@ -162,6 +162,15 @@ const MV_FULL_BYTES: usize = 96 * 1024;
 /// registers a thread allow, so its grid is one wave; each warp then loops over its columns.
 const MV_BLOCKS_PER_SM: usize = 5;
 
+/// MV_BLOCKS_PER_SM, or `ORCD_MV_BLOCKS_PER_SM` (an experiment knob for docs/perf/GPU.md; 0 or
+/// unparsable: the default).
+fn mv_blocks_per_sm() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("ORCD_MV_BLOCKS_PER_SM").ok().and_then(|v| v.parse().ok()).filter(|&v| v > 0).unwrap_or(MV_BLOCKS_PER_SM)
+    })
+}
+
 impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
     pub fn new(fast: bool) -> std::result::Result<Self, CudaError> {
@@ -281,7 +290,7 @@ impl Cuda {
         let (smem, grid_x) = if float_w {
             (0, blocks(m, 4))
         } else if full <= MV_FULL_BYTES.min(self.dev.max_smem) {
-            (full, blocks(m, if glu.is_some() { 4 } else { 8 }).min((self.dev.sm_count * MV_BLOCKS_PER_SM) as u32))
+            (full, blocks(m, if glu.is_some() { 4 } else { 8 }).min((self.dev.sm_count * mv_blocks_per_sm()) as u32))
         } else {
             (rpb * 32 * 33 * 4, blocks(m, 4))
         };

@@ -183,6 +183,22 @@ impl Dev {
             .result()
             .map_err(|e| drv(&format!("cuFuncSetAttribute({k})"), e))?;
         }
+        // Experiment knob (docs/perf/GPU.md): a fixed preferred L1/shared split for every kernel,
+        // so back-to-back kernels with different shared-memory needs do not reconfigure the SM.
+        if let Some(pct) = std::env::var("ORCD_CUDA_CARVEOUT").ok().and_then(|v| v.parse::<i32>().ok()) {
+            for (&k, &f) in funcs.iter() {
+                // SAFETY: a valid function handle and a documented attribute (a hint, 0..=100).
+                unsafe {
+                    sys::cuFuncSetAttribute(
+                        f,
+                        sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT,
+                        pct.clamp(-1, 100),
+                    )
+                }
+                .result()
+                .map_err(|e| drv(&format!("cuFuncSetAttribute({k}, carveout)"), e))?;
+            }
+        }
         Ok(Dev {
             ctx,
             stream,
