@@ -20,6 +20,7 @@ pub const KERNELS: &[&str] = &[
     "scale",
     "softcap",
     "glu",
+    "round_x",
     "swiglu_oai",
     "slice_cols",
     "gather_rows",

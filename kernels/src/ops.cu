@@ -295,33 +295,84 @@ __device__ __forceinline__ void dq_q6_k(const u8* row, int c, float* out) {
 
 // Type traits for the templates: quantized types dequantize whole chunks, float types single
 // elements (their rows may have any length).
-#define QUANT_TYPE(NAME, TILE)                                                            \
+// Part decoders (the mat-vec's 8-element parts: elements 8q .. 8q + 7 of chunk c), the same
+// values as the chunk decoders above, reading only the part's bytes (2-byte loads: every block
+// of these types starts on an even offset).
+__device__ __forceinline__ void dqp_q8_0(const u8* row, int c, int q, float* out) {
+    const u8* b = row + (i64)c * 34;
+    const float d = f16_to_f32(*(const u16*)b);
+    const u16* p = (const u16*)(b + 2 + 8 * q);
+    u16 h[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) h[i] = p[i];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        out[2 * i] = __fmul_rn((float)(i8)(h[i] & 0xff), d);
+        out[2 * i + 1] = __fmul_rn((float)(i8)(h[i] >> 8), d);
+    }
+}
+// Q4_0 / Q4_1: parts 0, 1 are the low nibbles of qs[0..8), qs[8..16); parts 2, 3 the high ones.
+__device__ __forceinline__ void dqp_q4_0(const u8* row, int c, int q, float* out) {
+    const u8* b = row + (i64)c * 18;
+    const float d = f16_to_f32(*(const u16*)b);
+    const u16* p = (const u16*)(b + 2 + 8 * (q & 1));
+    const int sh = 4 * (q >> 1);
+    u16 h[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) h[i] = p[i];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        out[2 * i] = __fmul_rn(d, (float)((int)((h[i] >> sh) & 15u) - 8));
+        out[2 * i + 1] = __fmul_rn(d, (float)((int)((h[i] >> (8 + sh)) & 15u) - 8));
+    }
+}
+__device__ __forceinline__ void dqp_q4_1(const u8* row, int c, int q, float* out) {
+    const u8* b = row + (i64)c * 20;
+    const float d = f16_to_f32(*(const u16*)b), m = f16_to_f32(*(const u16*)(b + 2));
+    const u16* p = (const u16*)(b + 4 + 8 * (q & 1));
+    const int sh = 4 * (q >> 1);
+    u16 h[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) h[i] = p[i];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        out[2 * i] = __fadd_rn(__fmul_rn(d, (float)((h[i] >> sh) & 15u)), m);
+        out[2 * i + 1] = __fadd_rn(__fmul_rn(d, (float)((h[i] >> (8 + sh)) & 15u)), m);
+    }
+}
+
+#define QUANT_TYPE(NAME, HAS_PART, PART_FN)                                               \
     struct T_##NAME {                                                                     \
         static constexpr bool FLOAT = false;                                              \
-        static constexpr int TILE_BYTES = TILE; /* bytes of 32 chunks (1,024 elements) */ \
+        static constexpr bool PART = HAS_PART;                                            \
         static __device__ __forceinline__ void chunk(const u8* row, int c, float* out) { \
             dq_##NAME(row, c, out);                                                       \
         }                                                                                 \
+        static __device__ __forceinline__ void part(const u8* row, int c, int q, float* out) { \
+            PART_FN(row, c, q, out);                                                      \
+        }                                                                                 \
         static __device__ __forceinline__ float elem(const u8*, i64) { return 0.0f; }     \
     };
-QUANT_TYPE(q4_0, 576)
-QUANT_TYPE(q4_1, 640)
-QUANT_TYPE(q5_0, 704)
-QUANT_TYPE(q5_1, 768)
-QUANT_TYPE(q8_0, 1088)
-QUANT_TYPE(q2_k, 336)
-QUANT_TYPE(q3_k, 440)
-QUANT_TYPE(q4_k, 576)
-QUANT_TYPE(q5_k, 704)
-QUANT_TYPE(q6_k, 840)
-QUANT_TYPE(iq4_nl, 576)
-QUANT_TYPE(mxfp4, 544)
+#define NO_PART(row, c, q, out) ((void)0)
+QUANT_TYPE(q4_0, true, dqp_q4_0)
+QUANT_TYPE(q4_1, true, dqp_q4_1)
+QUANT_TYPE(q5_0, false, NO_PART)
+QUANT_TYPE(q5_1, false, NO_PART)
+QUANT_TYPE(q8_0, true, dqp_q8_0)
+QUANT_TYPE(q2_k, false, NO_PART)
+QUANT_TYPE(q3_k, false, NO_PART)
+QUANT_TYPE(q4_k, false, NO_PART)
+QUANT_TYPE(q5_k, false, NO_PART)
+QUANT_TYPE(q6_k, false, NO_PART)
+QUANT_TYPE(iq4_nl, false, NO_PART)
+QUANT_TYPE(mxfp4, false, NO_PART)
 
 #define FLOAT_TYPE(NAME, EXPR)                                                       \
     struct T_##NAME {                                                                \
         static constexpr bool FLOAT = true;                                          \
-        static constexpr int TILE_BYTES = 0;                                         \
+        static constexpr bool PART = false;                                          \
         static __device__ __forceinline__ void chunk(const u8*, int, float*) {}      \
+        static __device__ __forceinline__ void part(const u8*, int, int, float*) {}  \
         static __device__ __forceinline__ float elem(const u8* row, i64 i) { return EXPR; } \
     };
 FLOAT_TYPE(f32, ((const float*)row)[i])
@@ -949,7 +1000,7 @@ extern "C" __global__ void moe_combine(const float* e, const float* w, float* y,
 
 // The activation rounding of llama.cpp's fast path, kept dequantized (y = q * d), as
 // engine/cpu/src/cpu_fast/act.rs rounds it for the weight type's vec_dot_type (the mat-vec
-// applies it while staging its input, mv_stage_x):
+// applies it to each 8-element part it reads, mv_round, or round_x once for a wide output):
 // - Q8_0/Q8_1 (blocks of 32): amax = max |x|, d = amax / 127, id = 127 / amax (0 when amax is
 //   0), q = round_half_even(x * id) clamped to [-128, 127], d kept as f16;
 // - Q8_K (blocks of 256): max = the element of largest magnitude (first on ties),
@@ -974,212 +1025,117 @@ __device__ __forceinline__ float q8_k_value(float v, float max) {
 // matvec and dequant_rows, instantiated per weight type
 // ---------------------------------------------------------------------------------------------
 
-#define MV_MAX_ROWS 8     // rows per block (rpb ≤ 8): each staged weight tile serves all of them
-#define MV_WARPS 4        // warps per block = output columns per block
-#define MV_XSTRIDE 33     // staged activation chunk stride in floats (33: lanes hit distinct banks)
-#define MV_TILE_WORDS 276 // ≥ (largest TILE_BYTES 1,088 + 3 alignment bytes) / 4
-#define MV_WORDS_PER_LANE 9  // whole words of a tile per lane: ceil(272 / 32)
+#define MV_MAX_ROWS 8  // rows per block (rpb ≤ 8): each weight read serves all of them
+#define MV_THREADS 128 // threads per block: one output column per block for quantized weights
+#define MV_WARPS 4     // warps per block (float weights: one column per warp)
 
-// The activation rounding a matvec applies while staging x (`xq`): -1 none; 0 Q8_0 blocks of 32;
-// 1 Q8_K blocks of 256 (the values quant_q8_rows gives in its mode 0 / 1); 2 IEEE half.
-//
-// Stage rows [0, nr) of x, chunks [c0, c0 + tc) (32 elements each), into xs[i · rs + cc · 33 + l],
-// rounded per xq. Every thread of the block calls it.
-// The activation rows of a mat-vec block: row i is x row xi(r0 + i) (computed, not kept in a
-// per-thread array: a dynamically indexed array lives in local memory, one more round trip on the
-// staging's critical path).
-struct MvRows {
-    const float* x;
-    i64 r0, k;
-    const unsigned* ids;
-    int ids_k, shared;
-    __device__ __forceinline__ const float* operator[](int i) const {
-        const i64 r = r0 + i;
-        const i64 xi = ids ? ((shared && ids_k > 0) ? r / ids_k : r) : r;
-        return x + xi * k;
-    }
-};
+// Quantized mat-vec, llama.cpp's mmvq shape: one block per output column; thread t of the block
+// takes the column's 8-element "parts" t, t + 128, t + 256, … (part s: elements 8s .. 8s + 7,
+// chunk s / 4, quarter s % 4), reading them straight from global memory (four threads cover one
+// 32-element chunk, contiguous bytes, so a warp's loads are coalesced; every load of a thread is
+// issued before any product). No shared memory but the four warps' partial sums, no barrier
+// but the one before the combine. A column's value, per row: each thread's chain of fmaf over
+// its parts in order (8 products each, in order), then the xor tree 16..1 in every warp, then
+// the warps' sums in order ((w0 + w1) + w2) + w3: it depends on k alone, never on rpb, the grid
+// or the other rows of the batch.
 
-__device__ __forceinline__ void mv_stage_x(const MvRows& xr, int nr, int c0, int tc, int xq, float* xs, int rs) {
-    const int tid = threadIdx.x, lane = tid & 31, wp = tid >> 5;
-    const int np = nr * tc;
-    if (xq == 0) {
-        // A warp per block of 32: lane l holds element l; the largest magnitude by shuffles.
-        // Eight blocks' loads are issued before any is used (latency, not bytes, bounds this).
-        for (int p0 = wp; p0 < np; p0 += 8 * MV_WARPS) {
-            float v[8];
-#pragma unroll
-            for (int u = 0; u < 8; ++u) {
-                const int p = p0 + u * MV_WARPS;
-                v[u] = p < np ? xr[p / tc][(i64)(c0 + p % tc) * 32 + lane] : 0.0f;
-            }
-#pragma unroll
-            for (int u = 0; u < 8; ++u) {
-                const int p = p0 + u * MV_WARPS;
-                if (p >= np) break;  // uniform over the warp
-                float a = fabsf(v[u]);
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, o));
-                float d, id;
-                q8_0_scales(a, &d, &id);
-                xs[(p / tc) * rs + (p % tc) * MV_XSTRIDE + lane] = q8_0_value(v[u], id, d);
-            }
-        }
-    } else if (xq == 1) {
-        // A warp per block of 256 (8 chunks): lane l holds elements l + 32u; the first element of
-        // largest magnitude (lowest index on ties, NaN never wins) by shuffles.
-        const int nsb = tc / 8;
-        for (int p = wp; p < nr * nsb; p += MV_WARPS) {
-            const int i = p / nsb, sb = p % nsb;
-            const float* src = xr[i] + (i64)(c0 + 8 * sb) * 32;
-            float v[8];
-            float a = 0.0f;
-            int at = 0x7fffffff;
-#pragma unroll
-            for (int u = 0; u < 8; ++u) {
-                v[u] = src[lane + 32 * u];
-                const float m = fabsf(v[u]);
-                if (m > a) { a = m; at = lane + 32 * u; }
-            }
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) {
-                const float a2 = __shfl_xor_sync(FULL_MASK, a, o);
-                const int at2 = __shfl_xor_sync(FULL_MASK, at, o);
-                if (a2 > a || (a2 == a && at2 < at)) { a = a2; at = at2; }
-            }
-            // The signed value at `at` (lane at % 32 holds it as v[at / 32]).
-            float mine = 0.0f;
-#pragma unroll
-            for (int u = 0; u < 8; ++u) if (a != 0.0f && at == lane + 32 * u) mine = v[u];
-            const float max = __shfl_sync(FULL_MASK, mine, a != 0.0f ? (at & 31) : 0);
-#pragma unroll
-            for (int u = 0; u < 8; ++u) {
-                const int e = lane + 32 * u;  // element of the block: chunk 8 sb + e / 32
-                xs[i * rs + (8 * sb + e / 32) * MV_XSTRIDE + (e & 31)] =
-                    a == 0.0f ? 0.0f : q8_k_value(v[u], max);
-            }
-        }
-    } else {
-        const int tot = np * 32, bd = blockDim.x;
-        for (int p0 = tid; p0 < tot; p0 += 8 * bd) {
-            float v[8];
-#pragma unroll
-            for (int u = 0; u < 8; ++u) {
-                const int p = p0 + u * bd;
-                v[u] = p < tot ? xr[p / (tc * 32)][(i64)(c0 + (p % (tc * 32)) / 32) * 32 + p % 32] : 0.0f;
-            }
-#pragma unroll
-            for (int u = 0; u < 8; ++u) {
-                const int p = p0 + u * bd;
-                if (p < tot) {
-                    const int i = p / (tc * 32), rem = p % (tc * 32);
-                    xs[i * rs + (rem / 32) * MV_XSTRIDE + rem % 32] = xq == 2 ? f16_to_f32(f32_to_f16(v[u])) : v[u];
-                }
-            }
-        }
-    }
-}
-
-// Copy bytes [src, src + n) into the word buffer `dst` of one warp: dst holds the bytes from
-// src rounded down to 4, so the copy is 4-byte loads of whole words inside the range's words plus
-// byte loads for a partial last word (never a byte past src + n). Returns src's offset in dst.
-__device__ __forceinline__ int mv_stage_w(const u8* src, int n, u32* dst) {
-    const int lane = threadIdx.x & 31;
-    const int head = (int)((unsigned long long)src & 3ull);
-    const u32* a0 = (const u32*)(src - head);
-    const int total = head + n, nw = total / 4, tail = total % 4;
-    // All of a lane's words are loaded before any is stored: one memory round trip, not nine.
-    u32 tmp[MV_WORDS_PER_LANE];
-#pragma unroll
-    for (int u = 0; u < MV_WORDS_PER_LANE; ++u) {
-        const int t = lane + 32 * u;
-        if (t < nw) tmp[u] = a0[t];
-    }
-#pragma unroll
-    for (int u = 0; u < MV_WORDS_PER_LANE; ++u) {
-        const int t = lane + 32 * u;
-        if (t < nw) dst[t] = tmp[u];
-    }
-    if (lane < tail) ((u8*)dst)[nw * 4 + lane] = ((const u8*)a0)[nw * 4 + lane];
-    return head;
-}
-
-// The shared-memory address of a generic pointer into shared memory (for cp.async).
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-    unsigned long long a;
-    asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
-    return (unsigned)a;
-}
-
-// mv_stage_w's copy, asynchronous: the whole words go by cp.async (all of them in flight at
-// once, however long the row), the partial last word by plain loads. The caller waits with
-// cp.async.wait_all and __syncwarp before reading dst.
-__device__ __forceinline__ int mv_async_w(const u8* src, int n, u32* dst) {
-    const int lane = threadIdx.x & 31;
-    const int head = (int)((unsigned long long)src & 3ull);
-    const u32* a0 = (const u32*)(src - head);
-    const int total = head + n, nw = total / 4, tail = total % 4;
-    for (int t = lane; t < nw; t += 32) {
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst + t)), "l"(a0 + t));
-    }
-    if (lane < tail) ((u8*)dst)[nw * 4 + lane] = ((const u8*)a0)[nw * 4 + lane];
-    return head;
-}
-
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
-
-// y[r, j] = x[xr] · W[e·m + j] (+ bias[e·m + j]) (+ res[r, j]) for rows r of the block's group
-// (blockIdx.y · rpb, rpb ≤ 8; with ids, rpb is 1) and columns j = (blockIdx.x + t · gridDim.x) · 4
-// + warp (with w2, a second weight of the same type and shape: y = glu(x · W[j], x · W2[j]) with
-// the glu kernel's `act`, the gate and up projections and their GLU in one pass over x).
-//
-// Quantized weights go through shared memory and lane `lane` dequantizes chunk c0 + lane of each
-// 32-chunk (1,024-element) tile from there. When the launch's dynamic shared memory holds the
-// whole activation (rounded per xq, staged once per block) and two whole weight rows per warp (a
-// decode step), each warp copies its two columns' rows with cp.async, all words in flight at once,
-// and runs through its columns with no block barrier. Otherwise the block stages one tile of the
-// activation at a time between block barriers and each warp its column's tile by word loads. A column's sum is, for every row, lane l's chunks
-// l, l + 32, ... in order (32 products each, in order), then the xor tree 16..1: it depends on the
-// row's own inputs only, never on rpb, the grid or the other rows. Float weights are read per
-// element (lane l: elements l, l + 32, ...), coalesced as they are.
+// Part q (elements 8q .. 8q + 7) of chunk c, dequantized. Types with a part decoder read just
+// those bytes; the rest decode the whole chunk and keep 8 values (the same values either way).
 template <class T>
-__device__ __forceinline__ void mv_dot_tile(const u8* tile, const float* xs, int rs, int nr, int lane, float* acc) {
-    float wq[32];
-    T::chunk(tile, lane, wq);
+__device__ __forceinline__ void mv_part(const u8* row, int c, int q, float* out) {
+    if constexpr (T::PART) {
+        T::part(row, c, q, out);
+    } else {
+        float t[32];
+        T::chunk(row, c, t);
 #pragma unroll
-    for (int i = 0; i < MV_MAX_ROWS; ++i) {
-        if (i < nr) {
-            const float* xp = xs + i * rs + lane * MV_XSTRIDE;
-            float a = acc[i];
+        for (int l = 0; l < 8; ++l) out[l] = q == 0 ? t[l] : q == 1 ? t[8 + l] : q == 2 ? t[16 + l] : t[24 + l];
+    }
+}
+
+// Round the 8 values `v` of part s (lane `lane` of a warp whose 32 lanes hold 32 consecutive
+// parts, 8·32 = 256 elements starting on a multiple of 256) per `xq`, as mv's ABI says; lanes
+// without a part pass zeros and still take part in the shuffles (every lane of the warp calls it
+// with the same xq).
+__device__ __forceinline__ void mv_round(float* v, int xq, int lane) {
+    if (xq == 0) {
+        // Q8_0: the chunk's four parts sit on lanes 4g .. 4g + 3.
+        float a = 0.0f;
 #pragma unroll
-            for (int l = 0; l < 32; ++l) a = fmaf(wq[l], xp[l], a);
-            acc[i] = a;
+        for (int l = 0; l < 8; ++l) a = fmaxf(a, fabsf(v[l]));
+        a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 1));
+        a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 2));
+        float d, id;
+        q8_0_scales(a, &d, &id);
+#pragma unroll
+        for (int l = 0; l < 8; ++l) v[l] = q8_0_value(v[l], id, d);
+    } else if (xq == 1) {
+        // Q8_K: the warp's 256 elements are one block; lane L holds elements 8L .. 8L + 7. The
+        // first element of largest magnitude (lowest index on ties, NaN never wins).
+        float a = 0.0f;
+        int at = 0x7fffffff;
+#pragma unroll
+        for (int l = 0; l < 8; ++l) {
+            const float m = fabsf(v[l]);
+            if (m > a) { a = m; at = 8 * lane + l; }
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            const float a2 = __shfl_xor_sync(FULL_MASK, a, o);
+            const int at2 = __shfl_xor_sync(FULL_MASK, at, o);
+            if (a2 > a || (a2 == a && at2 < at)) { a = a2; at = at2; }
+        }
+        float mine = 0.0f;
+#pragma unroll
+        for (int l = 0; l < 8; ++l) if (a != 0.0f && at == 8 * lane + l) mine = v[l];
+        const float max = __shfl_sync(FULL_MASK, mine, a != 0.0f ? (at >> 3) : 0);
+#pragma unroll
+        for (int l = 0; l < 8; ++l) v[l] = a == 0.0f ? 0.0f : q8_k_value(v[l], max);
+    } else if (xq == 2) {
+#pragma unroll
+        for (int l = 0; l < 8; ++l) v[l] = f16_to_f32(f32_to_f16(v[l]));
+    }
+}
+
+// Load part s of activation row `xr` (8 floats; 32-byte aligned: rows are whole chunks).
+__device__ __forceinline__ void mv_load_x(const float* xr, int s, bool valid, float* v) {
+    if (valid) {
+        const float4 a = ((const float4*)xr)[2 * s], b = ((const float4*)xr)[2 * s + 1];
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    } else {
+#pragma unroll
+        for (int l = 0; l < 8; ++l) v[l] = 0.0f;
+    }
+}
+
+// x̃ = x rounded per xq (rows of k elements): the values the mat-vec computes itself, written
+// once for a mat-vec whose many columns would each round the same activation (the output head).
+// grid (rows), block 128.
+extern "C" __global__ void round_x(const float* x, float* y, int rows, int k, int xq) {
+    const int r = blockIdx.x;
+    if (r >= rows) return;
+    const int nsub = k / 8, lane = threadIdx.x & 31;
+    const float* xr = x + (i64)r * k;
+    float* yr = y + (i64)r * k;
+    for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
+        const int s = s0 + threadIdx.x;
+        float v[8];
+        mv_load_x(xr, s, s < nsub, v);
+        mv_round(v, xq, lane);
+        if (s < nsub) {
+            ((float4*)yr)[2 * s] = make_float4(v[0], v[1], v[2], v[3]);
+            ((float4*)yr)[2 * s + 1] = make_float4(v[4], v[5], v[6], v[7]);
         }
     }
 }
 
-// Reduce a warp's partial sums and write row i's value of column j (lane 0).
-__device__ __forceinline__ void mv_store(float* acc, float* acc2, int nr, bool pair, i64 r0, i64 m, i64 j,
-                                         i64 wrow, const float* bias, const float* res, int act, float* y) {
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int i = 0; i < MV_MAX_ROWS; ++i) {
-        if (i < nr) {  // nr is uniform over the warp: the shuffles see all 32 lanes
-            float v = acc[i], v2 = acc2[i];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) {
-                v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
-                if (pair) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
-            }
-            if (lane == 0) {
-                const i64 o = (r0 + i) * m + j;
-                if (bias) v = __fadd_rn(v, bias[wrow]);  // bias[e·m + j]
-                if (pair) v = glu_value(v, v2, act);     // the glu kernel's value of (g, u)
-                if (res) v = __fadd_rn(res[o], v);
-                y[o] = v;
-            }
-        }
-    }
+// The column's result for each row: bias, GLU and residual as the ABI says (thread i < nr).
+__device__ __forceinline__ void mv_finish(float v, float v2, bool pair, i64 o, i64 wrow, const float* bias,
+                                          const float* res, int act, float* y) {
+    if (bias) v = __fadd_rn(v, bias[wrow]);  // bias[e·m + j]
+    if (pair) v = glu_value(v, v2, act);     // the glu kernel's value of (g, u)
+    if (res) v = __fadd_rn(res[o], v);
+    y[o] = v;
 }
 
 template <class T>
@@ -1187,117 +1143,114 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
                                          i64 row_bytes, const unsigned* ids, int ids_k, int shared,
                                          const float* bias, int rpb, const float* res, int xq, const u8* w2,
                                          int act) {
-    extern __shared__ float mv_xs[];                    // staged activation
-    __shared__ u32 mv_wt[MV_WARPS][2][MV_TILE_WORDS];   // per warp: two weight tiles
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
-    if (rpb <= 0 || rpb > MV_MAX_ROWS || blockDim.x != 32 * MV_WARPS) return;  // uniform: the ABI's launch
+    if (rpb <= 0 || rpb > MV_MAX_ROWS || blockDim.x != MV_THREADS) return;  // uniform: the ABI's launch
     const i64 r0 = (i64)blockIdx.y * rpb;
-    if (r0 >= n_out) return;                           // uniform over the block
+    if (r0 >= n_out) return;  // uniform over the block
     const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
-    const MvRows xr{x, r0, (i64)k, ids, ids_k, shared};
+    // Row i's activation: x + xrow(i)·k (rows, or with ids the row's token, computed per use).
+    auto xrow = [&](int i) -> i64 {
+        const i64 r = r0 + i;
+        return ids ? ((shared && ids_k > 0) ? r / ids_k : r) : r;
+    };
+    const i64 e0 = ids ? (i64)ids[r0] * m : 0;  // the expert's first row (rpb is 1 with ids)
     float acc[MV_MAX_ROWS], acc2[MV_MAX_ROWS];
-    const i64 e0 = ids ? (i64)ids[r0] * m : 0;        // the expert's first row (rpb is 1 with ids)
-    const i64 cstride = (i64)gridDim.x * MV_WARPS;
+#pragma unroll
+    for (int i = 0; i < MV_MAX_ROWS; ++i) { acc[i] = 0.0f; acc2[i] = 0.0f; }
     if constexpr (T::FLOAT) {
-        for (i64 j = (i64)blockIdx.x * MV_WARPS + wp; j < m; j += cstride) {
-            const i64 wrow = e0 + j;
-            const u8* wr = w + wrow * row_bytes;
-            const u8* wr2 = w2 ? w2 + wrow * row_bytes : nullptr;
+        // Float weights: one column per warp, lane l takes elements l, l + 32, …
+        const i64 j = (i64)blockIdx.x * MV_WARPS + wp;
+        if (j >= m) return;  // uniform over the warp
+        const i64 wrow = e0 + j;
+        const u8* wr = w + wrow * row_bytes;
+        const u8* wr2 = w2 ? w2 + wrow * row_bytes : nullptr;
+        for (i64 e = lane; e < k; e += 32) {
+            const float wv = T::elem(wr, e);
+            const float wv2 = wr2 ? T::elem(wr2, e) : 0.0f;
 #pragma unroll
-            for (int i = 0; i < MV_MAX_ROWS; ++i) { acc[i] = 0.0f; acc2[i] = 0.0f; }
-            for (i64 e = lane; e < k; e += 32) {
-                const float wv = T::elem(wr, e);
-                const float wv2 = wr2 ? T::elem(wr2, e) : 0.0f;
-#pragma unroll
-                for (int i = 0; i < MV_MAX_ROWS; ++i) {
-                    if (i < nr) {
-                        float xv = xr[i][e];
-                        if (xq == 2) xv = f16_to_f32(f32_to_f16(xv));
-                        acc[i] = fmaf(wv, xv, acc[i]);
-                        if (wr2) acc2[i] = fmaf(wv2, xv, acc2[i]);
-                    }
+            for (int i = 0; i < MV_MAX_ROWS; ++i) {
+                if (i < nr) {
+                    float xv = x[xrow(i) * k + e];
+                    if (xq == 2) xv = f16_to_f32(f32_to_f16(xv));
+                    acc[i] = fmaf(wv, xv, acc[i]);
+                    if (wr2) acc2[i] = fmaf(wv2, xv, acc2[i]);
                 }
             }
-            mv_store(acc, acc2, nr, w2 != nullptr, r0, m, j, wrow, bias, res, act, y);
         }
-        return;
+#pragma unroll
+        for (int i = 0; i < MV_MAX_ROWS; ++i) {
+            if (i < nr) {  // nr is uniform over the warp: the shuffles see all 32 lanes
+                float v = acc[i], v2 = acc2[i];
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) {
+                    v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
+                    if (wr2) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
+                }
+                if (lane == 0) mv_finish(v, v2, wr2 != nullptr, (r0 + i) * m + j, wrow, bias, res, act, y);
+            }
+        }
     } else {
-        const int nc = k / 32;
-        const int tb = T::TILE_BYTES;
-        // Whole-row staging: the activation, then per warp two weight rows (words, + 1 for the
-        // alignment head), all in the dynamic shared memory when the launch gave enough.
-        const int rw = (int)((row_bytes + 3) / 4) + 1;
-        const u64 x_bytes = (u64)nr * nc * MV_XSTRIDE * 4;
-        if (x_bytes + (u64)MV_WARPS * 2 * rw * 4 <= (u64)dynamic_smem_bytes()) {
-            const int rs = nc * MV_XSTRIDE;
-            for (int c0 = 0; c0 < nc; c0 += 32) {
-                mv_stage_x(xr, nr, c0, nc - c0 < 32 ? nc - c0 : 32, xq, mv_xs + c0 * MV_XSTRIDE, rs);
+        __shared__ float mv_red[2][MV_WARPS][MV_MAX_ROWS];
+        const i64 j = blockIdx.x;  // the block's column
+        if (j >= m) return;        // uniform over the block
+        const i64 wrow = e0 + j;
+        const u8* wr = w + wrow * row_bytes;
+        const u8* wr2 = w2 ? w2 + wrow * row_bytes : nullptr;
+        const int nsub = k / 8;
+        for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
+            const int s = s0 + threadIdx.x;
+            const bool valid = s < nsub;
+            float wq[8], wq2[8];
+            if (valid) {
+                mv_part<T>(wr, s >> 2, s & 3, wq);
+                if (wr2) mv_part<T>(wr2, s >> 2, s & 3, wq2);
             }
-            __syncthreads();
-            u32* wa = (u32*)(mv_xs + (x_bytes / 4)) + (i64)wp * 2 * rw;
-            u32* wb = wa + rw;
-            // Two weight rows in flight per warp, each copied whole by cp.async (one memory
-            // round trip per pair of columns): (W[j], W2[j]) with w2, else W[j] and W[j + cstride].
-            const i64 step = w2 ? cstride : 2 * cstride;
-            for (i64 j = (i64)blockIdx.x * MV_WARPS + wp; j < m; j += step) {
-                const i64 j2 = w2 ? j : j + cstride;
-                const bool two = w2 != nullptr || j2 < m;
-                const u8* rowa = w + (e0 + j) * row_bytes;
-                const u8* rowb = w2 ? w2 + (e0 + j) * row_bytes : (two ? w + (e0 + j2) * row_bytes : nullptr);
-                __syncwarp();  // the previous rows are consumed
-                const int ha = mv_async_w(rowa, (int)row_bytes, wa);
-                const int hb = two ? mv_async_w(rowb, (int)row_bytes, wb) : 0;
 #pragma unroll
-                for (int i = 0; i < MV_MAX_ROWS; ++i) { acc[i] = 0.0f; acc2[i] = 0.0f; }
-                cp_async_wait_all();
-                __syncwarp();
-                for (int c0 = 0; c0 < nc; c0 += 32) {
-                    const int tc = nc - c0 < 32 ? nc - c0 : 32;
-                    const i64 ofs = (i64)(c0 / 32) * tb;  // tiles start on whole blocks
-                    if (lane < tc) {
-                        const float* xs = mv_xs + c0 * MV_XSTRIDE;
-                        mv_dot_tile<T>((const u8*)wa + ha + ofs, xs, rs, nr, lane, acc);
-                        if (two) mv_dot_tile<T>((const u8*)wb + hb + ofs, xs, rs, nr, lane, acc2);
-                    }
-                }
-                if (w2) {
-                    mv_store(acc, acc2, nr, true, r0, m, j, e0 + j, bias, res, act, y);
-                } else {
-                    mv_store(acc, acc2, nr, false, r0, m, j, e0 + j, bias, res, act, y);
-                    if (two) mv_store(acc2, acc, nr, false, r0, m, j2, e0 + j2, bias, res, act, y);
-                }
-            }
-        } else {
-            // One tile of the activation at a time: every warp of the block runs the same
-            // iterations (block barriers inside); warps past m only help stage.
-            const int rs = 32 * MV_XSTRIDE;
-            for (i64 jb = (i64)blockIdx.x * MV_WARPS; jb < m; jb += cstride) {
-                const i64 j = jb + wp;
-                const bool active = j < m;
+            for (int i = 0; i < MV_MAX_ROWS; ++i) {
+                if (i < nr) {  // uniform
+                    float xv[8];
+                    mv_load_x(x + xrow(i) * k, s, valid, xv);
+                    mv_round(xv, xq, lane);
+                    if (valid) {
+                        float a = acc[i];
 #pragma unroll
-                for (int i = 0; i < MV_MAX_ROWS; ++i) { acc[i] = 0.0f; acc2[i] = 0.0f; }
-                for (int c0 = 0; c0 < nc; c0 += 32) {
-                    const int tc = nc - c0 < 32 ? nc - c0 : 32;
-                    int ha = 0, hb = 0;
-                    if (active) {
-                        const i64 ofs = (e0 + j) * row_bytes + (i64)(c0 / 32) * tb;
-                        ha = mv_stage_w(w + ofs, tc * tb / 32, mv_wt[wp][0]);
-                        if (w2) hb = mv_stage_w(w2 + ofs, tc * tb / 32, mv_wt[wp][1]);
+                        for (int l = 0; l < 8; ++l) a = fmaf(wq[l], xv[l], a);
+                        acc[i] = a;
+                        if (wr2) {
+                            float a2 = acc2[i];
+#pragma unroll
+                            for (int l = 0; l < 8; ++l) a2 = fmaf(wq2[l], xv[l], a2);
+                            acc2[i] = a2;
+                        }
                     }
-                    mv_stage_x(xr, nr, c0, tc, xq, mv_xs, rs);
-                    __syncthreads();
-                    if (active && lane < tc) {
-                        mv_dot_tile<T>((const u8*)mv_wt[wp][0] + ha, mv_xs, rs, nr, lane, acc);
-                        if (w2) mv_dot_tile<T>((const u8*)mv_wt[wp][1] + hb, mv_xs, rs, nr, lane, acc2);
-                    }
-                    __syncthreads();  // the next tile overwrites the staged data
                 }
-                if (active) mv_store(acc, acc2, nr, w2 != nullptr, r0, m, j, e0 + j, bias, res, act, y);
             }
+        }
+#pragma unroll
+        for (int i = 0; i < MV_MAX_ROWS; ++i) {
+            if (i < nr) {
+                float v = acc[i], v2 = acc2[i];
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) {
+                    v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
+                    if (wr2) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
+                }
+                if (lane == 0) { mv_red[0][wp][i] = v; mv_red[1][wp][i] = v2; }
+            }
+        }
+        __syncthreads();
+        if (threadIdx.x < nr) {
+            const int i = threadIdx.x;
+            float v = mv_red[0][0][i], v2 = mv_red[1][0][i];
+#pragma unroll
+            for (int q = 1; q < MV_WARPS; ++q) {
+                v = __fadd_rn(v, mv_red[0][q][i]);
+                v2 = __fadd_rn(v2, mv_red[1][q][i]);
+            }
+            mv_finish(v, v2, wr2 != nullptr, (r0 + i) * m + j, wrow, bias, res, act, y);
         }
     }
 }
-
 // y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.
 template <class T>
 __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids, float* y, int n, int cols,
@@ -1320,9 +1273,9 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
 }
 
 // The entry points, spelled out (one line each) so every kernel name appears in the source.
-// At most 96 registers a thread (5 blocks of 128 an SM, no spills): the decode mat-vec is
-// latency-bound, so warps in flight matter; at 80 the unrolled staging spills.
-#define MV_BOUNDS __launch_bounds__(128, 5)
+// At most 64 registers a thread (8 blocks of 128 an SM): the decode mat-vec is latency-bound,
+// so blocks in flight matter.
+#define MV_BOUNDS __launch_bounds__(MV_THREADS, 8)
 #define MATVEC_PARAMS                                                                                 \
     const unsigned char *w, const float *x, float *y, int n_out, int k, int m, long long row_bytes,   \
         const unsigned *ids, int ids_k, int shared, const float *bias, int rpb, const float *res, int xq,   \

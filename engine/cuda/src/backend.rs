@@ -154,22 +154,10 @@ fn blocks(n: usize, per: usize) -> u32 {
 }
 
 const BLOCK: u32 = 256;
-/// The most dynamic shared memory a mat-vec stages its whole activation and weight rows in (the
-/// kernels are opted in to the device's limit; a down projection of k = 4,864 in Q8_0 at one row
-/// needs 61 KiB, three blocks an SM).
-const MV_FULL_BYTES: usize = 96 * 1024;
-/// Blocks per SM of a mat-vec over a staged activation: the 5 blocks of 128 threads its 96
-/// registers a thread allow, so its grid is one wave; each warp then loops over its columns.
-const MV_BLOCKS_PER_SM: usize = 5;
-
-/// MV_BLOCKS_PER_SM, or `ORCD_MV_BLOCKS_PER_SM` (an experiment knob for docs/perf/GPU.md; 0 or
-/// unparsable: the default).
-fn mv_blocks_per_sm() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("ORCD_MV_BLOCKS_PER_SM").ok().and_then(|v| v.parse().ok()).filter(|&v| v > 0).unwrap_or(MV_BLOCKS_PER_SM)
-    })
-}
+/// Output widths from which a mat-vec's activation is rounded once by `round_x` (the head: 151,936
+/// columns would each round the same row otherwise; a layer's widest, 2 × 4,864 for gate·up, is
+/// cheaper rounded in place than paying a launch).
+const MV_ROUND_ONCE_M: usize = 16_384;
 
 impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
@@ -279,20 +267,26 @@ impl Cuda {
         let y = self.tensor(n_out, m)?;
         // Up to 8 rows share one read of each weight tile; with ids each row has its own expert.
         let rpb = if ids.is_some() { 1 } else { n_out.clamp(1, 8) };
-        // Quantized weights stage the activation (33 floats per 32-element chunk) and the weight
-        // rows in shared memory: all of it when it fits MV_FULL_BYTES (a decode step; the warps
-        // then loop over their columns with no block barrier, two whole rows in flight each, on
-        // a grid of at most one wave), else one tile of 32 chunks at a time.
+        // Quantized weights: one block per output column (kernels/ABI.md); float weights one
+        // warp per column.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-        // Whole staging: the activation plus two whole weight rows per warp (words, + 1 for the
-        // alignment head), as the kernel computes it.
-        let full = rpb * (w.k / 32) * 33 * 4 + 4 * 2 * (w.row_bytes.div_ceil(4) + 1) * 4;
-        let (smem, grid_x) = if float_w {
-            (0, blocks(m, 4))
-        } else if full <= MV_FULL_BYTES.min(self.dev.max_smem) {
-            (full, blocks(m, if glu.is_some() { 4 } else { 8 }).min((self.dev.sm_count * mv_blocks_per_sm()) as u32))
+        let grid_x = if float_w { blocks(m, 4) } else { m.max(1) as u32 };
+        // A wide output (the head) rounds the activation once, not once per column: round_x
+        // computes the values the mat-vec would (the same device code), then the mat-vec takes
+        // them as they are.
+        let rounded;
+        let (x, xq) = if !float_w && xq >= 0 && m >= MV_ROUND_ONCE_M {
+            rounded = self.tensor(x.rows, x.cols)?;
+            self.launch(
+                "round_x",
+                (x.rows.max(1) as u32, 1, 1),
+                128,
+                0,
+                &[x.buf.arg(), rounded.buf.arg(), Arg::I32(x.rows as i32), Arg::I32(x.cols as i32), Arg::I32(xq)],
+            )?;
+            (&rounded, -1)
         } else {
-            (rpb * 32 * 33 * 4, blocks(m, 4))
+            (x, xq)
         };
         let (ids_arg, ids_k, shared) = match ids {
             Some((b, k, s)) => (b.arg(), k as i32, s as i32),
@@ -302,7 +296,7 @@ impl Cuda {
             &format!("matvec_{kty}"),
             (grid_x, blocks(n_out, rpb), 1),
             128,
-            smem as u32,
+            0,
             &[
                 w.buf.arg(),
                 x.buf.arg(),

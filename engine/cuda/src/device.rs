@@ -170,8 +170,7 @@ impl Dev {
         // Attention keeps one key row of scores in dynamic shared memory: allow the opt-in limit
         // less the kernel's static arrays (reductions and the per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
-        // The mat-vecs stage a decode step's activation and weight rows there too (static ~8.6 KiB).
-        for (&k, &f) in funcs.iter().filter(|(k, _)| **k == "attention" || k.starts_with("matvec_")) {
+        for (&k, &f) in funcs.iter().filter(|(k, _)| **k == "attention") {
             // SAFETY: a valid function handle and a documented attribute.
             unsafe {
                 sys::cuFuncSetAttribute(
