@@ -611,6 +611,35 @@ pub trait Ops {
     ) -> Result<Self::Tensor> {
         self.glu(&self.matmul(x, gate, g)?, &self.matmul(x, up, g)?, act)
     }
+    /// `[matmul_fused(rms_norm_mul(x, eps, nw), w, bias, None) for (w, bias) in ws]`: projections
+    /// of one normalized input (q, k and v; the output head). A backend may normalize inside the
+    /// projections and run them in one pass, giving the same values.
+    fn norm_matmuls(
+        &self,
+        x: &Self::Tensor,
+        nw: &Self::Weight,
+        eps: f32,
+        ws: &[(&Self::Weight, Option<&Self::Weight>)],
+        g: &RowGroups,
+    ) -> Result<Vec<Self::Tensor>> {
+        let h = self.rms_norm_mul(x, eps, nw)?;
+        ws.iter().map(|(w, b)| self.matmul_fused(&h, w, *b, None, g)).collect()
+    }
+    /// `matmul_glu(rms_norm_mul(x, eps, nw), gate, up, act)`; a backend may fuse the norm too
+    /// (the same values).
+    #[allow(clippy::too_many_arguments)]
+    fn norm_matmul_glu(
+        &self,
+        x: &Self::Tensor,
+        nw: &Self::Weight,
+        eps: f32,
+        gate: &Self::Weight,
+        up: &Self::Weight,
+        act: Act,
+        g: &RowGroups,
+    ) -> Result<Self::Tensor> {
+        self.matmul_glu(&self.rms_norm_mul(x, eps, nw)?, gate, up, act, g)
+    }
     /// `act(x)` elementwise.
     fn act(&self, x: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
     /// `cap * tanh(x / cap)`.

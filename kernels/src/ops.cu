@@ -1097,30 +1097,71 @@ __device__ __forceinline__ void mv_round(float* v, int xq, int lane) {
     }
 }
 
-// Load part s of activation row `xr` (8 floats; 32-byte aligned: rows are whole chunks).
-__device__ __forceinline__ void mv_load_x(const float* xr, int s, bool valid, float* v) {
+// The rms_norm kernel's scale 1 / sqrt(mean(x²) + eps) of row `xr` as that kernel computes it
+// with its launch of 256 threads (f64, strided partials, xor trees, warps in order), from a block
+// of 128: thread t plays threads t and t + 128. Every thread calls it; `red` holds 9 doubles.
+__device__ double rms_scale_256(const float* xr, int cols, float eps, double* red) {
+    const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    double a = 0.0, b = 0.0;
+    for (int i = t; i < cols; i += 256) {
+        const double v = xr[i];
+        a = __dadd_rn(a, __dmul_rn(v, v));
+    }
+    for (int i = t + 128; i < cols; i += 256) {
+        const double v = xr[i];
+        b = __dadd_rn(b, __dmul_rn(v, v));
+    }
+    a = warp_sum_d(a);
+    b = warp_sum_d(b);
+    if (lane == 0) { red[warp] = a; red[warp + 4] = b; }
+    __syncthreads();
+    if (warp == 0) {
+        double v = lane < 8 ? red[lane] : 0.0;
+        v = warp_sum_d(v);
+        if (lane == 0) red[8] = v;
+    }
+    __syncthreads();
+    const double sum = red[8];
+    __syncthreads();
+    return 1.0 / sqrt(sum / (double)cols + (double)eps);
+}
+
+// Load part s of activation row `xr` (8 floats; 32-byte aligned: rows are whole chunks), then,
+// with `sc` (a row's rms scale, norm on), normalize it as rms_norm does (times `nw` when given).
+__device__ __forceinline__ void mv_load_x(const float* xr, int s, bool valid, float* v, bool norm, double sc,
+                                          const float* nw) {
     if (valid) {
         const float4 a = ((const float4*)xr)[2 * s], b = ((const float4*)xr)[2 * s + 1];
         v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+        if (norm) {
+#pragma unroll
+            for (int l = 0; l < 8; ++l) {
+                v[l] = (float)__dmul_rn((double)v[l], sc);
+                if (nw) v[l] = __fmul_rn(v[l], nw[8 * s + l]);
+            }
+        }
     } else {
 #pragma unroll
         for (int l = 0; l < 8; ++l) v[l] = 0.0f;
     }
 }
 
-// x̃ = x rounded per xq (rows of k elements): the values the mat-vec computes itself, written
-// once for a mat-vec whose many columns would each round the same activation (the output head).
-// grid (rows), block 128.
-extern "C" __global__ void round_x(const float* x, float* y, int rows, int k, int xq) {
+// x̃ = x (rms-normalized first when `norm`, times `nw` if given) rounded per xq, rows of k
+// elements: the values the mat-vec computes itself, written once for a mat-vec whose many
+// columns would each round the same activation (the output head). grid (rows), block 128.
+extern "C" __global__ void round_x(const float* x, float* y, int rows, int k, int xq, int norm, const float* nw,
+                                   float eps) {
+    __shared__ double red[9];
     const int r = blockIdx.x;
-    if (r >= rows) return;
+    if (r >= rows || blockDim.x != MV_THREADS) return;  // uniform
     const int nsub = k / 8, lane = threadIdx.x & 31;
     const float* xr = x + (i64)r * k;
     float* yr = y + (i64)r * k;
+    const double sc = norm ? rms_scale_256(xr, k, eps, red) : 1.0;
     for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
         const int s = s0 + threadIdx.x;
         float v[8];
-        mv_load_x(xr, s, s < nsub, v);
+        mv_load_x(xr, s, s < nsub, v, norm, sc, nw);
         mv_round(v, xq, lane);
         if (s < nsub) {
             ((float4*)yr)[2 * s] = make_float4(v[0], v[1], v[2], v[3]);
@@ -1129,7 +1170,7 @@ extern "C" __global__ void round_x(const float* x, float* y, int rows, int k, in
     }
 }
 
-// The column's result for each row: bias, GLU and residual as the ABI says (thread i < nr).
+// The column's result for each row: bias, GLU and residual as the ABI says.
 __device__ __forceinline__ void mv_finish(float v, float v2, bool pair, i64 o, i64 wrow, const float* bias,
                                           const float* res, int act, float* y) {
     if (bias) v = __fadd_rn(v, bias[wrow]);  // bias[e·m + j]
@@ -1138,11 +1179,31 @@ __device__ __forceinline__ void mv_finish(float v, float v2, bool pair, i64 o, i
     y[o] = v;
 }
 
+// Up to three projections of one input in one launch (kernels/ABI.md `matvec_<ty>`): global
+// column jj < m is W's, then mb of Wb's, then mc of Wc's, each with its bias and output.
+struct MvSel {
+    const u8* w;
+    const float* bias;
+    float* y;
+    i64 m, j;
+};
+__device__ __forceinline__ MvSel mv_select(i64 jj, const u8* w, const float* bias, float* y, i64 m, const u8* wb,
+                                           const float* bias_b, float* yb, i64 mb, const u8* wc,
+                                           const float* bias_c, float* yc, i64 mc) {
+    if (jj < m) return MvSel{w, bias, y, m, jj};
+    if (jj < m + mb) return MvSel{wb, bias_b, yb, mb, jj - m};
+    return MvSel{wc, bias_c, yc, mc, jj - m - mb};
+}
+
 template <class T>
 __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
                                          i64 row_bytes, const unsigned* ids, int ids_k, int shared,
                                          const float* bias, int rpb, const float* res, int xq, const u8* w2,
-                                         int act) {
+                                         int act, int norm, const float* nw, float eps, const u8* wb,
+                                         const float* bias_b, float* yb, int mb, const u8* wc,
+                                         const float* bias_c, float* yc, int mc) {
+    __shared__ double mv_sc[MV_MAX_ROWS];
+    __shared__ double mv_redd[9];
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
     if (rpb <= 0 || rpb > MV_MAX_ROWS || blockDim.x != MV_THREADS) return;  // uniform: the ABI's launch
     const i64 r0 = (i64)blockIdx.y * rpb;
@@ -1153,16 +1214,24 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
         const i64 r = r0 + i;
         return ids ? ((shared && ids_k > 0) ? r / ids_k : r) : r;
     };
+    if (norm) {  // uniform: every thread takes part in each row's reduction
+        for (int i = 0; i < nr; ++i) {
+            const double sc = rms_scale_256(x + xrow(i) * k, k, eps, mv_redd);
+            if (threadIdx.x == 0) mv_sc[i] = sc;
+        }
+        __syncthreads();
+    }
     const i64 e0 = ids ? (i64)ids[r0] * m : 0;  // the expert's first row (rpb is 1 with ids)
     float acc[MV_MAX_ROWS], acc2[MV_MAX_ROWS];
 #pragma unroll
     for (int i = 0; i < MV_MAX_ROWS; ++i) { acc[i] = 0.0f; acc2[i] = 0.0f; }
     if constexpr (T::FLOAT) {
         // Float weights: one column per warp, lane l takes elements l, l + 32, …
-        const i64 j = (i64)blockIdx.x * MV_WARPS + wp;
-        if (j >= m) return;  // uniform over the warp
-        const i64 wrow = e0 + j;
-        const u8* wr = w + wrow * row_bytes;
+        const i64 jj = (i64)blockIdx.x * MV_WARPS + wp;
+        if (jj >= (i64)m + mb + mc) return;  // uniform over the warp
+        const MvSel c = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+        const i64 wrow = e0 + c.j;
+        const u8* wr = c.w + wrow * row_bytes;
         const u8* wr2 = w2 ? w2 + wrow * row_bytes : nullptr;
         for (i64 e = lane; e < k; e += 32) {
             const float wv = T::elem(wr, e);
@@ -1171,6 +1240,10 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
             for (int i = 0; i < MV_MAX_ROWS; ++i) {
                 if (i < nr) {
                     float xv = x[xrow(i) * k + e];
+                    if (norm) {
+                        xv = (float)__dmul_rn((double)xv, mv_sc[i]);
+                        if (nw) xv = __fmul_rn(xv, nw[e]);
+                    }
                     if (xq == 2) xv = f16_to_f32(f32_to_f16(xv));
                     acc[i] = fmaf(wv, xv, acc[i]);
                     if (wr2) acc2[i] = fmaf(wv2, xv, acc2[i]);
@@ -1186,15 +1259,16 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
                     v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
                     if (wr2) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
                 }
-                if (lane == 0) mv_finish(v, v2, wr2 != nullptr, (r0 + i) * m + j, wrow, bias, res, act, y);
+                if (lane == 0) mv_finish(v, v2, wr2 != nullptr, (r0 + i) * c.m + c.j, wrow, c.bias, res, act, c.y);
             }
         }
     } else {
         __shared__ float mv_red[2][MV_WARPS][MV_MAX_ROWS];
-        const i64 j = blockIdx.x;  // the block's column
-        if (j >= m) return;        // uniform over the block
-        const i64 wrow = e0 + j;
-        const u8* wr = w + wrow * row_bytes;
+        const i64 jj = blockIdx.x;                 // the block's column
+        if (jj >= (i64)m + mb + mc) return;        // uniform over the block
+        const MvSel c = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+        const i64 wrow = e0 + c.j;
+        const u8* wr = c.w + wrow * row_bytes;
         const u8* wr2 = w2 ? w2 + wrow * row_bytes : nullptr;
         const int nsub = k / 8;
         for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
@@ -1209,7 +1283,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
             for (int i = 0; i < MV_MAX_ROWS; ++i) {
                 if (i < nr) {  // uniform
                     float xv[8];
-                    mv_load_x(x + xrow(i) * k, s, valid, xv);
+                    mv_load_x(x + xrow(i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nw);
                     mv_round(xv, xq, lane);
                     if (valid) {
                         float a = acc[i];
@@ -1247,10 +1321,11 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
                 v = __fadd_rn(v, mv_red[0][q][i]);
                 v2 = __fadd_rn(v2, mv_red[1][q][i]);
             }
-            mv_finish(v, v2, wr2 != nullptr, (r0 + i) * m + j, wrow, bias, res, act, y);
+            mv_finish(v, v2, wr2 != nullptr, (r0 + i) * c.m + c.j, wrow, c.bias, res, act, c.y);
         }
     }
 }
+
 // y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.
 template <class T>
 __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids, float* y, int n, int cols,
@@ -1276,17 +1351,23 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
 // At most 64 registers a thread (8 blocks of 128 an SM): the decode mat-vec is latency-bound,
 // so blocks in flight matter.
 #define MV_BOUNDS __launch_bounds__(MV_THREADS, 8)
+// Float weights (a warp per column, eight rows' products per element) keep 96 registers: at 64
+// they spill.
+#define MVF_BOUNDS __launch_bounds__(MV_THREADS, 5)
 #define MATVEC_PARAMS                                                                                 \
     const unsigned char *w, const float *x, float *y, int n_out, int k, int m, long long row_bytes,   \
         const unsigned *ids, int ids_k, int shared, const float *bias, int rpb, const float *res, int xq,   \
-        const unsigned char *w2, int act
-#define MATVEC_ARGS w, x, y, n_out, k, m, row_bytes, ids, ids_k, shared, bias, rpb, res, xq, w2, act
+        const unsigned char *w2, int act, int norm, const float *nw, float eps, const unsigned char *wb,           \
+        const float *bias_b, float *yb, int mb, const unsigned char *wc, const float *bias_c, float *yc, int mc
+#define MATVEC_ARGS                                                                                    \
+    w, x, y, n_out, k, m, row_bytes, ids, ids_k, shared, bias, rpb, res, xq, w2, act, norm, nw, eps, wb, bias_b, \
+        yb, mb, wc, bias_c, yc, mc
 #define DEQUANT_PARAMS const unsigned char *w, const unsigned *ids, float *y, int n, int cols, long long row_bytes
 #define DEQUANT_ARGS w, ids, y, n, cols, row_bytes
 
-extern "C" __global__ void MV_BOUNDS matvec_f32(MATVEC_PARAMS) { matvec_t<T_f32>(MATVEC_ARGS); }
-extern "C" __global__ void MV_BOUNDS matvec_f16(MATVEC_PARAMS) { matvec_t<T_f16>(MATVEC_ARGS); }
-extern "C" __global__ void MV_BOUNDS matvec_bf16(MATVEC_PARAMS) { matvec_t<T_bf16>(MATVEC_ARGS); }
+extern "C" __global__ void MVF_BOUNDS matvec_f32(MATVEC_PARAMS) { matvec_t<T_f32>(MATVEC_ARGS); }
+extern "C" __global__ void MVF_BOUNDS matvec_f16(MATVEC_PARAMS) { matvec_t<T_f16>(MATVEC_ARGS); }
+extern "C" __global__ void MVF_BOUNDS matvec_bf16(MATVEC_PARAMS) { matvec_t<T_bf16>(MATVEC_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvec_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0>(MATVEC_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvec_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1>(MATVEC_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvec_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0>(MATVEC_ARGS); }

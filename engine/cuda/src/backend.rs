@@ -237,8 +237,11 @@ impl Cuda {
         Ok(xq)
     }
 
-    /// `y[r, j] = x[xr] · W[e·m + j] (+ bias) (+ res[r, j])`: the one mat-vec kernel behind matmul,
-    /// matmul_fused and matmul_id (see kernels/ABI.md).
+    /// `y[r, j] = x̂[xr] · W[e·m + j] (+ bias) (+ res[r, j])`: the one mat-vec kernel behind matmul,
+    /// matmul_fused, matmul_glu, matmul_id and the norm-fused projections (see kernels/ABI.md).
+    /// `x̂` is `x`, or with `norm` its `rms_norm_mul` (computed in the kernel, the same values).
+    /// `more` (at most two, same type and shape as `w`, no ids, residual or GLU) are further
+    /// projections of the same input in the same launch: their outputs follow the first.
     #[allow(clippy::too_many_arguments)]
     fn matvec(
         &self,
@@ -250,11 +253,27 @@ impl Cuda {
         bias: Option<&CudaWeight>,
         res: Option<&CudaTensor>,
         glu: Option<(&CudaWeight, Act)>,
-    ) -> Result<CudaTensor> {
+        norm: Option<(&CudaWeight, f32)>,
+        more: &[(&CudaWeight, Option<&CudaWeight>)],
+    ) -> Result<Vec<CudaTensor>> {
         if let Some((w2, _)) = glu {
             if w2.ty != w.ty || w2.dims != w.dims || w2.row_bytes != w.row_bytes || ids.is_some() {
                 return Err(shape_err("matmul_glu", format!("{} and {} differ in type or shape", w.name, w2.name)));
             }
+        }
+        if more.len() > 2 || (!more.is_empty() && (ids.is_some() || glu.is_some() || res.is_some())) {
+            return Err(shape_err("matmul", format!("{}: at most two more projections, without ids, GLU or residual", w.name)));
+        }
+        for (wm, _) in more {
+            if wm.ty != w.ty || wm.k != w.k || wm.row_bytes != w.row_bytes {
+                return Err(shape_err("matmul", format!("{} and {} differ in type or row length", w.name, wm.name)));
+            }
+        }
+        if x.cols != w.k {
+            return Err(shape_err("matmul", format!("{}: rows of {} for k = {}", w.name, x.cols, w.k)));
+        }
+        if let Some((nw, _)) = norm {
+            Self::one_d("rms_norm_mul", nw, x.cols)?;
         }
         let kty =
             kernel_ty(w.ty).ok_or_else(|| shape_err("matmul", format!("{}: no kernel for {:?}", w.name, w.ty)))?;
@@ -264,34 +283,56 @@ impl Cuda {
                 return Err(shape_err("matmul", format!("residual [{}, {}] for [{n_out}, {m}]", r.rows, r.cols)));
             }
         }
-        let y = self.tensor(n_out, m)?;
-        // Up to 8 rows share one read of each weight tile; with ids each row has its own expert.
+        let mut ys = vec![self.tensor(n_out, m)?];
+        for (wm, _) in more {
+            ys.push(self.tensor(n_out, wm.rows)?);
+        }
+        let (mb, mc) = (more.first().map_or(0, |(w, _)| w.rows), more.get(1).map_or(0, |(w, _)| w.rows));
+        let total = m + mb + mc;
+        // Up to 8 rows share one read of each weight part; with ids each row has its own expert.
         let rpb = if ids.is_some() { 1 } else { n_out.clamp(1, 8) };
         // Quantized weights: one block per output column (kernels/ABI.md); float weights one
         // warp per column.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-        let grid_x = if float_w { blocks(m, 4) } else { m.max(1) as u32 };
-        // A wide output (the head) rounds the activation once, not once per column: round_x
-        // computes the values the mat-vec would (the same device code), then the mat-vec takes
-        // them as they are.
+        let grid_x = if float_w { blocks(total, 4) } else { total.max(1) as u32 };
+        // A wide output (the head) normalizes and rounds the activation once, not once per
+        // column: round_x computes the values the mat-vec would (the same device code), then the
+        // mat-vec takes them as they are.
         let rounded;
-        let (x, xq) = if !float_w && xq >= 0 && m >= MV_ROUND_ONCE_M {
+        let (x, xq, norm) = if !float_w && (xq >= 0 || norm.is_some()) && m >= MV_ROUND_ONCE_M {
             rounded = self.tensor(x.rows, x.cols)?;
             self.launch(
                 "round_x",
                 (x.rows.max(1) as u32, 1, 1),
                 128,
                 0,
-                &[x.buf.arg(), rounded.buf.arg(), Arg::I32(x.rows as i32), Arg::I32(x.cols as i32), Arg::I32(xq)],
+                &[
+                    x.buf.arg(),
+                    rounded.buf.arg(),
+                    Arg::I32(x.rows as i32),
+                    Arg::I32(x.cols as i32),
+                    Arg::I32(xq),
+                    Arg::I32(norm.is_some() as i32),
+                    norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
+                    Arg::F32(norm.map_or(0.0, |(_, e)| e)),
+                ],
             )?;
-            (&rounded, -1)
+            (&rounded, -1, None)
         } else {
-            (x, xq)
+            (x, xq, norm)
         };
         let (ids_arg, ids_k, shared) = match ids {
             Some((b, k, s)) => (b.arg(), k as i32, s as i32),
             None => (Arg::Ptr(0), 0, 0),
         };
+        let more_args = |i: usize| -> [Arg; 3] {
+            match (more.get(i), ys.get(i + 1)) {
+                (Some((wm, b)), Some(y)) => [wm.buf.arg(), b.map_or(Arg::Ptr(0), |b| b.buf.arg()), y.buf.arg()],
+                _ => [Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0)],
+            }
+        };
+        let [wb, bias_b, yb] = more_args(0);
+        let [wc, bias_c, yc] = more_args(1);
         self.launch(
             &format!("matvec_{kty}"),
             (grid_x, blocks(n_out, rpb), 1),
@@ -300,7 +341,7 @@ impl Cuda {
             &[
                 w.buf.arg(),
                 x.buf.arg(),
-                y.buf.arg(),
+                ys[0].buf.arg(),
                 Arg::I32(n_out as i32),
                 Arg::I32(w.k as i32),
                 Arg::I32(m as i32),
@@ -314,9 +355,40 @@ impl Cuda {
                 Arg::I32(xq),
                 glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
                 Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
+                Arg::I32(norm.is_some() as i32),
+                norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
+                Arg::F32(norm.map_or(0.0, |(_, e)| e)),
+                wb,
+                bias_b,
+                yb,
+                Arg::I32(mb as i32),
+                wc,
+                bias_c,
+                yc,
+                Arg::I32(mc as i32),
             ],
         )?;
-        Ok(y)
+        Ok(ys)
+    }
+
+    /// The first output of [`Cuda::matvec`] (one projection).
+    #[allow(clippy::too_many_arguments)]
+    fn matvec1(
+        &self,
+        x: &CudaTensor,
+        w: &CudaWeight,
+        m: usize,
+        n_out: usize,
+        ids: Option<(&DevBuf, usize, bool)>,
+        bias: Option<&CudaWeight>,
+        res: Option<&CudaTensor>,
+        glu: Option<(&CudaWeight, Act)>,
+        norm: Option<(&CudaWeight, f32)>,
+    ) -> Result<CudaTensor> {
+        self.matvec(x, w, m, n_out, ids, bias, res, glu, norm, &[])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))
     }
 
     /// `rms_norm`, then (with `w`) `mul_row` by `w` in the same kernel (the same values).
@@ -854,7 +926,7 @@ impl Ops for Cuda {
         if w.k != x.cols || w.dims.len() > 2 {
             return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, w.name, w.dims)));
         }
-        self.matvec(x, w, w.rows, x.rows, None, None, None, None)
+        self.matvec1(x, w, w.rows, x.rows, None, None, None, None, None)
     }
 
     fn matmul_glu(
@@ -875,7 +947,51 @@ impl Ops for Cuda {
                 format!("x has {} columns, {} has dims {:?}", x.cols, gate.name, gate.dims),
             ));
         }
-        self.matvec(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)))
+        self.matvec1(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)), None)
+    }
+
+    fn norm_matmuls(
+        &self,
+        x: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        ws: &[(&CudaWeight, Option<&CudaWeight>)],
+        _g: &RowGroups,
+    ) -> Result<Vec<CudaTensor>> {
+        let Some(((w0, b0), rest)) = ws.split_first() else { return Ok(Vec::new()) };
+        for (w, b) in ws {
+            if w.k != x.cols || w.dims.len() > 2 {
+                return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, w.name, w.dims)));
+            }
+            if let Some(b) = b {
+                Self::one_d("matmul bias", b, w.rows)?;
+            }
+        }
+        // One launch when the projections share a type and row length (q, k, v usually do);
+        // else one each, every one normalizing its input itself.
+        if rest.len() <= 2 && rest.iter().all(|(w, _)| w.ty == w0.ty && w.k == w0.k && w.row_bytes == w0.row_bytes) {
+            return self.matvec(x, w0, w0.rows, x.rows, None, *b0, None, None, Some((nw, eps)), rest);
+        }
+        ws.iter().map(|(w, b)| self.matvec1(x, w, w.rows, x.rows, None, *b, None, None, Some((nw, eps)))).collect()
+    }
+
+    fn norm_matmul_glu(
+        &self,
+        x: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        gate: &CudaWeight,
+        up: &CudaWeight,
+        act: Act,
+        g: &RowGroups,
+    ) -> Result<CudaTensor> {
+        if gate.ty != up.ty || gate.dims != up.dims || gate.row_bytes != up.row_bytes || gate.dims.len() > 2 {
+            return self.matmul_glu(&self.rms_norm_mul(x, eps, nw)?, gate, up, act, g);
+        }
+        if gate.k != x.cols {
+            return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, gate.name, gate.dims)));
+        }
+        self.matvec1(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)), Some((nw, eps)))
     }
 
     fn matmul_fused(
@@ -892,7 +1008,7 @@ impl Ops for Cuda {
         if let Some(b) = bias {
             Self::one_d("matmul bias", b, w.rows)?;
         }
-        self.matvec(x, w, w.rows, x.rows, None, bias, res, None)
+        self.matvec1(x, w, w.rows, x.rows, None, bias, res, None, None)
     }
 
     fn rope(
@@ -1072,7 +1188,7 @@ impl Ops for Cuda {
             }
         }
         let shared = x.rows == n && k > 1;
-        self.matvec(x, w, m, n * k, Some((&ids.buf, k, shared)), b, None, None)
+        self.matvec1(x, w, m, n * k, Some((&ids.buf, k, shared)), b, None, None, None)
     }
 
     fn swiglu_oai(&self, gate: &CudaTensor, up: &CudaTensor, alpha: f32, limit: f32) -> Result<CudaTensor> {

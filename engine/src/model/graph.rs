@@ -18,6 +18,18 @@ enum Residual<T> {
     Not(T),
 }
 
+/// The attention block's input: the normalized activation, or its q, k and v projections
+/// already made (the norm fused into them).
+enum AttnIn<T> {
+    X(T),
+    Qkv(T, T, T),
+}
+
+/// A q/k/v projection's bias, unless the planted fault drops it.
+fn qkv_bias<W>(p: &Proj<W>) -> Option<&W> {
+    p.b.as_ref().filter(|_| !crate::faults::active(crate::faults::Fault::DropQkvBias))
+}
+
 /// One forward: the backend, the uploaded batch and its row groups, the tap sink.
 pub(crate) struct Fwd<'a, B: Ops> {
     pub b: &'a B,
@@ -106,20 +118,44 @@ impl<B: Ops> Fwd<'_, B> {
     /// fewer ops; with taps, `attn_out` and `ffn_out` exist on their own to be tapped.
     pub fn layer(&mut self, il: usize, l: &Layer<B::Weight>, kv: &mut B::Kv, x: B::Tensor) -> Result<B::Tensor> {
         let fuse = !self.taps.active();
-        let cur = self.norm(&x, &l.attn_norm)?;
-        self.tap(Some(il), "attn_norm", &cur)?;
         let res = (fuse && l.attn.post_norm.is_none()).then_some(&x);
-        let ffn_inp = match self.attention(il, &cur, &l.attn, kv, res)? {
+        // Without taps, an RMS norm rides in the projections that read it (Ops::norm_matmuls,
+        // Ops::norm_matmul_glu): the same values, no normalized tensor of its own.
+        let input = match (&l.attn_norm, &l.attn.qkv) {
+            (n, Qkv::Separate { q, k, v }) if fuse && n.kind == NormKind::Rms && n.b.is_none() => {
+                let ws = [(&q.w, qkv_bias(q)), (&k.w, qkv_bias(k)), (&v.w, qkv_bias(v))];
+                let mut out = self.b.norm_matmuls(&x, &n.w, n.eps, &ws, &self.groups)?.into_iter();
+                match (out.next(), out.next(), out.next()) {
+                    (Some(q), Some(k), Some(v)) => AttnIn::Qkv(q, k, v),
+                    _ => return Err(crate::Error::Invalid("norm_matmuls: fewer than three outputs".into())),
+                }
+            }
+            _ => {
+                let cur = self.norm(&x, &l.attn_norm)?;
+                self.tap(Some(il), "attn_norm", &cur)?;
+                AttnIn::X(cur)
+            }
+        };
+        let ffn_inp = match self.attention(il, input, &l.attn, kv, res)? {
             Residual::Added(t) => t,
             Residual::Not(a) => {
                 self.tap(Some(il), "attn_out", &a)?;
                 self.b.add(&x, &a)?
             }
         };
-        let cur = self.norm(&ffn_inp, &l.ffn_norm)?;
-        self.tap(Some(il), "ffn_norm", &cur)?;
         let res = (fuse && l.post_ffn_norm.is_none()).then_some(&ffn_inp);
-        let x = match self.ffn(il, &cur, &l.ffn, res)? {
+        let out = match (&l.ffn_norm, &l.ffn) {
+            (n, Ffn::Gated { gate, up, down, act }) if fuse && n.kind == NormKind::Rms && n.b.is_none() => {
+                let h = self.b.norm_matmul_glu(&ffn_inp, &n.w, n.eps, gate, up, *act, &self.groups)?;
+                self.down(&h, down, res)?
+            }
+            _ => {
+                let cur = self.norm(&ffn_inp, &l.ffn_norm)?;
+                self.tap(Some(il), "ffn_norm", &cur)?;
+                self.ffn(il, &cur, &l.ffn, res)?
+            }
+        };
+        let x = match out {
             Residual::Added(t) => t,
             Residual::Not(f) => {
                 let f = match &l.post_ffn_norm {
@@ -140,13 +176,17 @@ impl<B: Ops> Fwd<'_, B> {
     fn attention(
         &mut self,
         il: usize,
-        x: &B::Tensor,
+        input: AttnIn<B::Tensor>,
         a: &Attn<B::Weight>,
         kv: &mut B::Kv,
         res: Option<&B::Tensor>,
     ) -> Result<Residual<B::Tensor>> {
         let (b, hp) = (self.b, self.hp);
-        let cfg = hp.attn_cfg(il);
+        let x = match input {
+            AttnIn::X(x) => x,
+            AttnIn::Qkv(q, k, v) => return self.attention_qkv(il, q, k, v, a, kv, res),
+        };
+        let x = &x;
         let (q, k, v) = match &a.qkv {
             Qkv::Separate { q, k, v } => {
                 let p = |w: &Proj<B::Weight>| -> Result<B::Tensor> {
@@ -164,6 +204,24 @@ impl<B: Ops> Fwd<'_, B> {
                 (b.slice_cols(&qkv, 0, qw)?, b.slice_cols(&qkv, qw, kw)?, b.slice_cols(&qkv, qw + kw, vw)?)
             }
         };
+        self.attention_qkv(il, q, k, v, a, kv, res)
+    }
+
+    /// The attention block from its projections on: head norms, RoPE, q pre-scale, KV write,
+    /// attention, output projection (with `res`, adding it), post-norm.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_qkv(
+        &mut self,
+        il: usize,
+        q: B::Tensor,
+        k: B::Tensor,
+        v: B::Tensor,
+        a: &Attn<B::Weight>,
+        kv: &mut B::Kv,
+        res: Option<&B::Tensor>,
+    ) -> Result<Residual<B::Tensor>> {
+        let (b, hp) = (self.b, self.hp);
+        let cfg = hp.attn_cfg(il);
         let (q, k) = match &a.head_norm {
             Some(n) => (self.head_norm(q, hp.n_head, &n.q)?, self.head_norm(k, hp.n_head_kv, &n.k)?),
             None => (q, k),
@@ -188,6 +246,14 @@ impl<B: Ops> Fwd<'_, B> {
         }))
     }
 
+    /// The down projection of a gated FFN; with `res`, adding it.
+    fn down(&self, h: &B::Tensor, down: &B::Weight, res: Option<&B::Tensor>) -> Result<Residual<B::Tensor>> {
+        Ok(match res {
+            Some(r) => Residual::Added(self.b.matmul_fused(h, down, None, Some(r), &self.groups)?),
+            None => Residual::Not(self.mm(h, down)?),
+        })
+    }
+
     /// With `res`, the down projection adds it (MoE adds it afterwards).
     fn ffn(
         &mut self,
@@ -197,22 +263,16 @@ impl<B: Ops> Fwd<'_, B> {
         res: Option<&B::Tensor>,
     ) -> Result<Residual<B::Tensor>> {
         let b = self.b;
-        let down_res = |h: &B::Tensor, down: &B::Weight| -> Result<Residual<B::Tensor>> {
-            Ok(match res {
-                Some(r) => Residual::Added(b.matmul_fused(h, down, None, Some(r), &self.groups)?),
-                None => Residual::Not(self.mm(h, down)?),
-            })
-        };
         match f {
             Ffn::Gated { gate, up, down, act } => {
                 let h = b.matmul_glu(x, gate, up, *act, &self.groups)?;
-                down_res(&h, down)
+                self.down(&h, down, res)
             }
             Ffn::FusedGateUp { up, down } => {
                 let u = self.mm(x, up)?;
                 let ff = self.hp.n_ff;
                 let h = b.glu(&b.slice_cols(&u, 0, ff)?, &b.slice_cols(&u, ff, ff)?, Act::Silu)?;
-                down_res(&h, down)
+                self.down(&h, down, res)
             }
             Ffn::Plain { up, down, act } => {
                 let h = b.act(&self.proj(x, up)?, *act)?;
@@ -244,9 +304,16 @@ impl<B: Ops> Fwd<'_, B> {
     pub fn output(&mut self, x: B::Tensor, w: &Weights<B::Weight>) -> Result<B::Tensor> {
         let b = self.b;
         let x = b.output_rows(x, self.batch)?;
-        let x = self.norm(&x, &w.output_norm)?;
-        self.tap(None, "result_norm", &x)?;
-        let mut logits = b.matmul(&x, w.output(), &self.out_groups)?;
+        let n = &w.output_norm;
+        let mut logits = if !self.taps.active() && n.kind == NormKind::Rms && n.b.is_none() {
+            // The norm rides in the head (Ops::norm_matmuls): the same values.
+            let mut out = b.norm_matmuls(&x, &n.w, n.eps, &[(w.output(), None)], &self.out_groups)?;
+            out.pop().ok_or_else(|| crate::Error::Invalid("norm_matmuls: no output".into()))?
+        } else {
+            let x = self.norm(&x, n)?;
+            self.tap(None, "result_norm", &x)?;
+            b.matmul(&x, w.output(), &self.out_groups)?
+        };
         if let Some(c) = self.hp.final_softcap {
             logits = b.softcap(&logits, c)?;
         }
