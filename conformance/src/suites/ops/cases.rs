@@ -413,6 +413,25 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
             );
         }
     }
+    // The norm fused into the projections: q/k/v of the Qwen2.5-0.5B widths (three outputs, one
+    // launch), a head-like single projection, and a GLU pair; rows 1, 3 and 9 as above.
+    for ty in [GgmlType::F16, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K] {
+        for (k, ms, rows, bias) in
+            [(1024, vec![896, 128, 128], 1, true), (512, vec![256, 64, 64], 3, false), (768, vec![1024], 9, false)]
+        {
+            let shape = ms.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("+");
+            push(
+                format!("norm_matmuls-{}-m{shape}-k{k}-n{rows}{}", ty_name(ty), if bias { "-bias" } else { "" }),
+                OpSpec::NormMatmuls { ty, k, ms, rows, bias },
+            );
+        }
+        for (k, m, rows) in [(1024, 4864, 1), (512, 1536, 9)] {
+            push(
+                format!("norm_matmul_glu-silu-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
+                OpSpec::NormMatmulGlu { ty, k, m, rows, act: Act::Silu },
+            );
+        }
+    }
     for (style, s) in [(RopeStyle::Normal, "norm"), (RopeStyle::Neox, "neox")] {
         for (n_head, n_head_kv, head_dim, pos) in
             [(14, 2, 64, vec![7, 8, 9, 10, 11]), (4, 1, 256, vec![40]), (8, 8, 128, vec![0, 1, 2])]

@@ -257,6 +257,23 @@ pub enum OpSpec {
         rows: usize,
         act: Act,
     },
+    /// `matmul_fused(rms_norm_mul(x, nw), w_i, bias_i)` for one to three projections of one input
+    /// in one op (q/k/v, the output head).
+    NormMatmuls {
+        ty: GgmlType,
+        k: usize,
+        ms: Vec<usize>,
+        rows: usize,
+        bias: bool,
+    },
+    /// `matmul_glu(rms_norm_mul(x, nw), gate, up, act)` in one op.
+    NormMatmulGlu {
+        ty: GgmlType,
+        k: usize,
+        m: usize,
+        rows: usize,
+        act: Act,
+    },
     /// RoPE of q (`n_head` heads) and k (`n_head_kv` heads) in one op.
     RopeQk {
         style: RopeStyle,
@@ -266,6 +283,9 @@ pub enum OpSpec {
         pos: Vec<u32>,
     },
 }
+
+/// The outputs of a [`OpSpec::NormMatmuls`] case, one per projection (at most three).
+const NORM_MATMUL_OUT: [&str; 3] = ["out0", "out1", "out2"];
 
 impl OpSpec {
     /// The op's name (the first part of the case name; what a failure names).
@@ -296,6 +316,8 @@ impl OpSpec {
             OpSpec::RmsNormMul { .. } => "rms_norm_mul",
             OpSpec::MatmulFused { .. } => "matmul_fused",
             OpSpec::MatmulGlu { .. } => "matmul_glu",
+            OpSpec::NormMatmuls { .. } => "norm_matmuls",
+            OpSpec::NormMatmulGlu { .. } => "norm_matmul_glu",
             OpSpec::RopeQk { .. } => "rope_qk",
         }
     }
@@ -348,8 +370,11 @@ impl OpSpec {
             OpSpec::MatmulId { m, k, n, .. } => vec![expect("out", (n * k, *m), Nmse(NMSE_MATMUL))],
             OpSpec::MoeCombine { n, cols, .. } => vec![expect("out", (*n, *cols), d)],
             OpSpec::RmsNormMul { rows, cols, .. } => vec![expect("out", (*rows, *cols), d)],
-            OpSpec::MatmulFused { m, rows, .. } | OpSpec::MatmulGlu { m, rows, .. } => {
-                vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL))]
+            OpSpec::MatmulFused { m, rows, .. }
+            | OpSpec::MatmulGlu { m, rows, .. }
+            | OpSpec::NormMatmulGlu { m, rows, .. } => vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL))],
+            OpSpec::NormMatmuls { ms, rows, .. } => {
+                ms.iter().zip(NORM_MATMUL_OUT).map(|(m, name)| expect(name, (*rows, *m), Nmse(NMSE_MATMUL))).collect()
             }
             OpSpec::RopeQk { n_head, n_head_kv, head_dim, pos, .. } => {
                 vec![expect("q", (pos.len(), n_head * head_dim), d), expect("k", (pos.len(), n_head_kv * head_dim), d)]
@@ -509,6 +534,26 @@ impl OpSpec {
             }
             OpSpec::MatmulGlu { ty, k, m, rows, .. } => {
                 p.x.push(u(rng, *rows, *k, -1.0, 1.0));
+                w.add(rng, "gate", *ty, &[*k as u64, *m as u64])?;
+                w.add(rng, "up", *ty, &[*k as u64, *m as u64])?;
+                has_weights = true;
+                p.batches.push(one_seq(*rows));
+            }
+            OpSpec::NormMatmuls { ty, k, ms, rows, bias } => {
+                p.x.push(u(rng, *rows, *k, -10.0, 10.0));
+                w.add(rng, "nw", GgmlType::F32, &[*k as u64])?;
+                for (i, m) in ms.iter().enumerate() {
+                    w.add(rng, &format!("w{i}"), *ty, &[*k as u64, *m as u64])?;
+                    if *bias {
+                        w.add(rng, &format!("b{i}"), GgmlType::F32, &[*m as u64])?;
+                    }
+                }
+                has_weights = true;
+                p.batches.push(one_seq(*rows));
+            }
+            OpSpec::NormMatmulGlu { ty, k, m, rows, .. } => {
+                p.x.push(u(rng, *rows, *k, -10.0, 10.0));
+                w.add(rng, "nw", GgmlType::F32, &[*k as u64])?;
                 w.add(rng, "gate", *ty, &[*k as u64, *m as u64])?;
                 w.add(rng, "up", *ty, &[*k as u64, *m as u64])?;
                 has_weights = true;
@@ -736,6 +781,25 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
         OpSpec::MatmulGlu { act, .. } => {
             let g = b.batch_groups(&batch(b, p, 0)?);
             one("out", b.matmul_glu(&x0()?, &weight(b, p, "gate")?, &weight(b, p, "up")?, *act, &g))
+        }
+        OpSpec::NormMatmuls { ms, bias, .. } => {
+            let g = b.batch_groups(&batch(b, p, 0)?);
+            let mut ws = Vec::with_capacity(ms.len());
+            for i in 0..ms.len() {
+                let bw = if *bias { Some(weight(b, p, &format!("b{i}"))?) } else { None };
+                ws.push((weight(b, p, &format!("w{i}"))?, bw));
+            }
+            let refs: Vec<_> = ws.iter().map(|(w, bw)| (w, bw.as_ref())).collect();
+            let ys = b.norm_matmuls(&x0()?, &weight(b, p, "nw")?, 1e-6, &refs, &g).map_err(e2s("norm_matmuls"))?;
+            if ys.len() != ms.len() {
+                return Err(format!("norm_matmuls gave {} outputs for {} projections", ys.len(), ms.len()));
+            }
+            ys.iter().zip(NORM_MATMUL_OUT).map(|(y, name)| host(b, name, y)).collect()
+        }
+        OpSpec::NormMatmulGlu { act, .. } => {
+            let g = b.batch_groups(&batch(b, p, 0)?);
+            let (nw, gate, up) = (weight(b, p, "nw")?, weight(b, p, "gate")?, weight(b, p, "up")?);
+            one("out", b.norm_matmul_glu(&x0()?, &nw, 1e-6, &gate, &up, *act, &g))
         }
         OpSpec::RopeQk { style, n_head, n_head_kv, head_dim, .. } => {
             let rp = RopeParams {
