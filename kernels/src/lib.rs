@@ -33,6 +33,12 @@ pub const KERNELS: &[&str] = &[
     "moe_route",
     "moe_combine",
     "matvec_f32",
+    "matvec8_q4_0",
+    "matvec8_q4_1",
+    "matvec8_q8_0",
+    "matvec4_q4_0",
+    "matvec4_q4_1",
+    "matvec4_q8_0",
     "matvec_f16",
     "matvec_bf16",
     "matvec_q4_0",
@@ -75,7 +81,8 @@ mod tests {
             let defined =
                 OPS_CU.contains(&format!("void {name}("))
                     || OPS_CU.contains(&format!("void MV_BOUNDS {name}("))
-                    || OPS_CU.contains(&format!("void MVF_BOUNDS {name}("));
+                    || OPS_CU.contains(&format!("void MVF_BOUNDS {name}("))
+                    || OPS_CU.contains(&format!("void MVM_BOUNDS {name}("));
             assert!(defined, "{name} is not defined in ops.cu");
         }
     }

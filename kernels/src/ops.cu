@@ -296,82 +296,93 @@ __device__ __forceinline__ void dq_q6_k(const u8* row, int c, float* out) {
 // Type traits for the templates: quantized types dequantize whole chunks, float types single
 // elements (their rows may have any length).
 // Part decoders (the mat-vec's 8-element parts: elements 8q .. 8q + 7 of chunk c), the same
-// values as the chunk decoders above, reading only the part's bytes (2-byte loads: every block
-// of these types starts on an even offset).
-__device__ __forceinline__ void dqp_q8_0(const u8* row, int c, int q, float* out) {
+// values as the chunk decoders above, reading only the part's bytes: `raw_*` loads them (2-byte
+// loads: every block of these types starts on an even offset) so a thread can have several
+// columns' parts in flight before it decodes any (`dec_*`).
+struct MvRaw {
+    u32 a, b;  // the part's 8 quant bytes, little-endian
+    u32 s;     // the block's f16 scale (low half) and, for Q4_1, its f16 min (high half)
+};
+__device__ __forceinline__ u32 ld2x16(const u8* p) {
+    return (u32)((const u16*)p)[0] | ((u32)((const u16*)p)[1] << 16);
+}
+__device__ __forceinline__ MvRaw raw_q8_0(const u8* row, int c, int q) {
     const u8* b = row + (i64)c * 34;
-    const float d = f16_to_f32(*(const u16*)b);
-    const u16* p = (const u16*)(b + 2 + 8 * q);
-    u16 h[4];
+    return MvRaw{ld2x16(b + 2 + 8 * q), ld2x16(b + 6 + 8 * q), (u32)*(const u16*)b};
+}
+__device__ __forceinline__ void dec_q8_0(MvRaw r, int, float* out) {
+    const float d = f16_to_f32((u16)(r.s & 0xffffu));
 #pragma unroll
-    for (int i = 0; i < 4; ++i) h[i] = p[i];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        out[2 * i] = __fmul_rn((float)(i8)(h[i] & 0xff), d);
-        out[2 * i + 1] = __fmul_rn((float)(i8)(h[i] >> 8), d);
-    }
+    for (int l = 0; l < 8; ++l) out[l] = __fmul_rn((float)(i8)(((l < 4 ? r.a : r.b) >> (8 * (l & 3))) & 0xffu), d);
 }
 // Q4_0 / Q4_1: parts 0, 1 are the low nibbles of qs[0..8), qs[8..16); parts 2, 3 the high ones.
-__device__ __forceinline__ void dqp_q4_0(const u8* row, int c, int q, float* out) {
-    const u8* b = row + (i64)c * 18;
-    const float d = f16_to_f32(*(const u16*)b);
-    const u16* p = (const u16*)(b + 2 + 8 * (q & 1));
+__device__ __forceinline__ MvRaw raw_q4_0(const u8* row, int c, int q) {
+    const u8* b = row + (i64)c * 18 + 2 + 8 * (q & 1);
+    return MvRaw{ld2x16(b), ld2x16(b + 4), (u32)*(const u16*)(row + (i64)c * 18)};
+}
+__device__ __forceinline__ void dec_q4_0(MvRaw r, int q, float* out) {
+    const float d = f16_to_f32((u16)(r.s & 0xffffu));
     const int sh = 4 * (q >> 1);
-    u16 h[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) h[i] = p[i];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        out[2 * i] = __fmul_rn(d, (float)((int)((h[i] >> sh) & 15u) - 8));
-        out[2 * i + 1] = __fmul_rn(d, (float)((int)((h[i] >> (8 + sh)) & 15u) - 8));
+    for (int l = 0; l < 8; ++l) {
+        const u32 byte = ((l < 4 ? r.a : r.b) >> (8 * (l & 3))) & 0xffu;
+        out[l] = __fmul_rn(d, (float)((int)((byte >> sh) & 15u) - 8));
     }
 }
-__device__ __forceinline__ void dqp_q4_1(const u8* row, int c, int q, float* out) {
+__device__ __forceinline__ MvRaw raw_q4_1(const u8* row, int c, int q) {
     const u8* b = row + (i64)c * 20;
-    const float d = f16_to_f32(*(const u16*)b), m = f16_to_f32(*(const u16*)(b + 2));
-    const u16* p = (const u16*)(b + 4 + 8 * (q & 1));
+    return MvRaw{ld2x16(b + 4 + 8 * (q & 1)), ld2x16(b + 8 + 8 * (q & 1)), ld2x16(b)};
+}
+__device__ __forceinline__ void dec_q4_1(MvRaw r, int q, float* out) {
+    const float d = f16_to_f32((u16)(r.s & 0xffffu)), m = f16_to_f32((u16)(r.s >> 16));
     const int sh = 4 * (q >> 1);
-    u16 h[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) h[i] = p[i];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        out[2 * i] = __fadd_rn(__fmul_rn(d, (float)((h[i] >> sh) & 15u)), m);
-        out[2 * i + 1] = __fadd_rn(__fmul_rn(d, (float)((h[i] >> (8 + sh)) & 15u)), m);
+    for (int l = 0; l < 8; ++l) {
+        const u32 byte = ((l < 4 ? r.a : r.b) >> (8 * (l & 3))) & 0xffu;
+        out[l] = __fadd_rn(__fmul_rn(d, (float)((byte >> sh) & 15u)), m);
     }
 }
+#define NO_RAW(row, c, q) MvRaw{0u, 0u, 0u}
+#define NO_DEC(r, q, out) ((void)0)
 
-#define QUANT_TYPE(NAME, HAS_PART, PART_FN)                                               \
+#define QUANT_TYPE(NAME, HAS_PART, RAW_FN, DEC_FN)                                        \
     struct T_##NAME {                                                                     \
         static constexpr bool FLOAT = false;                                              \
         static constexpr bool PART = HAS_PART;                                            \
         static __device__ __forceinline__ void chunk(const u8* row, int c, float* out) { \
             dq_##NAME(row, c, out);                                                       \
         }                                                                                 \
+        static __device__ __forceinline__ MvRaw raw(const u8* row, int c, int q) {        \
+            return RAW_FN(row, c, q);                                                     \
+        }                                                                                 \
+        static __device__ __forceinline__ void dec(MvRaw r, int q, float* out) {          \
+            DEC_FN(r, q, out);                                                            \
+        }                                                                                 \
         static __device__ __forceinline__ void part(const u8* row, int c, int q, float* out) { \
-            PART_FN(row, c, q, out);                                                      \
+            DEC_FN(RAW_FN(row, c, q), q, out);                                            \
         }                                                                                 \
         static __device__ __forceinline__ float elem(const u8*, i64) { return 0.0f; }     \
     };
-#define NO_PART(row, c, q, out) ((void)0)
-QUANT_TYPE(q4_0, true, dqp_q4_0)
-QUANT_TYPE(q4_1, true, dqp_q4_1)
-QUANT_TYPE(q5_0, false, NO_PART)
-QUANT_TYPE(q5_1, false, NO_PART)
-QUANT_TYPE(q8_0, true, dqp_q8_0)
-QUANT_TYPE(q2_k, false, NO_PART)
-QUANT_TYPE(q3_k, false, NO_PART)
-QUANT_TYPE(q4_k, false, NO_PART)
-QUANT_TYPE(q5_k, false, NO_PART)
-QUANT_TYPE(q6_k, false, NO_PART)
-QUANT_TYPE(iq4_nl, false, NO_PART)
-QUANT_TYPE(mxfp4, false, NO_PART)
+QUANT_TYPE(q4_0, true, raw_q4_0, dec_q4_0)
+QUANT_TYPE(q4_1, true, raw_q4_1, dec_q4_1)
+QUANT_TYPE(q5_0, false, NO_RAW, NO_DEC)
+QUANT_TYPE(q5_1, false, NO_RAW, NO_DEC)
+QUANT_TYPE(q8_0, true, raw_q8_0, dec_q8_0)
+QUANT_TYPE(q2_k, false, NO_RAW, NO_DEC)
+QUANT_TYPE(q3_k, false, NO_RAW, NO_DEC)
+QUANT_TYPE(q4_k, false, NO_RAW, NO_DEC)
+QUANT_TYPE(q5_k, false, NO_RAW, NO_DEC)
+QUANT_TYPE(q6_k, false, NO_RAW, NO_DEC)
+QUANT_TYPE(iq4_nl, false, NO_RAW, NO_DEC)
+QUANT_TYPE(mxfp4, false, NO_RAW, NO_DEC)
 
 #define FLOAT_TYPE(NAME, EXPR)                                                       \
     struct T_##NAME {                                                                \
         static constexpr bool FLOAT = true;                                          \
         static constexpr bool PART = false;                                          \
         static __device__ __forceinline__ void chunk(const u8*, int, float*) {}      \
+        static __device__ __forceinline__ MvRaw raw(const u8*, int, int) { return MvRaw{0u, 0u, 0u}; } \
+        static __device__ __forceinline__ void dec(MvRaw, int, float*) {}            \
         static __device__ __forceinline__ void part(const u8*, int, int, float*) {}  \
         static __device__ __forceinline__ float elem(const u8* row, i64 i) { return EXPR; } \
     };
@@ -1195,7 +1206,121 @@ __device__ __forceinline__ MvSel mv_select(i64 jj, const u8* w, const float* bia
     return MvSel{wc, bias_c, yc, mc, jj - m - mb};
 }
 
-template <class T>
+// C > 1 (part-decodable types, rpb ≤ R, no ids): the block takes columns blockIdx.x·C .. + C - 1.
+// Each thread loads its part of every one of them before decoding any (C columns' bytes in
+// flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
+// part once for all C. Every column's sum is the C = 1 order, so its value is the same.
+template <class T, int C, int R>
+__device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64 row_bytes, const float* res,
+                                         int xq, const u8* w2, int act, int norm, const float* nw, float eps,
+                                         const float* bias, float* y, i64 m, const u8* wb, const float* bias_b,
+                                         float* yb, i64 mb, const u8* wc, const float* bias_c, float* yc, i64 mc,
+                                         i64 r0, int nr) {
+    static_assert(T::PART && C * R <= MV_MAX_ROWS, "mv_multi: part-decodable types, C·R accumulators");
+    __shared__ double mv_sc[R];
+    __shared__ double mv_redd[9];
+    __shared__ float mv_red[2][C * R][MV_WARPS];
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    const i64 total = m + mb + mc, jj0 = (i64)blockIdx.x * C;
+    const u8* wr[C];
+    const u8* wr2[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+        const i64 jj = jj0 + c < total ? jj0 + c : total - 1;  // past the end: a real row, result unused
+        const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+        wr[c] = sel.w + sel.j * row_bytes;
+        wr2[c] = w2 ? w2 + sel.j * row_bytes : nullptr;
+    }
+    const int nsub = k / 8;
+    float acc[C * R], acc2[C * R];
+#pragma unroll
+    for (int u = 0; u < C * R; ++u) { acc[u] = 0.0f; acc2[u] = 0.0f; }
+    MvRaw raw[C], raw2[C];
+    // The first parts' bytes go out before the norm's reductions.
+    {
+        const int s = threadIdx.x;
+        if (s < nsub) {
+#pragma unroll
+            for (int c = 0; c < C; ++c) {
+                raw[c] = T::raw(wr[c], s >> 2, s & 3);
+                if (w2) raw2[c] = T::raw(wr2[c], s >> 2, s & 3);
+            }
+        }
+    }
+    if (norm) {  // uniform
+        for (int i = 0; i < nr; ++i) {
+            const double sc = rms_scale_256(x + (r0 + i) * k, k, eps, mv_redd);
+            if (threadIdx.x == 0) mv_sc[i] = sc;
+        }
+        __syncthreads();
+    }
+    for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
+        const int s = s0 + threadIdx.x;
+        const bool valid = s < nsub;
+        if (s0 > 0 && valid) {
+#pragma unroll
+            for (int c = 0; c < C; ++c) {
+                raw[c] = T::raw(wr[c], s >> 2, s & 3);
+                if (w2) raw2[c] = T::raw(wr2[c], s >> 2, s & 3);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+            if (i < nr) {  // uniform
+                float xv[8];
+                mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nw);
+                mv_round(xv, xq, lane);
+                if (valid) {
+#pragma unroll
+                    for (int c = 0; c < C; ++c) {
+                        float wq[8];
+                        T::dec(raw[c], s & 3, wq);
+                        float a = acc[c * R + i];
+#pragma unroll
+                        for (int l = 0; l < 8; ++l) a = fmaf(wq[l], xv[l], a);
+                        acc[c * R + i] = a;
+                        if (w2) {
+                            T::dec(raw2[c], s & 3, wq);
+                            float a2 = acc2[c * R + i];
+#pragma unroll
+                            for (int l = 0; l < 8; ++l) a2 = fmaf(wq[l], xv[l], a2);
+                            acc2[c * R + i] = a2;
+                        }
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < C * R; ++u) {
+        if (u % R < nr) {
+            float v = acc[u], v2 = acc2[u];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) {
+                v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
+                if (w2) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
+            }
+            if (lane == 0) { mv_red[0][u][wp] = v; mv_red[1][u][wp] = v2; }
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x < C * R) {
+        const int u = threadIdx.x, c = u / R, i = u % R;
+        const i64 jj = jj0 + c;
+        if (i < nr && jj < total) {
+            float v = mv_red[0][u][0], v2 = mv_red[1][u][0];
+#pragma unroll
+            for (int q = 1; q < MV_WARPS; ++q) {
+                v = __fadd_rn(v, mv_red[0][u][q]);
+                v2 = __fadd_rn(v2, mv_red[1][u][q]);
+            }
+            const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+            mv_finish(v, v2, w2 != nullptr, (r0 + i) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y);
+        }
+    }
+}
+
+template <class T, int C = 1, int R = MV_MAX_ROWS>
 __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
                                          i64 row_bytes, const unsigned* ids, int ids_k, int shared,
                                          const float* bias, int rpb, const float* res, int xq, const u8* w2,
@@ -1209,6 +1334,12 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     const i64 r0 = (i64)blockIdx.y * rpb;
     if (r0 >= n_out) return;  // uniform over the block
     const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
+    if constexpr (C > 1) {
+        if (ids || rpb > R) return;  // not the ABI's launch of a multi-column entry point
+        mv_multi<T, C, R>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
+                          bias_c, yc, mc, r0, nr);
+        return;
+    } else {
     // Row i's activation: x + xrow(i)·k (rows, or with ids the row's token, computed per use).
     auto xrow = [&](int i) -> i64 {
         const i64 r = r0 + i;
@@ -1324,6 +1455,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
             mv_finish(v, v2, wr2 != nullptr, (r0 + i) * c.m + c.j, wrow, c.bias, res, act, c.y);
         }
     }
+    }
 }
 
 // y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.
@@ -1354,6 +1486,8 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
 // Float weights (a warp per column, eight rows' products per element) keep 96 registers: at 64
 // they spill.
 #define MVF_BOUNDS __launch_bounds__(MV_THREADS, 5)
+// Multi-column entry points keep several columns' raw parts and row pointers in registers: 128.
+#define MVM_BOUNDS __launch_bounds__(MV_THREADS, 4)
 #define MATVEC_PARAMS                                                                                 \
     const unsigned char *w, const float *x, float *y, int n_out, int k, int m, long long row_bytes,   \
         const unsigned *ids, int ids_k, int shared, const float *bias, int rpb, const float *res, int xq,   \
@@ -1380,6 +1514,14 @@ extern "C" __global__ void MV_BOUNDS matvec_q5_k(MATVEC_PARAMS) { matvec_t<T_q5_
 extern "C" __global__ void MV_BOUNDS matvec_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k>(MATVEC_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvec_iq4_nl(MATVEC_PARAMS) { matvec_t<T_iq4_nl>(MATVEC_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvec_mxfp4(MATVEC_PARAMS) { matvec_t<T_mxfp4>(MATVEC_ARGS); }
+// Multi-column entry points (part-decodable types): 8 columns of one row (decode), 4 columns of
+// up to 2 rows (decode with a GLU pair, two sequences).
+extern "C" __global__ void MVM_BOUNDS matvec8_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 4, 2>(MATVEC_ARGS); }
 
 extern "C" __global__ void dequant_rows_f32(DEQUANT_PARAMS) { dequant_rows_t<T_f32>(DEQUANT_ARGS); }
 extern "C" __global__ void dequant_rows_f16(DEQUANT_PARAMS) { dequant_rows_t<T_f16>(DEQUANT_ARGS); }

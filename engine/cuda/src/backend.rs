@@ -289,12 +289,21 @@ impl Cuda {
         }
         let (mb, mc) = (more.first().map_or(0, |(w, _)| w.rows), more.get(1).map_or(0, |(w, _)| w.rows));
         let total = m + mb + mc;
-        // Up to 8 rows share one read of each weight part; with ids each row has its own expert.
-        let rpb = if ids.is_some() { 1 } else { n_out.clamp(1, 8) };
-        // Quantized weights: one block per output column (kernels/ABI.md); float weights one
-        // warp per column.
+        // Quantized weights: a block per output column, up to 8 rows sharing each weight read
+        // (with ids each row has its own expert); for one or two rows of a part-decodable type,
+        // a block per 8 or 4 columns (matvec8_ / matvec4_: more bytes in flight a thread, the
+        // activation read once for all of them; the same values). Float weights: a warp per
+        // column. kernels/ABI.md.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-        let grid_x = if float_w { blocks(total, 4) } else { total.max(1) as u32 };
+        let part = matches!(w.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) && ids.is_none();
+        let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() {
+            ("matvec8", 8, 1)
+        } else if part && n_out <= 2 {
+            ("matvec4", 4, 2)
+        } else {
+            ("matvec", 1, if ids.is_some() { 1 } else { n_out.clamp(1, 8) })
+        };
+        let grid_x = if float_w { blocks(total, 4) } else { blocks(total, cols) };
         // A wide output (the head) normalizes and rounds the activation once, not once per
         // column: round_x computes the values the mat-vec would (the same device code), then the
         // mat-vec takes them as they are.
@@ -334,7 +343,7 @@ impl Cuda {
         let [wb, bias_b, yb] = more_args(0);
         let [wc, bias_c, yc] = more_args(1);
         self.launch(
-            &format!("matvec_{kty}"),
+            &format!("{variant}_{kty}"),
             (grid_x, blocks(n_out, rpb), 1),
             128,
             0,

@@ -143,6 +143,11 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         (4864, 896, vec![3]),
         (640, 33, vec![3]),
         (640, 1, vec![17]),
+        // one and two rows: the multi-column mat-vecs (8 / 4 columns a block; m not a multiple)
+        (4864, 896, vec![1]),
+        (640, 33, vec![1]),
+        (576, 1534, vec![2]),
+        (640, 1, vec![2]),
     ];
     let kq: Vec<(usize, usize, Vec<usize>)> = vec![
         (4864, 896, vec![1]),
@@ -417,7 +422,13 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
     // launch), a head-like single projection, and a GLU pair; rows 1, 3 and 9 as above.
     for ty in [GgmlType::F16, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K] {
         for (k, ms, rows, bias) in
-            [(1024, vec![896, 128, 128], 1, true), (512, vec![256, 64, 64], 3, false), (768, vec![1024], 9, false)]
+            [
+            (1024, vec![896, 128, 128], 1, true),
+            (512, vec![100, 36, 20], 1, true), // blocks of 8 or 4 columns straddle the outputs
+            (512, vec![260, 68, 4], 2, true),
+            (512, vec![256, 64, 64], 3, false),
+            (768, vec![1024], 9, false),
+        ]
         {
             let shape = ms.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("+");
             push(
@@ -425,7 +436,7 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
                 OpSpec::NormMatmuls { ty, k, ms, rows, bias },
             );
         }
-        for (k, m, rows) in [(1024, 4864, 1), (512, 1536, 9)] {
+        for (k, m, rows) in [(1024, 4864, 1), (512, 1534, 2), (512, 1536, 9)] {
             push(
                 format!("norm_matmul_glu-silu-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
                 OpSpec::NormMatmulGlu { ty, k, m, rows, act: Act::Silu },
