@@ -27,6 +27,22 @@ typedef long long i64;
 typedef unsigned long long u64;
 
 #define FULL_MASK 0xffffffffu
+
+// Programmatic dependent launch (sm_90): a mat-vec launched with the host's PDL attribute may
+// start while the kernel before it runs; it loads only its weights (never written) before
+// pdl_wait(), which returns once that kernel has finished and its writes are visible. Kernels a
+// mat-vec follows call pdl_trigger() first thing, so the mat-vec's blocks can be scheduled (and
+// fetch weights) while they run. Without the attribute, or before sm_90, both are no-ops.
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 #define F32_NEG_INF __int_as_float(0xff800000)
 #define F32_NAN __int_as_float(0x7fc00000)
 #define F64_NEG_INF __longlong_as_double(0xfff0000000000000LL)
@@ -494,6 +510,7 @@ __device__ void block_best(int* key, int* idx, int* rk, int* ri) {
 // With `w` (may be null), each value is then multiplied by w[col] in f32: mul_row fused, same bits.
 extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols, float eps, const float* w) {
     __shared__ double red[32];
+    pdl_trigger();
     const int r = blockIdx.x;
     if (r >= rows) return;
     const float* xr = x + (i64)r * cols;
@@ -790,6 +807,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     __shared__ double red[32];             // block reductions
     __shared__ double part[ATT_WARPS][32 * ATT_DIMS];  // per-warp partial value sums
     __shared__ float qsh[ATT_QMAX];        // the row's query head (F16-rounded for an F16 cache)
+    pdl_trigger();
     const int r = blockIdx.x, h = blockIdx.y;
     if (r >= rows || h >= n_head || v_head_dim <= 0) return;
     const int tid = threadIdx.x, bd = blockDim.x;
@@ -1163,6 +1181,8 @@ __device__ __forceinline__ void mv_load_x(const float* xr, int s, bool valid, fl
 extern "C" __global__ void round_x(const float* x, float* y, int rows, int k, int xq, int norm, const float* nw,
                                    float eps) {
     __shared__ double red[9];
+    pdl_trigger();
+    pdl_wait();
     const int r = blockIdx.x;
     if (r >= rows || blockDim.x != MV_THREADS) return;  // uniform
     const int nsub = k / 8, lane = threadIdx.x & 31;
@@ -1210,27 +1230,29 @@ __device__ __forceinline__ MvSel mv_select(i64 jj, const u8* w, const float* bia
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
 // part once for all C. Every column's sum is the C = 1 order, so its value is the same.
-template <class T, int C, int R>
+template <class T, int C, int R, bool PAIR>
 __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64 row_bytes, const float* res,
-                                         int xq, const u8* w2, int act, int norm, const float* nw, float eps,
+                                         int xq, const u8* w2_, int act, int norm, const float* nw, float eps,
                                          const float* bias, float* y, i64 m, const u8* wb, const float* bias_b,
                                          float* yb, i64 mb, const u8* wc, const float* bias_c, float* yc, i64 mc,
                                          i64 r0, int nr) {
     static_assert(T::PART && C * R <= MV_MAX_ROWS, "mv_multi: part-decodable types, C·R accumulators");
+    // Only PAIR instances take a GLU pair (the registers of a second weight's parts).
+    const u8* const w2 = PAIR ? w2_ : nullptr;
     __shared__ double mv_sc[R];
     __shared__ double mv_redd[9];
     __shared__ float mv_red[2][C * R][MV_WARPS];
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
     const i64 total = m + mb + mc, jj0 = (i64)blockIdx.x * C;
-    const u8* wr[C];
-    const u8* wr2[C];
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
+    // Column c's weight row (computed per use: eight pointers held across the loop would spill).
+    auto wr = [&](int c) -> const u8* {
         const i64 jj = jj0 + c < total ? jj0 + c : total - 1;  // past the end: a real row, result unused
         const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
-        wr[c] = sel.w + sel.j * row_bytes;
-        wr2[c] = w2 ? w2 + sel.j * row_bytes : nullptr;
-    }
+        return sel.w + sel.j * row_bytes;
+    };
+    // With w2 (a GLU pair: no further projections, so every column is W's) W2's row of column c
+    // sits where W's does.
+    auto wr2 = [&](int c) { return w2 + (wr(c) - w); };
     const int nsub = k / 8;
     float acc[C * R], acc2[C * R];
 #pragma unroll
@@ -1242,11 +1264,12 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         if (s < nsub) {
 #pragma unroll
             for (int c = 0; c < C; ++c) {
-                raw[c] = T::raw(wr[c], s >> 2, s & 3);
-                if (w2) raw2[c] = T::raw(wr2[c], s >> 2, s & 3);
+                raw[c] = T::raw(wr(c), s >> 2, s & 3);
+                if (w2) raw2[c] = T::raw(wr2(c), s >> 2, s & 3);
             }
         }
     }
+    pdl_wait();  // x, res and y belong to the kernels before this one
     if (norm) {  // uniform
         for (int i = 0; i < nr; ++i) {
             const double sc = rms_scale_256(x + (r0 + i) * k, k, eps, mv_redd);
@@ -1257,11 +1280,15 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
         const int s = s0 + threadIdx.x;
         const bool valid = s < nsub;
-        if (s0 > 0 && valid) {
+        // The next parts' bytes go out before this iteration's products (two iterations of a
+        // long row in flight, not one after the other).
+        MvRaw nxt[C], nxt2[C];
+        const int sn = s + MV_THREADS;
+        if (sn < nsub) {
 #pragma unroll
             for (int c = 0; c < C; ++c) {
-                raw[c] = T::raw(wr[c], s >> 2, s & 3);
-                if (w2) raw2[c] = T::raw(wr2[c], s >> 2, s & 3);
+                nxt[c] = T::raw(wr(c), sn >> 2, sn & 3);
+                if (w2) nxt2[c] = T::raw(wr2(c), sn >> 2, sn & 3);
             }
         }
 #pragma unroll
@@ -1288,6 +1315,13 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
                         }
                     }
                 }
+            }
+        }
+        if (sn < nsub) {
+#pragma unroll
+            for (int c = 0; c < C; ++c) {
+                raw[c] = nxt[c];
+                if (w2) raw2[c] = nxt2[c];
             }
         }
     }
@@ -1330,16 +1364,18 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     __shared__ double mv_sc[MV_MAX_ROWS];
     __shared__ double mv_redd[9];
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    pdl_trigger();
     if (rpb <= 0 || rpb > MV_MAX_ROWS || blockDim.x != MV_THREADS) return;  // uniform: the ABI's launch
     const i64 r0 = (i64)blockIdx.y * rpb;
     if (r0 >= n_out) return;  // uniform over the block
     const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
     if constexpr (C > 1) {
-        if (ids || rpb > R) return;  // not the ABI's launch of a multi-column entry point
-        mv_multi<T, C, R>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
+        if (ids || rpb > R || (w2 && C == 8)) return;  // not the ABI's launch of a multi-column entry point
+        mv_multi<T, C, R, C != 8>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
                           bias_c, yc, mc, r0, nr);
         return;
     } else {
+    pdl_wait();  // ids, x, res and y belong to the kernels before this one
     // Row i's activation: x + xrow(i)·k (rows, or with ids the row's token, computed per use).
     auto xrow = [&](int i) -> i64 {
         const i64 r = r0 + i;
@@ -1462,6 +1498,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
 template <class T>
 __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids, float* y, int n, int cols,
                                                i64 row_bytes) {
+    pdl_trigger();
     const int i = blockIdx.x;
     if (i >= n) return;
     const u8* src = w + (ids ? (i64)ids[i] : (i64)i) * row_bytes;

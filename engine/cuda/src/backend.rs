@@ -310,7 +310,7 @@ impl Cuda {
         let rounded;
         let (x, xq, norm) = if !float_w && (xq >= 0 || norm.is_some()) && m >= MV_ROUND_ONCE_M {
             rounded = self.tensor(x.rows, x.cols)?;
-            self.launch(
+            self.dev.launch_ex(
                 "round_x",
                 (x.rows.max(1) as u32, 1, 1),
                 128,
@@ -325,7 +325,9 @@ impl Cuda {
                     norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
                     Arg::F32(norm.map_or(0.0, |(_, e)| e)),
                 ],
-            )?;
+                true,
+            )
+            .map_err(err)?;
             (&rounded, -1, None)
         } else {
             (x, xq, norm)
@@ -342,7 +344,7 @@ impl Cuda {
         };
         let [wb, bias_b, yb] = more_args(0);
         let [wc, bias_c, yc] = more_args(1);
-        self.launch(
+        self.dev.launch_ex(
             &format!("{variant}_{kty}"),
             (grid_x, blocks(n_out, rpb), 1),
             128,
@@ -376,7 +378,9 @@ impl Cuda {
                 yc,
                 Arg::I32(mc as i32),
             ],
-        )?;
+            true,
+        )
+        .map_err(err)?;
         Ok(ys)
     }
 

@@ -87,6 +87,9 @@ pub struct Dev {
     /// `ORCD_CUDA_PROFILE=1`: every launch is followed by a synchronisation and its wall time is
     /// added to its kernel's row (launches, seconds); graphs are then not recorded.
     profile: Option<Mutex<HashMap<String, (u64, f64)>>>,
+    /// Programmatic dependent launch for the kernels that ask for it (sm_90 and later, unless
+    /// `ORCD_CUDA_PDL=0`): kernels/src/ops.cu `pdl_wait`.
+    pdl: bool,
 }
 
 /// A recorded forward: the instantiated CUDA graph and every buffer its kernels use.
@@ -214,6 +217,7 @@ impl Dev {
             profile: std::env::var_os("ORCD_CUDA_PROFILE")
                 .is_some_and(|v| v == "1")
                 .then(|| Mutex::new(HashMap::new())),
+            pdl: cc.0 >= 9 && std::env::var_os("ORCD_CUDA_PDL").is_none_or(|v| v != "0"),
         })
     }
 
@@ -472,6 +476,20 @@ impl Dev {
     /// Launch kernel `name` with `grid` × `block` threads, `smem` bytes of dynamic shared memory
     /// and `args` by value.
     pub fn launch(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &[Arg]) -> Result<()> {
+        self.launch_ex(name, grid, block, smem, args, false)
+    }
+
+    /// [`Dev::launch`]; with `pdl` (a kernel that calls `pdl_wait` before it touches anything
+    /// but its weights), launched so that it may start while the kernel before it runs.
+    pub fn launch_ex(
+        &self,
+        name: &str,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: u32,
+        args: &[Arg],
+        pdl: bool,
+    ) -> Result<()> {
         if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
             return Ok(());
         }
@@ -482,10 +500,33 @@ impl Dev {
         let mut slots: Vec<u64> = args.iter().map(Arg::bits).collect();
         let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
         let t0 = self.profile.as_ref().map(|_| std::time::Instant::now());
-        // SAFETY: `f` is a kernel of the loaded module whose parameter list matches `args`
-        // (kernels/ABI.md); the slots outlive the call, which copies the parameters.
-        unsafe { dr::launch_kernel(f, grid, (block, 1, 1), smem, self.cu_stream(), &mut ptrs) }
-            .map_err(|e| drv(name, e))?;
+        if pdl && self.pdl {
+            // SAFETY: a zeroed attribute is valid; id and value are set as the driver API documents.
+            let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+            attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            attr.value.programmaticStreamSerializationAllowed = 1;
+            let cfg = sys::CUlaunchConfig {
+                gridDimX: grid.0,
+                gridDimY: grid.1,
+                gridDimZ: grid.2,
+                blockDimX: block,
+                blockDimY: 1,
+                blockDimZ: 1,
+                sharedMemBytes: smem,
+                hStream: self.cu_stream(),
+                attrs: &mut attr,
+                numAttrs: 1,
+            };
+            // SAFETY: as below; `cfg` and `attr` outlive the call.
+            unsafe { sys::cuLaunchKernelEx(&cfg, f, ptrs.as_mut_ptr(), std::ptr::null_mut()) }
+                .result()
+                .map_err(|e| drv(name, e))?;
+        } else {
+            // SAFETY: `f` is a kernel of the loaded module whose parameter list matches `args`
+            // (kernels/ABI.md); the slots outlive the call, which copies the parameters.
+            unsafe { dr::launch_kernel(f, grid, (block, 1, 1), smem, self.cu_stream(), &mut ptrs) }
+                .map_err(|e| drv(name, e))?;
+        }
         if let (Some(p), Some(t0)) = (&self.profile, t0) {
             self.synchronize()?;
             if let Ok(mut m) = p.lock() {
