@@ -1244,15 +1244,16 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     __shared__ float mv_red[2][C * R][MV_WARPS];
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
     const i64 total = m + mb + mc, jj0 = (i64)blockIdx.x * C;
-    // Column c's weight row (computed per use: eight pointers held across the loop would spill).
-    auto wr = [&](int c) -> const u8* {
+    const u8* wr[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
         const i64 jj = jj0 + c < total ? jj0 + c : total - 1;  // past the end: a real row, result unused
         const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
-        return sel.w + sel.j * row_bytes;
-    };
+        wr[c] = sel.w + sel.j * row_bytes;
+    }
     // With w2 (a GLU pair: no further projections, so every column is W's) W2's row of column c
     // sits where W's does.
-    auto wr2 = [&](int c) { return w2 + (wr(c) - w); };
+    auto wr2 = [&](int c) { return w2 + (wr[c] - w); };
     const int nsub = k / 8;
     float acc[C * R], acc2[C * R];
 #pragma unroll
@@ -1264,7 +1265,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         if (s < nsub) {
 #pragma unroll
             for (int c = 0; c < C; ++c) {
-                raw[c] = T::raw(wr(c), s >> 2, s & 3);
+                raw[c] = T::raw(wr[c], s >> 2, s & 3);
                 if (w2) raw2[c] = T::raw(wr2(c), s >> 2, s & 3);
             }
         }
@@ -1280,15 +1281,11 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
         const int s = s0 + threadIdx.x;
         const bool valid = s < nsub;
-        // The next parts' bytes go out before this iteration's products (two iterations of a
-        // long row in flight, not one after the other).
-        MvRaw nxt[C], nxt2[C];
-        const int sn = s + MV_THREADS;
-        if (sn < nsub) {
+        if (s0 > 0 && valid) {
 #pragma unroll
             for (int c = 0; c < C; ++c) {
-                nxt[c] = T::raw(wr(c), sn >> 2, sn & 3);
-                if (w2) nxt2[c] = T::raw(wr2(c), sn >> 2, sn & 3);
+                raw[c] = T::raw(wr[c], s >> 2, s & 3);
+                if (w2) raw2[c] = T::raw(wr2(c), s >> 2, s & 3);
             }
         }
 #pragma unroll
@@ -1315,13 +1312,6 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
                         }
                     }
                 }
-            }
-        }
-        if (sn < nsub) {
-#pragma unroll
-            for (int c = 0; c < C; ++c) {
-                raw[c] = nxt[c];
-                if (w2) raw2[c] = nxt2[c];
             }
         }
     }
@@ -1354,7 +1344,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     }
 }
 
-template <class T, int C = 1, int R = MV_MAX_ROWS>
+template <class T, int C = 1, int R = MV_MAX_ROWS, bool PAIR = true>
 __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
                                          i64 row_bytes, const unsigned* ids, int ids_k, int shared,
                                          const float* bias, int rpb, const float* res, int xq, const u8* w2,
@@ -1370,8 +1360,8 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     if (r0 >= n_out) return;  // uniform over the block
     const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
     if constexpr (C > 1) {
-        if (ids || rpb > R || (w2 && C == 8)) return;  // not the ABI's launch of a multi-column entry point
-        mv_multi<T, C, R, C != 8>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
+        if (ids || rpb > R || (w2 && !PAIR)) return;  // not the ABI's launch of a multi-column entry point
+        mv_multi<T, C, R, PAIR>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
                           bias_c, yc, mc, r0, nr);
         return;
     } else {
@@ -1553,9 +1543,12 @@ extern "C" __global__ void MV_BOUNDS matvec_iq4_nl(MATVEC_PARAMS) { matvec_t<T_i
 extern "C" __global__ void MV_BOUNDS matvec_mxfp4(MATVEC_PARAMS) { matvec_t<T_mxfp4>(MATVEC_ARGS); }
 // Multi-column entry points (part-decodable types): 8 columns of one row (decode), 4 columns of
 // up to 2 rows (decode with a GLU pair, two sequences).
-extern "C" __global__ void MVM_BOUNDS matvec8_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1>(MATVEC_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1>(MATVEC_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8g_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, true>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8g_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, true>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 4, 2>(MATVEC_ARGS); }

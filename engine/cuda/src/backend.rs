@@ -154,6 +154,13 @@ fn blocks(n: usize, per: usize) -> u32 {
 }
 
 const BLOCK: u32 = 256;
+/// Whether a one-row GLU pair takes 8 columns a block (matvec8g_) rather than 4 (matvec4_);
+/// `ORCD_MV_GLU8=0` picks 4 (an experiment knob for docs/perf/GPU.md: the same values either way).
+fn glu8() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_MV_GLU8").is_none_or(|v| v != "0"))
+}
+
 /// Output widths from which a mat-vec's activation is rounded once by `round_x` (the head: 151,936
 /// columns would each round the same row otherwise; a layer's widest, 2 × 4,864 for gate·up, is
 /// cheaper rounded in place than paying a launch).
@@ -298,6 +305,8 @@ impl Cuda {
         let part = matches!(w.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) && ids.is_none();
         let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() {
             ("matvec8", 8, 1)
+        } else if part && n_out == 1 && glu8() {
+            ("matvec8g", 8, 1)
         } else if part && n_out <= 2 {
             ("matvec4", 4, 2)
         } else {
