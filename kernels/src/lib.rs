@@ -81,11 +81,10 @@ mod tests {
     fn every_kernel_is_defined() {
         for name in KERNELS {
             // `MV_BOUNDS` is the mat-vecs' __launch_bounds__.
-            let defined =
-                OPS_CU.contains(&format!("void {name}("))
-                    || OPS_CU.contains(&format!("void MV_BOUNDS {name}("))
-                    || OPS_CU.contains(&format!("void MVF_BOUNDS {name}("))
-                    || OPS_CU.contains(&format!("void MVM_BOUNDS {name}("));
+            let defined = OPS_CU.contains(&format!("void {name}("))
+                || OPS_CU.contains(&format!("void MV_BOUNDS {name}("))
+                || OPS_CU.contains(&format!("void MVF_BOUNDS {name}("))
+                || OPS_CU.contains(&format!("void MVM_BOUNDS {name}("));
             assert!(defined, "{name} is not defined in ops.cu");
         }
     }

@@ -269,7 +269,10 @@ impl Cuda {
             }
         }
         if more.len() > 2 || (!more.is_empty() && (ids.is_some() || glu.is_some() || res.is_some())) {
-            return Err(shape_err("matmul", format!("{}: at most two more projections, without ids, GLU or residual", w.name)));
+            return Err(shape_err(
+                "matmul",
+                format!("{}: at most two more projections, without ids, GLU or residual", w.name),
+            ));
         }
         for (wm, _) in more {
             if wm.ty != w.ty || wm.k != w.k || wm.row_bytes != w.row_bytes {
@@ -319,24 +322,25 @@ impl Cuda {
         let rounded;
         let (x, xq, norm) = if !float_w && (xq >= 0 || norm.is_some()) && m >= MV_ROUND_ONCE_M {
             rounded = self.tensor(x.rows, x.cols)?;
-            self.dev.launch_ex(
-                "round_x",
-                (x.rows.max(1) as u32, 1, 1),
-                128,
-                0,
-                &[
-                    x.buf.arg(),
-                    rounded.buf.arg(),
-                    Arg::I32(x.rows as i32),
-                    Arg::I32(x.cols as i32),
-                    Arg::I32(xq),
-                    Arg::I32(norm.is_some() as i32),
-                    norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
-                    Arg::F32(norm.map_or(0.0, |(_, e)| e)),
-                ],
-                true,
-            )
-            .map_err(err)?;
+            self.dev
+                .launch_ex(
+                    "round_x",
+                    (x.rows.max(1) as u32, 1, 1),
+                    128,
+                    0,
+                    &[
+                        x.buf.arg(),
+                        rounded.buf.arg(),
+                        Arg::I32(x.rows as i32),
+                        Arg::I32(x.cols as i32),
+                        Arg::I32(xq),
+                        Arg::I32(norm.is_some() as i32),
+                        norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
+                        Arg::F32(norm.map_or(0.0, |(_, e)| e)),
+                    ],
+                    true,
+                )
+                .map_err(err)?;
             (&rounded, -1, None)
         } else {
             (x, xq, norm)
@@ -353,43 +357,44 @@ impl Cuda {
         };
         let [wb, bias_b, yb] = more_args(0);
         let [wc, bias_c, yc] = more_args(1);
-        self.dev.launch_ex(
-            &format!("{variant}_{kty}"),
-            (grid_x, blocks(n_out, rpb), 1),
-            128,
-            0,
-            &[
-                w.buf.arg(),
-                x.buf.arg(),
-                ys[0].buf.arg(),
-                Arg::I32(n_out as i32),
-                Arg::I32(w.k as i32),
-                Arg::I32(m as i32),
-                Arg::I64(w.row_bytes as i64),
-                ids_arg,
-                Arg::I32(ids_k),
-                Arg::I32(shared),
-                bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
-                Arg::I32(rpb as i32),
-                res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
-                Arg::I32(xq),
-                glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
-                Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
-                Arg::I32(norm.is_some() as i32),
-                norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
-                Arg::F32(norm.map_or(0.0, |(_, e)| e)),
-                wb,
-                bias_b,
-                yb,
-                Arg::I32(mb as i32),
-                wc,
-                bias_c,
-                yc,
-                Arg::I32(mc as i32),
-            ],
-            true,
-        )
-        .map_err(err)?;
+        self.dev
+            .launch_ex(
+                &format!("{variant}_{kty}"),
+                (grid_x, blocks(n_out, rpb), 1),
+                128,
+                0,
+                &[
+                    w.buf.arg(),
+                    x.buf.arg(),
+                    ys[0].buf.arg(),
+                    Arg::I32(n_out as i32),
+                    Arg::I32(w.k as i32),
+                    Arg::I32(m as i32),
+                    Arg::I64(w.row_bytes as i64),
+                    ids_arg,
+                    Arg::I32(ids_k),
+                    Arg::I32(shared),
+                    bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                    Arg::I32(rpb as i32),
+                    res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
+                    Arg::I32(xq),
+                    glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
+                    Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
+                    Arg::I32(norm.is_some() as i32),
+                    norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
+                    Arg::F32(norm.map_or(0.0, |(_, e)| e)),
+                    wb,
+                    bias_b,
+                    yb,
+                    Arg::I32(mb as i32),
+                    wc,
+                    bias_c,
+                    yc,
+                    Arg::I32(mc as i32),
+                ],
+                true,
+            )
+            .map_err(err)?;
         Ok(ys)
     }
 
@@ -1011,7 +1016,10 @@ impl Ops for Cuda {
             return self.matmul_glu(&self.rms_norm_mul(x, eps, nw)?, gate, up, act, g);
         }
         if gate.k != x.cols {
-            return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, gate.name, gate.dims)));
+            return Err(shape_err(
+                "matmul",
+                format!("x has {} columns, {} has dims {:?}", x.cols, gate.name, gate.dims),
+            ));
         }
         self.matvec1(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)), Some((nw, eps)))
     }

@@ -421,15 +421,13 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
     // The norm fused into the projections: q/k/v of the Qwen2.5-0.5B widths (three outputs, one
     // launch), a head-like single projection, and a GLU pair; rows 1, 3 and 9 as above.
     for ty in [GgmlType::F16, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K] {
-        for (k, ms, rows, bias) in
-            [
+        for (k, ms, rows, bias) in [
             (1024, vec![896, 128, 128], 1, true),
             (512, vec![100, 36, 20], 1, true), // blocks of 8 or 4 columns straddle the outputs
             (512, vec![260, 68, 4], 2, true),
             (512, vec![256, 64, 64], 3, false),
             (768, vec![1024], 9, false),
-        ]
-        {
+        ] {
             let shape = ms.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("+");
             push(
                 format!("norm_matmuls-{}-m{shape}-k{k}-n{rows}{}", ty_name(ty), if bias { "-bias" } else { "" }),

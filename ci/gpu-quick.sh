@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# There (the GPU machine), one call on a fresh machine: unpack target/gpu-pack/bin.tar.xz (ci/gpu-pack.sh),
+# then correctness (ops, synthetic models, graph replay, unit tests, memcheck and racecheck) while
+# llama.cpp builds in the background, then the peer (llama-bench) and ours on the Qwen2.5-0.5B-shape
+# Q8_0 file, alternating (docs/perf/GPU.md). Logs and bench.tar.gz under $OUT.
+
+set -u
+cd "$(dirname "$0")/.."
+B=target/gpu-min
+rm -rf $B && mkdir -p $B && tar -xJf target/gpu-pack/bin.tar.xz -C $B
+export ORCD_GPU_BIN=$B
+cat $B/COMMIT; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+bash ci/gpu-run.sh assemble >/dev/null 2>&1
+bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
+M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
+T0=$SECONDS
+( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
+timeout 200 bash ci/gpu-run.sh gate ops models 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | head -30
+timeout 60 $B/tests/multi_seq --test-threads 1 cuda_graph_replay 2>&1 | grep "test result"
+timeout 60 $B/tests/orcd_cuda --test-threads 1 2>&1 | grep -E "FAIL|test result|panicked" | head
+SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -6
+echo "correctness done at $((SECONDS-T0)) s"
+wait
+echo "llama.cpp build rc=$(cat /tmp/lb.rc) at $((SECONDS-T0)) s"; tail -n 2 $OUT/llamacpp-build.log
+lb() { bash ci/llamacpp-cuda.sh bench $M > $OUT/llama-bench-$1.json 2>$OUT/llama-bench-$1.err
+  python3 -c 'import json,sys
+for r in json.load(open(sys.argv[1])):
+    w = "pp%d" % r["n_prompt"] if r.get("n_gen",0)==0 else "tg%d" % r["n_gen"]
+    print("llama.cpp %-6s %-3s %8.1f ± %.1f tok/s" % (w, sys.argv[2], r["avg_ts"], r.get("stddev_ts",0)))' $OUT/llama-bench-$1.json $1 || tail -3 $OUT/llama-bench-$1.err; }
+b() { local l=$1 nm=$2 p=$3; shift 3
+  env "$@" timeout 60 $B/worker-orcd bench --model $M --backend cuda --numerics $nm --prompt-tokens $p --gen-tokens 128 --repeats 5 --json > $OUT/bench-$l.json 2>$OUT/bench-$l.err
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("ours %-22s pp %7.0f tg %7.1f  vram %s" % (sys.argv[2], j["prefill_tok_s"], j["decode_tok_s"], j.get("vram_bytes")))' $OUT/bench-$l.json $l || tail -2 $OUT/bench-$l.err; }
+lb r1
+b fast-p4 fast 4; b exact-p4 exact 4; b fast-p512 fast 512; b exact-p512 exact 512
+b fast-p4-nopdl fast 4 ORCD_CUDA_PDL=0; b fast-p4-glu4 fast 4 ORCD_MV_GLU8=0
+lb r2
+b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
+cd $OUT && tar -czf bench.tar.gz bench-*.json llama-bench-*.json memcheck.log racecheck.log 2>/dev/null; rm -f bench-*.json bench-*.err llama-bench-*.json llama-bench-*.err
+echo "all done at $((SECONDS-T0)) s"
