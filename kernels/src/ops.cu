@@ -1230,7 +1230,7 @@ __device__ __forceinline__ MvSel mv_select(i64 jj, const u8* w, const float* bia
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
 // part once for all C. Every column's sum is the C = 1 order, so its value is the same.
-template <class T, int C, int R, bool PAIR>
+template <class T, int C, int R, bool PAIR, int U>
 __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64 row_bytes, const float* res,
                                          int xq, const u8* w2_, int act, int norm, const float* nw, float eps,
                                          const float* bias, float* y, i64 m, const u8* wb, const float* bias_b,
@@ -1258,18 +1258,23 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     float acc[C * R], acc2[C * R];
 #pragma unroll
     for (int u = 0; u < C * R; ++u) { acc[u] = 0.0f; acc2[u] = 0.0f; }
-    MvRaw raw[C], raw2[C];
-    // The first parts' bytes go out before the norm's reductions.
-    {
-        const int s = threadIdx.x;
-        if (s < nsub) {
+    // U loop iterations' parts (U·128 parts a row) are loaded before any is decoded: a long row
+    // is one memory round trip per U iterations, not one per iteration.
+    MvRaw raw[U][C], raw2[U][C];
+    auto load = [&](int s0) {
 #pragma unroll
-            for (int c = 0; c < C; ++c) {
-                raw[c] = T::raw(wr[c], s >> 2, s & 3);
-                if (w2) raw2[c] = T::raw(wr2(c), s >> 2, s & 3);
+        for (int it = 0; it < U; ++it) {
+            const int s = s0 + it * MV_THREADS + threadIdx.x;
+            if (s < nsub) {
+#pragma unroll
+                for (int c = 0; c < C; ++c) {
+                    raw[it][c] = T::raw(wr[c], s >> 2, s & 3);
+                    if (w2) raw2[it][c] = T::raw(wr2(c), s >> 2, s & 3);
+                }
             }
         }
-    }
+    };
+    load(0);  // the first parts' bytes go out before the norm's reductions
     pdl_wait();  // x, res and y belong to the kernels before this one
     if (norm) {  // uniform
         for (int i = 0; i < nr; ++i) {
@@ -1278,37 +1283,35 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
         __syncthreads();
     }
-    for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
-        const int s = s0 + threadIdx.x;
-        const bool valid = s < nsub;
-        if (s0 > 0 && valid) {
+    for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
+        if (g0 > 0) load(g0);
 #pragma unroll
-            for (int c = 0; c < C; ++c) {
-                raw[c] = T::raw(wr[c], s >> 2, s & 3);
-                if (w2) raw2[c] = T::raw(wr2(c), s >> 2, s & 3);
-            }
-        }
+        for (int it = 0; it < U; ++it) {
+            const int s = g0 + it * MV_THREADS + threadIdx.x;
+            if (g0 + it * MV_THREADS >= nsub) break;  // uniform over the block
+            const bool valid = s < nsub;
 #pragma unroll
-        for (int i = 0; i < R; ++i) {
-            if (i < nr) {  // uniform
-                float xv[8];
-                mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nw);
-                mv_round(xv, xq, lane);
-                if (valid) {
+            for (int i = 0; i < R; ++i) {
+                if (i < nr) {  // uniform
+                    float xv[8];
+                    mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nw);
+                    mv_round(xv, xq, lane);
+                    if (valid) {
 #pragma unroll
-                    for (int c = 0; c < C; ++c) {
-                        float wq[8];
-                        T::dec(raw[c], s & 3, wq);
-                        float a = acc[c * R + i];
+                        for (int c = 0; c < C; ++c) {
+                            float wq[8];
+                            T::dec(raw[it][c], s & 3, wq);
+                            float a = acc[c * R + i];
 #pragma unroll
-                        for (int l = 0; l < 8; ++l) a = fmaf(wq[l], xv[l], a);
-                        acc[c * R + i] = a;
-                        if (w2) {
-                            T::dec(raw2[c], s & 3, wq);
-                            float a2 = acc2[c * R + i];
+                            for (int l = 0; l < 8; ++l) a = fmaf(wq[l], xv[l], a);
+                            acc[c * R + i] = a;
+                            if (w2) {
+                                T::dec(raw2[it][c], s & 3, wq);
+                                float a2 = acc2[c * R + i];
 #pragma unroll
-                            for (int l = 0; l < 8; ++l) a2 = fmaf(wq[l], xv[l], a2);
-                            acc2[c * R + i] = a2;
+                                for (int l = 0; l < 8; ++l) a2 = fmaf(wq[l], xv[l], a2);
+                                acc2[c * R + i] = a2;
+                            }
                         }
                     }
                 }
@@ -1344,7 +1347,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     }
 }
 
-template <class T, int C = 1, int R = MV_MAX_ROWS, bool PAIR = true>
+template <class T, int C = 1, int R = MV_MAX_ROWS, bool PAIR = true, int U = 1>
 __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
                                          i64 row_bytes, const unsigned* ids, int ids_k, int shared,
                                          const float* bias, int rpb, const float* res, int xq, const u8* w2,
@@ -1361,7 +1364,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
     if constexpr (C > 1) {
         if (ids || rpb > R || (w2 && !PAIR)) return;  // not the ABI's launch of a multi-column entry point
-        mv_multi<T, C, R, PAIR>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
+        mv_multi<T, C, R, PAIR, U>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
                           bias_c, yc, mc, r0, nr);
         return;
     } else {
@@ -1543,12 +1546,16 @@ extern "C" __global__ void MV_BOUNDS matvec_iq4_nl(MATVEC_PARAMS) { matvec_t<T_i
 extern "C" __global__ void MV_BOUNDS matvec_mxfp4(MATVEC_PARAMS) { matvec_t<T_mxfp4>(MATVEC_ARGS); }
 // Multi-column entry points (part-decodable types): 8 columns of one row (decode), 4 columns of
 // up to 2 rows (decode with a GLU pair, two sequences).
-extern "C" __global__ void MVM_BOUNDS matvec8_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, false>(MATVEC_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, false>(MATVEC_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, false>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, true>(MATVEC_ARGS); }
+// Long rows (k ≥ 3·1,024, a down projection), one row: 2 columns a block, 6 iterations' parts in flight.
+extern "C" __global__ void MVM_BOUNDS matvec2l_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 2, 1, false, 6>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec2l_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 2, 1, false, 6>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 4, 2>(MATVEC_ARGS); }

@@ -306,7 +306,9 @@ impl Cuda {
         // column. kernels/ABI.md.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
         let part = matches!(w.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) && ids.is_none();
-        let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() {
+        let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() && w.k > 2 * 1024 {
+            ("matvec2l", 2, 1)
+        } else if part && n_out == 1 && glu.is_none() {
             ("matvec8", 8, 1)
         } else if part && n_out == 1 && glu8() {
             ("matvec8g", 8, 1)
