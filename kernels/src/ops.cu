@@ -1210,6 +1210,15 @@ __device__ __forceinline__ void mv_finish(float v, float v2, bool pair, i64 o, i
     y[o] = v;
 }
 
+// The xor tree 16..1 over a warp of a column's partial sum (and of its GLU partner's, `pair`).
+__device__ __forceinline__ void mv_warp_sum(float* v, float* v2, bool pair) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        *v = __fadd_rn(*v, __shfl_xor_sync(FULL_MASK, *v, o));
+        if (pair) *v2 = __fadd_rn(*v2, __shfl_xor_sync(FULL_MASK, *v2, o));
+    }
+}
+
 // Up to three projections of one input in one launch (kernels/ABI.md `matvec_<ty>`): global
 // column jj < m is W's, then mb of Wb's, then mc of Wc's, each with its bias and output.
 struct MvSel {
@@ -1322,11 +1331,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     for (int u = 0; u < C * R; ++u) {
         if (u % R < nr) {
             float v = acc[u], v2 = acc2[u];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) {
-                v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
-                if (w2) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
-            }
+            mv_warp_sum(&v, &v2, w2 != nullptr);
             if (lane == 0) { mv_red[0][u][wp] = v; mv_red[1][u][wp] = v2; }
         }
     }
@@ -1414,11 +1419,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
         for (int i = 0; i < MV_MAX_ROWS; ++i) {
             if (i < nr) {  // nr is uniform over the warp: the shuffles see all 32 lanes
                 float v = acc[i], v2 = acc2[i];
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) {
-                    v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
-                    if (wr2) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
-                }
+                mv_warp_sum(&v, &v2, wr2 != nullptr);
                 if (lane == 0) mv_finish(v, v2, wr2 != nullptr, (r0 + i) * c.m + c.j, wrow, c.bias, res, act, c.y);
             }
         }
@@ -1464,11 +1465,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
         for (int i = 0; i < MV_MAX_ROWS; ++i) {
             if (i < nr) {
                 float v = acc[i], v2 = acc2[i];
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) {
-                    v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
-                    if (wr2) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
-                }
+                mv_warp_sum(&v, &v2, wr2 != nullptr);
                 if (lane == 0) { mv_red[0][wp][i] = v; mv_red[1][wp][i] = v2; }
             }
         }
