@@ -659,15 +659,43 @@ extern "C" __global__ void gather_rows(const float* x, const unsigned* idx, floa
 extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, int rows, int n_head, int head_dim,
                                 int n_rot, int neox, float freq_base, float freq_scale, int yarn_ramp,
                                 float ext_factor, float corr0, float corr1, double mscale,
-                                const float* freq_factors, const float* x2, float* y2, int n_head2) {
+                                const float* freq_factors, const float* x2, float* y2, int n_head2, void* kc,
+                                void* vc, const float* v, const unsigned* seq, int il, int n_seq, int n_ctx,
+                                int v_cols, int kv_f16) {
     const int r = blockIdx.x;
     if (r >= rows || head_dim <= 0) return;
+    // With kc (rope_qk_kv_write): plane 1 also stores the rotated keys into the cache and plane 2
+    // stores v, exactly as kv_write does (rows outside the cache are not stored).
+    i64 kslot = -1;
+    if (kc && blockIdx.y >= 1) {
+        const u32 s = seq[r], p = pos[r];
+        if (s < (u32)n_seq && p < (u32)n_ctx) kslot = ((i64)il * n_seq + s) * n_ctx + p;
+    }
+    if (blockIdx.y == 2) {
+        if (!kc || kslot < 0) return;
+        const float* vr = v + (i64)r * v_cols;
+        const i64 vb = kslot * v_cols;
+        for (int i = threadIdx.x; i < v_cols; i += blockDim.x) {
+            if (kv_f16) ((u16*)vc)[vb + i] = f32_to_f16(vr[i]);
+            else ((float*)vc)[vb + i] = vr[i];
+        }
+        return;
+    }
     if (blockIdx.y == 1) {
         if (!x2) return;
         x = x2;
         y = y2;
         n_head = n_head2;
     }
+    const i64 kb = (blockIdx.y == 1 && kslot >= 0) ? kslot * (i64)n_head2 * head_dim : -1;
+    // y[e] = val, and for the keys with a cache the cache's copy of it.
+    auto put = [&](float* yr, i64 e, float val) {
+        yr[e] = val;
+        if (kb >= 0) {
+            if (kv_f16) ((u16*)kc)[kb + e] = f32_to_f16(val);
+            else ((float*)kc)[kb + e] = val;
+        }
+    };
     const i64 cols = (i64)n_head * head_dim;
     const float* xr = x + (i64)r * cols;
     float* yr = y + (i64)r * cols;
@@ -675,7 +703,7 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
     if (2 * half > head_dim) half = head_dim / 2;  // guard: never rotate past the head
     // Elements outside the rotated pairs are copied; the pairs are written below (disjoint).
     for (i64 e = threadIdx.x; e < cols; e += blockDim.x) {
-        if (e % head_dim >= 2 * half) yr[e] = xr[e];
+        if (e % head_dim >= 2 * half) put(yr, e, xr[e]);
     }
     if (half > ROPE_MAX_HALF) return;  // the host refuses such heads
     // The angles once per row (in shared memory), then every (head, pair) in parallel: the
@@ -723,8 +751,8 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
             if (q < np) {
                 const int i = q % half;
                 const double a = x0[u], b = x1[u], c = rs_c[i], sn = rs_s[i];
-                yr[ia[u]] = (float)__dsub_rn(__dmul_rn(a, c), __dmul_rn(b, sn));
-                yr[ib[u]] = (float)__dadd_rn(__dmul_rn(a, sn), __dmul_rn(b, c));
+                put(yr, ia[u], (float)__dsub_rn(__dmul_rn(a, c), __dmul_rn(b, sn)));
+                put(yr, ib[u], (float)__dadd_rn(__dmul_rn(a, sn), __dmul_rn(b, c)));
             }
         }
     }

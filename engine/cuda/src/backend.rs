@@ -452,6 +452,7 @@ impl Cuda {
         head_dim: usize,
         b: &CudaBatch,
         p: &RopeParams,
+        store: Option<(&CudaKv, usize, &CudaTensor)>,
     ) -> Result<(CudaTensor, Option<CudaTensor>)> {
         if p.n_rot.min(head_dim) > 512 {
             return Err(shape_err("rope", format!("{} rotated dims: the kernel rotates at most 512", p.n_rot)));
@@ -468,9 +469,16 @@ impl Cuda {
             Some(t) => Some(self.tensor(t.rows, t.cols)?),
             None => None,
         };
+        let planes = if store.is_some() {
+            3
+        } else if x2.is_some() {
+            2
+        } else {
+            1
+        };
         self.launch(
             "rope",
-            (x.rows.max(1) as u32, if x2.is_some() { 2 } else { 1 }, 1),
+            (x.rows.max(1) as u32, planes, 1),
             128,
             0,
             &[
@@ -497,6 +505,15 @@ impl Cuda {
                 x2.map_or(Arg::Ptr(0), |t| t.buf.arg()),
                 y2.as_ref().map_or(Arg::Ptr(0), |t| t.buf.arg()),
                 Arg::I32(n_head2 as i32),
+                store.map_or(Arg::Ptr(0), |(kv, _, _)| kv.k.arg()),
+                store.map_or(Arg::Ptr(0), |(kv, _, _)| kv.v.arg()),
+                store.map_or(Arg::Ptr(0), |(_, _, v)| v.buf.arg()),
+                b.seq.arg(),
+                Arg::I32(store.map_or(0, |(_, il, _)| il as i32)),
+                Arg::I32(store.map_or(0, |(kv, _, _)| kv.spec.n_seq as i32)),
+                Arg::I32(store.map_or(0, |(kv, _, _)| kv.spec.n_ctx as i32)),
+                Arg::I32(store.map_or(0, |(kv, _, _)| kv.spec.v_cols as i32)),
+                Arg::I32(store.map_or(0, |(kv, _, _)| (kv.spec.ty == KvType::F16) as i32)),
             ],
         )?;
         Ok((y, y2))
@@ -1052,7 +1069,7 @@ impl Ops for Cuda {
         p: &RopeParams,
     ) -> Result<CudaTensor> {
         p.check_shapes((x.rows, x.cols), n_head, head_dim, b.rows.len())?;
-        Ok(self.rope_launch(x, None, n_head, 0, head_dim, b, p)?.0)
+        Ok(self.rope_launch(x, None, n_head, 0, head_dim, b, p, None)?.0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1068,9 +1085,36 @@ impl Ops for Cuda {
     ) -> Result<(CudaTensor, CudaTensor)> {
         p.check_shapes((q.rows, q.cols), n_head, head_dim, b.rows.len())?;
         p.check_shapes((k.rows, k.cols), n_head_kv, head_dim, b.rows.len())?;
-        let (yq, yk) = self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p)?;
+        let (yq, yk) = self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p, None)?;
         let yk = yk.ok_or_else(|| Error::Invalid("rope_qk: no key output".into()))?;
         Ok((yq, yk))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rope_qk_kv_write(
+        &self,
+        q: &CudaTensor,
+        k: &CudaTensor,
+        v: &CudaTensor,
+        kv: &mut CudaKv,
+        il: usize,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        b: &CudaBatch,
+        p: &RopeParams,
+    ) -> Result<CudaTensor> {
+        p.check_shapes((q.rows, q.cols), n_head, head_dim, b.rows.len())?;
+        p.check_shapes((k.rows, k.cols), n_head_kv, head_dim, b.rows.len())?;
+        let s = &kv.spec;
+        b.rows.check_kv(s)?;
+        if il >= s.n_layer || v.rows != k.rows || k.cols != s.k_cols || v.cols != s.v_cols {
+            return Err(shape_err(
+                "rope_qk_kv_write",
+                format!("layer {il}: k [{}, {}], v [{}, {}] into {s:?}", k.rows, k.cols, v.rows, v.cols),
+            ));
+        }
+        Ok(self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p, Some((kv, il, v)))?.0)
     }
 
     fn glu(&self, gate: &CudaTensor, up: &CudaTensor, act: Act) -> Result<CudaTensor> {
