@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # There (the GPU machine), one call on a fresh machine: unpack target/gpu-pack/bin.tar.xz (ci/gpu-pack.sh),
-# then correctness (ops, synthetic models, graph replay, unit tests, memcheck and racecheck) while
+# then correctness (ops, models, generate — the real models where assembled —, graph replay, unit
+# tests, memcheck and racecheck) while
 # llama.cpp builds in the background, then the peer (llama-bench) and ours on the Qwen2.5-0.5B-shape
 # Q8_0 file, alternating (docs/perf/GPU.md). Logs and bench.tar.gz under $OUT.
 
@@ -15,7 +16,15 @@ bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
 M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
 T0=$SECONDS
 ( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
-timeout 200 bash ci/gpu-run.sh gate ops models 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | head -30
+timeout 240 bash ci/gpu-run.sh gate ops models generate 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda|generate cuda" | head -30
+SMOL=~/.cache/orcd/models/SmolLM2-135M-Instruct.Q4_1.gguf
+if [[ -f $SMOL ]]; then  # issue 11: the CPU's greedy text on CUDA (the parts must have been assembled)
+    for be in cpu cuda; do
+        timeout 60 $B/worker-orcd generate --model $SMOL --prompt "What is the capital of France?" --chat \
+            --temperature 0 --max-tokens 48 --backend $be > $OUT/gen-$be.txt 2>&1
+    done
+    cmp -s $OUT/gen-cpu.txt $OUT/gen-cuda.txt && echo "generate SmolLM2 cuda == cpu: yes" || echo "generate SmolLM2 cuda == cpu: NO"
+fi
 timeout 60 $B/tests/multi_seq --test-threads 1 cuda_graph_replay 2>&1 | grep "test result"
 timeout 60 $B/tests/orcd_cuda --test-threads 1 2>&1 | grep -E "FAIL|test result|panicked" | head
 SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -6

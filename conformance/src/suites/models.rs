@@ -270,6 +270,28 @@ fn check(case: &ModelCase, backend: Backend, measured: &mut Measured) -> Result<
         }
     }
 
+    // With taps the graph runs every op on its own; without, the fused ops (norm in the
+    // projections, q/k/v in one launch, residual adds, RoPE with the KV write). A fused op's
+    // contract is the composition's values, so the untapped forward must give these logits bit
+    // for bit (on the GPU this is the only check of the fused forward against the tapped one).
+    let mut fused_err = None;
+    if want_taps {
+        let fused =
+            load_on(&f, n_ctx)?.forward(&c.tokens, &mut NoTaps).map_err(|e| format!("forward without taps: {e}"))?;
+        if fused.len() != logits.len() {
+            fused_err =
+                Some(format!("the forward without taps gave {} logits, with taps {}", fused.len(), logits.len()));
+        } else if let Some((i, (a, b))) =
+            fused.iter().zip(&logits).enumerate().find(|(_, (a, b))| a.to_bits() != b.to_bits())
+        {
+            fused_err = Some(format!(
+                "the forward without taps (fused ops) differs from the tapped one at position {}, token {}: {a} vs {b}",
+                i / vocab,
+                i % vocab
+            ));
+        }
+    }
+
     // Greedy continuation with the KV cache: tokens must equal the reference's; the first
     // disagreement is excused only where the reference itself was at a near-tie (vLLM-style).
     let mut greedy_err = None;
@@ -327,6 +349,9 @@ fn check(case: &ModelCase, backend: Backend, measured: &mut Measured) -> Result<
         }
     }
     if let Some(e) = greedy_err {
+        errs.push(e);
+    }
+    if let Some(e) = fused_err {
         errs.push(e);
     }
     if let Some(t) = &first_bad_tap {
