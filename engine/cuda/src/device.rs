@@ -75,8 +75,6 @@ pub struct Dev {
     pub cc: (i32, i32),
     /// Largest dynamic shared memory a block may use (bytes, after opting in).
     pub max_smem: usize,
-    /// Streaming multiprocessors (sizes the grids of kernels that loop over their work).
-    pub sm_count: usize,
     exact_alloc: bool,
     ledger: Mutex<VramUse>,
     pool: Mutex<Pool>,
@@ -155,10 +153,6 @@ impl Dev {
         let optin = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(|e| drv("shared memory limit", e))? as usize;
-        let sm_count = ctx
-            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-            .map_err(|e| drv("multiprocessor count", e))?
-            .max(1) as usize;
         let cubin = crate::nvrtc::cubin(orcd_kernels::OPS_CU, cc)?;
         // SAFETY: `cubin` is a complete cubin image for this device's architecture.
         let module = unsafe { dr::module::load_data(cubin.as_ptr() as *const c_void) }
@@ -173,7 +167,7 @@ impl Dev {
         // Attention keeps one key row of scores in dynamic shared memory: allow the opt-in limit
         // less the kernel's static arrays (reductions and the per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
-        for (&k, &f) in funcs.iter().filter(|(k, _)| **k == "attention") {
+        if let Some(&f) = funcs.get("attention") {
             // SAFETY: a valid function handle and a documented attribute.
             unsafe {
                 sys::cuFuncSetAttribute(
@@ -183,23 +177,7 @@ impl Dev {
                 )
             }
             .result()
-            .map_err(|e| drv(&format!("cuFuncSetAttribute({k})"), e))?;
-        }
-        // Experiment knob (docs/perf/GPU.md): a fixed preferred L1/shared split for every kernel,
-        // so back-to-back kernels with different shared-memory needs do not reconfigure the SM.
-        if let Some(pct) = std::env::var("ORCD_CUDA_CARVEOUT").ok().and_then(|v| v.parse::<i32>().ok()) {
-            for (&k, &f) in funcs.iter() {
-                // SAFETY: a valid function handle and a documented attribute (a hint, 0..=100).
-                unsafe {
-                    sys::cuFuncSetAttribute(
-                        f,
-                        sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT,
-                        pct.clamp(-1, 100),
-                    )
-                }
-                .result()
-                .map_err(|e| drv(&format!("cuFuncSetAttribute({k}, carveout)"), e))?;
-            }
+            .map_err(|e| drv("cuFuncSetAttribute(attention)", e))?;
         }
         Ok(Dev {
             ctx,
@@ -208,7 +186,6 @@ impl Dev {
             name,
             cc,
             max_smem,
-            sm_count,
             exact_alloc: std::env::var_os("ORCD_CUDA_EXACT_ALLOC").is_some_and(|v| v == "1"),
             ledger: Mutex::new(VramUse::default()),
             pool: Mutex::new(Pool::default()),

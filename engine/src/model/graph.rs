@@ -18,13 +18,6 @@ enum Residual<T> {
     Not(T),
 }
 
-/// The attention block's input: the normalized activation, or its q, k and v projections
-/// already made (the norm fused into them).
-enum AttnIn<T> {
-    X(T),
-    Qkv(T, T, T),
-}
-
 /// A q/k/v projection's bias, unless the planted fault drops it.
 fn qkv_bias<W>(p: &Proj<W>) -> Option<&W> {
     p.b.as_ref().filter(|_| !crate::faults::active(crate::faults::Fault::DropQkvBias))
@@ -121,22 +114,22 @@ impl<B: Ops> Fwd<'_, B> {
         let res = (fuse && l.attn.post_norm.is_none()).then_some(&x);
         // Without taps, an RMS norm rides in the projections that read it (Ops::norm_matmuls,
         // Ops::norm_matmul_glu): the same values, no normalized tensor of its own.
-        let input = match (&l.attn_norm, &l.attn.qkv) {
+        let attn = match (&l.attn_norm, &l.attn.qkv) {
             (n, Qkv::Separate { q, k, v }) if fuse && n.kind == NormKind::Rms && n.b.is_none() => {
                 let ws = [(&q.w, qkv_bias(q)), (&k.w, qkv_bias(k)), (&v.w, qkv_bias(v))];
                 let mut out = self.b.norm_matmuls(&x, &n.w, n.eps, &ws, &self.groups)?.into_iter();
                 match (out.next(), out.next(), out.next()) {
-                    (Some(q), Some(k), Some(v)) => AttnIn::Qkv(q, k, v),
+                    (Some(q), Some(k), Some(v)) => self.attention_qkv(il, q, k, v, &l.attn, kv, res)?,
                     _ => return Err(crate::Error::Invalid("norm_matmuls: fewer than three outputs".into())),
                 }
             }
             _ => {
                 let cur = self.norm(&x, &l.attn_norm)?;
                 self.tap(Some(il), "attn_norm", &cur)?;
-                AttnIn::X(cur)
+                self.attention(il, &cur, &l.attn, kv, res)?
             }
         };
-        let ffn_inp = match self.attention(il, input, &l.attn, kv, res)? {
+        let ffn_inp = match attn {
             Residual::Added(t) => t,
             Residual::Not(a) => {
                 self.tap(Some(il), "attn_out", &a)?;
@@ -176,25 +169,15 @@ impl<B: Ops> Fwd<'_, B> {
     fn attention(
         &mut self,
         il: usize,
-        input: AttnIn<B::Tensor>,
+        x: &B::Tensor,
         a: &Attn<B::Weight>,
         kv: &mut B::Kv,
         res: Option<&B::Tensor>,
     ) -> Result<Residual<B::Tensor>> {
         let (b, hp) = (self.b, self.hp);
-        let x = match input {
-            AttnIn::X(x) => x,
-            AttnIn::Qkv(q, k, v) => return self.attention_qkv(il, q, k, v, a, kv, res),
-        };
-        let x = &x;
         let (q, k, v) = match &a.qkv {
             Qkv::Separate { q, k, v } => {
-                let p = |w: &Proj<B::Weight>| -> Result<B::Tensor> {
-                    if w.b.is_some() && crate::faults::active(crate::faults::Fault::DropQkvBias) {
-                        return self.mm(x, &w.w);
-                    }
-                    self.proj(x, w)
-                };
+                let p = |w: &Proj<B::Weight>| b.matmul_fused(x, &w.w, qkv_bias(w), None, &self.groups);
                 (p(q)?, p(k)?, p(v)?)
             }
             Qkv::Fused(w) => {
