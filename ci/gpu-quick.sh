@@ -44,5 +44,22 @@ b fast-p4 fast 4; b exact-p4 exact 4; b fast-p512 fast 512; b exact-p512 exact 5
 b fast-p4-nopdl fast 4 ORCD_CUDA_PDL=0; b fast-p4-glu4 fast 4 ORCD_MV_GLU8=0
 lb r2
 b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
+if [[ ${NCU:-1} == 1 ]] && command -v ncu >/dev/null; then  # per-kernel µs of decode steps (graphs off; ranks kernels, overstates each)
+  ORCD_CUDA_GRAPHS=0 timeout 120 ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum \
+    --launch-skip 3000 --launch-count 350 --csv $B/worker-orcd bench --model $M --backend cuda --numerics fast \
+    --prompt-tokens 4 --gen-tokens 64 --repeats 1 > $OUT/ncu.csv 2>$OUT/ncu.err
+  python3 - $OUT/ncu.csv <<'PY' || tail -3 $OUT/ncu.err
+import csv, sys, collections
+rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
+h = rows[0]; k = h.index("Kernel Name"); v = h.index("Metric Value"); u = h.index("Metric Unit")
+scale = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}
+t = collections.defaultdict(list)
+for r in rows[1:]:
+    t[r[k].split("(")[0]].append(float(r[v].replace(",", "")) * scale.get(r[u], float("nan")))
+tot = sum(sum(x) for x in t.values())
+for n, x in sorted(t.items(), key=lambda e: -sum(e[1])):
+    print("ncu %-28s n %4d  mean %7.2f us  %5.1f%%" % (n[:28], len(x), sum(x) / len(x), 100 * sum(x) / tot))
+PY
+fi
 cd $OUT && tar -czf bench.tar.gz bench-*.json llama-bench-*.json memcheck.log racecheck.log 2>/dev/null; rm -f bench-*.json bench-*.err llama-bench-*.json llama-bench-*.err
 echo "all done at $((SECONDS-T0)) s"
