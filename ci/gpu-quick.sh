@@ -3,8 +3,8 @@
 # then correctness (ops, models, generate — the real models where assembled —, graph replay, unit
 # tests, memcheck and racecheck) while
 # llama.cpp builds in the background, then the peer (llama-bench) and ours on the Qwen2.5-0.5B-shape
-# Q8_0 file, alternating (docs/perf/GPU.md); per-kernel ncu tables. $OUT gets logs.tar.gz, and
-# llamacpp-bin.tar.xz (the peer's build: carry it as target/llamacpp-bin next time) when it built.
+# Q8_0 file, alternating (docs/perf/GPU.md); per-kernel ncu tables (NCU=0: none). $OUT gets
+# logs.tar.gz (and llamacpp-bin.tar.xz with PACK_PEER=1).
 
 set -u
 cd "$(dirname "$0")/.."
@@ -16,7 +16,11 @@ bash ci/gpu-run.sh assemble >/dev/null 2>&1
 bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
 M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
 T0=$SECONDS
-( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
+# PEER=0: no llama.cpp this call (its build is ~6 minutes of a short device budget; the ratio
+# then needs the peer from another call, and says so).
+if [[ ${PEER:-1} == 1 ]]; then
+    ( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
+fi
 timeout 300 bash ci/gpu-run.sh gate ops models generate 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda|generate cuda" | head -30
 SMOL=~/.cache/orcd/models/SmolLM2-135M-Instruct.Q4_1.gguf
 if [[ -f $SMOL ]]; then  # issue 11: the CPU's greedy text on CUDA (the parts must have been assembled)
@@ -35,8 +39,8 @@ timeout 60 $B/tests/orcd_cuda --test-threads 1 2>&1 | grep -E "FAIL|test result|
 SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -6
 echo "correctness done at $((SECONDS-T0)) s"
 wait
-echo "llama.cpp build rc=$(cat /tmp/lb.rc) at $((SECONDS-T0)) s"; tail -n 2 $OUT/llamacpp-build.log
-lb() { bash ci/llamacpp-cuda.sh bench $M > $OUT/llama-bench-$1.json 2>$OUT/llama-bench-$1.err
+[[ ${PEER:-1} == 1 ]] && { echo "llama.cpp build rc=$(cat /tmp/lb.rc) at $((SECONDS-T0)) s"; tail -n 2 $OUT/llamacpp-build.log; }
+lb() { [[ ${PEER:-1} == 1 ]] || return 0; bash ci/llamacpp-cuda.sh bench $M > $OUT/llama-bench-$1.json 2>$OUT/llama-bench-$1.err
   python3 -c 'import json,sys
 for r in json.load(open(sys.argv[1])):
     w = "pp%d" % r["n_prompt"] if r.get("n_gen",0)==0 else "tg%d" % r["n_gen"]
@@ -70,7 +74,8 @@ for n, x in sorted(t.items(), key=lambda e: -sum(e[1])):
 PY
   done
 fi
-[[ -f target/llamacpp-bin/llamacpp-bin.tar.xz ]] || bash ci/llamacpp-cuda.sh pack-bin $OUT/llamacpp-bin.tar.xz
+# PACK_PEER=1: the peer's build packed under $OUT (~40 MiB: more than one file may bring back).
+[[ ${PACK_PEER:-0} == 1 && ${PEER:-1} == 1 ]] && bash ci/llamacpp-cuda.sh pack-bin $OUT/llamacpp-bin.tar.xz
 # What comes back is at most 8 files: the peer's binaries and one tarball of the rest.
 cd $OUT && find . -maxdepth 1 -type f ! -name llamacpp-bin.tar.xz ! -name logs.tar.gz -printf '%P\n' | tar -czf logs.tar.gz -T - && \
     find . -maxdepth 1 -type f ! -name llamacpp-bin.tar.xz ! -name logs.tar.gz -delete; find . -mindepth 1 -type d -exec rm -rf {} + ; cd - >/dev/null

@@ -662,8 +662,11 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
                                 const float* freq_factors, const float* x2, float* y2, int n_head2, void* kc,
                                 void* vc, const float* v, const unsigned* seq, int il, int n_seq, int n_ctx,
                                 int v_cols, int kv_f16) {
+    pdl_trigger();
     const int r = blockIdx.x;
     if (r >= rows || head_dim <= 0) return;
+    // Launched with PDL: pos, seq and freq_factors come from before the step (uploads, not
+    // kernels), so they are read before pdl_wait; x, v and every write come after it.
     // With kc (rope_qk_kv_write): plane 1 also stores the rotated keys into the cache and plane 2
     // stores v, exactly as kv_write does (rows outside the cache are not stored).
     i64 kslot = -1;
@@ -673,6 +676,7 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
     }
     if (blockIdx.y == 2) {
         if (!kc || kslot < 0) return;
+        pdl_wait();
         const float* vr = v + (i64)r * v_cols;
         const i64 vb = kslot * v_cols;
         for (int i = threadIdx.x; i < v_cols; i += blockDim.x) {
@@ -701,14 +705,16 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
     float* yr = y + (i64)r * cols;
     int half = n_rot / 2;
     if (2 * half > head_dim) half = head_dim / 2;  // guard: never rotate past the head
-    // Elements outside the rotated pairs are copied; the pairs are written below (disjoint).
-    for (i64 e = threadIdx.x; e < cols; e += blockDim.x) {
-        if (e % head_dim >= 2 * half) put(yr, e, xr[e]);
-    }
-    if (half > ROPE_MAX_HALF) return;  // the host refuses such heads
-    // The angles once per row (in shared memory), then every (head, pair) in parallel: the
-    // loads of a row's pairs are all in flight together.
+    // The angles once per row (in shared memory), before the wait: they need pos alone, so they
+    // are computed while the kernel before this one finishes.
     __shared__ double rs_s[ROPE_MAX_HALF], rs_c[ROPE_MAX_HALF];
+    if (half > ROPE_MAX_HALF) {  // the host refuses such heads; copy the rest all the same
+        pdl_wait();
+        for (i64 e = threadIdx.x; e < cols; e += blockDim.x) {
+            if (e % head_dim >= 2 * half) put(yr, e, xr[e]);
+        }
+        return;
+    }
     const double ps = (double)pos[r], fs = freq_scale, ms = mscale;
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         double extrap = __dmul_rn(ps, pow((double)freq_base, __ddiv_rn(-2.0 * (double)i, (double)n_rot)));
@@ -728,7 +734,13 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
         rs_s[i] = __dmul_rn(sn, ms);
         rs_c[i] = __dmul_rn(cn, ms);
     }
+    pdl_wait();  // x is the previous kernel's output; the caches and y may still be read by it
+    // Elements outside the rotated pairs are copied; the pairs are written below (disjoint).
+    for (i64 e = threadIdx.x; e < cols; e += blockDim.x) {
+        if (e % head_dim >= 2 * half) put(yr, e, xr[e]);
+    }
     __syncthreads();
+    // Every (head, pair) in parallel: the loads of a row's pairs are all in flight together.
     const int np = n_head * half, bd = blockDim.x;
     for (int q0 = threadIdx.x; q0 < np; q0 += 4 * bd) {
         float x0[4], x1[4];
@@ -806,12 +818,34 @@ __device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, 
 #pragma unroll
     for (int l = 0; l < 8; ++l) acc[l] = 0.0f;
     const int chunks = n / 8;
-    // Unrolled so several chunks' loads are in flight (a decode row's keys are latency-bound).
-#pragma unroll 4
-    for (int c = 0; c < chunks; ++c) {
+    if (((kofs & 7) == 0) && ((reinterpret_cast<u64>(kc) & 15) == 0)) {
+        // A key row starting on 8 elements: a chunk is one 16-byte load (F16) or two (f32), all
+        // of a 64-wide head's in flight together (a decode row's keys are latency-bound). The
+        // same products in the same order as the element loop below.
+#pragma unroll 8
+        for (int c = 0; c < chunks; ++c) {
+            float kf[8];
+            if (f16) {
+                const uint4 w = ((const uint4*)((const u16*)kc + kofs))[c];
+                const u32 ws[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
-        for (int l = 0; l < 8; ++l) {
-            acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], kv_load(kc, kofs + 8 * c + l, f16)));
+                for (int l = 0; l < 8; ++l) kf[l] = f16_to_f32((u16)(ws[l >> 1] >> (16 * (l & 1))));
+            } else {
+                const float4 u = ((const float4*)((const float*)kc + kofs))[2 * c];
+                const float4 v = ((const float4*)((const float*)kc + kofs))[2 * c + 1];
+                kf[0] = u.x; kf[1] = u.y; kf[2] = u.z; kf[3] = u.w; kf[4] = v.x; kf[5] = v.y; kf[6] = v.z; kf[7] = v.w;
+            }
+#pragma unroll
+            for (int l = 0; l < 8; ++l) acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], kf[l]));
+        }
+    } else {
+        // Unrolled so several chunks' loads are in flight.
+#pragma unroll 4
+        for (int c = 0; c < chunks; ++c) {
+#pragma unroll
+            for (int l = 0; l < 8; ++l) {
+                acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], kv_load(kc, kofs + 8 * c + l, f16)));
+            }
         }
     }
     float s = 0.0f;
@@ -836,6 +870,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     __shared__ double part[ATT_WARPS][32 * ATT_DIMS];  // per-warp partial value sums
     __shared__ float qsh[ATT_QMAX];        // the row's query head (F16-rounded for an F16 cache)
     pdl_trigger();
+    pdl_wait();  // launched with PDL: q and the cache are the kernels' before this one
     const int r = blockIdx.x, h = blockIdx.y;
     if (r >= rows || h >= n_head || v_head_dim <= 0) return;
     const int tid = threadIdx.x, bd = blockDim.x;
@@ -1312,6 +1347,16 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
     };
     load(0);  // the first parts' bytes go out before the norm's reductions
+    // The norm weights of a row of at most 128 parts (one pass) are constant too: each thread
+    // stages its own part's 8 in shared memory before the wait and reads back only those (no
+    // barrier), instead of a dependent global load after the norm's reductions.
+    __shared__ float mv_nw[MV_THREADS * 8];
+    const bool nw_pre = norm && nw && nsub <= MV_THREADS;
+    if (nw_pre && (int)threadIdx.x < nsub) {
+#pragma unroll
+        for (int l = 0; l < 8; ++l) mv_nw[8 * threadIdx.x + l] = nw[8 * threadIdx.x + l];
+    }
+    const float* nwx = nw_pre ? mv_nw : nw;
     pdl_wait();  // x, res and y belong to the kernels before this one
     if (norm) {  // uniform
         for (int i = 0; i < nr; ++i) {
@@ -1331,7 +1376,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             for (int i = 0; i < R; ++i) {
                 if (i < nr) {  // uniform
                     float xv[8];
-                    mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nw);
+                    mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
                     mv_round(xv, xq, lane);
                     if (valid) {
 #pragma unroll

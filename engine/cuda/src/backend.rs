@@ -194,6 +194,12 @@ impl Cuda {
         self.dev.launch(name, grid, block, smem, args).map_err(err)
     }
 
+    /// [`Cuda::launch`] with programmatic dependent launch, for kernels that call `pdl_wait`
+    /// before they read anything a kernel wrote or write anything (kernels/ABI.md).
+    fn launch_pdl(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &[Arg]) -> Result<()> {
+        self.dev.launch_ex(name, grid, block, smem, args, true).map_err(err)
+    }
+
     /// A 1-D elementwise launch over `n` values.
     fn launch_1d(&self, name: &str, n: usize, args: &[Arg]) -> Result<()> {
         self.launch(name, (blocks(n, BLOCK as usize), 1, 1), BLOCK, 0, args)
@@ -476,7 +482,7 @@ impl Cuda {
         } else {
             1
         };
-        self.launch(
+        self.launch_pdl(
             "rope",
             (x.rows.max(1) as u32, planes, 1),
             128,
@@ -834,7 +840,7 @@ impl Ops for Cuda {
             ));
         }
         let y = self.tensor(q.rows, p.n_head * p.v_head_dim)?;
-        self.launch(
+        self.launch_pdl(
             "attention",
             (q.rows.max(1) as u32, p.n_head as u32, 1),
             256,
