@@ -456,6 +456,39 @@ __device__ double block_max_d(double v, double* red) {
     return r;
 }
 
+// block_sum_d / block_max_d for blocks of at most 8 warps, with one barrier fewer and no serial
+// second stage: after the warps' partials are in `red`, every thread reduces them itself. The
+// sum replays warp 0's xor tree: lanes 8..31 hold 0.0, so levels 16 and 8 add 0.0 to lanes
+// 0..7 (x + 0.0 is x, but -0.0 becomes +0.0: kept), then levels 4, 2, 1 (lane l < o adds lane
+// l + o). The same additions in the same order, so the same value. Reusable `red` on return.
+__device__ double block_sum8_d(double v, double* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_sum_d(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    double t[8];
+#pragma unroll
+    for (int l = 0; l < 8; ++l) t[l] = __dadd_rn(l < nw ? red[l] : 0.0, 0.0);
+#pragma unroll
+    for (int l = 0; l < 4; ++l) t[l] = __dadd_rn(t[l], t[l + 4]);
+    t[0] = __dadd_rn(t[0], t[2]);
+    t[1] = __dadd_rn(t[1], t[3]);
+    t[0] = __dadd_rn(t[0], t[1]);
+    __syncthreads();
+    return t[0];
+}
+// The maximum is the same in any order (fmax ignores NaN).
+__device__ double block_max8_d(double v, double* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_max_d(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    double m = F64_NEG_INF;
+    for (int l = 0; l < nw; ++l) m = fmax(m, red[l]);
+    __syncthreads();
+    return m;
+}
+
 // Ranking keys for argmax / top-k: (key, idx) pairs, larger key first, ties to the lower index;
 // idx < 0 is "no candidate". Candidates are totally ordered, so the reduction is exact.
 __device__ __forceinline__ bool pair_better(int k1, int i1, int k2, int i2) {
@@ -908,7 +941,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         }
         dots[j] = dt;
     }
-    mx = block_max_d(mx, red);  // also the barrier after the writes to dots[]
+    mx = block_max8_d(mx, red);  // also the barrier after the writes to dots[]
     const double sink = sinks ? (double)sinks[h] : 0.0;
     if (sinks) mx = fmax(mx, sink);
 
@@ -919,7 +952,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         const double s = att_score(dots[j], sc, cap);
         if (isfinite(s)) sum = __dadd_rn(sum, exp(s - mx));
     }
-    sum = block_sum_d(sum, red);  // also the barrier before dots[] is rewritten below
+    sum = block_sum8_d(sum, red);  // also the barrier before dots[] is rewritten below
     if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
 
     // The weights e_j / sum replace the dots (each thread rewrites only the entries it read);
@@ -949,15 +982,24 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         double acc[ATT_DIMS];
 #pragma unroll
         for (int u = 0; u < ATT_DIMS; ++u) acc[u] = 0.0;
-#pragma unroll 4
+        // Every key's values are loaded (all j < nk lie in the cache), so the loads of several
+        // keys are in flight together; keys of weight 0 (masked, underflowed) are not added, as
+        // the CPU skips them (0 · inf would be NaN).
+#pragma unroll 8
         for (int j = wp; j < nk; j += nw) {
             const float w = dots[j];
-            if (w == 0.0f) continue;  // uniform over the warp
             const i64 vrow = (slot0 + j) * v_cols + (i64)kh * v_head_dim;
+            float vv[ATT_DIMS];
 #pragma unroll
             for (int u = 0; u < ATT_DIMS; ++u) {
                 const int d = d0 + lane + 32 * u;
-                if (d < v_head_dim) acc[u] = __dadd_rn(acc[u], __dmul_rn((double)w, (double)kv_load(vc, vrow + d, f16)));
+                vv[u] = d < v_head_dim ? kv_load(vc, vrow + d, f16) : 0.0f;
+            }
+            if (w != 0.0f) {  // uniform over the warp
+#pragma unroll
+                for (int u = 0; u < ATT_DIMS; ++u) {
+                    if (d0 + lane + 32 * u < v_head_dim) acc[u] = __dadd_rn(acc[u], __dmul_rn((double)w, (double)vv[u]));
+                }
             }
         }
 #pragma unroll
