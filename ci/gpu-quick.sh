@@ -55,7 +55,7 @@ b fast-p4-pdl-less fast 4 ORCD_CUDA_PDL_MORE=0
 lb r2
 b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
 if [[ ${NCU:-1} == 1 ]] && command -v ncu >/dev/null; then  # per-kernel µs of decode steps (graphs off; ranks kernels, overstates each)
-  for nm in fast exact; do
+  for nm in ${NCU_NUMERICS:-fast}; do
   ORCD_CUDA_GRAPHS=0 timeout 120 ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum \
     --launch-skip 3000 --launch-count 260 --csv $B/worker-orcd bench --model $M --backend cuda --numerics $nm \
     --prompt-tokens 4 --gen-tokens 64 --repeats 1 > $OUT/ncu-$nm.csv 2>$OUT/ncu-$nm.err
