@@ -50,7 +50,7 @@ b() { local l=$1 nm=$2 p=$3; shift 3
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("ours %-22s pp %7.0f tg %7.1f  vram %s" % (sys.argv[2], j["prefill_tok_s"], j["decode_tok_s"], j.get("vram_bytes")))' $OUT/bench-$l.json $l || tail -2 $OUT/bench-$l.err; }
 lb r1
 b fast-p4 fast 4; b exact-p4 exact 4; b fast-p512 fast 512; b exact-p512 exact 512
-b fast-p4-pdl-less fast 4 ORCD_CUDA_PDL_MORE=0
+[[ ${PDL_AB:-0} == 1 ]] && for v in all rope attention; do b fast-p4-pdl-$v fast 4 ORCD_CUDA_PDL_MORE=$v; done
 [[ ${EXTRA:-0} == 1 ]] && { b fast-p4-nopdl fast 4 ORCD_CUDA_PDL=0; b fast-p4-glu4 fast 4 ORCD_MV_GLU8=0; }
 lb r2
 b fast-p4-r2 fast 4; b exact-p4-r2 exact 4

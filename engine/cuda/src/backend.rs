@@ -196,12 +196,13 @@ impl Cuda {
 
     /// [`Cuda::launch`] with programmatic dependent launch, for kernels that call `pdl_wait`
     /// before they read anything a kernel wrote or write anything (kernels/ABI.md).
-    /// `ORCD_CUDA_PDL_MORE=0` launches these plainly (the A/B of docs/perf/GPU.md; `ORCD_CUDA_PDL=0`
-    /// turns PDL off everywhere).
+    /// Off by default: on the H200 PDL on rope and attention measured slower (docs/perf/GPU.md);
+    /// `ORCD_CUDA_PDL_MORE` = `all`, or a kernel's name, turns it on for the A/B.
     fn launch_pdl(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &[Arg]) -> Result<()> {
-        static MORE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let more = *MORE.get_or_init(|| std::env::var_os("ORCD_CUDA_PDL_MORE").is_none_or(|v| v != "0"));
-        self.dev.launch_ex(name, grid, block, smem, args, more).map_err(err)
+        static MORE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let more = MORE.get_or_init(|| std::env::var("ORCD_CUDA_PDL_MORE").unwrap_or_default());
+        let on = more == "all" || more == name;
+        self.dev.launch_ex(name, grid, block, smem, args, on).map_err(err)
     }
 
     /// A 1-D elementwise launch over `n` values.
