@@ -3,7 +3,8 @@
 # then correctness (ops, models, generate — the real models where assembled —, graph replay, unit
 # tests, memcheck and racecheck) while
 # llama.cpp builds in the background, then the peer (llama-bench) and ours on the Qwen2.5-0.5B-shape
-# Q8_0 file, alternating (docs/perf/GPU.md). Logs and bench.tar.gz under $OUT.
+# Q8_0 file, alternating (docs/perf/GPU.md); per-kernel ncu tables (NCU=0: none). $OUT gets
+# logs.tar.gz (and llamacpp-bin.tar.xz with PACK_PEER=1).
 
 set -u
 cd "$(dirname "$0")/.."
@@ -15,23 +16,31 @@ bash ci/gpu-run.sh assemble >/dev/null 2>&1
 bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
 M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
 T0=$SECONDS
-( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
-timeout 240 bash ci/gpu-run.sh gate ops models generate 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda|generate cuda" | head -30
+# PEER=0: no llama.cpp this call (its build is ~6 minutes of a short device budget; the ratio
+# then needs the peer from another call, and says so).
+if [[ ${PEER:-1} == 1 ]]; then
+    ( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
+fi
+timeout 300 bash ci/gpu-run.sh gate ops models generate 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda|generate cuda" | head -30
 SMOL=~/.cache/orcd/models/SmolLM2-135M-Instruct.Q4_1.gguf
 if [[ -f $SMOL ]]; then  # issue 11: the CPU's greedy text on CUDA (the parts must have been assembled)
-    for be in cpu cuda; do
-        timeout 60 $B/worker-orcd generate --model $SMOL --prompt "What is the capital of France?" --chat \
-            --temperature 0 --max-tokens 48 --backend $be > $OUT/gen-$be.txt 2>&1
+    # The generate golden's prompt (goldens/generate/smollm2-capital.yaml): confident margins, so
+    # the exact column's text must match the CPU's exactly, the fast one's llama.cpp-CPU-vs-CUDA-like.
+    for nm in exact fast; do
+        for be in cpu cuda; do
+            timeout 60 $B/worker-orcd generate --model $SMOL --prompt "What is the capital of France? Answer in one sentence." --chat \
+                --temperature 0 --max-tokens 48 --backend $be --numerics $nm 2>&1 | sed 's/, seed [0-9]*, [0-9.]* tok\/s//' > $OUT/gen-$nm-$be.txt
+        done
+        cmp -s $OUT/gen-$nm-cpu.txt $OUT/gen-$nm-cuda.txt && echo "generate SmolLM2 $nm cuda == cpu: yes ($(head -c 60 $OUT/gen-$nm-cpu.txt))" || { echo "generate SmolLM2 $nm cuda == cpu: NO"; head -3 $OUT/gen-$nm-*.txt; }
     done
-    cmp -s $OUT/gen-cpu.txt $OUT/gen-cuda.txt && echo "generate SmolLM2 cuda == cpu: yes" || echo "generate SmolLM2 cuda == cpu: NO"
 fi
 timeout 60 $B/tests/multi_seq --test-threads 1 cuda_graph_replay 2>&1 | grep "test result"
 timeout 60 $B/tests/orcd_cuda --test-threads 1 2>&1 | grep -E "FAIL|test result|panicked" | head
 SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -6
 echo "correctness done at $((SECONDS-T0)) s"
 wait
-echo "llama.cpp build rc=$(cat /tmp/lb.rc) at $((SECONDS-T0)) s"; tail -n 2 $OUT/llamacpp-build.log
-lb() { bash ci/llamacpp-cuda.sh bench $M > $OUT/llama-bench-$1.json 2>$OUT/llama-bench-$1.err
+[[ ${PEER:-1} == 1 ]] && { echo "llama.cpp build rc=$(cat /tmp/lb.rc) at $((SECONDS-T0)) s"; tail -n 2 $OUT/llamacpp-build.log; }
+lb() { [[ ${PEER:-1} == 1 ]] || return 0; bash ci/llamacpp-cuda.sh bench $M > $OUT/llama-bench-$1.json 2>$OUT/llama-bench-$1.err
   python3 -c 'import json,sys
 for r in json.load(open(sys.argv[1])):
     w = "pp%d" % r["n_prompt"] if r.get("n_gen",0)==0 else "tg%d" % r["n_gen"]
@@ -41,8 +50,34 @@ b() { local l=$1 nm=$2 p=$3; shift 3
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("ours %-22s pp %7.0f tg %7.1f  vram %s" % (sys.argv[2], j["prefill_tok_s"], j["decode_tok_s"], j.get("vram_bytes")))' $OUT/bench-$l.json $l || tail -2 $OUT/bench-$l.err; }
 lb r1
 b fast-p4 fast 4; b exact-p4 exact 4; b fast-p512 fast 512; b exact-p512 exact 512
-b fast-p4-nopdl fast 4 ORCD_CUDA_PDL=0; b fast-p4-glu4 fast 4 ORCD_MV_GLU8=0
+[[ ${PDL_AB:-0} == 1 ]] && for v in all rope attention; do b fast-p4-pdl-$v fast 4 ORCD_CUDA_PDL_MORE=$v; done
+[[ ${EXTRA:-0} == 1 ]] && { b fast-p4-nopdl fast 4 ORCD_CUDA_PDL=0; b fast-p4-glu4 fast 4 ORCD_MV_GLU8=0; }
 lb r2
 b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
-cd $OUT && tar -czf bench.tar.gz bench-*.json llama-bench-*.json memcheck.log racecheck.log 2>/dev/null; rm -f bench-*.json bench-*.err llama-bench-*.json llama-bench-*.err
+if [[ ${NCU:-1} == 1 ]] && command -v ncu >/dev/null; then  # per-kernel µs of decode steps (graphs off; ranks kernels, overstates each)
+  for nm in ${NCU_NUMERICS:-fast}; do
+  ORCD_CUDA_GRAPHS=0 timeout 120 ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum \
+    --launch-skip 3000 --launch-count 260 --csv $B/worker-orcd bench --model $M --backend cuda --numerics $nm \
+    --prompt-tokens 4 --gen-tokens 64 --repeats 1 > $OUT/ncu-$nm.csv 2>$OUT/ncu-$nm.err
+  python3 - $OUT/ncu-$nm.csv $nm <<'PY' || tail -3 $OUT/ncu-$nm.err
+import csv, sys, collections
+rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
+h = rows[0]; k = h.index("Kernel Name"); v = h.index("Metric Value"); u = h.index("Metric Unit")
+scale = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3}
+t = collections.defaultdict(list)
+for r in rows[1:]:
+    t[r[k].split("(")[0]].append(float(r[v].replace(",", "")) * scale.get(r[u], float("nan")))
+tot = sum(sum(x) for x in t.values())
+units = sorted({r[u] for r in rows[1:]})
+print("ncu %s (%d launches, units %s): %.0f us" % (sys.argv[2], len(rows) - 1, units, tot))
+for n, x in sorted(t.items(), key=lambda e: -sum(e[1])):
+    print("ncu %-5s %-24s n %4d  mean %7.2f us  %5.1f%%" % (sys.argv[2], n[:24], len(x), sum(x) / len(x), 100 * sum(x) / tot))
+PY
+  done
+fi
+# PACK_PEER=1: the peer's build packed under $OUT (~40 MiB: more than one file may bring back).
+[[ ${PACK_PEER:-0} == 1 && ${PEER:-1} == 1 ]] && bash ci/llamacpp-cuda.sh pack-bin $OUT/llamacpp-bin.tar.xz
+# What comes back is at most 8 files: the peer's binaries and one tarball of the rest.
+cd $OUT && find . -maxdepth 1 -type f ! -name llamacpp-bin.tar.xz ! -name logs.tar.gz -printf '%P\n' | tar -czf logs.tar.gz -T - && \
+    find . -maxdepth 1 -type f ! -name llamacpp-bin.tar.xz ! -name logs.tar.gz -delete; find . -mindepth 1 -type d -exec rm -rf {} + ; cd - >/dev/null
 echo "all done at $((SECONDS-T0)) s"

@@ -5,6 +5,10 @@
 #   bash ci/llamacpp-cuda.sh prepare          # CPU machine: trimmed source → target/llamacpp-src/
 #   bash ci/llamacpp-cuda.sh build            # GPU machine: cmake + nvcc → llama-bench (~290 s, 16 cores)
 #   bash ci/llamacpp-cuda.sh bench MODEL.gguf # GPU machine: llama-bench -fa 1 -p 512 -n 128 -r 5 -o json
+#   bash ci/llamacpp-cuda.sh pack-bin [FILE]  # GPU machine: the built llama-bench and its shared
+#                                             # libraries, stripped → FILE (default $OUT/llamacpp-bin.tar.xz;
+#                                             # bring it back, then carry it as target/llamacpp-bin/ so a
+#                                             # fresh machine's `build` unpacks it instead of compiling)
 #   bash ci/llamacpp-cuda.sh configure-cpu    # any machine with cmake: configure with -DGGML_CUDA=OFF
 #                                             # (checks the trimmed tree is complete, compiles nothing)
 #
@@ -140,12 +144,34 @@ build() {
         echo "llama-bench: $bin (built earlier from the same source)"
         return
     fi
+    local pre=target/llamacpp-bin/llamacpp-bin.tar.xz
+    if [[ -f "$pre" ]] && [[ "$(tar -xJOf "$pre" build.key 2>/dev/null)" == "$key" ]]; then
+        rm -rf "$WORK/build" && mkdir -p "$WORK/build"
+        tar -C "$WORK/build" -xJf "$pre"
+        echo "$key" >"$WORK/build.key"
+        echo "llama-bench: $bin (unpacked from $pre, built earlier from the same source and arch)"
+        return
+    fi
     local t0=$SECONDS
     cmake -S "$WORK/src" -B "$WORK/build" -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${CMAKE_FLAGS[@]}"
     cmake --build "$WORK/build" -j "$JOBS" --target llama-bench
     [[ -x "$bin" ]] || die "the build finished without $bin"
     echo "$key" >"$WORK/build.key"
     echo "llama-bench: $bin (built in $((SECONDS - t0)) s with -j $JOBS, CUDA arch $ARCH)"
+}
+
+pack_bin() {
+    local dest="${1:-${OUT:?}/llamacpp-bin.tar.xz}" stage
+    [[ -x "$WORK/build/bin/llama-bench" && -f "$WORK/build.key" ]] || die "nothing built to pack"
+    stage=$(mktemp -d)
+    mkdir -p "$stage/bin"
+    cp -a "$WORK/build/bin/llama-bench" "$WORK"/build/bin/*.so* "$stage/bin/"
+    strip --strip-unneeded "$stage"/bin/* 2>/dev/null || true
+    cp "$WORK/build.key" "$stage/build.key"
+    # The libraries' RUNPATH names $WORK/build/bin: `build` unpacks there.
+    tar -C "$stage" -cf - build.key bin | xz -T0 -9 >"$dest"
+    rm -rf "$stage"
+    echo "packed: $dest ($(mib "$(stat -c %s "$dest")"))"
 }
 
 configure_cpu() {
@@ -170,12 +196,16 @@ case "${1:-}" in
     prepare) prepare ;;
     build) build ;;
     configure-cpu) configure_cpu ;;
+    pack-bin)
+        shift
+        pack_bin "$@"
+        ;;
     bench)
         shift
         bench "$@"
         ;;
     *)
-        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

@@ -175,3 +175,36 @@ fn cuda_rope_neox_fault_is_caught_by_the_neox_rope_cases_only() {
         assert!(neox >= 10, "{neox} NeoX rope cases on {col}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fast tier's floor (docs/perf/GPU.md, "cuda-fast against the llama.cpp goldens"): not a
+// planted bug but a measuring stick. One ulp moved in every quantized matmul output of the fast
+// CPU path (bit-identical with llama.cpp without it) is the smallest change a second
+// implementation of the same numerics makes; the KL it reaches against the llama.cpp goldens is
+// what a CUDA column, which sums in another order, can be expected to reach.
+// ---------------------------------------------------------------------------------------------
+
+fn fast_case_kl(case_file: &str, fault: Fault) -> f64 {
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let case = load_case_file(&paths::goldens_dir().join("models").join(case_file)).expect("parses").expect("a case");
+    if let Some(reason) = case.not_run_reason(Backend::CpuFast) {
+        panic!("cannot measure the fast tier's floor: {reason}");
+    }
+    set(fault);
+    let r = run_case(&case, Backend::CpuFast);
+    set(Fault::None);
+    *r.metrics.get("mean_kl").unwrap_or_else(|| panic!("{case_file}: no mean_kl in {:?}", r.outcome))
+}
+
+#[test]
+fn one_ulp_in_the_fast_matmuls_puts_gemma3_long_over_its_kl_threshold() {
+    // Untampered the fast path is llama.cpp's bits on AVX-512 hosts (mean KL 8.9e-11 on the
+    // AMD EPYC AVX-512F/VNNI host); one ulp per matmul output takes gemma-3's long prompt past
+    // the 5e-3 bar of issue 4, which only a bit-identical computation meets there. Measured on
+    // that host: 5.58e-3 (cuda-fast on the H200: 5.78e-3).
+    let case = "gemma3-270m-q4_k_m-fast-long.yaml";
+    let clean = fast_case_kl(case, Fault::None);
+    let ulp = fast_case_kl(case, Fault::FastMatmulUlp);
+    eprintln!("{case}: mean KL {clean:.3e} untampered, {ulp:.3e} with one ulp per matmul output");
+    assert!(ulp > 5.0e-3, "one ulp per matmul output stays under the 5e-3 bar ({ulp:.3e}): revisit GPU.md's floor");
+}

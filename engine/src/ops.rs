@@ -597,6 +597,26 @@ pub trait Ops {
     ) -> Result<(Self::Tensor, Self::Tensor)> {
         Ok((self.rope(q, n_head, head_dim, b, p)?, self.rope(k, n_head_kv, head_dim, b, p)?))
     }
+    /// [`Ops::rope_qk`], then [`Ops::kv_write`] of the rotated keys and `v` into layer `il`:
+    /// returns the rotated queries. A backend may rotate and store in one pass (the same values).
+    #[allow(clippy::too_many_arguments)]
+    fn rope_qk_kv_write(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        kv: &mut Self::Kv,
+        il: usize,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        b: &Self::Batch,
+        p: &RopeParams,
+    ) -> Result<Self::Tensor> {
+        let (q, k) = self.rope_qk(q, k, n_head, n_head_kv, head_dim, b, p)?;
+        self.kv_write(kv, il, &k, v, b)?;
+        Ok(q)
+    }
     /// `act(gate) * up`.
     fn glu(&self, gate: &Self::Tensor, up: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
     /// `glu(x · gateᵀ, x · upᵀ, act)`: a gated FFN's first half; a backend may fuse the two

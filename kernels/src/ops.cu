@@ -456,6 +456,39 @@ __device__ double block_max_d(double v, double* red) {
     return r;
 }
 
+// block_sum_d / block_max_d for blocks of at most 8 warps, with one barrier fewer and no serial
+// second stage: after the warps' partials are in `red`, every thread reduces them itself. The
+// sum replays warp 0's xor tree: lanes 8..31 hold 0.0, so levels 16 and 8 add 0.0 to lanes
+// 0..7 (x + 0.0 is x, but -0.0 becomes +0.0: kept), then levels 4, 2, 1 (lane l < o adds lane
+// l + o). The same additions in the same order, so the same value. Reusable `red` on return.
+__device__ double block_sum8_d(double v, double* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_sum_d(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    double t[8];
+#pragma unroll
+    for (int l = 0; l < 8; ++l) t[l] = __dadd_rn(l < nw ? red[l] : 0.0, 0.0);
+#pragma unroll
+    for (int l = 0; l < 4; ++l) t[l] = __dadd_rn(t[l], t[l + 4]);
+    t[0] = __dadd_rn(t[0], t[2]);
+    t[1] = __dadd_rn(t[1], t[3]);
+    t[0] = __dadd_rn(t[0], t[1]);
+    __syncthreads();
+    return t[0];
+}
+// The maximum is the same in any order (fmax ignores NaN).
+__device__ double block_max8_d(double v, double* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_max_d(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    double m = F64_NEG_INF;
+    for (int l = 0; l < nw; ++l) m = fmax(m, red[l]);
+    __syncthreads();
+    return m;
+}
+
 // Ranking keys for argmax / top-k: (key, idx) pairs, larger key first, ties to the lower index;
 // idx < 0 is "no candidate". Candidates are totally ordered, so the reduction is exact.
 __device__ __forceinline__ bool pair_better(int k1, int i1, int k2, int i2) {
@@ -659,28 +692,62 @@ extern "C" __global__ void gather_rows(const float* x, const unsigned* idx, floa
 extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, int rows, int n_head, int head_dim,
                                 int n_rot, int neox, float freq_base, float freq_scale, int yarn_ramp,
                                 float ext_factor, float corr0, float corr1, double mscale,
-                                const float* freq_factors, const float* x2, float* y2, int n_head2) {
+                                const float* freq_factors, const float* x2, float* y2, int n_head2, void* kc,
+                                void* vc, const float* v, const unsigned* seq, int il, int n_seq, int n_ctx,
+                                int v_cols, int kv_f16) {
+    pdl_trigger();
     const int r = blockIdx.x;
     if (r >= rows || head_dim <= 0) return;
+    // Launched with PDL: pos, seq and freq_factors come from before the step (uploads, not
+    // kernels), so they are read before pdl_wait; x, v and every write come after it.
+    // With kc (rope_qk_kv_write): plane 1 also stores the rotated keys into the cache and plane 2
+    // stores v, exactly as kv_write does (rows outside the cache are not stored).
+    i64 kslot = -1;
+    if (kc && blockIdx.y >= 1) {
+        const u32 s = seq[r], p = pos[r];
+        if (s < (u32)n_seq && p < (u32)n_ctx) kslot = ((i64)il * n_seq + s) * n_ctx + p;
+    }
+    if (blockIdx.y == 2) {
+        if (!kc || kslot < 0) return;
+        pdl_wait();
+        const float* vr = v + (i64)r * v_cols;
+        const i64 vb = kslot * v_cols;
+        for (int i = threadIdx.x; i < v_cols; i += blockDim.x) {
+            if (kv_f16) ((u16*)vc)[vb + i] = f32_to_f16(vr[i]);
+            else ((float*)vc)[vb + i] = vr[i];
+        }
+        return;
+    }
     if (blockIdx.y == 1) {
         if (!x2) return;
         x = x2;
         y = y2;
         n_head = n_head2;
     }
+    const i64 kb = (blockIdx.y == 1 && kslot >= 0) ? kslot * (i64)n_head2 * head_dim : -1;
+    // y[e] = val, and for the keys with a cache the cache's copy of it.
+    auto put = [&](float* yr, i64 e, float val) {
+        yr[e] = val;
+        if (kb >= 0) {
+            if (kv_f16) ((u16*)kc)[kb + e] = f32_to_f16(val);
+            else ((float*)kc)[kb + e] = val;
+        }
+    };
     const i64 cols = (i64)n_head * head_dim;
     const float* xr = x + (i64)r * cols;
     float* yr = y + (i64)r * cols;
     int half = n_rot / 2;
     if (2 * half > head_dim) half = head_dim / 2;  // guard: never rotate past the head
-    // Elements outside the rotated pairs are copied; the pairs are written below (disjoint).
-    for (i64 e = threadIdx.x; e < cols; e += blockDim.x) {
-        if (e % head_dim >= 2 * half) yr[e] = xr[e];
-    }
-    if (half > ROPE_MAX_HALF) return;  // the host refuses such heads
-    // The angles once per row (in shared memory), then every (head, pair) in parallel: the
-    // loads of a row's pairs are all in flight together.
+    // The angles once per row (in shared memory), before the wait: they need pos alone, so they
+    // are computed while the kernel before this one finishes.
     __shared__ double rs_s[ROPE_MAX_HALF], rs_c[ROPE_MAX_HALF];
+    if (half > ROPE_MAX_HALF) {  // the host refuses such heads; copy the rest all the same
+        pdl_wait();
+        for (i64 e = threadIdx.x; e < cols; e += blockDim.x) {
+            if (e % head_dim >= 2 * half) put(yr, e, xr[e]);
+        }
+        return;
+    }
     const double ps = (double)pos[r], fs = freq_scale, ms = mscale;
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         double extrap = __dmul_rn(ps, pow((double)freq_base, __ddiv_rn(-2.0 * (double)i, (double)n_rot)));
@@ -700,7 +767,13 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
         rs_s[i] = __dmul_rn(sn, ms);
         rs_c[i] = __dmul_rn(cn, ms);
     }
+    pdl_wait();  // x is the previous kernel's output; the caches and y may still be read by it
+    // Elements outside the rotated pairs are copied; the pairs are written below (disjoint).
+    for (i64 e = threadIdx.x; e < cols; e += blockDim.x) {
+        if (e % head_dim >= 2 * half) put(yr, e, xr[e]);
+    }
     __syncthreads();
+    // Every (head, pair) in parallel: the loads of a row's pairs are all in flight together.
     const int np = n_head * half, bd = blockDim.x;
     for (int q0 = threadIdx.x; q0 < np; q0 += 4 * bd) {
         float x0[4], x1[4];
@@ -723,8 +796,8 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
             if (q < np) {
                 const int i = q % half;
                 const double a = x0[u], b = x1[u], c = rs_c[i], sn = rs_s[i];
-                yr[ia[u]] = (float)__dsub_rn(__dmul_rn(a, c), __dmul_rn(b, sn));
-                yr[ib[u]] = (float)__dadd_rn(__dmul_rn(a, sn), __dmul_rn(b, c));
+                put(yr, ia[u], (float)__dsub_rn(__dmul_rn(a, c), __dmul_rn(b, sn)));
+                put(yr, ib[u], (float)__dadd_rn(__dmul_rn(a, sn), __dmul_rn(b, c)));
             }
         }
     }
@@ -778,12 +851,34 @@ __device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, 
 #pragma unroll
     for (int l = 0; l < 8; ++l) acc[l] = 0.0f;
     const int chunks = n / 8;
-    // Unrolled so several chunks' loads are in flight (a decode row's keys are latency-bound).
-#pragma unroll 4
-    for (int c = 0; c < chunks; ++c) {
+    if (((kofs & 7) == 0) && ((reinterpret_cast<u64>(kc) & 15) == 0)) {
+        // A key row starting on 8 elements: a chunk is one 16-byte load (F16) or two (f32), all
+        // of a 64-wide head's in flight together (a decode row's keys are latency-bound). The
+        // same products in the same order as the element loop below.
+#pragma unroll 8
+        for (int c = 0; c < chunks; ++c) {
+            float kf[8];
+            if (f16) {
+                const uint4 w = ((const uint4*)((const u16*)kc + kofs))[c];
+                const u32 ws[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
-        for (int l = 0; l < 8; ++l) {
-            acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], kv_load(kc, kofs + 8 * c + l, f16)));
+                for (int l = 0; l < 8; ++l) kf[l] = f16_to_f32((u16)(ws[l >> 1] >> (16 * (l & 1))));
+            } else {
+                const float4 u = ((const float4*)((const float*)kc + kofs))[2 * c];
+                const float4 v = ((const float4*)((const float*)kc + kofs))[2 * c + 1];
+                kf[0] = u.x; kf[1] = u.y; kf[2] = u.z; kf[3] = u.w; kf[4] = v.x; kf[5] = v.y; kf[6] = v.z; kf[7] = v.w;
+            }
+#pragma unroll
+            for (int l = 0; l < 8; ++l) acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], kf[l]));
+        }
+    } else {
+        // Unrolled so several chunks' loads are in flight.
+#pragma unroll 4
+        for (int c = 0; c < chunks; ++c) {
+#pragma unroll
+            for (int l = 0; l < 8; ++l) {
+                acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], kv_load(kc, kofs + 8 * c + l, f16)));
+            }
         }
     }
     float s = 0.0f;
@@ -808,6 +903,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     __shared__ double part[ATT_WARPS][32 * ATT_DIMS];  // per-warp partial value sums
     __shared__ float qsh[ATT_QMAX];        // the row's query head (F16-rounded for an F16 cache)
     pdl_trigger();
+    pdl_wait();  // launched with PDL: q and the cache are the kernels' before this one
     const int r = blockIdx.x, h = blockIdx.y;
     if (r >= rows || h >= n_head || v_head_dim <= 0) return;
     const int tid = threadIdx.x, bd = blockDim.x;
@@ -845,7 +941,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         }
         dots[j] = dt;
     }
-    mx = block_max_d(mx, red);  // also the barrier after the writes to dots[]
+    mx = block_max8_d(mx, red);  // also the barrier after the writes to dots[]
     const double sink = sinks ? (double)sinks[h] : 0.0;
     if (sinks) mx = fmax(mx, sink);
 
@@ -856,7 +952,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         const double s = att_score(dots[j], sc, cap);
         if (isfinite(s)) sum = __dadd_rn(sum, exp(s - mx));
     }
-    sum = block_sum_d(sum, red);  // also the barrier before dots[] is rewritten below
+    sum = block_sum8_d(sum, red);  // also the barrier before dots[] is rewritten below
     if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
 
     // The weights e_j / sum replace the dots (each thread rewrites only the entries it read);
@@ -886,15 +982,24 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         double acc[ATT_DIMS];
 #pragma unroll
         for (int u = 0; u < ATT_DIMS; ++u) acc[u] = 0.0;
-#pragma unroll 4
+        // Every key's values are loaded (all j < nk lie in the cache), so the loads of several
+        // keys are in flight together; keys of weight 0 (masked, underflowed) are not added, as
+        // the CPU skips them (0 · inf would be NaN).
+#pragma unroll 8
         for (int j = wp; j < nk; j += nw) {
             const float w = dots[j];
-            if (w == 0.0f) continue;  // uniform over the warp
             const i64 vrow = (slot0 + j) * v_cols + (i64)kh * v_head_dim;
+            float vv[ATT_DIMS];
 #pragma unroll
             for (int u = 0; u < ATT_DIMS; ++u) {
                 const int d = d0 + lane + 32 * u;
-                if (d < v_head_dim) acc[u] = __dadd_rn(acc[u], __dmul_rn((double)w, (double)kv_load(vc, vrow + d, f16)));
+                vv[u] = d < v_head_dim ? kv_load(vc, vrow + d, f16) : 0.0f;
+            }
+            if (w != 0.0f) {  // uniform over the warp
+#pragma unroll
+                for (int u = 0; u < ATT_DIMS; ++u) {
+                    if (d0 + lane + 32 * u < v_head_dim) acc[u] = __dadd_rn(acc[u], __dmul_rn((double)w, (double)vv[u]));
+                }
             }
         }
 #pragma unroll
@@ -1210,6 +1315,15 @@ __device__ __forceinline__ void mv_finish(float v, float v2, bool pair, i64 o, i
     y[o] = v;
 }
 
+// The xor tree 16..1 over a warp of a column's partial sum (and of its GLU partner's, `pair`).
+__device__ __forceinline__ void mv_warp_sum(float* v, float* v2, bool pair) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        *v = __fadd_rn(*v, __shfl_xor_sync(FULL_MASK, *v, o));
+        if (pair) *v2 = __fadd_rn(*v2, __shfl_xor_sync(FULL_MASK, *v2, o));
+    }
+}
+
 // Up to three projections of one input in one launch (kernels/ABI.md `matvec_<ty>`): global
 // column jj < m is W's, then mb of Wb's, then mc of Wc's, each with its bias and output.
 struct MvSel {
@@ -1230,7 +1344,7 @@ __device__ __forceinline__ MvSel mv_select(i64 jj, const u8* w, const float* bia
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
 // part once for all C. Every column's sum is the C = 1 order, so its value is the same.
-template <class T, int C, int R, bool PAIR>
+template <class T, int C, int R, bool PAIR, int U>
 __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64 row_bytes, const float* res,
                                          int xq, const u8* w2_, int act, int norm, const float* nw, float eps,
                                          const float* bias, float* y, i64 m, const u8* wb, const float* bias_b,
@@ -1258,18 +1372,33 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     float acc[C * R], acc2[C * R];
 #pragma unroll
     for (int u = 0; u < C * R; ++u) { acc[u] = 0.0f; acc2[u] = 0.0f; }
-    MvRaw raw[C], raw2[C];
-    // The first parts' bytes go out before the norm's reductions.
-    {
-        const int s = threadIdx.x;
-        if (s < nsub) {
+    // U loop iterations' parts (U·128 parts a row) are loaded before any is decoded: a long row
+    // is one memory round trip per U iterations, not one per iteration.
+    MvRaw raw[U][C], raw2[U][C];
+    auto load = [&](int s0) {
 #pragma unroll
-            for (int c = 0; c < C; ++c) {
-                raw[c] = T::raw(wr[c], s >> 2, s & 3);
-                if (w2) raw2[c] = T::raw(wr2(c), s >> 2, s & 3);
+        for (int it = 0; it < U; ++it) {
+            const int s = s0 + it * MV_THREADS + threadIdx.x;
+            if (s < nsub) {
+#pragma unroll
+                for (int c = 0; c < C; ++c) {
+                    raw[it][c] = T::raw(wr[c], s >> 2, s & 3);
+                    if (w2) raw2[it][c] = T::raw(wr2(c), s >> 2, s & 3);
+                }
             }
         }
+    };
+    load(0);  // the first parts' bytes go out before the norm's reductions
+    // The norm weights of a row of at most 128 parts (one pass) are constant too: each thread
+    // stages its own part's 8 in shared memory before the wait and reads back only those (no
+    // barrier), instead of a dependent global load after the norm's reductions.
+    __shared__ float mv_nw[MV_THREADS * 8];
+    const bool nw_pre = norm && nw && nsub <= MV_THREADS;
+    if (nw_pre && (int)threadIdx.x < nsub) {
+#pragma unroll
+        for (int l = 0; l < 8; ++l) mv_nw[8 * threadIdx.x + l] = nw[8 * threadIdx.x + l];
     }
+    const float* nwx = nw_pre ? mv_nw : nw;
     pdl_wait();  // x, res and y belong to the kernels before this one
     if (norm) {  // uniform
         for (int i = 0; i < nr; ++i) {
@@ -1278,37 +1407,35 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
         __syncthreads();
     }
-    for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
-        const int s = s0 + threadIdx.x;
-        const bool valid = s < nsub;
-        if (s0 > 0 && valid) {
+    for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
+        if (g0 > 0) load(g0);
 #pragma unroll
-            for (int c = 0; c < C; ++c) {
-                raw[c] = T::raw(wr[c], s >> 2, s & 3);
-                if (w2) raw2[c] = T::raw(wr2(c), s >> 2, s & 3);
-            }
-        }
+        for (int it = 0; it < U; ++it) {
+            const int s = g0 + it * MV_THREADS + threadIdx.x;
+            if (g0 + it * MV_THREADS >= nsub) break;  // uniform over the block
+            const bool valid = s < nsub;
 #pragma unroll
-        for (int i = 0; i < R; ++i) {
-            if (i < nr) {  // uniform
-                float xv[8];
-                mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nw);
-                mv_round(xv, xq, lane);
-                if (valid) {
+            for (int i = 0; i < R; ++i) {
+                if (i < nr) {  // uniform
+                    float xv[8];
+                    mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
+                    mv_round(xv, xq, lane);
+                    if (valid) {
 #pragma unroll
-                    for (int c = 0; c < C; ++c) {
-                        float wq[8];
-                        T::dec(raw[c], s & 3, wq);
-                        float a = acc[c * R + i];
+                        for (int c = 0; c < C; ++c) {
+                            float wq[8];
+                            T::dec(raw[it][c], s & 3, wq);
+                            float a = acc[c * R + i];
 #pragma unroll
-                        for (int l = 0; l < 8; ++l) a = fmaf(wq[l], xv[l], a);
-                        acc[c * R + i] = a;
-                        if (w2) {
-                            T::dec(raw2[c], s & 3, wq);
-                            float a2 = acc2[c * R + i];
+                            for (int l = 0; l < 8; ++l) a = fmaf(wq[l], xv[l], a);
+                            acc[c * R + i] = a;
+                            if (w2) {
+                                T::dec(raw2[it][c], s & 3, wq);
+                                float a2 = acc2[c * R + i];
 #pragma unroll
-                            for (int l = 0; l < 8; ++l) a2 = fmaf(wq[l], xv[l], a2);
-                            acc2[c * R + i] = a2;
+                                for (int l = 0; l < 8; ++l) a2 = fmaf(wq[l], xv[l], a2);
+                                acc2[c * R + i] = a2;
+                            }
                         }
                     }
                 }
@@ -1319,11 +1446,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     for (int u = 0; u < C * R; ++u) {
         if (u % R < nr) {
             float v = acc[u], v2 = acc2[u];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) {
-                v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
-                if (w2) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
-            }
+            mv_warp_sum(&v, &v2, w2 != nullptr);
             if (lane == 0) { mv_red[0][u][wp] = v; mv_red[1][u][wp] = v2; }
         }
     }
@@ -1344,7 +1467,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     }
 }
 
-template <class T, int C = 1, int R = MV_MAX_ROWS, bool PAIR = true>
+template <class T, int C = 1, int R = MV_MAX_ROWS, bool PAIR = true, int U = 1>
 __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
                                          i64 row_bytes, const unsigned* ids, int ids_k, int shared,
                                          const float* bias, int rpb, const float* res, int xq, const u8* w2,
@@ -1361,7 +1484,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
     if constexpr (C > 1) {
         if (ids || rpb > R || (w2 && !PAIR)) return;  // not the ABI's launch of a multi-column entry point
-        mv_multi<T, C, R, PAIR>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
+        mv_multi<T, C, R, PAIR, U>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
                           bias_c, yc, mc, r0, nr);
         return;
     } else {
@@ -1411,11 +1534,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
         for (int i = 0; i < MV_MAX_ROWS; ++i) {
             if (i < nr) {  // nr is uniform over the warp: the shuffles see all 32 lanes
                 float v = acc[i], v2 = acc2[i];
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) {
-                    v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
-                    if (wr2) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
-                }
+                mv_warp_sum(&v, &v2, wr2 != nullptr);
                 if (lane == 0) mv_finish(v, v2, wr2 != nullptr, (r0 + i) * c.m + c.j, wrow, c.bias, res, act, c.y);
             }
         }
@@ -1461,11 +1580,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
         for (int i = 0; i < MV_MAX_ROWS; ++i) {
             if (i < nr) {
                 float v = acc[i], v2 = acc2[i];
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) {
-                    v = __fadd_rn(v, __shfl_xor_sync(FULL_MASK, v, o));
-                    if (wr2) v2 = __fadd_rn(v2, __shfl_xor_sync(FULL_MASK, v2, o));
-                }
+                mv_warp_sum(&v, &v2, wr2 != nullptr);
                 if (lane == 0) { mv_red[0][wp][i] = v; mv_red[1][wp][i] = v2; }
             }
         }
@@ -1543,12 +1658,16 @@ extern "C" __global__ void MV_BOUNDS matvec_iq4_nl(MATVEC_PARAMS) { matvec_t<T_i
 extern "C" __global__ void MV_BOUNDS matvec_mxfp4(MATVEC_PARAMS) { matvec_t<T_mxfp4>(MATVEC_ARGS); }
 // Multi-column entry points (part-decodable types): 8 columns of one row (decode), 4 columns of
 // up to 2 rows (decode with a GLU pair, two sequences).
-extern "C" __global__ void MVM_BOUNDS matvec8_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, false>(MATVEC_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, false>(MATVEC_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, false>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, true>(MATVEC_ARGS); }
+// Long rows (k ≥ 3·1,024, a down projection), one row: 2 columns a block, 6 iterations' parts in flight.
+extern "C" __global__ void MVM_BOUNDS matvec2l_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 2, 1, false, 6>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec2l_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 2, 1, false, 6>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 4, 2>(MATVEC_ARGS); }

@@ -194,6 +194,17 @@ impl Cuda {
         self.dev.launch(name, grid, block, smem, args).map_err(err)
     }
 
+    /// [`Cuda::launch`] with programmatic dependent launch, for kernels that call `pdl_wait`
+    /// before they read anything a kernel wrote or write anything (kernels/ABI.md).
+    /// Off by default: on the H200 PDL on rope and attention measured slower (docs/perf/GPU.md);
+    /// `ORCD_CUDA_PDL_MORE` = `all`, or a kernel's name, turns it on for the A/B.
+    fn launch_pdl(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &[Arg]) -> Result<()> {
+        static MORE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let more = MORE.get_or_init(|| std::env::var("ORCD_CUDA_PDL_MORE").unwrap_or_default());
+        let on = more == "all" || more == name;
+        self.dev.launch_ex(name, grid, block, smem, args, on).map_err(err)
+    }
+
     /// A 1-D elementwise launch over `n` values.
     fn launch_1d(&self, name: &str, n: usize, args: &[Arg]) -> Result<()> {
         self.launch(name, (blocks(n, BLOCK as usize), 1, 1), BLOCK, 0, args)
@@ -306,7 +317,9 @@ impl Cuda {
         // column. kernels/ABI.md.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
         let part = matches!(w.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) && ids.is_none();
-        let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() {
+        let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() && w.k > 2 * 1024 {
+            ("matvec2l", 2, 1)
+        } else if part && n_out == 1 && glu.is_none() {
             ("matvec8", 8, 1)
         } else if part && n_out == 1 && glu8() {
             ("matvec8g", 8, 1)
@@ -450,6 +463,7 @@ impl Cuda {
         head_dim: usize,
         b: &CudaBatch,
         p: &RopeParams,
+        store: Option<(&CudaKv, usize, &CudaTensor)>,
     ) -> Result<(CudaTensor, Option<CudaTensor>)> {
         if p.n_rot.min(head_dim) > 512 {
             return Err(shape_err("rope", format!("{} rotated dims: the kernel rotates at most 512", p.n_rot)));
@@ -466,9 +480,16 @@ impl Cuda {
             Some(t) => Some(self.tensor(t.rows, t.cols)?),
             None => None,
         };
-        self.launch(
+        let planes = if store.is_some() {
+            3
+        } else if x2.is_some() {
+            2
+        } else {
+            1
+        };
+        self.launch_pdl(
             "rope",
-            (x.rows.max(1) as u32, if x2.is_some() { 2 } else { 1 }, 1),
+            (x.rows.max(1) as u32, planes, 1),
             128,
             0,
             &[
@@ -495,6 +516,15 @@ impl Cuda {
                 x2.map_or(Arg::Ptr(0), |t| t.buf.arg()),
                 y2.as_ref().map_or(Arg::Ptr(0), |t| t.buf.arg()),
                 Arg::I32(n_head2 as i32),
+                store.map_or(Arg::Ptr(0), |(kv, _, _)| kv.k.arg()),
+                store.map_or(Arg::Ptr(0), |(kv, _, _)| kv.v.arg()),
+                store.map_or(Arg::Ptr(0), |(_, _, v)| v.buf.arg()),
+                b.seq.arg(),
+                Arg::I32(store.map_or(0, |(_, il, _)| il as i32)),
+                Arg::I32(store.map_or(0, |(kv, _, _)| kv.spec.n_seq as i32)),
+                Arg::I32(store.map_or(0, |(kv, _, _)| kv.spec.n_ctx as i32)),
+                Arg::I32(store.map_or(0, |(kv, _, _)| kv.spec.v_cols as i32)),
+                Arg::I32(store.map_or(0, |(kv, _, _)| (kv.spec.ty == KvType::F16) as i32)),
             ],
         )?;
         Ok((y, y2))
@@ -815,7 +845,7 @@ impl Ops for Cuda {
             ));
         }
         let y = self.tensor(q.rows, p.n_head * p.v_head_dim)?;
-        self.launch(
+        self.launch_pdl(
             "attention",
             (q.rows.max(1) as u32, p.n_head as u32, 1),
             256,
@@ -1050,7 +1080,7 @@ impl Ops for Cuda {
         p: &RopeParams,
     ) -> Result<CudaTensor> {
         p.check_shapes((x.rows, x.cols), n_head, head_dim, b.rows.len())?;
-        Ok(self.rope_launch(x, None, n_head, 0, head_dim, b, p)?.0)
+        Ok(self.rope_launch(x, None, n_head, 0, head_dim, b, p, None)?.0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1066,9 +1096,36 @@ impl Ops for Cuda {
     ) -> Result<(CudaTensor, CudaTensor)> {
         p.check_shapes((q.rows, q.cols), n_head, head_dim, b.rows.len())?;
         p.check_shapes((k.rows, k.cols), n_head_kv, head_dim, b.rows.len())?;
-        let (yq, yk) = self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p)?;
+        let (yq, yk) = self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p, None)?;
         let yk = yk.ok_or_else(|| Error::Invalid("rope_qk: no key output".into()))?;
         Ok((yq, yk))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rope_qk_kv_write(
+        &self,
+        q: &CudaTensor,
+        k: &CudaTensor,
+        v: &CudaTensor,
+        kv: &mut CudaKv,
+        il: usize,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        b: &CudaBatch,
+        p: &RopeParams,
+    ) -> Result<CudaTensor> {
+        p.check_shapes((q.rows, q.cols), n_head, head_dim, b.rows.len())?;
+        p.check_shapes((k.rows, k.cols), n_head_kv, head_dim, b.rows.len())?;
+        let s = &kv.spec;
+        b.rows.check_kv(s)?;
+        if il >= s.n_layer || v.rows != k.rows || k.cols != s.k_cols || v.cols != s.v_cols {
+            return Err(shape_err(
+                "rope_qk_kv_write",
+                format!("layer {il}: k [{}, {}], v [{}, {}] into {s:?}", k.rows, k.cols, v.rows, v.cols),
+            ));
+        }
+        Ok(self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p, Some((kv, il, v)))?.0)
     }
 
     fn glu(&self, gate: &CudaTensor, up: &CudaTensor, act: Act) -> Result<CudaTensor> {

@@ -209,15 +209,24 @@ impl<B: Ops> Fwd<'_, B> {
             Some(n) => (self.head_norm(q, hp.n_head, &n.q)?, self.head_norm(k, hp.n_head_kv, &n.k)?),
             None => (q, k),
         };
-        let (q, k) = match &cfg.rope {
-            Some(r) => b.rope_qk(&q, &k, hp.n_head, hp.n_head_kv, hp.head_dim, self.batch, r)?,
-            None => (q, k),
+        let q = match &cfg.rope {
+            // Without taps the keys go from RoPE straight into the cache (one op).
+            Some(r) if !self.taps.active() => {
+                b.rope_qk_kv_write(&q, &k, &v, kv, il, hp.n_head, hp.n_head_kv, hp.head_dim, self.batch, r)?
+            }
+            rope => {
+                let (q, k) = match rope {
+                    Some(r) => b.rope_qk(&q, &k, hp.n_head, hp.n_head_kv, hp.head_dim, self.batch, r)?,
+                    None => (q, k),
+                };
+                b.kv_write(kv, il, &k, &v, self.batch)?;
+                q
+            }
         };
         let q = match cfg.q_scale {
             Some(s) => b.scale(&q, s)?,
             None => q,
         };
-        b.kv_write(kv, il, &k, &v, self.batch)?;
         let o = b.attention(&q, kv, il, self.batch, &cfg.params, a.sinks.as_ref())?;
         if let Some(r) = res {
             return Ok(Residual::Added(self.proj_res(&o, &a.out, r)?));

@@ -450,6 +450,12 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
                 OpSpec::RopeQk { style, n_head, n_head_kv, head_dim, pos },
             );
         }
+        for (n_head, n_head_kv, head_dim, rows) in [(14, 2, 64, 1), (14, 2, 64, 9), (4, 4, 128, 3)] {
+            push(
+                format!("rope_qk_kv_write-{s}-hd{head_dim}-nh{n_head}-kv{n_head_kv}-n{rows}"),
+                OpSpec::RopeQkKv { style, n_head, n_head_kv, head_dim, rows },
+            );
+        }
     }
     v
 }

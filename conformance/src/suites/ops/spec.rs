@@ -274,6 +274,16 @@ pub enum OpSpec {
         rows: usize,
         act: Act,
     },
+    /// RoPE of q and k with the rotated keys and v stored into the KV cache in one op
+    /// (`rope_qk_kv_write`); checked through the rotated queries and a causal attention over the
+    /// cache it wrote (every stored key and value reaches some output row).
+    RopeQkKv {
+        style: RopeStyle,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        rows: usize,
+    },
     /// RoPE of q (`n_head` heads) and k (`n_head_kv` heads) in one op.
     RopeQk {
         style: RopeStyle,
@@ -319,6 +329,7 @@ impl OpSpec {
             OpSpec::NormMatmuls { .. } => "norm_matmuls",
             OpSpec::NormMatmulGlu { .. } => "norm_matmul_glu",
             OpSpec::RopeQk { .. } => "rope_qk",
+            OpSpec::RopeQkKv { .. } => "rope_qk_kv_write",
         }
     }
 
@@ -378,6 +389,12 @@ impl OpSpec {
             }
             OpSpec::RopeQk { n_head, n_head_kv, head_dim, pos, .. } => {
                 vec![expect("q", (pos.len(), n_head * head_dim), d), expect("k", (pos.len(), n_head_kv * head_dim), d)]
+            }
+            OpSpec::RopeQkKv { n_head, head_dim, rows, .. } => {
+                vec![
+                    expect("q", (*rows, n_head * head_dim), d),
+                    expect("out", (*rows, n_head * head_dim), Nmse(NMSE_MATMUL)),
+                ]
             }
         }
     }
@@ -557,6 +574,12 @@ impl OpSpec {
                 w.add(rng, "gate", *ty, &[*k as u64, *m as u64])?;
                 w.add(rng, "up", *ty, &[*k as u64, *m as u64])?;
                 has_weights = true;
+                p.batches.push(one_seq(*rows));
+            }
+            OpSpec::RopeQkKv { n_head, n_head_kv, head_dim, rows, .. } => {
+                p.x.push(u(rng, *rows, n_head * head_dim, -1.0, 1.0));
+                p.x.push(u(rng, *rows, n_head_kv * head_dim, -1.0, 1.0));
+                p.x.push(u(rng, *rows, n_head_kv * head_dim, -1.0, 1.0));
                 p.batches.push(one_seq(*rows));
             }
             OpSpec::RopeQk { n_head, n_head_kv, head_dim, pos, .. } => {
@@ -800,6 +823,43 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             let g = b.batch_groups(&batch(b, p, 0)?);
             let (nw, gate, up) = (weight(b, p, "nw")?, weight(b, p, "gate")?, weight(b, p, "up")?);
             one("out", b.norm_matmul_glu(&x0()?, &nw, 1e-6, &gate, &up, *act, &g))
+        }
+        OpSpec::RopeQkKv { style, n_head, n_head_kv, head_dim, rows } => {
+            let rp = RopeParams {
+                style: *style,
+                n_rot: *head_dim,
+                freq_base: 1_000_000.0,
+                freq_scale: 1.0,
+                yarn: None,
+                freq_factors: None,
+            };
+            // Layer 1 of a two-layer cache with room past the rows (the unwritten slots and
+            // layer must not be read).
+            let spec = KvSpec {
+                n_layer: 2,
+                n_seq: 1,
+                n_ctx: rows + 3,
+                k_cols: n_head_kv * head_dim,
+                v_cols: n_head_kv * head_dim,
+                ty: b.kv_type(),
+            };
+            let mut kv = b.kv_alloc(&spec).map_err(e2s("kv_alloc"))?;
+            let bt = batch(b, p, 0)?;
+            let (q, k, v) = (x0()?, x1()?, tensor(b, &p.x[2])?);
+            let q = b
+                .rope_qk_kv_write(&q, &k, &v, &mut kv, 1, *n_head, *n_head_kv, *head_dim, &bt, &rp)
+                .map_err(e2s("rope_qk_kv_write"))?;
+            let params = AttnParams {
+                n_head: *n_head,
+                n_head_kv: *n_head_kv,
+                head_dim: *head_dim,
+                v_head_dim: *head_dim,
+                scale: 1.0 / (*head_dim as f32).sqrt(),
+                window: None,
+                softcap: None,
+            };
+            let o = b.attention(&q, &kv, 1, &bt, &params, None).map_err(e2s("attention"))?;
+            Ok(vec![host(b, "q", &q)?, host(b, "out", &o)?])
         }
         OpSpec::RopeQk { style, n_head, n_head_kv, head_dim, .. } => {
             let rp = RopeParams {

@@ -291,6 +291,15 @@ fn rows_per_task(m: usize, k: usize, n: usize) -> usize {
 /// llama.cpp does for that sequence alone. `isa` picks the kernels (results of the SIMD kernels
 /// are tested against the scalar ones; the thread count never changes a result).
 pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec<f32> {
+    let mut y = matmul_q_exact_bits(isa, w, acts, seq_rows);
+    if crate::faults::active(crate::faults::Fault::FastMatmulUlp) {
+        y.iter_mut().for_each(|v| *v = f32::from_bits(v.to_bits() ^ 1));
+    }
+    y
+}
+
+/// [`matmul_q`] without the test-only one-ulp perturbation.
+fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec<f32> {
     let n = seq_rows.len();
     let (m, k) = (w.m, w.k);
     let mut out_t = crate::arena::take(m * n); // [weight row][input row]
