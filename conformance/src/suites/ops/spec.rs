@@ -825,14 +825,7 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             one("out", b.norm_matmul_glu(&x0()?, &nw, 1e-6, &gate, &up, *act, &g))
         }
         OpSpec::RopeQkKv { style, n_head, n_head_kv, head_dim, rows } => {
-            let rp = RopeParams {
-                style: *style,
-                n_rot: *head_dim,
-                freq_base: 1_000_000.0,
-                freq_scale: 1.0,
-                yarn: None,
-                freq_factors: None,
-            };
+            let rp = plain_rope(*style, *head_dim);
             // Layer 1 of a two-layer cache with room past the rows (the unwritten slots and
             // layer must not be read).
             let spec = KvSpec {
@@ -862,14 +855,7 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             Ok(vec![host(b, "q", &q)?, host(b, "out", &o)?])
         }
         OpSpec::RopeQk { style, n_head, n_head_kv, head_dim, .. } => {
-            let rp = RopeParams {
-                style: *style,
-                n_rot: *head_dim,
-                freq_base: 1_000_000.0,
-                freq_scale: 1.0,
-                yarn: None,
-                freq_factors: None,
-            };
+            let rp = plain_rope(*style, *head_dim);
             let (q, k) = b
                 .rope_qk(&x0()?, &x1()?, *n_head, *n_head_kv, *head_dim, &batch(b, p, 0)?, &rp)
                 .map_err(e2s("rope_qk"))?;
@@ -904,4 +890,9 @@ fn exec_attention<B: Ops>(b: &B, a: &AttnSpec, p: &Prepared) -> R<Vec<Got>> {
         out.push(host(b, name, &o)?);
     }
     Ok(out)
+}
+
+/// The RoPE of the fused-RoPE cases: the whole head rotated, Qwen2's base, no scaling.
+fn plain_rope(style: RopeStyle, head_dim: usize) -> RopeParams {
+    RopeParams { style, n_rot: head_dim, freq_base: 1_000_000.0, freq_scale: 1.0, yarn: None, freq_factors: None }
 }
