@@ -75,9 +75,9 @@ for n, x in sorted(t.items(), key=lambda e: -sum(e[1])):
 PY
   done
 fi
-# PACK_PEER=1: the peer's build packed under $OUT (~40 MiB: more than one file may bring back).
+# PACK_PEER=1: the peer's build packed under $OUT in 15 MiB parts (~40 MiB in all).
 [[ ${PACK_PEER:-0} == 1 && ${PEER:-1} == 1 ]] && bash ci/llamacpp-cuda.sh pack-bin $OUT/llamacpp-bin.tar.xz
 # What comes back is at most 8 files: the peer's binaries and one tarball of the rest.
-cd $OUT && find . -maxdepth 1 -type f ! -name llamacpp-bin.tar.xz ! -name logs.tar.gz -printf '%P\n' | tar -czf logs.tar.gz -T - && \
-    find . -maxdepth 1 -type f ! -name llamacpp-bin.tar.xz ! -name logs.tar.gz -delete; find . -mindepth 1 -type d -exec rm -rf {} + ; cd - >/dev/null
+cd $OUT && find . -maxdepth 1 -type f ! -name 'llamacpp-bin.tar.xz.part-*' ! -name logs.tar.gz -printf '%P\n' | tar -czf logs.tar.gz -T - && \
+    find . -maxdepth 1 -type f ! -name 'llamacpp-bin.tar.xz.part-*' ! -name logs.tar.gz -delete; find . -mindepth 1 -type d -exec rm -rf {} + ; cd - >/dev/null
 echo "all done at $((SECONDS-T0)) s"

@@ -6,9 +6,10 @@
 #   bash ci/llamacpp-cuda.sh build            # GPU machine: cmake + nvcc → llama-bench (~290 s, 16 cores)
 #   bash ci/llamacpp-cuda.sh bench MODEL.gguf # GPU machine: llama-bench -fa 1 -p 512 -n 128 -r 5 -o json
 #   bash ci/llamacpp-cuda.sh pack-bin [FILE]  # GPU machine: the built llama-bench and its shared
-#                                             # libraries, stripped → FILE (default $OUT/llamacpp-bin.tar.xz;
-#                                             # bring it back, then carry it as target/llamacpp-bin/ so a
-#                                             # fresh machine's `build` unpacks it instead of compiling)
+#                                             # libraries, stripped, in 15 MiB parts FILE.part-NN (default
+#                                             # $OUT/llamacpp-bin.tar.xz; ~40 MiB: bring them back, put them
+#                                             # in target/llamacpp-bin/ and carry them so a fresh machine's
+#                                             # `build` unpacks them instead of compiling; not yet tried)
 #   bash ci/llamacpp-cuda.sh configure-cpu    # any machine with cmake: configure with -DGGML_CUDA=OFF
 #                                             # (checks the trimmed tree is complete, compiles nothing)
 #
@@ -145,6 +146,8 @@ build() {
         return
     fi
     local pre=target/llamacpp-bin/llamacpp-bin.tar.xz
+    # Brought back in parts (a file from the device is at most 16 MiB): join them first.
+    if [[ ! -f "$pre" ]] && compgen -G "$pre.part-*" >/dev/null; then cat "$pre".part-* >"$pre"; fi
     if [[ -f "$pre" ]] && [[ "$(tar -xJOf "$pre" build.key 2>/dev/null)" == "$key" ]]; then
         rm -rf "$WORK/build" && mkdir -p "$WORK/build"
         tar -C "$WORK/build" -xJf "$pre"
@@ -171,7 +174,11 @@ pack_bin() {
     # The libraries' RUNPATH names $WORK/build/bin: `build` unpacks there.
     tar -C "$stage" -cf - build.key bin | xz -T0 -9 >"$dest"
     rm -rf "$stage"
-    echo "packed: $dest ($(mib "$(stat -c %s "$dest")"))"
+    # Parts of 15 MiB: what a device call brings back is at most 16 MiB a file (copy them here
+    # into target/llamacpp-bin/, carry them over two calls; `build` joins them).
+    split -b 15M -d -a 2 "$dest" "$dest.part-"
+    rm -f "$dest"
+    echo "packed: $(ls "$dest".part-* | wc -l) parts of $dest ($(cat "$dest".part-* | wc -c) bytes)"
 }
 
 configure_cpu() {
