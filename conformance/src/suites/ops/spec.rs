@@ -580,7 +580,12 @@ impl OpSpec {
                 p.x.push(u(rng, *rows, n_head * head_dim, -1.0, 1.0));
                 p.x.push(u(rng, *rows, n_head_kv * head_dim, -1.0, 1.0));
                 p.x.push(u(rng, *rows, n_head_kv * head_dim, -1.0, 1.0));
-                p.batches.push(one_seq(*rows));
+                // Rows at positions ROPE_KV_POS0.. so even a one-row (decode) case is rotated
+                // (position 0 is the identity and would hide a RoPE bug); the slots before are
+                // never written and read as zeros on every backend.
+                let mut b = one_seq(*rows);
+                b.pos = (ROPE_KV_POS0..ROPE_KV_POS0 + *rows as u32).collect();
+                p.batches.push(b);
             }
             OpSpec::RopeQk { n_head, n_head_kv, head_dim, pos, .. } => {
                 p.x.push(u(rng, pos.len(), n_head * head_dim, -1.0, 1.0));
@@ -826,12 +831,12 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
         }
         OpSpec::RopeQkKv { style, n_head, n_head_kv, head_dim, rows } => {
             let rp = plain_rope(*style, *head_dim);
-            // Layer 1 of a two-layer cache with room past the rows (the unwritten slots and
-            // layer must not be read).
+            // Layer 1 of a two-layer cache with room past the rows (layer 0 and the slots past
+            // the rows must not be read; the slots before ROPE_KV_POS0 are read, as zeros).
             let spec = KvSpec {
                 n_layer: 2,
                 n_seq: 1,
-                n_ctx: rows + 3,
+                n_ctx: ROPE_KV_POS0 as usize + rows + 3,
                 k_cols: n_head_kv * head_dim,
                 v_cols: n_head_kv * head_dim,
                 ty: b.kv_type(),
@@ -891,6 +896,9 @@ fn exec_attention<B: Ops>(b: &B, a: &AttnSpec, p: &Prepared) -> R<Vec<Got>> {
     }
     Ok(out)
 }
+
+/// The first position of the `rope_qk_kv_write` cases' rows.
+const ROPE_KV_POS0: u32 = 5;
 
 /// The RoPE of the fused-RoPE cases: the whole head rotated, Qwen2's base, no scaling.
 fn plain_rope(style: RopeStyle, head_dim: usize) -> RopeParams {
