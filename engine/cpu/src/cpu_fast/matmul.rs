@@ -274,6 +274,31 @@ fn panel_dot(isa: Isa, pn: &Panels, p: usize, a: &[Q8Block], out: &mut [f32]) {
     }
 }
 
+/// Activation rows a panel is multiplied with at once (`panel4n`).
+const PANEL_NA: usize = 2;
+
+/// [`panel_dot`] for `NA` activation rows at once: `out[t]` is what `panel_dot` gives `a[t]`.
+fn panel_dot_n<const NA: usize>(isa: Isa, pn: &Panels, p: usize, a: &[&[Q8Block]; NA]) -> [[f32; PR]; NA] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bytes = pn.panel(p);
+        // SAFETY: as panel_dot; every a[t] holds the panel's blocks (the caller slices them so).
+        let v = match isa {
+            Isa::Vnni => Some(unsafe { super::simd::vnni::panel4n(pn.ty, pn.biased, bytes.as_ptr(), a) }),
+            Isa::Avx2 if !pn.biased => Some(unsafe { super::simd::avx2::panel4n(pn.ty, false, bytes.as_ptr(), a) }),
+            _ => None,
+        };
+        if let Some(v) = v {
+            return v;
+        }
+    }
+    std::array::from_fn(|t| {
+        let mut o = [0f32; PR];
+        panel_dot(isa, pn, p, a[t], &mut o);
+        o
+    })
+}
+
 /// Weight rows per task: at least `MIN_TASK_MACS` multiply-adds, one task per thread.
 const MIN_TASK_MACS: usize = 1 << 17;
 
@@ -321,7 +346,20 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
                 let r = r0 + g;
                 let p = r / PR;
                 if p < pn.n_panels {
-                    for t in 0..n {
+                    // Activation rows two at a time: the panel's blocks are unpacked once for
+                    // both (the same values as one at a time).
+                    let mut t = 0;
+                    while t + PANEL_NA <= n {
+                        let rows: [&[Q8Block]; PANEL_NA] = std::array::from_fn(|j| &a[(t + j) * nb..(t + j + 1) * nb]);
+                        let v = panel_dot_n(isa, pn, p, &rows);
+                        for (j, vj) in v.iter().enumerate() {
+                            for i in 0..PR {
+                                o[(g + i) * n + t + j] = vj[i];
+                            }
+                        }
+                        t += PANEL_NA;
+                    }
+                    for t in t..n {
                         panel_dot(isa, pn, p, &a[t * nb..(t + 1) * nb], &mut tmp);
                         for i in 0..PR {
                             o[(g + i) * n + t] = tmp[i];

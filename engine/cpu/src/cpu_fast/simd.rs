@@ -210,15 +210,21 @@ macro_rules! kernels {
                 unsafe { legacy_min::<R, 24>(w, a, qx) }
             }
 
-            /// One panel (4 rows of `a.len()` blocks, layout of `panel.rs`) against one
-            /// activation row. `KIND`: 0 Q4_0, 1 Q4_1, 2 Q5_0, 3 Q5_1, 4 Q8_0 stored + 128
-            /// (needs `vpdpbusd`: u8 up to 255), 5 Q8_0 as is (sign trick). The integer lanes are
-            /// the row kernels' (unsigned codes minus `off · Σy` per lane = ggml's signed sums).
+            /// One panel (4 rows of `a.len()` blocks, layout of `panel.rs`) against `NA`
+            /// activation rows (each `a[t]`, all of one length). `KIND`: 0 Q4_0, 1 Q4_1, 2 Q5_0,
+            /// 3 Q5_1, 4 Q8_0 stored + 128 (needs `vpdpbusd`: u8 up to 255), 5 Q8_0 as is (sign
+            /// trick). The integer lanes are the row kernels' (unsigned codes minus `off · Σy` per
+            /// lane = ggml's signed sums). A block's codes and scales are unpacked once for all
+            /// `NA` rows; each (activation row, weight row) pair gets the same operations in the
+            /// same order whatever `NA` is, so the results do not depend on it.
             #[inline]
             #[target_feature(enable = $feat)]
-            unsafe fn panel<const PBS: usize, const KIND: u8>(p: *const u8, a: &[Q8Block]) -> [f32; 4] {
-                let mut acc = [_mm256_setzero_ps(); 4];
-                let mut summs = _mm_setzero_ps();
+            unsafe fn panel<const PBS: usize, const KIND: u8, const NA: usize>(
+                p: *const u8,
+                a: &[&[Q8Block]; NA],
+            ) -> [[f32; 4]; NA] {
+                let mut acc = [[_mm256_setzero_ps(); 4]; NA];
+                let mut summs = [_mm_setzero_ps(); NA];
                 let m4 = _mm256_set1_epi8(0x0f);
                 let ones = _mm256_set1_epi8(1);
                 let off: i32 = match KIND {
@@ -236,8 +242,10 @@ macro_rules! kernels {
                 };
                 let idx: [__m256i; 4] = std::array::from_fn(|r| _mm256_set1_epi32(r as i32));
                 let pf = super::prefetch_distance();
-                for (ib, y) in a.iter().enumerate() {
-                    // SAFETY: the panel holds a.len() blocks of PBS bytes; y.qs has 32 bytes.
+                let nb = a[0].len();
+                for ib in 0..nb {
+                    // SAFETY: the panel holds nb blocks of PBS bytes; every a[t] has nb blocks
+                    // (the caller's contract) of 32 code bytes each.
                     unsafe {
                         let b = p.add(ib * PBS);
                         if pf > 0 {
@@ -247,17 +255,12 @@ macro_rules! kernels {
                                 off += 64;
                             }
                         }
-                        let qy = load(y.qs.as_ptr() as *const u8);
-                        let corr = if off != 0 {
-                            _mm256_sll_epi32(us8(ones, qy), _mm_cvtsi32_si128(off.trailing_zeros() as i32))
+                        let dw = _mm_cvtph_ps(_mm_loadl_epi64(b as *const __m128i));
+                        let mw = if KIND == 1 || KIND == 3 {
+                            _mm_cvtph_ps(_mm_loadl_epi64(b.add(m_at) as *const __m128i))
                         } else {
-                            _mm256_setzero_si256()
+                            _mm_setzero_ps()
                         };
-                        let ds = _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64(b as *const __m128i)), _mm_set1_ps(y.d));
-                        if KIND == 1 || KIND == 3 {
-                            let mv = _mm_cvtph_ps(_mm_loadl_epi64(b.add(m_at) as *const __m128i));
-                            summs = _mm_add_ps(summs, _mm_mul_ps(mv, _mm_set1_ps(y.s)));
-                        }
                         let codes: [__m256i; 4] = if KIND >= 4 {
                             std::array::from_fn(|r| load(b.add(q_at + 32 * r)))
                         } else {
@@ -277,28 +280,43 @@ macro_rules! kernels {
                             }
                             c
                         };
-                        let dsv = _mm256_castps128_ps256(ds);
-                        for r in 0..4 {
-                            let lanes = if KIND == 5 {
-                                i8s(codes[r], qy)
+                        for t in 0..NA {
+                            let y = a[t].get_unchecked(ib);
+                            let qy = load(y.qs.as_ptr() as *const u8);
+                            let corr = if off != 0 {
+                                _mm256_sll_epi32(us8(ones, qy), _mm_cvtsi32_si128(off.trailing_zeros() as i32))
                             } else {
-                                _mm256_sub_epi32(us8(codes[r], qy), corr)
+                                _mm256_setzero_si256()
                             };
-                            let scale = _mm256_permutevar8x32_ps(dsv, idx[r]);
-                            acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc[r]);
+                            let ds = _mm_mul_ps(dw, _mm_set1_ps(y.d));
+                            if KIND == 1 || KIND == 3 {
+                                summs[t] = _mm_add_ps(summs[t], _mm_mul_ps(mw, _mm_set1_ps(y.s)));
+                            }
+                            let dsv = _mm256_castps128_ps256(ds);
+                            for r in 0..4 {
+                                let lanes = if KIND == 5 {
+                                    i8s(codes[r], qy)
+                                } else {
+                                    _mm256_sub_epi32(us8(codes[r], qy), corr)
+                                };
+                                let scale = _mm256_permutevar8x32_ps(dsv, idx[r]);
+                                acc[t][r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc[t][r]);
+                            }
                         }
                     }
                 }
-                let mut sm = [0f32; 4];
-                // SAFETY: 4 floats.
-                unsafe { _mm_storeu_ps(sm.as_mut_ptr(), summs) };
-                std::array::from_fn(|r| {
-                    let h = hsum_ps(acc[r]);
-                    if KIND == 1 || KIND == 3 {
-                        h + sm[r]
-                    } else {
-                        h
-                    }
+                std::array::from_fn(|t| {
+                    let mut sm = [0f32; 4];
+                    // SAFETY: 4 floats.
+                    unsafe { _mm_storeu_ps(sm.as_mut_ptr(), summs[t]) };
+                    std::array::from_fn(|r| {
+                        let h = hsum_ps(acc[t][r]);
+                        if KIND == 1 || KIND == 3 {
+                            h + sm[r]
+                        } else {
+                            h
+                        }
+                    })
                 })
             }
 
@@ -309,16 +327,33 @@ macro_rules! kernels {
             /// blocks of `ty`.
             #[target_feature(enable = $feat)]
             pub unsafe fn panel4(ty: crate::gguf::GgmlType, biased: bool, p: *const u8, a: &[Q8Block]) -> [f32; 4] {
+                // SAFETY: forwarded.
+                let [r] = unsafe { panel4n::<1>(ty, biased, p, &[a]) };
+                r
+            }
+
+            /// [`panel4`] against `NA` activation rows at once (the panel's blocks unpacked once
+            /// for all of them; each row's results are [`panel4`]'s).
+            ///
+            /// # Safety
+            /// As [`panel4`], for every `a[t]` (all of one length).
+            #[target_feature(enable = $feat)]
+            pub unsafe fn panel4n<const NA: usize>(
+                ty: crate::gguf::GgmlType,
+                biased: bool,
+                p: *const u8,
+                a: &[&[Q8Block]; NA],
+            ) -> [[f32; 4]; NA] {
                 use crate::gguf::GgmlType as T;
                 // SAFETY: forwarded.
                 unsafe {
                     match ty {
-                        T::Q4_0 => panel::<72, 0>(p, a),
-                        T::Q4_1 => panel::<80, 1>(p, a),
-                        T::Q5_0 => panel::<88, 2>(p, a),
-                        T::Q5_1 => panel::<96, 3>(p, a),
-                        _ if biased => panel::<136, 4>(p, a),
-                        _ => panel::<136, 5>(p, a),
+                        T::Q4_0 => panel::<72, 0, NA>(p, a),
+                        T::Q4_1 => panel::<80, 1, NA>(p, a),
+                        T::Q5_0 => panel::<88, 2, NA>(p, a),
+                        T::Q5_1 => panel::<96, 3, NA>(p, a),
+                        _ if biased => panel::<136, 4, NA>(p, a),
+                        _ => panel::<136, 5, NA>(p, a),
                     }
                 }
             }

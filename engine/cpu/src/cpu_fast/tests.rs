@@ -358,7 +358,8 @@ fn rope_pairing_normal_vs_neox(#[case] style: RopeStyle, #[case] rotated: usize,
 }
 
 /// Repacked panels: the rows come back unchanged, and the panel kernels give the row kernels'
-/// bits (both ISAs, signed and + 128 Q8_0 codes, tail rows, batches).
+/// bits (both ISAs, signed and + 128 Q8_0 codes, tail rows, batches of activation rows taken
+/// one and two at a time).
 #[rstest]
 #[case::q4_0(GgmlType::Q4_0)]
 #[case::q4_1(GgmlType::Q4_1)]
@@ -384,14 +385,16 @@ fn panels_match_row_kernels(
         if biased && isa != Isa::Vnni {
             continue;
         }
-        let n = 3;
-        let x = signal(n * nb * 32, 77);
-        let acts = matmul::quantize_acts(matmul::ActKind::Q8, &x, nb * 32);
-        let qm = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &[], panels: Some(&pn) };
-        let got = matmul::matmul_q(isa, &qm, &acts, &vec![n as u32; n]);
-        let qr = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &raw, panels: None };
-        let want = matmul::matmul_q(isa, &qr, &acts, &vec![n as u32; n]);
-        assert_eq!(got, want, "{isa:?} {ty} m {m} nb {nb} biased {biased}");
+        // Activation rows one, two (a pair: panel4n) and five (pairs and a single) at a time.
+        for n in [1, 2, 5] {
+            let x = signal(n * nb * 32, 77);
+            let acts = matmul::quantize_acts(matmul::ActKind::Q8, &x, nb * 32);
+            let qm = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &[], panels: Some(&pn) };
+            let got = matmul::matmul_q(isa, &qm, &acts, &vec![n as u32; n]);
+            let qr = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &raw, panels: None };
+            let want = matmul::matmul_q(isa, &qr, &acts, &vec![n as u32; n]);
+            assert_eq!(got, want, "{isa:?} {ty} m {m} nb {nb} biased {biased} rows {n}");
+        }
     }
 }
 
