@@ -250,39 +250,21 @@ pub struct QMatrix<'a> {
 
 /// The 4 outputs of panel `p` for one activation row.
 fn panel_dot(isa: Isa, pn: &Panels, p: usize, a: &[Q8Block], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let bytes = pn.panel(p);
-        // SAFETY: the CPU has the module's features (Isa::detect); the panel holds a.len()
-        // blocks of its type (checked when the weight was loaded).
-        let v = match isa {
-            Isa::Vnni => Some(unsafe { super::simd::vnni::panel4(pn.ty, pn.biased, bytes.as_ptr(), a) }),
-            Isa::Avx2 if !pn.biased => Some(unsafe { super::simd::avx2::panel4(pn.ty, false, bytes.as_ptr(), a) }),
-            _ => None,
-        };
-        if let Some(v) = v {
-            out[..PR].copy_from_slice(&v);
-            return;
-        }
-    }
-    // Other ISAs: back to the GGUF layout, row by row.
-    let rb = pn.nb * pn.ty.type_size();
-    let mut row = vec![0u8; rb];
-    for (i, o) in out.iter_mut().enumerate().take(PR) {
-        pn.row(p * PR + i, &mut row);
-        dot_rows_q8(isa, pn.ty, &[&row], a, std::slice::from_mut(o));
-    }
+    let [v] = panel_dot_n(isa, pn, p, &[a]);
+    out[..PR].copy_from_slice(&v);
 }
 
 /// Activation rows a panel is multiplied with at once (`panel4n`).
 const PANEL_NA: usize = 2;
 
-/// [`panel_dot`] for `NA` activation rows at once: `out[t]` is what `panel_dot` gives `a[t]`.
+/// The 4 outputs of panel `p` for each of `NA` activation rows (each `a[t]` the panel's blocks):
+/// `out[t]` does not depend on `NA`.
 fn panel_dot_n<const NA: usize>(isa: Isa, pn: &Panels, p: usize, a: &[&[Q8Block]; NA]) -> [[f32; PR]; NA] {
     #[cfg(target_arch = "x86_64")]
     {
         let bytes = pn.panel(p);
-        // SAFETY: as panel_dot; every a[t] holds the panel's blocks (the caller slices them so).
+        // SAFETY: the CPU has the module's features (Isa::detect); the panel holds the blocks of
+        // every a[t] (checked when the weight was loaded; the caller slices the rows so).
         let v = match isa {
             Isa::Vnni => Some(unsafe { super::simd::vnni::panel4n(pn.ty, pn.biased, bytes.as_ptr(), a) }),
             Isa::Avx2 if !pn.biased => Some(unsafe { super::simd::avx2::panel4n(pn.ty, false, bytes.as_ptr(), a) }),
@@ -292,11 +274,17 @@ fn panel_dot_n<const NA: usize>(isa: Isa, pn: &Panels, p: usize, a: &[&[Q8Block]
             return v;
         }
     }
-    std::array::from_fn(|t| {
-        let mut o = [0f32; PR];
-        panel_dot(isa, pn, p, a[t], &mut o);
-        o
-    })
+    // Other ISAs: back to the GGUF layout, row by row.
+    let rb = pn.nb * pn.ty.type_size();
+    let mut row = vec![0u8; rb];
+    let mut out = [[0f32; PR]; NA];
+    for i in 0..PR {
+        pn.row(p * PR + i, &mut row);
+        for (t, ot) in out.iter_mut().enumerate() {
+            dot_rows_q8(isa, pn.ty, &[&row], a[t], std::slice::from_mut(&mut ot[i]));
+        }
+    }
+    out
 }
 
 /// Weight rows per task: at least `MIN_TASK_MACS` multiply-adds, one task per thread.

@@ -320,23 +320,13 @@ macro_rules! kernels {
                 })
             }
 
-            /// The panel kernel for `ty` (see `panel.rs`); `biased`: Q8_0 stored + 128.
+            /// The panel kernel for `ty` (see `panel.rs`; `biased`: Q8_0 stored + 128) against
+            /// `NA` activation rows at once (the panel's blocks unpacked once for all of them;
+            /// each row's results are the same whatever `NA` is).
             ///
             /// # Safety
-            /// The CPU has this module's features; `p` points at a whole panel of `a.len()`
-            /// blocks of `ty`.
-            #[target_feature(enable = $feat)]
-            pub unsafe fn panel4(ty: crate::gguf::GgmlType, biased: bool, p: *const u8, a: &[Q8Block]) -> [f32; 4] {
-                // SAFETY: forwarded.
-                let [r] = unsafe { panel4n::<1>(ty, biased, p, &[a]) };
-                r
-            }
-
-            /// [`panel4`] against `NA` activation rows at once (the panel's blocks unpacked once
-            /// for all of them; each row's results are [`panel4`]'s).
-            ///
-            /// # Safety
-            /// As [`panel4`], for every `a[t]` (all of one length).
+            /// The CPU has this module's features; `p` points at a whole panel of `a[t].len()`
+            /// blocks of `ty`, the same for every `t`.
             #[target_feature(enable = $feat)]
             pub unsafe fn panel4n<const NA: usize>(
                 ty: crate::gguf::GgmlType,
