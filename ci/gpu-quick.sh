@@ -21,6 +21,8 @@ T0=$SECONDS
 if [[ ${PEER:-1} == 1 ]]; then
     ( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
 fi
+# CORRECT=0: measurements only (a call that follows one that checked the same build).
+if [[ ${CORRECT:-1} == 1 ]]; then
 timeout 300 bash ci/gpu-run.sh gate ops models generate 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda|generate cuda" | head -30
 SMOL=~/.cache/orcd/models/SmolLM2-135M-Instruct.Q4_1.gguf
 if [[ -f $SMOL ]]; then  # issue 11: the CPU's greedy text on CUDA (the parts must have been assembled)
@@ -36,7 +38,8 @@ if [[ -f $SMOL ]]; then  # issue 11: the CPU's greedy text on CUDA (the parts mu
 fi
 timeout 60 $B/tests/multi_seq --test-threads 1 cuda_graph_replay 2>&1 | grep "test result"
 timeout 60 $B/tests/orcd_cuda --test-threads 1 2>&1 | grep -E "FAIL|test result|panicked" | head
-SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -6
+[[ ${SAN:-110} == 0 ]] || SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -6
+fi
 echo "correctness done at $((SECONDS-T0)) s"
 wait
 [[ ${PEER:-1} == 1 ]] && { echo "llama.cpp build rc=$(cat /tmp/lb.rc) at $((SECONDS-T0)) s"; tail -n 2 $OUT/llamacpp-build.log; }
@@ -73,6 +76,17 @@ print("ncu %s (%d launches, units %s): %.0f us" % (sys.argv[2], len(rows) - 1, u
 for n, x in sorted(t.items(), key=lambda e: -sum(e[1])):
     print("ncu %-5s %-24s n %4d  mean %7.2f us  %5.1f%%" % (sys.argv[2], n[:24], len(x), sum(x) / len(x), 100 * sum(x) / tot))
 PY
+  done
+fi
+# NCU_DETAIL=1: one decode step per numerics with occupancy, DRAM and L1 counters per launch
+# (raw csv under $OUT; graphs off), to place the time inside the kernels.
+if [[ ${NCU_DETAIL:-0} == 1 ]] && command -v ncu >/dev/null; then
+  for nm in fast exact; do
+  ORCD_CUDA_GRAPHS=0 timeout 150 ncu --clock-control none --cache-control none --csv \
+    --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,l1tex__throughput.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread,launch__occupancy_limit_registers,launch__grid_size,smsp__inst_executed.sum,l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum,dram__bytes_read.sum \
+    --launch-skip 3000 --launch-count 130 $B/worker-orcd bench --model $M --backend cuda --numerics $nm \
+    --prompt-tokens 4 --gen-tokens 64 --repeats 1 > $OUT/ncud-$nm.csv 2>$OUT/ncud-$nm.err
+  echo "ncu detail $nm: $(grep -c '^"' $OUT/ncud-$nm.csv) rows"
   done
 fi
 # PACK_PEER=1: the peer's build packed under $OUT in 15 MiB parts (~40 MiB in all).

@@ -617,6 +617,31 @@ pub trait Ops {
         self.kv_write(kv, il, &k, v, b)?;
         Ok(q)
     }
+    /// [`Ops::norm_matmuls`] of `x` by q, k and v (`ws`, with their biases), then
+    /// [`Ops::rope_qk_kv_write`]: an attention block's input side, from the residual stream to the
+    /// rotated queries (returned) and the cache. A backend may run it as one pass (the same
+    /// values): the decode step's projections, RoPE and KV store in one launch.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_qkv_rope_kv_write(
+        &self,
+        x: &Self::Tensor,
+        nw: &Self::Weight,
+        eps: f32,
+        ws: &[(&Self::Weight, Option<&Self::Weight>); 3],
+        g: &RowGroups,
+        kv: &mut Self::Kv,
+        il: usize,
+        heads: (usize, usize, usize),
+        b: &Self::Batch,
+        p: &RopeParams,
+    ) -> Result<Self::Tensor> {
+        let (n_head, n_head_kv, head_dim) = heads;
+        let mut out = self.norm_matmuls(x, nw, eps, ws, g)?.into_iter();
+        match (out.next(), out.next(), out.next()) {
+            (Some(q), Some(k), Some(v)) => self.rope_qk_kv_write(&q, &k, &v, kv, il, n_head, n_head_kv, head_dim, b, p),
+            _ => Err(crate::Error::Invalid("norm_matmuls: fewer than three outputs".into())),
+        }
+    }
     /// `act(gate) * up`.
     fn glu(&self, gate: &Self::Tensor, up: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
     /// `glu(x · gateᵀ, x · upᵀ, act)`: a gated FFN's first half; a backend may fuse the two

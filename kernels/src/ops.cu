@@ -358,10 +358,41 @@ __device__ __forceinline__ void dec_q4_1(MvRaw r, int q, float* out) {
         out[l] = __fadd_rn(__fmul_rn(d, (float)((byte >> sh) & 15u)), m);
     }
 }
+// The fast numerics' integer products (llama.cpp's mmvq, `vec_dot_q8_0_q8_1` and kin): a part's
+// activation rounded to Q8_0 codes (MvX: the 8 codes packed little-endian as in MvRaw, the chunk's
+// f16-rounded scale, the codes' sum) meets the part's weight codes in two dp4a, exactly; the
+// integer sum then scales once, acc = fma(d_w · d_x, Σ, acc) (Q4_1 adds its min's term the same
+// way). Exact, the integer sum equals the sum of the products of the dequantized values; only
+// the float roundings differ from the float path (8 products there, 1 here).
+struct MvX {
+    u32 a, b;  // the part's 8 activation codes (int8), little-endian
+    float d;   // the chunk's scale (f16-rounded, as Q8_0 stores it)
+    int s;     // the sum of the 8 codes (Q4_1's min term)
+};
+__device__ __forceinline__ float dot_q8_0(MvRaw r, int, MvX x, float acc) {
+    const int sumi = __dp4a((int)r.b, (int)x.b, __dp4a((int)r.a, (int)x.a, 0));
+    return fmaf(__fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), x.d), (float)sumi, acc);
+}
+__device__ __forceinline__ float dot_q4_0(MvRaw r, int q, MvX x, float acc) {
+    const int sh = 4 * (q >> 1);
+    // Codes 0..15 less 8, per byte (modulo 256: -8..7 as int8).
+    const u32 qa = __vsub4((r.a >> sh) & 0x0f0f0f0fu, 0x08080808u), qb = __vsub4((r.b >> sh) & 0x0f0f0f0fu, 0x08080808u);
+    const int sumi = __dp4a((int)qb, (int)x.b, __dp4a((int)qa, (int)x.a, 0));
+    return fmaf(__fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), x.d), (float)sumi, acc);
+}
+__device__ __forceinline__ float dot_q4_1(MvRaw r, int q, MvX x, float acc) {
+    const int sh = 4 * (q >> 1);
+    const u32 qa = (r.a >> sh) & 0x0f0f0f0fu, qb = (r.b >> sh) & 0x0f0f0f0fu;  // codes 0..15
+    const int sumi = __dp4a((int)qb, (int)x.b, __dp4a((int)qa, (int)x.a, 0));
+    const float d = f16_to_f32((u16)(r.s & 0xffffu)), m = f16_to_f32((u16)(r.s >> 16));
+    acc = fmaf(__fmul_rn(d, x.d), (float)sumi, acc);
+    return fmaf(__fmul_rn(m, x.d), (float)x.s, acc);  // Σ (d q + m) x = d Σ q x + m Σ x
+}
 #define NO_RAW(row, c, q) MvRaw{0u, 0u, 0u}
 #define NO_DEC(r, q, out) ((void)0)
+#define NO_DOT(r, q, x, acc) (acc)
 
-#define QUANT_TYPE(NAME, HAS_PART, RAW_FN, DEC_FN)                                        \
+#define QUANT_TYPE(NAME, HAS_PART, RAW_FN, DEC_FN, DOT_FN)                                \
     struct T_##NAME {                                                                     \
         static constexpr bool FLOAT = false;                                              \
         static constexpr bool PART = HAS_PART;                                            \
@@ -377,20 +408,23 @@ __device__ __forceinline__ void dec_q4_1(MvRaw r, int q, float* out) {
         static __device__ __forceinline__ void part(const u8* row, int c, int q, float* out) { \
             DEC_FN(RAW_FN(row, c, q), q, out);                                            \
         }                                                                                 \
+        static __device__ __forceinline__ float dot(MvRaw r, int q, MvX x, float acc) {  \
+            return DOT_FN(r, q, x, acc);                                                  \
+        }                                                                                 \
         static __device__ __forceinline__ float elem(const u8*, i64) { return 0.0f; }     \
     };
-QUANT_TYPE(q4_0, true, raw_q4_0, dec_q4_0)
-QUANT_TYPE(q4_1, true, raw_q4_1, dec_q4_1)
-QUANT_TYPE(q5_0, false, NO_RAW, NO_DEC)
-QUANT_TYPE(q5_1, false, NO_RAW, NO_DEC)
-QUANT_TYPE(q8_0, true, raw_q8_0, dec_q8_0)
-QUANT_TYPE(q2_k, false, NO_RAW, NO_DEC)
-QUANT_TYPE(q3_k, false, NO_RAW, NO_DEC)
-QUANT_TYPE(q4_k, false, NO_RAW, NO_DEC)
-QUANT_TYPE(q5_k, false, NO_RAW, NO_DEC)
-QUANT_TYPE(q6_k, false, NO_RAW, NO_DEC)
-QUANT_TYPE(iq4_nl, false, NO_RAW, NO_DEC)
-QUANT_TYPE(mxfp4, false, NO_RAW, NO_DEC)
+QUANT_TYPE(q4_0, true, raw_q4_0, dec_q4_0, dot_q4_0)
+QUANT_TYPE(q4_1, true, raw_q4_1, dec_q4_1, dot_q4_1)
+QUANT_TYPE(q5_0, false, NO_RAW, NO_DEC, NO_DOT)
+QUANT_TYPE(q5_1, false, NO_RAW, NO_DEC, NO_DOT)
+QUANT_TYPE(q8_0, true, raw_q8_0, dec_q8_0, dot_q8_0)
+QUANT_TYPE(q2_k, false, NO_RAW, NO_DEC, NO_DOT)
+QUANT_TYPE(q3_k, false, NO_RAW, NO_DEC, NO_DOT)
+QUANT_TYPE(q4_k, false, NO_RAW, NO_DEC, NO_DOT)
+QUANT_TYPE(q5_k, false, NO_RAW, NO_DEC, NO_DOT)
+QUANT_TYPE(q6_k, false, NO_RAW, NO_DEC, NO_DOT)
+QUANT_TYPE(iq4_nl, false, NO_RAW, NO_DEC, NO_DOT)
+QUANT_TYPE(mxfp4, false, NO_RAW, NO_DEC, NO_DOT)
 
 #define FLOAT_TYPE(NAME, EXPR)                                                       \
     struct T_##NAME {                                                                \
@@ -687,6 +721,35 @@ extern "C" __global__ void gather_rows(const float* x, const unsigned* idx, floa
 
 #define ROPE_MAX_HALF 256  // rotated pairs per head (head_dim ≤ 512)
 
+// Pair i's mscale · sin and mscale · cos at position p (cpu.rs `rope`'s angle, f64): the rope
+// kernel's and the mat-vec's fused RoPE (matvec8r_) share it, so both rotate by the same values.
+__device__ __forceinline__ void rope_angle(int i, unsigned p, int n_rot, float freq_base, float freq_scale,
+                                           int yarn_ramp, float ext_factor, float corr0, float corr1,
+                                           double mscale, const float* freq_factors, double* s, double* c) {
+    const double ps = (double)p, fs = freq_scale;
+    double extrap = __dmul_rn(ps, pow((double)freq_base, __ddiv_rn(-2.0 * (double)i, (double)n_rot)));
+    if (freq_factors) extrap = __ddiv_rn(extrap, (double)freq_factors[i]);
+    double theta;
+    if (yarn_ramp) {
+        const double lo = corr0;
+        double yv = __ddiv_rn((double)i - lo, fmax((double)corr1 - lo, 0.001));
+        yv = yv < 0.0 ? 0.0 : (yv > 1.0 ? 1.0 : yv);
+        const double ramp = __dmul_rn(1.0 - yv, (double)ext_factor);
+        theta = __dadd_rn(__dmul_rn(__dmul_rn(fs, extrap), 1.0 - ramp), __dmul_rn(extrap, ramp));
+    } else {
+        theta = __dmul_rn(fs, extrap);
+    }
+    double sn, cn;
+    sincos(theta, &sn, &cn);
+    *s = __dmul_rn(sn, mscale);
+    *c = __dmul_rn(cn, mscale);
+}
+// The rotated pair (a, b) by (s, c), as the rope kernel writes it.
+__device__ __forceinline__ void rope_pair(float a, float b, double s, double c, float* ra, float* rb) {
+    *ra = (float)__dsub_rn(__dmul_rn((double)a, c), __dmul_rn((double)b, s));
+    *rb = (float)__dadd_rn(__dmul_rn((double)a, s), __dmul_rn((double)b, c));
+}
+
 // With x2 (grid (rows, 2)), blocks with blockIdx.y = 1 rotate x2 (n_head2 heads) into y2 with the
 // same angles: q and k in one launch.
 extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, int rows, int n_head, int head_dim,
@@ -748,24 +811,9 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
         }
         return;
     }
-    const double ps = (double)pos[r], fs = freq_scale, ms = mscale;
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        double extrap = __dmul_rn(ps, pow((double)freq_base, __ddiv_rn(-2.0 * (double)i, (double)n_rot)));
-        if (freq_factors) extrap = __ddiv_rn(extrap, (double)freq_factors[i]);
-        double theta;
-        if (yarn_ramp) {
-            const double lo = corr0;
-            double yv = __ddiv_rn((double)i - lo, fmax((double)corr1 - lo, 0.001));
-            yv = yv < 0.0 ? 0.0 : (yv > 1.0 ? 1.0 : yv);
-            const double ramp = __dmul_rn(1.0 - yv, (double)ext_factor);
-            theta = __dadd_rn(__dmul_rn(__dmul_rn(fs, extrap), 1.0 - ramp), __dmul_rn(extrap, ramp));
-        } else {
-            theta = __dmul_rn(fs, extrap);
-        }
-        double sn, cn;
-        sincos(theta, &sn, &cn);
-        rs_s[i] = __dmul_rn(sn, ms);
-        rs_c[i] = __dmul_rn(cn, ms);
+        rope_angle(i, pos[r], n_rot, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, mscale, freq_factors,
+                   &rs_s[i], &rs_c[i]);
     }
     pdl_wait();  // x is the previous kernel's output; the caches and y may still be read by it
     // Elements outside the rotated pairs are copied; the pairs are written below (disjoint).
@@ -795,9 +843,10 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
             const int q = q0 + u * bd;
             if (q < np) {
                 const int i = q % half;
-                const double a = x0[u], b = x1[u], c = rs_c[i], sn = rs_s[i];
-                put(yr, ia[u], (float)__dsub_rn(__dmul_rn(a, c), __dmul_rn(b, sn)));
-                put(yr, ib[u], (float)__dadd_rn(__dmul_rn(a, sn), __dmul_rn(b, c)));
+                float ra, rb;
+                rope_pair(x0[u], x1[u], rs_s[i], rs_c[i], &ra, &rb);
+                put(yr, ia[u], ra);
+                put(yr, ib[u], rb);
             }
         }
     }
@@ -1231,6 +1280,27 @@ __device__ __forceinline__ void mv_round(float* v, int xq, int lane) {
     }
 }
 
+// Part s's 8 values `v` rounded as mv_round's Q8_0 (xq 0) rounds them, kept as codes for the
+// integer products (MvX); the same lanes, shuffles and scales, so code · d is mv_round's value.
+__device__ __forceinline__ MvX mv_round_i8(const float* v) {
+    float a = 0.0f;
+#pragma unroll
+    for (int l = 0; l < 8; ++l) a = fmaxf(a, fabsf(v[l]));
+    a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 1));
+    a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 2));
+    float d, id;
+    q8_0_scales(a, &d, &id);
+    u32 p[2] = {0u, 0u};
+#pragma unroll
+    for (int l = 0; l < 8; ++l) {
+        const int qi = (int)fminf(fmaxf(rintf(__fmul_rn(v[l], id)), -128.0f), 127.0f);
+        p[l >> 2] |= ((u32)qi & 0xffu) << (8 * (l & 3));
+    }
+    MvX x{p[0], p[1], d, 0};
+    x.s = __dp4a((int)p[1], 0x01010101, __dp4a((int)p[0], 0x01010101, 0));
+    return x;
+}
+
 // The rms_norm kernel's scale 1 / sqrt(mean(x²) + eps) of row `xr` as that kernel computes it
 // with its launch of 256 threads (f64, strided partials, xor trees, warps in order), from a block
 // of 128: thread t plays threads t and t + 128. Every thread calls it; `red` holds 9 doubles.
@@ -1340,17 +1410,41 @@ __device__ __forceinline__ MvSel mv_select(i64 jj, const u8* w, const float* bia
     return MvSel{wc, bias_c, yc, mc, jj - m - mb};
 }
 
+// The fused RoPE and KV store of matvec8r_ (kernels/ABI.md): q, k and v of one decode row from
+// one launch, q rotated into y, the rotated k and v straight into the cache (no k or v tensor).
+struct RopeKv {
+    const unsigned *pos, *seq;
+    int head_dim, neox;
+    float freq_base, freq_scale;
+    int yarn_ramp;
+    float ext_factor, corr0, corr1;
+    double mscale;
+    const float* freq_factors;
+    void *kc, *vc;
+    int il, n_seq, n_ctx, kv_f16;
+};
+// The global column of a RoPE block's c-th column (blocks of 8 columns; heads are whole blocks):
+// a NeoX block of q or k takes pairs i0 .. i0 + 3 of its head (columns i0 + c) and their partners
+// (half + i0 + c - 4), so every pair is finished in one block; GPT-J pairs sit side by side.
+__device__ __forceinline__ i64 mv_rope_col(i64 jj0, int c, i64 m, i64 mb, const RopeKv* rk) {
+    if (!rk->neox || jj0 >= m + mb) return jj0 + c;
+    const i64 base = jj0 < m ? 0 : m, local = jj0 - base;
+    const int hd = rk->head_dim, i0 = (int)(local % hd) / 2;
+    return base + (local / hd) * hd + (c < 4 ? i0 + c : hd / 2 + i0 + c - 4);
+}
+
 // C > 1 (part-decodable types, rpb ≤ R, no ids): the block takes columns blockIdx.x·C .. + C - 1.
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
 // part once for all C. Every column's sum is the C = 1 order, so its value is the same.
-template <class T, int C, int R, bool PAIR, int U>
+template <class T, int C, int R, bool PAIR, int U, bool ROPE = false>
 __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64 row_bytes, const float* res,
                                          int xq, const u8* w2_, int act, int norm, const float* nw, float eps,
                                          const float* bias, float* y, i64 m, const u8* wb, const float* bias_b,
                                          float* yb, i64 mb, const u8* wc, const float* bias_c, float* yc, i64 mc,
-                                         i64 r0, int nr) {
+                                         i64 r0, int nr, const RopeKv* rk = nullptr) {
     static_assert(T::PART && C * R <= MV_MAX_ROWS, "mv_multi: part-decodable types, C·R accumulators");
+    static_assert(!ROPE || (C == 8 && R == 1 && !PAIR), "mv_multi: RoPE blocks are 8 columns of one row");
     // Only PAIR instances take a GLU pair (the registers of a second weight's parts).
     const u8* const w2 = PAIR ? w2_ : nullptr;
     __shared__ double mv_sc[R];
@@ -1361,7 +1455,8 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     const u8* wr[C];
 #pragma unroll
     for (int c = 0; c < C; ++c) {
-        const i64 jj = jj0 + c < total ? jj0 + c : total - 1;  // past the end: a real row, result unused
+        const i64 jc = ROPE ? mv_rope_col(jj0, c, m, mb, rk) : jj0 + c;
+        const i64 jj = jc < total ? jc : total - 1;  // past the end: a real row, result unused
         const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
         wr[c] = sel.w + sel.j * row_bytes;
     }
@@ -1399,6 +1494,14 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         for (int l = 0; l < 8; ++l) mv_nw[8 * threadIdx.x + l] = nw[8 * threadIdx.x + l];
     }
     const float* nwx = nw_pre ? mv_nw : nw;
+    // RoPE: the block's four pairs' angles need pos alone (an upload): before the wait.
+    __shared__ double mv_rs[2][4];
+    const bool rot = ROPE && jj0 < m + mb;  // a q or k block (uniform)
+    if (ROPE && rot && threadIdx.x < 4) {
+        const int hd = rk->head_dim, i = (int)((jj0 < m ? jj0 : jj0 - m) % hd) / 2 + (int)threadIdx.x;
+        rope_angle(i, rk->pos[r0], hd, rk->freq_base, rk->freq_scale, rk->yarn_ramp, rk->ext_factor, rk->corr0,
+                   rk->corr1, rk->mscale, rk->freq_factors, &mv_rs[0][threadIdx.x], &mv_rs[1][threadIdx.x]);
+    }
     pdl_wait();  // x, res and y belong to the kernels before this one
     if (norm) {  // uniform
         for (int i = 0; i < nr; ++i) {
@@ -1419,6 +1522,17 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
                 if (i < nr) {  // uniform
                     float xv[8];
                     mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
+                    if (xq == 0) {  // uniform: the fast numerics' integer products
+                        const MvX xi = mv_round_i8(xv);
+                        if (valid) {
+#pragma unroll
+                            for (int c = 0; c < C; ++c) {
+                                acc[c * R + i] = T::dot(raw[it][c], s & 3, xi, acc[c * R + i]);
+                                if (w2) acc2[c * R + i] = T::dot(raw2[it][c], s & 3, xi, acc2[c * R + i]);
+                            }
+                        }
+                        continue;
+                    }
                     mv_round(xv, xq, lane);
                     if (valid) {
 #pragma unroll
@@ -1451,6 +1565,45 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
     }
     __syncthreads();
+    if constexpr (ROPE) {
+        __shared__ float mv_fin[8];
+        if (threadIdx.x < 8) {  // the 8 columns' values, bias added (as mv_finish)
+            const int c = threadIdx.x;
+            float v = mv_red[0][c][0];
+#pragma unroll
+            for (int q = 1; q < MV_WARPS; ++q) v = __fadd_rn(v, mv_red[0][c][q]);
+            const MvSel sel = mv_select(mv_rope_col(jj0, c, m, mb, rk), w, bias, y, m, wb, bias_b, yb, mb, wc,
+                                        bias_c, yc, mc);
+            if (sel.bias) v = __fadd_rn(v, sel.bias[sel.j]);
+            mv_fin[c] = v;
+        }
+        __syncthreads();
+        // The row's cache slot (rows outside the cache are not stored, as kv_write).
+        const u32 sq = rk->seq[r0], p = rk->pos[r0];
+        const i64 slot = (sq < (u32)rk->n_seq && p < (u32)rk->n_ctx) ? ((i64)rk->il * rk->n_seq + sq) * rk->n_ctx + p : -1;
+        auto store = [&](void* cache, i64 e, float val) {
+            if (rk->kv_f16) ((u16*)cache)[e] = f32_to_f16(val);
+            else ((float*)cache)[e] = val;
+        };
+        if (!rot) {  // v: straight into the cache
+            if (threadIdx.x < 8 && slot >= 0) store(rk->vc, slot * mc + (jj0 - m - mb) + threadIdx.x, mv_fin[threadIdx.x]);
+        } else if (threadIdx.x < 4) {
+            const int t = threadIdx.x;
+            const i64 c0 = mv_rope_col(jj0, rk->neox ? t : 2 * t, m, mb, rk);
+            const i64 c1 = mv_rope_col(jj0, rk->neox ? t + 4 : 2 * t + 1, m, mb, rk);
+            float ra, rb;
+            rope_pair(mv_fin[rk->neox ? t : 2 * t], mv_fin[rk->neox ? t + 4 : 2 * t + 1], mv_rs[0][t], mv_rs[1][t], &ra,
+                      &rb);
+            if (jj0 < m) {  // q: the rotated queries are the output
+                y[r0 * m + c0] = ra;
+                y[r0 * m + c1] = rb;
+            } else if (slot >= 0) {  // k: the rotated keys into the cache
+                store(rk->kc, slot * mb + (c0 - m), ra);
+                store(rk->kc, slot * mb + (c1 - m), rb);
+            }
+        }
+        return;
+    }
     if (threadIdx.x < C * R) {
         const int u = threadIdx.x, c = u / R, i = u % R;
         const i64 jj = jj0 + c;
@@ -1550,6 +1703,30 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
         for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
             const int s = s0 + threadIdx.x;
             const bool valid = s < nsub;
+            // Part-decodable types with Q8_0-rounded activations (the fast numerics) take the
+            // integer products, as the multi-column entry points do (the same value a column).
+            if constexpr (T::PART) {
+                if (xq == 0) {  // uniform
+                    MvRaw rw{0u, 0u, 0u}, rw2{0u, 0u, 0u};
+                    if (valid) {
+                        rw = T::raw(wr, s >> 2, s & 3);
+                        if (wr2) rw2 = T::raw(wr2, s >> 2, s & 3);
+                    }
+#pragma unroll
+                    for (int i = 0; i < MV_MAX_ROWS; ++i) {
+                        if (i < nr) {  // uniform
+                            float xv[8];
+                            mv_load_x(x + xrow(i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nw);
+                            const MvX xi = mv_round_i8(xv);
+                            if (valid) {
+                                acc[i] = T::dot(rw, s & 3, xi, acc[i]);
+                                if (wr2) acc2[i] = T::dot(rw2, s & 3, xi, acc2[i]);
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
             float wq[8], wq2[8];
             if (valid) {
                 mv_part<T>(wr, s >> 2, s & 3, wq);
@@ -1599,6 +1776,24 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     }
 }
 
+// matvec8r_: the norm-fused q, k, v projections of one decode row (n_out 1, rpb 1, no ids or
+// GLU; m, mb, mc multiples of 8, head_dim a multiple of 8 and at most 512, n_rot = head_dim),
+// then RoPE of q and k and the KV store, in one launch (kernels/ABI.md).
+template <class T>
+__device__ __forceinline__ void matvec_rope_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
+                                              i64 row_bytes, const unsigned* ids, const float* bias, int rpb,
+                                              int xq, const u8* w2, int norm, const float* nw, float eps,
+                                              const u8* wb, const float* bias_b, float* yb, int mb, const u8* wc,
+                                              const float* bias_c, float* yc, int mc, const RopeKv& rk) {
+    pdl_trigger();
+    if (rpb != 1 || n_out != 1 || blockDim.x != MV_THREADS || ids || w2 || rk.head_dim <= 0 || (rk.head_dim & 7) ||
+        rk.head_dim > 2 * ROPE_MAX_HALF || (m | mb | mc) & 7) {
+        return;  // not the ABI's launch
+    }
+    mv_multi<T, 8, 1, false, 1, true>(w, x, k, row_bytes, nullptr, xq, nullptr, 0, norm, nw, eps, bias, y, m, wb,
+                                      bias_b, yb, mb, wc, bias_c, yc, mc, 0, 1, &rk);
+}
+
 // y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.
 template <class T>
 __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids, float* y, int n, int cols,
@@ -1630,6 +1825,10 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
 #define MVF_BOUNDS __launch_bounds__(MV_THREADS, 5)
 // Multi-column entry points keep several columns' raw parts and row pointers in registers: 128.
 #define MVM_BOUNDS __launch_bounds__(MV_THREADS, 4)
+// Q8_0's GLU pair (the Qwen2.5-0.5B shape's gate·up: 2 × 4,864 columns, 8 a block, 608 blocks)
+// fits one wave at five blocks an SM (660 on 132 SMs), not at four (528): at most 102 registers
+// (no spills for Q8_0; Q4_1 would spill at this bound, so the 4-bit types keep MVM_BOUNDS).
+#define MVG_BOUNDS __launch_bounds__(MV_THREADS, 5)
 #define MATVEC_PARAMS                                                                                 \
     const unsigned char *w, const float *x, float *y, int n_out, int k, int m, long long row_bytes,   \
         const unsigned *ids, int ids_k, int shared, const float *bias, int rpb, const float *res, int xq,   \
@@ -1638,6 +1837,14 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
 #define MATVEC_ARGS                                                                                    \
     w, x, y, n_out, k, m, row_bytes, ids, ids_k, shared, bias, rpb, res, xq, w2, act, norm, nw, eps, wb, bias_b, \
         yb, mb, wc, bias_c, yc, mc
+#define ROPE_KV_PARAMS                                                                                  \
+    const unsigned *pos, const unsigned *seq, int head_dim, int neox, float freq_base, float freq_scale,     \
+        int yarn_ramp, float ext_factor, float corr0, float corr1, double mscale, const float *freq_factors, \
+        void *kc, void *vc, int il, int n_seq, int n_ctx, int kv_f16
+#define MATVEC_ROPE_ARGS                                                                                   \
+    w, x, y, n_out, k, m, row_bytes, ids, bias, rpb, xq, w2, norm, nw, eps, wb, bias_b, yb, mb, wc, bias_c, yc, mc, \
+        RopeKv{pos, seq, head_dim, neox, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, mscale,      \
+               freq_factors, kc, vc, il, n_seq, n_ctx, kv_f16}
 #define DEQUANT_PARAMS const unsigned char *w, const unsigned *ids, float *y, int n, int cols, long long row_bytes
 #define DEQUANT_ARGS w, ids, y, n, cols, row_bytes
 
@@ -1663,8 +1870,11 @@ extern "C" __global__ void MV_BOUNDS matvec8_q4_1(MATVEC_PARAMS) { matvec_t<T_q4
 extern "C" __global__ void MV_BOUNDS matvec8_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, false>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, true>(MATVEC_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, true>(MATVEC_ARGS); }
+extern "C" __global__ void MVG_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, true>(MATVEC_ARGS); }
 // Long rows (k ≥ 3·1,024, a down projection), one row: 2 columns a block, 6 iterations' parts in flight.
+extern "C" __global__ void MVM_BOUNDS matvec8r_q4_0(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q4_0>(MATVEC_ROPE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8r_q4_1(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q4_1>(MATVEC_ROPE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8r_q8_0(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q8_0>(MATVEC_ROPE_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 2, 1, false, 6>(MATVEC_ARGS); }

@@ -1128,6 +1128,127 @@ impl Ops for Cuda {
         Ok(self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p, Some((kv, il, v)))?.0)
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn norm_qkv_rope_kv_write(
+        &self,
+        x: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        ws: &[(&CudaWeight, Option<&CudaWeight>); 3],
+        g: &RowGroups,
+        kv: &mut CudaKv,
+        il: usize,
+        heads: (usize, usize, usize),
+        b: &CudaBatch,
+        p: &RopeParams,
+    ) -> Result<CudaTensor> {
+        let (n_head, n_head_kv, head_dim) = heads;
+        let [(wq, bq), (wk, bk), (wv, bv)] = *ws;
+        let s = &kv.spec;
+        // One launch (matvec8r_, kernels/ABI.md) for a decode row of a part-decodable type whose
+        // heads are whole 8-column blocks, fully rotated; anything else as the composition.
+        let one = x.rows == 1
+            && b.rows.len() == 1
+            && matches!(wq.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+            && [wk, wv].iter().all(|w| w.ty == wq.ty && w.k == wq.k && w.row_bytes == wq.row_bytes)
+            && [wq, wk, wv].iter().all(|w| w.dims.len() <= 2 && w.k == x.cols)
+            && p.n_rot == head_dim
+            && head_dim.is_multiple_of(8)
+            && head_dim <= 512
+            && wq.rows == n_head * head_dim
+            && wk.rows == n_head_kv * head_dim
+            && wk.rows == s.k_cols
+            && wv.rows == s.v_cols
+            && wv.rows.is_multiple_of(8)
+            && il < s.n_layer;
+        if !one {
+            let mut out = self.norm_matmuls(x, nw, eps, &ws[..], g)?.into_iter();
+            return match (out.next(), out.next(), out.next()) {
+                (Some(q), Some(k), Some(v)) => {
+                    self.rope_qk_kv_write(&q, &k, &v, kv, il, n_head, n_head_kv, head_dim, b, p)
+                }
+                _ => Err(Error::Invalid("norm_matmuls: fewer than three outputs".into())),
+            };
+        }
+        Self::one_d("rms_norm_mul", nw, x.cols)?;
+        for (w, bias) in ws {
+            if let Some(bias) = bias {
+                Self::one_d("matmul bias", bias, w.rows)?;
+            }
+        }
+        b.rows.check_kv(s)?;
+        let kty = kernel_ty(wq.ty).ok_or_else(|| shape_err("matmul", format!("{}: no kernel", wq.name)))?;
+        let xq = self.matmul_rounding(x.cols, wq.ty)?;
+        let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base)).unwrap_or([0.0, 0.0]);
+        let ext = p.yarn.map_or(0.0, |y| y.ext_factor);
+        let ff = match &p.freq_factors {
+            Some(f) => Some(self.factors_on_device(f)?),
+            None => None,
+        };
+        let neox = p.style == RopeStyle::Neox && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox);
+        let y = self.tensor(1, wq.rows)?;
+        let bias = |w: Option<&CudaWeight>| w.map_or(Arg::Ptr(0), |b| b.buf.arg());
+        let total = wq.rows + wk.rows + wv.rows;
+        self.dev
+            .launch_ex(
+                &format!("matvec8r_{kty}"),
+                (blocks(total, 8), 1, 1),
+                128,
+                0,
+                &[
+                    wq.buf.arg(),
+                    x.buf.arg(),
+                    y.buf.arg(),
+                    Arg::I32(1),
+                    Arg::I32(wq.k as i32),
+                    Arg::I32(wq.rows as i32),
+                    Arg::I64(wq.row_bytes as i64),
+                    Arg::Ptr(0),
+                    Arg::I32(0),
+                    Arg::I32(0),
+                    bias(bq),
+                    Arg::I32(1),
+                    Arg::Ptr(0),
+                    Arg::I32(xq),
+                    Arg::Ptr(0),
+                    Arg::I32(0),
+                    Arg::I32(1),
+                    nw.buf.arg(),
+                    Arg::F32(eps),
+                    wk.buf.arg(),
+                    bias(bk),
+                    Arg::Ptr(0),
+                    Arg::I32(wk.rows as i32),
+                    wv.buf.arg(),
+                    bias(bv),
+                    Arg::Ptr(0),
+                    Arg::I32(wv.rows as i32),
+                    // ROPE_KV_PARAMS
+                    b.pos.arg(),
+                    b.seq.arg(),
+                    Arg::I32(head_dim as i32),
+                    Arg::I32(neox as i32),
+                    Arg::F32(p.freq_base),
+                    Arg::F32(p.freq_scale),
+                    Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
+                    Arg::F32(ext),
+                    Arg::F32(corr[0]),
+                    Arg::F32(corr[1]),
+                    Arg::F64(p.mscale_f64()),
+                    ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
+                    kv.k.arg(),
+                    kv.v.arg(),
+                    Arg::I32(il as i32),
+                    Arg::I32(s.n_seq as i32),
+                    Arg::I32(s.n_ctx as i32),
+                    Arg::I32((s.ty == KvType::F16) as i32),
+                ],
+                true,
+            )
+            .map_err(err)?;
+        Ok(y)
+    }
+
     fn glu(&self, gate: &CudaTensor, up: &CudaTensor, act: Act) -> Result<CudaTensor> {
         Self::same_shape("glu", gate, up)?;
         let y = self.tensor(gate.rows, gate.cols)?;

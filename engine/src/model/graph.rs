@@ -117,10 +117,29 @@ impl<B: Ops> Fwd<'_, B> {
         let attn = match (&l.attn_norm, &l.attn.qkv) {
             (n, Qkv::Separate { q, k, v }) if fuse && n.kind == NormKind::Rms && n.b.is_none() => {
                 let ws = [(&q.w, qkv_bias(q)), (&k.w, qkv_bias(k)), (&v.w, qkv_bias(v))];
-                let mut out = self.b.norm_matmuls(&x, &n.w, n.eps, &ws, &self.groups)?.into_iter();
-                match (out.next(), out.next(), out.next()) {
-                    (Some(q), Some(k), Some(v)) => self.attention_qkv(il, q, k, v, &l.attn, kv, res)?,
-                    _ => return Err(crate::Error::Invalid("norm_matmuls: fewer than three outputs".into())),
+                // No head norms: RoPE and the KV store ride along too (Ops::norm_qkv_rope_kv_write).
+                if let (None, Some(r)) = (&l.attn.head_norm, &self.hp.attn_cfg(il).rope) {
+                    let hp = self.hp;
+                    let heads = (hp.n_head, hp.n_head_kv, hp.head_dim);
+                    let q = self.b.norm_qkv_rope_kv_write(
+                        &x,
+                        &n.w,
+                        n.eps,
+                        &ws,
+                        &self.groups,
+                        kv,
+                        il,
+                        heads,
+                        self.batch,
+                        r,
+                    )?;
+                    self.attend(il, q, &l.attn, kv, res)?
+                } else {
+                    let mut out = self.b.norm_matmuls(&x, &n.w, n.eps, &ws, &self.groups)?.into_iter();
+                    match (out.next(), out.next(), out.next()) {
+                        (Some(q), Some(k), Some(v)) => self.attention_qkv(il, q, k, v, &l.attn, kv, res)?,
+                        _ => return Err(crate::Error::Invalid("norm_matmuls: fewer than three outputs".into())),
+                    }
                 }
             }
             _ => {
@@ -223,6 +242,21 @@ impl<B: Ops> Fwd<'_, B> {
                 q
             }
         };
+        self.attend(il, q, a, kv, res)
+    }
+
+    /// The attention block from the rotated queries on (the keys and values in the cache):
+    /// q pre-scale, attention, output projection (with `res`, adding it), post-norm.
+    fn attend(
+        &mut self,
+        il: usize,
+        q: B::Tensor,
+        a: &Attn<B::Weight>,
+        kv: &mut B::Kv,
+        res: Option<&B::Tensor>,
+    ) -> Result<Residual<B::Tensor>> {
+        let (b, hp) = (self.b, self.hp);
+        let cfg = hp.attn_cfg(il);
         let q = match cfg.q_scale {
             Some(s) => b.scale(&q, s)?,
             None => q,

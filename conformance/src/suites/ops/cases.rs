@@ -456,6 +456,25 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
                 OpSpec::RopeQkKv { style, n_head, n_head_kv, head_dim, rows },
             );
         }
+        // The attention input side in one op: the Qwen2.5-0.5B shape (decode row: the fused
+        // launch where a backend has one; two rows: the composition), a wider head without
+        // biases, and a type the fused launch does not take.
+        for (ty, k, n_head, n_head_kv, head_dim, rows, bias) in [
+            (GgmlType::Q8_0, 896, 14, 2, 64, 1, true),
+            (GgmlType::Q8_0, 896, 14, 2, 64, 2, true),
+            (GgmlType::Q4_1, 576, 9, 3, 64, 1, false),
+            (GgmlType::Q4_0, 512, 4, 4, 128, 1, true),
+            (GgmlType::Q4_K, 512, 4, 2, 128, 1, true),
+        ] {
+            push(
+                format!(
+                    "norm_qkv_rope_kv_write-{s}-{}-k{k}-hd{head_dim}-nh{n_head}-kv{n_head_kv}-n{rows}{}",
+                    ty_name(ty),
+                    if bias { "-bias" } else { "" }
+                ),
+                OpSpec::NormQkvRopeKv { ty, style, k, n_head, n_head_kv, head_dim, rows, bias },
+            );
+        }
     }
     v
 }

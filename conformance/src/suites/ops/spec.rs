@@ -284,6 +284,19 @@ pub enum OpSpec {
         head_dim: usize,
         rows: usize,
     },
+    /// `norm_matmuls` of q, k and v (biases with `bias`), then `rope_qk_kv_write`, in one op
+    /// (`norm_qkv_rope_kv_write`: the decode step's attention input side); checked as
+    /// [`OpSpec::RopeQkKv`] is, through the rotated queries and a causal attention over the cache.
+    NormQkvRopeKv {
+        ty: GgmlType,
+        style: RopeStyle,
+        k: usize,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        rows: usize,
+        bias: bool,
+    },
     /// RoPE of q (`n_head` heads) and k (`n_head_kv` heads) in one op.
     RopeQk {
         style: RopeStyle,
@@ -330,6 +343,7 @@ impl OpSpec {
             OpSpec::NormMatmulGlu { .. } => "norm_matmul_glu",
             OpSpec::RopeQk { .. } => "rope_qk",
             OpSpec::RopeQkKv { .. } => "rope_qk_kv_write",
+            OpSpec::NormQkvRopeKv { .. } => "norm_qkv_rope_kv_write",
         }
     }
 
@@ -393,6 +407,13 @@ impl OpSpec {
             OpSpec::RopeQkKv { n_head, head_dim, rows, .. } => {
                 vec![
                     expect("q", (*rows, n_head * head_dim), d),
+                    expect("out", (*rows, n_head * head_dim), Nmse(NMSE_MATMUL)),
+                ]
+            }
+            // The queries come out of a quantized mat-vec: the mat-mul bar for both.
+            OpSpec::NormQkvRopeKv { n_head, head_dim, rows, .. } => {
+                vec![
+                    expect("q", (*rows, n_head * head_dim), Nmse(NMSE_MATMUL)),
                     expect("out", (*rows, n_head * head_dim), Nmse(NMSE_MATMUL)),
                 ]
             }
@@ -583,6 +604,21 @@ impl OpSpec {
                 // Rows at positions ROPE_KV_POS0.. so even a one-row (decode) case is rotated
                 // (position 0 is the identity and would hide a RoPE bug); the slots before are
                 // never written and read as zeros on every backend.
+                let mut b = one_seq(*rows);
+                b.pos = (ROPE_KV_POS0..ROPE_KV_POS0 + *rows as u32).collect();
+                p.batches.push(b);
+            }
+            OpSpec::NormQkvRopeKv { ty, k, n_head, n_head_kv, head_dim, rows, bias, .. } => {
+                p.x.push(u(rng, *rows, *k, -10.0, 10.0));
+                w.add(rng, "nw", GgmlType::F32, &[*k as u64])?;
+                for (i, m) in [n_head * head_dim, n_head_kv * head_dim, n_head_kv * head_dim].into_iter().enumerate() {
+                    w.add(rng, &format!("w{i}"), *ty, &[*k as u64, m as u64])?;
+                    if *bias {
+                        w.add(rng, &format!("b{i}"), GgmlType::F32, &[m as u64])?;
+                    }
+                }
+                has_weights = true;
+                // As RopeQkKv: rows from ROPE_KV_POS0, so a decode row is rotated.
                 let mut b = one_seq(*rows);
                 b.pos = (ROPE_KV_POS0..ROPE_KV_POS0 + *rows as u32).collect();
                 p.batches.push(b);
@@ -853,6 +889,57 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
                 head_dim: *head_dim,
                 v_head_dim: *head_dim,
                 scale: 1.0 / (*head_dim as f32).sqrt(),
+                window: None,
+                softcap: None,
+            };
+            let o = b.attention(&q, &kv, 1, &bt, &params, None).map_err(e2s("attention"))?;
+            Ok(vec![host(b, "q", &q)?, host(b, "out", &o)?])
+        }
+        OpSpec::NormQkvRopeKv { style, n_head, n_head_kv, head_dim, rows, bias, .. } => {
+            let rp = plain_rope(*style, *head_dim);
+            let spec = KvSpec {
+                n_layer: 2,
+                n_seq: 1,
+                n_ctx: ROPE_KV_POS0 as usize + rows + 3,
+                k_cols: n_head_kv * head_dim,
+                v_cols: n_head_kv * head_dim,
+                ty: b.kv_type(),
+            };
+            let mut kv = b.kv_alloc(&spec).map_err(e2s("kv_alloc"))?;
+            let bt = batch(b, p, 0)?;
+            let g = b.batch_groups(&bt);
+            let mut ws = Vec::with_capacity(3);
+            for i in 0..3 {
+                let bw = if *bias { Some(weight(b, p, &format!("b{i}"))?) } else { None };
+                ws.push((weight(b, p, &format!("w{i}"))?, bw));
+            }
+            let refs = [(&ws[0].0, ws[0].1.as_ref()), (&ws[1].0, ws[1].1.as_ref()), (&ws[2].0, ws[2].1.as_ref())];
+            let nw = weight(b, p, "nw")?;
+            let q = b
+                .norm_qkv_rope_kv_write(
+                    &x0()?,
+                    &nw,
+                    1e-6,
+                    &refs,
+                    &g,
+                    &mut kv,
+                    1,
+                    (*n_head, *n_head_kv, *head_dim),
+                    &bt,
+                    &rp,
+                )
+                .map_err(e2s("norm_qkv_rope_kv_write"))?;
+            let params = AttnParams {
+                n_head: *n_head,
+                n_head_kv: *n_head_kv,
+                head_dim: *head_dim,
+                v_head_dim: *head_dim,
+                // q and k come out of projections of k-wide rows (elements ~20, |q·k| in the
+                // thousands, not ~1 as in RopeQkKv): at 1/√d the softmax saturates and the fast
+                // numerics' rounding of the scores swings it (Q8_0's `out` on cpu-fast: NMSE
+                // 7e-4). 1/(8d) brings the scores to a few units: a key stored unrotated or
+                // wrong still moves the weights by tens of percent, rounding by under one.
+                scale: 1.0 / (8.0 * *head_dim as f32),
                 window: None,
                 softcap: None,
             };
