@@ -19,6 +19,9 @@ T0=$SECONDS
 # PEER=0: no llama.cpp this call (its build is ~6 minutes of a short device budget; the ratio
 # then needs the peer from another call, and says so).
 if [[ ${PEER:-1} == 1 ]]; then
+    # A build started by an earlier call of this machine (setsid nohup bash ci/llamacpp-cuda.sh
+    # build &, while the model parts travel) is waited for; its result is then reused.
+    while pgrep -f "llamacpp-cuda.sh build" >/dev/null; do sleep 2; done
     ( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
 fi
 # CORRECT=0: measurements only (a call that follows one that checked the same build).
