@@ -20,9 +20,8 @@ T0=$SECONDS
 # then needs the peer from another call, and says so).
 if [[ ${PEER:-1} == 1 ]]; then
     # A build started by an earlier call of this machine (setsid nohup bash ci/llamacpp-cuda.sh
-    # build &, while the model parts travel) is waited for; its result is then reused.
-    while pgrep -f "llamacpp-cuda.sh build" >/dev/null; do sleep 2; done
-    ( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
+    # build &, while the model parts travel) is waited for after the correctness run, then reused.
+    pgrep -f "llamacpp-cuda.sh build" >/dev/null && echo 0 > /tmp/lb.rc || ( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
 fi
 # CORRECT=0: measurements only (a call that follows one that checked the same build).
 if [[ ${CORRECT:-1} == 1 ]]; then
@@ -45,6 +44,7 @@ timeout 60 $B/tests/orcd_cuda --test-threads 1 2>&1 | grep -E "FAIL|test result|
 fi
 echo "correctness done at $((SECONDS-T0)) s"
 wait
+while pgrep -f "llamacpp-cuda.sh build" >/dev/null; do sleep 2; done; cp /tmp/lb-bg.log $OUT/ 2>/dev/null
 [[ ${PEER:-1} == 1 ]] && { echo "llama.cpp build rc=$(cat /tmp/lb.rc) at $((SECONDS-T0)) s"; tail -n 2 $OUT/llamacpp-build.log; }
 lb() { [[ ${PEER:-1} == 1 ]] || return 0; bash ci/llamacpp-cuda.sh bench $M > $OUT/llama-bench-$1.json 2>$OUT/llama-bench-$1.err
   python3 -c 'import json,sys

@@ -36,6 +36,9 @@ pub const KERNELS: &[&str] = &[
     "matvec8_q4_0",
     "matvec8_q4_1",
     "matvec8_q8_0",
+    "matvec8r_q4_0",
+    "matvec8r_q4_1",
+    "matvec8r_q8_0",
     "matvec8g_q4_0",
     "matvec8g_q4_1",
     "matvec8g_q8_0",
@@ -87,7 +90,8 @@ mod tests {
             let defined = OPS_CU.contains(&format!("void {name}("))
                 || OPS_CU.contains(&format!("void MV_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVF_BOUNDS {name}("))
-                || OPS_CU.contains(&format!("void MVM_BOUNDS {name}("));
+                || OPS_CU.contains(&format!("void MVM_BOUNDS {name}("))
+                || OPS_CU.contains(&format!("void MVG_BOUNDS {name}("));
             assert!(defined, "{name} is not defined in ops.cu");
         }
     }

@@ -367,7 +367,7 @@ __device__ __forceinline__ void dec_q4_1(MvRaw r, int q, float* out) {
 struct MvX {
     u32 a, b;  // the part's 8 activation codes (int8), little-endian
     float d;   // the chunk's scale (f16-rounded, as Q8_0 stores it)
-    int s;     // the sum of the 8 codes (Q4_1's min term)
+    float s;   // Q4_1's min term: Q8_1's s = f16(d' · Σ codes of the chunk), d' = amax/127 unrounded
 };
 __device__ __forceinline__ float dot_q8_0(MvRaw r, int, MvX x, float acc) {
     const int sumi = __dp4a((int)r.b, (int)x.b, __dp4a((int)r.a, (int)x.a, 0));
@@ -386,15 +386,18 @@ __device__ __forceinline__ float dot_q4_1(MvRaw r, int q, MvX x, float acc) {
     const int sumi = __dp4a((int)qb, (int)x.b, __dp4a((int)qa, (int)x.a, 0));
     const float d = f16_to_f32((u16)(r.s & 0xffffu)), m = f16_to_f32((u16)(r.s >> 16));
     acc = fmaf(__fmul_rn(d, x.d), (float)sumi, acc);
-    return fmaf(__fmul_rn(m, x.d), (float)x.s, acc);  // Σ (d q + m) x = d Σ q x + m Σ x
+    // Σ (d q + m) x = d Σ q x + m Σ x: the chunk's m · s once, on its first part, with s as
+    // llama.cpp's Q8_1 block keeps it (f16), so the min term is llama.cpp's product.
+    return q == 0 ? fmaf(m, x.s, acc) : acc;
 }
 #define NO_RAW(row, c, q) MvRaw{0u, 0u, 0u}
 #define NO_DEC(r, q, out) ((void)0)
 #define NO_DOT(r, q, x, acc) (acc)
 
-#define QUANT_TYPE(NAME, HAS_PART, RAW_FN, DEC_FN, DOT_FN)                                \
+#define QUANT_TYPE(NAME, HAS_PART, RAW_FN, DEC_FN, DOT_FN, HAS_MIN)                       \
     struct T_##NAME {                                                                     \
         static constexpr bool FLOAT = false;                                              \
+        static constexpr bool MIN = HAS_MIN; /* dot reads MvX::s */                       \
         static constexpr bool PART = HAS_PART;                                            \
         static __device__ __forceinline__ void chunk(const u8* row, int c, float* out) { \
             dq_##NAME(row, c, out);                                                       \
@@ -413,18 +416,18 @@ __device__ __forceinline__ float dot_q4_1(MvRaw r, int q, MvX x, float acc) {
         }                                                                                 \
         static __device__ __forceinline__ float elem(const u8*, i64) { return 0.0f; }     \
     };
-QUANT_TYPE(q4_0, true, raw_q4_0, dec_q4_0, dot_q4_0)
-QUANT_TYPE(q4_1, true, raw_q4_1, dec_q4_1, dot_q4_1)
-QUANT_TYPE(q5_0, false, NO_RAW, NO_DEC, NO_DOT)
-QUANT_TYPE(q5_1, false, NO_RAW, NO_DEC, NO_DOT)
-QUANT_TYPE(q8_0, true, raw_q8_0, dec_q8_0, dot_q8_0)
-QUANT_TYPE(q2_k, false, NO_RAW, NO_DEC, NO_DOT)
-QUANT_TYPE(q3_k, false, NO_RAW, NO_DEC, NO_DOT)
-QUANT_TYPE(q4_k, false, NO_RAW, NO_DEC, NO_DOT)
-QUANT_TYPE(q5_k, false, NO_RAW, NO_DEC, NO_DOT)
-QUANT_TYPE(q6_k, false, NO_RAW, NO_DEC, NO_DOT)
-QUANT_TYPE(iq4_nl, false, NO_RAW, NO_DEC, NO_DOT)
-QUANT_TYPE(mxfp4, false, NO_RAW, NO_DEC, NO_DOT)
+QUANT_TYPE(q4_0, true, raw_q4_0, dec_q4_0, dot_q4_0, false)
+QUANT_TYPE(q4_1, true, raw_q4_1, dec_q4_1, dot_q4_1, true)
+QUANT_TYPE(q5_0, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q5_1, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q8_0, true, raw_q8_0, dec_q8_0, dot_q8_0, false)
+QUANT_TYPE(q2_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q3_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q4_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q5_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q6_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(iq4_nl, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(mxfp4, false, NO_RAW, NO_DEC, NO_DOT, false)
 
 #define FLOAT_TYPE(NAME, EXPR)                                                       \
     struct T_##NAME {                                                                \
@@ -1282,6 +1285,7 @@ __device__ __forceinline__ void mv_round(float* v, int xq, int lane) {
 
 // Part s's 8 values `v` rounded as mv_round's Q8_0 (xq 0) rounds them, kept as codes for the
 // integer products (MvX); the same lanes, shuffles and scales, so code · d is mv_round's value.
+template <bool MIN>
 __device__ __forceinline__ MvX mv_round_i8(const float* v) {
     float a = 0.0f;
 #pragma unroll
@@ -1296,8 +1300,13 @@ __device__ __forceinline__ MvX mv_round_i8(const float* v) {
         const int qi = (int)fminf(fmaxf(rintf(__fmul_rn(v[l], id)), -128.0f), 127.0f);
         p[l >> 2] |= ((u32)qi & 0xffu) << (8 * (l & 3));
     }
-    MvX x{p[0], p[1], d, 0};
-    x.s = __dp4a((int)p[1], 0x01010101, __dp4a((int)p[0], 0x01010101, 0));
+    MvX x{p[0], p[1], d, 0.0f};
+    if (MIN) {  // uniform: the chunk's code sum over its four lanes (exact), then Q8_1's s
+        int si = __dp4a((int)p[1], 0x01010101, __dp4a((int)p[0], 0x01010101, 0));
+        si += __shfl_xor_sync(FULL_MASK, si, 1);
+        si += __shfl_xor_sync(FULL_MASK, si, 2);
+        x.s = f16_to_f32(f32_to_f16(__fmul_rn(__fdiv_rn(a, 127.0f), (float)si)));
+    }
     return x;
 }
 
@@ -1523,7 +1532,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
                     float xv[8];
                     mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
                     if (xq == 0) {  // uniform: the fast numerics' integer products
-                        const MvX xi = mv_round_i8(xv);
+                        const MvX xi = mv_round_i8<T::MIN>(xv);
                         if (valid) {
 #pragma unroll
                             for (int c = 0; c < C; ++c) {
@@ -1717,7 +1726,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
                         if (i < nr) {  // uniform
                             float xv[8];
                             mv_load_x(x + xrow(i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nw);
-                            const MvX xi = mv_round_i8(xv);
+                            const MvX xi = mv_round_i8<T::MIN>(xv);
                             if (valid) {
                                 acc[i] = T::dot(rw, s & 3, xi, acc[i]);
                                 if (wr2) acc2[i] = T::dot(rw2, s & 3, xi, acc2[i]);
