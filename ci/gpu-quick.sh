@@ -40,7 +40,7 @@ if [[ -f $SMOL ]]; then  # issue 11: the CPU's greedy text on CUDA (the parts mu
 fi
 timeout 60 $B/tests/multi_seq --test-threads 1 cuda_graph_replay 2>&1 | grep "test result"
 timeout 60 $B/tests/orcd_cuda --test-threads 1 2>&1 | grep -E "FAIL|test result|panicked" | head
-[[ ${SAN:-110} == 0 ]] || SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -6
+[[ ${SAN:-110} == 0 ]] || SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize ${SAN_TOOLS:-memcheck racecheck} 2>&1 | tail -6
 fi
 echo "correctness done at $((SECONDS-T0)) s"
 wait
