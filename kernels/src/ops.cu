@@ -940,22 +940,6 @@ __device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, 
     return __fadd_rn(t, s);
 }
 
-// dot_cpu_order of a 64-wide head whose key row is already in registers (`kf`, converted from
-// the cache as dot_cpu_order converts it): the same products, sums and combination.
-__device__ __forceinline__ float dot_cpu_order_64(const float* a, const float* kf) {
-    float acc[8];
-#pragma unroll
-    for (int l = 0; l < 8; ++l) acc[l] = 0.0f;
-#pragma unroll
-    for (int c = 0; c < 8; ++c) {
-#pragma unroll
-        for (int l = 0; l < 8; ++l) acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], kf[8 * c + l]));
-    }
-    const float t = __fadd_rn(__fadd_rn(__fadd_rn(acc[0], acc[4]), __fadd_rn(acc[1], acc[5])),
-                              __fadd_rn(__fadd_rn(acc[2], acc[6]), __fadd_rn(acc[3], acc[7])));
-    return __fadd_rn(t, 0.0f);  // dot_cpu_order's empty tail
-}
-
 __device__ __forceinline__ double att_score(float dot, double scale, double cap) {
     double s = __dmul_rn((double)dot, scale);
     if (cap > 0.0) s = __dmul_rn(cap, tanh(__ddiv_rn(s, cap)));
@@ -990,30 +974,6 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     const int nk = (int)p + 1;
     const i64 slot0 = ((i64)il * n_seq + sq) * n_ctx;  // slot 0 of this layer and sequence
     const i64 k_cols = (i64)n_head_kv * head_dim, v_cols = (i64)n_head_kv * v_head_dim;
-    const int lane = tid & 31, wp = tid >> 5, nw = bd >> 5;
-    // 64-wide heads (decode's usual): a thread's first key row (key tid) and a warp's first eight
-    // value rows (keys wp + nw·i) are loaded before the query and the reductions, which they do not
-    // depend on, so their latency overlaps them; the arithmetic below is unchanged.
-    const bool pre = head_dim == 64 && v_head_dim <= 32 * ATT_DIMS;
-    float kf[64];
-    float vpre[8][ATT_DIMS];
-    if (pre) {
-        if (tid < nk) {
-            const i64 kofs = (slot0 + tid) * k_cols + (i64)kh * head_dim;
-#pragma unroll
-            for (int e = 0; e < 64; ++e) kf[e] = kv_load(kc, kofs + e, f16);
-        }
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            const int j = wp + nw * i;
-            const i64 vrow = (slot0 + j) * v_cols + (i64)kh * v_head_dim;
-#pragma unroll
-            for (int u = 0; u < ATT_DIMS; ++u) {
-                const int d = lane + 32 * u;
-                vpre[i][u] = (j < nk && d < v_head_dim) ? kv_load(vc, vrow + d, f16) : 0.0f;
-            }
-        }
-    }
     // An F16 cache is the fast numerics: llama.cpp rounds q to F16 (the K cache's vec_dot_type).
     const float* qg = q + ((i64)r * n_head + h) * head_dim;
     for (int d = tid; d < head_dim; d += bd) qsh[d] = f16 ? f16_to_f32(f32_to_f16(qg[d])) : qg[d];
@@ -1028,8 +988,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     for (int j = tid; j < nk; j += bd) {
         float dt = 0.0f;
         if (VISIBLE(j)) {
-            dt = (pre && j == tid) ? dot_cpu_order_64(qh, kf)
-                                   : dot_cpu_order(qh, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
+            dt = dot_cpu_order(qh, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
             mx = fmax(mx, att_score(dt, sc, cap));  // fmax, like f64::max, ignores NaN
         }
         dots[j] = dt;
@@ -1039,15 +998,11 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     if (sinks) mx = fmax(mx, sink);
 
     // Pass 2: the denominator (the sink joins it, not the value sum). Non-finite scores weigh 0.
-    double sum = 0.0, e_first = 0.0;  // e_first: key tid's exp, kept for the weights' pass
+    double sum = 0.0;
     for (int j = tid; j < nk; j += bd) {
         if (!VISIBLE(j)) continue;
         const double s = att_score(dots[j], sc, cap);
-        if (isfinite(s)) {
-            const double e = exp(s - mx);
-            if (j == tid) e_first = e;
-            sum = __dadd_rn(sum, e);
-        }
+        if (isfinite(s)) sum = __dadd_rn(sum, exp(s - mx));
     }
     sum = block_sum8_d(sum, red);  // also the barrier before dots[] is rewritten below
     if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
@@ -1061,7 +1016,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         if (VISIBLE(j)) {
             const double s = att_score(dots[j], sc, cap);
             if (isfinite(s)) {
-                const double e = j == tid ? e_first : exp(s - mx);
+                const double e = exp(s - mx);
                 if (e != 0.0) w = (float)__ddiv_rn(e, sum);
                 if (f16) w = f16_to_f32(f32_to_f16(w));
             }
@@ -1074,28 +1029,16 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     // the chain of dependent loads per thread is nk / nw long, not nk), lane takes dims
     // d = d0 + lane + 32u; the warps' partial sums are then added in warp order (fixed: the
     // result does not depend on timing).
+    const int lane = tid & 31, wp = tid >> 5, nw = bd >> 5;
     for (int d0 = 0; d0 < v_head_dim; d0 += 32 * ATT_DIMS) {
         double acc[ATT_DIMS];
 #pragma unroll
         for (int u = 0; u < ATT_DIMS; ++u) acc[u] = 0.0;
-        int j0 = wp;
-        if (pre) {  // the prefetched keys first (d0 is 0: one pass over the dims), in key order
-#pragma unroll
-            for (int i = 0; i < 8; ++i, j0 += nw) {
-                if (j0 < nk && dots[j0] != 0.0f) {  // uniform over the warp
-                    const float w = dots[j0];
-#pragma unroll
-                    for (int u = 0; u < ATT_DIMS; ++u) {
-                        if (lane + 32 * u < v_head_dim) acc[u] = __dadd_rn(acc[u], __dmul_rn((double)w, (double)vpre[i][u]));
-                    }
-                }
-            }
-        }
         // Every key's values are loaded (all j < nk lie in the cache), so the loads of several
         // keys are in flight together; keys of weight 0 (masked, underflowed) are not added, as
         // the CPU skips them (0 · inf would be NaN).
 #pragma unroll 8
-        for (int j = j0; j < nk; j += nw) {
+        for (int j = wp; j < nk; j += nw) {
             const float w = dots[j];
             const i64 vrow = (slot0 + j) * v_cols + (i64)kh * v_head_dim;
             float vv[ATT_DIMS];
