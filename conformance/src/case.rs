@@ -90,6 +90,8 @@ pub enum CaseKind {
     Generate(Box<crate::suites::generate::GenerateCase>),
     /// One op on one shape, type and parameters against the exact CPU backend (generated).
     Op(Box<crate::suites::ops::OpCase>),
+    /// Throughput against a peer measured in the same run (suite `perf`).
+    Perf(Box<crate::suites::perf::PerfCase>),
 }
 
 /// One case (the backend is chosen when it runs).

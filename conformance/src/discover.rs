@@ -77,6 +77,10 @@ pub fn load_case_file(path: &Path) -> Result<Option<Case>> {
             let c: crate::suites::generate::GenerateCase = serde_norway::from_value(value).map_err(|e| bad(path, e))?;
             (c.name.clone(), CaseKind::Generate(Box::new(c)))
         }
+        "perf" => {
+            let c: crate::suites::perf::PerfCase = serde_norway::from_value(value).map_err(|e| bad(path, e))?;
+            (c.name.clone(), CaseKind::Perf(Box::new(c)))
+        }
         other => return Err(bad(path, format!("unknown suite {other:?}"))),
     };
     // Model cases run on every column of their numerics; generation on the fast ones (its
@@ -87,6 +91,8 @@ pub fn load_case_file(path: &Path) -> Result<Option<Case>> {
             None => return Err(bad(path, format!("numerics {:?}: unknown (exact or fast)", m.file.numerics))),
         },
         CaseKind::Generate(_) => Backend::of_numerics(orcd_backends::Numerics::Fast),
+        // The CPU peer competes with the CPU's default (fast) numerics.
+        CaseKind::Perf(_) => vec![Backend::CpuFast],
         _ => vec![Backend::Cpu],
     };
     Ok(Some(Case { suite, name, source: path.into(), backends, kind }))

@@ -18,6 +18,7 @@
 //! before the split, and [`Error`] converts every lower crate's error (`?` works across them).
 
 pub mod batcher;
+pub mod bench;
 pub mod error;
 pub mod generate;
 pub mod model;

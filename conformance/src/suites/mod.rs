@@ -8,6 +8,7 @@ pub mod generate;
 pub mod gguf;
 pub mod models;
 pub mod ops;
+pub mod perf;
 pub mod quant;
 pub mod sampler;
 pub mod tokenizer;
@@ -15,7 +16,8 @@ pub mod tokenizer;
 use crate::case::{Backend, Case, CaseKind, Outcome};
 
 /// The suites that exist, in report order.
-pub const SUITES: &[&str] = &["gguf", "quant", "tokenizer", "chat_template", "sampler", "ops", "models", "generate"];
+pub const SUITES: &[&str] =
+    &["gguf", "quant", "tokenizer", "chat_template", "sampler", "ops", "models", "generate", "perf"];
 
 /// What a case measured besides its verdict (shown in reports and plots).
 #[derive(Debug, Clone, Default)]
@@ -38,6 +40,7 @@ pub fn run(case: &Case, backend: Backend) -> (Outcome, Measured) {
         CaseKind::ChatTemplate(c) => plain(chat_template::run(c)),
         CaseKind::Generate(c) => generate::run(c, backend),
         CaseKind::Op(c) => ops::run(c, &case.name, backend),
+        CaseKind::Perf(c) => perf::run(c, backend),
     }
 }
 
@@ -50,6 +53,7 @@ pub fn not_run_reason(case: &Case) -> Option<String> {
         CaseKind::Generate(c) => c.file.missing_reason(),
         CaseKind::Tokenizer(c) => tokenizer::not_run_reason(c),
         CaseKind::TokenizerStrings(c) => tokenizer::strings_not_run_reason(c),
+        CaseKind::Perf(c) => perf::not_run_reason(c),
         _ => None,
     }
 }

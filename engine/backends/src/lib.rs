@@ -154,6 +154,12 @@ impl Column {
     }
 }
 
+/// Threads the CPU backends' parallel loops use (`ORCD_THREADS`, else `RAYON_NUM_THREADS`, else
+/// the CPU count): a peer measured beside them gets as many.
+pub fn cpu_threads() -> usize {
+    orcd_cpu::cpu_fast::pool::threads()
+}
+
 /// Generic code run on a column's backend ([`Column::visit`]).
 pub trait OpsVisitor {
     type Out;

@@ -6,15 +6,7 @@ use std::io::Write;
 use super::{load_model, open, stdout_err, BackendArg, NumericsArg};
 use crate::model::AnyModel;
 use crate::{Error, Result};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
+use orcd_engine::bench::median;
 
 /// The process's peak resident set (Linux `VmHWM`), if the platform reports it.
 fn peak_rss_bytes() -> Option<u64> {
@@ -89,8 +81,7 @@ pub(super) fn bench(
     }
 }
 
-/// Prefill and decode tok/s, medians over `repeats`. Decode is greedy through the argmax op (no
-/// full logits copy), as a server's greedy path.
+/// Prefill and decode tok/s, medians over `repeats` ([`orcd_engine::bench::once`] each).
 fn bench_on(
     m: &mut dyn AnyModel,
     prompt_tokens: usize,
@@ -98,37 +89,16 @@ fn bench_on(
     repeats: usize,
     json: bool,
 ) -> Result<(f64, f64)> {
-    // Deterministic token ids spread over the vocabulary (content does not change the cost).
-    let n_vocab = m.hp().n_vocab as u64;
-    let prompt: Vec<u32> = (0..prompt_tokens as u64).map(|i| ((i * 7919 + 13) % n_vocab) as u32).collect();
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
     for r in 0..repeats {
-        m.reset();
-        let t = std::time::Instant::now();
-        // Prompt logits of the last position only, as llama-bench and llama.cpp's generation do.
-        let batch = m.seq_batch(0, &prompt, false);
-        let mut next = first(m.decode_argmax(&batch)?)?;
-        pp.push(prompt_tokens as f64 / t.elapsed().as_secs_f64());
-        let t = std::time::Instant::now();
-        for _ in 0..gen_tokens {
-            let batch = m.seq_batch(0, &[next], false);
-            next = first(m.decode_argmax(&batch)?)?;
-        }
+        let (p, t) = orcd_engine::bench::once(m, prompt_tokens, gen_tokens)?;
+        pp.push(p);
         if gen_tokens > 0 {
-            tg.push(gen_tokens as f64 / t.elapsed().as_secs_f64());
+            tg.push(t);
         }
         if !json {
-            eprintln!(
-                "repeat {}/{repeats}: prefill {:.1} tok/s, decode {:.1} tok/s",
-                r + 1,
-                pp[r],
-                tg.last().copied().unwrap_or(0.0)
-            );
+            eprintln!("repeat {}/{repeats}: prefill {p:.1} tok/s, decode {t:.1} tok/s", r + 1);
         }
     }
     Ok((median(pp), median(tg)))
-}
-
-fn first(ids: Vec<u32>) -> Result<u32> {
-    ids.first().copied().ok_or_else(|| Error::Invalid("the forward returned no logits row".into()))
 }

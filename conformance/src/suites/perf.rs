@@ -1,0 +1,219 @@
+//! Suite `perf`: the engine's throughput against a peer measured in the same run, on the same
+//! file and machine (DESIGN §9, issue 14). Rounds alternate ours (in process:
+//! `orcd_engine::bench::once` on the case's column, the model loaded once and warmed) and the
+//! peer (llama.cpp through llama-cpp-python, `conformance/peer/llamacpp_cpu.py`, a process a
+//! round, as many threads as ours); the case passes when the ratio of the medians reaches each
+//! floor the case file states (with the issue it comes from). Absolute numbers are never
+//! compared with recorded ones: only same-run ratios decide.
+//!
+//! Not run, with the reason, where the peer is not installed, the model is not fetched, or
+//! `ORCD_PERF` is not `1`: the measurement takes minutes and wants an otherwise idle machine,
+//! so the test run (`cargo nextest`, cases in parallel) leaves it to the gate run (`ci/gate.sh`
+//! sets it).
+
+use serde::Deserialize;
+
+use super::gguf::FileRef;
+use super::Measured;
+use crate::case::{Backend, Outcome};
+use crate::paths;
+
+/// The installed llama-cpp-python this suite's peer is pinned to (goldens/recorders/requirements.txt).
+const PEER_VERSION: &str = "0.3.36";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PerfCase {
+    pub name: String,
+    #[serde(flatten)]
+    pub file: FileRef,
+    /// The peer, in words (what the report shows beside the ratio).
+    pub peer: String,
+    pub prompt_tokens: usize,
+    pub gen_tokens: usize,
+    /// Alternating rounds (ours, then the peer); medians over them.
+    pub rounds: usize,
+    pub thresholds: PerfThresholds,
+}
+
+/// Floors on ours / peer (medians of the rounds).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerfThresholds {
+    pub prefill_ratio: f64,
+    pub decode_ratio: f64,
+}
+
+fn python() -> String {
+    std::env::var("ORCD_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Why the peer cannot run here (not installed, or another version than the pinned one).
+fn peer_missing() -> Option<String> {
+    let out = std::process::Command::new(python())
+        .args(["-c", "import llama_cpp; print(llama_cpp.__version__)"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            (v != PEER_VERSION).then(|| {
+                format!("llama-cpp-python {v} is installed; the peer is {PEER_VERSION} (goldens/recorders/requirements.txt)")
+            })
+        }
+        _ => Some(format!(
+            "llama-cpp-python {PEER_VERSION} (the peer) is not installed here: pip install -r goldens/recorders/requirements.txt"
+        )),
+    }
+}
+
+pub fn not_run_reason(c: &PerfCase) -> Option<String> {
+    if std::env::var_os("ORCD_PERF").is_none_or(|v| v != "1") {
+        return Some(
+            "perf cases run with ORCD_PERF=1 (ci/gate.sh sets it): minutes of alternating measurement that want an idle machine"
+                .into(),
+        );
+    }
+    if c.file.file.is_none() {
+        return Some("perf cases measure fetched files (`file:`), which the peer can open".into());
+    }
+    c.file.missing_reason().or_else(peer_missing)
+}
+
+/// One peer round: (prefill tok/s, decode tok/s).
+fn peer_round(c: &PerfCase, path: &std::path::Path, threads: usize) -> Result<(f64, f64), String> {
+    let script = paths::repo_root().join("conformance/peer/llamacpp_cpu.py");
+    let out = std::process::Command::new(python())
+        .arg(&script)
+        .arg(path)
+        .arg(c.prompt_tokens.to_string())
+        .arg(c.gen_tokens.to_string())
+        .arg(threads.to_string())
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the peer ({}) failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("no message")
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("the peer's output is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
+    let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).ok_or_else(|| format!("the peer's output lacks {k}: {v}"));
+    Ok((get("prefill_tok_s")?, get("decode_tok_s")?))
+}
+
+pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
+    let fail = |message: String| (Outcome::Fail { message }, Measured::default());
+    if c.rounds == 0 || c.prompt_tokens == 0 || c.gen_tokens == 0 {
+        return fail(format!("{}: rounds, prompt_tokens and gen_tokens must be at least 1", c.name));
+    }
+    let Some(rel) = &c.file.file else { return fail(format!("{}: no `file`", c.name)) };
+    let path = paths::external(rel);
+    let (f, _) = match c.file.load() {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let opts = orcd_engine::model::LoadOpts { n_ctx: Some(c.prompt_tokens + c.gen_tokens + 8), ..Default::default() };
+    let mut m = match backend.column().load(&f, &opts) {
+        Ok(m) => m,
+        Err(e) => return fail(format!("load on {}: {e}", backend.name())),
+    };
+    let threads = orcd_backends::cpu_threads();
+    // One untimed pass: page the weights in and warm the caches, as the peer's first pass does.
+    if let Err(e) = orcd_engine::bench::once(m.as_mut(), c.prompt_tokens, c.gen_tokens) {
+        return fail(format!("bench on {}: {e}", backend.name()));
+    }
+    let (mut ours_pp, mut ours_tg, mut peer_pp, mut peer_tg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..c.rounds {
+        match orcd_engine::bench::once(m.as_mut(), c.prompt_tokens, c.gen_tokens) {
+            Ok((pp, tg)) => {
+                ours_pp.push(pp);
+                ours_tg.push(tg);
+            }
+            Err(e) => return fail(format!("bench on {}: {e}", backend.name())),
+        }
+        match peer_round(c, &path, threads) {
+            Ok((pp, tg)) => {
+                peer_pp.push(pp);
+                peer_tg.push(tg);
+            }
+            Err(e) => return fail(e),
+        }
+    }
+    use orcd_engine::bench::median;
+    let (opp, otg, ppp, ptg) = (median(ours_pp), median(ours_tg), median(peer_pp), median(peer_tg));
+    let (rpp, rtg) = (opp / ppp, otg / ptg);
+    let mut measured = Measured::default();
+    for (k, v) in [
+        ("prefill_tok_s", opp),
+        ("decode_tok_s", otg),
+        ("peer_prefill_tok_s", ppp),
+        ("peer_decode_tok_s", ptg),
+        ("prefill_ratio", rpp),
+        ("decode_ratio", rtg),
+        ("threads", threads as f64),
+    ] {
+        measured.metrics.insert(k.into(), v);
+    }
+    let summary = format!(
+        "{} rounds, {threads} threads, pp{} / tg{}: prefill {opp:.1} vs {ppp:.1} tok/s ({rpp:.2}×), decode {otg:.1} vs \
+         {ptg:.1} tok/s ({rtg:.2}×) against {}",
+        c.rounds, c.prompt_tokens, c.gen_tokens, c.peer
+    );
+    match shortfalls(rpp, rtg, &c.thresholds) {
+        None => (Outcome::Pass { detail: summary }, measured),
+        Some(why) => (Outcome::Fail { message: format!("{why} (medians)\n  {summary}") }, measured),
+    }
+}
+
+/// What falls short of the floors (`None`: both reached). A NaN ratio (a peer that reported 0
+/// tok/s, say) falls short.
+fn shortfalls(prefill_ratio: f64, decode_ratio: f64, t: &PerfThresholds) -> Option<String> {
+    let mut errs = Vec::new();
+    if prefill_ratio.is_nan() || prefill_ratio < t.prefill_ratio {
+        errs.push(format!("prefill {prefill_ratio:.2}× < {:.2}×", t.prefill_ratio));
+    }
+    if decode_ratio.is_nan() || decode_ratio < t.decode_ratio {
+        errs.push(format!("decode {decode_ratio:.2}× < {:.2}×", t.decode_ratio));
+    }
+    (!errs.is_empty()).then(|| errs.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: PerfThresholds = PerfThresholds { prefill_ratio: 1.2, decode_ratio: 1.5 };
+
+    #[test]
+    fn both_floors_reached_passes() {
+        assert_eq!(shortfalls(1.2, 1.5, &T), None);
+        assert_eq!(shortfalls(3.0, 2.0, &T), None);
+    }
+
+    #[test]
+    fn each_floor_missed_is_named() {
+        assert_eq!(shortfalls(1.19, 1.6, &T).as_deref(), Some("prefill 1.19× < 1.20×"));
+        assert_eq!(shortfalls(1.3, 1.0, &T).as_deref(), Some("decode 1.00× < 1.50×"));
+        let both = shortfalls(0.5, 0.5, &T).unwrap_or_default();
+        assert!(both.contains("prefill") && both.contains("decode"), "{both}");
+    }
+
+    #[test]
+    fn a_nan_ratio_falls_short() {
+        assert!(shortfalls(f64::NAN, 2.0, &T).is_some());
+        assert!(shortfalls(2.0, f64::INFINITY / f64::INFINITY, &T).is_some());
+    }
+
+    #[test]
+    fn the_case_files_parse_with_their_floors() {
+        for name in ["cpu-smollm2-135m-q4_1", "cpu-gemma3-270m-q4_k_m"] {
+            let p = paths::goldens_dir().join("perf").join(format!("{name}.yaml"));
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let c: PerfCase = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            assert_eq!(c.name, name);
+            assert!(c.rounds >= 5, "issue 14: medians of at least 5 rounds");
+            assert!(c.thresholds.prefill_ratio >= 1.2 && c.thresholds.decode_ratio >= 1.5);
+        }
+    }
+}
