@@ -19,9 +19,8 @@ pub fn once(m: &mut dyn AnyModel, prompt_tokens: usize, gen_tokens: usize) -> Re
     if prompt_tokens == 0 {
         return Err(Error::Invalid("bench: the prompt needs at least one token".into()));
     }
-    let first = |ids: Vec<u32>| {
-        ids.first().copied().ok_or_else(|| Error::Invalid("the forward returned no logits row".into()))
-    };
+    let first =
+        |ids: Vec<u32>| ids.first().copied().ok_or_else(|| Error::Invalid("the forward returned no logits row".into()));
     let ids = prompt(m.hp().n_vocab, prompt_tokens);
     m.reset();
     let t = std::time::Instant::now();

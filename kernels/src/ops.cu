@@ -1243,14 +1243,20 @@ __device__ __forceinline__ void mv_part(const u8* row, int c, int q, float* out)
 // parts, 8·32 = 256 elements starting on a multiple of 256) per `xq`, as mv's ABI says; lanes
 // without a part pass zeros and still take part in the shuffles (every lane of the warp calls it
 // with the same xq).
+// The largest magnitude of a Q8_0 chunk whose four parts (8 values `v` each) sit on lanes
+// 4g .. 4g + 3 (NaN never wins), on all four lanes.
+__device__ __forceinline__ float chunk_amax(const float* v) {
+    float a = 0.0f;
+#pragma unroll
+    for (int l = 0; l < 8; ++l) a = fmaxf(a, fabsf(v[l]));
+    a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 1));
+    return fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 2));
+}
+
 __device__ __forceinline__ void mv_round(float* v, int xq, int lane) {
     if (xq == 0) {
         // Q8_0: the chunk's four parts sit on lanes 4g .. 4g + 3.
-        float a = 0.0f;
-#pragma unroll
-        for (int l = 0; l < 8; ++l) a = fmaxf(a, fabsf(v[l]));
-        a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 1));
-        a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 2));
+        const float a = chunk_amax(v);
         float d, id;
         q8_0_scales(a, &d, &id);
 #pragma unroll
@@ -1287,11 +1293,7 @@ __device__ __forceinline__ void mv_round(float* v, int xq, int lane) {
 // integer products (MvX); the same lanes, shuffles and scales, so code · d is mv_round's value.
 template <bool MIN>
 __device__ __forceinline__ MvX mv_round_i8(const float* v) {
-    float a = 0.0f;
-#pragma unroll
-    for (int l = 0; l < 8; ++l) a = fmaxf(a, fabsf(v[l]));
-    a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 1));
-    a = fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 2));
+    const float a = chunk_amax(v);
     float d, id;
     q8_0_scales(a, &d, &id);
     u32 p[2] = {0u, 0u};

@@ -49,9 +49,8 @@ fn python() -> String {
 
 /// Why the peer cannot run here (not installed, or another version than the pinned one).
 fn peer_missing() -> Option<String> {
-    let out = std::process::Command::new(python())
-        .args(["-c", "import llama_cpp; print(llama_cpp.__version__)"])
-        .output();
+    let out =
+        std::process::Command::new(python()).args(["-c", "import llama_cpp; print(llama_cpp.__version__)"]).output();
     match out {
         Ok(o) if o.status.success() => {
             let v = String::from_utf8_lossy(&o.stdout).trim().to_string();

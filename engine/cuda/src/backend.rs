@@ -468,13 +468,8 @@ impl Cuda {
         if p.n_rot.min(head_dim) > 512 {
             return Err(shape_err("rope", format!("{} rotated dims: the kernel rotates at most 512", p.n_rot)));
         }
-        let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base)).unwrap_or([0.0, 0.0]);
+        let (corr, ext, ff) = self.rope_extras(p)?;
         let mscale = p.mscale_f64();
-        let ext = p.yarn.map_or(0.0, |y| y.ext_factor);
-        let ff = match &p.freq_factors {
-            Some(f) => Some(self.factors_on_device(f)?),
-            None => None,
-        };
         let y = self.tensor(x.rows, x.cols)?;
         let y2 = match x2 {
             Some(t) => Some(self.tensor(t.rows, t.cols)?),
@@ -537,6 +532,18 @@ impl Cuda {
             Act::Silu => 0,
             Act::Gelu => 1 + self.fast as i32,
         }
+    }
+
+    /// A RoPE's YaRN correction dims, extrapolation factor and device frequency factors: the
+    /// `rope` kernel's and `matvec8r_`'s arguments beyond the plain ones.
+    fn rope_extras(&self, p: &RopeParams) -> Result<([f32; 2], f32, Option<DevBuf>)> {
+        let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base)).unwrap_or([0.0, 0.0]);
+        let ext = p.yarn.map_or(0.0, |y| y.ext_factor);
+        let ff = match &p.freq_factors {
+            Some(f) => Some(self.factors_on_device(f)?),
+            None => None,
+        };
+        Ok((corr, ext, ff))
     }
 
     /// The device copy of RoPE frequency factors `f` (uploaded the first time they are seen).
@@ -1179,12 +1186,7 @@ impl Ops for Cuda {
         b.rows.check_kv(s)?;
         let kty = kernel_ty(wq.ty).ok_or_else(|| shape_err("matmul", format!("{}: no kernel", wq.name)))?;
         let xq = self.matmul_rounding(x.cols, wq.ty)?;
-        let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base)).unwrap_or([0.0, 0.0]);
-        let ext = p.yarn.map_or(0.0, |y| y.ext_factor);
-        let ff = match &p.freq_factors {
-            Some(f) => Some(self.factors_on_device(f)?),
-            None => None,
-        };
+        let (corr, ext, ff) = self.rope_extras(p)?;
         let neox = p.style == RopeStyle::Neox && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox);
         let y = self.tensor(1, wq.rows)?;
         let bias = |w: Option<&CudaWeight>| w.map_or(Arg::Ptr(0), |b| b.buf.arg());

@@ -867,45 +867,17 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
         }
         OpSpec::RopeQkKv { style, n_head, n_head_kv, head_dim, rows } => {
             let rp = plain_rope(*style, *head_dim);
-            // Layer 1 of a two-layer cache with room past the rows (layer 0 and the slots past
-            // the rows must not be read; the slots before ROPE_KV_POS0 are read, as zeros).
-            let spec = KvSpec {
-                n_layer: 2,
-                n_seq: 1,
-                n_ctx: ROPE_KV_POS0 as usize + rows + 3,
-                k_cols: n_head_kv * head_dim,
-                v_cols: n_head_kv * head_dim,
-                ty: b.kv_type(),
-            };
-            let mut kv = b.kv_alloc(&spec).map_err(e2s("kv_alloc"))?;
+            let mut kv = rope_kv_cache(b, *n_head_kv, *head_dim, *rows)?;
             let bt = batch(b, p, 0)?;
             let (q, k, v) = (x0()?, x1()?, tensor(b, &p.x[2])?);
             let q = b
                 .rope_qk_kv_write(&q, &k, &v, &mut kv, 1, *n_head, *n_head_kv, *head_dim, &bt, &rp)
                 .map_err(e2s("rope_qk_kv_write"))?;
-            let params = AttnParams {
-                n_head: *n_head,
-                n_head_kv: *n_head_kv,
-                head_dim: *head_dim,
-                v_head_dim: *head_dim,
-                scale: 1.0 / (*head_dim as f32).sqrt(),
-                window: None,
-                softcap: None,
-            };
-            let o = b.attention(&q, &kv, 1, &bt, &params, None).map_err(e2s("attention"))?;
-            Ok(vec![host(b, "q", &q)?, host(b, "out", &o)?])
+            rope_kv_outputs(b, &q, &kv, &bt, (*n_head, *n_head_kv, *head_dim), 1.0 / (*head_dim as f32).sqrt())
         }
         OpSpec::NormQkvRopeKv { style, n_head, n_head_kv, head_dim, rows, bias, .. } => {
             let rp = plain_rope(*style, *head_dim);
-            let spec = KvSpec {
-                n_layer: 2,
-                n_seq: 1,
-                n_ctx: ROPE_KV_POS0 as usize + rows + 3,
-                k_cols: n_head_kv * head_dim,
-                v_cols: n_head_kv * head_dim,
-                ty: b.kv_type(),
-            };
-            let mut kv = b.kv_alloc(&spec).map_err(e2s("kv_alloc"))?;
+            let mut kv = rope_kv_cache(b, *n_head_kv, *head_dim, *rows)?;
             let bt = batch(b, p, 0)?;
             let g = b.batch_groups(&bt);
             let mut ws = Vec::with_capacity(3);
@@ -929,22 +901,12 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
                     &rp,
                 )
                 .map_err(e2s("norm_qkv_rope_kv_write"))?;
-            let params = AttnParams {
-                n_head: *n_head,
-                n_head_kv: *n_head_kv,
-                head_dim: *head_dim,
-                v_head_dim: *head_dim,
-                // q and k come out of projections of k-wide rows (elements ~20, |q·k| in the
-                // thousands, not ~1 as in RopeQkKv): at 1/√d the softmax saturates and the fast
-                // numerics' rounding of the scores swings it (Q8_0's `out` on cpu-fast: NMSE
-                // 7e-4). 1/(8d) brings the scores to a few units: a key stored unrotated or
-                // wrong still moves the weights by tens of percent, rounding by under one.
-                scale: 1.0 / (8.0 * *head_dim as f32),
-                window: None,
-                softcap: None,
-            };
-            let o = b.attention(&q, &kv, 1, &bt, &params, None).map_err(e2s("attention"))?;
-            Ok(vec![host(b, "q", &q)?, host(b, "out", &o)?])
+            // q and k come out of projections of k-wide rows (elements ~20, |q·k| in the
+            // thousands, not ~1 as in RopeQkKv): at 1/√d the softmax saturates and the fast
+            // numerics' rounding of the scores swings it (Q8_0's `out` on cpu-fast: NMSE
+            // 7e-4). 1/(8d) brings the scores to a few units: a key stored unrotated or
+            // wrong still moves the weights by tens of percent, rounding by under one.
+            rope_kv_outputs(b, &q, &kv, &bt, (*n_head, *n_head_kv, *head_dim), 1.0 / (8.0 * *head_dim as f32))
         }
         OpSpec::RopeQk { style, n_head, n_head_kv, head_dim, .. } => {
             let rp = plain_rope(*style, *head_dim);
@@ -982,6 +944,35 @@ fn exec_attention<B: Ops>(b: &B, a: &AttnSpec, p: &Prepared) -> R<Vec<Got>> {
         out.push(host(b, name, &o)?);
     }
     Ok(out)
+}
+
+/// Layer 1 of a two-layer cache with room past `rows` (layer 0 and the slots past the rows must
+/// not be read; the slots before ROPE_KV_POS0 are read, as zeros): the fused-RoPE cases' cache.
+fn rope_kv_cache<B: Ops>(b: &B, n_head_kv: usize, head_dim: usize, rows: usize) -> R<B::Kv> {
+    let spec = KvSpec {
+        n_layer: 2,
+        n_seq: 1,
+        n_ctx: ROPE_KV_POS0 as usize + rows + 3,
+        k_cols: n_head_kv * head_dim,
+        v_cols: n_head_kv * head_dim,
+        ty: b.kv_type(),
+    };
+    b.kv_alloc(&spec).map_err(e2s("kv_alloc"))
+}
+
+/// The fused-RoPE cases' outputs: the rotated queries, and a causal attention (scale `scale`)
+/// over the layer-1 cache the op wrote (every stored key and value reaches some output row).
+fn rope_kv_outputs<B: Ops>(
+    b: &B,
+    q: &B::Tensor,
+    kv: &B::Kv,
+    bt: &B::Batch,
+    (n_head, n_head_kv, head_dim): (usize, usize, usize),
+    scale: f32,
+) -> R<Vec<Got>> {
+    let params = AttnParams { n_head, n_head_kv, head_dim, v_head_dim: head_dim, scale, window: None, softcap: None };
+    let o = b.attention(q, kv, 1, bt, &params, None).map_err(e2s("attention"))?;
+    Ok(vec![host(b, "q", q)?, host(b, "out", &o)?])
 }
 
 /// The first position of the `rope_qk_kv_write` cases' rows.
