@@ -113,7 +113,9 @@ impl Case {
 
     /// The exact command that reruns this case alone.
     pub fn rerun_command(&self, backend: Backend) -> String {
-        format!("cargo nextest run -p orcd-conformance --test conformance -E 'test(={})'", self.id(backend))
+        // The perf suite measures only when asked to (suites/perf.rs).
+        let env = if self.suite == "perf" { "ORCD_PERF=1 " } else { "" };
+        format!("{env}cargo nextest run -p orcd-conformance --test conformance -E 'test(={})'", self.id(backend))
     }
 
     /// Why this case cannot run here, if it cannot.
