@@ -25,8 +25,6 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("ORCD_CACHE", Path.home() / ".cache" / "orcd"))
 
@@ -38,6 +36,7 @@ def field(text, key):
 
 def kl_like_models_suite(logits, ids, top, lse):
     """Mean and max KL(golden || got) as conformance/src/suites/models.rs computes it."""
+    import numpy as np
     kls = []
     for r in range(logits.shape[0]):
         row = logits[r].astype(np.float64)
@@ -53,9 +52,32 @@ def kl_like_models_suite(logits, ids, top, lse):
     return float(np.mean(kls)), float(np.max(kls))
 
 
+def ours_logits(binary, model, tokens):
+    import subprocess
+    import numpy as np
+    out = Path(tempfile.mkdtemp()) / "ours.npy"
+    subprocess.run([binary, "logits", "--model", str(model), "--tokens", ",".join(map(str, tokens)), "--backend",
+                    "cuda", "--numerics", "fast", "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+    return np.load(out)
+
+
+def kl_full(ref, got):
+    """Mean and max over positions of KL(ref || got), full vocabulary."""
+    import numpy as np
+
+    def lsm(x):
+        x = x.astype(np.float64)
+        m = x.max(axis=-1, keepdims=True)
+        return x - (m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True)))
+    lp, lq = lsm(ref), lsm(got)
+    kl = (np.exp(lp) * (lp - lq)).sum(axis=-1)
+    return float(kl.mean()), float(kl.max())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="")
+    ap.add_argument("--ours", help="a worker-orcd binary: also KL(llama.cpp CUDA || ours, cuda-fast) over the full vocabulary")
     a = ap.parse_args()
     # ORCD_LLAMA_LIB: another build's libraries (a CPU build checks this script: KL ~0 there).
     lib = Path(os.environ.get("ORCD_LLAMA_LIB", ROOT / "target" / "llamacpp" / "build" / "bin"))
@@ -69,8 +91,11 @@ def main():
         t.extractall(tmp)
     sys.path.insert(0, tmp)
     os.environ["LLAMA_CPP_LIB_PATH"] = str(lib)
+    # llama.cpp's libraries load before numpy's: the other order crashed the CUDA build's process
+    # on the GPU machine (Python 3.12) before any output.
     import llama_cpp
     import llama_cpp.llama_cpp as C
+    import numpy as np
 
     # As the recorder: no CPU weight repacking (its AMX path dies on some VMs; offloaded layers
     # never use it).
@@ -105,6 +130,12 @@ def main():
             got = np.array(llm.scores[:len(tokens)], dtype=np.float32)
             del llm
             mean, mx = kl_like_models_suite(got, ids, top, lse)
+            if a.ours and not fa:
+                ours = ours_logits(a.ours, model, tokens)
+                om, ox = kl_like_models_suite(ours, ids, top, lse)
+                fm, fx = kl_full(got, ours)
+                print(f"{case.stem}: ours cuda-fast vs the CPU golden: mean KL {om:.3e}, max {ox:.3e}; "
+                      f"vs llama.cpp CUDA (full vocabulary): mean KL {fm:.3e}, max {fx:.3e}", flush=True)
             line = f"{case.stem}: {who} (flash attention {'on' if fa else 'off'}) vs the CPU golden: " \
                    f"mean KL {mean:.3e}, max KL {mx:.3e} over {len(tokens)} positions"
             print(line, flush=True)
