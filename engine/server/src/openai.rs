@@ -140,6 +140,9 @@ struct Sampling {
     include_usage: bool,
     /// Logprobs asked (with this many alternatives).
     logprobs: Option<usize>,
+    /// llama.cpp's and vLLM's `ignore_eos`: end-of-generation tokens are never sampled (a bias of
+    /// -inf, as llama-server sets it), so only `max_tokens` or a stop string ends the request.
+    ignore_eos: bool,
 }
 
 /// The sampling fields both endpoints share (OpenAI's defaults: temperature 1, top_p 1; top_k,
@@ -161,6 +164,7 @@ fn sampling(f: &mut Fields, chat: bool) -> Sampling {
     let stop = f.stop("stop", MAX_STOPS, MAX_STOP_CHARS);
     let seed = f.seed("seed").unwrap_or_else(|| crate::http::random_u128() as u64);
     let stream = f.boolean("stream").unwrap_or(false);
+    let ignore_eos = f.boolean("ignore_eos").unwrap_or(false);
     let mut include_usage = false;
     if let Some(o) = f.value("stream_options").cloned() {
         if !stream {
@@ -202,7 +206,13 @@ fn sampling(f: &mut Fields, chat: bool) -> Sampling {
         stream,
         include_usage,
         logprobs,
+        ignore_eos,
     }
+}
+
+/// `ignore_eos`'s logit biases: -inf on every end-of-generation token of the vocabulary.
+fn eog_bias(tok: &orcd_engine::tokenizer::Tokenizer) -> impl Iterator<Item = (u32, f32)> + '_ {
+    tok.eog_ids().iter().map(|&id| (id, f32::NEG_INFINITY))
 }
 
 /// A completion prompt: a string, one string in an array, token ids, or one array of ids.
@@ -344,6 +354,9 @@ async fn complete(s: AppState, req: Request, chat: bool) -> Response {
     }
     let room = n_ctx - prompt.len();
     sm.params.max_tokens = sm.max_tokens.unwrap_or(room).min(room);
+    if sm.ignore_eos {
+        sm.params.sampler.logit_bias.extend(eog_bias(&l.tok));
+    }
     let prompt_tokens = prompt.len();
     let sub = Submit { prompt, params: sm.params.clone(), job_id: None, events: dead_sender() };
     let mut events = match submit(&s, sub).await {
@@ -685,6 +698,34 @@ pub(crate) async fn detokenize(State(s): State<AppState>, req: Request) -> Respo
 mod tests {
     use super::*;
 
+    /// `ignore_eos`: with every end-of-generation token at the top of the logits, greedy and
+    /// sampled draws still never return one (Qwen2's vocabulary: several EOG tokens).
+    #[test]
+    fn ignore_eos_never_samples_an_eog_token() {
+        let home = std::env::var_os("ORCD_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orcd")
+        });
+        let path = home.join("llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-qwen2.gguf");
+        let tok = orcd_engine::tokenizer::Tokenizer::open(&path).unwrap_or_else(|e| panic!("{e}: run python3 fixtures/fetch.py"));
+        let n = tok.vocab_size();
+        assert!(tok.eog_ids().len() >= 2, "{:?}", tok.eog_ids());
+        let mut logits = vec![0.0f32; n];
+        for &id in tok.eog_ids() {
+            logits[id as usize] = 30.0;
+        }
+        for temperature in [0.0, 1.0] {
+            let mut p = SamplerParams { temperature, seed: 7, ..SamplerParams::default() };
+            let plain = orcd_engine::sampler::Sampler::new(p.clone(), n).unwrap().sample(&logits).unwrap().token;
+            assert!(tok.is_eog(plain), "without the bias an EOG token wins ({plain})");
+            p.logit_bias.extend(eog_bias(&tok));
+            let mut s = orcd_engine::sampler::Sampler::new(p, n).unwrap();
+            for _ in 0..50 {
+                let t = s.sample(&logits).unwrap().token;
+                assert!(!tok.is_eog(t), "ignore_eos sampled EOG token {t} at temperature {temperature}");
+            }
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
@@ -696,7 +737,7 @@ mod tests {
         ) {
             let keys = ["max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p",
                 "repetition_penalty", "frequency_penalty", "presence_penalty", "seed", "stream", "n", "logprobs",
-                "top_logprobs", "stop", "stream_options", "messages"];
+                "top_logprobs", "stop", "stream_options", "messages", "ignore_eos"];
             let mut o = serde_json::Map::new();
             for (k, i, f, b) in vals {
                 let key = keys[k as usize % keys.len()];
