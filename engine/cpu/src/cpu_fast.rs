@@ -414,7 +414,9 @@ impl Ops for CpuFast {
         let (simd, sk) = (self.simd(), sinks.map(|s| s.f32.as_slice()));
         // Per sequence, so the kernel's one-row / batch switch (as llama.cpp's) sees that
         // sequence's rows only.
-        let data = b.attend(kv, il, &q.f32s(), q.cols, p, |view, qs, q_pos, kv_pos| {
+        // Sequences in parallel (a decode step of many sequences: each one's attention is too
+        // small to split by heads); a nested par_for (the heads of one long sequence) runs inline.
+        let data = b.attend_par(kv, il, &q.f32s(), q.cols, p, pool::par_for, |view, qs, q_pos, kv_pos| {
             let (k, v) = view.f16s();
             attn::attention_sinks(simd, qs, q_pos.len(), &k, &v, view.n_kv, q_pos, kv_pos, p, sk)
         })?;

@@ -278,6 +278,69 @@ impl CpuBatch {
         })
     }
 
+    /// [`CpuBatch::attend`] with the sequences handed to `par` (a parallel for over `0..n`): a
+    /// batch of many one-row sequences (the server's decode step) spreads over the threads
+    /// instead of running one small attention after another. Each sequence's rows are computed
+    /// by `f` alone, so the result is the same whatever `par` does.
+    pub fn attend_par<'k>(
+        &self,
+        kv: &'k CpuKv,
+        il: usize,
+        q: &[f32],
+        q_cols: usize,
+        p: &crate::ops::AttnParams,
+        par: impl Fn(usize, &(dyn Fn(usize) + Sync)),
+        f: impl Fn(KvView<'k>, &[f32], &[u32], &[u32]) -> Vec<f32> + Sync,
+    ) -> Result<Vec<f32>> {
+        if self.seqs.len() < 2 {
+            return self.attend(kv, il, q, q_cols, p, f);
+        }
+        self.check_kv(&kv.spec)?;
+        let n = self.rows.len();
+        if q.len() != n * q_cols {
+            return Err(Error::Invalid(format!("attention: q has {} values for {n} rows of {q_cols}", q.len())));
+        }
+        let (kc, vc, out_cols) = (kv.spec.k_cols, kv.spec.v_cols, p.n_head * p.v_head_dim);
+        let mut qs = Vec::with_capacity(self.seqs.len());
+        for s in &self.seqs {
+            p.check_shapes((s.rows.len(), q_cols), (s.n_kv, kc), (s.n_kv, vc), s.rows.len(), s.n_kv)?;
+            let mut g = Vec::with_capacity(s.rows.len() * q_cols);
+            for &r in &s.rows {
+                g.extend_from_slice(&q[r * q_cols..(r + 1) * q_cols]);
+            }
+            qs.push(g);
+        }
+        // The arena is per thread: the output slots are this thread's buffers, and what `f`
+        // takes on a helper thread goes back to that thread's arena (warm after one step).
+        let slots: Vec<std::sync::Mutex<Vec<f32>>> =
+            self.seqs.iter().map(|s| std::sync::Mutex::new(crate::arena::take(s.rows.len() * out_cols))).collect();
+        let bad = std::sync::atomic::AtomicBool::new(false);
+        par(self.seqs.len(), &|i| {
+            let s = &self.seqs[i];
+            let kv_pos: Vec<u32> = (0..s.n_kv as u32).collect();
+            let o = f(KvView { kv, il, seq: s.seq, n_kv: s.n_kv }, &qs[i], &s.pos, &kv_pos);
+            let mut slot = slots[i].lock().unwrap_or_else(|e| e.into_inner());
+            if o.len() == slot.len() {
+                slot.copy_from_slice(&o);
+            } else {
+                bad.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            crate::arena::give(o);
+        });
+        if bad.into_inner() {
+            return Err(Error::Invalid("attention: a sequence's output has the wrong size".into()));
+        }
+        let mut out = crate::arena::take(n * out_cols);
+        for (s, slot) in self.seqs.iter().zip(slots) {
+            let o = slot.into_inner().unwrap_or_else(|e| e.into_inner());
+            for (i, &r) in s.rows.iter().enumerate() {
+                out[r * out_cols..(r + 1) * out_cols].copy_from_slice(&o[i * out_cols..(i + 1) * out_cols]);
+            }
+            crate::arena::give(o);
+        }
+        Ok(out)
+    }
+
     /// The rows of `x` (`[rows, cols]`, one per batch row) whose logits are wanted: `None` when
     /// all are (the caller keeps `x`).
     pub fn select_outputs(&self, x: &[f32], rows: usize, cols: usize) -> Result<Option<Vec<f32>>> {
