@@ -101,12 +101,17 @@ pub enum Isa {
     Scalar,
     Avx2,
     Vnni,
+    /// AVX-512 VNNI (`simd::vnni512`): the VNNI kernels with 32 registers, and the panels
+    /// against [`PANEL_NA_512`] activation rows at once.
+    Vnni512,
 }
 
 impl Isa {
     /// The best this CPU supports.
     pub fn detect() -> Isa {
-        if super::simd::has_avxvnni() {
+        if super::simd::has_vnni512() {
+            Isa::Vnni512
+        } else if super::simd::has_avxvnni() {
             Isa::Vnni
         } else if super::simd::has_avx2() {
             Isa::Avx2
@@ -120,7 +125,7 @@ impl Isa {
 pub fn dot_rows_q8(isa: Isa, ty: GgmlType, rows: &[&[u8]], a: &[Q8Block], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::simd::{avx2, vnni};
+        use super::simd::{avx2, vnni, vnni512};
         macro_rules! run {
             ($m:ident, $f:ident) => {{
                 let mut i = 0;
@@ -142,6 +147,11 @@ pub fn dot_rows_q8(isa: Isa, ty: GgmlType, rows: &[&[u8]], a: &[Q8Block], out: &
         }
         use GgmlType as T;
         match (isa, ty) {
+            (Isa::Vnni512, T::Q4_0) => run!(vnni512, q4_0),
+            (Isa::Vnni512, T::Q4_1) => run!(vnni512, q4_1),
+            (Isa::Vnni512, T::Q5_0) => run!(vnni512, q5_0),
+            (Isa::Vnni512, T::Q5_1) => run!(vnni512, q5_1),
+            (Isa::Vnni512, T::Q8_0) => run!(vnni512, q8_0),
             (Isa::Vnni, T::Q4_0) => run!(vnni, q4_0),
             (Isa::Vnni, T::Q4_1) => run!(vnni, q4_1),
             (Isa::Vnni, T::Q5_0) => run!(vnni, q5_0),
@@ -254,8 +264,35 @@ fn panel_dot(isa: Isa, pn: &Panels, p: usize, a: &[Q8Block], out: &mut [f32]) {
     out[..PR].copy_from_slice(&v);
 }
 
-/// Activation rows a panel is multiplied with at once (`panel4n`).
+/// Activation rows a panel is multiplied with at once (`panel4n`): two in 16 vector registers,
+/// four with AVX-512's 32 (16 accumulators).
 const PANEL_NA: usize = 2;
+const PANEL_NA_512: usize = 4;
+
+/// Panel `p` against activation rows `*t..` in groups of `NA` while whole groups remain
+/// (`set(row t, panel row i, value)`); `*t` ends at the first row not done.
+#[allow(clippy::too_many_arguments)]
+fn panel_rows<const NA: usize>(
+    isa: Isa,
+    pn: &Panels,
+    p: usize,
+    a: &[Q8Block],
+    nb: usize,
+    n: usize,
+    t: &mut usize,
+    set: &mut dyn FnMut(usize, usize, f32),
+) {
+    while *t + NA <= n {
+        let rows: [&[Q8Block]; NA] = std::array::from_fn(|j| &a[(*t + j) * nb..(*t + j + 1) * nb]);
+        let v = panel_dot_n(isa, pn, p, &rows);
+        for (j, vj) in v.iter().enumerate() {
+            for (i, &x) in vj.iter().enumerate() {
+                set(*t + j, i, x);
+            }
+        }
+        *t += NA;
+    }
+}
 
 /// The 4 outputs of panel `p` for each of `NA` activation rows (each `a[t]` the panel's blocks):
 /// `out[t]` does not depend on `NA`.
@@ -266,6 +303,7 @@ fn panel_dot_n<const NA: usize>(isa: Isa, pn: &Panels, p: usize, a: &[&[Q8Block]
         // SAFETY: the CPU has the module's features (Isa::detect); the panel holds the blocks of
         // every a[t] (checked when the weight was loaded; the caller slices the rows so).
         let v = match isa {
+            Isa::Vnni512 => Some(unsafe { super::simd::vnni512::panel4n(pn.ty, pn.biased, bytes.as_ptr(), a) }),
             Isa::Vnni => Some(unsafe { super::simd::vnni::panel4n(pn.ty, pn.biased, bytes.as_ptr(), a) }),
             Isa::Avx2 if !pn.biased => Some(unsafe { super::simd::avx2::panel4n(pn.ty, false, bytes.as_ptr(), a) }),
             _ => None,
@@ -334,19 +372,13 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
                 let r = r0 + g;
                 let p = r / PR;
                 if p < pn.n_panels {
-                    // Activation rows two at a time: the panel's blocks are unpacked once for
-                    // both (the same values as one at a time).
+                    // Activation rows several at a time: the panel's blocks are unpacked once
+                    // for all of them (the same values as one at a time).
                     let mut t = 0;
-                    while t + PANEL_NA <= n {
-                        let rows: [&[Q8Block]; PANEL_NA] = std::array::from_fn(|j| &a[(t + j) * nb..(t + j + 1) * nb]);
-                        let v = panel_dot_n(isa, pn, p, &rows);
-                        for (j, vj) in v.iter().enumerate() {
-                            for i in 0..PR {
-                                o[(g + i) * n + t + j] = vj[i];
-                            }
-                        }
-                        t += PANEL_NA;
+                    if isa == Isa::Vnni512 {
+                        panel_rows::<PANEL_NA_512>(isa, pn, p, a, nb, n, &mut t, &mut |t, i, v| o[(g + i) * n + t] = v);
                     }
+                    panel_rows::<PANEL_NA>(isa, pn, p, a, nb, n, &mut t, &mut |t, i, v| o[(g + i) * n + t] = v);
                     for t in t..n {
                         panel_dot(isa, pn, p, &a[t * nb..(t + 1) * nb], &mut tmp);
                         for i in 0..PR {

@@ -8,25 +8,37 @@
 //!
 //! Safety: every kernel is `unsafe` because it reads through raw pointers; the callers in
 //! `matmul.rs` pass rows of exactly `a.len()` blocks (checked with `debug_assert!`) and call the
-//! module matching [`has_avx2`] / [`has_avxvnni`].
+//! module matching [`has_avx2`] / [`has_avxvnni`] / [`has_vnni512`].
 
 use std::sync::OnceLock;
 
 #[cfg(target_arch = "x86_64")]
-fn detect() -> (bool, bool) {
+fn detect() -> (bool, bool, bool) {
     let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
     let vnni = avx2 && is_x86_feature_detected!("avxvnni");
-    (avx2, vnni)
+    let vnni512 = avx2
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vnni");
+    (avx2, vnni, vnni512)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn detect() -> (bool, bool) {
-    (false, false)
+fn detect() -> (bool, bool, bool) {
+    (false, false, false)
 }
 
-fn features() -> (bool, bool) {
-    static F: OnceLock<(bool, bool)> = OnceLock::new();
-    *F.get_or_init(|| if std::env::var_os("ORCD_NO_SIMD").is_some() { (false, false) } else { detect() })
+/// `ORCD_NO_SIMD`: none; `ORCD_NO_AVX512`: not the AVX-512 variant (to compare tiers on one host).
+fn features() -> (bool, bool, bool) {
+    static F: OnceLock<(bool, bool, bool)> = OnceLock::new();
+    *F.get_or_init(|| {
+        if std::env::var_os("ORCD_NO_SIMD").is_some() {
+            return (false, false, false);
+        }
+        let (a, v, v512) = detect();
+        (a, v, v512 && std::env::var_os("ORCD_NO_AVX512").is_none())
+    })
 }
 
 /// AVX2, FMA and F16C are present (and `ORCD_NO_SIMD` is not set).
@@ -34,9 +46,15 @@ pub fn has_avx2() -> bool {
     features().0
 }
 
-/// AVX-VNNI (256-bit `vpdpbusd`) is present as well.
+/// AVX-VNNI (256-bit `vpdpbusd`, VEX) is present as well.
 pub fn has_avxvnni() -> bool {
     features().1
+}
+
+/// AVX-512 VNNI with VL and BW (the EVEX `vpdpbusd` on 256-bit registers, and 32 of them: AMD
+/// Zen 4 has it without AVX-VNNI).
+pub fn has_vnni512() -> bool {
+    features().2
 }
 
 /// Software prefetch distance of the kernels, bytes ahead in the weight stream
@@ -584,6 +602,19 @@ kernels!(
     #[allow(clippy::incompatible_msrv)]
     fn us8(ax: __m256i, sy: __m256i) -> __m256i {
         _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), ax, sy)
+    }
+);
+
+#[cfg(target_arch = "x86_64")]
+kernels!(
+    vnni512,
+    "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni",
+    /// One EVEX `vpdpbusd` (AVX-512 VNNI + VL): the same integer sums as the other variants, and
+    /// the kernels may keep their accumulators in all 32 vector registers.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+    fn us8(ax: __m256i, sy: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy)
     }
 );
 

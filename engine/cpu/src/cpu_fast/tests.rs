@@ -71,6 +71,9 @@ fn isas() -> Vec<Isa> {
     if super::simd::has_avxvnni() {
         v.push(Isa::Vnni);
     }
+    if super::simd::has_vnni512() {
+        v.push(Isa::Vnni512);
+    }
     if v.is_empty() {
         eprintln!("NOT RUN: no AVX2 on this CPU, the SIMD kernels have nothing to be compared on");
     }
@@ -382,11 +385,12 @@ fn panels_match_row_kernels(
         assert_eq!(row, &raw[r * rb..(r + 1) * rb], "{ty} row {r}");
     }
     for isa in isas() {
-        if biased && isa != Isa::Vnni {
+        if biased && !matches!(isa, Isa::Vnni | Isa::Vnni512) {
             continue;
         }
-        // Activation rows one, two (a pair: panel4n) and five (pairs and a single) at a time.
-        for n in [1, 2, 5] {
+        // Activation rows one, two (a pair: panel4n), five (pairs and a single) and eleven (with
+        // AVX-512: groups of four, then a pair and a single) at a time.
+        for n in [1, 2, 5, 11] {
             let x = signal(n * nb * 32, 77);
             let acts = matmul::quantize_acts(matmul::ActKind::Q8, &x, nb * 32);
             let qm = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &[], panels: Some(&pn) };
