@@ -69,6 +69,48 @@ struct Slot {
     reusable: Vec<u32>,
 }
 
+/// `gens[i].step(tok, row(i))` for every sequence: on up to 4 threads when there are 8 or more
+/// (a server step's sampling — a softmax over the vocabulary per sequence — is otherwise serial
+/// work the backend's threads wait through), results in order. Every sequence's result is its
+/// own sampler's on its own row, so the split never changes one.
+fn sample_all<'r>(
+    tok: &Tokenizer,
+    mut gens: Vec<&mut SeqGen>,
+    row: impl Fn(usize) -> &'r [f32] + Sync,
+) -> Vec<Result<SeqStep>> {
+    let n = gens.len();
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(4).min(n / 4);
+    if threads < 2 {
+        return gens.iter_mut().enumerate().map(|(i, g)| g.step(tok, row(i))).collect();
+    }
+    let per = n.div_ceil(threads);
+    let row = &row;
+    std::thread::scope(|sc| {
+        let mut parts = gens.chunks_mut(per).enumerate();
+        let first = parts.next();
+        let handles: Vec<_> = parts
+            .map(|(c, part)| {
+                let len = part.len();
+                let h = sc.spawn(move || {
+                    part.iter_mut().enumerate().map(|(j, g)| g.step(tok, row(c * per + j))).collect::<Vec<_>>()
+                });
+                (len, h)
+            })
+            .collect();
+        let mut out: Vec<Result<SeqStep>> = first
+            .map(|(_, part)| part.iter_mut().enumerate().map(|(j, g)| g.step(tok, row(j))).collect())
+            .unwrap_or_default();
+        for (len, h) in handles {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                // One error per sequence of the part, so the results stay aligned.
+                Err(_) => out.extend((0..len).map(|_| Err(Error::Invalid("batcher: a sampling thread panicked".into())))),
+            }
+        }
+        out
+    })
+}
+
 /// The scheduler of one model's sequences.
 pub struct Batcher {
     model: Box<dyn AnyModel>,
@@ -219,11 +261,18 @@ impl Batcher {
                 return Err(e);
             }
         };
-        // Output rows come in batch order: one per running sequence, in slot order.
+        // Output rows come in batch order: one per running sequence, in slot order (every
+        // occupied slot fed a row). Each sequence samples from its own row with its own sampler,
+        // so the sequences sample in parallel; events then go out in slot order.
+        let gens: Vec<&mut SeqGen> = self.slots.iter_mut().flatten().map(|slot| &mut slot.gen).collect();
+        let mut steps = sample_all(tok, gens, |i| logits.row(i));
         for (i, &s) in owner.iter().enumerate() {
-            let row = logits.row(i);
             let Some(slot) = self.slots[s].as_mut() else { continue };
-            let ended = match slot.gen.step(tok, row) {
+            let step = steps.get_mut(i).map_or_else(
+                || Err(Error::Invalid("batcher: a sequence without a sampled row".into())),
+                |r| std::mem::replace(r, Ok(SeqStep::Done(StopReason::Cancelled))),
+            );
+            let ended = match step {
                 Err(e) => Some(Err(e.to_string())),
                 Ok(SeqStep::Done(r)) => Some(Ok(r)),
                 Ok(SeqStep::Token { event, next, stopped }) => {

@@ -353,17 +353,15 @@ pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec
 fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec<f32> {
     let n = seq_rows.len();
     let (m, k) = (w.m, w.k);
-    let mut out_t = crate::arena::take(m * n); // [weight row][input row]
+    let mut out = crate::arena::take(m * n); // [input row][weight row]
     if m == 0 || n == 0 {
-        return out_t;
+        return out;
     }
     let rpt = rows_per_task(m, k, n);
-    let chunks: Vec<Mutex<&mut [f32]>> = out_t.chunks_mut(rpt * n).map(Mutex::new).collect();
-    par_for(chunks.len(), &|ci| {
-        let Ok(mut o) = chunks[ci].lock() else { return };
-        let o: &mut [f32] = &mut o;
+    let y = RowsOut::new(&mut out, m);
+    par_for(m.div_ceil(rpt), &|ci| {
         let r0 = ci * rpt;
-        let nr = o.len() / n;
+        let nr = rpt.min(m - r0);
         let mut tmp = [0f32; 4];
         let mut g = 0;
         if let (Some(pn), Acts::Q8(a)) = (w.panels, acts) {
@@ -376,13 +374,13 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
                     // for all of them (the same values as one at a time).
                     let mut t = 0;
                     if isa == Isa::Vnni512 {
-                        panel_rows::<PANEL_NA_512>(isa, pn, p, a, nb, n, &mut t, &mut |t, i, v| o[(g + i) * n + t] = v);
+                        panel_rows::<PANEL_NA_512>(isa, pn, p, a, nb, n, &mut t, &mut |t, i, v| y.set(t, r + i, v));
                     }
-                    panel_rows::<PANEL_NA>(isa, pn, p, a, nb, n, &mut t, &mut |t, i, v| o[(g + i) * n + t] = v);
+                    panel_rows::<PANEL_NA>(isa, pn, p, a, nb, n, &mut t, &mut |t, i, v| y.set(t, r + i, v));
                     for t in t..n {
                         panel_dot(isa, pn, p, &a[t * nb..(t + 1) * nb], &mut tmp);
-                        for i in 0..PR {
-                            o[(g + i) * n + t] = tmp[i];
+                        for (i, &v) in tmp.iter().enumerate() {
+                            y.set(t, r + i, v);
                         }
                     }
                     g += PR;
@@ -390,7 +388,7 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
                     let row = pn.tail_row(r - pn.n_panels * PR);
                     for t in 0..n {
                         dot_rows_q8(isa, w.ty, &[row], &a[t * nb..(t + 1) * nb], &mut tmp[..1]);
-                        o[g * n + t] = tmp[0];
+                        y.set(t, r, tmp[0]);
                     }
                     g += 1;
                 }
@@ -422,15 +420,42 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
                     }
                     Acts::F32(_) => {}
                 }
-                for i in 0..cnt {
-                    o[(g + i) * n + t] = tmp[i];
+                for (i, &v) in tmp[..cnt].iter().enumerate() {
+                    y.set(t, r0 + g + i, v);
                 }
             }
             g += cnt;
         }
     });
-    drop(chunks);
-    transpose(out_t, m, n)
+    out
+}
+
+/// The `[n, m]` output of a matmul, written by the tasks that own its columns (weight rows):
+/// each task writes only `y[t][j]` for its own `j`, so no two tasks touch one element, and
+/// the values land where they belong (no transpose after).
+struct RowsOut {
+    p: *mut f32,
+    m: usize,
+    len: usize,
+}
+
+// SAFETY: tasks write disjoint elements (each its own weight rows), and `matmul_q_exact_bits`
+// reads the buffer only after `par_for` has returned (every task done).
+unsafe impl Sync for RowsOut {}
+
+impl RowsOut {
+    fn new(out: &mut [f32], m: usize) -> Self {
+        RowsOut { p: out.as_mut_ptr(), m, len: out.len() }
+    }
+
+    /// `y[t][j] = v`.
+    #[inline]
+    fn set(&self, t: usize, j: usize, v: f32) {
+        let i = t * self.m + j;
+        assert!(j < self.m && i < self.len, "matmul output index out of range");
+        // SAFETY: in bounds (checked); no other task writes element `i` (see the type).
+        unsafe { *self.p.add(i) = v }
+    }
 }
 
 /// f32 weights (`m` rows of `k`): plain f32 dot products.
