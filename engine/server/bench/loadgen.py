@@ -3,9 +3,10 @@
 C concurrent clients each send R streamed /v1/completions requests back to back and time them:
 time to first token (TTFT, first non-empty text chunk), inter-token latency (gap between
 consecutive chunks), output tokens per second over the wall time of the level (chunks counted as
-tokens; the server's `usage` is used instead when it sends one). It is not one of the maintained
-load tools (guidellm, aiperf): those need a Hugging Face tokenizer to size prompts, which this
-machine cannot download. Loopback only; every request has a timeout and the run is bounded.
+tokens; the server's `usage` is used instead when it sends one). It is light (one process,
+threads): on a 2-core machine it takes little CPU from the server it measures. The maintained
+load tool runs through `serving.sh` (aiperf, with the GGUF's own tokenizer written by
+`gguf_tokenizer.py`). Loopback only; every request has a timeout and the run is bounded.
 
     python3 engine/server/bench/loadgen.py --url http://127.0.0.1:8080 --concurrency 1,4,16 \
         --requests 4 --max-tokens 64 [--extra '{"ignore_eos": true}']
