@@ -113,11 +113,61 @@ pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
     }
 }
 
+/// [`q8_block`] in AVX2 + F16C, as ggml's x86 `quantize_row_q8_1` computes it: the largest
+/// magnitude by `max_ps` (a NaN element loses, as in `f32::max`), `x · id` rounded half to even
+/// by `round_ps`, clamped to [-128, 127], the code sum in exact integers, `d` and `s` rounded to
+/// F16 by `cvtps_ph` (nearest even, as `half`); a NaN element's code is 0. The same values as the
+/// scalar block (tested, edge blocks included).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q8_block_avx2(x: &[f32], y: &mut Q8Block) {
+    use std::arch::x86_64::*;
+    debug_assert!(x.len() == QK8);
+    // SAFETY: x holds 32 floats (chunks_exact in the caller); y.qs holds 32 bytes.
+    unsafe {
+        let p = x.as_ptr();
+        let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(p.add(8 * i)));
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_setzero_ps();
+        for vi in v {
+            // max_ps(a, b) returns b when either is NaN: a NaN |x| never replaces the running max.
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, vi), m);
+        }
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let idv = _mm256_set1_ps(id);
+        let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
+        let q: [__m256i; 4] = std::array::from_fn(|i| {
+            let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(v[i], idv));
+            // A NaN element's code is 0, as the scalar `NaN as i32`.
+            let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r));
+            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi))
+        });
+        let s4 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        let s2 = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+        let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0b01_00_11_10));
+        let sum = _mm_cvtsi128_si32(_mm_add_epi32(s1, _mm_shuffle_epi32(s1, 0b10_11_00_01)));
+        // i32 → i16 → i8 with saturation (values are already in range), then undo the lane
+        // interleaving of the two packs.
+        let w01 = _mm256_packs_epi32(q[0], q[1]);
+        let w23 = _mm256_packs_epi32(q[2], q[3]);
+        let b = _mm256_packs_epi16(w01, w23);
+        let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(y.qs.as_mut_ptr() as *mut __m256i, b);
+        let h = |f: f32| _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(_mm_set_ss(f))));
+        y.d = h(d);
+        y.s = h(d * sum as f32);
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn quantize_q8_avx2(x: &[f32], out: &mut [Q8Block]) {
     for (xb, y) in x.chunks_exact(QK8).zip(out.iter_mut()) {
-        q8_block(xb, y);
+        q8_block_avx2(xb, y);
     }
 }
 
@@ -200,7 +250,16 @@ mod tests {
 
     #[rstest]
     fn fast_variants_are_bit_identical(#[values(0, 1, 2, 3, 4, 5, 6, 7)] seed: u32) {
-        let x = signal(1024, seed);
+        let mut x = signal(1024, seed);
+        // Edge blocks: all zeros, halfway ties, a NaN among values, ±127 exactly, a lone -max.
+        x[..32].fill(0.0);
+        for (i, v) in x[32..64].iter_mut().enumerate() {
+            *v = (i as f32 - 16.0) * 0.5;
+        }
+        x[70] = f32::NAN;
+        x[96] = -3.0e4;
+        x[97] = 3.0e4;
+        x[130] = -1.0e-30;
         let (mut a, mut b) = (vec![Q8Block::default(); 32], vec![Q8Block::default(); 32]);
         quantize_q8(&x, &mut a);
         quantize_q8_fast(&x, &mut b);
