@@ -94,18 +94,13 @@ def main():
     # llama.cpp's libraries load before numpy's: the other order crashed the CUDA build's process
     # on the GPU machine (Python 3.12) before any output.
     import llama_cpp
-    import llama_cpp.llama_cpp as C
     import numpy as np
 
     # As the recorder: no CPU weight repacking (its AMX path dies on some VMs; offloaded layers
-    # never use it).
-    orig = C.llama_model_default_params
-
-    def no_extra_bufts():
-        p = orig()
-        p.use_extra_bufts = False
-        return p
-    C.llama_model_default_params = no_extra_bufts
+    # never use it). Its module imports numpy: after llama.cpp's libraries, as above.
+    sys.path.insert(0, str(ROOT / "goldens" / "recorders"))
+    from record_llamacpp_logits import no_extra_bufts
+    no_extra_bufts()
 
     rows = []
     for case in sorted((ROOT / "goldens" / "models").glob("*-fast-*.yaml")):
