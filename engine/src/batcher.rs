@@ -104,7 +104,9 @@ fn sample_all<'r>(
             match h.join() {
                 Ok(v) => out.extend(v),
                 // One error per sequence of the part, so the results stay aligned.
-                Err(_) => out.extend((0..len).map(|_| Err(Error::Invalid("batcher: a sampling thread panicked".into())))),
+                Err(_) => {
+                    out.extend((0..len).map(|_| Err(Error::Invalid("batcher: a sampling thread panicked".into()))))
+                }
             }
         }
         out

@@ -115,7 +115,9 @@ impl FastWeight {
     fn with_panels(mut self) -> Self {
         if self.ty != GgmlType::F32 && panel::supported(self.ty) && simd::has_avx2() {
             let nb = self.ne0 / self.ty.block_size();
-            if let Some(p) = panel::Panels::new(self.ty, &self.raw, nb, self.rows, simd::has_avxvnni() || simd::has_vnni512()) {
+            if let Some(p) =
+                panel::Panels::new(self.ty, &self.raw, nb, self.rows, simd::has_avxvnni() || simd::has_vnni512())
+            {
                 self.panels = Some(p);
                 self.raw = Vec::new();
             }

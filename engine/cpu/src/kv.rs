@@ -282,6 +282,7 @@ impl CpuBatch {
     /// batch of many one-row sequences (the server's decode step) spreads over the threads
     /// instead of running one small attention after another. Each sequence's rows are computed
     /// by `f` alone, so the result is the same whatever `par` does.
+    #[allow(clippy::too_many_arguments)] // `attend`'s six and the parallel for
     pub fn attend_par<'k>(
         &self,
         kv: &'k CpuKv,

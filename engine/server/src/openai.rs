@@ -706,7 +706,8 @@ mod tests {
             std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orcd")
         });
         let path = home.join("llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-qwen2.gguf");
-        let tok = orcd_engine::tokenizer::Tokenizer::open(&path).unwrap_or_else(|e| panic!("{e}: run python3 fixtures/fetch.py"));
+        let tok = orcd_engine::tokenizer::Tokenizer::open(&path)
+            .unwrap_or_else(|e| panic!("{e}: run python3 fixtures/fetch.py"));
         let n = tok.vocab_size();
         assert!(tok.eog_ids().len() >= 2, "{:?}", tok.eog_ids());
         let mut logits = vec![0.0f32; n];
