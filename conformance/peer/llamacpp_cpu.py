@@ -15,20 +15,15 @@ change the cost).
 import json
 import sys
 import time
+from pathlib import Path
 
 import llama_cpp
-import llama_cpp.llama_cpp as C
 
-_orig = C.llama_model_default_params
+# The recorder's switch (one copy): no weight repacking, as the llama.cpp goldens were recorded.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "goldens" / "recorders"))
+from record_llamacpp_logits import no_extra_bufts  # noqa: E402
 
-
-def _params():
-    p = _orig()
-    p.use_extra_bufts = False
-    return p
-
-
-C.llama_model_default_params = _params
+no_extra_bufts()
 
 
 def main():

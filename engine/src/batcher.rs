@@ -267,13 +267,9 @@ impl Batcher {
         // occupied slot fed a row). Each sequence samples from its own row with its own sampler,
         // so the sequences sample in parallel; events then go out in slot order.
         let gens: Vec<&mut SeqGen> = self.slots.iter_mut().flatten().map(|slot| &mut slot.gen).collect();
-        let mut steps = sample_all(tok, gens, |i| logits.row(i));
-        for (i, &s) in owner.iter().enumerate() {
+        let steps = sample_all(tok, gens, |i| logits.row(i));
+        for (&s, step) in owner.iter().zip(steps) {
             let Some(slot) = self.slots[s].as_mut() else { continue };
-            let step = steps.get_mut(i).map_or_else(
-                || Err(Error::Invalid("batcher: a sequence without a sampled row".into())),
-                |r| std::mem::replace(r, Ok(SeqStep::Done(StopReason::Cancelled))),
-            );
             let ended = match step {
                 Err(e) => Some(Err(e.to_string())),
                 Ok(SeqStep::Done(r)) => Some(Ok(r)),

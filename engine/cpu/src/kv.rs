@@ -223,6 +223,31 @@ impl CpuBatch {
     /// Attention split by sequence: for each sequence, `f(seq rows, q rows of that sequence
     /// (row-major, `q_cols` wide), their positions)` returns its output rows (`out_cols` wide),
     /// which are scattered back to the batch rows.
+    /// `q` holds one row of `q_cols` per batch row.
+    fn check_q(&self, q: &[f32], q_cols: usize) -> Result<()> {
+        let n = self.rows.len();
+        if q.len() != n * q_cols {
+            return Err(Error::Invalid(format!("attention: q has {} values for {n} rows of {q_cols}", q.len())));
+        }
+        Ok(())
+    }
+
+    /// Sequence `s`'s rows of `q`, in its order (an arena buffer).
+    fn gather(q: &[f32], q_cols: usize, s: &SeqRows) -> Vec<f32> {
+        let mut qs = crate::arena::take(s.rows.len() * q_cols);
+        for (i, &r) in s.rows.iter().enumerate() {
+            qs[i * q_cols..(i + 1) * q_cols].copy_from_slice(&q[r * q_cols..(r + 1) * q_cols]);
+        }
+        qs
+    }
+
+    /// Sequence `s`'s output rows `o` back to their batch rows of `out`.
+    fn scatter(out: &mut [f32], o: &[f32], out_cols: usize, s: &SeqRows) {
+        for (i, &r) in s.rows.iter().enumerate() {
+            out[r * out_cols..(r + 1) * out_cols].copy_from_slice(&o[i * out_cols..(i + 1) * out_cols]);
+        }
+    }
+
     pub fn per_seq(
         &self,
         q: &[f32],
@@ -230,26 +255,18 @@ impl CpuBatch {
         out_cols: usize,
         mut f: impl FnMut(&SeqRows, &[f32], &[u32]) -> Result<Vec<f32>>,
     ) -> Result<Vec<f32>> {
-        let n = self.rows.len();
-        if q.len() != n * q_cols {
-            return Err(Error::Invalid(format!("attention: q has {} values for {n} rows of {q_cols}", q.len())));
-        }
+        self.check_q(q, q_cols)?;
         // One sequence whose rows are the whole batch in order: no gather, no scatter.
         if let [s] = self.seqs.as_slice() {
             if s.rows.iter().enumerate().all(|(i, &r)| i == r) {
                 return f(s, q, &s.pos);
             }
         }
-        let mut out = crate::arena::take(n * out_cols);
+        let mut out = crate::arena::take(self.rows.len() * out_cols);
         for s in &self.seqs {
-            let mut qs = crate::arena::take(s.rows.len() * q_cols);
-            for (i, &r) in s.rows.iter().enumerate() {
-                qs[i * q_cols..(i + 1) * q_cols].copy_from_slice(&q[r * q_cols..(r + 1) * q_cols]);
-            }
+            let qs = Self::gather(q, q_cols, s);
             let o = f(s, &qs, &s.pos)?;
-            for (i, &r) in s.rows.iter().enumerate() {
-                out[r * out_cols..(r + 1) * out_cols].copy_from_slice(&o[i * out_cols..(i + 1) * out_cols]);
-            }
+            Self::scatter(&mut out, &o, out_cols, s);
             crate::arena::give(o);
             crate::arena::give(qs);
         }
@@ -297,19 +314,12 @@ impl CpuBatch {
             return self.attend(kv, il, q, q_cols, p, f);
         }
         self.check_kv(&kv.spec)?;
-        let n = self.rows.len();
-        if q.len() != n * q_cols {
-            return Err(Error::Invalid(format!("attention: q has {} values for {n} rows of {q_cols}", q.len())));
-        }
+        self.check_q(q, q_cols)?;
         let (kc, vc, out_cols) = (kv.spec.k_cols, kv.spec.v_cols, p.n_head * p.v_head_dim);
         let mut qs = Vec::with_capacity(self.seqs.len());
         for s in &self.seqs {
             p.check_shapes((s.rows.len(), q_cols), (s.n_kv, kc), (s.n_kv, vc), s.rows.len(), s.n_kv)?;
-            let mut g = Vec::with_capacity(s.rows.len() * q_cols);
-            for &r in &s.rows {
-                g.extend_from_slice(&q[r * q_cols..(r + 1) * q_cols]);
-            }
-            qs.push(g);
+            qs.push(Self::gather(q, q_cols, s));
         }
         // The arena is per thread: the output slots are this thread's buffers, and what `f`
         // takes on a helper thread goes back to that thread's arena (warm after one step).
@@ -331,13 +341,12 @@ impl CpuBatch {
         if bad.into_inner() {
             return Err(Error::Invalid("attention: a sequence's output has the wrong size".into()));
         }
-        let mut out = crate::arena::take(n * out_cols);
-        for (s, slot) in self.seqs.iter().zip(slots) {
+        let mut out = crate::arena::take(self.rows.len() * out_cols);
+        for ((s, slot), g) in self.seqs.iter().zip(slots).zip(qs) {
             let o = slot.into_inner().unwrap_or_else(|e| e.into_inner());
-            for (i, &r) in s.rows.iter().enumerate() {
-                out[r * out_cols..(r + 1) * out_cols].copy_from_slice(&o[i * out_cols..(i + 1) * out_cols]);
-            }
+            Self::scatter(&mut out, &o, out_cols, s);
             crate::arena::give(o);
+            crate::arena::give(g);
         }
         Ok(out)
     }
