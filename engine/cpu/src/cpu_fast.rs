@@ -25,6 +25,7 @@
 pub mod act;
 pub mod attn;
 pub mod dot;
+pub mod ktile;
 pub mod matmul;
 pub mod panel;
 pub mod pool;

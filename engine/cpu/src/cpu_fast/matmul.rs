@@ -14,6 +14,7 @@ use super::pool::{par_for, threads};
 
 use super::act::{quantize_q8_fast, quantize_q8k_fast, Q8Block, Q8KBlock, QK8, QK_K};
 use super::dot;
+use super::ktile;
 use super::panel::{Panels, PR};
 use crate::gguf::GgmlType;
 use crate::quant::{f32_to_bf16, f32_to_f16};
@@ -325,6 +326,70 @@ fn panel_dot_n<const NA: usize>(isa: Isa, pn: &Panels, p: usize, a: &[&[Q8Block]
     out
 }
 
+/// Activation rows from which a panel is unpacked once per matmul (`unpack_panel`) rather than
+/// once per group of rows.
+const UNPACK_MIN_ROWS: usize = 8;
+
+/// Unpack panel `p` into `buf` for [`unpacked_rows`]; false where this ISA has no such kernel.
+fn unpack_panel(isa: Isa, pn: &Panels, p: usize, buf: &mut Vec<u8>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::simd::{avx2, vnni, vnni512};
+        buf.resize(pn.nb * vnni512::UNPACKED_BLOCK, 0);
+        let src = pn.panel(p).as_ptr();
+        // SAFETY: the CPU has the module's features (Isa::detect); the panel holds pn.nb
+        // blocks, buf nb · UNPACKED_BLOCK bytes (the same constant in every module).
+        match isa {
+            Isa::Vnni512 => unsafe { vnni512::unpack4(pn.ty, pn.biased, src, pn.nb, buf.as_mut_ptr()) },
+            Isa::Vnni => unsafe { vnni::unpack4(pn.ty, pn.biased, src, pn.nb, buf.as_mut_ptr()) },
+            Isa::Avx2 if !pn.biased => unsafe { avx2::unpack4(pn.ty, false, src, pn.nb, buf.as_mut_ptr()) },
+            _ => return false,
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, pn, p, buf);
+        false
+    }
+}
+
+/// [`panel_rows`] on the panel [`unpack_panel`] left in `u` (the same results).
+#[allow(clippy::too_many_arguments)]
+fn unpacked_rows<const NA: usize>(
+    isa: Isa,
+    pn: &Panels,
+    u: &[u8],
+    a: &[Q8Block],
+    nb: usize,
+    n: usize,
+    t: &mut usize,
+    set: &mut dyn FnMut(usize, usize, f32),
+) {
+    #[cfg(target_arch = "x86_64")]
+    while *t + NA <= n {
+        use super::simd::{avx2, vnni, vnni512};
+        let rows: [&[Q8Block]; NA] = std::array::from_fn(|j| &a[(*t + j) * nb..(*t + j + 1) * nb]);
+        // SAFETY: `u` holds the panel's nb blocks unpacked by this ISA's `unpack4` (the caller
+        // checked `unpack_panel` returned true); every row has nb blocks.
+        let v = unsafe {
+            match isa {
+                Isa::Vnni512 => vnni512::unpacked4n(pn.ty, pn.biased, u.as_ptr(), &rows),
+                Isa::Vnni => vnni::unpacked4n(pn.ty, pn.biased, u.as_ptr(), &rows),
+                _ => avx2::unpacked4n(pn.ty, false, u.as_ptr(), &rows),
+            }
+        };
+        for (j, vj) in v.iter().enumerate() {
+            for (i, &x) in vj.iter().enumerate() {
+                set(*t + j, i, x);
+            }
+        }
+        *t += NA;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (isa, pn, u, a, nb, n, t, set);
+}
+
 /// Weight rows per task: at least `MIN_TASK_MACS` multiply-adds, one task per thread.
 const MIN_TASK_MACS: usize = 1 << 17;
 
@@ -366,10 +431,24 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
         let mut g = 0;
         if let (Some(pn), Acts::Q8(a)) = (w.panels, acts) {
             let nb = k / QK8;
+            let mut ubuf = Vec::new();
             while g < nr {
                 let r = r0 + g;
                 let p = r / PR;
                 if p < pn.n_panels {
+                    if n >= UNPACK_MIN_ROWS && unpack_panel(isa, pn, p, &mut ubuf) {
+                        // Many activation rows: the panel unpacked once for all of them.
+                        let mut t = 0;
+                        if isa == Isa::Vnni512 {
+                            unpacked_rows::<PANEL_NA_512>(isa, pn, &ubuf, a, nb, n, &mut t, &mut |t, i, v| {
+                                y.set(t, r + i, v)
+                            });
+                        }
+                        unpacked_rows::<PANEL_NA>(isa, pn, &ubuf, a, nb, n, &mut t, &mut |t, i, v| y.set(t, r + i, v));
+                        unpacked_rows::<1>(isa, pn, &ubuf, a, nb, n, &mut t, &mut |t, i, v| y.set(t, r + i, v));
+                        g += PR;
+                        continue;
+                    }
                     // Activation rows several at a time: the panel's blocks are unpacked once
                     // for all of them (the same values as one at a time).
                     let mut t = 0;
@@ -394,6 +473,35 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
                 }
             }
             return;
+        }
+        if let Acts::Q8K(a) = acts {
+            if ktile::supports(w.ty) && seq_rows.iter().any(|&s| s as usize >= TILED_MIN_ROWS) {
+                let nb = k / QK_K;
+                let mut tile = ktile::Tile::default();
+                while g < nr {
+                    let cnt = (nr - g).min(ktile::ROWS);
+                    let rows: [&[u8]; ktile::ROWS] = std::array::from_fn(|i| {
+                        let r = r0 + g + i.min(cnt - 1);
+                        &w.data[r * w.row_bytes..(r + 1) * w.row_bytes]
+                    });
+                    // Unpacked once for the batch's rows (the tiled formula's rows); the rest
+                    // of the batch (sequences of < 8 rows) takes vec_dot's kernels.
+                    tile.unpack(w.ty, &rows);
+                    for t in 0..n {
+                        let at = &a[t * nb..(t + 1) * nb];
+                        if seq_rows[t] as usize >= TILED_MIN_ROWS {
+                            tmp = tile.dot(isa, at);
+                        } else {
+                            dot_rows_q8k(isa, w.ty, &rows[..cnt], at, &mut tmp[..cnt], false);
+                        }
+                        for (i, &v) in tmp[..cnt].iter().enumerate() {
+                            y.set(t, r0 + g + i, v);
+                        }
+                    }
+                    g += cnt;
+                }
+                return;
+            }
         }
         while g < nr {
             let cnt = (nr - g).min(4);

@@ -228,29 +228,14 @@ macro_rules! kernels {
                 unsafe { legacy_min::<R, 24>(w, a, qx) }
             }
 
-            /// One panel (4 rows of `a.len()` blocks, layout of `panel.rs`) against `NA`
-            /// activation rows (each `a[t]`, all of one length). `KIND`: 0 Q4_0, 1 Q4_1, 2 Q5_0,
-            /// 3 Q5_1, 4 Q8_0 stored + 128 (needs `vpdpbusd`: u8 up to 255), 5 Q8_0 as is (sign
-            /// trick). The integer lanes are the row kernels' (unsigned codes minus `off · Σy` per
-            /// lane = ggml's signed sums). A block's codes and scales are unpacked once for all
-            /// `NA` rows; each (activation row, weight row) pair gets the same operations in the
-            /// same order whatever `NA` is, so the results do not depend on it.
+            /// Block `b` of a panel (4 rows, layout of `panel.rs`): the rows' f16 scales and
+            /// mins as f32 (mins zero but for Q4_1 / Q5_1), and their 32 codes each. `KIND`: 0
+            /// Q4_0, 1 Q4_1, 2 Q5_0, 3 Q5_1, 4 Q8_0 stored + 128 (needs `vpdpbusd`: u8 up to
+            /// 255), 5 Q8_0 as is (sign trick).
             #[inline]
             #[target_feature(enable = $feat)]
-            unsafe fn panel<const PBS: usize, const KIND: u8, const NA: usize>(
-                p: *const u8,
-                a: &[&[Q8Block]; NA],
-            ) -> [[f32; 4]; NA] {
-                let mut acc = [[_mm256_setzero_ps(); 4]; NA];
-                let mut summs = [_mm_setzero_ps(); NA];
+            unsafe fn panel_block<const KIND: u8>(b: *const u8) -> (__m128, __m128, [__m256i; 4]) {
                 let m4 = _mm256_set1_epi8(0x0f);
-                let ones = _mm256_set1_epi8(1);
-                let off: i32 = match KIND {
-                    0 => 8,
-                    2 => 16,
-                    4 => 128,
-                    _ => 0,
-                };
                 let (m_at, h_at, q_at) = match KIND {
                     0 => (0, 0, 8),
                     1 => (8, 0, 16),
@@ -258,68 +243,85 @@ macro_rules! kernels {
                     3 => (8, 16, 32),
                     _ => (0, 0, 8),
                 };
-                let idx: [__m256i; 4] = std::array::from_fn(|r| _mm256_set1_epi32(r as i32));
-                let pf = super::prefetch_distance();
-                let nb = a[0].len();
-                for ib in 0..nb {
-                    // SAFETY: the panel holds nb blocks of PBS bytes; every a[t] has nb blocks
-                    // (the caller's contract) of 32 code bytes each.
-                    unsafe {
-                        let b = p.add(ib * PBS);
-                        if pf > 0 {
-                            let mut off = 0;
-                            while off < PBS {
-                                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf + off) as *const i8);
-                                off += 64;
+                // SAFETY: the caller guarantees a whole block at `b`.
+                unsafe {
+                    let dw = _mm_cvtph_ps(_mm_loadl_epi64(b as *const __m128i));
+                    let mw = if KIND == 1 || KIND == 3 {
+                        _mm_cvtph_ps(_mm_loadl_epi64(b.add(m_at) as *const __m128i))
+                    } else {
+                        _mm_setzero_ps()
+                    };
+                    let codes: [__m256i; 4] = if KIND >= 4 {
+                        std::array::from_fn(|r| load(b.add(q_at + 32 * r)))
+                    } else {
+                        let v01 = load(b.add(q_at));
+                        let v23 = load(b.add(q_at + 32));
+                        let mut c = [
+                            _mm256_and_si256(v01, m4),
+                            _mm256_and_si256(_mm256_srli_epi16(v01, 4), m4),
+                            _mm256_and_si256(v23, m4),
+                            _mm256_and_si256(_mm256_srli_epi16(v23, 4), m4),
+                        ];
+                        if KIND == 2 || KIND == 3 {
+                            for (r, cr) in c.iter_mut().enumerate() {
+                                let h = _mm256_and_si256(bits(b.add(h_at + 4 * r)), _mm256_set1_epi8(0x10));
+                                *cr = _mm256_or_si256(*cr, h);
                             }
                         }
-                        let dw = _mm_cvtph_ps(_mm_loadl_epi64(b as *const __m128i));
-                        let mw = if KIND == 1 || KIND == 3 {
-                            _mm_cvtph_ps(_mm_loadl_epi64(b.add(m_at) as *const __m128i))
+                        c
+                    };
+                    (dw, mw, codes)
+                }
+            }
+
+            /// 4 weight rows (block `ib` given by `blk`: scales, mins, codes as
+            /// [`panel_block`] returns them) against `NA` activation rows (each `a[t]`, all of
+            /// `nb` blocks). The integer lanes are the row kernels' (unsigned codes minus
+            /// `off · Σy` per lane = ggml's signed sums). A block's codes and scales are
+            /// unpacked once for all `NA` rows; each (activation row, weight row) pair gets the
+            /// same operations in the same order whatever `NA` is, and whether the codes come
+            /// from the panel or from an unpacked copy, so the results depend on neither.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn panel_core<const KIND: u8, const NA: usize>(
+                nb: usize,
+                blk: impl Fn(usize) -> (__m128, __m128, [__m256i; 4]),
+                a: &[&[Q8Block]; NA],
+            ) -> [[f32; 4]; NA] {
+                let mut acc = [[_mm256_setzero_ps(); 4]; NA];
+                let mut summs = [_mm_setzero_ps(); NA];
+                let ones = _mm256_set1_epi8(1);
+                let off: i32 = match KIND {
+                    0 => 8,
+                    2 => 16,
+                    4 => 128,
+                    _ => 0,
+                };
+                let idx: [__m256i; 4] = std::array::from_fn(|r| _mm256_set1_epi32(r as i32));
+                for ib in 0..nb {
+                    let (dw, mw, codes) = blk(ib);
+                    for t in 0..NA {
+                        // SAFETY: every a[t] has nb blocks (the caller's contract) of 32 code bytes.
+                        let y = unsafe { a[t].get_unchecked(ib) };
+                        let qy = unsafe { load(y.qs.as_ptr() as *const u8) };
+                        let corr = if off != 0 {
+                            _mm256_sll_epi32(us8(ones, qy), _mm_cvtsi32_si128(off.trailing_zeros() as i32))
                         } else {
-                            _mm_setzero_ps()
+                            _mm256_setzero_si256()
                         };
-                        let codes: [__m256i; 4] = if KIND >= 4 {
-                            std::array::from_fn(|r| load(b.add(q_at + 32 * r)))
-                        } else {
-                            let v01 = load(b.add(q_at));
-                            let v23 = load(b.add(q_at + 32));
-                            let mut c = [
-                                _mm256_and_si256(v01, m4),
-                                _mm256_and_si256(_mm256_srli_epi16(v01, 4), m4),
-                                _mm256_and_si256(v23, m4),
-                                _mm256_and_si256(_mm256_srli_epi16(v23, 4), m4),
-                            ];
-                            if KIND == 2 || KIND == 3 {
-                                for (r, cr) in c.iter_mut().enumerate() {
-                                    let h = _mm256_and_si256(bits(b.add(h_at + 4 * r)), _mm256_set1_epi8(0x10));
-                                    *cr = _mm256_or_si256(*cr, h);
-                                }
-                            }
-                            c
-                        };
-                        for t in 0..NA {
-                            let y = a[t].get_unchecked(ib);
-                            let qy = load(y.qs.as_ptr() as *const u8);
-                            let corr = if off != 0 {
-                                _mm256_sll_epi32(us8(ones, qy), _mm_cvtsi32_si128(off.trailing_zeros() as i32))
+                        let ds = _mm_mul_ps(dw, _mm_set1_ps(y.d));
+                        if KIND == 1 || KIND == 3 {
+                            summs[t] = _mm_add_ps(summs[t], _mm_mul_ps(mw, _mm_set1_ps(y.s)));
+                        }
+                        let dsv = _mm256_castps128_ps256(ds);
+                        for r in 0..4 {
+                            let lanes = if KIND == 5 {
+                                i8s(codes[r], qy)
                             } else {
-                                _mm256_setzero_si256()
+                                _mm256_sub_epi32(us8(codes[r], qy), corr)
                             };
-                            let ds = _mm_mul_ps(dw, _mm_set1_ps(y.d));
-                            if KIND == 1 || KIND == 3 {
-                                summs[t] = _mm_add_ps(summs[t], _mm_mul_ps(mw, _mm_set1_ps(y.s)));
-                            }
-                            let dsv = _mm256_castps128_ps256(ds);
-                            for r in 0..4 {
-                                let lanes = if KIND == 5 {
-                                    i8s(codes[r], qy)
-                                } else {
-                                    _mm256_sub_epi32(us8(codes[r], qy), corr)
-                                };
-                                let scale = _mm256_permutevar8x32_ps(dsv, idx[r]);
-                                acc[t][r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc[t][r]);
-                            }
+                            let scale = _mm256_permutevar8x32_ps(dsv, idx[r]);
+                            acc[t][r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc[t][r]);
                         }
                     }
                 }
@@ -336,6 +338,118 @@ macro_rules! kernels {
                         }
                     })
                 })
+            }
+
+            /// One panel (`PBS` bytes per block) against `NA` activation rows, unpacking each
+            /// block as it goes (one or a few activation rows: decode).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn panel<const PBS: usize, const KIND: u8, const NA: usize>(
+                p: *const u8,
+                a: &[&[Q8Block]; NA],
+            ) -> [[f32; 4]; NA] {
+                let pf = super::prefetch_distance();
+                let blk = |ib: usize| {
+                    // SAFETY: the panel holds nb blocks of PBS bytes (the caller's contract).
+                    unsafe {
+                        let b = p.add(ib * PBS);
+                        if pf > 0 {
+                            let mut off = 0;
+                            while off < PBS {
+                                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf + off) as *const i8);
+                                off += 64;
+                            }
+                        }
+                        panel_block::<KIND>(b)
+                    }
+                };
+                // SAFETY: forwarded.
+                unsafe { panel_core::<KIND, NA>(a[0].len(), blk, a) }
+            }
+
+            /// Bytes of one block of an unpacked panel ([`unpack4`]): 4 scales, 4 mins (f32),
+            /// 4 × 32 code bytes.
+            pub const UNPACKED_BLOCK: usize = 160;
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn unpack_kind<const PBS: usize, const KIND: u8>(p: *const u8, nb: usize, out: *mut u8) {
+                for ib in 0..nb {
+                    // SAFETY: the caller's contract (nb blocks at p, nb · UNPACKED_BLOCK at out).
+                    unsafe {
+                        let (dw, mw, codes) = panel_block::<KIND>(p.add(ib * PBS));
+                        let o = out.add(ib * UNPACKED_BLOCK);
+                        _mm_storeu_ps(o as *mut f32, dw);
+                        _mm_storeu_ps(o.add(16) as *mut f32, mw);
+                        for (r, c) in codes.iter().enumerate() {
+                            _mm256_storeu_si256(o.add(32 + 32 * r) as *mut __m256i, *c);
+                        }
+                    }
+                }
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn unpacked<const KIND: u8, const NA: usize>(u: *const u8, a: &[&[Q8Block]; NA]) -> [[f32; 4]; NA] {
+                let blk = |ib: usize| {
+                    // SAFETY: the caller's contract: a[t].len() unpacked blocks at u.
+                    unsafe {
+                        let o = u.add(ib * UNPACKED_BLOCK);
+                        let codes = std::array::from_fn(|r| load(o.add(32 + 32 * r)));
+                        (_mm_loadu_ps(o as *const f32), _mm_loadu_ps(o.add(16) as *const f32), codes)
+                    }
+                };
+                // SAFETY: forwarded.
+                unsafe { panel_core::<KIND, NA>(a[0].len(), blk, a) }
+            }
+
+            /// Unpack `nb` blocks of a panel of `ty` (`biased`: Q8_0 stored + 128) to
+            /// `nb · UNPACKED_BLOCK` bytes at `out`, for [`unpacked4n`]: a batch of many
+            /// activation rows then pays the unpacking once, not once per row group.
+            ///
+            /// # Safety
+            /// The CPU has this module's features; `p` points at a whole panel of `nb` blocks,
+            /// `out` at `nb · UNPACKED_BLOCK` writable bytes.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn unpack4(ty: crate::gguf::GgmlType, biased: bool, p: *const u8, nb: usize, out: *mut u8) {
+                use crate::gguf::GgmlType as T;
+                // SAFETY: forwarded.
+                unsafe {
+                    match ty {
+                        T::Q4_0 => unpack_kind::<72, 0>(p, nb, out),
+                        T::Q4_1 => unpack_kind::<80, 1>(p, nb, out),
+                        T::Q5_0 => unpack_kind::<88, 2>(p, nb, out),
+                        T::Q5_1 => unpack_kind::<96, 3>(p, nb, out),
+                        _ if biased => unpack_kind::<136, 4>(p, nb, out),
+                        _ => unpack_kind::<136, 5>(p, nb, out),
+                    }
+                }
+            }
+
+            /// [`panel4n`] on a panel unpacked by [`unpack4`] (the same results).
+            ///
+            /// # Safety
+            /// The CPU has this module's features; `u` points at `a[t].len()` unpacked blocks of
+            /// `ty` (the same `biased`), the same length for every `t`.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn unpacked4n<const NA: usize>(
+                ty: crate::gguf::GgmlType,
+                biased: bool,
+                u: *const u8,
+                a: &[&[Q8Block]; NA],
+            ) -> [[f32; 4]; NA] {
+                use crate::gguf::GgmlType as T;
+                // SAFETY: forwarded.
+                unsafe {
+                    match ty {
+                        T::Q4_0 => unpacked::<0, NA>(u, a),
+                        T::Q4_1 => unpacked::<1, NA>(u, a),
+                        T::Q5_0 => unpacked::<2, NA>(u, a),
+                        T::Q5_1 => unpacked::<3, NA>(u, a),
+                        _ if biased => unpacked::<4, NA>(u, a),
+                        _ => unpacked::<5, NA>(u, a),
+                    }
+                }
             }
 
             /// The panel kernel for `ty` (see `panel.rs`; `biased`: Q8_0 stored + 128) against

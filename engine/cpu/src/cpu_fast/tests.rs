@@ -388,9 +388,10 @@ fn panels_match_row_kernels(
         if biased && !matches!(isa, Isa::Vnni | Isa::Vnni512) {
             continue;
         }
-        // Activation rows one, two (a pair: panel4n), five (pairs and a single) and eleven (with
-        // AVX-512: groups of four, then a pair and a single) at a time.
-        for n in [1, 2, 5, 11] {
+        // Activation rows one, two (a pair: panel4n), five (pairs and a single), eight and eleven
+        // (the panel unpacked once for all rows; with AVX-512 groups of four, then a pair and a
+        // single) at a time.
+        for n in [1, 2, 5, 8, 11] {
             let x = signal(n * nb * 32, 77);
             let acts = matmul::quantize_acts(matmul::ActKind::Q8, &x, nb * 32);
             let qm = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &[], panels: Some(&pn) };
@@ -398,6 +399,40 @@ fn panels_match_row_kernels(
             let qr = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &raw, panels: None };
             let want = matmul::matmul_q(isa, &qr, &acts, &vec![n as u32; n]);
             assert_eq!(got, want, "{isa:?} {ty} m {m} nb {nb} biased {biased} rows {n}");
+        }
+    }
+}
+
+/// A k-quant matmul over a batch of two sequences, one of 9 rows (llama.cpp's tiled formula:
+/// `ktile`, each weight row unpacked once) and one of 3 (its vec_dot kernels): every output
+/// equals the per-row scalar reference of its formula, on every ISA and weight-row count.
+#[rstest]
+#[case::q2_k(GgmlType::Q2_K)]
+#[case::q4_k(GgmlType::Q4_K)]
+#[case::q5_k(GgmlType::Q5_K)]
+#[case::q6_k(GgmlType::Q6_K)]
+fn kquant_batch_takes_each_sequences_formula(#[case] ty: GgmlType, #[values(5, 8)] m: usize) {
+    let nb = 3;
+    let k = nb * 256;
+    let raw = weight_rows(ty, m, nb, 9, None);
+    let rb = nb * ty.type_size();
+    let seq_rows: Vec<u32> = [vec![9u32; 9], vec![3u32; 3]].concat();
+    let n = seq_rows.len();
+    let x = signal(n * k, 31);
+    let acts = matmul::quantize_acts(matmul::ActKind::Q8K, &x, k);
+    let matmul::Acts::Q8K(a) = &acts else { panic!("Q8_K activations expected") };
+    let qm = matmul::QMatrix { ty, k, m, row_bytes: rb, data: &raw, panels: None };
+    let mut list = isas();
+    list.push(Isa::Scalar);
+    for isa in list {
+        let got = matmul::matmul_q(isa, &qm, &acts, &seq_rows);
+        for t in 0..n {
+            for j in 0..m {
+                let (row, at) = (&raw[j * rb..(j + 1) * rb], &a[t * nb..(t + 1) * nb]);
+                let mut want = [0f32];
+                matmul::dot_rows_q8k(Isa::Scalar, ty, &[row], at, &mut want, seq_rows[t] >= 8);
+                assert_eq!(got[t * m + j].to_bits(), want[0].to_bits(), "{isa:?} {ty} m {m} [{t},{j}]");
+            }
         }
     }
 }
