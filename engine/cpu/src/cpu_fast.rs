@@ -187,7 +187,30 @@ fn gelu_f32(x: f32) -> f32 {
 /// ggml's GELU table: `gelu(f16 value)` rounded to F16, for every F16 bit pattern.
 fn gelu_table() -> &'static [u16] {
     static T: OnceLock<Vec<u16>> = OnceLock::new();
-    T.get_or_init(|| (0..=u16::MAX).map(|h| f32_to_f16(gelu_f32(f16_to_f32(h)))).collect())
+    // One padding entry: the SIMD lookup gathers 32 bits at entry h.
+    T.get_or_init(|| (0..=u16::MAX).map(|h| f32_to_f16(gelu_f32(f16_to_f32(h)))).chain([0]).collect())
+}
+
+/// Elements from which a row-wise op is split over the thread team (below, one thread is
+/// quicker than waking the other).
+const PAR_ROWS_ELEMS: usize = 1 << 14;
+
+/// `f(first_row, rows)` over `out` (rows of `cols`) in chunks of whole rows, on the thread team
+/// when `out` is large. Each row is computed by one call, in its own order: the result does not
+/// depend on the split.
+fn par_rows(out: &mut [f32], cols: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    let cols = cols.max(1);
+    let rows = out.len() / cols;
+    if out.len() < PAR_ROWS_ELEMS || rows < 2 {
+        return f(0, out);
+    }
+    let per = rows.div_ceil(pool::threads() * 2).max(1);
+    let chunks: Vec<std::sync::Mutex<&mut [f32]>> = out.chunks_mut(per * cols).map(std::sync::Mutex::new).collect();
+    pool::par_for(chunks.len(), &|ci| {
+        if let Ok(mut o) = chunks[ci].lock() {
+            f(ci * per, &mut o);
+        }
+    });
 }
 
 /// ggml's `ggml_vec_gelu_f32` (GGML_GELU_FP16): 0 below -10, identity above 10, else the table.
@@ -474,14 +497,17 @@ impl Ops for CpuFast {
 
     fn rms_norm(&self, x: &FastTensor, eps: f32) -> Result<FastTensor> {
         let mut data = arena::copy_of(&x.f32s());
-        for row in data.chunks_mut(x.cols.max(1)) {
-            let sum: f64 = row.iter().map(|&v| f64::from(v * v)).sum();
-            let mean = (sum / row.len() as f64) as f32;
-            let scale = 1.0 / (mean + eps).sqrt();
-            for v in row {
-                *v *= scale;
+        let cols = x.cols.max(1);
+        par_rows(&mut data, cols, &|_, rows| {
+            for row in rows.chunks_mut(cols) {
+                let sum: f64 = row.iter().map(|&v| f64::from(v * v)).sum();
+                let mean = (sum / row.len() as f64) as f32;
+                let scale = 1.0 / (mean + eps).sqrt();
+                for v in row {
+                    *v *= scale;
+                }
             }
-        }
+        });
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
 
@@ -723,20 +749,38 @@ impl Ops for CpuFast {
             Act::Silu => {
                 let mut out = arena::take(g.len());
                 let cols = gate.cols.max(1);
-                for ((o, g), u) in out.chunks_mut(cols).zip(g.chunks(cols)).zip(u.chunks(cols)) {
-                    #[cfg(target_arch = "x86_64")]
-                    if self.simd() {
-                        // SAFETY: the CPU has AVX2, FMA and F16C (`simd`).
-                        unsafe { simd::half::swiglu_row(g, u, o) };
-                        continue;
+                let simd = self.simd();
+                par_rows(&mut out, cols, &|r0, o| {
+                    let (g, u) = (&g[r0 * cols..][..o.len()], &u[r0 * cols..][..o.len()]);
+                    for ((o, g), u) in o.chunks_mut(cols).zip(g.chunks(cols)).zip(u.chunks(cols)) {
+                        #[cfg(target_arch = "x86_64")]
+                        if simd {
+                            // SAFETY: the CPU has AVX2, FMA and F16C (`simd`).
+                            unsafe { simd::half::swiglu_row(g, u, o) };
+                            continue;
+                        }
+                        swiglu_row_ref(g, u, o);
                     }
-                    swiglu_row_ref(g, u, o);
-                }
+                });
                 out
             }
             Act::Gelu => {
                 let t = gelu_table();
-                arena::zip(&g, &u, |g, u| gelu(g, t) * u)
+                let mut out = arena::take(g.len());
+                let simd = self.simd();
+                par_rows(&mut out, gate.cols, &|r0, o| {
+                    let (g, u) = (&g[r0 * gate.cols..][..o.len()], &u[r0 * gate.cols..][..o.len()]);
+                    #[cfg(target_arch = "x86_64")]
+                    if simd {
+                        // SAFETY: the CPU has AVX2, FMA and F16C (`simd`); the table is padded.
+                        unsafe { simd::half::gelu_mul_row(g, u, t, o) };
+                        return;
+                    }
+                    for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                        *o = gelu(g, t) * u;
+                    }
+                });
+                out
             }
         };
         Ok(FastTensor::new(gate.rows, gate.cols, data))

@@ -97,13 +97,20 @@ impl Tile {
 
     /// The 4 rows' outputs against one activation row (`a`: its `nb` Q8_K blocks).
     pub fn dot(&self, isa: super::matmul::Isa, a: &[Q8KBlock]) -> [f32; ROWS] {
-        debug_assert_eq!(a.len(), self.sb.len());
+        let [v] = self.dot_n(isa, [a]);
+        v
+    }
+
+    /// The 4 rows' outputs against `NA` activation rows at once (the same values as one at a
+    /// time). AVX2 has 16 vector registers: it takes two rows a pass.
+    pub fn dot_n<const NA: usize>(&self, isa: super::matmul::Isa, a: [&[Q8KBlock]; NA]) -> [[f32; ROWS]; NA] {
+        assert!(a.iter().all(|a| a.len() == self.sb.len()), "activation rows of another length");
         let q6 = self.ty == Some(GgmlType::Q6_K);
         #[cfg(target_arch = "x86_64")]
         {
             use super::matmul::Isa;
-            // SAFETY: the CPU has the module's features (Isa::detect); `a` has one block per
-            // unpacked super-block (the caller's rows and activations have the same k).
+            // SAFETY: the CPU has the module's features (Isa::detect); every `a[t]` has one
+            // block per unpacked super-block (asserted).
             match isa {
                 Isa::Vnni512 => return unsafe { x86::vnni512::dot(&self.sb, a, q6) },
                 Isa::Vnni => return unsafe { x86::vnni::dot(&self.sb, a, q6) },
@@ -112,7 +119,7 @@ impl Tile {
             }
         }
         let _ = isa;
-        dot_scalar(&self.sb, a, q6)
+        a.map(|a| dot_scalar(&self.sb, a, q6))
     }
 }
 
@@ -212,49 +219,58 @@ mod x86 {
                     _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
                 }
 
+                /// The 4 rows against `NA` activation rows: each weight chunk and its scales
+                /// are loaded once for all of them; every (weight row, activation row) pair gets
+                /// the same operations whatever `NA` is.
+                ///
                 /// # Safety
-                /// The CPU has this module's features; `a.len() == sb.len()`.
+                /// The CPU has this module's features; `a[t].len() == sb.len()` for every `t`.
                 #[target_feature(enable = $feat)]
-                pub unsafe fn dot(sb: &[SbTile], a: &[Q8KBlock], q6: bool) -> [f32; ROWS] {
-                    let mut acc = _mm_setzero_ps();
-                    for (t, y) in sb.iter().zip(a) {
-                        // SAFETY: every pointer below is inside `t` or `y` (fixed-size arrays).
+                pub unsafe fn dot<const NA: usize>(sb: &[SbTile], a: [&[Q8KBlock]; NA], q6: bool) -> [[f32; ROWS]; NA] {
+                    let mut acc = [_mm_setzero_ps(); NA];
+                    for (ib, t) in sb.iter().enumerate() {
+                        // SAFETY: every pointer below is inside `t` or a block of `a[u]`
+                        // (fixed-size arrays; ib < a[u].len() by the contract).
                         unsafe {
-                            let yq = y.qs.as_ptr() as *const __m256i;
-                            let bs = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
-                            let mut s1 = [_mm256_setzero_si256(); ROWS];
-                            let mut e = [_mm256_setzero_si256(); ROWS];
+                            let ys: [&Q8KBlock; NA] = std::array::from_fn(|u| a[u].get_unchecked(ib));
+                            let mut s1 = [[_mm256_setzero_si256(); ROWS]; NA];
                             for r in 0..ROWS {
                                 let w = &t.rows[r];
                                 let c = w.codes.as_ptr() as *const __m256i;
                                 let s = w.scales.as_ptr() as *const __m256i;
-                                let mut sum = _mm256_setzero_si256();
                                 for j in 0..8 {
-                                    let p = _mm256_maddubs_epi16(
-                                        _mm256_load_si256(c.add(j)),
-                                        _mm256_loadu_si256(yq.add(j)),
-                                    );
-                                    sum = madd(sum, p, _mm256_load_si256(s.add(j)));
+                                    let (cj, sj) = (_mm256_load_si256(c.add(j)), _mm256_load_si256(s.add(j)));
+                                    for u in 0..NA {
+                                        let yq = ys[u].qs.as_ptr() as *const __m256i;
+                                        let p = _mm256_maddubs_epi16(cj, _mm256_loadu_si256(yq.add(j)));
+                                        s1[u][r] = madd(s1[u][r], p, sj);
+                                    }
                                 }
-                                s1[r] = sum;
-                                e[r] = _mm256_madd_epi16(_mm256_load_si256(w.mins.as_ptr() as *const __m256i), bs);
-                            }
-                            let mut s1 = reduce4(s1);
-                            let mut s2 = reduce4(e);
-                            if q6 {
-                                s1 = _mm_sub_epi32(s1, _mm_slli_epi32(s2, 5));
-                                s2 = _mm_setzero_si128();
                             }
                             let d = _mm_load_ps(t.d.as_ptr());
                             let ndmin = _mm_load_ps(t.ndmin.as_ptr());
-                            let rr = _mm_fmadd_ps(ndmin, _mm_cvtepi32_ps(s2), _mm_mul_ps(_mm_cvtepi32_ps(s1), d));
-                            acc = _mm_fmadd_ps(rr, _mm_set1_ps(y.d), acc);
+                            for u in 0..NA {
+                                let bs = _mm256_loadu_si256(ys[u].bsums.as_ptr() as *const __m256i);
+                                let e: [__m256i; ROWS] = std::array::from_fn(|r| {
+                                    _mm256_madd_epi16(_mm256_load_si256(t.rows[r].mins.as_ptr() as *const __m256i), bs)
+                                });
+                                let mut s1 = reduce4(s1[u]);
+                                let mut s2 = reduce4(e);
+                                if q6 {
+                                    s1 = _mm_sub_epi32(s1, _mm_slli_epi32(s2, 5));
+                                    s2 = _mm_setzero_si128();
+                                }
+                                let rr = _mm_fmadd_ps(ndmin, _mm_cvtepi32_ps(s2), _mm_mul_ps(_mm_cvtepi32_ps(s1), d));
+                                acc[u] = _mm_fmadd_ps(rr, _mm_set1_ps(ys[u].d), acc[u]);
+                            }
                         }
                     }
-                    let mut out = [0f32; ROWS];
-                    // SAFETY: 4 floats.
-                    unsafe { _mm_storeu_ps(out.as_mut_ptr(), acc) };
-                    out
+                    std::array::from_fn(|u| {
+                        let mut out = [0f32; ROWS];
+                        // SAFETY: 4 floats.
+                        unsafe { _mm_storeu_ps(out.as_mut_ptr(), acc[u]) };
+                        out
+                    })
                 }
             }
         };
@@ -284,10 +300,23 @@ mod x86 {
     ktile!(
         vnni512,
         "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni",
+        /// One EVEX `vpdpwssd` in inline assembly: LLVM rewrites the intrinsic's chain into
+        /// `vpmaddwd` + `vpaddd` (two instructions; 140 of 156 in this kernel were split).
         #[inline]
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
         fn madd(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
-            _mm256_dpwssd_epi32(acc, p, s)
+            let mut acc = acc;
+            // SAFETY: register-only instruction of AVX-512 VNNI + VL (this function's features).
+            unsafe {
+                std::arch::asm!(
+                    "vpdpwssd {a:y}, {p:y}, {s:y}",
+                    a = inout(zmm_reg) acc,
+                    p = in(zmm_reg) p,
+                    s = in(zmm_reg) s,
+                    options(pure, nomem, nostack, preserves_flags)
+                )
+            };
+            acc
         }
     );
 }
@@ -384,6 +413,12 @@ mod tests {
             for isa in isas() {
                 let got = tile.dot(isa, &a);
                 assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "{isa:?} {ty} nb {nb} seed {seed} row {row}");
+                // Several activation rows at once: each the same as alone.
+                let [g0, g1] = tile.dot_n(isa, [&a[..], &a[..]]);
+                let [h0, _, _, h3] = tile.dot_n(isa, [&a[..], &a[..], &a[..], &a[..]]);
+                for g in [g0, g1, h0, h3] {
+                    assert_eq!(g.map(f32::to_bits), want.map(f32::to_bits), "{isa:?} {ty} nb {nb} row {row}: batched");
+                }
             }
         }
     }

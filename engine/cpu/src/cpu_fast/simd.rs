@@ -897,6 +897,41 @@ pub mod half {
         }
     }
 
+    /// `out = gelu(g) · u` through ggml's F16 table (the scalar `super::super::gelu`, bit for
+    /// bit): `g` rounded to F16 (`vcvtps2ph`, round to nearest even, as `half`), the table
+    /// entry gathered, 0 at or below -10, `g` at or above 10 (NaN: the table, as the scalar).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C; `table` has 65,537 entries (the gather reads
+    /// 32 bits at entry `h`, the last one padding).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn gelu_mul_row(g: &[f32], u: &[f32], table: &[u16], out: &mut [f32]) {
+        debug_assert!(table.len() > usize::from(u16::MAX));
+        let n = g.len().min(u.len()).min(out.len());
+        let whole = n / 8 * 8;
+        let (lo, hi) = (_mm256_set1_ps(-10.0), _mm256_set1_ps(10.0));
+        let mask = _mm256_set1_epi32(0xffff);
+        let mut i = 0;
+        while i < whole {
+            // SAFETY: i + 8 <= whole <= n elements of each slice; entry h + 1 exists (padding).
+            unsafe {
+                let x = _mm256_loadu_ps(g.as_ptr().add(i));
+                let h = _mm256_cvtepu16_epi32(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x));
+                let t = _mm256_and_si256(_mm256_i32gather_epi32::<2>(table.as_ptr() as *const i32, h), mask);
+                let t = _mm256_packus_epi32(t, t);
+                let t = _mm256_permute4x64_epi64::<0b10_00>(t);
+                let v = _mm256_cvtph_ps(_mm256_castsi256_si128(t));
+                let v = _mm256_blendv_ps(v, x, _mm256_cmp_ps::<_CMP_GE_OQ>(x, hi));
+                let v = _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(x, lo), v);
+                _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_mul_ps(v, _mm256_loadu_ps(u.as_ptr().add(i))));
+            }
+            i += 8;
+        }
+        for j in whole..n {
+            out[j] = super::super::gelu(g[j], table) * u[j];
+        }
+    }
+
     /// `super::super::swiglu_row_ref` (bit-identical): ggml's vector SiLU on whole chunks of 16.
     ///
     /// # Safety

@@ -322,6 +322,43 @@ fn kv_cache_is_f16() {
     assert!(be.kv_alloc(&KvSpec { ty: KvType::F32, ..spec }).is_err());
 }
 
+/// The SIMD GELU·up row equals the scalar table lookup bit for bit: both sides of ±10, the F16
+/// rounding ties, subnormals, infinities and NaN, a length that is not a multiple of 8.
+#[test]
+fn simd_gelu_mul_matches_scalar() {
+    if !super::simd::has_avx2() {
+        eprintln!("NOT RUN: no AVX2");
+        return;
+    }
+    let t = gelu_table();
+    let mut g: Vec<f32> = signal(1003, 8).iter().map(|v| v * 12.0).collect();
+    let special = [
+        -10.0,
+        10.0,
+        -10.000001,
+        9.999999,
+        0.0,
+        -0.0,
+        1e-8,
+        -6e-8,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        65520.0,
+        1.0009766,
+        f32::from_bits(1),
+    ];
+    g[..special.len()].copy_from_slice(&special);
+    let u = signal(1003, 9);
+    let mut o = vec![0f32; g.len()];
+    // SAFETY: AVX2 checked above; gelu_table is padded.
+    unsafe { super::simd::half::gelu_mul_row(&g, &u, t, &mut o) };
+    for i in 0..g.len() {
+        let want = gelu(g[i], t) * u[i];
+        assert_eq!(o[i].to_bits(), want.to_bits(), "x {} u {}: {} vs {want}", g[i], u[i], o[i]);
+    }
+}
+
 #[test]
 fn gelu_uses_the_f16_table() {
     let t = gelu_table();
