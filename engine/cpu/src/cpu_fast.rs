@@ -224,12 +224,13 @@ fn gelu(x: f32, table: &[u16]) -> f32 {
     }
 }
 
-/// ggml's `ggml_vec_swiglu_f32` on one row (AVX-512 build): `ggml_v_silu` (with `ggml_v_expf`)
-/// on whole chunks of 16, the libm `expf` on the rest.
-pub fn swiglu_row_ref(g: &[f32], u: &[f32], out: &mut [f32]) {
-    let whole = g.len() / 16 * 16;
+/// ggml's `ggml_vec_swiglu_f32` on one row: `ggml_v_silu` (with the tier's `ggml_v_expf`) on
+/// whole chunks of `lanes` (16 in the AVX-512 build, 8 in the AVX2 one), the libm `expf` on
+/// the rest.
+pub fn swiglu_row_ref(g: &[f32], u: &[f32], out: &mut [f32], lanes: usize) {
+    let whole = g.len() / lanes * lanes;
     for (i, ((o, &x), &y)) in out.iter_mut().zip(g).zip(u).enumerate() {
-        let e = if i < whole { attn::ggml_expf(0.0 - x) } else { (-x).exp() };
+        let e = if i < whole { attn::expf_tier(lanes, 0.0 - x) } else { (-x).exp() };
         *o = x / (1.0 + e) * y;
     }
 }
@@ -749,17 +750,17 @@ impl Ops for CpuFast {
             Act::Silu => {
                 let mut out = arena::take(g.len());
                 let cols = gate.cols.max(1);
-                let simd = self.simd();
+                let (simd, lanes) = (self.simd(), simd::f32_lanes());
                 par_rows(&mut out, cols, &|r0, o| {
                     let (g, u) = (&g[r0 * cols..][..o.len()], &u[r0 * cols..][..o.len()]);
                     for ((o, g), u) in o.chunks_mut(cols).zip(g.chunks(cols)).zip(u.chunks(cols)) {
                         #[cfg(target_arch = "x86_64")]
-                        if simd {
+                        if simd && lanes == 16 {
                             // SAFETY: the CPU has AVX2, FMA and F16C (`simd`).
                             unsafe { simd::half::swiglu_row(g, u, o) };
                             continue;
                         }
-                        swiglu_row_ref(g, u, o);
+                        swiglu_row_ref(g, u, o, lanes);
                     }
                 });
                 out

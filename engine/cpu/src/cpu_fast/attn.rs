@@ -10,7 +10,14 @@
 //! - `V·p`: the probabilities rounded to F16 (the F16 `vec_dot_type` of the transposed V cache)
 //!   and summed in the same lane structures over the cache positions.
 //!
-//! The SIMD helpers in `simd::half` are bit-identical to the scalar code here (tested).
+//! The lane counts and the exp are those of the build llama.cpp makes on the host
+//! ([`super::simd::f32_lanes`]): 16 where it compiles its AVX-512 paths (`__AVX512F__` and
+//! `__AVX512DQ__`), 8 on an AVX2-only host — `tinyBLAS<8>`, `ggml_vec_dot_f16` with 4 × 8 lanes
+//! and `GGML_F32x8_REDUCE`'s `hadd` tree, softmax in chunks of 8 with `hsum`, and the AVX2
+//! `ggml_v_expf` ([`ggml_expf_avx2`], another formula: `k + j·k` instead of `scalef`).
+//!
+//! The SIMD helpers in `simd::half` (16-lane structure) are bit-identical to the scalar code here
+//! (tested); the 8-lane tier takes the scalar code.
 
 use std::sync::Mutex;
 
@@ -42,6 +49,67 @@ pub fn ggml_expf(x: f32) -> f32 {
     (f64::from(j) * p2) as f32
 }
 
+/// ggml's `ggml_v_expf` as its AVX2 + FMA build computes it, for one value: the same `n`, `b`
+/// and polynomial as [`ggml_expf`] but `j` without its constant term, then `k + j·k` with
+/// `k = 2^n` built in the exponent bits; for `|n| > 126` the two-factor scaling, and
+/// `2^-125 · 2^-125` (0) or `2^127 · 2^127` (∞) beyond 192. Lane by lane as the vector code.
+#[inline(always)]
+pub fn ggml_expf_avx2(x: f32) -> f32 {
+    let r = c(0x4b40_0000); // 0x1.8p23
+    let z = x.mul_add(c(0x3fb8_aa3b), r);
+    let n = z - r;
+    let b = (-n).mul_add(c(0x35bf_be8e), (-n).mul_add(c(0x3f31_7200), x));
+    let e = z.to_bits() << 23;
+    let k = f32::from_bits(e.wrapping_add(1f32.to_bits()));
+    let u = b * b;
+    let j = c(0x3c07_2010).mul_add(b, c(0x3d2b_9f17)).mul_add(u, c(0x3e2a_af33).mul_add(b, c(0x3eff_fedb)));
+    let j = j.mul_add(u, c(0x3f7f_fff6) * b);
+    if n.abs().partial_cmp(&126.0) != Some(std::cmp::Ordering::Greater) {
+        return j.mul_add(k, k);
+    }
+    let g: u32 = if n <= 0.0 { 0x8200_0000 } else { 0 };
+    let s1 = f32::from_bits(g.wrapping_add(0x7f00_0000));
+    let s2 = f32::from_bits(e.wrapping_sub(g));
+    if n.abs() > 192.0 {
+        s1 * s1
+    } else {
+        s2.mul_add(j, s2) * s1
+    }
+}
+
+/// The exp of the tier with `lanes` f32 lanes (16: AVX-512, 8: AVX2).
+#[inline(always)]
+pub fn expf_tier(lanes: usize, x: f32) -> f32 {
+    if lanes == 16 {
+        ggml_expf(x)
+    } else {
+        ggml_expf_avx2(x)
+    }
+}
+
+/// `GGML_F32x8_REDUCE`'s last step (AVX2): low + high half, then two `hadd`s:
+/// `(t0 + t1) + (t2 + t3)`.
+#[inline]
+pub fn reduce8_hadd(v: &[f32; 8]) -> f32 {
+    let t: [f32; 4] = std::array::from_fn(|i| v[i] + v[i + 4]);
+    (t[0] + t[1]) + (t[2] + t[3])
+}
+
+/// The horizontal sum of `lanes` lanes of a tinyBLAS accumulator or a softmax chunk: 16 as
+/// `_mm512_reduce_add_ps`, 8 as sgemm's / softmax's `hsum` (`hsum_float_8`'s order).
+#[inline]
+fn hsum_lanes(v: &[f32]) -> f32 {
+    if v.len() == 16 {
+        let mut a = [0f32; 16];
+        a.copy_from_slice(v);
+        reduce16(&a)
+    } else {
+        let mut a = [0f32; 8];
+        a.copy_from_slice(v);
+        super::dot::hsum8(&a)
+    }
+}
+
 /// ggml's 16-lane reduction (`_mm512_reduce_add_ps` as GCC writes it).
 #[inline]
 pub fn reduce16(v: &[f32; 16]) -> f32 {
@@ -49,33 +117,43 @@ pub fn reduce16(v: &[f32; 16]) -> f32 {
     super::dot::hsum8(&t)
 }
 
-/// `Σ k·q` as llamafile's `tinyBLAS<16>` (n % 16 == 0): lane l sums elements l, l+16, ...
-pub fn dot_tiny_ref(k: &[u16], q: &[f32]) -> f32 {
+/// `Σ k·q` as llamafile's `tinyBLAS<L>` (`L = lanes`, 16 or 8; n % L == 0): lane l sums
+/// elements l, l+L, ..., then the lanes' `hsum`.
+pub fn dot_tiny_ref(k: &[u16], q: &[f32], lanes: usize) -> f32 {
     let mut acc = [0f32; 16];
-    for (kc, qc) in k.chunks_exact(16).zip(q.chunks_exact(16)) {
+    let acc = &mut acc[..lanes];
+    for (kc, qc) in k.chunks_exact(lanes).zip(q.chunks_exact(lanes)) {
         for ((a, &kv), &qv) in acc.iter_mut().zip(kc).zip(qc) {
             *a = f16_to_f32(kv).mul_add(qv, *a);
         }
     }
-    reduce16(&acc)
+    hsum_lanes(acc)
 }
 
-/// `Σ k·q` as `ggml_vec_dot_f16` (AVX-512 build): 4 accumulators of 16 lanes over steps of 64,
-/// reduced (0+2, 1+3, then 0+1, then the 16 lanes) to an f64, leftovers added in f64.
-pub fn dot_vec_ref(k: &[u16], q: &[f32]) -> f32 {
+/// `Σ k·q` as `ggml_vec_dot_f16`: 4 accumulators of `lanes` lanes over steps of `4 · lanes`,
+/// reduced (0+2, 1+3, then 0+1, then the lanes: `_mm512_reduce_add_ps`, or AVX2's `hadd`
+/// tree) to an f64, leftovers added in f64.
+pub fn dot_vec_ref(k: &[u16], q: &[f32], lanes: usize) -> f32 {
     let n = k.len().min(q.len());
-    let np = n - n % 64;
+    let step = 4 * lanes;
+    let np = n - n % step;
     let mut s = [[0f32; 16]; 4];
-    for i in (0..np).step_by(64) {
+    for i in (0..np).step_by(step) {
         for (j, sj) in s.iter_mut().enumerate() {
-            for (l, a) in sj.iter_mut().enumerate() {
-                let e = i + 16 * j + l;
+            for (l, a) in sj[..lanes].iter_mut().enumerate() {
+                let e = i + lanes * j + l;
                 *a = f16_to_f32(k[e]).mul_add(q[e], *a);
             }
         }
     }
     let x: [f32; 16] = std::array::from_fn(|l| (s[0][l] + s[2][l]) + (s[1][l] + s[3][l]));
-    let mut sum = f64::from(reduce16(&x));
+    let mut sum = if lanes == 16 {
+        f64::from(reduce16(&x))
+    } else {
+        let mut h = [0f32; 8];
+        h.copy_from_slice(&x[..8]);
+        f64::from(reduce8_hadd(&h))
+    };
     for e in np..n {
         sum += f64::from(f16_to_f32(k[e]) * q[e]);
     }
@@ -83,25 +161,25 @@ pub fn dot_vec_ref(k: &[u16], q: &[f32]) -> f32 {
 }
 
 #[inline]
-fn dot_tiny(simd: bool, k: &[u16], q: &[f32]) -> f32 {
+fn dot_tiny(simd: bool, k: &[u16], q: &[f32], lanes: usize) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if simd {
+    if simd && lanes == 16 {
         // SAFETY: `simd` is only true when the CPU has AVX2, FMA and F16C.
         return unsafe { super::simd::half::dot_tiny(k, q) };
     }
     let _ = simd;
-    dot_tiny_ref(k, q)
+    dot_tiny_ref(k, q, lanes)
 }
 
 #[inline]
-fn dot_vec(simd: bool, k: &[u16], q: &[f32]) -> f32 {
+fn dot_vec(simd: bool, k: &[u16], q: &[f32], lanes: usize) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if simd && k.len().is_multiple_of(64) {
+    if simd && lanes == 16 && k.len().is_multiple_of(64) {
         // SAFETY: as in `dot_tiny`.
         return unsafe { super::simd::half::dot_vec(k, q) };
     }
     let _ = simd;
-    dot_vec_ref(k, q)
+    dot_vec_ref(k, q, lanes)
 }
 
 /// `y[i] = fma(a, f16(v[i]), y[i])` — the scalar reference.
@@ -123,18 +201,18 @@ fn axpy_f16(simd: bool, y: &mut [f32], a: f32, v: &[u16]) {
 }
 
 /// ggml's `ggml_vec_soft_max_f32` on `w` (masked entries `-inf`) in place; returns nothing, `w`
-/// becomes the probabilities. Chunks of 16 from index 0 (the cache cell index, as in llama.cpp's
-/// padded rows; a last partial chunk sums as if padded with zeros).
-pub fn softmax_ref(w: &mut [f32]) {
+/// becomes the probabilities. Chunks of `lanes` (16 or 8) from index 0 (the cache cell index, as
+/// in llama.cpp's padded rows; a last partial chunk sums as if padded with zeros).
+pub fn softmax_ref(w: &mut [f32], lanes: usize) {
     let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let mut sum = 0f64;
-    for ch in w.chunks_mut(16) {
+    for ch in w.chunks_mut(lanes) {
         let mut e = [0f32; 16];
         for (x, o) in ch.iter_mut().zip(e.iter_mut()) {
-            *x = if *x == f32::NEG_INFINITY { 0.0 } else { ggml_expf(*x - max) };
+            *x = if *x == f32::NEG_INFINITY { 0.0 } else { expf_tier(lanes, *x - max) };
             *o = *x;
         }
-        sum += f64::from(reduce16(&e));
+        sum += f64::from(hsum_lanes(&e[..lanes]));
     }
     let inv = (1.0 / sum) as f32;
     for x in w.iter_mut() {
@@ -145,16 +223,16 @@ pub fn softmax_ref(w: &mut [f32]) {
 /// ggml's `soft_max` with a sink (`ggml_compute_forward_soft_max_f32`): the max includes the
 /// sink, the row's exponentials are summed as [`softmax_ref`], then `expf(sink - max)` (libm) is
 /// added to the f64 total; the sink itself takes no output slot.
-pub fn softmax_sink_ref(w: &mut [f32], sink: f32) {
+pub fn softmax_sink_ref(w: &mut [f32], sink: f32, lanes: usize) {
     let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)).max(sink);
     let mut sum = 0f64;
-    for ch in w.chunks_mut(16) {
+    for ch in w.chunks_mut(lanes) {
         let mut e = [0f32; 16];
         for (x, o) in ch.iter_mut().zip(e.iter_mut()) {
-            *x = if *x == f32::NEG_INFINITY { 0.0 } else { ggml_expf(*x - max) };
+            *x = if *x == f32::NEG_INFINITY { 0.0 } else { expf_tier(lanes, *x - max) };
             *o = *x;
         }
-        sum += f64::from(reduce16(&e));
+        sum += f64::from(hsum_lanes(&e[..lanes]));
     }
     sum += f64::from((sink - max).exp());
     let inv = (1.0 / sum) as f32;
@@ -163,30 +241,40 @@ pub fn softmax_sink_ref(w: &mut [f32], sink: f32) {
     }
 }
 
-fn softmax(simd: bool, w: &mut [f32]) {
+fn softmax(simd: bool, w: &mut [f32], lanes: usize) {
     #[cfg(target_arch = "x86_64")]
-    if simd {
+    if simd && lanes == 16 {
         // SAFETY: `simd` is only true when the CPU has AVX2, FMA and F16C.
         return unsafe { super::simd::half::softmax(w) };
     }
     let _ = simd;
-    softmax_ref(w)
+    softmax_ref(w, lanes)
 }
 
 /// `out[d]` = the lane tree of `lanes` (`[lane][d]`, all `n_lanes` lanes; unused ones zero):
 /// for a batch the 16 lanes reduced as `reduce16`; for one row the 64 lanes first folded as
 /// `ggml_vec_dot_f16`'s 4 accumulators (`(0+2) + (1+3)`). Element-wise over `d` (vectorizes).
-fn reduce_lanes(lanes: &[f32], vd: usize, batch: bool, red: &mut [f32], out: &mut [f32]) {
+fn reduce_lanes(lanes: &[f32], vd: usize, batch: bool, w: usize, red: &mut [f32], out: &mut [f32]) {
     let l = |i: usize| &lanes[i * vd..(i + 1) * vd];
-    for (i, x) in red.chunks_exact_mut(vd).enumerate().take(16) {
+    for (i, x) in red.chunks_exact_mut(vd).enumerate().take(w) {
         if batch {
             x.copy_from_slice(l(i));
         } else {
-            let (s0, s1, s2, s3) = (l(i), l(16 + i), l(32 + i), l(48 + i));
+            let (s0, s1, s2, s3) = (l(i), l(w + i), l(2 * w + i), l(3 * w + i));
             for d in 0..vd {
                 x[d] = (s0[d] + s2[d]) + (s1[d] + s3[d]);
             }
         }
+    }
+    if w == 8 {
+        // 8 lanes -> 4 (lane i + lane i + 4), then tinyBLAS's hsum (0 + 2) + (1 + 3) for a
+        // batch, `GGML_F32x8_REDUCE`'s hadds (0 + 1) + (2 + 3) for one row.
+        let r = |i: usize| &red[i * vd..(i + 1) * vd];
+        for (d, o) in out.iter_mut().enumerate() {
+            let t: [f32; 4] = std::array::from_fn(|i| r(i)[d] + r(i + 4)[d]);
+            *o = if batch { (t[0] + t[2]) + (t[1] + t[3]) } else { (t[0] + t[1]) + (t[2] + t[3]) };
+        }
+        return;
     }
     // 16 -> 8 -> 4 lanes, then (0 + 2) + (1 + 3).
     for step in [8usize, 4] {
@@ -242,11 +330,13 @@ pub fn attention_sinks(
     let (hd, vd) = (p.head_dim, p.v_head_dim);
     let (q_cols, k_cols, v_cols) = (p.n_head * hd, p.n_head_kv * hd, p.n_head_kv * vd);
     let group = p.n_head / p.n_head_kv;
-    // llama.cpp multiplies a batch through llamafile (tinyBLAS), a single row through vec_dot.
+    // llama.cpp multiplies a batch through llamafile (tinyBLAS), a single row through vec_dot,
+    // with the host's f32 lane count (16 or 8).
+    let w16 = super::simd::f32_lanes();
     let batch = n_q >= 2;
-    let kq_tiny = batch && hd % 16 == 0;
-    // V·p lanes: 16 (tinyBLAS) or 64 (vec_dot: 4 accumulators of 16).
-    let n_lanes = if batch { 16 } else { 64 };
+    let kq_tiny = batch && hd % w16 == 0;
+    // V·p lanes: w16 (tinyBLAS) or 4 · w16 (vec_dot: 4 accumulators).
+    let n_lanes = if batch { w16 } else { 4 * w16 };
     let head = |h: usize| -> Vec<f32> {
         let kh = h / group;
         let mut out = vec![0f32; n_q * vd];
@@ -265,7 +355,7 @@ pub fn attention_sinks(
                     kv_pos[j] <= q_pos[i] && p.window.is_none_or(|win| ((q_pos[i] - kv_pos[j]) as usize) < win);
                 *s = if visible {
                     let kr = &k[j * k_cols + kh * hd..j * k_cols + (kh + 1) * hd];
-                    let mut x = if kq_tiny { dot_tiny(simd, kr, &qh) } else { dot_vec(simd, kr, &qh) };
+                    let mut x = if kq_tiny { dot_tiny(simd, kr, &qh, w16) } else { dot_vec(simd, kr, &qh, w16) };
                     x *= p.scale;
                     if let Some(cap) = p.softcap {
                         x = (x * (1.0 / cap)).tanh() * cap;
@@ -276,8 +366,8 @@ pub fn attention_sinks(
                 };
             }
             match sinks {
-                Some(sk) => softmax_sink_ref(&mut w, sk[h]),
-                None => softmax(simd, &mut w),
+                Some(sk) => softmax_sink_ref(&mut w, sk[h], w16),
+                None => softmax(simd, &mut w, w16),
             }
             lanes[..used * vd].iter_mut().for_each(|x| *x = 0.0);
             for (j, &e) in w.iter().enumerate() {
@@ -294,7 +384,7 @@ pub fn attention_sinks(
                 );
             }
             let o = &mut out[i * vd..(i + 1) * vd];
-            reduce_lanes(&lanes, vd, batch, &mut red, o);
+            reduce_lanes(&lanes, vd, batch, w16, &mut red, o);
         }
         out
     };

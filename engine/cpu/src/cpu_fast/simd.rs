@@ -41,6 +41,25 @@ fn features() -> (bool, bool, bool) {
     })
 }
 
+/// The f32 lanes of llama.cpp's vector code on this host: 16 where its build takes the AVX-512
+/// paths (`__AVX512F__` and `__AVX512DQ__`: softmax, SiLU, `ggml_vec_dot_f16`, tinyBLAS for
+/// F16), 8 on AVX2 hosts. `ORCD_NO_AVX512` caps it at 8 (as a `GGML_NATIVE=OFF` AVX2 build);
+/// `ORCD_NO_SIMD` does not change it (the scalar code computes the same bits).
+pub fn f32_lanes() -> usize {
+    static L: OnceLock<usize> = OnceLock::new();
+    *L.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        let wide = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq");
+        #[cfg(not(target_arch = "x86_64"))]
+        let wide = false;
+        if wide && std::env::var_os("ORCD_NO_AVX512").is_none() {
+            16
+        } else {
+            8
+        }
+    })
+}
+
 /// AVX2, FMA and F16C are present (and `ORCD_NO_SIMD` is not set).
 pub fn has_avx2() -> bool {
     features().0

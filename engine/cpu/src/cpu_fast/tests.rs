@@ -202,11 +202,11 @@ fn attention_helpers_match_reference(#[values(16, 64, 128, 256, 512)] n: usize) 
     {
         // SAFETY: AVX2/FMA/F16C checked above.
         let got = unsafe { super::simd::half::dot_tiny(&k, &q) };
-        assert_eq!(got, attn::dot_tiny_ref(&k, &q), "tiny {n}");
+        assert_eq!(got, attn::dot_tiny_ref(&k, &q, 16), "tiny {n}");
         if n.is_multiple_of(64) {
             // SAFETY: as above.
             let got = unsafe { super::simd::half::dot_vec(&k, &q) };
-            assert_eq!(got, attn::dot_vec_ref(&k, &q), "vec {n}");
+            assert_eq!(got, attn::dot_vec_ref(&k, &q, 16), "vec {n}");
         }
         let (mut y1, mut y2) = (signal(n + 3, 3), signal(n + 3, 3));
         let k3: Vec<u16> = signal(n + 3, 4).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
@@ -491,7 +491,7 @@ fn simd_softmax_and_swiglu_match_reference(#[values(1, 7, 16, 33, 200, 256)] n: 
         w[3] = -150.0;
     }
     let mut a = w.clone();
-    attn::softmax_ref(&mut a);
+    attn::softmax_ref(&mut a, 16);
     #[cfg(target_arch = "x86_64")]
     {
         let mut b = w.clone();
@@ -501,10 +501,84 @@ fn simd_softmax_and_swiglu_match_reference(#[values(1, 7, 16, 33, 200, 256)] n: 
         let g: Vec<f32> = signal(n, 4).iter().map(|v| v * 40.0).collect();
         let u = signal(n, 5);
         let (mut o1, mut o2) = (vec![0f32; n], vec![0f32; n]);
-        swiglu_row_ref(&g, &u, &mut o1);
+        swiglu_row_ref(&g, &u, &mut o1, 16);
         // SAFETY: as above.
         unsafe { super::simd::half::swiglu_row(&g, &u, &mut o2) };
         assert_eq!(o1, o2, "swiglu {n}");
+    }
+}
+
+/// The AVX2 build's exp: close to `exp` over the range where ggml documents ~1.5 ulp, the same
+/// as the AVX-512 variant wherever neither scaling path is taken and both round alike (they
+/// differ in the last step: `k + j·k` against `scalef(j + 1)`), and its edges: 0 and ∞ beyond
+/// `|n| > 192`, subnormals through the two-factor path.
+#[test]
+fn avx2_expf_edges_and_accuracy() {
+    let mut worst = 0f64;
+    let mut x = -104.0f32;
+    while x < 88.5 {
+        let got = f64::from(attn::ggml_expf_avx2(x));
+        let want = f64::from(x).exp();
+        if want > 1e-37 && want < 1e38 {
+            worst = worst.max(((got - want) / want).abs());
+        }
+        x += 0.0173;
+    }
+    assert!(worst < 3e-7, "worst relative error {worst:e}");
+    assert_eq!(attn::ggml_expf_avx2(0.0), 1.0);
+    assert_eq!(attn::ggml_expf_avx2(f32::NEG_INFINITY), 0.0);
+    assert_eq!(attn::ggml_expf_avx2(-200.0), 0.0);
+    assert_eq!(attn::ggml_expf_avx2(200.0), f32::INFINITY);
+    let sub = attn::ggml_expf_avx2(-100.0);
+    assert!(sub > 0.0 && sub < 1e-43, "{sub:e}");
+    // The two formulas are different functions: some inputs round differently.
+    let differ = (0..20_000)
+        .map(|i| -20.0 + i as f32 * 0.002)
+        .filter(|&x| attn::ggml_expf(x) != attn::ggml_expf_avx2(x))
+        .count();
+    assert!(differ > 0, "the AVX2 exp should not be the AVX-512 one");
+}
+
+/// The 8-lane tier's reductions: `tinyBLAS<8>` and softmax take `hsum` ((0+2)+(1+3) after
+/// folding the halves), `ggml_vec_dot_f16` takes `GGML_F32x8_REDUCE`'s hadds ((0+1)+(2+3)).
+#[test]
+fn eight_lane_tier_orders() {
+    // Values whose sum depends on the order of additions.
+    let v = [1e8f32, 1.0, -1e8, 1.0, 3.0, 0.5, 7.0, 0.25];
+    let t: [f32; 4] = std::array::from_fn(|i| v[i] + v[i + 4]);
+    assert_eq!(attn::reduce8_hadd(&v), (t[0] + t[1]) + (t[2] + t[3]));
+    assert_eq!(super::dot::hsum8(&v), (t[0] + t[2]) + (t[1] + t[3]));
+    // dot_tiny_ref with 8 lanes: lane l sums l, l + 8, ...
+    let n = 32;
+    let q = signal(n, 1);
+    let k: Vec<u16> = signal(n, 2).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
+    let mut acc = [0f32; 8];
+    for (e, (&kv, &qv)) in k.iter().zip(&q).enumerate() {
+        acc[e % 8] = f16_to_f32(kv).mul_add(qv, acc[e % 8]);
+    }
+    assert_eq!(attn::dot_tiny_ref(&k, &q, 8).to_bits(), super::dot::hsum8(&acc).to_bits());
+    // dot_vec_ref with 8 lanes: 4 accumulators stepping by 32, (0+2)+(1+3), then the hadds.
+    let mut s = [[0f32; 8]; 4];
+    for (e, (&kv, &qv)) in k.iter().zip(&q).enumerate() {
+        let (j, l) = ((e % 32) / 8, e % 8);
+        s[j][l] = f16_to_f32(kv).mul_add(qv, s[j][l]);
+    }
+    let x: [f32; 8] = std::array::from_fn(|l| (s[0][l] + s[2][l]) + (s[1][l] + s[3][l]));
+    assert_eq!(attn::dot_vec_ref(&k, &q, 8).to_bits(), (attn::reduce8_hadd(&x) as f64 as f32).to_bits());
+    // Softmax in chunks of 8 with the AVX2 exp.
+    let mut w = signal(20, 3);
+    let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let e: Vec<f32> = w.iter().map(|&x| attn::ggml_expf_avx2(x - max)).collect();
+    let mut sum = 0f64;
+    for ch in e.chunks(8) {
+        let mut a = [0f32; 8];
+        a[..ch.len()].copy_from_slice(ch);
+        sum += f64::from(super::dot::hsum8(&a));
+    }
+    let inv = (1.0 / sum) as f32;
+    attn::softmax_ref(&mut w, 8);
+    for (got, want) in w.iter().zip(&e) {
+        assert_eq!(got.to_bits(), (want * inv).to_bits());
     }
 }
 
