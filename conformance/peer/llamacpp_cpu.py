@@ -45,6 +45,8 @@ def main():
         t2 = time.perf_counter()
         out = {"prefill_tok_s": n_prompt / (t1 - t0), "decode_tok_s": n_gen / (t2 - t1) if n_gen else 0.0}
     out["peer"] = f"llama-cpp-python {llama_cpp.__version__}"
+    # The build's instruction sets (its tier: AVX512 = 1 in a native build on an AVX-512 host).
+    out["system_info"] = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
     print(json.dumps(out))
 
 

@@ -77,8 +77,8 @@ pub fn not_run_reason(c: &PerfCase) -> Option<String> {
     c.file.missing_reason().or_else(peer_missing)
 }
 
-/// One peer round: (prefill tok/s, decode tok/s).
-fn peer_round(c: &PerfCase, path: &std::path::Path, threads: usize) -> Result<(f64, f64), String> {
+/// One peer round: (prefill tok/s, decode tok/s, the build's instruction-set tier).
+fn peer_round(c: &PerfCase, path: &std::path::Path, threads: usize) -> Result<(f64, f64, String), String> {
     let script = paths::repo_root().join("conformance/peer/llamacpp_cpu.py");
     let out = std::process::Command::new(python())
         .arg(&script)
@@ -98,7 +98,15 @@ fn peer_round(c: &PerfCase, path: &std::path::Path, threads: usize) -> Result<(f
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("the peer's output is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
     let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).ok_or_else(|| format!("the peer's output lacks {k}: {v}"));
-    Ok((get("prefill_tok_s")?, get("decode_tok_s")?))
+    let info = v.get("system_info").and_then(|x| x.as_str()).unwrap_or("");
+    let tier = if info.contains("AVX512 = 1") {
+        "avx512"
+    } else if info.contains("AVX2 = 1") {
+        "avx2"
+    } else {
+        "unknown"
+    };
+    Ok((get("prefill_tok_s")?, get("decode_tok_s")?, format!("{tier} build")))
 }
 
 pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
@@ -123,6 +131,7 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
         return fail(format!("bench on {}: {e}", backend.name()));
     }
     let (mut ours_pp, mut ours_tg, mut peer_pp, mut peer_tg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut peer_build = String::new();
     for _ in 0..c.rounds {
         match orcd_engine::bench::once(m.as_mut(), c.prompt_tokens, c.gen_tokens) {
             Ok((pp, tg)) => {
@@ -132,9 +141,10 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
             Err(e) => return fail(format!("bench on {}: {e}", backend.name())),
         }
         match peer_round(c, &path, threads) {
-            Ok((pp, tg)) => {
+            Ok((pp, tg, build)) => {
                 peer_pp.push(pp);
                 peer_tg.push(tg);
+                peer_build = build;
             }
             Err(e) => return fail(e),
         }
@@ -156,8 +166,12 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
     }
     let summary = format!(
         "{} rounds, {threads} threads, pp{} / tg{}: prefill {opp:.1} vs {ppp:.1} tok/s ({rpp:.2}×), decode {otg:.1} vs \
-         {ptg:.1} tok/s ({rtg:.2}×) against {}",
-        c.rounds, c.prompt_tokens, c.gen_tokens, c.peer
+         {ptg:.1} tok/s ({rtg:.2}×) against {} ({peer_build}); ours on the {}",
+        c.rounds,
+        c.prompt_tokens,
+        c.gen_tokens,
+        c.peer,
+        orcd_backends::cpu_isa()
     );
     match shortfalls(rpp, rtg, &c.thresholds) {
         None => (Outcome::Pass { detail: summary }, measured),

@@ -154,6 +154,12 @@ impl Column {
     }
 }
 
+/// The instruction-set tier of the CPU fast path on this host (`avx512` / `avx2` and its
+/// kernels), as bench output and reports name it.
+pub fn cpu_isa() -> String {
+    orcd_cpu::cpu_fast::isa_summary()
+}
+
 /// Threads the CPU backends' parallel loops use (`ORCD_THREADS`, else `RAYON_NUM_THREADS`, else
 /// the CPU count): a peer measured beside them gets as many.
 pub fn cpu_threads() -> usize {

@@ -173,6 +173,26 @@ fn isa() -> Isa {
     *I.get_or_init(Isa::detect)
 }
 
+/// The instruction-set tier the fast path computes on this host, as reports and `bench` name it:
+/// the llama.cpp build it is bit-identical with (`avx512`: ggml's AVX-512 f32 paths; `avx2`: an
+/// AVX2/FMA/F16C build, e.g. `GGML_NATIVE=OFF`), and the integer kernels in use.
+pub fn isa_summary() -> String {
+    let tier = if isa() == Isa::Scalar && !cfg!(target_arch = "x86_64") {
+        "scalar"
+    } else if simd::f32_lanes() == 16 {
+        "avx512"
+    } else {
+        "avx2"
+    };
+    let kernels = match isa() {
+        Isa::Vnni512 => "avx512-vnni",
+        Isa::Vnni => "avx-vnni",
+        Isa::Avx2 => "avx2",
+        Isa::Scalar => "scalar",
+    };
+    format!("{tier} tier ({kernels} kernels)")
+}
+
 fn shape_err(op: &str, msg: String) -> Error {
     Error::Invalid(format!("{op}: {msg}"))
 }
@@ -755,9 +775,15 @@ impl Ops for CpuFast {
                     let (g, u) = (&g[r0 * cols..][..o.len()], &u[r0 * cols..][..o.len()]);
                     for ((o, g), u) in o.chunks_mut(cols).zip(g.chunks(cols)).zip(u.chunks(cols)) {
                         #[cfg(target_arch = "x86_64")]
-                        if simd && lanes == 16 {
+                        if simd {
                             // SAFETY: the CPU has AVX2, FMA and F16C (`simd`).
-                            unsafe { simd::half::swiglu_row(g, u, o) };
+                            unsafe {
+                                if lanes == 16 {
+                                    simd::half::swiglu_row(g, u, o)
+                                } else {
+                                    simd::half::swiglu_row8(g, u, o)
+                                }
+                            };
                             continue;
                         }
                         swiglu_row_ref(g, u, o, lanes);

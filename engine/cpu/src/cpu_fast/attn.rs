@@ -16,8 +16,8 @@
 //! and `GGML_F32x8_REDUCE`'s `hadd` tree, softmax in chunks of 8 with `hsum`, and the AVX2
 //! `ggml_v_expf` ([`ggml_expf_avx2`], another formula: `k + j·k` instead of `scalef`).
 //!
-//! The SIMD helpers in `simd::half` (16-lane structure) are bit-identical to the scalar code here
-//! (tested); the 8-lane tier takes the scalar code.
+//! The SIMD helpers in `simd::half` (both tiers) are bit-identical to the scalar code here
+//! (tested).
 
 use std::sync::Mutex;
 
@@ -163,9 +163,15 @@ pub fn dot_vec_ref(k: &[u16], q: &[f32], lanes: usize) -> f32 {
 #[inline]
 fn dot_tiny(simd: bool, k: &[u16], q: &[f32], lanes: usize) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if simd && lanes == 16 {
+    if simd {
         // SAFETY: `simd` is only true when the CPU has AVX2, FMA and F16C.
-        return unsafe { super::simd::half::dot_tiny(k, q) };
+        return unsafe {
+            if lanes == 16 {
+                super::simd::half::dot_tiny(k, q)
+            } else {
+                super::simd::half::dot_tiny8(k, q)
+            }
+        };
     }
     let _ = simd;
     dot_tiny_ref(k, q, lanes)
@@ -174,9 +180,15 @@ fn dot_tiny(simd: bool, k: &[u16], q: &[f32], lanes: usize) -> f32 {
 #[inline]
 fn dot_vec(simd: bool, k: &[u16], q: &[f32], lanes: usize) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if simd && lanes == 16 && k.len().is_multiple_of(64) {
+    if simd && k.len().is_multiple_of(4 * lanes) {
         // SAFETY: as in `dot_tiny`.
-        return unsafe { super::simd::half::dot_vec(k, q) };
+        return unsafe {
+            if lanes == 16 {
+                super::simd::half::dot_vec(k, q)
+            } else {
+                super::simd::half::dot_vec8(k, q)
+            }
+        };
     }
     let _ = simd;
     dot_vec_ref(k, q, lanes)
@@ -243,9 +255,15 @@ pub fn softmax_sink_ref(w: &mut [f32], sink: f32, lanes: usize) {
 
 fn softmax(simd: bool, w: &mut [f32], lanes: usize) {
     #[cfg(target_arch = "x86_64")]
-    if simd && lanes == 16 {
+    if simd {
         // SAFETY: `simd` is only true when the CPU has AVX2, FMA and F16C.
-        return unsafe { super::simd::half::softmax(w) };
+        return unsafe {
+            if lanes == 16 {
+                super::simd::half::softmax(w)
+            } else {
+                super::simd::half::softmax8(w)
+            }
+        };
     }
     let _ = simd;
     softmax_ref(w, lanes)

@@ -774,6 +774,176 @@ pub mod half {
         _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
     }
 
+    /// 8 lanes as sgemm's and softmax's `hsum` (`hsum_float_8`'s order).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn hsum8(a: __m256) -> f32 {
+        let r = _mm_add_ps(_mm256_extractf128_ps(a, 1), _mm256_castps256_ps128(a));
+        let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+        _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+    }
+
+    /// `GGML_F32x8_REDUCE`'s last step: halves added, then two `hadd`s.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn reduce8_hadd(a: __m256) -> f32 {
+        let t0 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        let t1 = _mm_hadd_ps(t0, t0);
+        _mm_cvtss_f32(_mm_hadd_ps(t1, t1))
+    }
+
+    /// tinyBLAS<8> order (`k.len()` a multiple of 8): [`super::super::attn::dot_tiny_ref`] with
+    /// 8 lanes.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn dot_tiny8(k: &[u16], q: &[f32]) -> f32 {
+        let n = k.len().min(q.len()) / 8 * 8;
+        let mut a = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < n {
+            // SAFETY: i + 8 <= n elements of both slices.
+            unsafe { a = _mm256_fmadd_ps(cvt8(k.as_ptr().add(i)), _mm256_loadu_ps(q.as_ptr().add(i)), a) };
+            i += 8;
+        }
+        hsum8(a)
+    }
+
+    /// `ggml_vec_dot_f16` order of the AVX2 build (`k.len()` a multiple of 32): 4 accumulators
+    /// of 8 lanes, `(0+2) + (1+3)`, then the hadds ([`super::super::attn::dot_vec_ref`], 8).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn dot_vec8(k: &[u16], q: &[f32]) -> f32 {
+        let n = k.len().min(q.len()) / 32 * 32;
+        let mut s = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n {
+            for (j, sj) in s.iter_mut().enumerate() {
+                // SAFETY: i + 32 <= n elements of both slices.
+                unsafe {
+                    let e = i + 8 * j;
+                    *sj = _mm256_fmadd_ps(cvt8(k.as_ptr().add(e)), _mm256_loadu_ps(q.as_ptr().add(e)), *sj);
+                }
+            }
+            i += 32;
+        }
+        let x = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[1], s[3]));
+        reduce8_hadd(x) as f64 as f32
+    }
+
+    /// `ggml_v_expf` of ggml's AVX2 + FMA build on 8 values, as its vector code computes it
+    /// (bit-identical to [`super::super::attn::ggml_expf_avx2`]).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn expf8_avx2(x: __m256) -> __m256 {
+        let c = |b: u32| _mm256_set1_ps(f32::from_bits(b));
+        let r = c(0x4b40_0000);
+        let z = _mm256_fmadd_ps(x, c(0x3fb8_aa3b), r);
+        let n = _mm256_sub_ps(z, r);
+        let b = _mm256_fnmadd_ps(n, c(0x35bf_be8e), _mm256_fnmadd_ps(n, c(0x3f31_7200), x));
+        let e = _mm256_slli_epi32::<23>(_mm256_castps_si256(z));
+        let k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0))));
+        let absn = _mm256_andnot_ps(_mm256_set1_ps(-0.0), n);
+        let cm = _mm256_cmp_ps::<_CMP_GT_OQ>(absn, _mm256_set1_ps(126.0));
+        let u = _mm256_mul_ps(b, b);
+        let j = _mm256_fmadd_ps(
+            _mm256_fmadd_ps(
+                _mm256_fmadd_ps(c(0x3c07_2010), b, c(0x3d2b_9f17)),
+                u,
+                _mm256_fmadd_ps(c(0x3e2a_af33), b, c(0x3eff_fedb)),
+            ),
+            u,
+            _mm256_mul_ps(c(0x3f7f_fff6), b),
+        );
+        if _mm256_movemask_ps(cm) == 0 {
+            return _mm256_fmadd_ps(j, k, k);
+        }
+        let g = _mm256_and_si256(
+            _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(n, _mm256_setzero_ps())),
+            _mm256_set1_epi32(0x8200_0000u32 as i32),
+        );
+        let s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f00_0000)));
+        let s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+        let d = _mm256_cmp_ps::<_CMP_GT_OQ>(absn, _mm256_set1_ps(192.0));
+        _mm256_or_ps(
+            _mm256_and_ps(d, _mm256_mul_ps(s1, s1)),
+            _mm256_andnot_ps(
+                d,
+                _mm256_or_ps(
+                    _mm256_and_ps(cm, _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1)),
+                    _mm256_andnot_ps(cm, _mm256_fmadd_ps(k, j, k)),
+                ),
+            ),
+        )
+    }
+
+    /// [`super::super::attn::softmax_ref`] with 8 lanes (the AVX2 build; bit-identical).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn softmax8(w: &mut [f32]) {
+        let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let (maxv, ninf, zero) = (_mm256_set1_ps(max), _mm256_set1_ps(f32::NEG_INFINITY), _mm256_setzero_ps());
+        let mut sum = 0f64;
+        for ch in w.chunks_mut(8) {
+            let mut tmp = [f32::NEG_INFINITY; 8];
+            tmp[..ch.len()].copy_from_slice(ch);
+            // SAFETY: 8 floats in `tmp`.
+            let x = unsafe { _mm256_loadu_ps(tmp.as_ptr()) };
+            let masked = _mm256_cmp_ps::<_CMP_EQ_OQ>(x, ninf);
+            let d = _mm256_blendv_ps(_mm256_sub_ps(x, maxv), zero, masked);
+            let e = _mm256_blendv_ps(expf8_avx2(d), zero, masked);
+            // SAFETY: as above.
+            unsafe { _mm256_storeu_ps(tmp.as_mut_ptr(), e) };
+            sum += f64::from(hsum8(e));
+            let n = ch.len();
+            ch.copy_from_slice(&tmp[..n]);
+        }
+        let invs = (1.0 / sum) as f32;
+        let inv = _mm256_set1_ps(invs);
+        let mut chunks = w.chunks_exact_mut(8);
+        for c8 in &mut chunks {
+            // SAFETY: 8 floats.
+            unsafe { _mm256_storeu_ps(c8.as_mut_ptr(), _mm256_mul_ps(_mm256_loadu_ps(c8.as_ptr()), inv)) };
+        }
+        for x in chunks.into_remainder() {
+            *x *= invs;
+        }
+    }
+
+    /// `super::super::swiglu_row_ref` with 8 lanes (the AVX2 build's SiLU; bit-identical).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn swiglu_row8(g: &[f32], u: &[f32], out: &mut [f32]) {
+        let n = g.len().min(u.len()).min(out.len());
+        let whole = n / 8 * 8;
+        let (zero, one) = (_mm256_setzero_ps(), _mm256_set1_ps(1.0));
+        let mut i = 0;
+        while i < whole {
+            // SAFETY: i + 8 <= whole <= n elements of each slice.
+            unsafe {
+                let x = _mm256_loadu_ps(g.as_ptr().add(i));
+                let e = expf8_avx2(_mm256_sub_ps(zero, x));
+                let v = _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u.as_ptr().add(i)));
+                _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
+            }
+            i += 8;
+        }
+        for j in whole..n {
+            let x = g[j];
+            out[j] = x / (1.0 + (-x).exp()) * u[j];
+        }
+    }
+
     /// tinyBLAS<16> order (`k.len()` a multiple of 16).
     ///
     /// # Safety

@@ -539,6 +539,75 @@ fn avx2_expf_edges_and_accuracy() {
     assert!(differ > 0, "the AVX2 exp should not be the AVX-512 one");
 }
 
+/// The 8-lane tier's SIMD helpers equal its scalar references bit for bit (dot products over
+/// lengths with and without tails, softmax with masked entries, a partial last chunk and
+/// subnormal exponentials, SwiGLU over both sides of the exp's scaling ranges), and the vector
+/// AVX2 exp equals the scalar port on values that take each of its paths.
+#[rstest]
+fn eight_lane_simd_matches_reference(#[values(8, 24, 64, 100, 256)] n: usize) {
+    if !super::simd::has_avx2() {
+        eprintln!("NOT RUN: no AVX2");
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::simd::half;
+        let q = signal(n, 1);
+        let k: Vec<u16> = signal(n, 2).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
+        if n.is_multiple_of(8) {
+            // SAFETY: AVX2/FMA/F16C checked above.
+            assert_eq!(
+                unsafe { half::dot_tiny8(&k, &q) }.to_bits(),
+                attn::dot_tiny_ref(&k, &q, 8).to_bits(),
+                "tiny8 {n}"
+            );
+        }
+        if n.is_multiple_of(32) {
+            // SAFETY: as above.
+            assert_eq!(unsafe { half::dot_vec8(&k, &q) }.to_bits(), attn::dot_vec_ref(&k, &q, 8).to_bits(), "vec8 {n}");
+        }
+        let mut w: Vec<f32> = signal(n, 3).iter().map(|v| v * 60.0).collect();
+        for i in (0..n).step_by(5) {
+            w[i] = f32::NEG_INFINITY;
+        }
+        w[1] = 40.0;
+        if n > 3 {
+            w[3] = -95.0; // exp(-135): a subnormal through the two-factor path
+        }
+        let (mut a, mut b) = (w.clone(), w.clone());
+        attn::softmax_ref(&mut a, 8);
+        // SAFETY: as above.
+        unsafe { half::softmax8(&mut b) };
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "softmax8 {n}"
+        );
+        let g: Vec<f32> = signal(n, 4).iter().map(|v| v * 140.0).collect();
+        let u = signal(n, 5);
+        let (mut o1, mut o2) = (vec![0f32; n], vec![0f32; n]);
+        swiglu_row_ref(&g, &u, &mut o1, 8);
+        // SAFETY: as above.
+        unsafe { half::swiglu_row8(&g, &u, &mut o2) };
+        assert_eq!(
+            o1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            o2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "swiglu8 {n}"
+        );
+        for base in [-200.0f32, -120.0, -100.0, -88.0, -10.0, 0.0, 10.0, 85.0, 88.5, 120.0, 200.0] {
+            let xs: [f32; 8] = std::array::from_fn(|l| base + l as f32 * 0.731);
+            // SAFETY: as above.
+            let got = unsafe {
+                use std::arch::x86_64::*;
+                let mut o = [0f32; 8];
+                _mm256_storeu_ps(o.as_mut_ptr(), half::expf8_avx2(_mm256_loadu_ps(xs.as_ptr())));
+                o
+            };
+            assert_eq!(got.map(f32::to_bits), xs.map(attn::ggml_expf_avx2).map(f32::to_bits), "expf8_avx2 {base}");
+        }
+    }
+}
+
 /// The 8-lane tier's reductions: `tinyBLAS<8>` and softmax take `hsum` ((0+2)+(1+3) after
 /// folding the halves), `ggml_vec_dot_f16` takes `GGML_F32x8_REDUCE`'s hadds ((0+1)+(2+3)).
 #[test]

@@ -52,6 +52,7 @@ pub(super) fn bench(
             "backend": col.backend.name(), "numerics": col.numerics.name(), "model": model,
             "prompt_tokens": prompt_tokens, "gen_tokens": gen_tokens, "prefill_tok_s": pp, "decode_tok_s": tg,
             "peak_rss_bytes": peak, "kv_bytes": kv_bytes, "n_ctx": n_ctx,
+            "cpu_isa": (col.backend.name() == "cpu").then(orcd_backends::cpu_isa),
             "vram_bytes": vram.as_ref().map(|v| v.used()),
             "vram": vram.as_ref().map(|v| serde_json::json!({
                 "device": v.device, "weights": v.weights, "kv": v.kv, "workspace": v.workspace,
@@ -66,8 +67,9 @@ pub(super) fn bench(
         writeln!(
             out,
             "{model}: {col}, pp{prompt_tokens} {pp:.1} tok/s, tg{gen_tokens} {tg:.1} tok/s (median of {repeats}); \
-             KV cache {kv_bytes} bytes at n_ctx {n_ctx}, peak RSS {} bytes{}",
+             KV cache {kv_bytes} bytes at n_ctx {n_ctx}, peak RSS {} bytes{}{}",
             peak.map_or("?".to_string(), |p| p.to_string()),
+            if col.backend.name() == "cpu" { format!("; CPU {}", orcd_backends::cpu_isa()) } else { String::new() },
             vram.map_or(String::new(), |v| format!(
                 "; VRAM on {}: {} bytes (weights {}, KV {}, workspace {})",
                 v.device,
