@@ -29,6 +29,8 @@ use orcd_backends::Column;
 
 mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod metrics;
 mod openai;

@@ -3,7 +3,11 @@
 //! `eos_token`, `raise_exception`, Python string methods via minijinja-contrib's pycompat).
 //!
 //! Invariant: a template that fails to parse or raises is a typed error naming the cause; untrusted
-//! templates get a bounded amount of work (minijinja has no I/O; recursion is limited by it).
+//! templates get a bounded amount of work and memory: at most [`MAX_TEMPLATE_BYTES`] of source,
+//! minijinja's fuel ([`fuel_for`]: it charges every instruction and every 64 bytes a template
+//! creates, and refuses a known-size value such as `"x" * n` before making it), at most
+//! [`MAX_OUTPUT_BYTES`] rendered, and [`MAX_RECURSION`] levels of macro/include nesting. minijinja
+//! has no I/O. Exceeding a limit is [`ChatError::Limit`].
 
 use orcd_gguf::gguf::GgufFile;
 
@@ -26,6 +30,47 @@ pub enum ChatError {
     Tokenizer(#[from] TokenizerError),
     #[error("{context}: {source}")]
     Context { context: String, source: Box<ChatError> },
+    /// A resource limit of untrusted templates was reached (see the module docs).
+    #[error("chat template exceeds its limit: {0}")]
+    Limit(String),
+}
+
+/// Largest template accepted (real ones are under 20 KB).
+pub const MAX_TEMPLATE_BYTES: usize = 1 << 20;
+/// Largest rendered prompt: far above any context a model has, far below memory trouble.
+pub const MAX_OUTPUT_BYTES: usize = 16 << 20;
+/// Nesting of macro calls and includes (minijinja's own cap is 500).
+pub const MAX_RECURSION: usize = 100;
+
+/// The fuel a render gets: a base (a few million instructions, about 256 MB of data at most)
+/// plus room to copy each message a few times (one fuel per 64 bytes), so a long conversation
+/// never runs out while a template that loops or builds huge strings does.
+pub fn fuel_for(messages: &[Message]) -> u64 {
+    let bytes: u64 = messages.iter().map(|m| (m.role.len() + m.content.len()) as u64).sum();
+    4_000_000 + bytes / 4
+}
+
+/// A writer that refuses to grow past [`MAX_OUTPUT_BYTES`] (minijinja streams the output into it).
+struct Bounded {
+    out: String,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > MAX_OUTPUT_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        // minijinja writes whole UTF-8 strings; a chunk that is not one is an error, not a guess.
+        let s = std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        self.out.push_str(s);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl ChatError {
@@ -51,6 +96,74 @@ impl Message {
 
 fn raise_exception(msg: String) -> std::result::Result<String, minijinja::Error> {
     Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+}
+
+/// minijinja 3.1's formatter reads the key of a `str.format` field (`{x[key]}`) and of a printf
+/// conversion (`%(key)s`) byte by byte and panics, slicing inside a character, when the key holds
+/// a non-ASCII character (found by the fuzz target `chat_template`, crash-2b6c7bec). Such keys are
+/// refused here, before it runs: a typed render error instead of a panic. The scan is a superset
+/// of where the formatter reads keys (any `[` inside a `{...}` field, any `%(`), so it may refuse a
+/// format string the formatter would have rejected anyway, never one it renders.
+fn check_format_keys(s: &str, printf: bool) -> std::result::Result<(), minijinja::Error> {
+    let b = s.as_bytes();
+    // The bytes from `from` to the next `close` (or the end): must be ASCII; returns their length.
+    let key = |from: usize, close: u8| -> std::result::Result<usize, minijinja::Error> {
+        let rest = b.get(from..).unwrap_or(&[]);
+        let end = rest.iter().position(|&c| c == close).unwrap_or(rest.len());
+        if rest[..end].is_ascii() {
+            Ok(end)
+        } else {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "a format key (`{x[...]}` or `%(...)`) must be ASCII",
+            ))
+        }
+    };
+    let mut i = 0;
+    while i < b.len() {
+        match (printf, b[i], b.get(i + 1)) {
+            (true, b'%', Some(b'%')) | (false, b'{', Some(b'{')) => i += 2,
+            (true, b'%', Some(b'(')) => i += 2 + key(i + 2, b')')?,
+            (false, b'{', _) => {
+                i += 1;
+                while i < b.len() && b[i] != b'}' {
+                    if b[i] == b'[' {
+                        i += 1 + key(i + 1, b']')?;
+                    }
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+/// The `format` filter (printf style), with [`check_format_keys`] first.
+fn format_filter(
+    state: &mut minijinja::State,
+    args: minijinja::value::Rest<minijinja::value::ValueOrKwargs>,
+) -> std::result::Result<minijinja::Value, minijinja::Error> {
+    // Keyword arguments (`%(k)s` takes them) pass through as the values they arrived as.
+    let args: Vec<minijinja::Value> = args.0.into_iter().map(minijinja::Value::from).collect();
+    if let Some(s) = args.first().and_then(minijinja::Value::as_str) {
+        check_format_keys(s, true)?;
+    }
+    minijinja::Value::from_function(minijinja::filters::format).call(state, &args)
+}
+
+/// Python's string methods (minijinja-contrib's pycompat), with [`check_format_keys`] before
+/// `str.format`.
+fn string_methods(
+    state: &mut minijinja::State,
+    value: &minijinja::Value,
+    method: &str,
+    args: &[minijinja::Value],
+) -> std::result::Result<minijinja::Value, minijinja::Error> {
+    if let (Some(s), "format") = (value.as_str(), method) {
+        check_format_keys(s, false)?;
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
 }
 
 fn messages_value(messages: &[Message]) -> minijinja::Value {
@@ -170,18 +283,35 @@ pub fn render_on(
         .build()
         .map_err(ChatError::Syntax)?;
     env.set_syntax(syntax);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    if template.len() > MAX_TEMPLATE_BYTES {
+        return Err(ChatError::Limit(format!("{} bytes of template (at most {MAX_TEMPLATE_BYTES})", template.len())));
+    }
+    env.set_fuel(Some(fuel_for(messages)));
+    env.set_recursion_limit(MAX_RECURSION);
+    env.set_unknown_method_callback(string_methods);
+    env.add_filter("format", format_filter);
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", move |fmt: String| date.format(&fmt));
     env.add_template("chat", template).map_err(ChatError::Parse)?;
     let t = env.get_template("chat").map_err(ChatError::Parse)?;
-    t.render(minijinja::context! {
-        messages => messages_value(messages),
-        add_generation_prompt => add_generation_prompt,
-        bos_token => bos_token,
-        eos_token => eos_token,
-    })
-    .map_err(ChatError::Render)
+    let mut out = Bounded { out: String::new(), over: false };
+    let r = t.render_captured_to(
+        minijinja::context! {
+            messages => messages_value(messages),
+            add_generation_prompt => add_generation_prompt,
+            bos_token => bos_token,
+            eos_token => eos_token,
+        },
+        &mut out,
+    );
+    match r {
+        Ok(_) => Ok(out.out),
+        Err(_) if out.over => Err(ChatError::Limit(format!("more than {MAX_OUTPUT_BYTES} bytes rendered"))),
+        Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => {
+            Err(ChatError::Limit(format!("out of fuel ({} for this conversation): {e}", fuel_for(messages))))
+        }
+        Err(e) => Err(ChatError::Render(e)),
+    }
 }
 
 /// The prompt ids of a chat with the model's own `tokenizer.chat_template`, as llama.cpp's chat
