@@ -151,12 +151,14 @@ impl Harness {
                     }
                 }
                 let n = s.params.max_tokens.clamp(1, 3);
-                let mut out = 0;
+                let (mut out, mut failed) = (0, false);
                 for i in 0..n {
                     let id = match sampler.sample(&logits) {
                         Ok(x) => x.token,
                         Err(e) => {
+                            // One terminal event per request, as the engine thread sends.
                             let _ = s.events.send(Out::Error { code: "INTERNAL", message: e.to_string() });
+                            failed = true;
                             break;
                         }
                     };
@@ -168,6 +170,9 @@ impl Harness {
                         TokenEvent { i, id, text: text.unwrap_or_default(), logprob: -0.5, top_logprobs, held: false };
                     let _ = s.events.send(Out::Token(ev));
                     out += 1;
+                }
+                if failed {
+                    continue;
                 }
                 let summary = Summary {
                     stop_reason: StopReason::MaxTokens,
