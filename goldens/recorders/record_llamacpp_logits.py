@@ -176,6 +176,7 @@ def write_golden(case, name, ref, greedy, margins, out_dir):
         "numerics: fast",
         "reference: llama.cpp (llama-cpp-python 0.3.36), default settings",
         f"reference_version: {q('llama-cpp-python ' + llama_cpp.__version__ + ', n_threads 2, F16 KV cache, flash attention off, prompt in one batch, use_extra_bufts false (AMX repack SIGILLs on this VM)')}",
+        f"reference_isa: {reference_isa()}   # the build's f32 vector tier (llama_print_system_info): the engine's fast path is bit-exact with it on the same tier (simd::f32_lanes)",
         f"command: {q('python3 goldens/recorders/record_llamacpp_logits.py --write')}",
         f"prompt: {q(case['prompt']) if case.get('prompt') is not None else 'null'}",
         f"prompt_ids_source: {q(case['prompt_ids_source'])}",
@@ -193,6 +194,17 @@ def write_golden(case, name, ref, greedy, margins, out_dir):
     ]
     (out_dir / f"{name}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     log(f"    wrote {out_dir / name}.yaml")
+
+
+def reference_isa():
+    """avx512 where the llama.cpp build compiled ggml's AVX-512 paths, avx2 for an AVX2 build."""
+    import llama_cpp
+    info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    if "AVX512 = 1" in info:
+        return "avx512"
+    if "AVX2 = 1" in info:
+        return "avx2"
+    return "other"
 
 
 def main():
