@@ -7,3 +7,9 @@ python3 fixtures/fetch.py
 cargo build --release --locked -p orcd-conformance --bin orcd-gate -p worker-orcd --bin worker-orcd
 # ORCD_PERF=1: the perf suite measures against its peer here (not run in the test run).
 ORCD_PERF=1 ./target/release/orcd-gate run --out "${1:-reports}"
+# The fast path against llama.cpp built on this host, bit for bit (issue 14), where it is installed.
+if python3 -c "import llama_cpp" 2>/dev/null; then
+    python3 goldens/recorders/record_llamacpp_logits.py --bits --only q4 | tee "${1:-reports}/fast-bits.txt"
+else
+    echo "fast bits: not run (llama-cpp-python not installed)" | tee "${1:-reports}/fast-bits.txt"
+fi

@@ -22,7 +22,11 @@ then one token at a time — with their top-1/top-2 margins), `numerics: fast`, 
 The engine's logits come from `worker-orcd logits --numerics fast` when the binary supports it,
 (`worker-orcd logits --numerics fast`, release build).
 
-Usage: python3 goldens/recorders/record_llamacpp_logits.py [--write] [--only SUBSTRING]
+Usage: python3 goldens/recorders/record_llamacpp_logits.py [--write] [--only SUBSTRING] [--bits]
+
+--bits is the same-host check of issue 14: the engine (on the tier its dispatch picks, or capped with
+ORCD_NO_AVX512=1) against whichever llama-cpp-python is importable (PYTHONPATH selects another build,
+e.g. one made with GGML_NATIVE=OFF and only AVX2/FMA/F16C), every case required bit-identical.
 """
 
 import argparse
@@ -212,6 +216,9 @@ def main():
     ap.add_argument("--write", action="store_true", help="write llama.cpp goldens <model>-fast-<case>.yaml")
     ap.add_argument("--only", default="", help="only cases whose name contains this")
     ap.add_argument("--out", default=str(OUT), help="where --write puts the goldens (default goldens/models)")
+    ap.add_argument("--bits", action="store_true",
+                    help="the same-host bit check: fail unless every compared case has KL 0 and max |dlogit| 0 "
+                         "(the engine's fast path on the tier of the installed llama.cpp build)")
     a = ap.parse_args()
     results = {}
     tmp = tempfile.TemporaryDirectory()
@@ -235,6 +242,11 @@ def main():
               f"max |dlogit| top-40 {r['max_dlogit_top40']:.3f}  {'PASS' if ok else 'FAIL'}", flush=True)
         if a.write:
             write_golden(case, name, ref, greedy, margins, Path(a.out))
+    if a.bits:
+        exact = [n for n, r in results.items() if r["max_kl"] == 0.0 and r["max_dlogit_top40"] == 0.0]
+        print(f"bits: {len(exact)}/{len(results)} cases bit-identical with llama.cpp's {reference_isa()} build "
+              f"on this host", flush=True)
+        return 0 if results and len(exact) == len(results) else 1
     return 0 if all(r["mean_kl"] <= 5e-3 and r["top1"] >= 0.99 for r in results.values()) else 1
 
 
