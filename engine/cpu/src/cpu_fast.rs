@@ -553,7 +553,7 @@ impl Ops for CpuFast {
     fn mul_row(&self, x: &FastTensor, w: &FastWeight) -> Result<FastTensor> {
         self.one_d("mul_row", w, x.cols)?;
         let mut data = arena::copy_of(&x.f32s());
-        broadcast_row(&mut data, x.cols, &w.f32, |v, g| *v *= g);
+        par_rows(&mut data, x.cols, &|_, rows| broadcast_row(rows, x.cols, &w.f32, |v, g| *v *= g));
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
 
@@ -568,7 +568,14 @@ impl Ops for CpuFast {
         if (a.rows, a.cols) != (b.rows, b.cols) {
             return Err(shape_err("add", format!("[{}, {}] + [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
         }
-        let data = arena::zip(&a.f32s(), &b.f32s(), |x, y| x + y);
+        let (av, bv) = (a.f32s(), b.f32s());
+        let mut data = arena::take(av.len());
+        par_rows(&mut data, a.cols, &|r0, o| {
+            let at = r0 * a.cols.max(1);
+            for ((o, &x), &y) in o.iter_mut().zip(&av[at..]).zip(&bv[at..]) {
+                *o = x + y;
+            }
+        });
         Ok(FastTensor::new(a.rows, a.cols, data))
     }
 
@@ -604,43 +611,48 @@ impl Ops for CpuFast {
         let half = p.n_rot / 2;
         let mut data = arena::copy_of(&x.f32s());
         let theta_scale = p.freq_base.powf(-2.0 / p.n_rot as f32);
-        let mut cache = vec![(0f32, 0f32); half];
         let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base));
         let neox_fault = p.style == RopeStyle::Neox && crate::faults::active(crate::faults::Fault::FastRopeNeox);
-        for (r, &ps) in pos.iter().enumerate() {
-            let mut theta = ps as f32;
-            for (i, c) in cache.iter_mut().enumerate() {
-                // ggml_rope_cache_init: rope_yarn gets theta / freq_factors[i] as its theta_extrap.
-                let te = match &p.freq_factors {
-                    Some(ff) => theta / ff[i],
-                    None => theta,
-                };
-                *c = match (p.yarn, corr) {
-                    // ggml's rope_yarn: blend interpolated and extrapolated angles, scale by mscale.
-                    (Some(y), Some(cd)) => {
-                        let interp = p.freq_scale * te;
-                        let t = if y.ext_factor != 0.0 {
-                            let mix = y.ramp(cd, i);
-                            interp * (1.0 - mix) + te * mix
-                        } else {
-                            interp
-                        };
-                        let ms = y.mscale(p.freq_scale);
-                        (t.cos() * ms, t.sin() * ms)
-                    }
-                    _ => {
-                        let t = p.freq_scale * te;
-                        (t.cos(), t.sin())
-                    }
-                };
-                theta *= theta_scale;
+        let simd = self.simd();
+        // Rows are independent (each its own angle cache): split over the team for a batch.
+        par_rows(&mut data, x.cols, &|r0, rows| {
+            let mut cache = vec![(0f32, 0f32); half];
+            for (i, row) in rows.chunks_mut(x.cols.max(1)).enumerate() {
+                let ps = pos[r0 + i];
+                let mut theta = ps as f32;
+                for (i, c) in cache.iter_mut().enumerate() {
+                    // ggml_rope_cache_init: rope_yarn gets theta / freq_factors[i] as its theta_extrap.
+                    let te = match &p.freq_factors {
+                        Some(ff) => theta / ff[i],
+                        None => theta,
+                    };
+                    *c = match (p.yarn, corr) {
+                        // ggml's rope_yarn: blend interpolated and extrapolated angles, scale by mscale.
+                        (Some(y), Some(cd)) => {
+                            let interp = p.freq_scale * te;
+                            let t = if y.ext_factor != 0.0 {
+                                let mix = y.ramp(cd, i);
+                                interp * (1.0 - mix) + te * mix
+                            } else {
+                                interp
+                            };
+                            let ms = y.mscale(p.freq_scale);
+                            (t.cos() * ms, t.sin() * ms)
+                        }
+                        _ => {
+                            let t = p.freq_scale * te;
+                            (t.cos(), t.sin())
+                        }
+                    };
+                    theta *= theta_scale;
+                }
+                if neox_fault {
+                    // Planted bug (tests only): rotate NeoX pairs the wrong way.
+                    cache.iter_mut().for_each(|c| c.1 = -c.1);
+                }
+                rotate(simd, row, &cache, 0, n_head, head_dim, half, p.style);
             }
-            if neox_fault {
-                // Planted bug (tests only): rotate NeoX pairs the wrong way.
-                cache.iter_mut().for_each(|c| c.1 = -c.1);
-            }
-            rotate(self.simd(), &mut data, &cache, r * x.cols, n_head, head_dim, half, p.style);
-        }
+        });
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
 
