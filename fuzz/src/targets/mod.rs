@@ -11,8 +11,11 @@ pub mod tok_json;
 pub mod tok_text;
 pub mod tok_tiktoken;
 
+/// A target's body: one input, no result (a panic or an abort is the finding).
+pub type Body = fn(&[u8]);
+
 /// Every target, by name, with its body.
-pub const ALL: &[(&str, fn(&[u8]))] = &[
+pub const ALL: &[(&str, Body)] = &[
     ("gguf_inspect", gguf_inspect::run),
     ("dequant", dequant::run),
     ("tok_gguf", tok_gguf::run),
