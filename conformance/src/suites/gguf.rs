@@ -45,7 +45,7 @@ impl FileRef {
             (sha256_path(&p)?, f)
         } else if let Some(name) = &self.fixture {
             let bytes = synthetic_fixture(name).ok_or_else(|| format!("unknown synthetic fixture {name:?}"))?;
-            let sha = hex(&Sha256::digest(&bytes));
+            let sha = sha256_bytes(&bytes);
             (sha, GgufFile::from_bytes(bytes).map_err(|e| format!("fixture {name}: {e}"))?)
         } else {
             return Err("case names neither `file` nor `fixture`".into());
@@ -128,7 +128,12 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn sha256_path(p: &std::path::Path) -> Result<String, String> {
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+pub fn sha256_path(p: &std::path::Path) -> Result<String, String> {
     use std::io::Read;
     let mut f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
     let mut h = Sha256::new();

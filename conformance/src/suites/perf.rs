@@ -71,10 +71,42 @@ pub fn not_run_reason(c: &PerfCase) -> Option<String> {
                 .into(),
         );
     }
-    if c.file.file.is_none() {
-        return Some("perf cases measure fetched files (`file:`), which the peer can open".into());
+    if c.file.file.is_none() && c.file.fixture.is_none() {
+        return Some("perf cases measure a fetched file (`file:`) or a generated one (`fixture:`)".into());
     }
     c.file.missing_reason().or_else(peer_missing)
+}
+
+/// The case's model as a file on disk, which the peer opens too: a fetched file as it is; a
+/// synthetic fixture generated once into `<cache>/generated/<fixture>.gguf` (kept while its
+/// sha256 is the case's, regenerated otherwise). Either way the bytes are the case's
+/// `file_sha256`.
+fn model_path(c: &PerfCase) -> Result<std::path::PathBuf, String> {
+    if let Some(rel) = &c.file.file {
+        return Ok(paths::external(rel));
+    }
+    let Some(name) = &c.file.fixture else { return Err(format!("{}: neither `file` nor `fixture`", c.name)) };
+    if name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(format!("{}: fixture name {name:?} is not a plain name", c.name));
+    }
+    let dir = paths::external("generated");
+    let path = dir.join(format!("{name}.gguf"));
+    if path.is_file() && super::gguf::sha256_path(&path)? == c.file.file_sha256 {
+        return Ok(path);
+    }
+    let bytes = super::gguf::synthetic_fixture(name).ok_or_else(|| format!("unknown synthetic fixture {name:?}"))?;
+    let sha = super::gguf::sha256_bytes(&bytes);
+    if sha != c.file.file_sha256 {
+        return Err(format!(
+            "fixture {name} has sha256 {sha}, the case was recorded on {} (python3 goldens/recorders/record_perf_cases.py)",
+            c.file.file_sha256
+        ));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = dir.join(format!("{name}.gguf.tmp"));
+    std::fs::write(&tmp, &bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// One peer round: (prefill tok/s, decode tok/s, the build's instruction-set tier).
@@ -114,10 +146,18 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
     if c.rounds == 0 || c.prompt_tokens == 0 || c.gen_tokens == 0 {
         return fail(format!("{}: rounds, prompt_tokens and gen_tokens must be at least 1", c.name));
     }
-    let Some(rel) = &c.file.file else { return fail(format!("{}: no `file`", c.name)) };
-    let path = paths::external(rel);
-    let (f, _) = match c.file.load() {
-        Ok(x) => x,
+    let path = match model_path(c) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    // A fetched file is checked against its sha256 here; a generated one was in `model_path`.
+    let opened = if c.file.file.is_some() {
+        c.file.load().map(|(f, _)| f)
+    } else {
+        orcd_engine::gguf::GgufFile::open(&path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let f = match opened {
+        Ok(f) => f,
         Err(e) => return fail(e),
     };
     let opts = orcd_engine::model::LoadOpts { n_ctx: Some(c.prompt_tokens + c.gen_tokens + 8), ..Default::default() };
@@ -220,7 +260,7 @@ mod tests {
 
     #[test]
     fn the_case_files_parse_with_their_floors() {
-        for name in ["cpu-smollm2-135m-q4_1", "cpu-gemma3-270m-q4_k_m"] {
+        for name in ["cpu-smollm2-135m-q4_1", "cpu-gemma3-270m-q4_k_m", "cpu-qwen2-real-q8_0"] {
             let p = paths::goldens_dir().join("perf").join(format!("{name}.yaml"));
             let text = std::fs::read_to_string(&p).unwrap_or_default();
             let c: PerfCase = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));

@@ -86,10 +86,11 @@ pub fn prefetch_distance() -> usize {
 }
 
 /// The kernels, generated once per instruction set: `$feat` is the target-feature list and
-/// `$us8` defines `us8(ax, sy)`: Σ of 4 adjacent u8 × i8 products into each i32 lane.
+/// the `$us8` items define `us8(ax, sy)`: Σ of 4 adjacent u8 × i8 products into each i32 lane,
+/// and `us8_acc(acc, ax, sy)`: the same added to `acc` (one `vpdpbusd` where VNNI has it).
 #[cfg(target_arch = "x86_64")]
 macro_rules! kernels {
-    ($name:ident, $feat:literal, $us8:item) => {
+    ($name:ident, $feat:literal, $($us8:item),+ $(,)?) => {
         pub mod $name {
             #![allow(clippy::missing_safety_doc, clippy::needless_range_loop)]
             use std::arch::x86_64::*;
@@ -97,7 +98,7 @@ macro_rules! kernels {
             use crate::cpu_fast::act::{Q8Block, Q8KBlock};
 
 
-            $us8
+            $($us8)*
 
             /// Σ of 4 adjacent i8 × i8 products per i32 lane (ggml's sign trick).
             #[inline]
@@ -316,15 +317,19 @@ macro_rules! kernels {
                     4 => 128,
                     _ => 0,
                 };
-                let idx: [__m256i; 4] = std::array::from_fn(|r| _mm256_set1_epi32(r as i32));
                 for ib in 0..nb {
                     let (dw, mw, codes) = blk(ib);
                     for t in 0..NA {
                         // SAFETY: every a[t] has nb blocks (the caller's contract) of 32 code bytes.
                         let y = unsafe { a[t].get_unchecked(ib) };
                         let qy = unsafe { load(y.qs.as_ptr() as *const u8) };
-                        let corr = if off != 0 {
-                            _mm256_sll_epi32(us8(ones, qy), _mm_cvtsi32_si128(off.trailing_zeros() as i32))
+                        // −off · Σy per lane, the accumulator the products start from (the same
+                        // integers as subtracting it after: i32 sums far from overflow).
+                        let negcorr = if off != 0 {
+                            _mm256_sub_epi32(
+                                _mm256_setzero_si256(),
+                                _mm256_sll_epi32(us8(ones, qy), _mm_cvtsi32_si128(off.trailing_zeros() as i32)),
+                            )
                         } else {
                             _mm256_setzero_si256()
                         };
@@ -332,14 +337,16 @@ macro_rules! kernels {
                         if KIND == 1 || KIND == 3 {
                             summs[t] = _mm_add_ps(summs[t], _mm_mul_ps(mw, _mm_set1_ps(y.s)));
                         }
-                        let dsv = _mm256_castps128_ps256(ds);
+                        // The 4 scales through memory: broadcast loads use the load ports, not the
+                        // shuffle unit the products compete for.
+                        let mut dsm = [0f32; 4];
+                        // SAFETY: 4 floats.
+                        unsafe { _mm_storeu_ps(dsm.as_mut_ptr(), ds) };
+                        // Kept in memory (else the compiler turns the loads back into shuffles).
+                        let dsm = std::hint::black_box(&dsm);
                         for r in 0..4 {
-                            let lanes = if KIND == 5 {
-                                i8s(codes[r], qy)
-                            } else {
-                                _mm256_sub_epi32(us8(codes[r], qy), corr)
-                            };
-                            let scale = _mm256_permutevar8x32_ps(dsv, idx[r]);
+                            let lanes = if KIND == 5 { i8s(codes[r], qy) } else { us8_acc(negcorr, codes[r], qy) };
+                            let scale = _mm256_broadcast_ss(&dsm[r]);
                             acc[t][r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc[t][r]);
                         }
                     }
@@ -721,6 +728,12 @@ kernels!(
     #[target_feature(enable = "avx2,fma,f16c")]
     fn us8(ax: __m256i, sy: __m256i) -> __m256i {
         _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
+    },
+    /// `acc + us8(ax, sy)` (wrapping i32 adds: the same integers as the VNNI forms).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn us8_acc(acc: __m256i, ax: __m256i, sy: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, us8(ax, sy))
     }
 );
 
@@ -735,6 +748,13 @@ kernels!(
     #[allow(clippy::incompatible_msrv)]
     fn us8(ax: __m256i, sy: __m256i) -> __m256i {
         _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), ax, sy)
+    },
+    /// `acc + us8(ax, sy)` in one `vpdpbusd`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    #[allow(clippy::incompatible_msrv)]
+    fn us8_acc(acc: __m256i, ax: __m256i, sy: __m256i) -> __m256i {
+        _mm256_dpbusd_avx_epi32(acc, ax, sy)
     }
 );
 
@@ -748,6 +768,12 @@ kernels!(
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
     fn us8(ax: __m256i, sy: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy)
+    },
+    /// `acc + us8(ax, sy)` in one `vpdpbusd`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+    fn us8_acc(acc: __m256i, ax: __m256i, sy: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, ax, sy)
     }
 );
 
