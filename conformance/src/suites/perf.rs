@@ -141,6 +141,51 @@ fn peer_round(c: &PerfCase, path: &std::path::Path, threads: usize) -> Result<(f
     Ok((get("prefill_tok_s")?, get("decode_tok_s")?, format!("{tier} build")))
 }
 
+/// Bytes streamed by the read-bandwidth probe: far past any last-level cache.
+const PROBE_BYTES: usize = 256 << 20;
+
+/// The machine's read bandwidth in GB/s with `threads` threads, measured now (best of 3 passes
+/// summing a `PROBE_BYTES` buffer, each thread its own contiguous part). Decode streams every
+/// weight once a token, so `bandwidth / file bytes` bounds any engine's decode on this machine:
+/// a floor above that bound cannot be met here, whatever the engine does.
+fn read_bandwidth_gbs(threads: usize) -> f64 {
+    let buf = vec![1u64; PROBE_BYTES / 8];
+    let per = buf.len().div_ceil(threads.max(1));
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let t0 = std::time::Instant::now();
+        let total: u64 = std::thread::scope(|sc| {
+            let parts: Vec<_> =
+                buf.chunks(per).map(|c| sc.spawn(move || c.iter().fold(0u64, |a, &x| a.wrapping_add(x)))).collect();
+            parts.into_iter().map(|h| h.join().unwrap_or(0)).fold(0u64, u64::wrapping_add)
+        });
+        let secs = t0.elapsed().as_secs_f64();
+        // Every word is 1: a sum short of the count means a part did not run (no figure).
+        if total != buf.len() as u64 || secs <= 0.0 {
+            return f64::NAN;
+        }
+        best = best.max(PROBE_BYTES as f64 / secs / 1e9);
+    }
+    best
+}
+
+/// The decode ceiling the read bandwidth allows (tok/s) and what it says of the decode floor:
+/// `Some(note)` where `floor × peer` is above the ceiling.
+fn ceiling_note(bw_gbs: f64, file_bytes: u64, peer_tg: f64, floor: f64) -> (f64, Option<String>) {
+    let ceiling = bw_gbs * 1e9 / file_bytes.max(1) as f64;
+    let note = (ceiling.is_finite() && floor * peer_tg > ceiling).then(|| {
+        format!(
+            "the decode floor ({floor:.2}× the peer = {:.1} tok/s) is above this machine's read-bandwidth ceiling \
+             ({ceiling:.1} tok/s = {bw_gbs:.1} GB/s / {:.0} MB a token; the peer decodes at {:.0}% of it): \
+             no engine can meet it here",
+            floor * peer_tg,
+            file_bytes as f64 / 1e6,
+            100.0 * peer_tg / ceiling
+        )
+    });
+    (ceiling, note)
+}
+
 pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
     let fail = |message: String| (Outcome::Fail { message }, Measured::default());
     if c.rounds == 0 || c.prompt_tokens == 0 || c.gen_tokens == 0 {
@@ -192,6 +237,9 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
     use orcd_engine::bench::median;
     let (opp, otg, ppp, ptg) = (median(ours_pp), median(ours_tg), median(peer_pp), median(peer_tg));
     let (rpp, rtg) = (opp / ppp, otg / ptg);
+    let bw = read_bandwidth_gbs(threads);
+    let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let (ceiling, note) = ceiling_note(bw, file_bytes, ptg, c.thresholds.decode_ratio);
     let mut measured = Measured::default();
     for (k, v) in [
         ("prefill_tok_s", opp),
@@ -201,21 +249,29 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
         ("prefill_ratio", rpp),
         ("decode_ratio", rtg),
         ("threads", threads as f64),
+        ("read_bandwidth_gbs", bw),
+        ("decode_ceiling_tok_s", ceiling),
     ] {
         measured.metrics.insert(k.into(), v);
     }
     let summary = format!(
         "{} rounds, {threads} threads, pp{} / tg{}: prefill {opp:.1} vs {ppp:.1} tok/s ({rpp:.2}×), decode {otg:.1} vs \
-         {ptg:.1} tok/s ({rtg:.2}×) against {} ({peer_build}); ours on the {}",
+         {ptg:.1} tok/s ({rtg:.2}×) against {} ({peer_build}); ours on the {}; read bandwidth {bw:.1} GB/s: decode \
+         ceiling {ceiling:.1} tok/s, ours at {:.0}%, the peer at {:.0}%",
         c.rounds,
         c.prompt_tokens,
         c.gen_tokens,
         c.peer,
-        orcd_backends::cpu_isa()
+        orcd_backends::cpu_isa(),
+        100.0 * otg / ceiling,
+        100.0 * ptg / ceiling
     );
     match shortfalls(rpp, rtg, &c.thresholds) {
         None => (Outcome::Pass { detail: summary }, measured),
-        Some(why) => (Outcome::Fail { message: format!("{why} (medians)\n  {summary}") }, measured),
+        Some(why) => {
+            let note = note.filter(|_| rtg < c.thresholds.decode_ratio).map(|n| format!("\n  {n}")).unwrap_or_default();
+            (Outcome::Fail { message: format!("{why} (medians){note}\n  {summary}") }, measured)
+        }
     }
 }
 
@@ -250,6 +306,25 @@ mod tests {
         assert_eq!(shortfalls(1.3, 1.0, &T).as_deref(), Some("decode 1.00× < 1.50×"));
         let both = shortfalls(0.5, 0.5, &T).unwrap_or_default();
         assert!(both.contains("prefill") && both.contains("decode"), "{both}");
+    }
+
+    #[test]
+    fn the_ceiling_note_appears_only_where_the_floor_is_above_the_bandwidth() {
+        // 30 GB/s over a 531 MB file: 56.5 tok/s. A peer at 47 tok/s needs 70.5 for 1.5×.
+        let (ceiling, note) = ceiling_note(30.0, 531_000_000, 47.0, 1.5);
+        assert!((ceiling - 56.497).abs() < 0.01, "{ceiling}");
+        let note = note.unwrap_or_default();
+        assert!(note.contains("above this machine's read-bandwidth ceiling") && note.contains("83%"), "{note}");
+        // A peer at 30 tok/s: 45 < 56.5, reachable.
+        assert_eq!(ceiling_note(30.0, 531_000_000, 30.0, 1.5).1, None);
+        // No bandwidth figure (NaN): no claim either way.
+        assert_eq!(ceiling_note(f64::NAN, 531_000_000, 47.0, 1.5).1, None);
+    }
+
+    #[test]
+    fn the_bandwidth_probe_reports_a_positive_figure() {
+        let bw = read_bandwidth_gbs(2);
+        assert!(bw.is_finite() && bw > 0.0, "{bw}");
     }
 
     #[test]
