@@ -9,7 +9,7 @@ cargo build --release --locked -p orcd-conformance --bin orcd-gate -p worker-orc
 ORCD_PERF=1 ./target/release/orcd-gate run --out "${1:-reports}"
 # The fast path against llama.cpp built on this host, bit for bit (issue 14), where it is installed.
 if python3 -c "import llama_cpp" 2>/dev/null; then
-    python3 goldens/recorders/record_llamacpp_logits.py --bits --only q4 | tee "${1:-reports}/fast-bits.txt"
+    python3 goldens/recorders/record_llamacpp_logits.py --bits --only q4 --only q8 | tee "${1:-reports}/fast-bits.txt"
 else
     echo "fast bits: not run (llama-cpp-python not installed)" | tee "${1:-reports}/fast-bits.txt"
 fi

@@ -22,7 +22,7 @@ then one token at a time — with their top-1/top-2 margins), `numerics: fast`, 
 The engine's logits come from `worker-orcd logits --numerics fast` when the binary supports it,
 (`worker-orcd logits --numerics fast`, release build).
 
-Usage: python3 goldens/recorders/record_llamacpp_logits.py [--write] [--only SUBSTRING] [--bits]
+Usage: python3 goldens/recorders/record_llamacpp_logits.py [--write] [--only SUBSTRING ...] [--bits]
 
 --bits is the same-host check of issue 14: the engine (on the tier its dispatch picks, or capped with
 ORCD_NO_AVX512=1) against whichever llama-cpp-python is importable (PYTHONPATH selects another build,
@@ -214,7 +214,8 @@ def reference_isa():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true", help="write llama.cpp goldens <model>-fast-<case>.yaml")
-    ap.add_argument("--only", default="", help="only cases whose name contains this")
+    ap.add_argument("--only", action="append", default=[],
+                    help="only cases whose name contains this (repeatable: any of them)")
     ap.add_argument("--out", default=str(OUT), help="where --write puts the goldens (default goldens/models)")
     ap.add_argument("--bits", action="store_true",
                     help="the same-host bit check: fail unless every compared case has KL 0 and max |dlogit| 0 "
@@ -224,7 +225,7 @@ def main():
     tmp = tempfile.TemporaryDirectory()
     for path in sorted(glob.glob(str(OUT / "*.yaml"))):
         case = read_case(path)
-        if case.get("numerics") != "exact" or a.only not in case["name"]:
+        if case.get("numerics") != "exact" or (a.only and not any(o in case["name"] for o in a.only)):
             continue
         mp = model_path(case, tmp.name)
         if not mp.exists():

@@ -30,6 +30,9 @@ struct Shared {
     /// Helpers working on the open job.
     active: AtomicUsize,
     panicked: AtomicBool,
+    /// Helpers asleep (or about to be) on `wake`: the caller takes the lock and notifies only
+    /// when there is one (a `notify_all` is a system call even with no waiter).
+    sleepers: AtomicUsize,
     sleep: Mutex<()>,
     wake: Condvar,
 }
@@ -63,6 +66,7 @@ fn team() -> &'static Team {
             next: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
             sleep: Mutex::new(()),
             wake: Condvar::new(),
         });
@@ -111,13 +115,17 @@ fn helper(s: &Shared) {
                 std::hint::spin_loop();
             } else {
                 let mut g = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
+                // Counted before the state is read again (both SeqCst): a caller that opens a job
+                // after this read sees the count and notifies; one that opened it before is seen here.
+                s.sleepers.fetch_add(1, Ordering::SeqCst);
                 loop {
-                    let st = s.state.load(Ordering::Acquire);
+                    let st = s.state.load(Ordering::SeqCst);
                     if st >> 1 != seen >> 1 && st & 1 == 1 {
                         break;
                     }
                     g = s.wake.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
+                s.sleepers.fetch_sub(1, Ordering::SeqCst);
                 spins = 0;
             }
         };
@@ -154,9 +162,11 @@ pub fn par_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
     s.n.store(n, Ordering::Release);
     s.next.store(0, Ordering::Release);
     let generation = (s.state.load(Ordering::Acquire) >> 1) + 1;
-    {
+    s.state.store(generation << 1 | 1, Ordering::SeqCst);
+    if s.sleepers.load(Ordering::SeqCst) > 0 {
+        // Under the lock: a helper between counting itself and waiting holds it, so the
+        // notification cannot fall before its wait.
         let _g = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
-        s.state.store(generation << 1 | 1, Ordering::Release);
         s.wake.notify_all();
     }
     IN_TEAM.with(|c| c.set(true));

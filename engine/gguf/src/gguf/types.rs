@@ -86,9 +86,14 @@ const TABLE: &[(GgmlType, u32, &str, usize, usize)] = &[
 ];
 
 impl GgmlType {
+    #[inline]
     fn row(self) -> &'static (GgmlType, u32, &'static str, usize, usize) {
-        // The table holds every variant exactly once (checked by a unit test).
-        TABLE.iter().find(|r| r.0 == self).unwrap_or(&TABLE[0])
+        // The table holds every variant exactly once (checked by a unit test), in declaration
+        // order: an index, not a search (kernels ask for block sizes in their loops).
+        match TABLE.get(self as usize) {
+            Some(r) if r.0 == self => r,
+            _ => TABLE.iter().find(|r| r.0 == self).unwrap_or(&TABLE[0]),
+        }
     }
 
     /// The type for a ggml id, or `None` for an id that no current ggml defines.
@@ -114,11 +119,13 @@ impl GgmlType {
     }
 
     /// Elements per block (1 for plain types).
+    #[inline]
     pub fn block_size(self) -> usize {
         self.row().3
     }
 
     /// Bytes per block.
+    #[inline]
     pub fn type_size(self) -> usize {
         self.row().4
     }
@@ -160,6 +167,9 @@ mod tests {
             assert_eq!(GgmlType::from_name(a.2), Some(a.0));
         }
         assert_eq!(TABLE.len(), 34);
+        for (i, r) in TABLE.iter().enumerate() {
+            assert_eq!(r.0 as usize, i, "{:?}: the table is in declaration order (row() indexes it)", r.0);
+        }
         assert_eq!(GgmlType::from_id(4), None, "Q4_2 was removed from ggml");
         assert_eq!(GgmlType::from_id(42), None);
     }
