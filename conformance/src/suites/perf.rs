@@ -215,6 +215,9 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
     if let Err(e) = orcd_engine::bench::once(m.as_mut(), c.prompt_tokens, c.gen_tokens) {
         return fail(format!("bench on {}: {e}", backend.name()));
     }
+    // The bandwidth probe runs before and after the rounds: the host's other load moves it, and
+    // the ceiling is the best the memory gave (a low reading would understate it).
+    let bw_before = read_bandwidth_gbs(threads);
     let (mut ours_pp, mut ours_tg, mut peer_pp, mut peer_tg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut peer_build = String::new();
     for _ in 0..c.rounds {
@@ -237,7 +240,7 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
     use orcd_engine::bench::median;
     let (opp, otg, ppp, ptg) = (median(ours_pp), median(ours_tg), median(peer_pp), median(peer_tg));
     let (rpp, rtg) = (opp / ppp, otg / ptg);
-    let bw = read_bandwidth_gbs(threads);
+    let bw = read_bandwidth_gbs(threads).max(bw_before);
     let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let (ceiling, note) = ceiling_note(bw, file_bytes, ptg, c.thresholds.decode_ratio);
     let mut measured = Measured::default();

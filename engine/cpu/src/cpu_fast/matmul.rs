@@ -335,8 +335,13 @@ const KTILE_NA_512: usize = 4;
 /// once per group of rows.
 const UNPACK_MIN_ROWS: usize = 8;
 
-/// Unpack panel `p` into `buf` for [`unpacked_rows`]; false where this ISA has no such kernel.
+/// Unpack panel `p` into `buf` for [`unpacked_rows`]; false where this ISA has no such kernel,
+/// or where unpacking gains nothing: Q8_0 panels already hold the codes as the kernel takes
+/// them (unpacking would only convert 4 scales a block, and cost a pass over the weights).
 fn unpack_panel(isa: Isa, pn: &Panels, p: usize, buf: &mut Vec<u8>) -> bool {
+    if pn.ty == GgmlType::Q8_0 {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         use super::simd::{avx2, vnni, vnni512};
