@@ -791,9 +791,9 @@ impl Ops for CpuFast {
                             // SAFETY: the CPU has AVX2, FMA and F16C (`simd`).
                             unsafe {
                                 if lanes == 16 {
-                                    simd::half::swiglu_row(g, u, o)
+                                    simd::half::swiglu_row::<true>(g, u, o)
                                 } else {
-                                    simd::half::swiglu_row8(g, u, o)
+                                    simd::half::swiglu_row::<false>(g, u, o)
                                 }
                             };
                             continue;

@@ -259,9 +259,9 @@ fn softmax(simd: bool, w: &mut [f32], lanes: usize) {
         // SAFETY: `simd` is only true when the CPU has AVX2, FMA and F16C.
         return unsafe {
             if lanes == 16 {
-                super::simd::half::softmax(w)
+                super::simd::half::softmax::<true>(w)
             } else {
-                super::simd::half::softmax8(w)
+                super::simd::half::softmax::<false>(w)
             }
         };
     }

@@ -909,67 +909,6 @@ pub mod half {
         )
     }
 
-    /// [`super::super::attn::softmax_ref`] with 8 lanes (the AVX2 build; bit-identical).
-    ///
-    /// # Safety
-    /// The CPU must support AVX2, FMA and F16C.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub fn softmax8(w: &mut [f32]) {
-        let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let (maxv, ninf, zero) = (_mm256_set1_ps(max), _mm256_set1_ps(f32::NEG_INFINITY), _mm256_setzero_ps());
-        let mut sum = 0f64;
-        for ch in w.chunks_mut(8) {
-            let mut tmp = [f32::NEG_INFINITY; 8];
-            tmp[..ch.len()].copy_from_slice(ch);
-            // SAFETY: 8 floats in `tmp`.
-            let x = unsafe { _mm256_loadu_ps(tmp.as_ptr()) };
-            let masked = _mm256_cmp_ps::<_CMP_EQ_OQ>(x, ninf);
-            let d = _mm256_blendv_ps(_mm256_sub_ps(x, maxv), zero, masked);
-            let e = _mm256_blendv_ps(expf8_avx2(d), zero, masked);
-            // SAFETY: as above.
-            unsafe { _mm256_storeu_ps(tmp.as_mut_ptr(), e) };
-            sum += f64::from(hsum8(e));
-            let n = ch.len();
-            ch.copy_from_slice(&tmp[..n]);
-        }
-        let invs = (1.0 / sum) as f32;
-        let inv = _mm256_set1_ps(invs);
-        let mut chunks = w.chunks_exact_mut(8);
-        for c8 in &mut chunks {
-            // SAFETY: 8 floats.
-            unsafe { _mm256_storeu_ps(c8.as_mut_ptr(), _mm256_mul_ps(_mm256_loadu_ps(c8.as_ptr()), inv)) };
-        }
-        for x in chunks.into_remainder() {
-            *x *= invs;
-        }
-    }
-
-    /// `super::super::swiglu_row_ref` with 8 lanes (the AVX2 build's SiLU; bit-identical).
-    ///
-    /// # Safety
-    /// The CPU must support AVX2, FMA and F16C.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub fn swiglu_row8(g: &[f32], u: &[f32], out: &mut [f32]) {
-        let n = g.len().min(u.len()).min(out.len());
-        let whole = n / 8 * 8;
-        let (zero, one) = (_mm256_setzero_ps(), _mm256_set1_ps(1.0));
-        let mut i = 0;
-        while i < whole {
-            // SAFETY: i + 8 <= whole <= n elements of each slice.
-            unsafe {
-                let x = _mm256_loadu_ps(g.as_ptr().add(i));
-                let e = expf8_avx2(_mm256_sub_ps(zero, x));
-                let v = _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u.as_ptr().add(i)));
-                _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
-            }
-            i += 8;
-        }
-        for j in whole..n {
-            let x = g[j];
-            out[j] = x / (1.0 + (-x).exp()) * u[j];
-        }
-    }
-
     /// tinyBLAS<16> order (`k.len()` a multiple of 16).
     ///
     /// # Safety
@@ -1065,18 +1004,21 @@ pub mod half {
         unsafe { _mm256_loadu_ps(rs.as_ptr()) }
     }
 
-    /// `super::super::attn::softmax_ref` (bit-identical).
+    /// `super::super::attn::softmax_ref` (bit-identical) on ggml's tier: `W16` 16 lanes (chunks
+    /// of 16 summed by `GGML_F32x16_REDUCE`, the AVX-512 `ggml_v_expf`), else 8 (chunks of 8,
+    /// two `hadd`s, the AVX2 `ggml_v_expf`).
     ///
     /// # Safety
     /// The CPU must support AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub fn softmax(w: &mut [f32]) {
+    pub fn softmax<const W16: bool>(w: &mut [f32]) {
+        let ch_len = if W16 { 16 } else { 8 };
         let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         let (maxv, ninf, zero) = (_mm256_set1_ps(max), _mm256_set1_ps(f32::NEG_INFINITY), _mm256_setzero_ps());
         let mut sum = 0f64;
         let mut tmp = [f32::NEG_INFINITY; 16];
-        for ch in w.chunks_mut(16) {
-            let full = ch.len() == 16;
+        for ch in w.chunks_mut(ch_len) {
+            let full = ch.len() == ch_len;
             let src: &mut [f32] = if full {
                 ch
             } else {
@@ -1085,16 +1027,17 @@ pub mod half {
                 &mut tmp
             };
             let mut e = [zero; 2];
-            for (h, eh) in e.iter_mut().enumerate() {
-                // SAFETY: 16 floats in `src`.
+            for (h, eh) in e.iter_mut().take(ch_len / 8).enumerate() {
+                // SAFETY: ch_len floats in `src`.
                 let x = unsafe { _mm256_loadu_ps(src.as_ptr().add(8 * h)) };
                 let masked = _mm256_cmp_ps::<_CMP_EQ_OQ>(x, ninf);
                 let d = _mm256_blendv_ps(_mm256_sub_ps(x, maxv), zero, masked);
-                *eh = _mm256_blendv_ps(expf8(d), zero, masked);
+                let ex = if W16 { expf8(d) } else { expf8_avx2(d) };
+                *eh = _mm256_blendv_ps(ex, zero, masked);
                 // SAFETY: as above.
                 unsafe { _mm256_storeu_ps(src.as_mut_ptr().add(8 * h), *eh) };
             }
-            sum += f64::from(reduce16(e[0], e[1]));
+            sum += f64::from(if W16 { reduce16(e[0], e[1]) } else { hsum8(e[0]) });
             if !full {
                 let n = ch.len();
                 ch.copy_from_slice(&tmp[..n]);
@@ -1147,21 +1090,24 @@ pub mod half {
         }
     }
 
-    /// `super::super::swiglu_row_ref` (bit-identical): ggml's vector SiLU on whole chunks of 16.
+    /// `super::super::swiglu_row_ref` (bit-identical): ggml's vector SiLU on whole chunks of its
+    /// tier's width (`W16`: 16 lanes and the AVX-512 `ggml_v_expf`, else 8 and the AVX2 one),
+    /// the scalar SiLU on the rest.
     ///
     /// # Safety
     /// The CPU must support AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub fn swiglu_row(g: &[f32], u: &[f32], out: &mut [f32]) {
+    pub fn swiglu_row<const W16: bool>(g: &[f32], u: &[f32], out: &mut [f32]) {
         let n = g.len().min(u.len()).min(out.len());
-        let whole = n / 16 * 16;
+        let whole = if W16 { n / 16 * 16 } else { n / 8 * 8 };
         let (zero, one) = (_mm256_setzero_ps(), _mm256_set1_ps(1.0));
         let mut i = 0;
         while i < whole {
             // SAFETY: i + 8 <= whole <= n elements of each slice.
             unsafe {
                 let x = _mm256_loadu_ps(g.as_ptr().add(i));
-                let e = expf8(_mm256_sub_ps(zero, x));
+                let m = _mm256_sub_ps(zero, x);
+                let e = if W16 { expf8(m) } else { expf8_avx2(m) };
                 let v = _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u.as_ptr().add(i)));
                 _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
             }

@@ -496,14 +496,14 @@ fn simd_softmax_and_swiglu_match_reference(#[values(1, 7, 16, 33, 200, 256)] n: 
     {
         let mut b = w.clone();
         // SAFETY: AVX2/FMA/F16C checked above.
-        unsafe { super::simd::half::softmax(&mut b) };
+        unsafe { super::simd::half::softmax::<true>(&mut b) };
         assert_eq!(a, b, "softmax {n}");
         let g: Vec<f32> = signal(n, 4).iter().map(|v| v * 40.0).collect();
         let u = signal(n, 5);
         let (mut o1, mut o2) = (vec![0f32; n], vec![0f32; n]);
         swiglu_row_ref(&g, &u, &mut o1, 16);
         // SAFETY: as above.
-        unsafe { super::simd::half::swiglu_row(&g, &u, &mut o2) };
+        unsafe { super::simd::half::swiglu_row::<true>(&g, &u, &mut o2) };
         assert_eq!(o1, o2, "swiglu {n}");
     }
 }
@@ -577,18 +577,18 @@ fn eight_lane_simd_matches_reference(#[values(8, 24, 64, 100, 256)] n: usize) {
         let (mut a, mut b) = (w.clone(), w.clone());
         attn::softmax_ref(&mut a, 8);
         // SAFETY: as above.
-        unsafe { half::softmax8(&mut b) };
+        unsafe { half::softmax::<false>(&mut b) };
         assert_eq!(
             a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            "softmax8 {n}"
+            "softmax::<false> {n}"
         );
         let g: Vec<f32> = signal(n, 4).iter().map(|v| v * 140.0).collect();
         let u = signal(n, 5);
         let (mut o1, mut o2) = (vec![0f32; n], vec![0f32; n]);
         swiglu_row_ref(&g, &u, &mut o1, 8);
         // SAFETY: as above.
-        unsafe { half::swiglu_row8(&g, &u, &mut o2) };
+        unsafe { half::swiglu_row::<false>(&g, &u, &mut o2) };
         assert_eq!(
             o1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             o2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
