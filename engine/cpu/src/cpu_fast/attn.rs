@@ -253,6 +253,17 @@ pub fn softmax_sink_ref(w: &mut [f32], sink: f32, lanes: usize) {
     }
 }
 
+/// Every value rounded through F16 (SIMD where `simd`, the same bits).
+fn round_f16(simd: bool, x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: `simd` is only true when the CPU has AVX2, FMA and F16C.
+        return unsafe { super::simd::half::round_f16(x) };
+    }
+    let _ = simd;
+    x.iter_mut().for_each(|v| *v = f16_to_f32(f32_to_f16(*v)));
+}
+
 fn softmax(simd: bool, w: &mut [f32], lanes: usize) {
     #[cfg(target_arch = "x86_64")]
     if simd {
@@ -365,9 +376,8 @@ pub fn attention_sinks(
         let used = n_lanes.min(n_kv);
         let mut red = vec![0f32; 16 * vd];
         for i in 0..n_q {
-            for (d, x) in qh.iter_mut().enumerate() {
-                *x = f16_to_f32(f32_to_f16(q[i * q_cols + h * hd + d]));
-            }
+            qh.copy_from_slice(&q[i * q_cols + h * hd..i * q_cols + (h + 1) * hd]);
+            round_f16(simd, &mut qh);
             for (j, s) in w.iter_mut().enumerate() {
                 let visible =
                     kv_pos[j] <= q_pos[i] && p.window.is_none_or(|win| ((q_pos[i] - kv_pos[j]) as usize) < win);
@@ -388,11 +398,12 @@ pub fn attention_sinks(
                 None => softmax(simd, &mut w, w16),
             }
             lanes[..used * vd].iter_mut().for_each(|x| *x = 0.0);
-            for (j, &e) in w.iter().enumerate() {
-                if e == 0.0 {
+            // ggml stores the probabilities as F16 before V·p (0 stays 0).
+            round_f16(simd, &mut w);
+            for (j, &pj) in w.iter().enumerate() {
+                if pj == 0.0 {
                     continue;
                 }
-                let pj = f16_to_f32(f32_to_f16(e));
                 let lane = j % n_lanes;
                 axpy_f16(
                     simd,

@@ -1119,6 +1119,27 @@ pub mod half {
         }
     }
 
+    /// `x[i] = f32(f16(x[i]))` (round to nearest even, `vcvtps2ph` as `half` uses it): the
+    /// values ggml sees after storing to F16.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn round_f16(x: &mut [f32]) {
+        let mut chunks = x.chunks_exact_mut(8);
+        for c in &mut chunks {
+            // SAFETY: 8 floats.
+            unsafe {
+                let v = _mm256_loadu_ps(c.as_ptr());
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
+                _mm256_storeu_ps(c.as_mut_ptr(), _mm256_cvtph_ps(h));
+            }
+        }
+        for v in chunks.into_remainder() {
+            *v = crate::quant::f16_to_f32(crate::quant::f32_to_f16(*v));
+        }
+    }
+
     /// `y[i] = fma(a, f16(v[i]), y[i])` — element-wise.
     ///
     /// # Safety

@@ -671,3 +671,39 @@ fn simd_expf_matches_reference(#[values(-120.0, -90.0, -10.0, 0.0, 10.0, 85.0, 1
     let want = xs.map(attn::ggml_expf);
     assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "{base}");
 }
+
+/// The SIMD F16 rounding of the attention (query rows, probabilities) equals `half`'s scalar
+/// round trip bit for bit: ties to even, subnormal and overflowing values, ±0, ±∞, NaN, and a
+/// tail shorter than a vector.
+#[test]
+fn round_f16_simd_matches_scalar() {
+    if !super::simd::has_avx2() {
+        eprintln!("NOT RUN: no AVX2");
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut x: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1.0 + 1.0 / 2048.0, // a tie between two F16 values: to even
+            1.0 + 3.0 / 2048.0, // a tie: to even (up)
+            6.0e-8,             // F16 subnormal range
+            1.0e-9,             // below it: 0
+            65504.0,            // F16 max
+            65520.0,            // rounds to ∞
+            -1.0e6,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            0.1,
+        ];
+        x.extend((0..37).map(|i| (i as f32 * 0.37).sin() * 10f32.powi(i % 9 - 4)));
+        let want: Vec<u32> =
+            x.iter().map(|&v| crate::quant::f16_to_f32(crate::quant::f32_to_f16(v)).to_bits()).collect();
+        let mut got = x.clone();
+        // SAFETY: has_avx2() covers AVX2, FMA and F16C (checked above).
+        unsafe { super::simd::half::round_f16(&mut got) };
+        assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+    }
+}
