@@ -238,6 +238,9 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
         }
     }
     use orcd_engine::bench::median;
+    // Each round's own ratio (ours beside the peer run right after it): their spread shows how
+    // much the host moved during the run. The decision stays on the ratio of the medians.
+    let (spp, stg) = (spread(&ours_pp, &peer_pp), spread(&ours_tg, &peer_tg));
     let (opp, otg, ppp, ptg) = (median(ours_pp), median(ours_tg), median(peer_pp), median(peer_tg));
     let (rpp, rtg) = (opp / ppp, otg / ptg);
     let bw = read_bandwidth_gbs(threads).max(bw_before);
@@ -260,14 +263,19 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
     let summary = format!(
         "{} rounds, {threads} threads, pp{} / tg{}: prefill {opp:.1} vs {ppp:.1} tok/s ({rpp:.2}×), decode {otg:.1} vs \
          {ptg:.1} tok/s ({rtg:.2}×) against {} ({peer_build}); ours on the {}; read bandwidth {bw:.1} GB/s: decode \
-         ceiling {ceiling:.1} tok/s, ours at {:.0}%, the peer at {:.0}%",
+         ceiling {ceiling:.1} tok/s, ours at {:.0}%, the peer at {:.0}%; round by round the ratios ran prefill \
+         {:.2}–{:.2}×, decode {:.2}–{:.2}×",
         c.rounds,
         c.prompt_tokens,
         c.gen_tokens,
         c.peer,
         orcd_backends::cpu_isa(),
         100.0 * otg / ceiling,
-        100.0 * ptg / ceiling
+        100.0 * ptg / ceiling,
+        spp.0,
+        spp.1,
+        stg.0,
+        stg.1
     );
     match shortfalls(rpp, rtg, &c.thresholds) {
         None => (Outcome::Pass { detail: summary }, measured),
@@ -276,6 +284,15 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
             (Outcome::Fail { message: format!("{why} (medians){note}\n  {summary}") }, measured)
         }
     }
+}
+
+/// The lowest and highest of the rounds' own ratios `ours[i] / peer[i]` (NaN, NaN for none).
+fn spread(ours: &[f64], peer: &[f64]) -> (f64, f64) {
+    let r: Vec<f64> = ours.iter().zip(peer).map(|(o, p)| o / p).collect();
+    if r.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    (r.iter().copied().fold(f64::INFINITY, f64::min), r.iter().copied().fold(f64::NEG_INFINITY, f64::max))
 }
 
 /// What falls short of the floors (`None`: both reached). A NaN ratio (a peer that reported 0
@@ -328,6 +345,14 @@ mod tests {
     fn the_bandwidth_probe_reports_a_positive_figure() {
         let bw = read_bandwidth_gbs(2);
         assert!(bw.is_finite() && bw > 0.0, "{bw}");
+    }
+
+    #[test]
+    fn the_spread_is_of_paired_rounds() {
+        // Each round against its own peer run: 2.0, 1.5, 1.2.
+        assert_eq!(spread(&[200.0, 150.0, 240.0], &[100.0, 100.0, 200.0]), (1.2, 2.0));
+        let (lo, hi) = spread(&[], &[]);
+        assert!(lo.is_nan() && hi.is_nan());
     }
 
     #[test]
