@@ -10,9 +10,12 @@ comes from:
   Qwen2.5-0.5B-shape file, over the synthetic input that `orcd-fixtures model` writes (the
   `fixture_command` in the case; the suite regenerates the same bytes and hands the peer that
   file). It is an input, not an expected output: nothing is compared with what it computes;
-- prompt 128 tokens, 128 generated, at least 5 rounds, floors prefill 1.2× and decode 1.5×:
-  issue 14's acceptance ("same run, alternating with llama.cpp ..., medians of ≥ 5 rounds ...
+- prompt 128 tokens, 128 generated, floors prefill 1.2× and decode 1.5×: issue 14's acceptance
+  ("same run, alternating with llama.cpp ..., medians of ≥ 5 rounds ...
   prefill (128-token prompt) ≥ 1.2×, decode ≥ 1.5×");
+- 9 rounds (the issue's floor is 5): on this project's shared 2-core hosts one binary's ratio moved
+  by ±0.25 between 5-round runs minutes apart (docs/perf/NOTES.md, stop 24); more rounds spread
+  the medians over more of the host's swings, for both engines alike;
 - the peer's description: how conformance/peer/llamacpp_cpu.py runs llama.cpp.
 
 Usage (from anywhere; paths are resolved from this file):
@@ -86,7 +89,7 @@ file_sha256: {digest}
 peer: "{PEER}"
 prompt_tokens: 128
 gen_tokens: 128
-rounds: 5
+rounds: 9
 thresholds:
   prefill_ratio: 1.2   # issue 14 acceptance: prefill (128-token prompt) >= 1.2x llama.cpp, medians of >= 5 rounds
   decode_ratio: 1.5    # issue 14 acceptance: decode >= 1.5x llama.cpp
