@@ -146,8 +146,8 @@ const PROBE_BYTES: usize = 256 << 20;
 
 /// The machine's read bandwidth in GB/s with `threads` threads, measured now (best of 3 passes
 /// summing a `PROBE_BYTES` buffer, each thread its own contiguous part). Decode streams every
-/// weight once a token, so `bandwidth / file bytes` bounds any engine's decode on this machine:
-/// a floor above that bound cannot be met here, whatever the engine does.
+/// weight once a token, so `bandwidth / file bytes` bounds any engine's decode at that bandwidth
+/// (a shared host's bandwidth moves with its other tenants: the figure is this run's).
 fn read_bandwidth_gbs(threads: usize) -> f64 {
     let buf = vec![1u64; PROBE_BYTES / 8];
     let per = buf.len().div_ceil(threads.max(1));
@@ -175,9 +175,9 @@ fn ceiling_note(bw_gbs: f64, file_bytes: u64, peer_tg: f64, floor: f64) -> (f64,
     let ceiling = bw_gbs * 1e9 / file_bytes.max(1) as f64;
     let note = (ceiling.is_finite() && floor * peer_tg > ceiling).then(|| {
         format!(
-            "the decode floor ({floor:.2}× the peer = {:.1} tok/s) is above this machine's read-bandwidth ceiling \
-             ({ceiling:.1} tok/s = {bw_gbs:.1} GB/s / {:.0} MB a token; the peer decodes at {:.0}% of it): \
-             no engine can meet it here",
+            "the decode floor ({floor:.2}× the peer = {:.1} tok/s) is above the read-bandwidth ceiling measured in \
+             this run ({ceiling:.1} tok/s = {bw_gbs:.1} GB/s / {:.0} MB a token; the peer decodes at {:.0}% of it): \
+             no engine reaches it at that bandwidth",
             floor * peer_tg,
             file_bytes as f64 / 1e6,
             100.0 * peer_tg / ceiling
@@ -334,7 +334,7 @@ mod tests {
         let (ceiling, note) = ceiling_note(30.0, 531_000_000, 47.0, 1.5);
         assert!((ceiling - 56.497).abs() < 0.01, "{ceiling}");
         let note = note.unwrap_or_default();
-        assert!(note.contains("above this machine's read-bandwidth ceiling") && note.contains("83%"), "{note}");
+        assert!(note.contains("above the read-bandwidth ceiling measured") && note.contains("83%"), "{note}");
         // A peer at 30 tok/s: 45 < 56.5, reachable.
         assert_eq!(ceiling_note(30.0, 531_000_000, 30.0, 1.5).1, None);
         // No bandwidth figure (NaN): no claim either way.
