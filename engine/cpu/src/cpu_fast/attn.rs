@@ -366,40 +366,96 @@ pub fn attention_sinks(
     let kq_tiny = batch && hd % w16 == 0;
     // V·p lanes: w16 (tinyBLAS) or 4 · w16 (vec_dot: 4 accumulators).
     let n_lanes = if batch { w16 } else { 4 * w16 };
+    // A batch's V·p with its lanes in registers (`simd::half::pv_tiny`, the same bits), where
+    // the CPU has the registers for them.
+    let pv_regs = simd
+        && batch
+        && vd.is_multiple_of(8)
+        && cfg!(target_arch = "x86_64")
+        && (w16 == 8 || super::simd::has_avx512vl());
+    let kq4 = simd && kq_tiny && cfg!(target_arch = "x86_64");
     let head = |h: usize| -> Vec<f32> {
         let kh = h / group;
         let mut out = vec![0f32; n_q * vd];
-        let mut w = vec![0f32; n_kv];
-        let mut qh = vec![0f32; hd];
+        // Scores of up to 4 queries at once (`kq4`: each K row converted once for them).
+        let mut ws = vec![0f32; 4 * n_kv];
+        let mut qhs = vec![0f32; 4 * hd];
         // Lanes at or past n_kv are never written: they stay zero.
         let mut lanes = vec![0f32; n_lanes * vd];
         let used = n_lanes.min(n_kv);
         let mut red = vec![0f32; 16 * vd];
-        for i in 0..n_q {
-            qh.copy_from_slice(&q[i * q_cols + h * hd..i * q_cols + (h + 1) * hd]);
-            round_f16(simd, &mut qh);
-            for (j, s) in w.iter_mut().enumerate() {
-                let visible =
-                    kv_pos[j] <= q_pos[i] && p.window.is_none_or(|win| ((q_pos[i] - kv_pos[j]) as usize) < win);
-                *s = if visible {
-                    let kr = &k[j * k_cols + kh * hd..j * k_cols + (kh + 1) * hd];
-                    let mut x = if kq_tiny { dot_tiny(simd, kr, &qh, w16) } else { dot_vec(simd, kr, &qh, w16) };
-                    x *= p.scale;
-                    if let Some(cap) = p.softcap {
-                        x = (x * (1.0 / cap)).tanh() * cap;
-                    }
-                    x
-                } else {
-                    f32::NEG_INFINITY
-                };
+        let visible = |i: usize, j: usize| {
+            kv_pos[j] <= q_pos[i] && p.window.is_none_or(|win| ((q_pos[i] - kv_pos[j]) as usize) < win)
+        };
+        let finish = |x: f32| {
+            let x = x * p.scale;
+            match p.softcap {
+                Some(cap) => (x * (1.0 / cap)).tanh() * cap,
+                None => x,
             }
+        };
+        for i in 0..n_q {
+            let u = if kq4 { i % 4 } else { 0 };
+            if u == 0 {
+                let g = if kq4 { 4.min(n_q - i) } else { 1 };
+                for u in 0..g {
+                    let qh = &mut qhs[u * hd..(u + 1) * hd];
+                    qh.copy_from_slice(&q[(i + u) * q_cols + h * hd..(i + u) * q_cols + (h + 1) * hd]);
+                    round_f16(simd, qh);
+                }
+                for j in 0..n_kv {
+                    let kr = &k[j * k_cols + kh * hd..j * k_cols + (kh + 1) * hd];
+                    let vis: [bool; 4] = std::array::from_fn(|u| u < g && visible(i + u, j));
+                    #[cfg(target_arch = "x86_64")]
+                    if g == 4 && vis.iter().any(|&b| b) {
+                        let qs: [&[f32]; 4] = std::array::from_fn(|u| &qhs[u * hd..(u + 1) * hd]);
+                        // SAFETY: `kq4` is only set where the CPU has AVX2, FMA and F16C.
+                        let d = unsafe {
+                            if w16 == 16 {
+                                super::simd::half::dot_tiny4::<true>(kr, qs)
+                            } else {
+                                super::simd::half::dot_tiny4::<false>(kr, qs)
+                            }
+                        };
+                        for u in 0..4 {
+                            ws[u * n_kv + j] = if vis[u] { finish(d[u]) } else { f32::NEG_INFINITY };
+                        }
+                        continue;
+                    }
+                    for u in 0..g {
+                        ws[u * n_kv + j] = if vis[u] {
+                            let qh = &qhs[u * hd..(u + 1) * hd];
+                            finish(if kq_tiny { dot_tiny(simd, kr, qh, w16) } else { dot_vec(simd, kr, qh, w16) })
+                        } else {
+                            f32::NEG_INFINITY
+                        };
+                    }
+                }
+            }
+            // Query i's scores (only the first row when queries are scored one at a time).
+            let w = &mut ws[u * n_kv..(u + 1) * n_kv];
             match sinks {
-                Some(sk) => softmax_sink_ref(&mut w, sk[h], w16),
-                None => softmax(simd, &mut w, w16),
+                Some(sk) => softmax_sink_ref(w, sk[h], w16),
+                None => softmax(simd, w, w16),
+            }
+            // ggml stores the probabilities as F16 before V·p (0 stays 0).
+            round_f16(simd, w);
+            let o = &mut out[i * vd..(i + 1) * vd];
+            if pv_regs {
+                // SAFETY: `pv_regs` checked the CPU features and vd % 8; V is [n_kv, v_cols],
+                // head kh's rows start at kh · vd.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    let vh = &v[kh * vd..];
+                    if w16 == 16 {
+                        super::simd::half::pv_tiny::<true>(w, vh, v_cols, o)
+                    } else {
+                        super::simd::half::pv_tiny::<false>(w, vh, v_cols, o)
+                    }
+                }
+                continue;
             }
             lanes[..used * vd].iter_mut().for_each(|x| *x = 0.0);
-            // ggml stores the probabilities as F16 before V·p (0 stays 0).
-            round_f16(simd, &mut w);
             for (j, &pj) in w.iter().enumerate() {
                 if pj == 0.0 {
                     continue;
@@ -412,7 +468,6 @@ pub fn attention_sinks(
                     &v[j * v_cols + kh * vd..j * v_cols + (kh + 1) * vd],
                 );
             }
-            let o = &mut out[i * vd..(i + 1) * vd];
             reduce_lanes(&lanes, vd, batch, w16, &mut red, o);
         }
         out

@@ -76,6 +76,15 @@ pub fn has_vnni512() -> bool {
     features().2
 }
 
+/// AVX-512 F + VL (32 vector registers for 256-bit code: the 16-lane `half::pv_tiny`).
+pub fn has_avx512vl() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    #[cfg(target_arch = "x86_64")]
+    return *V.get_or_init(|| is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl"));
+    #[cfg(not(target_arch = "x86_64"))]
+    return *V.get_or_init(|| false);
+}
+
 /// Software prefetch distance of the kernels, bytes ahead in the weight stream
 /// (`ORCD_PREFETCH`, default 4096; 0 = off). Decode on the 2-core development VM, 2 threads
 /// (docs/perf/NOTES.md): SmolLM2 ~110 tok/s at 512, 150–190 at 4096; gemma-3-270m 56 → 72–77;
@@ -929,6 +938,49 @@ pub mod half {
         reduce16(a0, a1)
     }
 
+    /// [`dot_tiny`] (`W16`) or [`dot_tiny8`] of one K row against 4 queries, the row converted
+    /// once: the same bits as 4 calls (each query's lanes get the same FMAs in the same order).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn dot_tiny4<const W16: bool>(k: &[u16], q: [&[f32]; 4]) -> [f32; 4] {
+        let n = q.iter().fold(k.len(), |m, x| m.min(x.len()));
+        let kp = k.as_ptr();
+        if W16 {
+            let n = n / 16 * 16;
+            let mut a = [[_mm256_setzero_ps(); 2]; 4];
+            let mut i = 0;
+            while i < n {
+                // SAFETY: i + 16 <= n elements of k and of every q[u].
+                unsafe {
+                    let (k0, k1) = (cvt8(kp.add(i)), cvt8(kp.add(i + 8)));
+                    for (au, qu) in a.iter_mut().zip(q) {
+                        au[0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qu.as_ptr().add(i)), au[0]);
+                        au[1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qu.as_ptr().add(i + 8)), au[1]);
+                    }
+                }
+                i += 16;
+            }
+            a.map(|au| reduce16(au[0], au[1]))
+        } else {
+            let n = n / 8 * 8;
+            let mut a = [_mm256_setzero_ps(); 4];
+            let mut i = 0;
+            while i < n {
+                // SAFETY: i + 8 <= n elements of k and of every q[u].
+                unsafe {
+                    let k0 = cvt8(kp.add(i));
+                    for (au, qu) in a.iter_mut().zip(q) {
+                        *au = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qu.as_ptr().add(i)), *au);
+                    }
+                }
+                i += 8;
+            }
+            a.map(|x| hsum8(x))
+        }
+    }
+
     /// `ggml_vec_dot_f16` order (`k.len()` a multiple of 64).
     ///
     /// # Safety
@@ -1137,6 +1189,113 @@ pub mod half {
         }
         for v in chunks.into_remainder() {
             *v = crate::quant::f16_to_f32(crate::quant::f32_to_f16(*v));
+        }
+    }
+
+    /// `V·p` of a batch row as tinyBLAS<W> (`W` 16 or 8) computes it: lane `l` of output `d`
+    /// sums `p[j] · V[j][d]` over `j ≡ l (mod W)` in increasing `j` (entries with `p[j] == 0`
+    /// skipped, as the lanes path of `attn.rs` does), then the lanes reduced by
+    /// `reduce_lanes`'s tree. The lanes stay in registers, 8 outputs at a time; the same bits
+    /// as `axpy_f16` into lanes followed by `reduce_lanes` (tested). Row `j` of the F16 V
+    /// starts at `v + j * stride`; `kinds` is [`pv_kinds`] of `p`. (A copy of V converted to
+    /// f32 once per batch measured slower: 1.05 vs 0.66 ms for gemma-3's layer.)
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C, and with `W = 16` AVX-512 F + VL (the 16 lanes
+    /// need more than 16 vector registers); `v` holds `p.len()` rows of 8 values as described.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn pv_chunk<const W: usize>(p: &[f32], kinds: &[u8], v: *const u16, stride: usize) -> __m256 {
+        let mut acc = [_mm256_setzero_ps(); W];
+        for (b, &kind) in kinds.iter().enumerate() {
+            let j0 = b * W;
+            match kind {
+                PV_ZERO => {}
+                PV_FULL => {
+                    for l in 0..W {
+                        // SAFETY: a full block: rows j0..j0 + W exist (the caller).
+                        let x = unsafe { cvt8(v.add((j0 + l) * stride)) };
+                        acc[l] = _mm256_fmadd_ps(_mm256_set1_ps(p[j0 + l]), x, acc[l]);
+                    }
+                }
+                _ => {
+                    // A constant trip count: the lanes stay in registers.
+                    for l in 0..W {
+                        let pj = p.get(j0 + l).copied().unwrap_or(0.0);
+                        if pj != 0.0 {
+                            // SAFETY: row j0 + l < p.len() exists (the caller).
+                            let x = unsafe { cvt8(v.add((j0 + l) * stride)) };
+                            acc[l] = _mm256_fmadd_ps(_mm256_set1_ps(pj), x, acc[l]);
+                        }
+                    }
+                }
+            }
+        }
+        if W == 16 {
+            // 16 -> 8 -> 4 lanes, then (0 + 2) + (1 + 3).
+            let a: [__m256; 8] = std::array::from_fn(|i| _mm256_add_ps(acc[i], acc[i + 8]));
+            let b: [__m256; 4] = std::array::from_fn(|i| _mm256_add_ps(a[i], a[i + 4]));
+            _mm256_add_ps(_mm256_add_ps(b[0], b[2]), _mm256_add_ps(b[1], b[3]))
+        } else {
+            // 8 -> 4 lanes, then tinyBLAS's (0 + 2) + (1 + 3).
+            let t: [__m256; 4] = std::array::from_fn(|i| _mm256_add_ps(acc[i], acc[i + 4]));
+            _mm256_add_ps(_mm256_add_ps(t[0], t[2]), _mm256_add_ps(t[1], t[3]))
+        }
+    }
+
+    /// Blocks of `W` probabilities all zero (skipped), all non-zero and whole (no test per
+    /// entry), or neither.
+    const PV_ZERO: u8 = 0;
+    const PV_FULL: u8 = 1;
+    const PV_MIXED: u8 = 2;
+
+    fn pv_kinds<const W: usize>(p: &[f32]) -> Vec<u8> {
+        p.chunks(W)
+            .map(|c| {
+                if c.iter().all(|&x| x == 0.0) {
+                    PV_ZERO
+                } else if c.len() == W && c.iter().all(|&x| x != 0.0) {
+                    PV_FULL
+                } else {
+                    PV_MIXED
+                }
+            })
+            .collect()
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
+    unsafe fn pv16(p: &[f32], v: &[u16], stride: usize, out: &mut [f32]) {
+        let kinds = pv_kinds::<16>(p);
+        for (c, o) in out.chunks_exact_mut(8).enumerate() {
+            // SAFETY: the caller's contract (rows of `stride`, vd = out.len() values each).
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), pv_chunk::<16>(p, &kinds, v.as_ptr().add(8 * c), stride)) };
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn pv8(p: &[f32], v: &[u16], stride: usize, out: &mut [f32]) {
+        let kinds = pv_kinds::<8>(p);
+        for (c, o) in out.chunks_exact_mut(8).enumerate() {
+            // SAFETY: as in `pv16`.
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), pv_chunk::<8>(p, &kinds, v.as_ptr().add(8 * c), stride)) };
+        }
+    }
+
+    /// See [`pv_chunk`]: `out` (`vd` values) = V·p over `p.len()` rows of `v`, 16 lanes
+    /// (`W16`) or 8.
+    ///
+    /// # Safety
+    /// As [`pv_chunk`]; `out.len() % 8 == 0`, `v.len() >= (p.len() - 1) * stride + out.len()`.
+    pub unsafe fn pv_tiny<const W16: bool>(p: &[f32], v: &[u16], stride: usize, out: &mut [f32]) {
+        debug_assert!(out.len().is_multiple_of(8));
+        debug_assert!(p.is_empty() || v.len() >= (p.len() - 1) * stride + out.len());
+        // SAFETY: forwarded.
+        unsafe {
+            if W16 {
+                pv16(p, v, stride, out)
+            } else {
+                pv8(p, v, stride, out)
+            }
         }
     }
 
