@@ -1299,6 +1299,55 @@ pub mod half {
         }
     }
 
+    /// `[a, b, c, d]` (rows) to columns: element k of the four.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn transpose4(a: __m128, b: __m128, c: __m128, d: __m128) -> [__m128; 4] {
+        let (t0, t1) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, d));
+        let (t2, t3) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, d));
+        [_mm_movelh_ps(t0, t1), _mm_movehl_ps(t1, t0), _mm_movelh_ps(t2, t3), _mm_movehl_ps(t3, t2)]
+    }
+
+    /// ggml's `rms_norm` sums of 8 rows of `n` values: each row's `Σ f64(x · x)` (the square
+    /// in f32, widened, added in f64 one element after another), a lane per row. The rows'
+    /// additions interleave but each keeps its own order: the same bits as the scalar loop,
+    /// and 8 rows cost about what one did (one f64 add chain is latency-bound).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn sumsq8(rows: [&[f32]; 8]) -> [f64; 8] {
+        let n = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+        let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+        let mut i = 0;
+        while i + 4 <= n {
+            // SAFETY: i + 4 <= n values of every row.
+            let sq: [__m128; 8] = std::array::from_fn(|r| {
+                let x = unsafe { _mm_loadu_ps(rows[r].as_ptr().add(i)) };
+                _mm_mul_ps(x, x)
+            });
+            let a = transpose4(sq[0], sq[1], sq[2], sq[3]);
+            let b = transpose4(sq[4], sq[5], sq[6], sq[7]);
+            for k in 0..4 {
+                lo = _mm256_add_pd(lo, _mm256_cvtps_pd(a[k]));
+                hi = _mm256_add_pd(hi, _mm256_cvtps_pd(b[k]));
+            }
+            i += 4;
+        }
+        let mut out = [0f64; 8];
+        // SAFETY: 8 doubles.
+        unsafe {
+            _mm256_storeu_pd(out.as_mut_ptr(), lo);
+            _mm256_storeu_pd(out.as_mut_ptr().add(4), hi);
+        }
+        for (o, r) in out.iter_mut().zip(rows) {
+            for &v in &r[i..n] {
+                *o += f64::from(v * v);
+            }
+        }
+        out
+    }
+
     /// `y[i] = fma(a, f16(v[i]), y[i])` — element-wise.
     ///
     /// # Safety

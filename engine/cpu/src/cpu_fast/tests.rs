@@ -190,6 +190,25 @@ fn scalar_dot_is_the_dequantized_dot(#[case] ty: GgmlType, #[case] nb: usize) {
     assert!((f64::from(got) - want).abs() <= 1e-3 * scale + 1e-6, "{ty}: {got} vs {want} (scale {scale})");
 }
 
+/// The 8-row rms_norm sums equal each row's sequential f64 sum bit for bit, for lengths with
+/// and without a tail, on values spread over many binades (where f64 rounding order shows).
+#[rstest]
+fn rms_norm_sums_of_8_rows_match_one_at_a_time(#[values(0, 1, 3, 4, 5, 256, 641)] n: usize) {
+    if !crate::cpu_fast::simd::has_avx2() {
+        return;
+    }
+    let rows: Vec<Vec<f32>> = (0..8)
+        .map(|r| signal(n, 40 + r).iter().enumerate().map(|(i, &v)| v * 2f32.powi((i % 61) as i32 - 30)).collect())
+        .collect();
+    // ggml's loop: `ggml_float sum = 0.0; sum += (ggml_float)(x[i] * x[i])`.
+    let want: Vec<f64> = rows.iter().map(|r| r.iter().fold(0.0, |s, &v| s + f64::from(v * v))).collect();
+    // SAFETY: AVX2, FMA and F16C checked above.
+    let got = unsafe { crate::cpu_fast::simd::half::sumsq8(std::array::from_fn(|r| rows[r].as_slice())) };
+    for (r, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.to_bits(), w.to_bits(), "row {r} of {n}");
+    }
+}
+
 #[rstest]
 fn attention_helpers_match_reference(#[values(16, 64, 128, 256, 512)] n: usize) {
     if !super::simd::has_avx2() {
