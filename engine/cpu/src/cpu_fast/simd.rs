@@ -522,18 +522,28 @@ macro_rules! kernels {
                 _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), sc)
             }
 
-            /// The 6-bit scales and mins of Q4_K / Q5_K (12 bytes at `p`), as in `scale_min_k4`.
-            #[inline(always)]
+            /// The 6-bit scales and mins of Q4_K / Q5_K (12 bytes at `p`), as in `scale_min_k4`:
+            /// unpacked 4 at a time in 32-bit words (ggml's `utmp` / `kmask` steps), widened to
+            /// 16-bit by one instruction.
+            #[inline]
+            #[target_feature(enable = $feat)]
             unsafe fn k4_scales(p: *const u8) -> ([i16; 8], [i16; 8]) {
                 // SAFETY: the caller guarantees 12 readable bytes at `p`.
                 let s: [u8; 12] = unsafe { (p as *const [u8; 12]).read_unaligned() };
-                let sc = std::array::from_fn(|i| {
-                    i16::from(if i < 4 { s[i] & 0x3f } else { (s[i + 4] & 0x0f) | ((s[i - 4] >> 2) & 0x30) })
-                });
-                let m = std::array::from_fn(|i| {
-                    i16::from(if i < 4 { s[i + 4] & 0x3f } else { (s[i + 4] >> 4) | ((s[i] >> 2) & 0x30) })
-                });
-                (sc, m)
+                let u = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+                let (k1, k2, k3) = (0x3f3f_3f3fu32, 0x0f0f_0f0fu32, 0x0303_0303u32);
+                // Bytes of: scales 0..4, scales 4..8, mins 0..4, mins 4..8.
+                let w = [
+                    u(0) & k1,
+                    (u(2) & k2) | (((u(0) >> 6) & k3) << 4),
+                    u(1) & k1,
+                    ((u(2) >> 4) & k2) | (((u(1) >> 6) & k3) << 4),
+                ];
+                let v = _mm256_cvtepu8_epi16(_mm_set_epi32(w[3] as i32, w[2] as i32, w[1] as i32, w[0] as i32));
+                let mut out = [0i16; 16];
+                // SAFETY: 16 i16.
+                unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, v) };
+                (std::array::from_fn(|i| out[i]), std::array::from_fn(|i| out[8 + i]))
             }
 
             /// The mins term of Q4_K / Q5_K in 4 lanes: `m_{2u} q8s_{2u} + m_{2u+1} q8s_{2u+1}`
@@ -681,8 +691,8 @@ macro_rules! kernels {
                                     _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(pf + off) as *const i8);
                                 }
                             }
-                            let sc: [i8; 16] = (b.add(192) as *const [i8; 16]).read_unaligned();
-                            let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(192) as *const __m128i));
+                            let sc8 = _mm_loadu_si128(b.add(192) as *const __m128i);
+                            let sc16 = _mm256_cvtepi8_epi16(sc8);
                             let sub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, sc16), 5);
                             let mut sumi = _mm256_setzero_si256();
                             for j in 0..2 {
@@ -700,11 +710,14 @@ macro_rules! kernels {
                                     _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15), h3),
                                 ];
                                 for k in 0..4 {
-                                    let s = 8 * j + 2 * k;
-                                    let scv = _mm256_set_m128i(
-                                        _mm_set1_epi16(i16::from(sc[s + 1])),
-                                        _mm_set1_epi16(i16::from(sc[s])),
+                                    // Scales s (words 0..8) and s + 1 (words 8..16), by one
+                                    // byte shuffle as ggml's `get_scale_shuffle`.
+                                    let s = (8 * j + 2 * k) as i8;
+                                    let pick = _mm_set_epi64x(
+                                        i64::from_ne_bytes([(s + 1) as u8; 8]),
+                                        i64::from_ne_bytes([s as u8; 8]),
                                     );
+                                    let scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
                                     let p = scaled(q[k], load(yq.add(128 * j + 32 * k)), scv);
                                     sumi = _mm256_add_epi32(sumi, p);
                                 }
