@@ -366,13 +366,10 @@ pub fn attention_sinks(
     let kq_tiny = batch && hd % w16 == 0;
     // V·p lanes: w16 (tinyBLAS) or 4 · w16 (vec_dot: 4 accumulators).
     let n_lanes = if batch { w16 } else { 4 * w16 };
-    // A batch's V·p with its lanes in registers (`simd::half::pv_tiny`, the same bits), where
-    // the CPU has the registers for them.
-    let pv_regs = simd
-        && batch
-        && vd.is_multiple_of(8)
-        && cfg!(target_arch = "x86_64")
-        && (w16 == 8 || super::simd::has_avx512vl());
+    // V·p with its lanes in registers (`simd::half::pv_tiny`, the same bits), where the CPU
+    // has the registers for them; else the lanes in memory (`axpy_f16`, `reduce_lanes`).
+    let pv_regs =
+        simd && vd.is_multiple_of(8) && cfg!(target_arch = "x86_64") && (w16 == 8 || super::simd::has_avx512vl());
     let kq4 = simd && kq_tiny && cfg!(target_arch = "x86_64");
     let head = |h: usize| -> Vec<f32> {
         let kh = h / group;
@@ -381,9 +378,9 @@ pub fn attention_sinks(
         let mut ws = vec![0f32; 4 * n_kv];
         let mut qhs = vec![0f32; 4 * hd];
         // Lanes at or past n_kv are never written: they stay zero.
-        let mut lanes = vec![0f32; n_lanes * vd];
+        let mut lanes = if pv_regs { Vec::new() } else { vec![0f32; n_lanes * vd] };
         let used = n_lanes.min(n_kv);
-        let mut red = vec![0f32; 16 * vd];
+        let mut red = if pv_regs { Vec::new() } else { vec![0f32; 16 * vd] };
         let visible = |i: usize, j: usize| {
             kv_pos[j] <= q_pos[i] && p.window.is_none_or(|win| ((q_pos[i] - kv_pos[j]) as usize) < win)
         };
@@ -446,11 +443,13 @@ pub fn attention_sinks(
                 // head kh's rows start at kh · vd.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
+                    use super::simd::half::pv_tiny;
                     let vh = &v[kh * vd..];
-                    if w16 == 16 {
-                        super::simd::half::pv_tiny::<true>(w, vh, v_cols, o)
-                    } else {
-                        super::simd::half::pv_tiny::<false>(w, vh, v_cols, o)
+                    match (w16 == 16, batch) {
+                        (true, true) => pv_tiny::<true, false>(w, vh, v_cols, o),
+                        (true, false) => pv_tiny::<true, true>(w, vh, v_cols, o),
+                        (false, true) => pv_tiny::<false, false>(w, vh, v_cols, o),
+                        (false, false) => pv_tiny::<false, true>(w, vh, v_cols, o),
                     }
                 }
                 continue;

@@ -1218,41 +1218,65 @@ pub mod half {
     /// need more than 16 vector registers); `v` holds `p.len()` rows of 8 values as described.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn pv_chunk<const W: usize>(p: &[f32], kinds: &[u8], v: *const u16, stride: usize) -> __m256 {
-        let mut acc = [_mm256_setzero_ps(); W];
-        for (b, &kind) in kinds.iter().enumerate() {
-            let j0 = b * W;
-            match kind {
-                PV_ZERO => {}
-                PV_FULL => {
-                    for l in 0..W {
-                        // SAFETY: a full block: rows j0..j0 + W exist (the caller).
-                        let x = unsafe { cvt8(v.add((j0 + l) * stride)) };
-                        acc[l] = _mm256_fmadd_ps(_mm256_set1_ps(p[j0 + l]), x, acc[l]);
-                    }
-                }
-                _ => {
-                    // A constant trip count: the lanes stay in registers.
-                    for l in 0..W {
-                        let pj = p.get(j0 + l).copied().unwrap_or(0.0);
-                        if pj != 0.0 {
-                            // SAFETY: row j0 + l < p.len() exists (the caller).
+    unsafe fn pv_chunk<const W: usize, const ACC: usize>(
+        p: &[f32],
+        kinds: &[u8],
+        v: *const u16,
+        stride: usize,
+    ) -> __m256 {
+        // Lane L = j mod (W · ACC) of accumulator L / W; block b (W consecutive j) falls in
+        // accumulator b mod ACC. One accumulator's W lanes at a time stay in registers.
+        let mut parts = [[_mm256_setzero_ps(); W]; ACC];
+        for (g, part) in parts.iter_mut().enumerate() {
+            let mut acc = [_mm256_setzero_ps(); W];
+            for (b, &kind) in kinds.iter().enumerate().skip(g).step_by(ACC) {
+                let j0 = b * W;
+                match kind {
+                    PV_ZERO => {}
+                    PV_FULL => {
+                        for l in 0..W {
+                            // SAFETY: a full block: rows j0..j0 + W exist (the caller).
                             let x = unsafe { cvt8(v.add((j0 + l) * stride)) };
-                            acc[l] = _mm256_fmadd_ps(_mm256_set1_ps(pj), x, acc[l]);
+                            acc[l] = _mm256_fmadd_ps(_mm256_set1_ps(p[j0 + l]), x, acc[l]);
+                        }
+                    }
+                    _ => {
+                        // A constant trip count: the lanes stay in registers.
+                        for l in 0..W {
+                            let pj = p.get(j0 + l).copied().unwrap_or(0.0);
+                            if pj != 0.0 {
+                                // SAFETY: row j0 + l < p.len() exists (the caller).
+                                let x = unsafe { cvt8(v.add((j0 + l) * stride)) };
+                                acc[l] = _mm256_fmadd_ps(_mm256_set1_ps(pj), x, acc[l]);
+                            }
                         }
                     }
                 }
             }
+            *part = acc;
         }
+        // One row (ACC = 4): `ggml_vec_dot_f16`'s accumulators folded (0 + 2) + (1 + 3).
+        let x: [__m256; W] = if ACC == 4 {
+            std::array::from_fn(|l| {
+                _mm256_add_ps(_mm256_add_ps(parts[0][l], parts[2][l]), _mm256_add_ps(parts[1][l], parts[3][l]))
+            })
+        } else {
+            parts[0]
+        };
         if W == 16 {
             // 16 -> 8 -> 4 lanes, then (0 + 2) + (1 + 3).
-            let a: [__m256; 8] = std::array::from_fn(|i| _mm256_add_ps(acc[i], acc[i + 8]));
+            let a: [__m256; 8] = std::array::from_fn(|i| _mm256_add_ps(x[i], x[i + 8]));
             let b: [__m256; 4] = std::array::from_fn(|i| _mm256_add_ps(a[i], a[i + 4]));
             _mm256_add_ps(_mm256_add_ps(b[0], b[2]), _mm256_add_ps(b[1], b[3]))
         } else {
-            // 8 -> 4 lanes, then tinyBLAS's (0 + 2) + (1 + 3).
-            let t: [__m256; 4] = std::array::from_fn(|i| _mm256_add_ps(acc[i], acc[i + 4]));
-            _mm256_add_ps(_mm256_add_ps(t[0], t[2]), _mm256_add_ps(t[1], t[3]))
+            // 8 -> 4 lanes, then tinyBLAS's hsum (0 + 2) + (1 + 3) for a batch,
+            // `GGML_F32x8_REDUCE`'s hadds (0 + 1) + (2 + 3) for one row.
+            let t: [__m256; 4] = std::array::from_fn(|i| _mm256_add_ps(x[i], x[i + 4]));
+            if ACC == 4 {
+                _mm256_add_ps(_mm256_add_ps(t[0], t[1]), _mm256_add_ps(t[2], t[3]))
+            } else {
+                _mm256_add_ps(_mm256_add_ps(t[0], t[2]), _mm256_add_ps(t[1], t[3]))
+            }
         }
     }
 
@@ -1277,37 +1301,39 @@ pub mod half {
     }
 
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
-    unsafe fn pv16(p: &[f32], v: &[u16], stride: usize, out: &mut [f32]) {
+    unsafe fn pv16<const ACC: usize>(p: &[f32], v: &[u16], stride: usize, out: &mut [f32]) {
         let kinds = pv_kinds::<16>(p);
         for (c, o) in out.chunks_exact_mut(8).enumerate() {
             // SAFETY: the caller's contract (rows of `stride`, vd = out.len() values each).
-            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), pv_chunk::<16>(p, &kinds, v.as_ptr().add(8 * c), stride)) };
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), pv_chunk::<16, ACC>(p, &kinds, v.as_ptr().add(8 * c), stride)) };
         }
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn pv8(p: &[f32], v: &[u16], stride: usize, out: &mut [f32]) {
+    unsafe fn pv8<const ACC: usize>(p: &[f32], v: &[u16], stride: usize, out: &mut [f32]) {
         let kinds = pv_kinds::<8>(p);
         for (c, o) in out.chunks_exact_mut(8).enumerate() {
             // SAFETY: as in `pv16`.
-            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), pv_chunk::<8>(p, &kinds, v.as_ptr().add(8 * c), stride)) };
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), pv_chunk::<8, ACC>(p, &kinds, v.as_ptr().add(8 * c), stride)) };
         }
     }
 
     /// See [`pv_chunk`]: `out` (`vd` values) = V·p over `p.len()` rows of `v`, 16 lanes
-    /// (`W16`) or 8.
+    /// (`W16`) or 8, as a batch row (`ONE_ROW` false: tinyBLAS) or a single row (4
+    /// accumulators of those lanes: `ggml_vec_dot_f16`).
     ///
     /// # Safety
     /// As [`pv_chunk`]; `out.len() % 8 == 0`, `v.len() >= (p.len() - 1) * stride + out.len()`.
-    pub unsafe fn pv_tiny<const W16: bool>(p: &[f32], v: &[u16], stride: usize, out: &mut [f32]) {
+    pub unsafe fn pv_tiny<const W16: bool, const ONE_ROW: bool>(p: &[f32], v: &[u16], stride: usize, out: &mut [f32]) {
         debug_assert!(out.len().is_multiple_of(8));
         debug_assert!(p.is_empty() || v.len() >= (p.len() - 1) * stride + out.len());
         // SAFETY: forwarded.
         unsafe {
-            if W16 {
-                pv16(p, v, stride, out)
-            } else {
-                pv8(p, v, stride, out)
+            match (W16, ONE_ROW) {
+                (true, false) => pv16::<1>(p, v, stride, out),
+                (true, true) => pv16::<4>(p, v, stride, out),
+                (false, false) => pv8::<1>(p, v, stride, out),
+                (false, true) => pv8::<4>(p, v, stride, out),
             }
         }
     }

@@ -239,26 +239,20 @@ fn attention_helpers_match_reference(#[values(16, 64, 128, 256, 512)] n: usize) 
 /// The rows of [`attention_simd_is_bit_identical`]'s keys and values.
 const ATTN_N: usize = 37;
 
-/// Attention with SIMD on and off gives the same bits (batch and single-row orders).
+/// Attention with SIMD on and off gives the same bits (batch and single-row orders), over
+/// caches shorter and longer than the lanes (64 for one row: some lanes sum several rows).
 #[rstest]
-#[case::single_row(1)]
-#[case::batch(ATTN_N)]
-fn attention_simd_is_bit_identical(#[case] rows: usize) {
+#[case::single_row(1, ATTN_N, Some(20))]
+#[case::batch(ATTN_N, ATTN_N, Some(20))]
+#[case::single_row_long(1, 150, None)]
+#[case::batch_long(150, 150, Some(130))]
+fn attention_simd_is_bit_identical(#[case] rows: usize, #[case] n: usize, #[case] window: Option<usize>) {
     let (n_head, n_kv_h, hd) = (4, 2, 64);
-    let n = ATTN_N;
     let q = signal(n * n_head * hd, 7);
     let k: Vec<u16> = signal(n * n_kv_h * hd, 8).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
     let v: Vec<u16> = signal(n * n_kv_h * hd, 9).iter().map(|&v| crate::quant::f32_to_f16(v)).collect();
     let pos: Vec<u32> = (0..n as u32).collect();
-    let p = AttnParams {
-        n_head,
-        n_head_kv: n_kv_h,
-        head_dim: hd,
-        v_head_dim: hd,
-        scale: 0.125,
-        window: Some(20),
-        softcap: None,
-    };
+    let p = AttnParams { n_head, n_head_kv: n_kv_h, head_dim: hd, v_head_dim: hd, scale: 0.125, window, softcap: None };
     let qs = &q[(n - rows) * n_head * hd..];
     let a = attn::attention(true, qs, rows, &k, &v, n, &pos[n - rows..], &pos, &p);
     let b = attn::attention(false, qs, rows, &k, &v, n, &pos[n - rows..], &pos, &p);
