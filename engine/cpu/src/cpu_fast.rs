@@ -101,7 +101,8 @@ pub struct FastWeight {
     pub ty: GgmlType,
     ne0: usize,
     rows: usize,
-    raw: Vec<u8>,
+    /// The quantized rows in the GGUF layout (a huge-page mapping when large).
+    raw: crate::pages::WeightBytes,
     f32: Vec<f32>,
     /// The quantized rows repacked for the SIMD kernels (then `raw` is empty).
     panels: Option<panel::Panels>,
@@ -112,17 +113,19 @@ impl FastWeight {
         self.ty.row_bytes(self.ne0 as u64).map_or(0, |b| b as usize)
     }
 
-    /// Repack for the SIMD kernels where that applies (AVX2 present, a 32-element type).
-    fn with_panels(mut self) -> Self {
-        if self.ty != GgmlType::F32 && panel::supported(self.ty) && simd::has_avx2() {
+    /// The weight's GGUF bytes: repacked for the SIMD kernels where that applies (`panels`,
+    /// AVX2 present, a 32-element type), else kept as they are.
+    fn with_bytes(mut self, bytes: &[u8], panels: bool) -> Self {
+        if panels && self.ty != GgmlType::F32 && panel::supported(self.ty) && simd::has_avx2() {
             let nb = self.ne0 / self.ty.block_size();
             if let Some(p) =
-                panel::Panels::new(self.ty, &self.raw, nb, self.rows, simd::has_avxvnni() || simd::has_vnni512())
+                panel::Panels::new(self.ty, bytes, nb, self.rows, simd::has_avxvnni() || simd::has_vnni512())
             {
                 self.panels = Some(p);
-                self.raw = Vec::new();
+                return self;
             }
         }
+        self.raw = crate::pages::WeightBytes::from_slice(bytes);
         self
     }
 
@@ -156,11 +159,11 @@ impl FastWeight {
             ty,
             ne0: k,
             rows: m,
-            raw,
+            raw: Default::default(),
             f32: vec![],
             panels: None,
         };
-        Ok(w.with_panels())
+        Ok(w.with_bytes(&raw, true))
     }
 }
 
@@ -361,19 +364,18 @@ impl Ops for CpuFast {
             && act_kind(t.ty).is_some()
             && ne0.is_multiple_of(t.ty.block_size());
         if keep_raw {
-            let raw = f.tensor_data(t).to_vec();
             let w = FastWeight {
                 name: t.name.clone(),
                 dims: t.dims.clone(),
                 ty: t.ty,
                 ne0,
                 rows,
-                raw,
+                raw: Default::default(),
                 f32: vec![],
                 panels: None,
             };
             // Expert stacks (3-D, `matmul_id`) stay in the GGUF row layout: it slices them by expert.
-            return Ok(if t.dims.len() == 2 { w.with_panels() } else { w });
+            return Ok(w.with_bytes(f.tensor_data(t), t.dims.len() == 2));
         }
         let mut data = f.tensor_f32(&t.name)?;
         if transpose_fault {
@@ -386,7 +388,7 @@ impl Ops for CpuFast {
             ty: GgmlType::F32,
             ne0,
             rows,
-            raw: vec![],
+            raw: Default::default(),
             f32: data,
             panels: None,
         })

@@ -12,6 +12,7 @@ pub mod arena;
 pub mod cpu;
 pub mod cpu_fast;
 pub mod kv;
+pub mod pages;
 
 #[cfg(test)]
 mod gpt_oss_tests;

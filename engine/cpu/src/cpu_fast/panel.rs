@@ -34,7 +34,8 @@ pub struct Panels {
     pub tail_rows: usize,
     /// Q8_0 codes stored + 128 (the VNNI kernels).
     pub biased: bool,
-    pub data: Vec<u8>,
+    /// The panels (a huge-page mapping when large: decode streams them).
+    pub data: crate::pages::WeightBytes,
     pub tail: Vec<u8>,
 }
 
@@ -126,7 +127,7 @@ impl Panels {
             n_panels,
             tail_rows: m - n_panels * PR,
             biased: biased && ty == GgmlType::Q8_0,
-            data,
+            data: data.into(),
             tail: raw[n_panels * PR * rb..].to_vec(),
         })
     }

@@ -260,7 +260,16 @@ fn attention_simd_is_bit_identical(#[case] rows: usize, #[case] n: usize, #[case
 }
 
 fn weight(ty: GgmlType, k: usize, m: usize, raw: Vec<u8>) -> FastWeight {
-    FastWeight { name: "w".into(), dims: vec![k as u64, m as u64], ty, ne0: k, rows: m, raw, f32: vec![], panels: None }
+    FastWeight {
+        name: "w".into(),
+        dims: vec![k as u64, m as u64],
+        ty,
+        ne0: k,
+        rows: m,
+        raw: raw.into(),
+        f32: vec![],
+        panels: None,
+    }
 }
 
 /// matmul of several rows: every output equals the single-row kernel's (no dependence on the
