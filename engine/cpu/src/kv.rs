@@ -414,6 +414,13 @@ fn argmax_row(row: &[f32]) -> u32 {
     0
 }
 
+/// Per row, the `k` largest values with their indices, largest first, ties by lower index.
+pub fn top_k_rows(x: &[f32], cols: usize, k: usize) -> Vec<Vec<(u32, f32)>> {
+    x.chunks(cols.max(1))
+        .map(|row| crate::ops::top_k_desc(row, k).into_iter().map(|i| (i as u32, row[i])).collect())
+        .collect()
+}
+
 /// The sequential scan [`argmax_row`] is held to.
 #[cfg(test)]
 fn argmax_ref(row: &[f32]) -> u32 {
@@ -448,11 +455,4 @@ mod argmax_tests {
             }
         }
     }
-}
-
-/// Per row, the `k` largest values with their indices, largest first, ties by lower index.
-pub fn top_k_rows(x: &[f32], cols: usize, k: usize) -> Vec<Vec<(u32, f32)>> {
-    x.chunks(cols.max(1))
-        .map(|row| crate::ops::top_k_desc(row, k).into_iter().map(|i| (i as u32, row[i])).collect())
-        .collect()
 }

@@ -161,7 +161,7 @@ mod tests {
         for (v, w) in &made {
             assert_eq!(&w[..], &v[..], "{} bytes", v.len());
             assert_eq!(w.is_mapped(), !v.is_empty(), "{} bytes", v.len());
-            assert!(v.is_empty() || w.as_ptr() as usize % ALIGN == 0, "{} bytes: aligned", v.len());
+            assert!(v.is_empty() || (w.as_ptr() as usize).is_multiple_of(ALIGN), "{} bytes: aligned", v.len());
             let c = w.clone();
             assert_eq!(&c[..], &v[..], "clone of {} bytes", v.len());
         }

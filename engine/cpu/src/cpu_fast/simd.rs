@@ -1234,20 +1234,20 @@ pub mod half {
                 match kind {
                     PV_ZERO => {}
                     PV_FULL => {
-                        for l in 0..W {
+                        for (l, a) in acc.iter_mut().enumerate() {
                             // SAFETY: a full block: rows j0..j0 + W exist (the caller).
                             let x = unsafe { cvt8(v.add((j0 + l) * stride)) };
-                            acc[l] = _mm256_fmadd_ps(_mm256_set1_ps(p[j0 + l]), x, acc[l]);
+                            *a = _mm256_fmadd_ps(_mm256_set1_ps(p[j0 + l]), x, *a);
                         }
                     }
                     _ => {
                         // A constant trip count: the lanes stay in registers.
-                        for l in 0..W {
+                        for (l, a) in acc.iter_mut().enumerate() {
                             let pj = p.get(j0 + l).copied().unwrap_or(0.0);
                             if pj != 0.0 {
                                 // SAFETY: row j0 + l < p.len() exists (the caller).
                                 let x = unsafe { cvt8(v.add((j0 + l) * stride)) };
-                                acc[l] = _mm256_fmadd_ps(_mm256_set1_ps(pj), x, acc[l]);
+                                *a = _mm256_fmadd_ps(_mm256_set1_ps(pj), x, *a);
                             }
                         }
                     }
