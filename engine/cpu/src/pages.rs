@@ -3,7 +3,7 @@
 //! Decode streams every weight once a token. With 4 KiB pages a 4.6 MB matrix spans ~1,100
 //! pages: a TLB walk every 4 KiB, and the hardware prefetchers stop at each page boundary. The
 //! same bytes in 2 MiB pages stream near the machine's read bandwidth (Qwen2.5-0.5B-shape Q8_0,
-//! AMD Zen 4 VM, 2 threads: decode ~50 → ~60 tok/s, docs/perf/NOTES.md stop 25). Linux backs
+//! AMD Zen 4 VM, 2 threads: decode 45.4 → 54.0 tok/s, docs/perf/NOTES.md stop 25). Linux backs
 //! anonymous memory with huge pages only where asked (`madvise` mode, the common default), so
 //! weights are copied into anonymous mappings advised `MADV_HUGEPAGE`: shared chunks of
 //! [`CHUNK`] bytes, each weight a 64-byte-aligned range of one (small matrices too: a model's
@@ -11,7 +11,8 @@
 //!
 //! Invariants: a `WeightBytes` holds exactly the bytes it was made from; a chunk's range is
 //! written once, under the allocator's lock, before its `WeightBytes` exists, and never again
-//! (readers only read); a chunk lives while any of its weights does. Where mapping fails the
+//! (readers only read); a chunk lives while any of its weights does (and, the one being filled,
+//! until the next is opened). Where mapping fails the
 //! bytes go to the heap; the advice is a hint (never an error).
 
 use std::ops::Deref;
@@ -130,8 +131,14 @@ impl Deref for WeightBytes {
 }
 
 impl Clone for WeightBytes {
+    /// The bytes are never written after they are placed: a mapped clone shares them.
     fn clone(&self) -> Self {
-        Self::from_slice(self)
+        match &self.0 {
+            Repr::Heap(v) => WeightBytes(Repr::Heap(v.clone())),
+            Repr::Mapped { chunk, at, len } => {
+                WeightBytes(Repr::Mapped { chunk: Arc::clone(chunk), at: *at, len: *len })
+            }
+        }
     }
 }
 
