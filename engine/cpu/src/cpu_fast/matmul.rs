@@ -303,9 +303,11 @@ fn panel_dot_n<const NA: usize>(isa: Isa, pn: &Panels, p: usize, a: &[&[Q8Block]
         // SAFETY: the CPU has the module's features (Isa::detect); the panel holds the blocks of
         // every a[t] (checked when the weight was loaded; the caller slices the rows so).
         let v = match isa {
-            Isa::Vnni512 => Some(unsafe { super::simd::vnni512::panel4n(pn.ty, pn.biased, bytes.as_ptr(), a) }),
-            Isa::Vnni => Some(unsafe { super::simd::vnni::panel4n(pn.ty, pn.biased, bytes.as_ptr(), a) }),
-            Isa::Avx2 if !pn.biased => Some(unsafe { super::simd::avx2::panel4n(pn.ty, false, bytes.as_ptr(), a) }),
+            Isa::Vnni512 => Some(unsafe { super::simd::vnni512::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a) }),
+            Isa::Vnni => Some(unsafe { super::simd::vnni::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a) }),
+            Isa::Avx2 if !pn.biased => {
+                Some(unsafe { super::simd::avx2::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a) })
+            }
             _ => None,
         };
         if let Some(v) = v {
@@ -350,9 +352,9 @@ fn unpack_panel(isa: Isa, pn: &Panels, p: usize, buf: &mut Vec<u8>) -> bool {
         // SAFETY: the CPU has the module's features (Isa::detect); the panel holds pn.nb
         // blocks, buf nb · UNPACKED_BLOCK bytes (the same constant in every module).
         match isa {
-            Isa::Vnni512 => unsafe { vnni512::unpack4(pn.ty, pn.biased, src, pn.nb, buf.as_mut_ptr()) },
-            Isa::Vnni => unsafe { vnni::unpack4(pn.ty, pn.biased, src, pn.nb, buf.as_mut_ptr()) },
-            Isa::Avx2 if !pn.biased => unsafe { avx2::unpack4(pn.ty, false, src, pn.nb, buf.as_mut_ptr()) },
+            Isa::Vnni512 => unsafe { vnni512::unpack4(pn.ty, pn.q8_codes(), src, pn.nb, buf.as_mut_ptr()) },
+            Isa::Vnni => unsafe { vnni::unpack4(pn.ty, pn.q8_codes(), src, pn.nb, buf.as_mut_ptr()) },
+            Isa::Avx2 if !pn.biased => unsafe { avx2::unpack4(pn.ty, pn.q8_codes(), src, pn.nb, buf.as_mut_ptr()) },
             _ => return false,
         }
         true
@@ -385,9 +387,9 @@ fn unpacked_rows<const NA: usize>(
         // checked `unpack_panel` returned true); every row has nb blocks.
         let v = unsafe {
             match isa {
-                Isa::Vnni512 => vnni512::unpacked4n(pn.ty, pn.biased, u.as_ptr(), &rows),
-                Isa::Vnni => vnni::unpacked4n(pn.ty, pn.biased, u.as_ptr(), &rows),
-                _ => avx2::unpacked4n(pn.ty, false, u.as_ptr(), &rows),
+                Isa::Vnni512 => vnni512::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows),
+                Isa::Vnni => vnni::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows),
+                _ => avx2::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows),
             }
         };
         for (j, vj) in v.iter().enumerate() {

@@ -22,6 +22,18 @@ use crate::gguf::GgmlType;
 /// Rows per panel.
 pub const PR: usize = 4;
 
+/// How a panel's Q8_0 codes are stored, which picks the kernel's form of ggml's integer sums
+/// (the same integers in each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Q8Codes {
+    /// `+ 128` (u8): `vpdpbusd` straight on them, the offset taken out with the activation's sums.
+    Biased,
+    /// As in the file: `|w| · sign(y, w)` a pair.
+    Signed,
+    /// As in the file, no code −128: `|y| · sign(w, y)`, `|y|` once per activation block.
+    SignedNoMin,
+}
+
 /// A repacked weight matrix.
 #[derive(Debug, Clone)]
 pub struct Panels {
@@ -34,6 +46,11 @@ pub struct Panels {
     pub tail_rows: usize,
     /// Q8_0 codes stored + 128 (the VNNI kernels).
     pub biased: bool,
+    /// Q8_0 (signed codes) with no code −128: the AVX2 kernel may then put ggml's sign trick on
+    /// the activation (`|y| · sign(w, y)`, one `abs` per activation block instead of one per
+    /// pair) and get the same products; −128 has no positive twin in i8, so such a matrix keeps
+    /// the weight-side trick.
+    pub no_min_code: bool,
     /// The panels (a huge-page mapping when large: decode streams them).
     pub data: crate::pages::WeightBytes,
     pub tail: Vec<u8>,
@@ -121,12 +138,16 @@ impl Panels {
                 }
             }
         }
+        let no_min_code = ty == GgmlType::Q8_0
+            && !biased
+            && (0..m * nb).all(|b| raw[b * ts + oq..b * ts + oq + 32].iter().all(|&q| q != 0x80));
         Some(Panels {
             ty,
             nb,
             n_panels,
             tail_rows: m - n_panels * PR,
             biased: biased && ty == GgmlType::Q8_0,
+            no_min_code,
             data: data.into(),
             tail: raw[n_panels * PR * rb..].to_vec(),
         })
@@ -166,6 +187,17 @@ impl Panels {
                 let c: [u8; 32] = std::array::from_fn(|j| if i % 2 == 0 { pair[j] & 15 } else { pair[j] >> 4 });
                 dst[oq..oq + 16].copy_from_slice(&qs_from_codes(&c));
             }
+        }
+    }
+
+    /// How the Q8_0 codes are stored (other types: `Signed`, unused).
+    pub fn q8_codes(&self) -> Q8Codes {
+        if self.biased {
+            Q8Codes::Biased
+        } else if self.no_min_code {
+            Q8Codes::SignedNoMin
+        } else {
+            Q8Codes::Signed
         }
     }
 

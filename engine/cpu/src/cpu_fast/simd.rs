@@ -105,6 +105,7 @@ macro_rules! kernels {
             use std::arch::x86_64::*;
 
             use crate::cpu_fast::act::{Q8Block, Q8KBlock};
+            use crate::cpu_fast::panel::Q8Codes;
 
 
             $($us8)*
@@ -260,7 +261,8 @@ macro_rules! kernels {
             /// Block `b` of a panel (4 rows, layout of `panel.rs`): the rows' f16 scales and
             /// mins as f32 (mins zero but for Q4_1 / Q5_1), and their 32 codes each. `KIND`: 0
             /// Q4_0, 1 Q4_1, 2 Q5_0, 3 Q5_1, 4 Q8_0 stored + 128 (needs `vpdpbusd`: u8 up to
-            /// 255), 5 Q8_0 as is (sign trick).
+            /// 255), 5 Q8_0 as is (sign trick on the weight), 6 Q8_0 as is with no code −128
+            /// (sign trick on the activation).
             #[inline]
             #[target_feature(enable = $feat)]
             unsafe fn panel_block<const KIND: u8>(b: *const u8) -> (__m128, __m128, [__m256i; 4]) {
@@ -332,6 +334,11 @@ macro_rules! kernels {
                         // SAFETY: every a[t] has nb blocks (the caller's contract) of 32 code bytes.
                         let y = unsafe { a[t].get_unchecked(ib) };
                         let qy = unsafe { load(y.qs.as_ptr() as *const u8) };
+                        // KIND 6: |y| once for the 4 rows; each pair is then |y| · sign(w, y),
+                        // the same products as ggml's |w| · sign(y, w): no w is −128 (the panel
+                        // checked), and a y of −128 (a subnormal block scale) has |y| = 128 as
+                        // the u8 operand, as ggml's |w| would; pair sums stay within i16.
+                        let ay = if KIND == 6 { _mm256_sign_epi8(qy, qy) } else { qy };
                         // −off · Σy per lane, the accumulator the products start from (the same
                         // integers as subtracting it after: i32 sums far from overflow).
                         let negcorr = if off != 0 {
@@ -354,7 +361,11 @@ macro_rules! kernels {
                         // Kept in memory (else the compiler turns the loads back into shuffles).
                         let dsm = std::hint::black_box(&dsm);
                         for r in 0..4 {
-                            let lanes = if KIND == 5 { i8s(codes[r], qy) } else { us8_acc(negcorr, codes[r], qy) };
+                            let lanes = match KIND {
+                                5 => i8s(codes[r], qy),
+                                6 => us8(ay, _mm256_sign_epi8(codes[r], qy)),
+                                _ => us8_acc(negcorr, codes[r], qy),
+                            };
                             let scale = _mm256_broadcast_ss(&dsm[r]);
                             acc[t][r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc[t][r]);
                         }
@@ -438,7 +449,7 @@ macro_rules! kernels {
                 unsafe { panel_core::<KIND, NA>(a[0].len(), blk, a) }
             }
 
-            /// Unpack `nb` blocks of a panel of `ty` (`biased`: Q8_0 stored + 128) to
+            /// Unpack `nb` blocks of a panel of `ty` (`q8`: how Q8_0 codes are stored) to
             /// `nb · UNPACKED_BLOCK` bytes at `out`, for [`unpacked4n`]: a batch of many
             /// activation rows then pays the unpacking once, not once per row group.
             ///
@@ -446,7 +457,7 @@ macro_rules! kernels {
             /// The CPU has this module's features; `p` points at a whole panel of `nb` blocks,
             /// `out` at `nb · UNPACKED_BLOCK` writable bytes.
             #[target_feature(enable = $feat)]
-            pub unsafe fn unpack4(ty: crate::gguf::GgmlType, biased: bool, p: *const u8, nb: usize, out: *mut u8) {
+            pub unsafe fn unpack4(ty: crate::gguf::GgmlType, q8: Q8Codes, p: *const u8, nb: usize, out: *mut u8) {
                 use crate::gguf::GgmlType as T;
                 // SAFETY: forwarded.
                 unsafe {
@@ -455,8 +466,11 @@ macro_rules! kernels {
                         T::Q4_1 => unpack_kind::<80, 1>(p, nb, out),
                         T::Q5_0 => unpack_kind::<88, 2>(p, nb, out),
                         T::Q5_1 => unpack_kind::<96, 3>(p, nb, out),
-                        _ if biased => unpack_kind::<136, 4>(p, nb, out),
-                        _ => unpack_kind::<136, 5>(p, nb, out),
+                        _ => match q8 {
+                            Q8Codes::Biased => unpack_kind::<136, 4>(p, nb, out),
+                            Q8Codes::Signed => unpack_kind::<136, 5>(p, nb, out),
+                            Q8Codes::SignedNoMin => unpack_kind::<136, 6>(p, nb, out),
+                        },
                     }
                 }
             }
@@ -465,11 +479,11 @@ macro_rules! kernels {
             ///
             /// # Safety
             /// The CPU has this module's features; `u` points at `a[t].len()` unpacked blocks of
-            /// `ty` (the same `biased`), the same length for every `t`.
+            /// `ty` (the same `q8`), the same length for every `t`.
             #[target_feature(enable = $feat)]
             pub unsafe fn unpacked4n<const NA: usize>(
                 ty: crate::gguf::GgmlType,
-                biased: bool,
+                q8: Q8Codes,
                 u: *const u8,
                 a: &[&[Q8Block]; NA],
             ) -> [[f32; 4]; NA] {
@@ -481,13 +495,16 @@ macro_rules! kernels {
                         T::Q4_1 => unpacked::<1, NA>(u, a),
                         T::Q5_0 => unpacked::<2, NA>(u, a),
                         T::Q5_1 => unpacked::<3, NA>(u, a),
-                        _ if biased => unpacked::<4, NA>(u, a),
-                        _ => unpacked::<5, NA>(u, a),
+                        _ => match q8 {
+                            Q8Codes::Biased => unpacked::<4, NA>(u, a),
+                            Q8Codes::Signed => unpacked::<5, NA>(u, a),
+                            Q8Codes::SignedNoMin => unpacked::<6, NA>(u, a),
+                        },
                     }
                 }
             }
 
-            /// The panel kernel for `ty` (see `panel.rs`; `biased`: Q8_0 stored + 128) against
+            /// The panel kernel for `ty` (see `panel.rs`; `q8`: how Q8_0 codes are stored) against
             /// `NA` activation rows at once (the panel's blocks unpacked once for all of them;
             /// each row's results are the same whatever `NA` is).
             ///
@@ -497,7 +514,7 @@ macro_rules! kernels {
             #[target_feature(enable = $feat)]
             pub unsafe fn panel4n<const NA: usize>(
                 ty: crate::gguf::GgmlType,
-                biased: bool,
+                q8: Q8Codes,
                 p: *const u8,
                 a: &[&[Q8Block]; NA],
             ) -> [[f32; 4]; NA] {
@@ -509,8 +526,11 @@ macro_rules! kernels {
                         T::Q4_1 => panel::<80, 1, NA>(p, a),
                         T::Q5_0 => panel::<88, 2, NA>(p, a),
                         T::Q5_1 => panel::<96, 3, NA>(p, a),
-                        _ if biased => panel::<136, 4, NA>(p, a),
-                        _ => panel::<136, 5, NA>(p, a),
+                        _ => match q8 {
+                            Q8Codes::Biased => panel::<136, 4, NA>(p, a),
+                            Q8Codes::Signed => panel::<136, 5, NA>(p, a),
+                            Q8Codes::SignedNoMin => panel::<136, 6, NA>(p, a),
+                        },
                     }
                 }
             }

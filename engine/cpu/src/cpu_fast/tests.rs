@@ -421,7 +421,9 @@ fn rope_pairing_normal_vs_neox(#[case] style: RopeStyle, #[case] rotated: usize,
 
 /// Repacked panels: the rows come back unchanged, and the panel kernels give the row kernels'
 /// bits (both ISAs, signed and + 128 Q8_0 codes, tail rows, batches of activation rows taken
-/// one and two at a time).
+/// one and two at a time). `no_min`: no Q8_0 code is −128, so signed panels take the kernel
+/// with the sign trick on the activation (`Q8Codes::SignedNoMin`); otherwise random codes,
+/// −128 among them (the weight-side trick).
 #[rstest]
 #[case::q4_0(GgmlType::Q4_0)]
 #[case::q4_1(GgmlType::Q4_1)]
@@ -432,12 +434,35 @@ fn panels_match_row_kernels(
     #[case] ty: GgmlType,
     #[values((4, 1), (9, 3), (18, 18))] shape: (usize, usize),
     #[values(false, true)] biased: bool,
+    #[values(false, true)] no_min: bool,
 ) {
-    use super::panel::Panels;
+    use super::panel::{Panels, Q8Codes};
     let (m, nb) = shape;
-    let raw = weight_rows(ty, m, nb, 5, None);
-    let rb = nb * ty.type_size();
+    let mut raw = weight_rows(ty, m, nb, 5, None);
+    let ts = ty.type_size();
+    if ty == GgmlType::Q8_0 {
+        for blk in raw.chunks_exact_mut(ts) {
+            // Codes at the ends of i8 either way: ±127 (and −128 where allowed) in every block.
+            blk[2] = 0x7f;
+            blk[3] = 0x81;
+            blk[4] = if no_min { 0x81 } else { 0x80 };
+            if no_min {
+                blk[5..].iter_mut().filter(|q| **q == 0x80).for_each(|q| *q = 0x81);
+            }
+        }
+    } else if no_min {
+        return; // the other types have no such variant
+    }
+    let rb = nb * ts;
     let Some(pn) = Panels::new(ty, &raw, nb, m, biased) else { panic!("{ty}") };
+    if ty == GgmlType::Q8_0 {
+        let want = match (biased, no_min) {
+            (true, _) => Q8Codes::Biased,
+            (false, true) => Q8Codes::SignedNoMin,
+            (false, false) => Q8Codes::Signed,
+        };
+        assert_eq!(pn.q8_codes(), want);
+    }
     let mut row = vec![0u8; rb];
     for r in 0..m {
         pn.row(r, &mut row);
