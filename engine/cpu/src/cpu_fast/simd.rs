@@ -305,17 +305,29 @@ macro_rules! kernels {
                 }
             }
 
+            /// Blocks whose scale products [`panel_core`] computes ahead of their integer products
+            /// (2 KB of stack with 4 activation rows).
+            const SCALE_RUN: usize = 32;
+
             /// 4 weight rows (block `ib` given by `blk`: scales, mins, codes as
-            /// [`panel_block`] returns them) against `NA` activation rows (each `a[t]`, all of
-            /// `nb` blocks). The integer lanes are the row kernels' (unsigned codes minus
-            /// `off · Σy` per lane = ggml's signed sums). A block's codes and scales are
-            /// unpacked once for all `NA` rows; each (activation row, weight row) pair gets the
-            /// same operations in the same order whatever `NA` is, and whether the codes come
-            /// from the panel or from an unpacked copy, so the results depend on neither.
+            /// [`panel_block`] returns them; `dw(ib)`: the same scales alone) against `NA`
+            /// activation rows (each `a[t]`, all of `nb` blocks). The integer lanes are the row
+            /// kernels' (unsigned codes minus `off · Σy` per lane = ggml's signed sums). A block's
+            /// codes and scales are unpacked once for all `NA` rows; each (activation row, weight
+            /// row) pair gets the same operations in the same order whatever `NA` is, and whether
+            /// the codes come from the panel or from an unpacked copy, so the results depend on
+            /// neither.
+            ///
+            /// The scale products `dw[r] · y.d` of a run of [`SCALE_RUN`] blocks are computed and
+            /// stored first, then read back by broadcast loads in the products' loop: a store in
+            /// that loop, read back at once, held each block's FMAs behind the store-to-load
+            /// path (register-only C replica of this loop on the Zen 4 host: 1.93 → 2.20 G
+            /// pairs/s with the products computed ahead).
             #[inline]
             #[target_feature(enable = $feat)]
             unsafe fn panel_core<const KIND: u8, const NA: usize>(
                 nb: usize,
+                dw: impl Fn(usize) -> __m128,
                 blk: impl Fn(usize) -> (__m128, __m128, [__m256i; 4]),
                 a: &[&[Q8Block]; NA],
             ) -> [[f32; 4]; NA] {
@@ -328,48 +340,66 @@ macro_rules! kernels {
                     4 => 128,
                     _ => 0,
                 };
-                for ib in 0..nb {
-                    let (dw, mw, codes) = blk(ib);
-                    for t in 0..NA {
-                        // SAFETY: every a[t] has nb blocks (the caller's contract) of 32 code bytes.
-                        let y = unsafe { a[t].get_unchecked(ib) };
-                        let qy = unsafe { load(y.qs.as_ptr() as *const u8) };
-                        // KIND 6: |y| once for the 4 rows; each pair is then |y| · sign(w, y),
-                        // the same products as ggml's |w| · sign(y, w): no w is −128 (the panel
-                        // checked), and a y of −128 (a subnormal block scale) has |y| = 128 as
-                        // the u8 operand, as ggml's |w| would; pair sums stay within i16.
-                        let ay = if KIND == 6 { _mm256_sign_epi8(qy, qy) } else { qy };
-                        // −off · Σy per lane, the accumulator the products start from (the same
-                        // integers as subtracting it after: i32 sums far from overflow).
-                        let negcorr = if off != 0 {
-                            _mm256_sub_epi32(
-                                _mm256_setzero_si256(),
-                                _mm256_sll_epi32(us8(ones, qy), _mm_cvtsi32_si128(off.trailing_zeros() as i32)),
-                            )
-                        } else {
-                            _mm256_setzero_si256()
-                        };
-                        let ds = _mm_mul_ps(dw, _mm_set1_ps(y.d));
-                        if KIND == 1 || KIND == 3 {
-                            summs[t] = _mm_add_ps(summs[t], _mm_mul_ps(mw, _mm_set1_ps(y.s)));
-                        }
-                        // The 4 scales through memory: broadcast loads use the load ports, not the
-                        // shuffle unit the products compete for.
-                        let mut dsm = [0f32; 4];
-                        // SAFETY: 4 floats.
-                        unsafe { _mm_storeu_ps(dsm.as_mut_ptr(), ds) };
-                        // Kept in memory (else the compiler turns the loads back into shuffles).
-                        let dsm = std::hint::black_box(&dsm);
-                        for r in 0..4 {
-                            let lanes = match KIND {
-                                5 => i8s(codes[r], qy),
-                                6 => us8(ay, _mm256_sign_epi8(codes[r], qy)),
-                                _ => us8_acc(negcorr, codes[r], qy),
-                            };
-                            let scale = _mm256_broadcast_ss(&dsm[r]);
-                            acc[t][r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc[t][r]);
+                // Not zeroed (a memset per call): each run writes what it then reads.
+                let mut dsl = std::mem::MaybeUninit::<[[[f32; 4]; NA]; SCALE_RUN]>::uninit();
+                let dsp = dsl.as_mut_ptr() as *mut f32;
+                let at = |j: usize, t: usize, r: usize| (j * NA + t) * 4 + r;
+                let mut ib0 = 0;
+                while ib0 < nb {
+                    let run = SCALE_RUN.min(nb - ib0);
+                    for j in 0..run {
+                        let d = dw(ib0 + j);
+                        for t in 0..NA {
+                            // SAFETY: every a[t] has nb blocks (the caller's contract); 4 floats
+                            // inside dsl (j < SCALE_RUN, t < NA).
+                            unsafe {
+                                let y = a[t].get_unchecked(ib0 + j);
+                                _mm_storeu_ps(dsp.add(at(j, t, 0)), _mm_mul_ps(d, _mm_set1_ps(y.d)));
+                            }
                         }
                     }
+                    // Read through memory (else the compiler may turn the loads into shuffles).
+                    let dsm = std::hint::black_box(dsp as *const f32);
+                    for j in 0..run {
+                        let ib = ib0 + j;
+                        let (_, mw, codes) = blk(ib);
+                        for t in 0..NA {
+                            // SAFETY: every a[t] has nb blocks (the caller's contract) of 32 code bytes.
+                            let y = unsafe { a[t].get_unchecked(ib) };
+                            let qy = unsafe { load(y.qs.as_ptr() as *const u8) };
+                            // KIND 6: |y| once for the 4 rows; each pair is then |y| · sign(w, y),
+                            // the same products as ggml's |w| · sign(y, w): no w is −128 (the panel
+                            // checked), and a y of −128 (a subnormal block scale) has |y| = 128 as
+                            // the u8 operand, as ggml's |w| would; pair sums stay within i16.
+                            let ay = if KIND == 6 { _mm256_sign_epi8(qy, qy) } else { qy };
+                            // −off · Σy per lane, the accumulator the products start from (the same
+                            // integers as subtracting it after: i32 sums far from overflow).
+                            let negcorr = if off != 0 {
+                                _mm256_sub_epi32(
+                                    _mm256_setzero_si256(),
+                                    _mm256_sll_epi32(us8(ones, qy), _mm_cvtsi32_si128(off.trailing_zeros() as i32)),
+                                )
+                            } else {
+                                _mm256_setzero_si256()
+                            };
+                            if KIND == 1 || KIND == 3 {
+                                summs[t] = _mm_add_ps(summs[t], _mm_mul_ps(mw, _mm_set1_ps(y.s)));
+                            }
+                            for r in 0..4 {
+                                let lanes = match KIND {
+                                    5 => i8s(codes[r], qy),
+                                    6 => us8(ay, _mm256_sign_epi8(codes[r], qy)),
+                                    _ => us8_acc(negcorr, codes[r], qy),
+                                };
+                                // The scale by a broadcast load: the load ports, not the shuffle
+                                // unit the products compete for.
+                                // SAFETY: written by this run's first loop.
+                                let scale = unsafe { _mm256_broadcast_ss(&*dsm.add(at(j, t, r))) };
+                                acc[t][r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc[t][r]);
+                            }
+                        }
+                    }
+                    ib0 += run;
                 }
                 std::array::from_fn(|t| {
                     let mut sm = [0f32; 4];
@@ -409,8 +439,10 @@ macro_rules! kernels {
                         panel_block::<KIND>(b)
                     }
                 };
+                // SAFETY: as blk, the scales alone.
+                let dw = |ib: usize| unsafe { _mm_cvtph_ps(_mm_loadl_epi64(p.add(ib * PBS) as *const __m128i)) };
                 // SAFETY: forwarded.
-                unsafe { panel_core::<KIND, NA>(a[0].len(), blk, a) }
+                unsafe { panel_core::<KIND, NA>(a[0].len(), dw, blk, a) }
             }
 
             /// Bytes of one block of an unpacked panel ([`unpack4`]): 4 scales, 4 mins (f32),
@@ -445,8 +477,10 @@ macro_rules! kernels {
                         (_mm_loadu_ps(o as *const f32), _mm_loadu_ps(o.add(16) as *const f32), codes)
                     }
                 };
+                // SAFETY: as blk, the scales alone.
+                let dw = |ib: usize| unsafe { _mm_loadu_ps(u.add(ib * UNPACKED_BLOCK) as *const f32) };
                 // SAFETY: forwarded.
-                unsafe { panel_core::<KIND, NA>(a[0].len(), blk, a) }
+                unsafe { panel_core::<KIND, NA>(a[0].len(), dw, blk, a) }
             }
 
             /// Unpack `nb` blocks of a panel of `ty` (`q8`: how Q8_0 codes are stored) to
