@@ -346,7 +346,10 @@ macro_rules! kernels {
                 let at = |j: usize, t: usize, r: usize| (j * NA + t) * 4 + r;
                 let mut ib0 = 0;
                 while ib0 < nb {
-                    let run = SCALE_RUN.min(nb - ib0);
+                    // One activation row (decode streams the weights once): block by block, the
+                    // scales not read ahead of the codes (matvec 4864 × 896 Q8_0 from DRAM,
+                    // 6 alternating runs: medians 0.096 ms vs 0.111 ms with runs of 32).
+                    let run = (if NA == 1 { 1 } else { SCALE_RUN }).min(nb - ib0);
                     for j in 0..run {
                         let d = dw(ib0 + j);
                         for t in 0..NA {
