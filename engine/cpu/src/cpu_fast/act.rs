@@ -171,11 +171,77 @@ fn quantize_q8_avx2(x: &[f32], out: &mut [Q8Block]) {
     }
 }
 
+/// [`q8k_block`] in AVX2: the largest magnitude by `max_ps` (a NaN loses, as in the scalar `>`),
+/// then the first element of that magnitude by compare masks (the scalar's "first one on
+/// ties"), `iscale · x` rounded half to even, `min(127)` by `min_ps` (a NaN becomes 127, as
+/// `f32::min`) and saturated to i8 as `as i8`, the bsums of the stored codes in exact integers.
+/// The same values as the scalar block (tested, edge blocks included).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q8k_block_avx2(x: &[f32], y: &mut Q8KBlock) {
+    use std::arch::x86_64::*;
+    debug_assert!(x.len() == QK_K);
+    // SAFETY: x holds 256 floats (chunks_exact in the caller); y.qs 256 bytes.
+    unsafe {
+        let p = x.as_ptr();
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_setzero_ps();
+        for i in 0..QK_K / 8 {
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * i))), m);
+        }
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        if amax == 0.0 {
+            *y = Q8KBlock::default();
+            return;
+        }
+        let av = _mm256_set1_ps(amax);
+        let mut first = 0;
+        for i in 0..QK_K / 8 {
+            let eq = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(
+                _mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * i))),
+                av,
+            ));
+            if eq != 0 {
+                first = 8 * i + eq.trailing_zeros() as usize;
+                break;
+            }
+        }
+        let iscale = -127.0 / x[first];
+        let iv = _mm256_set1_ps(iscale);
+        let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
+        let q = y.qs.as_mut_ptr();
+        for c in 0..QK_K / 32 {
+            let v: [__m256i; 4] = std::array::from_fn(|i| {
+                let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+                    _mm256_loadu_ps(p.add(32 * c + 8 * i)),
+                    iv,
+                ));
+                // min_ps(r, 127) is 127 where r is NaN (f32::min); max_ps then saturates as `as i8`.
+                _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(r, hi), lo))
+            });
+            let w01 = _mm256_packs_epi32(v[0], v[1]);
+            let w23 = _mm256_packs_epi32(v[2], v[3]);
+            let b = _mm256_packs_epi16(w01, w23);
+            let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256(q.add(32 * c) as *mut __m256i, b);
+            // Σ of each 16 codes: pairs by maddubs (1 × code), then i32 lanes of 4, then 4 lanes.
+            let s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), b), _mm256_set1_epi16(1));
+            let mut l = [0i32; 8];
+            _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, s4);
+            y.bsums[2 * c] = (l[0] + l[1] + l[2] + l[3]) as i16;
+            y.bsums[2 * c + 1] = (l[4] + l[5] + l[6] + l[7]) as i16;
+        }
+        y.d = 1.0 / iscale;
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn quantize_q8k_avx2(x: &[f32], out: &mut [Q8KBlock]) {
     for (xb, y) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
-        q8k_block(xb, y);
+        q8k_block_avx2(xb, y);
     }
 }
 
@@ -267,6 +333,33 @@ mod tests {
         let (mut a, mut b) = (vec![Q8KBlock::default(); 4], vec![Q8KBlock::default(); 4]);
         quantize_q8k(&x, &mut a);
         quantize_q8k_fast(&x, &mut b);
+        assert_eq!(a, b);
+    }
+
+    /// Q8_K blocks at the edges of the scalar reference's rules: the first of equal magnitudes
+    /// (either sign) is `max`, NaNs never are (and their codes are 127), all-NaN and all-zero
+    /// blocks, an infinite element, subnormals, codes at ±127 and the bsums of full blocks.
+    #[rstest]
+    #[case::ties_neg_first(&[(9, -5.0), (200, 5.0), (3, 4.999)])]
+    #[case::ties_pos_first(&[(9, 5.0), (200, -5.0), (255, 5.0)])]
+    #[case::nan_and_max_later(&[(0, f32::NAN), (1, f32::NAN), (250, -0.75)])]
+    #[case::infinity(&[(17, f32::INFINITY), (18, -2.0), (19, f32::NAN)])]
+    #[case::subnormal(&[(40, 1.0e-40), (41, -3.0e-41), (100, 2.0e-45)])]
+    #[case::zeros(&[])]
+    fn q8k_fast_edge_blocks(#[case] set: &[(usize, f32)], #[values(false, true)] noise: bool) {
+        let mut x = if noise { signal(256, 11).iter().map(|v| v * 1e-3).collect() } else { vec![0f32; 256] };
+        for &(i, v) in set {
+            x[i] = v;
+        }
+        let (mut a, mut b) = ([Q8KBlock::default()], [Q8KBlock::default()]);
+        quantize_q8k(&x, &mut a);
+        quantize_q8k_fast(&x, &mut b);
+        assert_eq!(a[0].qs, b[0].qs);
+        assert_eq!(a[0].bsums, b[0].bsums);
+        assert_eq!(a[0].d.to_bits(), b[0].d.to_bits());
+        let all_nan = [f32::NAN; 256];
+        quantize_q8k(&all_nan, &mut a);
+        quantize_q8k_fast(&all_nan, &mut b);
         assert_eq!(a, b);
     }
 
