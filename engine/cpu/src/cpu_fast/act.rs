@@ -11,8 +11,9 @@
 //!
 //! In memory the blocks keep their scales as f32 (the f16 values converted exactly), so the dot
 //! kernels do not convert per block. [`quantize_q8`] and [`quantize_q8k`] are the scalar
-//! reference; the `_fast` variants compile the same code with AVX2 enabled (bit-identical: Rust
-//! never contracts `a * b + c` into an FMA, and the rounding instructions are exact).
+//! reference; the `_fast` variants are their AVX2 twins (`q8_block_avx2`, `q8k_block_avx2`),
+//! bit-identical (tested on edge blocks: NaN, infinities, ties of magnitude, subnormals): the
+//! same products, no FMA contraction, and the rounding instructions are exact.
 
 use half::f16;
 
