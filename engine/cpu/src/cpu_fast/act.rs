@@ -114,6 +114,23 @@ pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
     }
 }
 
+/// The largest `|x|` of `x` (whole 8-float chunks) by `max_ps`, NaNs losing (`max_ps(a, b)`
+/// returns `b` when either is NaN, and the running max is `b`); 0 when all are NaN or zero.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn amax_avx2(x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = _mm256_setzero_ps();
+    for c in x.chunks_exact(8) {
+        // SAFETY: 8 floats.
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, unsafe { _mm256_loadu_ps(c.as_ptr()) }), m);
+    }
+    let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)))
+}
+
 /// [`q8_block`] in AVX2 + F16C, as ggml's x86 `quantize_row_q8_1` computes it: the largest
 /// magnitude by `max_ps` (a NaN element loses, as in `f32::max`), `x · id` rounded half to even
 /// by `round_ps`, clamped to [-128, 127], the code sum in exact integers, `d` and `s` rounded to
@@ -128,15 +145,7 @@ fn q8_block_avx2(x: &[f32], y: &mut Q8Block) {
     unsafe {
         let p = x.as_ptr();
         let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(p.add(8 * i)));
-        let sign = _mm256_set1_ps(-0.0);
-        let mut m = _mm256_setzero_ps();
-        for vi in v {
-            // max_ps(a, b) returns b when either is NaN: a NaN |x| never replaces the running max.
-            m = _mm256_max_ps(_mm256_andnot_ps(sign, vi), m);
-        }
-        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        let amax = amax_avx2(x);
         let d = amax / 127.0;
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         let idv = _mm256_set1_ps(id);
@@ -186,13 +195,7 @@ fn q8k_block_avx2(x: &[f32], y: &mut Q8KBlock) {
     unsafe {
         let p = x.as_ptr();
         let sign = _mm256_set1_ps(-0.0);
-        let mut m = _mm256_setzero_ps();
-        for i in 0..QK_K / 8 {
-            m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * i))), m);
-        }
-        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        let amax = amax_avx2(x);
         if amax == 0.0 {
             *y = Q8KBlock::default();
             return;
