@@ -425,17 +425,18 @@ fn rope_pairing_normal_vs_neox(#[case] style: RopeStyle, #[case] rotated: usize,
 /// with the sign trick on the activation (`Q8Codes::SignedNoMin`); otherwise random codes,
 /// −128 among them (the weight-side trick).
 #[rstest]
-#[case::q4_0(GgmlType::Q4_0)]
-#[case::q4_1(GgmlType::Q4_1)]
-#[case::q5_0(GgmlType::Q5_0)]
-#[case::q5_1(GgmlType::Q5_1)]
-#[case::q8_0(GgmlType::Q8_0)]
+#[case::q4_0(GgmlType::Q4_0, false)]
+#[case::q4_1(GgmlType::Q4_1, false)]
+#[case::q5_0(GgmlType::Q5_0, false)]
+#[case::q5_1(GgmlType::Q5_1, false)]
+#[case::q8_0(GgmlType::Q8_0, false)]
+#[case::q8_0_no_min(GgmlType::Q8_0, true)]
 fn panels_match_row_kernels(
     #[case] ty: GgmlType,
+    #[case] no_min: bool,
     // (8, 70): blocks past `panel_core`'s runs of precomputed scales (32, 32, then 6).
     #[values((4, 1), (9, 3), (18, 18), (8, 70))] shape: (usize, usize),
     #[values(false, true)] biased: bool,
-    #[values(false, true)] no_min: bool,
 ) {
     use super::panel::{Panels, Q8Codes};
     let (m, nb) = shape;
@@ -451,8 +452,6 @@ fn panels_match_row_kernels(
                 blk[5..].iter_mut().filter(|q| **q == 0x80).for_each(|q| *q = 0x81);
             }
         }
-    } else if no_min {
-        return; // the other types have no such variant
     }
     let rb = nb * ts;
     let Some(pn) = Panels::new(ty, &raw, nb, m, biased) else { panic!("{ty}") };
