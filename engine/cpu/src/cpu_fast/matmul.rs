@@ -337,24 +337,51 @@ const KTILE_NA_512: usize = 4;
 /// once per group of rows.
 const UNPACK_MIN_ROWS: usize = 8;
 
+/// A cache line.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Line([u8; 64]);
+
+/// Bytes of an unpacked panel, cache-line aligned: the kernels' 32-byte loads never straddle
+/// two lines (a `Vec<u8>` is only 16-byte aligned; Q8_0 widened to i16 on AVX2, 4864 × 896 ×
+/// 128, one thread: see docs/perf/NOTES.md stop 27).
+#[derive(Default)]
+struct UnpackBuf(Vec<Line>);
+
+impl UnpackBuf {
+    /// The first `n` bytes (grown as needed; contents unspecified until written).
+    fn bytes_mut(&mut self, n: usize) -> &mut [u8] {
+        self.0.resize(n.div_ceil(64), Line([0; 64]));
+        // SAFETY: the Vec holds at least n initialized bytes (whole lines of u8).
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr() as *mut u8, n) }
+    }
+
+    /// All bytes held.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the Vec's lines are initialized u8s.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr() as *const u8, self.0.len() * 64) }
+    }
+}
+
 /// Unpack panel `p` into `buf` for [`unpacked_rows`]; false where this ISA has no such kernel,
-/// or where unpacking gains nothing: Q8_0 panels already hold the codes as the kernel takes
-/// them (unpacking would only convert 4 scales a block, and cost a pass over the weights).
-fn unpack_panel(isa: Isa, pn: &Panels, p: usize, buf: &mut Vec<u8>) -> bool {
+/// or where unpacking gains nothing: Q8_0 panels already hold the codes as the VNNI kernels
+/// take them (unpacking would only convert 4 scales a block, and cost a pass over the weights);
+/// AVX2 widens them instead ([`w16_panel`]).
+fn unpack_panel(isa: Isa, pn: &Panels, p: usize, buf: &mut UnpackBuf) -> bool {
     if pn.ty == GgmlType::Q8_0 {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
     {
         use super::simd::{avx2, vnni, vnni512};
-        buf.resize(pn.nb * vnni512::UNPACKED_BLOCK, 0);
+        let out = buf.bytes_mut(pn.nb * vnni512::UNPACKED_BLOCK).as_mut_ptr();
         let src = pn.panel(p).as_ptr();
         // SAFETY: the CPU has the module's features (Isa::detect); the panel holds pn.nb
         // blocks, buf nb · UNPACKED_BLOCK bytes (the same constant in every module).
         match isa {
-            Isa::Vnni512 => unsafe { vnni512::unpack4(pn.ty, pn.q8_codes(), src, pn.nb, buf.as_mut_ptr()) },
-            Isa::Vnni => unsafe { vnni::unpack4(pn.ty, pn.q8_codes(), src, pn.nb, buf.as_mut_ptr()) },
-            Isa::Avx2 if !pn.biased => unsafe { avx2::unpack4(pn.ty, pn.q8_codes(), src, pn.nb, buf.as_mut_ptr()) },
+            Isa::Vnni512 => unsafe { vnni512::unpack4(pn.ty, pn.q8_codes(), src, pn.nb, out) },
+            Isa::Vnni => unsafe { vnni::unpack4(pn.ty, pn.q8_codes(), src, pn.nb, out) },
+            Isa::Avx2 if !pn.biased => unsafe { avx2::unpack4(pn.ty, pn.q8_codes(), src, pn.nb, out) },
             _ => return false,
         }
         true
@@ -363,6 +390,73 @@ fn unpack_panel(isa: Isa, pn: &Panels, p: usize, buf: &mut Vec<u8>) -> bool {
     {
         let _ = (isa, pn, p, buf);
         false
+    }
+}
+
+/// Blocks of a Q8_0 panel widened at a time by [`w16_panel`]: 32 × 288 bytes (9 KB), which stay
+/// in L1 while every activation row goes past them (ffn_down of the Qwen2.5-0.5B shape has 152
+/// blocks a row: 44 KB widened, past a 32 KB L1).
+#[cfg(target_arch = "x86_64")]
+const W16_CHUNK: usize = 32;
+
+/// Accumulators of [`w16_panel`] for one group of `NA` activation rows.
+#[cfg(target_arch = "x86_64")]
+type W16State<const NA: usize> = [[[f32; 8]; 4]; NA];
+
+/// Panel `p` of a Q8_0 matrix against all `n` activation rows on AVX2, its codes widened to i16
+/// a chunk of blocks at a time (`simd::avx2::w16_blocks`; the same results as the panel kernels),
+/// written to `y[t][r..r + 4]`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn w16_panel(
+    pn: &Panels,
+    p: usize,
+    a: &[Q8Block],
+    yds: &[f32],
+    nb: usize,
+    n: usize,
+    y: &RowsOut,
+    r: usize,
+    buf: &mut UnpackBuf,
+) {
+    use super::simd::avx2;
+    let pairs = n / PANEL_NA;
+    let mut st2: Vec<W16State<PANEL_NA>> = vec![[[[0f32; 8]; 4]; PANEL_NA]; pairs];
+    let mut st1: W16State<1> = [[[0f32; 8]; 4]; 1];
+    let row = |t: usize| &a[t * nb..(t + 1) * nb];
+    let yd = |t: usize| &yds[t * nb..(t + 1) * nb];
+    let panel = pn.panel(p);
+    let mut c0 = 0;
+    while c0 < nb {
+        let c1 = (c0 + W16_CHUNK).min(nb);
+        let u = buf.bytes_mut((c1 - c0) * avx2::W16_BLOCK).as_mut_ptr();
+        // SAFETY: the CPU has AVX2 (the caller checked Isa::Avx2); the panel holds nb blocks of
+        // 136 bytes with signed codes (not biased), u (c1 − c0) · W16_BLOCK bytes; every row has
+        // nb ≥ c1 blocks.
+        unsafe {
+            avx2::unpack_q8_w16(panel.as_ptr().add(c0 * 136), c1 - c0, u);
+            for (g, st) in st2.iter_mut().enumerate() {
+                let rows: [&[Q8Block]; PANEL_NA] = std::array::from_fn(|j| row(g * PANEL_NA + j));
+                let yr: [&[f32]; PANEL_NA] = std::array::from_fn(|j| yd(g * PANEL_NA + j));
+                avx2::w16_blocks(u, &rows, &yr, c0, c1, st);
+            }
+            if n % PANEL_NA == 1 {
+                avx2::w16_blocks(u, &[row(n - 1)], &[yd(n - 1)], c0, c1, &mut st1);
+            }
+        }
+        c0 = c1;
+    }
+    for (g, st) in st2.iter().enumerate() {
+        // SAFETY: as above (AVX2).
+        let v = unsafe { avx2::w16_finish(st) };
+        for (j, vj) in v.iter().enumerate() {
+            y.set_run(g * PANEL_NA + j, r, vj);
+        }
+    }
+    if n % PANEL_NA == 1 {
+        // SAFETY: as above (AVX2).
+        let [v] = unsafe { avx2::w16_finish(&st1) };
+        y.set_run(n - 1, r, &v);
     }
 }
 
@@ -438,6 +532,14 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
     }
     let rpt = rows_per_task(m, k, n);
     let y = RowsOut::new(&mut out, m);
+    // The activation blocks' scales in a row of their own for `w16_panel` (its first pass over a
+    // chunk reads only them: 2 lines for 16 blocks, not 10).
+    let yds: Vec<f32> = match (w.panels, acts) {
+        (Some(pn), Acts::Q8(a)) if isa == Isa::Avx2 && pn.ty == GgmlType::Q8_0 && n >= UNPACK_MIN_ROWS => {
+            a.iter().map(|b| b.d).collect()
+        }
+        _ => Vec::new(),
+    };
     par_for(m.div_ceil(rpt), &|ci| {
         let r0 = ci * rpt;
         let nr = rpt.min(m - r0);
@@ -445,19 +547,25 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
         let mut g = 0;
         if let (Some(pn), Acts::Q8(a)) = (w.panels, acts) {
             let nb = k / QK8;
-            let mut ubuf = Vec::new();
+            let mut ubuf = UnpackBuf::default();
             while g < nr {
                 let r = r0 + g;
                 let p = r / PR;
                 if p < pn.n_panels {
+                    #[cfg(target_arch = "x86_64")]
+                    if n >= UNPACK_MIN_ROWS && isa == Isa::Avx2 && pn.ty == GgmlType::Q8_0 && !pn.biased {
+                        w16_panel(pn, p, a, &yds, nb, n, &y, r, &mut ubuf);
+                        g += PR;
+                        continue;
+                    }
                     if n >= UNPACK_MIN_ROWS && unpack_panel(isa, pn, p, &mut ubuf) {
                         // Many activation rows: the panel unpacked once for all of them.
                         let mut t = 0;
                         if isa == Isa::Vnni512 {
-                            unpacked_rows::<PANEL_NA_512>(isa, pn, &ubuf, a, nb, n, &mut t, &y, r);
+                            unpacked_rows::<PANEL_NA_512>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, &y, r);
                         }
-                        unpacked_rows::<PANEL_NA>(isa, pn, &ubuf, a, nb, n, &mut t, &y, r);
-                        unpacked_rows::<1>(isa, pn, &ubuf, a, nb, n, &mut t, &y, r);
+                        unpacked_rows::<PANEL_NA>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, &y, r);
+                        unpacked_rows::<1>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, &y, r);
                         g += PR;
                         continue;
                     }

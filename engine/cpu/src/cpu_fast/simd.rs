@@ -572,6 +572,134 @@ macro_rules! kernels {
                 }
             }
 
+            /// Bytes of one block of a Q8_0 panel widened by [`unpack_q8_w16`]: the 4 rows'
+            /// scales (f32, then 16 bytes unused, so the codes start 32-byte aligned), then per
+            /// row its 16 even-indexed codes and its 16 odd-indexed codes as i16.
+            pub const W16_BLOCK: usize = 32 + 4 * 64;
+
+            /// Even and odd bytes of 32 i8 codes, each sign-extended to 16 i16 (word `j`: byte
+            /// `2j`, resp. `2j + 1`).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn even_odd(x: __m256i) -> (__m256i, __m256i) {
+                (_mm256_srai_epi16(_mm256_slli_epi16(x, 8), 8), _mm256_srai_epi16(x, 8))
+            }
+
+            /// Widen `nb` blocks of a Q8_0 panel (signed codes as in the file, `Q8Codes::Signed`
+            /// or `SignedNoMin`) to `nb · W16_BLOCK` bytes at `out`, for [`w16_blocks`].
+            ///
+            /// # Safety
+            /// The CPU has this module's features; `p` points at a whole Q8_0 panel of `nb`
+            /// blocks with signed codes, `out` at `nb · W16_BLOCK` writable bytes.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn unpack_q8_w16(p: *const u8, nb: usize, out: *mut u8) {
+                for ib in 0..nb {
+                    // SAFETY: the caller's contract (136 bytes a panel block at p, W16_BLOCK at out).
+                    unsafe {
+                        let b = p.add(ib * 136);
+                        let o = out.add(ib * W16_BLOCK);
+                        _mm_storeu_ps(o as *mut f32, _mm_cvtph_ps(_mm_loadl_epi64(b as *const __m128i)));
+                        _mm_storeu_ps(o.add(16) as *mut f32, _mm_setzero_ps());
+                        for r in 0..4 {
+                            let (e, od) = even_odd(load(b.add(8 + 32 * r)));
+                            _mm256_storeu_si256(o.add(32 + 64 * r) as *mut __m256i, e);
+                            _mm256_storeu_si256(o.add(64 + 64 * r) as *mut __m256i, od);
+                        }
+                    }
+                }
+            }
+
+            /// Blocks `ib0..ib1` of a Q8_0 panel widened by [`unpack_q8_w16`] (`u`: block `ib0`)
+            /// against `NA` activation rows, continuing the accumulators in `state` (lane by
+            /// lane, as [`panel_core`] keeps them; [`w16_finish`] sums them as it does). A row's
+            /// blocks may so come in chunks that fit L1, each chunk widened once for all the
+            /// activation rows, with the same operations in the same order as in one pass.
+            ///
+            /// ggml's integer lanes (lane `k`: Σ of the products of elements `4k..4k + 4`) come
+            /// from two `vpmaddwd` on i16 operands, one of the even elements (`4k`, `4k + 2`), one
+            /// of the odd, added; then the same scale products and FMAs as [`panel_core`], so the
+            /// results are bit-identical to the panel kernels (and to ggml). Without VNNI this
+            /// is 2 `vpmaddwd` a pair where the u8 × i8 form needs `vpsignb` + `vpmaddubsw` +
+            /// `vpmaddwd`, all on the two pipes the FMA also takes on Zen 4; the activation is
+            /// widened in registers (3 shifts a block, shared by the 4 rows), the weights once per
+            /// matmul. Any i8 code, −128 included (no i16 product sum can saturate `vpmaddwd`).
+            ///
+            /// # Safety
+            /// The CPU has this module's features; `u` points at `ib1 − ib0` widened blocks,
+            /// every `a[t]` has at least `ib1` blocks.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn w16_blocks<const NA: usize>(
+                u: *const u8,
+                a: &[&[Q8Block]; NA],
+                yd: &[&[f32]; NA],
+                ib0: usize,
+                ib1: usize,
+                state: &mut [[[f32; 8]; 4]; NA],
+            ) {
+                // SAFETY: 8 floats each.
+                let mut acc: [[__m256; 4]; NA] =
+                    std::array::from_fn(|t| std::array::from_fn(|r| unsafe { _mm256_loadu_ps(state[t][r].as_ptr()) }));
+                // Not zeroed: each run writes what it then reads (see panel_core).
+                let mut dsl = std::mem::MaybeUninit::<[[[f32; 4]; NA]; SCALE_RUN]>::uninit();
+                let dsp = dsl.as_mut_ptr() as *mut f32;
+                let at = |j: usize, t: usize, r: usize| (j * NA + t) * 4 + r;
+                let mut j0 = 0;
+                let nb = ib1.saturating_sub(ib0);
+                while j0 < nb {
+                    let run = SCALE_RUN.min(nb - j0);
+                    for j in 0..run {
+                        // SAFETY: the caller's contract (nb widened blocks at u; ib1 blocks in
+                        // every a[t]); 4 floats inside dsl (j < SCALE_RUN, t < NA).
+                        unsafe {
+                            let d = _mm_loadu_ps(u.add((j0 + j) * W16_BLOCK) as *const f32);
+                            for t in 0..NA {
+                                let y = *yd[t].get_unchecked(ib0 + j0 + j);
+                                _mm_storeu_ps(dsp.add(at(j, t, 0)), _mm_mul_ps(d, _mm_set1_ps(y)));
+                            }
+                        }
+                    }
+                    let dsm = std::hint::black_box(dsp as *const f32);
+                    for j in 0..run {
+                        // SAFETY: as above.
+                        let (ye, yo): ([__m256i; NA], [__m256i; NA]) = unsafe {
+                            let w: [(__m256i, __m256i); NA] = std::array::from_fn(|t| {
+                                even_odd(load(a[t].get_unchecked(ib0 + j0 + j).qs.as_ptr() as *const u8))
+                            });
+                            (std::array::from_fn(|t| w[t].0), std::array::from_fn(|t| w[t].1))
+                        };
+                        // SAFETY: W16_BLOCK bytes of this block at u (the caller's contract).
+                        let b = unsafe { u.add((j0 + j) * W16_BLOCK + 32) };
+                        for r in 0..4 {
+                            for t in 0..NA {
+                                // SAFETY: inside the block; dsl written by this run's first loop.
+                                unsafe {
+                                    let we = load(b.add(64 * r));
+                                    let wo = load(b.add(64 * r + 32));
+                                    let lanes = _mm256_add_epi32(_mm256_madd_epi16(ye[t], we), _mm256_madd_epi16(yo[t], wo));
+                                    let scale = _mm256_broadcast_ss(&*dsm.add(at(j, t, r)));
+                                    acc[t][r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc[t][r]);
+                                }
+                            }
+                        }
+                    }
+                    j0 += run;
+                }
+                for t in 0..NA {
+                    for r in 0..4 {
+                        // SAFETY: 8 floats.
+                        unsafe { _mm256_storeu_ps(state[t][r].as_mut_ptr(), acc[t][r]) };
+                    }
+                }
+            }
+
+            /// The 4 outputs of each activation row from [`w16_blocks`]'s accumulators (the
+            /// reduction of [`panel_core`]).
+            #[target_feature(enable = $feat)]
+            pub fn w16_finish<const NA: usize>(state: &[[[f32; 8]; 4]; NA]) -> [[f32; 4]; NA] {
+                // SAFETY: 8 floats each.
+                std::array::from_fn(|t| std::array::from_fn(|r| hsum_ps(unsafe { _mm256_loadu_ps(state[t][r].as_ptr()) })))
+            }
+
             /// Σ_{32 elements} (codes × q8) · scale, into i32 lanes (codes u8 ≤ 63: no saturation).
             #[inline]
             #[target_feature(enable = $feat)]
