@@ -418,10 +418,12 @@ fn w16_panel(
     y: &RowsOut,
     r: usize,
     buf: &mut UnpackBuf,
+    st2: &mut Vec<W16State<PANEL_NA>>,
 ) {
     use super::simd::avx2;
     let pairs = n / PANEL_NA;
-    let mut st2: Vec<W16State<PANEL_NA>> = vec![[[[0f32; 8]; 4]; PANEL_NA]; pairs];
+    // Not cleared between panels: `w16_blocks` starts from zero at block 0.
+    st2.resize(pairs, [[[0f32; 8]; 4]; PANEL_NA]);
     let mut st1: W16State<1> = [[[0f32; 8]; 4]; 1];
     let row = |t: usize| &a[t * nb..(t + 1) * nb];
     let yd = |t: usize| &yds[t * nb..(t + 1) * nb];
@@ -435,7 +437,20 @@ fn w16_panel(
         // nb ≥ c1 blocks.
         unsafe {
             avx2::unpack_q8_w16(panel.as_ptr().add(c0 * 136), c1 - c0, u);
-            for (g, st) in st2.iter_mut().enumerate() {
+            // The next chunk's weights (this panel's, else the next panel's) toward L2 while
+            // this one runs: its widening then does not wait on DRAM.
+            let next = if c1 < nb {
+                Some(&panel[c1 * 136..(c1 + W16_CHUNK).min(nb) * 136])
+            } else if p + 1 < pn.n_panels {
+                let np = pn.panel(p + 1);
+                Some(&np[..W16_CHUNK.min(nb) * 136])
+            } else {
+                None
+            };
+            for line in next.unwrap_or_default().chunks(64) {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr() as *const i8);
+            }
+            for (g, st) in st2[..pairs].iter_mut().enumerate() {
                 let rows: [&[Q8Block]; PANEL_NA] = std::array::from_fn(|j| row(g * PANEL_NA + j));
                 let yr: [&[f32]; PANEL_NA] = std::array::from_fn(|j| yd(g * PANEL_NA + j));
                 avx2::w16_blocks(u, &rows, &yr, c0, c1, st);
@@ -446,7 +461,7 @@ fn w16_panel(
         }
         c0 = c1;
     }
-    for (g, st) in st2.iter().enumerate() {
+    for (g, st) in st2[..pairs].iter().enumerate() {
         // SAFETY: as above (AVX2).
         let v = unsafe { avx2::w16_finish(st) };
         for (j, vj) in v.iter().enumerate() {
@@ -526,7 +541,8 @@ pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec
 fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec<f32> {
     let n = seq_rows.len();
     let (m, k) = (w.m, w.k);
-    let mut out = crate::arena::take(m * n); // [input row][weight row]
+    // Every element is written below (each task its rows, for every input row).
+    let mut out = crate::arena::take_for_overwrite(m * n); // [input row][weight row]
     if m == 0 || n == 0 {
         return out;
     }
@@ -548,13 +564,15 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
         if let (Some(pn), Acts::Q8(a)) = (w.panels, acts) {
             let nb = k / QK8;
             let mut ubuf = UnpackBuf::default();
+            #[cfg(target_arch = "x86_64")]
+            let mut w16_state = Vec::new();
             while g < nr {
                 let r = r0 + g;
                 let p = r / PR;
                 if p < pn.n_panels {
                     #[cfg(target_arch = "x86_64")]
                     if n >= UNPACK_MIN_ROWS && isa == Isa::Avx2 && pn.ty == GgmlType::Q8_0 && !pn.biased {
-                        w16_panel(pn, p, a, &yds, nb, n, &y, r, &mut ubuf);
+                        w16_panel(pn, p, a, &yds, nb, n, &y, r, &mut ubuf, &mut w16_state);
                         g += PR;
                         continue;
                     }

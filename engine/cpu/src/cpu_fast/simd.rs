@@ -611,7 +611,8 @@ macro_rules! kernels {
 
             /// Blocks `ib0..ib1` of a Q8_0 panel widened by [`unpack_q8_w16`] (`u`: block `ib0`)
             /// against `NA` activation rows, continuing the accumulators in `state` (lane by
-            /// lane, as [`panel_core`] keeps them; [`w16_finish`] sums them as it does). A row's
+            /// lane, as [`panel_core`] keeps them; [`w16_finish`] sums them as it does; from zero
+            /// where `ib0` is 0). A row's
             /// blocks may so come in chunks that fit L1, each chunk widened once for all the
             /// activation rows, with the same operations in the same order as in one pass.
             ///
@@ -636,9 +637,13 @@ macro_rules! kernels {
                 ib1: usize,
                 state: &mut [[[f32; 8]; 4]; NA],
             ) {
-                // SAFETY: 8 floats each.
-                let mut acc: [[__m256; 4]; NA] =
-                    std::array::from_fn(|t| std::array::from_fn(|r| unsafe { _mm256_loadu_ps(state[t][r].as_ptr()) }));
+                // From zero at a row's first block (`state` then unread: its old contents are
+                // whatever a previous panel left), else continued. SAFETY: 8 floats each.
+                let mut acc: [[__m256; 4]; NA] = std::array::from_fn(|t| {
+                    std::array::from_fn(|r| {
+                        if ib0 == 0 { _mm256_setzero_ps() } else { unsafe { _mm256_loadu_ps(state[t][r].as_ptr()) } }
+                    })
+                });
                 // Not zeroed: each run writes what it then reads (see panel_core).
                 let mut dsl = std::mem::MaybeUninit::<[[[f32; 4]; NA]; SCALE_RUN]>::uninit();
                 let dsp = dsl.as_mut_ptr() as *mut f32;
