@@ -610,11 +610,13 @@ macro_rules! kernels {
             }
 
             /// Blocks `ib0..ib1` of a Q8_0 panel widened by [`unpack_q8_w16`] (`u`: block `ib0`)
-            /// against `NA` activation rows, continuing the accumulators in `state` (lane by
-            /// lane, as [`panel_core`] keeps them; [`w16_finish`] sums them as it does; from zero
-            /// where `ib0` is 0). A row's
+            /// against `NA` activation rows (`a[t]`, their block scales also in `yd[t]`),
+            /// continuing the accumulators in `state` (lane by lane, as [`panel_core`] keeps
+            /// them; [`w16_finish`] sums them as it does; from zero where `ib0` is 0). A row's
             /// blocks may so come in chunks that fit L1, each chunk widened once for all the
             /// activation rows, with the same operations in the same order as in one pass.
+            /// Generated for every ISA; only the AVX2 tier calls it (with VNNI a pair is one
+            /// `vpdpbusd`).
             ///
             /// ggml's integer lanes (lane `k`: Σ of the products of elements `4k..4k + 4`) come
             /// from two `vpmaddwd` on i16 operands, one of the even elements (`4k`, `4k + 2`), one
@@ -627,7 +629,7 @@ macro_rules! kernels {
             ///
             /// # Safety
             /// The CPU has this module's features; `u` points at `ib1 − ib0` widened blocks,
-            /// every `a[t]` has at least `ib1` blocks.
+            /// every `a[t]` and `yd[t]` has at least `ib1` entries.
             #[target_feature(enable = $feat)]
             pub unsafe fn w16_blocks<const NA: usize>(
                 u: *const u8,
