@@ -412,7 +412,6 @@ fn w16_panel(
     pn: &Panels,
     p: usize,
     a: &[Q8Block],
-    yds: &[f32],
     nb: usize,
     n: usize,
     y: &RowsOut,
@@ -426,7 +425,6 @@ fn w16_panel(
     st2.resize(pairs, [[[0f32; 8]; 4]; PANEL_NA]);
     let mut st1: W16State<1> = [[[0f32; 8]; 4]; 1];
     let row = |t: usize| &a[t * nb..(t + 1) * nb];
-    let yd = |t: usize| &yds[t * nb..(t + 1) * nb];
     let panel = pn.panel(p);
     let mut c0 = 0;
     while c0 < nb {
@@ -452,11 +450,10 @@ fn w16_panel(
             }
             for (g, st) in st2[..pairs].iter_mut().enumerate() {
                 let rows: [&[Q8Block]; PANEL_NA] = std::array::from_fn(|j| row(g * PANEL_NA + j));
-                let yr: [&[f32]; PANEL_NA] = std::array::from_fn(|j| yd(g * PANEL_NA + j));
-                avx2::w16_blocks(u, &rows, &yr, c0, c1, st);
+                avx2::w16_blocks(u, &rows, c0, c1, st);
             }
             if n % PANEL_NA == 1 {
-                avx2::w16_blocks(u, &[row(n - 1)], &[yd(n - 1)], c0, c1, &mut st1);
+                avx2::w16_blocks(u, &[row(n - 1)], c0, c1, &mut st1);
             }
         }
         c0 = c1;
@@ -548,14 +545,6 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
     }
     let rpt = rows_per_task(m, k, n);
     let y = RowsOut::new(&mut out, m);
-    // The activation blocks' scales in a row of their own for `w16_panel` (its first pass over a
-    // chunk reads only them: 2 lines for 16 blocks, not 10).
-    let yds: Vec<f32> = match (w.panels, acts) {
-        (Some(pn), Acts::Q8(a)) if isa == Isa::Avx2 && pn.ty == GgmlType::Q8_0 && n >= UNPACK_MIN_ROWS => {
-            a.iter().map(|b| b.d).collect()
-        }
-        _ => Vec::new(),
-    };
     par_for(m.div_ceil(rpt), &|ci| {
         let r0 = ci * rpt;
         let nr = rpt.min(m - r0);
@@ -572,7 +561,7 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
                 if p < pn.n_panels {
                     #[cfg(target_arch = "x86_64")]
                     if n >= UNPACK_MIN_ROWS && isa == Isa::Avx2 && pn.ty == GgmlType::Q8_0 && !pn.biased {
-                        w16_panel(pn, p, a, &yds, nb, n, &y, r, &mut ubuf, &mut w16_state);
+                        w16_panel(pn, p, a, nb, n, &y, r, &mut ubuf, &mut w16_state);
                         g += PR;
                         continue;
                     }

@@ -610,8 +610,7 @@ macro_rules! kernels {
             }
 
             /// Blocks `ib0..ib1` of a Q8_0 panel widened by [`unpack_q8_w16`] (`u`: block `ib0`)
-            /// against `NA` activation rows (`a[t]`, their block scales also in `yd[t]`),
-            /// continuing the accumulators in `state` (lane by lane, as [`panel_core`] keeps
+            /// against `NA` activation rows (`a[t]`), continuing the accumulators in `state` (lane by lane, as [`panel_core`] keeps
             /// them; [`w16_finish`] sums them as it does; from zero where `ib0` is 0). A row's
             /// blocks may so come in chunks that fit L1, each chunk widened once for all the
             /// activation rows, with the same operations in the same order as in one pass.
@@ -629,12 +628,11 @@ macro_rules! kernels {
             ///
             /// # Safety
             /// The CPU has this module's features; `u` points at `ib1 − ib0` widened blocks,
-            /// every `a[t]` and `yd[t]` has at least `ib1` entries.
+            /// every `a[t]` has at least `ib1` blocks.
             #[target_feature(enable = $feat)]
             pub unsafe fn w16_blocks<const NA: usize>(
                 u: *const u8,
                 a: &[&[Q8Block]; NA],
-                yd: &[&[f32]; NA],
                 ib0: usize,
                 ib1: usize,
                 state: &mut [[[f32; 8]; 4]; NA],
@@ -660,8 +658,8 @@ macro_rules! kernels {
                         unsafe {
                             let d = _mm_loadu_ps(u.add((j0 + j) * W16_BLOCK) as *const f32);
                             for t in 0..NA {
-                                let y = *yd[t].get_unchecked(ib0 + j0 + j);
-                                _mm_storeu_ps(dsp.add(at(j, t, 0)), _mm_mul_ps(d, _mm_set1_ps(y)));
+                                let y = a[t].get_unchecked(ib0 + j0 + j);
+                                _mm_storeu_ps(dsp.add(at(j, t, 0)), _mm_mul_ps(d, _mm_set1_ps(y.d)));
                             }
                         }
                     }
