@@ -366,7 +366,7 @@ impl UnpackBuf {
 /// Unpack panel `p` into `buf` for [`unpacked_rows`]; false where this ISA has no such kernel,
 /// or where unpacking gains nothing: Q8_0 panels already hold the codes as the VNNI kernels
 /// take them (unpacking would only convert 4 scales a block, and cost a pass over the weights);
-/// AVX2 widens them instead ([`w16_panel`]).
+/// AVX2 widens them instead ([`w16_panels`]).
 fn unpack_panel(isa: Isa, pn: &Panels, p: usize, buf: &mut UnpackBuf) -> bool {
     if pn.ty == GgmlType::Q8_0 {
         return false;
@@ -393,82 +393,168 @@ fn unpack_panel(isa: Isa, pn: &Panels, p: usize, buf: &mut UnpackBuf) -> bool {
     }
 }
 
-/// Blocks of a Q8_0 panel widened at a time by [`w16_panel`]: 32 × 288 bytes (9 KB), which stay
+/// Blocks of a Q8_0 panel widened at a time by [`w16_panels`]: 32 × 288 bytes (9 KB), which stay
 /// in L1 while every activation row goes past them (ffn_down of the Qwen2.5-0.5B shape has 152
 /// blocks a row: 44 KB widened, past a 32 KB L1).
 #[cfg(target_arch = "x86_64")]
 const W16_CHUNK: usize = 32;
 
-/// Accumulators of [`w16_panel`] for one group of `NA` activation rows.
+/// Activation blocks widened per task of [`widen_acts`].
+#[cfg(target_arch = "x86_64")]
+const WIDEN_BLOCKS: usize = 1024;
+
+/// Accumulators of [`w16_panels`] for one group of `NA` activation rows.
 #[cfg(target_arch = "x86_64")]
 type W16State<const NA: usize> = [[[f32; 8]; 4]; NA];
 
-/// Panel `p` of a Q8_0 matrix against all `n` activation rows on AVX2, its codes widened to i16
-/// a chunk of blocks at a time (`simd::avx2::w16_blocks`; the same results as the panel kernels),
-/// written to `y[t][r..r + 4]`.
+/// Per-thread buffers of the AVX2 Q8_0 batch path, kept from call to call: fresh megabytes
+/// each matmul would be page faults.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-fn w16_panel(
-    pn: &Panels,
-    p: usize,
-    a: &[Q8Block],
+#[derive(Default)]
+struct W16Bufs {
+    /// One chunk of one panel widened.
+    chunk: UnpackBuf,
+    /// Accumulators: [panel of the task][pair of activation rows].
+    pairs: Vec<W16State<PANEL_NA>>,
+    /// Accumulators of the odd last activation row: [panel of the task].
+    odd: Vec<W16State<1>>,
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    static W16_BUFS: std::cell::RefCell<W16Bufs> = std::cell::RefCell::new(W16Bufs::default());
+    /// The activations widened by `widen_acts`, on the thread that calls the matmul.
+    static ACT_W16: std::cell::Cell<UnpackBuf> = std::cell::Cell::new(UnpackBuf::default());
+}
+
+/// The activations of an AVX2 Q8_0 batch matmul as [`w16_panels`] reads them.
+#[cfg(target_arch = "x86_64")]
+struct W16Acts<'a> {
+    /// Per block `simd::avx2::W16_ACT` bytes of codes (row-major, `nb` blocks a row).
+    codes: &'a [u8],
+    /// Per block its scale.
+    d: &'a [f32],
     nb: usize,
-    n: usize,
-    y: &RowsOut,
-    r: usize,
-    buf: &mut UnpackBuf,
-    st2: &mut Vec<W16State<PANEL_NA>>,
-) {
+}
+
+/// One task of [`widen_acts`]: blocks, their widened codes, their scales.
+#[cfg(target_arch = "x86_64")]
+type WidenPart<'a> = Mutex<(&'a [Q8Block], &'a mut [u8], &'a mut [f32])>;
+
+/// `a`'s codes widened to i16 and its scales made dense (`simd::avx2::widen_acts_w16`), in
+/// `buf`: once per matmul, in parallel.
+#[cfg(target_arch = "x86_64")]
+fn widen_acts<'b>(a: &[Q8Block], nb: usize, buf: &'b mut UnpackBuf) -> W16Acts<'b> {
     use super::simd::avx2;
-    let pairs = n / PANEL_NA;
-    // Not cleared between panels: `w16_blocks` starts from zero at block 0.
-    st2.resize(pairs, [[[0f32; 8]; 4]; PANEL_NA]);
-    let mut st1: W16State<1> = [[[0f32; 8]; 4]; 1];
-    let row = |t: usize| &a[t * nb..(t + 1) * nb];
-    let panel = pn.panel(p);
+    let cb = a.len() * avx2::W16_ACT;
+    let bytes = buf.bytes_mut(cb + 4 * a.len());
+    let (codes, d) = bytes.split_at_mut(cb);
+    // SAFETY: cb is a multiple of 64 from a 64-byte-aligned start: d is 4-byte aligned and
+    // holds a.len() floats; f32 has no invalid bit patterns.
+    let d: &mut [f32] = unsafe { std::slice::from_raw_parts_mut(d.as_mut_ptr() as *mut f32, a.len()) };
+    let parts: Vec<WidenPart<'_>> = a
+        .chunks(WIDEN_BLOCKS)
+        .zip(codes.chunks_mut(WIDEN_BLOCKS * avx2::W16_ACT))
+        .zip(d.chunks_mut(WIDEN_BLOCKS))
+        .map(|((x, c), d)| Mutex::new((x, c, d)))
+        .collect();
+    par_for(parts.len(), &|i| {
+        if let Ok(mut g) = parts[i].lock() {
+            let (src, c, d) = &mut *g;
+            // SAFETY: the caller runs this on AVX2 (Isa::Avx2); c holds src.len() · W16_ACT
+            // bytes, d src.len() floats.
+            unsafe { avx2::widen_acts_w16(src, c.as_mut_ptr(), d.as_mut_ptr()) };
+        }
+    });
+    drop(parts);
+    let (codes, d) = buf.bytes()[..cb + 4 * a.len()].split_at(cb);
+    // SAFETY: as above; written by widen_acts_w16.
+    let d = unsafe { std::slice::from_raw_parts(d.as_ptr() as *const f32, a.len()) };
+    W16Acts { codes, d, nb }
+}
+
+/// Panels `p0..p1` of a Q8_0 matrix against all `n` activation rows on AVX2
+/// (`simd::avx2::w16_blocks`; the same results as the panel kernels), written to
+/// `y[t][4p..4p + 4]`. In groups of [`W16_GROUP`] panels, chunk by chunk of blocks, each chunk
+/// through every panel of the group: the activations' chunk (widened, 64 bytes a block) stays
+/// in L2 from panel to panel where whole rows would not (ffn_down of the Qwen2.5-0.5B shape:
+/// 128 rows × 152 blocks = 1.2 MB); each panel's chunk is widened once into L1 for all the rows.
+#[cfg(target_arch = "x86_64")]
+fn w16_panels(pn: &Panels, p0: usize, p1: usize, aw: &W16Acts<'_>, n: usize, y: &RowsOut, bufs: &mut W16Bufs) {
+    let mut g0 = p0;
+    while g0 < p1 {
+        let g1 = (g0 + W16_GROUP).min(p1);
+        w16_group(pn, g0, g1, aw, n, y, bufs);
+        g0 = g1;
+    }
+}
+
+/// Panels [`w16_panels`] takes through a chunk together: their accumulators (16 KB a panel
+/// for 128 activation rows) stay in L2 beside the activations' chunk.
+#[cfg(target_arch = "x86_64")]
+const W16_GROUP: usize = 8;
+
+/// [`w16_panels`] for one group of at most [`W16_GROUP`] panels.
+#[cfg(target_arch = "x86_64")]
+fn w16_group(pn: &Panels, p0: usize, p1: usize, aw: &W16Acts<'_>, n: usize, y: &RowsOut, bufs: &mut W16Bufs) {
+    use super::simd::avx2;
+    let nb = aw.nb;
+    let (np, pairs) = (p1 - p0, n / PANEL_NA);
+    let odd = n % PANEL_NA == 1;
+    // Not cleared: `w16_blocks` starts from zero at block 0.
+    bufs.pairs.resize(np * pairs, [[[0f32; 8]; 4]; PANEL_NA]);
+    bufs.odd.resize(np, [[[0f32; 8]; 4]; 1]);
+    let wrow = |t: usize| aw.codes[t * nb * avx2::W16_ACT..].as_ptr();
+    let drow = |t: usize| aw.d[t * nb..].as_ptr();
     let mut c0 = 0;
     while c0 < nb {
         let c1 = (c0 + W16_CHUNK).min(nb);
-        let u = buf.bytes_mut((c1 - c0) * avx2::W16_BLOCK).as_mut_ptr();
-        // SAFETY: the CPU has AVX2 (the caller checked Isa::Avx2); the panel holds nb blocks of
-        // 136 bytes with signed codes (not biased), u (c1 − c0) · W16_BLOCK bytes; every row has
-        // nb ≥ c1 blocks.
-        unsafe {
-            avx2::unpack_q8_w16(panel.as_ptr().add(c0 * 136), c1 - c0, u);
-            // The next chunk's weights (this panel's, else the next panel's) toward L2 while
-            // this one runs: its widening then does not wait on DRAM.
-            let next = if c1 < nb {
-                Some(&panel[c1 * 136..(c1 + W16_CHUNK).min(nb) * 136])
-            } else if p + 1 < pn.n_panels {
-                let np = pn.panel(p + 1);
-                Some(&np[..W16_CHUNK.min(nb) * 136])
-            } else {
-                None
-            };
-            for line in next.unwrap_or_default().chunks(64) {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr() as *const i8);
-            }
-            for (g, st) in st2[..pairs].iter_mut().enumerate() {
-                let rows: [&[Q8Block]; PANEL_NA] = std::array::from_fn(|j| row(g * PANEL_NA + j));
-                avx2::w16_blocks(u, &rows, c0, c1, st);
-            }
-            if n % PANEL_NA == 1 {
-                avx2::w16_blocks(u, &[row(n - 1)], c0, c1, &mut st1);
+        for p in p0..p1 {
+            let panel = pn.panel(p);
+            let u = bufs.chunk.bytes_mut((c1 - c0) * avx2::W16_BLOCK).as_mut_ptr();
+            let st = &mut bufs.pairs[(p - p0) * pairs..(p - p0 + 1) * pairs];
+            // SAFETY: the CPU has AVX2 (the caller checked Isa::Avx2); the panel holds nb blocks
+            // of 136 bytes with signed codes (not biased), u (c1 − c0) · W16_BLOCK bytes; every
+            // activation row has nb ≥ c1 widened blocks and scales.
+            unsafe {
+                avx2::unpack_q8_w16(panel.as_ptr().add(c0 * 136), c1 - c0, u);
+                // The next panel's chunk (else the next chunk's first panel) toward L2 while
+                // this one runs: its widening then does not wait on DRAM.
+                let next = if p + 1 < p1 {
+                    Some(&pn.panel(p + 1)[c0 * 136..c1 * 136])
+                } else if c1 < nb {
+                    Some(&pn.panel(p0)[c1 * 136..(c1 + W16_CHUNK).min(nb) * 136])
+                } else {
+                    None
+                };
+                for line in next.unwrap_or_default().chunks(64) {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr() as *const i8);
+                }
+                for (g, st) in st.iter_mut().enumerate() {
+                    let t = g * PANEL_NA;
+                    avx2::w16_blocks(u, &[wrow(t), wrow(t + 1)], &[drow(t), drow(t + 1)], c0, c1, st);
+                }
+                if odd {
+                    avx2::w16_blocks(u, &[wrow(n - 1)], &[drow(n - 1)], c0, c1, &mut bufs.odd[p - p0]);
+                }
             }
         }
         c0 = c1;
     }
-    for (g, st) in st2[..pairs].iter().enumerate() {
-        // SAFETY: as above (AVX2).
-        let v = unsafe { avx2::w16_finish(st) };
-        for (j, vj) in v.iter().enumerate() {
-            y.set_run(g * PANEL_NA + j, r, vj);
+    for p in p0..p1 {
+        let r = p * PR;
+        for (g, st) in bufs.pairs[(p - p0) * pairs..(p - p0 + 1) * pairs].iter().enumerate() {
+            // SAFETY: as above (AVX2).
+            let v = unsafe { avx2::w16_finish(st) };
+            for (j, vj) in v.iter().enumerate() {
+                y.set_run(g * PANEL_NA + j, r, vj);
+            }
         }
-    }
-    if n % PANEL_NA == 1 {
-        // SAFETY: as above (AVX2).
-        let [v] = unsafe { avx2::w16_finish(&st1) };
-        y.set_run(n - 1, r, &v);
+        if odd {
+            // SAFETY: as above (AVX2).
+            let [v] = unsafe { avx2::w16_finish(&bufs.odd[p - p0]) };
+            y.set_run(n - 1, r, &v);
+        }
     }
 }
 
@@ -521,6 +607,35 @@ fn rows_per_task(m: usize, k: usize, n: usize) -> usize {
     by_threads.max(by_work).next_multiple_of(4).max(4)
 }
 
+/// The weight-row ranges `(first, count)` of a quantized matmul's tasks, in the order they are
+/// handed out. A decode step (`n < 8`): [`rows_per_task`] rows each. A batch: guided, each task
+/// a `1 / (2 · threads)` share of the rows still left (at least [`rows_per_task`]'s floor of
+/// work, whole panels), so that the last tasks are small and neither thread waits long for the
+/// other at the end (a batch is compute-bound; one thread of this VM can run slower than the
+/// other for a while).
+pub(crate) fn task_rows(m: usize, k: usize, n: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    if n < 8 {
+        let rpt = rows_per_task(m, k, n);
+        let mut r = 0;
+        while r < m {
+            out.push((r, rpt.min(m - r)));
+            r += rpt;
+        }
+        return out;
+    }
+    let floor = MIN_TASK_MACS.div_ceil((k * n).max(1)).next_multiple_of(PR);
+    let share = 2 * threads();
+    let mut r = 0;
+    while r < m {
+        let left = m - r;
+        let nr = (left / share).next_multiple_of(PR).max(floor).min(left);
+        out.push((r, nr));
+        r += nr;
+    }
+    out
+}
+
 /// `y[t][j] = Σ_i x[t][i] w[j][i]` for `n = seq_rows.len()` input rows (`acts`, converted for
 /// `w.ty`), row-major `[n, m]`. `seq_rows[t]` is the number of rows of row `t`'s sequence: the
 /// k-quants use llama.cpp's tiled formula for rows of sequences of [`TILED_MIN_ROWS`]+ rows, as
@@ -543,28 +658,42 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
     if m == 0 || n == 0 {
         return out;
     }
-    let rpt = rows_per_task(m, k, n);
+    let tasks = task_rows(m, k, n);
     let y = RowsOut::new(&mut out, m);
-    par_for(m.div_ceil(rpt), &|ci| {
-        let r0 = ci * rpt;
-        let nr = rpt.min(m - r0);
+    #[cfg(target_arch = "x86_64")]
+    let w16 = n >= UNPACK_MIN_ROWS
+        && isa == Isa::Avx2
+        && matches!((w.panels, acts), (Some(pn), Acts::Q8(_)) if pn.ty == GgmlType::Q8_0 && !pn.biased);
+    // The activations widened once for every panel (the buffer lent by this thread's cache).
+    #[cfg(target_arch = "x86_64")]
+    let mut act_buf = ACT_W16.with(|b| b.take());
+    #[cfg(target_arch = "x86_64")]
+    let aw = match acts {
+        Acts::Q8(a) if w16 => Some(widen_acts(a, k / QK8, &mut act_buf)),
+        _ => None,
+    };
+    par_for(tasks.len(), &|ci| {
+        let (r0, nr) = tasks[ci];
         let mut tmp = [0f32; 4];
         let mut g = 0;
         if let (Some(pn), Acts::Q8(a)) = (w.panels, acts) {
             let nb = k / QK8;
             let mut ubuf = UnpackBuf::default();
             #[cfg(target_arch = "x86_64")]
-            let mut w16_state = Vec::new();
+            if let Some(aw) = &aw {
+                // The task's whole panels at once; its rows past the last panel below.
+                let p0 = r0 / PR;
+                let p1 = ((r0 + nr) / PR).min(pn.n_panels).max(p0);
+                W16_BUFS.with(|b| match b.try_borrow_mut() {
+                    Ok(mut b) => w16_panels(pn, p0, p1, aw, n, &y, &mut b),
+                    Err(_) => w16_panels(pn, p0, p1, aw, n, &y, &mut W16Bufs::default()),
+                });
+                g = (p1 - p0) * PR;
+            }
             while g < nr {
                 let r = r0 + g;
                 let p = r / PR;
                 if p < pn.n_panels {
-                    #[cfg(target_arch = "x86_64")]
-                    if n >= UNPACK_MIN_ROWS && isa == Isa::Avx2 && pn.ty == GgmlType::Q8_0 && !pn.biased {
-                        w16_panel(pn, p, a, nb, n, &y, r, &mut ubuf, &mut w16_state);
-                        g += PR;
-                        continue;
-                    }
                     if n >= UNPACK_MIN_ROWS && unpack_panel(isa, pn, p, &mut ubuf) {
                         // Many activation rows: the panel unpacked once for all of them.
                         let mut t = 0;
@@ -673,6 +802,8 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
             g += cnt;
         }
     });
+    #[cfg(target_arch = "x86_64")]
+    ACT_W16.with(|b| b.replace(act_buf));
     out
 }
 

@@ -585,6 +585,31 @@ macro_rules! kernels {
                 (_mm256_srai_epi16(_mm256_slli_epi16(x, 8), 8), _mm256_srai_epi16(x, 8))
             }
 
+            /// Bytes of one activation block widened by [`widen_acts_w16`]: its 16 even-indexed
+            /// codes, then its 16 odd-indexed codes, as i16.
+            pub const W16_ACT: usize = 64;
+
+            /// Widen the codes of `a` (Q8_0 activation blocks) to `a.len() · W16_ACT` bytes at
+            /// `codes`, and copy their scales densely to `d`, for [`w16_blocks`]: once per
+            /// matmul instead of once per weight panel.
+            ///
+            /// # Safety
+            /// The CPU has this module's features; `codes` points at `a.len() · W16_ACT`
+            /// writable bytes, `d` at `a.len()` writable floats.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn widen_acts_w16(a: &[Q8Block], codes: *mut u8, d: *mut f32) {
+                for (i, y) in a.iter().enumerate() {
+                    // SAFETY: 32 codes in y; W16_ACT bytes at codes + i · W16_ACT and a float
+                    // at d + i (the contract).
+                    unsafe {
+                        let (e, o) = even_odd(load(y.qs.as_ptr() as *const u8));
+                        _mm256_storeu_si256(codes.add(i * W16_ACT) as *mut __m256i, e);
+                        _mm256_storeu_si256(codes.add(i * W16_ACT + 32) as *mut __m256i, o);
+                        *d.add(i) = y.d;
+                    }
+                }
+            }
+
             /// Widen `nb` blocks of a Q8_0 panel (signed codes as in the file, `Q8Codes::Signed`
             /// or `SignedNoMin`) to `nb · W16_BLOCK` bytes at `out`, for [`w16_blocks`].
             ///
@@ -610,29 +635,32 @@ macro_rules! kernels {
             }
 
             /// Blocks `ib0..ib1` of a Q8_0 panel widened by [`unpack_q8_w16`] (`u`: block `ib0`)
-            /// against `NA` activation rows (`a[t]`), continuing the accumulators in `state` (lane by lane, as [`panel_core`] keeps
-            /// them; [`w16_finish`] sums them as it does; from zero where `ib0` is 0). A row's
-            /// blocks may so come in chunks that fit L1, each chunk widened once for all the
-            /// activation rows, with the same operations in the same order as in one pass.
-            /// Generated for every ISA; only the AVX2 tier calls it (with VNNI a pair is one
-            /// `vpdpbusd`).
+            /// against `NA` activation rows widened by [`widen_acts_w16`] (`yw[t]`: the codes of
+            /// row `t`'s block 0, `yd[t]`: its scales), continuing the accumulators in `state`
+            /// (lane by lane, as [`panel_core`] keeps them; [`w16_finish`] sums them as it does;
+            /// from zero where `ib0` is 0). A row's blocks may so come in chunks that fit L1, each
+            /// chunk widened once for all the activation rows, with the same operations in the
+            /// same order as in one pass. Generated for every ISA; only the AVX2 tier calls it
+            /// (with VNNI a pair is one `vpdpbusd`).
             ///
             /// ggml's integer lanes (lane `k`: Σ of the products of elements `4k..4k + 4`) come
             /// from two `vpmaddwd` on i16 operands, one of the even elements (`4k`, `4k + 2`), one
             /// of the odd, added; then the same scale products and FMAs as [`panel_core`], so the
             /// results are bit-identical to the panel kernels (and to ggml). Without VNNI this
             /// is 2 `vpmaddwd` a pair where the u8 × i8 form needs `vpsignb` + `vpmaddubsw` +
-            /// `vpmaddwd`, all on the two pipes the FMA also takes on Zen 4; the activation is
-            /// widened in registers (3 shifts a block, shared by the 4 rows), the weights once per
-            /// matmul. Any i8 code, −128 included (no i16 product sum can saturate `vpmaddwd`).
+            /// `vpmaddwd`, all on the two pipes the FMA also takes on Zen 4; both operands come
+            /// widened (the weights once per matmul and chunk, the activation once per matmul:
+            /// in registers, its 3 shifts a block took the pipes of the conversion). Any i8 code,
+            /// −128 included (no i16 product sum can saturate `vpmaddwd`).
             ///
             /// # Safety
             /// The CPU has this module's features; `u` points at `ib1 − ib0` widened blocks,
-            /// every `a[t]` has at least `ib1` blocks.
+            /// every `yw[t]` at `ib1` widened blocks and every `yd[t]` at `ib1` floats.
             #[target_feature(enable = $feat)]
             pub unsafe fn w16_blocks<const NA: usize>(
                 u: *const u8,
-                a: &[&[Q8Block]; NA],
+                yw: &[*const u8; NA],
+                yd: &[*const f32; NA],
                 ib0: usize,
                 ib1: usize,
                 state: &mut [[[f32; 8]; 4]; NA],
@@ -654,23 +682,21 @@ macro_rules! kernels {
                     let run = SCALE_RUN.min(nb - j0);
                     for j in 0..run {
                         // SAFETY: the caller's contract (nb widened blocks at u; ib1 blocks in
-                        // every a[t]); 4 floats inside dsl (j < SCALE_RUN, t < NA).
+                        // every row); 4 floats inside dsl (j < SCALE_RUN, t < NA).
                         unsafe {
                             let d = _mm_loadu_ps(u.add((j0 + j) * W16_BLOCK) as *const f32);
                             for t in 0..NA {
-                                let y = a[t].get_unchecked(ib0 + j0 + j);
-                                _mm_storeu_ps(dsp.add(at(j, t, 0)), _mm_mul_ps(d, _mm_set1_ps(y.d)));
+                                let s = _mm_set1_ps(*yd[t].add(ib0 + j0 + j));
+                                _mm_storeu_ps(dsp.add(at(j, t, 0)), _mm_mul_ps(d, s));
                             }
                         }
                     }
                     let dsm = std::hint::black_box(dsp as *const f32);
                     for j in 0..run {
-                        // SAFETY: as above.
+                        // SAFETY: as above (W16_ACT bytes a block in every row).
                         let (ye, yo): ([__m256i; NA], [__m256i; NA]) = unsafe {
-                            let w: [(__m256i, __m256i); NA] = std::array::from_fn(|t| {
-                                even_odd(load(a[t].get_unchecked(ib0 + j0 + j).qs.as_ptr() as *const u8))
-                            });
-                            (std::array::from_fn(|t| w[t].0), std::array::from_fn(|t| w[t].1))
+                            let p: [*const u8; NA] = std::array::from_fn(|t| yw[t].add((ib0 + j0 + j) * W16_ACT));
+                            (std::array::from_fn(|t| load(p[t])), std::array::from_fn(|t| load(p[t].add(32))))
                         };
                         // SAFETY: W16_BLOCK bytes of this block at u (the caller's contract).
                         let b = unsafe { u.add((j0 + j) * W16_BLOCK + 32) };

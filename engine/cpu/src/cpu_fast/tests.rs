@@ -758,3 +758,28 @@ fn round_f16_simd_matches_scalar() {
         assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
     }
 }
+
+/// A matmul's tasks cover its weight rows once, in order, each starting on a whole panel; a
+/// batch's tasks shrink toward the end (guided), a decode step's are equal.
+#[rstest]
+fn matmul_tasks_cover_the_rows_once(
+    #[values(1, 3, 4, 18, 128, 896, 4866, 151936)] m: usize,
+    #[values(896, 4864)] k: usize,
+    #[values(1, 8, 128)] n: usize,
+) {
+    let tasks = matmul::task_rows(m, k, n);
+    let mut next = 0;
+    for &(r0, nr) in &tasks {
+        assert_eq!(r0, next, "m {m} k {k} n {n}: {tasks:?}");
+        assert!(nr > 0 && r0 % super::panel::PR == 0, "m {m} k {k} n {n}: {tasks:?}");
+        next = r0 + nr;
+    }
+    assert_eq!(next, m, "m {m} k {k} n {n}: {tasks:?}");
+    let sizes: Vec<usize> = tasks.iter().map(|t| t.1).collect();
+    let body = &sizes[..sizes.len() - 1];
+    if n >= 8 {
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "not shrinking: {sizes:?}");
+    } else {
+        assert!(body.windows(2).all(|w| w[0] == w[1]), "not equal: {sizes:?}");
+    }
+}
