@@ -399,10 +399,6 @@ fn unpack_panel(isa: Isa, pn: &Panels, p: usize, buf: &mut UnpackBuf) -> bool {
 #[cfg(target_arch = "x86_64")]
 const W16_CHUNK: usize = 32;
 
-/// Activation blocks widened per task of [`widen_acts`].
-#[cfg(target_arch = "x86_64")]
-const WIDEN_BLOCKS: usize = 1024;
-
 /// Accumulators of [`w16_panels`] for one group of `NA` activation rows.
 #[cfg(target_arch = "x86_64")]
 type W16State<const NA: usize> = [[[f32; 8]; 4]; NA];
@@ -432,45 +428,55 @@ thread_local! {
 struct W16Acts<'a> {
     /// Per block `simd::avx2::W16_ACT` bytes of codes (row-major, `nb` blocks a row).
     codes: &'a [u8],
-    /// Per block its scale.
-    d: &'a [f32],
+    /// Per pair of rows `(2g, 2g + 1)` and block: the first row's scale 4 times, then the
+    /// second's (`nb · 8` floats a pair); then, for an odd row count, the last row's 4 times a
+    /// block (`w16_blocks`' group scales).
+    scales: &'a [f32],
     nb: usize,
 }
 
-/// One task of [`widen_acts`]: blocks, their widened codes, their scales.
+/// One task of [`widen_acts`]: a group of rows (a pair, or the odd last row), their widened
+/// codes, their group scales.
 #[cfg(target_arch = "x86_64")]
 type WidenPart<'a> = Mutex<(&'a [Q8Block], &'a mut [u8], &'a mut [f32])>;
 
-/// `a`'s codes widened to i16 and its scales made dense (`simd::avx2::widen_acts_w16`), in
-/// `buf`: once per matmul, in parallel.
+/// `a`'s `n` rows of `nb` blocks: codes widened to i16 (`simd::avx2::widen_acts_w16`) and
+/// scales laid out per pair of rows, in `buf`: once per matmul, in parallel.
 #[cfg(target_arch = "x86_64")]
-fn widen_acts<'b>(a: &[Q8Block], nb: usize, buf: &'b mut UnpackBuf) -> W16Acts<'b> {
+fn widen_acts<'b>(a: &[Q8Block], nb: usize, n: usize, buf: &'b mut UnpackBuf) -> W16Acts<'b> {
     use super::simd::avx2;
-    let cb = a.len() * avx2::W16_ACT;
-    let bytes = buf.bytes_mut(cb + 4 * a.len());
-    let (codes, d) = bytes.split_at_mut(cb);
-    // SAFETY: cb is a multiple of 64 from a 64-byte-aligned start: d is 4-byte aligned and
-    // holds a.len() floats; f32 has no invalid bit patterns.
-    let d: &mut [f32] = unsafe { std::slice::from_raw_parts_mut(d.as_mut_ptr() as *mut f32, a.len()) };
-    let parts: Vec<WidenPart<'_>> = a
-        .chunks(WIDEN_BLOCKS)
-        .zip(codes.chunks_mut(WIDEN_BLOCKS * avx2::W16_ACT))
-        .zip(d.chunks_mut(WIDEN_BLOCKS))
-        .map(|((x, c), d)| Mutex::new((x, c, d)))
+    let cb = n * nb * avx2::W16_ACT;
+    let ns = n * nb * 4;
+    let bytes = buf.bytes_mut(cb + 4 * ns);
+    let (codes, sc) = bytes.split_at_mut(cb);
+    // SAFETY: cb is a multiple of 64 from a 64-byte-aligned start: sc is 4-byte aligned and
+    // holds ns floats; f32 has no invalid bit patterns.
+    let sc: &mut [f32] = unsafe { std::slice::from_raw_parts_mut(sc.as_mut_ptr() as *mut f32, ns) };
+    let g = PANEL_NA * nb;
+    let parts: Vec<WidenPart<'_>> = a[..n * nb]
+        .chunks(g)
+        .zip(codes.chunks_mut(g * avx2::W16_ACT))
+        .zip(sc.chunks_mut(g * 4))
+        .map(|((x, c), s)| Mutex::new((x, c, s)))
         .collect();
     par_for(parts.len(), &|i| {
-        if let Ok(mut g) = parts[i].lock() {
-            let (src, c, d) = &mut *g;
-            // SAFETY: the caller runs this on AVX2 (Isa::Avx2); c holds src.len() · W16_ACT
-            // bytes, d src.len() floats.
-            unsafe { avx2::widen_acts_w16(src, c.as_mut_ptr(), d.as_mut_ptr()) };
+        if let Ok(mut part) = parts[i].lock() {
+            let (src, c, s) = &mut *part;
+            let rows = src.len() / nb.max(1);
+            // SAFETY: the caller runs this on AVX2 (Isa::Avx2); c holds src.len() · W16_ACT bytes.
+            unsafe { avx2::widen_acts_w16(src, c.as_mut_ptr()) };
+            for ib in 0..nb {
+                for t in 0..rows {
+                    s[(ib * rows + t) * 4..][..4].fill(src[t * nb + ib].d);
+                }
+            }
         }
     });
     drop(parts);
-    let (codes, d) = buf.bytes()[..cb + 4 * a.len()].split_at(cb);
-    // SAFETY: as above; written by widen_acts_w16.
-    let d = unsafe { std::slice::from_raw_parts(d.as_ptr() as *const f32, a.len()) };
-    W16Acts { codes, d, nb }
+    let (codes, sc) = buf.bytes()[..cb + 4 * ns].split_at(cb);
+    // SAFETY: as above; every float written by the tasks.
+    let scales = unsafe { std::slice::from_raw_parts(sc.as_ptr() as *const f32, ns) };
+    W16Acts { codes, scales, nb }
 }
 
 /// Panels `p0..p1` of a Q8_0 matrix against all `n` activation rows on AVX2
@@ -505,7 +511,8 @@ fn w16_group(pn: &Panels, p0: usize, p1: usize, aw: &W16Acts<'_>, n: usize, y: &
     bufs.pairs.resize(np * pairs, [[[0f32; 8]; 4]; PANEL_NA]);
     bufs.odd.resize(np, [[[0f32; 8]; 4]; 1]);
     let wrow = |t: usize| aw.codes[t * nb * avx2::W16_ACT..].as_ptr();
-    let drow = |t: usize| aw.d[t * nb..].as_ptr();
+    // Row t's group scales (t even: its pair's; the odd last row: its own).
+    let srow = |t: usize| aw.scales[t * nb * 4..].as_ptr();
     let mut c0 = 0;
     while c0 < nb {
         let c1 = (c0 + W16_CHUNK).min(nb);
@@ -532,10 +539,10 @@ fn w16_group(pn: &Panels, p0: usize, p1: usize, aw: &W16Acts<'_>, n: usize, y: &
                 }
                 for (g, st) in st.iter_mut().enumerate() {
                     let t = g * PANEL_NA;
-                    avx2::w16_blocks(u, &[wrow(t), wrow(t + 1)], &[drow(t), drow(t + 1)], c0, c1, st);
+                    avx2::w16_blocks(u, &[wrow(t), wrow(t + 1)], srow(t), c0, c1, st);
                 }
                 if odd {
-                    avx2::w16_blocks(u, &[wrow(n - 1)], &[drow(n - 1)], c0, c1, &mut bufs.odd[p - p0]);
+                    avx2::w16_blocks(u, &[wrow(n - 1)], srow(n - 1), c0, c1, &mut bufs.odd[p - p0]);
                 }
             }
         }
@@ -669,7 +676,7 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
     let mut act_buf = ACT_W16.with(|b| b.take());
     #[cfg(target_arch = "x86_64")]
     let aw = match acts {
-        Acts::Q8(a) if w16 => Some(widen_acts(a, k / QK8, &mut act_buf)),
+        Acts::Q8(a) if w16 => Some(widen_acts(a, k / QK8, n, &mut act_buf)),
         _ => None,
     };
     par_for(tasks.len(), &|ci| {

@@ -573,8 +573,8 @@ macro_rules! kernels {
             }
 
             /// Bytes of one block of a Q8_0 panel widened by [`unpack_q8_w16`]: the 4 rows'
-            /// scales (f32, then 16 bytes unused, so the codes start 32-byte aligned), then per
-            /// row its 16 even-indexed codes and its 16 odd-indexed codes as i16.
+            /// scales (f32) twice (one 8-lane multiply gives two activation rows' products), then
+            /// per row its 16 even-indexed codes and its 16 odd-indexed codes as i16.
             pub const W16_BLOCK: usize = 32 + 4 * 64;
 
             /// Even and odd bytes of 32 i8 codes, each sign-extended to 16 i16 (word `j`: byte
@@ -590,22 +590,19 @@ macro_rules! kernels {
             pub const W16_ACT: usize = 64;
 
             /// Widen the codes of `a` (Q8_0 activation blocks) to `a.len() · W16_ACT` bytes at
-            /// `codes`, and copy their scales densely to `d`, for [`w16_blocks`]: once per
-            /// matmul instead of once per weight panel.
+            /// `codes`, for [`w16_blocks`]: once per matmul instead of once per weight panel.
             ///
             /// # Safety
             /// The CPU has this module's features; `codes` points at `a.len() · W16_ACT`
-            /// writable bytes, `d` at `a.len()` writable floats.
+            /// writable bytes.
             #[target_feature(enable = $feat)]
-            pub unsafe fn widen_acts_w16(a: &[Q8Block], codes: *mut u8, d: *mut f32) {
+            pub unsafe fn widen_acts_w16(a: &[Q8Block], codes: *mut u8) {
                 for (i, y) in a.iter().enumerate() {
-                    // SAFETY: 32 codes in y; W16_ACT bytes at codes + i · W16_ACT and a float
-                    // at d + i (the contract).
+                    // SAFETY: 32 codes in y; W16_ACT bytes at codes + i · W16_ACT (the contract).
                     unsafe {
                         let (e, o) = even_odd(load(y.qs.as_ptr() as *const u8));
                         _mm256_storeu_si256(codes.add(i * W16_ACT) as *mut __m256i, e);
                         _mm256_storeu_si256(codes.add(i * W16_ACT + 32) as *mut __m256i, o);
-                        *d.add(i) = y.d;
                     }
                 }
             }
@@ -623,8 +620,9 @@ macro_rules! kernels {
                     unsafe {
                         let b = p.add(ib * 136);
                         let o = out.add(ib * W16_BLOCK);
-                        _mm_storeu_ps(o as *mut f32, _mm_cvtph_ps(_mm_loadl_epi64(b as *const __m128i)));
-                        _mm_storeu_ps(o.add(16) as *mut f32, _mm_setzero_ps());
+                        let d = _mm_cvtph_ps(_mm_loadl_epi64(b as *const __m128i));
+                        _mm_storeu_ps(o as *mut f32, d);
+                        _mm_storeu_ps(o.add(16) as *mut f32, d);
                         for r in 0..4 {
                             let (e, od) = even_odd(load(b.add(8 + 32 * r)));
                             _mm256_storeu_si256(o.add(32 + 64 * r) as *mut __m256i, e);
@@ -636,7 +634,8 @@ macro_rules! kernels {
 
             /// Blocks `ib0..ib1` of a Q8_0 panel widened by [`unpack_q8_w16`] (`u`: block `ib0`)
             /// against `NA` activation rows widened by [`widen_acts_w16`] (`yw[t]`: the codes of
-            /// row `t`'s block 0, `yd[t]`: its scales), continuing the accumulators in `state`
+            /// row `t`'s block 0; `ys`: the group's scales, block by block each row's scale 4
+            /// times, as `matmul::widen_acts` lays them out), continuing the accumulators in `state`
             /// (lane by lane, as [`panel_core`] keeps them; [`w16_finish`] sums them as it does;
             /// from zero where `ib0` is 0). A row's blocks may so come in chunks that fit L1, each
             /// chunk widened once for all the activation rows, with the same operations in the
@@ -655,12 +654,12 @@ macro_rules! kernels {
             ///
             /// # Safety
             /// The CPU has this module's features; `u` points at `ib1 − ib0` widened blocks,
-            /// every `yw[t]` at `ib1` widened blocks and every `yd[t]` at `ib1` floats.
+            /// every `yw[t]` at `ib1` widened blocks, `ys` at `ib1 · NA · 4` floats.
             #[target_feature(enable = $feat)]
             pub unsafe fn w16_blocks<const NA: usize>(
                 u: *const u8,
                 yw: &[*const u8; NA],
-                yd: &[*const f32; NA],
+                ys: *const f32,
                 ib0: usize,
                 ib1: usize,
                 state: &mut [[[f32; 8]; 4]; NA],
@@ -684,10 +683,16 @@ macro_rules! kernels {
                         // SAFETY: the caller's contract (nb widened blocks at u; ib1 blocks in
                         // every row); 4 floats inside dsl (j < SCALE_RUN, t < NA).
                         unsafe {
-                            let d = _mm_loadu_ps(u.add((j0 + j) * W16_BLOCK) as *const f32);
-                            for t in 0..NA {
-                                let s = _mm_set1_ps(*yd[t].add(ib0 + j0 + j));
-                                _mm_storeu_ps(dsp.add(at(j, t, 0)), _mm_mul_ps(d, s));
+                            let w = u.add((j0 + j) * W16_BLOCK) as *const f32;
+                            let y = ys.add((ib0 + j0 + j) * NA * 4);
+                            if NA == 2 {
+                                // Both rows' 4 products in one: [dw ×2] · [d_0 ×4, d_1 ×4].
+                                _mm256_storeu_ps(dsp.add(at(j, 0, 0)), _mm256_mul_ps(_mm256_loadu_ps(w), _mm256_loadu_ps(y)));
+                            } else {
+                                for t in 0..NA {
+                                    let p = _mm_mul_ps(_mm_loadu_ps(w), _mm_loadu_ps(y.add(4 * t)));
+                                    _mm_storeu_ps(dsp.add(at(j, t, 0)), p);
+                                }
                             }
                         }
                     }
