@@ -399,11 +399,17 @@ fn unpack_panel(isa: Isa, pn: &Panels, p: usize, buf: &mut UnpackBuf) -> bool {
 #[cfg(target_arch = "x86_64")]
 const W16_CHUNK: usize = 32;
 
+/// Weight types the AVX2 batch path takes widened to i16 ([`w16_panels`]): those whose ggml
+/// sums are of signed codes times the activation, scaled by one product a block (Q4_1 and Q5_1
+/// add a min term; they keep the u8 × i8 kernels).
+#[cfg(target_arch = "x86_64")]
+const W16_TYPES: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0];
+
 /// Accumulators of [`w16_panels`] for one group of `NA` activation rows.
 #[cfg(target_arch = "x86_64")]
 type W16State<const NA: usize> = [[[f32; 8]; 4]; NA];
 
-/// Per-thread buffers of the AVX2 Q8_0 batch path, kept from call to call: fresh megabytes
+/// Per-thread buffers of the AVX2 batch path of [`W16_TYPES`], kept from call to call: fresh megabytes
 /// each matmul would be page faults.
 #[cfg(target_arch = "x86_64")]
 #[derive(Default)]
@@ -423,7 +429,7 @@ thread_local! {
     static ACT_W16: std::cell::Cell<UnpackBuf> = std::cell::Cell::new(UnpackBuf::default());
 }
 
-/// The activations of an AVX2 Q8_0 batch matmul as [`w16_panels`] reads them.
+/// The activations of an AVX2 batch matmul as [`w16_panels`] reads them.
 #[cfg(target_arch = "x86_64")]
 struct W16Acts<'a> {
     /// Per block `simd::avx2::W16_ACT` bytes of codes (row-major, `nb` blocks a row).
@@ -479,7 +485,7 @@ fn widen_acts<'b>(a: &[Q8Block], nb: usize, n: usize, buf: &'b mut UnpackBuf) ->
     W16Acts { codes, scales, nb }
 }
 
-/// Panels `p0..p1` of a Q8_0 matrix against all `n` activation rows on AVX2
+/// Panels `p0..p1` of a matrix of one of [`W16_TYPES`] against all `n` activation rows on AVX2
 /// (`simd::avx2::w16_blocks`; the same results as the panel kernels), written to
 /// `y[t][4p..4p + 4]`. In groups of [`W16_GROUP`] panels, chunk by chunk of blocks, each chunk
 /// through every panel of the group: the activations' chunk (widened, 64 bytes a block) stays
@@ -504,7 +510,7 @@ const W16_GROUP: usize = 8;
 #[cfg(target_arch = "x86_64")]
 fn w16_group(pn: &Panels, p0: usize, p1: usize, aw: &W16Acts<'_>, n: usize, y: &RowsOut, bufs: &mut W16Bufs) {
     use super::simd::avx2;
-    let nb = aw.nb;
+    let (nb, pbs) = (aw.nb, pn.pbs());
     let (np, pairs) = (p1 - p0, n / PANEL_NA);
     let odd = n % PANEL_NA == 1;
     // Not cleared: `w16_blocks` starts from zero at block 0.
@@ -521,16 +527,16 @@ fn w16_group(pn: &Panels, p0: usize, p1: usize, aw: &W16Acts<'_>, n: usize, y: &
             let u = bufs.chunk.bytes_mut((c1 - c0) * avx2::W16_BLOCK).as_mut_ptr();
             let st = &mut bufs.pairs[(p - p0) * pairs..(p - p0 + 1) * pairs];
             // SAFETY: the CPU has AVX2 (the caller checked Isa::Avx2); the panel holds nb blocks
-            // of 136 bytes with signed codes (not biased), u (c1 − c0) · W16_BLOCK bytes; every
+            // of pbs bytes (Q8_0: signed codes, not biased), u (c1 − c0) · W16_BLOCK bytes; every
             // activation row has nb ≥ c1 widened blocks and scales.
             unsafe {
-                avx2::unpack_q8_w16(panel.as_ptr().add(c0 * 136), c1 - c0, u);
+                avx2::unpack_w16(pn.ty, panel.as_ptr().add(c0 * pbs), c1 - c0, u);
                 // The next panel's chunk (else the next chunk's first panel) toward L2 while
                 // this one runs: its widening then does not wait on DRAM.
                 let next = if p + 1 < p1 {
-                    Some(&pn.panel(p + 1)[c0 * 136..c1 * 136])
+                    Some(&pn.panel(p + 1)[c0 * pbs..c1 * pbs])
                 } else if c1 < nb {
-                    Some(&pn.panel(p0)[c1 * 136..(c1 + W16_CHUNK).min(nb) * 136])
+                    Some(&pn.panel(p0)[c1 * pbs..(c1 + W16_CHUNK).min(nb) * pbs])
                 } else {
                     None
                 };
@@ -670,7 +676,7 @@ fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32])
     #[cfg(target_arch = "x86_64")]
     let w16 = n >= UNPACK_MIN_ROWS
         && isa == Isa::Avx2
-        && matches!((w.panels, acts), (Some(pn), Acts::Q8(_)) if pn.ty == GgmlType::Q8_0 && !pn.biased);
+        && matches!((w.panels, acts), (Some(pn), Acts::Q8(_)) if W16_TYPES.contains(&pn.ty) && !pn.biased);
     // The activations widened once for every panel (the buffer lent by this thread's cache).
     #[cfg(target_arch = "x86_64")]
     let mut act_buf = ACT_W16.with(|b| b.take());

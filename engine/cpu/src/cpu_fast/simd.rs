@@ -572,7 +572,7 @@ macro_rules! kernels {
                 }
             }
 
-            /// Bytes of one block of a Q8_0 panel widened by [`unpack_q8_w16`]: the 4 rows'
+            /// Bytes of one block of a panel widened by [`unpack_w16`]: the 4 rows'
             /// scales (f32) twice (one 8-lane multiply gives two activation rows' products), then
             /// per row its 16 even-indexed codes and its 16 odd-indexed codes as i16.
             pub const W16_BLOCK: usize = 32 + 4 * 64;
@@ -607,24 +607,45 @@ macro_rules! kernels {
                 }
             }
 
-            /// Widen `nb` blocks of a Q8_0 panel (signed codes as in the file, `Q8Codes::Signed`
-            /// or `SignedNoMin`) to `nb · W16_BLOCK` bytes at `out`, for [`w16_blocks`].
+            /// Widen `nb` blocks of a Q4_0, Q5_0 or Q8_0 panel (Q8_0: signed codes as in the
+            /// file, `Q8Codes::Signed` or `SignedNoMin`) to `nb · W16_BLOCK` bytes at `out`, for
+            /// [`w16_blocks`]: the codes as signed values (Q4_0's minus 8, Q5_0's minus 16: the
+            /// values ggml's sums are of).
             ///
             /// # Safety
-            /// The CPU has this module's features; `p` points at a whole Q8_0 panel of `nb`
-            /// blocks with signed codes, `out` at `nb · W16_BLOCK` writable bytes.
+            /// The CPU has this module's features; `p` points at `nb` blocks of a panel of type
+            /// `ty` (Q8_0 with signed codes), `out` at `nb · W16_BLOCK` writable bytes.
             #[target_feature(enable = $feat)]
-            pub unsafe fn unpack_q8_w16(p: *const u8, nb: usize, out: *mut u8) {
+            pub unsafe fn unpack_w16(ty: crate::gguf::GgmlType, p: *const u8, nb: usize, out: *mut u8) {
+                use crate::gguf::GgmlType as T;
+                // SAFETY: forwarded.
+                unsafe {
+                    match ty {
+                        T::Q4_0 => unpack_w16_kind::<72, 0>(p, nb, out),
+                        T::Q5_0 => unpack_w16_kind::<88, 2>(p, nb, out),
+                        _ => unpack_w16_kind::<136, 5>(p, nb, out),
+                    }
+                }
+            }
+
+            /// [`unpack_w16`] for one panel layout (`PBS` bytes a block, [`panel_block`]'s `KIND`).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn unpack_w16_kind<const PBS: usize, const KIND: u8>(p: *const u8, nb: usize, out: *mut u8) {
+                let off = _mm256_set1_epi8(match KIND {
+                    0 => 8,
+                    2 => 16,
+                    _ => 0,
+                });
                 for ib in 0..nb {
-                    // SAFETY: the caller's contract (136 bytes a panel block at p, W16_BLOCK at out).
+                    // SAFETY: the caller's contract (PBS bytes a panel block at p, W16_BLOCK at out).
                     unsafe {
-                        let b = p.add(ib * 136);
+                        let (d, _, codes) = panel_block::<KIND>(p.add(ib * PBS));
                         let o = out.add(ib * W16_BLOCK);
-                        let d = _mm_cvtph_ps(_mm_loadl_epi64(b as *const __m128i));
                         _mm_storeu_ps(o as *mut f32, d);
                         _mm_storeu_ps(o.add(16) as *mut f32, d);
-                        for r in 0..4 {
-                            let (e, od) = even_odd(load(b.add(8 + 32 * r)));
+                        for (r, c) in codes.iter().enumerate() {
+                            let (e, od) = even_odd(_mm256_sub_epi8(*c, off));
                             _mm256_storeu_si256(o.add(32 + 64 * r) as *mut __m256i, e);
                             _mm256_storeu_si256(o.add(64 + 64 * r) as *mut __m256i, od);
                         }
@@ -632,7 +653,7 @@ macro_rules! kernels {
                 }
             }
 
-            /// Blocks `ib0..ib1` of a Q8_0 panel widened by [`unpack_q8_w16`] (`u`: block `ib0`)
+            /// Blocks `ib0..ib1` of a panel widened by [`unpack_w16`] (`u`: block `ib0`)
             /// against `NA` activation rows widened by [`widen_acts_w16`] (`yw[t]`: the codes of
             /// row `t`'s block 0; `ys`: the group's scales, block by block each row's scale 4
             /// times, as `matmul::widen_acts` lays them out), continuing the accumulators in `state`
