@@ -259,6 +259,36 @@ pub fn swiglu_row_ref(g: &[f32], u: &[f32], out: &mut [f32], lanes: usize) {
 }
 
 impl CpuFast {
+    /// `[matmul(x, w, g) for w in ws]`, bit for bit: where every `w` takes the same quantized
+    /// activations, they are converted once and all the products run in one parallel loop
+    /// (`matmul::matmul_q_multi`: the threads meet once, not once per matrix); otherwise one
+    /// [`Ops::matmul`] each.
+    pub fn matmuls(&self, x: &FastTensor, ws: &[&FastWeight], g: &RowGroups) -> Result<Vec<FastTensor>> {
+        let kind = |w: &FastWeight| if w.ty == GgmlType::F32 { None } else { act_kind(w.ty) };
+        let first = ws.first().and_then(|w| kind(w));
+        let same = first.is_some() && ws.iter().all(|w| kind(w) == first && w.ne0 == x.cols);
+        let (Some(kind), true, true) = (first, same, ws.len() > 1) else {
+            return ws.iter().map(|w| self.matmul(x, w, g)).collect();
+        };
+        if g.len() != x.rows {
+            return Err(shape_err("matmul", format!("{} row groups for {} rows", g.len(), x.rows)));
+        }
+        let acts = quantize_acts(kind, &x.f32s(), x.cols);
+        let qms: Vec<QMatrix<'_>> = ws
+            .iter()
+            .map(|w| QMatrix {
+                ty: w.ty,
+                k: w.ne0,
+                m: w.rows,
+                row_bytes: w.row_bytes(),
+                data: &w.raw,
+                panels: w.panels.as_ref(),
+            })
+            .collect();
+        let refs: Vec<&QMatrix<'_>> = qms.iter().collect();
+        let outs = matmul::matmul_q_multi(isa(), &refs, &acts, &g.seq_rows);
+        Ok(outs.into_iter().zip(ws).map(|(d, w)| FastTensor::new(x.rows, w.rows, d)).collect())
+    }
     /// Whether SIMD kernels are in use (AVX2 + FMA + F16C; `ORCD_NO_SIMD` turns them off).
     pub fn simd(&self) -> bool {
         isa() != Isa::Scalar
@@ -627,6 +657,38 @@ impl Ops for CpuFast {
             matmul::matmul_q(isa(), &qm, &acts, &g.seq_rows)
         };
         Ok(FastTensor::new(n, m, data))
+    }
+
+    /// Projections of one normalized input in one pass ([`CpuFast::matmuls`]), each with its
+    /// bias after: the default's values.
+    fn norm_matmuls(
+        &self,
+        x: &FastTensor,
+        nw: &FastWeight,
+        eps: f32,
+        ws: &[(&FastWeight, Option<&FastWeight>)],
+        g: &RowGroups,
+    ) -> Result<Vec<FastTensor>> {
+        let h = self.rms_norm_mul(x, eps, nw)?;
+        let plain: Vec<&FastWeight> = ws.iter().map(|(w, _)| *w).collect();
+        let ys = self.matmuls(&h, &plain, g)?;
+        ys.into_iter().zip(ws).map(|(y, (_, b))| if let Some(b) = b { self.add_row(&y, b) } else { Ok(y) }).collect()
+    }
+
+    /// Gate and up in one pass ([`CpuFast::matmuls`]), then the GLU: the default's values.
+    fn matmul_glu(
+        &self,
+        x: &FastTensor,
+        gate: &FastWeight,
+        up: &FastWeight,
+        act: Act,
+        g: &RowGroups,
+    ) -> Result<FastTensor> {
+        let mut ys = self.matmuls(x, &[gate, up], g)?.into_iter();
+        match (ys.next(), ys.next()) {
+            (Some(gt), Some(u)) => self.glu(&gt, &u, act),
+            _ => Err(shape_err("matmul_glu", "two projections expected".into())),
+        }
     }
 
     fn rope(&self, x: &FastTensor, n_head: usize, head_dim: usize, b: &CpuBatch, p: &RopeParams) -> Result<FastTensor> {

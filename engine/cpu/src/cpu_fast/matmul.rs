@@ -664,160 +664,210 @@ pub fn matmul_q(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec
 
 /// [`matmul_q`] without the test-only one-ulp perturbation.
 fn matmul_q_exact_bits(isa: Isa, w: &QMatrix<'_>, acts: &Acts, seq_rows: &[u32]) -> Vec<f32> {
-    let n = seq_rows.len();
-    let (m, k) = (w.m, w.k);
-    // Every element is written below (each task its rows, for every input row).
-    let mut out = crate::arena::take_for_overwrite(m * n); // [input row][weight row]
-    if m == 0 || n == 0 {
-        return out;
+    let mut outs = matmul_q_multi_exact_bits(isa, &[w], acts, seq_rows);
+    outs.pop().unwrap_or_default()
+}
+
+/// [`matmul_q`] of one input by several matrices (`ws`, each `k` = the activations' row
+/// length: q, k and v; gate and up), in one parallel loop: the activations are converted (and
+/// widened) once, and the tasks of all the matrices are handed out together, largest first,
+/// so that the threads meet once at the end rather than once per matrix. Each output is
+/// [`matmul_q`]'s, bit for bit.
+pub fn matmul_q_multi(isa: Isa, ws: &[&QMatrix<'_>], acts: &Acts, seq_rows: &[u32]) -> Vec<Vec<f32>> {
+    let mut outs = matmul_q_multi_exact_bits(isa, ws, acts, seq_rows);
+    if crate::faults::active(crate::faults::Fault::FastMatmulUlp) {
+        outs.iter_mut().flatten().for_each(|v| *v = f32::from_bits(v.to_bits() ^ 1));
     }
-    let tasks = task_rows(m, k, n);
-    let y = RowsOut::new(&mut out, m);
+    outs
+}
+
+/// [`matmul_q_multi`] without the test-only one-ulp perturbation.
+fn matmul_q_multi_exact_bits(isa: Isa, ws: &[&QMatrix<'_>], acts: &Acts, seq_rows: &[u32]) -> Vec<Vec<f32>> {
+    let n = seq_rows.len();
+    // Every element is written below (each task its rows, for every input row).
+    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| crate::arena::take_for_overwrite(w.m * n)).collect();
+    if n == 0 {
+        return outs;
+    }
+    // (matrix, first row, rows), the largest (most multiply-adds) first.
+    let mut tasks: Vec<(usize, usize, usize)> = Vec::new();
+    for (wi, w) in ws.iter().enumerate() {
+        tasks.extend(task_rows(w.m, w.k, n).into_iter().map(|(r0, nr)| (wi, r0, nr)));
+    }
+    tasks.sort_by_key(|&(wi, _, nr)| std::cmp::Reverse(nr * ws[wi].k));
+    let ys: Vec<RowsOut> = outs.iter_mut().zip(ws).map(|(o, w)| RowsOut::new(o, w.m)).collect();
     #[cfg(target_arch = "x86_64")]
-    let w16 = n >= UNPACK_MIN_ROWS
-        && isa == Isa::Avx2
-        && matches!((w.panels, acts), (Some(pn), Acts::Q8(_)) if W16_TYPES.contains(&pn.ty) && !pn.biased);
-    // The activations widened once for every panel (the buffer lent by this thread's cache).
+    let w16 = |w: &QMatrix<'_>| {
+        n >= UNPACK_MIN_ROWS
+            && isa == Isa::Avx2
+            && matches!((w.panels, acts), (Some(pn), Acts::Q8(_)) if W16_TYPES.contains(&pn.ty) && !pn.biased)
+    };
+    // The activations widened once for every panel of every matrix (the buffer lent by this
+    // thread's cache; the matrices share the activations, so their k).
     #[cfg(target_arch = "x86_64")]
     let mut act_buf = ACT_W16.with(|b| b.take());
     #[cfg(target_arch = "x86_64")]
-    let aw = match acts {
-        Acts::Q8(a) if w16 => Some(widen_acts(a, k / QK8, n, &mut act_buf)),
+    let aw = match (acts, ws.iter().find(|w| w16(w))) {
+        (Acts::Q8(a), Some(w)) if ws.iter().all(|v| v.k == w.k) => Some(widen_acts(a, w.k / QK8, n, &mut act_buf)),
         _ => None,
     };
     par_for(tasks.len(), &|ci| {
-        let (r0, nr) = tasks[ci];
-        let mut tmp = [0f32; 4];
-        let mut g = 0;
-        if let (Some(pn), Acts::Q8(a)) = (w.panels, acts) {
-            let nb = k / QK8;
-            let mut ubuf = UnpackBuf::default();
-            #[cfg(target_arch = "x86_64")]
-            if let Some(aw) = &aw {
-                // The task's whole panels at once; its rows past the last panel below.
-                let p0 = r0 / PR;
-                let p1 = ((r0 + nr) / PR).min(pn.n_panels).max(p0);
-                W16_BUFS.with(|b| match b.try_borrow_mut() {
-                    Ok(mut b) => w16_panels(pn, p0, p1, aw, n, &y, &mut b),
-                    Err(_) => w16_panels(pn, p0, p1, aw, n, &y, &mut W16Bufs::default()),
-                });
-                g = (p1 - p0) * PR;
-            }
-            while g < nr {
-                let r = r0 + g;
-                let p = r / PR;
-                if p < pn.n_panels {
-                    if n >= UNPACK_MIN_ROWS && unpack_panel(isa, pn, p, &mut ubuf) {
-                        // Many activation rows: the panel unpacked once for all of them.
-                        let mut t = 0;
-                        if isa == Isa::Vnni512 {
-                            unpacked_rows::<PANEL_NA_512>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, &y, r);
-                        }
-                        unpacked_rows::<PANEL_NA>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, &y, r);
-                        unpacked_rows::<1>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, &y, r);
-                        g += PR;
-                        continue;
-                    }
-                    // Activation rows several at a time: the panel's blocks are unpacked once
-                    // for all of them (the same values as one at a time).
-                    let mut t = 0;
-                    if isa == Isa::Vnni512 {
-                        panel_rows::<PANEL_NA_512>(isa, pn, p, a, nb, n, &mut t, &y, r);
-                    }
-                    panel_rows::<PANEL_NA>(isa, pn, p, a, nb, n, &mut t, &y, r);
-                    for t in t..n {
-                        panel_dot(isa, pn, p, &a[t * nb..(t + 1) * nb], &mut tmp);
-                        y.set_run(t, r, &tmp);
-                    }
-                    g += PR;
-                } else {
-                    let row = pn.tail_row(r - pn.n_panels * PR);
-                    for t in 0..n {
-                        dot_rows_q8(isa, w.ty, &[row], &a[t * nb..(t + 1) * nb], &mut tmp[..1]);
-                        y.set(t, r, tmp[0]);
-                    }
-                    g += 1;
-                }
-            }
-            return;
-        }
-        if let Acts::Q8K(a) = acts {
-            if ktile::supports(w.ty) && seq_rows.iter().any(|&s| s as usize >= TILED_MIN_ROWS) {
-                let nb = k / QK_K;
-                let mut tile = ktile::Tile::default();
-                let tiled: Vec<usize> = (0..n).filter(|&t| seq_rows[t] as usize >= TILED_MIN_ROWS).collect();
-                let row = |t: usize| &a[t * nb..(t + 1) * nb];
-                while g < nr {
-                    let cnt = (nr - g).min(ktile::ROWS);
-                    let rows: [&[u8]; ktile::ROWS] = std::array::from_fn(|i| {
-                        let r = r0 + g + i.min(cnt - 1);
-                        &w.data[r * w.row_bytes..(r + 1) * w.row_bytes]
-                    });
-                    // Unpacked once for the batch's rows (the tiled formula's rows); the rest
-                    // of the batch (sequences of < 8 rows) takes vec_dot's kernels.
-                    tile.unpack(w.ty, &rows);
-                    let put = |t: usize, v: &[f32; 4]| y.set_run(t, r0 + g, &v[..cnt]);
-                    let mut rest = &tiled[..];
-                    if isa == Isa::Vnni512 {
-                        let mut groups = rest.chunks_exact(KTILE_NA_512);
-                        for ts in &mut groups {
-                            let v = tile.dot_n::<KTILE_NA_512>(isa, std::array::from_fn(|u| row(ts[u])));
-                            ts.iter().zip(&v).for_each(|(&t, v)| put(t, v));
-                        }
-                        rest = groups.remainder();
-                    }
-                    let mut groups = rest.chunks_exact(KTILE_NA);
-                    for ts in &mut groups {
-                        let v = tile.dot_n::<KTILE_NA>(isa, std::array::from_fn(|u| row(ts[u])));
-                        ts.iter().zip(&v).for_each(|(&t, v)| put(t, v));
-                    }
-                    for &t in groups.remainder() {
-                        put(t, &tile.dot(isa, row(t)));
-                    }
-                    for t in (0..n).filter(|&t| (seq_rows[t] as usize) < TILED_MIN_ROWS) {
-                        dot_rows_q8k(isa, w.ty, &rows[..cnt], row(t), &mut tmp[..cnt], false);
-                        put(t, &tmp);
-                    }
-                    g += cnt;
-                }
-                return;
-            }
-        }
-        while g < nr {
-            let cnt = (nr - g).min(4);
-            let rows: [&[u8]; 4] = std::array::from_fn(|i| {
-                let r = r0 + g + i.min(cnt - 1);
-                &w.data[r * w.row_bytes..(r + 1) * w.row_bytes]
-            });
-            for t in 0..n {
-                match acts {
-                    Acts::Q8(a) => {
-                        let nb = k / QK8;
-                        dot_rows_q8(isa, w.ty, &rows[..cnt], &a[t * nb..(t + 1) * nb], &mut tmp[..cnt]);
-                    }
-                    Acts::Q8K(a) => {
-                        let nb = k / QK_K;
-                        let tiled = seq_rows[t] as usize >= TILED_MIN_ROWS;
-                        dot_rows_q8k(isa, w.ty, &rows[..cnt], &a[t * nb..(t + 1) * nb], &mut tmp[..cnt], tiled);
-                    }
-                    Acts::Half(a) => {
-                        let f = if w.ty == GgmlType::BF16 { dot::dot_bf16 } else { dot::dot_f16 };
-                        for i in 0..cnt {
-                            tmp[i] = f(rows[i], &a[t * k..(t + 1) * k]);
-                        }
-                    }
-                    Acts::F32(_) => {}
-                }
-                for (i, &v) in tmp[..cnt].iter().enumerate() {
-                    y.set(t, r0 + g + i, v);
-                }
-            }
-            g += cnt;
-        }
+        let (wi, r0, nr) = tasks[ci];
+        let w = ws[wi];
+        #[cfg(target_arch = "x86_64")]
+        let aw = aw.as_ref().filter(|_| w16(w));
+        #[cfg(not(target_arch = "x86_64"))]
+        let aw = None;
+        run_task(isa, w, acts, seq_rows, aw, &ys[wi], r0, nr);
     });
     #[cfg(target_arch = "x86_64")]
     ACT_W16.with(|b| b.replace(act_buf));
-    out
+    outs
+}
+
+/// Weight rows `r0..r0 + nr` of `w` against every activation row, into `y` (one task of
+/// [`matmul_q_multi`]); `aw`: the activations widened for [`w16_panels`] where `w` takes it.
+#[allow(clippy::too_many_arguments)]
+fn run_task(
+    isa: Isa,
+    w: &QMatrix<'_>,
+    acts: &Acts,
+    seq_rows: &[u32],
+    #[cfg(target_arch = "x86_64")] aw: Option<&W16Acts<'_>>,
+    #[cfg(not(target_arch = "x86_64"))] aw: Option<&()>,
+    y: &RowsOut,
+    r0: usize,
+    nr: usize,
+) {
+    let n = seq_rows.len();
+    let k = w.k;
+    let mut tmp = [0f32; 4];
+    let mut g = 0;
+    if let (Some(pn), Acts::Q8(a)) = (w.panels, acts) {
+        let nb = k / QK8;
+        let mut ubuf = UnpackBuf::default();
+        #[cfg(target_arch = "x86_64")]
+        if let Some(aw) = aw {
+            // The task's whole panels at once; its rows past the last panel below.
+            let p0 = r0 / PR;
+            let p1 = ((r0 + nr) / PR).min(pn.n_panels).max(p0);
+            W16_BUFS.with(|b| match b.try_borrow_mut() {
+                Ok(mut b) => w16_panels(pn, p0, p1, aw, n, y, &mut b),
+                Err(_) => w16_panels(pn, p0, p1, aw, n, y, &mut W16Bufs::default()),
+            });
+            g = (p1 - p0) * PR;
+        }
+        while g < nr {
+            let r = r0 + g;
+            let p = r / PR;
+            if p < pn.n_panels {
+                if n >= UNPACK_MIN_ROWS && unpack_panel(isa, pn, p, &mut ubuf) {
+                    // Many activation rows: the panel unpacked once for all of them.
+                    let mut t = 0;
+                    if isa == Isa::Vnni512 {
+                        unpacked_rows::<PANEL_NA_512>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, y, r);
+                    }
+                    unpacked_rows::<PANEL_NA>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, y, r);
+                    unpacked_rows::<1>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, y, r);
+                    g += PR;
+                    continue;
+                }
+                // Activation rows several at a time: the panel's blocks are unpacked once
+                // for all of them (the same values as one at a time).
+                let mut t = 0;
+                if isa == Isa::Vnni512 {
+                    panel_rows::<PANEL_NA_512>(isa, pn, p, a, nb, n, &mut t, y, r);
+                }
+                panel_rows::<PANEL_NA>(isa, pn, p, a, nb, n, &mut t, y, r);
+                for t in t..n {
+                    panel_dot(isa, pn, p, &a[t * nb..(t + 1) * nb], &mut tmp);
+                    y.set_run(t, r, &tmp);
+                }
+                g += PR;
+            } else {
+                let row = pn.tail_row(r - pn.n_panels * PR);
+                for t in 0..n {
+                    dot_rows_q8(isa, w.ty, &[row], &a[t * nb..(t + 1) * nb], &mut tmp[..1]);
+                    y.set(t, r, tmp[0]);
+                }
+                g += 1;
+            }
+        }
+        return;
+    }
+    if let Acts::Q8K(a) = acts {
+        if ktile::supports(w.ty) && seq_rows.iter().any(|&s| s as usize >= TILED_MIN_ROWS) {
+            let nb = k / QK_K;
+            let mut tile = ktile::Tile::default();
+            let tiled: Vec<usize> = (0..n).filter(|&t| seq_rows[t] as usize >= TILED_MIN_ROWS).collect();
+            let row = |t: usize| &a[t * nb..(t + 1) * nb];
+            while g < nr {
+                let cnt = (nr - g).min(ktile::ROWS);
+                let rows: [&[u8]; ktile::ROWS] = std::array::from_fn(|i| {
+                    let r = r0 + g + i.min(cnt - 1);
+                    &w.data[r * w.row_bytes..(r + 1) * w.row_bytes]
+                });
+                // Unpacked once for the batch's rows (the tiled formula's rows); the rest
+                // of the batch (sequences of < 8 rows) takes vec_dot's kernels.
+                tile.unpack(w.ty, &rows);
+                let put = |t: usize, v: &[f32; 4]| y.set_run(t, r0 + g, &v[..cnt]);
+                let mut rest = &tiled[..];
+                if isa == Isa::Vnni512 {
+                    let mut groups = rest.chunks_exact(KTILE_NA_512);
+                    for ts in &mut groups {
+                        let v = tile.dot_n::<KTILE_NA_512>(isa, std::array::from_fn(|u| row(ts[u])));
+                        ts.iter().zip(&v).for_each(|(&t, v)| put(t, v));
+                    }
+                    rest = groups.remainder();
+                }
+                let mut groups = rest.chunks_exact(KTILE_NA);
+                for ts in &mut groups {
+                    let v = tile.dot_n::<KTILE_NA>(isa, std::array::from_fn(|u| row(ts[u])));
+                    ts.iter().zip(&v).for_each(|(&t, v)| put(t, v));
+                }
+                for &t in groups.remainder() {
+                    put(t, &tile.dot(isa, row(t)));
+                }
+                for t in (0..n).filter(|&t| (seq_rows[t] as usize) < TILED_MIN_ROWS) {
+                    dot_rows_q8k(isa, w.ty, &rows[..cnt], row(t), &mut tmp[..cnt], false);
+                    put(t, &tmp);
+                }
+                g += cnt;
+            }
+            return;
+        }
+    }
+    while g < nr {
+        let cnt = (nr - g).min(4);
+        let rows: [&[u8]; 4] = std::array::from_fn(|i| {
+            let r = r0 + g + i.min(cnt - 1);
+            &w.data[r * w.row_bytes..(r + 1) * w.row_bytes]
+        });
+        for t in 0..n {
+            match acts {
+                Acts::Q8(a) => {
+                    let nb = k / QK8;
+                    dot_rows_q8(isa, w.ty, &rows[..cnt], &a[t * nb..(t + 1) * nb], &mut tmp[..cnt]);
+                }
+                Acts::Q8K(a) => {
+                    let nb = k / QK_K;
+                    let tiled = seq_rows[t] as usize >= TILED_MIN_ROWS;
+                    dot_rows_q8k(isa, w.ty, &rows[..cnt], &a[t * nb..(t + 1) * nb], &mut tmp[..cnt], tiled);
+                }
+                Acts::Half(a) => {
+                    let f = if w.ty == GgmlType::BF16 { dot::dot_bf16 } else { dot::dot_f16 };
+                    for i in 0..cnt {
+                        tmp[i] = f(rows[i], &a[t * k..(t + 1) * k]);
+                    }
+                }
+                Acts::F32(_) => {}
+            }
+            for (i, &v) in tmp[..cnt].iter().enumerate() {
+                y.set(t, r0 + g + i, v);
+            }
+        }
+        g += cnt;
+    }
 }
 
 /// The `[n, m]` output of a matmul, written by the tasks that own its columns (weight rows):

@@ -783,3 +783,51 @@ fn matmul_tasks_cover_the_rows_once(
         assert!(body.windows(2).all(|w| w[0] == w[1]), "not equal: {sizes:?}");
     }
 }
+
+/// Several matrices of one input in one parallel loop (`matmul_q_multi`: q, k, v; gate, up)
+/// give each matrix's own `matmul_q`, bit for bit: mixed 32-element types, panels with tail
+/// rows and a matrix without panels, a decode row and batches, on every ISA.
+#[rstest]
+fn multi_matmul_matches_one_at_a_time(#[values(1, 8, 11)] n: usize) {
+    use super::panel::Panels;
+    let nb = 40;
+    let k = nb * 32;
+    let specs =
+        [(GgmlType::Q8_0, 9, true), (GgmlType::Q5_0, 18, true), (GgmlType::Q4_0, 4, true), (GgmlType::Q8_0, 6, false)];
+    let raws: Vec<Vec<u8>> =
+        specs.iter().enumerate().map(|(i, &(ty, m, _))| weight_rows(ty, m, nb, 40 + i as u64, None)).collect();
+    let panels: Vec<Option<Panels>> = specs
+        .iter()
+        .zip(&raws)
+        .map(|(&(ty, m, p), raw)| if p { Panels::new(ty, raw, nb, m, false) } else { None })
+        .collect();
+    let qms: Vec<matmul::QMatrix<'_>> = specs
+        .iter()
+        .zip(&raws)
+        .zip(&panels)
+        .map(|((&(ty, m, _), raw), pn)| matmul::QMatrix {
+            ty,
+            k,
+            m,
+            row_bytes: nb * ty.type_size(),
+            data: raw,
+            panels: pn.as_ref(),
+        })
+        .collect();
+    let refs: Vec<&matmul::QMatrix<'_>> = qms.iter().collect();
+    let x = signal(n * k, 5);
+    let acts = matmul::quantize_acts(matmul::ActKind::Q8, &x, k);
+    let seq = vec![n as u32; n];
+    for isa in isas() {
+        // Stale NaN in the arena: an output element left unwritten fails the comparison.
+        for q in &qms {
+            crate::arena::give(vec![f32::NAN; q.m * n]);
+        }
+        let got = matmul::matmul_q_multi(isa, &refs, &acts, &seq);
+        for (q, g) in qms.iter().zip(&got) {
+            let want = matmul::matmul_q(isa, q, &acts, &seq);
+            let same = g.len() == want.len() && g.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{isa:?} {} m {} rows {n}", q.ty, q.m);
+        }
+    }
+}
