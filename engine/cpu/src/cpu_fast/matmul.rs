@@ -259,9 +259,40 @@ pub struct QMatrix<'a> {
     pub panels: Option<&'a Panels>,
 }
 
+/// The group scales of the `na` activation rows from row `t` (`group_scales`' layout), or null
+/// where there are none.
+fn group_at(gs: &[f32], t: usize, nb: usize, na: usize) -> *const f32 {
+    match gs.get(t * nb * 4..(t + na) * nb * 4) {
+        Some(g) if !g.is_empty() => g.as_ptr(),
+        _ => std::ptr::null(),
+    }
+}
+
+/// The activations' scales laid out for the panel kernels' scale products, in `buf`: rows
+/// taken in groups as the kernels take them (`first` rows while whole groups remain, then pairs,
+/// then one), per group and block each row's `y.d` 4 times (`NA · 4` floats a block), so that
+/// one multiply gives two rows' products. A group starting at row `t` starts at float
+/// `t · nb · 4`.
+fn group_scales<'b>(a: &[Q8Block], nb: usize, n: usize, first: usize, buf: &'b mut Vec<f32>) -> &'b [f32] {
+    buf.clear();
+    buf.resize(n * nb * 4, 0.0);
+    let mut t = 0;
+    while t < n {
+        let na = [first, 2, 1].into_iter().find(|&g| t + g <= n).unwrap_or(1);
+        let out = &mut buf[t * nb * 4..(t + na) * nb * 4];
+        for ib in 0..nb {
+            for u in 0..na {
+                out[(ib * na + u) * 4..][..4].fill(a[(t + u) * nb + ib].d);
+            }
+        }
+        t += na;
+    }
+    buf
+}
+
 /// The 4 outputs of panel `p` for one activation row.
 fn panel_dot(isa: Isa, pn: &Panels, p: usize, a: &[Q8Block], out: &mut [f32]) {
-    let [v] = panel_dot_n(isa, pn, p, &[a]);
+    let [v] = panel_dot_n(isa, pn, p, &[a], std::ptr::null());
     out[..PR].copy_from_slice(&v);
 }
 
@@ -278,6 +309,7 @@ fn panel_rows<const NA: usize>(
     pn: &Panels,
     p: usize,
     a: &[Q8Block],
+    gs: &[f32],
     nb: usize,
     n: usize,
     t: &mut usize,
@@ -286,7 +318,7 @@ fn panel_rows<const NA: usize>(
 ) {
     while *t + NA <= n {
         let rows: [&[Q8Block]; NA] = std::array::from_fn(|j| &a[(*t + j) * nb..(*t + j + 1) * nb]);
-        let v = panel_dot_n(isa, pn, p, &rows);
+        let v = panel_dot_n(isa, pn, p, &rows, group_at(gs, *t, nb, NA));
         for (j, vj) in v.iter().enumerate() {
             y.set_run(*t + j, r, vj);
         }
@@ -296,17 +328,23 @@ fn panel_rows<const NA: usize>(
 
 /// The 4 outputs of panel `p` for each of `NA` activation rows (each `a[t]` the panel's blocks):
 /// `out[t]` does not depend on `NA`.
-fn panel_dot_n<const NA: usize>(isa: Isa, pn: &Panels, p: usize, a: &[&[Q8Block]; NA]) -> [[f32; PR]; NA] {
+fn panel_dot_n<const NA: usize>(
+    isa: Isa,
+    pn: &Panels,
+    p: usize,
+    a: &[&[Q8Block]; NA],
+    gs: *const f32,
+) -> [[f32; PR]; NA] {
     #[cfg(target_arch = "x86_64")]
     {
         let bytes = pn.panel(p);
         // SAFETY: the CPU has the module's features (Isa::detect); the panel holds the blocks of
         // every a[t] (checked when the weight was loaded; the caller slices the rows so).
         let v = match isa {
-            Isa::Vnni512 => Some(unsafe { super::simd::vnni512::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a) }),
-            Isa::Vnni => Some(unsafe { super::simd::vnni::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a) }),
+            Isa::Vnni512 => Some(unsafe { super::simd::vnni512::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a, gs) }),
+            Isa::Vnni => Some(unsafe { super::simd::vnni::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a, gs) }),
             Isa::Avx2 if !pn.biased => {
-                Some(unsafe { super::simd::avx2::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a) })
+                Some(unsafe { super::simd::avx2::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a, gs) })
             }
             _ => None,
         };
@@ -429,60 +467,47 @@ thread_local! {
     static ACT_W16: std::cell::Cell<UnpackBuf> = std::cell::Cell::new(UnpackBuf::default());
 }
 
+thread_local! {
+    /// The activations' `group_scales`, on the thread that calls the matmul.
+    static GROUP_SCALES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// The activations of an AVX2 batch matmul as [`w16_panels`] reads them.
 #[cfg(target_arch = "x86_64")]
 struct W16Acts<'a> {
     /// Per block `simd::avx2::W16_ACT` bytes of codes (row-major, `nb` blocks a row).
     codes: &'a [u8],
-    /// Per pair of rows `(2g, 2g + 1)` and block: the first row's scale 4 times, then the
-    /// second's (`nb · 8` floats a pair); then, for an odd row count, the last row's 4 times a
-    /// block (`w16_blocks`' group scales).
+    /// [`group_scales`] in pairs of rows (then the odd last row): `w16_blocks`' group scales.
     scales: &'a [f32],
     nb: usize,
 }
 
-/// One task of [`widen_acts`]: a group of rows (a pair, or the odd last row), their widened
-/// codes, their group scales.
+/// One task of [`widen_acts`]: a run of activation blocks and their widened codes.
 #[cfg(target_arch = "x86_64")]
-type WidenPart<'a> = Mutex<(&'a [Q8Block], &'a mut [u8], &'a mut [f32])>;
+type WidenPart<'a> = Mutex<(&'a [Q8Block], &'a mut [u8])>;
 
-/// `a`'s `n` rows of `nb` blocks: codes widened to i16 (`simd::avx2::widen_acts_w16`) and
-/// scales laid out per pair of rows, in `buf`: once per matmul, in parallel.
+/// Activation blocks widened per task of [`widen_acts`].
 #[cfg(target_arch = "x86_64")]
-fn widen_acts<'b>(a: &[Q8Block], nb: usize, n: usize, buf: &'b mut UnpackBuf) -> W16Acts<'b> {
+const WIDEN_BLOCKS: usize = 1024;
+
+/// `a`'s codes widened to i16 (`simd::avx2::widen_acts_w16`), in `buf`: once per matmul, in
+/// parallel.
+#[cfg(target_arch = "x86_64")]
+fn widen_acts<'b>(a: &[Q8Block], buf: &'b mut UnpackBuf) -> &'b [u8] {
     use super::simd::avx2;
-    let cb = n * nb * avx2::W16_ACT;
-    let ns = n * nb * 4;
-    let bytes = buf.bytes_mut(cb + 4 * ns);
-    let (codes, sc) = bytes.split_at_mut(cb);
-    // SAFETY: cb is a multiple of 64 from a 64-byte-aligned start: sc is 4-byte aligned and
-    // holds ns floats; f32 has no invalid bit patterns.
-    let sc: &mut [f32] = unsafe { std::slice::from_raw_parts_mut(sc.as_mut_ptr() as *mut f32, ns) };
-    let g = PANEL_NA * nb;
-    let parts: Vec<WidenPart<'_>> = a[..n * nb]
-        .chunks(g)
-        .zip(codes.chunks_mut(g * avx2::W16_ACT))
-        .zip(sc.chunks_mut(g * 4))
-        .map(|((x, c), s)| Mutex::new((x, c, s)))
-        .collect();
+    let cb = a.len() * avx2::W16_ACT;
+    let codes = buf.bytes_mut(cb);
+    let parts: Vec<WidenPart<'_>> =
+        a.chunks(WIDEN_BLOCKS).zip(codes.chunks_mut(WIDEN_BLOCKS * avx2::W16_ACT)).map(Mutex::new).collect();
     par_for(parts.len(), &|i| {
         if let Ok(mut part) = parts[i].lock() {
-            let (src, c, s) = &mut *part;
-            let rows = src.len() / nb.max(1);
+            let (src, c) = &mut *part;
             // SAFETY: the caller runs this on AVX2 (Isa::Avx2); c holds src.len() · W16_ACT bytes.
             unsafe { avx2::widen_acts_w16(src, c.as_mut_ptr()) };
-            for ib in 0..nb {
-                for t in 0..rows {
-                    s[(ib * rows + t) * 4..][..4].fill(src[t * nb + ib].d);
-                }
-            }
         }
     });
     drop(parts);
-    let (codes, sc) = buf.bytes()[..cb + 4 * ns].split_at(cb);
-    // SAFETY: as above; every float written by the tasks.
-    let scales = unsafe { std::slice::from_raw_parts(sc.as_ptr() as *const f32, ns) };
-    W16Acts { codes, scales, nb }
+    &buf.bytes()[..cb]
 }
 
 /// Panels `p0..p1` of a matrix of one of [`W16_TYPES`] against all `n` activation rows on AVX2
@@ -578,6 +603,7 @@ fn unpacked_rows<const NA: usize>(
     pn: &Panels,
     u: &[u8],
     a: &[Q8Block],
+    gs: &[f32],
     nb: usize,
     n: usize,
     t: &mut usize,
@@ -588,13 +614,14 @@ fn unpacked_rows<const NA: usize>(
     while *t + NA <= n {
         use super::simd::{avx2, vnni, vnni512};
         let rows: [&[Q8Block]; NA] = std::array::from_fn(|j| &a[(*t + j) * nb..(*t + j + 1) * nb]);
+        let g = group_at(gs, *t, nb, NA);
         // SAFETY: `u` holds the panel's nb blocks unpacked by this ISA's `unpack4` (the caller
         // checked `unpack_panel` returned true); every row has nb blocks.
         let v = unsafe {
             match isa {
-                Isa::Vnni512 => vnni512::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows),
-                Isa::Vnni => vnni::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows),
-                _ => avx2::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows),
+                Isa::Vnni512 => vnni512::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows, g),
+                Isa::Vnni => vnni::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows, g),
+                _ => avx2::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows, g),
             }
         };
         for (j, vj) in v.iter().enumerate() {
@@ -603,7 +630,7 @@ fn unpacked_rows<const NA: usize>(
         *t += NA;
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (isa, pn, u, a, nb, n, t, set);
+    let _ = (isa, pn, u, a, gs, nb, n, t, y, r);
 }
 
 /// Weight rows per task: at least `MIN_TASK_MACS` multiply-adds, one task per thread.
@@ -702,13 +729,23 @@ fn matmul_q_multi_exact_bits(isa: Isa, ws: &[&QMatrix<'_>], acts: &Acts, seq_row
             && isa == Isa::Avx2
             && matches!((w.panels, acts), (Some(pn), Acts::Q8(_)) if W16_TYPES.contains(&pn.ty) && !pn.biased)
     };
-    // The activations widened once for every panel of every matrix (the buffer lent by this
-    // thread's cache; the matrices share the activations, so their k).
+    // The activations' group scales and (AVX2) widened codes, once for every panel of every
+    // matrix (buffers lent by this thread's cache; the matrices share the activations, so k).
+    let k = ws.first().map_or(0, |w| w.k);
+    let shared = ws.iter().all(|w| w.k == k) && ws.iter().any(|w| w.panels.is_some());
+    let mut gs_buf = GROUP_SCALES.with(|b| b.take());
+    let first = if isa == Isa::Vnni512 { PANEL_NA_512 } else { PANEL_NA };
+    let gs: &[f32] = match acts {
+        Acts::Q8(a) if shared && n >= 2 => group_scales(a, k / QK8, n, first, &mut gs_buf),
+        _ => &[],
+    };
     #[cfg(target_arch = "x86_64")]
     let mut act_buf = ACT_W16.with(|b| b.take());
     #[cfg(target_arch = "x86_64")]
-    let aw = match (acts, ws.iter().find(|w| w16(w))) {
-        (Acts::Q8(a), Some(w)) if ws.iter().all(|v| v.k == w.k) => Some(widen_acts(a, w.k / QK8, n, &mut act_buf)),
+    let aw = match acts {
+        Acts::Q8(a) if shared && ws.iter().any(|w| w16(w)) => {
+            Some(W16Acts { codes: widen_acts(a, &mut act_buf), scales: gs, nb: k / QK8 })
+        }
         _ => None,
     };
     par_for(tasks.len(), &|ci| {
@@ -718,20 +755,23 @@ fn matmul_q_multi_exact_bits(isa: Isa, ws: &[&QMatrix<'_>], acts: &Acts, seq_row
         let aw = aw.as_ref().filter(|_| w16(w));
         #[cfg(not(target_arch = "x86_64"))]
         let aw = None;
-        run_task(isa, w, acts, seq_rows, aw, &ys[wi], r0, nr);
+        run_task(isa, w, acts, gs, seq_rows, aw, &ys[wi], r0, nr);
     });
     #[cfg(target_arch = "x86_64")]
     ACT_W16.with(|b| b.replace(act_buf));
+    GROUP_SCALES.with(|b| b.replace(gs_buf));
     outs
 }
 
 /// Weight rows `r0..r0 + nr` of `w` against every activation row, into `y` (one task of
-/// [`matmul_q_multi`]); `aw`: the activations widened for [`w16_panels`] where `w` takes it.
+/// [`matmul_q_multi`]); `gs`: the activations' [`group_scales`] (empty: none); `aw`: the
+/// activations widened for [`w16_panels`] where `w` takes it.
 #[allow(clippy::too_many_arguments)]
 fn run_task(
     isa: Isa,
     w: &QMatrix<'_>,
     acts: &Acts,
+    gs: &[f32],
     seq_rows: &[u32],
     #[cfg(target_arch = "x86_64")] aw: Option<&W16Acts<'_>>,
     #[cfg(not(target_arch = "x86_64"))] aw: Option<&()>,
@@ -765,10 +805,10 @@ fn run_task(
                     // Many activation rows: the panel unpacked once for all of them.
                     let mut t = 0;
                     if isa == Isa::Vnni512 {
-                        unpacked_rows::<PANEL_NA_512>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, y, r);
+                        unpacked_rows::<PANEL_NA_512>(isa, pn, ubuf.bytes(), a, gs, nb, n, &mut t, y, r);
                     }
-                    unpacked_rows::<PANEL_NA>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, y, r);
-                    unpacked_rows::<1>(isa, pn, ubuf.bytes(), a, nb, n, &mut t, y, r);
+                    unpacked_rows::<PANEL_NA>(isa, pn, ubuf.bytes(), a, gs, nb, n, &mut t, y, r);
+                    unpacked_rows::<1>(isa, pn, ubuf.bytes(), a, gs, nb, n, &mut t, y, r);
                     g += PR;
                     continue;
                 }
@@ -776,9 +816,9 @@ fn run_task(
                 // for all of them (the same values as one at a time).
                 let mut t = 0;
                 if isa == Isa::Vnni512 {
-                    panel_rows::<PANEL_NA_512>(isa, pn, p, a, nb, n, &mut t, y, r);
+                    panel_rows::<PANEL_NA_512>(isa, pn, p, a, gs, nb, n, &mut t, y, r);
                 }
-                panel_rows::<PANEL_NA>(isa, pn, p, a, nb, n, &mut t, y, r);
+                panel_rows::<PANEL_NA>(isa, pn, p, a, gs, nb, n, &mut t, y, r);
                 for t in t..n {
                     panel_dot(isa, pn, p, &a[t * nb..(t + 1) * nb], &mut tmp);
                     y.set_run(t, r, &tmp);

@@ -330,6 +330,7 @@ macro_rules! kernels {
                 dw: impl Fn(usize) -> __m128,
                 blk: impl Fn(usize) -> (__m128, __m128, [__m256i; 4]),
                 a: &[&[Q8Block]; NA],
+                gs: *const f32,
             ) -> [[f32; 4]; NA] {
                 let mut acc = [[_mm256_setzero_ps(); 4]; NA];
                 let mut summs = [_mm_setzero_ps(); NA];
@@ -352,6 +353,20 @@ macro_rules! kernels {
                     let run = (if NA == 1 { 1 } else { SCALE_RUN }).min(nb - ib0);
                     for j in 0..run {
                         let d = dw(ib0 + j);
+                        if NA % 2 == 0 && !gs.is_null() {
+                            // Two rows' 4 products a multiply: [dw ×2] · [d_t ×4, d_t+1 ×4] from
+                            // the group scales (dense: no activation block touched here).
+                            let d2 = _mm256_set_m128(d, d);
+                            for h in 0..NA / 2 {
+                                // SAFETY: gs holds nb · NA · 4 floats (the caller's contract);
+                                // 8 floats inside dsl (j < SCALE_RUN, 2h + 1 < NA).
+                                unsafe {
+                                    let y = _mm256_loadu_ps(gs.add(((ib0 + j) * NA + 2 * h) * 4));
+                                    _mm256_storeu_ps(dsp.add(at(j, 2 * h, 0)), _mm256_mul_ps(d2, y));
+                                }
+                            }
+                            continue;
+                        }
                         for t in 0..NA {
                             // SAFETY: every a[t] has nb blocks (the caller's contract); 4 floats
                             // inside dsl (j < SCALE_RUN, t < NA).
@@ -426,6 +441,7 @@ macro_rules! kernels {
             unsafe fn panel<const PBS: usize, const KIND: u8, const NA: usize>(
                 p: *const u8,
                 a: &[&[Q8Block]; NA],
+                gs: *const f32,
             ) -> [[f32; 4]; NA] {
                 let pf = super::prefetch_distance();
                 let blk = |ib: usize| {
@@ -445,7 +461,7 @@ macro_rules! kernels {
                 // SAFETY: as blk, the scales alone.
                 let dw = |ib: usize| unsafe { _mm_cvtph_ps(_mm_loadl_epi64(p.add(ib * PBS) as *const __m128i)) };
                 // SAFETY: forwarded.
-                unsafe { panel_core::<KIND, NA>(a[0].len(), dw, blk, a) }
+                unsafe { panel_core::<KIND, NA>(a[0].len(), dw, blk, a, gs) }
             }
 
             /// Bytes of one block of an unpacked panel ([`unpack4`]): 4 scales, 4 mins (f32),
@@ -471,7 +487,11 @@ macro_rules! kernels {
 
             #[inline]
             #[target_feature(enable = $feat)]
-            unsafe fn unpacked<const KIND: u8, const NA: usize>(u: *const u8, a: &[&[Q8Block]; NA]) -> [[f32; 4]; NA] {
+            unsafe fn unpacked<const KIND: u8, const NA: usize>(
+                u: *const u8,
+                a: &[&[Q8Block]; NA],
+                gs: *const f32,
+            ) -> [[f32; 4]; NA] {
                 let blk = |ib: usize| {
                     // SAFETY: the caller's contract: a[t].len() unpacked blocks at u.
                     unsafe {
@@ -483,7 +503,7 @@ macro_rules! kernels {
                 // SAFETY: as blk, the scales alone.
                 let dw = |ib: usize| unsafe { _mm_loadu_ps(u.add(ib * UNPACKED_BLOCK) as *const f32) };
                 // SAFETY: forwarded.
-                unsafe { panel_core::<KIND, NA>(a[0].len(), dw, blk, a) }
+                unsafe { panel_core::<KIND, NA>(a[0].len(), dw, blk, a, gs) }
             }
 
             /// Unpack `nb` blocks of a panel of `ty` (`q8`: how Q8_0 codes are stored) to
@@ -516,26 +536,28 @@ macro_rules! kernels {
             ///
             /// # Safety
             /// The CPU has this module's features; `u` points at `a[t].len()` unpacked blocks of
-            /// `ty` (the same `q8`), the same length for every `t`.
+            /// `ty` (the same `q8`), the same length for every `t`; `gs` is null or points at the
+            /// rows' group scales (`nb · NA · 4` floats, see [`panel4n`]).
             #[target_feature(enable = $feat)]
             pub unsafe fn unpacked4n<const NA: usize>(
                 ty: crate::gguf::GgmlType,
                 q8: Q8Codes,
                 u: *const u8,
                 a: &[&[Q8Block]; NA],
+                gs: *const f32,
             ) -> [[f32; 4]; NA] {
                 use crate::gguf::GgmlType as T;
                 // SAFETY: forwarded.
                 unsafe {
                     match ty {
-                        T::Q4_0 => unpacked::<0, NA>(u, a),
-                        T::Q4_1 => unpacked::<1, NA>(u, a),
-                        T::Q5_0 => unpacked::<2, NA>(u, a),
-                        T::Q5_1 => unpacked::<3, NA>(u, a),
+                        T::Q4_0 => unpacked::<0, NA>(u, a, gs),
+                        T::Q4_1 => unpacked::<1, NA>(u, a, gs),
+                        T::Q5_0 => unpacked::<2, NA>(u, a, gs),
+                        T::Q5_1 => unpacked::<3, NA>(u, a, gs),
                         _ => match q8 {
-                            Q8Codes::Biased => unpacked::<4, NA>(u, a),
-                            Q8Codes::Signed => unpacked::<5, NA>(u, a),
-                            Q8Codes::SignedNoMin => unpacked::<6, NA>(u, a),
+                            Q8Codes::Biased => unpacked::<4, NA>(u, a, gs),
+                            Q8Codes::Signed => unpacked::<5, NA>(u, a, gs),
+                            Q8Codes::SignedNoMin => unpacked::<6, NA>(u, a, gs),
                         },
                     }
                 }
@@ -543,30 +565,34 @@ macro_rules! kernels {
 
             /// The panel kernel for `ty` (see `panel.rs`; `q8`: how Q8_0 codes are stored) against
             /// `NA` activation rows at once (the panel's blocks unpacked once for all of them;
-            /// each row's results are the same whatever `NA` is).
+            /// each row's results are the same whatever `NA` is). `gs`: null, or the rows'
+            /// group scales — per block, each row's `y.d` 4 times (`matmul::group_scales`) — from
+            /// which an even `NA` takes two rows' scale products a multiply (the same products).
             ///
             /// # Safety
             /// The CPU has this module's features; `p` points at a whole panel of `a[t].len()`
-            /// blocks of `ty`, the same for every `t`.
+            /// blocks of `ty`, the same for every `t`; `gs` is null or points at `nb · NA · 4`
+            /// floats, the rows' group scales.
             #[target_feature(enable = $feat)]
             pub unsafe fn panel4n<const NA: usize>(
                 ty: crate::gguf::GgmlType,
                 q8: Q8Codes,
                 p: *const u8,
                 a: &[&[Q8Block]; NA],
+                gs: *const f32,
             ) -> [[f32; 4]; NA] {
                 use crate::gguf::GgmlType as T;
                 // SAFETY: forwarded.
                 unsafe {
                     match ty {
-                        T::Q4_0 => panel::<72, 0, NA>(p, a),
-                        T::Q4_1 => panel::<80, 1, NA>(p, a),
-                        T::Q5_0 => panel::<88, 2, NA>(p, a),
-                        T::Q5_1 => panel::<96, 3, NA>(p, a),
+                        T::Q4_0 => panel::<72, 0, NA>(p, a, gs),
+                        T::Q4_1 => panel::<80, 1, NA>(p, a, gs),
+                        T::Q5_0 => panel::<88, 2, NA>(p, a, gs),
+                        T::Q5_1 => panel::<96, 3, NA>(p, a, gs),
                         _ => match q8 {
-                            Q8Codes::Biased => panel::<136, 4, NA>(p, a),
-                            Q8Codes::Signed => panel::<136, 5, NA>(p, a),
-                            Q8Codes::SignedNoMin => panel::<136, 6, NA>(p, a),
+                            Q8Codes::Biased => panel::<136, 4, NA>(p, a, gs),
+                            Q8Codes::Signed => panel::<136, 5, NA>(p, a, gs),
+                            Q8Codes::SignedNoMin => panel::<136, 6, NA>(p, a, gs),
                         },
                     }
                 }
