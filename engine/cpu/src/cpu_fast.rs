@@ -236,6 +236,19 @@ fn par_rows(out: &mut [f32], cols: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)
     });
 }
 
+/// [`par_rows`] on a copy of `src` made in the same parallel pass (each task copies its own rows
+/// first): no serial copy on the calling thread while the others wait.
+fn par_rows_copy(src: &[f32], cols: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) -> Vec<f32> {
+    // Every element is written (copied) below.
+    let mut out = arena::take_for_overwrite(src.len());
+    let c = cols.max(1);
+    par_rows(&mut out, cols, &|r0, o| {
+        o.copy_from_slice(&src[r0 * c..][..o.len()]);
+        f(r0, o);
+    });
+    out
+}
+
 /// ggml's `ggml_vec_gelu_f32` (GGML_GELU_FP16): 0 below -10, identity above 10, else the table.
 fn gelu(x: f32, table: &[u16]) -> f32 {
     if x <= -10.0 {
@@ -549,10 +562,9 @@ impl Ops for CpuFast {
     }
 
     fn rms_norm(&self, x: &FastTensor, eps: f32) -> Result<FastTensor> {
-        let mut data = arena::copy_of(&x.f32s());
         let cols = x.cols.max(1);
         let simd = self.simd();
-        par_rows(&mut data, cols, &|_, rows| {
+        let data = par_rows_copy(&x.f32s(), cols, &|_, rows| {
             let norm = |row: &mut [f32], sum: f64| {
                 let mean = (sum / row.len() as f64) as f32;
                 let scale = 1.0 / (mean + eps).sqrt();
@@ -606,8 +618,7 @@ impl Ops for CpuFast {
 
     fn mul_row(&self, x: &FastTensor, w: &FastWeight) -> Result<FastTensor> {
         self.one_d("mul_row", w, x.cols)?;
-        let mut data = arena::copy_of(&x.f32s());
-        par_rows(&mut data, x.cols, &|_, rows| broadcast_row(rows, x.cols, &w.f32, |v, g| *v *= g));
+        let data = par_rows_copy(&x.f32s(), x.cols, &|_, rows| broadcast_row(rows, x.cols, &w.f32, |v, g| *v *= g));
         Ok(FastTensor::new(x.rows, x.cols, data))
     }
 
@@ -623,7 +634,8 @@ impl Ops for CpuFast {
             return Err(shape_err("add", format!("[{}, {}] + [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
         }
         let (av, bv) = (a.f32s(), b.f32s());
-        let mut data = arena::take(av.len());
+        // Every element is written below.
+        let mut data = arena::take_for_overwrite(av.len());
         par_rows(&mut data, a.cols, &|r0, o| {
             let at = r0 * a.cols.max(1);
             for ((o, &x), &y) in o.iter_mut().zip(&av[at..]).zip(&bv[at..]) {
@@ -695,13 +707,12 @@ impl Ops for CpuFast {
         let pos = &b.rows.pos[..];
         p.check_shapes((x.rows, x.cols), n_head, head_dim, pos.len())?;
         let half = p.n_rot / 2;
-        let mut data = arena::copy_of(&x.f32s());
         let theta_scale = p.freq_base.powf(-2.0 / p.n_rot as f32);
         let corr = p.yarn.map(|y| y.corr_dims(p.n_rot, p.freq_base));
         let neox_fault = p.style == RopeStyle::Neox && crate::faults::active(crate::faults::Fault::FastRopeNeox);
         let simd = self.simd();
         // Rows are independent (each its own angle cache): split over the team for a batch.
-        par_rows(&mut data, x.cols, &|r0, rows| {
+        let data = par_rows_copy(&x.f32s(), x.cols, &|r0, rows| {
             let mut cache = vec![(0f32, 0f32); half];
             for (i, row) in rows.chunks_mut(x.cols.max(1)).enumerate() {
                 let ps = pos[r0 + i];
@@ -866,7 +877,8 @@ impl Ops for CpuFast {
         let (g, u) = (gate.f32s(), up.f32s());
         let data = match act {
             Act::Silu => {
-                let mut out = arena::take(g.len());
+                // Every element is written below.
+                let mut out = arena::take_for_overwrite(g.len());
                 let cols = gate.cols.max(1);
                 let (simd, lanes) = (self.simd(), simd::f32_lanes());
                 par_rows(&mut out, cols, &|r0, o| {
@@ -891,7 +903,8 @@ impl Ops for CpuFast {
             }
             Act::Gelu => {
                 let t = gelu_table();
-                let mut out = arena::take(g.len());
+                // Every element is written below.
+                let mut out = arena::take_for_overwrite(g.len());
                 let simd = self.simd();
                 par_rows(&mut out, gate.cols, &|r0, o| {
                     let (g, u) = (&g[r0 * gate.cols..][..o.len()], &u[r0 * gate.cols..][..o.len()]);

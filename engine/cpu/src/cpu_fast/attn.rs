@@ -484,7 +484,8 @@ pub fn attention_sinks(
         (0..p.n_head).map(head).collect()
     };
     let cols = p.n_head * vd;
-    let mut data = crate::arena::take(n_q * cols);
+    // Every element is written below (each head its columns of every row).
+    let mut data = crate::arena::take_for_overwrite(n_q * cols);
     for (h, hv) in heads.iter().enumerate() {
         for i in 0..n_q {
             data[i * cols + h * vd..i * cols + (h + 1) * vd].copy_from_slice(&hv[i * vd..(i + 1) * vd]);
