@@ -458,6 +458,8 @@ struct W16Bufs {
     pairs: Vec<W16State<PANEL_NA>>,
     /// Accumulators of the odd last activation row: [panel of the task].
     odd: Vec<W16State<1>>,
+    /// One panel's outputs, a pair of activation rows each.
+    fin: Vec<[[f32; 4]; PANEL_NA]>,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -541,6 +543,7 @@ fn w16_group(pn: &Panels, p0: usize, p1: usize, aw: &W16Acts<'_>, n: usize, y: &
     // Not cleared: `w16_blocks` starts from zero at block 0.
     bufs.pairs.resize(np * pairs, [[[0f32; 8]; 4]; PANEL_NA]);
     bufs.odd.resize(np, [[[0f32; 8]; 4]; 1]);
+    bufs.fin.resize(pairs, [[0f32; 4]; PANEL_NA]);
     let wrow = |t: usize| aw.codes[t * nb * avx2::W16_ACT..].as_ptr();
     // Row t's group scales (t even: its pair's; the odd last row: its own).
     let srow = |t: usize| aw.scales[t * nb * 4..].as_ptr();
@@ -568,31 +571,29 @@ fn w16_group(pn: &Panels, p0: usize, p1: usize, aw: &W16Acts<'_>, n: usize, y: &
                 for line in next.unwrap_or_default().chunks(64) {
                     std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr() as *const i8);
                 }
-                for (g, st) in st.iter_mut().enumerate() {
-                    let t = g * PANEL_NA;
-                    avx2::w16_blocks(u, &[wrow(t), wrow(t + 1)], srow(t), c0, c1, st);
-                }
+                // The last chunk reduces the pairs' accumulators into `fin` at once.
+                let fin = if c1 == nb { bufs.fin.as_mut_ptr() } else { std::ptr::null_mut() };
+                let row = nb * avx2::W16_ACT;
+                avx2::w16_pairs(u, wrow(0), row, srow(0), nb, pairs, c0, c1, st.as_mut_ptr(), fin);
                 if odd {
                     avx2::w16_blocks(u, &[wrow(n - 1)], srow(n - 1), c0, c1, &mut bufs.odd[p - p0]);
                 }
             }
-        }
-        c0 = c1;
-    }
-    for p in p0..p1 {
-        let r = p * PR;
-        for (g, st) in bufs.pairs[(p - p0) * pairs..(p - p0 + 1) * pairs].iter().enumerate() {
-            // SAFETY: as above (AVX2).
-            let v = unsafe { avx2::w16_finish(st) };
-            for (j, vj) in v.iter().enumerate() {
-                y.set_run(g * PANEL_NA + j, r, vj);
+            if c1 == nb {
+                let r = p * PR;
+                for (g, v) in bufs.fin[..pairs].iter().enumerate() {
+                    for (j, vj) in v.iter().enumerate() {
+                        y.set_run(g * PANEL_NA + j, r, vj);
+                    }
+                }
+                if odd {
+                    // SAFETY: as above (AVX2).
+                    let [v] = unsafe { avx2::w16_finish(&bufs.odd[p - p0]) };
+                    y.set_run(n - 1, r, &v);
+                }
             }
         }
-        if odd {
-            // SAFETY: as above (AVX2).
-            let [v] = unsafe { avx2::w16_finish(&bufs.odd[p - p0]) };
-            y.set_run(n - 1, r, &v);
-        }
+        c0 = c1;
     }
 }
 

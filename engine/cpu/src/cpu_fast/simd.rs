@@ -702,6 +702,7 @@ macro_rules! kernels {
             /// # Safety
             /// The CPU has this module's features; `u` points at `ib1 − ib0` widened blocks,
             /// every `yw[t]` at `ib1` widened blocks, `ys` at `ib1 · NA · 4` floats.
+            #[inline]
             #[target_feature(enable = $feat)]
             pub unsafe fn w16_blocks<const NA: usize>(
                 u: *const u8,
@@ -775,8 +776,45 @@ macro_rules! kernels {
                 }
             }
 
+            /// [`w16_blocks`] for `pairs` consecutive pairs of activation rows in one call: pair
+            /// `g` is rows `2g`, `2g + 1` (their codes from `yw0`, `row` bytes a row; their group
+            /// scales from `ys0`, `nb · 8` floats a pair), its accumulators `state[g]`. Where
+            /// `fin` is not null (this chunk ends the rows), each pair's outputs are reduced
+            /// ([`w16_finish`]) into `fin[g]` at once, from the accumulators just computed.
+            ///
+            /// # Safety
+            /// As [`w16_blocks`] for every pair; `state` points at `pairs` accumulator sets,
+            /// `fin` (if not null) at `pairs` writable outputs.
+            #[allow(clippy::too_many_arguments)]
+            #[target_feature(enable = $feat)]
+            pub unsafe fn w16_pairs(
+                u: *const u8,
+                yw0: *const u8,
+                row: usize,
+                ys0: *const f32,
+                nb: usize,
+                pairs: usize,
+                ib0: usize,
+                ib1: usize,
+                state: *mut [[[f32; 8]; 4]; 2],
+                fin: *mut [[f32; 4]; 2],
+            ) {
+                for g in 0..pairs {
+                    let t = 2 * g;
+                    // SAFETY: the caller's contract.
+                    unsafe {
+                        let st = &mut *state.add(g);
+                        w16_blocks::<2>(u, &[yw0.add(t * row), yw0.add((t + 1) * row)], ys0.add(t * nb * 4), ib0, ib1, st);
+                        if !fin.is_null() {
+                            *fin.add(g) = w16_finish(st);
+                        }
+                    }
+                }
+            }
+
             /// The 4 outputs of each activation row from [`w16_blocks`]'s accumulators (the
             /// reduction of [`panel_core`]).
+            #[inline]
             #[target_feature(enable = $feat)]
             pub fn w16_finish<const NA: usize>(state: &[[[f32; 8]; 4]; NA]) -> [[f32; 4]; NA] {
                 // SAFETY: 8 floats each.
