@@ -2,11 +2,13 @@
 //! (Q8_0/Q8_1 for the 32-element types, Q8_K for the k-quants, F16/BF16 for half weights), then
 //! every output is a block dot product ([`super::dot`] scalar reference, [`super::simd`] AVX2).
 //!
-//! Threading: the team of `pool.rs` over blocks of weight rows. A task owns `rows_per_task` consecutive weight
-//! rows and computes them for every input row (a group of 4 weight rows stays in L1 while the
-//! input rows stream past), so the result does not depend on the thread count. For batch-1
-//! decode the matmul is memory-bound: tasks are large (a few per thread) to keep the scheduling
-//! overhead small.
+//! Threading: the team of `pool.rs` over blocks of weight rows. A task owns consecutive weight
+//! rows (`task_rows`) and computes them for every input row (a group of 4 weight rows stays in
+//! L1 while the input rows stream past), so the result does not depend on the thread count. For
+//! batch-1 decode the matmul is memory-bound: one contiguous block a thread. A batch is
+//! compute-bound: guided tasks (shrinking toward the end) so neither thread waits long for the
+//! other. Several matrices of one input (q, k, v; gate, up) share one parallel loop
+//! (`matmul_q_multi`).
 
 use std::sync::Mutex;
 
