@@ -113,6 +113,18 @@ impl FastWeight {
         self.ty.row_bytes(self.ne0 as u64).map_or(0, |b| b as usize)
     }
 
+    /// The quantized matrix as the matmul kernels take it.
+    fn qmatrix(&self) -> QMatrix<'_> {
+        QMatrix {
+            ty: self.ty,
+            k: self.ne0,
+            m: self.rows,
+            row_bytes: self.row_bytes(),
+            data: &self.raw,
+            panels: self.panels.as_ref(),
+        }
+    }
+
     /// The weight's GGUF bytes: repacked for the SIMD kernels where that applies (`panels`,
     /// AVX2 present, a 32-element type), else kept as they are.
     fn with_bytes(mut self, bytes: &[u8], panels: bool) -> Self {
@@ -287,17 +299,7 @@ impl CpuFast {
             return Err(shape_err("matmul", format!("{} row groups for {} rows", g.len(), x.rows)));
         }
         let acts = quantize_acts(kind, &x.f32s(), x.cols);
-        let qms: Vec<QMatrix<'_>> = ws
-            .iter()
-            .map(|w| QMatrix {
-                ty: w.ty,
-                k: w.ne0,
-                m: w.rows,
-                row_bytes: w.row_bytes(),
-                data: &w.raw,
-                panels: w.panels.as_ref(),
-            })
-            .collect();
+        let qms: Vec<QMatrix<'_>> = ws.iter().map(|w| w.qmatrix()).collect();
         let refs: Vec<&QMatrix<'_>> = qms.iter().collect();
         let outs = matmul::matmul_q_multi(isa(), &refs, &acts, &g.seq_rows);
         Ok(outs.into_iter().zip(ws).map(|(d, w)| FastTensor::new(x.rows, w.rows, d)).collect())
@@ -665,8 +667,7 @@ impl Ops for CpuFast {
         } else {
             let kind = act_kind(w.ty).unwrap_or(ActKind::F32);
             let acts = quantize_acts(kind, &xs, k);
-            let qm = QMatrix { ty: w.ty, k, m, row_bytes: w.row_bytes(), data: &w.raw, panels: w.panels.as_ref() };
-            matmul::matmul_q(isa(), &qm, &acts, &g.seq_rows)
+            matmul::matmul_q(isa(), &w.qmatrix(), &acts, &g.seq_rows)
         };
         Ok(FastTensor::new(n, m, data))
     }

@@ -739,7 +739,8 @@ fn matmul_q_multi_exact_bits(isa: Isa, ws: &[&QMatrix<'_>], acts: &Acts, seq_row
     let mut gs_buf = GROUP_SCALES.with(|b| b.take());
     let first = if isa == Isa::Vnni512 { PANEL_NA_512 } else { PANEL_NA };
     let gs: &[f32] = match acts {
-        Acts::Q8(a) if shared && n >= 2 => group_scales(a, k / QK8, n, first, &mut gs_buf),
+        // Only the SIMD panel kernels read them.
+        Acts::Q8(a) if shared && n >= 2 && isa != Isa::Scalar => group_scales(a, k / QK8, n, first, &mut gs_buf),
         _ => &[],
     };
     #[cfg(target_arch = "x86_64")]
