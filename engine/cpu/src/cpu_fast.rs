@@ -29,6 +29,7 @@ pub mod ktile;
 pub mod matmul;
 pub mod panel;
 pub mod pool;
+pub mod q8_asm512;
 pub mod simd;
 
 use std::borrow::Cow;

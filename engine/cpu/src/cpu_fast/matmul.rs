@@ -343,6 +343,12 @@ fn panel_dot_n<const NA: usize>(
         // SAFETY: the CPU has the module's features (Isa::detect); the panel holds the blocks of
         // every a[t] (checked when the weight was loaded; the caller slices the rows so).
         let v = match isa {
+            // The batch case that dominates Q8_0 prefill, in assembly (the same bits).
+            Isa::Vnni512 if NA == 4 && pn.ty == GgmlType::Q8_0 && pn.biased && !gs.is_null() => {
+                let a4: [&[Q8Block]; 4] = std::array::from_fn(|t| a[t]);
+                let v = unsafe { super::q8_asm512::q8_biased_4x4(bytes.as_ptr(), &a4, gs) };
+                Some(std::array::from_fn(|t| v[t]))
+            }
             Isa::Vnni512 => Some(unsafe { super::simd::vnni512::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a, gs) }),
             Isa::Vnni => Some(unsafe { super::simd::vnni::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a, gs) }),
             Isa::Avx2 if !pn.biased => {
