@@ -28,8 +28,8 @@ pub mod dot;
 pub mod ktile;
 pub mod matmul;
 pub mod panel;
+pub mod panel_asm512;
 pub mod pool;
-pub mod q8_asm512;
 pub mod simd;
 
 use std::borrow::Cow;

@@ -346,7 +346,7 @@ fn panel_dot_n<const NA: usize>(
             // The batch case that dominates Q8_0 prefill, in assembly (the same bits).
             Isa::Vnni512 if NA == 4 && pn.ty == GgmlType::Q8_0 && pn.biased && !gs.is_null() => {
                 let a4: [&[Q8Block]; 4] = std::array::from_fn(|t| a[t]);
-                let v = unsafe { super::q8_asm512::q8_biased_4x4(bytes.as_ptr(), &a4, gs) };
+                let v = unsafe { super::panel_asm512::q8_biased_4x4(bytes.as_ptr(), &a4, gs) };
                 Some(std::array::from_fn(|t| v[t]))
             }
             Isa::Vnni512 => Some(unsafe { super::simd::vnni512::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a, gs) }),
@@ -628,6 +628,12 @@ fn unpacked_rows<const NA: usize>(
         // checked `unpack_panel` returned true); every row has nb blocks.
         let v = unsafe {
             match isa {
+                // The batch case that dominates Q4_0 / Q5_0 prefill, in assembly (the same bits).
+                Isa::Vnni512 if NA == 4 && matches!(pn.ty, GgmlType::Q4_0 | GgmlType::Q5_0) && !g.is_null() => {
+                    let a4: [&[Q8Block]; 4] = std::array::from_fn(|t| rows[t]);
+                    let v = super::panel_asm512::unpacked_4x4(pn.ty, u.as_ptr(), &a4, g);
+                    std::array::from_fn(|t| v[t])
+                }
                 Isa::Vnni512 => vnni512::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows, g),
                 Isa::Vnni => vnni::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows, g),
                 _ => avx2::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows, g),

@@ -1,0 +1,394 @@
+//! The hottest batch kernels of the AVX-512 tier in hand-scheduled assembly: 4 weight rows
+//! (a panel) against 4 activation rows with the rows' group scales (`matmul::group_scales`),
+//! for a Q8_0 panel stored `+ 128` (`Q8Codes::Biased`: [`q8_biased_4x4`], the Qwen-shape file's
+//! prefill) and for Q4_0 / Q5_0 panels unpacked once per batch ([`unpacked_4x4`]: most of
+//! gemma-3's). Each is `simd::vnni512::panel4n::<4>` / `unpacked4n::<4>` for its case, with the
+//! same operations on every (weight row, activation row) pair in the same order, so the same
+//! bits (tested against the row kernels in `tests.rs`, and with llama.cpp by `--bits`):
+//!
+//! - per block and activation row `t`, the correction `−off · Σy` per lane (`off`: the codes'
+//!   offset, 128 / 8 / 16; here one `vpdpbusd` of the byte `off` with the codes instead of Σy
+//!   shifted: the same integers);
+//! - per pair, the lanes `vpdpbusd(correction, codes, y)`, converted, then one FMA into the
+//!   pair's 8 accumulators by the scale product `d_w · d_y` (computed ahead, by runs of
+//!   `SCALE_RUN` blocks, as `panel_core` does);
+//! - at the end the same horizontal sum of each pair's 8 lanes.
+//!
+//! Why assembly: the compiler keeps each row's correction chain (a `vpdpbusd`, then the
+//! negation) in line with the products that start from it, and the out-of-order window does not
+//! hide it. Here the next block's codes, activation codes and corrections are loaded and
+//! computed while this block's products run (software-pipelined by one block), the products
+//! take two temporaries in turn, and all 32 vector registers are assigned by hand. A C replica
+//! of the Q8_0 loop (Zen 4 host, one thread, same data): 1.95 → 2.37 G pairs/s
+//! (`docs/perf/NOTES.md`, stop 29).
+//!
+//! Registers: ymm0–15 the 16 pairs' accumulators (pair `(t, r)` in `4t + r`), ymm16–19 the
+//! block's 4 weight rows, ymm20/28/29/30 the 4 activation rows' codes, ymm21/31/22/23 their
+//! corrections, ymm24–25 the product temporaries, ymm26 the byte `off` everywhere, ymm27 zero.
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::asm;
+use std::arch::x86_64::*;
+
+use super::act::Q8Block;
+use crate::gguf::GgmlType;
+
+/// Blocks whose scale products are computed ahead of their integer products (as `panel_core`).
+const SCALE_RUN: usize = 32;
+
+/// One activation row's codes (`{qy}`) and correction (`{nc}`) for the block at `a` + `off`:
+/// `nc = 0 − Σ 128 · y` per lane.
+macro_rules! corr {
+    ($a:literal, $off:literal, $qy:literal, $nc:literal) => {
+        concat!(
+            "vmovdqu64 ",
+            $off,
+            "({",
+            $a,
+            "}), %ymm",
+            $qy,
+            "\n",
+            "vpxord %ymm",
+            $nc,
+            ", %ymm",
+            $nc,
+            ", %ymm",
+            $nc,
+            "\n",
+            "vpdpbusd %ymm",
+            $qy,
+            ", %ymm26, %ymm",
+            $nc,
+            "\n",
+            "vpsubd %ymm",
+            $nc,
+            ", %ymm27, %ymm",
+            $nc,
+            "\n",
+        )
+    };
+}
+
+/// The pair (activation row with codes `$qy` and correction `$nc`, weight row in `$w`): lanes
+/// from the correction, converted, one FMA into accumulator `$acc` by the scale at byte `$ds` of
+/// the block's scale products; `$tmp` a temporary.
+macro_rules! pair {
+    ($qy:literal, $nc:literal, $w:literal, $tmp:literal, $ds:literal, $acc:literal) => {
+        concat!(
+            "vmovdqa64 %ymm",
+            $nc,
+            ", %ymm",
+            $tmp,
+            "\n",
+            "vpdpbusd %ymm",
+            $qy,
+            ", %ymm",
+            $w,
+            ", %ymm",
+            $tmp,
+            "\n",
+            "vcvtdq2ps %ymm",
+            $tmp,
+            ", %ymm",
+            $tmp,
+            "\n",
+            "vfmadd231ps ",
+            $ds,
+            "({ds}){{1to8}}, %ymm",
+            $tmp,
+            ", %ymm",
+            $acc,
+            "\n",
+        )
+    };
+}
+
+/// The 4 pairs of one activation row (codes `$qy`, correction `$nc`, scale products from byte
+/// `$ds`, accumulators `$a0..$a3`) with the block's 4 weight rows.
+macro_rules! row {
+    ($qy:literal, $nc:literal, $ds0:literal, $ds1:literal, $ds2:literal, $ds3:literal,
+     $a0:literal, $a1:literal, $a2:literal, $a3:literal) => {
+        concat!(
+            pair!($qy, $nc, "16", "24", $ds0, $a0),
+            pair!($qy, $nc, "17", "25", $ds1, $a1),
+            pair!($qy, $nc, "18", "24", $ds2, $a2),
+            pair!($qy, $nc, "19", "25", $ds3, $a3),
+        )
+    };
+}
+
+/// Blocks `0..n` of one run: `{w}`, `{a0}`..`{a3}`, `{ds}`, `{pf}` at block 0, accumulators in
+/// ymm0–15, ymm26/27 set. A block is `$bs` bytes with its 4 rows' codes at `$c0`..`$c3` (the
+/// next block's at `$n0`..`$n3`); `$pf`: the prefetch of the block `{pf}` points at (or
+/// nothing). The last block is peeled: it reads nothing past block `n − 1`.
+macro_rules! run_body {
+    ($bs:literal, $c0:literal, $c1:literal, $c2:literal, $c3:literal,
+     $n0:literal, $n1:literal, $n2:literal, $n3:literal, $pf:literal) => {
+        concat!(
+            // Block 0's codes and corrections.
+            "vmovdqu64 ",
+            $c0,
+            "({w}), %ymm16\n",
+            "vmovdqu64 ",
+            $c1,
+            "({w}), %ymm17\n",
+            "vmovdqu64 ",
+            $c2,
+            "({w}), %ymm18\n",
+            "vmovdqu64 ",
+            $c3,
+            "({w}), %ymm19\n",
+            corr!("a0", "8", "20", "21"),
+            corr!("a1", "8", "28", "31"),
+            corr!("a2", "8", "29", "22"),
+            corr!("a3", "8", "30", "23"),
+            "dec {n}\n",
+            "jz 3f\n",
+            "2:\n",
+            $pf,
+            // Each row's pairs, then that row's codes and correction for the next block
+            // (its registers are free once its products are issued).
+            row!("20", "21", "0", "4", "8", "12", "0", "1", "2", "3"),
+            corr!("a0", "48", "20", "21"),
+            row!("28", "31", "16", "20", "24", "28", "4", "5", "6", "7"),
+            corr!("a1", "48", "28", "31"),
+            row!("29", "22", "32", "36", "40", "44", "8", "9", "10", "11"),
+            corr!("a2", "48", "29", "22"),
+            row!("30", "23", "48", "52", "56", "60", "12", "13", "14", "15"),
+            corr!("a3", "48", "30", "23"),
+            "vmovdqu64 ",
+            $n0,
+            "({w}), %ymm16\n",
+            "vmovdqu64 ",
+            $n1,
+            "({w}), %ymm17\n",
+            "vmovdqu64 ",
+            $n2,
+            "({w}), %ymm18\n",
+            "vmovdqu64 ",
+            $n3,
+            "({w}), %ymm19\n",
+            "add $",
+            $bs,
+            ", {w}\n",
+            "add $",
+            $bs,
+            ", {pf}\n",
+            "add $40, {a0}\n",
+            "add $40, {a1}\n",
+            "add $40, {a2}\n",
+            "add $40, {a3}\n",
+            "add $64, {ds}\n",
+            "dec {n}\n",
+            "jnz 2b\n",
+            "3:\n",
+            $pf,
+            row!("20", "21", "0", "4", "8", "12", "0", "1", "2", "3"),
+            row!("28", "31", "16", "20", "24", "28", "4", "5", "6", "7"),
+            row!("29", "22", "32", "36", "40", "44", "8", "9", "10", "11"),
+            row!("30", "23", "48", "52", "56", "60", "12", "13", "14", "15"),
+        )
+    };
+}
+
+/// One run through [`run_body`] (its layout arguments `$layout`), the accumulators loaded from
+/// and stored back to `$acc`; `$c` the correction byte (the codes' offset) in all 4 bytes.
+macro_rules! asm_run {
+    ($acc:expr, $c:expr, $w:expr, $pf:expr, $a:expr, $ib0:expr, $ds:expr, $run:expr, $($layout:tt)*) => {
+        asm!(
+            "vmovups 0({acc}), %ymm0",
+            "vmovups 32({acc}), %ymm1",
+            "vmovups 64({acc}), %ymm2",
+            "vmovups 96({acc}), %ymm3",
+            "vmovups 128({acc}), %ymm4",
+            "vmovups 160({acc}), %ymm5",
+            "vmovups 192({acc}), %ymm6",
+            "vmovups 224({acc}), %ymm7",
+            "vmovups 256({acc}), %ymm8",
+            "vmovups 288({acc}), %ymm9",
+            "vmovups 320({acc}), %ymm10",
+            "vmovups 352({acc}), %ymm11",
+            "vmovups 384({acc}), %ymm12",
+            "vmovups 416({acc}), %ymm13",
+            "vmovups 448({acc}), %ymm14",
+            "vmovups 480({acc}), %ymm15",
+            "vpbroadcastd {c:e}, %ymm26",
+            "vpxord %ymm27, %ymm27, %ymm27",
+            run_body!($($layout)*),
+            "vmovups %ymm0, 0({acc})",
+            "vmovups %ymm1, 32({acc})",
+            "vmovups %ymm2, 64({acc})",
+            "vmovups %ymm3, 96({acc})",
+            "vmovups %ymm4, 128({acc})",
+            "vmovups %ymm5, 160({acc})",
+            "vmovups %ymm6, 192({acc})",
+            "vmovups %ymm7, 224({acc})",
+            "vmovups %ymm8, 256({acc})",
+            "vmovups %ymm9, 288({acc})",
+            "vmovups %ymm10, 320({acc})",
+            "vmovups %ymm11, 352({acc})",
+            "vmovups %ymm12, 384({acc})",
+            "vmovups %ymm13, 416({acc})",
+            "vmovups %ymm14, 448({acc})",
+            "vmovups %ymm15, 480({acc})",
+            acc = in(reg) $acc,
+            c = in(reg) $c,
+            w = inout(reg) $w => _,
+            pf = inout(reg) $pf => _,
+            a0 = inout(reg) $a[0].as_ptr().add($ib0) => _,
+            a1 = inout(reg) $a[1].as_ptr().add($ib0) => _,
+            a2 = inout(reg) $a[2].as_ptr().add($ib0) => _,
+            a3 = inout(reg) $a[3].as_ptr().add($ib0) => _,
+            ds = inout(reg) $ds => _,
+            n = inout(reg) $run => _,
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+            out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+            out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
+            out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _,
+            out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
+            out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+            options(att_syntax, nostack),
+        )
+    };
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+fn hsum_ps(x: __m256) -> f32 {
+    // The panel kernels' horizontal sum (`simd::hsum_ps`), operation for operation.
+    let r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+}
+
+/// The scale products of blocks `ib0..ib0 + run` into `dsp` (16 floats a block: row pairs
+/// (0, 1) then (2, 3), each `[dw ×2] · [d_t ×4, d_t+1 ×4]` from the group scales `gs`), as
+/// `panel_core` computes them; `dw(ib)` the block's 4 weight-row scales.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+unsafe fn scale_run(dw: impl Fn(usize) -> __m128, gs: *const f32, ib0: usize, run: usize, dsp: *mut f32) {
+    for j in 0..run {
+        let d = dw(ib0 + j);
+        let d2 = _mm256_set_m128(d, d);
+        for h in 0..2 {
+            // SAFETY: block ib0 + j of gs (16 floats a block: the caller's contract); 16 floats
+            // of dsp at j < run ≤ SCALE_RUN.
+            unsafe {
+                let y = _mm256_loadu_ps(gs.add(((ib0 + j) * 4 + 2 * h) * 4));
+                _mm256_storeu_ps(dsp.add((j * 4 + 2 * h) * 4), _mm256_mul_ps(d2, y));
+            }
+        }
+    }
+}
+
+/// `simd::vnni512::panel4n::<4>` for a Q8_0 panel stored `+ 128` with group scales: the 4
+/// outputs of the panel at `p` for each of the 4 activation rows `a` (bit-identical).
+///
+/// # Safety
+/// The CPU has AVX-512 F/VL/BW and VNNI; `p` points at a whole Q8_0 panel (`Q8Codes::Biased`)
+/// of `a[t].len()` blocks, the same for every `t`; `gs` at the rows' group scales, `nb · 16`
+/// floats (`matmul::group_scales` with groups of 4).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+pub unsafe fn q8_biased_4x4(p: *const u8, a: &[&[Q8Block]; 4], gs: *const f32) -> [[f32; 4]; 4] {
+    const PBS: usize = 136;
+    let nb = a[0].len();
+    let pf = super::simd::prefetch_distance();
+    let mut acc = [_mm256_setzero_ps(); 16];
+    // Not zeroed: each run writes what it then reads.
+    let mut dsl = std::mem::MaybeUninit::<[f32; SCALE_RUN * 16]>::uninit();
+    let dsp = dsl.as_mut_ptr() as *mut f32;
+    let mut ib0 = 0;
+    while ib0 < nb {
+        let run = SCALE_RUN.min(nb - ib0);
+        // SAFETY: the panel's blocks (the caller's contract): f16 scales at each block's start.
+        let dw = |ib: usize| unsafe { _mm_cvtph_ps(_mm_loadl_epi64(p.add(ib * PBS) as *const __m128i)) };
+        // SAFETY: forwarded (gs: the caller's contract).
+        unsafe { scale_run(dw, gs, ib0, run, dsp) };
+        // SAFETY: run ≥ 1 blocks at each pointer (nb blocks in the panel and in every row, the
+        // caller's contract; the peeled last block reads nothing past block ib0 + run − 1);
+        // `ds` at run · 16 floats written above; prefetches do not fault. Every vector
+        // register the body writes is declared clobbered; the accumulators go through `acc`.
+        unsafe {
+            let w = p.add(ib0 * PBS);
+            asm_run!(
+                acc.as_mut_ptr(),
+                0x8080_8080u32,
+                w,
+                w.wrapping_add(pf),
+                a,
+                ib0,
+                dsp,
+                run,
+                "136",
+                "8",
+                "40",
+                "72",
+                "104",
+                "144",
+                "176",
+                "208",
+                "240",
+                "prefetcht0 ({pf})\nprefetcht0 64({pf})\nprefetcht0 128({pf})\n"
+            );
+        }
+        ib0 += run;
+    }
+    std::array::from_fn(|t| std::array::from_fn(|r| hsum_ps(acc[4 * t + r])))
+}
+
+/// `simd::vnni512::unpacked4n::<4>` for a Q4_0 or Q5_0 panel unpacked by
+/// `simd::vnni512::unpack4` (160 bytes a block: 4 f32 scales, 4 mins, then 4 rows × 32 codes
+/// `0..16` / `0..32`), with group scales: the 4 outputs for each of the 4 activation rows `a`
+/// (bit-identical). The correction is `−8 · Σy` (Q4_0) or `−16 · Σy` (Q5_0) per lane.
+///
+/// # Safety
+/// The CPU has AVX-512 F/VL/BW and VNNI; `ty` is Q4_0 or Q5_0; `u` points at `a[t].len()`
+/// unpacked blocks of `ty`, the same for every `t`; `gs` as [`q8_biased_4x4`].
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+pub unsafe fn unpacked_4x4(ty: GgmlType, u: *const u8, a: &[&[Q8Block]; 4], gs: *const f32) -> [[f32; 4]; 4] {
+    const UBS: usize = super::simd::vnni512::UNPACKED_BLOCK;
+    // The codes' offset (`panel_block`'s `off`) in every byte: Σ off · y per lane.
+    let c: u32 = if ty == GgmlType::Q4_0 { 0x0808_0808 } else { 0x1010_1010 };
+    let nb = a[0].len();
+    let mut acc = [_mm256_setzero_ps(); 16];
+    // Not zeroed: each run writes what it then reads.
+    let mut dsl = std::mem::MaybeUninit::<[f32; SCALE_RUN * 16]>::uninit();
+    let dsp = dsl.as_mut_ptr() as *mut f32;
+    let mut ib0 = 0;
+    while ib0 < nb {
+        let run = SCALE_RUN.min(nb - ib0);
+        // SAFETY: the unpacked blocks (the caller's contract): f32 scales at each block's start.
+        let dw = |ib: usize| unsafe { _mm_loadu_ps(u.add(ib * UBS) as *const f32) };
+        // SAFETY: forwarded (gs: the caller's contract).
+        unsafe { scale_run(dw, gs, ib0, run, dsp) };
+        // SAFETY: as in q8_biased_4x4 (`pf` unused: an unpacked panel is in L1).
+        unsafe {
+            let w = u.add(ib0 * UBS);
+            asm_run!(
+                acc.as_mut_ptr(),
+                c,
+                w,
+                w,
+                a,
+                ib0,
+                dsp,
+                run,
+                "160",
+                "32",
+                "64",
+                "96",
+                "128",
+                "192",
+                "224",
+                "256",
+                "288",
+                ""
+            );
+        }
+        ib0 += run;
+    }
+    std::array::from_fn(|t| std::array::from_fn(|r| hsum_ps(acc[4 * t + r])))
+}
