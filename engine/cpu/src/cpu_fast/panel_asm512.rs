@@ -269,7 +269,7 @@ fn hsum_ps(x: __m256) -> f32 {
 /// `panel_core` computes them; `dw(ib)` the block's 4 weight-row scales.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-unsafe fn scale_run(dw: impl Fn(usize) -> __m128, gs: *const f32, ib0: usize, run: usize, dsp: *mut f32) {
+unsafe fn scale_run(dw: &impl Fn(usize) -> __m128, gs: *const f32, ib0: usize, run: usize, dsp: *mut f32) {
     for j in 0..run {
         let d = dw(ib0 + j);
         let d2 = _mm256_set_m128(d, d);
@@ -284,6 +284,97 @@ unsafe fn scale_run(dw: impl Fn(usize) -> __m128, gs: *const f32, ib0: usize, ru
     }
 }
 
+/// The driver both kernels share: the accumulators, then runs of up to [`SCALE_RUN`] blocks,
+/// each its scale products ([`scale_run`], `dw(ib)` the block's weight scales) and then
+/// `body(acc, ib0, run, dsp)` (the assembly over the run), then each pair's horizontal sum.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+unsafe fn drive(
+    nb: usize,
+    gs: *const f32,
+    dw: impl Fn(usize) -> __m128,
+    body: impl Fn(*mut __m256, usize, usize, *const f32),
+) -> [[f32; 4]; 4] {
+    let mut acc = [_mm256_setzero_ps(); 16];
+    // Not zeroed: each run writes what it then reads.
+    let mut dsl = std::mem::MaybeUninit::<[f32; SCALE_RUN * 16]>::uninit();
+    let dsp = dsl.as_mut_ptr() as *mut f32;
+    let mut ib0 = 0;
+    while ib0 < nb {
+        let run = SCALE_RUN.min(nb - ib0);
+        // SAFETY: forwarded (gs and the blocks dw reads: the caller's contract).
+        unsafe { scale_run(&dw, gs, ib0, run, dsp) };
+        body(acc.as_mut_ptr(), ib0, run, dsp);
+        ib0 += run;
+    }
+    std::array::from_fn(|t| std::array::from_fn(|r| hsum_ps(acc[4 * t + r])))
+}
+
+/// [`run_body`] over one run of a Q8_0 panel (136 bytes a block, codes at 8, prefetched).
+///
+/// # Safety
+/// `acc` points at 16 accumulators; `run` ≥ 1 blocks at `w` (a panel block) and at every
+/// `a[t]` from `ib0`; `ds` at `run · 16` scale products; the CPU has the module's features.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+unsafe fn run_q8(
+    acc: *mut __m256,
+    w: *const u8,
+    pf: usize,
+    a: &[&[Q8Block]; 4],
+    ib0: usize,
+    run: usize,
+    ds: *const f32,
+) {
+    // SAFETY: the caller's contract (the peeled last block reads nothing past block
+    // ib0 + run − 1; prefetches do not fault). Every vector register the body writes is
+    // declared clobbered; the accumulators go through `acc`.
+    unsafe {
+        asm_run!(
+            acc,
+            0x8080_8080u32,
+            w,
+            w.wrapping_add(pf),
+            a,
+            ib0,
+            ds,
+            run,
+            "136",
+            "8",
+            "40",
+            "72",
+            "104",
+            "144",
+            "176",
+            "208",
+            "240",
+            "prefetcht0 ({pf})\nprefetcht0 64({pf})\nprefetcht0 128({pf})\n"
+        );
+    }
+}
+
+/// [`run_body`] over one run of an unpacked panel (160 bytes a block, codes at 32; in L1:
+/// no prefetch), correction byte `c`.
+///
+/// # Safety
+/// As [`run_q8`], `w` at an unpacked block.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+unsafe fn run_unpacked(
+    acc: *mut __m256,
+    c: u32,
+    w: *const u8,
+    a: &[&[Q8Block]; 4],
+    ib0: usize,
+    run: usize,
+    ds: *const f32,
+) {
+    // SAFETY: as in run_q8.
+    unsafe {
+        asm_run!(acc, c, w, w, a, ib0, ds, run, "160", "32", "64", "96", "128", "192", "224", "256", "288", "");
+    }
+}
+
 /// `simd::vnni512::panel4n::<4>` for a Q8_0 panel stored `+ 128` with group scales: the 4
 /// outputs of the panel at `p` for each of the 4 activation rows `a` (bit-identical).
 ///
@@ -294,49 +385,13 @@ unsafe fn scale_run(dw: impl Fn(usize) -> __m128, gs: *const f32, ib0: usize, ru
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
 pub unsafe fn q8_biased_4x4(p: *const u8, a: &[&[Q8Block]; 4], gs: *const f32) -> [[f32; 4]; 4] {
     const PBS: usize = 136;
-    let nb = a[0].len();
     let pf = super::simd::prefetch_distance();
-    let mut acc = [_mm256_setzero_ps(); 16];
-    // Not zeroed: each run writes what it then reads.
-    let mut dsl = std::mem::MaybeUninit::<[f32; SCALE_RUN * 16]>::uninit();
-    let dsp = dsl.as_mut_ptr() as *mut f32;
-    let mut ib0 = 0;
-    while ib0 < nb {
-        let run = SCALE_RUN.min(nb - ib0);
-        // SAFETY: the panel's blocks (the caller's contract): f16 scales at each block's start.
-        let dw = |ib: usize| unsafe { _mm_cvtph_ps(_mm_loadl_epi64(p.add(ib * PBS) as *const __m128i)) };
-        // SAFETY: forwarded (gs: the caller's contract).
-        unsafe { scale_run(dw, gs, ib0, run, dsp) };
-        // SAFETY: run ≥ 1 blocks at each pointer (nb blocks in the panel and in every row, the
-        // caller's contract; the peeled last block reads nothing past block ib0 + run − 1);
-        // `ds` at run · 16 floats written above; prefetches do not fault. Every vector
-        // register the body writes is declared clobbered; the accumulators go through `acc`.
-        unsafe {
-            let w = p.add(ib0 * PBS);
-            asm_run!(
-                acc.as_mut_ptr(),
-                0x8080_8080u32,
-                w,
-                w.wrapping_add(pf),
-                a,
-                ib0,
-                dsp,
-                run,
-                "136",
-                "8",
-                "40",
-                "72",
-                "104",
-                "144",
-                "176",
-                "208",
-                "240",
-                "prefetcht0 ({pf})\nprefetcht0 64({pf})\nprefetcht0 128({pf})\n"
-            );
-        }
-        ib0 += run;
-    }
-    std::array::from_fn(|t| std::array::from_fn(|r| hsum_ps(acc[4 * t + r])))
+    // SAFETY: the panel's blocks (the caller's contract): f16 scales at each block's start.
+    let dw = |ib: usize| unsafe { _mm_cvtph_ps(_mm_loadl_epi64(p.add(ib * PBS) as *const __m128i)) };
+    // SAFETY: run blocks of the panel and of every row from ib0 (drive's runs stay in nb).
+    let body = |acc, ib0, run, ds| unsafe { run_q8(acc, p.add(ib0 * PBS), pf, a, ib0, run, ds) };
+    // SAFETY: forwarded (the caller's contract).
+    unsafe { drive(a[0].len(), gs, dw, body) }
 }
 
 /// `simd::vnni512::unpacked4n::<4>` for a Q4_0 or Q5_0 panel unpacked by
@@ -352,43 +407,10 @@ pub unsafe fn unpacked_4x4(ty: GgmlType, u: *const u8, a: &[&[Q8Block]; 4], gs: 
     const UBS: usize = super::simd::vnni512::UNPACKED_BLOCK;
     // The codes' offset (`panel_block`'s `off`) in every byte: Σ off · y per lane.
     let c: u32 = if ty == GgmlType::Q4_0 { 0x0808_0808 } else { 0x1010_1010 };
-    let nb = a[0].len();
-    let mut acc = [_mm256_setzero_ps(); 16];
-    // Not zeroed: each run writes what it then reads.
-    let mut dsl = std::mem::MaybeUninit::<[f32; SCALE_RUN * 16]>::uninit();
-    let dsp = dsl.as_mut_ptr() as *mut f32;
-    let mut ib0 = 0;
-    while ib0 < nb {
-        let run = SCALE_RUN.min(nb - ib0);
-        // SAFETY: the unpacked blocks (the caller's contract): f32 scales at each block's start.
-        let dw = |ib: usize| unsafe { _mm_loadu_ps(u.add(ib * UBS) as *const f32) };
-        // SAFETY: forwarded (gs: the caller's contract).
-        unsafe { scale_run(dw, gs, ib0, run, dsp) };
-        // SAFETY: as in q8_biased_4x4 (`pf` unused: an unpacked panel is in L1).
-        unsafe {
-            let w = u.add(ib0 * UBS);
-            asm_run!(
-                acc.as_mut_ptr(),
-                c,
-                w,
-                w,
-                a,
-                ib0,
-                dsp,
-                run,
-                "160",
-                "32",
-                "64",
-                "96",
-                "128",
-                "192",
-                "224",
-                "256",
-                "288",
-                ""
-            );
-        }
-        ib0 += run;
-    }
-    std::array::from_fn(|t| std::array::from_fn(|r| hsum_ps(acc[4 * t + r])))
+    // SAFETY: the unpacked blocks (the caller's contract): f32 scales at each block's start.
+    let dw = |ib: usize| unsafe { _mm_loadu_ps(u.add(ib * UBS) as *const f32) };
+    // SAFETY: run unpacked blocks and blocks of every row from ib0 (drive's runs stay in nb).
+    let body = |acc, ib0, run, ds| unsafe { run_unpacked(acc, c, u.add(ib0 * UBS), a, ib0, run, ds) };
+    // SAFETY: forwarded (the caller's contract).
+    unsafe { drive(a[0].len(), gs, dw, body) }
 }
