@@ -38,34 +38,15 @@ use crate::gguf::GgmlType;
 const SCALE_RUN: usize = 32;
 
 /// One activation row's codes (`{qy}`) and correction (`{nc}`) for the block at `a` + `off`:
-/// `nc = 0 − Σ 128 · y` per lane.
+/// `nc = 0 − Σ off · y` per lane (ymm26: the byte `off`; ymm27: zero).
+#[rustfmt::skip]
 macro_rules! corr {
     ($a:literal, $off:literal, $qy:literal, $nc:literal) => {
         concat!(
-            "vmovdqu64 ",
-            $off,
-            "({",
-            $a,
-            "}), %ymm",
-            $qy,
-            "\n",
-            "vpxord %ymm",
-            $nc,
-            ", %ymm",
-            $nc,
-            ", %ymm",
-            $nc,
-            "\n",
-            "vpdpbusd %ymm",
-            $qy,
-            ", %ymm26, %ymm",
-            $nc,
-            "\n",
-            "vpsubd %ymm",
-            $nc,
-            ", %ymm27, %ymm",
-            $nc,
-            "\n",
+            "vmovdqu64 ", $off, "({", $a, "}), %ymm", $qy, "\n",
+            "vpxord %ymm", $nc, ", %ymm", $nc, ", %ymm", $nc, "\n",
+            "vpdpbusd %ymm", $qy, ", %ymm26, %ymm", $nc, "\n",
+            "vpsubd %ymm", $nc, ", %ymm27, %ymm", $nc, "\n",
         )
     };
 }
@@ -73,33 +54,14 @@ macro_rules! corr {
 /// The pair (activation row with codes `$qy` and correction `$nc`, weight row in `$w`): lanes
 /// from the correction, converted, one FMA into accumulator `$acc` by the scale at byte `$ds` of
 /// the block's scale products; `$tmp` a temporary.
+#[rustfmt::skip]
 macro_rules! pair {
     ($qy:literal, $nc:literal, $w:literal, $tmp:literal, $ds:literal, $acc:literal) => {
         concat!(
-            "vmovdqa64 %ymm",
-            $nc,
-            ", %ymm",
-            $tmp,
-            "\n",
-            "vpdpbusd %ymm",
-            $qy,
-            ", %ymm",
-            $w,
-            ", %ymm",
-            $tmp,
-            "\n",
-            "vcvtdq2ps %ymm",
-            $tmp,
-            ", %ymm",
-            $tmp,
-            "\n",
-            "vfmadd231ps ",
-            $ds,
-            "({ds}){{1to8}}, %ymm",
-            $tmp,
-            ", %ymm",
-            $acc,
-            "\n",
+            "vmovdqa64 %ymm", $nc, ", %ymm", $tmp, "\n",
+            "vpdpbusd %ymm", $qy, ", %ymm", $w, ", %ymm", $tmp, "\n",
+            "vcvtdq2ps %ymm", $tmp, ", %ymm", $tmp, "\n",
+            "vfmadd231ps ", $ds, "({ds}){{1to8}}, %ymm", $tmp, ", %ymm", $acc, "\n",
         )
     };
 }
@@ -122,23 +84,16 @@ macro_rules! row {
 /// ymm0–15, ymm26/27 set. A block is `$bs` bytes with its 4 rows' codes at `$c0`..`$c3` (the
 /// next block's at `$n0`..`$n3`); `$pf`: the prefetch of the block `{pf}` points at (or
 /// nothing). The last block is peeled: it reads nothing past block `n − 1`.
+#[rustfmt::skip]
 macro_rules! run_body {
     ($bs:literal, $c0:literal, $c1:literal, $c2:literal, $c3:literal,
      $n0:literal, $n1:literal, $n2:literal, $n3:literal, $pf:literal) => {
         concat!(
             // Block 0's codes and corrections.
-            "vmovdqu64 ",
-            $c0,
-            "({w}), %ymm16\n",
-            "vmovdqu64 ",
-            $c1,
-            "({w}), %ymm17\n",
-            "vmovdqu64 ",
-            $c2,
-            "({w}), %ymm18\n",
-            "vmovdqu64 ",
-            $c3,
-            "({w}), %ymm19\n",
+            "vmovdqu64 ", $c0, "({w}), %ymm16\n",
+            "vmovdqu64 ", $c1, "({w}), %ymm17\n",
+            "vmovdqu64 ", $c2, "({w}), %ymm18\n",
+            "vmovdqu64 ", $c3, "({w}), %ymm19\n",
             corr!("a0", "8", "20", "21"),
             corr!("a1", "8", "28", "31"),
             corr!("a2", "8", "29", "22"),
@@ -157,24 +112,12 @@ macro_rules! run_body {
             corr!("a2", "48", "29", "22"),
             row!("30", "23", "48", "52", "56", "60", "12", "13", "14", "15"),
             corr!("a3", "48", "30", "23"),
-            "vmovdqu64 ",
-            $n0,
-            "({w}), %ymm16\n",
-            "vmovdqu64 ",
-            $n1,
-            "({w}), %ymm17\n",
-            "vmovdqu64 ",
-            $n2,
-            "({w}), %ymm18\n",
-            "vmovdqu64 ",
-            $n3,
-            "({w}), %ymm19\n",
-            "add $",
-            $bs,
-            ", {w}\n",
-            "add $",
-            $bs,
-            ", {pf}\n",
+            "vmovdqu64 ", $n0, "({w}), %ymm16\n",
+            "vmovdqu64 ", $n1, "({w}), %ymm17\n",
+            "vmovdqu64 ", $n2, "({w}), %ymm18\n",
+            "vmovdqu64 ", $n3, "({w}), %ymm19\n",
+            "add $", $bs, ", {w}\n",
+            "add $", $bs, ", {pf}\n",
             "add $40, {a0}\n",
             "add $40, {a1}\n",
             "add $40, {a2}\n",
@@ -330,24 +273,10 @@ unsafe fn run_q8(
     // ib0 + run − 1; prefetches do not fault). Every vector register the body writes is
     // declared clobbered; the accumulators go through `acc`.
     unsafe {
+        #[rustfmt::skip]
         asm_run!(
-            acc,
-            0x8080_8080u32,
-            w,
-            w.wrapping_add(pf),
-            a,
-            ib0,
-            ds,
-            run,
-            "136",
-            "8",
-            "40",
-            "72",
-            "104",
-            "144",
-            "176",
-            "208",
-            "240",
+            acc, 0x8080_8080u32, w, w.wrapping_add(pf), a, ib0, ds, run,
+            "136", "8", "40", "72", "104", "144", "176", "208", "240",
             "prefetcht0 ({pf})\nprefetcht0 64({pf})\nprefetcht0 128({pf})\n"
         );
     }
