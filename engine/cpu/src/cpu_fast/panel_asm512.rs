@@ -198,15 +198,6 @@ macro_rules! asm_run {
     };
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-fn hsum_ps(x: __m256) -> f32 {
-    // The panel kernels' horizontal sum (`simd::hsum_ps`), operation for operation.
-    let r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
-    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
-}
-
 /// The scale products of blocks `ib0..ib0 + run` into `dsp` (16 floats a block: row pairs
 /// (0, 1) then (2, 3), each `[dw ×2] · [d_t ×4, d_t+1 ×4]` from the group scales `gs`), as
 /// `panel_core` computes them; `dw(ib)` the block's 4 weight-row scales.
@@ -250,7 +241,8 @@ unsafe fn drive(
         body(acc.as_mut_ptr(), ib0, run, dsp);
         ib0 += run;
     }
-    std::array::from_fn(|t| std::array::from_fn(|r| hsum_ps(acc[4 * t + r])))
+    // The panel kernels' own reduction, so the same sums in the same order.
+    std::array::from_fn(|t| std::array::from_fn(|r| super::simd::vnni512::hsum_ps(acc[4 * t + r])))
 }
 
 /// [`run_body`] over one run of a Q8_0 panel (136 bytes a block, codes at 8, prefetched).

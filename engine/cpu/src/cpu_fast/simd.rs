@@ -154,9 +154,11 @@ macro_rules! kernels {
                 _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h))))
             }
 
+            /// The 8 lanes' sum in the panel kernels' order (`hi + lo`, then lanes `0 + 2` and
+            /// `1 + 3`, then those two), ggml's `hsum_float_8`.
             #[inline]
             #[target_feature(enable = $feat)]
-            fn hsum_ps(x: __m256) -> f32 {
+            pub(crate) fn hsum_ps(x: __m256) -> f32 {
                 let r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
                 let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
                 _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
