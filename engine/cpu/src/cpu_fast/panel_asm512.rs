@@ -10,21 +10,24 @@
 //!   offset, 128 / 8 / 16; here one `vpdpbusd` of the byte `off` with the codes instead of Σy
 //!   shifted: the same integers);
 //! - per pair, the lanes `vpdpbusd(correction, codes, y)`, converted, then one FMA into the
-//!   pair's 8 accumulators by the scale product `d_w · d_y` (computed ahead, by runs of
-//!   `SCALE_RUN` blocks, as `panel_core` does);
+//!   pair's 8 accumulators by the scale product `d_w · d_y` (the same product `panel_core`
+//!   computes; here the next block's 16 while this block's run, into a two-slot ring);
 //! - at the end the same horizontal sum of each pair's 8 lanes.
 //!
 //! Why assembly: the compiler keeps each row's correction chain (a `vpdpbusd`, then the
 //! negation) in line with the products that start from it, and the out-of-order window does not
 //! hide it. Here the next block's codes, activation codes and corrections are loaded and
 //! computed while this block's products run (software-pipelined by one block), the products
-//! take two temporaries in turn, and all 32 vector registers are assigned by hand. A C replica
+//! take two temporaries in turn, and all 32 vector registers are assigned by hand. One call
+//! runs a whole row: no separate pass over the scales (it took ~20% of the kernel's samples
+//! at Qwen-shape prefill) and no accumulators stored between runs. A C replica
 //! of the Q8_0 loop (Zen 4 host, one thread, same data): 1.95 → 2.37 G pairs/s
 //! (`docs/perf/NOTES.md`, stop 29).
 //!
 //! Registers: ymm0–15 the 16 pairs' accumulators (pair `(t, r)` in `4t + r`), ymm16–19 the
 //! block's 4 weight rows, ymm20/28/29/30 the 4 activation rows' codes, ymm21/31/22/23 their
-//! corrections, ymm24–25 the product temporaries, ymm26 the byte `off` everywhere, ymm27 zero.
+//! corrections, ymm24–25 the product temporaries (and, before them in each block, the next
+//! block's weight scales and scale products), ymm26 the byte `off` everywhere, ymm27 zero.
 
 #![cfg(target_arch = "x86_64")]
 
@@ -33,9 +36,6 @@ use std::arch::x86_64::*;
 
 use super::act::Q8Block;
 use crate::gguf::GgmlType;
-
-/// Blocks whose scale products are computed ahead of their integer products (as `panel_core`).
-const SCALE_RUN: usize = 32;
 
 /// One activation row's codes (`{qy}`) and correction (`{nc}`) for the block at `a` + `off`:
 /// `nc = 0 − Σ off · y` per lane (ymm26: the byte `off`; ymm27: zero).
@@ -80,16 +80,39 @@ macro_rules! row {
     };
 }
 
-/// Blocks `0..n` of one run: `{w}`, `{a0}`..`{a3}`, `{ds}`, `{pf}` at block 0, accumulators in
-/// ymm0–15, ymm26/27 set. A block is `$bs` bytes with its 4 rows' codes at `$c0`..`$c3` (the
-/// next block's at `$n0`..`$n3`); `$pf`: the prefetch of the block `{pf}` points at (or
-/// nothing). The last block is peeled: it reads nothing past block `n − 1`.
+/// One block's 16 scale products `[dw ×2] · gs` (the layout `panel_core`'s
+/// `dsl` has: row pairs (0, 1) then (2, 3), each `[dw ×2] · [d_t ×4, d_t+1 ×4]`) into the ring slot at `{$slot}`, from the group scales at
+/// `{gs}` (then advanced a block); `$dw` leaves the block's `[dw ×2]` in ymm24.
+#[rustfmt::skip]
+macro_rules! scales {
+    ($dw:literal, $slot:literal) => {
+        concat!(
+            $dw,
+            "vmulps 0({gs}), %ymm24, %ymm25\n",
+            "vmovaps %ymm25, 0({", $slot, "})\n",
+            "vmulps 32({gs}), %ymm24, %ymm24\n",
+            "vmovaps %ymm24, 32({", $slot, "})\n",
+            "add $64, {gs}\n",
+        )
+    };
+}
+
+/// Blocks `0..n` of a row: `{w}`, `{a0}`..`{a3}`, `{gs}`, `{pf}` at block 0, `{ds}` at a
+/// 128-byte-aligned ring of two 64-byte slots for the scale products, accumulators in ymm0–15,
+/// ymm26/27 set. A block is `$bs` bytes with its 4 rows' codes at `$c0`..`$c3` (the next
+/// block's at `$n0`..`$n3`); `$dw0` / `$dwn` load block 0's / the next block's weight scales
+/// as `[dw ×2]` into ymm24; `$pf`: the prefetch of the block `{pf}` points at (or nothing).
+/// The next block's scale products are computed into the other slot (`{dn}`) while this
+/// block's products run; the last block is peeled: it reads nothing past block `n − 1`.
 #[rustfmt::skip]
 macro_rules! run_body {
     ($bs:literal, $c0:literal, $c1:literal, $c2:literal, $c3:literal,
-     $n0:literal, $n1:literal, $n2:literal, $n3:literal, $pf:literal) => {
+     $n0:literal, $n1:literal, $n2:literal, $n3:literal, $pf:literal, $dw0:literal, $dwn:literal) => {
         concat!(
-            // Block 0's codes and corrections.
+            // Block 0's scale products, codes and corrections.
+            scales!($dw0, "ds"),
+            "mov {ds}, {dn}\n",
+            "xor $64, {dn}\n",
             "vmovdqu64 ", $c0, "({w}), %ymm16\n",
             "vmovdqu64 ", $c1, "({w}), %ymm17\n",
             "vmovdqu64 ", $c2, "({w}), %ymm18\n",
@@ -102,6 +125,7 @@ macro_rules! run_body {
             "jz 3f\n",
             "2:\n",
             $pf,
+            scales!($dwn, "dn"),
             // Each row's pairs, then that row's codes and correction for the next block
             // (its registers are free once its products are issued).
             row!("20", "21", "0", "4", "8", "12", "0", "1", "2", "3"),
@@ -122,7 +146,8 @@ macro_rules! run_body {
             "add $40, {a1}\n",
             "add $40, {a2}\n",
             "add $40, {a3}\n",
-            "add $64, {ds}\n",
+            "xor $64, {ds}\n",
+            "xor $64, {dn}\n",
             "dec {n}\n",
             "jnz 2b\n",
             "3:\n",
@@ -135,10 +160,18 @@ macro_rules! run_body {
     };
 }
 
-/// One run through [`run_body`] (its layout arguments `$layout`), the accumulators loaded from
-/// and stored back to `$acc`; `$c` the correction byte (the codes' offset) in all 4 bytes.
-macro_rules! asm_run {
-    ($acc:expr, $c:expr, $w:expr, $pf:expr, $a:expr, $ib0:expr, $ds:expr, $run:expr, $($layout:tt)*) => {
+/// The 128-byte-aligned ring of two blocks' scale products [`run_body`] writes and reads.
+#[repr(C, align(128))]
+struct Ring([f32; 32]);
+
+/// A whole row through [`run_body`] (its layout arguments `$layout`): the accumulators from
+/// zero, then each pair's horizontal sum; `$c` the correction byte (the codes' offset) in all
+/// 4 bytes.
+macro_rules! asm_row {
+    ($c:expr, $w:expr, $pf:expr, $a:expr, $gs:expr, $($layout:tt)*) => {{
+        let mut acc = [_mm256_setzero_ps(); 16];
+        // Not read before the assembly writes it.
+        let mut ring = std::mem::MaybeUninit::<Ring>::uninit();
         asm!(
             "vmovups 0({acc}), %ymm0",
             "vmovups 32({acc}), %ymm1",
@@ -175,16 +208,18 @@ macro_rules! asm_run {
             "vmovups %ymm13, 416({acc})",
             "vmovups %ymm14, 448({acc})",
             "vmovups %ymm15, 480({acc})",
-            acc = in(reg) $acc,
+            acc = in(reg) acc.as_mut_ptr(),
             c = in(reg) $c,
             w = inout(reg) $w => _,
             pf = inout(reg) $pf => _,
-            a0 = inout(reg) $a[0].as_ptr().add($ib0) => _,
-            a1 = inout(reg) $a[1].as_ptr().add($ib0) => _,
-            a2 = inout(reg) $a[2].as_ptr().add($ib0) => _,
-            a3 = inout(reg) $a[3].as_ptr().add($ib0) => _,
-            ds = inout(reg) $ds => _,
-            n = inout(reg) $run => _,
+            a0 = inout(reg) $a[0].as_ptr() => _,
+            a1 = inout(reg) $a[1].as_ptr() => _,
+            a2 = inout(reg) $a[2].as_ptr() => _,
+            a3 = inout(reg) $a[3].as_ptr() => _,
+            gs = inout(reg) $gs => _,
+            ds = inout(reg) ring.as_mut_ptr() => _,
+            dn = out(reg) _,
+            n = inout(reg) $a[0].len() => _,
             out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
             out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
             out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
@@ -194,106 +229,10 @@ macro_rules! asm_run {
             out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
             out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
             options(att_syntax, nostack),
-        )
-    };
-}
-
-/// The scale products of blocks `ib0..ib0 + run` into `dsp` (16 floats a block: row pairs
-/// (0, 1) then (2, 3), each `[dw ×2] · [d_t ×4, d_t+1 ×4]` from the group scales `gs`), as
-/// `panel_core` computes them; `dw(ib)` the block's 4 weight-row scales.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-unsafe fn scale_run(dw: &impl Fn(usize) -> __m128, gs: *const f32, ib0: usize, run: usize, dsp: *mut f32) {
-    for j in 0..run {
-        let d = dw(ib0 + j);
-        let d2 = _mm256_set_m128(d, d);
-        for h in 0..2 {
-            // SAFETY: block ib0 + j of gs (16 floats a block: the caller's contract); 16 floats
-            // of dsp at j < run ≤ SCALE_RUN.
-            unsafe {
-                let y = _mm256_loadu_ps(gs.add(((ib0 + j) * 4 + 2 * h) * 4));
-                _mm256_storeu_ps(dsp.add((j * 4 + 2 * h) * 4), _mm256_mul_ps(d2, y));
-            }
-        }
-    }
-}
-
-/// The driver both kernels share: the accumulators, then runs of up to [`SCALE_RUN`] blocks,
-/// each its scale products ([`scale_run`], `dw(ib)` the block's weight scales) and then
-/// `body(acc, ib0, run, dsp)` (the assembly over the run), then each pair's horizontal sum.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-unsafe fn drive(
-    nb: usize,
-    gs: *const f32,
-    dw: impl Fn(usize) -> __m128,
-    body: impl Fn(*mut __m256, usize, usize, *const f32),
-) -> [[f32; 4]; 4] {
-    let mut acc = [_mm256_setzero_ps(); 16];
-    // Not zeroed: each run writes what it then reads.
-    let mut dsl = std::mem::MaybeUninit::<[f32; SCALE_RUN * 16]>::uninit();
-    let dsp = dsl.as_mut_ptr() as *mut f32;
-    let mut ib0 = 0;
-    while ib0 < nb {
-        let run = SCALE_RUN.min(nb - ib0);
-        // SAFETY: forwarded (gs and the blocks dw reads: the caller's contract).
-        unsafe { scale_run(&dw, gs, ib0, run, dsp) };
-        body(acc.as_mut_ptr(), ib0, run, dsp);
-        ib0 += run;
-    }
-    // The panel kernels' own reduction, so the same sums in the same order.
-    std::array::from_fn(|t| std::array::from_fn(|r| super::simd::vnni512::hsum_ps(acc[4 * t + r])))
-}
-
-/// [`run_body`] over one run of a Q8_0 panel (136 bytes a block, codes at 8, prefetched).
-///
-/// # Safety
-/// `acc` points at 16 accumulators; `run` ≥ 1 blocks at `w` (a panel block) and at every
-/// `a[t]` from `ib0`; `ds` at `run · 16` scale products; the CPU has the module's features.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-unsafe fn run_q8(
-    acc: *mut __m256,
-    w: *const u8,
-    pf: usize,
-    a: &[&[Q8Block]; 4],
-    ib0: usize,
-    run: usize,
-    ds: *const f32,
-) {
-    // SAFETY: the caller's contract (the peeled last block reads nothing past block
-    // ib0 + run − 1; prefetches do not fault). Every vector register the body writes is
-    // declared clobbered; the accumulators go through `acc`.
-    unsafe {
-        #[rustfmt::skip]
-        asm_run!(
-            acc, 0x8080_8080u32, w, w.wrapping_add(pf), a, ib0, ds, run,
-            "136", "8", "40", "72", "104", "144", "176", "208", "240",
-            "prefetcht0 ({pf})\nprefetcht0 64({pf})\nprefetcht0 128({pf})\n"
         );
-    }
-}
-
-/// [`run_body`] over one run of an unpacked panel (160 bytes a block, codes at 32; in L1:
-/// no prefetch), correction byte `c`.
-///
-/// # Safety
-/// As [`run_q8`], `w` at an unpacked block.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-unsafe fn run_unpacked(
-    acc: *mut __m256,
-    c: u32,
-    w: *const u8,
-    a: &[&[Q8Block]; 4],
-    ib0: usize,
-    run: usize,
-    ds: *const f32,
-) {
-    // SAFETY: as in run_q8.
-    unsafe {
-        asm_run!(acc, c, w, w, a, ib0, ds, run, "160", "32", "64", "96", "128", "192", "224", "256", "288", "");
-    }
+        // The panel kernels' own reduction, so the same sums in the same order.
+        std::array::from_fn(|t| std::array::from_fn(|r| super::simd::vnni512::hsum_ps(acc[4 * t + r])))
+    }};
 }
 
 /// `simd::vnni512::panel4n::<4>` for a Q8_0 panel stored `+ 128` with group scales: the 4
@@ -305,14 +244,26 @@ unsafe fn run_unpacked(
 /// floats (`matmul::group_scales` with groups of 4).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
 pub unsafe fn q8_biased_4x4(p: *const u8, a: &[&[Q8Block]; 4], gs: *const f32) -> [[f32; 4]; 4] {
-    const PBS: usize = 136;
-    let pf = super::simd::prefetch_distance();
-    // SAFETY: the panel's blocks (the caller's contract): f16 scales at each block's start.
-    let dw = |ib: usize| unsafe { _mm_cvtph_ps(_mm_loadl_epi64(p.add(ib * PBS) as *const __m128i)) };
-    // SAFETY: run blocks of the panel and of every row from ib0 (drive's runs stay in nb).
-    let body = |acc, ib0, run, ds| unsafe { run_q8(acc, p.add(ib0 * PBS), pf, a, ib0, run, ds) };
-    // SAFETY: forwarded (the caller's contract).
-    unsafe { drive(a[0].len(), gs, dw, body) }
+    if a[0].is_empty() {
+        return [[0.0; 4]; 4];
+    }
+    let pf = p.wrapping_add(super::simd::prefetch_distance());
+    // SAFETY: the caller's contract: the panel's and every row's nb ≥ 1 blocks, the group
+    // scales' nb · 16 floats (the peeled last block reads nothing past block nb − 1, the
+    // next block's scales are read only inside the loop; prefetches do not fault). Every
+    // vector register the assembly writes is declared clobbered.
+    unsafe {
+        #[rustfmt::skip]
+        let out = asm_row!(
+            0x8080_8080u32, p, pf, a, gs,
+            "136", "8", "40", "72", "104", "144", "176", "208", "240",
+            "prefetcht0 ({pf})\nprefetcht0 64({pf})\nprefetcht0 128({pf})\n",
+            // The f16 scales (8 bytes at the block's start) twice, converted.
+            "vpbroadcastq 0({w}), %xmm24\nvcvtph2ps %xmm24, %ymm24\n",
+            "vpbroadcastq 136({w}), %xmm24\nvcvtph2ps %xmm24, %ymm24\n"
+        );
+        out
+    }
 }
 
 /// `simd::vnni512::unpacked4n::<4>` for a Q4_0 or Q5_0 panel unpacked by
@@ -325,13 +276,22 @@ pub unsafe fn q8_biased_4x4(p: *const u8, a: &[&[Q8Block]; 4], gs: *const f32) -
 /// unpacked blocks of `ty`, the same for every `t`; `gs` as [`q8_biased_4x4`].
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
 pub unsafe fn unpacked_4x4(ty: GgmlType, u: *const u8, a: &[&[Q8Block]; 4], gs: *const f32) -> [[f32; 4]; 4] {
-    const UBS: usize = super::simd::vnni512::UNPACKED_BLOCK;
+    if a[0].is_empty() {
+        return [[0.0; 4]; 4];
+    }
     // The codes' offset (`panel_block`'s `off`) in every byte: Σ off · y per lane.
     let c: u32 = if ty == GgmlType::Q4_0 { 0x0808_0808 } else { 0x1010_1010 };
-    // SAFETY: the unpacked blocks (the caller's contract): f32 scales at each block's start.
-    let dw = |ib: usize| unsafe { _mm_loadu_ps(u.add(ib * UBS) as *const f32) };
-    // SAFETY: run unpacked blocks and blocks of every row from ib0 (drive's runs stay in nb).
-    let body = |acc, ib0, run, ds| unsafe { run_unpacked(acc, c, u.add(ib0 * UBS), a, ib0, run, ds) };
-    // SAFETY: forwarded (the caller's contract).
-    unsafe { drive(a[0].len(), gs, dw, body) }
+    // SAFETY: as in q8_biased_4x4 (unpacked blocks of UNPACKED_BLOCK bytes, in L1: no
+    // prefetch).
+    unsafe {
+        #[rustfmt::skip]
+        let out = asm_row!(
+            c, u, u, a, gs,
+            "160", "32", "64", "96", "128", "192", "224", "256", "288", "",
+            // The f32 scales (16 bytes at the block's start) twice.
+            "vbroadcastf32x4 0({w}), %ymm24\n",
+            "vbroadcastf32x4 160({w}), %ymm24\n"
+        );
+        out
+    }
 }
