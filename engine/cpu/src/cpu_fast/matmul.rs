@@ -292,6 +292,40 @@ fn group_scales<'b>(a: &[Q8Block], nb: usize, n: usize, first: usize, buf: &'b m
     buf
 }
 
+/// Activation rows `*t..` of `a` in whole groups of 4 through `panel_asm512`'s group kernels
+/// (`kernel(rows, group scales, out)`, at most `MAX_GROUPS` groups a call), written to
+/// `y[t][r..r + 4]`; `*t` ends at the first row not done. Nothing where the rows have no
+/// group scales (`gs` too short).
+#[cfg(target_arch = "x86_64")]
+fn asm_groups(
+    gs: &[f32],
+    nb: usize,
+    n: usize,
+    t: &mut usize,
+    y: &RowsOut,
+    r: usize,
+    a: &[Q8Block],
+    kernel: impl Fn(&[Q8Block], *const f32, &mut [[[f32; 4]; 4]]),
+) {
+    use super::panel_asm512::MAX_GROUPS;
+    let mut out = [[[0f32; 4]; 4]; MAX_GROUPS];
+    while *t + 4 <= n {
+        let groups = ((n - *t) / 4).min(MAX_GROUPS);
+        let (Some(g), Some(ag)) =
+            (gs.get(*t * nb * 4..(*t + 4 * groups) * nb * 4), a.get(*t * nb..(*t + 4 * groups) * nb))
+        else {
+            return;
+        };
+        kernel(ag, g.as_ptr(), &mut out[..groups]);
+        for (gi, o) in out[..groups].iter().enumerate() {
+            for (u, v) in o.iter().enumerate() {
+                y.set_run(*t + 4 * gi + u, r, v);
+            }
+        }
+        *t += 4 * groups;
+    }
+}
+
 /// The 4 outputs of panel `p` for one activation row.
 fn panel_dot(isa: Isa, pn: &Panels, p: usize, a: &[Q8Block], out: &mut [f32]) {
     let [v] = panel_dot_n(isa, pn, p, &[a], std::ptr::null());
@@ -318,6 +352,17 @@ fn panel_rows<const NA: usize>(
     y: &RowsOut,
     r: usize,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if NA == 4 && isa == Isa::Vnni512 && pn.ty == GgmlType::Q8_0 && pn.biased {
+        // The batch case that dominates Q8_0 prefill, in assembly (the same bits), as many
+        // groups of 4 rows a call as it takes.
+        let bytes = pn.panel(p);
+        asm_groups(gs, nb, n, t, y, r, a, |ag, g, out| {
+            // SAFETY: the CPU has AVX-512 VNNI (Isa::Vnni512); the panel holds nb blocks, `ag`
+            // 4 · out.len() rows of them, `g` their group scales (asm_groups' contract).
+            unsafe { super::panel_asm512::q8_biased_4x4(bytes.as_ptr(), ag, nb, g, out) }
+        });
+    }
     while *t + NA <= n {
         let rows: [&[Q8Block]; NA] = std::array::from_fn(|j| &a[(*t + j) * nb..(*t + j + 1) * nb]);
         let v = panel_dot_n(isa, pn, p, &rows, group_at(gs, *t, nb, NA));
@@ -343,12 +388,6 @@ fn panel_dot_n<const NA: usize>(
         // SAFETY: the CPU has the module's features (Isa::detect); the panel holds the blocks of
         // every a[t] (checked when the weight was loaded; the caller slices the rows so).
         let v = match isa {
-            // The batch case that dominates Q8_0 prefill, in assembly (the same bits).
-            Isa::Vnni512 if NA == 4 && pn.ty == GgmlType::Q8_0 && pn.biased && !gs.is_null() => {
-                let a4: [&[Q8Block]; 4] = std::array::from_fn(|t| a[t]);
-                let v = unsafe { super::panel_asm512::q8_biased_4x4(bytes.as_ptr(), &a4, gs) };
-                Some(std::array::from_fn(|t| v[t]))
-            }
             Isa::Vnni512 => Some(unsafe { super::simd::vnni512::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a, gs) }),
             Isa::Vnni => Some(unsafe { super::simd::vnni::panel4n(pn.ty, pn.q8_codes(), bytes.as_ptr(), a, gs) }),
             Isa::Avx2 if !pn.biased => {
@@ -620,6 +659,16 @@ fn unpacked_rows<const NA: usize>(
     r: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
+    if NA == 4 && isa == Isa::Vnni512 && matches!(pn.ty, GgmlType::Q4_0 | GgmlType::Q5_0) {
+        // The batch case that dominates Q4_0 / Q5_0 prefill, in assembly (the same bits).
+        asm_groups(gs, nb, n, t, y, r, a, |ag, g, out| {
+            // SAFETY: the CPU has AVX-512 VNNI (Isa::Vnni512); `u` holds the panel's nb blocks
+            // unpacked by this ISA's `unpack4` (the caller checked), `ag` 4 · out.len() rows
+            // of nb blocks, `g` their group scales (asm_groups' contract).
+            unsafe { super::panel_asm512::unpacked_4x4(pn.ty, u.as_ptr(), ag, nb, g, out) }
+        });
+    }
+    #[cfg(target_arch = "x86_64")]
     while *t + NA <= n {
         use super::simd::{avx2, vnni, vnni512};
         let rows: [&[Q8Block]; NA] = std::array::from_fn(|j| &a[(*t + j) * nb..(*t + j + 1) * nb]);
@@ -628,12 +677,6 @@ fn unpacked_rows<const NA: usize>(
         // checked `unpack_panel` returned true); every row has nb blocks.
         let v = unsafe {
             match isa {
-                // The batch case that dominates Q4_0 / Q5_0 prefill, in assembly (the same bits).
-                Isa::Vnni512 if NA == 4 && matches!(pn.ty, GgmlType::Q4_0 | GgmlType::Q5_0) && !g.is_null() => {
-                    let a4: [&[Q8Block]; 4] = std::array::from_fn(|t| rows[t]);
-                    let v = super::panel_asm512::unpacked_4x4(pn.ty, u.as_ptr(), &a4, g);
-                    std::array::from_fn(|t| v[t])
-                }
                 Isa::Vnni512 => vnni512::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows, g),
                 Isa::Vnni => vnni::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows, g),
                 _ => avx2::unpacked4n(pn.ty, pn.q8_codes(), u.as_ptr(), &rows, g),

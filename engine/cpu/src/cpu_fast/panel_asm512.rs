@@ -164,62 +164,106 @@ macro_rules! run_body {
 #[repr(C, align(128))]
 struct Ring([f32; 32]);
 
-/// A whole row through [`run_body`] (its layout arguments `$layout`): the accumulators from
-/// zero, then each pair's horizontal sum; `$c` the correction byte (the codes' offset) in all
-/// 4 bytes.
-macro_rules! asm_row {
-    ($c:expr, $w:expr, $pf:expr, $a:expr, $gs:expr, $($layout:tt)*) => {{
-        let mut acc = [_mm256_setzero_ps(); 16];
-        // Not read before the assembly writes it.
-        let mut ring = std::mem::MaybeUninit::<Ring>::uninit();
+/// What the group loop of [`asm_groups`] reloads at each group's start (read by the assembly at
+/// the byte offsets it names: 0, 8, 16, 24, 32, 40).
+#[repr(C)]
+struct GroupLoop {
+    /// The weights' first block.
+    w0: *const u8,
+    /// Where the first prefetch points.
+    pf0: *const u8,
+    /// Blocks a row (≥ 1).
+    nb: usize,
+    /// Bytes of one activation row (`nb` blocks).
+    row_bytes: usize,
+    /// Groups left, counted down by the assembly.
+    groups: usize,
+    /// The correction byte (the codes' offset) in all 4 bytes.
+    c: u32,
+}
+
+/// Groups of 4 activation rows after one another through [`run_body`] (its layout arguments
+/// `$layout`): for each, the accumulators from zero, the whole row, then the 16 accumulators
+/// stored at `$out` (512 bytes a group). One call for many groups: the next group's first
+/// blocks start while the last one's products drain (no call, return or reduction between
+/// them). `$a` is the first group's first row; rows follow at `row_bytes`, groups at 4 rows;
+/// `$gs` the first group's group scales (the next group's follow them, where
+/// [`run_body`] leaves `{gs}`); `$ring` a [`Ring`].
+macro_rules! asm_groups {
+    ($gl:expr, $ring:expr, $a:expr, $gs:expr, $out:expr, $($layout:tt)*) => {
         asm!(
-            "vmovups 0({acc}), %ymm0",
-            "vmovups 32({acc}), %ymm1",
-            "vmovups 64({acc}), %ymm2",
-            "vmovups 96({acc}), %ymm3",
-            "vmovups 128({acc}), %ymm4",
-            "vmovups 160({acc}), %ymm5",
-            "vmovups 192({acc}), %ymm6",
-            "vmovups 224({acc}), %ymm7",
-            "vmovups 256({acc}), %ymm8",
-            "vmovups 288({acc}), %ymm9",
-            "vmovups 320({acc}), %ymm10",
-            "vmovups 352({acc}), %ymm11",
-            "vmovups 384({acc}), %ymm12",
-            "vmovups 416({acc}), %ymm13",
-            "vmovups 448({acc}), %ymm14",
-            "vmovups 480({acc}), %ymm15",
-            "vpbroadcastd {c:e}, %ymm26",
+            "vpbroadcastd 40({gl}), %ymm26",
             "vpxord %ymm27, %ymm27, %ymm27",
+            "mov 0({gl}), {w}",
+            "mov 8({gl}), {pf}",
+            "mov 16({gl}), {n}",
+            "mov {a0}, {a1}",
+            "add 24({gl}), {a1}",
+            "mov {a1}, {a2}",
+            "add 24({gl}), {a2}",
+            "mov {a2}, {a3}",
+            "add 24({gl}), {a3}",
+            "1:",
+            "vpxord %ymm0, %ymm0, %ymm0",
+            "vpxord %ymm1, %ymm1, %ymm1",
+            "vpxord %ymm2, %ymm2, %ymm2",
+            "vpxord %ymm3, %ymm3, %ymm3",
+            "vpxord %ymm4, %ymm4, %ymm4",
+            "vpxord %ymm5, %ymm5, %ymm5",
+            "vpxord %ymm6, %ymm6, %ymm6",
+            "vpxord %ymm7, %ymm7, %ymm7",
+            "vpxord %ymm8, %ymm8, %ymm8",
+            "vpxord %ymm9, %ymm9, %ymm9",
+            "vpxord %ymm10, %ymm10, %ymm10",
+            "vpxord %ymm11, %ymm11, %ymm11",
+            "vpxord %ymm12, %ymm12, %ymm12",
+            "vpxord %ymm13, %ymm13, %ymm13",
+            "vpxord %ymm14, %ymm14, %ymm14",
+            "vpxord %ymm15, %ymm15, %ymm15",
             run_body!($($layout)*),
-            "vmovups %ymm0, 0({acc})",
-            "vmovups %ymm1, 32({acc})",
-            "vmovups %ymm2, 64({acc})",
-            "vmovups %ymm3, 96({acc})",
-            "vmovups %ymm4, 128({acc})",
-            "vmovups %ymm5, 160({acc})",
-            "vmovups %ymm6, 192({acc})",
-            "vmovups %ymm7, 224({acc})",
-            "vmovups %ymm8, 256({acc})",
-            "vmovups %ymm9, 288({acc})",
-            "vmovups %ymm10, 320({acc})",
-            "vmovups %ymm11, 352({acc})",
-            "vmovups %ymm12, 384({acc})",
-            "vmovups %ymm13, 416({acc})",
-            "vmovups %ymm14, 448({acc})",
-            "vmovups %ymm15, 480({acc})",
-            acc = in(reg) acc.as_mut_ptr(),
-            c = in(reg) $c,
-            w = inout(reg) $w => _,
-            pf = inout(reg) $pf => _,
-            a0 = inout(reg) $a[0].as_ptr() => _,
-            a1 = inout(reg) $a[1].as_ptr() => _,
-            a2 = inout(reg) $a[2].as_ptr() => _,
-            a3 = inout(reg) $a[3].as_ptr() => _,
+            "vmovups %ymm0, 0({out})",
+            "vmovups %ymm1, 32({out})",
+            "vmovups %ymm2, 64({out})",
+            "vmovups %ymm3, 96({out})",
+            "vmovups %ymm4, 128({out})",
+            "vmovups %ymm5, 160({out})",
+            "vmovups %ymm6, 192({out})",
+            "vmovups %ymm7, 224({out})",
+            "vmovups %ymm8, 256({out})",
+            "vmovups %ymm9, 288({out})",
+            "vmovups %ymm10, 320({out})",
+            "vmovups %ymm11, 352({out})",
+            "vmovups %ymm12, 384({out})",
+            "vmovups %ymm13, 416({out})",
+            "vmovups %ymm14, 448({out})",
+            "vmovups %ymm15, 480({out})",
+            "add $512, {out}",
+            // The next group: its first row starts where this group's last row ended (each
+            // row pointer advanced a row's blocks, except the peeled last block's 40 bytes).
+            "lea 40({a3}), {a0}",
+            "mov {a0}, {a1}",
+            "add 24({gl}), {a1}",
+            "mov {a1}, {a2}",
+            "add 24({gl}), {a2}",
+            "mov {a2}, {a3}",
+            "add 24({gl}), {a3}",
+            "mov 0({gl}), {w}",
+            "mov 8({gl}), {pf}",
+            "mov 16({gl}), {n}",
+            "decq 32({gl})",
+            "jnz 1b",
+            gl = in(reg) $gl,
+            w = out(reg) _,
+            pf = out(reg) _,
+            n = out(reg) _,
+            a0 = inout(reg) $a => _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
             gs = inout(reg) $gs => _,
-            ds = inout(reg) ring.as_mut_ptr() => _,
+            ds = inout(reg) $ring => _,
             dn = out(reg) _,
-            n = inout(reg) $a[0].len() => _,
+            out = inout(reg) $out => _,
             out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
             out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
             out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
@@ -229,69 +273,120 @@ macro_rules! asm_row {
             out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
             out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
             options(att_syntax, nostack),
-        );
-        // The panel kernels' own reduction, so the same sums in the same order.
-        std::array::from_fn(|t| std::array::from_fn(|r| super::simd::vnni512::hsum_ps(acc[4 * t + r])))
-    }};
+        )
+    };
 }
 
-/// `simd::vnni512::panel4n::<4>` for a Q8_0 panel stored `+ 128` with group scales: the 4
-/// outputs of the panel at `p` for each of the 4 activation rows `a` (bit-identical).
+/// Groups of 4 activation rows one call of the kernels below takes at most (their
+/// accumulators pass through a 16 KB stack buffer).
+pub const MAX_GROUPS: usize = 32;
+
+/// The driver both kernels share: `out.len()` (≤ [`MAX_GROUPS`]) groups of 4 rows of `a`
+/// (`nb` blocks a row, group after group) through `body(gl, ring, a, acc)` (the assembly),
+/// then each pair's horizontal sum: `out[g][t][r]` for row `4g + t` and weight row `r`.
+///
+/// # Safety
+/// `a` holds `4 · out.len() · nb` blocks, `nb` ≥ 1; `body` runs the assembly over `gl.groups`
+/// groups and stores their accumulators at `acc`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+unsafe fn drive(
+    mut gl: GroupLoop,
+    a: &[Q8Block],
+    out: &mut [[[f32; 4]; 4]],
+    body: impl Fn(&mut GroupLoop, *mut Ring, *const u8, *mut __m256),
+) {
+    let groups = out.len();
+    assert!(
+        groups <= MAX_GROUPS && gl.nb >= 1 && a.len() >= 4 * groups * gl.nb,
+        "panel_asm512: {groups} groups of {} blocks over {} blocks",
+        gl.nb,
+        a.len()
+    );
+    if groups == 0 {
+        return;
+    }
+    gl.groups = groups;
+    gl.row_bytes = gl.nb * std::mem::size_of::<Q8Block>();
+    // Written by the assembly (the first `groups`) before they are read; the ring likewise.
+    let mut acc = std::mem::MaybeUninit::<[[__m256; 16]; MAX_GROUPS]>::uninit();
+    let mut ring = std::mem::MaybeUninit::<Ring>::uninit();
+    body(&mut gl, ring.as_mut_ptr(), a.as_ptr() as *const u8, acc.as_mut_ptr() as *mut __m256);
+    let acc = acc.as_ptr() as *const [__m256; 16];
+    for (g, o) in out.iter_mut().enumerate() {
+        // SAFETY: group g < groups was stored by the assembly.
+        let v = unsafe { &*acc.add(g) };
+        // The panel kernels' own reduction, so the same sums in the same order.
+        *o = std::array::from_fn(|t| std::array::from_fn(|r| super::simd::vnni512::hsum_ps(v[4 * t + r])));
+    }
+}
+
+/// `simd::vnni512::panel4n::<4>` for a Q8_0 panel stored `+ 128` with group scales, for
+/// `out.len()` groups of 4 activation rows: `out[g][t]` the panel's 4 outputs for row `4g + t`
+/// of `a` (bit-identical).
 ///
 /// # Safety
 /// The CPU has AVX-512 F/VL/BW and VNNI; `p` points at a whole Q8_0 panel (`Q8Codes::Biased`)
-/// of `a[t].len()` blocks, the same for every `t`; `gs` at the rows' group scales, `nb · 16`
-/// floats (`matmul::group_scales` with groups of 4).
+/// of `nb` ≥ 1 blocks; `a` holds `4 · out.len() · nb` blocks (rows of `nb`); `gs` at the rows'
+/// group scales, `out.len() · 16 · nb` floats (`matmul::group_scales` with groups of 4);
+/// `out.len()` ≤ [`MAX_GROUPS`].
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-pub unsafe fn q8_biased_4x4(p: *const u8, a: &[&[Q8Block]; 4], gs: *const f32) -> [[f32; 4]; 4] {
-    if a[0].is_empty() {
-        return [[0.0; 4]; 4];
-    }
-    let pf = p.wrapping_add(super::simd::prefetch_distance());
+pub unsafe fn q8_biased_4x4(p: *const u8, a: &[Q8Block], nb: usize, gs: *const f32, out: &mut [[[f32; 4]; 4]]) {
+    let pf0 = p.wrapping_add(super::simd::prefetch_distance());
+    let gl = GroupLoop { w0: p, pf0, nb, row_bytes: 0, groups: 0, c: 0x8080_8080 };
     // SAFETY: the caller's contract: the panel's and every row's nb ≥ 1 blocks, the group
-    // scales' nb · 16 floats (the peeled last block reads nothing past block nb − 1, the
-    // next block's scales are read only inside the loop; prefetches do not fault). Every
-    // vector register the assembly writes is declared clobbered.
-    unsafe {
+    // scales (the peeled last block reads nothing past block nb − 1, the next block is read
+    // only inside the loop; prefetches do not fault). Every vector register the assembly
+    // writes is declared clobbered; it writes memory only at the ring, `acc` and `gl`.
+    let body = |gl: &mut GroupLoop, ring: *mut Ring, a: *const u8, acc: *mut __m256| unsafe {
+        let gl: *mut GroupLoop = gl;
         #[rustfmt::skip]
-        let out = asm_row!(
-            0x8080_8080u32, p, pf, a, gs,
+        asm_groups!(
+            gl, ring, a, gs, acc,
             "136", "8", "40", "72", "104", "144", "176", "208", "240",
             "prefetcht0 ({pf})\nprefetcht0 64({pf})\nprefetcht0 128({pf})\n",
             // The f16 scales (8 bytes at the block's start) twice, converted.
             "vpbroadcastq 0({w}), %xmm24\nvcvtph2ps %xmm24, %ymm24\n",
             "vpbroadcastq 136({w}), %xmm24\nvcvtph2ps %xmm24, %ymm24\n"
         );
-        out
-    }
+    };
+    // SAFETY: forwarded (the caller's contract).
+    unsafe { drive(gl, a, out, body) }
 }
 
 /// `simd::vnni512::unpacked4n::<4>` for a Q4_0 or Q5_0 panel unpacked by
 /// `simd::vnni512::unpack4` (160 bytes a block: 4 f32 scales, 4 mins, then 4 rows × 32 codes
-/// `0..16` / `0..32`), with group scales: the 4 outputs for each of the 4 activation rows `a`
-/// (bit-identical). The correction is `−8 · Σy` (Q4_0) or `−16 · Σy` (Q5_0) per lane.
+/// `0..16` / `0..32`), with group scales, for `out.len()` groups of 4 activation rows (as
+/// [`q8_biased_4x4`]; bit-identical). The correction is `−8 · Σy` (Q4_0) or `−16 · Σy` (Q5_0)
+/// per lane.
 ///
 /// # Safety
-/// The CPU has AVX-512 F/VL/BW and VNNI; `ty` is Q4_0 or Q5_0; `u` points at `a[t].len()`
-/// unpacked blocks of `ty`, the same for every `t`; `gs` as [`q8_biased_4x4`].
+/// As [`q8_biased_4x4`], with `ty` Q4_0 or Q5_0 and `u` at `nb` unpacked blocks of `ty`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-pub unsafe fn unpacked_4x4(ty: GgmlType, u: *const u8, a: &[&[Q8Block]; 4], gs: *const f32) -> [[f32; 4]; 4] {
-    if a[0].is_empty() {
-        return [[0.0; 4]; 4];
-    }
+pub unsafe fn unpacked_4x4(
+    ty: GgmlType,
+    u: *const u8,
+    a: &[Q8Block],
+    nb: usize,
+    gs: *const f32,
+    out: &mut [[[f32; 4]; 4]],
+) {
     // The codes' offset (`panel_block`'s `off`) in every byte: Σ off · y per lane.
     let c: u32 = if ty == GgmlType::Q4_0 { 0x0808_0808 } else { 0x1010_1010 };
+    let gl = GroupLoop { w0: u, pf0: u, nb, row_bytes: 0, groups: 0, c };
     // SAFETY: as in q8_biased_4x4 (unpacked blocks of UNPACKED_BLOCK bytes, in L1: no
     // prefetch).
-    unsafe {
+    let body = |gl: &mut GroupLoop, ring: *mut Ring, a: *const u8, acc: *mut __m256| unsafe {
+        let gl: *mut GroupLoop = gl;
         #[rustfmt::skip]
-        let out = asm_row!(
-            c, u, u, a, gs,
+        asm_groups!(
+            gl, ring, a, gs, acc,
             "160", "32", "64", "96", "128", "192", "224", "256", "288", "",
             // The f32 scales (16 bytes at the block's start) twice.
             "vbroadcastf32x4 0({w}), %ymm24\n",
             "vbroadcastf32x4 160({w}), %ymm24\n"
         );
-        out
-    }
+    };
+    // SAFETY: forwarded (the caller's contract).
+    unsafe { drive(gl, a, out, body) }
 }

@@ -474,8 +474,9 @@ fn panels_match_row_kernels(
         }
         // Activation rows one, two (a pair: panel4n), five (pairs and a single), eight and eleven
         // (the panel unpacked once for all rows; with AVX-512 groups of four — + 128 Q8_0,
-        // Q4_0 and Q5_0 in `panel_asm512`'s assembly — then a pair and a single) at a time.
-        for n in [1, 2, 5, 8, 11] {
+        // Q4_0 and Q5_0 in `panel_asm512`'s assembly, many groups a call — then a pair and a
+        // single) at a time; 133: more groups than one assembly call takes (`MAX_GROUPS`).
+        for n in [1, 2, 5, 8, 11, 133] {
             let x = signal(n * nb * 32, 77);
             let acts = matmul::quantize_acts(matmul::ActKind::Q8, &x, nb * 32);
             let qm = matmul::QMatrix { ty, k: nb * 32, m, row_bytes: rb, data: &[], panels: Some(&pn) };
