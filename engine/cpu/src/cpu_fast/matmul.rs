@@ -297,6 +297,7 @@ fn group_scales<'b>(a: &[Q8Block], nb: usize, n: usize, first: usize, buf: &'b m
 /// `y[t][r..r + 4]`; `*t` ends at the first row not done. Nothing where the rows have no
 /// group scales (`gs` too short).
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 fn asm_groups(
     gs: &[f32],
     nb: usize,
