@@ -19,10 +19,11 @@
 //! hide it. Here the next block's codes, activation codes and corrections are loaded and
 //! computed while this block's products run (software-pipelined by one block), the products
 //! take two temporaries in turn, and all 32 vector registers are assigned by hand. One call
-//! runs a whole row: no separate pass over the scales (it took ~20% of the kernel's samples
-//! at Qwen-shape prefill) and no accumulators stored between runs. A C replica
-//! of the Q8_0 loop (Zen 4 host, one thread, same data): 1.95 → 2.37 G pairs/s
-//! (`docs/perf/NOTES.md`, stop 29).
+//! runs whole rows for up to [`MAX_GROUPS`] groups of 4 activation rows (the group loop is in
+//! the assembly; the accumulators are stored per group and reduced after the call): no
+//! separate pass over the scales (it took ~20% of the kernel's samples at Qwen-shape prefill),
+//! no call, return or reduction between groups. A C replica of the Q8_0 loop (Zen 4 host, one
+//! thread, same data): 1.95 → 2.37 G pairs/s (`docs/perf/NOTES.md`, stops 29 and 30).
 //!
 //! Registers: ymm0–15 the 16 pairs' accumulators (pair `(t, r)` in `4t + r`), ymm16–19 the
 //! block's 4 weight rows, ymm20/28/29/30 the 4 activation rows' codes, ymm21/31/22/23 their
