@@ -292,23 +292,21 @@ fn group_scales<'b>(a: &[Q8Block], nb: usize, n: usize, first: usize, buf: &'b m
     buf
 }
 
-/// Activation rows `*t..` of `a` in whole groups of 4 through `panel_asm512`'s group kernels
-/// (`kernel(rows, group scales, out)`, at most `MAX_GROUPS` groups a call), written to
-/// `y[t][r..r + 4]`; `*t` ends at the first row not done. Nothing where the rows have no
-/// group scales (`gs` too short).
+/// Activation rows `*t..` of `a` (rows of `nb` blocks) in whole groups of 4 through
+/// `panel_asm512`'s group kernels (`kernel(rows, group scales, out)`, at most `MAX_GROUPS`
+/// groups a call), written to `y[t][r..r + 4]`; `*t` ends at the first row not done. Nothing
+/// where the rows have no group scales (`gs` too short).
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 fn asm_groups(
-    gs: &[f32],
-    nb: usize,
-    n: usize,
-    t: &mut usize,
-    y: &RowsOut,
-    r: usize,
     a: &[Q8Block],
+    nb: usize,
+    gs: &[f32],
+    t: &mut usize,
+    (y, r): (&RowsOut, usize),
     kernel: impl Fn(&[Q8Block], *const f32, &mut [[[f32; 4]; 4]]),
 ) {
     use super::panel_asm512::MAX_GROUPS;
+    let n = a.len() / nb.max(1);
     if *t + 4 > n {
         // Not one group (a decode step: every panel passes here; no 2 KB buffer to clear).
         return;
@@ -362,7 +360,7 @@ fn panel_rows<const NA: usize>(
         // The batch case that dominates Q8_0 prefill, in assembly (the same bits), as many
         // groups of 4 rows a call as it takes.
         let bytes = pn.panel(p);
-        asm_groups(gs, nb, n, t, y, r, a, |ag, g, out| {
+        asm_groups(a, nb, gs, t, (y, r), |ag, g, out| {
             // SAFETY: the CPU has AVX-512 VNNI (Isa::Vnni512); the panel holds nb blocks, `ag`
             // 4 · out.len() rows of them, `g` their group scales (asm_groups' contract).
             unsafe { super::panel_asm512::q8_biased_4x4(bytes.as_ptr(), ag, nb, g, out) }
@@ -666,7 +664,7 @@ fn unpacked_rows<const NA: usize>(
     #[cfg(target_arch = "x86_64")]
     if NA == 4 && isa == Isa::Vnni512 && matches!(pn.ty, GgmlType::Q4_0 | GgmlType::Q5_0) {
         // The batch case that dominates Q4_0 / Q5_0 prefill, in assembly (the same bits).
-        asm_groups(gs, nb, n, t, y, r, a, |ag, g, out| {
+        asm_groups(a, nb, gs, t, (y, r), |ag, g, out| {
             // SAFETY: the CPU has AVX-512 VNNI (Isa::Vnni512); `u` holds the panel's nb blocks
             // unpacked by this ISA's `unpack4` (the caller checked), `ag` 4 · out.len() rows
             // of nb blocks, `g` their group scales (asm_groups' contract).

@@ -275,7 +275,8 @@ macro_rules! asm_groups {
 pub const MAX_GROUPS: usize = 32;
 
 /// The driver both kernels share: `out.len()` (≤ [`MAX_GROUPS`]) groups of 4 rows of `a`
-/// (`nb` blocks a row, group after group) through `body(gl, ring, a, acc)` (the assembly),
+/// (`nb` blocks a row, group after group) against the weights at `w0` (first prefetch at
+/// `pf0`, correction byte `c` in all 4 bytes) through `body(gl, ring, a, acc)` (the assembly),
 /// then each pair's horizontal sum: `out[g][t][r]` for row `4g + t` and weight row `r`.
 ///
 /// # Safety
@@ -284,23 +285,21 @@ pub const MAX_GROUPS: usize = 32;
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
 unsafe fn drive(
-    mut gl: GroupLoop,
+    (w0, pf0, nb, c): (*const u8, *const u8, usize, u32),
     a: &[Q8Block],
     out: &mut [[[f32; 4]; 4]],
     body: impl Fn(&mut GroupLoop, *mut Ring, *const u8, *mut __m256),
 ) {
     let groups = out.len();
     assert!(
-        groups <= MAX_GROUPS && gl.nb >= 1 && a.len() >= 4 * groups * gl.nb,
-        "panel_asm512: {groups} groups of {} blocks over {} blocks",
-        gl.nb,
+        groups <= MAX_GROUPS && nb >= 1 && a.len() >= 4 * groups * nb,
+        "panel_asm512: {groups} groups of {nb} blocks over {} blocks",
         a.len()
     );
     if groups == 0 {
         return;
     }
-    gl.groups = groups;
-    gl.row_bytes = gl.nb * std::mem::size_of::<Q8Block>();
+    let mut gl = GroupLoop { w0, pf0, nb, row_bytes: nb * std::mem::size_of::<Q8Block>(), groups, c };
     // Written by the assembly (the first `groups`) before they are read; the ring likewise.
     let mut acc = std::mem::MaybeUninit::<[[__m256; 16]; MAX_GROUPS]>::uninit();
     let mut ring = std::mem::MaybeUninit::<Ring>::uninit();
@@ -326,7 +325,6 @@ unsafe fn drive(
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
 pub unsafe fn q8_biased_4x4(p: *const u8, a: &[Q8Block], nb: usize, gs: *const f32, out: &mut [[[f32; 4]; 4]]) {
     let pf0 = p.wrapping_add(super::simd::prefetch_distance());
-    let gl = GroupLoop { w0: p, pf0, nb, row_bytes: 0, groups: 0, c: 0x8080_8080 };
     // SAFETY: the caller's contract: the panel's and every row's nb ≥ 1 blocks, the group
     // scales (the peeled last block reads nothing past block nb − 1, the next block is read
     // only inside the loop; prefetches do not fault). Every vector register the assembly
@@ -344,7 +342,7 @@ pub unsafe fn q8_biased_4x4(p: *const u8, a: &[Q8Block], nb: usize, gs: *const f
         );
     };
     // SAFETY: forwarded (the caller's contract).
-    unsafe { drive(gl, a, out, body) }
+    unsafe { drive((p, pf0, nb, 0x8080_8080), a, out, body) }
 }
 
 /// `simd::vnni512::unpacked4n::<4>` for a Q4_0 or Q5_0 panel unpacked by
@@ -366,7 +364,6 @@ pub unsafe fn unpacked_4x4(
 ) {
     // The codes' offset (`panel_block`'s `off`) in every byte: Σ off · y per lane.
     let c: u32 = if ty == GgmlType::Q4_0 { 0x0808_0808 } else { 0x1010_1010 };
-    let gl = GroupLoop { w0: u, pf0: u, nb, row_bytes: 0, groups: 0, c };
     // SAFETY: as in q8_biased_4x4 (unpacked blocks of UNPACKED_BLOCK bytes, in L1: no
     // prefetch).
     let body = |gl: &mut GroupLoop, ring: *mut Ring, a: *const u8, acc: *mut __m256| unsafe {
@@ -381,5 +378,5 @@ pub unsafe fn unpacked_4x4(
         );
     };
     // SAFETY: forwarded (the caller's contract).
-    unsafe { drive(gl, a, out, body) }
+    unsafe { drive((u, u, nb, c), a, out, body) }
 }
