@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Record the exact goldens of the synthetic model cases: `<arch>-synth-tiny-<type>-short`.
+"""Record the exact goldens of the synthetic model cases: `<arch>-synth-tiny-<type>-short` (8 tokens)
+and, for the k-quant types of FOUR_TYPES, `<arch>-synth-tiny-<type>-four` (4 tokens: below
+llama.cpp's tiled batch of 8, so its k-quant matmuls take `vec_dot`, the decode kernels).
 
 For every architecture × weight type it
   1. generates the fixture with orcd-fixtures (release build: `cargo build --release -p orcd-fixtures`)
@@ -15,7 +17,7 @@ The F32 case of each arch also stores the per-op taps used to localise a diverge
 Then `python3 goldens/recorders/record_llamacpp_logits.py --write` adds the `numerics: fast`
 twins of these cases from llama.cpp's default run.
 
-Usage: python3 goldens/recorders/record_synthetic.py [--arch A,B] [--type f32,f16,q8_0,q4_k] [--no-llama-cpp]
+Usage: python3 goldens/recorders/record_synthetic.py [--arch A,B] [--type f32,f16,q8_0,q4_k,q2_k,q3_k] [--no-llama-cpp]
 (`phi3lr`: the phi3 fixture with LongRoPE factors, F32 and Q8_0 unless --type is given.)
 """
 
@@ -44,6 +46,10 @@ TYPES = ["f32", "f16", "q8_0", "q4_k"]
 TYPES_FOR = {"phi3lr": ["f32", "q8_0"]}
 # Token ids valid in every vocabulary above; content does not matter for random weights.
 TOKENS = "1,5,9,200,77,3000,42,1000"
+# The types that also get the 4-token case (issue 14: Q2_K / Q3_K, recorded with --type q2_k,q3_k
+# for llama, qwen2 and gemma3).
+FOUR_TYPES = ["q2_k", "q3_k"]
+FOUR_TOKENS = "1,5,9,200"
 SEED = 1
 # Where the fixtures are written: the case files' commands name this path, so they rerun as written.
 FX = "/tmp/fx"
@@ -63,8 +69,10 @@ def main():
     types = a.type.split(",") if a.type else None
     jobs = [(arch, ty) for arch in archs for ty in (types or TYPES_FOR.get(arch, TYPES))]
     Path(FX).mkdir(parents=True, exist_ok=True)
-    for i, (arch, ty) in enumerate(jobs, 1):
-        name = f"{arch}-synth-tiny-{ty}-short"
+    jobs = [(arch, ty, case, toks) for arch, ty in jobs
+            for case, toks in [("short", TOKENS)] + ([("four", FOUR_TOKENS)] if ty in FOUR_TYPES else [])]
+    for i, (arch, ty, case, toks) in enumerate(jobs, 1):
+        name = f"{arch}-synth-tiny-{ty}-{case}"
         fixture = f"model-{arch}-tiny-{ty}-seed{SEED}"
         out = f"{FX}/{arch}-{ty}.gguf"
         cmd = (f"orcd-fixtures model --arch {arch} --size tiny --type {ty} --seed {SEED} "
@@ -73,8 +81,8 @@ def main():
         print(f"[{i}/{len(jobs)}] {name}: {cmd}", file=sys.stderr, flush=True)
         subprocess.run(argv, check=True)
         rec = [sys.executable, str(ROOT / "goldens/recorders/record_models.py"), "--gguf", out,
-               "--file-rel", out, "--name", name, "--tokens", TOKENS, "--fixture", fixture, cmd]
-        if ty == "f32":
+               "--file-rel", out, "--name", name, "--tokens", toks, "--fixture", fixture, cmd]
+        if ty == "f32" and case == "short":
             rec.append("--taps")
         if a.no_llama_cpp:
             rec.append("--no-llama-cpp")

@@ -6,6 +6,8 @@
 //! - `matvec/<type>`: `CpuFast::matmul` of one row through the thread team (all threads), 4096 ×
 //!   1024 weights — a decode matmul, including activation quantization and scheduling.
 //! - `matmul128/<type>`: the same with 128 rows (prefill).
+//! - `dot-scalar/<type>`: `dot/<type>` through the lane-by-lane reference (`Isa::Scalar`) for the
+//!   types whose SIMD kernels came last (Q2_K, Q3_K, MXFP4): the speed they had before.
 //!
 //! Run: `cargo bench -p orcd-engine --bench matmul` (add `-- --quick`, or a filter like `q4_1`).
 
@@ -28,12 +30,18 @@ fn weights(ty: GgmlType, rows: usize, k: usize) -> Vec<u8> {
     let scales: &[usize] = match ty {
         GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
         GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
         GgmlType::Q6_K => &[208],
         _ => &[],
     };
     for blk in b.chunks_exact_mut(ts) {
         for &at in scales {
             blk[at..at + 2].copy_from_slice(&half::f16::from_f32(0.01).to_bits().to_le_bytes());
+        }
+        if ty == GgmlType::MXFP4 {
+            // E8M0 exponent 2^-7.
+            blk[0] = 120;
         }
     }
     b
@@ -43,14 +51,21 @@ fn signal(n: usize) -> Vec<f32> {
     (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 3) as f32)).collect()
 }
 
-const LEGACY: [GgmlType; 5] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0];
-const KQ: [GgmlType; 3] = [GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
+const LEGACY: [GgmlType; 6] =
+    [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::MXFP4];
+const KQ: [GgmlType; 5] = [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
+/// The types measured through the scalar reference too (`dot-scalar`).
+const LAST_SIMD: [GgmlType; 3] = [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::MXFP4];
 
 fn dot(c: &mut Criterion) {
-    let isa = Isa::detect();
-    let mut g = c.benchmark_group("dot");
+    dot_group(c, "dot", Isa::detect(), &LEGACY.into_iter().chain(KQ).collect::<Vec<_>>());
+    dot_group(c, "dot-scalar", Isa::Scalar, &LAST_SIMD);
+}
+
+fn dot_group(c: &mut Criterion, name: &str, isa: Isa, types: &[GgmlType]) {
+    let mut g = c.benchmark_group(name);
     let (m, k) = (1536, 512);
-    for ty in LEGACY.into_iter().chain(KQ) {
+    for &ty in types {
         let w = weights(ty, m, k);
         let rb = w.len() / m;
         let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();

@@ -211,29 +211,48 @@ pub fn dot_mxfp4(w: &[u8], a: &[Q8Block]) -> f32 {
     sumf
 }
 
+/// Q2_K as ggml's AVX2 kernel (`ggml_vec_dot_q2_K_q8_K`): one 8-lane accumulator; per
+/// super-block first the mins, lane `t` = `m_{2t}·bsum_{2t} + m_{2t+1}·bsum_{2t+1}` FMA'd with
+/// `-dy·dmin`, then the scales, lane `t` = Σ over the 8 chunks `c` of 32 of `sc_{2c + t/4}` × the
+/// products of elements `32 c + 4t..+4`, FMA'd with `dy·d`; `hsum_float_8` at the end.
 pub fn dot_q2_k(w: &[u8], a: &[Q8KBlock]) -> f32 {
-    let (mut acc, mut accm) = (0f32, 0f32);
+    let mut acc = [0f32; 8];
     for (b, y) in w.chunks_exact(84).zip(a) {
         let q = q2k_codes(b);
-        let (mut sumi, mut summ) = (0i32, 0i32);
-        for s in 0..16 {
-            sumi += i32::from(b[s] & 15) * idot(&q[16 * s..16 * s + 16], &y.qs[16 * s..16 * s + 16]);
-            summ += i32::from(b[s] >> 4) * i32::from(y.bsums[s]);
+        let prod: [i32; 8] = std::array::from_fn(|t| {
+            i32::from(b[2 * t] >> 4) * i32::from(y.bsums[2 * t])
+                + i32::from(b[2 * t + 1] >> 4) * i32::from(y.bsums[2 * t + 1])
+        });
+        fma8(&mut acc, -y.d * f16_at(b, 82), &prod);
+        let mut sumi = [0i32; 8];
+        for c in 0..8 {
+            let l = lanes8(&q[32 * c..32 * c + 32], &y.qs[32 * c..32 * c + 32]);
+            for t in 0..8 {
+                sumi[t] += i32::from(b[2 * c + t / 4] & 15) * l[t];
+            }
         }
-        acc = fma(y.d * f16_at(b, 80), sumi as f32, acc);
-        accm = fma(-y.d * f16_at(b, 82), summ as f32, accm);
+        fma8(&mut acc, y.d * f16_at(b, 80), &sumi);
     }
-    acc + accm
+    hsum8(&acc)
 }
 
+/// Q3_K as ggml's AVX2 kernel (`ggml_vec_dot_q3_K_q8_K`): lane `t` of a super-block = Σ over
+/// the 8 chunks `c` of 32 of `sc_{2c + t/4}` × the products of elements `32 c + 4t..+4` (codes
+/// -4..3), FMA'd lane-wise with `dy·d`; `hsum_float_8` at the end.
 pub fn dot_q3_k(w: &[u8], a: &[Q8KBlock]) -> f32 {
-    let mut acc = 0f32;
+    let mut acc = [0f32; 8];
     for (b, y) in w.chunks_exact(110).zip(a) {
         let (q, sc) = q3k_codes(b);
-        let sumi: i32 = (0..16).map(|s| sc[s] * idot(&q[16 * s..16 * s + 16], &y.qs[16 * s..16 * s + 16])).sum();
-        acc = fma(y.d * f16_at(b, 108), sumi as f32, acc);
+        let mut sumi = [0i32; 8];
+        for c in 0..8 {
+            let l = lanes8(&q[32 * c..32 * c + 32], &y.qs[32 * c..32 * c + 32]);
+            for t in 0..8 {
+                sumi[t] += sc[2 * c + t / 4] * l[t];
+            }
+        }
+        fma8(&mut acc, y.d * f16_at(b, 108), &sumi);
     }
-    acc
+    hsum8(&acc)
 }
 
 /// Q4_K as ggml's AVX2 kernel: per super-block 8 integer lanes (lane `t`: Σ over the 8

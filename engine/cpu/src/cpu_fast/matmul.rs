@@ -155,16 +155,19 @@ pub fn dot_rows_q8(isa: Isa, ty: GgmlType, rows: &[&[u8]], a: &[Q8Block], out: &
             (Isa::Vnni512, T::Q5_0) => run!(vnni512, q5_0),
             (Isa::Vnni512, T::Q5_1) => run!(vnni512, q5_1),
             (Isa::Vnni512, T::Q8_0) => run!(vnni512, q8_0),
+            (Isa::Vnni512, T::MXFP4) => run!(vnni512, mxfp4),
             (Isa::Vnni, T::Q4_0) => run!(vnni, q4_0),
             (Isa::Vnni, T::Q4_1) => run!(vnni, q4_1),
             (Isa::Vnni, T::Q5_0) => run!(vnni, q5_0),
             (Isa::Vnni, T::Q5_1) => run!(vnni, q5_1),
             (Isa::Vnni, T::Q8_0) => run!(vnni, q8_0),
+            (Isa::Vnni, T::MXFP4) => run!(vnni, mxfp4),
             (Isa::Avx2, T::Q4_0) => run!(avx2, q4_0),
             (Isa::Avx2, T::Q4_1) => run!(avx2, q4_1),
             (Isa::Avx2, T::Q5_0) => run!(avx2, q5_0),
             (Isa::Avx2, T::Q5_1) => run!(avx2, q5_1),
             (Isa::Avx2, T::Q8_0) => run!(avx2, q8_0),
+            (Isa::Avx2, T::MXFP4) => run!(avx2, mxfp4),
             _ => {}
         }
     }
@@ -224,6 +227,8 @@ pub fn dot_rows_q8k(isa: Isa, ty: GgmlType, rows: &[&[u8]], a: &[Q8KBlock], out:
         }
         if isa != Isa::Scalar {
             match ty {
+                GgmlType::Q2_K => run!(q2_k),
+                GgmlType::Q3_K => run!(q3_k),
                 GgmlType::Q4_K => run!(q4_k),
                 GgmlType::Q5_K => run!(q5_k),
                 GgmlType::Q6_K => run!(q6_k),

@@ -245,6 +245,53 @@ macro_rules! kernels {
                 unsafe { legacy_sym::<R, 34>(w, a, qx, |x, y| i8s(x, y)) }
             }
 
+            /// MXFP4 · Q8_0 as ggml's AVX2 `ggml_vec_dot_mxfp4_q8_0` (see `dot::dot_mxfp4`):
+            /// codes through the E2M1 table by one byte shuffle, blocks in pairs into two
+            /// accumulators (`fma(dy · e8m0_half(e), lanes, acc)`), added and `hsum_float_8`-ed;
+            /// an odd last block as `sumf = fma(d, Σ, sumf)`.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn mxfp4<const R: usize>(w: &[&[u8]; R], a: &[Q8Block]) -> [f32; R] {
+                let kv = crate::quant::mxfp4_kvalues();
+                // SAFETY: 16 i8 values.
+                let values = unsafe { _mm_loadu_si128(kv.as_ptr() as *const __m128i) };
+                let m4 = _mm_set1_epi8(0x0f);
+                // SAFETY (for the closure's callers): 17 readable bytes at `b`.
+                let codes = |b: *const u8| unsafe {
+                    let q = _mm_loadu_si128(b.add(1) as *const __m128i);
+                    let lo = _mm_shuffle_epi8(values, _mm_and_si128(q, m4));
+                    let hi = _mm_shuffle_epi8(values, _mm_and_si128(_mm_srli_epi16(q, 4), m4));
+                    _mm256_set_m128i(hi, lo)
+                };
+                let nb = a.len();
+                let mut out = [0f32; R];
+                for r in 0..R {
+                    let (mut acc1, mut acc2) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                    let mut ib = 0;
+                    // SAFETY: row r holds nb blocks of 17 bytes; each y.qs has 32 bytes.
+                    unsafe {
+                        let lanes = |ib: usize| {
+                            let b = w[r].as_ptr().add(ib * 17);
+                            let p = i8s(codes(b), load(a[ib].qs.as_ptr() as *const u8));
+                            (crate::quant::e8m0_half(*b) * a[ib].d, p)
+                        };
+                        while ib + 1 < nb {
+                            let (d0, p0) = lanes(ib);
+                            let (d1, p1) = lanes(ib + 1);
+                            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d0), _mm256_cvtepi32_ps(p0), acc1);
+                            acc2 = _mm256_fmadd_ps(_mm256_set1_ps(d1), _mm256_cvtepi32_ps(p1), acc2);
+                            ib += 2;
+                        }
+                        let mut sumf = hsum_ps(_mm256_add_ps(acc1, acc2));
+                        if ib < nb {
+                            let (d, p) = lanes(ib);
+                            sumf = d.mul_add(hsum_i32(p) as f32, sumf);
+                        }
+                        out[r] = sumf;
+                    }
+                }
+                out
+            }
+
             #[target_feature(enable = $feat)]
             pub unsafe fn q4_1<const R: usize>(w: &[&[u8]; R], a: &[Q8Block]) -> [f32; R] {
                 let qx = |b: *const u8| unsafe { nibbles(b.add(4)) };
@@ -1037,6 +1084,126 @@ macro_rules! kernels {
                             }
                             let d = _mm256_set1_ps(y.d * f16(b.add(208)));
                             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+                        }
+                    }
+                }
+                if TILED {
+                    return sacc;
+                }
+                acc.map(|v| hsum_ps(v))
+            }
+
+            /// Scale words for chunk `(j, k)` of a 16-scale k-quant (`sc8`: one byte a scale):
+            /// scale `8j + 2k` for the chunk's first 16 elements, `8j + 2k + 1` for the next 16
+            /// (ggml's `get_scale_shuffle_q3k`), sign-extended to 16 bits.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn scales16(sc8: __m128i, s: usize) -> __m256i {
+                let (lo, hi) = ([s as u8; 8], [s as u8 + 1; 8]);
+                let pick = _mm_set_epi64x(i64::from_ne_bytes(hi), i64::from_ne_bytes(lo));
+                _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick))
+            }
+
+            /// Q2_K as ggml's AVX2 `ggml_vec_dot_q2_K_q8_K` (see `dot::dot_q2_k`): per super-block
+            /// the mins lanes FMA'd with `-dy·dmin`, then the scale lanes with `dy·d`. `TILED`:
+            /// llama.cpp's tiled formula on the same integer totals (`dot::dot_k_tiled`).
+            #[target_feature(enable = $feat)]
+            pub unsafe fn q2_k<const R: usize, const TILED: bool>(w: &[&[u8]; R], a: &[Q8KBlock]) -> [f32; R] {
+                let mut acc = [_mm256_setzero_ps(); R];
+                let mut sacc = [0f32; R];
+                let (m3, m4) = (_mm256_set1_epi8(3), _mm_set1_epi8(0x0f));
+                for (ib, y) in a.iter().enumerate() {
+                    let yq = y.qs.as_ptr() as *const u8;
+                    // SAFETY: y.bsums has 16 i16.
+                    let bsums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i) };
+                    for r in 0..R {
+                        // SAFETY: row r holds a.len() blocks of 84 bytes; y.qs has 256 bytes.
+                        unsafe {
+                            let b = w[r].as_ptr().add(ib * 84);
+                            let ms = _mm_loadu_si128(b as *const __m128i);
+                            let sc8 = _mm_and_si128(ms, m4);
+                            let mins = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16(ms, 4), m4));
+                            let prod = _mm256_madd_epi16(mins, bsums);
+                            let mut sumi = _mm256_setzero_si256();
+                            for j in 0..2 {
+                                let q2 = load(b.add(16 + 32 * j));
+                                for k in 0..4 {
+                                    let q = _mm256_and_si256(_mm256_srl_epi16(q2, _mm_cvtsi32_si128(2 * k as i32)), m3);
+                                    let p = scaled(q, load(yq.add(128 * j + 32 * k)), scales16(sc8, 8 * j + 2 * k));
+                                    sumi = _mm256_add_epi32(sumi, p);
+                                }
+                            }
+                            if TILED {
+                                let (s1, s2) = (hsum_i32(sumi), hsum_i32(prod));
+                                let rr = (-f16(b.add(82))).mul_add(s2 as f32, s1 as f32 * f16(b.add(80)));
+                                sacc[r] = rr.mul_add(y.d, sacc[r]);
+                                continue;
+                            }
+                            let dmin = _mm256_set1_ps(-y.d * f16(b.add(82)));
+                            acc[r] = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(prod), acc[r]);
+                            let d = _mm256_set1_ps(y.d * f16(b.add(80)));
+                            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+                        }
+                    }
+                }
+                if TILED {
+                    return sacc;
+                }
+                acc.map(|v| hsum_ps(v))
+            }
+
+            /// Q3_K as ggml's AVX2 `ggml_vec_dot_q3_K_q8_K` (see `dot::dot_q3_k`): codes as the
+            /// low two bits minus 4 where the `hmask` bit is clear (two `maddubs`, subtracted),
+            /// scale lanes FMA'd with `dy·d`. `TILED`: llama.cpp's tiled formula.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn q3_k<const R: usize, const TILED: bool>(w: &[&[u8]; R], a: &[Q8KBlock]) -> [f32; R] {
+                let mut acc = [_mm256_setzero_ps(); R];
+                let mut sacc = [0f32; R];
+                let m3 = _mm256_set1_epi8(3);
+                let (k1, k2) = (0x0303_0303u32, 0x0f0f_0f0fu32);
+                for (ib, y) in a.iter().enumerate() {
+                    let yq = y.qs.as_ptr() as *const u8;
+                    for r in 0..R {
+                        // SAFETY: row r holds a.len() blocks of 110 bytes; y.qs has 256 bytes.
+                        unsafe {
+                            let b = w[r].as_ptr().add(ib * 110);
+                            // The 16 six-bit scales (ggml's `aux` / `kmask` steps), minus 32.
+                            let s: [u8; 12] = (b.add(96) as *const [u8; 12]).read_unaligned();
+                            let u = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+                            let words = [
+                                (u(0) & k2) | ((u(2) & k1) << 4),
+                                (u(1) & k2) | (((u(2) >> 2) & k1) << 4),
+                                ((u(0) >> 4) & k2) | (((u(2) >> 4) & k1) << 4),
+                                ((u(1) >> 4) & k2) | (((u(2) >> 6) & k1) << 4),
+                            ];
+                            let sc8 = _mm_sub_epi8(
+                                _mm_set_epi32(words[3] as i32, words[2] as i32, words[1] as i32, words[0] as i32),
+                                _mm_set1_epi8(32),
+                            );
+                            let hm = load(b);
+                            let mut sumi = _mm256_setzero_si256();
+                            for j in 0..2 {
+                                let qb = load(b.add(32 + 32 * j));
+                                for k in 0..4 {
+                                    let bit = (4 * j + k) as i32;
+                                    let lo = _mm256_and_si256(_mm256_srl_epi16(qb, _mm_cvtsi32_si128(2 * k as i32)), m3);
+                                    // 4 where the element's hmask bit is clear, else 0.
+                                    let clear = _mm256_andnot_si256(hm, _mm256_set1_epi8((1u8 << bit) as i8));
+                                    let h4 = _mm256_slli_epi16(_mm256_srl_epi16(clear, _mm_cvtsi32_si128(bit)), 2);
+                                    let yv = load(yq.add(128 * j + 32 * k));
+                                    let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, yv), _mm256_maddubs_epi16(h4, yv));
+                                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scales16(sc8, 8 * j + 2 * k), p16));
+                                }
+                            }
+                            let d = f16(b.add(108));
+                            if TILED {
+                                // dot_k_tiled's formula with Q3_K's dmin of 0.
+                                let dmin = 0f32;
+                                let rr = (-dmin).mul_add(0.0, hsum_i32(sumi) as f32 * d);
+                                sacc[r] = rr.mul_add(y.d, sacc[r]);
+                                continue;
+                            }
+                            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y.d * d), _mm256_cvtepi32_ps(sumi), acc[r]);
                         }
                     }
                 }

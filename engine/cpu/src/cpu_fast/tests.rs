@@ -120,6 +120,28 @@ fn legacy_simd_matches_scalar(#[case] ty: GgmlType, #[values(1, 2, 7, 18)] nb: u
     }
 }
 
+/// MXFP4: the SIMD kernels bit-identical to the lane-by-lane reference (`dot::dot_mxfp4`), odd
+/// block counts (the scalar tail) included; exponents spread over 2^-9..2^6 so the two
+/// accumulators' sums round.
+#[rstest]
+fn mxfp4_simd_matches_scalar(#[values(1, 2, 3, 7, 18)] nb: usize, #[values(0, 1, 2)] seed: u64) {
+    for isa in isas() {
+        let rows_n = 9;
+        let mut w = weight_rows(GgmlType::MXFP4, rows_n, nb, seed, None);
+        for blk in w.chunks_exact_mut(17) {
+            blk[0] = 118 + blk[0] % 16;
+        }
+        let mut a = vec![Q8Block::default(); nb];
+        quantize_q8(&signal(nb * 32, seed + 3), &mut a);
+        let rows: Vec<&[u8]> = w.chunks_exact(17 * nb).collect();
+        let (mut got, mut want) = (vec![0f32; rows_n], vec![0f32; rows_n]);
+        dot_rows_q8(isa, GgmlType::MXFP4, &rows, &a, &mut got);
+        dot_rows_q8(Isa::Scalar, GgmlType::MXFP4, &rows, &a, &mut want);
+        assert_eq!(got, want, "{isa:?} nb {nb} seed {seed}");
+        assert!(want.iter().all(|v| v.is_finite() && *v != 0.0), "{want:?}");
+    }
+}
+
 /// The k-quant kernels: bit-identical to the lane-by-lane reference.
 #[rstest]
 #[case::q2_k(GgmlType::Q2_K)]
