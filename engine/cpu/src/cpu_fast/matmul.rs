@@ -864,34 +864,43 @@ fn run_task(
             });
             g = (p1 - p0) * PR;
         }
+        let mut stage = Stage::take(n);
         while g < nr {
             let r = r0 + g;
             let p = r / PR;
             if p < pn.n_panels {
+                // A batch's outputs are staged (see `Stage`); a decode row's go straight out.
+                let staged = n >= UNPACK_MIN_ROWS;
+                let (so, sr) = if staged { stage.at(r) } else { (RowsOut::new(&mut [], 0), r) };
+                let (out, j) = if staged { (&so, sr) } else { (y, r) };
                 if n >= UNPACK_MIN_ROWS && unpack_panel(isa, pn, p, &mut ubuf) {
                     // Many activation rows: the panel unpacked once for all of them.
                     let mut t = 0;
                     if isa == Isa::Vnni512 {
-                        unpacked_rows::<PANEL_NA_512>(isa, pn, ubuf.bytes(), a, gs, nb, n, &mut t, y, r);
+                        unpacked_rows::<PANEL_NA_512>(isa, pn, ubuf.bytes(), a, gs, nb, n, &mut t, out, j);
                     }
-                    unpacked_rows::<PANEL_NA>(isa, pn, ubuf.bytes(), a, gs, nb, n, &mut t, y, r);
-                    unpacked_rows::<1>(isa, pn, ubuf.bytes(), a, gs, nb, n, &mut t, y, r);
-                    g += PR;
-                    continue;
-                }
-                // Activation rows several at a time: the panel's blocks are unpacked once
-                // for all of them (the same values as one at a time).
-                let mut t = 0;
-                if isa == Isa::Vnni512 {
-                    panel_rows::<PANEL_NA_512>(isa, pn, p, a, gs, nb, n, &mut t, y, r);
-                }
-                panel_rows::<PANEL_NA>(isa, pn, p, a, gs, nb, n, &mut t, y, r);
-                for t in t..n {
-                    panel_dot(isa, pn, p, &a[t * nb..(t + 1) * nb], &mut tmp);
-                    y.set_run(t, r, &tmp);
+                    unpacked_rows::<PANEL_NA>(isa, pn, ubuf.bytes(), a, gs, nb, n, &mut t, out, j);
+                    unpacked_rows::<1>(isa, pn, ubuf.bytes(), a, gs, nb, n, &mut t, out, j);
+                } else {
+                    // Activation rows several at a time: the panel's blocks are unpacked once
+                    // for all of them (the same values as one at a time).
+                    let mut t = 0;
+                    if isa == Isa::Vnni512 {
+                        panel_rows::<PANEL_NA_512>(isa, pn, p, a, gs, nb, n, &mut t, out, j);
+                    }
+                    panel_rows::<PANEL_NA>(isa, pn, p, a, gs, nb, n, &mut t, out, j);
+                    for t in t..n {
+                        panel_dot(isa, pn, p, &a[t * nb..(t + 1) * nb], &mut tmp);
+                        out.set_run(t, j, &tmp);
+                    }
                 }
                 g += PR;
+                let next = r0 + g;
+                if g >= nr || next / PR >= pn.n_panels || stage.full(next) {
+                    stage.flush(y, next);
+                }
             } else {
+                stage.flush(y, r);
                 let row = pn.tail_row(r - pn.n_panels * PR);
                 for t in 0..n {
                     dot_rows_q8(isa, w.ty, &[row], &a[t * nb..(t + 1) * nb], &mut tmp[..1]);
@@ -900,6 +909,8 @@ fn run_task(
                 g += 1;
             }
         }
+        stage.flush(y, r0 + nr);
+        stage.give_back();
         return;
     }
     if let Acts::Q8K(a) = acts {
@@ -908,6 +919,7 @@ fn run_task(
             let mut tile = ktile::Tile::default();
             let tiled: Vec<usize> = (0..n).filter(|&t| seq_rows[t] as usize >= TILED_MIN_ROWS).collect();
             let row = |t: usize| &a[t * nb..(t + 1) * nb];
+            let mut stage = Stage::take(n);
             while g < nr {
                 let cnt = (nr - g).min(ktile::ROWS);
                 let rows: [&[u8]; ktile::ROWS] = std::array::from_fn(|i| {
@@ -917,7 +929,9 @@ fn run_task(
                 // Unpacked once for the batch's rows (the tiled formula's rows); the rest
                 // of the batch (sequences of < 8 rows) takes vec_dot's kernels.
                 tile.unpack(w.ty, &rows);
-                let put = |t: usize, v: &[f32; 4]| y.set_run(t, r0 + g, &v[..cnt]);
+                // The outputs staged (see `Stage`).
+                let (so, sr) = stage.at(r0 + g);
+                let put = |t: usize, v: &[f32; 4]| so.set_run(t, sr, &v[..cnt]);
                 let mut rest = &tiled[..];
                 if isa == Isa::Vnni512 {
                     let mut groups = rest.chunks_exact(KTILE_NA_512);
@@ -940,7 +954,11 @@ fn run_task(
                     put(t, &tmp);
                 }
                 g += cnt;
+                if g >= nr || stage.full(r0 + g) {
+                    stage.flush(y, r0 + g);
+                }
             }
+            stage.give_back();
             return;
         }
     }
@@ -977,6 +995,77 @@ fn run_task(
     }
 }
 
+/// Columns staged before they go to the matmul's output: up to [`STAGE_COLS`] output columns
+/// (4 panels) of every activation row, in a dense `[n][STAGE_COLS]` block, then copied to `y` one
+/// 64-byte run a row. Written directly, a panel's 4 columns of consecutive activation rows lie
+/// `m` floats apart — a multiple of 512 bytes for every model here (640, 896, 1024, 2048,
+/// 4864 × 4 bytes) — so a batch's 128 rows fall into at most 8 of L1's 64 sets and each line is
+/// evicted before the next panel writes its next 16 bytes; staged, the 128 lines spread over
+/// every set and each output line is written once.
+struct Stage {
+    buf: Vec<f32>,
+    n: usize,
+    /// The first staged column (`usize::MAX`: none staged).
+    j0: usize,
+}
+
+const STAGE_COLS: usize = 16;
+
+thread_local! {
+    static STAGE: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl Stage {
+    /// This thread's staging buffer for `n` activation rows.
+    fn take(n: usize) -> Stage {
+        let mut buf = STAGE.with(|b| b.take());
+        // Every element a kernel writes is written before it is read (`flush` copies only the
+        // staged columns).
+        if buf.len() < n * STAGE_COLS {
+            buf.resize(n * STAGE_COLS, 0.0);
+        }
+        Stage { buf, n, j0: usize::MAX }
+    }
+
+    /// Where output column `j` goes: the staging block and its column there (staging from `j`
+    /// when nothing is staged).
+    fn at(&mut self, j: usize) -> (RowsOut, usize) {
+        if self.j0 == usize::MAX {
+            self.j0 = j;
+        }
+        (RowsOut::new(&mut self.buf[..self.n * STAGE_COLS], STAGE_COLS), j - self.j0)
+    }
+
+    /// Whether column `j` no longer fits after the staged ones.
+    fn full(&self, j: usize) -> bool {
+        self.j0 != usize::MAX && j + PR > self.j0 + STAGE_COLS
+    }
+
+    /// The staged columns `j0..j` to `y`, every activation row.
+    fn flush(&mut self, y: &RowsOut, j: usize) {
+        if self.j0 == usize::MAX || j <= self.j0 {
+            return;
+        }
+        let cols = j - self.j0;
+        if cols == STAGE_COLS {
+            // Whole runs: one fixed-size copy a row (inline moves, not a `memmove` call).
+            for (t, run) in self.buf.chunks_exact(STAGE_COLS).take(self.n).enumerate() {
+                let run: &[f32; STAGE_COLS] = run.try_into().unwrap_or(&[0.0; STAGE_COLS]);
+                y.set_array(t, self.j0, run);
+            }
+        } else {
+            for t in 0..self.n {
+                y.set_run(t, self.j0, &self.buf[t * STAGE_COLS..t * STAGE_COLS + cols]);
+            }
+        }
+        self.j0 = usize::MAX;
+    }
+
+    fn give_back(self) {
+        STAGE.with(|b| b.set(self.buf));
+    }
+}
+
 /// The `[n, m]` output of a matmul, written by the tasks that own its columns (weight rows):
 /// each task writes only `y[t][j]` for its own `j`, so no two tasks touch one element, and
 /// the values land where they belong (no transpose after).
@@ -1002,6 +1091,15 @@ impl RowsOut {
         assert!(j0 + v.len() <= self.m && i + v.len() <= self.len, "matmul output index out of range");
         // SAFETY: in bounds (checked); no other task writes these elements (see the type).
         unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), self.p.add(i), v.len()) }
+    }
+
+    /// `y[t][j0..j0 + N] = v`, as one fixed-size copy.
+    #[inline]
+    fn set_array<const N: usize>(&self, t: usize, j0: usize, v: &[f32; N]) {
+        let i = t * self.m + j0;
+        assert!(j0 + N <= self.m && i + N <= self.len, "matmul output index out of range");
+        // SAFETY: in bounds (checked); no other task writes these elements (see the type).
+        unsafe { (self.p.add(i) as *mut [f32; N]).write_unaligned(*v) }
     }
 
     /// `y[t][j] = v`.
