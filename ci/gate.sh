@@ -13,7 +13,7 @@ ORCD_PERF=1 ./target/release/orcd-gate run --out "${1:-reports}" || gate=$?
 # The fast path against llama.cpp built on this host, bit for bit (issue 14), where it is installed.
 bits=0
 if python3 -c "import llama_cpp" 2>/dev/null; then
-    python3 goldens/recorders/record_llamacpp_logits.py --bits --only q4 --only q8 --only q2_k --only q3_k | tee "${1:-reports}/fast-bits.txt" || bits=$?
+    python3 goldens/recorders/record_llamacpp_logits.py --bits --only q2_k --only q3_k --only q4 --only q5 --only q6 --only q8 | tee "${1:-reports}/fast-bits.txt" || bits=$?
 else
     echo "fast bits: not run (llama-cpp-python not installed)" | tee "${1:-reports}/fast-bits.txt"
 fi

@@ -17,7 +17,7 @@ The F32 case of each arch also stores the per-op taps used to localise a diverge
 Then `python3 goldens/recorders/record_llamacpp_logits.py --write` adds the `numerics: fast`
 twins of these cases from llama.cpp's default run.
 
-Usage: python3 goldens/recorders/record_synthetic.py [--arch A,B] [--type f32,f16,q8_0,q4_k,q2_k,q3_k] [--no-llama-cpp]
+Usage: python3 goldens/recorders/record_synthetic.py [--arch A,B] [--type f32,f16,q8_0,q4_0,q4_1,q5_0,q5_1,q2_k..q6_k] [--no-llama-cpp]
 (`phi3lr`: the phi3 fixture with LongRoPE factors, F32 and Q8_0 unless --type is given.)
 """
 
@@ -46,9 +46,11 @@ TYPES = ["f32", "f16", "q8_0", "q4_k"]
 TYPES_FOR = {"phi3lr": ["f32", "q8_0"]}
 # Token ids valid in every vocabulary above; content does not matter for random weights.
 TOKENS = "1,5,9,200,77,3000,42,1000"
-# The types that also get the 4-token case (issue 14: Q2_K / Q3_K, recorded with --type q2_k,q3_k
-# for llama, qwen2 and gemma3).
-FOUR_TYPES = ["q2_k", "q3_k"]
+# The types that also get the 4-token case (issue 14: every weight type of the fast path checked
+# against llama.cpp's bits on both of its matmul paths). Recorded with
+#   --arch llama,qwen2,gemma3 --type q2_k,q3_k
+#   --arch llama --type q4_0,q4_1,q5_0,q5_1,q5_k,q6_k
+FOUR_TYPES = ["q2_k", "q3_k", "q4_0", "q4_1", "q5_0", "q5_1", "q5_k", "q6_k"]
 FOUR_TOKENS = "1,5,9,200"
 SEED = 1
 # Where the fixtures are written: the case files' commands name this path, so they rerun as written.
