@@ -871,9 +871,15 @@ fn run_task(
             if p < pn.n_panels {
                 // A batch's outputs are staged (see `Stage`); a decode row's go straight out.
                 let staged = n >= UNPACK_MIN_ROWS;
-                let (so, sr) = if staged { stage.at(r) } else { (RowsOut::new(&mut [], 0), r) };
-                let (out, j) = if staged { (&so, sr) } else { (y, r) };
-                if n >= UNPACK_MIN_ROWS && unpack_panel(isa, pn, p, &mut ubuf) {
+                let so;
+                let (out, j) = if staged {
+                    let (o, j) = stage.at(r);
+                    so = o;
+                    (&so, j)
+                } else {
+                    (y, r)
+                };
+                if staged && unpack_panel(isa, pn, p, &mut ubuf) {
                     // Many activation rows: the panel unpacked once for all of them.
                     let mut t = 0;
                     if isa == Isa::Vnni512 {
@@ -1048,10 +1054,9 @@ impl Stage {
         }
         let cols = j - self.j0;
         if cols == STAGE_COLS {
-            // Whole runs: one fixed-size copy a row (inline moves, not a `memmove` call).
+            // Whole runs: one fixed-size copy a row.
             for (t, run) in self.buf.chunks_exact(STAGE_COLS).take(self.n).enumerate() {
-                let run: &[f32; STAGE_COLS] = run.try_into().unwrap_or(&[0.0; STAGE_COLS]);
-                y.set_array(t, self.j0, run);
+                y.set_array::<STAGE_COLS>(t, self.j0, run);
             }
         } else {
             for t in 0..self.n {
@@ -1093,13 +1098,14 @@ impl RowsOut {
         unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), self.p.add(i), v.len()) }
     }
 
-    /// `y[t][j0..j0 + N] = v`, as one fixed-size copy.
+    /// `y[t][j0..j0 + N] = v[..N]`, as one fixed-size copy (`N` known to the compiler: inline
+    /// moves, not a `memmove` call).
     #[inline]
-    fn set_array<const N: usize>(&self, t: usize, j0: usize, v: &[f32; N]) {
+    fn set_array<const N: usize>(&self, t: usize, j0: usize, v: &[f32]) {
         let i = t * self.m + j0;
-        assert!(j0 + N <= self.m && i + N <= self.len, "matmul output index out of range");
+        assert!(v.len() >= N && j0 + N <= self.m && i + N <= self.len, "matmul output index out of range");
         // SAFETY: in bounds (checked); no other task writes these elements (see the type).
-        unsafe { (self.p.add(i) as *mut [f32; N]).write_unaligned(*v) }
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), self.p.add(i), N) }
     }
 
     /// `y[t][j] = v`.
