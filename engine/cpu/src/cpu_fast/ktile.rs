@@ -234,16 +234,19 @@ mod x86 {
                         unsafe {
                             let ys: [&Q8KBlock; NA] = std::array::from_fn(|u| a[u].get_unchecked(ib));
                             let mut s1 = [[_mm256_setzero_si256(); ROWS]; NA];
-                            for r in 0..ROWS {
-                                let w = &t.rows[r];
-                                let c = w.codes.as_ptr() as *const __m256i;
-                                let s = w.scales.as_ptr() as *const __m256i;
-                                for j in 0..8 {
-                                    let (cj, sj) = (_mm256_load_si256(c.add(j)), _mm256_load_si256(s.add(j)));
+                            // Chunk by chunk: each chunk's activation bytes loaded once for
+                            // the 4 rows, and the 4 · NA accumulator chains all advanced (row
+                            // by row, the chains of one row wait on vpdpwssd's latency).
+                            for j in 0..8 {
+                                let yj: [__m256i; NA] = std::array::from_fn(|u| {
+                                    _mm256_loadu_si256((ys[u].qs.as_ptr() as *const __m256i).add(j))
+                                });
+                                for r in 0..ROWS {
+                                    let w = &t.rows[r];
+                                    let cj = _mm256_load_si256((w.codes.as_ptr() as *const __m256i).add(j));
+                                    let sj = _mm256_load_si256((w.scales.as_ptr() as *const __m256i).add(j));
                                     for u in 0..NA {
-                                        let yq = ys[u].qs.as_ptr() as *const __m256i;
-                                        let p = _mm256_maddubs_epi16(cj, _mm256_loadu_si256(yq.add(j)));
-                                        s1[u][r] = madd(s1[u][r], p, sj);
+                                        s1[u][r] = madd(s1[u][r], _mm256_maddubs_epi16(cj, yj[u]), sj);
                                     }
                                 }
                             }
