@@ -13,7 +13,7 @@
 //! (no i16 saturates: codes ≤ 63, |y| ≤ 127, pairs ≤ 16,002), and the f32 steps per super-block —
 //! `r = fma(-dmin, s2, s1·d)`, `acc = fma(r, y.d, acc)` — are the same instructions in the same
 //! order, lane by lane for the 4 rows. Q6_K's codes are stored unsigned (`q + 32`), its
-//! `−32 Σ sc·bsum` taken through the same 16-lane vector.
+//! `−32 Σ sc·bsum` added into s1's lanes before their one reduction.
 
 #![allow(clippy::needless_range_loop)] // index loops mirror the block layouts
 
@@ -31,7 +31,8 @@ struct SbRow {
     codes: [u8; QK_K],
     /// 16 words per 32-element chunk: the scale of each `maddubs` word (a sub-block's scale).
     scales: [i16; QK_K / 2],
-    /// Per bsum (16 elements): the min of its sub-block (Q4_K / Q5_K) or its scale (Q6_K).
+    /// Per bsum (16 elements): the min of its sub-block (Q4_K / Q5_K), or `-32 ×` its scale
+    /// (Q6_K: the codes' offset, taken into s1).
     mins: [i16; 16],
 }
 
@@ -171,7 +172,8 @@ fn unpack_q6k(b: &[u8], out: &mut SbRow) {
         out.scales[16 * j + 8..16 * j + 16].fill(i16::from(sc[2 * j + 1] as i8));
     }
     for i in 0..16 {
-        out.mins[i] = i16::from(sc[i] as i8);
+        // |-32 sc| <= 4096: an i16, and `-32 sc · bsum` pairs stay well inside an i32.
+        out.mins[i] = -32 * i16::from(sc[i] as i8);
     }
 }
 
@@ -187,7 +189,7 @@ fn dot_scalar(sb: &[SbTile], a: &[Q8KBlock], q6: bool) -> [f32; ROWS] {
                 s1 = s1.wrapping_add(i32::from(w.scales[e / 2]) * i32::from(q) * i32::from(v));
             }
             let e: i32 = w.mins.iter().zip(&y.bsums).map(|(&m, &b)| i32::from(m) * i32::from(b)).sum();
-            let (s1, s2) = if q6 { (s1.wrapping_sub(e.wrapping_mul(32)), 0) } else { (s1, e) };
+            let (s1, s2) = if q6 { (s1.wrapping_add(e), 0) } else { (s1, e) };
             let rr = t.ndmin[r].mul_add(s2 as f32, s1 as f32 * t.d[r]);
             acc[r] = rr.mul_add(y.d, acc[r]);
         }
@@ -254,15 +256,15 @@ mod x86 {
                             let ndmin = _mm_load_ps(t.ndmin.as_ptr());
                             for u in 0..NA {
                                 let bs = _mm256_loadu_si256(ys[u].bsums.as_ptr() as *const __m256i);
-                                let e: [__m256i; ROWS] = std::array::from_fn(|r| {
-                                    _mm256_madd_epi16(_mm256_load_si256(t.rows[r].mins.as_ptr() as *const __m256i), bs)
-                                });
-                                let mut s1 = reduce4(s1[u]);
-                                let mut s2 = reduce4(e);
-                                if q6 {
-                                    s1 = _mm_sub_epi32(s1, _mm_slli_epi32(s2, 5));
-                                    s2 = _mm_setzero_si128();
-                                }
+                                let mins = |r: usize| _mm256_load_si256(t.rows[r].mins.as_ptr() as *const __m256i);
+                                let (s1, s2) = if q6 {
+                                    // Q6_K's `mins` are `-32 sc`: the correction joins s1's lanes.
+                                    let s1: [__m256i; ROWS] = std::array::from_fn(|r| madd(s1[u][r], mins(r), bs));
+                                    (reduce4(s1), _mm_setzero_si128())
+                                } else {
+                                    let e: [__m256i; ROWS] = std::array::from_fn(|r| _mm256_madd_epi16(mins(r), bs));
+                                    (reduce4(s1[u]), reduce4(e))
+                                };
                                 let rr = _mm_fmadd_ps(ndmin, _mm_cvtepi32_ps(s2), _mm_mul_ps(_mm_cvtepi32_ps(s1), d));
                                 acc[u] = _mm_fmadd_ps(rr, _mm_set1_ps(ys[u].d), acc[u]);
                             }
