@@ -144,40 +144,57 @@ fn peer_round(c: &PerfCase, path: &std::path::Path, threads: usize) -> Result<(f
 /// Bytes streamed by the read-bandwidth probe: far past any last-level cache.
 const PROBE_BYTES: usize = 256 << 20;
 
-/// The machine's read bandwidth in GB/s with `threads` threads, measured now (best of 3 passes
-/// summing a `PROBE_BYTES` buffer, each thread its own contiguous part). Decode streams every
-/// weight once a token, so `bandwidth / file bytes` bounds any engine's decode at that bandwidth
-/// (a shared host's bandwidth moves with its other tenants: the figure is this run's).
-fn read_bandwidth_gbs(threads: usize) -> f64 {
-    // In the memory the engine keeps its weights in (huge-page mappings, `orcd_cpu::pages`):
-    // the ceiling is then what the engine's own reads could reach.
-    let buf = orcd_cpu::pages::WeightBytes::from_slice(&vec![1u8; PROBE_BYTES]);
-    const WORD: u64 = 0x0101_0101_0101_0101;
-    let per = (buf.len() / 8).div_ceil(threads.max(1)) * 8;
-    let mut best = 0f64;
-    for _ in 0..3 {
-        let t0 = std::time::Instant::now();
-        let total: u64 = std::thread::scope(|sc| {
-            let parts: Vec<_> = buf
-                .chunks(per)
-                .map(|c| {
-                    sc.spawn(move || {
-                        c.chunks_exact(8)
-                            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
-                            .fold(0u64, u64::wrapping_add)
-                    })
-                })
-                .collect();
-            parts.into_iter().map(|h| h.join().unwrap_or(0)).fold(0u64, u64::wrapping_add)
-        });
-        let secs = t0.elapsed().as_secs_f64();
-        // Every word is WORD: a sum short of that means a part did not run (no figure).
-        if total != (buf.len() as u64 / 8).wrapping_mul(WORD) || secs <= 0.0 {
-            return f64::NAN;
-        }
-        best = best.max(PROBE_BYTES as f64 / secs / 1e9);
+/// The machine's read bandwidth, measured on demand: a `PROBE_BYTES` buffer in the memory the
+/// engine keeps its weights in (huge-page mappings, `orcd_cpu::pages`: the ceiling is then what
+/// the engine's own reads could reach), made once and read again at each measurement.
+struct Probe {
+    buf: orcd_cpu::pages::WeightBytes,
+}
+
+impl Probe {
+    fn new() -> Probe {
+        Probe { buf: orcd_cpu::pages::WeightBytes::from_slice(&vec![1u8; PROBE_BYTES]) }
     }
-    best
+
+    /// GB/s with `threads` threads now (best of 3 passes summing the buffer, each thread its own
+    /// contiguous part). Decode streams every weight once a token, so `bandwidth / file bytes`
+    /// bounds any engine's decode at that bandwidth (a shared host's bandwidth moves with its
+    /// other tenants, minute by minute: the figure is this moment's).
+    fn read_gbs(&self, threads: usize) -> f64 {
+        const WORD: u64 = 0x0101_0101_0101_0101;
+        let buf = &self.buf;
+        let per = (buf.len() / 8).div_ceil(threads.max(1)) * 8;
+        let mut best = 0f64;
+        for _ in 0..3 {
+            let t0 = std::time::Instant::now();
+            let total: u64 = std::thread::scope(|sc| {
+                let parts: Vec<_> = buf
+                    .chunks(per)
+                    .map(|c| {
+                        sc.spawn(move || {
+                            c.chunks_exact(8)
+                                .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+                                .fold(0u64, u64::wrapping_add)
+                        })
+                    })
+                    .collect();
+                parts.into_iter().map(|h| h.join().unwrap_or(0)).fold(0u64, u64::wrapping_add)
+            });
+            let secs = t0.elapsed().as_secs_f64();
+            // Every word is WORD: a sum short of that means a part did not run (no figure).
+            if total != (buf.len() as u64 / 8).wrapping_mul(WORD) || secs <= 0.0 {
+                return f64::NAN;
+            }
+            best = best.max(PROBE_BYTES as f64 / secs / 1e9);
+        }
+        best
+    }
+}
+
+/// Each round's decode ratio beside the bandwidth probed right after our round (`bw[i]`), as
+/// `ratio@GB/s`: whether the low rounds are the slow-memory minutes.
+fn rounds_with_bandwidth(ours_tg: &[f64], peer_tg: &[f64], bw: &[f64]) -> String {
+    ours_tg.iter().zip(peer_tg).zip(bw).map(|((o, p), b)| format!("{:.2}@{b:.1}", o / p)).collect::<Vec<_>>().join(" ")
 }
 
 /// The decode ceiling the read bandwidth allows (tok/s) and what it says of the decode floor:
@@ -226,9 +243,12 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
     if let Err(e) = orcd_engine::bench::once(m.as_mut(), c.prompt_tokens, c.gen_tokens) {
         return fail(format!("bench on {}: {e}", backend.name()));
     }
-    // The bandwidth probe runs before and after the rounds: the host's other load moves it, and
-    // the ceiling is the best the memory gave (a low reading would understate it).
-    let bw_before = read_bandwidth_gbs(threads);
+    // The bandwidth probe runs before the rounds, after our part of each round (the minutes our
+    // decode ran in) and after the rounds: the host's other tenants move it from minute to
+    // minute, and a reading taken only around the rounds can miss the minutes of the rounds.
+    let probe = Probe::new();
+    let mut bw_all = vec![probe.read_gbs(threads)];
+    let mut bw_rounds = Vec::with_capacity(c.rounds);
     let (mut ours_pp, mut ours_tg, mut peer_pp, mut peer_tg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut peer_build = String::new();
     for _ in 0..c.rounds {
@@ -239,6 +259,7 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
             }
             Err(e) => return fail(format!("bench on {}: {e}", backend.name())),
         }
+        bw_rounds.push(probe.read_gbs(threads));
         match peer_round(c, &path, threads) {
             Ok((pp, tg, build)) => {
                 peer_pp.push(pp);
@@ -252,9 +273,16 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
     // Each round's own ratio (ours beside the peer run right after it): their spread shows how
     // much the host moved during the run. The decision stays on the ratio of the medians.
     let (spp, stg) = (spread(&ours_pp, &peer_pp), spread(&ours_tg, &peer_tg));
+    let per_round = rounds_with_bandwidth(&ours_tg, &peer_tg, &bw_rounds);
     let (opp, otg, ppp, ptg) = (median(ours_pp), median(ours_tg), median(peer_pp), median(peer_tg));
     let (rpp, rtg) = (opp / ppp, otg / ptg);
-    let bw = read_bandwidth_gbs(threads).max(bw_before);
+    bw_all.extend(&bw_rounds);
+    bw_all.push(probe.read_gbs(threads));
+    drop(probe);
+    // The ceiling from the median reading, as the decode figures are medians: one fast or slow
+    // minute does not set it.
+    let (bw_lo, bw_hi) = bw_all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &b| (l.min(b), h.max(b)));
+    let bw = median(bw_all);
     let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let (ceiling, note) = ceiling_note(bw, file_bytes, ptg, c.thresholds.decode_ratio);
     let mut measured = Measured::default();
@@ -267,20 +295,24 @@ pub fn run(c: &PerfCase, backend: Backend) -> (Outcome, Measured) {
         ("decode_ratio", rtg),
         ("threads", threads as f64),
         ("read_bandwidth_gbs", bw),
+        ("read_bandwidth_min_gbs", bw_lo),
+        ("read_bandwidth_max_gbs", bw_hi),
         ("decode_ceiling_tok_s", ceiling),
     ] {
         measured.metrics.insert(k.into(), v);
     }
     let summary = format!(
         "{} rounds, {threads} threads, pp{} / tg{}: prefill {opp:.1} vs {ppp:.1} tok/s ({rpp:.2}×), decode {otg:.1} vs \
-         {ptg:.1} tok/s ({rtg:.2}×) against {} ({peer_build}); ours on the {}; read bandwidth {bw:.1} GB/s: decode \
-         ceiling {ceiling:.1} tok/s, ours at {:.0}%, the peer at {:.0}%; round by round the ratios ran prefill \
-         {:.2}–{:.2}×, decode {:.2}–{:.2}×",
+         {ptg:.1} tok/s ({rtg:.2}×) against {} ({peer_build}); ours on the {}; read bandwidth {bw:.1} GB/s (median of {} \
+         probes beside the rounds, {bw_lo:.1}–{bw_hi:.1}): decode ceiling {ceiling:.1} tok/s, ours at {:.0}%, the peer \
+         at {:.0}%; round by round the ratios ran prefill {:.2}–{:.2}×, decode {:.2}–{:.2}× (decode ratio @ GB/s: \
+         {per_round})",
         c.rounds,
         c.prompt_tokens,
         c.gen_tokens,
         c.peer,
         orcd_backends::cpu_isa(),
+        c.rounds + 2,
         100.0 * otg / ceiling,
         100.0 * ptg / ceiling,
         spp.0,
@@ -353,9 +385,18 @@ mod tests {
     }
 
     #[test]
-    fn the_bandwidth_probe_reports_a_positive_figure() {
-        let bw = read_bandwidth_gbs(2);
-        assert!(bw.is_finite() && bw > 0.0, "{bw}");
+    fn the_bandwidth_probe_reports_a_positive_figure_each_time() {
+        let probe = Probe::new();
+        for _ in 0..2 {
+            let bw = probe.read_gbs(2);
+            assert!(bw.is_finite() && bw > 0.0, "{bw}");
+        }
+    }
+
+    #[test]
+    fn each_round_is_shown_beside_its_bandwidth() {
+        let s = rounds_with_bandwidth(&[60.0, 90.0], &[40.0, 45.0], &[31.04, 58.96]);
+        assert_eq!(s, "1.50@31.0 2.00@59.0");
     }
 
     #[test]
