@@ -3,8 +3,15 @@
 # 0.3.36 vendors (fixtures/fetch.py unpacks it into $ORCD_CACHE/llama_cpp_python-0.3.36).
 #
 #   bash ci/llamacpp-cuda.sh prepare          # CPU machine: trimmed source → target/llamacpp-src/
-#   bash ci/llamacpp-cuda.sh build            # GPU machine: cmake + nvcc → llama-bench (~290 s, 16 cores)
+#   bash ci/llamacpp-cuda.sh build            # GPU machine: cmake + nvcc → llama-bench, llama-batched-bench
+#                                             # (~290 s, 16 cores)
 #   bash ci/llamacpp-cuda.sh bench MODEL.gguf # GPU machine: llama-bench -fa 1 -p 512 -n 128 -r 5 -o json
+#   bash ci/llamacpp-cuda.sh build-cpu        # any machine: -DGGML_CUDA=OFF, native CPU flags → the same
+#                                             # two tools in target/llamacpp/build-cpu-native/ (2 cores: ~10 min)
+#   bash ci/llamacpp-cuda.sh batched MODEL.gguf  # llama-batched-bench -c CTX -b 2048 -ub 512 -npp 128
+#                                             # -ntg 128 -npl 1,4,16,64 --output-format jsonl: the CUDA
+#                                             # build's (-ngl 99) when built, else the CPU build's; jsonl
+#                                             # lines on stdout, also saved (docs/perf/BATCHED.md)
 #   bash ci/llamacpp-cuda.sh pack-bin [FILE]  # GPU machine: the built llama-bench and its shared
 #                                             # libraries, stripped, in 15 MiB parts FILE.part-NN (default
 #                                             # $OUT/llamacpp-bin.tar.xz; ~40 MiB: bring them back, put them
@@ -14,13 +21,18 @@
 #                                             # (checks the trimmed tree is complete, compiles nothing)
 #
 # `prepare` copies only what the llama-bench build reads (CMakeLists.txt, LICENSE, cmake/, include/,
-# src/, common/, vendor/, ggml/ with only its CPU and CUDA backends, tools/llama-bench; no models/,
+# src/, common/, vendor/, ggml/ with only its CPU and CUDA backends, tools/llama-bench,
+# tools/batched-bench; no models/,
 # docs/, tests/) and packs it as target/llamacpp-src/llama.cpp.tar.xz (a few MiB; carry
 # "target/llamacpp-src"). `build` unpacks it under target/llamacpp/ (ignored: a warm machine keeps
 # it, and a build whose source is unchanged is reused), reduces tools/CMakeLists.txt to
-# add_subdirectory(llama-bench), and builds the one target.
+# add_subdirectory(llama-bench) and add_subdirectory(batched-bench), and builds the two targets.
 # Environment: ORCD_CACHE (default ~/.cache/orcd), LLAMACPP_JOBS (default: nproc),
-# LLAMACPP_CUDA_ARCH (default 90a), BENCH_ARGS (default "-fa 1 -p 512 -n 128 -r 5").
+# LLAMACPP_CUDA_ARCH (default 90a), BENCH_ARGS (default "-fa 1 -p 512 -n 128 -r 5");
+# for `batched`: NPP (128), NTG (128), NPL (1,4,16,64), THREADS (-t; default llama.cpp's own),
+# CTX (default max(NPL) × (NPP + NTG): llama.cpp splits a non-unified cache evenly among the
+# sequences), BATCHED_EXTRA (more flags), LLAMACPP_BIN (the binary to run), BATCHED_OUT (file for the
+# jsonl; default $OUT/llama-batched-bench.jsonl when $OUT is set, else target/llamacpp/batched.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +52,10 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 dir_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
 
 # What the build reads, relative to llama.cpp/ (ggml/src is trimmed below).
-KEEP=(CMakeLists.txt LICENSE cmake include src common vendor ggml tools/CMakeLists.txt tools/llama-bench)
+KEEP=(CMakeLists.txt LICENSE cmake include src common vendor ggml tools/CMakeLists.txt tools/llama-bench
+    tools/batched-bench)
+# Bumped when KEEP or reduce_tools change: a tree copied earlier under another revision is copied anew.
+TREE_REV=2
 # ggml/src/<backend> folders kept: the CPU backend (always built) and CUDA.
 KEEP_GGML_BACKENDS=(ggml-cpu ggml-cuda)
 
@@ -85,11 +100,13 @@ prepare() {
     rm -rf "$stage"
 }
 
-# tools/CMakeLists.txt → llama-bench alone (the other tools pull in server, mtmd, audio...).
+# tools/CMakeLists.txt → llama-bench and batched-bench alone (the other tools pull in server, mtmd,
+# audio...).
 reduce_tools() {
     cat >"$1/tools/CMakeLists.txt" <<'EOF'
-# reduced by worker-orcd ci/llamacpp-cuda.sh: llama-bench only
+# reduced by worker-orcd ci/llamacpp-cuda.sh: llama-bench and llama-batched-bench only
 add_subdirectory(llama-bench)
+add_subdirectory(batched-bench)
 EOF
 }
 
@@ -115,7 +132,7 @@ source_tree() {
         echo "$want" >"$stamp"
         echo "source: $WORK/src (from $TARBALL)"
     elif [[ -f "$VENDORED/CMakeLists.txt" ]]; then
-        want="vendored:$VENDORED"
+        want="vendored:$VENDORED rev=$TREE_REV"
         if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
             echo "source: $WORK/src (copied earlier from $VENDORED)"
             return
@@ -141,7 +158,8 @@ build() {
     source_tree
     local bin="$WORK/build/bin/llama-bench" key
     key="$(cat "$WORK/src.sha256") arch=$ARCH"
-    if [[ -x "$bin" && -f "$WORK/build.key" && "$(cat "$WORK/build.key")" == "$key" ]]; then
+    if [[ -x "$bin" && -x "$WORK/build/bin/llama-batched-bench" && -f "$WORK/build.key" &&
+        "$(cat "$WORK/build.key")" == "$key" ]]; then
         echo "llama-bench: $bin (built earlier from the same source)"
         return
     fi
@@ -157,8 +175,9 @@ build() {
     fi
     local t0=$SECONDS
     cmake -S "$WORK/src" -B "$WORK/build" -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${CMAKE_FLAGS[@]}"
-    cmake --build "$WORK/build" -j "$JOBS" --target llama-bench
+    cmake --build "$WORK/build" -j "$JOBS" --target llama-bench llama-batched-bench
     [[ -x "$bin" ]] || die "the build finished without $bin"
+    [[ -x "$WORK/build/bin/llama-batched-bench" ]] || die "the build finished without llama-batched-bench"
     echo "$key" >"$WORK/build.key"
     echo "llama-bench: $bin (built in $((SECONDS - t0)) s with -j $JOBS, CUDA arch $ARCH)"
 }
@@ -169,6 +188,9 @@ pack_bin() {
     stage=$(mktemp -d)
     mkdir -p "$stage/bin"
     cp -a "$WORK/build/bin/llama-bench" "$WORK"/build/bin/*.so* "$stage/bin/"
+    if [[ -x "$WORK/build/bin/llama-batched-bench" ]]; then
+        cp -a "$WORK/build/bin/llama-batched-bench" "$stage/bin/"
+    fi
     strip --strip-unneeded "$stage"/bin/* 2>/dev/null || true
     cp "$WORK/build.key" "$stage/build.key"
     # The libraries' RUNPATH names $WORK/build/bin: `build` unpacks there.
@@ -189,6 +211,67 @@ configure_cpu() {
     echo "configure (GGML_CUDA=OFF) of the trimmed tree: ok"
 }
 
+# The CPU build (no CUDA; llama.cpp's default GGML_NATIVE=ON: this machine's ISA), for the
+# peer of docs/perf/BATCHED.md on the CPU machine. Its own folder: configure-cpu's is wiped each time.
+CPU_BUILD="$WORK/build-cpu-native"
+build_cpu() {
+    command -v cmake >/dev/null || die "cmake not found (pip install cmake ninja)"
+    source_tree
+    local key bin="$CPU_BUILD/bin/llama-batched-bench"
+    key="$(cat "$WORK/src.sha256") cpu-native"
+    if [[ -x "$bin" && -x "$CPU_BUILD/bin/llama-bench" && -f "$CPU_BUILD.key" &&
+        "$(cat "$CPU_BUILD.key")" == "$key" ]]; then
+        echo "llama-batched-bench: $bin (built earlier from the same source)"
+        return
+    fi
+    local gen=() t0=$SECONDS
+    command -v ninja >/dev/null && gen=(-G Ninja)
+    rm -rf "$CPU_BUILD" "$CPU_BUILD.key"
+    cmake -S "$WORK/src" -B "$CPU_BUILD" "${gen[@]}" -DGGML_CUDA=OFF -DGGML_NATIVE=ON "${CMAKE_FLAGS[@]}"
+    cmake --build "$CPU_BUILD" -j "$JOBS" --target llama-bench llama-batched-bench
+    [[ -x "$bin" ]] || die "the build finished without $bin"
+    echo "$key" >"$CPU_BUILD.key"
+    echo "llama-batched-bench: $bin (CPU, built in $((SECONDS - t0)) s with -j $JOBS)"
+}
+
+batched() {
+    local model="${1:-}"
+    [[ -n "$model" ]] || die "batched needs a model file"
+    [[ -f "$model" ]] || die "$model not found"
+    local bin="${LLAMACPP_BIN:-}" gpu=()
+    if [[ -z "$bin" ]]; then
+        if [[ -x "$WORK/build/bin/llama-batched-bench" ]]; then
+            bin="$WORK/build/bin/llama-batched-bench"
+        else
+            bin="$CPU_BUILD/bin/llama-batched-bench"
+        fi
+    fi
+    [[ -x "$bin" ]] || die "$bin not built (bash ci/llamacpp-cuda.sh build, or build-cpu)"
+    [[ "$bin" == "$WORK/build/bin/"* ]] && gpu=(-ngl 99)
+    local npp="${NPP:-128}" ntg="${NTG:-128}" npl="${NPL:-1,4,16,64}" ctx="${CTX:-}" max_pl=0 max_pp=0 max_tg=0 v
+    for v in ${npl//,/ }; do ((v > max_pl)) && max_pl=$v; done
+    for v in ${npp//,/ }; do ((v > max_pp)) && max_pp=$v; done
+    for v in ${ntg//,/ }; do ((v > max_tg)) && max_tg=$v; done
+    [[ -n "$ctx" ]] || ctx=$((max_pl * (max_pp + max_tg)))
+    local threads=()
+    [[ -n "${THREADS:-}" ]] && threads=(-t "$THREADS")
+    local out="${BATCHED_OUT:-}"
+    if [[ -z "$out" ]]; then
+        if [[ -n "${OUT:-}" ]]; then out="$OUT/llama-batched-bench.jsonl"; else out="$WORK/batched.jsonl"; fi
+    fi
+    mkdir -p "$(dirname "$out")"
+    local cmd=("$bin" -m "$model" -c "$ctx" -b 2048 -ub 512 -npp "$npp" -ntg "$ntg" -npl "$npl" "${threads[@]}"
+        "${gpu[@]}" --output-format jsonl)
+    # shellcheck disable=SC2206 # BATCHED_EXTRA is a list of flags
+    cmd+=(${BATCHED_EXTRA:-})
+    echo "+ ${cmd[*]}" >&2
+    # The jsonl rows are on stdout (the log, the model's and the timings' lines on stderr).
+    "${cmd[@]}" | tee "$out.tmp"
+    grep '^{' "$out.tmp" >"$out" || die "no jsonl rows from $bin"
+    rm -f "$out.tmp"
+    echo "saved: $out" >&2
+}
+
 bench() {
     local model="${1:-}"
     [[ -n "$model" ]] || die "bench needs a model file"
@@ -203,6 +286,11 @@ case "${1:-}" in
     prepare) prepare ;;
     build) build ;;
     configure-cpu) configure_cpu ;;
+    build-cpu) build_cpu ;;
+    batched)
+        shift
+        batched "$@"
+        ;;
     pack-bin)
         shift
         pack_bin "$@"
@@ -212,7 +300,7 @@ case "${1:-}" in
         bench "$@"
         ;;
     *)
-        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

@@ -83,11 +83,16 @@ enum Command {
         gen_tokens: usize,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
-        /// Context the KV cache is allocated for (default: prompt + generated tokens + 1).
+        /// Context the KV cache is allocated for (default: prompt + generated tokens + 1; with
+        /// --batch, per sequence: prompt + largest batch + generated tokens).
         #[arg(long)]
         ctx: Option<usize>,
         #[arg(long)]
         json: bool,
+        /// Also measure batched decode: comma-separated sequence counts (each 1..=256), each one
+        /// forward per step with one row per sequence (e.g. 1,4,16,64).
+        #[arg(long, value_name = "LIST")]
+        batch: Option<String>,
     },
     /// Logits at every position of a prompt, as f32 .npy [n_tokens, n_vocab].
     Logits {
@@ -293,8 +298,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detokenize { model, ids } => tokenize::detokenize(&model, &ids),
         Command::Generate(args) => generate::generate(&args),
         Command::Serve(args) => serve::serve(&args),
-        Command::Bench { model, backend, numerics, prompt_tokens, gen_tokens, repeats, ctx, json } => {
-            bench::bench(&model, backend, numerics, prompt_tokens, gen_tokens, repeats, ctx, json)
+        Command::Bench { model, backend, numerics, prompt_tokens, gen_tokens, repeats, ctx, json, batch } => {
+            let batch = batch.as_deref().map(bench::parse_batch).transpose()?;
+            bench::bench(&model, backend, numerics, prompt_tokens, gen_tokens, repeats, ctx, json, batch.as_deref())
         }
         Command::Logits { model, prompt, no_add_special, parse_special, backend, numerics, out } => {
             logits::logits(&model, &prompt, !no_add_special, parse_special, backend, numerics, &out)
