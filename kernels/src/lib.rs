@@ -21,6 +21,10 @@ pub const KERNELS: &[&str] = &[
     "softcap",
     "glu",
     "round_x",
+    "quant_x_q8",
+    "mmq_q8_0",
+    "mmq_q4_0",
+    "mmq_q4_1",
     "swiglu_oai",
     "slice_cols",
     "gather_rows",
@@ -91,7 +95,8 @@ mod tests {
                 || OPS_CU.contains(&format!("void MV_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVF_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVM_BOUNDS {name}("))
-                || OPS_CU.contains(&format!("void MVG_BOUNDS {name}("));
+                || OPS_CU.contains(&format!("void MVG_BOUNDS {name}("))
+                || OPS_CU.contains(&format!("void MMQ_BOUNDS {name}("));
             assert!(defined, "{name} is not defined in ops.cu");
         }
     }

@@ -1908,3 +1908,270 @@ extern "C" __global__ void dequant_rows_q5_k(DEQUANT_PARAMS) { dequant_rows_t<T_
 extern "C" __global__ void dequant_rows_q6_k(DEQUANT_PARAMS) { dequant_rows_t<T_q6_k>(DEQUANT_ARGS); }
 extern "C" __global__ void dequant_rows_iq4_nl(DEQUANT_PARAMS) { dequant_rows_t<T_iq4_nl>(DEQUANT_ARGS); }
 extern "C" __global__ void dequant_rows_mxfp4(DEQUANT_PARAMS) { dequant_rows_t<T_mxfp4>(DEQUANT_ARGS); }
+
+// ---------------------------------------------------------------------------------------------
+// Prefill GEMM of the fast numerics: int8 tensor cores (mma.sync m16n8k32), llama.cpp's mmq shape
+// ---------------------------------------------------------------------------------------------
+// For a sequence with many rows (a prefill), the fast numerics' matmul of a part-decodable weight
+// (Q8_0, Q4_0, Q4_1) as a GEMM: the activation is rounded to Q8_0 codes once (`quant_x_q8`: the
+// very codes, scales and Q8_1 sums the mat-vec computes itself, the same device functions), and
+// one mma gives the exact integer dot product of a 32-element weight block with a 32-element
+// activation block. A value is then, over the row's blocks in order,
+// acc = fmaf(d_w · d_x, Σ qw·qx, acc) (Q4_1 adds fmaf(m_w, s_x, acc) after it), llama.cpp's
+// per-block formula: it depends on the row's and the column's data alone, never on the tile, the
+// grid, n or the other rows. (The mat-vec sums per 8-element part instead: the same integers,
+// other float roundings, so the backend picks the GEMM by the rows of a row's own sequence.)
+
+#define GM_BM 128                  // weight rows (output columns) a block
+#define GM_BN 64                   // activation rows (tokens) a block
+#define GM_KB 4                    // 32-element blocks a stage
+#define GM_THREADS 256             // 8 warps: 4 along the weight rows × 2 along the tokens
+#define GM_STR (GM_KB * 32 + 16)   // bytes a row in shared memory (144: fragment loads hit 32 banks)
+
+// One row's codes (int8, [rows, k]), scales d ([rows, k/32], f16-rounded as Q8_0 keeps them) and
+// Q8_1 sums s (mv_round_i8's, for Q4_1) of x (rms-normalized first with `norm`, times `nw` when
+// given, exactly as the mat-vec does). grid (rows), block 128; k a multiple of 32.
+extern "C" __global__ void quant_x_q8(const float* x, i8* q, float* d, float* s, int rows, int k, int norm,
+                                      const float* nw, float eps) {
+    __shared__ double red[9];
+    const int r = blockIdx.x;
+    if (r >= rows || blockDim.x != MV_THREADS) return;  // uniform
+    const int nsub = k / 8, nb = k / 32;
+    const float* xr = x + (i64)r * k;
+    const double sc = norm ? rms_scale_256(xr, k, eps, red) : 1.0;
+    for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
+        const int p = s0 + threadIdx.x;
+        float v[8];
+        mv_load_x(xr, p, p < nsub, v, norm, sc, nw);
+        const MvX qx = mv_round_i8<true>(v);
+        if (p < nsub) {
+            ((uint2*)(q + (i64)r * k))[p] = make_uint2(qx.a, qx.b);
+            if ((p & 3) == 0) {
+                d[(i64)r * nb + p / 4] = qx.d;
+                s[(i64)r * nb + p / 4] = qx.s;
+            }
+        }
+    }
+}
+
+// A pair of weight blocks (2p, 2p + 1) read as 4-byte words (a row's pairs start on multiples
+// of 4 when its block count is even: the host checks k % 64 == 0), decoded into 8 words of int8
+// codes (elements 0..31 of block `b`, little-endian), the f16 scale and (Q4_1) the min.
+struct G_q8_0 {  // 34-byte blocks: f16 d, 32 codes
+    static constexpr int BB = 34, PW = 17;
+    static constexpr bool MIN = false;
+    __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
+        if (b == 0) {
+            *d = f16_to_f32((u16)(w[0] & 0xffffu));
+#pragma unroll
+            for (int i = 0; i < 8; ++i) c[i] = __byte_perm(w[i], w[i + 1], 0x5432);
+        } else {
+            *d = f16_to_f32((u16)(w[8] >> 16));
+#pragma unroll
+            for (int i = 0; i < 8; ++i) c[i] = w[9 + i];
+        }
+        *mn = 0.0f;
+    }
+};
+// Q4_0 / Q4_1: byte j's low nibble is element j, its high nibble element 16 + j.
+__device__ __forceinline__ void nibbles_to_codes(const u32* nb4, u32* c, u32 bias) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        c[i] = __vsub4(nb4[i] & 0x0f0f0f0fu, bias);
+        c[4 + i] = __vsub4((nb4[i] >> 4) & 0x0f0f0f0fu, bias);
+    }
+}
+struct G_q4_0 {  // 18-byte blocks: f16 d, 16 bytes of nibbles; code − 8
+    static constexpr int BB = 18, PW = 9;
+    static constexpr bool MIN = false;
+    __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
+        u32 n4[4];
+        if (b == 0) {
+            *d = f16_to_f32((u16)(w[0] & 0xffffu));
+#pragma unroll
+            for (int i = 0; i < 4; ++i) n4[i] = __byte_perm(w[i], w[i + 1], 0x5432);
+        } else {
+            *d = f16_to_f32((u16)(w[4] >> 16));
+#pragma unroll
+            for (int i = 0; i < 4; ++i) n4[i] = w[5 + i];
+        }
+        nibbles_to_codes(n4, c, 0x08080808u);
+        *mn = 0.0f;
+    }
+};
+struct G_q4_1 {  // 20-byte blocks: f16 d, f16 m, 16 bytes of nibbles; codes 0..15
+    static constexpr int BB = 20, PW = 10;
+    static constexpr bool MIN = true;
+    __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
+        const u32* p = w + 5 * b;
+        *d = f16_to_f32((u16)(p[0] & 0xffffu));
+        *mn = f16_to_f32((u16)(p[0] >> 16));
+        nibbles_to_codes(p + 1, c, 0u);
+    }
+};
+
+__device__ __forceinline__ void mma_s8_16832(int* d, const u32* a, const u32* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%10,%10,%10,%10};"
+        : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(0));
+}
+
+// y[r·m + j] = res[r·m + j] + glu(gin[r·m + j], (Σ_blocks … ) + bias[j]) for token t < n,
+// r = rows ? rows[t] : t, j < m (bias, gin (then `act`), res each optional: gin is the gate's
+// output of the same rows, so a GLU pair is the gate's launch, then the up's). xq / xd / xs:
+// quant_x_q8's output for every row r. grid (ceil(m / 128), ceil(n / 64)), block 256 (exactly);
+// k a multiple of 64.
+template <class G>
+__device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd, const float* xs, float* y, int n,
+                                      int k, int m, i64 row_bytes, const unsigned* rows, const float* bias,
+                                      const float* res, const float* gin, int act) {
+    __shared__ __align__(16) u8 sA[GM_BM * GM_STR];
+    __shared__ __align__(16) u8 sB[GM_BN * GM_STR];
+    __shared__ float sAd[GM_KB][GM_BM], sAm[GM_KB][GM_BM], sBd[GM_KB][GM_BN], sBs[GM_KB][GM_BN];
+    if (blockDim.x != GM_THREADS) return;  // uniform
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int wm = warp & 3, wn = warp >> 2;
+    const i64 j0 = (i64)blockIdx.x * GM_BM;
+    const int n0 = blockIdx.y * GM_BN, nb = k / 32, nstage = (nb + GM_KB - 1) / GM_KB;
+    // Loads of a stage: weight row `ar`'s pair `ap` of blocks; two 16-byte pieces of token rows
+    // (`bt`, 8 pieces a row); one token's scale and sum (`st`, block `skb`).
+    const int ar = tid >> 1, ap = tid & 1;
+    const bool a_ok = j0 + ar < m;
+    const u8* wrow = w + (j0 + ar) * row_bytes;
+    const int st = tid >> 2, skb = tid & 3;
+    const bool s_ok = n0 + st < n;
+    const i64 s_row = s_ok ? (i64)(rows ? rows[n0 + st] : (unsigned)(n0 + st)) : 0;
+    i64 b_row[2];
+    bool b_ok[2];
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+        const int tok = n0 + ((tid + GM_THREADS * u) >> 3);
+        b_ok[u] = tok < n;
+        b_row[u] = b_ok[u] ? (i64)(rows ? rows[tok] : (unsigned)tok) : 0;
+    }
+    u32 ra[G::PW];
+    uint4 rb[2];
+    float rbd = 0.0f, rbs = 0.0f;
+    bool ra_ok = false;
+    auto load = [&](int stage) {
+        const int blk0 = stage * GM_KB + 2 * ap;
+        ra_ok = a_ok && blk0 < nb;
+        if (ra_ok) {
+            const u32* p = (const u32*)(wrow + (i64)blk0 * G::BB);
+#pragma unroll
+            for (int i = 0; i < G::PW; ++i) ra[i] = p[i];
+        }
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+            const int seg = (tid + GM_THREADS * u) & 7;
+            const int blk = stage * GM_KB + (seg >> 1);
+            rb[u] = b_ok[u] && blk < nb ? *(const uint4*)(xq + b_row[u] * k + (i64)blk * 32 + (seg & 1) * 16)
+                                        : make_uint4(0u, 0u, 0u, 0u);
+        }
+        const int sblk = stage * GM_KB + skb;
+        const bool ok = s_ok && sblk < nb;
+        rbd = ok ? xd[s_row * nb + sblk] : 0.0f;
+        rbs = ok && G::MIN ? xs[s_row * nb + sblk] : 0.0f;
+    };
+    auto store = [&]() {
+#pragma unroll
+        for (int b = 0; b < 2; ++b) {
+            u32 c[8] = {0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u};
+            float d = 0.0f, mn = 0.0f;
+            if (ra_ok) G::dec(ra, b, c, &d, &mn);
+            uint4* dst = (uint4*)(sA + ar * GM_STR + (2 * ap + b) * 32);
+            dst[0] = make_uint4(c[0], c[1], c[2], c[3]);
+            dst[1] = make_uint4(c[4], c[5], c[6], c[7]);
+            sAd[2 * ap + b][ar] = d;
+            sAm[2 * ap + b][ar] = mn;
+        }
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+            const int idx = tid + GM_THREADS * u;
+            *(uint4*)(sB + (idx >> 3) * GM_STR + (idx & 7) * 16) = rb[u];
+        }
+        sBd[skb][st] = rbd;
+        sBs[skb][st] = rbs;
+    };
+    float acc[2][4][4];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
+    load(0);
+    for (int stage = 0; stage < nstage; ++stage) {
+        __syncthreads();  // the previous stage's fragments are read
+        store();
+        __syncthreads();
+        if (stage + 1 < nstage) load(stage + 1);  // in flight while this stage multiplies
+        const int nkb = min(GM_KB, nb - stage * GM_KB);
+#pragma unroll
+        for (int kb = 0; kb < GM_KB; ++kb) {
+            if (kb >= nkb) break;  // uniform
+            u32 a[2][4], b[4][2];
+#pragma unroll
+            for (int mi = 0; mi < 2; ++mi) {
+                const u8* p = sA + (wm * 32 + mi * 16 + g) * GM_STR + kb * 32 + t * 4;
+                a[mi][0] = *(const u32*)p;
+                a[mi][1] = *(const u32*)(p + 8 * GM_STR);
+                a[mi][2] = *(const u32*)(p + 16);
+                a[mi][3] = *(const u32*)(p + 8 * GM_STR + 16);
+            }
+#pragma unroll
+            for (int ni = 0; ni < 4; ++ni) {
+                const u8* p = sB + (wn * 32 + ni * 8 + g) * GM_STR + kb * 32 + t * 4;
+                b[ni][0] = *(const u32*)p;
+                b[ni][1] = *(const u32*)(p + 16);
+            }
+#pragma unroll
+            for (int mi = 0; mi < 2; ++mi) {
+                const int r0 = wm * 32 + mi * 16 + g;
+                const float dw[2] = {sAd[kb][r0], sAd[kb][r0 + 8]};
+                const float mw[2] = {sAm[kb][r0], sAm[kb][r0 + 8]};
+#pragma unroll
+                for (int ni = 0; ni < 4; ++ni) {
+                    int d[4];
+                    mma_s8_16832(d, a[mi], b[ni]);
+                    const int c0 = wn * 32 + ni * 8 + 2 * t;
+                    const float dx[2] = {sBd[kb][c0], sBd[kb][c0 + 1]};
+                    const float sx[2] = {sBs[kb][c0], sBs[kb][c0 + 1]};
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        float v = fmaf(__fmul_rn(dw[e >> 1], dx[e & 1]), (float)d[e], acc[mi][ni][e]);
+                        if (G::MIN) v = fmaf(mw[e >> 1], sx[e & 1], v);
+                        acc[mi][ni][e] = v;
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const i64 j = j0 + wm * 32 + mi * 16 + g + 8 * (e >> 1);
+                const int tok = n0 + wn * 32 + ni * 8 + 2 * t + (e & 1);
+                if (j >= m || tok >= n) continue;
+                const i64 o = (i64)(rows ? rows[tok] : (unsigned)tok) * m + j;
+                float v = acc[mi][ni][e];
+                if (bias) v = __fadd_rn(v, bias[j]);
+                if (gin) v = glu_value(gin[o], v, act);
+                if (res) v = __fadd_rn(res[o], v);
+                y[o] = v;
+            }
+}
+
+#define MMQ_PARAMS                                                                                             \
+    const unsigned char *w, const signed char *xq, const float *xd, const float *xs, float *y, int n, int k, int m, \
+        long long row_bytes, const unsigned *rows, const float *bias, const float *res, const float *gin, int act
+#define MMQ_BOUNDS __launch_bounds__(GM_THREADS, 2)  // 125 registers: two blocks an SM
+#define MMQ_ARGS w, xq, xd, xs, y, n, k, m, row_bytes, rows, bias, res, gin, act
+extern "C" __global__ void MMQ_BOUNDS mmq_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1>(MMQ_ARGS); }

@@ -166,6 +166,43 @@ fn glu8() -> bool {
 /// cheaper rounded in place than paying a launch).
 const MV_ROUND_ONCE_M: usize = 16_384;
 
+/// Rows of one sequence from which its fast-numerics matmuls take the tensor-core GEMM
+/// (llama.cpp's CUDA backend leaves its mat-vec, mmvq, past 8 rows; ours reads each weight once
+/// for 8 rows, so 16 is where a 64-row tile starts to pay).
+const MMQ_MIN_ROWS: u32 = 16;
+/// `mmq_*`'s tile and block (kernels/ABI.md).
+const MMQ_BM: usize = 128;
+const MMQ_BN: usize = 64;
+const MMQ_THREADS: u32 = 256;
+
+/// `ORCD_CUDA_MMQ=1` turns the prefill GEMM on (off by default until seen on a card).
+fn mmq_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ").is_some_and(|v| v == "1"))
+}
+
+/// The rows of a matmul that take the GEMM: none, all, or these.
+#[derive(Debug, PartialEq, Eq)]
+enum MmqRows {
+    None,
+    All,
+    Some(Vec<u32>),
+}
+
+/// The rows of an `n_out`-row activation whose sequence has at least [`MMQ_MIN_ROWS`] rows in it
+/// (none when the groups do not describe these rows).
+fn mmq_select(g: &RowGroups, n_out: usize) -> MmqRows {
+    if g.len() != n_out {
+        return MmqRows::None;
+    }
+    let sel: Vec<u32> = (0..n_out as u32).filter(|&r| g.seq_rows[r as usize] >= MMQ_MIN_ROWS).collect();
+    match sel.len() {
+        0 => MmqRows::None,
+        n if n == n_out => MmqRows::All,
+        _ => MmqRows::Some(sel),
+    }
+}
+
 impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
     pub fn new(fast: bool) -> std::result::Result<Self, CudaError> {
@@ -273,6 +310,7 @@ impl Cuda {
         glu: Option<(&CudaWeight, Act)>,
         norm: Option<(&CudaWeight, f32)>,
         more: &[(&CudaWeight, Option<&CudaWeight>)],
+        groups: Option<&RowGroups>,
     ) -> Result<Vec<CudaTensor>> {
         if let Some((w2, _)) = glu {
             if w2.ty != w.ty || w2.dims != w.dims || w2.row_bytes != w.row_bytes || ids.is_some() {
@@ -303,6 +341,23 @@ impl Cuda {
             if (r.rows, r.cols) != (n_out, m) {
                 return Err(shape_err("matmul", format!("residual [{}, {}] for [{n_out}, {m}]", r.rows, r.cols)));
             }
+        }
+        // Rows of sequences with many rows (a prefill) take the tensor-core GEMM; the others the
+        // mat-vec. With both kinds in one batch the mat-vec computes every row and the GEMM then
+        // writes its rows over (a row's value depends on its own sequence alone).
+        let sel = self.mmq_rows(w, xq, ids.is_some(), groups, n_out);
+        if !matches!(sel, MmqRows::None) {
+            let ys = if matches!(sel, MmqRows::Some(_)) {
+                self.matvec(x, w, m, n_out, ids, bias, res, glu, norm, more, None)?
+            } else {
+                let mut ys = vec![self.tensor(n_out, m)?];
+                for (wm, _) in more {
+                    ys.push(self.tensor(n_out, wm.rows)?);
+                }
+                ys
+            };
+            self.mmq(x, w, m, bias, res, glu, norm, more, &ys, &sel)?;
+            return Ok(ys);
         }
         let mut ys = vec![self.tensor(n_out, m)?];
         for (wm, _) in more {
@@ -411,6 +466,111 @@ impl Cuda {
         Ok(ys)
     }
 
+    /// Which rows of a matmul take the tensor-core GEMM (`mmq_*`, kernels/ABI.md): with the fast
+    /// numerics (`xq` 0), a Q8_0 / Q4_0 / Q4_1 weight without expert ids whose rows are whole
+    /// pairs of blocks (k % 64 == 0), the rows whose sequence has at least [`MMQ_MIN_ROWS`] rows
+    /// in this activation — decided by a row's own sequence, so its value never depends on its
+    /// neighbours. Off unless `ORCD_CUDA_MMQ=1` until the GEMM has been seen on a card.
+    fn mmq_rows(&self, w: &CudaWeight, xq: i32, ids: bool, groups: Option<&RowGroups>, n_out: usize) -> MmqRows {
+        let typed = matches!(w.ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1);
+        match groups {
+            Some(g) if mmq_on() && xq == 0 && !ids && typed && w.k.is_multiple_of(64) => mmq_select(g, n_out),
+            _ => MmqRows::None,
+        }
+    }
+
+    /// The GEMM rows of [`Cuda::matvec`]'s outputs `ys` (the values its ABI gives, per block
+    /// instead of per part): the activation rounded to Q8_0 codes once (`quant_x_q8`, normalized
+    /// first with `norm`), then one `mmq_<ty>` launch a projection; a GLU pair is the gate's
+    /// launch into a scratch tensor, then the up's, which applies the GLU (and the residual).
+    #[allow(clippy::too_many_arguments)]
+    fn mmq(
+        &self,
+        x: &CudaTensor,
+        w: &CudaWeight,
+        m: usize,
+        bias: Option<&CudaWeight>,
+        res: Option<&CudaTensor>,
+        glu: Option<(&CudaWeight, Act)>,
+        norm: Option<(&CudaWeight, f32)>,
+        more: &[(&CudaWeight, Option<&CudaWeight>)],
+        ys: &[CudaTensor],
+        sel: &MmqRows,
+    ) -> Result<()> {
+        let (n, rows) = match sel {
+            MmqRows::None => return Ok(()),
+            MmqRows::All => (x.rows, None),
+            MmqRows::Some(v) => (v.len(), Some(self.upload_u32(v)?)),
+        };
+        let kty = kernel_ty(w.ty).ok_or_else(|| shape_err("matmul", format!("{}: no GEMM for {:?}", w.name, w.ty)))?;
+        let k = x.cols;
+        // Codes (one byte an element: k / 4 f32 slots a row), scales and Q8_1 sums per 32.
+        let (q, d, s) = (self.tensor(x.rows, k / 4)?, self.tensor(x.rows, k / 32)?, self.tensor(x.rows, k / 32)?);
+        self.launch(
+            "quant_x_q8",
+            (x.rows.max(1) as u32, 1, 1),
+            128,
+            0,
+            &[
+                x.buf.arg(),
+                q.buf.arg(),
+                d.buf.arg(),
+                s.buf.arg(),
+                Arg::I32(x.rows as i32),
+                Arg::I32(k as i32),
+                Arg::I32(norm.is_some() as i32),
+                norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
+                Arg::F32(norm.map_or(0.0, |(_, e)| e)),
+            ],
+        )?;
+        let rows_arg = rows.as_ref().map_or(Arg::Ptr(0), |b| b.arg());
+        let gemm = |wt: &CudaWeight,
+                    mm: usize,
+                    b: Option<&CudaWeight>,
+                    r: Option<&CudaTensor>,
+                    gin: Option<(&CudaTensor, i32)>,
+                    y: &CudaTensor|
+         -> Result<()> {
+            self.launch(
+                &format!("mmq_{kty}"),
+                (blocks(mm, MMQ_BM), blocks(n, MMQ_BN), 1),
+                MMQ_THREADS,
+                0,
+                &[
+                    wt.buf.arg(),
+                    q.buf.arg(),
+                    d.buf.arg(),
+                    s.buf.arg(),
+                    y.buf.arg(),
+                    Arg::I32(n as i32),
+                    Arg::I32(k as i32),
+                    Arg::I32(mm as i32),
+                    Arg::I64(wt.row_bytes as i64),
+                    rows_arg,
+                    b.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                    r.map_or(Arg::Ptr(0), |r| r.buf.arg()),
+                    gin.map_or(Arg::Ptr(0), |(t, _)| t.buf.arg()),
+                    Arg::I32(gin.map_or(0, |(_, a)| a)),
+                ],
+            )
+        };
+        let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
+        match glu {
+            Some((up, act)) => {
+                let gate = self.tensor(y0.rows, y0.cols)?;
+                gemm(w, m, bias, None, None, &gate)?;
+                gemm(up, m, None, res, Some((&gate, self.act_code(act))), y0)
+            }
+            None => {
+                gemm(w, m, bias, res, None, y0)?;
+                for ((wm, bm), y) in more.iter().zip(&ys[1..]) {
+                    gemm(wm, wm.rows, *bm, None, None, y)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The first output of [`Cuda::matvec`] (one projection).
     #[allow(clippy::too_many_arguments)]
     fn matvec1(
@@ -424,8 +584,9 @@ impl Cuda {
         res: Option<&CudaTensor>,
         glu: Option<(&CudaWeight, Act)>,
         norm: Option<(&CudaWeight, f32)>,
+        groups: Option<&RowGroups>,
     ) -> Result<CudaTensor> {
-        self.matvec(x, w, m, n_out, ids, bias, res, glu, norm, &[])?
+        self.matvec(x, w, m, n_out, ids, bias, res, glu, norm, &[], groups)?
             .into_iter()
             .next()
             .ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))
@@ -986,11 +1147,11 @@ impl Ops for Cuda {
         self.unary("scale", x, &[Arg::F32(s)])
     }
 
-    fn matmul(&self, x: &CudaTensor, w: &CudaWeight, _g: &RowGroups) -> Result<CudaTensor> {
+    fn matmul(&self, x: &CudaTensor, w: &CudaWeight, g: &RowGroups) -> Result<CudaTensor> {
         if w.k != x.cols || w.dims.len() > 2 {
             return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, w.name, w.dims)));
         }
-        self.matvec1(x, w, w.rows, x.rows, None, None, None, None, None)
+        self.matvec1(x, w, w.rows, x.rows, None, None, None, None, None, Some(g))
     }
 
     fn matmul_glu(
@@ -1011,7 +1172,7 @@ impl Ops for Cuda {
                 format!("x has {} columns, {} has dims {:?}", x.cols, gate.name, gate.dims),
             ));
         }
-        self.matvec1(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)), None)
+        self.matvec1(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)), None, Some(g))
     }
 
     fn norm_matmuls(
@@ -1020,7 +1181,7 @@ impl Ops for Cuda {
         nw: &CudaWeight,
         eps: f32,
         ws: &[(&CudaWeight, Option<&CudaWeight>)],
-        _g: &RowGroups,
+        g: &RowGroups,
     ) -> Result<Vec<CudaTensor>> {
         let Some(((w0, b0), rest)) = ws.split_first() else { return Ok(Vec::new()) };
         for (w, b) in ws {
@@ -1034,9 +1195,11 @@ impl Ops for Cuda {
         // One launch when the projections share a type and row length (q, k, v usually do);
         // else one each, every one normalizing its input itself.
         if rest.len() <= 2 && rest.iter().all(|(w, _)| w.ty == w0.ty && w.k == w0.k && w.row_bytes == w0.row_bytes) {
-            return self.matvec(x, w0, w0.rows, x.rows, None, *b0, None, None, Some((nw, eps)), rest);
+            return self.matvec(x, w0, w0.rows, x.rows, None, *b0, None, None, Some((nw, eps)), rest, Some(g));
         }
-        ws.iter().map(|(w, b)| self.matvec1(x, w, w.rows, x.rows, None, *b, None, None, Some((nw, eps)))).collect()
+        ws.iter()
+            .map(|(w, b)| self.matvec1(x, w, w.rows, x.rows, None, *b, None, None, Some((nw, eps)), Some(g)))
+            .collect()
     }
 
     fn norm_matmul_glu(
@@ -1058,7 +1221,7 @@ impl Ops for Cuda {
                 format!("x has {} columns, {} has dims {:?}", x.cols, gate.name, gate.dims),
             ));
         }
-        self.matvec1(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)), Some((nw, eps)))
+        self.matvec1(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)), Some((nw, eps)), Some(g))
     }
 
     fn matmul_fused(
@@ -1067,7 +1230,7 @@ impl Ops for Cuda {
         w: &CudaWeight,
         bias: Option<&CudaWeight>,
         res: Option<&CudaTensor>,
-        _g: &RowGroups,
+        g: &RowGroups,
     ) -> Result<CudaTensor> {
         if w.k != x.cols || w.dims.len() > 2 {
             return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, w.name, w.dims)));
@@ -1075,7 +1238,7 @@ impl Ops for Cuda {
         if let Some(b) = bias {
             Self::one_d("matmul bias", b, w.rows)?;
         }
-        self.matvec1(x, w, w.rows, x.rows, None, bias, res, None, None)
+        self.matvec1(x, w, w.rows, x.rows, None, bias, res, None, None, Some(g))
     }
 
     fn rope(
@@ -1398,7 +1561,7 @@ impl Ops for Cuda {
             }
         }
         let shared = x.rows == n && k > 1;
-        self.matvec1(x, w, m, n * k, Some((&ids.buf, k, shared)), b, None, None, None)
+        self.matvec1(x, w, m, n * k, Some((&ids.buf, k, shared)), b, None, None, None, None)
     }
 
     fn swiglu_oai(&self, gate: &CudaTensor, up: &CudaTensor, alpha: f32, limit: f32) -> Result<CudaTensor> {
@@ -1429,5 +1592,28 @@ impl Ops for Cuda {
             ],
         )?;
         Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(seqs: &[usize]) -> RowGroups {
+        RowGroups { seq_rows: seqs.iter().flat_map(|&n| std::iter::repeat_n(n as u32, n)).collect() }
+    }
+
+    #[test]
+    fn the_gemm_takes_the_rows_of_long_sequences_only() {
+        // A decode batch: every row its own sequence, the mat-vec's.
+        assert_eq!(mmq_select(&groups(&[1, 1, 1]), 3), MmqRows::None);
+        // Just below and at the threshold.
+        assert_eq!(mmq_select(&groups(&[15]), 15), MmqRows::None);
+        assert_eq!(mmq_select(&groups(&[16]), 16), MmqRows::All);
+        // A prefill beside decode rows: the prefill's rows (2..42), wherever they sit.
+        assert_eq!(mmq_select(&groups(&[1, 1, 40]), 42), MmqRows::Some((2..42).collect()));
+        assert_eq!(mmq_select(&groups(&[20, 3]), 23), MmqRows::Some((0..20).collect()));
+        // Groups of other rows (the head's output rows): never a guess.
+        assert_eq!(mmq_select(&groups(&[40]), 1), MmqRows::None);
     }
 }

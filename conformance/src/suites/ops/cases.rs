@@ -168,6 +168,18 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         }
     }
 
+    // The prefill GEMM of the part-decodable types (rows of a sequence with ≥ 16 rows on the fast
+    // numerics, kernels/ABI.md `mmq_*`): one whole 64-row tile; a partial tile beside a 3-row
+    // sequence (the mat-vec's) in one batch; two tiles and a partial 128-column tile; an odd
+    // number of blocks a row (k % 64 ≠ 0: the mat-vec's).
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        for (k, m, seqs) in [(576, 1536, vec![64]), (896, 4864, vec![3, 40]), (640, 33, vec![70]), (608, 100, vec![20])]
+        {
+            let name = format!("matmul-{}-m{m}-k{k}-{}", ty_name(ty), rows_name(&seqs));
+            push(name, OpSpec::Matmul { ty, k, m, seqs });
+        }
+    }
+
     // ----- rope. -----
     let rope = |style, n_head, head_dim, n_rot, freq_base, pos: Vec<u32>| OpSpec::Rope {
         style,
@@ -400,6 +412,7 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
             (4864, 896, 1, false, true),
             (768, 128, 3, true, false),
             (512, 1536, 9, false, true),
+            (512, 1536, 40, true, true), // a prefill: the GEMM where a type has one
         ] {
             let extra = format!("{}{}", if bias { "-bias" } else { "" }, if res { "-res" } else { "" });
             push(
@@ -409,9 +422,12 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         }
     }
     for ty in [GgmlType::F16, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K] {
-        for (k, m, rows, act, a) in
-            [(1024, 4864, 1, Act::Silu, "silu"), (512, 2048, 3, Act::Gelu, "gelu"), (512, 1536, 9, Act::Silu, "silu")]
-        {
+        for (k, m, rows, act, a) in [
+            (1024, 4864, 1, Act::Silu, "silu"),
+            (512, 2048, 3, Act::Gelu, "gelu"),
+            (512, 1536, 9, Act::Silu, "silu"),
+            (512, 1536, 24, Act::Silu, "silu"),
+        ] {
             push(
                 format!("matmul_glu-{a}-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
                 OpSpec::MatmulGlu { ty, k, m, rows, act },
@@ -427,6 +443,7 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
             (512, vec![260, 68, 4], 2, true),
             (512, vec![256, 64, 64], 3, false),
             (768, vec![1024], 9, false),
+            (512, vec![256, 64, 64], 24, true),
         ] {
             let shape = ms.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("+");
             push(
@@ -434,7 +451,7 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
                 OpSpec::NormMatmuls { ty, k, ms, rows, bias },
             );
         }
-        for (k, m, rows) in [(1024, 4864, 1), (512, 1534, 2), (512, 1536, 9)] {
+        for (k, m, rows) in [(1024, 4864, 1), (512, 1534, 2), (512, 1536, 9), (512, 1536, 33)] {
             push(
                 format!("norm_matmul_glu-silu-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
                 OpSpec::NormMatmulGlu { ty, k, m, rows, act: Act::Silu },
