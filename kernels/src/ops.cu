@@ -1,5 +1,7 @@
 // ops.cu — the CUDA kernels of worker-orcd, compiled at run time by NVRTC
-// (`--gpu-architecture=sm_90a --std=c++17 -default-device`, no headers at all).
+// (`--gpu-architecture=sm_90a --std=c++17 -default-device`, no headers at all). It also compiles
+// as host C++ under kernels/emu/emu.h (ORCD_EMU: the few inline PTX statements have a host
+// twin there), so the kernels' logic can be run where no GPU is.
 //
 // The contract with the host (kernel names, parameters, launch shapes, semantics) is
 // kernels/ABI.md; the numerics are those of the exact CPU backend (engine/cpu/src/cpu.rs) and of
@@ -61,9 +63,13 @@ __device__ __forceinline__ float f16_to_f32(u16 h) {
     if ((h & 0x7c00u) == 0x7c00u && (h & 0x03ffu) != 0u) {
         return __uint_as_float(((u32)(h & 0x8000u) << 16) | 0x7f800000u | ((u32)(h & 0x03ffu) << 13));
     }
+#ifdef ORCD_EMU
+    return emu_f16_to_f32(h);
+#else
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
+#endif
 }
 
 // f32 -> IEEE half, round to nearest even; a NaN keeps the top 10 bits of its payload and stays
@@ -75,9 +81,13 @@ __device__ __forceinline__ u16 f32_to_f16(float x) {
         if (h == 0x7c00u) h += 1;
         return (u16)(((b >> 16) & 0x8000u) | h);
     }
+#ifdef ORCD_EMU
+    return emu_f32_to_f16(x);
+#else
     u16 h;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
     return h;
+#endif
 }
 
 __device__ __forceinline__ float bf16_to_f32(u16 b) { return __uint_as_float((u32)b << 16); }
@@ -892,9 +902,13 @@ extern "C" __global__ void kv_write(const float* k, const float* v, void* kc, vo
 #define ATT_QMAX 512  // the widest query head
 
 __device__ __forceinline__ unsigned dynamic_smem_bytes() {
+#ifdef ORCD_EMU
+    return (unsigned)g_emu->dyn.size();
+#else
     unsigned s;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(s));
     return s;
+#endif
 }
 
 // cpu.rs `dot`: acc[l] += a[8c + l] * b[8c + l] (two roundings), tail sum, fixed combination.
@@ -950,7 +964,11 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
                                      const unsigned* seq, const float* sinks, float* out, int rows, int il,
                                      int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
                                      int v_head_dim, float scale, int window, float softcap, int f16) {
+#ifdef ORCD_EMU
+    float* dots = (float*)g_emu->dyn.data();
+#else
     extern __shared__ float dots[];        // raw q·k of key j (0 for masked keys)
+#endif
     __shared__ double red[32];             // block reductions
     __shared__ double part[ATT_WARPS][32 * ATT_DIMS];  // per-warp partial value sums
     __shared__ float qsh[ATT_QMAX];        // the row's query head (F16-rounded for an F16 cache)
@@ -2011,11 +2029,15 @@ struct G_q4_1 {  // 20-byte blocks: f16 d, f16 m, 16 bytes of nibbles; codes 0..
 };
 
 __device__ __forceinline__ void mma_s8_16832(int* d, const u32* a, const u32* b) {
+#ifdef ORCD_EMU
+    emu_mma_s8_16832(d, a, b);
+#else
     asm volatile(
         "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%10,%10,%10,%10};"
         : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(0));
+#endif
 }
 
 // y[r·m + j] = res[r·m + j] + glu(gin[r·m + j], (Σ_blocks … ) + bias[j]) for token t < n,

@@ -1,0 +1,182 @@
+// emu.h — runs kernels/src/ops.cu as host C++ (g++ -std=c++20), one CUDA thread per std::thread,
+// so a kernel's indexing, staging and warp-level logic can be checked on a machine without a GPU.
+//
+// What it models: threadIdx/blockIdx/blockDim/gridDim; __shared__ memory (function statics: one
+// block runs at a time); __syncthreads (a barrier of the block's threads, threads that return
+// drop out of it as on the GPU); the warp intrinsics ops.cu uses (__shfl_xor_sync, __shfl_sync,
+// with every lane of the warp taking part, as ops.cu guarantees); the int8 tensor-core
+// mma.sync.m16n8k32 (the PTX ISA's fragment layout: A row-major 16×32, B column-major 32×8, C
+// 16×8); the rounding intrinsics (__fmul_rn … exact IEEE operations here; build with
+// -ffp-contract=off so nothing else fuses); IEEE half conversions (F16C, round to nearest even).
+// What it does not model: timing, memory ordering between blocks, PDL (griddepcontrol is a no-op
+// off the device), the hardware's NaN payload details beyond what ops.cu spells out.
+#pragma once
+#include <immintrin.h>
+
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#define ORCD_EMU 1
+using std::isfinite;
+using std::isnan;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+// Alignment is not needed on the host (uint4 here is four unsigned, aligned to 4).
+#define __align__(n)
+
+struct EmuDim {
+    unsigned x = 0, y = 0, z = 0;
+};
+inline thread_local EmuDim threadIdx, blockIdx;
+inline EmuDim blockDim, gridDim;
+
+struct uint2 { unsigned x, y; };
+struct uint4 { unsigned x, y, z, w; };
+struct float4 { float x, y, z, w; };
+inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+
+template <class T, class U> inline T emu_bits(U u) {
+    static_assert(sizeof(T) == sizeof(U));
+    T t;
+    std::memcpy(&t, &u, sizeof t);
+    return t;
+}
+inline float __uint_as_float(unsigned u) { return emu_bits<float>(u); }
+inline float __int_as_float(int u) { return emu_bits<float>(u); }
+inline unsigned __float_as_uint(float f) { return emu_bits<unsigned>(f); }
+inline int __float_as_int(float f) { return emu_bits<int>(f); }
+inline double __longlong_as_double(long long v) { return emu_bits<double>(v); }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dsub_rn(double a, double b) { return a - b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+
+inline int __dp4a(int a, int b, int c) {
+    for (int i = 0; i < 4; ++i) c += (int)(int8_t)(a >> (8 * i)) * (int)(int8_t)(b >> (8 * i));
+    return c;
+}
+inline unsigned __vsub4(unsigned a, unsigned b) {
+    unsigned r = 0;
+    for (int i = 0; i < 4; ++i) r |= ((((a >> (8 * i)) & 0xffu) - ((b >> (8 * i)) & 0xffu)) & 0xffu) << (8 * i);
+    return r;
+}
+inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
+    const uint64_t v = (uint64_t)x | ((uint64_t)y << 32);
+    unsigned r = 0;
+    for (int i = 0; i < 4; ++i) r |= (unsigned)((v >> (8 * ((s >> (4 * i)) & 7u))) & 0xffu) << (8 * i);
+    return r;
+}
+
+inline float emu_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+inline uint16_t emu_f32_to_f16(float x) { return (uint16_t)_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT); }
+
+// ---- the block and its warps -----------------------------------------------------------------
+struct EmuBlock {
+    std::unique_ptr<std::barrier<>> block;
+    std::vector<std::unique_ptr<std::barrier<>>> warps;
+    std::vector<uint64_t> xch;  // per warp: 32 lanes × 8 words (shuffles, mma fragments)
+    std::vector<unsigned char> dyn;  // dynamic shared memory
+};
+inline EmuBlock* g_emu = nullptr;
+
+inline unsigned emu_lane() { return threadIdx.x & 31u; }
+inline unsigned emu_warp() { return threadIdx.x >> 5; }
+inline uint64_t* emu_slot(unsigned warp, unsigned lane) { return &g_emu->xch[((size_t)warp * 32 + lane) * 8]; }
+inline void emu_warp_sync() { g_emu->warps[emu_warp()]->arrive_and_wait(); }
+
+inline void __syncthreads() { g_emu->block->arrive_and_wait(); }
+
+template <class T> T emu_shfl_from(T v, unsigned src) {
+    static_assert(sizeof(T) <= 8);
+    uint64_t raw = 0;
+    std::memcpy(&raw, &v, sizeof v);
+    *emu_slot(emu_warp(), emu_lane()) = raw;
+    emu_warp_sync();
+    const uint64_t got = *emu_slot(emu_warp(), src & 31u);
+    emu_warp_sync();  // nobody writes again before every lane has read
+    T out;
+    std::memcpy(&out, &got, sizeof out);
+    return out;
+}
+template <class T> T __shfl_xor_sync(unsigned, T v, int o) { return emu_shfl_from(v, emu_lane() ^ (unsigned)o); }
+template <class T> T __shfl_sync(unsigned, T v, int src) { return emu_shfl_from(v, (unsigned)src); }
+
+// mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 with C = 0: lane (g = lane / 4, t = lane % 4)
+// holds A rows g and g + 8, k bytes 4t.. and 16 + 4t.. (a0: g, a1: g + 8, a2: g / +16, a3: g + 8 / +16),
+// B column g, k bytes 4t.. (b0) and 16 + 4t.. (b1), and gets D (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
+inline void emu_mma_s8_16832(int* d, const unsigned* a, const unsigned* b) {
+    uint64_t* mine = emu_slot(emu_warp(), emu_lane());
+    for (int i = 0; i < 4; ++i) mine[i] = a[i];
+    mine[4] = b[0];
+    mine[5] = b[1];
+    emu_warp_sync();
+    auto byte = [](uint64_t w, int k) { return (int)(int8_t)(w >> (8 * (k & 3))); };
+    auto A = [&](int row, int k) {
+        const unsigned lane = (unsigned)((row & 7) * 4 + ((k & 15) >> 2));
+        const int reg = (row >= 8 ? 1 : 0) + (k >= 16 ? 2 : 0);
+        return byte(emu_slot(emu_warp(), lane)[reg], k);
+    };
+    auto B = [&](int k, int col) {
+        const unsigned lane = (unsigned)(col * 4 + ((k & 15) >> 2));
+        return byte(emu_slot(emu_warp(), lane)[4 + (k >= 16 ? 1 : 0)], k);
+    };
+    const int g = (int)emu_lane() >> 2, t = (int)emu_lane() & 3;
+    for (int e = 0; e < 4; ++e) {
+        const int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
+        int s = 0;
+        for (int k = 0; k < 32; ++k) s += A(row, k) * B(k, col);
+        d[e] = s;
+    }
+    emu_warp_sync();
+}
+
+// Run `kernel` over `grid` blocks of `block` threads (a multiple of 32), one block at a time.
+inline void emu_launch(EmuDim grid, unsigned block, size_t dyn_smem, const std::function<void()>& kernel) {
+    gridDim = grid;
+    blockDim = EmuDim{block, 1, 1};
+    for (unsigned z = 0; z < grid.z; ++z)
+        for (unsigned y = 0; y < grid.y; ++y)
+            for (unsigned x = 0; x < grid.x; ++x) {
+                EmuBlock b;
+                b.block = std::make_unique<std::barrier<>>((std::ptrdiff_t)block);
+                for (unsigned w = 0; w < block / 32; ++w) b.warps.push_back(std::make_unique<std::barrier<>>(32));
+                b.xch.assign((size_t)block * 8, 0);
+                b.dyn.assign(dyn_smem, 0);
+                g_emu = &b;
+                std::vector<std::thread> ts;
+                ts.reserve(block);
+                for (unsigned t = 0; t < block; ++t)
+                    ts.emplace_back([&, t] {
+                        threadIdx = EmuDim{t, 0, 0};
+                        blockIdx = EmuDim{x, y, z};
+                        kernel();
+                        // A thread that is done leaves its barriers, as an exited GPU thread does.
+                        b.warps[t / 32]->arrive_and_drop();
+                        b.block->arrive_and_drop();
+                    });
+                for (auto& th : ts) th.join();
+                g_emu = nullptr;
+            }
+}

@@ -1,0 +1,269 @@
+// mmq_check.cpp — the prefill GEMM (quant_x_q8 + mmq_<ty>, kernels/ABI.md) run on the host through
+// emu.h, checked against plain loops written from the ABI's words, value for value:
+//   - quant_x_q8's codes, scales and sums against the Q8_0 / Q8_1 rounding rule (amax / 127 as f16,
+//     round half to even, Σ codes · amax / 127 as f16);
+//   - mmq_<ty> against acc = fmaf(d_w·d_x, Σ qw·qx, acc) over the blocks in order (Q4_1:
+//     then fmaf(m_w, s_x, acc)), then bias, GLU of the gate, residual: bit for bit;
+//   - rows left out of a row map are not written;
+//   - the same matmul through the mat-vec (matvec_<ty>, fast numerics) agrees to NMSE ≤ 1e-6
+//     (the same integers, other float roundings), and with the float64 product of the
+//     dequantized values to NMSE ≤ 5e-4 (test-backend-ops's max_nmse_err for matmul).
+// Exit 0 when every case holds, 1 otherwise; one line per case.
+#include "emu.h"
+#include "../src/ops.cu"
+
+#include <cstdio>
+#include <string>
+
+namespace {
+
+uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+uint64_t next_u64() {  // splitmix64
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * (1.0 / 16777216.0)); }
+
+enum class Ty { Q8_0, Q4_0, Q4_1 };
+const char* ty_name(Ty t) { return t == Ty::Q8_0 ? "q8_0" : t == Ty::Q4_0 ? "q4_0" : "q4_1"; }
+int block_bytes(Ty t) { return t == Ty::Q8_0 ? 34 : t == Ty::Q4_0 ? 18 : 20; }
+
+void put16(uint8_t* p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+uint16_t get16(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+// A GGUF weight of m rows of k elements, random codes and scales.
+std::vector<uint8_t> make_weight(Ty ty, int m, int k) {
+    const int nb = k / 32, bb = block_bytes(ty);
+    std::vector<uint8_t> w((size_t)m * nb * bb);
+    for (size_t b = 0; b < (size_t)m * nb; ++b) {
+        uint8_t* p = &w[b * bb];
+        put16(p, emu_f32_to_f16(uniform(0.002f, 0.03f)));
+        if (ty == Ty::Q8_0) {
+            for (int i = 0; i < 32; ++i) p[2 + i] = (uint8_t)(int8_t)((int)(next_u64() % 255) - 127);
+        } else if (ty == Ty::Q4_0) {
+            for (int i = 0; i < 16; ++i) p[2 + i] = (uint8_t)next_u64();
+        } else {
+            put16(p + 2, emu_f32_to_f16(uniform(-0.1f, 0.1f)));
+            for (int i = 0; i < 16; ++i) p[4 + i] = (uint8_t)next_u64();
+        }
+    }
+    return w;
+}
+
+// Block b of row j: integer codes, scale, min (value = d·code + m).
+void weight_block(Ty ty, const uint8_t* w, int k, int j, int b, int* code, float* d, float* mn) {
+    const int nb = k / 32, bb = block_bytes(ty);
+    const uint8_t* p = w + ((size_t)j * nb + b) * bb;
+    *d = emu_f16_to_f32(get16(p));
+    *mn = 0.0f;
+    if (ty == Ty::Q8_0) {
+        for (int i = 0; i < 32; ++i) code[i] = (int8_t)p[2 + i];
+    } else {
+        const uint8_t* q = p + (ty == Ty::Q4_0 ? 2 : 4);
+        if (ty == Ty::Q4_1) *mn = emu_f16_to_f32(get16(p + 2));
+        for (int i = 0; i < 16; ++i) {
+            code[i] = (q[i] & 15) - (ty == Ty::Q4_0 ? 8 : 0);
+            code[16 + i] = (q[i] >> 4) - (ty == Ty::Q4_0 ? 8 : 0);
+        }
+    }
+}
+
+struct Quant {
+    std::vector<int8_t> q;
+    std::vector<float> d, s;
+};
+
+// The Q8_0 / Q8_1 rounding of kernels/ABI.md, from its words.
+Quant reference_quant(const std::vector<float>& x, int rows, int k) {
+    Quant r;
+    r.q.resize((size_t)rows * k);
+    r.d.resize((size_t)rows * k / 32);
+    r.s.resize(r.d.size());
+    for (int i = 0; i < rows; ++i)
+        for (int b = 0; b < k / 32; ++b) {
+            const float* v = &x[(size_t)i * k + 32 * b];
+            float amax = 0.0f;
+            for (int l = 0; l < 32; ++l) amax = std::fmax(amax, std::fabs(v[l]));
+            const float d0 = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+            int sum = 0;
+            for (int l = 0; l < 32; ++l) {
+                const int c = (int)std::fmin(std::fmax(std::rint(v[l] * id), -128.0f), 127.0f);
+                r.q[(size_t)i * k + 32 * b + l] = (int8_t)c;
+                sum += c;
+            }
+            r.d[(size_t)i * (k / 32) + b] = emu_f16_to_f32(emu_f32_to_f16(d0));
+            r.s[(size_t)i * (k / 32) + b] = emu_f16_to_f32(emu_f32_to_f16(d0 * (float)sum));
+        }
+    return r;
+}
+
+double nmse(const std::vector<float>& a, const std::vector<double>& b) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        num += (a[i] - b[i]) * (a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return den == 0 ? num : num / den;
+}
+
+int failures = 0;
+void report(bool ok, const std::string& what) {
+    std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+    if (!ok) ++failures;
+}
+
+struct Case {
+    Ty ty;
+    int k, m, rows_total;
+    std::vector<unsigned> rows;  // empty: every row
+    bool bias, res, glu;
+    bool matvec;  // also run the mat-vec for comparison (slow under emulation)
+};
+
+void run(const Case& c) {
+    const int k = c.k, m = c.m, nb = k / 32, R = c.rows_total;
+    std::string name = std::string(ty_name(c.ty)) + " k" + std::to_string(k) + " m" + std::to_string(m) + " rows" +
+                       std::to_string(R) + (c.rows.empty() ? "" : " map" + std::to_string(c.rows.size())) +
+                       (c.bias ? " bias" : "") + (c.res ? " res" : "") + (c.glu ? " glu" : "");
+    const auto w = make_weight(c.ty, m, k);
+    const auto w2 = c.glu ? make_weight(c.ty, m, k) : std::vector<uint8_t>();
+    std::vector<float> x((size_t)R * k), bias(m), res((size_t)R * m);
+    for (auto& v : x) v = uniform(-3.0f, 3.0f);
+    for (int i = 0; i < R; i += 7) x[(size_t)i * k + 5] = 40.0f;  // an outlier: one block's amax
+    for (auto& v : bias) v = uniform(-1.0f, 1.0f);
+    for (auto& v : res) v = uniform(-1.0f, 1.0f);
+
+    // quant_x_q8 against the rule.
+    Quant got;
+    got.q.assign((size_t)R * k, 0);
+    got.d.assign((size_t)R * nb, -1.0f);
+    got.s.assign((size_t)R * nb, -1.0f);
+    emu_launch({(unsigned)R, 1, 1}, 128, 0, [&] {
+        quant_x_q8(x.data(), got.q.data(), got.d.data(), got.s.data(), R, k, 0, nullptr, 0.0f);
+    });
+    const Quant ref = reference_quant(x, R, k);
+    const bool qok = got.q == ref.q && std::memcmp(got.d.data(), ref.d.data(), ref.d.size() * 4) == 0 &&
+                     (c.ty != Ty::Q4_1 || std::memcmp(got.s.data(), ref.s.data(), ref.s.size() * 4) == 0);
+    report(qok, "quant_x_q8 " + name);
+
+    // The GEMM.
+    const std::vector<unsigned> rows = c.rows;
+    const int n = rows.empty() ? R : (int)rows.size();
+    const float sentinel = -12345.5f;
+    std::vector<float> y((size_t)R * m, sentinel), gate((size_t)R * m, sentinel);
+    const long long row_bytes = (long long)nb * block_bytes(c.ty);
+    auto gemm = [&](const std::vector<uint8_t>& wt, float* out, const float* b, const float* r, const float* gin) {
+        emu_launch({(unsigned)((m + 127) / 128), (unsigned)((n + 63) / 64), 1}, 256, 0, [&] {
+            const unsigned* rp = rows.empty() ? nullptr : rows.data();
+            if (c.ty == Ty::Q8_0)
+                mmq_q8_0(wt.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
+            else if (c.ty == Ty::Q4_0)
+                mmq_q4_0(wt.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
+            else
+                mmq_q4_1(wt.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
+        });
+    };
+    if (c.glu) {
+        gemm(w, gate.data(), c.bias ? bias.data() : nullptr, nullptr, nullptr);
+        gemm(w2, y.data(), nullptr, c.res ? res.data() : nullptr, gate.data());
+    } else {
+        gemm(w, y.data(), c.bias ? bias.data() : nullptr, c.res ? res.data() : nullptr, nullptr);
+    }
+
+    // The ABI's formula, loop by loop; and the float64 product of the dequantized values.
+    std::vector<char> wanted(R, rows.empty() ? 1 : 0);
+    for (unsigned r : rows) wanted[r] = 1;
+    auto dot = [&](const std::vector<uint8_t>& wt, int i, int j, double* exact) {
+        float acc = 0.0f;
+        double e = 0.0;
+        for (int b = 0; b < nb; ++b) {
+            int code[32];
+            float dw, mw;
+            weight_block(c.ty, wt.data(), k, j, b, code, &dw, &mw);
+            int isum = 0;
+            for (int l = 0; l < 32; ++l) {
+                isum += code[l] * ref.q[(size_t)i * k + 32 * b + l];
+                e += ((double)dw * code[l] + mw) * x[(size_t)i * k + 32 * b + l];
+            }
+            acc = std::fmaf(dw * ref.d[(size_t)i * nb + b], (float)isum, acc);
+            if (c.ty == Ty::Q4_1) acc = std::fmaf(mw, ref.s[(size_t)i * nb + b], acc);
+        }
+        *exact = e;
+        return acc;
+    };
+    bool bits = true, untouched = true;
+    std::vector<float> flat;
+    std::vector<double> exact;
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < m; ++j) {
+            const float have = y[(size_t)i * m + j];
+            if (!wanted[i]) {
+                untouched &= have == sentinel;
+                continue;
+            }
+            double e1 = 0, e2 = 0;
+            float v = dot(w, i, j, &e1);
+            if (c.bias) v = v + bias[j], e1 += bias[j];
+            if (c.glu) {
+                const float u = dot(w2, i, j, &e2);
+                v = glu_value(v, u, 0);
+                e1 = e1 / (1.0 + std::exp(-e1)) * e2;
+            }
+            if (c.res) v = res[(size_t)i * m + j] + v, e1 += res[(size_t)i * m + j];
+            if (std::memcmp(&v, &have, 4) != 0) {
+                if (bits) std::printf("     first difference: row %d col %d: %.9g, wanted %.9g\n", i, j, have, v);
+                bits = false;
+            }
+            flat.push_back(have);
+            exact.push_back(e1);
+        }
+    report(bits, "mmq_" + std::string(ty_name(c.ty)) + " bit for bit with the ABI's formula: " + name);
+    if (!rows.empty()) report(untouched, "mmq rows outside the map untouched: " + name);
+    const double ne = nmse(flat, exact);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " (NMSE %.2e)", ne);
+    report(ne <= 5e-4, "mmq vs the float64 product of the dequantized values" + std::string(buf) + ": " + name);
+
+    if (c.matvec && !c.glu && rows.empty()) {
+        // The mat-vec of the fast numerics on the same rows: grid (m, ceil(n / 8)), rpb 8.
+        std::vector<float> ym((size_t)R * m, 0.0f);
+        emu_launch({(unsigned)m, (unsigned)((R + 7) / 8), 1}, 128, 0, [&] {
+            const float* b = c.bias ? bias.data() : nullptr;
+            const float* r = c.res ? res.data() : nullptr;
+            auto mv = c.ty == Ty::Q8_0 ? matvec_q8_0 : c.ty == Ty::Q4_0 ? matvec_q4_0 : matvec_q4_1;
+            mv(w.data(), x.data(), ym.data(), R, k, m, row_bytes, nullptr, 0, 0, b, 8, r, 0, nullptr, 0, 0, nullptr,
+               0.0f, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0);
+        });
+        std::vector<double> ymd(ym.begin(), ym.end());
+        const double nm = nmse(y, ymd);
+        std::snprintf(buf, sizeof buf, " (NMSE %.2e)", nm);
+        report(nm <= 1e-6, "mmq vs matvec (fast numerics)" + std::string(buf) + ": " + name);
+    }
+}
+
+}  // namespace
+
+int main() {
+    std::vector<unsigned> some;
+    for (unsigned r = 2; r < 75; r += (r % 5 == 0 ? 3 : 1)) some.push_back(r);
+    const Case cases[] = {
+        // Two 128-column tiles (the second partial) × two 64-token tiles (the second partial),
+        // a last stage of two blocks (k = 192: 6 blocks), bias and residual.
+        {Ty::Q8_0, 192, 130, 70, {}, true, true, false, false},
+        {Ty::Q4_0, 192, 130, 70, {}, false, false, false, false},
+        {Ty::Q4_1, 192, 130, 70, {}, true, false, false, false},
+        // The mat-vec beside the GEMM on a narrow weight (each of its blocks is a thread set here).
+        {Ty::Q8_0, 192, 12, 70, {}, true, true, false, true},
+        {Ty::Q4_0, 192, 12, 70, {}, false, false, false, true},
+        {Ty::Q4_1, 192, 12, 70, {}, true, false, false, true},
+        // A row map (the GEMM rows of a mixed batch), one stage exactly (k = 128), a GLU pair.
+        {Ty::Q8_0, 128, 40, 75, some, false, true, false, false},
+        {Ty::Q4_1, 256, 33, 20, {}, false, false, true, false},
+        {Ty::Q8_0, 320, 64, 16, {}, true, true, true, false},
+    };
+    for (const Case& c : cases) run(c);
+    std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,42 @@
+//! The kernels' logic run on the host: each `kernels/emu/*_check.cpp` includes `kernels/src/ops.cu`
+//! through `kernels/emu/emu.h` (one std::thread per CUDA thread, the warp intrinsics and the int8
+//! mma emulated), is built with the system C++ compiler (`$CXX`, default `g++`; C++20, x86-64 with
+//! F16C) and run; its exit code is the verdict and its output names every failing case. This is
+//! how a kernel is checked where no GPU is; the `ops` suite on a card remains the check against
+//! the CPU backend.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn build_and_run(check: &str) -> Result<String, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("emu").join(format!("{check}.cpp"));
+    let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(check);
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+    // -ffp-contract=off: every a·b + c in ops.cu is the two roundings it spells, as NVRTC's
+    // __fmul_rn / __fadd_rn; fmaf stays fused.
+    let built = Command::new(&cxx)
+        .args(["-std=c++20", "-O1", "-mf16c", "-ffp-contract=off", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .map_err(|e| format!("{cxx}: {e} (the emulator needs a C++20 compiler: set CXX)"))?;
+    if !built.status.success() {
+        return Err(format!("{cxx} failed on {}:\n{}", src.display(), String::from_utf8_lossy(&built.stderr)));
+    }
+    let ran = Command::new(&exe).output().map_err(|e| format!("{}: {e}", exe.display()))?;
+    let text = String::from_utf8_lossy(&ran.stdout).into_owned();
+    if ran.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+#[test]
+fn the_prefill_gemm_matches_its_abi_on_the_emulator() {
+    match build_and_run("mmq_check") {
+        Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
+        Err(msg) => panic!("mmq_check:\n{msg}"),
+    }
+}
