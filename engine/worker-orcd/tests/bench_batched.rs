@@ -13,23 +13,13 @@ use orcd_engine::bench::{batched, batched_n_ctx, seq_prompt};
 use orcd_engine::model::{AnyModel, LoadOpts};
 use orcd_engine::ops::NoTaps;
 use orcd_fixtures::synthetic::{Arch, Size, Spec, SyntheticModel, Vocab, WeightType};
-use orcd_gguf::gguf::{string_array, GgufFile, GgufValue, ValueType};
+use orcd_gguf::gguf::GgufFile;
 
 const BIN: &str = env!("CARGO_BIN_EXE_worker-orcd");
 const N_VOCAB: usize = 300;
 
 fn toy_vocab(n: usize) -> Vocab {
-    let tokens: Vec<String> = (0..n).map(|i| format!("tok{i}")).collect();
-    let kvs = vec![
-        ("tokenizer.ggml.model".to_string(), GgufValue::String("gpt2".into())),
-        ("tokenizer.ggml.pre".to_string(), GgufValue::String("default".into())),
-        ("tokenizer.ggml.tokens".to_string(), string_array(&tokens)),
-        ("tokenizer.ggml.token_type".to_string(), GgufValue::Array(ValueType::I32, vec![GgufValue::I32(1); n])),
-        ("tokenizer.ggml.merges".to_string(), GgufValue::Array(ValueType::String, vec![])),
-        ("tokenizer.ggml.bos_token_id".to_string(), GgufValue::U32(1)),
-        ("tokenizer.ggml.eos_token_id".to_string(), GgufValue::U32(2)),
-    ];
-    Vocab::from_kvs(kvs).unwrap()
+    Vocab::toy(n).unwrap()
 }
 
 /// A tiny Q8_0 llama (2 layers, n_embd 64) as GGUF bytes.
