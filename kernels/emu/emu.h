@@ -1,5 +1,5 @@
-// emu.h — runs kernels/src/ops.cu as host C++ (g++ -std=c++20), one CUDA thread per std::thread,
-// so a kernel's indexing, staging and warp-level logic can be checked on a machine without a GPU.
+// emu.h — runs kernels/src/ops.cu as host C++ (g++ -std=c++20, x86-64), one CUDA thread per
+// fiber, so a kernel's indexing, staging and warp-level logic can be checked without a GPU.
 //
 // What it models: threadIdx/blockIdx/blockDim/gridDim; __shared__ memory (function statics: one
 // block runs at a time); __syncthreads (a barrier of the block's threads, threads that return
@@ -13,13 +13,12 @@
 #pragma once
 #include <immintrin.h>
 
-#include <barrier>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #define ORCD_EMU 1
@@ -36,7 +35,7 @@ using std::isnan;
 struct EmuDim {
     unsigned x = 0, y = 0, z = 0;
 };
-inline thread_local EmuDim threadIdx, blockIdx;
+inline EmuDim threadIdx, blockIdx;  // the running fiber's (one block at a time)
 inline EmuDim blockDim, gridDim;
 
 struct uint2 { unsigned x, y; };
@@ -92,21 +91,86 @@ inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
 inline float emu_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
 inline uint16_t emu_f32_to_f16(float x) { return (uint16_t)_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT); }
 
-// ---- the block and its warps -----------------------------------------------------------------
+// ---- the block: its threads as fibers on one OS thread ------------------------------------------
+// A block's threads run as fibers (own stacks, an x86-64 context switch of the callee-saved
+// registers), round-robin on the calling thread: each runs until it reaches a barrier (the
+// block's __syncthreads, or its warp's: a shuffle or an mma is write, warp barrier, read, warp
+// barrier) or returns. A barrier releases its threads once every live thread of its scope has
+// arrived (a returned thread no longer counts, as on the GPU). Nothing runs in parallel, so
+// shared memory (function statics) needs no locks; a barrier no thread can pass is reported.
+extern "C" void emu_switch(void** save_sp, void* load_sp);
+extern "C" void emu_fiber_start();
+asm(R"(
+    .text
+    .globl emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+    .globl emu_fiber_start
+    .type emu_fiber_start, @function
+emu_fiber_start:
+    movq %rbx, %rdi
+    callq *%r12
+    ud2
+    .size emu_fiber_start, .-emu_fiber_start
+)");
+
+enum class EmuState { Run, Block, Warp, Done };
+struct EmuFiber {
+    void* sp = nullptr;
+    unsigned tid = 0;
+    EmuState st = EmuState::Run;
+};
 struct EmuBlock {
-    std::unique_ptr<std::barrier<>> block;
-    std::vector<std::unique_ptr<std::barrier<>>> warps;
-    std::vector<uint64_t> xch;  // per warp: 32 lanes × 8 words (shuffles, mma fragments)
+    std::vector<EmuFiber> f;
+    std::vector<uint64_t> xch;       // per warp: 32 lanes × 8 words (shuffles, mma fragments)
     std::vector<unsigned char> dyn;  // dynamic shared memory
+    void* sched_sp = nullptr;
+    EmuFiber* cur = nullptr;
+    const std::function<void()>* kernel = nullptr;
 };
 inline EmuBlock* g_emu = nullptr;
+constexpr size_t EMU_STACK = 256 * 1024;
+inline std::vector<std::unique_ptr<unsigned char[]>> g_emu_stacks;  // reused by every block
 
 inline unsigned emu_lane() { return threadIdx.x & 31u; }
 inline unsigned emu_warp() { return threadIdx.x >> 5; }
 inline uint64_t* emu_slot(unsigned warp, unsigned lane) { return &g_emu->xch[((size_t)warp * 32 + lane) * 8]; }
-inline void emu_warp_sync() { g_emu->warps[emu_warp()]->arrive_and_wait(); }
+inline void emu_yield(EmuState why) {
+    EmuFiber* f = g_emu->cur;
+    f->st = why;
+    emu_switch(&f->sp, g_emu->sched_sp);
+}
+inline void emu_warp_sync() { emu_yield(EmuState::Warp); }
+inline void __syncthreads() { emu_yield(EmuState::Block); }
 
-inline void __syncthreads() { g_emu->block->arrive_and_wait(); }
+extern "C" inline void emu_fiber_main(EmuFiber* f) {
+    (*g_emu->kernel)();
+    f->st = EmuState::Done;
+    emu_switch(&f->sp, g_emu->sched_sp);
+    __builtin_unreachable();
+}
 
 template <class T> T emu_shfl_from(T v, unsigned src) {
     static_assert(sizeof(T) <= 8);
@@ -152,31 +216,82 @@ inline void emu_mma_s8_16832(int* d, const unsigned* a, const unsigned* b) {
     emu_warp_sync();
 }
 
+// Run one block of `block` threads. Returns false when its threads wait at barriers none can pass.
+inline bool emu_run_block(EmuBlock& b, unsigned block) {
+    while (g_emu_stacks.size() < block) g_emu_stacks.emplace_back(new unsigned char[EMU_STACK]);
+    b.f.assign(block, EmuFiber{});
+    for (unsigned t = 0; t < block; ++t) {
+        EmuFiber& f = b.f[t];
+        f.tid = t;
+        // The first switch into a fiber "returns" into emu_fiber_start with rbx = the fiber and
+        // r12 = emu_fiber_main; the frame below is what emu_switch pops (16-byte aligned).
+        auto top = (uintptr_t)(g_emu_stacks[t].get() + EMU_STACK) & ~(uintptr_t)15;
+        auto* sp = (uint64_t*)(top - 128);
+        uint32_t ctl[2] = {0x1f80u, 0x037fu};  // MXCSR, x87 control word: the defaults
+        std::memcpy(&sp[0], ctl, 8);
+        sp[1] = 0;                               // r15
+        sp[2] = 0;                               // r14
+        sp[3] = 0;                               // r13
+        sp[4] = (uint64_t)(uintptr_t)&emu_fiber_main;  // r12
+        sp[5] = (uint64_t)(uintptr_t)&f;         // rbx
+        sp[6] = 0;                               // rbp
+        sp[7] = (uint64_t)(uintptr_t)&emu_fiber_start;  // return address
+        f.sp = sp;
+    }
+    const unsigned warps = (block + 31) / 32;
+    for (;;) {
+        bool ran = false;
+        for (EmuFiber& f : b.f) {
+            if (f.st != EmuState::Run) continue;
+            ran = true;
+            threadIdx = EmuDim{f.tid, 0, 0};
+            b.cur = &f;
+            emu_switch(&b.sched_sp, f.sp);
+        }
+        // Release what every live thread of a scope has reached.
+        unsigned live = 0, at_block = 0;
+        for (EmuFiber& f : b.f) {
+            live += f.st != EmuState::Done;
+            at_block += f.st == EmuState::Block;
+        }
+        if (live == 0) return true;
+        bool released = false;
+        if (at_block == live) {
+            for (EmuFiber& f : b.f) if (f.st == EmuState::Block) f.st = EmuState::Run;
+            released = true;
+        }
+        for (unsigned w = 0; w < warps; ++w) {
+            unsigned wl = 0, wat = 0;
+            for (unsigned l = 32 * w; l < std::min(block, 32 * w + 32); ++l) {
+                wl += b.f[l].st != EmuState::Done;
+                wat += b.f[l].st == EmuState::Warp;
+            }
+            if (wl > 0 && wat == wl) {
+                for (unsigned l = 32 * w; l < std::min(block, 32 * w + 32); ++l) b.f[l].st = EmuState::Run;
+                released = true;
+            }
+        }
+        if (!ran && !released) return false;
+    }
+}
+
 // Run `kernel` over `grid` blocks of `block` threads (a multiple of 32), one block at a time.
-inline void emu_launch(EmuDim grid, unsigned block, size_t dyn_smem, const std::function<void()>& kernel) {
+// Returns false (and stops) at a block whose barriers deadlock.
+inline bool emu_launch(EmuDim grid, unsigned block, size_t dyn_smem, const std::function<void()>& kernel) {
     gridDim = grid;
     blockDim = EmuDim{block, 1, 1};
-    for (unsigned z = 0; z < grid.z; ++z)
-        for (unsigned y = 0; y < grid.y; ++y)
-            for (unsigned x = 0; x < grid.x; ++x) {
-                EmuBlock b;
-                b.block = std::make_unique<std::barrier<>>((std::ptrdiff_t)block);
-                for (unsigned w = 0; w < block / 32; ++w) b.warps.push_back(std::make_unique<std::barrier<>>(32));
-                b.xch.assign((size_t)block * 8, 0);
-                b.dyn.assign(dyn_smem, 0);
-                g_emu = &b;
-                std::vector<std::thread> ts;
-                ts.reserve(block);
-                for (unsigned t = 0; t < block; ++t)
-                    ts.emplace_back([&, t] {
-                        threadIdx = EmuDim{t, 0, 0};
-                        blockIdx = EmuDim{x, y, z};
-                        kernel();
-                        // A thread that is done leaves its barriers, as an exited GPU thread does.
-                        b.warps[t / 32]->arrive_and_drop();
-                        b.block->arrive_and_drop();
-                    });
-                for (auto& th : ts) th.join();
-                g_emu = nullptr;
+    EmuBlock b;
+    b.kernel = &kernel;
+    b.xch.assign((size_t)((block + 31) / 32) * 32 * 8, 0);
+    b.dyn.assign(dyn_smem, 0);
+    g_emu = &b;
+    bool ok = true;
+    for (unsigned z = 0; z < grid.z && ok; ++z)
+        for (unsigned y = 0; y < grid.y && ok; ++y)
+            for (unsigned x = 0; x < grid.x && ok; ++x) {
+                blockIdx = EmuDim{x, y, z};
+                ok = emu_run_block(b, block);
             }
+    g_emu = nullptr;
+    return ok;
 }

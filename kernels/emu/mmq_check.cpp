@@ -114,6 +114,11 @@ void report(bool ok, const std::string& what) {
     if (!ok) ++failures;
 }
 
+// A launch whose barriers deadlock is a failure of its own.
+void launch(EmuDim grid, unsigned block, const std::function<void()>& k) {
+    if (!emu_launch(grid, block, 0, k)) report(false, "a block's threads wait at barriers none can pass");
+}
+
 struct Case {
     Ty ty;
     int k, m, rows_total;
@@ -140,7 +145,7 @@ void run(const Case& c) {
     got.q.assign((size_t)R * k, 0);
     got.d.assign((size_t)R * nb, -1.0f);
     got.s.assign((size_t)R * nb, -1.0f);
-    emu_launch({(unsigned)R, 1, 1}, 128, 0, [&] {
+    launch({(unsigned)R, 1, 1}, 128, [&] {
         quant_x_q8(x.data(), got.q.data(), got.d.data(), got.s.data(), R, k, 0, nullptr, 0.0f);
     });
     const Quant ref = reference_quant(x, R, k);
@@ -155,7 +160,7 @@ void run(const Case& c) {
     std::vector<float> y((size_t)R * m, sentinel), gate((size_t)R * m, sentinel);
     const long long row_bytes = (long long)nb * block_bytes(c.ty);
     auto gemm = [&](const std::vector<uint8_t>& wt, float* out, const float* b, const float* r, const float* gin) {
-        emu_launch({(unsigned)((m + 127) / 128), (unsigned)((n + 63) / 64), 1}, 256, 0, [&] {
+        launch({(unsigned)((m + 127) / 128), (unsigned)((n + 63) / 64), 1}, 256, [&] {
             const unsigned* rp = rows.empty() ? nullptr : rows.data();
             if (c.ty == Ty::Q8_0)
                 mmq_q8_0(wt.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
@@ -229,7 +234,7 @@ void run(const Case& c) {
     if (c.matvec && !c.glu && rows.empty()) {
         // The mat-vec of the fast numerics on the same rows: grid (m, ceil(n / 8)), rpb 8.
         std::vector<float> ym((size_t)R * m, 0.0f);
-        emu_launch({(unsigned)m, (unsigned)((R + 7) / 8), 1}, 128, 0, [&] {
+        launch({(unsigned)m, (unsigned)((R + 7) / 8), 1}, 128, [&] {
             const float* b = c.bias ? bias.data() : nullptr;
             const float* r = c.res ? res.data() : nullptr;
             auto mv = c.ty == Ty::Q8_0 ? matvec_q8_0 : c.ty == Ty::Q4_0 ? matvec_q4_0 : matvec_q4_1;

@@ -1,5 +1,5 @@
 //! The kernels' logic run on the host: each `kernels/emu/*_check.cpp` includes `kernels/src/ops.cu`
-//! through `kernels/emu/emu.h` (one std::thread per CUDA thread, the warp intrinsics and the int8
+//! through `kernels/emu/emu.h` (one fiber per CUDA thread, the warp intrinsics and the int8
 //! mma emulated), is built with the system C++ compiler (`$CXX`, default `g++`; C++20, x86-64 with
 //! F16C) and run; its exit code is the verdict and its output names every failing case. This is
 //! how a kernel is checked where no GPU is; the `ops` suite on a card remains the check against
@@ -16,7 +16,7 @@ fn build_and_run(check: &str) -> Result<String, String> {
     // -ffp-contract=off: every a·b + c in ops.cu is the two roundings it spells, as NVRTC's
     // __fmul_rn / __fadd_rn; fmaf stays fused.
     let built = Command::new(&cxx)
-        .args(["-std=c++20", "-O1", "-mf16c", "-ffp-contract=off", "-pthread", "-o"])
+        .args(["-std=c++20", "-O1", "-mf16c", "-ffp-contract=off", "-o"])
         .arg(&exe)
         .arg(&src)
         .output()
