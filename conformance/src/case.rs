@@ -178,6 +178,14 @@ pub struct Series {
 }
 
 /// Run one case on one backend, timing it, turning a panic into a failure.
+/// The metric that marks a result of a cuda column run on the emulated device (ORCD_CUDA_EMU=1).
+pub const EMULATED_METRIC: &str = "cuda_emulated";
+
+/// Whether `r` ran on the emulated CUDA device rather than a GPU.
+pub fn ran_emulated(r: &CaseResult) -> bool {
+    r.metrics.contains_key(EMULATED_METRIC)
+}
+
 pub fn run_case(case: &Case, backend: Backend) -> CaseResult {
     let start = std::time::Instant::now();
     let mut measured = crate::suites::Measured::default();
@@ -209,6 +217,18 @@ pub fn run_case(case: &Case, backend: Backend) -> CaseResult {
         },
         o => o,
     };
+    // A cuda column on the emulated device ran, but not on a GPU: marked, in the detail and as
+    // the `cuda_emulated` metric (the report keeps such results out of its gates).
+    let emulated = backend.name().starts_with("cuda")
+        && orcd_backends::cuda_emulated()
+        && !matches!(outcome, Outcome::NotRun { .. });
+    let outcome = match outcome {
+        Outcome::Pass { detail } if emulated => Outcome::Pass { detail: format!("[emulated device, no GPU] {detail}") },
+        o => o,
+    };
+    if emulated {
+        measured.metrics.insert(EMULATED_METRIC.into(), 1.0);
+    }
     CaseResult {
         id: case.id(backend),
         suite: case.suite.clone(),

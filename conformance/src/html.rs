@@ -893,6 +893,21 @@ mod tests {
         ];
         Report::new(cases, Some("abc".into()), 0, &gates())
     }
+    #[test]
+    fn emulated_cuda_results_are_named_and_never_pass_a_gate() {
+        let mut emu = case("models", "toy-exact-short", Backend::Cuda, pass());
+        emu.metrics.insert(crate::case::EMULATED_METRIC.into(), 1.0);
+        let r = Report::new(vec![case("ops", "add", Backend::Cpu, pass()), emu], None, 0, &gates());
+        // Counted as what it was (a pass of the emulator) …
+        assert_eq!(r.totals.pass, 2);
+        // … but the gate that needs models on cuda sees it not run, and the page says why.
+        let g = r.gates.iter().find(|g| g.id == "g-models").unwrap();
+        assert_eq!((g.pass, g.not_run), (0, 1), "{g:?}");
+        assert!(r.markdown().contains("1 results of the cuda columns ran on the emulated CUDA device"));
+        let plain = Report::new(vec![case("models", "toy-exact-short", Backend::Cuda, pass())], None, 0, &gates());
+        assert_eq!(plain.gates.iter().find(|g| g.id == "g-models").unwrap().pass, 1);
+        assert!(!plain.markdown().contains("emulated"));
+    }
     fn at(html: &str, needle: &str) -> usize {
         html.find(needle).unwrap_or_else(|| panic!("{needle:?} not in the page"))
     }

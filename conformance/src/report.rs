@@ -62,8 +62,22 @@ impl Report {
             per.entry((c.suite.clone(), c.backend)).or_default().add(&c.outcome);
         }
         let suites = per.into_iter().map(|((suite, backend), counts)| SuiteCounts { suite, backend, counts }).collect();
-        let gates = defs.gates.iter().map(|g| evaluate_gate(g, &cases)).collect();
-        let checklists = defs.checklists.iter().map(|c| evaluate_checklist(c, &cases)).collect();
+        // Results of the emulated CUDA device count as not run for the gates and checklists: they
+        // say nothing of a GPU.
+        let judged: Vec<CaseResult> = cases
+            .iter()
+            .map(|c| match crate::case::ran_emulated(c) {
+                true => CaseResult {
+                    outcome: Outcome::NotRun {
+                        reason: "ran on the emulated CUDA device (ORCD_CUDA_EMU=1), not a GPU".into(),
+                    },
+                    ..c.clone()
+                },
+                false => c.clone(),
+            })
+            .collect();
+        let gates = defs.gates.iter().map(|g| evaluate_gate(g, &judged)).collect();
+        let checklists = defs.checklists.iter().map(|c| evaluate_checklist(c, &judged)).collect();
         Report {
             schema: "orcd-gate-report/1".into(),
             generated_unix,
@@ -95,6 +109,15 @@ impl Report {
             "{verdict}: {} passed, {} failed, {} not run, of {} cases.\n",
             t.pass, t.fail, t.not_run, t.total
         );
+        let emulated = self.cases.iter().filter(|c| crate::case::ran_emulated(c)).count();
+        if emulated > 0 {
+            let _ = writeln!(
+                s,
+                "**{emulated} results of the cuda columns ran on the emulated CUDA device (ORCD_CUDA_EMU=1: the \
+                 kernels on the host), not a GPU.** They check the backend's logic; the gates below count them \
+                 as not run.\n"
+            );
+        }
         let _ = writeln!(s, "| suite | backend | pass | fail | not run | total |\n|---|---|---:|---:|---:|---:|");
         for x in &self.suites {
             let c = &x.counts;

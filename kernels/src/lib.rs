@@ -10,6 +10,11 @@
 /// The CUDA C source of every kernel.
 pub const OPS_CU: &str = include_str!("ops.cu");
 
+/// The host emulator (kernels/emu): ops.cu as host C++, and the library entry point that
+/// engine/cuda's emulated device (`ORCD_CUDA_EMU=1`) builds with the system C++ compiler.
+pub const EMU_H: &str = include_str!("../emu/emu.h");
+pub const EMU_LIB_CPP: &str = include_str!("../emu/emu_lib.cpp");
+
 /// The `extern "C"` kernel names defined in [`OPS_CU`].
 pub const KERNELS: &[&str] = &[
     "rms_norm",
@@ -86,6 +91,13 @@ pub const KERNELS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_emulator_has_every_kernel() {
+        for name in KERNELS {
+            assert!(EMU_LIB_CPP.contains(&format!("E({name}),")), "{name} is missing from kernels/emu/emu_lib.cpp");
+        }
+    }
 
     #[test]
     fn every_kernel_is_defined() {

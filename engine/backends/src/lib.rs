@@ -154,6 +154,12 @@ impl Column {
     }
 }
 
+/// Whether the cuda columns run on the host emulator (`ORCD_CUDA_EMU=1`, orcd_cuda::emu), not a
+/// GPU: the harness marks their results so (never a GPU result).
+pub fn cuda_emulated() -> bool {
+    orcd_cuda::emu::requested()
+}
+
 /// The instruction-set tier of the CPU fast path on this host (`avx512` / `avx2` and its
 /// kernels), as bench output and reports name it.
 pub fn cpu_isa() -> String {

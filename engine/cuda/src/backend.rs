@@ -770,7 +770,9 @@ impl Ops for Cuda {
 
     fn graph_begin(&self, key: &GraphKey, b: &CudaBatch) -> Result<bool> {
         // Profiling synchronises after every launch, which a recording cannot hold.
-        if std::env::var_os("ORCD_CUDA_GRAPHS").is_some_and(|v| v == "0") || self.dev.profiling() {
+        // The emulated device records no graphs.
+        if std::env::var_os("ORCD_CUDA_GRAPHS").is_some_and(|v| v == "0") || self.dev.profiling() || self.dev.emulated()
+        {
             return Ok(false);
         }
         let mut g = self.graphs()?;

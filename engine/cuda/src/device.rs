@@ -12,6 +12,9 @@
 //!   `ORCD_CUDA_EXACT_ALLOC=1` every buffer is allocated at its exact size and freed on drop (no
 //!   pool), so compute-sanitizer sees every out-of-bounds access.
 //! - Kernel parameters are passed by value (shapes, strides, device pointers).
+//! - With `ORCD_CUDA_EMU=1` the device is the host emulator ([`crate::emu`]): buffers are host
+//!   allocations, launches run kernels/emu's build of ops.cu to completion, there are no graphs,
+//!   and the device's name says "emulated" wherever it is reported.
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
@@ -65,12 +68,19 @@ struct Pool {
     free: HashMap<usize, Vec<sys::CUdeviceptr>>,
 }
 
-/// The device: context, stream, kernels, memory.
+/// A real device's context, stream and kernels.
 #[derive(Debug)]
-pub struct Dev {
+struct Hw {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     funcs: HashMap<&'static str, sys::CUfunction>,
+}
+
+/// The device: context, stream, kernels, memory (or the host emulator's).
+#[derive(Debug)]
+pub struct Dev {
+    hw: Option<Hw>,
+    emu: Option<crate::emu::Emu>,
     pub name: String,
     pub cc: (i32, i32),
     /// Largest dynamic shared memory a block may use (bytes, after opting in).
@@ -129,8 +139,57 @@ fn drv(op: &str, e: dr::DriverError) -> CudaError {
     CudaError::Driver { op: op.to_string(), message: format!("{e:?}") }
 }
 
+/// Host memory standing in for device memory on the emulated device (256-byte aligned, zeroed).
+fn emu_alloc(size: usize) -> Result<sys::CUdeviceptr> {
+    let layout = std::alloc::Layout::from_size_align(size.max(1), 256)
+        .map_err(|e| CudaError::Invalid(format!("emulated allocation of {size} bytes: {e}")))?;
+    // SAFETY: a non-zero size with a valid alignment.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        return Err(CudaError::OutOfMemory {
+            needed: size as u64,
+            free: 0,
+            device: "emulated".into(),
+            message: "host allocation failed".into(),
+        });
+    }
+    Ok(p as sys::CUdeviceptr)
+}
+
 impl Dev {
+    /// The emulated device (`ORCD_CUDA_EMU=1`, [`crate::emu`]): Hopper's compute capability and
+    /// shared-memory limit, so the backend takes the paths it takes on the H100/H200.
+    fn open_emu() -> Result<Dev> {
+        let emu = crate::emu::Emu::open(&cubin_cache_dir())?;
+        Ok(Dev {
+            hw: None,
+            emu: Some(emu),
+            name: "emulated CUDA device (orcd host emulator, no GPU)".into(),
+            cc: (9, 0),
+            max_smem: (227 << 10) - (16 << 10),
+            exact_alloc: true,
+            ledger: Mutex::new(VramUse::default()),
+            pool: Mutex::new(Pool::default()),
+            live: Mutex::new(HashMap::new()),
+            capture: Mutex::new(None),
+            profile: None,
+            pdl: false,
+        })
+    }
+
+    /// Whether this is the host emulator, not a GPU.
+    pub fn emulated(&self) -> bool {
+        self.emu.is_some()
+    }
+
+    fn hw(&self) -> Result<&Hw> {
+        self.hw.as_ref().ok_or_else(|| CudaError::Invalid("the emulated device has no CUDA context".into()))
+    }
+
     fn open() -> Result<Dev> {
+        if crate::emu::requested() {
+            return Dev::open_emu();
+        }
         // SAFETY: these only try to dlopen the libraries.
         let (cu, rtc) = unsafe { (sys::is_culib_present(), cudarc::nvrtc::sys::is_culib_present()) };
         if !cu {
@@ -180,9 +239,8 @@ impl Dev {
             .map_err(|e| drv("cuFuncSetAttribute(attention)", e))?;
         }
         Ok(Dev {
-            ctx,
-            stream,
-            funcs,
+            hw: Some(Hw { ctx, stream, funcs }),
+            emu: None,
             name,
             cc,
             max_smem,
@@ -200,11 +258,24 @@ impl Dev {
 
     /// Make the context current on this thread (a model may move between threads).
     pub fn bind(&self) -> Result<()> {
-        self.ctx.bind_to_thread().map_err(|e| drv("cuCtxSetCurrent", e))
+        match &self.hw {
+            Some(hw) => hw.ctx.bind_to_thread().map_err(|e| drv("cuCtxSetCurrent", e)),
+            None => Ok(()),
+        }
     }
 
     /// (free, total) device memory in bytes.
     pub fn mem_info(&self) -> Result<(u64, u64)> {
+        if self.emulated() {
+            // The host's: what the emulated device can hold.
+            let avail = std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| {
+                    m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<u64>().ok()
+                })
+                .map_or(8 << 30, |kb| kb * 1024);
+            return Ok((avail, avail));
+        }
         self.bind()?;
         let (f, t) = dr::mem_get_info().map_err(|e| drv("cuMemGetInfo", e))?;
         Ok((f as u64, t as u64))
@@ -244,7 +315,11 @@ impl Dev {
         }
         // SAFETY: a plain device allocation; the memory is not read before a kernel or copy
         // writes it.
-        let ptr = match unsafe { dr::malloc_sync(size) } {
+        let ptr = match if self.emulated() {
+            emu_alloc(size).map_err(|_| dr::DriverError(sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY))
+        } else {
+            unsafe { dr::malloc_sync(size) }
+        } {
             Ok(p) => p,
             Err(_) if pooled => {
                 // Give the pool's free buffers back and try once more.
@@ -274,6 +349,9 @@ impl Dev {
     /// Start recording the stream's work (a CUDA graph); buffers allocated until
     /// [`Dev::end_capture`] are kept by the recording.
     pub fn begin_capture(&self) -> Result<()> {
+        if self.emulated() {
+            return Err(CudaError::Invalid("the emulated device records no graphs".into()));
+        }
         self.bind()?;
         if let Ok(mut c) = self.capture.lock() {
             *c = Some(Vec::new());
@@ -295,6 +373,9 @@ impl Dev {
     /// End the recording: the graph (instantiated, ready to launch) and the buffers it uses, or
     /// `None` when `keep` is false (the recording is discarded).
     pub fn end_capture(&self, keep: bool) -> Result<Option<Graph>> {
+        if self.emulated() {
+            return Ok(None);
+        }
         self.bind()?;
         let bufs = self.capture.lock().ok().and_then(|mut c| c.take()).unwrap_or_default();
         let mut graph: sys::CUgraph = std::ptr::null_mut();
@@ -340,7 +421,12 @@ impl Dev {
     }
 
     fn release(&self, ptr: sys::CUdeviceptr, size: usize, cat: Category) {
-        if self.bind().is_ok() {
+        if self.emulated() {
+            if let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), 256) {
+                // SAFETY: `ptr` came from emu_alloc with this size and alignment, freed once.
+                unsafe { std::alloc::dealloc(ptr as *mut u8, layout) };
+            }
+        } else if self.bind().is_ok() {
             // SAFETY: `ptr` came from cuMemAlloc and no queued work uses it (callers synchronise
             // or free buffers whose last use is ordered before any later allocation's use).
             let _ = unsafe { dr::free_sync(ptr) };
@@ -353,6 +439,9 @@ impl Dev {
 
     /// Every live buffer is device memory (not managed, not host-mapped): the residency check.
     pub fn check_resident(&self) -> Result<usize> {
+        if self.emulated() {
+            return Err(CudaError::Invalid("the emulated device holds host memory, not device memory".into()));
+        }
         self.bind()?;
         let ptrs: Vec<sys::CUdeviceptr> = self.live.lock().map(|l| l.keys().copied().collect()).unwrap_or_default();
         for &p in &ptrs {
@@ -385,12 +474,14 @@ impl Dev {
     }
 
     pub fn synchronize(&self) -> Result<()> {
+        let Some(hw) = &self.hw else { return Ok(()) }; // the emulator runs every launch to its end
         self.bind()?;
-        self.stream.synchronize().map_err(|e| drv("cuStreamSynchronize", e))
+        hw.stream.synchronize().map_err(|e| drv("cuStreamSynchronize", e))
     }
 
+    /// The stream (null on the emulated device, which has none).
     pub fn cu_stream(&self) -> sys::CUstream {
-        self.stream.cu_stream()
+        self.hw.as_ref().map_or(std::ptr::null_mut(), |hw| hw.stream.cu_stream())
     }
 
     /// Copy host data into `dst`, in stream order. `src` is pageable memory, which the driver
@@ -403,6 +494,11 @@ impl Dev {
         if bytes == 0 {
             return Ok(());
         }
+        if self.emulated() {
+            // SAFETY: `dst` is a live host allocation of at least `bytes`.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr() as *const u8, dst.ptr() as *mut u8, bytes) };
+            return Ok(());
+        }
         self.bind()?;
         // SAFETY: `dst` holds at least `bytes`; the copy is synchronous with respect to `src`
         // (pageable host memory is staged before cuMemcpyHtoDAsync returns).
@@ -411,6 +507,11 @@ impl Dev {
 
     /// Set every byte of `b` to zero (on the stream).
     pub fn zero(&self, b: &DevBuf) -> Result<()> {
+        if self.emulated() {
+            // SAFETY: the buffer's own range of a live host allocation.
+            unsafe { std::ptr::write_bytes(b.ptr() as *mut u8, 0, b.bytes()) };
+            return Ok(());
+        }
         self.bind()?;
         // SAFETY: the range is the buffer's own.
         unsafe { dr::memset_d8_async(b.ptr(), 0, b.bytes(), self.cu_stream()) }.map_err(|e| drv("cuMemsetD8Async", e))
@@ -424,6 +525,11 @@ impl Dev {
         }
         let mut out = vec![T::default(); n];
         if n == 0 {
+            return Ok(out);
+        }
+        if self.emulated() {
+            // SAFETY: `src` is a live host allocation of at least `bytes`; `out` holds `bytes`.
+            unsafe { std::ptr::copy_nonoverlapping(src.ptr() as *const u8, out.as_mut_ptr() as *mut u8, bytes) };
             return Ok(out);
         }
         self.bind()?;
@@ -440,6 +546,17 @@ impl Dev {
             return Err(CudaError::Invalid("device copy out of range".into()));
         }
         if bytes == 0 {
+            return Ok(());
+        }
+        if self.emulated() {
+            // SAFETY: both ranges lie inside live host allocations (checked above).
+            unsafe {
+                std::ptr::copy(
+                    (src.ptr() + src_off as u64) as *const u8,
+                    (dst.ptr() + dst_off as u64) as *mut u8,
+                    bytes,
+                )
+            };
             return Ok(());
         }
         self.bind()?;
@@ -470,7 +587,14 @@ impl Dev {
         if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
             return Ok(());
         }
-        let f = *self.funcs.get(name).ok_or_else(|| CudaError::Invalid(format!("no kernel named {name}")))?;
+        if let Some(emu) = &self.emu {
+            if !orcd_kernels::KERNELS.contains(&name) {
+                return Err(CudaError::Invalid(format!("no kernel named {name}")));
+            }
+            let slots: Vec<u64> = args.iter().map(Arg::bits).collect();
+            return emu.launch(name, grid, block, smem, &slots);
+        }
+        let f = *self.hw()?.funcs.get(name).ok_or_else(|| CudaError::Invalid(format!("no kernel named {name}")))?;
         self.bind()?;
         // Each argument lives in its own 8-byte slot; the driver reads the parameter's size from
         // the slot's start (little-endian, so a 4-byte value sits in the low half).

@@ -7,6 +7,8 @@
 //!   with a ledger by category (weights, KV cache, workspace) and a residency check, launches.
 //! - [`nvrtc`]: the cubin compile and its on-disk cache.
 //! - [`backend`]: the `Ops` implementation.
+//! - [`emu`]: the emulated device (`ORCD_CUDA_EMU=1`): the same backend with kernels/emu's host
+//!   build of the kernels, for checking its logic where no GPU is (never a GPU figure).
 //!
 //! Invariants: VRAM only (plain `cuMemAlloc`; no managed or host-mapped memory); a model that
 //! does not fit is refused before any large allocation (`INSUFFICIENT_VRAM`, needed, free,
@@ -15,6 +17,7 @@
 
 pub mod backend;
 pub mod device;
+pub mod emu;
 pub mod nvrtc;
 
 pub use backend::{Cuda, CudaTensor, CudaWeight};
