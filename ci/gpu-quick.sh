@@ -4,7 +4,9 @@
 # tests, memcheck and racecheck) while
 # llama.cpp builds in the background, then the peer (llama-bench) and ours on the Qwen2.5-0.5B-shape
 # Q8_0 file, alternating (docs/perf/GPU.md); per-kernel ncu tables (NCU=0: none). $OUT gets
-# logs.tar.gz (and llamacpp-bin.tar.xz with PACK_PEER=1).
+# logs.tar.gz (and llamacpp-bin.tar.xz with PACK_PEER=1). MMQ=1 and BATCHED=1 (the defaults) add
+# issue 13's prefill GEMM (its cases, the models' KL, pp512 with it) and the batched decode beside
+# llama-batched-bench.
 
 set -u
 cd "$(dirname "$0")/.."
@@ -38,6 +40,12 @@ if [[ -f $SMOL ]]; then  # issue 11: the CPU's greedy text on CUDA (the parts mu
         cmp -s $OUT/gen-$nm-cpu.txt $OUT/gen-$nm-cuda.txt && echo "generate SmolLM2 $nm cuda == cpu: yes ($(head -c 60 $OUT/gen-$nm-cpu.txt))" || { echo "generate SmolLM2 $nm cuda == cpu: NO"; head -3 $OUT/gen-$nm-*.txt; }
     done
 fi
+# MMQ=1 (default): issue 13's prefill GEMM (ORCD_CUDA_MMQ=1, off by default until this passes):
+# its ops cases and the models' KL on cuda-fast (SmolLM2's prompts of 16+ tokens take it).
+if [[ ${MMQ:-1} == 1 ]]; then
+    ORCD_CUDA_MMQ=1 OUT=$OUT/mmq timeout 300 bash ci/gpu-run.sh gate ops models --backend cuda-fast 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed 's/^/mmq: /' | head -20
+    for f in $OUT/mmq/*; do [[ -f $f ]] && mv "$f" "$OUT/mmq-$(basename "$f")"; done
+fi
 timeout 60 $B/tests/multi_seq --test-threads 1 cuda_graph_replay 2>&1 | grep "test result"
 timeout 60 $B/tests/orcd_cuda --test-threads 1 2>&1 | grep -E "FAIL|test result|panicked" | head
 [[ ${SAN:-110} == 0 ]] || SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize ${SAN_TOOLS:-memcheck racecheck} 2>&1 | tail -6
@@ -56,6 +64,7 @@ b() { local l=$1 nm=$2 p=$3; shift 3
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("ours %-22s pp %7.0f tg %7.1f  vram %s" % (sys.argv[2], j["prefill_tok_s"], j["decode_tok_s"], j.get("vram_bytes")))' $OUT/bench-$l.json $l || tail -2 $OUT/bench-$l.err; }
 lb r1
 b fast-p4 fast 4; b exact-p4 exact 4; b fast-p512 fast 512; b exact-p512 exact 512
+[[ ${MMQ:-1} == 1 ]] && b fast-p512-mmq fast 512 ORCD_CUDA_MMQ=1
 [[ ${PDL_AB:-0} == 1 ]] && for v in all rope attention; do b fast-p4-pdl-$v fast 4 ORCD_CUDA_PDL_MORE=$v; done
 [[ ${EXTRA:-0} == 1 ]] && { b fast-p4-nopdl fast 4 ORCD_CUDA_PDL=0; b fast-p4-glu4 fast 4 ORCD_MV_GLU8=0; }
 lb r2
@@ -91,6 +100,22 @@ if [[ ${NCU_DETAIL:-0} == 1 ]] && command -v ncu >/dev/null; then
     --prompt-tokens 4 --gen-tokens 64 --repeats 1 > $OUT/ncud-$nm.csv 2>$OUT/ncud-$nm.err
   echo "ncu detail $nm: $(grep -c '^"' $OUT/ncud-$nm.csv) rows"
   done
+fi
+# BATCHED=1 (default): issue 13 item 5, 1/4/16/64 sequences a step (docs/perf/BATCHED.md):
+# ours (each sequence its own KV length) and llama-batched-bench on the same file.
+if [[ ${BATCHED:-1} == 1 ]]; then
+    timeout 300 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 1,4,16,64 \
+        --repeats 3 --json > $OUT/batched-ours.json 2>$OUT/batched-ours.err
+    python3 -c 'import json,sys
+for r in json.load(open(sys.argv[1]))["batched"]:
+    print("ours batch %3d: decode %8.1f tok/s, %6.2f ms a step" % (r["batch"], r["decode_tok_s"], r["step_ms"]))' $OUT/batched-ours.json || tail -3 $OUT/batched-ours.err
+    if [[ ${PEER:-1} == 1 ]]; then
+        NPP=128 NTG=128 NPL=1,4,16,64 BATCHED_OUT=$OUT/batched-peer.jsonl timeout 300 bash ci/llamacpp-cuda.sh batched $M > /dev/null 2>$OUT/batched-peer.err
+        python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print("llama.cpp batch %3d: decode %8.1f tok/s (S_TG)" % (r["pl"], r["speed_tg"]))' $OUT/batched-peer.jsonl || tail -3 $OUT/batched-peer.err
+    fi
 fi
 # PACK_PEER=1: the peer's build packed under $OUT in 15 MiB parts (~40 MiB in all).
 [[ ${PACK_PEER:-0} == 1 && ${PEER:-1} == 1 ]] && bash ci/llamacpp-cuda.sh pack-bin $OUT/llamacpp-bin.tar.xz
