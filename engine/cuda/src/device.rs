@@ -139,12 +139,20 @@ fn drv(op: &str, e: dr::DriverError) -> CudaError {
     CudaError::Driver { op: op.to_string(), message: format!("{e:?}") }
 }
 
-/// Host memory standing in for device memory on the emulated device (256-byte aligned, zeroed).
+/// Host memory standing in for device memory on the emulated device (256-byte aligned). Filled
+/// with 0xff bytes (NaN as f32), as cuMemAlloc's memory is not zeroed: a kernel that reads what
+/// nothing wrote shows NaN instead of a lucky zero.
 fn emu_alloc(size: usize) -> Result<sys::CUdeviceptr> {
     let layout = std::alloc::Layout::from_size_align(size.max(1), 256)
         .map_err(|e| CudaError::Invalid(format!("emulated allocation of {size} bytes: {e}")))?;
-    // SAFETY: a non-zero size with a valid alignment.
-    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    // SAFETY: a non-zero size with a valid alignment; the fill stays inside the allocation.
+    let p = unsafe {
+        let p = std::alloc::alloc(layout);
+        if !p.is_null() {
+            std::ptr::write_bytes(p, 0xff, layout.size());
+        }
+        p
+    };
     if p.is_null() {
         return Err(CudaError::OutOfMemory {
             needed: size as u64,
