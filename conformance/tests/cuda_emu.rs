@@ -28,10 +28,11 @@ fn emulated_ops(filter: &str) -> (String, String) {
 #[test]
 fn the_prefill_gemm_passes_ops_on_the_emulated_device() {
     for (filter, cases) in [
-        ("m1536-k576-n64", 3),                // one whole 64-row tile, Q4_0 / Q4_1 / Q8_0
-        ("k640-n70", 3),                      // two token tiles, a partial column tile
+        ("m1536-k576-n64", 5),                // one whole 64-row tile: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0
+        ("k640-n70", 5),                      // two token tiles, a partial column tile
         ("q8_0-m1536-k512-n40-bias-res", 1),  // matmul_fused: bias and residual in the epilogue
         ("silu-q8_0-m1536-k512-n24", 1),      // matmul_glu: the gate's launch, then the up's
+        ("silu-q5_0-m1536-k512-n24", 1),      // the same for gemma-3's Q5_0 gate / up
         ("q4_1-m1536-k512-n33", 1),           // norm_matmul_glu: the norm in quant_x_q8, Q4_1's min
         ("q8_0-m256+64+64-k512-n24-bias", 1), // norm_matmuls: three projections of one rounding
     ] {

@@ -45,6 +45,8 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(mmq_q8_0),
         E(mmq_q4_0),
         E(mmq_q4_1),
+        E(mmq_q5_0),
+        E(mmq_q5_1),
         E(swiglu_oai),
         E(slice_cols),
         E(gather_rows),

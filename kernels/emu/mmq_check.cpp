@@ -26,9 +26,26 @@ uint64_t next_u64() {  // splitmix64
 }
 float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * (1.0 / 16777216.0)); }
 
-enum class Ty { Q8_0, Q4_0, Q4_1 };
-const char* ty_name(Ty t) { return t == Ty::Q8_0 ? "q8_0" : t == Ty::Q4_0 ? "q4_0" : "q4_1"; }
-int block_bytes(Ty t) { return t == Ty::Q8_0 ? 34 : t == Ty::Q4_0 ? 18 : 20; }
+enum class Ty { Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 };
+const char* ty_name(Ty t) {
+    switch (t) {
+        case Ty::Q8_0: return "q8_0";
+        case Ty::Q4_0: return "q4_0";
+        case Ty::Q4_1: return "q4_1";
+        case Ty::Q5_0: return "q5_0";
+        default: return "q5_1";
+    }
+}
+int block_bytes(Ty t) {
+    switch (t) {
+        case Ty::Q8_0: return 34;
+        case Ty::Q4_0: return 18;
+        case Ty::Q4_1: return 20;
+        case Ty::Q5_0: return 22;
+        default: return 24;
+    }
+}
+bool has_min(Ty t) { return t == Ty::Q4_1 || t == Ty::Q5_1; }
 
 void put16(uint8_t* p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 uint16_t get16(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
@@ -44,9 +61,14 @@ std::vector<uint8_t> make_weight(Ty ty, int m, int k) {
             for (int i = 0; i < 32; ++i) p[2 + i] = (uint8_t)(int8_t)((int)(next_u64() % 255) - 127);
         } else if (ty == Ty::Q4_0) {
             for (int i = 0; i < 16; ++i) p[2 + i] = (uint8_t)next_u64();
-        } else {
+        } else if (ty == Ty::Q4_1) {
             put16(p + 2, emu_f32_to_f16(uniform(-0.1f, 0.1f)));
             for (int i = 0; i < 16; ++i) p[4 + i] = (uint8_t)next_u64();
+        } else if (ty == Ty::Q5_0) {
+            for (int i = 0; i < 20; ++i) p[2 + i] = (uint8_t)next_u64();  // qh, then the nibbles
+        } else {
+            put16(p + 2, emu_f32_to_f16(uniform(-0.1f, 0.1f)));
+            for (int i = 0; i < 20; ++i) p[4 + i] = (uint8_t)next_u64();
         }
     }
     return w;
@@ -60,12 +82,23 @@ void weight_block(Ty ty, const uint8_t* w, int k, int j, int b, int* code, float
     *mn = 0.0f;
     if (ty == Ty::Q8_0) {
         for (int i = 0; i < 32; ++i) code[i] = (int8_t)p[2 + i];
-    } else {
+    } else if (ty == Ty::Q4_0 || ty == Ty::Q4_1) {
         const uint8_t* q = p + (ty == Ty::Q4_0 ? 2 : 4);
         if (ty == Ty::Q4_1) *mn = emu_f16_to_f32(get16(p + 2));
         for (int i = 0; i < 16; ++i) {
             code[i] = (q[i] & 15) - (ty == Ty::Q4_0 ? 8 : 0);
             code[16 + i] = (q[i] >> 4) - (ty == Ty::Q4_0 ? 8 : 0);
+        }
+    } else {
+        // ggml's block_q5_0 / q5_1: qh's bit j is element j's fifth bit, bit 16 + j element 16 + j's.
+        const uint8_t* h = p + (ty == Ty::Q5_0 ? 2 : 4);
+        const uint32_t qh = (uint32_t)h[0] | ((uint32_t)h[1] << 8) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 24);
+        const uint8_t* q = h + 4;
+        if (ty == Ty::Q5_1) *mn = emu_f16_to_f32(get16(p + 2));
+        const int off = ty == Ty::Q5_0 ? 16 : 0;
+        for (int i = 0; i < 16; ++i) {
+            code[i] = ((q[i] & 15) | (int)(((qh >> i) & 1) << 4)) - off;
+            code[16 + i] = ((q[i] >> 4) | (int)(((qh >> (16 + i)) & 1) << 4)) - off;
         }
     }
 }
@@ -150,7 +183,7 @@ void run(const Case& c) {
     });
     const Quant ref = reference_quant(x, R, k);
     const bool qok = got.q == ref.q && std::memcmp(got.d.data(), ref.d.data(), ref.d.size() * 4) == 0 &&
-                     (c.ty != Ty::Q4_1 || std::memcmp(got.s.data(), ref.s.data(), ref.s.size() * 4) == 0);
+                     (!has_min(c.ty) || std::memcmp(got.s.data(), ref.s.data(), ref.s.size() * 4) == 0);
     report(qok, "quant_x_q8 " + name);
 
     // The GEMM.
@@ -162,12 +195,12 @@ void run(const Case& c) {
     auto gemm = [&](const std::vector<uint8_t>& wt, float* out, const float* b, const float* r, const float* gin) {
         launch({(unsigned)((m + 127) / 128), (unsigned)((n + 63) / 64), 1}, 256, [&] {
             const unsigned* rp = rows.empty() ? nullptr : rows.data();
-            if (c.ty == Ty::Q8_0)
-                mmq_q8_0(wt.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
-            else if (c.ty == Ty::Q4_0)
-                mmq_q4_0(wt.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
-            else
-                mmq_q4_1(wt.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
+            auto f = c.ty == Ty::Q8_0   ? mmq_q8_0
+                     : c.ty == Ty::Q4_0 ? mmq_q4_0
+                     : c.ty == Ty::Q4_1 ? mmq_q4_1
+                     : c.ty == Ty::Q5_0 ? mmq_q5_0
+                                        : mmq_q5_1;
+            f(wt.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
         });
     };
     if (c.glu) {
@@ -193,7 +226,7 @@ void run(const Case& c) {
                 e += ((double)dw * code[l] + mw) * x[(size_t)i * k + 32 * b + l];
             }
             acc = std::fmaf(dw * ref.d[(size_t)i * nb + b], (float)isum, acc);
-            if (c.ty == Ty::Q4_1) acc = std::fmaf(mw, ref.s[(size_t)i * nb + b], acc);
+            if (has_min(c.ty)) acc = std::fmaf(mw, ref.s[(size_t)i * nb + b], acc);
         }
         *exact = e;
         return acc;
@@ -237,7 +270,11 @@ void run(const Case& c) {
         launch({(unsigned)m, (unsigned)((R + 7) / 8), 1}, 128, [&] {
             const float* b = c.bias ? bias.data() : nullptr;
             const float* r = c.res ? res.data() : nullptr;
-            auto mv = c.ty == Ty::Q8_0 ? matvec_q8_0 : c.ty == Ty::Q4_0 ? matvec_q4_0 : matvec_q4_1;
+            auto mv = c.ty == Ty::Q8_0   ? matvec_q8_0
+                      : c.ty == Ty::Q4_0 ? matvec_q4_0
+                      : c.ty == Ty::Q4_1 ? matvec_q4_1
+                      : c.ty == Ty::Q5_0 ? matvec_q5_0
+                                         : matvec_q5_1;
             mv(w.data(), x.data(), ym.data(), R, k, m, row_bytes, nullptr, 0, 0, b, 8, r, 0, nullptr, 0, 0, nullptr,
                0.0f, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0);
         });
@@ -263,6 +300,12 @@ int main() {
         {Ty::Q8_0, 192, 12, 70, {}, true, true, false, true},
         {Ty::Q4_0, 192, 12, 70, {}, false, false, false, true},
         {Ty::Q4_1, 192, 12, 70, {}, true, false, false, true},
+        // Q5_0 / Q5_1 (gemma-3's q, k, gate and up): the fifth bits from qh, Q5_1's min.
+        {Ty::Q5_0, 192, 130, 70, {}, true, true, false, false},
+        {Ty::Q5_1, 256, 40, 75, some, false, true, false, false},
+        {Ty::Q5_0, 192, 12, 70, {}, false, false, false, true},
+        {Ty::Q5_1, 192, 12, 70, {}, true, false, false, true},
+        {Ty::Q5_0, 320, 64, 16, {}, false, true, true, false},
         // A row map (the GEMM rows of a mixed batch), one stage exactly (k = 128), a GLU pair.
         {Ty::Q8_0, 128, 40, 75, some, false, true, false, false},
         {Ty::Q4_1, 256, 33, 20, {}, false, false, true, false},

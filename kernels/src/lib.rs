@@ -30,6 +30,8 @@ pub const KERNELS: &[&str] = &[
     "mmq_q8_0",
     "mmq_q4_0",
     "mmq_q4_1",
+    "mmq_q5_0",
+    "mmq_q5_1",
     "swiglu_oai",
     "slice_cols",
     "gather_rows",

@@ -1930,15 +1930,16 @@ extern "C" __global__ void dequant_rows_mxfp4(DEQUANT_PARAMS) { dequant_rows_t<T
 // ---------------------------------------------------------------------------------------------
 // Prefill GEMM of the fast numerics: int8 tensor cores (mma.sync m16n8k32), llama.cpp's mmq shape
 // ---------------------------------------------------------------------------------------------
-// For a sequence with many rows (a prefill), the fast numerics' matmul of a part-decodable weight
-// (Q8_0, Q4_0, Q4_1) as a GEMM: the activation is rounded to Q8_0 codes once (`quant_x_q8`: the
+// For a sequence with many rows (a prefill), the fast numerics' matmul of a legacy-quant weight
+// (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: Q8_0-rounded activations) as a GEMM: the activation is rounded to Q8_0 codes once (`quant_x_q8`: the
 // very codes, scales and Q8_1 sums the mat-vec computes itself, the same device functions), and
 // one mma gives the exact integer dot product of a 32-element weight block with a 32-element
 // activation block. A value is then, over the row's blocks in order,
-// acc = fmaf(d_w · d_x, Σ qw·qx, acc) (Q4_1 adds fmaf(m_w, s_x, acc) after it), llama.cpp's
+// acc = fmaf(d_w · d_x, Σ qw·qx, acc) (Q4_1 / Q5_1 add fmaf(m_w, s_x, acc)), llama.cpp's
 // per-block formula: it depends on the row's and the column's data alone, never on the tile, the
 // grid, n or the other rows. (The mat-vec sums per 8-element part instead: the same integers,
-// other float roundings, so the backend picks the GEMM by the rows of a row's own sequence.)
+// other float roundings; Q5_0 / Q5_1's mat-vec multiplies dequantized floats; so the backend
+// picks the GEMM by the rows of a row's own sequence.)
 
 #define GM_BM 128                  // weight rows (output columns) a block
 #define GM_BN 64                   // activation rows (tokens) a block
@@ -2025,6 +2026,49 @@ struct G_q4_1 {  // 20-byte blocks: f16 d, f16 m, 16 bytes of nibbles; codes 0..
         *d = f16_to_f32((u16)(p[0] & 0xffffu));
         *mn = f16_to_f32((u16)(p[0] >> 16));
         nibbles_to_codes(p + 1, c, 0u);
+    }
+};
+
+// Q5_0 / Q5_1: element j < 16 is byte j's low nibble with bit j of qh as its fifth bit, element
+// 16 + j the high nibble with bit 16 + j.
+__device__ __forceinline__ u32 fifth_bits(u32 h4) {  // 4 bits → bit 4 of each of 4 bytes
+    return ((h4 & 1u) << 4) | ((h4 & 2u) << 11) | ((h4 & 4u) << 18) | ((h4 & 8u) << 25);
+}
+__device__ __forceinline__ void q5_codes(const u32* nb4, u32 qh, u32* c, u32 bias) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        c[i] = __vsub4((nb4[i] & 0x0f0f0f0fu) | fifth_bits((qh >> (4 * i)) & 15u), bias);
+        c[4 + i] = __vsub4(((nb4[i] >> 4) & 0x0f0f0f0fu) | fifth_bits((qh >> (16 + 4 * i)) & 15u), bias);
+    }
+}
+struct G_q5_0 {  // 22-byte blocks: f16 d, 4 bytes qh, 16 bytes of nibbles; code − 16
+    static constexpr int BB = 22, PW = 11;
+    static constexpr bool MIN = false;
+    __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
+        u32 n4[4], qh;
+        if (b == 0) {
+            *d = f16_to_f32((u16)(w[0] & 0xffffu));
+            qh = __byte_perm(w[0], w[1], 0x5432);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) n4[i] = __byte_perm(w[1 + i], w[2 + i], 0x5432);
+        } else {
+            *d = f16_to_f32((u16)(w[5] >> 16));
+            qh = w[6];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) n4[i] = w[7 + i];
+        }
+        q5_codes(n4, qh, c, 0x10101010u);
+        *mn = 0.0f;
+    }
+};
+struct G_q5_1 {  // 24-byte blocks: f16 d, f16 m, 4 bytes qh, 16 bytes of nibbles; codes 0..31
+    static constexpr int BB = 24, PW = 12;
+    static constexpr bool MIN = true;
+    __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
+        const u32* p = w + 6 * b;
+        *d = f16_to_f32((u16)(p[0] & 0xffffu));
+        *mn = f16_to_f32((u16)(p[0] >> 16));
+        q5_codes(p + 2, p[1], c, 0u);
     }
 };
 
@@ -2197,3 +2241,5 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
 extern "C" __global__ void MMQ_BOUNDS mmq_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1>(MMQ_ARGS); }

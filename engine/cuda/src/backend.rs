@@ -467,12 +467,12 @@ impl Cuda {
     }
 
     /// Which rows of a matmul take the tensor-core GEMM (`mmq_*`, kernels/ABI.md): with the fast
-    /// numerics (`xq` 0), a Q8_0 / Q4_0 / Q4_1 weight without expert ids whose rows are whole
+    /// numerics (`xq` 0), a Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 weight without expert ids whose rows are whole
     /// pairs of blocks (k % 64 == 0), the rows whose sequence has at least [`MMQ_MIN_ROWS`] rows
     /// in this activation — decided by a row's own sequence, so its value never depends on its
     /// neighbours. Off unless `ORCD_CUDA_MMQ=1` until the GEMM has been seen on a card.
     fn mmq_rows(&self, w: &CudaWeight, xq: i32, ids: bool, groups: Option<&RowGroups>, n_out: usize) -> MmqRows {
-        let typed = matches!(w.ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1);
+        let typed = matches!(w.ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1);
         match groups {
             Some(g) if mmq_on() && xq == 0 && !ids && typed && w.k.is_multiple_of(64) => mmq_select(g, n_out),
             _ => MmqRows::None,

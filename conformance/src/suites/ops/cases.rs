@@ -172,7 +172,7 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
     // numerics, kernels/ABI.md `mmq_*`): one whole 64-row tile; a partial tile beside a 3-row
     // sequence (the mat-vec's) in one batch; two tiles and a partial 128-column tile; an odd
     // number of blocks a row (k % 64 ≠ 0: the mat-vec's).
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0] {
         for (k, m, seqs) in [(576, 1536, vec![64]), (896, 4864, vec![3, 40]), (640, 33, vec![70]), (608, 100, vec![20])]
         {
             let name = format!("matmul-{}-m{m}-k{k}-{}", ty_name(ty), rows_name(&seqs));
