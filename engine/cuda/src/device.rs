@@ -321,20 +321,20 @@ impl Dev {
                 return Ok(self.keep(DevBuf(Arc::new(BufInner { ptr, bytes, size, cat, pooled, dev: self.clone() }))));
             }
         }
-        // SAFETY: a plain device allocation; the memory is not read before a kernel or copy
-        // writes it.
-        let ptr = match if self.emulated() {
-            emu_alloc(size).map_err(|_| dr::DriverError(sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY))
+        let ptr = if self.emulated() {
+            emu_alloc(size)?
         } else {
-            unsafe { dr::malloc_sync(size) }
-        } {
-            Ok(p) => p,
-            Err(_) if pooled => {
-                // Give the pool's free buffers back and try once more.
-                self.trim()?;
-                unsafe { dr::malloc_sync(size) }.map_err(|e| self.oom(size, e))?
+            // SAFETY: a plain device allocation; the memory is not read before a kernel or copy
+            // writes it.
+            match unsafe { dr::malloc_sync(size) } {
+                Ok(p) => p,
+                Err(_) if pooled => {
+                    // Give the pool's free buffers back and try once more.
+                    self.trim()?;
+                    unsafe { dr::malloc_sync(size) }.map_err(|e| self.oom(size, e))?
+                }
+                Err(e) => return Err(self.oom(size, e)),
             }
-            Err(e) => return Err(self.oom(size, e)),
         };
         self.account(cat, size, true);
         if let Ok(mut l) = self.live.lock() {

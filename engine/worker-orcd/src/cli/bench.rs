@@ -67,10 +67,7 @@ pub(super) fn bench(
         return Err(Error::Invalid(format!("--ctx {n_ctx} is smaller than {what} = {need}")));
     }
     let f = open(path)?;
-    let mut m = match max_b {
-        None => load_model(col, &f, n_ctx)?,
-        Some(b) => load_model_seqs(col, &f, n_ctx, b)?,
-    };
+    let mut m = load_model(col, &f, n_ctx, max_b)?;
     let (pp, tg) = bench_on(m.as_mut(), prompt_tokens, gen_tokens, repeats, json)?;
     let rows = match batch {
         Some(list) => Some(batched_on(m.as_mut(), list, prompt_tokens, gen_tokens, repeats, json)?),
@@ -134,17 +131,6 @@ pub(super) fn bench(
         }
         Ok(())
     }
-}
-
-/// Load `f` on `col` for `n_seq` sequences of `n_ctx` positions each.
-fn load_model_seqs(
-    col: orcd_backends::Column,
-    f: &crate::gguf::GgufFile,
-    n_ctx: usize,
-    n_seq: usize,
-) -> Result<Box<dyn AnyModel>> {
-    let opts = crate::model::LoadOpts { n_ctx: Some(n_ctx), n_seq: Some(n_seq), ..Default::default() };
-    col.load(f, &opts).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// One `--batch` entry: medians over repeats of [`orcd_engine::bench::batched`].

@@ -39,7 +39,7 @@ pub(super) fn generate(a: &GenerateArgs) -> Result<()> {
     let params =
         GenerateParams { max_tokens: a.max_tokens, stop: a.stop.clone(), sampler, top_logprobs: a.top_logprobs };
     let n_ctx = (prompt.len() + a.max_tokens + 1).max(1);
-    let mut m = load_model(col, &f, n_ctx)?;
+    let mut m = load_model(col, &f, n_ctx, None)?;
     generate_on(m.as_mut(), &tok, &prompt, &params, a)
 }
 

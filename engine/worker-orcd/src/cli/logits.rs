@@ -35,7 +35,7 @@ pub(super) fn logits(
     if tokens.is_empty() {
         return Err(Error::Invalid("the prompt has no tokens".into()));
     }
-    let mut m = load_model(col, &f, tokens.len().max(1))?;
+    let mut m = load_model(col, &f, tokens.len().max(1), None)?;
     let (logits, n_vocab) = (m.forward(&tokens, &mut crate::ops::NoTaps)?, m.hp().n_vocab);
     let file = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
     let mut w = std::io::BufWriter::new(file);

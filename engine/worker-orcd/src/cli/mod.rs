@@ -242,8 +242,10 @@ pub(crate) fn column(backend: Option<BackendArg>, numerics: Option<NumericsArg>)
 }
 
 /// Load `f` on `col` with a context of `n_ctx` positions (one sequence).
-pub(crate) fn load_model(col: Column, f: &GgufFile, n_ctx: usize) -> Result<Box<dyn AnyModel>> {
-    col.load(f, &LoadOpts { n_ctx: Some(n_ctx), ..LoadOpts::default() }).map_err(|e| Error::Invalid(e.to_string()))
+/// Load `f` on `col` with a KV cache of `n_ctx` positions for `n_seq` sequences (None: one).
+pub(crate) fn load_model(col: Column, f: &GgufFile, n_ctx: usize, n_seq: Option<usize>) -> Result<Box<dyn AnyModel>> {
+    col.load(f, &LoadOpts { n_ctx: Some(n_ctx), n_seq, ..LoadOpts::default() })
+        .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Run the CLI; returns the process exit code.
