@@ -185,6 +185,34 @@ fn cuda_four_sequences_smollm2() {
     check_on("smollm2-135m-q4_1-", &[5, 1, 10, 3], orcd_backends::BackendKind::Cuda);
 }
 
+/// Sixteen sequences on the emulated CUDA device (`ORCD_CUDA_EMU=1`, kernels/emu) with the GEMM
+/// on: their batched prefill and every decode step have at least 16 rows, so Q4_0 / Q4_1 / Q8_0
+/// matmuls (the output head too) take `mmq_*`, while each sequence alone (1–15 rows, but one of
+/// 17) takes the mat-vec — bit for bit the same rows (kernels/ABI.md, "batch-invariant"). Runs
+/// itself again in a child process with the emulator's variables set.
+#[test]
+fn emulated_cuda_sixteen_sequences_through_the_gemm_equal_each_alone() {
+    const NAME: &str = "emulated_cuda_sixteen_sequences_through_the_gemm_equal_each_alone";
+    if std::env::var_os("ORCD_CUDA_EMU").is_none() {
+        let run = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+            .env("ORCD_CUDA_EMU", "1")
+            .env("ORCD_CUDA_MMQ", "1")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success() && log.contains("1 passed"), "on the emulated device:\n{log}");
+        return;
+    }
+    // Lengths 2 (matvec4_), 1 (matvec8_ and kin) and 17 (the GEMM alone too).
+    let lens = &[1, 2, 3, 1, 5, 1, 2, 7, 1, 1, 3, 2, 1, 4, 1, 17];
+    for case in
+        ["llama-synth-tiny-q4_0-fast-short", "llama-synth-tiny-q4_1-fast-short", "qwen2-synth-tiny-q8_0-fast-short"]
+    {
+        check_on(case, lens, orcd_backends::BackendKind::Cuda);
+    }
+}
+
 /// A decode step replayed from a recorded forward (a CUDA graph) gives the logits the same step
 /// gives run op by op (`ORCD_CUDA_GRAPHS=0`), bit for bit, step after step, on both cuda columns
 /// and every synthetic architecture. Needs a CUDA device; without one it says so.
