@@ -62,13 +62,21 @@ for r in json.load(open(sys.argv[1])):
     w = "pp%d" % r["n_prompt"] if r.get("n_gen",0)==0 else "tg%d" % r["n_gen"]
     print("llama.cpp %-6s %-3s %8.1f ± %.1f tok/s" % (w, sys.argv[2], r["avg_ts"], r.get("stddev_ts",0)))' $OUT/llama-bench-$1.json $1 || tail -3 $OUT/llama-bench-$1.err; }
 b() { local l=$1 nm=$2 p=$3; shift 3
-  env "$@" timeout 60 $B/worker-orcd bench --model $M --backend cuda --numerics $nm --prompt-tokens $p --gen-tokens 128 --repeats 5 --json > $OUT/bench-$l.json 2>$OUT/bench-$l.err
+  env "$@" timeout 60 ${BIN:-$B}/worker-orcd bench --model $M --backend cuda --numerics $nm --prompt-tokens $p --gen-tokens 128 --repeats 5 --json > $OUT/bench-$l.json 2>$OUT/bench-$l.err
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("ours %-22s pp %7.0f tg %7.1f  vram %s" % (sys.argv[2], j["prefill_tok_s"], j["decode_tok_s"], j.get("vram_bytes")))' $OUT/bench-$l.json $l || tail -2 $OUT/bench-$l.err; }
 lb r1
 b fast-p4 fast 4; b exact-p4 exact 4; b fast-p512 fast 512; b exact-p512 exact 512
 [[ ${MMQ:-1} == 1 ]] && b fast-p512-mmq fast 512 ORCD_CUDA_MMQ=1
 [[ ${PDL_AB:-0} == 1 ]] && for v in all rope attention; do b fast-p4-pdl-$v fast 4 ORCD_CUDA_PDL_MORE=$v; done
 [[ ${EXTRA:-0} == 1 ]] && { b fast-p4-nopdl fast 4 ORCD_CUDA_PDL=0; b fast-p4-glu4 fast 4 ORCD_MV_GLU8=0; }
+# target/gpu-pack-base/bin.tar.xz (an earlier build's pack, carried too): the same benches of it
+# in the same call, the A/B of a change on one machine.
+if [[ -f target/gpu-pack-base/bin.tar.xz ]]; then
+    rm -rf target/gpu-base && mkdir -p target/gpu-base && tar -xJf target/gpu-pack-base/bin.tar.xz -C target/gpu-base
+    echo "base build: $(cat target/gpu-base/COMMIT)"
+    BIN=target/gpu-base b base-fast-p4 fast 4; BIN=target/gpu-base b base-exact-p4 exact 4
+    BIN=target/gpu-base b base-fast-p512 fast 512 ORCD_CUDA_MMQ=1
+fi
 lb r2
 b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
 if [[ ${NCU:-1} == 1 ]] && command -v ncu >/dev/null; then  # per-kernel µs of decode steps (graphs off; ranks kernels, overstates each)
@@ -130,11 +138,14 @@ fi
 # BATCHED=1 (default): issue 13 item 5, 1/4/16/64 sequences a step (docs/perf/BATCHED.md):
 # ours (each sequence its own KV length) and llama-batched-bench on the same file.
 if [[ ${BATCHED:-1} == 1 ]]; then
-    timeout 300 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 1,4,16,64 \
-        --repeats 3 --json > $OUT/batched-ours.json 2>$OUT/batched-ours.err
+    # ORCD_CUDA_MMQ=1: steps of 16+ sequences take the GEMM (Q8_0 is batch-invariant); 0: the mat-vec.
+    for mq in ${BATCHED_MMQ:-1 0}; do
+    ORCD_CUDA_MMQ=$mq timeout 200 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 1,4,16,64 \
+        --repeats 3 --json > $OUT/batched-ours-mmq$mq.json 2>$OUT/batched-ours-mmq$mq.err
     python3 -c 'import json,sys
 for r in json.load(open(sys.argv[1]))["batched"]:
-    print("ours batch %3d: decode %8.1f tok/s, %6.2f ms a step" % (r["batch"], r["decode_tok_s"], r["step_ms"]))' $OUT/batched-ours.json || tail -3 $OUT/batched-ours.err
+    print("ours (mmq %s) batch %3d: decode %8.1f tok/s, %6.2f ms a step" % (sys.argv[2], r["batch"], r["decode_tok_s"], r["step_ms"]))' $OUT/batched-ours-mmq$mq.json $mq || tail -3 $OUT/batched-ours-mmq$mq.err
+    done
     if [[ ${PEER:-1} == 1 ]]; then
         NPP=128 NTG=128 NPL=1,4,16,64 BATCHED_OUT=$OUT/batched-peer.jsonl timeout 300 bash ci/llamacpp-cuda.sh batched $M > /dev/null 2>$OUT/batched-peer.err
         python3 -c 'import json,sys
