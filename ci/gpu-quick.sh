@@ -40,7 +40,7 @@ if [[ -f $SMOL ]]; then  # issue 11: the CPU's greedy text on CUDA (the parts mu
         cmp -s $OUT/gen-$nm-cpu.txt $OUT/gen-$nm-cuda.txt && echo "generate SmolLM2 $nm cuda == cpu: yes ($(head -c 60 $OUT/gen-$nm-cpu.txt))" || { echo "generate SmolLM2 $nm cuda == cpu: NO"; head -3 $OUT/gen-$nm-*.txt; }
     done
 fi
-# MMQ=1 (default): issue 13's prefill GEMM (ORCD_CUDA_MMQ=1, off by default until this passes):
+# MMQ=1 (default): issue 13's prefill GEMM (on by default; ORCD_CUDA_MMQ=0 turns it off):
 # its ops cases and the models' KL on cuda-fast (SmolLM2's prompts of 16+ tokens take it).
 if [[ ${MMQ:-1} == 1 ]]; then
     ORCD_CUDA_MMQ=1 OUT=$OUT/mmq timeout 300 bash ci/gpu-run.sh gate ops models --backend cuda-fast 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed 's/^/mmq: /' | head -20
@@ -138,7 +138,7 @@ fi
 # BATCHED=1 (default): issue 13 item 5, 1/4/16/64 sequences a step (docs/perf/BATCHED.md):
 # ours (each sequence its own KV length) and llama-batched-bench on the same file.
 if [[ ${BATCHED:-1} == 1 ]]; then
-    # ORCD_CUDA_MMQ=1: steps of 16+ sequences take the GEMM (Q8_0 is batch-invariant); 0: the mat-vec.
+    # ORCD_CUDA_MMQ=1 / 0: with / without the prefill GEMM (a decode step takes the mat-vec either way).
     for mq in ${BATCHED_MMQ:-1 0}; do
     ORCD_CUDA_MMQ=$mq timeout 200 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 1,4,16,64 \
         --repeats 3 --json > $OUT/batched-ours-mmq$mq.json 2>$OUT/batched-ours-mmq$mq.err

@@ -42,7 +42,6 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(glu),
         E(round_x),
         E(quant_x_q8),
-        E(quant_x_q8p),
         E(mmq_q8_0),
         E(mmq_q4_0),
         E(mmq_q4_1),

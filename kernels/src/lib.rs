@@ -27,7 +27,6 @@ pub const KERNELS: &[&str] = &[
     "glu",
     "round_x",
     "quant_x_q8",
-    "quant_x_q8p",
     "mmq_q8_0",
     "mmq_q4_0",
     "mmq_q4_1",

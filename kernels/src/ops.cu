@@ -371,48 +371,40 @@ __device__ __forceinline__ void dec_q4_1(MvRaw r, int q, float* out) {
 // The fast numerics' integer products (llama.cpp's mmvq, `vec_dot_q8_0_q8_1` and kin): a part's
 // activation rounded to Q8_0 codes (MvX: the 8 codes packed little-endian as in MvRaw, the chunk's
 // f16-rounded scale, the codes' sum) meets the part's weight codes in two dp4a, exactly; the
-// integer sums then scale once a 32-block (mvq_*, the GEMM's order; with expert ids once a part,
-// dot_*). Exact, the integer sum equals the sum of the products of the dequantized values; only
-// the float roundings differ from the float path.
+// integer sum then scales once, acc = fma(d_w · d_x, Σ, acc) (Q4_1 adds its min's term the same
+// way). Exact, the integer sum equals the sum of the products of the dequantized values; only
+// the float roundings differ from the float path (8 products there, 1 here).
 struct MvX {
     u32 a, b;  // the part's 8 activation codes (int8), little-endian
     float d;   // the chunk's scale (f16-rounded, as Q8_0 stores it)
     float s;   // Q4_1's min term: Q8_1's s = f16(d' · Σ codes of the chunk), d' = amax/127 unrounded
 };
-// The part's exact integer sum Σ qw·qx (Q4_0: codes less 8, per byte modulo 256 as int8;
-// Q4_1: codes 0..15).
-__device__ __forceinline__ int isum_q8_0(MvRaw r, int, MvX x) {
-    return __dp4a((int)r.b, (int)x.b, __dp4a((int)r.a, (int)x.a, 0));
-}
-__device__ __forceinline__ int isum_q4_0(MvRaw r, int q, MvX x) {
-    const int sh = 4 * (q >> 1);
-    const u32 qa = __vsub4((r.a >> sh) & 0x0f0f0f0fu, 0x08080808u), qb = __vsub4((r.b >> sh) & 0x0f0f0f0fu, 0x08080808u);
-    return __dp4a((int)qb, (int)x.b, __dp4a((int)qa, (int)x.a, 0));
-}
-__device__ __forceinline__ int isum_q4_1(MvRaw r, int q, MvX x) {
-    const int sh = 4 * (q >> 1);
-    const u32 qa = (r.a >> sh) & 0x0f0f0f0fu, qb = (r.b >> sh) & 0x0f0f0f0fu;
-    return __dp4a((int)qb, (int)x.b, __dp4a((int)qa, (int)x.a, 0));
-}
-__device__ __forceinline__ float dot_q8_0(MvRaw r, int q, MvX x, float acc) {
-    return fmaf(__fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), x.d), (float)isum_q8_0(r, q, x), acc);
+__device__ __forceinline__ float dot_q8_0(MvRaw r, int, MvX x, float acc) {
+    const int sumi = __dp4a((int)r.b, (int)x.b, __dp4a((int)r.a, (int)x.a, 0));
+    return fmaf(__fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), x.d), (float)sumi, acc);
 }
 __device__ __forceinline__ float dot_q4_0(MvRaw r, int q, MvX x, float acc) {
-    return fmaf(__fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), x.d), (float)isum_q4_0(r, q, x), acc);
+    const int sh = 4 * (q >> 1);
+    // Codes 0..15 less 8, per byte (modulo 256: -8..7 as int8).
+    const u32 qa = __vsub4((r.a >> sh) & 0x0f0f0f0fu, 0x08080808u), qb = __vsub4((r.b >> sh) & 0x0f0f0f0fu, 0x08080808u);
+    const int sumi = __dp4a((int)qb, (int)x.b, __dp4a((int)qa, (int)x.a, 0));
+    return fmaf(__fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), x.d), (float)sumi, acc);
 }
 __device__ __forceinline__ float dot_q4_1(MvRaw r, int q, MvX x, float acc) {
+    const int sh = 4 * (q >> 1);
+    const u32 qa = (r.a >> sh) & 0x0f0f0f0fu, qb = (r.b >> sh) & 0x0f0f0f0fu;  // codes 0..15
+    const int sumi = __dp4a((int)qb, (int)x.b, __dp4a((int)qa, (int)x.a, 0));
     const float d = f16_to_f32((u16)(r.s & 0xffffu)), m = f16_to_f32((u16)(r.s >> 16));
-    acc = fmaf(__fmul_rn(d, x.d), (float)isum_q4_1(r, q, x), acc);
+    acc = fmaf(__fmul_rn(d, x.d), (float)sumi, acc);
     // Σ (d q + m) x = d Σ q x + m Σ x: the chunk's m · s once, on its first part, with s as
     // llama.cpp's Q8_1 block keeps it (f16), so the min term is llama.cpp's product.
     return q == 0 ? fmaf(m, x.s, acc) : acc;
 }
-#define NO_ISUM(r, q, x) 0
 #define NO_RAW(row, c, q) MvRaw{0u, 0u, 0u}
 #define NO_DEC(r, q, out) ((void)0)
 #define NO_DOT(r, q, x, acc) (acc)
 
-#define QUANT_TYPE(NAME, HAS_PART, RAW_FN, DEC_FN, DOT_FN, ISUM_FN, HAS_MIN)              \
+#define QUANT_TYPE(NAME, HAS_PART, RAW_FN, DEC_FN, DOT_FN, HAS_MIN)                       \
     struct T_##NAME {                                                                     \
         static constexpr bool FLOAT = false;                                              \
         static constexpr bool MIN = HAS_MIN; /* dot reads MvX::s */                       \
@@ -432,23 +424,20 @@ __device__ __forceinline__ float dot_q4_1(MvRaw r, int q, MvX x, float acc) {
         static __device__ __forceinline__ float dot(MvRaw r, int q, MvX x, float acc) {  \
             return DOT_FN(r, q, x, acc);                                                  \
         }                                                                                 \
-        static __device__ __forceinline__ int isum(MvRaw r, int q, MvX x) {               \
-            return ISUM_FN(r, q, x);                                                      \
-        }                                                                                 \
         static __device__ __forceinline__ float elem(const u8*, i64) { return 0.0f; }     \
     };
-QUANT_TYPE(q4_0, true, raw_q4_0, dec_q4_0, dot_q4_0, isum_q4_0, false)
-QUANT_TYPE(q4_1, true, raw_q4_1, dec_q4_1, dot_q4_1, isum_q4_1, true)
-QUANT_TYPE(q5_0, false, NO_RAW, NO_DEC, NO_DOT, NO_ISUM, false)
-QUANT_TYPE(q5_1, false, NO_RAW, NO_DEC, NO_DOT, NO_ISUM, false)
-QUANT_TYPE(q8_0, true, raw_q8_0, dec_q8_0, dot_q8_0, isum_q8_0, false)
-QUANT_TYPE(q2_k, false, NO_RAW, NO_DEC, NO_DOT, NO_ISUM, false)
-QUANT_TYPE(q3_k, false, NO_RAW, NO_DEC, NO_DOT, NO_ISUM, false)
-QUANT_TYPE(q4_k, false, NO_RAW, NO_DEC, NO_DOT, NO_ISUM, false)
-QUANT_TYPE(q5_k, false, NO_RAW, NO_DEC, NO_DOT, NO_ISUM, false)
-QUANT_TYPE(q6_k, false, NO_RAW, NO_DEC, NO_DOT, NO_ISUM, false)
-QUANT_TYPE(iq4_nl, false, NO_RAW, NO_DEC, NO_DOT, NO_ISUM, false)
-QUANT_TYPE(mxfp4, false, NO_RAW, NO_DEC, NO_DOT, NO_ISUM, false)
+QUANT_TYPE(q4_0, true, raw_q4_0, dec_q4_0, dot_q4_0, false)
+QUANT_TYPE(q4_1, true, raw_q4_1, dec_q4_1, dot_q4_1, true)
+QUANT_TYPE(q5_0, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q5_1, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q8_0, true, raw_q8_0, dec_q8_0, dot_q8_0, false)
+QUANT_TYPE(q2_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q3_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q4_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q5_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q6_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(iq4_nl, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(mxfp4, false, NO_RAW, NO_DEC, NO_DOT, false)
 
 #define FLOAT_TYPE(NAME, EXPR)                                                       \
     struct T_##NAME {                                                                \
@@ -1341,32 +1330,6 @@ __device__ __forceinline__ MvX mv_round_i8(const float* v) {
     return x;
 }
 
-// The fast numerics' order, shared with the GEMM (mmq_*): a column's value over a row's 32-blocks
-// in order is acc = fmaf(d_w · d_x, Σ qw·qx, acc) (Q4_1: then fmaf(m_w, s_x, acc)), the integer
-// sum of a block exact. A row's value then depends on its own data alone, never on whether the
-// mat-vec or the GEMM computed it, so the backend may give any batch of rows to either.
-// A 32-block's integer sum from its four parts' (16-byte aligned in shared memory); exact.
-__device__ __forceinline__ int mvq_block_sum(const int* p) {
-    const uint4 v = *(const uint4*)p;
-    return (int)(v.x + v.y + v.z + v.w);  // modulo 2^32, as int: the same exact sum
-}
-// One block's step; `ws` holds the weight block's f16 scale (low half) and f16 min (high half).
-template <bool MIN>
-__device__ __forceinline__ float mvq_step(float acc, u32 ws, float dx, float sx, int isum) {
-    acc = fmaf(__fmul_rn(f16_to_f32((u16)(ws & 0xffffu)), dx), (float)isum, acc);
-    return MIN ? fmaf(f16_to_f32((u16)(ws >> 16)), sx, acc) : acc;
-}
-// Part s of row r of quant_x_q8p's records (per row: k int8 codes, then k/32 scales d, then k/32
-// sums s; 1.25·k bytes, so every record and its d start on multiples of 8 when k % 32 == 0).
-template <bool MIN>
-__device__ __forceinline__ MvX mvq_load_x(const float* xp, int k, i64 r, int s, bool valid) {
-    if (!valid) return MvX{0u, 0u, 0.0f, 0.0f};
-    const u8* rec = (const u8*)xp + r * (i64)(k + k / 4);
-    const uint2 q = ((const uint2*)rec)[s];
-    const float* d = (const float*)(rec + k);
-    return MvX{q.x, q.y, d[s >> 2], MIN ? d[k / 32 + (s >> 2)] : 0.0f};
-}
-
 // The rms_norm kernel's scale 1 / sqrt(mean(x²) + eps) of row `xr` as that kernel computes it
 // with its launch of 256 threads (f64, strided partials, xor trees, warps in order), from a block
 // of 128: thread t plays threads t and t + 128. Every thread calls it; `red` holds 9 doubles.
@@ -1503,7 +1466,7 @@ __device__ __forceinline__ i64 mv_rope_col(i64 jj0, int c, i64 m, i64 mb, const 
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
 // part once for all C. Every column's sum is the C = 1 order, so its value is the same.
-template <class T, int C, int R, bool PAIR, int U, bool ROPE = false, bool FAST_ONLY = false>
+template <class T, int C, int R, bool PAIR, int U, bool ROPE = false>
 __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64 row_bytes, const float* res,
                                          int xq, const u8* w2_, int act, int norm, const float* nw, float eps,
                                          const float* bias, float* y, i64 m, const u8* wb, const float* bias_b,
@@ -1511,8 +1474,6 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
                                          i64 r0, int nr, const RopeKv* rk = nullptr) {
     static_assert(T::PART && C * R <= MV_MAX_ROWS, "mv_multi: part-decodable types, C·R accumulators");
     static_assert(!ROPE || (C == 8 && R == 1 && !PAIR), "mv_multi: RoPE blocks are 8 columns of one row");
-    constexpr bool XQ3 = !PAIR || C == 1;  // see `fast` below
-    if (xq == 3 && !XQ3) return;           // not the ABI's launch (uniform)
     // Only PAIR instances take a GLU pair (the registers of a second weight's parts).
     const u8* const w2 = PAIR ? w2_ : nullptr;
     __shared__ double mv_sc[R];
@@ -1520,18 +1481,21 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     __shared__ float mv_red[2][C * R][MV_WARPS];
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
     const i64 total = m + mb + mc, jj0 = (i64)blockIdx.x * C;
-    // Column c's weight row, computed where it is loaded (C pointers held across the loop would
-    // cost 2·C registers).
-    auto wrow = [&](int c) {
+    const u8* wr[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
         const i64 jc = ROPE ? mv_rope_col(jj0, c, m, mb, rk) : jj0 + c;
         const i64 jj = jc < total ? jc : total - 1;  // past the end: a real row, result unused
         const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
-        return sel.w + sel.j * row_bytes;
-    };
+        wr[c] = sel.w + sel.j * row_bytes;
+    }
     // With w2 (a GLU pair: no further projections, so every column is W's) W2's row of column c
     // sits where W's does.
-    auto wr2 = [&](int c) { return w2 + (jj0 + c < total ? jj0 + c : total - 1) * row_bytes; };
+    auto wr2 = [&](int c) { return w2 + (wr[c] - w); };
     const int nsub = k / 8;
+    float acc[C * R], acc2[C * R];
+#pragma unroll
+    for (int u = 0; u < C * R; ++u) { acc[u] = 0.0f; acc2[u] = 0.0f; }
     // U loop iterations' parts (U·128 parts a row) are loaded before any is decoded: a long row
     // is one memory round trip per U iterations, not one per iteration.
     MvRaw raw[U][C], raw2[U][C];
@@ -1542,39 +1506,13 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             if (s < nsub) {
 #pragma unroll
                 for (int c = 0; c < C; ++c) {
-                    raw[it][c] = T::raw(wrow(c), s >> 2, s & 3);
+                    raw[it][c] = T::raw(wr[c], s >> 2, s & 3);
                     if (w2) raw2[it][c] = T::raw(wr2(c), s >> 2, s & 3);
                 }
             }
         }
     };
-    // The fast numerics (xq 0: x rounded to Q8_0 here; xq 3: quant_x_q8p's codes) take the
-    // integer products in the GEMM's order (see mvq_* above): every part's exact integer sum is
-    // gathered in shared memory, a pass of U·128 parts at a time, then one thread per column and
-    // row chains the pass's blocks in order (a block's sum is its four parts', exact).
-    // xq 3 (pre-rounded input, the head's) is read by the instances a head takes (XQ3: no GLU
-    // pair, or the one-column generic); FAST_ONLY instances (the generic's) hold no float path.
-    const bool fast = FAST_ONLY || xq == 0 || (XQ3 && xq == 3);
-    constexpr int GB = U * MV_THREADS / 4;  // blocks a pass
-    constexpr int NP = PAIR ? 2 : 1;
-    __shared__ __align__(16) int q_sum[NP][C * R][4 * GB];  // parts' integer sums, by accumulator
-    __shared__ u32 q_ws[NP][GB][C];  // the weight blocks' f16 scale (low half) and min (high, Q4_1)
-    __shared__ float q_dx[GB][R], q_sx[GB][R];
-    float qv = 0.0f, qv2 = 0.0f;  // thread u < C·R: accumulator u's chain (column u / R, row u % R)
-    const int nb = k / 32;
-    // A pass's weight scale words straight into shared memory (constants: issued before the
-    // wait, and no register holds them through the gather).
-    auto load_ws = [&](int g0) {
-#pragma unroll
-        for (int e0 = 0; e0 < NP * GB * C; e0 += MV_THREADS) {
-            const int e = e0 + threadIdx.x;
-            if (e >= NP * GB * C) break;
-            const int p = e / (GB * C), c = (e / GB) % C, bl = e % GB, b = g0 / 4 + bl;
-            if (b < nb && (p == 0 || w2)) q_ws[p][bl][c] = T::raw(p ? wr2(c) : wrow(c), b, 0).s;
-        }
-    };
     load(0);  // the first parts' bytes go out before the norm's reductions
-    if (fast) load_ws(0);
     // The norm weights of a row of at most 128 parts (one pass) are constant too: each thread
     // stages its own part's 8 in shared memory before the wait and reads back only those (no
     // barrier), instead of a dependent global load after the norm's reductions.
@@ -1601,58 +1539,6 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
         __syncthreads();
     }
-    if (fast) {  // uniform
-    for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
-        if (g0 > 0) { load(g0); load_ws(g0); }
-#pragma unroll
-        for (int it = 0; it < U; ++it) {
-            if (g0 + it * MV_THREADS >= nsub) break;  // uniform over the block
-            const int s = g0 + it * MV_THREADS + threadIdx.x;
-            const bool valid = s < nsub, lead = (threadIdx.x & 3) == 0;
-            const int bl = it * (MV_THREADS / 4) + (threadIdx.x >> 2);
-#pragma unroll 1  // rows one after another: each row's values are stored before the next's
-            for (int i = 0; i < R; ++i) {
-                if (i < nr) {  // uniform
-                    MvX xi;
-                    if (XQ3 && xq == 3) {
-                        xi = mvq_load_x<T::MIN>(x, k, r0 + i, s, valid);
-                    } else {
-                        float xv[8];
-                        mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
-                        xi = mv_round_i8<T::MIN>(xv);
-                    }
-                    if (lead) { q_dx[bl][i] = xi.d; q_sx[bl][i] = xi.s; }
-#pragma unroll
-                    for (int c = 0; c < C; ++c) {
-                        q_sum[0][c * R + i][s - g0] = valid ? T::isum(raw[it][c], s & 3, xi) : 0;
-                        if constexpr (PAIR) {
-                            if (w2) {  // uniform
-                                q_sum[NP - 1][c * R + i][s - g0] = valid ? T::isum(raw2[it][c], s & 3, xi) : 0;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        __syncthreads();
-        if ((int)threadIdx.x < C * R && (int)threadIdx.x % R < nr) {
-            const int u = threadIdx.x, c = u / R, i = u % R;
-            const int nbp = min(GB, nb - g0 / 4);
-#pragma unroll 1
-            for (int bl = 0; bl < nbp; ++bl) {
-                qv = mvq_step<T::MIN>(qv, q_ws[0][bl][c], q_dx[bl][i], q_sx[bl][i], mvq_block_sum(&q_sum[0][u][4 * bl]));
-                if (PAIR && w2) {
-                    qv2 = mvq_step<T::MIN>(qv2, q_ws[NP - 1][bl][c], q_dx[bl][i], q_sx[bl][i],
-                                           mvq_block_sum(&q_sum[NP - 1][u][4 * bl]));
-                }
-            }
-        }
-        __syncthreads();  // the next pass rewrites the gather
-    }
-    } else if constexpr (!FAST_ONLY) {
-    float acc[C * R], acc2[C * R];
-#pragma unroll
-    for (int u = 0; u < C * R; ++u) { acc[u] = 0.0f; acc2[u] = 0.0f; }
     for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
         if (g0 > 0) load(g0);
 #pragma unroll
@@ -1665,6 +1551,17 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
                 if (i < nr) {  // uniform
                     float xv[8];
                     mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
+                    if (xq == 0) {  // uniform: the fast numerics' integer products
+                        const MvX xi = mv_round_i8<T::MIN>(xv);
+                        if (valid) {
+#pragma unroll
+                            for (int c = 0; c < C; ++c) {
+                                acc[c * R + i] = T::dot(raw[it][c], s & 3, xi, acc[c * R + i]);
+                                if (w2) acc2[c * R + i] = T::dot(raw2[it][c], s & 3, xi, acc2[c * R + i]);
+                            }
+                        }
+                        continue;
+                    }
                     mv_round(xv, xq, lane);
                     if (valid) {
 #pragma unroll
@@ -1697,25 +1594,13 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
     }
     __syncthreads();
-    }
-    // Column u / R, row u % R's sums: the fast chain's thread u holds them; else the warps' in order.
-    auto col_sum = [&](int u, float* v2) {
-        if (fast) { *v2 = qv2; return qv; }
-        float v = mv_red[0][u][0], w = mv_red[1][u][0];
-#pragma unroll
-        for (int q = 1; q < MV_WARPS; ++q) {
-            v = __fadd_rn(v, mv_red[0][u][q]);
-            w = __fadd_rn(w, mv_red[1][u][q]);
-        }
-        *v2 = w;
-        return v;
-    };
     if constexpr (ROPE) {
         __shared__ float mv_fin[8];
         if (threadIdx.x < 8) {  // the 8 columns' values, bias added (as mv_finish)
             const int c = threadIdx.x;
-            float unused;
-            float v = col_sum(c, &unused);
+            float v = mv_red[0][c][0];
+#pragma unroll
+            for (int q = 1; q < MV_WARPS; ++q) v = __fadd_rn(v, mv_red[0][c][q]);
             const MvSel sel = mv_select(mv_rope_col(jj0, c, m, mb, rk), w, bias, y, m, wb, bias_b, yb, mb, wc,
                                         bias_c, yc, mc);
             if (sel.bias) v = __fadd_rn(v, sel.bias[sel.j]);
@@ -1752,8 +1637,12 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         const int u = threadIdx.x, c = u / R, i = u % R;
         const i64 jj = jj0 + c;
         if (i < nr && jj < total) {
-            float v2;
-            const float v = col_sum(u, &v2);
+            float v = mv_red[0][u][0], v2 = mv_red[1][u][0];
+#pragma unroll
+            for (int q = 1; q < MV_WARPS; ++q) {
+                v = __fadd_rn(v, mv_red[0][u][q]);
+                v2 = __fadd_rn(v2, mv_red[1][u][q]);
+            }
             const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
             mv_finish(v, v2, w2 != nullptr, (r0 + i) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y);
         }
@@ -1775,21 +1664,12 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     const i64 r0 = (i64)blockIdx.y * rpb;
     if (r0 >= n_out) return;  // uniform over the block
     const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
-    if (xq == 3 && (ids || !T::PART)) return;  // pre-rounded input: part-decodable types without ids
     if constexpr (C > 1) {
         if (ids || rpb > R || (w2 && !PAIR)) return;  // not the ABI's launch of a multi-column entry point
         mv_multi<T, C, R, PAIR, U>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
                           bias_c, yc, mc, r0, nr);
         return;
     } else {
-    if constexpr (T::PART) {
-        // The fast numerics without ids: the GEMM's order (mvq_*), as the multi-column entry points.
-        if ((xq == 0 || xq == 3) && !ids) {  // uniform
-            mv_multi<T, 1, MV_MAX_ROWS, true, 1, false, true>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias,
-                                                               y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc, r0, nr);
-            return;
-        }
-    }
     pdl_wait();  // ids, x, res and y belong to the kernels before this one
     // Row i's activation: x + xrow(i)·k (rows, or with ids the row's token, computed per use).
     auto xrow = [&](int i) -> i64 {
@@ -2057,9 +1937,9 @@ extern "C" __global__ void dequant_rows_mxfp4(DEQUANT_PARAMS) { dequant_rows_t<T
 // activation block. A value is then, over the row's blocks in order,
 // acc = fmaf(d_w · d_x, Σ qw·qx, acc) (Q4_1 / Q5_1 add fmaf(m_w, s_x, acc)), llama.cpp's
 // per-block formula: it depends on the row's and the column's data alone, never on the tile, the
-// grid, n or the other rows. For Q8_0 / Q4_0 / Q4_1 it is the mat-vec's value bit for bit (mvq_*),
-// so the backend may give any batch to either; Q5_0 / Q5_1's mat-vec multiplies dequantized
-// floats, so their GEMM takes the rows of long sequences only.
+// grid, n or the other rows. (The mat-vec sums per 8-element part instead: the same integers,
+// other float roundings; Q5_0 / Q5_1's mat-vec multiplies dequantized floats; so the backend
+// picks the GEMM by the rows of a row's own sequence.)
 
 #define GM_BM 128                  // weight rows (output columns) a block
 #define GM_BN 64                   // activation rows (tokens) a block
@@ -2070,10 +1950,13 @@ extern "C" __global__ void dequant_rows_mxfp4(DEQUANT_PARAMS) { dequant_rows_t<T
 // One row's codes (int8, [rows, k]), scales d ([rows, k/32], f16-rounded as Q8_0 keeps them) and
 // Q8_1 sums s (mv_round_i8's, for Q4_1) of x (rms-normalized first with `norm`, times `nw` when
 // given, exactly as the mat-vec does). grid (rows), block 128; k a multiple of 32.
-// Row `r` of x rounded to codes q[0..k), scales d[0..k/32) and sums s[0..k/32); block 128.
-__device__ __forceinline__ void quant_row_q8(const float* xr, i8* q, float* d, float* s, int k, int norm,
-                                            const float* nw, float eps, double* red) {
-    const int nsub = k / 8;
+extern "C" __global__ void quant_x_q8(const float* x, i8* q, float* d, float* s, int rows, int k, int norm,
+                                      const float* nw, float eps) {
+    __shared__ double red[9];
+    const int r = blockIdx.x;
+    if (r >= rows || blockDim.x != MV_THREADS) return;  // uniform
+    const int nsub = k / 8, nb = k / 32;
+    const float* xr = x + (i64)r * k;
     const double sc = norm ? rms_scale_256(xr, k, eps, red) : 1.0;
     for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
         const int p = s0 + threadIdx.x;
@@ -2081,33 +1964,13 @@ __device__ __forceinline__ void quant_row_q8(const float* xr, i8* q, float* d, f
         mv_load_x(xr, p, p < nsub, v, norm, sc, nw);
         const MvX qx = mv_round_i8<true>(v);
         if (p < nsub) {
-            ((uint2*)q)[p] = make_uint2(qx.a, qx.b);
+            ((uint2*)(q + (i64)r * k))[p] = make_uint2(qx.a, qx.b);
             if ((p & 3) == 0) {
-                d[p / 4] = qx.d;
-                s[p / 4] = qx.s;
+                d[(i64)r * nb + p / 4] = qx.d;
+                s[(i64)r * nb + p / 4] = qx.s;
             }
         }
     }
-}
-extern "C" __global__ void quant_x_q8(const float* x, i8* q, float* d, float* s, int rows, int k, int norm,
-                                      const float* nw, float eps) {
-    __shared__ double red[9];
-    const int r = blockIdx.x;
-    if (r >= rows || blockDim.x != MV_THREADS) return;  // uniform
-    const int nb = k / 32;
-    quant_row_q8(x + (i64)r * k, q + (i64)r * k, d + (i64)r * nb, s + (i64)r * nb, k, norm, nw, eps, red);
-}
-// The same values as one record a row (codes, then d, then s: 1.25·k bytes), the mat-vec's
-// pre-rounded input (xq 3: a wide output rounds the activation once, not once per column).
-extern "C" __global__ void quant_x_q8p(const float* x, u8* out, int rows, int k, int norm, const float* nw,
-                                       float eps) {
-    __shared__ double red[9];
-    pdl_trigger();
-    pdl_wait();
-    const int r = blockIdx.x;
-    if (r >= rows || blockDim.x != MV_THREADS) return;  // uniform
-    u8* rec = out + (i64)r * (k + k / 4);
-    quant_row_q8(x + (i64)r * k, (i8*)rec, (float*)(rec + k), (float*)(rec + k) + k / 32, k, norm, nw, eps, red);
 }
 
 // A pair of weight blocks (2p, 2p + 1) read as 4-byte words (a row's pairs start on multiples

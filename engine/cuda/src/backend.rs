@@ -166,7 +166,7 @@ fn glu8() -> bool {
 /// cheaper rounded in place than paying a launch).
 const MV_ROUND_ONCE_M: usize = 16_384;
 
-/// Rows of a batch (of one sequence, for Q5_0 / Q5_1) from which fast-numerics matmuls take the GEMM
+/// Rows of one sequence from which its fast-numerics matmuls take the tensor-core GEMM
 /// (llama.cpp's CUDA backend leaves its mat-vec, mmvq, past 8 rows; ours reads each weight once
 /// for 8 rows, so 16 is where a 64-row tile starts to pay).
 const MMQ_MIN_ROWS: u32 = 16;
@@ -175,10 +175,11 @@ const MMQ_BM: usize = 128;
 const MMQ_BN: usize = 64;
 const MMQ_THREADS: u32 = 256;
 
-/// `ORCD_CUDA_MMQ=1` turns the prefill GEMM on (off by default until seen on a card).
+/// The prefill GEMM is on unless `ORCD_CUDA_MMQ=0` (it passed `ops` and memcheck on an H100,
+/// docs/perf/GPU.md, ninth block).
 fn mmq_on() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ").is_some_and(|v| v == "1"))
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ").is_none_or(|v| v != "0"))
 }
 
 /// The rows of a matmul that take the GEMM: none, all, or these.
@@ -189,16 +190,9 @@ enum MmqRows {
     Some(Vec<u32>),
 }
 
-/// The rows of an `n_out`-row activation that take the GEMM. `invariant` (Q8_0, Q4_0, Q4_1: the
-/// mat-vec sums in the GEMM's order, kernels/ABI.md, so a row's bits do not depend on which
-/// kernel computed it): every row once there are [`MMQ_MIN_ROWS`] of them, whatever their
-/// sequences. Otherwise the rows whose own sequence has at least that many rows in it (none when
-/// the groups do not describe these rows).
-fn mmq_select(g: Option<&RowGroups>, n_out: usize, invariant: bool) -> MmqRows {
-    if invariant {
-        return if n_out >= MMQ_MIN_ROWS as usize { MmqRows::All } else { MmqRows::None };
-    }
-    let Some(g) = g else { return MmqRows::None };
+/// The rows of an `n_out`-row activation whose sequence has at least [`MMQ_MIN_ROWS`] rows in it
+/// (none when the groups do not describe these rows).
+fn mmq_select(g: &RowGroups, n_out: usize) -> MmqRows {
     if g.len() != n_out {
         return MmqRows::None;
     }
@@ -349,10 +343,9 @@ impl Cuda {
                 return Err(shape_err("matmul", format!("residual [{}, {}] for [{n_out}, {m}]", r.rows, r.cols)));
             }
         }
-        // Batches of many rows take the tensor-core GEMM (for Q5_0 / Q5_1, the rows of long
-        // sequences: a prefill); the others the mat-vec. With both kinds in one batch the mat-vec
-        // computes every row and the GEMM then writes its rows over (a row's value depends on its
-        // own sequence alone).
+        // Rows of sequences with many rows (a prefill) take the tensor-core GEMM; the others the
+        // mat-vec. With both kinds in one batch the mat-vec computes every row and the GEMM then
+        // writes its rows over (a row's value depends on its own sequence alone).
         let sel = self.mmq_rows(w, xq, ids.is_some(), groups, n_out);
         if !matches!(sel, MmqRows::None) {
             let ys = if matches!(sel, MmqRows::Some(_)) {
@@ -380,16 +373,13 @@ impl Cuda {
         // column. kernels/ABI.md.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
         let part = matches!(w.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) && ids.is_none();
-        // A wide output (the head) of the fast numerics reads the activation's codes rounded once
-        // (quant_x_q8p, xq 3): entry points without a GLU pair (not matvec8g_ / matvec4_).
-        let codes_once = part && xq == 0 && m >= MV_ROUND_ONCE_M && glu.is_none();
         let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() && w.k > 2 * 1024 {
             ("matvec2l", 2, 1)
         } else if part && n_out == 1 && glu.is_none() {
             ("matvec8", 8, 1)
         } else if part && n_out == 1 && glu8() {
             ("matvec8g", 8, 1)
-        } else if part && n_out <= 2 && !codes_once {
+        } else if part && n_out <= 2 {
             ("matvec4", 4, 2)
         } else {
             ("matvec", 1, if ids.is_some() { 1 } else { n_out.clamp(1, 8) })
@@ -399,30 +389,7 @@ impl Cuda {
         // column: round_x computes the values the mat-vec would (the same device code), then the
         // mat-vec takes them as they are.
         let rounded;
-        let (x, xq, norm) = if codes_once {
-            // The fast numerics' codes once (quant_x_q8p: 1.25·k bytes a row; k is whole 32-blocks here),
-            // read by the mat-vec's integer products as they are (xq 3).
-            rounded = self.tensor(x.rows, x.cols * 5 / 16)?;
-            self.dev
-                .launch_ex(
-                    "quant_x_q8p",
-                    (x.rows.max(1) as u32, 1, 1),
-                    128,
-                    0,
-                    &[
-                        x.buf.arg(),
-                        rounded.buf.arg(),
-                        Arg::I32(x.rows as i32),
-                        Arg::I32(x.cols as i32),
-                        Arg::I32(norm.is_some() as i32),
-                        norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
-                        Arg::F32(norm.map_or(0.0, |(_, e)| e)),
-                    ],
-                    true,
-                )
-                .map_err(err)?;
-            (&rounded, 3, None)
-        } else if !float_w && (xq >= 0 || norm.is_some()) && m >= MV_ROUND_ONCE_M {
+        let (x, xq, norm) = if !float_w && (xq >= 0 || norm.is_some()) && m >= MV_ROUND_ONCE_M {
             rounded = self.tensor(x.rows, x.cols)?;
             self.dev
                 .launch_ex(
@@ -501,21 +468,20 @@ impl Cuda {
     }
 
     /// Which rows of a matmul take the tensor-core GEMM (`mmq_*`, kernels/ABI.md): with the fast
-    /// numerics (`xq` 0), a Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 weight without expert ids whose rows
-    /// are whole pairs of blocks (k % 64 == 0), as [`mmq_select`] says — so a row's value never
-    /// depends on its neighbours. Off unless `ORCD_CUDA_MMQ=1` until the GEMM has been seen on a card.
+    /// numerics (`xq` 0), a Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 weight without expert ids whose rows are whole
+    /// pairs of blocks (k % 64 == 0), the rows whose sequence has at least [`MMQ_MIN_ROWS`] rows
+    /// in this activation — decided by a row's own sequence, so its value never depends on its
+    /// neighbours. `ORCD_CUDA_MMQ=0` turns it off.
     fn mmq_rows(&self, w: &CudaWeight, xq: i32, ids: bool, groups: Option<&RowGroups>, n_out: usize) -> MmqRows {
-        let invariant = matches!(w.ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1);
-        let typed = invariant || matches!(w.ty, GgmlType::Q5_0 | GgmlType::Q5_1);
-        if mmq_on() && xq == 0 && !ids && typed && w.k.is_multiple_of(64) {
-            mmq_select(groups, n_out, invariant)
-        } else {
-            MmqRows::None
+        let typed = matches!(w.ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1);
+        match groups {
+            Some(g) if mmq_on() && xq == 0 && !ids && typed && w.k.is_multiple_of(64) => mmq_select(g, n_out),
+            _ => MmqRows::None,
         }
     }
 
-    /// The GEMM rows of [`Cuda::matvec`]'s outputs `ys` (the values its ABI gives; for Q8_0, Q4_0
-    /// and Q4_1 the mat-vec's bit for bit): the activation rounded to Q8_0 codes once (`quant_x_q8`, normalized
+    /// The GEMM rows of [`Cuda::matvec`]'s outputs `ys` (the values its ABI gives, per block
+    /// instead of per part): the activation rounded to Q8_0 codes once (`quant_x_q8`, normalized
     /// first with `norm`), then one `mmq_<ty>` launch a projection; a GLU pair is the gate's
     /// launch into a scratch tensor, then the up's, which applies the GLU (and the residual).
     #[allow(clippy::too_many_arguments)]
@@ -1642,28 +1608,15 @@ mod tests {
 
     #[test]
     fn the_gemm_takes_the_rows_of_long_sequences_only() {
-        let sel = |seqs: &[usize], n| mmq_select(Some(&groups(seqs)), n, false);
         // A decode batch: every row its own sequence, the mat-vec's.
-        assert_eq!(sel(&[1, 1, 1], 3), MmqRows::None);
-        assert_eq!(sel(&[1; 20], 20), MmqRows::None);
+        assert_eq!(mmq_select(&groups(&[1, 1, 1]), 3), MmqRows::None);
         // Just below and at the threshold.
-        assert_eq!(sel(&[15], 15), MmqRows::None);
-        assert_eq!(sel(&[16], 16), MmqRows::All);
+        assert_eq!(mmq_select(&groups(&[15]), 15), MmqRows::None);
+        assert_eq!(mmq_select(&groups(&[16]), 16), MmqRows::All);
         // A prefill beside decode rows: the prefill's rows (2..42), wherever they sit.
-        assert_eq!(sel(&[1, 1, 40], 42), MmqRows::Some((2..42).collect()));
-        assert_eq!(sel(&[20, 3], 23), MmqRows::Some((0..20).collect()));
-        // Groups of other rows (the head's output rows), or none: never a guess.
-        assert_eq!(sel(&[40], 1), MmqRows::None);
-        assert_eq!(mmq_select(None, 40, false), MmqRows::None);
-    }
-
-    #[test]
-    fn batch_invariant_types_take_the_gemm_by_row_count_alone() {
-        // Q8_0 / Q4_0 / Q4_1: the mat-vec's values are the GEMM's, so a decode batch of 16
-        // sequences takes it, and 15 rows of one prefill do not.
-        assert_eq!(mmq_select(Some(&groups(&[1; 16])), 16, true), MmqRows::All);
-        assert_eq!(mmq_select(None, 64, true), MmqRows::All);
-        assert_eq!(mmq_select(Some(&groups(&[15])), 15, true), MmqRows::None);
-        assert_eq!(mmq_select(Some(&groups(&[1, 1, 40])), 42, true), MmqRows::All);
+        assert_eq!(mmq_select(&groups(&[1, 1, 40]), 42), MmqRows::Some((2..42).collect()));
+        assert_eq!(mmq_select(&groups(&[20, 3]), 23), MmqRows::Some((0..20).collect()));
+        // Groups of other rows (the head's output rows): never a guess.
+        assert_eq!(mmq_select(&groups(&[40]), 1), MmqRows::None);
     }
 }
