@@ -190,7 +190,7 @@ fn cuda_four_sequences_smollm2() {
 /// `mmq_*` (its own sequence's row count decides), as they do alone, over the mat-vec of the
 /// whole batch; the 1-row one and every decode step take the mat-vec. Each sequence's rows equal
 /// its rows alone, bit for bit (Q4_1: the GEMM's min term too). Runs itself again in a child
-/// process with the emulator's variable set (~2–3 minutes of emulation: the 32,000-wide head).
+/// process with the emulator's variable set (about a minute of emulation: the 32,000-wide head).
 #[test]
 fn emulated_cuda_two_sequences_with_the_gemm_equal_each_alone() {
     const NAME: &str = "emulated_cuda_two_sequences_with_the_gemm_equal_each_alone";
