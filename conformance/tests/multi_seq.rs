@@ -185,18 +185,12 @@ fn cuda_four_sequences_smollm2() {
     check_on("smollm2-135m-q4_1-", &[5, 1, 10, 3], orcd_backends::BackendKind::Cuda);
 }
 
-/// Two sequences on the emulated CUDA device (`ORCD_CUDA_EMU=1`, kernels/emu) with the prefill
-/// GEMM on (the default): in the batched prefill (18 rows) only the 17-row sequence's rows take
-/// `mmq_*` (its own sequence's row count decides), as they do alone, over the mat-vec of the
-/// whole batch; the 1-row one and every decode step take the mat-vec. Each sequence's rows equal
-/// its rows alone, bit for bit (Q4_1: the GEMM's min term too). Runs itself again in a child
-/// process with the emulator's variable set (about a minute of emulation: the 32,000-wide head).
-#[test]
-fn emulated_cuda_two_sequences_with_the_gemm_equal_each_alone() {
-    const NAME: &str = "emulated_cuda_two_sequences_with_the_gemm_equal_each_alone";
+/// `check_on` of the CUDA column on the emulated device (`ORCD_CUDA_EMU=1`, kernels/emu): the
+/// test runs itself again in a child process with the emulator's variable set.
+fn emulated_check(name: &str, filter: &str, lens: &[usize]) {
     if std::env::var_os("ORCD_CUDA_EMU").is_none() {
         let run = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+            .args(["--exact", name, "--nocapture", "--test-threads", "1"])
             .env("ORCD_CUDA_EMU", "1")
             .output()
             .unwrap();
@@ -204,7 +198,32 @@ fn emulated_cuda_two_sequences_with_the_gemm_equal_each_alone() {
         assert!(run.status.success() && log.contains("1 passed"), "on the emulated device:\n{log}");
         return;
     }
-    check_on("llama-synth-tiny-q4_1-fast-short", &[17, 1], orcd_backends::BackendKind::Cuda);
+    check_on(filter, lens, orcd_backends::BackendKind::Cuda);
+}
+
+/// Two sequences on the emulated CUDA device with the prefill GEMM on (the default): in the
+/// batched prefill (18 rows) only the 17-row sequence's rows take `mmq_*` (its own sequence's
+/// row count decides), as they do alone, over the mat-vec of the whole batch; the 1-row one and
+/// every decode step take the mat-vec. Each sequence's rows equal its rows alone, bit for bit
+/// (Q4_1: the GEMM's min term too). About a minute of emulation (the 32,000-wide head).
+#[test]
+fn emulated_cuda_two_sequences_with_the_gemm_equal_each_alone() {
+    emulated_check(
+        "emulated_cuda_two_sequences_with_the_gemm_equal_each_alone",
+        "llama-synth-tiny-q4_1-fast-short",
+        &[17, 1],
+    );
+}
+
+/// Three sequences of fewer than 16 rows on the emulated device, the fast column of the Qwen2
+/// Q8_0 file (q, k, v biases): the batched rows (8 in the prefill, 3 a decode step) take the
+/// activation rounded once (`quant_x_q8` + `matvecq_`/`matvecqg_`), a sequence alone the
+/// single-row kernels (`matvec8r_`, `matvec8g_`, …); every row is the same bits either way.
+/// (The exact column's batched `round_x` path is in `cuda_four_sequences_synthetic_models`, on a
+/// card.)
+#[test]
+fn emulated_cuda_three_sequences_equal_each_alone() {
+    emulated_check("emulated_cuda_three_sequences_equal_each_alone", "qwen2-synth-tiny-q8_0-fast", &[4, 1, 3]);
 }
 
 /// A decode step replayed from a recorded forward (a CUDA graph) gives the logits the same step

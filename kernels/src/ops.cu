@@ -1823,6 +1823,92 @@ __device__ __forceinline__ void matvec_rope_t(const u8* w, const float* x, float
                                       bias_b, yb, mb, wc, bias_c, yc, mc, 0, 1, &rk);
 }
 
+// matvecq_ / matvecqg_: the fast numerics' mat-vec of several rows (3 .. of a decode batch) from
+// codes rounded once (`quant_x_q8`, normalized there), not re-normalized and re-rounded in every
+// block: C columns × R rows a block, each thread's part loaded once for all R rows. A row's value
+// is the C = 1 order (kernels/ABI.md `matvec_<ty>`: the thread's fmaf chain over its parts, the
+// xor tree, the warps in order), and quant_x_q8's codes are mv_round_i8's, so it is the bits of
+// the single-row entry points: a row's value never depends on the batch it is in.
+template <class T, int C, int R, bool PAIR>
+__device__ __forceinline__ void matvecq_t(const u8* w, const i8* q, const float* qd, const float* qs, float* y,
+                                          int n_out, int k, int m, i64 row_bytes, const float* bias,
+                                          const float* res, const u8* w2_, int act, const u8* wb,
+                                          const float* bias_b, float* yb, int mb, const u8* wc,
+                                          const float* bias_c, float* yc, int mc) {
+    static_assert(T::PART && C * R <= 32, "matvecq_t: part-decodable types, at most 32 accumulators");
+    __shared__ float mv_red[2][C * R][MV_WARPS];
+    pdl_trigger();
+    if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR) return;  // uniform: not the ABI's launch
+    const i64 r0 = (i64)blockIdx.y * R, total = (i64)m + mb + mc, jj0 = (i64)blockIdx.x * C;
+    if (r0 >= n_out || jj0 >= total) return;  // uniform over the block
+    const int nr = (int)(n_out - r0 < R ? n_out - r0 : R);
+    const u8* const w2 = PAIR ? w2_ : nullptr;
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, nsub = k / 8, nb = k / 32;
+    const u8* wr[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+        const i64 jj = jj0 + c < total ? jj0 + c : total - 1;  // past the end: a real row, result unused
+        const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+        wr[c] = sel.w + sel.j * row_bytes;
+    }
+    float acc[C * R], acc2[C * R];
+#pragma unroll
+    for (int u = 0; u < C * R; ++u) { acc[u] = 0.0f; acc2[u] = 0.0f; }
+    MvRaw raw[C], raw2[C];
+    auto load = [&](int s) {
+        if (s < nsub) {
+#pragma unroll
+            for (int c = 0; c < C; ++c) {
+                raw[c] = T::raw(wr[c], s >> 2, s & 3);
+                if (PAIR) raw2[c] = T::raw(w2 + (wr[c] - w), s >> 2, s & 3);
+            }
+        }
+    };
+    load(threadIdx.x);  // the first parts' bytes go out before the wait (weights only)
+    pdl_wait();         // the codes, res and y belong to the kernels before this one
+    for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {
+        const int s = s0 + threadIdx.x;
+        if (s0 > 0) load(s);
+        if (s >= nsub) continue;  // no shuffles in this loop
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+            if (i < nr) {
+                const i64 xr = r0 + i;
+                const uint2 cq = ((const uint2*)(q + xr * k))[s];
+                const MvX xi{cq.x, cq.y, qd[xr * nb + (s >> 2)], T::MIN ? qs[xr * nb + (s >> 2)] : 0.0f};
+#pragma unroll
+                for (int c = 0; c < C; ++c) {
+                    acc[c * R + i] = T::dot(raw[c], s & 3, xi, acc[c * R + i]);
+                    if (PAIR) acc2[c * R + i] = T::dot(raw2[c], s & 3, xi, acc2[c * R + i]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < C * R; ++u) {
+        if (u % R < nr) {  // uniform
+            float v = acc[u], v2 = acc2[u];
+            mv_warp_sum(&v, &v2, PAIR);
+            if (lane == 0) { mv_red[0][u][wp] = v; mv_red[1][u][wp] = v2; }
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x < C * R) {
+        const int u = threadIdx.x, c = u / R, i = u % R;
+        const i64 jj = jj0 + c;
+        if (i < nr && jj < total) {
+            float v = mv_red[0][u][0], v2 = mv_red[1][u][0];
+#pragma unroll
+            for (int qq = 1; qq < MV_WARPS; ++qq) {
+                v = __fadd_rn(v, mv_red[0][u][qq]);
+                v2 = __fadd_rn(v2, mv_red[1][u][qq]);
+            }
+            const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+            mv_finish(v, v2, PAIR, (r0 + i) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y);
+        }
+    }
+}
+
 // y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.
 template <class T>
 __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids, float* y, int n, int cols,
@@ -1874,6 +1960,12 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
     w, x, y, n_out, k, m, row_bytes, ids, bias, rpb, xq, w2, norm, nw, eps, wb, bias_b, yb, mb, wc, bias_c, yc, mc, \
         RopeKv{pos, seq, head_dim, neox, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, mscale,      \
                freq_factors, kc, vc, il, n_seq, n_ctx, kv_f16}
+#define MVQ_PARAMS                                                                                      \
+    const unsigned char *w, const signed char *q, const float *qd, const float *qs, float *y, int n_out, int k, \
+        int m, long long row_bytes, const float *bias, const float *res, const unsigned char *w2, int act,        \
+        const unsigned char *wb, const float *bias_b, float *yb, int mb, const unsigned char *wc,                \
+        const float *bias_c, float *yc, int mc
+#define MVQ_ARGS w, q, qd, qs, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc
 #define DEQUANT_PARAMS const unsigned char *w, const unsigned *ids, float *y, int n, int cols, long long row_bytes
 #define DEQUANT_ARGS w, ids, y, n, cols, row_bytes
 
@@ -1910,6 +2002,14 @@ extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 4, 2>(MATVEC_ARGS); }
+// Several decode rows from codes rounded once: 4 columns × 8 rows a block (matvecq_), a GLU
+// pair's 2 columns × 8 rows (matvecqg_).
+extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 8, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 8, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecq_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 8, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 2, 8, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 2, 8, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 2, 8, true>(MVQ_ARGS); }
 
 extern "C" __global__ void dequant_rows_f32(DEQUANT_PARAMS) { dequant_rows_t<T_f32>(DEQUANT_ARGS); }
 extern "C" __global__ void dequant_rows_f16(DEQUANT_PARAMS) { dequant_rows_t<T_f16>(DEQUANT_ARGS); }

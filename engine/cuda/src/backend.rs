@@ -166,6 +166,20 @@ fn glu8() -> bool {
 /// cheaper rounded in place than paying a launch).
 const MV_ROUND_ONCE_M: usize = 16_384;
 
+/// Rows of a mat-vec from which the activation is normalized and rounded once for the launch
+/// (`quant_x_q8` + `matvecq_`, or `round_x`) instead of in every block: one or two rows keep the
+/// fused single-launch kernels (a decode step of one sequence).
+const MVQ_MIN_ROWS: usize = 3;
+/// `matvecq_`'s rows a block (kernels/ABI.md).
+const MVQ_ROWS: usize = 8;
+
+/// Batched rows take the once-rounded activation unless `ORCD_CUDA_MVQ=0` (the A/B of
+/// docs/perf/GPU.md: the same values either way).
+fn mvq_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MVQ").is_none_or(|v| v != "0"))
+}
+
 /// Rows of one sequence from which its fast-numerics matmuls take the tensor-core GEMM
 /// (llama.cpp's CUDA backend leaves its mat-vec, mmvq, past 8 rows; ours reads each weight once
 /// for 8 rows, so 16 is where a 64-row tile starts to pay).
@@ -373,6 +387,14 @@ impl Cuda {
         // column. kernels/ABI.md.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
         let part = matches!(w.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) && ids.is_none();
+        // Several rows (a decode batch): the activation is normalized and rounded once for the
+        // whole launch, not again in every block (the same values: kernels/ABI.md). The fast
+        // numerics' part-decodable types take it as codes (`quant_x_q8`, then `matvecq_`).
+        let batched = ids.is_none() && !float_w && n_out >= MVQ_MIN_ROWS && m < MV_ROUND_ONCE_M && mvq_on();
+        if batched && part && xq == 0 {
+            self.matvecq(x, w, kty, m, n_out, bias, res, glu, norm, more, &ys)?;
+            return Ok(ys);
+        }
         let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() && w.k > 2 * 1024 {
             ("matvec2l", 2, 1)
         } else if part && n_out == 1 && glu.is_none() {
@@ -389,7 +411,7 @@ impl Cuda {
         // column: round_x computes the values the mat-vec would (the same device code), then the
         // mat-vec takes them as they are.
         let rounded;
-        let (x, xq, norm) = if !float_w && (xq >= 0 || norm.is_some()) && m >= MV_ROUND_ONCE_M {
+        let (x, xq, norm) = if !float_w && (xq >= 0 || norm.is_some()) && (m >= MV_ROUND_ONCE_M || batched) {
             rounded = self.tensor(x.rows, x.cols)?;
             self.dev
                 .launch_ex(
@@ -467,6 +489,95 @@ impl Cuda {
         Ok(ys)
     }
 
+    /// `x`'s rows rounded to Q8_0 codes once (`quant_x_q8`, rms-normalized first with `norm`):
+    /// codes (one byte an element: k / 4 f32 slots a row), scales and Q8_1 sums per 32.
+    fn quant_codes(&self, x: &CudaTensor, norm: Option<(&CudaWeight, f32)>) -> Result<[CudaTensor; 3]> {
+        let k = x.cols;
+        let (q, d, s) = (self.tensor(x.rows, k / 4)?, self.tensor(x.rows, k / 32)?, self.tensor(x.rows, k / 32)?);
+        self.launch(
+            "quant_x_q8",
+            (x.rows.max(1) as u32, 1, 1),
+            128,
+            0,
+            &[
+                x.buf.arg(),
+                q.buf.arg(),
+                d.buf.arg(),
+                s.buf.arg(),
+                Arg::I32(x.rows as i32),
+                Arg::I32(k as i32),
+                Arg::I32(norm.is_some() as i32),
+                norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
+                Arg::F32(norm.map_or(0.0, |(_, e)| e)),
+            ],
+        )?;
+        Ok([q, d, s])
+    }
+
+    /// [`Cuda::matvec`] of several rows with the fast numerics and a part-decodable type: the
+    /// codes once (`quant_x_q8`), then `matvecq_<ty>` (4 columns × 8 rows a block) or, for a GLU
+    /// pair, `matvecqg_<ty>` (2 × 8): the single-row kernels' values (kernels/ABI.md).
+    #[allow(clippy::too_many_arguments)]
+    fn matvecq(
+        &self,
+        x: &CudaTensor,
+        w: &CudaWeight,
+        kty: &str,
+        m: usize,
+        n_out: usize,
+        bias: Option<&CudaWeight>,
+        res: Option<&CudaTensor>,
+        glu: Option<(&CudaWeight, Act)>,
+        norm: Option<(&CudaWeight, f32)>,
+        more: &[(&CudaWeight, Option<&CudaWeight>)],
+        ys: &[CudaTensor],
+    ) -> Result<()> {
+        let [q, d, s] = self.quant_codes(x, norm)?;
+        let (mb, mc) = (more.first().map_or(0, |(w, _)| w.rows), more.get(1).map_or(0, |(w, _)| w.rows));
+        let (variant, cols) = if glu.is_some() { ("matvecqg", 2) } else { ("matvecq", 4) };
+        let more_args = |i: usize| -> [Arg; 3] {
+            match (more.get(i), ys.get(i + 1)) {
+                (Some((wm, b)), Some(y)) => [wm.buf.arg(), b.map_or(Arg::Ptr(0), |b| b.buf.arg()), y.buf.arg()],
+                _ => [Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0)],
+            }
+        };
+        let [wb, bias_b, yb] = more_args(0);
+        let [wc, bias_c, yc] = more_args(1);
+        let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
+        self.dev
+            .launch_ex(
+                &format!("{variant}_{kty}"),
+                (blocks(m + mb + mc, cols), blocks(n_out, MVQ_ROWS), 1),
+                128,
+                0,
+                &[
+                    w.buf.arg(),
+                    q.buf.arg(),
+                    d.buf.arg(),
+                    s.buf.arg(),
+                    y0.buf.arg(),
+                    Arg::I32(n_out as i32),
+                    Arg::I32(w.k as i32),
+                    Arg::I32(m as i32),
+                    Arg::I64(w.row_bytes as i64),
+                    bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                    res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
+                    glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
+                    Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
+                    wb,
+                    bias_b,
+                    yb,
+                    Arg::I32(mb as i32),
+                    wc,
+                    bias_c,
+                    yc,
+                    Arg::I32(mc as i32),
+                ],
+                true,
+            )
+            .map_err(err)
+    }
+
     /// Which rows of a matmul take the tensor-core GEMM (`mmq_*`, kernels/ABI.md): with the fast
     /// numerics (`xq` 0), a Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 weight without expert ids whose rows are whole
     /// pairs of blocks (k % 64 == 0), the rows whose sequence has at least [`MMQ_MIN_ROWS`] rows
@@ -505,25 +616,7 @@ impl Cuda {
         };
         let kty = kernel_ty(w.ty).ok_or_else(|| shape_err("matmul", format!("{}: no GEMM for {:?}", w.name, w.ty)))?;
         let k = x.cols;
-        // Codes (one byte an element: k / 4 f32 slots a row), scales and Q8_1 sums per 32.
-        let (q, d, s) = (self.tensor(x.rows, k / 4)?, self.tensor(x.rows, k / 32)?, self.tensor(x.rows, k / 32)?);
-        self.launch(
-            "quant_x_q8",
-            (x.rows.max(1) as u32, 1, 1),
-            128,
-            0,
-            &[
-                x.buf.arg(),
-                q.buf.arg(),
-                d.buf.arg(),
-                s.buf.arg(),
-                Arg::I32(x.rows as i32),
-                Arg::I32(k as i32),
-                Arg::I32(norm.is_some() as i32),
-                norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
-                Arg::F32(norm.map_or(0.0, |(_, e)| e)),
-            ],
-        )?;
+        let [q, d, s] = self.quant_codes(x, norm)?;
         let rows_arg = rows.as_ref().map_or(Arg::Ptr(0), |b| b.arg());
         let gemm = |wt: &CudaWeight,
                     mm: usize,
