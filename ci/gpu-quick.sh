@@ -42,11 +42,14 @@ if [[ -f $SMOL ]]; then  # issue 11: the CPU's greedy text on CUDA (the parts mu
 fi
 # MMQ=1 (default): issue 13's prefill GEMM (on by default; ORCD_CUDA_MMQ=0 turns it off):
 # its ops cases and the models' KL on cuda-fast (SmolLM2's prompts of 16+ tokens take it).
-if [[ ${MMQ:-1} == 1 ]]; then
+if [[ ${MMQ:-1} == 1 && ${MMQ_GATE:-1} == 1 ]]; then
     ORCD_CUDA_MMQ=1 OUT=$OUT/mmq timeout 300 bash ci/gpu-run.sh gate ops models --backend cuda-fast 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed 's/^/mmq: /' | head -20
     for f in $OUT/mmq/*; do [[ -f $f ]] && mv "$f" "$OUT/mmq-$(basename "$f")"; done
 fi
 timeout 60 $B/tests/multi_seq --test-threads 1 cuda_graph_replay 2>&1 | grep "test result"
+# Rows batched (4 sequences: a 22-row prefill, then 4-row decode steps: the once-rounded
+# activation of matvecq_ / round_x) equal each sequence alone, bit for bit, on both columns.
+timeout 120 $B/tests/multi_seq --test-threads 1 cuda_four_sequences_synthetic 2>&1 | grep -E "test result|differ|cases:" | head -8
 timeout 60 $B/tests/orcd_cuda --test-threads 1 2>&1 | grep -E "FAIL|test result|panicked" | head
 # With MMQ=1 the sanitizers also see the prefill GEMM (its shared-memory staging under racecheck);
 # the ops cases of fewer than 16 rows keep the mat-vec either way.
@@ -135,6 +138,16 @@ for (i, k), m in per.items():
     for v, n in st: print("      %-50s %s" % (n.replace("smsp__average_warps_issue_stalled_", "")[:50], v))
 PY
 fi
+# PROFILE_PP=1: where a 512-token prefill's time goes (ORCD_CUDA_PROFILE=1: every launch
+# synchronised and timed, graphs off; each launch then costs ~10 us more).
+if [[ ${PROFILE_PP:-0} == 1 ]]; then
+    ORCD_CUDA_PROFILE=1 timeout 90 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 512 --gen-tokens 0 \
+        --repeats 1 --json > $OUT/profile-pp512.json 2>$OUT/profile-pp512.err
+    python3 -c 'import json,sys
+j = json.load(open(sys.argv[1])); p = j.get("kernel_profile") or []; tot = sum(r["seconds"] for r in p)
+print("profile pp512: %.0f tok/s, %d kernels, %.2f ms timed" % (j["prefill_tok_s"], sum(r["launches"] for r in p), tot * 1e3))
+for r in p[:14]: print("profile %-22s n %5d  %8.3f ms  %5.1f%%" % (r["kernel"][:22], r["launches"], r["seconds"] * 1e3, 100 * r["seconds"] / max(tot, 1e-12)))' $OUT/profile-pp512.json || tail -3 $OUT/profile-pp512.err
+fi
 # BATCHED=1 (default): issue 13 item 5, 1/4/16/64 sequences a step (docs/perf/BATCHED.md):
 # ours (each sequence its own KV length) and llama-batched-bench on the same file.
 if [[ ${BATCHED:-1} == 1 ]]; then
@@ -146,6 +159,13 @@ if [[ ${BATCHED:-1} == 1 ]]; then
 for r in json.load(open(sys.argv[1]))["batched"]:
     print("ours (mmq %s) batch %3d: decode %8.1f tok/s, %6.2f ms a step" % (sys.argv[2], r["batch"], r["decode_tok_s"], r["step_ms"]))' $OUT/batched-ours-mmq$mq.json $mq || tail -3 $OUT/batched-ours-mmq$mq.err
     done
+    if [[ -d target/gpu-base ]]; then  # the base build's batched decode, same call
+        timeout 200 target/gpu-base/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 1,4,16,64 \
+            --repeats 3 --json > $OUT/batched-base.json 2>$OUT/batched-base.err
+        python3 -c 'import json,sys
+for r in json.load(open(sys.argv[1]))["batched"]:
+    print("base batch %3d: decode %8.1f tok/s, %6.2f ms a step" % (r["batch"], r["decode_tok_s"], r["step_ms"]))' $OUT/batched-base.json || tail -3 $OUT/batched-base.err
+    fi
     if [[ ${PEER:-1} == 1 ]]; then
         NPP=128 NTG=128 NPL=1,4,16,64 BATCHED_OUT=$OUT/batched-peer.jsonl timeout 300 bash ci/llamacpp-cuda.sh batched $M > /dev/null 2>$OUT/batched-peer.err
         python3 -c 'import json,sys

@@ -18,7 +18,8 @@
 #
 # Environment: OUT (default target/gpu-out; the tool's $OUT comes back), ORCD_CACHE (default
 # ~/.cache/orcd), ORCD_GPU_BIN (default target/gpu), SANITIZE_TIMEOUT (s per tool, default 180),
-# SANITIZE_LEAK_CHECK=1 (memcheck --leak-check full).
+# SANITIZE_LEAK_CHECK=1 (memcheck --leak-check full), SANITIZE_BACKEND (one cuda column),
+# SANITIZE_FILTER (orcd-gate --filter).
 # Output: full logs under $OUT (at most 8 files come back: each subcommand writes ≤ 5), terse
 # console, and a summary table last (the tool returns the last 12,000 characters only).
 set -euo pipefail
@@ -325,6 +326,11 @@ cmd_sanitize() {
     ((${#tools[@]} > 0)) || tools=(memcheck racecheck initcheck)
     local limit="${SANITIZE_TIMEOUT:-180}"
     export ORCD_CUDA_EXACT_ALLOC=1
+    # SANITIZE_BACKEND (one column; default both) and SANITIZE_FILTER (orcd-gate --filter) narrow
+    # a run to the kernels a change touched, within one call's time.
+    local cols=(--backend cuda --backend cuda-fast) filt=()
+    [[ -n "${SANITIZE_BACKEND:-}" ]] && cols=(--backend "$SANITIZE_BACKEND")
+    [[ -n "${SANITIZE_FILTER:-}" ]] && filt=(--filter "$SANITIZE_FILTER")
     for tool in "${tools[@]}"; do
         case "$tool" in memcheck | racecheck | initcheck | synccheck) ;; *)
             echo "error: sanitize: unknown tool $tool" >&2
@@ -337,7 +343,7 @@ cmd_sanitize() {
         echo "== compute-sanitizer --tool $tool (≤ $limit s): orcd-gate run --suite ops --backend cuda --backend cuda-fast"
         timeout --signal=INT --kill-after=15 "$limit" compute-sanitizer --tool "$tool" --error-exitcode 1 \
             "${extra[@]}" --log-file "$log" \
-            "$BIN/orcd-gate" run --suite ops --backend cuda --backend cuda-fast --out "$WORK/sanitize-$tool" \
+            "$BIN/orcd-gate" run --suite ops "${cols[@]}" "${filt[@]}" --out "$WORK/sanitize-$tool" \
             >"$run_log" 2>&1 || rc=$?
         # The harness's own verdict goes into the same log, after the sanitizer's.
         {
