@@ -215,15 +215,16 @@ fn emulated_cuda_two_sequences_with_the_gemm_equal_each_alone() {
     );
 }
 
-/// Three sequences of fewer than 16 rows on the emulated device, the fast column of the Qwen2
-/// Q8_0 file (q, k, v biases): the batched rows (8 in the prefill, 3 a decode step) take the
-/// activation rounded once (`quant_x_q8` + `matvecq_`/`matvecqg_`), a sequence alone the
-/// single-row kernels (`matvec8r_`, `matvec8g_`, …); every row is the same bits either way.
-/// (The exact column's batched `round_x` path is in `cuda_four_sequences_synthetic_models`, on a
-/// card.)
+/// Three sequences of fewer than 16 rows on the emulated device, the fast column of the llama
+/// Q8_0 file: the batched rows (8 in the prefill, 3 a decode step) take the activation rounded
+/// once (`quant_x_q8` + `matvecq_`/`matvecqg_`; the head `round_x` + `matvecf_`), a sequence
+/// alone the single-row kernels (`matvec8r_`, `matvec8g_`, …); every row is the same bits either
+/// way. (A one-ulp slip in a projection can vanish in the next Q8_0 rounding; doubling
+/// matvecq_'s output fails three rows here. The exact column's batched path is in
+/// `cuda_four_sequences_synthetic_models`, on a card.) About a minute of emulation.
 #[test]
 fn emulated_cuda_three_sequences_equal_each_alone() {
-    emulated_check("emulated_cuda_three_sequences_equal_each_alone", "qwen2-synth-tiny-q8_0-fast", &[4, 1, 3]);
+    emulated_check("emulated_cuda_three_sequences_equal_each_alone", "llama-synth-tiny-q8_0-fast", &[4, 1, 3]);
 }
 
 /// A decode step replayed from a recorded forward (a CUDA graph) gives the logits the same step

@@ -1823,14 +1823,19 @@ __device__ __forceinline__ void matvec_rope_t(const u8* w, const float* x, float
                                       bias_b, yb, mb, wc, bias_c, yc, mc, 0, 1, &rk);
 }
 
-// matvecq_ / matvecqg_: the fast numerics' mat-vec of several rows (3 .. of a decode batch) from
-// codes rounded once (`quant_x_q8`, normalized there), not re-normalized and re-rounded in every
-// block: C columns × R rows a block, each thread's part loaded once for all R rows. A row's value
-// is the C = 1 order (kernels/ABI.md `matvec_<ty>`: the thread's fmaf chain over its parts, the
-// xor tree, the warps in order), and quant_x_q8's codes are mv_round_i8's, so it is the bits of
-// the single-row entry points: a row's value never depends on the batch it is in.
-template <class T, int C, int R, bool PAIR>
-__device__ __forceinline__ void matvecq_t(const u8* w, const i8* q, const float* qd, const float* qs, float* y,
+// matvecq_ / matvecqg_ / matvecf_ / matvecfg_: the mat-vec of several rows (3 and more: a decode
+// batch) from an activation normalized and rounded once for the launch, not again in every block:
+// as codes (`quant_x_q8`, the fast numerics' integer products: matvecq_, matvecqg_) or as the
+// rounded floats of `round_x` (xq -1 after it: the exact numerics, and the output head, which
+// takes round_x's floats at any row count: matvecf_, matvecfg_). C columns × R rows a block,
+// each thread's weight part loaded once for all R rows; the grid is flat, the rows' blocks of a
+// column group adjacent (they share its weight bytes in L2). A row's value is the C = 1 order
+// (kernels/ABI.md `matvec_<ty>`: the thread's fmaf chain over its parts, the xor tree, the warps
+// in order) on the values the single-row entry points compute (quant_x_q8's codes are
+// mv_round_i8's, round_x's floats mv_round's), so it is their bits: a row's value never depends
+// on the batch it is in.
+template <class T, int C, int R, bool PAIR, bool XF>
+__device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const float* qd, const float* qs, float* y,
                                           int n_out, int k, int m, i64 row_bytes, const float* bias,
                                           const float* res, const u8* w2_, int act, const u8* wb,
                                           const float* bias_b, float* yb, int mb, const u8* wc,
@@ -1838,9 +1843,10 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const i8* q, const float*
     static_assert(T::PART && C * R <= 32, "matvecq_t: part-decodable types, at most 32 accumulators");
     __shared__ float mv_red[2][C * R][MV_WARPS];
     pdl_trigger();
-    if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR) return;  // uniform: not the ABI's launch
-    const i64 r0 = (i64)blockIdx.y * R, total = (i64)m + mb + mc, jj0 = (i64)blockIdx.x * C;
-    if (r0 >= n_out || jj0 >= total) return;  // uniform over the block
+    if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR || n_out <= 0) return;  // uniform: not the ABI's launch
+    const i64 nrb = ((i64)n_out + R - 1) / R, total = (i64)m + mb + mc;
+    const i64 r0 = ((i64)blockIdx.x % nrb) * R, jj0 = ((i64)blockIdx.x / nrb) * C;
+    if (jj0 >= total) return;  // uniform over the block
     const int nr = (int)(n_out - r0 < R ? n_out - r0 : R);
     const u8* const w2 = PAIR ? w2_ : nullptr;
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, nsub = k / 8, nb = k / 32;
@@ -1865,21 +1871,48 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const i8* q, const float*
         }
     };
     load(threadIdx.x);  // the first parts' bytes go out before the wait (weights only)
-    pdl_wait();         // the codes, res and y belong to the kernels before this one
+    pdl_wait();         // the activation, res and y belong to the kernels before this one
     for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {
         const int s = s0 + threadIdx.x;
         if (s0 > 0) load(s);
         if (s >= nsub) continue;  // no shuffles in this loop
+        if constexpr (XF) {  // rounded floats: 8 products a part in element order, as mv_multi's
 #pragma unroll
-        for (int i = 0; i < R; ++i) {
-            if (i < nr) {
-                const i64 xr = r0 + i;
-                const uint2 cq = ((const uint2*)(q + xr * k))[s];
-                const MvX xi{cq.x, cq.y, qd[xr * nb + (s >> 2)], T::MIN ? qs[xr * nb + (s >> 2)] : 0.0f};
+            for (int i = 0; i < R; ++i) {
+                if (i < nr) {
+                    const float4* xr = (const float4*)((const float*)xin + (r0 + i) * k) + 2 * s;
+                    const float4 a = xr[0], b = xr[1];
+                    const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
-                for (int c = 0; c < C; ++c) {
-                    acc[c * R + i] = T::dot(raw[c], s & 3, xi, acc[c * R + i]);
-                    if (PAIR) acc2[c * R + i] = T::dot(raw2[c], s & 3, xi, acc2[c * R + i]);
+                    for (int c = 0; c < C; ++c) {
+                        float wq[8];  // decoded again per row: registers, not loads
+                        T::dec(raw[c], s & 3, wq);
+                        float t = acc[c * R + i];
+#pragma unroll
+                        for (int l = 0; l < 8; ++l) t = fmaf(wq[l], xv[l], t);
+                        acc[c * R + i] = t;
+                        if (PAIR) {
+                            T::dec(raw2[c], s & 3, wq);
+                            float t2 = acc2[c * R + i];
+#pragma unroll
+                            for (int l = 0; l < 8; ++l) t2 = fmaf(wq[l], xv[l], t2);
+                            acc2[c * R + i] = t2;
+                        }
+                    }
+                }
+            }
+        } else {  // codes: the part's integer products, as mv_multi's with xq 0
+#pragma unroll
+            for (int i = 0; i < R; ++i) {
+                if (i < nr) {
+                    const i64 xr = r0 + i;
+                    const uint2 cq = ((const uint2*)((const i8*)xin + xr * k))[s];
+                    const MvX xi{cq.x, cq.y, qd[xr * nb + (s >> 2)], T::MIN ? qs[xr * nb + (s >> 2)] : 0.0f};
+#pragma unroll
+                    for (int c = 0; c < C; ++c) {
+                        acc[c * R + i] = T::dot(raw[c], s & 3, xi, acc[c * R + i]);
+                        if (PAIR) acc2[c * R + i] = T::dot(raw2[c], s & 3, xi, acc2[c * R + i]);
+                    }
                 }
             }
         }
@@ -1961,11 +1994,11 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
         RopeKv{pos, seq, head_dim, neox, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, mscale,      \
                freq_factors, kc, vc, il, n_seq, n_ctx, kv_f16}
 #define MVQ_PARAMS                                                                                      \
-    const unsigned char *w, const signed char *q, const float *qd, const float *qs, float *y, int n_out, int k, \
+    const unsigned char *w, const void *x, const float *qd, const float *qs, float *y, int n_out, int k,       \
         int m, long long row_bytes, const float *bias, const float *res, const unsigned char *w2, int act,        \
         const unsigned char *wb, const float *bias_b, float *yb, int mb, const unsigned char *wc,                \
         const float *bias_c, float *yc, int mc
-#define MVQ_ARGS w, q, qd, qs, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc
+#define MVQ_ARGS w, x, qd, qs, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc
 #define DEQUANT_PARAMS const unsigned char *w, const unsigned *ids, float *y, int n, int cols, long long row_bytes
 #define DEQUANT_ARGS w, ids, y, n, cols, row_bytes
 
@@ -2002,14 +2035,21 @@ extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 4, 2>(MATVEC_ARGS); }
-// Several decode rows from codes rounded once: 4 columns × 8 rows a block (matvecq_), a GLU
-// pair's 2 columns × 8 rows (matvecqg_).
-extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 8, false>(MVQ_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 8, false>(MVQ_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvecq_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 8, false>(MVQ_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvecqg_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 2, 8, true>(MVQ_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvecqg_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 2, 8, true>(MVQ_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvecqg_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 2, 8, true>(MVQ_ARGS); }
+// Several rows from an activation rounded once: codes, 4 columns × 8 rows a block (matvecq_), a
+// GLU pair's 2 × 8 (matvecqg_); round_x's floats, 8 columns × 4 rows (matvecf_; the output head's
+// 151,936 columns), a pair's 4 × 4 (matvecfg_).
+extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 8, false, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 8, false, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecq_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 8, false, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 2, 8, true, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 2, 8, true, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 2, 8, true, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecf_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 8, 4, false, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecf_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 4, false, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecf_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 4, false, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecfg_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 4, true, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecfg_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 4, true, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecfg_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 4, true, true>(MVQ_ARGS); }
 
 extern "C" __global__ void dequant_rows_f32(DEQUANT_PARAMS) { dequant_rows_t<T_f32>(DEQUANT_ARGS); }
 extern "C" __global__ void dequant_rows_f16(DEQUANT_PARAMS) { dequant_rows_t<T_f16>(DEQUANT_ARGS); }

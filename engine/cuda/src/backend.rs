@@ -170,8 +170,12 @@ const MV_ROUND_ONCE_M: usize = 16_384;
 /// (`quant_x_q8` + `matvecq_`, or `round_x`) instead of in every block: one or two rows keep the
 /// fused single-launch kernels (a decode step of one sequence).
 const MVQ_MIN_ROWS: usize = 3;
-/// `matvecq_`'s rows a block (kernels/ABI.md).
-const MVQ_ROWS: usize = 8;
+/// The once-rounded activation of [`Cuda::matvecq`]: codes, scales and Q8_1 sums
+/// (`quant_x_q8`), or floats (`round_x`, or x as it is).
+enum MvIn<'a> {
+    Codes(&'a CudaTensor, &'a CudaTensor, &'a CudaTensor),
+    Floats(&'a CudaTensor),
+}
 
 /// Batched rows take the once-rounded activation unless `ORCD_CUDA_MVQ=0` (the A/B of
 /// docs/perf/GPU.md: the same values either way).
@@ -388,11 +392,20 @@ impl Cuda {
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
         let part = matches!(w.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) && ids.is_none();
         // Several rows (a decode batch): the activation is normalized and rounded once for the
-        // whole launch, not again in every block (the same values: kernels/ABI.md). The fast
-        // numerics' part-decodable types take it as codes (`quant_x_q8`, then `matvecq_`).
-        let batched = ids.is_none() && !float_w && n_out >= MVQ_MIN_ROWS && m < MV_ROUND_ONCE_M && mvq_on();
-        if batched && part && xq == 0 {
-            self.matvecq(x, w, kty, m, n_out, bias, res, glu, norm, more, &ys)?;
+        // whole launch, not again in every block (the same values: kernels/ABI.md). Part-decodable
+        // types then take several columns and rows a block: the fast numerics' codes
+        // (`quant_x_q8` + `matvecq_`), else `round_x`'s floats (or x itself) with `matvecf_`.
+        let batched = ids.is_none() && !float_w && n_out >= MVQ_MIN_ROWS && mvq_on();
+        if batched && part {
+            if xq == 0 && m < MV_ROUND_ONCE_M {
+                let [q, d, s] = self.quant_codes(x, norm)?;
+                self.matvecq(MvIn::Codes(&q, &d, &s), w, kty, m, n_out, bias, res, glu, more, &ys)?;
+            } else if xq >= 0 || norm.is_some() {
+                let rounded = self.round_x(x, xq, norm)?;
+                self.matvecq(MvIn::Floats(&rounded), w, kty, m, n_out, bias, res, glu, more, &ys)?;
+            } else {
+                self.matvecq(MvIn::Floats(x), w, kty, m, n_out, bias, res, glu, more, &ys)?;
+            }
             return Ok(ys);
         }
         let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() && w.k > 2 * 1024 {
@@ -412,26 +425,7 @@ impl Cuda {
         // mat-vec takes them as they are.
         let rounded;
         let (x, xq, norm) = if !float_w && (xq >= 0 || norm.is_some()) && (m >= MV_ROUND_ONCE_M || batched) {
-            rounded = self.tensor(x.rows, x.cols)?;
-            self.dev
-                .launch_ex(
-                    "round_x",
-                    (x.rows.max(1) as u32, 1, 1),
-                    128,
-                    0,
-                    &[
-                        x.buf.arg(),
-                        rounded.buf.arg(),
-                        Arg::I32(x.rows as i32),
-                        Arg::I32(x.cols as i32),
-                        Arg::I32(xq),
-                        Arg::I32(norm.is_some() as i32),
-                        norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
-                        Arg::F32(norm.map_or(0.0, |(_, e)| e)),
-                    ],
-                    true,
-                )
-                .map_err(err)?;
+            rounded = self.round_x(x, xq, norm)?;
             (&rounded, -1, None)
         } else {
             (x, xq, norm)
@@ -514,13 +508,39 @@ impl Cuda {
         Ok([q, d, s])
     }
 
-    /// [`Cuda::matvec`] of several rows with the fast numerics and a part-decodable type: the
-    /// codes once (`quant_x_q8`), then `matvecq_<ty>` (4 columns × 8 rows a block) or, for a GLU
-    /// pair, `matvecqg_<ty>` (2 × 8): the single-row kernels' values (kernels/ABI.md).
+    /// `x` as the mat-vec would normalize (`norm`) and round (`xq`) it, once (`round_x`): the
+    /// mat-vec then takes it with `xq` -1 and no norm.
+    fn round_x(&self, x: &CudaTensor, xq: i32, norm: Option<(&CudaWeight, f32)>) -> Result<CudaTensor> {
+        let rounded = self.tensor(x.rows, x.cols)?;
+        self.dev
+            .launch_ex(
+                "round_x",
+                (x.rows.max(1) as u32, 1, 1),
+                128,
+                0,
+                &[
+                    x.buf.arg(),
+                    rounded.buf.arg(),
+                    Arg::I32(x.rows as i32),
+                    Arg::I32(x.cols as i32),
+                    Arg::I32(xq),
+                    Arg::I32(norm.is_some() as i32),
+                    norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
+                    Arg::F32(norm.map_or(0.0, |(_, e)| e)),
+                ],
+                true,
+            )
+            .map_err(err)?;
+        Ok(rounded)
+    }
+
+    /// [`Cuda::matvec`] of several rows of a part-decodable type from an activation rounded once:
+    /// codes (`matvecq_`, 4 columns × 8 rows a block; a GLU pair `matvecqg_`, 2 × 8) or floats
+    /// (`matvecf_`, 8 × 4; `matvecfg_`, 4 × 4): the single-row kernels' values (kernels/ABI.md).
     #[allow(clippy::too_many_arguments)]
     fn matvecq(
         &self,
-        x: &CudaTensor,
+        x: MvIn<'_>,
         w: &CudaWeight,
         kty: &str,
         m: usize,
@@ -528,13 +548,20 @@ impl Cuda {
         bias: Option<&CudaWeight>,
         res: Option<&CudaTensor>,
         glu: Option<(&CudaWeight, Act)>,
-        norm: Option<(&CudaWeight, f32)>,
         more: &[(&CudaWeight, Option<&CudaWeight>)],
         ys: &[CudaTensor],
     ) -> Result<()> {
-        let [q, d, s] = self.quant_codes(x, norm)?;
         let (mb, mc) = (more.first().map_or(0, |(w, _)| w.rows), more.get(1).map_or(0, |(w, _)| w.rows));
-        let (variant, cols) = if glu.is_some() { ("matvecqg", 2) } else { ("matvecq", 4) };
+        let (variant, cols, rows) = match (&x, glu.is_some()) {
+            (MvIn::Codes(..), false) => ("matvecq", 4, 8),
+            (MvIn::Codes(..), true) => ("matvecqg", 2, 8),
+            (MvIn::Floats(_), false) => ("matvecf", 8, 4),
+            (MvIn::Floats(_), true) => ("matvecfg", 4, 4),
+        };
+        let [xa, da, sa] = match x {
+            MvIn::Codes(q, d, s) => [q.buf.arg(), d.buf.arg(), s.buf.arg()],
+            MvIn::Floats(t) => [t.buf.arg(), Arg::Ptr(0), Arg::Ptr(0)],
+        };
         let more_args = |i: usize| -> [Arg; 3] {
             match (more.get(i), ys.get(i + 1)) {
                 (Some((wm, b)), Some(y)) => [wm.buf.arg(), b.map_or(Arg::Ptr(0), |b| b.buf.arg()), y.buf.arg()],
@@ -544,17 +571,20 @@ impl Cuda {
         let [wb, bias_b, yb] = more_args(0);
         let [wc, bias_c, yc] = more_args(1);
         let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
+        // One flat grid: the row blocks of a column group are adjacent.
+        let grid = n_out.div_ceil(rows) * (m + mb + mc).div_ceil(cols);
+        let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", w.name)))?;
         self.dev
             .launch_ex(
                 &format!("{variant}_{kty}"),
-                (blocks(m + mb + mc, cols), blocks(n_out, MVQ_ROWS), 1),
+                (grid.max(1), 1, 1),
                 128,
                 0,
                 &[
                     w.buf.arg(),
-                    q.buf.arg(),
-                    d.buf.arg(),
-                    s.buf.arg(),
+                    xa,
+                    da,
+                    sa,
                     y0.buf.arg(),
                     Arg::I32(n_out as i32),
                     Arg::I32(w.k as i32),
