@@ -158,13 +158,15 @@ struct Case {
     std::vector<unsigned> rows;  // empty: every row
     bool bias, res, glu;
     bool matvec;  // also run the mat-vec for comparison (slow under emulation)
+    bool bn32 = false;  // mmq32_ (32-token tiles) instead of mmq_ (64): the same values
 };
 
 void run(const Case& c) {
     const int k = c.k, m = c.m, nb = k / 32, R = c.rows_total;
     std::string name = std::string(ty_name(c.ty)) + " k" + std::to_string(k) + " m" + std::to_string(m) + " rows" +
                        std::to_string(R) + (c.rows.empty() ? "" : " map" + std::to_string(c.rows.size())) +
-                       (c.bias ? " bias" : "") + (c.res ? " res" : "") + (c.glu ? " glu" : "");
+                       (c.bias ? " bias" : "") + (c.res ? " res" : "") + (c.glu ? " glu" : "") +
+                       (c.bn32 ? " mmq32" : "");
     const auto w = make_weight(c.ty, m, k);
     const auto w2 = c.glu ? make_weight(c.ty, m, k) : std::vector<uint8_t>();
     std::vector<float> x((size_t)R * k), bias(m), res((size_t)R * m);
@@ -193,13 +195,14 @@ void run(const Case& c) {
     std::vector<float> y((size_t)R * m, sentinel), gate((size_t)R * m, sentinel);
     const long long row_bytes = (long long)nb * block_bytes(c.ty);
     auto gemm = [&](const std::vector<uint8_t>& wt, float* out, const float* b, const float* r, const float* gin) {
-        launch({(unsigned)((m + 127) / 128), (unsigned)((n + 63) / 64), 1}, 256, [&] {
+        const int bn = c.bn32 ? 32 : 64;
+        launch({(unsigned)((m + 127) / 128), (unsigned)((n + bn - 1) / bn), 1}, 256, [&] {
             const unsigned* rp = rows.empty() ? nullptr : rows.data();
-            auto f = c.ty == Ty::Q8_0   ? mmq_q8_0
-                     : c.ty == Ty::Q4_0 ? mmq_q4_0
-                     : c.ty == Ty::Q4_1 ? mmq_q4_1
-                     : c.ty == Ty::Q5_0 ? mmq_q5_0
-                                        : mmq_q5_1;
+            auto f = c.ty == Ty::Q8_0   ? (c.bn32 ? mmq32_q8_0 : mmq_q8_0)
+                     : c.ty == Ty::Q4_0 ? (c.bn32 ? mmq32_q4_0 : mmq_q4_0)
+                     : c.ty == Ty::Q4_1 ? (c.bn32 ? mmq32_q4_1 : mmq_q4_1)
+                     : c.ty == Ty::Q5_0 ? (c.bn32 ? mmq32_q5_0 : mmq_q5_0)
+                                        : (c.bn32 ? mmq32_q5_1 : mmq_q5_1);
             f(wt.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
         });
     };
@@ -310,6 +313,10 @@ int main() {
         {Ty::Q8_0, 128, 40, 75, some, false, true, false, false},
         {Ty::Q4_1, 256, 33, 20, {}, false, false, true, false},
         {Ty::Q8_0, 320, 64, 16, {}, true, true, true, false},
+        // 32-token tiles (mmq32_): three token tiles (the last partial), a row map, a GLU pair.
+        {Ty::Q8_0, 192, 130, 70, {}, true, true, false, false, true},
+        {Ty::Q4_1, 256, 33, 20, {}, false, false, true, false, true},
+        {Ty::Q5_1, 256, 40, 75, some, false, true, false, false, true},
     };
     for (const Case& c : cases) run(c);
     std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);

@@ -2229,36 +2229,38 @@ __device__ __forceinline__ void mma_s8_16832(int* d, const u32* a, const u32* b)
 // output of the same rows, so a GLU pair is the gate's launch, then the up's). xq / xd / xs:
 // quant_x_q8's output for every row r. grid (ceil(m / 128), ceil(n / 64)), block 256 (exactly);
 // k a multiple of 64.
-template <class G>
+template <class G, int NI>
 __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd, const float* xs, float* y, int n,
                                       int k, int m, i64 row_bytes, const unsigned* rows, const float* bias,
                                       const float* res, const float* gin, int act) {
     __shared__ __align__(16) u8 sA[GM_BM * GM_STR];
-    __shared__ __align__(16) u8 sB[GM_BN * GM_STR];
-    __shared__ float sAd[GM_KB][GM_BM], sAm[GM_KB][GM_BM], sBd[GM_KB][GM_BN], sBs[GM_KB][GM_BN];
+    constexpr int BN = 16 * NI;              // tokens a block: 2 warps along them, NI·8 each
+    constexpr int UB = (BN * 8 + GM_THREADS - 1) / GM_THREADS;  // 16-byte token pieces a thread
+    __shared__ __align__(16) u8 sB[BN * GM_STR];
+    __shared__ float sAd[GM_KB][GM_BM], sAm[GM_KB][GM_BM], sBd[GM_KB][BN], sBs[GM_KB][BN];
     if (blockDim.x != GM_THREADS) return;  // uniform
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int wm = warp & 3, wn = warp >> 2;
     const i64 j0 = (i64)blockIdx.x * GM_BM;
-    const int n0 = blockIdx.y * GM_BN, nb = k / 32, nstage = (nb + GM_KB - 1) / GM_KB;
+    const int n0 = blockIdx.y * BN, nb = k / 32, nstage = (nb + GM_KB - 1) / GM_KB;
     // Loads of a stage: weight row `ar`'s pair `ap` of blocks; two 16-byte pieces of token rows
     // (`bt`, 8 pieces a row); one token's scale and sum (`st`, block `skb`).
     const int ar = tid >> 1, ap = tid & 1;
     const bool a_ok = j0 + ar < m;
     const u8* wrow = w + (j0 + ar) * row_bytes;
     const int st = tid >> 2, skb = tid & 3;
-    const bool s_ok = n0 + st < n;
+    const bool s_ok = st < BN && n0 + st < n;
     const i64 s_row = s_ok ? (i64)(rows ? rows[n0 + st] : (unsigned)(n0 + st)) : 0;
-    i64 b_row[2];
-    bool b_ok[2];
+    i64 b_row[UB];
+    bool b_ok[UB];
 #pragma unroll
-    for (int u = 0; u < 2; ++u) {
+    for (int u = 0; u < UB; ++u) {
         const int tok = n0 + ((tid + GM_THREADS * u) >> 3);
-        b_ok[u] = tok < n;
+        b_ok[u] = tid + GM_THREADS * u < BN * 8 && tok < n;
         b_row[u] = b_ok[u] ? (i64)(rows ? rows[tok] : (unsigned)tok) : 0;
     }
     u32 ra[G::PW];
-    uint4 rb[2];
+    uint4 rb[UB];
     float rbd = 0.0f, rbs = 0.0f;
     bool ra_ok = false;
     auto load = [&](int stage) {
@@ -2270,7 +2272,7 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
             for (int i = 0; i < G::PW; ++i) ra[i] = p[i];
         }
 #pragma unroll
-        for (int u = 0; u < 2; ++u) {
+        for (int u = 0; u < UB; ++u) {
             const int seg = (tid + GM_THREADS * u) & 7;
             const int blk = stage * GM_KB + (seg >> 1);
             rb[u] = b_ok[u] && blk < nb ? *(const uint4*)(xq + b_row[u] * k + (i64)blk * 32 + (seg & 1) * 16)
@@ -2294,18 +2296,20 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
             sAm[2 * ap + b][ar] = mn;
         }
 #pragma unroll
-        for (int u = 0; u < 2; ++u) {
+        for (int u = 0; u < UB; ++u) {
             const int idx = tid + GM_THREADS * u;
-            *(uint4*)(sB + (idx >> 3) * GM_STR + (idx & 7) * 16) = rb[u];
+            if (idx < BN * 8) *(uint4*)(sB + (idx >> 3) * GM_STR + (idx & 7) * 16) = rb[u];
         }
-        sBd[skb][st] = rbd;
-        sBs[skb][st] = rbs;
+        if (st < BN) {
+            sBd[skb][st] = rbd;
+            sBs[skb][st] = rbs;
+        }
     };
-    float acc[2][4][4];
+    float acc[2][NI][4];
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni)
+        for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
     load(0);
@@ -2318,7 +2322,7 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
 #pragma unroll
         for (int kb = 0; kb < GM_KB; ++kb) {
             if (kb >= nkb) break;  // uniform
-            u32 a[2][4], b[4][2];
+            u32 a[2][4], b[NI][2];
 #pragma unroll
             for (int mi = 0; mi < 2; ++mi) {
                 const u8* p = sA + (wm * 32 + mi * 16 + g) * GM_STR + kb * 32 + t * 4;
@@ -2328,8 +2332,8 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
                 a[mi][3] = *(const u32*)(p + 8 * GM_STR + 16);
             }
 #pragma unroll
-            for (int ni = 0; ni < 4; ++ni) {
-                const u8* p = sB + (wn * 32 + ni * 8 + g) * GM_STR + kb * 32 + t * 4;
+            for (int ni = 0; ni < NI; ++ni) {
+                const u8* p = sB + (wn * 8 * NI + ni * 8 + g) * GM_STR + kb * 32 + t * 4;
                 b[ni][0] = *(const u32*)p;
                 b[ni][1] = *(const u32*)(p + 16);
             }
@@ -2339,10 +2343,10 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
                 const float dw[2] = {sAd[kb][r0], sAd[kb][r0 + 8]};
                 const float mw[2] = {sAm[kb][r0], sAm[kb][r0 + 8]};
 #pragma unroll
-                for (int ni = 0; ni < 4; ++ni) {
+                for (int ni = 0; ni < NI; ++ni) {
                     int d[4];
                     mma_s8_16832(d, a[mi], b[ni]);
-                    const int c0 = wn * 32 + ni * 8 + 2 * t;
+                    const int c0 = wn * 8 * NI + ni * 8 + 2 * t;
                     const float dx[2] = {sBd[kb][c0], sBd[kb][c0 + 1]};
                     const float sx[2] = {sBs[kb][c0], sBs[kb][c0 + 1]};
 #pragma unroll
@@ -2358,11 +2362,11 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni)
+        for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const i64 j = j0 + wm * 32 + mi * 16 + g + 8 * (e >> 1);
-                const int tok = n0 + wn * 32 + ni * 8 + 2 * t + (e & 1);
+                const int tok = n0 + wn * 8 * NI + ni * 8 + 2 * t + (e & 1);
                 if (j >= m || tok >= n) continue;
                 const i64 o = (i64)(rows ? rows[tok] : (unsigned)tok) * m + j;
                 float v = acc[mi][ni][e];
@@ -2378,8 +2382,15 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
         long long row_bytes, const unsigned *rows, const float *bias, const float *res, const float *gin, int act
 #define MMQ_BOUNDS __launch_bounds__(GM_THREADS, 2)  // 125 registers: two blocks an SM
 #define MMQ_ARGS w, xq, xd, xs, y, n, k, m, row_bytes, rows, bias, res, gin, act
-extern "C" __global__ void MMQ_BOUNDS mmq_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0>(MMQ_ARGS); }
-extern "C" __global__ void MMQ_BOUNDS mmq_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0>(MMQ_ARGS); }
-extern "C" __global__ void MMQ_BOUNDS mmq_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1>(MMQ_ARGS); }
-extern "C" __global__ void MMQ_BOUNDS mmq_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0>(MMQ_ARGS); }
-extern "C" __global__ void MMQ_BOUNDS mmq_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 4>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 4>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 4>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 4>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 4>(MMQ_ARGS); }
+// 32 tokens a block (mmq32_): twice the blocks where 64-token tiles leave SMs idle (a 896-row
+// projection of 512 tokens is 7 × 8 = 56 blocks); the same values (a value's order is k's alone).
+extern "C" __global__ void MMQ_BOUNDS mmq32_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq32_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq32_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq32_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 2>(MMQ_ARGS); }

@@ -200,6 +200,13 @@ fn mmq_on() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ").is_none_or(|v| v != "0"))
 }
 
+/// Small GEMM grids take 32-token tiles (`mmq32_*`) unless `ORCD_CUDA_MMQ32=0` (the A/B of
+/// docs/perf/GPU.md: the same values either way).
+fn mmq32_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ32").is_none_or(|v| v != "0"))
+}
+
 /// The rows of a matmul that take the GEMM: none, all, or these.
 #[derive(Debug, PartialEq, Eq)]
 enum MmqRows {
@@ -655,9 +662,16 @@ impl Cuda {
                     gin: Option<(&CudaTensor, i32)>,
                     y: &CudaTensor|
          -> Result<()> {
+            // 64-token tiles that would leave SMs idle (two blocks fit an SM) take 32-token ones:
+            // the same values, twice the blocks.
+            let bn = if mmq32_on() && ((blocks(mm, MMQ_BM) * blocks(n, MMQ_BN)) as usize) < 2 * self.dev.sms {
+                MMQ_BN / 2
+            } else {
+                MMQ_BN
+            };
             self.launch(
-                &format!("mmq_{kty}"),
-                (blocks(mm, MMQ_BM), blocks(n, MMQ_BN), 1),
+                &format!("{}_{kty}", if bn == MMQ_BN { "mmq" } else { "mmq32" }),
+                (blocks(mm, MMQ_BM), blocks(n, bn), 1),
                 MMQ_THREADS,
                 0,
                 &[

@@ -85,6 +85,8 @@ pub struct Dev {
     pub cc: (i32, i32),
     /// Largest dynamic shared memory a block may use (bytes, after opting in).
     pub max_smem: usize,
+    /// Streaming multiprocessors (132 on the H100 SXM / H200; the emulator plays 132).
+    pub sms: usize,
     exact_alloc: bool,
     ledger: Mutex<VramUse>,
     pool: Mutex<Pool>,
@@ -175,6 +177,7 @@ impl Dev {
             name: "emulated CUDA device (orcd host emulator, no GPU)".into(),
             cc: (9, 0),
             max_smem: (227 << 10) - (16 << 10),
+            sms: 132,
             exact_alloc: true,
             ledger: Mutex::new(VramUse::default()),
             pool: Mutex::new(Pool::default()),
@@ -220,6 +223,9 @@ impl Dev {
         let optin = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(|e| drv("shared memory limit", e))? as usize;
+        let sms = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| drv("multiprocessor count", e))? as usize;
         let cubin = crate::nvrtc::cubin(orcd_kernels::OPS_CU, cc)?;
         // SAFETY: `cubin` is a complete cubin image for this device's architecture.
         let module = unsafe { dr::module::load_data(cubin.as_ptr() as *const c_void) }
@@ -252,6 +258,7 @@ impl Dev {
             name,
             cc,
             max_smem,
+            sms,
             exact_alloc: std::env::var_os("ORCD_CUDA_EXACT_ALLOC").is_some_and(|v| v == "1"),
             ledger: Mutex::new(VramUse::default()),
             pool: Mutex::new(Pool::default()),
