@@ -70,6 +70,8 @@ b() { local l=$1 nm=$2 p=$3; shift 3
 lb r1
 b fast-p4 fast 4; b exact-p4 exact 4; b fast-p512 fast 512; b exact-p512 exact 512
 [[ ${MMQ:-1} == 1 ]] && b fast-p512-mmq fast 512 ORCD_CUDA_MMQ=1
+# The GEMM with 64-token tiles only (ORCD_CUDA_MMQ32=0): the A/B of mmq32_ in one build.
+[[ ${MMQ:-1} == 1 ]] && b fast-p512-mmq64 fast 512 ORCD_CUDA_MMQ32=0
 [[ ${PDL_AB:-0} == 1 ]] && for v in all rope attention; do b fast-p4-pdl-$v fast 4 ORCD_CUDA_PDL_MORE=$v; done
 [[ ${EXTRA:-0} == 1 ]] && { b fast-p4-nopdl fast 4 ORCD_CUDA_PDL=0; b fast-p4-glu4 fast 4 ORCD_MV_GLU8=0; }
 # target/gpu-pack-base/bin.tar.xz (an earlier build's pack, carried too): the same benches of it
