@@ -27,7 +27,7 @@ if [[ ${PEER:-1} == 1 ]]; then
 fi
 # CORRECT=0: measurements only (a call that follows one that checked the same build).
 if [[ ${CORRECT:-1} == 1 ]]; then
-timeout 300 bash ci/gpu-run.sh gate ops models generate 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda|generate cuda" | head -30
+timeout 300 bash ci/gpu-run.sh gate ${GATE_SUITES:-ops models generate} 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda|generate cuda" | head -30
 SMOL=~/.cache/orcd/models/SmolLM2-135M-Instruct.Q4_1.gguf
 if [[ -f $SMOL ]]; then  # issue 11: the CPU's greedy text on CUDA (the parts must have been assembled)
     # The generate golden's prompt (goldens/generate/smollm2-capital.yaml): confident margins, so
@@ -68,7 +68,7 @@ b() { local l=$1 nm=$2 p=$3; shift 3
   env "$@" timeout 60 ${BIN:-$B}/worker-orcd bench --model $M --backend cuda --numerics $nm --prompt-tokens $p --gen-tokens 128 --repeats 5 --json > $OUT/bench-$l.json 2>$OUT/bench-$l.err
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("ours %-22s pp %7.0f tg %7.1f  vram %s" % (sys.argv[2], j["prefill_tok_s"], j["decode_tok_s"], j.get("vram_bytes")))' $OUT/bench-$l.json $l || tail -2 $OUT/bench-$l.err; }
 lb r1
-b fast-p4 fast 4; b exact-p4 exact 4; b fast-p512 fast 512; b exact-p512 exact 512
+b fast-p4 fast 4; b exact-p4 exact 4; [[ ${P512:-1} == 1 ]] && { b fast-p512 fast 512; b exact-p512 exact 512; }
 [[ ${MMQ:-1} == 1 ]] && b fast-p512-mmq fast 512 ORCD_CUDA_MMQ=1
 # The GEMM with 64-token tiles only (ORCD_CUDA_MMQ32=0): the A/B of mmq32_ in one build.
 [[ ${MMQ:-1} == 1 ]] && b fast-p512-mmq64 fast 512 ORCD_CUDA_MMQ32=0
@@ -79,8 +79,10 @@ b fast-p4 fast 4; b exact-p4 exact 4; b fast-p512 fast 512; b exact-p512 exact 5
 if [[ -f target/gpu-pack-base/bin.tar.xz ]]; then
     rm -rf target/gpu-base && mkdir -p target/gpu-base && tar -xJf target/gpu-pack-base/bin.tar.xz -C target/gpu-base
     echo "base build: $(cat target/gpu-base/COMMIT)"
+    if [[ ${BASE_BENCH:-1} == 1 ]]; then  # BASE_BENCH=0: only the batched decode below
     BIN=target/gpu-base b base-fast-p4 fast 4; BIN=target/gpu-base b base-exact-p4 exact 4
     BIN=target/gpu-base b base-fast-p512 fast 512 ORCD_CUDA_MMQ=1
+    fi
 fi
 lb r2
 b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
