@@ -1462,6 +1462,45 @@ __device__ __forceinline__ i64 mv_rope_col(i64 jj0, int c, i64 m, i64 mb, const 
     return base + (local / hd) * hd + (c < 4 ? i0 + c : hd / 2 + i0 + c - 4);
 }
 
+// The end of a multi-column block: each of its C·R sums (column c = u / R, row i = u % R;
+// `acc2` the GLU partner's) reduced by the xor tree in every warp into `red`, then a barrier.
+template <int CR, int R>
+__device__ __forceinline__ void mv_reduce_warps(const float* acc, const float* acc2, bool pair, int nr,
+                                                float (*red)[CR][MV_WARPS]) {
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+#pragma unroll
+    for (int u = 0; u < CR; ++u) {
+        if (u % R < nr) {  // uniform
+            float v = acc[u], v2 = acc2[u];
+            mv_warp_sum(&v, &v2, pair);
+            if (lane == 0) { red[0][u][wp] = v; red[1][u][wp] = v2; }
+        }
+    }
+    __syncthreads();
+}
+// Then thread u < C·R adds the warps' sums in order and finishes column jj0 + u / R of row
+// r0 + u % R (bias, GLU, residual: mv_finish).
+template <int CR, int R>
+__device__ __forceinline__ void mv_store_cols(float (*red)[CR][MV_WARPS], bool pair, int nr, i64 r0, i64 jj0,
+                                              i64 total, const u8* w, const float* bias, float* y, i64 m,
+                                              const u8* wb, const float* bias_b, float* yb, i64 mb, const u8* wc,
+                                              const float* bias_c, float* yc, i64 mc, const float* res, int act) {
+    if (threadIdx.x < CR) {
+        const int u = threadIdx.x, i = u % R;
+        const i64 jj = jj0 + u / R;
+        if (i < nr && jj < total) {
+            float v = red[0][u][0], v2 = red[1][u][0];
+#pragma unroll
+            for (int q = 1; q < MV_WARPS; ++q) {
+                v = __fadd_rn(v, red[0][u][q]);
+                v2 = __fadd_rn(v2, red[1][u][q]);
+            }
+            const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+            mv_finish(v, v2, pair, (r0 + i) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y);
+        }
+    }
+}
+
 // C > 1 (part-decodable types, rpb ≤ R, no ids): the block takes columns blockIdx.x·C .. + C - 1.
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
@@ -1479,7 +1518,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     __shared__ double mv_sc[R];
     __shared__ double mv_redd[9];
     __shared__ float mv_red[2][C * R][MV_WARPS];
-    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
     const i64 total = m + mb + mc, jj0 = (i64)blockIdx.x * C;
     const u8* wr[C];
 #pragma unroll
@@ -1585,15 +1624,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             }
         }
     }
-#pragma unroll
-    for (int u = 0; u < C * R; ++u) {
-        if (u % R < nr) {
-            float v = acc[u], v2 = acc2[u];
-            mv_warp_sum(&v, &v2, w2 != nullptr);
-            if (lane == 0) { mv_red[0][u][wp] = v; mv_red[1][u][wp] = v2; }
-        }
-    }
-    __syncthreads();
+    mv_reduce_warps<C * R, R>(acc, acc2, w2 != nullptr, nr, mv_red);
     if constexpr (ROPE) {
         __shared__ float mv_fin[8];
         if (threadIdx.x < 8) {  // the 8 columns' values, bias added (as mv_finish)
@@ -1633,20 +1664,8 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
         return;
     }
-    if (threadIdx.x < C * R) {
-        const int u = threadIdx.x, c = u / R, i = u % R;
-        const i64 jj = jj0 + c;
-        if (i < nr && jj < total) {
-            float v = mv_red[0][u][0], v2 = mv_red[1][u][0];
-#pragma unroll
-            for (int q = 1; q < MV_WARPS; ++q) {
-                v = __fadd_rn(v, mv_red[0][u][q]);
-                v2 = __fadd_rn(v2, mv_red[1][u][q]);
-            }
-            const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
-            mv_finish(v, v2, w2 != nullptr, (r0 + i) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y);
-        }
-    }
+    mv_store_cols<C * R, R>(mv_red, w2 != nullptr, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c,
+                            yc, mc, res, act);
 }
 
 template <class T, int C = 1, int R = MV_MAX_ROWS, bool PAIR = true, int U = 1>
@@ -1849,7 +1868,7 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const fl
     if (jj0 >= total) return;  // uniform over the block
     const int nr = (int)(n_out - r0 < R ? n_out - r0 : R);
     const u8* const w2 = PAIR ? w2_ : nullptr;
-    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, nsub = k / 8, nb = k / 32;
+    const int nsub = k / 8, nb = k / 32;
     const u8* wr[C];
 #pragma unroll
     for (int c = 0; c < C; ++c) {
@@ -1917,29 +1936,9 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const fl
             }
         }
     }
-#pragma unroll
-    for (int u = 0; u < C * R; ++u) {
-        if (u % R < nr) {  // uniform
-            float v = acc[u], v2 = acc2[u];
-            mv_warp_sum(&v, &v2, PAIR);
-            if (lane == 0) { mv_red[0][u][wp] = v; mv_red[1][u][wp] = v2; }
-        }
-    }
-    __syncthreads();
-    if (threadIdx.x < C * R) {
-        const int u = threadIdx.x, c = u / R, i = u % R;
-        const i64 jj = jj0 + c;
-        if (i < nr && jj < total) {
-            float v = mv_red[0][u][0], v2 = mv_red[1][u][0];
-#pragma unroll
-            for (int qq = 1; qq < MV_WARPS; ++qq) {
-                v = __fadd_rn(v, mv_red[0][u][qq]);
-                v2 = __fadd_rn(v2, mv_red[1][u][qq]);
-            }
-            const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
-            mv_finish(v, v2, PAIR, (r0 + i) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y);
-        }
-    }
+    mv_reduce_warps<C * R, R>(acc, acc2, PAIR, nr, mv_red);
+    mv_store_cols<C * R, R>(mv_red, PAIR, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc,
+                            res, act);
 }
 
 // y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.

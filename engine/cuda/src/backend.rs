@@ -200,6 +200,22 @@ fn mmq_on() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ").is_none_or(|v| v != "0"))
 }
 
+/// The further projections' launch arguments of the mat-vec entry points (kernels/ABI.md):
+/// `wb, bias_b, yb, mb, wc, bias_c, yc, mc` (null and 0 where absent); their outputs are
+/// `ys[1..]`.
+fn more_args(more: &[(&CudaWeight, Option<&CudaWeight>)], ys: &[CudaTensor]) -> [Arg; 8] {
+    let one = |i: usize| -> ([Arg; 3], i32) {
+        match (more.get(i), ys.get(i + 1)) {
+            (Some((wm, b)), Some(y)) => {
+                ([wm.buf.arg(), b.map_or(Arg::Ptr(0), |b| b.buf.arg()), y.buf.arg()], wm.rows as i32)
+            }
+            _ => ([Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0)], 0),
+        }
+    };
+    let (([wb, bias_b, yb], mb), ([wc, bias_c, yc], mc)) = (one(0), one(1));
+    [wb, bias_b, yb, Arg::I32(mb), wc, bias_c, yc, Arg::I32(mc)]
+}
+
 /// Small GEMM grids take 32-token tiles (`mmq32_*`) unless `ORCD_CUDA_MMQ32=0` (the A/B of
 /// docs/perf/GPU.md: the same values either way).
 fn mmq32_on() -> bool {
@@ -441,14 +457,6 @@ impl Cuda {
             Some((b, k, s)) => (b.arg(), k as i32, s as i32),
             None => (Arg::Ptr(0), 0, 0),
         };
-        let more_args = |i: usize| -> [Arg; 3] {
-            match (more.get(i), ys.get(i + 1)) {
-                (Some((wm, b)), Some(y)) => [wm.buf.arg(), b.map_or(Arg::Ptr(0), |b| b.buf.arg()), y.buf.arg()],
-                _ => [Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0)],
-            }
-        };
-        let [wb, bias_b, yb] = more_args(0);
-        let [wc, bias_c, yc] = more_args(1);
         self.dev
             .launch_ex(
                 &format!("{variant}_{kty}"),
@@ -456,34 +464,30 @@ impl Cuda {
                 128,
                 0,
                 &[
-                    w.buf.arg(),
-                    x.buf.arg(),
-                    ys[0].buf.arg(),
-                    Arg::I32(n_out as i32),
-                    Arg::I32(w.k as i32),
-                    Arg::I32(m as i32),
-                    Arg::I64(w.row_bytes as i64),
-                    ids_arg,
-                    Arg::I32(ids_k),
-                    Arg::I32(shared),
-                    bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
-                    Arg::I32(rpb as i32),
-                    res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
-                    Arg::I32(xq),
-                    glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
-                    Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
-                    Arg::I32(norm.is_some() as i32),
-                    norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
-                    Arg::F32(norm.map_or(0.0, |(_, e)| e)),
-                    wb,
-                    bias_b,
-                    yb,
-                    Arg::I32(mb as i32),
-                    wc,
-                    bias_c,
-                    yc,
-                    Arg::I32(mc as i32),
-                ],
+                    &[
+                        w.buf.arg(),
+                        x.buf.arg(),
+                        ys[0].buf.arg(),
+                        Arg::I32(n_out as i32),
+                        Arg::I32(w.k as i32),
+                        Arg::I32(m as i32),
+                        Arg::I64(w.row_bytes as i64),
+                        ids_arg,
+                        Arg::I32(ids_k),
+                        Arg::I32(shared),
+                        bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                        Arg::I32(rpb as i32),
+                        res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
+                        Arg::I32(xq),
+                        glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
+                        Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
+                        Arg::I32(norm.is_some() as i32),
+                        norm.map_or(Arg::Ptr(0), |(nw, _)| nw.buf.arg()),
+                        Arg::F32(norm.map_or(0.0, |(_, e)| e)),
+                    ][..],
+                    &more_args(more, &ys),
+                ]
+                .concat(),
                 true,
             )
             .map_err(err)?;
@@ -569,14 +573,6 @@ impl Cuda {
             MvIn::Codes(q, d, s) => [q.buf.arg(), d.buf.arg(), s.buf.arg()],
             MvIn::Floats(t) => [t.buf.arg(), Arg::Ptr(0), Arg::Ptr(0)],
         };
-        let more_args = |i: usize| -> [Arg; 3] {
-            match (more.get(i), ys.get(i + 1)) {
-                (Some((wm, b)), Some(y)) => [wm.buf.arg(), b.map_or(Arg::Ptr(0), |b| b.buf.arg()), y.buf.arg()],
-                _ => [Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0)],
-            }
-        };
-        let [wb, bias_b, yb] = more_args(0);
-        let [wc, bias_c, yc] = more_args(1);
         let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
         // One flat grid: the row blocks of a column group are adjacent.
         let grid = n_out.div_ceil(rows) * (m + mb + mc).div_ceil(cols);
@@ -588,28 +584,24 @@ impl Cuda {
                 128,
                 0,
                 &[
-                    w.buf.arg(),
-                    xa,
-                    da,
-                    sa,
-                    y0.buf.arg(),
-                    Arg::I32(n_out as i32),
-                    Arg::I32(w.k as i32),
-                    Arg::I32(m as i32),
-                    Arg::I64(w.row_bytes as i64),
-                    bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
-                    res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
-                    glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
-                    Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
-                    wb,
-                    bias_b,
-                    yb,
-                    Arg::I32(mb as i32),
-                    wc,
-                    bias_c,
-                    yc,
-                    Arg::I32(mc as i32),
-                ],
+                    &[
+                        w.buf.arg(),
+                        xa,
+                        da,
+                        sa,
+                        y0.buf.arg(),
+                        Arg::I32(n_out as i32),
+                        Arg::I32(w.k as i32),
+                        Arg::I32(m as i32),
+                        Arg::I64(w.row_bytes as i64),
+                        bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                        res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
+                        glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
+                        Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
+                    ][..],
+                    &more_args(more, ys),
+                ]
+                .concat(),
                 true,
             )
             .map_err(err)
