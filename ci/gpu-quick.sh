@@ -156,14 +156,18 @@ fi
 # ours (each sequence its own KV length) and llama-batched-bench on the same file.
 if [[ ${BATCHED:-1} == 1 ]]; then
     # ORCD_CUDA_MMQ=1 / 0: with / without the prefill GEMM (a decode step takes the mat-vec either way).
+    # BATCHED_MVQ="1 0": also without the once-rounded batched mat-vec (ORCD_CUDA_MVQ=0), the A/B
+    # of matvecq_ in one build (no second compile).
+    for mv in ${BATCHED_MVQ:-1}; do
     for mq in ${BATCHED_MMQ:-1 0}; do
-    ORCD_CUDA_MMQ=$mq timeout 200 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 1,4,16,64 \
-        --repeats 3 --json > $OUT/batched-ours-mmq$mq.json 2>$OUT/batched-ours-mmq$mq.err
+    ORCD_CUDA_MVQ=$mv ORCD_CUDA_MMQ=$mq timeout 200 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 1,4,16,64 \
+        --repeats 3 --json > $OUT/batched-ours-mvq$mv-mmq$mq.json 2>$OUT/batched-ours-mvq$mv-mmq$mq.err
     python3 -c 'import json,sys
 for r in json.load(open(sys.argv[1]))["batched"]:
-    print("ours (mmq %s) batch %3d: decode %8.1f tok/s, %6.2f ms a step" % (sys.argv[2], r["batch"], r["decode_tok_s"], r["step_ms"]))' $OUT/batched-ours-mmq$mq.json $mq || tail -3 $OUT/batched-ours-mmq$mq.err
+    print("ours (%s) batch %3d: decode %8.1f tok/s, %6.2f ms a step" % (sys.argv[2], r["batch"], r["decode_tok_s"], r["step_ms"]))' $OUT/batched-ours-mvq$mv-mmq$mq.json "mvq $mv mmq $mq" || tail -3 $OUT/batched-ours-mvq$mv-mmq$mq.err
     done
-    if [[ -d target/gpu-base ]]; then  # the base build's batched decode, same call
+    done
+    if [[ -d target/gpu-base && ${BATCHED_BASE:-1} == 1 ]]; then  # the base build's batched decode, same call
         timeout 200 target/gpu-base/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 1,4,16,64 \
             --repeats 3 --json > $OUT/batched-base.json 2>$OUT/batched-base.err
         python3 -c 'import json,sys
