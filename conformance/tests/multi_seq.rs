@@ -120,7 +120,11 @@ fn check_on(filter: &str, lens: &[usize], kind: orcd_backends::BackendKind) {
         let column = orcd_backends::Column { backend: kind, numerics: case.backends[0].column().numerics };
         let backend = orcd_conformance::Backend::from_column(column);
         if let Some(reason) = case.not_run_reason(backend) {
-            panic!("{}: cannot run: {reason}", case.name);
+            // On the CPU (CI) every input is fetched, so a missing one is a failure; a GPU
+            // machine gets only what a call carried: that case is reported as not run.
+            assert!(kind != orcd_backends::BackendKind::Cpu, "{}: cannot run: {reason}", case.name);
+            eprintln!("{}: not run: {reason}", case.name);
+            continue;
         }
         let (f, _) = mc.file.file.load().unwrap();
         let n_ctx = lens.iter().max().unwrap() + STEPS + 1;
