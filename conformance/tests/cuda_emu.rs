@@ -11,12 +11,20 @@ use std::process::Command;
 const GATE: &str = env!("CARGO_BIN_EXE_orcd-gate");
 
 fn emulated_ops(filter: &str) -> (String, String) {
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cuda-emu-{}", filter.replace('+', "_")));
+    emulated_ops_with(filter, "1")
+}
+
+/// `filter`'s `ops` cases on the emulated `cuda-fast` and `cuda` columns with `ORCD_CUDA_MMQ=mmq`.
+fn emulated_ops_with(filter: &str, mmq: &str) -> (String, String) {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cuda-emu-{}-mmq{mmq}", filter.replace('+', "_")));
     let run = Command::new(GATE)
-        .args(["run", "--suite", "ops", "--backend", "cuda-fast", "--filter", filter, "--out"])
+        .args(["run", "--suite", "ops", "--backend", "cuda-fast", "--filter", filter])
+        .args(if mmq == "1" { &[][..] } else { &["--backend", "cuda"][..] })
+        .arg("--out")
         .arg(&out)
         .env("ORCD_CUDA_EMU", "1")
-        .env("ORCD_CUDA_MMQ", "1")
+        .env("ORCD_CUDA_MMQ", mmq)
         .output()
         .expect("orcd-gate runs");
     let log = String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
@@ -39,6 +47,26 @@ fn the_prefill_gemm_passes_ops_on_the_emulated_device() {
         let (log, md) = emulated_ops(filter);
         assert!(log.contains(&format!("{cases} passed, 0 failed, 0 not run")), "{filter}:\n{log}");
         // The report says where these ran, and keeps them out of the gates.
+        assert!(md.contains("ran on the emulated CUDA device"), "{filter}: the report does not say so:\n{md}");
+    }
+}
+
+/// The mat-vec of 3–15 rows from an activation rounded once (`quant_x_q8` + `matvecq_` /
+/// `matvecqg_` on `cuda-fast`, `round_x` + `matvecf_` / `matvecfg_` on `cuda`; the GEMM off so
+/// every row takes it), against the CPU backend: a partial column group (m 33), the residual,
+/// a GLU pair, three projections with biases, the norm fused.
+#[test]
+fn the_batched_mat_vec_passes_ops_on_the_emulated_device() {
+    for (filter, cases) in [
+        ("matmul-q8_0-m33-k640-n3", 2), // 33 = 8·4 + 1 columns: a partial column group
+        ("matmul-q4_0-m33-k640-n3", 2),
+        ("matmul-q4_1-m33-k640-n3", 2),
+        ("matmul_fused-q8_0-m1536-k512-n9", 2),         // the residual
+        ("norm_matmul_glu-silu-q4_1-m1536-k512-n9", 2), // the norm and a GLU pair, Q4_1's min
+        ("norm_matmuls-q8_0-m256+64+64-k512-n3", 2),    // q, k, v with biases in one launch
+    ] {
+        let (log, md) = emulated_ops_with(filter, "0");
+        assert!(log.contains(&format!("{cases} passed, 0 failed, 0 not run")), "{filter}:\n{log}");
         assert!(md.contains("ran on the emulated CUDA device"), "{filter}: the report does not say so:\n{md}");
     }
 }
