@@ -340,7 +340,7 @@ cmd_sanitize() {
         local log="$OUT/$tool.log" run_log="$WORK/sanitize-$tool.out" extra=() rc=0 t0=$SECONDS
         [[ "$tool" == memcheck && "${SANITIZE_LEAK_CHECK:-0}" == 1 ]] && extra=(--leak-check full)
         rm -rf "$WORK/sanitize-$tool"
-        echo "== compute-sanitizer --tool $tool (≤ $limit s): orcd-gate run --suite ops --backend cuda --backend cuda-fast"
+        echo "== compute-sanitizer --tool $tool (≤ $limit s): orcd-gate run --suite ops ${cols[*]} ${filt[*]}"
         timeout --signal=INT --kill-after=15 "$limit" compute-sanitizer --tool "$tool" --error-exitcode 1 \
             "${extra[@]}" --log-file "$log" \
             "$BIN/orcd-gate" run --suite ops "${cols[@]}" "${filt[@]}" --out "$WORK/sanitize-$tool" \
