@@ -50,6 +50,8 @@ timeout 60 $B/tests/multi_seq --test-threads 1 cuda_graph_replay 2>&1 | grep "te
 # Rows batched (4 sequences: a 22-row prefill, then 4-row decode steps: the once-rounded
 # activation of matvecq_ / round_x) equal each sequence alone, bit for bit, on both columns.
 timeout 120 $B/tests/multi_seq --test-threads 1 cuda_four_sequences_synthetic 2>&1 | grep -E "test result|differ|cases:" | head -8
+# The emulated device's batched-vs-alone checks, run on the card itself (ORCD_CUDA_EMU set, not 1).
+ORCD_CUDA_EMU=0 timeout 120 $B/tests/multi_seq --test-threads 1 --nocapture emulated 2>&1 | grep -E "test result|differ|cases:" | head -8
 timeout 60 $B/tests/orcd_cuda --test-threads 1 2>&1 | grep -E "FAIL|test result|panicked" | head
 # With MMQ=1 the sanitizers also see the prefill GEMM (its shared-memory staging under racecheck);
 # the ops cases of fewer than 16 rows keep the mat-vec either way.
