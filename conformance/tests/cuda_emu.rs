@@ -16,15 +16,21 @@ fn emulated_ops(filter: &str) -> (String, String) {
 
 /// `filter`'s `ops` cases on the emulated `cuda-fast` and `cuda` columns with `ORCD_CUDA_MMQ=mmq`.
 fn emulated_ops_with(filter: &str, mmq: &str) -> (String, String) {
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cuda-emu-{}-mmq{mmq}", filter.replace('+', "_")));
+    emulated_ops_env(filter, mmq != "1", &[("ORCD_CUDA_MMQ", mmq)])
+}
+
+/// `filter`'s `ops` cases on the emulated `cuda-fast` column (and `cuda` with `exact`) under `env`.
+fn emulated_ops_env(filter: &str, exact: bool, env: &[(&str, &str)]) -> (String, String) {
+    let tag: String = env.iter().map(|(k, v)| format!("-{}{v}", k.trim_start_matches("ORCD_CUDA_"))).collect();
+    let out =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cuda-emu-{}{tag}", filter.replace('+', "_")));
     let run = Command::new(GATE)
         .args(["run", "--suite", "ops", "--backend", "cuda-fast", "--filter", filter])
-        .args(if mmq == "1" { &[][..] } else { &["--backend", "cuda"][..] })
+        .args(if exact { &["--backend", "cuda"][..] } else { &[][..] })
         .arg("--out")
         .arg(&out)
         .env("ORCD_CUDA_EMU", "1")
-        .env("ORCD_CUDA_MMQ", mmq)
+        .envs(env.iter().copied())
         .output()
         .expect("orcd-gate runs");
     let log = String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
@@ -69,4 +75,18 @@ fn the_batched_mat_vec_passes_ops_on_the_emulated_device() {
         assert!(log.contains(&format!("{cases} passed, 0 failed, 0 not run")), "{filter}:\n{log}");
         assert!(md.contains("ran on the emulated CUDA device"), "{filter}: the report does not say so:\n{md}");
     }
+}
+
+/// The prefill attention (`attention_tile`, a block per 16 query rows; `ORCD_CUDA_ATT_TILE=2`
+/// sends every batch of two or more rows to it) on every `ops` attention case — GQA, windows,
+/// softcap, sinks, several sequences, the fused RoPE + KV write cases' causal attention — on
+/// both columns, against the CPU backend. (Its bits against `attention`'s: kernels/emu/attn_check.)
+#[test]
+fn the_tiled_attention_passes_ops_on_the_emulated_device() {
+    let (log, md) = emulated_ops_env("attention", true, &[("ORCD_CUDA_ATT_TILE", "2")]);
+    // The summary line: "N passed, F failed, S not run".
+    let counts = log.lines().find(|l| l.ends_with(" not run") && !l.starts_with("orcd-gate")).unwrap_or_default();
+    let passed: usize = counts.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(passed >= 40 && counts.contains(" passed, 0 failed, 0 not run"), "{counts}\n{log}");
+    assert!(md.contains("ran on the emulated CUDA device"), "the report does not say so:\n{md}");
 }

@@ -1089,6 +1089,272 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
 }
 
 // ---------------------------------------------------------------------------------------------
+// Attention over a tile of query rows (prefill): grid (ceil(rows / ATT_TR), n_head), block 256,
+// dynamic shared ATT_TR·(head_dim + ld) floats with ld ≥ every row's pos + 1. Each row's output
+// has the bits `attention` gives it: the same dots (dot_cpu_order's order), the same max, the
+// denominator summed as `attention`'s 256 threads sum it (thread t: keys j ≡ t mod 256 in
+// order; the warp's xor tree; block_sum8_d's combination of the 8 warps), the same weights, and
+// Σ w·v as its 8 warps sum it (keys j ≡ w mod 8 in order, the 8 partials added in order). What
+// the tile shares: a key row is loaded and converted once for 8 query rows of its sequence, a
+// value once for the 4 rows a thread sums, and the 7,168 blocks of a 512-token layer become 448.
+// ---------------------------------------------------------------------------------------------
+
+#define ATT_TR 16  // query rows a tile
+#define ATT_CK 4   // outputs a thread sums at once
+
+// dot_cpu_order of 8 query rows (`qa`, rows `hd` apart) with one key row: the same products and
+// additions per row, the key's chunk loaded and converted once for the 8.
+__device__ void dot_cpu_order8(const float* qa, int hd, const void* kc, i64 kofs, int f16, float* out) {
+    float acc[8][8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int l = 0; l < 8; ++l) acc[i][l] = 0.0f;
+    const int chunks = hd / 8;
+    const bool vec = ((kofs & 7) == 0) && ((reinterpret_cast<u64>(kc) & 15) == 0);
+    for (int c = 0; c < chunks; ++c) {
+        float kf[8];
+        if (vec && f16) {
+            const uint4 w = ((const uint4*)((const u16*)kc + kofs))[c];
+            const u32 ws[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+            for (int l = 0; l < 8; ++l) kf[l] = f16_to_f32((u16)(ws[l >> 1] >> (16 * (l & 1))));
+        } else if (vec) {
+            const float4 u = ((const float4*)((const float*)kc + kofs))[2 * c];
+            const float4 v = ((const float4*)((const float*)kc + kofs))[2 * c + 1];
+            kf[0] = u.x; kf[1] = u.y; kf[2] = u.z; kf[3] = u.w; kf[4] = v.x; kf[5] = v.y; kf[6] = v.z; kf[7] = v.w;
+        } else {
+#pragma unroll
+            for (int l = 0; l < 8; ++l) kf[l] = kv_load(kc, kofs + 8 * c + l, f16);
+        }
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const float* a = qa + (i64)i * hd + 8 * c;
+#pragma unroll
+            for (int l = 0; l < 8; ++l) acc[i][l] = __fadd_rn(acc[i][l], __fmul_rn(a[l], kf[l]));
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        float s = 0.0f;
+        for (int e = chunks * 8; e < hd; ++e) s = __fadd_rn(s, __fmul_rn(qa[(i64)i * hd + e], kv_load(kc, kofs + e, f16)));
+        const float t = __fadd_rn(__fadd_rn(__fadd_rn(acc[i][0], acc[i][4]), __fadd_rn(acc[i][1], acc[i][5])),
+                                  __fadd_rn(__fadd_rn(acc[i][2], acc[i][6]), __fadd_rn(acc[i][3], acc[i][7])));
+        out[i] = __fadd_rn(t, s);
+    }
+}
+
+extern "C" __global__ void attention_tile(const float* q, const void* kc, const void* vc, const unsigned* pos,
+                                          const unsigned* seq, const float* sinks, float* out, int rows, int il,
+                                          int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                                          int v_head_dim, float scale, int window, float softcap, int f16, int ld) {
+#ifdef ORCD_EMU
+    float* sm = (float*)g_emu->dyn.data();
+#else
+    extern __shared__ float sm[];  // qs [ATT_TR][head_dim], then W [ATT_TR][ld]: dots, then weights
+#endif
+    __shared__ int rpos[ATT_TR], rseq[ATT_TR], rok[ATT_TR];
+    pdl_trigger();
+    pdl_wait();
+    const int r0 = blockIdx.x * ATT_TR, h = blockIdx.y, tid = threadIdx.x;
+    if (r0 >= rows || h >= n_head || v_head_dim <= 0) return;
+    const int nr = min(ATT_TR, rows - r0);
+    const int group = n_head_kv > 0 ? n_head / n_head_kv : 0;
+    // Uniform over the block: a head or launch the tile cannot take gives NaN rows, as
+    // `attention` does for a row it cannot take.
+    const bool head_ok = group > 0 && h / group < n_head_kv && head_dim > 0 && head_dim <= ATT_QMAX &&
+                         blockDim.x == 32 * ATT_WARPS && ld > 0 &&
+                         (u64)ATT_TR * ((u64)head_dim + (u64)ld) * 4 <= (u64)dynamic_smem_bytes();
+    if (tid < ATT_TR) {
+        u32 p = 0, s = 0;
+        int ok = 0;
+        if (tid < nr) {
+            p = pos[r0 + tid];
+            s = seq[r0 + tid];
+            ok = head_ok && s < (u32)n_seq && p < (u32)n_ctx && p < (u32)ld;
+        }
+        rpos[tid] = (int)p;
+        rseq[tid] = (int)s;
+        rok[tid] = ok;
+    }
+    __syncthreads();
+    if (!head_ok) {
+        for (int e = tid; e < nr * v_head_dim; e += blockDim.x)
+            out[((i64)(r0 + e / v_head_dim) * n_head + h) * v_head_dim + e % v_head_dim] = F32_NAN;
+        return;
+    }
+    const int kh = h / group;
+    const i64 k_cols = (i64)n_head_kv * head_dim, v_cols = (i64)n_head_kv * v_head_dim;
+    float* qs = sm;
+    float* W = sm + ATT_TR * head_dim;
+    // The first key any row sees (a window hides the earlier ones), the keys the tile spans,
+    // whether its rows share one sequence (then one key row serves them all).
+    int jlo = 0x7fffffff, nkmax = 0, first = -1;
+    bool one = true;
+    for (int i = 0; i < nr; ++i) {
+        if (!rok[i]) continue;
+        const int p = rpos[i];
+        jlo = min(jlo, window > 0 ? max(0, p - window + 1) : 0);
+        nkmax = max(nkmax, p + 1);
+        if (first < 0) first = i;
+        else if (rseq[i] != rseq[first]) one = false;
+    }
+    // An F16 cache is the fast numerics: q rounded to F16, as `attention`. Rows past the tile's
+    // end are zeros (their dots are computed and dropped).
+    for (int e = tid; e < ATT_TR * head_dim; e += blockDim.x) {
+        const int i = e / head_dim;
+        float v = 0.0f;
+        if (i < nr) {
+            v = q[((i64)(r0 + i) * n_head + h) * head_dim + e % head_dim];
+            if (f16) v = f16_to_f32(f32_to_f16(v));
+        }
+        qs[e] = v;
+    }
+    __syncthreads();
+#define VIS(i, j) ((j) <= rpos[i] && (window <= 0 || rpos[i] - (j) < window))
+
+    // Pass 1: raw dots of the visible (row, key) pairs into W.
+    if (first >= 0 && one) {
+        const i64 slot0 = ((i64)il * n_seq + rseq[first]) * n_ctx;
+        for (int j = jlo + tid; j < nkmax; j += blockDim.x) {
+            const i64 kofs = (slot0 + j) * k_cols + (i64)kh * head_dim;
+            for (int g = 0; g < nr; g += 8) {
+                float d8[8];
+                dot_cpu_order8(qs + (i64)g * head_dim, head_dim, kc, kofs, f16, d8);
+#pragma unroll
+                for (int i = 0; i < 8; ++i) {
+                    if (g + i < nr && rok[g + i] && VIS(g + i, j)) W[(i64)(g + i) * ld + j] = d8[i];
+                }
+            }
+        }
+    } else if (first >= 0) {
+        for (int i = 0; i < nr; ++i) {
+            if (!rok[i]) continue;
+            const i64 slot0 = ((i64)il * n_seq + rseq[i]) * n_ctx;
+            for (int j = jlo + tid; j <= rpos[i]; j += blockDim.x) {
+                if (VIS(i, j)) {
+                    W[(i64)i * ld + j] =
+                        dot_cpu_order(qs + (i64)i * head_dim, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
+                }
+            }
+        }
+    }
+    __syncthreads();
+
+    // Pass 2, a warp per row: the max, the denominator in `attention`'s order, the weights
+    // (written over the dots for keys jlo .. pos; masked and underflowed keys weigh 0).
+    const int lane = tid & 31, wp = tid >> 5;
+    const double sc = scale, cap = softcap;
+    for (int i = wp; i < nr; i += ATT_WARPS) {
+        if (!rok[i]) continue;
+        float* Wi = W + (i64)i * ld;
+        const int nk = rpos[i] + 1;
+        const int vlo = window > 0 ? max(0, nk - window) : 0;  // the row's first visible key
+        double mx = F64_NEG_INF;
+        for (int j = (vlo & ~31) + lane; j < nk; j += 32) {
+            if (j >= vlo) mx = fmax(mx, att_score(Wi[j], sc, cap));
+        }
+        mx = warp_max_d(mx);
+        const double sink = sinks ? (double)sinks[h] : 0.0;
+        if (sinks) mx = fmax(mx, sink);
+        // Lane l stands for `attention`'s threads l + 32u (u = its warp): keys j ≡ l + 32u mod 256.
+        double ps[ATT_WARPS];
+#pragma unroll
+        for (int u = 0; u < ATT_WARPS; ++u) ps[u] = 0.0;
+        for (int jb = vlo & ~255; jb < nk; jb += 256) {
+#pragma unroll
+            for (int u = 0; u < ATT_WARPS; ++u) {
+                const int j = jb + 32 * u + lane;
+                if (j >= vlo && j < nk) {
+                    const double s = att_score(Wi[j], sc, cap);
+                    if (isfinite(s)) ps[u] = __dadd_rn(ps[u], exp(s - mx));
+                }
+            }
+        }
+        // block_sum8_d: each warp's xor tree, then its fixed combination of the 8.
+        double t[ATT_WARPS];
+#pragma unroll
+        for (int u = 0; u < ATT_WARPS; ++u) t[u] = __dadd_rn(warp_sum_d(ps[u]), 0.0);
+#pragma unroll
+        for (int l = 0; l < 4; ++l) t[l] = __dadd_rn(t[l], t[l + 4]);
+        t[0] = __dadd_rn(t[0], t[2]);
+        t[1] = __dadd_rn(t[1], t[3]);
+        double sum = __dadd_rn(t[0], t[1]);
+        if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
+        // Each lane rewrites only the keys it read (j ≡ lane mod 32): no barrier needed.
+        for (int j = (jlo & ~31) + lane; j < nk; j += 32) {
+            if (j < jlo) continue;
+            float w = 0.0f;
+            if (j >= vlo) {
+                const double s = att_score(Wi[j], sc, cap);
+                if (isfinite(s)) {
+                    const double e = exp(s - mx);
+                    if (e != 0.0) w = (float)__ddiv_rn(e, sum);
+                    if (f16) w = f16_to_f32(f32_to_f16(w));
+                }
+            }
+            Wi[j] = w;
+        }
+    }
+    __syncthreads();
+
+    // Pass 3: out = Σ_j w_j · v_j, ATT_CK outputs a thread at a time, 8 partial sums each (keys
+    // j ≡ u mod 8 in order, then added u = 0..7). On the F16 cache w and v are halves, so the
+    // f32 product is exact: it is the f64 product. Where 256 is a multiple of v_head_dim, a
+    // thread's outputs share their dim: with one sequence, one value load serves them.
+    const int nout = nr * v_head_dim;
+    const bool vshare = one && (32 * ATT_WARPS) % v_head_dim == 0;
+    for (int base = 0; base < nout; base += 32 * ATT_WARPS * ATT_CK) {
+        int oi[ATT_CK], od[ATT_CK], onk[ATT_CK];
+        int jhi = 0;
+#pragma unroll
+        for (int k = 0; k < ATT_CK; ++k) {
+            const int o = base + tid + 32 * ATT_WARPS * k;
+            oi[k] = o < nout ? o / v_head_dim : 0;
+            od[k] = o < nout ? o % v_head_dim : 0;
+            onk[k] = (o < nout && rok[oi[k]]) ? rpos[oi[k]] + 1 : 0;
+            jhi = max(jhi, onk[k]);
+        }
+        double acc[ATT_CK][8];
+#pragma unroll
+        for (int k = 0; k < ATT_CK; ++k)
+#pragma unroll
+            for (int u = 0; u < 8; ++u) acc[k][u] = 0.0;
+        // (`first`: a row the tile takes; when none, jhi is 0 and nothing is loaded.)
+        const i64 vb0 = (((i64)il * n_seq + rseq[max(first, 0)]) * n_ctx) * v_cols + (i64)kh * v_head_dim + od[0];
+        for (int j0 = jlo & ~7; j0 < jhi; j0 += 8) {
+#pragma unroll
+            for (int u = 0; u < 8; ++u) {
+                const int j = j0 + u;
+                if (j < jlo || j >= jhi) continue;
+                const float v0 = vshare ? kv_load(vc, vb0 + (i64)j * v_cols, f16) : 0.0f;
+#pragma unroll
+                for (int k = 0; k < ATT_CK; ++k) {
+                    if (j >= onk[k]) continue;
+                    const float w = W[(i64)oi[k] * ld + j];
+                    if (w == 0.0f) continue;
+                    const float v = vshare ? v0
+                                           : kv_load(vc, (((i64)il * n_seq + rseq[oi[k]]) * n_ctx + j) * v_cols +
+                                                             (i64)kh * v_head_dim + od[k], f16);
+                    const double pr = f16 ? (double)__fmul_rn(w, v) : __dmul_rn((double)w, (double)v);
+                    acc[k][u] = __dadd_rn(acc[k][u], pr);
+                }
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < ATT_CK; ++k) {
+            const int o = base + tid + 32 * ATT_WARPS * k;
+            if (o >= nout) continue;
+            double t = 0.0;
+#pragma unroll
+            for (int u = 0; u < 8; ++u) t = __dadd_rn(t, acc[k][u]);
+            out[((i64)(r0 + oi[k]) * n_head + h) * v_head_dim + od[k]] = rok[oi[k]] ? (float)t : F32_NAN;
+        }
+    }
+#undef VIS
+}
+
+// ---------------------------------------------------------------------------------------------
 // Selection: argmax, top-k, MoE routing and combination
 // ---------------------------------------------------------------------------------------------
 

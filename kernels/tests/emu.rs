@@ -40,3 +40,11 @@ fn the_prefill_gemm_matches_its_abi_on_the_emulator() {
         Err(msg) => panic!("mmq_check:\n{msg}"),
     }
 }
+
+#[test]
+fn both_attention_kernels_match_their_abi_on_the_emulator() {
+    match build_and_run("attn_check") {
+        Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
+        Err(msg) => panic!("attn_check:\n{msg}"),
+    }
+}

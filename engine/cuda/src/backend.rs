@@ -223,6 +223,34 @@ fn mmq32_on() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ32").is_none_or(|v| v != "0"))
 }
 
+/// Query rows of one tile of `attention_tile` (kernels/ABI.md).
+const ATT_TILE_ROWS: usize = 16;
+
+/// When prefill rows take `attention_tile`: `ORCD_CUDA_ATT_TILE=0` never (the A/B of
+/// docs/perf/GPU.md: the same values either way), `2` for every batch of two or more rows
+/// (how the emulated `ops` cases reach it), otherwise for a batch of at least 16 rows with 8 or
+/// more a sequence on average (a decode step of many sequences shares no keys).
+fn att_tile_mode() -> u8 {
+    static V: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *V.get_or_init(|| match std::env::var("ORCD_CUDA_ATT_TILE").as_deref() {
+        Ok("0") => 0,
+        Ok("2") => 2,
+        _ => 1,
+    })
+}
+
+fn att_tile_wanted(rows: &BatchRows) -> bool {
+    let n = rows.len();
+    match att_tile_mode() {
+        0 => false,
+        2 => n >= 2,
+        _ => {
+            let seqs: HashSet<u32> = rows.seq.iter().copied().collect();
+            n >= ATT_TILE_ROWS && n >= 8 * seqs.len()
+        }
+    }
+}
+
 /// The rows of a matmul that take the GEMM: none, all, or these.
 #[derive(Debug, PartialEq, Eq)]
 enum MmqRows {
@@ -1145,33 +1173,40 @@ impl Ops for Cuda {
             ));
         }
         let y = self.tensor(q.rows, p.n_head * p.v_head_dim)?;
-        self.launch_pdl(
-            "attention",
-            (q.rows.max(1) as u32, p.n_head as u32, 1),
-            256,
-            smem as u32,
-            &[
-                q.buf.arg(),
-                kv.k.arg(),
-                kv.v.arg(),
-                b.pos.arg(),
-                b.seq.arg(),
-                sinks.map_or(Arg::Ptr(0), |w| w.buf.arg()),
-                y.buf.arg(),
-                Arg::I32(q.rows as i32),
-                Arg::I32(il as i32),
-                Arg::I32(s.n_seq as i32),
-                Arg::I32(s.n_ctx as i32),
-                Arg::I32(p.n_head as i32),
-                Arg::I32(p.n_head_kv as i32),
-                Arg::I32(p.head_dim as i32),
-                Arg::I32(p.v_head_dim as i32),
-                Arg::F32(p.scale),
-                Arg::I32(p.window.map_or(0, |w| w.min(i32::MAX as usize) as i32)),
-                Arg::F32(p.softcap.unwrap_or(0.0)),
-                Arg::I32((s.ty == KvType::F16) as i32),
-            ],
-        )?;
+        // Prefill rows: a block per 16 query rows, its shared memory their queries and scores.
+        let ld = b.max_pos as usize + 1;
+        let tile_smem = ATT_TILE_ROWS * (p.head_dim + ld) * 4;
+        let tile = !self.dev.capturing() && tile_smem <= self.dev.max_smem && att_tile_wanted(&b.rows);
+        let (kernel, grid, smem) = if tile {
+            ("attention_tile", q.rows.div_ceil(ATT_TILE_ROWS).max(1), tile_smem)
+        } else {
+            ("attention", q.rows.max(1), smem)
+        };
+        let mut args = vec![
+            q.buf.arg(),
+            kv.k.arg(),
+            kv.v.arg(),
+            b.pos.arg(),
+            b.seq.arg(),
+            sinks.map_or(Arg::Ptr(0), |w| w.buf.arg()),
+            y.buf.arg(),
+            Arg::I32(q.rows as i32),
+            Arg::I32(il as i32),
+            Arg::I32(s.n_seq as i32),
+            Arg::I32(s.n_ctx as i32),
+            Arg::I32(p.n_head as i32),
+            Arg::I32(p.n_head_kv as i32),
+            Arg::I32(p.head_dim as i32),
+            Arg::I32(p.v_head_dim as i32),
+            Arg::F32(p.scale),
+            Arg::I32(p.window.map_or(0, |w| w.min(i32::MAX as usize) as i32)),
+            Arg::F32(p.softcap.unwrap_or(0.0)),
+            Arg::I32((s.ty == KvType::F16) as i32),
+        ];
+        if tile {
+            args.push(Arg::I32(ld as i32));
+        }
+        self.launch_pdl(kernel, (grid as u32, p.n_head as u32, 1), 256, smem as u32, &args)?;
         Ok(y)
     }
 

@@ -240,7 +240,7 @@ impl Dev {
         // Attention keeps one key row of scores in dynamic shared memory: allow the opt-in limit
         // less the kernel's static arrays (reductions and the per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
-        if let Some(&f) = funcs.get("attention") {
+        for f in ["attention", "attention_tile"].iter().filter_map(|k| funcs.get(k).copied()) {
             // SAFETY: a valid function handle and a documented attribute.
             unsafe {
                 sys::cuFuncSetAttribute(
@@ -250,7 +250,7 @@ impl Dev {
                 )
             }
             .result()
-            .map_err(|e| drv("cuFuncSetAttribute(attention)", e))?;
+            .map_err(|e| drv("cuFuncSetAttribute(attention*)", e))?;
         }
         Ok(Dev {
             hw: Some(Hw { ctx, stream, funcs }),

@@ -1,0 +1,249 @@
+// attn_check.cpp — the two attention kernels (kernels/ABI.md: `attention`, a block per query row
+// and head; `attention_tile`, a block per 16 query rows and head) run on the host through emu.h,
+// each checked bit for bit against plain loops written from the ABI's words:
+//   - scores dot(q, k) in cpu.rs `dot`'s order (8 accumulators over chunks of 8, the tail, the
+//     fixed tree), times scale in f64, then the softcap;
+//   - the max over visible keys (window: pos - j < window), the sink joining it;
+//   - the denominator as 256 threads sum it: thread t over keys j ≡ t mod 256 in order, each
+//     warp's xor tree (16, 8, 4, 2, 1), the 8 warps combined (0+4, 1+5, 2+6, 3+7; then 0+2,
+//     1+3; then 0+1), the sink's term added last;
+//   - weights e / sum as f32 (F16-rounded with an F16 cache, q too), Σ w·v in f64 as 8 partial
+//     sums (keys j ≡ w mod 8 in order) added in order, rounded to f32;
+//   - rows the cache cannot hold give NaN.
+// Cases: GQA, head and value widths (a tail of 4, 256), windows, softcap, sinks, several
+// sequences (tiles that straddle them), more than 256 keys, F16 and f32 caches.
+// Exit 0 when every case holds, 1 otherwise; one line per case.
+#include "emu.h"
+#include "../src/ops.cu"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+uint64_t rng_state = 0x243f6a8885a308d3ull;
+uint64_t next_u64() {  // splitmix64
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * (1.0 / 16777216.0)); }
+
+int failures = 0;
+void report(bool ok, const std::string& what) {
+    std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+    if (!ok) ++failures;
+}
+
+struct Case {
+    int n_head, n_head_kv, hd, vd;
+    std::vector<std::pair<int, int>> seqs;  // (keys in the cache, query rows: the last positions)
+    int window;
+    float softcap, scale;
+    bool sinks, f16;
+    int bad_row;  // a row index given a position past the cache (-1: none)
+};
+
+float h16(float x) { return emu_f16_to_f32(emu_f32_to_f16(x)); }
+
+// The ABI's attention of one row and head, from its words.
+void reference_row(const Case& c, const std::vector<float>& q, const std::vector<float>& kf,
+                   const std::vector<float>& vf, const std::vector<float>& sk, int r, int p, int sq, int n_seq,
+                   int n_ctx, float* o) {
+    const int group = c.n_head / c.n_head_kv;
+    const int kcols = c.n_head_kv * c.hd, vcols = c.n_head_kv * c.vd;
+    for (int h = 0; h < c.n_head; ++h) {
+        float* oh = o + (size_t)h * c.vd;
+        if (p >= n_ctx) {
+            for (int d = 0; d < c.vd; ++d) oh[d] = NAN;
+            continue;
+        }
+        const int kh = h / group, nk = p + 1;
+        std::vector<float> qa(c.hd);
+        for (int d = 0; d < c.hd; ++d) {
+            const float x = q[((size_t)r * c.n_head + h) * c.hd + d];
+            qa[d] = c.f16 ? h16(x) : x;
+        }
+        auto visible = [&](int j) { return c.window <= 0 || p - j < c.window; };
+        auto key = [&](int j, int d) { return kf[((size_t)sq * n_ctx + j) * kcols + (size_t)kh * c.hd + d]; };
+        auto val = [&](int j, int d) { return vf[((size_t)sq * n_ctx + j) * vcols + (size_t)kh * c.vd + d]; };
+        std::vector<double> score(nk, 0.0);
+        double mx = -INFINITY;
+        for (int j = 0; j < nk; ++j) {
+            if (!visible(j)) continue;
+            float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0.0f;
+            const int chunks = c.hd / 8;
+            for (int ch = 0; ch < chunks; ++ch)
+                for (int l = 0; l < 8; ++l) acc[l] = acc[l] + qa[8 * ch + l] * key(j, 8 * ch + l);
+            for (int d = chunks * 8; d < c.hd; ++d) tail = tail + qa[d] * key(j, d);
+            const float dot = (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))) + tail;
+            double s = (double)dot * (double)c.scale;
+            if (c.softcap > 0.0f) s = (double)c.softcap * std::tanh(s / (double)c.softcap);
+            score[j] = s;
+            mx = std::fmax(mx, s);
+        }
+        const double sink = c.sinks ? (double)sk[h] : 0.0;
+        if (c.sinks) mx = std::fmax(mx, sink);
+        double part[256];
+        for (int t = 0; t < 256; ++t) {
+            part[t] = 0.0;
+            for (int j = t; j < nk; j += 256)
+                if (visible(j) && std::isfinite(score[j])) part[t] = part[t] + std::exp(score[j] - mx);
+        }
+        double warp[8];
+        for (int w = 0; w < 8; ++w) {
+            double v[32];
+            for (int l = 0; l < 32; ++l) v[l] = part[32 * w + l];
+            for (int off = 16; off > 0; off >>= 1) {
+                double n[32];
+                for (int l = 0; l < 32; ++l) n[l] = v[l] + v[l ^ off];
+                std::memcpy(v, n, sizeof v);
+            }
+            warp[w] = v[0] + 0.0;
+        }
+        for (int l = 0; l < 4; ++l) warp[l] = warp[l] + warp[l + 4];
+        double sum = (warp[0] + warp[2]) + (warp[1] + warp[3]);
+        if (c.sinks) sum = std::exp(sink - mx) + sum;
+        std::vector<float> wt(nk, 0.0f);
+        for (int j = 0; j < nk; ++j) {
+            if (!visible(j) || !std::isfinite(score[j])) continue;
+            const double e = std::exp(score[j] - mx);
+            float w = e != 0.0 ? (float)(e / sum) : 0.0f;
+            wt[j] = c.f16 ? h16(w) : w;
+        }
+        for (int d = 0; d < c.vd; ++d) {
+            double t = 0.0;
+            for (int w = 0; w < 8; ++w) {
+                double pw = 0.0;
+                for (int j = w; j < nk; j += 8)
+                    if (wt[j] != 0.0f) pw = pw + (double)wt[j] * (double)val(j, d);
+                t = t + pw;
+            }
+            oh[d] = (float)t;
+        }
+    }
+}
+
+bool same_bits(float a, float b) {
+    if (std::isnan(a) && std::isnan(b)) return true;
+    uint32_t x, y;
+    std::memcpy(&x, &a, 4);
+    std::memcpy(&y, &b, 4);
+    return x == y;
+}
+
+void run(const Case& c) {
+    const int n_seq = (int)c.seqs.size() + 1;  // a spare sequence: never read
+    int n_ctx = 0;
+    for (auto [kv, nq] : c.seqs) n_ctx = std::max(n_ctx, kv);
+    n_ctx += 3;
+    const int n_layer = 2, il = 1;
+    const int kcols = c.n_head_kv * c.hd, vcols = c.n_head_kv * c.vd;
+    std::vector<unsigned> pos, seq;
+    for (size_t s = 0; s < c.seqs.size(); ++s)
+        for (int i = c.seqs[s].first - c.seqs[s].second; i < c.seqs[s].first; ++i) {
+            pos.push_back((unsigned)i);
+            seq.push_back((unsigned)s);
+        }
+    if (c.bad_row >= 0) pos[c.bad_row] = (unsigned)n_ctx;
+    const int rows = (int)pos.size();
+    std::vector<float> q((size_t)rows * c.n_head * c.hd);
+    for (float& x : q) x = uniform(-1.5f, 1.5f);
+    // The cache of layer `il` as the kernels read it, and as floats for the reference.
+    const size_t kn = (size_t)n_seq * n_ctx * kcols, vn = (size_t)n_seq * n_ctx * vcols;
+    std::vector<float> kf(kn), vf(vn);
+    for (float& x : kf) x = c.f16 ? h16(uniform(-2.0f, 2.0f)) : uniform(-2.0f, 2.0f);
+    for (float& x : vf) x = c.f16 ? h16(uniform(-3.0f, 3.0f)) : uniform(-3.0f, 3.0f);
+    std::vector<float> sk(c.n_head);
+    for (float& x : sk) x = uniform(-1.0f, 3.0f);
+    const size_t es = c.f16 ? 2 : 4;
+    std::vector<uint8_t> kc(es * kn * n_layer, 0xff), vc(es * vn * n_layer, 0xff);  // layer 0: NaN fill
+    for (size_t i = 0; i < kn; ++i) {
+        if (c.f16) {
+            const uint16_t hk = emu_f32_to_f16(kf[i]);
+            std::memcpy(&kc[es * (kn * il + i)], &hk, 2);
+        } else {
+            std::memcpy(&kc[es * (kn * il + i)], &kf[i], 4);
+        }
+    }
+    for (size_t i = 0; i < vn; ++i) {
+        if (c.f16) {
+            const uint16_t hv = emu_f32_to_f16(vf[i]);
+            std::memcpy(&vc[es * (vn * il + i)], &hv, 2);
+        } else {
+            std::memcpy(&vc[es * (vn * il + i)], &vf[i], 4);
+        }
+    }
+    std::vector<float> want((size_t)rows * c.n_head * c.vd);
+    for (int r = 0; r < rows; ++r)
+        reference_row(c, q, kf, vf, sk, r, (int)pos[r], (int)seq[r], n_seq, n_ctx, &want[(size_t)r * c.n_head * c.vd]);
+
+    char name[200];
+    std::string sq;
+    for (auto [kv, nq] : c.seqs) sq += std::to_string(kv) + "x" + std::to_string(nq) + " ";
+    std::snprintf(name, sizeof name, "nh%d/%d hd%d vd%d seqs %swin%d cap%g sinks%d %s%s", c.n_head, c.n_head_kv,
+                  c.hd, c.vd, sq.c_str(), c.window, c.softcap, (int)c.sinks, c.f16 ? "f16" : "f32",
+                  c.bad_row >= 0 ? " bad-row" : "");
+    const float* sinks = c.sinks ? sk.data() : nullptr;
+    unsigned max_pos = 0;
+    for (unsigned p : pos) max_pos = std::max(max_pos, std::min(p, (unsigned)n_ctx - 1));
+    for (int tile = 0; tile < 2; ++tile) {
+        std::vector<float> got(want.size(), 0.0f);
+        bool ran;
+        if (tile) {
+            const int ld = (int)max_pos + 1;
+            ran = emu_launch({(unsigned)((rows + ATT_TR - 1) / ATT_TR), (unsigned)c.n_head, 1}, 256,
+                             (size_t)ATT_TR * (c.hd + ld) * 4, [&] {
+                                 attention_tile(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks,
+                                                got.data(), rows, il, n_seq, n_ctx, c.n_head, c.n_head_kv, c.hd,
+                                                c.vd, c.scale, c.window, c.softcap, c.f16, ld);
+                             });
+        } else {
+            ran = emu_launch({(unsigned)rows, (unsigned)c.n_head, 1}, 256, (size_t)(max_pos + 1) * 4, [&] {
+                attention(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks, got.data(), rows, il, n_seq,
+                          n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, c.f16);
+            });
+        }
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < want.size(); ++i)
+            if (!same_bits(got[i], want[i]) && bad++ == 0) first = i;
+        char buf[160] = "";
+        if (bad) std::snprintf(buf, sizeof buf, " — %zu values differ, first #%zu: %.9g, want %.9g", bad, first, got[first], want[first]);
+        report(ran && bad == 0, std::string(tile ? "attention_tile " : "attention      ") + name + buf +
+                                    (ran ? "" : " — barriers deadlock"));
+    }
+}
+
+}  // namespace
+
+int main() {
+    const float s64 = 0.125f;
+    const Case cases[] = {
+        // Qwen2.5-0.5B's heads (14 / 2, 64): a prompt of 40 (three tiles, the last partial).
+        {14, 2, 64, 64, {{40, 40}}, 0, 0.0f, s64, false, true, -1},
+        {14, 2, 64, 64, {{40, 40}}, 0, 0.0f, s64, false, false, -1},
+        // More than 256 keys (the denominator's second round), a chunk of 20 rows late in a prompt.
+        {4, 1, 64, 64, {{300, 20}}, 0, 0.0f, s64, false, true, -1},
+        // Several sequences: tiles straddle them (rows 16..31 hold two sequences' rows).
+        {9, 3, 64, 64, {{10, 10}, {37, 12}, {5, 5}, {20, 1}}, 0, 0.0f, s64, false, true, -1},
+        // A window (gemma's local layers, gpt-oss), also with sinks; softcap (gemma-2).
+        {8, 2, 64, 64, {{45, 30}}, 16, 0.0f, s64, false, true, -1},
+        {16, 2, 64, 64, {{37, 20}}, 16, 0.0f, s64, true, true, -1},
+        {8, 4, 64, 64, {{25, 18}}, 0, 3.0f, 1.0f, false, false, -1},
+        // Head widths: 256 (gemma-3), 36 (a tail of 4), 48; values narrower than keys.
+        {4, 1, 256, 256, {{24, 17}}, 8, 0.0f, 0.0625f, false, true, -1},
+        {6, 2, 36, 36, {{21, 18}}, 0, 0.0f, 0.166f, false, false, -1},
+        {6, 2, 48, 48, {{19, 19}}, 0, 0.0f, 0.144f, true, true, -1},
+        {4, 2, 64, 32, {{19, 17}}, 0, 0.0f, s64, false, true, -1},
+        // A row the cache cannot hold: NaN for it alone.
+        {4, 4, 64, 64, {{20, 18}}, 0, 0.0f, s64, false, true, 5},
+    };
+    for (const Case& c : cases) run(c);
+    std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
+    return failures ? 1 : 0;
+}
