@@ -46,6 +46,14 @@ if [[ ${MMQ:-1} == 1 && ${MMQ_GATE:-1} == 1 ]]; then
     ORCD_CUDA_MMQ=1 OUT=$OUT/mmq timeout 300 bash ci/gpu-run.sh gate ops models --backend cuda-fast 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed 's/^/mmq: /' | head -20
     for f in $OUT/mmq/*; do [[ -f $f ]] && mv "$f" "$OUT/mmq-$(basename "$f")"; done
 fi
+# ATT=1 (default): issue 13's prefill attention (attention_tile): every ops attention case through
+# it (ORCD_CUDA_ATT_TILE=2: any batch of two or more rows) on both columns, then under memcheck
+# and racecheck (its shared-memory scores and weights).
+if [[ ${ATT:-1} == 1 ]]; then
+    ORCD_CUDA_ATT_TILE=2 OUT=$OUT/att timeout 200 bash ci/gpu-run.sh gate ops --filter attention 2>&1 | grep -E "FAIL|pass|ops cuda" | sed 's/^/att-tile: /' | head -12
+    for f in $OUT/att/*; do [[ -f $f ]] && mv "$f" "$OUT/att-$(basename "$f")"; done
+    ORCD_CUDA_ATT_TILE=2 SANITIZE_FILTER=attention SANITIZE_TIMEOUT=100 bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -4 | sed 's/^/att-tile: /'
+fi
 timeout 60 $B/tests/multi_seq --test-threads 1 cuda_graph_replay 2>&1 | grep "test result"
 # Rows batched (4 sequences: a 22-row prefill, then 4-row decode steps: the once-rounded
 # activation of matvecq_ / round_x) equal each sequence alone, bit for bit, on both columns.
@@ -74,6 +82,8 @@ b fast-p4 fast 4; b exact-p4 exact 4; [[ ${P512:-1} == 1 ]] && { b fast-p512 fas
 [[ ${MMQ:-1} == 1 ]] && b fast-p512-mmq fast 512 ORCD_CUDA_MMQ=1
 # The GEMM with 64-token tiles only (ORCD_CUDA_MMQ32=0): the A/B of mmq32_ in one build.
 [[ ${MMQ:-1} == 1 ]] && b fast-p512-mmq64 fast 512 ORCD_CUDA_MMQ32=0
+# The per-row attention for prefill too (ORCD_CUDA_ATT_TILE=0): the A/B of attention_tile.
+[[ ${ATT:-1} == 1 ]] && { b fast-p512-att0 fast 512 ORCD_CUDA_ATT_TILE=0; b exact-p512-att0 exact 512 ORCD_CUDA_ATT_TILE=0; }
 [[ ${PDL_AB:-0} == 1 ]] && for v in all rope attention; do b fast-p4-pdl-$v fast 4 ORCD_CUDA_PDL_MORE=$v; done
 [[ ${EXTRA:-0} == 1 ]] && { b fast-p4-nopdl fast 4 ORCD_CUDA_PDL=0; b fast-p4-glu4 fast 4 ORCD_MV_GLU8=0; }
 # target/gpu-pack-base/bin.tar.xz (an earlier build's pack, carried too): the same benches of it
