@@ -198,7 +198,7 @@ void run(const Case& c) {
         if (tile) {
             const int ld = (int)max_pos + 1;
             ran = emu_launch({(unsigned)((rows + ATT_TR - 1) / ATT_TR), (unsigned)c.n_head, 1}, 256,
-                             (size_t)ATT_TR * (c.hd + ld) * 4, [&] {
+                             (size_t)att_tile_floats(c.hd, c.vd, ld) * 4, [&] {
                                  attention_tile(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks,
                                                 got.data(), rows, il, n_seq, n_ctx, c.n_head, c.n_head_kv, c.hd,
                                                 c.vd, c.scale, c.window, c.softcap, c.f16, ld);
@@ -234,6 +234,10 @@ int main() {
         // A window (gemma's local layers, gpt-oss), also with sinks; softcap (gemma-2).
         {8, 2, 64, 64, {{45, 30}}, 16, 0.0f, s64, false, true, -1},
         {16, 2, 64, 64, {{37, 20}}, 16, 0.0f, s64, true, true, -1},
+        // A window starting mid-tile, past several staged tiles (keys 131 .. 199 of 200).
+        {8, 2, 64, 64, {{200, 20}}, 50, 0.0f, s64, false, true, -1},
+        {8, 2, 64, 64, {{200, 20}}, 50, 0.0f, s64, true, false, -1},
+        {9, 3, 64, 64, {{10, 10}, {90, 12}, {5, 5}}, 0, 0.0f, s64, false, false, -1},
         {8, 4, 64, 64, {{25, 18}}, 0, 3.0f, 1.0f, false, false, -1},
         // Head widths: 256 (gemma-3), 36 (a tail of 4), 48; values narrower than keys.
         {4, 1, 256, 256, {{24, 17}}, 8, 0.0f, 0.0625f, false, true, -1},

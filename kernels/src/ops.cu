@@ -1090,68 +1090,93 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
 
 // ---------------------------------------------------------------------------------------------
 // Attention over a tile of query rows (prefill): grid (ceil(rows / ATT_TR), n_head), block 256,
-// dynamic shared ATT_TR·(head_dim + ld) floats with ld ≥ every row's pos + 1. Each row's output
-// has the bits `attention` gives it: the same dots (dot_cpu_order's order), the same max, the
-// denominator summed as `attention`'s 256 threads sum it (thread t: keys j ≡ t mod 256 in
-// order; the warp's xor tree; block_sum8_d's combination of the 8 warps), the same weights, and
-// Σ w·v as its 8 warps sum it (keys j ≡ w mod 8 in order, the 8 partials added in order). What
-// the tile shares: a key row is loaded and converted once for 8 query rows of its sequence, a
-// value once for the 4 rows a thread sums, and the 7,168 blocks of a 512-token layer become 448.
+// dynamic shared att_tile_floats(head_dim, v_head_dim, ld) floats with ld ≥ every row's pos + 1.
+// Each row's output has the bits `attention` gives it: the same dots (dot_cpu_order's order),
+// the same max, the denominator summed as `attention`'s 256 threads sum it (thread t: keys
+// j ≡ t mod 256 in order; the warp's xor tree; block_sum8_d's combination of the 8 warps), the
+// same weights, and Σ w·v as its 8 warps sum it (keys j ≡ w mod 8 in order, the 8 partials added
+// in order). What the tile shares: when its rows are of one sequence, tiles of ATT_KT keys and
+// values are staged in shared memory with coalesced loads, once for its 16 rows; and a
+// 512-token layer's 7,168 blocks become 448.
 // ---------------------------------------------------------------------------------------------
 
 #define ATT_TR 16  // query rows a tile
 #define ATT_CK 4   // outputs a thread sums at once
 
-// dot_cpu_order of 8 query rows (`qa`, rows `hd` apart) with one key row: the same products and
-// additions per row, the key's chunk loaded and converted once for the 8.
-__device__ void dot_cpu_order8(const float* qa, int hd, const void* kc, i64 kofs, int f16, float* out) {
-    float acc[8][8];
+// Keys (or values) a staged tile holds: ~16 KiB of floats, a multiple of 8 in 8 .. 64.
+__device__ __forceinline__ int att_kt(int head_dim, int v_head_dim) {
+    const int w = head_dim > v_head_dim ? head_dim : v_head_dim;
+    const int kt = (4096 / (w > 0 ? w : 1)) & ~7;
+    return kt < 8 ? 8 : (kt > 64 ? 64 : kt);
+}
+// The tile's dynamic shared memory in floats: queries, scores, one staged tile (rows padded by 4
+// so a warp's 16-byte reads of 32 key rows do not share banks).
+__device__ __forceinline__ u64 att_tile_floats(int head_dim, int v_head_dim, int ld) {
+    const int w = head_dim > v_head_dim ? head_dim : v_head_dim;
+    return (u64)ATT_TR * ((u64)head_dim + (u64)ld) + (u64)att_kt(head_dim, v_head_dim) * (u64)(w + 4);
+}
+
+// Rows kt .. kt + n of one sequence's cache (`base` + row · cols, `cols_off` into the row, `w`
+// elements a row) as floats into S (rows `stride` apart): 16-byte loads where the rows allow,
+// several in flight a thread.
+__device__ void att_stage(float* S, int stride, const void* c, i64 base, i64 cols, i64 cols_off, int kt, int n,
+                          int w, int f16) {
+    const int tid = threadIdx.x, bd = blockDim.x;
+    const bool vec = ((cols & 7) == 0) && ((cols_off & 7) == 0) && ((w & 7) == 0) &&
+                     ((reinterpret_cast<u64>(c) & 15) == 0);
+    if (vec && f16) {
+        const int per = w / 8, cnt = n * per;
+#pragma unroll 4
+        for (int e = tid; e < cnt; e += bd) {
+            const int r = e / per, ch = e - r * per;
+            const uint4 u = *(const uint4*)((const u16*)c + (base + kt + r) * cols + cols_off + 8 * ch);
+            const u32 ws[4] = {u.x, u.y, u.z, u.w};
+            float* o = S + r * stride + 8 * ch;
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
-#pragma unroll
-        for (int l = 0; l < 8; ++l) acc[i][l] = 0.0f;
-    const int chunks = hd / 8;
-    const bool vec = ((kofs & 7) == 0) && ((reinterpret_cast<u64>(kc) & 15) == 0);
-    for (int c = 0; c < chunks; ++c) {
-        float kf[8];
-        if (vec && f16) {
-            const uint4 w = ((const uint4*)((const u16*)kc + kofs))[c];
-            const u32 ws[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-            for (int l = 0; l < 8; ++l) kf[l] = f16_to_f32((u16)(ws[l >> 1] >> (16 * (l & 1))));
-        } else if (vec) {
-            const float4 u = ((const float4*)((const float*)kc + kofs))[2 * c];
-            const float4 v = ((const float4*)((const float*)kc + kofs))[2 * c + 1];
-            kf[0] = u.x; kf[1] = u.y; kf[2] = u.z; kf[3] = u.w; kf[4] = v.x; kf[5] = v.y; kf[6] = v.z; kf[7] = v.w;
-        } else {
-#pragma unroll
-            for (int l = 0; l < 8; ++l) kf[l] = kv_load(kc, kofs + 8 * c + l, f16);
+            for (int l = 0; l < 8; ++l) o[l] = f16_to_f32((u16)(ws[l >> 1] >> (16 * (l & 1))));
         }
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            const float* a = qa + (i64)i * hd + 8 * c;
-#pragma unroll
-            for (int l = 0; l < 8; ++l) acc[i][l] = __fadd_rn(acc[i][l], __fmul_rn(a[l], kf[l]));
+    } else if (vec) {
+        const int per = w / 4, cnt = n * per;
+#pragma unroll 4
+        for (int e = tid; e < cnt; e += bd) {
+            const int r = e / per, ch = e - r * per;
+            const float4 u = *(const float4*)((const float*)c + (base + kt + r) * cols + cols_off + 4 * ch);
+            *(float4*)(S + r * stride + 4 * ch) = u;
         }
-    }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        float s = 0.0f;
-        for (int e = chunks * 8; e < hd; ++e) s = __fadd_rn(s, __fmul_rn(qa[(i64)i * hd + e], kv_load(kc, kofs + e, f16)));
-        const float t = __fadd_rn(__fadd_rn(__fadd_rn(acc[i][0], acc[i][4]), __fadd_rn(acc[i][1], acc[i][5])),
-                                  __fadd_rn(__fadd_rn(acc[i][2], acc[i][6]), __fadd_rn(acc[i][3], acc[i][7])));
-        out[i] = __fadd_rn(t, s);
+    } else {
+        for (int e = tid; e < n * w; e += bd) {
+            const int r = e / w, d = e - r * w;
+            S[r * stride + d] = kv_load(c, (base + kt + r) * cols + cols_off + d, f16);
+        }
     }
 }
 
-extern "C" __global__ void attention_tile(const float* q, const void* kc, const void* vc, const unsigned* pos,
+// dot_cpu_order with the key row in shared memory (as floats).
+__device__ __forceinline__ float dot_cpu_order_s(const float* a, const float* k, int n) {
+    float acc[8];
+#pragma unroll
+    for (int l = 0; l < 8; ++l) acc[l] = 0.0f;
+    const int chunks = n / 8;
+#pragma unroll 4
+    for (int c = 0; c < chunks; ++c) {
+#pragma unroll
+        for (int l = 0; l < 8; ++l) acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], k[8 * c + l]));
+    }
+    float s = 0.0f;
+    for (int i = chunks * 8; i < n; ++i) s = __fadd_rn(s, __fmul_rn(a[i], k[i]));
+    const float t = __fadd_rn(__fadd_rn(__fadd_rn(acc[0], acc[4]), __fadd_rn(acc[1], acc[5])),
+                              __fadd_rn(__fadd_rn(acc[2], acc[6]), __fadd_rn(acc[3], acc[7])));
+    return __fadd_rn(t, s);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float* q, const void* kc, const void* vc, const unsigned* pos,
                                           const unsigned* seq, const float* sinks, float* out, int rows, int il,
                                           int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
                                           int v_head_dim, float scale, int window, float softcap, int f16, int ld) {
 #ifdef ORCD_EMU
     float* sm = (float*)g_emu->dyn.data();
 #else
-    extern __shared__ float sm[];  // qs [ATT_TR][head_dim], then W [ATT_TR][ld]: dots, then weights
+    extern __shared__ float sm[];  // qs [ATT_TR][head_dim], W [ATT_TR][ld] (dots, then weights), S
 #endif
     __shared__ int rpos[ATT_TR], rseq[ATT_TR], rok[ATT_TR];
     pdl_trigger();
@@ -1163,8 +1188,8 @@ extern "C" __global__ void attention_tile(const float* q, const void* kc, const 
     // Uniform over the block: a head or launch the tile cannot take gives NaN rows, as
     // `attention` does for a row it cannot take.
     const bool head_ok = group > 0 && h / group < n_head_kv && head_dim > 0 && head_dim <= ATT_QMAX &&
-                         blockDim.x == 32 * ATT_WARPS && ld > 0 &&
-                         (u64)ATT_TR * ((u64)head_dim + (u64)ld) * 4 <= (u64)dynamic_smem_bytes();
+                         v_head_dim <= ATT_QMAX && blockDim.x == 32 * ATT_WARPS && ld > 0 &&
+                         att_tile_floats(head_dim, v_head_dim, ld) * 4 <= (u64)dynamic_smem_bytes();
     if (tid < ATT_TR) {
         u32 p = 0, s = 0;
         int ok = 0;
@@ -1183,12 +1208,15 @@ extern "C" __global__ void attention_tile(const float* q, const void* kc, const 
             out[((i64)(r0 + e / v_head_dim) * n_head + h) * v_head_dim + e % v_head_dim] = F32_NAN;
         return;
     }
-    const int kh = h / group;
+    const int kh = h / group, KT = att_kt(head_dim, v_head_dim);
     const i64 k_cols = (i64)n_head_kv * head_dim, v_cols = (i64)n_head_kv * v_head_dim;
     float* qs = sm;
     float* W = sm + ATT_TR * head_dim;
-    // The first key any row sees (a window hides the earlier ones), the keys the tile spans,
-    // whether its rows share one sequence (then one key row serves them all).
+    float* S = W + (i64)ATT_TR * ld;
+    const int ks = head_dim + 4;
+    // The first key any row sees (a window hides the earlier ones; rounded down to 8, so staged
+    // tiles start on a class boundary of Σ w·v), the keys the tile spans, whether its rows share
+    // one sequence (then staged tiles serve them all).
     int jlo = 0x7fffffff, nkmax = 0, first = -1;
     bool one = true;
     for (int i = 0; i < nr; ++i) {
@@ -1199,15 +1227,12 @@ extern "C" __global__ void attention_tile(const float* q, const void* kc, const 
         if (first < 0) first = i;
         else if (rseq[i] != rseq[first]) one = false;
     }
-    // An F16 cache is the fast numerics: q rounded to F16, as `attention`. Rows past the tile's
-    // end are zeros (their dots are computed and dropped).
-    for (int e = tid; e < ATT_TR * head_dim; e += blockDim.x) {
-        const int i = e / head_dim;
-        float v = 0.0f;
-        if (i < nr) {
-            v = q[((i64)(r0 + i) * n_head + h) * head_dim + e % head_dim];
-            if (f16) v = f16_to_f32(f32_to_f16(v));
-        }
+    jlo &= ~7;
+    const i64 slot0 = first >= 0 ? ((i64)il * n_seq + rseq[first]) * n_ctx : 0;  // with `one`
+    // An F16 cache is the fast numerics: q rounded to F16, as `attention`.
+    for (int e = tid; e < nr * head_dim; e += blockDim.x) {
+        float v = q[((i64)(r0 + e / head_dim) * n_head + h) * head_dim + e % head_dim];
+        if (f16) v = f16_to_f32(f32_to_f16(v));
         qs[e] = v;
     }
     __syncthreads();
@@ -1215,31 +1240,31 @@ extern "C" __global__ void attention_tile(const float* q, const void* kc, const 
 
     // Pass 1: raw dots of the visible (row, key) pairs into W.
     if (first >= 0 && one) {
-        const i64 slot0 = ((i64)il * n_seq + rseq[first]) * n_ctx;
-        for (int j = jlo + tid; j < nkmax; j += blockDim.x) {
-            const i64 kofs = (slot0 + j) * k_cols + (i64)kh * head_dim;
-            for (int g = 0; g < nr; g += 8) {
-                float d8[8];
-                dot_cpu_order8(qs + (i64)g * head_dim, head_dim, kc, kofs, f16, d8);
-#pragma unroll
-                for (int i = 0; i < 8; ++i) {
-                    if (g + i < nr && rok[g + i] && VIS(g + i, j)) W[(i64)(g + i) * ld + j] = d8[i];
+        for (int kt = jlo; kt < nkmax; kt += KT) {
+            const int nkt = min(KT, nkmax - kt);
+            att_stage(S, ks, kc, slot0, k_cols, (i64)kh * head_dim, kt, nkt, head_dim, f16);
+            __syncthreads();
+            const int jj = tid % KT, j = kt + jj;
+            if (jj < nkt) {
+                for (int i = tid / KT; i < nr; i += 32 * ATT_WARPS / KT) {
+                    if (rok[i] && VIS(i, j)) W[(i64)i * ld + j] = dot_cpu_order_s(qs + (i64)i * head_dim, S + jj * ks, head_dim);
                 }
             }
+            __syncthreads();  // S is restaged next
         }
     } else if (first >= 0) {
         for (int i = 0; i < nr; ++i) {
             if (!rok[i]) continue;
-            const i64 slot0 = ((i64)il * n_seq + rseq[i]) * n_ctx;
+            const i64 si = ((i64)il * n_seq + rseq[i]) * n_ctx;
             for (int j = jlo + tid; j <= rpos[i]; j += blockDim.x) {
                 if (VIS(i, j)) {
                     W[(i64)i * ld + j] =
-                        dot_cpu_order(qs + (i64)i * head_dim, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
+                        dot_cpu_order(qs + (i64)i * head_dim, kc, (si + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
                 }
             }
         }
+        __syncthreads();
     }
-    __syncthreads();
 
     // Pass 2, a warp per row: the max, the denominator in `attention`'s order, the weights
     // (written over the dots for keys jlo .. pos; masked and underflowed keys weigh 0).
@@ -1300,10 +1325,9 @@ extern "C" __global__ void attention_tile(const float* q, const void* kc, const 
 
     // Pass 3: out = Σ_j w_j · v_j, ATT_CK outputs a thread at a time, 8 partial sums each (keys
     // j ≡ u mod 8 in order, then added u = 0..7). On the F16 cache w and v are halves, so the
-    // f32 product is exact: it is the f64 product. Where 256 is a multiple of v_head_dim, a
-    // thread's outputs share their dim: with one sequence, one value load serves them.
+    // f32 product is exact: it is the f64 product. With one sequence the values come from staged
+    // tiles (KT keys, a multiple of 8, from jlo: each tile starts on class 0).
     const int nout = nr * v_head_dim;
-    const bool vshare = one && (32 * ATT_WARPS) % v_head_dim == 0;
     for (int base = 0; base < nout; base += 32 * ATT_WARPS * ATT_CK) {
         int oi[ATT_CK], od[ATT_CK], onk[ATT_CK];
         int jhi = 0;
@@ -1320,24 +1344,30 @@ extern "C" __global__ void attention_tile(const float* q, const void* kc, const 
         for (int k = 0; k < ATT_CK; ++k)
 #pragma unroll
             for (int u = 0; u < 8; ++u) acc[k][u] = 0.0;
-        // (`first`: a row the tile takes; when none, jhi is 0 and nothing is loaded.)
-        const i64 vb0 = (((i64)il * n_seq + rseq[max(first, 0)]) * n_ctx) * v_cols + (i64)kh * v_head_dim + od[0];
-        for (int j0 = jlo & ~7; j0 < jhi; j0 += 8) {
+        const int tstep = (first >= 0 && one) ? KT : max(nkmax - jlo, 8);
+        for (int kt = jlo; kt < nkmax; kt += tstep) {  // uniform over the block
+            if (first >= 0 && one) {
+                __syncthreads();  // the last tile's readers are done
+                att_stage(S, v_head_dim, vc, slot0, v_cols, (i64)kh * v_head_dim, kt, min(KT, nkmax - kt), v_head_dim, f16);
+                __syncthreads();
+            }
+            const int jend = min(kt + tstep, jhi);
+            for (int j0 = kt; j0 < jend; j0 += 8) {
 #pragma unroll
-            for (int u = 0; u < 8; ++u) {
-                const int j = j0 + u;
-                if (j < jlo || j >= jhi) continue;
-                const float v0 = vshare ? kv_load(vc, vb0 + (i64)j * v_cols, f16) : 0.0f;
+                for (int u = 0; u < 8; ++u) {
+                    const int j = j0 + u;
+                    if (j >= jend) continue;
 #pragma unroll
-                for (int k = 0; k < ATT_CK; ++k) {
-                    if (j >= onk[k]) continue;
-                    const float w = W[(i64)oi[k] * ld + j];
-                    if (w == 0.0f) continue;
-                    const float v = vshare ? v0
-                                           : kv_load(vc, (((i64)il * n_seq + rseq[oi[k]]) * n_ctx + j) * v_cols +
-                                                             (i64)kh * v_head_dim + od[k], f16);
-                    const double pr = f16 ? (double)__fmul_rn(w, v) : __dmul_rn((double)w, (double)v);
-                    acc[k][u] = __dadd_rn(acc[k][u], pr);
+                    for (int k = 0; k < ATT_CK; ++k) {
+                        if (j >= onk[k]) continue;
+                        const float w = W[(i64)oi[k] * ld + j];
+                        if (w == 0.0f) continue;
+                        const float v = one ? S[(j - kt) * v_head_dim + od[k]]
+                                            : kv_load(vc, (((i64)il * n_seq + rseq[oi[k]]) * n_ctx + j) * v_cols +
+                                                              (i64)kh * v_head_dim + od[k], f16);
+                        const double pr = f16 ? (double)__fmul_rn(w, v) : __dmul_rn((double)w, (double)v);
+                        acc[k][u] = __dadd_rn(acc[k][u], pr);
+                    }
                 }
             }
         }

@@ -239,6 +239,15 @@ fn att_tile_mode() -> u8 {
     })
 }
 
+/// `attention_tile`'s dynamic shared memory (kernels/ABI.md, ops.cu `att_tile_floats`): the
+/// tile's queries and scores, and one staged tile of keys or values (~16 KiB, 8 to 64 rows,
+/// padded by 4 floats).
+fn att_tile_bytes(head_dim: usize, v_head_dim: usize, ld: usize) -> usize {
+    let w = head_dim.max(v_head_dim).max(1);
+    let kt = ((4096 / w) & !7).clamp(8, 64);
+    4 * (ATT_TILE_ROWS * (head_dim + ld) + kt * (w + 4))
+}
+
 fn att_tile_wanted(rows: &BatchRows) -> bool {
     let n = rows.len();
     match att_tile_mode() {
@@ -1175,7 +1184,7 @@ impl Ops for Cuda {
         let y = self.tensor(q.rows, p.n_head * p.v_head_dim)?;
         // Prefill rows: a block per 16 query rows, its shared memory their queries and scores.
         let ld = b.max_pos as usize + 1;
-        let tile_smem = ATT_TILE_ROWS * (p.head_dim + ld) * 4;
+        let tile_smem = att_tile_bytes(p.head_dim, p.v_head_dim, ld);
         let tile = !self.dev.capturing() && tile_smem <= self.dev.max_smem && att_tile_wanted(&b.rows);
         let (kernel, grid, smem) = if tile {
             ("attention_tile", q.rows.div_ceil(ATT_TILE_ROWS).max(1), tile_smem)
