@@ -1157,10 +1157,23 @@ __device__ __forceinline__ float dot_cpu_order_s(const float* a, const float* k,
 #pragma unroll
     for (int l = 0; l < 8; ++l) acc[l] = 0.0f;
     const int chunks = n / 8;
+    if ((n & 7) == 0) {
+        // 16-byte reads: q is the same address across the warp (a broadcast); key rows are
+        // head_dim + 4 floats apart, so a quarter warp's eight reads fall in distinct banks.
 #pragma unroll 4
-    for (int c = 0; c < chunks; ++c) {
+        for (int c = 0; c < chunks; ++c) {
+            const float4 a0 = ((const float4*)a)[2 * c], a1 = ((const float4*)a)[2 * c + 1];
+            const float4 k0 = ((const float4*)k)[2 * c], k1 = ((const float4*)k)[2 * c + 1];
+            const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+            const float kv[8] = {k0.x, k0.y, k0.z, k0.w, k1.x, k1.y, k1.z, k1.w};
 #pragma unroll
-        for (int l = 0; l < 8; ++l) acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], k[8 * c + l]));
+            for (int l = 0; l < 8; ++l) acc[l] = __fadd_rn(acc[l], __fmul_rn(av[l], kv[l]));
+        }
+    } else {
+        for (int c = 0; c < chunks; ++c) {
+#pragma unroll
+            for (int l = 0; l < 8; ++l) acc[l] = __fadd_rn(acc[l], __fmul_rn(a[8 * c + l], k[8 * c + l]));
+        }
     }
     float s = 0.0f;
     for (int i = chunks * 8; i < n; ++i) s = __fadd_rn(s, __fmul_rn(a[i], k[i]));
@@ -1208,6 +1221,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
             out[((i64)(r0 + e / v_head_dim) * n_head + h) * v_head_dim + e % v_head_dim] = F32_NAN;
         return;
     }
+#ifdef ATT_PROF  // diagnostics (ORCD_NVRTC_DEFINES=ATT_PROF): thread 0's clock at each phase
+    long long att_t[5];
+#define ATT_T(k) att_t[k] = clock64()
+    ATT_T(0);
+#else
+#define ATT_T(k)
+#endif
     const int kh = h / group, KT = att_kt(head_dim, v_head_dim);
     const i64 k_cols = (i64)n_head_kv * head_dim, v_cols = (i64)n_head_kv * v_head_dim;
     float* qs = sm;
@@ -1236,6 +1256,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
         qs[e] = v;
     }
     __syncthreads();
+    ATT_T(1);
 #define VIS(i, j) ((j) <= rpos[i] && (window <= 0 || rpos[i] - (j) < window))
 
     // Pass 1: raw dots of the visible (row, key) pairs into W.
@@ -1266,6 +1287,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
         __syncthreads();
     }
 
+    ATT_T(2);
     // Pass 2, a warp per row: the max, the denominator in `attention`'s order, the weights
     // (written over the dots for keys jlo .. pos; masked and underflowed keys weigh 0).
     const int lane = tid & 31, wp = tid >> 5;
@@ -1322,6 +1344,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
         }
     }
     __syncthreads();
+    ATT_T(3);
 
     // Pass 3: out = Σ_j w_j · v_j, ATT_CK outputs a thread at a time, 8 partial sums each (keys
     // j ≡ u mod 8 in order, then added u = 0..7). On the F16 cache w and v are halves, so the
@@ -1381,6 +1404,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
             out[((i64)(r0 + oi[k]) * n_head + h) * v_head_dim + od[k]] = rok[oi[k]] ? (float)t : F32_NAN;
         }
     }
+#ifdef ATT_PROF
+    ATT_T(4);
+    if (tid == 0 && il == 0 && h == 0)
+        printf("attprof tile %d nkmax %d q %lld p1 %lld p2 %lld p3 %lld\n", blockIdx.x, nkmax, att_t[1] - att_t[0],
+               att_t[2] - att_t[1], att_t[3] - att_t[2], att_t[4] - att_t[3]);
+#endif
+#undef ATT_T
 #undef VIS
 }
 

@@ -20,9 +20,19 @@ pub fn arch(cc: (i32, i32)) -> String {
     }
 }
 
-/// The NVRTC options for compute capability `cc` (ci/nvrtc_check.py uses the same).
+/// The NVRTC options for compute capability `cc` (ci/nvrtc_check.py uses the same), then the
+/// diagnostic defines of `ORCD_NVRTC_DEFINES` (e.g. `ATT_PROF`: attention_tile prints its
+/// phases' clocks; the cache key covers them).
 pub fn options(cc: (i32, i32)) -> Vec<String> {
-    vec![format!("--gpu-architecture={}", arch(cc)), "--std=c++17".into(), "-default-device".into()]
+    let mut o = vec![format!("--gpu-architecture={}", arch(cc)), "--std=c++17".into(), "-default-device".into()];
+    if let Ok(d) = std::env::var("ORCD_NVRTC_DEFINES") {
+        o.extend(
+            d.split_whitespace()
+                .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '='))
+                .map(|n| format!("-D{n}")),
+        );
+    }
+    o
 }
 
 /// NVRTC's version (major, minor).
