@@ -1101,7 +1101,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
 // ---------------------------------------------------------------------------------------------
 
 #define ATT_TR 16  // query rows a tile
-#define ATT_CK 4   // outputs a thread sums at once
+#define ATT_CK 2   // outputs a thread sums at once
 
 // Keys (or values) a staged tile holds: ~16 KiB of floats, a multiple of 8 in 8 .. 64.
 __device__ __forceinline__ int att_kt(int head_dim, int v_head_dim) {
@@ -1297,25 +1297,35 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
         float* Wi = W + (i64)i * ld;
         const int nk = rpos[i] + 1;
         const int vlo = window > 0 ? max(0, nk - window) : 0;  // the row's first visible key
+        // Three passes over the row's keys, 8 a lane at a time without branches (a masked key's
+        // lanes compute and drop), so each lane's exps and divisions overlap.
+        const int jb0 = min(vlo, jlo) & ~255;
         double mx = F64_NEG_INF;
-        for (int j = (vlo & ~31) + lane; j < nk; j += 32) {
-            if (j >= vlo) mx = fmax(mx, att_score(Wi[j], sc, cap));
+        for (int jb = jb0; jb < nk; jb += 256) {
+#pragma unroll
+            for (int u = 0; u < ATT_WARPS; ++u) {
+                const int j = jb + 32 * u + lane;
+                const bool vis = j >= vlo && j < nk;
+                const double s = att_score(vis ? Wi[j] : 0.0f, sc, cap);
+                mx = fmax(mx, vis ? s : F64_NEG_INF);  // fmax, like f64::max, ignores NaN
+            }
         }
         mx = warp_max_d(mx);
         const double sink = sinks ? (double)sinks[h] : 0.0;
         if (sinks) mx = fmax(mx, sink);
         // Lane l stands for `attention`'s threads l + 32u (u = its warp): keys j ≡ l + 32u mod 256.
+        // A masked or non-finite key adds +0.0, which leaves the (never -0) partial as it is.
         double ps[ATT_WARPS];
 #pragma unroll
         for (int u = 0; u < ATT_WARPS; ++u) ps[u] = 0.0;
-        for (int jb = vlo & ~255; jb < nk; jb += 256) {
+        for (int jb = jb0; jb < nk; jb += 256) {
 #pragma unroll
             for (int u = 0; u < ATT_WARPS; ++u) {
                 const int j = jb + 32 * u + lane;
-                if (j >= vlo && j < nk) {
-                    const double s = att_score(Wi[j], sc, cap);
-                    if (isfinite(s)) ps[u] = __dadd_rn(ps[u], exp(s - mx));
-                }
+                const bool vis = j >= vlo && j < nk;
+                const double s = att_score(vis ? Wi[j] : 0.0f, sc, cap);
+                const double e = exp(s - mx);
+                ps[u] = __dadd_rn(ps[u], (vis && isfinite(s)) ? e : 0.0);
             }
         }
         // block_sum8_d: each warp's xor tree, then its fixed combination of the 8.
@@ -1328,19 +1338,20 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
         t[1] = __dadd_rn(t[1], t[3]);
         double sum = __dadd_rn(t[0], t[1]);
         if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
-        // Each lane rewrites only the keys it read (j ≡ lane mod 32): no barrier needed.
-        for (int j = (jlo & ~31) + lane; j < nk; j += 32) {
-            if (j < jlo) continue;
-            float w = 0.0f;
-            if (j >= vlo) {
-                const double s = att_score(Wi[j], sc, cap);
-                if (isfinite(s)) {
-                    const double e = exp(s - mx);
-                    if (e != 0.0) w = (float)__ddiv_rn(e, sum);
-                    if (f16) w = f16_to_f32(f32_to_f16(w));
-                }
+        // The weights, over the dots: each lane rewrites only keys it read (j ≡ lane mod 32), so
+        // no barrier is needed. Keys jlo .. nkmax are written (masked ones, and those past the
+        // row's own, weigh 0): pass 3 reads them unguarded.
+        for (int jb = jb0; jb < nkmax; jb += 256) {
+#pragma unroll
+            for (int u = 0; u < ATT_WARPS; ++u) {
+                const int j = jb + 32 * u + lane;
+                const bool vis = j >= vlo && j < nk;
+                const double s = att_score(vis ? Wi[j] : 0.0f, sc, cap);
+                const double e = exp(s - mx);
+                float w = (vis && isfinite(s) && e != 0.0) ? (float)__ddiv_rn(e, sum) : 0.0f;
+                if (f16) w = f16_to_f32(f32_to_f16(w));
+                if (j >= jlo && j < nkmax) Wi[j] = w;
             }
-            Wi[j] = w;
         }
     }
     __syncthreads();
@@ -1349,18 +1360,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
     // Pass 3: out = Σ_j w_j · v_j, ATT_CK outputs a thread at a time, 8 partial sums each (keys
     // j ≡ u mod 8 in order, then added u = 0..7). On the F16 cache w and v are halves, so the
     // f32 product is exact: it is the f64 product. With one sequence the values come from staged
-    // tiles (KT keys, a multiple of 8, from jlo: each tile starts on class 0).
+    // tiles (KT keys, a multiple of 8, from jlo: each tile starts on class 0). Without branches:
+    // a weight of 0 (masked, underflowed, past the row's keys) adds +0.0, which leaves a sum of
+    // positive terms as it is — what `attention`'s skip gives — and keeps 0 · inf out.
     const int nout = nr * v_head_dim;
+    const bool vshare = one && (32 * ATT_WARPS) % v_head_dim == 0;  // a thread's outputs share d
     for (int base = 0; base < nout; base += 32 * ATT_WARPS * ATT_CK) {
-        int oi[ATT_CK], od[ATT_CK], onk[ATT_CK];
-        int jhi = 0;
+        int wo[ATT_CK], od[ATT_CK], oi[ATT_CK];  // the output's weights row in W, dim, row
 #pragma unroll
         for (int k = 0; k < ATT_CK; ++k) {
             const int o = base + tid + 32 * ATT_WARPS * k;
             oi[k] = o < nout ? o / v_head_dim : 0;
             od[k] = o < nout ? o % v_head_dim : 0;
-            onk[k] = (o < nout && rok[oi[k]]) ? rpos[oi[k]] + 1 : 0;
-            jhi = max(jhi, onk[k]);
+            wo[k] = oi[k] * ld;
         }
         double acc[ATT_CK][8];
 #pragma unroll
@@ -1374,22 +1386,27 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
                 att_stage(S, v_head_dim, vc, slot0, v_cols, (i64)kh * v_head_dim, kt, min(KT, nkmax - kt), v_head_dim, f16);
                 __syncthreads();
             }
-            const int jend = min(kt + tstep, jhi);
+            const int jend = min(kt + tstep, nkmax);
             for (int j0 = kt; j0 < jend; j0 += 8) {
 #pragma unroll
                 for (int u = 0; u < 8; ++u) {
                     const int j = j0 + u;
-                    if (j >= jend) continue;
+                    const bool in = j < jend;
+                    const float vs = (vshare && in) ? S[(j - kt) * v_head_dim + od[0]] : 0.0f;
 #pragma unroll
                     for (int k = 0; k < ATT_CK; ++k) {
-                        if (j >= onk[k]) continue;
-                        const float w = W[(i64)oi[k] * ld + j];
-                        if (w == 0.0f) continue;
-                        const float v = one ? S[(j - kt) * v_head_dim + od[k]]
-                                            : kv_load(vc, (((i64)il * n_seq + rseq[oi[k]]) * n_ctx + j) * v_cols +
-                                                              (i64)kh * v_head_dim + od[k], f16);
+                        const float w = in ? W[wo[k] + j] : 0.0f;
+                        float v = vs;
+                        if (!vshare && in) {
+                            if (one) {
+                                v = S[(j - kt) * v_head_dim + od[k]];
+                            } else {  // rows of several sequences: each its own (a row out of range reads sequence 0)
+                                const i64 sq = rok[oi[k]] ? rseq[oi[k]] : 0;
+                                v = kv_load(vc, (((i64)il * n_seq + sq) * n_ctx + j) * v_cols + (i64)kh * v_head_dim + od[k], f16);
+                            }
+                        }
                         const double pr = f16 ? (double)__fmul_rn(w, v) : __dmul_rn((double)w, (double)v);
-                        acc[k][u] = __dadd_rn(acc[k][u], pr);
+                        acc[k][u] = __dadd_rn(acc[k][u], w != 0.0f ? pr : 0.0);
                     }
                 }
             }
