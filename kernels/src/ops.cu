@@ -1131,9 +1131,14 @@ __device__ void att_stage(float* S, int stride, const void* c, i64 base, i64 col
             const int r = e / per, ch = e - r * per;
             const uint4 u = *(const uint4*)((const u16*)c + (base + kt + r) * cols + cols_off + 8 * ch);
             const u32 ws[4] = {u.x, u.y, u.z, u.w};
-            float* o = S + r * stride + 8 * ch;
+            float f[8];
 #pragma unroll
-            for (int l = 0; l < 8; ++l) o[l] = f16_to_f32((u16)(ws[l >> 1] >> (16 * (l & 1))));
+            for (int l = 0; l < 8; ++l) f[l] = f16_to_f32((u16)(ws[l >> 1] >> (16 * (l & 1))));
+            // Two 16-byte stores (strides are multiples of 4 floats): 2-way bank conflicts at
+            // most, where eight 4-byte stores 8 floats apart were 8-way.
+            float4* o = (float4*)(S + r * stride + 8 * ch);
+            o[0] = make_float4(f[0], f[1], f[2], f[3]);
+            o[1] = make_float4(f[4], f[5], f[6], f[7]);
         }
     } else if (vec) {
         const int per = w / 4, cnt = n * per;
@@ -1180,6 +1185,104 @@ __device__ __forceinline__ float dot_cpu_order_s(const float* a, const float* k,
     const float t = __fadd_rn(__fadd_rn(__fadd_rn(acc[0], acc[4]), __fadd_rn(acc[1], acc[5])),
                               __fadd_rn(__fadd_rn(acc[2], acc[6]), __fadd_rn(acc[3], acc[7])));
     return __fadd_rn(t, s);
+}
+
+// attention_tile's pass 2 for one row (a warp): the max, the denominator in `attention`'s order,
+// the weights over the dots (keys jlo .. nkmax; masked ones, and those past the row's own, weigh
+// 0). CAP: the softcap is on (a template, so the hot loops carry no branch on it).
+template <bool CAP>
+__device__ __forceinline__ double att_score_t(float dot, double scale, double cap) {
+    double s = __dmul_rn((double)dot, scale);
+    if (CAP) s = __dmul_rn(cap, tanh(__ddiv_rn(s, cap)));
+    return s;
+}
+
+template <bool CAP>
+__device__ __forceinline__ void att_row_weights(float* Wi, int nk, int vlo, int jlo, int nkmax, int lane, double sc,
+                                                double cap, const float* sinks, int h, int f16) {
+    // Three passes over the row's keys, 8 a lane at a time without branches (a masked key's
+    // lanes compute and drop), so each lane's exps and divisions overlap.
+    const int jb0 = min(vlo, jlo) & ~255;
+    double mx = F64_NEG_INF;
+    for (int jb = jb0; jb < nk; jb += 256) {
+#pragma unroll
+        for (int u = 0; u < ATT_WARPS; ++u) {
+            const int j = jb + 32 * u + lane;
+            const bool vis = j >= vlo && j < nk;
+            const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
+            mx = fmax(mx, vis ? s : F64_NEG_INF);  // fmax, like f64::max, ignores NaN
+        }
+    }
+    mx = warp_max_d(mx);
+    const double sink = sinks ? (double)sinks[h] : 0.0;
+    if (sinks) mx = fmax(mx, sink);
+    // Lane l stands for `attention`'s threads l + 32u (u = its warp): keys j ≡ l + 32u mod 256.
+    // A masked or non-finite key adds +0.0, which leaves the (never -0) partial as it is.
+    double ps[ATT_WARPS];
+#pragma unroll
+    for (int u = 0; u < ATT_WARPS; ++u) ps[u] = 0.0;
+    for (int jb = jb0; jb < nk; jb += 256) {
+#pragma unroll
+        for (int u = 0; u < ATT_WARPS; ++u) {
+            const int j = jb + 32 * u + lane;
+            const bool vis = j >= vlo && j < nk;
+            const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
+            const double e = exp(s - mx);
+            ps[u] = __dadd_rn(ps[u], (vis && isfinite(s)) ? e : 0.0);
+        }
+    }
+    // block_sum8_d: each warp's xor tree, then its fixed combination of the 8.
+    double t[ATT_WARPS];
+#pragma unroll
+    for (int u = 0; u < ATT_WARPS; ++u) t[u] = __dadd_rn(warp_sum_d(ps[u]), 0.0);
+#pragma unroll
+    for (int l = 0; l < 4; ++l) t[l] = __dadd_rn(t[l], t[l + 4]);
+    t[0] = __dadd_rn(t[0], t[2]);
+    t[1] = __dadd_rn(t[1], t[3]);
+    double sum = __dadd_rn(t[0], t[1]);
+    if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
+    // The weights, over the dots: each lane rewrites only keys it read (j ≡ lane mod 32), so
+    // no barrier is needed. Keys jlo .. nkmax are written (masked ones, and those past the
+    // row's own, weigh 0): pass 3 reads them unguarded.
+    for (int jb = jb0; jb < nkmax; jb += 256) {
+#pragma unroll
+        for (int u = 0; u < ATT_WARPS; ++u) {
+            const int j = jb + 32 * u + lane;
+            const bool vis = j >= vlo && j < nk;
+            const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
+            const double e = exp(s - mx);
+            float w = (vis && isfinite(s) && e != 0.0) ? (float)__ddiv_rn(e, sum) : 0.0f;
+            if (f16) w = f16_to_f32(f32_to_f16(w));
+            if (j >= jlo && j < nkmax) Wi[j] = w;
+        }
+    }
+}
+
+// attention_tile's pass 3 over one staged tile of values (keys kt .. jend, kt on a class-0
+// boundary): acc[k][j mod 8] += w · v for the thread's ATT_CK outputs (weights row wo[k] of W,
+// dim od[k]). F16: the values and weights are halves, so the f32 product is exact (the f64
+// product). SHARE: the outputs share one dim (one value read a key). CHECK: a partial tile.
+// A weight of 0 adds +0.0: the sum (of terms > 0 or < 0, never -0) stays as `attention`'s skip
+// leaves it, and 0 · inf never enters.
+template <bool F16, bool SHARE, bool CHECK>
+__device__ __forceinline__ void att_pv(double (&acc)[ATT_CK][8], const float* W, const int* wo, const float* S,
+                                       const int* od, int vd, int kt, int jend) {
+    for (int j0 = kt; j0 < jend; j0 += 8) {
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+            const int j = j0 + u;
+            const bool in = !CHECK || j < jend;
+            const float* Sj = S + (j - kt) * vd;
+            const float vs = SHARE ? Sj[od[0]] : 0.0f;
+#pragma unroll
+            for (int k = 0; k < ATT_CK; ++k) {
+                const float w = in ? W[wo[k] + j] : 0.0f;
+                const float v = SHARE ? vs : (in ? Sj[od[k]] : 0.0f);
+                const double pr = F16 ? (double)__fmul_rn(w, v) : __dmul_rn((double)w, (double)v);
+                acc[k][u] = __dadd_rn(acc[k][u], w != 0.0f ? pr : 0.0);
+            }
+        }
+    }
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float* q, const void* kc, const void* vc, const unsigned* pos,
@@ -1297,62 +1400,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
         float* Wi = W + (i64)i * ld;
         const int nk = rpos[i] + 1;
         const int vlo = window > 0 ? max(0, nk - window) : 0;  // the row's first visible key
-        // Three passes over the row's keys, 8 a lane at a time without branches (a masked key's
-        // lanes compute and drop), so each lane's exps and divisions overlap.
-        const int jb0 = min(vlo, jlo) & ~255;
-        double mx = F64_NEG_INF;
-        for (int jb = jb0; jb < nk; jb += 256) {
-#pragma unroll
-            for (int u = 0; u < ATT_WARPS; ++u) {
-                const int j = jb + 32 * u + lane;
-                const bool vis = j >= vlo && j < nk;
-                const double s = att_score(vis ? Wi[j] : 0.0f, sc, cap);
-                mx = fmax(mx, vis ? s : F64_NEG_INF);  // fmax, like f64::max, ignores NaN
-            }
-        }
-        mx = warp_max_d(mx);
-        const double sink = sinks ? (double)sinks[h] : 0.0;
-        if (sinks) mx = fmax(mx, sink);
-        // Lane l stands for `attention`'s threads l + 32u (u = its warp): keys j ≡ l + 32u mod 256.
-        // A masked or non-finite key adds +0.0, which leaves the (never -0) partial as it is.
-        double ps[ATT_WARPS];
-#pragma unroll
-        for (int u = 0; u < ATT_WARPS; ++u) ps[u] = 0.0;
-        for (int jb = jb0; jb < nk; jb += 256) {
-#pragma unroll
-            for (int u = 0; u < ATT_WARPS; ++u) {
-                const int j = jb + 32 * u + lane;
-                const bool vis = j >= vlo && j < nk;
-                const double s = att_score(vis ? Wi[j] : 0.0f, sc, cap);
-                const double e = exp(s - mx);
-                ps[u] = __dadd_rn(ps[u], (vis && isfinite(s)) ? e : 0.0);
-            }
-        }
-        // block_sum8_d: each warp's xor tree, then its fixed combination of the 8.
-        double t[ATT_WARPS];
-#pragma unroll
-        for (int u = 0; u < ATT_WARPS; ++u) t[u] = __dadd_rn(warp_sum_d(ps[u]), 0.0);
-#pragma unroll
-        for (int l = 0; l < 4; ++l) t[l] = __dadd_rn(t[l], t[l + 4]);
-        t[0] = __dadd_rn(t[0], t[2]);
-        t[1] = __dadd_rn(t[1], t[3]);
-        double sum = __dadd_rn(t[0], t[1]);
-        if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
-        // The weights, over the dots: each lane rewrites only keys it read (j ≡ lane mod 32), so
-        // no barrier is needed. Keys jlo .. nkmax are written (masked ones, and those past the
-        // row's own, weigh 0): pass 3 reads them unguarded.
-        for (int jb = jb0; jb < nkmax; jb += 256) {
-#pragma unroll
-            for (int u = 0; u < ATT_WARPS; ++u) {
-                const int j = jb + 32 * u + lane;
-                const bool vis = j >= vlo && j < nk;
-                const double s = att_score(vis ? Wi[j] : 0.0f, sc, cap);
-                const double e = exp(s - mx);
-                float w = (vis && isfinite(s) && e != 0.0) ? (float)__ddiv_rn(e, sum) : 0.0f;
-                if (f16) w = f16_to_f32(f32_to_f16(w));
-                if (j >= jlo && j < nkmax) Wi[j] = w;
-            }
-        }
+        if (cap > 0.0) att_row_weights<true>(Wi, nk, vlo, jlo, nkmax, lane, sc, cap, sinks, h, f16);
+        else att_row_weights<false>(Wi, nk, vlo, jlo, nkmax, lane, sc, cap, sinks, h, f16);
     }
     __syncthreads();
     ATT_T(3);
@@ -1379,32 +1428,40 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float*
         for (int k = 0; k < ATT_CK; ++k)
 #pragma unroll
             for (int u = 0; u < 8; ++u) acc[k][u] = 0.0;
-        const int tstep = (first >= 0 && one) ? KT : max(nkmax - jlo, 8);
-        for (int kt = jlo; kt < nkmax; kt += tstep) {  // uniform over the block
-            if (first >= 0 && one) {
+        if (first >= 0 && one) {
+            for (int kt = jlo; kt < nkmax; kt += KT) {  // uniform over the block
                 __syncthreads();  // the last tile's readers are done
                 att_stage(S, v_head_dim, vc, slot0, v_cols, (i64)kh * v_head_dim, kt, min(KT, nkmax - kt), v_head_dim, f16);
                 __syncthreads();
+                const int jend = min(kt + KT, nkmax);
+                // The hot loop without branches on the launch's flags: one instance per case.
+                if (jend - kt == KT) {
+                    if (vshare) {
+                        if (f16) att_pv<true, true, false>(acc, W, wo, S, od, v_head_dim, kt, jend);
+                        else att_pv<false, true, false>(acc, W, wo, S, od, v_head_dim, kt, jend);
+                    } else {
+                        if (f16) att_pv<true, false, false>(acc, W, wo, S, od, v_head_dim, kt, jend);
+                        else att_pv<false, false, false>(acc, W, wo, S, od, v_head_dim, kt, jend);
+                    }
+                } else {
+                    if (f16) att_pv<true, false, true>(acc, W, wo, S, od, v_head_dim, kt, jend);
+                    else att_pv<false, false, true>(acc, W, wo, S, od, v_head_dim, kt, jend);
+                }
             }
-            const int jend = min(kt + tstep, nkmax);
-            for (int j0 = kt; j0 < jend; j0 += 8) {
+        } else if (first >= 0) {
+            // Rows of several sequences: each output's values from its own sequence's cache (a
+            // row out of range reads sequence 0; its output is NaN).
+            for (int j0 = jlo; j0 < nkmax; j0 += 8) {
 #pragma unroll
                 for (int u = 0; u < 8; ++u) {
                     const int j = j0 + u;
-                    const bool in = j < jend;
-                    const float vs = (vshare && in) ? S[(j - kt) * v_head_dim + od[0]] : 0.0f;
+                    if (j >= nkmax) continue;
 #pragma unroll
                     for (int k = 0; k < ATT_CK; ++k) {
-                        const float w = in ? W[wo[k] + j] : 0.0f;
-                        float v = vs;
-                        if (!vshare && in) {
-                            if (one) {
-                                v = S[(j - kt) * v_head_dim + od[k]];
-                            } else {  // rows of several sequences: each its own (a row out of range reads sequence 0)
-                                const i64 sq = rok[oi[k]] ? rseq[oi[k]] : 0;
-                                v = kv_load(vc, (((i64)il * n_seq + sq) * n_ctx + j) * v_cols + (i64)kh * v_head_dim + od[k], f16);
-                            }
-                        }
+                        const float w = W[wo[k] + j];
+                        const i64 sq = rok[oi[k]] ? rseq[oi[k]] : 0;
+                        const float v =
+                            kv_load(vc, (((i64)il * n_seq + sq) * n_ctx + j) * v_cols + (i64)kh * v_head_dim + od[k], f16);
                         const double pr = f16 ? (double)__fmul_rn(w, v) : __dmul_rn((double)w, (double)v);
                         acc[k][u] = __dadd_rn(acc[k][u], w != 0.0f ? pr : 0.0);
                     }
