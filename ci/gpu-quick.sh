@@ -154,6 +154,12 @@ for (i, k), m in per.items():
     for v, n in st: print("      %-50s %s" % (n.replace("smsp__average_warps_issue_stalled_", "")[:50], v))
 PY
 fi
+# ATT_PROF=1: attention_tile's phases in SM clocks (ORCD_NVRTC_DEFINES=ATT_PROF: thread 0 of
+# each tile of layer 0, head 0 prints them; q load, pass 1 dots, pass 2 weights, pass 3 Σ w·v).
+if [[ ${ATT_PROF:-0} == 1 ]]; then
+    ORCD_NVRTC_DEFINES=ATT_PROF timeout 90 $B/worker-orcd bench --model $M --backend cuda --numerics fast --prompt-tokens 512 \
+        --gen-tokens 0 --repeats 1 2>&1 | grep attprof | sort -k3n | awk 'NR % 4 == 0'
+fi
 # PROFILE_PP=1: where a 512-token prefill's time goes (ORCD_CUDA_PROFILE=1: every launch
 # synchronised and timed, graphs off; each launch then costs ~10 us more).
 if [[ ${PROFILE_PP:-0} == 1 ]]; then
