@@ -237,8 +237,9 @@ impl Dev {
             let f = unsafe { dr::module::get_function(module, cname) }.map_err(|e| drv(k, e))?;
             funcs.insert(k, f);
         }
-        // Attention keeps one key row of scores in dynamic shared memory: allow the opt-in limit
-        // less the kernel's static arrays (reductions and the per-warp value sums, ~8.5 KiB).
+        // Attention keeps one key row of scores in dynamic shared memory, attention_tile its 16
+        // rows' queries and scores and a staged key or value tile: allow the opt-in limit less
+        // the kernels' static arrays (reductions and the per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
         for f in ["attention", "attention_tile"].iter().filter_map(|k| funcs.get(k).copied()) {
             // SAFETY: a valid function handle and a documented attribute.
