@@ -47,6 +47,7 @@ struct Case {
     float softcap, scale;
     bool sinks, f16;
     int bad_row;  // a row index given a position past the cache (-1: none)
+    int inf_key = -1;  // a slot of sequence 0 whose values are +inf (masked for every row: must not leak)
 };
 
 float h16(float x) { return emu_f16_to_f32(emu_f32_to_f16(x)); }
@@ -159,6 +160,8 @@ void run(const Case& c) {
     std::vector<float> kf(kn), vf(vn);
     for (float& x : kf) x = c.f16 ? h16(uniform(-2.0f, 2.0f)) : uniform(-2.0f, 2.0f);
     for (float& x : vf) x = c.f16 ? h16(uniform(-3.0f, 3.0f)) : uniform(-3.0f, 3.0f);
+    if (c.inf_key >= 0)
+        for (int d = 0; d < vcols; ++d) vf[(size_t)c.inf_key * vcols + d] = INFINITY;
     std::vector<float> sk(c.n_head);
     for (float& x : sk) x = uniform(-1.0f, 3.0f);
     const size_t es = c.f16 ? 2 : 4;
@@ -186,9 +189,9 @@ void run(const Case& c) {
     char name[200];
     std::string sq;
     for (auto [kv, nq] : c.seqs) sq += std::to_string(kv) + "x" + std::to_string(nq) + " ";
-    std::snprintf(name, sizeof name, "nh%d/%d hd%d vd%d seqs %swin%d cap%g sinks%d %s%s", c.n_head, c.n_head_kv,
+    std::snprintf(name, sizeof name, "nh%d/%d hd%d vd%d seqs %swin%d cap%g sinks%d %s%s%s", c.n_head, c.n_head_kv,
                   c.hd, c.vd, sq.c_str(), c.window, c.softcap, (int)c.sinks, c.f16 ? "f16" : "f32",
-                  c.bad_row >= 0 ? " bad-row" : "");
+                  c.bad_row >= 0 ? " bad-row" : "", c.inf_key >= 0 ? " inf-masked-value" : "");
     const float* sinks = c.sinks ? sk.data() : nullptr;
     unsigned max_pos = 0;
     for (unsigned p : pos) max_pos = std::max(max_pos, std::min(p, (unsigned)n_ctx - 1));
@@ -237,6 +240,10 @@ int main() {
         // A window starting mid-tile, past several staged tiles (keys 131 .. 199 of 200).
         {8, 2, 64, 64, {{200, 20}}, 50, 0.0f, s64, false, true, -1},
         {8, 2, 64, 64, {{200, 20}}, 50, 0.0f, s64, true, false, -1},
+        // Values of +inf at a key every row's window hides (staged with the visible ones): a
+        // weight of 0 must leave the sum alone (0 · inf is NaN).
+        {8, 2, 64, 64, {{200, 20}}, 50, 0.0f, s64, false, true, -1, 130},
+        {8, 2, 64, 64, {{200, 20}}, 50, 0.0f, s64, false, false, -1, 130},
         {9, 3, 64, 64, {{10, 10}, {90, 12}, {5, 5}}, 0, 0.0f, s64, false, false, -1},
         {8, 4, 64, 64, {{25, 18}}, 0, 3.0f, 1.0f, false, false, -1},
         // Head widths: 256 (gemma-3), 36 (a tail of 4), 48; values narrower than keys.
