@@ -1285,7 +1285,10 @@ __device__ __forceinline__ void att_pv(double (&acc)[ATT_CK][8], const float* W,
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) attention_tile(const float* q, const void* kc, const void* vc, const unsigned* pos,
+// Two blocks an SM: 128 registers a thread.
+#define ATT_BOUNDS __launch_bounds__(32 * ATT_WARPS, 2)
+
+extern "C" __global__ void ATT_BOUNDS attention_tile(const float* q, const void* kc, const void* vc, const unsigned* pos,
                                           const unsigned* seq, const float* sinks, float* out, int rows, int il,
                                           int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
                                           int v_head_dim, float scale, int window, float softcap, int f16, int ld) {
