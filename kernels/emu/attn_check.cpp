@@ -15,6 +15,7 @@
 // Exit 0 when every case holds, 1 otherwise; one line per case.
 #include "emu.h"
 #include "../src/ops.cu"
+#include "check.h"
 
 #include <cmath>
 #include <cstdio>
@@ -25,20 +26,11 @@
 
 namespace {
 
-uint64_t rng_state = 0x243f6a8885a308d3ull;
-uint64_t next_u64() {  // splitmix64
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * (1.0 / 16777216.0)); }
+using check::next_u64;
+using check::report;
+using check::uniform;
+using check::failures;
 
-int failures = 0;
-void report(bool ok, const std::string& what) {
-    std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
-    if (!ok) ++failures;
-}
 
 struct Case {
     int n_head, n_head_kv, hd, vd;
@@ -225,6 +217,7 @@ void run(const Case& c) {
 }  // namespace
 
 int main() {
+    check::rng_state = 0x243f6a8885a308d3ull;
     const float s64 = 0.125f;
     const Case cases[] = {
         // Qwen2.5-0.5B's heads (14 / 2, 64): a prompt of 40 (three tiles, the last partial).

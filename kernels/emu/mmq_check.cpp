@@ -11,20 +11,17 @@
 // Exit 0 when every case holds, 1 otherwise; one line per case.
 #include "emu.h"
 #include "../src/ops.cu"
+#include "check.h"
 
 #include <cstdio>
 #include <string>
 
 namespace {
 
-uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-uint64_t next_u64() {  // splitmix64
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * (1.0 / 16777216.0)); }
+using check::next_u64;
+using check::report;
+using check::uniform;
+using check::failures;
 
 enum class Ty { Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 };
 const char* ty_name(Ty t) {
@@ -141,11 +138,6 @@ double nmse(const std::vector<float>& a, const std::vector<double>& b) {
     return den == 0 ? num : num / den;
 }
 
-int failures = 0;
-void report(bool ok, const std::string& what) {
-    std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
-    if (!ok) ++failures;
-}
 
 // A launch whose barriers deadlock is a failure of its own.
 void launch(EmuDim grid, unsigned block, const std::function<void()>& k) {
@@ -291,6 +283,7 @@ void run(const Case& c) {
 }  // namespace
 
 int main() {
+    check::rng_state = 0x9e3779b97f4a7c15ull;
     std::vector<unsigned> some;
     for (unsigned r = 2; r < 75; r += (r % 5 == 0 ? 3 : 1)) some.push_back(r);
     const Case cases[] = {

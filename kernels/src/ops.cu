@@ -1203,13 +1203,18 @@ __device__ __forceinline__ void att_row_weights(float* Wi, int nk, int vlo, int 
     // Three passes over the row's keys, 8 a lane at a time without branches (a masked key's
     // lanes compute and drop), so each lane's exps and divisions overlap.
     const int jb0 = min(vlo, jlo) & ~255;
+    // Key j's score, and whether the row sees it (an unseen key's is 0's, computed and dropped).
+    auto score = [&](int j, bool& vis) {
+        vis = j >= vlo && j < nk;
+        return att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
+    };
     double mx = F64_NEG_INF;
     for (int jb = jb0; jb < nk; jb += 256) {
 #pragma unroll
         for (int u = 0; u < ATT_WARPS; ++u) {
             const int j = jb + 32 * u + lane;
-            const bool vis = j >= vlo && j < nk;
-            const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
+            bool vis;
+            const double s = score(j, vis);
             mx = fmax(mx, vis ? s : F64_NEG_INF);  // fmax, like f64::max, ignores NaN
         }
     }
@@ -1225,8 +1230,8 @@ __device__ __forceinline__ void att_row_weights(float* Wi, int nk, int vlo, int 
 #pragma unroll
         for (int u = 0; u < ATT_WARPS; ++u) {
             const int j = jb + 32 * u + lane;
-            const bool vis = j >= vlo && j < nk;
-            const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
+            bool vis;
+            const double s = score(j, vis);
             const double e = exp(s - mx);
             ps[u] = __dadd_rn(ps[u], (vis && isfinite(s)) ? e : 0.0);
         }
@@ -1248,8 +1253,8 @@ __device__ __forceinline__ void att_row_weights(float* Wi, int nk, int vlo, int 
 #pragma unroll
         for (int u = 0; u < ATT_WARPS; ++u) {
             const int j = jb + 32 * u + lane;
-            const bool vis = j >= vlo && j < nk;
-            const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
+            bool vis;
+            const double s = score(j, vis);
             const double e = exp(s - mx);
             float w = (vis && isfinite(s) && e != 0.0) ? (float)__ddiv_rn(e, sum) : 0.0f;
             if (f16) w = f16_to_f32(f32_to_f16(w));
