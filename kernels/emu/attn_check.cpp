@@ -158,22 +158,16 @@ void run(const Case& c) {
     for (float& x : sk) x = uniform(-1.0f, 3.0f);
     const size_t es = c.f16 ? 2 : 4;
     std::vector<uint8_t> kc(es * kn * n_layer, 0xff), vc(es * vn * n_layer, 0xff);  // layer 0: NaN fill
-    for (size_t i = 0; i < kn; ++i) {
-        if (c.f16) {
-            const uint16_t hk = emu_f32_to_f16(kf[i]);
-            std::memcpy(&kc[es * (kn * il + i)], &hk, 2);
-        } else {
-            std::memcpy(&kc[es * (kn * il + i)], &kf[i], 4);
+    // Layer `il` of a cache as the kernels read it: halves or floats.
+    auto fill = [&](std::vector<uint8_t>& cache, const std::vector<float>& vals) {
+        const size_t n = vals.size();
+        for (size_t i = 0; i < n; ++i) {
+            const uint16_t hv = emu_f32_to_f16(vals[i]);
+            std::memcpy(&cache[es * (n * il + i)], c.f16 ? (const void*)&hv : (const void*)&vals[i], es);
         }
-    }
-    for (size_t i = 0; i < vn; ++i) {
-        if (c.f16) {
-            const uint16_t hv = emu_f32_to_f16(vf[i]);
-            std::memcpy(&vc[es * (vn * il + i)], &hv, 2);
-        } else {
-            std::memcpy(&vc[es * (vn * il + i)], &vf[i], 4);
-        }
-    }
+    };
+    fill(kc, kf);
+    fill(vc, vf);
     std::vector<float> want((size_t)rows * c.n_head * c.vd);
     for (int r = 0; r < rows; ++r)
         reference_row(c, q, kf, vf, sk, r, (int)pos[r], (int)seq[r], n_seq, n_ctx, &want[(size_t)r * c.n_head * c.vd]);
