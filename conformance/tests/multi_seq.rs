@@ -209,7 +209,10 @@ fn emulated_check(name: &str, filter: &str, lens: &[usize]) {
 /// batched prefill (18 rows) only the 17-row sequence's rows take `mmq_*` (its own sequence's
 /// row count decides), as they do alone, over the mat-vec of the whole batch; the 1-row one and
 /// every decode step take the mat-vec. Each sequence's rows equal its rows alone, bit for bit
-/// (Q4_1: the GEMM's min term too). About a minute of emulation (the 32,000-wide head).
+/// (Q4_1: the GEMM's min term too). The prefill's attention crosses kernels too: batched, both
+/// sequences take `attention_tile` (rows 16 and 17 in one tile of two sequences), alone the
+/// 17-row one takes it (row 16 in a tile of its own) and the 1-row one `attention`. About a
+/// minute of emulation (the 32,000-wide head).
 #[test]
 fn emulated_cuda_two_sequences_with_the_gemm_equal_each_alone() {
     emulated_check(
