@@ -249,8 +249,12 @@ fn att_tile_bytes(head_dim: usize, v_head_dim: usize, ld: usize) -> usize {
 }
 
 fn att_tile_wanted(rows: &BatchRows) -> bool {
+    att_tile_for(att_tile_mode(), rows)
+}
+
+fn att_tile_for(mode: u8, rows: &BatchRows) -> bool {
     let n = rows.len();
-    match att_tile_mode() {
+    match mode {
         0 => false,
         2 => n >= 2,
         _ => {
@@ -1777,6 +1781,28 @@ mod tests {
 
     fn groups(seqs: &[usize]) -> RowGroups {
         RowGroups { seq_rows: seqs.iter().flat_map(|&n| std::iter::repeat_n(n as u32, n)).collect() }
+    }
+
+    fn batch(seq_lens: &[usize]) -> BatchRows {
+        let seq: Vec<u32> = seq_lens.iter().enumerate().flat_map(|(s, &n)| std::iter::repeat_n(s as u32, n)).collect();
+        let n = seq.len();
+        BatchRows { tokens: vec![0; n], pos: (0..n as u32).collect(), seq, logits: vec![true; n] }
+    }
+
+    #[test]
+    fn prefill_rows_take_the_tiled_attention_and_decode_steps_do_not() {
+        // A prompt of 16+ rows: the tile; one row fewer, or a decode step of many sequences
+        // (one row each, no keys shared), the per-row kernel.
+        assert!(att_tile_for(1, &batch(&[16])));
+        assert!(!att_tile_for(1, &batch(&[15])));
+        assert!(!att_tile_for(1, &batch(&[1; 16])));
+        // A prefill beside decode rows: 8+ rows a sequence on average.
+        assert!(att_tile_for(1, &batch(&[30, 1, 1])));
+        assert!(!att_tile_for(1, &batch(&[14, 1, 1])));
+        // The switches: never, or every batch of two or more rows.
+        assert!(!att_tile_for(0, &batch(&[512])));
+        assert!(att_tile_for(2, &batch(&[1, 1])));
+        assert!(!att_tile_for(2, &batch(&[1])));
     }
 
     #[test]
