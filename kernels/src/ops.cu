@@ -911,6 +911,13 @@ __device__ __forceinline__ unsigned dynamic_smem_bytes() {
 #endif
 }
 
+// cpu.rs `dot`'s last step: the 8 accumulators in a fixed tree, then the tail's sum.
+__device__ __forceinline__ float dot8_total(const float* acc, float tail) {
+    const float t = __fadd_rn(__fadd_rn(__fadd_rn(acc[0], acc[4]), __fadd_rn(acc[1], acc[5])),
+                              __fadd_rn(__fadd_rn(acc[2], acc[6]), __fadd_rn(acc[3], acc[7])));
+    return __fadd_rn(t, tail);
+}
+
 // cpu.rs `dot`: acc[l] += a[8c + l] * b[8c + l] (two roundings), tail sum, fixed combination.
 __device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, int f16) {
     float acc[8];
@@ -949,9 +956,7 @@ __device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, 
     }
     float s = 0.0f;
     for (int i = chunks * 8; i < n; ++i) s = __fadd_rn(s, __fmul_rn(a[i], kv_load(kc, kofs + i, f16)));
-    const float t = __fadd_rn(__fadd_rn(__fadd_rn(acc[0], acc[4]), __fadd_rn(acc[1], acc[5])),
-                              __fadd_rn(__fadd_rn(acc[2], acc[6]), __fadd_rn(acc[3], acc[7])));
-    return __fadd_rn(t, s);
+    return dot8_total(acc, s);
 }
 
 __device__ __forceinline__ double att_score(float dot, double scale, double cap) {
@@ -1182,9 +1187,7 @@ __device__ __forceinline__ float dot_cpu_order_s(const float* a, const float* k,
     }
     float s = 0.0f;
     for (int i = chunks * 8; i < n; ++i) s = __fadd_rn(s, __fmul_rn(a[i], k[i]));
-    const float t = __fadd_rn(__fadd_rn(__fadd_rn(acc[0], acc[4]), __fadd_rn(acc[1], acc[5])),
-                              __fadd_rn(__fadd_rn(acc[2], acc[6]), __fadd_rn(acc[3], acc[7])));
-    return __fadd_rn(t, s);
+    return dot8_total(acc, s);
 }
 
 // attention_tile's pass 2 for one row (a warp): the max, the denominator in `attention`'s order,
@@ -1201,20 +1204,16 @@ template <bool CAP>
 __device__ __forceinline__ void att_row_weights(float* Wi, int nk, int vlo, int jlo, int nkmax, int lane, double sc,
                                                 double cap, const float* sinks, int h, int f16) {
     // Three passes over the row's keys, 8 a lane at a time without branches (a masked key's
-    // lanes compute and drop), so each lane's exps and divisions overlap.
+    // lanes compute and drop), so each lane's exps and divisions overlap. (Each pass spells its
+    // score out: this is the compiled code measured on the card; a shared lambda changed it.)
     const int jb0 = min(vlo, jlo) & ~255;
-    // Key j's score, and whether the row sees it (an unseen key's is 0's, computed and dropped).
-    auto score = [&](int j, bool& vis) {
-        vis = j >= vlo && j < nk;
-        return att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
-    };
     double mx = F64_NEG_INF;
     for (int jb = jb0; jb < nk; jb += 256) {
 #pragma unroll
         for (int u = 0; u < ATT_WARPS; ++u) {
             const int j = jb + 32 * u + lane;
-            bool vis;
-            const double s = score(j, vis);
+            const bool vis = j >= vlo && j < nk;
+            const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
             mx = fmax(mx, vis ? s : F64_NEG_INF);  // fmax, like f64::max, ignores NaN
         }
     }
@@ -1230,8 +1229,8 @@ __device__ __forceinline__ void att_row_weights(float* Wi, int nk, int vlo, int 
 #pragma unroll
         for (int u = 0; u < ATT_WARPS; ++u) {
             const int j = jb + 32 * u + lane;
-            bool vis;
-            const double s = score(j, vis);
+            const bool vis = j >= vlo && j < nk;
+            const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
             const double e = exp(s - mx);
             ps[u] = __dadd_rn(ps[u], (vis && isfinite(s)) ? e : 0.0);
         }
@@ -1253,8 +1252,8 @@ __device__ __forceinline__ void att_row_weights(float* Wi, int nk, int vlo, int 
 #pragma unroll
         for (int u = 0; u < ATT_WARPS; ++u) {
             const int j = jb + 32 * u + lane;
-            bool vis;
-            const double s = score(j, vis);
+            const bool vis = j >= vlo && j < nk;
+            const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
             const double e = exp(s - mx);
             float w = (vis && isfinite(s) && e != 0.0) ? (float)__ddiv_rn(e, sum) : 0.0f;
             if (f16) w = f16_to_f32(f32_to_f16(w));
