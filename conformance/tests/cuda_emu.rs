@@ -60,7 +60,8 @@ fn the_prefill_gemm_passes_ops_on_the_emulated_device() {
 /// The mat-vec of 3–15 rows from an activation rounded once (`quant_x_q8` + `matvecq_` /
 /// `matvecqg_` on `cuda-fast`, `round_x` + `matvecf_` / `matvecfg_` on `cuda`; the GEMM off so
 /// every row takes it), against the CPU backend: a partial column group (m 33), the residual,
-/// a GLU pair, three projections with biases, the norm fused.
+/// a GLU pair, three projections with biases, the norm fused, a head-wide output of one row and
+/// of five.
 #[test]
 fn the_batched_mat_vec_passes_ops_on_the_emulated_device() {
     for (filter, cases) in [
@@ -70,6 +71,9 @@ fn the_batched_mat_vec_passes_ops_on_the_emulated_device() {
         ("matmul_fused-q8_0-m1536-k512-n9", 2),         // the residual
         ("norm_matmul_glu-silu-q4_1-m1536-k512-n9", 2), // the norm and a GLU pair, Q4_1's min
         ("norm_matmuls-q8_0-m256+64+64-k512-n3", 2),    // q, k, v with biases in one launch
+        // Wider than MV_ROUND_ONCE_M (the head): cuda-fast takes the codes at one row too.
+        ("norm_matmuls-q8_0-m16448-k256-n1", 2),
+        ("norm_matmuls-q8_0-m16448-k256-n5", 2),
     ] {
         let (log, md) = emulated_ops_with(filter, "0");
         assert!(log.contains(&format!("{cases} passed, 0 failed, 0 not run")), "{filter}:\n{log}");

@@ -164,6 +164,7 @@ inline void emu_yield(EmuState why) {
 }
 inline void emu_warp_sync() { emu_yield(EmuState::Warp); }
 inline void __syncthreads() { emu_yield(EmuState::Block); }
+inline void __syncwarp(unsigned = 0xffffffffu) { emu_warp_sync(); }
 
 extern "C" inline void emu_fiber_main(EmuFiber* f) {
     (*g_emu->kernel)();

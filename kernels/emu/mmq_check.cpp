@@ -8,6 +8,9 @@
 //   - the same matmul through the mat-vec (matvec_<ty>, fast numerics) agrees to NMSE ≤ 1e-6
 //     (the same integers, other float roundings), and with the float64 product of the
 //     dequantized values to NMSE ≤ 5e-4 (test-backend-ops's max_nmse_err for matmul).
+//   - the batched mat-vec (matvecq_ / matvecqg_ on quant_x_q8's codes, matvecf_ / matvecfg_ on
+//     floats: several rows a block) bit for bit with matvec_<ty> run one row a block (rpb 1), the
+//     row-independence of kernels/ABI.md: a row's value does not depend on the batch it is in.
 // Exit 0 when every case holds, 1 otherwise; one line per case.
 #include "emu.h"
 #include "../src/ops.cu"
@@ -280,6 +283,63 @@ void run(const Case& c) {
     }
 }
 
+// The batched mat-vec against the single-row one (kernels/ABI.md `matvecq_<ty>`): R rows of x,
+// C × R blocks from the codes (`codes`) or the floats, a GLU pair with `glu`; every output bit
+// for bit with matvec_<ty> at rpb 1 on the same activation (xq 0 from x itself, or xq -1).
+struct MvqCase {
+    Ty ty;
+    int k, m, rows;
+    bool codes, glu, bias, res;
+};
+
+void run_mvq(const MvqCase& c) {
+    const int k = c.k, m = c.m, R = c.rows, nb = k / 32;
+    const std::string name = std::string(c.codes ? (c.glu ? "matvecqg_" : "matvecq_") : (c.glu ? "matvecfg_" : "matvecf_")) +
+                             ty_name(c.ty) + " k" + std::to_string(k) + " m" + std::to_string(m) + " rows" +
+                             std::to_string(R) + (c.bias ? " bias" : "") + (c.res ? " res" : "");
+    const auto w = make_weight(c.ty, m, k);
+    const auto w2 = c.glu ? make_weight(c.ty, m, k) : std::vector<uint8_t>();
+    std::vector<float> x((size_t)R * k), bias(m), res((size_t)R * m);
+    for (auto& v : x) v = uniform(-3.0f, 3.0f);
+    for (auto& v : bias) v = uniform(-1.0f, 1.0f);
+    for (auto& v : res) v = uniform(-1.0f, 1.0f);
+    const long long row_bytes = (long long)nb * block_bytes(c.ty);
+    const float* b = c.bias ? bias.data() : nullptr;
+    const float* r = c.res ? res.data() : nullptr;
+    const uint8_t* g2 = c.glu ? w2.data() : nullptr;
+    std::vector<int8_t> q((size_t)R * k);
+    std::vector<float> qd((size_t)R * nb), qs((size_t)R * nb);
+    if (c.codes)
+        launch({(unsigned)R, 1, 1}, 128, [&] { quant_x_q8(x.data(), q.data(), qd.data(), qs.data(), R, k, 0, nullptr, 0.0f); });
+    std::vector<float> batched((size_t)R * m, -1.0f), alone((size_t)R * m, -2.0f);
+    const int C = c.codes ? (c.glu ? 2 : 4) : (c.glu ? 4 : 8), RB = c.codes ? 8 : 4;
+    const unsigned grid = (unsigned)(((R + RB - 1) / RB) * ((m + C - 1) / C));
+    launch({grid, 1, 1}, 128, [&] {
+        const void* xin = c.codes ? (const void*)q.data() : (const void*)x.data();
+        const float* d = c.codes ? qd.data() : nullptr;
+        const float* s = c.codes ? qs.data() : nullptr;
+#define MVQ_PICK(P) (c.ty == Ty::Q8_0 ? P##_q8_0 : c.ty == Ty::Q4_0 ? P##_q4_0 : P##_q4_1)
+        auto f = c.codes ? (c.glu ? MVQ_PICK(matvecqg) : MVQ_PICK(matvecq)) : (c.glu ? MVQ_PICK(matvecfg) : MVQ_PICK(matvecf));
+#undef MVQ_PICK
+        f(w.data(), xin, d, s, batched.data(), R, k, m, row_bytes, b, r, g2, 0, nullptr, nullptr, nullptr, 0, nullptr,
+          nullptr, nullptr, 0);
+    });
+    launch({(unsigned)m, (unsigned)R, 1}, 128, [&] {
+        auto mv = c.ty == Ty::Q8_0 ? matvec_q8_0 : c.ty == Ty::Q4_0 ? matvec_q4_0 : matvec_q4_1;
+        mv(w.data(), x.data(), alone.data(), R, k, m, row_bytes, nullptr, 0, 0, b, 1, r, c.codes ? 0 : -1, g2, 0, 0,
+           nullptr, 0.0f, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0);
+    });
+    bool bits = true;
+    for (size_t i = 0; i < batched.size(); ++i) {
+        if (std::memcmp(&batched[i], &alone[i], 4) != 0) {
+            if (bits)
+                std::printf("     first difference: row %zu col %zu: %.9g, alone %.9g\n", i / m, i % m, batched[i], alone[i]);
+            bits = false;
+        }
+    }
+    report(bits, name + " bit for bit with matvec_ one row a block");
+}
+
 }  // namespace
 
 int main() {
@@ -312,6 +372,17 @@ int main() {
         {Ty::Q5_1, 256, 40, 75, some, false, true, false, false, true},
     };
     for (const Case& c : cases) run(c);
+    const MvqCase mvq_cases[] = {
+        // A partial column group and row block; a thread's second part (k = 1280: 160 parts);
+        // GLU pairs (Q4_1's min); bias and residual.
+        {Ty::Q8_0, 896, 37, 11, true, false, true, true},
+        {Ty::Q4_1, 1280, 21, 9, true, true, false, false},
+        {Ty::Q4_0, 256, 9, 16, true, false, false, true},
+        {Ty::Q8_0, 896, 14, 17, true, true, true, false},
+        {Ty::Q8_0, 896, 37, 6, false, false, true, true},
+        {Ty::Q4_1, 1280, 10, 5, false, true, false, false},
+    };
+    for (const MvqCase& c : mvq_cases) run_mvq(c);
     std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
     return failures ? 1 : 0;
 }

@@ -1885,6 +1885,43 @@ __device__ __forceinline__ void mv_reduce_warps(const float* acc, const float* a
     }
     __syncthreads();
 }
+// mv_reduce_warps transposed, for blocks of many sums (the batched entry points' 16 or 32, each
+// with its GLU partner's): lane l's partials of every sum go to shared memory (16-byte stores),
+// then lane u of each warp adds its warp's 32 partials of sum u in the xor tree's order — lanes
+// i and i + 16 for i < 16, then i and i + 8 of those, + 4, + 2, + 1: the value every lane of
+// mv_warp_sum ends with (each step adds the same two values, a + b = b + a exactly) — in one
+// thread: 8 stores, 32 loads and 31 adds a warp for 32 sums instead of 5 shuffles and 5 adds
+// each. Same `red`, same barrier after.
+#define MV_T_PAD 4  // a lane's row of partials padded so 8 lanes' 16-byte stores hit distinct banks
+template <int CR, int R, bool PAIR>
+__device__ __forceinline__ void mv_reduce_warps_t(const float* acc, const float* acc2, int nr,
+                                                  float (*red)[CR][MV_WARPS]) {
+    constexpr int NV = PAIR ? 2 * CR : CR, LD = NV + MV_T_PAD;
+    static_assert(CR % 4 == 0 && NV <= 32, "mv_reduce_warps_t: whole float4s, a lane per sum");
+    __shared__ __align__(16) float part[MV_WARPS][32][LD];
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    float* mine = part[wp][lane];
+#pragma unroll
+    for (int q = 0; q < CR; q += 4) {
+        *(float4*)(mine + q) = make_float4(acc[q], acc[q + 1], acc[q + 2], acc[q + 3]);
+        if (PAIR) *(float4*)(mine + CR + q) = make_float4(acc2[q], acc2[q + 1], acc2[q + 2], acc2[q + 3]);
+    }
+    __syncwarp();  // lane u reads only its own warp's rows
+    if (lane < NV && (lane % CR) % R < nr) {
+        float t[16];
+#pragma unroll
+        for (int i = 0; i < 16; ++i) t[i] = __fadd_rn(part[wp][i][lane], part[wp][i + 16][lane]);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) t[i] = __fadd_rn(t[i], t[i + 8]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) t[i] = __fadd_rn(t[i], t[i + 4]);
+        t[0] = __fadd_rn(t[0], t[2]);
+        t[1] = __fadd_rn(t[1], t[3]);
+        t[0] = __fadd_rn(t[0], t[1]);
+        red[lane / CR][lane % CR][wp] = t[0];
+    }
+    __syncthreads();
+}
 // Then thread u < C·R adds the warps' sums in order and finishes column jj0 + u / R of row
 // r0 + u % R (bias, GLU, residual: mv_finish).
 template <int CR, int R>
@@ -2251,9 +2288,9 @@ __device__ __forceinline__ void matvec_rope_t(const u8* w, const float* x, float
 
 // matvecq_ / matvecqg_ / matvecf_ / matvecfg_: the mat-vec of several rows (3 and more: a decode
 // batch) from an activation normalized and rounded once for the launch, not again in every block:
-// as codes (`quant_x_q8`, the fast numerics' integer products: matvecq_, matvecqg_) or as the
-// rounded floats of `round_x` (xq -1 after it: the exact numerics, and the output head, which
-// takes round_x's floats at any row count: matvecf_, matvecfg_). C columns × R rows a block,
+// as codes (`quant_x_q8`, the fast numerics' integer products: matvecq_, matvecqg_; the output
+// head takes them at any row count) or as the rounded floats of `round_x` (xq -1 after it: the
+// exact numerics: matvecf_, matvecfg_). C columns × R rows a block,
 // each thread's weight part loaded once for all R rows; the grid is flat, the rows' blocks of a
 // column group adjacent (they share its weight bytes in L2). A row's value is the C = 1 order
 // (kernels/ABI.md `matvec_<ty>`: the thread's fmaf chain over its parts, the xor tree, the warps
@@ -2343,7 +2380,7 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const fl
             }
         }
     }
-    mv_reduce_warps<C * R, R>(acc, acc2, PAIR, nr, mv_red);
+    mv_reduce_warps_t<C * R, R, PAIR>(acc, acc2, nr, mv_red);
     mv_store_cols<C * R, R>(mv_red, PAIR, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc,
                             res, act);
 }

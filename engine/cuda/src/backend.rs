@@ -161,9 +161,11 @@ fn glu8() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_MV_GLU8").is_none_or(|v| v != "0"))
 }
 
-/// Output widths from which a mat-vec's activation is rounded once by `round_x` (the head: 151,936
-/// columns would each round the same row otherwise; a layer's widest, 2 × 4,864 for gate·up, is
-/// cheaper rounded in place than paying a launch).
+/// Output widths from which a mat-vec's activation is rounded once for the launch (the head:
+/// 151,936 columns would each round the same row otherwise; a layer's widest, 2 × 4,864 for
+/// gate·up, is cheaper rounded in place than paying a launch): the fast numerics' codes
+/// (`quant_x_q8` + `matvecq_`, the integer products of every other fast mat-vec) for
+/// part-decodable weights, else `round_x`'s floats.
 const MV_ROUND_ONCE_M: usize = 16_384;
 
 /// Rows of a mat-vec from which the activation is normalized and rounded once for the launch
@@ -460,8 +462,11 @@ impl Cuda {
         // types then take several columns and rows a block: the fast numerics' codes
         // (`quant_x_q8` + `matvecq_`), else `round_x`'s floats (or x itself) with `matvecf_`.
         let batched = ids.is_none() && !float_w && n_out >= MVQ_MIN_ROWS && mvq_on();
-        if batched && part {
-            if xq == 0 && m < MV_ROUND_ONCE_M {
+        // A wide output (the head) of the fast numerics takes the codes at any row count: one
+        // rounding for the launch, and the same integer products alone or batched.
+        let wide_codes = part && xq == 0 && m >= MV_ROUND_ONCE_M && mvq_on();
+        if part && (batched || wide_codes) {
+            if xq == 0 {
                 let [q, d, s] = self.quant_codes(x, norm)?;
                 self.matvecq(MvIn::Codes(&q, &d, &s), w, kty, m, n_out, bias, res, glu, more, &ys)?;
             } else if xq >= 0 || norm.is_some() {
@@ -486,14 +491,18 @@ impl Cuda {
         let grid_x = if float_w { blocks(total, 4) } else { blocks(total, cols) };
         // A wide output (the head) normalizes and rounds the activation once, not once per
         // column: round_x computes the values the mat-vec would (the same device code), then the
-        // mat-vec takes them as they are.
+        // mat-vec takes them as they are. Not the fast numerics' codes of part-decodable weights
+        // (only with ORCD_CUDA_MVQ=0 here): their integer products need the codes, so every block
+        // rounds its row as the codes path would.
+        let codes_in_block = part && xq == 0;
         let rounded;
-        let (x, xq, norm) = if !float_w && (xq >= 0 || norm.is_some()) && (m >= MV_ROUND_ONCE_M || batched) {
-            rounded = self.round_x(x, xq, norm)?;
-            (&rounded, -1, None)
-        } else {
-            (x, xq, norm)
-        };
+        let (x, xq, norm) =
+            if !float_w && !codes_in_block && (xq >= 0 || norm.is_some()) && (m >= MV_ROUND_ONCE_M || batched) {
+                rounded = self.round_x(x, xq, norm)?;
+                (&rounded, -1, None)
+            } else {
+                (x, xq, norm)
+            };
         let (ids_arg, ids_k, shared) = match ids {
             Some((b, k, s)) => (b.arg(), k as i32, s as i32),
             None => (Arg::Ptr(0), 0, 0),

@@ -444,6 +444,9 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
             (512, vec![256, 64, 64], 3, false),
             (768, vec![1024], 9, false),
             (512, vec![256, 64, 64], 24, true),
+            // Wider than the backend's round-once width (16,384, the head): one row and a batch.
+            (256, vec![16_448], 1, false),
+            (256, vec![16_448], 5, false),
         ] {
             let shape = ms.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("+");
             push(
