@@ -294,7 +294,7 @@ struct MvqCase {
 
 void run_mvq(const MvqCase& c) {
     const int k = c.k, m = c.m, R = c.rows, nb = k / 32;
-    const std::string name = std::string(c.codes ? (c.glu ? "matvecqg_" : "matvecq_") : (c.glu ? "matvecfg_" : "matvecf_")) +
+    const std::string name = std::string(c.codes ? (c.glu ? "matvecqg_" : R <= 2 ? "matvecq1_" : "matvecq_") : (c.glu ? "matvecfg_" : "matvecf_")) +
                              ty_name(c.ty) + " k" + std::to_string(k) + " m" + std::to_string(m) + " rows" +
                              std::to_string(R) + (c.bias ? " bias" : "") + (c.res ? " res" : "");
     const auto w = make_weight(c.ty, m, k);
@@ -312,14 +312,16 @@ void run_mvq(const MvqCase& c) {
     if (c.codes)
         launch({(unsigned)R, 1, 1}, 128, [&] { quant_x_q8(x.data(), q.data(), qd.data(), qs.data(), R, k, 0, nullptr, 0.0f); });
     std::vector<float> batched((size_t)R * m, -1.0f), alone((size_t)R * m, -2.0f);
-    const int C = c.codes ? (c.glu ? 2 : 4) : (c.glu ? 4 : 8), RB = c.codes ? 8 : 4;
+    const bool one = c.codes && !c.glu && R <= 2;  // the host's matvecq1_ (8 × 1)
+    const int C = c.codes ? (c.glu ? 2 : one ? 8 : 4) : (c.glu ? 4 : 8), RB = one ? 1 : c.codes ? 8 : 4;
     const unsigned grid = (unsigned)(((R + RB - 1) / RB) * ((m + C - 1) / C));
     launch({grid, 1, 1}, 128, [&] {
         const void* xin = c.codes ? (const void*)q.data() : (const void*)x.data();
         const float* d = c.codes ? qd.data() : nullptr;
         const float* s = c.codes ? qs.data() : nullptr;
 #define MVQ_PICK(P) (c.ty == Ty::Q8_0 ? P##_q8_0 : c.ty == Ty::Q4_0 ? P##_q4_0 : P##_q4_1)
-        auto f = c.codes ? (c.glu ? MVQ_PICK(matvecqg) : MVQ_PICK(matvecq)) : (c.glu ? MVQ_PICK(matvecfg) : MVQ_PICK(matvecf));
+        auto f = c.codes ? (c.glu ? MVQ_PICK(matvecqg) : one ? MVQ_PICK(matvecq1) : MVQ_PICK(matvecq))
+                         : (c.glu ? MVQ_PICK(matvecfg) : MVQ_PICK(matvecf));
 #undef MVQ_PICK
         f(w.data(), xin, d, s, batched.data(), R, k, m, row_bytes, b, r, g2, 0, nullptr, nullptr, nullptr, 0, nullptr,
           nullptr, nullptr, 0);
@@ -380,6 +382,10 @@ int main() {
         {Ty::Q4_0, 256, 9, 16, true, false, false, true},
         {Ty::Q8_0, 896, 14, 17, true, true, true, false},
         {Ty::Q8_0, 896, 37, 6, false, false, true, true},
+        // One and two rows (matvecq1_, the head of a decode step), a partial column group.
+        {Ty::Q8_0, 896, 45, 1, true, false, false, false},
+        {Ty::Q4_1, 1280, 21, 2, true, false, true, true},
+        {Ty::Q4_0, 256, 17, 1, true, false, true, false},
         {Ty::Q4_1, 1280, 10, 5, false, true, false, false},
     };
     for (const MvqCase& c : mvq_cases) run_mvq(c);

@@ -2380,7 +2380,11 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const fl
             }
         }
     }
-    mv_reduce_warps_t<C * R, R, PAIR>(acc, acc2, nr, mv_red);
+    if constexpr (C * R * (PAIR ? 2 : 1) >= 16) {
+        mv_reduce_warps_t<C * R, R, PAIR>(acc, acc2, nr, mv_red);
+    } else {  // a few sums (matvecq1_): the shuffles cost no more, and no shared rows of partials
+        mv_reduce_warps<C * R, R>(acc, acc2, PAIR, nr, mv_red);
+    }
     mv_store_cols<C * R, R>(mv_red, PAIR, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc,
                             res, act);
 }
@@ -2481,6 +2485,11 @@ extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q
 // Several rows from an activation rounded once: codes, 4 columns × 8 rows a block (matvecq_), a
 // GLU pair's 2 × 8 (matvecqg_); round_x's floats, 8 columns × 4 rows (matvecf_; the output head's
 // 151,936 columns), a pair's 4 × 4 (matvecfg_).
+// One row from the codes (the fast head of a decode step), 8 columns a block and 8 blocks an SM
+// like matvec8_: the bytes in flight of the single-row kernels, without their per-block rounding.
+extern "C" __global__ void MV_BOUNDS matvecq1_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 8, 1, false, false>(MVQ_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvecq1_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 1, false, false>(MVQ_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvecq1_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 8, false, false>(MVQ_ARGS); }

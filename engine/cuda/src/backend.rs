@@ -596,7 +596,8 @@ impl Cuda {
     }
 
     /// [`Cuda::matvec`] of several rows of a part-decodable type from an activation rounded once:
-    /// codes (`matvecq_`, 4 columns × 8 rows a block; a GLU pair `matvecqg_`, 2 × 8) or floats
+    /// codes (`matvecq_`, 4 columns × 8 rows a block; one or two rows `matvecq1_`, 8 × 1; a GLU
+    /// pair `matvecqg_`, 2 × 8) or floats
     /// (`matvecf_`, 8 × 4; `matvecfg_`, 4 × 4): the single-row kernels' values (kernels/ABI.md).
     #[allow(clippy::too_many_arguments)]
     fn matvecq(
@@ -614,6 +615,8 @@ impl Cuda {
     ) -> Result<()> {
         let (mb, mc) = (more.first().map_or(0, |(w, _)| w.rows), more.get(1).map_or(0, |(w, _)| w.rows));
         let (variant, cols, rows) = match (&x, glu.is_some()) {
+            // One or two rows (the head of a decode step): 8 columns a block, 8 blocks an SM.
+            (MvIn::Codes(..), false) if n_out <= 2 => ("matvecq1", 8, 1),
             (MvIn::Codes(..), false) => ("matvecq", 4, 8),
             (MvIn::Codes(..), true) => ("matvecqg", 2, 8),
             (MvIn::Floats(_), false) => ("matvecf", 8, 4),
