@@ -2483,10 +2483,10 @@ extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 4, 2>(MATVEC_ARGS); }
 // Several rows from an activation rounded once: codes, 4 columns × 8 rows a block (matvecq_), a
-// GLU pair's 2 × 8 (matvecqg_); round_x's floats, 8 columns × 4 rows (matvecf_; the output head's
-// 151,936 columns), a pair's 4 × 4 (matvecfg_).
-// One row from the codes (the fast head of a decode step), 8 columns a block and 8 blocks an SM
-// like matvec8_: the bytes in flight of the single-row kernels, without their per-block rounding.
+// GLU pair's 2 × 8 (matvecqg_); round_x's floats (the exact numerics, their head included), 8
+// columns × 4 rows (matvecf_), a pair's 4 × 4 (matvecfg_). And one or two rows from the codes (the
+// fast head of a decode step): 8 columns × 1 row a block and 8 blocks an SM like matvec8_
+// (matvecq1_), the bytes in flight of the single-row kernels without their per-block rounding.
 extern "C" __global__ void MV_BOUNDS matvecq1_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 1, false, false>(MVQ_ARGS); }
