@@ -44,23 +44,10 @@ print("b16:", j.get("batched"))
 for r in p[:16]: print("profile %-20s n %6d  %8.3f ms" % (r["kernel"][:20], r["launches"], r["seconds"] * 1e3))' $O/pr.json
 run --json | python3 -c 'import json,sys; print("plain", json.load(sys.stdin)["batched"])'
 # Stall reasons of the batched mat-vec and of a 16-row attention launch (warp-state sampling).
-st() { python3 - "$1" <<'PY'
-import csv, sys, collections
-rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
-h = rows[0]; ki = h.index("Kernel Name"); ii = h.index("ID"); mi = h.index("Metric Name"); vi = h.index("Metric Value")
-per = collections.OrderedDict()
-for r in rows[1:]:
-    per.setdefault((r[ii], r[ki].split("(")[0]), {})[r[mi]] = r[vi]
-for (i, k), m in per.items():
-    st = sorted(((float(v.replace(",", "")), n) for n, v in m.items() if "issue_stalled" in n), reverse=True)[:5]
-    print("stall %-3s %-16s dur %-7s dram%% %-6s occ %-6s grid %-6s: %s" % (i, k[:16], m.get("Duration"), m.get("DRAM Throughput"),
-          m.get("Achieved Occupancy"), m.get("Grid Size"), "  ".join("%s %.2f" % (n.replace("smsp__average_warps_issue_stalled_", "").replace("_per_issue_active.ratio", ""), v) for v, n in st)))
-PY
-}
 for sel in "matvecq_q8_0|matvecqg_q8_0:0:4" "attention:780:2"; do
   IFS=: read -r rx skip cnt <<<"$sel"
   ORCD_CUDA_GRAPHS=0 timeout 90 ncu --clock-control none --csv --page details --section SpeedOfLight --section WarpStateStats \
     --section Occupancy --section LaunchStats --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
     --kernel-name regex:"^($rx)\$" --launch-skip $skip --launch-count $cnt $B/worker-orcd bench --model $M --backend cuda \
-    --prompt-tokens 128 --gen-tokens 32 --batch 16 --repeats 1 > $O/stall-$skip.csv 2>/dev/null; st $O/stall-$skip.csv
+    --prompt-tokens 128 --gen-tokens 32 --batch 16 --repeats 1 > $O/stall-$skip.csv 2>/dev/null; python3 ci/ncu_stall.py $O/stall-$skip.csv
 done

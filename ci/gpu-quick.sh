@@ -139,20 +139,7 @@ if [[ ${NCU_STALL:-0} == 1 ]] && command -v ncu >/dev/null; then
     --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
     --launch-skip ${NCU_STALL_SKIP:-3000} --launch-count ${NCU_STALL_COUNT:-12} $B/worker-orcd bench --model $M --backend cuda \
     --numerics fast --prompt-tokens 4 --gen-tokens 64 --repeats 1 > $OUT/ncus-fast.csv 2>$OUT/ncus-fast.err
-  python3 - $OUT/ncus-fast.csv <<'PY' || tail -3 $OUT/ncus-fast.err
-import csv, sys, collections
-rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
-h = rows[0]; ki = h.index("Kernel Name"); ii = h.index("ID"); mi = h.index("Metric Name"); vi = h.index("Metric Value")
-per = collections.OrderedDict()
-for r in rows[1:]:
-    per.setdefault((r[ii], r[ki].split("(")[0]), {})[r[mi]] = r[vi]
-for (i, k), m in per.items():
-    dur = m.get("Duration", "?"); mem = m.get("Memory Throughput", "?"); dram = m.get("DRAM Throughput", "?")
-    occ = m.get("Achieved Occupancy", "?"); grid = m.get("Grid Size", "?"); regs = m.get("Registers Per Thread", "?")
-    st = sorted(((float(v.replace(",", "")), n) for n, v in m.items() if "issue_stalled" in n or "Warp Cycles Per" in n), reverse=True)[:6]
-    print("stall %-3s %-22s dur %-7s dram%% %-6s mem%% %-6s occ %-6s grid %-6s regs %-4s" % (i, k[:22], dur, dram, mem, occ, grid, regs))
-    for v, n in st: print("      %-50s %s" % (n.replace("smsp__average_warps_issue_stalled_", "")[:50], v))
-PY
+  python3 ci/ncu_stall.py $OUT/ncus-fast.csv || tail -3 $OUT/ncus-fast.err
 fi
 # ATT_PROF=1: attention_tile's phases in SM clocks (ORCD_NVRTC_DEFINES=ATT_PROF: thread 0 of
 # each tile of layer 0, head 0 prints them; q load, pass 1 dots, pass 2 weights, pass 3 Σ w·v).
