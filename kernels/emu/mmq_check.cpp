@@ -74,6 +74,29 @@ std::vector<uint8_t> make_weight(Ty ty, int m, int k) {
     return w;
 }
 
+// The weight as the kernels read it, and its row stride: the GGUF bytes, or, built with
+// Q8_GROUPED (the host's ORCD_CUDA_Q8_GROUPED=1), Q8_0 rows regrouped by four blocks as
+// kernels/ABI.md says (written here from its words: four f16 scales, then the four blocks' codes;
+// a short last group keeps its 8-byte header).
+struct DevW {
+    std::vector<uint8_t> b;
+    long long row_bytes;
+};
+DevW device_weight(Ty ty, const std::vector<uint8_t>& w, int m, int k) {
+    const int nb = k / 32, bb = block_bytes(ty);
+    if (!Q8G || ty != Ty::Q8_0 || w.empty()) return {w, (long long)nb * bb};
+    const long long rb = (long long)k + 8LL * ((nb + 3) / 4);
+    std::vector<uint8_t> out((size_t)(m * rb), 0);
+    for (int j = 0; j < m; ++j)
+        for (int c = 0; c < nb; ++c) {
+            const uint8_t* src = &w[((size_t)j * nb + c) * 34];
+            uint8_t* g = &out[(size_t)(j * rb) + (size_t)(c / 4) * 136];
+            std::memcpy(g + 2 * (c % 4), src, 2);
+            std::memcpy(g + 8 + 32 * (c % 4), src + 2, 32);
+        }
+    return {out, rb};
+}
+
 // Block b of row j: integer codes, scale, min (value = d·code + m).
 void weight_block(Ty ty, const uint8_t* w, int k, int j, int b, int* code, float* d, float* mn) {
     const int nb = k / 32, bb = block_bytes(ty);
@@ -188,8 +211,9 @@ void run(const Case& c) {
     const int n = rows.empty() ? R : (int)rows.size();
     const float sentinel = -12345.5f;
     std::vector<float> y((size_t)R * m, sentinel), gate((size_t)R * m, sentinel);
-    const long long row_bytes = (long long)nb * block_bytes(c.ty);
-    auto gemm = [&](const std::vector<uint8_t>& wt, float* out, const float* b, const float* r, const float* gin) {
+    const DevW dw = device_weight(c.ty, w, m, k), dw2 = device_weight(c.ty, w2, m, k);
+    const long long row_bytes = dw.row_bytes;
+    auto gemm = [&](const DevW& wt, float* out, const float* b, const float* r, const float* gin) {
         const int bn = c.bn32 ? 32 : 64;
         launch({(unsigned)((m + 127) / 128), (unsigned)((n + bn - 1) / bn), 1}, 256, [&] {
             const unsigned* rp = rows.empty() ? nullptr : rows.data();
@@ -198,14 +222,14 @@ void run(const Case& c) {
                      : c.ty == Ty::Q4_1 ? (c.bn32 ? mmq32_q4_1 : mmq_q4_1)
                      : c.ty == Ty::Q5_0 ? (c.bn32 ? mmq32_q5_0 : mmq_q5_0)
                                         : (c.bn32 ? mmq32_q5_1 : mmq_q5_1);
-            f(wt.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
+            f(wt.b.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
         });
     };
     if (c.glu) {
-        gemm(w, gate.data(), c.bias ? bias.data() : nullptr, nullptr, nullptr);
-        gemm(w2, y.data(), nullptr, c.res ? res.data() : nullptr, gate.data());
+        gemm(dw, gate.data(), c.bias ? bias.data() : nullptr, nullptr, nullptr);
+        gemm(dw2, y.data(), nullptr, c.res ? res.data() : nullptr, gate.data());
     } else {
-        gemm(w, y.data(), c.bias ? bias.data() : nullptr, c.res ? res.data() : nullptr, nullptr);
+        gemm(dw, y.data(), c.bias ? bias.data() : nullptr, c.res ? res.data() : nullptr, nullptr);
     }
 
     // The ABI's formula, loop by loop; and the float64 product of the dequantized values.
@@ -273,7 +297,7 @@ void run(const Case& c) {
                       : c.ty == Ty::Q4_1 ? matvec_q4_1
                       : c.ty == Ty::Q5_0 ? matvec_q5_0
                                          : matvec_q5_1;
-            mv(w.data(), x.data(), ym.data(), R, k, m, row_bytes, nullptr, 0, 0, b, 8, r, 0, nullptr, 0, 0, nullptr,
+            mv(dw.b.data(), x.data(), ym.data(), R, k, m, row_bytes, nullptr, 0, 0, b, 8, r, 0, nullptr, 0, 0, nullptr,
                0.0f, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0);
         });
         std::vector<double> ymd(ym.begin(), ym.end());
@@ -303,10 +327,11 @@ void run_mvq(const MvqCase& c) {
     for (auto& v : x) v = uniform(-3.0f, 3.0f);
     for (auto& v : bias) v = uniform(-1.0f, 1.0f);
     for (auto& v : res) v = uniform(-1.0f, 1.0f);
-    const long long row_bytes = (long long)nb * block_bytes(c.ty);
+    const DevW dw = device_weight(c.ty, w, m, k), dw2 = device_weight(c.ty, w2, m, k);
+    const long long row_bytes = dw.row_bytes;
     const float* b = c.bias ? bias.data() : nullptr;
     const float* r = c.res ? res.data() : nullptr;
-    const uint8_t* g2 = c.glu ? w2.data() : nullptr;
+    const uint8_t* g2 = c.glu ? dw2.b.data() : nullptr;
     std::vector<int8_t> q((size_t)R * k);
     std::vector<float> qd((size_t)R * nb), qs((size_t)R * nb);
     if (c.codes)
@@ -323,14 +348,70 @@ void run_mvq(const MvqCase& c) {
         auto f = c.codes ? (c.glu ? MVQ_PICK(matvecqg) : one ? MVQ_PICK(matvecq1) : MVQ_PICK(matvecq))
                          : (c.glu ? MVQ_PICK(matvecfg) : MVQ_PICK(matvecf));
 #undef MVQ_PICK
-        f(w.data(), xin, d, s, batched.data(), R, k, m, row_bytes, b, r, g2, 0, nullptr, nullptr, nullptr, 0, nullptr,
+        f(dw.b.data(), xin, d, s, batched.data(), R, k, m, row_bytes, b, r, g2, 0, nullptr, nullptr, nullptr, 0, nullptr,
           nullptr, nullptr, 0);
     });
     launch({(unsigned)m, (unsigned)R, 1}, 128, [&] {
         auto mv = c.ty == Ty::Q8_0 ? matvec_q8_0 : c.ty == Ty::Q4_0 ? matvec_q4_0 : matvec_q4_1;
-        mv(w.data(), x.data(), alone.data(), R, k, m, row_bytes, nullptr, 0, 0, b, 1, r, c.codes ? 0 : -1, g2, 0, 0,
+        mv(dw.b.data(), x.data(), alone.data(), R, k, m, row_bytes, nullptr, 0, 0, b, 1, r, c.codes ? 0 : -1, g2, 0, 0,
            nullptr, 0.0f, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0);
     });
+    // matvec_ one row a block against kernels/ABI.md's order, from its words and the GGUF bytes
+    // (so the device layout is checked too): thread t's chain over parts s ≡ t mod 128 in order
+    // (codes: fmaf(d_w·d_x, Σ part, acc), Q4_1 then fmaf(m_w, s_x, acc) on a block's first part;
+    // floats: fmaf(w_l, x_l, acc) over the part's 8 elements), each warp's xor tree 16..1, the
+    // warps in order; then bias, the GLU of (gate, up), the residual.
+    Quant ref;
+    if (c.codes) ref = reference_quant(x, R, k);
+    auto col = [&](const std::vector<uint8_t>& wt, int i, int j) {
+        float lane[128] = {};
+        for (int s = 0; s < k / 8; ++s) {
+            int code[32];
+            float dwv, mw;
+            weight_block(c.ty, wt.data(), k, j, s / 4, code, &dwv, &mw);
+            const int q = s % 4;
+            float& a = lane[s % 128];
+            if (c.codes) {
+                int isum = 0;
+                for (int l = 0; l < 8; ++l) isum += code[8 * q + l] * ref.q[(size_t)i * k + 8 * s + l];
+                a = std::fmaf(dwv * ref.d[(size_t)i * nb + s / 4], (float)isum, a);
+                if (has_min(c.ty) && q == 0) a = std::fmaf(mw, ref.s[(size_t)i * nb + s / 4], a);
+            } else {
+                for (int l = 0; l < 8; ++l) {
+                    const float wv = has_min(c.ty) ? dwv * (float)code[8 * q + l] + mw : dwv * (float)code[8 * q + l];
+                    a = std::fmaf(wv, x[(size_t)i * k + 8 * s + l], a);
+                }
+            }
+        }
+        float total = 0.0f;
+        for (int wp = 0; wp < 4; ++wp) {
+            float v[32];
+            std::memcpy(v, lane + 32 * wp, sizeof v);
+            for (int o = 16; o > 0; o >>= 1) {
+                float nv[32];
+                for (int l = 0; l < 32; ++l) nv[l] = v[l] + v[l ^ o];
+                std::memcpy(v, nv, sizeof v);
+            }
+            total = wp == 0 ? v[0] : total + v[0];
+        }
+        return total;
+    };
+    bool formula = true;
+    for (int i = 0; i < R && formula; ++i)
+        for (int j = 0; j < m; ++j) {
+            float v = col(w, i, j);
+            if (c.bias) v = v + bias[j];
+            if (c.glu) v = glu_value(v, col(w2, i, j), 0);
+            if (c.res) v = res[(size_t)i * m + j] + v;
+            const float have = alone[(size_t)i * m + j];
+            if (std::memcmp(&v, &have, 4) != 0) {
+                std::printf("     first difference: row %d col %d: %.9g, wanted %.9g\n", i, j, have, v);
+                formula = false;
+                break;
+            }
+        }
+    report(formula, "matvec_" + std::string(ty_name(c.ty)) + (c.codes ? " (codes)" : " (floats)") +
+                        " bit for bit with the ABI's order: " + name);
     bool bits = true;
     for (size_t i = 0; i < batched.size(); ++i) {
         if (std::memcmp(&batched[i], &alone[i], 4) != 0) {
@@ -387,6 +468,9 @@ int main() {
         {Ty::Q4_1, 1280, 21, 2, true, false, true, true},
         {Ty::Q4_0, 256, 17, 1, true, false, true, false},
         {Ty::Q4_1, 1280, 10, 5, false, true, false, false},
+        // SmolLM2's width (k = 576: 18 blocks, a short last group of Q8_GROUPED), one row and five.
+        {Ty::Q8_0, 576, 19, 1, true, false, true, false},
+        {Ty::Q8_0, 576, 19, 5, false, false, false, true},
     };
     for (const MvqCase& c : mvq_cases) run_mvq(c);
     std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);

@@ -169,12 +169,26 @@ __device__ __forceinline__ void dq_q5_1(const u8* row, int c, float* out) {
     }
 }
 
-// Q8_0 (34 B: d, qs[32] i8): w = q * d.
+// Q8_0 (34 B: d, qs[32] i8): w = q * d. With Q8_GROUPED (the host's ORCD_CUDA_Q8_GROUPED=1,
+// kernels/ABI.md "Q8_0 grouped") a row's blocks sit regrouped by four: the four f16 scales
+// (8 bytes), then the four blocks' 32 codes each (136 bytes a group, 8-byte aligned; a row's last
+// group may hold fewer blocks, its header still 8 bytes), so a part's 8 codes are one 8-byte load.
+#ifdef Q8_GROUPED
+#define Q8G 1
+#else
+#define Q8G 0
+#endif
+__device__ __forceinline__ const u8* q8_codes(const u8* row, int c) {
+    return Q8G ? row + (i64)(c >> 2) * 136 + 8 + 32 * (c & 3) : row + (i64)c * 34 + 2;
+}
+__device__ __forceinline__ u16 q8_scale(const u8* row, int c) {
+    return Q8G ? *(const u16*)(row + (i64)(c >> 2) * 136 + 2 * (c & 3)) : *(const u16*)(row + (i64)c * 34);
+}
 __device__ __forceinline__ void dq_q8_0(const u8* row, int c, float* out) {
-    const u8* b = row + (i64)c * 34;
-    const float d = rdf16(b);
+    const u8* b = q8_codes(row, c);
+    const float d = f16_to_f32(q8_scale(row, c));
 #pragma unroll
-    for (int l = 0; l < 32; ++l) out[l] = __fmul_rn((float)(i8)b[2 + l], d);
+    for (int l = 0; l < 32; ++l) out[l] = __fmul_rn((float)(i8)b[l], d);
 }
 
 // IQ4_NL (18 B: d, qs[16]): w = d * grid[q].
@@ -333,6 +347,10 @@ __device__ __forceinline__ u32 ld2x16(const u8* p) {
     return (u32)((const u16*)p)[0] | ((u32)((const u16*)p)[1] << 16);
 }
 __device__ __forceinline__ MvRaw raw_q8_0(const u8* row, int c, int q) {
+    if (Q8G) {  // the part's codes: one 8-byte load (a group's codes start on 8 bytes)
+        const uint2 v = *(const uint2*)(q8_codes(row, c) + 8 * q);
+        return MvRaw{v.x, v.y, (u32)q8_scale(row, c)};
+    }
     const u8* b = row + (i64)c * 34;
     return MvRaw{ld2x16(b + 2 + 8 * q), ld2x16(b + 6 + 8 * q), (u32)*(const u16*)b};
 }
@@ -2570,9 +2588,27 @@ extern "C" __global__ void quant_x_q8(const float* x, i8* q, float* d, float* s,
 // codes (elements 0..31 of block `b`, little-endian), the f16 scale and (Q4_1) the min.
 struct G_q8_0 {  // 34-byte blocks: f16 d, 32 codes
     static constexpr int BB = 34, PW = 17;
-    static constexpr bool MIN = false;
+    static constexpr bool MIN = false, GROUPED = Q8G;
+    // Q8_GROUPED: pair (blk0, blk0 + 1) is half `h` of group blk0 / 4: its two scales are one
+    // 4-byte word of the header, its 64 codes the eight 8-byte words after the header; ra = {scales, codes}.
+    __device__ static void load(const u8* wrow, int blk0, u32* ra) {
+        const u8* g = wrow + (i64)(blk0 >> 2) * 136;
+        const int h = (blk0 >> 1) & 1;
+        ra[0] = *(const u32*)(g + 4 * h);
+        const uint2* cp = (const uint2*)(g + 8 + 64 * h);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const uint2 v = cp[i];
+            ra[1 + 2 * i] = v.x;
+            ra[2 + 2 * i] = v.y;
+        }
+    }
     __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
-        if (b == 0) {
+        if (GROUPED) {
+            *d = f16_to_f32((u16)(b == 0 ? w[0] & 0xffffu : w[0] >> 16));
+#pragma unroll
+            for (int i = 0; i < 8; ++i) c[i] = w[1 + 8 * b + i];
+        } else if (b == 0) {
             *d = f16_to_f32((u16)(w[0] & 0xffffu));
 #pragma unroll
             for (int i = 0; i < 8; ++i) c[i] = __byte_perm(w[i], w[i + 1], 0x5432);
@@ -2594,7 +2630,8 @@ __device__ __forceinline__ void nibbles_to_codes(const u32* nb4, u32* c, u32 bia
 }
 struct G_q4_0 {  // 18-byte blocks: f16 d, 16 bytes of nibbles; code − 8
     static constexpr int BB = 18, PW = 9;
-    static constexpr bool MIN = false;
+    static constexpr bool MIN = false, GROUPED = false;
+    __device__ static void load(const u8*, int, u32*) {}
     __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
         u32 n4[4];
         if (b == 0) {
@@ -2612,7 +2649,8 @@ struct G_q4_0 {  // 18-byte blocks: f16 d, 16 bytes of nibbles; code − 8
 };
 struct G_q4_1 {  // 20-byte blocks: f16 d, f16 m, 16 bytes of nibbles; codes 0..15
     static constexpr int BB = 20, PW = 10;
-    static constexpr bool MIN = true;
+    static constexpr bool MIN = true, GROUPED = false;
+    __device__ static void load(const u8*, int, u32*) {}
     __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
         const u32* p = w + 5 * b;
         *d = f16_to_f32((u16)(p[0] & 0xffffu));
@@ -2635,7 +2673,8 @@ __device__ __forceinline__ void q5_codes(const u32* nb4, u32 qh, u32* c, u32 bia
 }
 struct G_q5_0 {  // 22-byte blocks: f16 d, 4 bytes qh, 16 bytes of nibbles; code − 16
     static constexpr int BB = 22, PW = 11;
-    static constexpr bool MIN = false;
+    static constexpr bool MIN = false, GROUPED = false;
+    __device__ static void load(const u8*, int, u32*) {}
     __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
         u32 n4[4], qh;
         if (b == 0) {
@@ -2655,7 +2694,8 @@ struct G_q5_0 {  // 22-byte blocks: f16 d, 4 bytes qh, 16 bytes of nibbles; code
 };
 struct G_q5_1 {  // 24-byte blocks: f16 d, f16 m, 4 bytes qh, 16 bytes of nibbles; codes 0..31
     static constexpr int BB = 24, PW = 12;
-    static constexpr bool MIN = true;
+    static constexpr bool MIN = true, GROUPED = false;
+    __device__ static void load(const u8*, int, u32*) {}
     __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
         const u32* p = w + 6 * b;
         *d = f16_to_f32((u16)(p[0] & 0xffffu));
@@ -2719,9 +2759,13 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
         const int blk0 = stage * GM_KB + 2 * ap;
         ra_ok = a_ok && blk0 < nb;
         if (ra_ok) {
-            const u32* p = (const u32*)(wrow + (i64)blk0 * G::BB);
+            if constexpr (G::GROUPED) {
+                G::load(wrow, blk0, ra);
+            } else {
+                const u32* p = (const u32*)(wrow + (i64)blk0 * G::BB);
 #pragma unroll
-            for (int i = 0; i < G::PW; ++i) ra[i] = p[i];
+                for (int i = 0; i < G::PW; ++i) ra[i] = p[i];
+            }
         }
 #pragma unroll
         for (int u = 0; u < UB; ++u) {

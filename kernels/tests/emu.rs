@@ -8,15 +8,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn build_and_run(check: &str) -> Result<String, String> {
+/// Build `check` (with `-D` of each of `defines`) and run it.
+fn build_and_run(check: &str, defines: &[&str]) -> Result<String, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let src = root.join("emu").join(format!("{check}.cpp"));
-    let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(check);
+    let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{check}{}", defines.join("-")));
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
     // -ffp-contract=off: every a·b + c in ops.cu is the two roundings it spells, as NVRTC's
     // __fmul_rn / __fadd_rn; fmaf stays fused.
     let built = Command::new(&cxx)
-        .args(["-std=c++20", "-O1", "-mf16c", "-ffp-contract=off", "-o"])
+        .args(["-std=c++20", "-O1", "-mf16c", "-ffp-contract=off"])
+        .args(defines.iter().map(|d| format!("-D{d}")))
+        .arg("-o")
         .arg(&exe)
         .arg(&src)
         .output()
@@ -35,15 +38,26 @@ fn build_and_run(check: &str) -> Result<String, String> {
 
 #[test]
 fn the_prefill_gemm_matches_its_abi_on_the_emulator() {
-    match build_and_run("mmq_check") {
+    match build_and_run("mmq_check", &[]) {
         Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
         Err(msg) => panic!("mmq_check:\n{msg}"),
     }
 }
 
+/// The same checks with Q8_0 weights in the grouped device layout (`ORCD_CUDA_Q8_GROUPED=1`,
+/// kernels/ABI.md): the GEMM and the mat-vecs give the values the ABI's formulas give from the
+/// GGUF bytes, so the layout changes no bit.
+#[test]
+fn the_grouped_q8_0_layout_matches_the_abi_on_the_emulator() {
+    match build_and_run("mmq_check", &["Q8_GROUPED"]) {
+        Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
+        Err(msg) => panic!("mmq_check -DQ8_GROUPED:\n{msg}"),
+    }
+}
+
 #[test]
 fn both_attention_kernels_match_their_abi_on_the_emulator() {
-    match build_and_run("attn_check") {
+    match build_and_run("attn_check", &[]) {
         Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
         Err(msg) => panic!("attn_check:\n{msg}"),
     }

@@ -1006,7 +1006,12 @@ impl Ops for Cuda {
         if t.dims.len() <= 1 || kernel_ty(t.ty).is_none() {
             t.n_elements.saturating_mul(4)
         } else {
-            t.n_bytes
+            // The device layout's rows (crate::layout: Q8_0 grouped may add a few bytes a row).
+            let k = t.dims.first().copied().unwrap_or(1).max(1);
+            match crate::layout::device_row_bytes(t.ty, k as usize) {
+                Some(rb) => (t.n_elements / k).saturating_mul(rb as u64),
+                None => t.n_bytes,
+            }
         }
     }
 
@@ -1037,15 +1042,22 @@ impl Ops for Cuda {
         } else {
             (t.ty, f.tensor_data(t).to_vec())
         };
-        let row_bytes = ty
+        let gguf_row = ty
             .row_bytes(k as u64)
             .ok_or_else(|| shape_err("load", format!("{}: row of {k} {:?} values", t.name, ty)))?
             as usize;
-        if row_bytes * rows != host.len() {
-            return Err(shape_err("load", format!("{}: {} bytes for {rows} rows of {row_bytes}", t.name, host.len())));
+        if gguf_row * rows != host.len() {
+            return Err(shape_err("load", format!("{}: {} bytes for {rows} rows of {gguf_row}", t.name, host.len())));
         }
-        let buf = self.dev.alloc(host.len(), Category::Weights).map_err(err)?;
-        self.dev.upload(&buf, &host).map_err(err)?;
+        // The device layout (crate::layout): the GGUF bytes, or Q8_0 regrouped for wider loads.
+        let dev_bytes = crate::layout::q8_0_device_bytes(ty, &host, rows, k)
+            .ok_or_else(|| shape_err("load", format!("{}: {rows} rows of {k} {:?} values", t.name, ty)))?;
+        let row_bytes = crate::layout::device_row_bytes(ty, k).unwrap_or(gguf_row);
+        if row_bytes * rows != dev_bytes.len() {
+            return Err(shape_err("load", format!("{}: device layout of {} bytes for {rows} rows", t.name, dev_bytes.len())));
+        }
+        let buf = self.dev.alloc(dev_bytes.len(), Category::Weights).map_err(err)?;
+        self.dev.upload(&buf, &dev_bytes).map_err(err)?;
         Ok(CudaWeight { name: t.name.clone(), dims: t.dims.clone(), ty, k, rows, row_bytes, buf })
     }
 

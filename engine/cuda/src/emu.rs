@@ -4,7 +4,8 @@
 //! `ops` suite — where no GPU is. Not a GPU: it is slow, it has no graphs, PDL or timing, and
 //! nothing measured on it says anything about a card (the device name says "emulated").
 //!
-//! The kernel library is built once per source (sha256 of ops.cu, emu.h and emu_lib.cpp) with
+//! The kernel library is built once per source (sha256 of ops.cu, emu.h, emu_lib.cpp and the
+//! weight layouts' defines, [`crate::layout::kernel_defines`]) with
 //! `$CXX` (default `g++`; C++20, x86-64 with F16C) into the cubin cache folder, then loaded.
 
 use std::path::Path;
@@ -32,7 +33,8 @@ impl Emu {
     /// Build (or reuse) and load the kernel library.
     pub fn open(cache: &Path) -> Result<Emu> {
         let mut h = Sha256::new();
-        for s in [orcd_kernels::OPS_CU, orcd_kernels::EMU_H, orcd_kernels::EMU_LIB_CPP] {
+        let defines = crate::layout::kernel_defines();
+        for s in [orcd_kernels::OPS_CU, orcd_kernels::EMU_H, orcd_kernels::EMU_LIB_CPP].into_iter().chain(defines.iter().copied()) {
             h.update(s.as_bytes());
             h.update([0u8]);
         }
@@ -40,7 +42,7 @@ impl Emu {
         let dir = cache.join(format!("emu-{key}"));
         let lib = dir.join("libemu.so");
         if !lib.exists() {
-            build(&dir, &lib)?;
+            build(&dir, &lib, &defines)?;
         }
         // SAFETY: a library built from our own sources above; its one entry point has the
         // signature of `LaunchFn`, and the library stays loaded as long as `Emu` lives.
@@ -77,7 +79,7 @@ impl Emu {
     }
 }
 
-fn build(dir: &Path, lib: &Path) -> Result<()> {
+fn build(dir: &Path, lib: &Path, defines: &[&str]) -> Result<()> {
     let io = |e: std::io::Error| CudaError::Unavailable(format!("emulator build in {}: {e}", dir.display()));
     std::fs::create_dir_all(dir.join("emu")).map_err(io)?;
     std::fs::create_dir_all(dir.join("src")).map_err(io)?;
@@ -88,7 +90,9 @@ fn build(dir: &Path, lib: &Path) -> Result<()> {
     // Built under a temporary name and renamed: a concurrent process never loads half a file.
     let tmp = dir.join(format!("libemu.{}.so", std::process::id()));
     let out = std::process::Command::new(&cxx)
-        .args(["-std=c++20", "-O2", "-mf16c", "-ffp-contract=off", "-shared", "-fPIC", "-o"])
+        .args(["-std=c++20", "-O2", "-mf16c", "-ffp-contract=off", "-shared", "-fPIC"])
+        .args(defines.iter().map(|d| format!("-D{d}")))
+        .arg("-o")
         .arg(&tmp)
         .arg(dir.join("emu/emu_lib.cpp"))
         .output()

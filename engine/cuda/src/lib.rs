@@ -7,6 +7,8 @@
 //!   with a ledger by category (weights, KV cache, workspace) and a residency check, launches.
 //! - [`nvrtc`]: the cubin compile and its on-disk cache.
 //! - [`backend`]: the `Ops` implementation.
+//! - [`layout`]: device layouts of weights other than their GGUF bytes (opt-in: Q8_0 grouped by
+//!   four blocks, `ORCD_CUDA_Q8_GROUPED=1`) and the kernel defines that go with them.
 //! - [`emu`]: the emulated device (`ORCD_CUDA_EMU=1`): the same backend with kernels/emu's host
 //!   build of the kernels, for checking its logic where no GPU is (never a GPU figure).
 //!
@@ -18,6 +20,7 @@
 pub mod backend;
 pub mod device;
 pub mod emu;
+pub mod layout;
 pub mod nvrtc;
 
 pub use backend::{Cuda, CudaTensor, CudaWeight};

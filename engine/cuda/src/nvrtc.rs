@@ -20,11 +20,13 @@ pub fn arch(cc: (i32, i32)) -> String {
     }
 }
 
-/// The NVRTC options for compute capability `cc` (ci/nvrtc_check.py uses the same), then the
-/// diagnostic defines of `ORCD_NVRTC_DEFINES` (e.g. `ATT_PROF`: attention_tile prints its
+/// The NVRTC options for compute capability `cc` (ci/nvrtc_check.py uses the same), the weight
+/// layouts' defines ([`crate::layout::kernel_defines`]), then the diagnostic defines of `ORCD_NVRTC_DEFINES` (e.g. `ATT_PROF`: attention_tile prints its
 /// phases' clocks; the cache key covers them).
 pub fn options(cc: (i32, i32)) -> Vec<String> {
     let mut o = vec![format!("--gpu-architecture={}", arch(cc)), "--std=c++17".into(), "-default-device".into()];
+    // The weights' device layouts (crate::layout), as the upload writes them.
+    o.extend(crate::layout::kernel_defines().iter().map(|n| format!("-D{n}")));
     if let Ok(d) = std::env::var("ORCD_NVRTC_DEFINES") {
         o.extend(
             d.split_whitespace()
