@@ -92,3 +92,41 @@ fn the_tiled_attention_passes_ops_on_the_emulated_device() {
     assert!(log.contains("44 passed, 0 failed, 0 not run"), "{log}");
     assert!(md.contains("ran on the emulated CUDA device"), "the report does not say so:\n{md}");
 }
+
+/// The passed count of a run with no failures and nothing left out (`orcd-gate`'s summary line).
+fn all_passed(log: &str) -> usize {
+    let line = log.lines().find(|l| l.starts_with("orcd-gate:") && l.contains(" passed, ")).unwrap_or("");
+    assert!(line.contains(", 0 failed, 0 not run"), "{log}");
+    line.trim_start_matches("orcd-gate: ").split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// Q8_0 weights in the grouped device layout (`ORCD_CUDA_Q8_GROUPED=1`: the upload regroups each
+/// row by four blocks, the kernels are built with `Q8_GROUPED`), on every Q8_0 `ops` case of both
+/// columns: the single-row mat-vecs (1, 2, 8 columns a block, the GLU pair, q·k·v with RoPE and
+/// the KV write), the batched ones, the head's, the GEMM (`ORCD_CUDA_MMQ` on), expert ids and
+/// `get_rows`. (The kernels' bits against formulas from the GGUF bytes: kernels/tests/emu.rs.)
+#[test]
+fn the_grouped_q8_0_layout_passes_ops_on_the_emulated_device() {
+    let (log, md) = emulated_ops_env("q8_0", true, &[("ORCD_CUDA_Q8_GROUPED", "1")]);
+    assert!(all_passed(&log) >= 80, "fewer Q8_0 cases than expected:\n{log}");
+    assert!(md.contains("ran on the emulated CUDA device"), "the report does not say so:\n{md}");
+}
+
+/// The batched codes mat-vec on a persistent grid (`ORCD_CUDA_MVQ_PERSIST=1`: `matvecqp_` /
+/// `matvecqpg_` on one block an SM of the emulated 132, each taking flat blocks in turn; the
+/// GEMM off so every row takes the mat-vec) against the CPU backend: wide outputs (1,536 and
+/// 16,448 columns: many blocks a block), a GLU pair with Q4_1's min, the residual, three
+/// projections with biases.
+#[test]
+fn the_persistent_batched_mat_vec_passes_ops_on_the_emulated_device() {
+    for filter in [
+        "matmul_fused-q8_0-m1536-k512-n9",
+        "norm_matmul_glu-silu-q4_1-m1536-k512-n9",
+        "norm_matmul_glu-silu-q8_0-m1536-k512-n9",
+        "norm_matmuls-q8_0-m256+64+64-k512-n3",
+        "norm_matmuls-q8_0-m16448-k256-n5",
+    ] {
+        let (log, _) = emulated_ops_env(filter, false, &[("ORCD_CUDA_MMQ", "0"), ("ORCD_CUDA_MVQ_PERSIST", "1")]);
+        assert_eq!(all_passed(&log), 1, "{filter}:\n{log}");
+    }
+}

@@ -340,15 +340,22 @@ void run_mvq(const MvqCase& c) {
     const bool one = c.codes && !c.glu && R <= 2;  // the host's matvecq1_ (8 × 1)
     const int C = c.codes ? (c.glu ? 2 : one ? 8 : 4) : (c.glu ? 4 : 8), RB = one ? 1 : c.codes ? 8 : 4;
     const unsigned grid = (unsigned)(((R + RB - 1) / RB) * ((m + C - 1) / C));
-    launch({grid, 1, 1}, 128, [&] {
+    // The ABI's flat grid, and a persistent one (fewer blocks, each taking flat blocks b,
+    // b + grid, …; 3 blocks: not a multiple of the row blocks, so a block changes rows too).
+    std::vector<float> persist((size_t)R * m, -3.0f);
+    const bool pf = c.codes && !one;  // matvecqp_ / matvecqpg_: matvecq_'s, matvecqg_'s blocks on a persistent grid
+    for (int pass = 0; pass < (pf ? 2 : 1); ++pass)
+    launch({pass == 0 ? grid : std::min(grid, 3u), 1, 1}, 128, [&] {
+        float* out = pass == 0 ? batched.data() : persist.data();
         const void* xin = c.codes ? (const void*)q.data() : (const void*)x.data();
         const float* d = c.codes ? qd.data() : nullptr;
         const float* s = c.codes ? qs.data() : nullptr;
 #define MVQ_PICK(P) (c.ty == Ty::Q8_0 ? P##_q8_0 : c.ty == Ty::Q4_0 ? P##_q4_0 : P##_q4_1)
         auto f = c.codes ? (c.glu ? MVQ_PICK(matvecqg) : one ? MVQ_PICK(matvecq1) : MVQ_PICK(matvecq))
                          : (c.glu ? MVQ_PICK(matvecfg) : MVQ_PICK(matvecf));
+        if (pass == 1) f = c.glu ? MVQ_PICK(matvecqpg) : MVQ_PICK(matvecqp);
 #undef MVQ_PICK
-        f(dw.b.data(), xin, d, s, batched.data(), R, k, m, row_bytes, b, r, g2, 0, nullptr, nullptr, nullptr, 0, nullptr,
+        f(dw.b.data(), xin, d, s, out, R, k, m, row_bytes, b, r, g2, 0, nullptr, nullptr, nullptr, 0, nullptr,
           nullptr, nullptr, 0);
     });
     launch({(unsigned)m, (unsigned)R, 1}, 128, [&] {
@@ -421,6 +428,9 @@ void run_mvq(const MvqCase& c) {
         }
     }
     report(bits, name + " bit for bit with matvec_ one row a block");
+    if (pf)
+        report(std::memcmp(persist.data(), batched.data(), persist.size() * 4) == 0,
+               name + " as matvecqp(g)_ on a persistent grid of " + std::to_string(std::min(grid, 3u)) + " blocks: the same bits");
 }
 
 }  // namespace

@@ -2315,6 +2315,27 @@ __device__ __forceinline__ void matvec_rope_t(const u8* w, const float* x, float
 // in order) on the values the single-row entry points compute (quant_x_q8's codes are
 // mv_round_i8's, round_x's floats mv_round's), so it is their bits: a row's value never depends
 // on the batch it is in.
+// One part's integer products for the R rows of a batched block (matvecq_t / matvecqp_t): the
+// rows' codes of part s meet the C columns' weight parts, as mv_multi's with xq 0.
+template <class T, int C, int R, bool PAIR>
+__device__ __forceinline__ void mvq_codes_part(const MvRaw* raw, const MvRaw* raw2, const void* xin, const float* qd,
+                                               const float* qs, int k, int nb, i64 r0, int nr, int s, float* acc,
+                                               float* acc2) {
+#pragma unroll
+    for (int i = 0; i < R; ++i) {
+        if (i < nr) {
+            const i64 xr = r0 + i;
+            const uint2 cq = ((const uint2*)((const i8*)xin + xr * k))[s];
+            const MvX xi{cq.x, cq.y, qd[xr * nb + (s >> 2)], T::MIN ? qs[xr * nb + (s >> 2)] : 0.0f};
+#pragma unroll
+            for (int c = 0; c < C; ++c) {
+                acc[c * R + i] = T::dot(raw[c], s & 3, xi, acc[c * R + i]);
+                if (PAIR) acc2[c * R + i] = T::dot(raw2[c], s & 3, xi, acc2[c * R + i]);
+            }
+        }
+    }
+}
+
 template <class T, int C, int R, bool PAIR, bool XF>
 __device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const float* qd, const float* qs, float* y,
                                           int n_out, int k, int m, i64 row_bytes, const float* bias,
@@ -2382,20 +2403,8 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const fl
                     }
                 }
             }
-        } else {  // codes: the part's integer products, as mv_multi's with xq 0
-#pragma unroll
-            for (int i = 0; i < R; ++i) {
-                if (i < nr) {
-                    const i64 xr = r0 + i;
-                    const uint2 cq = ((const uint2*)((const i8*)xin + xr * k))[s];
-                    const MvX xi{cq.x, cq.y, qd[xr * nb + (s >> 2)], T::MIN ? qs[xr * nb + (s >> 2)] : 0.0f};
-#pragma unroll
-                    for (int c = 0; c < C; ++c) {
-                        acc[c * R + i] = T::dot(raw[c], s & 3, xi, acc[c * R + i]);
-                        if (PAIR) acc2[c * R + i] = T::dot(raw2[c], s & 3, xi, acc2[c * R + i]);
-                    }
-                }
-            }
+        } else {  // codes: the part's integer products
+            mvq_codes_part<T, C, R, PAIR>(raw, raw2, xin, qd, qs, k, nb, r0, nr, s, acc, acc2);
         }
     }
     if constexpr (C * R * (PAIR ? 2 : 1) >= 16) {
@@ -2405,6 +2414,83 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const fl
     }
     mv_store_cols<C * R, R>(mv_red, PAIR, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc,
                             res, act);
+}
+
+template <class T, int C, int R, bool PAIR>
+__device__ __forceinline__ void matvecqp_t(const u8* w, const void* xin, const float* qd, const float* qs, float* y,
+                                          int n_out, int k, int m, i64 row_bytes, const float* bias,
+                                          const float* res, const u8* w2_, int act, const u8* wb,
+                                          const float* bias_b, float* yb, int mb, const u8* wc,
+                                          const float* bias_c, float* yc, int mc) {
+    static_assert(T::PART && C * R <= 32 && C * R * (PAIR ? 2 : 1) >= 16, "matvecqp_t: the batched codes blocks");
+    __shared__ float mv_red[2][C * R][MV_WARPS];
+    pdl_trigger();
+    if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR || n_out <= 0) return;  // uniform: not the ABI's launch
+    const i64 nrb = ((i64)n_out + R - 1) / R, total = (i64)m + mb + mc;
+    const i64 nblk = nrb * ((total + C - 1) / C);  // the ABI's flat grid
+    const u8* const w2 = PAIR ? w2_ : nullptr;
+    const int nsub = k / 8, nb = k / 32;
+    // A launch of fewer blocks than the ABI's flat grid (the host's persistent grid,
+    // ORCD_CUDA_MVQ_PERSIST): a block takes flat blocks b = blockIdx.x, + gridDim.x, … in turn
+    // and loads the next one's first weight parts before this one's products, so its weight
+    // latency hides behind the previous block's work. Each flat block's values are matvecq_t's.
+    i64 b = blockIdx.x;
+    if (b >= nblk) return;  // uniform over the block
+    auto rows_of = [&](i64 bb, const u8** wr) {
+        const i64 jj0 = (bb / nrb) * C;
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+            const i64 jj = jj0 + c < total ? jj0 + c : total - 1;  // past the end: a real row, result unused
+            const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+            wr[c] = sel.w + sel.j * row_bytes;
+        }
+    };
+    auto load = [&](const u8* const* wr, int s, MvRaw* raw, MvRaw* raw2) {
+        if (s < nsub) {
+#pragma unroll
+            for (int c = 0; c < C; ++c) {
+                raw[c] = T::raw(wr[c], s >> 2, s & 3);
+                if (PAIR) raw2[c] = T::raw(w2 + (wr[c] - w), s >> 2, s & 3);
+            }
+        }
+    };
+    const u8* wr[C];
+    MvRaw raw[C], raw2[C];
+    rows_of(b, wr);
+    load(wr, threadIdx.x, raw, raw2);  // the first parts' bytes go out before the wait (weights only)
+    pdl_wait();                         // the activation, res and y belong to the kernels before this one
+    for (;;) {
+        const i64 r0 = (b % nrb) * R, jj0 = (b / nrb) * C, bn = b + gridDim.x;
+        const int nr = (int)(n_out - r0 < R ? n_out - r0 : R);
+        // The next flat block's first parts, in flight during this one's products and sums.
+        MvRaw rn[C], rn2[C];
+        if (bn < nblk) {  // uniform
+            const u8* wn[C];
+            rows_of(bn, wn);
+            load(wn, threadIdx.x, rn, rn2);
+        }
+        float acc[C * R], acc2[C * R];
+#pragma unroll
+        for (int u = 0; u < C * R; ++u) { acc[u] = 0.0f; acc2[u] = 0.0f; }
+        for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {
+            const int s = s0 + threadIdx.x;
+            if (s0 > 0) load(wr, s, raw, raw2);
+            if (s >= nsub) continue;  // no shuffles in this loop
+            mvq_codes_part<T, C, R, PAIR>(raw, raw2, xin, qd, qs, k, nb, r0, nr, s, acc, acc2);
+        }
+        mv_reduce_warps_t<C * R, R, PAIR>(acc, acc2, nr, mv_red);
+        mv_store_cols<C * R, R>(mv_red, PAIR, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc,
+                                mc, res, act);
+        if (bn >= nblk) break;  // uniform
+        __syncthreads();  // mv_red and the partials are rewritten by the next block's sums
+        b = bn;
+        rows_of(b, wr);
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+            raw[c] = rn[c];
+            if (PAIR) raw2[c] = rn2[c];
+        }
+    }
 }
 
 // y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.
@@ -2514,6 +2600,14 @@ extern "C" __global__ void MVM_BOUNDS matvecq_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_
 extern "C" __global__ void MVM_BOUNDS matvecqg_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 2, 8, true, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqg_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 2, 8, true, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqg_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 2, 8, true, false>(MVQ_ARGS); }
+// matvecqp_ / matvecqpg_: matvecq_'s and matvecqg_'s blocks on a persistent grid (any grid;
+// ORCD_CUDA_MVQ_PERSIST), the same values.
+extern "C" __global__ void MVM_BOUNDS matvecqp_q4_0(MVQ_PARAMS) { matvecqp_t<T_q4_0, 4, 8, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqp_q4_1(MVQ_PARAMS) { matvecqp_t<T_q4_1, 4, 8, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqp_q8_0(MVQ_PARAMS) { matvecqp_t<T_q8_0, 4, 8, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqpg_q4_0(MVQ_PARAMS) { matvecqp_t<T_q4_0, 2, 8, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqpg_q4_1(MVQ_PARAMS) { matvecqp_t<T_q4_1, 2, 8, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqpg_q8_0(MVQ_PARAMS) { matvecqp_t<T_q8_0, 2, 8, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 4, false, true>(MVQ_ARGS); }

@@ -186,6 +186,27 @@ fn mvq_on() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MVQ").is_none_or(|v| v != "0"))
 }
 
+/// Blocks an SM of the batched mat-vec's persistent grid (`ORCD_CUDA_MVQ_PERSIST=n`): `matvecq_`
+/// and `matvecqg_` (3+ rows on the codes) become `matvecqp_` / `matvecqpg_` launched with at
+/// most `n` blocks an SM, each taking the ABI's flat blocks in turn and
+/// loading the next one's weights before its own products (kernels/ABI.md). 0 (the default until
+/// a card has timed it) launches the flat grid. The same values either way.
+fn mvq_persist() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("ORCD_CUDA_MVQ_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// The grid of [`Cuda::matvecq`]: the ABI's flat grid of `nblk` blocks (`nrb` row blocks to a
+/// column group), or with `per_sm` > 0 at most `per_sm` blocks an SM, a whole number of row
+/// blocks (so a block keeps its rows as it moves along the columns).
+fn mvq_grid(nblk: usize, nrb: usize, sms: usize, per_sm: usize) -> usize {
+    if per_sm == 0 || nrb == 0 {
+        return nblk;
+    }
+    let cap = ((sms * per_sm) / nrb).max(1) * nrb;
+    nblk.min(cap)
+}
+
 /// Rows of one sequence from which its fast-numerics matmuls take the tensor-core GEMM
 /// (llama.cpp's CUDA backend leaves its mat-vec, mmvq, past 8 rows; ours reads each weight once
 /// for 8 rows, so 16 is where a 64-row tile starts to pay).
@@ -627,8 +648,18 @@ impl Cuda {
             MvIn::Floats(t) => [t.buf.arg(), Arg::Ptr(0), Arg::Ptr(0)],
         };
         let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
-        // One flat grid: the row blocks of a column group are adjacent.
-        let grid = n_out.div_ceil(rows) * (m + mb + mc).div_ceil(cols);
+        // One flat grid: the row blocks of a column group are adjacent (or fewer blocks taking
+        // them in turn: ORCD_CUDA_MVQ_PERSIST).
+        let nrb = n_out.div_ceil(rows);
+        // matvecq_ / matvecqg_ on a persistent grid: matvecqp_ / matvecqpg_ (the same values).
+        let persist = mvq_persist();
+        let variant = match (variant, persist > 0) {
+            ("matvecq", true) => "matvecqp",
+            ("matvecqg", true) => "matvecqpg",
+            (v, _) => v,
+        };
+        let per_sm = if variant.starts_with("matvecqp") { persist } else { 0 };
+        let grid = mvq_grid(nrb * (m + mb + mc).div_ceil(cols), nrb, self.dev.sms, per_sm);
         let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", w.name)))?;
         self.dev
             .launch_ex(
@@ -1054,7 +1085,10 @@ impl Ops for Cuda {
             .ok_or_else(|| shape_err("load", format!("{}: {rows} rows of {k} {:?} values", t.name, ty)))?;
         let row_bytes = crate::layout::device_row_bytes(ty, k).unwrap_or(gguf_row);
         if row_bytes * rows != dev_bytes.len() {
-            return Err(shape_err("load", format!("{}: device layout of {} bytes for {rows} rows", t.name, dev_bytes.len())));
+            return Err(shape_err(
+                "load",
+                format!("{}: device layout of {} bytes for {rows} rows", t.name, dev_bytes.len()),
+            ));
         }
         let buf = self.dev.alloc(dev_bytes.len(), Category::Weights).map_err(err)?;
         self.dev.upload(&buf, &dev_bytes).map_err(err)?;
@@ -1827,6 +1861,19 @@ mod tests {
         assert!(!att_tile_for(0, &batch(&[512])));
         assert!(att_tile_for(2, &batch(&[1, 1])));
         assert!(!att_tile_for(2, &batch(&[1])));
+    }
+
+    #[test]
+    fn the_persistent_grid_keeps_whole_row_blocks() {
+        // Off: the ABI's flat grid.
+        assert_eq!(mvq_grid(4864, 2, 132, 0), 4864);
+        // 16 rows (2 row blocks) at 4 blocks an SM: 528 blocks, a block keeps its row block.
+        assert_eq!(mvq_grid(4864, 2, 132, 4), 528);
+        // 5 row blocks: 528 rounded down to 525; a grid smaller than the cap is left as it is.
+        assert_eq!(mvq_grid(4864, 5, 132, 4), 525);
+        assert_eq!(mvq_grid(100, 2, 132, 4), 100);
+        // More row blocks than the cap: one block per row block, never zero.
+        assert_eq!(mvq_grid(8000, 600, 132, 4), 600);
     }
 
     #[test]

@@ -34,7 +34,10 @@ impl Emu {
     pub fn open(cache: &Path) -> Result<Emu> {
         let mut h = Sha256::new();
         let defines = crate::layout::kernel_defines();
-        for s in [orcd_kernels::OPS_CU, orcd_kernels::EMU_H, orcd_kernels::EMU_LIB_CPP].into_iter().chain(defines.iter().copied()) {
+        for s in [orcd_kernels::OPS_CU, orcd_kernels::EMU_H, orcd_kernels::EMU_LIB_CPP]
+            .into_iter()
+            .chain(defines.iter().copied())
+        {
             h.update(s.as_bytes());
             h.update([0u8]);
         }

@@ -45,7 +45,7 @@ pub fn q8_0_grouped_row_bytes(k: usize) -> usize {
 /// GGUF row (`None` for a `k` the type cannot hold).
 pub fn device_row_bytes(ty: GgmlType, k: usize) -> Option<usize> {
     if ty == GgmlType::Q8_0 && q8_grouped() {
-        (k % 32 == 0).then(|| q8_0_grouped_row_bytes(k))
+        k.is_multiple_of(32).then(|| q8_0_grouped_row_bytes(k))
     } else {
         ty.row_bytes(k as u64).map(|b| b as usize)
     }
@@ -54,7 +54,7 @@ pub fn device_row_bytes(ty: GgmlType, k: usize) -> Option<usize> {
 /// `rows` GGUF Q8_0 rows of `k` elements regrouped into the grouped layout (`None` when the bytes
 /// are not `rows` whole rows).
 pub fn group_q8_0(src: &[u8], rows: usize, k: usize) -> Option<Vec<u8>> {
-    if k % 32 != 0 || src.len() != rows.checked_mul(34 * (k / 32))? {
+    if !k.is_multiple_of(32) || src.len() != rows.checked_mul(34 * (k / 32))? {
         return None;
     }
     let nb = k / 32;
