@@ -45,6 +45,16 @@ __device__ __forceinline__ void pdl_trigger() {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+// A hint: the 128-byte lines of [p, p + n) into L2 (no value depends on it; nothing off the device).
+__device__ __forceinline__ void prefetch_l2(const void* p, i64 n) {
+#if __CUDA_ARCH__ >= 900
+    const u64 a = reinterpret_cast<u64>(p);
+    for (u64 l = a & ~(u64)127; l < a + (u64)n; l += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(l));
+#else
+    (void)p;
+    (void)n;
+#endif
+}
 #define F32_NEG_INF __int_as_float(0xff800000)
 #define F32_NAN __int_as_float(0x7fc00000)
 #define F64_NEG_INF __longlong_as_double(0xfff0000000000000LL)
@@ -996,6 +1006,28 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     __shared__ double part[ATT_WARPS][32 * ATT_DIMS];  // per-warp partial value sums
     __shared__ float qsh[ATT_QMAX];        // the row's query head (F16-rounded for an F16 cache)
     pdl_trigger();
+#ifdef ATT_PREFETCH
+    // ORCD_NVRTC_DEFINES=ATT_PREFETCH (a hint, no value depends on it; not yet timed): the row's
+    // earlier keys and values into L2 first. A decode step's weights stream through L2 and evict
+    // the cache rows earlier steps wrote, so pass 1's key loads and pass 3's value loads would
+    // be DRAM round trips behind the reductions; prefetched here, before the PDL wait (pos and
+    // seq are uploads, before every kernel of the step), they overlap the kernel before this
+    // one (with PDL on attention) and passes 1–2. The group's first head prefetches for all of
+    // its heads; the newest slot is the previous kernel's write, in L2 already.
+    if (blockIdx.x < (unsigned)rows && n_head_kv > 0 && n_head >= n_head_kv && (int)blockIdx.y < n_head &&
+        (int)blockIdx.y % (n_head / n_head_kv) == 0) {
+        const u32 p = pos[blockIdx.x], sq = seq[blockIdx.x];
+        if (sq < (u32)n_seq && p < (u32)n_ctx) {
+            const int kh = (int)blockIdx.y / (n_head / n_head_kv), es = f16 ? 2 : 4;
+            const i64 slot0 = ((i64)il * n_seq + sq) * n_ctx;
+            const int j0 = window > 0 && (int)p >= window ? (int)p - window + 1 : 0;
+            for (int j = j0 + (int)threadIdx.x; j < (int)p; j += (int)blockDim.x) {
+                prefetch_l2((const u8*)kc + ((slot0 + j) * n_head_kv + kh) * (i64)head_dim * es, (i64)head_dim * es);
+                prefetch_l2((const u8*)vc + ((slot0 + j) * n_head_kv + kh) * (i64)v_head_dim * es, (i64)v_head_dim * es);
+            }
+        }
+    }
+#endif
     pdl_wait();  // launched with PDL: q and the cache are the kernels' before this one
     const int r = blockIdx.x, h = blockIdx.y;
     if (r >= rows || h >= n_head || v_head_dim <= 0) return;
@@ -2657,6 +2689,10 @@ extern "C" __global__ void dequant_rows_mxfp4(DEQUANT_PARAMS) { dequant_rows_t<T
 extern "C" __global__ void quant_x_q8(const float* x, i8* q, float* d, float* s, int rows, int k, int norm,
                                       const float* nw, float eps) {
     __shared__ double red[9];
+    // The batched mat-vec after it may start and fetch its weights meanwhile (PDL, as round_x's);
+    // launched with PDL itself (ORCD_CUDA_PDL_MORE=quant_x_q8), x is the kernel's before it.
+    pdl_trigger();
+    pdl_wait();
     const int r = blockIdx.x;
     if (r >= rows || blockDim.x != MV_THREADS) return;  // uniform
     const int nsub = k / 8, nb = k / 32;

@@ -570,7 +570,7 @@ impl Cuda {
     fn quant_codes(&self, x: &CudaTensor, norm: Option<(&CudaWeight, f32)>) -> Result<[CudaTensor; 3]> {
         let k = x.cols;
         let (q, d, s) = (self.tensor(x.rows, k / 4)?, self.tensor(x.rows, k / 32)?, self.tensor(x.rows, k / 32)?);
-        self.launch(
+        self.launch_pdl(
             "quant_x_q8",
             (x.rows.max(1) as u32, 1, 1),
             128,
