@@ -104,9 +104,10 @@ b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
 # (a switch that changes a layout or a kernel must pass there too). The defaults are the
 # switches written but not yet timed (docs/FUTURE_WORK.md): Q8_0 grouped, the persistent batched
 # mat-vec at 4 and 8 blocks an SM, both together, attention's L2 prefetch (alone and with PDL on
-# attention, beside PDL on attention alone), PDL on quant_x_q8. ~1 min a variant: with the
+# attention, beside PDL on attention alone), PDL on quant_x_q8, the L2 prefetch of the layer's
+# remaining matrices beside each attention (alone and with Q8_0 grouped). ~1 min a variant: with the
 # default list, a call of its own (CORRECT=0 PEER=0 P512=0 MMQ=0 ATT=0 NCU=0 BATCHED_MMQ=1).
-VARIANTS=${VARIANTS-"q8g:ORCD_CUDA_Q8_GROUPED=1 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 q8g-persist4:ORCD_CUDA_Q8_GROUPED=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_CUDA_PDL_MORE=quant_x_q8"}
+VARIANTS=${VARIANTS-"q8g:ORCD_CUDA_Q8_GROUPED=1 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 q8g-persist4:ORCD_CUDA_Q8_GROUPED=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_CUDA_PDL_MORE=quant_x_q8 l2ahead:ORCD_CUDA_L2_AHEAD=1 l2ahead-q8g:ORCD_CUDA_L2_AHEAD=1,ORCD_CUDA_Q8_GROUPED=1"}
 for v in $VARIANTS; do
     lab=${v%%:*}; IFS=, read -r -a envs <<< "${v#*:}"
     # A new define set is a new NVRTC compile (tens of seconds): once here, outside the timed runs.
