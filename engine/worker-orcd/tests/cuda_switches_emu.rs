@@ -1,0 +1,79 @@
+//! The CUDA backend's speed switches of issue 13 change no value (docs/perf/GPU.md, thirteenth
+//! block): on the emulated device (`ORCD_CUDA_EMU=1`: kernels/emu's host build of the kernels, no
+//! GPU), `worker-orcd logits` of a tiny synthetic Q8_0 llama — 6 prompt rows (the batched
+//! mat-vec, the per-row attention, a head wider than 16,384 columns on the codes) and 1 row (the
+//! fused one-row mat-vecs of a decode step) — are the same bytes with each switch on as with
+//! none, on both numerics. Needs a C++20 compiler (`$CXX`, default g++),
+//! as every emulated check.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use orcd_fixtures::synthetic::{Arch, Size, Spec, SyntheticModel, Vocab, WeightType};
+
+const BIN: &str = env!("CARGO_BIN_EXE_worker-orcd");
+
+/// A tiny Q8_0 llama whose head (17,000 columns) is wider than the backend's 16,384, so the
+/// fast head takes the activation's codes.
+fn tiny_file() -> PathBuf {
+    let spec = Spec {
+        arch: Arch::from_name("llama").unwrap(),
+        size: Size::from_name("tiny").unwrap(),
+        ty: WeightType::from_name("q8_0").unwrap(),
+        seed: 11,
+    };
+    let mut bytes = Vec::new();
+    SyntheticModel::new(spec, &Vocab::toy(17_000).unwrap()).write_to(&mut bytes).unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(format!("orcd-switches-{}.gguf", std::process::id()));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// The logits files' bytes of `tokens` under `env`.
+fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<u8> {
+    let tag: String = env.iter().map(|(k, v)| format!("-{k}{v}")).collect();
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("switches-{numerics}-{}{tag}.npy", tokens.split(',').count()));
+    let logits = Command::new(BIN)
+        .args(["logits", "--model", model.to_str().unwrap(), "--tokens", tokens, "--backend", "cuda"])
+        .args(["--numerics", numerics, "--out", out.to_str().unwrap()])
+        .env("ORCD_CUDA_EMU", "1")
+        .envs(env.iter().copied())
+        .output()
+        .expect("worker-orcd runs");
+    assert!(logits.status.success(), "logits {tag}: {}", String::from_utf8_lossy(&logits.stderr));
+    std::fs::read(&out).unwrap()
+}
+
+#[test]
+fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
+    let model = tiny_file();
+    let switches: [(&str, &[(&str, &str)]); 4] = [
+        ("q8g", &[("ORCD_CUDA_Q8_GROUPED", "1")]),
+        ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
+        ("l2ahead", &[("ORCD_CUDA_L2_AHEAD", "1")]),
+        (
+            "all",
+            &[
+                ("ORCD_CUDA_Q8_GROUPED", "1"),
+                ("ORCD_CUDA_MVQ_PERSIST", "1"),
+                ("ORCD_CUDA_L2_AHEAD", "1"),
+                ("ORCD_CUDA_PDL_MORE", "quant_x_q8"),
+            ],
+        ),
+    ];
+    for numerics in ["fast", "exact"] {
+        for tokens in ["3,14,15,92,65,35", "3"] {
+            let n = tokens.split(',').count();
+            let base = run(&model, numerics, tokens, &[]);
+            assert!(base.len() > n * 17_000 * 4, "{numerics}: a logits file of {} bytes", base.len());
+            for (tag, env) in switches {
+                let got = run(&model, numerics, tokens, env);
+                assert!(got == base, "{numerics}, {n} rows, {tag}: the logits differ from the default's");
+            }
+        }
+    }
+}
