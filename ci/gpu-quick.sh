@@ -108,6 +108,11 @@ b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
 # remaining matrices beside each attention (alone and with Q8_0 grouped). ~1 min a variant: with the
 # default list, a call of its own (CORRECT=0 PEER=0 P512=0 MMQ=0 ATT=0 NCU=0 BATCHED_MMQ=1).
 VARIANTS=${VARIANTS-"q8g:ORCD_CUDA_Q8_GROUPED=1 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 q8g-persist4:ORCD_CUDA_Q8_GROUPED=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_CUDA_PDL_MORE=quant_x_q8 l2ahead:ORCD_CUDA_L2_AHEAD=1 l2ahead-q8g:ORCD_CUDA_L2_AHEAD=1,ORCD_CUDA_Q8_GROUPED=1"}
+# The switches that move memory or add barriers under compute-sanitizer once (VARIANT_SAN=0: not):
+# the batched mat-vec on a persistent grid (its blocks' turns share shared memory) over the
+# grouped Q8_0 layout, the GEMM off so every batched matmul case takes it.
+[[ -n $VARIANTS && ${VARIANT_SAN:-1} == 1 ]] && ORCD_CUDA_MVQ_PERSIST=1 ORCD_CUDA_MMQ=0 ORCD_CUDA_Q8_GROUPED=1 \
+    SANITIZE_BACKEND=cuda-fast SANITIZE_FILTER=matmul SANITIZE_TIMEOUT=120 bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -4 | sed 's/^/variants: /'
 for v in $VARIANTS; do
     lab=${v%%:*}; IFS=, read -r -a envs <<< "${v#*:}"
     # A new define set is a new NVRTC compile (tens of seconds): once here, outside the timed runs.
