@@ -99,15 +99,16 @@ fi
 lb r2
 b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
 # VARIANTS="label:ENV=V,ENV2=V2 …": switches of this one build (no second pack), each benched
-# beside the default in the same call — decode at prompt 4 on both numerics, and with BATCHED=1
+# beside the default in the same call — decode at prompt 4 on both numerics, pp512 (fast), and with BATCHED=1
 # the batched decode at 1/16/64 sequences; VARIANT_GATE=1 also runs `ops` and `models` under each
 # (a switch that changes a layout or a kernel must pass there too). The defaults are the
 # switches written but not yet timed (docs/FUTURE_WORK.md): Q8_0 grouped, the persistent batched
 # mat-vec at 4 and 8 blocks an SM, both together, attention's L2 prefetch (alone and with PDL on
 # attention, beside PDL on attention alone), PDL on quant_x_q8, the L2 prefetch of the layer's
-# remaining matrices beside each attention (alone and with Q8_0 grouped). ~1 min a variant: with the
+# remaining matrices beside each attention (alone and with Q8_0 grouped), the prefill GEMM's 64-row
+# tiles for narrow projections (64 × 32 after 128 × 32; 64 × 64 instead of it). ~1 min a variant: with the
 # default list, a call of its own (CORRECT=0 PEER=0 P512=0 MMQ=0 ATT=0 NCU=0 BATCHED_MMQ=1).
-VARIANTS=${VARIANTS-"q8g:ORCD_CUDA_Q8_GROUPED=1 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 q8g-persist4:ORCD_CUDA_Q8_GROUPED=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_CUDA_PDL_MORE=quant_x_q8 l2ahead:ORCD_CUDA_L2_AHEAD=1 l2ahead-q8g:ORCD_CUDA_L2_AHEAD=1,ORCD_CUDA_Q8_GROUPED=1"}
+VARIANTS=${VARIANTS-"q8g:ORCD_CUDA_Q8_GROUPED=1 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 q8g-persist4:ORCD_CUDA_Q8_GROUPED=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_CUDA_PDL_MORE=quant_x_q8 l2ahead:ORCD_CUDA_L2_AHEAD=1 l2ahead-q8g:ORCD_CUDA_L2_AHEAD=1,ORCD_CUDA_Q8_GROUPED=1 mmq64:ORCD_CUDA_MMQ64=1 mmq64h:ORCD_CUDA_MMQ64=2"}
 # The switches that move memory or add barriers under compute-sanitizer once (VARIANT_SAN=0: not):
 # the batched mat-vec on a persistent grid (its blocks' turns share shared memory) over the
 # grouped Q8_0 layout, the GEMM off so every batched matmul case takes it.
@@ -122,6 +123,8 @@ for v in $VARIANTS; do
         for f in $OUT/gate-$lab/*; do [[ -f $f ]] && mv "$f" "$OUT/gate-$lab-$(basename "$f")"; done
     fi
     b fast-p4-$lab fast 4 "${envs[@]}"; b exact-p4-$lab exact 4 "${envs[@]}"
+    # The prefill too (VARIANT_P512=0: not): 512 tokens through the GEMM and the tiled attention.
+    [[ ${VARIANT_P512:-1} == 1 ]] && b fast-p512-$lab fast 512 "${envs[@]}"
     if [[ ${BATCHED:-1} == 1 ]]; then
         env "${envs[@]}" timeout 150 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 1,16,64 \
             --repeats 3 --json > $OUT/batched-$lab.json 2>$OUT/batched-$lab.err

@@ -130,3 +130,23 @@ fn the_persistent_batched_mat_vec_passes_ops_on_the_emulated_device() {
         assert_eq!(all_passed(&log), 1, "{filter}:\n{log}");
     }
 }
+
+/// The prefill GEMM on 64-row tiles (`ORCD_CUDA_MMQ64=1`: `mmqh32_`, 64 × 32; `=2`: `mmqh_`,
+/// 64 × 64, where the grid allows) against the CPU backend: whole and partial tiles, Q4_1's min
+/// with the norm, a GLU pair, bias and residual, three projections.
+#[test]
+fn the_64_row_gemm_tiles_pass_ops_on_the_emulated_device() {
+    for mode in ["1", "2"] {
+        for (filter, cases) in [
+            ("m1536-k576-n64", 5),
+            ("k640-n70", 5),
+            ("q8_0-m1536-k512-n40-bias-res", 1),
+            ("silu-q8_0-m1536-k512-n24", 1),
+            ("q4_1-m1536-k512-n33", 1),
+            ("q8_0-m256+64+64-k512-n24-bias", 1),
+        ] {
+            let (log, _) = emulated_ops_env(filter, false, &[("ORCD_CUDA_MMQ", "1"), ("ORCD_CUDA_MMQ64", mode)]);
+            assert_eq!(all_passed(&log), cases, "MMQ64={mode} {filter}:\n{log}");
+        }
+    }
+}

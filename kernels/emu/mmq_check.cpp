@@ -177,6 +177,7 @@ struct Case {
     bool bias, res, glu;
     bool matvec;  // also run the mat-vec for comparison (slow under emulation)
     bool bn32 = false;  // mmq32_ (32-token tiles) instead of mmq_ (64): the same values
+    bool bm64 = false;  // mmqh_ / mmqh32_ (64-row tiles): the same values
 };
 
 void run(const Case& c) {
@@ -184,7 +185,7 @@ void run(const Case& c) {
     std::string name = std::string(ty_name(c.ty)) + " k" + std::to_string(k) + " m" + std::to_string(m) + " rows" +
                        std::to_string(R) + (c.rows.empty() ? "" : " map" + std::to_string(c.rows.size())) +
                        (c.bias ? " bias" : "") + (c.res ? " res" : "") + (c.glu ? " glu" : "") +
-                       (c.bn32 ? " mmq32" : "");
+                       (c.bn32 ? " mmq32" : "") + (c.bm64 ? " bm64" : "");
     const auto w = make_weight(c.ty, m, k);
     const auto w2 = c.glu ? make_weight(c.ty, m, k) : std::vector<uint8_t>();
     std::vector<float> x((size_t)R * k), bias(m), res((size_t)R * m);
@@ -214,14 +215,16 @@ void run(const Case& c) {
     const DevW dw = device_weight(c.ty, w, m, k), dw2 = device_weight(c.ty, w2, m, k);
     const long long row_bytes = dw.row_bytes;
     auto gemm = [&](const DevW& wt, float* out, const float* b, const float* r, const float* gin) {
-        const int bn = c.bn32 ? 32 : 64;
-        launch({(unsigned)((m + 127) / 128), (unsigned)((n + bn - 1) / bn), 1}, 256, [&] {
+        const int bn = c.bn32 ? 32 : 64, bm = c.bm64 ? 64 : 128;
+        launch({(unsigned)((m + bm - 1) / bm), (unsigned)((n + bn - 1) / bn), 1}, 256, [&] {
             const unsigned* rp = rows.empty() ? nullptr : rows.data();
-            auto f = c.ty == Ty::Q8_0   ? (c.bn32 ? mmq32_q8_0 : mmq_q8_0)
-                     : c.ty == Ty::Q4_0 ? (c.bn32 ? mmq32_q4_0 : mmq_q4_0)
-                     : c.ty == Ty::Q4_1 ? (c.bn32 ? mmq32_q4_1 : mmq_q4_1)
-                     : c.ty == Ty::Q5_0 ? (c.bn32 ? mmq32_q5_0 : mmq_q5_0)
-                                        : (c.bn32 ? mmq32_q5_1 : mmq_q5_1);
+#define MMQ_PICK(T) (c.bm64 ? (c.bn32 ? mmqh32_##T : mmqh_##T) : (c.bn32 ? mmq32_##T : mmq_##T))
+            auto f = c.ty == Ty::Q8_0   ? MMQ_PICK(q8_0)
+                     : c.ty == Ty::Q4_0 ? MMQ_PICK(q4_0)
+                     : c.ty == Ty::Q4_1 ? MMQ_PICK(q4_1)
+                     : c.ty == Ty::Q5_0 ? MMQ_PICK(q5_0)
+                                        : MMQ_PICK(q5_1);
+#undef MMQ_PICK
             f(wt.b.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
         });
     };
@@ -463,6 +466,12 @@ int main() {
         {Ty::Q8_0, 192, 130, 70, {}, true, true, false, false, true},
         {Ty::Q4_1, 256, 33, 20, {}, false, false, true, false, true},
         {Ty::Q5_1, 256, 40, 75, some, false, true, false, false, true},
+        // 64-row tiles (mmqh_, mmqh32_): three row tiles (the last partial), bias and residual,
+        // a row map, a GLU pair, Q4_1's and Q5_1's mins.
+        {Ty::Q8_0, 192, 130, 70, {}, true, true, false, false, false, true},
+        {Ty::Q4_1, 256, 33, 20, {}, false, false, true, false, true, true},
+        {Ty::Q5_1, 256, 40, 75, some, false, true, false, false, true, true},
+        {Ty::Q5_0, 320, 150, 16, {}, false, true, true, false, false, true},
     };
     for (const Case& c : cases) run(c);
     const MvqCase mvq_cases[] = {

@@ -2702,10 +2702,9 @@ extern "C" __global__ void dequant_rows_mxfp4(DEQUANT_PARAMS) { dequant_rows_t<T
 // other float roundings; Q5_0 / Q5_1's mat-vec multiplies dequantized floats; so the backend
 // picks the GEMM by the rows of a row's own sequence.)
 
-#define GM_BM 128                  // weight rows (output columns) a block
-#define GM_BN 64                   // activation rows (tokens) a block
+// A block's tile: 128 or 64 weight rows (output columns) × 64 or 32 tokens (mmq_t's WM, NI).
 #define GM_KB 4                    // 32-element blocks a stage
-#define GM_THREADS 256             // 8 warps: 4 along the weight rows × 2 along the tokens
+#define GM_THREADS 256             // 8 warps: WM along the weight rows × 8 / WM along the tokens
 #define GM_STR (GM_KB * 32 + 16)   // bytes a row in shared memory (144: fragment loads hit 32 banks)
 
 // One row's codes (int8, [rows, k]), scales d ([rows, k/32], f16-rounded as Q8_0 keeps them) and
@@ -2876,24 +2875,29 @@ __device__ __forceinline__ void mma_s8_16832(int* d, const u32* a, const u32* b)
 // output of the same rows, so a GLU pair is the gate's launch, then the up's). xq / xd / xs:
 // quant_x_q8's output for every row r. grid (ceil(m / 128), ceil(n / 64)), block 256 (exactly);
 // k a multiple of 64.
-template <class G, int NI>
+template <class G, int NI, int WM = 4>
 __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd, const float* xs, float* y, int n,
                                       int k, int m, i64 row_bytes, const unsigned* rows, const float* bias,
                                       const float* res, const float* gin, int act) {
-    __shared__ __align__(16) u8 sA[GM_BM * GM_STR];
-    constexpr int BN = 16 * NI;              // tokens a block: 2 warps along them, NI·8 each
+    // WM warps along the weight rows (32 rows each: BM = 128 or 64), 8 / WM along the tokens
+    // (NI·8 each); the values do not depend on the tile.
+    constexpr int BM = 32 * WM, WN = 8 / WM;
+    static_assert(WM == 4 || WM == 2, "mmq_t: 128- or 64-row tiles");
+    __shared__ __align__(16) u8 sA[BM * GM_STR];
+    constexpr int BN = WN * 8 * NI;          // tokens a block
     constexpr int UB = (BN * 8 + GM_THREADS - 1) / GM_THREADS;  // 16-byte token pieces a thread
     __shared__ __align__(16) u8 sB[BN * GM_STR];
-    __shared__ float sAd[GM_KB][GM_BM], sAm[GM_KB][GM_BM], sBd[GM_KB][BN], sBs[GM_KB][BN];
+    __shared__ float sAd[GM_KB][BM], sAm[GM_KB][BM], sBd[GM_KB][BN], sBs[GM_KB][BN];
     if (blockDim.x != GM_THREADS) return;  // uniform
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    const int wm = warp & 3, wn = warp >> 2;
-    const i64 j0 = (i64)blockIdx.x * GM_BM;
+    const int wm = warp & (WM - 1), wn = warp >> (WM == 4 ? 2 : 1);
+    const i64 j0 = (i64)blockIdx.x * BM;
     const int n0 = blockIdx.y * BN, nb = k / 32, nstage = (nb + GM_KB - 1) / GM_KB;
-    // Loads of a stage: weight row `ar`'s pair `ap` of blocks; two 16-byte pieces of token rows
-    // (`bt`, 8 pieces a row); one token's scale and sum (`st`, block `skb`).
+    // Loads of a stage: weight row `ar`'s pair `ap` of blocks (threads past the tile's rows
+    // load none); two 16-byte pieces of token rows (`bt`, 8 pieces a row); one token's scale and
+    // sum (`st`, block `skb`).
     const int ar = tid >> 1, ap = tid & 1;
-    const bool a_ok = j0 + ar < m;
+    const bool a_row = WM == 4 || ar < BM, a_ok = a_row && j0 + ar < m;  // 128 rows: every thread
     const u8* wrow = w + (j0 + ar) * row_bytes;
     const int st = tid >> 2, skb = tid & 3;
     const bool s_ok = st < BN && n0 + st < n;
@@ -2937,6 +2941,7 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
     auto store = [&]() {
 #pragma unroll
         for (int b = 0; b < 2; ++b) {
+            if (!a_row) break;
             u32 c[8] = {0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u};
             float d = 0.0f, mn = 0.0f;
             if (ra_ok) G::dec(ra, b, c, &d, &mn);
@@ -3045,3 +3050,15 @@ extern "C" __global__ void MMQ_BOUNDS mmq32_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 2>(
 extern "C" __global__ void MMQ_BOUNDS mmq32_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq32_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 2>(MMQ_ARGS); }
+// 64-row tiles (mmqh_: 64 tokens, mmqh32_: 32), for the narrow projections whose 128-row grids
+// leave SMs idle (ORCD_CUDA_MMQ64=1, not yet timed): the same values.
+extern "C" __global__ void MMQ_BOUNDS mmqh_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 2, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 2, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 2, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 2, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 2, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh32_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 1, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 1, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 1, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 1, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 1, 2>(MMQ_ARGS); }

@@ -286,6 +286,36 @@ fn mmq32_on() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ32").is_none_or(|v| v != "0"))
 }
 
+/// Small GEMM grids may take 64-row tiles with `ORCD_CUDA_MMQ64` (off by default until a card
+/// has timed it; the same values either way): `1` 64 × 32 (`mmqh32_*`) after 128 × 32, `2`
+/// 64 × 64 (`mmqh_*`) instead of 128 × 32, then 64 × 32.
+fn mmq64_mode() -> u8 {
+    static V: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *V.get_or_init(|| match std::env::var("ORCD_CUDA_MMQ64").as_deref() {
+        Ok("1") => 1,
+        Ok("2") => 2,
+        _ => 0,
+    })
+}
+
+/// The GEMM's entry point and tile (weight rows, tokens) for an `m` × `n` output: 128 × 64
+/// (`mmq_`), or, where that grid would leave SMs idle (fewer than two blocks an SM fit), the
+/// smaller tiles `mmq32` and `mmq64` ([`mmq64_mode`]) allow, in order — the first whose grid
+/// fills the SMs, else the last allowed. The same values on every tile (kernels/ABI.md).
+fn mmq_tile(m: usize, n: usize, sms: usize, mmq32: bool, mmq64: u8) -> (&'static str, usize, usize) {
+    let mut tiles = vec![("mmq", MMQ_BM, MMQ_BN)];
+    if mmq64 == 2 {
+        tiles.push(("mmqh", MMQ_BM / 2, MMQ_BN));
+    } else if mmq32 {
+        tiles.push(("mmq32", MMQ_BM, MMQ_BN / 2));
+    }
+    if mmq64 > 0 {
+        tiles.push(("mmqh32", MMQ_BM / 2, MMQ_BN / 2));
+    }
+    let fills = |&(_, bm, bn): &(&str, usize, usize)| m.div_ceil(bm) * n.div_ceil(bn) >= 2 * sms;
+    tiles.iter().copied().find(fills).unwrap_or(tiles[tiles.len() - 1])
+}
+
 /// Query rows of one tile of `attention_tile` (kernels/ABI.md).
 const ATT_TILE_ROWS: usize = 16;
 
@@ -793,16 +823,10 @@ impl Cuda {
                     gin: Option<(&CudaTensor, i32)>,
                     y: &CudaTensor|
          -> Result<()> {
-            // 64-token tiles that would leave SMs idle (two blocks fit an SM) take 32-token ones:
-            // the same values, twice the blocks.
-            let bn = if mmq32_on() && ((blocks(mm, MMQ_BM) * blocks(n, MMQ_BN)) as usize) < 2 * self.dev.sms {
-                MMQ_BN / 2
-            } else {
-                MMQ_BN
-            };
+            let (name, bm, bn) = mmq_tile(mm, n, self.dev.sms, mmq32_on(), mmq64_mode());
             self.launch(
-                &format!("{}_{kty}", if bn == MMQ_BN { "mmq" } else { "mmq32" }),
-                (blocks(mm, MMQ_BM), blocks(n, bn), 1),
+                &format!("{name}_{kty}"),
+                (blocks(mm, bm), blocks(n, bn), 1),
                 MMQ_THREADS,
                 0,
                 &[
@@ -1951,6 +1975,24 @@ mod tests {
         assert!(ahead_ranges(&names, look, 50).is_empty());
         // The last layer's attention: only its own matrices exist.
         assert_eq!(ahead_ranges(&ahead_names(9), look, 10_000).len(), 0);
+    }
+
+    #[test]
+    fn small_gemm_grids_take_smaller_tiles() {
+        // gate / up of the Qwen shape at 512 tokens: 38 × 8 = 304 blocks fill 132 SMs twice.
+        assert_eq!(mmq_tile(4864, 512, 132, true, 1), ("mmq", 128, 64));
+        // o / down (896 wide): 56 blocks → 112 with 32-token tiles → 224 with 64-row ones.
+        assert_eq!(mmq_tile(896, 512, 132, true, 0), ("mmq32", 128, 32));
+        assert_eq!(mmq_tile(896, 512, 132, true, 1), ("mmqh32", 64, 32));
+        // Mode 2: 64 × 64 in place of 128 × 32 (the same 112 blocks), then 64 × 32.
+        assert_eq!(mmq_tile(896, 512, 132, true, 2), ("mmqh32", 64, 32));
+        assert_eq!(mmq_tile(2304, 512, 132, true, 2), ("mmqh", 64, 64));
+        // The emulated `ops` cases of 1,536 columns and 64 tokens (conformance/tests/cuda_emu.rs).
+        assert_eq!(mmq_tile(1536, 64, 132, true, 1), ("mmqh32", 64, 32));
+        // The switches off: the 64-token tile whatever its grid.
+        assert_eq!(mmq_tile(128, 16, 132, false, 0), ("mmq", 128, 64));
+        // A grid the 32-token tiles already fill keeps them (18 × 16 = 288 blocks).
+        assert_eq!(mmq_tile(2304, 512, 132, true, 1), ("mmq32", 128, 32));
     }
 
     #[test]
