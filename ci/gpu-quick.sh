@@ -106,9 +106,10 @@ b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
 # mat-vec at 4 and 8 blocks an SM, both together, attention's L2 prefetch (alone and with PDL on
 # attention, beside PDL on attention alone), PDL on quant_x_q8, the L2 prefetch of the layer's
 # remaining matrices beside each attention (alone and with Q8_0 grouped), the prefill GEMM's 64-row
-# tiles for narrow projections (64 × 32 after 128 × 32; 64 × 64 instead of it). ~1 min a variant: with the
+# tiles for narrow projections (64 × 32 after 128 × 32; 64 × 64 instead of it), a norm's q, k and v
+# in one GEMM launch (alone and with the 64-row tiles). ~1 min a variant: with the
 # default list, a call of its own (CORRECT=0 PEER=0 P512=0 MMQ=0 ATT=0 NCU=0 BATCHED_MMQ=1).
-VARIANTS=${VARIANTS-"q8g:ORCD_CUDA_Q8_GROUPED=1 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 q8g-persist4:ORCD_CUDA_Q8_GROUPED=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_CUDA_PDL_MORE=quant_x_q8 l2ahead:ORCD_CUDA_L2_AHEAD=1 l2ahead-q8g:ORCD_CUDA_L2_AHEAD=1,ORCD_CUDA_Q8_GROUPED=1 mmq64:ORCD_CUDA_MMQ64=1 mmq64h:ORCD_CUDA_MMQ64=2"}
+VARIANTS=${VARIANTS-"q8g:ORCD_CUDA_Q8_GROUPED=1 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 q8g-persist4:ORCD_CUDA_Q8_GROUPED=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_CUDA_PDL_MORE=quant_x_q8 l2ahead:ORCD_CUDA_L2_AHEAD=1 l2ahead-q8g:ORCD_CUDA_L2_AHEAD=1,ORCD_CUDA_Q8_GROUPED=1 mmq64:ORCD_CUDA_MMQ64=1 mmq64h:ORCD_CUDA_MMQ64=2 qkv:ORCD_CUDA_MMQ_QKV=1 qkv-mmq64:ORCD_CUDA_MMQ_QKV=1,ORCD_CUDA_MMQ64=1"}
 # The switches that move memory or add barriers under compute-sanitizer once (VARIANT_SAN=0: not):
 # the batched mat-vec on a persistent grid (its blocks' turns share shared memory) over the
 # grouped Q8_0 layout, the GEMM off so every batched matmul case takes it.

@@ -150,3 +150,15 @@ fn the_64_row_gemm_tiles_pass_ops_on_the_emulated_device() {
         }
     }
 }
+
+/// A norm's q, k and v through the prefill GEMM in one launch (`ORCD_CUDA_MMQ_QKV=1`:
+/// `mmqm32_`, and `mmqmh32_` with `ORCD_CUDA_MMQ64=1`) against the CPU backend, with biases.
+#[test]
+fn the_fused_qkv_gemm_passes_ops_on_the_emulated_device() {
+    for mode in ["0", "1"] {
+        let env = [("ORCD_CUDA_MMQ", "1"), ("ORCD_CUDA_MMQ_QKV", "1"), ("ORCD_CUDA_MMQ64", mode)];
+        let (log, _) = emulated_ops_env("norm_matmuls-q", false, &env);
+        // Q8_0, Q4_1 and Q4_K's 8 cases each; of them the 24-row ones take the GEMM (Q4_K has none).
+        assert!(all_passed(&log) >= 24, "MMQ64={mode}:\n{log}");
+    }
+}

@@ -170,6 +170,82 @@ void launch(EmuDim grid, unsigned block, const std::function<void()>& k) {
     if (!emu_launch(grid, block, 0, k)) report(false, "a block's threads wait at barriers none can pass");
 }
 
+// mmq_<ty>'s value of activation row i and weight row j, from the ABI's words: over the row's
+// blocks in order, acc = fmaf(d_w·d_x, Σ qw·qx, acc) (then fmaf(m_w, s_x, acc) for the types with a
+// min); `exact` gets the float64 product of the dequantized values.
+float abi_dot(Ty ty, const std::vector<uint8_t>& wt, int k, int i, int j, const Quant& ref,
+              const std::vector<float>& x, double* exact) {
+    const int nb = k / 32;
+    float acc = 0.0f;
+    double e = 0.0;
+    for (int b = 0; b < nb; ++b) {
+        int code[32];
+        float dw, mw;
+        weight_block(ty, wt.data(), k, j, b, code, &dw, &mw);
+        int isum = 0;
+        for (int l = 0; l < 32; ++l) {
+            isum += code[l] * ref.q[(size_t)i * k + 32 * b + l];
+            e += ((double)dw * code[l] + mw) * x[(size_t)i * k + 32 * b + l];
+        }
+        acc = std::fmaf(dw * ref.d[(size_t)i * nb + b], (float)isum, acc);
+        if (has_min(ty)) acc = std::fmaf(mw, ref.s[(size_t)i * nb + b], acc);
+    }
+    *exact = e;
+    return acc;
+}
+
+// mmqm32_ / mmqmh32_: three projections (m, mb, mc rows, each with a bias) of one activation in
+// one launch, every output bit for bit the ABI's formula of its own weight.
+void run_multi(Ty ty, int k, int m, int mb, int mc, int R, bool bm64) {
+    const int nb = k / 32, total = m + mb + mc;
+    const std::string name = std::string(bm64 ? "mmqmh32_" : "mmqm32_") + ty_name(ty) + " k" + std::to_string(k) +
+                             " m" + std::to_string(m) + "+" + std::to_string(mb) + "+" + std::to_string(mc) + " rows" +
+                             std::to_string(R);
+    const int ms[3] = {m, mb, mc};
+    std::vector<uint8_t> ws[3];
+    std::vector<float> bs[3], ys[3];
+    DevW dws[3];
+    for (int p = 0; p < 3; ++p) {
+        ws[p] = make_weight(ty, ms[p], k);
+        dws[p] = device_weight(ty, ws[p], ms[p], k);
+        bs[p].resize(ms[p]);
+        for (auto& v : bs[p]) v = uniform(-1.0f, 1.0f);
+        ys[p].assign((size_t)R * ms[p], -7.0f);
+    }
+    std::vector<float> x((size_t)R * k);
+    for (auto& v : x) v = uniform(-3.0f, 3.0f);
+    Quant q;
+    q.q.assign((size_t)R * k, 0);
+    q.d.assign((size_t)R * nb, 0.0f);
+    q.s.assign((size_t)R * nb, 0.0f);
+    launch({(unsigned)R, 1, 1}, 128, [&] { quant_x_q8(x.data(), q.q.data(), q.d.data(), q.s.data(), R, k, 0, nullptr, 0.0f); });
+    const int bm = bm64 ? 64 : 128;
+    launch({(unsigned)((total + bm - 1) / bm), (unsigned)((R + 31) / 32), 1}, 256, [&] {
+#define MMQM_PICK(T) (bm64 ? mmqmh32_##T : mmqm32_##T)
+        auto f = ty == Ty::Q8_0 ? MMQM_PICK(q8_0) : ty == Ty::Q4_0 ? MMQM_PICK(q4_0) : ty == Ty::Q4_1 ? MMQM_PICK(q4_1)
+                 : ty == Ty::Q5_0 ? MMQM_PICK(q5_0) : MMQM_PICK(q5_1);
+#undef MMQM_PICK
+        f(dws[0].b.data(), q.q.data(), q.d.data(), q.s.data(), ys[0].data(), R, k, m, dws[0].row_bytes, nullptr,
+          bs[0].data(), nullptr, nullptr, 0, dws[1].b.data(), bs[1].data(), ys[1].data(), mb, dws[2].b.data(),
+          bs[2].data(), ys[2].data(), mc);
+    });
+    bool bits = true;
+    for (int p = 0; p < 3 && bits; ++p)
+        for (int i = 0; i < R && bits; ++i)
+            for (int j = 0; j < ms[p]; ++j) {
+                double e = 0;
+                const float v = abi_dot(ty, ws[p], k, i, j, q, x, &e) + bs[p][j];
+                const float have = ys[p][(size_t)i * ms[p] + j];
+                if (std::memcmp(&v, &have, 4) != 0) {
+                    std::printf("     first difference: projection %d row %d col %d: %.9g, wanted %.9g\n", p, i, j, have, v);
+                    bits = false;
+                    break;
+                }
+            }
+    report(bits, name + " bit for bit with the ABI's formula, each projection its own");
+}
+
+
 struct Case {
     Ty ty;
     int k, m, rows_total;
@@ -239,22 +315,7 @@ void run(const Case& c) {
     std::vector<char> wanted(R, rows.empty() ? 1 : 0);
     for (unsigned r : rows) wanted[r] = 1;
     auto dot = [&](const std::vector<uint8_t>& wt, int i, int j, double* exact) {
-        float acc = 0.0f;
-        double e = 0.0;
-        for (int b = 0; b < nb; ++b) {
-            int code[32];
-            float dw, mw;
-            weight_block(c.ty, wt.data(), k, j, b, code, &dw, &mw);
-            int isum = 0;
-            for (int l = 0; l < 32; ++l) {
-                isum += code[l] * ref.q[(size_t)i * k + 32 * b + l];
-                e += ((double)dw * code[l] + mw) * x[(size_t)i * k + 32 * b + l];
-            }
-            acc = std::fmaf(dw * ref.d[(size_t)i * nb + b], (float)isum, acc);
-            if (has_min(c.ty)) acc = std::fmaf(mw, ref.s[(size_t)i * nb + b], acc);
-        }
-        *exact = e;
-        return acc;
+        return abi_dot(c.ty, wt, k, i, j, ref, x, exact);
     };
     bool bits = true, untouched = true;
     std::vector<float> flat;
@@ -474,6 +535,12 @@ int main() {
         {Ty::Q5_0, 320, 150, 16, {}, false, true, true, false, false, true},
     };
     for (const Case& c : cases) run(c);
+    // q, k and v in one launch: tiles spanning two projections (130 = 128 + 2), k and v narrower
+    // than a tile, a partial token tile, both tile sizes, a type with a min.
+    run_multi(Ty::Q8_0, 256, 130, 40, 40, 37, false);
+    run_multi(Ty::Q8_0, 256, 130, 40, 40, 37, true);
+    run_multi(Ty::Q4_1, 192, 64, 72, 24, 20, true);
+    run_multi(Ty::Q5_0, 320, 96, 32, 32, 33, false);
     const MvqCase mvq_cases[] = {
         // A partial column group and row block; a thread's second part (k = 1280: 160 parts);
         // GLU pairs (Q4_1's min); bias and residual.

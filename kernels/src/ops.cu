@@ -2875,10 +2875,13 @@ __device__ __forceinline__ void mma_s8_16832(int* d, const u32* a, const u32* b)
 // output of the same rows, so a GLU pair is the gate's launch, then the up's). xq / xd / xs:
 // quant_x_q8's output for every row r. grid (ceil(m / 128), ceil(n / 64)), block 256 (exactly);
 // k a multiple of 64.
-template <class G, int NI, int WM = 4>
+template <class G, int NI, int WM = 4, bool MULTI = false>
 __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd, const float* xs, float* y, int n,
                                       int k, int m, i64 row_bytes, const unsigned* rows, const float* bias,
-                                      const float* res, const float* gin, int act) {
+                                      const float* res, const float* gin, int act, const u8* wb = nullptr,
+                                      const float* bias_b = nullptr, float* yb = nullptr, int mb = 0,
+                                      const u8* wc = nullptr, const float* bias_c = nullptr, float* yc = nullptr,
+                                      int mc = 0) {
     // WM warps along the weight rows (32 rows each: BM = 128 or 64), 8 / WM along the tokens
     // (NI·8 each); the values do not depend on the tile.
     constexpr int BM = 32 * WM, WN = 8 / WM;
@@ -2897,8 +2900,17 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
     // load none); two 16-byte pieces of token rows (`bt`, 8 pieces a row); one token's scale and
     // sum (`st`, block `skb`).
     const int ar = tid >> 1, ap = tid & 1;
-    const bool a_row = WM == 4 || ar < BM, a_ok = a_row && j0 + ar < m;  // 128 rows: every thread
-    const u8* wrow = w + (j0 + ar) * row_bytes;
+    // MULTI (mmqm*_: q, k and v of one activation in one launch): the rows m, mb, mc of w, wb, wc
+    // in turn, as the mat-vec's further projections; a tile may span two of them.
+    const i64 total = MULTI ? (i64)m + mb + mc : m;
+    const bool a_row = WM == 4 || ar < BM, a_ok = a_row && j0 + ar < total;  // 128 rows: every thread
+    const u8* wrow;
+    if constexpr (MULTI) {
+        const MvSel sel = mv_select(a_ok ? j0 + ar : 0, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+        wrow = sel.w + sel.j * row_bytes;
+    } else {
+        wrow = w + (j0 + ar) * row_bytes;
+    }
     const int st = tid >> 2, skb = tid & 3;
     const bool s_ok = st < BN && n0 + st < n;
     const i64 s_row = s_ok ? (i64)(rows ? rows[n0 + st] : (unsigned)(n0 + st)) : 0;
@@ -3023,8 +3035,16 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
             for (int e = 0; e < 4; ++e) {
                 const i64 j = j0 + wm * 32 + mi * 16 + g + 8 * (e >> 1);
                 const int tok = n0 + wn * 8 * NI + ni * 8 + 2 * t + (e & 1);
-                if (j >= m || tok >= n) continue;
-                const i64 o = (i64)(rows ? rows[tok] : (unsigned)tok) * m + j;
+                if (j >= total || tok >= n) continue;
+                const i64 tr = (i64)(rows ? rows[tok] : (unsigned)tok);
+                if constexpr (MULTI) {  // bias only (the ABI: no res, no gin)
+                    const MvSel sel = mv_select(j, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+                    float v = acc[mi][ni][e];
+                    if (sel.bias) v = __fadd_rn(v, sel.bias[sel.j]);
+                    sel.y[tr * sel.m + sel.j] = v;
+                    continue;
+                }
+                const i64 o = tr * m + j;
                 float v = acc[mi][ni][e];
                 if (bias) v = __fadd_rn(v, bias[j]);
                 if (gin) v = glu_value(gin[o], v, act);
@@ -3062,3 +3082,18 @@ extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 1,
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 1, 2>(MMQ_ARGS); }
+// q, k and v of one activation in one launch (mmqm32_: 128 × 32 tiles, mmqmh32_: 64 × 32; the
+// host's ORCD_CUDA_MMQ_QKV=1, not yet timed): each projection's values as mmq_ gives them.
+#define MMQM_PARAMS MMQ_PARAMS, const unsigned char *wb, const float *bias_b, float *yb, int mb, \
+    const unsigned char *wc, const float *bias_c, float *yc, int mc
+#define MMQM_ARGS MMQ_ARGS, wb, bias_b, yb, mb, wc, bias_c, yc, mc
+extern "C" __global__ void MMQ_BOUNDS mmqm32_q8_0(MMQM_PARAMS) { mmq_t<G_q8_0, 2, 4, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqm32_q4_0(MMQM_PARAMS) { mmq_t<G_q4_0, 2, 4, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqm32_q4_1(MMQM_PARAMS) { mmq_t<G_q4_1, 2, 4, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqm32_q5_0(MMQM_PARAMS) { mmq_t<G_q5_0, 2, 4, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqm32_q5_1(MMQM_PARAMS) { mmq_t<G_q5_1, 2, 4, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqmh32_q8_0(MMQM_PARAMS) { mmq_t<G_q8_0, 1, 2, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqmh32_q4_0(MMQM_PARAMS) { mmq_t<G_q4_0, 1, 2, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqmh32_q4_1(MMQM_PARAMS) { mmq_t<G_q4_1, 1, 2, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqmh32_q5_0(MMQM_PARAMS) { mmq_t<G_q5_0, 1, 2, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqmh32_q5_1(MMQM_PARAMS) { mmq_t<G_q5_1, 1, 2, true>(MMQM_ARGS); }

@@ -298,6 +298,14 @@ fn mmq64_mode() -> u8 {
     })
 }
 
+/// The prefill GEMM takes a norm's q, k and v (`Ops::norm_matmuls`) in one launch
+/// (`mmqm32_*` / `mmqmh32_*`) with `ORCD_CUDA_MMQ_QKV=1` (off by default until a card has timed
+/// it; the same values either way).
+fn mmq_qkv_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ_QKV").is_some_and(|v| v == "1"))
+}
+
 /// The GEMM's entry point and tile (weight rows, tokens) for an `m` × `n` output: 128 × 64
 /// (`mmq_`), or, where that grid would leave SMs idle (fewer than two blocks an SM fit), the
 /// smaller tiles `mmq32` and `mmq64` ([`mmq64_mode`]) allow, in order — the first whose grid
@@ -853,6 +861,40 @@ impl Cuda {
                 let gate = self.tensor(y0.rows, y0.cols)?;
                 gemm(w, m, bias, None, None, &gate)?;
                 gemm(up, m, None, res, Some((&gate, self.act_code(act))), y0)
+            }
+            None if mmq_qkv_on()
+                && !more.is_empty()
+                && more.len() <= 2
+                && res.is_none()
+                && more.iter().all(|(wm, _)| wm.ty == w.ty && wm.k == w.k && wm.row_bytes == w.row_bytes) =>
+            {
+                // q, k and v in one launch (mmqm32_ / mmqmh32_): the tile of their concatenation.
+                let total = m + more.iter().map(|(wm, _)| wm.rows).sum::<usize>();
+                let (_, bm, _) = mmq_tile(total, n, self.dev.sms, true, mmq64_mode());
+                let name = if bm == MMQ_BM { "mmqm32" } else { "mmqmh32" };
+                let base = [
+                    w.buf.arg(),
+                    q.buf.arg(),
+                    d.buf.arg(),
+                    s.buf.arg(),
+                    y0.buf.arg(),
+                    Arg::I32(n as i32),
+                    Arg::I32(k as i32),
+                    Arg::I32(m as i32),
+                    Arg::I64(w.row_bytes as i64),
+                    rows_arg,
+                    bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                    Arg::Ptr(0),
+                    Arg::Ptr(0),
+                    Arg::I32(0),
+                ];
+                self.launch(
+                    &format!("{name}_{kty}"),
+                    (blocks(total, if bm == MMQ_BM { MMQ_BM } else { MMQ_BM / 2 }), blocks(n, MMQ_BN / 2), 1),
+                    MMQ_THREADS,
+                    0,
+                    &[&base[..], &more_args(more, ys)].concat(),
+                )
             }
             None => {
                 gemm(w, m, bias, res, None, y0)?;

@@ -1,9 +1,9 @@
 //! The CUDA backend's speed switches of issue 13 change no value (docs/perf/GPU.md, thirteenth
 //! block): on the emulated device (`ORCD_CUDA_EMU=1`: kernels/emu's host build of the kernels, no
 //! GPU), `worker-orcd logits` of a tiny synthetic Q8_0 llama — 6 prompt rows (the batched
-//! mat-vec, the per-row attention, a head wider than 16,384 columns on the codes) and 1 row (the
-//! fused one-row mat-vecs of a decode step) — are the same bytes with each switch on as with
-//! none, on both numerics. Needs a C++20 compiler (`$CXX`, default g++),
+//! mat-vec, the per-row attention, a head wider than 16,384 columns on the codes), 1 row (the
+//! fused one-row mat-vecs of a decode step) and 20 rows (the prefill GEMM, the tiled attention)
+//! — are the same bytes with each switch on as with none, on both numerics. Needs a C++20 compiler (`$CXX`, default g++),
 //! as every emulated check.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -51,10 +51,12 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 4] = [
+    let switches: [(&str, &[(&str, &str)]); 6] = [
         ("q8g", &[("ORCD_CUDA_Q8_GROUPED", "1")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
         ("l2ahead", &[("ORCD_CUDA_L2_AHEAD", "1")]),
+        ("mmq64", &[("ORCD_CUDA_MMQ64", "1")]),
+        ("qkv", &[("ORCD_CUDA_MMQ_QKV", "1"), ("ORCD_CUDA_MMQ64", "2")]),
         (
             "all",
             &[
@@ -62,11 +64,14 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
                 ("ORCD_CUDA_MVQ_PERSIST", "1"),
                 ("ORCD_CUDA_L2_AHEAD", "1"),
                 ("ORCD_CUDA_PDL_MORE", "quant_x_q8"),
+                ("ORCD_CUDA_MMQ64", "1"),
+                ("ORCD_CUDA_MMQ_QKV", "1"),
             ],
         ),
     ];
     for numerics in ["fast", "exact"] {
-        for tokens in ["3,14,15,92,65,35", "3"] {
+        // 20 rows: the prefill GEMM (16+ rows of one sequence) and the tiled attention too.
+        for tokens in ["3,14,15,92,65,35", "3", "3,14,15,92,65,35,89,79,32,38,46,26,43,38,32,79,50,28,84,19"] {
             let n = tokens.split(',').count();
             let base = run(&model, numerics, tokens, &[]);
             assert!(base.len() > n * 17_000 * 4, "{numerics}: a logits file of {} bytes", base.len());
