@@ -98,42 +98,58 @@ if [[ -f target/gpu-pack-base/bin.tar.xz ]]; then
 fi
 lb r2
 b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
-# VARIANTS="label:ENV=V,ENV2=V2 …": switches of this one build (no second pack), each benched
-# beside the default in the same call — decode at prompt 4 on both numerics, pp512 (fast), and with BATCHED=1
-# the batched decode at 1/16/64 sequences; VARIANT_GATE=1 also runs `ops` and `models` under each
-# (a switch that changes a layout or a kernel must pass there too). The defaults are the
-# switches written but not yet timed (docs/FUTURE_WORK.md): Q8_0 grouped, the persistent batched
-# mat-vec at 4 and 8 blocks an SM, both together, attention's L2 prefetch (alone and with PDL on
-# attention, beside PDL on attention alone), PDL on quant_x_q8, the L2 prefetch of the layer's
-# remaining matrices beside each attention (alone and with Q8_0 grouped), the prefill GEMM's 64-row
-# tiles for narrow projections (64 × 32 after 128 × 32; 64 × 64 instead of it), a norm's q, k and v
-# in one GEMM launch (alone and with the 64-row tiles). ~1 min a variant: with the
-# default list, a call of its own (CORRECT=0 PEER=0 P512=0 MMQ=0 ATT=0 NCU=0 BATCHED_MMQ=1).
-VARIANTS=${VARIANTS-"q8g:ORCD_CUDA_Q8_GROUPED=1 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 q8g-persist4:ORCD_CUDA_Q8_GROUPED=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_CUDA_PDL_MORE=quant_x_q8 l2ahead:ORCD_CUDA_L2_AHEAD=1 l2ahead-q8g:ORCD_CUDA_L2_AHEAD=1,ORCD_CUDA_Q8_GROUPED=1 mmq64:ORCD_CUDA_MMQ64=1 mmq64h:ORCD_CUDA_MMQ64=2 qkv:ORCD_CUDA_MMQ_QKV=1 qkv-mmq64:ORCD_CUDA_MMQ_QKV=1,ORCD_CUDA_MMQ64=1"}
+# VARIANTS_DECODE / VARIANTS_PREFILL="label:ENV=V,ENV2=V2 …": switches of this one build (no
+# second pack), each benched beside the default in the same call: a decode switch at prompt 4 on
+# both numerics and (BATCHED=1) the batched decode at 16 and 64 sequences; a prefill switch pp512
+# (fast) twice. VARIANT_GATE=1 also runs `ops` and `models` under each (a switch that changes a
+# layout or a kernel must pass there too). The defaults are the switches written but not yet
+# timed (docs/perf/GPU.md, thirteenth block): decode — Q8_0 grouped, the persistent batched
+# mat-vec at 4 and 8 blocks an SM, both, attention's L2 prefetch (alone, with PDL on attention,
+# beside PDL on attention alone), PDL on quant_x_q8, the L2 prefetch of the layer's remaining
+# matrices beside each attention (alone and with Q8_0 grouped); prefill — the GEMM's 64-row tiles
+# for narrow projections (64 × 32 after 128 × 32; 64 × 64 instead of it), a norm's q, k and v in
+# one GEMM launch (alone and with the 64-row tiles), Q8_0 grouped. ~50 s a decode switch, ~20 s a
+# prefill one: the decode list is a call of its own (CORRECT=0 PEER=0 P512=0 MMQ=0 ATT=0 NCU=0
+# BATCHED_MMQ=1 VARIANTS_PREFILL=), the prefill list another (… VARIANTS_DECODE= BATCHED=0).
+VARIANTS_DECODE=${VARIANTS_DECODE-"q8g:ORCD_CUDA_Q8_GROUPED=1 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 q8g-persist4:ORCD_CUDA_Q8_GROUPED=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_CUDA_PDL_MORE=quant_x_q8 l2ahead:ORCD_CUDA_L2_AHEAD=1 l2ahead-q8g:ORCD_CUDA_L2_AHEAD=1,ORCD_CUDA_Q8_GROUPED=1"}
+VARIANTS_PREFILL=${VARIANTS_PREFILL-"mmq64:ORCD_CUDA_MMQ64=1 mmq64h:ORCD_CUDA_MMQ64=2 qkv:ORCD_CUDA_MMQ_QKV=1 qkv-mmq64:ORCD_CUDA_MMQ_QKV=1,ORCD_CUDA_MMQ64=1 q8g-pp:ORCD_CUDA_Q8_GROUPED=1"}
 # The switches that move memory or add barriers under compute-sanitizer once (VARIANT_SAN=0: not):
 # the batched mat-vec on a persistent grid (its blocks' turns share shared memory) over the
-# grouped Q8_0 layout, the GEMM off so every batched matmul case takes it.
-[[ -n $VARIANTS && ${VARIANT_SAN:-1} == 1 ]] && ORCD_CUDA_MVQ_PERSIST=1 ORCD_CUDA_MMQ=0 ORCD_CUDA_Q8_GROUPED=1 \
-    SANITIZE_BACKEND=cuda-fast SANITIZE_FILTER=matmul SANITIZE_TIMEOUT=120 bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -4 | sed 's/^/variants: /'
-for v in $VARIANTS; do
-    lab=${v%%:*}; IFS=, read -r -a envs <<< "${v#*:}"
-    # A new define set is a new NVRTC compile (tens of seconds): once here, outside the timed runs.
-    env "${envs[@]}" timeout 180 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 4 --gen-tokens 2 --repeats 1 >/dev/null 2>&1
+# grouped Q8_0 layout, the GEMM off so every batched matmul case takes it; then the GEMM's new
+# tiles and fused q·k·v over the grouped layout.
+if [[ -n "$VARIANTS_DECODE$VARIANTS_PREFILL" && ${VARIANT_SAN:-1} == 1 ]]; then
+    ORCD_CUDA_MVQ_PERSIST=1 ORCD_CUDA_MMQ=0 ORCD_CUDA_Q8_GROUPED=1 SANITIZE_BACKEND=cuda-fast SANITIZE_FILTER=matmul \
+        SANITIZE_TIMEOUT=120 bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -4 | sed 's/^/variants (persistent): /'
+    ORCD_CUDA_MMQ64=1 ORCD_CUDA_MMQ_QKV=1 ORCD_CUDA_Q8_GROUPED=1 SANITIZE_BACKEND=cuda-fast SANITIZE_FILTER=matmul \
+        SANITIZE_TIMEOUT=120 bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -4 | sed 's/^/variants (gemm): /'
+fi
+variant_prep() {  # $1 label, then the env: compile once (a new define set is a new NVRTC compile), gate
+    local lab=$1; shift
+    env "$@" timeout 180 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 4 --gen-tokens 2 --repeats 1 >/dev/null 2>&1
     if [[ ${VARIANT_GATE:-0} == 1 ]]; then
-        env "${envs[@]}" OUT=$OUT/gate-$lab timeout 240 bash ci/gpu-run.sh gate ops models 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed "s/^/$lab: /" | head -12
+        env "$@" OUT=$OUT/gate-$lab timeout 240 bash ci/gpu-run.sh gate ops models 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed "s/^/$lab: /" | head -12
         for f in $OUT/gate-$lab/*; do [[ -f $f ]] && mv "$f" "$OUT/gate-$lab-$(basename "$f")"; done
     fi
+}
+for v in $VARIANTS_DECODE; do
+    lab=${v%%:*}; IFS=, read -r -a envs <<< "${v#*:}"
+    variant_prep $lab "${envs[@]}"
     b fast-p4-$lab fast 4 "${envs[@]}"; b exact-p4-$lab exact 4 "${envs[@]}"
-    # The prefill too (VARIANT_P512=0: not): 512 tokens through the GEMM and the tiled attention.
-    [[ ${VARIANT_P512:-1} == 1 ]] && b fast-p512-$lab fast 512 "${envs[@]}"
     if [[ ${BATCHED:-1} == 1 ]]; then
-        env "${envs[@]}" timeout 150 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 1,16,64 \
-            --repeats 3 --json > $OUT/batched-$lab.json 2>$OUT/batched-$lab.err
+        env "${envs[@]}" timeout 150 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 16,64 \
+            --repeats 2 --json > $OUT/batched-$lab.json 2>$OUT/batched-$lab.err
         python3 -c 'import json,sys
 for r in json.load(open(sys.argv[1]))["batched"]:
     print("ours (%s) batch %3d: decode %8.1f tok/s, %6.2f ms a step" % (sys.argv[2], r["batch"], r["decode_tok_s"], r["step_ms"]))' $OUT/batched-$lab.json "$lab" || tail -3 $OUT/batched-$lab.err
     fi
 done
+[[ -n $VARIANTS_PREFILL ]] && { b fast-p512-v0 fast 512; }  # the default beside them, in this call
+for v in $VARIANTS_PREFILL; do
+    lab=${v%%:*}; IFS=, read -r -a envs <<< "${v#*:}"
+    variant_prep $lab "${envs[@]}"
+    b fast-p512-$lab fast 512 "${envs[@]}"; b fast-p512-$lab-r2 fast 512 "${envs[@]}"
+done
+[[ -n $VARIANTS_PREFILL ]] && { b fast-p512-v1 fast 512; }
 if [[ ${NCU:-1} == 1 ]] && command -v ncu >/dev/null; then  # per-kernel µs of decode steps (graphs off; ranks kernels, overstates each)
   for nm in ${NCU_NUMERICS:-fast}; do
   ORCD_CUDA_GRAPHS=0 timeout 120 ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum \
