@@ -2713,9 +2713,12 @@ extern "C" __global__ void dequant_rows_mxfp4(DEQUANT_PARAMS) { dequant_rows_t<T
 extern "C" __global__ void quant_x_q8(const float* x, i8* q, float* d, float* s, int rows, int k, int norm,
                                       const float* nw, float eps) {
     __shared__ double red[9];
-    // The batched mat-vec after it may start and fetch its weights meanwhile (PDL, as round_x's);
-    // launched with PDL itself (ORCD_CUDA_PDL_MORE=quant_x_q8), x is the kernel's before it.
+    // With QX_PDL (ORCD_NVRTC_DEFINES=QX_PDL, not yet timed) the batched mat-vec after it may
+    // start and fetch its weights meanwhile, as after round_x; launched with PDL itself
+    // (ORCD_CUDA_PDL_MORE=quant_x_q8), x is the kernel's before it: wait first.
+#ifdef QX_PDL
     pdl_trigger();
+#endif
     pdl_wait();
     const int r = blockIdx.x;
     if (r >= rows || blockDim.x != MV_THREADS) return;  // uniform
