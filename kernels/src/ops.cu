@@ -1158,7 +1158,7 @@ extern "C" __global__ void l2_prefetch(const unsigned char* p0, const unsigned c
     const u8* const ps[8] = {p0, p1, p2, p3, p4, p5, p6, p7};
     const i64 ns[8] = {n0, n1, n2, n3, n4, n5, n6, n7};
     const i64 t = (i64)blockIdx.x * blockDim.x + threadIdx.x, nt = (i64)gridDim.x * blockDim.x;
-#pragma unroll 1
+#pragma unroll  // constant indices: the arrays stay in registers
     for (int i = 0; i < 8; ++i) {
         if (ps[i] == nullptr || ns[i] <= 0) continue;
         const u64 a = reinterpret_cast<u64>(ps[i]) & ~(u64)127;
