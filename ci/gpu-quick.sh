@@ -113,7 +113,7 @@ b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
 # prefill one: the decode list is a call of its own (CORRECT=0 PEER=0 P512=0 MMQ=0 ATT=0 NCU=0
 # BATCHED_MMQ=1 VARIANTS_PREFILL=), the prefill list another (… VARIANTS_DECODE= BATCHED=0).
 VARIANTS_DECODE=${VARIANTS_DECODE-"q8g:ORCD_CUDA_Q8_GROUPED=1 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 q8g-persist4:ORCD_CUDA_Q8_GROUPED=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_NVRTC_DEFINES=QX_PDL,ORCD_CUDA_PDL_MORE=quant_x_q8 l2ahead:ORCD_CUDA_L2_AHEAD=1 l2ahead-q8g:ORCD_CUDA_L2_AHEAD=1,ORCD_CUDA_Q8_GROUPED=1 long8:ORCD_MV_LONG=8 long4:ORCD_MV_LONG=4"}
-VARIANTS_PREFILL=${VARIANTS_PREFILL-"mmq64:ORCD_CUDA_MMQ64=1 mmq64h:ORCD_CUDA_MMQ64=2 qkv:ORCD_CUDA_MMQ_QKV=1 qkv-mmq64:ORCD_CUDA_MMQ_QKV=1,ORCD_CUDA_MMQ64=1 q8g-pp:ORCD_CUDA_Q8_GROUPED=1"}
+VARIANTS_PREFILL=${VARIANTS_PREFILL-"bm64:ORCD_CUDA_MMQ64=1 bm64h:ORCD_CUDA_MMQ64=2 qkv:ORCD_CUDA_MMQ_QKV=1 qkv-bm64:ORCD_CUDA_MMQ_QKV=1,ORCD_CUDA_MMQ64=1 q8g-pp:ORCD_CUDA_Q8_GROUPED=1"}
 # The switches that move memory or add barriers under compute-sanitizer once (VARIANT_SAN=0: not):
 # the batched mat-vec on a persistent grid (its blocks' turns share shared memory) over the
 # grouped Q8_0 layout, the GEMM off so every batched matmul case takes it; then the GEMM's new
@@ -247,6 +247,44 @@ for l in open(sys.argv[1]):
     r = json.loads(l)
     print("llama.cpp batch %3d: decode %8.1f tok/s (S_TG)" % (r["pl"], r["speed_tg"]))' $OUT/batched-peer.jsonl || tail -3 $OUT/batched-peer.err
     fi
+fi
+# The switches against the default of the same call, one line each (medians of the bench's
+# repeats; the default's two runs where there are two).
+if [[ -n "$VARIANTS_DECODE$VARIANTS_PREFILL" ]]; then
+    python3 - "$OUT" <<'PY'
+import glob, json, os, statistics, sys
+out = sys.argv[1]
+def val(label, key):
+    try:
+        return json.load(open(os.path.join(out, "bench-%s.json" % label)))[key]
+    except Exception:
+        return None
+def base(labels, key):
+    v = [x for x in (val(l, key) for l in labels) if x]
+    return statistics.mean(v) if v else None
+def batched(label):
+    try:
+        return {r["batch"]: r["decode_tok_s"] for r in json.load(open(os.path.join(out, "batched-%s.json" % label)))["batched"]}
+    except Exception:
+        return {}
+bases = {"fast-p4": base(["fast-p4", "fast-p4-r2"], "decode_tok_s"), "exact-p4": base(["exact-p4", "exact-p4-r2"], "decode_tok_s"),
+         "fast-p512": base(["fast-p512-v0", "fast-p512-v1"], "prefill_tok_s")}
+bb = batched("ours-mvq1-mmq1")
+for f in sorted(glob.glob(os.path.join(out, "bench-*.json"))):
+    lab = os.path.basename(f)[6:-5]
+    for kind, key in (("fast-p4-", "decode_tok_s"), ("exact-p4-", "decode_tok_s"), ("fast-p512-", "prefill_tok_s")):
+        if lab.startswith(kind) and lab[len(kind):] not in ("r2", "v0", "v1", "", "mmq", "mmq64", "att0") and bases.get(kind[:-1]):
+            v = val(lab, key)
+            if v:
+                print("switch %-24s %9.1f tok/s  default %9.1f  %+6.1f%%" % (lab, v, bases[kind[:-1]], 100 * (v / bases[kind[:-1]] - 1)))
+for f in sorted(glob.glob(os.path.join(out, "batched-*.json"))):
+    lab = os.path.basename(f)[8:-5]
+    if lab.startswith("ours-") or lab in ("base", "peer"):
+        continue
+    for n, v in sorted(batched(lab).items()):
+        if bb.get(n):
+            print("switch %-16s batch %3d %9.1f tok/s  default %9.1f  %+6.1f%%" % (lab, n, v, bb[n], 100 * (v / bb[n] - 1)))
+PY
 fi
 # PACK_PEER=1: the peer's build packed under $OUT in 15 MiB parts (~40 MiB in all).
 [[ ${PACK_PEER:-0} == 1 && ${PEER:-1} == 1 ]] && bash ci/llamacpp-cuda.sh pack-bin $OUT/llamacpp-bin.tar.xz
