@@ -837,6 +837,31 @@ impl Cuda {
         let k = x.cols;
         let [q, d, s] = self.quant_codes(x, norm)?;
         let rows_arg = rows.as_ref().map_or(Arg::Ptr(0), |b| b.arg());
+        // mmq_*'s arguments (kernels/ABI.md) for weight `wt` of `mm` rows into `y`.
+        let args = |wt: &CudaWeight,
+                    mm: usize,
+                    b: Option<&CudaWeight>,
+                    r: Option<&CudaTensor>,
+                    gin: Option<(&CudaTensor, i32)>,
+                    y: &CudaTensor|
+         -> [Arg; 14] {
+            [
+                wt.buf.arg(),
+                q.buf.arg(),
+                d.buf.arg(),
+                s.buf.arg(),
+                y.buf.arg(),
+                Arg::I32(n as i32),
+                Arg::I32(k as i32),
+                Arg::I32(mm as i32),
+                Arg::I64(wt.row_bytes as i64),
+                rows_arg,
+                b.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                r.map_or(Arg::Ptr(0), |r| r.buf.arg()),
+                gin.map_or(Arg::Ptr(0), |(t, _)| t.buf.arg()),
+                Arg::I32(gin.map_or(0, |(_, a)| a)),
+            ]
+        };
         let gemm = |wt: &CudaWeight,
                     mm: usize,
                     b: Option<&CudaWeight>,
@@ -850,22 +875,7 @@ impl Cuda {
                 (blocks(mm, bm), blocks(n, bn), 1),
                 MMQ_THREADS,
                 0,
-                &[
-                    wt.buf.arg(),
-                    q.buf.arg(),
-                    d.buf.arg(),
-                    s.buf.arg(),
-                    y.buf.arg(),
-                    Arg::I32(n as i32),
-                    Arg::I32(k as i32),
-                    Arg::I32(mm as i32),
-                    Arg::I64(wt.row_bytes as i64),
-                    rows_arg,
-                    b.map_or(Arg::Ptr(0), |b| b.buf.arg()),
-                    r.map_or(Arg::Ptr(0), |r| r.buf.arg()),
-                    gin.map_or(Arg::Ptr(0), |(t, _)| t.buf.arg()),
-                    Arg::I32(gin.map_or(0, |(_, a)| a)),
-                ],
+                &args(wt, mm, b, r, gin, y),
             )
         };
         let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
@@ -885,22 +895,7 @@ impl Cuda {
                 let total = m + more.iter().map(|(wm, _)| wm.rows).sum::<usize>();
                 let (_, bm, _) = mmq_tile(total, n, self.dev.sms, true, mmq64_mode());
                 let name = if bm == MMQ_BM { "mmqm32" } else { "mmqmh32" };
-                let base = [
-                    w.buf.arg(),
-                    q.buf.arg(),
-                    d.buf.arg(),
-                    s.buf.arg(),
-                    y0.buf.arg(),
-                    Arg::I32(n as i32),
-                    Arg::I32(k as i32),
-                    Arg::I32(m as i32),
-                    Arg::I64(w.row_bytes as i64),
-                    rows_arg,
-                    bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
-                    Arg::Ptr(0),
-                    Arg::Ptr(0),
-                    Arg::I32(0),
-                ];
+                let base = args(w, m, bias, None, None, y0);
                 self.launch(
                     &format!("{name}_{kty}"),
                     (blocks(total, if bm == MMQ_BM { MMQ_BM } else { MMQ_BM / 2 }), blocks(n, MMQ_BN / 2), 1),
