@@ -98,6 +98,18 @@ if [[ -f target/gpu-pack-base/bin.tar.xz ]]; then
 fi
 lb r2
 b fast-p4-r2 fast 4; b exact-p4-r2 exact 4
+# REAL=1 (default): issue 13's other two bars (≥ 2× tg128 on SmolLM2-135M Q4_1 and gemma-3-270m
+# Q4_K_M): each real model assembled on this machine (ci/gpu-model-parts.sh, sent in parts over
+# earlier calls) benched beside llama-bench on the same file, peer, ours, peer.
+if [[ ${REAL:-1} == 1 ]]; then
+    for rf in SmolLM2-135M-Instruct.Q4_1.gguf gemma-3-270m-q4_k_m.gguf; do
+        RM=~/.cache/orcd/models/$rf; rl=${rf%%-*}
+        [[ -f $RM ]] || { echo "real $rl: not run (the file is not on this machine)"; continue; }
+        [[ ${PEER:-1} == 1 ]] && M=$RM lb $rl-r1
+        M=$RM b $rl-fast-p4 fast 4; M=$RM b $rl-exact-p4 exact 4; M=$RM b $rl-fast-p512 fast 512
+        [[ ${PEER:-1} == 1 ]] && M=$RM lb $rl-r2
+    done
+fi
 # VARIANTS_DECODE / VARIANTS_PREFILL="label:ENV=V,ENV2=V2 …": switches of this one build (no
 # second pack), each benched beside the default in the same call: a decode switch at prompt 4 on
 # both numerics and (BATCHED=1) the batched decode at 16 and 64 sequences; a prefill switch pp512
