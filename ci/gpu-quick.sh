@@ -18,6 +18,12 @@ bash ci/gpu-run.sh assemble >/dev/null 2>&1
 bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
 M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
 T0=$SECONDS
+# DEADLINE=s (seconds of this script; default none): the optional parts after the benches (the
+# real models, the switches' sanitizer run, gate and benches) are skipped, each with a "not run"
+# line, where they would leave less than RESERVE (the batched decode and the summary still to
+# run) before it, so a call under the device's 600 s limit still ends with its summary and logs.
+RESERVE=$(( ${BATCHED:-1} == 1 ? ${PEER:-1} == 1 ? 170 : 90 : 20 ))
+room() { (( SECONDS - T0 + RESERVE + $1 < ${DEADLINE:-1000000} )) || { echo "$2: not run (DEADLINE ${DEADLINE:-} s: $((SECONDS - T0)) s gone)"; false; }; }
 # PEER=0: no llama.cpp this call (its build is ~6 minutes of a short device budget; the ratio
 # then needs the peer from another call, and says so).
 if [[ ${PEER:-1} == 1 ]]; then
@@ -105,6 +111,7 @@ if [[ ${REAL:-1} == 1 ]]; then
     for rf in SmolLM2-135M-Instruct.Q4_1.gguf gemma-3-270m-q4_k_m.gguf; do
         RM=~/.cache/orcd/models/$rf; rl=${rf%%-*}
         [[ -f $RM ]] || { echo "real $rl: not run (the file is not on this machine)"; continue; }
+        room 90 "real $rl" || continue
         [[ ${PEER:-1} == 1 ]] && M=$RM lb $rl-r1
         M=$RM b $rl-fast-p4 fast 4; M=$RM b $rl-exact-p4 exact 4; M=$RM b $rl-fast-p512 fast 512
         [[ ${PEER:-1} == 1 ]] && M=$RM lb $rl-r2
@@ -130,7 +137,7 @@ VARIANTS_PREFILL=${VARIANTS_PREFILL-"bm64:ORCD_CUDA_MMQ64=1 bm64h:ORCD_CUDA_MMQ6
 # the batched mat-vec on a persistent grid (its blocks' turns share shared memory) over the
 # grouped Q8_0 layout, the GEMM off so every batched matmul case takes it; then the GEMM's new
 # tiles and fused q·k·v over the grouped layout.
-if [[ -n "$VARIANTS_DECODE$VARIANTS_PREFILL" && ${VARIANT_SAN:-1} == 1 ]]; then
+if [[ -n "$VARIANTS_DECODE$VARIANTS_PREFILL" && ${VARIANT_SAN:-1} == 1 ]] && room 480 "variants' sanitizers"; then
     ORCD_CUDA_MVQ_PERSIST=1 ORCD_CUDA_MMQ=0 ORCD_CUDA_Q8_GROUPED=1 SANITIZE_BACKEND=cuda-fast SANITIZE_FILTER=matmul \
         SANITIZE_TIMEOUT=120 bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -4 | sed 's/^/variants (persistent): /'
     ORCD_CUDA_MMQ64=1 ORCD_CUDA_MMQ_QKV=1 ORCD_CUDA_Q8_GROUPED=1 SANITIZE_BACKEND=cuda-fast SANITIZE_FILTER=matmul \
@@ -138,7 +145,7 @@ if [[ -n "$VARIANTS_DECODE$VARIANTS_PREFILL" && ${VARIANT_SAN:-1} == 1 ]]; then
 fi
 # Every switch is value-neutral, so one `ops` + `models` gate with all of them on at once checks
 # them together on the card (VARIANT_GATE_ALL=0: not; VARIANT_GATE=1 gates each alone instead).
-if [[ -n "$VARIANTS_DECODE$VARIANTS_PREFILL" && ${VARIANT_GATE_ALL:-1} == 1 ]]; then
+if [[ -n "$VARIANTS_DECODE$VARIANTS_PREFILL" && ${VARIANT_GATE_ALL:-1} == 1 ]] && room 240 "all switches' gate"; then
     ORCD_CUDA_Q8_GROUPED=1 ORCD_CUDA_MVQ_PERSIST=4 ORCD_CUDA_L2_AHEAD=1 ORCD_CUDA_MMQ64=1 ORCD_CUDA_MMQ_QKV=1 \
         ORCD_MV_LONG=8 ORCD_NVRTC_DEFINES="ATT_PREFETCH QX_PDL" ORCD_CUDA_PDL_MORE=all OUT=$OUT/gate-all timeout 300 \
         bash ci/gpu-run.sh gate ops models 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed "s/^/all switches: /" | head -12
@@ -154,6 +161,7 @@ variant_prep() {  # $1 label, then the env: compile once (a new define set is a 
 }
 for v in $VARIANTS_DECODE; do
     lab=${v%%:*}; IFS=, read -r -a envs <<< "${v#*:}"
+    room 60 "switch $lab" || continue
     variant_prep $lab "${envs[@]}"
     b fast-p4-$lab fast 4 "${envs[@]}"; b exact-p4-$lab exact 4 "${envs[@]}"
     if [[ ${BATCHED:-1} == 1 ]]; then
@@ -167,6 +175,7 @@ done
 [[ -n $VARIANTS_PREFILL ]] && { b fast-p512-v0 fast 512; }  # the default beside them, in this call
 for v in $VARIANTS_PREFILL; do
     lab=${v%%:*}; IFS=, read -r -a envs <<< "${v#*:}"
+    room 45 "switch $lab" || continue
     variant_prep $lab "${envs[@]}"
     b fast-p512-$lab fast 512 "${envs[@]}"; b fast-p512-$lab-r2 fast 512 "${envs[@]}"
 done
