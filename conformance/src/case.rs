@@ -92,6 +92,8 @@ pub enum CaseKind {
     Op(Box<crate::suites::ops::OpCase>),
     /// Throughput against a peer measured in the same run (suite `perf`).
     Perf(Box<crate::suites::perf::PerfCase>),
+    /// Greedy generation through the HTTP server against a `generate` golden (suite `server`).
+    Server(Box<crate::suites::server::ServerCase>),
 }
 
 /// One case (the backend is chosen when it runs).

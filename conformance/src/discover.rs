@@ -81,6 +81,16 @@ pub fn load_case_file(path: &Path) -> Result<Option<Case>> {
             let c: crate::suites::perf::PerfCase = serde_norway::from_value(value).map_err(|e| bad(path, e))?;
             (c.name.clone(), CaseKind::Perf(Box::new(c)))
         }
+        "server" => {
+            let file: crate::suites::server::ServerCaseFile =
+                serde_norway::from_value(value).map_err(|e| bad(path, e))?;
+            let gp = dir.join(&file.golden);
+            let text =
+                std::fs::read_to_string(&gp).map_err(|e| bad(path, format!("its golden {}: {e}", gp.display())))?;
+            let golden: crate::suites::generate::GenerateCase =
+                serde_norway::from_str(&text).map_err(|e| bad(path, format!("its golden {}: {e}", gp.display())))?;
+            (file.name.clone(), CaseKind::Server(Box::new(crate::suites::server::ServerCase { file, golden })))
+        }
         other => return Err(bad(path, format!("unknown suite {other:?}"))),
     };
     // Model cases run on every column of their numerics; generation on the fast ones (its
@@ -90,7 +100,7 @@ pub fn load_case_file(path: &Path) -> Result<Option<Case>> {
             Some(n) => Backend::of_numerics(n),
             None => return Err(bad(path, format!("numerics {:?}: unknown (exact or fast)", m.file.numerics))),
         },
-        CaseKind::Generate(_) => Backend::of_numerics(orcd_backends::Numerics::Fast),
+        CaseKind::Generate(_) | CaseKind::Server(_) => Backend::of_numerics(orcd_backends::Numerics::Fast),
         // The CPU peer competes with the CPU's default (fast) numerics.
         CaseKind::Perf(_) => vec![Backend::CpuFast],
         _ => vec![Backend::Cpu],

@@ -278,3 +278,35 @@ fn ops_kv_guard_region_catches_writes_out_of_bounds() {
         assert!(msg.contains(output), "{leak:?}: expected the {output} read to catch it: {msg}");
     }
 }
+
+/// Suite `server`: a reference text one character off, a stop reason the API must not give, and
+/// a near-tie moved past a divergence all fail (needs the fetched SmolLM2 file: without it the
+/// test fails with the fetch command, never passes).
+#[test]
+fn server_fails_on_a_tampered_text_or_stop_reason() {
+    let case = load("server/smollm2-capital-chat.yaml");
+    if let Some(reason) = case.not_run_reason(Backend::CpuFast) {
+        panic!("cannot run the server check: {reason}");
+    }
+    assert!(matches!(run_case(&case, Backend::CpuFast).outcome, Outcome::Pass { .. }), "untampered case passes");
+    let fails = |edit: &dyn Fn(&mut orcd_conformance::suites::server::ServerCase)| {
+        let mut c = case.clone();
+        let CaseKind::Server(s) = &mut c.kind else { panic!("not a server case") };
+        edit(s);
+        match run_case(&c, Backend::CpuFast).outcome {
+            Outcome::Fail { message } => message,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    };
+    let msg = fails(&|s| s.golden.text = s.golden.text.replace("Paris", "Lyon"));
+    assert!(msg.contains("text differs") && msg.contains("Lyon"), "{msg}");
+    let msg = fails(&|s| s.golden.stop_reason = "MAX_TOKENS".into());
+    assert!(msg.contains("stop reason") && msg.contains("length"), "{msg}");
+    // A near-tie at step 4 excuses what follows it, not what precedes it.
+    let msg = fails(&|s| {
+        s.golden.greedy_margins[4] = 0.0;
+        s.golden.greedy[1] = s.golden.greedy[2];
+        s.golden.text = "(another text)".into();
+    });
+    assert!(msg.contains("before the reference's near-tie at step 4"), "{msg}");
+}

@@ -217,3 +217,25 @@ fn one_ulp_in_the_fast_matmuls_puts_gemma3_long_over_its_kl_threshold() {
     eprintln!("{case}: mean KL {clean:.3e} untampered, {ulp:.3e} with one ulp per matmul output");
     assert!(ulp > 5.0e-3, "one ulp per matmul output stays under the 5e-3 bar ({ulp:.3e}): revisit GPU.md's floor");
 }
+
+/// The HTTP server runs the same model code: a planted RoPE pairing bug changes the greedy text
+/// that `/v1/chat/completions` streams, and suite `server` fails on it.
+#[test]
+fn rope_pairing_swapped_is_caught_through_the_server() {
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let case = load_case_file(&paths::goldens_dir().join("server/smollm2-capital-chat.yaml"))
+        .expect("parses")
+        .expect("a case");
+    if let Some(reason) = case.not_run_reason(Backend::CpuFast) {
+        panic!("cannot run the planted-bug check: {reason}");
+    }
+    set(Fault::None);
+    assert!(matches!(run_case(&case, Backend::CpuFast).outcome, Outcome::Pass { .. }), "must pass before the fault");
+    set(Fault::RopePairing);
+    let r = run_case(&case, Backend::CpuFast);
+    set(Fault::None);
+    match r.outcome {
+        Outcome::Fail { message } => assert!(message.contains("text differs"), "{message}"),
+        o => panic!("RopePairing was not caught through the server: {o:?}"),
+    }
+}

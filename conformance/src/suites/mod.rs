@@ -11,13 +11,14 @@ pub mod ops;
 pub mod perf;
 pub mod quant;
 pub mod sampler;
+pub mod server;
 pub mod tokenizer;
 
 use crate::case::{Backend, Case, CaseKind, Outcome};
 
 /// The suites that exist, in report order.
 pub const SUITES: &[&str] =
-    &["gguf", "quant", "tokenizer", "chat_template", "sampler", "ops", "models", "generate", "perf"];
+    &["gguf", "quant", "tokenizer", "chat_template", "sampler", "ops", "models", "generate", "server", "perf"];
 
 /// What a case measured besides its verdict (shown in reports and plots).
 #[derive(Debug, Clone, Default)]
@@ -41,6 +42,7 @@ pub fn run(case: &Case, backend: Backend) -> (Outcome, Measured) {
         CaseKind::Generate(c) => generate::run(c, backend),
         CaseKind::Op(c) => ops::run(c, &case.name, backend),
         CaseKind::Perf(c) => perf::run(c, backend),
+        CaseKind::Server(c) => server::run(c, backend),
     }
 }
 
@@ -54,6 +56,7 @@ pub fn not_run_reason(case: &Case) -> Option<String> {
         CaseKind::Tokenizer(c) => tokenizer::not_run_reason(c),
         CaseKind::TokenizerStrings(c) => tokenizer::strings_not_run_reason(c),
         CaseKind::Perf(c) => perf::not_run_reason(c),
+        CaseKind::Server(c) => c.not_run_reason(),
         _ => None,
     }
 }

@@ -20,4 +20,7 @@ pub enum ServerError {
     /// The engine thread ended unexpectedly (a bug: it should only end when asked).
     #[error("the engine thread stopped: {0}")]
     EngineGone(String),
+    /// [`crate::client`]: the connection failed or the answer was not well-formed HTTP / SSE.
+    #[error("HTTP client: {0}")]
+    Client(String),
 }

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use orcd_backends::Column;
 
+pub mod client;
 mod engine;
 pub mod error;
 #[doc(hidden)]

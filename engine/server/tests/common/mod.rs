@@ -4,16 +4,15 @@
 //! they arrive, each with its arrival time). Every read has a timeout: no test can hang.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use orcd_backends::Column;
 use orcd_fixtures::synthetic::{Arch, Size, Spec, SyntheticModel, Vocab, WeightType};
-use orcd_server::{ServeConfig, Server};
+use orcd_server::{client, ServeConfig, Server};
 
-pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub const READ_TIMEOUT: Duration = client::READ_TIMEOUT;
 
 fn cache() -> PathBuf {
     std::env::var_os("ORCD_CACHE")
@@ -84,136 +83,32 @@ impl Resp {
     }
 }
 
-/// An open response whose body is read incrementally.
+/// An open response whose body is read incrementally ([`orcd_server::client::Conn`], its
+/// errors turned into test failures).
 pub struct Conn {
-    reader: BufReader<TcpStream>,
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    chunked: bool,
-    remaining: Option<usize>,
-    /// Body bytes read but not yet consumed as events.
-    buf: Vec<u8>,
-    eof: bool,
+    inner: client::Conn,
 }
 
 pub fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Conn {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-    s.set_nodelay(true).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
-    if !body.is_empty() {
-        req.push_str("content-type: application/json\r\n");
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut reader = BufReader::new(s);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let status: u16 = line.split_whitespace().nth(1).unwrap_or_else(|| panic!("status line {line:?}")).parse().unwrap();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).unwrap();
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':').unwrap();
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let chunked = get("transfer-encoding").is_some_and(|v| v.contains("chunked"));
-    let remaining = get("content-length").map(|v| v.parse().unwrap());
-    Conn { reader, status, headers, chunked, remaining, buf: Vec::new(), eof: false }
+    let inner = client::send(addr, method, path, headers, body).unwrap();
+    Conn { status: inner.status, headers: inner.headers.clone(), inner }
 }
 
 impl Conn {
-    /// Read more body bytes into `buf`; false at the end of the body.
-    fn fill(&mut self) -> bool {
-        if self.eof {
-            return false;
-        }
-        if self.chunked {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
-                self.eof = true;
-                return false;
-            }
-            let n = usize::from_str_radix(line.trim(), 16).unwrap_or_else(|_| panic!("chunk size {line:?}"));
-            let mut data = vec![0; n + 2];
-            self.reader.read_exact(&mut data).unwrap();
-            if n == 0 {
-                self.eof = true;
-                return false;
-            }
-            self.buf.extend_from_slice(&data[..n]);
-            true
-        } else if let Some(r) = self.remaining {
-            if r == 0 {
-                self.eof = true;
-                return false;
-            }
-            let mut data = vec![0; r.min(65536)];
-            let got = self.reader.read(&mut data).unwrap();
-            if got == 0 {
-                self.eof = true;
-                return false;
-            }
-            self.buf.extend_from_slice(&data[..got]);
-            self.remaining = Some(r - got);
-            true
-        } else {
-            let mut data = vec![0; 65536];
-            let got = self.reader.read(&mut data).unwrap_or(0);
-            if got == 0 {
-                self.eof = true;
-                return false;
-            }
-            self.buf.extend_from_slice(&data[..got]);
-            true
-        }
-    }
-
-    pub fn body(mut self) -> Resp {
-        while self.fill() {}
-        Resp { status: self.status, headers: self.headers, body: self.buf }
+    pub fn body(self) -> Resp {
+        let r = self.inner.body().unwrap();
+        Resp { status: r.status, headers: r.headers, body: r.body }
     }
 
     /// The next SSE event (`event` name or `None`, `data`), or `None` at the end of the body.
     pub fn event(&mut self) -> Option<(Option<String>, String)> {
-        loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let raw: Vec<u8> = self.buf.drain(..end + 2).collect();
-                let text = String::from_utf8(raw).expect("events are whole UTF-8");
-                let mut name = None;
-                let mut data = String::new();
-                for line in text.lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
-                        name = Some(v.to_string());
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data.push_str(v);
-                    }
-                }
-                return Some((name, data));
-            }
-            if !self.fill() {
-                assert!(self.buf.is_empty(), "a partial event at the end: {:?}", String::from_utf8_lossy(&self.buf));
-                return None;
-            }
-        }
+        self.inner.event().unwrap()
     }
 
-    pub fn events(mut self) -> Vec<(Option<String>, String)> {
-        let mut v = Vec::new();
-        while let Some(e) = self.event() {
-            v.push(e);
-        }
-        v
+    pub fn events(self) -> Vec<(Option<String>, String)> {
+        self.inner.events().unwrap()
     }
 }
 
