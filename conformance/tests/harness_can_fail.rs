@@ -298,15 +298,49 @@ fn server_fails_on_a_tampered_text_or_stop_reason() {
             other => panic!("expected a failure, got {other:?}"),
         }
     };
-    let msg = fails(&|s| s.golden.text = s.golden.text.replace("Paris", "Lyon"));
+    let msg = fails(&|s| {
+        let g = s.golden.as_mut().unwrap();
+        g.text = g.text.replace("Paris", "Lyon");
+    });
     assert!(msg.contains("text differs") && msg.contains("Lyon"), "{msg}");
-    let msg = fails(&|s| s.golden.stop_reason = "MAX_TOKENS".into());
+    let msg = fails(&|s| s.golden.as_mut().unwrap().stop_reason = "MAX_TOKENS".into());
     assert!(msg.contains("stop reason") && msg.contains("length"), "{msg}");
     // A near-tie at step 4 excuses what follows it, not what precedes it.
     let msg = fails(&|s| {
-        s.golden.greedy_margins[4] = 0.0;
-        s.golden.greedy[1] = s.golden.greedy[2];
-        s.golden.text = "(another text)".into();
+        let g = s.golden.as_mut().unwrap();
+        g.greedy_margins[4] = 0.0;
+        g.greedy[1] = g.greedy[2];
+        g.text = "(another text)".into();
     });
     assert!(msg.contains("before the reference's near-tie at step 4"), "{msg}");
+}
+
+/// Suite `server`, contract cases: a wanted status, JSON value, JSON field, header, absent text
+/// or terminal event the answer does not have each fail, naming what differs.
+#[test]
+fn server_contract_fails_on_tampered_expectations() {
+    let run = |rel: &str, edit: &dyn Fn(&mut orcd_conformance::suites::server::Expect)| {
+        let mut c = load(rel);
+        if let Some(reason) = c.not_run_reason(Backend::CpuFast) {
+            panic!("cannot run the server contract check: {reason}");
+        }
+        let CaseKind::Server(s) = &mut c.kind else { panic!("not a server case") };
+        edit(s.file.expect.as_mut().expect("a contract case"));
+        match run_case(&c, Backend::CpuFast).outcome {
+            Outcome::Fail { message } => message,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    };
+    let invalid = "server/contract-execute-invalid-field.yaml";
+    assert!(matches!(run_case(&load(invalid), Backend::CpuFast).outcome, Outcome::Pass { .. }));
+    assert!(run(invalid, &|e| e.status = 200).contains("status 400, want 200"));
+    let m = run(invalid, &|e| {
+        e.json.insert("/errors/0/field".into(), serde_json::json!("top_k"));
+    });
+    assert!(m.contains("/errors/0/field"), "{m}");
+    assert!(run(invalid, &|e| e.json_present.push("/errors/0/value".into())).contains("no /errors/0/value"));
+    assert!(run(invalid, &|e| e.absent.push("temperature".into())).contains("the body contains"));
+    assert!(run(invalid, &|e| e.headers.push("retry-after".into())).contains("no retry-after header"));
+    let stream = "server/contract-execute-stream.yaml";
+    assert!(run(stream, &|e| e.last_event = Some("error".into())).contains("want \"error\""));
 }

@@ -157,7 +157,8 @@ fn check(c: &GenerateCase, backend: Backend, measured: &mut Measured) -> Result<
     Ok(format!("{} tokens equal ({}), text equal: {:?}", got.len(), c.stop_reason, truncate(&streamed, 60)))
 }
 
-fn truncate(s: &str, n: usize) -> String {
+/// `s` cut to `n` characters (an ellipsis marks the cut).
+pub(crate) fn truncate(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
