@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::RespExt;
 use serde_json::{json, Value};
 
 fn smollm() -> PathBuf {

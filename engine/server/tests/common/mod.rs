@@ -64,21 +64,20 @@ pub fn start(cfg: ServeConfig) -> Server {
     s
 }
 
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+/// A whole response ([`orcd_server::client::Response`]) read as text or JSON, failing the test
+/// otherwise.
+pub use client::Response as Resp;
+
+pub trait RespExt {
+    fn text(&self) -> String;
+    fn json(&self) -> serde_json::Value;
 }
 
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    pub fn text(&self) -> String {
+impl RespExt for Resp {
+    fn text(&self) -> String {
         String::from_utf8(self.body.clone()).unwrap()
     }
-    pub fn json(&self) -> serde_json::Value {
+    fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
@@ -98,8 +97,7 @@ pub fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
 
 impl Conn {
     pub fn body(self) -> Resp {
-        let r = self.inner.body().unwrap();
-        Resp { status: r.status, headers: r.headers, body: r.body }
+        self.inner.body().unwrap()
     }
 
     /// The next SSE event (`event` name or `None`, `data`), or `None` at the end of the body.
