@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compile kernels/src/*.cu with NVRTC for sm_90a on a machine without a GPU (a compile check).
+"""Compile kernels/src/*.cu (or the .cu files named as arguments) with NVRTC for sm_90a on a machine without a GPU (a compile check).
 
 Needs libnvrtc (the pip wheel nvidia-cuda-nvrtc-cu12 carries it): set ORCD_NVRTC_LIB to its path
 or put it on LD_LIBRARY_PATH; ORCD_NVRTC_EXTRA adds options. Prints NVRTC's log and exits 1 on a compile error. The engine
@@ -11,7 +11,8 @@ lib = ctypes.CDLL(os.environ.get("ORCD_NVRTC_LIB", "libnvrtc.so.12"))
 root = pathlib.Path(__file__).resolve().parent.parent
 arch = os.environ.get("ORCD_ARCH", "sm_90a")
 ok = True
-for cu in sorted((root / "kernels" / "src").glob("*.cu")):
+files = [pathlib.Path(a) for a in sys.argv[1:]] or sorted((root / "kernels" / "src").glob("*.cu"))
+for cu in files:
     src = cu.read_bytes()
     prog = ctypes.c_void_p()
     assert lib.nvrtcCreateProgram(ctypes.byref(prog), src, cu.name.encode(), 0, None, None) == 0
