@@ -262,6 +262,48 @@ int main(int argc, char** argv) {
             row(name, time_persist(sms * per, empty), empty);
         }
     }
+    // Per step class: a graph of the 24 layers' slices of one class alone (PDL), so each
+    // class's time is its own read at the card's occupancy: the floor a mat-vec of that size
+    // can reach in a chain, against the engine's per-kernel times (docs/perf/GPU.md).
+    for (int c = 0; c < 5; ++c) {
+        if (layer_mb[c] == 0.0) continue;
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+        for (int l = 0; l < layers; ++l) {
+            const int i = 5 * l + c;
+            cudaLaunchConfig_t cfg = {};
+            cfg.gridDim = dim3(chain_blk);
+            cfg.blockDim = dim3(THREADS);
+            cfg.stream = st;
+            cudaLaunchAttribute at[1];
+            at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+            at[0].val.programmaticStreamSerializationAllowed = 1;
+            cfg.attrs = at;
+            cfg.numAttrs = 1;
+            CK(cudaLaunchKernelEx(&cfg, step_kernel, wptr[i], n16[i], (const float*)bptr[(i + nsteps - 1) % nsteps], chain_blk,
+                                  bptr[i]));
+        }
+        CK(cudaStreamEndCapture(st, &g));
+        CK(cudaGraphInstantiate(&ge, g, 0));
+        for (int i = 0; i < 3; ++i) CK(cudaGraphLaunch(ge, st));
+        std::vector<float> t;
+        for (int r = 0; r < reps; ++r) {
+            CK(cudaEventRecord(e0, st));
+            CK(cudaGraphLaunch(ge, st));
+            CK(cudaEventRecord(e1, st));
+            CK(cudaEventSynchronize(e1));
+            float ms = 0;
+            CK(cudaEventElapsedTime(&ms, e0, e1));
+            t.push_back(ms);
+        }
+        CK(cudaGetLastError());
+        CK(cudaGraphExecDestroy(ge));
+        CK(cudaGraphDestroy(g));
+        const float ms = median(t);
+        printf("class %.2f MB x %d (chain-pdl): %8.3f us a kernel, %8.1f GB/s\n", layer_mb[c], layers, 1e3 * ms / layers,
+               layers * layer_mb[c] * 1e6 / (ms * 1e-3) / 1e9);
+    }
     // A check that the chain ran: every output written (finite and not the memset's 0 pattern
     // alone is not provable here; the values are read so the work is not dead).
     std::vector<float> last(chain_blk);
