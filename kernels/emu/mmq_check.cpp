@@ -492,9 +492,66 @@ void run_mvq(const MvqCase& c) {
         }
     }
     report(bits, name + " bit for bit with matvec_ one row a block");
+    // matvect_ / matvectg_ (Q8_0, k ≤ 1,024: the tensor-core form): matvecq_'s / matvecqg_'s bits.
+    if (pf && c.ty == Ty::Q8_0 && k <= 1024) {
+        std::vector<float> tc((size_t)R * m, -4.0f);
+        const int ncol = c.glu ? 8 : 16;
+        launch({(unsigned)(((R + 15) / 16) * ((m + ncol - 1) / ncol)), 1, 1}, 128, [&] {
+            auto f = c.glu ? matvectg_q8_0 : matvect_q8_0;
+            f(dw.b.data(), q.data(), qd.data(), qs.data(), tc.data(), R, k, m, row_bytes, b, r, g2, 0, nullptr, nullptr,
+              nullptr, 0, nullptr, nullptr, nullptr, 0);
+        });
+        bool tbits = true;
+        for (size_t i = 0; i < tc.size() && tbits; ++i)
+            if (std::memcmp(&tc[i], &batched[i], 4) != 0) {
+                std::printf("     first difference: row %zu col %zu: %.9g, matvecq %.9g\n", i / m, i % m, tc[i], batched[i]);
+                tbits = false;
+            }
+        report(tbits, std::string(c.glu ? "matvectg_" : "matvect_") + name.substr(name.find('_') + 1) +
+                          " (tensor cores) bit for bit with " + name.substr(0, name.find('_') + 1));
+    }
     if (pf)
         report(std::memcmp(persist.data(), batched.data(), persist.size() * 4) == 0,
                name + " as matvecqp(g)_ on a persistent grid of " + std::to_string(std::min(grid, 3u)) + " blocks: the same bits");
+}
+
+// matvect_q8_0 with q, k and v in one launch (wb, wc: the norm_matmuls of a batched decode
+// step): every projection's output bit for bit with matvecq_q8_0's of the same launch shape.
+void run_mvt_multi(int k, int m, int mb, int mc, int R) {
+    const int nb = k / 32, total = m + mb + mc;
+    const int ms[3] = {m, mb, mc};
+    std::vector<uint8_t> ws[3];
+    std::vector<float> bs[3], ya[3], yt[3];
+    DevW dws[3];
+    for (int p = 0; p < 3; ++p) {
+        ws[p] = make_weight(Ty::Q8_0, ms[p], k);
+        dws[p] = device_weight(Ty::Q8_0, ws[p], ms[p], k);
+        bs[p].resize(ms[p]);
+        for (auto& v : bs[p]) v = uniform(-1.0f, 1.0f);
+        ya[p].assign((size_t)R * ms[p], -7.0f);
+        yt[p].assign((size_t)R * ms[p], -8.0f);
+    }
+    std::vector<float> x((size_t)R * k);
+    for (auto& v : x) v = uniform(-3.0f, 3.0f);
+    std::vector<int8_t> q((size_t)R * k);
+    std::vector<float> qd((size_t)R * nb), qs((size_t)R * nb);
+    launch({(unsigned)R, 1, 1}, 128, [&] { quant_x_q8(x.data(), q.data(), qd.data(), qs.data(), R, k, 0, nullptr, 0.0f); });
+    auto go = [&](bool tcore, std::vector<float>* ys) {
+        const int C = tcore ? 16 : 4, RB = tcore ? 16 : 8;
+        launch({(unsigned)(((R + RB - 1) / RB) * ((total + C - 1) / C)), 1, 1}, 128, [&] {
+            auto f = tcore ? matvect_q8_0 : matvecq_q8_0;
+            f(dws[0].b.data(), q.data(), qd.data(), qs.data(), ys[0].data(), R, k, m, dws[0].row_bytes, bs[0].data(),
+              nullptr, nullptr, 0, dws[1].b.data(), bs[1].data(), ys[1].data(), mb, dws[2].b.data(), bs[2].data(),
+              ys[2].data(), mc);
+        });
+    };
+    go(false, ya);
+    go(true, yt);
+    bool bits = true;
+    for (int p = 0; p < 3; ++p) bits &= std::memcmp(ya[p].data(), yt[p].data(), ya[p].size() * 4) == 0;
+    report(bits, "matvect_q8_0 k" + std::to_string(k) + " m" + std::to_string(m) + "+" + std::to_string(mb) + "+" +
+                     std::to_string(mc) + " rows" + std::to_string(R) +
+                     " (q, k, v in one launch) bit for bit with matvecq_q8_0");
 }
 
 }  // namespace
@@ -559,6 +616,19 @@ int main() {
         {Ty::Q8_0, 576, 19, 5, false, false, false, true},
     };
     for (const MvqCase& c : mvq_cases) run_mvq(c);
+    // The tensor-core batched mat-vec (matvect_, matvectg_): one row tile exactly, a partial
+    // second one, the widest k it takes (32 blocks: every slot group of every warp), k = 96
+    // (three blocks: most warps idle), column counts not a multiple of the tile.
+    const MvqCase mvt_cases[] = {
+        {Ty::Q8_0, 256, 40, 16, true, false, false, false},
+        {Ty::Q8_0, 1024, 45, 20, true, false, true, true},
+        {Ty::Q8_0, 96, 19, 33, true, true, false, true},
+        {Ty::Q8_0, 896, 21, 16, true, true, true, false},
+    };
+    for (const MvqCase& c : mvt_cases) run_mvq(c);
+    // q, k and v in one launch: tiles spanning two projections (m = 40: 16 + 16 + 8, then k).
+    run_mvt_multi(896, 40, 24, 24, 18);
+    run_mvt_multi(128, 72, 8, 8, 16);
     std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
     return failures ? 1 : 0;
 }

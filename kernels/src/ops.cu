@@ -2550,6 +2550,186 @@ __device__ __forceinline__ void matvecqp_t(const u8* w, const void* xin, const f
     }
 }
 
+// D = A·B (int8, 16×32 by 32×8, int32 sums; C = 0): the PTX fragment layouts of kernels/emu/emu.h.
+__device__ __forceinline__ void mma_s8_16832(int* d, const u32* a, const u32* b) {
+#ifdef ORCD_EMU
+    emu_mma_s8_16832(d, a, b);
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%10,%10,%10,%10};"
+        : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(0));
+#endif
+}
+
+// matvect_q8_0 / matvectg_q8_0 (ORCD_CUDA_MVT=1, not yet timed): matvecq_'s / matvecqg_'s values
+// (kernels/ABI.md) for batched rows of a Q8_0 weight with k ≤ 1,024, on the int8 tensor cores.
+// The mat-vec's integer part sums are exact in any order, so one mma.m16n8k32 a part (the A
+// operand's other 24 codes zeroed: 4 mmas a 32-element block) gives each part's Σ for 16 rows ×
+// 8 columns; the float steps are then the mat-vec's own: part s = 4c + q belongs to thread slot
+// s mod 128 (warp w = (c mod 32) / 8, lane 4 (c mod 8) + q), with k ≤ 1,024 one part a slot, its
+// value fmaf(d_w · d_x, Σ, 0); each warp's 32 slots by the xor tree's pairing (lanes l and l + 16,
+// then + 8, + 4, + 2, + 1: blocks a and a + 4, a + 2, a + 1, then parts q, q + 2, then q + 1), the
+// four warps in order; then mv_finish. A tile is 16 rows × 16 columns (a GLU pair 8), grid
+// (ceil(n_out / 16) · ceil((m + mb + mc) / cols)): row tiles of a column group adjacent, so the
+// group's weights are read from DRAM once. Each warp loads all of its ≤ 8 blocks' fragments
+// before its first mma: one round trip a block.
+template <bool PAIR, int NT>
+__device__ __forceinline__ void matvect_t(const u8* w, const void* xin, const float* qd, float* y, int n_out, int k,
+                                          int m, i64 row_bytes, const float* bias, const float* res,
+                                          const u8* w2_, int act, const u8* wb, const float* bias_b, float* yb,
+                                          int mb, const u8* wc, const float* bias_c, float* yc, int mc) {
+    constexpr int NCOL = 8 * NT;
+    __shared__ float mt_red[PAIR ? 2 : 1][MV_WARPS][16][NCOL];
+    pdl_trigger();
+    // Uniform: not the ABI's launch (k a whole number of blocks, at most 32 of them).
+    if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR || n_out <= 0 || k <= 0 || (k & 31) || k > 1024) return;
+    const i64 nrt = ((i64)n_out + 15) / 16, total = (i64)m + mb + mc;
+    const i64 r0 = ((i64)blockIdx.x % nrt) * 16, jj0 = ((i64)blockIdx.x / nrt) * NCOL;
+    if (jj0 >= total) return;  // uniform over the block
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int nb = k / 32;
+    const u8* const w2 = PAIR ? w2_ : nullptr;
+    // B's column g of each 8-column tile, and the C columns 2·t4, 2·t4 + 1 (their scales): weight
+    // rows (past the end: a real row, result unused).
+    const u8 *wbr[NT], *wsr[NT][2];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        const i64 jb = jj0 + 8 * nt + g;
+        const MvSel sb = mv_select(jb < total ? jb : total - 1, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+        wbr[nt] = sb.w + sb.j * row_bytes;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const i64 js = jj0 + 8 * nt + 2 * t4 + h;
+            const MvSel ss = mv_select(js < total ? js : total - 1, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+            wsr[nt][h] = ss.w + ss.j * row_bytes;
+        }
+    }
+    // A's rows g and g + 8 (past n_out: row r0, a real row, result unused).
+    const i64 ra = r0 + g < n_out ? r0 + g : r0, rb = r0 + g + 8 < n_out ? r0 + g + 8 : r0;
+    // This warp's blocks c = 8·wp + a (a < 8, c < nb): weights first (constant), before the wait.
+    u32 bw[8][NT][2], bw2[8][NT][2];
+    float dw[8][NT][2], dw2[8][NT][2];
+#pragma unroll
+    for (int a = 0; a < 8; ++a) {
+        const int c = 8 * wp + a;
+        if (c < nb) {
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+                const u8* cb = q8_codes(wbr[nt], c) + 4 * t4;
+                bw[a][nt][0] = ld2x16(cb);
+                bw[a][nt][1] = ld2x16(cb + 16);
+                if (PAIR) {
+                    const u8* cb2 = q8_codes(w2 + (wbr[nt] - w), c) + 4 * t4;
+                    bw2[a][nt][0] = ld2x16(cb2);
+                    bw2[a][nt][1] = ld2x16(cb2 + 16);
+                }
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    dw[a][nt][h] = f16_to_f32(q8_scale(wsr[nt][h], c));
+                    if (PAIR) dw2[a][nt][h] = f16_to_f32(q8_scale(w2 + (wsr[nt][h] - w), c));
+                }
+            }
+        }
+    }
+    pdl_wait();  // the activation, res and y belong to the kernels before this one
+    u32 ax[8][4];
+    float dx[8][2];
+    const i8* xa = (const i8*)xin + ra * k;
+    const i8* xb = (const i8*)xin + rb * k;
+#pragma unroll
+    for (int a = 0; a < 8; ++a) {
+        const int c = 8 * wp + a;
+        if (c < nb) {
+            ax[a][0] = *(const u32*)(xa + 32 * c + 4 * t4);
+            ax[a][1] = *(const u32*)(xb + 32 * c + 4 * t4);
+            ax[a][2] = *(const u32*)(xa + 32 * c + 16 + 4 * t4);
+            ax[a][3] = *(const u32*)(xb + 32 * c + 16 + 4 * t4);
+            dx[a][0] = qd[ra * nb + c];
+            dx[a][1] = qd[rb * nb + c];
+        }
+    }
+    // Slot values of block group a: v[nt][e][q] for C element e (row g + 8·(e / 2), column
+    // 2·t4 + e % 2) and part q; 0 where the block lies past the row (as the mat-vec's idle slots).
+    auto slots = [&](int a, float (&v)[NT][4][4], float (&v2)[NT][4][4]) {
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) { v[nt][e][q] = 0.0f; v2[nt][e][q] = 0.0f; }
+        if (8 * wp + a >= nb) return;  // uniform over the warp
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            // Part q is bytes 8q .. 8q + 7: registers a0/a1 (q < 2) or a2/a3 of lanes t4 ∈ {2(q & 1), 2(q & 1) + 1}.
+            const bool keep = (t4 >> 1) == (q & 1);
+            const u32 aq[4] = {keep && q < 2 ? ax[a][0] : 0u, keep && q < 2 ? ax[a][1] : 0u,
+                               keep && q >= 2 ? ax[a][2] : 0u, keep && q >= 2 ? ax[a][3] : 0u};
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+                int d[4];
+                mma_s8_16832(d, aq, bw[a][nt]);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) v[nt][e][q] = fmaf(__fmul_rn(dw[a][nt][e & 1], dx[a][e >> 1]), (float)d[e], 0.0f);
+                if (PAIR) {
+                    mma_s8_16832(d, aq, bw2[a][nt]);
+#pragma unroll
+                    for (int e = 0; e < 4; ++e)
+                        v2[nt][e][q] = fmaf(__fmul_rn(dw2[a][nt][e & 1], dx[a][e >> 1]), (float)d[e], 0.0f);
+                }
+            }
+        }
+    };
+    auto add = [](float (&x)[NT][4][4], const float (&y2)[NT][4][4]) {
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) x[nt][e][q] = __fadd_rn(x[nt][e][q], y2[nt][e][q]);
+    };
+    // The xor tree over lanes 4a + q, streamed: Y_a = X_a + X_{a+4}; Z_0 = Y_0 + Y_2, Z_1 = Y_1 + Y_3;
+    // Z_0 + Z_1; then parts (0 + 2) + (1 + 3).
+    float z[NT][4][4], z2[NT][4][4], y0[NT][4][4], y02[NT][4][4], x0[NT][4][4], x02[NT][4][4], t[NT][4][4],
+        t2[NT][4][4];
+    slots(0, x0, x02); slots(4, t, t2); add(x0, t); add(x02, t2);
+    slots(2, z, z2); slots(6, t, t2); add(z, t); add(z2, t2);
+    add(x0, z); add(x02, z2);  // x0 = Z_0
+    slots(1, y0, y02); slots(5, t, t2); add(y0, t); add(y02, t2);
+    slots(3, z, z2); slots(7, t, t2); add(z, t); add(z2, t2);
+    add(y0, z); add(y02, z2);  // y0 = Z_1
+    add(x0, y0); add(x02, y02);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int row = g + 8 * (e >> 1), col = 8 * nt + 2 * t4 + (e & 1);
+            const float* p = x0[nt][e];
+            mt_red[0][wp][row][col] = __fadd_rn(__fadd_rn(p[0], p[2]), __fadd_rn(p[1], p[3]));
+            if (PAIR) {
+                const float* p2 = x02[nt][e];
+                mt_red[PAIR ? 1 : 0][wp][row][col] = __fadd_rn(__fadd_rn(p2[0], p2[2]), __fadd_rn(p2[1], p2[3]));
+            }
+        }
+    __syncthreads();
+    // The warps in order, then bias, GLU, residual (mv_store_cols' order).
+    for (int u = threadIdx.x; u < 16 * NCOL; u += MV_THREADS) {
+        const int row = u / NCOL, col = u % NCOL;
+        const i64 jj = jj0 + col;
+        if (r0 + row < n_out && jj < total) {
+            float v = mt_red[0][0][row][col], v2 = PAIR ? mt_red[PAIR ? 1 : 0][0][row][col] : 0.0f;
+#pragma unroll
+            for (int q = 1; q < MV_WARPS; ++q) {
+                v = __fadd_rn(v, mt_red[0][q][row][col]);
+                if (PAIR) v2 = __fadd_rn(v2, mt_red[PAIR ? 1 : 0][q][row][col]);
+            }
+            const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+            mv_finish(v, v2, PAIR, (r0 + row) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y);
+        }
+    }
+}
+
 // y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.
 template <class T>
 __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids, float* y, int n, int cols,
@@ -2665,6 +2845,16 @@ extern "C" __global__ void MVM_BOUNDS matvecqp_q8_0(MVQ_PARAMS) { matvecqp_t<T_q
 extern "C" __global__ void MVM_BOUNDS matvecqpg_q4_0(MVQ_PARAMS) { matvecqp_t<T_q4_0, 2, 8, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqpg_q4_1(MVQ_PARAMS) { matvecqp_t<T_q4_1, 2, 8, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqpg_q8_0(MVQ_PARAMS) { matvecqp_t<T_q8_0, 2, 8, true>(MVQ_ARGS); }
+// The tensor-core form of matvecq_ / matvecqg_ for Q8_0 (k ≤ 1,024): 16 rows × 16 (pair 8) columns.
+#define MVT_BOUNDS __launch_bounds__(MV_THREADS, 2)
+extern "C" __global__ void MVT_BOUNDS matvect_q8_0(MVQ_PARAMS) {
+    (void)qs;
+    matvect_t<false, 2>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+}
+extern "C" __global__ void MVT_BOUNDS matvectg_q8_0(MVQ_PARAMS) {
+    (void)qs;
+    matvect_t<true, 1>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+}
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 4, false, true>(MVQ_ARGS); }
@@ -2860,18 +3050,6 @@ struct G_q5_1 {  // 24-byte blocks: f16 d, f16 m, 4 bytes qh, 16 bytes of nibble
         q5_codes(p + 2, p[1], c, 0u);
     }
 };
-
-__device__ __forceinline__ void mma_s8_16832(int* d, const u32* a, const u32* b) {
-#ifdef ORCD_EMU
-    emu_mma_s8_16832(d, a, b);
-#else
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%10,%10,%10,%10};"
-        : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(0));
-#endif
-}
 
 // y[r·m + j] = res[r·m + j] + glu(gin[r·m + j], (Σ_blocks … ) + bias[j]) for token t < n,
 // r = rows ? rows[t] : t, j < m (bias, gin (then `act`), res each optional: gin is the gate's

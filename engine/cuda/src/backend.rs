@@ -249,6 +249,18 @@ fn mvq_persist() -> usize {
     *V.get_or_init(|| std::env::var("ORCD_CUDA_MVQ_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
+/// Batched Q8_0 rows with k ≤ 1,024 take the tensor-core form of the codes mat-vec
+/// (`matvect_q8_0`, `matvectg_q8_0`: 16 rows × 16 or 8 columns a block, kernels/ABI.md) with
+/// `ORCD_CUDA_MVT=1`; off (the default until a card has timed it) `matvecq_` / `matvecqg_`. The
+/// same values either way.
+fn mvt_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MVT").is_some_and(|v| v == "1"))
+}
+
+/// The widest row (k) `matvect_q8_0` takes: one part a thread slot (kernels/ABI.md).
+const MVT_MAX_K: usize = 1024;
+
 /// The grid of [`Cuda::matvecq`]: the ABI's flat grid of `nblk` blocks (`nrb` row blocks to a
 /// column group), or with `per_sm` > 0 at most `per_sm` blocks an SM, a whole number of row
 /// blocks (so a block keeps its rows as it moves along the columns).
@@ -756,6 +768,13 @@ impl Cuda {
         let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
         // One flat grid: the row blocks of a column group are adjacent (or fewer blocks taking
         // them in turn: ORCD_CUDA_MVQ_PERSIST).
+        // The tensor-core form (Q8_0, k ≤ 1,024; ORCD_CUDA_MVT=1): 16-row tiles, the same values.
+        let tcore = mvt_on() && kty == "q8_0" && w.k <= MVT_MAX_K && matches!(variant, "matvecq" | "matvecqg");
+        let (variant, cols, rows) = match (variant, tcore) {
+            ("matvecq", true) => ("matvect", 16, 16),
+            ("matvecqg", true) => ("matvectg", 8, 16),
+            (v, _) => (v, cols, rows),
+        };
         let nrb = n_out.div_ceil(rows);
         // matvecq_ / matvecqg_ on a persistent grid: matvecqp_ / matvecqpg_ (the same values).
         let persist = mvq_persist();
