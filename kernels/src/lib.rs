@@ -161,6 +161,7 @@ mod tests {
                 || OPS_CU.contains(&format!("void MVM_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVG_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MMQ_BOUNDS {name}("))
+                || OPS_CU.contains(&format!("void MVT_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void ATT_BOUNDS {name}("));
             assert!(defined, "{name} is not defined in ops.cu");
         }
