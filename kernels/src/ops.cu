@@ -2050,6 +2050,55 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     // With w2 (a GLU pair: no further projections, so every column is W's) W2's row of column c
     // sits where W's does.
     auto wr2 = [&](int c) { return w2 + (wr[c] - w); };
+    // Where the parts are read from: the rows in global memory, or (MV_STAGE) their copies.
+    const u8* rd[C];
+    const u8* rd2[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+        rd[c] = wr[c];
+        rd2[c] = PAIR && w2 ? wr2(c) : nullptr;
+    }
+#ifdef MV_STAGE
+    // ORCD_NVRTC_DEFINES=MV_STAGE (not yet timed): the block's rows (and the GLU partner's) are
+    // first copied into shared memory by the whole block, 8 bytes a load where the rows allow
+    // (4 or 2 otherwise), and every part is then read from the copy: the same bytes, so the
+    // same values. A thread then has ~C·row_bytes / 1,024 loads in flight instead of 5 a part
+    // (ncu: gate·up and down stalled on lg_throttle, the load queue). Weights only: before the
+    // wait. Rows longer than the stage keep the global reads (uniform).
+    constexpr int SB = C >= 8 ? 1088 : C >= 4 ? 2176 : 6528;  // Q8_0 rows of k ≤ 1,024 / 2,048 / 6,144
+    __shared__ __align__(16) u8 mv_stage[PAIR ? 2 * C : C][SB];
+    if (row_bytes <= SB) {  // uniform
+        const bool a8 = (row_bytes & 7) == 0 && (reinterpret_cast<u64>(w) & 7) == 0 &&
+                        (!w2 || (reinterpret_cast<u64>(w2) & 7) == 0) && (!wb || (reinterpret_cast<u64>(wb) & 7) == 0) &&
+                        (!wc || (reinterpret_cast<u64>(wc) & 7) == 0);
+        const bool a4 = (row_bytes & 3) == 0 && (reinterpret_cast<u64>(w) & 3) == 0 &&
+                        (!w2 || (reinterpret_cast<u64>(w2) & 3) == 0) && (!wb || (reinterpret_cast<u64>(wb) & 3) == 0) &&
+                        (!wc || (reinterpret_cast<u64>(wc) & 3) == 0);
+        const int rb = (int)row_bytes;
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+            if (a8) {
+                for (int o = threadIdx.x; o < rb / 8; o += MV_THREADS) {
+                    ((uint2*)mv_stage[c])[o] = ((const uint2*)wr[c])[o];
+                    if (PAIR && w2) ((uint2*)mv_stage[C + c])[o] = ((const uint2*)wr2(c))[o];
+                }
+            } else if (a4) {
+                for (int o = threadIdx.x; o < rb / 4; o += MV_THREADS) {
+                    ((u32*)mv_stage[c])[o] = ((const u32*)wr[c])[o];
+                    if (PAIR && w2) ((u32*)mv_stage[C + c])[o] = ((const u32*)wr2(c))[o];
+                }
+            } else {  // every part-decodable row is a whole number of 2-byte words
+                for (int o = threadIdx.x; o < rb / 2; o += MV_THREADS) {
+                    ((u16*)mv_stage[c])[o] = ((const u16*)wr[c])[o];
+                    if (PAIR && w2) ((u16*)mv_stage[C + c])[o] = ((const u16*)wr2(c))[o];
+                }
+            }
+            rd[c] = mv_stage[c];
+            if (PAIR && w2) rd2[c] = mv_stage[C + c];
+        }
+        __syncthreads();  // the copies before any thread reads another's words
+    }
+#endif
     const int nsub = k / 8;
     float acc[C * R], acc2[C * R];
 #pragma unroll
@@ -2064,8 +2113,8 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             if (s < nsub) {
 #pragma unroll
                 for (int c = 0; c < C; ++c) {
-                    raw[it][c] = T::raw(wr[c], s >> 2, s & 3);
-                    if (w2) raw2[it][c] = T::raw(wr2(c), s >> 2, s & 3);
+                    raw[it][c] = T::raw(rd[c], s >> 2, s & 3);
+                    if (w2) raw2[it][c] = T::raw(rd2[c], s >> 2, s & 3);
                 }
             }
         }

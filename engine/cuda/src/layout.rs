@@ -25,13 +25,24 @@ pub fn q8_grouped() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_Q8_GROUPED").is_some_and(|v| v == "1"))
 }
 
-/// The `-D` names the kernels are built with for the layouts in use.
+/// Whether the one-row mat-vecs copy their rows into shared memory before reading the parts
+/// (`ORCD_CUDA_MV_STAGE=1`, kernels/src/ops.cu `MV_STAGE`: the same bytes, so the same values;
+/// off by default until a card has timed it). Not a layout, but read and compiled in the same way.
+pub fn mv_stage() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MV_STAGE").is_some_and(|v| v == "1"))
+}
+
+/// The `-D` names the kernels are built with for the layouts (and read paths) in use.
 pub fn kernel_defines() -> Vec<&'static str> {
+    let mut d = Vec::new();
     if q8_grouped() {
-        vec!["Q8_GROUPED"]
-    } else {
-        Vec::new()
+        d.push("Q8_GROUPED");
     }
+    if mv_stage() {
+        d.push("MV_STAGE");
+    }
+    d
 }
 
 /// Bytes of a row of `k` elements (`k` a multiple of 32) in the grouped Q8_0 layout: the codes
