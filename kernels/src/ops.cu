@@ -2812,6 +2812,116 @@ __device__ __forceinline__ void matvect_t(const u8* w, const void* xin, const fl
     }
 }
 
+// matvectl_q8_0 (ORCD_CUDA_MVT=1, not yet timed): matvect_q8_0 for rows longer than 1,024 (k a
+// multiple of 32; the down projection's 4,864): a slot's parts are now a chain, s = t, t + 128, …
+// in order, so block c = 32·r + 8·wp + a of round r continues slot group a's chains. The chains
+// (8 groups × 4 C elements × 4 parts a lane) live in shared memory between rounds (64 KB a
+// block, each lane its own words); a round's fragments are all loaded before its first mma. Then
+// the same tree, warp order and mv_finish as matvect_t. Tile 16 rows × 8 columns, no GLU pair.
+__device__ __forceinline__ void matvectl_t(const u8* w, const void* xin, const float* qd, float* y, int n_out, int k,
+                                           int m, i64 row_bytes, const float* bias, const float* res, const u8* wb,
+                                           const float* bias_b, float* yb, int mb, const u8* wc, const float* bias_c,
+                                           float* yc, int mc, float* chains) {
+    __shared__ float mtl_red[MV_WARPS][16][8];
+    pdl_trigger();
+    if (blockDim.x != MV_THREADS || n_out <= 0 || k <= 0 || (k & 31)) return;  // uniform: not the ABI's launch
+    const i64 nrt = ((i64)n_out + 15) / 16, total = (i64)m + mb + mc;
+    const i64 r0 = ((i64)blockIdx.x % nrt) * 16, jj0 = ((i64)blockIdx.x / nrt) * 8;
+    if (jj0 >= total) return;  // uniform over the block
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int nb = k / 32, rounds = (nb + 31) / 32;
+    const i64 jb = jj0 + g;
+    const MvSel sb = mv_select(jb < total ? jb : total - 1, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+    const u8* const wbr = sb.w + sb.j * row_bytes;
+    const u8* wsr[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const i64 js = jj0 + 2 * t4 + h;
+        const MvSel ss = mv_select(js < total ? js : total - 1, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+        wsr[h] = ss.w + ss.j * row_bytes;
+    }
+    const i64 ra = r0 + g < n_out ? r0 + g : r0, rb = r0 + g + 8 < n_out ? r0 + g + 8 : r0;
+    const i8* xa = (const i8*)xin + ra * k;
+    const i8* xb = (const i8*)xin + rb * k;
+    // This lane's chain words: [a][e][q], 32 lanes apart (no bank conflicts).
+    float* ch = chains + (i64)wp * (128 * 32) + lane;
+#define MTL_CH(a, e, q) ch[(((a) * 4 + (e)) * 4 + (q)) * 32]
+#pragma unroll
+    for (int a = 0; a < 8; ++a)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) MTL_CH(a, e, q) = 0.0f;
+    for (int r = 0; r < rounds; ++r) {
+        u32 bw[8][2], ax[8][4];
+        float dw[8][2], dx[8][2];
+#pragma unroll
+        for (int a = 0; a < 8; ++a) {
+            const int c = 32 * r + 8 * wp + a;
+            if (c < nb) {
+                const u8* cb = q8_codes(wbr, c) + 4 * t4;
+                bw[a][0] = ld2x16(cb);
+                bw[a][1] = ld2x16(cb + 16);
+                dw[a][0] = f16_to_f32(q8_scale(wsr[0], c));
+                dw[a][1] = f16_to_f32(q8_scale(wsr[1], c));
+            }
+        }
+        if (r == 0) pdl_wait();  // the activation, res and y belong to the kernels before this one
+#pragma unroll
+        for (int a = 0; a < 8; ++a) {
+            const int c = 32 * r + 8 * wp + a;
+            if (c < nb) {
+                ax[a][0] = *(const u32*)(xa + 32 * c + 4 * t4);
+                ax[a][1] = *(const u32*)(xb + 32 * c + 4 * t4);
+                ax[a][2] = *(const u32*)(xa + 32 * c + 16 + 4 * t4);
+                ax[a][3] = *(const u32*)(xb + 32 * c + 16 + 4 * t4);
+                dx[a][0] = qd[ra * nb + c];
+                dx[a][1] = qd[rb * nb + c];
+            }
+        }
+#pragma unroll
+        for (int a = 0; a < 8; ++a) {
+            if (32 * r + 8 * wp + a >= nb) continue;  // uniform over the warp
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+                const bool keep = (t4 >> 1) == (q & 1);
+                const u32 aq[4] = {keep && q < 2 ? ax[a][0] : 0u, keep && q < 2 ? ax[a][1] : 0u,
+                                   keep && q >= 2 ? ax[a][2] : 0u, keep && q >= 2 ? ax[a][3] : 0u};
+                int d[4];
+                mma_s8_16832(d, aq, bw[a]);
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    MTL_CH(a, e, q) = fmaf(__fmul_rn(dw[a][e & 1], dx[a][e >> 1]), (float)d[e], MTL_CH(a, e, q));
+            }
+        }
+    }
+    // The xor tree over lanes 4a + q (as matvect_t), then parts (0 + 2) + (1 + 3).
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        float v[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            const float y0 = __fadd_rn(MTL_CH(0, e, q), MTL_CH(4, e, q)), y1 = __fadd_rn(MTL_CH(1, e, q), MTL_CH(5, e, q));
+            const float y2 = __fadd_rn(MTL_CH(2, e, q), MTL_CH(6, e, q)), y3 = __fadd_rn(MTL_CH(3, e, q), MTL_CH(7, e, q));
+            v[q] = __fadd_rn(__fadd_rn(y0, y2), __fadd_rn(y1, y3));
+        }
+        mtl_red[wp][g + 8 * (e >> 1)][2 * t4 + (e & 1)] = __fadd_rn(__fadd_rn(v[0], v[2]), __fadd_rn(v[1], v[3]));
+    }
+#undef MTL_CH
+    __syncthreads();
+    {
+        const int row = threadIdx.x / 8, col = threadIdx.x % 8;  // 128 threads: the 16 × 8 tile
+        const i64 jj = jj0 + col;
+        if (r0 + row < n_out && jj < total) {
+            float v = mtl_red[0][row][col];
+#pragma unroll
+            for (int q = 1; q < MV_WARPS; ++q) v = __fadd_rn(v, mtl_red[q][row][col]);
+            const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+            mv_finish(v, 0.0f, false, (r0 + row) * sel.m + sel.j, sel.j, sel.bias, res, 0, sel.y);
+        }
+    }
+}
+
 // y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.
 template <class T>
 __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids, float* y, int n, int cols,
@@ -2932,6 +3042,17 @@ extern "C" __global__ void MVM_BOUNDS matvecqpg_q8_0(MVQ_PARAMS) { matvecqp_t<T_
 extern "C" __global__ void MVT_BOUNDS matvect_q8_0(MVQ_PARAMS) {
     (void)qs;
     matvect_t<false, 2>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+}
+// Rows longer than 1,024 (no GLU pair): the slots' chains in dynamic shared memory (64 KB).
+extern "C" __global__ void MVT_BOUNDS matvectl_q8_0(MVQ_PARAMS) {
+    (void)qs;
+#ifdef ORCD_EMU
+    float* chains = (float*)g_emu->dyn.data();
+#else
+    extern __shared__ float chains[];
+#endif
+    if (w2 != nullptr || dynamic_smem_bytes() < MV_WARPS * 128 * 32 * 4) return;  // uniform: not the ABI's launch
+    matvectl_t(w, x, qd, y, n_out, k, m, row_bytes, bias, res, wb, bias_b, yb, mb, wc, bias_c, yc, mc, chains);
 }
 extern "C" __global__ void MVT_BOUNDS matvectg_q8_0(MVQ_PARAMS) {
     (void)qs;

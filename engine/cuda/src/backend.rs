@@ -258,8 +258,10 @@ fn mvt_on() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MVT").is_some_and(|v| v == "1"))
 }
 
-/// The widest row (k) `matvect_q8_0` takes: one part a thread slot (kernels/ABI.md).
+/// The widest row (k) `matvect_q8_0` takes: one part a thread slot (kernels/ABI.md); longer
+/// rows take `matvectl_q8_0` with [`MVT_LONG_SMEM`] bytes of dynamic shared memory.
 const MVT_MAX_K: usize = 1024;
+const MVT_LONG_SMEM: usize = 4 * 128 * 32 * 4;
 
 /// The grid of [`Cuda::matvecq`]: the ABI's flat grid of `nblk` blocks (`nrb` row blocks to a
 /// column group), or with `per_sm` > 0 at most `per_sm` blocks an SM, a whole number of row
@@ -768,12 +770,15 @@ impl Cuda {
         let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
         // One flat grid: the row blocks of a column group are adjacent (or fewer blocks taking
         // them in turn: ORCD_CUDA_MVQ_PERSIST).
-        // The tensor-core form (Q8_0, k ≤ 1,024; ORCD_CUDA_MVT=1): 16-row tiles, the same values.
-        let tcore = mvt_on() && kty == "q8_0" && w.k <= MVT_MAX_K && matches!(variant, "matvecq" | "matvecqg");
-        let (variant, cols, rows) = match (variant, tcore) {
-            ("matvecq", true) => ("matvect", 16, 16),
-            ("matvecqg", true) => ("matvectg", 8, 16),
-            (v, _) => (v, cols, rows),
+        // The tensor-core form (Q8_0; ORCD_CUDA_MVT=1): 16-row tiles, the same values; rows longer
+        // than 1,024 (no GLU pair) keep their slots' chains in 64 KB of dynamic shared memory.
+        let tcore = mvt_on() && kty == "q8_0" && matches!(variant, "matvecq" | "matvecqg");
+        let long = w.k > MVT_MAX_K;
+        let (variant, cols, rows, smem) = match (variant, tcore, long) {
+            ("matvecq", true, false) => ("matvect", 16, 16, 0),
+            ("matvecqg", true, false) => ("matvectg", 8, 16, 0),
+            ("matvecq", true, true) if MVT_LONG_SMEM <= self.dev.max_smem => ("matvectl", 8, 16, MVT_LONG_SMEM),
+            (v, _, _) => (v, cols, rows, 0),
         };
         let nrb = n_out.div_ceil(rows);
         // matvecq_ / matvecqg_ on a persistent grid: matvecqp_ / matvecqpg_ (the same values).
@@ -791,7 +796,7 @@ impl Cuda {
                 &format!("{variant}_{kty}"),
                 (grid.max(1), 1, 1),
                 128,
-                0,
+                smem as u32,
                 &[
                     &[
                         w.buf.arg(),
