@@ -238,10 +238,11 @@ impl Dev {
             funcs.insert(k, f);
         }
         // Attention keeps one key row of scores in dynamic shared memory, attention_tile its 16
-        // rows' queries and scores and a staged key or value tile: allow the opt-in limit less
-        // the kernels' static arrays (reductions and the per-warp value sums, ~8.5 KiB).
+        // rows' queries and scores and a staged key or value tile, matvectl_q8_0 its slots' chains
+        // (64 KiB): allow the opt-in limit less the kernels' static arrays (reductions and the
+        // per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
-        for f in ["attention", "attention_tile"].iter().filter_map(|k| funcs.get(k).copied()) {
+        for f in ["attention", "attention_tile", "matvectl_q8_0"].iter().filter_map(|k| funcs.get(k).copied()) {
             // SAFETY: a valid function handle and a documented attribute.
             unsafe {
                 sys::cuFuncSetAttribute(
@@ -251,7 +252,7 @@ impl Dev {
                 )
             }
             .result()
-            .map_err(|e| drv("cuFuncSetAttribute(attention*)", e))?;
+            .map_err(|e| drv("cuFuncSetAttribute(max dynamic shared memory)", e))?;
         }
         Ok(Dev {
             hw: Some(Hw { ctx, stream, funcs }),
