@@ -100,14 +100,15 @@ fn all_passed(log: &str) -> usize {
     line.trim_start_matches("orcd-gate: ").split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
-/// Q8_0 weights in the grouped device layout (`ORCD_CUDA_Q8_GROUPED=1`: the upload regroups each
-/// row by four blocks, the kernels are built with `Q8_GROUPED`), on every Q8_0 `ops` case of both
-/// columns: the single-row mat-vecs (1, 2, 8 columns a block, the GLU pair, q·k·v with RoPE and
-/// the KV write), the batched ones, the head's, the GEMM (`ORCD_CUDA_MMQ` on), expert ids and
-/// `get_rows`. (The kernels' bits against formulas from the GGUF bytes: kernels/tests/emu.rs.)
+/// Q8_0 weights in their GGUF layout on the device (`ORCD_CUDA_Q8_GROUPED=0`; the default regroups
+/// each row by four blocks and builds the kernels with `Q8_GROUPED`), on every Q8_0 `ops` case of
+/// both columns: the single-row mat-vecs (1, 2, 8 columns a block, the GLU pair, q·k·v with RoPE
+/// and the KV write), the batched ones, the head's, the GEMM (`ORCD_CUDA_MMQ` on), expert ids and
+/// `get_rows`. (The kernels' bits against formulas from the GGUF bytes, both layouts:
+/// kernels/tests/emu.rs.)
 #[test]
-fn the_grouped_q8_0_layout_passes_ops_on_the_emulated_device() {
-    let (log, md) = emulated_ops_env("q8_0", true, &[("ORCD_CUDA_Q8_GROUPED", "1")]);
+fn the_gguf_q8_0_layout_passes_ops_on_the_emulated_device() {
+    let (log, md) = emulated_ops_env("q8_0", true, &[("ORCD_CUDA_Q8_GROUPED", "0")]);
     assert!(all_passed(&log) >= 80, "fewer Q8_0 cases than expected:\n{log}");
     assert!(md.contains("ran on the emulated CUDA device"), "the report does not say so:\n{md}");
 }

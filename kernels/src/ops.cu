@@ -2020,43 +2020,6 @@ __device__ __forceinline__ void mv_store_cols(float (*red)[CR][MV_WARPS], bool p
     }
 }
 
-// MV_STAGE (the host's ORCD_CUDA_MV_STAGE=1, not yet timed): a mat-vec block's weight rows (and
-// their GLU partners') copied into shared memory by the whole block before its parts are read,
-// 8 bytes a load where rows and bases allow (4 or 2 otherwise): the same bytes, so the same
-// values, with ~C·row_bytes / 1,024 loads a thread in flight instead of 5 a part (ncu: gate·up
-// and down stalled on lg_throttle, the load queue). `dst` rows are SB bytes apart (the partners' at C + c, with `pair`); the caller
-// checks row_bytes ≤ SB (uniform) and puts the barrier after.
-template <int C, int SB>
-__device__ __forceinline__ void mv_stage_rows(u8 (*dst)[SB], const u8* const (&src)[C], const u8* const (&src2)[C],
-                                              bool pair, i64 row_bytes, bool a8, bool a4) {
-    const int rb = (int)row_bytes;
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-        if (a8) {
-            for (int o = threadIdx.x; o < rb / 8; o += blockDim.x) {
-                ((uint2*)dst[c])[o] = ((const uint2*)src[c])[o];
-                if (pair) ((uint2*)dst[C + c])[o] = ((const uint2*)src2[c])[o];
-            }
-        } else if (a4) {
-            for (int o = threadIdx.x; o < rb / 4; o += blockDim.x) {
-                ((u32*)dst[c])[o] = ((const u32*)src[c])[o];
-                if (pair) ((u32*)dst[C + c])[o] = ((const u32*)src2[c])[o];
-            }
-        } else {  // every part-decodable row is a whole number of 2-byte words
-            for (int o = threadIdx.x; o < rb / 2; o += blockDim.x) {
-                ((u16*)dst[c])[o] = ((const u16*)src[c])[o];
-                if (pair) ((u16*)dst[C + c])[o] = ((const u16*)src2[c])[o];
-            }
-        }
-    }
-}
-// Whether every row of these bases at this stride starts on `a` bytes (a power of two).
-__device__ __forceinline__ bool mv_aligned(int a, i64 row_bytes, const u8* w, const u8* w2, const u8* wb, const u8* wc) {
-    const u64 m = (u64)a - 1;
-    return ((u64)row_bytes & m) == 0 && (reinterpret_cast<u64>(w) & m) == 0 && (reinterpret_cast<u64>(w2) & m) == 0 &&
-           (reinterpret_cast<u64>(wb) & m) == 0 && (reinterpret_cast<u64>(wc) & m) == 0;
-}
-
 // C > 1 (part-decodable types, rpb ≤ R, no ids): the block takes columns blockIdx.x·C .. + C - 1.
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
@@ -2087,29 +2050,6 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     // With w2 (a GLU pair: no further projections, so every column is W's) W2's row of column c
     // sits where W's does.
     auto wr2 = [&](int c) { return w2 + (wr[c] - w); };
-    // Where the parts are read from: the rows in global memory, or (MV_STAGE) their copies.
-    const u8* rd[C];
-    const u8* rd2[C];
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-        rd[c] = wr[c];
-        rd2[c] = PAIR && w2 ? wr2(c) : nullptr;
-    }
-#ifdef MV_STAGE
-    // MV_STAGE: the rows from shared memory (mv_stage_rows); longer rows keep the global reads.
-    constexpr int SB = C >= 8 ? 1088 : C >= 4 ? 2176 : 6528;  // Q8_0 rows of k ≤ 1,024 / 2,048 / 6,144
-    __shared__ __align__(16) u8 mv_stage[PAIR ? 2 * C : C][SB];
-    if (row_bytes <= SB) {  // uniform
-        mv_stage_rows<C, SB>(mv_stage, wr, rd2, PAIR && w2, row_bytes,
-                             mv_aligned(8, row_bytes, w, w2, wb, wc), mv_aligned(4, row_bytes, w, w2, wb, wc));
-#pragma unroll
-        for (int c = 0; c < C; ++c) {
-            rd[c] = mv_stage[c];
-            if (PAIR && w2) rd2[c] = mv_stage[C + c];
-        }
-        __syncthreads();  // the copies before any thread reads another's words
-    }
-#endif
     const int nsub = k / 8;
     float acc[C * R], acc2[C * R];
 #pragma unroll
@@ -2124,8 +2064,8 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             if (s < nsub) {
 #pragma unroll
                 for (int c = 0; c < C; ++c) {
-                    raw[it][c] = T::raw(rd[c], s >> 2, s & 3);
-                    if (w2) raw2[it][c] = T::raw(rd2[c], s >> 2, s & 3);
+                    raw[it][c] = T::raw(wr[c], s >> 2, s & 3);
+                    if (w2) raw2[it][c] = T::raw(wr2(c), s >> 2, s & 3);
                 }
             }
         }
@@ -2479,35 +2419,13 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const fl
     float acc[C * R], acc2[C * R];
 #pragma unroll
     for (int u = 0; u < C * R; ++u) { acc[u] = 0.0f; acc2[u] = 0.0f; }
-    // Where the parts are read from: the rows in global memory, or (MV_STAGE) their copies.
-    const u8* rd[C];
-    const u8* rd2[C];
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-        rd[c] = wr[c];
-        rd2[c] = PAIR ? w2 + (wr[c] - w) : nullptr;
-    }
-#ifdef MV_STAGE
-    constexpr int SB = 1088;  // Q8_0 rows of k ≤ 1,024; longer rows keep the global reads
-    __shared__ __align__(16) u8 mvq_stage[PAIR ? 2 * C : C][SB];
-    if (row_bytes <= SB) {  // uniform
-        mv_stage_rows<C, SB>(mvq_stage, wr, rd2, PAIR, row_bytes, mv_aligned(8, row_bytes, w, w2, wb, wc),
-                             mv_aligned(4, row_bytes, w, w2, wb, wc));
-#pragma unroll
-        for (int c = 0; c < C; ++c) {
-            rd[c] = mvq_stage[c];
-            if (PAIR) rd2[c] = mvq_stage[C + c];
-        }
-        __syncthreads();  // the copies before any thread reads another's words
-    }
-#endif
     MvRaw raw[C], raw2[C];
     auto load = [&](int s) {
         if (s < nsub) {
 #pragma unroll
             for (int c = 0; c < C; ++c) {
-                raw[c] = T::raw(rd[c], s >> 2, s & 3);
-                if (PAIR) raw2[c] = T::raw(rd2[c], s >> 2, s & 3);
+                raw[c] = T::raw(wr[c], s >> 2, s & 3);
+                if (PAIR) raw2[c] = T::raw(w2 + (wr[c] - w), s >> 2, s & 3);
             }
         }
     };

@@ -55,16 +55,6 @@ fn the_grouped_q8_0_layout_matches_the_abi_on_the_emulator() {
     }
 }
 
-/// The mat-vecs reading their rows from shared-memory copies (`ORCD_CUDA_MV_STAGE=1`, ops.cu
-/// `MV_STAGE`), on the grouped layout: the same bytes, so the ABI's values bit for bit.
-#[test]
-fn the_staged_mat_vecs_match_the_abi_on_the_emulator() {
-    match build_and_run("mmq_check", &["MV_STAGE", "Q8_GROUPED"]) {
-        Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
-        Err(msg) => panic!("mmq_check -DMV_STAGE -DQ8_GROUPED:\n{msg}"),
-    }
-}
-
 #[test]
 fn both_attention_kernels_match_their_abi_on_the_emulator() {
     match build_and_run("attn_check", &[]) {

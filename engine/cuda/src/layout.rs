@@ -1,8 +1,10 @@
 //! Device layouts of weights: how a weight's bytes sit in device memory when that is not its GGUF
 //! encoding, and the compile-time defines that tell the kernels so.
 //!
-//! One layout so far, opt-in while it is unmeasured (issue 13, item 3: weights repacked at load for
-//! wider loads): **Q8_0 grouped** (`ORCD_CUDA_Q8_GROUPED=1`). Each row's 34-byte blocks are
+//! One layout so far, the default since it was timed (issue 13, item 3: weights repacked at load
+//! for wider loads; docs/perf/GPU.md, fifteenth block: batch-1 decode +6.3% fast, +3.3% exact,
+//! 16 sequences +4.1%, H200): **Q8_0 grouped** (`ORCD_CUDA_Q8_GROUPED=0` keeps the GGUF layout,
+//! the A/B). Each row's 34-byte blocks are
 //! regrouped by four: the four blocks' f16 scales (8 bytes), then their 4 × 32 codes, 136 bytes a
 //! group; a row's last group may hold fewer blocks and keeps its 8-byte header. Every group starts
 //! on 8 bytes, so a mat-vec part's 8 codes are one 8-byte load instead of four 2-byte ones, and a
@@ -18,31 +20,20 @@ use std::sync::OnceLock;
 
 use orcd_engine::gguf::GgmlType;
 
-/// Whether Q8_0 weights take the grouped layout (`ORCD_CUDA_Q8_GROUPED=1`; off by default until
-/// a card has timed it against the GGUF layout).
+/// Whether Q8_0 weights take the grouped layout (the default; `ORCD_CUDA_Q8_GROUPED=0` keeps the
+/// GGUF layout, for the A/B and as the way back).
 pub fn q8_grouped() -> bool {
     static V: OnceLock<bool> = OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_Q8_GROUPED").is_some_and(|v| v == "1"))
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_Q8_GROUPED").is_none_or(|v| v != "0"))
 }
 
-/// Whether the one-row mat-vecs copy their rows into shared memory before reading the parts
-/// (`ORCD_CUDA_MV_STAGE=1`, kernels/src/ops.cu `MV_STAGE`: the same bytes, so the same values;
-/// off by default until a card has timed it). Not a layout, but read and compiled in the same way.
-pub fn mv_stage() -> bool {
-    static V: OnceLock<bool> = OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MV_STAGE").is_some_and(|v| v == "1"))
-}
-
-/// The `-D` names the kernels are built with for the layouts (and read paths) in use.
+/// The `-D` names the kernels are built with for the layouts in use.
 pub fn kernel_defines() -> Vec<&'static str> {
-    let mut d = Vec::new();
     if q8_grouped() {
-        d.push("Q8_GROUPED");
+        vec!["Q8_GROUPED"]
+    } else {
+        Vec::new()
     }
-    if mv_stage() {
-        d.push("MV_STAGE");
-    }
-    d
 }
 
 /// Bytes of a row of `k` elements (`k` a multiple of 32) in the grouped Q8_0 layout: the codes

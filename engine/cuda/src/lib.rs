@@ -7,8 +7,9 @@
 //!   with a ledger by category (weights, KV cache, workspace) and a residency check, launches.
 //! - [`nvrtc`]: the cubin compile and its on-disk cache.
 //! - [`backend`]: the `Ops` implementation.
-//! - [`layout`]: device layouts of weights other than their GGUF bytes (opt-in: Q8_0 grouped by
-//!   four blocks, `ORCD_CUDA_Q8_GROUPED=1`) and the kernel defines that go with them.
+//! - [`layout`]: device layouts of weights other than their GGUF bytes (Q8_0 grouped by four
+//!   blocks, the default; `ORCD_CUDA_Q8_GROUPED=0` keeps the GGUF layout) and the kernel defines
+//!   that go with them.
 //! - [`emu`]: the emulated device (`ORCD_CUDA_EMU=1`): the same backend with kernels/emu's host
 //!   build of the kernels, for checking its logic where no GPU is (never a GPU figure).
 //!

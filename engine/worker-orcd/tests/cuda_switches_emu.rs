@@ -51,15 +51,14 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 9] = [
-        ("q8g", &[("ORCD_CUDA_Q8_GROUPED", "1")]),
+    let switches: [(&str, &[(&str, &str)]); 7] = [
+        // The grouped Q8_0 layout is the default: its switch now keeps the GGUF layout.
+        ("gguf-layout", &[("ORCD_CUDA_Q8_GROUPED", "0")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
         ("l2ahead", &[("ORCD_CUDA_L2_AHEAD", "1")]),
         ("mmq64", &[("ORCD_CUDA_MMQ64", "1")]),
         ("qkv", &[("ORCD_CUDA_MMQ_QKV", "1"), ("ORCD_CUDA_MMQ64", "2")]),
         ("mvt", &[("ORCD_CUDA_MVT", "1")]),
-        ("stage", &[("ORCD_CUDA_MV_STAGE", "1")]),
-        ("stage-q8g", &[("ORCD_CUDA_MV_STAGE", "1"), ("ORCD_CUDA_Q8_GROUPED", "1")]),
         (
             "all",
             &[
@@ -70,7 +69,6 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
                 ("ORCD_CUDA_MMQ64", "1"),
                 ("ORCD_CUDA_MMQ_QKV", "1"),
                 ("ORCD_CUDA_MVT", "1"),
-                ("ORCD_CUDA_MV_STAGE", "1"),
             ],
         ),
     ];
