@@ -157,7 +157,7 @@ fi
 # Every switch is value-neutral, so one `ops` + `models` gate with all of them on at once checks
 # them together on the card (VARIANT_GATE_ALL=0: not; VARIANT_GATE=1 gates each alone instead).
 if [[ -n "$VARIANTS_DECODE$VARIANTS_PREFILL" && ${VARIANT_GATE_ALL:-1} == 1 ]] && room 240 "all switches' gate"; then
-    ORCD_CUDA_Q8_GROUPED=1 ORCD_CUDA_MVQ_PERSIST=4 ORCD_CUDA_L2_AHEAD=1 ORCD_CUDA_MMQ64=1 ORCD_CUDA_MMQ_QKV=1 \
+    ORCD_CUDA_Q8_GROUPED=1 ORCD_CUDA_MVQ_PERSIST=4 ORCD_CUDA_MMQ64=1 ORCD_CUDA_MMQ_QKV=1 \
         ORCD_CUDA_MVT=1 ORCD_MV_LONG=8 ORCD_NVRTC_DEFINES="ATT_PREFETCH QX_PDL" ORCD_CUDA_PDL_MORE=all OUT=$OUT/gate-all timeout 300 \
         bash ci/gpu-run.sh gate ops models 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed "s/^/all switches: /" | head -12
     for f in $OUT/gate-all/*; do [[ -f $f ]] && mv "$f" "$OUT/gate-all-$(basename "$f")"; done

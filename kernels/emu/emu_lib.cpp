@@ -78,7 +78,6 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(rope),
         E(kv_write),
         E(attention),
-        E(l2_prefetch),
         E(attention_tile),
         E(argmax_part),
         E(argmax_final),

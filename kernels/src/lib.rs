@@ -63,7 +63,6 @@ pub const KERNELS: &[&str] = &[
     "rope",
     "kv_write",
     "attention",
-    "l2_prefetch",
     "attention_tile",
     "argmax_part",
     "argmax_final",

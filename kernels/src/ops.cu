@@ -1143,31 +1143,6 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
 #undef VISIBLE
 }
 
-// l2_prefetch: a hint, no value depends on it: the byte ranges [p_i, p_i + n_i) (up to 8, n_i ≤ 0
-// unused) into L2, their 128-byte lines spread over the whole grid. Launched with PDL right after
-// `attention` (the host's ORCD_CUDA_L2_AHEAD=1, with the layer's remaining weights and the next
-// layer's q·k·v): it runs on the SMs the few attention blocks leave idle, so the mat-vecs after
-// it read their weights from L2. It waits for the kernel before it last, so a kernel after it
-// that waits on it waits on attention too.
-extern "C" __global__ void l2_prefetch(const unsigned char* p0, const unsigned char* p1, const unsigned char* p2,
-                                       const unsigned char* p3, const unsigned char* p4, const unsigned char* p5,
-                                       const unsigned char* p6, const unsigned char* p7, long long n0, long long n1,
-                                       long long n2, long long n3, long long n4, long long n5, long long n6,
-                                       long long n7) {
-    pdl_trigger();
-    const u8* const ps[8] = {p0, p1, p2, p3, p4, p5, p6, p7};
-    const i64 ns[8] = {n0, n1, n2, n3, n4, n5, n6, n7};
-    const i64 t = (i64)blockIdx.x * blockDim.x + threadIdx.x, nt = (i64)gridDim.x * blockDim.x;
-#pragma unroll  // constant indices: the arrays stay in registers
-    for (int i = 0; i < 8; ++i) {
-        if (ps[i] == nullptr || ns[i] <= 0) continue;
-        const u64 a = reinterpret_cast<u64>(ps[i]) & ~(u64)127;
-        const i64 lines = (i64)((reinterpret_cast<u64>(ps[i]) + (u64)ns[i] - a + 127) / 128);
-        for (i64 l = t; l < lines; l += nt) prefetch_l2((const void*)(a + (u64)l * 128), 1);
-    }
-    pdl_wait();
-}
-
 // ---------------------------------------------------------------------------------------------
 // Attention over a tile of query rows (prefill): grid (ceil(rows / ATT_TR), n_head), block 256,
 // dynamic shared att_tile_floats(head_dim, v_head_dim, ld) floats with ld ≥ every row's pos + 1.

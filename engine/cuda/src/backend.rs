@@ -39,46 +39,6 @@ pub struct Cuda {
     /// RoPE frequency factors in device memory, by their bits (uploaded once, outside any
     /// recording: a recorded forward cannot copy from host memory).
     factors: Arc<Mutex<HashMap<Vec<u32>, DevBuf>>>,
-    /// With `ORCD_CUDA_L2_AHEAD=1`: the model's matrices by GGUF name, for the L2 prefetch after
-    /// each layer's attention ([`ahead_ranges`]).
-    ahead: Arc<Mutex<HashMap<String, DevBuf>>>,
-}
-
-/// Whether each decode attention is followed by `l2_prefetch` of the layer's remaining matrices
-/// and the next layer's q, k, v (`ORCD_CUDA_L2_AHEAD=1`; off by default until a card has timed
-/// it). A hint: no value changes.
-fn l2_ahead_on() -> bool {
-    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_L2_AHEAD").is_some_and(|v| v == "1"))
-}
-
-/// The most bytes one `l2_prefetch` asks for: half the H100's 50 MB L2, so the lines it brings
-/// in do not evict each other before the mat-vecs read them.
-const L2_AHEAD_BYTES: usize = 24 << 20;
-
-/// The GGUF names of the matrices a dense decoder reads after layer `il`'s attention, in the
-/// order it reads them: the output projection, the FFN's gate, up and down, then the next
-/// layer's q, k and v (or fused qkv).
-fn ahead_names(il: usize) -> Vec<String> {
-    let this = ["attn_output", "ffn_gate", "ffn_up", "ffn_down"].map(|t| format!("blk.{il}.{t}.weight"));
-    let next = ["attn_q", "attn_k", "attn_v", "attn_qkv"].map(|t| format!("blk.{}.{t}.weight", il + 1));
-    this.into_iter().chain(next).collect()
-}
-
-/// The (address, bytes) ranges of `names` that `size_of` finds, in order, while their sum stays
-/// within `budget`, at most 8 (`l2_prefetch`'s arguments).
-fn ahead_ranges(names: &[String], size_of: impl Fn(&str) -> Option<(u64, usize)>, budget: usize) -> Vec<(u64, usize)> {
-    let mut out = Vec::new();
-    let mut total = 0usize;
-    for n in names {
-        let Some((p, b)) = size_of(n) else { continue };
-        if out.len() == 8 || total + b > budget {
-            break;
-        }
-        total += b;
-        out.push((p, b));
-    }
-    out
 }
 
 /// The recorded forwards of one model.
@@ -418,7 +378,7 @@ impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
     pub fn new(fast: bool) -> std::result::Result<Self, CudaError> {
         let dev = crate::device::device().map_err(CudaError::Unavailable)?;
-        Ok(Cuda { dev, fast, graphs: Arc::default(), factors: Arc::default(), ahead: Arc::default() })
+        Ok(Cuda { dev, fast, graphs: Arc::default(), factors: Arc::default() })
     }
 
     pub fn device(&self) -> &Arc<Dev> {
@@ -451,21 +411,6 @@ impl Cuda {
         let more = MORE.get_or_init(|| std::env::var("ORCD_CUDA_PDL_MORE").unwrap_or_default());
         let on = more == "all" || more == name;
         self.dev.launch_ex(name, grid, block, smem, args, on).map_err(err)
-    }
-
-    /// `l2_prefetch` of what follows layer `il`'s attention ([`ahead_names`]), launched with PDL
-    /// so it runs beside the attention blocks (kernels/ABI.md).
-    fn l2_ahead(&self, il: usize) -> Result<()> {
-        let ranges = {
-            let reg = self.ahead.lock().map_err(|_| Error::Invalid("weights by name: poisoned lock".into()))?;
-            ahead_ranges(&ahead_names(il), |n| reg.get(n).map(|b| (b.ptr(), b.bytes())), L2_AHEAD_BYTES)
-        };
-        if ranges.is_empty() {
-            return Ok(());
-        }
-        let mut args: Vec<Arg> = (0..8).map(|i| Arg::Ptr(ranges.get(i).map_or(0, |r| r.0))).collect();
-        args.extend((0..8).map(|i| Arg::I64(ranges.get(i).map_or(0, |r| r.1 as i64))));
-        self.dev.launch_ex("l2_prefetch", (self.dev.sms.max(1) as u32, 1, 1), 256, 0, &args, true).map_err(err)
     }
 
     /// A 1-D elementwise launch over `n` values.
@@ -1245,12 +1190,6 @@ impl Ops for Cuda {
         }
         let buf = self.dev.alloc(dev_bytes.len(), Category::Weights).map_err(err)?;
         self.dev.upload(&buf, &dev_bytes).map_err(err)?;
-        if l2_ahead_on() && t.dims.len() >= 2 {
-            self.ahead
-                .lock()
-                .map_err(|_| Error::Invalid("weights by name: poisoned lock".into()))?
-                .insert(t.name.clone(), buf.clone());
-        }
         Ok(CudaWeight { name: t.name.clone(), dims: t.dims.clone(), ty, k, rows, row_bytes, buf })
     }
 
@@ -1437,9 +1376,6 @@ impl Ops for Cuda {
             args.push(Arg::I32(ld as i32));
         }
         self.launch_pdl(kernel, (grid as u32, p.n_head as u32, 1), 256, smem as u32, &args)?;
-        if l2_ahead_on() && !tile {
-            self.l2_ahead(il)?;
-        }
         Ok(y)
     }
 
@@ -2023,32 +1959,6 @@ mod tests {
         assert!(!att_tile_for(0, &batch(&[512])));
         assert!(att_tile_for(2, &batch(&[1, 1])));
         assert!(!att_tile_for(2, &batch(&[1])));
-    }
-
-    #[test]
-    fn the_l2_prefetch_takes_the_layers_next_matrices_in_order_within_its_budget() {
-        let names = ahead_names(3);
-        assert_eq!(names[0], "blk.3.attn_output.weight");
-        assert_eq!(names[3], "blk.3.ffn_down.weight");
-        assert_eq!(names[4], "blk.4.attn_q.weight");
-        let sizes: HashMap<&str, (u64, usize)> = [
-            ("blk.3.attn_output.weight", (0x1000, 100)),
-            ("blk.3.ffn_gate.weight", (0x2000, 400)),
-            ("blk.3.ffn_up.weight", (0x3000, 400)),
-            ("blk.3.ffn_down.weight", (0x4000, 400)),
-            ("blk.4.attn_q.weight", (0x5000, 100)),
-        ]
-        .into_iter()
-        .collect();
-        let look = |n: &str| sizes.get(n).copied();
-        // All of it, in the decoder's order (names without a matrix are skipped).
-        let all = ahead_ranges(&names, look, 10_000);
-        assert_eq!(all.iter().map(|r| r.0).collect::<Vec<_>>(), [0x1000, 0x2000, 0x3000, 0x4000, 0x5000]);
-        // The budget stops at the first matrix that would pass it: what comes first is kept.
-        assert_eq!(ahead_ranges(&names, look, 1_000).len(), 3);
-        assert!(ahead_ranges(&names, look, 50).is_empty());
-        // The last layer's attention: only its own matrices exist.
-        assert_eq!(ahead_ranges(&ahead_names(9), look, 10_000).len(), 0);
     }
 
     #[test]

@@ -51,11 +51,10 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 7] = [
+    let switches: [(&str, &[(&str, &str)]); 6] = [
         // The grouped Q8_0 layout is the default: its switch now keeps the GGUF layout.
         ("gguf-layout", &[("ORCD_CUDA_Q8_GROUPED", "0")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
-        ("l2ahead", &[("ORCD_CUDA_L2_AHEAD", "1")]),
         ("mmq64", &[("ORCD_CUDA_MMQ64", "1")]),
         ("qkv", &[("ORCD_CUDA_MMQ_QKV", "1"), ("ORCD_CUDA_MMQ64", "2")]),
         ("mvt", &[("ORCD_CUDA_MVT", "1")]),
@@ -64,7 +63,6 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
             &[
                 ("ORCD_CUDA_Q8_GROUPED", "1"),
                 ("ORCD_CUDA_MVQ_PERSIST", "1"),
-                ("ORCD_CUDA_L2_AHEAD", "1"),
                 ("ORCD_CUDA_PDL_MORE", "quant_x_q8"),
                 ("ORCD_CUDA_MMQ64", "1"),
                 ("ORCD_CUDA_MMQ_QKV", "1"),
