@@ -183,11 +183,29 @@ int main(int argc, char** argv) {
 
     // The chain's grid: as the engine's mat-vecs, enough blocks to fill the card, each step.
     const int chain_blk = std::min(sms * occ_step, maxblk);
-    auto time_graph = [&](bool pdl, bool empty) {
+    // The median of `reps` timed runs of `run` (after 3 warm-ups), CUDA events around each.
+    auto time_reps = [&](auto run) {
+        for (int i = 0; i < 3; ++i) run();
+        std::vector<float> t;
+        for (int r = 0; r < reps; ++r) {
+            CK(cudaEventRecord(e0, st));
+            run();
+            CK(cudaEventRecord(e1, st));
+            CK(cudaEventSynchronize(e1));
+            float ms = 0;
+            CK(cudaEventElapsedTime(&ms, e0, e1));
+            t.push_back(ms);
+        }
+        CK(cudaGetLastError());
+        return median(t);
+    };
+    // A CUDA graph of one step_kernel launch per step in `steps` (each reading the step before
+    // it in the token's order), with or without PDL, its slices empty or not: ms per replay.
+    auto time_graph = [&](const std::vector<int>& steps, bool pdl, bool empty) {
         cudaGraph_t g;
         cudaGraphExec_t ge;
         CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
-        for (int i = 0; i < nsteps; ++i) {
+        for (int i : steps) {
             cudaLaunchConfig_t cfg = {};
             cfg.gridDim = dim3(chain_blk);
             cfg.blockDim = dim3(THREADS);
@@ -202,43 +220,21 @@ int main(int argc, char** argv) {
         }
         CK(cudaStreamEndCapture(st, &g));
         CK(cudaGraphInstantiate(&ge, g, 0));
-        for (int i = 0; i < 3; ++i) CK(cudaGraphLaunch(ge, st));
-        std::vector<float> t;
-        for (int r = 0; r < reps; ++r) {
-            CK(cudaEventRecord(e0, st));
-            CK(cudaGraphLaunch(ge, st));
-            CK(cudaEventRecord(e1, st));
-            CK(cudaEventSynchronize(e1));
-            float ms = 0;
-            CK(cudaEventElapsedTime(&ms, e0, e1));
-            t.push_back(ms);
-        }
-        CK(cudaGetLastError());
+        const float ms = time_reps([&] { CK(cudaGraphLaunch(ge, st)); });
         CK(cudaGraphExecDestroy(ge));
         CK(cudaGraphDestroy(g));
-        return median(t);
+        return ms;
     };
+    std::vector<int> all_steps(nsteps);
+    for (int i = 0; i < nsteps; ++i) all_steps[i] = i;
     auto time_persist = [&](int nblk, bool empty) {
         Steps s{d_w, empty ? d_zero16 : d_n16, d_buf, nsteps};
-        auto once = [&] {
+        return time_reps([&] {
             CK(cudaMemsetAsync(count, 0, sizeof(unsigned), st));
             void* args[] = {&s, &count};
             // Cooperative: the launch fails rather than deadlock if the blocks cannot all be resident.
             CK(cudaLaunchCooperativeKernel((void*)persistent_kernel, dim3(nblk), dim3(THREADS), args, 0, st));
-        };
-        for (int i = 0; i < 3; ++i) once();
-        std::vector<float> t;
-        for (int r = 0; r < reps; ++r) {
-            CK(cudaEventRecord(e0, st));
-            once();
-            CK(cudaEventRecord(e1, st));
-            CK(cudaEventSynchronize(e1));
-            float ms = 0;
-            CK(cudaEventElapsedTime(&ms, e0, e1));
-            t.push_back(ms);
-        }
-        CK(cudaGetLastError());
-        return median(t);
+        });
     };
     // The memset before each persistent launch, timed alone, is subtracted from nothing: it is
     // printed so a reader can.
@@ -253,9 +249,9 @@ int main(int argc, char** argv) {
         const char* sfx = empty ? " (empty)" : "";
         char name[64];
         snprintf(name, sizeof name, "chain%s", sfx);
-        row(name, time_graph(false, empty), empty);
+        row(name, time_graph(all_steps, false, empty), empty);
         snprintf(name, sizeof name, "chain-pdl%s", sfx);
-        row(name, time_graph(true, empty), empty);
+        row(name, time_graph(all_steps, true, empty), empty);
         for (int per : {1, 2, 4, 8}) {
             if (per > occ) break;
             snprintf(name, sizeof name, "persist-%d%s", sms * per, sfx);
@@ -267,40 +263,9 @@ int main(int argc, char** argv) {
     // can reach in a chain, against the engine's per-kernel times (docs/perf/GPU.md).
     for (int c = 0; c < 5; ++c) {
         if (layer_mb[c] == 0.0) continue;
-        cudaGraph_t g;
-        cudaGraphExec_t ge;
-        CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
-        for (int l = 0; l < layers; ++l) {
-            const int i = 5 * l + c;
-            cudaLaunchConfig_t cfg = {};
-            cfg.gridDim = dim3(chain_blk);
-            cfg.blockDim = dim3(THREADS);
-            cfg.stream = st;
-            cudaLaunchAttribute at[1];
-            at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-            at[0].val.programmaticStreamSerializationAllowed = 1;
-            cfg.attrs = at;
-            cfg.numAttrs = 1;
-            CK(cudaLaunchKernelEx(&cfg, step_kernel, wptr[i], n16[i], (const float*)bptr[(i + nsteps - 1) % nsteps], chain_blk,
-                                  bptr[i]));
-        }
-        CK(cudaStreamEndCapture(st, &g));
-        CK(cudaGraphInstantiate(&ge, g, 0));
-        for (int i = 0; i < 3; ++i) CK(cudaGraphLaunch(ge, st));
-        std::vector<float> t;
-        for (int r = 0; r < reps; ++r) {
-            CK(cudaEventRecord(e0, st));
-            CK(cudaGraphLaunch(ge, st));
-            CK(cudaEventRecord(e1, st));
-            CK(cudaEventSynchronize(e1));
-            float ms = 0;
-            CK(cudaEventElapsedTime(&ms, e0, e1));
-            t.push_back(ms);
-        }
-        CK(cudaGetLastError());
-        CK(cudaGraphExecDestroy(ge));
-        CK(cudaGraphDestroy(g));
-        const float ms = median(t);
+        std::vector<int> steps;
+        for (int l = 0; l < layers; ++l) steps.push_back(5 * l + c);
+        const float ms = time_graph(steps, true, false);
         printf("class %.2f MB x %d (chain-pdl): %8.3f us a kernel, %8.1f GB/s\n", layer_mb[c], layers, 1e3 * ms / layers,
                layers * layer_mb[c] * 1e6 / (ms * 1e-3) / 1e9);
     }

@@ -2538,6 +2538,18 @@ __device__ __forceinline__ void mma_s8_16832(int* d, const u32* a, const u32* b)
 #endif
 }
 
+// The tensor-core mat-vecs' A fragment of block c (rows ra, rb: the lane's g and g + 8; bytes
+// 4·t4 and 16 + 4·t4 of the block's 32 codes) and the two rows' scales of that block.
+__device__ __forceinline__ void mvt_load_x(const i8* xa, const i8* xb, const float* qd, i64 ra, i64 rb, int nb,
+                                           int c, int t4, u32* ax, float* dx) {
+    ax[0] = *(const u32*)(xa + 32 * c + 4 * t4);
+    ax[1] = *(const u32*)(xb + 32 * c + 4 * t4);
+    ax[2] = *(const u32*)(xa + 32 * c + 16 + 4 * t4);
+    ax[3] = *(const u32*)(xb + 32 * c + 16 + 4 * t4);
+    dx[0] = qd[ra * nb + c];
+    dx[1] = qd[rb * nb + c];
+}
+
 // matvect_q8_0 / matvectg_q8_0 (ORCD_CUDA_MVT=1, not yet timed): matvecq_'s / matvecqg_'s values
 // (kernels/ABI.md) for batched rows of a Q8_0 weight with k ≤ 1,024, on the int8 tensor cores.
 // The mat-vec's integer part sums are exact in any order, so one mma.m16n8k32 a part (the A
@@ -2616,14 +2628,7 @@ __device__ __forceinline__ void matvect_t(const u8* w, const void* xin, const fl
 #pragma unroll
     for (int a = 0; a < 8; ++a) {
         const int c = 8 * wp + a;
-        if (c < nb) {
-            ax[a][0] = *(const u32*)(xa + 32 * c + 4 * t4);
-            ax[a][1] = *(const u32*)(xb + 32 * c + 4 * t4);
-            ax[a][2] = *(const u32*)(xa + 32 * c + 16 + 4 * t4);
-            ax[a][3] = *(const u32*)(xb + 32 * c + 16 + 4 * t4);
-            dx[a][0] = qd[ra * nb + c];
-            dx[a][1] = qd[rb * nb + c];
-        }
+        if (c < nb) mvt_load_x(xa, xb, qd, ra, rb, nb, c, t4, ax[a], dx[a]);
     }
     // Slot values of block group a: v[nt][e][q] for C element e (row g + 8·(e / 2), column
     // 2·t4 + e % 2) and part q; 0 where the block lies past the row (as the mat-vec's idle slots).
@@ -2763,14 +2768,7 @@ __device__ __forceinline__ void matvectl_t(const u8* w, const void* xin, const f
 #pragma unroll
         for (int a = 0; a < 8; ++a) {
             const int c = 32 * r + 8 * wp + a;
-            if (c < nb) {
-                ax[a][0] = *(const u32*)(xa + 32 * c + 4 * t4);
-                ax[a][1] = *(const u32*)(xb + 32 * c + 4 * t4);
-                ax[a][2] = *(const u32*)(xa + 32 * c + 16 + 4 * t4);
-                ax[a][3] = *(const u32*)(xb + 32 * c + 16 + 4 * t4);
-                dx[a][0] = qd[ra * nb + c];
-                dx[a][1] = qd[rb * nb + c];
-            }
+            if (c < nb) mvt_load_x(xa, xb, qd, ra, rb, nb, c, t4, ax[a], dx[a]);
         }
 #pragma unroll
         for (int a = 0; a < 8; ++a) {
