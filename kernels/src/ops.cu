@@ -2064,7 +2064,19 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         rope_angle(i, rk->pos[r0], hd, rk->freq_base, rk->freq_scale, rk->yarn_ramp, rk->ext_factor, rk->corr0,
                    rk->corr1, rk->mscale, rk->freq_factors, &mv_rs[0][threadIdx.x], &mv_rs[1][threadIdx.x]);
     }
+    // MV_ANAT_* (ORCD_NVRTC_DEFINES, diagnostics for timing only: the values are WRONG): leave one
+    // stage of the one-row mat-vecs out, so a bench's difference is that stage's cost (METHOD.md:
+    // time variants that leave a stage out) — NO_WAIT the PDL wait (races the kernel before),
+    // NO_NORM the RMS reduction (scale 1), NO_X the activation's loads (constant parts).
+#ifndef MV_ANAT_NO_WAIT
     pdl_wait();  // x, res and y belong to the kernels before this one
+#endif
+#ifdef MV_ANAT_NO_NORM
+    if (norm) {  // uniform
+        if ((int)threadIdx.x < nr) mv_sc[threadIdx.x] = 1.0;
+        __syncthreads();
+    }
+#else
     if (norm) {  // uniform
         for (int i = 0; i < nr; ++i) {
             const double sc = rms_scale_256(x + (r0 + i) * k, k, eps, mv_redd);
@@ -2072,6 +2084,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
         __syncthreads();
     }
+#endif
     for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
         if (g0 > 0) load(g0);
 #pragma unroll
@@ -2083,7 +2096,12 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             for (int i = 0; i < R; ++i) {
                 if (i < nr) {  // uniform
                     float xv[8];
+#ifdef MV_ANAT_NO_X
+#pragma unroll
+                    for (int l = 0; l < 8; ++l) xv[l] = valid ? 0.25f * (float)(l + 1) : 0.0f;
+#else
                     mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
+#endif
                     if (xq == 0) {  // uniform: the fast numerics' integer products
                         const MvX xi = mv_round_i8<T::MIN>(xv);
                         if (valid) {
