@@ -28,13 +28,31 @@ pub fn options(cc: (i32, i32)) -> Vec<String> {
     // The weights' device layouts (crate::layout), as the upload writes them.
     o.extend(crate::layout::kernel_defines().iter().map(|n| format!("-D{n}")));
     if let Ok(d) = std::env::var("ORCD_NVRTC_DEFINES") {
-        o.extend(
-            d.split_whitespace()
-                .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '='))
-                .map(|n| format!("-D{n}")),
-        );
+        o.extend(diagnostic_defines(&d));
     }
     o
+}
+
+/// `-D` options of an `ORCD_NVRTC_DEFINES` value: names apart by whitespace or '+' (a '+' list
+/// fits one word of a shell variant list); a name with any character but letters, digits, '_'
+/// and '=' is dropped, so nothing else reaches the compiler's command line.
+fn diagnostic_defines(d: &str) -> Vec<String> {
+    d.split(|c: char| c.is_whitespace() || c == '+')
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '='))
+        .map(|n| format!("-D{n}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diagnostic_defines;
+
+    #[test]
+    fn diagnostic_defines_split_on_spaces_and_plus_and_drop_strange_names() {
+        assert_eq!(diagnostic_defines("A B+C_1 X=2"), ["-DA", "-DB", "-DC_1", "-DX=2"]);
+        assert_eq!(diagnostic_defines("  ++ "), Vec::<String>::new());
+        assert_eq!(diagnostic_defines("OK --evil;rm"), ["-DOK"]);
+    }
 }
 
 /// NVRTC's version (major, minor).
