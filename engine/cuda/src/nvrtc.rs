@@ -43,18 +43,6 @@ fn diagnostic_defines(d: &str) -> Vec<String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::diagnostic_defines;
-
-    #[test]
-    fn diagnostic_defines_split_on_spaces_and_plus_and_drop_strange_names() {
-        assert_eq!(diagnostic_defines("A B+C_1 X=2"), ["-DA", "-DB", "-DC_1", "-DX=2"]);
-        assert_eq!(diagnostic_defines("  ++ "), Vec::<String>::new());
-        assert_eq!(diagnostic_defines("OK --evil;rm"), ["-DOK"]);
-    }
-}
-
 /// NVRTC's version (major, minor).
 pub fn version() -> Result<(i32, i32)> {
     let (mut major, mut minor): (c_int, c_int) = (0, 0);
@@ -116,4 +104,16 @@ fn compile(src: &str, opts: &[String]) -> Result<Vec<u8>> {
     // SAFETY: destroyed once, after its last use.
     let _ = unsafe { nr::destroy_program(prog) };
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diagnostic_defines;
+
+    #[test]
+    fn diagnostic_defines_split_on_spaces_and_plus_and_drop_strange_names() {
+        assert_eq!(diagnostic_defines("A B+C_1 X=2"), ["-DA", "-DB", "-DC_1", "-DX=2"]);
+        assert_eq!(diagnostic_defines("  ++ "), Vec::<String>::new());
+        assert_eq!(diagnostic_defines("OK --evil;rm"), ["-DOK"]);
+    }
 }
