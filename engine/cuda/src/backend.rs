@@ -209,10 +209,10 @@ fn mvq_persist() -> usize {
     *V.get_or_init(|| std::env::var("ORCD_CUDA_MVQ_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-/// Batched Q8_0 rows with k ≤ 1,024 take the tensor-core form of the codes mat-vec
-/// (`matvect_q8_0`, `matvectg_q8_0`: 16 rows × 16 or 8 columns a block, kernels/ABI.md) with
-/// `ORCD_CUDA_MVT=1`; off (the default until a card has timed it) `matvecq_` / `matvecqg_`. The
-/// same values either way.
+/// Batched Q8_0 rows take the tensor-core form of the codes mat-vec with `ORCD_CUDA_MVT=1`
+/// (`matvect_q8_0`, `matvectg_q8_0` for k ≤ 1,024: 16 rows × 16 or 8 columns a block;
+/// `matvectl_q8_0` past it, no GLU pair: 16 × 8; kernels/ABI.md); off (the default until a card
+/// has timed it) `matvecq_` / `matvecqg_`. The same values either way.
 fn mvt_on() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MVT").is_some_and(|v| v == "1"))
@@ -221,6 +221,7 @@ fn mvt_on() -> bool {
 /// The widest row (k) `matvect_q8_0` takes: one part a thread slot (kernels/ABI.md); longer
 /// rows take `matvectl_q8_0` with [`MVT_LONG_SMEM`] bytes of dynamic shared memory.
 const MVT_MAX_K: usize = 1024;
+/// 4 warps × 128 chain words a lane × 32 lanes × 4 bytes (ops.cu `matvectl_q8_0`'s check).
 const MVT_LONG_SMEM: usize = 4 * 128 * 32 * 4;
 
 /// The grid of [`Cuda::matvecq`]: the ABI's flat grid of `nblk` blocks (`nrb` row blocks to a
