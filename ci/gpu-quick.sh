@@ -175,7 +175,8 @@ for v in $VARIANTS_DECODE; do
     room 60 "switch $lab" || continue
     variant_prep $lab "${envs[@]}"
     b fast-p4-$lab fast 4 "${envs[@]}"; b exact-p4-$lab exact 4 "${envs[@]}"
-    if [[ ${BATCHED:-1} == 1 ]]; then
+    # VARIANTS_NOBATCH="label …": switches timed at batch 1 only (the one-row anatomy defines).
+    if [[ ${BATCHED:-1} == 1 && " ${VARIANTS_NOBATCH:-} " != *" $lab "* ]]; then
         env "${envs[@]}" timeout 150 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 16,64 \
             --repeats 2 --json > $OUT/batched-$lab.json 2>$OUT/batched-$lab.err
         python3 -c 'import json,sys
