@@ -987,6 +987,33 @@ __device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, 
     return dot8_total(acc, s);
 }
 
+// Rows `row0 + r·stride` (elements) for r < n, `w` elements each of `es` bytes, from a cache into
+// contiguous rows of dst (shared memory): 16-byte copies where the rows allow, all in flight at
+// once; the bytes unchanged (a staged row is read as the cache row would be).
+__device__ void att_stage_raw(u8* dst, const void* src, i64 row0, i64 stride, int w, int n, int es) {
+    const int tid = threadIdx.x, bd = blockDim.x, rb = w * es;
+    const bool vec = rb % 16 == 0 && (row0 * es) % 16 == 0 && (stride * es) % 16 == 0 &&
+                     (reinterpret_cast<u64>(src) & 15) == 0 && (reinterpret_cast<u64>(dst) & 15) == 0;
+    if (vec) {
+        const int per = rb / 16, cnt = n * per;
+#pragma unroll 4
+        for (int e = tid; e < cnt; e += bd) {
+            const int r = e / per, ch = e - r * per;
+            ((uint4*)(dst + (i64)r * rb))[ch] = ((const uint4*)((const u8*)src + (row0 + (i64)r * stride) * es))[ch];
+        }
+    } else if (es == 2) {
+        for (int e = tid; e < n * w; e += bd) {
+            const int r = e / w, d = e - r * w;
+            ((u16*)dst)[(i64)r * w + d] = ((const u16*)src)[row0 + (i64)r * stride + d];
+        }
+    } else {
+        for (int e = tid; e < n * w; e += bd) {
+            const int r = e / w, d = e - r * w;
+            ((float*)dst)[(i64)r * w + d] = ((const float*)src)[row0 + (i64)r * stride + d];
+        }
+    }
+}
+
 __device__ __forceinline__ double att_score(float dot, double scale, double cap) {
     double s = __dmul_rn((double)dot, scale);
     if (cap > 0.0) s = __dmul_rn(cap, tanh(__ddiv_rn(s, cap)));
@@ -1049,6 +1076,21 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     const i64 k_cols = (i64)n_head_kv * head_dim, v_cols = (i64)n_head_kv * v_head_dim;
     // An F16 cache is the fast numerics: llama.cpp rounds q to F16 (the K cache's vec_dot_type).
     const float* qg = q + ((i64)r * n_head + h) * head_dim;
+    // Staging (the host's ORCD_CUDA_ATT_STAGE: dynamic shared memory past the context's scores):
+    // the first `ns` keys' and values' cache rows copied at once, beside the query's load, so
+    // passes 1 and 3 read them from shared memory instead of a chain of cache round trips
+    // (pass 3 took several a warp). The same bytes, the same values.
+    const int es = f16 ? 2 : 4;
+    const u64 st_off = (((u64)n_ctx * 4 + 15) / 16) * 16, st_row = (u64)(head_dim + v_head_dim) * es;
+    const u64 dyn = dynamic_smem_bytes();
+    const u64 st_cap = dyn > st_off ? (dyn - st_off) / st_row : 0;
+    const int ns = st_cap < (u64)nk ? (int)st_cap : nk;
+    u8* const kst = (u8*)dots + st_off;
+    u8* const vst = kst + (u64)ns * head_dim * es;
+    if (ns > 0) {
+        att_stage_raw(kst, kc, slot0 * k_cols + (i64)kh * head_dim, k_cols, head_dim, ns, es);
+        att_stage_raw(vst, vc, slot0 * v_cols + (i64)kh * v_head_dim, v_cols, v_head_dim, ns, es);
+    }
     for (int d = tid; d < head_dim; d += bd) qsh[d] = f16 ? f16_to_f32(f32_to_f16(qg[d])) : qg[d];
     __syncthreads();
     const float* qh = qsh;
@@ -1061,7 +1103,8 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     for (int j = tid; j < nk; j += bd) {
         float dt = 0.0f;
         if (VISIBLE(j)) {
-            dt = dot_cpu_order(qh, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
+            dt = j < ns ? dot_cpu_order(qh, kst, (i64)j * head_dim, head_dim, f16)
+                        : dot_cpu_order(qh, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
             mx = fmax(mx, att_score(dt, sc, cap));  // fmax, like f64::max, ignores NaN
         }
         dots[j] = dt;
@@ -1113,12 +1156,14 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
 #pragma unroll 8
         for (int j = wp; j < nk; j += nw) {
             const float w = dots[j];
-            const i64 vrow = (slot0 + j) * v_cols + (i64)kh * v_head_dim;
+            const bool stg = j < ns;
+            const void* const vsrc = stg ? (const void*)vst : vc;
+            const i64 vrow = stg ? (i64)j * v_head_dim : (slot0 + j) * v_cols + (i64)kh * v_head_dim;
             float vv[ATT_DIMS];
 #pragma unroll
             for (int u = 0; u < ATT_DIMS; ++u) {
                 const int d = d0 + lane + 32 * u;
-                vv[u] = d < v_head_dim ? kv_load(vc, vrow + d, f16) : 0.0f;
+                vv[u] = d < v_head_dim ? kv_load(vsrc, vrow + d, f16) : 0.0f;
             }
             if (w != 0.0f) {  // uniform over the warp
 #pragma unroll

@@ -209,14 +209,25 @@ fn mvq_persist() -> usize {
     *V.get_or_init(|| std::env::var("ORCD_CUDA_MVQ_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-/// Batched Q8_0 rows take the tensor-core form of the codes mat-vec with `ORCD_CUDA_MVT=1`
+/// Whether `n_out` batched Q8_0 rows take the tensor-core form of the codes mat-vec
 /// (`matvect_q8_0`, `matvectg_q8_0` for k ≤ 1,024: 16 rows × 16 or 8 columns a block;
-/// `matvectl_q8_0` past it, no GLU pair: 16 × 8; kernels/ABI.md); off (the default until a card
-/// has timed it) `matvecq_` / `matvecqg_`. The same values either way.
-fn mvt_on() -> bool {
-    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MVT").is_some_and(|v| v == "1"))
+/// `matvectl_q8_0` past it, no GLU pair: 16 × 8; kernels/ABI.md) instead of `matvecq_` /
+/// `matvecqg_`. The same values either way. By default past [`MVT_AUTO_ROWS`] rows: measured
+/// (H100, d8369c1, docs/perf/GPU.md sixteenth block) +20.3% at 64 sequences and −6.4% at 16, where
+/// a 16-row tile leaves the narrow projections a block or two an SM. `ORCD_CUDA_MVT=1` at any
+/// batch of 3+ rows, `=0` never (the A/B).
+fn mvt_rows(n_out: usize) -> bool {
+    static V: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let forced = *V.get_or_init(|| match std::env::var("ORCD_CUDA_MVT").as_deref() {
+        Ok("1") => Some(true),
+        Ok("0") => Some(false),
+        _ => None,
+    });
+    forced.unwrap_or(n_out > MVT_AUTO_ROWS)
 }
+
+/// The rows up to which the default keeps `matvecq_` (see [`mvt_rows`]): one 16-row tile.
+const MVT_AUTO_ROWS: usize = 16;
 
 /// The widest row (k) `matvect_q8_0` takes: one part a thread slot (kernels/ABI.md); longer
 /// rows take `matvectl_q8_0` with [`MVT_LONG_SMEM`] bytes of dynamic shared memory.
@@ -335,6 +346,28 @@ fn att_tile_bytes(head_dim: usize, v_head_dim: usize, ld: usize) -> usize {
     let w = head_dim.max(v_head_dim).max(1);
     let kt = ((4096 / w) & !7).clamp(8, 64);
     4 * (ATT_TILE_ROWS * (head_dim + ld) + kt * (w + 4))
+}
+
+/// Keys whose cache rows the one-row `attention` stages in shared memory before its passes
+/// (`ORCD_CUDA_ATT_STAGE=n`; 0, the default until a card has timed it, stages none). The same
+/// values either way (kernels/ABI.md).
+fn att_stage_keys() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_STAGE").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// `attention`'s dynamic shared memory with `want` keys staged: the scores' `base` bytes, or with
+/// staging the whole context's scores (16-byte aligned) and then `row_elems` elements of `es`
+/// bytes a key (its key and value rows), as many keys as `max` allows, up to `want`.
+fn att_stage_bytes(base: usize, n_ctx: usize, row_elems: usize, es: usize, want: usize, max: usize) -> usize {
+    let off = (n_ctx * 4).div_ceil(16) * 16;
+    let row = row_elems * es;
+    let keys = want.min(max.saturating_sub(off) / row.max(1));
+    if keys == 0 {
+        base
+    } else {
+        off + keys * row
+    }
 }
 
 fn att_tile_wanted(rows: &BatchRows) -> bool {
@@ -716,9 +749,10 @@ impl Cuda {
         let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
         // One flat grid: the row blocks of a column group are adjacent (or fewer blocks taking
         // them in turn: ORCD_CUDA_MVQ_PERSIST).
-        // The tensor-core form (Q8_0; ORCD_CUDA_MVT=1): 16-row tiles, the same values; rows longer
-        // than 1,024 (no GLU pair) keep their slots' chains in 64 KB of dynamic shared memory.
-        let tcore = mvt_on() && kty == "q8_0" && matches!(variant, "matvecq" | "matvecqg");
+        // The tensor-core form (Q8_0, more than one 16-row tile: mvt_rows): the same values;
+        // rows longer than 1,024 (no GLU pair) keep their slots' chains in 64 KB of dynamic
+        // shared memory.
+        let tcore = mvt_rows(n_out) && kty == "q8_0" && matches!(variant, "matvecq" | "matvecqg");
         let long = w.k > MVT_MAX_K;
         let (variant, cols, rows, smem) = match (variant, tcore, long) {
             ("matvecq", true, false) => ("matvect", 16, 16, 0),
@@ -1350,7 +1384,10 @@ impl Ops for Cuda {
         let (kernel, grid, smem) = if tile {
             ("attention_tile", q.rows.div_ceil(ATT_TILE_ROWS).max(1), tile_smem)
         } else {
-            ("attention", q.rows.max(1), smem)
+            let es = if s.ty == KvType::F16 { 2 } else { 4 };
+            // A recorded forward stages at every later position too: its count is not cut to now's.
+            let want = if self.dev.capturing() { att_stage_keys() } else { att_stage_keys().min(b.max_pos as usize + 1) };
+            ("attention", q.rows.max(1), att_stage_bytes(smem, s.n_ctx, p.head_dim + p.v_head_dim, es, want, self.dev.max_smem))
         };
         let mut args = vec![
             q.buf.arg(),
