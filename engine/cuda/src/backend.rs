@@ -1386,8 +1386,13 @@ impl Ops for Cuda {
         } else {
             let es = if s.ty == KvType::F16 { 2 } else { 4 };
             // A recorded forward stages at every later position too: its count is not cut to now's.
-            let want = if self.dev.capturing() { att_stage_keys() } else { att_stage_keys().min(b.max_pos as usize + 1) };
-            ("attention", q.rows.max(1), att_stage_bytes(smem, s.n_ctx, p.head_dim + p.v_head_dim, es, want, self.dev.max_smem))
+            let want =
+                if self.dev.capturing() { att_stage_keys() } else { att_stage_keys().min(b.max_pos as usize + 1) };
+            (
+                "attention",
+                q.rows.max(1),
+                att_stage_bytes(smem, s.n_ctx, p.head_dim + p.v_head_dim, es, want, self.dev.max_smem),
+            )
         };
         let mut args = vec![
             q.buf.arg(),
@@ -1981,6 +1986,20 @@ mod tests {
         let seq: Vec<u32> = seq_lens.iter().enumerate().flat_map(|(s, &n)| std::iter::repeat_n(s as u32, n)).collect();
         let n = seq.len();
         BatchRows { tokens: vec![0; n], pos: (0..n as u32).collect(), seq, logits: vec![true; n] }
+    }
+
+    #[test]
+    fn attention_stages_what_fits_past_the_whole_contexts_scores() {
+        // 4,096 positions: 16 KiB of scores, then 64 + 64 F16 elements (256 bytes) a key.
+        let off = 4096 * 4;
+        assert_eq!(att_stage_bytes(400, 4096, 128, 2, 256, 200 << 10), off + 256 * 256);
+        // No staging asked: the scores' bytes alone, as before.
+        assert_eq!(att_stage_bytes(400, 4096, 128, 2, 0, 200 << 10), 400);
+        // The device's limit cuts the keys (F32: 512 bytes a key).
+        assert_eq!(att_stage_bytes(400, 4096, 128, 4, 1000, off + 100 * 512 + 7), off + 100 * 512);
+        // Not one key fits: no staging. An odd context rounds its scores up to 16 bytes.
+        assert_eq!(att_stage_bytes(400, 4096, 128, 4, 8, off + 511), 400);
+        assert_eq!(att_stage_bytes(12, 3, 8, 2, 1, 1 << 20), 16 + 16);
     }
 
     #[test]
