@@ -81,6 +81,17 @@ fi
 # With MMQ=1 the sanitizers also see the prefill GEMM (its shared-memory staging under racecheck);
 # the ops cases of fewer than 16 rows keep the mat-vec either way.
 [[ ${SAN:-110} == 0 ]] || ORCD_CUDA_MMQ=${MMQ:-1} SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize ${SAN_TOOLS:-memcheck racecheck} 2>&1 | tail -6
+# GATE2="label:ENV=V,…": a second `ops` + `models` gate under those switches (a kernel switch's
+# values on the card before it is timed), then, with GATE2_SAN=s, memcheck and racecheck under
+# them for s seconds a tool (narrowed by GATE2_SAN_FILTER, an orcd-gate --filter).
+if [[ -n ${GATE2:-} ]]; then
+    g2=${GATE2%%:*}; IFS=, read -r -a g2env <<< "${GATE2#*:}"
+    env "${g2env[@]}" OUT=$OUT/gate-$g2 timeout 240 bash ci/gpu-run.sh gate ops models 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed "s/^/$g2: /" | head -12
+    for f in $OUT/gate-$g2/*; do [[ -f $f ]] && mv "$f" "$OUT/gate-$g2-$(basename "$f")"; done
+    [[ ${GATE2_SAN:-0} == 0 ]] || env "${g2env[@]}" OUT=$OUT/san-$g2 SANITIZE_FILTER=${GATE2_SAN_FILTER:-} \
+        SANITIZE_TIMEOUT=$GATE2_SAN bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -4 | sed "s/^/$g2: /"
+    for f in $OUT/san-$g2/*; do [[ -f $f ]] && mv "$f" "$OUT/san-$g2-$(basename "$f")"; done
+fi
 fi
 echo "correctness done at $((SECONDS-T0)) s"
 wait
