@@ -1020,6 +1020,20 @@ __device__ __forceinline__ double att_score(float dot, double scale, double cap)
     return s;
 }
 
+// ATT_ANAT_* (ORCD_NVRTC_DEFINES, diagnostics for timing only: the values are WRONG): leave one
+// stage of the one-row attention out, so a kernel's time difference is that stage's cost —
+// NO_DOTS pass 1's q·k products, NO_EXP the f64 exponentials (a subtraction instead), NO_P3 pass
+// 3's Σ w·v.
+#ifdef ATT_ANAT_NO_EXP
+#define ATT_EXP(v) (1.0 + (v))
+#else
+#define ATT_EXP(v) exp(v)
+#endif
+#ifdef ATT_ANAT_NO_P3
+#define ATT_P3_KEYS 0
+#else
+#define ATT_P3_KEYS nk
+#endif
 extern "C" __global__ void attention(const float* q, const void* kc, const void* vc, const unsigned* pos,
                                      const unsigned* seq, const float* sinks, float* out, int rows, int il,
                                      int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
@@ -1103,8 +1117,12 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     for (int j = tid; j < nk; j += bd) {
         float dt = 0.0f;
         if (VISIBLE(j)) {
+#ifdef ATT_ANAT_NO_DOTS
+            dt = qh[j % head_dim];
+#else
             dt = j < ns ? dot_cpu_order(qh, kst, (i64)j * head_dim, head_dim, f16)
                         : dot_cpu_order(qh, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
+#endif
             mx = fmax(mx, att_score(dt, sc, cap));  // fmax, like f64::max, ignores NaN
         }
         dots[j] = dt;
@@ -1118,7 +1136,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     for (int j = tid; j < nk; j += bd) {
         if (!VISIBLE(j)) continue;
         const double s = att_score(dots[j], sc, cap);
-        if (isfinite(s)) sum = __dadd_rn(sum, exp(s - mx));
+        if (isfinite(s)) sum = __dadd_rn(sum, ATT_EXP(s - mx));
     }
     sum = block_sum8_d(sum, red);  // also the barrier before dots[] is rewritten below
     if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
@@ -1132,7 +1150,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         if (VISIBLE(j)) {
             const double s = att_score(dots[j], sc, cap);
             if (isfinite(s)) {
-                const double e = exp(s - mx);
+                const double e = ATT_EXP(s - mx);
                 if (e != 0.0) w = (float)__ddiv_rn(e, sum);
                 if (f16) w = f16_to_f32(f32_to_f16(w));
             }
@@ -1154,7 +1172,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         // keys are in flight together; keys of weight 0 (masked, underflowed) are not added, as
         // the CPU skips them (0 · inf would be NaN).
 #pragma unroll 8
-        for (int j = wp; j < nk; j += nw) {
+        for (int j = wp; j < ATT_P3_KEYS; j += nw) {
             const float w = dots[j];
             const bool stg = j < ns;
             const void* const vsrc = stg ? (const void*)vst : vc;

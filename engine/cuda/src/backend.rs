@@ -348,13 +348,18 @@ fn att_tile_bytes(head_dim: usize, v_head_dim: usize, ld: usize) -> usize {
     4 * (ATT_TILE_ROWS * (head_dim + ld) + kt * (w + 4))
 }
 
-/// Keys whose cache rows the one-row `attention` stages in shared memory before its passes
-/// (`ORCD_CUDA_ATT_STAGE=n`; 0, the default until a card has timed it, stages none). The same
-/// values either way (kernels/ABI.md).
+/// Keys whose cache rows the one-row `attention` stages in shared memory before its passes: by
+/// default [`ATT_STAGE_KEYS`], `ORCD_CUDA_ATT_STAGE=n` n (0: none, the A/B). The same values
+/// either way (kernels/ABI.md).
 fn att_stage_keys() -> usize {
     static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_STAGE").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+    *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_STAGE").ok().and_then(|v| v.parse().ok()).unwrap_or(ATT_STAGE_KEYS))
 }
+
+/// The default of [`att_stage_keys`], as timed (H100, 4297ae4, docs/perf/GPU.md sixteenth block):
+/// +4.7% batch-1 decode on the fast numerics (F16 cache: 64 KiB for a 64-wide head), +0.0% on
+/// the exact (F32), +8.5% / +3.7% at 16 / 64 sequences.
+const ATT_STAGE_KEYS: usize = 256;
 
 /// `attention`'s dynamic shared memory with `want` keys staged: the scores' `base` bytes, or with
 /// staging the whole context's scores (16-byte aligned) and then `row_elems` elements of `es`
