@@ -143,17 +143,16 @@ fi
 # second pack), each benched beside the default in the same call: a decode switch at prompt 4 on
 # both numerics and (BATCHED=1) the batched decode at 16 and 64 sequences; a prefill switch pp512
 # (fast) twice. VARIANT_GATE=1 also runs `ops` and `models` under each (a switch that changes a
-# layout or a kernel must pass there too). The defaults are the switches written but not yet
-# timed (docs/perf/GPU.md, thirteenth block): decode — Q8_0 grouped, the persistent batched
-# mat-vec at 4 and 8 blocks an SM, both, attention's L2 prefetch (alone, with PDL on attention,
-# beside PDL on attention alone), PDL on quant_x_q8, the L2 prefetch of the layer's remaining
-# matrices beside each attention (alone and with Q8_0 grouped), the down projection on 8- or
-# 4-column blocks instead of matvec2l_; prefill — the GEMM's 64-row tiles
-# for narrow projections (64 × 32 after 128 × 32; 64 × 64 instead of it), a norm's q, k and v in
+# layout or a kernel must pass there too). The defaults (docs/perf/GPU.md, sixteenth block):
+# decode — the A/Bs of this stop's defaults (no key staging in attention, the tensor-core batched
+# mat-vec never / at every batch), the GGUF Q8_0 layout, and the switches not yet timed: the
+# persistent batched mat-vec (4 blocks an SM), attention's L2 prefetch (alone, with PDL on
+# attention), PDL on quant_x_q8; prefill — the GEMM's 64-row tiles for narrow projections
+# (64 × 32 after 128 × 32; 64 × 64 instead of it), a norm's q, k and v in
 # one GEMM launch (alone and with the 64-row tiles), Q8_0 grouped. ~50 s a decode switch, ~20 s a
 # prefill one: the decode list is a call of its own (CORRECT=0 PEER=0 P512=0 MMQ=0 ATT=0 NCU=0
 # BATCHED_MMQ=1 VARIANTS_PREFILL=), the prefill list another (… VARIANTS_DECODE= BATCHED=0).
-VARIANTS_DECODE=${VARIANTS_DECODE-"mvt:ORCD_CUDA_MVT=1 gguf:ORCD_CUDA_Q8_GROUPED=0 persist4:ORCD_CUDA_MVQ_PERSIST=4 persist8:ORCD_CUDA_MVQ_PERSIST=8 mvt-persist4:ORCD_CUDA_MVT=1,ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH pdl-att:ORCD_CUDA_PDL_MORE=attention attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_NVRTC_DEFINES=QX_PDL,ORCD_CUDA_PDL_MORE=quant_x_q8 long8:ORCD_MV_LONG=8 long4:ORCD_MV_LONG=4"}
+VARIANTS_DECODE=${VARIANTS_DECODE-"stage0:ORCD_CUDA_ATT_STAGE=0 mvt-off:ORCD_CUDA_MVT=0 mvt-all:ORCD_CUDA_MVT=1 gguf:ORCD_CUDA_Q8_GROUPED=0 persist4:ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_NVRTC_DEFINES=QX_PDL,ORCD_CUDA_PDL_MORE=quant_x_q8"}
 VARIANTS_PREFILL=${VARIANTS_PREFILL-"bm64:ORCD_CUDA_MMQ64=1 bm64h:ORCD_CUDA_MMQ64=2 qkv:ORCD_CUDA_MMQ_QKV=1 qkv-bm64:ORCD_CUDA_MMQ_QKV=1,ORCD_CUDA_MMQ64=1 gguf-pp:ORCD_CUDA_Q8_GROUPED=0"}
 # The switches that move memory or add barriers under compute-sanitizer once (VARIANT_SAN=0: not):
 # the batched mat-vec on a persistent grid (its blocks' turns share shared memory) over the
@@ -169,7 +168,7 @@ fi
 # them together on the card (VARIANT_GATE_ALL=0: not; VARIANT_GATE=1 gates each alone instead).
 if [[ -n "$VARIANTS_DECODE$VARIANTS_PREFILL" && ${VARIANT_GATE_ALL:-1} == 1 ]] && room 240 "all switches' gate"; then
     ORCD_CUDA_Q8_GROUPED=1 ORCD_CUDA_MVQ_PERSIST=4 ORCD_CUDA_MMQ64=1 ORCD_CUDA_MMQ_QKV=1 \
-        ORCD_CUDA_MVT=1 ORCD_MV_LONG=8 ORCD_NVRTC_DEFINES="ATT_PREFETCH QX_PDL" ORCD_CUDA_PDL_MORE=all OUT=$OUT/gate-all timeout 300 \
+        ORCD_CUDA_MVT=1 ORCD_NVRTC_DEFINES="ATT_PREFETCH QX_PDL" ORCD_CUDA_PDL_MORE=all OUT=$OUT/gate-all timeout 300 \
         bash ci/gpu-run.sh gate ops models 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed "s/^/all switches: /" | head -12
     for f in $OUT/gate-all/*; do [[ -f $f ]] && mv "$f" "$OUT/gate-all-$(basename "$f")"; done
 fi

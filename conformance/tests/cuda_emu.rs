@@ -163,13 +163,3 @@ fn the_fused_qkv_gemm_passes_ops_on_the_emulated_device() {
         assert!(all_passed(&log) >= 24, "MMQ64={mode}:\n{log}");
     }
 }
-
-/// The one-row mat-vec of long rows (k 4,864, a down projection: `matvec2l_` by default) on the
-/// 8- and 4-column blocks (`ORCD_MV_LONG=8`, `4`), with and without the residual, both columns.
-#[test]
-fn the_long_row_mat_vec_choices_pass_ops_on_the_emulated_device() {
-    for long in ["8", "4"] {
-        let (log, _) = emulated_ops_env("q8_0-m896-k4864-n1", true, &[("ORCD_MV_LONG", long)]);
-        assert_eq!(all_passed(&log), 4, "ORCD_MV_LONG={long}:\n{log}");
-    }
-}

@@ -1850,40 +1850,6 @@ __device__ __forceinline__ MvX mv_round_i8(const float* v) {
     return x;
 }
 
-#ifdef RMS_WARP
-// ORCD_NVRTC_DEFINES=RMS_WARP (a timing switch, untimed: the sum's order is not rms_norm's, so a
-// scale may differ from the unfused one in its last bits): every warp sums the whole row itself,
-// with no block barrier — lane l the squares of 4-element chunks l, l + 32, … (element i of a
-// chunk into accumulator i), the four accumulators (0 + 1) + (2 + 3), then the xor tree. Every
-// lane of every warp ends with the same value.
-__device__ double rms_scale_256(const float* xr, int cols, float eps, double*) {
-    const int lane = threadIdx.x & 31, n4 = cols / 4;
-    double a[4] = {0.0, 0.0, 0.0, 0.0};
-    if ((reinterpret_cast<u64>(xr) & 15) == 0) {
-#pragma unroll 4
-        for (int c = lane; c < n4; c += 32) {
-            const float4 v = ((const float4*)xr)[c];
-            const double e[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-            for (int i = 0; i < 4; ++i) a[i] = __dadd_rn(a[i], __dmul_rn(e[i], e[i]));
-        }
-    } else {
-        for (int c = lane; c < n4; c += 32) {
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                const double e = xr[4 * c + i];
-                a[i] = __dadd_rn(a[i], __dmul_rn(e, e));
-            }
-        }
-    }
-    for (int i = 4 * n4 + lane; i < cols; i += 32) {  // a tail: no row of the mat-vecs has one
-        const double e = xr[i];
-        a[0] = __dadd_rn(a[0], __dmul_rn(e, e));
-    }
-    const double s = warp_sum_d(__dadd_rn(__dadd_rn(a[0], a[1]), __dadd_rn(a[2], a[3])));
-    return 1.0 / sqrt(s / (double)cols + (double)eps);
-}
-#else
 // The rms_norm kernel's scale 1 / sqrt(mean(x²) + eps) of row `xr` as that kernel computes it
 // with its launch of 256 threads (f64, strided partials, xor trees, warps in order), from a block
 // of 128: thread t plays threads t and t + 128. Every thread calls it; `red` holds 9 doubles.
@@ -1912,7 +1878,6 @@ __device__ double rms_scale_256(const float* xr, int cols, float eps, double* re
     __syncthreads();
     return 1.0 / sqrt(sum / (double)cols + (double)eps);
 }
-#endif
 
 // Load part s of activation row `xr` (8 floats; 32-byte aligned: rows are whole chunks), then,
 // with `sc` (a row's rms scale, norm on), normalize it as rms_norm does (times `nw` when given).
@@ -2174,11 +2139,6 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         if ((int)threadIdx.x < nr) mv_sc[threadIdx.x] = 1.0;
         __syncthreads();
     }
-#elif defined(RMS_WARP)
-    double mv_scr[R];  // each warp's own scales: no barrier
-#pragma unroll
-    for (int i = 0; i < R; ++i) mv_scr[i] = (norm && i < nr) ? rms_scale_256(x + (r0 + i) * k, k, eps, mv_redd) : 1.0;
-#define MV_SCALE(i) mv_scr[i]
 #else
     if (norm) {  // uniform
         for (int i = 0; i < nr; ++i) {
@@ -2187,9 +2147,6 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
         __syncthreads();
     }
-#endif
-#ifndef MV_SCALE
-#define MV_SCALE(i) mv_sc[i]
 #endif
     for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
         if (g0 > 0) load(g0);
@@ -2206,7 +2163,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
 #pragma unroll
                     for (int l = 0; l < 8; ++l) xv[l] = valid ? 0.25f * (float)(l + 1) : 0.0f;
 #else
-                    mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? MV_SCALE(i) : 1.0, nwx);
+                    mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
 #endif
                     if (xq == 0) {  // uniform: the fast numerics' integer products
                         const MvX xi = mv_round_i8<T::MIN>(xv);
@@ -2242,7 +2199,6 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             }
         }
     }
-#undef MV_SCALE
     mv_reduce_warps<C * R, R>(acc, acc2, w2 != nullptr, nr, mv_red);
     if constexpr (ROPE) {
         __shared__ float mv_fin[8];

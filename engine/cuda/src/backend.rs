@@ -161,19 +161,6 @@ fn glu8() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_MV_GLU8").is_none_or(|v| v != "0"))
 }
 
-/// The one-row mat-vec of long rows (k > 2,048: a down projection): `matvec2l_` (2 columns a
-/// block, six loop iterations' parts loaded at once), or with `ORCD_MV_LONG=8` / `4` the 8- or
-/// 4-column blocks of the other projections (an A/B: ncu put the down projection's stalls on
-/// instruction fetch; the same values either way). Entry point, columns, rows a block.
-fn mv_long() -> (&'static str, usize, usize) {
-    static V: std::sync::OnceLock<(&'static str, usize, usize)> = std::sync::OnceLock::new();
-    *V.get_or_init(|| match std::env::var("ORCD_MV_LONG").as_deref() {
-        Ok("8") => ("matvec8", 8, 1),
-        Ok("4") => ("matvec4", 4, 2),
-        _ => ("matvec2l", 2, 1),
-    })
-}
-
 /// Output widths from which a mat-vec's activation is rounded once for the launch (the head:
 /// 151,936 columns would each round the same row otherwise; a layer's widest, 2 × 4,864 for
 /// gate·up, is cheaper rounded in place than paying a launch): the fast numerics' codes
@@ -602,8 +589,11 @@ impl Cuda {
             }
             return Ok(ys);
         }
+        // Long rows (k > 2,048: a down projection) take 2 columns a block, six loop iterations'
+        // parts loaded at once: 8 or 4 columns measured 2–6% slower (docs/perf/GPU.md, sixteenth
+        // block).
         let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() && w.k > 2 * 1024 {
-            mv_long()
+            ("matvec2l", 2, 1)
         } else if part && n_out == 1 && glu.is_none() {
             ("matvec8", 8, 1)
         } else if part && n_out == 1 && glu8() {
