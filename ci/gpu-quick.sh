@@ -245,6 +245,19 @@ if [[ ${NCU_STALL:-0} == 1 ]] && command -v ncu >/dev/null; then
     --numerics fast --prompt-tokens 4 --gen-tokens 64 --repeats 1 > $OUT/ncus-fast.csv 2>$OUT/ncus-fast.err
   python3 ci/ncu_stall.py $OUT/ncus-fast.csv || tail -3 $OUT/ncus-fast.err
 fi
+# PROF=1: where a batch-1 decode step's one-row mat-vecs and attention spend their time, phase by
+# phase (ORCD_NVRTC_DEFINES="MV_PROF ATT1_PROF": thread 0 of one block a launch prints its SM
+# clock at each phase — the wait, the norm, the dots, the reduction, the store; attention's wait,
+# query and staging, pass 1, pass 2, weights, pass 3), medians by ci/prof_sum.py. A new define set
+# compiles first (~60 s).
+if [[ ${PROF:-0} == 1 ]]; then
+    echo "SM clock now / max: $(nvidia-smi --query-gpu=clocks.sm,clocks.max.sm --format=csv,noheader)"
+    for nm in fast exact; do
+        ORCD_NVRTC_DEFINES="MV_PROF ATT1_PROF" timeout 180 $B/worker-orcd bench --model $M --backend cuda --numerics $nm \
+            --prompt-tokens 4 --gen-tokens 16 --repeats 1 > $OUT/prof-$nm.txt 2>&1
+        python3 ci/prof_sum.py --mhz ${PROF_MHZ:-1755} $OUT/prof-$nm.txt | sed "s/^/$nm /"
+    done
+fi
 # ATT_PROF=1: attention_tile's phases in SM clocks (ORCD_NVRTC_DEFINES=ATT_PROF: thread 0 of
 # each tile of layer 0, head 0 prints them; q load, pass 1 dots, pass 2 weights, pass 3 Σ w·v).
 if [[ ${ATT_PROF:-0} == 1 ]]; then

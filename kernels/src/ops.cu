@@ -1069,7 +1069,17 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         }
     }
 #endif
+    // ATT1_PROF (ORCD_NVRTC_DEFINES=ATT1_PROF, diagnostics): thread 0's clock at each phase of
+    // row 0, head 0 of layer 0 printed (`att1prof …`; ci/gpu-quick.sh PROF=1 sums them up).
+#ifdef ATT1_PROF
+    long long a1_t[7];
+#define A1_T(k) a1_t[k] = clock64()
+#else
+#define A1_T(k)
+#endif
+    A1_T(0);
     pdl_wait();  // launched with PDL: q and the cache are the kernels' before this one
+    A1_T(1);
     const int r = blockIdx.x, h = blockIdx.y;
     if (r >= rows || h >= n_head || v_head_dim <= 0) return;
     const int tid = threadIdx.x, bd = blockDim.x;
@@ -1107,6 +1117,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     }
     for (int d = tid; d < head_dim; d += bd) qsh[d] = f16 ? f16_to_f32(f32_to_f16(qg[d])) : qg[d];
     __syncthreads();
+    A1_T(2);
     const float* qh = qsh;
     const double sc = scale, cap = softcap;
     // Key j is masked when window > 0 and pos - j >= window.
@@ -1128,6 +1139,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         dots[j] = dt;
     }
     mx = block_max8_d(mx, red);  // also the barrier after the writes to dots[]
+    A1_T(3);
     const double sink = sinks ? (double)sinks[h] : 0.0;
     if (sinks) mx = fmax(mx, sink);
 
@@ -1139,6 +1151,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         if (isfinite(s)) sum = __dadd_rn(sum, ATT_EXP(s - mx));
     }
     sum = block_sum8_d(sum, red);  // also the barrier before dots[] is rewritten below
+    A1_T(4);
     if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
 
     // The weights e_j / sum replace the dots (each thread rewrites only the entries it read);
@@ -1158,6 +1171,7 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         dots[j] = w;
     }
     __syncthreads();
+    A1_T(5);
 
     // Pass 3: out[d] = Σ_j w_j · v[j][d] in f64. Warp `wp` takes keys j = wp, wp + nw, ... (so
     // the chain of dependent loads per thread is nk / nw long, not nk), lane takes dims
@@ -1203,6 +1217,13 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         }
         __syncthreads();  // part[] is rewritten by the next pass over the dims
     }
+    A1_T(6);
+#ifdef ATT1_PROF
+    if (tid == 0 && il == 0 && h == 0 && r == 0)
+        printf("att1prof nk %d staged %d wait %lld q %lld p1 %lld p2 %lld w %lld p3 %lld\n", nk, ns, a1_t[1] - a1_t[0],
+               a1_t[2] - a1_t[1], a1_t[3] - a1_t[2], a1_t[4] - a1_t[3], a1_t[5] - a1_t[4], a1_t[6] - a1_t[5]);
+#endif
+#undef A1_T
 #undef VISIBLE
 }
 
@@ -2131,9 +2152,25 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     // stage of the one-row mat-vecs out, so a bench's difference is that stage's cost (METHOD.md:
     // time variants that leave a stage out) — NO_WAIT the PDL wait (races the kernel before),
     // NO_NORM the RMS reduction (scale 1), NO_X the activation's loads (constant parts).
+    // MV_PROF (ORCD_NVRTC_DEFINES=MV_PROF, diagnostics): thread 0 of each launch's block 0
+    // prints its clock at each phase (`mvprof …`; ci/gpu-quick.sh PROF=1 sums them up).
+#ifdef MV_PROF
+    long long mp_t[6];
+#define MP_T(k) mp_t[k] = clock64()
+#define MP_PRINT()                                                                                               \
+    if (blockIdx.x == 0 && threadIdx.x == 0)                                                                     \
+        printf("mvprof C%d R%d P%d U%d k %d norm %d rope %d wait %lld nrm %lld dot %lld red %lld store %lld\n", C, \
+               R, (int)PAIR, U, k, norm, (int)ROPE, mp_t[1] - mp_t[0], mp_t[2] - mp_t[1], mp_t[3] - mp_t[2],      \
+               mp_t[4] - mp_t[3], mp_t[5] - mp_t[4])
+#else
+#define MP_T(k)
+#define MP_PRINT()
+#endif
+    MP_T(0);
 #ifndef MV_ANAT_NO_WAIT
     pdl_wait();  // x, res and y belong to the kernels before this one
 #endif
+    MP_T(1);
 #ifdef MV_ANAT_NO_NORM
     if (norm) {  // uniform
         if ((int)threadIdx.x < nr) mv_sc[threadIdx.x] = 1.0;
@@ -2148,6 +2185,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         __syncthreads();
     }
 #endif
+    MP_T(2);
     for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
         if (g0 > 0) load(g0);
 #pragma unroll
@@ -2199,7 +2237,9 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             }
         }
     }
+    MP_T(3);
     mv_reduce_warps<C * R, R>(acc, acc2, w2 != nullptr, nr, mv_red);
+    MP_T(4);
     if constexpr (ROPE) {
         __shared__ float mv_fin[8];
         if (threadIdx.x < 8) {  // the 8 columns' values, bias added (as mv_finish)
@@ -2237,10 +2277,16 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
                 store(rk->kc, slot * mb + (c1 - m), rb);
             }
         }
+        MP_T(5);
+        MP_PRINT();
         return;
     }
     mv_store_cols<C * R, R>(mv_red, w2 != nullptr, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c,
                             yc, mc, res, act);
+    MP_T(5);
+    MP_PRINT();
+#undef MP_T
+#undef MP_PRINT
 }
 
 template <class T, int C = 1, int R = MV_MAX_ROWS, bool PAIR = true, int U = 1>
