@@ -181,10 +181,22 @@ void run(const Case& c) {
     const float* sinks = c.sinks ? sk.data() : nullptr;
     unsigned max_pos = 0;
     for (unsigned p : pos) max_pos = std::max(max_pos, std::min(p, (unsigned)n_ctx - 1));
-    for (int tile = 0; tile < 2; ++tile) {
+    // Variants: 0 the per-row kernel with the scores' shared memory alone, 1 the tile, 2 and 3
+    // the per-row kernel staging every key's cache rows in shared memory, or only the first 3
+    // (the host's ORCD_CUDA_ATT_STAGE: the scores of the whole context, 16-byte aligned, then
+    // the staged rows).
+    const char* label[] = {"attention      ", "attention_tile ", "attention st   ", "attention st3  "};
+    for (int tile = 0; tile < 4; ++tile) {
         std::vector<float> got(want.size(), 0.0f);
         bool ran;
-        if (tile) {
+        if (tile >= 2) {
+            const size_t keys = tile == 2 ? (size_t)max_pos + 1 : 3;
+            const size_t smem = ((size_t)n_ctx * 4 + 15) / 16 * 16 + keys * (size_t)(c.hd + c.vd) * es;
+            ran = emu_launch({(unsigned)rows, (unsigned)c.n_head, 1}, 256, smem, [&] {
+                attention(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks, got.data(), rows, il, n_seq,
+                          n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, c.f16);
+            });
+        } else if (tile) {
             const int ld = (int)max_pos + 1;
             ran = emu_launch({(unsigned)((rows + ATT_TR - 1) / ATT_TR), (unsigned)c.n_head, 1}, 256,
                              (size_t)att_tile_floats(c.hd, c.vd, ld) * 4, [&] {
@@ -203,7 +215,7 @@ void run(const Case& c) {
             if (!same_bits(got[i], want[i]) && bad++ == 0) first = i;
         char buf[160] = "";
         if (bad) std::snprintf(buf, sizeof buf, " — %zu values differ, first #%zu: %.9g, want %.9g", bad, first, got[first], want[first]);
-        report(ran && bad == 0, std::string(tile ? "attention_tile " : "attention      ") + name + buf +
+        report(ran && bad == 0, std::string(label[tile]) + name + buf +
                                     (ran ? "" : " — barriers deadlock"));
     }
 }
@@ -238,6 +250,9 @@ int main() {
         {6, 2, 36, 36, {{21, 18}}, 0, 0.0f, 0.166f, false, false, -1},
         {6, 2, 48, 48, {{19, 19}}, 0, 0.0f, 0.144f, true, true, -1},
         {4, 2, 64, 32, {{19, 17}}, 0, 0.0f, s64, false, true, -1},
+        // More than 4 × 256 keys: past the keys whose exponentials a thread keeps (ATT_EC).
+        {2, 1, 64, 64, {{1100, 3}}, 0, 0.0f, s64, false, true, -1},
+        {2, 1, 64, 64, {{1100, 2}}, 0, 3.0f, s64, true, false, -1},
         // A row the cache cannot hold: NaN for it alone.
         {4, 4, 64, 64, {{20, 18}}, 0, 0.0f, s64, false, true, 5},
     };

@@ -928,6 +928,7 @@ extern "C" __global__ void kv_write(const float* k, const float* v, void* kc, vo
 #define ATT_WARPS 8   // the most warps per block (the launch uses blockDim ≤ 32 · ATT_WARPS)
 #define ATT_DIMS 4    // output dims per lane per pass (d = d0 + lane + 32u)
 #define ATT_QMAX 512  // the widest query head
+#define ATT_EC 4      // keys a thread of `attention` keeps its exponential for (j = tid + u·256)
 
 __device__ __forceinline__ unsigned dynamic_smem_bytes() {
 #ifdef ORCD_EMU
@@ -1144,8 +1145,24 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     if (sinks) mx = fmax(mx, sink);
 
     // Pass 2: the denominator (the sink joins it, not the value sum). Non-finite scores weigh 0.
-    double sum = 0.0;
-    for (int j = tid; j < nk; j += bd) {
+    // A thread's first ATT_EC keys keep their e = exp(s − mx) in registers for the weights below
+    // (0 for a masked or non-finite score: weight 0 either way), so each key's score and f64
+    // exponential are computed once; the sum's order is the loop's, j = tid, tid + bd, ….
+    double sum = 0.0, ec[ATT_EC];
+#pragma unroll
+    for (int u = 0; u < ATT_EC; ++u) {
+        const int j = tid + u * bd;
+        double e = 0.0;
+        if (j < nk && VISIBLE(j)) {
+            const double s = att_score(dots[j], sc, cap);
+            if (isfinite(s)) {
+                e = ATT_EXP(s - mx);
+                sum = __dadd_rn(sum, e);
+            }
+        }
+        ec[u] = e;
+    }
+    for (int j = tid + ATT_EC * bd; j < nk; j += bd) {
         if (!VISIBLE(j)) continue;
         const double s = att_score(dots[j], sc, cap);
         if (isfinite(s)) sum = __dadd_rn(sum, ATT_EXP(s - mx));
@@ -1158,7 +1175,16 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     // masked or underflowed keys weigh 0 and are skipped, like the CPU's `sc == 0.0`. An F16
     // cache is the fast numerics: llama.cpp rounds the probabilities to F16 (the V cache's
     // vec_dot_type) before V·p.
-    for (int j = tid; j < nk; j += bd) {
+#pragma unroll
+    for (int u = 0; u < ATT_EC; ++u) {
+        const int j = tid + u * bd;
+        if (j < nk) {
+            float w = ec[u] != 0.0 ? (float)__ddiv_rn(ec[u], sum) : 0.0f;
+            if (f16) w = f16_to_f32(f32_to_f16(w));
+            dots[j] = w;
+        }
+    }
+    for (int j = tid + ATT_EC * bd; j < nk; j += bd) {
         float w = 0.0f;
         if (VISIBLE(j)) {
             const double s = att_score(dots[j], sc, cap);
