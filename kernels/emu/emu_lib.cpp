@@ -116,6 +116,7 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(matvecqpg_q4_1),
         E(matvecqpg_q8_0),
         E(matvect_q8_0),
+        E(matvectn_q8_0),
         E(matvectl_q8_0),
         E(matvectg_q8_0),
         E(matvecf_q4_0),

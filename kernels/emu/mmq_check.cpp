@@ -513,6 +513,18 @@ void run_mvq(const MvqCase& c) {
             }
         report(tbits, std::string(longk ? "matvectl_" : c.glu ? "matvectg_" : "matvect_") + name.substr(name.find('_') + 1) +
                           " (tensor cores) bit for bit with " + name.substr(0, name.find('_') + 1));
+        if (!longk && !c.glu) {  // matvectn_: matvect_ on 8-column tiles
+            std::vector<float> tn((size_t)R * m, -5.0f);
+            const unsigned ngrid = (unsigned)(((R + 15) / 16) * ((m + 7) / 8));
+            if (!emu_launch({ngrid, 1, 1}, 128, 0u, [&] {
+                    matvectn_q8_0(dw.b.data(), q.data(), qd.data(), qs.data(), tn.data(), R, k, m, row_bytes, b, r, g2,
+                                  0, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0);
+                }))
+                report(false, "a block's threads wait at barriers none can pass");
+            report(std::memcmp(tn.data(), batched.data(), tn.size() * 4) == 0,
+                   "matvectn_" + name.substr(name.find('_') + 1) + " (8-column tiles) bit for bit with " +
+                       name.substr(0, name.find('_') + 1));
+        }
     }
     if (pf)
         report(std::memcmp(persist.data(), batched.data(), persist.size() * 4) == 0,
@@ -540,22 +552,26 @@ void run_mvt_multi(int k, int m, int mb, int mc, int R) {
     std::vector<int8_t> q((size_t)R * k);
     std::vector<float> qd((size_t)R * nb), qs((size_t)R * nb);
     launch({(unsigned)R, 1, 1}, 128, [&] { quant_x_q8(x.data(), q.data(), qd.data(), qs.data(), R, k, 0, nullptr, 0.0f); });
-    auto go = [&](bool tcore, std::vector<float>* ys) {
-        const int C = tcore ? 16 : 4, RB = tcore ? 16 : 8;
+    // tcore 0: matvecq_, 1: matvect_ (16-column tiles), 2: matvectn_ (8-column tiles).
+    auto go = [&](int tcore, std::vector<float>* ys) {
+        const int C = tcore == 1 ? 16 : tcore == 2 ? 8 : 4, RB = tcore ? 16 : 8;
         launch({(unsigned)(((R + RB - 1) / RB) * ((total + C - 1) / C)), 1, 1}, 128, [&] {
-            auto f = tcore ? matvect_q8_0 : matvecq_q8_0;
+            auto f = tcore == 1 ? matvect_q8_0 : tcore == 2 ? matvectn_q8_0 : matvecq_q8_0;
             f(dws[0].b.data(), q.data(), qd.data(), qs.data(), ys[0].data(), R, k, m, dws[0].row_bytes, bs[0].data(),
               nullptr, nullptr, 0, dws[1].b.data(), bs[1].data(), ys[1].data(), mb, dws[2].b.data(), bs[2].data(),
               ys[2].data(), mc);
         });
     };
-    go(false, ya);
-    go(true, yt);
-    bool bits = true;
-    for (int p = 0; p < 3; ++p) bits &= std::memcmp(ya[p].data(), yt[p].data(), ya[p].size() * 4) == 0;
-    report(bits, "matvect_q8_0 k" + std::to_string(k) + " m" + std::to_string(m) + "+" + std::to_string(mb) + "+" +
-                     std::to_string(mc) + " rows" + std::to_string(R) +
-                     " (q, k, v in one launch) bit for bit with matvecq_q8_0");
+    go(0, ya);
+    for (int t = 1; t <= 2; ++t) {
+        for (int p = 0; p < 3; ++p) yt[p].assign(yt[p].size(), -8.0f);
+        go(t, yt);
+        bool bits = true;
+        for (int p = 0; p < 3; ++p) bits &= std::memcmp(ya[p].data(), yt[p].data(), ya[p].size() * 4) == 0;
+        report(bits, std::string(t == 1 ? "matvect_q8_0" : "matvectn_q8_0") + " k" + std::to_string(k) + " m" +
+                         std::to_string(m) + "+" + std::to_string(mb) + "+" + std::to_string(mc) + " rows" +
+                         std::to_string(R) + " (q, k, v in one launch) bit for bit with matvecq_q8_0");
+    }
 }
 
 }  // namespace

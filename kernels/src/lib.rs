@@ -101,6 +101,7 @@ pub const KERNELS: &[&str] = &[
     "matvecqpg_q4_1",
     "matvecqpg_q8_0",
     "matvect_q8_0",
+    "matvectn_q8_0",
     "matvectl_q8_0",
     "matvectg_q8_0",
     "matvecf_q4_0",

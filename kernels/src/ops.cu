@@ -3087,6 +3087,12 @@ extern "C" __global__ void MVT_BOUNDS matvect_q8_0(MVQ_PARAMS) {
     (void)qs;
     matvect_t<false, 2>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
 }
+// matvect_q8_0 on 8-column tiles: twice the blocks, for a row tile or two (the host's
+// ORCD_CUDA_MVT_NARROW=1: a 16-row step's q·k·v, o and down have 56–112 blocks of 16 columns).
+extern "C" __global__ void MVT_BOUNDS matvectn_q8_0(MVQ_PARAMS) {
+    (void)qs;
+    matvect_t<false, 1>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+}
 // Rows longer than 1,024 (no GLU pair): the slots' chains in dynamic shared memory (64 KB).
 extern "C" __global__ void MVT_BOUNDS matvectl_q8_0(MVQ_PARAMS) {
     (void)qs;

@@ -216,6 +216,15 @@ fn mvt_rows(n_out: usize) -> bool {
 /// The rows up to which the default keeps `matvecq_` (see [`mvt_rows`]): one 16-row tile.
 const MVT_AUTO_ROWS: usize = 16;
 
+/// `ORCD_CUDA_MVT_NARROW=1` (off until a card has timed it): the tensor-core mat-vec of a weight
+/// without a GLU pair, k ≤ 1,024, on 8-column tiles (`matvectn_q8_0`) instead of 16 — twice the
+/// blocks, for steps of one or two row tiles, whose narrow projections leave most SMs one block.
+/// The same values either way.
+fn mvt_narrow() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MVT_NARROW").is_some_and(|v| v == "1"))
+}
+
 /// The widest row (k) `matvect_q8_0` takes: one part a thread slot (kernels/ABI.md); longer
 /// rows take `matvectl_q8_0` with [`MVT_LONG_SMEM`] bytes of dynamic shared memory.
 const MVT_MAX_K: usize = 1024;
@@ -750,6 +759,7 @@ impl Cuda {
         let tcore = mvt_rows(n_out) && kty == "q8_0" && matches!(variant, "matvecq" | "matvecqg");
         let long = w.k > MVT_MAX_K;
         let (variant, cols, rows, smem) = match (variant, tcore, long) {
+            ("matvecq", true, false) if mvt_narrow() => ("matvectn", 8, 16, 0),
             ("matvecq", true, false) => ("matvect", 16, 16, 0),
             ("matvecqg", true, false) => ("matvectg", 8, 16, 0),
             ("matvecq", true, true) if MVT_LONG_SMEM <= self.dev.max_smem => ("matvectl", 8, 16, MVT_LONG_SMEM),

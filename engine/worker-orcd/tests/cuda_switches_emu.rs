@@ -51,7 +51,7 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 10] = [
+    let switches: [(&str, &[(&str, &str)]); 11] = [
         // The grouped Q8_0 layout is the default: its switch now keeps the GGUF layout.
         ("gguf-layout", &[("ORCD_CUDA_Q8_GROUPED", "0")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
@@ -60,6 +60,7 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
         // The tensor-core batched mat-vec is the default past 16 rows: on at any batch, and off.
         ("mvt", &[("ORCD_CUDA_MVT", "1")]),
         ("mvt-off", &[("ORCD_CUDA_MVT", "0")]),
+        ("mvt-narrow", &[("ORCD_CUDA_MVT", "1"), ("ORCD_CUDA_MVT_NARROW", "1")]),
         // The one-row attention on every row (no tile): its keys staged (the default), none of
         // them, and the first 3 (the rest read from the cache).
         ("att-stage", &[("ORCD_CUDA_ATT_TILE", "0")]),
