@@ -93,6 +93,17 @@ fn the_tiled_attention_passes_ops_on_the_emulated_device() {
     assert!(md.contains("ran on the emulated CUDA device"), "the report does not say so:\n{md}");
 }
 
+/// The fast numerics' attention split over the keys (`ORCD_CUDA_ATT_SPLIT`: `attention_split` +
+/// `attention_combine`, f32, for every row) on every `ops` attention case against the CPU
+/// backend: 4 splits, and 64 (most of them empty at these lengths).
+#[test]
+fn the_split_attention_passes_ops_on_the_emulated_device() {
+    for split in ["4", "64"] {
+        let (log, _) = emulated_ops_env("attention", false, &[("ORCD_CUDA_ATT_SPLIT", split)]);
+        assert!(log.contains("22 passed, 0 failed, 0 not run"), "ORCD_CUDA_ATT_SPLIT={split}:\n{log}");
+    }
+}
+
 /// The passed count of a run with no failures and nothing left out (`orcd-gate`'s summary line).
 fn all_passed(log: &str) -> usize {
     let line = log.lines().find(|l| l.starts_with("orcd-gate:") && l.contains(" passed, ")).unwrap_or("");

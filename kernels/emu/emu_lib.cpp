@@ -115,6 +115,8 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(matvecqpg_q4_0),
         E(matvecqpg_q4_1),
         E(matvecqpg_q8_0),
+        E(attention_split),
+        E(attention_combine),
         E(matvect_q8_0),
         E(matvectn_q8_0),
         E(matvectl_q8_0),

@@ -100,6 +100,8 @@ pub const KERNELS: &[&str] = &[
     "matvecqpg_q4_0",
     "matvecqpg_q4_1",
     "matvecqpg_q8_0",
+    "attention_split",
+    "attention_combine",
     "matvect_q8_0",
     "matvectn_q8_0",
     "matvectl_q8_0",

@@ -57,6 +57,7 @@ __device__ __forceinline__ void prefetch_l2(const void* p, i64 n) {
 }
 #define F32_NEG_INF __int_as_float(0xff800000)
 #define F32_NAN __int_as_float(0x7fc00000)
+#define F32_POS_INF __int_as_float(0x7f800000)
 #define F64_NEG_INF __longlong_as_double(0xfff0000000000000LL)
 
 // 1-D kernels: a grid-stride loop, so any 1-D launch covers `n` exactly once.
@@ -1251,6 +1252,154 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
 #endif
 #undef A1_T
 #undef VISIBLE
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention split over the keys (the host's ORCD_CUDA_ATT_SPLIT=S with the fast numerics' F16
+// cache; off until a card has timed it). Not `attention`'s bits: f32 scores and exponentials in
+// another order, for the tolerance column only, and then for every row (prefill rows too), so a
+// row's value never depends on its batch. attention_split: grid (rows, n_head, S), block 128,
+// dynamic shared ceil(n_ctx / S)·4 bytes (at least the split's keys); split s takes keys
+// [s·c, min(pos + 1, (s + 1)·c)) with c = ceil((pos + 1) / S): q rounded to F16, scores
+// dot_cpu_order(q, k)·scale (softcap·tanh(score/softcap) with a softcap), the split's max m,
+// l = Σ exp(score − m), o = Σ exp(score − m)·v (keys j ≡ w mod 4 for warp w, the warps' sums
+// added (0 + 1) + (2 + 3)), written as part[((r·n_head + h)·S + s)·(v_head_dim + 2) + {0, 1, 2 + d}] = m, l, o[d]
+// (l = 0: no visible key). attention_combine: grid (rows, n_head), block 128: M = the largest m
+// of the splits with l > 0 (and the sink), L = Σ l·exp(m − M) (+ exp(sink − M)), out = Σ
+// o·exp(m − M) / L, the splits in order. A row the cache cannot hold gives NaN.
+// ---------------------------------------------------------------------------------------------
+
+#define ATS_THREADS 128
+
+extern "C" __global__ void attention_split(const float* q, const void* kc, const void* vc, const unsigned* pos,
+                                           const unsigned* seq, float* part, int rows, int il, int n_seq, int n_ctx,
+                                           int n_head, int n_head_kv, int head_dim, int v_head_dim, float scale,
+                                           int window, float softcap, int n_split) {
+#ifdef ORCD_EMU
+    float* es = (float*)g_emu->dyn.data();
+#else
+    extern __shared__ float es[];  // the split's scores, then their exponentials
+#endif
+    __shared__ float qsh[ATT_QMAX];
+    __shared__ float ats_red[ATS_THREADS / 32];
+    __shared__ float ats_o[ATS_THREADS / 32][ATT_QMAX];
+    pdl_trigger();
+    pdl_wait();
+    const int r = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, tid = threadIdx.x;
+    const int lane = tid & 31, wp = tid >> 5;
+    if (r >= rows || h >= n_head || sp >= n_split || v_head_dim <= 0 || v_head_dim > ATT_QMAX) return;
+    float* pr = part + (((i64)r * n_head + h) * n_split + sp) * (v_head_dim + 2);
+    const u32 p = pos[r], sq = seq[r];
+    const int group = n_head_kv > 0 ? n_head / n_head_kv : 0;
+    const int nk = (int)p + 1, c = (nk + n_split - 1) / n_split;
+    // Uniform over the block: a row the cache cannot hold, or not the ABI's launch, gives NaN.
+    if (group <= 0 || h / group >= n_head_kv || sq >= (u32)n_seq || p >= (u32)n_ctx || head_dim > ATT_QMAX ||
+        blockDim.x != ATS_THREADS || (u64)c * 4 > (u64)dynamic_smem_bytes()) {
+        for (int d = tid; d < v_head_dim + 2; d += ATS_THREADS) pr[d] = F32_NAN;
+        return;
+    }
+    const int kh = h / group, j0 = sp * c, j1 = nk < j0 + c ? nk : j0 + c;
+    const i64 slot0 = ((i64)il * n_seq + sq) * n_ctx;
+    const i64 k_cols = (i64)n_head_kv * head_dim, v_cols = (i64)n_head_kv * v_head_dim;
+    const float* qg = q + ((i64)r * n_head + h) * head_dim;
+    for (int d = tid; d < head_dim; d += ATS_THREADS) qsh[d] = f16_to_f32(f32_to_f16(qg[d]));
+    __syncthreads();
+    float mx = F32_NEG_INF;
+    for (int j = j0 + tid; j < j1; j += ATS_THREADS) {
+        float sc = F32_NEG_INF;
+        if (window <= 0 || (int)p - j < window) {
+            sc = __fmul_rn(dot_cpu_order(qsh, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, 1), scale);
+            if (softcap > 0.0f) sc = __fmul_rn(softcap, tanhf(__fdiv_rn(sc, softcap)));
+            if (isnan(sc) || sc == F32_POS_INF) sc = F32_NEG_INF;  // weighs 0, as attention's non-finite scores
+        }
+        es[j - j0] = sc;
+        mx = fmaxf(mx, sc);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(FULL_MASK, mx, o));
+    if (lane == 0) ats_red[wp] = mx;
+    __syncthreads();
+    mx = fmaxf(fmaxf(ats_red[0], ats_red[1]), fmaxf(ats_red[2], ats_red[3]));
+    __syncthreads();  // ats_red is reused for the sum
+    float l = 0.0f;
+    for (int j = j0 + tid; j < j1; j += ATS_THREADS) {
+        const float sc = es[j - j0];
+        const float e = sc == F32_NEG_INF ? 0.0f : expf(__fadd_rn(sc, -mx));
+        es[j - j0] = e;
+        l = __fadd_rn(l, e);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) l = __fadd_rn(l, __shfl_xor_sync(FULL_MASK, l, o));
+    if (lane == 0) ats_red[wp] = l;
+    __syncthreads();  // also: every exponential is in es[]
+    l = __fadd_rn(__fadd_rn(ats_red[0], ats_red[1]), __fadd_rn(ats_red[2], ats_red[3]));
+    // Σ e·v: warp w takes keys j0 + w, j0 + w + 4, …; lane l dims d0 + 2l and d0 + 2l + 1 (one
+    // 4-byte load of two halves where aligned: a warp reads a 64-wide row's 128 bytes at once).
+    for (int d0 = 0; d0 < v_head_dim; d0 += 64) {
+        const int d = d0 + 2 * lane;
+        if (d < v_head_dim) {  // no shuffles below: lanes may differ
+            const bool two = d + 1 < v_head_dim;
+            float a0 = 0.0f, a1 = 0.0f;
+#pragma unroll 8
+            for (int j = j0 + wp; j < j1; j += ATS_THREADS / 32) {
+                const i64 vi = (slot0 + j) * v_cols + (i64)kh * v_head_dim + d;
+                float v0, v1 = 0.0f;
+                if (two && (vi & 1) == 0) {
+                    const u32 u = ((const u32*)vc)[vi >> 1];
+                    v0 = f16_to_f32((u16)(u & 0xffffu));
+                    v1 = f16_to_f32((u16)(u >> 16));
+                } else {
+                    v0 = kv_load(vc, vi, 1);
+                    if (two) v1 = kv_load(vc, vi + 1, 1);
+                }
+                const float e = es[j - j0];
+                if (e != 0.0f) {  // a weight of 0 never meets an inf value
+                    a0 = fmaf(e, v0, a0);
+                    a1 = fmaf(e, v1, a1);
+                }
+            }
+            ats_o[wp][d] = a0;
+            if (two) ats_o[wp][d + 1] = a1;
+        }
+    }
+    __syncthreads();
+    if (tid == 0) {
+        pr[0] = mx;
+        pr[1] = l;
+    }
+    for (int d = tid; d < v_head_dim; d += ATS_THREADS)
+        pr[2 + d] = __fadd_rn(__fadd_rn(ats_o[0][d], ats_o[1][d]), __fadd_rn(ats_o[2][d], ats_o[3][d]));
+}
+
+extern "C" __global__ void attention_combine(const float* part, const float* sinks, float* out, int rows,
+                                             int n_head, int v_head_dim, int n_split) {
+    pdl_trigger();
+    pdl_wait();
+    const int r = blockIdx.x, h = blockIdx.y;
+    if (r >= rows || h >= n_head || v_head_dim <= 0) return;
+    const i64 st = (i64)v_head_dim + 2;
+    const float* pp = part + ((i64)r * n_head + h) * n_split * st;
+    float* o = out + ((i64)r * n_head + h) * v_head_dim;
+    float M = sinks ? sinks[h] : F32_NEG_INF;
+    bool nan = false;
+    for (int s = 0; s < n_split; ++s) {
+        const float m = pp[s * st], l = pp[s * st + 1];
+        nan |= isnan(m) || isnan(l);
+        if (l > 0.0f) M = fmaxf(M, m);
+    }
+    float L = 0.0f;
+    for (int s = 0; s < n_split; ++s) {
+        const float l = pp[s * st + 1];
+        if (l > 0.0f) L = fmaf(l, expf(__fadd_rn(pp[s * st], -M)), L);
+    }
+    if (sinks) L = __fadd_rn(L, expf(__fadd_rn(sinks[h], -M)));
+    for (int d = threadIdx.x; d < v_head_dim; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < n_split; ++s) {
+            if (pp[s * st + 1] > 0.0f) acc = fmaf(pp[s * st + 2 + d], expf(__fadd_rn(pp[s * st], -M)), acc);
+        }
+        o[d] = nan ? F32_NAN : __fdiv_rn(acc, L);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

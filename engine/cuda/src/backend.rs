@@ -357,6 +357,15 @@ fn att_stage_keys() -> usize {
 /// the exact (F32), +8.5% / +3.7% at 16 / 64 sequences.
 const ATT_STAGE_KEYS: usize = 256;
 
+/// Splits over the keys of the fast numerics' attention (`ORCD_CUDA_ATT_SPLIT=n`, at most 64;
+/// 0, the default until a card has timed it: `attention` / `attention_tile`). On, every row of
+/// an F16 cache takes `attention_split` + `attention_combine`: f32, not `attention`'s bits, so
+/// the exact numerics' F32 cache never does (kernels/ABI.md).
+fn att_split() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_SPLIT").ok().and_then(|v| v.parse().ok()).unwrap_or(0).min(64))
+}
+
 /// `attention`'s dynamic shared memory with `want` keys staged: the scores' `base` bytes, or with
 /// staging the whole context's scores (16-byte aligned) and then `row_elems` elements of `es`
 /// bytes a key (its key and value rows), as many keys as `max` allows, up to `want`.
@@ -804,6 +813,77 @@ impl Cuda {
                 true,
             )
             .map_err(err)
+    }
+
+    /// [`Backend::attention`] split over the keys (`ORCD_CUDA_ATT_SPLIT`): `attention_split` into
+    /// `split` partial sums a row and head, then `attention_combine` into `y` (kernels/ABI.md).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_split(
+        &self,
+        q: &CudaTensor,
+        kv: &CudaKv,
+        il: usize,
+        b: &CudaBatch,
+        p: &AttnParams,
+        sinks: Option<&CudaWeight>,
+        split: usize,
+        y: CudaTensor,
+    ) -> Result<CudaTensor> {
+        let s = &kv.spec;
+        let rows = q.rows.max(1);
+        let part = self.tensor(rows * p.n_head * split, p.v_head_dim + 2)?;
+        // A recorded forward is replayed at later positions: a split's keys for the whole context.
+        let span = if self.dev.capturing() { s.n_ctx } else { b.max_pos as usize + 1 };
+        let smem = span.div_ceil(split) * 4;
+        if smem > self.dev.max_smem {
+            return Err(shape_err(
+                "attention",
+                format!("{span} positions in {split} splits need {smem} bytes of shared memory a block"),
+            ));
+        }
+        let (n_head, rows_u, split_u) = (p.n_head as u32, rows as u32, split as u32);
+        self.launch_pdl(
+            "attention_split",
+            (rows_u, n_head, split_u),
+            128,
+            smem as u32,
+            &[
+                q.buf.arg(),
+                kv.k.arg(),
+                kv.v.arg(),
+                b.pos.arg(),
+                b.seq.arg(),
+                part.buf.arg(),
+                Arg::I32(q.rows as i32),
+                Arg::I32(il as i32),
+                Arg::I32(s.n_seq as i32),
+                Arg::I32(s.n_ctx as i32),
+                Arg::I32(p.n_head as i32),
+                Arg::I32(p.n_head_kv as i32),
+                Arg::I32(p.head_dim as i32),
+                Arg::I32(p.v_head_dim as i32),
+                Arg::F32(p.scale),
+                Arg::I32(p.window.map_or(0, |w| w.min(i32::MAX as usize) as i32)),
+                Arg::F32(p.softcap.unwrap_or(0.0)),
+                Arg::I32(split as i32),
+            ],
+        )?;
+        self.launch_pdl(
+            "attention_combine",
+            (rows_u, n_head, 1),
+            128,
+            0,
+            &[
+                part.buf.arg(),
+                sinks.map_or(Arg::Ptr(0), |w| w.buf.arg()),
+                y.buf.arg(),
+                Arg::I32(q.rows as i32),
+                Arg::I32(p.n_head as i32),
+                Arg::I32(p.v_head_dim as i32),
+                Arg::I32(split as i32),
+            ],
+        )?;
+        Ok(y)
     }
 
     /// Which rows of a matmul take the tensor-core GEMM (`mmq_*`, kernels/ABI.md): with the fast
@@ -1382,6 +1462,10 @@ impl Ops for Cuda {
             ));
         }
         let y = self.tensor(q.rows, p.n_head * p.v_head_dim)?;
+        let split = att_split();
+        if split > 0 && s.ty == KvType::F16 {
+            return self.attention_split(q, kv, il, b, p, sinks, split, y);
+        }
         // Prefill rows: a block per 16 query rows, its shared memory their queries and scores.
         let ld = b.max_pos as usize + 1;
         let tile_smem = att_tile_bytes(p.head_dim, p.v_head_dim, ld);
