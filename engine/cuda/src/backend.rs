@@ -357,6 +357,24 @@ fn att_stage_keys() -> usize {
 /// the exact (F32), +8.5% / +3.7% at 16 / 64 sequences.
 const ATT_STAGE_KEYS: usize = 256;
 
+/// The attention kernels' shared arguments after their pointers (kernels/ABI.md): rows, layer,
+/// the cache's sequences and context, heads, head widths, scale, window, softcap.
+fn att_shape_args(rows: usize, il: usize, s: &KvSpec, p: &AttnParams) -> [Arg; 11] {
+    [
+        Arg::I32(rows as i32),
+        Arg::I32(il as i32),
+        Arg::I32(s.n_seq as i32),
+        Arg::I32(s.n_ctx as i32),
+        Arg::I32(p.n_head as i32),
+        Arg::I32(p.n_head_kv as i32),
+        Arg::I32(p.head_dim as i32),
+        Arg::I32(p.v_head_dim as i32),
+        Arg::F32(p.scale),
+        Arg::I32(p.window.map_or(0, |w| w.min(i32::MAX as usize) as i32)),
+        Arg::F32(p.softcap.unwrap_or(0.0)),
+    ]
+}
+
 /// Splits over the keys of the fast numerics' attention (`ORCD_CUDA_ATT_SPLIT=n`, at most 64;
 /// 0, the default until a card has timed it: `attention` / `attention_tile`). On, every row of
 /// an F16 cache takes `attention_split` + `attention_combine`: f32, not `attention`'s bits, so
@@ -848,25 +866,11 @@ impl Cuda {
             128,
             smem as u32,
             &[
-                q.buf.arg(),
-                kv.k.arg(),
-                kv.v.arg(),
-                b.pos.arg(),
-                b.seq.arg(),
-                part.buf.arg(),
-                Arg::I32(q.rows as i32),
-                Arg::I32(il as i32),
-                Arg::I32(s.n_seq as i32),
-                Arg::I32(s.n_ctx as i32),
-                Arg::I32(p.n_head as i32),
-                Arg::I32(p.n_head_kv as i32),
-                Arg::I32(p.head_dim as i32),
-                Arg::I32(p.v_head_dim as i32),
-                Arg::F32(p.scale),
-                Arg::I32(p.window.map_or(0, |w| w.min(i32::MAX as usize) as i32)),
-                Arg::F32(p.softcap.unwrap_or(0.0)),
-                Arg::I32(split as i32),
-            ],
+                &[q.buf.arg(), kv.k.arg(), kv.v.arg(), b.pos.arg(), b.seq.arg(), part.buf.arg()][..],
+                &att_shape_args(q.rows, il, s, p),
+                &[Arg::I32(split as i32)],
+            ]
+            .concat(),
         )?;
         self.launch_pdl(
             "attention_combine",
@@ -1483,27 +1487,20 @@ impl Ops for Cuda {
                 att_stage_bytes(smem, s.n_ctx, p.head_dim + p.v_head_dim, es, want, self.dev.max_smem),
             )
         };
-        let mut args = vec![
-            q.buf.arg(),
-            kv.k.arg(),
-            kv.v.arg(),
-            b.pos.arg(),
-            b.seq.arg(),
-            sinks.map_or(Arg::Ptr(0), |w| w.buf.arg()),
-            y.buf.arg(),
-            Arg::I32(q.rows as i32),
-            Arg::I32(il as i32),
-            Arg::I32(s.n_seq as i32),
-            Arg::I32(s.n_ctx as i32),
-            Arg::I32(p.n_head as i32),
-            Arg::I32(p.n_head_kv as i32),
-            Arg::I32(p.head_dim as i32),
-            Arg::I32(p.v_head_dim as i32),
-            Arg::F32(p.scale),
-            Arg::I32(p.window.map_or(0, |w| w.min(i32::MAX as usize) as i32)),
-            Arg::F32(p.softcap.unwrap_or(0.0)),
-            Arg::I32((s.ty == KvType::F16) as i32),
-        ];
+        let mut args = [
+            &[
+                q.buf.arg(),
+                kv.k.arg(),
+                kv.v.arg(),
+                b.pos.arg(),
+                b.seq.arg(),
+                sinks.map_or(Arg::Ptr(0), |w| w.buf.arg()),
+                y.buf.arg(),
+            ][..],
+            &att_shape_args(q.rows, il, s, p),
+            &[Arg::I32((s.ty == KvType::F16) as i32)],
+        ]
+        .concat();
         if tile {
             args.push(Arg::I32(ld as i32));
         }
