@@ -344,18 +344,29 @@ fn att_tile_bytes(head_dim: usize, v_head_dim: usize, ld: usize) -> usize {
     4 * (ATT_TILE_ROWS * (head_dim + ld) + kt * (w + 4))
 }
 
-/// Keys whose cache rows the one-row `attention` stages in shared memory before its passes: by
-/// default [`ATT_STAGE_KEYS`], `ORCD_CUDA_ATT_STAGE=n` n (0: none, the A/B). The same values
-/// either way (kernels/ABI.md).
-fn att_stage_keys() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_STAGE").ok().and_then(|v| v.parse().ok()).unwrap_or(ATT_STAGE_KEYS))
+/// Keys whose cache rows the one-row `attention` stages in shared memory before its passes, for
+/// rows of `row_bytes` (a key's and its value's): `ORCD_CUDA_ATT_STAGE=n` n (0: none, the A/B),
+/// by default [`ATT_STAGE_KEYS`] within [`ATT_STAGE_BYTES`]. The same values either way
+/// (kernels/ABI.md).
+fn att_stage_keys(row_bytes: usize) -> usize {
+    static V: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let env = *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_STAGE").ok().and_then(|v| v.parse().ok()));
+    env.unwrap_or_else(|| att_stage_default(row_bytes))
+}
+
+/// The default staging: [`ATT_STAGE_KEYS`] keys, fewer where their rows pass [`ATT_STAGE_BYTES`].
+fn att_stage_default(row_bytes: usize) -> usize {
+    ATT_STAGE_KEYS.min(ATT_STAGE_BYTES / row_bytes.max(1))
 }
 
 /// The default of [`att_stage_keys`], as timed (H100, 4297ae4, docs/perf/GPU.md sixteenth block):
 /// +4.7% batch-1 decode on the fast numerics (F16 cache: 64 KiB for a 64-wide head), +0.0% on
-/// the exact (F32), +8.5% / +3.7% at 16 / 64 sequences.
+/// the exact (F32, 128 KiB then), +8.5% / +3.7% at 16 / 64 sequences (fast).
 const ATT_STAGE_KEYS: usize = 256;
+/// The most shared memory the default stages a block: the timed fast configuration's 64 KiB, so
+/// an F32 cache's or a wide head's blocks keep the same occupancy (the exact numerics' batched
+/// decode was not timed with 128 KiB a block).
+const ATT_STAGE_BYTES: usize = 64 << 10;
 
 /// The attention kernels' shared arguments after their pointers (kernels/ABI.md): rows, layer,
 /// the cache's sequences and context, heads, head widths, scale, window, softcap.
@@ -1478,14 +1489,11 @@ impl Ops for Cuda {
             ("attention_tile", q.rows.div_ceil(ATT_TILE_ROWS).max(1), tile_smem)
         } else {
             let es = if s.ty == KvType::F16 { 2 } else { 4 };
+            let row = p.head_dim + p.v_head_dim;
             // A recorded forward stages at every later position too: its count is not cut to now's.
-            let want =
-                if self.dev.capturing() { att_stage_keys() } else { att_stage_keys().min(b.max_pos as usize + 1) };
-            (
-                "attention",
-                q.rows.max(1),
-                att_stage_bytes(smem, s.n_ctx, p.head_dim + p.v_head_dim, es, want, self.dev.max_smem),
-            )
+            let keys = att_stage_keys(row * es);
+            let want = if self.dev.capturing() { keys } else { keys.min(b.max_pos as usize + 1) };
+            ("attention", q.rows.max(1), att_stage_bytes(smem, s.n_ctx, row, es, want, self.dev.max_smem))
         };
         let mut args = [
             &[
@@ -2072,6 +2080,16 @@ mod tests {
         let seq: Vec<u32> = seq_lens.iter().enumerate().flat_map(|(s, &n)| std::iter::repeat_n(s as u32, n)).collect();
         let n = seq.len();
         BatchRows { tokens: vec![0; n], pos: (0..n as u32).collect(), seq, logits: vec![true; n] }
+    }
+
+    #[test]
+    fn the_default_staging_keeps_within_the_timed_64_kib() {
+        // A 64-wide head: 256 keys of F16 rows (256 bytes), 128 of F32 rows (512).
+        assert_eq!(att_stage_default(256), 256);
+        assert_eq!(att_stage_default(512), 128);
+        // gemma-3's 256-wide heads (1 KiB a key in F16): 64 keys.
+        assert_eq!(att_stage_default(1024), 64);
+        assert_eq!(att_stage_default(0), 256);
     }
 
     #[test]
