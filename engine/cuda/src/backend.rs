@@ -845,7 +845,8 @@ impl Cuda {
     }
 
     /// [`Backend::attention`] split over the keys (`ORCD_CUDA_ATT_SPLIT`): `attention_split` into
-    /// `split` partial sums a row and head, then `attention_combine` into `y` (kernels/ABI.md).
+    /// `split` partial sums a row and head, then `attention_combine` into the output
+    /// (kernels/ABI.md). The caller has checked the shapes.
     #[allow(clippy::too_many_arguments)]
     fn attention_split(
         &self,
@@ -856,10 +857,10 @@ impl Cuda {
         p: &AttnParams,
         sinks: Option<&CudaWeight>,
         split: usize,
-        y: CudaTensor,
     ) -> Result<CudaTensor> {
         let s = &kv.spec;
         let rows = q.rows.max(1);
+        let y = self.tensor(q.rows, p.n_head * p.v_head_dim)?;
         let part = self.tensor(rows * p.n_head * split, p.v_head_dim + 2)?;
         // A recorded forward is replayed at later positions: a split's keys for the whole context.
         let span = if self.dev.capturing() { s.n_ctx } else { b.max_pos as usize + 1 };
@@ -1476,11 +1477,11 @@ impl Ops for Cuda {
                 ),
             ));
         }
-        let y = self.tensor(q.rows, p.n_head * p.v_head_dim)?;
         let split = att_split();
         if split > 0 && s.ty == KvType::F16 {
-            return self.attention_split(q, kv, il, b, p, sinks, split, y);
+            return self.attention_split(q, kv, il, b, p, sinks, split);
         }
+        let y = self.tensor(q.rows, p.n_head * p.v_head_dim)?;
         // Prefill rows: a block per 16 query rows, its shared memory their queries and scores.
         let ld = b.max_pos as usize + 1;
         let tile_smem = att_tile_bytes(p.head_dim, p.v_head_dim, ld);
