@@ -27,6 +27,7 @@ using std::isnan;
 #define __global__
 #define __device__
 #define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
 #define __shared__ static
 #define __launch_bounds__(...)
 // Alignment is not needed on the host (uint4 here is four unsigned, aligned to 4).
