@@ -69,13 +69,10 @@ __device__ __forceinline__ void prefetch_l2(const void* p, i64 n) {
 // ---------------------------------------------------------------------------------------------
 
 // IEEE half -> f32. NaNs keep their payload (signalling bit included), as numpy / float.rs do;
-// everything else is the exact hardware conversion.
-// SLIM (ORCD_NVRTC_DEFINES=SLIM, being timed): the same values with a select instead of a
-// branch, and, below, loops that run the same instructions again instead of unrolled copies. A
-// decode step runs each kernel's code once a layer, so its straight-line length is fetched cold
-// (the seventeenth block's question: kernels/probe/icache.cu).
+// everything else is the exact hardware conversion. Here and in f32_to_f16 NaN takes a select,
+// not a branch (the same values): a decode step runs each kernel's code once a layer, fetched
+// cold, so short straight paths pay (GPU.md seventeenth block).
 __device__ __forceinline__ float f16_to_f32(u16 h) {
-#ifdef SLIM
 #ifdef ORCD_EMU
     const float f = emu_f16_to_f32(h);
 #else
@@ -84,24 +81,11 @@ __device__ __forceinline__ float f16_to_f32(u16 h) {
 #endif
     const float n = __uint_as_float(((u32)(h & 0x8000u) << 16) | 0x7f800000u | ((u32)(h & 0x03ffu) << 13));
     return (h & 0x7fffu) > 0x7c00u ? n : f;
-#else
-    if ((h & 0x7c00u) == 0x7c00u && (h & 0x03ffu) != 0u) {
-        return __uint_as_float(((u32)(h & 0x8000u) << 16) | 0x7f800000u | ((u32)(h & 0x03ffu) << 13));
-    }
-#ifdef ORCD_EMU
-    return emu_f16_to_f32(h);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-#endif
-#endif
 }
 
 // f32 -> IEEE half, round to nearest even; a NaN keeps the top 10 bits of its payload and stays
 // a NaN if those are all zero (float.rs `f32_to_f16`).
 __device__ __forceinline__ u16 f32_to_f16(float x) {
-#ifdef SLIM
 #ifdef ORCD_EMU
     const u16 h = emu_f32_to_f16(x);
 #else
@@ -112,21 +96,6 @@ __device__ __forceinline__ u16 f32_to_f16(float x) {
     const u32 pl = (b & 0x007fffffu) >> 13;
     const u16 n = (u16)(((b >> 16) & 0x8000u) | 0x7c00u | (pl != 0u ? pl : 1u));
     return x != x ? n : h;
-#else
-    if (x != x) {
-        const u32 b = __float_as_uint(x);
-        u16 h = (u16)(0x7c00u | ((b & 0x007fffffu) >> 13));
-        if (h == 0x7c00u) h += 1;
-        return (u16)(((b >> 16) & 0x8000u) | h);
-    }
-#ifdef ORCD_EMU
-    return emu_f32_to_f16(x);
-#else
-    u16 h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
-    return h;
-#endif
-#endif
 }
 
 __device__ __forceinline__ float bf16_to_f32(u16 b) { return __uint_as_float((u32)b << 16); }
@@ -976,17 +945,11 @@ __device__ __forceinline__ float dot8_total(const float* acc, float tail) {
     return __fadd_rn(t, tail);
 }
 
-// Unroll counts of attention's loops: SLIM (being timed) runs a loop's one body again instead of
-// unrolled copies, fetched once.
-#ifdef SLIM
+// Attention's loops run their one body again rather than unrolled copies: each launch fetches
+// its code cold, and an unrolled copy is fetched once per use (seventeenth block).
 #define ATT_UNROLL_DOT _Pragma("unroll 1")
 #define ATT_UNROLL_DOT4 _Pragma("unroll 1")
 #define ATT_UNROLL_P3 _Pragma("unroll 2")
-#else
-#define ATT_UNROLL_DOT _Pragma("unroll 8")
-#define ATT_UNROLL_DOT4 _Pragma("unroll 4")
-#define ATT_UNROLL_P3 _Pragma("unroll 8")
-#endif
 
 // cpu.rs `dot`: acc[l] += a[8c + l] * b[8c + l] (two roundings), tail sum, fixed combination.
 __device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, int f16) {
@@ -1056,18 +1019,12 @@ __device__ void att_stage_raw(u8* dst, const void* src, i64 row0, i64 stride, in
     }
 }
 
-#ifdef SLIM
 // The softcap's tanh out of line: ~1,000 instructions no uncapped model runs, kept out of the
 // passes' code.
 __device__ __noinline__ double att_cap(double s, double cap) { return __dmul_rn(cap, tanh(__ddiv_rn(s, cap))); }
-#endif
 __device__ __forceinline__ double att_score(float dot, double scale, double cap) {
     double s = __dmul_rn((double)dot, scale);
-#ifdef SLIM
     if (cap > 0.0) s = att_cap(s, cap);
-#else
-    if (cap > 0.0) s = __dmul_rn(cap, tanh(__ddiv_rn(s, cap)));
-#endif
     return s;
 }
 
