@@ -17,6 +17,13 @@ cat $B/COMMIT; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 bash ci/gpu-run.sh assemble >/dev/null 2>&1
 bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
 M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
+# PRECOMPILE="DEFS …" (each a '+' list of ORCD_NVRTC_DEFINES): those define sets' NVRTC compiles
+# (~60 s each, one core) in the background now, beside the gate, instead of one after another
+# before each switch's bench; the cubin cache keeps them (written to a temporary name, renamed).
+for d in ${PRECOMPILE:-}; do
+    ORCD_NVRTC_DEFINES=$d timeout 240 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 4 --gen-tokens 2 \
+        --repeats 1 > /dev/null 2>&1 &
+done
 T0=$SECONDS
 # DEADLINE=s (seconds of this script; default none): the optional parts after the benches (the
 # real models, the switches' sanitizer run, gate and benches) are skipped, each with a "not run"

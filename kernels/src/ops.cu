@@ -952,7 +952,7 @@ __device__ __forceinline__ float dot8_total(const float* acc, float tail) {
 #define ATT_UNROLL_P3 _Pragma("unroll 2")
 
 // cpu.rs `dot`: acc[l] += a[8c + l] * b[8c + l] (two roundings), tail sum, fixed combination.
-__device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, int f16) {
+__device__ __forceinline__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, int f16) {
     float acc[8];
 #pragma unroll
     for (int l = 0; l < 8; ++l) acc[l] = 0.0f;
@@ -995,7 +995,7 @@ __device__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, 
 // Rows `row0 + r·stride` (elements) for r < n, `w` elements each of `es` bytes, from a cache into
 // contiguous rows of dst (shared memory): 16-byte copies where the rows allow, all in flight at
 // once; the bytes unchanged (a staged row is read as the cache row would be).
-__device__ void att_stage_raw(u8* dst, const void* src, i64 row0, i64 stride, int w, int n, int es) {
+__device__ __forceinline__ void att_stage_raw(u8* dst, const void* src, i64 row0, i64 stride, int w, int n, int es) {
     const int tid = threadIdx.x, bd = blockDim.x, rb = w * es;
     const bool vec = rb % 16 == 0 && (row0 * es) % 16 == 0 && (stride * es) % 16 == 0 &&
                      (reinterpret_cast<u64>(src) & 15) == 0 && (reinterpret_cast<u64>(dst) & 15) == 0;
@@ -1042,41 +1042,15 @@ __device__ __forceinline__ double att_score(float dot, double scale, double cap)
 #else
 #define ATT_P3_KEYS nk
 #endif
-extern "C" __global__ void attention(const float* q, const void* kc, const void* vc, const unsigned* pos,
-                                     const unsigned* seq, const float* sinks, float* out, int rows, int il,
-                                     int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
-                                     int v_head_dim, float scale, int window, float softcap, int f16) {
-#ifdef ORCD_EMU
-    float* dots = (float*)g_emu->dyn.data();
-#else
-    extern __shared__ float dots[];        // raw q·k of key j (0 for masked keys)
-#endif
-    __shared__ double red[32];             // block reductions
-    __shared__ double part[ATT_WARPS][32 * ATT_DIMS];  // per-warp partial value sums
-    __shared__ float qsh[ATT_QMAX];        // the row's query head (F16-rounded for an F16 cache)
-    pdl_trigger();
-#ifdef ATT_PREFETCH
-    // ORCD_NVRTC_DEFINES=ATT_PREFETCH (a hint, no value depends on it; not yet timed): the row's
-    // earlier keys and values into L2 first. A decode step's weights stream through L2 and evict
-    // the cache rows earlier steps wrote, so pass 1's key loads and pass 3's value loads would
-    // be DRAM round trips behind the reductions; prefetched here, before the PDL wait (pos and
-    // seq are uploads, before every kernel of the step), they overlap the kernel before this
-    // one (with PDL on attention) and passes 1–2. The group's first head prefetches for all of
-    // its heads; the newest slot is the previous kernel's write, in L2 already.
-    if (blockIdx.x < (unsigned)rows && n_head_kv > 0 && n_head >= n_head_kv && (int)blockIdx.y < n_head &&
-        (int)blockIdx.y % (n_head / n_head_kv) == 0) {
-        const u32 p = pos[blockIdx.x], sq = seq[blockIdx.x];
-        if (sq < (u32)n_seq && p < (u32)n_ctx) {
-            const int kh = (int)blockIdx.y / (n_head / n_head_kv), es = f16 ? 2 : 4;
-            const i64 slot0 = ((i64)il * n_seq + sq) * n_ctx;
-            const int j0 = window > 0 && (int)p >= window ? (int)p - window + 1 : 0;
-            for (int j = j0 + (int)threadIdx.x; j < (int)p; j += (int)blockDim.x) {
-                prefetch_l2((const u8*)kc + ((slot0 + j) * n_head_kv + kh) * (i64)head_dim * es, (i64)head_dim * es);
-                prefetch_l2((const u8*)vc + ((slot0 + j) * n_head_kv + kh) * (i64)v_head_dim * es, (i64)v_head_dim * es);
-            }
-        }
-    }
-#endif
+// One (row, head) of `attention`; F ≥ 0 fixes the cache type at compile time (1: F16), F < 0
+// reads it from f16_arg.
+template <int F>
+__device__ __forceinline__ void attention_row(const float* q, const void* kc, const void* vc, const unsigned* pos,
+                                              const unsigned* seq, const float* sinks, float* out, int rows, int il,
+                                              int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                                              int v_head_dim, float scale, int window, float softcap, int f16_arg,
+                                              float* dots, double* red, double (*part)[32 * ATT_DIMS], float* qsh) {
+    const int f16 = F < 0 ? f16_arg : F;
     // ATT1_PROF (ORCD_NVRTC_DEFINES=ATT1_PROF, diagnostics): thread 0's clock at each phase of
     // row 0, head 0 of layer 0 printed (`att1prof …`; ci/gpu-quick.sh PROF=1 sums them up).
 #ifdef ATT1_PROF
@@ -1138,6 +1112,10 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         if (VISIBLE(j)) {
 #ifdef ATT_ANAT_NO_DOTS
             dt = qh[j % head_dim];
+#elif defined(ATT_T16)
+            const bool stg = j < ns;  // one inlined dot: the staged row or the cache's
+            dt = dot_cpu_order(qh, stg ? (const void*)kst : kc,
+                               stg ? (i64)j * head_dim : (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
 #else
             dt = j < ns ? dot_cpu_order(qh, kst, (i64)j * head_dim, head_dim, f16)
                         : dot_cpu_order(qh, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
@@ -1258,6 +1236,57 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
 #endif
 #undef A1_T
 #undef VISIBLE
+}
+
+extern "C" __global__ void attention(const float* q, const void* kc, const void* vc, const unsigned* pos,
+                                     const unsigned* seq, const float* sinks, float* out, int rows, int il,
+                                     int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                                     int v_head_dim, float scale, int window, float softcap, int f16) {
+#ifdef ORCD_EMU
+    float* dots = (float*)g_emu->dyn.data();
+#else
+    extern __shared__ float dots[];        // raw q·k of key j (0 for masked keys)
+#endif
+    __shared__ double red[32];             // block reductions
+    __shared__ double part[ATT_WARPS][32 * ATT_DIMS];  // per-warp partial value sums
+    __shared__ float qsh[ATT_QMAX];        // the row's query head (F16-rounded for an F16 cache)
+    pdl_trigger();
+#ifdef ATT_PREFETCH
+    // ORCD_NVRTC_DEFINES=ATT_PREFETCH (a hint, no value depends on it; not yet timed): the row's
+    // earlier keys and values into L2 first. A decode step's weights stream through L2 and evict
+    // the cache rows earlier steps wrote, so pass 1's key loads and pass 3's value loads would
+    // be DRAM round trips behind the reductions; prefetched here, before the PDL wait (pos and
+    // seq are uploads, before every kernel of the step), they overlap the kernel before this
+    // one (with PDL on attention) and passes 1–2. The group's first head prefetches for all of
+    // its heads; the newest slot is the previous kernel's write, in L2 already.
+    if (blockIdx.x < (unsigned)rows && n_head_kv > 0 && n_head >= n_head_kv && (int)blockIdx.y < n_head &&
+        (int)blockIdx.y % (n_head / n_head_kv) == 0) {
+        const u32 p = pos[blockIdx.x], sq = seq[blockIdx.x];
+        if (sq < (u32)n_seq && p < (u32)n_ctx) {
+            const int kh = (int)blockIdx.y / (n_head / n_head_kv), es = f16 ? 2 : 4;
+            const i64 slot0 = ((i64)il * n_seq + sq) * n_ctx;
+            const int j0 = window > 0 && (int)p >= window ? (int)p - window + 1 : 0;
+            for (int j = j0 + (int)threadIdx.x; j < (int)p; j += (int)blockDim.x) {
+                prefetch_l2((const u8*)kc + ((slot0 + j) * n_head_kv + kh) * (i64)head_dim * es, (i64)head_dim * es);
+                prefetch_l2((const u8*)vc + ((slot0 + j) * n_head_kv + kh) * (i64)v_head_dim * es, (i64)v_head_dim * es);
+            }
+        }
+    }
+#endif
+#ifdef ATT_T16
+    // ORCD_NVRTC_DEFINES=ATT_T16 (being timed; the same values): the row's work compiled once per
+    // cache type, so the path a launch runs has no F16/f32 branches in it and a key's dot is one
+    // inlined body, staged or not — less code fetched cold at every launch.
+    if (f16)
+        attention_row<1>(q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim,
+                         v_head_dim, scale, window, softcap, 1, dots, red, part, qsh);
+    else
+        attention_row<0>(q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim,
+                         v_head_dim, scale, window, softcap, 0, dots, red, part, qsh);
+#else
+    attention_row<-1>(q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim, v_head_dim,
+                      scale, window, softcap, f16, dots, red, part, qsh);
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2264,14 +2293,17 @@ __device__ __forceinline__ void mv_store_cols(float (*red)[CR][MV_WARPS], bool p
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
 // part once for all C. Every column's sum is the C = 1 order, so its value is the same.
-template <class T, int C, int R, bool PAIR, int U, bool ROPE = false>
+template <class T, int C, int R, bool PAIR, int U, bool ROPE = false, int XQ = -1>
 __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64 row_bytes, const float* res,
-                                         int xq, const u8* w2_, int act, int norm, const float* nw, float eps,
+                                         int xq_arg, const u8* w2_, int act, int norm, const float* nw, float eps,
                                          const float* bias, float* y, i64 m, const u8* wb, const float* bias_b,
                                          float* yb, i64 mb, const u8* wc, const float* bias_c, float* yc, i64 mc,
                                          i64 r0, int nr, const RopeKv* rk = nullptr) {
     static_assert(T::PART && C * R <= MV_MAX_ROWS, "mv_multi: part-decodable types, C·R accumulators");
     static_assert(!ROPE || (C == 8 && R == 1 && !PAIR), "mv_multi: RoPE blocks are 8 columns of one row");
+    // XQ ≥ 0: the activation's rounding fixed at compile time (0: the fast numerics' integer
+    // products), so the path a launch runs carries no other rounding's code (MV_XQ0).
+    const int xq = XQ >= 0 ? XQ : xq_arg;
     // Only PAIR instances take a GLU pair (the registers of a second weight's parts).
     const u8* const w2 = PAIR ? w2_ : nullptr;
     __shared__ double mv_sc[R];
@@ -2367,6 +2399,47 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     }
 #endif
     MP_T(2);
+#ifdef MV_ROLL
+    // ORCD_NVRTC_DEFINES=MV_ROLL (being timed; the same values): the fast numerics' long rows
+    // (U > 1: the down projection) as one loop body run U times instead of U unrolled copies —
+    // every activation part's loads issued first, then each turn takes slot 0 of the parts and
+    // weights and shifts the rest down (register moves), so the products run in the same order
+    // from the same bytes while the code fetched cold at each launch is a fraction.
+    if constexpr (XQ == 0 && U > 1 && R == 1 && !ROPE) {
+        for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
+            if (g0 > 0) load(g0);
+            float xs[U][8];
+#pragma unroll
+            for (int it = 0; it < U; ++it) {
+                const int s = g0 + it * MV_THREADS + threadIdx.x;
+                mv_load_x(x + r0 * k, s, s < nsub, xs[it], norm != 0, norm ? mv_sc[0] : 1.0, nwx);
+            }
+#pragma unroll 1
+            for (int it = 0; it < U; ++it) {
+                if (g0 + it * MV_THREADS >= nsub) break;  // uniform over the block
+                const int s = g0 + it * MV_THREADS + threadIdx.x;
+                const MvX xi = mv_round_i8<T::MIN>(xs[0]);
+                if (s < nsub) {
+#pragma unroll
+                    for (int c = 0; c < C; ++c) {
+                        acc[c] = T::dot(raw[0][c], s & 3, xi, acc[c]);
+                        if (w2) acc2[c] = T::dot(raw2[0][c], s & 3, xi, acc2[c]);
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u + 1 < U; ++u) {
+#pragma unroll
+                    for (int l = 0; l < 8; ++l) xs[u][l] = xs[u + 1][l];
+#pragma unroll
+                    for (int c = 0; c < C; ++c) {
+                        raw[u][c] = raw[u + 1][c];
+                        if (w2) raw2[u][c] = raw2[u + 1][c];
+                    }
+                }
+            }
+        }
+    } else
+#endif
     for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
         if (g0 > 0) load(g0);
 #pragma unroll
@@ -2487,6 +2560,15 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
     if constexpr (C > 1) {
         if (ids || rpb > R || (w2 && !PAIR)) return;  // not the ABI's launch of a multi-column entry point
+#ifdef MV_XQ0
+        // ORCD_NVRTC_DEFINES=MV_XQ0 (being timed; the same values): the fast numerics' launches
+        // (xq 0) run an instance with only the integer products' code. Not the GLU pair's: two
+        // instances of gate·up spill (152 bytes under its 5 blocks an SM).
+        if (!PAIR && xq == 0)
+            mv_multi<T, C, R, PAIR, U, false, 0>(w, x, k, row_bytes, res, 0, w2, act, norm, nw, eps, bias, y, m, wb,
+                                                 bias_b, yb, mb, wc, bias_c, yc, mc, r0, nr);
+        else
+#endif
         mv_multi<T, C, R, PAIR, U>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
                           bias_c, yc, mc, r0, nr);
         return;
@@ -2640,6 +2722,12 @@ __device__ __forceinline__ void matvec_rope_t(const u8* w, const float* x, float
         rk.head_dim > 2 * ROPE_MAX_HALF || (m | mb | mc) & 7) {
         return;  // not the ABI's launch
     }
+#ifdef MV_XQ0
+    if (xq == 0)
+        mv_multi<T, 8, 1, false, 1, true, 0>(w, x, k, row_bytes, nullptr, 0, nullptr, 0, norm, nw, eps, bias, y, m, wb,
+                                             bias_b, yb, mb, wc, bias_c, yc, mc, 0, 1, &rk);
+    else
+#endif
     mv_multi<T, 8, 1, false, 1, true>(w, x, k, row_bytes, nullptr, xq, nullptr, 0, norm, nw, eps, bias, y, m, wb,
                                       bias_b, yb, mb, wc, bias_c, yc, mc, 0, 1, &rk);
 }

@@ -5,7 +5,7 @@
 //! nothing measured on it says anything about a card (the device name says "emulated").
 //!
 //! The kernel library is built once per source (sha256 of ops.cu, emu.h, emu_lib.cpp and the
-//! weight layouts' defines, [`crate::layout::kernel_defines`]) with
+//! weight layouts' defines, [`crate::layout::kernel_defines`], and `ORCD_NVRTC_DEFINES`'s) with
 //! `$CXX` (default `g++`; C++20, x86-64 with F16C) into the cubin cache folder, then loaded.
 
 use std::path::Path;
@@ -33,10 +33,15 @@ impl Emu {
     /// Build (or reuse) and load the kernel library.
     pub fn open(cache: &Path) -> Result<Emu> {
         let mut h = Sha256::new();
-        let defines = crate::layout::kernel_defines();
+        // The layouts' defines, then ORCD_NVRTC_DEFINES's (a switch's kernels emulated as the
+        // card would compile them).
+        let mut defines: Vec<String> = crate::layout::kernel_defines().iter().map(|d| format!("-D{d}")).collect();
+        if let Ok(d) = std::env::var("ORCD_NVRTC_DEFINES") {
+            defines.extend(crate::nvrtc::diagnostic_defines(&d));
+        }
         for s in [orcd_kernels::OPS_CU, orcd_kernels::EMU_H, orcd_kernels::EMU_LIB_CPP]
             .into_iter()
-            .chain(defines.iter().copied())
+            .chain(defines.iter().map(String::as_str))
         {
             h.update(s.as_bytes());
             h.update([0u8]);
@@ -82,7 +87,7 @@ impl Emu {
     }
 }
 
-fn build(dir: &Path, lib: &Path, defines: &[&str]) -> Result<()> {
+fn build(dir: &Path, lib: &Path, defines: &[String]) -> Result<()> {
     let io = |e: std::io::Error| CudaError::Unavailable(format!("emulator build in {}: {e}", dir.display()));
     std::fs::create_dir_all(dir.join("emu")).map_err(io)?;
     std::fs::create_dir_all(dir.join("src")).map_err(io)?;
@@ -94,7 +99,7 @@ fn build(dir: &Path, lib: &Path, defines: &[&str]) -> Result<()> {
     let tmp = dir.join(format!("libemu.{}.so", std::process::id()));
     let out = std::process::Command::new(&cxx)
         .args(["-std=c++20", "-O2", "-mf16c", "-ffp-contract=off", "-shared", "-fPIC"])
-        .args(defines.iter().map(|d| format!("-D{d}")))
+        .args(defines)
         .arg("-o")
         .arg(&tmp)
         .arg(dir.join("emu/emu_lib.cpp"))

@@ -36,7 +36,7 @@ pub fn options(cc: (i32, i32)) -> Vec<String> {
 /// `-D` options of an `ORCD_NVRTC_DEFINES` value: names apart by whitespace or '+' (a '+' list
 /// fits one word of a shell variant list); a name with any character but letters, digits, '_'
 /// and '=' is dropped, so nothing else reaches the compiler's command line.
-fn diagnostic_defines(d: &str) -> Vec<String> {
+pub(crate) fn diagnostic_defines(d: &str) -> Vec<String> {
     d.split(|c: char| c.is_whitespace() || c == '+')
         .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '='))
         .map(|n| format!("-D{n}"))
