@@ -1112,13 +1112,15 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
         if (VISIBLE(j)) {
 #ifdef ATT_ANAT_NO_DOTS
             dt = qh[j % head_dim];
-#elif defined(ATT_T16)
-            const bool stg = j < ns;  // one inlined dot: the staged row or the cache's
-            dt = dot_cpu_order(qh, stg ? (const void*)kst : kc,
-                               stg ? (i64)j * head_dim : (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
 #else
-            dt = j < ns ? dot_cpu_order(qh, kst, (i64)j * head_dim, head_dim, f16)
-                        : dot_cpu_order(qh, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
+            if constexpr (F >= 0) {
+                const bool stg = j < ns;  // one inlined dot: the staged row or the cache's
+                dt = dot_cpu_order(qh, stg ? (const void*)kst : kc,
+                                   stg ? (i64)j * head_dim : (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
+            } else {
+                dt = j < ns ? dot_cpu_order(qh, kst, (i64)j * head_dim, head_dim, f16)
+                            : dot_cpu_order(qh, kc, (slot0 + j) * k_cols + (i64)kh * head_dim, head_dim, f16);
+            }
 #endif
             mx = fmax(mx, att_score(dt, sc, cap));  // fmax, like f64::max, ignores NaN
         }
@@ -1273,20 +1275,19 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
         }
     }
 #endif
-#ifdef ATT_T16
-    // ORCD_NVRTC_DEFINES=ATT_T16 (being timed; the same values): the row's work compiled once per
-    // cache type, so the path a launch runs has no F16/f32 branches in it and a key's dot is one
-    // inlined body, staged or not — less code fetched cold at every launch.
+    // An F16 cache (the fast numerics) runs the row compiled for it: no F16/f32 branches on its
+    // path and a key's dot one inlined body, staged or not — less code fetched cold at each
+    // launch (seventeenth block: fast +3.5%; compiled for f32 as well, exact measured −2.8%, so
+    // an f32 cache keeps the generic row). ORCD_NVRTC_DEFINES=ATT_GENERIC: the generic row for
+    // both (the A/B).
+#ifndef ATT_GENERIC
     if (f16)
         attention_row<1>(q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim,
                          v_head_dim, scale, window, softcap, 1, dots, red, part, qsh);
     else
-        attention_row<0>(q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim,
-                         v_head_dim, scale, window, softcap, 0, dots, red, part, qsh);
-#else
-    attention_row<-1>(q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim, v_head_dim,
-                      scale, window, softcap, f16, dots, red, part, qsh);
 #endif
+        attention_row<-1>(q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim,
+                          v_head_dim, scale, window, softcap, f16, dots, red, part, qsh);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2293,17 +2294,14 @@ __device__ __forceinline__ void mv_store_cols(float (*red)[CR][MV_WARPS], bool p
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
 // part once for all C. Every column's sum is the C = 1 order, so its value is the same.
-template <class T, int C, int R, bool PAIR, int U, bool ROPE = false, int XQ = -1>
+template <class T, int C, int R, bool PAIR, int U, bool ROPE = false>
 __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64 row_bytes, const float* res,
-                                         int xq_arg, const u8* w2_, int act, int norm, const float* nw, float eps,
+                                         int xq, const u8* w2_, int act, int norm, const float* nw, float eps,
                                          const float* bias, float* y, i64 m, const u8* wb, const float* bias_b,
                                          float* yb, i64 mb, const u8* wc, const float* bias_c, float* yc, i64 mc,
                                          i64 r0, int nr, const RopeKv* rk = nullptr) {
     static_assert(T::PART && C * R <= MV_MAX_ROWS, "mv_multi: part-decodable types, C·R accumulators");
     static_assert(!ROPE || (C == 8 && R == 1 && !PAIR), "mv_multi: RoPE blocks are 8 columns of one row");
-    // XQ ≥ 0: the activation's rounding fixed at compile time (0: the fast numerics' integer
-    // products), so the path a launch runs carries no other rounding's code (MV_XQ0).
-    const int xq = XQ >= 0 ? XQ : xq_arg;
     // Only PAIR instances take a GLU pair (the registers of a second weight's parts).
     const u8* const w2 = PAIR ? w2_ : nullptr;
     __shared__ double mv_sc[R];
@@ -2399,47 +2397,6 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     }
 #endif
     MP_T(2);
-#ifdef MV_ROLL
-    // ORCD_NVRTC_DEFINES=MV_ROLL (being timed; the same values): the fast numerics' long rows
-    // (U > 1: the down projection) as one loop body run U times instead of U unrolled copies —
-    // every activation part's loads issued first, then each turn takes slot 0 of the parts and
-    // weights and shifts the rest down (register moves), so the products run in the same order
-    // from the same bytes while the code fetched cold at each launch is a fraction.
-    if constexpr (XQ == 0 && U > 1 && R == 1 && !ROPE) {
-        for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
-            if (g0 > 0) load(g0);
-            float xs[U][8];
-#pragma unroll
-            for (int it = 0; it < U; ++it) {
-                const int s = g0 + it * MV_THREADS + threadIdx.x;
-                mv_load_x(x + r0 * k, s, s < nsub, xs[it], norm != 0, norm ? mv_sc[0] : 1.0, nwx);
-            }
-#pragma unroll 1
-            for (int it = 0; it < U; ++it) {
-                if (g0 + it * MV_THREADS >= nsub) break;  // uniform over the block
-                const int s = g0 + it * MV_THREADS + threadIdx.x;
-                const MvX xi = mv_round_i8<T::MIN>(xs[0]);
-                if (s < nsub) {
-#pragma unroll
-                    for (int c = 0; c < C; ++c) {
-                        acc[c] = T::dot(raw[0][c], s & 3, xi, acc[c]);
-                        if (w2) acc2[c] = T::dot(raw2[0][c], s & 3, xi, acc2[c]);
-                    }
-                }
-#pragma unroll
-                for (int u = 0; u + 1 < U; ++u) {
-#pragma unroll
-                    for (int l = 0; l < 8; ++l) xs[u][l] = xs[u + 1][l];
-#pragma unroll
-                    for (int c = 0; c < C; ++c) {
-                        raw[u][c] = raw[u + 1][c];
-                        if (w2) raw2[u][c] = raw2[u + 1][c];
-                    }
-                }
-            }
-        }
-    } else
-#endif
     for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
         if (g0 > 0) load(g0);
 #pragma unroll
@@ -2560,15 +2517,6 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
     const int nr = (int)(n_out - r0 < rpb ? n_out - r0 : rpb);
     if constexpr (C > 1) {
         if (ids || rpb > R || (w2 && !PAIR)) return;  // not the ABI's launch of a multi-column entry point
-#ifdef MV_XQ0
-        // ORCD_NVRTC_DEFINES=MV_XQ0 (being timed; the same values): the fast numerics' launches
-        // (xq 0) run an instance with only the integer products' code. Not the GLU pair's: two
-        // instances of gate·up spill (152 bytes under its 5 blocks an SM).
-        if (!PAIR && xq == 0)
-            mv_multi<T, C, R, PAIR, U, false, 0>(w, x, k, row_bytes, res, 0, w2, act, norm, nw, eps, bias, y, m, wb,
-                                                 bias_b, yb, mb, wc, bias_c, yc, mc, r0, nr);
-        else
-#endif
         mv_multi<T, C, R, PAIR, U>(w, x, k, row_bytes, res, xq, w2, act, norm, nw, eps, bias, y, m, wb, bias_b, yb, mb, wc,
                           bias_c, yc, mc, r0, nr);
         return;
@@ -2722,12 +2670,6 @@ __device__ __forceinline__ void matvec_rope_t(const u8* w, const float* x, float
         rk.head_dim > 2 * ROPE_MAX_HALF || (m | mb | mc) & 7) {
         return;  // not the ABI's launch
     }
-#ifdef MV_XQ0
-    if (xq == 0)
-        mv_multi<T, 8, 1, false, 1, true, 0>(w, x, k, row_bytes, nullptr, 0, nullptr, 0, norm, nw, eps, bias, y, m, wb,
-                                             bias_b, yb, mb, wc, bias_c, yc, mc, 0, 1, &rk);
-    else
-#endif
     mv_multi<T, 8, 1, false, 1, true>(w, x, k, row_bytes, nullptr, xq, nullptr, 0, norm, nw, eps, bias, y, m, wb,
                                       bias_b, yb, mb, wc, bias_c, yc, mc, 0, 1, &rk);
 }
