@@ -252,6 +252,18 @@ if [[ ${NCU_STALL:-0} == 1 ]] && command -v ncu >/dev/null; then
     --numerics fast --prompt-tokens 4 --gen-tokens 64 --repeats 1 > $OUT/ncus-fast.csv 2>$OUT/ncus-fast.err
   python3 ci/ncu_stall.py $OUT/ncus-fast.csv || tail -3 $OUT/ncus-fast.err
 fi
+# NCU_SRC=1: one decode layer's kernels (q·k·v, attention, o, gate·up, down) under ncu's source
+# counters: each launch's executed SASS (bytes of code fetched) and its most-stalled
+# instructions (ci/ncu_src.py; the raw csv under $OUT).
+if [[ ${NCU_SRC:-0} == 1 ]] && command -v ncu >/dev/null; then
+  for nm in ${NCU_SRC_NUMERICS:-fast}; do
+  ORCD_CUDA_GRAPHS=0 timeout 120 ncu --clock-control none --cache-control none --section SourceCounters \
+    -k 'regex:^(attention|matvec8r_q8_0|matvec8_q8_0|matvec8g_q8_0|matvec2l_q8_0)$' --launch-skip 500 --launch-count 5 \
+    --page source --print-source sass --csv $B/worker-orcd bench --model $M --backend cuda --numerics $nm \
+    --prompt-tokens 4 --gen-tokens 16 --repeats 1 > $OUT/ncusrc-$nm.csv 2>$OUT/ncusrc-$nm.err
+  python3 ci/ncu_src.py $OUT/ncusrc-$nm.csv | sed "s/^/$nm /" || tail -3 $OUT/ncusrc-$nm.err
+  done
+fi
 # PROF=1: where a batch-1 decode step's one-row mat-vecs and attention spend their time, phase by
 # phase (ORCD_NVRTC_DEFINES="MV_PROF ATT1_PROF": thread 0 of one block a launch prints its SM
 # clock at each phase — the wait, the norm, the dots, the reduction, the store; attention's wait,
