@@ -9,9 +9,8 @@ import csv
 import sys
 
 text = open(sys.argv[1], errors="replace").read().splitlines()
-# ncu prints one table per profiled kernel, each after a line naming the kernel; keep it simple:
-# split on header rows (those holding "Address" or "# Address") and remember the last non-CSV
-# line before each as the kernel's name.
+# ncu prints one table per profiled kernel, each after a `"Kernel Name","…"` line; a table starts
+# at its header row (holding "Address" and "Source").
 blocks, name, cur = [], "?", None
 for line in text:
     if not line.startswith('"'):
@@ -19,10 +18,13 @@ for line in text:
             name = line.strip()[:90]
         continue
     row = next(csv.reader([line]))
+    if row and row[0] == "Kernel Name":  # ncu's line before each kernel's table
+        name = (row[1] if len(row) > 1 else "?")[:90]
+        continue
     if any("Address" in c for c in row) and any("Source" in c for c in row):
         cur = {"name": name, "hdr": row, "rows": []}
         blocks.append(cur)
-    elif cur is not None:
+    elif cur is not None and len(row) == len(cur["hdr"]):
         cur["rows"].append(row)
 
 
@@ -53,6 +55,12 @@ for b in blocks:
     rows = b["rows"]
     n_ex = sum(1 for r in rows if ex is not None and num(r[ex]) > 0)
     print("src %-60s sass %6d  executed %6d (%6.1f KB)" % (b["name"][:60], len(rows), n_ex, n_ex * 16 / 1024))
+    # The kernel's stall samples by reason (ncu's per-instruction `stall_*` columns, summed).
+    reasons = [(i, c) for i, c in enumerate(h) if c.startswith("stall_") and "Not Issued" not in c]
+    rs = sorted(((sum(num(r[i]) for r in rows), c[6:]) for i, c in reasons), reverse=True)
+    rt = sum(v for v, _ in rs) or 1.0
+    if rs:
+        print("      stalls: " + ", ".join("%s %.0f%%" % (c, 100 * v / rt) for v, c in rs[:6]))
     if st is not None:
         tot = sum(num(r[st]) for r in rows) or 1.0
         for r in sorted(rows, key=lambda r: -num(r[st]))[:8]:

@@ -78,6 +78,7 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(rope),
         E(kv_write),
         E(attention),
+        E(attention_h),
         E(attention_tile),
         E(argmax_part),
         E(argmax_final),

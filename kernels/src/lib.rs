@@ -63,6 +63,7 @@ pub const KERNELS: &[&str] = &[
     "rope",
     "kv_write",
     "attention",
+    "attention_h",
     "attention_tile",
     "argmax_part",
     "argmax_final",

@@ -1240,19 +1240,28 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
 #undef VISIBLE
 }
 
-extern "C" __global__ void attention(const float* q, const void* kc, const void* vc, const unsigned* pos,
-                                     const unsigned* seq, const float* sinks, float* out, int rows, int il,
-                                     int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
-                                     int v_head_dim, float scale, int window, float softcap, int f16) {
+// attention and attention_h share their launch, shared memory and the row's code.
 #ifdef ORCD_EMU
-    float* dots = (float*)g_emu->dyn.data();
+#define ATT_DOTS float* dots = (float*)g_emu->dyn.data();
 #else
-    extern __shared__ float dots[];        // raw q·k of key j (0 for masked keys)
+#define ATT_DOTS extern __shared__ float dots[];  // raw q·k of key j (0 for masked keys)
 #endif
-    __shared__ double red[32];             // block reductions
-    __shared__ double part[ATT_WARPS][32 * ATT_DIMS];  // per-warp partial value sums
-    __shared__ float qsh[ATT_QMAX];        // the row's query head (F16-rounded for an F16 cache)
+#define ATT_KERNEL_SHARED                                                                          \
+    ATT_DOTS                                                                                       \
+    __shared__ double red[32];                        /* block reductions */                      \
+    __shared__ double part[ATT_WARPS][32 * ATT_DIMS]; /* per-warp partial value sums */           \
+    __shared__ float qsh[ATT_QMAX];                   /* the row's query (F16-rounded for F16) */ \
     pdl_trigger();
+#define ATT_ROW_ARGS(F16V)                                                                                          \
+    q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim, v_head_dim, scale, window, \
+        softcap, F16V, dots, red, part, qsh
+#define ATT_PARAMS                                                                                             \
+    const float *q, const void *kc, const void *vc, const unsigned *pos, const unsigned *seq, const float *sinks, \
+        float *out, int rows, int il, int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,             \
+        int v_head_dim, float scale, int window, float softcap, int f16
+
+extern "C" __global__ void attention(ATT_PARAMS) {
+    ATT_KERNEL_SHARED
 #ifdef ATT_PREFETCH
     // ORCD_NVRTC_DEFINES=ATT_PREFETCH (a hint, no value depends on it; not yet timed): the row's
     // earlier keys and values into L2 first. A decode step's weights stream through L2 and evict
@@ -1282,12 +1291,18 @@ extern "C" __global__ void attention(const float* q, const void* kc, const void*
     // both (the A/B).
 #ifndef ATT_GENERIC
     if (f16)
-        attention_row<1>(q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim,
-                         v_head_dim, scale, window, softcap, 1, dots, red, part, qsh);
+        attention_row<1>(ATT_ROW_ARGS(1));
     else
 #endif
-        attention_row<-1>(q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim,
-                          v_head_dim, scale, window, softcap, f16, dots, red, part, qsh);
+        attention_row<-1>(ATT_ROW_ARGS(f16));
+}
+
+// attention_h (the host's ORCD_CUDA_ATT_H=1, being timed): `attention` for an F16 cache alone —
+// the row compiled for F16 in a kernel of its own, so neither cache type's launch carries the
+// other's code (with ATT_GENERIC, `attention` is then the generic row alone). f16 must be 1.
+extern "C" __global__ void attention_h(ATT_PARAMS) {
+    ATT_KERNEL_SHARED
+    attention_row<1>(ATT_ROW_ARGS(1));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2378,6 +2393,15 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
 #define MP_PRINT()
 #endif
     MP_T(0);
+#ifdef PIN_PARAMS
+    // ORCD_NVRTC_DEFINES=PIN_PARAMS (being timed; no value changes): the parameters read after
+    // the wait held in registers from before it. Each is a constant-bank load, and a launch's
+    // bank is new, so one first read after the wait is a miss on the chain (ncu, H200: `imc`
+    // 7–20% of the decode kernels' stall samples).
+    // The activation's address first (the chain's first load), then the output's and the
+    // residual's. Not in matvec8_'s instances (64 registers under 8 blocks an SM: they spill).
+    if constexpr (PAIR || U > 1 || ROPE) asm volatile("" : "+l"(x), "+l"(res), "+l"(y), "+l"(m), "+r"(act));
+#endif
 #ifndef MV_ANAT_NO_WAIT
     pdl_wait();  // x, res and y belong to the kernels before this one
 #endif

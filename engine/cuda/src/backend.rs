@@ -395,6 +395,15 @@ fn att_split() -> usize {
     *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_SPLIT").ok().and_then(|v| v.parse().ok()).unwrap_or(0).min(64))
 }
 
+/// `ORCD_CUDA_ATT_H=1` (off until timed; the same values): an F16 cache's one-row attention on
+/// `attention_h`, the F16 row in a kernel of its own (with `ORCD_NVRTC_DEFINES=ATT_GENERIC`
+/// `attention` then carries the generic row alone): neither cache type's launch fetches the
+/// other's code (GPU.md seventeenth block).
+fn att_h() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_H").is_ok_and(|v| v == "1"))
+}
+
 /// `attention`'s dynamic shared memory with `want` keys staged: the scores' `base` bytes, or with
 /// staging the whole context's scores (16-byte aligned) and then `row_elems` elements of `es`
 /// bytes a key (its key and value rows), as many keys as `max` allows, up to `want`.
@@ -1494,7 +1503,8 @@ impl Ops for Cuda {
             // A recorded forward stages at every later position too: its count is not cut to now's.
             let keys = att_stage_keys(row * es);
             let want = if self.dev.capturing() { keys } else { keys.min(b.max_pos as usize + 1) };
-            ("attention", q.rows.max(1), att_stage_bytes(smem, s.n_ctx, row, es, want, self.dev.max_smem))
+            let name = if s.ty == KvType::F16 && att_h() { "attention_h" } else { "attention" };
+            (name, q.rows.max(1), att_stage_bytes(smem, s.n_ctx, row, es, want, self.dev.max_smem))
         };
         let mut args = [
             &[

@@ -242,7 +242,7 @@ impl Dev {
         // (64 KiB): allow the opt-in limit less the kernels' static arrays (reductions and the
         // per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
-        for f in ["attention", "attention_tile", "attention_split", "matvectl_q8_0"]
+        for f in ["attention", "attention_h", "attention_tile", "attention_split", "matvectl_q8_0"]
             .iter()
             .filter_map(|k| funcs.get(k).copied())
         {
