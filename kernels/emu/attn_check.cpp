@@ -1,5 +1,6 @@
-// attn_check.cpp — the two attention kernels (kernels/ABI.md: `attention`, a block per query row
-// and head; `attention_tile`, a block per 16 query rows and head) run on the host through emu.h,
+// attn_check.cpp — the attention kernels (kernels/ABI.md: `attention`, a block per query row
+// and head, and `attention_h`, the same for an F16 cache alone; `attention_tile`, a block per 16
+// query rows and head) run on the host through emu.h,
 // each checked bit for bit against plain loops written from the ABI's words:
 //   - scores dot(q, k) in cpu.rs `dot`'s order (8 accumulators over chunks of 8, the tail, the
 //     fixed tree), times scale in f64, then the softcap;
@@ -185,11 +186,22 @@ void run(const Case& c) {
     // the per-row kernel staging every key's cache rows in shared memory, or only the first 3
     // (the host's ORCD_CUDA_ATT_STAGE: the scores of the whole context, 16-byte aligned, then
     // the staged rows).
-    const char* label[] = {"attention      ", "attention_tile ", "attention st   ", "attention st3  "};
-    for (int tile = 0; tile < 4; ++tile) {
+    // 4 and 5 (an F16 cache only): attention_h (the host's ORCD_CUDA_ATT_H), unstaged and with
+    // the first 3 keys staged.
+    const char* label[] = {"attention      ", "attention_tile ", "attention st   ", "attention st3  ",
+                           "attention_h     ", "attention_h st3 "};
+    for (int tile = 0; tile < 6; ++tile) {
+        if (tile >= 4 && !c.f16) continue;
         std::vector<float> got(want.size(), 0.0f);
         bool ran;
-        if (tile >= 2) {
+        if (tile >= 4) {
+            const size_t smem = tile == 4 ? (size_t)(max_pos + 1) * 4
+                                          : ((size_t)n_ctx * 4 + 15) / 16 * 16 + 3 * (size_t)(c.hd + c.vd) * es;
+            ran = emu_launch({(unsigned)rows, (unsigned)c.n_head, 1}, 256, smem, [&] {
+                attention_h(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks, got.data(), rows, il, n_seq,
+                            n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, 1);
+            });
+        } else if (tile >= 2) {
             const size_t keys = tile == 2 ? (size_t)max_pos + 1 : 3;
             const size_t smem = ((size_t)n_ctx * 4 + 15) / 16 * 16 + keys * (size_t)(c.hd + c.vd) * es;
             ran = emu_launch({(unsigned)rows, (unsigned)c.n_head, 1}, 256, smem, [&] {
