@@ -1135,6 +1135,26 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
     // A thread's first ATT_EC keys keep their e = exp(s − mx) in registers for the weights below
     // (0 for a masked or non-finite score: weight 0 either way), so each key's score and f64
     // exponential are computed once; the sum's order is the loop's, j = tid, tid + bd, ….
+#ifdef ATT_ROLL2
+    // ORCD_NVRTC_DEFINES=ATT_ROLL2 (untimed; the same values): one rolled loop, each of the first
+    // 1,024 keys' e kept in shared memory (pass 3's `part`, unused until after the weights: 1,024
+    // doubles) instead of ATT_EC unrolled register copies — one exponential's code, not four.
+    double* const esh = &part[0][0];
+    constexpr int ESH = ATT_WARPS * 32 * ATT_DIMS;
+    double sum = 0.0;
+#pragma unroll 1
+    for (int j = tid; j < nk; j += bd) {
+        double e = 0.0;
+        if (VISIBLE(j)) {
+            const double s = att_score(dots[j], sc, cap);
+            if (isfinite(s)) {
+                e = ATT_EXP(s - mx);
+                sum = __dadd_rn(sum, e);
+            }
+        }
+        if (j < ESH) esh[j] = e;
+    }
+#else
     double sum = 0.0, ec[ATT_EC];
 #pragma unroll
     for (int u = 0; u < ATT_EC; ++u) {
@@ -1154,6 +1174,7 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
         const double s = att_score(dots[j], sc, cap);
         if (isfinite(s)) sum = __dadd_rn(sum, ATT_EXP(s - mx));
     }
+#endif
     sum = block_sum8_d(sum, red);  // also the barrier before dots[] is rewritten below
     A1_T(4);
     if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
@@ -1162,6 +1183,21 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
     // masked or underflowed keys weigh 0 and are skipped, like the CPU's `sc == 0.0`. An F16
     // cache is the fast numerics: llama.cpp rounds the probabilities to F16 (the V cache's
     // vec_dot_type) before V·p.
+#ifdef ATT_ROLL2
+#pragma unroll 1
+    for (int j = tid; j < nk; j += bd) {
+        double e = 0.0;
+        if (j < ESH) {
+            e = esh[j];
+        } else if (VISIBLE(j)) {
+            const double s = att_score(dots[j], sc, cap);
+            if (isfinite(s)) e = ATT_EXP(s - mx);
+        }
+        float w = e != 0.0 ? (float)__ddiv_rn(e, sum) : 0.0f;
+        if (f16) w = f16_to_f32(f32_to_f16(w));
+        dots[j] = w;
+    }
+#else
 #pragma unroll
     for (int u = 0; u < ATT_EC; ++u) {
         const int j = tid + u * bd;
@@ -1183,6 +1219,7 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
         }
         dots[j] = w;
     }
+#endif
     __syncthreads();
     A1_T(5);
 
