@@ -62,3 +62,15 @@ fn both_attention_kernels_match_their_abi_on_the_emulator() {
         Err(msg) => panic!("attn_check:\n{msg}"),
     }
 }
+
+/// The switches that reshape attention's code without changing a value (ORCD_NVRTC_DEFINES, off
+/// until a card has timed them): the same checks, bit for bit.
+#[test]
+fn attention_switches_match_the_abi_on_the_emulator() {
+    for defines in [&["ATT_ROLL2"][..], &["ATT_GENERIC"]] {
+        match build_and_run("attn_check", defines) {
+            Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
+            Err(msg) => panic!("attn_check -D{}:\n{msg}", defines.join(" -D")),
+        }
+    }
+}
