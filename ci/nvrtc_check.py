@@ -17,6 +17,7 @@ for cu in files:
     prog = ctypes.c_void_p()
     assert lib.nvrtcCreateProgram(ctypes.byref(prog), src, cu.name.encode(), 0, None, None) == 0
     opts = [f"--gpu-architecture={arch}".encode(), b"--std=c++17", b"-default-device"]
+    opts += [f"--include-path={cu.resolve().parent}".encode()]  # the probes' probe.h (ops.cu includes nothing)
     # e.g. ORCD_NVRTC_EXTRA=--ptxas-options=--verbose: registers, spills, shared memory per kernel
     opts += [o.encode() for o in os.environ.get("ORCD_NVRTC_EXTRA", "").split()]
     arr = (ctypes.c_char_p * len(opts))(*opts)

@@ -18,23 +18,7 @@
 //               add / acquire spin) between steps; the next step's weights are loaded before the
 //               wait, as PDL does
 // and the same three with every slice 0 bytes: the pure cost of 120 boundaries.
-#ifndef __CUDACC_RTC__  // NVRTC (ci/nvrtc_check.py here) compiles the device code alone
-#include <cuda_runtime.h>
-
-#include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
-#endif
-
-#define CK(x)                                                                                      \
-    do {                                                                                           \
-        cudaError_t e_ = (x);                                                                      \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));    \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "probe.h"
 
 constexpr int THREADS = 256;
 

@@ -12,24 +12,7 @@
 //             graph: code the SM has not run since the K - 1 others (K·N·16 bytes in all)
 //   loop      the same N FFMAs as N/64 iterations of a 64-instruction body (1 KB of code), cold
 // and an empty kernel. Per launch: the median over REPS replays of the graph / K.
-#ifndef __CUDACC_RTC__
-#include <cuda_runtime.h>
-
-#include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <utility>
-#include <vector>
-#endif
-
-#define CK(x)                                                                                   \
-    do {                                                                                        \
-        cudaError_t e_ = (x);                                                                   \
-        if (e_ != cudaSuccess) {                                                                \
-            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-            exit(1);                                                                            \
-        }                                                                                       \
-    } while (0)
+#include "probe.h"
 
 constexpr int BLOCKS = 132, THREADS = 128, K = 8;
 
