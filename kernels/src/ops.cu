@@ -1107,6 +1107,37 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
 
     // Pass 1: dots and the max score.
     double mx = F64_NEG_INF;
+#ifdef ATT_P1LANES
+    // ORCD_NVRTC_DEFINES=ATT_P1LANES (untimed; the same values): a key's dot by 8 lanes, lane l
+    // keeping cpu.rs `dot`'s accumulator l (elements 8c + l, c in order, two roundings each), then
+    // dot8_total's tree by shuffles — xor 4 gives acc_l + acc_{l+4}, xor 1 the two pairs' sums,
+    // xor 2 their sum — and its `+ 0` tail (head_dim a multiple of 8: no tail elements). At a
+    // short context one warp held every key, each thread a 64-long dot; here 32 keys go at once
+    // on 8-long chains. The loop runs whole rounds of 32 keys on every lane (shuffles).
+    if (head_dim % 8 == 0 && (bd & 7) == 0) {  // uniform
+        const int g = tid >> 3, l = tid & 7, ng = bd >> 3, chunks = head_dim >> 3;
+        for (int j0 = 0; j0 < nk; j0 += ng) {
+            const int j = j0 + g;
+            const bool live = j < nk && VISIBLE(j);
+            float a = 0.0f;
+            if (live) {
+                const bool stg = j < ns;
+                const void* const src = stg ? (const void*)kst : kc;
+                const i64 off = stg ? (i64)j * head_dim : (slot0 + j) * k_cols + (i64)kh * head_dim;
+                for (int c = 0; c < chunks; ++c)
+                    a = __fadd_rn(a, __fmul_rn(qh[8 * c + l], kv_load(src, off + 8 * c + l, f16)));
+            }
+            a = __fadd_rn(a, __shfl_xor_sync(FULL_MASK, a, 4));
+            a = __fadd_rn(a, __shfl_xor_sync(FULL_MASK, a, 1));
+            a = __fadd_rn(a, __shfl_xor_sync(FULL_MASK, a, 2));
+            if (l == 0 && j < nk) {
+                const float dt = live ? __fadd_rn(a, 0.0f) : 0.0f;
+                if (live) mx = fmax(mx, att_score(dt, sc, cap));  // fmax, like f64::max, ignores NaN
+                dots[j] = dt;
+            }
+        }
+    } else
+#endif
     for (int j = tid; j < nk; j += bd) {
         float dt = 0.0f;
         if (VISIBLE(j)) {

@@ -67,7 +67,7 @@ fn both_attention_kernels_match_their_abi_on_the_emulator() {
 /// until a card has timed them): the same checks, bit for bit.
 #[test]
 fn attention_switches_match_the_abi_on_the_emulator() {
-    for defines in [&["ATT_ROLL2"][..], &["ATT_GENERIC"]] {
+    for defines in [&["ATT_ROLL2"][..], &["ATT_GENERIC"], &["ATT_P1LANES"], &["ATT_P1LANES", "ATT_ROLL2"]] {
         match build_and_run("attn_check", defines) {
             Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
             Err(msg) => panic!("attn_check -D{}:\n{msg}", defines.join(" -D")),
