@@ -12,7 +12,6 @@ nvdisasm: `pip download --no-deps nvidia-cuda-nvdisasm` and unzip the wheel; lib
 install --target DIR nvidia-cuda-nvrtc-cu12`. Extra defines: ORCD_NVRTC_EXTRA (e.g. -DQ8_GROUPED,
 the default layout's, is always passed)."""
 import collections
-import csv
 import ctypes
 import difflib
 import os
@@ -22,6 +21,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from ncu_src import num, read_tables  # noqa: E402  (the same csv reading)
+
 csv_path, kern = sys.argv[1], sys.argv[2]
 top = int(sys.argv[3]) if len(sys.argv) > 3 else 25
 root = pathlib.Path(__file__).resolve().parent.parent
@@ -29,17 +31,7 @@ cu = pathlib.Path(sys.argv[4]) if len(sys.argv) > 4 else root / "kernels" / "src
 src_lines = cu.read_text().split("\n")
 
 # ncu's rows of the kernel: (opcode, executed, stall samples).
-rows = list(csv.reader(open(csv_path, errors="replace")))
-tables, cur = [], None
-for r in rows:
-    if r and r[0] == "Kernel Name":
-        cur = {"name": r[1] if len(r) > 1 else "?", "rows": []}
-        tables.append(cur)
-    elif cur is not None and r:
-        if r[0] == "Address":
-            cur["hdr"] = r
-        elif "hdr" in cur and len(r) == len(cur["hdr"]):
-            cur["rows"].append(r)
+tables = read_tables(csv_path)
 mine = [t for t in tables if t["name"] == kern]
 if not mine:
     sys.exit(f"no rows for {kern} in {csv_path} (kernels: {sorted({t['name'] for t in tables})})")
@@ -51,13 +43,6 @@ si, ei, st = h.index("Source"), h.index("Instructions Executed"), h.index("Warp 
 def opcode(text):
     text = re.sub(r"^@!?U?P\w+\s+", "", text.strip())
     return text.split(" ")[0] if text else ""
-
-
-def num(v):
-    try:
-        return float(v.replace(",", ""))
-    except ValueError:
-        return 0.0
 
 
 card = [(opcode(r[si]), num(r[ei]), num(r[st])) for r in t["rows"]]

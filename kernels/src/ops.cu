@@ -945,11 +945,6 @@ __device__ __forceinline__ float dot8_total(const float* acc, float tail) {
     return __fadd_rn(t, tail);
 }
 
-// Attention's loops run their one body again rather than unrolled copies: each launch fetches
-// its code cold, and an unrolled copy is fetched once per use (seventeenth block).
-#define ATT_UNROLL_DOT _Pragma("unroll 1")
-#define ATT_UNROLL_DOT4 _Pragma("unroll 1")
-#define ATT_UNROLL_P3 _Pragma("unroll 2")
 
 // cpu.rs `dot`: acc[l] += a[8c + l] * b[8c + l] (two roundings), tail sum, fixed combination.
 __device__ __forceinline__ float dot_cpu_order(const float* a, const void* kc, i64 kofs, int n, int f16) {
@@ -960,8 +955,9 @@ __device__ __forceinline__ float dot_cpu_order(const float* a, const void* kc, i
     if (((kofs & 7) == 0) && ((reinterpret_cast<u64>(kc) & 15) == 0)) {
         // A key row starting on 8 elements: a chunk is one 16-byte load (F16) or two (f32), all
         // of a 64-wide head's in flight together (a decode row's keys are latency-bound). The
-        // same products in the same order as the element loop below.
-        ATT_UNROLL_DOT
+        // same products in the same order as the element loop below. Not unrolled: attention's
+        // code is fetched cold at each launch, an unrolled copy once per use (seventeenth block).
+#pragma unroll 1
         for (int c = 0; c < chunks; ++c) {
             float kf[8];
             if (f16) {
@@ -979,7 +975,7 @@ __device__ __forceinline__ float dot_cpu_order(const float* a, const void* kc, i
         }
     } else {
         // Unrolled so several chunks' loads are in flight.
-        ATT_UNROLL_DOT4
+#pragma unroll 1
         for (int c = 0; c < chunks; ++c) {
 #pragma unroll
             for (int l = 0; l < 8; ++l) {
@@ -1001,7 +997,7 @@ __device__ __forceinline__ void att_stage_raw(u8* dst, const void* src, i64 row0
                      (reinterpret_cast<u64>(src) & 15) == 0 && (reinterpret_cast<u64>(dst) & 15) == 0;
     if (vec) {
         const int per = rb / 16, cnt = n * per;
-        ATT_UNROLL_DOT4
+#pragma unroll 1
         for (int e = tid; e < cnt; e += bd) {
             const int r = e / per, ch = e - r * per;
             ((uint4*)(dst + (i64)r * rb))[ch] = ((const uint4*)((const u8*)src + (row0 + (i64)r * stride) * es))[ch];
@@ -1266,7 +1262,7 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
         // Every key's values are loaded (all j < nk lie in the cache), so the loads of several
         // keys are in flight together; keys of weight 0 (masked, underflowed) are not added, as
         // the CPU skips them (0 · inf would be NaN).
-        ATT_UNROLL_P3
+#pragma unroll 2  // two keys' loads in flight; more is code fetched cold
         for (int j = wp; j < ATT_P3_KEYS; j += nw) {
             const float w = dots[j];
             const bool stg = j < ns;
