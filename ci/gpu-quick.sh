@@ -88,6 +88,7 @@ fi
 # With MMQ=1 the sanitizers also see the prefill GEMM (its shared-memory staging under racecheck);
 # the ops cases of fewer than 16 rows keep the mat-vec either way.
 [[ ${SAN:-110} == 0 ]] || ORCD_CUDA_MMQ=${MMQ:-1} SANITIZE_TIMEOUT=${SAN:-110} bash ci/gpu-run.sh sanitize ${SAN_TOOLS:-memcheck racecheck} 2>&1 | tail -6
+fi
 # GATE2="label:ENV=V,…": a second `ops` + `models` gate under those switches (a kernel switch's
 # values on the card before it is timed), then, with GATE2_SAN=s, memcheck and racecheck under
 # them for s seconds a tool (narrowed by GATE2_SAN_FILTER, an orcd-gate --filter).
@@ -99,10 +100,11 @@ if [[ -n ${GATE2:-} ]]; then
         SANITIZE_TIMEOUT=$GATE2_SAN bash ci/gpu-run.sh sanitize memcheck racecheck 2>&1 | tail -4 | sed "s/^/$g2: /"
     for f in $OUT/san-$g2/*; do [[ -f $f ]] && mv "$f" "$OUT/san-$g2-$(basename "$f")"; done
 fi
-fi
 echo "correctness done at $((SECONDS-T0)) s"
 wait
-while pgrep -f "llamacpp-cuda.sh build" >/dev/null; do sleep 2; done; cp /tmp/lb-bg.log $OUT/ 2>/dev/null
+# Only a call that times the peer waits for its build (a background build from this call would
+# otherwise hold a PEER=0 call to the build's end: 300 s of device time, stop 43).
+[[ ${PEER:-1} == 1 ]] && { while pgrep -f "llamacpp-cuda.sh build" >/dev/null; do sleep 2; done; cp /tmp/lb-bg.log $OUT/ 2>/dev/null; }
 [[ ${PEER:-1} == 1 ]] && { echo "llama.cpp build rc=$(cat /tmp/lb.rc) at $((SECONDS-T0)) s"; tail -n 2 $OUT/llamacpp-build.log; }
 lb() { [[ ${PEER:-1} == 1 ]] || return 0; bash ci/llamacpp-cuda.sh bench $M > $OUT/llama-bench-$1.json 2>$OUT/llama-bench-$1.err
   python3 -c 'import json,sys
@@ -191,10 +193,12 @@ for v in $VARIANTS_DECODE; do
     lab=${v%%:*}; IFS=, read -r -a envs <<< "${v#*:}"
     room 60 "switch $lab" || continue
     variant_prep $lab "${envs[@]}"
-    b fast-p4-$lab fast 4 "${envs[@]}"; b exact-p4-$lab exact 4 "${envs[@]}"
+    # VARIANT_B1=0: no batch-1 benches (switches of batched rows only).
+    [[ ${VARIANT_B1:-1} == 1 ]] && { b fast-p4-$lab fast 4 "${envs[@]}"; b exact-p4-$lab exact 4 "${envs[@]}"; }
     # VARIANTS_NOBATCH="label …": switches timed at batch 1 only (the one-row anatomy defines).
+    # VARIANT_BATCH=4,16,64: the batch sizes of each switch's batched decode (default 16,64).
     if [[ ${BATCHED:-1} == 1 && " ${VARIANTS_NOBATCH:-} " != *" $lab "* ]]; then
-        env "${envs[@]}" timeout 150 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch 16,64 \
+        env "${envs[@]}" timeout 150 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 128 --gen-tokens 128 --batch ${VARIANT_BATCH:-16,64} \
             --repeats 2 --json > $OUT/batched-$lab.json 2>$OUT/batched-$lab.err
         python3 -c 'import json,sys
 for r in json.load(open(sys.argv[1]))["batched"]:
@@ -252,6 +256,20 @@ if [[ ${NCU_STALL:-0} == 1 ]] && command -v ncu >/dev/null; then
     --numerics fast --prompt-tokens 4 --gen-tokens 64 --repeats 1 > $OUT/ncus-fast.csv 2>$OUT/ncus-fast.err
   python3 ci/ncu_stall.py $OUT/ncus-fast.csv || tail -3 $OUT/ncus-fast.err
 fi
+# NCU_K="regex:skip:count:prompt:gen:batch …": ncu's stall reasons (as NCU_STALL) for chosen
+# launches of any bench — e.g. the prefill GEMM "mmq_q8_0:0:2:512:0:" or a 16-row step's
+# attention "attention:390:2:128:16:16" (batch empty: none; graphs off).
+for nk in ${NCU_K:-}; do
+  command -v ncu >/dev/null || break
+  IFS=: read -r rx skip cnt pt gt bt <<<"$nk"
+  tag=$(echo "$rx-$skip" | tr -c 'a-zA-Z0-9_-' _)
+  ORCD_CUDA_GRAPHS=0 timeout 120 ncu --clock-control none --csv --page details \
+    --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats \
+    --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
+    --kernel-name regex:"^($rx)\$" --launch-skip $skip --launch-count $cnt $B/worker-orcd bench --model $M --backend cuda \
+    --numerics fast --prompt-tokens $pt --gen-tokens $gt ${bt:+--batch $bt} --repeats 1 > $OUT/ncuk-$tag.csv 2>$OUT/ncuk-$tag.err
+  python3 ci/ncu_stall.py $OUT/ncuk-$tag.csv || tail -3 $OUT/ncuk-$tag.err
+done
 # NCU_SRC=1: one decode layer's kernels (q·k·v, attention, o, gate·up, down) under ncu's source
 # counters: each launch's executed SASS (bytes of code fetched) and its most-stalled
 # instructions (ci/ncu_src.py; the raw csv under $OUT).
@@ -293,6 +311,15 @@ if [[ ${PROFILE_PP:-0} == 1 ]]; then
 j = json.load(open(sys.argv[1])); p = j.get("kernel_profile") or []; tot = sum(r["seconds"] for r in p)
 print("profile pp512: %.0f tok/s, %d kernels, %.2f ms timed" % (j["prefill_tok_s"], sum(r["launches"] for r in p), tot * 1e3))
 for r in p[:14]: print("profile %-22s n %5d  %8.3f ms  %5.1f%%" % (r["kernel"][:22], r["launches"], r["seconds"] * 1e3, 100 * r["seconds"] / max(tot, 1e-12)))' $OUT/profile-pp512.json || tail -3 $OUT/profile-pp512.err
+fi
+# PROFILE_B16=1: where a 16-sequence decode step's time goes — ncu's time of every launch of a
+# `bench --batch 16` (graphs off), grouped by kernel and grid size (the grid separates the
+# 16-row launches from the single sequence's and the prefills'), µs a step by class.
+if [[ ${PROFILE_B16:-0} == 1 ]] && command -v ncu >/dev/null; then
+    ORCD_CUDA_GRAPHS=0 timeout 150 ncu --clock-control none --cache-control none --csv \
+        --metrics gpu__time_duration.sum,launch__grid_size $B/worker-orcd bench --model $M --backend cuda \
+        --prompt-tokens 128 --gen-tokens ${B16_GEN:-16} --batch 16 --repeats 1 > $OUT/ncu-b16.csv 2>$OUT/ncu-b16.err
+    python3 ci/ncu_grid.py $OUT/ncu-b16.csv ${B16_GEN:-16} || tail -3 $OUT/ncu-b16.err
 fi
 # BATCHED=1 (default): issue 13 item 5, 1/4/16/64 sequences a step (docs/perf/BATCHED.md):
 # ours (each sequence its own KV length) and llama-batched-bench on the same file.

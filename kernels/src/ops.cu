@@ -3790,7 +3790,8 @@ extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 1,
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 1, 2>(MMQ_ARGS); }
 // q, k and v of one activation in one launch (mmqm32_: 128 × 32 tiles, mmqmh32_: 64 × 32; the
-// host's ORCD_CUDA_MMQ_QKV=1, not yet timed): each projection's values as mmq_ gives them.
+// host's default since stop 43; ORCD_CUDA_MMQ_QKV=0 keeps three launches): each projection's
+// values as mmq_ gives them.
 #define MMQM_PARAMS MMQ_PARAMS, const unsigned char *wb, const float *bias_b, float *yb, int mb, \
     const unsigned char *wc, const float *bias_c, float *yc, int mc
 #define MMQM_ARGS MMQ_ARGS, wb, bias_b, yb, mb, wc, bias_c, yc, mc

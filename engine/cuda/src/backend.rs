@@ -203,18 +203,30 @@ fn mvq_persist() -> usize {
 /// (H100, d8369c1, docs/perf/GPU.md sixteenth block) +20.3% at 64 sequences and −6.4% at 16, where
 /// a 16-row tile leaves the narrow projections a block or two an SM. `ORCD_CUDA_MVT=1` at any
 /// batch of 3+ rows, `=0` never (the A/B).
-fn mvt_rows(n_out: usize) -> bool {
+/// `cols` is the weight's output columns (see [`mvt_wide_cols`]).
+fn mvt_rows(n_out: usize, cols: usize) -> bool {
     static V: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = *V.get_or_init(|| match std::env::var("ORCD_CUDA_MVT").as_deref() {
         Ok("1") => Some(true),
         Ok("0") => Some(false),
         _ => None,
     });
-    forced.unwrap_or(n_out > MVT_AUTO_ROWS)
+    forced.unwrap_or(n_out > MVT_AUTO_ROWS || cols >= mvt_wide_cols())
 }
 
 /// The rows up to which the default keeps `matvecq_` (see [`mvt_rows`]): one 16-row tile.
 const MVT_AUTO_ROWS: usize = 16;
+
+/// `ORCD_CUDA_MVT_WIDE=C` (off until a card has timed it): at 16 rows or fewer, the tensor-core
+/// form anyway for a weight of at least `C` output columns (a fused q·k·v's summed; a GLU pair
+/// counts its gate's). ncu (H100, stop 43) put the 16-row step's head (151,936 columns on `matvecq_`) at
+/// 341 µs against an 87 µs read and gate·up at 29 µs a launch: wide weights fill every SM with
+/// 16-row tiles, where the narrow projections' few tiles lost (−6.4% at 16 rows with every
+/// weight on them). The same values either way.
+fn mvt_wide_cols() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("ORCD_CUDA_MVT_WIDE").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX))
+}
 
 /// `ORCD_CUDA_MVT_NARROW=1` (off until a card has timed it): the tensor-core mat-vec of a weight
 /// without a GLU pair, k ≤ 1,024, on 8-column tiles (`matvectn_q8_0`) instead of 16 — twice the
@@ -294,11 +306,12 @@ fn mmq64_mode() -> u8 {
 }
 
 /// The prefill GEMM takes a norm's q, k and v (`Ops::norm_matmuls`) in one launch
-/// (`mmqm32_*` / `mmqmh32_*`) with `ORCD_CUDA_MMQ_QKV=1` (off by default until a card has timed
-/// it; the same values either way).
+/// (`mmqm32_*` / `mmqmh32_*`): the default since stop 43 (H100, one build, the same call: pp512
+/// +4.5% / +4.9% over three launches; docs/perf/GPU.md eighteenth block). `ORCD_CUDA_MMQ_QKV=0`
+/// keeps three launches (the A/B). The same values either way.
 fn mmq_qkv_on() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ_QKV").is_some_and(|v| v == "1"))
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ_QKV").is_none_or(|v| v != "0"))
 }
 
 /// The GEMM's entry point and tile (weight rows, tokens) for an `m` × `n` output: 128 × 64
@@ -803,7 +816,7 @@ impl Cuda {
         // The tensor-core form (Q8_0, more than one 16-row tile: mvt_rows): the same values;
         // rows longer than 1,024 (no GLU pair) keep their slots' chains in 64 KB of dynamic
         // shared memory.
-        let tcore = mvt_rows(n_out) && kty == "q8_0" && matches!(variant, "matvecq" | "matvecqg");
+        let tcore = mvt_rows(n_out, m + mb + mc) && kty == "q8_0" && matches!(variant, "matvecq" | "matvecqg");
         let long = w.k > MVT_MAX_K;
         let (variant, cols, rows, smem) = match (variant, tcore, long) {
             ("matvecq", true, false) if mvt_narrow() => ("matvectn", 8, 16, 0),

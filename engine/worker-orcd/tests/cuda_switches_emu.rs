@@ -51,16 +51,20 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 11] = [
+    let switches: [(&str, &[(&str, &str)]); 13] = [
         // The grouped Q8_0 layout is the default: its switch now keeps the GGUF layout.
         ("gguf-layout", &[("ORCD_CUDA_Q8_GROUPED", "0")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
         ("mmq64", &[("ORCD_CUDA_MMQ64", "1")]),
-        ("qkv", &[("ORCD_CUDA_MMQ_QKV", "1"), ("ORCD_CUDA_MMQ64", "2")]),
+        // The fused q·k·v GEMM is the default: its switch keeps three launches.
+        ("qkv-off", &[("ORCD_CUDA_MMQ_QKV", "0")]),
+        ("qkv-bm64h", &[("ORCD_CUDA_MMQ64", "2")]),
         // The tensor-core batched mat-vec is the default past 16 rows: on at any batch, and off.
         ("mvt", &[("ORCD_CUDA_MVT", "1")]),
         ("mvt-off", &[("ORCD_CUDA_MVT", "0")]),
         ("mvt-narrow", &[("ORCD_CUDA_MVT", "1"), ("ORCD_CUDA_MVT_NARROW", "1")]),
+        // Wide weights (the head) on the tensor-core form at any batch of 3+ rows.
+        ("mvt-wide", &[("ORCD_CUDA_MVT_WIDE", "4000")]),
         // The one-row attention on every row (no tile): its keys staged (the default), none of
         // them, and the first 3 (the rest read from the cache).
         ("att-stage", &[("ORCD_CUDA_ATT_TILE", "0")]),
