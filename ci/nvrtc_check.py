@@ -36,4 +36,11 @@ for cu in files:
         size = ctypes.c_size_t()
         lib.nvrtcGetCUBINSize(prog, ctypes.byref(size))
         print(f"ok   {cu.name}: cubin {size.value} bytes for {arch}")
+        # ORCD_CUBIN_OUT=DIR: the cubin written as DIR/<name>.cubin (kernel text sizes:
+        # `readelf -SW`, the .text.<kernel> sections).
+        if os.environ.get("ORCD_CUBIN_OUT"):
+            buf = ctypes.create_string_buffer(size.value)
+            lib.nvrtcGetCUBIN(prog, buf)
+            out = pathlib.Path(os.environ["ORCD_CUBIN_OUT"]) / (cu.stem + ".cubin")
+            out.write_bytes(buf.raw)
 sys.exit(0 if ok else 1)

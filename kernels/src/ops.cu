@@ -717,6 +717,11 @@ __device__ __forceinline__ float glu_value(float g, float u, int act) {
     return __fmul_rn(f, u);
 }
 
+// glu_value out of line: a GEMM epilogue inlined it once per accumulator (32 copies, ~8,000 of
+// mmq_q8_0's 10,784 instructions), code every block fetched cold. The same function, the same
+// values (every operation in it is an explicit rounding).
+__device__ __noinline__ float glu_value_call(float g, float u, int act) { return glu_value(g, u, act); }
+
 extern "C" __global__ void glu(const float* g, const float* u, float* y, long long n, int act) {
     GRID_LOOP(i, n) y[i] = glu_value(g[i], u ? u[i] : 1.0f, act);
 }
@@ -1617,10 +1622,27 @@ __device__ __forceinline__ float dot_cpu_order_s(const float* a, const float* k,
 // attention_tile's pass 2 for one row (a warp): the max, the denominator in `attention`'s order,
 // the weights over the dots (keys jlo .. nkmax; masked ones, and those past the row's own, weigh
 // 0). CAP: the softcap is on (a template, so the hot loops carry no branch on it).
+// ATT_TILE_SLIM (ORCD_NVRTC_DEFINES, untimed; the same values: the same functions of the same
+// arguments): pass 2's f64 exp, division and the softcap's tanh called out of line — unrolled 8 keys a lane
+// over three sweeps they were ~6,000 of attention_tile's 15,320 instructions, fetched cold by
+// each block's warps.
+#ifdef ATT_TILE_SLIM
+__device__ __noinline__ double att_exp_call(double x) { return exp(x); }
+__device__ __noinline__ double att_div_call(double a, double b) { return __ddiv_rn(a, b); }
+#define ATT_TEXP(x) att_exp_call(x)
+#define ATT_TDIV(a, b) att_div_call(a, b)
+#else
+#define ATT_TEXP(x) exp(x)
+#define ATT_TDIV(a, b) __ddiv_rn(a, b)
+#endif
 template <bool CAP>
 __device__ __forceinline__ double att_score_t(float dot, double scale, double cap) {
     double s = __dmul_rn((double)dot, scale);
+#ifdef ATT_TILE_SLIM
+    if (CAP) s = att_cap(s, cap);
+#else
     if (CAP) s = __dmul_rn(cap, tanh(__ddiv_rn(s, cap)));
+#endif
     return s;
 }
 
@@ -1655,7 +1677,7 @@ __device__ __forceinline__ void att_row_weights(float* Wi, int nk, int vlo, int 
             const int j = jb + 32 * u + lane;
             const bool vis = j >= vlo && j < nk;
             const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
-            const double e = exp(s - mx);
+            const double e = ATT_TEXP(s - mx);
             ps[u] = __dadd_rn(ps[u], (vis && isfinite(s)) ? e : 0.0);
         }
     }
@@ -1668,7 +1690,7 @@ __device__ __forceinline__ void att_row_weights(float* Wi, int nk, int vlo, int 
     t[0] = __dadd_rn(t[0], t[2]);
     t[1] = __dadd_rn(t[1], t[3]);
     double sum = __dadd_rn(t[0], t[1]);
-    if (sinks) sum = __dadd_rn(exp(sink - mx), sum);
+    if (sinks) sum = __dadd_rn(ATT_TEXP(sink - mx), sum);
     // The weights, over the dots: each lane rewrites only keys it read (j ≡ lane mod 32), so
     // no barrier is needed. Keys jlo .. nkmax are written (masked ones, and those past the
     // row's own, weigh 0): pass 3 reads them unguarded.
@@ -1678,8 +1700,8 @@ __device__ __forceinline__ void att_row_weights(float* Wi, int nk, int vlo, int 
             const int j = jb + 32 * u + lane;
             const bool vis = j >= vlo && j < nk;
             const double s = att_score_t<CAP>(vis ? Wi[j] : 0.0f, sc, cap);
-            const double e = exp(s - mx);
-            float w = (vis && isfinite(s) && e != 0.0) ? (float)__ddiv_rn(e, sum) : 0.0f;
+            const double e = ATT_TEXP(s - mx);
+            float w = (vis && isfinite(s) && e != 0.0) ? (float)ATT_TDIV(e, sum) : 0.0f;
             if (f16) w = f16_to_f32(f32_to_f16(w));
             if (j >= jlo && j < nkmax) Wi[j] = w;
         }
@@ -3694,7 +3716,14 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
         __syncthreads();
         if (stage + 1 < nstage) load(stage + 1);  // in flight while this stage multiplies
         const int nkb = min(GM_KB, nb - stage * GM_KB);
+        // MMQ_SLIM (ORCD_NVRTC_DEFINES, untimed; the same values: each accumulator's operations
+        // in the same order): the stage's 32-element blocks in a rolled loop — ncu (H100, stop
+        // 43) put `no_instruction` first among mmq_q8_0's stalls, its stage body ~29 KB unrolled.
+#ifdef MMQ_SLIM
+#pragma unroll 1
+#else
 #pragma unroll
+#endif
         for (int kb = 0; kb < GM_KB; ++kb) {
             if (kb >= nkb) break;  // uniform
             u32 a[2][4], b[NI][2];
@@ -3754,7 +3783,11 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
                 const i64 o = tr * m + j;
                 float v = acc[mi][ni][e];
                 if (bias) v = __fadd_rn(v, bias[j]);
+#ifdef MMQ_SLIM
+                if (gin) v = glu_value_call(gin[o], v, act);
+#else
                 if (gin) v = glu_value(gin[o], v, act);
+#endif
                 if (res) v = __fadd_rn(res[o], v);
                 y[o] = v;
             }

@@ -199,11 +199,11 @@ fn mvq_persist() -> usize {
 /// Whether `n_out` batched Q8_0 rows take the tensor-core form of the codes mat-vec
 /// (`matvect_q8_0`, `matvectg_q8_0` for k ≤ 1,024: 16 rows × 16 or 8 columns a block;
 /// `matvectl_q8_0` past it, no GLU pair: 16 × 8; kernels/ABI.md) instead of `matvecq_` /
-/// `matvecqg_`. The same values either way. By default past [`MVT_AUTO_ROWS`] rows: measured
-/// (H100, d8369c1, docs/perf/GPU.md sixteenth block) +20.3% at 64 sequences and −6.4% at 16, where
-/// a 16-row tile leaves the narrow projections a block or two an SM. `ORCD_CUDA_MVT=1` at any
-/// batch of 3+ rows, `=0` never (the A/B).
-/// `cols` is the weight's output columns (see [`mvt_wide_cols`]).
+/// `matvecqg_`, for a weight of `cols` output columns. The same values either way. By default
+/// past [`MVT_AUTO_ROWS`] rows: measured (H100, d8369c1, docs/perf/GPU.md sixteenth block)
+/// +20.3% at 64 sequences and −6.4% at 16, where a 16-row tile leaves the narrow projections a
+/// block or two an SM; and from [`MVT_WIDE_ROWS`] rows for a wide weight ([`mvt_wide_cols`]).
+/// `ORCD_CUDA_MVT=1` at any batch of 3+ rows, `=0` never (the A/B).
 fn mvt_rows(n_out: usize, cols: usize) -> bool {
     static V: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = *V.get_or_init(|| match std::env::var("ORCD_CUDA_MVT").as_deref() {
@@ -211,21 +211,28 @@ fn mvt_rows(n_out: usize, cols: usize) -> bool {
         Ok("0") => Some(false),
         _ => None,
     });
-    forced.unwrap_or(n_out > MVT_AUTO_ROWS || cols >= mvt_wide_cols())
+    forced.unwrap_or(n_out > MVT_AUTO_ROWS || (n_out >= MVT_WIDE_ROWS && cols >= mvt_wide_cols()))
 }
 
 /// The rows up to which the default keeps `matvecq_` (see [`mvt_rows`]): one 16-row tile.
 const MVT_AUTO_ROWS: usize = 16;
+/// The rows from which a wide weight takes the tensor-core form: three quarters of a tile. At 4
+/// rows it lost 17.1% (gate·up and the head: H100, stop 43).
+const MVT_WIDE_ROWS: usize = 12;
 
-/// `ORCD_CUDA_MVT_WIDE=C` (off until a card has timed it): at 16 rows or fewer, the tensor-core
-/// form anyway for a weight of at least `C` output columns (a fused q·k·v's summed; a GLU pair
-/// counts its gate's). ncu (H100, stop 43) put the 16-row step's head (151,936 columns on `matvecq_`) at
-/// 341 µs against an 87 µs read and gate·up at 29 µs a launch: wide weights fill every SM with
-/// 16-row tiles, where the narrow projections' few tiles lost (−6.4% at 16 rows with every
-/// weight on them). The same values either way.
+/// The output columns from which a weight takes the tensor-core form at [`MVT_WIDE_ROWS`] rows
+/// or more: 4,000 by default (the Qwen2.5-0.5B shape's gate·up, 4,864, and its 151,936-wide
+/// head), `ORCD_CUDA_MVT_WIDE=C` another threshold, `=0` none (the A/B). A fused q·k·v counts
+/// its projections' columns together; a GLU pair its gate's. Measured at 16 sequences (H100,
+/// stop 43, one build, same call): the head alone +0.8%, the head and gate·up **+7.0%** — where
+/// ncu had gate·up's `matvecqg_` at 29 µs a launch (26% of the step) against a 2.8 µs read.
 fn mvt_wide_cols() -> usize {
     static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var("ORCD_CUDA_MVT_WIDE").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX))
+    *V.get_or_init(|| match std::env::var("ORCD_CUDA_MVT_WIDE").ok().and_then(|v| v.parse::<usize>().ok()) {
+        Some(0) => usize::MAX,
+        Some(c) => c,
+        None => 4000,
+    })
 }
 
 /// `ORCD_CUDA_MVT_NARROW=1` (off until a card has timed it): the tensor-core mat-vec of a weight

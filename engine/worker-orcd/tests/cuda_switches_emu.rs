@@ -51,7 +51,7 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 13] = [
+    let switches: [(&str, &[(&str, &str)]); 15] = [
         // The grouped Q8_0 layout is the default: its switch now keeps the GGUF layout.
         ("gguf-layout", &[("ORCD_CUDA_Q8_GROUPED", "0")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
@@ -63,8 +63,13 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
         ("mvt", &[("ORCD_CUDA_MVT", "1")]),
         ("mvt-off", &[("ORCD_CUDA_MVT", "0")]),
         ("mvt-narrow", &[("ORCD_CUDA_MVT", "1"), ("ORCD_CUDA_MVT_NARROW", "1")]),
-        // Wide weights (the head) on the tensor-core form at any batch of 3+ rows.
-        ("mvt-wide", &[("ORCD_CUDA_MVT_WIDE", "4000")]),
+        // Wide weights (the head) take the tensor-core form from 12 rows by default: off, and
+        // every weight counted wide.
+        ("mvt-wide-off", &[("ORCD_CUDA_MVT_WIDE", "0")]),
+        ("mvt-wide-all", &[("ORCD_CUDA_MVT_WIDE", "1")]),
+        // The prefill GEMM's and tile attention's code out of line (stop 43; the 20-row prefill
+        // takes both).
+        ("slim", &[("ORCD_NVRTC_DEFINES", "MMQ_SLIM+ATT_TILE_SLIM")]),
         // The one-row attention on every row (no tile): its keys staged (the default), none of
         // them, and the first 3 (the rest read from the cache).
         ("att-stage", &[("ORCD_CUDA_ATT_TILE", "0")]),
@@ -84,7 +89,13 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     ];
     for numerics in ["fast", "exact"] {
         // 20 rows: the prefill GEMM (16+ rows of one sequence) and the tiled attention too.
-        for tokens in ["3,14,15,92,65,35", "3", "3,14,15,92,65,35,89,79,32,38,46,26,43,38,32,79,50,28,84,19"] {
+        // 13 rows: the mat-vec's wide-weight rule (12+ rows; 16+ take the GEMM).
+        for tokens in [
+            "3,14,15,92,65,35",
+            "3",
+            "3,14,15,92,65,35,89,79,32,38,46,26,43",
+            "3,14,15,92,65,35,89,79,32,38,46,26,43,38,32,79,50,28,84,19",
+        ] {
             let n = tokens.split(',').count();
             let base = run(&model, numerics, tokens, &[]);
             assert!(base.len() > n * 17_000 * 4, "{numerics}: a logits file of {} bytes", base.len());
