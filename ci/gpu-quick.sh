@@ -20,6 +20,10 @@ M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
 # PRECOMPILE="DEFS …" (each a '+' list of ORCD_NVRTC_DEFINES): those define sets' NVRTC compiles
 # (~60 s each, one core) in the background now, beside the gate, instead of one after another
 # before each switch's bench; the cubin cache keeps them (written to a temporary name, renamed).
+# A call without the correctness gate compiles the default set here too: its first bench (60 s
+# limit) otherwise spends the limit compiling and writes nothing (stop 43, calls 4 and 5).
+[[ ${CORRECT:-1} == 1 ]] || ORCD_NVRTC_DEFINES= timeout 240 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 4 \
+    --gen-tokens 2 --repeats 1 > /dev/null 2>&1 &
 for d in ${PRECOMPILE:-}; do
     ORCD_NVRTC_DEFINES=$d timeout 240 $B/worker-orcd bench --model $M --backend cuda --prompt-tokens 4 --gen-tokens 2 \
         --repeats 1 > /dev/null 2>&1 &
