@@ -254,6 +254,7 @@ struct Case {
     bool matvec;  // also run the mat-vec for comparison (slow under emulation)
     bool bn32 = false;  // mmq32_ (32-token tiles) instead of mmq_ (64): the same values
     bool bm64 = false;  // mmqh_ / mmqh32_ (64-row tiles): the same values
+    bool pair = false;  // a GLU pair through mmqg_ (one launch) instead of two: the same values
 };
 
 void run(const Case& c) {
@@ -261,7 +262,7 @@ void run(const Case& c) {
     std::string name = std::string(ty_name(c.ty)) + " k" + std::to_string(k) + " m" + std::to_string(m) + " rows" +
                        std::to_string(R) + (c.rows.empty() ? "" : " map" + std::to_string(c.rows.size())) +
                        (c.bias ? " bias" : "") + (c.res ? " res" : "") + (c.glu ? " glu" : "") +
-                       (c.bn32 ? " mmq32" : "") + (c.bm64 ? " bm64" : "");
+                       (c.bn32 ? " mmq32" : "") + (c.bm64 ? " bm64" : "") + (c.pair ? " mmqg" : "");
     const auto w = make_weight(c.ty, m, k);
     const auto w2 = c.glu ? make_weight(c.ty, m, k) : std::vector<uint8_t>();
     std::vector<float> x((size_t)R * k), bias(m), res((size_t)R * m);
@@ -304,7 +305,18 @@ void run(const Case& c) {
             f(wt.b.data(), got.q.data(), got.d.data(), got.s.data(), out, n, k, m, row_bytes, rp, b, r, gin, 0);
         });
     };
-    if (c.glu) {
+    if (c.glu && c.pair) {
+        launch({(unsigned)((m + 63) / 64), (unsigned)((n + 63) / 64), 1}, 256, [&] {
+            const unsigned* rp = rows.empty() ? nullptr : rows.data();
+            auto f = c.ty == Ty::Q8_0   ? mmqg_q8_0
+                     : c.ty == Ty::Q4_0 ? mmqg_q4_0
+                     : c.ty == Ty::Q4_1 ? mmqg_q4_1
+                     : c.ty == Ty::Q5_0 ? mmqg_q5_0
+                                        : mmqg_q5_1;
+            f(dw.b.data(), got.q.data(), got.d.data(), got.s.data(), y.data(), n, k, m, row_bytes, rp,
+              c.bias ? bias.data() : nullptr, c.res ? res.data() : nullptr, nullptr, 0, dw2.b.data());
+        });
+    } else if (c.glu) {
         gemm(dw, gate.data(), c.bias ? bias.data() : nullptr, nullptr, nullptr);
         gemm(dw2, y.data(), nullptr, c.res ? res.data() : nullptr, gate.data());
     } else {
@@ -610,6 +622,14 @@ int main() {
         {Ty::Q4_1, 256, 33, 20, {}, false, false, true, false, true, true},
         {Ty::Q5_1, 256, 40, 75, some, false, true, false, false, true, true},
         {Ty::Q5_0, 320, 150, 16, {}, false, true, true, false, false, true},
+        // A GLU pair in one launch (mmqg_): a partial row tile of each weight (m = 150: three
+        // tiles of 64), two token tiles (the second partial), a row map, bias and residual, mins.
+        {Ty::Q8_0, 192, 150, 70, {}, true, true, true, false, false, false, true},
+        {Ty::Q8_0, 256, 40, 75, some, false, true, true, false, false, false, true},
+        {Ty::Q4_1, 256, 96, 40, {}, true, false, true, false, false, false, true},
+        {Ty::Q5_1, 320, 64, 16, {}, false, true, true, false, false, false, true},
+        {Ty::Q4_0, 128, 96, 65, {}, true, true, true, false, false, false, true},
+        {Ty::Q5_0, 192, 70, 40, {}, true, true, true, false, false, false, true},
     };
     for (const Case& c : cases) run(c);
     // q, k and v in one launch: tiles spanning two projections (130 = 128 + 2), k and v narrower

@@ -3604,7 +3604,10 @@ struct G_q5_1 {  // 24-byte blocks: f16 d, f16 m, 4 bytes qh, 16 bytes of nibble
 // output of the same rows, so a GLU pair is the gate's launch, then the up's). xq / xd / xs:
 // quant_x_q8's output for every row r. grid (ceil(m / 128), ceil(n / 64)), block 256 (exactly);
 // k a multiple of 64.
-template <class G, int NI, int WM = 4, bool MULTI = false>
+// PAIR (mmqg_: a GLU pair in one launch): the tile's rows 0..63 are the gate's (w) rows j0..,
+// its rows 64..127 the up's (wb) same rows; the gate's values (with bias) wait in shared memory
+// for the up's warps, which apply the GLU and the residual — each value the two launches' bits.
+template <class G, int NI, int WM = 4, bool MULTI = false, bool PAIR = false>
 __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd, const float* xs, float* y, int n,
                                       int k, int m, i64 row_bytes, const unsigned* rows, const float* bias,
                                       const float* res, const float* gin, int act, const u8* wb = nullptr,
@@ -3623,7 +3626,8 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
     if (blockDim.x != GM_THREADS) return;  // uniform
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int wm = warp & (WM - 1), wn = warp >> (WM == 4 ? 2 : 1);
-    const i64 j0 = (i64)blockIdx.x * BM;
+    static_assert(!PAIR || (WM == 4 && !MULTI), "mmq_t: a GLU pair takes 128-row tiles");
+    const i64 j0 = (i64)blockIdx.x * (PAIR ? BM / 2 : BM);
     const int n0 = blockIdx.y * BN, nb = k / 32, nstage = (nb + GM_KB - 1) / GM_KB;
     // Loads of a stage: weight row `ar`'s pair `ap` of blocks (threads past the tile's rows
     // load none); two 16-byte pieces of token rows (`bt`, 8 pieces a row); one token's scale and
@@ -3632,13 +3636,14 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
     // MULTI (mmqm*_: q, k and v of one activation in one launch): the rows m, mb, mc of w, wb, wc
     // in turn, as the mat-vec's further projections; a tile may span two of them.
     const i64 total = MULTI ? (i64)m + mb + mc : m;
-    const bool a_row = WM == 4 || ar < BM, a_ok = a_row && j0 + ar < total;  // 128 rows: every thread
+    const int arow = PAIR ? (ar & (BM / 2 - 1)) : ar;  // the row within its own weight
+    const bool a_row = WM == 4 || ar < BM, a_ok = a_row && j0 + arow < total;  // 128 rows: every thread
     const u8* wrow;
     if constexpr (MULTI) {
         const MvSel sel = mv_select(a_ok ? j0 + ar : 0, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
         wrow = sel.w + sel.j * row_bytes;
     } else {
-        wrow = w + (j0 + ar) * row_bytes;
+        wrow = (PAIR && ar >= BM / 2 ? wb : w) + (j0 + arow) * row_bytes;
     }
     const int st = tid >> 2, skb = tid & 3;
     const bool s_ok = st < BN && n0 + st < n;
@@ -3763,6 +3768,45 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
             }
         }
     }
+    if constexpr (PAIR) {
+        // The gate's warps (wm 0, 1) leave their values with the bias in sA, now free; the up's
+        // (wm 2, 3: the same rows and tokens, the same lanes) apply the GLU, then the residual.
+        float* const sg = (float*)sA;  // [64 rows][BN tokens]: 16 KiB of sA's 18
+        __syncthreads();               // every warp's last fragments are read
+        if (wm < 2) {
+#pragma unroll
+            for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+                for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int r = wm * 32 + mi * 16 + g + 8 * (e >> 1);
+                        float v = acc[mi][ni][e];
+                        if (bias && j0 + r < m) v = __fadd_rn(v, bias[j0 + r]);
+                        sg[r * BN + wn * 8 * NI + ni * 8 + 2 * t + (e & 1)] = v;
+                    }
+        }
+        __syncthreads();
+        if (wm >= 2) {
+#pragma unroll
+            for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+                for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int r = (wm - 2) * 32 + mi * 16 + g + 8 * (e >> 1);
+                        const int tl = wn * 8 * NI + ni * 8 + 2 * t + (e & 1);
+                        const i64 j = j0 + r;
+                        const int tok = n0 + tl;
+                        if (j >= m || tok >= n) continue;
+                        const i64 o = (i64)(rows ? rows[tok] : (unsigned)tok) * m + j;
+                        float v = glu_value_call(sg[r * BN + tl], acc[mi][ni][e], act);
+                        if (res) v = __fadd_rn(res[o], v);
+                        y[o] = v;
+                    }
+        }
+        return;
+    }
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -3798,6 +3842,14 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
         long long row_bytes, const unsigned *rows, const float *bias, const float *res, const float *gin, int act
 #define MMQ_BOUNDS __launch_bounds__(GM_THREADS, 2)  // 125 registers: two blocks an SM
 #define MMQ_ARGS w, xq, xd, xs, y, n, k, m, row_bytes, rows, bias, res, gin, act
+// A GLU pair in one launch (the host's ORCD_CUDA_MMQ_PAIR=1, untimed): gate rows from w, up rows
+// from w2, y = res + glu(gate + bias, up); `gin` unused. Tiles of 64 rows of each × 64 tokens.
+#define MMQG_PARAMS MMQ_PARAMS, const unsigned char *w2
+extern "C" __global__ void MMQ_BOUNDS mmqg_q8_0(MMQG_PARAMS) { mmq_t<G_q8_0, 4, 4, false, true>(MMQ_ARGS, w2); }
+extern "C" __global__ void MMQ_BOUNDS mmqg_q4_0(MMQG_PARAMS) { mmq_t<G_q4_0, 4, 4, false, true>(MMQ_ARGS, w2); }
+extern "C" __global__ void MMQ_BOUNDS mmqg_q4_1(MMQG_PARAMS) { mmq_t<G_q4_1, 4, 4, false, true>(MMQ_ARGS, w2); }
+extern "C" __global__ void MMQ_BOUNDS mmqg_q5_0(MMQG_PARAMS) { mmq_t<G_q5_0, 4, 4, false, true>(MMQ_ARGS, w2); }
+extern "C" __global__ void MMQ_BOUNDS mmqg_q5_1(MMQG_PARAMS) { mmq_t<G_q5_1, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 4>(MMQ_ARGS); }

@@ -67,10 +67,23 @@ fn both_attention_kernels_match_their_abi_on_the_emulator() {
 /// until a card has timed them): the same checks, bit for bit.
 #[test]
 fn attention_switches_match_the_abi_on_the_emulator() {
-    for defines in [&["ATT_ROLL2"][..], &["ATT_GENERIC"], &["ATT_P1LANES"], &["ATT_P1LANES", "ATT_ROLL2"]] {
+    for defines in
+        [&["ATT_ROLL2"][..], &["ATT_GENERIC"], &["ATT_P1LANES"], &["ATT_P1LANES", "ATT_ROLL2"], &["ATT_TILE_SLIM"]]
+    {
         match build_and_run("attn_check", defines) {
             Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
             Err(msg) => panic!("attn_check -D{}:\n{msg}", defines.join(" -D")),
         }
+    }
+}
+
+/// The GEMM with its activation out of line and its stage loop rolled (`MMQ_SLIM`, off until a
+/// card has timed it), over the grouped layout: the same checks, bit for bit (the GLU pair's
+/// `mmqg_` among them).
+#[test]
+fn the_slim_gemm_matches_its_abi_on_the_emulator() {
+    match build_and_run("mmq_check", &["Q8_GROUPED", "MMQ_SLIM"]) {
+        Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
+        Err(msg) => panic!("mmq_check -DQ8_GROUPED -DMMQ_SLIM:\n{msg}"),
     }
 }

@@ -321,6 +321,16 @@ fn mmq_qkv_on() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ_QKV").is_none_or(|v| v != "0"))
 }
 
+/// A prefill GLU pair (gate, up) in one GEMM launch (`mmqg_*`: 64 rows of each a tile, the GLU
+/// applied in the block) with `ORCD_CUDA_MMQ_PAIR=1` — off until a card has timed it. ncu (H100,
+/// stop 43): the 512-token gate's 304 blocks of 128 × 64 are 1.15 waves of two blocks an SM, so
+/// two; the pair's 608 blocks are three for both weights where two launches take four, and the
+/// gate's values never leave the block. The same values either way.
+fn mmq_pair_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ_PAIR").is_some_and(|v| v == "1"))
+}
+
 /// The GEMM's entry point and tile (weight rows, tokens) for an `m` × `n` output: 128 × 64
 /// (`mmq_`), or, where that grid would leave SMs idle (fewer than two blocks an SM fit), the
 /// smaller tiles `mmq32` and `mmq64` ([`mmq64_mode`]) allow, in order — the first whose grid
@@ -1014,6 +1024,18 @@ impl Cuda {
         };
         let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
         match glu {
+            Some((up, act)) if mmq_pair_on() && up.ty == w.ty && up.k == w.k && up.row_bytes == w.row_bytes => {
+                // The pair in one launch (mmqg_): 64 rows of each weight a tile, the GLU in the
+                // block; `gin` unused, the up weight last.
+                let base = args(w, m, bias, res, None, y0);
+                self.launch(
+                    &format!("mmqg_{kty}"),
+                    (blocks(m, MMQ_BM / 2), blocks(n, MMQ_BN), 1),
+                    MMQ_THREADS,
+                    0,
+                    &[&base[..13], &[Arg::I32(self.act_code(act)), up.buf.arg()][..]].concat(),
+                )
+            }
             Some((up, act)) => {
                 let gate = self.tensor(y0.rows, y0.cols)?;
                 gemm(w, m, bias, None, None, &gate)?;

@@ -51,7 +51,7 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 15] = [
+    let switches: [(&str, &[(&str, &str)]); 16] = [
         // The grouped Q8_0 layout is the default: its switch now keeps the GGUF layout.
         ("gguf-layout", &[("ORCD_CUDA_Q8_GROUPED", "0")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
@@ -70,6 +70,8 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
         // The prefill GEMM's and tile attention's code out of line (stop 43; the 20-row prefill
         // takes both).
         ("slim", &[("ORCD_NVRTC_DEFINES", "MMQ_SLIM+ATT_TILE_SLIM")]),
+        // The prefill's GLU pair in one GEMM launch (mmqg_).
+        ("mmq-pair", &[("ORCD_CUDA_MMQ_PAIR", "1")]),
         // The one-row attention on every row (no tile): its keys staged (the default), none of
         // them, and the first 3 (the rest read from the cache).
         ("att-stage", &[("ORCD_CUDA_ATT_TILE", "0")]),
