@@ -217,7 +217,10 @@ fn mvt_rows(n_out: usize, cols: usize) -> bool {
 /// The rows up to which the default keeps `matvecq_` (see [`mvt_rows`]): one 16-row tile.
 const MVT_AUTO_ROWS: usize = 16;
 /// The rows from which a wide weight takes the tensor-core form: three quarters of a tile. At 4
-/// rows it lost 17.1% (gate·up and the head: H100, stop 43).
+/// rows it lost 17.1% (gate·up and the head: H100, stop 43), at 16 it gained 7.0%; 12–15 rows are
+/// not measured. Why 12: `matvecq_` takes rows in blocks of 8, so 9–16 rows cost it two blocks'
+/// work as 16 do, and a 16-row tile costs the same at any fill — the 16-row comparison should
+/// hold down to 9; 12 leaves a margin.
 const MVT_WIDE_ROWS: usize = 12;
 
 /// The output columns from which a weight takes the tensor-core form at [`MVT_WIDE_ROWS`] rows
