@@ -187,14 +187,23 @@ void run(const Case& c) {
     // (the host's ORCD_CUDA_ATT_STAGE: the scores of the whole context, 16-byte aligned, then
     // the staged rows).
     // 4 and 5 (an F16 cache only): attention_h (the host's ORCD_CUDA_ATT_H), unstaged and with
-    // the first 3 keys staged.
+    // the first 3 keys staged. 6: attention_tile_lpt (the host's ORCD_CUDA_ATT_LPT: the tiles the
+    // heaviest first, grid (heads, tiles)).
     const char* label[] = {"attention      ", "attention_tile ", "attention st   ", "attention st3  ",
-                           "attention_h     ", "attention_h st3 "};
-    for (int tile = 0; tile < 6; ++tile) {
-        if (tile >= 4 && !c.f16) continue;
+                           "attention_h     ", "attention_h st3 ", "attention_tile_lpt "};
+    for (int tile = 0; tile < 7; ++tile) {
+        if ((tile == 4 || tile == 5) && !c.f16) continue;
         std::vector<float> got(want.size(), 0.0f);
         bool ran;
-        if (tile >= 4) {
+        if (tile == 6) {
+            const int ld = (int)max_pos + 1;
+            ran = emu_launch({(unsigned)c.n_head, (unsigned)((rows + ATT_TR - 1) / ATT_TR), 1}, 256,
+                             (size_t)att_tile_floats(c.hd, c.vd, ld) * 4, [&] {
+                                 attention_tile_lpt(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks,
+                                                    got.data(), rows, il, n_seq, n_ctx, c.n_head, c.n_head_kv, c.hd,
+                                                    c.vd, c.scale, c.window, c.softcap, c.f16, ld);
+                             });
+        } else if (tile >= 4) {
             const size_t smem = tile == 4 ? (size_t)(max_pos + 1) * 4
                                           : ((size_t)n_ctx * 4 + 15) / 16 * 16 + 3 * (size_t)(c.hd + c.vd) * es;
             ran = emu_launch({(unsigned)rows, (unsigned)c.n_head, 1}, 256, smem, [&] {

@@ -85,6 +85,7 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(attention),
         E(attention_h),
         E(attention_tile),
+        E(attention_tile_lpt),
         E(argmax_part),
         E(argmax_final),
         E(topk_rows),

@@ -70,6 +70,7 @@ pub const KERNELS: &[&str] = &[
     "attention",
     "attention_h",
     "attention_tile",
+    "attention_tile_lpt",
     "argmax_part",
     "argmax_final",
     "topk_rows",

@@ -1738,10 +1738,13 @@ __device__ __forceinline__ void att_pv(double (&acc)[ATT_CK][8], const float* W,
 // Two blocks an SM: 128 registers a thread.
 #define ATT_BOUNDS __launch_bounds__(32 * ATT_WARPS, 2)
 
-extern "C" __global__ void ATT_BOUNDS attention_tile(const float* q, const void* kc, const void* vc, const unsigned* pos,
-                                          const unsigned* seq, const float* sinks, float* out, int rows, int il,
-                                          int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,
-                                          int v_head_dim, float scale, int window, float softcap, int f16, int ld) {
+// One tile (`tile`: rows tile·ATT_TR ..) of one head `h` — attention_tile's block, whichever
+// way its grid enumerates them.
+__device__ __forceinline__ void attention_tile_t(int tile, int h, const float* q, const void* kc, const void* vc,
+                                                 const unsigned* pos, const unsigned* seq, const float* sinks,
+                                                 float* out, int rows, int il, int n_seq, int n_ctx, int n_head,
+                                                 int n_head_kv, int head_dim, int v_head_dim, float scale, int window,
+                                                 float softcap, int f16, int ld) {
 #ifdef ORCD_EMU
     float* sm = (float*)g_emu->dyn.data();
 #else
@@ -1750,7 +1753,7 @@ extern "C" __global__ void ATT_BOUNDS attention_tile(const float* q, const void*
     __shared__ int rpos[ATT_TR], rseq[ATT_TR], rok[ATT_TR];
     pdl_trigger();
     pdl_wait();
-    const int r0 = blockIdx.x * ATT_TR, h = blockIdx.y, tid = threadIdx.x;
+    const int r0 = tile * ATT_TR, tid = threadIdx.x;
     if (r0 >= rows || h >= n_head || v_head_dim <= 0) return;
     const int nr = min(ATT_TR, rows - r0);
     const int group = n_head_kv > 0 ? n_head / n_head_kv : 0;
@@ -1934,11 +1937,32 @@ extern "C" __global__ void ATT_BOUNDS attention_tile(const float* q, const void*
 #ifdef ATT_PROF
     ATT_T(4);
     if (tid == 0 && il == 0 && h == 0)
-        printf("attprof tile %d nkmax %d q %lld p1 %lld p2 %lld p3 %lld\n", blockIdx.x, nkmax, att_t[1] - att_t[0],
+        printf("attprof tile %d nkmax %d q %lld p1 %lld p2 %lld p3 %lld\n", tile, nkmax, att_t[1] - att_t[0],
                att_t[2] - att_t[1], att_t[3] - att_t[2], att_t[4] - att_t[3]);
 #endif
 #undef ATT_T
 #undef VIS
+}
+
+#define ATT_TILE_PARAMS                                                                                           \
+    const float *q, const void *kc, const void *vc, const unsigned *pos, const unsigned *seq, const float *sinks, \
+        float *out, int rows, int il, int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,              \
+        int v_head_dim, float scale, int window, float softcap, int f16, int ld
+#define ATT_TILE_ARGS                                                                                        \
+    q, kc, vc, pos, seq, sinks, out, rows, il, n_seq, n_ctx, n_head, n_head_kv, head_dim, v_head_dim, scale, \
+        window, softcap, f16, ld
+// grid (ceil(rows / ATT_TR), n_head): tile blockIdx.x of head blockIdx.y.
+extern "C" __global__ void ATT_BOUNDS attention_tile(ATT_TILE_PARAMS) {
+    attention_tile_t(blockIdx.x, blockIdx.y, ATT_TILE_ARGS);
+}
+// The same tiles, the heaviest first (the host's ORCD_CUDA_ATT_LPT=1, untimed): grid (n_head,
+// ceil(rows / ATT_TR)), tile gridDim.y − 1 − blockIdx.y of head blockIdx.x. A prefill's last
+// tiles see the most keys (a causal row sees its position + 1); blocks start in the order of
+// their linear index, so with the heads fastest every head's heaviest tile starts in the first
+// wave and the light ones fill the tail — longest-first scheduling. Each tile's values are
+// attention_tile's (the same body).
+extern "C" __global__ void ATT_BOUNDS attention_tile_lpt(ATT_TILE_PARAMS) {
+    attention_tile_t(gridDim.y - 1 - blockIdx.y, blockIdx.x, ATT_TILE_ARGS);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 16] = [
+    let switches: [(&str, &[(&str, &str)]); 17] = [
         // The grouped Q8_0 layout is the default: its switch now keeps the GGUF layout.
         ("gguf-layout", &[("ORCD_CUDA_Q8_GROUPED", "0")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
@@ -72,6 +72,8 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
         ("slim", &[("ORCD_NVRTC_DEFINES", "MMQ_SLIM+ATT_TILE_SLIM")]),
         // The prefill's GLU pair in one GEMM launch (mmqg_).
         ("mmq-pair", &[("ORCD_CUDA_MMQ_PAIR", "1")]),
+        // The prefill's attention tiles the heaviest first.
+        ("att-lpt", &[("ORCD_CUDA_ATT_LPT", "1")]),
         // The one-row attention on every row (no tile): its keys staged (the default), none of
         // them, and the first 3 (the rest read from the cache).
         ("att-stage", &[("ORCD_CUDA_ATT_TILE", "0")]),
