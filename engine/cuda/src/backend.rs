@@ -843,7 +843,8 @@ impl Cuda {
         let y0 = ys.first().ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))?;
         // One flat grid: the row blocks of a column group are adjacent (or fewer blocks taking
         // them in turn: ORCD_CUDA_MVQ_PERSIST).
-        // The tensor-core form (Q8_0, more than one 16-row tile: mvt_rows): the same values;
+        // The tensor-core form (Q8_0, more than one 16-row tile, or 12+ rows of a wide weight:
+        // mvt_rows): the same values;
         // rows longer than 1,024 (no GLU pair) keep their slots' chains in 64 KB of dynamic
         // shared memory.
         let tcore = mvt_rows(n_out, m + mb + mc) && kty == "q8_0" && matches!(variant, "matvecq" | "matvecqg");
