@@ -3796,38 +3796,35 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
         // The gate's warps (wm 0, 1) leave their values with the bias in sA, now free; the up's
         // (wm 2, 3: the same rows and tokens, the same lanes) apply the GLU, then the residual.
         float* const sg = (float*)sA;  // [64 rows][BN tokens]: 16 KiB of sA's 18
-        __syncthreads();               // every warp's last fragments are read
-        if (wm < 2) {
+        // f(accumulator, row of the pair's 64, token of the tile's BN) for each of the warp's.
+        auto each = [&](auto f) {
 #pragma unroll
             for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
                 for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int r = wm * 32 + mi * 16 + g + 8 * (e >> 1);
-                        float v = acc[mi][ni][e];
-                        if (bias && j0 + r < m) v = __fadd_rn(v, bias[j0 + r]);
-                        sg[r * BN + wn * 8 * NI + ni * 8 + 2 * t + (e & 1)] = v;
-                    }
+                    for (int e = 0; e < 4; ++e)
+                        f(acc[mi][ni][e], (wm & 1) * 32 + mi * 16 + g + 8 * (e >> 1),
+                          wn * 8 * NI + ni * 8 + 2 * t + (e & 1));
+        };
+        __syncthreads();  // every warp's last fragments are read
+        if (wm < 2) {
+            each([&](float v, int r, int tl) {
+                if (bias && j0 + r < m) v = __fadd_rn(v, bias[j0 + r]);
+                sg[r * BN + tl] = v;
+            });
         }
         __syncthreads();
         if (wm >= 2) {
-#pragma unroll
-            for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-                for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int r = (wm - 2) * 32 + mi * 16 + g + 8 * (e >> 1);
-                        const int tl = wn * 8 * NI + ni * 8 + 2 * t + (e & 1);
-                        const i64 j = j0 + r;
-                        const int tok = n0 + tl;
-                        if (j >= m || tok >= n) continue;
-                        const i64 o = (i64)(rows ? rows[tok] : (unsigned)tok) * m + j;
-                        float v = glu_value_call(sg[r * BN + tl], acc[mi][ni][e], act);
-                        if (res) v = __fadd_rn(res[o], v);
-                        y[o] = v;
-                    }
+            each([&](float u, int r, int tl) {
+                const i64 j = j0 + r;
+                const int tok = n0 + tl;
+                if (j >= m || tok >= n) return;
+                const i64 o = (i64)(rows ? rows[tok] : (unsigned)tok) * m + j;
+                float v = glu_value_call(sg[r * BN + tl], u, act);
+                if (res) v = __fadd_rn(res[o], v);
+                y[o] = v;
+            });
         }
         return;
     }
