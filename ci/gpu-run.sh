@@ -38,6 +38,10 @@ export ORCD_ROOT="$ROOT"
 export ORCD_CACHE="${ORCD_CACHE:-$HOME/.cache/orcd}"
 OUT="${OUT:-$ROOT/target/gpu-out}"
 BIN="${ORCD_GPU_BIN:-$ROOT/target/gpu}"
+# Reports name the commit the binaries were built from (the pack's COMMIT), not this copy's git
+# HEAD, which on the GPU machine can be an older repository (stop 43: call 5's report said 00b32df
+# for 86bf675's binaries).
+[[ -s "$BIN/COMMIT" ]] && export ORCD_BUILD_COMMIT="$(cat "$BIN/COMMIT")"
 WORK="$ROOT/target/gpu-work"
 mkdir -p "$OUT" "$WORK" "$ORCD_CACHE"
 for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do

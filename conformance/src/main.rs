@@ -187,7 +187,13 @@ fn list(goldens: Option<PathBuf>) -> i32 {
     0
 }
 
+/// The commit the report names: `ORCD_BUILD_COMMIT` where a runner sets it (ci/gpu-run.sh: the
+/// commit its prebuilt binaries came from — the GPU machine's copy of the tree may carry an
+/// older repository), else the checkout's HEAD.
 fn git_commit() -> Option<String> {
+    if let Some(c) = std::env::var("ORCD_BUILD_COMMIT").ok().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()) {
+        return Some(c);
+    }
     let out =
         std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(paths::repo_root()).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
