@@ -51,7 +51,7 @@ sum+=("bench cuda fast, no graphs: $(head -c 300 "$OUT/bench-cuda-fast-nographs.
 for _ in $(seq 1 60); do [[ -x target/llamacpp/build/bin/llama-bench ]] && break; sleep 5; done
 [[ -x target/llamacpp/build/bin/llama-bench ]] || bash ci/llamacpp-cuda.sh build >"$OUT/peer-build.log" 2>&1
 bash ci/llamacpp-cuda.sh bench "$QW" >"$OUT/llama-bench.json" 2>"$OUT/llama-bench.log"
-sum+=("llama-bench: $(python3 -c 'import json,sys; [print(r["n_prompt"], r["n_gen"], round(r["avg_ts"],1), round(r["stddev_ts"],1)) for r in json.load(open(sys.argv[1]))]' "$OUT/llama-bench.json" 2>&1 | tr '\n' ';')")
+sum+=("llama-bench: $(python3 -c 'import json,sys; [print(r["n_prompt"], r["n_gen"], "median", sorted(r.get("samples_ts") or [r["avg_ts"]])[len(r.get("samples_ts") or [0])//2], "mean", round(r["avg_ts"],1), round(r["stddev_ts"],1)) for r in json.load(open(sys.argv[1]))]' "$OUT/llama-bench.json" 2>&1 | tr '\n' ';')")
 
 echo "== summary"
 printf '%s\n' "${sum[@]}" | tee "$OUT/summary.txt"

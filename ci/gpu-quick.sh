@@ -37,10 +37,14 @@ RESERVE=$(( ${BATCHED:-1} == 1 ? ${PEER:-1} == 1 ? 170 : 90 : 20 ))
 room() { (( SECONDS - T0 + RESERVE + $1 < ${DEADLINE:-1000000} )) || { echo "$2: not run (DEADLINE ${DEADLINE:-} s: $((SECONDS - T0)) s gone)"; false; }; }
 # PEER=0: no llama.cpp this call (its build is ~6 minutes of a short device budget; the ratio
 # then needs the peer from another call, and says so).
+# The peer's build process: its command line starts with the script (anchored: the device tool's
+# own `bash -c` carries this call's whole command, which names the script too — unanchored, the
+# wait below matched it and held stop 44's first two calls to their limits, ~1,100 s).
+LB_PAT='^bash ci/llamacpp-cuda\.sh build'
 if [[ ${PEER:-1} == 1 ]]; then
     # A build started by an earlier call of this machine (setsid nohup bash ci/llamacpp-cuda.sh
     # build &, while the model parts travel) is waited for after the correctness run, then reused.
-    pgrep -f "llamacpp-cuda.sh build" >/dev/null && echo 0 > /tmp/lb.rc || ( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
+    pgrep -f "$LB_PAT" >/dev/null && echo 0 > /tmp/lb.rc || ( bash ci/llamacpp-cuda.sh build > $OUT/llamacpp-build.log 2>&1; echo $? > /tmp/lb.rc ) &
 fi
 # SWITCH_CHECK=1: before any timing, the four-sequence check (rows batched vs each sequence
 # alone, bit for bit, both columns) under the tensor-core batched mat-vec (ORCD_CUDA_MVT=1): the
@@ -108,13 +112,16 @@ echo "correctness done at $((SECONDS-T0)) s"
 wait
 # Only a call that times the peer waits for its build (a background build from this call would
 # otherwise hold a PEER=0 call to the build's end: 300 s of device time, stop 43).
-[[ ${PEER:-1} == 1 ]] && { while pgrep -f "llamacpp-cuda.sh build" >/dev/null; do sleep 2; done; cp /tmp/lb-bg.log $OUT/ 2>/dev/null; }
+[[ ${PEER:-1} == 1 ]] && { while pgrep -f "$LB_PAT" >/dev/null; do sleep 2; done; cp /tmp/lb-bg.log $OUT/ 2>/dev/null; }
 [[ ${PEER:-1} == 1 ]] && { echo "llama.cpp build rc=$(cat /tmp/lb.rc) at $((SECONDS-T0)) s"; tail -n 2 $OUT/llamacpp-build.log; }
 lb() { [[ ${PEER:-1} == 1 ]] || return 0; bash ci/llamacpp-cuda.sh bench $M > $OUT/llama-bench-$1.json 2>$OUT/llama-bench-$1.err
   python3 -c 'import json,sys
 for r in json.load(open(sys.argv[1])):
     w = "pp%d" % r["n_prompt"] if r.get("n_gen",0)==0 else "tg%d" % r["n_gen"]
-    print("llama.cpp %-6s %-3s %8.1f ± %.1f tok/s" % (w, sys.argv[2], r["avg_ts"], r.get("stddev_ts",0)))' $OUT/llama-bench-$1.json $1 || tail -3 $OUT/llama-bench-$1.err; }
+    s = sorted(r.get("samples_ts") or [r["avg_ts"]])
+    # Ours is a median of repeats: so is the peer figure here (its mean carries a cold first sample, stop 44).
+    print("llama.cpp %-6s %-3s median %8.1f tok/s (mean %.1f ± %.1f; samples %s)" % (w, sys.argv[2],
+          s[len(s)//2], r["avg_ts"], r.get("stddev_ts",0), " ".join("%.0f" % v for v in r.get("samples_ts") or [])))' $OUT/llama-bench-$1.json $1 || tail -3 $OUT/llama-bench-$1.err; }
 b() { local l=$1 nm=$2 p=$3; shift 3
   env "$@" timeout 60 ${BIN:-$B}/worker-orcd bench --model $M --backend cuda --numerics $nm --prompt-tokens $p --gen-tokens 128 --repeats 5 --json > $OUT/bench-$l.json 2>$OUT/bench-$l.err
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("ours %-22s pp %7.0f tg %7.1f  vram %s" % (sys.argv[2], j["prefill_tok_s"], j["decode_tok_s"], j.get("vram_bytes")))' $OUT/bench-$l.json $l || tail -2 $OUT/bench-$l.err; }

@@ -474,7 +474,8 @@ cmd_peer() {
 import json, sys
 for r in json.load(open(sys.argv[1])):
     what = f"pp{r['n_prompt']}" if r.get("n_gen", 0) == 0 else f"tg{r['n_gen']}"
-    print(f"llama.cpp {what}|ok|{r['avg_ts']:.0f} ± {r.get('stddev_ts', 0):.0f} tok/s ({r.get('type_k', '')} fa={r.get('flash_attn', '')}, {r.get('gpu_info', r.get('backends', ''))})")
+    s = sorted(r.get("samples_ts") or [r["avg_ts"]])  # the median, as ours: the mean carries a cold first sample
+    print(f"llama.cpp {what}|ok|median {s[len(s) // 2]:.0f} (mean {r['avg_ts']:.0f} ± {r.get('stddev_ts', 0):.0f}) tok/s ({r.get('type_k', '')} fa={r.get('flash_attn', '')}, {r.get('gpu_info', r.get('backends', ''))})")
 EOF
         )
     else

@@ -88,9 +88,29 @@ fn the_batched_mat_vec_passes_ops_on_the_emulated_device() {
 #[test]
 fn the_tiled_attention_passes_ops_on_the_emulated_device() {
     let (log, md) = emulated_ops_env("attention", true, &[("ORCD_CUDA_ATT_TILE", "2")]);
-    // 22 attention cases (with the fused RoPE + KV write ones) on each column.
-    assert!(log.contains("44 passed, 0 failed, 0 not run"), "{log}");
+    // 23 attention cases (with the fused RoPE + KV write ones) on each column.
+    assert!(log.contains("46 passed, 0 failed, 0 not run"), "{log}");
     assert!(md.contains("ran on the emulated CUDA device"), "the report does not say so:\n{md}");
+}
+
+/// The same with the tiles the heaviest first (`ORCD_CUDA_ATT_LPT=1`: `attention_tile_lpt`, the
+/// grid's dimensions swapped) — the 512-row case among them, whose tiles need the shared-memory
+/// opt-in the emulated device checks as the driver does.
+#[test]
+fn the_longest_first_tiled_attention_passes_ops_on_the_emulated_device() {
+    let (log, _) = emulated_ops_env("attention", true, &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_LPT", "1")]);
+    assert!(log.contains("46 passed, 0 failed, 0 not run"), "{log}");
+}
+
+/// The fast numerics' tensor-core prefill attention (`ORCD_CUDA_ATT_MMA=1`: `attention_mma`,
+/// llama.cpp's FLASH_ATTN_EXT numerics — f16 q, f16 mma, the softmax online in f32) on every `ops`
+/// attention case of the fast column against the CPU backend, at suite `ops`'s attention
+/// threshold (test-backend-ops's NMSE 5e-4): the one-sequence batches of an F16 cache with heads
+/// of 64 or 128 take it (`ORCD_CUDA_ATT_TILE=2`: from two rows), the others the tile or the row.
+#[test]
+fn the_tensor_core_attention_passes_ops_on_the_emulated_device() {
+    let (log, _) = emulated_ops_env("attention", false, &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_MMA", "1")]);
+    assert!(log.contains("23 passed, 0 failed, 0 not run"), "{log}");
 }
 
 /// The fast numerics' attention split over the keys (`ORCD_CUDA_ATT_SPLIT`: `attention_split` +
@@ -100,7 +120,7 @@ fn the_tiled_attention_passes_ops_on_the_emulated_device() {
 fn the_split_attention_passes_ops_on_the_emulated_device() {
     for split in ["4", "64"] {
         let (log, _) = emulated_ops_env("attention", false, &[("ORCD_CUDA_ATT_SPLIT", split)]);
-        assert!(log.contains("22 passed, 0 failed, 0 not run"), "ORCD_CUDA_ATT_SPLIT={split}:\n{log}");
+        assert!(log.contains("23 passed, 0 failed, 0 not run"), "ORCD_CUDA_ATT_SPLIT={split}:\n{log}");
     }
 }
 

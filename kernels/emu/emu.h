@@ -4,8 +4,8 @@
 // What it models: threadIdx/blockIdx/blockDim/gridDim; __shared__ memory (function statics: one
 // block runs at a time); __syncthreads (a barrier of the block's threads, threads that return
 // drop out of it as on the GPU); the warp intrinsics ops.cu uses (__shfl_xor_sync, __shfl_sync,
-// with every lane of the warp taking part, as ops.cu guarantees); the int8 tensor-core
-// mma.sync.m16n8k32 (the PTX ISA's fragment layout: A row-major 16×32, B column-major 32×8, C
+// with every lane of the warp taking part, as ops.cu guarantees); the f16 tensor-core
+// mma.sync.m16n8k16 (f32 sums, attention_mma) and the int8 tensor-core mma.sync.m16n8k32 (the PTX ISA's fragment layout: A row-major 16×32, B column-major 32×8, C
 // 16×8); the rounding intrinsics (__fmul_rn … exact IEEE operations here; build with
 // -ffp-contract=off so nothing else fuses); IEEE half conversions (F16C, round to nearest even).
 // What it does not model: timing, memory ordering between blocks, PDL (griddepcontrol is a no-op
@@ -216,6 +216,39 @@ inline void emu_mma_s8_16832(int* d, const unsigned* a, const unsigned* b) {
         d[e] = s;
     }
     emu_warp_sync();
+}
+
+// mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32, D = A·B + C: lane (g, t) holds A rows g and
+// g + 8 at columns 2t, 2t + 1 (a0: g, a1: g + 8) and 2t + 8, 2t + 9 (a2: g, a3: g + 8), B column
+// g at rows 2t, 2t + 1 (b0) and 2t + 8, 2t + 9 (b1), the lower half of a register the lower
+// index; C/D as the int8 form's. The hardware's order and width of the sum are unspecified: here
+// the products (exact in f32) summed in double, then C added and rounded once.
+inline void emu_mma_f16_16816(float* d, const unsigned* a, const unsigned* b) {
+    uint64_t* mine = emu_slot(emu_warp(), emu_lane());
+    for (int i = 0; i < 4; ++i) mine[i] = a[i];
+    mine[4] = b[0];
+    mine[5] = b[1];
+    emu_warp_sync();
+    auto half = [](uint64_t w, int k) { return emu_f16_to_f32((uint16_t)(w >> (16 * (k & 1)))); };
+    auto A = [&](int row, int k) {
+        const unsigned lane = (unsigned)((row & 7) * 4 + ((k & 7) >> 1));
+        const int reg = (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0);
+        return half(emu_slot(emu_warp(), lane)[reg], k);
+    };
+    auto B = [&](int k, int col) {
+        const unsigned lane = (unsigned)(col * 4 + ((k & 7) >> 1));
+        return half(emu_slot(emu_warp(), lane)[4 + (k >= 8 ? 1 : 0)], k);
+    };
+    const int g = (int)emu_lane() >> 2, t = (int)emu_lane() & 3;
+    float out[4];
+    for (int e = 0; e < 4; ++e) {
+        const int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
+        double s = 0.0;
+        for (int k = 0; k < 16; ++k) s += (double)A(row, k) * (double)B(k, col);
+        out[e] = (float)((double)d[e] + s);
+    }
+    emu_warp_sync();
+    for (int e = 0; e < 4; ++e) d[e] = out[e];
 }
 
 // Run one block of `block` threads. Returns false when its threads wait at barriers none can pass.

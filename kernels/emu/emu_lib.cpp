@@ -86,6 +86,7 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(attention_h),
         E(attention_tile),
         E(attention_tile_lpt),
+        E(attention_mma),
         E(argmax_part),
         E(argmax_final),
         E(topk_rows),

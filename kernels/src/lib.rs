@@ -71,6 +71,7 @@ pub const KERNELS: &[&str] = &[
     "attention_h",
     "attention_tile",
     "attention_tile_lpt",
+    "attention_mma",
     "argmax_part",
     "argmax_final",
     "topk_rows",
@@ -150,9 +151,27 @@ pub const KERNELS: &[&str] = &[
     "dequant_rows_mxfp4",
 ];
 
+/// The kernels a host may launch with more than 48 KiB of dynamic shared memory: the device
+/// opts each in (`cuFuncSetAttribute`) at load, and refuses past 48 KiB for any other (CUDA's
+/// `CUDA_ERROR_INVALID_VALUE` at launch; the emulator refuses the same). Attention keeps a key
+/// row of scores (the per-row kernels) or its 16 rows' queries and scores (the tiles) there;
+/// matvectl_q8_0 its slots' chains.
+pub const OPT_IN_SMEM: &[&str] =
+    &["attention", "attention_h", "attention_tile", "attention_tile_lpt", "attention_split", "matvectl_q8_0"];
+
+/// Dynamic shared memory a launch gets without the opt-in (CUDA's default limit).
+pub const DEFAULT_SMEM: u32 = 48 << 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_opt_in_kernel_exists() {
+        for name in OPT_IN_SMEM {
+            assert!(KERNELS.contains(name), "{name} (OPT_IN_SMEM) is not a kernel");
+        }
+    }
 
     #[test]
     fn the_emulator_has_every_kernel() {
@@ -172,7 +191,8 @@ mod tests {
                 || OPS_CU.contains(&format!("void MVG_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MMQ_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVT_BOUNDS {name}("))
-                || OPS_CU.contains(&format!("void ATT_BOUNDS {name}("));
+                || OPS_CU.contains(&format!("void ATT_BOUNDS {name}("))
+                || OPS_CU.contains(&format!("void AMMA_BOUNDS {name}("));
             assert!(defined, "{name} is not defined in ops.cu");
         }
     }

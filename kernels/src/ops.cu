@@ -1966,6 +1966,262 @@ extern "C" __global__ void ATT_BOUNDS attention_tile_lpt(ATT_TILE_PARAMS) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// attention_mma (the host's ORCD_CUDA_ATT_MMA=1, untimed; the fast numerics' prefill only): the
+// F16 cache's attention on the f16 tensor cores, flash-attention style — llama.cpp's numerics
+// for the fast column (its FLASH_ATTN_EXT: q rounded to f16, q·k and p·v in mma.m16n8k16 with
+// f32 sums, the softmax online in f32), not attention_tile's (which repeats `attention`'s f64
+// softmax bit for bit at ~3 TFLOPS: 34.6% of a pp512, stop 43). Not the same values as
+// attention_tile: held to suite `ops`'s attention threshold (test-backend-ops's NMSE 5e-4)
+// against the CPU on the fast column. A block: 64 query rows of one sequence (4 warps × 16) and
+// one head, the keys in tiles of 64 (K and V staged as halves in shared memory); grid (n_head,
+// ceil(rows / 64)), block 128, the tiles the heaviest first (attention_tile_lpt's order). The
+// host sends it only rows of one sequence, an F16 cache and head_dim = v_head_dim, a multiple of
+// 16 up to 128; any other launch gives NaN rows.
+// ---------------------------------------------------------------------------------------------
+
+#define AMMA_ROWS 64  // query rows a block: 16 a warp
+#define AMMA_KT 64    // keys a staged tile
+#define AMMA_DMAX 128
+#define AMMA_STR (AMMA_DMAX + 8)  // halves a staged row (16-byte aligned; banks spread)
+
+// D = A·B + C (f16, 16×16 by 16×8, f32 sums): lane (g = lane / 4, t = lane % 4) holds A rows g
+// and g + 8 at columns 2t, 2t + 1 (a0: g, a1: g + 8) and 2t + 8, 2t + 9 (a2: g, a3: g + 8), B
+// column g at rows 2t, 2t + 1 (b0) and 2t + 8, 2t + 9 (b1), C/D (g, 2t), (g, 2t + 1),
+// (g + 8, 2t), (g + 8, 2t + 1); the lower half of a register the lower index (kernels/emu/emu.h).
+__device__ __forceinline__ void mma_f16_16816(float* d, const u32* a, const u32* b) {
+#ifdef ORCD_EMU
+    emu_mma_f16_16816(d, a, b);
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+__device__ __forceinline__ u32 amma_pack(float lo, float hi) {
+    return (u32)f32_to_f16(lo) | ((u32)f32_to_f16(hi) << 16);
+}
+
+// The block's shared memory (the kernel's, so both head sizes' instances share it).
+struct AmmaShared {
+    u16 k[AMMA_KT * AMMA_STR], v[AMMA_KT * AMMA_STR];  // staged keys and values (halves)
+    int rpos[AMMA_ROWS], rok[AMMA_ROWS];
+    int span[3];  // the block's first key rounded down to 8, its keys' end, its first key
+};
+
+template <int D>
+__device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS) {
+    u16* Ks = sh.k;
+    u16* Vs = sh.v;
+    int* rpos = sh.rpos;
+    int* rok = sh.rok;
+    int* span = sh.span;
+    const int tid = threadIdx.x, lane = tid & 31, wp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int r0 = tile * AMMA_ROWS, nr = min(AMMA_ROWS, rows - r0);
+    const int group = n_head_kv > 0 ? n_head / n_head_kv : 0;
+    const bool head_ok = group > 0 && h / group < n_head_kv && head_dim == D && v_head_dim == D && f16 == 1 &&
+                         blockDim.x == 128 && nr > 0;
+    if (nr <= 0) return;
+    const u32 s0 = seq[r0];
+    if (tid < AMMA_ROWS) {
+        int ok = 0, p = 0;
+        if (tid < nr) {
+            p = (int)pos[r0 + tid];
+            ok = head_ok && seq[r0 + tid] == s0 && s0 < (u32)n_seq && pos[r0 + tid] < (u32)n_ctx;
+        }
+        rpos[tid] = p;
+        rok[tid] = ok;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        int lo = 0x7fffffff, hi = 0;
+        for (int i = 0; i < nr; ++i) {
+            if (!rok[i]) continue;
+            lo = min(lo, window > 0 ? max(0, rpos[i] - window + 1) : 0);
+            hi = max(hi, rpos[i] + 1);
+        }
+        span[0] = hi > 0 ? (lo & ~7) : 0;
+        span[1] = hi;
+        span[2] = hi > 0 ? lo : 0;
+    }
+    __syncthreads();
+    const int kh = head_ok ? h / group : 0;
+    const i64 cols = (i64)n_head_kv * D;
+    const i64 slot0 = ((i64)il * n_seq + (s0 < (u32)n_seq ? s0 : 0)) * n_ctx;
+    // The warp's rows: ra (its lane's g) and rb (g + 8).
+    const int ia = wp * 16 + g, ib = ia + 8;
+    const bool oka = ia < nr && rok[ia], okb = ib < nr && rok[ib];
+    const int pa = rpos[ia < AMMA_ROWS ? ia : 0], pb = rpos[ib < AMMA_ROWS ? ib : 0];
+    // q rounded to f16 (as `attention` on an F16 cache), in A fragments: 16 columns a step.
+    u32 qa[D / 16][4];
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+        float v[8];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+            const int row = (e & 2) ? ib : ia, col = 16 * ks + 2 * t + (e & 1) + ((e & 4) ? 8 : 0);
+            v[e] = ((e & 2) ? okb : oka) ? q[((i64)(r0 + row) * n_head + h) * D + col] : 0.0f;
+        }
+        qa[ks][0] = amma_pack(v[0], v[1]);
+        qa[ks][1] = amma_pack(v[2], v[3]);
+        qa[ks][2] = amma_pack(v[4], v[5]);
+        qa[ks][3] = amma_pack(v[6], v[7]);
+    }
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[n][e] = 0.0f;
+    float ma = F32_NEG_INF, mb = F32_NEG_INF, la = 0.0f, lb = 0.0f;
+    const float sc = scale;
+    const int jlo = span[0], jend = span[1], jfirst = span[2];
+    for (int kt = jlo; kt < jend; kt += AMMA_KT) {  // uniform over the block
+        const int nk = min(AMMA_KT, jend - kt);
+        __syncthreads();  // the last tile's readers are done
+        // Stage K and V rows kt .. kt + nk (16-byte chunks), zeros for keys no row of the block
+        // sees: a weight of 0 times a masked key's value must not make a NaN (an infinite value
+        // there; one that some row sees reaches the others' sums as 0 · inf, as in llama.cpp).
+        for (int e = tid; e < AMMA_KT * (D / 8); e += 128) {
+            const int r = e / (D / 8), c = e - r * (D / 8);
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (r < nk && kt + r >= jfirst && head_ok) {
+                const i64 off = (slot0 + kt + r) * cols + (i64)kh * D + 8 * c;
+                kv = *(const uint4*)((const u16*)kc + off);
+                vv = *(const uint4*)((const u16*)vc + off);
+            }
+            *(uint4*)(Ks + r * AMMA_STR + 8 * c) = kv;
+            *(uint4*)(Vs + r * AMMA_STR + 8 * c) = vv;
+        }
+        __syncthreads();
+        // S = q·kᵀ for the warp's 16 rows × 64 keys: 8 tiles of 8 keys.
+        float s[AMMA_KT / 8][4];
+#pragma unroll
+        for (int n = 0; n < AMMA_KT / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[n][e] = 0.0f;
+#pragma unroll
+            for (int ks = 0; ks < D / 16; ++ks) {
+                const u16* kr = Ks + (8 * n + g) * AMMA_STR + 16 * ks + 2 * t;
+                const u32 b[2] = {*(const u32*)kr, *(const u32*)(kr + 8)};
+                mma_f16_16816(s[n], qa[ks], b);
+            }
+        }
+        // Scale, softcap, mask; the rows' tile maxima (a row's 64 scores are on its 4 lanes).
+        float ta = F32_NEG_INF, tb = F32_NEG_INF;
+#pragma unroll
+        for (int n = 0; n < AMMA_KT / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int j = kt + 8 * n + 2 * t + (e & 1);
+                const bool hi = e >= 2;
+                const int p = hi ? pb : pa;
+                const bool vis = (hi ? okb : oka) && j < kt + nk && j <= p && (window <= 0 || p - j < window);
+                float v = s[n][e] * sc;
+                if (softcap > 0.0f) v = softcap * tanhf(v / softcap);
+                v = vis ? v : F32_NEG_INF;
+                s[n][e] = v;
+                if (hi) tb = fmaxf(tb, v);
+                else ta = fmaxf(ta, v);
+            }
+        }
+#pragma unroll
+        for (int x = 1; x < 4; x <<= 1) {
+            ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, x));
+            tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, x));
+        }
+        const float na = fmaxf(ma, ta), nb = fmaxf(mb, tb);
+        // A row with no visible key yet keeps m = -inf: its weights are 0, nothing rescaled.
+        const float ca = na == F32_NEG_INF ? 1.0f : expf(ma - na);
+        const float cb = nb == F32_NEG_INF ? 1.0f : expf(mb - nb);
+        float sa = 0.0f, sb = 0.0f;
+#pragma unroll
+        for (int n = 0; n < AMMA_KT / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const bool hi = e >= 2;
+                const float m = hi ? nb : na;
+                const float w = (s[n][e] == F32_NEG_INF) ? 0.0f : expf(s[n][e] - m);
+                s[n][e] = w;
+                if (hi) sb += w;
+                else sa += w;
+            }
+        }
+#pragma unroll
+        for (int x = 1; x < 4; x <<= 1) {
+            sa += __shfl_xor_sync(0xffffffffu, sa, x);
+            sb += __shfl_xor_sync(0xffffffffu, sb, x);
+        }
+        la = la * ca + sa;
+        lb = lb * cb + sb;
+        ma = na;
+        mb = nb;
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+            o[n][0] *= ca;
+            o[n][1] *= ca;
+            o[n][2] *= cb;
+            o[n][3] *= cb;
+        }
+        // O += P·V: P's 16 × 64 weights as f16 A fragments (two score tiles a step of 16 keys).
+#pragma unroll
+        for (int ks = 0; ks < AMMA_KT / 16; ++ks) {
+            const u32 pa4[4] = {amma_pack(s[2 * ks][0], s[2 * ks][1]), amma_pack(s[2 * ks][2], s[2 * ks][3]),
+                                amma_pack(s[2 * ks + 1][0], s[2 * ks + 1][1]),
+                                amma_pack(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+#pragma unroll
+            for (int n = 0; n < D / 8; ++n) {
+                const u16* v0 = Vs + (16 * ks + 2 * t) * AMMA_STR + 8 * n + g;
+                const u32 b[2] = {(u32)v0[0] | ((u32)v0[AMMA_STR] << 16),
+                                  (u32)v0[8 * AMMA_STR] | ((u32)v0[9 * AMMA_STR] << 16)};
+                mma_f16_16816(o[n], pa4, b);
+            }
+        }
+    }
+    // Sinks (gpt-oss): one more logit per head in the denominator only.
+    if (sinks) {
+        const float sk = sinks[h];
+        const float xa = fmaxf(ma, sk), xb = fmaxf(mb, sk);
+        const float fa = ma == F32_NEG_INF ? 0.0f : expf(ma - xa), fb = mb == F32_NEG_INF ? 0.0f : expf(mb - xb);
+        la = la * fa + expf(sk - xa);
+        lb = lb * fb + expf(sk - xb);
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+            o[n][0] *= fa;
+            o[n][1] *= fa;
+            o[n][2] *= fb;
+            o[n][3] *= fb;
+        }
+    }
+    const float ia_l = 1.0f / la, ib_l = 1.0f / lb;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+        const int d = 8 * n + 2 * t;
+        if (ia < nr) {
+            float* y = out + ((i64)(r0 + ia) * n_head + h) * D + d;
+            y[0] = oka ? o[n][0] * ia_l : F32_NAN;
+            y[1] = oka ? o[n][1] * ia_l : F32_NAN;
+        }
+        if (ib < nr) {
+            float* y = out + ((i64)(r0 + ib) * n_head + h) * D + d;
+            y[0] = okb ? o[n][2] * ib_l : F32_NAN;
+            y[1] = okb ? o[n][3] * ib_l : F32_NAN;
+        }
+    }
+}
+
+// grid (n_head, ceil(rows / 64)): tile gridDim.y − 1 − blockIdx.y of head blockIdx.x (the
+// heaviest first). head_dim 64 or 128 (other shapes: NaN rows; the host does not send them).
+#define AMMA_BOUNDS __launch_bounds__(128)
+extern "C" __global__ void AMMA_BOUNDS attention_mma(ATT_TILE_PARAMS) {
+    __shared__ __align__(16) AmmaShared sh;
+    const int tile = gridDim.y - 1 - blockIdx.y, h = blockIdx.x;
+    if (head_dim == 128) attention_mma_t<128>(sh, tile, h, ATT_TILE_ARGS);
+    else attention_mma_t<64>(sh, tile, h, ATT_TILE_ARGS);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Selection: argmax, top-k, MoE routing and combination
 // ---------------------------------------------------------------------------------------------
 
@@ -3745,10 +4001,11 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
         __syncthreads();
         if (stage + 1 < nstage) load(stage + 1);  // in flight while this stage multiplies
         const int nkb = min(GM_KB, nb - stage * GM_KB);
-        // MMQ_SLIM (ORCD_NVRTC_DEFINES, untimed; the same values: each accumulator's operations
-        // in the same order): the stage's 32-element blocks in a rolled loop — ncu (H100, stop
-        // 43) put `no_instruction` first among mmq_q8_0's stalls, its stage body ~29 KB unrolled.
-#ifdef MMQ_SLIM
+        // The stage's 32-element blocks in a rolled loop (the default since stop 44: pp512 +6.0% /
+        // +6.5%, H100; MMQ_FAT, an ORCD_NVRTC_DEFINES name, unrolls it — the A/B; the same values:
+        // each accumulator's operations in the same order). ncu (H100, stop 43) put
+        // `no_instruction` first among mmq_q8_0's stalls, its stage body ~29 KB unrolled.
+#ifndef MMQ_FAT
 #pragma unroll 1
 #else
 #pragma unroll
@@ -3848,7 +4105,7 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
                 const i64 o = tr * m + j;
                 float v = acc[mi][ni][e];
                 if (bias) v = __fadd_rn(v, bias[j]);
-#ifdef MMQ_SLIM
+#ifndef MMQ_FAT  // the activation out of line (its 32 inlined copies were 8,000 of 10,784 instructions)
                 if (gin) v = glu_value_call(gin[o], v, act);
 #else
                 if (gin) v = glu_value(gin[o], v, act);
@@ -3863,8 +4120,9 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
         long long row_bytes, const unsigned *rows, const float *bias, const float *res, const float *gin, int act
 #define MMQ_BOUNDS __launch_bounds__(GM_THREADS, 2)  // 125 registers: two blocks an SM
 #define MMQ_ARGS w, xq, xd, xs, y, n, k, m, row_bytes, rows, bias, res, gin, act
-// A GLU pair in one launch (the host's ORCD_CUDA_MMQ_PAIR=1, untimed): gate rows from w, up rows
-// from w2, y = res + glu(gate + bias, up); `gin` unused. Tiles of 64 rows of each × 64 tokens.
+// A GLU pair in one launch (the default since stop 44; ORCD_CUDA_MMQ_PAIR=0 keeps two launches):
+// gate rows from w, up rows from w2, y = res + glu(gate + bias, up); `gin` unused. Tiles of 64
+// rows of each × 64 tokens.
 #define MMQG_PARAMS MMQ_PARAMS, const unsigned char *w2
 extern "C" __global__ void MMQ_BOUNDS mmqg_q8_0(MMQG_PARAMS) { mmq_t<G_q8_0, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmqg_q4_0(MMQG_PARAMS) { mmq_t<G_q4_0, 4, 4, false, true>(MMQ_ARGS, w2); }

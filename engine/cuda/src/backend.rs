@@ -325,13 +325,14 @@ fn mmq_qkv_on() -> bool {
 }
 
 /// A prefill GLU pair (gate, up) in one GEMM launch (`mmqg_*`: 64 rows of each a tile, the GLU
-/// applied in the block) with `ORCD_CUDA_MMQ_PAIR=1` — off until a card has timed it. ncu (H100,
-/// stop 43): the 512-token gate's 304 blocks of 128 × 64 are 1.15 waves of two blocks an SM, so
-/// two; the pair's 608 blocks are three for both weights where two launches take four, and the
-/// gate's values never leave the block. The same values either way.
+/// applied in the block) — the default since stop 44 (pp512 +13.1% / +14.1%, H100, one call);
+/// `ORCD_CUDA_MMQ_PAIR=0` keeps two launches (the A/B). ncu (H100, stop 43): the 512-token gate's
+/// 304 blocks of 128 × 64 are 1.15 waves of two blocks an SM, so two; the pair's 608 blocks are
+/// three for both weights where two launches take four, and the gate's values never leave the
+/// block. The same values either way.
 fn mmq_pair_on() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ_PAIR").is_some_and(|v| v == "1"))
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ_PAIR").is_none_or(|v| v != "0"))
 }
 
 /// The GEMM's entry point and tile (weight rows, tokens) for an `m` × `n` output: 128 × 64
@@ -376,6 +377,32 @@ fn att_tile_mode() -> u8 {
 fn att_lpt() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_ATT_LPT").is_some_and(|v| v == "1"))
+}
+
+/// `ORCD_CUDA_ATT_MMA=1` (off until a card has timed it): a fast-numerics prefill's attention on
+/// the f16 tensor cores (`attention_mma`, flash-attention style: llama.cpp's numerics for its
+/// FLASH_ATTN_EXT, not `attention`'s f64 softmax — held to the `ops` attention threshold, not
+/// to attention_tile's bits). attention_tile was 34.6% of a pp512 at ~3 TFLOPS (stop 43).
+fn att_mma() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_ATT_MMA").is_some_and(|v| v == "1"))
+}
+
+/// Query rows an `attention_mma` block takes.
+const ATT_MMA_ROWS: usize = 64;
+
+/// Whether `attention_mma` takes a tile-sized batch: switched on, an F16 cache (the fast
+/// numerics), K and V heads of one width of 64 or 128, every row of one sequence (a block's
+/// rows share its staged keys).
+fn att_mma_takes(ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) -> bool {
+    att_mma_for(att_mma(), ty, head_dim, v_head_dim, seq)
+}
+
+fn att_mma_for(on: bool, ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) -> bool {
+    on && ty == KvType::F16
+        && head_dim == v_head_dim
+        && matches!(head_dim, 64 | 128)
+        && seq.first().is_some_and(|&s0| seq.iter().all(|&s| s == s0))
 }
 
 /// `attention_tile`'s dynamic shared memory (kernels/ABI.md, ops.cu `att_tile_floats`): the
@@ -1579,6 +1606,14 @@ impl Ops for Cuda {
         if tile {
             args.push(Arg::I32(ld as i32));
         }
+        // The fast numerics' tensor-core attention (attention_mma: 64 rows a block, the
+        // heaviest first, its shared memory static), where it takes the shape.
+        if tile && att_mma_takes(s.ty, p.head_dim, p.v_head_dim, &b.rows.seq) {
+            let dims = (p.n_head as u32, q.rows.div_ceil(ATT_MMA_ROWS) as u32, 1);
+            // Never with PDL (it has no pdl_wait: it reads q at once).
+            self.launch("attention_mma", dims, 128, 0, &args)?;
+            return Ok(y);
+        }
         // The tiles the heaviest first (attention_tile_lpt): the grid's dimensions swapped.
         let (kernel, dims) = if tile && att_lpt() {
             ("attention_tile_lpt", (p.n_head as u32, grid as u32, 1))
@@ -2193,6 +2228,21 @@ mod tests {
         assert!(!att_tile_for(0, &batch(&[512])));
         assert!(att_tile_for(2, &batch(&[1, 1])));
         assert!(!att_tile_for(2, &batch(&[1])));
+    }
+
+    #[test]
+    fn the_tensor_core_attention_takes_one_sequence_of_an_f16_cache() {
+        let one = [3, 3, 3];
+        assert!(att_mma_for(true, KvType::F16, 64, 64, &one));
+        assert!(att_mma_for(true, KvType::F16, 128, 128, &one));
+        // Off; the exact numerics' F32 cache; gemma-3's 256-wide heads; V narrower than K;
+        // rows of two sequences; no rows.
+        assert!(!att_mma_for(false, KvType::F16, 64, 64, &one));
+        assert!(!att_mma_for(true, KvType::F32, 64, 64, &one));
+        assert!(!att_mma_for(true, KvType::F16, 256, 256, &one));
+        assert!(!att_mma_for(true, KvType::F16, 64, 32, &one));
+        assert!(!att_mma_for(true, KvType::F16, 64, 64, &[3, 4]));
+        assert!(!att_mma_for(true, KvType::F16, 64, 64, &[]));
     }
 
     #[test]

@@ -242,10 +242,7 @@ impl Dev {
         // (64 KiB): allow the opt-in limit less the kernels' static arrays (reductions and the
         // per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
-        for f in ["attention", "attention_h", "attention_tile", "attention_split", "matvectl_q8_0"]
-            .iter()
-            .filter_map(|k| funcs.get(k).copied())
-        {
+        for f in orcd_kernels::OPT_IN_SMEM.iter().filter_map(|k| funcs.get(k).copied()) {
             // SAFETY: a valid function handle and a documented attribute.
             unsafe {
                 sys::cuFuncSetAttribute(
@@ -610,6 +607,14 @@ impl Dev {
         if let Some(emu) = &self.emu {
             if !orcd_kernels::KERNELS.contains(&name) {
                 return Err(CudaError::Invalid(format!("no kernel named {name}")));
+            }
+            // The driver's rule, so that a kernel missing its opt-in fails here as on a card
+            // (attention_tile_lpt at 512 tokens, stop 44: emulated green, refused on the H100).
+            if smem > orcd_kernels::DEFAULT_SMEM && !orcd_kernels::OPT_IN_SMEM.contains(&name) {
+                return Err(CudaError::Invalid(format!(
+                    "{name}: {smem} bytes of dynamic shared memory without the opt-in (the driver's \
+                     CUDA_ERROR_INVALID_VALUE; orcd_kernels::OPT_IN_SMEM)"
+                )));
             }
             let slots: Vec<u64> = args.iter().map(Arg::bits).collect();
             return emu.launch(name, grid, block, smem, &slots);

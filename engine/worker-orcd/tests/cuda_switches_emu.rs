@@ -67,11 +67,11 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
         // every weight counted wide.
         ("mvt-wide-off", &[("ORCD_CUDA_MVT_WIDE", "0")]),
         ("mvt-wide-all", &[("ORCD_CUDA_MVT_WIDE", "1")]),
-        // The prefill GEMM's and tile attention's code out of line (stop 43; the 20-row prefill
-        // takes both).
-        ("slim", &[("ORCD_NVRTC_DEFINES", "MMQ_SLIM+ATT_TILE_SLIM")]),
-        // The prefill's GLU pair in one GEMM launch (mmqg_).
-        ("mmq-pair", &[("ORCD_CUDA_MMQ_PAIR", "1")]),
+        // The prefill GEMM's code inlined and unrolled (its default is out of line since stop 44),
+        // the tile attention's out of line (the 20-row prefill takes both).
+        ("fat-gemm-slim-att", &[("ORCD_NVRTC_DEFINES", "MMQ_FAT+ATT_TILE_SLIM")]),
+        // The prefill's GLU pair in one GEMM launch (mmqg_) is the default: two launches.
+        ("mmq-pair-off", &[("ORCD_CUDA_MMQ_PAIR", "0")]),
         // The prefill's attention tiles the heaviest first.
         ("att-lpt", &[("ORCD_CUDA_ATT_LPT", "1")]),
         // The one-row attention on every row (no tile): its keys staged (the default), none of
