@@ -1577,7 +1577,10 @@ impl Ops for Cuda {
         // Prefill rows: a block per 16 query rows, its shared memory their queries and scores.
         let ld = b.max_pos as usize + 1;
         let tile_smem = att_tile_bytes(p.head_dim, p.v_head_dim, ld);
-        let tile = !self.dev.capturing() && tile_smem <= self.dev.max_smem && att_tile_wanted(&b.rows);
+        let wanted = !self.dev.capturing() && att_tile_wanted(&b.rows);
+        // attention_mma's shared memory is static: no bound on the positions.
+        let mma = wanted && att_mma_takes(s.ty, p.head_dim, p.v_head_dim, &b.rows.seq);
+        let tile = wanted && tile_smem <= self.dev.max_smem;
         let (kernel, grid, smem) = if tile {
             ("attention_tile", q.rows.div_ceil(ATT_TILE_ROWS).max(1), tile_smem)
         } else {
@@ -1603,12 +1606,12 @@ impl Ops for Cuda {
             &[Arg::I32((s.ty == KvType::F16) as i32)],
         ]
         .concat();
-        if tile {
+        if tile || mma {
             args.push(Arg::I32(ld as i32));
         }
         // The fast numerics' tensor-core attention (attention_mma: 64 rows a block, the
         // heaviest first, its shared memory static), where it takes the shape.
-        if tile && att_mma_takes(s.ty, p.head_dim, p.v_head_dim, &b.rows.seq) {
+        if mma {
             let dims = (p.n_head as u32, q.rows.div_ceil(ATT_MMA_ROWS) as u32, 1);
             // Never with PDL (it has no pdl_wait: it reads q at once).
             self.launch("attention_mma", dims, 128, 0, &args)?;
