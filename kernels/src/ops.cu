@@ -4084,7 +4084,7 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
             });
         }
         return;
-    }
+    } else {  // (not instantiated for a pair: NVRTC warned of the loop as unreachable)
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -4113,6 +4113,7 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
                 if (res) v = __fadd_rn(res[o], v);
                 y[o] = v;
             }
+    }
 }
 
 #define MMQ_PARAMS                                                                                             \
