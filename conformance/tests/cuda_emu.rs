@@ -103,7 +103,7 @@ fn the_longest_first_tiled_attention_passes_ops_on_the_emulated_device() {
 }
 
 /// The fast numerics' tensor-core prefill attention (`ORCD_CUDA_ATT_MMA=1`: `attention_mma`,
-/// llama.cpp's FLASH_ATTN_EXT numerics — f16 q, f16 mma, the softmax online in f32) on every `ops`
+/// `attention`'s two passes and F16 weights with q·k and w·v in f16 mma, f32 sums) on every `ops`
 /// attention case of the fast column against the CPU backend, at suite `ops`'s attention
 /// threshold (test-backend-ops's NMSE 5e-4): the one-sequence batches of an F16 cache with heads
 /// of 64 or 128 take it (`ORCD_CUDA_ATT_TILE=2`: from two rows), the others the tile or the row.

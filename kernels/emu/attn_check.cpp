@@ -192,8 +192,8 @@ void run(const Case& c) {
     const char* label[] = {"attention      ", "attention_tile ", "attention st   ", "attention st3  ",
                            "attention_h     ", "attention_h st3 ", "attention_tile_lpt ", "attention_mma  "};
     // 7: attention_mma (the host's ORCD_CUDA_ATT_MMA, the fast numerics' tensor-core prefill:
-    // llama.cpp's numerics, not these bits) where the host sends it: an F16 cache, K and V heads
-    // of one width of 64 or 128, rows of one sequence.
+    // these weights, not these bits — f32 softmax, the mma's sums) where the host sends it: an
+    // F16 cache, K and V heads of one width of 64 or 128, rows of one sequence.
     const bool mma_ok = c.f16 && c.hd == c.vd && (c.hd == 64 || c.hd == 128) && c.seqs.size() == 1;
     for (int tile = 0; tile < 8; ++tile) {
         if ((tile == 4 || tile == 5) && !c.f16) continue;
@@ -242,7 +242,7 @@ void run(const Case& c) {
             });
         }
         size_t bad = 0, first = 0;
-        if (tile == 7) {  // another numerics: within suite ops's NMSE, NaN exactly where wanted
+        if (tile == 7) {  // not the bits: within suite ops's NMSE, NaN exactly where wanted
             double num = 0.0, den = 0.0;
             for (size_t i = 0; i < want.size(); ++i) {
                 if (std::isnan(want[i]) != std::isnan(got[i])) {

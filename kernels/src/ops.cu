@@ -1967,16 +1967,21 @@ extern "C" __global__ void ATT_BOUNDS attention_tile_lpt(ATT_TILE_PARAMS) {
 
 // ---------------------------------------------------------------------------------------------
 // attention_mma (the host's ORCD_CUDA_ATT_MMA=1, untimed; the fast numerics' prefill only): the
-// F16 cache's attention on the f16 tensor cores, flash-attention style — llama.cpp's numerics
-// for the fast column (its FLASH_ATTN_EXT: q rounded to f16, q·k and p·v in mma.m16n8k16 with
-// f32 sums, the softmax online in f32), not attention_tile's (which repeats `attention`'s f64
-// softmax bit for bit at ~3 TFLOPS: 34.6% of a pp512, stop 43). Not the same values as
-// attention_tile: held to suite `ops`'s attention threshold (test-backend-ops's NMSE 5e-4)
-// against the CPU on the fast column. A block: 64 query rows of one sequence (4 warps × 16) and
-// one head, the keys in tiles of 64 (K and V staged as halves in shared memory); grid (n_head,
-// ceil(rows / 64)), block 128, the tiles the heaviest first (attention_tile_lpt's order). The
-// host sends it only rows of one sequence, an F16 cache and head_dim = v_head_dim, a multiple of
-// 16 up to 128; any other launch gives NaN rows.
+// F16 cache's attention with its two products on the f16 tensor cores (attention_tile computes
+// them one f32 product at a time: ~3 TFLOPS, 34.6% of a pp512, stop 43). Two passes over the
+// keys, as `attention`: pass 1 each row's max and Σ exp(s − max) (online, f32); pass 2 the
+// weights exp(s − max) / Σ rounded to f16 — `attention`'s F16 weights (llama.cpp's CPU rounds
+// its probabilities so), here in f32 where it has f64 — and out = Σ w·v in mma.m16n8k16 with
+// f32 sums; q rounded to f16 as `attention` does, q·k in mma too. Not attention_tile's bits (the
+// sums' order and width; exp in f32): held to suite `ops`'s attention threshold
+// (test-backend-ops's NMSE 5e-4) against the CPU, and on the emulator within 1e-10 of the ABI's
+// loops. (A one-pass flash form with f16 probabilities, llama.cpp's FLASH_ATTN_EXT, cost the
+// synthetic gemma3's logits a mean KL of 2.6e-2 against the goldens, past the fast column's 5e-3.)
+// A block: 64 query rows of one sequence (4 warps × 16) and one head, the keys in tiles of 64
+// (K, and V in pass 2, staged as halves in shared memory); grid (n_head, ceil(rows / 64)),
+// block 128, the tiles the heaviest first (attention_tile_lpt's order). The host sends it only
+// rows of one sequence, an F16 cache and head_dim = v_head_dim ∈ {64, 128}; any other launch
+// gives NaN rows.
 // ---------------------------------------------------------------------------------------------
 
 #define AMMA_ROWS 64  // query rows a block: 16 a warp
@@ -2069,34 +2074,26 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
         qa[ks][2] = amma_pack(v[4], v[5]);
         qa[ks][3] = amma_pack(v[6], v[7]);
     }
-    float o[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) o[n][e] = 0.0f;
-    float ma = F32_NEG_INF, mb = F32_NEG_INF, la = 0.0f, lb = 0.0f;
     const float sc = scale;
     const int jlo = span[0], jend = span[1], jfirst = span[2];
-    for (int kt = jlo; kt < jend; kt += AMMA_KT) {  // uniform over the block
-        const int nk = min(AMMA_KT, jend - kt);
+    // One key tile: staged (K; V too with `val`), then the warp's 16 rows × 64 keys of scaled,
+    // softcapped, masked scores in C fragments (8 tiles of 8 keys).
+    auto scores = [&](int kt, int nk, bool val, float (*s)[4]) {
         __syncthreads();  // the last tile's readers are done
-        // Stage K and V rows kt .. kt + nk (16-byte chunks), zeros for keys no row of the block
-        // sees: a weight of 0 times a masked key's value must not make a NaN (an infinite value
-        // there; one that some row sees reaches the others' sums as 0 · inf, as in llama.cpp).
+        // Zeros for keys no row of the block sees: a weight of 0 times a masked key's value must
+        // not make a NaN (an infinite value there).
         for (int e = tid; e < AMMA_KT * (D / 8); e += 128) {
             const int r = e / (D / 8), c = e - r * (D / 8);
             uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
             if (r < nk && kt + r >= jfirst && head_ok) {
                 const i64 off = (slot0 + kt + r) * cols + (i64)kh * D + 8 * c;
                 kv = *(const uint4*)((const u16*)kc + off);
-                vv = *(const uint4*)((const u16*)vc + off);
+                if (val) vv = *(const uint4*)((const u16*)vc + off);
             }
             *(uint4*)(Ks + r * AMMA_STR + 8 * c) = kv;
-            *(uint4*)(Vs + r * AMMA_STR + 8 * c) = vv;
+            if (val) *(uint4*)(Vs + r * AMMA_STR + 8 * c) = vv;
         }
         __syncthreads();
-        // S = q·kᵀ for the warp's 16 rows × 64 keys: 8 tiles of 8 keys.
-        float s[AMMA_KT / 8][4];
 #pragma unroll
         for (int n = 0; n < AMMA_KT / 8; ++n) {
 #pragma unroll
@@ -2107,11 +2104,6 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
                 const u32 b[2] = {*(const u32*)kr, *(const u32*)(kr + 8)};
                 mma_f16_16816(s[n], qa[ks], b);
             }
-        }
-        // Scale, softcap, mask; the rows' tile maxima (a row's 64 scores are on its 4 lanes).
-        float ta = F32_NEG_INF, tb = F32_NEG_INF;
-#pragma unroll
-        for (int n = 0; n < AMMA_KT / 8; ++n) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int j = kt + 8 * n + 2 * t + (e & 1);
@@ -2120,53 +2112,73 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
                 const bool vis = (hi ? okb : oka) && j < kt + nk && j <= p && (window <= 0 || p - j < window);
                 float v = s[n][e] * sc;
                 if (softcap > 0.0f) v = softcap * tanhf(v / softcap);
-                v = vis ? v : F32_NEG_INF;
-                s[n][e] = v;
-                if (hi) tb = fmaxf(tb, v);
-                else ta = fmaxf(ta, v);
+                s[n][e] = vis ? v : F32_NEG_INF;
             }
         }
+    };
+    // Pass 1: each row's max and Σ exp(s − max) (online, f32).
+    float ma = F32_NEG_INF, mb = F32_NEG_INF, la = 0.0f, lb = 0.0f;
+    for (int kt = jlo; kt < jend; kt += AMMA_KT) {  // uniform over the block
+        float s[AMMA_KT / 8][4];
+        scores(kt, min(AMMA_KT, jend - kt), false, s);
+        float ta = F32_NEG_INF, tb = F32_NEG_INF;
 #pragma unroll
-        for (int x = 1; x < 4; x <<= 1) {
+        for (int n = 0; n < AMMA_KT / 8; ++n) {
+            ta = fmaxf(ta, fmaxf(s[n][0], s[n][1]));
+            tb = fmaxf(tb, fmaxf(s[n][2], s[n][3]));
+        }
+#pragma unroll
+        for (int x = 1; x < 4; x <<= 1) {  // a row's 64 scores are on its 4 lanes
             ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, x));
             tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, x));
         }
         const float na = fmaxf(ma, ta), nb = fmaxf(mb, tb);
-        // A row with no visible key yet keeps m = -inf: its weights are 0, nothing rescaled.
-        const float ca = na == F32_NEG_INF ? 1.0f : expf(ma - na);
-        const float cb = nb == F32_NEG_INF ? 1.0f : expf(mb - nb);
         float sa = 0.0f, sb = 0.0f;
 #pragma unroll
         for (int n = 0; n < AMMA_KT / 8; ++n) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const bool hi = e >= 2;
-                const float m = hi ? nb : na;
-                const float w = (s[n][e] == F32_NEG_INF) ? 0.0f : expf(s[n][e] - m);
-                s[n][e] = w;
-                if (hi) sb += w;
-                else sa += w;
-            }
+            sa += (s[n][0] == F32_NEG_INF ? 0.0f : expf(s[n][0] - na)) + (s[n][1] == F32_NEG_INF ? 0.0f : expf(s[n][1] - na));
+            sb += (s[n][2] == F32_NEG_INF ? 0.0f : expf(s[n][2] - nb)) + (s[n][3] == F32_NEG_INF ? 0.0f : expf(s[n][3] - nb));
         }
 #pragma unroll
         for (int x = 1; x < 4; x <<= 1) {
             sa += __shfl_xor_sync(0xffffffffu, sa, x);
             sb += __shfl_xor_sync(0xffffffffu, sb, x);
         }
-        la = la * ca + sa;
-        lb = lb * cb + sb;
+        // A row with no visible key yet keeps m = −inf and l = 0.
+        la = (na == F32_NEG_INF ? 0.0f : la * expf(ma - na)) + sa;
+        lb = (nb == F32_NEG_INF ? 0.0f : lb * expf(mb - nb)) + sb;
         ma = na;
         mb = nb;
+    }
+    // The sink (gpt-oss): one more logit in the max and the denominator.
+    if (sinks) {
+        const float sk = sinks[h];
+        const float xa = fmaxf(ma, sk), xb = fmaxf(mb, sk);
+        la = (ma == F32_NEG_INF ? 0.0f : la * expf(ma - xa)) + expf(sk - xa);
+        lb = (mb == F32_NEG_INF ? 0.0f : lb * expf(mb - xb)) + expf(sk - xb);
+        ma = xa;
+        mb = xb;
+    }
+    // Pass 2: the weights as `attention` gives them, exp(s − max) / Σ rounded to f16 (llama.cpp's
+    // CPU rounds its probabilities so on an F16 cache), then out = Σ w·v on the tensor cores.
+    float o[D / 8][4];
 #pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-            o[n][0] *= ca;
-            o[n][1] *= ca;
-            o[n][2] *= cb;
-            o[n][3] *= cb;
-        }
-        // O += P·V: P's 16 × 64 weights as f16 A fragments (two score tiles a step of 16 keys).
+    for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[n][e] = 0.0f;
+    for (int kt = jlo; kt < jend; kt += AMMA_KT) {
+        float s[AMMA_KT / 8][4];
+        scores(kt, min(AMMA_KT, jend - kt), true, s);
+#pragma unroll
+        for (int n = 0; n < AMMA_KT / 8; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const bool hi = e >= 2;
+                s[n][e] = s[n][e] == F32_NEG_INF ? 0.0f : __fdiv_rn(expf(s[n][e] - (hi ? mb : ma)), hi ? lb : la);
+            }
 #pragma unroll
         for (int ks = 0; ks < AMMA_KT / 16; ++ks) {
+            // The weights' A fragment of keys 16·ks ..: two score tiles.
             const u32 pa4[4] = {amma_pack(s[2 * ks][0], s[2 * ks][1]), amma_pack(s[2 * ks][2], s[2 * ks][3]),
                                 amma_pack(s[2 * ks + 1][0], s[2 * ks + 1][1]),
                                 amma_pack(s[2 * ks + 1][2], s[2 * ks + 1][3])};
@@ -2179,34 +2191,18 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
             }
         }
     }
-    // Sinks (gpt-oss): one more logit per head in the denominator only.
-    if (sinks) {
-        const float sk = sinks[h];
-        const float xa = fmaxf(ma, sk), xb = fmaxf(mb, sk);
-        const float fa = ma == F32_NEG_INF ? 0.0f : expf(ma - xa), fb = mb == F32_NEG_INF ? 0.0f : expf(mb - xb);
-        la = la * fa + expf(sk - xa);
-        lb = lb * fb + expf(sk - xb);
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-            o[n][0] *= fa;
-            o[n][1] *= fa;
-            o[n][2] *= fb;
-            o[n][3] *= fb;
-        }
-    }
-    const float ia_l = 1.0f / la, ib_l = 1.0f / lb;
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
         const int d = 8 * n + 2 * t;
         if (ia < nr) {
             float* y = out + ((i64)(r0 + ia) * n_head + h) * D + d;
-            y[0] = oka ? o[n][0] * ia_l : F32_NAN;
-            y[1] = oka ? o[n][1] * ia_l : F32_NAN;
+            y[0] = oka ? o[n][0] : F32_NAN;
+            y[1] = oka ? o[n][1] : F32_NAN;
         }
         if (ib < nr) {
             float* y = out + ((i64)(r0 + ib) * n_head + h) * D + d;
-            y[0] = okb ? o[n][2] * ib_l : F32_NAN;
-            y[1] = okb ? o[n][3] * ib_l : F32_NAN;
+            y[0] = okb ? o[n][2] : F32_NAN;
+            y[1] = okb ? o[n][3] : F32_NAN;
         }
     }
 }

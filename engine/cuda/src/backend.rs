@@ -379,10 +379,10 @@ fn att_lpt() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_ATT_LPT").is_some_and(|v| v == "1"))
 }
 
-/// `ORCD_CUDA_ATT_MMA=1` (off until a card has timed it): a fast-numerics prefill's attention on
-/// the f16 tensor cores (`attention_mma`, flash-attention style: llama.cpp's numerics for its
-/// FLASH_ATTN_EXT, not `attention`'s f64 softmax — held to the `ops` attention threshold, not
-/// to attention_tile's bits). attention_tile was 34.6% of a pp512 at ~3 TFLOPS (stop 43).
+/// `ORCD_CUDA_ATT_MMA=1` (off until a card has timed it): a fast-numerics prefill's attention
+/// with its products on the f16 tensor cores (`attention_mma`: `attention`'s two passes and F16
+/// weights, the softmax in f32 — held to the `ops` attention threshold, not to attention_tile's
+/// bits). attention_tile was 34.6% of a pp512 at ~3 TFLOPS (stop 43).
 fn att_mma() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_ATT_MMA").is_some_and(|v| v == "1"))
