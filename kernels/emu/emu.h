@@ -192,22 +192,33 @@ template <class T> T __shfl_sync(unsigned, T v, int src) { return emu_shfl_from(
 // mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 with C = 0: lane (g = lane / 4, t = lane % 4)
 // holds A rows g and g + 8, k bytes 4t.. and 16 + 4t.. (a0: g, a1: g + 8, a2: g / +16, a3: g + 8 / +16),
 // B column g, k bytes 4t.. (b0) and 16 + 4t.. (b1), and gets D (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
-inline void emu_mma_s8_16832(int* d, const unsigned* a, const unsigned* b) {
+// Every lane's A (4 registers) and B (2) fragments into the warp's exchange slots, then a warp
+// barrier: each lane may read any lane's (slot words 0..3: A, 4..5: B).
+inline void emu_mma_exchange(const unsigned* a, const unsigned* b) {
     uint64_t* mine = emu_slot(emu_warp(), emu_lane());
     for (int i = 0; i < 4; ++i) mine[i] = a[i];
     mine[4] = b[0];
     mine[5] = b[1];
     emu_warp_sync();
+}
+
+// Element (row, k) of the exchanged A fragments and (k, col) of B, for EPR elements a 32-bit
+// register (4 int8, 2 f16): `elt(word, k)` takes element k mod EPR of a register.
+template <int EPR, class Elt> inline auto emu_frag_a(int row, int k, Elt elt) {
+    const unsigned lane = (unsigned)((row & 7) * 4 + (k % (4 * EPR)) / EPR);
+    const int reg = (row >= 8 ? 1 : 0) + (k >= 4 * EPR ? 2 : 0);
+    return elt(emu_slot(emu_warp(), lane)[reg], k);
+}
+template <int EPR, class Elt> inline auto emu_frag_b(int k, int col, Elt elt) {
+    const unsigned lane = (unsigned)(col * 4 + (k % (4 * EPR)) / EPR);
+    return elt(emu_slot(emu_warp(), lane)[4 + (k >= 4 * EPR ? 1 : 0)], k);
+}
+
+inline void emu_mma_s8_16832(int* d, const unsigned* a, const unsigned* b) {
+    emu_mma_exchange(a, b);
     auto byte = [](uint64_t w, int k) { return (int)(int8_t)(w >> (8 * (k & 3))); };
-    auto A = [&](int row, int k) {
-        const unsigned lane = (unsigned)((row & 7) * 4 + ((k & 15) >> 2));
-        const int reg = (row >= 8 ? 1 : 0) + (k >= 16 ? 2 : 0);
-        return byte(emu_slot(emu_warp(), lane)[reg], k);
-    };
-    auto B = [&](int k, int col) {
-        const unsigned lane = (unsigned)(col * 4 + ((k & 15) >> 2));
-        return byte(emu_slot(emu_warp(), lane)[4 + (k >= 16 ? 1 : 0)], k);
-    };
+    auto A = [&](int row, int k) { return emu_frag_a<4>(row, k, byte); };
+    auto B = [&](int k, int col) { return emu_frag_b<4>(k, col, byte); };
     const int g = (int)emu_lane() >> 2, t = (int)emu_lane() & 3;
     for (int e = 0; e < 4; ++e) {
         const int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
@@ -224,21 +235,10 @@ inline void emu_mma_s8_16832(int* d, const unsigned* a, const unsigned* b) {
 // index; C/D as the int8 form's. The hardware's order and width of the sum are unspecified: here
 // the products (exact in f32) summed in double, then C added and rounded once.
 inline void emu_mma_f16_16816(float* d, const unsigned* a, const unsigned* b) {
-    uint64_t* mine = emu_slot(emu_warp(), emu_lane());
-    for (int i = 0; i < 4; ++i) mine[i] = a[i];
-    mine[4] = b[0];
-    mine[5] = b[1];
-    emu_warp_sync();
+    emu_mma_exchange(a, b);
     auto half = [](uint64_t w, int k) { return emu_f16_to_f32((uint16_t)(w >> (16 * (k & 1)))); };
-    auto A = [&](int row, int k) {
-        const unsigned lane = (unsigned)((row & 7) * 4 + ((k & 7) >> 1));
-        const int reg = (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0);
-        return half(emu_slot(emu_warp(), lane)[reg], k);
-    };
-    auto B = [&](int k, int col) {
-        const unsigned lane = (unsigned)(col * 4 + ((k & 7) >> 1));
-        return half(emu_slot(emu_warp(), lane)[4 + (k >= 8 ? 1 : 0)], k);
-    };
+    auto A = [&](int row, int k) { return emu_frag_a<2>(row, k, half); };
+    auto B = [&](int k, int col) { return emu_frag_b<2>(k, col, half); };
     const int g = (int)emu_lane() >> 2, t = (int)emu_lane() & 3;
     float out[4];
     for (int e = 0; e < 4; ++e) {
