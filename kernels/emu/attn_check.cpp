@@ -254,9 +254,13 @@ void run(const Case& c) {
                 den += (double)want[i] * want[i];
             }
             const double nmse = den > 0.0 ? num / den : num;
+            // Suite ops's bound (test-backend-ops's 5e-4) is the card's; here the mma's sums are
+            // exact, leaving f32 exp and division against f64 and a weight's rare f16 tie (≤ 4.3e-10
+            // measured), so 1e-8 also catches what the card's bound lets through (a 1% scale
+            // error is 1e-4).
             char buf[200] = "";
-            std::snprintf(buf, sizeof buf, " — NMSE %.3e (≤ 5e-4)%s", nmse, bad ? ", NaN where a value is wanted" : "");
-            report(ran && bad == 0 && nmse <= 5e-4, std::string(label[tile]) + name + buf);
+            std::snprintf(buf, sizeof buf, " — NMSE %.3e (≤ 1e-8 emulated)%s", nmse, bad ? ", NaN where a value is wanted" : "");
+            report(ran && bad == 0 && nmse <= 1e-8, std::string(label[tile]) + name + buf);
             continue;
         }
         for (size_t i = 0; i < want.size(); ++i)
