@@ -107,10 +107,14 @@ fn the_longest_first_tiled_attention_passes_ops_on_the_emulated_device() {
 /// attention case of the fast column against the CPU backend, at suite `ops`'s attention
 /// threshold (test-backend-ops's NMSE 5e-4): the one-sequence batches of an F16 cache with heads
 /// of 64 or 128 take it (`ORCD_CUDA_ATT_TILE=2`: from two rows), the others the tile or the row.
+/// Blocks of 4 warps (`=1`) and of 2 (`=2`).
 #[test]
 fn the_tensor_core_attention_passes_ops_on_the_emulated_device() {
-    let (log, _) = emulated_ops_env("attention", false, &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_MMA", "1")]);
-    assert!(log.contains("23 passed, 0 failed, 0 not run"), "{log}");
+    for mode in ["1", "2"] {
+        let (log, _) =
+            emulated_ops_env("attention", false, &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_MMA", mode)]);
+        assert!(log.contains("23 passed, 0 failed, 0 not run"), "ORCD_CUDA_ATT_MMA={mode}:\n{log}");
+    }
 }
 
 /// The fast numerics' attention split over the keys (`ORCD_CUDA_ATT_SPLIT`: `attention_split` +

@@ -190,18 +190,20 @@ void run(const Case& c) {
     // the first 3 keys staged. 6: attention_tile_lpt (the host's ORCD_CUDA_ATT_LPT: the tiles the
     // heaviest first, grid (heads, tiles)).
     const char* label[] = {"attention      ", "attention_tile ", "attention st   ", "attention st3  ",
-                           "attention_h     ", "attention_h st3 ", "attention_tile_lpt ", "attention_mma  "};
+                           "attention_h     ", "attention_h st3 ", "attention_tile_lpt ", "attention_mma  ", "attention_mma/2w "};
     // 7: attention_mma (the host's ORCD_CUDA_ATT_MMA, the fast numerics' tensor-core prefill:
     // these weights, not these bits — f32 softmax, the mma's sums) where the host sends it: an
     // F16 cache, K and V heads of one width of 64 or 128, rows of one sequence.
     const bool mma_ok = c.f16 && c.hd == c.vd && (c.hd == 64 || c.hd == 128) && c.seqs.size() == 1;
-    for (int tile = 0; tile < 8; ++tile) {
+    // 8: attention_mma with blocks of 2 warps (32 rows; the host's ORCD_CUDA_ATT_MMA=2).
+    for (int tile = 0; tile < 9; ++tile) {
         if ((tile == 4 || tile == 5) && !c.f16) continue;
-        if (tile == 7 && !mma_ok) continue;
+        if (tile >= 7 && !mma_ok) continue;
         std::vector<float> got(want.size(), 0.0f);
         bool ran;
-        if (tile == 7) {
-            ran = emu_launch({(unsigned)c.n_head, (unsigned)((rows + 63) / 64), 1}, 128, 0, [&] {
+        if (tile >= 7) {
+            const unsigned brows = tile == 7 ? 64 : 32;
+            ran = emu_launch({(unsigned)c.n_head, (rows + brows - 1) / brows, 1}, 2 * brows, 0, [&] {
                 attention_mma(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks, got.data(), rows, il,
                               n_seq, n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, c.f16, 0);
             });
@@ -242,7 +244,7 @@ void run(const Case& c) {
             });
         }
         size_t bad = 0, first = 0;
-        if (tile == 7) {  // not the bits: within suite ops's NMSE, NaN exactly where wanted
+        if (tile >= 7) {  // not the bits: within suite ops's NMSE, NaN exactly where wanted
             double num = 0.0, den = 0.0;
             for (size_t i = 0; i < want.size(); ++i) {
                 if (std::isnan(want[i]) != std::isnan(got[i])) {

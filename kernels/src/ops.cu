@@ -1977,14 +1977,14 @@ extern "C" __global__ void ATT_BOUNDS attention_tile_lpt(ATT_TILE_PARAMS) {
 // (test-backend-ops's NMSE 5e-4) against the CPU, and on the emulator within 1e-8 of the ABI's
 // loops (kernels/emu/attn_check). (A one-pass flash form with f16 probabilities, llama.cpp's FLASH_ATTN_EXT, cost the
 // synthetic gemma3's logits a mean KL of 2.6e-2 against the goldens, past the fast column's 5e-3.)
-// A block: 64 query rows of one sequence (4 warps × 16) and one head, the keys in tiles of 64
-// (K, and V in pass 2, staged as halves in shared memory); grid (n_head, ceil(rows / 64)),
-// block 128, the tiles the heaviest first (attention_tile_lpt's order). The host sends it only
+// A block: 64 query rows of one sequence (4 warps × 16; or 32 rows, 2 warps: block 64) and one
+// head, the keys in tiles of 64 (K, and V in pass 2, staged as halves in shared memory); grid
+// (n_head, ceil(rows / rows a block)), the tiles the heaviest first (attention_tile_lpt's order). The host sends it only
 // rows of one sequence, an F16 cache and head_dim = v_head_dim ∈ {64, 128}; any other launch
 // gives NaN rows.
 // ---------------------------------------------------------------------------------------------
 
-#define AMMA_ROWS 64  // query rows a block: 16 a warp
+#define AMMA_ROWS 64  // the most query rows a block takes: 16 a warp, up to 4 warps
 #define AMMA_KT 64    // keys a staged tile
 #define AMMA_DMAX 128
 #define AMMA_STR (AMMA_DMAX + 8)  // halves a staged row (16-byte aligned; banks spread)
@@ -2024,10 +2024,12 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
     int* rok = sh.rok;
     int* span = sh.span;
     const int tid = threadIdx.x, lane = tid & 31, wp = tid >> 5, g = lane >> 2, t = lane & 3;
-    const int r0 = tile * AMMA_ROWS, nr = min(AMMA_ROWS, rows - r0);
+    // Blocks of 2 or 4 warps: 32 or 64 rows (the host's choice: twice the blocks at 32).
+    const int nt = blockDim.x, brows = 16 * (nt / 32);
+    const int r0 = tile * brows, nr = min(brows, rows - r0);
     const int group = n_head_kv > 0 ? n_head / n_head_kv : 0;
     const bool head_ok = group > 0 && h / group < n_head_kv && head_dim == D && v_head_dim == D && f16 == 1 &&
-                         blockDim.x == 128 && nr > 0;
+                         (nt == 64 || nt == 128) && nr > 0;
     if (nr <= 0) return;
     const u32 s0 = seq[r0];
     if (tid < AMMA_ROWS) {
@@ -2082,7 +2084,7 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
         __syncthreads();  // the last tile's readers are done
         // Zeros for keys no row of the block sees: a weight of 0 times a masked key's value must
         // not make a NaN (an infinite value there).
-        for (int e = tid; e < AMMA_KT * (D / 8); e += 128) {
+        for (int e = tid; e < AMMA_KT * (D / 8); e += nt) {
             const int r = e / (D / 8), c = e - r * (D / 8);
             uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
             if (r < nk && kt + r >= jfirst && head_ok) {

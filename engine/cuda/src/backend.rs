@@ -382,20 +382,23 @@ fn att_lpt() -> bool {
 /// `ORCD_CUDA_ATT_MMA=1` (off until a card has timed it): a fast-numerics prefill's attention
 /// with its products on the f16 tensor cores (`attention_mma`: `attention`'s two passes and F16
 /// weights, the softmax in f32 — held to the `ops` attention threshold, not to attention_tile's
-/// bits). attention_tile was 34.6% of a pp512 at ~3 TFLOPS (stop 43).
-fn att_mma() -> bool {
-    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_ATT_MMA").is_some_and(|v| v == "1"))
+/// bits). attention_tile was 34.6% of a pp512 at ~3 TFLOPS (stop 43). `=1`: blocks of 64 rows
+/// (4 warps), `=2`: 32 rows (2 warps; a 512-token prefill of 14 heads 224 blocks, not 112 on
+/// 132 SMs); the warps a block, 0 when off.
+fn att_mma() -> u32 {
+    static V: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *V.get_or_init(|| match std::env::var("ORCD_CUDA_ATT_MMA").as_deref() {
+        Ok("1") => 4,
+        Ok("2") => 2,
+        _ => 0,
+    })
 }
-
-/// Query rows an `attention_mma` block takes.
-const ATT_MMA_ROWS: usize = 64;
 
 /// Whether `attention_mma` takes a tile-sized batch: switched on, an F16 cache (the fast
 /// numerics), K and V heads of one width of 64 or 128, every row of one sequence (a block's
 /// rows share its staged keys).
 fn att_mma_takes(ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) -> bool {
-    att_mma_for(att_mma(), ty, head_dim, v_head_dim, seq)
+    att_mma_for(att_mma() > 0, ty, head_dim, v_head_dim, seq)
 }
 
 fn att_mma_for(on: bool, ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) -> bool {
@@ -1609,12 +1612,13 @@ impl Ops for Cuda {
         if tile || mma {
             args.push(Arg::I32(ld as i32));
         }
-        // The fast numerics' tensor-core attention (attention_mma: 64 rows a block, the
-        // heaviest first, its shared memory static), where it takes the shape.
+        // The fast numerics' tensor-core attention (attention_mma: 16 rows a warp, the heaviest
+        // first, its shared memory static), where it takes the shape.
         if mma {
-            let dims = (p.n_head as u32, q.rows.div_ceil(ATT_MMA_ROWS) as u32, 1);
+            let warps = att_mma();
+            let dims = (p.n_head as u32, q.rows.div_ceil(16 * warps as usize) as u32, 1);
             // Never with PDL (it has no pdl_wait: it reads q at once).
-            self.launch("attention_mma", dims, 128, 0, &args)?;
+            self.launch("attention_mma", dims, 32 * warps, 0, &args)?;
             return Ok(y);
         }
         // The tiles the heaviest first (attention_tile_lpt): the grid's dimensions swapped.
