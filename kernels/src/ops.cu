@@ -2013,7 +2013,7 @@ __device__ __forceinline__ u32 amma_pack(float lo, float hi) {
 struct AmmaShared {
     u16 k[AMMA_KT * AMMA_STR], v[AMMA_KT * AMMA_STR];  // staged keys and values (halves)
     int rpos[AMMA_ROWS], rok[AMMA_ROWS];
-    int span[3];  // the block's first key rounded down to 8, its keys' end, its first key
+    int span[2];  // the block's first key (the earliest any row sees) and its keys' end
 };
 
 template <int D>
@@ -2049,9 +2049,8 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
             lo = min(lo, window > 0 ? max(0, rpos[i] - window + 1) : 0);
             hi = max(hi, rpos[i] + 1);
         }
-        span[0] = hi > 0 ? (lo & ~7) : 0;
+        span[0] = hi > 0 ? lo : 0;
         span[1] = hi;
-        span[2] = hi > 0 ? lo : 0;
     }
     __syncthreads();
     const int kh = head_ok ? h / group : 0;
@@ -2077,17 +2076,18 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
         qa[ks][3] = amma_pack(v[6], v[7]);
     }
     const float sc = scale;
-    const int jlo = span[0], jend = span[1], jfirst = span[2];
+    const int jlo = span[0], jend = span[1];
     // One key tile: staged (K; V too with `val`), then the warp's 16 rows × 64 keys of scaled,
     // softcapped, masked scores in C fragments (8 tiles of 8 keys).
     auto scores = [&](int kt, int nk, bool val, float (*s)[4]) {
         __syncthreads();  // the last tile's readers are done
-        // Zeros for keys no row of the block sees: a weight of 0 times a masked key's value must
-        // not make a NaN (an infinite value there).
+        // Tiles start at the block's first key, so no key before every row's window is read,
+        // and rows past the keys are zeros: a weight of 0 times such a value must not make a
+        // NaN (an infinite value there).
         for (int e = tid; e < AMMA_KT * (D / 8); e += nt) {
             const int r = e / (D / 8), c = e - r * (D / 8);
             uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-            if (r < nk && kt + r >= jfirst && head_ok) {
+            if (r < nk && head_ok) {
                 const i64 off = (slot0 + kt + r) * cols + (i64)kh * D + 8 * c;
                 kv = *(const uint4*)((const u16*)kc + off);
                 if (val) vv = *(const uint4*)((const u16*)vc + off);

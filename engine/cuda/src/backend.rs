@@ -196,6 +196,13 @@ fn mvq_persist() -> usize {
     *V.get_or_init(|| std::env::var("ORCD_CUDA_MVQ_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
+/// A speed switch's value: the choice whose name the environment variable `var` holds, else
+/// `default` (unset or any other value).
+fn env_choice<T: Copy>(var: &str, choices: &[(&str, T)], default: T) -> T {
+    let v = std::env::var(var).ok();
+    choices.iter().find(|(name, _)| v.as_deref() == Some(*name)).map_or(default, |&(_, t)| t)
+}
+
 /// Whether `n_out` batched Q8_0 rows take the tensor-core form of the codes mat-vec
 /// (`matvect_q8_0`, `matvectg_q8_0` for k ≤ 1,024: 16 rows × 16 or 8 columns a block;
 /// `matvectl_q8_0` past it, no GLU pair: 16 × 8; kernels/ABI.md) instead of `matvecq_` /
@@ -206,11 +213,7 @@ fn mvq_persist() -> usize {
 /// `ORCD_CUDA_MVT=1` at any batch of 3+ rows, `=0` never (the A/B).
 fn mvt_rows(n_out: usize, cols: usize) -> bool {
     static V: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    let forced = *V.get_or_init(|| match std::env::var("ORCD_CUDA_MVT").as_deref() {
-        Ok("1") => Some(true),
-        Ok("0") => Some(false),
-        _ => None,
-    });
+    let forced = *V.get_or_init(|| env_choice("ORCD_CUDA_MVT", &[("1", Some(true)), ("0", Some(false))], None));
     forced.unwrap_or(n_out > MVT_AUTO_ROWS || (n_out >= MVT_WIDE_ROWS && cols >= mvt_wide_cols()))
 }
 
@@ -308,11 +311,7 @@ fn mmq32_on() -> bool {
 /// 64 × 64 (`mmqh_*`) instead of 128 × 32, then 64 × 32.
 fn mmq64_mode() -> u8 {
     static V: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    *V.get_or_init(|| match std::env::var("ORCD_CUDA_MMQ64").as_deref() {
-        Ok("1") => 1,
-        Ok("2") => 2,
-        _ => 0,
-    })
+    *V.get_or_init(|| env_choice("ORCD_CUDA_MMQ64", &[("1", 1), ("2", 2)], 0))
 }
 
 /// The prefill GEMM takes a norm's q, k and v (`Ops::norm_matmuls`) in one launch
@@ -362,11 +361,7 @@ const ATT_TILE_ROWS: usize = 16;
 /// more a sequence on average (a decode step of many sequences shares no keys).
 fn att_tile_mode() -> u8 {
     static V: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    *V.get_or_init(|| match std::env::var("ORCD_CUDA_ATT_TILE").as_deref() {
-        Ok("0") => 0,
-        Ok("2") => 2,
-        _ => 1,
-    })
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_TILE", &[("0", 0), ("2", 2)], 1))
 }
 
 /// `ORCD_CUDA_ATT_LPT=1` (off until a card has timed it): a prefill's tiles through
@@ -387,11 +382,7 @@ fn att_lpt() -> bool {
 /// 132 SMs); the warps a block, 0 when off.
 fn att_mma() -> u32 {
     static V: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *V.get_or_init(|| match std::env::var("ORCD_CUDA_ATT_MMA").as_deref() {
-        Ok("1") => 4,
-        Ok("2") => 2,
-        _ => 0,
-    })
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_MMA", &[("1", 4), ("2", 2)], 0))
 }
 
 /// Whether `attention_mma` takes a tile-sized batch: switched on, an F16 cache (the fast
