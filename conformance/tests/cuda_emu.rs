@@ -84,30 +84,38 @@ fn the_batched_mat_vec_passes_ops_on_the_emulated_device() {
 /// The prefill attention (`attention_tile`, a block per 16 query rows; `ORCD_CUDA_ATT_TILE=2`
 /// sends every batch of two or more rows to it) on every `ops` attention case — GQA, windows,
 /// softcap, sinks, several sequences, the fused RoPE + KV write cases' causal attention — on
-/// both columns, against the CPU backend. (Its bits against `attention`'s: kernels/emu/attn_check.)
+/// both columns, against the CPU backend, in the grid's order (`ORCD_CUDA_ATT_LPT=0`) and with
+/// the fast column's tensor-core form off (`ORCD_CUDA_ATT_MMA=0`), so every case takes the tile.
+/// (Its bits against `attention`'s: kernels/emu/attn_check.)
 #[test]
 fn the_tiled_attention_passes_ops_on_the_emulated_device() {
-    let (log, md) = emulated_ops_env("attention", true, &[("ORCD_CUDA_ATT_TILE", "2")]);
+    let (log, md) = emulated_ops_env(
+        "attention",
+        true,
+        &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_LPT", "0"), ("ORCD_CUDA_ATT_MMA", "0")],
+    );
     // 23 attention cases (with the fused RoPE + KV write ones) on each column.
     assert!(log.contains("46 passed, 0 failed, 0 not run"), "{log}");
     assert!(md.contains("ran on the emulated CUDA device"), "the report does not say so:\n{md}");
 }
 
-/// The same with the tiles the heaviest first (`ORCD_CUDA_ATT_LPT=1`: `attention_tile_lpt`, the
-/// grid's dimensions swapped) — the 512-row case among them, whose tiles need the shared-memory
-/// opt-in the emulated device checks as the driver does.
+/// The same with the tiles the heaviest first (the default: `attention_tile_lpt`, the grid's
+/// dimensions swapped) — the 512-row case among them, whose tiles need the shared-memory opt-in
+/// the emulated device checks as the driver does; the tensor-core form off so the fast column
+/// takes the tile too.
 #[test]
 fn the_longest_first_tiled_attention_passes_ops_on_the_emulated_device() {
-    let (log, _) = emulated_ops_env("attention", true, &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_LPT", "1")]);
+    let (log, _) = emulated_ops_env("attention", true, &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_MMA", "0")]);
     assert!(log.contains("46 passed, 0 failed, 0 not run"), "{log}");
 }
 
-/// The fast numerics' tensor-core prefill attention (`ORCD_CUDA_ATT_MMA=1`: `attention_mma`,
+/// The fast numerics' tensor-core prefill attention (the default; `ORCD_CUDA_ATT_MMA=2` its
+/// 2-warp blocks: `attention_mma`,
 /// `attention`'s two passes and F16 weights with q·k and w·v in f16 mma, f32 sums) on every `ops`
 /// attention case of the fast column against the CPU backend, at suite `ops`'s attention
 /// threshold (test-backend-ops's NMSE 5e-4): the one-sequence batches of an F16 cache with heads
 /// of 64 or 128 take it (`ORCD_CUDA_ATT_TILE=2`: from two rows), the others the tile or the row.
-/// Blocks of 4 warps (`=1`) and of 2 (`=2`).
+/// Blocks of 4 warps (`=1`, the default) and of 2 (`=2`).
 #[test]
 fn the_tensor_core_attention_passes_ops_on_the_emulated_device() {
     for mode in ["1", "2"] {

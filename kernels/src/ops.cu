@@ -394,6 +394,29 @@ __device__ __forceinline__ void dec_q4_1(MvRaw r, int q, float* out) {
         out[l] = __fadd_rn(__fmul_rn(d, (float)((byte >> sh) & 15u)), m);
     }
 }
+// Q5_0: Q4_0's parts with a fifth bit a code — element e's is bit e of qh, so part q's eight are
+// qh's byte q, carried in the raw's high half (Q5_0 has no min). Codes 0..31 less 16.
+__device__ __forceinline__ MvRaw raw_q5_0(const u8* row, int c, int q) {
+    const u8* b = row + (i64)c * 22;
+    const u32 qh = ld2x16(b + 2);
+    return MvRaw{ld2x16(b + 6 + 8 * (q & 1)), ld2x16(b + 10 + 8 * (q & 1)),
+                 (u32)*(const u16*)b | (((qh >> (8 * q)) & 0xffu) << 16)};
+}
+__device__ __forceinline__ void dec_q5_0(MvRaw r, int q, float* out) {
+    const float d = f16_to_f32((u16)(r.s & 0xffffu));
+    const u32 hb = r.s >> 16;
+    const int sh = 4 * (q >> 1);
+#pragma unroll
+    for (int l = 0; l < 8; ++l) {
+        const u32 byte = ((l < 4 ? r.a : r.b) >> (8 * (l & 3))) & 0xffu;
+        const u32 code = ((byte >> sh) & 15u) | (((hb >> l) & 1u) << 4);
+        out[l] = __fmul_rn(d, (float)((int)code - 16));
+    }
+}
+// Four of the raw's fifth bits (bits 0..3 of h) to bit 4 of each byte.
+__device__ __forceinline__ u32 q5_spread4(u32 h) {
+    return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
+}
 // The fast numerics' integer products (llama.cpp's mmvq, `vec_dot_q8_0_q8_1` and kin): a part's
 // activation rounded to Q8_0 codes (MvX: the 8 codes packed little-endian as in MvRaw, the chunk's
 // f16-rounded scale, the codes' sum) meets the part's weight codes in two dp4a, exactly; the
@@ -426,6 +449,15 @@ __device__ __forceinline__ float dot_q4_1(MvRaw r, int q, MvX x, float acc) {
     // llama.cpp's Q8_1 block keeps it (f16), so the min term is llama.cpp's product.
     return q == 0 ? fmaf(m, x.s, acc) : acc;
 }
+__device__ __forceinline__ float dot_q5_0(MvRaw r, int q, MvX x, float acc) {
+    const int sh = 4 * (q >> 1);
+    const u32 hb = r.s >> 16;
+    // Codes 0..31 less 16, per byte (modulo 256: -16..15 as int8).
+    const u32 qa = __vsub4(((r.a >> sh) & 0x0f0f0f0fu) | q5_spread4(hb), 0x10101010u);
+    const u32 qb = __vsub4(((r.b >> sh) & 0x0f0f0f0fu) | q5_spread4(hb >> 4), 0x10101010u);
+    const int sumi = __dp4a((int)qb, (int)x.b, __dp4a((int)qa, (int)x.a, 0));
+    return fmaf(__fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), x.d), (float)sumi, acc);
+}
 #define NO_RAW(row, c, q) MvRaw{0u, 0u, 0u}
 #define NO_DEC(r, q, out) ((void)0)
 #define NO_DOT(r, q, x, acc) (acc)
@@ -454,7 +486,7 @@ __device__ __forceinline__ float dot_q4_1(MvRaw r, int q, MvX x, float acc) {
     };
 QUANT_TYPE(q4_0, true, raw_q4_0, dec_q4_0, dot_q4_0, false)
 QUANT_TYPE(q4_1, true, raw_q4_1, dec_q4_1, dot_q4_1, true)
-QUANT_TYPE(q5_0, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q5_0, true, raw_q5_0, dec_q5_0, dot_q5_0, false)
 QUANT_TYPE(q5_1, false, NO_RAW, NO_DEC, NO_DOT, false)
 QUANT_TYPE(q8_0, true, raw_q8_0, dec_q8_0, dot_q8_0, false)
 QUANT_TYPE(q2_k, false, NO_RAW, NO_DEC, NO_DOT, false)
@@ -3618,19 +3650,24 @@ extern "C" __global__ void MV_BOUNDS matvec_mxfp4(MATVEC_PARAMS) { matvec_t<T_mx
 // up to 2 rows (decode with a GLU pair, two sequences).
 extern "C" __global__ void MV_BOUNDS matvec8_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, false>(MATVEC_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvec8_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 8, 1, false>(MATVEC_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvec8_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, false>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, true>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8g_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVG_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, true>(MATVEC_ARGS); }
 // Long rows (k ≥ 3·1,024, a down projection), one row: 2 columns a block, 6 iterations' parts in flight.
 extern "C" __global__ void MVM_BOUNDS matvec8r_q4_0(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q4_0>(MATVEC_ROPE_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8r_q4_1(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q4_1>(MATVEC_ROPE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8r_q5_0(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q5_0>(MATVEC_ROPE_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8r_q8_0(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q8_0>(MATVEC_ROPE_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 2, 1, false, 6>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec2l_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec4_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 4, 2>(MATVEC_ARGS); }
 // Several rows from an activation rounded once: codes, 4 columns × 8 rows a block (matvecq_), a
 // GLU pair's 2 × 8 (matvecqg_); round_x's floats (the exact numerics, their head included), 8
@@ -3639,20 +3676,25 @@ extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q
 // (matvecq1_), the bytes in flight of the single-row kernels without their per-block rounding.
 extern "C" __global__ void MV_BOUNDS matvecq1_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 1, false, false>(MVQ_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvecq1_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 8, false, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecq_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqg_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 2, 8, true, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqg_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 2, 8, true, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 2, 8, true, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqg_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 2, 8, true, false>(MVQ_ARGS); }
 // matvecqp_ / matvecqpg_: matvecq_'s and matvecqg_'s blocks on a persistent grid (any grid;
 // ORCD_CUDA_MVQ_PERSIST), the same values.
 extern "C" __global__ void MVM_BOUNDS matvecqp_q4_0(MVQ_PARAMS) { matvecqp_t<T_q4_0, 4, 8, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqp_q4_1(MVQ_PARAMS) { matvecqp_t<T_q4_1, 4, 8, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqp_q5_0(MVQ_PARAMS) { matvecqp_t<T_q5_0, 4, 8, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqp_q8_0(MVQ_PARAMS) { matvecqp_t<T_q8_0, 4, 8, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqpg_q4_0(MVQ_PARAMS) { matvecqp_t<T_q4_0, 2, 8, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqpg_q4_1(MVQ_PARAMS) { matvecqp_t<T_q4_1, 2, 8, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqpg_q5_0(MVQ_PARAMS) { matvecqp_t<T_q5_0, 2, 8, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqpg_q8_0(MVQ_PARAMS) { matvecqp_t<T_q8_0, 2, 8, true>(MVQ_ARGS); }
 // The tensor-core form of matvecq_ / matvecqg_ for Q8_0 (k ≤ 1,024): 16 rows × 16 (pair 8) columns.
 #define MVT_BOUNDS __launch_bounds__(MV_THREADS, 2)
@@ -3683,9 +3725,11 @@ extern "C" __global__ void MVT_BOUNDS matvectg_q8_0(MVQ_PARAMS) {
 }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 4, false, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecf_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecfg_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 4, true, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecfg_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 4, true, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecfg_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 4, 4, true, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecfg_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 4, true, true>(MVQ_ARGS); }
 
 extern "C" __global__ void dequant_rows_f32(DEQUANT_PARAMS) { dequant_rows_t<T_f32>(DEQUANT_ARGS); }

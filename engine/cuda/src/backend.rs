@@ -364,25 +364,26 @@ fn att_tile_mode() -> u8 {
     *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_TILE", &[("0", 0), ("2", 2)], 1))
 }
 
-/// `ORCD_CUDA_ATT_LPT=1` (off until a card has timed it): a prefill's tiles through
-/// `attention_tile_lpt`, every head's heaviest tile first (longest-first scheduling). ncu (H100,
-/// stop 43): a 512-token layer's `attention_tile` took 210.7 µs for 448 blocks in 1.7 waves of
-/// two an SM, where a causal tile's work grows with its index and the heaviest tiles of the last
-/// heads started late. The same values (the same body; only which block takes which tile).
+/// A prefill's tiles through `attention_tile_lpt`, every head's heaviest tile first
+/// (longest-first scheduling; `ORCD_CUDA_ATT_LPT=0` the A/B). ncu (H100, stop 43): a 512-token
+/// layer's `attention_tile` took 210.7 µs for 448 blocks in 1.7 waves of two an SM, where a
+/// causal tile's work grows with its index and the heaviest tiles of the last heads started late.
+/// Measured (H100, stop 45, same call): pp512 +17.3% / +17.6%. The same values (the same body;
+/// only which block takes which tile).
 fn att_lpt() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_ATT_LPT").is_some_and(|v| v == "1"))
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_ATT_LPT").is_none_or(|v| v != "0"))
 }
 
-/// `ORCD_CUDA_ATT_MMA=1` (off until a card has timed it): a fast-numerics prefill's attention
-/// with its products on the f16 tensor cores (`attention_mma`: `attention`'s two passes and F16
-/// weights, the softmax in f32 — held to the `ops` attention threshold, not to attention_tile's
-/// bits). attention_tile was 34.6% of a pp512 at ~3 TFLOPS (stop 43). `=1`: blocks of 64 rows
-/// (4 warps), `=2`: 32 rows (2 warps; a 512-token prefill of 14 heads 224 blocks, not 112 on
-/// 132 SMs); the warps a block, 0 when off.
+/// A fast-numerics prefill's attention with its products on the f16 tensor cores
+/// (`attention_mma`: `attention`'s two passes and F16 weights, the softmax in f32 — held to the
+/// `ops` attention threshold, not to attention_tile's bits). attention_tile was 34.6% of a pp512
+/// at ~3 TFLOPS (stop 43). Measured (H100, stop 45, same call): pp512 +29.4% (4 warps), +24.0%
+/// (2 warps). The default: blocks of 64 rows (4 warps); `ORCD_CUDA_ATT_MMA=2` 32 rows (2 warps),
+/// `=0` off (the A/B); the warps a block, 0 when off.
 fn att_mma() -> u32 {
     static V: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_MMA", &[("1", 4), ("2", 2)], 0))
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_MMA", &[("0", 0), ("1", 4), ("2", 2)], 4))
 }
 
 /// Whether `attention_mma` takes a tile-sized batch: switched on, an F16 cache (the fast
@@ -688,7 +689,7 @@ impl Cuda {
         // activation read once for all of them; the same values). Float weights: a warp per
         // column. kernels/ABI.md.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-        let part = matches!(w.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) && ids.is_none();
+        let part = matches!(w.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0) && ids.is_none();
         // Several rows (a decode batch): the activation is normalized and rounded once for the
         // whole launch, not again in every block (the same values: kernels/ABI.md). Part-decodable
         // types then take several columns and rows a block: the fast numerics' codes
@@ -1898,7 +1899,7 @@ impl Ops for Cuda {
         // heads are whole 8-column blocks, fully rotated; anything else as the composition.
         let one = x.rows == 1
             && b.rows.len() == 1
-            && matches!(wq.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+            && matches!(wq.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0)
             && [wk, wv].iter().all(|w| w.ty == wq.ty && w.k == wq.k && w.row_bytes == wq.row_bytes)
             && [wq, wk, wv].iter().all(|w| w.dims.len() <= 2 && w.k == x.cols)
             && p.n_rot == head_dim

@@ -482,13 +482,14 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         }
         // The attention input side in one op: the Qwen2.5-0.5B shape (decode row: the fused
         // launch where a backend has one; two rows: the composition), a wider head without
-        // biases, and a type the fused launch does not take.
+        // biases, Q5_0 with 256-wide heads, and a type the fused launch does not take.
         for (ty, k, n_head, n_head_kv, head_dim, rows, bias) in [
             (GgmlType::Q8_0, 896, 14, 2, 64, 1, true),
             (GgmlType::Q8_0, 896, 14, 2, 64, 2, true),
             (GgmlType::Q4_1, 576, 9, 3, 64, 1, false),
             (GgmlType::Q4_0, 512, 4, 4, 128, 1, true),
             (GgmlType::Q4_K, 512, 4, 2, 128, 1, true),
+            (GgmlType::Q5_0, 640, 4, 1, 256, 1, false), // gemma-3-270m's q and k type, its heads
         ] {
             push(
                 format!(
