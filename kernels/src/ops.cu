@@ -350,6 +350,7 @@ __device__ __forceinline__ void dq_q6_k(const u8* row, int c, float* out) {
 struct MvRaw {
     u32 a, b;  // the part's 8 quant bytes, little-endian
     u32 s;     // the block's f16 scale (low half) and, for Q4_1, its f16 min (high half)
+    u32 t;     // the k-quants' sub-block scale, min and shifts (unused by the others)
 };
 __device__ __forceinline__ u32 ld2x16(const u8* p) {
     return (u32)((const u16*)p)[0] | ((u32)((const u16*)p)[1] << 16);
@@ -413,9 +414,79 @@ __device__ __forceinline__ void dec_q5_0(MvRaw r, int q, float* out) {
         out[l] = __fmul_rn(d, (float)((int)code - 16));
     }
 }
-// Four of the raw's fifth bits (bits 0..3 of h) to bit 4 of each byte.
-__device__ __forceinline__ u32 q5_spread4(u32 h) {
-    return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
+__device__ __forceinline__ u32 fifth_bits(u32 h4) {  // 4 bits → bit 4 of each of 4 bytes
+    return ((h4 & 1u) << 4) | ((h4 & 2u) << 11) | ((h4 & 4u) << 18) | ((h4 & 8u) << 25);
+}
+// The k-quants' parts (elements 8q .. 8q + 7 of 32-element sub-block c: super-block c / 8, its
+// sub-block cc = c % 8), the values of dq_q4_k / dq_q5_k / dq_q6_k. The fast numerics round their
+// activation to Q8_K (xq 1: float products, never the codes), so they have no `dot`.
+// Q4_K: the part's 8 bytes of qs, d and dmin in s, t = sc | m << 8 | the nibble's shift << 16.
+__device__ __forceinline__ MvRaw raw_q4_k(const u8* row, int c, int q) {
+    const int cc = c & 7;
+    const u8* b = row + (i64)(c >> 3) * 144;
+    const u8* qs = b + 16 + 32 * (cc >> 1) + 8 * q;
+    u32 sc, m;
+    scale_min_k4(b + 4, cc, &sc, &m);
+    return MvRaw{ld2x16(qs), ld2x16(qs + 4), ld2x16(b), sc | (m << 8) | ((u32)(4 * (cc & 1)) << 16)};
+}
+__device__ __forceinline__ void dec_q4_k(MvRaw r, int, float* out) {
+    const float dl = __fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), (float)(r.t & 0xffu));
+    const float ml = __fmul_rn(f16_to_f32((u16)(r.s >> 16)), (float)((r.t >> 8) & 0xffu));
+    const int sh = (int)(r.t >> 16);
+#pragma unroll
+    for (int l = 0; l < 8; ++l) {
+        const u32 byte = ((l < 4 ? r.a : r.b) >> (8 * (l & 3))) & 0xffu;
+        out[l] = __fsub_rn(__fmul_rn(dl, (float)((byte >> sh) & 15u)), ml);
+    }
+}
+// Q5_K: Q4_K's, with the part's 8 fifth bits (bit cc of qh[8q + l]) in t's top byte.
+__device__ __forceinline__ MvRaw raw_q5_k(const u8* row, int c, int q) {
+    const int cc = c & 7;
+    const u8* b = row + (i64)(c >> 3) * 176;
+    const u8* qs = b + 48 + 32 * (cc >> 1) + 8 * q;
+    const u32 h0 = ld2x16(b + 16 + 8 * q), h1 = ld2x16(b + 20 + 8 * q);
+    u32 hb = 0;
+#pragma unroll
+    for (int l = 0; l < 8; ++l) hb |= (((l < 4 ? h0 : h1) >> (8 * (l & 3) + cc)) & 1u) << l;
+    u32 sc, m;
+    scale_min_k4(b + 4, cc, &sc, &m);
+    return MvRaw{ld2x16(qs), ld2x16(qs + 4), ld2x16(b), sc | (m << 8) | ((u32)(4 * (cc & 1)) << 16) | (hb << 24)};
+}
+__device__ __forceinline__ void dec_q5_k(MvRaw r, int, float* out) {
+    const float dl = __fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), (float)(r.t & 0xffu));
+    const float ml = __fmul_rn(f16_to_f32((u16)(r.s >> 16)), (float)((r.t >> 8) & 0xffu));
+    const int sh = (int)((r.t >> 16) & 0xffu);
+#pragma unroll
+    for (int l = 0; l < 8; ++l) {
+        const u32 byte = ((l < 4 ? r.a : r.b) >> (8 * (l & 3))) & 0xffu;
+        const u32 code = ((byte >> sh) & 15u) | (((r.t >> (24 + l)) & 1u) << 4);
+        out[l] = __fsub_rn(__fmul_rn(dl, (float)code), ml);
+    }
+}
+// Q6_K: the part's 8 bytes of ql, d and the 8 high crumbs in s, t = the 16-element half's i8
+// scale | the nibble's shift << 8.
+__device__ __forceinline__ MvRaw raw_q6_k(const u8* row, int c, int q) {
+    const int cc = c & 7;
+    const u8* b = row + (i64)(c >> 3) * 210;
+    const u8* ql = b + 64 * (cc >> 2) + 32 * (cc & 1) + 8 * q;
+    const u8* qh = b + 128 + 32 * (cc >> 2) + 8 * q;
+    const u32 h0 = ld2x16(qh), h1 = ld2x16(qh + 4);
+    const int hsh = 2 * (cc & 3);
+    u32 cr = 0;
+#pragma unroll
+    for (int l = 0; l < 8; ++l) cr |= (((l < 4 ? h0 : h1) >> (8 * (l & 3) + hsh)) & 3u) << (2 * l);
+    return MvRaw{ld2x16(ql), ld2x16(ql + 4), (u32)rd16(b + 208) | (cr << 16),
+                 (u32)b[192 + 2 * cc + (q >> 1)] | ((u32)(4 * ((cc & 3) >> 1)) << 8)};
+}
+__device__ __forceinline__ void dec_q6_k(MvRaw r, int, float* out) {
+    const float dl = __fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), (float)(i8)(r.t & 0xffu));
+    const int sh = (int)(r.t >> 8);
+#pragma unroll
+    for (int l = 0; l < 8; ++l) {
+        const u32 byte = ((l < 4 ? r.a : r.b) >> (8 * (l & 3))) & 0xffu;
+        const u32 code = ((byte >> sh) & 15u) | (((r.s >> (16 + 2 * l)) & 3u) << 4);
+        out[l] = __fmul_rn(dl, (float)((int)code - 32));
+    }
 }
 // The fast numerics' integer products (llama.cpp's mmvq, `vec_dot_q8_0_q8_1` and kin): a part's
 // activation rounded to Q8_0 codes (MvX: the 8 codes packed little-endian as in MvRaw, the chunk's
@@ -453,8 +524,8 @@ __device__ __forceinline__ float dot_q5_0(MvRaw r, int q, MvX x, float acc) {
     const int sh = 4 * (q >> 1);
     const u32 hb = r.s >> 16;
     // Codes 0..31 less 16, per byte (modulo 256: -16..15 as int8).
-    const u32 qa = __vsub4(((r.a >> sh) & 0x0f0f0f0fu) | q5_spread4(hb), 0x10101010u);
-    const u32 qb = __vsub4(((r.b >> sh) & 0x0f0f0f0fu) | q5_spread4(hb >> 4), 0x10101010u);
+    const u32 qa = __vsub4(((r.a >> sh) & 0x0f0f0f0fu) | fifth_bits(hb & 15u), 0x10101010u);
+    const u32 qb = __vsub4(((r.b >> sh) & 0x0f0f0f0fu) | fifth_bits((hb >> 4) & 15u), 0x10101010u);
     const int sumi = __dp4a((int)qb, (int)x.b, __dp4a((int)qa, (int)x.a, 0));
     return fmaf(__fmul_rn(f16_to_f32((u16)(r.s & 0xffffu)), x.d), (float)sumi, acc);
 }
@@ -491,9 +562,9 @@ QUANT_TYPE(q5_1, false, NO_RAW, NO_DEC, NO_DOT, false)
 QUANT_TYPE(q8_0, true, raw_q8_0, dec_q8_0, dot_q8_0, false)
 QUANT_TYPE(q2_k, false, NO_RAW, NO_DEC, NO_DOT, false)
 QUANT_TYPE(q3_k, false, NO_RAW, NO_DEC, NO_DOT, false)
-QUANT_TYPE(q4_k, false, NO_RAW, NO_DEC, NO_DOT, false)
-QUANT_TYPE(q5_k, false, NO_RAW, NO_DEC, NO_DOT, false)
-QUANT_TYPE(q6_k, false, NO_RAW, NO_DEC, NO_DOT, false)
+QUANT_TYPE(q4_k, true, raw_q4_k, dec_q4_k, NO_DOT, false)
+QUANT_TYPE(q5_k, true, raw_q5_k, dec_q5_k, NO_DOT, false)
+QUANT_TYPE(q6_k, true, raw_q6_k, dec_q6_k, NO_DOT, false)
 QUANT_TYPE(iq4_nl, false, NO_RAW, NO_DEC, NO_DOT, false)
 QUANT_TYPE(mxfp4, false, NO_RAW, NO_DEC, NO_DOT, false)
 
@@ -3650,10 +3721,16 @@ extern "C" __global__ void MV_BOUNDS matvec_mxfp4(MATVEC_PARAMS) { matvec_t<T_mx
 // up to 2 rows (decode with a GLU pair, two sequences).
 extern "C" __global__ void MV_BOUNDS matvec8_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, false>(MATVEC_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvec8_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8_q5_k(MATVEC_PARAMS) { matvec_t<T_q5_k, 8, 1, false>(MATVEC_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k, 8, 1, false>(MATVEC_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvec8_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 8, 1, false>(MATVEC_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvec8_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, false>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 8, 1, true>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8g_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k, 8, 1, true>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8g_q5_k(MATVEC_PARAMS) { matvec_t<T_q5_k, 8, 1, true>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8g_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVG_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, true>(MATVEC_ARGS); }
 // Long rows (k ≥ 3·1,024, a down projection), one row: 2 columns a block, 6 iterations' parts in flight.
@@ -3663,10 +3740,16 @@ extern "C" __global__ void MVM_BOUNDS matvec8r_q5_0(MATVEC_PARAMS, ROPE_KV_PARAM
 extern "C" __global__ void MVM_BOUNDS matvec8r_q8_0(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q8_0>(MATVEC_ROPE_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 2, 1, false, 6>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec2l_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k, 2, 1, false, 6>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec2l_q5_k(MATVEC_PARAMS) { matvec_t<T_q5_k, 2, 1, false, 6>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec2l_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec4_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k, 4, 2>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec4_q5_k(MATVEC_PARAMS) { matvec_t<T_q5_k, 4, 2>(MATVEC_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec4_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 4, 2>(MATVEC_ARGS); }
 // Several rows from an activation rounded once: codes, 4 columns × 8 rows a block (matvecq_), a
@@ -3725,10 +3808,16 @@ extern "C" __global__ void MVT_BOUNDS matvectg_q8_0(MVQ_PARAMS) {
 }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 4, false, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecf_q4_k(MVQ_PARAMS) { matvecq_t<T_q4_k, 8, 4, false, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecf_q5_k(MVQ_PARAMS) { matvecq_t<T_q5_k, 8, 4, false, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecf_q6_k(MVQ_PARAMS) { matvecq_t<T_q6_k, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecfg_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 4, true, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecfg_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 4, true, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecfg_q4_k(MVQ_PARAMS) { matvecq_t<T_q4_k, 4, 4, true, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecfg_q5_k(MVQ_PARAMS) { matvecq_t<T_q5_k, 4, 4, true, true>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecfg_q6_k(MVQ_PARAMS) { matvecq_t<T_q6_k, 4, 4, true, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecfg_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 4, 4, true, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecfg_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 4, true, true>(MVQ_ARGS); }
 
@@ -3878,9 +3967,6 @@ struct G_q4_1 {  // 20-byte blocks: f16 d, f16 m, 16 bytes of nibbles; codes 0..
 
 // Q5_0 / Q5_1: element j < 16 is byte j's low nibble with bit j of qh as its fifth bit, element
 // 16 + j the high nibble with bit 16 + j.
-__device__ __forceinline__ u32 fifth_bits(u32 h4) {  // 4 bits → bit 4 of each of 4 bytes
-    return ((h4 & 1u) << 4) | ((h4 & 2u) << 11) | ((h4 & 4u) << 18) | ((h4 & 8u) << 25);
-}
 __device__ __forceinline__ void q5_codes(const u32* nb4, u32 qh, u32* c, u32 bias) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {

@@ -689,7 +689,18 @@ impl Cuda {
         // activation read once for all of them; the same values). Float weights: a warp per
         // column. kernels/ABI.md.
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-        let part = matches!(w.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0) && ids.is_none();
+        // Part-decodable types (kernels/ops.cu `PART`): their 8-element parts decode alone. The
+        // k-quants' fast numerics round the activation to Q8_K (xq 1), so they never take codes.
+        let part = matches!(
+            w.ty,
+            GgmlType::Q4_0
+                | GgmlType::Q4_1
+                | GgmlType::Q5_0
+                | GgmlType::Q8_0
+                | GgmlType::Q4_K
+                | GgmlType::Q5_K
+                | GgmlType::Q6_K
+        ) && ids.is_none();
         // Several rows (a decode batch): the activation is normalized and rounded once for the
         // whole launch, not again in every block (the same values: kernels/ABI.md). Part-decodable
         // types then take several columns and rows a block: the fast numerics' codes
