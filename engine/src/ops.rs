@@ -542,6 +542,17 @@ pub trait Ops {
     fn rms_norm_mul(&self, x: &Self::Tensor, eps: f32, w: &Self::Weight) -> Result<Self::Tensor> {
         self.mul_row(&self.rms_norm(x, eps)?, w)
     }
+    /// `res + rms_norm_mul(x, eps, w)` (a post-norm and the residual add after it); a backend may
+    /// fuse them (the same values: f32 addition is commutative, so `res + y` is `add(res, y)`).
+    fn rms_norm_mul_add(
+        &self,
+        x: &Self::Tensor,
+        eps: f32,
+        w: &Self::Weight,
+        res: &Self::Tensor,
+    ) -> Result<Self::Tensor> {
+        self.add(res, &self.rms_norm_mul(x, eps, w)?)
+    }
     /// `(x - mean) / sqrt(var + eps)` per row.
     fn layer_norm(&self, x: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
     /// Multiply every row by a 1-D weight of width `cols` (norm weights).

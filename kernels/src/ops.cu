@@ -716,8 +716,10 @@ __device__ void block_best(int* key, int* idx, int* rk, int* ri) {
 // Row normalizations (grid rows, one block per row; f64 as cpu.rs)
 // ---------------------------------------------------------------------------------------------
 
-// With `w` (may be null), each value is then multiplied by w[col] in f32: mul_row fused, same bits.
-extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols, float eps, const float* w) {
+// With `w` (may be null), each value is then multiplied by w[col] in f32: mul_row fused, same bits;
+// with `res` (may be null), added to res[row, col] in f32 after: `add(res, ·)` fused, same bits.
+extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols, float eps, const float* w,
+                                    const float* res) {
     __shared__ double red[32];
     pdl_trigger();
     const int r = blockIdx.x;
@@ -733,7 +735,8 @@ extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols
     const double sc = 1.0 / sqrt(s / (double)cols + (double)eps);
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
         const float v = (float)__dmul_rn((double)xr[i], sc);
-        yr[i] = w ? __fmul_rn(v, w[i]) : v;
+        const float vw = w ? __fmul_rn(v, w[i]) : v;
+        yr[i] = res ? __fadd_rn(res[(i64)r * cols + i], vw) : vw;
     }
 }
 

@@ -1140,6 +1140,18 @@ impl Cuda {
 
     /// `rms_norm`, then (with `w`) `mul_row` by `w` in the same kernel (the same values).
     fn rms_norm_w(&self, x: &CudaTensor, eps: f32, w: Option<&CudaWeight>) -> Result<CudaTensor> {
+        self.rms_norm_launch(x, eps, w, None)
+    }
+
+    /// The `rms_norm` kernel: `x` normalized, times `w`, plus `res` (each optional; the
+    /// composition's values).
+    fn rms_norm_launch(
+        &self,
+        x: &CudaTensor,
+        eps: f32,
+        w: Option<&CudaWeight>,
+        res: Option<&CudaTensor>,
+    ) -> Result<CudaTensor> {
         let y = self.tensor(x.rows, x.cols)?;
         self.launch(
             "rms_norm",
@@ -1153,6 +1165,7 @@ impl Cuda {
                 Arg::I32(x.cols as i32),
                 Arg::F32(eps),
                 w.map_or(Arg::Ptr(0), |w| w.buf.arg()),
+                res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
             ],
         )?;
         Ok(y)
@@ -1688,6 +1701,12 @@ impl Ops for Cuda {
     fn rms_norm_mul(&self, x: &CudaTensor, eps: f32, w: &CudaWeight) -> Result<CudaTensor> {
         Self::one_d("rms_norm_mul", w, x.cols)?;
         self.rms_norm_w(x, eps, Some(w))
+    }
+
+    fn rms_norm_mul_add(&self, x: &CudaTensor, eps: f32, w: &CudaWeight, res: &CudaTensor) -> Result<CudaTensor> {
+        Self::one_d("rms_norm_mul_add", w, x.cols)?;
+        Self::same_shape("rms_norm_mul_add", x, res)?;
+        self.rms_norm_launch(x, eps, Some(w), Some(res))
     }
 
     fn layer_norm(&self, x: &CudaTensor, eps: f32) -> Result<CudaTensor> {

@@ -12,10 +12,13 @@ use super::HParams;
 use crate::ops::{Act, Index, Ops, RowGroups, TapSink, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT};
 use crate::Result;
 
-/// A block's output: the residual already added (fused), or not.
+/// A block's output: the residual already added (fused), or not, or (`PostNorm`: no taps) not
+/// yet through the block's post-norm, which the caller fuses with the residual add
+/// ([`Ops::rms_norm_mul_add`]).
 enum Residual<T> {
     Added(T),
     Not(T),
+    PostNorm(T),
 }
 
 /// A q/k/v projection's bias, unless the planted fault drops it.
@@ -148,11 +151,15 @@ impl<B: Ops> Fwd<'_, B> {
                 self.attention(il, &cur, &l.attn, kv, res)?
             }
         };
-        let ffn_inp = match attn {
-            Residual::Added(t) => t,
-            Residual::Not(a) => {
+        let ffn_inp = match (attn, &l.attn.post_norm) {
+            (Residual::Added(t), _) => t,
+            (Residual::PostNorm(o), Some(w)) => self.b.rms_norm_mul_add(&o, self.hp.rms_eps, w, &x)?,
+            (Residual::Not(a), _) => {
                 self.tap(Some(il), "attn_out", &a)?;
                 self.b.add(&x, &a)?
+            }
+            (Residual::PostNorm(_), None) => {
+                return Err(crate::Error::Invalid("attention: a post-norm output without its norm".into()))
             }
         };
         let res = (fuse && l.post_ffn_norm.is_none()).then_some(&ffn_inp);
@@ -167,9 +174,11 @@ impl<B: Ops> Fwd<'_, B> {
                 self.ffn(il, &cur, &l.ffn, res)?
             }
         };
-        let x = match out {
-            Residual::Added(t) => t,
-            Residual::Not(f) => {
+        let x = match (out, &l.post_ffn_norm) {
+            (Residual::Added(t), _) => t,
+            // Without taps the post-norm and the residual add are one op.
+            (Residual::Not(f), Some(w)) if fuse => self.b.rms_norm_mul_add(&f, self.hp.rms_eps, w, &ffn_inp)?,
+            (Residual::PostNorm(f) | Residual::Not(f), _) => {
                 let f = match &l.post_ffn_norm {
                     Some(w) => self.rms(&f, w)?,
                     None => f,
@@ -266,10 +275,12 @@ impl<B: Ops> Fwd<'_, B> {
             return Ok(Residual::Added(self.proj_res(&o, &a.out, r)?));
         }
         let o = self.proj(&o, &a.out)?;
-        Ok(Residual::Not(match &a.post_norm {
-            Some(w) => self.rms(&o, w)?,
-            None => o,
-        }))
+        Ok(match &a.post_norm {
+            // Without taps the caller fuses the post-norm with the residual add.
+            Some(_) if !self.taps.active() => Residual::PostNorm(o),
+            Some(w) => Residual::Not(self.rms(&o, w)?),
+            None => Residual::Not(o),
+        })
     }
 
     /// The down projection of a gated FFN; with `res`, adding it.

@@ -410,6 +410,10 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
     for (rows, cols) in [(1, 896), (5, 576), (17, 640)] {
         push(format!("rms_norm_mul-c{cols}-n{rows}"), OpSpec::RmsNormMul { rows, cols, eps: 1e-6 });
     }
+    // gemma-3-270m's width: a decode row, a few sequences, a prefill.
+    for (rows, cols) in [(1, 640), (5, 576), (17, 640)] {
+        push(format!("rms_norm_mul_add-c{cols}-n{rows}"), OpSpec::RmsNormMulAdd { rows, cols, eps: 1e-6 });
+    }
     for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
         for (k, m, rows, bias, res) in [
             (1024, 896, 1, true, true),

@@ -240,6 +240,13 @@ pub enum OpSpec {
         cols: usize,
         eps: f32,
     },
+    /// `res + mul_row(rms_norm(x), w)` in one op (gemma-3's post-norms and the residual add after
+    /// each).
+    RmsNormMulAdd {
+        rows: usize,
+        cols: usize,
+        eps: f32,
+    },
     /// `res + (x · wᵀ + bias)` in one op (bias and residual each optional).
     MatmulFused {
         ty: GgmlType,
@@ -337,6 +344,7 @@ impl OpSpec {
             OpSpec::SwigluOai { .. } => "swiglu_oai",
             OpSpec::MoeCombine { .. } => "moe_combine",
             OpSpec::RmsNormMul { .. } => "rms_norm_mul",
+            OpSpec::RmsNormMulAdd { .. } => "rms_norm_mul_add",
             OpSpec::MatmulFused { .. } => "matmul_fused",
             OpSpec::MatmulGlu { .. } => "matmul_glu",
             OpSpec::NormMatmuls { .. } => "norm_matmuls",
@@ -394,7 +402,9 @@ impl OpSpec {
             OpSpec::MoeRoute { n, k, .. } => vec![expect("ids", (*n, *k), Exact), expect("weights", (*n, *k), d)],
             OpSpec::MatmulId { m, k, n, .. } => vec![expect("out", (n * k, *m), Nmse(NMSE_MATMUL))],
             OpSpec::MoeCombine { n, cols, .. } => vec![expect("out", (*n, *cols), d)],
-            OpSpec::RmsNormMul { rows, cols, .. } => vec![expect("out", (*rows, *cols), d)],
+            OpSpec::RmsNormMul { rows, cols, .. } | OpSpec::RmsNormMulAdd { rows, cols, .. } => {
+                vec![expect("out", (*rows, *cols), d)]
+            }
             OpSpec::MatmulFused { m, rows, .. }
             | OpSpec::MatmulGlu { m, rows, .. }
             | OpSpec::NormMatmulGlu { m, rows, .. } => vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL))],
@@ -555,6 +565,12 @@ impl OpSpec {
             }
             OpSpec::RmsNormMul { rows, cols, .. } => {
                 p.x.push(u(rng, *rows, *cols, -10.0, 10.0));
+                w.add(rng, "w", GgmlType::F32, &[*cols as u64])?;
+                has_weights = true;
+            }
+            OpSpec::RmsNormMulAdd { rows, cols, .. } => {
+                p.x.push(u(rng, *rows, *cols, -10.0, 10.0));
+                p.x.push(u(rng, *rows, *cols, -1.0, 1.0)); // the residual
                 w.add(rng, "w", GgmlType::F32, &[*cols as u64])?;
                 has_weights = true;
             }
@@ -836,6 +852,7 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
         ),
         OpSpec::MoeCombine { k, .. } => one("out", b.moe_combine(&x0()?, &x1()?, *k)),
         OpSpec::RmsNormMul { eps, .. } => one("out", b.rms_norm_mul(&x0()?, *eps, &weight(b, p, "w")?)),
+        OpSpec::RmsNormMulAdd { eps, .. } => one("out", b.rms_norm_mul_add(&x0()?, *eps, &weight(b, p, "w")?, &x1()?)),
         OpSpec::MatmulFused { bias, res, .. } => {
             let g = b.batch_groups(&batch(b, p, 0)?);
             let bw = if *bias { Some(weight(b, p, "bias")?) } else { None };
