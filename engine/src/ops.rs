@@ -628,6 +628,29 @@ pub trait Ops {
         self.kv_write(kv, il, &k, v, b)?;
         Ok(q)
     }
+    /// Per-head RMS norms of q (weight `hn.0`) and k (`hn.1`; eps `hn.2`), then
+    /// [`Ops::rope_qk_kv_write`], then the rotated queries times `q_scale`: gemma-3's attention
+    /// input side after its projections. A backend may fuse them (the same values); the default
+    /// composes them ([`norm_rope_qk_kv_write_composed`]).
+    #[allow(clippy::too_many_arguments)]
+    fn norm_rope_qk_kv_write(
+        &self,
+        q: Self::Tensor,
+        k: Self::Tensor,
+        v: &Self::Tensor,
+        kv: &mut Self::Kv,
+        il: usize,
+        heads: (usize, usize, usize),
+        b: &Self::Batch,
+        p: &RopeParams,
+        hn: (&Self::Weight, &Self::Weight, f32),
+        q_scale: Option<f32>,
+    ) -> Result<Self::Tensor>
+    where
+        Self: Sized,
+    {
+        norm_rope_qk_kv_write_composed(self, q, k, v, kv, il, heads, b, p, hn, q_scale)
+    }
     /// [`Ops::norm_matmuls`] of `x` by q, k and v (`ws`, with their biases), then
     /// [`Ops::rope_qk_kv_write`]: an attention block's input side, from the residual stream to the
     /// rotated queries (returned) and the cache. A backend may run it as one pass (the same
@@ -735,6 +758,38 @@ pub trait Ops {
 }
 
 /// Check the shapes of a [`Ops::matmul_id`] call; returns `(n, m, n_expert, shared_input)`.
+/// [`Ops::norm_rope_qk_kv_write`] as its parts: `rms_norm_mul` of every head of q and of k, then
+/// [`Ops::rope_qk_kv_write`], then [`Ops::scale`] of the queries.
+#[allow(clippy::too_many_arguments)]
+pub fn norm_rope_qk_kv_write_composed<B: Ops>(
+    be: &B,
+    q: B::Tensor,
+    k: B::Tensor,
+    v: &B::Tensor,
+    kv: &mut B::Kv,
+    il: usize,
+    heads: (usize, usize, usize),
+    b: &B::Batch,
+    p: &RopeParams,
+    hn: (&B::Weight, &B::Weight, f32),
+    q_scale: Option<f32>,
+) -> Result<B::Tensor> {
+    let (n_head, n_head_kv, head_dim) = heads;
+    let head_norm = |t: B::Tensor, n_heads: usize, w: &B::Weight| -> Result<B::Tensor> {
+        let n = be.shape(&t).0;
+        let t = be.reshape(t, n * n_heads, head_dim)?;
+        let t = be.rms_norm_mul(&t, hn.2, w)?;
+        be.reshape(t, n, n_heads * head_dim)
+    };
+    let q = head_norm(q, n_head, hn.0)?;
+    let k = head_norm(k, n_head_kv, hn.1)?;
+    let q = be.rope_qk_kv_write(&q, &k, v, kv, il, n_head, n_head_kv, head_dim, b, p)?;
+    match q_scale {
+        Some(s) => be.scale(&q, s),
+        None => Ok(q),
+    }
+}
+
 pub fn check_matmul_id(
     x_rows: usize,
     x_cols: usize,

@@ -902,12 +902,14 @@ __device__ __forceinline__ void rope_pair(float a, float b, double s, double c, 
 
 // With x2 (grid (rows, 2)), blocks with blockIdx.y = 1 rotate x2 (n_head2 heads) into y2 with the
 // same angles: q and k in one launch.
+#define ROPE_MAX_HEADS 128  // heads a row of norm_rope_qk_kv_write (the host checks)
 extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, int rows, int n_head, int head_dim,
                                 int n_rot, int neox, float freq_base, float freq_scale, int yarn_ramp,
                                 float ext_factor, float corr0, float corr1, double mscale,
                                 const float* freq_factors, const float* x2, float* y2, int n_head2, void* kc,
                                 void* vc, const float* v, const unsigned* seq, int il, int n_seq, int n_ctx,
-                                int v_cols, int kv_f16) {
+                                int v_cols, int kv_f16, const float* hnq, const float* hnk, float hn_eps,
+                                float q_scale) {
     pdl_trigger();
     const int r = blockIdx.x;
     if (r >= rows || head_dim <= 0) return;
@@ -937,6 +939,13 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
         y = y2;
         n_head = n_head2;
     }
+    // With head norms (norm_rope_qk_kv_write; launched with 256 threads): each head of q (plane
+    // 0) and of k (plane 1) first `rms_norm`ed with its weight, as the rms_norm kernel computes a
+    // [rows·heads, head_dim] tensor with 256 threads (the same sums, the same bits); plane 0's
+    // values then times q_scale (1 without one: exact), as the `scale` kernel.
+    const float* hn = blockIdx.y == 0 ? hnq : hnk;
+    const float osc = blockIdx.y == 0 ? q_scale : 1.0f;
+    if (hn && (n_head > ROPE_MAX_HEADS || blockDim.x != 256)) return;  // not the ABI's launch
     const i64 kb = (blockIdx.y == 1 && kslot >= 0) ? kslot * (i64)n_head2 * head_dim : -1;
     // y[e] = val, and for the keys with a cache the cache's copy of it.
     auto put = [&](float* yr, i64 e, float val) {
@@ -966,9 +975,29 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
                    &rs_s[i], &rs_c[i]);
     }
     pdl_wait();  // x is the previous kernel's output; the caches and y may still be read by it
+    __shared__ double hn_sc[ROPE_MAX_HEADS];
+    __shared__ double hn_red[32];
+    if (hn) {  // uniform
+        for (int h = 0; h < n_head; ++h) {
+            double s = 0.0;
+            for (int i = threadIdx.x; i < head_dim; i += blockDim.x) {
+                const double v = xr[(i64)h * head_dim + i];
+                s = __dadd_rn(s, __dmul_rn(v, v));
+            }
+            s = block_sum_d(s, hn_red);
+            if (threadIdx.x == 0) hn_sc[h] = 1.0 / sqrt(s / (double)head_dim + (double)hn_eps);
+        }
+        __syncthreads();
+    }
+    // Element e's input: x, or its head's normalized value times the norm's weight.
+    auto xin = [&](i64 e) -> float {
+        if (!hn) return xr[e];
+        const float v = (float)__dmul_rn((double)xr[e], hn_sc[e / head_dim]);
+        return __fmul_rn(v, hn[e % head_dim]);
+    };
     // Elements outside the rotated pairs are copied; the pairs are written below (disjoint).
     for (i64 e = threadIdx.x; e < cols; e += blockDim.x) {
-        if (e % head_dim >= 2 * half) put(yr, e, xr[e]);
+        if (e % head_dim >= 2 * half) put(yr, e, __fmul_rn(xin(e), osc));
     }
     __syncthreads();
     // Every (head, pair) in parallel: the loads of a row's pairs are all in flight together.
@@ -984,8 +1013,8 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
                 const i64 base = (i64)h * head_dim;
                 ia[u] = neox ? base + i : base + 2 * i;
                 ib[u] = neox ? ia[u] + half : ia[u] + 1;
-                x0[u] = xr[ia[u]];
-                x1[u] = xr[ib[u]];
+                x0[u] = xin(ia[u]);
+                x1[u] = xin(ib[u]);
             }
         }
 #pragma unroll
@@ -995,8 +1024,8 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
                 const int i = q % half;
                 float ra, rb;
                 rope_pair(x0[u], x1[u], rs_s[i], rs_c[i], &ra, &rb);
-                put(yr, ia[u], ra);
-                put(yr, ib[u], rb);
+                put(yr, ia[u], __fmul_rn(ra, osc));
+                put(yr, ib[u], __fmul_rn(rb, osc));
             }
         }
     }

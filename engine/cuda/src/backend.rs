@@ -352,6 +352,9 @@ fn mmq_tile(m: usize, n: usize, sms: usize, mmq32: bool, mmq64: u8) -> (&'static
     tiles.iter().copied().find(fills).unwrap_or(tiles[tiles.len() - 1])
 }
 
+/// Heads a row of `norm_rope_qk_kv_write`'s one launch (kernels/ops.cu `ROPE_MAX_HEADS`).
+const ROPE_MAX_HEADS: usize = 128;
+
 /// Query rows of one tile of `attention_tile` (kernels/ABI.md).
 const ATT_TILE_ROWS: usize = 16;
 
@@ -1184,6 +1187,8 @@ impl Cuda {
         b: &CudaBatch,
         p: &RopeParams,
         store: Option<(&CudaKv, usize, &CudaTensor)>,
+        hn: Option<(&CudaWeight, &CudaWeight, f32)>,
+        q_scale: f32,
     ) -> Result<(CudaTensor, Option<CudaTensor>)> {
         if p.n_rot.min(head_dim) > 512 {
             return Err(shape_err("rope", format!("{} rotated dims: the kernel rotates at most 512", p.n_rot)));
@@ -1202,10 +1207,11 @@ impl Cuda {
         } else {
             1
         };
+        // Head norms: 256 threads, the rms_norm kernel's sums (kernels/ABI.md).
         self.launch_pdl(
             "rope",
             (x.rows.max(1) as u32, planes, 1),
-            128,
+            if hn.is_some() { BLOCK } else { 128 },
             0,
             &[
                 x.buf.arg(),
@@ -1240,6 +1246,10 @@ impl Cuda {
                 Arg::I32(store.map_or(0, |(kv, _, _)| kv.spec.n_ctx as i32)),
                 Arg::I32(store.map_or(0, |(kv, _, _)| kv.spec.v_cols as i32)),
                 Arg::I32(store.map_or(0, |(kv, _, _)| (kv.spec.ty == KvType::F16) as i32)),
+                hn.map_or(Arg::Ptr(0), |(wq, _, _)| wq.buf.arg()),
+                hn.map_or(Arg::Ptr(0), |(_, wk, _)| wk.buf.arg()),
+                Arg::F32(hn.map_or(0.0, |(_, _, e)| e)),
+                Arg::F32(q_scale),
             ],
         )?;
         Ok((y, y2))
@@ -1860,7 +1870,7 @@ impl Ops for Cuda {
         p: &RopeParams,
     ) -> Result<CudaTensor> {
         p.check_shapes((x.rows, x.cols), n_head, head_dim, b.rows.len())?;
-        Ok(self.rope_launch(x, None, n_head, 0, head_dim, b, p, None)?.0)
+        Ok(self.rope_launch(x, None, n_head, 0, head_dim, b, p, None, None, 1.0)?.0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1876,7 +1886,7 @@ impl Ops for Cuda {
     ) -> Result<(CudaTensor, CudaTensor)> {
         p.check_shapes((q.rows, q.cols), n_head, head_dim, b.rows.len())?;
         p.check_shapes((k.rows, k.cols), n_head_kv, head_dim, b.rows.len())?;
-        let (yq, yk) = self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p, None)?;
+        let (yq, yk) = self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p, None, None, 1.0)?;
         let yk = yk.ok_or_else(|| Error::Invalid("rope_qk: no key output".into()))?;
         Ok((yq, yk))
     }
@@ -1905,7 +1915,44 @@ impl Ops for Cuda {
                 format!("layer {il}: k [{}, {}], v [{}, {}] into {s:?}", k.rows, k.cols, v.rows, v.cols),
             ));
         }
-        Ok(self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p, Some((kv, il, v)))?.0)
+        Ok(self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p, Some((kv, il, v)), None, 1.0)?.0)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn norm_rope_qk_kv_write(
+        &self,
+        q: CudaTensor,
+        k: CudaTensor,
+        v: &CudaTensor,
+        kv: &mut CudaKv,
+        il: usize,
+        heads: (usize, usize, usize),
+        b: &CudaBatch,
+        p: &RopeParams,
+        hn: (&CudaWeight, &CudaWeight, f32),
+        q_scale: Option<f32>,
+    ) -> Result<CudaTensor> {
+        let (n_head, n_head_kv, head_dim) = heads;
+        // One launch (the rope kernel with its head norms) for heads it takes; else the parts.
+        if n_head.max(n_head_kv) > ROPE_MAX_HEADS {
+            return orcd_engine::ops::norm_rope_qk_kv_write_composed(self, q, k, v, kv, il, heads, b, p, hn, q_scale);
+        }
+        Self::one_d("norm_rope_qk_kv_write", hn.0, head_dim)?;
+        Self::one_d("norm_rope_qk_kv_write", hn.1, head_dim)?;
+        p.check_shapes((q.rows, q.cols), n_head, head_dim, b.rows.len())?;
+        p.check_shapes((k.rows, k.cols), n_head_kv, head_dim, b.rows.len())?;
+        let s = &kv.spec;
+        b.rows.check_kv(s)?;
+        if il >= s.n_layer || v.rows != k.rows || k.cols != s.k_cols || v.cols != s.v_cols {
+            return Err(shape_err(
+                "norm_rope_qk_kv_write",
+                format!("layer {il}: k [{}, {}], v [{}, {}] into {s:?}", k.rows, k.cols, v.rows, v.cols),
+            ));
+        }
+        let store = Some((&*kv, il, v));
+        let (y, _) =
+            self.rope_launch(&q, Some(&k), n_head, n_head_kv, head_dim, b, p, store, Some(hn), q_scale.unwrap_or(1.0))?;
+        Ok(y)
     }
 
     #[allow(clippy::too_many_arguments)]

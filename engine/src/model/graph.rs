@@ -233,6 +233,13 @@ impl<B: Ops> Fwd<'_, B> {
     ) -> Result<Residual<B::Tensor>> {
         let (b, hp) = (self.b, self.hp);
         let cfg = hp.attn_cfg(il);
+        // Without taps, head norms, RoPE, the KV store and q's pre-scale are one op.
+        if let (Some(n), Some(r), false) = (&a.head_norm, &cfg.rope, self.taps.active()) {
+            let heads = (hp.n_head, hp.n_head_kv, hp.head_dim);
+            let q =
+                b.norm_rope_qk_kv_write(q, k, &v, kv, il, heads, self.batch, r, (&n.q, &n.k, hp.rms_eps), cfg.q_scale)?;
+            return self.attend_scaled(q, a, kv, il, res);
+        }
         let (q, k) = match &a.head_norm {
             Some(n) => (self.head_norm(q, hp.n_head, &n.q)?, self.head_norm(k, hp.n_head_kv, &n.k)?),
             None => (q, k),
@@ -264,12 +271,24 @@ impl<B: Ops> Fwd<'_, B> {
         kv: &mut B::Kv,
         res: Option<&B::Tensor>,
     ) -> Result<Residual<B::Tensor>> {
-        let (b, hp) = (self.b, self.hp);
-        let cfg = hp.attn_cfg(il);
-        let q = match cfg.q_scale {
-            Some(s) => b.scale(&q, s)?,
+        let q = match self.hp.attn_cfg(il).q_scale {
+            Some(s) => self.b.scale(&q, s)?,
             None => q,
         };
+        self.attend_scaled(q, a, kv, il, res)
+    }
+
+    /// [`Self::attend`] from the pre-scaled queries on.
+    fn attend_scaled(
+        &mut self,
+        q: B::Tensor,
+        a: &Attn<B::Weight>,
+        kv: &mut B::Kv,
+        il: usize,
+        res: Option<&B::Tensor>,
+    ) -> Result<Residual<B::Tensor>> {
+        let (b, hp) = (self.b, self.hp);
+        let cfg = hp.attn_cfg(il);
         let o = b.attention(&q, kv, il, self.batch, &cfg.params, a.sinks.as_ref())?;
         if let Some(r) = res {
             return Ok(Residual::Added(self.proj_res(&o, &a.out, r)?));

@@ -484,6 +484,19 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
                 OpSpec::RopeQkKv { style, n_head, n_head_kv, head_dim, rows },
             );
         }
+        // Head norms, RoPE, the KV store and q's pre-scale in one op: gemma-3-270m's heads (a
+        // decode row, a prefill of 5), a wider GQA without the pre-scale.
+        for (n_head, n_head_kv, head_dim, rows, q_scale) in
+            [(4, 1, 256, 1, true), (4, 1, 256, 5, true), (8, 2, 128, 3, false)]
+        {
+            push(
+                format!(
+                    "norm_rope_qk_kv_write-{s}-hd{head_dim}-nh{n_head}-kv{n_head_kv}-n{rows}{}",
+                    if q_scale { "-qs" } else { "" }
+                ),
+                OpSpec::NormRopeQkKv { style, n_head, n_head_kv, head_dim, rows, q_scale },
+            );
+        }
         // The attention input side in one op: the Qwen2.5-0.5B shape (decode row: the fused
         // launch where a backend has one; two rows: the composition), a wider head without
         // biases, Q5_0 with 256-wide heads, and a type the fused launch does not take.

@@ -291,6 +291,17 @@ pub enum OpSpec {
         head_dim: usize,
         rows: usize,
     },
+    /// Per-head RMS norms of q and k, `rope_qk_kv_write`, then q's pre-scale (with `q_scale`:
+    /// 1/√head_dim) in one op (`norm_rope_qk_kv_write`: gemma-3's attention input side after its
+    /// projections); checked as [`OpSpec::RopeQkKv`] is.
+    NormRopeQkKv {
+        style: RopeStyle,
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        rows: usize,
+        q_scale: bool,
+    },
     /// `norm_matmuls` of q, k and v (biases with `bias`), then `rope_qk_kv_write`, in one op
     /// (`norm_qkv_rope_kv_write`: the decode step's attention input side); checked as
     /// [`OpSpec::RopeQkKv`] is, through the rotated queries and a causal attention over the cache.
@@ -351,6 +362,7 @@ impl OpSpec {
             OpSpec::NormMatmulGlu { .. } => "norm_matmul_glu",
             OpSpec::RopeQk { .. } => "rope_qk",
             OpSpec::RopeQkKv { .. } => "rope_qk_kv_write",
+            OpSpec::NormRopeQkKv { .. } => "norm_rope_qk_kv_write",
             OpSpec::NormQkvRopeKv { .. } => "norm_qkv_rope_kv_write",
         }
     }
@@ -414,7 +426,7 @@ impl OpSpec {
             OpSpec::RopeQk { n_head, n_head_kv, head_dim, pos, .. } => {
                 vec![expect("q", (pos.len(), n_head * head_dim), d), expect("k", (pos.len(), n_head_kv * head_dim), d)]
             }
-            OpSpec::RopeQkKv { n_head, head_dim, rows, .. } => {
+            OpSpec::RopeQkKv { n_head, head_dim, rows, .. } | OpSpec::NormRopeQkKv { n_head, head_dim, rows, .. } => {
                 vec![
                     expect("q", (*rows, n_head * head_dim), d),
                     expect("out", (*rows, n_head * head_dim), Nmse(NMSE_MATMUL)),
@@ -620,6 +632,18 @@ impl OpSpec {
                 // Rows at positions ROPE_KV_POS0.. so even a one-row (decode) case is rotated
                 // (position 0 is the identity and would hide a RoPE bug); the slots before are
                 // never written and read as zeros on every backend.
+                let mut b = one_seq(*rows);
+                b.pos = (ROPE_KV_POS0..ROPE_KV_POS0 + *rows as u32).collect();
+                p.batches.push(b);
+            }
+            OpSpec::NormRopeQkKv { n_head, n_head_kv, head_dim, rows, .. } => {
+                // Projections' scale (the norms take it out again), v as RopeQkKv's.
+                p.x.push(u(rng, *rows, n_head * head_dim, -10.0, 10.0));
+                p.x.push(u(rng, *rows, n_head_kv * head_dim, -10.0, 10.0));
+                p.x.push(u(rng, *rows, n_head_kv * head_dim, -1.0, 1.0));
+                w.add(rng, "hq", GgmlType::F32, &[*head_dim as u64])?;
+                w.add(rng, "hk", GgmlType::F32, &[*head_dim as u64])?;
+                has_weights = true;
                 let mut b = one_seq(*rows);
                 b.pos = (ROPE_KV_POS0..ROPE_KV_POS0 + *rows as u32).collect();
                 p.batches.push(b);
@@ -891,6 +915,21 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
                 .rope_qk_kv_write(&q, &k, &v, &mut kv, 1, *n_head, *n_head_kv, *head_dim, &bt, &rp)
                 .map_err(e2s("rope_qk_kv_write"))?;
             rope_kv_outputs(b, &q, &kv, &bt, (*n_head, *n_head_kv, *head_dim), 1.0 / (*head_dim as f32).sqrt())
+        }
+        OpSpec::NormRopeQkKv { style, n_head, n_head_kv, head_dim, rows, q_scale } => {
+            let rp = plain_rope(*style, *head_dim);
+            let mut kv = rope_kv_cache(b, *n_head_kv, *head_dim, *rows)?;
+            let bt = batch(b, p, 0)?;
+            let (q, k, v) = (x0()?, x1()?, tensor(b, &p.x[2])?);
+            let (hq, hk) = (weight(b, p, "hq")?, weight(b, p, "hk")?);
+            let s = q_scale.then(|| 1.0 / (*head_dim as f32).sqrt());
+            let heads = (*n_head, *n_head_kv, *head_dim);
+            let q = b
+                .norm_rope_qk_kv_write(q, k, &v, &mut kv, 1, heads, &bt, &rp, (&hq, &hk, 1e-6), s)
+                .map_err(e2s("norm_rope_qk_kv_write"))?;
+            // Normalized heads times the weights (~1 each): q·k ~ head_dim; the attention's
+            // scale brings the scores to a few units, as RopeQkKv's.
+            rope_kv_outputs(b, &q, &kv, &bt, heads, 1.0 / (*head_dim as f32))
         }
         OpSpec::NormQkvRopeKv { style, n_head, n_head_kv, head_dim, rows, bias, .. } => {
             let rp = plain_rope(*style, *head_dim);
