@@ -1813,12 +1813,32 @@ impl Ops for Cuda {
             }
         }
         // One launch when the projections share a type and row length (q, k, v usually do);
-        // else one each, every one normalizing its input itself.
-        if rest.len() <= 2 && rest.iter().all(|(w, _)| w.ty == w0.ty && w.k == w0.k && w.row_bytes == w0.row_bytes) {
+        // else one a group of those that do, in order (gemma-3: q and k Q5_0, v Q8_0), every
+        // launch normalizing its input itself (the same values).
+        let same = |a: &CudaWeight, b: &CudaWeight| a.ty == b.ty && a.k == b.k && a.row_bytes == b.row_bytes;
+        if rest.len() <= 2 && rest.iter().all(|(w, _)| same(w, w0)) {
             return self.matvec(x, w0, w0.rows, x.rows, None, *b0, None, None, Some((nw, eps)), rest, Some(g));
         }
-        ws.iter()
-            .map(|(w, b)| self.matvec1(x, w, w.rows, x.rows, None, *b, None, None, Some((nw, eps)), Some(g)))
+        let mut out: Vec<Option<CudaTensor>> = std::iter::repeat_with(|| None).take(ws.len()).collect();
+        for i in 0..ws.len() {
+            if out[i].is_some() {
+                continue;
+            }
+            let (wi, bi) = ws[i];
+            let group: Vec<usize> =
+                (i + 1..ws.len()).filter(|&j| out[j].is_none() && same(ws[j].0, wi)).take(2).collect();
+            let more: Vec<(&CudaWeight, Option<&CudaWeight>)> = group.iter().map(|&j| ws[j]).collect();
+            let ys = if more.is_empty() {
+                vec![self.matvec1(x, wi, wi.rows, x.rows, None, bi, None, None, Some((nw, eps)), Some(g))?]
+            } else {
+                self.matvec(x, wi, wi.rows, x.rows, None, bi, None, None, Some((nw, eps)), &more, Some(g))?
+            };
+            for (j, y) in std::iter::once(i).chain(group).zip(ys) {
+                out[j] = Some(y);
+            }
+        }
+        out.into_iter()
+            .map(|y| y.ok_or_else(|| shape_err("matmul", "a projection without its output".to_string())))
             .collect()
     }
 

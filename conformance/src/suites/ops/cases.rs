@@ -459,8 +459,24 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
             let shape = ms.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("+");
             push(
                 format!("norm_matmuls-{}-m{shape}-k{k}-n{rows}{}", ty_name(ty), if bias { "-bias" } else { "" }),
-                OpSpec::NormMatmuls { ty, k, ms, rows, bias },
+                OpSpec::NormMatmuls { ty, k, ms, rows, bias, last_ty: None },
             );
+        }
+        if ty == GgmlType::Q4_1 {
+            // gemma-3-270m's q, k (Q5_0) and v (Q8_0): the two of one type in one launch, v apart.
+            for rows in [1, 3, 24] {
+                push(
+                    format!("norm_matmuls-q5_0+q8_0-m1024+256+256-k640-n{rows}"),
+                    OpSpec::NormMatmuls {
+                        ty: GgmlType::Q5_0,
+                        k: 640,
+                        ms: vec![1024, 256, 256],
+                        rows,
+                        bias: false,
+                        last_ty: Some(GgmlType::Q8_0),
+                    },
+                );
+            }
         }
         for (k, m, rows) in [(1024, 4864, 1), (512, 1534, 2), (512, 1536, 9), (512, 1536, 33)] {
             push(

@@ -272,6 +272,8 @@ pub enum OpSpec {
         ms: Vec<usize>,
         rows: usize,
         bias: bool,
+        /// The last projection's type where it is not `ty` (gemma-3's Q8_0 v beside Q5_0 q, k).
+        last_ty: Option<GgmlType>,
     },
     /// `matmul_glu(rms_norm_mul(x, nw), gate, up, act)` in one op.
     NormMatmulGlu {
@@ -605,11 +607,12 @@ impl OpSpec {
                 has_weights = true;
                 p.batches.push(one_seq(*rows));
             }
-            OpSpec::NormMatmuls { ty, k, ms, rows, bias } => {
+            OpSpec::NormMatmuls { ty, k, ms, rows, bias, last_ty } => {
                 p.x.push(u(rng, *rows, *k, -10.0, 10.0));
                 w.add(rng, "nw", GgmlType::F32, &[*k as u64])?;
                 for (i, m) in ms.iter().enumerate() {
-                    w.add(rng, &format!("w{i}"), *ty, &[*k as u64, *m as u64])?;
+                    let t = if i + 1 == ms.len() { last_ty.unwrap_or(*ty) } else { *ty };
+                    w.add(rng, &format!("w{i}"), t, &[*k as u64, *m as u64])?;
                     if *bias {
                         w.add(rng, &format!("b{i}"), GgmlType::F32, &[*m as u64])?;
                     }
