@@ -3921,6 +3921,64 @@ extern "C" __global__ void quant_x_q8(const float* x, i8* q, float* d, float* s,
     }
 }
 
+// quant_x_q8's layout for the k-quants' GEMM (mmq_q4_k): x rounded to Q8_K (llama.cpp's
+// quantize_row_q8_K, the mat-vec's xq 1: per 256 elements the first of largest magnitude, max,
+// iscale = -127 / max, code min(127, rint(iscale · x)), d = 1 / iscale, all zero where max is 0),
+// its codes, each 32-element block's d (the 256-block's, unrounded) and s = d · Σ its codes (for
+// the min term). code · d is the mat-vec's rounded value. grid (rows), block 128; k a multiple
+// of 256.
+extern "C" __global__ void quant_x_q8k(const float* x, i8* q, float* d, float* s, int rows, int k, int norm,
+                                       const float* nw, float eps) {
+    __shared__ double red[9];
+    pdl_wait();
+    const int r = blockIdx.x, lane = threadIdx.x & 31;
+    if (r >= rows || blockDim.x != MV_THREADS || (k & 255)) return;  // uniform
+    const int nsub = k / 8, nb = k / 32;
+    const float* xr = x + (i64)r * k;
+    const double sc = norm ? rms_scale_256(xr, k, eps, red) : 1.0;
+    for (int s0 = 0; s0 < nsub; s0 += MV_THREADS) {  // uniform: all lanes reach the shuffles
+        const int p = s0 + threadIdx.x;  // a warp's 32 parts: one 256-element block (k % 256 == 0)
+        float v[8];
+        mv_load_x(xr, p, p < nsub, v, norm, sc, nw);
+        // The block's first element of largest magnitude, as mv_round's xq 1.
+        float a = 0.0f;
+        int at = 0x7fffffff;
+#pragma unroll
+        for (int l = 0; l < 8; ++l) {
+            const float m = fabsf(v[l]);
+            if (m > a) { a = m; at = 8 * lane + l; }
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            const float a2 = __shfl_xor_sync(FULL_MASK, a, o);
+            const int at2 = __shfl_xor_sync(FULL_MASK, at, o);
+            if (a2 > a || (a2 == a && at2 < at)) { a = a2; at = at2; }
+        }
+        float mine = 0.0f;
+#pragma unroll
+        for (int l = 0; l < 8; ++l) if (a != 0.0f && at == 8 * lane + l) mine = v[l];
+        const float max = __shfl_sync(FULL_MASK, mine, a != 0.0f ? (at >> 3) : 0);
+        const float iscale = a != 0.0f ? __fdiv_rn(-127.0f, max) : 0.0f;
+        const float dd = a != 0.0f ? __fdiv_rn(1.0f, iscale) : 0.0f;
+        u32 pk[2] = {0u, 0u};
+#pragma unroll
+        for (int l = 0; l < 8; ++l) {
+            const int qi = a != 0.0f ? (int)fminf(rintf(__fmul_rn(iscale, v[l])), 127.0f) : 0;
+            pk[l >> 2] |= ((u32)qi & 0xffu) << (8 * (l & 3));
+        }
+        int si = __dp4a((int)pk[1], 0x01010101, __dp4a((int)pk[0], 0x01010101, 0));
+        si += __shfl_xor_sync(FULL_MASK, si, 1);
+        si += __shfl_xor_sync(FULL_MASK, si, 2);
+        if (p < nsub) {
+            ((uint2*)(q + (i64)r * k))[p] = make_uint2(pk[0], pk[1]);
+            if ((p & 3) == 0) {
+                d[(i64)r * nb + p / 4] = dd;
+                s[(i64)r * nb + p / 4] = __fmul_rn(dd, (float)si);
+            }
+        }
+    }
+}
+
 // A pair of weight blocks (2p, 2p + 1) read as 4-byte words (a row's pairs start on multiples
 // of 4 when its block count is even: the host checks k % 64 == 0), decoded into 8 words of int8
 // codes (elements 0..31 of block `b`, little-endian), the f16 scale and (Q4_1) the min.
@@ -3994,6 +4052,35 @@ struct G_q4_1 {  // 20-byte blocks: f16 d, f16 m, 16 bytes of nibbles; codes 0..
         *d = f16_to_f32((u16)(p[0] & 0xffffu));
         *mn = f16_to_f32((u16)(p[0] >> 16));
         nibbles_to_codes(p + 1, c, 0u);
+    }
+};
+
+// Q4_K's pair (2p, 2p + 1) is sub-blocks 2j, 2j + 1 (j = p % 4) of super-block p / 4 (144 bytes:
+// d, dmin, 12 bytes of 6-bit scales and mins, qs[128]): ra = {d | dmin << 16, the two
+// sub-blocks' sc | m << 8 (16 bits each), qs[32 j .. 32 j + 32)} — sub-block 2j the low
+// nibbles, 2j + 1 the high. A block's weight d · sc and min −dmin · m (dq_q4_k's dl, −ml), codes
+// 0..15; with quant_x_q8k's codes the GEMM sums Σ (d·sc·q − dmin·m)·x.
+struct G_q4_k {
+    static constexpr int BB = 0, PW = 10;
+    static constexpr bool MIN = true, GROUPED = true;
+    __device__ static void load(const u8* wrow, int blk0, u32* ra) {
+        const u8* b = wrow + (i64)(blk0 >> 3) * 144;
+        const int j = (blk0 & 7) >> 1;
+        u32 sc0, m0, sc1, m1;
+        scale_min_k4(b + 4, 2 * j, &sc0, &m0);
+        scale_min_k4(b + 4, 2 * j + 1, &sc1, &m1);
+        ra[0] = ld2x16(b);
+        ra[1] = sc0 | (m0 << 8) | (sc1 << 16) | (m1 << 24);
+        const u8* qs = b + 16 + 32 * j;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) ra[2 + i] = ld2x16(qs + 4 * i);
+    }
+    __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
+        const u32 sm = w[1] >> (16 * b);
+        *d = __fmul_rn(f16_to_f32((u16)(w[0] & 0xffffu)), (float)(sm & 0xffu));
+        *mn = -__fmul_rn(f16_to_f32((u16)(w[0] >> 16)), (float)((sm >> 8) & 0xffu));
+#pragma unroll
+        for (int i = 0; i < 8; ++i) c[i] = (w[2 + i] >> (4 * b)) & 0x0f0f0f0fu;
     }
 };
 
@@ -4288,11 +4375,13 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
 extern "C" __global__ void MMQ_BOUNDS mmqg_q8_0(MMQG_PARAMS) { mmq_t<G_q8_0, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmqg_q4_0(MMQG_PARAMS) { mmq_t<G_q4_0, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmqg_q4_1(MMQG_PARAMS) { mmq_t<G_q4_1, 4, 4, false, true>(MMQ_ARGS, w2); }
+extern "C" __global__ void MMQ_BOUNDS mmqg_q4_k(MMQG_PARAMS) { mmq_t<G_q4_k, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmqg_q5_0(MMQG_PARAMS) { mmq_t<G_q5_0, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmqg_q5_1(MMQG_PARAMS) { mmq_t<G_q5_1, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 4>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q4_k(MMQ_PARAMS) { mmq_t<G_q4_k, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 4>(MMQ_ARGS); }
 // 32 tokens a block (mmq32_): twice the blocks where 64-token tiles leave SMs idle (a 896-row
@@ -4300,6 +4389,7 @@ extern "C" __global__ void MMQ_BOUNDS mmq_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 4>(MM
 extern "C" __global__ void MMQ_BOUNDS mmq32_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq32_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq32_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq32_q4_k(MMQ_PARAMS) { mmq_t<G_q4_k, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq32_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 2>(MMQ_ARGS); }
 // 64-row tiles (mmqh_: 64 tokens, mmqh32_: 32), for the narrow projections whose 128-row grids
@@ -4307,11 +4397,13 @@ extern "C" __global__ void MMQ_BOUNDS mmq32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 2>(
 extern "C" __global__ void MMQ_BOUNDS mmqh_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 2, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 2, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 2, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh_q4_k(MMQ_PARAMS) { mmq_t<G_q4_k, 2, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 2, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 2, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 1, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_k(MMQ_PARAMS) { mmq_t<G_q4_k, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 1, 2>(MMQ_ARGS); }
 // q, k and v of one activation in one launch (mmqm32_: 128 × 32 tiles, mmqmh32_: 64 × 32; the
@@ -4323,10 +4415,12 @@ extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 1,
 extern "C" __global__ void MMQ_BOUNDS mmqm32_q8_0(MMQM_PARAMS) { mmq_t<G_q8_0, 2, 4, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqm32_q4_0(MMQM_PARAMS) { mmq_t<G_q4_0, 2, 4, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqm32_q4_1(MMQM_PARAMS) { mmq_t<G_q4_1, 2, 4, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqm32_q4_k(MMQM_PARAMS) { mmq_t<G_q4_k, 2, 4, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqm32_q5_0(MMQM_PARAMS) { mmq_t<G_q5_0, 2, 4, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqm32_q5_1(MMQM_PARAMS) { mmq_t<G_q5_1, 2, 4, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q8_0(MMQM_PARAMS) { mmq_t<G_q8_0, 1, 2, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q4_0(MMQM_PARAMS) { mmq_t<G_q4_0, 1, 2, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q4_1(MMQM_PARAMS) { mmq_t<G_q4_1, 1, 2, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqmh32_q4_k(MMQM_PARAMS) { mmq_t<G_q4_k, 1, 2, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q5_0(MMQM_PARAMS) { mmq_t<G_q5_0, 1, 2, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q5_1(MMQM_PARAMS) { mmq_t<G_q5_1, 1, 2, true>(MMQM_ARGS); }

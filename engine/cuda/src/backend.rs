@@ -352,6 +352,16 @@ fn mmq_tile(m: usize, n: usize, sms: usize, mmq32: bool, mmq64: u8) -> (&'static
     tiles.iter().copied().find(fills).unwrap_or(tiles[tiles.len() - 1])
 }
 
+/// `ORCD_CUDA_MMQ_K=1` (off until a card has timed it): a fast-numerics prefill's Q4_K
+/// projections on the tensor-core GEMM (`quant_x_q8k`'s Q8_K codes, `mmq_q4_k`) instead of the
+/// many-row mat-vec `matvecf_q4_k` (gemma-3-270m's pp512: 7.0 of 22.1 ms, stop 45). Not the
+/// mat-vec's bits: integer sums a 32-element block, then d·sc and the min term in f32 (the ops
+/// matmul threshold).
+fn mmq_k_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ_K").is_some_and(|v| v == "1"))
+}
+
 /// Heads a row of `norm_rope_qk_kv_write`'s one launch (kernels/ops.cu `ROPE_MAX_HEADS`).
 const ROPE_MAX_HEADS: usize = 128;
 
@@ -797,10 +807,21 @@ impl Cuda {
     /// `x`'s rows rounded to Q8_0 codes once (`quant_x_q8`, rms-normalized first with `norm`):
     /// codes (one byte an element: k / 4 f32 slots a row), scales and Q8_1 sums per 32.
     fn quant_codes(&self, x: &CudaTensor, norm: Option<(&CudaWeight, f32)>) -> Result<[CudaTensor; 3]> {
+        self.quant_codes_as("quant_x_q8", x, norm)
+    }
+
+    /// [`Cuda::quant_codes`] by `kernel`: `quant_x_q8` (Q8_0 blocks of 32) or `quant_x_q8k` (Q8_K
+    /// blocks of 256, the k-quants' fast activation; k a multiple of 256), the same layout.
+    fn quant_codes_as(
+        &self,
+        kernel: &str,
+        x: &CudaTensor,
+        norm: Option<(&CudaWeight, f32)>,
+    ) -> Result<[CudaTensor; 3]> {
         let k = x.cols;
         let (q, d, s) = (self.tensor(x.rows, k / 4)?, self.tensor(x.rows, k / 32)?, self.tensor(x.rows, k / 32)?);
         self.launch_pdl(
-            "quant_x_q8",
+            kernel,
             (x.rows.max(1) as u32, 1, 1),
             128,
             0,
@@ -997,9 +1018,14 @@ impl Cuda {
     /// in this activation — decided by a row's own sequence, so its value never depends on its
     /// neighbours. `ORCD_CUDA_MMQ=0` turns it off.
     fn mmq_rows(&self, w: &CudaWeight, xq: i32, ids: bool, groups: Option<&RowGroups>, n_out: usize) -> MmqRows {
-        let typed = matches!(w.ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1);
+        // The fast numerics' codes: Q8_0's for these types, Q8_K's (xq 1) for Q4_K.
+        let typed = match w.ty {
+            GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => xq == 0,
+            GgmlType::Q4_K => xq == 1 && mmq_k_on(),
+            _ => false,
+        };
         match groups {
-            Some(g) if mmq_on() && xq == 0 && !ids && typed && w.k.is_multiple_of(64) => mmq_select(g, n_out),
+            Some(g) if mmq_on() && !ids && typed && w.k.is_multiple_of(64) => mmq_select(g, n_out),
             _ => MmqRows::None,
         }
     }
@@ -1029,7 +1055,8 @@ impl Cuda {
         };
         let kty = kernel_ty(w.ty).ok_or_else(|| shape_err("matmul", format!("{}: no GEMM for {:?}", w.name, w.ty)))?;
         let k = x.cols;
-        let [q, d, s] = self.quant_codes(x, norm)?;
+        let qx = if w.ty == GgmlType::Q4_K { "quant_x_q8k" } else { "quant_x_q8" };
+        let [q, d, s] = self.quant_codes_as(qx, x, norm)?;
         let rows_arg = rows.as_ref().map_or(Arg::Ptr(0), |b| b.arg());
         // mmq_*'s arguments (kernels/ABI.md) for weight `wt` of `mm` rows into `y`.
         let args = |wt: &CudaWeight,
