@@ -2537,6 +2537,30 @@ __device__ __forceinline__ float chunk_amax(const float* v) {
     return fmaxf(a, __shfl_xor_sync(FULL_MASK, a, 2));
 }
 
+// A Q8_K block's element of largest magnitude (the first on ties, NaN never wins; llama.cpp's
+// quantize_row_q8_K's `max`) from a warp whose lane L holds its elements 8L .. 8L + 7, on every
+// lane; *amax its magnitude (0: the block is all zeros, and max is then 0).
+__device__ __forceinline__ float q8k_block_max(const float* v, int lane, float* amax) {
+    float a = 0.0f;
+    int at = 0x7fffffff;
+#pragma unroll
+    for (int l = 0; l < 8; ++l) {
+        const float m = fabsf(v[l]);
+        if (m > a) { a = m; at = 8 * lane + l; }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float a2 = __shfl_xor_sync(FULL_MASK, a, o);
+        const int at2 = __shfl_xor_sync(FULL_MASK, at, o);
+        if (a2 > a || (a2 == a && at2 < at)) { a = a2; at = at2; }
+    }
+    float mine = 0.0f;
+#pragma unroll
+    for (int l = 0; l < 8; ++l) if (a != 0.0f && at == 8 * lane + l) mine = v[l];
+    *amax = a;
+    return __shfl_sync(FULL_MASK, mine, a != 0.0f ? (at >> 3) : 0);
+}
+
 __device__ __forceinline__ void mv_round(float* v, int xq, int lane) {
     if (xq == 0) {
         // Q8_0: the chunk's four parts sit on lanes 4g .. 4g + 3.
@@ -2546,25 +2570,9 @@ __device__ __forceinline__ void mv_round(float* v, int xq, int lane) {
 #pragma unroll
         for (int l = 0; l < 8; ++l) v[l] = q8_0_value(v[l], id, d);
     } else if (xq == 1) {
-        // Q8_K: the warp's 256 elements are one block; lane L holds elements 8L .. 8L + 7. The
-        // first element of largest magnitude (lowest index on ties, NaN never wins).
-        float a = 0.0f;
-        int at = 0x7fffffff;
-#pragma unroll
-        for (int l = 0; l < 8; ++l) {
-            const float m = fabsf(v[l]);
-            if (m > a) { a = m; at = 8 * lane + l; }
-        }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            const float a2 = __shfl_xor_sync(FULL_MASK, a, o);
-            const int at2 = __shfl_xor_sync(FULL_MASK, at, o);
-            if (a2 > a || (a2 == a && at2 < at)) { a = a2; at = at2; }
-        }
-        float mine = 0.0f;
-#pragma unroll
-        for (int l = 0; l < 8; ++l) if (a != 0.0f && at == 8 * lane + l) mine = v[l];
-        const float max = __shfl_sync(FULL_MASK, mine, a != 0.0f ? (at >> 3) : 0);
+        // Q8_K: the warp's 256 elements are one block; lane L holds elements 8L .. 8L + 7.
+        float a;
+        const float max = q8k_block_max(v, lane, &a);
 #pragma unroll
         for (int l = 0; l < 8; ++l) v[l] = a == 0.0f ? 0.0f : q8_k_value(v[l], max);
     } else if (xq == 2) {
@@ -3941,23 +3949,8 @@ extern "C" __global__ void quant_x_q8k(const float* x, i8* q, float* d, float* s
         float v[8];
         mv_load_x(xr, p, p < nsub, v, norm, sc, nw);
         // The block's first element of largest magnitude, as mv_round's xq 1.
-        float a = 0.0f;
-        int at = 0x7fffffff;
-#pragma unroll
-        for (int l = 0; l < 8; ++l) {
-            const float m = fabsf(v[l]);
-            if (m > a) { a = m; at = 8 * lane + l; }
-        }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            const float a2 = __shfl_xor_sync(FULL_MASK, a, o);
-            const int at2 = __shfl_xor_sync(FULL_MASK, at, o);
-            if (a2 > a || (a2 == a && at2 < at)) { a = a2; at = at2; }
-        }
-        float mine = 0.0f;
-#pragma unroll
-        for (int l = 0; l < 8; ++l) if (a != 0.0f && at == 8 * lane + l) mine = v[l];
-        const float max = __shfl_sync(FULL_MASK, mine, a != 0.0f ? (at >> 3) : 0);
+        float a;
+        const float max = q8k_block_max(v, lane, &a);
         const float iscale = a != 0.0f ? __fdiv_rn(-127.0f, max) : 0.0f;
         const float dd = a != 0.0f ? __fdiv_rn(1.0f, iscale) : 0.0f;
         u32 pk[2] = {0u, 0u};

@@ -1282,6 +1282,31 @@ impl Cuda {
         Ok((y, y2))
     }
 
+    /// The shapes of a RoPE + KV store (`rope_qk_kv_write`, `norm_rope_qk_kv_write`): q and k as
+    /// `heads` at the batch's rows, k and v the cache's widths, the layer within it.
+    #[allow(clippy::too_many_arguments)]
+    fn check_rope_kv(
+        op: &str,
+        (q, k, v): (&CudaTensor, &CudaTensor, &CudaTensor),
+        kv: &CudaKv,
+        il: usize,
+        (n_head, n_head_kv, head_dim): (usize, usize, usize),
+        b: &CudaBatch,
+        p: &RopeParams,
+    ) -> Result<()> {
+        p.check_shapes((q.rows, q.cols), n_head, head_dim, b.rows.len())?;
+        p.check_shapes((k.rows, k.cols), n_head_kv, head_dim, b.rows.len())?;
+        let s = &kv.spec;
+        b.rows.check_kv(s)?;
+        if il >= s.n_layer || v.rows != k.rows || k.cols != s.k_cols || v.cols != s.v_cols {
+            return Err(shape_err(
+                op,
+                format!("layer {il}: k [{}, {}], v [{}, {}] into {s:?}", k.rows, k.cols, v.rows, v.cols),
+            ));
+        }
+        Ok(())
+    }
+
     /// The `glu` kernel's activation code: silu, or GELU (f64 tanh for exact, ggml's f16 table for
     /// fast, as llama.cpp).
     fn act_code(&self, act: Act) -> i32 {
@@ -1952,16 +1977,7 @@ impl Ops for Cuda {
         b: &CudaBatch,
         p: &RopeParams,
     ) -> Result<CudaTensor> {
-        p.check_shapes((q.rows, q.cols), n_head, head_dim, b.rows.len())?;
-        p.check_shapes((k.rows, k.cols), n_head_kv, head_dim, b.rows.len())?;
-        let s = &kv.spec;
-        b.rows.check_kv(s)?;
-        if il >= s.n_layer || v.rows != k.rows || k.cols != s.k_cols || v.cols != s.v_cols {
-            return Err(shape_err(
-                "rope_qk_kv_write",
-                format!("layer {il}: k [{}, {}], v [{}, {}] into {s:?}", k.rows, k.cols, v.rows, v.cols),
-            ));
-        }
+        Self::check_rope_kv("rope_qk_kv_write", (q, k, v), kv, il, (n_head, n_head_kv, head_dim), b, p)?;
         Ok(self.rope_launch(q, Some(k), n_head, n_head_kv, head_dim, b, p, Some((kv, il, v)), None, 1.0)?.0)
     }
 
@@ -1986,16 +2002,7 @@ impl Ops for Cuda {
         }
         Self::one_d("norm_rope_qk_kv_write", hn.0, head_dim)?;
         Self::one_d("norm_rope_qk_kv_write", hn.1, head_dim)?;
-        p.check_shapes((q.rows, q.cols), n_head, head_dim, b.rows.len())?;
-        p.check_shapes((k.rows, k.cols), n_head_kv, head_dim, b.rows.len())?;
-        let s = &kv.spec;
-        b.rows.check_kv(s)?;
-        if il >= s.n_layer || v.rows != k.rows || k.cols != s.k_cols || v.cols != s.v_cols {
-            return Err(shape_err(
-                "norm_rope_qk_kv_write",
-                format!("layer {il}: k [{}, {}], v [{}, {}] into {s:?}", k.rows, k.cols, v.rows, v.cols),
-            ));
-        }
+        Self::check_rope_kv("norm_rope_qk_kv_write", (&q, &k, v), kv, il, heads, b, p)?;
         let store = Some((&*kv, il, v));
         let (y, _) =
             self.rope_launch(&q, Some(&k), n_head, n_head_kv, head_dim, b, p, store, Some(hn), q_scale.unwrap_or(1.0))?;
