@@ -57,14 +57,17 @@ fn the_prefill_gemm_passes_ops_on_the_emulated_device() {
     }
 }
 
-/// The fast numerics' Q4_K prefill GEMM (`ORCD_CUDA_MMQ_K=1`: `quant_x_q8k`'s Q8_K codes,
-/// `mmq_q4_k`, `mmqg_q4_k`, `mmqm32_q4_k`, …) on every Q4_K `ops` case of the fast column against
-/// the CPU backend: the cases of a sequence of 16+ rows take it (one projection with 17 rows,
-/// bias and residual, a GLU pair, the norm fused with a pair, q·k·v in one launch).
+/// The fast numerics' k-quant prefill GEMM (`ORCD_CUDA_MMQ_K=1`: `quant_x_q8k`'s Q8_K codes,
+/// `mmq_q4_k`, `mmqg_q4_k`, `mmqm32_q4_k`, …, and Q6_K's with its 16-element halves) on every
+/// Q4_K and Q6_K `ops` case of the fast column against the CPU backend: the cases of a sequence
+/// of 16+ rows take it (Q4_K: one projection with 17 rows, bias and residual, a GLU pair, the
+/// norm fused with a pair, q·k·v in one launch; Q6_K: the first two).
 #[test]
 fn the_k_quant_gemm_passes_ops_on_the_emulated_device() {
-    let (log, _) = emulated_ops_env("q4_k", false, &[("ORCD_CUDA_MMQ_K", "1")]);
-    assert!(log.contains("33 passed, 0 failed, 0 not run"), "{log}");
+    for (filter, cases) in [("q4_k", 33), ("q6_k", 13)] {
+        let (log, _) = emulated_ops_env(filter, false, &[("ORCD_CUDA_MMQ_K", "1")]);
+        assert!(log.contains(&format!("{cases} passed, 0 failed, 0 not run")), "{filter}:\n{log}");
+    }
 }
 
 /// The mat-vec of 3–15 rows from an activation rounded once (`quant_x_q8` + `matvecq_` /

@@ -3977,7 +3977,7 @@ extern "C" __global__ void quant_x_q8k(const float* x, i8* q, float* d, float* s
 // codes (elements 0..31 of block `b`, little-endian), the f16 scale and (Q4_1) the min.
 struct G_q8_0 {  // 34-byte blocks: f16 d, 32 codes
     static constexpr int BB = 34, PW = 17;
-    static constexpr bool MIN = false, GROUPED = Q8G;
+    static constexpr bool MIN = false, GROUPED = Q8G, HALF16 = false;
     // Q8_GROUPED: pair (blk0, blk0 + 1) is half `h` of group blk0 / 4: its two scales are one
     // 4-byte word of the header, its 64 codes the eight 8-byte words after the header; ra = {scales, codes}.
     __device__ static void load(const u8* wrow, int blk0, u32* ra) {
@@ -4019,7 +4019,7 @@ __device__ __forceinline__ void nibbles_to_codes(const u32* nb4, u32* c, u32 bia
 }
 struct G_q4_0 {  // 18-byte blocks: f16 d, 16 bytes of nibbles; code − 8
     static constexpr int BB = 18, PW = 9;
-    static constexpr bool MIN = false, GROUPED = false;
+    static constexpr bool MIN = false, GROUPED = false, HALF16 = false;
     __device__ static void load(const u8*, int, u32*) {}
     __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
         u32 n4[4];
@@ -4038,7 +4038,7 @@ struct G_q4_0 {  // 18-byte blocks: f16 d, 16 bytes of nibbles; code − 8
 };
 struct G_q4_1 {  // 20-byte blocks: f16 d, f16 m, 16 bytes of nibbles; codes 0..15
     static constexpr int BB = 20, PW = 10;
-    static constexpr bool MIN = true, GROUPED = false;
+    static constexpr bool MIN = true, GROUPED = false, HALF16 = false;
     __device__ static void load(const u8*, int, u32*) {}
     __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
         const u32* p = w + 5 * b;
@@ -4055,7 +4055,7 @@ struct G_q4_1 {  // 20-byte blocks: f16 d, f16 m, 16 bytes of nibbles; codes 0..
 // 0..15; with quant_x_q8k's codes the GEMM sums Σ (d·sc·q − dmin·m)·x.
 struct G_q4_k {
     static constexpr int BB = 0, PW = 10;
-    static constexpr bool MIN = true, GROUPED = true;
+    static constexpr bool MIN = true, GROUPED = true, HALF16 = false;
     __device__ static void load(const u8* wrow, int blk0, u32* ra) {
         const u8* b = wrow + (i64)(blk0 >> 3) * 144;
         const int j = (blk0 & 7) >> 1;
@@ -4077,6 +4077,41 @@ struct G_q4_k {
     }
 };
 
+// Q6_K's pair (2p, 2p + 1) is sub-blocks cc = 2j, 2j + 1 of super-block p / 4 (210 bytes: ql[128],
+// qh[64], 16 i8 scales, d): they share their ql row of 64 bytes (cc's low or high nibbles: shift
+// 4 ((cc % 4) / 2), the same for both) and their 32 qh bytes (crumb 2 (cc % 4)). ra = {ql's 64
+// bytes, qh's 32, the four scales, d | (cc0 % 4) << 16}. HALF16: each 32-element block has two
+// scales (its 16-element halves): dec gives the low half's d·sc as `d`, the high half's as `mn`;
+// codes q − 32.
+struct G_q6_k {
+    static constexpr int BB = 0, PW = 26;
+    static constexpr bool MIN = false, GROUPED = true, HALF16 = true;
+    __device__ static void load(const u8* wrow, int blk0, u32* ra) {
+        const u8* b = wrow + (i64)(blk0 >> 3) * 210;
+        const int cc0 = blk0 & 7;
+        const u8* ql = b + 64 * (cc0 >> 2);
+        const u8* qh = b + 128 + 32 * (cc0 >> 2);
+#pragma unroll
+        for (int i = 0; i < 16; ++i) ra[i] = ld2x16(ql + 4 * i);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) ra[16 + i] = ld2x16(qh + 4 * i);
+        ra[24] = ld2x16(b + 192 + 2 * cc0);
+        ra[25] = (u32)rd16(b + 208) | ((u32)(cc0 & 3) << 16);
+    }
+    __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
+        const int cc = (int)(w[25] >> 16) + b;  // the sub-block's index mod 4
+        const int lsh = 4 * (cc >> 1), hsh = 2 * cc;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const u32 lo = (w[8 * b + i] >> lsh) & 0x0f0f0f0fu, hi = ((w[16 + i] >> hsh) & 0x03030303u) << 4;
+            c[i] = __vsub4(lo | hi, 0x20202020u);
+        }
+        const float dd = f16_to_f32((u16)(w[25] & 0xffffu));
+        *d = __fmul_rn(dd, (float)(i8)((w[24] >> (16 * b)) & 0xffu));
+        *mn = __fmul_rn(dd, (float)(i8)((w[24] >> (16 * b + 8)) & 0xffu));
+    }
+};
+
 // Q5_0 / Q5_1: element j < 16 is byte j's low nibble with bit j of qh as its fifth bit, element
 // 16 + j the high nibble with bit 16 + j.
 __device__ __forceinline__ void q5_codes(const u32* nb4, u32 qh, u32* c, u32 bias) {
@@ -4088,7 +4123,7 @@ __device__ __forceinline__ void q5_codes(const u32* nb4, u32 qh, u32* c, u32 bia
 }
 struct G_q5_0 {  // 22-byte blocks: f16 d, 4 bytes qh, 16 bytes of nibbles; code − 16
     static constexpr int BB = 22, PW = 11;
-    static constexpr bool MIN = false, GROUPED = false;
+    static constexpr bool MIN = false, GROUPED = false, HALF16 = false;
     __device__ static void load(const u8*, int, u32*) {}
     __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
         u32 n4[4], qh;
@@ -4109,7 +4144,7 @@ struct G_q5_0 {  // 22-byte blocks: f16 d, 4 bytes qh, 16 bytes of nibbles; code
 };
 struct G_q5_1 {  // 24-byte blocks: f16 d, f16 m, 4 bytes qh, 16 bytes of nibbles; codes 0..31
     static constexpr int BB = 24, PW = 12;
-    static constexpr bool MIN = true, GROUPED = false;
+    static constexpr bool MIN = true, GROUPED = false, HALF16 = false;
     __device__ static void load(const u8*, int, u32*) {}
     __device__ static void dec(const u32* w, int b, u32* c, float* d, float* mn) {
         const u32* p = w + 6 * b;
@@ -4274,10 +4309,24 @@ __device__ __forceinline__ void mmq_t(const u8* w, const i8* xq, const float* xd
                 const float mw[2] = {sAm[kb][r0], sAm[kb][r0 + 8]};
 #pragma unroll
                 for (int ni = 0; ni < NI; ++ni) {
-                    int d[4];
-                    mma_s8_16832(d, a[mi], b[ni]);
                     const int c0 = wn * 8 * NI + ni * 8 + 2 * t;
                     const float dx[2] = {sBd[kb][c0], sBd[kb][c0 + 1]};
+                    if constexpr (G::HALF16) {
+                        // The block's halves apart (k 0..15 are fragments 0, 1; 16..31 are 2, 3),
+                        // each with its scale (sAd the low half's, sAm the high's).
+                        const u32 alo[4] = {a[mi][0], a[mi][1], 0u, 0u}, ahi[4] = {0u, 0u, a[mi][2], a[mi][3]};
+                        int dl[4], dh[4];
+                        mma_s8_16832(dl, alo, b[ni]);
+                        mma_s8_16832(dh, ahi, b[ni]);
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            float v = fmaf(__fmul_rn(dw[e >> 1], dx[e & 1]), (float)dl[e], acc[mi][ni][e]);
+                            acc[mi][ni][e] = fmaf(__fmul_rn(mw[e >> 1], dx[e & 1]), (float)dh[e], v);
+                        }
+                        continue;
+                    }
+                    int d[4];
+                    mma_s8_16832(d, a[mi], b[ni]);
                     const float sx[2] = {sBs[kb][c0], sBs[kb][c0 + 1]};
 #pragma unroll
                     for (int e = 0; e < 4; ++e) {
@@ -4369,12 +4418,14 @@ extern "C" __global__ void MMQ_BOUNDS mmqg_q8_0(MMQG_PARAMS) { mmq_t<G_q8_0, 4, 
 extern "C" __global__ void MMQ_BOUNDS mmqg_q4_0(MMQG_PARAMS) { mmq_t<G_q4_0, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmqg_q4_1(MMQG_PARAMS) { mmq_t<G_q4_1, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmqg_q4_k(MMQG_PARAMS) { mmq_t<G_q4_k, 4, 4, false, true>(MMQ_ARGS, w2); }
+extern "C" __global__ void MMQ_BOUNDS mmqg_q6_k(MMQG_PARAMS) { mmq_t<G_q6_k, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmqg_q5_0(MMQG_PARAMS) { mmq_t<G_q5_0, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmqg_q5_1(MMQG_PARAMS) { mmq_t<G_q5_1, 4, 4, false, true>(MMQ_ARGS, w2); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q4_k(MMQ_PARAMS) { mmq_t<G_q4_k, 4>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq_q6_k(MMQ_PARAMS) { mmq_t<G_q6_k, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 4>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 4>(MMQ_ARGS); }
 // 32 tokens a block (mmq32_): twice the blocks where 64-token tiles leave SMs idle (a 896-row
@@ -4383,6 +4434,7 @@ extern "C" __global__ void MMQ_BOUNDS mmq32_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 2>(
 extern "C" __global__ void MMQ_BOUNDS mmq32_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq32_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq32_q4_k(MMQ_PARAMS) { mmq_t<G_q4_k, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmq32_q6_k(MMQ_PARAMS) { mmq_t<G_q6_k, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq32_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmq32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 2>(MMQ_ARGS); }
 // 64-row tiles (mmqh_: 64 tokens, mmqh32_: 32), for the narrow projections whose 128-row grids
@@ -4391,12 +4443,14 @@ extern "C" __global__ void MMQ_BOUNDS mmqh_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 2, 2
 extern "C" __global__ void MMQ_BOUNDS mmqh_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 2, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 2, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh_q4_k(MMQ_PARAMS) { mmq_t<G_q4_k, 2, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh_q6_k(MMQ_PARAMS) { mmq_t<G_q6_k, 2, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 2, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 2, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q8_0(MMQ_PARAMS) { mmq_t<G_q8_0, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_0(MMQ_PARAMS) { mmq_t<G_q4_0, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_1(MMQ_PARAMS) { mmq_t<G_q4_1, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q4_k(MMQ_PARAMS) { mmq_t<G_q4_k, 1, 2>(MMQ_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqh32_q6_k(MMQ_PARAMS) { mmq_t<G_q6_k, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_0(MMQ_PARAMS) { mmq_t<G_q5_0, 1, 2>(MMQ_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqh32_q5_1(MMQ_PARAMS) { mmq_t<G_q5_1, 1, 2>(MMQ_ARGS); }
 // q, k and v of one activation in one launch (mmqm32_: 128 × 32 tiles, mmqmh32_: 64 × 32; the
@@ -4409,11 +4463,13 @@ extern "C" __global__ void MMQ_BOUNDS mmqm32_q8_0(MMQM_PARAMS) { mmq_t<G_q8_0, 2
 extern "C" __global__ void MMQ_BOUNDS mmqm32_q4_0(MMQM_PARAMS) { mmq_t<G_q4_0, 2, 4, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqm32_q4_1(MMQM_PARAMS) { mmq_t<G_q4_1, 2, 4, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqm32_q4_k(MMQM_PARAMS) { mmq_t<G_q4_k, 2, 4, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqm32_q6_k(MMQM_PARAMS) { mmq_t<G_q6_k, 2, 4, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqm32_q5_0(MMQM_PARAMS) { mmq_t<G_q5_0, 2, 4, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqm32_q5_1(MMQM_PARAMS) { mmq_t<G_q5_1, 2, 4, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q8_0(MMQM_PARAMS) { mmq_t<G_q8_0, 1, 2, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q4_0(MMQM_PARAMS) { mmq_t<G_q4_0, 1, 2, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q4_1(MMQM_PARAMS) { mmq_t<G_q4_1, 1, 2, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q4_k(MMQM_PARAMS) { mmq_t<G_q4_k, 1, 2, true>(MMQM_ARGS); }
+extern "C" __global__ void MMQ_BOUNDS mmqmh32_q6_k(MMQM_PARAMS) { mmq_t<G_q6_k, 1, 2, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q5_0(MMQM_PARAMS) { mmq_t<G_q5_0, 1, 2, true>(MMQM_ARGS); }
 extern "C" __global__ void MMQ_BOUNDS mmqmh32_q5_1(MMQM_PARAMS) { mmq_t<G_q5_1, 1, 2, true>(MMQM_ARGS); }

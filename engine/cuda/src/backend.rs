@@ -352,9 +352,9 @@ fn mmq_tile(m: usize, n: usize, sms: usize, mmq32: bool, mmq64: u8) -> (&'static
     tiles.iter().copied().find(fills).unwrap_or(tiles[tiles.len() - 1])
 }
 
-/// `ORCD_CUDA_MMQ_K=1` (off until a card has timed it): a fast-numerics prefill's Q4_K
-/// projections on the tensor-core GEMM (`quant_x_q8k`'s Q8_K codes, `mmq_q4_k`) instead of the
-/// many-row mat-vec `matvecf_q4_k` (gemma-3-270m's pp512: 7.0 of 22.1 ms, stop 45). Not the
+/// `ORCD_CUDA_MMQ_K=1` (off until a card has timed it): a fast-numerics prefill's Q4_K and Q6_K
+/// projections on the tensor-core GEMM (`quant_x_q8k`'s Q8_K codes, `mmq_q4_k`, `mmq_q6_k`)
+/// instead of the many-row mat-vec `matvecf_` (gemma-3-270m's pp512: 11.2 of 22.1 ms, stop 45). Not the
 /// mat-vec's bits: integer sums a 32-element block, then d·sc and the min term in f32 (the ops
 /// matmul threshold).
 fn mmq_k_on() -> bool {
@@ -1021,7 +1021,7 @@ impl Cuda {
         // The fast numerics' codes: Q8_0's for these types, Q8_K's (xq 1) for Q4_K.
         let typed = match w.ty {
             GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => xq == 0,
-            GgmlType::Q4_K => xq == 1 && mmq_k_on(),
+            GgmlType::Q4_K | GgmlType::Q6_K => xq == 1 && mmq_k_on(),
             _ => false,
         };
         match groups {
@@ -1055,7 +1055,7 @@ impl Cuda {
         };
         let kty = kernel_ty(w.ty).ok_or_else(|| shape_err("matmul", format!("{}: no GEMM for {:?}", w.name, w.ty)))?;
         let k = x.cols;
-        let qx = if w.ty == GgmlType::Q4_K { "quant_x_q8k" } else { "quant_x_q8" };
+        let qx = if matches!(w.ty, GgmlType::Q4_K | GgmlType::Q6_K) { "quant_x_q8k" } else { "quant_x_q8" };
         let [q, d, s] = self.quant_codes_as(qx, x, norm)?;
         let rows_arg = rows.as_ref().map_or(Arg::Ptr(0), |b| b.arg());
         // mmq_*'s arguments (kernels/ABI.md) for weight `wt` of `mm` rows into `y`.
