@@ -757,7 +757,6 @@ pub trait Ops {
     fn moe_combine(&self, experts: &Self::Tensor, weights: &Self::Tensor, k: usize) -> Result<Self::Tensor>;
 }
 
-/// Check the shapes of a [`Ops::matmul_id`] call; returns `(n, m, n_expert, shared_input)`.
 /// [`Ops::norm_rope_qk_kv_write`] as its parts: `rms_norm_mul` of every head of q and of k, then
 /// [`Ops::rope_qk_kv_write`], then [`Ops::scale`] of the queries.
 #[allow(clippy::too_many_arguments)]
@@ -790,6 +789,7 @@ pub fn norm_rope_qk_kv_write_composed<B: Ops>(
     }
 }
 
+/// Check the shapes of a [`Ops::matmul_id`] call; returns `(n, m, n_expert, shared_input)`.
 pub fn check_matmul_id(
     x_rows: usize,
     x_cols: usize,
