@@ -70,6 +70,41 @@ fn the_k_quant_gemm_passes_ops_on_the_emulated_device() {
     }
 }
 
+/// Every metric of `filter`'s `ops` cases (report.json of an `emulated_ops_env` run under `env`),
+/// by case id.
+fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
+    let (log, _) = emulated_ops_env(filter, true, env);
+    assert!(log.contains(", 0 failed, 0 not run"), "{filter} {env:?}:\n{log}");
+    let tag: String = env.iter().map(|(k, v)| format!("-{}{v}", k.trim_start_matches("ORCD_CUDA_"))).collect();
+    let out =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cuda-emu-{}{tag}", filter.replace('+', "_")));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report.json")).expect("json");
+    let mut cases: Vec<(String, String)> = report["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| (c["id"].to_string(), c["metrics"].to_string()))
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// gemma-3's fused norms give their compositions' bits: `rms_norm_mul_add` (the rms_norm kernel
+/// with its residual) and `norm_rope_qk_kv_write` (the rope kernel with its head norms at 256
+/// threads and q's pre-scale) against `ORCD_CUDA_FUSE_NORMS=0` (rms_norm_mul + add; rms_norm_mul
+/// of each head, rope_qk_kv_write, scale): every case's metrics on both columns — NMSE against
+/// the CPU to all 17 digits — the same.
+#[test]
+fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
+    for filter in ["rms_norm_mul_add", "norm_rope_qk_kv_write"] {
+        let fused = case_metrics(filter, &[]);
+        let composed = case_metrics(filter, &[("ORCD_CUDA_FUSE_NORMS", "0")]);
+        assert!(fused.len() >= 6, "{filter}: {} cases", fused.len());
+        assert_eq!(fused, composed, "{filter}: the fused launch's values differ from the composition's");
+    }
+}
+
 /// The mat-vec of 3–15 rows from an activation rounded once (`quant_x_q8` + `matvecq_` /
 /// `matvecqg_` on `cuda-fast`, `round_x` + `matvecf_` / `matvecfg_` on `cuda`; the GEMM off so
 /// every row takes it), against the CPU backend: a partial column group (m 33), the residual,

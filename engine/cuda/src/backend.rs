@@ -362,6 +362,15 @@ fn mmq_k_on() -> bool {
     *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ_K").is_some_and(|v| v == "1"))
 }
 
+/// gemma-3's fused norms: `rms_norm_mul_add` (the `rms_norm` kernel with its residual) and
+/// `norm_rope_qk_kv_write` (the `rope` kernel with its head norms and q's pre-scale), each the
+/// composition's bits (checked on the emulated device: conformance/tests/cuda_emu.rs).
+/// `ORCD_CUDA_FUSE_NORMS=0` composes them instead (the A/B).
+fn fuse_norms() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_FUSE_NORMS").is_none_or(|v| v != "0"))
+}
+
 /// Heads a row of `norm_rope_qk_kv_write`'s one launch (kernels/ops.cu `ROPE_MAX_HEADS`).
 const ROPE_MAX_HEADS: usize = 128;
 
@@ -1768,6 +1777,9 @@ impl Ops for Cuda {
     fn rms_norm_mul_add(&self, x: &CudaTensor, eps: f32, w: &CudaWeight, res: &CudaTensor) -> Result<CudaTensor> {
         Self::one_d("rms_norm_mul_add", w, x.cols)?;
         Self::same_shape("rms_norm_mul_add", x, res)?;
+        if !fuse_norms() {
+            return self.add(res, &self.rms_norm_mul(x, eps, w)?);
+        }
         self.rms_norm_launch(x, eps, Some(w), Some(res))
     }
 
@@ -1997,7 +2009,7 @@ impl Ops for Cuda {
     ) -> Result<CudaTensor> {
         let (n_head, n_head_kv, head_dim) = heads;
         // One launch (the rope kernel with its head norms) for heads it takes; else the parts.
-        if n_head.max(n_head_kv) > ROPE_MAX_HEADS {
+        if n_head.max(n_head_kv) > ROPE_MAX_HEADS || !fuse_norms() {
             return orcd_engine::ops::norm_rope_qk_kv_write_composed(self, q, k, v, kv, il, heads, b, p, hn, q_scale);
         }
         Self::one_d("norm_rope_qk_kv_write", hn.0, head_dim)?;
