@@ -443,8 +443,9 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         }
     }
     // The norm fused into the projections: q/k/v of the Qwen2.5-0.5B widths (three outputs, one
-    // launch), a head-like single projection, and a GLU pair; rows 1, 3 and 9 as above.
-    for ty in [GgmlType::F16, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K] {
+    // launch), a head-like single projection, and a GLU pair; rows 1, 3 and 9 as above. Q6_K: its
+    // 16-element halves in the k-quant GEMM (ORCD_CUDA_MMQ_K) with a pair and three projections.
+    for ty in [GgmlType::F16, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
         for (k, ms, rows, bias) in [
             (1024, vec![896, 128, 128], 1, true),
             (512, vec![100, 36, 20], 1, true), // blocks of 8 or 4 columns straddle the outputs
