@@ -2090,7 +2090,7 @@ __device__ __forceinline__ void attention_tile_t(int tile, int h, const float* q
 extern "C" __global__ void ATT_BOUNDS attention_tile(ATT_TILE_PARAMS) {
     attention_tile_t(blockIdx.x, blockIdx.y, ATT_TILE_ARGS);
 }
-// The same tiles, the heaviest first (the host's ORCD_CUDA_ATT_LPT=1, untimed): grid (n_head,
+// The same tiles, the heaviest first (the host's default, ORCD_CUDA_ATT_LPT=0 the grid's order): grid (n_head,
 // ceil(rows / ATT_TR)), tile gridDim.y − 1 − blockIdx.y of head blockIdx.x. A prefill's last
 // tiles see the most keys (a causal row sees its position + 1); blocks start in the order of
 // their linear index, so with the heads fastest every head's heaviest tile starts in the first
@@ -2101,7 +2101,7 @@ extern "C" __global__ void ATT_BOUNDS attention_tile_lpt(ATT_TILE_PARAMS) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// attention_mma (the host's ORCD_CUDA_ATT_MMA=1, untimed; the fast numerics' prefill only): the
+// attention_mma (the host's default where it takes the batch, ORCD_CUDA_ATT_MMA=0 off; the fast numerics' prefill only): the
 // F16 cache's attention with its two products on the f16 tensor cores (attention_tile computes
 // them one f32 product at a time: ~3 TFLOPS, 34.6% of a pp512, stop 43). Two passes over the
 // keys, as `attention`: pass 1 each row's max and Σ exp(s − max) (online, f32); pass 2 the

@@ -359,7 +359,12 @@ fn mmq_tile(m: usize, n: usize, sms: usize, mmq32: bool, mmq64: u8) -> (&'static
 /// matmul threshold).
 fn mmq_k_on() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_MMQ_K").is_some_and(|v| v == "1"))
+    *V.get_or_init(|| env_choice("ORCD_CUDA_MMQ_K", &[("1", true)], false))
+}
+
+/// The k-quants the GEMM takes from Q8_K codes (`quant_x_q8k`) under [`mmq_k_on`].
+fn k_quant_gemm(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K)
 }
 
 /// gemma-3's fused norms: `rms_norm_mul_add` (the `rms_norm` kernel with its residual) and
@@ -368,7 +373,7 @@ fn mmq_k_on() -> bool {
 /// `ORCD_CUDA_FUSE_NORMS=0` composes them instead (the A/B).
 fn fuse_norms() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_FUSE_NORMS").is_none_or(|v| v != "0"))
+    *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_NORMS", &[("0", false)], true))
 }
 
 /// Heads a row of `norm_rope_qk_kv_write`'s one launch (kernels/ops.cu `ROPE_MAX_HEADS`).
@@ -394,7 +399,7 @@ fn att_tile_mode() -> u8 {
 /// only which block takes which tile).
 fn att_lpt() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("ORCD_CUDA_ATT_LPT").is_none_or(|v| v != "0"))
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_LPT", &[("0", false)], true))
 }
 
 /// A fast-numerics prefill's attention with its products on the f16 tensor cores
@@ -1027,10 +1032,10 @@ impl Cuda {
     /// in this activation — decided by a row's own sequence, so its value never depends on its
     /// neighbours. `ORCD_CUDA_MMQ=0` turns it off.
     fn mmq_rows(&self, w: &CudaWeight, xq: i32, ids: bool, groups: Option<&RowGroups>, n_out: usize) -> MmqRows {
-        // The fast numerics' codes: Q8_0's for these types, Q8_K's (xq 1) for Q4_K.
+        // The fast numerics' codes: Q8_0's for these types, Q8_K's (xq 1) for Q4_K and Q6_K.
         let typed = match w.ty {
             GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => xq == 0,
-            GgmlType::Q4_K | GgmlType::Q6_K => xq == 1 && mmq_k_on(),
+            ty if k_quant_gemm(ty) => xq == 1 && mmq_k_on(),
             _ => false,
         };
         match groups {
@@ -1064,7 +1069,7 @@ impl Cuda {
         };
         let kty = kernel_ty(w.ty).ok_or_else(|| shape_err("matmul", format!("{}: no GEMM for {:?}", w.name, w.ty)))?;
         let k = x.cols;
-        let qx = if matches!(w.ty, GgmlType::Q4_K | GgmlType::Q6_K) { "quant_x_q8k" } else { "quant_x_q8" };
+        let qx = if k_quant_gemm(w.ty) { "quant_x_q8k" } else { "quant_x_q8" };
         let [q, d, s] = self.quant_codes_as(qx, x, norm)?;
         let rows_arg = rows.as_ref().map_or(Arg::Ptr(0), |b| b.arg());
         // mmq_*'s arguments (kernels/ABI.md) for weight `wt` of `mm` rows into `y`.
