@@ -156,6 +156,14 @@ if [[ ${REAL:-1} == 1 ]]; then
         room 90 "real $rl" || continue
         [[ ${PEER:-1} == 1 ]] && M=$RM lb $rl-r1
         M=$RM b $rl-fast-p4 fast 4; M=$RM b $rl-exact-p4 exact 4; M=$RM b $rl-fast-p512 fast 512
+        # REAL_P512="label:ENV=V,… …": prefill switches timed on each real file too (a switch of
+        # a type the Qwen file has not: ORCD_CUDA_MMQ_K's Q4_K / Q6_K), each beside the default's
+        # pp512 above and once more after it.
+        for v in ${REAL_P512:-}; do
+            lab=${v%%:*}; IFS=, read -r -a envs <<< "${v#*:}"
+            M=$RM b $rl-fast-p512-$lab fast 512 "${envs[@]}"; M=$RM b $rl-fast-p512-$lab-r2 fast 512 "${envs[@]}"
+        done
+        [[ -n ${REAL_P512:-} ]] && M=$RM b $rl-fast-p512-r2 fast 512
         [[ ${PEER:-1} == 1 ]] && M=$RM lb $rl-r2
     done
 fi
