@@ -193,8 +193,9 @@ void run(const Case& c) {
                            "attention_h     ", "attention_h st3 ", "attention_tile_lpt ", "attention_mma  ", "attention_mma/2w "};
     // 7: attention_mma (the host's ORCD_CUDA_ATT_MMA, the fast numerics' tensor-core prefill:
     // these weights, not these bits — f32 softmax, the mma's sums) where the host sends it: an
-    // F16 cache, K and V heads of one width of 64 or 128, rows of one sequence.
-    const bool mma_ok = c.f16 && c.hd == c.vd && (c.hd == 64 || c.hd == 128) && c.seqs.size() == 1;
+    // F16 cache, K and V heads of one width of 64, 128 or 256 (two blocks a head), rows of one
+    // sequence.
+    const bool mma_ok = c.f16 && c.hd == c.vd && (c.hd == 64 || c.hd == 128 || c.hd == 256) && c.seqs.size() == 1;
     // 8: attention_mma with blocks of 2 warps (32 rows; the host's ORCD_CUDA_ATT_MMA=2).
     for (int tile = 0; tile < 9; ++tile) {
         if ((tile == 4 || tile == 5) && !c.f16) continue;
@@ -203,7 +204,8 @@ void run(const Case& c) {
         bool ran;
         if (tile >= 7) {
             const unsigned brows = tile == 7 ? 64 : 32;
-            ran = emu_launch({(unsigned)c.n_head, (rows + brows - 1) / brows, 1}, 2 * brows, 0, [&] {
+            const unsigned parts = c.hd == 256 ? 2 : 1;
+            ran = emu_launch({parts * (unsigned)c.n_head, (rows + brows - 1) / brows, 1}, 2 * brows, 0, [&] {
                 attention_mma(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks, got.data(), rows, il,
                               n_seq, n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, c.f16, 0);
             });
@@ -311,6 +313,11 @@ int main() {
         // last partial); softcap and sinks over a chunk of 130 rows late in a prompt.
         {8, 2, 128, 128, {{150, 150}}, 0, 0.0f, 0.088f, false, true, -1},
         {4, 1, 64, 64, {{200, 130}}, 0, 3.0f, s64, true, true, -1},
+        // gemma-3's 256-wide heads (tiles of 32 keys, two blocks a head): three row blocks and
+        // five key tiles (the last partial); its local layers' window mid-tile, with sinks and
+        // softcap.
+        {4, 1, 256, 256, {{150, 130}}, 0, 0.0f, 0.0625f, false, true, -1},
+        {4, 1, 256, 256, {{150, 70}}, 40, 3.0f, 0.0625f, true, true, -1},
         // A row the cache cannot hold: NaN for it alone.
         {4, 4, 64, 64, {{20, 18}}, 0, 0.0f, s64, false, true, 5},
     };

@@ -976,16 +976,35 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
     }
     pdl_wait();  // x is the previous kernel's output; the caches and y may still be read by it
     __shared__ double hn_sc[ROPE_MAX_HEADS];
-    __shared__ double hn_red[32];
+    __shared__ double hn_part[ROPE_MAX_HEADS][8];  // each head's 8 warps' partial sums
     if (hn) {  // uniform
-        for (int h = 0; h < n_head; ++h) {
-            double s = 0.0;
+        // Every head's sum as block_sum_d gives it (each thread's strided partial, the warp's
+        // xor tree, then warp h % 8 replays block_sum_d's second stage over the 8 partials:
+        // the same additions in the same order, so the rms_norm kernel's bits), all heads at
+        // once: one barrier for the row, where a block_sum_d a head put 3 barriers and a
+        // serial reciprocal square root on the chain once per head.
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        for (int h0 = 0; h0 < n_head; h0 += 4) {
+            double s[4] = {0.0, 0.0, 0.0, 0.0};
             for (int i = threadIdx.x; i < head_dim; i += blockDim.x) {
-                const double v = xr[(i64)h * head_dim + i];
-                s = __dadd_rn(s, __dmul_rn(v, v));
+#pragma unroll
+                for (int u = 0; u < 4; ++u) {
+                    if (h0 + u < n_head) {
+                        const double v = xr[(i64)(h0 + u) * head_dim + i];
+                        s[u] = __dadd_rn(s[u], __dmul_rn(v, v));
+                    }
+                }
             }
-            s = block_sum_d(s, hn_red);
-            if (threadIdx.x == 0) hn_sc[h] = 1.0 / sqrt(s / (double)head_dim + (double)hn_eps);
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const double t = warp_sum_d(s[u]);
+                if (lane == 0 && h0 + u < n_head) hn_part[h0 + u][warp] = t;
+            }
+        }
+        __syncthreads();
+        for (int h = warp; h < n_head; h += 8) {  // 256 threads: 8 warps
+            const double t = warp_sum_d(lane < 8 ? hn_part[h][lane] : 0.0);
+            if (lane == 0) hn_sc[h] = 1.0 / sqrt(t / (double)head_dim + (double)hn_eps);
         }
         __syncthreads();
     }
@@ -2115,8 +2134,12 @@ extern "C" __global__ void ATT_BOUNDS attention_tile_lpt(ATT_TILE_PARAMS) {
 // A block: 64 query rows of one sequence (4 warps × 16; or 32 rows, 2 warps: block 64) and one
 // head, the keys in tiles of 64 (K, and V in pass 2, staged as halves in shared memory); grid
 // (n_head, ceil(rows / rows a block)), the tiles the heaviest first (attention_tile_lpt's order). The host sends it only
-// rows of one sequence, an F16 cache and head_dim = v_head_dim ∈ {64, 128}; any other launch
-// gives NaN rows.
+// rows of one sequence, an F16 cache and head_dim = v_head_dim ∈ {64, 128, 256}; any other
+// launch gives NaN rows. Heads of 256 (gemma-3): keys in tiles of 32 (the same shared memory),
+// and a block writes one half of the output (grid (2 · n_head, …): block x takes head x / 2,
+// dims 128 · (x % 2) ..) — q's fragments and a whole head's sums would not fit a thread's
+// registers; both halves compute the same scores, max and Σ (the same code on the same data),
+// so a row's weights are one set.
 // ---------------------------------------------------------------------------------------------
 
 #define AMMA_ROWS 64  // the most query rows a block takes: 16 a warp, up to 4 warps
@@ -2152,7 +2175,11 @@ struct AmmaShared {
 };
 
 template <int D>
-__device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS) {
+__device__ void attention_mma_t(AmmaShared& sh, int tile, int h, int part, ATT_TILE_PARAMS) {
+    // Keys a staged tile, halves a staged row, output dims a block (its part of the head).
+    constexpr int KT = D > 128 ? 32 : AMMA_KT, STR = D > 128 ? D + 8 : AMMA_STR, DO = D > 128 ? 128 : D;
+    static_assert(KT * STR <= AMMA_KT * AMMA_STR && KT % 16 == 0, "attention_mma: the staged tile fits");
+    const int d0 = part * DO;
     u16* Ks = sh.k;
     u16* Vs = sh.v;
     int* rpos = sh.rpos;
@@ -2219,25 +2246,33 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
         // Tiles start at the block's first key, so no key before every row's window is read,
         // and rows past the keys are zeros: a weight of 0 times such a value must not make a
         // NaN (an infinite value there).
-        for (int e = tid; e < AMMA_KT * (D / 8); e += nt) {
+        for (int e = tid; e < KT * (D / 8); e += nt) {
             const int r = e / (D / 8), c = e - r * (D / 8);
             uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
             if (r < nk && head_ok) {
                 const i64 off = (slot0 + kt + r) * cols + (i64)kh * D + 8 * c;
                 kv = *(const uint4*)((const u16*)kc + off);
-                if (val) vv = *(const uint4*)((const u16*)vc + off);
+                if (DO == D && val) vv = *(const uint4*)((const u16*)vc + off);
             }
-            *(uint4*)(Ks + r * AMMA_STR + 8 * c) = kv;
-            if (val) *(uint4*)(Vs + r * AMMA_STR + 8 * c) = vv;
+            *(uint4*)(Ks + r * STR + 8 * c) = kv;
+            if (DO == D && val) *(uint4*)(Vs + r * STR + 8 * c) = vv;
+        }
+        if (DO < D && val) {  // the block's part of the values only
+            for (int e = tid; e < KT * (DO / 8); e += nt) {
+                const int r = e / (DO / 8), c = e - r * (DO / 8);
+                uint4 vv = make_uint4(0, 0, 0, 0);
+                if (r < nk && head_ok) vv = *(const uint4*)((const u16*)vc + (slot0 + kt + r) * cols + (i64)kh * D + d0 + 8 * c);
+                *(uint4*)(Vs + r * STR + 8 * c) = vv;
+            }
         }
         __syncthreads();
 #pragma unroll
-        for (int n = 0; n < AMMA_KT / 8; ++n) {
+        for (int n = 0; n < KT / 8; ++n) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) s[n][e] = 0.0f;
 #pragma unroll
             for (int ks = 0; ks < D / 16; ++ks) {
-                const u16* kr = Ks + (8 * n + g) * AMMA_STR + 16 * ks + 2 * t;
+                const u16* kr = Ks + (8 * n + g) * STR + 16 * ks + 2 * t;
                 const u32 b[2] = {*(const u32*)kr, *(const u32*)(kr + 8)};
                 mma_f16_16816(s[n], qa[ks], b);
             }
@@ -2255,12 +2290,12 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
     };
     // Pass 1: each row's max and Σ exp(s − max) (online, f32).
     float ma = F32_NEG_INF, mb = F32_NEG_INF, la = 0.0f, lb = 0.0f;
-    for (int kt = jlo; kt < jend; kt += AMMA_KT) {  // uniform over the block
-        float s[AMMA_KT / 8][4];
-        scores(kt, min(AMMA_KT, jend - kt), false, s);
+    for (int kt = jlo; kt < jend; kt += KT) {  // uniform over the block
+        float s[KT / 8][4];
+        scores(kt, min(KT, jend - kt), false, s);
         float ta = F32_NEG_INF, tb = F32_NEG_INF;
 #pragma unroll
-        for (int n = 0; n < AMMA_KT / 8; ++n) {
+        for (int n = 0; n < KT / 8; ++n) {
             ta = fmaxf(ta, fmaxf(s[n][0], s[n][1]));
             tb = fmaxf(tb, fmaxf(s[n][2], s[n][3]));
         }
@@ -2272,7 +2307,7 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
         const float na = fmaxf(ma, ta), nb = fmaxf(mb, tb);
         float sa = 0.0f, sb = 0.0f;
 #pragma unroll
-        for (int n = 0; n < AMMA_KT / 8; ++n) {
+        for (int n = 0; n < KT / 8; ++n) {
             sa += (s[n][0] == F32_NEG_INF ? 0.0f : expf(s[n][0] - na)) + (s[n][1] == F32_NEG_INF ? 0.0f : expf(s[n][1] - na));
             sb += (s[n][2] == F32_NEG_INF ? 0.0f : expf(s[n][2] - nb)) + (s[n][3] == F32_NEG_INF ? 0.0f : expf(s[n][3] - nb));
         }
@@ -2298,39 +2333,39 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
     }
     // Pass 2: the weights as `attention` gives them, exp(s − max) / Σ rounded to f16 (llama.cpp's
     // CPU rounds its probabilities so on an F16 cache), then out = Σ w·v on the tensor cores.
-    float o[D / 8][4];
+    float o[DO / 8][4];
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n)
+    for (int n = 0; n < DO / 8; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) o[n][e] = 0.0f;
-    for (int kt = jlo; kt < jend; kt += AMMA_KT) {
-        float s[AMMA_KT / 8][4];
-        scores(kt, min(AMMA_KT, jend - kt), true, s);
+    for (int kt = jlo; kt < jend; kt += KT) {
+        float s[KT / 8][4];
+        scores(kt, min(KT, jend - kt), true, s);
 #pragma unroll
-        for (int n = 0; n < AMMA_KT / 8; ++n)
+        for (int n = 0; n < KT / 8; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const bool hi = e >= 2;
                 s[n][e] = s[n][e] == F32_NEG_INF ? 0.0f : __fdiv_rn(expf(s[n][e] - (hi ? mb : ma)), hi ? lb : la);
             }
 #pragma unroll
-        for (int ks = 0; ks < AMMA_KT / 16; ++ks) {
+        for (int ks = 0; ks < KT / 16; ++ks) {
             // The weights' A fragment of keys 16·ks ..: two score tiles.
             const u32 pa4[4] = {amma_pack(s[2 * ks][0], s[2 * ks][1]), amma_pack(s[2 * ks][2], s[2 * ks][3]),
                                 amma_pack(s[2 * ks + 1][0], s[2 * ks + 1][1]),
                                 amma_pack(s[2 * ks + 1][2], s[2 * ks + 1][3])};
 #pragma unroll
-            for (int n = 0; n < D / 8; ++n) {
-                const u16* v0 = Vs + (16 * ks + 2 * t) * AMMA_STR + 8 * n + g;
-                const u32 b[2] = {(u32)v0[0] | ((u32)v0[AMMA_STR] << 16),
-                                  (u32)v0[8 * AMMA_STR] | ((u32)v0[9 * AMMA_STR] << 16)};
+            for (int n = 0; n < DO / 8; ++n) {
+                const u16* v0 = Vs + (16 * ks + 2 * t) * STR + 8 * n + g;
+                const u32 b[2] = {(u32)v0[0] | ((u32)v0[STR] << 16),
+                                  (u32)v0[8 * STR] | ((u32)v0[9 * STR] << 16)};
                 mma_f16_16816(o[n], pa4, b);
             }
         }
     }
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-        const int d = 8 * n + 2 * t;
+    for (int n = 0; n < DO / 8; ++n) {
+        const int d = d0 + 8 * n + 2 * t;
         if (ia < nr) {
             float* y = out + ((i64)(r0 + ia) * n_head + h) * D + d;
             y[0] = oka ? o[n][0] : F32_NAN;
@@ -2344,14 +2379,16 @@ __device__ void attention_mma_t(AmmaShared& sh, int tile, int h, ATT_TILE_PARAMS
     }
 }
 
-// grid (n_head, ceil(rows / 64)): tile gridDim.y − 1 − blockIdx.y of head blockIdx.x (the
-// heaviest first). head_dim 64 or 128 (other shapes: NaN rows; the host does not send them).
+// grid (n_head, ceil(rows / 64)) (heads of 256: (2 · n_head, …), two parts a head): tile
+// gridDim.y − 1 − blockIdx.y of head blockIdx.x (the heaviest first). head_dim 64, 128 or 256
+// (other shapes: NaN rows; the host does not send them).
 #define AMMA_BOUNDS __launch_bounds__(128)
 extern "C" __global__ void AMMA_BOUNDS attention_mma(ATT_TILE_PARAMS) {
     __shared__ __align__(16) AmmaShared sh;
-    const int tile = gridDim.y - 1 - blockIdx.y, h = blockIdx.x;
-    if (head_dim == 128) attention_mma_t<128>(sh, tile, h, ATT_TILE_ARGS);
-    else attention_mma_t<64>(sh, tile, h, ATT_TILE_ARGS);
+    const int tile = gridDim.y - 1 - blockIdx.y;
+    if (head_dim == 256) attention_mma_t<256>(sh, tile, blockIdx.x >> 1, blockIdx.x & 1, ATT_TILE_ARGS);
+    else if (head_dim == 128) attention_mma_t<128>(sh, tile, blockIdx.x, 0, ATT_TILE_ARGS);
+    else attention_mma_t<64>(sh, tile, blockIdx.x, 0, ATT_TILE_ARGS);
 }
 
 // ---------------------------------------------------------------------------------------------

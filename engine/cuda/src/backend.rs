@@ -414,16 +414,24 @@ fn att_mma() -> u32 {
 }
 
 /// Whether `attention_mma` takes a tile-sized batch: switched on, an F16 cache (the fast
-/// numerics), K and V heads of one width of 64 or 128, every row of one sequence (a block's
-/// rows share its staged keys).
+/// numerics), K and V heads of one width of 64, 128 or 256 (gemma-3: two blocks a head, each
+/// half the output), every row of one sequence (a block's rows share its staged keys).
 fn att_mma_takes(ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) -> bool {
-    att_mma_for(att_mma() > 0, ty, head_dim, v_head_dim, seq)
+    att_mma_for(att_mma() > 0, ty, head_dim, v_head_dim, seq) && (head_dim != 256 || att_mma256())
+}
+
+/// `attention_mma` for heads of 256 (gemma-3's prefill; stop 46, written to take 9.0 of its
+/// 22.1 ms pp512 from `attention_tile_lpt`): `ORCD_CUDA_ATT_MMA256=0` keeps them on the tile
+/// kernel (the A/B).
+fn att_mma256() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_MMA256", &[("0", false)], true))
 }
 
 fn att_mma_for(on: bool, ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) -> bool {
     on && ty == KvType::F16
         && head_dim == v_head_dim
-        && matches!(head_dim, 64 | 128)
+        && matches!(head_dim, 64 | 128 | 256)
         && seq.first().is_some_and(|&s0| seq.iter().all(|&s| s == s0))
 }
 
@@ -1708,7 +1716,9 @@ impl Ops for Cuda {
         // first, its shared memory static), where it takes the shape.
         if mma {
             let warps = att_mma();
-            let dims = (p.n_head as u32, q.rows.div_ceil(16 * warps as usize) as u32, 1);
+            // Heads of 256: two blocks a head (each half of its output dims).
+            let parts = if p.head_dim == 256 { 2 } else { 1 };
+            let dims = (parts * p.n_head as u32, q.rows.div_ceil(16 * warps as usize) as u32, 1);
             // Never with PDL (it has no pdl_wait: it reads q at once).
             self.launch("attention_mma", dims, 32 * warps, 0, &args)?;
             return Ok(y);
@@ -2382,11 +2392,13 @@ mod tests {
         let one = [3, 3, 3];
         assert!(att_mma_for(true, KvType::F16, 64, 64, &one));
         assert!(att_mma_for(true, KvType::F16, 128, 128, &one));
-        // Off; the exact numerics' F32 cache; gemma-3's 256-wide heads; V narrower than K;
-        // rows of two sequences; no rows.
+        assert!(att_mma_for(true, KvType::F16, 256, 256, &one));
+        // Off; the exact numerics' F32 cache; other widths; V narrower than K; rows of two
+        // sequences; no rows.
         assert!(!att_mma_for(false, KvType::F16, 64, 64, &one));
         assert!(!att_mma_for(true, KvType::F32, 64, 64, &one));
-        assert!(!att_mma_for(true, KvType::F16, 256, 256, &one));
+        assert!(!att_mma_for(true, KvType::F16, 96, 96, &one));
+        assert!(!att_mma_for(true, KvType::F16, 512, 512, &one));
         assert!(!att_mma_for(true, KvType::F16, 64, 32, &one));
         assert!(!att_mma_for(true, KvType::F16, 64, 64, &[3, 4]));
         assert!(!att_mma_for(true, KvType::F16, 64, 64, &[]));

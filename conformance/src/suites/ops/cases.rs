@@ -312,12 +312,18 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         // scores over 512 keys) past the 48 KiB a kernel gets without the opt-in — the bench
         // shape no other case reached (stop 44: attention_tile_lpt was refused there on the card).
         attn(14, 2, 64, vec![(512, 512)]),
+        // gemma-3's 256-wide heads over a prompt of several row blocks and key tiles (the
+        // tensor-core prefill attention's two blocks a head).
+        attn(4, 1, 256, vec![(300, 300)]),
     ];
     let mut win = attn(14, 2, 64, vec![(37, 3)]);
     win.window = Some(16);
     a.push(win);
     let mut win = attn(4, 1, 256, vec![(40, 17)]);
     win.window = Some(8);
+    a.push(win);
+    let mut win = attn(4, 1, 256, vec![(300, 130)]);
+    win.window = Some(100);
     a.push(win);
     let mut win = attn(14, 2, 64, vec![(9, 9), (30, 1)]);
     win.window = Some(8);
