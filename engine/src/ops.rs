@@ -563,6 +563,23 @@ pub trait Ops {
     fn scale(&self, x: &Self::Tensor, s: f32) -> Result<Self::Tensor>;
     /// `x · wᵀ`: x `[n, k]`, w dims `[k, m]` → `[n, m]`; `g` groups x's rows by sequence.
     fn matmul(&self, x: &Self::Tensor, w: &Self::Weight, g: &RowGroups) -> Result<Self::Tensor>;
+    /// `res + rms_norm_mul(x · wᵀ + bias, eps, nw)`: a projection, then its post-norm and the
+    /// residual add (gemma-3's output and down projections). The default composes
+    /// [`Ops::matmul_fused`] and [`Ops::rms_norm_mul_add`]; a backend may fuse them (the same
+    /// values).
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_norm_add(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        nw: &Self::Weight,
+        eps: f32,
+        res: &Self::Tensor,
+        g: &RowGroups,
+    ) -> Result<Self::Tensor> {
+        self.rms_norm_mul_add(&self.matmul_fused(x, w, bias, None, g)?, eps, nw, res)
+    }
     /// `res + (x · wᵀ + bias)`: a projection with its bias and the residual add after it, each
     /// optional. The default composes [`Ops::matmul`], [`Ops::add_row`] and [`Ops::add`]; a backend
     /// may fuse them, giving the same values (f32 addition is commutative, so `res + y` is

@@ -3822,6 +3822,92 @@ extern "C" __global__ void MVM_BOUNDS matvec2l_q5_k(MATVEC_PARAMS) { matvec_t<T_
 extern "C" __global__ void MVM_BOUNDS matvec2l_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 2, 1, false, 6>(MATVEC_ARGS); }
+// One row's mat-vec, then the row's RMS norm, its weight and a residual in the same launch
+// (gemma-3's post-norms: out = res + rms_norm(x·W + b) · nw, the rms_norm kernel's values with
+// `res`): every block stores its columns of y = x·W + b as matvec8_ / matvec2l_ do, then counts
+// itself done; the last block to count (its stores and everyone's visible: fences around a
+// device-wide count, reset by it for the next launch) reads the whole row back and computes
+// the norm exactly as `rms_norm` with its 256 threads does — each of its 128 threads keeps the
+// strided partial sums of threads t and t + 128 apart (warps 0–3 and 4–7 of that launch), the
+// same xor trees, the same second stage over 8 partials — so the same bits. One launch where
+// the composition took two (stop 46; `ORCD_CUDA_FUSE_POSTNORM=0` the composition).
+// `count` is the host's zeroed counter; the launch is one row (n_out 1), as matvec8_ / matvec2l_.
+__device__ __forceinline__ unsigned mv_count_done(unsigned* c) {
+#ifdef ORCD_EMU
+    return (*c)++;  // one block at a time on the emulator
+#else
+    __threadfence();  // this block's stores of y before its count
+    return atomicAdd(c, 1u);
+#endif
+}
+__device__ __forceinline__ float mv_ld_cg(const float* p) {
+#ifdef ORCD_EMU
+    return *p;
+#else
+    return __ldcg(p);  // from L2: other blocks wrote it (no stale L1 line)
+#endif
+}
+__device__ void mv_row_norm_add(const float* y, int cols, const float* nw, float eps, const float* res, float* out,
+                                unsigned* count) {
+    __shared__ int mv_last;
+    __shared__ double mv_nred[8];
+    __syncthreads();  // the block's stores of y are issued
+    if (threadIdx.x == 0) {
+        const unsigned nb = gridDim.x * gridDim.y * gridDim.z;
+        mv_last = mv_count_done(count) == nb - 1;
+        if (mv_last) *count = 0u;  // every block has counted: zero again for the next launch
+#ifndef ORCD_EMU
+        __threadfence();  // the last block's reads of y after every block's count
+#endif
+    }
+    __syncthreads();
+    if (!mv_last || blockDim.x != MV_THREADS) return;  // uniform
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    double sa = 0.0, sb = 0.0;  // the partials of rms_norm's threads t and t + 128
+    for (int i = threadIdx.x; i < cols; i += 2 * MV_THREADS) {
+        const double va = mv_ld_cg(y + i);
+        sa = __dadd_rn(sa, __dmul_rn(va, va));
+        if (i + MV_THREADS < cols) {
+            const double vb = mv_ld_cg(y + i + MV_THREADS);
+            sb = __dadd_rn(sb, __dmul_rn(vb, vb));
+        }
+    }
+    sa = warp_sum_d(sa);
+    sb = warp_sum_d(sb);
+    if (lane == 0) {
+        mv_nred[warp] = sa;
+        mv_nred[warp + MV_WARPS] = sb;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        const double t = warp_sum_d(lane < 2 * MV_WARPS ? mv_nred[lane] : 0.0);
+        if (lane == 0) mv_nred[0] = t;
+    }
+    __syncthreads();
+    const double sc = 1.0 / sqrt(mv_nred[0] / (double)cols + (double)eps);
+    for (int i = threadIdx.x; i < cols; i += MV_THREADS) {
+        const float v = (float)__dmul_rn((double)mv_ld_cg(y + i), sc);
+        out[i] = __fadd_rn(res[i], __fmul_rn(v, nw[i]));
+    }
+}
+#define MV_NORM_ADD_PARAMS const float *pn_w, float pn_eps, const float *pn_res, float *pn_out, unsigned *pn_count
+#define MV_NORM_ADD(T, C, U)                                              \
+    matvec_t<T, C, 1, false, U>(MATVEC_ARGS);                           \
+    mv_row_norm_add(y, m, pn_w, pn_eps, pn_res, pn_out, pn_count)
+extern "C" __global__ void MV_BOUNDS matvec8n_q4_0(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q4_0, 8, 1); }
+extern "C" __global__ void MV_BOUNDS matvec8n_q4_1(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q4_1, 8, 1); }
+extern "C" __global__ void MV_BOUNDS matvec8n_q4_k(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q4_k, 8, 1); }
+extern "C" __global__ void MV_BOUNDS matvec8n_q5_k(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q5_k, 8, 1); }
+extern "C" __global__ void MV_BOUNDS matvec8n_q6_k(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q6_k, 8, 1); }
+extern "C" __global__ void MV_BOUNDS matvec8n_q5_0(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q5_0, 8, 1); }
+extern "C" __global__ void MV_BOUNDS matvec8n_q8_0(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q8_0, 8, 1); }
+extern "C" __global__ void MVM_BOUNDS matvec2ln_q4_0(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q4_0, 2, 6); }
+extern "C" __global__ void MVM_BOUNDS matvec2ln_q4_1(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q4_1, 2, 6); }
+extern "C" __global__ void MVM_BOUNDS matvec2ln_q4_k(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q4_k, 2, 6); }
+extern "C" __global__ void MVM_BOUNDS matvec2ln_q5_k(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q5_k, 2, 6); }
+extern "C" __global__ void MVM_BOUNDS matvec2ln_q6_k(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q6_k, 2, 6); }
+extern "C" __global__ void MVM_BOUNDS matvec2ln_q5_0(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q5_0, 2, 6); }
+extern "C" __global__ void MVM_BOUNDS matvec2ln_q8_0(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q8_0, 2, 6); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k, 4, 2>(MATVEC_ARGS); }

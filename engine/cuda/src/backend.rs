@@ -39,6 +39,10 @@ pub struct Cuda {
     /// RoPE frequency factors in device memory, by their bits (uploaded once, outside any
     /// recording: a recorded forward cannot copy from host memory).
     factors: Arc<Mutex<HashMap<Vec<u32>, DevBuf>>>,
+    /// The zeroed block counter of the mat-vecs that finish their row's post-norm in the last
+    /// block (`matvec8n_` / `matvec2ln_`; each launch leaves it zero again). Made outside any
+    /// recording, the first time one runs.
+    done_count: Arc<Mutex<Option<DevBuf>>>,
 }
 
 /// The recorded forwards of one model.
@@ -420,6 +424,15 @@ fn att_mma_takes(ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) ->
     att_mma_for(att_mma() > 0, ty, head_dim, v_head_dim, seq) && (head_dim != 256 || att_mma256())
 }
 
+/// One-row projections followed by a post-norm and the residual add in one launch
+/// (`matvec8n_` / `matvec2ln_`: the last block to finish normalizes the row; gemma-3's output
+/// and down projections; stop 46): `ORCD_CUDA_FUSE_POSTNORM=0` launches the mat-vec and
+/// `rms_norm` apart (the composition, the A/B).
+fn postnorm_fuse() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_POSTNORM", &[("0", false)], true))
+}
+
 /// `attention_mma` for heads of 256 (gemma-3's prefill; stop 46, written to take 9.0 of its
 /// 22.1 ms pp512 from `attention_tile_lpt`): `ORCD_CUDA_ATT_MMA256=0` keeps them on the tile
 /// kernel (the A/B).
@@ -560,7 +573,7 @@ impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
     pub fn new(fast: bool) -> std::result::Result<Self, CudaError> {
         let dev = crate::device::device().map_err(CudaError::Unavailable)?;
-        Ok(Cuda { dev, fast, graphs: Arc::default(), factors: Arc::default() })
+        Ok(Cuda { dev, fast, graphs: Arc::default(), factors: Arc::default(), done_count: Arc::default() })
     }
 
     pub fn device(&self) -> &Arc<Dev> {
@@ -1366,6 +1379,107 @@ impl Cuda {
         Ok(b)
     }
 
+    /// The mat-vecs' block counter ([`Cuda::done_count`]); None while recording before it exists.
+    fn done_counter(&self) -> Result<Option<DevBuf>> {
+        let mut c = self.done_count.lock().map_err(|_| Error::Invalid("block counter: poisoned lock".into()))?;
+        if let Some(b) = c.as_ref() {
+            return Ok(Some(b.clone()));
+        }
+        if self.dev.capturing() {
+            return Ok(None);
+        }
+        let b = self.dev.alloc(4, Category::Workspace).map_err(err)?;
+        self.dev.zero(&b).map_err(err)?;
+        *c = Some(b.clone());
+        Ok(Some(b))
+    }
+
+    /// `res + rms_norm_mul(x · wᵀ + bias, eps, nw)` of one row in one launch (`matvec8n_` /
+    /// `matvec2ln_`: the row's blocks, then its last block's norm — the composition's values),
+    /// where the one-row mat-vec of a part-decodable type takes it; None otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn matvec_norm_add(
+        &self,
+        x: &CudaTensor,
+        w: &CudaWeight,
+        bias: Option<&CudaWeight>,
+        nw: &CudaWeight,
+        eps: f32,
+        res: &CudaTensor,
+        g: &RowGroups,
+    ) -> Result<Option<CudaTensor>> {
+        let m = w.rows;
+        let part = matches!(
+            w.ty,
+            GgmlType::Q4_0
+                | GgmlType::Q4_1
+                | GgmlType::Q5_0
+                | GgmlType::Q8_0
+                | GgmlType::Q4_K
+                | GgmlType::Q5_K
+                | GgmlType::Q6_K
+        );
+        if !postnorm_fuse()
+            || !part
+            || x.rows != 1
+            || w.dims.len() > 2
+            || w.k != x.cols
+            || m >= MV_ROUND_ONCE_M
+            || (res.rows, res.cols) != (1, m)
+            || nw.ty != GgmlType::F32
+            || nw.k * nw.rows != m
+            || bias.is_some_and(|b| b.ty != GgmlType::F32 || b.k * b.rows != m)
+        {
+            return Ok(None);
+        }
+        let xq = self.matmul_rounding(x.cols, w.ty)?;
+        if !matches!(self.mmq_rows(w, xq, false, Some(g), 1), MmqRows::None) {
+            return Ok(None);
+        }
+        let Some(count) = self.done_counter()? else { return Ok(None) };
+        let kty =
+            kernel_ty(w.ty).ok_or_else(|| shape_err("matmul", format!("{}: no kernel for {:?}", w.name, w.ty)))?;
+        // The one-row mat-vec's choice (Cuda::matvec): long rows 2 columns a block.
+        let (variant, cols) = if w.k > 2 * 1024 { ("matvec2ln", 2) } else { ("matvec8n", 8) };
+        let (y, out) = (self.tensor(1, m)?, self.tensor(1, m)?);
+        self.dev
+            .launch_ex(
+                &format!("{variant}_{kty}"),
+                (blocks(m, cols), 1, 1),
+                128,
+                0,
+                &[
+                    &[
+                        w.buf.arg(),
+                        x.buf.arg(),
+                        y.buf.arg(),
+                        Arg::I32(1),
+                        Arg::I32(w.k as i32),
+                        Arg::I32(m as i32),
+                        Arg::I64(w.row_bytes as i64),
+                        Arg::Ptr(0),
+                        Arg::I32(0),
+                        Arg::I32(0),
+                        bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                        Arg::I32(1),
+                        Arg::Ptr(0),
+                        Arg::I32(xq),
+                        Arg::Ptr(0),
+                        Arg::I32(0),
+                        Arg::I32(0),
+                        Arg::Ptr(0),
+                        Arg::F32(0.0),
+                    ][..],
+                    &more_args(&[], &[]),
+                    &[nw.buf.arg(), Arg::F32(eps), res.buf.arg(), out.buf.arg(), count.arg()],
+                ]
+                .concat(),
+                true,
+            )
+            .map_err(err)?;
+        Ok(Some(out))
+    }
+
     fn graphs(&self) -> Result<std::sync::MutexGuard<'_, Graphs>> {
         self.graphs.lock().map_err(|_| Error::Invalid("cuda graphs: poisoned lock".into()))
     }
@@ -1787,6 +1901,22 @@ impl Ops for Cuda {
     fn rms_norm_mul(&self, x: &CudaTensor, eps: f32, w: &CudaWeight) -> Result<CudaTensor> {
         Self::one_d("rms_norm_mul", w, x.cols)?;
         self.rms_norm_w(x, eps, Some(w))
+    }
+
+    fn matmul_norm_add(
+        &self,
+        x: &CudaTensor,
+        w: &CudaWeight,
+        bias: Option<&CudaWeight>,
+        nw: &CudaWeight,
+        eps: f32,
+        res: &CudaTensor,
+        g: &RowGroups,
+    ) -> Result<CudaTensor> {
+        if let Some(out) = self.matvec_norm_add(x, w, bias, nw, eps, res, g)? {
+            return Ok(out);
+        }
+        self.rms_norm_mul_add(&self.matmul_fused(x, w, bias, None, g)?, eps, nw, res)
     }
 
     fn rms_norm_mul_add(&self, x: &CudaTensor, eps: f32, w: &CudaWeight, res: &CudaTensor) -> Result<CudaTensor> {

@@ -12,13 +12,11 @@ use super::HParams;
 use crate::ops::{Act, Index, Ops, RowGroups, TapSink, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT};
 use crate::Result;
 
-/// A block's output: the residual already added (fused), or not, or (`PostNorm`: no taps) not
-/// yet through the block's post-norm, which the caller fuses with the residual add
-/// ([`Ops::rms_norm_mul_add`]).
+/// A block's output: the residual already added (fused, after the block's post-norm where it
+/// has one), or not.
 enum Residual<T> {
     Added(T),
     Not(T),
-    PostNorm(T),
 }
 
 /// A q/k/v projection's bias, unless the planted fault drops it.
@@ -114,7 +112,9 @@ impl<B: Ops> Fwd<'_, B> {
     /// fewer ops; with taps, `attn_out` and `ffn_out` exist on their own to be tapped.
     pub fn layer(&mut self, il: usize, l: &Layer<B::Weight>, kv: &mut B::Kv, x: B::Tensor) -> Result<B::Tensor> {
         let fuse = !self.taps.active();
-        let res = (fuse && l.attn.post_norm.is_none()).then_some(&x);
+        // Without taps the output projection adds the residual itself, after its post-norm
+        // where there is one (Ops::matmul_norm_add).
+        let res = fuse.then_some(&x);
         // Without taps, an RMS norm rides in the projections that read it (Ops::norm_matmuls,
         // Ops::norm_matmul_glu): the same values, no normalized tensor of its own.
         let attn = match (&l.attn_norm, &l.attn.qkv) {
@@ -151,22 +151,30 @@ impl<B: Ops> Fwd<'_, B> {
                 self.attention(il, &cur, &l.attn, kv, res)?
             }
         };
-        let ffn_inp = match (attn, &l.attn.post_norm) {
-            (Residual::Added(t), _) => t,
-            (Residual::PostNorm(o), Some(w)) => self.b.rms_norm_mul_add(&o, self.hp.rms_eps, w, &x)?,
-            (Residual::Not(a), _) => {
+        let ffn_inp = match attn {
+            Residual::Added(t) => t,
+            Residual::Not(a) => {
                 self.tap(Some(il), "attn_out", &a)?;
                 self.b.add(&x, &a)?
-            }
-            (Residual::PostNorm(_), None) => {
-                return Err(crate::Error::Invalid("attention: a post-norm output without its norm".into()))
             }
         };
         let res = (fuse && l.post_ffn_norm.is_none()).then_some(&ffn_inp);
         let out = match (&l.ffn_norm, &l.ffn) {
             (n, Ffn::Gated { gate, up, down, act }) if fuse && n.kind == NormKind::Rms && n.b.is_none() => {
                 let h = self.b.norm_matmul_glu(&ffn_inp, &n.w, n.eps, gate, up, *act, &self.groups)?;
-                self.down(&h, down, res)?
+                match &l.post_ffn_norm {
+                    // The down projection, its post-norm and the residual add in one op.
+                    Some(w) => Residual::Added(self.b.matmul_norm_add(
+                        &h,
+                        down,
+                        None,
+                        w,
+                        self.hp.rms_eps,
+                        &ffn_inp,
+                        &self.groups,
+                    )?),
+                    None => self.down(&h, down, res)?,
+                }
             }
             _ => {
                 let cur = self.norm(&ffn_inp, &l.ffn_norm)?;
@@ -178,7 +186,7 @@ impl<B: Ops> Fwd<'_, B> {
             (Residual::Added(t), _) => t,
             // Without taps the post-norm and the residual add are one op.
             (Residual::Not(f), Some(w)) if fuse => self.b.rms_norm_mul_add(&f, self.hp.rms_eps, w, &ffn_inp)?,
-            (Residual::PostNorm(f) | Residual::Not(f), _) => {
+            (Residual::Not(f), _) => {
                 let f = match &l.post_ffn_norm {
                     Some(w) => self.rms(&f, w)?,
                     None => f,
@@ -291,12 +299,13 @@ impl<B: Ops> Fwd<'_, B> {
         let cfg = hp.attn_cfg(il);
         let o = b.attention(&q, kv, il, self.batch, &cfg.params, a.sinks.as_ref())?;
         if let Some(r) = res {
-            return Ok(Residual::Added(self.proj_res(&o, &a.out, r)?));
+            return Ok(Residual::Added(match &a.post_norm {
+                Some(w) => b.matmul_norm_add(&o, &a.out.w, a.out.b.as_ref(), w, hp.rms_eps, r, &self.groups)?,
+                None => self.proj_res(&o, &a.out, r)?,
+            }));
         }
         let o = self.proj(&o, &a.out)?;
         Ok(match &a.post_norm {
-            // Without taps the caller fuses the post-norm with the residual add.
-            Some(_) if !self.taps.active() => Residual::PostNorm(o),
             Some(w) => Residual::Not(self.rms(&o, w)?),
             None => Residual::Not(o),
         })

@@ -435,6 +435,24 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
             );
         }
     }
+    // A projection, its post-norm and the residual add (gemma-3-270m: o 1,024 → 640, down
+    // 2,048 → 640): one decode row through the fused launch (the last block's norm; long rows on
+    // 2 columns a block), a bias, and rows the composition takes (a few sequences, a prefill).
+    for ty in [GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::F16] {
+        for (k, m, rows, bias) in
+            [(1024, 640, 1, false), (2048, 640, 1, true), (4096, 896, 1, false), (1024, 640, 5, true)]
+        {
+            let extra = if bias { "-bias" } else { "" };
+            push(
+                format!("matmul_norm_add-{}-m{m}-k{k}-n{rows}{extra}", ty_name(ty)),
+                OpSpec::MatmulNormAdd { ty, k, m, rows, bias, eps: 1e-6 },
+            );
+        }
+    }
+    push(
+        "matmul_norm_add-q4_k-m640-k1024-n40".into(),
+        OpSpec::MatmulNormAdd { ty: GgmlType::Q4_K, k: 1024, m: 640, rows: 40, bias: false, eps: 1e-6 },
+    );
     for ty in [GgmlType::F16, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K] {
         for (k, m, rows, act, a) in [
             (1024, 4864, 1, Act::Silu, "silu"),

@@ -256,6 +256,16 @@ pub enum OpSpec {
         bias: bool,
         res: bool,
     },
+    /// `res + rms_norm_mul(x · wᵀ + bias, nw)` in one op (gemma-3's output and down projections
+    /// with their post-norms and the residual add).
+    MatmulNormAdd {
+        ty: GgmlType,
+        k: usize,
+        m: usize,
+        rows: usize,
+        bias: bool,
+        eps: f32,
+    },
     /// `glu(x · gateᵀ, x · upᵀ, act)` in one op.
     MatmulGlu {
         ty: GgmlType,
@@ -359,6 +369,7 @@ impl OpSpec {
             OpSpec::RmsNormMul { .. } => "rms_norm_mul",
             OpSpec::RmsNormMulAdd { .. } => "rms_norm_mul_add",
             OpSpec::MatmulFused { .. } => "matmul_fused",
+            OpSpec::MatmulNormAdd { .. } => "matmul_norm_add",
             OpSpec::MatmulGlu { .. } => "matmul_glu",
             OpSpec::NormMatmuls { .. } => "norm_matmuls",
             OpSpec::NormMatmulGlu { .. } => "norm_matmul_glu",
@@ -420,6 +431,7 @@ impl OpSpec {
                 vec![expect("out", (*rows, *cols), d)]
             }
             OpSpec::MatmulFused { m, rows, .. }
+            | OpSpec::MatmulNormAdd { m, rows, .. }
             | OpSpec::MatmulGlu { m, rows, .. }
             | OpSpec::NormMatmulGlu { m, rows, .. } => vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL))],
             OpSpec::NormMatmuls { ms, rows, .. } => {
@@ -596,6 +608,17 @@ impl OpSpec {
                 }
                 if *res {
                     p.x.push(u(rng, *rows, *m, -1.0, 1.0));
+                }
+                has_weights = true;
+                p.batches.push(one_seq(*rows));
+            }
+            OpSpec::MatmulNormAdd { ty, k, m, rows, bias, .. } => {
+                p.x.push(u(rng, *rows, *k, -1.0, 1.0));
+                p.x.push(u(rng, *rows, *m, -1.0, 1.0)); // the residual
+                w.add(rng, "w", *ty, &[*k as u64, *m as u64])?;
+                w.add(rng, "nw", GgmlType::F32, &[*m as u64])?;
+                if *bias {
+                    w.add(rng, "bias", GgmlType::F32, &[*m as u64])?;
                 }
                 has_weights = true;
                 p.batches.push(one_seq(*rows));
@@ -885,6 +908,12 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             let bw = if *bias { Some(weight(b, p, "bias")?) } else { None };
             let r = if *res { Some(x1()?) } else { None };
             one("out", b.matmul_fused(&x0()?, &weight(b, p, "w")?, bw.as_ref(), r.as_ref(), &g))
+        }
+        OpSpec::MatmulNormAdd { bias, eps, .. } => {
+            let g = b.batch_groups(&batch(b, p, 0)?);
+            let bw = if *bias { Some(weight(b, p, "bias")?) } else { None };
+            let (w, nw) = (weight(b, p, "w")?, weight(b, p, "nw")?);
+            one("out", b.matmul_norm_add(&x0()?, &w, bw.as_ref(), &nw, *eps, &x1()?, &g))
         }
         OpSpec::MatmulGlu { act, .. } => {
             let g = b.batch_groups(&batch(b, p, 0)?);
