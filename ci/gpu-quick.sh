@@ -164,6 +164,13 @@ if [[ ${REAL:-1} == 1 ]]; then
             M=$RM b $rl-fast-p512-$lab fast 512 "${envs[@]}"; M=$RM b $rl-fast-p512-$lab-r2 fast 512 "${envs[@]}"
         done
         [[ -n ${REAL_P512:-} ]] && M=$RM b $rl-fast-p512-r2 fast 512
+        # REAL_TG="label:ENV=V,… …": decode switches timed on each real file (a switch of a
+        # shape the Qwen file has not: gemma-3's post-norms), then the default's decode again.
+        for v in ${REAL_TG:-}; do
+            lab=${v%%:*}; IFS=, read -r -a envs <<< "${v#*:}"
+            M=$RM b $rl-fast-p4-$lab fast 4 "${envs[@]}"
+        done
+        [[ -n ${REAL_TG:-} ]] && M=$RM b $rl-fast-p4-r2 fast 4
         [[ ${PEER:-1} == 1 ]] && M=$RM lb $rl-r2
     done
 fi
