@@ -2644,15 +2644,24 @@ __device__ __forceinline__ MvX mv_round_i8(const float* v) {
 // The rms_norm kernel's scale 1 / sqrt(mean(x²) + eps) of row `xr` as that kernel computes it
 // with its launch of 256 threads (f64, strided partials, xor trees, warps in order), from a block
 // of 128: thread t plays threads t and t + 128. Every thread calls it; `red` holds 9 doubles.
+// CG: the row is read from L2 (`ld.global.cg`: other blocks of this launch wrote it).
+__device__ __forceinline__ float mv_ld_cg(const float* p) {
+#ifdef ORCD_EMU
+    return *p;
+#else
+    return __ldcg(p);
+#endif
+}
+template <bool CG = false>
 __device__ double rms_scale_256(const float* xr, int cols, float eps, double* red) {
     const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
     double a = 0.0, b = 0.0;
     for (int i = t; i < cols; i += 256) {
-        const double v = xr[i];
+        const double v = CG ? mv_ld_cg(xr + i) : xr[i];
         a = __dadd_rn(a, __dmul_rn(v, v));
     }
     for (int i = t + 128; i < cols; i += 256) {
-        const double v = xr[i];
+        const double v = CG ? mv_ld_cg(xr + i) : xr[i];
         b = __dadd_rn(b, __dmul_rn(v, v));
     }
     a = warp_sum_d(a);
@@ -3826,11 +3835,10 @@ extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_
 // (gemma-3's post-norms: out = res + rms_norm(x·W + b) · nw, the rms_norm kernel's values with
 // `res`): every block stores its columns of y = x·W + b as matvec8_ / matvec2l_ do, then counts
 // itself done; the last block to count (its stores and everyone's visible: fences around a
-// device-wide count, reset by it for the next launch) reads the whole row back and computes
-// the norm exactly as `rms_norm` with its 256 threads does — each of its 128 threads keeps the
-// strided partial sums of threads t and t + 128 apart (warps 0–3 and 4–7 of that launch), the
-// same xor trees, the same second stage over 8 partials — so the same bits. One launch where
-// the composition took two (stop 46; `ORCD_CUDA_FUSE_POSTNORM=0` the composition).
+// device-wide count, reset by it for the next launch) reads the whole row back from L2 and
+// computes the norm exactly as `rms_norm` with its 256 threads does (rms_scale_256, as the
+// norm-fused mat-vecs) — so the same bits. One launch where the composition took two (stop
+// 46; `ORCD_CUDA_FUSE_POSTNORM=0` the composition).
 // `count` is the host's zeroed counter; the launch is one row (n_out 1), as matvec8_ / matvec2l_.
 __device__ __forceinline__ unsigned mv_count_done(unsigned* c) {
 #ifdef ORCD_EMU
@@ -3840,17 +3848,10 @@ __device__ __forceinline__ unsigned mv_count_done(unsigned* c) {
     return atomicAdd(c, 1u);
 #endif
 }
-__device__ __forceinline__ float mv_ld_cg(const float* p) {
-#ifdef ORCD_EMU
-    return *p;
-#else
-    return __ldcg(p);  // from L2: other blocks wrote it (no stale L1 line)
-#endif
-}
 __device__ void mv_row_norm_add(const float* y, int cols, const float* nw, float eps, const float* res, float* out,
                                 unsigned* count) {
     __shared__ int mv_last;
-    __shared__ double mv_nred[8];
+    __shared__ double mv_nred[9];
     __syncthreads();  // the block's stores of y are issued
     if (threadIdx.x == 0) {
         const unsigned nb = gridDim.x * gridDim.y * gridDim.z;
@@ -3862,29 +3863,7 @@ __device__ void mv_row_norm_add(const float* y, int cols, const float* nw, float
     }
     __syncthreads();
     if (!mv_last || blockDim.x != MV_THREADS) return;  // uniform
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    double sa = 0.0, sb = 0.0;  // the partials of rms_norm's threads t and t + 128
-    for (int i = threadIdx.x; i < cols; i += 2 * MV_THREADS) {
-        const double va = mv_ld_cg(y + i);
-        sa = __dadd_rn(sa, __dmul_rn(va, va));
-        if (i + MV_THREADS < cols) {
-            const double vb = mv_ld_cg(y + i + MV_THREADS);
-            sb = __dadd_rn(sb, __dmul_rn(vb, vb));
-        }
-    }
-    sa = warp_sum_d(sa);
-    sb = warp_sum_d(sb);
-    if (lane == 0) {
-        mv_nred[warp] = sa;
-        mv_nred[warp + MV_WARPS] = sb;
-    }
-    __syncthreads();
-    if (warp == 0) {
-        const double t = warp_sum_d(lane < 2 * MV_WARPS ? mv_nred[lane] : 0.0);
-        if (lane == 0) mv_nred[0] = t;
-    }
-    __syncthreads();
-    const double sc = 1.0 / sqrt(mv_nred[0] / (double)cols + (double)eps);
+    const double sc = rms_scale_256<true>(y, cols, eps, mv_nred);
     for (int i = threadIdx.x; i < cols; i += MV_THREADS) {
         const float v = (float)__dmul_rn((double)mv_ld_cg(y + i), sc);
         out[i] = __fadd_rn(res[i], __fmul_rn(v, nw[i]));
