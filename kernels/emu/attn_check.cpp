@@ -222,14 +222,14 @@ void run(const Case& c) {
                                           : ((size_t)n_ctx * 4 + 15) / 16 * 16 + 3 * (size_t)(c.hd + c.vd) * es;
             ran = emu_launch({(unsigned)rows, (unsigned)c.n_head, 1}, 256, smem, [&] {
                 attention_h(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks, got.data(), rows, il, n_seq,
-                            n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, 1);
+                            n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, 1, nullptr, nullptr, nullptr);
             });
         } else if (tile >= 2) {
             const size_t keys = tile == 2 ? (size_t)max_pos + 1 : 3;
             const size_t smem = ((size_t)n_ctx * 4 + 15) / 16 * 16 + keys * (size_t)(c.hd + c.vd) * es;
             ran = emu_launch({(unsigned)rows, (unsigned)c.n_head, 1}, 256, smem, [&] {
                 attention(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks, got.data(), rows, il, n_seq,
-                          n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, c.f16);
+                          n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, c.f16, nullptr, nullptr, nullptr);
             });
         } else if (tile) {
             const int ld = (int)max_pos + 1;
@@ -242,7 +242,7 @@ void run(const Case& c) {
         } else {
             ran = emu_launch({(unsigned)rows, (unsigned)c.n_head, 1}, 256, (size_t)(max_pos + 1) * 4, [&] {
                 attention(q.data(), kc.data(), vc.data(), pos.data(), seq.data(), sinks, got.data(), rows, il, n_seq,
-                          n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, c.f16);
+                          n_ctx, c.n_head, c.n_head_kv, c.hd, c.vd, c.scale, c.window, c.softcap, c.f16, nullptr, nullptr, nullptr);
             });
         }
         size_t bad = 0, first = 0;

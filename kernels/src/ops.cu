@@ -1481,7 +1481,11 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
 #define ATT_PARAMS                                                                                             \
     const float *q, const void *kc, const void *vc, const unsigned *pos, const unsigned *seq, const float *sinks, \
         float *out, int rows, int il, int n_seq, int n_ctx, int n_head, int n_head_kv, int head_dim,             \
-        int v_head_dim, float scale, int window, float softcap, int f16
+        int v_head_dim, float scale, int window, float softcap, int f16, i8 *qc, float *qcd, float *qcs
+// With qc (a batched decode's rows, the fast numerics): the block's head of the output also as
+// quant_x_q8's codes, scales and Q8_1 sums (the o projection's activation rounded once where it
+// is produced; defined with the mat-vec's rounding below).
+__device__ void att_head_codes(const float* out, int rows, int n_head, int vd, i8* qc, float* qd, float* qs);
 
 extern "C" __global__ void attention(ATT_PARAMS) {
     ATT_KERNEL_SHARED
@@ -1518,6 +1522,7 @@ extern "C" __global__ void attention(ATT_PARAMS) {
     else
 #endif
         attention_row<-1>(ATT_ROW_ARGS(f16));
+    if (qc) att_head_codes(out, rows, n_head, v_head_dim, qc, qcd, qcs);
 }
 
 // attention_h (the host's ORCD_CUDA_ATT_H=1, being timed): `attention` for an F16 cache alone —
@@ -1526,6 +1531,7 @@ extern "C" __global__ void attention(ATT_PARAMS) {
 extern "C" __global__ void attention_h(ATT_PARAMS) {
     ATT_KERNEL_SHARED
     attention_row<1>(ATT_ROW_ARGS(1));
+    if (qc) att_head_codes(out, rows, n_head, v_head_dim, qc, qcd, qcs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -4026,6 +4032,34 @@ extern "C" __global__ void quant_x_q8(const float* x, i8* q, float* d, float* s,
             if ((p & 3) == 0) {
                 d[(i64)r * nb + p / 4] = qx.d;
                 s[(i64)r * nb + p / 4] = qx.s;
+            }
+        }
+    }
+}
+
+// attention's codes (ATT_PARAMS): head blockIdx.y of row blockIdx.x as quant_x_q8 (no norm)
+// rounds it — each 8-element part loaded as mv_load_x loads it, mv_round_i8's codes, scale and
+// sum, four lanes a 32-block — by warp 0 once the block's stores of the head are done: the same
+// functions of the same floats, so quant_x_q8's values. Heads of a multiple of 32 values (the
+// host's condition; others write nothing).
+__device__ void att_head_codes(const float* out, int rows, int n_head, int vd, i8* qc, float* qd, float* qs) {
+    __syncthreads();  // the block's stores of its head
+    const int r = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
+    if (threadIdx.x >= 32 || r >= rows || h >= n_head || vd % 32 != 0) return;  // uniform over warp 0
+    const i64 k = (i64)n_head * vd;
+    const float* xr = out + (i64)r * k;
+    const int p0 = h * (vd / 8), np = vd / 8;
+    for (int s0 = 0; s0 < np; s0 += 32) {  // uniform: all lanes reach the shuffles
+        const int p = p0 + s0 + lane;
+        const bool valid = s0 + lane < np;
+        float v[8];
+        mv_load_x(xr, p, valid, v, false, 1.0, nullptr);
+        const MvX x = mv_round_i8<true>(v);
+        if (valid) {
+            ((uint2*)(qc + (i64)r * k))[p] = make_uint2(x.a, x.b);
+            if ((p & 3) == 0) {
+                qd[(i64)r * (k / 32) + p / 4] = x.d;
+                qs[(i64)r * (k / 32) + p / 4] = x.s;
             }
         }
     }

@@ -77,6 +77,10 @@ pub struct CudaTensor {
     pub rows: usize,
     pub cols: usize,
     buf: DevBuf,
+    /// The values already rounded to Q8_0 codes, scales and Q8_1 sums (`quant_x_q8`'s layout,
+    /// no norm) by the kernel that produced them (a batched decode's attention), for the
+    /// mat-vec that reads them; None for every other tensor.
+    codes: Option<Box<[CudaTensor; 3]>>,
 }
 
 /// A weight in device memory: its GGUF bytes (`ty`), or f32 values (`ty == F32`).
@@ -424,6 +428,14 @@ fn att_mma_takes(ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) ->
     att_mma_for(att_mma() > 0, ty, head_dim, v_head_dim, seq) && (head_dim != 256 || att_mma256())
 }
 
+/// A batched decode's attention (the fast numerics, 3+ rows) writes its output's Q8_0 codes too
+/// (the o projection's `quant_x_q8` launch saved; stop 46): `ORCD_CUDA_ATT_CODES=0` keeps the
+/// rounding launch (the A/B; the same values).
+fn att_codes_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_CODES", &[("0", false)], true))
+}
+
 /// One-row projections followed by a post-norm and the residual add in one launch
 /// (`matvec8n_` / `matvec2ln_`: the last block to finish normalizes the row; gemma-3's output
 /// and down projections; stop 46): `ORCD_CUDA_FUSE_POSTNORM=0` launches the mat-vec and
@@ -590,7 +602,7 @@ impl Cuda {
     }
 
     fn tensor(&self, rows: usize, cols: usize) -> Result<CudaTensor> {
-        Ok(CudaTensor { rows, cols, buf: self.alloc_f32(rows * cols)? })
+        Ok(CudaTensor { rows, cols, buf: self.alloc_f32(rows * cols)?, codes: None })
     }
 
     fn launch(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &[Arg]) -> Result<()> {
@@ -759,8 +771,16 @@ impl Cuda {
         let wide_codes = part && xq == 0 && m >= MV_ROUND_ONCE_M && mvq_on();
         if part && (batched || wide_codes) {
             if xq == 0 {
-                let [q, d, s] = self.quant_codes(x, norm)?;
-                self.matvecq(MvIn::Codes(&q, &d, &s), w, kty, m, n_out, bias, res, glu, more, &ys)?;
+                // Codes its producer wrote (attention's) serve where no norm comes between.
+                let made;
+                let [q, d, s] = match (&x.codes, norm) {
+                    (Some(c), None) => &**c,
+                    _ => {
+                        made = self.quant_codes(x, norm)?;
+                        &made
+                    }
+                };
+                self.matvecq(MvIn::Codes(q, d, s), w, kty, m, n_out, bias, res, glu, more, &ys)?;
             } else if xq >= 0 || norm.is_some() {
                 let rounded = self.round_x(x, xq, norm)?;
                 self.matvecq(MvIn::Floats(&rounded), w, kty, m, n_out, bias, res, glu, more, &ys)?;
@@ -1522,7 +1542,7 @@ impl Ops for Cuda {
             self.dev.upload(buf, v).map_err(err)?;
         }
         r.graph.launch(&self.dev).map_err(err)?;
-        Ok(Some(CudaTensor { rows: r.out.0, cols: r.out.1, buf: r.out.2.clone() }))
+        Ok(Some(CudaTensor { rows: r.out.0, cols: r.out.1, buf: r.out.2.clone(), codes: None }))
     }
 
     fn graph_begin(&self, key: &GraphKey, b: &CudaBatch) -> Result<bool> {
@@ -1659,7 +1679,7 @@ impl Ops for Cuda {
         if rows * cols != t.rows * t.cols {
             return Err(shape_err("reshape", format!("[{}, {}] to [{rows}, {cols}]", t.rows, t.cols)));
         }
-        Ok(CudaTensor { rows, cols, buf: t.buf })
+        Ok(CudaTensor { rows, cols, buf: t.buf, codes: None })
     }
 
     fn weight_dims(&self, w: &CudaWeight) -> Vec<u64> {
@@ -1843,6 +1863,27 @@ impl Ops for Cuda {
         } else {
             (kernel, (grid as u32, p.n_head as u32, 1))
         };
+        let mut y = y;
+        if !tile {
+            // A batched decode of the fast numerics: each block also rounds its head to the o
+            // projection's codes (quant_x_q8's values), so the batched mat-vec after it needs
+            // no rounding launch of its own.
+            let cols = p.n_head * p.v_head_dim;
+            if att_codes_on()
+                && self.fast
+                && s.ty == KvType::F16
+                && q.rows >= MVQ_MIN_ROWS
+                && mvq_on()
+                && p.v_head_dim % 32 == 0
+            {
+                let c =
+                    [self.tensor(q.rows, cols / 4)?, self.tensor(q.rows, cols / 32)?, self.tensor(q.rows, cols / 32)?];
+                args.extend([c[0].buf.arg(), c[1].buf.arg(), c[2].buf.arg()]);
+                y.codes = Some(Box::new(c));
+            } else {
+                args.extend([Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0)]);
+            }
+        }
         self.launch_pdl(kernel, dims, 256, smem as u32, &args)?;
         Ok(y)
     }

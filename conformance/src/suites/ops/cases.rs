@@ -293,6 +293,7 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         softcap: None,
         sinks: false,
         seqs,
+        proj: None,
     };
     let mut a: Vec<AttnSpec> = vec![
         attn(4, 4, 64, vec![(37, 3)]),
@@ -351,6 +352,14 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
     let mut vd = attn(4, 2, 64, vec![(19, 2)]);
     vd.v_head_dim = 32;
     a.push(vd);
+    // A batched decode's attention into its o projection (the Qwen2.5-0.5B heads; one row a
+    // sequence, 4 and 16 sequences): the fast column's attention may round its output to the
+    // projection's Q8_0 codes itself.
+    for (n, ty) in [(4, GgmlType::Q8_0), (16, GgmlType::Q8_0), (4, GgmlType::Q4_0)] {
+        let mut o = attn(14, 2, 64, (0..n).map(|i| (5 + 7 * i, 1)).collect());
+        o.proj = Some(ty);
+        a.push(o);
+    }
     for s in a {
         let mut n = format!("attention-gqa{}-hd{}", s.n_head / s.n_head_kv, s.head_dim);
         if s.v_head_dim != s.head_dim {
@@ -378,6 +387,17 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         }
         if s.sinks {
             n += "-sinks";
+        }
+        if let Some(ty) = s.proj {
+            // The chained cases: named by their batch, not each sequence's lengths.
+            n = format!(
+                "attention_o-{}-gqa{}-hd{}-nh{}-b{}",
+                ty_name(ty),
+                s.n_head / s.n_head_kv,
+                s.head_dim,
+                s.n_head,
+                s.seqs.len()
+            );
         }
         push(n, OpSpec::Attention(s));
     }

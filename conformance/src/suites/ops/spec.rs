@@ -68,6 +68,10 @@ pub struct AttnSpec {
     pub sinks: bool,
     /// Per sequence: (keys written = positions `0..n_kv`, query rows = the last `n_q` positions).
     pub seqs: Vec<(usize, usize)>,
+    /// The output then through an o projection of this type (`n_head · v_head_dim` square,
+    /// output "proj"): a batched decode's attention → o chain, where a backend may hand the
+    /// projection an activation the attention already rounded.
+    pub proj: Option<GgmlType>,
 }
 
 impl AttnSpec {
@@ -423,6 +427,9 @@ impl OpSpec {
                     expect("spare-seq", (1, cols), Zero),
                     expect("spare-layer", (a.seqs.len() + 1, cols), Zero),
                 ]
+                .into_iter()
+                .chain(a.proj.map(|_| expect("proj", (a.n_q(), cols), Nmse(NMSE_MATMUL))))
+                .collect()
             }
             OpSpec::MoeRoute { n, k, .. } => vec![expect("ids", (*n, *k), Exact), expect("weights", (*n, *k), d)],
             OpSpec::MatmulId { m, k, n, .. } => vec![expect("out", (n * k, *m), Nmse(NMSE_MATMUL))],
@@ -769,6 +776,11 @@ fn prepare_attention(
         w.add_f32("sinks", &[a.n_head as u64], &s)?;
         *has_weights = true;
     }
+    if let Some(ty) = a.proj {
+        let o = (a.n_head * a.v_head_dim) as u64;
+        w.add(rng, "o", ty, &[o, o])?;
+        *has_weights = true;
+    }
     Ok(())
 }
 
@@ -1023,14 +1035,20 @@ fn exec_attention<B: Ops>(b: &B, a: &AttnSpec, p: &Prepared) -> R<Vec<Got>> {
     b.kv_write(&mut kv, KV_LAYER, &k, &v, &batch(b, p, 4)?).map_err(e2s("kv_write"))?;
     let sinks = if a.sinks { Some(weight(b, p, "sinks")?) } else { None };
     let params = a.params();
-    let mut out = Vec::new();
+    let (mut out, mut proj) = (Vec::new(), None);
     for (i, (name, layer)) in
         [("out", KV_LAYER), ("probe", KV_LAYER), ("spare-seq", KV_LAYER), ("spare-layer", 0)].into_iter().enumerate()
     {
         let q = tensor(b, &p.x[2 + i])?;
-        let o = b.attention(&q, &kv, layer, &batch(b, p, i)?, &params, sinks.as_ref()).map_err(e2s("attention"))?;
+        let bt = batch(b, p, i)?;
+        let o = b.attention(&q, &kv, layer, &bt, &params, sinks.as_ref()).map_err(e2s("attention"))?;
         out.push(host(b, name, &o)?);
+        if let (Some(_), "out") = (a.proj, name) {
+            let y = b.matmul_fused(&o, &weight(b, p, "o")?, None, None, &b.batch_groups(&bt));
+            proj = Some(host(b, "proj", &y.map_err(e2s("matmul_fused (the o projection)"))?)?);
+        }
     }
+    out.extend(proj);
     Ok(out)
 }
 
