@@ -93,23 +93,23 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// gemma-3's fused norms give their compositions' bits: `rms_norm_mul_add` (the rms_norm kernel
 /// with its residual) and `norm_rope_qk_kv_write` (the rope kernel with its head norms at 256
 /// threads and q's pre-scale) against `ORCD_CUDA_FUSE_NORMS=0` (rms_norm_mul + add; rms_norm_mul
-/// of each head, rope_qk_kv_write, scale), and `matmul_norm_add` (a one-row mat-vec whose last
-/// block normalizes the row) against `ORCD_CUDA_FUSE_POSTNORM=0` (the mat-vec, then
-/// rms_norm_mul_add): every case's metrics on both columns — NMSE against the CPU to all 17
-/// digits — the same. (A doubled eps in the last block's norm, which NMSE passes, changes 30
-/// of matmul_norm_add's 50.) Likewise attention's codes (`ORCD_CUDA_ATT_CODES=0`).
+/// of each head, rope_qk_kv_write, scale), and `matmul_norm_add` under `ORCD_CUDA_FUSE_POSTNORM=1`
+/// (a one-row mat-vec whose last block normalizes the row) against its composition (the mat-vec,
+/// then rms_norm_mul_add; off by default): every case's metrics on both columns — NMSE against
+/// the CPU to all 17 digits — the same. (A doubled eps in the last block's norm, which NMSE
+/// passes, changes 30 of matmul_norm_add's 50.) Likewise a batched decode's attention rounding
+/// its output to the o projection's codes (`ORCD_CUDA_ATT_CODES=1`) against `quant_x_q8` doing
+/// it (a doubled scale there fails the 3 fast `attention_o` cases outright).
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
-    for (filter, switch) in [
-        ("rms_norm_mul_add", "ORCD_CUDA_FUSE_NORMS"),
-        ("norm_rope_qk_kv_write", "ORCD_CUDA_FUSE_NORMS"),
-        ("matmul_norm_add", "ORCD_CUDA_FUSE_POSTNORM"),
-        // A batched decode's attention rounding its output to the o projection's codes against
-        // `quant_x_q8` doing it (a doubled scale there fails the 3 fast cases outright).
-        ("attention_o", "ORCD_CUDA_ATT_CODES"),
+    for (filter, fused_env, composed_env) in [
+        ("rms_norm_mul_add", None, Some(("ORCD_CUDA_FUSE_NORMS", "0"))),
+        ("norm_rope_qk_kv_write", None, Some(("ORCD_CUDA_FUSE_NORMS", "0"))),
+        ("matmul_norm_add", Some(("ORCD_CUDA_FUSE_POSTNORM", "1")), None),
+        ("attention_o", Some(("ORCD_CUDA_ATT_CODES", "1")), None),
     ] {
-        let fused = case_metrics(filter, &[]);
-        let composed = case_metrics(filter, &[(switch, "0")]);
+        let fused = case_metrics(filter, fused_env.as_slice());
+        let composed = case_metrics(filter, composed_env.as_slice());
         assert!(fused.len() >= 6, "{filter}: {} cases", fused.len());
         assert_eq!(fused, composed, "{filter}: the fused launch's values differ from the composition's");
     }
@@ -173,13 +173,16 @@ fn the_longest_first_tiled_attention_passes_ops_on_the_emulated_device() {
 /// `attention`'s two passes and F16 weights with q·k and w·v in f16 mma, f32 sums) on every `ops`
 /// attention case of the fast column against the CPU backend, at suite `ops`'s attention
 /// threshold (test-backend-ops's NMSE 5e-4): the one-sequence batches of an F16 cache with heads
-/// of 64, 128 or 256 (two blocks a head) take it (`ORCD_CUDA_ATT_TILE=2`: from two rows), the others the tile or the row.
+/// of 64, 128 or (`ORCD_CUDA_ATT_MMA256=1`, off by default) 256 (two blocks a head) take it (`ORCD_CUDA_ATT_TILE=2`: from two rows), the others the tile or the row.
 /// Blocks of 4 warps (`=1`, the default) and of 2 (`=2`).
 #[test]
 fn the_tensor_core_attention_passes_ops_on_the_emulated_device() {
     for mode in ["1", "2"] {
-        let (log, _) =
-            emulated_ops_env("attention", false, &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_MMA", mode)]);
+        let (log, _) = emulated_ops_env(
+            "attention",
+            false,
+            &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_MMA", mode), ("ORCD_CUDA_ATT_MMA256", "1")],
+        );
         assert!(log.contains("28 passed, 0 failed, 0 not run"), "ORCD_CUDA_ATT_MMA={mode}:\n{log}");
     }
 }

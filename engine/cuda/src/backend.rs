@@ -429,28 +429,32 @@ fn att_mma_takes(ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) ->
 }
 
 /// A batched decode's attention (the fast numerics, 3+ rows) writes its output's Q8_0 codes too
-/// (the o projection's `quant_x_q8` launch saved; stop 46): `ORCD_CUDA_ATT_CODES=0` keeps the
-/// rounding launch (the A/B; the same values).
+/// (the o projection's `quant_x_q8` launch saved; stop 46, the same values on the emulated
+/// device): `ORCD_CUDA_ATT_CODES=1`. Off until a card has gated and timed it (stop 46 had no
+/// device).
 fn att_codes_on() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_CODES", &[("0", false)], true))
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_CODES", &[("1", true)], false))
 }
 
 /// One-row projections followed by a post-norm and the residual add in one launch
 /// (`matvec8n_` / `matvec2ln_`: the last block to finish normalizes the row; gemma-3's output
-/// and down projections; stop 46): `ORCD_CUDA_FUSE_POSTNORM=0` launches the mat-vec and
-/// `rms_norm` apart (the composition, the A/B).
+/// and down projections; stop 46, the composition's bits on the emulated device):
+/// `ORCD_CUDA_FUSE_POSTNORM=1`. Off until a card has gated and timed it — the emulator runs one
+/// block at a time, so the device-wide count's fences are the card's to check (stop 46 had no
+/// device); off, the mat-vec and `rms_norm` launch apart (the composition).
 fn postnorm_fuse() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_POSTNORM", &[("0", false)], true))
+    *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_POSTNORM", &[("1", true)], false))
 }
 
 /// `attention_mma` for heads of 256 (gemma-3's prefill; stop 46, written to take 9.0 of its
-/// 22.1 ms pp512 from `attention_tile_lpt`): `ORCD_CUDA_ATT_MMA256=0` keeps them on the tile
-/// kernel (the A/B).
+/// 22.1 ms pp512 from `attention_tile_lpt`): `ORCD_CUDA_ATT_MMA256=1`. Off until a card has
+/// gated it (its values are not the tile's: the real gemma-3 file's KL is the card's to
+/// measure) and timed it (stop 46 had no device).
 fn att_mma256() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_MMA256", &[("0", false)], true))
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_MMA256", &[("1", true)], false))
 }
 
 fn att_mma_for(on: bool, ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) -> bool {
