@@ -1881,7 +1881,7 @@ impl Ops for Cuda {
                 && s.ty == KvType::F16
                 && q.rows >= MVQ_MIN_ROWS
                 && mvq_on()
-                && p.v_head_dim % 32 == 0
+                && p.v_head_dim.is_multiple_of(32)
             {
                 let c =
                     [self.tensor(q.rows, cols / 4)?, self.tensor(q.rows, cols / 32)?, self.tensor(q.rows, cols / 32)?];
