@@ -99,7 +99,7 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// the CPU to all 17 digits — the same. (A doubled eps in the last block's norm, which NMSE
 /// passes, changes 30 of matmul_norm_add's 50.) Likewise a batched decode's attention rounding
 /// its output to the o projection's codes (the default) against `quant_x_q8` doing it
-/// (`ORCD_CUDA_ATT_CODES=0`; a doubled scale in the attention's fails the 3 fast `attention_o`
+/// (`ORCD_CUDA_ATT_CODES=0`; a doubled scale in the attention's fails the 3 fast `attention-oproj`
 /// cases outright).
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
@@ -107,7 +107,7 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
         ("rms_norm_mul_add", None, Some(("ORCD_CUDA_FUSE_NORMS", "0"))),
         ("norm_rope_qk_kv_write", None, Some(("ORCD_CUDA_FUSE_NORMS", "0"))),
         ("matmul_norm_add", Some(("ORCD_CUDA_FUSE_POSTNORM", "1")), None),
-        ("attention_o", None, Some(("ORCD_CUDA_ATT_CODES", "0"))),
+        ("attention-oproj", None, Some(("ORCD_CUDA_ATT_CODES", "0"))),
     ] {
         let fused = case_metrics(filter, fused_env.as_slice());
         let composed = case_metrics(filter, composed_env.as_slice());

@@ -391,7 +391,7 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         if let Some(ty) = s.proj {
             // The chained cases: named by their batch, not each sequence's lengths.
             n = format!(
-                "attention_o-{}-gqa{}-hd{}-nh{}-b{}",
+                "attention-oproj-{}-gqa{}-hd{}-nh{}-b{}",
                 ty_name(ty),
                 s.n_head / s.n_head_kv,
                 s.head_dim,
