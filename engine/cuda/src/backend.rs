@@ -370,6 +370,21 @@ fn mmq_k_on() -> bool {
     *V.get_or_init(|| env_choice("ORCD_CUDA_MMQ_K", &[("1", true)], false))
 }
 
+/// Types whose 8-element parts decode alone (kernels/ops.cu `PART`): the multi-column mat-vecs
+/// (`matvec8_`, `matvec2l_`, their fused forms) and the batched ones take them.
+fn part_decodable(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q8_0
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+    )
+}
+
 /// The k-quants the GEMM takes from Q8_K codes (`quant_x_q8k`) under [`mmq_k_on`].
 fn k_quant_gemm(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K)
@@ -758,16 +773,7 @@ impl Cuda {
         let float_w = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
         // Part-decodable types (kernels/ops.cu `PART`): their 8-element parts decode alone. The
         // k-quants' fast numerics round the activation to Q8_K (xq 1), so they never take codes.
-        let part = matches!(
-            w.ty,
-            GgmlType::Q4_0
-                | GgmlType::Q4_1
-                | GgmlType::Q5_0
-                | GgmlType::Q8_0
-                | GgmlType::Q4_K
-                | GgmlType::Q5_K
-                | GgmlType::Q6_K
-        ) && ids.is_none();
+        let part = part_decodable(w.ty) && ids.is_none();
         // Several rows (a decode batch): the activation is normalized and rounded once for the
         // whole launch, not again in every block (the same values: kernels/ABI.md). Part-decodable
         // types then take several columns and rows a block: the fast numerics' codes
@@ -1436,16 +1442,7 @@ impl Cuda {
         g: &RowGroups,
     ) -> Result<Option<CudaTensor>> {
         let m = w.rows;
-        let part = matches!(
-            w.ty,
-            GgmlType::Q4_0
-                | GgmlType::Q4_1
-                | GgmlType::Q5_0
-                | GgmlType::Q8_0
-                | GgmlType::Q4_K
-                | GgmlType::Q5_K
-                | GgmlType::Q6_K
-        );
+        let part = part_decodable(w.ty);
         if !postnorm_fuse()
             || !part
             || x.rows != 1
