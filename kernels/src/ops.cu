@@ -3844,7 +3844,7 @@ extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_
 // device-wide count, reset by it for the next launch) reads the whole row back from L2 and
 // computes the norm exactly as `rms_norm` with its 256 threads does (rms_scale_256, as the
 // norm-fused mat-vecs) — so the same bits. One launch where the composition took two (stop
-// 46; `ORCD_CUDA_FUSE_POSTNORM=0` the composition).
+// 46; `ORCD_CUDA_FUSE_POSTNORM=1` on, off by default until gemma-3 is timed: the composition).
 // `count` is the host's zeroed counter; the launch is one row (n_out 1), as matvec8_ / matvec2l_.
 __device__ __forceinline__ unsigned mv_count_done(unsigned* c) {
 #ifdef ORCD_EMU
