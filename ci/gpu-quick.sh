@@ -315,9 +315,10 @@ fi
 # compiles first (~60 s).
 if [[ ${PROF:-0} == 1 ]]; then
     echo "SM clock now / max: $(nvidia-smi --query-gpu=clocks.sm,clocks.max.sm --format=csv,noheader)"
-    # PROF_EXTRA="SLIM …": defines added to the profiled build (a switch's phases).
-    for nm in fast exact; do
-        ORCD_NVRTC_DEFINES="MV_PROF ATT1_PROF ${PROF_EXTRA:-}" timeout 180 $B/worker-orcd bench --model $M --backend cuda --numerics $nm \
+    # PROF_EXTRA="SLIM …": defines added to the profiled build (a switch's phases). PROF_MODEL=path:
+    # another file's phases (gemma-3's 256-wide heads); PROF_NUMERICS="fast": one column.
+    for nm in ${PROF_NUMERICS:-fast exact}; do
+        ORCD_NVRTC_DEFINES="MV_PROF ATT1_PROF ${PROF_EXTRA:-}" timeout 180 $B/worker-orcd bench --model ${PROF_MODEL:-$M} --backend cuda --numerics $nm \
             --prompt-tokens 4 --gen-tokens 16 --repeats 1 > $OUT/prof-$nm.txt 2>&1
         python3 ci/prof_sum.py --mhz ${PROF_MHZ:-1755} $OUT/prof-$nm.txt | sed "s/^/$nm /"
     done

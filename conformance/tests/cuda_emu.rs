@@ -100,7 +100,8 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// passes, changes 30 of matmul_norm_add's 50.) Likewise a batched decode's attention rounding
 /// its output to the o projection's codes (the default) against `quant_x_q8` doing it
 /// (`ORCD_CUDA_ATT_CODES=0`; a doubled scale in the attention's fails the 3 fast `attention-oproj`
-/// cases outright).
+/// cases outright). And q, k and v of two types in one launch (`matvec8x_`,
+/// `ORCD_CUDA_MV_MIXED=1`) against a launch a type.
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     for (filter, fused_env, composed_env) in [
@@ -108,6 +109,7 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
         ("norm_rope_qk_kv_write", None, Some(("ORCD_CUDA_FUSE_NORMS", "0"))),
         ("matmul_norm_add", Some(("ORCD_CUDA_FUSE_POSTNORM", "1")), None),
         ("attention-oproj", None, Some(("ORCD_CUDA_ATT_CODES", "0"))),
+        ("+q", Some(("ORCD_CUDA_MV_MIXED", "1")), None),
     ] {
         let fused = case_metrics(filter, fused_env.as_slice());
         let composed = case_metrics(filter, composed_env.as_slice());

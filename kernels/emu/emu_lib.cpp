@@ -147,6 +147,8 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(matvec2ln_q6_k),
         E(matvec2ln_q5_0),
         E(matvec2ln_q8_0),
+        E(matvec8x_q5_0_q8_0),
+        E(matvec8x_q4_k_q6_k),
         E(matvec4_q4_0),
         E(matvec4_q4_1),
         E(matvec4_q4_k),

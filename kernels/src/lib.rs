@@ -132,6 +132,8 @@ pub const KERNELS: &[&str] = &[
     "matvec2ln_q6_k",
     "matvec2ln_q5_0",
     "matvec2ln_q8_0",
+    "matvec8x_q5_0_q8_0",
+    "matvec8x_q4_k_q6_k",
     "matvec4_q4_0",
     "matvec4_q4_1",
     "matvec4_q4_k",

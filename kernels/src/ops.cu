@@ -3893,6 +3893,27 @@ extern "C" __global__ void MVM_BOUNDS matvec2ln_q5_k(MATVEC_PARAMS, MV_NORM_ADD_
 extern "C" __global__ void MVM_BOUNDS matvec2ln_q6_k(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q6_k, 2, 6); }
 extern "C" __global__ void MVM_BOUNDS matvec2ln_q5_0(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q5_0, 2, 6); }
 extern "C" __global__ void MVM_BOUNDS matvec2ln_q8_0(MATVEC_PARAMS, MV_NORM_ADD_PARAMS) { MV_NORM_ADD(T_q8_0, 2, 6); }
+// Two weight types in one one-row launch (gemma-3's q and k Q5_0 beside its v Q8_0; a Q4_K_M
+// file's Q4_K q, k beside a Q6_K v): blocks of 8 columns below m + mb take T1's rows (w, wb,
+// row_bytes), the others T2's (wc, row_bytes_c), each through matvec8_'s code for its own type —
+// the values of the two launches the composition makes, with one launch boundary fewer (stop
+// 47; ORCD_CUDA_MV_MIXED=1). The host keeps m + mb a multiple of 8 (no block straddles the
+// types), one row, and the same activation rounding (xq) for both types.
+template <class T1, class T2>
+__device__ __forceinline__ void matvec_mixed_t(MATVEC_PARAMS, long long row_bytes_c) {
+    pdl_trigger();
+    if (rpb != 1 || n_out != 1 || ids || w2 || blockDim.x != MV_THREADS || ((i64)m + mb) % 8 != 0) return;  // uniform
+    if ((i64)blockIdx.x * 8 < (i64)m + mb) {
+        mv_multi<T1, 8, 1, false, 1>(w, x, k, row_bytes, res, xq, nullptr, act, norm, nw, eps, bias, y, m, wb, bias_b,
+                                     yb, mb, wc, bias_c, yc, mc, 0, 1);
+    } else {
+        mv_multi<T2, 8, 1, false, 1>(w, x, k, row_bytes_c, res, xq, nullptr, act, norm, nw, eps, bias, y, m, wb,
+                                     bias_b, yb, mb, wc, bias_c, yc, mc, 0, 1);
+    }
+}
+#define MV_MIXED(T1, T2) matvec_mixed_t<T1, T2>(MATVEC_ARGS, row_bytes_c)
+extern "C" __global__ void MV_BOUNDS matvec8x_q5_0_q8_0(MATVEC_PARAMS, long long row_bytes_c) { MV_MIXED(T_q5_0, T_q8_0); }
+extern "C" __global__ void MV_BOUNDS matvec8x_q4_k_q6_k(MATVEC_PARAMS, long long row_bytes_c) { MV_MIXED(T_q4_k, T_q6_k); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k, 4, 2>(MATVEC_ARGS); }

@@ -466,6 +466,24 @@ fn postnorm_fuse() -> bool {
     *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_POSTNORM", &[("1", true)], false))
 }
 
+/// A norm's three one-row projections of two types (q and k of one, v of another: gemma-3's Q5_0
+/// and Q8_0) in one launch (`matvec8x_<t1>_<t2>`: each block the type's `matvec8_` code, so the
+/// values of the two launches; stop 47): `ORCD_CUDA_MV_MIXED=1`. Off until a card has timed it.
+fn mv_mixed_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_MV_MIXED", &[("1", true)], false))
+}
+
+/// The `matvec8x_` entry points (kernels/ABI.md): the type pairs real Q4_K_M files give a
+/// layer's q, k and v where the k-quants do not fit the row (gemma-3: Q5_0 and Q8_0) or do.
+fn mixed_kernel(a: GgmlType, c: GgmlType) -> Option<&'static str> {
+    match (a, c) {
+        (GgmlType::Q5_0, GgmlType::Q8_0) => Some("matvec8x_q5_0_q8_0"),
+        (GgmlType::Q4_K, GgmlType::Q6_K) => Some("matvec8x_q4_k_q6_k"),
+        _ => None,
+    }
+}
+
 /// `attention_mma` for heads of 256 (gemma-3's prefill; stop 46, written to take 9.0 of its
 /// 22.1 ms pp512 from `attention_tile_lpt`): `ORCD_CUDA_ATT_MMA256=1`. Off until a card has
 /// gated it (its values are not the tile's: the real gemma-3 file's KL is the card's to
@@ -1213,6 +1231,70 @@ impl Cuda {
                 Ok(())
             }
         }
+    }
+
+    /// One row's three norm-fused projections, q and k of one type and v of another, in one
+    /// `kernel` launch (`matvec8x_`, [`mv_mixed_on`]); `None` where the launch `matvec` would
+    /// make for each is not `matvec8_`'s (several rows, long or wide rows, a float or
+    /// whole-row type), where the types round the activation apart, or where a block would
+    /// straddle the two types (q + k not a multiple of 8 columns): the caller's grouping then.
+    fn norm_matmuls_mixed(
+        &self,
+        kernel: &str,
+        x: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        ws: [(&CudaWeight, Option<&CudaWeight>); 3],
+    ) -> Result<Option<Vec<CudaTensor>>> {
+        let [(wa, ba), (wb, _), (wc, _)] = ws;
+        let xq = self.matmul_rounding(x.cols, wa.ty)?;
+        let one_row = |w: &CudaWeight| part_decodable(w.ty) && w.k <= 2 * 1024 && w.rows < MV_ROUND_ONCE_M;
+        if x.rows != 1
+            || !(one_row(wa) && one_row(wb) && one_row(wc))
+            || xq != self.matmul_rounding(x.cols, wc.ty)?
+            || !(wa.rows + wb.rows).is_multiple_of(8)
+        {
+            return Ok(None);
+        }
+        Self::one_d("rms_norm_mul", nw, x.cols)?;
+        let ys = vec![self.tensor(1, wa.rows)?, self.tensor(1, wb.rows)?, self.tensor(1, wc.rows)?];
+        let more = [ws[1], ws[2]];
+        self.dev
+            .launch_ex(
+                kernel,
+                (blocks(wa.rows + wb.rows + wc.rows, 8), 1, 1),
+                128,
+                0,
+                &[
+                    &[
+                        wa.buf.arg(),
+                        x.buf.arg(),
+                        ys[0].buf.arg(),
+                        Arg::I32(1),
+                        Arg::I32(wa.k as i32),
+                        Arg::I32(wa.rows as i32),
+                        Arg::I64(wa.row_bytes as i64),
+                        Arg::Ptr(0),
+                        Arg::I32(0),
+                        Arg::I32(0),
+                        ba.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                        Arg::I32(1),
+                        Arg::Ptr(0),
+                        Arg::I32(xq),
+                        Arg::Ptr(0),
+                        Arg::I32(0),
+                        Arg::I32(1),
+                        nw.buf.arg(),
+                        Arg::F32(eps),
+                    ][..],
+                    &more_args(&more, &ys),
+                    &[Arg::I64(wc.row_bytes as i64)],
+                ]
+                .concat(),
+                true,
+            )
+            .map_err(err)?;
+        Ok(Some(ys))
     }
 
     /// The first output of [`Cuda::matvec`] (one projection).
@@ -2072,6 +2154,13 @@ impl Ops for Cuda {
         let same = |a: &CudaWeight, b: &CudaWeight| a.ty == b.ty && a.k == b.k && a.row_bytes == b.row_bytes;
         if rest.len() <= 2 && rest.iter().all(|(w, _)| same(w, w0)) {
             return self.matvec(x, w0, w0.rows, x.rows, None, *b0, None, None, Some((nw, eps)), rest, Some(g));
+        }
+        if let [(wa, ba), (wb, bb), (wc, bc)] = ws {
+            if let Some(kernel) = mixed_kernel(wa.ty, wc.ty).filter(|_| mv_mixed_on() && same(wa, wb)) {
+                if let Some(ys) = self.norm_matmuls_mixed(kernel, x, nw, eps, [(wa, *ba), (wb, *bb), (wc, *bc)])? {
+                    return Ok(ys);
+                }
+            }
         }
         let mut out: Vec<Option<CudaTensor>> = std::iter::repeat_with(|| None).take(ws.len()).collect();
         for i in 0..ws.len() {

@@ -508,18 +508,28 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
             );
         }
         if ty == GgmlType::Q4_1 {
-            // gemma-3-270m's q, k (Q5_0) and v (Q8_0): the two of one type in one launch, v apart.
-            for rows in [1, 3, 24] {
+            // gemma-3-270m's q, k (Q5_0) and v (Q8_0): the two of one type in one launch, v apart
+            // (one launch for all three of a row under ORCD_CUDA_MV_MIXED=1). Also a Q4_K_M file's
+            // Q4_K q, k and Q6_K v with biases; q of 100 columns (a block of 8 spans q and k), and
+            // q + k of 134 (a block would span both types: two launches even under the switch).
+            for (a, c, k, ms, rows, bias) in [
+                (GgmlType::Q5_0, GgmlType::Q8_0, 640, vec![1024, 256, 256], 1, false),
+                (GgmlType::Q5_0, GgmlType::Q8_0, 640, vec![1024, 256, 256], 3, false),
+                (GgmlType::Q5_0, GgmlType::Q8_0, 640, vec![1024, 256, 256], 24, false),
+                (GgmlType::Q5_0, GgmlType::Q8_0, 512, vec![100, 36, 20], 1, true),
+                (GgmlType::Q5_0, GgmlType::Q8_0, 512, vec![100, 34, 20], 1, false),
+                (GgmlType::Q4_K, GgmlType::Q6_K, 768, vec![512, 128, 128], 1, true),
+                (GgmlType::Q4_K, GgmlType::Q6_K, 768, vec![512, 128, 128], 2, true),
+            ] {
+                let shape = ms.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("+");
                 push(
-                    format!("norm_matmuls-q5_0+q8_0-m1024+256+256-k640-n{rows}"),
-                    OpSpec::NormMatmuls {
-                        ty: GgmlType::Q5_0,
-                        k: 640,
-                        ms: vec![1024, 256, 256],
-                        rows,
-                        bias: false,
-                        last_ty: Some(GgmlType::Q8_0),
-                    },
+                    format!(
+                        "norm_matmuls-{}+{}-m{shape}-k{k}-n{rows}{}",
+                        ty_name(a),
+                        ty_name(c),
+                        if bias { "-bias" } else { "" }
+                    ),
+                    OpSpec::NormMatmuls { ty: a, k, ms, rows, bias, last_ty: Some(c) },
                 );
             }
         }
