@@ -101,7 +101,10 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// its output to the o projection's codes (the default) against `quant_x_q8` doing it
 /// (`ORCD_CUDA_ATT_CODES=0`; a doubled scale in the attention's fails the 3 fast `attention-oproj`
 /// cases outright). And q, k and v of two types in one launch (`matvec8x_`,
-/// `ORCD_CUDA_MV_MIXED=1`) against a launch a type.
+/// `ORCD_CUDA_MV_MIXED=1`) against a launch a type; gemma-3's attention input side in one launch
+/// (`matvec8h_`, `ORCD_CUDA_FUSE_QKV_NORM=1`: the projections, then the last block's head norms,
+/// RoPE, KV store and pre-scale) against norm_matmuls + norm_rope_qk_kv_write (a doubled eps in
+/// the last block's head norms, which NMSE passes, changes all 12 of its fused cases).
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     for (filter, fused_env, composed_env) in [
@@ -110,6 +113,7 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
         ("matmul_norm_add", Some(("ORCD_CUDA_FUSE_POSTNORM", "1")), None),
         ("attention-oproj", None, Some(("ORCD_CUDA_ATT_CODES", "0"))),
         ("+q", Some(("ORCD_CUDA_MV_MIXED", "1")), None),
+        ("norm_qkv_norm", Some(("ORCD_CUDA_FUSE_QKV_NORM", "1")), None),
     ] {
         let fused = case_metrics(filter, fused_env.as_slice());
         let composed = case_metrics(filter, composed_env.as_slice());

@@ -102,14 +102,15 @@ fn ops_suite_on(backend: Backend, fault: Fault) -> Vec<(orcd_conformance::Case, 
     out
 }
 
-/// The rope cases of NeoX style: `rope` and the fused `rope_qk`, `rope_qk_kv_write` and
-/// `norm_qkv_rope_kv_write`.
+/// The rope cases of NeoX style: `rope` and the fused `rope_qk`, `rope_qk_kv_write`,
+/// `norm_qkv_rope_kv_write`, `norm_rope_qk_kv_write` and `norm_qkv_norm_rope_kv_write`.
 fn is_neox_rope(name: &str) -> bool {
     name.starts_with("rope-neox-")
         || name.starts_with("rope_qk-neox-")
         || name.starts_with("rope_qk_kv_write-neox-")
         || name.starts_with("norm_qkv_rope_kv_write-neox-")
         || name.starts_with("norm_rope_qk_kv_write-neox-")
+        || name.starts_with("norm_qkv_norm_rope_kv_write-neox-")
 }
 
 #[test]
@@ -145,7 +146,8 @@ fn fast_rope_neox_fault_is_caught_by_the_neox_rope_cases_only() {
                     || c.name.starts_with("rope_qk-norm-")
                     || c.name.starts_with("rope_qk_kv_write-norm-")
                     || c.name.starts_with("norm_qkv_rope_kv_write-norm-")
-                    || c.name.starts_with("norm_rope_qk_kv_write-norm-"),
+                    || c.name.starts_with("norm_rope_qk_kv_write-norm-")
+                    || c.name.starts_with("norm_qkv_norm_rope_kv_write-norm-"),
             );
             assert!(matches!(o, Outcome::Pass { .. }), "{}: affected by a NeoX-only RoPE bug: {o:?}", c.name);
         }

@@ -693,6 +693,35 @@ pub trait Ops {
             _ => Err(crate::Error::Invalid("norm_matmuls: fewer than three outputs".into())),
         }
     }
+    /// [`Ops::norm_matmuls`] of `x` by q, k and v, then [`Ops::norm_rope_qk_kv_write`] (per-head
+    /// RMS norms `hn`, RoPE, the KV store, q's pre-scale): gemma-3's attention input side, from
+    /// the residual stream to the rotated queries (returned) and the cache. A backend may run it
+    /// as one pass (the same values); the default composes the two ops.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_qkv_norm_rope_kv_write(
+        &self,
+        x: &Self::Tensor,
+        nw: &Self::Weight,
+        eps: f32,
+        ws: &[(&Self::Weight, Option<&Self::Weight>); 3],
+        g: &RowGroups,
+        kv: &mut Self::Kv,
+        il: usize,
+        heads: (usize, usize, usize),
+        b: &Self::Batch,
+        p: &RopeParams,
+        hn: (&Self::Weight, &Self::Weight, f32),
+        q_scale: Option<f32>,
+    ) -> Result<Self::Tensor>
+    where
+        Self: Sized,
+    {
+        let mut out = self.norm_matmuls(x, nw, eps, ws, g)?.into_iter();
+        match (out.next(), out.next(), out.next()) {
+            (Some(q), Some(k), Some(v)) => self.norm_rope_qk_kv_write(q, k, &v, kv, il, heads, b, p, hn, q_scale),
+            _ => Err(crate::Error::Invalid("norm_matmuls: fewer than three outputs".into())),
+        }
+    }
     /// `act(gate) * up`.
     fn glu(&self, gate: &Self::Tensor, up: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
     /// `glu(x · gateᵀ, x · upᵀ, act)`: a gated FFN's first half; a backend may fuse the two

@@ -3899,10 +3899,11 @@ extern "C" __global__ void MVM_BOUNDS matvec2ln_q8_0(MATVEC_PARAMS, MV_NORM_ADD_
 // the values of the two launches the composition makes, with one launch boundary fewer (stop
 // 47; ORCD_CUDA_MV_MIXED=1). The host keeps m + mb a multiple of 8 (no block straddles the
 // types), one row, and the same activation rounding (xq) for both types.
+// false: not the ABI's launch (nothing computed).
 template <class T1, class T2>
-__device__ __forceinline__ void matvec_mixed_t(MATVEC_PARAMS, long long row_bytes_c) {
+__device__ __forceinline__ bool matvec_mixed_t(MATVEC_PARAMS, long long row_bytes_c) {
     pdl_trigger();
-    if (rpb != 1 || n_out != 1 || ids || w2 || blockDim.x != MV_THREADS || ((i64)m + mb) % 8 != 0) return;  // uniform
+    if (rpb != 1 || n_out != 1 || ids || w2 || blockDim.x != MV_THREADS || ((i64)m + mb) % 8 != 0) return false;  // uniform
     if ((i64)blockIdx.x * 8 < (i64)m + mb) {
         mv_multi<T1, 8, 1, false, 1>(w, x, k, row_bytes, res, xq, nullptr, act, norm, nw, eps, bias, y, m, wb, bias_b,
                                      yb, mb, wc, bias_c, yc, mc, 0, 1);
@@ -3910,10 +3911,115 @@ __device__ __forceinline__ void matvec_mixed_t(MATVEC_PARAMS, long long row_byte
         mv_multi<T2, 8, 1, false, 1>(w, x, k, row_bytes_c, res, xq, nullptr, act, norm, nw, eps, bias, y, m, wb,
                                      bias_b, yb, mb, wc, bias_c, yc, mc, 0, 1);
     }
+    return true;
 }
-#define MV_MIXED(T1, T2) matvec_mixed_t<T1, T2>(MATVEC_ARGS, row_bytes_c)
+#define MV_MIXED(T1, T2) (void)matvec_mixed_t<T1, T2>(MATVEC_ARGS, row_bytes_c)
 extern "C" __global__ void MV_BOUNDS matvec8x_q5_0_q8_0(MATVEC_PARAMS, long long row_bytes_c) { MV_MIXED(T_q5_0, T_q8_0); }
 extern "C" __global__ void MV_BOUNDS matvec8x_q4_k_q6_k(MATVEC_PARAMS, long long row_bytes_c) { MV_MIXED(T_q4_k, T_q6_k); }
+// A decode row's q, k and v (two types as matvec8x_, or one), then in the same launch what
+// norm_rope_qk_kv_write's `rope` launch does after them (gemma-3's attention input side): every
+// block stores its columns of the raw q, k, v (y, yb, yc: scratch rows) and counts itself done;
+// the last block (fences around the device-wide count, as matvec8n_) reads the three rows back
+// from L2 and computes the `rope` kernel's values with its 128 threads — each head of q and k
+// rms-normed with its weight by the sums the kernel's 256 threads make (thread t plays t and
+// t + 128: the same strided partials, xor trees and second stage), rotated (every pair: the
+// host's n_rot = head_dim), q times q_scale into `out_q`, the keys and v into the cache.
+// So the composition's bits with two launches fewer (stop 47; ORCD_CUDA_FUSE_QKV_NORM=1).
+#define QKVH_MAX_HEADS 32  // heads of q (and of k) the last block normalizes (the host checks)
+__device__ void mv_qkv_hn_last(const float* qr, const float* kr, const float* vr, int n_head, int n_head_kv,
+                               int v_cols, const RopeKv* rk, const float* hnq, const float* hnk, float hn_eps,
+                               float q_scale, float* out_q, unsigned* count) {
+    __shared__ int mv_last;
+    __shared__ double hs_s[ROPE_MAX_HALF], hs_c[ROPE_MAX_HALF], hs_sc[QKVH_MAX_HEADS];
+    __shared__ double hs_part[QKVH_MAX_HEADS][8];
+    __syncthreads();  // the block's stores of q, k, v are issued
+    if (threadIdx.x == 0) {
+        const unsigned nb = gridDim.x * gridDim.y * gridDim.z;
+        mv_last = mv_count_done(count) == nb - 1;
+        if (mv_last) *count = 0u;  // every block has counted: zero again for the next launch
+#ifndef ORCD_EMU
+        __threadfence();  // the last block's reads after every block's count
+#endif
+    }
+    __syncthreads();
+    const int hd = rk->head_dim, half = hd / 2, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    if (!mv_last || blockDim.x != MV_THREADS || half > ROPE_MAX_HALF || n_head > QKVH_MAX_HEADS ||
+        n_head_kv > QKVH_MAX_HEADS)
+        return;  // uniform
+    const u32 sq = rk->seq[0], p = rk->pos[0];
+    const i64 slot = (sq < (u32)rk->n_seq && p < (u32)rk->n_ctx) ? ((i64)rk->il * rk->n_seq + sq) * rk->n_ctx + p : -1;
+    for (int i = tid; i < half; i += MV_THREADS) {
+        rope_angle(i, p, hd, rk->freq_base, rk->freq_scale, rk->yarn_ramp, rk->ext_factor, rk->corr0, rk->corr1,
+                   rk->mscale, rk->freq_factors, &hs_s[i], &hs_c[i]);
+    }
+    auto store = [&](void* cache, i64 e, float val) {
+        if (rk->kv_f16) ((u16*)cache)[e] = f32_to_f16(val);
+        else ((float*)cache)[e] = val;
+    };
+    if (slot >= 0) {
+        for (int i = tid; i < v_cols; i += MV_THREADS) store(rk->vc, slot * v_cols + i, mv_ld_cg(vr + i));
+    }
+    for (int plane = 0; plane < 2; ++plane) {
+        const float* x = plane == 0 ? qr : kr;
+        const float* hn = plane == 0 ? hnq : hnk;
+        const int nh = plane == 0 ? n_head : n_head_kv;
+        const float osc = plane == 0 ? q_scale : 1.0f;
+        // The rope kernel's sums at 256 threads: virtual thread t + 128·u (u = 0, 1) takes
+        // elements t + 128·u, + 256, …; its warp (warp + 4·u) the xor tree.
+        for (int h = 0; h < nh; ++h) {
+#pragma unroll
+            for (int u = 0; u < 2; ++u) {
+                double sum = 0.0;
+                for (int i = tid + MV_THREADS * u; i < hd; i += 2 * MV_THREADS) {
+                    const double v = mv_ld_cg(x + (i64)h * hd + i);
+                    sum = __dadd_rn(sum, __dmul_rn(v, v));
+                }
+                const double t = warp_sum_d(sum);
+                if (lane == 0) hs_part[h][warp + 4 * u] = t;
+            }
+        }
+        __syncthreads();
+        for (int h = warp; h < nh; h += MV_THREADS / 32) {
+            const double t = warp_sum_d(lane < 8 ? hs_part[h][lane] : 0.0);
+            if (lane == 0) hs_sc[h] = 1.0 / sqrt(t / (double)hd + (double)hn_eps);
+        }
+        __syncthreads();
+        auto xin = [&](i64 e) -> float {
+            const float v = (float)__dmul_rn((double)mv_ld_cg(x + e), hs_sc[e / hd]);
+            return __fmul_rn(v, hn[e % hd]);
+        };
+        const i64 kb = slot >= 0 ? slot * (i64)n_head_kv * hd : -1;
+        for (int q = tid; q < nh * half; q += MV_THREADS) {
+            const int h = q / half, i = q % half;
+            const i64 base = (i64)h * hd, ia = rk->neox ? base + i : base + 2 * i, ib = rk->neox ? ia + half : ia + 1;
+            float ra, rb;
+            rope_pair(xin(ia), xin(ib), hs_s[i], hs_c[i], &ra, &rb);
+            ra = __fmul_rn(ra, osc);
+            rb = __fmul_rn(rb, osc);
+            if (plane == 0) {
+                out_q[ia] = ra;
+                out_q[ib] = rb;
+            } else if (kb >= 0) {
+                store(rk->kc, kb + ia, ra);
+                store(rk->kc, kb + ib, rb);
+            }
+        }
+        __syncthreads();  // hs_part and hs_sc are rewritten by the next plane
+    }
+}
+#define QKV_HN_PARAMS                                                                                  \
+    long long row_bytes_c, ROPE_KV_PARAMS, const float *hnq, const float *hnk, float hn_eps, float q_scale, \
+        float *out_q, unsigned *count
+// Heads of head_dim columns: q m / head_dim of them, k mb / head_dim (the host checks).
+#define QKV_HN(T1, T2)                                                                                           \
+    if (head_dim <= 0 || !matvec_mixed_t<T1, T2>(MATVEC_ARGS, row_bytes_c)) return;                              \
+    const RopeKv rk{pos, seq, head_dim, neox, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, mscale, \
+                    freq_factors, kc, vc, il, n_seq, n_ctx, kv_f16};                                            \
+    mv_qkv_hn_last(y, yb, yc, m / head_dim, mb / head_dim, mc, &rk, hnq, hnk, hn_eps, q_scale, out_q, count)
+extern "C" __global__ void MVM_BOUNDS matvec8h_q5_0_q8_0(MATVEC_PARAMS, QKV_HN_PARAMS) { QKV_HN(T_q5_0, T_q8_0); }
+extern "C" __global__ void MVM_BOUNDS matvec8h_q8_0_q8_0(MATVEC_PARAMS, QKV_HN_PARAMS) { QKV_HN(T_q8_0, T_q8_0); }
+extern "C" __global__ void MVM_BOUNDS matvec8h_q4_k_q4_k(MATVEC_PARAMS, QKV_HN_PARAMS) { QKV_HN(T_q4_k, T_q4_k); }
+extern "C" __global__ void MVM_BOUNDS matvec8h_q4_k_q6_k(MATVEC_PARAMS, QKV_HN_PARAMS) { QKV_HN(T_q4_k, T_q6_k); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 4, 2>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec4_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k, 4, 2>(MATVEC_ARGS); }

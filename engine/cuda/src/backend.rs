@@ -399,6 +399,9 @@ fn fuse_norms() -> bool {
     *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_NORMS", &[("0", false)], true))
 }
 
+/// Heads of q (and of k) `matvec8h_`'s last block normalizes (kernels/ops.cu `QKVH_MAX_HEADS`).
+const QKVH_MAX_HEADS: usize = 32;
+
 /// Heads a row of `norm_rope_qk_kv_write`'s one launch (kernels/ops.cu `ROPE_MAX_HEADS`).
 const ROPE_MAX_HEADS: usize = 128;
 
@@ -480,6 +483,27 @@ fn mixed_kernel(a: GgmlType, c: GgmlType) -> Option<&'static str> {
     match (a, c) {
         (GgmlType::Q5_0, GgmlType::Q8_0) => Some("matvec8x_q5_0_q8_0"),
         (GgmlType::Q4_K, GgmlType::Q6_K) => Some("matvec8x_q4_k_q6_k"),
+        _ => None,
+    }
+}
+
+/// gemma-3's attention input side in one launch (`matvec8h_<t1>_<t2>`: a decode row's q, k and v
+/// as `matvec8x_` computes them, then the last block's head norms, RoPE, KV store and q's
+/// pre-scale as the `rope` kernel computes them; stop 47): `ORCD_CUDA_FUSE_QKV_NORM=1`. Off
+/// until a card has timed it; off, `norm_matmuls` then `norm_rope_qk_kv_write` (the composition).
+fn qkv_norm_fuse() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_QKV_NORM", &[("1", true)], false))
+}
+
+/// The `matvec8h_` entry points (kernels/ABI.md): gemma-3-270m Q4_K_M's q and k (Q5_0) and v
+/// (Q8_0), and the one-type and Q4_K / Q6_K files.
+fn qkv_norm_kernel(a: GgmlType, c: GgmlType) -> Option<&'static str> {
+    match (a, c) {
+        (GgmlType::Q5_0, GgmlType::Q8_0) => Some("matvec8h_q5_0_q8_0"),
+        (GgmlType::Q8_0, GgmlType::Q8_0) => Some("matvec8h_q8_0_q8_0"),
+        (GgmlType::Q4_K, GgmlType::Q4_K) => Some("matvec8h_q4_k_q4_k"),
+        (GgmlType::Q4_K, GgmlType::Q6_K) => Some("matvec8h_q4_k_q6_k"),
         _ => None,
     }
 }
@@ -1234,10 +1258,7 @@ impl Cuda {
     }
 
     /// One row's three norm-fused projections, q and k of one type and v of another, in one
-    /// `kernel` launch (`matvec8x_`, [`mv_mixed_on`]); `None` where the launch `matvec` would
-    /// make for each is not `matvec8_`'s (several rows, long or wide rows, a float or
-    /// whole-row type), where the types round the activation apart, or where a block would
-    /// straddle the two types (q + k not a multiple of 8 columns): the caller's grouping then.
+    /// `kernel` launch (`matvec8x_`, [`mv_mixed_on`]); `None` where [`Cuda::mixed_takes`] does not.
     fn norm_matmuls_mixed(
         &self,
         kernel: &str,
@@ -1246,55 +1267,167 @@ impl Cuda {
         eps: f32,
         ws: [(&CudaWeight, Option<&CudaWeight>); 3],
     ) -> Result<Option<Vec<CudaTensor>>> {
-        let [(wa, ba), (wb, _), (wc, _)] = ws;
-        let xq = self.matmul_rounding(x.cols, wa.ty)?;
-        let one_row = |w: &CudaWeight| part_decodable(w.ty) && w.k <= 2 * 1024 && w.rows < MV_ROUND_ONCE_M;
+        let Some(xq) = self.mixed_takes(x, nw, ws)? else { return Ok(None) };
+        let [(wa, _), (wb, _), (wc, _)] = ws;
+        let ys = vec![self.tensor(1, wa.rows)?, self.tensor(1, wb.rows)?, self.tensor(1, wc.rows)?];
+        let grid = (blocks(wa.rows + wb.rows + wc.rows, 8), 1, 1);
+        self.dev.launch_ex(kernel, grid, 128, 0, &Self::mixed_args(x, nw, eps, ws, &ys, xq), true).map_err(err)?;
+        Ok(Some(ys))
+    }
+
+    /// Whether a row's three norm-fused projections (q and k of one type, v of the same or
+    /// another) take one mixed launch (`matvec8x_`, `matvec8h_`) with the values of the launches
+    /// `matvec` makes for them, and their activation rounding (`xq`) if so: not where `matvec`'s
+    /// launch would not be `matvec8_`'s (several rows, long or wide rows, a float or whole-row
+    /// type), where the two types round the activation apart, or where a block of 8 columns would
+    /// span both types (q + k not a multiple of 8).
+    fn mixed_takes(
+        &self,
+        x: &CudaTensor,
+        nw: &CudaWeight,
+        [(wa, _), (wb, _), (wc, _)]: [(&CudaWeight, Option<&CudaWeight>); 3],
+    ) -> Result<Option<i32>> {
+        let one_row = |w: &CudaWeight| {
+            part_decodable(w.ty) && w.k == x.cols && w.dims.len() <= 2 && w.k <= 2 * 1024 && w.rows < MV_ROUND_ONCE_M
+        };
         if x.rows != 1
             || !(one_row(wa) && one_row(wb) && one_row(wc))
-            || xq != self.matmul_rounding(x.cols, wc.ty)?
+            || (wa.ty, wa.row_bytes) != (wb.ty, wb.row_bytes)
             || !(wa.rows + wb.rows).is_multiple_of(8)
         {
             return Ok(None);
         }
+        let xq = self.matmul_rounding(x.cols, wa.ty)?;
+        if xq != self.matmul_rounding(x.cols, wc.ty)? {
+            return Ok(None);
+        }
         Self::one_d("rms_norm_mul", nw, x.cols)?;
-        let ys = vec![self.tensor(1, wa.rows)?, self.tensor(1, wb.rows)?, self.tensor(1, wc.rows)?];
-        let more = [ws[1], ws[2]];
-        self.dev
-            .launch_ex(
-                kernel,
-                (blocks(wa.rows + wb.rows + wc.rows, 8), 1, 1),
-                128,
-                0,
-                &[
-                    &[
-                        wa.buf.arg(),
-                        x.buf.arg(),
-                        ys[0].buf.arg(),
-                        Arg::I32(1),
-                        Arg::I32(wa.k as i32),
-                        Arg::I32(wa.rows as i32),
-                        Arg::I64(wa.row_bytes as i64),
-                        Arg::Ptr(0),
-                        Arg::I32(0),
-                        Arg::I32(0),
-                        ba.map_or(Arg::Ptr(0), |b| b.buf.arg()),
-                        Arg::I32(1),
-                        Arg::Ptr(0),
-                        Arg::I32(xq),
-                        Arg::Ptr(0),
-                        Arg::I32(0),
-                        Arg::I32(1),
-                        nw.buf.arg(),
-                        Arg::F32(eps),
-                    ][..],
-                    &more_args(&more, &ys),
-                    &[Arg::I64(wc.row_bytes as i64)],
-                ]
-                .concat(),
-                true,
-            )
-            .map_err(err)?;
-        Ok(Some(ys))
+        Ok(Some(xq))
+    }
+
+    /// `matvec8x_`'s arguments (kernels/ABI.md): `matvec_`'s of one row with the norm, q's
+    /// weight first, k and v as the further projections, then v's row length.
+    fn mixed_args(
+        x: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        ws: [(&CudaWeight, Option<&CudaWeight>); 3],
+        ys: &[CudaTensor],
+        xq: i32,
+    ) -> Vec<Arg> {
+        let [(wa, ba), _, (wc, _)] = ws;
+        [
+            &[
+                wa.buf.arg(),
+                x.buf.arg(),
+                ys[0].buf.arg(),
+                Arg::I32(1),
+                Arg::I32(wa.k as i32),
+                Arg::I32(wa.rows as i32),
+                Arg::I64(wa.row_bytes as i64),
+                Arg::Ptr(0),
+                Arg::I32(0),
+                Arg::I32(0),
+                ba.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+                Arg::I32(1),
+                Arg::Ptr(0),
+                Arg::I32(xq),
+                Arg::Ptr(0),
+                Arg::I32(0),
+                Arg::I32(1),
+                nw.buf.arg(),
+                Arg::F32(eps),
+            ][..],
+            &more_args(&[ws[1], ws[2]], ys),
+            &[Arg::I64(wc.row_bytes as i64)],
+        ]
+        .concat()
+    }
+
+    /// `norm_qkv_norm_rope_kv_write` of a decode row in one launch (`matvec8h_`,
+    /// [`qkv_norm_fuse`]): the projections as [`Cuda::mixed_takes`] allows, whole heads rotated
+    /// entirely, at most `QKVH_MAX_HEADS` of q and of k; `None` otherwise (the composition then).
+    #[allow(clippy::too_many_arguments)]
+    fn qkv_norm_one(
+        &self,
+        x: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        ws: &[(&CudaWeight, Option<&CudaWeight>); 3],
+        kv: &CudaKv,
+        il: usize,
+        (n_head, n_head_kv, head_dim): (usize, usize, usize),
+        b: &CudaBatch,
+        p: &RopeParams,
+        hn: (&CudaWeight, &CudaWeight, f32),
+        q_scale: Option<f32>,
+    ) -> Result<Option<CudaTensor>> {
+        let [(wq, bq), (wk, bk), (wv, bv)] = *ws;
+        let s = &kv.spec;
+        let Some(kernel) = qkv_norm_kernel(wq.ty, wv.ty) else { return Ok(None) };
+        let shapes = qkv_norm_fuse()
+            && b.rows.len() == 1
+            && p.n_rot == head_dim
+            && head_dim.is_multiple_of(2)
+            && head_dim <= 512
+            && n_head.max(n_head_kv) <= QKVH_MAX_HEADS
+            && wq.rows == n_head * head_dim
+            && wk.rows == n_head_kv * head_dim
+            && wk.rows == s.k_cols
+            && wv.rows == s.v_cols
+            && il < s.n_layer;
+        if !shapes {
+            return Ok(None);
+        }
+        let Some(xq) = self.mixed_takes(x, nw, [ws[0], ws[1], ws[2]])? else { return Ok(None) };
+        let Some(count) = self.done_counter()? else { return Ok(None) };
+        for (w, bias) in [(wq, bq), (wk, bk), (wv, bv)] {
+            if let Some(bias) = bias {
+                Self::one_d("matmul bias", bias, w.rows)?;
+            }
+        }
+        Self::one_d("norm_qkv_norm_rope_kv_write", hn.0, head_dim)?;
+        Self::one_d("norm_qkv_norm_rope_kv_write", hn.1, head_dim)?;
+        b.rows.check_kv(s)?;
+        let (corr, ext, ff) = self.rope_extras(p)?;
+        let neox = p.style == RopeStyle::Neox && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox);
+        // The raw projections (scratch the last block reads back) and the rotated queries.
+        let ys = vec![self.tensor(1, wq.rows)?, self.tensor(1, wk.rows)?, self.tensor(1, wv.rows)?];
+        let q = self.tensor(1, wq.rows)?;
+        let args = [
+            Self::mixed_args(x, nw, eps, [ws[0], ws[1], ws[2]], &ys, xq),
+            vec![
+                // ROPE_KV_PARAMS
+                b.pos.arg(),
+                b.seq.arg(),
+                Arg::I32(head_dim as i32),
+                Arg::I32(neox as i32),
+                Arg::F32(p.freq_base),
+                Arg::F32(p.freq_scale),
+                Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
+                Arg::F32(ext),
+                Arg::F32(corr[0]),
+                Arg::F32(corr[1]),
+                Arg::F64(p.mscale_f64()),
+                ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
+                kv.k.arg(),
+                kv.v.arg(),
+                Arg::I32(il as i32),
+                Arg::I32(s.n_seq as i32),
+                Arg::I32(s.n_ctx as i32),
+                Arg::I32((s.ty == KvType::F16) as i32),
+                hn.0.buf.arg(),
+                hn.1.buf.arg(),
+                Arg::F32(hn.2),
+                Arg::F32(q_scale.unwrap_or(1.0)),
+                q.buf.arg(),
+                count.arg(),
+            ],
+        ]
+        .concat();
+        let grid = (blocks(wq.rows + wk.rows + wv.rows, 8), 1, 1);
+        self.dev.launch_ex(kernel, grid, 128, 0, &args, true).map_err(err)?;
+        Ok(Some(q))
     }
 
     /// The first output of [`Cuda::matvec`] (one projection).
@@ -2414,6 +2547,32 @@ impl Ops for Cuda {
             )
             .map_err(err)?;
         Ok(y)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn norm_qkv_norm_rope_kv_write(
+        &self,
+        x: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        ws: &[(&CudaWeight, Option<&CudaWeight>); 3],
+        g: &RowGroups,
+        kv: &mut CudaKv,
+        il: usize,
+        heads: (usize, usize, usize),
+        b: &CudaBatch,
+        p: &RopeParams,
+        hn: (&CudaWeight, &CudaWeight, f32),
+        q_scale: Option<f32>,
+    ) -> Result<CudaTensor> {
+        if let Some(q) = self.qkv_norm_one(x, nw, eps, ws, kv, il, heads, b, p, hn, q_scale)? {
+            return Ok(q);
+        }
+        let mut out = self.norm_matmuls(x, nw, eps, &ws[..], g)?.into_iter();
+        match (out.next(), out.next(), out.next()) {
+            (Some(q), Some(k), Some(v)) => self.norm_rope_qk_kv_write(q, k, &v, kv, il, heads, b, p, hn, q_scale),
+            _ => Err(Error::Invalid("norm_matmuls: fewer than three outputs".into())),
+        }
     }
 
     fn glu(&self, gate: &CudaTensor, up: &CudaTensor, act: Act) -> Result<CudaTensor> {

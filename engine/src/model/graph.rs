@@ -137,6 +137,26 @@ impl<B: Ops> Fwd<'_, B> {
                         r,
                     )?;
                     self.attend(il, q, &l.attn, kv, res)?
+                } else if let (Some(hn), Some(r)) = (&l.attn.head_norm, &self.hp.attn_cfg(il).rope) {
+                    // Head norms: they, RoPE, the KV store and q's pre-scale ride along
+                    // (Ops::norm_qkv_norm_rope_kv_write; gemma-3).
+                    let hp = self.hp;
+                    let heads = (hp.n_head, hp.n_head_kv, hp.head_dim);
+                    let q = self.b.norm_qkv_norm_rope_kv_write(
+                        &x,
+                        &n.w,
+                        n.eps,
+                        &ws,
+                        &self.groups,
+                        kv,
+                        il,
+                        heads,
+                        self.batch,
+                        r,
+                        (&hn.q, &hn.k, hp.rms_eps),
+                        hp.attn_cfg(il).q_scale,
+                    )?;
+                    self.attend_scaled(q, &l.attn, kv, il, res)?
                 } else {
                     let mut out = self.b.norm_matmuls(&x, &n.w, n.eps, &ws, &self.groups)?.into_iter();
                     match (out.next(), out.next(), out.next()) {

@@ -585,7 +585,52 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
                     ty_name(ty),
                     if bias { "-bias" } else { "" }
                 ),
-                OpSpec::NormQkvRopeKv { ty, style, k, n_head, n_head_kv, head_dim, rows, bias },
+                OpSpec::NormQkvRopeKv {
+                    ty,
+                    v_ty: None,
+                    head_norm: None,
+                    style,
+                    k,
+                    n_head,
+                    n_head_kv,
+                    head_dim,
+                    rows,
+                    bias,
+                },
+            );
+        }
+        // gemma-3's attention input side in one op (projections, head norms, RoPE, the KV
+        // store, q's pre-scale): gemma-3-270m Q4_K_M's types and heads (a decode row: one
+        // launch under ORCD_CUDA_FUSE_QKV_NORM=1; two rows: the composition), one type, a
+        // Q4_K_M file's Q4_K and Q6_K with biases and 128-wide heads without the pre-scale, and
+        // q + k of 100 columns (blocks of 8 would span q's type and v's: the composition).
+        for (ty, v_ty, k, n_head, n_head_kv, head_dim, rows, bias, q_scale) in [
+            (GgmlType::Q5_0, GgmlType::Q8_0, 640, 4, 1, 256, 1, false, true),
+            (GgmlType::Q5_0, GgmlType::Q8_0, 640, 4, 1, 256, 2, false, true),
+            (GgmlType::Q8_0, GgmlType::Q8_0, 512, 8, 2, 64, 1, false, true),
+            (GgmlType::Q4_K, GgmlType::Q6_K, 512, 4, 2, 128, 1, true, false),
+            (GgmlType::Q5_0, GgmlType::Q8_0, 512, 2, 1, 20, 1, false, true),
+        ] {
+            push(
+                format!(
+                    "norm_qkv_norm_rope_kv_write-{s}-{}+{}-k{k}-hd{head_dim}-nh{n_head}-kv{n_head_kv}-n{rows}{}{}",
+                    ty_name(ty),
+                    ty_name(v_ty),
+                    if bias { "-bias" } else { "" },
+                    if q_scale { "-qs" } else { "" }
+                ),
+                OpSpec::NormQkvRopeKv {
+                    ty,
+                    v_ty: Some(v_ty),
+                    head_norm: Some(q_scale),
+                    style,
+                    k,
+                    n_head,
+                    n_head_kv,
+                    head_dim,
+                    rows,
+                    bias,
+                },
             );
         }
     }

@@ -318,11 +318,15 @@ pub enum OpSpec {
         rows: usize,
         q_scale: bool,
     },
-    /// `norm_matmuls` of q, k and v (biases with `bias`), then `rope_qk_kv_write`, in one op
-    /// (`norm_qkv_rope_kv_write`: the decode step's attention input side); checked as
-    /// [`OpSpec::RopeQkKv`] is, through the rotated queries and a causal attention over the cache.
+    /// `norm_matmuls` of q, k and v (biases with `bias`; v of `v_ty` where given), then
+    /// `rope_qk_kv_write`, in one op (`norm_qkv_rope_kv_write`: the decode step's attention input
+    /// side) — or with `head_norm` (Some(q_scale)) `norm_rope_qk_kv_write` after them
+    /// (`norm_qkv_norm_rope_kv_write`: gemma-3's); checked as [`OpSpec::RopeQkKv`] is, through the
+    /// rotated queries and a causal attention over the cache.
     NormQkvRopeKv {
         ty: GgmlType,
+        v_ty: Option<GgmlType>,
+        head_norm: Option<bool>,
         style: RopeStyle,
         k: usize,
         n_head: usize,
@@ -380,7 +384,8 @@ impl OpSpec {
             OpSpec::RopeQk { .. } => "rope_qk",
             OpSpec::RopeQkKv { .. } => "rope_qk_kv_write",
             OpSpec::NormRopeQkKv { .. } => "norm_rope_qk_kv_write",
-            OpSpec::NormQkvRopeKv { .. } => "norm_qkv_rope_kv_write",
+            OpSpec::NormQkvRopeKv { head_norm: None, .. } => "norm_qkv_rope_kv_write",
+            OpSpec::NormQkvRopeKv { head_norm: Some(_), .. } => "norm_qkv_norm_rope_kv_write",
         }
     }
 
@@ -681,14 +686,19 @@ impl OpSpec {
                 b.pos = (ROPE_KV_POS0..ROPE_KV_POS0 + *rows as u32).collect();
                 p.batches.push(b);
             }
-            OpSpec::NormQkvRopeKv { ty, k, n_head, n_head_kv, head_dim, rows, bias, .. } => {
+            OpSpec::NormQkvRopeKv { ty, v_ty, head_norm, k, n_head, n_head_kv, head_dim, rows, bias, .. } => {
                 p.x.push(u(rng, *rows, *k, -10.0, 10.0));
                 w.add(rng, "nw", GgmlType::F32, &[*k as u64])?;
                 for (i, m) in [n_head * head_dim, n_head_kv * head_dim, n_head_kv * head_dim].into_iter().enumerate() {
-                    w.add(rng, &format!("w{i}"), *ty, &[*k as u64, m as u64])?;
+                    let t = if i == 2 { v_ty.unwrap_or(*ty) } else { *ty };
+                    w.add(rng, &format!("w{i}"), t, &[*k as u64, m as u64])?;
                     if *bias {
                         w.add(rng, &format!("b{i}"), GgmlType::F32, &[m as u64])?;
                     }
+                }
+                if head_norm.is_some() {
+                    w.add(rng, "hq", GgmlType::F32, &[*head_dim as u64])?;
+                    w.add(rng, "hk", GgmlType::F32, &[*head_dim as u64])?;
                 }
                 has_weights = true;
                 // As RopeQkKv: rows from ROPE_KV_POS0, so a decode row is rotated.
@@ -975,7 +985,7 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             // scale brings the scores to a few units, as RopeQkKv's.
             rope_kv_outputs(b, &q, &kv, &bt, heads, 1.0 / (*head_dim as f32))
         }
-        OpSpec::NormQkvRopeKv { style, n_head, n_head_kv, head_dim, rows, bias, .. } => {
+        OpSpec::NormQkvRopeKv { style, n_head, n_head_kv, head_dim, rows, bias, head_norm, .. } => {
             let rp = plain_rope(*style, *head_dim);
             let mut kv = rope_kv_cache(b, *n_head_kv, *head_dim, *rows)?;
             let bt = batch(b, p, 0)?;
@@ -987,26 +997,38 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             }
             let refs = [(&ws[0].0, ws[0].1.as_ref()), (&ws[1].0, ws[1].1.as_ref()), (&ws[2].0, ws[2].1.as_ref())];
             let nw = weight(b, p, "nw")?;
+            let heads = (*n_head, *n_head_kv, *head_dim);
+            if let Some(qs) = head_norm {
+                let (hq, hk) = (weight(b, p, "hq")?, weight(b, p, "hk")?);
+                let s = qs.then(|| 1.0 / (*head_dim as f32).sqrt());
+                let q = b
+                    .norm_qkv_norm_rope_kv_write(
+                        &x0()?,
+                        &nw,
+                        1e-6,
+                        &refs,
+                        &g,
+                        &mut kv,
+                        1,
+                        heads,
+                        &bt,
+                        &rp,
+                        (&hq, &hk, 1e-6),
+                        s,
+                    )
+                    .map_err(e2s("norm_qkv_norm_rope_kv_write"))?;
+                // Normalized heads (~1 an element): NormRopeQkKv's scale.
+                return rope_kv_outputs(b, &q, &kv, &bt, heads, 1.0 / (*head_dim as f32));
+            }
             let q = b
-                .norm_qkv_rope_kv_write(
-                    &x0()?,
-                    &nw,
-                    1e-6,
-                    &refs,
-                    &g,
-                    &mut kv,
-                    1,
-                    (*n_head, *n_head_kv, *head_dim),
-                    &bt,
-                    &rp,
-                )
+                .norm_qkv_rope_kv_write(&x0()?, &nw, 1e-6, &refs, &g, &mut kv, 1, heads, &bt, &rp)
                 .map_err(e2s("norm_qkv_rope_kv_write"))?;
             // q and k come out of projections of k-wide rows (elements ~20, |q·k| in the
             // thousands, not ~1 as in RopeQkKv): at 1/√d the softmax saturates and the fast
             // numerics' rounding of the scores swings it (Q8_0's `out` on cpu-fast: NMSE
             // 7e-4). 1/(8d) brings the scores to a few units: a key stored unrotated or
             // wrong still moves the weights by tens of percent, rounding by under one.
-            rope_kv_outputs(b, &q, &kv, &bt, (*n_head, *n_head_kv, *head_dim), 1.0 / (8.0 * *head_dim as f32))
+            rope_kv_outputs(b, &q, &kv, &bt, heads, 1.0 / (8.0 * *head_dim as f32))
         }
         OpSpec::RopeQk { style, n_head, n_head_kv, head_dim, .. } => {
             let rp = plain_rope(*style, *head_dim);
