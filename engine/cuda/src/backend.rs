@@ -1389,33 +1389,13 @@ impl Cuda {
         Self::one_d("norm_qkv_norm_rope_kv_write", hn.0, head_dim)?;
         Self::one_d("norm_qkv_norm_rope_kv_write", hn.1, head_dim)?;
         b.rows.check_kv(s)?;
-        let (corr, ext, ff) = self.rope_extras(p)?;
-        let neox = p.style == RopeStyle::Neox && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox);
         // The raw projections (scratch the last block reads back) and the rotated queries.
         let ys = vec![self.tensor(1, wq.rows)?, self.tensor(1, wk.rows)?, self.tensor(1, wv.rows)?];
         let q = self.tensor(1, wq.rows)?;
         let args = [
             Self::mixed_args(x, nw, eps, [ws[0], ws[1], ws[2]], &ys, xq),
+            self.rope_kv_args(b, p, kv, il, head_dim)?,
             vec![
-                // ROPE_KV_PARAMS
-                b.pos.arg(),
-                b.seq.arg(),
-                Arg::I32(head_dim as i32),
-                Arg::I32(neox as i32),
-                Arg::F32(p.freq_base),
-                Arg::F32(p.freq_scale),
-                Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
-                Arg::F32(ext),
-                Arg::F32(corr[0]),
-                Arg::F32(corr[1]),
-                Arg::F64(p.mscale_f64()),
-                ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
-                kv.k.arg(),
-                kv.v.arg(),
-                Arg::I32(il as i32),
-                Arg::I32(s.n_seq as i32),
-                Arg::I32(s.n_ctx as i32),
-                Arg::I32((s.ty == KvType::F16) as i32),
                 hn.0.buf.arg(),
                 hn.1.buf.arg(),
                 Arg::F32(hn.2),
@@ -1428,6 +1408,34 @@ impl Cuda {
         let grid = (blocks(wq.rows + wk.rows + wv.rows, 8), 1, 1);
         self.dev.launch_ex(kernel, grid, 128, 0, &args, true).map_err(err)?;
         Ok(Some(q))
+    }
+
+    /// `matvec8r_`'s and `matvec8h_`'s RoPE and cache arguments (kernels/ABI.md `ROPE_KV_PARAMS`)
+    /// for the decode row of `b` into layer `il` of `kv`, heads of `head_dim` fully rotated.
+    fn rope_kv_args(&self, b: &CudaBatch, p: &RopeParams, kv: &CudaKv, il: usize, head_dim: usize) -> Result<Vec<Arg>> {
+        let (corr, ext, ff) = self.rope_extras(p)?;
+        let neox = p.style == RopeStyle::Neox && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox);
+        let s = &kv.spec;
+        Ok(vec![
+            b.pos.arg(),
+            b.seq.arg(),
+            Arg::I32(head_dim as i32),
+            Arg::I32(neox as i32),
+            Arg::F32(p.freq_base),
+            Arg::F32(p.freq_scale),
+            Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
+            Arg::F32(ext),
+            Arg::F32(corr[0]),
+            Arg::F32(corr[1]),
+            Arg::F64(p.mscale_f64()),
+            ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
+            kv.k.arg(),
+            kv.v.arg(),
+            Arg::I32(il as i32),
+            Arg::I32(s.n_seq as i32),
+            Arg::I32(s.n_ctx as i32),
+            Arg::I32((s.ty == KvType::F16) as i32),
+        ])
     }
 
     /// The first output of [`Cuda::matvec`] (one projection).
@@ -2484,8 +2492,6 @@ impl Ops for Cuda {
         b.rows.check_kv(s)?;
         let kty = kernel_ty(wq.ty).ok_or_else(|| shape_err("matmul", format!("{}: no kernel", wq.name)))?;
         let xq = self.matmul_rounding(x.cols, wq.ty)?;
-        let (corr, ext, ff) = self.rope_extras(p)?;
-        let neox = p.style == RopeStyle::Neox && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox);
         let y = self.tensor(1, wq.rows)?;
         let bias = |w: Option<&CudaWeight>| w.map_or(Arg::Ptr(0), |b| b.buf.arg());
         let total = wq.rows + wk.rows + wv.rows;
@@ -2523,26 +2529,10 @@ impl Ops for Cuda {
                     bias(bv),
                     Arg::Ptr(0),
                     Arg::I32(wv.rows as i32),
-                    // ROPE_KV_PARAMS
-                    b.pos.arg(),
-                    b.seq.arg(),
-                    Arg::I32(head_dim as i32),
-                    Arg::I32(neox as i32),
-                    Arg::F32(p.freq_base),
-                    Arg::F32(p.freq_scale),
-                    Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
-                    Arg::F32(ext),
-                    Arg::F32(corr[0]),
-                    Arg::F32(corr[1]),
-                    Arg::F64(p.mscale_f64()),
-                    ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
-                    kv.k.arg(),
-                    kv.v.arg(),
-                    Arg::I32(il as i32),
-                    Arg::I32(s.n_seq as i32),
-                    Arg::I32(s.n_ctx as i32),
-                    Arg::I32((s.ty == KvType::F16) as i32),
-                ],
+                ]
+                .into_iter()
+                .chain(self.rope_kv_args(b, p, kv, il, head_dim)?)
+                .collect::<Vec<_>>(),
                 true,
             )
             .map_err(err)?;
