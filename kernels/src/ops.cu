@@ -3854,21 +3854,26 @@ __device__ __forceinline__ unsigned mv_count_done(unsigned* c) {
     return atomicAdd(c, 1u);
 #endif
 }
-__device__ void mv_row_norm_add(const float* y, int cols, const float* nw, float eps, const float* res, float* out,
-                                unsigned* count) {
+// Counts the block done (after its stores); true in the last block to count, which then sees every
+// block's stores and zeroes the count for the next launch. Every thread calls it.
+__device__ bool mv_last_block(unsigned* count) {
     __shared__ int mv_last;
-    __shared__ double mv_nred[9];
-    __syncthreads();  // the block's stores of y are issued
+    __syncthreads();  // the block's stores are issued
     if (threadIdx.x == 0) {
         const unsigned nb = gridDim.x * gridDim.y * gridDim.z;
         mv_last = mv_count_done(count) == nb - 1;
         if (mv_last) *count = 0u;  // every block has counted: zero again for the next launch
 #ifndef ORCD_EMU
-        __threadfence();  // the last block's reads of y after every block's count
+        __threadfence();  // the last block's reads after every block's count
 #endif
     }
     __syncthreads();
-    if (!mv_last || blockDim.x != MV_THREADS) return;  // uniform
+    return mv_last != 0;
+}
+__device__ void mv_row_norm_add(const float* y, int cols, const float* nw, float eps, const float* res, float* out,
+                                unsigned* count) {
+    __shared__ double mv_nred[9];
+    if (!mv_last_block(count) || blockDim.x != MV_THREADS) return;  // uniform
     const double sc = rms_scale_256<true>(y, cols, eps, mv_nred);
     for (int i = threadIdx.x; i < cols; i += MV_THREADS) {
         const float v = (float)__dmul_rn((double)mv_ld_cg(y + i), sc);
@@ -3929,21 +3934,10 @@ extern "C" __global__ void MV_BOUNDS matvec8x_q4_k_q6_k(MATVEC_PARAMS, long long
 __device__ void mv_qkv_hn_last(const float* qr, const float* kr, const float* vr, int n_head, int n_head_kv,
                                int v_cols, const RopeKv* rk, const float* hnq, const float* hnk, float hn_eps,
                                float q_scale, float* out_q, unsigned* count) {
-    __shared__ int mv_last;
     __shared__ double hs_s[ROPE_MAX_HALF], hs_c[ROPE_MAX_HALF], hs_sc[QKVH_MAX_HEADS];
     __shared__ double hs_part[QKVH_MAX_HEADS][8];
-    __syncthreads();  // the block's stores of q, k, v are issued
-    if (threadIdx.x == 0) {
-        const unsigned nb = gridDim.x * gridDim.y * gridDim.z;
-        mv_last = mv_count_done(count) == nb - 1;
-        if (mv_last) *count = 0u;  // every block has counted: zero again for the next launch
-#ifndef ORCD_EMU
-        __threadfence();  // the last block's reads after every block's count
-#endif
-    }
-    __syncthreads();
     const int hd = rk->head_dim, half = hd / 2, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    if (!mv_last || blockDim.x != MV_THREADS || half > ROPE_MAX_HALF || n_head > QKVH_MAX_HEADS ||
+    if (!mv_last_block(count) || blockDim.x != MV_THREADS || half > ROPE_MAX_HALF || n_head > QKVH_MAX_HEADS ||
         n_head_kv > QKVH_MAX_HEADS)
         return;  // uniform
     const u32 sq = rk->seq[0], p = rk->pos[0];
