@@ -120,43 +120,37 @@ impl<B: Ops> Fwd<'_, B> {
         let attn = match (&l.attn_norm, &l.attn.qkv) {
             (n, Qkv::Separate { q, k, v }) if fuse && n.kind == NormKind::Rms && n.b.is_none() => {
                 let ws = [(&q.w, qkv_bias(q)), (&k.w, qkv_bias(k)), (&v.w, qkv_bias(v))];
-                // No head norms: RoPE and the KV store ride along too (Ops::norm_qkv_rope_kv_write).
-                if let (None, Some(r)) = (&l.attn.head_norm, &self.hp.attn_cfg(il).rope) {
+                // RoPE and the KV store ride along too (Ops::norm_qkv_rope_kv_write), and with
+                // head norms they and q's pre-scale (Ops::norm_qkv_norm_rope_kv_write; gemma-3).
+                let cfg = self.hp.attn_cfg(il);
+                if let Some(r) = &cfg.rope {
                     let hp = self.hp;
                     let heads = (hp.n_head, hp.n_head_kv, hp.head_dim);
-                    let q = self.b.norm_qkv_rope_kv_write(
-                        &x,
-                        &n.w,
-                        n.eps,
-                        &ws,
-                        &self.groups,
-                        kv,
-                        il,
-                        heads,
-                        self.batch,
-                        r,
-                    )?;
-                    self.attend(il, q, &l.attn, kv, res)?
-                } else if let (Some(hn), Some(r)) = (&l.attn.head_norm, &self.hp.attn_cfg(il).rope) {
-                    // Head norms: they, RoPE, the KV store and q's pre-scale ride along
-                    // (Ops::norm_qkv_norm_rope_kv_write; gemma-3).
-                    let hp = self.hp;
-                    let heads = (hp.n_head, hp.n_head_kv, hp.head_dim);
-                    let q = self.b.norm_qkv_norm_rope_kv_write(
-                        &x,
-                        &n.w,
-                        n.eps,
-                        &ws,
-                        &self.groups,
-                        kv,
-                        il,
-                        heads,
-                        self.batch,
-                        r,
-                        (&hn.q, &hn.k, hp.rms_eps),
-                        hp.attn_cfg(il).q_scale,
-                    )?;
-                    self.attend_scaled(q, &l.attn, kv, il, res)?
+                    let (b, g, batch) = (self.b, &self.groups, self.batch);
+                    match &l.attn.head_norm {
+                        None => {
+                            let q = b.norm_qkv_rope_kv_write(&x, &n.w, n.eps, &ws, g, kv, il, heads, batch, r)?;
+                            self.attend(il, q, &l.attn, kv, res)?
+                        }
+                        Some(hn) => {
+                            let hn = (&hn.q, &hn.k, hp.rms_eps);
+                            let q = b.norm_qkv_norm_rope_kv_write(
+                                &x,
+                                &n.w,
+                                n.eps,
+                                &ws,
+                                g,
+                                kv,
+                                il,
+                                heads,
+                                batch,
+                                r,
+                                hn,
+                                cfg.q_scale,
+                            )?;
+                            self.attend_scaled(q, &l.attn, kv, il, res)?
+                        }
+                    }
                 } else {
                     let mut out = self.b.norm_matmuls(&x, &n.w, n.eps, &ws, &self.groups)?.into_iter();
                     match (out.next(), out.next(), out.next()) {
