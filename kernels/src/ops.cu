@@ -3290,7 +3290,7 @@ __device__ __forceinline__ void mvq_codes_part(const MvRaw* raw, const MvRaw* ra
 }
 
 template <class T, int C, int R, bool PAIR, bool XF>
-__device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const float* qd, const float* qs, float* y,
+__device__ __forceinline__ bool matvecq_t(const u8* w, const void* xin, const float* qd, const float* qs, float* y,
                                           int n_out, int k, int m, i64 row_bytes, const float* bias,
                                           const float* res, const u8* w2_, int act, const u8* wb,
                                           const float* bias_b, float* yb, int mb, const u8* wc,
@@ -3298,10 +3298,10 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const fl
     static_assert(T::PART && C * R <= 32, "matvecq_t: part-decodable types, at most 32 accumulators");
     __shared__ float mv_red[2][C * R][MV_WARPS];
     pdl_trigger();
-    if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR || n_out <= 0) return;  // uniform: not the ABI's launch
+    if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR || n_out <= 0) return false;  // uniform: not the ABI's launch
     const i64 nrb = ((i64)n_out + R - 1) / R, total = (i64)m + mb + mc;
     const i64 r0 = ((i64)blockIdx.x % nrb) * R, jj0 = ((i64)blockIdx.x / nrb) * C;
-    if (jj0 >= total) return;  // uniform over the block
+    if (jj0 >= total) return false;  // uniform over the block
     const int nr = (int)(n_out - r0 < R ? n_out - r0 : R);
     const u8* const w2 = PAIR ? w2_ : nullptr;
     const int nsub = k / 8, nb = k / 32;
@@ -3367,6 +3367,7 @@ __device__ __forceinline__ void matvecq_t(const u8* w, const void* xin, const fl
     }
     mv_store_cols<C * R, R>(mv_red, PAIR, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc,
                             res, act);
+    return true;
 }
 
 template <class T, int C, int R, bool PAIR>
@@ -3484,7 +3485,7 @@ __device__ __forceinline__ void mvt_load_x(const i8* xa, const i8* xb, const flo
 // group's weights are read from DRAM once. Each warp loads all of its ≤ 8 blocks' fragments
 // before its first mma: one round trip a block.
 template <bool PAIR, int NT>
-__device__ __forceinline__ void matvect_t(const u8* w, const void* xin, const float* qd, float* y, int n_out, int k,
+__device__ __forceinline__ bool matvect_t(const u8* w, const void* xin, const float* qd, float* y, int n_out, int k,
                                           int m, i64 row_bytes, const float* bias, const float* res,
                                           const u8* w2_, int act, const u8* wb, const float* bias_b, float* yb,
                                           int mb, const u8* wc, const float* bias_c, float* yc, int mc) {
@@ -3492,10 +3493,10 @@ __device__ __forceinline__ void matvect_t(const u8* w, const void* xin, const fl
     __shared__ float mt_red[PAIR ? 2 : 1][MV_WARPS][16][NCOL];
     pdl_trigger();
     // Uniform: not the ABI's launch (k a whole number of blocks, at most 32 of them).
-    if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR || n_out <= 0 || k <= 0 || (k & 31) || k > 1024) return;
+    if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR || n_out <= 0 || k <= 0 || (k & 31) || k > 1024) return false;
     const i64 nrt = ((i64)n_out + 15) / 16, total = (i64)m + mb + mc;
     const i64 r0 = ((i64)blockIdx.x % nrt) * 16, jj0 = ((i64)blockIdx.x / nrt) * NCOL;
-    if (jj0 >= total) return;  // uniform over the block
+    if (jj0 >= total) return false;  // uniform over the block
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
     const int nb = k / 32;
     const u8* const w2 = PAIR ? w2_ : nullptr;
@@ -3629,6 +3630,7 @@ __device__ __forceinline__ void matvect_t(const u8* w, const void* xin, const fl
             mv_finish(v, v2, PAIR, (r0 + row) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y);
         }
     }
+    return true;
 }
 
 // matvectl_q8_0 (ORCD_CUDA_MVT=1, not yet timed): matvect_q8_0 for rows longer than 1,024 (k a
@@ -3791,6 +3793,11 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
         const unsigned char *wb, const float *bias_b, float *yb, int mb, const unsigned char *wc,                \
         const float *bias_c, float *yc, int mc
 #define MVQ_ARGS w, x, qd, qs, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc
+// The batched GLU entry points (matvecqg_, matvectg_): with `gq` their output's codes too
+// (mv_glu_codes; gq, gd, gs quant_x_q8's q, d, s; gcount the groups' zeroed counters).
+#define MVQG_PARAMS MVQ_PARAMS, signed char *gq, float *gd, float *gs, unsigned *gcount
+#define MVQG(C, R, ...) \
+    if (__VA_ARGS__) mv_glu_codes<C, R>(y, n_out, m, gq, gd, gs, gcount)
 #define DEQUANT_PARAMS const unsigned char *w, const unsigned *ids, float *y, int n, int cols, long long row_bytes
 #define DEQUANT_ARGS w, ids, y, n, cols, row_bytes
 
@@ -3854,13 +3861,13 @@ __device__ __forceinline__ unsigned mv_count_done(unsigned* c) {
     return atomicAdd(c, 1u);
 #endif
 }
-// Counts the block done (after its stores); true in the last block to count, which then sees every
-// block's stores and zeroes the count for the next launch. Every thread calls it.
-__device__ bool mv_last_block(unsigned* count) {
+// Counts the block done (after its stores) at `count`, shared by `nb` blocks of the launch; true in
+// the last of them to count, which then sees their stores and zeroes the count for the next
+// launch. Every thread calls it.
+__device__ bool mv_last_of(unsigned* count, unsigned nb) {
     __shared__ int mv_last;
     __syncthreads();  // the block's stores are issued
     if (threadIdx.x == 0) {
-        const unsigned nb = gridDim.x * gridDim.y * gridDim.z;
         mv_last = mv_count_done(count) == nb - 1;
         if (mv_last) *count = 0u;  // every block has counted: zero again for the next launch
 #ifndef ORCD_EMU
@@ -3869,6 +3876,42 @@ __device__ bool mv_last_block(unsigned* count) {
     }
     __syncthreads();
     return mv_last != 0;
+}
+// mv_last_of over the whole launch.
+__device__ bool mv_last_block(unsigned* count) { return mv_last_of(count, gridDim.x * gridDim.y * gridDim.z); }
+
+// A batched GLU's output rounded where it is produced (the host's ORCD_CUDA_GLU_CODES): a 32-column
+// group of a C × R block layout's row tile is the work of 32 / C blocks (matvecqg_ 2 × 8, matvectg_
+// 8 × 16); each counts itself done at the group's counter (`counts`: row tile × m / 32, zeroed), and
+// the group's last block reads the tile's R × 32 values back from L2 and rounds each row's 32-block
+// as quant_x_q8 does without a norm — its 8-element parts as mv_load_x loads them, mv_round_i8's
+// codes, scale and Q8_1 sum, four lanes a block — so quant_x_q8's values of the same floats, and
+// the down projection after it takes them (CudaTensor::codes) instead of a rounding launch. The
+// flat grid's block b: rows (b mod row tiles)·R, columns (b div row tiles)·C. Every thread of a
+// block that stored its outputs calls it; `qc` null or m not whole 32-blocks: nothing (uniform).
+template <int C, int R>
+__device__ void mv_glu_codes(const float* y, int n_out, int m, i8* qc, float* qd, float* qs, unsigned* counts) {
+    static_assert(32 % C == 0 && 4 * R <= MV_THREADS, "mv_glu_codes: whole groups, a lane a part");
+    if (qc == nullptr || n_out <= 0 || m <= 0 || (m & 31)) return;  // uniform
+    const i64 nrt = ((i64)n_out + R - 1) / R, rt = (i64)blockIdx.x % nrt, g = ((i64)blockIdx.x / nrt) * C / 32;
+    if (!mv_last_of(counts + rt * (m / 32) + g, 32 / C)) return;  // uniform
+    constexpr int NT = (4 * R + 31) / 32 * 32;                      // whole warps: the shuffles
+    if (threadIdx.x >= NT) return;                                  // uniform over a warp
+    const int i = (int)threadIdx.x >> 2;
+    const i64 r = rt * R + i;
+    const bool valid = i < R && r < n_out;
+    const i64 p = g * 4 + (threadIdx.x & 3);  // the row's part: 8 elements
+    float v[8];
+#pragma unroll
+    for (int l = 0; l < 8; ++l) v[l] = valid ? mv_ld_cg(y + r * m + 8 * p + l) : 0.0f;
+    const MvX x = mv_round_i8<true>(v);
+    if (valid) {
+        ((uint2*)(qc + r * m))[p] = make_uint2(x.a, x.b);
+        if ((threadIdx.x & 3) == 0) {
+            qd[r * (m / 32) + g] = x.d;
+            qs[r * (m / 32) + g] = x.s;
+        }
+    }
 }
 __device__ void mv_row_norm_add(const float* y, int cols, const float* nw, float eps, const float* res, float* out,
                                 unsigned* count) {
@@ -4034,10 +4077,10 @@ extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 8, false, false>(MVQ_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvecqg_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 2, 8, true, false>(MVQ_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvecqg_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 2, 8, true, false>(MVQ_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvecqg_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 2, 8, true, false>(MVQ_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvecqg_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 2, 8, true, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q4_0(MVQG_PARAMS) { MVQG(2, 8, matvecq_t<T_q4_0, 2, 8, true, false>(MVQ_ARGS)); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q4_1(MVQG_PARAMS) { MVQG(2, 8, matvecq_t<T_q4_1, 2, 8, true, false>(MVQ_ARGS)); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q5_0(MVQG_PARAMS) { MVQG(2, 8, matvecq_t<T_q5_0, 2, 8, true, false>(MVQ_ARGS)); }
+extern "C" __global__ void MVM_BOUNDS matvecqg_q8_0(MVQG_PARAMS) { MVQG(2, 8, matvecq_t<T_q8_0, 2, 8, true, false>(MVQ_ARGS)); }
 // matvecqp_ / matvecqpg_: matvecq_'s and matvecqg_'s blocks on a persistent grid (any grid;
 // ORCD_CUDA_MVQ_PERSIST), the same values.
 extern "C" __global__ void MVM_BOUNDS matvecqp_q4_0(MVQ_PARAMS) { matvecqp_t<T_q4_0, 4, 8, false>(MVQ_ARGS); }
@@ -4071,9 +4114,8 @@ extern "C" __global__ void MVT_BOUNDS matvectl_q8_0(MVQ_PARAMS) {
     if (w2 != nullptr || dynamic_smem_bytes() < MV_WARPS * 128 * 32 * 4) return;  // uniform: not the ABI's launch
     matvectl_t(w, x, qd, y, n_out, k, m, row_bytes, bias, res, wb, bias_b, yb, mb, wc, bias_c, yc, mc, chains);
 }
-extern "C" __global__ void MVT_BOUNDS matvectg_q8_0(MVQ_PARAMS) {
-    (void)qs;
-    matvect_t<true, 1>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+extern "C" __global__ void MVT_BOUNDS matvectg_q8_0(MVQG_PARAMS) {
+    MVQG(8, 16, matvect_t<true, 1>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc));
 }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 4, false, true>(MVQ_ARGS); }

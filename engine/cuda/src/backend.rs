@@ -43,6 +43,9 @@ pub struct Cuda {
     /// block (`matvec8n_` / `matvec2ln_`; each launch leaves it zero again). Made outside any
     /// recording, the first time one runs.
     done_count: Arc<Mutex<Option<DevBuf>>>,
+    /// [`GROUP_COUNTS`] zeroed counters of the batched GLU's groups ([`glu_codes_on`]); made as
+    /// `done_count`.
+    group_counts: Arc<Mutex<Option<DevBuf>>>,
 }
 
 /// The recorded forwards of one model.
@@ -456,6 +459,21 @@ fn att_codes_on() -> bool {
     *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_CODES", &[("0", false)], true))
 }
 
+/// A batched GLU (`matvecqg_`, `matvectg_q8_0`: the fast numerics, 3+ rows) rounds its output to
+/// the down projection's codes where it produces it: each 32-column group's last block
+/// (`mv_glu_codes`, a zeroed counter a group) writes `quant_x_q8`'s values of the same floats, so
+/// the down projection's rounding launch is saved (stop 48; the composition's bits on the emulated
+/// device). `ORCD_CUDA_GLU_CODES=1`; off until a card has gated and timed it (the emulator runs one
+/// block at a time: the counters' fences are the card's to check).
+fn glu_codes_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_GLU_CODES", &[("1", true)], false))
+}
+
+/// Counters of [`glu_codes_on`]'s groups (row tiles × 32-column groups of one launch); a launch
+/// needing more keeps the rounding launch.
+const GROUP_COUNTS: usize = 1 << 15;
+
 /// One-row projections followed by a post-norm and the residual add in one launch
 /// (`matvec8n_` / `matvec2ln_`: the last block to finish normalizes the row; gemma-3's output
 /// and down projections; stop 46, the composition's bits on the emulated device):
@@ -649,7 +667,14 @@ impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
     pub fn new(fast: bool) -> std::result::Result<Self, CudaError> {
         let dev = crate::device::device().map_err(CudaError::Unavailable)?;
-        Ok(Cuda { dev, fast, graphs: Arc::default(), factors: Arc::default(), done_count: Arc::default() })
+        Ok(Cuda {
+            dev,
+            fast,
+            graphs: Arc::default(),
+            factors: Arc::default(),
+            done_count: Arc::default(),
+            group_counts: Arc::default(),
+        })
     }
 
     pub fn device(&self) -> &Arc<Dev> {
@@ -799,6 +824,10 @@ impl Cuda {
                 ys
             };
             self.mmq(x, w, m, bias, res, glu, norm, more, &ys, &sel)?;
+            let mut ys = ys;
+            if let Some(y) = ys.first_mut() {
+                y.codes = None; // the GEMM's rows were written after any codes of the mat-vec's
+            }
             return Ok(ys);
         }
         let mut ys = vec![self.tensor(n_out, m)?];
@@ -835,7 +864,12 @@ impl Cuda {
                         &made
                     }
                 };
-                self.matvecq(MvIn::Codes(q, d, s), w, kty, m, n_out, bias, res, glu, more, &ys)?;
+                // A batched GLU's output may come with its codes (glu_codes_on): the down
+                // projection after it takes them.
+                let codes = self.matvecq(MvIn::Codes(q, d, s), w, kty, m, n_out, bias, res, glu, more, &ys)?;
+                if let Some(y) = ys.first_mut() {
+                    y.codes = codes;
+                }
             } else if xq >= 0 || norm.is_some() {
                 let rounded = self.round_x(x, xq, norm)?;
                 self.matvecq(MvIn::Floats(&rounded), w, kty, m, n_out, bias, res, glu, more, &ys)?;
@@ -993,7 +1027,7 @@ impl Cuda {
         glu: Option<(&CudaWeight, Act)>,
         more: &[(&CudaWeight, Option<&CudaWeight>)],
         ys: &[CudaTensor],
-    ) -> Result<()> {
+    ) -> Result<Option<Box<[CudaTensor; 3]>>> {
         let (mb, mc) = (more.first().map_or(0, |(w, _)| w.rows), more.get(1).map_or(0, |(w, _)| w.rows));
         let (variant, cols, rows) = match (&x, glu.is_some()) {
             // One or two rows (the head of a decode step): 8 columns a block, 8 blocks an SM.
@@ -1034,6 +1068,28 @@ impl Cuda {
         let per_sm = if variant.starts_with("matvecqp") { persist } else { 0 };
         let grid = mvq_grid(nrb * (m + mb + mc).div_ceil(cols), nrb, self.dev.sms, per_sm);
         let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", w.name)))?;
+        // The batched GLU entry points take four more arguments: its output's codes (mv_glu_codes)
+        // where switched on and the groups are whole, else none.
+        let glu_entry = matches!(variant, "matvecqg" | "matvectg");
+        let counts = if glu_entry && glu_codes_on() && more.is_empty() && m.is_multiple_of(32) {
+            match nrb.checked_mul(m / 32) {
+                Some(n) if n <= GROUP_COUNTS => self.counters(&self.group_counts, GROUP_COUNTS)?,
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let codes = match &counts {
+            Some(_) => {
+                Some(Box::new([self.tensor(n_out, m / 4)?, self.tensor(n_out, m / 32)?, self.tensor(n_out, m / 32)?]))
+            }
+            None => None,
+        };
+        let glu_args = match (&codes, &counts) {
+            (Some(c), Some(n)) => vec![c[0].buf.arg(), c[1].buf.arg(), c[2].buf.arg(), n.arg()],
+            _ if glu_entry => vec![Arg::Ptr(0); 4],
+            _ => Vec::new(),
+        };
         self.dev
             .launch_ex(
                 &format!("{variant}_{kty}"),
@@ -1057,11 +1113,13 @@ impl Cuda {
                         Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
                     ][..],
                     &more_args(more, ys),
+                    &glu_args,
                 ]
                 .concat(),
                 true,
             )
-            .map_err(err)
+            .map_err(err)?;
+        Ok(codes)
     }
 
     /// [`Backend::attention`] split over the keys (`ORCD_CUDA_ATT_SPLIT`): `attention_split` into
@@ -1637,14 +1695,20 @@ impl Cuda {
 
     /// The mat-vecs' block counter ([`Cuda::done_count`]); None while recording before it exists.
     fn done_counter(&self) -> Result<Option<DevBuf>> {
-        let mut c = self.done_count.lock().map_err(|_| Error::Invalid("block counter: poisoned lock".into()))?;
+        self.counters(&self.done_count, 1)
+    }
+
+    /// `n` zeroed counters kept in `slot` (made outside any recording, the first time they are
+    /// asked for; each launch that counts leaves them zero); None while recording before they exist.
+    fn counters(&self, slot: &Mutex<Option<DevBuf>>, n: usize) -> Result<Option<DevBuf>> {
+        let mut c = slot.lock().map_err(|_| Error::Invalid("block counter: poisoned lock".into()))?;
         if let Some(b) = c.as_ref() {
             return Ok(Some(b.clone()));
         }
         if self.dev.capturing() {
             return Ok(None);
         }
-        let b = self.dev.alloc(4, Category::Workspace).map_err(err)?;
+        let b = self.dev.alloc(4 * n, Category::Workspace).map_err(err)?;
         self.dev.zero(&b).map_err(err)?;
         *c = Some(b.clone());
         Ok(Some(b))

@@ -536,9 +536,27 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         for (k, m, rows) in [(1024, 4864, 1), (512, 1534, 2), (512, 1536, 9), (512, 1536, 33)] {
             push(
                 format!("norm_matmul_glu-silu-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
-                OpSpec::NormMatmulGlu { ty, k, m, rows, act: Act::Silu },
+                OpSpec::NormMatmulGlu { ty, k, m, rows, act: Act::Silu, down: None },
             );
         }
+    }
+    // A batched decode's FFN: the GLU then its down projection with the residual, each row its
+    // own sequence (so never the prefill GEMM) — where the GLU may hand the down projection its
+    // output already rounded (ORCD_CUDA_GLU_CODES). Q8_0 at 5 rows (matvecqg_, a partial row
+    // tile), 16 rows of a wide pair (the tensor-core matvectg_) and 20 (two row tiles); Q4_1's
+    // Q8_1 sums at 9; gemma-3's Q5_0 at 4; Q4_0 at 3, the fewest rows batched.
+    for (ty, k, m, rows) in [
+        (GgmlType::Q8_0, 512, 1536, 5),
+        (GgmlType::Q8_0, 1024, 4864, 16),
+        (GgmlType::Q8_0, 512, 1536, 20),
+        (GgmlType::Q4_1, 512, 1536, 9),
+        (GgmlType::Q5_0, 640, 2048, 4),
+        (GgmlType::Q4_0, 256, 512, 3),
+    ] {
+        push(
+            format!("norm_matmul_glu_down-silu-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
+            OpSpec::NormMatmulGlu { ty, k, m, rows, act: Act::Silu, down: Some(ty) },
+        );
     }
     for (style, s) in [(RopeStyle::Normal, "norm"), (RopeStyle::Neox, "neox")] {
         for (n_head, n_head_kv, head_dim, pos) in

@@ -296,6 +296,10 @@ pub enum OpSpec {
         m: usize,
         rows: usize,
         act: Act,
+        /// The output then through a down projection of this type (`m` → `k`, output "down")
+        /// with `x` as its residual, each row its own sequence: a batched decode's FFN, where a
+        /// backend may hand the down projection an activation the GLU already rounded.
+        down: Option<GgmlType>,
     },
     /// RoPE of q and k with the rotated keys and v stored into the KV cache in one op
     /// (`rope_qk_kv_write`); checked through the rotated queries and a causal attention over the
@@ -445,7 +449,10 @@ impl OpSpec {
             OpSpec::MatmulFused { m, rows, .. }
             | OpSpec::MatmulNormAdd { m, rows, .. }
             | OpSpec::MatmulGlu { m, rows, .. }
-            | OpSpec::NormMatmulGlu { m, rows, .. } => vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL))],
+            | OpSpec::NormMatmulGlu { m, rows, down: None, .. } => vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL))],
+            OpSpec::NormMatmulGlu { k, m, rows, down: Some(_), .. } => {
+                vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL)), expect("down", (*rows, *k), Nmse(NMSE_MATMUL))]
+            }
             OpSpec::NormMatmuls { ms, rows, .. } => {
                 ms.iter().zip(NORM_MATMUL_OUT).map(|(m, name)| expect(name, (*rows, *m), Nmse(NMSE_MATMUL))).collect()
             }
@@ -655,13 +662,19 @@ impl OpSpec {
                 has_weights = true;
                 p.batches.push(one_seq(*rows));
             }
-            OpSpec::NormMatmulGlu { ty, k, m, rows, .. } => {
+            OpSpec::NormMatmulGlu { ty, k, m, rows, down, .. } => {
                 p.x.push(u(rng, *rows, *k, -10.0, 10.0));
                 w.add(rng, "nw", GgmlType::F32, &[*k as u64])?;
                 w.add(rng, "gate", *ty, &[*k as u64, *m as u64])?;
                 w.add(rng, "up", *ty, &[*k as u64, *m as u64])?;
                 has_weights = true;
-                p.batches.push(one_seq(*rows));
+                match down {
+                    Some(dt) => {
+                        w.add(rng, "down", *dt, &[*m as u64, *k as u64])?;
+                        p.batches.push(decode_rows(*rows));
+                    }
+                    None => p.batches.push(one_seq(*rows)),
+                }
             }
             OpSpec::RopeQkKv { n_head, n_head_kv, head_dim, rows, .. } => {
                 p.x.push(u(rng, *rows, n_head * head_dim, -1.0, 1.0));
@@ -724,6 +737,11 @@ impl OpSpec {
 /// A batch of `n` rows of sequence 0 at positions `0..n`, every output wanted.
 fn one_seq(n: usize) -> BatchRows {
     BatchRows { tokens: vec![0; n], pos: (0..n as u32).collect(), seq: vec![0; n], logits: vec![true; n] }
+}
+
+/// A decode step of `n` sequences: row i is sequence i's next token.
+fn decode_rows(n: usize) -> BatchRows {
+    BatchRows { tokens: vec![0; n], pos: vec![0; n], seq: (0..n as u32).collect(), logits: vec![true; n] }
 }
 
 /// The weight that reads MoE ids back to the host: `matmul_id` of a row of ones with expert `e`'s
@@ -955,10 +973,20 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             }
             ys.iter().zip(NORM_MATMUL_OUT).map(|(y, name)| host(b, name, y)).collect()
         }
-        OpSpec::NormMatmulGlu { act, .. } => {
+        OpSpec::NormMatmulGlu { act, down, .. } => {
             let g = b.batch_groups(&batch(b, p, 0)?);
             let (nw, gate, up) = (weight(b, p, "nw")?, weight(b, p, "gate")?, weight(b, p, "up")?);
-            one("out", b.norm_matmul_glu(&x0()?, &nw, 1e-6, &gate, &up, *act, &g))
+            let y = b.norm_matmul_glu(&x0()?, &nw, 1e-6, &gate, &up, *act, &g);
+            match down {
+                None => one("out", y),
+                Some(_) => {
+                    let y = y.map_err(e2s("norm_matmul_glu"))?;
+                    let d = b
+                        .matmul_fused(&y, &weight(b, p, "down")?, None, Some(&x0()?), &g)
+                        .map_err(e2s("matmul_fused (the down projection)"))?;
+                    Ok(vec![host(b, "out", &y)?, host(b, "down", &d)?])
+                }
+            }
         }
         OpSpec::RopeQkKv { style, n_head, n_head_kv, head_dim, rows } => {
             let rp = plain_rope(*style, *head_dim);
