@@ -188,7 +188,7 @@ fn the_longest_first_tiled_attention_passes_ops_on_the_emulated_device() {
 /// `attention`'s two passes and F16 weights with q·k and w·v in f16 mma, f32 sums) on every `ops`
 /// attention case of the fast column against the CPU backend, at suite `ops`'s attention
 /// threshold (test-backend-ops's NMSE 5e-4): the one-sequence batches of an F16 cache with heads
-/// of 64, 128 or (`ORCD_CUDA_ATT_MMA256=1`, off by default) 256 (two blocks a head) take it (`ORCD_CUDA_ATT_TILE=2`: from two rows), the others the tile or the row.
+/// of 64, 128 or 256 (two blocks a head; the default since stop 48, `ORCD_CUDA_ATT_MMA256=0` the tile) take it (`ORCD_CUDA_ATT_TILE=2`: from two rows), the others the tile or the row.
 /// Blocks of 4 warps (`=1`, the default) and of 2 (`=2`).
 #[test]
 fn the_tensor_core_attention_passes_ops_on_the_emulated_device() {

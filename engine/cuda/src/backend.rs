@@ -378,14 +378,17 @@ fn mmq_tile(m: usize, n: usize, sms: usize, mmq32: bool, mmq64: u8) -> (&'static
     tiles.iter().copied().find(fills).unwrap_or(tiles[tiles.len() - 1])
 }
 
-/// `ORCD_CUDA_MMQ_K=1` (off until a card has timed it): a fast-numerics prefill's Q4_K and Q6_K
-/// projections on the tensor-core GEMM (`quant_x_q8k`'s Q8_K codes, `mmq_q4_k`, `mmq_q6_k`)
-/// instead of the many-row mat-vec `matvecf_` (gemma-3-270m's pp512: 11.2 of 22.1 ms, stop 45). Not the
-/// mat-vec's bits: integer sums a 32-element block, then d·sc and the min term in f32 (the ops
-/// matmul threshold).
+/// A fast-numerics prefill's Q4_K and Q6_K projections on the tensor-core GEMM (`quant_x_q8k`'s
+/// Q8_K codes, `mmq_q4_k`, `mmq_q6_k`) instead of the many-row mat-vec `matvecf_` (gemma-3-270m's
+/// pp512: 11.2 of 22.1 ms, stop 45). Not the mat-vec's bits: integer sums a 32-element block,
+/// then d·sc and the min term in f32 (the ops matmul threshold). Measured (H100, stop 48, same
+/// call): gemma-3-270m Q4_K_M pp512 23,303 → 41,194 tok/s alone, 23,136 → 80,931 with
+/// [`att_mma256`]; on the card every `ops` case passes under it and the real file's fast KL
+/// moves from 6.59e-3 to 6.14e-3 on the long prompt (issue 11's case). The default;
+/// `ORCD_CUDA_MMQ_K=0` the mat-vec (the A/B).
 fn mmq_k_on() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| env_choice("ORCD_CUDA_MMQ_K", &[("1", true)], false))
+    *V.get_or_init(|| env_choice("ORCD_CUDA_MMQ_K", &[("0", false)], true))
 }
 
 /// Types whose 8-element parts decode alone (kernels/ops.cu `PART`): the multi-column mat-vecs
@@ -553,12 +556,14 @@ fn qkv_norm_kernel(a: GgmlType, c: GgmlType) -> Option<&'static str> {
 }
 
 /// `attention_mma` for heads of 256 (gemma-3's prefill; stop 46, written to take 9.0 of its
-/// 22.1 ms pp512 from `attention_tile_lpt`): `ORCD_CUDA_ATT_MMA256=1`. Off until a card has
-/// gated it (its values are not the tile's: the real gemma-3 file's KL is the card's to
-/// measure) and timed it (stop 46 had no device).
+/// 22.1 ms pp512 from `attention_tile_lpt`). Measured (H100, stop 48, same call): gemma-3-270m
+/// Q4_K_M pp512 23,303 → 32,228 tok/s alone, 80,931 with [`mmq_k_on`] (the peer 66,721); its
+/// values are not the tile's, and on the card every `ops` case passes under it with the real
+/// file's fast KL within the bars but issue 11's one case. The default; `ORCD_CUDA_ATT_MMA256=0`
+/// the tile (the A/B).
 fn att_mma256() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_MMA256", &[("1", true)], false))
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ATT_MMA256", &[("0", false)], true))
 }
 
 fn att_mma_for(on: bool, ty: KvType, head_dim: usize, v_head_dim: usize, seq: &[u32]) -> bool {
