@@ -107,10 +107,7 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// the last block's head norms, which NMSE passes, changes all 12 of its fused cases). And a
 /// batched GLU rounding its output to the down projection's codes (`ORCD_CUDA_GLU_CODES=1`:
 /// each 32-column group's last block) against `quant_x_q8` doing it (a doubled scale in the
-/// group's codes fails all 6 fast `norm_matmul_glu_down` cases). And a batched o / down
-/// projection normalizing and rounding its sum for the norm's readers after it
-/// (`ORCD_CUDA_NORM_CODES=1`: each row tile's last block) against `quant_x_q8` with the norm
-/// (1 + the norm weight in the tile's codes fails all 7 fast `matmul_fused_into_norm` cases).
+/// group's codes fails all 6 fast `norm_matmul_glu_down` cases).
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     for (filter, fused_env, composed_env) in [
@@ -121,7 +118,6 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
         ("+q", Some(("ORCD_CUDA_MV_MIXED", "1")), None),
         ("norm_qkv_norm", Some(("ORCD_CUDA_FUSE_QKV_NORM", "1")), None),
         ("glu_down", Some(("ORCD_CUDA_GLU_CODES", "1")), None),
-        ("into_norm", Some(("ORCD_CUDA_NORM_CODES", "1")), None),
     ] {
         let fused = case_metrics(filter, fused_env.as_slice());
         let composed = case_metrics(filter, composed_env.as_slice());

@@ -601,22 +601,6 @@ pub trait Ops {
         }
         Ok(y)
     }
-    /// [`Ops::matmul_fused`] whose output an RMS norm with weight `nw` and `eps` reads next
-    /// (`next`: the projections of [`Ops::norm_matmuls`] or [`Ops::norm_matmul_glu`] after the o
-    /// and down projections): a backend may hand those the output already normalized and
-    /// rounded. The values are `matmul_fused`'s; the default is it.
-    fn matmul_fused_into_norm(
-        &self,
-        x: &Self::Tensor,
-        w: &Self::Weight,
-        bias: Option<&Self::Weight>,
-        res: Option<&Self::Tensor>,
-        next: (&Self::Weight, f32),
-        g: &RowGroups,
-    ) -> Result<Self::Tensor> {
-        let _ = next;
-        self.matmul_fused(x, w, bias, res, g)
-    }
     /// Rotary embedding on `[n, n_head * head_dim]`, row `r` at the batch's position `pos[r]`.
     fn rope(
         &self,

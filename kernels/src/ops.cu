@@ -3639,16 +3639,16 @@ __device__ __forceinline__ bool matvect_t(const u8* w, const void* xin, const fl
 // (8 groups × 4 C elements × 4 parts a lane) live in shared memory between rounds (64 KB a
 // block, each lane its own words); a round's fragments are all loaded before its first mma. Then
 // the same tree, warp order and mv_finish as matvect_t. Tile 16 rows × 8 columns, no GLU pair.
-__device__ __forceinline__ bool matvectl_t(const u8* w, const void* xin, const float* qd, float* y, int n_out, int k,
+__device__ __forceinline__ void matvectl_t(const u8* w, const void* xin, const float* qd, float* y, int n_out, int k,
                                            int m, i64 row_bytes, const float* bias, const float* res, const u8* wb,
                                            const float* bias_b, float* yb, int mb, const u8* wc, const float* bias_c,
                                            float* yc, int mc, float* chains) {
     __shared__ float mtl_red[MV_WARPS][16][8];
     pdl_trigger();
-    if (blockDim.x != MV_THREADS || n_out <= 0 || k <= 0 || (k & 31)) return false;  // uniform: not the ABI's launch
+    if (blockDim.x != MV_THREADS || n_out <= 0 || k <= 0 || (k & 31)) return;  // uniform: not the ABI's launch
     const i64 nrt = ((i64)n_out + 15) / 16, total = (i64)m + mb + mc;
     const i64 r0 = ((i64)blockIdx.x % nrt) * 16, jj0 = ((i64)blockIdx.x / nrt) * 8;
-    if (jj0 >= total) return false;  // uniform over the block
+    if (jj0 >= total) return;  // uniform over the block
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
     const int nb = k / 32, rounds = (nb + 31) / 32;
     const i64 jb = jj0 + g;
@@ -3734,7 +3734,6 @@ __device__ __forceinline__ bool matvectl_t(const u8* w, const void* xin, const f
             mv_finish(v, 0.0f, false, (r0 + row) * sel.m + sel.j, sel.j, sel.bias, res, 0, sel.y);
         }
     }
-    return true;
 }
 
 // y[i, :] = dequant(W row ids[i]) (row i when ids is null); block 128, one block per row.
@@ -3799,12 +3798,6 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
 #define MVQG_PARAMS MVQ_PARAMS, signed char *gq, float *gd, float *gs, unsigned *gcount
 #define MVQG(C, R, ...) \
     if (__VA_ARGS__) mv_glu_codes<C, R>(y, n_out, m, gq, gd, gs, gcount)
-// The batched projections that may feed a norm (matvecq_, matvect_, matvectn_, matvectl_): with
-// `nq` their output normalized by `nnw`, `neps` and rounded too (mv_norm_codes; nq, nd, ns
-// quant_x_q8's q, d, s; ncount the row tiles' zeroed counters).
-#define MVQN_PARAMS MVQ_PARAMS, const float *nnw, float neps, signed char *nq, float *nd, float *ns, unsigned *ncount
-#define MVQN(C, R, ...) \
-    if (__VA_ARGS__) mv_norm_codes<C, R>(y, n_out, m, (i64)m + mb + mc, nnw, neps, nq, nd, ns, ncount)
 #define DEQUANT_PARAMS const unsigned char *w, const unsigned *ids, float *y, int n, int cols, long long row_bytes
 #define DEQUANT_ARGS w, ids, y, n, cols, row_bytes
 
@@ -3917,70 +3910,6 @@ __device__ void mv_glu_codes(const float* y, int n_out, int m, i8* qc, float* qd
         if ((threadIdx.x & 3) == 0) {
             qd[r * (m / 32) + g] = x.d;
             qs[r * (m / 32) + g] = x.s;
-        }
-    }
-}
-
-// rms_scale_256's scale of row `xr` from one warp (ld.cg: other blocks of the launch wrote it):
-// lane l plays threads l + 32·w of the 256 (w = 0 … 7) — the same strided partials, each warp's
-// xor tree, then the tree of the 8 warps' sums — so the rms_norm kernel's bits. Every lane of
-// the warp calls it.
-__device__ double rms_scale_warp(const float* xr, int cols, float eps) {
-    const int lane = threadIdx.x & 31;
-    double sum8 = 0.0;  // lane w < 8: warp w's sum
-#pragma unroll
-    for (int w = 0; w < 8; ++w) {
-        double a = 0.0;
-        for (int i = lane + 32 * w; i < cols; i += 256) {
-            const double v = mv_ld_cg(xr + i);
-            a = __dadd_rn(a, __dmul_rn(v, v));
-        }
-        a = warp_sum_d(a);
-        if (lane == w) sum8 = a;
-    }
-    const double sum = warp_sum_d(sum8);
-    return 1.0 / sqrt(sum / (double)cols + (double)eps);
-}
-
-// A batched projection's output normalized and rounded where it is produced (the host's
-// ORCD_CUDA_NORM_CODES): the RMS norm with weight `nw` that the next projections read
-// (norm_matmuls, norm_matmul_glu) and its Q8_0 codes, as quant_x_q8 with its norm computes them.
-// A row tile of a C × R block layout is the work of ceil(m / C) blocks (matvecq_ 4 × 8,
-// matvect_ 16 × 16, matvectn_ / matvectl_ 8 × 16); each counts itself done at the tile's counter
-// (`counts[tile]`, zeroed), and the tile's last block reads its rows back from L2, a warp a row:
-// rms_scale_warp (the rms_norm kernel's scale), each 8-element part normalized as mv_load_x does
-// and rounded by mv_round_i8, four lanes a 32-block — quant_x_q8's values of the same floats.
-// Every thread of a block that stored its outputs calls it; `qc` null, m not whole 32-blocks or
-// further outputs (`total` ≠ m): nothing (uniform).
-template <int C, int R>
-__device__ void mv_norm_codes(const float* y, int n_out, int m, i64 total, const float* nw, float eps, i8* qc,
-                              float* qd, float* qs, unsigned* counts) {
-    if (qc == nullptr || n_out <= 0 || m <= 0 || (m & 31) || total != m) return;  // uniform
-    const i64 nrt = ((i64)n_out + R - 1) / R, rt = (i64)blockIdx.x % nrt;
-    if (!mv_last_of(counts + rt, (unsigned)((m + C - 1) / C))) return;  // uniform
-    const int lane = threadIdx.x & 31, nsub = m / 8, nb = m / 32;
-    for (int i = threadIdx.x >> 5; i < R; i += MV_WARPS) {  // uniform over a warp
-        const i64 r = rt * R + i;
-        if (r >= n_out) break;
-        const float* xr = y + r * m;
-        const double sc = rms_scale_warp(xr, m, eps);
-        for (int s0 = 0; s0 < nsub; s0 += 32) {  // uniform: all lanes reach the shuffles
-            const int p = s0 + lane;
-            const bool valid = p < nsub;
-            float v[8];
-#pragma unroll
-            for (int l = 0; l < 8; ++l) {
-                v[l] = valid ? (float)__dmul_rn((double)mv_ld_cg(xr + 8 * p + l), sc) : 0.0f;
-                if (valid && nw) v[l] = __fmul_rn(v[l], nw[8 * p + l]);
-            }
-            const MvX x = mv_round_i8<true>(v);
-            if (valid) {
-                ((uint2*)(qc + r * m))[p] = make_uint2(x.a, x.b);
-                if ((p & 3) == 0) {
-                    qd[r * nb + p / 4] = x.d;
-                    qs[r * nb + p / 4] = x.s;
-                }
-            }
         }
     }
 }
@@ -4144,10 +4073,10 @@ extern "C" __global__ void MV_BOUNDS matvecq1_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_
 extern "C" __global__ void MV_BOUNDS matvecq1_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 1, false, false>(MVQ_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQN_PARAMS) { MVQN(4, 8, matvecq_t<T_q4_0, 4, 8, false, false>(MVQ_ARGS)); }
-extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQN_PARAMS) { MVQN(4, 8, matvecq_t<T_q4_1, 4, 8, false, false>(MVQ_ARGS)); }
-extern "C" __global__ void MVM_BOUNDS matvecq_q5_0(MVQN_PARAMS) { MVQN(4, 8, matvecq_t<T_q5_0, 4, 8, false, false>(MVQ_ARGS)); }
-extern "C" __global__ void MVM_BOUNDS matvecq_q8_0(MVQN_PARAMS) { MVQN(4, 8, matvecq_t<T_q8_0, 4, 8, false, false>(MVQ_ARGS)); }
+extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 8, false, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 8, false, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecq_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 4, 8, false, false>(MVQ_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvecq_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecqg_q4_0(MVQG_PARAMS) { MVQG(2, 8, matvecq_t<T_q4_0, 2, 8, true, false>(MVQ_ARGS)); }
 extern "C" __global__ void MVM_BOUNDS matvecqg_q4_1(MVQG_PARAMS) { MVQG(2, 8, matvecq_t<T_q4_1, 2, 8, true, false>(MVQ_ARGS)); }
 extern "C" __global__ void MVM_BOUNDS matvecqg_q5_0(MVQG_PARAMS) { MVQG(2, 8, matvecq_t<T_q5_0, 2, 8, true, false>(MVQ_ARGS)); }
@@ -4164,18 +4093,18 @@ extern "C" __global__ void MVM_BOUNDS matvecqpg_q5_0(MVQ_PARAMS) { matvecqp_t<T_
 extern "C" __global__ void MVM_BOUNDS matvecqpg_q8_0(MVQ_PARAMS) { matvecqp_t<T_q8_0, 2, 8, true>(MVQ_ARGS); }
 // The tensor-core form of matvecq_ / matvecqg_ for Q8_0 (k ≤ 1,024): 16 rows × 16 (pair 8) columns.
 #define MVT_BOUNDS __launch_bounds__(MV_THREADS, 2)
-extern "C" __global__ void MVT_BOUNDS matvect_q8_0(MVQN_PARAMS) {
+extern "C" __global__ void MVT_BOUNDS matvect_q8_0(MVQ_PARAMS) {
     (void)qs;
-    MVQN(16, 16, matvect_t<false, 2>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc));
+    matvect_t<false, 2>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
 }
 // matvect_q8_0 on 8-column tiles: twice the blocks, for a row tile or two (the host's
 // ORCD_CUDA_MVT_NARROW=1: a 16-row step's q·k·v, o and down have 56–112 blocks of 16 columns).
-extern "C" __global__ void MVT_BOUNDS matvectn_q8_0(MVQN_PARAMS) {
+extern "C" __global__ void MVT_BOUNDS matvectn_q8_0(MVQ_PARAMS) {
     (void)qs;
-    MVQN(8, 16, matvect_t<false, 1>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc));
+    matvect_t<false, 1>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
 }
 // Rows longer than 1,024 (no GLU pair): the slots' chains in dynamic shared memory (64 KB).
-extern "C" __global__ void MVT_BOUNDS matvectl_q8_0(MVQN_PARAMS) {
+extern "C" __global__ void MVT_BOUNDS matvectl_q8_0(MVQ_PARAMS) {
     (void)qs;
 #ifdef ORCD_EMU
     float* chains = (float*)g_emu->dyn.data();
@@ -4183,7 +4112,7 @@ extern "C" __global__ void MVT_BOUNDS matvectl_q8_0(MVQN_PARAMS) {
     extern __shared__ float chains[];
 #endif
     if (w2 != nullptr || dynamic_smem_bytes() < MV_WARPS * 128 * 32 * 4) return;  // uniform: not the ABI's launch
-    MVQN(8, 16, matvectl_t(w, x, qd, y, n_out, k, m, row_bytes, bias, res, wb, bias_b, yb, mb, wc, bias_c, yc, mc, chains));
+    matvectl_t(w, x, qd, y, n_out, k, m, row_bytes, bias, res, wb, bias_b, yb, mb, wc, bias_c, yc, mc, chains);
 }
 extern "C" __global__ void MVT_BOUNDS matvectg_q8_0(MVQG_PARAMS) {
     MVQG(8, 16, matvect_t<true, 1>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc));

@@ -88,13 +88,11 @@ fn the_unrolled_gemm_matches_its_abi_on_the_emulator() {
     }
 }
 
-/// The epilogues that round a batched output where it is made (`mv_norm_codes`, `mv_glu_codes`;
-/// the host's `ORCD_CUDA_NORM_CODES`, `ORCD_CUDA_GLU_CODES`) against `quant_x_q8` with and
-/// without its norm, and the one-warp norm scale (`rms_scale_warp`) against the 128-thread one,
-/// bit for bit, every counter zero again after the launch. (A lane playing threads 8l … 8l + 7
-/// instead of l, l + 32, … fails 9 of the scale's 54 cases.)
+/// The batched GLU's rounding epilogue (`mv_glu_codes`; the host's `ORCD_CUDA_GLU_CODES`) against
+/// `quant_x_q8`, bit for bit, every group counter zero again after the launch (a doubled scale in
+/// the group's codes fails all 4 cases).
 #[test]
-fn the_producers_codes_match_quant_x_q8_on_the_emulator() {
+fn the_glu_codes_match_quant_x_q8_on_the_emulator() {
     match build_and_run("codes_check", &[]) {
         Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),
         Err(msg) => panic!("codes_check:\n{msg}"),

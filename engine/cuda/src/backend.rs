@@ -80,25 +80,10 @@ pub struct CudaTensor {
     pub rows: usize,
     pub cols: usize,
     buf: DevBuf,
-    /// The values already rounded to Q8_0 codes, scales and Q8_1 sums (`quant_x_q8`'s layout)
-    /// by the kernel that produced them (a batched decode's attention or GLU; a batched
-    /// projection whose output a norm reads next), for the mat-vec that reads them; None for
-    /// every other tensor.
-    codes: Option<Box<Codes>>,
-}
-
-/// [`CudaTensor::codes`]: `quant_x_q8`'s codes, scales and sums of a tensor, normalized first
-/// (`norm`: the RMS norm's weight buffer and eps bits, which the reading mat-vec's norm must
-/// match) or not.
-#[derive(Debug)]
-struct Codes {
-    t: [CudaTensor; 3],
-    norm: Option<(u64, u32)>,
-}
-
-/// The key of a norm in [`Codes::norm`].
-fn norm_key(norm: Option<(&CudaWeight, f32)>) -> Option<(u64, u32)> {
-    norm.map(|(w, e)| (w.buf.ptr() as u64, e.to_bits()))
+    /// The values already rounded to Q8_0 codes, scales and Q8_1 sums (`quant_x_q8`'s layout,
+    /// no norm) by the kernel that produced them (a batched decode's attention), for the
+    /// mat-vec that reads them; None for every other tensor.
+    codes: Option<Box<[CudaTensor; 3]>>,
 }
 
 /// A weight in device memory: its GGUF bytes (`ty`), or f32 values (`ty == F32`).
@@ -488,17 +473,6 @@ fn glu_codes_on() -> bool {
     *V.get_or_init(|| env_choice("ORCD_CUDA_GLU_CODES", &[("1", true)], false))
 }
 
-/// A batched projection whose output an RMS norm reads next ([`Ops::matmul_fused_into_norm`]:
-/// the o and down projections with their residual) normalizes and rounds that output too, in
-/// each row tile's last block (`mv_norm_codes`: the rms_norm kernel's scale, `quant_x_q8`'s
-/// codes of the same floats), so the norm's rounding launch before the next projections is
-/// saved (stop 48; the composition's bits on the emulated device). `ORCD_CUDA_NORM_CODES=1`;
-/// off until a card has gated and timed it.
-fn norm_codes_on() -> bool {
-    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| env_choice("ORCD_CUDA_NORM_CODES", &[("1", true)], false))
-}
-
 /// Counters of [`glu_codes_on`]'s groups (row tiles × 32-column groups of one launch); a launch
 /// needing more keeps the rounding launch.
 const GROUP_COUNTS: usize = 1 << 15;
@@ -809,7 +783,6 @@ impl Cuda {
         norm: Option<(&CudaWeight, f32)>,
         more: &[(&CudaWeight, Option<&CudaWeight>)],
         groups: Option<&RowGroups>,
-        next: Option<(&CudaWeight, f32)>,
     ) -> Result<Vec<CudaTensor>> {
         if let Some((w2, _)) = glu {
             if w2.ty != w.ty || w2.dims != w.dims || w2.row_bytes != w.row_bytes || ids.is_some() {
@@ -847,7 +820,7 @@ impl Cuda {
         let sel = self.mmq_rows(w, xq, ids.is_some(), groups, n_out);
         if !matches!(sel, MmqRows::None) {
             let ys = if matches!(sel, MmqRows::Some(_)) {
-                self.matvec(x, w, m, n_out, ids, bias, res, glu, norm, more, None, None)?
+                self.matvec(x, w, m, n_out, ids, bias, res, glu, norm, more, None)?
             } else {
                 let mut ys = vec![self.tensor(n_out, m)?];
                 for (wm, _) in more {
@@ -890,7 +863,7 @@ impl Cuda {
                 // Codes its producer wrote (attention's) serve where no norm comes between.
                 let made;
                 let [q, d, s] = match (&x.codes, norm) {
-                    (Some(c), _) if c.norm == norm_key(norm) => &c.t,
+                    (Some(c), None) => &**c,
                     _ => {
                         made = self.quant_codes(x, norm)?;
                         &made
@@ -898,15 +871,15 @@ impl Cuda {
                 };
                 // A batched GLU's output may come with its codes (glu_codes_on): the down
                 // projection after it takes them.
-                let codes = self.matvecq(MvIn::Codes(q, d, s), w, kty, m, n_out, bias, res, glu, more, &ys, next)?;
+                let codes = self.matvecq(MvIn::Codes(q, d, s), w, kty, m, n_out, bias, res, glu, more, &ys)?;
                 if let Some(y) = ys.first_mut() {
                     y.codes = codes;
                 }
             } else if xq >= 0 || norm.is_some() {
                 let rounded = self.round_x(x, xq, norm)?;
-                self.matvecq(MvIn::Floats(&rounded), w, kty, m, n_out, bias, res, glu, more, &ys, None)?;
+                self.matvecq(MvIn::Floats(&rounded), w, kty, m, n_out, bias, res, glu, more, &ys)?;
             } else {
-                self.matvecq(MvIn::Floats(x), w, kty, m, n_out, bias, res, glu, more, &ys, None)?;
+                self.matvecq(MvIn::Floats(x), w, kty, m, n_out, bias, res, glu, more, &ys)?;
             }
             return Ok(ys);
         }
@@ -1059,8 +1032,7 @@ impl Cuda {
         glu: Option<(&CudaWeight, Act)>,
         more: &[(&CudaWeight, Option<&CudaWeight>)],
         ys: &[CudaTensor],
-        next: Option<(&CudaWeight, f32)>,
-    ) -> Result<Option<Box<Codes>>> {
+    ) -> Result<Option<Box<[CudaTensor; 3]>>> {
         let (mb, mc) = (more.first().map_or(0, |(w, _)| w.rows), more.get(1).map_or(0, |(w, _)| w.rows));
         let (variant, cols, rows) = match (&x, glu.is_some()) {
             // One or two rows (the head of a decode step): 8 columns a block, 8 blocks an SM.
@@ -1102,36 +1074,25 @@ impl Cuda {
         let grid = mvq_grid(nrb * (m + mb + mc).div_ceil(cols), nrb, self.dev.sms, per_sm);
         let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", w.name)))?;
         // The batched GLU entry points take four more arguments: its output's codes (mv_glu_codes)
-        // where switched on and the groups are whole; the projections that may feed a norm six:
-        // the norm, and its output normalized and rounded (mv_norm_codes) where `next` asks
-        // for it, switched on; else null.
+        // where switched on and the groups are whole, else none.
         let glu_entry = matches!(variant, "matvecqg" | "matvectg");
-        let norm_entry = matches!(variant, "matvecq" | "matvect" | "matvectn" | "matvectl");
-        let whole = more.is_empty() && m.is_multiple_of(32);
-        let next = next
-            .filter(|(nw, _)| norm_entry && whole && norm_codes_on() && nw.k * nw.rows == m && nw.ty == GgmlType::F32);
-        let counts = match (glu_entry && whole && glu_codes_on(), next) {
-            (true, _) => nrb.checked_mul(m / 32),
-            (false, Some(_)) => Some(nrb),
-            _ => None,
-        };
-        let counts = match counts {
-            Some(n) if n <= GROUP_COUNTS => self.counters(&self.group_counts, GROUP_COUNTS)?,
-            _ => None,
+        let counts = if glu_entry && glu_codes_on() && more.is_empty() && m.is_multiple_of(32) {
+            match nrb.checked_mul(m / 32) {
+                Some(n) if n <= GROUP_COUNTS => self.counters(&self.group_counts, GROUP_COUNTS)?,
+                _ => None,
+            }
+        } else {
+            None
         };
         let codes = match &counts {
-            Some(_) => Some(Box::new(Codes {
-                t: [self.tensor(n_out, m / 4)?, self.tensor(n_out, m / 32)?, self.tensor(n_out, m / 32)?],
-                norm: norm_key(next),
-            })),
+            Some(_) => {
+                Some(Box::new([self.tensor(n_out, m / 4)?, self.tensor(n_out, m / 32)?, self.tensor(n_out, m / 32)?]))
+            }
             None => None,
         };
-        let code_args = |c: &Codes, n: &DevBuf| [c.t[0].buf.arg(), c.t[1].buf.arg(), c.t[2].buf.arg(), n.arg()];
-        let extra_args = match (&codes, &counts, next) {
-            (Some(c), Some(n), Some((nw, eps))) => [&[nw.buf.arg(), Arg::F32(eps)][..], &code_args(c, n)].concat(),
-            (Some(c), Some(n), None) => code_args(c, n).to_vec(),
+        let glu_args = match (&codes, &counts) {
+            (Some(c), Some(n)) => vec![c[0].buf.arg(), c[1].buf.arg(), c[2].buf.arg(), n.arg()],
             _ if glu_entry => vec![Arg::Ptr(0); 4],
-            _ if norm_entry => vec![Arg::Ptr(0), Arg::F32(0.0), Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0)],
             _ => Vec::new(),
         };
         self.dev
@@ -1157,7 +1118,7 @@ impl Cuda {
                         Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
                     ][..],
                     &more_args(more, ys),
-                    &extra_args,
+                    &glu_args,
                 ]
                 .concat(),
                 true,
@@ -1555,7 +1516,7 @@ impl Cuda {
         norm: Option<(&CudaWeight, f32)>,
         groups: Option<&RowGroups>,
     ) -> Result<CudaTensor> {
-        self.matvec(x, w, m, n_out, ids, bias, res, glu, norm, &[], groups, None)?
+        self.matvec(x, w, m, n_out, ids, bias, res, glu, norm, &[], groups)?
             .into_iter()
             .next()
             .ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))
@@ -2214,7 +2175,7 @@ impl Ops for Cuda {
                 let c =
                     [self.tensor(q.rows, cols / 4)?, self.tensor(q.rows, cols / 32)?, self.tensor(q.rows, cols / 32)?];
                 args.extend([c[0].buf.arg(), c[1].buf.arg(), c[2].buf.arg()]);
-                y.codes = Some(Box::new(Codes { t: c, norm: None }));
+                y.codes = Some(Box::new(c));
             } else {
                 args.extend([Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0)]);
             }
@@ -2402,7 +2363,7 @@ impl Ops for Cuda {
         // launch normalizing its input itself (the same values).
         let same = |a: &CudaWeight, b: &CudaWeight| a.ty == b.ty && a.k == b.k && a.row_bytes == b.row_bytes;
         if rest.len() <= 2 && rest.iter().all(|(w, _)| same(w, w0)) {
-            return self.matvec(x, w0, w0.rows, x.rows, None, *b0, None, None, Some((nw, eps)), rest, Some(g), None);
+            return self.matvec(x, w0, w0.rows, x.rows, None, *b0, None, None, Some((nw, eps)), rest, Some(g));
         }
         if let [(wa, ba), (wb, bb), (wc, bc)] = ws {
             if let Some(kernel) = mixed_kernel(wa.ty, wc.ty).filter(|_| mv_mixed_on() && same(wa, wb)) {
@@ -2423,7 +2384,7 @@ impl Ops for Cuda {
             let ys = if more.is_empty() {
                 vec![self.matvec1(x, wi, wi.rows, x.rows, None, bi, None, None, Some((nw, eps)), Some(g))?]
             } else {
-                self.matvec(x, wi, wi.rows, x.rows, None, bi, None, None, Some((nw, eps)), &more, Some(g), None)?
+                self.matvec(x, wi, wi.rows, x.rows, None, bi, None, None, Some((nw, eps)), &more, Some(g))?
             };
             for (j, y) in std::iter::once(i).chain(group).zip(ys) {
                 out[j] = Some(y);
@@ -2471,31 +2432,6 @@ impl Ops for Cuda {
             Self::one_d("matmul bias", b, w.rows)?;
         }
         self.matvec1(x, w, w.rows, x.rows, None, bias, res, None, None, Some(g))
-    }
-
-    fn matmul_fused_into_norm(
-        &self,
-        x: &CudaTensor,
-        w: &CudaWeight,
-        bias: Option<&CudaWeight>,
-        res: Option<&CudaTensor>,
-        next: (&CudaWeight, f32),
-        g: &RowGroups,
-    ) -> Result<CudaTensor> {
-        if !norm_codes_on() {
-            return self.matmul_fused(x, w, bias, res, g);
-        }
-        if w.k != x.cols || w.dims.len() > 2 {
-            return Err(shape_err("matmul", format!("x has {} columns, {} has dims {:?}", x.cols, w.name, w.dims)));
-        }
-        if let Some(b) = bias {
-            Self::one_d("matmul bias", b, w.rows)?;
-        }
-        // A batched output of the codes path then comes with the next norm's codes (matvecq).
-        self.matvec(x, w, w.rows, x.rows, None, bias, res, None, None, &[], Some(g), Some(next))?
-            .into_iter()
-            .next()
-            .ok_or_else(|| shape_err("matmul", format!("{}: no output", w.name)))
     }
 
     fn rope(

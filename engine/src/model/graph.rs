@@ -19,15 +19,6 @@ enum Residual<T> {
     Not(T),
 }
 
-/// A residual to add in a block's output projection, and the RMS norm (weight, eps) that reads
-/// the sum next where the graph knows it ([`Ops::matmul_fused_into_norm`]).
-type ResNext<'r, B> = (&'r <B as Ops>::Tensor, Option<(&'r <B as Ops>::Weight, f32)>);
-
-/// `n` as the next projections' fused RMS norm (weight, eps), if it is one.
-fn rms_next<W>(n: &Norm<W>) -> Option<(&W, f32)> {
-    (n.kind == NormKind::Rms && n.b.is_none()).then_some((&n.w, n.eps))
-}
-
 /// A q/k/v projection's bias, unless the planted fault drops it.
 fn qkv_bias<W>(p: &Proj<W>) -> Option<&W> {
     p.b.as_ref().filter(|_| !crate::faults::active(crate::faults::Fault::DropQkvBias))
@@ -70,13 +61,9 @@ impl<B: Ops> Fwd<'_, B> {
         self.b.matmul_fused(x, &p.w, p.b.as_ref(), None, &self.groups)
     }
 
-    /// `res + proj(x)` in one op (a backend may fuse the residual add into the projection), with
-    /// the norm that reads it next where known.
-    fn proj_res(&self, x: &B::Tensor, p: &Proj<B::Weight>, res: ResNext<'_, B>) -> Result<B::Tensor> {
-        match res.1 {
-            Some(n) => self.b.matmul_fused_into_norm(x, &p.w, p.b.as_ref(), Some(res.0), n, &self.groups),
-            None => self.b.matmul_fused(x, &p.w, p.b.as_ref(), Some(res.0), &self.groups),
-        }
+    /// `res + proj(x)` in one op (a backend may fuse the residual add into the projection).
+    fn proj_res(&self, x: &B::Tensor, p: &Proj<B::Weight>, res: &B::Tensor) -> Result<B::Tensor> {
+        self.b.matmul_fused(x, &p.w, p.b.as_ref(), Some(res), &self.groups)
     }
 
     fn norm(&self, x: &B::Tensor, n: &Norm<B::Weight>) -> Result<B::Tensor> {
@@ -123,23 +110,11 @@ impl<B: Ops> Fwd<'_, B> {
     /// One decoder layer. Without taps, the residual adds ride in the output and down
     /// projections ([`Ops::matmul_fused`]) where no post-norm comes between: the same values,
     /// fewer ops; with taps, `attn_out` and `ffn_out` exist on their own to be tapped.
-    ///
-    /// `next` is the norm that reads the layer's output (the next layer's attention norm, or
-    /// the output norm): with the FFN's, the residual adds' projections are told it.
-    pub fn layer(
-        &mut self,
-        il: usize,
-        l: &Layer<B::Weight>,
-        next: &Norm<B::Weight>,
-        kv: &mut B::Kv,
-        x: B::Tensor,
-    ) -> Result<B::Tensor> {
+    pub fn layer(&mut self, il: usize, l: &Layer<B::Weight>, kv: &mut B::Kv, x: B::Tensor) -> Result<B::Tensor> {
         let fuse = !self.taps.active();
         // Without taps the output projection adds the residual itself, after its post-norm
-        // where there is one (Ops::matmul_norm_add), told the FFN's norm where it rides in the
-        // gate·up projections next.
-        let ffn_next = rms_next(&l.ffn_norm).filter(|_| matches!(l.ffn, Ffn::Gated { .. }));
-        let res = fuse.then_some((&x, ffn_next));
+        // where there is one (Ops::matmul_norm_add).
+        let res = fuse.then_some(&x);
         // Without taps, an RMS norm rides in the projections that read it (Ops::norm_matmuls,
         // Ops::norm_matmul_glu): the same values, no normalized tensor of its own.
         let attn = match (&l.attn_norm, &l.attn.qkv) {
@@ -198,7 +173,6 @@ impl<B: Ops> Fwd<'_, B> {
             }
         };
         let res = (fuse && l.post_ffn_norm.is_none()).then_some(&ffn_inp);
-        let down_next = rms_next(next);
         let out = match (&l.ffn_norm, &l.ffn) {
             (n, Ffn::Gated { gate, up, down, act }) if fuse && n.kind == NormKind::Rms && n.b.is_none() => {
                 let h = self.b.norm_matmul_glu(&ffn_inp, &n.w, n.eps, gate, up, *act, &self.groups)?;
@@ -213,13 +187,13 @@ impl<B: Ops> Fwd<'_, B> {
                         &ffn_inp,
                         &self.groups,
                     )?),
-                    None => self.down(&h, down, res.map(|r| (r, down_next)))?,
+                    None => self.down(&h, down, res)?,
                 }
             }
             _ => {
                 let cur = self.norm(&ffn_inp, &l.ffn_norm)?;
                 self.tap(Some(il), "ffn_norm", &cur)?;
-                self.ffn(il, &cur, &l.ffn, res.map(|r| (r, None)))?
+                self.ffn(il, &cur, &l.ffn, res)?
             }
         };
         let x = match (out, &l.post_ffn_norm) {
@@ -248,7 +222,7 @@ impl<B: Ops> Fwd<'_, B> {
         x: &B::Tensor,
         a: &Attn<B::Weight>,
         kv: &mut B::Kv,
-        res: Option<ResNext<'_, B>>,
+        res: Option<&B::Tensor>,
     ) -> Result<Residual<B::Tensor>> {
         let (b, hp) = (self.b, self.hp);
         let (q, k, v) = match &a.qkv {
@@ -277,7 +251,7 @@ impl<B: Ops> Fwd<'_, B> {
         v: B::Tensor,
         a: &Attn<B::Weight>,
         kv: &mut B::Kv,
-        res: Option<ResNext<'_, B>>,
+        res: Option<&B::Tensor>,
     ) -> Result<Residual<B::Tensor>> {
         let (b, hp) = (self.b, self.hp);
         let cfg = hp.attn_cfg(il);
@@ -317,7 +291,7 @@ impl<B: Ops> Fwd<'_, B> {
         q: B::Tensor,
         a: &Attn<B::Weight>,
         kv: &mut B::Kv,
-        res: Option<ResNext<'_, B>>,
+        res: Option<&B::Tensor>,
     ) -> Result<Residual<B::Tensor>> {
         let q = match self.hp.attn_cfg(il).q_scale {
             Some(s) => self.b.scale(&q, s)?,
@@ -333,14 +307,14 @@ impl<B: Ops> Fwd<'_, B> {
         a: &Attn<B::Weight>,
         kv: &mut B::Kv,
         il: usize,
-        res: Option<ResNext<'_, B>>,
+        res: Option<&B::Tensor>,
     ) -> Result<Residual<B::Tensor>> {
         let (b, hp) = (self.b, self.hp);
         let cfg = hp.attn_cfg(il);
         let o = b.attention(&q, kv, il, self.batch, &cfg.params, a.sinks.as_ref())?;
         if let Some(r) = res {
             return Ok(Residual::Added(match &a.post_norm {
-                Some(w) => b.matmul_norm_add(&o, &a.out.w, a.out.b.as_ref(), w, hp.rms_eps, r.0, &self.groups)?,
+                Some(w) => b.matmul_norm_add(&o, &a.out.w, a.out.b.as_ref(), w, hp.rms_eps, r, &self.groups)?,
                 None => self.proj_res(&o, &a.out, r)?,
             }));
         }
@@ -351,14 +325,10 @@ impl<B: Ops> Fwd<'_, B> {
         })
     }
 
-    /// The down projection of a gated FFN; with `res`, adding it (told the norm that reads the
-    /// sum next where known).
-    fn down(&self, h: &B::Tensor, down: &B::Weight, res: Option<ResNext<'_, B>>) -> Result<Residual<B::Tensor>> {
+    /// The down projection of a gated FFN; with `res`, adding it.
+    fn down(&self, h: &B::Tensor, down: &B::Weight, res: Option<&B::Tensor>) -> Result<Residual<B::Tensor>> {
         Ok(match res {
-            Some((r, Some(n))) => {
-                Residual::Added(self.b.matmul_fused_into_norm(h, down, None, Some(r), n, &self.groups)?)
-            }
-            Some((r, None)) => Residual::Added(self.b.matmul_fused(h, down, None, Some(r), &self.groups)?),
+            Some(r) => Residual::Added(self.b.matmul_fused(h, down, None, Some(r), &self.groups)?),
             None => Residual::Not(self.mm(h, down)?),
         })
     }
@@ -369,7 +339,7 @@ impl<B: Ops> Fwd<'_, B> {
         il: usize,
         x: &B::Tensor,
         f: &Ffn<B::Weight>,
-        res: Option<ResNext<'_, B>>,
+        res: Option<&B::Tensor>,
     ) -> Result<Residual<B::Tensor>> {
         let b = self.b;
         match f {
@@ -401,7 +371,7 @@ impl<B: Ops> Fwd<'_, B> {
                 let d = b.matmul_id(&h, &down.w, down.b.as_ref(), &ids, *k)?;
                 let y = b.moe_combine(&d, &weights, *k)?;
                 Ok(match res {
-                    Some((r, _)) => Residual::Added(b.add(r, &y)?),
+                    Some(r) => Residual::Added(b.add(r, &y)?),
                     None => Residual::Not(y),
                 })
             }

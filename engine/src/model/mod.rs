@@ -379,9 +379,7 @@ impl<B: Ops> Model<B> {
         };
         let mut x = f.embed(&self.w.embd)?;
         for (il, l) in self.w.layers.iter().enumerate() {
-            // The norm that reads this layer's output: the next layer's, or the output head's.
-            let next = self.w.layers.get(il + 1).map_or(&self.w.output_norm, |n| &n.attn_norm);
-            x = f.layer(il, l, next, &mut self.kv, x)?;
+            x = f.layer(il, l, &mut self.kv, x)?;
         }
         f.output(x, &self.w)
     }

@@ -469,26 +469,6 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
             );
         }
     }
-    // A batched decode's o / down projection with its residual, told the norm its sum meets next,
-    // then that norm's readers (a projection and a GLU pair), each row its own sequence — where
-    // the projection may hand them the sum already normalized and rounded (ORCD_CUDA_NORM_CODES):
-    // Qwen2.5-0.5B's widths at 5 and 16 rows (matvecq_: 8-row tiles), 20 (the tensor-core
-    // matvect_, two 16-row tiles), a 2,048-long row at 20 (matvectl_); Q4_1's Q8_1 sums at 9, Q4_0
-    // at 3, Q5_0 at 4 (gemma-3's o width).
-    for (ty, k, m, rows) in [
-        (GgmlType::Q8_0, 896, 896, 5),
-        (GgmlType::Q8_0, 896, 896, 16),
-        (GgmlType::Q8_0, 896, 896, 20),
-        (GgmlType::Q8_0, 2048, 896, 20),
-        (GgmlType::Q4_1, 512, 576, 9),
-        (GgmlType::Q4_0, 256, 512, 3),
-        (GgmlType::Q5_0, 1024, 640, 4),
-    ] {
-        push(
-            format!("matmul_fused_into_norm-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
-            OpSpec::MatmulIntoNorm { ty, k, m, rows },
-        );
-    }
     push(
         "matmul_norm_add-q4_k-m640-k1024-n40".into(),
         OpSpec::MatmulNormAdd { ty: GgmlType::Q4_K, k: 1024, m: 640, rows: 40, bias: false, eps: 1e-6 },

@@ -262,17 +262,6 @@ pub enum OpSpec {
     },
     /// `res + rms_norm_mul(x · wᵀ + bias, nw)` in one op (gemma-3's output and down projections
     /// with their post-norms and the residual add).
-    /// `y = res + x · wᵀ` told the RMS norm (`nw`, eps 1e-6) that reads it next
-    /// (`matmul_fused_into_norm`), then that norm's readers: `norm_matmuls(y, nw, [p])`
-    /// ("proj", 64 columns) and `norm_matmul_glu(y, nw, gate, up)` ("glu", 128), each row its
-    /// own sequence — a batched decode's o or down projection into the next projections, where
-    /// a backend may hand those the sum already normalized and rounded.
-    MatmulIntoNorm {
-        ty: GgmlType,
-        k: usize,
-        m: usize,
-        rows: usize,
-    },
     MatmulNormAdd {
         ty: GgmlType,
         k: usize,
@@ -360,10 +349,6 @@ pub enum OpSpec {
     },
 }
 
-/// The widths of [`OpSpec::MatmulIntoNorm`]'s readers: the projection's, the GLU pair's.
-const INTO_NORM_PROJ: usize = 64;
-const INTO_NORM_GLU: usize = 128;
-
 /// The outputs of a [`OpSpec::NormMatmuls`] case, one per projection (at most three).
 const NORM_MATMUL_OUT: [&str; 3] = ["out0", "out1", "out2"];
 
@@ -397,7 +382,6 @@ impl OpSpec {
             OpSpec::RmsNormMulAdd { .. } => "rms_norm_mul_add",
             OpSpec::MatmulFused { .. } => "matmul_fused",
             OpSpec::MatmulNormAdd { .. } => "matmul_norm_add",
-            OpSpec::MatmulIntoNorm { .. } => "matmul_fused_into_norm",
             OpSpec::MatmulGlu { .. } => "matmul_glu",
             OpSpec::NormMatmuls { .. } => "norm_matmuls",
             OpSpec::NormMatmulGlu { .. } => "norm_matmul_glu",
@@ -466,11 +450,6 @@ impl OpSpec {
             | OpSpec::MatmulNormAdd { m, rows, .. }
             | OpSpec::MatmulGlu { m, rows, .. }
             | OpSpec::NormMatmulGlu { m, rows, down: None, .. } => vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL))],
-            OpSpec::MatmulIntoNorm { m, rows, .. } => vec![
-                expect("out", (*rows, *m), Nmse(NMSE_MATMUL)),
-                expect("proj", (*rows, INTO_NORM_PROJ), Nmse(NMSE_MATMUL)),
-                expect("glu", (*rows, INTO_NORM_GLU), Nmse(NMSE_MATMUL)),
-            ],
             OpSpec::NormMatmulGlu { k, m, rows, down: Some(_), .. } => {
                 vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL)), expect("down", (*rows, *k), Nmse(NMSE_MATMUL))]
             }
@@ -651,17 +630,6 @@ impl OpSpec {
                 }
                 has_weights = true;
                 p.batches.push(one_seq(*rows));
-            }
-            OpSpec::MatmulIntoNorm { ty, k, m, rows } => {
-                p.x.push(u(rng, *rows, *k, -1.0, 1.0));
-                p.x.push(u(rng, *rows, *m, -1.0, 1.0)); // the residual
-                w.add(rng, "w", *ty, &[*k as u64, *m as u64])?;
-                w.add(rng, "nw", GgmlType::F32, &[*m as u64])?;
-                w.add(rng, "p", *ty, &[*m as u64, INTO_NORM_PROJ as u64])?;
-                w.add(rng, "gate", *ty, &[*m as u64, INTO_NORM_GLU as u64])?;
-                w.add(rng, "up", *ty, &[*m as u64, INTO_NORM_GLU as u64])?;
-                has_weights = true;
-                p.batches.push(decode_rows(*rows));
             }
             OpSpec::MatmulNormAdd { ty, k, m, rows, bias, .. } => {
                 p.x.push(u(rng, *rows, *k, -1.0, 1.0));
@@ -980,19 +948,6 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             let bw = if *bias { Some(weight(b, p, "bias")?) } else { None };
             let r = if *res { Some(x1()?) } else { None };
             one("out", b.matmul_fused(&x0()?, &weight(b, p, "w")?, bw.as_ref(), r.as_ref(), &g))
-        }
-        OpSpec::MatmulIntoNorm { .. } => {
-            let g = b.batch_groups(&batch(b, p, 0)?);
-            let nw = weight(b, p, "nw")?;
-            let y = b
-                .matmul_fused_into_norm(&x0()?, &weight(b, p, "w")?, None, Some(&x1()?), (&nw, 1e-6), &g)
-                .map_err(e2s("matmul_fused_into_norm"))?;
-            let pw = weight(b, p, "p")?;
-            let proj = b.norm_matmuls(&y, &nw, 1e-6, &[(&pw, None)], &g).map_err(e2s("norm_matmuls"))?;
-            let proj = proj.first().ok_or_else(|| "norm_matmuls gave no output".to_string())?;
-            let (gate, up) = (weight(b, p, "gate")?, weight(b, p, "up")?);
-            let glu = b.norm_matmul_glu(&y, &nw, 1e-6, &gate, &up, Act::Silu, &g).map_err(e2s("norm_matmul_glu"))?;
-            Ok(vec![host(b, "out", &y)?, host(b, "proj", proj)?, host(b, "glu", &glu)?])
         }
         OpSpec::MatmulNormAdd { bias, eps, .. } => {
             let g = b.batch_groups(&batch(b, p, 0)?);
