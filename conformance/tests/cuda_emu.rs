@@ -107,7 +107,7 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// the last block's head norms, which NMSE passes, changes all 12 of its fused cases). And a
 /// batched GLU rounding its output to the down projection's codes (`ORCD_CUDA_GLU_CODES=1`:
 /// each 32-column group's last block) against `quant_x_q8` doing it (a doubled scale in the
-/// group's codes fails all 6 fast `norm_matmul_glu_down` cases).
+/// group's codes fails all 6 fast `norm_matmul_glu-down` cases).
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     for (filter, fused_env, composed_env) in [
@@ -117,7 +117,7 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
         ("attention-oproj", None, Some(("ORCD_CUDA_ATT_CODES", "0"))),
         ("+q", Some(("ORCD_CUDA_MV_MIXED", "1")), None),
         ("norm_qkv_norm", Some(("ORCD_CUDA_FUSE_QKV_NORM", "1")), None),
-        ("glu_down", Some(("ORCD_CUDA_GLU_CODES", "1")), None),
+        ("glu-down", Some(("ORCD_CUDA_GLU_CODES", "1")), None),
     ] {
         let fused = case_metrics(filter, fused_env.as_slice());
         let composed = case_metrics(filter, composed_env.as_slice());

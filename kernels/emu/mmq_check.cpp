@@ -19,6 +19,16 @@
 #include <cstdio>
 #include <string>
 
+// The batched GLU entry points with matvecq_'s parameters: their four more (the output's codes,
+// ORCD_CUDA_GLU_CODES; kernels/emu/codes_check.cpp checks those) null.
+#define GLU_WRAP(K) \
+    void K##_w(MVQ_PARAMS) { K(MVQ_ARGS, nullptr, nullptr, nullptr, nullptr); }
+GLU_WRAP(matvecqg_q8_0)
+GLU_WRAP(matvecqg_q4_0)
+GLU_WRAP(matvecqg_q4_1)
+GLU_WRAP(matvectg_q8_0)
+#undef GLU_WRAP
+
 namespace {
 
 using check::next_u64;
@@ -427,10 +437,12 @@ void run_mvq(const MvqCase& c) {
         const float* d = c.codes ? qd.data() : nullptr;
         const float* s = c.codes ? qs.data() : nullptr;
 #define MVQ_PICK(P) (c.ty == Ty::Q8_0 ? P##_q8_0 : c.ty == Ty::Q4_0 ? P##_q4_0 : P##_q4_1)
-        auto f = c.codes ? (c.glu ? MVQ_PICK(matvecqg) : one ? MVQ_PICK(matvecq1) : MVQ_PICK(matvecq))
+#define MVQG_PICK (c.ty == Ty::Q8_0 ? matvecqg_q8_0_w : c.ty == Ty::Q4_0 ? matvecqg_q4_0_w : matvecqg_q4_1_w)
+        auto f = c.codes ? (c.glu ? MVQG_PICK : one ? MVQ_PICK(matvecq1) : MVQ_PICK(matvecq))
                          : (c.glu ? MVQ_PICK(matvecfg) : MVQ_PICK(matvecf));
         if (pass == 1) f = c.glu ? MVQ_PICK(matvecqpg) : MVQ_PICK(matvecqp);
 #undef MVQ_PICK
+#undef MVQG_PICK
         f(dw.b.data(), xin, d, s, out, R, k, m, row_bytes, b, r, g2, 0, nullptr, nullptr, nullptr, 0, nullptr,
           nullptr, nullptr, 0);
     });
@@ -512,7 +524,7 @@ void run_mvq(const MvqCase& c) {
         const int ncol = longk ? 8 : c.glu ? 8 : 16;
         const unsigned tgrid = (unsigned)(((R + 15) / 16) * ((m + ncol - 1) / ncol));
         if (!emu_launch({tgrid, 1, 1}, 128, longk ? 65536u : 0u, [&] {
-                auto f = longk ? matvectl_q8_0 : c.glu ? matvectg_q8_0 : matvect_q8_0;
+                auto f = longk ? matvectl_q8_0 : c.glu ? matvectg_q8_0_w : matvect_q8_0;
                 f(dw.b.data(), q.data(), qd.data(), qs.data(), tc.data(), R, k, m, row_bytes, b, r, g2, 0, nullptr,
                   nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0);
             }))

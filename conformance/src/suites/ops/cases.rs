@@ -554,7 +554,7 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         (GgmlType::Q4_0, 256, 512, 3),
     ] {
         push(
-            format!("norm_matmul_glu_down-silu-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
+            format!("norm_matmul_glu-down-silu-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
             OpSpec::NormMatmulGlu { ty, k, m, rows, act: Act::Silu, down: Some(ty) },
         );
     }
