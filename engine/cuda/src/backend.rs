@@ -466,8 +466,9 @@ fn att_codes_on() -> bool {
 /// the down projection's codes where it produces it: each 32-column group's last block
 /// (`mv_glu_codes`, a zeroed counter a group) writes `quant_x_q8`'s values of the same floats, so
 /// the down projection's rounding launch is saved (stop 48; the composition's bits on the emulated
-/// device). `ORCD_CUDA_GLU_CODES=1`; off until a card has gated and timed it (the emulator runs one
-/// block at a time: the counters' fences are the card's to check).
+/// device and on an H100). `ORCD_CUDA_GLU_CODES=1`; off: measured (H100, stop 48, two calls) at 4
+/// / 16 / 64 sequences −4.6 / +2.3 / −3.2% and −4.3 / +1.1 / −3.5% — the fences and the groups'
+/// last blocks cost what the launch saved.
 fn glu_codes_on() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *V.get_or_init(|| env_choice("ORCD_CUDA_GLU_CODES", &[("1", true)], false))
@@ -480,11 +481,10 @@ const GROUP_COUNTS: usize = 1 << 15;
 /// One-row projections followed by a post-norm and the residual add in one launch
 /// (`matvec8n_` / `matvec2ln_`: the last block to finish normalizes the row; gemma-3's output
 /// and down projections; stop 46, the composition's bits on the emulated device):
-/// `ORCD_CUDA_FUSE_POSTNORM=1`. Off until a card has gated and timed it — the emulator runs one
-/// block at a time, so the device-wide count's fences are the card's to check (stop 46 had no
-/// device but its last minutes: on an H100 every `ops` metric under it equals the composition's
-/// and memcheck / racecheck find nothing, but no real gemma-3 file was there to time it); off,
-/// the mat-vec and `rms_norm` launch apart (the composition).
+/// `ORCD_CUDA_FUSE_POSTNORM=1`. On an H100 every `ops` metric under it equals the composition's
+/// and memcheck / racecheck find nothing (stops 46, 48), but it is slower: gemma-3-270m decode
+/// 821.2 → 753.7 tok/s (−8.2%, stop 48) — the last block's serial norm and every block's fence
+/// cost more than the `rms_norm_mul_add` launch. Off: the mat-vec and `rms_norm` launch apart.
 fn postnorm_fuse() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_POSTNORM", &[("1", true)], false))
@@ -492,7 +492,8 @@ fn postnorm_fuse() -> bool {
 
 /// A norm's three one-row projections of two types (q and k of one, v of another: gemma-3's Q5_0
 /// and Q8_0) in one launch (`matvec8x_<t1>_<t2>`: each block the type's `matvec8_` code, so the
-/// values of the two launches; stop 47): `ORCD_CUDA_MV_MIXED=1`. Off until a card has timed it.
+/// values of the two launches; stop 47): `ORCD_CUDA_MV_MIXED=1`. Off until a card has timed it
+/// alone (stop 48 timed it only with the two last-block fusions, together −10.7%).
 fn mv_mixed_on() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *V.get_or_init(|| env_choice("ORCD_CUDA_MV_MIXED", &[("1", true)], false))
@@ -510,8 +511,9 @@ fn mixed_kernel(a: GgmlType, c: GgmlType) -> Option<&'static str> {
 
 /// gemma-3's attention input side in one launch (`matvec8h_<t1>_<t2>`: a decode row's q, k and v
 /// as `matvec8x_` computes them, then the last block's head norms, RoPE, KV store and q's
-/// pre-scale as the `rope` kernel computes them; stop 47): `ORCD_CUDA_FUSE_QKV_NORM=1`. Off
-/// until a card has timed it; off, `norm_matmuls` then `norm_rope_qk_kv_write` (the composition).
+/// pre-scale as the `rope` kernel computes them; stop 47): `ORCD_CUDA_FUSE_QKV_NORM=1`. Off:
+/// slower on an H100 (gemma-3-270m decode −2.9%, stop 48; its values the composition's there);
+/// off, `norm_matmuls` then `norm_rope_qk_kv_write` (the composition).
 fn qkv_norm_fuse() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_QKV_NORM", &[("1", true)], false))
