@@ -3851,7 +3851,7 @@ extern "C" __global__ void MVM_BOUNDS matvec2l_q8_0(MATVEC_PARAMS) { matvec_t<T_
 // device-wide count, reset by it for the next launch) reads the whole row back from L2 and
 // computes the norm exactly as `rms_norm` with its 256 threads does (rms_scale_256, as the
 // norm-fused mat-vecs) — so the same bits. One launch where the composition took two (stop
-// 46; `ORCD_CUDA_FUSE_POSTNORM=1` on, off by default until gemma-3 is timed: the composition).
+// 46; `ORCD_CUDA_FUSE_POSTNORM=1` on; off by default: measured 8% slower on gemma-3, stop 48).
 // `count` is the host's zeroed counter; the launch is one row (n_out 1), as matvec8_ / matvec2l_.
 __device__ __forceinline__ unsigned mv_count_done(unsigned* c) {
 #ifdef ORCD_EMU
@@ -3972,7 +3972,8 @@ extern "C" __global__ void MV_BOUNDS matvec8x_q4_k_q6_k(MATVEC_PARAMS, long long
 // rms-normed with its weight by the sums the kernel's 256 threads make (thread t plays t and
 // t + 128: the same strided partials, xor trees and second stage), rotated (every pair: the
 // host's n_rot = head_dim), q times q_scale into `out_q`, the keys and v into the cache.
-// So the composition's bits with two launches fewer (stop 47; ORCD_CUDA_FUSE_QKV_NORM=1).
+// So the composition's bits with two launches fewer (stop 47; ORCD_CUDA_FUSE_QKV_NORM=1; off:
+// measured 3% slower on gemma-3, stop 48).
 #define QKVH_MAX_HEADS 32  // heads of q (and of k) the last block normalizes (the host checks)
 __device__ void mv_qkv_hn_last(const float* qr, const float* kr, const float* vr, int n_head, int n_head_kv,
                                int v_cols, const RopeKv* rk, const float* hnq, const float* hnk, float hn_eps,
