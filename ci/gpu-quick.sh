@@ -187,7 +187,7 @@ fi
 # one GEMM launch (alone and with the 64-row tiles), Q8_0 grouped. ~50 s a decode switch, ~20 s a
 # prefill one: the decode list is a call of its own (CORRECT=0 PEER=0 P512=0 MMQ=0 ATT=0 NCU=0
 # BATCHED_MMQ=1 VARIANTS_PREFILL=), the prefill list another (… VARIANTS_DECODE= BATCHED=0).
-VARIANTS_DECODE=${VARIANTS_DECODE-"stage0:ORCD_CUDA_ATT_STAGE=0 mvt-off:ORCD_CUDA_MVT=0 mvt-all:ORCD_CUDA_MVT=1 mvt-narrow:ORCD_CUDA_MVT=1,ORCD_CUDA_MVT_NARROW=1 split16:ORCD_CUDA_ATT_SPLIT=16 split8:ORCD_CUDA_ATT_SPLIT=8 gguf:ORCD_CUDA_Q8_GROUPED=0 persist4:ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention pdl-qx:ORCD_NVRTC_DEFINES=QX_PDL,ORCD_CUDA_PDL_MORE=quant_x_q8"}
+VARIANTS_DECODE=${VARIANTS_DECODE-"stage0:ORCD_CUDA_ATT_STAGE=0 mvt-off:ORCD_CUDA_MVT=0 mvt-all:ORCD_CUDA_MVT=1 mvt-narrow:ORCD_CUDA_MVT=1,ORCD_CUDA_MVT_NARROW=1 split16:ORCD_CUDA_ATT_SPLIT=16 split8:ORCD_CUDA_ATT_SPLIT=8 gguf:ORCD_CUDA_Q8_GROUPED=0 persist4:ORCD_CUDA_MVQ_PERSIST=4 attpf:ORCD_NVRTC_DEFINES=ATT_PREFETCH attpf-pdl:ORCD_NVRTC_DEFINES=ATT_PREFETCH,ORCD_CUDA_PDL_MORE=attention qx-off:ORCD_NVRTC_DEFINES=QX_NO_PDL,ORCD_CUDA_QX_PDL=0"}
 VARIANTS_PREFILL=${VARIANTS_PREFILL-"bm64:ORCD_CUDA_MMQ64=1 bm64h:ORCD_CUDA_MMQ64=2 qkv:ORCD_CUDA_MMQ_QKV=1 qkv-bm64:ORCD_CUDA_MMQ_QKV=1,ORCD_CUDA_MMQ64=1 gguf-pp:ORCD_CUDA_Q8_GROUPED=0"}
 # The switches that move memory or add barriers under compute-sanitizer once (VARIANT_SAN=0: not):
 # the batched mat-vec on a persistent grid (its blocks' turns share shared memory) over the
@@ -203,7 +203,7 @@ fi
 # them together on the card (VARIANT_GATE_ALL=0: not; VARIANT_GATE=1 gates each alone instead).
 if [[ -n "$VARIANTS_DECODE$VARIANTS_PREFILL" && ${VARIANT_GATE_ALL:-1} == 1 ]] && room 240 "all switches' gate"; then
     ORCD_CUDA_Q8_GROUPED=1 ORCD_CUDA_MVQ_PERSIST=4 ORCD_CUDA_MMQ64=1 ORCD_CUDA_MMQ_QKV=1 \
-        ORCD_CUDA_MVT=1 ORCD_NVRTC_DEFINES="ATT_PREFETCH QX_PDL" ORCD_CUDA_PDL_MORE=all OUT=$OUT/gate-all timeout 300 \
+        ORCD_CUDA_MVT=1 ORCD_NVRTC_DEFINES="ATT_PREFETCH" ORCD_CUDA_PDL_MORE=all OUT=$OUT/gate-all timeout 300 \
         bash ci/gpu-run.sh gate ops models 2>&1 | grep -E "FAIL|pass|ops cuda|models cuda" | sed "s/^/all switches: /" | head -12
     for f in $OUT/gate-all/*; do [[ -f $f ]] && mv "$f" "$OUT/gate-all-$(basename "$f")"; done
 fi

@@ -1262,8 +1262,9 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
 
     // Pass 1: dots and the max score.
     double mx = F64_NEG_INF;
-#ifdef ATT_P1LANES
-    // ORCD_NVRTC_DEFINES=ATT_P1LANES (untimed; the same values): a key's dot by 8 lanes, lane l
+#ifndef ATT_P1SERIAL
+    // The default since stop 49 (H100: gemma-3 decode +4.5%, SmolLM2 ±0; every gate metric the
+    // same; ORCD_NVRTC_DEFINES=ATT_P1SERIAL is the one-thread-a-key A/B): a key's dot by 8 lanes, lane l
     // keeping cpu.rs `dot`'s accumulator l (elements 8c + l, c in order, two roundings each), then
     // dot8_total's tree by shuffles — xor 4 gives acc_l + acc_{l+4}, xor 1 the two pairs' sums,
     // xor 2 their sum — and its `+ 0` tail (head_dim a multiple of 8: no tail elements). At a
@@ -2781,11 +2782,13 @@ struct RopeKv {
 // The global column of a RoPE block's c-th column (blocks of 8 columns; heads are whole blocks):
 // a NeoX block of q or k takes pairs i0 .. i0 + 3 of its head (columns i0 + c) and their partners
 // (half + i0 + c - 4), so every pair is finished in one block; GPT-J pairs sit side by side.
+// The batched form (matvecqr_ / matvecfr_) takes blocks of C columns: pairs i0 .. i0 + C/2 - 1.
+template <int C = 8>
 __device__ __forceinline__ i64 mv_rope_col(i64 jj0, int c, i64 m, i64 mb, const RopeKv* rk) {
     if (!rk->neox || jj0 >= m + mb) return jj0 + c;
     const i64 base = jj0 < m ? 0 : m, local = jj0 - base;
     const int hd = rk->head_dim, i0 = (int)(local % hd) / 2;
-    return base + (local / hd) * hd + (c < 4 ? i0 + c : hd / 2 + i0 + c - 4);
+    return base + (local / hd) * hd + (c < C / 2 ? i0 + c : hd / 2 + i0 + c - C / 2);
 }
 
 // The end of a multi-column block: each of its C·R sums (column c = u / R, row i = u % R;
@@ -3289,28 +3292,105 @@ __device__ __forceinline__ void mvq_codes_part(const MvRaw* raw, const MvRaw* ra
     }
 }
 
-template <class T, int C, int R, bool PAIR, bool XF>
+// With ROPE (matvecqr_ / matvecfr_: q, k, v of a decode batch, kernels/ABI.md): the block's C
+// columns are C/2 RoPE pairs of one head (mv_rope_col; v's columns as they are), each row's angles
+// computed before the wait; then the rotated q into y, the rotated k and v into the cache — the
+// values rope_qk_kv_write writes from this kernel's plain outputs (the same sums, bias, angles and
+// rope_pair), without their round trip and launch.
+// matvecq_t's RoPE end (ROPE): column c of row i is mv_store_cols' value (the warps in order, then
+// the bias); a q or k block's thread i·C/2 + p rotates row i's pair p (columns mv_rope_col's c and
+// its partner) by the angles in `rs`, as the rope kernel does — q into y, k into the cache —; a v
+// block's thread c·R + i stores its value into the cache, as kv_write does. Rows outside the cache
+// are not stored.
+template <int C, int R>
+__device__ __forceinline__ void mvq_rope_store(float (*red)[C * R][MV_WARPS], double (*rs)[R * C / 2], bool rot, int nr,
+                                               i64 r0, i64 jj0, i64 total, const u8* w, const float* bias, float* y,
+                                               i64 m, const u8* wb, const float* bias_b, float* yb, i64 mb,
+                                               const u8* wc, const float* bias_c, float* yc, i64 mc, const RopeKv* rk) {
+    auto fin = [&](int c, int i, i64 jj) {
+        float v = red[0][c * R + i][0];
+#pragma unroll
+        for (int q = 1; q < MV_WARPS; ++q) v = __fadd_rn(v, red[0][c * R + i][q]);
+        const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+        return sel.bias ? __fadd_rn(v, sel.bias[sel.j]) : v;
+    };
+    auto slot = [&](int i) -> i64 {
+        const u32 sq = rk->seq[r0 + i], p = rk->pos[r0 + i];
+        return (sq < (u32)rk->n_seq && p < (u32)rk->n_ctx) ? ((i64)rk->il * rk->n_seq + sq) * rk->n_ctx + p : -1;
+    };
+    auto store = [&](void* cache, i64 e, float val) {
+        if (rk->kv_f16) ((u16*)cache)[e] = f32_to_f16(val);
+        else ((float*)cache)[e] = val;
+    };
+    const int t = threadIdx.x;
+    if (!rot) {  // v: straight into the cache
+        const int c = t / R, i = t % R;
+        const i64 jj = jj0 + c;
+        if (t < C * R && i < nr && jj < total) {
+            const i64 sl = slot(i);
+            const float v = fin(c, i, jj);
+            if (sl >= 0) store(rk->vc, sl * mc + (jj - m - mb), v);
+        }
+        return;
+    }
+    const int i = t / (C / 2), p = t % (C / 2);
+    if (t >= R * C / 2 || i >= nr) return;
+    const int ca = rk->neox ? p : 2 * p, cb = rk->neox ? p + C / 2 : 2 * p + 1;
+    const i64 c0 = mv_rope_col<C>(jj0, ca, m, mb, rk), c1 = mv_rope_col<C>(jj0, cb, m, mb, rk);
+    float ra, rb;
+    rope_pair(fin(ca, i, c0), fin(cb, i, c1), rs[0][t], rs[1][t], &ra, &rb);
+    if (jj0 < m) {  // q: the rotated queries are the output
+        y[(r0 + i) * m + c0] = ra;
+        y[(r0 + i) * m + c1] = rb;
+    } else {
+        const i64 sl = slot(i);
+        if (sl >= 0) {  // k: the rotated keys into the cache
+            store(rk->kc, sl * mb + (c0 - m), ra);
+            store(rk->kc, sl * mb + (c1 - m), rb);
+        }
+    }
+}
+
+template <class T, int C, int R, bool PAIR, bool XF, bool ROPE = false>
 __device__ __forceinline__ bool matvecq_t(const u8* w, const void* xin, const float* qd, const float* qs, float* y,
                                           int n_out, int k, int m, i64 row_bytes, const float* bias,
                                           const float* res, const u8* w2_, int act, const u8* wb,
                                           const float* bias_b, float* yb, int mb, const u8* wc,
-                                          const float* bias_c, float* yc, int mc) {
+                                          const float* bias_c, float* yc, int mc, const RopeKv* rk = nullptr) {
     static_assert(T::PART && C * R <= 32, "matvecq_t: part-decodable types, at most 32 accumulators");
+    static_assert(!ROPE || (!PAIR && C % 2 == 0 && R * C / 2 <= MV_THREADS), "matvecq_t: RoPE pairs of one row");
     __shared__ float mv_red[2][C * R][MV_WARPS];
     pdl_trigger();
     if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR || n_out <= 0) return false;  // uniform: not the ABI's launch
+    if (ROPE && (rk->head_dim <= 0 || rk->head_dim % C || rk->head_dim > 2 * ROPE_MAX_HALF || m % rk->head_dim ||
+                 mb % rk->head_dim || res)) {
+        return false;  // uniform: not the ABI's launch (heads are whole blocks)
+    }
     const i64 nrb = ((i64)n_out + R - 1) / R, total = (i64)m + mb + mc;
     const i64 r0 = ((i64)blockIdx.x % nrb) * R, jj0 = ((i64)blockIdx.x / nrb) * C;
     if (jj0 >= total) return false;  // uniform over the block
     const int nr = (int)(n_out - r0 < R ? n_out - r0 : R);
     const u8* const w2 = PAIR ? w2_ : nullptr;
     const int nsub = k / 8, nb = k / 32;
+    const bool rot = ROPE && jj0 < (i64)m + mb;  // a q or k block (uniform)
     const u8* wr[C];
 #pragma unroll
     for (int c = 0; c < C; ++c) {
-        const i64 jj = jj0 + c < total ? jj0 + c : total - 1;  // past the end: a real row, result unused
+        const i64 jc = rot ? mv_rope_col<C>(jj0, c, m, mb, rk) : jj0 + c;
+        const i64 jj = jc < total ? jc : total - 1;  // past the end: a real row, result unused
         const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
         wr[c] = sel.w + sel.j * row_bytes;
+    }
+    // Row i's angles of pair p in slot i·C/2 + p: they need the positions alone (uploads), so
+    // they are computed while the kernel before this one finishes.
+    __shared__ double mq_rs[2][ROPE ? R * C / 2 : 1];
+    if constexpr (ROPE) {
+        const int t = threadIdx.x, i = t / (C / 2);
+        if (rot && t < R * C / 2 && i < nr) {
+            const int hd = rk->head_dim, pi = (int)((jj0 < m ? jj0 : jj0 - m) % hd) / 2 + t % (C / 2);
+            rope_angle(pi, rk->pos[r0 + i], hd, rk->freq_base, rk->freq_scale, rk->yarn_ramp, rk->ext_factor,
+                       rk->corr0, rk->corr1, rk->mscale, rk->freq_factors, &mq_rs[0][t], &mq_rs[1][t]);
+        }
     }
     float acc[C * R], acc2[C * R];
 #pragma unroll
@@ -3364,6 +3444,11 @@ __device__ __forceinline__ bool matvecq_t(const u8* w, const void* xin, const fl
         mv_reduce_warps_t<C * R, R, PAIR>(acc, acc2, nr, mv_red);
     } else {  // a few sums (matvecq1_): the shuffles cost no more, and no shared rows of partials
         mv_reduce_warps<C * R, R>(acc, acc2, PAIR, nr, mv_red);
+    }
+    if constexpr (ROPE) {
+        mvq_rope_store<C, R>(mv_red, mq_rs, rot, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc,
+                             mc, rk);
+        return true;
     }
     mv_store_cols<C * R, R>(mv_red, PAIR, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc,
                             res, act);
@@ -4132,6 +4217,19 @@ extern "C" __global__ void MVM_BOUNDS matvecfg_q5_k(MVQ_PARAMS) { matvecq_t<T_q5
 extern "C" __global__ void MVM_BOUNDS matvecfg_q6_k(MVQ_PARAMS) { matvecq_t<T_q6_k, 4, 4, true, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecfg_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 4, 4, true, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecfg_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 4, 4, true, true>(MVQ_ARGS); }
+// matvecqr_ / matvecfr_: matvecq_ / matvecf_ of a decode batch's q, k, v (m, mb multiples of
+// head_dim, a multiple of C; n_rot = head_dim) with RoPE and the KV store (matvecq_t's ROPE).
+#define MVQR_ROPE const RopeKv rk{pos, seq, head_dim, neox, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, \
+                                   mscale, freq_factors, kc, vc, il, n_seq, n_ctx, kv_f16}
+#define MVQR(TY, C, R, XF) { MVQR_ROPE; matvecq_t<TY, C, R, false, XF, true>(MVQ_ARGS, &rk); }
+extern "C" __global__ void MVM_BOUNDS matvecqr_q4_0(MVQ_PARAMS, ROPE_KV_PARAMS) MVQR(T_q4_0, 4, 8, false)
+extern "C" __global__ void MVM_BOUNDS matvecqr_q4_1(MVQ_PARAMS, ROPE_KV_PARAMS) MVQR(T_q4_1, 4, 8, false)
+extern "C" __global__ void MVM_BOUNDS matvecqr_q5_0(MVQ_PARAMS, ROPE_KV_PARAMS) MVQR(T_q5_0, 4, 8, false)
+extern "C" __global__ void MVM_BOUNDS matvecqr_q8_0(MVQ_PARAMS, ROPE_KV_PARAMS) MVQR(T_q8_0, 4, 8, false)
+extern "C" __global__ void MVM_BOUNDS matvecfr_q4_0(MVQ_PARAMS, ROPE_KV_PARAMS) MVQR(T_q4_0, 8, 4, true)
+extern "C" __global__ void MVM_BOUNDS matvecfr_q4_1(MVQ_PARAMS, ROPE_KV_PARAMS) MVQR(T_q4_1, 8, 4, true)
+extern "C" __global__ void MVM_BOUNDS matvecfr_q5_0(MVQ_PARAMS, ROPE_KV_PARAMS) MVQR(T_q5_0, 8, 4, true)
+extern "C" __global__ void MVM_BOUNDS matvecfr_q8_0(MVQ_PARAMS, ROPE_KV_PARAMS) MVQR(T_q8_0, 8, 4, true)
 
 extern "C" __global__ void dequant_rows_f32(DEQUANT_PARAMS) { dequant_rows_t<T_f32>(DEQUANT_ARGS); }
 extern "C" __global__ void dequant_rows_f16(DEQUANT_PARAMS) { dequant_rows_t<T_f16>(DEQUANT_ARGS); }
@@ -4174,10 +4272,11 @@ extern "C" __global__ void dequant_rows_mxfp4(DEQUANT_PARAMS) { dequant_rows_t<T
 extern "C" __global__ void quant_x_q8(const float* x, i8* q, float* d, float* s, int rows, int k, int norm,
                                       const float* nw, float eps) {
     __shared__ double red[9];
-    // With QX_PDL (ORCD_NVRTC_DEFINES=QX_PDL, not yet timed) the batched mat-vec after it may
-    // start and fetch its weights meanwhile, as after round_x; launched with PDL itself
-    // (ORCD_CUDA_PDL_MORE=quant_x_q8), x is the kernel's before it: wait first.
-#ifdef QX_PDL
+    // The batched mat-vec after it may start and fetch its weights meanwhile, as after round_x;
+    // launched with PDL itself (the host's default since stop 49: H100, 4 / 16 / 64 sequences
+    // +2.2 / +6.7 / +1.4%), x is the kernel's before it: wait first. ORCD_NVRTC_DEFINES=QX_NO_PDL
+    // with ORCD_CUDA_QX_PDL=0 is the A/B.
+#ifndef QX_NO_PDL
     pdl_trigger();
 #endif
     pdl_wait();

@@ -63,12 +63,13 @@ fn both_attention_kernels_match_their_abi_on_the_emulator() {
     }
 }
 
-/// The switches that reshape attention's code without changing a value (ORCD_NVRTC_DEFINES, off
-/// until a card has timed them): the same checks, bit for bit.
+/// The switches that reshape attention's code without changing a value (ORCD_NVRTC_DEFINES: off
+/// until a card has timed them, or the A/B of a default — ATT_P1SERIAL, pass 1 a key a thread):
+/// the same checks, bit for bit.
 #[test]
 fn attention_switches_match_the_abi_on_the_emulator() {
     for defines in
-        [&["ATT_ROLL2"][..], &["ATT_GENERIC"], &["ATT_P1LANES"], &["ATT_P1LANES", "ATT_ROLL2"], &["ATT_TILE_SLIM"]]
+        [&["ATT_ROLL2"][..], &["ATT_GENERIC"], &["ATT_P1SERIAL"], &["ATT_P1SERIAL", "ATT_ROLL2"], &["ATT_TILE_SLIM"]]
     {
         match build_and_run("attn_check", defines) {
             Ok(out) => assert!(out.contains("passed: 0 failure(s)"), "{out}"),

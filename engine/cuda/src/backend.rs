@@ -490,6 +490,15 @@ fn postnorm_fuse() -> bool {
     *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_POSTNORM", &[("1", true)], false))
 }
 
+/// A decode batch's q, k and v with RoPE and the KV store in the batched mat-vec's launch
+/// (`matvecqr_` / `matvecfr_`: the rows' values of `matvecq_` / `matvecf_` and then of
+/// `rope_qk_kv_write`, one launch a layer fewer; stop 49): `ORCD_CUDA_BATCH_ROPE=1`. Off until a
+/// card has timed it.
+fn batch_rope_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_BATCH_ROPE", &[("1", true)], false))
+}
+
 /// A norm's three one-row projections of two types (q and k of one, v of another: gemma-3's Q5_0
 /// and Q8_0) in one launch (`matvec8x_<t1>_<t2>`: each block the type's `matvec8_` code, so the
 /// values of the two launches; stop 47): `ORCD_CUDA_MV_MIXED=1`. Off until a card has timed it
@@ -708,11 +717,16 @@ impl Cuda {
     /// [`Cuda::launch`] with programmatic dependent launch, for kernels that call `pdl_wait`
     /// before they read anything a kernel wrote or write anything (kernels/ABI.md).
     /// Off by default: on the H200 PDL on rope and attention measured slower (docs/perf/GPU.md);
-    /// `ORCD_CUDA_PDL_MORE` = `all`, or a kernel's name, turns it on for the A/B.
+    /// `ORCD_CUDA_PDL_MORE` = `all`, or a kernel's name, turns it on for the A/B. On by default
+    /// for `quant_x_q8` (the batched decode's activation rounding, stop 49: H100, 4 / 16 / 64
+    /// sequences +2.2 / +6.7 / +1.4% with its trigger; `ORCD_CUDA_QX_PDL=0` with
+    /// `ORCD_NVRTC_DEFINES=QX_NO_PDL` is the A/B).
     fn launch_pdl(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &[Arg]) -> Result<()> {
         static MORE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        static QX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         let more = MORE.get_or_init(|| std::env::var("ORCD_CUDA_PDL_MORE").unwrap_or_default());
-        let on = more == "all" || more == name;
+        let qx = *QX.get_or_init(|| env_choice("ORCD_CUDA_QX_PDL", &[("0", false)], true));
+        let on = more == "all" || more == name || (qx && name == "quant_x_q8");
         self.dev.launch_ex(name, grid, block, smem, args, on).map_err(err)
     }
 
@@ -1477,6 +1491,118 @@ impl Cuda {
 
     /// `matvec8r_`'s and `matvec8h_`'s RoPE and cache arguments (kernels/ABI.md `ROPE_KV_PARAMS`)
     /// for the decode row of `b` into layer `il` of `kv`, heads of `head_dim` fully rotated.
+    /// [`Ops::norm_qkv_rope_kv_write`] of a decode batch (several rows, none of a sequence the
+    /// GEMM takes) in the batched mat-vec's launch with RoPE and the KV store (`matvecqr_` on the
+    /// codes, `matvecfr_` on `round_x`'s floats; kernels/ABI.md) under [`batch_rope_on`]; `None`
+    /// where that launch would not be the one `norm_matmuls` makes (the tensor-core form, another
+    /// type, heads that are not whole blocks) or the heads are not fully rotated: the composition.
+    #[allow(clippy::too_many_arguments)]
+    fn qkv_rope_batched(
+        &self,
+        x: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        ws: &[(&CudaWeight, Option<&CudaWeight>); 3],
+        g: &RowGroups,
+        kv: &CudaKv,
+        il: usize,
+        (n_head, n_head_kv, head_dim): (usize, usize, usize),
+        b: &CudaBatch,
+        p: &RopeParams,
+    ) -> Result<Option<CudaTensor>> {
+        let [(wq, bq), (wk, bk), (wv, bv)] = *ws;
+        let s = &kv.spec;
+        let n = x.rows;
+        if !batch_rope_on()
+            || n < MVQ_MIN_ROWS
+            || !mvq_on()
+            || mvq_persist() > 0
+            || !matches!(wq.ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0)
+            || [wq, wk, wv].iter().any(|w| w.ty != wq.ty || w.k != x.cols || w.row_bytes != wq.row_bytes)
+            || [wq, wk, wv].iter().any(|w| w.dims.len() > 2)
+            || p.n_rot != head_dim
+            || head_dim == 0
+            || head_dim > 512
+            || wq.rows != n_head * head_dim
+            || wk.rows != n_head_kv * head_dim
+            || wk.rows != s.k_cols
+            || wv.rows != s.v_cols
+            || il >= s.n_layer
+        {
+            return Ok(None);
+        }
+        let xq = self.matmul_rounding(x.cols, wq.ty)?;
+        let total = wq.rows + wk.rows + wv.rows;
+        let kty = kernel_ty(wq.ty).ok_or_else(|| shape_err("matmul", format!("{}: no kernel", wq.name)))?;
+        // matvec's choice for these rows: no GEMM rows, not the tensor-core form.
+        if !matches!(self.mmq_rows(wq, xq, false, Some(g), n), MmqRows::None)
+            || (xq == 0 && mvt_rows(n, total) && kty == "q8_0")
+        {
+            return Ok(None);
+        }
+        let (variant, cols, rows) = if xq == 0 { ("matvecqr", 4, 8) } else { ("matvecfr", 8, 4) };
+        if !head_dim.is_multiple_of(cols) {
+            return Ok(None);
+        }
+        Self::one_d("rms_norm_mul", nw, x.cols)?;
+        for (w, bias) in ws {
+            if let Some(bias) = bias {
+                Self::one_d("matmul bias", bias, w.rows)?;
+            }
+        }
+        b.rows.check_kv(s)?;
+        let made;
+        let rounded;
+        let [xa, da, sa] = if xq == 0 {
+            made = self.quant_codes(x, Some((nw, eps)))?;
+            [made[0].buf.arg(), made[1].buf.arg(), made[2].buf.arg()]
+        } else {
+            rounded = self.round_x(x, xq, Some((nw, eps)))?;
+            [rounded.buf.arg(), Arg::Ptr(0), Arg::Ptr(0)]
+        };
+        let y = self.tensor(n, wq.rows)?;
+        let nrb = n.div_ceil(rows);
+        let grid = nrb * total.div_ceil(cols);
+        let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", wq.name)))?;
+        let bias = |w: Option<&CudaWeight>| w.map_or(Arg::Ptr(0), |b| b.buf.arg());
+        self.dev
+            .launch_ex(
+                &format!("{variant}_{kty}"),
+                (grid, 1, 1),
+                128,
+                0,
+                &[
+                    wq.buf.arg(),
+                    xa,
+                    da,
+                    sa,
+                    y.buf.arg(),
+                    Arg::I32(n as i32),
+                    Arg::I32(wq.k as i32),
+                    Arg::I32(wq.rows as i32),
+                    Arg::I64(wq.row_bytes as i64),
+                    bias(bq),
+                    Arg::Ptr(0),
+                    Arg::Ptr(0),
+                    Arg::I32(0),
+                    wk.buf.arg(),
+                    bias(bk),
+                    Arg::Ptr(0),
+                    Arg::I32(wk.rows as i32),
+                    wv.buf.arg(),
+                    bias(bv),
+                    Arg::Ptr(0),
+                    Arg::I32(wv.rows as i32),
+                ]
+                .into_iter()
+                .chain(self.rope_kv_args(b, p, kv, il, head_dim)?)
+                .collect::<Vec<_>>(),
+                true,
+            )
+            .map_err(err)?;
+        Ok(Some(y))
+    }
+
     fn rope_kv_args(&self, b: &CudaBatch, p: &RopeParams, kv: &CudaKv, il: usize, head_dim: usize) -> Result<Vec<Arg>> {
         let (corr, ext, ff) = self.rope_extras(p)?;
         let neox = p.style == RopeStyle::Neox && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox);
@@ -2546,6 +2672,9 @@ impl Ops for Cuda {
             && wv.rows.is_multiple_of(8)
             && il < s.n_layer;
         if !one {
+            if let Some(q) = self.qkv_rope_batched(x, nw, eps, ws, g, kv, il, heads, b, p)? {
+                return Ok(q);
+            }
             let mut out = self.norm_matmuls(x, nw, eps, &ws[..], g)?.into_iter();
             return match (out.next(), out.next(), out.next()) {
                 (Some(q), Some(k), Some(v)) => {

@@ -596,6 +596,12 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
             (GgmlType::Q4_0, 512, 4, 4, 128, 1, true),
             (GgmlType::Q4_K, 512, 4, 2, 128, 1, true),
             (GgmlType::Q5_0, 640, 4, 1, 256, 1, false), // gemma-3-270m's q and k type, its heads
+            // A decode batch (rows of the batched mat-vec, each at its own position): the
+            // batched launch with RoPE and the KV store where a backend has one.
+            (GgmlType::Q8_0, 896, 14, 2, 64, 5, true),
+            (GgmlType::Q8_0, 896, 14, 2, 64, 12, false),
+            (GgmlType::Q4_1, 576, 9, 3, 64, 9, true),
+            (GgmlType::Q5_0, 640, 4, 1, 256, 3, false),
         ] {
             push(
                 format!(
