@@ -107,7 +107,10 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// the last block's head norms, which NMSE passes, changes all 12 of its fused cases). And a
 /// batched GLU rounding its output to the down projection's codes (`ORCD_CUDA_GLU_CODES=1`:
 /// each 32-column group's last block) against `quant_x_q8` doing it (a doubled scale in the
-/// group's codes fails all 6 fast `norm_matmul_glu-down` cases).
+/// group's codes fails all 6 fast `norm_matmul_glu-down` cases). And a decode batch's q, k, v
+/// with RoPE and the KV store in the batched mat-vec's launch (`matvecqr_` / `matvecfr_`,
+/// `ORCD_CUDA_BATCH_ROPE=1`) against `matvecq_` / `matvecf_` then `rope_qk_kv_write` (a rotated
+/// q's partner written with the pair's first value fails all 16 batched cases).
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     for (filter, fused_env, composed_env) in [
@@ -118,6 +121,7 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
         ("+q", Some(("ORCD_CUDA_MV_MIXED", "1")), None),
         ("norm_qkv_norm", Some(("ORCD_CUDA_FUSE_QKV_NORM", "1")), None),
         ("glu-down", Some(("ORCD_CUDA_GLU_CODES", "1")), None),
+        ("norm_qkv_rope_kv_write", Some(("ORCD_CUDA_BATCH_ROPE", "1")), None),
     ] {
         let fused = case_metrics(filter, fused_env.as_slice());
         let composed = case_metrics(filter, composed_env.as_slice());
