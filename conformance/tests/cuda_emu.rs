@@ -130,6 +130,19 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     }
 }
 
+/// The head of a decode step on a persistent grid (`matvecq1p_`, `ORCD_CUDA_HEAD_PERSIST=4`: each
+/// block takes `matvecq1_`'s 8-column blocks in turn, the next one's weights in flight) gives
+/// `matvecq1_`'s bits: one head-wide row and five (those take `matvecq_`, untouched) on both
+/// columns, every metric equal. (`matvecq1p_q8_0` decoding Q4_0 fails the one-row case.)
+#[test]
+fn the_persistent_head_gives_the_heads_bits_on_the_emulated_device() {
+    let filter = "norm_matmuls-q8_0-m16448-k256";
+    let persistent = case_metrics(filter, &[("ORCD_CUDA_HEAD_PERSIST", "4")]);
+    let plain = case_metrics(filter, &[]);
+    assert_eq!(persistent.len(), 4, "{filter}: {persistent:?}");
+    assert_eq!(persistent, plain, "the persistent head's values differ from matvecq1_'s");
+}
+
 /// The mat-vec of 3–15 rows from an activation rounded once (`quant_x_q8` + `matvecq_` /
 /// `matvecqg_` on `cuda-fast`, `round_x` + `matvecf_` / `matvecfg_` on `cuda`; the GEMM off so
 /// every row takes it), against the CPU backend: a partial column group (m 33), the residual,

@@ -3461,7 +3461,7 @@ __device__ __forceinline__ void matvecqp_t(const u8* w, const void* xin, const f
                                           const float* res, const u8* w2_, int act, const u8* wb,
                                           const float* bias_b, float* yb, int mb, const u8* wc,
                                           const float* bias_c, float* yc, int mc) {
-    static_assert(T::PART && C * R <= 32 && C * R * (PAIR ? 2 : 1) >= 16, "matvecqp_t: the batched codes blocks");
+    static_assert(T::PART && C * R <= 32, "matvecqp_t: part-decodable types, at most 32 accumulators");
     __shared__ float mv_red[2][C * R][MV_WARPS];
     pdl_trigger();
     if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR || n_out <= 0) return;  // uniform: not the ABI's launch
@@ -3517,7 +3517,11 @@ __device__ __forceinline__ void matvecqp_t(const u8* w, const void* xin, const f
             if (s >= nsub) continue;  // no shuffles in this loop
             mvq_codes_part<T, C, R, PAIR>(raw, raw2, xin, qd, qs, k, nb, r0, nr, s, acc, acc2);
         }
-        mv_reduce_warps_t<C * R, R, PAIR>(acc, acc2, nr, mv_red);
+        if constexpr (C * R * (PAIR ? 2 : 1) >= 16) {
+            mv_reduce_warps_t<C * R, R, PAIR>(acc, acc2, nr, mv_red);
+        } else {  // the head's 8 columns of one row (matvecq1p_): as matvecq1_
+            mv_reduce_warps<C * R, R>(acc, acc2, PAIR, nr, mv_red);
+        }
         mv_store_cols<C * R, R>(mv_red, PAIR, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc,
                                 mc, res, act);
         if (bn >= nblk) break;  // uniform
@@ -4159,6 +4163,14 @@ extern "C" __global__ void MV_BOUNDS matvecq1_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_
 extern "C" __global__ void MV_BOUNDS matvecq1_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 1, false, false>(MVQ_ARGS); }
+// matvecq1p_ (the host's ORCD_CUDA_HEAD_PERSIST=n): matvecq1_'s blocks (8 columns of one row) on
+// a persistent grid of n blocks an SM, each taking flat blocks in turn with the next one's first
+// weight parts in flight during this one's sums (matvecqp_t): a 150k-wide head's 19,000 short
+// blocks become ~1,000 long ones. Every column's value is matvecq1_'s.
+extern "C" __global__ void __launch_bounds__(MV_THREADS, 5) matvecq1p_q4_0(MVQ_PARAMS) { matvecqp_t<T_q4_0, 8, 1, false>(MVQ_ARGS); }
+extern "C" __global__ void __launch_bounds__(MV_THREADS, 5) matvecq1p_q4_1(MVQ_PARAMS) { matvecqp_t<T_q4_1, 8, 1, false>(MVQ_ARGS); }
+extern "C" __global__ void __launch_bounds__(MV_THREADS, 5) matvecq1p_q5_0(MVQ_PARAMS) { matvecqp_t<T_q5_0, 8, 1, false>(MVQ_ARGS); }
+extern "C" __global__ void __launch_bounds__(MV_THREADS, 5) matvecq1p_q8_0(MVQ_PARAMS) { matvecqp_t<T_q8_0, 8, 1, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 4, 8, false, false>(MVQ_ARGS); }

@@ -202,6 +202,15 @@ fn mvq_on() -> bool {
 /// most `n` blocks an SM, each taking the ABI's flat blocks in turn and
 /// loading the next one's weights before its own products (kernels/ABI.md). 0 (the default until
 /// a card has timed it) launches the flat grid. The same values either way.
+/// The head of a decode step (one or two rows of codes, `matvecq1_`) on a persistent grid of n
+/// blocks an SM (`matvecq1p_`, the next block's weights in flight during this one's sums; the
+/// same values): `ORCD_CUDA_HEAD_PERSIST=n` (1–5; the kernel's bound is 5 an SM). Off until a
+/// card has timed it (stop 49).
+fn head_persist() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("ORCD_CUDA_HEAD_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0).min(5))
+}
+
 fn mvq_persist() -> usize {
     static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *V.get_or_init(|| std::env::var("ORCD_CUDA_MVQ_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
@@ -1084,9 +1093,14 @@ impl Cuda {
         let variant = match (variant, persist > 0) {
             ("matvecq", true) => "matvecqp",
             ("matvecqg", true) => "matvecqpg",
+            ("matvecq1", _) if head_persist() > 0 => "matvecq1p",
             (v, _) => v,
         };
-        let per_sm = if variant.starts_with("matvecqp") { persist } else { 0 };
+        let per_sm = match variant {
+            "matvecq1p" => head_persist(),
+            v if v.starts_with("matvecqp") => persist,
+            _ => 0,
+        };
         let grid = mvq_grid(nrb * (m + mb + mc).div_ceil(cols), nrb, self.dev.sms, per_sm);
         let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", w.name)))?;
         // The batched GLU entry points take four more arguments: its output's codes (mv_glu_codes)
