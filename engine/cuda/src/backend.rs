@@ -1599,22 +1599,42 @@ impl Cuda {
                     Arg::Ptr(0),
                     Arg::Ptr(0),
                     Arg::I32(0),
-                    wk.buf.arg(),
-                    bias(bk),
-                    Arg::Ptr(0),
-                    Arg::I32(wk.rows as i32),
-                    wv.buf.arg(),
-                    bias(bv),
-                    Arg::Ptr(0),
-                    Arg::I32(wv.rows as i32),
                 ]
                 .into_iter()
-                .chain(self.rope_kv_args(b, p, kv, il, head_dim)?)
+                .chain(self.kv_rope_tail((wk, bk), (wv, bv), b, p, kv, il, head_dim)?)
                 .collect::<Vec<_>>(),
                 true,
             )
             .map_err(err)?;
         Ok(Some(y))
+    }
+
+    /// The arguments after q's of `matvec8r_` and `matvecqr_` / `matvecfr_`: k's and v's weight,
+    /// bias, (unused) output and columns, then [`Cuda::rope_kv_args`].
+    #[allow(clippy::too_many_arguments)]
+    fn kv_rope_tail(
+        &self,
+        (wk, bk): (&CudaWeight, Option<&CudaWeight>),
+        (wv, bv): (&CudaWeight, Option<&CudaWeight>),
+        b: &CudaBatch,
+        p: &RopeParams,
+        kv: &CudaKv,
+        il: usize,
+        head_dim: usize,
+    ) -> Result<Vec<Arg>> {
+        let bias = |w: Option<&CudaWeight>| w.map_or(Arg::Ptr(0), |b| b.buf.arg());
+        let mut args = vec![
+            wk.buf.arg(),
+            bias(bk),
+            Arg::Ptr(0),
+            Arg::I32(wk.rows as i32),
+            wv.buf.arg(),
+            bias(bv),
+            Arg::Ptr(0),
+            Arg::I32(wv.rows as i32),
+        ];
+        args.extend(self.rope_kv_args(b, p, kv, il, head_dim)?);
+        Ok(args)
     }
 
     fn rope_kv_args(&self, b: &CudaBatch, p: &RopeParams, kv: &CudaKv, il: usize, head_dim: usize) -> Result<Vec<Arg>> {
@@ -2735,17 +2755,9 @@ impl Ops for Cuda {
                     Arg::I32(1),
                     nw.buf.arg(),
                     Arg::F32(eps),
-                    wk.buf.arg(),
-                    bias(bk),
-                    Arg::Ptr(0),
-                    Arg::I32(wk.rows as i32),
-                    wv.buf.arg(),
-                    bias(bv),
-                    Arg::Ptr(0),
-                    Arg::I32(wv.rows as i32),
                 ]
                 .into_iter()
-                .chain(self.rope_kv_args(b, p, kv, il, head_dim)?)
+                .chain(self.kv_rope_tail((wk, bk), (wv, bv), b, p, kv, il, head_dim)?)
                 .collect::<Vec<_>>(),
                 true,
             )
