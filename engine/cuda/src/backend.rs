@@ -1131,26 +1131,8 @@ impl Cuda {
                 (grid.max(1), 1, 1),
                 128,
                 smem as u32,
-                &[
-                    &[
-                        w.buf.arg(),
-                        xa,
-                        da,
-                        sa,
-                        y0.buf.arg(),
-                        Arg::I32(n_out as i32),
-                        Arg::I32(w.k as i32),
-                        Arg::I32(m as i32),
-                        Arg::I64(w.row_bytes as i64),
-                        bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
-                        res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
-                        glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
-                        Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
-                    ][..],
-                    &more_args(more, ys),
-                    &glu_args,
-                ]
-                .concat(),
+                &[&self.mvq_args(w, [xa, da, sa], y0, n_out, m, bias, res, glu)[..], &more_args(more, ys), &glu_args]
+                    .concat(),
                 true,
             )
             .map_err(err)?;
@@ -1578,35 +1560,54 @@ impl Cuda {
         let nrb = n.div_ceil(rows);
         let grid = nrb * total.div_ceil(cols);
         let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", wq.name)))?;
-        let bias = |w: Option<&CudaWeight>| w.map_or(Arg::Ptr(0), |b| b.buf.arg());
         self.dev
             .launch_ex(
                 &format!("{variant}_{kty}"),
                 (grid, 1, 1),
                 128,
                 0,
-                &[
-                    wq.buf.arg(),
-                    xa,
-                    da,
-                    sa,
-                    y.buf.arg(),
-                    Arg::I32(n as i32),
-                    Arg::I32(wq.k as i32),
-                    Arg::I32(wq.rows as i32),
-                    Arg::I64(wq.row_bytes as i64),
-                    bias(bq),
-                    Arg::Ptr(0),
-                    Arg::Ptr(0),
-                    Arg::I32(0),
-                ]
-                .into_iter()
-                .chain(self.kv_rope_tail((wk, bk), (wv, bv), b, p, kv, il, head_dim)?)
-                .collect::<Vec<_>>(),
+                &self
+                    .mvq_args(wq, [xa, da, sa], &y, n, wq.rows, bq, None, None)
+                    .into_iter()
+                    .chain(self.kv_rope_tail((wk, bk), (wv, bv), b, p, kv, il, head_dim)?)
+                    .collect::<Vec<_>>(),
                 true,
             )
             .map_err(err)?;
         Ok(Some(y))
+    }
+
+    /// The batched mat-vecs' arguments up to the further projections (kernels/ABI.md
+    /// `matvecq_<ty>`): the weight, the activation's codes, scales and sums (or floats and two
+    /// nulls), the output, rows, k, columns, row length, bias, residual and GLU pair.
+    #[allow(clippy::too_many_arguments)]
+    fn mvq_args(
+        &self,
+        w: &CudaWeight,
+        x: [Arg; 3],
+        y: &CudaTensor,
+        n_out: usize,
+        m: usize,
+        bias: Option<&CudaWeight>,
+        res: Option<&CudaTensor>,
+        glu: Option<(&CudaWeight, Act)>,
+    ) -> Vec<Arg> {
+        let [xa, da, sa] = x;
+        vec![
+            w.buf.arg(),
+            xa,
+            da,
+            sa,
+            y.buf.arg(),
+            Arg::I32(n_out as i32),
+            Arg::I32(w.k as i32),
+            Arg::I32(m as i32),
+            Arg::I64(w.row_bytes as i64),
+            bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
+            res.map_or(Arg::Ptr(0), |r| r.buf.arg()),
+            glu.map_or(Arg::Ptr(0), |(w2, _)| w2.buf.arg()),
+            Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
+        ]
     }
 
     /// The arguments after q's of `matvec8r_` and `matvecqr_` / `matvecfr_`: k's and v's weight,
