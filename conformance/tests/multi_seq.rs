@@ -338,3 +338,103 @@ fn malformed_batches_are_typed_errors_and_change_nothing() {
         assert_eq!((m.n_past_of(0), m.n_past_of(1)), (4, 1));
     }
 }
+
+/// Greedy steps of `n_seq` sequences (prompts of `lens`) on `column`: per step, each sequence's
+/// id read and fed back by the host (`decode_argmax`), and the same steps through
+/// `decode_greedy` (on a device backend the ids stay on the device between steps: fed into the
+/// next step's batch, or into a recorded forward's token input once the step's shape is
+/// recorded). Returns both, steps × sequences.
+fn greedy_both(
+    f: &orcd_engine::gguf::GgufFile,
+    column: orcd_backends::Column,
+    lens: &[usize],
+    tokens: &[u32],
+    steps: usize,
+) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    let n_seq = lens.len();
+    let n_ctx = lens.iter().max().unwrap() + steps + 1;
+    let ps = prompts(tokens, lens);
+    let run = |fed: bool| -> Vec<Vec<u32>> {
+        let mut m = column.load(f, &LoadOpts { n_ctx: Some(n_ctx), n_seq: Some(n_seq), kv_type: None }).unwrap();
+        let mut first = Vec::new();
+        for (s, p) in ps.iter().enumerate() {
+            first.push(m.decode_argmax(&m.seq_batch(s, p, false)).unwrap()[0]);
+        }
+        let step = |m: &dyn AnyModel, tokens: Vec<u32>| BatchRows {
+            tokens,
+            pos: (0..n_seq).map(|s| m.n_past_of(s) as u32).collect(),
+            seq: (0..n_seq as u32).collect(),
+            logits: vec![true; n_seq],
+        };
+        if fed {
+            let b = step(&*m, first);
+            return m.decode_greedy(&b, steps).unwrap();
+        }
+        let mut out = Vec::new();
+        let mut next = first;
+        for _ in 0..steps {
+            let b = step(&*m, next);
+            next = m.decode_argmax(&b).unwrap();
+            out.push(next.clone());
+        }
+        out
+    };
+    (run(false), run(true))
+}
+
+/// The synthetic llama Q8_0 file's greedy steps, host-fed and fed on the device, on `kind`'s
+/// column of both numerics: the same ids.
+fn fed_check(kind: orcd_backends::BackendKind, steps: usize) {
+    use orcd_conformance::suites::gguf::{synthetic_fixture, synthetic_missing_reason};
+    let name = "model-llama-tiny-q8_0-seed1";
+    if let Some(reason) = synthetic_missing_reason(name) {
+        panic!("{name}: {reason}");
+    }
+    let f = orcd_engine::gguf::GgufFile::from_bytes(synthetic_fixture(name).unwrap()).unwrap();
+    let tokens: Vec<u32> = (1..40).map(|i| (i * 37) % 200).collect();
+    for numerics in [orcd_backends::Numerics::Exact, orcd_backends::Numerics::Fast] {
+        let column = orcd_backends::Column { backend: kind, numerics };
+        let (host, fed) = greedy_both(&f, column, &[4, 1, 3], &tokens, steps);
+        assert_eq!(host.len(), steps);
+        assert_eq!(host, fed, "{column}: greedy ids fed on the device differ from the host-fed ones");
+        eprintln!("{column}: {steps} greedy steps of 3 sequences, the same ids fed either way");
+    }
+}
+
+/// `decode_greedy` on the CPU (no kept ids: the host feeds each step) gives the ids of the
+/// step-by-step loop.
+#[test]
+fn greedy_steps_fed_by_the_host_equal_step_by_step_on_the_cpu() {
+    fed_check(orcd_backends::BackendKind::Cpu, 4);
+}
+
+/// On the emulated CUDA device the ids stay on the device between steps (`argmax_keep`, then
+/// `upload_batch_fed`'s device copy into the next batch; the emulator records no graphs): the
+/// same ids as the host-fed steps. (Skipping that device copy — the next batch then keeps the
+/// host's stand-in ids — fails it.)
+#[test]
+fn emulated_cuda_greedy_steps_fed_on_the_device_equal_the_host_fed() {
+    if std::env::var_os("ORCD_CUDA_EMU").is_none() {
+        let run = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "emulated_cuda_greedy_steps_fed_on_the_device_equal_the_host_fed", "--nocapture"])
+            .env("ORCD_CUDA_EMU", "1")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success() && log.contains("1 passed"), "on the emulated device:\n{log}");
+        return;
+    }
+    fed_check(orcd_backends::BackendKind::Cuda, 3);
+}
+
+/// On a card the steps after the second replay a recorded forward (a CUDA graph) whose token
+/// input the previous step's argmax fills on the device (`graph_replay_fed`): the same ids as
+/// the host-fed steps. Needs a CUDA device; without one it says so.
+#[test]
+fn cuda_greedy_steps_fed_into_the_recorded_forward_equal_the_host_fed() {
+    if let Some(reason) = orcd_backends::BackendKind::Cuda.unavailable() {
+        eprintln!("not run: {reason}");
+        return;
+    }
+    fed_check(orcd_backends::BackendKind::Cuda, 8);
+}

@@ -31,12 +31,29 @@ pub fn once(m: &mut dyn AnyModel, prompt_tokens: usize, gen_tokens: usize) -> Re
     let mut next = first(m.decode_argmax(&batch)?)?;
     let pp = prompt_tokens as f64 / t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
-    for _ in 0..gen_tokens {
-        let batch = m.seq_batch(0, &[next], false);
-        next = first(m.decode_argmax(&batch)?)?;
+    if fed() && gen_tokens > 0 {
+        // Each step fed the previous step's id on the device (Model::decode_greedy), the ids
+        // read once at the end: what a greedy decode costs without a host round trip a step.
+        let steps = m.decode_greedy(&m.seq_batch(0, &[next], false), gen_tokens)?;
+        if steps.len() != gen_tokens {
+            return Err(Error::Invalid(format!("decode_greedy gave {} steps of {gen_tokens}", steps.len())));
+        }
+    } else {
+        for _ in 0..gen_tokens {
+            let batch = m.seq_batch(0, &[next], false);
+            next = first(m.decode_argmax(&batch)?)?;
+        }
     }
     let tg = if gen_tokens > 0 { gen_tokens as f64 / t.elapsed().as_secs_f64() } else { 0.0 };
     Ok((pp, tg))
+}
+
+/// `ORCD_BENCH_FED=1`: [`once`]'s decode through [`crate::model::Model::decode_greedy`] (ids fed
+/// on the device, read after the last step) instead of reading and feeding each step's id; the
+/// A/B of the host round trip between steps (llama-bench's tg syncs every token, as the default
+/// does). Off until a card has timed it (stop 49).
+fn fed() -> bool {
+    std::env::var_os("ORCD_BENCH_FED").is_some_and(|v| v == "1")
 }
 
 /// The most sequences [`batched`] (and `worker-orcd bench --batch`) accepts in one step.

@@ -491,6 +491,35 @@ pub trait Ops {
         Ok(false)
     }
 
+    // ----- greedy steps fed on the device (no host round trip between steps). Host backends keep
+    // the defaults: nothing kept, the caller reads each step's ids and feeds them itself. -----
+
+    /// Each row's argmax of `x` (the ids [`Ops::argmax`] gives) left where the backend computed
+    /// it, as `[rows, 1]` ids, for [`Ops::upload_batch_fed`] / [`Ops::graph_replay_fed`] to feed
+    /// to the next step and [`Ops::ids_to_host`] to read later; `None` where the backend keeps
+    /// no ids (the caller then reads them with `argmax`).
+    fn argmax_keep(&self, x: &Self::Tensor) -> Result<Option<Self::Ids>> {
+        let _ = x;
+        Ok(None)
+    }
+    /// Ids kept by [`Ops::argmax_keep`], read back (`rows` of them).
+    fn ids_to_host(&self, ids: &Self::Ids) -> Result<Vec<u32>> {
+        let _ = ids;
+        Err(crate::Error::Invalid(format!("{}: no kept ids to read", self.name())))
+    }
+    /// [`Ops::upload_batch`] of `rows` whose token ids are `tokens` (kept by
+    /// [`Ops::argmax_keep`], one a row, already valid ids) instead of `rows.tokens`.
+    fn upload_batch_fed(&self, rows: &BatchRows, tokens: &Self::Ids) -> Result<Self::Batch> {
+        let _ = (rows, tokens);
+        Err(crate::Error::Invalid(format!("{}: no kept ids to feed", self.name())))
+    }
+    /// [`Ops::graph_replay`] with the token ids taken from `tokens` (as
+    /// [`Ops::upload_batch_fed`]).
+    fn graph_replay_fed(&self, key: &GraphKey, rows: &BatchRows, tokens: &Self::Ids) -> Result<Option<Self::Tensor>> {
+        let _ = (key, rows, tokens);
+        Ok(None)
+    }
+
     /// Device memory in use by category (`None`: a host backend).
     fn device_memory(&self) -> Option<DeviceMemory> {
         None

@@ -1577,6 +1577,39 @@ impl Cuda {
         Ok(Some(y))
     }
 
+    /// Each row's argmax of `x` (cols > 0) into a fresh device buffer of `rows` u32: stage 1
+    /// spreads a row over up to 128 blocks of 256 (a 150k vocabulary: ~5 values per thread),
+    /// stage 2 picks the best of their pairs.
+    fn argmax_ids(&self, x: &CudaTensor) -> Result<DevBuf> {
+        let nb = x.cols.div_ceil(BLOCK as usize * 4).clamp(1, 128);
+        let part_k = self.dev.alloc(x.rows.max(1) * nb * 4, Category::Workspace).map_err(err)?;
+        let part_i = self.dev.alloc(x.rows.max(1) * nb * 4, Category::Workspace).map_err(err)?;
+        let out = self.dev.alloc(x.rows.max(1) * 4, Category::Workspace).map_err(err)?;
+        self.launch(
+            "argmax_part",
+            (nb as u32, x.rows.max(1) as u32, 1),
+            BLOCK,
+            0,
+            &[x.buf.arg(), part_k.arg(), part_i.arg(), Arg::I32(x.rows as i32), Arg::I32(x.cols as i32)],
+        )?;
+        self.launch(
+            "argmax_final",
+            (x.rows.max(1) as u32, 1, 1),
+            128,
+            0,
+            &[part_k.arg(), part_i.arg(), out.arg(), Arg::I32(x.rows as i32), Arg::I32(nb as i32)],
+        )?;
+        Ok(out)
+    }
+
+    /// Fed ids must be one a row.
+    fn fed_shape(rows: &BatchRows, tokens: &CudaIds) -> Result<()> {
+        if tokens.n * tokens.k != rows.len() {
+            return Err(Error::Invalid(format!("fed ids: {} × {} for {} rows", tokens.n, tokens.k, rows.len())));
+        }
+        Ok(())
+    }
+
     /// The batched mat-vecs' arguments up to the further projections (kernels/ABI.md
     /// `matvecq_<ty>`): the weight, the activation's codes, scales and sums (or floats and two
     /// nulls), the output, rows, k, columns, row length, bias, residual and GLU pair.
@@ -2837,27 +2870,38 @@ impl Ops for Cuda {
         if x.cols == 0 {
             return Ok(vec![0; x.rows]);
         }
-        // Stage 1 spreads a row over up to 128 blocks of 256 (a 150k vocabulary: ~5 values per
-        // thread), stage 2 picks the best of their pairs.
-        let nb = x.cols.div_ceil(BLOCK as usize * 4).clamp(1, 128);
-        let part_k = self.dev.alloc(x.rows.max(1) * nb * 4, Category::Workspace).map_err(err)?;
-        let part_i = self.dev.alloc(x.rows.max(1) * nb * 4, Category::Workspace).map_err(err)?;
-        let out = self.dev.alloc(x.rows.max(1) * 4, Category::Workspace).map_err(err)?;
-        self.launch(
-            "argmax_part",
-            (nb as u32, x.rows.max(1) as u32, 1),
-            BLOCK,
-            0,
-            &[x.buf.arg(), part_k.arg(), part_i.arg(), Arg::I32(x.rows as i32), Arg::I32(x.cols as i32)],
-        )?;
-        self.launch(
-            "argmax_final",
-            (x.rows.max(1) as u32, 1, 1),
-            128,
-            0,
-            &[part_k.arg(), part_i.arg(), out.arg(), Arg::I32(x.rows as i32), Arg::I32(nb as i32)],
-        )?;
+        let out = self.argmax_ids(x)?;
         self.dev.download(&out, x.rows).map_err(err)
+    }
+
+    fn argmax_keep(&self, x: &CudaTensor) -> Result<Option<CudaIds>> {
+        if x.cols == 0 {
+            return Ok(None);
+        }
+        Ok(Some(CudaIds { n: x.rows, k: 1, buf: self.argmax_ids(x)? }))
+    }
+
+    fn ids_to_host(&self, ids: &CudaIds) -> Result<Vec<u32>> {
+        self.dev.download(&ids.buf, ids.n * ids.k).map_err(err)
+    }
+
+    fn upload_batch_fed(&self, rows: &BatchRows, tokens: &CudaIds) -> Result<CudaBatch> {
+        Self::fed_shape(rows, tokens)?;
+        let b = self.upload_batch(rows)?;
+        self.dev.copy(&b.tokens, 0, &tokens.buf, 0, rows.len() * 4).map_err(err)?;
+        Ok(b)
+    }
+
+    fn graph_replay_fed(&self, key: &GraphKey, rows: &BatchRows, tokens: &CudaIds) -> Result<Option<CudaTensor>> {
+        Self::fed_shape(rows, tokens)?;
+        let g = self.graphs()?;
+        let Some(r) = g.recorded.get(key) else { return Ok(None) };
+        let [tok, pos, seq] = &r.inputs;
+        self.dev.copy(tok, 0, &tokens.buf, 0, rows.len() * 4).map_err(err)?;
+        self.dev.upload(pos, &rows.pos).map_err(err)?;
+        self.dev.upload(seq, &rows.seq).map_err(err)?;
+        r.graph.launch(&self.dev).map_err(err)?;
+        Ok(Some(CudaTensor { rows: r.out.0, cols: r.out.1, buf: r.out.2.clone(), codes: None }))
     }
 
     fn top_k(&self, x: &CudaTensor, k: usize) -> Result<Vec<Vec<(u32, f32)>>> {

@@ -316,7 +316,62 @@ impl<B: Ops> Model<B> {
         Ok(added)
     }
 
+    /// Greedy decoding of `steps` steps from `batch` — one row a sequence, each wanting its
+    /// logits: a decode step —, every step after the first fed the previous step's ids on the
+    /// device where the backend keeps them ([`Ops::argmax_keep`]: no host round trip between
+    /// steps; the ids are read once, after the last step is queued), else read and fed back by
+    /// the host, as [`Self::decode_argmax`] step by step. Returns each step's ids (`steps` ×
+    /// rows), the same either way.
+    pub fn decode_greedy(&mut self, batch: &BatchRows, steps: usize) -> Result<Vec<Vec<u32>>> {
+        let n = batch.len();
+        let mut seqs = batch.seq.clone();
+        seqs.sort_unstable();
+        seqs.dedup();
+        if seqs.len() != n || batch.logits.iter().any(|&l| !l) {
+            return Err(Error::Invalid("decode_greedy: one row a sequence, each wanting its logits".into()));
+        }
+        if steps == 0 {
+            return Ok(Vec::new());
+        }
+        let next = |rows: &BatchRows, tokens: Vec<u32>| BatchRows {
+            tokens,
+            pos: rows.pos.iter().map(|p| p + 1).collect(),
+            seq: rows.seq.clone(),
+            logits: rows.logits.clone(),
+        };
+        let logits = self.run(batch, &mut crate::ops::NoTaps)?;
+        let Some(first) = self.backend.argmax_keep(&logits)? else {
+            // The host feeds each step's ids.
+            let mut out = vec![self.backend.argmax(&logits)?];
+            let mut rows = batch.clone();
+            while out.len() < steps {
+                rows = next(&rows, out[out.len() - 1].clone());
+                out.push(self.decode_argmax(&rows)?);
+            }
+            return Ok(out);
+        };
+        let mut kept = vec![first];
+        let mut rows = batch.clone();
+        while kept.len() < steps {
+            // Valid ids stand in for the fed ones in the host's checks (argmax ids are < n_vocab).
+            rows = next(&rows, vec![0; n]);
+            let fed = &kept[kept.len() - 1];
+            let logits = self.run_fed(&rows, Some(fed), &mut crate::ops::NoTaps)?;
+            let ids = self.backend.argmax_keep(&logits)?.ok_or_else(|| {
+                Error::Invalid(format!("{}: argmax_keep kept ids once, then not", self.backend.name()))
+            })?;
+            kept.push(ids);
+        }
+        kept.iter().map(|ids| self.backend.ids_to_host(ids)).collect()
+    }
+
     fn run(&mut self, batch: &BatchRows, taps: &mut dyn TapSink) -> Result<B::Tensor> {
+        self.run_fed(batch, None, taps)
+    }
+
+    /// [`Self::run`]; with `fed`, the rows' token ids are those kept ids (on the device), not
+    /// `batch.tokens`.
+    fn run_fed(&mut self, batch: &BatchRows, fed: Option<&B::Ids>, taps: &mut dyn TapSink) -> Result<B::Tensor> {
         let added = self.check(batch)?;
         let mut rows = batch.clone();
         if crate::faults::active(crate::faults::Fault::KvPosShift) {
@@ -331,12 +386,20 @@ impl<B: Ops> Model<B> {
         // the host mid-forward, so a tapped forward is never recorded or replayed).
         let key = if taps.active() { None } else { GraphKey::of(&rows) };
         if let Some(k) = &key {
-            if let Some(logits) = self.backend.graph_replay(k, &rows)? {
+            let replayed = match fed {
+                Some(ids) => self.backend.graph_replay_fed(k, &rows, ids)?,
+                None => self.backend.graph_replay(k, &rows)?,
+            };
+            if let Some(logits) = replayed {
                 self.advance(&added);
                 return Ok(logits);
             }
         }
-        let up = self.backend.upload_batch(&rows)?;
+        let upload = |b: &B, rows: &BatchRows| match fed {
+            Some(ids) => b.upload_batch_fed(rows, ids),
+            None => b.upload_batch(rows),
+        };
+        let up = upload(&self.backend, &rows)?;
         let recording = match &key {
             Some(k) => self.backend.graph_begin(k, &up)?,
             None => false,
@@ -349,7 +412,7 @@ impl<B: Ops> Model<B> {
                     Ok(t) if ran => t,
                     // Nothing ran while recording: run the forward as it is.
                     _ => {
-                        let up = self.backend.upload_batch(&rows)?;
+                        let up = upload(&self.backend, &rows)?;
                         self.forward_batch(&up, &rows, taps)?
                     }
                 }
@@ -408,6 +471,7 @@ pub trait AnyModel: Send {
     fn forward_last(&mut self, tokens: &[u32], taps: &mut dyn TapSink) -> Result<Vec<f32>>;
     fn decode(&mut self, batch: &BatchRows, taps: &mut dyn TapSink) -> Result<Logits>;
     fn decode_argmax(&mut self, batch: &BatchRows) -> Result<Vec<u32>>;
+    fn decode_greedy(&mut self, batch: &BatchRows, steps: usize) -> Result<Vec<Vec<u32>>>;
     /// Device memory in use by category (`None` on host backends).
     fn device_memory(&self) -> Option<crate::ops::DeviceMemory>;
 }
@@ -467,6 +531,9 @@ where
     }
     fn decode_argmax(&mut self, batch: &BatchRows) -> Result<Vec<u32>> {
         Model::decode_argmax(self, batch)
+    }
+    fn decode_greedy(&mut self, batch: &BatchRows, steps: usize) -> Result<Vec<Vec<u32>>> {
+        Model::decode_greedy(self, batch, steps)
     }
 }
 
