@@ -5,7 +5,7 @@
 #
 #   SWITCH="ORCD_CUDA_BATCH_ROPE=1" FILTER=norm_qkv_rope OUT=dir bash ci/gpu-ab-batched.sh
 #
-# BATCH (default 4,16,64): the sequences of each bench. B1_SWITCH="ENV=V,…": a switch of the
+# BATCH (default 4,16,64): the sequences of each bench. B1_SWITCH="ENV=V,… …": switches of the
 # batch-1 decode timed the same way (tg128 after a 4-token prompt, fast). MULTI=0: no
 # four-sequence check (a short call). Unpacks target/gpu-pack/bin.tar.xz into
 # target/gpu-min unless ORCD_GPU_BIN already holds a build. Ratios only within this call.
@@ -27,15 +27,17 @@ if [[ -n ${FILTER:-} ]]; then
     [[ ${MULTI:-1} == 0 ]] || env "${sw[@]}" timeout 150 "$B/tests/multi_seq" --test-threads 1 \
         cuda_four_sequences_synthetic 2>&1 | grep -E "test result|differ|cases:" | head -4
 fi
+# B1_SWITCH may name several switches, space-separated ("ENV=V,… ENV2=V …"): each round runs the
+# default, then each of them.
 if [[ -n ${B1_SWITCH:-} ]]; then
-    IFS=, read -r -a b1 <<< "$B1_SWITCH"
     for round in 1 2; do
-        for lab in default switch; do
-            envs=(); [[ $lab == switch ]] && envs=("${b1[@]}")
+        for spec in default $B1_SWITCH; do
+            envs=(); [[ $spec == default ]] || IFS=, read -r -a envs <<< "$spec"
+            lab=${spec%%=*}; lab=${lab#ORCD_}
             env "${envs[@]}" timeout 60 "$B/worker-orcd" bench --model "$M" --backend cuda --numerics fast \
                 --prompt-tokens 4 --gen-tokens 128 --repeats 3 --json > "$OUT/b1-$lab-$round.json" 2>/dev/null
             python3 -c 'import json,sys
-j=json.load(open(sys.argv[1])); print("%-8s r%s batch   1: tg %8.1f tok/s" % (sys.argv[2], sys.argv[3], j["decode_tok_s"]))' \
+j=json.load(open(sys.argv[1])); print("%-18s r%s batch   1: tg %8.1f tok/s" % (sys.argv[2], sys.argv[3], j["decode_tok_s"]))' \
                 "$OUT/b1-$lab-$round.json" "$lab" "$round" || echo "b1 $lab r$round: no result"
         done
     done
