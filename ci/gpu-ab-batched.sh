@@ -33,7 +33,7 @@ if [[ -n ${B1_SWITCH:-} ]]; then
     for round in 1 2; do
         for spec in default $B1_SWITCH; do
             envs=(); [[ $spec == default ]] || IFS=, read -r -a envs <<< "$spec"
-            lab=${spec%%=*}; lab=${lab#ORCD_}
+            lab=${spec#ORCD_}; lab=${lab//[=,]/-}
             env "${envs[@]}" timeout 60 "$B/worker-orcd" bench --model "$M" --backend cuda --numerics fast \
                 --prompt-tokens 4 --gen-tokens 128 --repeats 3 --json > "$OUT/b1-$lab-$round.json" 2>/dev/null
             python3 -c 'import json,sys
