@@ -3292,11 +3292,6 @@ __device__ __forceinline__ void mvq_codes_part(const MvRaw* raw, const MvRaw* ra
     }
 }
 
-// With ROPE (matvecqr_ / matvecfr_: q, k, v of a decode batch, kernels/ABI.md): the block's C
-// columns are C/2 RoPE pairs of one head (mv_rope_col; v's columns as they are), each row's angles
-// computed before the wait; then the rotated q into y, the rotated k and v into the cache — the
-// values rope_qk_kv_write writes from this kernel's plain outputs (the same sums, bias, angles and
-// rope_pair), without their round trip and launch.
 // matvecq_t's RoPE end (ROPE): column c of row i is mv_store_cols' value (the warps in order, then
 // the bias); a q or k block's thread i·C/2 + p rotates row i's pair p (columns mv_rope_col's c and
 // its partner) by the angles in `rs`, as the rope kernel does — q into y, k into the cache —; a v
@@ -3351,6 +3346,11 @@ __device__ __forceinline__ void mvq_rope_store(float (*red)[C * R][MV_WARPS], do
     }
 }
 
+// With ROPE (matvecqr_ / matvecfr_: q, k, v of a decode batch, kernels/ABI.md): the block's C
+// columns are C/2 RoPE pairs of one head (mv_rope_col; v's columns as they are), each row's angles
+// computed before the wait; then the rotated q into y, the rotated k and v into the cache — the
+// values rope_qk_kv_write writes from this kernel's plain outputs (the same sums, bias, angles and
+// rope_pair), without their round trip and launch.
 template <class T, int C, int R, bool PAIR, bool XF, bool ROPE = false>
 __device__ __forceinline__ bool matvecq_t(const u8* w, const void* xin, const float* qd, const float* qs, float* y,
                                           int n_out, int k, int m, i64 row_bytes, const float* bias,
