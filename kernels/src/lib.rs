@@ -265,6 +265,7 @@ mod tests {
                 || OPS_CU.contains(&format!("void MV_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVF_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVM_BOUNDS {name}("))
+                || OPS_CU.contains(&format!("void MVH_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVG_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MMQ_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVT_BOUNDS {name}("))

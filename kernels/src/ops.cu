@@ -4163,14 +4163,16 @@ extern "C" __global__ void MV_BOUNDS matvecq1_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_
 extern "C" __global__ void MV_BOUNDS matvecq1_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 1, false, false>(MVQ_ARGS); }
+// The persistent head's bound: 5 blocks an SM (96 registers; at 6 it spills 8–12 bytes).
+#define MVH_BOUNDS __launch_bounds__(MV_THREADS, 5)
 // matvecq1p_ (the host's ORCD_CUDA_HEAD_PERSIST=n): matvecq1_'s blocks (8 columns of one row) on
 // a persistent grid of n blocks an SM, each taking flat blocks in turn with the next one's first
 // weight parts in flight during this one's sums (matvecqp_t): a 150k-wide head's 19,000 short
 // blocks become ~1,000 long ones. Every column's value is matvecq1_'s.
-extern "C" __global__ void __launch_bounds__(MV_THREADS, 5) matvecq1p_q4_0(MVQ_PARAMS) { matvecqp_t<T_q4_0, 8, 1, false>(MVQ_ARGS); }
-extern "C" __global__ void __launch_bounds__(MV_THREADS, 5) matvecq1p_q4_1(MVQ_PARAMS) { matvecqp_t<T_q4_1, 8, 1, false>(MVQ_ARGS); }
-extern "C" __global__ void __launch_bounds__(MV_THREADS, 5) matvecq1p_q5_0(MVQ_PARAMS) { matvecqp_t<T_q5_0, 8, 1, false>(MVQ_ARGS); }
-extern "C" __global__ void __launch_bounds__(MV_THREADS, 5) matvecq1p_q8_0(MVQ_PARAMS) { matvecqp_t<T_q8_0, 8, 1, false>(MVQ_ARGS); }
+extern "C" __global__ void MVH_BOUNDS matvecq1p_q4_0(MVQ_PARAMS) { matvecqp_t<T_q4_0, 8, 1, false>(MVQ_ARGS); }
+extern "C" __global__ void MVH_BOUNDS matvecq1p_q4_1(MVQ_PARAMS) { matvecqp_t<T_q4_1, 8, 1, false>(MVQ_ARGS); }
+extern "C" __global__ void MVH_BOUNDS matvecq1p_q5_0(MVQ_PARAMS) { matvecqp_t<T_q5_0, 8, 1, false>(MVQ_ARGS); }
+extern "C" __global__ void MVH_BOUNDS matvecq1p_q8_0(MVQ_PARAMS) { matvecqp_t<T_q8_0, 8, 1, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 4, 8, false, false>(MVQ_ARGS); }
