@@ -189,20 +189,28 @@ fn cuda_four_sequences_smollm2() {
     check_on("smollm2-135m-q4_1-", &[5, 1, 10, 3], orcd_backends::BackendKind::Cuda);
 }
 
-/// `check_on` of the CUDA column on the emulated device (`ORCD_CUDA_EMU=1`, kernels/emu): the
-/// test runs itself again in a child process with the emulator's variable set.
-fn emulated_check(name: &str, filter: &str, lens: &[usize]) {
-    if std::env::var_os("ORCD_CUDA_EMU").is_none() {
-        let run = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", name, "--nocapture", "--test-threads", "1"])
-            .env("ORCD_CUDA_EMU", "1")
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
-        assert!(run.status.success() && log.contains("1 passed"), "on the emulated device:\n{log}");
-        return;
+/// Whether this test process runs on the emulated device; if not, runs test `name` again in a
+/// child process with the emulator's variable set (`ORCD_CUDA_EMU=1`, kernels/emu), asserts it
+/// passed there, and answers false (the caller returns).
+fn on_emulator(name: &str) -> bool {
+    if std::env::var_os("ORCD_CUDA_EMU").is_some() {
+        return true;
     }
-    check_on(filter, lens, orcd_backends::BackendKind::Cuda);
+    let run = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env("ORCD_CUDA_EMU", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success() && log.contains("1 passed"), "on the emulated device:\n{log}");
+    false
+}
+
+/// `check_on` of the CUDA column on the emulated device (the test runs itself again there).
+fn emulated_check(name: &str, filter: &str, lens: &[usize]) {
+    if on_emulator(name) {
+        check_on(filter, lens, orcd_backends::BackendKind::Cuda);
+    }
 }
 
 /// Two sequences on the emulated CUDA device with the prefill GEMM on (the default): in the
@@ -414,17 +422,9 @@ fn greedy_steps_fed_by_the_host_equal_step_by_step_on_the_cpu() {
 /// host's stand-in ids — fails it.)
 #[test]
 fn emulated_cuda_greedy_steps_fed_on_the_device_equal_the_host_fed() {
-    if std::env::var_os("ORCD_CUDA_EMU").is_none() {
-        let run = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "emulated_cuda_greedy_steps_fed_on_the_device_equal_the_host_fed", "--nocapture"])
-            .env("ORCD_CUDA_EMU", "1")
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
-        assert!(run.status.success() && log.contains("1 passed"), "on the emulated device:\n{log}");
-        return;
+    if on_emulator("emulated_cuda_greedy_steps_fed_on_the_device_equal_the_host_fed") {
+        fed_check(orcd_backends::BackendKind::Cuda, 3);
     }
-    fed_check(orcd_backends::BackendKind::Cuda, 3);
 }
 
 /// On a card the steps after the second replay a recorded forward (a CUDA graph) whose token
