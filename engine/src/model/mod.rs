@@ -335,7 +335,8 @@ impl<B: Ops> Model<B> {
         }
         let next = |rows: &BatchRows, tokens: Vec<u32>| BatchRows {
             tokens,
-            pos: rows.pos.iter().map(|p| p + 1).collect(),
+            // Saturating: a position past the context is the host check's error, not a panic.
+            pos: rows.pos.iter().map(|p| p.saturating_add(1)).collect(),
             seq: rows.seq.clone(),
             logits: rows.logits.clone(),
         };
