@@ -202,6 +202,11 @@ fn mvq_on() -> bool {
 /// most `n` blocks an SM, each taking the ABI's flat blocks in turn and
 /// loading the next one's weights before its own products (kernels/ABI.md). 0 (the default until
 /// a card has timed it) launches the flat grid. The same values either way.
+fn mvq_persist() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("ORCD_CUDA_MVQ_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
 /// The head of a decode step (one or two rows of codes, `matvecq1_`) on a persistent grid of n
 /// blocks an SM (`matvecq1p_`, the next block's weights in flight during this one's sums; the
 /// same values): `ORCD_CUDA_HEAD_PERSIST=n` (1–5; the kernel's bound is 5 an SM). Off until a
@@ -209,11 +214,6 @@ fn mvq_on() -> bool {
 fn head_persist() -> usize {
     static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *V.get_or_init(|| std::env::var("ORCD_CUDA_HEAD_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0).min(5))
-}
-
-fn mvq_persist() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var("ORCD_CUDA_MVQ_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
 /// A speed switch's value: the choice whose name the environment variable `var` holds, else
@@ -1485,8 +1485,6 @@ impl Cuda {
         Ok(Some(q))
     }
 
-    /// `matvec8r_`'s and `matvec8h_`'s RoPE and cache arguments (kernels/ABI.md `ROPE_KV_PARAMS`)
-    /// for the decode row of `b` into layer `il` of `kv`, heads of `head_dim` fully rotated.
     /// [`Ops::norm_qkv_rope_kv_write`] of a decode batch (several rows, none of a sequence the
     /// GEMM takes) in the batched mat-vec's launch with RoPE and the KV store (`matvecqr_` on the
     /// codes, `matvecfr_` on `round_x`'s floats; kernels/ABI.md) under [`batch_rope_on`]; `None`
@@ -1602,6 +1600,23 @@ impl Cuda {
         Ok(out)
     }
 
+    /// Replay the forward recorded for `key` (`None`: none is) with the positions and sequence
+    /// ids of `rows` and its token ids — `fed`'s, copied on the device, or `rows.tokens`.
+    fn replay(&self, key: &GraphKey, rows: &BatchRows, fed: Option<&CudaIds>) -> Result<Option<CudaTensor>> {
+        let g = self.graphs()?;
+        let Some(r) = g.recorded.get(key) else { return Ok(None) };
+        let [tok, pos, seq] = &r.inputs;
+        match fed {
+            Some(ids) => self.dev.copy(tok, 0, &ids.buf, 0, rows.len() * 4),
+            None => self.dev.upload(tok, &rows.tokens),
+        }
+        .map_err(err)?;
+        self.dev.upload(pos, &rows.pos).map_err(err)?;
+        self.dev.upload(seq, &rows.seq).map_err(err)?;
+        r.graph.launch(&self.dev).map_err(err)?;
+        Ok(Some(CudaTensor { rows: r.out.0, cols: r.out.1, buf: r.out.2.clone(), codes: None }))
+    }
+
     /// Fed ids must be one a row.
     fn fed_shape(rows: &BatchRows, tokens: &CudaIds) -> Result<()> {
         if tokens.n * tokens.k != rows.len() {
@@ -1671,6 +1686,9 @@ impl Cuda {
         Ok(args)
     }
 
+    /// The RoPE and cache arguments (kernels/ABI.md `ROPE_KV_PARAMS`) of `matvec8r_`, `matvec8h_`
+    /// and `matvecqr_` / `matvecfr_`: the rows of `b` (their positions and sequences) into layer
+    /// `il` of `kv`, heads of `head_dim` fully rotated.
     fn rope_kv_args(&self, b: &CudaBatch, p: &RopeParams, kv: &CudaKv, il: usize, head_dim: usize) -> Result<Vec<Arg>> {
         let (corr, ext, ff) = self.rope_extras(p)?;
         let neox = p.style == RopeStyle::Neox && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox);
@@ -2028,13 +2046,7 @@ impl Ops for Cuda {
     }
 
     fn graph_replay(&self, key: &GraphKey, rows: &BatchRows) -> Result<Option<CudaTensor>> {
-        let g = self.graphs()?;
-        let Some(r) = g.recorded.get(key) else { return Ok(None) };
-        for (buf, v) in r.inputs.iter().zip([&rows.tokens, &rows.pos, &rows.seq]) {
-            self.dev.upload(buf, v).map_err(err)?;
-        }
-        r.graph.launch(&self.dev).map_err(err)?;
-        Ok(Some(CudaTensor { rows: r.out.0, cols: r.out.1, buf: r.out.2.clone(), codes: None }))
+        self.replay(key, rows, None)
     }
 
     fn graph_begin(&self, key: &GraphKey, b: &CudaBatch) -> Result<bool> {
@@ -2894,14 +2906,7 @@ impl Ops for Cuda {
 
     fn graph_replay_fed(&self, key: &GraphKey, rows: &BatchRows, tokens: &CudaIds) -> Result<Option<CudaTensor>> {
         Self::fed_shape(rows, tokens)?;
-        let g = self.graphs()?;
-        let Some(r) = g.recorded.get(key) else { return Ok(None) };
-        let [tok, pos, seq] = &r.inputs;
-        self.dev.copy(tok, 0, &tokens.buf, 0, rows.len() * 4).map_err(err)?;
-        self.dev.upload(pos, &rows.pos).map_err(err)?;
-        self.dev.upload(seq, &rows.seq).map_err(err)?;
-        r.graph.launch(&self.dev).map_err(err)?;
-        Ok(Some(CudaTensor { rows: r.out.0, cols: r.out.1, buf: r.out.2.clone(), codes: None }))
+        self.replay(key, rows, Some(tokens))
     }
 
     fn top_k(&self, x: &CudaTensor, k: usize) -> Result<Vec<Vec<(u32, f32)>>> {
