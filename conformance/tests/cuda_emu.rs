@@ -108,8 +108,8 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// batched GLU rounding its output to the down projection's codes (`ORCD_CUDA_GLU_CODES=1`:
 /// each 32-column group's last block) against `quant_x_q8` doing it (a doubled scale in the
 /// group's codes fails all 6 fast `norm_matmul_glu-down` cases). And a decode batch's q, k, v
-/// with RoPE and the KV store in the batched mat-vec's launch (`matvecqr_` / `matvecfr_`,
-/// `ORCD_CUDA_BATCH_ROPE=1`) against `matvecq_` / `matvecf_` then `rope_qk_kv_write` (a rotated
+/// with RoPE and the KV store in the batched mat-vec's launch (`matvecqr_` / `matvecfr_`, the
+/// default) against `matvecq_` / `matvecf_` then `rope_qk_kv_write` (`ORCD_CUDA_BATCH_ROPE=0`; a rotated
 /// q's partner written with the pair's first value fails all 16 batched cases).
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
@@ -121,12 +121,36 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
         ("+q", Some(("ORCD_CUDA_MV_MIXED", "1")), None),
         ("norm_qkv_norm", Some(("ORCD_CUDA_FUSE_QKV_NORM", "1")), None),
         ("glu-down", Some(("ORCD_CUDA_GLU_CODES", "1")), None),
-        ("norm_qkv_rope_kv_write", Some(("ORCD_CUDA_BATCH_ROPE", "1")), None),
+        ("norm_qkv_rope_kv_write", None, Some(("ORCD_CUDA_BATCH_ROPE", "0"))),
     ] {
         let fused = case_metrics(filter, fused_env.as_slice());
         let composed = case_metrics(filter, composed_env.as_slice());
         assert!(fused.len() >= 6, "{filter}: {} cases", fused.len());
         assert_eq!(fused, composed, "{filter}: the fused launch's values differ from the composition's");
+    }
+}
+
+/// The warm passes (`ORCD_NVRTC_DEFINES=MV_WARM+ATT_WARM`: a one-row mat-vec's and the decode
+/// attention's code after the PDL wait run first as a dry pass that stores nothing, so the live
+/// pass finds its instructions cached) change no value: the one-row projections with their
+/// residuals, GLU pairs and norms, the long-row down projections, the fused q·k·v with RoPE and the
+/// KV store, and attention at 1–17 rows, on both columns, every metric equal. (A dry pass that
+/// leaves its sums in the accumulators doubles every one-row result and fails all of them; one
+/// that stores y makes the in-place residual cases add twice.)
+#[test]
+fn the_warm_passes_change_no_value_on_the_emulated_device() {
+    let warm = [("ORCD_NVRTC_DEFINES", "MV_WARM+ATT_WARM")];
+    for filter in [
+        "k1024-n1",
+        "m896-k4864-n1",
+        "norm_qkv_rope_kv_write-neox-q8_0-k896",
+        "attention-gqa7-hd64-nh14-kv37",
+        "attention-gqa4-hd256-nh4-kv40",
+    ] {
+        let dry = case_metrics(filter, &warm);
+        let plain = case_metrics(filter, &[]);
+        assert!(dry.len() >= 4, "{filter}: {} cases", dry.len());
+        assert_eq!(dry, plain, "{filter}: the warm passes changed a value");
     }
 }
 

@@ -501,11 +501,12 @@ fn postnorm_fuse() -> bool {
 
 /// A decode batch's q, k and v with RoPE and the KV store in the batched mat-vec's launch
 /// (`matvecqr_` / `matvecfr_`: the rows' values of `matvecq_` / `matvecf_` and then of
-/// `rope_qk_kv_write`, one launch a layer fewer; stop 49): `ORCD_CUDA_BATCH_ROPE=1`. Off until a
-/// card has timed it.
+/// `rope_qk_kv_write`, one launch a layer fewer; stop 49). The default since stop 50 (H100,
+/// Qwen2.5-0.5B shape: 4 / 16 sequences +4.6% / +2.6%, 64 ±0, docs/perf/GPU.md);
+/// `ORCD_CUDA_BATCH_ROPE=0` is the composition (the A/B).
 fn batch_rope_on() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| env_choice("ORCD_CUDA_BATCH_ROPE", &[("1", true)], false))
+    *V.get_or_init(|| env_choice("ORCD_CUDA_BATCH_ROPE", &[("0", false)], true))
 }
 
 /// A norm's three one-row projections of two types (q and k of one, v of another: gemma-3's Q5_0
