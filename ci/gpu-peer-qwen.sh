@@ -13,8 +13,13 @@ export ORCD_GPU_BIN=$B
 cat "$B/COMMIT"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 T0=$SECONDS
 bash ci/llamacpp-cuda.sh build 2>&1 | tail -1
-bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
-M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
+# MODEL=path: another file (a real model assembled from its parts), without the batched benches.
+if [[ -z ${MODEL:-} ]]; then
+    bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
+    M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
+else
+    M=$MODEL
+fi
 # The default define set's NVRTC compile outside the timed runs.
 timeout 240 "$B/worker-orcd" bench --model "$M" --backend cuda --prompt-tokens 4 --gen-tokens 2 --repeats 1 >/dev/null 2>&1
 echo "ready at $((SECONDS - T0)) s"
@@ -53,7 +58,7 @@ for l in open(sys.argv[1]):
         "$OUT/peer-batched-$1.jsonl" "$1" || tail -3 "$OUT/peer-batched-$1.err"
 }
 lb r1; ours fast-p4 fast 4; ours exact-p4 exact 4; ours fast-p512 fast 512
-pb r1; ours_batched r1
+[[ -z ${MODEL:-} ]] && { pb r1; ours_batched r1; }
 lb r2; ours fast-p4-r2 fast 4
-pb r2; ours_batched r2
+[[ -z ${MODEL:-} ]] && { pb r2; ours_batched r2; }
 echo "done at $((SECONDS - T0)) s"
