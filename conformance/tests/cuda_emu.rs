@@ -130,43 +130,6 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     }
 }
 
-/// The warm passes (`ORCD_NVRTC_DEFINES=MV_WARM+ATT_WARM`: a one-row mat-vec's and the decode
-/// attention's code after the PDL wait run first as a dry pass that stores nothing, so the live
-/// pass finds its instructions cached) change no value: the one-row projections with their
-/// residuals, GLU pairs and norms, the long-row down projections, the fused q·k·v with RoPE and the
-/// KV store, and attention at 1–17 rows, on both columns, every metric equal. (A dry pass that
-/// leaves its sums in the accumulators doubles every one-row result and fails all of them; one
-/// that stores y makes the in-place residual cases add twice.)
-#[test]
-fn the_warm_passes_change_no_value_on_the_emulated_device() {
-    let warm = [("ORCD_NVRTC_DEFINES", "MV_WARM+ATT_WARM")];
-    for filter in [
-        "k1024-n1",
-        "m896-k4864-n1",
-        "norm_qkv_rope_kv_write-neox-q8_0-k896",
-        "attention-gqa7-hd64-nh14-kv37",
-        "attention-gqa4-hd256-nh4-kv40",
-    ] {
-        let dry = case_metrics(filter, &warm);
-        let plain = case_metrics(filter, &[]);
-        assert!(dry.len() >= 4, "{filter}: {} cases", dry.len());
-        assert_eq!(dry, plain, "{filter}: the warm passes changed a value");
-    }
-}
-
-/// The head of a decode step on a persistent grid (`matvecq1p_`, `ORCD_CUDA_HEAD_PERSIST=4`: each
-/// block takes `matvecq1_`'s 8-column blocks in turn, the next one's weights in flight) gives
-/// `matvecq1_`'s bits: one head-wide row and five (those take `matvecq_`, untouched) on both
-/// columns, every metric equal. (`matvecq1p_q8_0` decoding Q4_0 fails the one-row case.)
-#[test]
-fn the_persistent_head_gives_the_heads_bits_on_the_emulated_device() {
-    let filter = "norm_matmuls-q8_0-m16448-k256";
-    let persistent = case_metrics(filter, &[("ORCD_CUDA_HEAD_PERSIST", "4")]);
-    let plain = case_metrics(filter, &[]);
-    assert_eq!(persistent.len(), 4, "{filter}: {persistent:?}");
-    assert_eq!(persistent, plain, "the persistent head's values differ from matvecq1_'s");
-}
-
 /// The mat-vec of 3–15 rows from an activation rounded once (`quant_x_q8` + `matvecq_` /
 /// `matvecqg_` on `cuda-fast`, `round_x` + `matvecf_` / `matvecfg_` on `cuda`; the GEMM off so
 /// every row takes it), against the CPU backend: a partial column group (m 33), the residual,

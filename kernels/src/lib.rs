@@ -149,10 +149,6 @@ pub const KERNELS: &[&str] = &[
     "matvecq1_q4_1",
     "matvecq1_q5_0",
     "matvecq1_q8_0",
-    "matvecq1p_q4_0",
-    "matvecq1p_q4_1",
-    "matvecq1p_q5_0",
-    "matvecq1p_q8_0",
     "matvecq_q4_0",
     "matvecq_q4_1",
     "matvecq_q5_0",
@@ -265,7 +261,6 @@ mod tests {
                 || OPS_CU.contains(&format!("void MV_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVF_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVM_BOUNDS {name}("))
-                || OPS_CU.contains(&format!("void MVH_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVG_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MMQ_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVT_BOUNDS {name}("))

@@ -45,15 +45,6 @@ __device__ __forceinline__ void pdl_trigger() {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
-// A dry pass's value (MV_WARM, ATT_WARM): computed as the live pass computes it, then kept in a
-// register instead of stored (the empty asm keeps its code from being optimized away).
-__device__ __forceinline__ void mv_keep(float v) {
-#ifdef ORCD_EMU
-    (void)v;
-#else
-    asm volatile("" ::"f"(v));
-#endif
-}
 // A hint: the 128-byte lines of [p, p + n) into L2 (no value depends on it; nothing off the device).
 __device__ __forceinline__ void prefetch_l2(const void* p, i64 n) {
 #if __CUDA_ARCH__ >= 900
@@ -1224,21 +1215,7 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
 #define A1_T(k)
 #endif
     A1_T(0);
-    // ATT_WARM (ORCD_NVRTC_DEFINES=ATT_WARM, being timed; no value changes): the row run once
-    // before the wait as a dry pass that writes nothing to global memory (the output's stores
-    // become mv_keep), so the live pass after the wait runs from a warm instruction cache (the
-    // row executes ~19 KB of code, fetched cold at each launch: GPU.md seventeenth block). The
-    // dry pass reads q and the cache before the wait — values the kernel before may still be
-    // writing, which it only discards. Both passes are one copy of the code.
-#ifdef ATT_WARM
-#pragma unroll 1
-    for (int pass = 0; pass < 2; ++pass) {
-    const bool live = pass == 1;
-#else
-    {  // no loop at all: the default's code as before
-    constexpr bool live = true;
-#endif
-    if (live) pdl_wait();  // launched with PDL: q and the cache are the kernels' before this one
+    pdl_wait();  // launched with PDL: q and the cache are the kernels' before this one
     A1_T(1);
     const int r = blockIdx.x, h = blockIdx.y;
     if (r >= rows || h >= n_head || v_head_dim <= 0) return;
@@ -1251,9 +1228,6 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
     if (group <= 0 || h / group >= n_head_kv || sq >= (u32)n_seq || p >= (u32)n_ctx || bd > 32 * ATT_WARPS ||
         (bd & 31) != 0 ||
         head_dim > ATT_QMAX || ((u64)p + 1) * 4 > (u64)dynamic_smem_bytes()) {
-#ifdef ATT_WARM
-        if (!live) continue;
-#endif
         for (int d = tid; d < v_head_dim; d += bd) o[d] = F32_NAN;
         return;
     }
@@ -1475,14 +1449,12 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
             if (d < v_head_dim) {
                 double t = 0.0;
                 for (int w2 = 0; w2 < nw; ++w2) t = __dadd_rn(t, part[w2][i]);
-                if (live) o[d] = (float)t;
-                else mv_keep((float)t);
+                o[d] = (float)t;
             }
         }
         __syncthreads();  // part[] is rewritten by the next pass over the dims
     }
     A1_T(6);
-    }  // the passes
 #ifdef ATT1_PROF
     if (tid == 0 && il == 0 && h == 0 && r == 0)
         printf("att1prof nk %d staged %d wait %lld q %lld p1 %lld p2 %lld w %lld p3 %lld\n", nk, ns, a1_t[1] - a1_t[0],
@@ -2762,12 +2734,11 @@ extern "C" __global__ void round_x(const float* x, float* y, int rows, int k, in
 
 // The column's result for each row: bias, GLU and residual as the ABI says.
 __device__ __forceinline__ void mv_finish(float v, float v2, bool pair, i64 o, i64 wrow, const float* bias,
-                                          const float* res, int act, float* y, bool live = true) {
+                                          const float* res, int act, float* y) {
     if (bias) v = __fadd_rn(v, bias[wrow]);  // bias[e·m + j]
     if (pair) v = glu_value(v, v2, act);     // the glu kernel's value of (g, u)
     if (res) v = __fadd_rn(res[o], v);
-    if (live) y[o] = v;
-    else mv_keep(v);
+    y[o] = v;
 }
 
 // The xor tree 16..1 over a warp of a column's partial sum (and of its GLU partner's, `pair`).
@@ -2879,8 +2850,7 @@ template <int CR, int R>
 __device__ __forceinline__ void mv_store_cols(float (*red)[CR][MV_WARPS], bool pair, int nr, i64 r0, i64 jj0,
                                               i64 total, const u8* w, const float* bias, float* y, i64 m,
                                               const u8* wb, const float* bias_b, float* yb, i64 mb, const u8* wc,
-                                              const float* bias_c, float* yc, i64 mc, const float* res, int act,
-                                              bool live = true) {
+                                              const float* bias_c, float* yc, i64 mc, const float* res, int act) {
     if (threadIdx.x < CR) {
         const int u = threadIdx.x, i = u % R;
         const i64 jj = jj0 + u / R;
@@ -2892,7 +2862,7 @@ __device__ __forceinline__ void mv_store_cols(float (*red)[CR][MV_WARPS], bool p
                 v2 = __fadd_rn(v2, red[1][u][q]);
             }
             const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
-            mv_finish(v, v2, pair, (r0 + i) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y, live);
+            mv_finish(v, v2, pair, (r0 + i) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y);
         }
     }
 }
@@ -2994,27 +2964,9 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     // residual's. Not in matvec8_'s instances (64 registers under 8 blocks an SM: they spill).
     if constexpr (PAIR || U > 1 || ROPE) asm volatile("" : "+l"(x), "+l"(res), "+l"(y), "+l"(m), "+r"(act));
 #endif
-    // MV_WARM (ORCD_NVRTC_DEFINES=MV_WARM, being timed; no value changes): the code after the wait
-    // run once before it, as a dry pass whose results never reach memory (stores become
-    // mv_keep), so the instructions the live pass runs are in the SM's instruction cache when
-    // the wait returns: a decode layer executes ~108 KB of code, three times what stays cached
-    // between launches, so each launch fetched its post-wait code cold on the critical path
-    // (GPU.md seventeenth block). The dry pass reads x and res before the wait — values the
-    // kernel before may still be writing, which it only discards; it loads no weights (the live
-    // pass's first parts stay in registers) and both passes are one copy of the code.
-#ifdef MV_WARM
-#pragma unroll 1
-    for (int pass = 0; pass < 2; ++pass) {
-        const bool live = pass == 1;
-#else
-    {
-        constexpr bool live = true;
-#endif
 #ifndef MV_ANAT_NO_WAIT
-    if (live) pdl_wait();  // x, res and y belong to the kernels before this one
+    pdl_wait();  // x, res and y belong to the kernels before this one
 #endif
-#pragma unroll
-    for (int u = 0; u < C * R; ++u) { acc[u] = 0.0f; acc2[u] = 0.0f; }
     MP_T(1);
 #ifdef MV_ANAT_NO_NORM
     if (norm) {  // uniform
@@ -3032,7 +2984,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
 #endif
     MP_T(2);
     for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
-        if (g0 > 0 && live) load(g0);  // the dry pass decodes the first parts again
+        if (g0 > 0) load(g0);
 #pragma unroll
         for (int it = 0; it < U; ++it) {
             const int s = g0 + it * MV_THREADS + threadIdx.x;
@@ -3102,8 +3054,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         const u32 sq = rk->seq[r0], p = rk->pos[r0];
         const i64 slot = (sq < (u32)rk->n_seq && p < (u32)rk->n_ctx) ? ((i64)rk->il * rk->n_seq + sq) * rk->n_ctx + p : -1;
         auto store = [&](void* cache, i64 e, float val) {
-            if (!live) mv_keep(val);
-            else if (rk->kv_f16) ((u16*)cache)[e] = f32_to_f16(val);
+            if (rk->kv_f16) ((u16*)cache)[e] = f32_to_f16(val);
             else ((float*)cache)[e] = val;
         };
         if (!rot) {  // v: straight into the cache
@@ -3116,26 +3067,21 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             rope_pair(mv_fin[rk->neox ? t : 2 * t], mv_fin[rk->neox ? t + 4 : 2 * t + 1], mv_rs[0][t], mv_rs[1][t], &ra,
                       &rb);
             if (jj0 < m) {  // q: the rotated queries are the output
-                if (live) {
-                    y[r0 * m + c0] = ra;
-                    y[r0 * m + c1] = rb;
-                } else {
-                    mv_keep(__fadd_rn(ra, rb));
-                }
+                y[r0 * m + c0] = ra;
+                y[r0 * m + c1] = rb;
             } else if (slot >= 0) {  // k: the rotated keys into the cache
                 store(rk->kc, slot * mb + (c0 - m), ra);
                 store(rk->kc, slot * mb + (c1 - m), rb);
             }
         }
         MP_T(5);
-        if (live) MP_PRINT();
-    } else {
-        mv_store_cols<C * R, R>(mv_red, w2 != nullptr, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc,
-                                bias_c, yc, mc, res, act, live);
-        MP_T(5);
-        if (live) MP_PRINT();
+        MP_PRINT();
+        return;
     }
-    }  // the passes
+    mv_store_cols<C * R, R>(mv_red, w2 != nullptr, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c,
+                            yc, mc, res, act);
+    MP_T(5);
+    MP_PRINT();
 #undef MP_T
 #undef MP_PRINT
 }
@@ -3571,11 +3517,7 @@ __device__ __forceinline__ void matvecqp_t(const u8* w, const void* xin, const f
             if (s >= nsub) continue;  // no shuffles in this loop
             mvq_codes_part<T, C, R, PAIR>(raw, raw2, xin, qd, qs, k, nb, r0, nr, s, acc, acc2);
         }
-        if constexpr (C * R * (PAIR ? 2 : 1) >= 16) {
-            mv_reduce_warps_t<C * R, R, PAIR>(acc, acc2, nr, mv_red);
-        } else {  // the head's 8 columns of one row (matvecq1p_): as matvecq1_
-            mv_reduce_warps<C * R, R>(acc, acc2, PAIR, nr, mv_red);
-        }
+        mv_reduce_warps_t<C * R, R, PAIR>(acc, acc2, nr, mv_red);
         mv_store_cols<C * R, R>(mv_red, PAIR, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc,
                                 mc, res, act);
         if (bn >= nblk) break;  // uniform
@@ -4217,16 +4159,6 @@ extern "C" __global__ void MV_BOUNDS matvecq1_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_
 extern "C" __global__ void MV_BOUNDS matvecq1_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 8, 1, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MV_BOUNDS matvecq1_q8_0(MVQ_PARAMS) { matvecq_t<T_q8_0, 8, 1, false, false>(MVQ_ARGS); }
-// The persistent head's bound: 5 blocks an SM (96 registers; at 6 it spills 8–12 bytes).
-#define MVH_BOUNDS __launch_bounds__(MV_THREADS, 5)
-// matvecq1p_ (the host's ORCD_CUDA_HEAD_PERSIST=n): matvecq1_'s blocks (8 columns of one row) on
-// a persistent grid of n blocks an SM, each taking flat blocks in turn with the next one's first
-// weight parts in flight during this one's sums (matvecqp_t): a 150k-wide head's 19,000 short
-// blocks become ~1,000 long ones. Every column's value is matvecq1_'s.
-extern "C" __global__ void MVH_BOUNDS matvecq1p_q4_0(MVQ_PARAMS) { matvecqp_t<T_q4_0, 8, 1, false>(MVQ_ARGS); }
-extern "C" __global__ void MVH_BOUNDS matvecq1p_q4_1(MVQ_PARAMS) { matvecqp_t<T_q4_1, 8, 1, false>(MVQ_ARGS); }
-extern "C" __global__ void MVH_BOUNDS matvecq1p_q5_0(MVQ_PARAMS) { matvecqp_t<T_q5_0, 8, 1, false>(MVQ_ARGS); }
-extern "C" __global__ void MVH_BOUNDS matvecq1p_q8_0(MVQ_PARAMS) { matvecqp_t<T_q8_0, 8, 1, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 4, 8, false, false>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecq_q5_0(MVQ_PARAMS) { matvecq_t<T_q5_0, 4, 8, false, false>(MVQ_ARGS); }

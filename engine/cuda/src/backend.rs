@@ -207,15 +207,6 @@ fn mvq_persist() -> usize {
     *V.get_or_init(|| std::env::var("ORCD_CUDA_MVQ_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-/// The head of a decode step (one or two rows of codes, `matvecq1_`) on a persistent grid of n
-/// blocks an SM (`matvecq1p_`, the next block's weights in flight during this one's sums; the
-/// same values): `ORCD_CUDA_HEAD_PERSIST=n` (1–5; the kernel's bound is 5 an SM). Off until a
-/// card has timed it (stop 49).
-fn head_persist() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var("ORCD_CUDA_HEAD_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0).min(5))
-}
-
 /// A speed switch's value: the choice whose name the environment variable `var` holds, else
 /// `default` (unset or any other value).
 fn env_choice<T: Copy>(var: &str, choices: &[(&str, T)], default: T) -> T {
@@ -1094,11 +1085,9 @@ impl Cuda {
         let variant = match (variant, persist > 0) {
             ("matvecq", true) => "matvecqp",
             ("matvecqg", true) => "matvecqpg",
-            ("matvecq1", _) if head_persist() > 0 => "matvecq1p",
             (v, _) => v,
         };
         let per_sm = match variant {
-            "matvecq1p" => head_persist(),
             v if v.starts_with("matvecqp") => persist,
             _ => 0,
         };
