@@ -130,6 +130,28 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     }
 }
 
+/// The batched tensor-core mat-vec with several row tiles a block (`ORCD_CUDA_MVT_ROWS=n`: a
+/// column group's weight fragments loaded once for n tiles of 16 rows) gives a tile a block's
+/// values: 24–40 rows (two and three tiles, a partial last one) of a projection with its bias and
+/// residual, a GLU pair with the norm, and three projections of one norm, both columns, the GEMM
+/// off so the rows take the mat-vec — every metric equal at 2 and 4 tiles a block. (Each block
+/// reading its first tile's rows for all of its tiles fails every multi-tile case.)
+#[test]
+fn several_row_tiles_a_block_give_a_tile_a_blocks_values_on_the_emulated_device() {
+    for filter in [
+        "matmul_fused-q8_0-m1536-k512-n40",
+        "norm_matmul_glu-silu-q8_0-m1536-k512-n33",
+        "norm_matmuls-q8_0-m256+64+64-k512-n24",
+    ] {
+        let one = case_metrics(filter, &[("ORCD_CUDA_MMQ", "0")]);
+        assert!(one.len() == 2, "{filter}: {one:?}");
+        for n in ["2", "4"] {
+            let wide = case_metrics(filter, &[("ORCD_CUDA_MMQ", "0"), ("ORCD_CUDA_MVT_ROWS", n)]);
+            assert_eq!(wide, one, "{filter}: {n} row tiles a block changed a value");
+        }
+    }
+}
+
 /// The mat-vec of 3–15 rows from an activation rounded once (`quant_x_q8` + `matvecq_` /
 /// `matvecqg_` on `cuda-fast`, `round_x` + `matvecf_` / `matvecfg_` on `cuda`; the GEMM off so
 /// every row takes it), against the CPU backend: a partial column group (m 33), the residual,

@@ -194,6 +194,8 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(matvectn_q8_0),
         E(matvectl_q8_0),
         E(matvectg_q8_0),
+        E(matvectw_q8_0),
+        E(matvectgw_q8_0),
         E(matvecf_q4_0),
         E(matvecf_q4_1),
         E(matvecf_q4_k),

@@ -171,6 +171,8 @@ pub const KERNELS: &[&str] = &[
     "matvectn_q8_0",
     "matvectl_q8_0",
     "matvectg_q8_0",
+    "matvectw_q8_0",
+    "matvectgw_q8_0",
     "matvecf_q4_0",
     "matvecf_q4_1",
     "matvecf_q4_k",

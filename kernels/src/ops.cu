@@ -3569,7 +3569,7 @@ __device__ __forceinline__ void mvt_load_x(const i8* xa, const i8* xb, const flo
 // (ceil(n_out / 16) · ceil((m + mb + mc) / cols)): row tiles of a column group adjacent, so the
 // group's weights are read from DRAM once. Each warp loads all of its ≤ 8 blocks' fragments
 // before its first mma: one round trip a block.
-template <bool PAIR, int NT>
+template <bool PAIR, int NT, bool WIDE = false>
 __device__ __forceinline__ bool matvect_t(const u8* w, const void* xin, const float* qd, float* y, int n_out, int k,
                                           int m, i64 row_bytes, const float* bias, const float* res,
                                           const u8* w2_, int act, const u8* wb, const float* bias_b, float* yb,
@@ -3580,8 +3580,16 @@ __device__ __forceinline__ bool matvect_t(const u8* w, const void* xin, const fl
     // Uniform: not the ABI's launch (k a whole number of blocks, at most 32 of them).
     if (blockDim.x != MV_THREADS || (w2_ != nullptr) != PAIR || n_out <= 0 || k <= 0 || (k & 31) || k > 1024) return false;
     const i64 nrt = ((i64)n_out + 15) / 16, total = (i64)m + mb + mc;
-    const i64 r0 = ((i64)blockIdx.x % nrt) * 16, jj0 = ((i64)blockIdx.x / nrt) * NCOL;
-    if (jj0 >= total) return false;  // uniform over the block
+    // A column group's row tiles go to bpg adjacent blocks (the grid: groups × bpg). WIDE (the
+    // host's ORCD_CUDA_MVT_ROWS): bpg from the grid, each block taking rpt tiles in turn with the
+    // group's weight fragments loaded once; else bpg = nrt, a tile a block. Each tile's values are
+    // the same either way.
+    const i64 ngroups = (total + NCOL - 1) / NCOL;
+    const i64 bpg = WIDE && ngroups > 0 && (i64)gridDim.x >= ngroups ? (i64)gridDim.x / ngroups : nrt;
+    const i64 rpt = (nrt + bpg - 1) / bpg;
+    const i64 rt0 = ((i64)blockIdx.x % bpg) * rpt, jj0 = ((i64)blockIdx.x / bpg) * NCOL;
+    const i64 rt1 = rt0 + rpt < nrt ? rt0 + rpt : nrt;
+    if (jj0 >= total || rt0 >= nrt) return false;  // uniform over the block
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
     const int nb = k / 32;
     const u8* const w2 = PAIR ? w2_ : nullptr;
@@ -3600,8 +3608,6 @@ __device__ __forceinline__ bool matvect_t(const u8* w, const void* xin, const fl
             wsr[nt][h] = ss.w + ss.j * row_bytes;
         }
     }
-    // A's rows g and g + 8 (past n_out: row r0, a real row, result unused).
-    const i64 ra = r0 + g < n_out ? r0 + g : r0, rb = r0 + g + 8 < n_out ? r0 + g + 8 : r0;
     // This warp's blocks c = 8·wp + a (a < 8, c < nb): weights first (constant), before the wait.
     u32 bw[8][NT][2], bw2[8][NT][2];
     float dw[8][NT][2], dw2[8][NT][2];
@@ -3628,6 +3634,10 @@ __device__ __forceinline__ bool matvect_t(const u8* w, const void* xin, const fl
         }
     }
     pdl_wait();  // the activation, res and y belong to the kernels before this one
+    // One row tile from r0 (a lambda: the one-tile instance's code is the straight line it was).
+    auto tile = [&](const i64 r0) {
+    // A's rows g and g + 8 (past n_out: row r0, a real row, result unused).
+    const i64 ra = r0 + g < n_out ? r0 + g : r0, rb = r0 + g + 8 < n_out ? r0 + g + 8 : r0;
     u32 ax[8][4];
     float dx[8][2];
     const i8* xa = (const i8*)xin + ra * k;
@@ -3714,6 +3724,16 @@ __device__ __forceinline__ bool matvect_t(const u8* w, const void* xin, const fl
             const MvSel sel = mv_select(jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
             mv_finish(v, v2, PAIR, (r0 + row) * sel.m + sel.j, sel.j, sel.bias, res, act, sel.y);
         }
+    }
+    };
+    if constexpr (WIDE) {
+#pragma unroll 1
+        for (i64 rt = rt0; rt < rt1; ++rt) {
+            if (rt > rt0) __syncthreads();  // mt_red is rewritten by this tile
+            tile(rt * 16);
+        }
+    } else {
+        tile(rt0 * 16);
     }
     return true;
 }
@@ -4202,6 +4222,19 @@ extern "C" __global__ void MVT_BOUNDS matvectl_q8_0(MVQ_PARAMS) {
 }
 extern "C" __global__ void MVT_BOUNDS matvectg_q8_0(MVQG_PARAMS) {
     MVQG(8, 16, matvect_t<true, 1>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc));
+}
+// matvectw_ / matvectgw_ (the host's ORCD_CUDA_MVT_ROWS=n, off until a card has timed it):
+// matvect_'s and matvectg_'s tiles, several a block (grid G · B: block b % B takes its column
+// group's row tiles in turn, the group's weight fragments loaded once) — the same values.
+// Separate entry points: the loop keeps the fragments live across tiles (255 registers and a
+// spill), which the one-tile kernels must not pay.
+extern "C" __global__ void MVT_BOUNDS matvectw_q8_0(MVQ_PARAMS) {
+    (void)qs;
+    matvect_t<false, 2, true>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
+}
+extern "C" __global__ void MVT_BOUNDS matvectgw_q8_0(MVQG_PARAMS) {
+    (void)gq; (void)gd; (void)gs; (void)gcount;  // the GLU's codes count a block a tile: never with several
+    matvect_t<true, 1, true>(w, x, qd, y, n_out, k, m, row_bytes, bias, res, w2, act, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
 }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_0(MVQ_PARAMS) { matvecq_t<T_q4_0, 8, 4, false, true>(MVQ_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvecf_q4_1(MVQ_PARAMS) { matvecq_t<T_q4_1, 8, 4, false, true>(MVQ_ARGS); }

@@ -207,6 +207,16 @@ fn mvq_persist() -> usize {
     *V.get_or_init(|| std::env::var("ORCD_CUDA_MVQ_PERSIST").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
+/// Row tiles of 16 a block of the batched tensor-core mat-vec (`matvectw_` for `matvect_`,
+/// `matvectgw_` for `matvectg_`): the blocks of a column group take `n` of its row tiles each, in
+/// turn, with the group's weight fragments and scales loaded once (the same values). A 64-row step's gate·up
+/// and head re-load them for each of four tiles (stop 50's ncu: 73 µs a gate·up launch, 1.05 ms
+/// a head). `ORCD_CUDA_MVT_ROWS=n` (1–8); 1, a tile a block, until a card has timed it.
+fn mvt_rows_a_block() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("ORCD_CUDA_MVT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 8))
+}
+
 /// A speed switch's value: the choice whose name the environment variable `var` holds, else
 /// `default` (unset or any other value).
 fn env_choice<T: Copy>(var: &str, choices: &[(&str, T)], default: T) -> T {
@@ -1091,12 +1101,23 @@ impl Cuda {
             v if v.starts_with("matvecqp") => persist,
             _ => 0,
         };
-        let grid = mvq_grid(nrb * (m + mb + mc).div_ceil(cols), nrb, self.dev.sms, per_sm);
-        let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", w.name)))?;
+        // The tensor-core forms with several row tiles a block (`matvectw_` / `matvectgw_`: a
+        // column group's weight fragments loaded once for them): ceil(nrb / n) blocks a group (the
+        // kernel reads it off the grid). Not with the GLU's codes, whose epilogue counts a block a
+        // row tile.
+        let rows_a_block = mvt_rows_a_block();
+        let (variant, nrb_blocks) = match variant {
+            "matvect" if rows_a_block > 1 && nrb > 1 => ("matvectw", nrb.div_ceil(rows_a_block)),
+            "matvectg" if rows_a_block > 1 && nrb > 1 && !glu_codes_on() => ("matvectgw", nrb.div_ceil(rows_a_block)),
+            v => (v, nrb),
+        };
         // The batched GLU entry points take four more arguments: its output's codes (mv_glu_codes)
         // where switched on and the groups are whole, else none.
-        let glu_entry = matches!(variant, "matvecqg" | "matvectg");
-        let counts = if glu_entry && glu_codes_on() && more.is_empty() && m.is_multiple_of(32) {
+        let glu_entry = matches!(variant, "matvecqg" | "matvectg" | "matvectgw");
+        let grid = mvq_grid(nrb_blocks * (m + mb + mc).div_ceil(cols), nrb_blocks, self.dev.sms, per_sm);
+        let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", w.name)))?;
+        let counts = if glu_entry && variant != "matvectgw" && glu_codes_on() && more.is_empty() && m.is_multiple_of(32)
+        {
             match nrb.checked_mul(m / 32) {
                 Some(n) if n <= GROUP_COUNTS => self.counters(&self.group_counts, GROUP_COUNTS)?,
                 _ => None,
