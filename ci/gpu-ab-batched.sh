@@ -11,12 +11,7 @@
 # target/gpu-min unless ORCD_GPU_BIN already holds a build. Ratios only within this call.
 set -u
 cd "$(dirname "$0")/.."
-B=${ORCD_GPU_BIN:-target/gpu-min}
-if [[ ! -x $B/worker-orcd ]]; then
-    mkdir -p "$B" && tar -xJf target/gpu-pack/bin.tar.xz -C "$B"
-fi
-export ORCD_GPU_BIN=$B
-cat "$B/COMMIT"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+source ci/gpu-min.sh
 bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
 M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
 IFS=, read -r -a sw <<< "${SWITCH:?SWITCH=ENV=V,…}"

@@ -6,10 +6,7 @@
 #   OUT=dir bash ci/gpu-ncu-steps.sh     (carry target/gpu-pack; the vocabulary assembled)
 set -u
 cd "$(dirname "$0")/.."
-B=${ORCD_GPU_BIN:-target/gpu-min}
-[[ -x $B/worker-orcd ]] || { mkdir -p "$B" && tar -xJf target/gpu-pack/bin.tar.xz -C "$B"; }
-export ORCD_GPU_BIN=$B
-cat "$B/COMMIT"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+source ci/gpu-min.sh
 bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
 M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
 timeout 240 "$B/worker-orcd" bench --model "$M" --backend cuda --prompt-tokens 4 --gen-tokens 2 --repeats 1 >/dev/null 2>&1

@@ -7,10 +7,7 @@
 # target/gpu-min unless it holds a build already. Ratios only within this call.
 set -u
 cd "$(dirname "$0")/.."
-B=${ORCD_GPU_BIN:-target/gpu-min}
-[[ -x $B/worker-orcd ]] || { mkdir -p "$B" && tar -xJf target/gpu-pack/bin.tar.xz -C "$B"; }
-export ORCD_GPU_BIN=$B
-cat "$B/COMMIT"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+source ci/gpu-min.sh
 T0=$SECONDS
 bash ci/llamacpp-cuda.sh build 2>&1 | tail -1
 # MODEL=path: another file (a real model assembled from its parts), without the batched benches.
