@@ -209,9 +209,10 @@ fn mvq_persist() -> usize {
 
 /// Row tiles of 16 a block of the batched tensor-core mat-vec (`matvectw_` for `matvect_`,
 /// `matvectgw_` for `matvectg_`): the blocks of a column group take `n` of its row tiles each, in
-/// turn, with the group's weight fragments and scales loaded once (the same values). A 64-row step's gate·up
-/// and head re-load them for each of four tiles (stop 50's ncu: 73 µs a gate·up launch, 1.05 ms
-/// a head). `ORCD_CUDA_MVT_ROWS=n` (1–8); 1, a tile a block, until a card has timed it.
+/// turn, with the group's weight fragments and scales loaded once (the same values). A 64-row
+/// step's gate·up and head re-load them for each of four tiles (stop 50's ncu: 73 µs a gate·up
+/// launch, 1.05 ms a head). `ORCD_CUDA_MVT_ROWS=n` (1–8); 1, a tile a block, until a card has
+/// timed it. Never with the GLU's codes (`matvectgw_` is chosen only when they are off).
 fn mvt_rows_a_block() -> usize {
     static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *V.get_or_init(|| std::env::var("ORCD_CUDA_MVT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 8))
@@ -1097,10 +1098,7 @@ impl Cuda {
             ("matvecqg", true) => "matvecqpg",
             (v, _) => v,
         };
-        let per_sm = match variant {
-            v if v.starts_with("matvecqp") => persist,
-            _ => 0,
-        };
+        let per_sm = if variant.starts_with("matvecqp") { persist } else { 0 };
         // The tensor-core forms with several row tiles a block (`matvectw_` / `matvectgw_`: a
         // column group's weight fragments loaded once for them): ceil(nrb / n) blocks a group (the
         // kernel reads it off the grid). Not with the GLU's codes, whose epilogue counts a block a
@@ -1116,8 +1114,7 @@ impl Cuda {
         let glu_entry = matches!(variant, "matvecqg" | "matvectg" | "matvectgw");
         let grid = mvq_grid(nrb_blocks * (m + mb + mc).div_ceil(cols), nrb_blocks, self.dev.sms, per_sm);
         let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", w.name)))?;
-        let counts = if glu_entry && variant != "matvectgw" && glu_codes_on() && more.is_empty() && m.is_multiple_of(32)
-        {
+        let counts = if glu_entry && glu_codes_on() && more.is_empty() && m.is_multiple_of(32) {
             match nrb.checked_mul(m / 32) {
                 Some(n) if n <= GROUP_COUNTS => self.counters(&self.group_counts, GROUP_COUNTS)?,
                 _ => None,
