@@ -110,7 +110,11 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// group's codes fails all 6 fast `norm_matmul_glu-down` cases). And a decode batch's q, k, v
 /// with RoPE and the KV store in the batched mat-vec's launch (`matvecqr_` / `matvecfr_`, the
 /// default) against `matvecq_` / `matvecf_` then `rope_qk_kv_write` (`ORCD_CUDA_BATCH_ROPE=0`; a rotated
-/// q's partner written with the pair's first value fails all 16 batched cases).
+/// q's partner written with the pair's first value fails all 16 batched cases). And every RoPE
+/// case (152 a run) with a decode row's `matvec8r_` and the `rope` kernel reading their pairs'
+/// sin and cos from the forward's `rope_table` (`ORCD_CUDA_ROPE_TAB=1`) against computing them
+/// themselves (`matvec8r_` reading a pair's neighbour's entry fails its 16 one-row cases; the
+/// `rope` kernel reading it, 120 of the 152).
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     for (filter, fused_env, composed_env) in [
@@ -122,6 +126,7 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
         ("norm_qkv_norm", Some(("ORCD_CUDA_FUSE_QKV_NORM", "1")), None),
         ("glu-down", Some(("ORCD_CUDA_GLU_CODES", "1")), None),
         ("norm_qkv_rope_kv_write", None, Some(("ORCD_CUDA_BATCH_ROPE", "0"))),
+        ("rope", Some(("ORCD_CUDA_ROPE_TAB", "1")), None),
     ] {
         let fused = case_metrics(filter, fused_env.as_slice());
         let composed = case_metrics(filter, composed_env.as_slice());
@@ -131,7 +136,7 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
 }
 
 /// The batched tensor-core mat-vec with several row tiles a block (`ORCD_CUDA_MVT_ROWS=n`: a
-/// column group's weight fragments loaded once for n tiles of 16 rows) gives a tile a block's
+/// column group's weight fragments loaded once for n tiles of 16 rows; 2 the default) gives a tile a block's
 /// values: 24–40 rows (two and three tiles, a partial last one) of a projection with its bias and
 /// residual, a GLU pair with the norm, and three projections of one norm, both columns, the GEMM
 /// off so the rows take the mat-vec — every metric equal at 2 and 4 tiles a block. (Each block
@@ -143,7 +148,7 @@ fn several_row_tiles_a_block_give_a_tile_a_blocks_values_on_the_emulated_device(
         "norm_matmul_glu-silu-q8_0-m1536-k512-n33",
         "norm_matmuls-q8_0-m256+64+64-k512-n24",
     ] {
-        let one = case_metrics(filter, &[("ORCD_CUDA_MMQ", "0")]);
+        let one = case_metrics(filter, &[("ORCD_CUDA_MMQ", "0"), ("ORCD_CUDA_MVT_ROWS", "1")]);
         assert!(one.len() == 2, "{filter}: {one:?}");
         for n in ["2", "4"] {
             let wide = case_metrics(filter, &[("ORCD_CUDA_MMQ", "0"), ("ORCD_CUDA_MVT_ROWS", n)]);

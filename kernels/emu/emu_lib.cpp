@@ -96,6 +96,7 @@ const std::unordered_map<std::string_view, Entry>& table() {
         E(slice_cols),
         E(gather_rows),
         E(rope),
+        E(rope_table),
         E(kv_write),
         E(attention),
         E(attention_h),

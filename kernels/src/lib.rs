@@ -81,6 +81,7 @@ pub const KERNELS: &[&str] = &[
     "slice_cols",
     "gather_rows",
     "rope",
+    "rope_table",
     "kv_write",
     "attention",
     "attention_h",

@@ -900,6 +900,37 @@ __device__ __forceinline__ void rope_pair(float a, float b, double s, double c, 
     *rb = (float)__dadd_rn(__dmul_rn((double)a, s), __dmul_rn((double)b, c));
 }
 
+// rope_table (grid rows, block 128, under PDL): each row's pairs i < head_dim/2 as rope_angle gives
+// them (n_rot = head_dim) at its position, tab[2 (r · head_dim/2 + i)] = mscale · sin, + 1 =
+// mscale · cos — once a step for all of its layers' matvec8r_ (which otherwise compute their
+// pairs' angles, f64 pow and sincos, before their waits: on the chain, stop 50's MV_WARM).
+extern "C" __global__ void rope_table(const unsigned* pos, int rows, int head_dim, float freq_base, float freq_scale,
+                                      int yarn_ramp, float ext_factor, float corr0, float corr1, double mscale,
+                                      const float* freq_factors, double* tab) {
+    pdl_trigger();
+    const int r = blockIdx.x, half = head_dim / 2;
+    if (r >= rows || head_dim <= 0 || half > ROPE_MAX_HALF || blockDim.x != 128) return;  // not the ABI's launch
+    double sn[2], cs[2];  // half ≤ 256 pairs: at most 2 a thread
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+        const int i = (int)threadIdx.x + q * 128;
+        sn[q] = cs[q] = 0.0;
+        if (i < half) {
+            rope_angle(i, pos[r], head_dim, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, mscale,
+                       freq_factors, &sn[q], &cs[q]);
+        }
+    }
+    pdl_wait();  // nothing of the step before may still read the table
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+        const int i = (int)threadIdx.x + q * 128;
+        if (i < half) {
+            tab[2 * ((i64)r * half + i)] = sn[q];
+            tab[2 * ((i64)r * half + i) + 1] = cs[q];
+        }
+    }
+}
+
 // With x2 (grid (rows, 2)), blocks with blockIdx.y = 1 rotate x2 (n_head2 heads) into y2 with the
 // same angles: q and k in one launch.
 #define ROPE_MAX_HEADS 128  // heads a row of norm_rope_qk_kv_write (the host checks)
@@ -909,7 +940,7 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
                                 const float* freq_factors, const float* x2, float* y2, int n_head2, void* kc,
                                 void* vc, const float* v, const unsigned* seq, int il, int n_seq, int n_ctx,
                                 int v_cols, int kv_f16, const float* hnq, const float* hnk, float hn_eps,
-                                float q_scale) {
+                                float q_scale, const double* rtab) {
     pdl_trigger();
     const int r = blockIdx.x;
     if (r >= rows || head_dim <= 0) return;
@@ -970,11 +1001,22 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
         }
         return;
     }
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        rope_angle(i, pos[r], n_rot, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, mscale, freq_factors,
-                   &rs_s[i], &rs_c[i]);
+    // With rtab (the step's rope_table at n_rot: n_rot / 2 pairs a row, the same values) they
+    // are read after the wait instead; a barrier comes before their first use either way.
+    if (!rtab) {
+        for (int i = threadIdx.x; i < half; i += blockDim.x) {
+            rope_angle(i, pos[r], n_rot, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, mscale,
+                       freq_factors, &rs_s[i], &rs_c[i]);
+        }
     }
     pdl_wait();  // x is the previous kernel's output; the caches and y may still be read by it
+    if (rtab) {
+        const double* t = rtab + 2 * (i64)r * (n_rot / 2);
+        for (int i = threadIdx.x; i < half; i += blockDim.x) {
+            rs_s[i] = t[2 * i];
+            rs_c[i] = t[2 * i + 1];
+        }
+    }
     __shared__ double hn_sc[ROPE_MAX_HEADS];
     __shared__ double hn_part[ROPE_MAX_HEADS][8];  // each head's 8 warps' partial sums
     if (hn) {  // uniform
@@ -2778,6 +2820,10 @@ struct RopeKv {
     const float* freq_factors;
     void *kc, *vc;
     int il, n_seq, n_ctx, kv_f16;
+    // matvec8r_ with the step's `rope_table` (non-null): pair i of row r's mscale · sin and
+    // mscale · cos at tab[2 (r · head_dim/2 + i)] and + 1, read after the wait instead of
+    // rope_angle before it (the same values: rope_table computes them with rope_angle).
+    const double* tab = nullptr;
 };
 // The global column of a RoPE block's c-th column (blocks of 8 columns; heads are whole blocks):
 // a NeoX block of q or k takes pairs i0 .. i0 + 3 of its head (columns i0 + c) and their partners
@@ -2931,10 +2977,15 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     // RoPE: the block's four pairs' angles need pos alone (an upload): before the wait.
     __shared__ double mv_rs[2][4];
     const bool rot = ROPE && jj0 < m + mb;  // a q or k block (uniform)
+    const bool rtab = ROPE && rk->tab;      // the step's table (uniform)
+    int rp_i = 0;
     if (ROPE && rot && threadIdx.x < 4) {
-        const int hd = rk->head_dim, i = (int)((jj0 < m ? jj0 : jj0 - m) % hd) / 2 + (int)threadIdx.x;
-        rope_angle(i, rk->pos[r0], hd, rk->freq_base, rk->freq_scale, rk->yarn_ramp, rk->ext_factor, rk->corr0,
-                   rk->corr1, rk->mscale, rk->freq_factors, &mv_rs[0][threadIdx.x], &mv_rs[1][threadIdx.x]);
+        const int hd = rk->head_dim;
+        rp_i = (int)((jj0 < m ? jj0 : jj0 - m) % hd) / 2 + (int)threadIdx.x;
+        if (!rtab) {
+            rope_angle(rp_i, rk->pos[r0], hd, rk->freq_base, rk->freq_scale, rk->yarn_ramp, rk->ext_factor, rk->corr0,
+                       rk->corr1, rk->mscale, rk->freq_factors, &mv_rs[0][threadIdx.x], &mv_rs[1][threadIdx.x]);
+        }
     }
     // MV_ANAT_* (ORCD_NVRTC_DEFINES, diagnostics for timing only: the values are WRONG): leave one
     // stage of the one-row mat-vecs out, so a bench's difference is that stage's cost (METHOD.md:
@@ -2967,6 +3018,14 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
 #ifndef MV_ANAT_NO_WAIT
     pdl_wait();  // x, res and y belong to the kernels before this one
 #endif
+    // The table's two values go out now and are first needed after the sums: their round trip
+    // runs beside the norm and the dots (the step's rope_table wrote them: after the wait).
+    double rt_s = 0.0, rt_c = 0.0;
+    if (ROPE && rot && rtab && threadIdx.x < 4) {
+        const double* t = rk->tab + 2 * ((i64)r0 * (rk->head_dim / 2) + rp_i);
+        rt_s = t[0];
+        rt_c = t[1];
+    }
     MP_T(1);
 #ifdef MV_ANAT_NO_NORM
     if (norm) {  // uniform
@@ -3035,6 +3094,10 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
     }
     MP_T(3);
+    if (ROPE && rot && rtab && threadIdx.x < 4) {  // read after mv_reduce_warps' barrier
+        mv_rs[0][threadIdx.x] = rt_s;
+        mv_rs[1][threadIdx.x] = rt_c;
+    }
     mv_reduce_warps<C * R, R>(acc, acc2, w2 != nullptr, nr, mv_red);
     MP_T(4);
     if constexpr (ROPE) {
@@ -3891,7 +3954,7 @@ __device__ __forceinline__ void dequant_rows_t(const u8* w, const unsigned* ids,
 #define MATVEC_ROPE_ARGS                                                                                   \
     w, x, y, n_out, k, m, row_bytes, ids, bias, rpb, xq, w2, norm, nw, eps, wb, bias_b, yb, mb, wc, bias_c, yc, mc, \
         RopeKv{pos, seq, head_dim, neox, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, mscale,      \
-               freq_factors, kc, vc, il, n_seq, n_ctx, kv_f16}
+               freq_factors, kc, vc, il, n_seq, n_ctx, kv_f16, rtab}
 #define MVQ_PARAMS                                                                                      \
     const unsigned char *w, const void *x, const float *qd, const float *qs, float *y, int n_out, int k,       \
         int m, long long row_bytes, const float *bias, const float *res, const unsigned char *w2, int act,        \
@@ -3938,10 +4001,10 @@ extern "C" __global__ void MVM_BOUNDS matvec8g_q6_k(MATVEC_PARAMS) { matvec_t<T_
 extern "C" __global__ void MVM_BOUNDS matvec8g_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVG_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, true>(MATVEC_ARGS); }
 // Long rows (k ≥ 3·1,024, a down projection), one row: 2 columns a block, 6 iterations' parts in flight.
-extern "C" __global__ void MVM_BOUNDS matvec8r_q4_0(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q4_0>(MATVEC_ROPE_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8r_q4_1(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q4_1>(MATVEC_ROPE_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8r_q5_0(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q5_0>(MATVEC_ROPE_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8r_q8_0(MATVEC_PARAMS, ROPE_KV_PARAMS) { matvec_rope_t<T_q8_0>(MATVEC_ROPE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8r_q4_0(MATVEC_PARAMS, ROPE_KV_PARAMS, const double* rtab) { matvec_rope_t<T_q4_0>(MATVEC_ROPE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8r_q4_1(MATVEC_PARAMS, ROPE_KV_PARAMS, const double* rtab) { matvec_rope_t<T_q4_1>(MATVEC_ROPE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8r_q5_0(MATVEC_PARAMS, ROPE_KV_PARAMS, const double* rtab) { matvec_rope_t<T_q5_0>(MATVEC_ROPE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8r_q8_0(MATVEC_PARAMS, ROPE_KV_PARAMS, const double* rtab) { matvec_rope_t<T_q8_0>(MATVEC_ROPE_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q4_0(MATVEC_PARAMS) { matvec_t<T_q4_0, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q4_1(MATVEC_PARAMS) { matvec_t<T_q4_1, 2, 1, false, 6>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec2l_q4_k(MATVEC_PARAMS) { matvec_t<T_q4_k, 2, 1, false, 6>(MATVEC_ARGS); }

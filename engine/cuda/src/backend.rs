@@ -119,6 +119,9 @@ pub struct CudaBatch {
     /// Batch rows whose logits are wanted (`None`: all of them).
     out: Option<(usize, DevBuf)>,
     max_pos: u32,
+    /// The forward's RoPE tables (`rope_table`: each row's pairs' sin and cos, once for all the
+    /// layers of one set of RoPE parameters), keyed by those parameters' argument bits.
+    rope_tabs: std::sync::Mutex<Vec<(Vec<u64>, CudaTensor)>>,
 }
 
 /// MoE routing ids `[n, k]`, in device memory.
@@ -211,11 +214,22 @@ fn mvq_persist() -> usize {
 /// `matvectgw_` for `matvectg_`): the blocks of a column group take `n` of its row tiles each, in
 /// turn, with the group's weight fragments and scales loaded once (the same values). A 64-row
 /// step's gate·up and head re-load them for each of four tiles (stop 50's ncu: 73 µs a gate·up
-/// launch, 1.05 ms a head). `ORCD_CUDA_MVT_ROWS=n` (1–8); 1, a tile a block, until a card has
-/// timed it. Never with the GLU's codes (`matvectgw_` is chosen only when they are off).
+/// launch, 1.05 ms a head). `ORCD_CUDA_MVT_ROWS=n` (1–8, 1 the one-tile kernels: the A/B);
+/// default 2 (stop 51, H100, interleaved: 64 sequences +7.5 / +7.8% at 2, +5.7% at 4 — four
+/// tiles' fragments spill; 16 sequences, one tile, ±0.7%). Never with the GLU's codes
+/// (`matvectgw_` is chosen only when they are off).
 fn mvt_rows_a_block() -> usize {
     static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var("ORCD_CUDA_MVT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 8))
+    *V.get_or_init(|| std::env::var("ORCD_CUDA_MVT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(2).clamp(1, 8))
+}
+
+/// Whether a decode row's `matvec8r_` and the `rope` kernel read their pairs' sin and cos from
+/// the forward's `rope_table` (one launch a forward and RoPE parameter set) instead of computing
+/// them (f64 `pow` and `sincos`) before their waits in every layer — the same values.
+/// `ORCD_CUDA_ROPE_TAB=1` on; off until a card has timed it.
+fn rope_table_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ROPE_TAB", &[("1", true)], false))
 }
 
 /// A speed switch's value: the choice whose name the environment variable `var` holds, else
@@ -1853,6 +1867,7 @@ impl Cuda {
                 hn.map_or(Arg::Ptr(0), |(_, wk, _)| wk.buf.arg()),
                 Arg::F32(hn.map_or(0.0, |(_, _, e)| e)),
                 Arg::F32(q_scale),
+                if x.rows == b.rows.len() { self.rope_table(b, p)? } else { Arg::Ptr(0) },
             ],
         )?;
         Ok((y, y2))
@@ -1902,6 +1917,43 @@ impl Cuda {
             None => None,
         };
         Ok((corr, ext, ff))
+    }
+
+    /// The last argument of `matvec8r_` and `rope`: the forward's table of `b`'s rows' RoPE pairs
+    /// for `p` (`p.n_rot / 2` pairs a row), launched (`rope_table`, under PDL) the first time a
+    /// forward asks for it; null when the switch is off ([`rope_table_on`]) or `n_rot` is outside
+    /// the kernel's 2..=512.
+    fn rope_table(&self, b: &CudaBatch, p: &RopeParams) -> Result<Arg> {
+        if !rope_table_on() || !(2..=512).contains(&p.n_rot) {
+            return Ok(Arg::Ptr(0));
+        }
+        let head_dim = p.n_rot;
+        let (corr, ext, ff) = self.rope_extras(p)?;
+        let params = [
+            Arg::I32(head_dim as i32),
+            Arg::F32(p.freq_base),
+            Arg::F32(p.freq_scale),
+            Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
+            Arg::F32(ext),
+            Arg::F32(corr[0]),
+            Arg::F32(corr[1]),
+            Arg::F64(p.mscale_f64()),
+            ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
+        ];
+        let key: Vec<u64> = params.iter().map(Arg::bits).collect();
+        let mut tabs = b.rope_tabs.lock().map_err(|_| Error::Invalid("rope tables: poisoned lock".into()))?;
+        if let Some((_, t)) = tabs.iter().find(|(k, _)| *k == key) {
+            return Ok(t.buf.arg());
+        }
+        let rows = b.rows.len();
+        // Two f64 a pair: head_dim / 2 pairs = head_dim f32 slots of a row.
+        let t = self.tensor(rows, 2 * head_dim)?;
+        let args: Vec<Arg> =
+            [b.pos.arg(), Arg::I32(rows as i32)].into_iter().chain(params).chain([t.buf.arg()]).collect();
+        self.dev.launch_ex("rope_table", (rows as u32, 1, 1), 128, 0, &args, true).map_err(err)?;
+        let arg = t.buf.arg();
+        tabs.push((key, t));
+        Ok(arg)
     }
 
     /// The device copy of RoPE frequency factors `f` (uploaded the first time they are seen).
@@ -2210,6 +2262,7 @@ impl Ops for Cuda {
             out,
             max_pos: rows.pos.iter().copied().max().unwrap_or(0),
             rows: rows.clone(),
+            rope_tabs: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -2812,6 +2865,7 @@ impl Ops for Cuda {
                 ]
                 .into_iter()
                 .chain(self.kv_rope_tail((wk, bk), (wv, bv), b, p, kv, il, head_dim)?)
+                .chain([self.rope_table(b, p)?])
                 .collect::<Vec<_>>(),
                 true,
             )

@@ -694,7 +694,7 @@ pub enum Arg {
 }
 
 impl Arg {
-    fn bits(&self) -> u64 {
+    pub(crate) fn bits(&self) -> u64 {
         match *self {
             Arg::Ptr(p) => p,
             Arg::I32(v) => v as u32 as u64,

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# There (the GPU machine), one call: batch-1 decode switches against the default of the same build,
+# interleaved (default, each switch; two rounds), on several files — tg128 after a 4-token prompt,
+# `worker-orcd bench --repeats 3` medians, tok/s.
+#
+#   SWITCHES="ORCD_CUDA_ROPE_TAB=1 ORCD_X=1,ORCD_Y=2" MODELS="qwen /root/.cache/orcd/models/gemma-3-270m-q4_k_m.gguf" \
+#       NUMERICS="fast exact" OUT=dir bash ci/gpu-ab-b1.sh
+#
+# MODELS: paths, or `qwen` (the synthetic Qwen2.5-0.5B-shape Q8_0, written here). Carry
+# target/gpu-pack (unpacked by ci/gpu-min.sh) and the vocabulary (assembled first). Ratios only
+# within this call.
+set -u
+cd "$(dirname "$0")/.."
+source ci/gpu-min.sh
+for m in ${MODELS:-qwen}; do
+    if [[ $m == qwen ]]; then
+        bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
+        m=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
+    fi
+    [[ -s $m ]] || { echo "$m: missing"; continue; }
+    lab_m=$(basename "$m" .gguf)
+    # The first compile (NVRTC) outside the timed runs.
+    timeout 240 "$B/worker-orcd" bench --model "$m" --backend cuda --prompt-tokens 4 --gen-tokens 2 --repeats 1 >/dev/null 2>&1
+    for num in ${NUMERICS:-fast}; do
+        for round in 1 2; do
+            for spec in default ${SWITCHES:?SWITCHES=ENV=V,…}; do
+                envs=(); [[ $spec == default ]] || IFS=, read -r -a envs <<< "$spec"
+                lab=${spec#ORCD_}; lab=${lab//[=,]/-}
+                f="$OUT/b1-$lab_m-$num-$lab-$round.json"
+                env "${envs[@]}" timeout 90 "$B/worker-orcd" bench --model "$m" --backend cuda --numerics "$num" \
+                    --prompt-tokens 4 --gen-tokens 128 --repeats 3 --json > "$f" 2>/dev/null
+                python3 -c 'import json,sys
+j=json.load(open(sys.argv[1])); print("%-28s %-5s %-22s r%s tg %8.1f tok/s" % (sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], j["decode_tok_s"]))' \
+                    "$f" "$lab_m" "$num" "$lab" "$round" || echo "$lab_m $num $lab r$round: no result"
+            done
+        done
+    done
+done
