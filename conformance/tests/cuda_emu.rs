@@ -135,6 +135,19 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     }
 }
 
+/// gemma-3's attention input side in one launch (`matvec8h_`, `ORCD_CUDA_FUSE_QKV_NORM=1`) with
+/// its last block reading the pairs' angles from the forward's `rope_table`
+/// (`ORCD_CUDA_ROPE_TAB=1`) gives the values it computes itself: all 20 cases' metrics equal.
+/// (Reading a pair's neighbour's entry changes the 12 fused cases.)
+#[test]
+fn the_rope_table_gives_the_fused_head_norms_their_values_on_the_emulated_device() {
+    let filter = "norm_qkv_norm";
+    let own = case_metrics(filter, &[("ORCD_CUDA_FUSE_QKV_NORM", "1")]);
+    let tab = case_metrics(filter, &[("ORCD_CUDA_FUSE_QKV_NORM", "1"), ("ORCD_CUDA_ROPE_TAB", "1")]);
+    assert!(own.len() >= 20, "{filter}: {} cases", own.len());
+    assert_eq!(tab, own, "{filter}: the table's angles changed a value");
+}
+
 /// The batched tensor-core mat-vec with several row tiles a block (`ORCD_CUDA_MVT_ROWS=n`: a
 /// column group's weight fragments loaded once for n tiles of 16 rows; 2 the default) gives a tile a block's
 /// values: 24–40 rows (two and three tiles, a partial last one) of a projection with its bias and

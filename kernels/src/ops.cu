@@ -4154,9 +4154,14 @@ __device__ void mv_qkv_hn_last(const float* qr, const float* kr, const float* vr
         return;  // uniform
     const u32 sq = rk->seq[0], p = rk->pos[0];
     const i64 slot = (sq < (u32)rk->n_seq && p < (u32)rk->n_ctx) ? ((i64)rk->il * rk->n_seq + sq) * rk->n_ctx + p : -1;
-    for (int i = tid; i < half; i += MV_THREADS) {
-        rope_angle(i, p, hd, rk->freq_base, rk->freq_scale, rk->yarn_ramp, rk->ext_factor, rk->corr0, rk->corr1,
-                   rk->mscale, rk->freq_factors, &hs_s[i], &hs_c[i]);
+    for (int i = tid; i < half; i += MV_THREADS) {  // from the forward's rope_table when given
+        if (rk->tab) {
+            hs_s[i] = rk->tab[2 * i];
+            hs_c[i] = rk->tab[2 * i + 1];
+        } else {
+            rope_angle(i, p, hd, rk->freq_base, rk->freq_scale, rk->yarn_ramp, rk->ext_factor, rk->corr0, rk->corr1,
+                       rk->mscale, rk->freq_factors, &hs_s[i], &hs_c[i]);
+        }
     }
     auto store = [&](void* cache, i64 e, float val) {
         if (rk->kv_f16) ((u16*)cache)[e] = f32_to_f16(val);
@@ -4215,12 +4220,12 @@ __device__ void mv_qkv_hn_last(const float* qr, const float* kr, const float* vr
 }
 #define QKV_HN_PARAMS                                                                                  \
     long long row_bytes_c, ROPE_KV_PARAMS, const float *hnq, const float *hnk, float hn_eps, float q_scale, \
-        float *out_q, unsigned *count
+        float *out_q, unsigned *count, const double *rtab
 // Heads of head_dim columns: q m / head_dim of them, k mb / head_dim (the host checks).
 #define QKV_HN(T1, T2)                                                                                           \
     if (head_dim <= 0 || !matvec_mixed_t<T1, T2>(MATVEC_ARGS, row_bytes_c)) return;                              \
     const RopeKv rk{pos, seq, head_dim, neox, freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1, mscale, \
-                    freq_factors, kc, vc, il, n_seq, n_ctx, kv_f16};                                            \
+                    freq_factors, kc, vc, il, n_seq, n_ctx, kv_f16, rtab};                                      \
     mv_qkv_hn_last(y, yb, yc, m / head_dim, mb / head_dim, mc, &rk, hnq, hnk, hn_eps, q_scale, out_q, count)
 extern "C" __global__ void MVM_BOUNDS matvec8h_q5_0_q8_0(MATVEC_PARAMS, QKV_HN_PARAMS) { QKV_HN(T_q5_0, T_q8_0); }
 extern "C" __global__ void MVM_BOUNDS matvec8h_q8_0_q8_0(MATVEC_PARAMS, QKV_HN_PARAMS) { QKV_HN(T_q8_0, T_q8_0); }

@@ -223,8 +223,8 @@ fn mvt_rows_a_block() -> usize {
     *V.get_or_init(|| std::env::var("ORCD_CUDA_MVT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(2).clamp(1, 8))
 }
 
-/// Whether a decode row's `matvec8r_` and the `rope` kernel read their pairs' sin and cos from
-/// the forward's `rope_table` (one launch a forward and RoPE parameter set) instead of computing
+/// Whether a decode row's `matvec8r_` and `matvec8h_` and the `rope` kernel read their pairs'
+/// sin and cos from the forward's `rope_table` (one launch a forward and RoPE parameter set) instead of computing
 /// them (f64 `pow` and `sincos`) before their waits in every layer — the same values.
 /// `ORCD_CUDA_ROPE_TAB=1` on; off until a card has timed it.
 fn rope_table_on() -> bool {
@@ -1499,6 +1499,7 @@ impl Cuda {
                 Arg::F32(q_scale.unwrap_or(1.0)),
                 q.buf.arg(),
                 count.arg(),
+                self.rope_table(b, p)?,
             ],
         ]
         .concat();
