@@ -149,16 +149,16 @@ fn the_rope_table_gives_the_fused_head_norms_their_values_on_the_emulated_device
 }
 
 /// A one-row mat-vec's finishing threads reading their column's bias before the PDL wait and
-/// its residual right after it (the default where the registers allow: the long rows' `matvec2l_`
-/// / `matvec2ln_` and RoPE's `matvec8r_`) give the values of reading them at the end
-/// (`ORCD_NVRTC_DEFINES=MV_LATE`): the down-projection shapes with their residual, the fused
-/// post-norms and q·k·v with biases and RoPE, both columns, every metric equal. (A residual read
-/// one element off fails 8 of the 12 `k4864-n1-res` case-runs: the types the mat-vec takes.)
+/// its residual right after it (`ORCD_NVRTC_DEFINES=MV_EARLY`, where the registers allow: the
+/// long rows' `matvec2l_` / `matvec2ln_` and RoPE's `matvec8r_`) give the values of reading them
+/// at the end (the default): the down-projection shapes with their residual, the fused post-norms
+/// and q·k·v with biases and RoPE, both columns, every metric equal. (A residual read one element
+/// off fails 8 of the 12 `k4864-n1-res` case-runs: the types the mat-vec takes.)
 #[test]
 fn the_early_bias_and_residual_give_the_late_reads_values_on_the_emulated_device() {
     for filter in ["k4864-n1-res", "matmul_norm_add-q8_0", "norm_qkv_rope_kv_write-neox"] {
-        let early = case_metrics(filter, &[]);
-        let late = case_metrics(filter, &[("ORCD_NVRTC_DEFINES", "MV_LATE")]);
+        let early = case_metrics(filter, &[("ORCD_NVRTC_DEFINES", "MV_EARLY")]);
+        let late = case_metrics(filter, &[]);
         assert!(early.len() >= 6, "{filter}: {} cases", early.len());
         assert_eq!(early, late, "{filter}: the early reads changed a value");
     }

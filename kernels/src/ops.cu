@@ -2966,12 +2966,13 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     load(0);  // the first parts' bytes go out before the norm's reductions
     // The finishing threads' bias (a weight: loaded before the wait) and residual (after it) are
     // read early, so neither is a dependent round trip at the end of the chain, where
-    // mv_store_cols / mv_finish would read them; the same values (ORCD_NVRTC_DEFINES=MV_LATE: the
-    // late reads, the A/B). Thread u < C·R finishes column jj0 + u / R of row r0 (the RoPE
+    // mv_store_cols / mv_finish would read them; the same values. ORCD_NVRTC_DEFINES=MV_EARLY
+    // (stop 51: untimed, so off). Thread u < C·R finishes column jj0 + u / R of row r0 (the RoPE
     // blocks: thread c < 8 its column mv_rope_col(jj0, c)). Only where the registers allow: the
     // long rows' instances (U > 1: the down projection and its residual) and RoPE's (q·k·v's
-    // biases); the 64-register instances (matvec8_: 8 blocks an SM) spill with it (NVRTC).
-#ifndef MV_LATE
+    // biases); the 64-register instances (matvec8_: 8 blocks an SM) spill with it (NVRTC; so
+    // does a residual taken by cp.async into shared memory there, tried).
+#ifdef MV_EARLY
     constexpr bool fin_early = (U > 1 || ROPE) && R == 1;
 #else
     constexpr bool fin_early = false;
