@@ -1713,14 +1713,28 @@ impl Cuda {
     /// and `matvecqr_` / `matvecfr_`: the rows of `b` (their positions and sequences) into layer
     /// `il` of `kv`, heads of `head_dim` fully rotated.
     fn rope_kv_args(&self, b: &CudaBatch, p: &RopeParams, kv: &CudaKv, il: usize, head_dim: usize) -> Result<Vec<Arg>> {
-        let (corr, ext, ff) = self.rope_extras(p)?;
         let neox = p.style == RopeStyle::Neox && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox);
         let s = &kv.spec;
-        Ok(vec![
-            b.pos.arg(),
-            b.seq.arg(),
-            Arg::I32(head_dim as i32),
-            Arg::I32(neox as i32),
+        Ok([b.pos.arg(), b.seq.arg(), Arg::I32(head_dim as i32), Arg::I32(neox as i32)]
+            .into_iter()
+            .chain(self.rope_angle_args(p)?)
+            .chain([
+                kv.k.arg(),
+                kv.v.arg(),
+                Arg::I32(il as i32),
+                Arg::I32(s.n_seq as i32),
+                Arg::I32(s.n_ctx as i32),
+                Arg::I32((s.ty == KvType::F16) as i32),
+            ])
+            .collect())
+    }
+
+    /// The angle's arguments of every RoPE kernel (`rope_angle`'s parameters after the pair,
+    /// position and rotated dims): freq_base, freq_scale, yarn_ramp, ext_factor, corr0, corr1,
+    /// mscale, freq_factors.
+    fn rope_angle_args(&self, p: &RopeParams) -> Result<[Arg; 8]> {
+        let (corr, ext, ff) = self.rope_extras(p)?;
+        Ok([
             Arg::F32(p.freq_base),
             Arg::F32(p.freq_scale),
             Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
@@ -1729,12 +1743,6 @@ impl Cuda {
             Arg::F32(corr[1]),
             Arg::F64(p.mscale_f64()),
             ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
-            kv.k.arg(),
-            kv.v.arg(),
-            Arg::I32(il as i32),
-            Arg::I32(s.n_seq as i32),
-            Arg::I32(s.n_ctx as i32),
-            Arg::I32((s.ty == KvType::F16) as i32),
         ])
     }
 
@@ -1811,8 +1819,6 @@ impl Cuda {
         if p.n_rot.min(head_dim) > 512 {
             return Err(shape_err("rope", format!("{} rotated dims: the kernel rotates at most 512", p.n_rot)));
         }
-        let (corr, ext, ff) = self.rope_extras(p)?;
-        let mscale = p.mscale_f64();
         let y = self.tensor(x.rows, x.cols)?;
         let y2 = match x2 {
             Some(t) => Some(self.tensor(t.rows, t.cols)?),
@@ -1844,14 +1850,10 @@ impl Cuda {
                         && !orcd_engine::faults::active(orcd_engine::faults::Fault::CudaRopeNeox))
                         as i32,
                 ),
-                Arg::F32(p.freq_base),
-                Arg::F32(p.freq_scale),
-                Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
-                Arg::F32(ext),
-                Arg::F32(corr[0]),
-                Arg::F32(corr[1]),
-                Arg::F64(mscale),
-                ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
+            ]
+            .into_iter()
+            .chain(self.rope_angle_args(p)?)
+            .chain([
                 x2.map_or(Arg::Ptr(0), |t| t.buf.arg()),
                 y2.as_ref().map_or(Arg::Ptr(0), |t| t.buf.arg()),
                 Arg::I32(n_head2 as i32),
@@ -1869,7 +1871,8 @@ impl Cuda {
                 Arg::F32(hn.map_or(0.0, |(_, _, e)| e)),
                 Arg::F32(q_scale),
                 if x.rows == b.rows.len() { self.rope_table(b, p)? } else { Arg::Ptr(0) },
-            ],
+            ])
+            .collect::<Vec<_>>(),
         )?;
         Ok((y, y2))
     }
@@ -1929,18 +1932,7 @@ impl Cuda {
             return Ok(Arg::Ptr(0));
         }
         let head_dim = p.n_rot;
-        let (corr, ext, ff) = self.rope_extras(p)?;
-        let params = [
-            Arg::I32(head_dim as i32),
-            Arg::F32(p.freq_base),
-            Arg::F32(p.freq_scale),
-            Arg::I32((p.yarn.is_some() && ext != 0.0) as i32),
-            Arg::F32(ext),
-            Arg::F32(corr[0]),
-            Arg::F32(corr[1]),
-            Arg::F64(p.mscale_f64()),
-            ff.as_ref().map_or(Arg::Ptr(0), |b| b.arg()),
-        ];
+        let params: Vec<Arg> = [Arg::I32(head_dim as i32)].into_iter().chain(self.rope_angle_args(p)?).collect();
         let key: Vec<u64> = params.iter().map(Arg::bits).collect();
         let mut tabs = b.rope_tabs.lock().map_err(|_| Error::Invalid("rope tables: poisoned lock".into()))?;
         if let Some((_, t)) = tabs.iter().find(|(k, _)| *k == key) {
