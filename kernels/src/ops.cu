@@ -901,9 +901,10 @@ __device__ __forceinline__ void rope_pair(float a, float b, double s, double c, 
 }
 
 // rope_table (grid rows, block 128, under PDL): each row's pairs i < head_dim/2 as rope_angle gives
-// them (n_rot = head_dim) at its position, tab[2 (r · head_dim/2 + i)] = mscale · sin, + 1 =
-// mscale · cos — once a step for all of its layers' matvec8r_ (which otherwise compute their
-// pairs' angles, f64 pow and sincos, before their waits: on the chain, stop 50's MV_WARM).
+// them (head_dim here = the rotated dims n_rot) at its position, tab[2 (r · head_dim/2 + i)] =
+// mscale · sin, + 1 = mscale · cos — once a forward for all of its layers' matvec8r_, matvec8h_
+// and rope launches (which otherwise compute their pairs' angles, f64 pow and sincos, before
+// their waits: on the chain, stop 50's MV_WARM).
 extern "C" __global__ void rope_table(const unsigned* pos, int rows, int head_dim, float freq_base, float freq_scale,
                                       int yarn_ramp, float ext_factor, float corr0, float corr1, double mscale,
                                       const float* freq_factors, double* tab) {
