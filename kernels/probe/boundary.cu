@@ -17,6 +17,9 @@
 //   persist-G   one kernel of G blocks for the whole token, a grid barrier (one counter, release
 //               add / acquire spin) between steps; the next step's weights are loaded before the
 //               wait, as PDL does
+//   persist-pf<D>-G  the same, each block's share of step i + D - 1 copied into shared memory
+//               (cp.async, D stages) before it waits on step i - 1: the DRAM stream runs ahead
+//               of the barriers (a megakernel's weight pipeline)
 // and the same three with every slice 0 bytes: the pure cost of 120 boundaries.
 #include "probe.h"
 
@@ -98,7 +101,71 @@ __global__ void __launch_bounds__(THREADS) persistent_kernel(Steps s, unsigned* 
     }
 }
 
-#ifndef __CUDACC_RTC__
+// persist-pf: the persistent kernel with its weights streamed ahead — each block copies its share
+// of step i + D - 1 into shared memory (cp.async, D stages) before it waits on step i - 1, so the
+// card's DRAM keeps reading while the blocks sit at the barrier and run the step's dependent work
+// (a megakernel's pipeline; the mode above loads step i's share only after its own step i - 1).
+// The weights are folded after the wait, as a mat-vec's dot needs the activation.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+    const unsigned sa = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sa), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// Block blk's contiguous share of a slice of n16 words: [lo, hi).
+__device__ __forceinline__ void share(long long n16, int blk, int nblk, long long* lo, long long* hi) {
+    const long long per = (n16 + nblk - 1) / nblk;
+    *lo = per * blk < n16 ? per * blk : n16;
+    *hi = *lo + per < n16 ? *lo + per : n16;
+}
+
+template <int D>
+__global__ void __launch_bounds__(THREADS) persistent_pf_kernel(Steps s, unsigned* count, long long stage16) {
+    extern __shared__ uint4 stage[];  // D stages of stage16 words
+    const int nblk = gridDim.x;
+    auto issue = [&](int i) {
+        if (i < s.n) {
+            long long lo, hi;
+            share(s.n16[i], blockIdx.x, nblk, &lo, &hi);
+            uint4* dst = stage + (long long)(i % D) * stage16;
+            for (long long j = lo + threadIdx.x; j < hi; j += THREADS) cp_async16(dst + (j - lo), s.w[i] + j);
+        }
+        cp_async_commit();  // an empty group past the end keeps the wait count uniform
+    };
+    for (int i = 0; i < D - 1; ++i) issue(i);
+    for (int i = 0; i < s.n; ++i) {
+        issue(i + D - 1);
+        cp_async_wait<D - 1>();  // this thread's copies of step i landed
+        __syncthreads();
+        if (i > 0) {
+            if (threadIdx.x == 0) {
+                const unsigned target = (unsigned)i * (unsigned)nblk;
+                while (ld_acquire(count) < target) {
+                }
+            }
+            __syncthreads();
+        }
+        long long lo, hi;
+        share(s.n16[i], blockIdx.x, nblk, &lo, &hi);
+        const uint4* src = stage + (long long)(i % D) * stage16;
+        unsigned acc = 0;
+        for (long long j = threadIdx.x; j < hi - lo; j += THREADS) {
+            const uint4 a = src[j];
+            acc += a.x ^ a.y ^ a.z ^ a.w;
+        }
+        consume(acc, i > 0 ? s.buf[i - 1] : s.buf[s.n - 1], nblk, s.buf[i], blockIdx.x);
+        if (threadIdx.x == 0) red_release_add(count, 1u);
+    }
+}
+
+#ifdef __CUDACC_RTC__  // ci/nvrtc_check.py compiles the device code alone: instantiate what main() does
+template __global__ void persistent_pf_kernel<2>(Steps, unsigned*, long long);
+template __global__ void persistent_pf_kernel<3>(Steps, unsigned*, long long);
+#else
 static float median(std::vector<float> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
@@ -220,6 +287,26 @@ int main(int argc, char** argv) {
             CK(cudaLaunchCooperativeKernel((void*)persistent_kernel, dim3(nblk), dim3(THREADS), args, 0, st));
         });
     };
+    // The streamed persistent kernel: stages of the largest share, D of them in shared memory.
+    long long max16 = 0;
+    for (long long v : n16) max16 = std::max(max16, v);
+    auto time_persist_pf = [&](int nblk, int d, bool empty) -> float {
+        const long long stage16 = empty ? 1 : (max16 + nblk - 1) / nblk;
+        const size_t smem = (size_t)d * stage16 * 16;
+        if (smem > (size_t)prop.sharedMemPerBlockOptin) return -1.0f;
+        void* fn = d == 2 ? (void*)persistent_pf_kernel<2> : (void*)persistent_pf_kernel<3>;
+        CK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        int occ_pf = 0;
+        CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ_pf, fn, THREADS, smem));
+        if (occ_pf * sms < nblk) return -1.0f;
+        Steps s{d_w, empty ? d_zero16 : d_n16, d_buf, nsteps};
+        long long st16 = stage16;
+        return time_reps([&] {
+            CK(cudaMemsetAsync(count, 0, sizeof(unsigned), st));
+            void* args[] = {&s, &count, &st16};
+            CK(cudaLaunchCooperativeKernel(fn, dim3(nblk), dim3(THREADS), args, smem, st));
+        });
+    };
     // The memset before each persistent launch, timed alone, is subtracted from nothing: it is
     // printed so a reader can.
     const double bytes = (double)total16 * 16.0;
@@ -240,6 +327,14 @@ int main(int argc, char** argv) {
             if (per > occ) break;
             snprintf(name, sizeof name, "persist-%d%s", sms * per, sfx);
             row(name, time_persist(sms * per, empty), empty);
+        }
+        for (int d : {2, 3}) {
+            for (int per : {1, 2}) {
+                const float ms = time_persist_pf(sms * per, d, empty);
+                if (ms < 0) continue;  // the stages do not fit
+                snprintf(name, sizeof name, "persist-pf%d-%d%s", d, sms * per, sfx);
+                row(name, ms, empty);
+            }
         }
     }
     // Per step class: a graph of the 24 layers' slices of one class alone (PDL), so each
