@@ -722,6 +722,7 @@ extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols
                                     const float* res) {
     __shared__ double red[32];
     pdl_trigger();
+    pdl_wait();  // x and res belong to the kernels before this one (a no-op without PDL)
     const int r = blockIdx.x;
     if (r >= rows) return;
     const float* xr = x + (i64)r * cols;
