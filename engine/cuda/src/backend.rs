@@ -742,8 +742,10 @@ impl Cuda {
 
     /// [`Cuda::launch`] with programmatic dependent launch, for kernels that call `pdl_wait`
     /// before they read anything a kernel wrote or write anything (kernels/ABI.md).
-    /// Off by default: on the H200 PDL on rope and attention measured slower (docs/perf/GPU.md);
-    /// `ORCD_CUDA_PDL_MORE` = `all`, or kernels' names (comma-separated), turns it on for the A/B. On by default
+    /// Off by default: PDL on rope and attention measured slower (H200; H100 stop 52: attention
+    /// −9.4% on Qwen at batch 1), and on rms_norm (H100 stop 52: gemma-3 −3.5%; docs/perf/GPU.md);
+    /// `ORCD_CUDA_PDL_MORE` = `all`, or kernels' names (`,` or `+` between them: the A/B scripts
+    /// split a switch's variables at commas), turns it on for the A/B. On by default
     /// for `quant_x_q8` (the batched decode's activation rounding, stop 49: H100, 4 / 16 / 64
     /// sequences +2.2 / +6.7 / +1.4% with its trigger; `ORCD_CUDA_QX_PDL=0` with
     /// `ORCD_NVRTC_DEFINES=QX_NO_PDL` is the A/B).
@@ -752,7 +754,7 @@ impl Cuda {
         static QX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         let more = MORE.get_or_init(|| std::env::var("ORCD_CUDA_PDL_MORE").unwrap_or_default());
         let qx = *QX.get_or_init(|| env_choice("ORCD_CUDA_QX_PDL", &[("0", false)], true));
-        let on = more == "all" || more.split(',').any(|m| m == name) || (qx && name == "quant_x_q8");
+        let on = more == "all" || more.split([',', '+']).any(|m| m == name) || (qx && name == "quant_x_q8");
         self.dev.launch_ex(name, grid, block, smem, args, on).map_err(err)
     }
 
