@@ -148,22 +148,6 @@ fn the_rope_table_gives_the_fused_head_norms_their_values_on_the_emulated_device
     assert_eq!(tab, own, "{filter}: the table's angles changed a value");
 }
 
-/// A one-row mat-vec's finishing threads reading their column's bias before the PDL wait and
-/// its residual right after it (`ORCD_NVRTC_DEFINES=MV_EARLY`, where the registers allow: the
-/// long rows' `matvec2l_` / `matvec2ln_` and RoPE's `matvec8r_`) give the values of reading them
-/// at the end (the default): the down-projection shapes with their residual, the fused post-norms
-/// and q·k·v with biases and RoPE, both columns, every metric equal. (A residual read one element
-/// off fails 8 of the 12 `k4864-n1-res` case-runs: the types the mat-vec takes.)
-#[test]
-fn the_early_bias_and_residual_give_the_late_reads_values_on_the_emulated_device() {
-    for filter in ["k4864-n1-res", "matmul_norm_add-q8_0", "norm_qkv_rope_kv_write-neox"] {
-        let early = case_metrics(filter, &[("ORCD_NVRTC_DEFINES", "MV_EARLY")]);
-        let late = case_metrics(filter, &[]);
-        assert!(early.len() >= 6, "{filter}: {} cases", early.len());
-        assert_eq!(early, late, "{filter}: the early reads changed a value");
-    }
-}
-
 /// The batched tensor-core mat-vec with several row tiles a block (`ORCD_CUDA_MVT_ROWS=n`: a
 /// column group's weight fragments loaded once for n tiles of 16 rows; 2 the default) gives a tile a block's
 /// values: 24–40 rows (two and three tiles, a partial last one) of a projection with its bias and

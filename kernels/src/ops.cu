@@ -2966,34 +2966,6 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         }
     };
     load(0);  // the first parts' bytes go out before the norm's reductions
-    // The finishing threads' bias (a weight: loaded before the wait) and residual (after it) are
-    // read early, so neither is a dependent round trip at the end of the chain, where
-    // mv_store_cols / mv_finish would read them; the same values. ORCD_NVRTC_DEFINES=MV_EARLY
-    // (stop 51: untimed, so off). Thread u < C·R finishes column jj0 + u / R of row r0 (the RoPE
-    // blocks: thread c < 8 its column mv_rope_col(jj0, c)). Only where the registers allow: the
-    // long rows' instances (U > 1: the down projection and its residual) and RoPE's (q·k·v's
-    // biases); the 64-register instances (matvec8_: 8 blocks an SM) spill with it (NVRTC; so
-    // does a residual taken by cp.async into shared memory there, tried).
-#ifdef MV_EARLY
-    constexpr bool fin_early = (U > 1 || ROPE) && R == 1;
-#else
-    constexpr bool fin_early = false;
-#endif
-    const int fin_u = threadIdx.x;
-    const i64 fin_jj = ROPE ? (fin_u < 8 ? mv_rope_col(jj0, fin_u, m, mb, rk) : total) : jj0 + fin_u / R;
-    const bool fin_me = fin_early && fin_u < C * R && nr > 0 && fin_jj < total;
-    float* fin_dst = nullptr;       // y[r0·m + j] of the thread's column
-    const float* fin_rp = nullptr;  // res at the same offset
-    bool fin_hb = false;            // the column has a bias
-    float fin_bias = 0.0f, fin_res = 0.0f;
-    if (fin_me) {
-        const MvSel sel = mv_select(fin_jj, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c, yc, mc);
-        const i64 o = r0 * sel.m + sel.j;
-        fin_dst = sel.y + o;
-        if (res) fin_rp = res + o;
-        fin_hb = sel.bias != nullptr;
-        if (fin_hb) fin_bias = sel.bias[sel.j];
-    }
     // The norm weights of a row of at most 128 parts (one pass) are constant too: each thread
     // stages its own part's 8 in shared memory before the wait and reads back only those (no
     // barrier), instead of a dependent global load after the norm's reductions.
@@ -3048,7 +3020,6 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
 #ifndef MV_ANAT_NO_WAIT
     pdl_wait();  // x, res and y belong to the kernels before this one
 #endif
-    if (!ROPE && fin_rp) fin_res = *fin_rp;
     // The table's two values go out now and are first needed after the sums: their round trip
     // runs beside the norm and the dots (the step's rope_table wrote them: after the wait).
     double rt_s = 0.0, rt_c = 0.0;
@@ -3140,7 +3111,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             for (int q = 1; q < MV_WARPS; ++q) v = __fadd_rn(v, mv_red[0][c][q]);
             const MvSel sel = mv_select(mv_rope_col(jj0, c, m, mb, rk), w, bias, y, m, wb, bias_b, yb, mb, wc,
                                         bias_c, yc, mc);
-            if (sel.bias) v = __fadd_rn(v, fin_early ? fin_bias : sel.bias[sel.j]);
+            if (sel.bias) v = __fadd_rn(v, sel.bias[sel.j]);
             mv_fin[c] = v;
         }
         __syncthreads();
@@ -3172,23 +3143,8 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         MP_PRINT();
         return;
     }
-    if (fin_early) {  // mv_store_cols' sums and mv_finish's steps on the early-read values
-        if (fin_me) {
-            float v = mv_red[0][fin_u][0], v2 = mv_red[1][fin_u][0];
-#pragma unroll
-            for (int q = 1; q < MV_WARPS; ++q) {
-                v = __fadd_rn(v, mv_red[0][fin_u][q]);
-                v2 = __fadd_rn(v2, mv_red[1][fin_u][q]);
-            }
-            if (fin_hb) v = __fadd_rn(v, fin_bias);
-            if (w2) v = glu_value(v, v2, act);
-            if (res) v = __fadd_rn(fin_res, v);
-            *fin_dst = v;
-        }
-    } else {
-        mv_store_cols<C * R, R>(mv_red, w2 != nullptr, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc,
-                                bias_c, yc, mc, res, act);
-    }
+    mv_store_cols<C * R, R>(mv_red, w2 != nullptr, nr, r0, jj0, total, w, bias, y, m, wb, bias_b, yb, mb, wc, bias_c,
+                            yc, mc, res, act);
     MP_T(5);
     MP_PRINT();
 #undef MP_T
