@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # There (the GPU machine), one call: batch-1 decode switches against the default of the same build,
 # interleaved (default, each switch; two rounds), on several files — tg128 after a 4-token prompt,
-# `worker-orcd bench --repeats 3` medians, tok/s.
+# `worker-orcd bench --repeats 3` medians, tok/s; last, each switch's mean against the default's and
+# the default's own spread (`summary` lines).
 #
 #   SWITCHES="ORCD_CUDA_ROPE_TAB=1 ORCD_X=1,ORCD_Y=2" MODELS="qwen /root/.cache/orcd/models/gemma-3-270m-q4_k_m.gguf" \
 #       NUMERICS="fast exact" OUT=dir bash ci/gpu-ab-b1.sh
@@ -42,3 +43,28 @@ j=json.load(open(sys.argv[1])); print("%-28s %-5s %-22s r%s tg %8.1f tok/s" % (s
         done
     done
 done
+# Each spec's mean over its rounds against the default's, per file and numerics (the default's own
+# spread beside it: a switch inside it has not been shown to move anything).
+python3 - "$OUT" <<'PY'
+import glob, json, os, re, sys
+runs = {}
+for f in glob.glob(os.path.join(sys.argv[1], "b1-*.json")):
+    m = re.match(r"b1-(.+)-(fast|exact)-(.+)-(\d+)\.json$", os.path.basename(f))
+    try:
+        v = json.load(open(f))["decode_tok_s"]
+    except (OSError, ValueError, KeyError):
+        continue
+    if m:
+        runs.setdefault((m[1], m[2]), {}).setdefault(m[3], []).append(v)
+for (model, num), specs in sorted(runs.items()):
+    d = specs.get("default")
+    if not d:
+        continue
+    base = sum(d) / len(d)
+    spread = (max(d) - min(d)) / base * 100
+    print(f"summary {model} {num}: default {base:.1f} tok/s (its rounds {spread:.1f}% apart)")
+    for spec, v in sorted(specs.items()):
+        if spec != "default":
+            mean = sum(v) / len(v)
+            print(f"summary {model} {num}: {spec:<40} {mean:8.1f} tok/s {100 * (mean / base - 1):+6.1f}%")
+PY
