@@ -36,8 +36,8 @@ for cu in files:
         size = ctypes.c_size_t()
         lib.nvrtcGetCUBINSize(prog, ctypes.byref(size))
         print(f"ok   {cu.name}: cubin {size.value} bytes for {arch}")
-        # ORCD_CUBIN_OUT=DIR: the cubin written as DIR/<name>.cubin (kernel text sizes:
-        # `readelf -SW`, the .text.<kernel> sections).
+        # ORCD_CUBIN_OUT=DIR: the cubin written as DIR/<name>.cubin (each kernel's code size:
+        # ci/cubin_text.py).
         if os.environ.get("ORCD_CUBIN_OUT"):
             buf = ctypes.create_string_buffer(size.value)
             lib.nvrtcGetCUBIN(prog, buf)
