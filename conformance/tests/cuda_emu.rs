@@ -114,7 +114,9 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// case (152 a run) with a decode row's `matvec8r_` and the `rope` kernel reading their pairs'
 /// sin and cos from the forward's `rope_table` (`ORCD_CUDA_ROPE_TAB=1`) against computing them
 /// themselves (`matvec8r_` reading a pair's neighbour's entry fails its 16 one-row cases; the
-/// `rope` kernel reading it, 120 of the 152).
+/// `rope` kernel reading it, 120 of the 152). And gemma-3's attention post-norm and residual
+/// add folded into the FFN's one-row GLU launch (`matvec8gp_`, `ORCD_CUDA_FOLD_POSTNORM=1`)
+/// against `rms_norm_mul_add` then `norm_matmul_glu` (`=0`).
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     for (filter, fused_env, composed_env) in [
@@ -127,6 +129,7 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
         ("glu-down", Some(("ORCD_CUDA_GLU_CODES", "1")), None),
         ("norm_qkv_rope_kv_write", None, Some(("ORCD_CUDA_BATCH_ROPE", "0"))),
         ("rope", Some(("ORCD_CUDA_ROPE_TAB", "1")), None),
+        ("norm_add_norm", Some(("ORCD_CUDA_FOLD_POSTNORM", "1")), Some(("ORCD_CUDA_FOLD_POSTNORM", "0"))),
     ] {
         let fused = case_metrics(filter, fused_env.as_slice());
         let composed = case_metrics(filter, composed_env.as_slice());

@@ -794,6 +794,29 @@ pub trait Ops {
     ) -> Result<Self::Tensor> {
         self.matmul_glu(&self.rms_norm_mul(x, eps, nw)?, gate, up, act, g)
     }
+    /// A post-norm and its residual add, then the next block's norm and GLU pair (gemma-3's
+    /// attention post-norm before its FFN): `h = rms_norm_mul_add(x, pw_eps, pw, res)` and
+    /// `norm_matmul_glu(h, nw, eps, gate, up, act)`, returned as `(h, glu)`; `h` is the residual
+    /// the FFN's output is added to. A backend may compute `h` inside the GLU's launch (the same
+    /// values).
+    #[allow(clippy::too_many_arguments)]
+    fn norm_add_norm_matmul_glu(
+        &self,
+        x: &Self::Tensor,
+        pw: &Self::Weight,
+        pw_eps: f32,
+        res: &Self::Tensor,
+        nw: &Self::Weight,
+        eps: f32,
+        gate: &Self::Weight,
+        up: &Self::Weight,
+        act: Act,
+        g: &RowGroups,
+    ) -> Result<(Self::Tensor, Self::Tensor)> {
+        let h = self.rms_norm_mul_add(x, pw_eps, pw, res)?;
+        let y = self.norm_matmul_glu(&h, nw, eps, gate, up, act, g)?;
+        Ok((h, y))
+    }
     /// `act(x)` elementwise.
     fn act(&self, x: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
     /// `cap * tanh(x / cap)`.

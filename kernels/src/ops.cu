@@ -2827,6 +2827,18 @@ struct RopeKv {
     // rope_angle before it (the same values: rope_table computes them with rope_angle).
     const double* tab = nullptr;
 };
+
+// A post-norm and its residual add folded into the mat-vec that reads their sum (the GLU of
+// gemma-3's FFN after the attention's post-norm: matvec8gp_): the block's activation row is
+// h = x + rms_norm(pre.x) · pre.w, computed by every block as the `rms_norm` kernel with `res`
+// computes it (rms_scale_256, then its three rounded steps a value: the same bits), into shared
+// memory; block 0 also stores it at pre.h (the residual of the FFN's output, read by later
+// launches only). One row, k at most 8 · MV_THREADS.
+struct MvPre {
+    const float *x, *w;
+    float eps;
+    float* h;
+};
 // The global column of a RoPE block's c-th column (blocks of 8 columns; heads are whole blocks):
 // a NeoX block of q or k takes pairs i0 .. i0 + 3 of its head (columns i0 + c) and their partners
 // (half + i0 + c - 4), so every pair is finished in one block; GPT-J pairs sit side by side.
@@ -2919,14 +2931,15 @@ __device__ __forceinline__ void mv_store_cols(float (*red)[CR][MV_WARPS], bool p
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
 // part once for all C. Every column's sum is the C = 1 order, so its value is the same.
-template <class T, int C, int R, bool PAIR, int U, bool ROPE = false>
+template <class T, int C, int R, bool PAIR, int U, bool ROPE = false, bool PRE = false>
 __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64 row_bytes, const float* res,
                                          int xq, const u8* w2_, int act, int norm, const float* nw, float eps,
                                          const float* bias, float* y, i64 m, const u8* wb, const float* bias_b,
                                          float* yb, i64 mb, const u8* wc, const float* bias_c, float* yc, i64 mc,
-                                         i64 r0, int nr, const RopeKv* rk = nullptr) {
+                                         i64 r0, int nr, const RopeKv* rk = nullptr, const MvPre* pre = nullptr) {
     static_assert(T::PART && C * R <= MV_MAX_ROWS, "mv_multi: part-decodable types, C·R accumulators");
     static_assert(!ROPE || (C == 8 && R == 1 && !PAIR), "mv_multi: RoPE blocks are 8 columns of one row");
+    static_assert(!PRE || (R == 1 && !ROPE), "mv_multi: a folded post-norm is one row's");
     // Only PAIR instances take a GLU pair (the registers of a second weight's parts).
     const u8* const w2 = PAIR ? w2_ : nullptr;
     __shared__ double mv_sc[R];
@@ -2976,6 +2989,12 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         for (int l = 0; l < 8; ++l) mv_nw[8 * threadIdx.x + l] = nw[8 * threadIdx.x + l];
     }
     const float* nwx = nw_pre ? mv_nw : nw;
+    // The folded post-norm's weight (PRE): staged as the norm's, before the wait.
+    __shared__ float mv_pw[PRE ? MV_THREADS * 8 : 1];
+    if (PRE && (int)threadIdx.x < nsub) {
+#pragma unroll
+        for (int l = 0; l < 8; ++l) mv_pw[8 * threadIdx.x + l] = pre->w[8 * threadIdx.x + l];
+    }
     // RoPE: the block's four pairs' angles need pos alone (an upload): before the wait.
     __shared__ double mv_rs[2][4];
     const bool rot = ROPE && jj0 < m + mb;  // a q or k block (uniform)
@@ -3028,6 +3047,30 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         rt_s = t[0];
         rt_c = t[1];
     }
+    // The activation row: x, or with PRE the sum the folded post-norm makes in shared memory.
+    const float* xs = x;
+    if constexpr (PRE) {
+        __shared__ __align__(16) float mv_h[MV_THREADS * 8];
+        const int t = threadIdx.x;
+        float px[8], pr[8];
+        if (t < nsub) {  // this thread's part of both rows, in flight beside the reduction
+            mv_load_x(pre->x, t, true, px, false, 1.0, nullptr);
+            mv_load_x(x, t, true, pr, false, 1.0, nullptr);
+        }
+        const double psc = rms_scale_256(pre->x, k, pre->eps, mv_redd);
+        if (t < nsub) {
+            const bool store = blockIdx.x == 0 && blockIdx.y == 0;
+#pragma unroll
+            for (int l = 0; l < 8; ++l) {
+                const float v = (float)__dmul_rn((double)px[l], psc);
+                const float h = __fadd_rn(pr[l], __fmul_rn(v, mv_pw[8 * t + l]));
+                mv_h[8 * t + l] = h;
+                if (store) pre->h[8 * t + l] = h;
+            }
+        }
+        __syncthreads();
+        xs = mv_h;
+    }
     MP_T(1);
 #ifdef MV_ANAT_NO_NORM
     if (norm) {  // uniform
@@ -3037,7 +3080,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
 #else
     if (norm) {  // uniform
         for (int i = 0; i < nr; ++i) {
-            const double sc = rms_scale_256(x + (r0 + i) * k, k, eps, mv_redd);
+            const double sc = rms_scale_256(xs + (r0 + i) * k, k, eps, mv_redd);
             if (threadIdx.x == 0) mv_sc[i] = sc;
         }
         __syncthreads();
@@ -3059,7 +3102,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
 #pragma unroll
                     for (int l = 0; l < 8; ++l) xv[l] = valid ? 0.25f * (float)(l + 1) : 0.0f;
 #else
-                    mv_load_x(x + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
+                    mv_load_x(xs + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
 #endif
                     if (xq == 0) {  // uniform: the fast numerics' integer products
                         const MvX xi = mv_round_i8<T::MIN>(xv);
@@ -4002,6 +4045,30 @@ extern "C" __global__ void MVM_BOUNDS matvec8g_q5_k(MATVEC_PARAMS) { matvec_t<T_
 extern "C" __global__ void MVM_BOUNDS matvec8g_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVG_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, true>(MATVEC_ARGS); }
+// matvec8gp_: matvec8g_'s one-row GLU pair whose activation x is first the residual of a
+// post-norm folded in (MvPre): the FFN's input h = x + rms_norm(pre_x) · pre_w, stored at pre_h
+// by block 0 (kernels/ABI.md). One row, a GLU pair, norm on, k a multiple of 8 and at most 1,024.
+#define MV_PRE_PARAMS const float *pre_x, const float *pre_w, float pre_eps, float *pre_h
+template <class T>
+__device__ __forceinline__ void matvec_pre_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
+                                             i64 row_bytes, const unsigned* ids, int rpb, int xq, const u8* w2,
+                                             int act, int norm, const float* nw, float eps, const float* pre_x,
+                                             const float* pre_w, float pre_eps, float* pre_h) {
+    pdl_trigger();
+    if (rpb != 1 || n_out != 1 || blockDim.x != MV_THREADS || ids || !w2 || !norm || !pre_x || !pre_w || !pre_h ||
+        (k & 7) || k > 8 * MV_THREADS) {
+        return;  // not the ABI's launch
+    }
+    const MvPre pre{pre_x, pre_w, pre_eps, pre_h};
+    mv_multi<T, 8, 1, true, 1, false, true>(w, x, k, row_bytes, nullptr, xq, w2, act, norm, nw, eps, nullptr, y, m,
+                                            nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0, 0, 1,
+                                            nullptr, &pre);
+}
+#define MATVEC_PRE_ARGS w, x, y, n_out, k, m, row_bytes, ids, rpb, xq, w2, act, norm, nw, eps, pre_x, pre_w, pre_eps, pre_h
+extern "C" __global__ void MVM_BOUNDS matvec8gp_q4_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_0>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8gp_q4_k(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_k>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8gp_q5_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q5_0>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MVG_BOUNDS matvec8gp_q8_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q8_0>(MATVEC_PRE_ARGS); }
 // Long rows (k ≥ 3·1,024, a down projection), one row: 2 columns a block, 6 iterations' parts in flight.
 extern "C" __global__ void MVM_BOUNDS matvec8r_q4_0(MATVEC_PARAMS, ROPE_KV_PARAMS, const double* rtab) { matvec_rope_t<T_q4_0>(MATVEC_ROPE_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8r_q4_1(MATVEC_PARAMS, ROPE_KV_PARAMS, const double* rtab) { matvec_rope_t<T_q4_1>(MATVEC_ROPE_ARGS); }

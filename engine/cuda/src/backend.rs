@@ -515,6 +515,15 @@ fn postnorm_fuse() -> bool {
     *V.get_or_init(|| env_choice("ORCD_CUDA_FUSE_POSTNORM", &[("1", true)], false))
 }
 
+/// gemma-3's attention post-norm and residual add folded into its FFN's one-row GLU launch
+/// (`matvec8gp_`, [`Ops::norm_add_norm_matmul_glu`]): every block computes the sum itself from
+/// the output projection and the residual, so the one-block `rms_norm` launch between them goes
+/// (18 of a gemma-3-270m step's ~170 launches). `ORCD_CUDA_FOLD_POSTNORM=1` on, `=0` off.
+fn fold_postnorm() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_FOLD_POSTNORM", &[("1", true), ("0", false)], false))
+}
+
 /// A decode batch's q, k and v with RoPE and the KV store in the batched mat-vec's launch
 /// (`matvecqr_` / `matvecfr_`: the rows' values of `matvecq_` / `matvecf_` and then of
 /// `rope_qk_kv_write`, one launch a layer fewer; stop 49). The default since stop 50 (H100,
@@ -2065,6 +2074,89 @@ impl Cuda {
         Ok(Some(out))
     }
 
+    /// [`Ops::norm_add_norm_matmul_glu`] in one launch (`matvec8gp_`, kernels/ABI.md) where the
+    /// one-row GLU pair would take `matvec8g_` and the row fits a block's parts; `None` where
+    /// it does not (the caller composes).
+    #[allow(clippy::too_many_arguments)]
+    fn matvec_pre_glu(
+        &self,
+        x: &CudaTensor,
+        pw: &CudaWeight,
+        pw_eps: f32,
+        res: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        gate: &CudaWeight,
+        up: &CudaWeight,
+        act: Act,
+        g: &RowGroups,
+    ) -> Result<Option<(CudaTensor, CudaTensor)>> {
+        let (k, m) = (x.cols, gate.rows);
+        let kty = match gate.ty {
+            GgmlType::Q4_0 | GgmlType::Q4_K | GgmlType::Q5_0 | GgmlType::Q8_0 => kernel_ty(gate.ty),
+            _ => None,
+        };
+        let Some(kty) = kty else { return Ok(None) };
+        if !fold_postnorm()
+            || !glu8()
+            || x.rows != 1
+            || (res.rows, res.cols) != (1, k)
+            || !k.is_multiple_of(8)
+            || k > 8 * 128
+            || gate.ty != up.ty
+            || gate.dims != up.dims
+            || gate.row_bytes != up.row_bytes
+            || gate.dims.len() > 2
+            || gate.k != k
+            || m >= MV_ROUND_ONCE_M
+        {
+            return Ok(None);
+        }
+        Self::one_d("rms_norm_mul_add", pw, k)?;
+        Self::one_d("rms_norm_mul", nw, k)?;
+        let xq = self.matmul_rounding(k, gate.ty)?;
+        if !matches!(self.mmq_rows(gate, xq, false, Some(g), 1), MmqRows::None) {
+            return Ok(None);
+        }
+        let (h, y) = (self.tensor(1, k)?, self.tensor(1, m)?);
+        self.dev
+            .launch_ex(
+                &format!("matvec8gp_{kty}"),
+                (blocks(m, 8), 1, 1),
+                128,
+                0,
+                &[
+                    &[
+                        gate.buf.arg(),
+                        res.buf.arg(),
+                        y.buf.arg(),
+                        Arg::I32(1),
+                        Arg::I32(k as i32),
+                        Arg::I32(m as i32),
+                        Arg::I64(gate.row_bytes as i64),
+                        Arg::Ptr(0),
+                        Arg::I32(0),
+                        Arg::I32(0),
+                        Arg::Ptr(0),
+                        Arg::I32(1),
+                        Arg::Ptr(0),
+                        Arg::I32(xq),
+                        up.buf.arg(),
+                        Arg::I32(self.act_code(act)),
+                        Arg::I32(1),
+                        nw.buf.arg(),
+                        Arg::F32(eps),
+                    ][..],
+                    &more_args(&[], &[]),
+                    &[x.buf.arg(), pw.buf.arg(), Arg::F32(pw_eps), h.buf.arg()],
+                ]
+                .concat(),
+                true,
+            )
+            .map_err(err)?;
+        Ok(Some((h, y)))
+    }
+
     fn graphs(&self) -> Result<std::sync::MutexGuard<'_, Graphs>> {
         self.graphs.lock().map_err(|_| Error::Invalid("cuda graphs: poisoned lock".into()))
     }
@@ -2679,6 +2771,27 @@ impl Ops for Cuda {
             ));
         }
         self.matvec1(x, gate, gate.rows, x.rows, None, None, None, Some((up, act)), Some((nw, eps)), Some(g))
+    }
+
+    fn norm_add_norm_matmul_glu(
+        &self,
+        x: &CudaTensor,
+        pw: &CudaWeight,
+        pw_eps: f32,
+        res: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        gate: &CudaWeight,
+        up: &CudaWeight,
+        act: Act,
+        g: &RowGroups,
+    ) -> Result<(CudaTensor, CudaTensor)> {
+        if let Some(out) = self.matvec_pre_glu(x, pw, pw_eps, res, nw, eps, gate, up, act, g)? {
+            return Ok(out);
+        }
+        let h = self.rms_norm_mul_add(x, pw_eps, pw, res)?;
+        let y = self.norm_matmul_glu(&h, nw, eps, gate, up, act, g)?;
+        Ok((h, y))
     }
 
     fn matmul_fused(

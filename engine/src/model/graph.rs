@@ -13,10 +13,13 @@ use crate::ops::{Act, Index, Ops, RowGroups, TapSink, SWIGLU_OAI_ALPHA, SWIGLU_O
 use crate::Result;
 
 /// A block's output: the residual already added (fused, after the block's post-norm where it
-/// has one), or not.
+/// has one), or not; or (`PostNorm`, the attention block of a layer whose gated FFN takes it)
+/// before its post-norm, which the FFN's first op applies with the residual add
+/// ([`Ops::norm_add_norm_matmul_glu`]).
 enum Residual<T> {
     Added(T),
     Not(T),
+    PostNorm(T),
 }
 
 /// A q/k/v projection's bias, unless the planted fault drops it.
@@ -33,6 +36,9 @@ pub(crate) struct Fwd<'a, B: Ops> {
     pub groups: RowGroups,
     pub out_groups: RowGroups,
     pub taps: &'a mut dyn TapSink,
+    /// Set by [`Self::layer`] around its attention block: the output projection leaves its
+    /// post-norm and the residual add to the FFN's first op ([`Residual::PostNorm`]).
+    pub defer_post_norm: bool,
 }
 
 impl<B: Ops> Fwd<'_, B> {
@@ -113,8 +119,13 @@ impl<B: Ops> Fwd<'_, B> {
     pub fn layer(&mut self, il: usize, l: &Layer<B::Weight>, kv: &mut B::Kv, x: B::Tensor) -> Result<B::Tensor> {
         let fuse = !self.taps.active();
         // Without taps the output projection adds the residual itself, after its post-norm
-        // where there is one (Ops::matmul_norm_add).
+        // where there is one (Ops::matmul_norm_add) — or, before a gated FFN with an RMS norm,
+        // leaves the post-norm and the add to the FFN's first op (Ops::norm_add_norm_matmul_glu),
+        // which a backend may run in the GLU's launch.
         let res = fuse.then_some(&x);
+        self.defer_post_norm = fuse
+            && l.attn.post_norm.is_some()
+            && matches!((&l.ffn_norm, &l.ffn), (n, Ffn::Gated { .. }) if n.kind == NormKind::Rms && n.b.is_none());
         // Without taps, an RMS norm rides in the projections that read it (Ops::norm_matmuls,
         // Ops::norm_matmul_glu): the same values, no normalized tensor of its own.
         let attn = match (&l.attn_norm, &l.attn.qkv) {
@@ -165,17 +176,30 @@ impl<B: Ops> Fwd<'_, B> {
                 self.attention(il, &cur, &l.attn, kv, res)?
             }
         };
-        let ffn_inp = match attn {
-            Residual::Added(t) => t,
+        self.defer_post_norm = false;
+        let (ffn_inp, glu) = match attn {
+            Residual::Added(t) => (t, None),
             Residual::Not(a) => {
                 self.tap(Some(il), "attn_out", &a)?;
-                self.b.add(&x, &a)?
+                (self.b.add(&x, &a)?, None)
             }
+            Residual::PostNorm(o) => match (&l.attn.post_norm, &l.ffn_norm, &l.ffn) {
+                (Some(pw), n, Ffn::Gated { gate, up, act, .. }) => {
+                    let eps = self.hp.rms_eps;
+                    let g = &self.groups;
+                    let (h, y) = self.b.norm_add_norm_matmul_glu(&o, pw, eps, &x, &n.w, n.eps, gate, up, *act, g)?;
+                    (h, Some(y))
+                }
+                _ => return Err(crate::Error::Invalid("a deferred post-norm without its gated FFN".into())),
+            },
         };
         let res = (fuse && l.post_ffn_norm.is_none()).then_some(&ffn_inp);
         let out = match (&l.ffn_norm, &l.ffn) {
             (n, Ffn::Gated { gate, up, down, act }) if fuse && n.kind == NormKind::Rms && n.b.is_none() => {
-                let h = self.b.norm_matmul_glu(&ffn_inp, &n.w, n.eps, gate, up, *act, &self.groups)?;
+                let h = match glu {
+                    Some(y) => y,
+                    None => self.b.norm_matmul_glu(&ffn_inp, &n.w, n.eps, gate, up, *act, &self.groups)?,
+                };
                 match &l.post_ffn_norm {
                     // The down projection, its post-norm and the residual add in one op.
                     Some(w) => Residual::Added(self.b.matmul_norm_add(
@@ -198,6 +222,9 @@ impl<B: Ops> Fwd<'_, B> {
         };
         let x = match (out, &l.post_ffn_norm) {
             (Residual::Added(t), _) => t,
+            (Residual::PostNorm(_), _) => {
+                return Err(crate::Error::Invalid("an FFN block's output with a deferred post-norm".into()))
+            }
             // Without taps the post-norm and the residual add are one op.
             (Residual::Not(f), Some(w)) if fuse => self.b.rms_norm_mul_add(&f, self.hp.rms_eps, w, &ffn_inp)?,
             (Residual::Not(f), _) => {
@@ -313,10 +340,19 @@ impl<B: Ops> Fwd<'_, B> {
         let cfg = hp.attn_cfg(il);
         let o = b.attention(&q, kv, il, self.batch, &cfg.params, a.sinks.as_ref())?;
         if let Some(r) = res {
-            return Ok(Residual::Added(match &a.post_norm {
-                Some(w) => b.matmul_norm_add(&o, &a.out.w, a.out.b.as_ref(), w, hp.rms_eps, r, &self.groups)?,
-                None => self.proj_res(&o, &a.out, r)?,
-            }));
+            return Ok(match &a.post_norm {
+                Some(_) if self.defer_post_norm => Residual::PostNorm(self.proj(&o, &a.out)?),
+                Some(w) => Residual::Added(b.matmul_norm_add(
+                    &o,
+                    &a.out.w,
+                    a.out.b.as_ref(),
+                    w,
+                    hp.rms_eps,
+                    r,
+                    &self.groups,
+                )?),
+                None => Residual::Added(self.proj_res(&o, &a.out, r)?),
+            });
         }
         let o = self.proj(&o, &a.out)?;
         Ok(match &a.post_norm {

@@ -440,6 +440,7 @@ impl<B: Ops> Model<B> {
             groups: b.batch_groups(up),
             out_groups: rows.output_groups(),
             taps,
+            defer_post_norm: false,
         };
         let mut x = f.embed(&self.w.embd)?;
         for (il, l) in self.w.layers.iter().enumerate() {

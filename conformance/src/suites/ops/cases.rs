@@ -540,6 +540,26 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
             );
         }
     }
+    // The attention's post-norm and residual add, then the FFN's norm and GLU pair (gemma-3's
+    // 640 → 2 × 2,048 in Q5_0): one decode row in the GLU's launch where a backend folds it
+    // (k up to 1,024, the widest a block's parts take), a row past it, three rows, and a type
+    // without the folded kernel (Q4_1) — those compose.
+    for ty in [GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q4_1] {
+        let k0 = if ty == GgmlType::Q4_K { 512 } else { 640 };
+        for (k, m, rows, act) in [(k0, 2048, 1, Act::Gelu), (1024, 1536, 1, Act::Silu), (512, 1536, 3, Act::Silu)] {
+            if ty == GgmlType::Q4_1 && rows > 1 {
+                continue;
+            }
+            push(
+                format!("norm_add_norm_matmul_glu-{}-m{m}-k{k}-n{rows}", ty_name(ty)),
+                OpSpec::NormAddNormMatmulGlu { ty, k, m, rows, act },
+            );
+        }
+    }
+    push(
+        "norm_add_norm_matmul_glu-q8_0-m1024-k2048-n1".into(),
+        OpSpec::NormAddNormMatmulGlu { ty: GgmlType::Q8_0, k: 2048, m: 1024, rows: 1, act: Act::Silu },
+    );
     // A batched decode's FFN: the GLU then its down projection with the residual, each row its
     // own sequence (so never the prefill GEMM) — where the GLU may hand the down projection its
     // output already rounded (ORCD_CUDA_GLU_CODES). Q8_0 at 5 rows (matvecqg_, a partial row

@@ -301,6 +301,16 @@ pub enum OpSpec {
         /// backend may hand the down projection an activation the GLU already rounded.
         down: Option<GgmlType>,
     },
+    /// `h = res + rms_norm_mul(x, pw)` (a post-norm and its residual add), then
+    /// `norm_matmul_glu(h, nw, gate, up, act)` in one op (gemma-3's attention post-norm before
+    /// its FFN): outputs `h` and the GLU's `out`.
+    NormAddNormMatmulGlu {
+        ty: GgmlType,
+        k: usize,
+        m: usize,
+        rows: usize,
+        act: Act,
+    },
     /// RoPE of q and k with the rotated keys and v stored into the KV cache in one op
     /// (`rope_qk_kv_write`); checked through the rotated queries and a causal attention over the
     /// cache it wrote (every stored key and value reaches some output row).
@@ -385,6 +395,7 @@ impl OpSpec {
             OpSpec::MatmulGlu { .. } => "matmul_glu",
             OpSpec::NormMatmuls { .. } => "norm_matmuls",
             OpSpec::NormMatmulGlu { .. } => "norm_matmul_glu",
+            OpSpec::NormAddNormMatmulGlu { .. } => "norm_add_norm_matmul_glu",
             OpSpec::RopeQk { .. } => "rope_qk",
             OpSpec::RopeQkKv { .. } => "rope_qk_kv_write",
             OpSpec::NormRopeQkKv { .. } => "norm_rope_qk_kv_write",
@@ -452,6 +463,9 @@ impl OpSpec {
             | OpSpec::NormMatmulGlu { m, rows, down: None, .. } => vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL))],
             OpSpec::NormMatmulGlu { k, m, rows, down: Some(_), .. } => {
                 vec![expect("out", (*rows, *m), Nmse(NMSE_MATMUL)), expect("down", (*rows, *k), Nmse(NMSE_MATMUL))]
+            }
+            OpSpec::NormAddNormMatmulGlu { k, m, rows, .. } => {
+                vec![expect("h", (*rows, *k), d), expect("out", (*rows, *m), Nmse(NMSE_MATMUL))]
             }
             OpSpec::NormMatmuls { ms, rows, .. } => {
                 ms.iter().zip(NORM_MATMUL_OUT).map(|(m, name)| expect(name, (*rows, *m), Nmse(NMSE_MATMUL))).collect()
@@ -675,6 +689,16 @@ impl OpSpec {
                     }
                     None => p.batches.push(one_seq(*rows)),
                 }
+            }
+            OpSpec::NormAddNormMatmulGlu { ty, k, m, rows, .. } => {
+                p.x.push(u(rng, *rows, *k, -10.0, 10.0)); // the post-norm's input
+                p.x.push(u(rng, *rows, *k, -1.0, 1.0)); // the residual
+                w.add(rng, "pw", GgmlType::F32, &[*k as u64])?;
+                w.add(rng, "nw", GgmlType::F32, &[*k as u64])?;
+                w.add(rng, "gate", *ty, &[*k as u64, *m as u64])?;
+                w.add(rng, "up", *ty, &[*k as u64, *m as u64])?;
+                has_weights = true;
+                p.batches.push(one_seq(*rows));
             }
             OpSpec::RopeQkKv { n_head, n_head_kv, head_dim, rows, .. } => {
                 p.x.push(u(rng, *rows, n_head * head_dim, -1.0, 1.0));
@@ -987,6 +1011,15 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
                     Ok(vec![host(b, "out", &y)?, host(b, "down", &d)?])
                 }
             }
+        }
+        OpSpec::NormAddNormMatmulGlu { act, .. } => {
+            let g = b.batch_groups(&batch(b, p, 0)?);
+            let (pw, nw) = (weight(b, p, "pw")?, weight(b, p, "nw")?);
+            let (gate, up) = (weight(b, p, "gate")?, weight(b, p, "up")?);
+            let (h, y) = b
+                .norm_add_norm_matmul_glu(&x0()?, &pw, 1e-6, &x1()?, &nw, 1e-6, &gate, &up, *act, &g)
+                .map_err(e2s("norm_add_norm_matmul_glu"))?;
+            Ok(vec![host(b, "h", &h)?, host(b, "out", &y)?])
         }
         OpSpec::RopeQkKv { style, n_head, n_head_kv, head_dim, rows } => {
             let rp = plain_rope(*style, *head_dim);
