@@ -219,6 +219,17 @@ impl TapSink for CollectTaps {
     }
 }
 
+/// A post-norm and its residual add left to the op that reads their sum, `res + rms_norm_mul(x,
+/// eps, w)` ([`Ops::rms_norm_mul_add`]'s arguments): gemma-3's post-norms, folded into the next
+/// block's first op ([`Ops::norm_add_norm_matmul_glu`], [`Ops::norm_add_norm_qkv_norm_rope_kv_write`]).
+#[derive(Debug)]
+pub struct PostNorm<'a, T, W> {
+    pub x: &'a T,
+    pub w: &'a W,
+    pub eps: f32,
+    pub res: &'a T,
+}
+
 /// Rows of a batch grouped by sequence: how many rows of the current activation belong to each
 /// sequence, row by row. A backend that picks a kernel by row count (llama.cpp's CPU k-quant
 /// matmul switches formula at 8 rows) decides by the rows of the row's own sequence, so a
@@ -751,6 +762,33 @@ pub trait Ops {
             _ => Err(crate::Error::Invalid("norm_matmuls: fewer than three outputs".into())),
         }
     }
+    /// The previous layer's FFN post-norm and residual add, then
+    /// [`Ops::norm_qkv_norm_rope_kv_write`] of their sum `h` (gemma-3's layer boundary), returned
+    /// as `(h, q)`; `h` is the residual the attention's output is added to. A backend may compute
+    /// `h` inside the projections' launches (the same values).
+    #[allow(clippy::too_many_arguments)]
+    fn norm_add_norm_qkv_norm_rope_kv_write(
+        &self,
+        pre: &PostNorm<'_, Self::Tensor, Self::Weight>,
+        nw: &Self::Weight,
+        eps: f32,
+        ws: &[(&Self::Weight, Option<&Self::Weight>); 3],
+        g: &RowGroups,
+        kv: &mut Self::Kv,
+        il: usize,
+        heads: (usize, usize, usize),
+        b: &Self::Batch,
+        p: &RopeParams,
+        hn: (&Self::Weight, &Self::Weight, f32),
+        q_scale: Option<f32>,
+    ) -> Result<(Self::Tensor, Self::Tensor)>
+    where
+        Self: Sized,
+    {
+        let h = self.rms_norm_mul_add(pre.x, pre.eps, pre.w, pre.res)?;
+        let q = self.norm_qkv_norm_rope_kv_write(&h, nw, eps, ws, g, kv, il, heads, b, p, hn, q_scale)?;
+        Ok((h, q))
+    }
     /// `act(gate) * up`.
     fn glu(&self, gate: &Self::Tensor, up: &Self::Tensor, act: Act) -> Result<Self::Tensor>;
     /// `glu(x · gateᵀ, x · upᵀ, act)`: a gated FFN's first half; a backend may fuse the two
@@ -795,17 +833,14 @@ pub trait Ops {
         self.matmul_glu(&self.rms_norm_mul(x, eps, nw)?, gate, up, act, g)
     }
     /// A post-norm and its residual add, then the next block's norm and GLU pair (gemma-3's
-    /// attention post-norm before its FFN): `h = rms_norm_mul_add(x, pw_eps, pw, res)` and
+    /// attention post-norm before its FFN): `h = pre`'s sum ([`PostNorm`]) and
     /// `norm_matmul_glu(h, nw, eps, gate, up, act)`, returned as `(h, glu)`; `h` is the residual
     /// the FFN's output is added to. A backend may compute `h` inside the GLU's launch (the same
     /// values).
     #[allow(clippy::too_many_arguments)]
     fn norm_add_norm_matmul_glu(
         &self,
-        x: &Self::Tensor,
-        pw: &Self::Weight,
-        pw_eps: f32,
-        res: &Self::Tensor,
+        pre: &PostNorm<'_, Self::Tensor, Self::Weight>,
         nw: &Self::Weight,
         eps: f32,
         gate: &Self::Weight,
@@ -813,7 +848,7 @@ pub trait Ops {
         act: Act,
         g: &RowGroups,
     ) -> Result<(Self::Tensor, Self::Tensor)> {
-        let h = self.rms_norm_mul_add(x, pw_eps, pw, res)?;
+        let h = self.rms_norm_mul_add(pre.x, pre.eps, pre.w, pre.res)?;
         let y = self.norm_matmul_glu(&h, nw, eps, gate, up, act, g)?;
         Ok((h, y))
     }

@@ -3050,23 +3050,18 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     // The activation row: x, or with PRE the sum the folded post-norm makes in shared memory.
     const float* xs = x;
     if constexpr (PRE) {
+        // The residual into shared memory, then the post-norm's scale (rms_scale_256 reads
+        // pre.x with the same stride), then each value as `rms_norm` with `res` makes it. Nothing
+        // lives in registers across the reductions (matvec8p_ keeps 64 a thread).
         __shared__ __align__(16) float mv_h[MV_THREADS * 8];
-        const int t = threadIdx.x;
-        float px[8], pr[8];
-        if (t < nsub) {  // this thread's part of both rows, in flight beside the reduction
-            mv_load_x(pre->x, t, true, px, false, 1.0, nullptr);
-            mv_load_x(x, t, true, pr, false, 1.0, nullptr);
-        }
-        const double psc = rms_scale_256(pre->x, k, pre->eps, mv_redd);
-        if (t < nsub) {
-            const bool store = blockIdx.x == 0 && blockIdx.y == 0;
-#pragma unroll
-            for (int l = 0; l < 8; ++l) {
-                const float v = (float)__dmul_rn((double)px[l], psc);
-                const float h = __fadd_rn(pr[l], __fmul_rn(v, mv_pw[8 * t + l]));
-                mv_h[8 * t + l] = h;
-                if (store) pre->h[8 * t + l] = h;
-            }
+        for (int i = threadIdx.x; i < k; i += MV_THREADS) mv_h[i] = x[i];
+        const double psc = rms_scale_256(pre->x, k, pre->eps, mv_redd);  // its barriers order mv_pw too
+        const bool store = blockIdx.x == 0 && blockIdx.y == 0;
+        for (int i = threadIdx.x; i < k; i += MV_THREADS) {
+            const float v = (float)__dmul_rn((double)pre->x[i], psc);
+            const float h = __fadd_rn(mv_h[i], __fmul_rn(v, mv_pw[i]));
+            mv_h[i] = h;
+            if (store) pre->h[i] = h;
         }
         __syncthreads();
         xs = mv_h;
@@ -4045,30 +4040,38 @@ extern "C" __global__ void MVM_BOUNDS matvec8g_q5_k(MATVEC_PARAMS) { matvec_t<T_
 extern "C" __global__ void MVM_BOUNDS matvec8g_q6_k(MATVEC_PARAMS) { matvec_t<T_q6_k, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8g_q5_0(MATVEC_PARAMS) { matvec_t<T_q5_0, 8, 1, true>(MATVEC_ARGS); }
 extern "C" __global__ void MVG_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_q8_0, 8, 1, true>(MATVEC_ARGS); }
-// matvec8gp_: matvec8g_'s one-row GLU pair whose activation x is first the residual of a
-// post-norm folded in (MvPre): the FFN's input h = x + rms_norm(pre_x) · pre_w, stored at pre_h
-// by block 0 (kernels/ABI.md). One row, a GLU pair, norm on, k a multiple of 8 and at most 1,024.
+// matvec8gp_ / matvec8p_: matvec8g_'s one-row GLU pair / matvec8_'s one-row projections (up to
+// three, as matvec8_) whose activation x is first the residual of a post-norm folded in (MvPre):
+// the input h = x + rms_norm(pre_x) · pre_w, stored at pre_h by block 0 (kernels/ABI.md). One
+// row, norm on, k a multiple of 8 and at most 1,024.
 #define MV_PRE_PARAMS const float *pre_x, const float *pre_w, float pre_eps, float *pre_h
-template <class T>
+template <class T, bool PAIR>
 __device__ __forceinline__ void matvec_pre_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
-                                             i64 row_bytes, const unsigned* ids, int rpb, int xq, const u8* w2,
-                                             int act, int norm, const float* nw, float eps, const float* pre_x,
+                                             i64 row_bytes, const unsigned* ids, const float* bias, int rpb, int xq,
+                                             const u8* w2, int act, int norm, const float* nw, float eps,
+                                             const u8* wb, const float* bias_b, float* yb, int mb, const u8* wc,
+                                             const float* bias_c, float* yc, int mc, const float* pre_x,
                                              const float* pre_w, float pre_eps, float* pre_h) {
     pdl_trigger();
-    if (rpb != 1 || n_out != 1 || blockDim.x != MV_THREADS || ids || !w2 || !norm || !pre_x || !pre_w || !pre_h ||
-        (k & 7) || k > 8 * MV_THREADS) {
+    if (rpb != 1 || n_out != 1 || blockDim.x != MV_THREADS || ids || PAIR != (w2 != nullptr) || !norm || !pre_x ||
+        !pre_w || !pre_h || (k & 7) || k > 8 * MV_THREADS || (PAIR && (mb || mc))) {
         return;  // not the ABI's launch
     }
     const MvPre pre{pre_x, pre_w, pre_eps, pre_h};
-    mv_multi<T, 8, 1, true, 1, false, true>(w, x, k, row_bytes, nullptr, xq, w2, act, norm, nw, eps, nullptr, y, m,
-                                            nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, 0, 0, 1,
-                                            nullptr, &pre);
+    mv_multi<T, 8, 1, PAIR, 1, false, true>(w, x, k, row_bytes, nullptr, xq, w2, act, norm, nw, eps, bias, y, m, wb,
+                                            bias_b, yb, mb, wc, bias_c, yc, mc, 0, 1, nullptr, &pre);
 }
-#define MATVEC_PRE_ARGS w, x, y, n_out, k, m, row_bytes, ids, rpb, xq, w2, act, norm, nw, eps, pre_x, pre_w, pre_eps, pre_h
-extern "C" __global__ void MVM_BOUNDS matvec8gp_q4_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_0>(MATVEC_PRE_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8gp_q4_k(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_k>(MATVEC_PRE_ARGS); }
-extern "C" __global__ void MVM_BOUNDS matvec8gp_q5_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q5_0>(MATVEC_PRE_ARGS); }
-extern "C" __global__ void MVG_BOUNDS matvec8gp_q8_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q8_0>(MATVEC_PRE_ARGS); }
+#define MATVEC_PRE_ARGS                                                                                          \
+    w, x, y, n_out, k, m, row_bytes, ids, bias, rpb, xq, w2, act, norm, nw, eps, wb, bias_b, yb, mb, wc, bias_c, yc, mc, \
+        pre_x, pre_w, pre_eps, pre_h
+extern "C" __global__ void MVM_BOUNDS matvec8gp_q4_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_0, true>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8gp_q4_k(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_k, true>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MVM_BOUNDS matvec8gp_q5_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q5_0, true>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MVG_BOUNDS matvec8gp_q8_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q8_0, true>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8p_q4_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_0, false>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8p_q4_k(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_k, false>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8p_q5_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q5_0, false>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MV_BOUNDS matvec8p_q8_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q8_0, false>(MATVEC_PRE_ARGS); }
 // Long rows (k ≥ 3·1,024, a down projection), one row: 2 columns a block, 6 iterations' parts in flight.
 extern "C" __global__ void MVM_BOUNDS matvec8r_q4_0(MATVEC_PARAMS, ROPE_KV_PARAMS, const double* rtab) { matvec_rope_t<T_q4_0>(MATVEC_ROPE_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8r_q4_1(MATVEC_PARAMS, ROPE_KV_PARAMS, const double* rtab) { matvec_rope_t<T_q4_1>(MATVEC_ROPE_ARGS); }

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use orcd_engine::gguf::{GgmlType, GgufFile, TensorInfo};
 use orcd_engine::ops::{
-    Act, AttnParams, BatchRows, DeviceMemory, GraphKey, Index, KvSpec, KvType, MemoryNeed, Ops, RopeParams, RopeStyle,
-    RowGroups,
+    Act, AttnParams, BatchRows, DeviceMemory, GraphKey, Index, KvSpec, KvType, MemoryNeed, Ops, PostNorm, RopeParams,
+    RopeStyle, RowGroups,
 };
 use orcd_engine::{Error, Result};
 
@@ -2076,87 +2076,103 @@ impl Cuda {
         Ok(Some(out))
     }
 
-    /// [`Ops::norm_add_norm_matmul_glu`] in one launch (`matvec8gp_`, kernels/ABI.md) where the
-    /// one-row GLU pair would take `matvec8g_` and the row fits a block's parts; `None` where
-    /// it does not (the caller composes).
-    #[allow(clippy::too_many_arguments)]
-    fn matvec_pre_glu(
-        &self,
-        x: &CudaTensor,
-        pw: &CudaWeight,
-        pw_eps: f32,
-        res: &CudaTensor,
-        nw: &CudaWeight,
-        eps: f32,
-        gate: &CudaWeight,
-        up: &CudaWeight,
-        act: Act,
-        g: &RowGroups,
-    ) -> Result<Option<(CudaTensor, CudaTensor)>> {
-        let (k, m) = (x.cols, gate.rows);
-        let kty = match gate.ty {
-            GgmlType::Q4_0 | GgmlType::Q4_K | GgmlType::Q5_0 | GgmlType::Q8_0 => kernel_ty(gate.ty),
+    /// The `matvec8p_` / `matvec8gp_` kernel types (kernels/ABI.md): those of gemma-3's Q4_K_M
+    /// q, k, v and gate·up (Q5_0, Q8_0) and two more of the synthetic models'.
+    fn pre_kernel_ty(ty: GgmlType) -> Option<&'static str> {
+        match ty {
+            GgmlType::Q4_0 | GgmlType::Q4_K | GgmlType::Q5_0 | GgmlType::Q8_0 => kernel_ty(ty),
             _ => None,
-        };
-        let Some(kty) = kty else { return Ok(None) };
+        }
+    }
+
+    /// Whether one row of `k` values with a pending post-norm `pre` may be folded into one-row
+    /// launches of weight `w` (the fold on, a row a block's parts take, no prefill GEMM).
+    fn pre_fits(&self, pre: &PostNorm<'_, CudaTensor, CudaWeight>, w: &CudaWeight, g: &RowGroups) -> Result<bool> {
+        let k = pre.x.cols;
         if !fold_postnorm()
-            || !glu8()
-            || x.rows != 1
-            || (res.rows, res.cols) != (1, k)
+            || pre.x.rows != 1
+            || (pre.res.rows, pre.res.cols) != (1, k)
             || !k.is_multiple_of(8)
             || k > 8 * 128
-            || gate.ty != up.ty
-            || gate.dims != up.dims
-            || gate.row_bytes != up.row_bytes
-            || gate.dims.len() > 2
-            || gate.k != k
-            || m >= MV_ROUND_ONCE_M
+            || w.dims.len() > 2
+            || w.k != k
+            || w.rows >= MV_ROUND_ONCE_M
+            || Self::pre_kernel_ty(w.ty).is_none()
         {
-            return Ok(None);
+            return Ok(false);
         }
-        Self::one_d("rms_norm_mul_add", pw, k)?;
+        Self::one_d("rms_norm_mul_add", pre.w, k)?;
+        let xq = self.matmul_rounding(k, w.ty)?;
+        Ok(matches!(self.mmq_rows(w, xq, false, Some(g), 1), MmqRows::None))
+    }
+
+    /// One `matvec8p_` / `matvec8gp_` launch (kernels/ABI.md): `pre`'s sum `h` computed by every
+    /// block and stored by the first, then the norm-fused projections of it — `w` (with `glu`'s
+    /// pair) and the `more` projections, outputs `ys`. The caller checked [`Self::pre_fits`].
+    #[allow(clippy::too_many_arguments)]
+    fn matvec_pre(
+        &self,
+        pre: &PostNorm<'_, CudaTensor, CudaWeight>,
+        h: &CudaTensor,
+        nw: &CudaWeight,
+        eps: f32,
+        (w, bias): (&CudaWeight, Option<&CudaWeight>),
+        glu: Option<(&CudaWeight, Act)>,
+        more: &[(&CudaWeight, Option<&CudaWeight>)],
+        ys: &[CudaTensor],
+    ) -> Result<()> {
+        let k = pre.x.cols;
         Self::one_d("rms_norm_mul", nw, k)?;
-        let xq = self.matmul_rounding(k, gate.ty)?;
-        if !matches!(self.mmq_rows(gate, xq, false, Some(g), 1), MmqRows::None) {
-            return Ok(None);
+        for (wi, bi) in std::iter::once(&(w, bias)).chain(more) {
+            if wi.ty != w.ty || wi.k != k || wi.row_bytes != w.row_bytes {
+                return Err(shape_err("matmul", format!("{} and {} differ in type or row length", w.name, wi.name)));
+            }
+            if let Some(b) = bi {
+                Self::one_d("matmul bias", b, wi.rows)?;
+            }
         }
-        let (h, y) = (self.tensor(1, k)?, self.tensor(1, m)?);
+        let kty = Self::pre_kernel_ty(w.ty)
+            .ok_or_else(|| shape_err("matmul", format!("{}: no folded kernel for {:?}", w.name, w.ty)))?;
+        let total = w.rows + more.iter().map(|(wm, _)| wm.rows).sum::<usize>();
+        let (name, up) = match glu {
+            Some((up, _)) => (format!("matvec8gp_{kty}"), up.buf.arg()),
+            None => (format!("matvec8p_{kty}"), Arg::Ptr(0)),
+        };
         self.dev
             .launch_ex(
-                &format!("matvec8gp_{kty}"),
-                (blocks(m, 8), 1, 1),
+                &name,
+                (blocks(total, 8), 1, 1),
                 128,
                 0,
                 &[
                     &[
-                        gate.buf.arg(),
-                        res.buf.arg(),
-                        y.buf.arg(),
+                        w.buf.arg(),
+                        pre.res.buf.arg(),
+                        ys[0].buf.arg(),
                         Arg::I32(1),
                         Arg::I32(k as i32),
-                        Arg::I32(m as i32),
-                        Arg::I64(gate.row_bytes as i64),
+                        Arg::I32(w.rows as i32),
+                        Arg::I64(w.row_bytes as i64),
                         Arg::Ptr(0),
                         Arg::I32(0),
                         Arg::I32(0),
-                        Arg::Ptr(0),
+                        bias.map_or(Arg::Ptr(0), |b| b.buf.arg()),
                         Arg::I32(1),
                         Arg::Ptr(0),
-                        Arg::I32(xq),
-                        up.buf.arg(),
-                        Arg::I32(self.act_code(act)),
+                        Arg::I32(self.matmul_rounding(k, w.ty)?),
+                        up,
+                        Arg::I32(glu.map_or(0, |(_, a)| self.act_code(a))),
                         Arg::I32(1),
                         nw.buf.arg(),
                         Arg::F32(eps),
                     ][..],
-                    &more_args(&[], &[]),
-                    &[x.buf.arg(), pw.buf.arg(), Arg::F32(pw_eps), h.buf.arg()],
+                    &more_args(more, ys),
+                    &[pre.x.buf.arg(), pre.w.buf.arg(), Arg::F32(pre.eps), h.buf.arg()],
                 ]
                 .concat(),
                 true,
             )
-            .map_err(err)?;
-        Ok(Some((h, y)))
+            .map_err(err)
     }
 
     fn graphs(&self) -> Result<std::sync::MutexGuard<'_, Graphs>> {
@@ -2777,10 +2793,7 @@ impl Ops for Cuda {
 
     fn norm_add_norm_matmul_glu(
         &self,
-        x: &CudaTensor,
-        pw: &CudaWeight,
-        pw_eps: f32,
-        res: &CudaTensor,
+        pre: &PostNorm<'_, CudaTensor, CudaWeight>,
         nw: &CudaWeight,
         eps: f32,
         gate: &CudaWeight,
@@ -2788,12 +2801,56 @@ impl Ops for Cuda {
         act: Act,
         g: &RowGroups,
     ) -> Result<(CudaTensor, CudaTensor)> {
-        if let Some(out) = self.matvec_pre_glu(x, pw, pw_eps, res, nw, eps, gate, up, act, g)? {
-            return Ok(out);
+        // One launch (matvec8gp_) where the one-row pair would take matvec8g_.
+        let pair = gate.ty == up.ty && gate.dims == up.dims && gate.row_bytes == up.row_bytes;
+        if pair && glu8() && self.pre_fits(pre, gate, g)? {
+            let (h, y) = (self.tensor(1, pre.x.cols)?, self.tensor(1, gate.rows)?);
+            self.matvec_pre(pre, &h, nw, eps, (gate, None), Some((up, act)), &[], std::slice::from_ref(&y))?;
+            return Ok((h, y));
         }
-        let h = self.rms_norm_mul_add(x, pw_eps, pw, res)?;
+        let h = self.rms_norm_mul_add(pre.x, pre.eps, pre.w, pre.res)?;
         let y = self.norm_matmul_glu(&h, nw, eps, gate, up, act, g)?;
         Ok((h, y))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn norm_add_norm_qkv_norm_rope_kv_write(
+        &self,
+        pre: &PostNorm<'_, CudaTensor, CudaWeight>,
+        nw: &CudaWeight,
+        eps: f32,
+        ws: &[(&CudaWeight, Option<&CudaWeight>); 3],
+        g: &RowGroups,
+        kv: &mut CudaKv,
+        il: usize,
+        heads: (usize, usize, usize),
+        b: &CudaBatch,
+        p: &RopeParams,
+        hn: (&CudaWeight, &CudaWeight, f32),
+        q_scale: Option<f32>,
+    ) -> Result<(CudaTensor, CudaTensor)> {
+        // q, k and v in matvec8p_ launches as norm_matmuls groups them for one row (one launch
+        // when the three share a type, else q + k and v), each computing the sum itself; then
+        // the head norms, RoPE and the KV store as norm_qkv_norm_rope_kv_write's composition.
+        let [(wq, bq), (wk, bk), (wv, bv)] = *ws;
+        let same = |a: &CudaWeight, c: &CudaWeight| a.ty == c.ty && a.k == c.k && a.row_bytes == c.row_bytes;
+        let fits = same(wq, wk) && self.pre_fits(pre, wq, g)? && self.pre_fits(pre, wv, g)?;
+        if fits && !qkv_norm_fuse() && !mv_mixed_on() {
+            let h = self.tensor(1, pre.x.cols)?;
+            let ys = [self.tensor(1, wq.rows)?, self.tensor(1, wk.rows)?, self.tensor(1, wv.rows)?];
+            if same(wq, wv) {
+                self.matvec_pre(pre, &h, nw, eps, (wq, bq), None, &[(wk, bk), (wv, bv)], &ys)?;
+            } else {
+                self.matvec_pre(pre, &h, nw, eps, (wq, bq), None, &[(wk, bk)], &ys[..2])?;
+                self.matvec_pre(pre, &h, nw, eps, (wv, bv), None, &[], &ys[2..])?;
+            }
+            let [q, k, v] = ys;
+            let q = self.norm_rope_qk_kv_write(q, k, &v, kv, il, heads, b, p, hn, q_scale)?;
+            return Ok((h, q));
+        }
+        let h = self.rms_norm_mul_add(pre.x, pre.eps, pre.w, pre.res)?;
+        let q = self.norm_qkv_norm_rope_kv_write(&h, nw, eps, ws, g, kv, il, heads, b, p, hn, q_scale)?;
+        Ok((h, q))
     }
 
     fn matmul_fused(

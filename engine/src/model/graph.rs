@@ -9,7 +9,7 @@
 
 use super::weights::{Attn, Embd, Ffn, Layer, Norm, NormKind, Proj, Qkv, Weights};
 use super::HParams;
-use crate::ops::{Act, Index, Ops, RowGroups, TapSink, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT};
+use crate::ops::{Act, Index, Ops, PostNorm, RowGroups, TapSink, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT};
 use crate::Result;
 
 /// A block's output: the residual already added (fused, after the block's post-norm where it
@@ -20,6 +20,15 @@ enum Residual<T> {
     Added(T),
     Not(T),
     PostNorm(T),
+}
+
+/// The residual stream between layers: a tensor, or (a layer with an FFN post-norm, no taps)
+/// the FFN's output whose post-norm and residual add are left to the next layer's first op
+/// ([`Ops::norm_add_norm_qkv_norm_rope_kv_write`]) or, where it has none that takes them, to
+/// [`Fwd::ready`].
+pub(crate) enum Stream<'w, T, W> {
+    Ready(T),
+    PostNorm { f: T, w: &'w W, res: T },
 }
 
 /// A q/k/v projection's bias, unless the planted fault drops it.
@@ -113,11 +122,64 @@ impl<B: Ops> Fwd<'_, B> {
         Ok(x)
     }
 
+    /// The stream's tensor: a pending post-norm applied with its residual add.
+    pub fn ready(&self, x: Stream<'_, B::Tensor, B::Weight>) -> Result<B::Tensor> {
+        match x {
+            Stream::Ready(t) => Ok(t),
+            Stream::PostNorm { f, w, res } => self.b.rms_norm_mul_add(&f, self.hp.rms_eps, w, &res),
+        }
+    }
+
     /// One decoder layer. Without taps, the residual adds ride in the output and down
     /// projections ([`Ops::matmul_fused`]) where no post-norm comes between: the same values,
-    /// fewer ops; with taps, `attn_out` and `ffn_out` exist on their own to be tapped.
-    pub fn layer(&mut self, il: usize, l: &Layer<B::Weight>, kv: &mut B::Kv, x: B::Tensor) -> Result<B::Tensor> {
+    /// fewer ops; with taps, `attn_out` and `ffn_out` exist on their own to be tapped. Without
+    /// taps, a post-norm after the FFN is left to the next layer ([`Stream::PostNorm`]).
+    pub fn layer<'w>(
+        &mut self,
+        il: usize,
+        l: &'w Layer<B::Weight>,
+        kv: &mut B::Kv,
+        x: Stream<'w, B::Tensor, B::Weight>,
+    ) -> Result<Stream<'w, B::Tensor, B::Weight>> {
         let fuse = !self.taps.active();
+        // A pending post-norm rides in gemma-3's attention input side where the layer takes it
+        // (its q, k, v launches compute the sum themselves); else it is applied first.
+        let mut q_pre = None;
+        let x = match x {
+            Stream::Ready(t) => t,
+            Stream::PostNorm { f, w, res } => {
+                let pre = PostNorm { x: &f, w, eps: self.hp.rms_eps, res: &res };
+                let cfg = self.hp.attn_cfg(il);
+                match (&l.attn_norm, &l.attn.qkv, &l.attn.head_norm, &cfg.rope) {
+                    (n, Qkv::Separate { q, k, v }, Some(hn), Some(r))
+                        if fuse && n.kind == NormKind::Rms && n.b.is_none() =>
+                    {
+                        let ws = [(&q.w, qkv_bias(q)), (&k.w, qkv_bias(k)), (&v.w, qkv_bias(v))];
+                        let hp = self.hp;
+                        let heads = (hp.n_head, hp.n_head_kv, hp.head_dim);
+                        let hn = (&hn.q, &hn.k, hp.rms_eps);
+                        let (b, g, batch) = (self.b, &self.groups, self.batch);
+                        let (h, qr) = b.norm_add_norm_qkv_norm_rope_kv_write(
+                            &pre,
+                            &n.w,
+                            n.eps,
+                            &ws,
+                            g,
+                            kv,
+                            il,
+                            heads,
+                            batch,
+                            r,
+                            hn,
+                            cfg.q_scale,
+                        )?;
+                        q_pre = Some(qr);
+                        h
+                    }
+                    _ => self.b.rms_norm_mul_add(&f, pre.eps, w, &res)?,
+                }
+            }
+        };
         // Without taps the output projection adds the residual itself, after its post-norm
         // where there is one (Ops::matmul_norm_add) — or, before a gated FFN with an RMS norm,
         // leaves the post-norm and the add to the FFN's first op (Ops::norm_add_norm_matmul_glu),
@@ -145,20 +207,23 @@ impl<B: Ops> Fwd<'_, B> {
                         }
                         Some(hn) => {
                             let hn = (&hn.q, &hn.k, hp.rms_eps);
-                            let q = b.norm_qkv_norm_rope_kv_write(
-                                &x,
-                                &n.w,
-                                n.eps,
-                                &ws,
-                                g,
-                                kv,
-                                il,
-                                heads,
-                                batch,
-                                r,
-                                hn,
-                                cfg.q_scale,
-                            )?;
+                            let q = match q_pre.take() {
+                                Some(q) => q,
+                                None => b.norm_qkv_norm_rope_kv_write(
+                                    &x,
+                                    &n.w,
+                                    n.eps,
+                                    &ws,
+                                    g,
+                                    kv,
+                                    il,
+                                    heads,
+                                    batch,
+                                    r,
+                                    hn,
+                                    cfg.q_scale,
+                                )?,
+                            };
                             self.attend_scaled(q, &l.attn, kv, il, res)?
                         }
                     }
@@ -187,7 +252,8 @@ impl<B: Ops> Fwd<'_, B> {
                 (Some(pw), n, Ffn::Gated { gate, up, act, .. }) => {
                     let eps = self.hp.rms_eps;
                     let g = &self.groups;
-                    let (h, y) = self.b.norm_add_norm_matmul_glu(&o, pw, eps, &x, &n.w, n.eps, gate, up, *act, g)?;
+                    let pre = PostNorm { x: &o, w: pw, eps, res: &x };
+                    let (h, y) = self.b.norm_add_norm_matmul_glu(&pre, &n.w, n.eps, gate, up, *act, g)?;
                     (h, Some(y))
                 }
                 _ => return Err(crate::Error::Invalid("a deferred post-norm without its gated FFN".into())),
@@ -201,16 +267,8 @@ impl<B: Ops> Fwd<'_, B> {
                     None => self.b.norm_matmul_glu(&ffn_inp, &n.w, n.eps, gate, up, *act, &self.groups)?,
                 };
                 match &l.post_ffn_norm {
-                    // The down projection, its post-norm and the residual add in one op.
-                    Some(w) => Residual::Added(self.b.matmul_norm_add(
-                        &h,
-                        down,
-                        None,
-                        w,
-                        self.hp.rms_eps,
-                        &ffn_inp,
-                        &self.groups,
-                    )?),
+                    // The post-norm and the residual add are left to the next layer.
+                    Some(_) => Residual::PostNorm(self.b.matmul_fused(&h, down, None, None, &self.groups)?),
                     None => self.down(&h, down, res)?,
                 }
             }
@@ -222,8 +280,9 @@ impl<B: Ops> Fwd<'_, B> {
         };
         let x = match (out, &l.post_ffn_norm) {
             (Residual::Added(t), _) => t,
-            (Residual::PostNorm(_), _) => {
-                return Err(crate::Error::Invalid("an FFN block's output with a deferred post-norm".into()))
+            (Residual::PostNorm(f), Some(w)) => return Ok(Stream::PostNorm { f, w, res: ffn_inp }),
+            (Residual::PostNorm(_), None) => {
+                return Err(crate::Error::Invalid("an FFN block's output deferred without a post-norm".into()))
             }
             // Without taps the post-norm and the residual add are one op.
             (Residual::Not(f), Some(w)) if fuse => self.b.rms_norm_mul_add(&f, self.hp.rms_eps, w, &ffn_inp)?,
@@ -237,7 +296,7 @@ impl<B: Ops> Fwd<'_, B> {
             }
         };
         self.tap(Some(il), "l_out", &x)?;
-        Ok(x)
+        Ok(Stream::Ready(x))
     }
 
     /// Projections, head norms, RoPE, q pre-scale, KV write, attention over the cache, output

@@ -442,10 +442,11 @@ impl<B: Ops> Model<B> {
             taps,
             defer_post_norm: false,
         };
-        let mut x = f.embed(&self.w.embd)?;
+        let mut x = graph::Stream::Ready(f.embed(&self.w.embd)?);
         for (il, l) in self.w.layers.iter().enumerate() {
             x = f.layer(il, l, &mut self.kv, x)?;
         }
+        let x = f.ready(x)?;
         f.output(x, &self.w)
     }
 }

@@ -640,6 +640,7 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
                     head_dim,
                     rows,
                     bias,
+                    pre: false,
                 },
             );
         }
@@ -648,16 +649,25 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         // launch under ORCD_CUDA_FUSE_QKV_NORM=1; two rows: the composition), one type, a
         // Q4_K_M file's Q4_K and Q6_K with biases and 128-wide heads without the pre-scale, and
         // q + k of 100 columns (blocks of 8 would span q's type and v's: the composition).
-        for (ty, v_ty, k, n_head, n_head_kv, head_dim, rows, bias, q_scale) in [
-            (GgmlType::Q5_0, GgmlType::Q8_0, 640, 4, 1, 256, 1, false, true),
-            (GgmlType::Q5_0, GgmlType::Q8_0, 640, 4, 1, 256, 2, false, true),
-            (GgmlType::Q8_0, GgmlType::Q8_0, 512, 8, 2, 64, 1, false, true),
-            (GgmlType::Q4_K, GgmlType::Q6_K, 512, 4, 2, 128, 1, true, false),
-            (GgmlType::Q5_0, GgmlType::Q8_0, 512, 2, 1, 20, 1, false, true),
+        // With `pre` (the previous layer's post-norm and residual add first: each case again,
+        // named norm_add_norm_…): folded into the one-row projections' launches where a backend
+        // does (Q5_0 + Q8_0, Q8_0 alone), composed where not (two rows, Q6_K's v).
+        for (ty, v_ty, k, n_head, n_head_kv, head_dim, rows, bias, q_scale, pre) in [
+            (GgmlType::Q5_0, GgmlType::Q8_0, 640, 4, 1, 256, 1, false, true, false),
+            (GgmlType::Q5_0, GgmlType::Q8_0, 640, 4, 1, 256, 2, false, true, false),
+            (GgmlType::Q8_0, GgmlType::Q8_0, 512, 8, 2, 64, 1, false, true, false),
+            (GgmlType::Q4_K, GgmlType::Q6_K, 512, 4, 2, 128, 1, true, false, false),
+            (GgmlType::Q5_0, GgmlType::Q8_0, 512, 2, 1, 20, 1, false, true, false),
+            (GgmlType::Q5_0, GgmlType::Q8_0, 640, 4, 1, 256, 1, false, true, true),
+            (GgmlType::Q5_0, GgmlType::Q8_0, 640, 4, 1, 256, 2, false, true, true),
+            (GgmlType::Q8_0, GgmlType::Q8_0, 512, 8, 2, 64, 1, true, true, true),
+            (GgmlType::Q4_0, GgmlType::Q4_0, 1024, 4, 1, 128, 1, false, true, true),
+            (GgmlType::Q4_K, GgmlType::Q6_K, 512, 4, 2, 128, 1, true, false, true),
         ] {
             push(
                 format!(
-                    "norm_qkv_norm_rope_kv_write-{s}-{}+{}-k{k}-hd{head_dim}-nh{n_head}-kv{n_head_kv}-n{rows}{}{}",
+                    "{}norm_qkv_norm_rope_kv_write-{s}-{}+{}-k{k}-hd{head_dim}-nh{n_head}-kv{n_head_kv}-n{rows}{}{}",
+                    if pre { "norm_add_" } else { "" },
                     ty_name(ty),
                     ty_name(v_ty),
                     if bias { "-bias" } else { "" },
@@ -674,6 +684,7 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
                     head_dim,
                     rows,
                     bias,
+                    pre,
                 },
             );
         }

@@ -3,7 +3,7 @@
 //! and [`exec`], the generic code that runs it on any backend (`B: Ops`).
 
 use orcd_engine::gguf::{GgmlType, GgufFile};
-use orcd_engine::ops::{Act, AttnParams, BatchRows, Index, KvSpec, Ops, RopeParams, RopeStyle, Yarn};
+use orcd_engine::ops::{Act, AttnParams, BatchRows, Index, KvSpec, Ops, PostNorm, RopeParams, RopeStyle, Yarn};
 
 use super::inputs::{Host, Rng, Weights};
 
@@ -348,6 +348,10 @@ pub enum OpSpec {
         head_dim: usize,
         rows: usize,
         bias: bool,
+        /// With `head_norm`: the input is first `res + rms_norm_mul(x, pw)` (the previous
+        /// layer's post-norm and residual add, `norm_add_norm_qkv_norm_rope_kv_write`), and that
+        /// sum is an output too (`h`).
+        pre: bool,
     },
     /// RoPE of q (`n_head` heads) and k (`n_head_kv` heads) in one op.
     RopeQk {
@@ -400,6 +404,7 @@ impl OpSpec {
             OpSpec::RopeQkKv { .. } => "rope_qk_kv_write",
             OpSpec::NormRopeQkKv { .. } => "norm_rope_qk_kv_write",
             OpSpec::NormQkvRopeKv { head_norm: None, .. } => "norm_qkv_rope_kv_write",
+            OpSpec::NormQkvRopeKv { head_norm: Some(_), pre: true, .. } => "norm_add_norm_qkv_norm_rope_kv_write",
             OpSpec::NormQkvRopeKv { head_norm: Some(_), .. } => "norm_qkv_norm_rope_kv_write",
         }
     }
@@ -480,11 +485,14 @@ impl OpSpec {
                 ]
             }
             // The queries come out of a quantized mat-vec: the mat-mul bar for both.
-            OpSpec::NormQkvRopeKv { n_head, head_dim, rows, .. } => {
-                vec![
-                    expect("q", (*rows, n_head * head_dim), Nmse(NMSE_MATMUL)),
-                    expect("out", (*rows, n_head * head_dim), Nmse(NMSE_MATMUL)),
-                ]
+            OpSpec::NormQkvRopeKv { n_head, head_dim, rows, k, pre, .. } => {
+                let h = pre.then(|| expect("h", (*rows, *k), d));
+                h.into_iter()
+                    .chain([
+                        expect("q", (*rows, n_head * head_dim), Nmse(NMSE_MATMUL)),
+                        expect("out", (*rows, n_head * head_dim), Nmse(NMSE_MATMUL)),
+                    ])
+                    .collect()
             }
         }
     }
@@ -723,9 +731,13 @@ impl OpSpec {
                 b.pos = (ROPE_KV_POS0..ROPE_KV_POS0 + *rows as u32).collect();
                 p.batches.push(b);
             }
-            OpSpec::NormQkvRopeKv { ty, v_ty, head_norm, k, n_head, n_head_kv, head_dim, rows, bias, .. } => {
+            OpSpec::NormQkvRopeKv { ty, v_ty, head_norm, k, n_head, n_head_kv, head_dim, rows, bias, pre, .. } => {
                 p.x.push(u(rng, *rows, *k, -10.0, 10.0));
                 w.add(rng, "nw", GgmlType::F32, &[*k as u64])?;
+                if *pre {
+                    p.x.push(u(rng, *rows, *k, -1.0, 1.0)); // the residual
+                    w.add(rng, "pw", GgmlType::F32, &[*k as u64])?;
+                }
                 for (i, m) in [n_head * head_dim, n_head_kv * head_dim, n_head_kv * head_dim].into_iter().enumerate() {
                     let t = if i == 2 { v_ty.unwrap_or(*ty) } else { *ty };
                     w.add(rng, &format!("w{i}"), t, &[*k as u64, m as u64])?;
@@ -1016,8 +1028,10 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             let g = b.batch_groups(&batch(b, p, 0)?);
             let (pw, nw) = (weight(b, p, "pw")?, weight(b, p, "nw")?);
             let (gate, up) = (weight(b, p, "gate")?, weight(b, p, "up")?);
+            let (x, res) = (x0()?, x1()?);
+            let pre = PostNorm { x: &x, w: &pw, eps: 1e-6, res: &res };
             let (h, y) = b
-                .norm_add_norm_matmul_glu(&x0()?, &pw, 1e-6, &x1()?, &nw, 1e-6, &gate, &up, *act, &g)
+                .norm_add_norm_matmul_glu(&pre, &nw, 1e-6, &gate, &up, *act, &g)
                 .map_err(e2s("norm_add_norm_matmul_glu"))?;
             Ok(vec![host(b, "h", &h)?, host(b, "out", &y)?])
         }
@@ -1046,7 +1060,7 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             // scale brings the scores to a few units, as RopeQkKv's.
             rope_kv_outputs(b, &q, &kv, &bt, heads, 1.0 / (*head_dim as f32))
         }
-        OpSpec::NormQkvRopeKv { style, n_head, n_head_kv, head_dim, rows, bias, head_norm, .. } => {
+        OpSpec::NormQkvRopeKv { style, n_head, n_head_kv, head_dim, rows, bias, head_norm, pre, .. } => {
             let rp = plain_rope(*style, *head_dim);
             let mut kv = rope_kv_cache(b, *n_head_kv, *head_dim, *rows)?;
             let bt = batch(b, p, 0)?;
@@ -1062,6 +1076,29 @@ pub fn exec<B: Ops>(b: &B, spec: &OpSpec, p: &Prepared) -> R<Vec<Got>> {
             if let Some(qs) = head_norm {
                 let (hq, hk) = (weight(b, p, "hq")?, weight(b, p, "hk")?);
                 let s = qs.then(|| 1.0 / (*head_dim as f32).sqrt());
+                if *pre {
+                    let (x, res, pw) = (x0()?, x1()?, weight(b, p, "pw")?);
+                    let pn = PostNorm { x: &x, w: &pw, eps: 1e-6, res: &res };
+                    let (h, q) = b
+                        .norm_add_norm_qkv_norm_rope_kv_write(
+                            &pn,
+                            &nw,
+                            1e-6,
+                            &refs,
+                            &g,
+                            &mut kv,
+                            1,
+                            heads,
+                            &bt,
+                            &rp,
+                            (&hq, &hk, 1e-6),
+                            s,
+                        )
+                        .map_err(e2s("norm_add_norm_qkv_norm_rope_kv_write"))?;
+                    let mut out = vec![host(b, "h", &h)?];
+                    out.extend(rope_kv_outputs(b, &q, &kv, &bt, heads, 1.0 / (*head_dim as f32))?);
+                    return Ok(out);
+                }
                 let q = b
                     .norm_qkv_norm_rope_kv_write(
                         &x0()?,
