@@ -520,10 +520,13 @@ fn postnorm_fuse() -> bool {
 /// the output projection and the residual, so the one-block `rms_norm` launch between them goes
 /// (18 of a gemma-3-270m step's ~170 launches). Measured (H100, 33542b3, docs/perf/GPU.md
 /// twenty-eighth block): gemma-3-270m batch 1 +3.1% fast, +2.8% exact, every `models` and
-/// `generate` metric the same. On by default; `ORCD_CUDA_FOLD_POSTNORM=0` off (the A/B).
-fn fold_postnorm() -> bool {
-    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| env_choice("ORCD_CUDA_FOLD_POSTNORM", &[("1", true), ("0", false)], true))
+/// `generate` metric the same. Likewise the FFN's post-norm into the next layer's one-row q·k·v
+/// launches (`matvec8p_`, [`Ops::norm_add_norm_qkv_norm_rope_kv_write`]): the other 18. Both by
+/// default; `ORCD_CUDA_FOLD_POSTNORM=glu` the first alone, `=0` neither (the A/B).
+fn fold_postnorm(qkv: bool) -> bool {
+    static V: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    let level = *V.get_or_init(|| env_choice("ORCD_CUDA_FOLD_POSTNORM", &[("1", 2), ("glu", 1), ("0", 0)], 2));
+    level > qkv as u8
 }
 
 /// A decode batch's q, k and v with RoPE and the KV store in the batched mat-vec's launch
@@ -2086,10 +2089,17 @@ impl Cuda {
     }
 
     /// Whether one row of `k` values with a pending post-norm `pre` may be folded into one-row
-    /// launches of weight `w` (the fold on, a row a block's parts take, no prefill GEMM).
-    fn pre_fits(&self, pre: &PostNorm<'_, CudaTensor, CudaWeight>, w: &CudaWeight, g: &RowGroups) -> Result<bool> {
+    /// launches of weight `w` (the fold on for a GLU pair, or with `qkv` for q·k·v; a row a
+    /// block's parts take, no prefill GEMM).
+    fn pre_fits(
+        &self,
+        pre: &PostNorm<'_, CudaTensor, CudaWeight>,
+        w: &CudaWeight,
+        g: &RowGroups,
+        qkv: bool,
+    ) -> Result<bool> {
         let k = pre.x.cols;
-        if !fold_postnorm()
+        if !fold_postnorm(qkv)
             || pre.x.rows != 1
             || (pre.res.rows, pre.res.cols) != (1, k)
             || !k.is_multiple_of(8)
@@ -2803,7 +2813,7 @@ impl Ops for Cuda {
     ) -> Result<(CudaTensor, CudaTensor)> {
         // One launch (matvec8gp_) where the one-row pair would take matvec8g_.
         let pair = gate.ty == up.ty && gate.dims == up.dims && gate.row_bytes == up.row_bytes;
-        if pair && glu8() && self.pre_fits(pre, gate, g)? {
+        if pair && glu8() && self.pre_fits(pre, gate, g, false)? {
             let (h, y) = (self.tensor(1, pre.x.cols)?, self.tensor(1, gate.rows)?);
             self.matvec_pre(pre, &h, nw, eps, (gate, None), Some((up, act)), &[], std::slice::from_ref(&y))?;
             return Ok((h, y));
@@ -2834,7 +2844,7 @@ impl Ops for Cuda {
         // the head norms, RoPE and the KV store as norm_qkv_norm_rope_kv_write's composition.
         let [(wq, bq), (wk, bk), (wv, bv)] = *ws;
         let same = |a: &CudaWeight, c: &CudaWeight| a.ty == c.ty && a.k == c.k && a.row_bytes == c.row_bytes;
-        let fits = same(wq, wk) && self.pre_fits(pre, wq, g)? && self.pre_fits(pre, wv, g)?;
+        let fits = same(wq, wk) && self.pre_fits(pre, wq, g, true)? && self.pre_fits(pre, wv, g, true)?;
         if fits && !qkv_norm_fuse() && !mv_mixed_on() {
             let h = self.tensor(1, pre.x.cols)?;
             let ys = [self.tensor(1, wq.rows)?, self.tensor(1, wk.rows)?, self.tensor(1, wv.rows)?];
