@@ -115,7 +115,8 @@ fn case_metrics(filter: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
 /// sin and cos from the forward's `rope_table` (`ORCD_CUDA_ROPE_TAB=1`) against computing them
 /// themselves (`matvec8r_` reading a pair's neighbour's entry fails its 16 one-row cases; the
 /// `rope` kernel reading it, 120 of the 152). And gemma-3's attention post-norm and residual
-/// add folded into the FFN's one-row GLU launch (`matvec8gp_`, `ORCD_CUDA_FOLD_POSTNORM=1`)
+/// add folded into the FFN's one-row GLU launch (`matvec8gp_`) and the FFN's into the next
+/// layer's q·k·v (`matvec8p_`; both `ORCD_CUDA_FOLD_POSTNORM=1`)
 /// against `rms_norm_mul_add` then `norm_matmul_glu` (`=0`).
 #[test]
 fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {

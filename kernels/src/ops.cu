@@ -3049,7 +3049,31 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     }
     // The activation row: x, or with PRE the sum the folded post-norm makes in shared memory.
     const float* xs = x;
-    if constexpr (PRE) {
+    if constexpr (PRE && PAIR) {
+        // The GLU pair's instances have registers to spare (MVM_BOUNDS, MVG_BOUNDS): this
+        // thread's part of both rows is loaded once, in flight beside the post-norm's reduction
+        // (measured faster than the form below: docs/perf/GPU.md, twenty-eighth block).
+        __shared__ __align__(16) float mv_h[MV_THREADS * 8];
+        const int t = threadIdx.x;
+        float px[8], pr[8];
+        if (t < nsub) {
+            mv_load_x(pre->x, t, true, px, false, 1.0, nullptr);
+            mv_load_x(x, t, true, pr, false, 1.0, nullptr);
+        }
+        const double psc = rms_scale_256(pre->x, k, pre->eps, mv_redd);  // its barriers order mv_pw too
+        if (t < nsub) {
+            const bool store = blockIdx.x == 0 && blockIdx.y == 0;
+#pragma unroll
+            for (int l = 0; l < 8; ++l) {
+                const float v = (float)__dmul_rn((double)px[l], psc);
+                const float h = __fadd_rn(pr[l], __fmul_rn(v, mv_pw[8 * t + l]));
+                mv_h[8 * t + l] = h;
+                if (store) pre->h[8 * t + l] = h;
+            }
+        }
+        __syncthreads();
+        xs = mv_h;
+    } else if constexpr (PRE) {
         // The residual into shared memory, then the post-norm's scale (rms_scale_256 reads
         // pre.x with the same stride), then each value as `rms_norm` with `res` makes it. Nothing
         // lives in registers across the reductions (matvec8p_ keeps 64 a thread).

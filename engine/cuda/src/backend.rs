@@ -521,11 +521,12 @@ fn postnorm_fuse() -> bool {
 /// (18 of a gemma-3-270m step's ~170 launches). Measured (H100, 33542b3, docs/perf/GPU.md
 /// twenty-eighth block): gemma-3-270m batch 1 +3.1% fast, +2.8% exact, every `models` and
 /// `generate` metric the same. Likewise the FFN's post-norm into the next layer's one-row q·k·v
-/// launches (`matvec8p_`, [`Ops::norm_add_norm_qkv_norm_rope_kv_write`]): the other 18. Both by
-/// default; `ORCD_CUDA_FOLD_POSTNORM=glu` the first alone, `=0` neither (the A/B).
+/// launches (`matvec8p_`, [`Ops::norm_add_norm_qkv_norm_rope_kv_write`]): the other 18 — but
+/// measured slower (17840b6: −6.0% fast, −6.2% exact against the first alone), so off. The
+/// first by default (`glu`); `ORCD_CUDA_FOLD_POSTNORM=1` both, `=0` neither (the A/B).
 fn fold_postnorm(qkv: bool) -> bool {
     static V: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    let level = *V.get_or_init(|| env_choice("ORCD_CUDA_FOLD_POSTNORM", &[("1", 2), ("glu", 1), ("0", 0)], 2));
+    let level = *V.get_or_init(|| env_choice("ORCD_CUDA_FOLD_POSTNORM", &[("1", 2), ("glu", 1), ("0", 0)], 1));
     level > qkv as u8
 }
 
