@@ -111,6 +111,7 @@ fn is_neox_rope(name: &str) -> bool {
         || name.starts_with("norm_qkv_rope_kv_write-neox-")
         || name.starts_with("norm_rope_qk_kv_write-neox-")
         || name.starts_with("norm_qkv_norm_rope_kv_write-neox-")
+        || name.starts_with("norm_add_norm_qkv_norm_rope_kv_write-neox-")
 }
 
 #[test]
@@ -147,7 +148,8 @@ fn fast_rope_neox_fault_is_caught_by_the_neox_rope_cases_only() {
                     || c.name.starts_with("rope_qk_kv_write-norm-")
                     || c.name.starts_with("norm_qkv_rope_kv_write-norm-")
                     || c.name.starts_with("norm_rope_qk_kv_write-norm-")
-                    || c.name.starts_with("norm_qkv_norm_rope_kv_write-norm-"),
+                    || c.name.starts_with("norm_qkv_norm_rope_kv_write-norm-")
+                    || c.name.starts_with("norm_add_norm_qkv_norm_rope_kv_write-norm-"),
             );
             assert!(matches!(o, Outcome::Pass { .. }), "{}: affected by a NeoX-only RoPE bug: {o:?}", c.name);
         }
