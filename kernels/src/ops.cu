@@ -2828,8 +2828,9 @@ struct RopeKv {
     const double* tab = nullptr;
 };
 
-// A post-norm and its residual add folded into the mat-vec that reads their sum (the GLU of
-// gemma-3's FFN after the attention's post-norm: matvec8gp_): the block's activation row is
+// A post-norm and its residual add folded into the mat-vec that reads their sum (gemma-3's FFN
+// GLU after the attention's post-norm: matvec8gp_; the next layer's q·k·v after the FFN's:
+// matvec8p_, off by default): the block's activation row is
 // h = x + rms_norm(pre.x) · pre.w, computed by every block as the `rms_norm` kernel with `res`
 // computes it (rms_scale_256, then its three rounded steps a value: the same bits), into shared
 // memory; block 0 also stores it at pre.h (the residual of the FFN's output, read by later

@@ -520,8 +520,9 @@ fn postnorm_fuse() -> bool {
 /// the output projection and the residual, so the one-block `rms_norm` launch between them goes
 /// (18 of a gemma-3-270m step's ~170 launches). Measured (H100, docs/perf/GPU.md twenty-eighth
 /// block): gemma-3-270m batch 1 +3.1% fast, +2.8% exact (33542b3), +4.1% / +3.4% (6bf4966),
-/// every `models` and `generate` metric the same. Likewise the FFN's post-norm into the next layer's one-row q·k·v
-/// launches (`matvec8p_`, [`Ops::norm_add_norm_qkv_norm_rope_kv_write`]): the other 18 — but
+/// every `models` and `generate` metric the same. Likewise the FFN's post-norm into the next
+/// layer's one-row q·k·v launches (`matvec8p_`, [`Ops::norm_add_norm_qkv_norm_rope_kv_write`]):
+/// the other 18 — but
 /// measured slower (17840b6: −6.0% fast, −6.2% exact against the first alone), so off. The
 /// first by default (`glu`); `ORCD_CUDA_FOLD_POSTNORM=1` both, `=0` neither (the A/B).
 fn fold_postnorm(qkv: bool) -> bool {
