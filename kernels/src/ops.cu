@@ -568,6 +568,13 @@ QUANT_TYPE(q6_k, true, raw_q6_k, dec_q6_k, NO_DOT, false)
 QUANT_TYPE(iq4_nl, false, NO_RAW, NO_DEC, NO_DOT, false)
 QUANT_TYPE(mxfp4, false, NO_RAW, NO_DEC, NO_DOT, false)
 
+// The activation rounding (`xq`) the fast numerics give a part-decodable type's mat-vec: the
+// Q8_0 codes (0) for the 32-element types, Q8_K (1) for the k-quants (backend.rs matmul_rounding).
+template <class T> struct FastXq { static constexpr int v = 0; };
+template <> struct FastXq<T_q4_k> { static constexpr int v = 1; };
+template <> struct FastXq<T_q5_k> { static constexpr int v = 1; };
+template <> struct FastXq<T_q6_k> { static constexpr int v = 1; };
+
 #define FLOAT_TYPE(NAME, EXPR)                                                       \
     struct T_##NAME {                                                                \
         static constexpr bool FLOAT = true;                                          \
@@ -2943,6 +2950,15 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     static_assert(!PRE || (R == 1 && !ROPE), "mv_multi: a folded post-norm is one row's");
     // Only PAIR instances take a GLU pair (the registers of a second weight's parts).
     const u8* const w2 = PAIR ? w2_ : nullptr;
+#if defined(MV_ONLY_FAST)
+    // A module for the fast numerics alone (backend.rs): a 32-element type's one-row mat-vec
+    // always takes the Q8_0 codes there, so the float path is compiled out. A k-quant keeps
+    // its runtime choice (Q8_K, or round_x's floats, -1, on a wide output).
+    if constexpr (FastXq<T>::v == 0) xq = 0;
+#elif defined(MV_ONLY_EXACT)
+    // A module for the exact numerics alone: the activation is never rounded (xq -1).
+    xq = -1;
+#endif
     __shared__ double mv_sc[R];
     __shared__ double mv_redd[9];
     __shared__ float mv_red[2][C * R][MV_WARPS];
