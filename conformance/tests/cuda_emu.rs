@@ -139,6 +139,23 @@ fn the_fused_norms_give_their_compositions_bits_on_the_emulated_device() {
     }
 }
 
+/// Each backend launching from a module of its numerics alone (`ORCD_CUDA_ONE_NUMERICS=1`: ops.cu
+/// compiled with `MV_ONLY_FAST` for `cuda-fast`, `MV_ONLY_EXACT` for `cuda`, the one-row
+/// mat-vecs' other rounding compiled out) gives the shared module's values: every metric of the
+/// projections with bias and residual (one row and several, each weight type: the k-quants keep
+/// their runtime choice in the fast module), the one-row GLU pairs, q·k·v of one norm and of two
+/// types, and the folded post-norm, on both columns. (The fast module's 32-element types taking
+/// Q8_K's rounding instead of the codes fails the fast `matmul_fused` cases of those types.)
+#[test]
+fn a_module_of_one_numerics_gives_the_shared_modules_values_on_the_emulated_device() {
+    for filter in ["matmul_fused", "matmul_glu-silu", "norm_add_norm", "+q"] {
+        let one = case_metrics(filter, &[("ORCD_CUDA_ONE_NUMERICS", "1")]);
+        let shared = case_metrics(filter, &[("ORCD_CUDA_ONE_NUMERICS", "0")]);
+        assert!(one.len() >= 6, "{filter}: {} cases", one.len());
+        assert_eq!(one, shared, "{filter}: the one-numerics module's values differ from the shared module's");
+    }
+}
+
 /// gemma-3's attention input side in one launch (`matvec8h_`, `ORCD_CUDA_FUSE_QKV_NORM=1`) with
 /// its last block reading the pairs' angles from the forward's `rope_table`
 /// (`ORCD_CUDA_ROPE_TAB=1`) gives the values it computes itself: all 20 cases' metrics equal.

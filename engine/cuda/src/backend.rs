@@ -46,6 +46,9 @@ pub struct Cuda {
     /// [`GROUP_COUNTS`] zeroed counters of the batched GLU's groups ([`glu_codes_on`]); made as
     /// `done_count`.
     group_counts: Arc<Mutex<Option<DevBuf>>>,
+    /// The module this backend launches from: its numerics' own ([`one_numerics_on`]), or the
+    /// device's (`None`).
+    variant: Option<Arc<crate::device::Variant>>,
 }
 
 /// The recorded forwards of one model.
@@ -541,6 +544,16 @@ fn batch_rope_on() -> bool {
     *V.get_or_init(|| env_choice("ORCD_CUDA_BATCH_ROPE", &[("0", false)], true))
 }
 
+/// Whether each backend launches from a module of its numerics alone (`MV_ONLY_FAST` /
+/// `MV_ONLY_EXACT`, kernels/ABI.md): the one-row mat-vecs without the other numerics' code —
+/// the same values, a smaller body fetched cold at each launch (docs/perf/GPU.md, seventeenth
+/// and twenty-ninth blocks). `ORCD_CUDA_ONE_NUMERICS=1` on, `=0` off (default off until a card
+/// has timed it).
+fn one_numerics_on() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_ONE_NUMERICS", &[("1", true), ("0", false)], false))
+}
+
 /// A norm's three one-row projections of two types (q and k of one, v of another: gemma-3's Q5_0
 /// and Q8_0) in one launch (`matvec8x_<t1>_<t2>`: each block the type's `matvec8_` code, so the
 /// values of the two launches; stop 47): `ORCD_CUDA_MV_MIXED=1`. Off until a card has timed it
@@ -725,6 +738,10 @@ impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
     pub fn new(fast: bool) -> std::result::Result<Self, CudaError> {
         let dev = crate::device::device().map_err(CudaError::Unavailable)?;
+        let variant = match one_numerics_on() {
+            true => Some(dev.variant(if fast { "MV_ONLY_FAST" } else { "MV_ONLY_EXACT" })?),
+            false => None,
+        };
         Ok(Cuda {
             dev,
             fast,
@@ -732,6 +749,7 @@ impl Cuda {
             factors: Arc::default(),
             done_count: Arc::default(),
             group_counts: Arc::default(),
+            variant,
         })
     }
 
@@ -753,7 +771,7 @@ impl Cuda {
     }
 
     fn launch(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &[Arg]) -> Result<()> {
-        self.dev.launch(name, grid, block, smem, args).map_err(err)
+        self.dev.launch_in(self.variant.as_deref(), name, grid, block, smem, args, false).map_err(err)
     }
 
     /// [`Cuda::launch`] with programmatic dependent launch, for kernels that call `pdl_wait`
@@ -771,7 +789,7 @@ impl Cuda {
         let more = MORE.get_or_init(|| std::env::var("ORCD_CUDA_PDL_MORE").unwrap_or_default());
         let qx = *QX.get_or_init(|| env_choice("ORCD_CUDA_QX_PDL", &[("0", false)], true));
         let on = more == "all" || more.split([',', '+']).any(|m| m == name) || (qx && name == "quant_x_q8");
-        self.dev.launch_ex(name, grid, block, smem, args, on).map_err(err)
+        self.dev.launch_in(self.variant.as_deref(), name, grid, block, smem, args, on).map_err(err)
     }
 
     /// A 1-D elementwise launch over `n` values.
@@ -977,7 +995,8 @@ impl Cuda {
             None => (Arg::Ptr(0), 0, 0),
         };
         self.dev
-            .launch_ex(
+            .launch_in(
+                self.variant.as_deref(),
                 &format!("{variant}_{kty}"),
                 (grid_x, blocks(n_out, rpb), 1),
                 128,
@@ -1054,7 +1073,8 @@ impl Cuda {
     fn round_x(&self, x: &CudaTensor, xq: i32, norm: Option<(&CudaWeight, f32)>) -> Result<CudaTensor> {
         let rounded = self.tensor(x.rows, x.cols)?;
         self.dev
-            .launch_ex(
+            .launch_in(
+                self.variant.as_deref(),
                 "round_x",
                 (x.rows.max(1) as u32, 1, 1),
                 128,
@@ -1166,7 +1186,8 @@ impl Cuda {
             _ => Vec::new(),
         };
         self.dev
-            .launch_ex(
+            .launch_in(
+                self.variant.as_deref(),
                 &format!("{variant}_{kty}"),
                 (grid.max(1), 1, 1),
                 128,
@@ -1386,7 +1407,8 @@ impl Cuda {
         let [(wa, _), (wb, _), (wc, _)] = ws;
         let ys = vec![self.tensor(1, wa.rows)?, self.tensor(1, wb.rows)?, self.tensor(1, wc.rows)?];
         let grid = (blocks(wa.rows + wb.rows + wc.rows, 8), 1, 1);
-        self.dev.launch_ex(kernel, grid, 128, 0, &Self::mixed_args(x, nw, eps, ws, &ys, xq), true).map_err(err)?;
+        let args = Self::mixed_args(x, nw, eps, ws, &ys, xq);
+        self.dev.launch_in(self.variant.as_deref(), kernel, grid, 128, 0, &args, true).map_err(err)?;
         Ok(Some(ys))
     }
 
@@ -1522,7 +1544,7 @@ impl Cuda {
         ]
         .concat();
         let grid = (blocks(wq.rows + wk.rows + wv.rows, 8), 1, 1);
-        self.dev.launch_ex(kernel, grid, 128, 0, &args, true).map_err(err)?;
+        self.dev.launch_in(self.variant.as_deref(), kernel, grid, 128, 0, &args, true).map_err(err)?;
         Ok(Some(q))
     }
 
@@ -1600,7 +1622,8 @@ impl Cuda {
         let grid = nrb * total.div_ceil(cols);
         let grid = u32::try_from(grid).map_err(|_| shape_err("matmul", format!("{}: {grid} blocks", wq.name)))?;
         self.dev
-            .launch_ex(
+            .launch_in(
+                self.variant.as_deref(),
                 &format!("{variant}_{kty}"),
                 (grid, 1, 1),
                 128,
@@ -1961,7 +1984,9 @@ impl Cuda {
         let t = self.tensor(rows, 2 * head_dim)?;
         let args: Vec<Arg> =
             [b.pos.arg(), Arg::I32(rows as i32)].into_iter().chain(params).chain([t.buf.arg()]).collect();
-        self.dev.launch_ex("rope_table", (rows as u32, 1, 1), 128, 0, &args, true).map_err(err)?;
+        self.dev
+            .launch_in(self.variant.as_deref(), "rope_table", (rows as u32, 1, 1), 128, 0, &args, true)
+            .map_err(err)?;
         let arg = t.buf.arg();
         tabs.push((key, t));
         Ok(arg)
@@ -2044,7 +2069,8 @@ impl Cuda {
         let (variant, cols) = if w.k > 2 * 1024 { ("matvec2ln", 2) } else { ("matvec8n", 8) };
         let (y, out) = (self.tensor(1, m)?, self.tensor(1, m)?);
         self.dev
-            .launch_ex(
+            .launch_in(
+                self.variant.as_deref(),
                 &format!("{variant}_{kty}"),
                 (blocks(m, cols), 1, 1),
                 128,
@@ -2151,7 +2177,8 @@ impl Cuda {
             None => (format!("matvec8p_{kty}"), Arg::Ptr(0)),
         };
         self.dev
-            .launch_ex(
+            .launch_in(
+                self.variant.as_deref(),
                 &name,
                 (blocks(total, 8), 1, 1),
                 128,
@@ -3016,7 +3043,8 @@ impl Ops for Cuda {
         let bias = |w: Option<&CudaWeight>| w.map_or(Arg::Ptr(0), |b| b.buf.arg());
         let total = wq.rows + wk.rows + wv.rows;
         self.dev
-            .launch_ex(
+            .launch_in(
+                self.variant.as_deref(),
                 &format!("matvec8r_{kty}"),
                 (blocks(total, 8), 1, 1),
                 128,

@@ -100,7 +100,31 @@ pub struct Dev {
     /// Programmatic dependent launch for the kernels that ask for it (sm_90 and later, unless
     /// `ORCD_CUDA_PDL=0`): kernels/src/ops.cu `pdl_wait`.
     pdl: bool,
+    /// The module variants loaded so far, by their define ([`Dev::variant`]).
+    variants: Mutex<HashMap<&'static str, Arc<Variant>>>,
 }
+
+/// The kernels of ops.cu compiled with one more define (`MV_ONLY_FAST`: the one-row mat-vecs
+/// of one numerics alone, kernels/ABI.md), beside the device's own module: every kernel, by the
+/// same names, loaded into the same context (their launches share the stream and graphs).
+#[derive(Debug)]
+pub struct Variant {
+    define: &'static str,
+    funcs: HashMap<&'static str, sys::CUfunction>,
+    emu: Option<crate::emu::Emu>,
+}
+
+impl Variant {
+    /// The define it was compiled with.
+    pub fn define(&self) -> &'static str {
+        self.define
+    }
+}
+
+// SAFETY: the function handles belong to a module loaded for the process's life; the driver
+// API may be called with them from any thread that binds the context (Dev::bind).
+unsafe impl Send for Variant {}
+unsafe impl Sync for Variant {}
 
 /// A recorded forward: the instantiated CUDA graph and every buffer its kernels use.
 #[derive(Debug)]
@@ -166,7 +190,58 @@ fn emu_alloc(size: usize) -> Result<sys::CUdeviceptr> {
     Ok(p as sys::CUdeviceptr)
 }
 
+/// Load a cubin of ops.cu into the current context: every kernel's handle, the opt-in kernels
+/// allowed `max_smem` bytes of dynamic shared memory. The module stays loaded for the process's
+/// life.
+fn load_module(cubin: &[u8], max_smem: usize) -> Result<HashMap<&'static str, sys::CUfunction>> {
+    // SAFETY: `cubin` is a complete cubin image for this device's architecture.
+    let module =
+        unsafe { dr::module::load_data(cubin.as_ptr() as *const c_void) }.map_err(|e| drv("cuModuleLoadData", e))?;
+    let mut funcs = HashMap::new();
+    for &k in orcd_kernels::KERNELS {
+        let cname = CString::new(k).map_err(|_| CudaError::Invalid(format!("kernel name {k}")))?;
+        // SAFETY: the module is loaded and stays loaded for the process's life.
+        let f = unsafe { dr::module::get_function(module, cname) }.map_err(|e| drv(k, e))?;
+        funcs.insert(k, f);
+    }
+    for f in orcd_kernels::OPT_IN_SMEM.iter().filter_map(|k| funcs.get(k).copied()) {
+        // SAFETY: a valid function handle and a documented attribute.
+        unsafe {
+            sys::cuFuncSetAttribute(
+                f,
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                max_smem as i32,
+            )
+        }
+        .result()
+        .map_err(|e| drv("cuFuncSetAttribute(max dynamic shared memory)", e))?;
+    }
+    Ok(funcs)
+}
+
 impl Dev {
+    /// The kernels compiled with `define` as well (NVRTC, or the emulator's build), loaded the
+    /// first time a backend asks and kept: a second numerics' backend of the same process gets
+    /// its own. Not during a recording (a module load is not a stream operation; the backend
+    /// asks when it is made).
+    pub fn variant(&self, define: &'static str) -> Result<Arc<Variant>> {
+        let mut v = self.variants.lock().map_err(|_| CudaError::Invalid("module variants poisoned".into()))?;
+        if let Some(x) = v.get(define) {
+            return Ok(x.clone());
+        }
+        let x = if self.emulated() {
+            let emu = crate::emu::Emu::open_with(&cubin_cache_dir(), &[define])?;
+            Variant { define, funcs: HashMap::new(), emu: Some(emu) }
+        } else {
+            self.bind()?;
+            let cubin = crate::nvrtc::cubin_with(orcd_kernels::OPS_CU, self.cc, &[define])?;
+            Variant { define, funcs: load_module(&cubin, self.max_smem)?, emu: None }
+        };
+        let x = Arc::new(x);
+        v.insert(define, x.clone());
+        Ok(x)
+    }
+
     /// The emulated device (`ORCD_CUDA_EMU=1`, [`crate::emu`]): Hopper's compute capability and
     /// shared-memory limit, so the backend takes the paths it takes on the H100/H200.
     fn open_emu() -> Result<Dev> {
@@ -185,6 +260,7 @@ impl Dev {
             capture: Mutex::new(None),
             profile: None,
             pdl: false,
+            variants: Mutex::new(HashMap::new()),
         })
     }
 
@@ -226,34 +302,12 @@ impl Dev {
         let sms = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(|e| drv("multiprocessor count", e))? as usize;
-        let cubin = crate::nvrtc::cubin(orcd_kernels::OPS_CU, cc)?;
-        // SAFETY: `cubin` is a complete cubin image for this device's architecture.
-        let module = unsafe { dr::module::load_data(cubin.as_ptr() as *const c_void) }
-            .map_err(|e| drv("cuModuleLoadData", e))?;
-        let mut funcs = HashMap::new();
-        for &k in orcd_kernels::KERNELS {
-            let cname = CString::new(k).map_err(|_| CudaError::Invalid(format!("kernel name {k}")))?;
-            // SAFETY: the module is loaded and stays loaded for the process's life.
-            let f = unsafe { dr::module::get_function(module, cname) }.map_err(|e| drv(k, e))?;
-            funcs.insert(k, f);
-        }
         // Attention keeps one key row of scores in dynamic shared memory, attention_tile its 16
         // rows' queries and scores and a staged key or value tile, matvectl_q8_0 its slots' chains
         // (64 KiB): allow the opt-in limit less the kernels' static arrays (reductions and the
         // per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
-        for f in orcd_kernels::OPT_IN_SMEM.iter().filter_map(|k| funcs.get(k).copied()) {
-            // SAFETY: a valid function handle and a documented attribute.
-            unsafe {
-                sys::cuFuncSetAttribute(
-                    f,
-                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    max_smem as i32,
-                )
-            }
-            .result()
-            .map_err(|e| drv("cuFuncSetAttribute(max dynamic shared memory)", e))?;
-        }
+        let funcs = load_module(&crate::nvrtc::cubin(orcd_kernels::OPS_CU, cc)?, max_smem)?;
         Ok(Dev {
             hw: Some(Hw { ctx, stream, funcs }),
             emu: None,
@@ -270,6 +324,7 @@ impl Dev {
                 .is_some_and(|v| v == "1")
                 .then(|| Mutex::new(HashMap::new())),
             pdl: cc.0 >= 9 && std::env::var_os("ORCD_CUDA_PDL").is_none_or(|v| v != "0"),
+            variants: Mutex::new(HashMap::new()),
         })
     }
 
@@ -601,10 +656,26 @@ impl Dev {
         args: &[Arg],
         pdl: bool,
     ) -> Result<()> {
+        self.launch_in(None, name, grid, block, smem, args, pdl)
+    }
+
+    /// [`Dev::launch_ex`] of the kernel of that name in `variant`'s module (the device's own
+    /// with `None`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn launch_in(
+        &self,
+        variant: Option<&Variant>,
+        name: &str,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: u32,
+        args: &[Arg],
+        pdl: bool,
+    ) -> Result<()> {
         if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
             return Ok(());
         }
-        if let Some(emu) = &self.emu {
+        if let Some(emu) = variant.map_or(self.emu.as_ref(), |v| v.emu.as_ref()) {
             if !orcd_kernels::KERNELS.contains(&name) {
                 return Err(CudaError::Invalid(format!("no kernel named {name}")));
             }
@@ -619,7 +690,11 @@ impl Dev {
             let slots: Vec<u64> = args.iter().map(Arg::bits).collect();
             return emu.launch(name, grid, block, smem, &slots);
         }
-        let f = *self.hw()?.funcs.get(name).ok_or_else(|| CudaError::Invalid(format!("no kernel named {name}")))?;
+        let funcs = match variant {
+            Some(v) => &v.funcs,
+            None => &self.hw()?.funcs,
+        };
+        let f = *funcs.get(name).ok_or_else(|| CudaError::Invalid(format!("no kernel named {name}")))?;
         self.bind()?;
         // Each argument lives in its own 8-byte slot; the driver reads the parameter's size from
         // the slot's start (little-endian, so a 4-byte value sits in the low half).

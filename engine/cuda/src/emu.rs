@@ -32,10 +32,17 @@ pub fn requested() -> bool {
 impl Emu {
     /// Build (or reuse) and load the kernel library.
     pub fn open(cache: &Path) -> Result<Emu> {
+        Emu::open_with(cache, &[])
+    }
+
+    /// [`Emu::open`] with the defines `extra` after the layouts' (a module variant, as
+    /// [`crate::nvrtc::options_with`] compiles it for a card).
+    pub fn open_with(cache: &Path, extra: &[&str]) -> Result<Emu> {
         let mut h = Sha256::new();
-        // The layouts' defines, then ORCD_NVRTC_DEFINES's (a switch's kernels emulated as the
-        // card would compile them).
+        // The layouts' defines, the variant's, then ORCD_NVRTC_DEFINES's (a switch's kernels
+        // emulated as the card would compile them).
         let mut defines: Vec<String> = crate::layout::kernel_defines().iter().map(|d| format!("-D{d}")).collect();
+        defines.extend(extra.iter().map(|d| format!("-D{d}")));
         if let Ok(d) = std::env::var("ORCD_NVRTC_DEFINES") {
             defines.extend(crate::nvrtc::diagnostic_defines(&d));
         }

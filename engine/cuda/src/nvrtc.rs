@@ -24,9 +24,15 @@ pub fn arch(cc: (i32, i32)) -> String {
 /// layouts' defines ([`crate::layout::kernel_defines`]), then the diagnostic defines of `ORCD_NVRTC_DEFINES` (e.g. `ATT_PROF`: attention_tile prints its
 /// phases' clocks; the cache key covers them).
 pub fn options(cc: (i32, i32)) -> Vec<String> {
+    options_with(cc, &[])
+}
+
+/// [`options`] with the defines `extra` after the layouts' (a module variant: [`crate::device::Dev::variant`]).
+pub fn options_with(cc: (i32, i32), extra: &[&str]) -> Vec<String> {
     let mut o = vec![format!("--gpu-architecture={}", arch(cc)), "--std=c++17".into(), "-default-device".into()];
     // The weights' device layouts (crate::layout), as the upload writes them.
     o.extend(crate::layout::kernel_defines().iter().map(|n| format!("-D{n}")));
+    o.extend(extra.iter().map(|n| format!("-D{n}")));
     if let Ok(d) = std::env::var("ORCD_NVRTC_DEFINES") {
         o.extend(diagnostic_defines(&d));
     }
@@ -55,7 +61,12 @@ pub fn version() -> Result<(i32, i32)> {
 
 /// The cubin of `src` for compute capability `cc`, from the cache or freshly compiled.
 pub fn cubin(src: &str, cc: (i32, i32)) -> Result<Vec<u8>> {
-    let opts = options(cc);
+    cubin_with(src, cc, &[])
+}
+
+/// [`cubin`] compiled with the defines `extra` too ([`options_with`]; cached under its own key).
+pub fn cubin_with(src: &str, cc: (i32, i32), extra: &[&str]) -> Result<Vec<u8>> {
+    let opts = options_with(cc, extra);
     let key = cubin_key(src, &opts, version()?, cc);
     let dir = cubin_cache_dir();
     let path = dir.join(format!("{key}.cubin"));

@@ -51,7 +51,7 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 17] = [
+    let switches: [(&str, &[(&str, &str)]); 18] = [
         // The grouped Q8_0 layout is the default: its switch now keeps the GGUF layout.
         ("gguf-layout", &[("ORCD_CUDA_Q8_GROUPED", "0")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
@@ -79,6 +79,8 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
         ("att-stage", &[("ORCD_CUDA_ATT_TILE", "0")]),
         ("att-stage0", &[("ORCD_CUDA_ATT_STAGE", "0"), ("ORCD_CUDA_ATT_TILE", "0")]),
         ("att-stage3", &[("ORCD_CUDA_ATT_STAGE", "3"), ("ORCD_CUDA_ATT_TILE", "0")]),
+        // Each backend's kernels from a module of its numerics alone.
+        ("one-numerics", &[("ORCD_CUDA_ONE_NUMERICS", "1")]),
         (
             "all",
             &[
