@@ -2935,6 +2935,11 @@ __device__ __forceinline__ void mv_store_cols(float (*red)[CR][MV_WARPS], bool p
     }
 }
 
+#ifdef QKV_PRE_REG
+#define MV_PRE_REG true
+#else
+#define MV_PRE_REG false
+#endif
 // C > 1 (part-decodable types, rpb ≤ R, no ids): the block takes columns blockIdx.x·C .. + C - 1.
 // Each thread loads its part of every one of them before decoding any (C columns' bytes in
 // flight, issued before the norm's barriers), and loads, normalizes and rounds each activation
@@ -3066,8 +3071,9 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     }
     // The activation row: x, or with PRE the sum the folded post-norm makes in shared memory.
     const float* xs = x;
-    if constexpr (PRE && PAIR) {
-        // The GLU pair's instances have registers to spare (MVM_BOUNDS, MVG_BOUNDS): this
+    if constexpr (PRE && (PAIR || MV_PRE_REG)) {
+        // The GLU pair's instances have registers to spare (MVM_BOUNDS, MVG_BOUNDS; matvec8p_'s
+        // too with QKV_PRE_REG, under MVM_BOUNDS): this
         // thread's part of both rows is loaded once, in flight beside the post-norm's reduction
         // (measured faster than the form below: docs/perf/GPU.md, twenty-eighth block).
         __shared__ __align__(16) float mv_h[MV_THREADS * 8];
@@ -4086,6 +4092,14 @@ extern "C" __global__ void MVG_BOUNDS matvec8g_q8_0(MATVEC_PARAMS) { matvec_t<T_
 // the input h = x + rms_norm(pre_x) · pre_w, stored at pre_h by block 0 (kernels/ABI.md). One
 // row, norm on, k a multiple of 8 and at most 1,024.
 #define MV_PRE_PARAMS const float *pre_x, const float *pre_w, float pre_eps, float *pre_h
+// QKV_PRE_REG (ORCD_NVRTC_DEFINES, being timed; the same values): matvec8p_ takes the GLU pair's
+// register form of the folded post-norm under MVM_BOUNDS (128 registers; a gemma-3 q·k·v launch
+// is 160–192 blocks, one wave at 4 an SM) instead of the shared-memory form under MV_BOUNDS.
+#ifdef QKV_PRE_REG
+#define MVP_BOUNDS MVM_BOUNDS
+#else
+#define MVP_BOUNDS MV_BOUNDS
+#endif
 template <class T, bool PAIR>
 __device__ __forceinline__ void matvec_pre_t(const u8* w, const float* x, float* y, int n_out, int k, int m,
                                              i64 row_bytes, const unsigned* ids, const float* bias, int rpb, int xq,
@@ -4109,10 +4123,10 @@ extern "C" __global__ void MVM_BOUNDS matvec8gp_q4_0(MATVEC_PARAMS, MV_PRE_PARAM
 extern "C" __global__ void MVM_BOUNDS matvec8gp_q4_k(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_k, true>(MATVEC_PRE_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8gp_q5_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q5_0, true>(MATVEC_PRE_ARGS); }
 extern "C" __global__ void MVG_BOUNDS matvec8gp_q8_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q8_0, true>(MATVEC_PRE_ARGS); }
-extern "C" __global__ void MV_BOUNDS matvec8p_q4_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_0, false>(MATVEC_PRE_ARGS); }
-extern "C" __global__ void MV_BOUNDS matvec8p_q4_k(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_k, false>(MATVEC_PRE_ARGS); }
-extern "C" __global__ void MV_BOUNDS matvec8p_q5_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q5_0, false>(MATVEC_PRE_ARGS); }
-extern "C" __global__ void MV_BOUNDS matvec8p_q8_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q8_0, false>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MVP_BOUNDS matvec8p_q4_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_0, false>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MVP_BOUNDS matvec8p_q4_k(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q4_k, false>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MVP_BOUNDS matvec8p_q5_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q5_0, false>(MATVEC_PRE_ARGS); }
+extern "C" __global__ void MVP_BOUNDS matvec8p_q8_0(MATVEC_PARAMS, MV_PRE_PARAMS) { matvec_pre_t<T_q8_0, false>(MATVEC_PRE_ARGS); }
 // Long rows (k ≥ 3·1,024, a down projection), one row: 2 columns a block, 6 iterations' parts in flight.
 extern "C" __global__ void MVM_BOUNDS matvec8r_q4_0(MATVEC_PARAMS, ROPE_KV_PARAMS, const double* rtab) { matvec_rope_t<T_q4_0>(MATVEC_ROPE_ARGS); }
 extern "C" __global__ void MVM_BOUNDS matvec8r_q4_1(MATVEC_PARAMS, ROPE_KV_PARAMS, const double* rtab) { matvec_rope_t<T_q4_1>(MATVEC_ROPE_ARGS); }
