@@ -738,14 +738,9 @@ impl Cuda {
     /// The backend on the process's device (`fast` picks the numerics).
     pub fn new(fast: bool) -> std::result::Result<Self, CudaError> {
         let dev = crate::device::device().map_err(CudaError::Unavailable)?;
-        // The module is built now, so that a toolchain that cannot compile it makes no backend
-        // (the cases report why they did not run), not a failing first launch.
         let variant = match one_numerics_on() {
             true => Some(dev.variant(if fast { "MV_ONLY_FAST" } else { "MV_ONLY_EXACT" })?),
-            false => {
-                dev.prepare()?;
-                None
-            }
+            false => None,
         };
         Ok(Cuda {
             dev,

@@ -73,10 +73,7 @@ struct Pool {
 struct Hw {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
-    /// The device's own module (ops.cu with the layouts' defines), compiled and loaded at its
-    /// first launch: a process whose backends all launch from their numerics' modules
-    /// ([`Dev::variant`]) never builds it.
-    funcs: OnceLock<std::result::Result<HashMap<&'static str, sys::CUfunction>, String>>,
+    funcs: HashMap<&'static str, sys::CUfunction>,
 }
 
 /// The device: context, stream, kernels, memory (or the host emulator's).
@@ -245,29 +242,6 @@ impl Dev {
         Ok(x)
     }
 
-    /// The device's own module's kernels, built the first time one is launched or
-    /// [`Dev::prepare`]d.
-    fn own_funcs(&self) -> Result<&HashMap<&'static str, sys::CUfunction>> {
-        let hw = self.hw()?;
-        hw.funcs
-            .get_or_init(|| {
-                self.bind()
-                    .and_then(|()| load_module(&crate::nvrtc::cubin(orcd_kernels::OPS_CU, self.cc)?, self.max_smem))
-                    .map_err(|e| e.to_string())
-            })
-            .as_ref()
-            .map_err(|e| CudaError::Invalid(format!("the kernel module: {e}")))
-    }
-
-    /// Build the device's own module now, if it is not yet (the emulated device loaded its
-    /// library at open).
-    pub fn prepare(&self) -> Result<()> {
-        if self.emulated() {
-            return Ok(());
-        }
-        self.own_funcs().map(|_| ())
-    }
-
     /// The emulated device (`ORCD_CUDA_EMU=1`, [`crate::emu`]): Hopper's compute capability and
     /// shared-memory limit, so the backend takes the paths it takes on the H100/H200.
     fn open_emu() -> Result<Dev> {
@@ -333,8 +307,9 @@ impl Dev {
         // (64 KiB): allow the opt-in limit less the kernels' static arrays (reductions and the
         // per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
+        let funcs = load_module(&crate::nvrtc::cubin(orcd_kernels::OPS_CU, cc)?, max_smem)?;
         Ok(Dev {
-            hw: Some(Hw { ctx, stream, funcs: OnceLock::new() }),
+            hw: Some(Hw { ctx, stream, funcs }),
             emu: None,
             name,
             cc,
@@ -717,7 +692,7 @@ impl Dev {
         }
         let funcs = match variant {
             Some(v) => &v.funcs,
-            None => self.own_funcs()?,
+            None => &self.hw()?.funcs,
         };
         let f = *funcs.get(name).ok_or_else(|| CudaError::Invalid(format!("no kernel named {name}")))?;
         self.bind()?;
