@@ -190,19 +190,33 @@ fn emu_alloc(size: usize) -> Result<sys::CUdeviceptr> {
     Ok(p as sys::CUdeviceptr)
 }
 
-/// Load a cubin of ops.cu into the current context: every kernel's handle, the opt-in kernels
-/// allowed `max_smem` bytes of dynamic shared memory. The module stays loaded for the process's
-/// life.
-fn load_module(cubin: &[u8], max_smem: usize) -> Result<HashMap<&'static str, sys::CUfunction>> {
-    // SAFETY: `cubin` is a complete cubin image for this device's architecture.
-    let module =
-        unsafe { dr::module::load_data(cubin.as_ptr() as *const c_void) }.map_err(|e| drv("cuModuleLoadData", e))?;
+/// Load the cubins of ops.cu (one program, or [`crate::nvrtc::split`] programs that hold each
+/// kernel once) into the current context: every kernel's handle, the opt-in kernels allowed
+/// `max_smem` bytes of dynamic shared memory. The modules stay loaded for the process's life.
+fn load_module(cubins: &[Vec<u8>], max_smem: usize) -> Result<HashMap<&'static str, sys::CUfunction>> {
+    let mut modules = Vec::with_capacity(cubins.len());
+    for cubin in cubins {
+        // SAFETY: `cubin` is a complete cubin image for this device's architecture.
+        let m = unsafe { dr::module::load_data(cubin.as_ptr() as *const c_void) }
+            .map_err(|e| drv("cuModuleLoadData", e))?;
+        modules.push(m);
+    }
     let mut funcs = HashMap::new();
     for &k in orcd_kernels::KERNELS {
         let cname = CString::new(k).map_err(|_| CudaError::Invalid(format!("kernel name {k}")))?;
-        // SAFETY: the module is loaded and stays loaded for the process's life.
-        let f = unsafe { dr::module::get_function(module, cname) }.map_err(|e| drv(k, e))?;
-        funcs.insert(k, f);
+        let mut found = Err(CudaError::Invalid(format!("{k}: in none of the {} kernel modules", modules.len())));
+        for &m in &modules {
+            // SAFETY: the module is loaded and stays loaded for the process's life.
+            match unsafe { dr::module::get_function(m, cname.clone()) } {
+                Ok(f) => {
+                    found = Ok(f);
+                    break;
+                }
+                Err(e) if modules.len() == 1 => found = Err(drv(k, e)),
+                Err(_) => {}
+            }
+        }
+        funcs.insert(k, found?);
     }
     for f in orcd_kernels::OPT_IN_SMEM.iter().filter_map(|k| funcs.get(k).copied()) {
         // SAFETY: a valid function handle and a documented attribute.
@@ -234,8 +248,8 @@ impl Dev {
             Variant { define, funcs: HashMap::new(), emu: Some(emu) }
         } else {
             self.bind()?;
-            let cubin = crate::nvrtc::cubin_with(orcd_kernels::OPS_CU, self.cc, &[define])?;
-            Variant { define, funcs: load_module(&cubin, self.max_smem)?, emu: None }
+            let cubins = crate::nvrtc::cubins_with(orcd_kernels::OPS_CU, self.cc, &[define])?;
+            Variant { define, funcs: load_module(&cubins, self.max_smem)?, emu: None }
         };
         let x = Arc::new(x);
         v.insert(define, x.clone());
@@ -307,7 +321,7 @@ impl Dev {
         // (64 KiB): allow the opt-in limit less the kernels' static arrays (reductions and the
         // per-warp value sums, ~8.5 KiB).
         let max_smem = optin.saturating_sub(16 << 10);
-        let funcs = load_module(&crate::nvrtc::cubin(orcd_kernels::OPS_CU, cc)?, max_smem)?;
+        let funcs = load_module(&crate::nvrtc::cubins_with(orcd_kernels::OPS_CU, cc, &[])?, max_smem)?;
         Ok(Dev {
             hw: Some(Hw { ctx, stream, funcs }),
             emu: None,

@@ -87,6 +87,59 @@ pub fn cubin_with(src: &str, cc: (i32, i32), extra: &[&str]) -> Result<Vec<u8>> 
     Ok(bin)
 }
 
+/// How many programs the kernels are compiled in ([`cubins_with`]): `ORCD_NVRTC_SPLIT=n` (1 to
+/// 32), default 1 (one program, as the card has run it). NVRTC compiles a program on one thread
+/// (~110 s for ops.cu on the H100 machine's cores); n programs of a share of the kernels each
+/// compile at once.
+pub fn split() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("ORCD_NVRTC_SPLIT").ok().and_then(|v| v.parse::<usize>().ok()).map_or(1, |n| n.clamp(1, 32))
+    })
+}
+
+/// Program `g` of `n` of `src`: every `n`th kernel entry point from the `g`th kept, the others
+/// made templates that nothing instantiates, so NVRTC generates no code for them (a template may
+/// keep its `__launch_bounds__`; a device function may not). Every entry point of ops.cu is one
+/// line that starts `extern "C" __global__` (kernels/src/lib.rs lists their names). The code of a
+/// kernel is its one-program code (NVRTC 12.9 here: every kernel the defaults launch
+/// byte-identical; a few off-by-default ones differ in their calls' addresses).
+pub fn split_source(src: &str, n: usize, g: usize) -> String {
+    let mut k = 0usize;
+    let mut out = String::with_capacity(src.len() + 4096);
+    for line in src.split_inclusive('\n') {
+        match line.strip_prefix("extern \"C\" __global__") {
+            Some(rest) => {
+                if k % n == g {
+                    out.push_str(line);
+                } else {
+                    out.push_str("template <int ORCD_OTHER_PROGRAM_> __global__");
+                    out.push_str(rest);
+                }
+                k += 1;
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// The cubins of `src` with the defines `extra` ([`options_with`]) in [`split`] programs
+/// compiled at once, one thread each (each cached under its own key).
+pub fn cubins_with(src: &str, cc: (i32, i32), extra: &[&str]) -> Result<Vec<Vec<u8>>> {
+    let n = split();
+    if n == 1 {
+        return Ok(vec![cubin_with(src, cc, extra)?]);
+    }
+    let parts: Vec<String> = (0..n).map(|g| split_source(src, n, g)).collect();
+    std::thread::scope(|s| {
+        let hs: Vec<_> = parts.iter().map(|p| s.spawn(move || cubin_with(p, cc, extra))).collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(CudaError::Nvrtc("an NVRTC thread panicked".into()))))
+            .collect()
+    })
+}
+
 fn compile(src: &str, opts: &[String]) -> Result<Vec<u8>> {
     let csrc = std::ffi::CString::new(src).map_err(|_| CudaError::Nvrtc("kernel source holds a NUL byte".into()))?;
     let prog = nr::create_program(&csrc, None).map_err(|e| CudaError::Nvrtc(format!("nvrtcCreateProgram: {e:?}")))?;
@@ -119,7 +172,36 @@ fn compile(src: &str, opts: &[String]) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::diagnostic_defines;
+    use super::{diagnostic_defines, split_source};
+
+    #[test]
+    fn split_programs_keep_each_kernel_once_and_nothing_else_changes() {
+        let src = orcd_kernels::OPS_CU;
+        let entry = "extern \"C\" __global__";
+        let n_kernels = src.lines().filter(|l| l.starts_with(entry)).count();
+        assert_eq!(n_kernels, orcd_kernels::KERNELS.len(), "one entry-point line a kernel");
+        for n in [2, 3, 8] {
+            let parts: Vec<String> = (0..n).map(|g| split_source(src, n, g)).collect();
+            let kept: usize = parts.iter().map(|p| p.lines().filter(|l| l.starts_with(entry)).count()).sum();
+            assert_eq!(kept, n_kernels, "{n} programs");
+            for p in &parts {
+                // Line for line the source, but for the entry points made templates.
+                assert_eq!(p.lines().count(), src.lines().count());
+                for (a, b) in src.lines().zip(p.lines()) {
+                    assert!(a == b || (a.starts_with(entry) && b.starts_with("template <int ORCD_OTHER_PROGRAM_>")));
+                }
+            }
+            // Each kernel name is an entry point of exactly one program.
+            for k in orcd_kernels::KERNELS {
+                let homes = parts
+                    .iter()
+                    .filter(|p| p.lines().any(|l| l.starts_with(entry) && l.contains(&format!(" {k}("))))
+                    .count();
+                assert_eq!(homes, 1, "{k} in {homes} of {n} programs");
+            }
+        }
+        assert_eq!(split_source(src, 1, 0), src);
+    }
 
     #[test]
     fn diagnostic_defines_split_on_spaces_and_plus_and_drop_strange_names() {
