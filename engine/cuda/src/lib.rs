@@ -107,6 +107,12 @@ mod tests {
         let cached = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
         assert_eq!(cached, 1);
         assert_eq!(nvrtc::cubin(orcd_kernels::OPS_CU, (9, 0)).unwrap_or_else(|e| panic!("{e}")), bin);
+        // The two programs of ORCD_NVRTC_SPLIT=2 compile too, each a share of the code.
+        for g in 0..2 {
+            let part = nvrtc::cubin(&nvrtc::split_source(orcd_kernels::OPS_CU, 2, g), (9, 0))
+                .unwrap_or_else(|e| panic!("program {g} of 2: {e}"));
+            assert!(part.starts_with(b"\x7fELF") && part.len() < bin.len() * 3 / 4, "program {g}: {} bytes", part.len());
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
