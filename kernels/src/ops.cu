@@ -723,6 +723,15 @@ __device__ void block_best(int* key, int* idx, int* rk, int* ri) {
 // Row normalizations (grid rows, one block per row; f64 as cpu.rs)
 // ---------------------------------------------------------------------------------------------
 
+// rms_norm's value of `x` at the row's scale `sc`: the product in f64, rounded to f32 (cpu.rs's
+// order). Every kernel that normalizes a row as rms_norm does takes its values from here.
+__device__ __forceinline__ float rms_value(float x, double sc) { return (float)__dmul_rn((double)x, sc); }
+// The same value times its weight `w`, then added to the residual `res` (a post-norm: gemma-3's
+// `h = res + rms_norm(y)·w`), each step rounded in f32 as rms_norm with `w` and `res` rounds it.
+__device__ __forceinline__ float rms_value_add(float x, double sc, float w, float res) {
+    return __fadd_rn(res, __fmul_rn(rms_value(x, sc), w));
+}
+
 // With `w` (may be null), each value is then multiplied by w[col] in f32: mul_row fused, same bits;
 // with `res` (may be null), added to res[row, col] in f32 after: `add(res, ·)` fused, same bits.
 extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols, float eps, const float* w,
@@ -742,7 +751,7 @@ extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols
     s = block_sum_d(s, red);  // its barriers also order the reads above before any write below
     const double sc = 1.0 / sqrt(s / (double)cols + (double)eps);
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-        const float v = (float)__dmul_rn((double)xr[i], sc);
+        const float v = rms_value(xr[i], sc);
         const float vw = w ? __fmul_rn(v, w[i]) : v;
         yr[i] = res ? __fadd_rn(res[(i64)r * cols + i], vw) : vw;
     }
@@ -1062,6 +1071,7 @@ extern "C" __global__ void rope(const float* x, float* y, const unsigned* pos, i
     // Element e's input: x, or its head's normalized value times the norm's weight.
     auto xin = [&](i64 e) -> float {
         if (!hn) return xr[e];
+        // rms_value's product, spelled out: through the helper NVRTC schedules this kernel otherwise.
         const float v = (float)__dmul_rn((double)xr[e], hn_sc[e / head_dim]);
         return __fmul_rn(v, hn[e % head_dim]);
     };
@@ -2747,7 +2757,7 @@ __device__ __forceinline__ void mv_load_x(const float* xr, int s, bool valid, fl
         if (norm) {
 #pragma unroll
             for (int l = 0; l < 8; ++l) {
-                v[l] = (float)__dmul_rn((double)v[l], sc);
+                v[l] = rms_value(v[l], sc);
                 if (nw) v[l] = __fmul_rn(v[l], nw[8 * s + l]);
             }
         }
@@ -3088,8 +3098,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
             const bool store = blockIdx.x == 0 && blockIdx.y == 0;
 #pragma unroll
             for (int l = 0; l < 8; ++l) {
-                const float v = (float)__dmul_rn((double)px[l], psc);
-                const float h = __fadd_rn(pr[l], __fmul_rn(v, mv_pw[8 * t + l]));
+                const float h = rms_value_add(px[l], psc, mv_pw[8 * t + l], pr[l]);
                 mv_h[8 * t + l] = h;
                 if (store) pre->h[8 * t + l] = h;
             }
@@ -3105,8 +3114,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
         const double psc = rms_scale_256(pre->x, k, pre->eps, mv_redd);  // its barriers order mv_pw too
         const bool store = blockIdx.x == 0 && blockIdx.y == 0;
         for (int i = threadIdx.x; i < k; i += MV_THREADS) {
-            const float v = (float)__dmul_rn((double)pre->x[i], psc);
-            const float h = __fadd_rn(mv_h[i], __fmul_rn(v, mv_pw[i]));
+            const float h = rms_value_add(pre->x[i], psc, mv_pw[i], mv_h[i]);
             mv_h[i] = h;
             if (store) pre->h[i] = h;
         }
@@ -3290,7 +3298,7 @@ __device__ __forceinline__ void matvec_t(const u8* w, const float* x, float* y, 
                 if (i < nr) {
                     float xv = x[xrow(i) * k + e];
                     if (norm) {
-                        xv = (float)__dmul_rn((double)xv, mv_sc[i]);
+                        xv = rms_value(xv, mv_sc[i]);
                         if (nw) xv = __fmul_rn(xv, nw[e]);
                     }
                     if (xq == 2) xv = f16_to_f32(f32_to_f16(xv));
@@ -4214,8 +4222,7 @@ __device__ void mv_row_norm_add(const float* y, int cols, const float* nw, float
     if (!mv_last_block(count) || blockDim.x != MV_THREADS) return;  // uniform
     const double sc = rms_scale_256<true>(y, cols, eps, mv_nred);
     for (int i = threadIdx.x; i < cols; i += MV_THREADS) {
-        const float v = (float)__dmul_rn((double)mv_ld_cg(y + i), sc);
-        out[i] = __fadd_rn(res[i], __fmul_rn(v, nw[i]));
+        out[i] = rms_value_add(mv_ld_cg(y + i), sc, nw[i], res[i]);
     }
 }
 #define MV_NORM_ADD_PARAMS const float *pn_w, float pn_eps, const float *pn_res, float *pn_out, unsigned *pn_count
@@ -4323,7 +4330,7 @@ __device__ void mv_qkv_hn_last(const float* qr, const float* kr, const float* vr
         }
         __syncthreads();
         auto xin = [&](i64 e) -> float {
-            const float v = (float)__dmul_rn((double)mv_ld_cg(x + e), hs_sc[e / hd]);
+            const float v = rms_value(mv_ld_cg(x + e), hs_sc[e / hd]);
             return __fmul_rn(v, hn[e % hd]);
         };
         const i64 kb = slot >= 0 ? slot * (i64)n_head_kv * hd : -1;

@@ -656,25 +656,12 @@ impl Dev {
     /// Launch kernel `name` with `grid` × `block` threads, `smem` bytes of dynamic shared memory
     /// and `args` by value.
     pub fn launch(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &[Arg]) -> Result<()> {
-        self.launch_ex(name, grid, block, smem, args, false)
+        self.launch_in(None, name, grid, block, smem, args, false)
     }
 
-    /// [`Dev::launch`]; with `pdl` (a kernel that calls `pdl_wait` before it touches anything
-    /// but its weights), launched so that it may start while the kernel before it runs.
-    pub fn launch_ex(
-        &self,
-        name: &str,
-        grid: (u32, u32, u32),
-        block: u32,
-        smem: u32,
-        args: &[Arg],
-        pdl: bool,
-    ) -> Result<()> {
-        self.launch_in(None, name, grid, block, smem, args, pdl)
-    }
-
-    /// [`Dev::launch_ex`] of the kernel of that name in `variant`'s module (the device's own
-    /// with `None`).
+    /// [`Dev::launch`] of the kernel of that name in `variant`'s module (the device's own with
+    /// `None`); with `pdl` (a kernel that calls `pdl_wait` before it touches anything but its
+    /// weights), launched so that it may start while the kernel before it runs.
     #[allow(clippy::too_many_arguments)]
     pub fn launch_in(
         &self,

@@ -111,7 +111,11 @@ mod tests {
         for g in 0..2 {
             let part = nvrtc::cubin(&nvrtc::split_source(orcd_kernels::OPS_CU, 2, g), (9, 0))
                 .unwrap_or_else(|e| panic!("program {g} of 2: {e}"));
-            assert!(part.starts_with(b"\x7fELF") && part.len() < bin.len() * 3 / 4, "program {g}: {} bytes", part.len());
+            assert!(
+                part.starts_with(b"\x7fELF") && part.len() < bin.len() * 3 / 4,
+                "program {g}: {} bytes",
+                part.len()
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
