@@ -273,6 +273,7 @@ mod tests {
                 || OPS_CU.contains(&format!("void MVF_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVM_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVG_BOUNDS {name}("))
+                || OPS_CU.contains(&format!("void MVP_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MMQ_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVT_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void ATT_BOUNDS {name}("))
