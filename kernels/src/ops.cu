@@ -724,7 +724,8 @@ __device__ void block_best(int* key, int* idx, int* rk, int* ri) {
 // ---------------------------------------------------------------------------------------------
 
 // rms_norm's value of `x` at the row's scale `sc`: the product in f64, rounded to f32 (cpu.rs's
-// order). Every kernel that normalizes a row as rms_norm does takes its values from here.
+// order). The kernels that normalize a row as rms_norm does take their values from here, but for
+// the `rope` kernel's head norm, which spells the product out (its code stays as the card ran it).
 __device__ __forceinline__ float rms_value(float x, double sc) { return (float)__dmul_rn((double)x, sc); }
 // The same value times its weight `w`, then added to the residual `res` (a post-norm: gemma-3's
 // `h = res + rms_norm(y)·w`), each step rounded in f32 as rms_norm with `w` and `res` rounds it.
