@@ -43,4 +43,10 @@ for cu in files:
             lib.nvrtcGetCUBIN(prog, buf)
             out = pathlib.Path(os.environ["ORCD_CUBIN_OUT"]) / (cu.stem + ".cubin")
             out.write_bytes(buf.raw)
+        # ORCD_PTX_OUT=DIR: the PTX too (DIR/<name>.ptx), to read a kernel's loops and loads.
+        if os.environ.get("ORCD_PTX_OUT"):
+            lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
+            buf = ctypes.create_string_buffer(size.value)
+            lib.nvrtcGetPTX(prog, buf)
+            (pathlib.Path(os.environ["ORCD_PTX_OUT"]) / (cu.stem + ".ptx")).write_bytes(buf.raw.rstrip(b"\0"))
 sys.exit(0 if ok else 1)

@@ -745,10 +745,27 @@ extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols
     const float* xr = x + (i64)r * cols;
     float* yr = y + (i64)r * cols;
     double s = 0.0;
+#ifdef X_AHEAD
+    // Four strides' loads together, summed in order (rms_scale_256's X_AHEAD: the same values).
+    for (int i0 = threadIdx.x; i0 < cols; i0 += 4 * blockDim.x) {
+        float v4[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const int i = i0 + j * blockDim.x;
+            v4[j] = i < cols ? xr[i] : 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const double v = v4[j];
+            s = __dadd_rn(s, __dmul_rn(v, v));
+        }
+    }
+#else
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
         const double v = xr[i];
         s = __dadd_rn(s, __dmul_rn(v, v));
     }
+#endif
     s = block_sum_d(s, red);  // its barriers also order the reads above before any write below
     const double sc = 1.0 / sqrt(s / (double)cols + (double)eps);
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
@@ -2725,6 +2742,28 @@ template <bool CG = false>
 __device__ double rms_scale_256(const float* xr, int cols, float eps, double* red) {
     const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
     double a = 0.0, b = 0.0;
+#ifdef X_AHEAD
+    // ORCD_NVRTC_DEFINES=X_AHEAD (being timed; the same values): both partials' loads of up to
+    // four strides each go out together, then the sums take them in the same order. NVRTC
+    // otherwise runs a row of fewer than four strides a thread (896: `b`'s 3, 640: 3 and 2)
+    // through its one-load-a-trip remainder loop — an L2 round trip after the wait per element.
+    // A stride past the row adds +0.0 (x² ≥ 0, so the sums never hold −0: the same bits).
+    for (int i0 = t; i0 < cols; i0 += 1024) {
+        float va[4], vb[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const int ia = i0 + 256 * j, ib = ia + 128;
+            va[j] = ia < cols ? (CG ? mv_ld_cg(xr + ia) : xr[ia]) : 0.0f;
+            vb[j] = ib < cols ? (CG ? mv_ld_cg(xr + ib) : xr[ib]) : 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const double v = va[j], w = vb[j];
+            a = __dadd_rn(a, __dmul_rn(v, v));
+            b = __dadd_rn(b, __dmul_rn(w, w));
+        }
+    }
+#else
     for (int i = t; i < cols; i += 256) {
         const double v = CG ? mv_ld_cg(xr + i) : xr[i];
         a = __dadd_rn(a, __dmul_rn(v, v));
@@ -2733,6 +2772,7 @@ __device__ double rms_scale_256(const float* xr, int cols, float eps, double* re
         const double v = CG ? mv_ld_cg(xr + i) : xr[i];
         b = __dadd_rn(b, __dmul_rn(v, v));
     }
+#endif
     a = warp_sum_d(a);
     b = warp_sum_d(b);
     if (lane == 0) { red[warp] = a; red[warp + 4] = b; }
@@ -2765,6 +2805,16 @@ __device__ __forceinline__ void mv_load_x(const float* xr, int s, bool valid, fl
     } else {
 #pragma unroll
         for (int l = 0; l < 8; ++l) v[l] = 0.0f;
+    }
+}
+// mv_load_x's normalization of part s's 8 values `v`, loaded earlier (X_AHEAD): the same steps.
+__device__ __forceinline__ void mv_norm_x(int s, bool valid, float* v, bool norm, double sc, const float* nw) {
+    if (valid && norm) {
+#pragma unroll
+        for (int l = 0; l < 8; ++l) {
+            v[l] = rms_value(v[l], sc);
+            if (nw) v[l] = __fmul_rn(v[l], nw[8 * s + l]);
+        }
     }
 }
 
@@ -3140,6 +3190,21 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     MP_T(2);
     for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
         if (g0 > 0) load(g0);
+#ifdef X_AHEAD
+        // ORCD_NVRTC_DEFINES=X_AHEAD (being timed; the same values): a one-row block's U
+        // iterations' activation parts are all loaded here, before any is used — each
+        // iteration's load otherwise follows the last one's products, an L2 round trip after
+        // the wait per iteration (a down projection's 4864-wide row: five).
+        constexpr bool XA = R == 1 && U > 1;
+        float xa[XA ? U : 1][8];
+        if constexpr (XA) {
+#pragma unroll
+            for (int it = 0; it < U; ++it) {
+                const int s = g0 + it * MV_THREADS + threadIdx.x;
+                mv_load_x(xs + r0 * k, s, s < nsub, xa[it], false, 1.0, nullptr);
+            }
+        }
+#endif
 #pragma unroll
         for (int it = 0; it < U; ++it) {
             const int s = g0 + it * MV_THREADS + threadIdx.x;
@@ -3152,6 +3217,14 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
 #ifdef MV_ANAT_NO_X
 #pragma unroll
                     for (int l = 0; l < 8; ++l) xv[l] = valid ? 0.25f * (float)(l + 1) : 0.0f;
+#elif defined(X_AHEAD)
+                    if constexpr (XA) {
+#pragma unroll
+                        for (int l = 0; l < 8; ++l) xv[l] = xa[it][l];
+                        mv_norm_x(s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
+                    } else {
+                        mv_load_x(xs + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
+                    }
 #else
                     mv_load_x(xs + (r0 + i) * k, s, valid, xv, norm != 0, norm ? mv_sc[i] : 1.0, nwx);
 #endif

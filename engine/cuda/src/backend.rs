@@ -235,6 +235,18 @@ fn rope_table_on() -> bool {
     *V.get_or_init(|| env_choice("ORCD_CUDA_ROPE_TAB", &[("1", true)], false))
 }
 
+/// The row length (k) past which a one-row mat-vec without a GLU pair takes `matvec2l_` (2
+/// columns a block, six iterations' weight parts loaded at once) instead of `matvec8_` (one
+/// iteration's: a row of 129–256 parts fetches its second half after the first's products, an HBM
+/// round trip on the chain — gemma-3's 2,048-wide downs). Default 2,048 (Qwen's 4,864-wide downs:
+/// 8 or 4 columns a block measured 2–6% slower, docs/perf/GPU.md sixteenth block);
+/// `ORCD_CUDA_MV_LONG_K=1024` the A/B, untimed. The same values either way (a column's sum is
+/// the same order for any columns a block).
+fn mv_long_k() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| env_choice("ORCD_CUDA_MV_LONG_K", &[("1024", 1024)], 2 * 1024))
+}
+
 /// A speed switch's value: the choice whose name the environment variable `var` holds, else
 /// `default` (unset or any other value).
 fn env_choice<T: Copy>(var: &str, choices: &[(&str, T)], default: T) -> T {
@@ -964,7 +976,7 @@ impl Cuda {
         // Long rows (k > 2,048: a down projection) take 2 columns a block, six loop iterations'
         // parts loaded at once: 8 or 4 columns measured 2–6% slower (docs/perf/GPU.md, sixteenth
         // block).
-        let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() && w.k > 2 * 1024 {
+        let (variant, cols, rpb) = if part && n_out == 1 && glu.is_none() && w.k > mv_long_k() {
             ("matvec2l", 2, 1)
         } else if part && n_out == 1 && glu.is_none() {
             ("matvec8", 8, 1)
@@ -1425,7 +1437,7 @@ impl Cuda {
         [(wa, _), (wb, _), (wc, _)]: [(&CudaWeight, Option<&CudaWeight>); 3],
     ) -> Result<Option<i32>> {
         let one_row = |w: &CudaWeight| {
-            part_decodable(w.ty) && w.k == x.cols && w.dims.len() <= 2 && w.k <= 2 * 1024 && w.rows < MV_ROUND_ONCE_M
+            part_decodable(w.ty) && w.k == x.cols && w.dims.len() <= 2 && w.k <= mv_long_k() && w.rows < MV_ROUND_ONCE_M
         };
         if x.rows != 1
             || !(one_row(wa) && one_row(wb) && one_row(wc))
@@ -2066,7 +2078,7 @@ impl Cuda {
         let kty =
             kernel_ty(w.ty).ok_or_else(|| shape_err("matmul", format!("{}: no kernel for {:?}", w.name, w.ty)))?;
         // The one-row mat-vec's choice (Cuda::matvec): long rows 2 columns a block.
-        let (variant, cols) = if w.k > 2 * 1024 { ("matvec2ln", 2) } else { ("matvec8n", 8) };
+        let (variant, cols) = if w.k > mv_long_k() { ("matvec2ln", 2) } else { ("matvec8n", 8) };
         let (y, out) = (self.tensor(1, m)?, self.tensor(1, m)?);
         self.dev
             .launch_in(
