@@ -18,16 +18,17 @@ T0=$SECONDS
 bash ci/gpu-run.sh assemble > /tmp/assemble.log 2>&1; tail -1 /tmp/assemble.log
 bash ci/gpu-run.sh synth qwen2-real-q8_0 | grep synth
 M=~/.cache/orcd/synthetic/qwen2-real-q8_0.gguf
-# Every module the A/B and the gates use, built at once outside the timed runs (both numerics:
-# ORCD_CUDA_ONE_NUMERICS builds one a numerics).
-for spec in default $SWITCHES; do
-    envs=(); [[ $spec == default ]] || IFS=, read -r -a envs <<< "$spec"
-    for nm in fast exact; do
+# Every module the A/B and the gates use, built outside the timed runs: each spec's fast
+# numerics at once, then its exact (ORCD_CUDA_ONE_NUMERICS builds a module a numerics; the others
+# share one, cached by then).
+for nm in fast exact; do
+    for spec in default $SWITCHES; do
+        envs=(); [[ $spec == default ]] || IFS=, read -r -a envs <<< "$spec"
         env "${envs[@]}" timeout 300 "$B/worker-orcd" bench --model "$M" --backend cuda --numerics $nm \
             --prompt-tokens 4 --gen-tokens 2 --repeats 1 > /dev/null 2>&1 &
     done
+    wait
 done
-wait
 echo "modules built at $((SECONDS - T0)) s"
 SWITCHES="$SWITCHES" NUMERICS="fast exact" OUT=$OUT timeout 240 bash ci/gpu-ab-b1.sh 2>&1 | grep -v "^ *$" | tail -16
 echo "A/B done at $((SECONDS - T0)) s"

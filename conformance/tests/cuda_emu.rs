@@ -156,6 +156,22 @@ fn a_module_of_one_numerics_gives_the_shared_modules_values_on_the_emulated_devi
     }
 }
 
+/// The activation's loads after the wait all in flight at once (`ORCD_NVRTC_DEFINES=X_AHEAD`: the
+/// norm's strides loaded before its sums, a long row's U iterations' parts before their products)
+/// and rows past 1,024 on the 2-column kernel (`ORCD_CUDA_MV_LONG_K=1024`) give the default's
+/// values: every metric of the norm-fused projections (q·k·v of one norm, rows of 576–1,024), the
+/// 4,864- and 2,048-wide one-row rows (`matvec2l_`, six iterations' parts; `matvec8_` / `matvec2l_`),
+/// the `rms_norm` cases and the folded post-norms, on both columns.
+#[test]
+fn loading_the_activation_ahead_gives_the_defaults_values_on_the_emulated_device() {
+    for filter in ["norm_matmuls", "k4864-n1", "k2048-n1", "rms_norm", "norm_add_norm"] {
+        let ahead = case_metrics(filter, &[("ORCD_NVRTC_DEFINES", "X_AHEAD"), ("ORCD_CUDA_MV_LONG_K", "1024")]);
+        let default = case_metrics(filter, &[]);
+        assert!(ahead.len() >= 6, "{filter}: {} cases", ahead.len());
+        assert_eq!(ahead, default, "{filter}: X_AHEAD / MV_LONG_K changed a value");
+    }
+}
+
 /// gemma-3's attention input side in one launch (`matvec8h_`, `ORCD_CUDA_FUSE_QKV_NORM=1`) with
 /// its last block reading the pairs' angles from the forward's `rope_table`
 /// (`ORCD_CUDA_ROPE_TAB=1`) gives the values it computes itself: all 20 cases' metrics equal.

@@ -51,7 +51,7 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 18] = [
+    let switches: [(&str, &[(&str, &str)]); 19] = [
         // The grouped Q8_0 layout is the default: its switch now keeps the GGUF layout.
         ("gguf-layout", &[("ORCD_CUDA_Q8_GROUPED", "0")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
@@ -81,6 +81,9 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
         ("att-stage3", &[("ORCD_CUDA_ATT_STAGE", "3"), ("ORCD_CUDA_ATT_TILE", "0")]),
         // Each backend's kernels from a module of its numerics alone.
         ("one-numerics", &[("ORCD_CUDA_ONE_NUMERICS", "1")]),
+        // The activation's loads after the wait all in flight at once; rows past 1,024 on the
+        // 2-column one-row kernel.
+        ("x-ahead", &[("ORCD_NVRTC_DEFINES", "X_AHEAD"), ("ORCD_CUDA_MV_LONG_K", "1024")]),
         (
             "all",
             &[
