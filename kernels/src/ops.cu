@@ -1235,11 +1235,33 @@ __device__ __forceinline__ void att_stage_raw(u8* dst, const void* src, i64 row0
                      (reinterpret_cast<u64>(src) & 15) == 0 && (reinterpret_cast<u64>(dst) & 15) == 0;
     if (vec) {
         const int per = rb / 16, cnt = n * per;
+#ifdef X_AHEAD
+        // ORCD_NVRTC_DEFINES=X_AHEAD (being timed; the same bytes): eight trips' 16-byte loads go
+        // out before their stores — the rolled loop below stores each before the next load
+        // issues, one cache round trip a trip (a 132-key F16 row of 64: eight for the keys, eight
+        // for the values).
+        constexpr int AH = 8;
+#pragma unroll 1
+        for (int e0 = tid; e0 < cnt; e0 += AH * bd) {
+            uint4 v[AH];
+#pragma unroll
+            for (int j = 0; j < AH; ++j) {
+                const int e = e0 + j * bd, r = e / per, ch = e - r * per;
+                if (e < cnt) v[j] = ((const uint4*)((const u8*)src + (row0 + (i64)r * stride) * es))[ch];
+            }
+#pragma unroll
+            for (int j = 0; j < AH; ++j) {
+                const int e = e0 + j * bd, r = e / per, ch = e - r * per;
+                if (e < cnt) ((uint4*)(dst + (i64)r * rb))[ch] = v[j];
+            }
+        }
+#else
 #pragma unroll 1
         for (int e = tid; e < cnt; e += bd) {
             const int r = e / per, ch = e - r * per;
             ((uint4*)(dst + (i64)r * rb))[ch] = ((const uint4*)((const u8*)src + (row0 + (i64)r * stride) * es))[ch];
         }
+#endif
     } else if (es == 2) {
         for (int e = tid; e < n * w; e += bd) {
             const int r = e / w, d = e - r * w;
