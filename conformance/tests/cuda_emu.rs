@@ -161,13 +161,23 @@ fn a_module_of_one_numerics_gives_the_shared_modules_values_on_the_emulated_devi
 /// and rows past 1,024 on the 2-column kernel (`ORCD_CUDA_MV_LONG_K=1024`) give the default's
 /// values: every metric of the norm-fused projections (q·k·v of one norm, rows of 576–1,024), the
 /// 4,864- and 2,048-wide one-row rows (`matvec2l_`, six iterations' parts; `matvec8_` / `matvec2l_`),
-/// the `rms_norm` cases and the folded post-norms, on both columns.
+/// the `rms_norm` cases and the folded post-norms, on both columns; and the one-row attention's
+/// staging eight loads ahead (`ORCD_CUDA_ATT_TILE=0`: every row through it, 300 and 512 keys).
 #[test]
 fn loading_the_activation_ahead_gives_the_defaults_values_on_the_emulated_device() {
-    for filter in ["norm_matmuls", "k4864-n1", "k2048-n1", "rms_norm", "norm_add_norm"] {
-        let ahead = case_metrics(filter, &[("ORCD_NVRTC_DEFINES", "X_AHEAD"), ("ORCD_CUDA_MV_LONG_K", "1024")]);
-        let default = case_metrics(filter, &[]);
-        assert!(ahead.len() >= 6, "{filter}: {} cases", ahead.len());
+    let ahead_env = [("ORCD_NVRTC_DEFINES", "X_AHEAD"), ("ORCD_CUDA_MV_LONG_K", "1024")];
+    for (filter, extra) in [
+        ("norm_matmuls", None),
+        ("k4864-n1", None),
+        ("k2048-n1", None),
+        ("rms_norm", None),
+        ("norm_add_norm", None),
+        ("kv300", Some(("ORCD_CUDA_ATT_TILE", "0"))),
+        ("kv512-n512", Some(("ORCD_CUDA_ATT_TILE", "0"))),
+    ] {
+        let ahead = case_metrics(filter, &[&ahead_env[..], extra.as_slice()].concat());
+        let default = case_metrics(filter, extra.as_slice());
+        assert!(ahead.len() >= 2, "{filter}: {} cases", ahead.len());
         assert_eq!(ahead, default, "{filter}: X_AHEAD / MV_LONG_K changed a value");
     }
 }
