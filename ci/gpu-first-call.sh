@@ -5,10 +5,10 @@
 # (ops, models) beside the `ops` suite under each of GATE_UNDER (its failures listed). Carry
 # ["target/gpu-pack", "target/parts/vocab/part-00"].
 #
-#   SWITCHES="ORCD_CUDA_ONE_NUMERICS=1 ORCD_NVRTC_DEFINES=X_AHEAD" GATE_UNDER="$SWITCHES" bash ci/gpu-first-call.sh
+#   SWITCHES="ORCD_CUDA_ONE_NUMERICS=1 ORCD_NVRTC_DEFINES=X_SERIAL" GATE_UNDER="$SWITCHES" bash ci/gpu-first-call.sh
 #
-# ORCD_NVRTC_SPLIT=n in the environment splits every build (the gate then runs the kernels from
-# those modules).
+# Every build is split in ORCD_NVRTC_SPLIT programs (default the machine's threads up to 8): the
+# gate runs the kernels from those modules.
 set -u
 export ORCD_GPU_BIN=target/gpu-min
 source ci/gpu-min.sh

@@ -745,8 +745,8 @@ extern "C" __global__ void rms_norm(const float* x, float* y, int rows, int cols
     const float* xr = x + (i64)r * cols;
     float* yr = y + (i64)r * cols;
     double s = 0.0;
-#ifdef X_AHEAD
-    // Four strides' loads together, summed in order (rms_scale_256's X_AHEAD: the same values).
+#ifndef X_SERIAL
+    // Four strides' loads together, summed in order (as rms_scale_256's: the same values).
     for (int i0 = threadIdx.x; i0 < cols; i0 += 4 * blockDim.x) {
         float v4[4];
 #pragma unroll
@@ -1235,9 +1235,9 @@ __device__ __forceinline__ void att_stage_raw(u8* dst, const void* src, i64 row0
                      (reinterpret_cast<u64>(src) & 15) == 0 && (reinterpret_cast<u64>(dst) & 15) == 0;
     if (vec) {
         const int per = rb / 16, cnt = n * per;
-#ifdef X_AHEAD
-        // ORCD_NVRTC_DEFINES=X_AHEAD (being timed; the same bytes): eight trips' 16-byte loads go
-        // out before their stores — the rolled loop below stores each before the next load
+#ifndef X_SERIAL
+        // Eight trips' 16-byte loads go out before their stores (the same bytes) — the rolled
+        // loop below (ORCD_NVRTC_DEFINES=X_SERIAL, the A/B) stores each before the next load
         // issues, one cache round trip a trip (a 132-key F16 row of 64: eight for the keys, eight
         // for the values).
         constexpr int AH = 8;
@@ -2764,12 +2764,14 @@ template <bool CG = false>
 __device__ double rms_scale_256(const float* xr, int cols, float eps, double* red) {
     const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
     double a = 0.0, b = 0.0;
-#ifdef X_AHEAD
-    // ORCD_NVRTC_DEFINES=X_AHEAD (being timed; the same values): both partials' loads of up to
-    // four strides each go out together, then the sums take them in the same order. NVRTC
-    // otherwise runs a row of fewer than four strides a thread (896: `b`'s 3, 640: 3 and 2)
-    // through its one-load-a-trip remainder loop — an L2 round trip after the wait per element.
-    // A stride past the row adds +0.0 (x² ≥ 0, so the sums never hold −0: the same bits).
+#ifndef X_SERIAL
+    // Both partials' loads of up to four strides each go out together, then the sums take them
+    // in the same order (the default since stop 55, with mv_multi's and the attention staging's
+    // loads ahead: H100, Qwen batch 1 +4.9% fast / +3.8% exact, docs/perf/GPU.md thirtieth
+    // block; ORCD_NVRTC_DEFINES=X_SERIAL the A/B). The loops under X_SERIAL run a row of fewer
+    // than four strides a thread (896: `b`'s 3; 640: 3 and 2) through NVRTC's one-load-a-trip
+    // remainder loop — an L2 round trip after the wait per element. A stride past the row adds
+    // +0.0 (x² ≥ 0, so the sums never hold −0: the same bits).
     for (int i0 = t; i0 < cols; i0 += 1024) {
         float va[4], vb[4];
 #pragma unroll
@@ -2829,7 +2831,7 @@ __device__ __forceinline__ void mv_load_x(const float* xr, int s, bool valid, fl
         for (int l = 0; l < 8; ++l) v[l] = 0.0f;
     }
 }
-// mv_load_x's normalization of part s's 8 values `v`, loaded earlier (X_AHEAD): the same steps.
+// mv_load_x's normalization of part s's 8 values `v`, loaded earlier: the same steps.
 __device__ __forceinline__ void mv_norm_x(int s, bool valid, float* v, bool norm, double sc, const float* nw) {
     if (valid && norm) {
 #pragma unroll
@@ -3212,11 +3214,11 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     MP_T(2);
     for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
         if (g0 > 0) load(g0);
-#ifdef X_AHEAD
-        // ORCD_NVRTC_DEFINES=X_AHEAD (being timed; the same values): a one-row block's U
-        // iterations' activation parts are all loaded here, before any is used — each
-        // iteration's load otherwise follows the last one's products, an L2 round trip after
-        // the wait per iteration (a down projection's 4864-wide row: five).
+#ifndef X_SERIAL
+        // A one-row block's U iterations' activation parts are all loaded here, before any is
+        // used (the same values; X_SERIAL the A/B): each iteration's load otherwise follows the
+        // last one's products, an L2 round trip after the wait an iteration (a down
+        // projection's 4,864-wide row: five).
         constexpr bool XA = R == 1 && U > 1;
         float xa[XA ? U : 1][8];
         if constexpr (XA) {
@@ -3239,7 +3241,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
 #ifdef MV_ANAT_NO_X
 #pragma unroll
                     for (int l = 0; l < 8; ++l) xv[l] = valid ? 0.25f * (float)(l + 1) : 0.0f;
-#elif defined(X_AHEAD)
+#elif !defined(X_SERIAL)
                     if constexpr (XA) {
 #pragma unroll
                         for (int l = 0; l < 8; ++l) xv[l] = xa[it][l];

@@ -88,13 +88,15 @@ pub fn cubin_with(src: &str, cc: (i32, i32), extra: &[&str]) -> Result<Vec<u8>> 
 }
 
 /// How many programs the kernels are compiled in ([`cubins_with`]): `ORCD_NVRTC_SPLIT=n` (1 to
-/// 32), default 1 (one program, as the card has run it). NVRTC compiles a program on one thread
-/// (~110 s for ops.cu on the H100 machine's cores); n programs of a share of the kernels each
-/// compile at once.
+/// 32; 1 the one program), default the machine's threads up to 8. NVRTC compiles a program on
+/// one thread (~110 s for ops.cu on the H100 machine's cores); n programs of a share of the
+/// kernels each compile at once (stop 55, H100 machine, 16 cores: two builds at n = 8 side by
+/// side in ~33 s; `ops` 1,092/1,092 from the split modules; docs/perf/GPU.md thirtieth block).
 pub fn split() -> usize {
     static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *V.get_or_init(|| {
-        std::env::var("ORCD_NVRTC_SPLIT").ok().and_then(|v| v.parse::<usize>().ok()).map_or(1, |n| n.clamp(1, 32))
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        std::env::var("ORCD_NVRTC_SPLIT").ok().and_then(|v| v.parse::<usize>().ok()).map_or(cores, |n| n.clamp(1, 32))
     })
 }
 

@@ -81,9 +81,9 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
         ("att-stage3", &[("ORCD_CUDA_ATT_STAGE", "3"), ("ORCD_CUDA_ATT_TILE", "0")]),
         // Each backend's kernels from a module of its numerics alone.
         ("one-numerics", &[("ORCD_CUDA_ONE_NUMERICS", "1")]),
-        // The activation's loads after the wait all in flight at once; rows past 1,024 on the
-        // 2-column one-row kernel.
-        ("x-ahead", &[("ORCD_NVRTC_DEFINES", "X_AHEAD"), ("ORCD_CUDA_MV_LONG_K", "1024")]),
+        // The activation's loads after the wait are all in flight at once by default: one a trip;
+        // rows past 1,024 on the 2-column one-row kernel.
+        ("x-serial", &[("ORCD_NVRTC_DEFINES", "X_SERIAL"), ("ORCD_CUDA_MV_LONG_K", "1024")]),
         (
             "all",
             &[
