@@ -2812,26 +2812,7 @@ __device__ double rms_scale_256(const float* xr, int cols, float eps, double* re
     return 1.0 / sqrt(sum / (double)cols + (double)eps);
 }
 
-// Load part s of activation row `xr` (8 floats; 32-byte aligned: rows are whole chunks), then,
-// with `sc` (a row's rms scale, norm on), normalize it as rms_norm does (times `nw` when given).
-__device__ __forceinline__ void mv_load_x(const float* xr, int s, bool valid, float* v, bool norm, double sc,
-                                          const float* nw) {
-    if (valid) {
-        const float4 a = ((const float4*)xr)[2 * s], b = ((const float4*)xr)[2 * s + 1];
-        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
-        if (norm) {
-#pragma unroll
-            for (int l = 0; l < 8; ++l) {
-                v[l] = rms_value(v[l], sc);
-                if (nw) v[l] = __fmul_rn(v[l], nw[8 * s + l]);
-            }
-        }
-    } else {
-#pragma unroll
-        for (int l = 0; l < 8; ++l) v[l] = 0.0f;
-    }
-}
-// mv_load_x's normalization of part s's 8 values `v`, loaded earlier: the same steps.
+// Part s's normalization (`valid` and `norm`): rms_norm's steps a value, then times `nw` when given.
 __device__ __forceinline__ void mv_norm_x(int s, bool valid, float* v, bool norm, double sc, const float* nw) {
     if (valid && norm) {
 #pragma unroll
@@ -2839,6 +2820,19 @@ __device__ __forceinline__ void mv_norm_x(int s, bool valid, float* v, bool norm
             v[l] = rms_value(v[l], sc);
             if (nw) v[l] = __fmul_rn(v[l], nw[8 * s + l]);
         }
+    }
+}
+// Load part s of activation row `xr` (8 floats; 32-byte aligned: rows are whole chunks), then,
+// with `sc` (a row's rms scale, norm on), normalize it as rms_norm does (times `nw` when given).
+__device__ __forceinline__ void mv_load_x(const float* xr, int s, bool valid, float* v, bool norm, double sc,
+                                          const float* nw) {
+    if (valid) {
+        const float4 a = ((const float4*)xr)[2 * s], b = ((const float4*)xr)[2 * s + 1];
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+        mv_norm_x(s, true, v, norm, sc, nw);
+    } else {
+#pragma unroll
+        for (int l = 0; l < 8; ++l) v[l] = 0.0f;
     }
 }
 
@@ -3214,7 +3208,7 @@ __device__ __forceinline__ void mv_multi(const u8* w, const float* x, int k, i64
     MP_T(2);
     for (int g0 = 0; g0 < nsub; g0 += U * MV_THREADS) {  // uniform: all lanes reach the shuffles
         if (g0 > 0) load(g0);
-#ifndef X_SERIAL
+#if !defined(X_SERIAL) && !defined(MV_ANAT_NO_X)
         // A one-row block's U iterations' activation parts are all loaded here, before any is
         // used (the same values; X_SERIAL the A/B): each iteration's load otherwise follows the
         // last one's products, an L2 round trip after the wait an iteration (a down
