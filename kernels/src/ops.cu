@@ -1162,6 +1162,10 @@ extern "C" __global__ void kv_write(const float* k, const float* v, void* kc, vo
 // ---------------------------------------------------------------------------------------------
 
 #define ATT_WARPS 8   // the most warps per block (the launch uses blockDim ≤ 32 · ATT_WARPS)
+// Two blocks an SM: 128 registers a thread (a batched decode's `attention` blocks, 256 threads
+// and up to 64 KiB of staging each, keep two an SM; without the bound, the staging's loads ahead
+// take it to 147).
+#define ATT_BOUNDS __launch_bounds__(32 * ATT_WARPS, 2)
 #define ATT_DIMS 4    // output dims per lane per pass (d = d0 + lane + 32u)
 #define ATT_QMAX 512  // the widest query head
 #define ATT_EC 4      // keys a thread of `attention` keeps its exponential for (j = tid + u·256)
@@ -1275,6 +1279,55 @@ __device__ __forceinline__ void att_stage_raw(u8* dst, const void* src, i64 row0
     }
 }
 
+// att_stage_raw of a row's keys (k*) and values (v*), n cache rows each. By default both copies
+// go in one loop: up to 8 of a thread's 16-byte key loads and 8 value loads in flight before
+// their stores — up to 2,048 chunks each (256 F16 keys of a 64-wide head) one cache round trip,
+// where two att_stage_raw calls are one round trip each. A thread's chunks sit a whole number of
+// rows apart (a row of 2^s chunks, 2^s dividing the block), so their addresses are a stride, not
+// a division each (code fetched cold at each launch: seventeenth block). Other rows keep the two
+// calls; ORCD_NVRTC_DEFINES=X_SERIAL the A/B. The same bytes either way.
+__device__ __forceinline__ void att_stage_kv(u8* kdst, const void* ksrc, i64 krow0, i64 kstride, int kw, u8* vdst,
+                                             const void* vsrc, i64 vrow0, i64 vstride, int vw, int n, int es) {
+#ifndef X_SERIAL
+    const int tid = threadIdx.x, bd = blockDim.x, kb = kw * es, vb = vw * es;
+    int ksh = 0, vsh = 0;  // log2 of a row's chunks
+    while ((16 << ksh) < kb) ++ksh;
+    while ((16 << vsh) < vb) ++vsh;
+    auto al = [](const void* a) { return (reinterpret_cast<u64>(a) & 15) == 0; };
+    if ((16 << ksh) == kb && (16 << vsh) == vb && bd % (1 << ksh) == 0 && bd % (1 << vsh) == 0 &&
+        (krow0 * es) % 16 == 0 && (kstride * es) % 16 == 0 && (vrow0 * es) % 16 == 0 && (vstride * es) % 16 == 0 &&
+        al(ksrc) && al(vsrc) && al(kdst) && al(vdst)) {
+        const int kcnt = n << ksh, vcnt = n << vsh;
+        // Chunk e = t0 + tid + j·bd: row e >> sh, chunk tid's low bits (bd a multiple of the row's
+        // chunks); shared memory holds the rows contiguously, so its place is e itself.
+        const i64 kjs = (i64)(bd >> ksh) * kstride * es / 16, vjs = (i64)(bd >> vsh) * vstride * es / 16;
+        const uint4* const kf = (const uint4*)((const u8*)ksrc + krow0 * es) + (tid & ((1 << ksh) - 1));
+        const uint4* const vf = (const uint4*)((const u8*)vsrc + vrow0 * es) + (tid & ((1 << vsh) - 1));
+        constexpr int AH = 8;
+#pragma unroll 1
+        for (int t0 = 0; t0 < kcnt || t0 < vcnt; t0 += AH * bd) {
+            uint4 a[AH], b[AH];
+            const uint4* const kt = kf + ((t0 + tid) >> ksh) * (kstride * es / 16);
+            const uint4* const vt = vf + ((t0 + tid) >> vsh) * (vstride * es / 16);
+#pragma unroll
+            for (int j = 0; j < AH; ++j) {
+                if (t0 + tid + j * bd < kcnt) a[j] = kt[j * kjs];
+                if (t0 + tid + j * bd < vcnt) b[j] = vt[j * vjs];
+            }
+#pragma unroll
+            for (int j = 0; j < AH; ++j) {
+                const int e = t0 + tid + j * bd;
+                if (e < kcnt) ((uint4*)kdst)[e] = a[j];
+                if (e < vcnt) ((uint4*)vdst)[e] = b[j];
+            }
+        }
+        return;
+    }
+#endif
+    att_stage_raw(kdst, ksrc, krow0, kstride, kw, n, es);
+    att_stage_raw(vdst, vsrc, vrow0, vstride, vw, n, es);
+}
+
 // The softcap's tanh out of line: ~1,000 instructions no uncapped model runs, kept out of the
 // passes' code.
 __device__ __noinline__ double att_cap(double s, double cap) { return __dmul_rn(cap, tanh(__ddiv_rn(s, cap))); }
@@ -1322,6 +1375,19 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
     if (r >= rows || h >= n_head || v_head_dim <= 0) return;
     const int tid = threadIdx.x, bd = blockDim.x;
     float* o = out + ((i64)r * n_head + h) * v_head_dim;
+    // An F16 cache is the fast numerics: llama.cpp rounds q to F16 (the K cache's vec_dot_type).
+    const float* qg = q + ((i64)r * n_head + h) * head_dim;
+#ifndef X_SERIAL
+    // The query's first two elements a thread go out with pos's and seq's loads (their address
+    // needs neither) and stay in flight through the staging's; X_SERIAL loads the query after the
+    // staging, a round trip of its own.
+    float qv[2];
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+        const int d = tid + u * bd;
+        qv[u] = d < head_dim ? qg[d] : 0.0f;
+    }
+#endif
     const u32 p = pos[r], sq = seq[r];
     const int group = n_head_kv > 0 ? n_head / n_head_kv : 0;
     // A row the cache or the shared allocation cannot hold gives NaN (visible, never a stray
@@ -1336,8 +1402,6 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
     const int nk = (int)p + 1;
     const i64 slot0 = ((i64)il * n_seq + sq) * n_ctx;  // slot 0 of this layer and sequence
     const i64 k_cols = (i64)n_head_kv * head_dim, v_cols = (i64)n_head_kv * v_head_dim;
-    // An F16 cache is the fast numerics: llama.cpp rounds q to F16 (the K cache's vec_dot_type).
-    const float* qg = q + ((i64)r * n_head + h) * head_dim;
     // Staging (the host's ORCD_CUDA_ATT_STAGE: dynamic shared memory past the context's scores):
     // the first `ns` keys' and values' cache rows copied at once, beside the query's load, so
     // passes 1 and 3 read them from shared memory instead of a chain of cache round trips
@@ -1350,10 +1414,19 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
     u8* const kst = (u8*)dots + st_off;
     u8* const vst = kst + (u64)ns * head_dim * es;
     if (ns > 0) {
-        att_stage_raw(kst, kc, slot0 * k_cols + (i64)kh * head_dim, k_cols, head_dim, ns, es);
-        att_stage_raw(vst, vc, slot0 * v_cols + (i64)kh * v_head_dim, v_cols, v_head_dim, ns, es);
+        att_stage_kv(kst, kc, slot0 * k_cols + (i64)kh * head_dim, k_cols, head_dim, vst, vc,
+                     slot0 * v_cols + (i64)kh * v_head_dim, v_cols, v_head_dim, ns, es);
     }
+#ifndef X_SERIAL
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+        const int d = tid + u * bd;
+        if (d < head_dim) qsh[d] = f16 ? f16_to_f32(f32_to_f16(qv[u])) : qv[u];
+    }
+    for (int d = tid + 2 * bd; d < head_dim; d += bd) qsh[d] = f16 ? f16_to_f32(f32_to_f16(qg[d])) : qg[d];
+#else
     for (int d = tid; d < head_dim; d += bd) qsh[d] = f16 ? f16_to_f32(f32_to_f16(qg[d])) : qg[d];
+#endif
     __syncthreads();
     A1_T(2);
     const float* qh = qsh;
@@ -1589,7 +1662,7 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
 // is produced; defined with the mat-vec's rounding below).
 __device__ void att_head_codes(const float* out, int rows, int n_head, int vd, i8* qc, float* qd, float* qs);
 
-extern "C" __global__ void attention(ATT_PARAMS) {
+extern "C" __global__ void ATT_BOUNDS attention(ATT_PARAMS) {
     ATT_KERNEL_SHARED
 #ifdef ATT_PREFETCH
     // ORCD_NVRTC_DEFINES=ATT_PREFETCH (a hint, no value depends on it; not yet timed): the row's
@@ -1630,7 +1703,7 @@ extern "C" __global__ void attention(ATT_PARAMS) {
 // attention_h (the host's ORCD_CUDA_ATT_H=1, being timed): `attention` for an F16 cache alone —
 // the row compiled for F16 in a kernel of its own, so neither cache type's launch carries the
 // other's code (with ATT_GENERIC, `attention` is then the generic row alone). f16 must be 1.
-extern "C" __global__ void attention_h(ATT_PARAMS) {
+extern "C" __global__ void ATT_BOUNDS attention_h(ATT_PARAMS) {
     ATT_KERNEL_SHARED
     attention_row<1>(ATT_ROW_ARGS(1));
     if (qc) att_head_codes(out, rows, n_head, v_head_dim, qc, qcd, qcs);
@@ -1997,8 +2070,6 @@ __device__ __forceinline__ void att_pv(double (&acc)[ATT_CK][8], const float* W,
     }
 }
 
-// Two blocks an SM: 128 registers a thread.
-#define ATT_BOUNDS __launch_bounds__(32 * ATT_WARPS, 2)
 
 // One tile (`tile`: rows tile·ATT_TR ..) of one head `h` — attention_tile's block, whichever
 // way its grid enumerates them.
