@@ -164,12 +164,8 @@ fn a_module_of_one_numerics_gives_the_shared_modules_values_on_the_emulated_devi
 /// projections (q·k·v of one norm, rows of 576–1,024), the 4,864- and 2,048-wide one-row rows
 /// (`matvec2l_`, six iterations' parts; `matvec8_` / `matvec2l_`), the `rms_norm` cases and the
 /// folded post-norms, on both columns; and the one-row attention (`ORCD_CUDA_ATT_TILE=0`: every
-/// row through it) in all 50 `attention-gqa` runs — heads of 48 (the two-call staging), 64, 128
-/// and 256, values of 32 beside keys of 64, 5 to 512 keys, windows, sinks, softcaps — where the
-/// query's loads go out with pos's and the keys' and values' staging is one loop. (A shifted
-/// activation part planted in the second iteration's loads ahead fails 22 of the 52 `k4864-n1`
-/// runs; a value chunk planted in its neighbour's place in the staging fails 35 of the 50
-/// attention runs.)
+/// row through it, 300 and 512 keys). (A shifted activation part planted in the second
+/// iteration's loads ahead fails 22 of the 52 `k4864-n1` runs.)
 #[test]
 fn the_activations_loads_ahead_give_the_serial_loads_values_on_the_emulated_device() {
     let serial_env = [("ORCD_NVRTC_DEFINES", "X_SERIAL"), ("ORCD_CUDA_MV_LONG_K", "1024")];
@@ -179,13 +175,36 @@ fn the_activations_loads_ahead_give_the_serial_loads_values_on_the_emulated_devi
         ("k2048-n1", None),
         ("rms_norm", None),
         ("norm_add_norm", None),
-        ("attention-gqa", Some(("ORCD_CUDA_ATT_TILE", "0"))),
+        ("kv300", Some(("ORCD_CUDA_ATT_TILE", "0"))),
+        ("kv512-n512", Some(("ORCD_CUDA_ATT_TILE", "0"))),
     ] {
         let serial = case_metrics(filter, &[&serial_env[..], extra.as_slice()].concat());
         let default = case_metrics(filter, extra.as_slice());
         assert!(default.len() >= 2, "{filter}: {} cases", default.len());
         assert_eq!(serial, default, "{filter}: X_SERIAL / MV_LONG_K changed a value");
     }
+}
+
+/// The one-row attention with its query's loads beside pos's and its keys' and values' staging
+/// in one loop (`ORCD_NVRTC_DEFINES=ATT_AHEAD`), and staging up to a block's whole shared memory
+/// when a launch has at most a block an SM (`ORCD_CUDA_ATT_STAGE_WIDE=1`) — both off until a card
+/// times them — give the default's values: every metric of all 54 `attention-gqa` runs with
+/// `ORCD_CUDA_ATT_TILE=0` (every row through it): heads of 48 (the two-call staging), 64, 128
+/// and 256, values of 32 beside keys of 64, 5 to 512 keys, one decode row at 300 keys (past the
+/// default's staging; staged wide, all 300 keys of a 64-wide head, ~210 / ~105 of a 256-wide one
+/// on `cuda-fast` / `cuda`), windows, sinks, softcaps, both columns. (A value chunk stored in its
+/// neighbour's place in the one loop fails 35 of the first 50; key 280's row left unstaged fails
+/// the 64-wide decode row's two runs under the wide staging alone.)
+#[test]
+fn the_attentions_loads_ahead_give_the_defaults_values_on_the_emulated_device() {
+    let filter = "attention-gqa";
+    let tile0 = ("ORCD_CUDA_ATT_TILE", "0");
+    let default = case_metrics(filter, &[tile0]);
+    assert!(default.len() >= 54, "{filter}: {} cases", default.len());
+    let ahead = case_metrics(filter, &[("ORCD_NVRTC_DEFINES", "ATT_AHEAD"), tile0]);
+    assert_eq!(ahead, default, "{filter}: ATT_AHEAD changed a value");
+    let wide = case_metrics(filter, &[("ORCD_CUDA_ATT_STAGE_WIDE", "1"), tile0]);
+    assert_eq!(wide, default, "{filter}: ORCD_CUDA_ATT_STAGE_WIDE changed a value");
 }
 
 /// gemma-3's attention input side in one launch (`matvec8h_`, `ORCD_CUDA_FUSE_QKV_NORM=1`) with

@@ -1162,10 +1162,19 @@ extern "C" __global__ void kv_write(const float* k, const float* v, void* kc, vo
 // ---------------------------------------------------------------------------------------------
 
 #define ATT_WARPS 8   // the most warps per block (the launch uses blockDim ≤ 32 · ATT_WARPS)
-// Two blocks an SM: 128 registers a thread (a batched decode's `attention` blocks, 256 threads
-// and up to 64 KiB of staging each, keep two an SM; without the bound, the staging's loads ahead
-// take it to 147).
+// Two blocks an SM: 128 registers a thread.
 #define ATT_BOUNDS __launch_bounds__(32 * ATT_WARPS, 2)
+// ORCD_NVRTC_DEFINES=ATT_AHEAD (off until a card times it; X_SERIAL wins over it): the one-row
+// attention's query loads go out with pos's and seq's, and its keys' and values' staging is one
+// loop (att_stage_kv) — the same bytes. Its `attention` / `attention_h` are bounded to two
+// blocks an SM: a batched decode's blocks (256 threads, up to 64 KiB of staging each) keep two
+// an SM, where the loads ahead would otherwise take 147 registers.
+#if defined(ATT_AHEAD) && !defined(X_SERIAL)
+#define ATT_LOADS_AHEAD
+#define ATT_ROW_BOUNDS ATT_BOUNDS
+#else
+#define ATT_ROW_BOUNDS
+#endif
 #define ATT_DIMS 4    // output dims per lane per pass (d = d0 + lane + 32u)
 #define ATT_QMAX 512  // the widest query head
 #define ATT_EC 4      // keys a thread of `attention` keeps its exponential for (j = tid + u·256)
@@ -1279,16 +1288,16 @@ __device__ __forceinline__ void att_stage_raw(u8* dst, const void* src, i64 row0
     }
 }
 
-// att_stage_raw of a row's keys (k*) and values (v*), n cache rows each. By default both copies
-// go in one loop: up to 8 of a thread's 16-byte key loads and 8 value loads in flight before
+#ifdef ATT_LOADS_AHEAD
+// att_stage_raw of a row's keys (k*) and values (v*), n cache rows each. Both copies go in one loop
+// (ATT_AHEAD): up to 8 of a thread's 16-byte key loads and 8 value loads in flight before
 // their stores — up to 2,048 chunks each (256 F16 keys of a 64-wide head) one cache round trip,
 // where two att_stage_raw calls are one round trip each. A thread's chunks sit a whole number of
 // rows apart (a row of 2^s chunks, 2^s dividing the block), so their addresses are a stride, not
 // a division each (code fetched cold at each launch: seventeenth block). Other rows keep the two
-// calls; ORCD_NVRTC_DEFINES=X_SERIAL the A/B. The same bytes either way.
+// calls, as the default does. The same bytes either way.
 __device__ __forceinline__ void att_stage_kv(u8* kdst, const void* ksrc, i64 krow0, i64 kstride, int kw, u8* vdst,
                                              const void* vsrc, i64 vrow0, i64 vstride, int vw, int n, int es) {
-#ifndef X_SERIAL
     const int tid = threadIdx.x, bd = blockDim.x, kb = kw * es, vb = vw * es;
     int ksh = 0, vsh = 0;  // log2 of a row's chunks
     while ((16 << ksh) < kb) ++ksh;
@@ -1323,10 +1332,10 @@ __device__ __forceinline__ void att_stage_kv(u8* kdst, const void* ksrc, i64 kro
         }
         return;
     }
-#endif
     att_stage_raw(kdst, ksrc, krow0, kstride, kw, n, es);
     att_stage_raw(vdst, vsrc, vrow0, vstride, vw, n, es);
 }
+#endif
 
 // The softcap's tanh out of line: ~1,000 instructions no uncapped model runs, kept out of the
 // passes' code.
@@ -1375,12 +1384,11 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
     if (r >= rows || h >= n_head || v_head_dim <= 0) return;
     const int tid = threadIdx.x, bd = blockDim.x;
     float* o = out + ((i64)r * n_head + h) * v_head_dim;
-    // An F16 cache is the fast numerics: llama.cpp rounds q to F16 (the K cache's vec_dot_type).
+#ifdef ATT_LOADS_AHEAD
     const float* qg = q + ((i64)r * n_head + h) * head_dim;
-#ifndef X_SERIAL
     // The query's first two elements a thread go out with pos's and seq's loads (their address
-    // needs neither) and stay in flight through the staging's; X_SERIAL loads the query after the
-    // staging, a round trip of its own.
+    // needs neither) and stay in flight through the staging's; the default loads the query after
+    // the staging, a round trip of its own.
     float qv[2];
 #pragma unroll
     for (int u = 0; u < 2; ++u) {
@@ -1402,6 +1410,10 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
     const int nk = (int)p + 1;
     const i64 slot0 = ((i64)il * n_seq + sq) * n_ctx;  // slot 0 of this layer and sequence
     const i64 k_cols = (i64)n_head_kv * head_dim, v_cols = (i64)n_head_kv * v_head_dim;
+#ifndef ATT_LOADS_AHEAD
+    // An F16 cache is the fast numerics: llama.cpp rounds q to F16 (the K cache's vec_dot_type).
+    const float* qg = q + ((i64)r * n_head + h) * head_dim;
+#endif
     // Staging (the host's ORCD_CUDA_ATT_STAGE: dynamic shared memory past the context's scores):
     // the first `ns` keys' and values' cache rows copied at once, beside the query's load, so
     // passes 1 and 3 read them from shared memory instead of a chain of cache round trips
@@ -1413,11 +1425,11 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
     const int ns = st_cap < (u64)nk ? (int)st_cap : nk;
     u8* const kst = (u8*)dots + st_off;
     u8* const vst = kst + (u64)ns * head_dim * es;
+#ifdef ATT_LOADS_AHEAD
     if (ns > 0) {
         att_stage_kv(kst, kc, slot0 * k_cols + (i64)kh * head_dim, k_cols, head_dim, vst, vc,
                      slot0 * v_cols + (i64)kh * v_head_dim, v_cols, v_head_dim, ns, es);
     }
-#ifndef X_SERIAL
 #pragma unroll
     for (int u = 0; u < 2; ++u) {
         const int d = tid + u * bd;
@@ -1425,6 +1437,10 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
     }
     for (int d = tid + 2 * bd; d < head_dim; d += bd) qsh[d] = f16 ? f16_to_f32(f32_to_f16(qg[d])) : qg[d];
 #else
+    if (ns > 0) {
+        att_stage_raw(kst, kc, slot0 * k_cols + (i64)kh * head_dim, k_cols, head_dim, ns, es);
+        att_stage_raw(vst, vc, slot0 * v_cols + (i64)kh * v_head_dim, v_cols, v_head_dim, ns, es);
+    }
     for (int d = tid; d < head_dim; d += bd) qsh[d] = f16 ? f16_to_f32(f32_to_f16(qg[d])) : qg[d];
 #endif
     __syncthreads();
@@ -1662,7 +1678,7 @@ __device__ __forceinline__ void attention_row(const float* q, const void* kc, co
 // is produced; defined with the mat-vec's rounding below).
 __device__ void att_head_codes(const float* out, int rows, int n_head, int vd, i8* qc, float* qd, float* qs);
 
-extern "C" __global__ void ATT_BOUNDS attention(ATT_PARAMS) {
+extern "C" __global__ void ATT_ROW_BOUNDS attention(ATT_PARAMS) {
     ATT_KERNEL_SHARED
 #ifdef ATT_PREFETCH
     // ORCD_NVRTC_DEFINES=ATT_PREFETCH (a hint, no value depends on it; not yet timed): the row's
@@ -1703,7 +1719,7 @@ extern "C" __global__ void ATT_BOUNDS attention(ATT_PARAMS) {
 // attention_h (the host's ORCD_CUDA_ATT_H=1, being timed): `attention` for an F16 cache alone —
 // the row compiled for F16 in a kernel of its own, so neither cache type's launch carries the
 // other's code (with ATT_GENERIC, `attention` is then the generic row alone). f16 must be 1.
-extern "C" __global__ void ATT_BOUNDS attention_h(ATT_PARAMS) {
+extern "C" __global__ void ATT_ROW_BOUNDS attention_h(ATT_PARAMS) {
     ATT_KERNEL_SHARED
     attention_row<1>(ATT_ROW_ARGS(1));
     if (qc) att_head_codes(out, rows, n_head, v_head_dim, qc, qcd, qcs);

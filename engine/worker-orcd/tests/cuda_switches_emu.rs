@@ -51,7 +51,7 @@ fn run(model: &Path, numerics: &str, tokens: &str, env: &[(&str, &str)]) -> Vec<
 #[test]
 fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
     let model = tiny_file();
-    let switches: [(&str, &[(&str, &str)]); 19] = [
+    let switches: [(&str, &[(&str, &str)]); 21] = [
         // The grouped Q8_0 layout is the default: its switch now keeps the GGUF layout.
         ("gguf-layout", &[("ORCD_CUDA_Q8_GROUPED", "0")]),
         ("persist", &[("ORCD_CUDA_MVQ_PERSIST", "1")]),
@@ -84,6 +84,10 @@ fn every_speed_switch_gives_the_defaults_bytes_on_the_emulated_device() {
         // The activation's loads after the wait are all in flight at once by default: one a trip;
         // rows past 1,024 on the 2-column one-row kernel.
         ("x-serial", &[("ORCD_NVRTC_DEFINES", "X_SERIAL"), ("ORCD_CUDA_MV_LONG_K", "1024")]),
+        // The one-row attention's query loaded with pos, its keys' and values' staging one loop.
+        ("att-ahead", &[("ORCD_NVRTC_DEFINES", "ATT_AHEAD"), ("ORCD_CUDA_ATT_TILE", "0")]),
+        // A launch of at most a block an SM staging in a block's whole shared memory.
+        ("att-stage-wide", &[("ORCD_CUDA_ATT_STAGE_WIDE", "1"), ("ORCD_CUDA_ATT_TILE", "0")]),
         (
             "all",
             &[

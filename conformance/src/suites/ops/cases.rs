@@ -316,6 +316,12 @@ pub fn all_specs() -> Vec<(String, OpSpec)> {
         // gemma-3's 256-wide heads over a prompt of several row blocks and key tiles (the
         // tensor-core prefill attention's two blocks a head).
         attn(4, 1, 256, vec![(300, 300)]),
+        // One decode row past the default staging (64 F16 / 32 f32 keys of gemma-3's 256-wide
+        // heads, 256 / 128 of Qwen's 64-wide ones): the rest read from the cache, or with
+        // ORCD_CUDA_ATT_STAGE_WIDE=1 (4 and 14 blocks, one an SM) staged in a block's whole
+        // shared memory.
+        attn(4, 1, 256, vec![(300, 1)]),
+        attn(14, 2, 64, vec![(300, 1)]),
     ];
     let mut win = attn(14, 2, 64, vec![(37, 3)]);
     win.window = Some(16);
