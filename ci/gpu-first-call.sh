@@ -5,7 +5,8 @@
 # (ops, models) beside the `ops` suite under each of GATE_UNDER (its failures listed). Carry
 # ["target/gpu-pack", "target/parts/vocab/part-00"].
 #
-#   SWITCHES="ORCD_CUDA_ONE_NUMERICS=1 ORCD_NVRTC_DEFINES=X_SERIAL" GATE_UNDER="$SWITCHES" bash ci/gpu-first-call.sh
+#   SWITCHES="ORCD_NVRTC_DEFINES=ATT_AHEAD ORCD_CUDA_ATT_STAGE_WIDE=1 ORCD_CUDA_ONE_NUMERICS=1" \
+#   GATE_UNDER="ORCD_NVRTC_DEFINES=ATT_AHEAD ORCD_CUDA_ONE_NUMERICS=1" bash ci/gpu-first-call.sh
 #
 # Every build is split in ORCD_NVRTC_SPLIT programs (default the machine's threads up to 8): the
 # gate runs the kernels from those modules.
