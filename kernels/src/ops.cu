@@ -2086,7 +2086,6 @@ __device__ __forceinline__ void att_pv(double (&acc)[ATT_CK][8], const float* W,
     }
 }
 
-
 // One tile (`tile`: rows tile·ATT_TR ..) of one head `h` — attention_tile's block, whichever
 // way its grid enumerates them.
 __device__ __forceinline__ void attention_tile_t(int tile, int h, const float* q, const void* kc, const void* vc,
