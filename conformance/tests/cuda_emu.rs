@@ -279,9 +279,9 @@ fn the_tiled_attention_passes_ops_on_the_emulated_device() {
         true,
         &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_LPT", "0"), ("ORCD_CUDA_ATT_MMA", "0")],
     );
-    // 28 attention cases (with the fused RoPE + KV write ones and the attention → o chains) on
+    // 30 attention cases (with the fused RoPE + KV write ones and the attention → o chains) on
     // each column.
-    assert!(log.contains("56 passed, 0 failed, 0 not run"), "{log}");
+    assert!(log.contains("60 passed, 0 failed, 0 not run"), "{log}");
     assert!(md.contains("ran on the emulated CUDA device"), "the report does not say so:\n{md}");
 }
 
@@ -292,7 +292,7 @@ fn the_tiled_attention_passes_ops_on_the_emulated_device() {
 #[test]
 fn the_longest_first_tiled_attention_passes_ops_on_the_emulated_device() {
     let (log, _) = emulated_ops_env("attention", true, &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_MMA", "0")]);
-    assert!(log.contains("56 passed, 0 failed, 0 not run"), "{log}");
+    assert!(log.contains("60 passed, 0 failed, 0 not run"), "{log}");
 }
 
 /// The fast numerics' tensor-core prefill attention (the default; `ORCD_CUDA_ATT_MMA=2` its
@@ -310,7 +310,7 @@ fn the_tensor_core_attention_passes_ops_on_the_emulated_device() {
             false,
             &[("ORCD_CUDA_ATT_TILE", "2"), ("ORCD_CUDA_ATT_MMA", mode), ("ORCD_CUDA_ATT_MMA256", "1")],
         );
-        assert!(log.contains("28 passed, 0 failed, 0 not run"), "ORCD_CUDA_ATT_MMA={mode}:\n{log}");
+        assert!(log.contains("30 passed, 0 failed, 0 not run"), "ORCD_CUDA_ATT_MMA={mode}:\n{log}");
     }
 }
 
@@ -321,7 +321,7 @@ fn the_tensor_core_attention_passes_ops_on_the_emulated_device() {
 fn the_split_attention_passes_ops_on_the_emulated_device() {
     for split in ["4", "64"] {
         let (log, _) = emulated_ops_env("attention", false, &[("ORCD_CUDA_ATT_SPLIT", split)]);
-        assert!(log.contains("28 passed, 0 failed, 0 not run"), "ORCD_CUDA_ATT_SPLIT={split}:\n{log}");
+        assert!(log.contains("30 passed, 0 failed, 0 not run"), "ORCD_CUDA_ATT_SPLIT={split}:\n{log}");
     }
 }
 

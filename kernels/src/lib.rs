@@ -277,6 +277,7 @@ mod tests {
                 || OPS_CU.contains(&format!("void MMQ_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void MVT_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void ATT_BOUNDS {name}("))
+                || OPS_CU.contains(&format!("void ATT_ROW_BOUNDS {name}("))
                 || OPS_CU.contains(&format!("void AMMA_BOUNDS {name}("));
             assert!(defined, "{name} is not defined in ops.cu");
         }
