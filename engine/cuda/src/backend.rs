@@ -635,25 +635,26 @@ fn att_tile_bytes(head_dim: usize, v_head_dim: usize, ld: usize) -> usize {
 }
 
 /// Keys whose cache rows the one-row `attention` stages in shared memory before its passes, for
-/// rows of `row_bytes` (a key's and its value's): `ORCD_CUDA_ATT_STAGE=n` n (0: none, the A/B),
-/// by default [`ATT_STAGE_KEYS`] within [`ATT_STAGE_BYTES`]. The same values either way
+/// rows of `row_bytes` (a key's and its value's) in a launch of `blocks` blocks on `sms` SMs, at
+/// most `max_smem` bytes a block: `ORCD_CUDA_ATT_STAGE=n` n (0: none, the A/B); else, with
+/// [`att_stage_wide`] and at most a block an SM, up to [`ATT_STAGE_WIDE_KEYS`] within `max_smem`;
+/// else [`ATT_STAGE_KEYS`] within [`ATT_STAGE_BYTES`]. The same values either way
 /// (kernels/ABI.md).
-fn att_stage_keys(row_bytes: usize) -> usize {
-    att_stage_env().unwrap_or_else(|| att_stage_default(row_bytes))
-}
-
-/// `ORCD_CUDA_ATT_STAGE`, read once.
-fn att_stage_env() -> Option<usize> {
+fn att_stage_keys(row_bytes: usize, blocks: usize, sms: usize, max_smem: usize) -> usize {
     static V: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_STAGE").ok().and_then(|v| v.parse().ok()))
+    let env = *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_STAGE").ok().and_then(|v| v.parse().ok()));
+    match env {
+        Some(n) => n,
+        None if att_stage_wide() && blocks <= sms => ATT_STAGE_WIDE_KEYS.min(max_smem / row_bytes.max(1)),
+        None => att_stage_default(row_bytes),
+    }
 }
 
 /// `ORCD_CUDA_ATT_STAGE_WIDE=1` (off until a card times it): a one-row attention launch of at
 /// most one block an SM (rows × heads ≤ the SMs: a decode of a few sequences) stages up to
 /// [`ATT_STAGE_WIDE_KEYS`] keys in as much shared memory as a block may have, instead of the
 /// default's 64 KiB — gemma-3's 256-wide F16 heads stage 64 keys by default, so at tg128 about
-/// half of them are read from the cache in passes 1 and 3 (a round trip each chunk loop). The same
-/// bytes either way. An explicit `ORCD_CUDA_ATT_STAGE` wins.
+/// half of them are read from the cache in passes 1 and 3. The same bytes either way.
 fn att_stage_wide() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *V.get_or_init(|| std::env::var("ORCD_CUDA_ATT_STAGE_WIDE").is_ok_and(|v| v == "1"))
@@ -661,16 +662,6 @@ fn att_stage_wide() -> bool {
 
 /// The keys [`att_stage_wide`] stages at most (the shared memory allowing).
 const ATT_STAGE_WIDE_KEYS: usize = 1024;
-
-/// Keys staged for a launch of `blocks` one-row attention blocks on `sms` SMs, rows of
-/// `row_bytes` (a key's and its value's), at most `max_smem` bytes a block.
-fn att_stage_keys_for(row_bytes: usize, blocks: usize, sms: usize, max_smem: usize) -> usize {
-    if att_stage_wide() && att_stage_env().is_none() && blocks <= sms {
-        ATT_STAGE_WIDE_KEYS.min(max_smem / row_bytes.max(1))
-    } else {
-        att_stage_keys(row_bytes)
-    }
-}
 
 /// The default staging: [`ATT_STAGE_KEYS`] keys, fewer where their rows pass [`ATT_STAGE_BYTES`].
 fn att_stage_default(row_bytes: usize) -> usize {
@@ -2573,7 +2564,7 @@ impl Ops for Cuda {
             let es = if s.ty == KvType::F16 { 2 } else { 4 };
             let row = p.head_dim + p.v_head_dim;
             // A recorded forward stages at every later position too: its count is not cut to now's.
-            let keys = att_stage_keys_for(row * es, q.rows.max(1) * p.n_head, self.dev.sms, self.dev.max_smem);
+            let keys = att_stage_keys(row * es, q.rows.max(1) * p.n_head, self.dev.sms, self.dev.max_smem);
             let want = if self.dev.capturing() { keys } else { keys.min(b.max_pos as usize + 1) };
             let name = if s.ty == KvType::F16 && att_h() { "attention_h" } else { "attention" };
             (name, q.rows.max(1), att_stage_bytes(smem, s.n_ctx, row, es, want, self.dev.max_smem))
